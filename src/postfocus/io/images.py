@@ -1,0 +1,200 @@
+"""Decode still images (JPEG, PNG, TIFF) into float32 RGB frames.
+
+Pixels of PNG and TIFF files keep their full bit depth; EXIF orientation is
+applied once here, so every later stage sees the picture upright.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from postfocus.errors import InputError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}
+RAW_EXTENSIONS = {".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".mts", ".m2ts"}
+
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file's header says, read without decoding the pixels."""
+
+    path: Path
+    width: int
+    height: int
+    bit_depth: int
+    grey: bool
+    orientation: int
+    exif: bytes | None
+    icc: bytes | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` after the EXIF orientation is applied."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.width, self.height
+        return self.height, self.width
+
+
+def read_header(path: str | os.PathLike) -> ImageHeader:
+    """Read size, bit depth and metadata of an image file.
+
+    Parameters
+    ----------
+    path : path to a JPEG, PNG or TIFF file.
+
+    Returns
+    -------
+    ImageHeader
+
+    Raises
+    ------
+    InputError if the file is missing or is not an image.
+
+    Examples
+    --------
+    >>> read_header("step0.jpg").size  # doctest: +SKIP
+    (1141, 1521)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            mode = im.mode
+            exif = im.getexif()
+            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
+            exif_bytes = exif.tobytes() if len(exif) else None
+            icc = im.info.get("icc_profile")
+            fmt = im.format
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file (or a format postfocus cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read image header ({exc})") from None
+    bit_depth = 8
+    grey = mode in ("L", "I;16", "I;16B", "I;16L", "I", "F", "1", "LA")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        bit_depth = 16
+    if fmt == "TIFF":
+        try:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                bit_depth = 16 if page.dtype.itemsize >= 2 else 8
+                grey = page.samplesperpixel - (1 if page.extrasamples else 0) < 3
+        except Exception as exc:  # tifffile raises many types on bad files
+            raise InputError(f"{path}: cannot read TIFF ({exc})") from None
+    elif fmt == "PNG":
+        with open(path, "rb") as fh:
+            head = fh.read(33)
+        if len(head) >= 26:
+            bit_depth = 16 if head[24] == 16 else 8
+            grey = head[25] in (0, 4)
+    return ImageHeader(path, width, height, bit_depth, grey, orientation, exif_bytes, icc)
+
+
+def _to_float_rgb(pixels: np.ndarray, path: Path) -> np.ndarray:
+    """Scale integer pixels to [0, 1], drop alpha, spread grey to three channels."""
+    if pixels.dtype == np.uint8:
+        out = pixels.astype(np.float32) * np.float32(1 / 255)
+    elif pixels.dtype == np.uint16:
+        out = pixels.astype(np.float32) * np.float32(1 / 65535)
+    elif pixels.dtype.kind == "f":
+        out = np.clip(pixels.astype(np.float32), 0, 1)
+    elif pixels.dtype == bool:
+        out = pixels.astype(np.float32)
+    else:
+        raise InputError(f"{path}: unsupported pixel type {pixels.dtype}")
+    if out.ndim == 2:
+        out = out[:, :, None]
+    channels = out.shape[2]
+    if channels in (2, 4):  # grey+alpha or RGBA: alpha is dropped
+        out = out[:, :, : channels - 1]
+    if out.shape[2] == 1:
+        out = np.repeat(out, 3, axis=2)
+    elif out.shape[2] > 3:
+        out = out[:, :, :3]
+    return np.ascontiguousarray(out)
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate or mirror ``image`` as EXIF orientation 1-8 asks.
+
+    Examples
+    --------
+    >>> apply_orientation(np.zeros((2, 3, 3)), 6).shape
+    (3, 2, 3)
+    """
+    if orientation == 2:
+        return image[:, ::-1]
+    if orientation == 3:
+        return image[::-1, ::-1]
+    if orientation == 4:
+        return image[::-1]
+    if orientation == 5:
+        return np.swapaxes(image, 0, 1)
+    if orientation == 6:
+        return np.swapaxes(image, 0, 1)[:, ::-1]
+    if orientation == 7:
+        return np.swapaxes(image, 0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return np.swapaxes(image, 0, 1)[::-1]
+    return image
+
+
+def read_image(path: str | os.PathLike, header: ImageHeader | None = None) -> np.ndarray:
+    """Decode an image file into an upright float32 RGB frame in [0, 1].
+
+    Parameters
+    ----------
+    path : JPEG, PNG or TIFF file (8 or 16 bit, grey or colour; alpha is dropped).
+    header : the file's header if already read.
+
+    Returns
+    -------
+    float32 array of shape (H, W, 3).
+
+    Examples
+    --------
+    >>> read_image("step0.jpg").dtype  # doctest: +SKIP
+    dtype('float32')
+    """
+    path = Path(path)
+    header = header or read_header(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            pixels = tifffile.imread(path, key=0)
+            if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
+                pixels = np.moveaxis(pixels, 0, -1)  # planar configuration
+        elif suffix == ".png":
+            pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if pixels is None:
+                raise OSError("decoder failed")
+            if pixels.ndim == 3:
+                code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
+                pixels = cv2.cvtColor(pixels, code)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    im.load()
+                    if im.mode not in ("L", "RGB", "I;16"):
+                        im = im.convert("RGB")
+                    pixels = np.asarray(im)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
+    frame = _to_float_rgb(pixels, path)
+    return apply_orientation(frame, header.orientation)
