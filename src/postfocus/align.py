@@ -1,0 +1,419 @@
+"""Align handheld frames: shake, rotation, focus breathing, exposure drift.
+
+Neighbouring frames of a focus sweep differ little in blur, so each frame is
+matched to its neighbour (enhanced-correlation maximisation, coarse to fine,
+with a feature-matching fallback) and the pairwise transforms are chained to
+the reference frame. Blurred frames at the ends of a sweep would never match
+the reference directly; their neighbours do.
+
+A transform ``W`` is a 3x3 matrix mapping *reference* pixel coordinates to
+*frame* pixel coordinates; ``warp_to_reference`` applies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+MODELS = ("translation", "rigid", "similarity", "affine", "homography")
+_ECC_MOTION = {
+    "translation": cv2.MOTION_TRANSLATION,
+    "rigid": cv2.MOTION_EUCLIDEAN,
+    "similarity": cv2.MOTION_AFFINE,  # solved as affine, then projected
+    "affine": cv2.MOTION_AFFINE,
+    "homography": cv2.MOTION_HOMOGRAPHY,
+}
+# A neighbour-to-neighbour step larger than these is not a handheld sweep.
+MAX_STEP_SCALE = 0.08
+MAX_STEP_ROTATION_DEG = 6.0
+MAX_STEP_SHIFT_FRACTION = 0.12
+MIN_CORRELATION = 0.6
+
+
+@dataclass
+class PairMatch:
+    """How frame ``b`` maps onto its neighbour ``a``: coords in a -> coords in b."""
+
+    matrix: np.ndarray
+    correlation: float
+    method: str
+    ok: bool
+    reason: str = ""
+
+
+@dataclass
+class FrameAlignment:
+    """Per-frame alignment report.
+
+    ``matrix`` maps reference pixel coordinates to this frame's coordinates;
+    ``gain`` is the per-channel factor that matches its exposure and white
+    balance to the reference; ``correlation`` is the match score to its
+    neighbour (1 = perfect); ``used`` is False for a frame left out.
+    """
+
+    index: int
+    name: str
+    matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
+    gain: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
+    correlation: float = 1.0
+    method: str = "reference"
+    used: bool = True
+    note: str = ""
+
+    @property
+    def shift(self) -> tuple[float, float]:
+        """Translation part (dx, dy) of the matrix, in pixels."""
+        return float(self.matrix[0, 2]), float(self.matrix[1, 2])
+
+    @property
+    def scale(self) -> float:
+        return float(np.sqrt(abs(np.linalg.det(self.matrix[:2, :2]))))
+
+    @property
+    def rotation_deg(self) -> float:
+        return float(np.degrees(np.arctan2(self.matrix[1, 0] - self.matrix[0, 1], self.matrix[0, 0] + self.matrix[1, 1])))
+
+    def as_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "used": self.used,
+            "method": self.method,
+            "correlation": round(self.correlation, 5),
+            "scale": round(self.scale, 6),
+            "rotation_deg": round(self.rotation_deg, 4),
+            "shift_px": [round(v, 3) for v in self.shift],
+            "gain": [round(float(g), 5) for g in self.gain],
+            "matrix": [[float(v) for v in row] for row in self.matrix],
+            "note": self.note,
+        }
+
+
+def scaling(s: float) -> np.ndarray:
+    """3x3 matrix that scales pixel coordinates by ``s``."""
+    return np.diag([s, s, 1.0])
+
+
+def rescale_matrix(matrix: np.ndarray, s: float) -> np.ndarray:
+    """Express a transform given in one resolution in a resolution ``s`` times larger."""
+    return scaling(s) @ matrix @ scaling(1.0 / s)
+
+
+def project_to_similarity(matrix: np.ndarray) -> np.ndarray:
+    """Nearest similarity (rotation, uniform scale, shift) to an affine matrix."""
+    a = 0.5 * (matrix[0, 0] + matrix[1, 1])
+    b = 0.5 * (matrix[1, 0] - matrix[0, 1])
+    out = np.eye(3)
+    out[:2, :2] = [[a, -b], [b, a]]
+    out[:2, 2] = matrix[:2, 2]
+    return out
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """Luma of a float RGB image as float32."""
+    if image.ndim == 2:
+        return image.astype(np.float32, copy=False)
+    return cv2.cvtColor(image.astype(np.float32, copy=False), cv2.COLOR_RGB2GRAY)
+
+
+def _plausible(matrix: np.ndarray, size: tuple[int, int]) -> str:
+    h, w = size
+    lin = matrix[:2, :2]
+    scale = np.sqrt(abs(np.linalg.det(lin)))
+    rot = np.degrees(np.arctan2(lin[1, 0] - lin[0, 1], lin[0, 0] + lin[1, 1]))
+    centre = np.array([w / 2, h / 2, 1.0])
+    moved = matrix @ centre
+    moved = moved[:2] / moved[2]
+    shift = np.hypot(*(moved - centre[:2]))
+    if not np.all(np.isfinite(matrix)):
+        return "diverged"
+    if abs(scale - 1) > MAX_STEP_SCALE:
+        return f"scale step {scale:.3f} too large"
+    if abs(rot) > MAX_STEP_ROTATION_DEG:
+        return f"rotation step {rot:.1f} deg too large"
+    if shift > MAX_STEP_SHIFT_FRACTION * max(h, w):
+        return f"shift {shift:.0f} px too large"
+    if matrix.shape == (3, 3) and abs(matrix[2, 0]) + abs(matrix[2, 1]) > 1e-3:
+        return "perspective too strong"
+    return ""
+
+
+def _pyramid(grey: np.ndarray, min_size: int = 96) -> list[np.ndarray]:
+    levels = [grey]
+    while min(levels[-1].shape) // 2 >= min_size:
+        levels.append(cv2.pyrDown(levels[-1]))
+    return levels
+
+
+def ecc_match(
+    template: np.ndarray,
+    moving: np.ndarray,
+    model: str = "similarity",
+    init: np.ndarray | None = None,
+    iterations: int = 60,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, float]:
+    """Coarse-to-fine enhanced-correlation match of ``moving`` onto ``template``.
+
+    Parameters
+    ----------
+    template, moving : float32 grey images of the same size.
+    model : one of MODELS.
+    init : starting 3x3 transform (template coords -> moving coords).
+
+    Returns
+    -------
+    (3x3 matrix template coords -> moving coords, correlation in [-1, 1]).
+    Raises cv2.error when the match diverges.
+
+    Examples
+    --------
+    >>> m, rho = ecc_match(a, b, "similarity")  # doctest: +SKIP
+    """
+    motion = _ECC_MOTION[model]
+    pyr_t, pyr_m = _pyramid(template), _pyramid(moving)
+    n = len(pyr_t)
+    matrix = np.eye(3) if init is None else init.copy()
+    matrix = rescale_matrix(matrix, 0.5 ** (n - 1))
+    rho = 0.0
+    for level in range(n - 1, -1, -1):
+        t, m = pyr_t[level], pyr_m[level]
+        warp = matrix.astype(np.float32) if motion == cv2.MOTION_HOMOGRAPHY else matrix[:2].astype(np.float32)
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations if level else iterations // 2 + 10, eps)
+        rho, warp = cv2.findTransformECC(t, m, warp, motion, criteria, None, 5)
+        matrix = np.eye(3)
+        matrix[: warp.shape[0]] = warp
+        if model == "similarity":
+            matrix = project_to_similarity(matrix)
+        if level:
+            matrix = rescale_matrix(matrix, 2.0)
+    return matrix, float(rho)
+
+
+def feature_match(template: np.ndarray, moving: np.ndarray, model: str = "similarity") -> np.ndarray | None:
+    """Transform template -> moving from SIFT matches and RANSAC, or None."""
+    sift = cv2.SIFT_create(nfeatures=3000)
+    t8 = np.clip(template * 255, 0, 255).astype(np.uint8)
+    m8 = np.clip(moving * 255, 0, 255).astype(np.uint8)
+    kt, dt = sift.detectAndCompute(t8, None)
+    km, dm = sift.detectAndCompute(m8, None)
+    if dt is None or dm is None or len(kt) < 8 or len(km) < 8:
+        return None
+    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(dt, dm, k=2)
+    good = [m for m, n in (p for p in matches if len(p) == 2) if m.distance < 0.75 * n.distance]
+    if len(good) < 8:
+        return None
+    pt = np.float32([kt[m.queryIdx].pt for m in good])
+    pm = np.float32([km[m.trainIdx].pt for m in good])
+    if model == "homography":
+        matrix, inliers = cv2.findHomography(pt, pm, cv2.RANSAC, 2.0)
+    elif model == "affine":
+        a, inliers = cv2.estimateAffine2D(pt, pm, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+        matrix = None if a is None else np.vstack([a, [0, 0, 1]])
+    else:
+        a, inliers = cv2.estimateAffinePartial2D(pt, pm, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+        matrix = None if a is None else np.vstack([a, [0, 0, 1]])
+    if matrix is None or inliers is None or int(inliers.sum()) < 8:
+        return None
+    return matrix
+
+
+def match_pair(template: np.ndarray, moving: np.ndarray, model: str = "similarity") -> PairMatch:
+    """Match neighbouring frames; fall back to features when correlation fails.
+
+    Parameters
+    ----------
+    template, moving : float32 grey images (already reduced to working size).
+
+    Returns
+    -------
+    PairMatch with the transform template coords -> moving coords.
+    """
+    size = template.shape[:2]
+    reason = ""
+    try:
+        matrix, rho = ecc_match(template, moving, model)
+        reason = _plausible(matrix, size)
+        if not reason and rho >= MIN_CORRELATION:
+            return PairMatch(matrix, rho, "ecc", True)
+        reason = reason or f"correlation {rho:.2f} too low"
+    except cv2.error:
+        reason = "correlation match diverged"
+    init = feature_match(template, moving, model)
+    if init is not None and not _plausible(init, size):
+        try:
+            matrix, rho = ecc_match(template, moving, model, init=init)
+            if not _plausible(matrix, size) and rho >= MIN_CORRELATION:
+                return PairMatch(matrix, rho, "features+ecc", True)
+        except cv2.error:
+            pass
+        return PairMatch(init, 0.0, "features", True)
+    return PairMatch(np.eye(3), 0.0, "none", False, reason)
+
+
+def warp_to_reference(
+    frame: np.ndarray, matrix: np.ndarray, size: tuple[int, int] | None = None, border: int = cv2.BORDER_REFLECT
+) -> np.ndarray:
+    """Resample ``frame`` into reference geometry with transform ``matrix``.
+
+    Parameters
+    ----------
+    frame : image in its own geometry.
+    matrix : 3x3 reference coords -> frame coords.
+    size : (height, width) of the output; default the frame's.
+
+    Returns
+    -------
+    The aligned image, same dtype.
+    """
+    h, w = size or frame.shape[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    if np.allclose(matrix, np.eye(3)) and (h, w) == frame.shape[:2]:
+        return frame
+    if abs(matrix[2, 0]) + abs(matrix[2, 1]) > 1e-12:
+        return cv2.warpPerspective(frame, matrix, (w, h), flags=flags, borderMode=border)
+    return cv2.warpAffine(frame, matrix[:2], (w, h), flags=flags, borderMode=border)
+
+
+def valid_mask(matrix: np.ndarray, frame_size: tuple[int, int], size: tuple[int, int] | None = None) -> np.ndarray:
+    """Where, in reference geometry, the frame has real pixels (uint8 0/1)."""
+    ones = np.ones(frame_size, np.uint8)
+    h, w = size or frame_size
+    flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    if abs(matrix[2, 0]) + abs(matrix[2, 1]) > 1e-12:
+        return cv2.warpPerspective(ones, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(ones, matrix[:2], (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-channel factor that brings ``moving`` to the exposure of ``template``.
+
+    Means are compared over ``mask``; blur changes detail, not the mean, so
+    frames of different focus compare fairly.
+    """
+    m = mask.astype(bool)
+    if m.sum() < 16:
+        return np.ones(3, np.float32)
+    t = template[m].reshape(-1, template.shape[2]).mean(axis=0)
+    v = moving[m].reshape(-1, moving.shape[2]).mean(axis=0)
+    gain = np.where(v > 1e-4, t / np.maximum(v, 1e-4), 1.0)
+    return np.clip(gain, 0.25, 4.0).astype(np.float32)
+
+
+def common_area(masks_or_matrices: list[np.ndarray], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Largest axis-aligned rectangle (top, left, bottom, right) every frame covers.
+
+    Parameters
+    ----------
+    masks_or_matrices : 3x3 transforms reference -> frame of the used frames.
+    frame_size : (height, width) of the frames and of the reference.
+    """
+    h, w = frame_size
+    top, left, bottom, right = 0.0, 0.0, float(h), float(w)
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    for matrix in masks_or_matrices:
+        inv = np.linalg.inv(matrix)
+        pts = cv2.perspectiveTransform(corners[None], inv)[0]  # frame corners in reference coords
+        xs, ys = pts[:, 0], pts[:, 1]
+        left = max(left, xs[0], xs[3])
+        right = min(right, xs[1], xs[2])
+        top = max(top, ys[0], ys[1])
+        bottom = min(bottom, ys[2], ys[3])
+    t, l = int(np.ceil(top)), int(np.ceil(left))
+    b, r = int(np.floor(bottom)), int(np.floor(right))
+    if b - t < h // 4 or r - l < w // 4:
+        return 0, 0, h, w
+    return t, l, b, r
+
+
+class SweepAligner:
+    """Align a sweep streamed in file order, one small frame at a time.
+
+    Feed every frame with :meth:`add` (grey and colour at working resolution),
+    then :meth:`finish` returns one :class:`FrameAlignment` per frame, with
+    transforms at full resolution. Only the previous frame is held.
+
+    Examples
+    --------
+    >>> aligner = SweepAligner(names, reference=3, model="similarity", scale=0.5)  # doctest: +SKIP
+    >>> for i, frame in enumerate(source): aligner.add(i, small_grey, small_rgb)  # doctest: +SKIP
+    >>> report = aligner.finish()  # doctest: +SKIP
+    """
+
+    def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0):
+        if model not in MODELS:
+            raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
+        self.names = names
+        self.reference = reference
+        self.model = model
+        self.scale = scale
+        self._last: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._last_linked = False
+        self._links: list[tuple[int, int, np.ndarray, np.ndarray, float, str]] = []
+        self._dropped: dict[int, str] = {}
+
+    def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> PairMatch | None:
+        """Match frame ``index`` to the last frame kept; return the match."""
+        if self._last is None:
+            self._last = (index, grey, colour)
+            self._last_linked = False
+            return None
+        last_index, last_grey, last_colour = self._last
+        match = match_pair(last_grey, grey, self.model)
+        if match.ok:
+            aligned = warp_to_reference(colour, match.matrix)
+            mask = cv2.erode(valid_mask(match.matrix, grey.shape[:2]), np.ones((5, 5), np.uint8))
+            gain = channel_gain(last_colour, aligned, mask)
+            self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
+            self._last = (index, grey, colour)
+            self._last_linked = True
+        elif not self._last_linked:
+            # The chain has only its first frame so far: that one is the odd frame out.
+            self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+            self._last = (index, grey, colour)
+        else:
+            self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
+        return match
+
+    def finish(self) -> list[FrameAlignment]:
+        """Chain the neighbour matches to the reference frame."""
+        n = len(self.names)
+        report = [FrameAlignment(i, self.names[i]) for i in range(n)]
+        for i, why in self._dropped.items():
+            report[i].used = False
+            report[i].method = "none"
+            report[i].correlation = 0.0
+            report[i].note = why
+        chain = [self._links[0][0]] + [link[1] for link in self._links] if self._links else []
+        if not chain:
+            for r in report:
+                r.used = r.index == (self._last[0] if self._last else self.reference)
+            return report
+        used = set(chain)
+        for i in range(n):
+            if i not in used and report[i].used:
+                report[i].used = False
+                report[i].method = "none"
+                report[i].note = report[i].note or "not linked to the other frames"
+        ref = self.reference if self.reference in used else min(chain, key=lambda i: abs(i - self.reference))
+        pos = chain.index(ref)
+        full = 1.0 / self.scale
+        report[ref].matrix = np.eye(3)
+        report[ref].gain = np.ones(3, np.float32)
+        report[ref].method = "reference"
+        for k in range(pos, len(chain) - 1):  # frames after the reference
+            a, b, matrix, gain, rho, method = self._links[k]
+            report[b].matrix = rescale_matrix(matrix, full) @ report[a].matrix
+            report[b].gain = (report[a].gain * gain).astype(np.float32)
+            report[b].correlation, report[b].method = rho, method
+        for k in range(pos - 1, -1, -1):  # frames before the reference
+            a, b, matrix, gain, rho, method = self._links[k]
+            report[a].matrix = np.linalg.inv(rescale_matrix(matrix, full)) @ report[b].matrix
+            report[a].gain = (report[b].gain / gain).astype(np.float32)
+            report[a].correlation, report[a].method = rho, method
+        for r in report:
+            r.matrix = r.matrix / r.matrix[2, 2]
+        self.reference = ref
+        return report

@@ -1,0 +1,117 @@
+"""Shared pieces of the command line: the root group, errors, warnings, progress."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from postfocus._version import __version__
+from postfocus.errors import PostfocusError, PostfocusWarning
+
+err_console = Console(stderr=True, highlight=False)
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+    if issubclass(category, PostfocusWarning):
+        err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    else:
+        err_console.print(f"[dim]warning: {category.__name__}: {message}[/]", soft_wrap=True)
+
+
+class PostfocusGroup(click.Group):
+    """Click group that turns PostfocusError into a one-line message and exit code."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        debug = bool(ctx.params.get("debug"))
+        previous = warnings.showwarning
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("default", PostfocusWarning)
+        try:
+            return super().invoke(ctx)
+        except PostfocusError as exc:
+            if debug:
+                raise
+            err_console.print(f"[red]postfocus: error:[/] {exc}", soft_wrap=True)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            err_console.print("postfocus: interrupted; no output was written")
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except MemoryError:
+            err_console.print("[red]postfocus: error:[/] out of memory; try a smaller --analysis-size or fewer frames")
+            sys.exit(EXIT_INTERNAL)
+        except Exception as exc:  # an internal bug: still one line unless --debug
+            if debug:
+                raise
+            err_console.print(
+                f"[red]postfocus: internal error:[/] {type(exc).__name__}: {exc} (run with --debug for details)",
+                soft_wrap=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+        finally:
+            warnings.showwarning = previous
+
+
+@click.group(cls=PostfocusGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="postfocus")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """postfocus: decide focus after the shot.
+
+    Merge a focus sweep (a folder of photos or a video) into one all-in-focus
+    image, refocus by tapping, change the aperture, and more.
+    """
+    ctx.obj = {"debug": debug, "quiet": quiet}
+
+
+class ProgressReporter:
+    """Callable ``(stage, done, total)`` that drives Rich progress bars with ETA."""
+
+    def __init__(self, progress: Progress | None):
+        self._progress = progress
+        self._tasks: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        task = self._tasks.get(stage)
+        if task is None:
+            task = self._progress.add_task(stage, total=total)
+            self._tasks[stage] = task
+        self._progress.update(task, completed=done, total=total)
+
+
+@contextmanager
+def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
+    """Context giving a progress callback; silent when quiet or not on a terminal... unless asked."""
+    if quiet:
+        yield ProgressReporter(None)
+        return
+    progress = Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    with progress:
+        yield ProgressReporter(progress)
+
+
+def is_quiet(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.obj and root.obj.get("quiet"))

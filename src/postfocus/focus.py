@@ -1,0 +1,68 @@
+"""Focus measures: how sharp each part of a frame is.
+
+A frame is sharp where it has local contrast at fine scales; the measure used
+throughout is the local energy of the Laplacian of a lightly smoothed grey
+image. Comparing that energy across aligned frames tells, per pixel, which
+frame was focused there.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7) -> np.ndarray:
+    """Local energy of the Laplacian.
+
+    Parameters
+    ----------
+    grey : float32 (H, W) image.
+    window : side of the box that the squared Laplacian is averaged over.
+    presmooth : sigma of a Gaussian applied first, to keep noise from counting as detail.
+
+    Returns
+    -------
+    float32 (H, W) focus measure (larger is sharper).
+
+    Examples
+    --------
+    >>> laplacian_energy(np.random.rand(32, 32).astype(np.float32)).shape
+    (32, 32)
+    """
+    g = grey.astype(np.float32, copy=False)
+    if presmooth > 0:
+        g = cv2.GaussianBlur(g, (0, 0), presmooth)
+    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
+    return cv2.boxFilter(lap * lap, -1, (window, window))
+
+
+def tenengrad(image: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared Sobel gradient magnitude: one number for a whole image's sharpness.
+
+    Parameters
+    ----------
+    image : float (H, W) or (H, W, 3) in [0, 1].
+    mask : optional boolean (H, W) area to average over.
+
+    Examples
+    --------
+    >>> tenengrad(np.zeros((8, 8), np.float32))
+    0.0
+    """
+    g = image if image.ndim == 2 else cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    g = g.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    energy = gx * gx + gy * gy
+    if mask is not None:
+        energy = energy[mask.astype(bool)]
+    return float(energy.mean()) if energy.size else 0.0
+
+
+def pool(measure: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Average a focus measure down to ``size`` = (height, width) (area interpolation)."""
+    h, w = size
+    if measure.shape[:2] == (h, w):
+        return measure
+    return cv2.resize(measure, (w, h), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,291 @@
+"""The stacking pipeline: frames in, aligned, measured, mapped, fused.
+
+Two streaming passes over the frames keep memory flat in the number of frames:
+
+1. *analyse*: each frame is decoded, reduced to working size, matched to its
+   neighbour and measured for focus; only small maps are kept.
+2. *fuse*: each frame is decoded again, warped to the reference at full
+   resolution, corrected for exposure and folded into the fusion.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.align import FrameAlignment, SweepAligner, common_area, rescale_matrix, to_grey, warp_to_reference
+from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
+from postfocus.focus import laplacian_energy, pool
+from postfocus.focusmap import focus_index_map
+from postfocus.fuse import DepthmapFusion, PyramidFusion
+from postfocus.io.sources import FrameSource, SourceInfo, open_source
+from postfocus.io.write import check_output_path, write_image
+
+METHODS = ("depthmap", "pyramid")
+DEFAULT_METHOD = "depthmap"
+ALIGN_MODELS = ("similarity", "affine", "homography", "rigid", "translation", "none")
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while a long step runs."""
+
+
+@dataclass
+class StackResult:
+    """An all-in-focus result and what it was made from.
+
+    Attributes
+    ----------
+    image : float32 (H, W, 3) fused image in [0, 1] (cropped when ``crop`` is set).
+    focus_index : float32 (h, w) focus-index map at analysis resolution, in
+        reference geometry before cropping (frame index per pixel, sub-frame).
+    confidence : float32 (h, w) confidence of ``focus_index`` in [0, 1].
+    alignment : one :class:`FrameAlignment` per input frame.
+    crop : (top, left, bottom, right) of ``image`` within the reference frame.
+    info : what the source said about itself (size, bit depth, metadata).
+    method : fusion method used.
+    warnings : every warning raised during the run, as text.
+    """
+
+    image: np.ndarray
+    focus_index: np.ndarray
+    confidence: np.ndarray
+    alignment: list[FrameAlignment]
+    crop: tuple[int, int, int, int]
+    info: SourceInfo
+    method: str
+    reference: int
+    frames_used: list[int]
+    warnings: list[str] = field(default_factory=list)
+
+    def focus_index_full(self) -> np.ndarray:
+        """Focus-index map resized to the output image (cropped) geometry."""
+        h, w = self.info.size
+        full = cv2.resize(self.focus_index, (w, h), interpolation=cv2.INTER_LINEAR)
+        t, l, b, r = self.crop
+        return full[t:b, l:r]
+
+    def save(self, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None) -> Path:
+        """Write the image with the reference frame's metadata (atomically)."""
+        check_output_path(path, self.info.paths)
+        if bit_depth is None and self.info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
+            bit_depth = 16
+        return write_image(
+            path, self.image, quality=quality, bit_depth=bit_depth, exif=self.info.exif, icc=self.info.icc,
+            grey=self.info.grey,
+        )
+
+
+def _work_scale(size: tuple[int, int], long_edge: int) -> float:
+    return min(1.0, long_edge / max(size))
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def parse_range(text: str | None, n: int) -> tuple[int, int] | None:
+    """Parse ``A:B`` (inclusive frame numbers; either side may be empty)."""
+    if text is None:
+        return None
+    try:
+        a, b = text.split(":")
+        lo = int(a) if a.strip() else 0
+        hi = int(b) if b.strip() else n - 1
+    except ValueError:
+        raise PostfocusError(f"--range {text!r}: expected A:B with frame numbers, e.g. 3:12") from None
+    if not (0 <= lo <= hi < n):
+        raise PostfocusError(f"--range {text!r}: frames must satisfy 0 <= A <= B <= {n - 1}")
+    return lo, hi
+
+
+def analyse(
+    source: FrameSource,
+    *,
+    reference: int | None = None,
+    align: str = "similarity",
+    align_size: int = 1600,
+    analysis_size: int = 800,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
+) -> tuple[list[FrameAlignment], np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 1: align every frame and measure its focus, streaming.
+
+    Returns
+    -------
+    (alignment report, focus volume (N, h, w) in reference geometry at
+    analysis size, small aligned colour frames (N, h, w, 3) float32 with
+    exposure matched, analysis scale as a 0-d array).
+    """
+    n = len(source)
+    size = source.info.size
+    ref = n // 2 if reference is None else reference
+    if not 0 <= ref < n:
+        raise PostfocusError(f"--reference {reference}: must be a frame number from 0 to {n - 1}")
+    if align not in ALIGN_MODELS:
+        raise PostfocusError(f"--align {align!r}: choose one of {', '.join(ALIGN_MODELS)}")
+    s_work = _work_scale(size, align_size)
+    s_an = _work_scale(size, analysis_size)
+    an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
+    aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work)
+    measures: list[np.ndarray] = []
+    smalls: list[np.ndarray] = []
+    for i in range(n):
+        frame = source.read(i)
+        work = _resize(frame, s_work)
+        grey = to_grey(work)
+        if align != "none":
+            aligner.add(i, grey, work)
+        measures.append(pool(laplacian_energy(grey), (an_h, an_w)))
+        smalls.append(_resize(work, s_an / s_work))
+        del frame, work
+        if progress:
+            progress("align and measure", i + 1, n)
+    if align == "none":
+        report = [FrameAlignment(i, source.names[i], method="none") for i in range(n)]
+    else:
+        report = aligner.finish()
+        if aligner.reference != ref:
+            warn(f"reference frame {ref} could not be aligned; frame {aligner.reference} is the reference instead")
+    for r in report:
+        if not r.used:
+            warn(f"{r.name}: left out ({r.note})")
+    used = [r.index for r in report if r.used]
+    if len(used) < 2:
+        raise AlignmentError(
+            f"{source.info.paths[0] if source.info.paths else 'input'}: fewer than two frames could be aligned; "
+            "try --align affine or homography, or --align none for a tripod stack"
+        )
+    volume = np.zeros((n, an_h, an_w), np.float32)
+    colours = np.zeros((n, an_h, an_w, 3), np.float32)
+    for i in used:
+        m = rescale_matrix(report[i].matrix, s_an)
+        volume[i] = warp_to_reference(measures[i], m, (an_h, an_w))
+        colours[i] = warp_to_reference(smalls[i], m, (an_h, an_w)) * report[i].gain
+    return report, volume, colours, np.float32(s_an)
+
+
+def stack(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike] | FrameSource,
+    *,
+    method: str = DEFAULT_METHOD,
+    reference: int | None = None,
+    align: str = "similarity",
+    crop: bool = True,
+    frame_range: str | tuple[int, int] | None = None,
+    align_size: int = 1600,
+    analysis_size: int = 800,
+    progress: Progress | None = None,
+) -> StackResult:
+    """Merge a focus stack into one all-in-focus image.
+
+    Parameters
+    ----------
+    inputs : folder, image files in focus order, a video, or an open FrameSource.
+    method : "depthmap" (blend by a regularised focus-index map) or "pyramid"
+        (max-contrast selection in a Laplacian pyramid).
+    reference : frame whose geometry the result has (default: the middle one).
+    align : "similarity" (shift, rotation, scale: handheld with breathing),
+        "affine", "homography", "rigid", "translation" or "none" (tripod).
+    crop : crop to the area every frame covers.
+    frame_range : merge only frames A..B (inclusive), e.g. "3:12" or (3, 12).
+    align_size, analysis_size : long edge in pixels at which frames are
+        aligned and focus is analysed; full resolution is used for the output.
+    progress : optional callback ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    StackResult
+
+    Examples
+    --------
+    >>> result = stack("shared/data/ring")  # doctest: +SKIP
+    >>> result.save("ring.jpg")  # doctest: +SKIP
+    """
+    if method not in METHODS:
+        raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    messages: list[str] = []
+
+    def warn(message: str) -> None:
+        messages.append(message)
+        warnings.warn(message, PostfocusWarning, stacklevel=3)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PostfocusWarning)
+        source = inputs if isinstance(inputs, FrameSource) else open_source(inputs)
+    for w in caught:
+        warn(str(w.message))
+    n = len(source)
+    if isinstance(frame_range, str):
+        frame_range = parse_range(frame_range, n)
+    report, volume, colours, s_an = analyse(
+        source, reference=reference, align=align, align_size=align_size, analysis_size=analysis_size,
+        progress=progress, warn=warn,
+    )
+    used = [r.index for r in report if r.used]
+    if frame_range is not None:
+        lo, hi = frame_range
+        in_range = [i for i in used if lo <= i <= hi]
+        if not in_range:
+            raise PostfocusError(f"--range {lo}:{hi}: no usable frame in that range")
+    else:
+        in_range = used
+    ref = next(r.index for r in report if r.method == "reference") if align != "none" else (
+        n // 2 if reference is None else reference
+    )
+    # Rough all-in-focus at analysis size: the guide whose edges the map follows.
+    vol_used = volume[used]
+    best = np.argmax(vol_used, axis=0)
+    rough = np.take_along_axis(colours[used], best[None, ..., None], axis=0)[0]
+    guide = to_grey(rough)
+    index_used, confidence = focus_index_map(vol_used, guide)
+    # Map from position among used frames back to frame numbers (frames may be missing).
+    used_arr = np.asarray(used, np.float32)
+    index = np.interp(index_used, np.arange(len(used), dtype=np.float32), used_arr).astype(np.float32)
+    h, w = source.info.size
+    if method == "depthmap":
+        positions = {i: float(i) for i in in_range}
+        target = index
+        if frame_range is not None:
+            target = np.clip(index, in_range[0], in_range[-1])
+        # Index as position among the frames that are blended.
+        rank = np.interp(target, np.asarray(in_range, np.float32), np.arange(len(in_range), dtype=np.float32))
+        full_rank = cv2.resize(rank.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        fusion = DepthmapFusion(full_rank)
+        positions = {i: float(k) for k, i in enumerate(in_range)}
+    else:
+        fusion = PyramidFusion((h, w))
+    for k, i in enumerate(in_range):
+        aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w))
+        if not np.allclose(report[i].gain, 1.0):
+            aligned = aligned * report[i].gain
+        if method == "depthmap":
+            fusion.add(positions[i], aligned)
+        else:
+            fusion.add(aligned)
+        del aligned
+        if progress:
+            progress("fuse", k + 1, len(in_range))
+    image = np.clip(fusion.result(), 0.0, 1.0).astype(np.float32)
+    box = common_area([report[i].matrix for i in in_range], (h, w)) if crop else (0, 0, h, w)
+    t, l, b, r = box
+    return StackResult(
+        image=np.ascontiguousarray(image[t:b, l:r]),
+        focus_index=index,
+        confidence=confidence,
+        alignment=report,
+        crop=box,
+        info=source.info,
+        method=method,
+        reference=ref,
+        frames_used=in_range,
+        warnings=messages,
+    )
