@@ -1,0 +1,6 @@
+"""``python -m postfocus`` runs the command line."""
+
+from postfocus.cli import main
+
+if __name__ == "__main__":
+    main()
