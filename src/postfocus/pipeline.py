@@ -107,6 +107,38 @@ def parse_range(text: str | None, n: int) -> tuple[int, int] | None:
     return lo, hi
 
 
+@dataclass
+class Analysis:
+    """What pass 1 learned about a stack (all maps in reference geometry).
+
+    Attributes
+    ----------
+    alignment : one FrameAlignment per frame.
+    reference : index of the reference frame.
+    used : indices of the frames that could be aligned.
+    volume : float32 (N, h, w) focus measure per frame at analysis size (zeros for unused frames).
+    colours : float32 (N, h, w, 3) aligned, exposure-matched small frames.
+    scale : analysis size / full size.
+    focus_index : float32 (h, w) regularised focus index (frame numbers, sub-frame).
+    confidence : float32 (h, w) in [0, 1].
+    size : (H, W) of the full-resolution reference frame.
+    """
+
+    alignment: list[FrameAlignment]
+    reference: int
+    used: list[int]
+    volume: np.ndarray
+    colours: np.ndarray
+    scale: float
+    focus_index: np.ndarray
+    confidence: np.ndarray
+    size: tuple[int, int]
+
+    def common_area(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) that every used frame covers, full resolution."""
+        return common_area([self.alignment[i].matrix for i in self.used], self.size)
+
+
 def analyse(
     source: FrameSource,
     *,
@@ -116,14 +148,26 @@ def analyse(
     analysis_size: int = 800,
     progress: Progress | None = None,
     warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
-) -> tuple[list[FrameAlignment], np.ndarray, np.ndarray, np.ndarray]:
-    """Pass 1: align every frame and measure its focus, streaming.
+) -> Analysis:
+    """Pass 1: align every frame, measure its focus and map the focus index, streaming.
+
+    Parameters
+    ----------
+    source : the frames.
+    reference : frame whose geometry everything takes (default: middle).
+    align : motion model (see :data:`ALIGN_MODELS`).
+    align_size, analysis_size : long edges for alignment and for focus maps.
+    progress : callback ``progress(stage, done, total)``.
 
     Returns
     -------
-    (alignment report, focus volume (N, h, w) in reference geometry at
-    analysis size, small aligned colour frames (N, h, w, 3) float32 with
-    exposure matched, analysis scale as a 0-d array).
+    Analysis
+
+    Examples
+    --------
+    >>> a = analyse(open_source("shared/data/ring"))  # doctest: +SKIP
+    >>> a.focus_index.shape  # doctest: +SKIP
+    (600, 800)
     """
     n = len(source)
     size = source.info.size
@@ -151,10 +195,12 @@ def analyse(
             progress("align and measure", i + 1, n)
     if align == "none":
         report = [FrameAlignment(i, source.names[i], method="none") for i in range(n)]
+        report[ref].method = "reference"
     else:
         report = aligner.finish()
         if aligner.reference != ref:
             warn(f"reference frame {ref} could not be aligned; frame {aligner.reference} is the reference instead")
+            ref = aligner.reference
     for r in report:
         if not r.used:
             warn(f"{r.name}: left out ({r.note})")
@@ -170,7 +216,106 @@ def analyse(
         m = rescale_matrix(report[i].matrix, s_an)
         volume[i] = warp_to_reference(measures[i], m, (an_h, an_w))
         colours[i] = warp_to_reference(smalls[i], m, (an_h, an_w)) * report[i].gain
-    return report, volume, colours, np.float32(s_an)
+    del measures, smalls
+    # Rough all-in-focus at analysis size: the guide whose edges the map follows.
+    best = np.argmax(volume[used], axis=0)
+    rough = np.take_along_axis(colours[used], best[None, ..., None], axis=0)[0]
+    index_used, confidence = focus_index_map(volume[used], to_grey(rough))
+    # Positions among the used frames back to frame numbers (frames may be missing).
+    index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
+    return Analysis(report, ref, used, volume, colours, float(s_an), index.astype(np.float32), confidence, size)
+
+
+def fuse(
+    source: FrameSource,
+    analysis: Analysis,
+    *,
+    method: str = DEFAULT_METHOD,
+    frames: Sequence[int] | None = None,
+    on_aligned: Callable[[int, np.ndarray], None] | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Pass 2: warp frames to the reference at full resolution and fuse them.
+
+    Parameters
+    ----------
+    source : the frames (decoded again, one at a time).
+    analysis : result of :func:`analyse`.
+    method : "depthmap" or "pyramid".
+    frames : frame indices to merge (default: all used); pixels whose focus
+        lies outside them take the nearest merged frame, naturally blurred.
+    on_aligned : called as ``on_aligned(index, aligned_frame)`` for every frame
+        (e.g. to keep aligned frames for refocusing).
+
+    Returns
+    -------
+    float32 (H, W, 3) image in reference geometry, uncropped.
+    """
+    if method not in METHODS:
+        raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    report = analysis.alignment
+    merge = list(analysis.used if frames is None else frames)
+    h, w = analysis.size
+    if method == "depthmap":
+        target = np.clip(analysis.focus_index, merge[0], merge[-1])
+        # Focus index as a position among the merged frames (they may have gaps).
+        rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
+        fusion: DepthmapFusion | PyramidFusion = DepthmapFusion(
+            cv2.resize(rank.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        )
+    else:
+        fusion = PyramidFusion((h, w))
+    wanted = set(merge) | (set(analysis.used) if on_aligned else set())
+    done = 0
+    for i in sorted(wanted):
+        aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w))
+        if not np.allclose(report[i].gain, 1.0):
+            aligned = aligned * report[i].gain
+        if on_aligned:
+            on_aligned(i, aligned)
+        if i in merge:
+            if isinstance(fusion, DepthmapFusion):
+                fusion.add(float(merge.index(i)), aligned)
+            else:
+                fusion.add(aligned)
+        del aligned
+        done += 1
+        if progress:
+            progress("fuse", done, len(wanted))
+    return np.clip(fusion.result(), 0.0, 1.0).astype(np.float32)
+
+
+def merge_range(analysis: Analysis, frame_range: tuple[int, int] | None) -> list[int]:
+    """Used frames inside an inclusive ``(A, B)`` range (all used frames for None)."""
+    if frame_range is None:
+        return list(analysis.used)
+    lo, hi = frame_range
+    frames = [i for i in analysis.used if lo <= i <= hi]
+    if not frames:
+        raise PostfocusError(f"--range {lo}:{hi}: no usable frame in that range")
+    return frames
+
+
+def collect_warnings(messages: list[str]) -> Callable[[str], None]:
+    """A ``warn`` callback that records each message and also issues it as a warning."""
+
+    def warn(message: str) -> None:
+        messages.append(message)
+        warnings.warn(message, PostfocusWarning, stacklevel=3)
+
+    return warn
+
+
+def open_quietly(inputs, warn: Callable[[str], None]) -> FrameSource:  # noqa: ANN001
+    """open_source, with its warnings routed through ``warn``."""
+    if isinstance(inputs, FrameSource):
+        return inputs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PostfocusWarning)
+        source = open_source(inputs)
+    for w in caught:
+        warn(str(w.message))
+    return source
 
 
 def stack(
@@ -213,79 +358,28 @@ def stack(
     if method not in METHODS:
         raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     messages: list[str] = []
-
-    def warn(message: str) -> None:
-        messages.append(message)
-        warnings.warn(message, PostfocusWarning, stacklevel=3)
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PostfocusWarning)
-        source = inputs if isinstance(inputs, FrameSource) else open_source(inputs)
-    for w in caught:
-        warn(str(w.message))
-    n = len(source)
+    warn = collect_warnings(messages)
+    source = open_quietly(inputs, warn)
     if isinstance(frame_range, str):
-        frame_range = parse_range(frame_range, n)
-    report, volume, colours, s_an = analyse(
+        frame_range = parse_range(frame_range, len(source))
+    analysis = analyse(
         source, reference=reference, align=align, align_size=align_size, analysis_size=analysis_size,
         progress=progress, warn=warn,
     )
-    used = [r.index for r in report if r.used]
-    if frame_range is not None:
-        lo, hi = frame_range
-        in_range = [i for i in used if lo <= i <= hi]
-        if not in_range:
-            raise PostfocusError(f"--range {lo}:{hi}: no usable frame in that range")
-    else:
-        in_range = used
-    ref = next(r.index for r in report if r.method == "reference") if align != "none" else (
-        n // 2 if reference is None else reference
-    )
-    # Rough all-in-focus at analysis size: the guide whose edges the map follows.
-    vol_used = volume[used]
-    best = np.argmax(vol_used, axis=0)
-    rough = np.take_along_axis(colours[used], best[None, ..., None], axis=0)[0]
-    guide = to_grey(rough)
-    index_used, confidence = focus_index_map(vol_used, guide)
-    # Map from position among used frames back to frame numbers (frames may be missing).
-    used_arr = np.asarray(used, np.float32)
-    index = np.interp(index_used, np.arange(len(used), dtype=np.float32), used_arr).astype(np.float32)
-    h, w = source.info.size
-    if method == "depthmap":
-        positions = {i: float(i) for i in in_range}
-        target = index
-        if frame_range is not None:
-            target = np.clip(index, in_range[0], in_range[-1])
-        # Index as position among the frames that are blended.
-        rank = np.interp(target, np.asarray(in_range, np.float32), np.arange(len(in_range), dtype=np.float32))
-        full_rank = cv2.resize(rank.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        fusion = DepthmapFusion(full_rank)
-        positions = {i: float(k) for k, i in enumerate(in_range)}
-    else:
-        fusion = PyramidFusion((h, w))
-    for k, i in enumerate(in_range):
-        aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w))
-        if not np.allclose(report[i].gain, 1.0):
-            aligned = aligned * report[i].gain
-        if method == "depthmap":
-            fusion.add(positions[i], aligned)
-        else:
-            fusion.add(aligned)
-        del aligned
-        if progress:
-            progress("fuse", k + 1, len(in_range))
-    image = np.clip(fusion.result(), 0.0, 1.0).astype(np.float32)
-    box = common_area([report[i].matrix for i in in_range], (h, w)) if crop else (0, 0, h, w)
+    frames = merge_range(analysis, frame_range)
+    image = fuse(source, analysis, method=method, frames=frames, progress=progress)
+    h, w = analysis.size
+    box = analysis.common_area() if crop else (0, 0, h, w)
     t, l, b, r = box
     return StackResult(
         image=np.ascontiguousarray(image[t:b, l:r]),
-        focus_index=index,
-        confidence=confidence,
-        alignment=report,
+        focus_index=analysis.focus_index,
+        confidence=analysis.confidence,
+        alignment=analysis.alignment,
         crop=box,
         info=source.info,
         method=method,
-        reference=ref,
-        frames_used=in_range,
+        reference=analysis.reference,
+        frames_used=frames,
         warnings=messages,
     )
