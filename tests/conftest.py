@@ -1,0 +1,147 @@
+"""Shared fixtures: the real stacks, a tiny generated focus stack, a CLI runner.
+
+The tiny stack is built here by hand (not with the project's synthetic
+generator) so that the core tests do not depend on it: a textured photo whose
+left half is sharp in frame 0 and blurred in frame 2, the right half the
+opposite, frame 1 half-blurred everywhere, each frame shifted by a few pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_STACKS = ("ring", "pcb", "pcb_depthmap", "beetle", "algae", "keyboard")
+
+# Tiny stack geometry: frames are TINY_H x TINY_W windows of a slightly larger scene.
+TINY_H, TINY_W = 200, 300
+TINY_MARGIN = 12
+# Frame k is the scene shifted by (k - 1) * TINY_STEP (dx, dy) pixels; frame 1 is the reference.
+TINY_STEP = (2, -1)
+# Gaussian sigma of (left half, right half) per frame.
+TINY_BLUR = ((0.0, 2.5), (1.2, 1.2), (2.5, 0.0))
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Folder of the real focus stacks (``shared/data`` next to the repository); skips if absent."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real focus stacks not found at {REAL_DATA}")
+    return REAL_DATA
+
+
+def textured_scene(height: int, width: int) -> np.ndarray:
+    """A photo with detail everywhere (astronaut), float32 RGB in [0, 1], quantised to 8 bit."""
+    from skimage.data import astronaut
+
+    img = cv2.resize(astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+    return (img.astype(np.float32) / 255.0).astype(np.float32)
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    return image if sigma <= 0 else cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def save_rgb(path: Path, image: np.ndarray) -> Path:
+    """Write a float RGB image in [0, 1] as an 8-bit file (format from the suffix)."""
+    pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if not cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+@dataclass
+class TinyStack:
+    """A three-frame focus stack on disk with its ground truth."""
+
+    folder: Path
+    paths: list[Path]
+    sharp: np.ndarray  # float32 (H, W, 3) all-in-focus truth in reference (frame 1) geometry
+    shifts: list[tuple[int, int]]  # (dx, dy) of each frame relative to the reference
+    seam: int  # column where the left and right halves meet
+
+    @property
+    def left(self) -> tuple[slice, slice]:
+        """Left half, away from the seam and the borders."""
+        return slice(8, TINY_H - 8), slice(8, self.seam - 10)
+
+    @property
+    def right(self) -> tuple[slice, slice]:
+        return slice(8, TINY_H - 8), slice(self.seam + 10, TINY_W - 8)
+
+
+def make_tiny_stack(folder: Path, suffix: str = ".png") -> TinyStack:
+    """Render the two-halves stack into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    m = TINY_MARGIN
+    scene = textured_scene(TINY_H + 2 * m, TINY_W + 2 * m)
+    seam = TINY_W // 2
+    paths, shifts = [], []
+    for k, (s_left, s_right) in enumerate(TINY_BLUR):
+        left, right = _blur(scene, s_left), _blur(scene, s_right)
+        composed = np.where(np.arange(scene.shape[1])[None, :, None] < m + seam, left, right)
+        dx, dy = (k - 1) * TINY_STEP[0], (k - 1) * TINY_STEP[1]
+        # frame(y, x) = composed(y + m + dy, x + m + dx): the scene moved by (-dx, -dy) in the frame.
+        frame = composed[m + dy : m + dy + TINY_H, m + dx : m + dx + TINY_W]
+        paths.append(save_rgb(folder / f"frame{k}{suffix}", frame))
+        shifts.append((dx, dy))
+    sharp = scene[m : m + TINY_H, m : m + TINY_W]
+    sharp = (np.clip(sharp, 0, 1) * 255 + 0.5).astype(np.uint8).astype(np.float32) / 255
+    return TinyStack(folder, paths, sharp.astype(np.float32), shifts, seam)
+
+
+@pytest.fixture(scope="session")
+def tiny_stack(tmp_path_factory) -> TinyStack:
+    """Three PNG frames (200x300) of a two-halves focus stack; read-only for tests."""
+    return make_tiny_stack(tmp_path_factory.mktemp("tiny_stack"))
+
+
+@pytest.fixture
+def tiny_copy(tmp_path) -> TinyStack:
+    """A fresh copy of the tiny stack that a test may change."""
+    return make_tiny_stack(tmp_path / "frames")
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Name -> sha256 of every file under ``folder`` (hidden ones too)."""
+    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def run_postfocus(*args: str | os.PathLike, cwd: Path | None = None, script: bool = False, timeout: float = 300) -> CliRun:
+    """Run the real command line in a subprocess (``python -m postfocus`` or the installed script)."""
+    cmd = ["postfocus"] if script else [sys.executable, "-m", "postfocus"]
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    proc = subprocess.run(
+        [*cmd, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return CliRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli():
+    """``cli(*args, cwd=None, script=False)`` runs postfocus and returns (returncode, stdout, stderr, err_lines)."""
+    return run_postfocus

@@ -1,0 +1,137 @@
+"""Fusion quality on the tiny two-halves stack, against its known sharp image."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from postfocus.align import warp_to_reference
+from postfocus.fuse import DepthmapFusion, PyramidFusion, collapse, laplacian_pyramid
+from postfocus.io.images import read_image
+from postfocus.pipeline import METHODS, stack
+
+
+def tenengrad(image: np.ndarray) -> float:
+    """Mean squared Sobel gradient of the luma (independent of the library's own)."""
+    g = cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    return float(np.mean(gx * gx + gy * gy))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def aligned_frames(tiny, result) -> list[np.ndarray]:
+    """Input frames warped to the reference with the reported transforms, cropped like the result."""
+    t, l, b, r = result.crop
+    return [warp_to_reference(read_image(p), a.matrix)[t:b, l:r] for p, a in zip(tiny.paths, result.alignment)]
+
+
+def halves(tiny, result) -> dict[str, tuple[slice, slice]]:
+    """The left and right halves in the cropped result's coordinates (seam and borders excluded)."""
+    t, l, b, r = result.crop
+    h = b - t
+    return {
+        "left": (slice(8, h - 8), slice(8, tiny.seam - l - 10)),
+        "right": (slice(8, h - 8), slice(tiny.seam - l + 10, r - l - 8)),
+    }
+
+
+def argmax_laplacian_baseline(frames: list[np.ndarray]) -> np.ndarray:
+    """Naive fusion: per pixel, the frame with the largest |Laplacian| (no smoothing, no map)."""
+    lap = np.stack([np.abs(cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F, ksize=3)) for f in frames])
+    best = np.argmax(lap, axis=0)
+    return np.take_along_axis(np.stack(frames), best[None, ..., None], axis=0)[0]
+
+
+@pytest.fixture(scope="module", params=METHODS)
+def fused(request, tiny_stack):
+    return stack(tiny_stack.folder, method=request.param)
+
+
+def test_all_frames_used_and_aligned(fused, tiny_stack):
+    assert fused.frames_used == [0, 1, 2]
+    assert fused.reference == 1
+    for a, (dx, dy) in zip(fused.alignment, tiny_stack.shifts):
+        # matrix maps reference -> frame coords; frame k shows the scene moved by (-dx, -dy).
+        assert a.shift == pytest.approx((-dx, -dy), abs=0.05)
+        assert np.allclose(a.gain, 1.0, atol=0.01)
+
+
+def test_each_half_as_sharp_as_its_sharpest_frame(fused, tiny_stack):
+    frames = aligned_frames(tiny_stack, fused)
+    for name, box in halves(tiny_stack, fused).items():
+        per_frame = [tenengrad(f[box]) for f in frames]
+        got = tenengrad(fused.image[box])
+        # measured: left 0.316 (depthmap) / 0.319 (pyramid) vs best frame 0.321; right 0.410 / 0.412 vs 0.415
+        assert got >= 0.9 * max(per_frame), f"{fused.method} {name}: {got:.4f} vs frames {per_frame}"
+        # and the sharp frame is the right one for that half
+        assert int(np.argmax(per_frame)) == (0 if name == "left" else 2)
+
+
+def test_psnr_clearly_above_naive_argmax(fused, tiny_stack):
+    t, l, b, r = fused.crop
+    truth = tiny_stack.sharp[t:b, l:r]
+    baseline = argmax_laplacian_baseline(aligned_frames(tiny_stack, fused))
+    got, base = psnr(fused.image, truth), psnr(baseline, truth)
+    # measured: depthmap 42.6 dB, pyramid 43.1 dB, naive argmax 35.1 dB (+7.5 / +8.1 dB);
+    # the issue asks for >= 2 dB, the threshold keeps ~2.5 dB of margin below the measured gain.
+    assert got >= base + 5.0, f"{fused.method}: {got:.2f} dB vs naive {base:.2f} dB"
+    assert got >= 38.0
+
+
+def test_focus_index_map_finds_the_halves(fused, tiny_stack):
+    index = fused.focus_index  # analysis size == full size for this small stack
+    h, w = index.shape
+    seam = tiny_stack.seam * w // 300
+    left = float(np.median(index[10 : h - 10, 10 : seam - 15]))
+    right = float(np.median(index[10 : h - 10, seam + 15 : w - 10]))
+    assert left == pytest.approx(0.0, abs=0.25)
+    assert right == pytest.approx(2.0, abs=0.25)
+
+
+def test_crop_is_the_common_area(fused):
+    # frames move by +-2 px in x and -+1 px in y: the common area loses about that much per side
+    t, l, b, r = fused.crop
+    assert 0 < t <= 3 and 0 < l <= 4 and 197 <= b < 200 and 296 <= r < 300
+    assert fused.image.shape == (b - t, r - l, 3)
+
+
+def test_range_merges_only_those_frames(tiny_stack):
+    res = stack(tiny_stack.folder, frame_range="0:1")
+    assert res.frames_used == [0, 1]
+    frames = aligned_frames(tiny_stack, res)
+    box = halves(tiny_stack, res)
+    # left half keeps frame 0's sharpness, right half cannot be sharper than frame 1 there
+    assert tenengrad(res.image[box["left"]]) >= 0.9 * tenengrad(frames[0][box["left"]])
+    assert tenengrad(res.image[box["right"]]) <= 1.1 * tenengrad(frames[1][box["right"]])
+    assert tenengrad(res.image[box["right"]]) < 0.7 * tenengrad(frames[2][box["right"]])
+
+
+def test_depthmap_fusion_with_constant_index_returns_that_frame():
+    rng = np.random.default_rng(1)
+    frames = [rng.random((20, 30, 3), dtype=np.float32) for _ in range(4)]
+    fusion = DepthmapFusion(np.full((20, 30), 2.0, np.float32))
+    for k, f in enumerate(frames):
+        fusion.add(float(k), f)
+    # neighbours 1 and 3 get weight exp(-0.5 / 0.35**2) = 0.017 each
+    out = fusion.result()
+    expected = (frames[2] + 0.0169 * (frames[1] + frames[3])) / (1 + 2 * 0.0169)
+    assert np.abs(out - expected).max() < 2e-3
+
+
+def test_pyramid_is_lossless_and_selects_the_detailed_frame():
+    rng = np.random.default_rng(2)
+    img = rng.random((64, 96, 3), dtype=np.float32)
+    assert np.abs(collapse(laplacian_pyramid(img, 3)) - img).max() < 1e-5
+    flat = cv2.GaussianBlur(img, (0, 0), 4)
+    fusion = PyramidFusion((64, 96))
+    fusion.add(flat)
+    fusion.add(img)
+    out = fusion.result()
+    # fine bands come from the detailed frame; only the low-pass residual is averaged
+    assert psnr(out, img) > psnr(flat, img) + 10
