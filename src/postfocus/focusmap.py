@@ -118,11 +118,45 @@ def focus_index_map(
     level = peak / (np.percentile(peak, 90) + 1e-12)
     confidence = np.clip(contrast * 1.5, 0, 1) * np.clip(level * 4, 0, 1)
     confidence = confidence.astype(np.float32)
-    # Normalised convolution along edges: fill weak pixels from confident ones.
-    w = confidence * confidence
-    num = guided_filter(guide, index * w, fill_radius, 1e-3)
-    den = guided_filter(guide, w, fill_radius, 1e-3)
-    spread = np.where(den > 1e-4, num / np.maximum(den, 1e-4), index)
+    # Fill weak pixels from confident ones: along edges nearby, from anywhere far away.
+    weight = confidence * confidence
+    near = guided_filter(guide, index * weight, fill_radius, 1e-3)
+    near_w = guided_filter(guide, weight, fill_radius, 1e-3)
+    filled = push_pull_fill(index, weight)
+    spread = np.where(near_w > 0.05, near / np.maximum(near_w, 1e-4), filled)
+    spread = guided_filter(guide, spread.astype(np.float32), max(2, radius), 1e-3)
     blend = np.clip(confidence * 2, 0, 1)
     out = blend * index + (1 - blend) * spread
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
+
+
+def push_pull_fill(values: np.ndarray, weight: np.ndarray, min_size: int = 4) -> np.ndarray:
+    """Fill where ``weight`` is low with weighted averages from ever larger neighbourhoods.
+
+    A weight pyramid is built by area averaging (push); from the coarsest level
+    down, each level keeps its own weighted mean where it has weight and takes
+    the coarser estimate where it has not (pull).
+
+    Examples
+    --------
+    >>> v = np.zeros((8, 8), np.float32); w = np.zeros((8, 8), np.float32)
+    >>> v[0, 0], w[0, 0] = 5, 1
+    >>> float(push_pull_fill(v, w)[7, 7])
+    5.0
+    """
+    nums, dens = [values * weight], [weight.astype(np.float32)]
+    while min(dens[-1].shape) // 2 >= min_size:
+        h, w = dens[-1].shape
+        size = (max(1, w // 2), max(1, h // 2))
+        nums.append(cv2.resize(nums[-1], size, interpolation=cv2.INTER_AREA))
+        dens.append(cv2.resize(dens[-1], size, interpolation=cv2.INTER_AREA))
+    total = float(dens[-1].sum())
+    estimate = np.full(dens[-1].shape, float(nums[-1].sum()) / total if total > 0 else 0.0, np.float32)
+    for num, den in zip(reversed(nums), reversed(dens)):
+        h, w = den.shape
+        coarse = cv2.resize(estimate, (w, h), interpolation=cv2.INTER_LINEAR)
+        # Normalise so that a fully confident pixel at this level has weight 1.
+        scale = 1.0 / max(float(den.max()), 1e-12)
+        d = np.minimum(den * scale, 1.0)
+        estimate = (num * scale + (1.0 - d) * coarse) / np.maximum(den * scale + (1.0 - d), 1e-12)
+    return estimate.astype(np.float32)

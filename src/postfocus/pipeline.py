@@ -72,13 +72,20 @@ class StackResult:
 
     def save(self, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None) -> Path:
         """Write the image with the reference frame's metadata (atomically)."""
-        check_output_path(path, self.info.paths)
-        if bit_depth is None and self.info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
-            bit_depth = 16
-        return write_image(
-            path, self.image, quality=quality, bit_depth=bit_depth, exif=self.info.exif, icc=self.info.icc,
-            grey=self.info.grey,
-        )
+        return save_image(path, self.image, self.info, quality=quality, bit_depth=bit_depth)
+
+
+def save_image(
+    path: str | os.PathLike, image: np.ndarray, info: SourceInfo, *, quality: int = 95, bit_depth: int | None = None
+) -> Path:
+    """Write a result in the format its suffix names, with the source's metadata.
+
+    16-bit sources give 16-bit PNG/TIFF by default; JPEG is always 8-bit.
+    """
+    check_output_path(path, info.paths)
+    if bit_depth is None and info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
+        bit_depth = 16
+    return write_image(path, image, quality=quality, bit_depth=bit_depth, exif=info.exif, icc=info.icc, grey=info.grey)
 
 
 def _work_scale(size: tuple[int, int], long_edge: int) -> float:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.io.sources import open_source
-from postfocus.io.write import check_output_path
-from postfocus.pipeline import ALIGN_MODELS, DEFAULT_METHOD, METHODS, stack
+from postfocus.io.write import atomic_write, check_output_path
+from postfocus.pipeline import ALIGN_MODELS, DEFAULT_METHOD, METHODS, parse_range, save_image, stack
+from postfocus.refocus import parse_point, tap
+from postfocus.state import merge, process
+
+cache_option = click.option(
+    "--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+    help="Folder for processed stacks [default: $POSTFOCUS_CACHE or ~/.cache/postfocus].",
+)
 
 
 @main.command("stack")
@@ -23,26 +31,57 @@ from postfocus.pipeline import ALIGN_MODELS, DEFAULT_METHOD, METHODS, stack
               help="Motion model for handheld frames; 'none' for a registered tripod stack.")
 @click.option("--crop/--no-crop", default=True, show_default=True, help="Crop to the area every frame covers.")
 @click.option("--range", "frame_range", default=None, metavar="A:B", help="Merge only frames A to B (inclusive).")
+@click.option("--near-at", default=None, metavar="X,Y", help="Choose the range by tapping the nearest subject...")
+@click.option("--far-at", default=None, metavar="X,Y", help="...and the farthest subject that must be sharp.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Also write the per-frame alignment report as JSON.")
+@cache_option
+@click.option("--no-cache", is_flag=True, help="Do not keep the processed stack (no later taps reuse it).")
 @click.pass_context
-def stack_command(ctx, inputs, output, method, reference, align, crop, frame_range, quality, report):
-    """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image."""
+def stack_command(ctx, inputs, output, method, reference, align, crop, frame_range, near_at, far_at, quality,
+                  report, cache_dir, no_cache):
+    """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image.
+
+    The first run on an input keeps its aligned frames and focus maps (see
+    --cache), so later taps, range merges and other methods need no re-alignment.
+    """
     source = open_source(list(inputs))
     check_output_path(output, source.info.paths)
-    with progress_bars(is_quiet(ctx)) as progress:
-        result = stack(source, method=method, reference=reference, align=align, crop=crop,
-                       frame_range=frame_range, progress=progress)
-    path = result.save(output, quality=quality)
-    used = len(result.frames_used)
-    err_console.print(f"merged {used} of {len(result.alignment)} frames ({method}); reference frame {result.reference}")
+    if (near_at is None) != (far_at is None):
+        raise click.UsageError("--near-at and --far-at go together")
+    if no_cache or not crop:
+        if near_at:
+            raise click.UsageError("--near-at/--far-at need the processed stack; drop --no-cache/--no-crop")
+        with progress_bars(is_quiet(ctx)) as progress:
+            result = stack(source, method=method, reference=reference, align=align, crop=crop,
+                           frame_range=frame_range, progress=progress)
+        path = result.save(output, quality=quality)
+        alignment = [a.as_dict() for a in result.alignment]
+        used, total, ref, warnings_ = result.frames_used, len(result.alignment), result.reference, result.warnings
+    else:
+        with progress_bars(is_quiet(ctx)) as progress:
+            ps = process(source, method=method, align=align, reference=reference, cache_dir=cache_dir,
+                         progress=progress)
+            frames = None
+            if frame_range:
+                lo, hi = parse_range(frame_range, len(ps.names))
+                frames = [i for i in ps.used if lo <= i <= hi]
+            elif near_at:
+                a = tap(ps, *parse_point(near_at, ps.size))
+                b = tap(ps, *parse_point(far_at, ps.size))
+                lo, hi = sorted((a.frame, b.frame))
+                frames = [i for i in ps.used if lo <= i <= hi]
+                err_console.print(f"range {lo}:{hi} from the taps ({a.describe()}; {b.describe()})")
+            if frames is not None and not frames:
+                raise click.UsageError(f"--range {frame_range}: no usable frame in that range")
+            image = ps.all_in_focus(method, progress) if frames is None else merge(ps, method=method, frames=frames,
+                                                                                   progress=progress)
+        path = save_image(output, image, ps.info, quality=quality)
+        alignment, used, total = ps.alignment, frames or ps.used, len(ps.names)
+        ref, warnings_ = ps.reference, ps.manifest.get("warnings", [])
+    err_console.print(f"merged {len(used)} of {total} frames ({method}); reference frame {ref}")
     if report:
-        import json
-
-        from postfocus.io.write import atomic_write
-
-        data = {"method": method, "crop": list(result.crop), "frames": [a.as_dict() for a in result.alignment],
-                "warnings": result.warnings}
+        data = {"method": method, "frames_used": list(used), "frames": alignment, "warnings": warnings_}
         atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2)))
     click.echo(str(path))

@@ -1,0 +1,180 @@
+"""Tap to refocus: which frame is sharpest at a point.
+
+A tap reads the focus volume in a window around the point: the frame whose
+focus measure there is highest wins. Where the window has too little texture
+to tell (a plain wall, the sky), the answer comes from the nearest confident
+neighbourhood instead, and the result says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from postfocus.errors import PostfocusError
+
+MIN_CONFIDENCE = 0.25
+
+
+@dataclass(frozen=True)
+class Tap:
+    """Answer to a tap.
+
+    Attributes
+    ----------
+    frame : frame number that is sharpest at the point.
+    position : sub-frame focus position there (frame units).
+    confidence : 0..1, how clearly one frame stands out.
+    x, y : the tapped point (output pixels).
+    source_x, source_y : where the answer was read (differs after a fallback).
+    fallback : True when the point itself had too little texture.
+    """
+
+    frame: int
+    position: float
+    confidence: float
+    x: float
+    y: float
+    source_x: float
+    source_y: float
+    fallback: bool
+
+    def describe(self) -> str:
+        text = f"frame {self.frame} is sharpest at {self.x:.0f},{self.y:.0f} (confidence {self.confidence:.2f})"
+        if self.fallback:
+            dist = np.hypot(self.source_x - self.x, self.source_y - self.y)
+            text += (f"; too little texture there, so the nearest confident area at "
+                     f"{self.source_x:.0f},{self.source_y:.0f} ({dist:.0f} px away) decided")
+        return text
+
+
+def parse_point(text: str, size: tuple[int, int]) -> tuple[float, float]:
+    """Parse ``X,Y`` in pixels or ``40%,55%`` in fractions of width and height.
+
+    Parameters
+    ----------
+    text : the point as typed.
+    size : (height, width) of the output geometry.
+
+    Returns
+    -------
+    (x, y) in output pixels; raises PostfocusError if outside the image.
+
+    Examples
+    --------
+    >>> parse_point("50%,25%", (100, 200))
+    (100.0, 25.0)
+    """
+    h, w = size
+    m = re.fullmatch(r"\s*(-?[\d.]+)(%?)\s*,\s*(-?[\d.]+)(%?)\s*", text or "")
+    if not m:
+        raise PostfocusError(f"point {text!r}: expected X,Y in pixels (e.g. 640,360) or percentages (e.g. 40%,55%)")
+    x = float(m.group(1)) * (w / 100 if m.group(2) else 1)
+    y = float(m.group(3)) * (h / 100 if m.group(4) else 1)
+    if not (0 <= x < w and 0 <= y < h) and not (m.group(2) and x == w or m.group(4) and y == h):
+        raise PostfocusError(f"point {text!r} is outside the image ({w}x{h}; X from 0 to {w - 1}, Y from 0 to {h - 1})")
+    return min(x, w - 1), min(y, h - 1)
+
+
+def _window_scores(volume: np.ndarray, cx: int, cy: int, radius: int) -> np.ndarray:
+    _, h, w = volume.shape
+    y0, y1 = max(0, cy - radius), min(h, cy + radius + 1)
+    x0, x1 = max(0, cx - radius), min(w, cx + radius + 1)
+    return np.asarray(volume[:, y0:y1, x0:x1], np.float32).reshape(volume.shape[0], -1).mean(axis=1)
+
+
+def _score_confidence(scores: np.ndarray) -> float:
+    peak = float(scores.max())
+    if peak <= 0:
+        return 0.0
+    return float(np.clip(1.5 * (1.0 - float(np.median(scores)) / peak), 0.0, 1.0))
+
+
+def sharpest_frame(
+    volume: np.ndarray,
+    frames: list[int],
+    x: float,
+    y: float,
+    *,
+    map_scale: tuple[float, float] = (1.0, 1.0),
+    radius: int = 6,
+    confidence_map: np.ndarray | None = None,
+) -> Tap:
+    """Frame sharpest at output point (x, y).
+
+    Parameters
+    ----------
+    volume : (N, h, w) focus measure of the frames listed in ``frames``.
+    frames : frame numbers of the volume's slices.
+    x, y : tapped point in output pixels.
+    map_scale : (sx, sy) from output pixels to volume pixels.
+    radius : half-size of the window in volume pixels.
+    confidence_map : optional (h, w) confidence; guides the fallback search.
+
+    Returns
+    -------
+    Tap
+
+    Examples
+    --------
+    >>> vol = np.zeros((3, 8, 8), np.float32); vol[1] = 1
+    >>> sharpest_frame(vol, [0, 1, 2], 4, 4).frame
+    1
+    """
+    _, h, w = volume.shape
+    cx = int(np.clip(round(x * map_scale[0]), 0, w - 1))
+    cy = int(np.clip(round(y * map_scale[1]), 0, h - 1))
+    scores = _window_scores(volume, cx, cy, radius)
+    conf = _score_confidence(scores)
+    sx, sy, fallback = cx, cy, False
+    if conf < MIN_CONFIDENCE:
+        # Search rings of growing radius for the nearest window that is confident.
+        best = None
+        for ring in range(radius * 2, max(h, w), radius * 2):
+            for dy in range(-ring, ring + 1, radius):
+                for dx in (-ring, ring) if abs(dy) != ring else range(-ring, ring + 1, radius):
+                    px, py = cx + dx, cy + dy
+                    if not (0 <= px < w and 0 <= py < h):
+                        continue
+                    if confidence_map is not None and confidence_map[py, px] < MIN_CONFIDENCE * 0.5:
+                        continue
+                    s = _window_scores(volume, px, py, radius)
+                    c = _score_confidence(s)
+                    if c >= MIN_CONFIDENCE and (best is None or dx * dx + dy * dy < best[0]):
+                        best = (dx * dx + dy * dy, px, py, s, c)
+            if best is not None:
+                break
+        if best is not None:
+            _, sx, sy, scores, conf = best
+            fallback = True
+    k = int(np.argmax(scores))
+    position = float(k)
+    if 0 < k < len(scores) - 1:
+        ym, y0, yp = np.log(np.maximum(scores[k - 1 : k + 2], 1e-12))
+        denom = ym - 2 * y0 + yp
+        if denom < -1e-9:
+            position = k + float(np.clip(0.5 * (ym - yp) / denom, -0.5, 0.5))
+    frame_pos = float(np.interp(position, np.arange(len(frames)), frames))
+    return Tap(
+        frame=int(frames[k]), position=frame_pos, confidence=conf, x=float(x), y=float(y),
+        source_x=sx / map_scale[0], source_y=sy / map_scale[1], fallback=fallback,
+    )
+
+
+def tap(stack, x: float, y: float, radius: int = 6) -> Tap:  # noqa: ANN001 (ProcessedStack)
+    """Tap on a processed stack at output pixel (x, y).
+
+    Examples
+    --------
+    >>> tap(process("sweep.mp4"), 640, 360).frame  # doctest: +SKIP
+    12
+    """
+    h, w = stack.size
+    if not (0 <= x < w and 0 <= y < h):
+        raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
+    mh, mw = stack.focus_index.shape
+    return sharpest_frame(
+        stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=radius, confidence_map=stack.confidence
+    )
