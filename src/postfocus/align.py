@@ -351,6 +351,9 @@ class SweepAligner:
         self.scale = scale
         self._last: tuple[int, np.ndarray, np.ndarray] | None = None
         self._last_linked = False
+        # First frame of a chain that did not match the frame after it: if the frame after
+        # that matches it instead, the middle one was the odd frame out, not this one.
+        self._orphan: tuple[int, np.ndarray, np.ndarray] | None = None
         self._links: list[tuple[int, int, np.ndarray, np.ndarray, float, str]] = []
         self._dropped: dict[int, str] = {}
 
@@ -362,6 +365,14 @@ class SweepAligner:
             return None
         last_index, last_grey, last_colour = self._last
         match = match_pair(last_grey, grey, self.model)
+        if not match.ok and not self._last_linked and self._orphan is not None:
+            retry = match_pair(self._orphan[1], grey, self.model)
+            if retry.ok:  # the orphan and this frame match: the frame between them is the odd one
+                self._dropped.pop(self._orphan[0], None)
+                self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+                last_index, last_grey, last_colour = self._orphan
+                match = retry
+        self._orphan = None
         if match.ok:
             aligned = warp_to_reference(colour, match.matrix)
             mask = cv2.erode(valid_mask(match.matrix, grey.shape[:2]), np.ones((5, 5), np.uint8))
@@ -370,8 +381,10 @@ class SweepAligner:
             self._last = (index, grey, colour)
             self._last_linked = True
         elif not self._last_linked:
-            # The chain has only its first frame so far: that one is the odd frame out.
+            # The chain has only its first frame so far: take it for the odd frame out, unless
+            # the next frame matches it (see above).
             self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+            self._orphan = self._last
             self._last = (index, grey, colour)
         else:
             self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
