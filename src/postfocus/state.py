@@ -273,19 +273,22 @@ class _FrameNumberSource(FrameSource):
 
 
 def _clean_sweep(source: FrameSource, warn) -> tuple[FrameSource, list[int], bool]:  # noqa: ANN001
-    """For videos: drop held/repeated frames and find the focus direction."""
+    """For videos: drop held/repeated frames where the lens stood still.
+
+    The recording order is taken as near to far (cameras sweep from the nearest
+    subject outwards). Defocus alone cannot tell near from far, so the order is
+    not guessed from the pictures.
+    """
     if source.info.kind != "video":
         return source, [], True
-    from postfocus.sweep import drop_repeated_frames, focus_order
+    from postfocus.sweep import drop_repeated_frames
 
     kept, dropped = drop_repeated_frames(source)
     if dropped:
         warn(f"dropped {len(dropped)} repeated frame(s) where the lens held still: {dropped}")
-    order = focus_order(source, kept)
-    near_to_far = len(order) < 2 or order[0] <= order[-1]
     if len(kept) != len(source):
-        return SubsetSource(source, kept), dropped, near_to_far
-    return source, dropped, near_to_far
+        return SubsetSource(source, kept), dropped, True
+    return source, dropped, True
 
 
 def process(
