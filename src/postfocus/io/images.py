@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -37,6 +39,7 @@ class ImageHeader:
     orientation: int
     exif: bytes | None
     icc: bytes | None
+    format: str | None = None  # what the content is ("JPEG", "PNG", "TIFF", ...), whatever the suffix says
 
     @property
     def size(self) -> tuple[int, int]:
@@ -70,7 +73,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
+        with _pillow_size_check(path), Image.open(path) as im:
             width, height = im.size
             mode = im.mode
             exif = im.getexif()
@@ -100,7 +103,23 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         if len(head) >= 26:
             bit_depth = 16 if head[24] == 16 else 8
             grey = head[25] in (0, 4)
-    return ImageHeader(path, width, height, bit_depth, grey, orientation, exif_bytes, icc)
+    return ImageHeader(path, width, height, bit_depth, grey, orientation, exif_bytes, icc, fmt)
+
+
+@contextmanager
+def _pillow_size_check(path: Path) -> Iterator[None]:
+    """Let Pillow open large photos quietly; refuse only what exceeds its hard limit, in one line.
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89 megapixels by default; a
+    102-megapixel camera JPEG is a real photo, not an attack) and refuses above
+    twice that.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: image too large to decode ({exc})") from None
 
 
 def _to_float_rgb(pixels: np.ndarray, path: Path) -> np.ndarray:
@@ -172,12 +191,14 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None) -> np
     path = Path(path)
     header = header or read_header(path)
     suffix = path.suffix.lower()
+    # Decode by what the file holds, not by its name (a PNG saved as .jpg, a JPEG as .tif).
+    fmt = header.format or {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG"}.get(suffix, "JPEG")
     try:
-        if suffix in (".tif", ".tiff"):
+        if fmt == "TIFF":
             pixels = tifffile.imread(path, key=0)
             if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
                 pixels = np.moveaxis(pixels, 0, -1)  # planar configuration
-        elif suffix == ".png":
+        elif fmt == "PNG":
             pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if pixels is None:
                 raise OSError("decoder failed")
@@ -185,8 +206,7 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None) -> np
                 code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
                 pixels = cv2.cvtColor(pixels, code)
         else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _pillow_size_check(path):
                 with Image.open(path) as im:
                     im.load()
                     if im.mode not in ("L", "RGB", "I;16"):

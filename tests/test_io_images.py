@@ -1,0 +1,280 @@
+"""Decoding still images: every format, depth and layout becomes float32 (H, W, 3) in [0, 1]."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageOps
+
+from postfocus.errors import InputError
+from postfocus.io.images import apply_orientation, read_header, read_image
+
+H, W = 40, 64
+
+
+def gradient_rgb8() -> np.ndarray:
+    """Smooth colour content (JPEG-friendly) with a distinct value per channel."""
+    y, x = np.mgrid[0:H, 0:W]
+    r = x * 255 // (W - 1)
+    g = y * 255 // (H - 1)
+    b = 255 - (x + y) * 255 // (W + H - 2)
+    return np.dstack([r, g, b]).astype(np.uint8)
+
+
+def ramp16(h: int = H, w: int = W) -> np.ndarray:
+    """16-bit ramp with h*w distinct levels spread over the full range."""
+    return (np.arange(h * w, dtype=np.float64).reshape(h, w) * 65535 / (h * w - 1)).round().astype(np.uint16)
+
+
+def check_frame(frame: np.ndarray, h: int = H, w: int = W) -> None:
+    assert frame.dtype == np.float32
+    assert frame.shape == (h, w, 3)
+    assert float(frame.min()) >= 0.0 and float(frame.max()) <= 1.0
+    assert frame.flags.c_contiguous
+
+
+# --- 8-bit ------------------------------------------------------------------------------------------
+
+
+def test_jpeg_colour(tmp_path):
+    px = gradient_rgb8()
+    Image.fromarray(px).save(tmp_path / "a.jpg", quality=95)
+    hd = read_header(tmp_path / "a.jpg")
+    assert (hd.size, hd.bit_depth, hd.grey) == ((H, W), 8, False)
+    frame = read_image(tmp_path / "a.jpg")
+    check_frame(frame)
+    assert np.abs(frame - px / 255).mean() < 0.01  # lossy, but the channels are in RGB order
+    assert frame[0, -1, 0] > 0.9 and frame[0, -1, 2] < 0.6  # top right: red high, blue lower
+
+
+def test_jpeg_grey(tmp_path):
+    px = gradient_rgb8()[:, :, 0]
+    Image.fromarray(px, "L").save(tmp_path / "g.jpeg", quality=95)
+    hd = read_header(tmp_path / "g.jpeg")
+    assert hd.grey and hd.bit_depth == 8
+    frame = read_image(tmp_path / "g.jpeg")
+    check_frame(frame)
+    assert np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 0], frame[..., 2])
+    assert np.abs(frame[..., 0] - px / 255).mean() < 0.01
+
+
+def test_png_colour_and_grey_are_exact(tmp_path):
+    px = gradient_rgb8()
+    Image.fromarray(px).save(tmp_path / "c.png")
+    Image.fromarray(px[:, :, 1], "L").save(tmp_path / "g.png")
+    c = read_image(tmp_path / "c.png")
+    g = read_image(tmp_path / "g.png")
+    check_frame(c)
+    check_frame(g)
+    assert np.abs(c * 255 - px).max() < 1e-3
+    assert np.abs(g * 255 - px[:, :, 1:2]).max() < 1e-3
+    assert not read_header(tmp_path / "c.png").grey and read_header(tmp_path / "g.png").grey
+
+
+def test_png_palette(tmp_path):
+    px = gradient_rgb8()
+    Image.fromarray(px).quantize(64).save(tmp_path / "p.png")
+    expected = np.asarray(Image.open(tmp_path / "p.png").convert("RGB")) / 255
+    frame = read_image(tmp_path / "p.png")
+    check_frame(frame)
+    assert np.abs(frame - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_rgba_alpha_is_dropped(tmp_path, suffix):
+    px = gradient_rgb8()
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, W // 2 :] = 255  # half transparent: colour must not be premultiplied or blended
+    rgba = np.dstack([px, alpha])
+    path = tmp_path / f"rgba{suffix}"
+    if suffix == ".png":
+        Image.fromarray(rgba, "RGBA").save(path)
+    else:
+        tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=["unassalpha"])
+    hd = read_header(path)
+    assert not hd.grey
+    frame = read_image(path)
+    check_frame(frame)
+    assert np.abs(frame * 255 - px).max() < 1e-3
+
+
+def test_grey_alpha_png(tmp_path):
+    px = gradient_rgb8()[:, :, 0]
+    la = np.dstack([px, np.full_like(px, 128)])
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    assert read_header(tmp_path / "la.png").grey
+    frame = read_image(tmp_path / "la.png")
+    check_frame(frame)
+    assert np.abs(frame[..., 2] * 255 - px).max() < 1e-3
+
+
+# --- 16-bit -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["png-grey", "png-rgb", "tif-grey", "tif-rgb", "tif-planar"])
+def test_16_bit_keeps_its_levels(tmp_path, kind):
+    ramp = ramp16()
+    if kind.endswith("grey"):
+        pixels = ramp
+    else:
+        pixels = np.dstack([ramp, ramp[::-1, ::-1], np.full_like(ramp, 1000)])
+    path = tmp_path / ("x.png" if kind.startswith("png") else "x.tif")
+    if kind.startswith("png"):
+        out = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        assert cv2.imwrite(str(path), out)
+    elif kind == "tif-planar":
+        tifffile.imwrite(path, np.moveaxis(pixels, -1, 0), photometric="rgb", planarconfig="separate")
+    else:
+        tifffile.imwrite(path, pixels, photometric="minisblack" if pixels.ndim == 2 else "rgb")
+    hd = read_header(path)
+    assert hd.bit_depth == 16
+    assert hd.grey == kind.endswith("grey")
+    frame = read_image(path)
+    check_frame(frame)
+    assert len(np.unique(frame[..., 0])) > 256  # H*W = 2560 distinct levels survive
+    expected = pixels if pixels.ndim == 3 else pixels[..., None]
+    assert np.abs(frame * 65535 - expected).max() < 0.05
+    if kind.endswith("rgb") or kind == "tif-planar":
+        assert frame[0, 0, 0] == 0.0 and frame[0, 0, 1] == 1.0  # channel order kept
+
+
+def test_8_bit_tiff_grey(tmp_path):
+    px = gradient_rgb8()[:, :, 2]
+    tifffile.imwrite(tmp_path / "g8.tiff", px, photometric="minisblack")
+    hd = read_header(tmp_path / "g8.tiff")
+    assert (hd.bit_depth, hd.grey) == (8, True)
+    frame = read_image(tmp_path / "g8.tiff")
+    check_frame(frame)
+    assert np.abs(frame[..., 1] * 255 - px).max() < 1e-3
+
+
+# --- EXIF orientation -------------------------------------------------------------------------------
+
+
+def marked_image() -> np.ndarray:
+    """Dark image, W > H, with a red block at the top-left and a green block at the top-right."""
+    px = np.full((H, W, 3), 30, np.uint8)
+    px[:10, :10] = (255, 0, 0)
+    px[:10, -10:] = (0, 255, 0)
+    return px
+
+
+def exif_with_orientation(value: int) -> Image.Exif:
+    ex = Image.Exif()
+    ex[0x0112] = value
+    ex[0x010F] = "TestMake"
+    return ex
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_jpeg_orientation_applied(tmp_path, orientation):
+    path = tmp_path / f"o{orientation}.jpg"
+    Image.fromarray(marked_image()).save(path, exif=exif_with_orientation(orientation), quality=95)
+    hd = read_header(path)
+    assert hd.orientation == orientation
+    frame = read_image(path)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path))) / 255  # Pillow as the independent reference
+    assert frame.shape == upright.shape
+    assert hd.size == upright.shape[:2]
+    assert np.abs(frame - upright).max() < 1e-6
+    red = frame[..., 0] > 0.8
+    green = frame[..., 1] > 0.8
+    ry, rx = np.argwhere(red).mean(axis=0)
+    gy, gx = np.argwhere(green).mean(axis=0)
+    if orientation == 6:  # turned 90 degrees clockwise: top-left -> top-right, top-right -> bottom-right
+        assert frame.shape[:2] == (W, H)
+        assert ry < 10 and rx > H - 10 and gy > W - 10 and gx > H - 10
+    elif orientation == 3:  # turned 180 degrees
+        assert frame.shape[:2] == (H, W)
+        assert ry > H - 10 and rx > W - 10 and gy > H - 10 and gx < 10
+    else:  # 8: turned 90 degrees counter-clockwise: top-left -> bottom-left
+        assert frame.shape[:2] == (W, H)
+        assert ry > W - 10 and rx < 10 and gy < 10 and gx < 10
+
+
+def test_png_orientation_applied_once(tmp_path):
+    path = tmp_path / "o6.png"
+    Image.fromarray(marked_image()).save(path, exif=exif_with_orientation(6))
+    frame = read_image(path)
+    assert frame.shape == (W, H, 3)
+    assert frame[2, H - 3, 0] > 0.9  # red block at the top right
+
+
+def test_tiff_orientation_applied_once(tmp_path):
+    path = tmp_path / "o3.tif"
+    tifffile.imwrite(path, marked_image(), photometric="rgb", extratags=[(274, "H", 1, 3, True)])
+    assert read_header(path).orientation == 3
+    frame = read_image(path)
+    assert frame.shape == (H, W, 3)
+    assert frame[H - 3, W - 3, 0] > 0.9 and frame[2, 2, 0] < 0.2  # red block moved to the bottom right
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_apply_orientation_matches_pillow(orientation):
+    px = np.random.default_rng(orientation).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    im = Image.fromarray(px)
+    ex = im.getexif()
+    ex[0x0112] = orientation
+    im.info["exif"] = ex.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(im))
+    assert np.array_equal(apply_orientation(px, orientation), expected)
+
+
+# --- refusals ---------------------------------------------------------------------------------------
+
+
+def test_text_file_named_jpg(tmp_path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("not a picture\n")
+    with pytest.raises(InputError, match="notes.jpg: not an image"):
+        read_header(p)
+
+
+def test_truncated_png_is_refused(tmp_path):
+    Image.fromarray(gradient_rgb8()).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(InputError, match="cut.png"):
+        read_image(tmp_path / "cut.png")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="nope.jpg: no such file"):
+        read_header(tmp_path / "nope.jpg")
+
+
+# --- names that lie, sizes Pillow distrusts ---------------------------------------------------------
+
+
+def test_content_decides_the_decoder_not_the_suffix(tmp_path):
+    ramp = ramp16()
+    assert cv2.imwrite(str(tmp_path / "sixteen.png"), np.dstack([ramp] * 3))
+    (tmp_path / "sixteen.png").rename(tmp_path / "sixteen.jpg")  # a 16-bit PNG named .jpg
+    Image.fromarray(gradient_rgb8()).save(tmp_path / "jpeg.tif", format="JPEG", quality=95)  # a JPEG named .tif
+    frame = read_image(tmp_path / "sixteen.jpg")
+    assert read_header(tmp_path / "sixteen.jpg").bit_depth == 16
+    assert len(np.unique(frame[..., 0])) > 256
+    frame = read_image(tmp_path / "jpeg.tif")
+    check_frame(frame)
+    assert np.abs(frame - gradient_rgb8() / 255).mean() < 0.01
+
+
+def test_large_photo_is_read_without_warning(tmp_path, monkeypatch, recwarn):
+    # Pillow calls anything above MAX_IMAGE_PIXELS (89 MP by default) a possible decompression
+    # bomb; a 100 MP camera JPEG is an ordinary photo. Emulate with a tiny limit.
+    Image.fromarray(gradient_rgb8()).save(tmp_path / "big.jpg", quality=95)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", H * W - 100)
+    assert read_header(tmp_path / "big.jpg").size == (H, W)
+    frame = read_image(tmp_path / "big.jpg")
+    check_frame(frame)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_image_beyond_pillow_hard_limit_is_a_one_line_input_error(tmp_path, monkeypatch):
+    Image.fromarray(gradient_rgb8()).save(tmp_path / "huge.jpg", quality=95)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", H * W // 3)
+    with pytest.raises(InputError, match="huge.jpg: image too large") as excinfo:
+        read_header(tmp_path / "huge.jpg")
+    assert "\n" not in str(excinfo.value)
