@@ -145,7 +145,8 @@ def natural_key(name: str) -> list:
     >>> sorted(["f10.jpg", "f2.jpg"], key=natural_key)
     ['f2.jpg', 'f10.jpg']
     """
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+    # Odd positions are the digit runs; str.isdigit() would also accept "²", which int() refuses.
+    return [int(part) if k % 2 else part.lower() for k, part in enumerate(re.split(r"(\d+)", name))]
 
 
 def _list_folder(folder: Path) -> list[Path]:
@@ -166,7 +167,7 @@ def _list_folder(folder: Path) -> list[Path]:
             PostfocusWarning,
             stacklevel=3,
         )
-    return sorted(frames, key=lambda p: natural_key(p.name))
+    return sorted(frames, key=lambda p: (natural_key(p.name), p.name))  # name breaks ties (f1 / f01)
 
 
 def _check_sizes(headers: Sequence[ImageHeader]) -> None:

@@ -1,0 +1,201 @@
+"""Opening stacks: folders, file lists, ordering, size and depth checks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from postfocus.errors import InputError, PostfocusWarning
+from postfocus.io.sources import ImageFilesSource, fit_size, natural_key, open_source
+
+
+def write_frame(path: Path, value: int, size=(30, 40)) -> Path:
+    """An 8-bit frame whose pixels all equal ``value`` (so the order can be read back)."""
+    h, w = size
+    px = np.full((h, w, 3), value, np.uint8)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        Image.fromarray(px).save(path, quality=100)
+    else:
+        Image.fromarray(px).save(path)
+    return path
+
+
+def frame_values(source) -> list[int]:
+    return [int(round(float(f.mean()) * 255)) for f in source]
+
+
+def test_natural_key():
+    names = ["frame10.jpg", "frame2.jpg", "Frame1.jpg", "frame100.jpg", "frame9.jpg"]
+    assert sorted(names, key=natural_key) == ["Frame1.jpg", "frame2.jpg", "frame9.jpg", "frame10.jpg", "frame100.jpg"]
+    assert sorted(["b_2_10.png", "b_2_9.png", "a_10_1.png"], key=natural_key) == ["a_10_1.png", "b_2_9.png", "b_2_10.png"]
+    # a character that str.isdigit() accepts but int() refuses must not crash the sort
+    assert sorted(["²1.jpg", "²0.jpg"], key=natural_key) == ["²0.jpg", "²1.jpg"]
+
+
+def test_folder_is_sorted_naturally(tmp_path):
+    for k in (10, 2, 1, 33):
+        write_frame(tmp_path / f"frame{k}.png", k)
+    src = open_source(tmp_path)
+    assert src.names == ["frame1.png", "frame2.png", "frame10.png", "frame33.png"]
+    assert frame_values(src) == [1, 2, 10, 33]
+    assert [p.name for p in src.info.paths] == src.names
+
+
+def test_folder_order_is_deterministic_for_equal_numbers(tmp_path):
+    write_frame(tmp_path / "f1.png", 1)
+    write_frame(tmp_path / "f01.png", 2)
+    write_frame(tmp_path / "f2.png", 3)
+    assert open_source(tmp_path).names == ["f01.png", "f1.png", "f2.png"]
+
+
+def test_files_keep_the_given_order(tmp_path):
+    paths = [write_frame(tmp_path / f"frame{k}.png", k) for k in (1, 2, 10)]
+    given = [paths[2], paths[0], paths[1]]
+    src = open_source(given)
+    assert src.names == ["frame10.png", "frame1.png", "frame2.png"]
+    assert frame_values(src) == [10, 1, 2]
+    assert len(src) == 3 and src.info.kind == "images"
+
+
+def test_folder_skips_non_images_with_one_warning(tmp_path):
+    for k in range(3):
+        write_frame(tmp_path / f"IMG_{k}.JPG", 10 * k + 5)  # upper-case suffix
+    (tmp_path / "LICENSE").write_text("licence")  # known companions: quiet
+    (tmp_path / "notes.txt").write_text("shot at f/8")
+    (tmp_path / ".hidden.jpg").write_text("not looked at")
+    (tmp_path / "sub").mkdir()
+    write_frame(tmp_path / "sub" / "other.png", 200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        src = open_source(tmp_path)
+    assert src.names == ["IMG_0.JPG", "IMG_1.JPG", "IMG_2.JPG"]
+    msgs = [str(w.message) for w in caught if issubclass(w.category, PostfocusWarning)]
+    assert len(msgs) == 1 and "notes.txt" in msgs[0] and "LICENSE" not in msgs[0]
+
+
+def test_info_describes_the_stack(tmp_path):
+    ex = Image.Exif()
+    ex[0x010F] = "Maker"
+    for k in range(3):
+        Image.fromarray(np.full((30, 40), 50 * k, np.uint8), "L").save(tmp_path / f"g{k}.jpg", exif=ex)
+    src = open_source(tmp_path)
+    info = src.info
+    assert info.size == (30, 40) and (info.height, info.width) == (30, 40)
+    assert info.bit_depth == 8 and info.grey
+    assert info.exif is not None and b"Maker" in info.exif
+    assert [p.name for p in info.paths] == ["g0.jpg", "g1.jpg", "g2.jpg"]
+    frame = src.read(1)
+    assert frame.shape == (30, 40, 3) and frame.dtype == np.float32
+    ident = src.identity()
+    assert len(ident) == 3 and ident[0][1] == (tmp_path / "g0.jpg").stat().st_size
+
+
+def test_sixteen_bit_stack_info(tmp_path):
+    for k in range(2):
+        tifffile.imwrite(tmp_path / f"t{k}.tif", np.full((20, 24, 3), 1000 * (k + 1), np.uint16), photometric="rgb")
+    src = open_source(tmp_path)
+    assert src.info.bit_depth == 16 and not src.info.grey
+    assert frame_values(src) == [round(1000 * 255 / 65535), round(2000 * 255 / 65535)]
+    assert src.read(1)[0, 0, 0] == pytest.approx(2000 / 65535, abs=1e-6)
+
+
+def test_slightly_different_sizes_are_fitted_with_a_warning(tmp_path):
+    write_frame(tmp_path / "a.png", 10, (200, 300))
+    write_frame(tmp_path / "b.png", 20, (198, 303))
+    write_frame(tmp_path / "c.png", 30, (200, 300))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        src = open_source(tmp_path)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, PostfocusWarning)]
+    assert len(msgs) == 1 and "b.png" in msgs[0] and "cropped or padded" in msgs[0]
+    assert src.info.size == (200, 300)
+    frame = src.read(1)
+    assert frame.shape == (200, 300, 3)
+    assert np.allclose(frame, 20 / 255)
+
+
+@pytest.mark.parametrize("other", [(150, 200), (200, 330), (300, 200)])
+def test_very_different_sizes_are_refused(tmp_path, other):
+    write_frame(tmp_path / "a.png", 10, (200, 300))
+    write_frame(tmp_path / "b.png", 20, other)
+    with pytest.raises(InputError, match=r"b\.png: frame size .* differs too much"):
+        open_source(tmp_path)
+
+
+def test_mixed_bit_depths_are_refused(tmp_path):
+    write_frame(tmp_path / "a.jpg", 10, (20, 24))
+    tifffile.imwrite(tmp_path / "b.tif", np.full((20, 24, 3), 4000, np.uint16), photometric="rgb")
+    with pytest.raises(InputError, match=r"b\.tif: is 16-bit but a\.jpg is 8-bit"):
+        open_source(tmp_path)
+
+
+def test_refusals_name_the_path(tmp_path):
+    with pytest.raises(InputError, match="missing: no such file or folder"):
+        open_source(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: no image files found"):
+        open_source(tmp_path / "empty")
+    one = write_frame(tmp_path / "one.png", 5)
+    with pytest.raises(InputError, match="one.png: a stack needs at least two frames"):
+        open_source([one])
+    with pytest.raises(InputError, match="empty: is a folder"):
+        open_source([one, tmp_path / "empty"])
+    with pytest.raises(InputError, match="no input given"):
+        open_source([])
+    (tmp_path / "vids").mkdir()
+    (tmp_path / "vids" / "clip.mp4").write_bytes(b"\0" * 16)
+    with pytest.raises(InputError, match="vids: holds videos but no photos"):
+        open_source(tmp_path / "vids")
+
+
+def test_text_file_named_jpg_in_a_folder_is_named(tmp_path):
+    write_frame(tmp_path / "f1.jpg", 1)
+    (tmp_path / "f2.jpg").write_text("this is not a jpeg\n")
+    write_frame(tmp_path / "f3.jpg", 3)
+    with pytest.raises(InputError, match=r"f2\.jpg: not an image"):
+        open_source(tmp_path)
+
+
+def test_frames_decode_lazily_and_corruption_is_reported_on_read(tmp_path):
+    a = write_frame(tmp_path / "a.jpg", 10, (256, 256))
+    b = tmp_path / "b.jpg"
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "full.jpg", quality=90)
+    data = (tmp_path / "full.jpg").read_bytes()
+    b.write_bytes(data[: len(data) * 6 // 10])  # header intact, pixels cut off
+    src = open_source([a, b])  # headers are fine
+    assert isinstance(src, ImageFilesSource)
+    assert src.read(0).shape == (256, 256, 3)
+    with pytest.raises(InputError, match=r"b\.jpg: corrupt or truncated"):
+        src.read(1)
+
+
+@pytest.mark.parametrize("size", [(8, 14), (12, 10), (10, 12), (7, 7)])
+def test_fit_size_centre_crops_and_pads(size):
+    frame = np.arange(10 * 12 * 3, dtype=np.float32).reshape(10, 12, 3)
+    out = fit_size(frame, *size)
+    assert out.shape == (*size, 3)
+    h, w = size
+    # the centre pixel of the common area is unchanged
+    if h <= 10 and w <= 12:
+        top, left = (10 - h) // 2, (12 - w) // 2
+        assert np.array_equal(out, frame[top : top + h, left : left + w])
+    else:
+        pt, pl = (h - min(h, 10)) // 2, (w - min(w, 12)) // 2
+        assert np.array_equal(out[pt : pt + min(h, 10), pl : pl + min(w, 12)],
+                              fit_size(frame, min(h, 10), min(w, 12)))
+
+
+def test_real_stack_folder(real_data):
+    src = open_source(real_data / "beetle")  # file numbers have gaps; LICENSE is quiet
+    assert len(src) == 28
+    assert src.names[0] == "DSC_0356.jpg" and src.names[-1] == "DSC_0388.jpg"
+    assert src.info.size == (500, 750)
+    src = open_source(real_data / "pcb_depthmap")  # upper-case .JPG
+    assert src.names == [f"pcb_{k:03d}.JPG" for k in range(10)]
