@@ -34,6 +34,8 @@ def check_output_path(path: str | os.PathLike, inputs: list[Path] | None = None)
         raise OutputError(f"{path}: unknown output format '{path.suffix}'; use .jpg, .png or .tif")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
+        if parent.exists():
+            raise OutputError(f"{path}: {parent} is a file, not a folder")
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{path}: output folder {parent} is not writable")
@@ -56,7 +58,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part", dir=parent)
+    except OSError as exc:  # folder missing, not a folder, read-only, full
+        raise OutputError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
