@@ -25,7 +25,7 @@ from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import focus_index_map
 from postfocus.fuse import DepthmapFusion, PyramidFusion
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
-from postfocus.io.write import check_output_path, write_image
+from postfocus.io.write import check_output_path, describe_stack, write_image
 
 METHODS = ("depthmap", "pyramid")
 DEFAULT_METHOD = "depthmap"
@@ -72,11 +72,13 @@ class StackResult:
 
     def save(self, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None) -> Path:
         """Write the image with the reference frame's metadata (atomically)."""
-        return save_image(path, self.image, self.info, quality=quality, bit_depth=bit_depth)
+        description = describe_stack(self.frames_used, len(self.alignment), self.method, self.reference)
+        return save_image(path, self.image, self.info, quality=quality, bit_depth=bit_depth, description=description)
 
 
 def save_image(
-    path: str | os.PathLike, image: np.ndarray, info: SourceInfo, *, quality: int = 95, bit_depth: int | None = None
+    path: str | os.PathLike, image: np.ndarray, info: SourceInfo, *, quality: int = 95, bit_depth: int | None = None,
+    description: str | None = None,
 ) -> Path:
     """Write a result in the format its suffix names, with the source's metadata.
 
@@ -85,7 +87,8 @@ def save_image(
     check_output_path(path, info.paths)
     if bit_depth is None and info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
         bit_depth = 16
-    return write_image(path, image, quality=quality, bit_depth=bit_depth, exif=info.exif, icc=info.icc, grey=info.grey)
+    return write_image(path, image, quality=quality, bit_depth=bit_depth, exif=info.exif, icc=info.icc, grey=info.grey,
+                       description=description)
 
 
 def _work_scale(size: tuple[int, int], long_edge: int) -> float:

@@ -1,0 +1,484 @@
+"""Camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, ...) as a frame source.
+
+Colour pipeline
+---------------
+Each RAW file is developed by LibRaw (through rawpy) to *linear* 16-bit
+camera-to-sRGB RGB: black level removed, one white balance for every frame,
+AHD demosaic, the camera's colour matrix to sRGB primaries, highlights clipped,
+no automatic brightening. Those linear 16-bit values are then encoded with the
+exact sRGB transfer function into float32 through a 65536-entry table, so the
+only rounding after demosaicing is the single one when the result is written
+(16-bit TIFF/PNG, or 8-bit JPEG), and every output carries an sRGB profile.
+
+The frames handed to the pipeline are therefore sRGB-encoded floats, like the
+frames of every other source. Alignment, focus measures, the focus map and the
+fusion all work on these display-referred values, on purpose: their thresholds
+and regularisation are tuned for perceptual values (in linear light the
+shadows would carry almost no focus energy and be filled in from their
+neighbours), and :attr:`StackResult.image` is used as a display-ready picture
+by the rest of postfocus. Fusion is not done in linear light: a depthmap blend
+mixes two neighbouring frames only along focus transitions, where the
+difference between blending encoded and linear values is small.
+
+White balance: all frames are developed with the camera white balance of the
+middle frame (the pipeline's default reference), so a stack whose frames the
+camera balanced differently still has one colour; a warning says when that
+happened.
+
+Metadata: make, model, date, exposure, ISO, lens and GPS are read from the
+file's TIFF structure (DNG, CR2, NEF, ARW, ORF, RW2, PEF, SRW), from the
+embedded JPEG (RAF) or from the CMT boxes (CR3), completed from what LibRaw
+reports, and become :attr:`SourceInfo.exif` of the middle frame.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from postfocus.errors import InputError, PostfocusWarning
+from postfocus.io.images import RAW_EXTENSIONS, ImageHeader
+from postfocus.io.sources import FrameSource, SourceInfo, _check_sizes, fit_size
+from postfocus.io.write import srgb_icc_profile
+
+# Frames whose white balance differs from the reference's by more than this
+# (relative, per channel, green-normalised) trigger the "one white balance" warning.
+WB_TOLERANCE = 0.02
+# EXIF sub-IFD tags copied from a RAW file (exposure, lens, dates, camera serial).
+EXIF_TAGS = (
+    0x829A, 0x829D, 0x8822, 0x8827, 0x8830, 0x8832, 0x9000, 0x9003, 0x9004, 0x9010, 0x9011, 0x9012,
+    0x9201, 0x9202, 0x9204, 0x9205, 0x9207, 0x9208, 0x9209, 0x920A, 0x9290, 0x9291, 0x9292,
+    0xA405, 0xA430, 0xA431, 0xA432, 0xA433, 0xA434, 0xA435,
+)
+IFD0_TAGS = (0x010F, 0x0110, 0x0112, 0x0132, 0x013B, 0x8298)  # make, model, orientation, date, artist, copyright
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+# How much of a file is searched for its metadata.
+METADATA_READ_LIMIT = 256 << 20
+
+
+def _srgb_table() -> np.ndarray:
+    linear = np.arange(65536, dtype=np.float64) / 65535.0
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return encoded.astype(np.float32)
+
+
+SRGB_TABLE = _srgb_table()
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Encode linear-light values with the sRGB transfer function.
+
+    uint16 input (0-65535) is looked up exactly; float input in [0, 1] is computed.
+
+    Examples
+    --------
+    >>> float(srgb_encode(np.array([0.5], np.float32))[0])  # doctest: +ELLIPSIS
+    0.7353...
+    """
+    if linear.dtype == np.uint16:
+        return SRGB_TABLE[linear]
+    x = np.clip(linear.astype(np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, np.float32(1 / 2.4)) - 0.055).astype(np.float32)
+
+
+def _libraw_version() -> str:
+    import rawpy
+
+    return ".".join(str(v) for v in rawpy.libraw_version)
+
+
+def _raw_error(path: Path, exc: Exception) -> InputError:
+    """One-line InputError for a rawpy/LibRaw failure on ``path``."""
+    import rawpy
+
+    name = type(exc).__name__
+    if isinstance(exc, rawpy.LibRawFileUnsupportedError):
+        if _looks_like_text(path):
+            return InputError(f"{path}: is a text file, not a RAW image")
+        return InputError(
+            f"{path}: not a RAW file LibRaw {_libraw_version()} can decode "
+            "(unsupported camera, format or compression)"
+        )
+    if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError)):
+        return InputError(f"{path}: truncated or corrupt RAW file (LibRaw: {_message(exc)})")
+    if isinstance(exc, rawpy.LibRawTooBigError):
+        return InputError(f"{path}: RAW image too big for LibRaw to decode")
+    if isinstance(exc, (rawpy.LibRawUnsufficientMemoryError, MemoryError)):
+        return InputError(f"{path}: out of memory while decoding the RAW file")
+    return InputError(f"{path}: cannot decode RAW file ({name}: {_message(exc)})")
+
+
+def _message(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _looks_like_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if not head or b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class RawHeader:
+    """What LibRaw reports about a RAW file before decoding it."""
+
+    def __init__(self, path: Path, width: int, height: int, wb: tuple[float, float, float, float], colors: int):
+        self.path = path
+        self.width = width  # upright (LibRaw's flip applied)
+        self.height = height
+        self.wb = wb  # camera white balance multipliers (R, G, B, G2)
+        self.colors = colors
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+
+def read_raw_header(path: str | os.PathLike) -> RawHeader:
+    """Open a RAW file with LibRaw and read its size and white balance.
+
+    Raises
+    ------
+    InputError naming the file when it is missing, not RAW, truncated or unsupported.
+
+    Examples
+    --------
+    >>> read_raw_header("IMG_0001.CR2").size  # doctest: +SKIP
+    (4000, 6000)
+    """
+    import rawpy
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    try:
+        with rawpy.imread(str(path)) as raw:
+            sizes = raw.sizes
+            wb = tuple(float(v) for v in raw.camera_whitebalance)
+            if not (wb[0] > 0 and wb[1] > 0 and wb[2] > 0):
+                wb = tuple(float(v) for v in raw.daylight_whitebalance)
+            colors = int(raw.num_colors)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise _raw_error(path, exc) from None
+    width, height = int(sizes.width), int(sizes.height)
+    if sizes.pixel_aspect and abs(float(sizes.pixel_aspect) - 1.0) > 1e-3:
+        raise InputError(f"{path}: non-square sensor pixels (aspect {sizes.pixel_aspect:.3f}) are not supported")
+    if int(sizes.flip) in (5, 6):
+        width, height = height, width
+    if width < 2 or height < 2:
+        raise InputError(f"{path}: RAW image has no pixels LibRaw can decode")
+    wb4 = (wb[0], wb[1], wb[2], wb[3] if len(wb) > 3 and wb[3] > 0 else wb[1])
+    return RawHeader(path, width, height, wb4, colors)
+
+
+def _same_wb(a: Sequence[float], b: Sequence[float]) -> bool:
+    na = np.asarray(a[:3], np.float64) / a[1]
+    nb = np.asarray(b[:3], np.float64) / b[1]
+    return bool(np.all(np.abs(na - nb) <= WB_TOLERANCE * np.maximum(na, nb)))
+
+
+class RawFilesSource(FrameSource):
+    """Frames developed from camera RAW files, as sRGB-encoded float32 RGB.
+
+    Parameters
+    ----------
+    headers : one :class:`RawHeader` per file, in focus order.
+    reference : frame whose camera white balance all frames are developed with
+        and whose metadata the outputs carry (default: the middle frame).
+
+    Examples
+    --------
+    >>> src = open_raw_files(["a.dng", "b.dng"])  # doctest: +SKIP
+    >>> src.read(0).dtype  # doctest: +SKIP
+    dtype('float32')
+    """
+
+    def __init__(self, headers: Sequence[RawHeader], reference: int | None = None):
+        self._headers = list(headers)
+        n = len(self._headers)
+        ref = n // 2 if reference is None else reference
+        first = self._headers[0]
+        self.reference = ref
+        self.white_balance = self._headers[ref].wb
+        self.info = SourceInfo(
+            kind="raw",
+            names=[h.path.name for h in self._headers],
+            height=first.height,
+            width=first.width,
+            bit_depth=16,
+            grey=False,
+            exif=raw_exif(self._headers[ref].path),
+            icc=srgb_icc_profile(),
+            paths=[h.path for h in self._headers],
+        )
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def develop(self, index: int) -> np.ndarray:
+        """Decode frame ``index`` to linear 16-bit sRGB-primaries RGB (uint16, H x W x 3, upright)."""
+        import rawpy
+
+        path = self._headers[index].path
+        try:
+            with rawpy.imread(str(path)) as raw:
+                rgb = raw.postprocess(
+                    output_bps=16,
+                    gamma=(1.0, 1.0),
+                    no_auto_bright=True,
+                    use_camera_wb=False,
+                    use_auto_wb=False,
+                    user_wb=list(self.white_balance),
+                    output_color=rawpy.ColorSpace.sRGB,
+                )
+        except Exception as exc:
+            raise _raw_error(path, exc) from None
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise InputError(
+                f"{path}: LibRaw decoded {rgb.shape[2] if rgb.ndim == 3 else 1} colour channel(s), not RGB "
+                "(unsupported or broken colour filter pattern)"
+            )
+        return rgb
+
+    def read(self, index: int) -> np.ndarray:
+        frame = srgb_encode(self.develop(index))
+        return fit_size(frame, self.info.height, self.info.width)
+
+
+def open_raw_files(paths: Sequence[str | os.PathLike]) -> RawFilesSource:
+    """Open camera RAW files as one frame source (headers checked now, pixels on demand).
+
+    Parameters
+    ----------
+    paths : RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, ...) in focus order.
+
+    Returns
+    -------
+    RawFilesSource
+
+    Raises
+    ------
+    InputError when a file is not RAW (RAW and other images cannot be mixed),
+    cannot be decoded, or the frames differ in size.
+
+    Examples
+    --------
+    >>> src = open_raw_files(sorted(Path("sweep").glob("*.NEF")))  # doctest: +SKIP
+    >>> src.info.bit_depth  # doctest: +SKIP
+    16
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        raise InputError("no input given: name RAW files or a folder of them")
+    raw_files = [p for p in files if p.suffix.lower() in RAW_EXTENSIONS]
+    others = [p for p in files if p.suffix.lower() not in RAW_EXTENSIONS]
+    if others and raw_files:
+        raise InputError(
+            f"{others[0]}: is not a RAW file but {raw_files[0].name} is; "
+            "RAW and other images cannot be stacked together (convert them all to one kind)"
+        )
+    if len(files) < 2:
+        raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
+    headers = [read_raw_header(p) for p in files]
+    _check_sizes([ImageHeader(h.path, h.width, h.height, 16, False, 1, None, None) for h in headers])
+    source = RawFilesSource(headers)
+    odd = [h.path.name for h in headers if not _same_wb(h.wb, source.white_balance)]
+    if odd:
+        ref = headers[source.reference].path.name
+        warnings.warn(
+            f"{len(odd)} frame(s) have a different camera white balance than {ref} ("
+            + ", ".join(odd[:5])
+            + (" ..." if len(odd) > 5 else "")
+            + f"); all frames are developed with the white balance of {ref} so their colours match",
+            PostfocusWarning,
+            stacklevel=2,
+        )
+    return source
+
+
+# ---------------------------------------------------------------------------
+# Metadata
+
+
+def _read_limited(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(METADATA_READ_LIMIT)
+
+
+def _load_tiff_exif(data: bytes) -> Any:
+    """Pillow Exif over TIFF-structured bytes (ORF/RW2 magic numbers normalised), or None."""
+    from PIL import Image
+
+    if data[:2] not in (b"II", b"MM") or len(data) < 8:
+        return None
+    if data[2:4] not in (b"*\0", b"\0*"):
+        data = data[:2] + (b"*\0" if data[:2] == b"II" else b"\0*") + data[4:]
+    ex = Image.Exif()
+    try:
+        ex.load(data)
+    except Exception:
+        return None
+    return ex
+
+
+def _safe_ifd(ex: Any, tag: int) -> dict[int, Any]:
+    try:
+        return dict(ex.get_ifd(tag)) if tag in ex else {}
+    except Exception:
+        return {}
+
+
+def _tiff_tags(data: bytes) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+    ex = _load_tiff_exif(data)
+    if ex is None:
+        return {}, {}, {}
+    ifd0 = {t: ex[t] for t in ex if t not in (EXIF_IFD, GPS_IFD)}
+    return ifd0, _safe_ifd(ex, EXIF_IFD), _safe_ifd(ex, GPS_IFD)
+
+
+def _raf_tags(data: bytes) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+    """EXIF of the JPEG preview a Fujifilm RAF file embeds."""
+    from PIL import Image
+
+    if len(data) < 92:
+        return {}, {}, {}
+    offset, length = struct.unpack(">II", data[84:92])
+    try:
+        with Image.open(io.BytesIO(data[offset : offset + length])) as im:
+            ex = im.getexif()
+            ifd0 = {t: ex[t] for t in ex if t not in (EXIF_IFD, GPS_IFD)}
+            return ifd0, _safe_ifd(ex, EXIF_IFD), _safe_ifd(ex, GPS_IFD)
+    except Exception:
+        return {}, {}, {}
+
+
+def _cr3_tags(data: bytes) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+    """EXIF of a Canon CR3: TIFF structures in the CMT1 (IFD0), CMT2 (EXIF) and CMT4 (GPS) boxes."""
+    found: list[dict[int, Any]] = []
+    for box in (b"CMT1", b"CMT2", b"CMT4"):
+        at = data.find(box, 0, 1 << 20)
+        tags: dict[int, Any] = {}
+        if at >= 4:
+            size = struct.unpack(">I", data[at - 4 : at])[0]
+            ex = _load_tiff_exif(data[at + 4 : at - 4 + size])
+            if ex is not None:
+                tags = dict(ex)
+        found.append(tags)
+    return found[0], found[1], found[2]
+
+
+def _rational(value: float, limit: int = 100000) -> Any:
+    from PIL.TiffImagePlugin import IFDRational
+
+    f = Fraction(value).limit_denominator(limit)
+    return IFDRational(f.numerator, f.denominator)
+
+
+def raw_exif(path: str | os.PathLike) -> bytes | None:
+    """EXIF bytes with the camera, lens, exposure, ISO, date and GPS of a RAW file.
+
+    Tags are read from the file's own metadata where its format allows, and
+    completed from what LibRaw reports (ISO, shutter, aperture, focal length,
+    time, lens).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> ex = Image.Exif(); ex.load(raw_exif("IMG_0001.CR2"))  # doctest: +SKIP
+    >>> ex[0x010F]  # doctest: +SKIP
+    'Canon'
+    """
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        data = _read_limited(path)
+    except OSError:
+        return None
+    if data.startswith(b"FUJIFILMCCD-RAW"):
+        ifd0, sub, gps = _raf_tags(data)
+    elif data[4:8] == b"ftyp":
+        ifd0, sub, gps = _cr3_tags(data)
+    else:
+        ifd0, sub, gps = _tiff_tags(data)
+    del data
+    out0 = {t: ifd0[t] for t in IFD0_TAGS if t in ifd0 and ifd0[t] not in ("", b"")}
+    out_sub = {t: v for t, v in ifd0.items() if t in EXIF_TAGS}  # DNG may keep EXIF tags in IFD0
+    out_sub.update({t: v for t, v in sub.items() if t in EXIF_TAGS})
+    if 0x0110 not in out0 and isinstance(ifd0.get(0xC614), str):  # DNG UniqueCameraModel
+        out0[0x0110] = ifd0[0xC614]
+    if 0xA432 not in out_sub and 0xC630 in ifd0:  # DNG LensInfo -> LensSpecification
+        out_sub[0xA432] = ifd0[0xC630]
+    _complete_from_libraw(path, out0, out_sub)
+    if not (out0 or out_sub or gps):
+        return None
+    ex = Image.Exif()
+    for tag, value in out0.items():
+        ex[tag] = value
+    if out_sub:
+        out_sub.setdefault(0x9000, b"0232")
+        ex[EXIF_IFD] = out_sub
+    if gps:
+        ex[GPS_IFD] = gps
+    try:
+        return ex.tobytes()
+    except Exception:  # a value Pillow cannot write back: keep camera and exposure basics
+        ex = Image.Exif()
+        for tag, value in out0.items():
+            ex[tag] = value
+        return ex.tobytes()
+
+
+def _complete_from_libraw(path: Path, ifd0: dict[int, Any], sub: dict[int, Any]) -> None:
+    """Fill exposure, ISO, lens and date tags the file's own metadata did not give."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            other, lens = raw.other, raw.lens
+    except Exception:
+        return
+    if other.iso_speed > 0:
+        sub.setdefault(0x8827, int(round(other.iso_speed)))
+    if other.shutter_speed > 0:
+        sub.setdefault(0x829A, _rational(other.shutter_speed))
+    if other.aperture > 0:
+        sub.setdefault(0x829D, _rational(other.aperture, 100))
+    if other.focal_length > 0:
+        sub.setdefault(0x920A, _rational(other.focal_length, 100))
+    stamp = other.timestamp
+    if isinstance(stamp, datetime) and stamp.year > 1970:
+        text = stamp.strftime("%Y:%m:%d %H:%M:%S")
+        sub.setdefault(0x9003, text)
+        ifd0.setdefault(0x0132, sub[0x9003])
+    elif 0x9003 in sub:
+        ifd0.setdefault(0x0132, sub[0x9003])
+    if lens.model:
+        sub.setdefault(0xA434, lens.model)
+    if lens.make:
+        sub.setdefault(0xA433, lens.make)
+    if other.artist:
+        ifd0.setdefault(0x013B, other.artist)
