@@ -9,21 +9,34 @@ from typing import Iterator
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError, PostfocusWarning
 
-err_console = Console(stderr=True, highlight=False)
+# Messages carry file names: no markup or emoji codes may be read out of them (see _say).
+err_console = Console(stderr=True, highlight=False, emoji=False)
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
 
 
+def _say(style: str, label: str, message: object) -> None:
+    """Print ``label message`` as one line on stderr; ``message`` is shown literally.
+
+    A path such as ``shots[1]/a.jpg`` or ``a[/]b`` must not be taken for Rich
+    markup (which would swallow it or raise), and line breaks inside a message
+    would break the one-line promise.
+    """
+    text = " ".join(str(message).splitlines())
+    err_console.print(f"[{style}]{label}[/] {escape(text)}", soft_wrap=True)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
     if issubclass(category, PostfocusWarning):
-        err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+        _say("yellow", "warning:", message)
     else:
-        err_console.print(f"[dim]warning: {category.__name__}: {message}[/]", soft_wrap=True)
+        _say("dim", "warning:", f"{category.__name__}: {message}")
 
 
 class PostfocusGroup(click.Group):
@@ -39,7 +52,13 @@ class PostfocusGroup(click.Group):
         except PostfocusError as exc:
             if debug:
                 raise
-            err_console.print(f"[red]postfocus: error:[/] {exc}", soft_wrap=True)
+            _say("red", "postfocus: error:", exc)
+            sys.exit(EXIT_USER_ERROR)
+        except click.UsageError as exc:  # a bad option value: one line too, with where to look
+            if debug:
+                raise
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _say("red", "postfocus: error:", exc.format_message() + where)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             err_console.print("postfocus: interrupted; no output was written")
@@ -52,10 +71,7 @@ class PostfocusGroup(click.Group):
         except Exception as exc:  # an internal bug: still one line unless --debug
             if debug:
                 raise
-            err_console.print(
-                f"[red]postfocus: internal error:[/] {type(exc).__name__}: {exc} (run with --debug for details)",
-                soft_wrap=True,
-            )
+            _say("red", "postfocus: internal error:", f"{type(exc).__name__}: {exc} (run with --debug for details)")
             sys.exit(EXIT_INTERNAL)
         finally:
             warnings.showwarning = previous

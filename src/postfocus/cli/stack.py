@@ -8,9 +8,18 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
-from postfocus.io.sources import open_source
+from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, check_output_path
-from postfocus.pipeline import ALIGN_MODELS, DEFAULT_METHOD, METHODS, parse_range, save_image, stack
+from postfocus.pipeline import (
+    ALIGN_MODELS,
+    DEFAULT_METHOD,
+    METHODS,
+    collect_warnings,
+    open_quietly,
+    parse_range,
+    save_image,
+    stack,
+)
 from postfocus.refocus import parse_point, tap
 from postfocus.state import merge, process
 
@@ -46,8 +55,15 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
     The first run on an input keeps its aligned frames and focus maps (see
     --cache), so later taps, range merges and other methods need no re-alignment.
     """
-    source = open_source(list(inputs))
+    open_warnings: list[str] = []
+    source = open_quietly(list(inputs), collect_warnings(open_warnings))
     check_output_path(output, source.info.paths)
+    # Refuse bad options now, not after minutes of alignment.
+    if reference is not None and not 0 <= reference < len(source):
+        raise PostfocusError(f"--reference {reference}: must be a frame number from 0 to {len(source) - 1}")
+    parse_range(frame_range, len(source))
+    if report:
+        check_report_path(report, output, source.info.paths)
     if (near_at is None) != (far_at is None):
         raise click.UsageError("--near-at and --far-at go together")
     if no_cache or not crop:
@@ -82,6 +98,22 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
         ref, warnings_ = ps.reference, ps.manifest.get("warnings", [])
     err_console.print(f"merged {len(used)} of {total} frames ({method}); reference frame {ref}")
     if report:
-        data = {"method": method, "frames_used": list(used), "frames": alignment, "warnings": warnings_}
+        data = {"method": method, "reference": ref, "frames_used": list(used), "frames": alignment,
+                "warnings": open_warnings + [w for w in warnings_ if w not in open_warnings]}
         atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2)))
     click.echo(str(path))
+
+
+def check_report_path(report: Path, output: Path, inputs: list[Path]) -> None:
+    """Refuse a --report path that cannot be written, before any work is done."""
+    parent = report.parent if str(report.parent) else Path(".")
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise OutputError(f"--report {report}: folder {parent} {what}")
+    if report.is_dir():
+        raise OutputError(f"--report {report}: is a folder, not a file name")
+    resolved = report.resolve()
+    if resolved == output.resolve():
+        raise OutputError(f"--report {report}: is the same file as the output image")
+    if any(Path(p).resolve() == resolved for p in inputs):
+        raise OutputError(f"--report {report}: is one of the input frames; choose another name")
