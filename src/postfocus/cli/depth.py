@@ -1,0 +1,70 @@
+"""``postfocus depth``: a depth map from a focus sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from postfocus.cli.common import err_console, main
+from postfocus.cli.refocus import processed
+from postfocus.cli.stack import cache_option
+from postfocus.depth import (
+    check_output,
+    depth_map,
+    write_confidence,
+    write_depth_npy,
+    write_depth_png,
+    write_depth_preview,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@main.command("depth")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Depth map: 16-bit PNG, 0 = nearest frame, 65535 = farthest (or .npy for float frames).")
+@click.option("--confidence", "confidence_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the confidence (8-bit grey PNG, white = sure).")
+@click.option("--npy", "npy_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the depth as float32 frame numbers (.npy).")
+@click.option("--preview", "preview_out", type=click.Path(path_type=Path), default=None,
+              help="Also write a colourised preview (near = red, far = blue).")
+@cache_option
+@click.pass_context
+def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, cache_dir):
+    """Depth map of a focus sweep in frame units, with sub-frame precision.
+
+    The PNG holds 0 for the nearest frame and 65535 for the farthest; its text
+    chunks say how many frames that spans (frame = value / 65535 * (N - 1)).
+    """
+    # Check every output before any work.
+    check_output(output, (".png", ".npy"))
+    if confidence_out:
+        check_output(confidence_out, (".png",))
+    if npy_out:
+        check_output(npy_out, (".npy",))
+    if preview_out:
+        check_output(preview_out, IMAGE_SUFFIXES)
+    ps = processed(ctx, inputs, cache_dir)
+    for path in (output, confidence_out, npy_out, preview_out):
+        if path:
+            check_output(path, (path.suffix.lower(),), ps.info.paths)
+    result = depth_map(ps)
+    if output.suffix.lower() == ".npy":
+        write_depth_npy(output, result)
+    else:
+        write_depth_png(output, result)
+    if npy_out:
+        write_depth_npy(npy_out, result)
+    if confidence_out:
+        write_confidence(confidence_out, result)
+    if preview_out:
+        write_depth_preview(preview_out, result)
+    h, w = result.size
+    err_console.print(f"depth {w}x{h}: frames 0 (nearest) to {result.frames - 1}; "
+                      f"median confidence {float(np.median(result.confidence)):.2f}",
+                      soft_wrap=True, markup=False)
+    click.echo(str(output))

@@ -1,0 +1,393 @@
+"""Depth from a focus sweep: where along the sweep every pixel is sharp.
+
+The depth of a pixel is the (fractional) frame number whose focal plane passes
+through it, 0 = the nearest frame. :func:`depth_map` refines the focus-index map
+of a processed stack:
+
+1. *Per-pixel fit.* Every slice of the stored focus volume is aggregated with a
+   guided filter steered by the all-in-focus image, and the peak along the
+   sweep is found with sub-frame precision (a parabola through the
+   log-measures around the best frame, :func:`postfocus.focusmap.peak_index`).
+   Confidence is how far the peak stands above the average frame.
+2. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
+   lends its focus energy to the background pixels next to it, and the
+   background's own texture is hidden under the blurred foreground in the
+   frames focused far. Depth-from-focus therefore paints the near object a
+   few pixels too wide (a "halo"). Pixels that lie within a band of a clearly
+   farther neighbourhood are distrusted: their confidence is cut.
+3. *Edge-aware fill.* A confidence-weighted normalised convolution with a
+   domain-transform filter (a fast joint-bilateral filter, Gastal & Oliveira
+   2011) guided by the all-in-focus colours spreads trusted depth along image
+   regions but not across colour edges: halo pixels take the depth of the
+   background they look like, textureless areas take the depth of their
+   surroundings (with :func:`~postfocus.focusmap.push_pull_fill` where no
+   trusted pixel is reachable).
+4. *Guided upsampling* to the output size with the full-resolution
+   all-in-focus image as guide, so depth edges follow image edges.
+
+Depth files
+-----------
+``.png``: 16-bit grey; 0 = the nearest frame, 65535 = the farthest
+(frame ``N - 1``), i.e. ``frame = value / 65535 * (N - 1)``. The scale is also
+written into the PNG's text chunks (``postfocus:depth_frames`` = N,
+``postfocus:depth_scale`` = frames per count, ``postfocus:depth_zero``).
+``.npy``: float32 frame units. The preview is colourised (turbo colour map,
+near = red, far = blue), the confidence an 8-bit grey PNG (white = sure).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.errors import InputError, OutputError, PostfocusError
+from postfocus.focusmap import guided_filter, peak_index, push_pull_fill
+from postfocus.io.write import atomic_write, write_image
+
+__all__ = [
+    "DepthResult",
+    "depth_map",
+    "refine_depth",
+    "domain_transform",
+    "write_depth_png",
+    "read_depth_png",
+    "write_depth_npy",
+    "write_depth_preview",
+    "write_confidence",
+    "colourise",
+    "check_output",
+]
+
+
+@dataclass
+class DepthResult:
+    """A depth map and how sure it is.
+
+    Attributes
+    ----------
+    depth : float32 (H, W) output size; frame units with sub-frame precision,
+        0 = the nearest frame, ``frames - 1`` = the farthest.
+    confidence : float32 (H, W) in [0, 1]; low where depth was filled in from
+        the surroundings (no texture) or lies in an occlusion band.
+    frames : number of frames of the sweep (depth lies in ``[0, frames - 1]``).
+    """
+
+    depth: np.ndarray
+    confidence: np.ndarray
+    frames: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.depth.shape[:2]  # type: ignore[return-value]
+
+    def normalised(self) -> np.ndarray:
+        """Depth scaled to [0, 1] over the whole sweep (0 = nearest frame)."""
+        return (self.depth / max(self.frames - 1, 1)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Filters
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        return image
+    return cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+
+
+def domain_transform(
+    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = 3
+) -> np.ndarray:
+    """Edge-aware smoothing with the recursive domain-transform filter (Gastal & Oliveira 2011).
+
+    Pixels are averaged with an exponential kernel whose distance grows with
+    the colour change of ``guide`` along the way, so averaging stops at edges:
+    a joint-bilateral filter in linear time.
+
+    Parameters
+    ----------
+    src : float32 (H, W) or (H, W, C) values to smooth.
+    guide : float32 (H, W) or (H, W, C) image whose edges stop the smoothing.
+    sigma_s : spatial extent in pixels.
+    sigma_r : colour difference (sum over channels, [0, 1] scale) that counts
+        as much as ``sigma_s`` pixels of distance.
+    iterations : horizontal + vertical passes (3 is plenty).
+
+    Returns
+    -------
+    float32 array shaped like ``src``.
+
+    Examples
+    --------
+    >>> g = np.zeros((4, 8), np.float32); g[:, 4:] = 1
+    >>> out = domain_transform(g.copy(), g, 10.0, 0.05)
+    >>> bool(out[:, :4].max() < 0.01 and out[:, 4:].min() > 0.99)
+    True
+    """
+    out = np.array(src, np.float32, copy=True)
+    squeeze = out.ndim == 2
+    if squeeze:
+        out = out[..., None]
+    g = np.asarray(guide, np.float32)
+    if g.ndim == 2:
+        g = g[..., None]
+    ratio = float(sigma_s) / max(float(sigma_r), 1e-6)
+    dist_x = 1.0 + ratio * np.abs(np.diff(g, axis=1)).sum(axis=2)  # (H, W-1)
+    dist_y = 1.0 + ratio * np.abs(np.diff(g, axis=0)).sum(axis=2)  # (H-1, W)
+    h, w = out.shape[:2]
+    n = max(1, int(iterations))
+    for i in range(n):
+        sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
+        a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
+        vx = np.power(a, dist_x).astype(np.float32)[..., None]
+        vy = np.power(a, dist_y).astype(np.float32)[..., None]
+        for j in range(1, w):
+            out[:, j] += vx[:, j - 1] * (out[:, j - 1] - out[:, j])
+        for j in range(w - 2, -1, -1):
+            out[:, j] += vx[:, j] * (out[:, j + 1] - out[:, j])
+        for j in range(1, h):
+            out[j] += vy[j - 1] * (out[j - 1] - out[j])
+        for j in range(h - 2, -1, -1):
+            out[j] += vy[j] * (out[j + 1] - out[j])
+    return out[..., 0] if squeeze else out
+
+
+def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
+    """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
+
+    Bilinear upsampling followed by a guided filter (He et al.) at full size.
+    """
+    h, w = guide.shape[:2]
+    mh, mw = values.shape[:2]
+    if (mh, mw) == (h, w):
+        return values.astype(np.float32)
+    up = cv2.resize(values.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    scale = max(h / mh, w / mw)
+    r = radius if radius is not None else max(2, int(round(1.5 * scale)))
+    lo, hi = float(values.min()), float(values.max())
+    out = guided_filter(_grey(guide), up, r, eps)
+    return np.clip(out, lo, hi).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# The depth map
+
+
+def refine_depth(
+    volume: np.ndarray,
+    image: np.ndarray,
+    *,
+    radius: int = 4,
+    eps: float = 1e-3,
+    band: int | None = None,
+    jump: float | None = None,
+    sigma_s: float | None = None,
+    sigma_r: float = 0.2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (positions along the volume's axis 0) and confidence at the volume's size.
+
+    Parameters
+    ----------
+    volume : float (N, h, w) focus measure of each frame (nearest first).
+    image : float32 (h, w, 3) all-in-focus colours at the same size (the guide).
+    radius, eps : guided aggregation of each slice before the peak fit.
+    band : width in pixels of the occlusion band distrusted on the near side of
+        depth edges (default 3 % of the long edge).
+    jump : depth step (in slices) that makes a depth edge (default
+        ``max(1, 0.1 * (N - 1))``).
+    sigma_s, sigma_r : reach in pixels (default 10 % of the long edge) and colour
+        tolerance of the edge-aware fill.
+
+    Returns
+    -------
+    (depth, confidence): float32 (h, w); depth in [0, N - 1].
+    """
+    vol = np.asarray(volume, np.float32)
+    n, h, w = vol.shape
+    guide_rgb = np.asarray(image, np.float32)
+    if guide_rgb.shape[:2] != (h, w):
+        raise PostfocusError(f"guide image is {guide_rgb.shape[1]}x{guide_rgb.shape[0]}, focus volume {w}x{h}")
+    if n == 1:
+        return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    guide = _grey(guide_rgb)
+    agg = np.empty_like(vol)
+    for i in range(n):
+        agg[i] = np.maximum(guided_filter(guide, vol[i], radius, eps), 0)
+    index, peak = peak_index(agg)
+    contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
+    del agg
+    # A flat focus curve (contrast ~0.3 or less) says nothing; a clear peak says a lot.
+    confidence = np.clip((contrast - 0.3) / 0.3, 0.0, 1.0).astype(np.float32)
+    confidence[peak <= 0] = 0.0
+    long_edge = max(h, w)
+    band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
+    jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
+    sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    # Occlusion band: pixels with something much farther within ``band`` px.
+    smooth = cv2.medianBlur(index.astype(np.float32), 5)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    occluding = (cv2.dilate(smooth, kernel) - smooth) > jump
+    weight = confidence * confidence * np.where(occluding, 0.02, 1.0).astype(np.float32)
+    stacked = np.dstack([index * weight, weight]).astype(np.float32)
+    spread = domain_transform(stacked, guide_rgb, sigma_s, sigma_r)
+    fallback = push_pull_fill(index, weight)
+    reached = spread[..., 1] > 1e-6
+    local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
+    blend = np.where(occluding, 0.0, confidence)
+    depth = blend * index + (1.0 - blend) * local
+    out_conf = np.where(occluding, 0.25 * confidence, confidence).astype(np.float32)
+    return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
+
+
+def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  # noqa: ANN001 (ProcessedStack)
+    """Depth map of a processed stack at output size.
+
+    Parameters
+    ----------
+    stack : :class:`postfocus.state.ProcessedStack` (see :func:`postfocus.state.process`).
+    method : fusion method of the all-in-focus guide (default: the stack's default).
+    options : passed to :func:`refine_depth`.
+
+    Returns
+    -------
+    DepthResult, depth in frame numbers (0 = nearest frame, flipped for sweeps
+    recorded far to near).
+
+    Examples
+    --------
+    >>> from postfocus.state import process
+    >>> result = depth_map(process("shared/data/pcb_depthmap"))  # doctest: +SKIP
+    >>> result.depth.shape == result.confidence.shape  # doctest: +SKIP
+    True
+    """
+    from postfocus.pipeline import DEFAULT_METHOD
+
+    used = list(stack.used)
+    frames = len(stack.names)
+    volume = np.asarray(stack.volume, np.float32)
+    if volume.ndim != 3 or volume.shape[0] != len(used):
+        raise InputError(f"{stack.folder}: focus volume does not match the frames kept; refresh the stack")
+    mh, mw = volume.shape[1:]
+    image = stack.all_in_focus(method or DEFAULT_METHOD)
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if (h, w) != (mh, mw) else image
+    position, confidence = refine_depth(volume, small, **options)
+    frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
+    depth = guided_upsample(frame.astype(np.float32), image)
+    conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != (mh, mw) else confidence
+    if not stack.near_to_far:
+        depth = (frames - 1) - depth
+    depth = np.clip(depth, 0, frames - 1).astype(np.float32)
+    return DepthResult(depth=depth, confidence=np.clip(conf, 0, 1).astype(np.float32), frames=frames)
+
+
+# --------------------------------------------------------------------------
+# Writers
+
+
+def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
+    """Refuse an output path with another suffix, in a missing or read-only folder, or naming an input."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise OutputError(f"{path}: unknown output format '{path.suffix}'; use {', '.join(suffixes)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{path}: output folder {parent} is not writable")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a file name")
+    resolved = path.resolve()
+    for p in inputs or []:
+        if Path(p).resolve() == resolved:
+            raise OutputError(f"{path}: is one of the input frames; choose another output name")
+    return path
+
+
+def _png_text(png: bytes, text: dict[str, str]) -> bytes:
+    """Insert tEXt chunks right after the IHDR chunk of an encoded PNG."""
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    chunks = b""
+    for key, value in text.items():
+        data = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
+        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:end] + chunks + png[end:]
+
+
+def depth_to_uint16(depth: np.ndarray, frames: int) -> np.ndarray:
+    """Frame units -> 16-bit counts: 0 = frame 0, 65535 = frame ``frames - 1``."""
+    span = max(frames - 1, 1)
+    return (np.clip(depth / span, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def write_depth_png(path: str | os.PathLike, result: DepthResult) -> Path:
+    """16-bit grey PNG; 0 = nearest frame, 65535 = frame N-1; the scale is in the PNG text."""
+    counts = depth_to_uint16(result.depth, result.frames)
+    span = max(result.frames - 1, 1)
+    ok, encoded = cv2.imencode(".png", counts)
+    if not ok:
+        raise OutputError(f"{path}: PNG encoder failed")
+    text = {
+        "Software": "postfocus",
+        "Description": (f"postfocus depth map: frame = value / 65535 * {span} "
+                        f"(0 = nearest frame, 65535 = frame {result.frames - 1})"),
+        "postfocus:depth_frames": str(result.frames),
+        "postfocus:depth_scale": repr(span / 65535.0),
+        "postfocus:depth_zero": "nearest frame",
+    }
+    blob = _png_text(encoded.tobytes(), text)
+    return atomic_write(path, lambda p: p.write_bytes(blob))
+
+
+def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a depth PNG written by :func:`write_depth_png`: (depth in frames, number of frames)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            frames = int(im.info.get("postfocus:depth_frames", 0) or 0)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read depth map ({exc})") from None
+    counts = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if counts is None or counts.ndim != 2 or counts.dtype != np.uint16:
+        raise InputError(f"{path}: not a 16-bit grey depth map")
+    if frames < 1:
+        raise InputError(f"{path}: no postfocus depth scale in this PNG")
+    return (counts.astype(np.float32) / 65535.0 * max(frames - 1, 1)).astype(np.float32), frames
+
+
+def write_depth_npy(path: str | os.PathLike, result: DepthResult) -> Path:
+    """float32 depth in frame units (0 = nearest frame)."""
+
+    def write(tmp: Path) -> None:
+        buf = io.BytesIO()
+        np.save(buf, result.depth.astype(np.float32))
+        tmp.write_bytes(buf.getvalue())
+
+    return atomic_write(path, write)
+
+
+def colourise(depth: np.ndarray, frames: int) -> np.ndarray:
+    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1]."""
+    t = 1.0 - np.clip(depth / max(frames - 1, 1), 0.0, 1.0)
+    bgr = cv2.applyColorMap((t * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_TURBO)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+def write_depth_preview(path: str | os.PathLike, result: DepthResult, *, quality: int = 92) -> Path:
+    """Colourised depth (PNG or JPEG)."""
+    return write_image(path, colourise(result.depth, result.frames), quality=quality)
+
+
+def write_confidence(path: str | os.PathLike, result: DepthResult) -> Path:
+    """Confidence as an 8-bit grey PNG (white = sure)."""
+    return write_image(path, result.confidence, grey=True)
