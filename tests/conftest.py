@@ -131,17 +131,39 @@ class CliRun:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def run_postfocus(*args: str | os.PathLike, cwd: Path | None = None, script: bool = False, timeout: float = 300) -> CliRun:
-    """Run the real command line in a subprocess (``python -m postfocus`` or the installed script)."""
+def run_postfocus(
+    *args: str | os.PathLike,
+    cwd: Path | None = None,
+    script: bool = False,
+    cache: Path | None = None,
+    timeout: float = 300,
+) -> CliRun:
+    """Run the real command line in a subprocess (``python -m postfocus`` or the installed script).
+
+    ``cache`` becomes ``$POSTFOCUS_CACHE`` so that runs never write to the user's cache.
+    """
     cmd = ["postfocus"] if script else [sys.executable, "-m", "postfocus"]
     env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    if cache is not None:
+        env["POSTFOCUS_CACHE"] = str(cache)
     proc = subprocess.run(
         [*cmd, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.fixture(scope="session")
+def cli_cache(tmp_path_factory) -> Path:
+    """Cache folder for processed stacks made by CLI runs in the tests."""
+    return tmp_path_factory.mktemp("postfocus_cache")
+
+
 @pytest.fixture
-def cli():
-    """``cli(*args, cwd=None, script=False)`` runs postfocus and returns (returncode, stdout, stderr, err_lines)."""
-    return run_postfocus
+def cli(cli_cache):
+    """``cli(*args, cwd=None, script=False)`` runs postfocus; returns a CliRun (returncode, stdout, stderr, err_lines)."""
+
+    def run(*args, **kwargs) -> CliRun:
+        kwargs.setdefault("cache", cli_cache)
+        return run_postfocus(*args, **kwargs)
+
+    return run
