@@ -115,8 +115,10 @@ def focus_index_map(
     mean = agg.mean(axis=0)
     # Confidence: how far the peak stands above the average frame, and whether there is detail at all.
     contrast = 1.0 - mean / np.maximum(peak, 1e-12)
-    level = peak / (np.percentile(peak, 90) + 1e-12)
-    confidence = np.clip(contrast * 1.5, 0, 1) * np.clip(level * 4, 0, 1)
+    # Detail above the noise floor: the typical energy of a pixel in its most blurred frame.
+    floor = float(np.median(agg.min(axis=0))) + 1e-12
+    level = np.log(np.maximum(peak / floor, 1.0)) / np.log(8.0)
+    confidence = np.clip(contrast * 1.5, 0, 1) * np.clip(level, 0, 1)
     confidence = confidence.astype(np.float32)
     # Fill weak pixels from confident ones: along edges nearby, from anywhere far away.
     weight = confidence * confidence
