@@ -1,0 +1,67 @@
+"""``postfocus aperture``: a new focus and aperture after the shot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from postfocus.aperture import PRESETS, aperture
+from postfocus.cli.common import err_console, main
+from postfocus.cli.refocus import processed
+from postfocus.cli.stack import cache_option
+from postfocus.errors import PostfocusError
+from postfocus.io.write import check_output_path
+from postfocus.pipeline import save_image
+from postfocus.refocus import parse_point
+
+
+@main.command("aperture")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--focus-at", "focus_at", metavar="X,Y", default=None,
+              help="Point to focus on: pixels or 40%,55% (any depth, also between frames).")
+@click.option("--focus-depth", type=float, default=None, metavar="FRAMES",
+              help="Depth to focus at, in frames (0 = nearest frame; fractions allowed).")
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="near: focus on the nearest subject; far: on the background; all: everything sharp.")
+@click.option("--f-number", type=float, default=None, metavar="N",
+              help="Virtual aperture (1.4 = 4% of the long edge of blur across the whole depth range; blur ~ 1/N).")
+@click.option("--blur", "blur_px", type=float, default=None, metavar="PX",
+              help="Blur radius in pixels per frame of depth distance (instead of --f-number).")
+@click.option("--highlights", type=click.FloatRange(0, None), default=0.0, show_default=True,
+              help="Boost near-white highlights before blurring so they bloom into bright discs.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Image to write.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@cache_option
+@click.pass_context
+def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_px, highlights, output, quality,
+                     cache_dir):
+    """Render a shallow depth of field focused anywhere, from the depth the sweep recorded.
+
+    Choose the focus with --focus-at, --focus-depth or --preset, and the blur
+    with --f-number or --blur (not needed for --preset all).
+    """
+    if sum(v is not None for v in (focus_at, focus_depth, preset)) != 1:
+        raise PostfocusError("choose the focus with exactly one of --focus-at X,Y, --focus-depth or --preset")
+    if preset != "all" and (f_number is None) == (blur_px is None):
+        raise PostfocusError("give exactly one of --f-number N or --blur PX")
+    if f_number is not None and not f_number > 0:
+        raise PostfocusError(f"--f-number {f_number:g}: must be above 0 (e.g. 1.4, 2.8, 8)")
+    if blur_px is not None and not blur_px >= 0:
+        raise PostfocusError(f"--blur {blur_px:g}: must be 0 or more pixels per frame")
+    check_output_path(output)
+    ps = processed(ctx, inputs, cache_dir)
+    check_output_path(output, ps.info.paths)
+    point = parse_point(focus_at, ps.size) if focus_at is not None else None
+    result = aperture(ps, focus_at_point=point, focus_depth=focus_depth, preset=preset, f_number=f_number,
+                      blur_px=blur_px, highlights=highlights)
+    if result.focus is None:
+        err_console.print("everything in focus (preset all)", soft_wrap=True, markup=False)
+    else:
+        err_console.print(f"focused at depth {result.focus:.2f} frames; blur {result.blur_px:.2f} px per frame of depth",
+                          soft_wrap=True, markup=False)
+    note = ("all-in-focus" if result.focus is None else
+            f"synthetic aperture: focus at depth {result.focus:.2f} of frames 0-{len(ps.names) - 1}, "
+            f"blur {result.blur_px:.3g} px per frame of depth")
+    save_image(output, result.image, ps.info, quality=quality, description=f"postfocus {note}")
+    click.echo(str(output))
