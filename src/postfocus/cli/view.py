@@ -1,0 +1,62 @@
+"""``postfocus view``: one self-contained HTML page to keep, open and play with."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from postfocus.cli.common import err_console, is_quiet, main, progress_bars
+from postfocus.cli.stack import cache_option
+from postfocus.errors import OutputError
+from postfocus.io.sources import open_source
+from postfocus.state import process
+
+PAGE_SUFFIXES = (".html", ".htm")
+
+
+def check_page_path(path: Path, inputs: list[Path]) -> Path:
+    """Refuse an output page path that cannot be written or would overwrite an input."""
+    if path.suffix.lower() not in PAGE_SUFFIXES:
+        raise OutputError(f"{path}: the page must be an .html file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{path}: output folder {parent} is not writable")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a file name")
+    resolved = path.resolve()
+    if any(Path(p).resolve() == resolved for p in inputs):
+        raise OutputError(f"{path}: is one of the inputs; choose another output name")
+    return path
+
+
+@main.command("view")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The page to write (.html).")
+@click.option("--long-edge", type=click.IntRange(64, None), default=1600, show_default=True,
+              help="Long edge of the pictures in the page, in pixels.")
+@click.option("--quality", type=click.IntRange(1, 100), default=82, show_default=True, help="JPEG/WebP quality.")
+@click.option("--format", "fmt", type=click.Choice(["jpeg", "webp"]), default="jpeg", show_default=True,
+              help="Picture format in the page (WebP is smaller; JPEG opens everywhere).")
+@click.option("--title", default=None, help="Page title [default: the input's name].")
+@cache_option
+@click.pass_context
+def view_command(ctx, inputs, output, long_edge, quality, fmt, title, cache_dir):
+    """Write ONE self-contained HTML page of INPUTS: tap to refocus, all in focus, depth, colour pop, magnifier.
+
+    The page holds every picture and the viewer itself; it opens from the
+    disk, by mail or from an archive, with no server and no network access.
+    """
+    from postfocus.viewer.export import export_page
+
+    source = open_source(list(inputs))
+    check_page_path(output, list(source.info.paths))
+    with progress_bars(is_quiet(ctx)) as progress:
+        ps = process(source, cache_dir=cache_dir, progress=progress)
+        path = export_page(ps, output, long_edge=long_edge, quality=quality, fmt=fmt, title=title, progress=progress)
+    size = path.stat().st_size
+    err_console.print(f"page: {len(ps.used)} frames, {size / 1e6:.1f} MB")
+    click.echo(str(path))

@@ -1,0 +1,225 @@
+"""The answer of :func:`postfocus.refocus.tap` for every focus-map pixel, at once.
+
+A tap in the page (or the web app) must give the same frame as ``postfocus
+refocus --at X,Y`` and must answer in a few milliseconds. Both are met by
+working out the tap answer for every pixel of the focus volume ahead of time:
+a tap in the browser is then a lookup.
+
+:func:`tap_map` reproduces :func:`postfocus.refocus.sharpest_frame` exactly,
+fallback search included, vectorised over all pixels: window means from
+integral images, the confidence rule, then the ring search for the nearest
+confident window. Where floating-point rounding could decide the answer (two
+frames within a hair of each other, a confidence a hair from the threshold),
+the pixel is recomputed with ``sharpest_frame`` itself, so the map agrees with
+the Python tap at every pixel, not just nearly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from postfocus.refocus import MIN_CONFIDENCE, sharpest_frame
+
+# Relative tolerance under which two window means, or a confidence and the
+# threshold, count as "too close to call" in float64 vs numpy's float32 means.
+_REL_EPS = 1e-4
+
+
+@dataclass
+class TapMap:
+    """Per-pixel tap answers on the focus-volume grid (h, w).
+
+    Attributes
+    ----------
+    slot : int32 (h, w) index into ``frames`` of the sharpest frame.
+    position : float32 (h, w) sub-frame focus position (frame numbers).
+    confidence : float32 (h, w) in [0, 1].
+    fallback : bool (h, w) the answer came from the nearest confident area.
+    frames : frame numbers of the volume's slices.
+    exact : number of pixels recomputed with ``sharpest_frame`` (rounding ties).
+    """
+
+    slot: np.ndarray
+    position: np.ndarray
+    confidence: np.ndarray
+    fallback: np.ndarray
+    frames: list[int]
+    exact: int = 0
+
+    @property
+    def frame(self) -> np.ndarray:
+        """int32 (h, w) frame number of the answer."""
+        return np.asarray(self.frames, np.int32)[self.slot]
+
+
+def _window_means(volume: np.ndarray, radius: int) -> np.ndarray:
+    """float64 (N, h, w): mean of each slice over the clipped (2r+1)^2 window, like ``_window_scores``."""
+    n, h, w = volume.shape
+    ys, xs = np.arange(h), np.arange(w)
+    y0, y1 = np.maximum(0, ys - radius), np.minimum(h, ys + radius + 1)
+    x0, x1 = np.maximum(0, xs - radius), np.minimum(w, xs + radius + 1)
+    count = ((y1 - y0)[:, None] * (x1 - x0)[None, :]).astype(np.float64)
+    out = np.empty((n, h, w), np.float64)
+    for k in range(n):
+        integral = cv2.integral(np.asarray(volume[k], np.float32), sdepth=cv2.CV_64F)
+        s = (integral[y1][:, x1] - integral[y0][:, x1] - integral[y1][:, x0] + integral[y0][:, x0])
+        out[k] = s / count
+    return out
+
+
+def _confidence(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, raw value before clipping) per pixel, like ``_score_confidence``."""
+    peak = scores.max(axis=0)
+    med = np.median(scores, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(peak > 0, 1.5 * (1.0 - med / np.where(peak > 0, peak, 1.0)), 0.0)
+    return np.clip(raw, 0.0, 1.0), raw
+
+
+def _ring_offsets(ring: int, radius: int) -> np.ndarray:
+    """(k, 2) offsets (dx, dy) of one search ring in the order sharpest_frame takes them, nearest first."""
+    offsets = []
+    for dy in range(-ring, ring + 1, radius):
+        for dx in (-ring, ring) if abs(dy) != ring else range(-ring, ring + 1, radius):
+            offsets.append((dx, dy))
+    arr = np.asarray(offsets, np.int64)
+    d2 = (arr ** 2).sum(axis=1)
+    return arr[np.argsort(d2, kind="stable")]  # ties keep the loop order: the first found wins
+
+
+def _fallback_search(
+    need: np.ndarray, eligible: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest eligible window for each pixel in ``need`` (flat indices), ring by ring.
+
+    Returns (source_y, source_x, found) arrays aligned with ``need``.
+    """
+    h, w = eligible.shape
+    sy = np.full(need.shape, -1, np.int64)
+    sx = np.full(need.shape, -1, np.int64)
+    found = np.zeros(need.shape, bool)
+    if need.size == 0 or not eligible.any():
+        return sy, sx, found
+    cy, cx = np.divmod(need, w)
+    # Chebyshev distance to the nearest eligible pixel: no ring closer than that can hit.
+    dist = cv2.distanceTransform((~eligible).astype(np.uint8), cv2.DIST_C, 3)
+    lower = dist[cy, cx]
+    for ring in range(radius * 2, max(h, w), radius * 2):
+        todo = np.flatnonzero(~found & (lower <= ring))
+        if todo.size == 0:
+            if found.all():
+                break
+            continue
+        px0, py0 = cx[todo], cy[todo]
+        hit = np.zeros(todo.shape, bool)
+        for dx, dy in _ring_offsets(ring, radius):
+            px, py = px0 + dx, py0 + dy
+            ok = ~hit & (px >= 0) & (px < w) & (py >= 0) & (py < h)
+            idx = np.flatnonzero(ok)
+            ok_e = eligible[py[idx], px[idx]]
+            idx = idx[ok_e]
+            hit[idx] = True
+            sx[todo[idx]] = px[idx]
+            sy[todo[idx]] = py[idx]
+        found[todo[hit]] = True
+        if found.all():
+            break
+    return sy, sx, found
+
+
+def tap_map(
+    volume: np.ndarray,
+    frames: list[int],
+    confidence_map: np.ndarray | None = None,
+    radius: int = 6,
+) -> TapMap:
+    """Tap answers for every pixel of the volume grid.
+
+    Parameters
+    ----------
+    volume : (N, h, w) focus measure (the processed stack's ``volume``).
+    frames : frame numbers of its slices (``stack.used``).
+    confidence_map : (h, w) confidence that guides the fallback (``stack.confidence``).
+    radius : window half-size in volume pixels, as for :func:`~postfocus.refocus.tap`.
+
+    Returns
+    -------
+    TapMap whose entry at volume pixel (cy, cx) equals
+    ``sharpest_frame(volume, frames, cx, cy, confidence_map=...)`` there.
+
+    Examples
+    --------
+    >>> vol = np.zeros((3, 8, 8), np.float32); vol[1] = 1
+    >>> int(tap_map(vol, [0, 1, 2]).frame[4, 4])
+    1
+    """
+    volume = np.asarray(volume)
+    n, h, w = volume.shape
+    frames = [int(f) for f in frames]
+    scores = _window_means(volume, radius)
+    conf, raw = _confidence(scores)
+    ordered = np.sort(scores, axis=0)
+    top1 = ordered[-1]
+    top2 = ordered[-2] if n > 1 else np.full_like(top1, -np.inf)
+    tol = _REL_EPS * np.maximum(np.abs(top1), 1e-30)
+    near_tie = (top1 - top2) <= tol
+    near_threshold = np.abs(raw - MIN_CONFIDENCE) <= _REL_EPS
+
+    # Sources: the point itself, or the nearest confident window.
+    src_y = np.broadcast_to(np.arange(h)[:, None], (h, w)).copy()
+    src_x = np.broadcast_to(np.arange(w)[None, :], (h, w)).copy()
+    weak = conf < MIN_CONFIDENCE
+    fallback = np.zeros((h, w), bool)
+    unsure = near_threshold.copy()
+    need = np.flatnonzero(weak & ~near_threshold)
+    if need.size:
+        allowed = np.ones((h, w), bool)
+        if confidence_map is not None:
+            allowed = ~(np.asarray(confidence_map, np.float32) < np.float32(MIN_CONFIDENCE * 0.5))
+        strict = allowed & (raw >= MIN_CONFIDENCE + _REL_EPS)
+        loose = allowed & (raw >= MIN_CONFIDENCE - _REL_EPS)
+        sy, sx, found = _fallback_search(need, strict, radius)
+        if not np.array_equal(strict, loose):
+            sy2, sx2, found2 = _fallback_search(need, loose, radius)
+            differs = (found != found2) | (sy != sy2) | (sx != sx2)
+            unsure.flat[need[differs]] = True
+        ny, nx = np.divmod(need, w)
+        src_y[ny[found], nx[found]] = sy[found]
+        src_x[ny[found], nx[found]] = sx[found]
+        fallback[ny[found], nx[found]] = True
+    # Answer read at the source window.
+    s_scores = scores[:, src_y, src_x]  # (N, h, w)
+    slot = np.argmax(s_scores, axis=0).astype(np.int32)
+    unsure |= near_tie[src_y, src_x]
+    out_conf = conf[src_y, src_x].astype(np.float32)
+    # Sub-frame position: parabola through the log scores around the peak.
+    k = slot
+    inner = (k > 0) & (k < n - 1)
+    kk = np.clip(k, 1, max(n - 2, 1))
+    take = lambda j: np.take_along_axis(s_scores, np.clip(j, 0, n - 1)[None], axis=0)[0]  # noqa: E731
+    ym, y0, yp = (np.log(np.maximum(take(kk + d), 1e-12)) for d in (-1, 0, 1))
+    denom = ym - 2 * y0 + yp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = np.clip(0.5 * (ym - yp) / np.where(denom < -1e-9, denom, -1.0), -0.5, 0.5)
+    pos = k.astype(np.float64) + np.where(inner & (denom < -1e-9), delta, 0.0)
+    position = np.interp(pos, np.arange(n), frames).astype(np.float32)
+
+    result = TapMap(slot=slot, position=position, confidence=out_conf, fallback=fallback, frames=frames)
+    # Pixels that rounding could decide: ask sharpest_frame itself.
+    ys, xs = np.nonzero(unsure)
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        t = sharpest_frame(volume, frames, x, y, radius=radius, confidence_map=confidence_map)
+        result.slot[y, x] = frames.index(t.frame)
+        result.position[y, x] = t.position
+        result.confidence[y, x] = t.confidence
+        result.fallback[y, x] = t.fallback
+    result.exact = int(ys.size)
+    return result
+
+
+def stack_tap_map(stack, radius: int = 6) -> TapMap:  # noqa: ANN001 (ProcessedStack)
+    """:func:`tap_map` of a processed stack (what :func:`postfocus.refocus.tap` reads)."""
+    return tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius)
