@@ -304,7 +304,7 @@ def open_raw_files(paths: Sequence[str | os.PathLike]) -> RawFilesSource:
     if others and raw_files:
         raise InputError(
             f"{others[0]}: is not a RAW file but {raw_files[0].name} is; "
-            "RAW and other images cannot be stacked together (convert them all to one kind)"
+            "RAW and other images cannot be stacked together; name only the RAW files or only the others"
         )
     if len(files) < 2:
         raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
