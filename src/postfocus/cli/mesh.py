@@ -1,0 +1,53 @@
+"""``postfocus mesh``: a textured 3D relief of a focus sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from postfocus.cli.common import err_console, main
+from postfocus.cli.refocus import processed
+from postfocus.cli.stack import cache_option
+from postfocus.depth import check_output, depth_map
+from postfocus.io.write import write_image
+from postfocus.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
+
+
+@main.command("mesh")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Mesh to write: .ply (vertex colours), .obj (+ .mtl + texture PNG) or .glb (binary glTF).")
+@click.option("--preview", "preview_out", type=click.Path(path_type=Path), default=None,
+              help="Also write a view of the relief from an angle (.png or .jpg).")
+@click.option("--rock", "rock_out", type=click.Path(path_type=Path), default=None,
+              help="Also write a rocking animation (.gif), a synthetic stereo view.")
+@click.option("--relief", type=click.FloatRange(0, None), default=DEFAULT_RELIEF, show_default=True,
+              help="Depth of the relief from nearest to farthest frame, as a share of the image's long edge.")
+@click.option("--max-faces", type=click.IntRange(2, None), default=DEFAULT_MAX_FACES, show_default=True,
+              help="Upper bound on triangles; the grid is decimated to fit.")
+@cache_option
+@click.pass_context
+def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, cache_dir):
+    """Height-field mesh of the depth map, textured with the all-in-focus image."""
+    check_output(output, MESH_FORMATS)
+    if preview_out:
+        check_output(preview_out, (".png", ".jpg", ".jpeg"))
+    if rock_out:
+        check_output(rock_out, (".gif",))
+    ps = processed(ctx, inputs, cache_dir)
+    for path in (output, preview_out, rock_out):
+        if path:
+            check_output(path, (path.suffix.lower(),), ps.info.paths)
+    result = depth_map(ps)
+    image = ps.all_in_focus()
+    mesh = build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief)
+    written = write_mesh(output, mesh)
+    rows, cols = mesh.grid
+    err_console.print(f"mesh: {len(mesh.vertices)} vertices ({cols}x{rows} grid), {len(mesh.faces)} faces; "
+                      + ", ".join(str(p) for p in written), soft_wrap=True, markup=False)
+    if preview_out:
+        write_image(preview_out, render_view(image, result.depth, result.frames, relief=relief))
+    if rock_out:
+        write_gif(rock_out, rock_frames(image, result.depth, result.frames, relief=relief))
+    click.echo(str(output))
