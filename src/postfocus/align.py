@@ -239,8 +239,9 @@ def tile_shifts(
     points, shifts = [], []
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
     margin = tile // 4
-    for y in range(margin, h - tile - margin + 1, tile):
-        for x in range(margin, w - tile - margin + 1, tile):
+    step = max(8, tile // 2)
+    for y in range(margin, h - tile - margin + 1, step):
+        for x in range(margin, w - tile - margin + 1, step):
             t = template[y : y + tile, x : x + tile]
             a = aligned[y : y + tile, x : x + tile]
             if float(t.std()) < min_std or float(a.std()) < min_std:
@@ -258,28 +259,49 @@ def tile_shifts(
     return np.float64(points).reshape(-1, 2), np.float64(shifts).reshape(-1, 2)
 
 
-def fit_model(points: np.ndarray, targets: np.ndarray, model: str) -> np.ndarray | None:
-    """Least-squares (RANSAC-guarded) transform of ``model`` taking points to targets."""
-    if len(points) < 6:
-        return None
-    src, dst = points.astype(np.float32), targets.astype(np.float32)
+def _fit_once(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray | None:
     if model == "translation":
         out = np.eye(3)
-        out[:2, 2] = np.median(targets - points, axis=0)
+        out[:2, 2] = np.median(dst - src, axis=0)
         return out
+    s32, d32 = src.astype(np.float32), dst.astype(np.float32)
     if model == "homography":
-        matrix, _ = cv2.findHomography(src, dst, cv2.RANSAC, 0.5)
+        matrix, _ = cv2.findHomography(s32, d32, 0)
         return matrix
     if model == "affine":
-        a, _ = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.5, refineIters=20)
+        a, _ = cv2.estimateAffine2D(s32, d32, method=cv2.LMEDS, refineIters=30)
     else:
-        a, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.5, refineIters=20)
+        a, _ = cv2.estimateAffinePartial2D(s32, d32, method=cv2.LMEDS, refineIters=30)
     if a is None:
         return None
     out = np.vstack([a, [0, 0, 1]])
     if model == "rigid":
         out[:2, :2] /= np.sqrt(abs(np.linalg.det(out[:2, :2])))
     return out
+
+
+def fit_model(points: np.ndarray, targets: np.ndarray, model: str, rounds: int = 3) -> np.ndarray | None:
+    """Robust fit of a ``model`` transform taking points to targets.
+
+    Tiles whose shift disagrees with the fit (an occlusion edge, a moving
+    leaf) are trimmed and the fit is repeated on the rest.
+    """
+    keep = np.ones(len(points), bool)
+    matrix = None
+    for _ in range(rounds):
+        if keep.sum() < 6:
+            break
+        matrix = _fit_once(points[keep], targets[keep], model)
+        if matrix is None:
+            return None
+        pred = cv2.perspectiveTransform(points[None].astype(np.float64), matrix)[0]
+        resid = np.hypot(*(pred - targets).T)
+        limit = max(3.0 * float(np.median(resid[keep])), 0.03)
+        new_keep = resid <= limit
+        if (new_keep == keep).all():
+            break
+        keep = new_keep
+    return matrix
 
 
 def refine_with_tiles(
