@@ -1,0 +1,172 @@
+"""Depth maps against the synthetic generator's ground truth, the depth files, and the depth command.
+
+Stacks: 240x320, 8 frames, 6 px of blur across the sweep, 2 px of shake, noise
+0.005, seed 1 (as ``bench/bench_depth.py``). Measured when these tests were
+written (share of pixels within one frame of the true focus position / median
+error in frames; argmax-of-Laplacian baseline in brackets):
+
+motorcycle 94.4 % / 0.11 (61.1 %), steps 94.7 % / 0.001 (67.0 %),
+ramp 100 % / 0.036 (76.5 %), flat 100 % / 0.041 (70.1 %), occluder 96.3 % (71.8 %).
+
+The thresholds are those numbers less a margin of 2-3 points, so a real
+regression fails while small changes in the generator or alignment do not.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_depth import argmax_baseline, make_stack, score  # noqa: E402
+
+from postfocus.depth import (  # noqa: E402
+    DepthResult,
+    depth_map,
+    domain_transform,
+    read_depth_png,
+    write_confidence,
+    write_depth_npy,
+    write_depth_png,
+    write_depth_preview,
+)
+from postfocus.state import ProcessedStack  # noqa: E402
+
+# scene -> (minimum share within one frame, maximum median error in frames)
+EXPECTED = {
+    "motorcycle": (0.92, 0.16),
+    "steps": (0.92, 0.05),
+    "ramp": (0.97, 0.08),
+    "flat": (0.97, 0.08),
+    "occluder": (0.93, 0.05),
+}
+
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("depth_stacks")
+    cache = root / "cache"
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = make_stack(name, root / name, cache=cache)
+        return made[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_depth_matches_ground_truth_and_beats_argmax(stacks, name):
+    ps, _, truth = stacks(name)
+    result = depth_map(ps)
+    assert result.depth.shape == truth.shape == tuple(ps.size)
+    assert result.depth.dtype == np.float32 and result.confidence.shape == truth.shape
+    assert 0 <= result.depth.min() and result.depth.max() <= result.frames - 1
+    within, median = score(result.depth, truth)
+    base_within, base_median = score(argmax_baseline(ps), truth)
+    min_within, max_median = EXPECTED[name]
+    assert within >= min_within, f"{name}: {within:.3f} within one frame"
+    assert median <= max_median, f"{name}: median error {median:.3f}"
+    assert within >= base_within + 0.15, f"{name}: {within:.3f} vs argmax baseline {base_within:.3f}"
+    assert median <= base_median
+
+
+def test_depth_refines_the_stored_focus_index(stacks):
+    """The refinement gains on the scenes with occlusion edges (halos of near objects)."""
+    import cv2
+
+    for name in ("motorcycle", "steps"):
+        ps, _, truth = stacks(name)
+        h, w = ps.size
+        stored = cv2.resize(np.asarray(ps.focus_index, np.float32), (w, h))
+        assert score(depth_map(ps).depth, truth)[0] > score(stored, truth)[0] + 0.02
+
+
+def test_sub_frame_precision_on_a_ramp(stacks):
+    ps, _, truth = stacks("ramp")
+    err = np.abs(depth_map(ps).depth - truth)
+    # A smooth ramp sits mostly between frames: integer answers would be off by 0.25 on average.
+    assert float(np.median(err)) < 0.08
+    assert float(np.mean(err)) < 0.15
+
+
+def test_far_to_near_sweep_is_flipped(stacks, tmp_path):
+    ps, _, _ = stacks("steps")
+    copy = tmp_path / "stack"
+    shutil.copytree(ps.folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["near_to_far"] = False
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    flipped = depth_map(ProcessedStack.open(copy))
+    normal = depth_map(ps)
+    np.testing.assert_allclose(flipped.depth, (normal.frames - 1) - normal.depth, atol=1e-4)
+
+
+def test_domain_transform_stops_at_edges():
+    guide = np.zeros((20, 40), np.float32)
+    guide[:, 20:] = 1.0
+    values = np.where(guide > 0, 5.0, 1.0).astype(np.float32) + np.random.default_rng(0).normal(0, 0.3, guide.shape)
+    out = domain_transform(values.astype(np.float32), guide, 10.0, 0.05)
+    assert abs(float(out[:, :18].mean()) - 1.0) < 0.1 and abs(float(out[:, 22:].mean()) - 5.0) < 0.1
+    assert float(out[:, :18].std()) < 0.1
+
+
+def test_depth_files_round_trip(tmp_path):
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0, 7, (30, 40)).astype(np.float32)
+    result = DepthResult(depth=depth, confidence=rng.uniform(0, 1, (30, 40)).astype(np.float32), frames=8)
+    write_depth_png(tmp_path / "d.png", result)
+    back, frames = read_depth_png(tmp_path / "d.png")
+    assert frames == 8
+    np.testing.assert_allclose(back, depth, atol=7 / 65535 + 1e-6)
+    from PIL import Image
+
+    with Image.open(tmp_path / "d.png") as im:
+        assert im.mode.startswith("I")
+        assert "65535" in im.info["Description"] and im.info["postfocus:depth_frames"] == "8"
+    write_depth_npy(tmp_path / "d.npy", result)
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), depth)
+    write_depth_preview(tmp_path / "p.png", result)
+    write_confidence(tmp_path / "c.png", result)
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.mode == "RGB" and im.size == (40, 30)
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.mode == "L" and im.size == (40, 30)
+    # Extremes: frame 0 is 0 and the last frame is 65535.
+    ends = DepthResult(np.array([[0.0, 7.0]], np.float32), np.ones((1, 2), np.float32), 8)
+    write_depth_png(tmp_path / "e.png", ends)
+    import cv2
+
+    assert cv2.imread(str(tmp_path / "e.png"), cv2.IMREAD_UNCHANGED).tolist() == [[0, 65535]]
+
+
+def test_depth_command_writes_every_output(stacks, tmp_path, cli):
+    ps, _, truth = stacks("steps")
+    frames = [str(p) for p in ps.info.paths]
+    out = tmp_path / "depth.png"
+    run = cli("-q", "depth", *frames, "-o", out, "--confidence", tmp_path / "conf.png", "--npy", tmp_path / "d.npy",
+              "--preview", tmp_path / "colour.jpg", "--cache", ps.folder.parent)
+    assert run.returncode == 0, run.stderr
+    depth, n = read_depth_png(out)
+    assert n == 8 and depth.shape == truth.shape
+    assert score(depth, truth)[0] > EXPECTED["steps"][0]
+    assert np.load(tmp_path / "d.npy").shape == truth.shape
+    assert (tmp_path / "conf.png").stat().st_size > 0 and (tmp_path / "colour.jpg").stat().st_size > 0
+
+
+def test_depth_command_bad_output_is_one_line(stacks, tmp_path, cli):
+    ps, _, _ = stacks("steps")
+    frames = [str(p) for p in ps.info.paths]
+    for args in (["-o", tmp_path / "depth.tif"], ["-o", tmp_path / "missing" / "d.png"],
+                 ["-o", tmp_path / "d.png", "--npy", tmp_path / "d.png.txt"]):
+        run = cli("depth", *frames, *args, "--cache", ps.folder.parent)
+        assert run.returncode != 0
+        assert len(run.err_lines) == 1 and run.err_lines[0].startswith("postfocus: error:"), run.stderr
+        assert "Traceback" not in run.stderr
