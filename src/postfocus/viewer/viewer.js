@@ -28,7 +28,8 @@
  * src: a data: URL or any URL an <img> can load.
  *
  * options: {keyboardTarget (default: the container), exposeState (default true: window.postfocusState),
- *           fadeMs (160), magnification (5), loupeSize (180 CSS px), peakingThreshold (320: Sobel |gx|+|gy| on 0..255),
+ *           fadeMs (160), magnification (5), loupeSize (180 CSS px),
+ *           peakingThreshold (Sobel |gx|+|gy| on 0..255; default half the 99th percentile of the all-in-focus picture's),
  *           onChange(state), maxHeight() -> CSS px available for the picture}
  */
 (function (root, factory) {
@@ -297,7 +298,7 @@
     this.fadeMs = this.options.fadeMs == null ? 160 : this.options.fadeMs;
     this.magnification = this.options.magnification || 5;
     this.loupeSize = this.options.loupeSize || 180;
-    this.peakingThreshold = this.options.peakingThreshold || 320;
+    this.peakingThreshold = this.options.peakingThreshold || null; // null: from the all-in-focus picture
     this.frames = data.frames.map(function (f, k) {
       return { index: f.index == null ? k : f.index, src: f.src, name: f.name || (data.names && data.names[k]) || '' };
     });
@@ -712,6 +713,34 @@
     this.loupe.style.display = 'none';
   };
 
+  // Focus peaking marks edges at least half as strong as the strongest edges of the scene (the all-in-focus
+  // picture's 99th percentile), so it adapts to the scene and the picture size.
+  Viewer.prototype._peakThreshold = function () {
+    if (this.peakingThreshold) return this.peakingThreshold;
+    var src = this.aifLayer || this.frameLayers[0];
+    var w = src && src.naturalWidth, h = src && src.naturalHeight;
+    if (!w || !h) return 320;
+    var c = el('canvas'); c.width = w; c.height = h;
+    var ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(src, 0, 0);
+    var d = ctx.getImageData(0, 0, w, h).data, lum = new Float32Array(w * h), i;
+    for (i = 0; i < w * h; i++) lum[i] = 0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2];
+    var hist = new Uint32Array(2041), count = 0;
+    for (var y = 1; y < h - 1; y += 2) {
+      for (var x = 1; x < w - 1; x++) {
+        var p = y * w + x;
+        var gx = (lum[p - w + 1] + 2 * lum[p + 1] + lum[p + w + 1]) - (lum[p - w - 1] + 2 * lum[p - 1] + lum[p + w - 1]);
+        var gy = (lum[p + w - 1] + 2 * lum[p + w] + lum[p + w + 1]) - (lum[p - w - 1] + 2 * lum[p - w] + lum[p - w + 1]);
+        hist[Math.min(2040, Math.round(Math.abs(gx) + Math.abs(gy)))]++;
+        count++;
+      }
+    }
+    var target = 0.99 * count, acc = 0, p99 = 2040;
+    for (i = 0; i < hist.length; i++) { acc += hist[i]; if (acc >= target) { p99 = i; break; } }
+    this.peakingThreshold = Math.max(40, 0.5 * p99);
+    return this.peakingThreshold;
+  };
+
   // Draw the magnifier centred on stage point (cssX, cssY): 5x of the shown picture with focus peaking.
   Viewer.prototype._drawLoupe = function (cssX, cssY) {
     this._loupeAt = { x: cssX, y: cssY };
@@ -734,7 +763,7 @@
     var img = wctx.getImageData(0, 0, rw, rh), d = img.data;
     var lum = new Float32Array(rw * rh), i;
     for (i = 0; i < rw * rh; i++) lum[i] = 0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2];
-    var thr = this.peakingThreshold, peaks = 0;
+    var thr = this._peakThreshold(), peaks = 0;
     for (var y = 1; y < rh - 1; y++) {
       for (var x = 1; x < rw - 1; x++) {
         var p = y * rw + x;

@@ -1,0 +1,66 @@
+"""Headless Chromium for browser tests (Playwright for Python, Debian's Chromium).
+
+Import the ``browser`` fixture into a test module (pytest's default import
+mode puts ``tests/`` on ``sys.path``, as it does for ``conftest``)::
+
+    from browser import artifact_path, browser  # noqa: F401  (pytest fixture)
+
+Tests that use it skip when Chromium or Playwright is missing, unless the
+environment sets ``POSTFOCUS_REQUIRE_BROWSER=1`` (CI does): then they fail, so
+that a broken browser set-up can never pass as "skipped".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("POSTFOCUS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def browser_required() -> bool:
+    return os.environ.get("POSTFOCUS_REQUIRE_BROWSER", "").strip() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when the environment requires the browser tests to run."""
+    if browser_required():
+        pytest.fail(f"browser tests are required (POSTFOCUS_REQUIRE_BROWSER=1) but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A launched headless Chromium (Playwright ``Browser``), shared by the session."""
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium not found at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        unavailable(f"Playwright for Python is not installed ({exc})")
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        except Exception as exc:  # noqa: BLE001 (any launch failure)
+            unavailable(f"Chromium at {CHROMIUM} did not start: {exc}")
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def artifact_path(name: str) -> Path:
+    """A path under test-artifacts/ (created) for screenshots and other test output."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name

@@ -1,0 +1,372 @@
+"""The self-contained page: export, then drive it in headless Chromium from file://.
+
+The sweep is built here: a textured photo whose left half is sharp in frame 0
+and blurs frame by frame, the right half the reverse (sharp in the last frame).
+So a tap on the left must show frame 0 and a tap on the right the last frame,
+by construction, and the page must agree with ``postfocus.refocus.tap`` at
+every point, not only there.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from browser import artifact_path, browser  # noqa: F401  (pytest fixture)
+from conftest import save_rgb, textured_scene
+from PIL import Image
+
+from postfocus.refocus import sharpest_frame, tap
+from postfocus.state import process
+from postfocus.viewer.export import export_page, render_page, viewer_data
+from postfocus.viewer.tapmap import stack_tap_map
+
+H, W, N = 240, 320, 6
+BLUR_STEP = 0.8  # sigma added per frame away from a half's sharp frame
+VIEWPORT = {"width": 960, "height": 760}
+ALLOWED_SCHEMES = ("data:", "file:", "blob:", "about:")
+
+
+def make_sweep(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    scene = textured_scene(H, W)
+    for k in range(N):
+        left_sigma, right_sigma = BLUR_STEP * k, BLUR_STEP * (N - 1 - k)
+        left = scene if left_sigma == 0 else cv2.GaussianBlur(scene, (0, 0), left_sigma)
+        right = scene if right_sigma == 0 else cv2.GaussianBlur(scene, (0, 0), right_sigma)
+        frame = np.where(np.arange(W)[None, :, None] < W // 2, left, right)
+        save_rgb(folder / f"frame{k}.png", frame)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("viewer")
+    frames = make_sweep(root / "frames")
+    ps = process(frames, cache_dir=root / "cache")
+    page = export_page(ps, root / "sweep.html")
+    return ps, page
+
+
+@pytest.fixture
+def page(browser, sweep):  # noqa: F811 (fixture)
+    """The exported page opened from file://, ready; checks afterwards that nothing went to the network."""
+    yield from _open(browser, sweep[1])
+
+
+def _open(browser, path: Path, **context):  # noqa: F811
+    ctx = browser.new_context(viewport=VIEWPORT, **context)
+    pg = ctx.new_page()
+    requests, errors = [], []
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.goto(path.resolve().as_uri())
+    wait_ready(pg)
+    pg.requests = requests
+    try:
+        yield pg
+        assert not errors, f"page errors: {errors}"
+        assert requests and requests[0].startswith("file:"), requests
+        outside = [u for u in requests if not u.startswith(ALLOWED_SCHEMES)]
+        assert not outside, f"the page made network requests: {outside}"
+    finally:
+        ctx.close()
+
+
+def wait_ready(pg, timeout: float = 20.0) -> None:
+    """Wait until the viewer has decoded its maps (polled from Python: the page's CSP forbids eval,
+    which Playwright's wait_for_function needs)."""
+    end = time.monotonic() + timeout
+    while not pg.evaluate("() => !!(window.postfocusState && window.postfocusState.ready)"):
+        if time.monotonic() > end:
+            raise AssertionError("the page did not become ready")
+        pg.wait_for_timeout(25)
+
+
+def state(pg) -> dict:
+    return pg.evaluate("window.postfocusState")
+
+
+def stage_box(pg) -> dict:
+    return pg.locator(".pf-stage").bounding_box()
+
+
+def click_at(pg, fx: float, fy: float) -> dict:
+    """Click at a fraction of the picture; return the state after the tap."""
+    box = stage_box(pg)
+    pg.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    return state(pg)
+
+
+def stage_shot(pg, name: str) -> np.ndarray:
+    """Screenshot of the picture once the cross-fade has ended (saved as a test artefact)."""
+    pg.wait_for_timeout(350)
+    png = pg.locator(".pf-stage").screenshot()
+    artifact_path(name).write_bytes(png)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.float32) / 255
+
+
+def sharpness(rgb: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
+
+
+def saturation(rgb: np.ndarray) -> float:
+    return float(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1].mean())
+
+
+def halves(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    m = w // 10
+    return img[m:-m, m : w // 2 - m], img[m:-m, w // 2 + m : -m]
+
+
+# ------------------------------------------------------------------ no browser
+
+
+def test_page_is_one_self_contained_file(sweep):
+    ps, path = sweep
+    text = path.read_text(encoding="utf-8")
+    assert not list(path.parent.glob(".*.part")), "temporary file left behind"
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text).group(1)
+    assert csp == "default-src 'none'; img-src data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+    assert not re.search(r'<script[^>]+src=|<link[^>]+stylesheet|@import|url\(\s*["\']?https?:', text, re.I)
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', text, re.I)
+    assert "PostfocusViewer" in text
+    assert not re.search(r"\{\{(title|generator|data|css|js|created|frame_count|fallback_src)\}\}", text)
+    # ES2019: no optional chaining or nullish coalescing in the viewer.
+    js = (Path(__file__).parents[1] / "src/postfocus/viewer/viewer.js").read_text()
+    assert not re.search(r"\?\.(?![0-9])|\?\?", js)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_viewer_script_parses():
+    js = Path(__file__).parents[1] / "src/postfocus/viewer/viewer.js"
+    subprocess.run(["node", "--check", str(js)], check=True, capture_output=True)
+
+
+def test_tap_map_equals_python_tap_everywhere(sweep):
+    ps = sweep[0]
+    tm = stack_tap_map(ps)
+    mh, mw = ps.focus_index.shape
+    assert tm.slot.shape == (mh, mw)
+    vol, conf = np.asarray(ps.volume), np.asarray(ps.confidence)
+    for y in range(0, mh, 5):
+        for x in range(0, mw, 4):
+            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf)
+            assert tm.frame[y, x] == t.frame, (x, y)
+            assert tm.fallback[y, x] == t.fallback
+            assert abs(tm.position[y, x] - t.position) < 1e-3
+    # and by construction: left half sharpest in frame 0, right half in the last
+    assert (tm.frame[:, 10 : mw // 2 - 10] == ps.used[0]).mean() > 0.9
+    assert (tm.frame[:, mw // 2 + 10 : -10] == ps.used[-1]).mean() > 0.9
+
+
+def test_tap_map_fallback_matches_python():
+    rng = np.random.default_rng(3)
+    n, h, w = 5, 60, 90
+    vol = np.full((n, h, w), 0.2, np.float32)  # flat: no frame stands out
+    vol[:, 5:25, 60:85] = rng.random((n, 1, 1)) * 0.2
+    vol[3, 5:25, 60:85] = 1.0  # one textured patch, sharpest in frame 3
+    vol[1, 40:55, 5:20] = 1.0  # another, frame 1
+    vol += rng.random(vol.shape).astype(np.float32) * 0.01
+    conf = rng.random((h, w)).astype(np.float32)
+    from postfocus.viewer.tapmap import tap_map
+
+    tm = tap_map(vol.astype(np.float16), [0, 2, 4, 6, 8], conf, radius=3)
+    assert tm.fallback.mean() > 0.5
+    for y in range(0, h, 2):
+        for x in range(0, w, 3):
+            t = sharpest_frame(vol.astype(np.float16), [0, 2, 4, 6, 8], x, y, confidence_map=conf, radius=3)
+            assert (tm.frame[y, x], bool(tm.fallback[y, x])) == (t.frame, t.fallback), (x, y)
+
+
+# ---------------------------------------------------------------- in Chromium
+
+
+@pytest.mark.browser
+def test_tap_near_and_far_match_python(page, sweep):
+    ps = sweep[0]
+    first, last = ps.used[0], ps.used[-1]
+    for fx, expected in ((0.25, first), (0.75, last), (0.1, first), (0.9, last)):
+        s = click_at(page, fx, 0.5)
+        t = s["lastTap"]
+        assert t is not None and s["mode"] == "frame"
+        answer = tap(ps, t["x"], t["y"])
+        assert s["frame"] == answer.frame == expected, (fx, s, answer)
+        assert page.locator("#postfocus").get_attribute("data-frame") == str(expected)
+        assert t["confidence"] == pytest.approx(answer.confidence, abs=0.01)
+        assert t["ms"] < 50, f"tap took {t['ms']:.1f} ms"
+    shot = stage_shot(page, "viewer-tap-far.png")
+    left, right = halves(shot)
+    assert sharpness(right) > 3 * sharpness(left)  # the far (right) half is what is sharp now
+    s = click_at(page, 0.25, 0.5)
+    shot = stage_shot(page, "viewer-tap-near.png")
+    left, right = halves(shot)
+    assert sharpness(left) > 3 * sharpness(right)
+
+
+@pytest.mark.browser
+def test_page_tap_agrees_with_python_on_a_grid(page, sweep):
+    ps = sweep[0]
+    h, w = ps.size
+    points = [(x, y) for y in np.linspace(0, h - 1, 9) for x in np.linspace(0, w - 1, 23)]
+    points += [(w / 2 + d, h / 2) for d in (-3.5, -2.5, -1, -0.5, 0, 0.5, 1, 2.5, 3.5)]  # the seam, halves
+    answers = page.evaluate(
+        "pts => pts.map(p => window.postfocusViewer.tapAnswer(p[0], p[1]))", [list(map(float, p)) for p in points]
+    )
+    for (x, y), a in zip(points, answers):
+        t = tap(ps, x, y)
+        assert (a["frame"], a["fallback"]) == (t.frame, t.fallback), (x, y, a, t)
+        assert a["position"] == pytest.approx(t.position, abs=(ps.used[-1] - ps.used[0]) / 255 + 1e-6)
+
+
+@pytest.mark.browser
+def test_all_in_focus_toggle(page):
+    click_at(page, 0.25, 0.5)
+    page.get_by_role("button", name="All in focus").click()
+    assert state(page)["mode"] == "allInFocus"
+    assert page.locator("#postfocus").get_attribute("data-mode") == "allInFocus"
+    left, right = halves(stage_shot(page, "viewer-all-in-focus.png"))
+    page.keyboard.press("a")
+    assert state(page)["mode"] == "frame"
+    left0, right0 = halves(stage_shot(page, "viewer-frame0.png"))
+    assert sharpness(left) > 0.7 * sharpness(left0)
+    assert sharpness(right) > 3 * sharpness(right0)
+    page.keyboard.press("A")
+    assert state(page)["mode"] == "allInFocus"
+
+
+@pytest.mark.browser
+def test_slider_and_keyboard_change_the_frame(page, sweep):
+    ps = sweep[0]
+    click_at(page, 0.25, 0.5)
+    assert state(page)["slot"] == 0
+    page.keyboard.press("ArrowRight")
+    assert state(page)["frame"] == ps.used[1]
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    assert state(page)["frame"] == ps.used[1]
+    page.keyboard.press("End")
+    assert state(page)["frame"] == ps.used[-1]
+    page.keyboard.press("ArrowRight")  # stays at the end
+    assert state(page)["frame"] == ps.used[-1]
+    slider = page.locator(".pf-slider input")
+    slider.fill("2")
+    assert state(page)["frame"] == ps.used[2] and state(page)["mode"] == "frame"
+    slider.focus()
+    page.keyboard.press("ArrowRight")  # the slider steps itself: one frame, not two
+    assert state(page)["frame"] == ps.used[3]
+    assert slider.input_value() == "3"
+    page.keyboard.press("a")  # letters still work with the slider focused
+    assert state(page)["mode"] == "allInFocus"
+    page.keyboard.press("ArrowLeft")  # a frame step leaves all-in-focus
+    assert state(page)["mode"] == "frame" and state(page)["frame"] == ps.used[2]
+    assert page.locator("#postfocus").get_attribute("data-frame") == str(ps.used[2])
+
+
+@pytest.mark.browser
+def test_colour_pop_depth_and_magnifier(page):
+    click_at(page, 0.25, 0.5)  # the near subject: left half
+    page.keyboard.press("p")
+    s = state(page)
+    assert s["mode"] == "pop" and s["popPosition"] == pytest.approx(0, abs=0.3)
+    left, right = halves(stage_shot(page, "viewer-pop-near.png"))
+    assert saturation(left) > 0.15 and saturation(right) < 0.03
+    s = click_at(page, 0.75, 0.5)  # in pop mode a tap chooses the subject
+    assert s["mode"] == "pop" and s["popPosition"] > 4
+    left, right = halves(stage_shot(page, "viewer-pop-far.png"))
+    assert saturation(right) > 0.15 and saturation(left) < 0.03
+    page.get_by_role("button", name="Colour pop").click()
+    assert state(page)["mode"] == "frame"
+
+    page.keyboard.press("d")
+    assert state(page)["mode"] == "depth"
+    stage_shot(page, "viewer-depth.png")
+    page.keyboard.press("d")
+    assert state(page)["mode"] == "frame"
+
+    assert click_at(page, 0.25, 0.5)["slot"] == 0  # frame 0: the left half is sharp
+    page.keyboard.press("m")
+    assert state(page)["magnifier"] is True
+    box = stage_box(page)
+    page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.5 * box["height"])
+    assert page.locator(".pf-loupe").is_visible()
+    page.wait_for_timeout(50)
+    peaks_sharp = page.evaluate("window.postfocusViewer.loupePeaks")
+    page.screenshot(path=str(artifact_path("viewer-magnifier.png")))
+    page.mouse.move(box["x"] + 0.75 * box["width"], box["y"] + 0.5 * box["height"])
+    peaks_blurred = page.evaluate("window.postfocusViewer.loupePeaks")
+    assert peaks_sharp > 0.02 and peaks_blurred < peaks_sharp / 4  # peaking marks the sharp half (frame 0)
+    page.keyboard.press("M")
+    assert state(page)["magnifier"] is False and not page.locator(".pf-loupe").is_visible()
+
+
+@pytest.mark.browser
+def test_touch_tap(browser, sweep):  # noqa: F811
+    ps = sweep[0]
+    for pg in _open(browser, sweep[1], has_touch=True, is_mobile=True):
+        box = stage_box(pg)
+        pg.touchscreen.tap(box["x"] + 0.8 * box["width"], box["y"] + 0.4 * box["height"])
+        s = state(pg)
+        assert s["lastTap"] is not None
+        assert s["frame"] == tap(ps, s["lastTap"]["x"], s["lastTap"]["y"]).frame == ps.used[-1]
+        pg.touchscreen.tap(box["x"] + 0.2 * box["width"], box["y"] + 0.4 * box["height"])
+        assert state(pg)["frame"] == ps.used[0]
+
+
+@pytest.mark.browser
+def test_state_is_read_only(page):
+    before = state(page)
+    page.evaluate("() => { try { window.postfocusState = {frame: 99}; } catch (e) {} }")
+    page.evaluate("() => { try { window.postfocusState.frame = 99; } catch (e) {} }")
+    assert state(page) == before
+
+
+@pytest.mark.browser
+def test_webp_page_and_browser_computed_taps(browser, sweep, tmp_path):  # noqa: F811
+    """A WebP page, and the volume path: taps computed in the page from a coarse focus grid."""
+    ps = sweep[0]
+    webp = export_page(ps, tmp_path / "webp.html", fmt="webp", long_edge=200)
+    assert "data:image/webp;base64," in webp.read_text()
+    for pg in _open(browser, webp):
+        assert click_at(pg, 0.8, 0.5)["frame"] == ps.used[-1]
+    data = viewer_data(ps, long_edge=200, tap_map=False, volume=True)
+    path = tmp_path / "volume.html"
+    path.write_text(render_page(data), encoding="utf-8")
+    vol = data["volume"]
+    from postfocus.viewer.export import volume_grid
+
+    grid, radius = volume_grid(ps)
+    n, gw = len(ps.used), vol["width"]
+    gh = vol["height"] // n
+    grid = grid.reshape(n, gh, gw).astype(np.float32)
+    h, w = ps.size
+    points = [(float(x), float(y)) for y in np.linspace(0, h - 1, 7) for x in np.linspace(0, w - 1, 11)]
+    for pg in _open(browser, path):
+        answers = pg.evaluate("pts => pts.map(p => window.postfocusViewer.tapAnswer(p[0], p[1]))", points)
+        for (x, y), a in zip(points, answers):
+            t = sharpest_frame(grid, ps.used, x, y, map_scale=(gw / w, gh / h), radius=radius)
+            assert (a["frame"], a["fallback"]) == (t.frame, t.fallback), (x, y)
+            assert a["position"] == pytest.approx(t.position, abs=1e-6)
+            assert a["confidence"] == pytest.approx(t.confidence, abs=1e-6)
+
+
+def test_view_command(cli, sweep, tmp_path):
+    ps, _ = sweep
+    frames = Path(ps.manifest["paths"][0]).parent
+    out = tmp_path / "cli.html"
+    t0 = time.time()
+    run = cli("-q", "view", frames, "-o", out, "--long-edge", "200", "--quality", "70", "--cache", tmp_path / "c")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(out) and out.stat().st_size > 10_000
+    assert time.time() - t0 < 120
+    bad = cli("view", frames, "-o", tmp_path / "page.jpg", "--cache", tmp_path / "c")
+    assert bad.returncode == 2 and len(bad.err_lines) == 1 and ".html" in bad.stderr
