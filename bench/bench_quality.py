@@ -95,7 +95,7 @@ def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str
         print(run.log, file=sys.stderr)
     rows.append(row)
     rows.append({"scene": name, "tool": "oracle (true depth, true transforms)", **score(oracle_composite(st), st.sharp, box, band)})
-    rows.append({"scene": name, "tool": "naive argmax |Laplacian| (true transforms)", **score(naive_argmax(st), st.sharp, box, band)})
+    rows.append({"scene": name, "tool": "naive argmax of abs Laplacian (true transforms)", **score(naive_argmax(st), st.sharp, box, band)})
     return rows
 
 

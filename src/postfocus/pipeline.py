@@ -278,7 +278,7 @@ def fuse(
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
     for i in sorted(wanted):
-        aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w))
+        aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
         if not np.allclose(report[i].gain, 1.0):
             aligned = aligned * report[i].gain
         if on_aligned:
