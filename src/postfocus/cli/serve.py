@@ -1,0 +1,86 @@
+"""``postfocus serve``: the web app, for people who would rather not use a terminal."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import webbrowser
+from pathlib import Path
+
+import click
+
+from postfocus.cli.common import err_console, main
+from postfocus.errors import PostfocusError
+
+LOCAL = ("127.0.0.1", "localhost", "::1")
+
+
+def default_data_dir() -> Path:
+    """``$POSTFOCUS_DATA``, else ``$XDG_DATA_HOME/postfocus/web``, else ``~/.local/share/postfocus/web``."""
+    if os.environ.get("POSTFOCUS_DATA"):
+        return Path(os.environ["POSTFOCUS_DATA"])
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "postfocus" / "web"
+
+
+def _open_when_ready(server, url: str) -> None:  # noqa: ANN001 (uvicorn.Server)
+    for _ in range(200):
+        if server.started:
+            try:
+                webbrowser.open(url)
+            except Exception:  # noqa: BLE001 - no browser is not an error
+                pass
+            return
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. The default is this computer only.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for uploads and results (default: ~/.local/share/postfocus/web).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=2048, show_default=True,
+              help="Largest upload accepted, in MB.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Stacks processed at the same time.")
+def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
+    """Open postfocus in a browser window: drop photos or a video, then refocus, merge and share.
+
+    Results are kept in the data folder and listed again the next time.
+    """
+    try:
+        import uvicorn
+
+        from postfocus.web.app import LOCAL_HOSTS, create_app
+    except ImportError as exc:
+        raise PostfocusError(
+            f"the web app needs the 'web' extra ({exc.name} is missing): pip install 'postfocus[web]'"
+        ) from None
+    data_dir = (data_dir or default_data_dir()).expanduser()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PostfocusError(f"{data_dir}: cannot create the data folder ({exc.strerror})") from None
+    local = host in LOCAL
+    allowed = LOCAL_HOSTS if local else None
+    if not local:
+        err_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this computer "
+                          "can upload and see results", soft_wrap=True)
+    app = create_app(data_dir, max_upload_mb=max_upload_mb, workers=workers, allowed_hosts=allowed)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+    err_console.print(f"postfocus is running at [bold]{url}[/]  (data: {data_dir}; press Ctrl+C to stop)",
+                      soft_wrap=True)
+    if not no_browser:
+        threading.Thread(target=_open_when_ready, args=(server, url), daemon=True).start()
+    server.run()
+    if not server.started:
+        raise PostfocusError(f"could not start the server on {host}:{port} (is the port in use? try --port)")

@@ -1,0 +1,21 @@
+"""``postfocus serve``: a web app to drop a focus sweep in and work on it in a browser.
+
+Needs the ``web`` extra (starlette, uvicorn, python-multipart). The modules:
+:mod:`~postfocus.web.app` (the Starlette app), :mod:`~postfocus.web.jobs`
+(background processing), :mod:`~postfocus.web.store` (the data folder),
+:mod:`~postfocus.web.upload` (safe uploads), :mod:`~postfocus.web.ops` (tap,
+merge, pop, aperture on a finished job).
+"""
+
+from __future__ import annotations
+
+
+def __getattr__(name: str):  # noqa: ANN202 - keep the worker processes free of starlette
+    if name == "create_app":
+        from postfocus.web.app import create_app
+
+        return create_app
+    raise AttributeError(name)
+
+
+__all__ = ["create_app"]

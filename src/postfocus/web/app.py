@@ -1,0 +1,470 @@
+"""The web app: a window for people who do not use a terminal.
+
+:func:`create_app` builds a Starlette application over a data folder (see
+:mod:`postfocus.web.store`). It serves a single page (``static/``), the shared
+viewer (``postfocus/viewer/viewer.js``) and a JSON API:
+
+=======  ==========================================  ==========================================
+GET      /api/info                                    limits and which features are available
+GET      /api/jobs                                    every job, newest first (the gallery)
+POST     /api/jobs                                    upload photos or a video (multipart, ``files``)
+GET      /api/jobs/{id}                               state, progress, result or error of one job
+DELETE   /api/jobs/{id}                               delete a finished job and its files
+POST     /api/jobs/{id}/retry                         process a failed job again
+GET      /api/jobs/{id}/viewer                        data for ``PostfocusViewer.mount``
+GET      /api/jobs/{id}/viewer/{picture}              the viewer's pictures (frames, maps)
+GET      /api/jobs/{id}/thumb.jpg                     gallery thumbnail
+GET      /api/jobs/{id}/image.jpg                     the all-in-focus JPEG
+GET      /api/jobs/{id}/frames/{n}                    aligned frame n (what a tap shows)
+POST     /api/jobs/{id}/tap                           ``{"x":..,"y":..}`` -> sharpest frame there
+GET      /api/jobs/{id}/merge.jpg?start=A&end=B       range merge of frames A..B
+GET      /api/jobs/{id}/pop.jpg?position=&tolerance=  colour pop of what lies at a focus position
+                                                      (or ?x=&y=: of the subject there)
+GET      /api/jobs/{id}/aperture.jpg?x=&y=&f=&full=   synthetic aperture focused at x, y
+GET      /api/jobs/{id}/depth.png                     depth map (16-bit grey PNG)
+GET      /api/jobs/{id}/page.html                     self-contained page to share
+=======  ==========================================  ==========================================
+
+Any image or page URL takes ``?download=1`` to be saved as a file with a
+readable name. Errors are JSON ``{"error": "..."}`` with a message for people.
+
+Safety: only requests whose Host is an allowed name are served (by default
+the local machine's, which defeats DNS rebinding), state-changing requests
+from another origin are refused, uploads are limited in size while they
+stream, checked by content, and stored under generated names; job ids must be
+UUIDs, and every file served is checked to lie in its job's folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+from urllib.parse import quote, urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from postfocus._version import __version__
+from postfocus.errors import PostfocusError
+from postfocus.io.sources import natural_key
+from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
+from postfocus.web.ops import NotAvailable, Results, features
+from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
+from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
+
+log = logging.getLogger("postfocus.web")
+
+PACKAGE = Path(__file__).resolve().parents[1]
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VIEWER_DIR = PACKAGE / "viewer"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_MAX_UPLOAD_MB = 2048
+DISK_RESERVE = 256 * 1024 * 1024  # keep this much free after an upload
+
+CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+       "form-action 'self'")
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class GuardMiddleware:
+    """Host allow-list, same-origin check for changes, and security headers."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] | None):
+        self.app = app
+        self.allowed = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        hostname = (urlsplit(f"//{host}").hostname or "").lower()
+        if self.allowed is not None and hostname not in self.allowed:
+            await error(400, f"This server answers only to {', '.join(sorted(self.allowed))}.")(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get("origin")
+            if origin and origin != "null" and urlsplit(origin).netloc.lower() != host.lower():
+                await error(403, "Requests from other web sites are refused.")(scope, receive, send)
+                return
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                         (b"x-frame-options", b"DENY")]
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                if b"content-security-policy" not in names:
+                    extra.append((b"content-security-policy", CSP.encode()))
+                if b"cache-control" not in names:
+                    extra.append((b"cache-control", b"no-cache"))
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _slug(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"\.(?:jpe?g|png|tiff?|mp4|mov|m4v|mkv|avi|mts|m2ts)\b", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return text[:60] or "postfocus"
+
+
+def _attachment(name: str) -> str:
+    ascii_name = name.encode("ascii", "ignore").decode() or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+def _title(files: list[dict]) -> str:
+    first = files[0]["name"]
+    if len(files) == 1:
+        return first
+    return f"{first} + {len(files) - 1} more"
+
+
+class Lock:
+    """An advisory lock on the data folder, so that two servers never share it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def acquire(self) -> None:
+        self._fh = open(self.path, "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            self._fh = None
+            raise PostfocusError(
+                f"{self.path.parent}: another postfocus server is using this data folder; "
+                "stop it first or choose another --data-dir"
+            ) from None
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def create_app(
+    data_dir: str | os.PathLike,
+    *,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    workers: int = 2,
+    allowed_hosts: Iterable[str] | None = LOCAL_HOSTS,
+) -> Starlette:
+    """Build the web app over ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : folder for jobs (created if missing); results survive restarts.
+    max_upload_mb : largest upload accepted, in MB (whole request).
+    workers : how many stacks are processed at the same time.
+    allowed_hosts : host names the server answers to (None: any; for a server
+        reachable from other machines).
+
+    Returns
+    -------
+    Starlette application; its lifespan starts and stops the worker pool.
+
+    Examples
+    --------
+    >>> app = create_app("/tmp/postfocus-data")  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    """
+    store = Store(data_dir)
+    queue = JobQueue(store, workers=workers)
+    results = Results()
+    limit = int(max_upload_mb * 1024 * 1024)
+    limit_text = f"{max_upload_mb:g} MB"
+    lock = Lock(store.root / "server.lock")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        lock.acquire()
+        try:
+            requeued = await run_in_threadpool(queue.start)
+            if requeued:
+                log.info("queued %d waiting job(s) again", len(requeued))
+            yield
+        finally:
+            await run_in_threadpool(queue.shutdown)
+            lock.release()
+
+    # Helpers ------------------------------------------------------------
+    def find(request: Request) -> tuple[JobFolder, dict]:
+        job = store.job(request.path_params.get("job_id", ""))
+        data = job.read() if job else None
+        if job is None or data is None or data.get("state") == UPLOADING:
+            raise HTTPException(404, "No such job.")
+        return job, data
+
+    def finished(request: Request) -> tuple[JobFolder, dict]:
+        job, data = find(request)
+        if data.get("state") != DONE or not job.stack_dir.is_dir():
+            raise HTTPException(409, "This job has no result yet." if data.get("state") != FAILED
+                                else f"This job failed: {data.get('error')}")
+        return job, data
+
+    def links(job_id: str) -> dict:
+        base = f"/api/jobs/{job_id}"
+        return {name: f"{base}/{path}" for name, path in (
+            ("self", ""), ("viewer", "viewer"), ("thumb", "thumb.jpg"), ("image", "image.jpg"),
+            ("tap", "tap"), ("merge", "merge.jpg"), ("pop", "pop.jpg"), ("aperture", "aperture.jpg"),
+            ("depth", "depth.png"), ("page", "page.html"),
+        )}
+
+    def public(data: dict) -> dict:
+        job_id = data["id"]
+        out = {k: data.get(k) for k in ("id", "state", "created", "updated", "started", "finished", "title",
+                                        "progress", "error", "result", "attempts")}
+        out["interrupted"] = bool(data.get("interrupted"))
+        out["inputs"] = [{k: item.get(k) for k in ("name", "size", "kind", "format")} for item in data.get("inputs", [])]
+        out["links"] = links(job_id)
+        return out
+
+    def serve_file(request: Request, path: Path, job: JobFolder, data: dict, download_name: str,
+                   media_type: str | None = None, headers: dict | None = None,
+                   download: bool = False) -> FileResponse:
+        if not store.inside(path) or not Path(path).resolve().is_relative_to(job.folder.resolve()):
+            raise HTTPException(404, "No such file.")
+        headers = dict(headers or {})
+        if download or request.query_params.get("download"):
+            headers["content-disposition"] = _attachment(f"{_slug(data.get('title') or 'postfocus')}-{download_name}")
+        return FileResponse(path, media_type=media_type, headers=headers)
+
+    def number(request: Request, name: str, default: float | None = None) -> float:
+        value = request.query_params.get(name)
+        if value is None:
+            if default is None:
+                raise HTTPException(400, f"Missing parameter {name!r}.")
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise HTTPException(400, f"Parameter {name!r} must be a number.") from None
+
+    # Pages --------------------------------------------------------------
+    def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    def viewer_asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if not re.fullmatch(r"[a-z0-9_-]+\.(js|css)", name):
+            raise HTTPException(404, "No such file.")
+        path = VIEWER_DIR / name
+        if not path.is_file():
+            raise HTTPException(404, "No such file.")
+        return FileResponse(path)
+
+    # API ----------------------------------------------------------------
+    def info(request: Request) -> Response:
+        return JSONResponse({
+            "version": __version__,
+            "max_upload_bytes": limit,
+            "max_upload_text": limit_text,
+            "workers": queue.workers,
+            "features": features(),
+            "viewer": (VIEWER_DIR / "viewer.js").is_file(),
+        })
+
+    def list_jobs(request: Request) -> Response:
+        return JSONResponse({"jobs": [public(d) for d in store.list()]})
+
+    async def create_job(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return error(400, "Bad Content-Length.")
+            if int(length) > limit:
+                return error(413, too_large(limit_text))
+            if shutil.disk_usage(store.root).free < int(length) + DISK_RESERVE:
+                return error(507, "Not enough free disk space for this upload.")
+        job = store.create()
+        receiver = UploadReceiver(job, limit, limit_text)
+        try:
+            await receiver.receive(request.headers.get("content-type", ""), request.stream())
+            files = sorted(receiver.files, key=lambda f: natural_key(f["name"]))
+            await run_in_threadpool(check_upload, job, files)
+        except UploadError as exc:
+            store.delete(job)
+            return error(exc.status, exc.message)
+        except BaseException:
+            store.delete(job)
+            raise
+        data = job.read() or {}
+        title = (receiver.fields.get("title") or "").strip()[:120] or _title(files)
+        data.update(state=QUEUED, inputs=files, title="".join(c for c in title if c.isprintable()))
+        job.write(data)
+        queue.submit(job.id)
+        return JSONResponse(public(data), status_code=201)
+
+    def get_job(request: Request) -> Response:
+        _, data = find(request)
+        return JSONResponse(public(data))
+
+    def delete_job(request: Request) -> Response:
+        job, data = find(request)
+        if data.get("state") not in FINISHED:
+            return error(409, "This job is still being processed; delete it when it has finished.")
+        results.forget(job.id)
+        store.delete(job)
+        return JSONResponse({"deleted": job.id})
+
+    def retry_job(request: Request) -> Response:
+        job, data = find(request)
+        if data.get("state") != FAILED:
+            return error(409, "Only a failed job can be tried again.")
+        data.update(state=QUEUED, error=None, progress=None, interrupted=False)
+        job.write(data)
+        queue.submit(job.id)
+        return JSONResponse(public(data))
+
+    def viewer_data(request: Request) -> Response:
+        job, data = finished(request)
+        path = job.out_dir / "viewer" / "data.json"
+        if not path.is_file():  # made by the worker; rebuilt if it went missing
+            from postfocus.web.jobs import write_viewer_data
+
+            write_viewer_data(job, results.stack(job), data.get("title") or None, data.get("inputs", []))
+        return serve_file(request, path, job, data, "viewer.json", media_type="application/json")
+
+    def viewer_picture(request: Request) -> Response:
+        job, data = finished(request)
+        name = request.path_params["name"]
+        if not re.fullmatch(VIEWER_NAME_RE, name):
+            raise HTTPException(404, "No such file.")
+        path = job.out_dir / "viewer" / name
+        if not path.is_file():
+            raise HTTPException(404, "No such file.")
+        return serve_file(request, path, job, data, name, headers={"cache-control": "private, max-age=86400"})
+
+    def thumb(request: Request) -> Response:
+        job, data = finished(request)
+        path = job.out_dir / "thumb.jpg"
+        if not path.is_file():
+            path = results.image(job)
+        return serve_file(request, path, job, data, "thumbnail.jpg")
+
+    def image(request: Request) -> Response:
+        job, data = finished(request)
+        return serve_file(request, results.image(job), job, data, "all-in-focus.jpg")
+
+    def frame(request: Request) -> Response:
+        job, data = finished(request)
+        index = request.path_params["index"]
+        try:
+            path = results.frame_path(job, index)
+        except (KeyError, PostfocusError):
+            raise HTTPException(404, f"Frame {index} is not in this stack.") from None
+        return serve_file(request, path, job, data, f"frame-{index}{path.suffix}")
+
+    async def tap_point(request: Request) -> Response:
+        job, _ = await run_in_threadpool(finished, request)
+        try:
+            body = await request.json()
+            x, y = float(body["x"]), float(body["y"])
+        except (ValueError, KeyError, TypeError):
+            return error(400, "Send the point as JSON: {\"x\": ..., \"y\": ...} in image pixels.")
+        return JSONResponse(await run_in_threadpool(results.tap, job, x, y))
+
+    def merge(request: Request) -> Response:
+        job, data = finished(request)
+        start, end = number(request, "start"), number(request, "end")
+        path, lo, hi = results.merge(job, int(start), int(end))
+        return serve_file(request, path, job, data, f"frames-{lo}-to-{hi}.jpg")
+
+    def pop(request: Request) -> Response:
+        job, data = finished(request)
+        if "position" in request.query_params:
+            position = number(request, "position")
+        else:
+            position = results.position_at(job, number(request, "x"), number(request, "y"))
+        path = results.pop(job, position, number(request, "tolerance", 1.0))
+        return serve_file(request, path, job, data, "colour-pop.jpg")
+
+    def aperture(request: Request) -> Response:
+        job, data = finished(request)
+        full = request.query_params.get("full") in ("1", "true", "yes")
+        f_number = number(request, "f")
+        path = results.aperture(job, number(request, "x"), number(request, "y"), f_number, preview=not full)
+        return serve_file(request, path, job, data, f"f{f_number:g}.jpg")
+
+    def depth(request: Request) -> Response:
+        job, data = finished(request)
+        return serve_file(request, results.depth(job), job, data, "depth-map.png")
+
+    def page(request: Request) -> Response:
+        job, data = finished(request)
+        path = results.page(job, data.get("title") or None, data.get("inputs", []))
+        # The exported page is the user's to open from disk; here it is only ever
+        # downloaded, and if opened it runs sandboxed away from this origin.
+        return serve_file(request, path, job, data, "page.html", media_type="text/html",
+                          headers={"content-security-policy": "sandbox allow-scripts"}, download=True)
+
+    # Errors -------------------------------------------------------------
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/") or exc.status_code != 404:
+            return error(exc.status_code, exc.detail)
+        return error(404, "Not found.")
+
+    async def user_error(request: Request, exc: PostfocusError) -> Response:
+        return error(400, str(exc))
+
+    async def not_available(request: Request, exc: NotAvailable) -> Response:
+        return error(501, str(exc), unavailable=True)
+
+    job = "/api/jobs/{job_id:str}"
+    routes = [
+        Route("/", index),
+        Route("/index.html", index),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/viewer/{name:str}", viewer_asset),
+        Route("/api/info", info),
+        Route("/api/jobs", list_jobs, methods=["GET"]),
+        Route("/api/jobs", create_job, methods=["POST"]),
+        Route(job, get_job, methods=["GET"]),
+        Route(job, delete_job, methods=["DELETE"]),
+        Route(f"{job}/retry", retry_job, methods=["POST"]),
+        Route(f"{job}/viewer", viewer_data),
+        Route(f"{job}/viewer/{{name:str}}", viewer_picture),
+        Route(f"{job}/thumb.jpg", thumb),
+        Route(f"{job}/image.jpg", image),
+        Route(f"{job}/frames/{{index:int}}", frame),
+        Route(f"{job}/tap", tap_point, methods=["POST"]),
+        Route(f"{job}/merge.jpg", merge),
+        Route(f"{job}/pop.jpg", pop),
+        Route(f"{job}/aperture.jpg", aperture),
+        Route(f"{job}/depth.png", depth),
+        Route(f"{job}/page.html", page),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, PostfocusError: user_error, NotAvailable: not_available},
+    )
+    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)  # type: ignore[arg-type]
+    app.state.store = store
+    app.state.queue = queue
+    app.state.results = results
+    return app

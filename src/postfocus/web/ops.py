@@ -1,0 +1,294 @@
+"""What the app does with a finished job: tap, range merge, colour pop, aperture, downloads.
+
+These run in the server process (in Starlette's thread pool): they read the
+job's processed stack, which makes each of them quick. Results are kept in the
+job's ``out/`` folder under names built from validated numbers, so asking again
+costs nothing; previews that pile up are pruned.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from postfocus.errors import PostfocusError
+from postfocus.web.store import JobFolder
+
+PREVIEW_EDGE = 1024
+KEEP_PREVIEWS = 40
+F_NUMBERS = (1.0, 64.0)
+
+
+class NotAvailable(Exception):
+    """A feature whose module is not part of this postfocus yet."""
+
+
+def optional(module: str, name: str):  # noqa: ANN201
+    """``module.name`` if it can be imported, else None."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def features() -> dict[str, bool]:
+    return {
+        "aperture": optional("postfocus.aperture", "render_aperture") is not None
+        and optional("postfocus.depth", "depth_map") is not None,
+        "depth": optional("postfocus.depth", "depth_map") is not None,
+        "page": optional("postfocus.viewer.export", "export_page") is not None,
+    }
+
+
+def _finite(value: float, what: str) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise PostfocusError(f"{what} must be a number")
+    return value
+
+
+class Results:
+    """Per-job operations with a small cache of open stacks and one lock per output."""
+
+    def __init__(self, max_open: int = 8):
+        self._stacks: OrderedDict[str, object] = OrderedDict()
+        self._max_open = max_open
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    # Helpers --------------------------------------------------------------
+    def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
+        from postfocus.state import ProcessedStack
+
+        with self._lock:
+            ps = self._stacks.get(job.id)
+            if ps is not None and Path(ps.folder).is_dir():  # type: ignore[attr-defined]
+                self._stacks.move_to_end(job.id)
+                return ps
+        ps = ProcessedStack.open(job.stack_dir)
+        with self._lock:
+            self._stacks[job.id] = ps
+            while len(self._stacks) > self._max_open:
+                self._stacks.popitem(last=False)
+        return ps
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._stacks.pop(job_id, None)
+
+    def _output_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _cached(self, job: JobFolder, name: str, make, prune: str | None = None) -> Path:  # noqa: ANN001
+        """Path of ``out/name``, made by ``make(path)`` if it does not exist yet."""
+        path = job.out(name)
+        if path.exists():
+            return path
+        with self._output_lock(f"{job.id}/{name}"):
+            if not path.exists():
+                # Made under a temporary name in the same folder, then renamed:
+                # a failure never leaves half a file that later looks finished.
+                tmp = job.out(f".tmp-{threading.get_ident()}-{name}")
+                try:
+                    make(tmp)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                if prune:
+                    self._prune(job, prune, keep=path)
+        return path
+
+    def _save(self, path: Path, image: np.ndarray, ps, quality: int = 92) -> None:  # noqa: ANN001
+        from postfocus.pipeline import save_image
+
+        save_image(path, image, ps.info, quality=quality)
+
+    def _prune(self, job: JobFolder, prefix: str, keep: Path) -> None:
+        """Remove the oldest ``prefix*`` outputs beyond :data:`KEEP_PREVIEWS`."""
+        dated = []
+        for p in job.out_dir.glob(prefix + "*"):
+            try:
+                dated.append((p.stat().st_mtime, p))
+            except OSError:
+                continue
+        for _, p in sorted(dated)[:-KEEP_PREVIEWS]:
+            if p != keep:
+                p.unlink(missing_ok=True)
+
+    def _point(self, ps, x: float, y: float) -> tuple[float, float]:  # noqa: ANN001
+        h, w = ps.size
+        x, y = _finite(x, "x"), _finite(y, "y")
+        if not (0 <= x < w and 0 <= y < h):
+            raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
+        return x, y
+
+    # Operations -----------------------------------------------------------
+    def tap(self, job: JobFolder, x: float, y: float) -> dict:
+        from postfocus.refocus import tap
+
+        ps = self.stack(job)
+        x, y = self._point(ps, x, y)
+        answer = tap(ps, x, y)
+        return {
+            "frame": answer.frame,
+            "position": round(answer.position, 3),
+            "confidence": round(answer.confidence, 3),
+            "x": answer.x,
+            "y": answer.y,
+            "source_x": round(answer.source_x, 1),
+            "source_y": round(answer.source_y, 1),
+            "fallback": answer.fallback,
+            "message": answer.describe(),
+        }
+
+    def frame_path(self, job: JobFolder, index: int) -> Path:
+        ps = self.stack(job)
+        if index not in ps.used:
+            raise KeyError(index)
+        return ps.frame_path(index)
+
+    def image(self, job: JobFolder) -> Path:
+        from postfocus.pipeline import DEFAULT_METHOD
+
+        def make(path: Path) -> None:
+            ps = self.stack(job)
+            self._save(path, ps.all_in_focus(DEFAULT_METHOD), ps, quality=95)
+
+        return self._cached(job, "all_in_focus.jpg", make)
+
+    def merge(self, job: JobFolder, start: int, end: int) -> tuple[Path, int, int]:
+        """Range merge of the used frames from ``start`` to ``end`` (inclusive): (path, first, last)."""
+        from postfocus.state import merge
+
+        ps = self.stack(job)
+        lo, hi = sorted((int(start), int(end)))
+        frames = [i for i in ps.used if lo <= i <= hi]
+        if not frames:
+            raise PostfocusError(f"no aligned frames between {lo} and {hi} (frames kept: {ps.used})")
+        lo, hi = frames[0], frames[-1]
+
+        def make(path: Path) -> None:
+            if len(frames) == 1:
+                image = ps.read_frame(frames[0])
+            else:
+                image = merge(ps, frames=frames)
+            self._save(path, image, ps, quality=95)
+
+        return self._cached(job, f"merge_{lo:04d}_{hi:04d}.jpg", make, prune="merge_"), lo, hi
+
+    def pop(self, job: JobFolder, position: float, tolerance: float = 1.0) -> Path:
+        """Colour pop: what lies at focus ``position`` (frames) keeps its colour."""
+        from postfocus.align import to_grey
+        from postfocus.pipeline import DEFAULT_METHOD
+        from postfocus.pop import colour_pop, pop_mask
+
+        ps = self.stack(job)
+        position = round(min(max(_finite(position, "position"), 0.0), len(ps.names) - 1.0), 2)
+        tolerance = round(min(max(_finite(tolerance, "tolerance"), 0.0), 50.0), 2)
+
+        def make(path: Path) -> None:
+            image = ps.all_in_focus(DEFAULT_METHOD)
+            mask = pop_mask(ps.focus_index, position, to_grey(image), tolerance=tolerance)
+            self._save(path, colour_pop(image, mask), ps, quality=95)
+
+        return self._cached(job, f"pop_{position:08.2f}_{tolerance:05.2f}.jpg", make, prune="pop_")
+
+    def position_at(self, job: JobFolder, x: float, y: float) -> float:
+        """Focus position (frames) that a tap at x, y finds."""
+        from postfocus.refocus import tap
+
+        ps = self.stack(job)
+        x, y = self._point(ps, x, y)
+        return float(tap(ps, x, y).position)
+
+    def _depth(self, job: JobFolder) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """(depth in frames at output size, confidence, frames), from the job's files or made now."""
+        ps = self.stack(job)
+        path, conf_path = job.out_dir / "depth.npy", job.out_dir / "depth_confidence.npy"
+        if path.is_file():
+            depth = np.load(path, mmap_mode="r")
+            conf = np.load(conf_path, mmap_mode="r") if conf_path.is_file() else None
+            return np.asarray(depth, np.float32), None if conf is None else np.asarray(conf, np.float32), len(ps.names)
+        depth_map = optional("postfocus.depth", "depth_map")
+        if depth_map is None:
+            raise NotAvailable("The depth map is not available yet in this version of postfocus.")
+        with self._output_lock(f"{job.id}/depth.npy"):
+            result = depth_map(ps)
+            job.out_dir.mkdir(exist_ok=True)
+            np.save(job.out("depth_confidence.npy"), result.confidence.astype(np.float16))
+            tmp = job.out(".tmp-depth.npy")
+            np.save(tmp, result.depth.astype(np.float32))
+            os.replace(tmp, path)
+        return result.depth, result.confidence, result.frames
+
+    def depth(self, job: JobFolder) -> Path:
+        """16-bit depth PNG (0 = nearest frame; the scale is in its text chunks)."""
+        write_depth_png = optional("postfocus.depth", "write_depth_png")
+        if write_depth_png is None:
+            raise NotAvailable("The depth map is not available yet in this version of postfocus.")
+
+        def make(path: Path) -> None:
+            from postfocus.depth import DepthResult
+
+            depth, conf, frames = self._depth(job)
+            write_depth_png(path, DepthResult(depth=depth, confidence=conf if conf is not None
+                                              else np.ones_like(depth), frames=frames))
+
+        return self._cached(job, "depth.png", make)
+
+    def aperture(self, job: JobFolder, x: float, y: float, f_number: float, preview: bool = True) -> Path:
+        """Shallow depth of field focused at the subject at x, y, at aperture f/``f_number``."""
+        render_aperture = optional("postfocus.aperture", "render_aperture")
+        focus_at = optional("postfocus.aperture", "focus_at")
+        if render_aperture is None or focus_at is None:
+            raise NotAvailable("Changing the aperture is not available yet in this version of postfocus.")
+        ps = self.stack(job)
+        x, y = self._point(ps, x, y)
+        f_number = round(min(max(_finite(f_number, "f-number"), F_NUMBERS[0]), F_NUMBERS[1]), 1)
+        name = f"aperture_{'p' if preview else 'f'}_{x:06.0f}_{y:06.0f}_{f_number:05.1f}.jpg"
+
+        def make(path: Path) -> None:
+            import cv2
+
+            from postfocus.pipeline import DEFAULT_METHOD
+
+            image = ps.all_in_focus(DEFAULT_METHOD)
+            depth, conf, frames = self._depth(job)
+            focus = focus_at(depth, x, y, conf)
+            h, w = image.shape[:2]
+            if preview and max(h, w) > PREVIEW_EDGE:
+                s = PREVIEW_EDGE / max(h, w)
+                size = (max(1, round(w * s)), max(1, round(h * s)))
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                depth = cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
+            out = render_aperture(image, depth, focus, f_number=f_number, span=max(frames - 1, 1))
+            self._save(path, np.asarray(out, np.float32), ps, quality=88 if preview else 95)
+
+        return self._cached(job, name, make, prune="aperture_")
+
+    def page(self, job: JobFolder, title: str | None, files: list[dict]) -> Path:
+        """The self-contained page (``postfocus.viewer.export``), with the uploaded names."""
+        render_page = optional("postfocus.viewer.export", "render_page")
+        if render_page is None:
+            raise NotAvailable("Saving a web page is not available yet in this version of postfocus.")
+
+        def make(path: Path) -> None:
+            from postfocus.web.jobs import viewer_payload
+
+            payload = viewer_payload(job, self.stack(job), title, files, src=_data_url)
+            path.write_text(render_page(payload), encoding="utf-8")
+
+        return self._cached(job, "page.html", make)
+
+
+def _data_url(name: str, payload: bytes, mime: str) -> str:
+    from postfocus.viewer.export import data_url
+
+    return data_url(name, payload, mime)

@@ -1,0 +1,297 @@
+"""Receive uploads safely: stream to disk under generated names, check by content.
+
+The multipart body is parsed as it arrives (python-multipart's streaming
+parser) and each file goes straight into the job's ``in/`` folder as
+``000.jpg``, ``001.jpg`` ... The suffix comes from the file's first bytes, never
+from its name. Counting stops the upload as soon as the body passes the size
+limit, so nothing past the limit is ever written, and nothing is written
+anywhere but the job folder (no temporary spool files elsewhere).
+
+After the upload, each file is checked by decoding its header: Pillow for
+photos, PyAV for a video.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, BinaryIO
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from postfocus.errors import PostfocusError
+from postfocus.web.store import JobFolder, display_name
+
+SNIFF_BYTES = 512
+MAX_FILES = 2000
+MAX_FIELD_BYTES = 1024
+
+SUPPORTED = "JPEG, PNG or TIFF photos, or one MP4, MOV, MKV, AVI or MTS video"
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
+
+
+class UploadError(Exception):
+    """An upload that is refused, with the HTTP status and a message for people."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Sniffed:
+    kind: str  # "image" or "video"
+    suffix: str  # stored file's suffix
+    format: str  # what the bytes say, e.g. "JPEG"
+
+
+def sniff(head: bytes) -> Sniffed | None:
+    """What a file is, from its first bytes; None when it is nothing postfocus reads.
+
+    Examples
+    --------
+    >>> sniff(b"\\xff\\xd8\\xff\\xe0" + bytes(12)).suffix
+    '.jpg'
+    >>> sniff(b"hello world") is None
+    True
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return Sniffed("image", ".jpg", "JPEG")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return Sniffed("image", ".png", "PNG")
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return Sniffed("image", ".tif", "TIFF")
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in HEIF_BRANDS:
+            return Sniffed("heif", "", "HEIF")
+        return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/MOV")
+    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return Sniffed("video", ".mov", "MOV")
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return Sniffed("video", ".mkv", "Matroska")
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return Sniffed("video", ".avi", "AVI")
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return Sniffed("video", ".mts", "MPEG-TS")
+    if len(head) > 196 and head[4] == 0x47 and head[196] == 0x47:
+        return Sniffed("video", ".m2ts", "MPEG-TS")
+    return None
+
+
+class _Part:
+    def __init__(self) -> None:
+        self.headers: dict[bytes, bytes] = {}
+        self.field: str = ""
+        self.filename: str | None = None
+        self.head = bytearray()
+        self.data = bytearray()  # small text fields only
+        self.handle: BinaryIO | None = None
+        self.path: Path | None = None
+        self.size = 0
+        self.sniffed: Sniffed | None = None
+
+
+class UploadReceiver:
+    """Parses one multipart body into a job's ``in/`` folder.
+
+    Attributes after :meth:`receive`: ``files`` (list of dicts with ``name``,
+    ``file``, ``size``, ``kind``, ``format``) and ``fields`` (small text fields).
+    """
+
+    def __init__(self, job: JobFolder, limit_bytes: int, limit_text: str):
+        self.job = job
+        self.limit = limit_bytes
+        self.limit_text = limit_text
+        self.files: list[dict] = []
+        self.fields: dict[str, str] = {}
+        self._part = _Part()
+        self._hname = b""
+        self._hvalue = b""
+
+    # python-multipart callbacks (synchronous; each write is one small chunk)
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._part.headers[self._hname.lower()] = self._hvalue
+        self._hname = self._hvalue = b""
+
+    def _on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._part.headers.get(b"content-disposition", b""))
+        self._part.field = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in options:
+            if len(self.files) >= MAX_FILES:
+                raise UploadError(400, f"Too many files in one upload (at most {MAX_FILES}).")
+            self._part.filename = options[b"filename"].decode("utf-8", "replace")
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._part
+        chunk = data[start:end]
+        if part.filename is None:
+            if len(part.data) + len(chunk) > MAX_FIELD_BYTES:
+                raise UploadError(400, f"Form field {part.field!r} is too long.")
+            part.data.extend(chunk)
+            return
+        part.size += len(chunk)
+        if part.handle is None:
+            part.head.extend(chunk)
+            if len(part.head) >= SNIFF_BYTES:
+                self._open(part)
+        else:
+            part.handle.write(chunk)
+
+    def _open(self, part: _Part) -> None:
+        """Decide the type from the first bytes and open the stored file."""
+        index = len(self.files)
+        name = display_name(part.filename, f"file {index + 1}")
+        head = bytes(part.head)
+        found = sniff(head)
+        if not head:
+            raise UploadError(400, f"{name}: the file is empty.")
+        if found is not None and found.kind == "heif":
+            raise UploadError(
+                415, f"{name}: HEIC/HEIF photos cannot be read yet; export them as JPEG (or TIFF) and try again."
+            )
+        if found is None:
+            raise UploadError(415, f"{name}: this is not a photo or video postfocus can read ({SUPPORTED}).")
+        part.sniffed = found
+        part.path = self.job.input_path(index, found.suffix)
+        part.handle = open(part.path, "xb")  # noqa: SIM115 (closed in _on_part_end / close)
+        part.handle.write(head)
+        part.head = bytearray()
+
+    def _on_part_end(self) -> None:
+        part = self._part
+        if part.filename is None:
+            if part.field:
+                self.fields[part.field] = part.data.decode("utf-8", "replace")
+            return
+        if part.filename == "" and part.size == 0:
+            return  # an empty file input
+        if part.handle is None:
+            self._open(part)
+        assert part.handle is not None and part.path is not None and part.sniffed is not None
+        part.handle.close()
+        part.handle = None
+        index = len(self.files)
+        self.files.append({
+            "name": display_name(part.filename, f"file {index + 1}"),
+            "file": f"in/{part.path.name}",
+            "size": part.size,
+            "kind": part.sniffed.kind,
+            "format": part.sniffed.format,
+        })
+
+    def close(self) -> None:
+        if self._part.handle is not None:
+            self._part.handle.close()
+            self._part.handle = None
+
+    async def receive(self, content_type: str, stream: AsyncIterator[bytes]) -> None:
+        """Parse the whole body; raises UploadError (413 past the limit)."""
+        kind, params = parse_options_header(content_type or "")
+        boundary = params.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise UploadError(400, "Expected the photos as a multipart/form-data upload.")
+        parser = MultipartParser(boundary, {
+            "on_part_begin": self._on_part_begin,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+        })
+        received = 0
+        try:
+            async for chunk in stream:
+                received += len(chunk)
+                if received > self.limit:
+                    raise UploadError(413, too_large(self.limit_text))
+                parser.write(chunk)
+            parser.finalize()
+        except FormParserError as exc:
+            raise UploadError(400, f"The upload could not be read ({exc}).") from None
+        finally:
+            self.close()
+        if self._part.handle is not None:
+            raise UploadError(400, "The upload ended in the middle of a file.")
+
+
+
+def too_large(limit_text: str) -> str:
+    return (f"The upload is larger than this server accepts ({limit_text}). "
+            "Send fewer or smaller files, or start the server with a larger --max-upload-mb.")
+
+
+def check_upload(job: JobFolder, files: list[dict]) -> None:
+    """Check the received files by decoding their headers; raises UploadError."""
+    if not files:
+        raise UploadError(400, "No files were uploaded: choose the photos of a focus sweep, or one video.")
+    videos = [f for f in files if f["kind"] == "video"]
+    if videos and len(files) > 1:
+        raise UploadError(400, "Upload either one video or several photos, not both or several videos.")
+    if not videos and len(files) < 2:
+        raise UploadError(
+            400, f"{files[0]['name']}: a focus stack needs at least two photos taken at different focus distances."
+        )
+    for item in files:
+        path = job.folder / item["file"]
+        try:
+            if item["kind"] == "video":
+                _check_video(path)
+            else:
+                _check_image(path, item["format"])
+        except PostfocusError as exc:
+            raise UploadError(415, humanize(str(exc), job, files)) from None
+
+
+def _check_image(path: Path, expected: str) -> None:
+    from PIL import Image
+
+    from postfocus.errors import InputError
+    from postfocus.io.images import read_header
+
+    header = read_header(path)
+    with Image.open(path) as im:
+        fmt = im.format
+    if fmt != expected and not (expected == "TIFF" and fmt in ("TIFF", "MPO")) and not (
+        expected == "JPEG" and fmt == "MPO"
+    ):
+        raise InputError(f"{path}: not a valid {expected} file")
+    if header.width < 16 or header.height < 16:
+        raise InputError(f"{path}: too small ({header.width}x{header.height}) to be a photo of a stack")
+
+
+def _check_video(path: Path) -> None:
+    from postfocus.io.video import VideoSource
+
+    source = VideoSource(path)
+    source.close()
+
+
+def humanize(message: str, job: JobFolder, files: list[dict]) -> str:
+    """Put the names people uploaded in place of the generated file names in a message.
+
+    One pass over the message, so a replacement is never replaced again.
+    """
+    names: dict[str, str] = {}
+    for item in files:
+        stored = job.folder / item["file"]
+        for key in (str(stored.resolve()), str(stored), item["file"], stored.name):
+            names.setdefault(key, item["name"])
+    if not names:
+        return message
+    alternatives = "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w])")
+    return pattern.sub(lambda m: names[m.group(0)], message)
