@@ -338,11 +338,13 @@ def render_view(
     normals = np.stack([-dzdx, -dzdy, np.ones_like(z)], -1)
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
     rot = _rotation(yaw, pitch)
-    pts = np.stack([x, y, z], -1).reshape(-1, 3) @ rot.T
-    nrm = normals.reshape(-1, 3) @ rot.T
+    px_, py_, pz_ = (x.ravel(), y.ravel(), z.ravel())
+    sxf = rot[0, 0] * px_ + rot[0, 1] * py_ + rot[0, 2] * pz_
+    syf = rot[1, 0] * px_ + rot[1, 1] * py_ + rot[1, 2] * pz_
+    szf = rot[2, 0] * px_ + rot[2, 1] * py_ + rot[2, 2] * pz_
     light = np.asarray([-0.4, 0.5, 0.77], np.float32)
-    light /= np.linalg.norm(light)
-    lambert = np.clip(nrm @ light, 0.0, 1.0)
+    light = (rot.T @ (light / np.linalg.norm(light))).astype(np.float32)  # the light turns with the viewer
+    lambert = np.clip(normals.reshape(-1, 3) @ light, 0.0, 1.0)
     shade = (1.0 - shading) + shading * lambert
     colours = col.reshape(-1, 3) * shade[:, None]
     # Fixed scale for every angle (the unrotated frame plus margin), so a rocking view does not zoom.
@@ -350,19 +352,21 @@ def render_view(
     half_h = 0.5 * (ph - 1) / long_edge
     radius = math.sqrt(half_w**2 + half_h**2 + (relief / 2) ** 2)
     scale = 0.5 * out_w / max(half_w * 1.08, min(radius, half_w * 1.25))
-    sx = np.round(out_w / 2 + pts[:, 0] * scale).astype(np.int64)
-    sy = np.round(out_h / 2 - pts[:, 1] * scale).astype(np.int64)
+    sx = np.rint(out_w / 2 + sxf * scale).astype(np.int64)
+    sy = np.rint(out_h / 2 - syf * scale).astype(np.int64)
     ok = (sx >= 0) & (sx < out_w) & (sy >= 0) & (sy < out_h)
     pix = (sy * out_w + sx)[ok]
-    zz = pts[ok, 2]
-    cc = colours[ok]
-    order = np.lexsort((zz, pix))  # by pixel, then nearest (largest z) last
+    # z-buffer: one sort on (pixel, depth towards the viewer); the last point of each pixel is in front.
+    zz = szf[ok]
+    zq = np.clip((zz - zz.min()) / max(float(np.ptp(zz)), 1e-12) * (2**20 - 1), 0, 2**20 - 1).astype(np.int64)
+    order = np.argsort((pix << 20) | zq, kind="stable")
     pix_s = pix[order]
     last = np.r_[pix_s[1:] != pix_s[:-1], True]
+    cc = colours[ok][order[last]]
     canvas = np.empty((out_h * out_w, 3), np.float32)
     canvas[:] = np.asarray(background, np.float32)
     hit = np.zeros(out_h * out_w, np.float32)
-    canvas[pix_s[last]] = cc[order][last]
+    canvas[pix_s[last]] = cc
     hit[pix_s[last]] = 1.0
     canvas = canvas.reshape(out_h, out_w, 3)
     hit = hit.reshape(out_h, out_w)
@@ -370,7 +374,7 @@ def render_view(
     # walls at depth edges, which a rasterised mesh would cover with stretched triangles).
     border = np.concatenate([np.arange(pw), np.arange(1, ph) * pw + pw - 1,
                              (ph - 1) * pw + np.arange(pw - 2, -1, -1), np.arange(ph - 2, 0, -1) * pw])
-    outline = np.stack([out_w / 2 + pts[border, 0] * scale, out_h / 2 - pts[border, 1] * scale], -1)
+    outline = np.stack([out_w / 2 + sxf[border] * scale, out_h / 2 - syf[border] * scale], -1)
     inside = np.zeros((out_h, out_w), np.uint8)
     cv2.fillPoly(inside, [np.round(outline).astype(np.int32)], 1)
     for _ in range(64):
@@ -385,8 +389,8 @@ def render_view(
     return np.clip(canvas, 0.0, 1.0)
 
 
-def rock_frames(image: np.ndarray, depth: np.ndarray, frames: int, *, count: int = 16, amplitude: float = 10.0,
-                pitch: float = 8.0, relief: float = DEFAULT_RELIEF, width: int = 480) -> list[np.ndarray]:
+def rock_frames(image: np.ndarray, depth: np.ndarray, frames: int, *, count: int = 12, amplitude: float = 10.0,
+                pitch: float = 8.0, relief: float = DEFAULT_RELIEF, width: int = 400) -> list[np.ndarray]:
     """Views rocking from side to side (yaw ``±amplitude`` degrees) for a looping GIF."""
     return [render_view(image, depth, frames, yaw=amplitude * math.sin(2 * math.pi * i / count), pitch=pitch,
                         relief=relief, width=width) for i in range(count)]

@@ -1,0 +1,198 @@
+"""Height-field meshes: files that load back (parsed here by hand), decimation, views, the mesh command."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_depth import make_stack  # noqa: E402
+
+from postfocus.errors import PostfocusError  # noqa: E402
+from postfocus.mesh import build_mesh, grid_shape, render_view, rock_frames, write_gif, write_mesh  # noqa: E402
+
+
+def small_scene(h=60, w=80):
+    rng = np.random.default_rng(0)
+    image = rng.random((h, w, 3)).astype(np.float32)
+    depth = np.tile(np.linspace(0, 7, w, dtype=np.float32), (h, 1))
+    depth[20:40, 30:50] = 0.0  # a near box
+    return image, depth
+
+
+def read_ply(path: Path):
+    data = path.read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode("ascii").splitlines()
+    assert header[0] == "ply" and header[1] == "format binary_little_endian 1.0"
+    nv = int(next(line for line in header if line.startswith("element vertex")).split()[-1])
+    nf = int(next(line for line in header if line.startswith("element face")).split()[-1])
+    props = [line.split()[-1] for line in header if line.startswith("property") and "list" not in line]
+    assert props == ["x", "y", "z", "red", "green", "blue"]
+    vdt = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("r", "u1"), ("g", "u1"), ("b", "u1")])
+    verts = np.frombuffer(data, vdt, count=nv, offset=end)
+    fdt = np.dtype([("n", "u1"), ("i", "<i4", (3,))])
+    faces = np.frombuffer(data, fdt, count=nf, offset=end + nv * vdt.itemsize)
+    assert end + nv * vdt.itemsize + nf * fdt.itemsize == len(data)
+    return verts, faces
+
+
+def read_obj(path: Path):
+    v, vt, f, mtllib = [], [], [], None
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            v.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "vt":
+            vt.append([float(x) for x in parts[1:3]])
+        elif parts[0] == "f":
+            f.append([[int(i) for i in p.split("/")] for p in parts[1:]])
+        elif parts[0] == "mtllib":
+            mtllib = parts[1]
+    return np.array(v), np.array(vt), np.array(f), mtllib
+
+
+def read_glb(path: Path):
+    data = path.read_bytes()
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    assert magic == b"glTF" and version == 2 and total == len(data)
+    jlen, jtype = struct.unpack_from("<I4s", data, 12)
+    assert jtype == b"JSON" and jlen % 4 == 0
+    doc = json.loads(data[20 : 20 + jlen])
+    blen, btype = struct.unpack_from("<I4s", data, 20 + jlen)
+    assert btype == b"BIN\0"
+    binary = data[28 + jlen : 28 + jlen + blen]
+    assert doc["buffers"][0]["byteLength"] <= blen
+
+    def accessor(i, dtype, width):
+        acc = doc["accessors"][i]
+        view = doc["bufferViews"][acc["bufferView"]]
+        arr = np.frombuffer(binary, dtype, count=acc["count"] * width, offset=view["byteOffset"])
+        return arr.reshape(acc["count"], width) if width > 1 else arr
+
+    prim = doc["meshes"][0]["primitives"][0]
+    pos = accessor(prim["attributes"]["POSITION"], "<f4", 3)
+    uv = accessor(prim["attributes"]["TEXCOORD_0"], "<f4", 2)
+    idx = accessor(prim["indices"], "<u4", 1)
+    image = doc["images"][doc["textures"][0]["source"]]
+    view = doc["bufferViews"][image["bufferView"]]
+    tex = cv2.imdecode(np.frombuffer(binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]], np.uint8),
+                       cv2.IMREAD_COLOR)
+    return doc, pos, uv, idx, tex
+
+
+def test_mesh_geometry():
+    image, depth = small_scene()
+    mesh = build_mesh(image, depth, 8)
+    assert mesh.grid == (60, 80)
+    assert mesh.vertices.shape == (60 * 80, 3) and mesh.faces.shape == (2 * 59 * 79, 3)
+    assert mesh.faces.max() == 60 * 80 - 1
+    assert 0 <= mesh.uv.min() and mesh.uv.max() <= 1
+    # Near is in front (larger z); the long edge spans one unit.
+    z = mesh.vertices[:, 2].reshape(60, 80)
+    assert z[30, 40] > z[30, 79] and z[30, 0] > z[30, 79]
+    assert np.ptp(mesh.vertices[:, 0]) == pytest.approx(1.0)
+    # Faces are counter-clockwise seen from the front (+z).
+    a, b, c = (mesh.vertices[mesh.faces[:, i], :2] for i in range(3))
+    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    assert (cross > 0).all()
+
+
+def test_decimation_keeps_a_4k_mesh_under_500k_faces():
+    rows, cols = grid_shape((2160, 3840))
+    faces = 2 * (rows - 1) * (cols - 1)
+    assert 450_000 <= faces <= 500_000
+    assert abs((cols - 1) / (rows - 1) - 3839 / 2159) < 0.02
+    image, depth = small_scene(300, 400)
+    mesh = build_mesh(image, depth, 8, max_faces=10_000)
+    assert len(mesh.faces) <= 10_000 and len(mesh.faces) > 8_000
+    assert len(mesh.vertices) == mesh.grid[0] * mesh.grid[1]
+
+
+def test_ply_obj_glb_load_back(tmp_path):
+    image, depth = small_scene()
+    mesh = build_mesh(image, depth, 8)
+    nv, nf = len(mesh.vertices), len(mesh.faces)
+
+    write_mesh(tmp_path / "m.ply", mesh)
+    verts, faces = read_ply(tmp_path / "m.ply")
+    assert len(verts) == nv and len(faces) == nf
+    assert (faces["n"] == 3).all() and faces["i"].min() == 0 and faces["i"].max() == nv - 1
+    np.testing.assert_allclose(verts["z"], mesh.vertices[:, 2])
+    assert verts["r"][0] == int(round(image[0, 0, 0] * 255))
+
+    written = write_mesh(tmp_path / "m.obj", mesh)
+    assert [p.name for p in written] == ["m.obj", "m.mtl", "m_texture.png"]
+    v, vt, f, mtllib = read_obj(tmp_path / "m.obj")
+    assert len(v) == nv and len(vt) == nv and len(f) == nf and mtllib == "m.mtl"
+    assert 0 <= vt.min() and vt.max() <= 1
+    assert f.min() == 1 and f.max() == nv
+    # OBJ's v axis points up: the top-left vertex has v = 1.
+    assert vt[0].tolist() == [0.0, 1.0]
+    mtl = (tmp_path / "m.mtl").read_text()
+    assert "map_Kd m_texture.png" in mtl
+    assert cv2.imread(str(tmp_path / "m_texture.png")).shape == (60, 80, 3)
+
+    write_mesh(tmp_path / "m.glb", mesh)
+    doc, pos, uv, idx, tex = read_glb(tmp_path / "m.glb")
+    assert doc["asset"]["version"] == "2.0"
+    assert len(pos) == nv and len(uv) == nv and len(idx) == 3 * nf
+    assert 0 <= uv.min() and uv.max() <= 1 and idx.max() == nv - 1
+    np.testing.assert_allclose(doc["accessors"][0]["min"], pos.min(axis=0), rtol=1e-6)
+    assert tex.shape == (60, 80, 3)
+    assert not list(tmp_path.glob(".*part"))  # atomic writes leave no temp files
+
+    with pytest.raises(PostfocusError, match="unknown mesh format"):
+        write_mesh(tmp_path / "m.stl", mesh)
+
+
+def test_bad_mesh_input():
+    image, depth = small_scene()
+    with pytest.raises(PostfocusError, match="depth map is 40x60 but the image is 80x60"):
+        build_mesh(image, depth[:, :40], 8)
+    with pytest.raises(PostfocusError, match="relief"):
+        build_mesh(image, depth, 8, relief=-1)
+
+
+def test_views_and_rocking_gif(tmp_path):
+    from PIL import Image
+
+    image, depth = small_scene()
+    view = render_view(image, depth, 8, yaw=25, pitch=20, width=160)
+    assert view.shape == (120, 160, 3)
+    background = np.all(np.abs(view - np.asarray([0.12, 0.12, 0.13])) < 1e-3, axis=-1)
+    assert 0.4 < 1 - background.mean() < 0.98  # the relief fills most of the view, turned
+    frames = rock_frames(image, depth, 8, count=8, width=120)
+    assert len(frames) == 8 and not np.allclose(frames[2], frames[6])
+    write_gif(tmp_path / "rock.gif", frames)
+    with Image.open(tmp_path / "rock.gif") as gif:
+        assert gif.n_frames == 8 and gif.info.get("loop") == 0
+
+
+def test_mesh_command(tmp_path, cli):
+    ps, _, _ = make_stack("steps", tmp_path / "frames", size=(120, 160), cache=tmp_path / "cache")
+    frames = [str(p) for p in ps.info.paths]
+    run = cli("-q", "mesh", *frames, "-o", tmp_path / "relief.glb", "--preview", tmp_path / "view.png",
+              "--rock", tmp_path / "rock.gif", "--max-faces", "20000", "--cache", tmp_path / "cache")
+    assert run.returncode == 0, run.stderr
+    _, pos, uv, idx, _ = read_glb(tmp_path / "relief.glb")
+    assert len(idx) // 3 <= 20000 and 0 <= uv.min() and uv.max() <= 1
+    assert cv2.imread(str(tmp_path / "view.png")) is not None
+    assert (tmp_path / "rock.gif").stat().st_size > 0
+    run = cli("-q", "mesh", *frames, "-o", tmp_path / "relief.ply", "--cache", tmp_path / "cache")
+    assert run.returncode == 0, run.stderr
+    verts, faces = read_ply(tmp_path / "relief.ply")
+    assert len(verts) == ps.size[0] * ps.size[1]
+    for args in (["-o", tmp_path / "relief.stl"], ["-o", tmp_path / "r.ply", "--rock", tmp_path / "rock.mp4"]):
+        run = cli("mesh", *frames, *args, "--cache", tmp_path / "cache")
+        assert run.returncode != 0 and len(run.err_lines) == 1, run.stderr
+        assert run.err_lines[0].startswith("postfocus: error:") and "Traceback" not in run.stderr
