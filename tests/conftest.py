@@ -111,6 +111,12 @@ def tiny_copy(tmp_path) -> TinyStack:
     return make_tiny_stack(tmp_path / "frames")
 
 
+@pytest.fixture(scope="session")
+def tiny_stack_factory():
+    """``make(folder, suffix=".png")`` renders the tiny stack into ``folder`` (e.g. as JPEG frames)."""
+    return make_tiny_stack
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
