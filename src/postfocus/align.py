@@ -401,18 +401,21 @@ def valid_mask(matrix: np.ndarray, frame_size: tuple[int, int], size: tuple[int,
     return cv2.warpAffine(ones, matrix[:2], (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gamma: float = 2.2) -> np.ndarray:
     """Per-channel factor that brings ``moving`` to the exposure of ``template``.
 
-    Means are compared over ``mask``; blur changes detail, not the mean, so
-    frames of different focus compare fairly.
+    Means are compared in linear light over ``mask``: defocus spreads light
+    but keeps its total, so frames of different focus compare fairly there
+    (in gamma-encoded values a blurred high-contrast edge would look brighter).
+    The factor returned applies to encoded values (a power-law gamma turns a
+    linear gain g into g ** (1 / gamma)).
     """
     m = mask.astype(bool)
     if m.sum() < 16:
         return np.ones(3, np.float32)
-    t = template[m].reshape(-1, template.shape[2]).mean(axis=0)
-    v = moving[m].reshape(-1, moving.shape[2]).mean(axis=0)
-    gain = np.where(v > 1e-4, t / np.maximum(v, 1e-4), 1.0)
+    t = np.power(np.clip(template[m], 0, 1), gamma).reshape(-1, template.shape[2]).mean(axis=0)
+    v = np.power(np.clip(moving[m], 0, 1), gamma).reshape(-1, moving.shape[2]).mean(axis=0)
+    gain = np.where(v > 1e-6, t / np.maximum(v, 1e-6), 1.0) ** (1.0 / gamma)
     return np.clip(gain, 0.25, 4.0).astype(np.float32)
 
 
@@ -489,7 +492,8 @@ class SweepAligner:
         self._orphan = None
         if match.ok:
             aligned = warp_to_reference(colour, match.matrix)
-            mask = cv2.erode(valid_mask(match.matrix, grey.shape[:2]), np.ones((5, 5), np.uint8))
+            border = max(9, int(0.04 * max(grey.shape)))  # blur spreads light across the edge of the overlap
+            mask = cv2.erode(valid_mask(match.matrix, grey.shape[:2]), np.ones((border, border), np.uint8))
             gain = channel_gain(last_colour, aligned, mask)
             self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
             self._last = (index, grey, colour)
