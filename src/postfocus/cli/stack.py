@@ -9,7 +9,7 @@ import click
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.errors import OutputError, PostfocusError
-from postfocus.io.write import atomic_write, check_output_path
+from postfocus.io.write import atomic_write, check_output_path, describe_stack
 from postfocus.pipeline import (
     ALIGN_MODELS,
     DEFAULT_METHOD,
@@ -93,7 +93,9 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
                 raise click.UsageError(f"--range {frame_range}: no usable frame in that range")
             image = ps.all_in_focus(method, progress) if frames is None else merge(ps, method=method, frames=frames,
                                                                                    progress=progress)
-        path = save_image(output, image, ps.info, quality=quality)
+        used_frames = frames or ps.used
+        path = save_image(output, image, ps.info, quality=quality,
+                          description=describe_stack(used_frames, len(ps.names), method, ps.reference))
         alignment, used, total = ps.alignment, frames or ps.used, len(ps.names)
         ref, warnings_ = ps.reference, ps.manifest.get("warnings", [])
     err_console.print(f"merged {len(used)} of {total} frames ({method}); reference frame {ref}")
