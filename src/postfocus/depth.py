@@ -52,6 +52,8 @@ from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focusmap import guided_filter, peak_index, push_pull_fill
 from postfocus.io.write import atomic_write, write_image
 
+LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
+
 __all__ = [
     "DepthResult",
     "depth_map",
@@ -224,18 +226,25 @@ def refine_depth(
         agg[i] = np.maximum(guided_filter(guide, vol[i], radius, eps), 0)
     index, peak = peak_index(agg)
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
+    # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
+    # in a textureless area the "peak" is noise, however much it stands out.
+    floor = float(np.median(agg.min(axis=0))) + 1e-12
+    level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
+                    0.0, 1.0)
     del agg
     # A flat focus curve (contrast ~0.3 or less) says nothing; a clear peak says a lot.
-    confidence = np.clip((contrast - 0.3) / 0.3, 0.0, 1.0).astype(np.float32)
+    confidence = (np.clip((contrast - 0.3) / 0.3, 0.0, 1.0) * (0.25 + 0.75 * level)).astype(np.float32)
     confidence[peak <= 0] = 0.0
     long_edge = max(h, w)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
-    # Occlusion band: pixels with something much farther within ``band`` px.
+    # Occlusion band: pixels with something confidently much farther within ``band`` px
+    # (noise in textureless areas must not count as "farther").
     smooth = cv2.medianBlur(index.astype(np.float32), 5)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    occluding = (cv2.dilate(smooth, kernel) - smooth) > jump
+    trusted = np.where(confidence > 0.5, smooth, np.float32(-1.0)).astype(np.float32)
+    occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
     weight = confidence * confidence * np.where(occluding, 0.02, 1.0).astype(np.float32)
     stacked = np.dstack([index * weight, weight]).astype(np.float32)
     spread = domain_transform(stacked, guide_rgb, sigma_s, sigma_r)
