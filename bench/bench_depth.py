@@ -12,6 +12,7 @@ and for the stack's own focus-index map (what ``process`` stores, before refinem
 Usage::
 
     python bench/bench_depth.py [--size 240x320] [--frames 8] [--seeds 1] [--markdown]
+    python bench/bench_depth.py --doc-images docs/img   # the pictures of docs/depth-and-aperture.md
 """
 
 from __future__ import annotations
@@ -62,6 +63,53 @@ def score(estimate: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return float((err <= 1.0).mean()), float(np.median(err))
 
 
+def _panel(image: np.ndarray, width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
+def _save_small(path: Path, panels: list[np.ndarray], width: int = 600) -> None:
+    """Side-by-side panels, ``width`` px in all, as a palette PNG (small files for the docs)."""
+    from PIL import Image
+
+    each = width // len(panels)
+    row = np.hstack([_panel(np.clip(p, 0, 1), each) for p in panels])
+    Image.fromarray((row * 255 + 0.5).astype(np.uint8)).quantize(colors=256, dither=Image.Dither.NONE).save(
+        path, optimize=True)
+    print(f"{path}: {path.stat().st_size // 1024} KB")
+
+
+def doc_images(out: Path, real: Path | None) -> None:
+    """The pictures of docs/depth-and-aperture.md: a generated stack and (if present) the real pcb_depthmap stack."""
+    from postfocus.aperture import aperture, render_aperture
+    from postfocus.depth import colourise
+    from postfocus.mesh import render_view
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        ps, stack, truth = make_stack("motorcycle", Path(tmp) / "m", size=(360, 480), seed=1)
+        result = depth_map(ps)
+        aif = ps.all_in_focus()
+        _save_small(out / "synth_depth.png", [aif, colourise(truth, result.frames), colourise(result.depth, result.frames)])
+        near = render_aperture(aif, result.depth, 1.0, f_number=1.4, span=result.frames - 1)
+        far = render_aperture(aif, result.depth, 6.5, f_number=1.4, span=result.frames - 1)
+        _save_small(out / "synth_aperture.png", [near, far])
+        _save_small(out / "synth_mesh.png", [render_view(aif, result.depth, result.frames, width=600)])
+    if real is None or not real.is_dir():
+        return
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ps = process(real, cache_dir=Path(tmp))
+        result = depth_map(ps)
+        aif = ps.all_in_focus()
+        _save_small(out / "pcb_depth.png", [aif, colourise(result.depth, result.frames), result.confidence[..., None].repeat(3, 2)])
+        h, w = ps.size
+        button = aperture(ps, focus_at_point=(0.48 * w, 0.45 * h), f_number=1.4).image
+        board = aperture(ps, focus_at_point=(0.1 * w, 0.5 * h), f_number=1.4).image
+        _save_small(out / "pcb_aperture.png", [button, board])
+        _save_small(out / "pcb_mesh.png", [render_view(aif, result.depth, result.frames, width=600, relief=0.15)])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="240x320", help="HxW of the generated stacks")
@@ -69,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-blur", type=float, default=6.0)
     ap.add_argument("--seeds", type=int, default=1, help="seeds 1..N per scene")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--doc-images", type=Path, default=None, metavar="DIR",
+                    help="write the documentation pictures to DIR instead of measuring")
+    ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "pcb_depthmap",
+                    help="real stack for the documentation pictures")
     args = ap.parse_args(argv)
+    if args.doc_images:
+        doc_images(args.doc_images, args.real)
+        return 0
     h, w = (int(v) for v in args.size.lower().split("x"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
