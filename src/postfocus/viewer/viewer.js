@@ -580,14 +580,19 @@
     var mask = new Float32Array(n);
     for (var k = 0; k < n; k++) mask[k] = clamp(1 - (Math.abs(fm.data[k] - pos) - tol) / soft, 0, 1);
     var r = Math.max(2, Math.round(0.004 * Math.max(fm.width, fm.height)));
+    var t1 = performance.now();
     mask = guidedFilter(base.guide, mask, fm.width, fm.height, r, 1e-3);
-    var mc = el('canvas'); mc.width = fm.width; mc.height = fm.height;
-    var mctx = mc.getContext('2d'), mimg = mctx.createImageData(fm.width, fm.height);
+    var t2 = performance.now();
+    if (!base.mask) {
+      base.mask = el('canvas'); base.mask.width = fm.width; base.mask.height = fm.height;
+      base.tmp = el('canvas'); base.tmp.width = W; base.tmp.height = H;
+    }
+    var mc = base.mask, mctx = mc.getContext('2d'), mimg = mctx.createImageData(fm.width, fm.height);
     for (var m = 0; m < n; m++) mimg.data[4 * m + 3] = Math.round(mask[m] * 255);
     mctx.putImageData(mimg, 0, 0);
     // colour where the mask is, over the grey picture
-    var tmp = el('canvas'); tmp.width = W; tmp.height = H;
-    var tctx = tmp.getContext('2d');
+    var tmp = base.tmp, tctx = tmp.getContext('2d');
+    tctx.globalCompositeOperation = 'copy';
     tctx.drawImage(base.colour, 0, 0);
     tctx.globalCompositeOperation = 'destination-in';
     tctx.imageSmoothingQuality = 'high';
@@ -601,6 +606,7 @@
     octx.globalCompositeOperation = 'source-over';
     octx.drawImage(tmp, 0, 0);
     this.popMs = performance.now() - t0;
+    this.popTimings = { mask: t1 - t0, guided: t2 - t1, compose: performance.now() - t2 };
     var coloured = 0;
     for (var q = 0; q < n; q++) coloured += mask[q];
     this.popCoverage = coloured / n;
@@ -620,7 +626,8 @@
 
   // Tap at output pixel (x, y): refocus there (or choose the colour-pop subject in pop mode).
   Viewer.prototype.tap = function (x, y, eventTime) {
-    var t0 = eventTime == null ? performance.now() : eventTime;
+    var start = performance.now();
+    var t0 = eventTime == null ? start : eventTime;
     var answer = this.tapAnswer(x, y);
     if (!answer) return null;
     if (this.mode === 'pop') {
@@ -633,7 +640,9 @@
       this.mode = 'frame';
       this._display(this.frameLayers[answer.slot]);
     }
-    answer.ms = performance.now() - t0;
+    var end = performance.now();
+    answer.handlerMs = end - start; // the page's own work: lookup and display switch
+    answer.ms = end - t0; // from the input event (includes the browser's queueing)
     this.lastTap = answer;
     this._mark(x, y);
     this._changed();
