@@ -370,3 +370,56 @@ def test_view_command(cli, sweep, tmp_path):
     assert time.time() - t0 < 120
     bad = cli("view", frames, "-o", tmp_path / "page.jpg", "--cache", tmp_path / "c")
     assert bad.returncode == 2 and len(bad.err_lines) == 1 and ".html" in bad.stderr
+
+
+@pytest.mark.browser
+def test_same_module_with_http_urls(browser, sweep, tmp_path):  # noqa: F811
+    """The web app's way: viewer.js and viewer.css by URL, pictures and maps as files behind http URLs."""
+    import functools
+    import http.server
+    import json
+    import threading
+
+    from postfocus.viewer.export import viewer_script, viewer_style
+
+    ps = sweep[0]
+    site = tmp_path / "site"
+    (site / "pictures").mkdir(parents=True)
+
+    def src(name: str, payload: bytes, mime: str) -> str:  # noqa: ARG001
+        (site / "pictures" / name).write_bytes(payload)
+        return f"/pictures/{name}"
+
+    data = viewer_data(ps, long_edge=200, src=src)
+    assert all(not str(f["src"]).startswith("data:") for f in data["frames"])
+    (site / "viewer.js").write_text(viewer_script())
+    (site / "viewer.css").write_text(viewer_style())
+    (site / "index.html").write_text(
+        '<!DOCTYPE html><meta charset="utf-8"><link rel="stylesheet" href="/viewer.css">'
+        '<div id="postfocus"></div><script src="/viewer.js"></script><script>'
+        f"window.v = PostfocusViewer.mount(document.getElementById('postfocus'), {json.dumps(data)});"
+        "</script>"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ctx = browser.new_context(viewport=VIEWPORT)
+        pg = ctx.new_page()
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        wait_ready(pg)
+        assert state(pg)["warnings"] == [], "the tap map must decode exactly from an http URL too"
+        for fx in (0.2, 0.8, 0.45, 0.55):
+            s = click_at(pg, fx, 0.3)
+            assert s["frame"] == tap(ps, s["lastTap"]["x"], s["lastTap"]["y"]).frame
+        pg.keyboard.press("p")
+        assert state(pg)["mode"] == "pop"
+        assert not errors, errors
+        ctx.close()
+    finally:
+        server.shutdown()
+        server.server_close()
