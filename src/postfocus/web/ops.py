@@ -20,7 +20,8 @@ import numpy as np
 from postfocus.errors import PostfocusError
 from postfocus.web.store import JobFolder
 
-PREVIEW_EDGE = 1024
+PREVIEW_EDGE = 640  # long edge of aperture previews (about 1 s to render)
+PREVIEW_LAYERS = 32
 KEEP_PREVIEWS = 40
 F_NUMBERS = (1.0, 64.0)
 
@@ -268,7 +269,8 @@ class Results:
                 size = (max(1, round(w * s)), max(1, round(h * s)))
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
                 depth = cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
-            out = render_aperture(image, depth, focus, f_number=f_number, span=max(frames - 1, 1))
+            layers = {"max_layers": PREVIEW_LAYERS} if preview else {}
+            out = render_aperture(image, depth, focus, f_number=f_number, span=max(frames - 1, 1), **layers)
             self._save(path, np.asarray(out, np.float32), ps, quality=88 if preview else 95)
 
         return self._cached(job, name, make, prune="aperture_")

@@ -218,6 +218,8 @@ class Store:
         returned so that they can be queued again.
         """
         queued = []
+        for stale in self.jobs_dir.glob("*/.job.*.tmp"):  # a job.json write cut short
+            stale.unlink(missing_ok=True)
         for job, data in list(self.iter_jobs()):
             state = data.get("state")
             if state == UPLOADING:

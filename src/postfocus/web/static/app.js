@@ -67,7 +67,8 @@
   function formatBytes(n) {
     if (n < 1024) return n + ' bytes';
     if (n < 1024 * 1024) return (n / 1024).toFixed(0) + ' KB';
-    return (n / 1024 / 1024).toFixed(1) + ' MB';
+    var mb = n / 1024 / 1024;
+    return mb.toFixed(mb < 10 ? 2 : 1) + ' MB';
   }
 
   function formatDate(iso) {
@@ -127,7 +128,7 @@
         if (!current && location.hash.indexOf('#/job/') !== 0) location.hash = '#/job/' + data.id;
         else toast(label + ' uploaded; it is being processed.');
       } else {
-        message(label + ': ' + (data.error || ('upload failed (' + xhr.status + ')')));
+        message('Upload refused: ' + (data.error || ('the server answered ' + xhr.status + '.')));
       }
     };
     xhr.onerror = function () {
