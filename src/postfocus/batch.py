@@ -729,12 +729,6 @@ def open_client(
         finally:
             client.close()
         return
-    try:
-        import bokeh  # noqa: F401
-
-        dashboard: str | None = ":0"
-    except ImportError:
-        dashboard = None
     n = workers or os.cpu_count() or 1
     with _children_ignore_sigint():
         cluster = LocalCluster(
@@ -742,8 +736,8 @@ def open_client(
             threads_per_worker=1,
             processes=True,
             memory_limit=memory_limit or "auto",
-            dashboard_address=dashboard,
-            silence_logs=logging.ERROR,
+            dashboard_address=":0",  # any free port: 8787 may be taken by another cluster
+            silence_logs=logging.CRITICAL,  # failures are reported per stack instead
         )
     try:
         client = Client(cluster)
@@ -869,6 +863,18 @@ def run_batch(
     return summary
 
 
+def _lost_task_message(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        args = getattr(exc, "args", ())
+        times = f"{args[2] + 1} times" if len(args) > 2 and isinstance(args[2], int) else "every time"
+        return (
+            f"KilledWorker: a worker died each time it ran this stack ({times}); out of memory? "
+            "give each worker more (--memory-limit) or run fewer per machine"
+        )
+    return f"{name}: {exc}"
+
+
 def _run_on(
     client: Any,
     to_run: list[StackJob],
@@ -881,24 +887,19 @@ def _run_on(
     check_workers(client)
     by_key = {job.key: job for job in to_run}
     futures = [client.submit(process_stack, job, key=job.key, retries=TASK_RETRIES, pure=False) for job in to_run]
-    recorded: set[str] = set()
 
-    def record(future: Any, timeout: float | None = None) -> None:
+    def record(future: Any, result: Any) -> None:
         job = by_key[future.key]
-        try:
-            rec = StackRecord.from_dict(future.result(timeout=timeout))
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # KilledWorker (worker died too often), lost scheduler, ...
-            name = type(exc).__name__
-            hint = " (the worker died each time it ran this stack; out of memory?)" if name == "KilledWorker" else ""
+        if future.status == "finished" and isinstance(result, dict):
+            rec = StackRecord.from_dict(result)
+        else:  # KilledWorker (the stack killed its workers too often), lost scheduler, cancelled ...
+            exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
             rec = StackRecord(
-                job.input, job.output, "failed", error=f"{name}: {exc}{hint}",
+                job.input, job.output, "failed", error=_lost_task_message(exc),
                 options=job.options_dict(), finished=_now(),
             )
         future.release()
         log.append(rec)
-        recorded.add(future.key)
         summary.records.append(rec)
         if rec.status == "ok":
             summary.ok += 1
@@ -907,15 +908,17 @@ def _run_on(
         if on_result:
             on_result(rec)
 
+    # with_results: each result is fetched as soon as its stack finishes, so an
+    # interruption can still record every result that has arrived.
+    finished = as_completed(futures, with_results=True, raise_errors=False)
     try:
-        for future in as_completed(futures):
-            record(future)
+        for future, result in finished:
+            record(future, result)
     except BaseException:
-        # Interrupted: keep the results that are already finished but not yet recorded.
         try:
-            for future in futures:
-                if future.key not in recorded and future.status == "finished":
-                    record(future, timeout=5)
+            for future, result in finished.next_batch(block=False):
+                if future.status == "finished" and isinstance(result, dict):
+                    record(future, result)
         except BaseException:
             pass
         try:

@@ -1,0 +1,373 @@
+"""``postfocus batch``: stacks as tasks on a Dask cluster, resumable, interruption-safe.
+
+Stacks are generated here (astronaut with its halves blurred in opposite
+directions), so these tests depend on nothing but the library and Dask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+distributed = pytest.importorskip("distributed")
+skimage_data = pytest.importorskip("skimage.data")
+
+from postfocus.batch import (  # noqa: E402
+    RESULTS_CSV,
+    RESULTS_JSONL,
+    StackRecord,
+    find_stacks,
+    is_valid_image,
+    read_results,
+    read_stack_manifest,
+    run_batch,
+)
+from postfocus.errors import PostfocusError  # noqa: E402
+from postfocus.pipeline import stack  # noqa: E402
+
+GOOD = ["beetle", "moth", "shell"]
+
+
+def make_stack(folder: Path, frames: int = 4, size: tuple[int, int] = (120, 160), shift: int = 0) -> Path:
+    """Frames of the astronaut: left half sharp first, right half sharp last."""
+    h, w = size
+    base = cv2.resize(np.roll(skimage_data.astronaut(), shift, axis=1), (w, h), interpolation=cv2.INTER_AREA)
+    folder.mkdir(parents=True)
+    for i in range(frames):
+        t = i / (frames - 1)
+        left = cv2.GaussianBlur(base, (0, 0), 0.3 + 3 * t)
+        right = cv2.GaussianBlur(base, (0, 0), 0.3 + 3 * (1 - t))
+        frame = base.copy()
+        frame[:, : w // 2] = left[:, : w // 2]
+        frame[:, w // 2 :] = right[:, w // 2 :]
+        Image.fromarray(frame).save(folder / f"frame{i:02d}.jpg", quality=92)
+    return folder
+
+
+def statuses(out: Path) -> dict[str, str]:
+    return {Path(o).stem: r.status for o, r in read_results(out).items()}
+
+
+def manifest_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / RESULTS_JSONL).read_text().splitlines()]
+
+
+def decoded(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def mtimes(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("*.jpg")}
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    """Three good stacks, one with a garbage .jpg among its frames, one empty folder."""
+    root = tmp_path_factory.mktemp("collection")
+    for k, name in enumerate(GOOD):
+        make_stack(root / name, shift=40 * k)
+    make_stack(root / "corrupt", shift=100)
+    (root / "corrupt" / "frame02.jpg").write_bytes(b"\x00garbage, not a JPEG" * 40)
+    (root / "empty").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def big_collection(tmp_path_factory) -> Path:
+    """Six stacks big enough (6 frames 360x480) that a run can be stopped midway."""
+    root = tmp_path_factory.mktemp("big")
+    for k in range(6):
+        make_stack(root / f"specimen{k}", frames=6, size=(360, 480), shift=30 * k)
+    return root
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A LocalCluster with two single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def first_run(collection, client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    seen: list[StackRecord] = []
+    summary = run_batch(find_stacks([collection], out), out, client=client, on_result=seen.append)
+    return out, summary, seen
+
+
+def test_every_good_stack_is_done_and_bad_ones_are_reported(first_run):
+    out, summary, seen = first_run
+    assert (summary.ok, summary.failed, summary.skipped) == (3, 2, 0)
+    assert statuses(out) == {**{n: "ok" for n in GOOD}, "corrupt": "failed", "empty": "failed"}
+    records = read_results(out)
+    for name in GOOD:
+        rec = records[str(out / f"{name}.jpg")]
+        assert (rec.frames_used, rec.frames_total) == (4, 4) and rec.seconds > 0 and rec.error is None
+        assert is_valid_image(out / f"{name}.jpg")
+    corrupt = records[str(out / "corrupt.jpg")]
+    assert "frame02.jpg" in corrupt.error and "not an image" in corrupt.error
+    assert "no image files" in records[str(out / "empty.jpg")].error
+    assert not (out / "corrupt.jpg").exists() and not (out / "empty.jpg").exists()
+    # results.jsonl has one line per stack; results.csv the same records
+    lines = manifest_lines(out)
+    assert sorted(Path(r["output"]).stem for r in lines) == sorted([*GOOD, "corrupt", "empty"])
+    assert set(lines[0]) >= {"input", "output", "status", "frames_used", "frames_total", "seconds", "warnings", "error"}
+    import csv
+
+    rows = list(csv.DictReader((out / RESULTS_CSV).open()))
+    assert sorted((Path(r["output"]).stem, r["status"]) for r in rows) == sorted(
+        [(n, "ok") for n in GOOD] + [("corrupt", "failed"), ("empty", "failed")]
+    )
+    assert len({r.worker for r in seen}) == 2  # both worker processes took stacks
+    assert not list(out.glob("*.part")) and not list(out.glob(".*.part"))
+
+
+def test_outputs_are_pixel_identical_to_single_machine_stack(first_run, collection, tmp_path):
+    out, _, _ = first_run
+    for name in GOOD:
+        single = stack(collection / name).save(tmp_path / f"{name}.jpg")
+        assert np.array_equal(decoded(out / f"{name}.jpg"), decoded(single)), name
+
+
+def test_rerun_skips_finished_work(first_run, collection, client):
+    out, _, _ = first_run
+    before = mtimes(out)
+    summary = run_batch(find_stacks([collection], out), out, client=client)
+    assert (summary.ok, summary.failed, summary.skipped) == (0, 2, 3)  # failed ones are tried again
+    assert statuses(out) == {**{n: "skipped" for n in GOOD}, "corrupt": "failed", "empty": "failed"}
+    assert mtimes(out) == before
+    assert sorted(Counter(Path(r["output"]).stem for r in manifest_lines(out)).values()) == [1] * 5
+    # a skipped line keeps what the run that made the output reported
+    beetle = read_results(out)[str(out / "beetle.jpg")]
+    assert beetle.frames_used == 4 and beetle.seconds > 0
+
+
+def test_retry_failed_redoes_only_failed_stacks(collection, client, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_stacks([collection], out)
+    run_batch(jobs, out, client=client)
+    (out / "beetle.jpg").unlink()  # missing output
+    data = (out / "moth.jpg").read_bytes()
+    (out / "moth.jpg").write_bytes(data[: len(data) // 2])  # truncated output
+    assert not is_valid_image(out / "moth.jpg")
+    shell_mtime = (out / "shell.jpg").stat().st_mtime_ns
+
+    summary = run_batch(jobs, out, client=client, retry_failed=True)
+    assert (summary.ok, summary.failed, summary.skipped, summary.not_run) == (0, 2, 1, 2)
+    assert not (out / "beetle.jpg").exists() and not is_valid_image(out / "moth.jpg")
+
+    summary = run_batch(jobs, out, client=client)  # default: redo failed and missing ones
+    assert (summary.ok, summary.failed, summary.skipped) == (2, 2, 1)
+    assert is_valid_image(out / "beetle.jpg") and is_valid_image(out / "moth.jpg")
+    assert (out / "shell.jpg").stat().st_mtime_ns == shell_mtime
+    assert statuses(out) == {"beetle": "ok", "moth": "ok", "shell": "skipped", "corrupt": "failed", "empty": "failed"}
+
+
+def test_changed_options_redo_a_stack(collection, client, tmp_path):
+    out = tmp_path / "out"
+    run_batch(find_stacks([collection / "beetle"], out), out, client=client)
+    summary = run_batch(find_stacks([collection / "beetle"], out, options={"method": "pyramid"}), out, client=client)
+    assert summary.ok == 1 and read_results(out)[str(out / "beetle.jpg")].options == {"method": "pyramid"}
+
+
+def test_finding_stacks_folders_videos_and_manifests(collection, tmp_path):
+    # a folder holding images is one stack; the output folder inside a collection is left out
+    jobs = find_stacks([collection / "beetle"], tmp_path / "o", fmt="png")
+    assert [(j.name, Path(j.output).name) for j in jobs] == [("beetle", "beetle.png")]
+    out_inside = collection / "stacked"
+    names = [j.name for j in find_stacks([collection], out_inside)]
+    assert names == ["beetle", "corrupt", "empty", "moth", "shell"]
+    # the same stack name in two collections gets a distinct output
+    other = tmp_path / "drawer2"
+    make_stack(other / "beetle")
+    outputs = [Path(j.output).name for j in find_stacks([collection, other], tmp_path / "o")]
+    assert len(set(outputs)) == len(outputs) and "drawer2_beetle.jpg" in outputs
+    # keys are stable between runs and differ between stacks
+    assert [j.key for j in find_stacks([collection], tmp_path / "o")] == [
+        j.key for j in find_stacks([collection], tmp_path / "o")
+    ]
+    # a video file is one stack
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    assert [j.name for j in find_stacks([video], tmp_path / "o")] == ["clip"]
+    # a CSV manifest: relative inputs from the CSV's folder, outputs in --out, per-row options
+    manifest = collection / "drawer.csv"
+    manifest.write_text(
+        "input,output,method,align,reference\nbeetle,b1.tif,pyramid,,\nmoth,,,none,2\n", encoding="utf-8"
+    )
+    try:
+        jobs = read_stack_manifest(manifest, tmp_path / "o", fmt="png", options={"method": "depthmap"})
+        assert [(Path(j.input).name, Path(j.output).name, j.options_dict()) for j in jobs] == [
+            ("beetle", "b1.tif", {"method": "pyramid"}),
+            ("moth", "moth.png", {"method": "depthmap", "align": "none", "reference": 2}),
+        ]
+        manifest.write_text("input,output,method\nbeetle,b.jpg,sharpest\n")
+        with pytest.raises(PostfocusError, match="line 2: method 'sharpest'"):
+            find_stacks([manifest], tmp_path / "o")
+        manifest.write_text("input,output\nbeetle,b.jpg\nmoth,b.jpg\n")
+        with pytest.raises(PostfocusError, match="also the output of line 2"):
+            find_stacks([manifest], tmp_path / "o")
+    finally:
+        manifest.unlink()
+    with pytest.raises(PostfocusError, match="no such file"):
+        find_stacks([tmp_path / "nowhere"], tmp_path / "o")
+
+
+def test_results_journal_survives_a_torn_last_line(tmp_path):
+    rec = StackRecord("/in/a", str(tmp_path / "a.jpg"), "ok", 4, 4, 1.5)
+    later = StackRecord("/in/a", str(tmp_path / "a.jpg"), "failed", error="boom")
+    (tmp_path / RESULTS_JSONL).write_text(
+        json.dumps(rec.to_dict()) + "\n" + json.dumps(later.to_dict()) + "\n" + '{"input": "/in/b", "outp'
+    )
+    records = read_results(tmp_path)
+    assert list(records) == [str(tmp_path / "a.jpg")] and records[str(tmp_path / "a.jpg")].status == "failed"
+
+
+def test_cli_on_a_scheduler_and_worker_started_with_dask_commands(collection, tmp_path):
+    from click.testing import CliRunner
+
+    from postfocus.cli import main
+
+    sched_file = tmp_path / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    log = open(tmp_path / "dask.log", "w")
+    scheduler = subprocess.Popen(
+        [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(sched_file)], stdout=log, stderr=log,
+    )
+    worker = None
+    try:
+        deadline = time.time() + 30
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        worker = subprocess.Popen(
+            [*dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--memory-limit", "2GB",
+             "--no-dashboard"], stdout=log, stderr=log,
+        )
+        out = tmp_path / "out"
+        result = CliRunner().invoke(main, ["-q", "batch", str(collection), "--out", str(out), "--scheduler", address])
+        assert result.exit_code == 3, result.output  # some stacks failed
+        assert "3 ok, 2 failed, 0 skipped" in result.output
+        assert statuses(out) == {**{n: "ok" for n in GOOD}, "corrupt": "failed", "empty": "failed"}
+        workers = {r.worker for r in read_results(out).values()}
+        assert all(w and w.startswith("tcp://127.0.0.1:") for w in workers)
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+        for proc in (worker, scheduler):
+            if proc is not None:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        log.close()
+
+
+def _start_batch(collection: Path, out: Path) -> subprocess.Popen:
+    # Own session, as a shell job; SIGINT restored in case the test runner ignores it.
+    script = shutil.which("postfocus") or str(Path(sys.executable).parent / "postfocus")
+    return subprocess.Popen(
+        [script, "-q", "batch", str(collection), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def _wait_for_first_result(proc: subprocess.Popen, out: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    journal = out / RESULTS_JSONL
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and '"status": "ok"' in journal.read_text():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no result within {timeout} s; stderr: {proc.stderr.read().decode() if proc.stderr else ''}")
+
+
+def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
+    out = tmp_path / "out"
+    # 1. Ctrl-C (SIGINT to the whole process group, as a terminal sends it) after the first result
+    proc = _start_batch(big_collection, out)
+    _wait_for_first_result(proc, out)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted" in err.decode() and "Traceback" not in err.decode()
+    kept = {o for o, r in read_results(out).items() if r.status == "ok"}
+    assert kept and all(is_valid_image(o) for o in kept)
+    assert not list(out.glob(".*.part"))
+
+    # 2. SIGKILL (no clean-up at all) after the next result
+    before = len(manifest_lines(out))
+    proc = _start_batch(big_collection, out)
+    deadline = time.time() + 60
+    while len((out / RESULTS_JSONL).read_text().splitlines()) <= before and time.time() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert all(read_results(out)[o].status in ("ok", "skipped") for o in kept)  # nothing finished is lost
+
+    # 3. the rerun finishes the batch: one line per stack, every output whole, no temp files
+    time.sleep(1)  # orphaned workers of the killed run notice their parent is gone
+    proc = _start_batch(big_collection, out)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    lines = manifest_lines(out)
+    assert Counter(Path(r["output"]).stem for r in lines) == Counter(f"specimen{k}" for k in range(6))
+    assert all(r["status"] in ("ok", "skipped") for r in lines)
+    assert all(is_valid_image(out / f"specimen{k}.jpg") for k in range(6))
+    assert not list(out.glob(".*.part")) and not list(out.glob("*.part"))
+
+
+def test_a_killed_worker_loses_no_result_and_its_stack_is_rerun(big_collection, client, tmp_path):
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_a_busy_worker(rec: StackRecord) -> None:
+        if killed:
+            return
+        busy = [w for w, keys in client.processing().items() if keys]
+        if busy:
+            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    summary = run_batch(find_stacks([big_collection], out), out, client=client, on_result=kill_a_busy_worker)
+    assert killed, "no worker was busy to be killed"
+    assert (summary.ok, summary.failed) == (6, 0)
+    assert Counter(Path(r["output"]).stem for r in manifest_lines(out)) == Counter(f"specimen{k}" for k in range(6))
+    assert all(is_valid_image(out / f"specimen{k}.jpg") for k in range(6))
+    assert not list(out.glob(".*.part"))
+
+
+def test_a_stack_that_keeps_killing_workers_gets_a_readable_error():
+    from distributed.scheduler import KilledWorker
+
+    from postfocus.batch import _lost_task_message
+
+    message = _lost_task_message(KilledWorker("postfocus-stack-x", None, 3))
+    assert message.startswith("KilledWorker: a worker died each time it ran this stack (4 times)")
+    assert "--memory-limit" in message
