@@ -24,17 +24,19 @@ def default_data_dir() -> Path:
     return Path(base) / "postfocus" / "web"
 
 
-def _open_when_ready(server, url: str) -> None:  # noqa: ANN001 (uvicorn.Server)
-    for _ in range(200):
-        if server.started:
-            try:
-                webbrowser.open(url)
-            except Exception:  # noqa: BLE001 - no browser is not an error
-                pass
-            return
+def _when_started(server, url: str, data_dir: Path, open_browser: bool) -> None:  # noqa: ANN001 (uvicorn.Server)
+    """Say where the app runs once it listens, and open a browser window on it."""
+    while not server.started:
         if server.should_exit:
             return
         time.sleep(0.05)
+    err_console.print(f"postfocus is running at [bold]{url}[/]  (data: {data_dir}; press Ctrl+C to stop)",
+                      soft_wrap=True)
+    if open_browser:
+        try:
+            webbrowser.open(url)
+        except Exception:  # noqa: BLE001 - no browser is not an error: the address is printed
+            pass
 
 
 @main.command("serve")
@@ -56,7 +58,7 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     try:
         import uvicorn
 
-        from postfocus.web.app import LOCAL_HOSTS, create_app
+        from postfocus.web.app import LOCAL_HOSTS, Lock, create_app
     except ImportError as exc:
         raise PostfocusError(
             f"the web app needs the 'web' extra ({exc.name} is missing): pip install 'postfocus[web]'"
@@ -71,16 +73,22 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     if not local:
         err_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this computer "
                           "can upload and see results", soft_wrap=True)
+    lock = Lock(data_dir.resolve() / "server.lock")
+    lock.acquire()  # fails with a clear message when another server uses the folder
+    lock.release()
     app = create_app(data_dir, max_upload_mb=max_upload_mb, workers=workers, allowed_hosts=allowed)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
-    err_console.print(f"postfocus is running at [bold]{url}[/]  (data: {data_dir}; press Ctrl+C to stop)",
-                      soft_wrap=True)
-    if not no_browser:
-        threading.Thread(target=_open_when_ready, args=(server, url), daemon=True).start()
-    server.run()
+    threading.Thread(target=_when_started, args=(server, url, data_dir, not no_browser), daemon=True).start()
+    try:
+        server.run()
+    except SystemExit:
+        if not server.started:
+            raise PostfocusError(f"could not start the server on {host}:{port} (see above; is the port "
+                                 "in use? try another --port)") from None
+        raise
     if not server.started:
-        raise PostfocusError(f"could not start the server on {host}:{port} (is the port in use? try --port)")
+        raise PostfocusError(f"could not start the server on {host}:{port} (see above)")

@@ -38,7 +38,6 @@ UUIDs, and every file served is checked to lie in its job's folder.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -56,6 +55,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError
@@ -148,6 +152,8 @@ class Lock:
         self._fh = None
 
     def acquire(self) -> None:
+        if fcntl is None:  # Windows: no advisory lock; one server per folder is up to the user
+            return
         self._fh = open(self.path, "a+")  # noqa: SIM115
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,7 +166,7 @@ class Lock:
             ) from None
 
     def release(self) -> None:
-        if self._fh is not None:
+        if self._fh is not None and fcntl is not None:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None

@@ -48,6 +48,7 @@ STAGE_TEXT = {
 STAGE_SPAN = {"align and measure": (0.0, 0.5), "fuse": (0.5, 0.95)}
 THUMB_EDGE = 360
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes
+MAX_REQUEUES = 3
 
 
 class JobQueue:
@@ -59,6 +60,7 @@ class JobQueue:
         self._lock = threading.RLock()
         self._executor: ProcessPoolExecutor | None = None
         self._futures: dict[str, Future] = {}
+        self._requeued: dict[str, int] = {}  # job id -> times queued again after a broken pool
         self._closed = False
 
     # Pool -----------------------------------------------------------------
@@ -113,10 +115,16 @@ class JobQueue:
                     self._executor.shutdown(wait=False, cancel_futures=True)
                     self._executor = None
             if data.get("state") == QUEUED:
-                self.submit(job_id)  # it never started: try again in a fresh pool
-                return
-            message = ("The worker process stopped unexpectedly (perhaps it ran out of memory). "
-                       "Try again, or with fewer or smaller photos.")
+                # It never started: try again in a fresh pool, but not forever (workers that
+                # cannot even start would break every new pool).
+                self._requeued[job_id] = self._requeued.get(job_id, 0) + 1
+                if self._requeued[job_id] <= MAX_REQUEUES:
+                    self.submit(job_id)
+                    return
+                message = "No worker process could be started to process this job; see the server's log."
+            else:
+                message = ("The worker process stopped unexpectedly (perhaps it ran out of memory). "
+                           "Try again, or with fewer or smaller photos.")
         else:
             message = f"Internal error: {type(exc).__name__}: {exc}"
         log.error("job %s failed: %s", job_id, message)
