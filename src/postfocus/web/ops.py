@@ -23,6 +23,7 @@ from postfocus.web.store import JobFolder
 PREVIEW_EDGE = 640  # long edge of aperture previews (about 1 s to render)
 PREVIEW_LAYERS = 32
 KEEP_PREVIEWS = 40
+HEAVY_AT_ONCE = 2
 F_NUMBERS = (1.0, 64.0)
 
 
@@ -62,6 +63,8 @@ class Results:
         self._max_open = max_open
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        # Renders are heavy (full-size images in memory): only a few at a time, the rest wait.
+        self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
 
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
@@ -98,7 +101,8 @@ class Results:
                 # a failure never leaves half a file that later looks finished.
                 tmp = job.out(f".tmp-{threading.get_ident()}-{name}")
                 try:
-                    make(tmp)
+                    with self._heavy:
+                        make(tmp)
                     os.replace(tmp, path)
                 finally:
                     tmp.unlink(missing_ok=True)
