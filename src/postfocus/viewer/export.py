@@ -215,7 +215,7 @@ def viewer_data(
         "focusMap": {**_raster(src, "focus_map", focus_map_pixels(fi, lo, hi)), "min": lo, "max": hi},
         "pop": {"tolerance": 1.0, "softness": 0.75},
     }
-    data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small), fmt, 90), mime)
+    data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small), fmt, quality), mime)
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:

@@ -27,6 +27,13 @@
  *      optional "sum": sum of all samples, checked after decoding.
  * src: a data: URL or any URL an <img> can load.
  *
+ * The viewer returned by mount: tap(x, y), tapAnswer(x, y) (the answer without showing it), showSlot(k),
+ * showFrame(frameNumber), setMode('frame'|'allInFocus'|'depth'|'pop'), toggleMode(mode), setMagnifier(on),
+ * getState(), whenReady() -> Promise, destroy(), and .mode / .slot. getState() (also window.postfocusState,
+ * read-only) = frozen {frame, slot, name, frames, mode, magnifier, popPosition, ready, warnings,
+ * lastTap: {x, y, frame, slot, position, confidence, fallback, ms (from the input event), handlerMs,
+ * frameMs (to the next animation frame)}}. The container gets data-frame, data-mode and data-ready.
+ *
  * options: {keyboardTarget (default: the container), exposeState (default true: window.postfocusState),
  *           fadeMs (160), magnification (5), loupeSize (180 CSS px),
  *           peakingThreshold (Sobel |gx|+|gy| on 0..255; default half the 99th percentile of the all-in-focus picture's),
