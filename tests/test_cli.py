@@ -145,7 +145,7 @@ def test_report_json(cli, tiny_stack, tmp_path):
     assert [f["used"] for f in frames] == [True, True, True]
     assert frames[1]["method"] == "reference"
     for f, (dx, dy) in zip(frames, tiny_stack.shifts):
-        assert f["shift_px"] == pytest.approx([-dx, -dy], abs=0.05)
+        assert f["shift_px"] == pytest.approx([-dx, -dy], abs=0.15)  # see test_fuse: hard blur seam
         assert f["scale"] == pytest.approx(1.0, abs=1e-3)
         assert f["gain"] == pytest.approx([1, 1, 1], abs=0.01)
         assert np.asarray(f["matrix"]).shape == (3, 3)
@@ -175,7 +175,7 @@ def test_reference_option(cli, tiny_stack, tmp_path):
     assert data["reference"] == 0
     assert data["frames"][0]["method"] == "reference"
     # frame 2 is 4 px right / 2 px up of frame 0
-    assert data["frames"][2]["shift_px"] == pytest.approx([-4, 2], abs=0.1)
+    assert data["frames"][2]["shift_px"] == pytest.approx([-4, 2], abs=0.2)  # two links from the reference
 
 
 def test_sixteen_bit_tiff_output(cli, tmp_path, tiny_stack):

