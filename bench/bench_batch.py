@@ -22,6 +22,7 @@ import platform
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -44,6 +45,21 @@ def make_stack(folder: Path, frames: int, width: int, height: int, shift: int) -
         Image.fromarray(frame).save(folder / f"frame{i:02d}.jpg", quality=92)
 
 
+@contextmanager
+def _dask_default_malloc(enabled: bool):
+    """Run with Dask's own worker malloc setting instead of postfocus's (for comparison)."""
+    import postfocus.batch as batch
+
+    saved = dict(batch.LOCAL_WORKER_CONFIG)
+    if enabled:
+        batch.LOCAL_WORKER_CONFIG.clear()
+    try:
+        yield
+    finally:
+        batch.LOCAL_WORKER_CONFIG.clear()
+        batch.LOCAL_WORKER_CONFIG.update(saved)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stacks", type=int, default=12)
@@ -52,6 +68,8 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--keep", type=Path, default=None, help="generate stacks here and keep them (reused if present)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the in-process loop")
+    ap.add_argument("--compare-dask-malloc", action="store_true",
+                    help="also run the largest worker count with Dask's default MALLOC_TRIM_THRESHOLD_=65536")
     args = ap.parse_args()
 
     from postfocus.batch import find_stacks, open_client, run_batch
@@ -79,17 +97,19 @@ def main() -> None:
             stack(folder).save(out / f"{folder.name}.jpg")
         s = time.perf_counter() - t
         rows.append(("in-process loop", "-", s, 60 * args.stacks / s))
-    for n in (int(v) for v in args.workers.split(",")):
-        out = root / f"out-{n}"
+    counts = [int(v) for v in args.workers.split(",")]
+    runs = [(n, False) for n in counts] + ([(max(counts), True)] if args.compare_dask_malloc else [])
+    for n, dask_malloc in runs:
+        out = root / f"out-{n}{'-dask-malloc' if dask_malloc else ''}"
         shutil.rmtree(out, ignore_errors=True)
         jobs = find_stacks([stacks], out)
         t = time.perf_counter()
-        with open_client(workers=n) as client:
+        with _dask_default_malloc(dask_malloc), open_client(workers=n) as client:
             start = time.perf_counter() - t
             summary = run_batch(jobs, out, client=client)
         assert summary.ok == args.stacks, summary.line()
-        rows.append((f"batch, {n} worker{'s' if n > 1 else ''}", f"{start:.1f}", summary.seconds,
-                     60 * args.stacks / summary.seconds))
+        name = f"batch, {n} worker{'s' if n > 1 else ''}" + (", Dask's MALLOC_TRIM_THRESHOLD_" if dask_malloc else "")
+        rows.append((name, f"{start:.1f}", summary.seconds, 60 * args.stacks / summary.seconds))
     base = next((r[3] for r in rows if r[0].startswith("batch, 1 ")), rows[0][3])
     print()
     print(f"| run | cluster start (s) | batch time (s) | stacks/min | speed-up vs 1 worker |")
