@@ -106,7 +106,8 @@ def test_recovers_known_transforms(scene, model):
     truth = true_transforms(model)
     report = align_frames([render(scene, t, s) for t, s in zip(truth, BLUR)], model)
     errors = [corner_error(r.matrix, t) for r, t in zip(report, truth)]
-    # measured max: similarity 0.046 px, affine 0.038 px, homography 0.14 px
+    # measured max: similarity 0.046 px, affine 0.038 px, homography 0.14 px (ECC only);
+    # with the tile refinement: 0.033, 0.057, 0.084 px
     assert max(errors) < TOLERANCE_PX, errors
     assert all(r.used for r in report)
     assert report[REF].method == "reference" and np.allclose(report[REF].matrix, np.eye(3))
@@ -121,7 +122,8 @@ def test_recovers_larger_motion_at_half_working_size(scene, model):
              for k in range(N)]
     report = align_frames([render(scene, t, s) for t, s in zip(truth, BLUR)], model, scale=0.5)
     errors = [corner_error(r.matrix, t) for r, t in zip(report, truth)]
-    # measured max: about 0.13 px for every model
+    # measured max: about 0.13 px for every model (ECC only); with the tile refinement:
+    # similarity 0.089, affine 0.143, homography 0.205 px
     assert max(errors) < TOLERANCE_PX, errors
 
 
