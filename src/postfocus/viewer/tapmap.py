@@ -56,13 +56,13 @@ class TapMap:
 
 
 def _window_means(volume: np.ndarray, radius: int) -> np.ndarray:
-    """float64 (N, h, w): mean of each slice over the clipped (2r+1)^2 window, like ``_window_scores``."""
+    """float32 (N, h, w): mean of each slice over the clipped (2r+1)^2 window, like ``_window_scores``."""
     n, h, w = volume.shape
     ys, xs = np.arange(h), np.arange(w)
     y0, y1 = np.maximum(0, ys - radius), np.minimum(h, ys + radius + 1)
     x0, x1 = np.maximum(0, xs - radius), np.minimum(w, xs + radius + 1)
     count = ((y1 - y0)[:, None] * (x1 - x0)[None, :]).astype(np.float64)
-    out = np.empty((n, h, w), np.float64)
+    out = np.empty((n, h, w), np.float32)  # sums in float64, kept in float32 (like numpy's mean in Python)
     for k in range(n):
         integral = cv2.integral(np.asarray(volume[k], np.float32), sdepth=cv2.CV_64F)
         s = (integral[y1][:, x1] - integral[y0][:, x1] - integral[y1][:, x0] + integral[y0][:, x0])
@@ -161,9 +161,12 @@ def tap_map(
     frames = [int(f) for f in frames]
     scores = _window_means(volume, radius)
     conf, raw = _confidence(scores)
-    ordered = np.sort(scores, axis=0)
-    top1 = ordered[-1]
-    top2 = ordered[-2] if n > 1 else np.full_like(top1, -np.inf)
+    top1 = np.full((h, w), -np.inf, np.float32)
+    top2 = np.full((h, w), -np.inf, np.float32)
+    for k in range(n):  # two largest per pixel, without sorting a copy of the volume
+        s = scores[k]
+        top2 = np.maximum(top2, np.minimum(top1, s))
+        top1 = np.maximum(top1, s)
     tol = _REL_EPS * np.maximum(np.abs(top1), 1e-30)
     near_tie = (top1 - top2) <= tol
     near_threshold = np.abs(raw - MIN_CONFIDENCE) <= _REL_EPS
@@ -191,16 +194,16 @@ def tap_map(
         src_x[ny[found], nx[found]] = sx[found]
         fallback[ny[found], nx[found]] = True
     # Answer read at the source window.
-    s_scores = scores[:, src_y, src_x]  # (N, h, w)
-    slot = np.argmax(s_scores, axis=0).astype(np.int32)
+    slot = np.argmax(scores, axis=0).astype(np.int32)[src_y, src_x]
     unsure |= near_tie[src_y, src_x]
     out_conf = conf[src_y, src_x].astype(np.float32)
     # Sub-frame position: parabola through the log scores around the peak.
     k = slot
     inner = (k > 0) & (k < n - 1)
     kk = np.clip(k, 1, max(n - 2, 1))
-    take = lambda j: np.take_along_axis(s_scores, np.clip(j, 0, n - 1)[None], axis=0)[0]  # noqa: E731
-    ym, y0, yp = (np.log(np.maximum(take(kk + d), 1e-12)) for d in (-1, 0, 1))
+    ym, y0, yp = (
+        np.log(np.maximum(scores[np.clip(kk + d, 0, n - 1), src_y, src_x].astype(np.float64), 1e-12)) for d in (-1, 0, 1)
+    )
     denom = ym - 2 * y0 + yp
     with np.errstate(divide="ignore", invalid="ignore"):
         delta = np.clip(0.5 * (ym - yp) / np.where(denom < -1e-9, denom, -1.0), -0.5, 0.5)
