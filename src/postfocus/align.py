@@ -221,14 +221,15 @@ def feature_match(template: np.ndarray, moving: np.ndarray, model: str = "simila
 
 
 def tile_shifts(
-    template: np.ndarray, aligned: np.ndarray, tile: int, min_std: float = 0.01
+    template: np.ndarray, aligned: np.ndarray, tile: int, iterations: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
     """Residual shift of every textured tile of ``aligned`` against ``template``.
 
-    Pure translation is estimated per tile (enhanced correlation). For a
-    symmetric blur kernel the best translation is unbiased, whereas a global
-    scale would trade misregistration for apparent sharpness; fitting the
-    global model to these local shifts keeps defocus from posing as breathing.
+    Pure translation is estimated per tile by Lucas-Kanade iterations, all
+    tiles at once. For a symmetric blur kernel the best translation is
+    unbiased, whereas a global scale would trade misregistration for apparent
+    sharpness; fitting the global model to these local shifts keeps defocus
+    from posing as breathing.
 
     Returns
     -------
@@ -236,27 +237,51 @@ def tile_shifts(
     ``p`` sits at ``p + shift`` in ``aligned``.
     """
     h, w = template.shape
-    points, shifts = [], []
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
-    margin = tile // 4
-    step = max(8, tile // 2)
-    for y in range(margin, h - tile - margin + 1, step):
-        for x in range(margin, w - tile - margin + 1, step):
-            t = template[y : y + tile, x : x + tile]
-            a = aligned[y : y + tile, x : x + tile]
-            if float(t.std()) < min_std or float(a.std()) < min_std:
-                continue
-            warp = np.eye(2, 3, dtype=np.float32)
-            try:
-                rho, warp = cv2.findTransformECC(t, a, warp, cv2.MOTION_TRANSLATION, criteria, None, 3)
-            except cv2.error:
-                continue
-            d = warp[:, 2]
-            if rho < 0.5 or abs(d[0]) > tile / 4 or abs(d[1]) > tile / 4:
-                continue
-            points.append((x + tile / 2, y + tile / 2))
-            shifts.append((float(d[0]), float(d[1])))
-    return np.float64(points).reshape(-1, 2), np.float64(shifts).reshape(-1, 2)
+    margin = max(2, tile // 4)
+    ny, nx = (h - 2 * margin) // tile, (w - 2 * margin) // tile
+    if ny < 1 or nx < 1:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    y0, x0 = margin, margin
+    y1, x1 = y0 + ny * tile, x0 + nx * tile
+    t = cv2.GaussianBlur(template, (0, 0), 1.0)
+    a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
+    ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
+    iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
+    t = t[y0:y1, x0:x1]
+
+    def tile_sum(img: np.ndarray) -> np.ndarray:
+        return img.reshape(ny, tile, nx, tile).sum(axis=(1, 3), dtype=np.float64)
+
+    def zero_mean(img: np.ndarray) -> np.ndarray:
+        """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
+        means = tile_sum(img) / (tile * tile)
+        return img - np.repeat(np.repeat(means, tile, 0), tile, 1).astype(np.float32)
+
+    ix, iy = zero_mean(ix), zero_mean(iy)
+    sxx, sxy, syy = tile_sum(ix * ix), tile_sum(ix * iy), tile_sum(iy * iy)
+    trace, det = sxx + syy, sxx * syy - sxy * sxy
+    lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
+    valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
+    safe_det = np.where(valid, det, 1.0)
+    d = np.zeros((ny, nx, 2))
+    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    for _ in range(iterations):
+        dx = np.repeat(np.repeat(d[..., 0], tile, 0), tile, 1).astype(np.float32)
+        dy = np.repeat(np.repeat(d[..., 1], tile, 0), tile, 1).astype(np.float32)
+        shifted = cv2.remap(a, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        err = zero_mean(shifted - t)
+        bx, by = tile_sum(ix * err), tile_sum(iy * err)
+        step_x = -(syy * bx - sxy * by) / safe_det
+        step_y = -(sxx * by - sxy * bx) / safe_det
+        step = np.where(valid[..., None], np.stack([step_x, step_y], axis=-1), 0.0)
+        step = np.clip(step, -1.0, 1.0)
+        d += step
+        if np.abs(step).max(initial=0) < 0.004:
+            break
+    valid &= (np.abs(d) < tile / 4).all(axis=-1)
+    cy, cx = np.mgrid[0:ny, 0:nx]
+    points = np.stack([x0 + (cx + 0.5) * tile, y0 + (cy + 0.5) * tile], axis=-1)[valid]
+    return points.reshape(-1, 2).astype(np.float64), d[valid].reshape(-1, 2)
 
 
 def _fit_once(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray | None:
@@ -314,7 +339,7 @@ def refine_with_tiles(
     >>> m = refine_with_tiles(a, b, m, "similarity")  # doctest: +SKIP
     """
     h, w = template.shape
-    tile = int(np.clip(min(h, w) // 6, 24, 96))
+    tile = int(np.clip(min(h, w) // 10, 16, 32))
     for _ in range(rounds):
         aligned = warp_to_reference(moving, matrix, (h, w))
         points, shifts = tile_shifts(template, aligned, tile)
@@ -494,7 +519,11 @@ class SweepAligner:
             aligned = warp_to_reference(colour, match.matrix)
             border = max(9, int(0.04 * max(grey.shape)))  # blur spreads light across the edge of the overlap
             mask = cv2.erode(valid_mask(match.matrix, grey.shape[:2]), np.ones((border, border), np.uint8))
-            gain = channel_gain(last_colour, aligned, mask)
+            # Means need no detail: compare at a quarter of the working size or less.
+            f = min(1.0, 400 / max(grey.shape))
+            small = (lambda im, interp=cv2.INTER_AREA: cv2.resize(im, None, fx=f, fy=f, interpolation=interp)) if f < 1 else (
+                lambda im, interp=None: im)
+            gain = channel_gain(small(last_colour), small(aligned), small(mask, cv2.INTER_NEAREST))
             self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
             self._last = (index, grey, colour)
             self._last_linked = True

@@ -299,7 +299,7 @@ def process(
     reference: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     refresh: bool = False,
-    jpeg_quality: int = 95,
+    jpeg_quality: int = 97,
     progress: Progress | None = None,
 ) -> ProcessedStack:
     """Align and analyse a stack once and keep the work in a stack folder.
@@ -348,16 +348,25 @@ def process(
     mt, ml = int(round(t * s)), int(round(l * s))
     mb, mr = max(mt + 1, int(round(b * s))), max(ml + 1, int(round(r * s)))
     deep = source.info.bit_depth > 8
+    # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
+    # already compressed, so a JPEG at quality 97 with full colour resolution loses nothing visible.
+    lossless = deep or source.info.kind == "raw" or any(
+        Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in source.info.paths
+    )
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
         (tmp / "frames").mkdir()
         frame_files: dict[str, str] = {}
 
         def keep(index: int, aligned: np.ndarray) -> None:
-            name = f"frames/{index:04d}" + (".png" if deep else ".jpg")
+            name = f"frames/{index:04d}" + (".png" if lossless else ".jpg")
             crop = np.ascontiguousarray(aligned[t:b, l:r])
             bgr = cv2.cvtColor(to_uint(crop, 16 if deep else 8), cv2.COLOR_RGB2BGR)
-            params = [] if deep else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+            if lossless:
+                params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+            else:
+                params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
+                          cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
             if not cv2.imwrite(str(tmp / name), bgr, params):
                 raise PostfocusError(f"{tmp / name}: cannot write cached frame")
             frame_files[str(index)] = name
