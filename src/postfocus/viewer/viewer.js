@@ -408,6 +408,14 @@
     var keyTarget = this.options.keyboardTarget || this.container;
     this._on(keyTarget, 'keydown', function (e) { self._key(e); });
     this._on(window, 'resize', function () { self._layout(); });
+    if (typeof ResizeObserver === 'function') { // the container can change size on its own (a web app's panels)
+      var lastWidth = -1;
+      this._resizeObserver = new ResizeObserver(function () {
+        var cw = self.container.clientWidth;
+        if (cw !== lastWidth) { lastWidth = cw; self._layout(); }
+      });
+      this._resizeObserver.observe(this.container);
+    }
     var st = this.stage;
     this._on(st, 'pointerdown', function (e) { self._pointerDown(e); });
     this._on(st, 'pointermove', function (e) { self._pointerMove(e); });
@@ -886,6 +894,7 @@
   Viewer.prototype.destroy = function () {
     this._listeners.forEach(function (l) { l[0].removeEventListener(l[1], l[2], l[3]); });
     this._listeners = [];
+    if (this._resizeObserver) this._resizeObserver.disconnect();
     while (this.container.firstChild) this.container.removeChild(this.container.firstChild);
     this.container.classList.remove('pf-viewer', 'pf-magnifying');
     if (typeof window !== 'undefined' && window.__postfocusViewer === this) {
