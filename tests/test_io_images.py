@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -278,3 +280,41 @@ def test_image_beyond_pillow_hard_limit_is_a_one_line_input_error(tmp_path, monk
     with pytest.raises(InputError, match="huge.jpg: image too large") as excinfo:
         read_header(tmp_path / "huge.jpg")
     assert "\n" not in str(excinfo.value)
+
+
+# --- unusual but legitimate files -------------------------------------------------------------------
+
+
+def test_float_tiff_is_read_and_cleaned(tmp_path):
+    # 32-bit float RGB TIFF (HDR merges, scientific cameras): Pillow cannot open it, tifffile can
+    px = np.dstack([np.linspace(0, 1, W, dtype=np.float32)[None, :].repeat(H, 0)] * 3)
+    px[0, 0, 0], px[1, 1, 1], px[2, 2, 2] = np.nan, np.inf, -np.inf
+    tifffile.imwrite(tmp_path / "f.tif", px, photometric="rgb", extratags=[(274, "H", 1, 3, True)])
+    hd = read_header(tmp_path / "f.tif")
+    assert (hd.size, hd.grey, hd.orientation, hd.format) == ((H, W), False, 3, "TIFF")
+    frame = read_image(tmp_path / "f.tif")
+    check_frame(frame)
+    assert np.isfinite(frame).all()
+    upright = px[::-1, ::-1]
+    ok = np.isfinite(upright)
+    assert np.abs(frame[ok] - upright[ok]).max() < 1e-6
+    assert frame[H - 1, W - 1, 0] == 0.0 and frame[H - 2, W - 2, 1] == 1.0  # nan -> 0, inf -> 1
+
+
+@pytest.mark.parametrize("value", [9, 0, (6, 1)])
+def test_malformed_orientation_is_not_a_crash(tmp_path, value):
+    ex = Image.Exif()
+    ex[0x0112] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about the two-entry tag
+        Image.fromarray(marked_image()).save(tmp_path / "o.jpg", exif=ex, quality=95)
+        hd = read_header(tmp_path / "o.jpg")
+        frame = read_image(tmp_path / "o.jpg")
+    expected = 6 if value == (6, 1) else 1
+    assert hd.orientation == expected
+    assert frame.shape == ((W, H, 3) if expected == 6 else (H, W, 3))
+
+
+def test_not_a_regular_file():
+    with pytest.raises(InputError, match="/dev/null: not a regular file"):
+        read_header("/dev/null")

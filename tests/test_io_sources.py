@@ -199,3 +199,26 @@ def test_real_stack_folder(real_data):
     assert src.info.size == (500, 750)
     src = open_source(real_data / "pcb_depthmap")  # upper-case .JPG
     assert src.names == [f"pcb_{k:03d}.JPG" for k in range(10)]
+
+
+def test_unreadable_folder_is_an_input_error(tmp_path, monkeypatch):
+    write_frame(tmp_path / "a.png", 1)
+    write_frame(tmp_path / "b.png", 2)
+
+    def denied(self):  # what a folder without read permission does (tests run as root)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(InputError, match="cannot list the folder \\(Permission denied\\)"):
+        open_source(tmp_path)
+
+
+def test_metadata_comes_from_the_middle_frame(tmp_path):
+    for k in range(5):
+        ex = Image.Exif()
+        ex[0x0132] = f"2024:01:01 00:00:0{k}"
+        Image.fromarray(np.full((20, 24, 3), 10 * k, np.uint8)).save(tmp_path / f"f{k}.jpg", exif=ex)
+    info = open_source(tmp_path).info
+    ex = Image.Exif()
+    ex.load(info.exif)
+    assert ex[0x0132] == "2024:01:01 00:00:02"  # frame 2 is the default reference

@@ -136,6 +136,24 @@ def test_quality_changes_the_jpeg(tmp_path):
     assert np.abs(read_image(hi) - img).mean() < np.abs(read_image(lo) - img).mean()
 
 
+@pytest.mark.parametrize("reference", [None, 0])
+def test_stack_result_carries_the_reference_frame_exif(tmp_path, tiny_stack, reference):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, p in enumerate(tiny_stack.paths):
+        ex = Image.Exif()
+        ex[0x010F], ex[0x0110] = "TestCam", "Model 7"
+        ex[0x0132] = f"2024:05:06 07:08:1{k}"  # every frame was taken at another time
+        Image.open(p).save(folder / f"frame{k}.jpg", exif=ex, quality=95)
+    res = stack(folder, reference=reference)
+    out = res.save(tmp_path / "r.jpg")
+    with Image.open(out) as im:
+        ex = im.getexif()
+    assert res.reference == (1 if reference is None else 0)
+    assert ex[0x0132] == f"2024:05:06 07:08:1{res.reference}"
+    assert (ex[0x010F], ex[0x0110], ex[0x0112]) == ("TestCam", "Model 7", 1)
+
+
 # --- bit depth ----------------------------------------------------------------------------------------
 
 

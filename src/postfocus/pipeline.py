@@ -10,6 +10,7 @@ Two streaming passes over the frames keep memory flat in the number of frames:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -381,13 +382,17 @@ def stack(
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     t, l, b, r = box
+    info = source.info
+    header = getattr(source, "header", None)  # image files: the result carries the reference frame's metadata
+    if header is not None:
+        info = dataclasses.replace(info, exif=header(analysis.reference).exif, icc=header(analysis.reference).icc)
     return StackResult(
         image=np.ascontiguousarray(image[t:b, l:r]),
         focus_index=analysis.focus_index,
         confidence=analysis.confidence,
         alignment=analysis.alignment,
         crop=box,
-        info=source.info,
+        info=info,
         method=method,
         reference=analysis.reference,
         frames_used=frames,

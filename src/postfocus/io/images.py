@@ -71,17 +71,25 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            raise InputError(f"{path}: not a regular file")
         raise InputError(f"{path}: no such file")
     try:
         with _pillow_size_check(path), Image.open(path) as im:
             width, height = im.size
             mode = im.mode
             exif = im.getexif()
-            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
-            exif_bytes = exif.tobytes() if len(exif) else None
+            orientation = _orientation(exif.get(EXIF_ORIENTATION))
+            try:
+                exif_bytes = exif.tobytes() if len(exif) else None
+            except Exception:  # an EXIF block Pillow reads but cannot write back: keep it as stored
+                exif_bytes = im.info.get("exif")
             icc = im.info.get("icc_profile")
             fmt = im.format
     except UnidentifiedImageError:
+        header = _tiff_header(path)  # float or other TIFF layouts Pillow does not open
+        if header is not None:
+            return header
         raise InputError(f"{path}: not an image file (or a format postfocus cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image header ({exc})") from None
@@ -104,6 +112,38 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
             bit_depth = 16 if head[24] == 16 else 8
             grey = head[25] in (0, 4)
     return ImageHeader(path, width, height, bit_depth, grey, orientation, exif_bytes, icc, fmt)
+
+
+def _orientation(value: object) -> int:
+    """EXIF orientation 1-8; anything else (missing, malformed) means upright."""
+    if isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    try:
+        value = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _tiff_header(path: Path) -> ImageHeader | None:
+    """Header of a TIFF read with tifffile (e.g. 32-bit float RGB, which Pillow cannot open)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+                return None
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            width, height = int(page.imagewidth), int(page.imagelength)
+            extra = len(page.extrasamples) if page.extrasamples else 0
+            grey = page.samplesperpixel - extra < 3
+            bit_depth = 16 if page.dtype is not None and page.dtype.itemsize >= 2 else 8
+            tag = page.tags.get(274)
+            orientation = _orientation(tag.value if tag is not None else 1)
+            tag = page.tags.get(34675)
+            icc = bytes(tag.value) if tag is not None else None
+    except Exception:
+        return None
+    return ImageHeader(path, width, height, bit_depth, grey, orientation, None, icc, "TIFF")
 
 
 @contextmanager
@@ -129,7 +169,7 @@ def _to_float_rgb(pixels: np.ndarray, path: Path) -> np.ndarray:
     elif pixels.dtype == np.uint16:
         out = pixels.astype(np.float32) * np.float32(1 / 65535)
     elif pixels.dtype.kind == "f":
-        out = np.clip(pixels.astype(np.float32), 0, 1)
+        out = np.clip(np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0, 1)
     elif pixels.dtype == bool:
         out = pixels.astype(np.float32)
     else:
@@ -217,4 +257,4 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None) -> np
     except Exception as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
     frame = _to_float_rgb(pixels, path)
-    return apply_orientation(frame, header.orientation)
+    return np.ascontiguousarray(apply_orientation(frame, header.orientation))

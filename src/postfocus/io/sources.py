@@ -111,6 +111,9 @@ class ImageFilesSource(FrameSource):
 
     def __init__(self, headers: Sequence[ImageHeader]):
         first = headers[0]
+        # Metadata of the default reference frame (the middle one): the result takes its
+        # geometry, so it carries its capture time and settings, not the first frame's.
+        middle = headers[len(headers) // 2]
         h, w = first.size
         self._headers = list(headers)
         self.info = SourceInfo(
@@ -120,8 +123,8 @@ class ImageFilesSource(FrameSource):
             width=w,
             bit_depth=first.bit_depth,
             grey=all(hd.grey for hd in headers),
-            exif=first.exif,
-            icc=first.icc,
+            exif=middle.exif,
+            icc=middle.icc,
             paths=[hd.path for hd in headers],
         )
 
@@ -150,7 +153,10 @@ def natural_key(name: str) -> list:
 
 
 def _list_folder(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    try:
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
     frames = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS | RAW_EXTENSIONS]
     videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
     ignored = sorted({p.name for p in files} - {p.name for p in frames})
