@@ -9,6 +9,7 @@ every input file byte-identical afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -148,12 +149,13 @@ def test_slightly_different_sizes_warn_and_succeed(cli, work):
     with Image.open(stack.paths[2]) as im:
         im.crop((0, 0, 298, 199)).save(stack.paths[2], quality=95)  # 2 px narrower, 1 px shorter
     before = tree_digest(stack.folder)
-    run = cli("-q", "stack", stack.folder, "-o", out / "r.jpg")
+    run = cli("-q", "stack", stack.folder, "-o", out / "r.jpg", "--report", out / "r.json")
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.err_lines if line.startswith("warning:")]
     assert len(warnings) == 1 and "frame2.jpg" in warnings[0] and "cropped or padded" in warnings[0]
     assert "Traceback" not in run.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["r.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == ["r.jpg", "r.json"]
+    assert any("frame2.jpg" in w for w in json.loads((out / "r.json").read_text())["warnings"])
     assert tree_digest(stack.folder) == before
 
 
