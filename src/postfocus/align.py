@@ -30,6 +30,7 @@ MAX_STEP_SCALE = 0.08
 MAX_STEP_ROTATION_DEG = 6.0
 MAX_STEP_SHIFT_FRACTION = 0.12
 MIN_CORRELATION = 0.6
+ECC_MAX_SIZE = 900  # long edge of the finest level the global correlation match uses
 
 
 @dataclass
@@ -174,9 +175,14 @@ def ecc_match(
     """
     motion = _ECC_MOTION[model]
     pyr_t, pyr_m = _pyramid(template), _pyramid(moving)
+    # Levels finer than ``ECC_MAX_SIZE`` add little: the tile refinement works at full working size.
+    skip = 0
+    while skip < len(pyr_t) - 1 and max(pyr_t[skip].shape) > ECC_MAX_SIZE:
+        skip += 1
+    pyr_t, pyr_m = pyr_t[skip:], pyr_m[skip:]
     n = len(pyr_t)
     matrix = np.eye(3) if init is None else init.copy()
-    matrix = rescale_matrix(matrix, 0.5 ** (n - 1))
+    matrix = rescale_matrix(matrix, 0.5 ** (n - 1 + skip))
     rho = 0.0
     for level in range(n - 1, -1, -1):
         t, m = pyr_t[level], pyr_m[level]
@@ -189,7 +195,7 @@ def ecc_match(
             matrix = project_to_similarity(matrix)
         if level:
             matrix = rescale_matrix(matrix, 2.0)
-    return matrix, float(rho)
+    return rescale_matrix(matrix, 2.0**skip), float(rho)
 
 
 def feature_match(template: np.ndarray, moving: np.ndarray, model: str = "similarity") -> np.ndarray | None:
@@ -254,8 +260,14 @@ def tile_shifts(
 
     def zero_mean(img: np.ndarray) -> np.ndarray:
         """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
-        means = tile_sum(img) / (tile * tile)
-        return img - np.repeat(np.repeat(means, tile, 0), tile, 1).astype(np.float32)
+        blocks = img.reshape(ny, tile, nx, tile)
+        return (blocks - blocks.mean(axis=(1, 3), keepdims=True)).reshape(img.shape)
+
+    def expand(values: np.ndarray) -> np.ndarray:
+        """Per-tile values to a per-pixel map (piecewise constant)."""
+        out = np.empty((ny, tile, nx, tile), np.float32)
+        out[...] = values[:, None, :, None]
+        return out.reshape(ny * tile, nx * tile)
 
     ix, iy = zero_mean(ix), zero_mean(iy)
     sxx, sxy, syy = tile_sum(ix * ix), tile_sum(ix * iy), tile_sum(iy * iy)
@@ -266,9 +278,8 @@ def tile_shifts(
     d = np.zeros((ny, nx, 2))
     gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     for _ in range(iterations):
-        dx = np.repeat(np.repeat(d[..., 0], tile, 0), tile, 1).astype(np.float32)
-        dy = np.repeat(np.repeat(d[..., 1], tile, 0), tile, 1).astype(np.float32)
-        shifted = cv2.remap(a, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        shifted = cv2.remap(a, gx + expand(d[..., 0]), gy + expand(d[..., 1]), cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT)
         err = zero_mean(shifted - t)
         bx, by = tile_sum(ix * err), tile_sum(iy * err)
         step_x = -(syy * bx - sxy * by) / safe_det

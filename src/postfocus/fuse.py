@@ -44,18 +44,20 @@ class DepthmapFusion:
         self.index_map = index_map.astype(np.float32)
         self.sharpness = sharpness
         h, w = index_map.shape
-        self._sum = np.zeros((h, w, 3), np.float32)
+        self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
         self._weight = np.zeros((h, w), np.float32)
 
     def add(self, position: float, frame: np.ndarray) -> None:
         """Fold in the aligned frame focused at index ``position``."""
         w = depth_weights(self.index_map, position, self.sharpness)
-        w = np.maximum(w, np.float32(1e-8))
-        cv2.accumulateProduct(frame, cv2.merge([w, w, w]), self._sum)
+        np.maximum(w, np.float32(1e-8), out=w)
+        for c in range(3):  # channel by channel: no full-size temporary
+            cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), w, self._sum[c])
         self._weight += w
 
     def result(self) -> np.ndarray:
-        return self._sum / np.maximum(self._weight, 1e-12)[..., None]
+        inv = 1.0 / np.maximum(self._weight, 1e-12)
+        return cv2.merge([plane * inv for plane in self._sum])
 
 
 def _levels_for(shape: tuple[int, int], smallest: int = 16) -> int:

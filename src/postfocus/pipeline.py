@@ -128,7 +128,7 @@ class Analysis:
     reference : index of the reference frame.
     used : indices of the frames that could be aligned.
     volume : float32 (N, h, w) focus measure per frame at analysis size (zeros for unused frames).
-    colours : float32 (N, h, w, 3) aligned, exposure-matched small frames.
+    guide : float32 (h, w) grey rough all-in-focus at analysis size (edges for the focus map).
     scale : analysis size / full size.
     focus_index : float32 (h, w) regularised focus index (frame numbers, sub-frame).
     confidence : float32 (h, w) in [0, 1].
@@ -139,7 +139,7 @@ class Analysis:
     reference: int
     used: list[int]
     volume: np.ndarray
-    colours: np.ndarray
+    guide: np.ndarray
     scale: float
     focus_index: np.ndarray
     confidence: np.ndarray
@@ -191,8 +191,8 @@ def analyse(
     s_an = _work_scale(size, analysis_size)
     an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work)
-    measures: list[np.ndarray] = []
-    smalls: list[np.ndarray] = []
+    measures: list[np.ndarray | None] = []
+    smalls: list[np.ndarray | None] = []
     for i in range(n):
         frame = source.read(i)
         work = _resize(frame, s_work)
@@ -200,7 +200,7 @@ def analyse(
         if align != "none":
             aligner.add(i, grey, work)
         measures.append(pool(laplacian_energy(grey), (an_h, an_w)))
-        smalls.append(_resize(work, s_an / s_work))
+        smalls.append(np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8))
         del frame, work
         if progress:
             progress("align and measure", i + 1, n)
@@ -222,19 +222,21 @@ def analyse(
             "try --align affine or homography, or --align none for a tripod stack"
         )
     volume = np.zeros((n, an_h, an_w), np.float32)
-    colours = np.zeros((n, an_h, an_w, 3), np.float32)
-    for i in used:
-        m = rescale_matrix(report[i].matrix, s_an)
-        volume[i] = warp_to_reference(measures[i], m, (an_h, an_w))
-        colours[i] = warp_to_reference(smalls[i], m, (an_h, an_w)) * report[i].gain
-    del measures, smalls
-    # Rough all-in-focus at analysis size: the guide whose edges the map follows.
+    for i in used:  # each small map is dropped as soon as it is in reference geometry
+        volume[i] = warp_to_reference(measures[i], rescale_matrix(report[i].matrix, s_an), (an_h, an_w))
+        measures[i] = None
+    # Rough all-in-focus at analysis size: the guide whose edges the focus map follows.
     best = np.argmax(volume[used], axis=0)
-    rough = np.take_along_axis(colours[used], best[None, ..., None], axis=0)[0]
-    index_used, confidence = focus_index_map(volume[used], to_grey(rough))
+    guide = np.zeros((an_h, an_w), np.float32)
+    for k, i in enumerate(used):
+        small = smalls[i].astype(np.float32) * np.float32(1 / 255)
+        grey = to_grey(warp_to_reference(small, rescale_matrix(report[i].matrix, s_an), (an_h, an_w)) * report[i].gain)
+        guide[best == k] = grey[best == k]
+        smalls[i] = None
+    index_used, confidence = focus_index_map(volume[used], guide)
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
-    return Analysis(report, ref, used, volume, colours, float(s_an), index.astype(np.float32), confidence, size)
+    return Analysis(report, ref, used, volume, guide, float(s_an), index.astype(np.float32), confidence, size)
 
 
 def fuse(
@@ -281,7 +283,7 @@ def fuse(
     for i in sorted(wanted):
         aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
         if not np.allclose(report[i].gain, 1.0):
-            aligned = aligned * report[i].gain
+            aligned *= report[i].gain
         if on_aligned:
             on_aligned(i, aligned)
         if i in merge:

@@ -223,7 +223,7 @@ class ProcessedStack:
             volume[i] = self.volume[k]
         return Analysis(
             alignment=report, reference=self.reference, used=list(self.used), volume=volume,
-            colours=np.zeros((0,), np.float32), scale=mw / self.size[1],
+            guide=np.zeros((0,), np.float32), scale=mw / self.size[1],
             focus_index=np.asarray(self.focus_index, np.float32), confidence=np.asarray(self.confidence, np.float32),
             size=self.size,
         )
