@@ -20,13 +20,22 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from postfocus.align import FrameAlignment, SweepAligner, common_area, rescale_matrix, to_grey, warp_to_reference
+from postfocus.align import (
+    FrameAlignment,
+    SweepAligner,
+    common_area,
+    rescale_matrix,
+    to_grey,
+    valid_mask,
+    warp_to_reference,
+)
 from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import focus_index_map
 from postfocus.fuse import DepthmapFusion, PyramidFusion
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
+from postfocus.motion import InstantBlend, MotionDetector, check_mode, region_frames
 
 METHODS = ("depthmap", "pyramid")
 DEFAULT_METHOD = "depthmap"
@@ -51,6 +60,10 @@ class StackResult:
     info : what the source said about itself (size, bit depth, metadata).
     method : fusion method used.
     warnings : every warning raised during the run, as text.
+    motion : float32 (h, w) motion mask in [0, 1] at analysis resolution, reference geometry
+        before cropping (None with ``motion="off"``); moving regions show one instant.
+    motion_share : fraction of the image whose content moved during the sweep.
+    motion_frames : frame each moving region was taken from, by region label.
     """
 
     image: np.ndarray
@@ -63,6 +76,9 @@ class StackResult:
     reference: int
     frames_used: list[int]
     warnings: list[str] = field(default_factory=list)
+    motion: np.ndarray | None = None
+    motion_share: float = 0.0
+    motion_frames: dict[int, int] = field(default_factory=dict)
 
     def focus_index_full(self) -> np.ndarray:
         """Focus-index map resized to the output image (cropped) geometry."""
@@ -133,6 +149,8 @@ class Analysis:
     focus_index : float32 (h, w) regularised focus index (frame numbers, sub-frame).
     confidence : float32 (h, w) in [0, 1].
     size : (H, W) of the full-resolution reference frame.
+    motion : float32 (h, w) motion mask in [0, 1] (None: not detected); see :mod:`postfocus.motion`.
+    motion_share : fraction of the image whose content moved.
     """
 
     alignment: list[FrameAlignment]
@@ -144,6 +162,15 @@ class Analysis:
     focus_index: np.ndarray
     confidence: np.ndarray
     size: tuple[int, int]
+    motion: np.ndarray | None = None
+    motion_share: float = 0.0
+
+    def motion_frames(self, frames: Sequence[int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
+        """Region labels of the motion mask and the one frame (of ``frames``) each region shows."""
+        frames = list(self.used if frames is None else frames)
+        if self.motion is None:
+            return np.zeros(self.focus_index.shape, np.int32), {}
+        return region_frames(self.motion, self.volume[frames], frames)
 
     def common_area(self) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) that every used frame covers, full resolution."""
@@ -157,6 +184,7 @@ def analyse(
     align: str = "similarity",
     align_size: int = 1600,
     analysis_size: int = 800,
+    motion: str = "auto",
     progress: Progress | None = None,
     warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
 ) -> Analysis:
@@ -168,6 +196,7 @@ def analyse(
     reference : frame whose geometry everything takes (default: middle).
     align : motion model (see :data:`ALIGN_MODELS`).
     align_size, analysis_size : long edges for alignment and for focus maps.
+    motion : "auto" detects moving subjects (:mod:`postfocus.motion`), "off" assumes a still scene.
     progress : callback ``progress(stage, done, total)``.
 
     Returns
@@ -187,6 +216,7 @@ def analyse(
         raise PostfocusError(f"--reference {reference}: must be a frame number from 0 to {n - 1}")
     if align not in ALIGN_MODELS:
         raise PostfocusError(f"--align {align!r}: choose one of {', '.join(ALIGN_MODELS)}")
+    check_mode(motion)
     s_work = _work_scale(size, align_size)
     s_an = _work_scale(size, analysis_size)
     an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
@@ -228,15 +258,28 @@ def analyse(
     # Rough all-in-focus at analysis size: the guide whose edges the focus map follows.
     best = np.argmax(volume[used], axis=0)
     guide = np.zeros((an_h, an_w), np.float32)
+    detector = MotionDetector((an_h, an_w)) if motion == "auto" else None
     for k, i in enumerate(used):
         small = smalls[i].astype(np.float32) * np.float32(1 / 255)
-        grey = to_grey(warp_to_reference(small, rescale_matrix(report[i].matrix, s_an), (an_h, an_w)) * report[i].gain)
+        matrix = rescale_matrix(report[i].matrix, s_an)
+        grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
         guide[best == k] = grey[best == k]
+        if detector is not None:  # neighbours compared in sweep order
+            detector.add(i, grey, valid_mask(matrix, small.shape[:2], (an_h, an_w)))
         smalls[i] = None
-    index_used, confidence = focus_index_map(volume[used], guide)
+    moved = detector.finish() if detector is not None else None
+    focus_volume = volume[used]
+    if moved is not None and moved.any:
+        # Motion is no focus: a changing texture has no focus peak to trust. Flat focus curves
+        # there make the focus map fill those pixels from their static surroundings.
+        core = moved.mask > 0.5
+        focus_volume[:, core] = focus_volume[:, core].mean(axis=0)
+    index_used, confidence = focus_index_map(focus_volume, guide)
+    del focus_volume
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
-    return Analysis(report, ref, used, volume, guide, float(s_an), index.astype(np.float32), confidence, size)
+    return Analysis(report, ref, used, volume, guide, float(s_an), index.astype(np.float32), confidence, size,
+                    motion=None if moved is None else moved.mask, motion_share=0.0 if moved is None else moved.share)
 
 
 def fuse(
@@ -260,6 +303,9 @@ def fuse(
     on_aligned : called as ``on_aligned(index, aligned_frame)`` for every frame
         (e.g. to keep aligned frames for refocusing).
 
+    Moving regions of ``analysis.motion`` show one instant: the merged frame
+    sharpest over the region, feathered into the fused surroundings.
+
     Returns
     -------
     float32 (H, W, 3) image in reference geometry, uncropped.
@@ -278,6 +324,8 @@ def fuse(
         )
     else:
         fusion = PyramidFusion((h, w))
+    labels, choice = analysis.motion_frames(merge)
+    instant = InstantBlend(analysis.motion, labels, choice, (h, w)) if choice else None
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
     for i in sorted(wanted):
@@ -286,6 +334,8 @@ def fuse(
             aligned *= report[i].gain
         if on_aligned:
             on_aligned(i, aligned)
+        if instant is not None and i in merge:
+            instant.add(i, aligned)
         if i in merge:
             if isinstance(fusion, DepthmapFusion):
                 fusion.add(float(merge.index(i)), aligned)
@@ -295,7 +345,10 @@ def fuse(
         done += 1
         if progress:
             progress("fuse", done, len(wanted))
-    return np.clip(fusion.result(), 0.0, 1.0).astype(np.float32)
+    image = fusion.result()
+    if instant is not None:
+        instant.apply(image)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
 def merge_range(analysis: Analysis, frame_range: tuple[int, int] | None) -> list[int]:
@@ -341,6 +394,7 @@ def stack(
     frame_range: str | tuple[int, int] | None = None,
     align_size: int = 1600,
     analysis_size: int = 800,
+    motion: str = "auto",
     progress: Progress | None = None,
 ) -> StackResult:
     """Merge a focus stack into one all-in-focus image.
@@ -357,6 +411,9 @@ def stack(
     frame_range : merge only frames A..B (inclusive), e.g. "3:12" or (3, 12).
     align_size, analysis_size : long edge in pixels at which frames are
         aligned and focus is analysed; full resolution is used for the output.
+    motion : "auto" (default) finds subjects that moved during the sweep
+        (flames, water, leaves, people) and shows each from one instant instead
+        of a blend of several; "off" treats the scene as still.
     progress : optional callback ``progress(stage, done, total)``.
 
     Returns
@@ -370,6 +427,7 @@ def stack(
     """
     if method not in METHODS:
         raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    check_mode(motion)
     messages: list[str] = []
     warn = collect_warnings(messages)
     source = open_quietly(inputs, warn)
@@ -377,7 +435,7 @@ def stack(
         frame_range = parse_range(frame_range, len(source))
     analysis = analyse(
         source, reference=reference, align=align, align_size=align_size, analysis_size=analysis_size,
-        progress=progress, warn=warn,
+        motion=motion, progress=progress, warn=warn,
     )
     frames = merge_range(analysis, frame_range)
     image = fuse(source, analysis, method=method, frames=frames, progress=progress)
@@ -399,4 +457,7 @@ def stack(
         reference=analysis.reference,
         frames_used=frames,
         warnings=messages,
+        motion=analysis.motion,
+        motion_share=analysis.motion_share,
+        motion_frames=analysis.motion_frames(frames)[1],
     )

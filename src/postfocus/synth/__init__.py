@@ -16,15 +16,21 @@ True
 
 from postfocus.synth.files import write_stack
 from postfocus.synth.metrics import psnr, ssim
+from postfocus.synth.motion import MovingStack, flame_stack, mover_stack, parallax_stack, render_sequence
 from postfocus.synth.render import SyntheticStack, oracle_composite, render_stack
 from postfocus.synth.scenes import SCENES, fill_disparity, scene
 
 __all__ = [
     "SCENES",
+    "MovingStack",
     "SyntheticStack",
     "fill_disparity",
+    "flame_stack",
+    "mover_stack",
     "oracle_composite",
+    "parallax_stack",
     "psnr",
+    "render_sequence",
     "render_stack",
     "scene",
     "ssim",

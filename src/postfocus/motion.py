@@ -1,0 +1,417 @@
+"""Moving subjects: where aligned frames change beyond what a change of focus explains.
+
+A focus stacker assumes the scene stands still. Flames, water, leaves and
+people do not: blending frames there mixes several instants into a ghost.
+This module finds those regions and lets the fusion take them from one
+instant.
+
+Detection (at analysis size, reference geometry, streaming over the frames):
+
+1. *Blur-equalised comparison of neighbours.* Between neighbouring frames of a
+   sweep the focus moves a little, so where nothing moved one frame is (very
+   nearly) a blurred copy of the other. For each pair the sharper of the two is
+   blurred with Gaussians of growing sigma and compared with the other, in both
+   directions; the smallest local residual (mean square over a small window)
+   is what focus cannot explain. It is normalised by the local contrast of
+   the two frames (plus a noise floor from the frames' own noise), so it is
+   about 0 for a static scene, whatever its texture, and about 0.5 for two
+   unrelated textures.
+2. *Evidence over the sweep*: the mean of the largest quarter of the pair
+   residuals of a pixel (at least two pairs), so a single glitch (a specular
+   highlight, a JPEG block) does not count, while content that changes in
+   several frames does.
+3. *Hysteresis threshold and clean-up*: pixels above a high threshold seed
+   regions that grow through pixels above a low one; thin structures (edges
+   left over by alignment) are opened away, small specks dropped, holes filled.
+4. *Feathered mask*: the regions are widened by a margin and feathered, so the
+   seam to the all-in-focus surroundings lies in static content.
+
+Fusion then takes every moving region from one frame: the frame whose focus
+measure over the region is highest (:func:`region_frames`).
+
+Examples
+--------
+>>> det = MotionDetector((120, 160))  # doctest: +SKIP
+>>> for i, grey, valid in aligned_small_frames: det.add(i, grey, valid)  # doctest: +SKIP
+>>> motion = det.finish()  # doctest: +SKIP
+>>> motion.share < 0.01  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.errors import PostfocusError
+
+MODES = ("auto", "off")
+
+# Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
+SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
+WINDOW = 7
+HIGH, LOW = 0.35, 0.20  # hysteresis thresholds on the evidence (0 = explained by focus, ~1 = unrelated)
+
+
+@dataclass
+class Motion:
+    """Where a stack moved.
+
+    Attributes
+    ----------
+    mask : float32 (h, w) in [0, 1], analysis size, reference geometry: 1 on
+        moving content, feathered to 0 over a margin of static surroundings.
+        Connected parts of ``mask > 0`` are the moving regions.
+    core : bool (h, w) the detected moving pixels (before widening and feathering).
+    evidence : float32 (h, w) the evidence per pixel (see module docs).
+    share : fraction of the (covered) image that moved: ``core`` over the area.
+    """
+
+    mask: np.ndarray
+    core: np.ndarray
+    evidence: np.ndarray
+    share: float
+
+    @property
+    def any(self) -> bool:
+        return bool(self.core.any())
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MODES`, else a PostfocusError."""
+    if mode not in MODES:
+        raise PostfocusError(f"--motion {mode!r}: choose one of {', '.join(MODES)}")
+    return mode
+
+
+def noise_sigma(grey: np.ndarray) -> float:
+    """Sensor noise (sigma) of a grey image from its finest diagonal detail (Donoho's MAD).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(noise_sigma(0.5 + 0.01 * rng.standard_normal((200, 200)).astype(np.float32)), 3)
+    0.01
+    """
+    g = np.asarray(grey, np.float32)
+    h, w = (g.shape[0] // 2) * 2, (g.shape[1] // 2) * 2
+    if h < 4 or w < 4:
+        return 0.0
+    g = g[:h, :w]
+    hh = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) * 0.5
+    return float(np.median(np.abs(hh)) / 0.6745)
+
+
+def _local(x: np.ndarray, window: int) -> np.ndarray:
+    return cv2.boxFilter(x, -1, (window, window), borderType=cv2.BORDER_REFLECT)
+
+
+def _blurs(g: np.ndarray, sigmas: Sequence[float]) -> list[np.ndarray]:
+    return [g if s <= 0 else cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT) for s in sigmas]
+
+
+def pair_change(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    noise: float = 0.0,
+    sigmas: Sequence[float] = SIGMAS,
+    window: int = WINDOW,
+    blurred: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+) -> np.ndarray:
+    """How much of the difference between two aligned grey frames focus cannot explain.
+
+    For every blur ``s`` and both directions, the blurred frame ``x`` predicts
+    the other frame ``y`` locally with a non-negative gain and an offset (a
+    linear fit over the window; the gain and offset absorb the brightness a
+    clipped highlight or a bokeh disc gains or loses with focus). The part of
+    ``y``'s local variance left unexplained, ``var(y) (1 - rho+^2)``, relative to
+    ``var(y)`` plus a noise floor, is minimised over blurs and directions.
+
+    Parameters
+    ----------
+    a, b : float32 (h, w) aligned grey frames in [0, 1].
+    noise : sensor noise sigma of the frames.
+    sigmas : Gaussian blurs tried on each frame.
+    window : side of the local window.
+    blurred : precomputed ``(_blurs(a, sigmas), _blurs(b, sigmas))``.
+
+    Returns
+    -------
+    float32 (h, w) in [0, 1]: ~0 where one frame is a blur of the other, ~1
+    for unrelated content.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> a = cv2.GaussianBlur(rng.random((64, 64)).astype(np.float32), (0, 0), 1.0)
+    >>> float(pair_change(a, cv2.GaussianBlur(a, (0, 0), 1.5)).mean()) < 0.05
+    True
+    >>> float(pair_change(a, a[::-1].copy()).mean()) > 0.5
+    True
+    """
+    ba, bb = blurred if blurred is not None else (_blurs(a, sigmas), _blurs(b, sigmas))
+
+    def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = _local(x, window)
+        return m, np.maximum(_local(x * x, window) - m * m, 0)
+
+    mean_a, var_a = moments(a)
+    mean_b, var_b = moments(b)
+    n2 = np.float32(noise * noise)
+    # The floor keeps flat areas (only noise, nothing to see) quiet.
+    floor_a, floor_b = var_a + np.float32(4 * n2 + 2.5e-4), var_b + np.float32(4 * n2 + 2.5e-4)
+    best = None
+    for k in range(len(ba)):
+        for x, y, mean_y, var_y, floor in ((ba[k], b, mean_b, var_b, floor_b), (bb[k], a, mean_a, var_a, floor_a)):
+            mean_x, var_x = moments(x)
+            cov = np.maximum(_local(x * y, window) - mean_x * mean_y, 0)
+            residual = var_y - cov * cov / np.maximum(var_x, np.float32(1e-9))
+            r = np.maximum(residual - np.float32(0.5) * n2, 0) / floor
+            best = r if best is None else np.minimum(best, r)
+    return np.clip(best, 0.0, 1.0).astype(np.float32)
+
+
+class MotionDetector:
+    """Accumulates neighbour comparisons of aligned frames, one frame at a time.
+
+    Parameters
+    ----------
+    shape : (h, w) analysis size.
+    margin : widening of the regions (analysis px) before feathering; default
+        1.2 % of the long edge, at least 4 px.
+    """
+
+    def __init__(self, shape: tuple[int, int], margin: int | None = None):
+        self.shape = tuple(shape)
+        self.margin = max(4, int(round(0.012 * max(shape)))) if margin is None else int(margin)
+        self._prev: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None
+        self._pairs: list[np.ndarray] = []
+        self._noise: list[float] = []
+        self._covered = np.ones(self.shape, bool)
+
+    def add(self, index: int, grey: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Add the next aligned frame (grey, analysis size; ``valid`` = where it has real pixels)."""
+        g = np.ascontiguousarray(grey, np.float32)
+        if valid is None:
+            valid = np.ones(self.shape, np.uint8)
+        reach = WINDOW // 2 + int(np.ceil(2 * SIGMAS[-1])) + 1
+        v = cv2.erode(valid.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+        self._covered &= valid.astype(bool)
+        blurred = _blurs(g, SIGMAS)
+        self._noise.append(noise_sigma(g))
+        if self._prev is not None:
+            pg, pb, pv = self._prev
+            noise = max(self._noise[-2], self._noise[-1])
+            r = pair_change(pg, g, noise=noise, blurred=(pb, blurred))
+            r[(pv & v) == 0] = 0
+            self._pairs.append(np.minimum(r, 1.0).astype(np.float16))
+        self._prev = (g, blurred, v)
+
+    def evidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """(persistent, peak) evidence per pixel: the median of its pair residuals, and the
+        mean of their largest quarter (at least two)."""
+        if not self._pairs:
+            zero = np.zeros(self.shape, np.float32)
+            return zero, zero
+        stack = np.stack(self._pairs).astype(np.float32)
+        p = len(self._pairs)
+        k = min(p, max(2, int(np.ceil(p / 4))))
+        persistent = np.median(stack, axis=0).astype(np.float32)
+        if k < p:
+            stack = -np.partition(-stack, k - 1, axis=0)[:k]
+        return persistent, stack.mean(axis=0).astype(np.float32)
+
+    def finish(self) -> Motion:
+        """The motion mask of the frames added so far."""
+        persistent, peak = self.evidence()
+        core = clean_mask(persistent, peak, self.margin)
+        mask = feather(core, self.margin)
+        area = max(int(self._covered.sum()), 1)
+        share = float((core & self._covered).sum()) / area
+        self._prev, self._pairs = None, []
+        return Motion(mask=mask, core=core, evidence=persistent, share=share)
+
+
+def clean_mask(
+    persistent: np.ndarray, peak: np.ndarray, margin: int, high: float = HIGH, low: float = LOW
+) -> np.ndarray:
+    """Hysteresis threshold and morphological clean-up of the evidence -> bool mask.
+
+    Seeds are pixels whose content changed in most frame pairs (``persistent >
+    high``); regions grow through pixels that changed clearly in a few
+    (``peak > low``).
+    """
+    h, w = persistent.shape
+    strong = (persistent > high).astype(np.uint8)
+    # Thin structures (an edge left over by the alignment, a single bright line) are no subject.
+    r_open = max(1, margin // 3)
+    strong = cv2.morphologyEx(strong, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_open + 1,) * 2))
+    if not strong.any():
+        return np.zeros((h, w), bool)
+    weak = ((peak > low) | (strong > 0)).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(labels[strong > 0])] = True
+    seeded[0] = False
+    core = seeded[labels].astype(np.uint8)
+    # Close gaps and fill holes, then drop specks.
+    r_close = max(2, margin // 2)
+    core = cv2.morphologyEx(core, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_close + 1,) * 2))
+    core = fill_holes(core)
+    min_area = max(24, int(2e-4 * h * w))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False
+    return keep[labels]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """uint8 0/1 mask with the background components that do not touch the border filled."""
+    h, w = mask.shape
+    inv = (mask == 0).astype(np.uint8)
+    n, labels = cv2.connectedComponents(inv, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, border) & (inv > 0)
+    return (~outside).astype(np.uint8)
+
+
+def feather(core: np.ndarray, margin: int) -> np.ndarray:
+    """Widen ``core`` by ``margin`` px and feather the widening: float32 mask, 1 on ``core``.
+
+    Examples
+    --------
+    >>> core = np.zeros((40, 40), bool); core[15:25, 15:25] = True
+    >>> m = feather(core, 4)
+    >>> float(m[20, 20]), float(m[0, 0]), 0 < float(m[20, 27]) < 1
+    (1.0, 0.0, True)
+    """
+    if not core.any():
+        return np.zeros(core.shape, np.float32)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    grown = cv2.dilate(core.astype(np.uint8), k).astype(np.float32)
+    soft = cv2.GaussianBlur(grown, (0, 0), margin / 2.0)
+    soft = np.maximum(soft, core.astype(np.float32))
+    soft[soft < 0.02] = 0.0
+    return np.clip(soft, 0.0, 1.0).astype(np.float32)
+
+
+def regions(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """Moving regions: connected parts of ``mask > 0`` -> (count, int32 labels, 0 = static)."""
+    n, labels = cv2.connectedComponents((np.asarray(mask) > 0).astype(np.uint8), connectivity=8)
+    return n - 1, labels.astype(np.int32)
+
+
+def region_frames(mask: np.ndarray, volume: np.ndarray, frames: Sequence[int]) -> tuple[np.ndarray, dict[int, int]]:
+    """The one frame each moving region is taken from: where its focus measure is highest.
+
+    Parameters
+    ----------
+    mask : (h, w) motion mask (see :class:`Motion`).
+    volume : (len(frames), h, w) focus measure of the candidate frames.
+    frames : frame numbers of the volume's slices.
+
+    Returns
+    -------
+    (labels, choice): int32 (h, w) region labels (0 = static) and ``{label: frame}``.
+
+    Examples
+    --------
+    >>> m = np.zeros((8, 8), np.float32); m[2:5, 2:5] = 1
+    >>> vol = np.zeros((3, 8, 8), np.float32); vol[2, 3, 3] = 1
+    >>> region_frames(m, vol, [4, 5, 6])[1]
+    {1: 6}
+    """
+    m = np.asarray(mask, np.float32)
+    n, labels = regions(m)
+    choice: dict[int, int] = {}
+    if n == 0:
+        return labels, choice
+    vol = np.asarray(volume, np.float32)
+    flat = labels.ravel()
+    # Only the moving content itself votes, not the static margin around it.
+    weight = (m.ravel() >= 0.999).astype(np.float32)
+    for k, f in enumerate(frames):
+        score = np.bincount(flat, weights=vol[k].ravel() * weight, minlength=n + 1)
+        if k == 0:
+            best, best_score = np.zeros(n + 1, int), score
+        else:
+            better = score > best_score
+            best[better], best_score = k, np.where(better, score, best_score)
+    for r in range(1, n + 1):
+        choice[r] = int(frames[best[r]])
+    return labels, choice
+
+
+class InstantBlend:
+    """Blends the chosen instant of every moving region into a fused image, streaming.
+
+    Only the bounding box of the moving regions is kept at full resolution.
+
+    Parameters
+    ----------
+    mask : (h, w) motion mask at analysis size.
+    labels, choice : from :func:`region_frames`.
+    size : (H, W) full resolution.
+    """
+
+    def __init__(self, mask: np.ndarray, labels: np.ndarray, choice: dict[int, int], size: tuple[int, int]):
+        self.size = size
+        H, W = size
+        mh, mw = mask.shape
+        sy, sx = H / mh, W / mw
+        ys, xs = np.nonzero(labels)
+        if ys.size == 0:
+            self.box = None
+            return
+        pad = 2
+        self.box = (
+            max(0, int(np.floor((ys.min() - pad) * sy))), max(0, int(np.floor((xs.min() - pad) * sx))),
+            min(H, int(np.ceil((ys.max() + 1 + pad) * sy))), min(W, int(np.ceil((xs.max() + 1 + pad) * sx))),
+        )
+        t, l, b, r = self.box
+        self.frames: dict[int, list[int]] = {}
+        for region, frame in choice.items():
+            self.frames.setdefault(frame, []).append(region)
+        self._mask, self._labels = np.asarray(mask, np.float32), labels
+        self._acc = np.zeros((b - t, r - l, 3), np.float32)
+        self._alpha = np.zeros((b - t, r - l), np.float32)
+
+    def wants(self, frame: int) -> bool:
+        return self.box is not None and frame in self.frames
+
+    def _alpha_full(self, regions_: list[int]) -> np.ndarray:
+        t, l, b, r = self.box
+        H, W = self.size
+        small = np.where(np.isin(self._labels, regions_), self._mask, 0).astype(np.float32)
+        mh, mw = small.shape
+        # Resize only the box: map full-res box pixels to analysis coordinates.
+        xs = ((np.arange(l, r, dtype=np.float32) + 0.5) * (mw / W) - 0.5)
+        ys = ((np.arange(t, b, dtype=np.float32) + 0.5) * (mh / H) - 0.5)
+        map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
+        map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
+        return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def add(self, frame: int, aligned: np.ndarray) -> None:
+        """Fold in the aligned full-resolution frame ``frame`` if a region chose it."""
+        if not self.wants(frame):
+            return
+        t, l, b, r = self.box
+        a = self._alpha_full(self.frames[frame])
+        self._acc += aligned[t:b, l:r] * a[..., None]
+        self._alpha += a
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """``image`` with the chosen instants blended in (in place)."""
+        if self.box is None:
+            return image
+        t, l, b, r = self.box
+        alpha = np.minimum(self._alpha, 1.0)[..., None]
+        inst = self._acc / np.maximum(self._alpha, 1e-6)[..., None]
+        region = image[t:b, l:r]
+        region *= 1.0 - alpha
+        region += alpha * inst
+        return image
