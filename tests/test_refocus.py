@@ -1,0 +1,209 @@
+"""Post Focus on a generated sweep encoded as MP4: tap, range merge, colour pop, the stack folder.
+
+The sweep is rendered by postfocus.synth ('steps': photos on five flat cards at
+known depths), shaken by hand, then encoded with H.264 like a camera's Post
+Focus video. Two held frames (the lens resting at the start and end of the
+sweep) are inserted as exact repeats.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from postfocus import merge, process, tap
+from postfocus.errors import PostfocusError
+from postfocus.focus import tenengrad
+from postfocus.io.video import write_video
+from postfocus.pop import colour_pop, pop_mask, saturation
+from postfocus.refocus import parse_point
+from postfocus.synth import render_stack, scene
+
+N = 8
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    sharp, depth01 = scene("steps", (240, 320), seed=3)
+    st = render_stack(sharp, depth01, N, max_blur=6.0, seed=3, shake_px=3.0, breathing=0.02, noise=0.003)
+    # Held frames: frame 0 twice at the start, the last frame twice at the end.
+    frames = [st.frames[0]] + list(st.frames) + [st.frames[-1]]
+    folder = tmp_path_factory.mktemp("sweep")
+    path = write_video(frames, folder / "sweep.mp4", fps=30, crf=12)
+    cache = folder / "cache"
+    ps = process(path, cache_dir=cache)
+    return st, path, cache, ps
+
+
+def video_frame(k: int) -> int:
+    """Frame number in the video of the generator's frame k (frame 1 repeats frame 0 and is left out)."""
+    return 0 if k == 0 else k + 1
+
+
+def true_depth_at(st, ps, x: float, y: float) -> float:
+    """Ground-truth focus position (generator frames) at an output pixel."""
+    t, l, _, _ = ps.manifest["crop"]
+    return float(st.depth[int(round(y + t)), int(round(x + l))])
+
+
+def card_centres(st, ps) -> list[tuple[float, float, float]]:
+    """(x, y, true depth) at the middle of each card region, in output pixels."""
+    t, l, b, r = ps.manifest["crop"]
+    depth = st.depth[t:b, l:r]
+    out = []
+    for level in np.unique(np.round(depth, 3)):
+        mask = (np.abs(depth - level) < 1e-3).astype(np.uint8)
+        # deepest interior point of the region, away from its edges
+        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+        y, x = np.unravel_index(np.argmax(dist), dist.shape)
+        if dist[y, x] > 12:
+            out.append((float(x), float(y), float(level)))
+    return out
+
+
+def test_repeated_frames_are_left_out(sweep):
+    _, _, _, ps = sweep
+    assert ps.manifest["dropped"] == [1, N + 1]
+    assert 1 not in ps.used and N + 1 not in ps.used
+    assert len(ps.used) == N
+
+
+def test_tap_returns_the_frame_focused_at_each_card(sweep):
+    st, _, _, ps = sweep
+    centres = card_centres(st, ps)
+    assert len(centres) >= 4
+    for x, y, depth in centres:
+        answer = tap(ps, x, y)
+        expected = video_frame(int(round(depth)))
+        assert abs(answer.frame - expected) <= 1, (x, y, depth, answer)
+        assert answer.confidence > 0.3
+
+
+def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
+    _, _, _, ps = sweep
+    h, w = ps.size
+    assert parse_point("50%,50%", ps.size) == (w / 2, h / 2)
+    with pytest.raises(PostfocusError, match="outside"):
+        tap(ps, w + 5, 3)
+    with pytest.raises(PostfocusError, match="outside"):
+        parse_point(f"{w + 1},3", ps.size)
+    with pytest.raises(PostfocusError, match="expected X,Y"):
+        parse_point("left,top", ps.size)
+
+
+def test_tap_on_weak_texture_falls_back_and_says_so():
+    # A focus volume with texture only in its left half: a tap on the right half falls back.
+    vol = np.zeros((3, 40, 80), np.float32)
+    vol[:, :, :30] = np.array([0.1, 1.0, 0.2], np.float32)[:, None, None]
+    from postfocus.refocus import sharpest_frame
+
+    answer = sharpest_frame(vol, [0, 1, 2], 70, 20, radius=3)
+    assert answer.fallback and answer.frame == 1
+    assert answer.source_x < 33
+    assert "nearest confident area" in answer.describe()
+
+
+def test_range_merge_is_sharp_inside_and_blurred_outside(sweep):
+    st, _, _, ps = sweep
+    t, l, b, r = ps.manifest["crop"]
+    depth = st.depth[t:b, l:r]
+    full = merge(ps)
+    near = merge(ps, frames=[video_frame(k) for k in range(0, 3)])  # generator frames 0-2
+    inside = cv2.erode((depth <= 1.0).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    outside = cv2.erode((depth >= 5.0).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert inside.sum() > 500 and outside.sum() > 500
+    sharp = st.sharp[t:b, l:r]
+
+    def err(img, mask):
+        return float(np.abs(img - sharp)[mask].mean())
+
+    # Inside the range the partial merge is as close to the truth as the full merge ...
+    assert err(near, inside) < err(full, inside) * 1.2 + 0.005
+    # ... outside it stays blurred: much farther from the sharp truth, and less detailed.
+    assert err(near, outside) > 2.0 * err(full, outside)
+    assert tenengrad(near, outside) < 0.5 * tenengrad(full, outside)
+
+
+def test_range_merge_has_no_hard_seam(sweep):
+    """Weights are smooth in depth: the result has no step larger than the frames have."""
+    _, _, _, ps = sweep
+    near = merge(ps, frames=[video_frame(k) for k in range(0, 3)])
+    frames = [ps.read_frame(i) for i in ps.used]
+    step = lambda im: float(np.abs(np.diff(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), axis=1)).max())  # noqa: E731
+    assert step(near) <= max(step(f) for f in frames) + 0.05
+
+
+def test_colour_pop_keeps_colour_only_at_the_tapped_depth(sweep):
+    st, _, _, ps = sweep
+    image = ps.all_in_focus()
+    x, y, depth = card_centres(st, ps)[0]
+    answer = tap(ps, x, y)
+    mask = pop_mask(ps.focus_index, answer.position, cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), tolerance=0.6)
+    out = colour_pop(image, mask)
+    t, l, b, r = ps.manifest["crop"]
+    true = st.depth[t:b, l:r]
+    same = cv2.erode((np.abs(true - depth) < 0.01).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    other = cv2.erode((np.abs(true - depth) > 2.0).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert saturation(out, same) > 0.8 * saturation(image, same)
+    assert saturation(out, other) < 0.1 * max(saturation(image, other), 1e-3)
+    assert mask[same].mean() > 0.9 and mask[other].mean() < 0.1
+
+
+def test_second_process_reuses_the_stack_folder(sweep):
+    _, path, cache, ps = sweep
+    again = process(path, cache_dir=cache)
+    assert again.folder == ps.folder
+    manifest = json.loads((ps.folder / "manifest.json").read_text())
+    assert manifest["format"] == 1 and manifest["kind"] == "video"
+
+
+def test_changed_input_gets_a_new_stack_folder(sweep, tmp_path):
+    st, _, cache, ps = sweep
+    other = write_video(list(st.frames), tmp_path / "sweep.mp4", fps=30, crf=12)
+    assert process(other, cache_dir=cache).folder != ps.folder
+
+
+def test_cli_refocus_pop_info_on_the_video(sweep, tmp_path, cli):
+    st, path, cache, ps = sweep
+    x, y, depth = card_centres(st, ps)[-1]
+    out = tmp_path / "tap.jpg"
+    run = cli("-q", "refocus", path, "--at", f"{x:.0f},{y:.0f}", "-o", out, cache=cache)
+    assert run.returncode == 0, run.stderr
+    assert f"frame {tap(ps, round(x), round(y)).frame} is sharpest" in run.stderr
+    assert cv2.imread(str(out)).shape[:2] == tuple(ps.size)
+    pop_out, mask_out = tmp_path / "pop.jpg", tmp_path / "mask.png"
+    run = cli("-q", "pop", path, "--at", "50%,50%", "-o", pop_out, "--mask", mask_out, cache=cache)
+    assert run.returncode == 0, run.stderr and pop_out.exists() and mask_out.exists()
+    run = cli("info", path, cache=cache)
+    assert run.returncode == 0 and "video: 10 frames" in run.stdout and str(ps.folder) in run.stdout
+    run = cli("-q", "refocus", path, "--at", "9999,1", "-o", tmp_path / "x.jpg", cache=cache)
+    assert run.returncode == 2 and "outside the image" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "x.jpg").exists()
+
+
+def test_cli_range_by_taps(sweep, tmp_path, cli):
+    st, path, cache, ps = sweep
+    centres = sorted(card_centres(st, ps), key=lambda c: c[2])
+    (xn, yn, _), (xf, yf, _) = centres[0], centres[2]
+    out = tmp_path / "range.png"
+    run = cli("-q", "stack", path, "-o", out, "--near-at", f"{xn:.0f},{yn:.0f}", "--far-at", f"{xf:.0f},{yf:.0f}",
+              cache=cache)
+    assert run.returncode == 0, run.stderr
+    assert "range " in run.stderr
+    assert cv2.imread(str(out)).shape[:2] == tuple(ps.size)
+
+
+def test_real_sweep_video_stacks_and_refocuses(real_data, tmp_path):
+    video = real_data / "keyboard_sweep.mp4"
+    if not video.exists():
+        pytest.skip("keyboard_sweep.mp4 not available")
+    ps = process(video, cache_dir=tmp_path / "cache")
+    assert len(ps.used) >= 38  # 41 real frames, none repeated
+    image = ps.all_in_focus()
+    frames_sharpness = [tenengrad(ps.read_frame(i)) for i in ps.used[:: max(1, len(ps.used) // 8)]]
+    assert tenengrad(image) > max(frames_sharpness)
+    near, far = tap(ps, *parse_point("20%,80%", ps.size)), tap(ps, *parse_point("80%,15%", ps.size))
+    assert near.frame != far.frame
