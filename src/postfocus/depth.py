@@ -194,6 +194,7 @@ def refine_depth(
     jump: float | None = None,
     sigma_s: float | None = None,
     sigma_r: float = 0.2,
+    motion: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -208,6 +209,9 @@ def refine_depth(
         ``max(1, 0.1 * (N - 1))``).
     sigma_s, sigma_r : reach in pixels (default 10 % of the long edge) and colour
         tolerance of the edge-aware fill.
+    motion : optional (h, w) motion mask in [0, 1] (:mod:`postfocus.motion`): a
+        subject that moved has no trustworthy focus peak; its depth is filled
+        from the static surroundings and its confidence is low.
 
     Returns
     -------
@@ -235,6 +239,8 @@ def refine_depth(
     # A flat focus curve (contrast ~0.3 or less) says nothing; a clear peak says a lot.
     confidence = (np.clip((contrast - 0.3) / 0.3, 0.0, 1.0) * (0.25 + 0.75 * level)).astype(np.float32)
     confidence[peak <= 0] = 0.0
+    if motion is not None:
+        confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     long_edge = max(h, w)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
@@ -289,6 +295,8 @@ def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  #
     image = stack.all_in_focus(method or DEFAULT_METHOD)
     h, w = image.shape[:2]
     small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if (h, w) != (mh, mw) else image
+    if getattr(stack, "motion", None) is not None:
+        options.setdefault("motion", stack.motion)
     position, confidence = refine_depth(volume, small, **options)
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
     depth = guided_upsample(frame.astype(np.float32), image)

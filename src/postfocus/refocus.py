@@ -30,6 +30,8 @@ class Tap:
     x, y : the tapped point (output pixels).
     source_x, source_y : where the answer was read (differs after a fallback).
     fallback : True when the point itself had too little texture.
+    moving : True when the point lies on a subject that moved during the sweep:
+        ``frame`` is the one instant the all-in-focus image shows it from.
     """
 
     frame: int
@@ -40,9 +42,13 @@ class Tap:
     source_x: float
     source_y: float
     fallback: bool
+    moving: bool = False
 
     def describe(self) -> str:
         text = f"frame {self.frame} is sharpest at {self.x:.0f},{self.y:.0f} (confidence {self.confidence:.2f})"
+        if self.moving:
+            return (f"frame {self.frame} shows the moving subject at {self.x:.0f},{self.y:.0f} "
+                    "(it moved during the sweep: one instant, the sharpest)")
         if self.fallback:
             dist = np.hypot(self.source_x - self.x, self.source_y - self.y)
             text += (f"; too little texture there, so the nearest confident area at "
@@ -175,6 +181,15 @@ def tap(stack, x: float, y: float, radius: int = 6) -> Tap:  # noqa: ANN001 (Pro
     if not (0 <= x < w and 0 <= y < h):
         raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
     mh, mw = stack.focus_index.shape
+    motion = getattr(stack, "motion", None)
+    if motion is not None:  # a moving subject: the one instant the stack shows it from
+        from postfocus.motion import instant_at
+
+        cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
+        frame = instant_at(motion, stack.volume, stack.used, cx, cy)
+        if frame is not None:
+            return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
+                       source_x=float(x), source_y=float(y), fallback=False, moving=True)
     return sharpest_frame(
         stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=radius, confidence_map=stack.confidence
     )

@@ -12,6 +12,8 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     focus_index.npy      float32 (h, w) frame number per pixel, analysis size
     confidence.npy       float32 (h, w) in [0, 1]
     volume.npy           float16 (N_used, h, w) focus measure per used frame
+    motion.npy           float32 (h, w) motion mask in [0, 1] (moving subjects; see
+                         postfocus.motion); absent when made with motion="off"
     frames/0003.jpg      aligned frame 3, output geometry (16-bit PNG for deep inputs)
     all_in_focus_<method>.png
 
@@ -44,6 +46,7 @@ from postfocus.errors import InputError, PostfocusError
 from postfocus.io.images import read_image
 from postfocus.io.sources import FrameSource, SourceInfo
 from postfocus.io.write import to_uint, write_image
+from postfocus.motion import check_mode
 from postfocus.pipeline import (
     DEFAULT_METHOD,
     Analysis,
@@ -177,6 +180,17 @@ class ProcessedStack:
         """float16 (len(used), h, w) focus measure of each used frame."""
         return np.load(self.folder / "volume.npy", mmap_mode="r")
 
+    @cached_property
+    def motion(self) -> np.ndarray | None:
+        """float32 (h, w) motion mask in [0, 1] at focus-map size, or None (made with motion="off")."""
+        path = self.folder / "motion.npy"
+        return np.load(path, mmap_mode="r") if path.exists() else None
+
+    @property
+    def motion_share(self) -> float:
+        """Fraction of the image whose content moved during the sweep."""
+        return float(self.manifest.get("motion_share", 0.0))
+
     @property
     def alignment(self) -> list[dict]:
         return self.manifest["alignment"]
@@ -225,7 +239,8 @@ class ProcessedStack:
             alignment=report, reference=self.reference, used=list(self.used), volume=volume,
             guide=np.zeros((0,), np.float32), scale=mw / self.size[1],
             focus_index=np.asarray(self.focus_index, np.float32), confidence=np.asarray(self.confidence, np.float32),
-            size=self.size,
+            size=self.size, motion=None if self.motion is None else np.asarray(self.motion, np.float32),
+            motion_share=self.motion_share,
         )
 
     def describe(self) -> dict:
@@ -238,6 +253,7 @@ class ProcessedStack:
             "size": m["size"],
             "reference": m["reference"],
             "near_to_far": self.near_to_far,
+            "motion_share": self.motion_share,
             "methods_cached": sorted(p.stem.replace("all_in_focus_", "") for p in self.folder.glob("all_in_focus_*.png")),
             "created": m.get("created"),
         }
@@ -300,6 +316,7 @@ def process(
     cache_dir: str | os.PathLike | None = None,
     refresh: bool = False,
     jpeg_quality: int = 97,
+    motion: str = "auto",
     progress: Progress | None = None,
 ) -> ProcessedStack:
     """Align and analyse a stack once and keep the work in a stack folder.
@@ -311,6 +328,8 @@ def process(
     align, reference : as for :func:`postfocus.stack`.
     cache_dir : where stack folders live (see :func:`cache_root`).
     refresh : redo the work even if a valid stack folder exists.
+    motion : "auto" finds moving subjects and keeps their mask (``motion.npy``);
+        "off" treats the scene as still.
 
     Returns
     -------
@@ -325,10 +344,15 @@ def process(
     messages: list[str] = []
     warn = collect_warnings(messages)
     source = open_quietly(inputs, warn)
+    check_mode(motion)
     options = {"align": align, "reference": reference}
+    if motion != "auto":  # the default keeps the keys of existing stack folders
+        options["motion"] = motion
     root = cache_root(cache_dir)
     folder = root / stack_key(source, options)
-    if not refresh and (folder / "manifest.json").exists():
+    # A folder from before motion detection has no motion.npy: redo it.
+    stale = motion == "auto" and not (folder / "motion.npy").exists()
+    if not refresh and not stale and (folder / "manifest.json").exists():
         try:
             ps = ProcessedStack.open(folder)
             if not ps.all_in_focus_path(method).exists():
@@ -342,7 +366,7 @@ def process(
         raise PostfocusError(f"{root}: cannot create cache folder ({exc.strerror}); use --cache DIR") from None
     view, dropped, near_to_far = _clean_sweep(source, warn)
     # Frame numbers in the stack folder are positions in the cleaned sweep.
-    analysis = analyse(view, reference=reference, align=align, progress=progress, warn=warn)
+    analysis = analyse(view, reference=reference, align=align, motion=motion, progress=progress, warn=warn)
     t, l, b, r = analysis.common_area()
     s = analysis.scale
     mt, ml = int(round(t * s)), int(round(l * s))
@@ -377,6 +401,8 @@ def process(
         np.save(tmp / "confidence.npy", np.ascontiguousarray(analysis.confidence[mt:mb, ml:mr]))
         vol = analysis.volume[analysis.used][:, mt:mb, ml:mr]
         np.save(tmp / "volume.npy", (vol / max(float(vol.max()), 1e-12)).astype(np.float16))
+        if analysis.motion is not None:
+            np.save(tmp / "motion.npy", np.ascontiguousarray(analysis.motion[mt:mb, ml:mr], np.float32))
         if view.info.icc:
             (tmp / "profile.icc").write_bytes(view.info.icc)
         manifest = {
@@ -402,6 +428,7 @@ def process(
             "grey": view.info.grey,
             "exif": view.info.exif.hex() if view.info.exif else None,
             "fps": view.info.fps,
+            "motion_share": analysis.motion_share,
             "warnings": messages,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))

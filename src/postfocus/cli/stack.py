@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import click
+import cv2
+import numpy as np
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.errors import OutputError, PostfocusError
-from postfocus.io.write import atomic_write, check_output_path, describe_stack
+from postfocus.io.write import atomic_write, check_output_path, describe_stack, write_image
+from postfocus.motion import MODES as MOTION_MODES
 from postfocus.pipeline import (
     ALIGN_MODELS,
     DEFAULT_METHOD,
@@ -45,11 +48,16 @@ cache_option = click.option(
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Also write the per-frame alignment report as JSON.")
+@click.option("--motion", type=click.Choice(MOTION_MODES), default="auto", show_default=True,
+              help="auto: subjects that moved during the sweep (flames, water, leaves, people) show one instant, "
+                   "not a blend of several; off: the scene stood still.")
+@click.option("--motion-mask", "motion_mask", type=click.Path(path_type=Path), default=None, metavar="OUT.png",
+              help="Also write where the scene moved (PNG, output geometry, white = moved).")
 @cache_option
 @click.option("--no-cache", is_flag=True, help="Do not keep the processed stack (no later taps reuse it).")
 @click.pass_context
 def stack_command(ctx, inputs, output, method, reference, align, crop, frame_range, near_at, far_at, quality,
-                  report, cache_dir, no_cache):
+                  report, motion, motion_mask, cache_dir, no_cache):
     """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image.
 
     The first run on an input keeps its aligned frames and focus maps (see
@@ -64,6 +72,10 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
     parse_range(frame_range, len(source))
     if report:
         check_report_path(report, output, source.info.paths)
+    if motion_mask:
+        check_output_path(motion_mask, source.info.paths)
+        if motion == "off":
+            raise click.UsageError("--motion-mask needs --motion auto")
     if (near_at is None) != (far_at is None):
         raise click.UsageError("--near-at and --far-at go together")
     if no_cache or not crop:
@@ -71,14 +83,18 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
             raise click.UsageError("--near-at/--far-at need the processed stack; drop --no-cache/--no-crop")
         with progress_bars(is_quiet(ctx)) as progress:
             result = stack(source, method=method, reference=reference, align=align, crop=crop,
-                           frame_range=frame_range, progress=progress)
+                           frame_range=frame_range, motion=motion, progress=progress)
         path = result.save(output, quality=quality)
+        moved, share, instants = result.motion, result.motion_share, result.motion_frames
+        if moved is not None:  # analysis size, reference geometry -> output geometry
+            t, l, b, r = result.crop
+            moved = cv2.resize(moved, result.info.size[::-1], interpolation=cv2.INTER_LINEAR)[t:b, l:r]
         alignment = [a.as_dict() for a in result.alignment]
         used, total, ref, warnings_ = result.frames_used, len(result.alignment), result.reference, result.warnings
     else:
         with progress_bars(is_quiet(ctx)) as progress:
             ps = process(source, method=method, align=align, reference=reference, cache_dir=cache_dir,
-                         progress=progress)
+                         motion=motion, progress=progress)
             frames = None
             if frame_range:
                 lo, hi = parse_range(frame_range, len(ps.names))
@@ -98,9 +114,22 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
                           description=describe_stack(used_frames, len(ps.names), method, ps.reference))
         alignment, used, total = ps.alignment, frames or ps.used, len(ps.names)
         ref, warnings_ = ps.reference, ps.manifest.get("warnings", [])
+        moved, share = ps.motion, ps.motion_share
+        instants = ps.analysis().motion_frames(frames)[1] if moved is not None else {}
+        if moved is not None:
+            moved = cv2.resize(np.asarray(moved, np.float32), ps.size[::-1], interpolation=cv2.INTER_LINEAR)
     err_console.print(f"merged {len(used)} of {total} frames ({method}); reference frame {ref}")
+    if motion == "auto":
+        shown = ", ".join(map(str, sorted(set(instants.values()))))
+        regions = f"{len(instants)} moving region{'s' if len(instants) > 1 else ''}"
+        err_console.print(f"moved: {100 * share:.1f}% of the image" + (
+            f" ({regions}, each shown from one instant: frame {shown})" if instants else " (no moving subject)"))
+    if motion_mask and moved is not None:
+        write_image(motion_mask, np.clip(moved, 0, 1), grey=True)
     if report:
         data = {"method": method, "reference": ref, "frames_used": list(used), "frames": alignment,
+                "motion_share": share if motion == "auto" else None,
+                "motion_frames": {str(k): v for k, v in instants.items()},
                 "warnings": open_warnings + [w for w in warnings_ if w not in open_warnings]}
         atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2)))
     click.echo(str(path))
