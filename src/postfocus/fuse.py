@@ -5,7 +5,12 @@ Two fusions, both streaming (a frame is added, then dropped):
 * :class:`DepthmapFusion` blends frames by their distance to the focus-index
   map: each pixel takes the frame(s) focused at its depth.
 * :class:`PyramidFusion` selects, per Laplacian-pyramid coefficient, the frame
-  with the most local contrast at that scale (max-contrast family).
+  with the most local contrast at that scale (max-contrast family). Given the
+  focus-index map, its coarse bands and low-pass residual are blended by depth
+  like the depth-map fusion: a defocused frame's glow (a near object's blurred
+  spill over the background) carries most energy at coarse scales, where
+  max-contrast selection would pick it, and averaging the residual over all
+  frames would mix it in.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import cv2
 import numpy as np
 
 
-def depth_weights(index_map: np.ndarray, frame: float, sharpness: float = 0.35) -> np.ndarray:
+def depth_weights(index_map: np.ndarray, frame: float, sharpness: float | np.ndarray = 0.35) -> np.ndarray:
     """Weight of frame ``frame`` at each pixel, given the focus-index map.
 
     A narrow Gaussian of the distance between the frame and the pixel's focus
     index: the frames focused at a pixel dominate, neighbours blend in smoothly
-    where the index falls between frames.
+    where the index falls between frames. ``sharpness`` (the Gaussian's sigma
+    in frames) may be a per-pixel map.
 
     Examples
     --------
@@ -27,7 +33,33 @@ def depth_weights(index_map: np.ndarray, frame: float, sharpness: float = 0.35) 
     1.0
     """
     d = index_map - np.float32(frame)
-    return np.exp(d * d * np.float32(-0.5 / (sharpness * sharpness))).astype(np.float32)
+    return np.exp(d * d * _neg_half_inv_sq(sharpness)).astype(np.float32)
+
+
+def _neg_half_inv_sq(sharpness: float | np.ndarray) -> np.float32 | np.ndarray:
+    if np.ndim(sharpness) == 0:
+        return np.float32(-0.5 / (float(sharpness) ** 2))
+    s = np.asarray(sharpness, np.float32)
+    return (np.float32(-0.5) / (s * s)).astype(np.float32)
+
+
+def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, unsure: float = 0.5) -> np.ndarray:
+    """Per-pixel sigma (frames) of the depth blend: ``sharp`` where the focus map is sure, up to ``wide`` where not.
+
+    Where the focus curve is flat or has no detail above the noise
+    (confidence below ``unsure``), the frames differ by little but their
+    noise: blending more of them averages it out. Confident pixels keep the
+    narrow blend.
+
+    Examples
+    --------
+    >>> [round(float(v), 3) for v in blend_width(np.array([1.0, 0.5, 0.25, 0.0], np.float32))]
+    [0.35, 0.35, 1.175, 2.0]
+    """
+    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)
+    return (np.float32(sharp) + np.float32(wide - sharp) * np.clip(1.0 - c / np.float32(unsure), 0.0, 1.0)).astype(
+        np.float32
+    )
 
 
 class DepthmapFusion:
@@ -40,16 +72,20 @@ class DepthmapFusion:
     >>> image = fusion.result()  # doctest: +SKIP
     """
 
-    def __init__(self, index_map: np.ndarray, sharpness: float = 0.35):
+    def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35):
         self.index_map = index_map.astype(np.float32)
         self.sharpness = sharpness
+        self._k = _neg_half_inv_sq(sharpness)
         h, w = index_map.shape
         self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
         self._weight = np.zeros((h, w), np.float32)
 
     def add(self, position: float, frame: np.ndarray) -> None:
         """Fold in the aligned frame focused at index ``position``."""
-        w = depth_weights(self.index_map, position, self.sharpness)
+        d = self.index_map - np.float32(position)
+        d *= d
+        d *= self._k
+        w = np.exp(d, out=d)
         np.maximum(w, np.float32(1e-8), out=w)
         for c in range(3):  # channel by channel: no full-size temporary
             cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), w, self._sum[c])
@@ -88,42 +124,91 @@ def collapse(pyr: list[np.ndarray]) -> np.ndarray:
 class PyramidFusion:
     """Max-contrast selection in a Laplacian pyramid, with a consistency window.
 
-    Each band keeps the coefficient of the frame with the largest local energy
-    (averaged over a small window, so neighbouring coefficients tend to come
-    from the same frame); the low-pass residual is averaged.
+    Each fine band keeps the coefficient of the frame with the largest local
+    energy (averaged over a small window, so neighbouring coefficients tend to
+    come from the same frame). Without a focus-index map the low-pass residual
+    is averaged over the frames; with one, the bands from ``coarse_from`` down
+    and the residual are blended by depth (as :class:`DepthmapFusion` does),
+    which keeps defocused frames' glow out of the coarse scales.
 
     Examples
     --------
-    >>> fusion = PyramidFusion((480, 640))  # doctest: +SKIP
-    >>> for frame in aligned_frames: fusion.add(frame)  # doctest: +SKIP
+    >>> fusion = PyramidFusion((480, 640), index_map=index_full)  # doctest: +SKIP
+    >>> for k, frame in enumerate(aligned_frames): fusion.add(frame, k)  # doctest: +SKIP
     """
 
-    def __init__(self, shape: tuple[int, int], levels: int | None = None, window: int = 5):
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        levels: int | None = None,
+        window: int = 5,
+        index_map: np.ndarray | None = None,
+        coarse_from: int = 2,
+        sharpness: float | np.ndarray = 0.35,
+    ):
         self.levels = levels or _levels_for(shape)
         self.window = window
         self._bands: list[np.ndarray] | None = None
         self._energy: list[np.ndarray] = []
         self._base: np.ndarray | None = None
         self._count = 0
+        self.coarse_from = coarse_from if index_map is not None else self.levels
+        # Focus index and blend width at the size of every depth-blended level.
+        self._index: dict[int, np.ndarray] = {}
+        self._k: dict[int, np.float32 | np.ndarray] = {}
+        self._weight: dict[int, np.ndarray] = {}
+        if index_map is not None:
+            idx = np.asarray(index_map, np.float32)
+            sig = sharpness if np.ndim(sharpness) == 0 else np.asarray(sharpness, np.float32)
+            for k in range(self.levels + 1):
+                if k >= self.coarse_from:
+                    self._index[k] = idx
+                    self._k[k] = _neg_half_inv_sq(sig)
+                if k < self.levels:
+                    idx = cv2.pyrDown(idx)
+                    sig = sig if np.ndim(sig) == 0 else cv2.pyrDown(sig)
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, position: float | None = None) -> None:
+        """Fold in an aligned frame; ``position`` is its focus index (needed with an index map)."""
         pyr = laplacian_pyramid(frame.astype(np.float32), self.levels)
+        if self._index and position is None:
+            raise ValueError("PyramidFusion with an index map needs each frame's position")
+        weights = {}
+        for k, idx in self._index.items():
+            d = idx - np.float32(position)
+            d *= d
+            d *= self._k[k]
+            w = np.exp(d, out=d)
+            np.maximum(w, np.float32(1e-8), out=w)
+            weights[k] = w
+            pyr[k] *= w[..., None]
         bands, base = pyr[:-1], pyr[-1]
         energies = []
-        for band in bands:
+        for k, band in enumerate(bands):
+            if k >= self.coarse_from:
+                energies.append(None)
+                continue
             e = (band * band).sum(axis=2)
             energies.append(cv2.boxFilter(e, -1, (self.window, self.window)))
         if self._bands is None:
             self._bands, self._energy, self._base = bands, energies, base.copy()
+            self._weight = weights
         else:
             for k, (band, e) in enumerate(zip(bands, energies)):
+                if e is None:  # depth-blended band
+                    self._bands[k] += band
+                    continue
                 better = e > self._energy[k]
                 self._bands[k][better] = band[better]
                 self._energy[k] = np.maximum(self._energy[k], e)
             self._base += base
+            for k, w in weights.items():
+                self._weight[k] += w
         self._count += 1
 
     def result(self) -> np.ndarray:
         if self._bands is None:
             raise ValueError("no frame was added")
-        return collapse(self._bands + [self._base / self._count])
+        bands = [b / self._weight[k][..., None] if k in self._weight else b for k, b in enumerate(self._bands)]
+        base = self._base / self._weight[self.levels][..., None] if self.levels in self._weight else self._base / self._count
+        return collapse(bands + [base])

@@ -32,10 +32,10 @@ from postfocus.align import (
 from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import focus_index_map
-from postfocus.fuse import DepthmapFusion, PyramidFusion
+from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
-from postfocus.motion import InstantBlend, MotionDetector, check_mode, region_frames
+from postfocus.motion import InstantBlend, MotionDetector, apply_flow, chain_flows, check_mode, refined_warp, region_frames
 
 METHODS = ("depthmap", "pyramid")
 DEFAULT_METHOD = "depthmap"
@@ -151,6 +151,8 @@ class Analysis:
     size : (H, W) of the full-resolution reference frame.
     motion : float32 (h, w) motion mask in [0, 1] (None: not detected); see :mod:`postfocus.motion`.
     motion_share : fraction of the image whose content moved.
+    flow : optional dense refinement per frame: float16 (h, w, 2) displacement in
+        analysis pixels, ``reference(x) ~ aligned_frame(x + flow(x))``.
     """
 
     alignment: list[FrameAlignment]
@@ -164,6 +166,7 @@ class Analysis:
     size: tuple[int, int]
     motion: np.ndarray | None = None
     motion_share: float = 0.0
+    flow: dict[int, np.ndarray] | None = None
 
     def motion_frames(self, frames: Sequence[int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
         """Region labels of the motion mask and the one frame (of ``frames``) each region shows."""
@@ -185,10 +188,17 @@ def analyse(
     align_size: int = 1600,
     analysis_size: int = 800,
     motion: str = "auto",
+    refine_flow: bool = False,
     progress: Progress | None = None,
     warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
+    leave_out: Callable[[], dict[int, str]] | None = None,
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
+
+    ``on_frame(index, frame)`` sees every decoded frame of this pass (e.g. to
+    spot repeated frames without decoding again); ``leave_out()``, called after
+    the pass, names frames to leave out of the maps and the merge, with reasons.
 
     Parameters
     ----------
@@ -197,6 +207,8 @@ def analyse(
     align : motion model (see :data:`ALIGN_MODELS`).
     align_size, analysis_size : long edges for alignment and for focus maps.
     motion : "auto" detects moving subjects (:mod:`postfocus.motion`), "off" assumes a still scene.
+    refine_flow : also register every frame densely (DIS optical flow between
+        neighbours, chained to the reference) for local parallax.
     progress : callback ``progress(stage, done, total)``.
 
     Returns
@@ -231,6 +243,8 @@ def analyse(
             aligner.add(i, grey, work)
         measures.append(pool(laplacian_energy(grey), (an_h, an_w)))
         smalls.append(np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8))
+        if on_frame:
+            on_frame(i, frame)
         del frame, work
         if progress:
             progress("align and measure", i + 1, n)
@@ -242,6 +256,9 @@ def analyse(
         if aligner.reference != ref:
             warn(f"reference frame {ref} could not be aligned; frame {aligner.reference} is the reference instead")
             ref = aligner.reference
+    for i, why in (leave_out() if leave_out else {}).items():
+        if report[i].used and i != ref:
+            report[i].used, report[i].note = False, why
     for r in report:
         if not r.used:
             warn(f"{r.name}: left out ({r.note})")
@@ -259,15 +276,30 @@ def analyse(
     best = np.argmax(volume[used], axis=0)
     guide = np.zeros((an_h, an_w), np.float32)
     detector = MotionDetector((an_h, an_w)) if motion == "auto" else None
+    greys: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # kept for the dense refinement only
     for k, i in enumerate(used):
         small = smalls[i].astype(np.float32) * np.float32(1 / 255)
         matrix = rescale_matrix(report[i].matrix, s_an)
         grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
         guide[best == k] = grey[best == k]
-        if detector is not None:  # neighbours compared in sweep order
-            detector.add(i, grey, valid_mask(matrix, small.shape[:2], (an_h, an_w)))
+        valid = valid_mask(matrix, small.shape[:2], (an_h, an_w))
+        if refine_flow:
+            greys[i] = (grey, valid)
+        elif detector is not None:  # neighbours compared in sweep order
+            detector.add(i, grey, valid)
         smalls[i] = None
+    flow = None
+    if refine_flow:
+        flow = chain_flows({i: g for i, (g, _) in greys.items()}, used, ref)
+        for i in used:
+            volume[i] = apply_flow(volume[i], flow[i])
+            grey, valid = greys.pop(i)
+            if detector is not None:
+                detector.add(i, apply_flow(grey, flow[i]), valid)
     moved = detector.finish() if detector is not None else None
+    if flow is not None:  # moving subjects come from one frame: no refinement there
+        keep = 1.0 - (moved.mask if moved is not None else 0.0)
+        flow = {i: (f * np.asarray(keep, np.float32)[..., None]).astype(np.float16) for i, f in flow.items()}
     focus_volume = volume[used]
     if moved is not None and moved.any:
         # Motion is no focus: a changing texture has no focus peak to trust. Flat focus curves
@@ -279,7 +311,8 @@ def analyse(
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
     return Analysis(report, ref, used, volume, guide, float(s_an), index.astype(np.float32), confidence, size,
-                    motion=None if moved is None else moved.mask, motion_share=0.0 if moved is None else moved.share)
+                    motion=None if moved is None else moved.mask, motion_share=0.0 if moved is None else moved.share,
+                    flow=flow)
 
 
 def fuse(
@@ -315,21 +348,26 @@ def fuse(
     report = analysis.alignment
     merge = list(analysis.used if frames is None else frames)
     h, w = analysis.size
+    target = np.clip(analysis.focus_index, merge[0], merge[-1])
+    # Focus index as a position among the merged frames (they may have gaps).
+    rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
+    rank = cv2.resize(rank.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
+    width = blend_width(cv2.resize(analysis.confidence.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR))
     if method == "depthmap":
-        target = np.clip(analysis.focus_index, merge[0], merge[-1])
-        # Focus index as a position among the merged frames (they may have gaps).
-        rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
-        fusion: DepthmapFusion | PyramidFusion = DepthmapFusion(
-            cv2.resize(rank.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        )
-    else:
-        fusion = PyramidFusion((h, w))
+        fusion: DepthmapFusion | PyramidFusion = DepthmapFusion(rank, width)
+    else:  # fine bands by max contrast, coarse bands and residual by depth
+        fusion = PyramidFusion((h, w), index_map=rank, sharpness=width)
+    del rank, width
     labels, choice = analysis.motion_frames(merge)
     instant = InstantBlend(analysis.motion, labels, choice, (h, w)) if choice else None
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
     for i in sorted(wanted):
-        aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
+        if analysis.flow is not None and i != analysis.reference:
+            aligned = refined_warp(source.read(i), report[i].matrix, analysis.flow[i], (h, w))
+        else:
+            aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
         if not np.allclose(report[i].gain, 1.0):
             aligned *= report[i].gain
         if on_aligned:
@@ -340,7 +378,7 @@ def fuse(
             if isinstance(fusion, DepthmapFusion):
                 fusion.add(float(merge.index(i)), aligned)
             else:
-                fusion.add(aligned)
+                fusion.add(aligned, float(merge.index(i)))
         del aligned
         done += 1
         if progress:
@@ -395,6 +433,7 @@ def stack(
     align_size: int = 1600,
     analysis_size: int = 800,
     motion: str = "auto",
+    refine_flow: bool = False,
     progress: Progress | None = None,
 ) -> StackResult:
     """Merge a focus stack into one all-in-focus image.
@@ -414,6 +453,8 @@ def stack(
     motion : "auto" (default) finds subjects that moved during the sweep
         (flames, water, leaves, people) and shows each from one instant instead
         of a blend of several; "off" treats the scene as still.
+    refine_flow : register frames densely as well (local parallax of handheld
+        close-ups; DIS optical flow); off by default.
     progress : optional callback ``progress(stage, done, total)``.
 
     Returns
@@ -435,7 +476,7 @@ def stack(
         frame_range = parse_range(frame_range, len(source))
     analysis = analyse(
         source, reference=reference, align=align, align_size=align_size, analysis_size=analysis_size,
-        motion=motion, progress=progress, warn=warn,
+        motion=motion, refine_flow=refine_flow, progress=progress, warn=warn,
     )
     frames = merge_range(analysis, frame_range)
     image = fuse(source, analysis, method=method, frames=frames, progress=progress)
