@@ -57,7 +57,9 @@ def check_stack(folder, method: str = "depthmap") -> dict:
 
 
 # Measured (result / sharpest frame Tenengrad, all frames used): ring 1.32, pcb 3.21,
-# pcb_depthmap 1.77, beetle 1.80, keyboard 1.37, algae 1.05 (JPEG-block artefacts in every frame).
+# pcb_depthmap 1.77, beetle 1.80, keyboard 1.37, algae 1.05 (JPEG-block artefacts in every frame);
+# after the bicubic fusion and tile alignment changes: 1.55, 3.62, 1.96, 2.42, 1.57, 1.03.
+# The whole file: about 2 min on 2 busy cores (user CPU 65 s).
 @pytest.mark.parametrize(
     "name",
     [
