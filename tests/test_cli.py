@@ -167,6 +167,17 @@ def test_range_merges_only_those_frames(cli, tiny_stack, tmp_path):
     assert grad(image) < 0.8 * grad(full)
 
 
+def test_files_keep_the_given_order(cli, tiny_stack, tmp_path):
+    report = tmp_path / "order.json"
+    given = [tiny_stack.paths[2], tiny_stack.paths[0], tiny_stack.paths[1]]
+    run = cli("-q", "stack", *given, "-o", tmp_path / "o.png", "--report", report)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(report.read_text())
+    assert [f["name"] for f in data["frames"]] == ["frame2.png", "frame0.png", "frame1.png"]
+    assert data["reference"] == 1  # the middle of the given order: frame0.png
+    assert data["frames"][1]["method"] == "reference"
+
+
 def test_reference_option(cli, tiny_stack, tmp_path):
     out, report = tmp_path / "ref0.png", tmp_path / "ref0.json"
     run = cli("-q", "stack", tiny_stack.folder, "-o", out, "--reference", "0", "--report", report, "--no-crop")
