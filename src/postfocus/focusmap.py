@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from postfocus.errors import PostfocusError
+
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges reflected."""
@@ -83,12 +85,96 @@ def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (k + offset).astype(np.float32), peak
 
 
+PREFER = ("none", "front", "back")
+
+
+def check_prefer(prefer: str) -> str:
+    """Validate a ``prefer`` option (see :func:`focus_index_map`)."""
+    if prefer not in PREFER:
+        raise PostfocusError(f"--prefer {prefer!r}: choose one of {', '.join(PREFER)}")
+    return prefer
+
+
+def refine_at(volume: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Sub-frame position of the peak at integer frame ``k`` (per pixel): parabola through the log-measures.
+
+    Examples
+    --------
+    >>> v = np.exp(-0.5 * (np.arange(5)[:, None, None] - 1.2) ** 2) * np.ones((5, 1, 1))
+    >>> round(float(refine_at(v.astype(np.float32), np.array([[1]]))[0, 0]), 2)
+    1.2
+    """
+    n = volume.shape[0]
+    if n < 3:
+        return k.astype(np.float32)
+    km, kp = np.clip(k - 1, 0, n - 1), np.clip(k + 1, 0, n - 1)
+    y0 = np.log(np.maximum(np.take_along_axis(volume, k[None], axis=0)[0], 1e-12))
+    ym = np.log(np.maximum(np.take_along_axis(volume, km[None], axis=0)[0], 1e-12))
+    yp = np.log(np.maximum(np.take_along_axis(volume, kp[None], axis=0)[0], 1e-12))
+    denom = ym - 2 * y0 + yp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(denom < -1e-9, 0.5 * (ym - yp) / denom, 0.0)
+    offset = np.where((k == 0) | (k == n - 1), 0.0, np.clip(offset, -0.5, 0.5))
+    return (k + offset).astype(np.float32)
+
+
+def preferred_peak(
+    volume: np.ndarray, prefer: str, floor: float, rel: float = 0.02, dip: float = 0.5, above_floor: float = 4.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer frame of each pixel's front-most (``'front'``) or back-most (``'back'``) clear focus peak.
+
+    A peak other than the strongest counts when it is a local maximum of the
+    (aggregated) focus curve, reaches ``rel`` of the strongest peak and
+    ``above_floor`` times the noise ``floor``, and the curve between it and
+    the strongest peak falls to ``dip`` of it or lower (two separate peaks,
+    not the shoulder of one). Elsewhere the strongest peak is kept. Frame 0
+    is the front (the nearest focus of a near-to-far sweep).
+
+    Returns
+    -------
+    (frame, valley): int (H, W) chosen frame, and float32 (H, W) the lowest
+    measure between it and the strongest peak (NaN where the strongest peak
+    is kept).
+
+    Examples
+    --------
+    >>> curve = np.array([0, 3, 0.5, 0.2, 0.4, 9, 1], np.float32)[:, None, None]
+    >>> int(preferred_peak(curve, "front", 0.01)[0][0, 0]), int(preferred_peak(curve, "back", 0.01)[0][0, 0])
+    (1, 5)
+    """
+    n = volume.shape[0]
+    g = np.argmax(volume, axis=0)
+    valley = np.full(g.shape, np.nan, np.float32)
+    if n < 3 or prefer == "none":
+        return g, valley
+    vmax = np.take_along_axis(volume, g[None], axis=0)[0]
+    threshold = np.maximum(rel * vmax, above_floor * floor)
+    order = range(n - 1, -1, -1) if prefer == "front" else range(n)
+    step = 1 if prefer == "front" else -1  # towards the strongest peak
+    choice = g.copy()
+    low = np.full(g.shape, np.inf, np.float32)  # lowest value between a candidate and the strongest peak
+    for k in order:
+        nb = k + step
+        beyond = (g - k) * step > 0  # k lies on the preferred side of the strongest peak
+        if 0 <= nb < n:
+            low = np.where(beyond, np.minimum(low, volume[nb]), np.inf)
+        v = volume[k]
+        left = volume[k - 1] if k > 0 else np.full_like(v, -np.inf)
+        right = volume[k + 1] if k < n - 1 else np.full_like(v, -np.inf)
+        peak = (v >= left) & (v > right) if prefer == "front" else (v > left) & (v >= right)
+        clear = beyond & peak & (v >= threshold) & (low <= dip * v)
+        choice = np.where(clear, k, choice)
+        valley = np.where(clear, low, valley)
+    return choice, valley
+
+
 def focus_index_map(
     volume: np.ndarray,
     guide: np.ndarray,
     radius: int = 4,
     eps: float = 1e-4,
     fill_radius: int = 24,
+    prefer: str = "none",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regularised focus-index map and its confidence.
 
@@ -98,6 +184,11 @@ def focus_index_map(
     guide : float32 (H, W) grey image whose edges are object edges (e.g. a rough all-in-focus).
     radius, eps : guided aggregation of each slice of the volume.
     fill_radius : how far confident values spread into textureless areas.
+    prefer : ``"none"`` takes each pixel's strongest focus peak; where the
+        focus curve has two clear peaks (a blurred near object with far detail
+        shining through it, as in microscopy), ``"front"`` takes the one
+        nearest the front of the sweep (frame 0) and ``"back"`` the farthest
+        (see :func:`preferred_peak`).
 
     Returns
     -------
@@ -107,16 +198,24 @@ def focus_index_map(
     --------
     >>> idx, conf = focus_index_map(volume, guide)  # doctest: +SKIP
     """
+    check_prefer(prefer)
     n = volume.shape[0]
     agg = np.empty_like(volume)
     for i in range(n):
         agg[i] = np.maximum(guided_filter(guide, volume[i], radius, eps), 0)
-    index, peak = peak_index(agg)
+    # Detail above the noise floor: the typical energy of a pixel in its most blurred frame.
+    floor = float(np.median(agg.min(axis=0))) + 1e-12
+    valley = None
+    if prefer == "none":
+        index, peak = peak_index(agg)
+    else:
+        k, valley = preferred_peak(agg, prefer, floor)
+        index, peak = refine_at(agg, k), np.take_along_axis(agg, k[None], axis=0)[0]
     mean = agg.mean(axis=0)
     # Confidence: how far the peak stands above the average frame, and whether there is detail at all.
     contrast = 1.0 - mean / np.maximum(peak, 1e-12)
-    # Detail above the noise floor: the typical energy of a pixel in its most blurred frame.
-    floor = float(np.median(agg.min(axis=0))) + 1e-12
+    if valley is not None:  # a preferred weaker peak: how far it stands above the valley to the strongest one
+        contrast = np.where(np.isnan(valley), contrast, 1.0 - valley / np.maximum(peak, 1e-12))
     level = np.log(np.maximum(peak / floor, 1.0)) / np.log(8.0)
     confidence = np.clip(contrast * 1.5, 0, 1) * np.clip(level, 0, 1)
     confidence = confidence.astype(np.float32)

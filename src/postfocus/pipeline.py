@@ -31,7 +31,7 @@ from postfocus.align import (
 )
 from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
-from postfocus.focusmap import focus_index_map
+from postfocus.focusmap import check_prefer, focus_index_map
 from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
@@ -189,6 +189,7 @@ def analyse(
     analysis_size: int = 800,
     motion: str = "auto",
     refine_flow: bool = False,
+    prefer: str = "none",
     progress: Progress | None = None,
     warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
     on_frame: Callable[[int, np.ndarray], None] | None = None,
@@ -209,6 +210,9 @@ def analyse(
     motion : "auto" detects moving subjects (:mod:`postfocus.motion`), "off" assumes a still scene.
     refine_flow : also register every frame densely (DIS optical flow between
         neighbours, chained to the reference) for local parallax.
+    prefer : "none" (strongest focus peak), "front" or "back": where a pixel's
+        focus curve has two clear peaks, the one nearest frame 0 or the last
+        frame (see :func:`postfocus.focusmap.focus_index_map`).
     progress : callback ``progress(stage, done, total)``.
 
     Returns
@@ -229,6 +233,7 @@ def analyse(
     if align not in ALIGN_MODELS:
         raise PostfocusError(f"--align {align!r}: choose one of {', '.join(ALIGN_MODELS)}")
     check_mode(motion)
+    check_prefer(prefer)
     s_work = _work_scale(size, align_size)
     s_an = _work_scale(size, analysis_size)
     an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
@@ -306,7 +311,7 @@ def analyse(
         # there make the focus map fill those pixels from their static surroundings.
         core = moved.mask > 0.5
         focus_volume[:, core] = focus_volume[:, core].mean(axis=0)
-    index_used, confidence = focus_index_map(focus_volume, guide)
+    index_used, confidence = focus_index_map(focus_volume, guide, prefer=prefer)
     del focus_volume
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
@@ -434,6 +439,7 @@ def stack(
     analysis_size: int = 800,
     motion: str = "auto",
     refine_flow: bool = False,
+    prefer: str = "none",
     progress: Progress | None = None,
 ) -> StackResult:
     """Merge a focus stack into one all-in-focus image.
@@ -455,6 +461,10 @@ def stack(
         of a blend of several; "off" treats the scene as still.
     refine_flow : register frames densely as well (local parallax of handheld
         close-ups; DIS optical flow); off by default.
+    prefer : "none" (default: each pixel's strongest focus peak), "front" or
+        "back": where a blurred near object lets far detail shine through (two
+        clear peaks in a pixel's focus curve, as in microscopy), take the
+        nearer (front, frame 0 side) or the farther peak.
     progress : optional callback ``progress(stage, done, total)``.
 
     Returns
@@ -469,6 +479,7 @@ def stack(
     if method not in METHODS:
         raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     check_mode(motion)
+    check_prefer(prefer)
     messages: list[str] = []
     warn = collect_warnings(messages)
     source = open_quietly(inputs, warn)
@@ -476,7 +487,7 @@ def stack(
         frame_range = parse_range(frame_range, len(source))
     analysis = analyse(
         source, reference=reference, align=align, align_size=align_size, analysis_size=analysis_size,
-        motion=motion, refine_flow=refine_flow, progress=progress, warn=warn,
+        motion=motion, refine_flow=refine_flow, prefer=prefer, progress=progress, warn=warn,
     )
     frames = merge_range(analysis, frame_range)
     image = fuse(source, analysis, method=method, frames=frames, progress=progress)
