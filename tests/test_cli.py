@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pytest

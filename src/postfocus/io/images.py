@@ -16,7 +16,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 import tifffile
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from postfocus.errors import InputError
 
