@@ -271,6 +271,10 @@ def merge(
     Returns float32 (H, W, 3) in output geometry.
     """
     source = _FrameNumberSource(stack)
+    if frames is not None:
+        frames = [i for i in frames if i in stack.used]
+        if not frames:
+            raise PostfocusError(f"none of those frames is in this stack (frames kept: {stack.used})")
     return fuse(source, stack.analysis(), method=method, frames=frames, progress=progress)
 
 
@@ -288,23 +292,31 @@ class _FrameNumberSource(FrameSource):
         return self.stack.read_frame(index)
 
 
-def _clean_sweep(source: FrameSource, warn) -> tuple[FrameSource, list[int], bool]:  # noqa: ANN001
-    """For videos: drop held/repeated frames where the lens stood still.
+class RepeatedFrames:
+    """Spot frames that repeat the previous one (the lens held still), during pass 1.
 
-    The recording order is taken as near to far (cameras sweep from the nearest
-    subject outwards). Defocus alone cannot tell near from far, so the order is
-    not guessed from the pictures.
+    Videos only: the recording order is taken as near to far (cameras sweep
+    from the nearest subject outwards); defocus alone cannot tell near from
+    far, so the order is not guessed from the pictures.
     """
-    if source.info.kind != "video":
-        return source, [], True
-    from postfocus.sweep import drop_repeated_frames
 
-    kept, dropped = drop_repeated_frames(source)
-    if dropped:
-        warn(f"dropped {len(dropped)} repeated frame(s) where the lens held still: {dropped}")
-    if len(kept) != len(source):
-        return SubsetSource(source, kept), dropped, True
-    return source, dropped, True
+    def __init__(self) -> None:
+        self.dropped: list[int] = []
+        self._last = None
+
+    def see(self, index: int, frame: np.ndarray) -> None:
+        from postfocus.sweep import REPEAT_FOCUS, REPEAT_MAD, frame_difference, summarize
+
+        summary = summarize(frame)
+        if self._last is not None:
+            mad, change = frame_difference(self._last, summary)
+            if mad < REPEAT_MAD and change < REPEAT_FOCUS:
+                self.dropped.append(index)
+                return
+        self._last = summary
+
+    def leave_out(self) -> dict[int, str]:
+        return {i: "repeats the frame before it (the lens held still)" for i in self.dropped}
 
 
 def process(
@@ -364,9 +376,11 @@ def process(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PostfocusError(f"{root}: cannot create cache folder ({exc.strerror}); use --cache DIR") from None
-    view, dropped, near_to_far = _clean_sweep(source, warn)
-    # Frame numbers in the stack folder are positions in the cleaned sweep.
-    analysis = analyse(view, reference=reference, align=align, motion=motion, progress=progress, warn=warn)
+    view, near_to_far = source, True
+    repeats = RepeatedFrames() if source.info.kind == "video" else None
+    analysis = analyse(view, reference=reference, align=align, motion=motion, progress=progress, warn=warn,
+                       on_frame=repeats.see if repeats else None, leave_out=repeats.leave_out if repeats else None)
+    dropped = repeats.dropped if repeats else []
     t, l, b, r = analysis.common_area()
     s = analysis.scale
     mt, ml = int(round(t * s)), int(round(l * s))
