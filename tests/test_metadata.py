@@ -166,7 +166,8 @@ def tiff16_stack(tmp_path_factory):
     split = w // 3
     paths = []
     for k, sigma in enumerate((0.0, 1.5, 3.0)):
-        textured = tex if sigma == 0 else cv2.GaussianBlur(tex, (0, 0), sigma)
+        # Defocus blurs light, i.e. in linear values (as a lens does and as exposure matching assumes).
+        textured = tex if sigma == 0 else cv2.GaussianBlur(tex ** 2.2, (0, 0), sigma) ** (1 / 2.2)
         frame = np.where(np.arange(w)[None, :, None] < split, grad, textured)
         exif = camera_exif(datetime=f"2024:05:17 10:11:{12 + k:02d}")
         paths.append(write_tiff16(folder / f"f{k}.tif", frame, custom_profile(), exif))
