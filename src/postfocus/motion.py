@@ -225,9 +225,18 @@ class MotionDetector:
             stack = -np.partition(-stack, k - 1, axis=0)[:k]
         return persistent, stack.mean(axis=0).astype(np.float32)
 
-    def finish(self) -> Motion:
-        """The motion mask of the frames added so far."""
+    def finish(self, grow: "MotionDetector | None" = None) -> Motion:
+        """The motion mask of the frames added so far.
+
+        ``grow``: a detector fed the same frames before a dense registration. Seeds
+        still come from this one, but regions also grow through what that one saw
+        change: a moving object that the optical flow partly followed keeps its
+        whole extent, while parallax the flow explained seeds nothing.
+        """
         persistent, peak = self.evidence()
+        if grow is not None:
+            peak = np.maximum(peak, grow.evidence()[1])
+            grow._prev, grow._pairs = None, []
         core = clean_mask(persistent, peak, self.margin)
         mask = feather(core, self.margin)
         area = max(int(self._covered.sum()), 1)
@@ -450,7 +459,7 @@ def _flow(a8: np.ndarray, b8: np.ndarray, dis) -> np.ndarray:  # noqa: ANN001
     return dis.calc(a8, b8, None)
 
 
-def neighbour_flow(a: np.ndarray, b: np.ndarray, *, max_px: float, smooth: float) -> np.ndarray:
+def neighbour_flow(a: np.ndarray, b: np.ndarray, *, max_px: float, smooth: float, deadzone: float = 0.35) -> np.ndarray:
     """Residual displacement of ``b`` against ``a`` (both aligned grey, analysis size).
 
     DIS optical flow both ways on lightly blurred frames (the blur evens out
@@ -478,11 +487,24 @@ def neighbour_flow(a: np.ndarray, b: np.ndarray, *, max_px: float, smooth: float
     texture = cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), 2.0)
     weight = ((error < 0.3 + 0.1 * size) & (size < max_px)).astype(np.float32)
     weight *= np.clip(texture / 2e-3, 0, 1)
+    # The flow has to explain something: the difference between the (blurred) frames must
+    # shrink clearly when b is moved by it. Where focus alone changed the picture, it does not.
+    a1 = a8.astype(np.float32) * np.float32(1 / 255)
+    b1 = b8.astype(np.float32) * np.float32(1 / 255)
+    moved = cv2.remap(b1, xx + fwd[..., 0], yy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    e0 = cv2.GaussianBlur((a1 - b1) ** 2, (0, 0), 3.0)
+    e1 = cv2.GaussianBlur((a1 - moved) ** 2, (0, 0), 3.0)
+    weight *= np.clip((e0 - e1) / (0.5 * e0 + 1e-5), 0, 1)
     den = cv2.GaussianBlur(weight, (0, 0), smooth)
     out = np.empty_like(fwd)
     for c in range(2):
         out[..., c] = cv2.GaussianBlur(fwd[..., c] * weight, (0, 0), smooth) / np.maximum(den, 0.05)
     out *= np.clip(den / 0.05, 0, 1)[..., None]
+    # Sub-threshold displacements are estimation noise between differently focused frames
+    # (chained over the sweep it would add up): a non-negative garrote removes them and
+    # barely touches real parallax.
+    mag2 = out[..., 0] ** 2 + out[..., 1] ** 2
+    out *= np.maximum(0.0, 1.0 - np.float32(deadzone * deadzone) / np.maximum(mag2, 1e-12))[..., None]
     return out.astype(np.float32)
 
 
@@ -498,7 +520,7 @@ def chain_flows(greys: dict[int, np.ndarray], used: Sequence[int], reference: in
     greys : aligned grey frames (analysis size) by frame number.
     used : frame numbers in sweep order; ``reference`` among them.
     max_px, smooth : largest plausible neighbour displacement and the reach of
-        the smoothing (default 2 % and 1 % of the long edge).
+        the smoothing (default 2 % of the long edge each).
 
     Returns
     -------
@@ -508,7 +530,7 @@ def chain_flows(greys: dict[int, np.ndarray], used: Sequence[int], reference: in
     h, w = greys[order[0]].shape
     long_edge = max(h, w)
     max_px = 0.02 * long_edge if max_px is None else max_px
-    smooth = max(2.0, 0.01 * long_edge) if smooth is None else smooth
+    smooth = max(2.0, 0.02 * long_edge) if smooth is None else smooth
     xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     p = order.index(reference)
     out = {reference: np.zeros((h, w, 2), np.float32)}

@@ -290,18 +290,19 @@ def analyse(
         valid = valid_mask(matrix, small.shape[:2], (an_h, an_w))
         if refine_flow:
             greys[i] = (grey, valid)
-        elif detector is not None:  # neighbours compared in sweep order
+        if detector is not None:  # neighbours compared in sweep order
             detector.add(i, grey, valid)
         smalls[i] = None
-    flow = None
+    flow, plain = None, None
     if refine_flow:
         flow = chain_flows({i: g for i, (g, _) in greys.items()}, used, ref)
+        plain, detector = detector, (MotionDetector((an_h, an_w)) if detector is not None else None)
         for i in used:
             volume[i] = apply_flow(volume[i], flow[i])
             grey, valid = greys.pop(i)
             if detector is not None:
                 detector.add(i, apply_flow(grey, flow[i]), valid)
-    moved = detector.finish() if detector is not None else None
+    moved = detector.finish(grow=plain) if detector is not None else None
     if flow is not None:  # moving subjects come from one frame: no refinement there
         keep = 1.0 - (moved.mask if moved is not None else 0.0)
         flow = {i: (f * np.asarray(keep, np.float32)[..., None]).astype(np.float16) for i, f in flow.items()}

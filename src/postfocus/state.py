@@ -329,6 +329,7 @@ def process(
     refresh: bool = False,
     jpeg_quality: int = 97,
     motion: str = "auto",
+    refine_flow: bool = False,
     progress: Progress | None = None,
 ) -> ProcessedStack:
     """Align and analyse a stack once and keep the work in a stack folder.
@@ -342,6 +343,8 @@ def process(
     refresh : redo the work even if a valid stack folder exists.
     motion : "auto" finds moving subjects and keeps their mask (``motion.npy``);
         "off" treats the scene as still.
+    refine_flow : register frames densely as well (local parallax; see
+        :func:`postfocus.pipeline.analyse`); the cached frames keep it.
 
     Returns
     -------
@@ -360,6 +363,8 @@ def process(
     options = {"align": align, "reference": reference}
     if motion != "auto":  # the default keeps the keys of existing stack folders
         options["motion"] = motion
+    if refine_flow:
+        options["refine_flow"] = True
     root = cache_root(cache_dir)
     folder = root / stack_key(source, options)
     # A folder from before motion detection has no motion.npy: redo it.
@@ -378,7 +383,8 @@ def process(
         raise PostfocusError(f"{root}: cannot create cache folder ({exc.strerror}); use --cache DIR") from None
     view, near_to_far = source, True
     repeats = RepeatedFrames() if source.info.kind == "video" else None
-    analysis = analyse(view, reference=reference, align=align, motion=motion, progress=progress, warn=warn,
+    analysis = analyse(view, reference=reference, align=align, motion=motion, refine_flow=refine_flow,
+                       progress=progress, warn=warn,
                        on_frame=repeats.see if repeats else None, leave_out=repeats.leave_out if repeats else None)
     dropped = repeats.dropped if repeats else []
     t, l, b, r = analysis.common_area()
