@@ -112,3 +112,33 @@ def test_bad_prefer_value_is_refused():
     frames, _ = see_through_stack(0.5, 0.35, size=(48, 64))
     with pytest.raises(PostfocusError, match="--prefer"):
         stack(MemorySource(frames), align="none", prefer="middle")
+
+
+def test_cli_prefer_with_the_cache(cli, tmp_path):
+    """``postfocus stack --prefer``: front and back give different results from one cache (prefer is in its key)."""
+    from postfocus.io.images import read_image
+    from postfocus.io.write import write_image
+
+    frames, region = see_through_stack(0.5, 0.35)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        write_image(folder / f"frame_{i:02d}.png", f)
+    inner = cv2.erode(region.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)
+    got = {}
+    for p in ("front", "back", "none"):
+        out = tmp_path / f"{p}.png"
+        run = cli("-q", "stack", folder, "-o", out, "--prefer", p, "--align", "none", "--motion", "off",
+                  cache=tmp_path / "cache")
+        assert run.returncode == 0, run.stderr
+        got[p] = read_image(out)
+    assert len(list((tmp_path / "cache").glob("*/manifest.json"))) == 3
+
+    def err(a, b):
+        return float(np.abs(a[inner] - b[inner]).mean())
+
+    assert err(got["front"], frames[NEAR]) < 0.5 * err(got["front"], frames[FAR])
+    assert err(got["back"], frames[FAR]) < 0.5 * err(got["back"], frames[NEAR])
+    assert err(got["none"], got["back"]) < 0.01  # the detail is the stronger peak here
+    run = cli("-q", "stack", folder, "-o", tmp_path / "x.png", "--prefer", "middle")
+    assert run.returncode != 0 and "middle" in run.stderr

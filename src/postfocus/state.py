@@ -43,6 +43,7 @@ import numpy as np
 from postfocus._version import __version__
 from postfocus.align import FrameAlignment
 from postfocus.errors import InputError, PostfocusError
+from postfocus.focusmap import check_prefer
 from postfocus.io.images import read_image
 from postfocus.io.sources import FrameSource, SourceInfo
 from postfocus.io.write import to_uint, write_image
@@ -330,6 +331,7 @@ def process(
     jpeg_quality: int = 97,
     motion: str = "auto",
     refine_flow: bool = False,
+    prefer: str = "none",
     progress: Progress | None = None,
 ) -> ProcessedStack:
     """Align and analyse a stack once and keep the work in a stack folder.
@@ -345,6 +347,8 @@ def process(
         "off" treats the scene as still.
     refine_flow : register frames densely as well (local parallax; see
         :func:`postfocus.pipeline.analyse`); the cached frames keep it.
+    prefer : "none", "front" or "back": which of two clear focus peaks a pixel
+        takes (see :func:`postfocus.stack`); part of the stack folder's key.
 
     Returns
     -------
@@ -365,6 +369,8 @@ def process(
         options["motion"] = motion
     if refine_flow:
         options["refine_flow"] = True
+    if check_prefer(prefer) != "none":  # the default keeps the keys of existing stack folders
+        options["prefer"] = prefer
     root = cache_root(cache_dir)
     folder = root / stack_key(source, options)
     # A folder from before motion detection has no motion.npy: redo it.
@@ -384,7 +390,7 @@ def process(
     view, near_to_far = source, True
     repeats = RepeatedFrames() if source.info.kind == "video" else None
     analysis = analyse(view, reference=reference, align=align, motion=motion, refine_flow=refine_flow,
-                       progress=progress, warn=warn,
+                       prefer=prefer, progress=progress, warn=warn,
                        on_frame=repeats.see if repeats else None, leave_out=repeats.leave_out if repeats else None)
     dropped = repeats.dropped if repeats else []
     t, l, b, r = analysis.common_area()

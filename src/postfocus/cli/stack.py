@@ -11,6 +11,7 @@ import numpy as np
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.errors import OutputError, PostfocusError
+from postfocus.focusmap import PREFER
 from postfocus.io.write import atomic_write, check_output_path, describe_stack, write_image
 from postfocus.motion import MODES as MOTION_MODES
 from postfocus.pipeline import (
@@ -53,13 +54,16 @@ cache_option = click.option(
                    "not a blend of several; off: the scene stood still.")
 @click.option("--motion-mask", "motion_mask", type=click.Path(path_type=Path), default=None, metavar="OUT.png",
               help="Also write where the scene moved (PNG, output geometry, white = moved).")
+@click.option("--prefer", type=click.Choice(PREFER), default="none", show_default=True,
+              help="Where a blurred near object lets far detail shine through (two focus peaks, e.g. microscopy): "
+                   "front takes the near object, back the far detail; none the stronger.")
 @click.option("--refine-flow", is_flag=True,
               help="Also register frames densely (optical flow) for the local parallax of handheld close-ups.")
 @cache_option
 @click.option("--no-cache", is_flag=True, help="Do not keep the processed stack (no later taps reuse it).")
 @click.pass_context
 def stack_command(ctx, inputs, output, method, reference, align, crop, frame_range, near_at, far_at, quality,
-                  report, motion, motion_mask, refine_flow, cache_dir, no_cache):
+                  report, motion, motion_mask, refine_flow, prefer, cache_dir, no_cache):
     """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image.
 
     The first run on an input keeps its aligned frames and focus maps (see
@@ -85,7 +89,8 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
             raise click.UsageError("--near-at/--far-at need the processed stack; drop --no-cache/--no-crop")
         with progress_bars(is_quiet(ctx)) as progress:
             result = stack(source, method=method, reference=reference, align=align, crop=crop,
-                           frame_range=frame_range, motion=motion, refine_flow=refine_flow, progress=progress)
+                           frame_range=frame_range, motion=motion, refine_flow=refine_flow, prefer=prefer,
+                           progress=progress)
         path = result.save(output, quality=quality)
         moved, share, instants = result.motion, result.motion_share, result.motion_frames
         if moved is not None:  # analysis size, reference geometry -> output geometry
@@ -96,7 +101,7 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
     else:
         with progress_bars(is_quiet(ctx)) as progress:
             ps = process(source, method=method, align=align, reference=reference, cache_dir=cache_dir,
-                         motion=motion, refine_flow=refine_flow, progress=progress)
+                         motion=motion, refine_flow=refine_flow, prefer=prefer, progress=progress)
             frames = None
             if frame_range:
                 lo, hi = parse_range(frame_range, len(ps.names))
