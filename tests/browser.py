@@ -1,9 +1,10 @@
 """Headless Chromium for browser tests (Playwright for Python, Debian's Chromium).
 
-Import the ``browser`` fixture into a test module (pytest's default import
-mode puts ``tests/`` on ``sys.path``, as it does for ``conftest``)::
+The ``browser`` fixture is imported once, in ``conftest.py``, so the whole test
+session shares one Playwright and one Chromium (two sync Playwright instances in
+one thread refuse to run). Test modules import only the helpers::
 
-    from browser import artifact_path, browser  # noqa: F401  (pytest fixture)
+    from browser import artifact_path
 
 Tests that use it skip when Chromium or Playwright is missing, unless the
 environment sets ``POSTFOCUS_REQUIRE_BROWSER=1`` (CI does): then they fail, so

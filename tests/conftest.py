@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
+from browser import browser  # noqa: F401  (one session-wide Chromium for all browser tests)
+
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_STACKS = ("ring", "pcb", "pcb_depthmap", "beetle", "algae", "keyboard")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from browser import artifact_path, browser  # noqa: F401  (pytest fixture)
+from browser import artifact_path
 from conftest import save_rgb, textured_scene
 from PIL import Image
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import artifact_path, browser  # noqa: F401  (pytest fixture)
+from browser import artifact_path
 from test_web_api import make_stack_files
 
 httpx = pytest.importorskip("httpx")
