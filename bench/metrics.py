@@ -228,3 +228,27 @@ def nmi(fused: np.ndarray, inputs: Sequence[np.ndarray], mask: np.ndarray | None
         hf, hs, hfs = _entropies(f, grey(source)[m], bins)
         values.append(2.0 * (hf + hs - hfs) / (hf + hs) if hf + hs > 0 else 1.0)
     return float(np.mean(values))
+
+
+def reference_free(fused: np.ndarray, inputs, mask: np.ndarray | None = None, bins: int = 256) -> tuple[float, float]:  # noqa: ANN001
+    """(Q^AB/F, NMI) of ``fused`` against an iterable of inputs, in one pass (inputs may be a generator).
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(3).random((32, 32)).astype(np.float32)
+    >>> q, n = reference_free(img, iter([img]))
+    >>> round(q, 6), round(n, 6)
+    (1.0, 1.0)
+    """
+    m = _mask(mask, np.shape(fused))
+    f = grey(fused)
+    fm = f[m]
+    num = den = 0.0
+    values = []
+    for source in inputs:
+        q, w = edge_preservation(source, f)
+        num += float((q[m] * w[m]).astype(np.float64).sum())
+        den += float(w[m].astype(np.float64).sum())
+        hf, hs, hfs = _entropies(fm, grey(source)[m], bins)
+        values.append(2.0 * (hf + hs - hfs) / (hf + hs) if hf + hs > 0 else 1.0)
+    return (num / den if den > 0 else math.nan), float(np.mean(values))
