@@ -1,8 +1,8 @@
 """Headless Chromium for browser tests (Playwright for Python, Debian's Chromium).
 
 The ``browser`` fixture is imported once, in ``conftest.py``, so the whole test
-session shares one Playwright and one Chromium (two sync Playwright instances in
-one thread refuse to run). Test modules import only the helpers::
+session never has two sync Playwrights open at once (they refuse to run in one
+thread); each browser test module gets its own, closed when the module ends. Test modules import only the helpers::
 
     from browser import artifact_path
 
@@ -41,9 +41,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """A launched headless Chromium (Playwright ``Browser``), shared by the session."""
+    """A launched headless Chromium (Playwright ``Browser``), one per test module.
+
+    Module scope, not session: a sync Playwright runs an event loop in the main
+    thread while it is open, and other modules' tests (e.g. the web app's, which
+    use asyncio) must not run inside it.
+    """
     if not CHROMIUM.exists():
         unavailable(f"Chromium not found at {CHROMIUM}")
     try:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import browser  # noqa: F401  (one session-wide Chromium for all browser tests)
+from browser import browser  # noqa: F401  (one definition of the Chromium fixture for all modules)
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_STACKS = ("ring", "pcb", "pcb_depthmap", "beetle", "algae", "keyboard")
