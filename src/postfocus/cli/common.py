@@ -42,6 +42,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 class PostfocusGroup(click.Group):
     """Click group that turns PostfocusError into a one-line message and exit code."""
 
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
+        """Options of the root command itself (e.g. --threads) get the same one-line errors."""
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if "--debug" in args:
+                raise
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _say("red", "postfocus: error:", exc.format_message() + where)
+            sys.exit(EXIT_USER_ERROR)
+
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         debug = bool(ctx.params.get("debug"))
         previous = warnings.showwarning
@@ -81,14 +92,29 @@ class PostfocusGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="postfocus")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Threads for image processing and video decoding [default: all cores].")
 @click.pass_context
-def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+def main(ctx: click.Context, debug: bool, quiet: bool, threads: int | None) -> None:
     """postfocus: decide focus after the shot.
 
     Merge a focus sweep (a folder of photos or a video) into one all-in-focus
     image, refocus by tapping, change the aperture, and more.
     """
-    ctx.obj = {"debug": debug, "quiet": quiet}
+    if threads:
+        set_threads(threads)
+    ctx.obj = {"debug": debug, "quiet": quiet, "threads": threads}
+
+
+def set_threads(threads: int) -> None:
+    """Limit OpenCV's worker threads (and, through the environment, FFmpeg's and BLAS's)."""
+    import os
+
+    import cv2
+
+    cv2.setNumThreads(threads)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POSTFOCUS_THREADS"):
+        os.environ[var] = str(threads)
 
 
 class ProgressReporter:

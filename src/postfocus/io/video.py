@@ -176,6 +176,8 @@ class VideoSource(FrameSource):
             container.close()
             raise InputError(f"{self.path}: no decoder for its video codec")
         stream.thread_type = "SLICE" if getattr(self, "_damaged", False) else "AUTO"
+        if os.environ.get("POSTFOCUS_THREADS"):
+            stream.thread_count = int(os.environ["POSTFOCUS_THREADS"])
         return container, stream
 
     def _probe(self) -> None:
