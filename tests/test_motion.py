@@ -25,7 +25,7 @@ from postfocus.pipeline import analyse
 from postfocus.refocus import tap
 from postfocus.state import merge, process
 from postfocus.synth import psnr, render_stack, scene, write_stack
-from postfocus.synth.motion import flame_stack, mover_stack
+from postfocus.synth.motion import flame_stack, mover_stack, parallax_stack
 
 HANDHELD = dict(shake_px=6.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.008, jpeg_quality=95)
 SIZE = (320, 480)
@@ -47,12 +47,18 @@ class MemorySource(FrameSource):
         return [f"memory-{id(self)}-{i}" for i in range(len(self.frames))]
 
 
-def areas(st):
-    """(moving, static) boolean masks inside the area every frame covers; static keeps 12 px off the motion."""
+def covered(st):
+    """The area every frame covers, less 4 px."""
     h, w = st.sharp.shape[:2]
     t, l, b, r = common_area(st.transforms, (h, w))
     box = np.zeros((h, w), bool)
     box[t + 4 : b - 4, l + 4 : r - 4] = True
+    return box
+
+
+def areas(st):
+    """(moving, static) boolean masks inside the area every frame covers; static keeps 12 px off the motion."""
+    box = covered(st)
     near = cv2.dilate(st.moving.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
     return st.moving & box, box & ~near
 
@@ -115,7 +121,7 @@ def test_static_part_is_as_good_as_without_motion_handling(flame, mover):
     for st, auto, off in (flame, mover):
         _, static = areas(st)
         a, o = psnr(auto.image, st.sharp, static), psnr(off.image, st.sharp, static)
-        # measured: flame 32.81 vs 32.82 dB, mover 32.97 vs 32.97 dB
+        # measured: flame 32.83 vs 32.84 dB, mover 33.00 vs 32.99 dB
         assert a > o - 0.3, (a, o)
 
 
@@ -123,11 +129,11 @@ def test_moving_object_shows_one_instant(mover):
     st, auto, off = mover
     moving, _ = areas(st)
     core = auto.motion >= 0.999
-    assert core[st.moving].mean() > 0.85  # measured recall 0.92
-    assert 0.01 < auto.motion_share < 0.08  # measured 4.0 %
+    assert core[st.moving].mean() > 0.8  # measured recall 0.90
+    assert 0.01 < auto.motion_share < 0.08  # measured 3.9 %
     k, value = st.best_instant(moving, auto.image)
     _, blended = st.best_instant(moving, off.image)
-    # measured 29.5 dB (the swept area also holds background at other depths, defocused in the
+    # measured 29.2 dB (the swept area also holds background at other depths, defocused in the
     # one frame) against 18.5 dB blended
     assert value > 28.0 and value > blended + 8, (value, blended)
     assert set(auto.motion_frames.values()) == {k}
@@ -138,7 +144,33 @@ def test_pyramid_method_also_shows_one_instant(flame):
     result = stack(MemorySource(st.frames), crop=False, method="pyramid")
     moving, _ = areas(st)
     k, value = st.best_instant(moving, result.image)
-    assert k == 4 and value >= 35.0, value  # measured 35.5 dB (motion off: 16.9 dB)
+    assert k == 4 and value >= 35.0, value  # measured 35.5 dB (motion off: 17.2 dB)
+
+
+def test_refine_flow_corrects_parallax_and_leaves_still_stacks_alone():
+    st = parallax_stack("steps", SIZE, 8, parallax_px=3.0, seed=1, max_blur=6.0, **HANDHELD)
+    box = covered(st)
+    plain = stack(MemorySource(st.frames), crop=False)
+    refined = stack(MemorySource(st.frames), crop=False, refine_flow=True)
+    p, r = psnr(plain.image, st.sharp, box), psnr(refined.image, st.sharp, box)
+    # measured 26.0 -> 30.3 dB; parallax is not taken for motion (0.0 % either way)
+    assert r > p + 3.0, (p, r)
+    assert plain.motion_share < 0.01 and refined.motion_share < 0.01
+    sharp, depth01 = scene("steps", SIZE, seed=1)
+    still = render_stack(sharp, depth01, 8, max_blur=6.0, seed=1, **HANDHELD)
+    box = covered(still)
+    a = psnr(stack(MemorySource(still.frames), crop=False).image, still.sharp, box)
+    b = psnr(stack(MemorySource(still.frames), crop=False, refine_flow=True).image, still.sharp, box)
+    assert b > a - 0.1, (a, b)  # measured 33.13 -> 33.13 dB
+
+
+def test_refine_flow_keeps_a_moving_object_one_instant(mover):
+    st, auto, _ = mover
+    refined = stack(MemorySource(st.frames), crop=False, refine_flow=True)
+    moving, _ = areas(st)
+    # measured 29.4 dB (without the flow 29.2): the flow does not drag the object into a chimera
+    assert st.best_instant(moving, refined.image)[1] > 28.0
+    assert abs(refined.motion_share - auto.motion_share) < 1e-6
 
 
 @pytest.mark.parametrize("name", ["steps", "motorcycle", "occluder"])
@@ -146,15 +178,16 @@ def test_no_false_motion_on_static_generated_stacks(name):
     sharp, depth01 = scene(name, SIZE, seed=1)
     st = render_stack(sharp, depth01, 8, max_blur=6.0, seed=1, **HANDHELD)
     a = analyse(MemorySource(st.frames))
-    # measured 0.0 % on all three (largest persistent evidence 0.14; seeds need 0.35)
+    # measured 0.0 % on all three, and on 'ramp' and 'flat' with seeds 1-3
     assert a.motion_share < 0.01, a.motion_share
     assert a.motion is not None and float(a.motion.max()) == 0.0
 
 
 @pytest.mark.parametrize("name", ["ring", pytest.param("pcb", marks=pytest.mark.slow)])
 def test_no_false_motion_on_real_stacks(real_data, name):
-    # measured: ring 0.0 % (3 s), pcb 0.0 % (6 s; largest persistent evidence 0.51 on single
-    # solder highlights, opened away), beetle 0.0 %, keyboard 0.0 %, pcb_depthmap 0.0 %
+    # measured 0.0 % on every real stack: ring (5 s), pcb (8 s), pcb_depthmap (11 s), beetle (11 s),
+    # keyboard (35 s), algae (14 s; its microscope defocus rings fail the fine comparison, the
+    # coarse check and the seed size keep them out)
     a = analyse(open_source(real_data / name))
     assert a.motion_share < 0.01, a.motion_share
 

@@ -9,21 +9,24 @@ Detection (at analysis size, reference geometry, streaming over the frames):
 
 1. *Blur-equalised comparison of neighbours.* Between neighbouring frames of a
    sweep the focus moves a little, so where nothing moved one frame is (very
-   nearly) a blurred copy of the other. For each pair the sharper of the two is
-   blurred with Gaussians of growing sigma and compared with the other, in both
-   directions; the smallest local residual (mean square over a small window)
-   is what focus cannot explain. It is normalised by the local contrast of
-   the two frames (plus a noise floor from the frames' own noise), so it is
-   about 0 for a static scene, whatever its texture, and about 0.5 for two
-   unrelated textures.
-2. *Evidence over the sweep*: the mean of the largest quarter of the pair
-   residuals of a pixel (at least two pairs), so a single glitch (a specular
-   highlight, a JPEG block) does not count, while content that changes in
-   several frames does.
-3. *Hysteresis threshold and clean-up*: pixels above a high threshold seed
-   regions that grow through pixels above a low one; thin structures (edges
-   left over by alignment) are opened away, small specks dropped, holes filled.
-4. *Feathered mask*: the regions are widened by a margin and feathered, so the
+   nearly) a blurred copy of the other. For each pair each frame is blurred
+   with Gaussians of growing sigma and fitted locally (non-negative gain and an
+   offset) to the other; the smallest share of local variance left unexplained
+   (:func:`pair_change`) is what focus cannot explain: about 0 for a still
+   scene whatever its texture, about 1 for unrelated content.
+2. *Coarse check.* Defocus moves light only locally: low-passed beyond the
+   focus step of the pair (measured from the blurs that explained the pair),
+   two frames of a still scene agree even where the fine comparison fails
+   (defocus rings and halos of microscopes, bokeh). Evidence counts only
+   where the coarse light changed too (:func:`coarse_change`).
+3. *Evidence over the sweep*: per pixel, the median of the pair residuals
+   (changed in most pairs: seeds) and the mean of their largest quarter
+   (changed clearly in a few: growth), so a single glitch (a specular
+   highlight, a JPEG block) does not count.
+4. *Hysteresis and clean-up*: seeds (opened, at least half a disc of one
+   margin radius) grow through the growth evidence; gaps are closed, holes
+   filled, specks dropped.
+5. *Feathered mask*: the regions are widened by a margin and feathered, so the
    seam to the all-in-focus surroundings lies in static content.
 
 Fusion then takes every moving region from one frame: the frame whose focus
@@ -54,6 +57,9 @@ MODES = ("auto", "off")
 SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
 WINDOW = 7
 HIGH, LOW = 0.35, 0.20  # hysteresis thresholds on the evidence (0 = explained by focus, ~1 = unrelated)
+COARSE_SIGMA, COARSE_MIN = 3.0, 0.2  # scale (analysis px) and threshold of the coarse-light check on seeds
+COARSE_WEAK = 0.1  # coarse-light threshold for growing regions
+SEED_AREA = 0.5  # smallest seed, in discs of one margin radius
 
 
 @dataclass
@@ -113,6 +119,31 @@ def _blurs(g: np.ndarray, sigmas: Sequence[float]) -> list[np.ndarray]:
     return [g if s <= 0 else cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT) for s in sigmas]
 
 
+def coarse_change(a: np.ndarray, b: np.ndarray, sigma: float = COARSE_SIGMA) -> np.ndarray:
+    """Change of the light distribution at a scale coarser than the focus step, relative to its contrast.
+
+    Defocus moves light around only locally and keeps its total (in linear
+    light): low-passed well beyond the blur step between neighbours, two frames
+    of a still scene agree even where defocus rings or bright halos (microscopes,
+    bokeh) defeat the fine comparison. A flame or a moving object changes the
+    coarse picture too.
+
+    Returns
+    -------
+    float32 (h, w) >= 0: mean square difference of the low-passed frames over a
+    window of ``4 sigma``, over their local variance there.
+    """
+    la = cv2.GaussianBlur(np.power(np.clip(a, 0, 1), np.float32(2.2)), (0, 0), sigma)
+    lb = cv2.GaussianBlur(np.power(np.clip(b, 0, 1), np.float32(2.2)), (0, 0), sigma)
+    w = int(4 * sigma) | 1
+
+    def var(x: np.ndarray) -> np.ndarray:
+        m = _local(x, w)
+        return np.maximum(_local(x * x, w) - m * m, 0)
+
+    return (_local((la - lb) ** 2, w) / (var(la) + var(lb) + np.float32(1e-4))).astype(np.float32)
+
+
 def pair_change(
     a: np.ndarray,
     b: np.ndarray,
@@ -121,6 +152,7 @@ def pair_change(
     sigmas: Sequence[float] = SIGMAS,
     window: int = WINDOW,
     blurred: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+    blur_out: list | None = None,
 ) -> np.ndarray:
     """How much of the difference between two aligned grey frames focus cannot explain.
 
@@ -138,6 +170,7 @@ def pair_change(
     sigmas : Gaussian blurs tried on each frame.
     window : side of the local window.
     blurred : precomputed ``(_blurs(a, sigmas), _blurs(b, sigmas))``.
+    blur_out : if given, receives the float32 (h, w) blur sigma that explained each pixel best.
 
     Returns
     -------
@@ -165,13 +198,18 @@ def pair_change(
     # The floor keeps flat areas (only noise, nothing to see) quiet.
     floor_a, floor_b = var_a + np.float32(4 * n2 + 2.5e-4), var_b + np.float32(4 * n2 + 2.5e-4)
     best = None
+    which = np.zeros(a.shape, np.float32) if blur_out is not None else None
     for k in range(len(ba)):
         for x, y, mean_y, var_y, floor in ((ba[k], b, mean_b, var_b, floor_b), (bb[k], a, mean_a, var_a, floor_a)):
             mean_x, var_x = moments(x)
             cov = np.maximum(_local(x * y, window) - mean_x * mean_y, 0)
             residual = var_y - cov * cov / np.maximum(var_x, np.float32(1e-9))
             r = np.maximum(residual - np.float32(0.5) * n2, 0) / floor
+            if which is not None and best is not None:
+                which[r < best] = sigmas[k]
             best = r if best is None else np.minimum(best, r)
+    if blur_out is not None:
+        blur_out.append(which)
     return np.clip(best, 0.0, 1.0).astype(np.float32)
 
 
@@ -190,6 +228,7 @@ class MotionDetector:
         self.margin = max(4, int(round(0.012 * max(shape)))) if margin is None else int(margin)
         self._prev: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None
         self._pairs: list[np.ndarray] = []
+        self._coarse: list[np.ndarray] = []
         self._noise: list[float] = []
         self._covered = np.ones(self.shape, bool)
 
@@ -206,14 +245,23 @@ class MotionDetector:
         if self._prev is not None:
             pg, pb, pv = self._prev
             noise = max(self._noise[-2], self._noise[-1])
-            r = pair_change(pg, g, noise=noise, blurred=(pb, blurred))
+            chosen: list[np.ndarray] = []
+            r = pair_change(pg, g, noise=noise, blurred=(pb, blurred), blur_out=chosen)
             r[(pv & v) == 0] = 0
             self._pairs.append(np.minimum(r, 1.0).astype(np.float16))
+            # The coarse check looks beyond the focus step of this pair: the blur that explained
+            # the well-explained detailed pixels (90th percentile) sets its scale.
+            detail = (r < 0.1) & ((pv & v) > 0) & (_local(np.abs(pg - g), 3) > 4 * noise + 0.004)
+            step = float(np.percentile(chosen[0][detail], 90)) if detail.sum() > 100 else 0.0
+            c = coarse_change(pg, g, max(COARSE_SIGMA, 1.5 * step))
+            c[(pv & v) == 0] = 0
+            self._coarse.append(np.minimum(c, 8.0).astype(np.float16))
         self._prev = (g, blurred, v)
 
     def evidence(self) -> tuple[np.ndarray, np.ndarray]:
         """(persistent, peak) evidence per pixel: the median of its pair residuals, and the
-        mean of their largest quarter (at least two)."""
+        mean of their largest quarter (at least two). Each counts only where the coarse light
+        distribution changed as well, persistently or in a few pairs (:func:`coarse_change`)."""
         if not self._pairs:
             zero = np.zeros(self.shape, np.float32)
             return zero, zero
@@ -221,27 +269,24 @@ class MotionDetector:
         p = len(self._pairs)
         k = min(p, max(2, int(np.ceil(p / 4))))
         persistent = np.median(stack, axis=0).astype(np.float32)
+        coarse = np.stack(self._coarse).astype(np.float32)
+        persistent *= np.clip(np.median(coarse, axis=0) / np.float32(COARSE_MIN), 0, 1)
         if k < p:
             stack = -np.partition(-stack, k - 1, axis=0)[:k]
-        return persistent, stack.mean(axis=0).astype(np.float32)
+            coarse = -np.partition(-coarse, k - 1, axis=0)[:k]
+        peak = stack.mean(axis=0)
+        if COARSE_WEAK > 0:
+            peak *= np.clip(coarse.mean(axis=0) / np.float32(COARSE_WEAK), 0, 1)
+        return persistent, peak.astype(np.float32)
 
-    def finish(self, grow: "MotionDetector | None" = None) -> Motion:
-        """The motion mask of the frames added so far.
-
-        ``grow``: a detector fed the same frames before a dense registration. Seeds
-        still come from this one, but regions also grow through what that one saw
-        change: a moving object that the optical flow partly followed keeps its
-        whole extent, while parallax the flow explained seeds nothing.
-        """
+    def finish(self) -> Motion:
+        """The motion mask of the frames added so far."""
         persistent, peak = self.evidence()
-        if grow is not None:
-            peak = np.maximum(peak, grow.evidence()[1])
-            grow._prev, grow._pairs = None, []
         core = clean_mask(persistent, peak, self.margin)
         mask = feather(core, self.margin)
         area = max(int(self._covered.sum()), 1)
         share = float((core & self._covered).sum()) / area
-        self._prev, self._pairs = None, []
+        self._prev, self._pairs, self._coarse = None, [], []
         return Motion(mask=mask, core=core, evidence=persistent, share=share)
 
 
@@ -259,6 +304,11 @@ def clean_mask(
     # Thin structures (an edge left over by the alignment, a single bright line) are no subject.
     r_open = max(1, margin // 3)
     strong = cv2.morphologyEx(strong, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_open + 1,) * 2))
+    # A seed must have the size of a subject, not of a speck (half a disc of one margin radius).
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= SEED_AREA * np.pi * margin * margin
+    big[0] = False
+    strong = big[labels].astype(np.uint8)
     if not strong.any():
         return np.zeros((h, w), bool)
     weak = ((peak > low) | (strong > 0)).astype(np.uint8)

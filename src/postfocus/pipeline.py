@@ -281,7 +281,7 @@ def analyse(
     best = np.argmax(volume[used], axis=0)
     guide = np.zeros((an_h, an_w), np.float32)
     detector = MotionDetector((an_h, an_w)) if motion == "auto" else None
-    greys: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # kept for the dense refinement only
+    greys: dict[int, np.ndarray] = {}  # kept for the dense refinement only
     for k, i in enumerate(used):
         small = smalls[i].astype(np.float32) * np.float32(1 / 255)
         matrix = rescale_matrix(report[i].matrix, s_an)
@@ -289,20 +289,17 @@ def analyse(
         guide[best == k] = grey[best == k]
         valid = valid_mask(matrix, small.shape[:2], (an_h, an_w))
         if refine_flow:
-            greys[i] = (grey, valid)
-        if detector is not None:  # neighbours compared in sweep order
-            detector.add(i, grey, valid)
+            greys[i] = grey
+        if detector is not None:  # neighbours compared in sweep order (on the globally aligned frames:
+            detector.add(i, grey, valid)  # a flow would follow a moving object, not show it)
         smalls[i] = None
-    flow, plain = None, None
+    moved = detector.finish() if detector is not None else None
+    flow = None
     if refine_flow:
-        flow = chain_flows({i: g for i, (g, _) in greys.items()}, used, ref)
-        plain, detector = detector, (MotionDetector((an_h, an_w)) if detector is not None else None)
+        flow = chain_flows(greys, used, ref)
+        greys.clear()
         for i in used:
             volume[i] = apply_flow(volume[i], flow[i])
-            grey, valid = greys.pop(i)
-            if detector is not None:
-                detector.add(i, apply_flow(grey, flow[i]), valid)
-    moved = detector.finish(grow=plain) if detector is not None else None
     if flow is not None:  # moving subjects come from one frame: no refinement there
         keep = 1.0 - (moved.mask if moved is not None else 0.0)
         flow = {i: (f * np.asarray(keep, np.float32)[..., None]).astype(np.float16) for i, f in flow.items()}
