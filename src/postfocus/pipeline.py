@@ -364,6 +364,10 @@ def fuse(
     del rank, width
     labels, choice = analysis.motion_frames(merge)
     instant = InstantBlend(analysis.motion, labels, choice, (h, w)) if choice else None
+    # RAW frames are merged as light (linear values) and encoded once at the end.
+    linear = source.info.kind == "raw"
+    if linear:
+        from postfocus.io.raw import srgb_decode, srgb_encode
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
     for i in sorted(wanted):
@@ -378,15 +382,19 @@ def fuse(
         if instant is not None and i in merge:
             instant.add(i, aligned)
         if i in merge:
+            pixels = srgb_decode(aligned) if linear else aligned
             if isinstance(fusion, DepthmapFusion):
-                fusion.add(float(merge.index(i)), aligned)
+                fusion.add(float(merge.index(i)), pixels)
             else:
-                fusion.add(aligned, float(merge.index(i)))
+                fusion.add(pixels, float(merge.index(i)))
+            del pixels
         del aligned
         done += 1
         if progress:
             progress("fuse", done, len(wanted))
     image = fusion.result()
+    if linear:
+        image = srgb_encode(image)
     if instant is not None:
         instant.apply(image)
     return np.clip(image, 0.0, 1.0).astype(np.float32)

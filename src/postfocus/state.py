@@ -106,8 +106,9 @@ class CachedFramesSource(FrameSource):
         self.stack = stack
         h, w = stack.size
         info = stack.info
-        self.info = SourceInfo(
-            kind="processed", names=[stack.names[i] for i in stack.used], height=h, width=w,
+        self.info = SourceInfo(  # RAW stays "raw": its merges run in linear light
+            kind="raw" if stack.manifest.get("kind") == "raw" else "processed",
+            names=[stack.names[i] for i in stack.used], height=h, width=w,
             bit_depth=info.bit_depth, grey=info.grey, exif=info.exif, icc=info.icc, paths=info.paths,
         )
 

@@ -95,6 +95,20 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, np.float32(1 / 2.4)) - 0.055).astype(np.float32)
 
 
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`srgb_encode` for float values in [0, 1] (back to linear light).
+
+    Examples
+    --------
+    >>> float(srgb_decode(srgb_encode(np.array([0.5], np.float32)))[0])  # doctest: +ELLIPSIS
+    0.5...
+    """
+    x = np.clip(encoded.astype(np.float32, copy=False), 0.0, 1.0)
+    return np.where(x <= 0.04045, x / np.float32(12.92), np.power((x + 0.055) / 1.055, np.float32(2.4))).astype(
+        np.float32
+    )
+
+
 def _libraw_version() -> str:
     import rawpy
 
