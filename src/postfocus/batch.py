@@ -77,6 +77,14 @@ class StackJob:
     output : absolute path of the result image.
     options : stacking options, a sorted tuple of (name, value) pairs from
         :data:`STACK_OPTIONS`; options left out take the library defaults.
+
+    Examples
+    --------
+    >>> job = StackJob("NHM-0001", "/data/NHM-0001", "/data/out/NHM-0001.jpg", (("method", "pyramid"),))
+    >>> job.key  # doctest: +SKIP
+    'postfocus-stack-NHM-0001-3f9c2a7d1b04'
+    >>> job.options_dict()
+    {'method': 'pyramid'}
     """
 
     name: str
@@ -104,6 +112,12 @@ class StackRecord:
     ``status`` is ``ok`` (output written), ``failed`` (``error`` says why) or
     ``skipped`` (a valid output from an earlier run was kept; the other fields
     are those of the run that made it).
+
+    Examples
+    --------
+    >>> rec = StackRecord("/data/NHM-0001", "/data/out/NHM-0001.jpg", "ok", frames_used=24, frames_total=25)
+    >>> StackRecord.from_dict(rec.to_dict()) == rec
+    True
     """
 
     input: str
@@ -137,7 +151,13 @@ class StackRecord:
 
 @dataclass
 class BatchSummary:
-    """What one batch run did. Counts are for this run only."""
+    """What one batch run did. Counts are for this run only.
+
+    Examples
+    --------
+    >>> BatchSummary(records=[], ok=11, failed=1, seconds=41.2).line()
+    '12 stacks: 11 ok, 1 failed, 0 skipped in 41.2 s (17.5 stacks/min)'
+    """
 
     records: list[StackRecord]
     ok: int = 0
@@ -429,7 +449,13 @@ def is_valid_image(path: str | os.PathLike) -> bool:
 
 
 def part_files(job: StackJob) -> list[Path]:
-    """Temporary files left by an interrupted write of ``job.output``."""
+    """Temporary files left by an interrupted write of ``job.output``.
+
+    Examples
+    --------
+    >>> part_files(StackJob("a", "/data/a", "/data/out/a.jpg"))  # doctest: +SKIP
+    [PosixPath('/data/out/.a.k2j3h4g5.jpg.part')]
+    """
     out = Path(job.output)
     pattern = re.compile(r"^\." + re.escape(out.stem) + r"\.[A-Za-z0-9_]{8}" + re.escape(out.suffix) + r"\.part$")
     try:
@@ -439,7 +465,13 @@ def part_files(job: StackJob) -> list[Path]:
 
 
 def remove_part_files(jobs: Sequence[StackJob]) -> int:
-    """Delete the temporary files interrupted writes left behind; return how many."""
+    """Delete the temporary files interrupted writes left behind; return how many.
+
+    Examples
+    --------
+    >>> remove_part_files(find_stacks(["drawer-17"], "stacked"))  # doctest: +SKIP
+    0
+    """
     removed = 0
     for job in jobs:
         for p in part_files(job):
@@ -458,6 +490,12 @@ def read_results(out_dir: str | os.PathLike) -> dict[str, StackRecord]:
     """Latest record per output from ``out_dir/results.jsonl`` (later lines win).
 
     A line cut short by a crash is ignored.
+
+    Examples
+    --------
+    >>> records = read_results("stacked")  # doctest: +SKIP
+    >>> sorted({r.status for r in records.values()})  # doctest: +SKIP
+    ['failed', 'ok']
     """
     path = Path(out_dir) / RESULTS_JSONL
     records: dict[str, StackRecord] = {}
@@ -486,6 +524,12 @@ class ResultsLog:
     Only one batch may write to a folder at a time; a lock file guards it.
     At :meth:`open` and :meth:`close` the journal is compacted to one line per
     stack (its latest outcome), atomically.
+
+    Examples
+    --------
+    >>> log = ResultsLog("stacked").open()  # doctest: +SKIP
+    >>> log.append(StackRecord("/data/a", "/data/stacked/a.jpg", "ok", 4, 4, 1.2))  # doctest: +SKIP
+    >>> log.close()  # doctest: +SKIP
     """
 
     def __init__(self, out_dir: str | os.PathLike):
@@ -581,6 +625,11 @@ def plan_batch(
     decodes; everything else is run. With ``retry_failed`` only stacks whose
     latest record is ``failed`` are run; those neither done nor failed are
     returned as "not run".
+
+    Examples
+    --------
+    >>> jobs = find_stacks(["drawer-17"], "stacked")  # doctest: +SKIP
+    >>> to_run, skipped, not_run = plan_batch(jobs, read_results("stacked"))  # doctest: +SKIP
     """
     to_run: list[StackJob] = []
     skipped: list[StackRecord] = []
@@ -761,6 +810,12 @@ def check_workers(client: Any, timeout: float = 60.0) -> int:
     """Wait until at least one worker is there and every worker can run postfocus.
 
     Returns the number of workers. Raises PostfocusError with a fix otherwise.
+
+    Examples
+    --------
+    >>> with open_client("tcp://head:8786") as client:  # doctest: +SKIP
+    ...     check_workers(client)
+    24
     """
     from postfocus._version import __version__
 
