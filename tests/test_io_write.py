@@ -225,3 +225,15 @@ def test_check_output_path(tmp_path):
     os.symlink(frame, tmp_path / "link.jpg")
     with pytest.raises(OutputError, match="is one of the input frames"):
         check_output_path(tmp_path / "link.jpg", [frame])
+
+
+def test_jpeg_of_a_very_detailed_picture(tmp_path):
+    """Pure noise compresses badly; the JPEG writer must still manage (found by the batch tests)."""
+    import numpy as np
+
+    from postfocus.io.images import read_image
+    from postfocus.io.write import write_image
+
+    noise = np.random.default_rng(0).random((600, 800, 3), dtype=np.float32)
+    path = write_image(tmp_path / "noise.jpg", noise, quality=95)
+    assert read_image(path).shape == (600, 800, 3)

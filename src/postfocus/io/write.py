@@ -391,7 +391,9 @@ def write_image(
             if icc:
                 kwargs["icc_profile"] = icc
             if fmt == "jpeg":
-                kwargs.update(quality=int(quality), subsampling=0 if quality >= 90 else 2, optimize=True)
+                # No optimize=True: Pillow's optimised encoder fails ('Suspension not allowed here')
+                # when a very detailed picture compresses worse than its buffer allows.
+                kwargs.update(quality=int(quality), subsampling=0 if quality >= 90 else 2)
             else:
                 from PIL.PngImagePlugin import PngInfo
 
