@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TIME = "/usr/bin/time"
@@ -25,6 +25,7 @@ class Run:
     output: Path | None
     log: str = ""
     cpu_seconds: float = 0.0  # user + system time of the process and its children
+    aligned: list[Path] = field(default_factory=list)  # align_image_stack's TIFFs, when kept
 
 
 def ensure_peers() -> None:
@@ -65,10 +66,11 @@ def run_postfocus(frames: list[Path], out: Path, method: str = "depthmap", extra
     return Run(seconds, peak, code == 0 and out.exists(), out if out.exists() else None, err[-2000:], cpu)
 
 
-def run_enfuse(frames: list[Path], out: Path, workdir: Path | None = None) -> Run:
+def run_enfuse(frames: list[Path], out: Path, workdir: Path | None = None, keep_aligned: bool = False) -> Run:
     """align_image_stack (magnification optimised, neighbours chained) then enfuse for focus stacking.
 
-    The aligned TIFFs are in the geometry of the first frame; so is the result.
+    The aligned TIFFs are in the geometry of the first frame; so is the result. With ``keep_aligned``
+    they stay on disk (``Run.aligned``; the caller removes them).
     """
     work = Path(tempfile.mkdtemp(prefix="ais-", dir=workdir))
     try:
@@ -81,6 +83,8 @@ def run_enfuse(frames: list[Path], out: Path, workdir: Path | None = None) -> Ru
                                         "--contrast-weight=1", "--hard-mask", "--contrast-window-size=9",
                                         f"--output={out}", *map(str, aligned)])
         ok = c2 == 0 and out.exists()
-        return Run(t1 + t2, max(m1, m2), ok, out if ok else None, (e1 + e2)[-2000:], u1 + u2)
+        return Run(t1 + t2, max(m1, m2), ok, out if ok else None, (e1 + e2)[-2000:], u1 + u2,
+                   aligned if keep_aligned else [])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep_aligned:
+            shutil.rmtree(work, ignore_errors=True)
