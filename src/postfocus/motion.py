@@ -60,6 +60,7 @@ HIGH, LOW = 0.35, 0.20  # hysteresis thresholds on the evidence (0 = explained b
 COARSE_SIGMA, COARSE_MIN = 3.0, 0.2  # scale (analysis px) and threshold of the coarse-light check on seeds
 COARSE_WEAK = 0.1  # coarse-light threshold for growing regions
 SEED_AREA = 0.5  # smallest seed, in discs of one margin radius
+DETECT_SIZE = 640  # long edge (px) at which frames are compared
 
 
 @dataclass
@@ -115,8 +116,17 @@ def _local(x: np.ndarray, window: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (window, window), borderType=cv2.BORDER_REFLECT)
 
 
-def _blurs(g: np.ndarray, sigmas: Sequence[float]) -> list[np.ndarray]:
-    return [g if s <= 0 else cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT) for s in sigmas]
+Stats = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def blur_stats(g: np.ndarray, sigmas: Sequence[float] = SIGMAS, window: int = WINDOW) -> Stats:
+    """Each blur of ``g`` with its local mean and variance: ``[(blurred, mean, var), ...]``."""
+    out = []
+    for s in sigmas:
+        x = g if s <= 0 else cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT)
+        m = _local(x, window)
+        out.append((x, m, np.maximum(_local(x * x, window) - m * m, 0)))
+    return out
 
 
 def coarse_change(a: np.ndarray, b: np.ndarray, sigma: float = COARSE_SIGMA) -> np.ndarray:
@@ -151,7 +161,7 @@ def pair_change(
     noise: float = 0.0,
     sigmas: Sequence[float] = SIGMAS,
     window: int = WINDOW,
-    blurred: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+    blurred: tuple[Stats, Stats] | None = None,
     blur_out: list | None = None,
 ) -> np.ndarray:
     """How much of the difference between two aligned grey frames focus cannot explain.
@@ -169,7 +179,7 @@ def pair_change(
     noise : sensor noise sigma of the frames.
     sigmas : Gaussian blurs tried on each frame.
     window : side of the local window.
-    blurred : precomputed ``(_blurs(a, sigmas), _blurs(b, sigmas))``.
+    blurred : precomputed ``(blur_stats(a), blur_stats(b))``.
     blur_out : if given, receives the float32 (h, w) blur sigma that explained each pixel best.
 
     Returns
@@ -186,61 +196,72 @@ def pair_change(
     >>> float(pair_change(a, a[::-1].copy()).mean()) > 0.5
     True
     """
-    ba, bb = blurred if blurred is not None else (_blurs(a, sigmas), _blurs(b, sigmas))
-
-    def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = _local(x, window)
-        return m, np.maximum(_local(x * x, window) - m * m, 0)
-
-    mean_a, var_a = moments(a)
-    mean_b, var_b = moments(b)
+    sa = blurred[0] if blurred is not None else blur_stats(a, sigmas, window)
+    sb = blurred[1] if blurred is not None else blur_stats(b, sigmas, window)
     n2 = np.float32(noise * noise)
-    # The floor keeps flat areas (only noise, nothing to see) quiet.
-    floor_a, floor_b = var_a + np.float32(4 * n2 + 2.5e-4), var_b + np.float32(4 * n2 + 2.5e-4)
-    best = None
-    which = np.zeros(a.shape, np.float32) if blur_out is not None else None
-    for k in range(len(ba)):
-        for x, y, mean_y, var_y, floor in ((ba[k], b, mean_b, var_b, floor_b), (bb[k], a, mean_a, var_a, floor_a)):
-            mean_x, var_x = moments(x)
-            cov = np.maximum(_local(x * y, window) - mean_x * mean_y, 0)
-            residual = var_y - cov * cov / np.maximum(var_x, np.float32(1e-9))
-            r = np.maximum(residual - np.float32(0.5) * n2, 0) / floor
-            if which is not None and best is not None:
-                which[r < best] = sigmas[k]
-            best = r if best is None else np.minimum(best, r)
+    eps = np.float32(1e-9)
+    results = []
+    for own, other in ((sa, sb), (sb, sa)):
+        # ``other``'s unblurred frame y is predicted by each blur x of ``own``: the best blur
+        # explains the most variance, cov(x, y)^2 / var(x).
+        y, mean_y, var_y = other[0]
+        explained, chosen = None, None
+        for k, (x, mean_x, var_x) in enumerate(own):
+            cov = _local(x * y, window) - mean_x * mean_y
+            np.maximum(cov, 0, out=cov)
+            q = cov * cov / np.maximum(var_x, eps)
+            if explained is None:
+                explained = q
+                chosen = np.full(a.shape, sigmas[k], np.float32) if blur_out is not None else None
+            else:
+                if chosen is not None:
+                    chosen[q > explained] = sigmas[k]
+                np.maximum(explained, q, out=explained)
+        # The floor keeps flat areas (only noise, nothing to see) quiet.
+        r = np.maximum(var_y - explained - np.float32(0.5) * n2, 0) / (var_y + np.float32(4 * n2 + 2.5e-4))
+        results.append((r, chosen))
+    (r0, c0), (r1, c1) = results
     if blur_out is not None:
-        blur_out.append(which)
-    return np.clip(best, 0.0, 1.0).astype(np.float32)
+        blur_out.append(np.where(r1 < r0, c1, c0))
+    return np.clip(np.minimum(r0, r1), 0.0, 1.0).astype(np.float32)
 
 
 class MotionDetector:
     """Accumulates neighbour comparisons of aligned frames, one frame at a time.
 
+    Frames larger than :data:`DETECT_SIZE` are compared at that size; the mask
+    comes back at the size they were given.
+
     Parameters
     ----------
     shape : (h, w) analysis size.
-    margin : widening of the regions (analysis px) before feathering; default
+    margin : widening of the regions (comparison px) before feathering; default
         1.2 % of the long edge, at least 4 px.
     """
 
     def __init__(self, shape: tuple[int, int], margin: int | None = None):
         self.shape = tuple(shape)
-        self.margin = max(4, int(round(0.012 * max(shape)))) if margin is None else int(margin)
-        self._prev: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None
+        f = min(1.0, DETECT_SIZE / max(shape))
+        self.work = (max(8, round(shape[0] * f)), max(8, round(shape[1] * f))) if f < 1 else self.shape
+        self.margin = max(4, int(round(0.012 * max(self.work)))) if margin is None else int(margin)
+        self._prev: tuple[np.ndarray, list, np.ndarray] | None = None
         self._pairs: list[np.ndarray] = []
         self._coarse: list[np.ndarray] = []
         self._noise: list[float] = []
-        self._covered = np.ones(self.shape, bool)
+        self._covered = np.ones(self.work, bool)
 
     def add(self, index: int, grey: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add the next aligned frame (grey, analysis size; ``valid`` = where it has real pixels)."""
         g = np.ascontiguousarray(grey, np.float32)
         if valid is None:
             valid = np.ones(self.shape, np.uint8)
+        if self.work != self.shape:
+            g = cv2.resize(g, self.work[::-1], interpolation=cv2.INTER_AREA)
+            valid = cv2.resize(valid.astype(np.uint8), self.work[::-1], interpolation=cv2.INTER_NEAREST)
         reach = WINDOW // 2 + int(np.ceil(2 * SIGMAS[-1])) + 1
         v = cv2.erode(valid.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
         self._covered &= valid.astype(bool)
-        blurred = _blurs(g, SIGMAS)
+        blurred = blur_stats(g)
         self._noise.append(noise_sigma(g))
         if self._prev is not None:
             pg, pb, pv = self._prev
@@ -263,7 +284,7 @@ class MotionDetector:
         mean of their largest quarter (at least two). Each counts only where the coarse light
         distribution changed as well, persistently or in a few pairs (:func:`coarse_change`)."""
         if not self._pairs:
-            zero = np.zeros(self.shape, np.float32)
+            zero = np.zeros(self.work, np.float32)
             return zero, zero
         stack = np.stack(self._pairs).astype(np.float32)
         p = len(self._pairs)
@@ -287,7 +308,14 @@ class MotionDetector:
         area = max(int(self._covered.sum()), 1)
         share = float((core & self._covered).sum()) / area
         self._prev, self._pairs, self._coarse = None, [], []
-        return Motion(mask=mask, core=core, evidence=persistent, share=share)
+        if self.work != self.shape:  # back to analysis size
+            size = self.shape[::-1]
+            mask = np.clip(cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR), 0, 1)
+            mask[mask < 0.02] = 0
+            core = cv2.resize(core.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+            mask[core] = 1.0
+            persistent = cv2.resize(persistent, size, interpolation=cv2.INTER_LINEAR)
+        return Motion(mask=mask.astype(np.float32), core=core, evidence=persistent, share=share)
 
 
 def clean_mask(
