@@ -48,6 +48,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from postfocus.io.write import check_output_path
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focusmap import guided_filter, peak_index, push_pull_fill
 from postfocus.io.write import atomic_write, write_image
@@ -313,21 +314,7 @@ def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  #
 
 def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
     """Refuse an output path with another suffix, in a missing or read-only folder, or naming an input."""
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise OutputError(f"{path}: unknown output format '{path.suffix}'; use {', '.join(suffixes)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{path}: output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{path}: output folder {parent} is not writable")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder, not a file name")
-    resolved = path.resolve()
-    for p in inputs or []:
-        if Path(p).resolve() == resolved:
-            raise OutputError(f"{path}: is one of the input frames; choose another output name")
-    return path
+    return check_output_path(path, inputs, suffixes)
 
 
 def _png_text(png: bytes, text: dict[str, str]) -> bytes:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from postfocus.io.write import check_output_path
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.stack import cache_option
 from postfocus.errors import OutputError
@@ -18,19 +19,7 @@ PAGE_SUFFIXES = (".html", ".htm")
 
 def check_page_path(path: Path, inputs: list[Path]) -> Path:
     """Refuse an output page path that cannot be written or would overwrite an input."""
-    if path.suffix.lower() not in PAGE_SUFFIXES:
-        raise OutputError(f"{path}: the page must be an .html file")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{path}: output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{path}: output folder {parent} is not writable")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder, not a file name")
-    resolved = path.resolve()
-    if any(Path(p).resolve() == resolved for p in inputs):
-        raise OutputError(f"{path}: is one of the inputs; choose another output name")
-    return path
+    return check_output_path(path, inputs, PAGE_SUFFIXES)
 
 
 @main.command("view")

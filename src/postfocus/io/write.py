@@ -29,14 +29,25 @@ OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff"
 SOFTWARE = f"postfocus {__version__}"
 
 
-def check_output_path(path: str | os.PathLike, inputs: list[Path] | None = None) -> Path:
+def check_output_path(
+    path: str | os.PathLike, inputs: Sequence[str | os.PathLike] | None = None, suffixes: Sequence[str] | None = None
+) -> Path:
     """Refuse an output path that cannot be written or would overwrite an input.
+
+    Parameters
+    ----------
+    path : the output file.
+    inputs : input files it must not be.
+    suffixes : accepted suffixes (default: the image formats .jpg, .png, .tif).
 
     Returns the path; raises OutputError with a one-line reason otherwise.
     """
     path = Path(path)
-    if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise OutputError(f"{path}: unknown output format '{path.suffix}'; use .jpg, .png or .tif")
+    if suffixes is None:
+        if path.suffix.lower() not in OUTPUT_FORMATS:
+            raise OutputError(f"{path}: unknown output format '{path.suffix}'; use .jpg, .png or .tif")
+    elif path.suffix.lower() not in suffixes:
+        raise OutputError(f"{path}: unknown output format '{path.suffix}'; use {', '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         if parent.exists():
