@@ -221,3 +221,21 @@ def test_metadata_comes_from_the_middle_frame(tmp_path):
     ex = Image.Exif()
     ex.load(info.exif)
     assert ex[0x0132] == "2024:01:01 00:00:02"  # frame 2 is the default reference
+
+
+def test_arrays_in_memory_stack_and_key_the_cache_by_content(tmp_path):
+    import numpy as np
+
+    import postfocus
+    from postfocus.errors import InputError
+    from postfocus.io.sources import ArraySource
+    from postfocus.synth import render_stack, scene
+
+    sharp, depth01 = scene("steps", (120, 160))
+    frames = render_stack(sharp, depth01, 4, max_blur=3.0).frames
+    assert postfocus.stack(frames).image.ndim == 3
+    a = postfocus.process(frames, cache_dir=tmp_path)
+    b = postfocus.process([f * np.float32(0.9) for f in frames], cache_dir=tmp_path)
+    assert a.folder != b.folder
+    with pytest.raises(InputError, match="frame 1"):
+        ArraySource([frames[0], frames[1][:50]])

@@ -16,23 +16,12 @@ import pytest
 from postfocus import stack
 from postfocus.errors import PostfocusError
 from postfocus.focusmap import preferred_peak
-from postfocus.io.sources import FrameSource, SourceInfo
+from postfocus.io.sources import ArraySource
 from postfocus.synth.optics import disc_kernel
 
 NEAR, FAR, FRAMES = 1, 7, 9
 
 
-class MemorySource(FrameSource):
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = frames
-        h, w = frames[0].shape[:2]
-        self.info = SourceInfo("images", [f"frame{i}" for i in range(len(frames))], h, w)
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.frames[index]
 
 
 def _blur(image: np.ndarray, radius: float) -> np.ndarray:
@@ -66,7 +55,7 @@ SCENES = {"detail strongest": (0.5, 0.35, FAR), "occluder strongest": (1.0, 0.05
 def runs(request):
     near_c, far_c, strongest = SCENES[request.param]
     frames, region = see_through_stack(near_c, far_c)
-    results = {p: stack(MemorySource(frames), align="none", crop=False, motion="off", prefer=p)
+    results = {p: stack(ArraySource(frames), align="none", crop=False, motion="off", prefer=p)
                for p in ("none", "front", "back")}
     inner = cv2.erode(region.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)
     outer = ~cv2.dilate(region.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)
@@ -111,7 +100,7 @@ def test_preferred_peak_needs_a_clear_valley():
 def test_bad_prefer_value_is_refused():
     frames, _ = see_through_stack(0.5, 0.35, size=(48, 64))
     with pytest.raises(PostfocusError, match="--prefer"):
-        stack(MemorySource(frames), align="none", prefer="middle")
+        stack(ArraySource(frames), align="none", prefer="middle")
 
 
 def test_cli_prefer_with_the_cache(cli, tmp_path):

@@ -13,25 +13,12 @@ import pytest
 
 from postfocus import stack
 from postfocus.align import common_area, warp_to_reference
-from postfocus.io.sources import FrameSource, SourceInfo
+from postfocus.io.sources import ArraySource
 from postfocus.synth import oracle_composite, psnr, render_stack, scene, ssim
 
 HANDHELD = dict(shake_px=6.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.008, jpeg_quality=95)
 
 
-class MemorySource(FrameSource):
-    """Frames held in memory (the generator's output), as a FrameSource."""
-
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = frames
-        h, w = frames[0].shape[:2]
-        self.info = SourceInfo("images", [f"frame{i}" for i in range(len(frames))], h, w)
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.frames[index]
 
 
 def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int]) -> float:
@@ -52,7 +39,7 @@ def naive_argmax(frames: list[np.ndarray]) -> np.ndarray:
 def case(request):
     sharp, depth01 = scene(request.param, (320, 480), seed=1)
     st = render_stack(sharp, depth01, 8, max_blur=6.0, seed=1, **HANDHELD)
-    result = stack(MemorySource(st.frames), crop=False)
+    result = stack(ArraySource(st.frames), crop=False)
     h, w = st.sharp.shape[:2]
     t, l, b, r = common_area(st.transforms, (h, w))
     box = (slice(t + 4, b - 4), slice(l + 4, r - 4))
@@ -111,5 +98,5 @@ def test_at_least_as_good_as_the_oracle_selection(case):
 
 def test_pyramid_method_is_also_sharp(case):
     name, st, _, box = case
-    result = stack(MemorySource(st.frames), method="pyramid", crop=False)
+    result = stack(ArraySource(st.frames), method="pyramid", crop=False)
     assert psnr(result.image[box], st.sharp[box]) > MIN_PSNR[name] - 1.5

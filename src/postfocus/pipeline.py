@@ -425,6 +425,10 @@ def open_quietly(inputs, warn: Callable[[str], None]) -> FrameSource:  # noqa: A
     """open_source, with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
+    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, np.ndarray) for f in inputs):
+        from postfocus.io.sources import ArraySource
+
+        return ArraySource(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PostfocusWarning)
         source = open_source(inputs)
@@ -452,7 +456,7 @@ def stack(
 
     Parameters
     ----------
-    inputs : folder, image files in focus order, a video, or an open FrameSource.
+    inputs : folder, image files in focus order, a video, a list of float RGB arrays, or a FrameSource.
     method : "depthmap" (blend by a regularised focus-index map) or "pyramid"
         (max-contrast selection in a Laplacian pyramid).
     reference : frame whose geometry the result has (default: the middle one).
