@@ -264,3 +264,22 @@ def test_cli_motion_mask_and_report(cli, flame, tmp_path):
     assert "moved:" not in run.stderr
     run = cli("stack", tmp_path / "frames", "-o", tmp_path / "x.jpg", "--motion", "off", "--motion-mask", mask)
     assert run.returncode != 0 and "--motion-mask needs --motion auto" in run.stderr
+
+
+def test_page_tap_map_answers_moving_subjects_like_tap(tmp_path):
+    """The interactive page's precomputed taps agree with postfocus.tap on a moving subject."""
+    from postfocus import process, tap
+    from postfocus.synth import flame_stack
+    from postfocus.viewer.tapmap import stack_tap_map
+
+    st = flame_stack(seed=1)
+    ps = process(st.frames, cache_dir=tmp_path)
+    if ps.motion is None or float(np.asarray(ps.motion).max()) <= 0.5:
+        pytest.fail("the flame was not detected")
+    answers = stack_tap_map(ps)
+    h, w = ps.size
+    mh, mw = answers.slot.shape
+    ys, xs = np.nonzero(np.asarray(ps.motion) > 0.5)
+    for y, x in list(zip(ys, xs))[:: max(1, len(ys) // 20)]:
+        t = tap(ps, x * w / mw, y * h / mh)
+        assert t.moving and int(answers.frame[y, x]) == t.frame

@@ -224,5 +224,30 @@ def tap_map(
 
 
 def stack_tap_map(stack, radius: int = 6) -> TapMap:  # noqa: ANN001 (ProcessedStack)
-    """:func:`tap_map` of a processed stack (what :func:`postfocus.refocus.tap` reads)."""
-    return tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius)
+    """:func:`tap_map` of a processed stack (what :func:`postfocus.refocus.tap` reads).
+
+    A tap on a subject that moved during the sweep answers the one frame the
+    stack shows it from, as :func:`postfocus.refocus.tap` does.
+    """
+    answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius)
+    motion = getattr(stack, "motion", None)
+    if motion is None:
+        return answers
+    from postfocus.motion import instant_at, regions
+
+    m = np.asarray(motion, np.float32)
+    count, labels = regions(m)
+    frames = list(stack.used)
+    for label in range(1, count + 1):
+        inside = (labels == label) & (m > 0.5)
+        if not inside.any():
+            continue
+        y, x = np.argwhere(inside)[0]
+        frame = instant_at(m, stack.volume, frames, int(x), int(y))
+        if frame is None:
+            continue
+        answers.slot[inside] = frames.index(frame)
+        answers.position[inside] = float(frame)
+        answers.confidence[inside] = 1.0
+        answers.fallback[inside] = False
+    return answers
