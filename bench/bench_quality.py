@@ -273,7 +273,7 @@ def _aligned_inputs(paths: list[Path], frames: list[dict], to_frame, size: tuple
         yield np.clip(img * np.asarray(f["gain"], np.float32), 0, 1)
 
 
-def bench_real(name: str, work: Path, methods: list[str]) -> list[dict]:
+def bench_real(name: str, work: Path, methods: list[str], doc_images: Path | None = None) -> list[dict]:
     folder = DATA / name
     paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif")),
                    key=lambda p: natural_key(p.name))
@@ -303,6 +303,7 @@ def bench_real(name: str, work: Path, methods: list[str]) -> list[dict]:
         return rows
     frames = report["frames"]
     used = [np.asarray(f["matrix"], np.float64) for f in frames if f["used"]]
+    pf_images: dict[str, np.ndarray] = {}
     t0 = time.time()
     for row in rows:
         if not row["tool"].startswith("postfocus") or row.get("_image") is None:
@@ -315,6 +316,7 @@ def bench_real(name: str, work: Path, methods: list[str]) -> list[dict]:
         row["qabf"], row["nmi"] = reference_free(image, _aligned_inputs(paths, frames, lambda m: m, (h, w)), mask)
         row["qabf_own"], row["nmi_own"] = row["qabf"], row["nmi"]  # postfocus's own alignment is the reference
         pf_image = image
+        pf_images[row["tool"].split()[-1]] = image
     assert pf_image is not None
     h, w = pf_image.shape[:2]
     # the plain average of the aligned inputs: a blurred reference point
@@ -350,11 +352,52 @@ def bench_real(name: str, work: Path, methods: list[str]) -> list[dict]:
         if enf_aligned:  # against align_image_stack's own aligned frames (the frames enfuse fused)
             own = (np.clip(read_image(a), 0, 1) for a in enf_aligned)
             enf_row["qabf_own"], enf_row["nmi_own"] = reference_free(enf, own, enf_mask)
+        if doc_images is not None and name == "pcb":
+            shown = dict(pf_images)
+            shown["enfuse"] = np.clip(warp_to_reference(enf, E, (h, w), interpolation=cv2.INTER_CUBIC), 0, 1)
+            real_halo_crop(name, paths, shown, doc_images)
     if enf_aligned:
         shutil.rmtree(enf_aligned[0].parent, ignore_errors=True)
     rows.append(avg)
     print(f"  scored {name} in {time.time() - t0:.0f} s", file=sys.stderr)
     return rows
+
+
+def real_halo_crop(name: str, paths: list[Path], images: dict, out: Path) -> None:
+    """docs/img crop of a real stack where the pyramid method changed most (bright highlights bloom there)."""
+    from postfocus.fuse import PyramidFusion
+    from postfocus.io.sources import open_source
+    from postfocus.pipeline import analyse
+
+    source = open_source([str(p) for p in paths])
+    analysis = analyse(source)
+    h, w = analysis.size
+    before = PyramidFusion((h, w))  # plain mean residual, as before depth-blended coarse bands
+    for i in analysis.used:
+        a = analysis.alignment[i]
+        before.add(warp_to_reference(source.read(i), a.matrix, (h, w), interpolation=cv2.INTER_CUBIC) * a.gain)
+    images = {"enfuse": images.get("enfuse"), "pyramid before": np.clip(before.result(), 0, 1),
+              "pyramid now": images.get("pyramid"), "depthmap now": images.get("depthmap")}
+    change = cv2.boxFilter(np.abs(images["pyramid before"] - images["pyramid now"]).mean(axis=2), -1, (101, 101))
+    m = 150
+    inner = change[m:-m, m:-m]
+    cy, cx = np.unravel_index(int(np.argmax(inner)), inner.shape)
+    cy, cx = cy + m, cx + m
+    tiles = []
+    for label, img in images.items():
+        if img is None:
+            continue
+        crop = img[cy - 90:cy + 90, cx - 130:cx + 130]
+        tile = cv2.resize(crop, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+        tile = (np.clip(tile, 0, 1) * 255 + 0.5).astype(np.uint8)
+        tile = cv2.copyMakeBorder(tile, 22, 0, 0, 4, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cv2.putText(tile, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"quality-halo-{name}.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=1), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB; crop centre {cx},{cy})", file=sys.stderr)
 
 
 # --- output ---------------------------------------------------------------------------------------------------
@@ -424,7 +467,7 @@ def main() -> None:
         if args.real is not None:
             real = []
             for name in args.real or REAL:
-                real += bench_real(name, work, args.methods)
+                real += bench_real(name, work, args.methods, args.doc_images)
                 print(f"done {name}", file=sys.stderr)
             text += ["", "## Real stacks (no ground truth)", "",
                      table(real, ["scene", "tool", "qabf", "nmi", "qabf_own", "nmi_own", "seconds", "cpu_s",
