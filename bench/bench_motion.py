@@ -37,7 +37,7 @@ import numpy as np
 
 from postfocus import stack
 from postfocus.align import common_area
-from postfocus.io.sources import FrameSource, SourceInfo
+from postfocus.io.sources import ArraySource
 from postfocus.synth import psnr, render_stack, scene
 from postfocus.synth.motion import flame_stack, mover_stack, parallax_stack
 
@@ -46,17 +46,6 @@ SIZE = (320, 480)
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-class MemorySource(FrameSource):
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = frames
-        h, w = frames[0].shape[:2]
-        self.info = SourceInfo("images", [f"frame{i}" for i in range(len(frames))], h, w)
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.frames[index]
 
 
 def covered(st, margin: int = 4) -> np.ndarray:  # noqa: ANN001
@@ -77,7 +66,7 @@ def run(frames, **options):  # noqa: ANN001
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = stack(MemorySource(frames), crop=False, **options)
+        result = stack(ArraySource(frames), crop=False, **options)
     return result, time.perf_counter() - t
 
 

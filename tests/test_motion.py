@@ -19,7 +19,7 @@ from postfocus import stack
 from postfocus.align import common_area, warp_to_reference
 from postfocus.depth import depth_map
 from postfocus.io.images import read_image
-from postfocus.io.sources import FrameSource, SourceInfo, open_source
+from postfocus.io.sources import ArraySource, open_source
 from postfocus.motion import pair_change
 from postfocus.pipeline import analyse
 from postfocus.refocus import tap
@@ -31,17 +31,6 @@ HANDHELD = dict(shake_px=6.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0
 SIZE = (320, 480)
 
 
-class MemorySource(FrameSource):
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = frames
-        h, w = frames[0].shape[:2]
-        self.info = SourceInfo("images", [f"frame{i}" for i in range(len(frames))], h, w)
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.frames[index]
 
     def identity(self) -> list:
         return [f"memory-{id(self)}-{i}" for i in range(len(self.frames))]
@@ -66,16 +55,16 @@ def areas(st):
 @pytest.fixture(scope="module")
 def flame():
     st = flame_stack("steps", SIZE, 8, seed=1, max_blur=6.0, **HANDHELD)
-    auto = stack(MemorySource(st.frames), crop=False)
-    off = stack(MemorySource(st.frames), crop=False, motion="off")
+    auto = stack(ArraySource(st.frames), crop=False)
+    off = stack(ArraySource(st.frames), crop=False, motion="off")
     return st, auto, off
 
 
 @pytest.fixture(scope="module")
 def mover():
     st = mover_stack("steps", SIZE, 8, seed=1, max_blur=6.0, **HANDHELD)
-    auto = stack(MemorySource(st.frames), crop=False)
-    off = stack(MemorySource(st.frames), crop=False, motion="off")
+    auto = stack(ArraySource(st.frames), crop=False)
+    off = stack(ArraySource(st.frames), crop=False, motion="off")
     return st, auto, off
 
 
@@ -111,7 +100,7 @@ def test_flame_shows_one_instant(flame):
 def test_flame_without_jpeg_is_near_exact():
     opts = dict(HANDHELD, jpeg_quality=None)
     st = flame_stack("steps", SIZE, 8, seed=1, max_blur=6.0, **opts)
-    result = stack(MemorySource(st.frames), crop=False)
+    result = stack(ArraySource(st.frames), crop=False)
     moving, _ = areas(st)
     k, value = st.best_instant(moving, result.image)
     assert k == 4 and value > 40.0, value  # measured 42.7 dB (noise 0.008 only)
@@ -141,7 +130,7 @@ def test_moving_object_shows_one_instant(mover):
 
 def test_pyramid_method_also_shows_one_instant(flame):
     st, _, _ = flame
-    result = stack(MemorySource(st.frames), crop=False, method="pyramid")
+    result = stack(ArraySource(st.frames), crop=False, method="pyramid")
     moving, _ = areas(st)
     k, value = st.best_instant(moving, result.image)
     assert k == 4 and value >= 35.0, value  # measured 35.5 dB (motion off: 17.2 dB)
@@ -150,8 +139,8 @@ def test_pyramid_method_also_shows_one_instant(flame):
 def test_refine_flow_corrects_parallax_and_leaves_still_stacks_alone():
     st = parallax_stack("steps", SIZE, 8, parallax_px=3.0, seed=1, max_blur=6.0, **HANDHELD)
     box = covered(st)
-    plain = stack(MemorySource(st.frames), crop=False)
-    refined = stack(MemorySource(st.frames), crop=False, refine_flow=True)
+    plain = stack(ArraySource(st.frames), crop=False)
+    refined = stack(ArraySource(st.frames), crop=False, refine_flow=True)
     p, r = psnr(plain.image, st.sharp, box), psnr(refined.image, st.sharp, box)
     # measured 26.0 -> 30.3 dB; parallax is not taken for motion (0.0 % either way)
     assert r > p + 3.0, (p, r)
@@ -159,14 +148,14 @@ def test_refine_flow_corrects_parallax_and_leaves_still_stacks_alone():
     sharp, depth01 = scene("steps", SIZE, seed=1)
     still = render_stack(sharp, depth01, 8, max_blur=6.0, seed=1, **HANDHELD)
     box = covered(still)
-    a = psnr(stack(MemorySource(still.frames), crop=False).image, still.sharp, box)
-    b = psnr(stack(MemorySource(still.frames), crop=False, refine_flow=True).image, still.sharp, box)
+    a = psnr(stack(ArraySource(still.frames), crop=False).image, still.sharp, box)
+    b = psnr(stack(ArraySource(still.frames), crop=False, refine_flow=True).image, still.sharp, box)
     assert b > a - 0.1, (a, b)  # measured 33.13 -> 33.13 dB
 
 
 def test_refine_flow_keeps_a_moving_object_one_instant(mover):
     st, auto, _ = mover
-    refined = stack(MemorySource(st.frames), crop=False, refine_flow=True)
+    refined = stack(ArraySource(st.frames), crop=False, refine_flow=True)
     moving, _ = areas(st)
     # measured 29.4 dB (without the flow 29.2): the flow does not drag the object into a chimera
     assert st.best_instant(moving, refined.image)[1] > 28.0
@@ -177,7 +166,7 @@ def test_refine_flow_keeps_a_moving_object_one_instant(mover):
 def test_no_false_motion_on_static_generated_stacks(name):
     sharp, depth01 = scene(name, SIZE, seed=1)
     st = render_stack(sharp, depth01, 8, max_blur=6.0, seed=1, **HANDHELD)
-    a = analyse(MemorySource(st.frames))
+    a = analyse(ArraySource(st.frames))
     # measured 0.0 % on all three, and on 'ramp' and 'flat' with seeds 1-3
     assert a.motion_share < 0.01, a.motion_share
     assert a.motion is not None and float(a.motion.max()) == 0.0
@@ -203,7 +192,7 @@ def test_pair_change_separates_focus_from_motion():
 @pytest.fixture(scope="module")
 def processed_flame(flame, tmp_path_factory):
     st, _, _ = flame
-    return st, process(MemorySource(st.frames), cache_dir=tmp_path_factory.mktemp("motion_cache"))
+    return st, process(ArraySource(st.frames), cache_dir=tmp_path_factory.mktemp("motion_cache"))
 
 
 def test_stack_folder_keeps_the_mask_and_taps_return_one_instant(processed_flame):
