@@ -32,9 +32,6 @@ SIZE = (320, 480)
 
 
 
-    def identity(self) -> list:
-        return [f"memory-{id(self)}-{i}" for i in range(len(self.frames))]
-
 
 def covered(st):
     """The area every frame covers, less 4 px."""
