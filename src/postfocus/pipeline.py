@@ -15,7 +15,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Iterator, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -117,6 +117,33 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
         return image
     h, w = image.shape[:2]
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def read_ahead(source: FrameSource, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` in order while the next frame is decoded in a background thread.
+
+    Decoding (PyAV, Pillow, OpenCV) releases the GIL, so it overlaps with the
+    work on the current frame; only one thread ever reads the source, and at
+    most one frame is held ahead.
+
+    Examples
+    --------
+    >>> [i for i, _ in read_ahead(source, [0, 1, 2])]  # doctest: +SKIP
+    [0, 1, 2]
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = list(indices)
+    if not order:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-decode") as pool:
+        pending = pool.submit(source.read, order[0])
+        for k, index in enumerate(order):
+            frame = pending.result()
+            if k + 1 < len(order):
+                pending = pool.submit(source.read, order[k + 1])
+            yield index, frame
+            del frame
 
 
 def parse_range(text: str | None, n: int) -> tuple[int, int] | None:
@@ -240,8 +267,7 @@ def analyse(
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work)
     measures: list[np.ndarray | None] = []
     smalls: list[np.ndarray | None] = []
-    for i in range(n):
-        frame = source.read(i)
+    for i, frame in read_ahead(source, range(n)):
         work = _resize(frame, s_work)
         grey = to_grey(work)
         if align != "none":
@@ -370,11 +396,12 @@ def fuse(
         from postfocus.io.raw import srgb_decode, srgb_encode
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
-    for i in sorted(wanted):
+    for i, frame in read_ahead(source, sorted(wanted)):
         if analysis.flow is not None and i != analysis.reference:
-            aligned = refined_warp(source.read(i), report[i].matrix, analysis.flow[i], (h, w))
+            aligned = refined_warp(frame, report[i].matrix, analysis.flow[i], (h, w))
         else:
-            aligned = warp_to_reference(source.read(i), report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
+            aligned = warp_to_reference(frame, report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
+        del frame
         if not np.allclose(report[i].gain, 1.0):
             aligned *= report[i].gain
         if on_aligned:
