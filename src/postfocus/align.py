@@ -368,6 +368,31 @@ def refine_with_tiles(
     return matrix
 
 
+def coarse_shift(template: np.ndarray, moving: np.ndarray, size: int = 256) -> np.ndarray:
+    """Translation (3x3, template coords -> moving coords) found by phase correlation at low resolution.
+
+    A start for the correlation match: periodic detail (a checkerboard, a
+    keyboard, a sensor grid) has correlation peaks one period apart, and a
+    match started at zero shift can settle on the wrong one when the hand
+    moved more than half a period. The whole-image phase correlation picks the
+    global peak.
+
+    Examples
+    --------
+    >>> coarse_shift(a, b)  # doctest: +SKIP
+    """
+    h, w = template.shape[:2]
+    f = min(1.0, size / max(h, w))
+    small = (lambda im: cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)) if f < 1 else (lambda im: im)
+    t, m = small(template).astype(np.float32), small(moving).astype(np.float32)
+    window = cv2.createHanningWindow((t.shape[1], t.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(t, m, window)
+    out = np.eye(3)
+    if response > 0.05 and np.isfinite(dx) and np.isfinite(dy):
+        out[0, 2], out[1, 2] = dx / f, dy / f
+    return out
+
+
 def match_pair(template: np.ndarray, moving: np.ndarray, model: str = "similarity") -> PairMatch:
     """Match neighbouring frames; fall back to features when correlation fails.
 
@@ -382,7 +407,7 @@ def match_pair(template: np.ndarray, moving: np.ndarray, model: str = "similarit
     size = template.shape[:2]
     reason = ""
     try:
-        matrix, rho = ecc_match(template, moving, model)
+        matrix, rho = ecc_match(template, moving, model, init=coarse_shift(template, moving))
         if model != "translation" and not _plausible(matrix, size):
             matrix = refine_with_tiles(template, moving, matrix, model)
         reason = _plausible(matrix, size)
