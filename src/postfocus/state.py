@@ -77,28 +77,6 @@ def stack_key(source: FrameSource, options: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-class SubsetSource(FrameSource):
-    """A view of some frames of another source, renumbered 0..k-1."""
-
-    def __init__(self, base: FrameSource, indices: Sequence[int]):
-        self.base = base
-        self.indices = list(indices)
-        info = base.info
-        self.info = SourceInfo(
-            kind=info.kind, names=[info.names[i] for i in self.indices], height=info.height, width=info.width,
-            bit_depth=info.bit_depth, grey=info.grey, exif=info.exif, icc=info.icc, paths=info.paths, fps=info.fps,
-        )
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.base.read(self.indices[index])
-
-    def identity(self) -> list:
-        return self.base.identity()
-
-
 class CachedFramesSource(FrameSource):
     """The aligned frames of a processed stack, already in output geometry."""
 
@@ -388,7 +366,7 @@ def process(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PostfocusError(f"{root}: cannot create cache folder ({exc.strerror}); use --cache DIR") from None
-    view, near_to_far = source, True
+    view, near_to_far = source, True  # recording order is near to far (see RepeatedFrames)
     repeats = RepeatedFrames() if source.info.kind == "video" else None
     analysis = analyse(view, reference=reference, align=align, motion=motion, refine_flow=refine_flow,
                        prefer=prefer, progress=progress, warn=warn,
