@@ -232,3 +232,15 @@ def test_common_area_of_known_shifts():
     # frame coords = reference + (dx, dy): frame covers reference x in [-dx, W - dx)
     box = common_area([np.eye(3), shift(5, -3), shift(-2, 4)], (100, 200))
     assert box == (3, 2, 96, 195)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_warp_of_a_region_is_the_crop_of_the_full_warp(dtype):
+    rng = np.random.default_rng(5)
+    frame = (rng.random((120, 160, 3)) * (255 if dtype == np.uint8 else 1)).astype(dtype)
+    for matrix in (similarity(0.7, 1.01, 3.3, -2.1), np.eye(3)):
+        full = warp_to_reference(frame, matrix, interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        part = warp_to_reference(frame, matrix, interpolation=cv2.INTER_CUBIC, region=(17, 23, 99, 140))
+        assert part.shape == (82, 117, 3) and part.dtype == dtype
+        # OpenCV quantises sub-pixel positions to 1/32 px, so an offset grid may round differently
+        assert np.abs(full[17:99, 23:140] - part).max() <= (1 if dtype == np.uint8 else 0.01)

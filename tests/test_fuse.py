@@ -140,3 +140,41 @@ def test_pyramid_is_lossless_and_selects_the_detailed_frame():
     out = fusion.result()
     # fine bands come from the detailed frame; only the low-pass residual is averaged
     assert psnr(out, img) > psnr(flat, img) + 10
+
+
+def _ramp_index(h: int = 150, w: int = 260, frames: int = 12) -> np.ndarray:
+    """A focus index rising left to right over ``frames`` frames, with a flat unsure patch."""
+    return np.tile(np.linspace(0, frames - 1, w, dtype=np.float32), (h, 1))
+
+
+@pytest.mark.parametrize("varying_width", [False, True])
+def test_depthmap_footprints_give_the_full_blend(varying_width):
+    """Adding each frame only inside its footprint changes no pixel by more than 1e-4."""
+    rng = np.random.default_rng(3)
+    index = _ramp_index()
+    width = np.where(rng.random(index.shape) < 0.2, 2.0, 0.35).astype(np.float32) if varying_width else 0.35
+    frames = [rng.random(index.shape + (3,), dtype=np.float32) for _ in range(12)]
+    full, parts = DepthmapFusion(index, width, tile=32), DepthmapFusion(index, width, tile=32)
+    covered = 0
+    for k, f in enumerate(frames):
+        full.add(float(k), f)
+        for t, l, b, r in parts.footprint(float(k)):
+            parts.add(float(k), f[t:b, l:r], (t, l, b, r))
+            covered += (b - t) * (r - l)
+    assert np.abs(full.result() - parts.result()).max() < 1e-4
+    # Narrow blends touch few frames per pixel: far less than every frame everywhere.
+    if not varying_width:
+        assert covered < 0.5 * len(frames) * index.size
+
+
+def test_footprint_rectangles_lie_inside_and_are_disjoint():
+    index = _ramp_index()
+    fusion = DepthmapFusion(index, 0.35, tile=32)
+    for position in (0.0, 5.5, 11.0):
+        hits = np.zeros(index.shape, int)
+        for t, l, b, r in fusion.footprint(position):
+            assert 0 <= t < b <= index.shape[0] and 0 <= l < r <= index.shape[1]
+            hits[t:b, l:r] += 1
+        assert hits.max() == 1
+        # every pixel focused within a frame of the position is covered
+        assert hits[np.abs(index - position) < 1.0].min() == 1

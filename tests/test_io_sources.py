@@ -239,3 +239,32 @@ def test_arrays_in_memory_stack_and_key_the_cache_by_content(tmp_path):
     assert a.folder != b.folder
     with pytest.raises(InputError, match="frame 1"):
         ArraySource([frames[0], frames[1][:50]])
+
+
+def test_stored_pixels_are_the_frames_in_their_file_type(tmp_path):
+    from postfocus.io.images import to_float
+
+    rng = np.random.default_rng(4)
+    eight = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    sixteen = (rng.random((30, 40)) * 65535).astype(np.uint16)
+    Image.fromarray(eight).save(tmp_path / "a.png")
+    Image.fromarray(eight[::-1].copy()).save(tmp_path / "b.png")
+    tifffile.imwrite(tmp_path / "c.tif", sixteen)
+    tifffile.imwrite(tmp_path / "d.tif", sixteen[::-1].copy())
+    png = open_source([tmp_path / "a.png", tmp_path / "b.png"])
+    tif = open_source([tmp_path / "c.tif", tmp_path / "d.tif"])
+    assert png.read_pixels(0).dtype == np.uint8 and np.array_equal(png.read_pixels(0), eight)
+    assert tif.read_pixels(1).dtype == np.uint16 and tif.read_pixels(1).shape == (30, 40, 3)
+    for source in (png, tif):
+        for i in range(2):
+            assert np.array_equal(to_float(source.read_pixels(i)), source.read(i))
+
+
+def test_to_float_scales_by_the_type_and_applies_a_gain():
+    from postfocus.io.images import to_float
+
+    assert to_float(np.array([[[65535, 0, 32768]]], np.uint16))[0, 0].tolist() == pytest.approx([1.0, 0.0, 0.5], abs=1e-4)
+    floats = np.full((2, 2, 3), 0.25, np.float32)
+    assert to_float(floats) is floats or np.array_equal(to_float(floats), floats)
+    assert to_float(floats, [2.0, 1.0, 4.0])[0, 0].tolist() == [0.5, 0.25, 1.0]
+    assert to_float(np.full((1, 1, 3), 255, np.uint8), 0.5).dtype == np.float32

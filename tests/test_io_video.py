@@ -105,6 +105,9 @@ def test_read_random_access_matches_iteration(tmp_path):
     order = [5, 6, 7, 0, 11, 3, 3, 10, 1, 9, 2, 8, 4, -1]
     for i in order:
         np.testing.assert_array_equal(src.read(i), reference[i])
+        stored = src.read_pixels(i)  # the same picture as stored: 8-bit, converted by whoever keeps it
+        assert stored.dtype == np.uint8
+        np.testing.assert_array_equal(stored.astype(np.float32) * np.float32(1 / 255), reference[i])
     with pytest.raises(IndexError):
         src.read(N)
     src.close()
@@ -120,6 +123,7 @@ def test_hevc_10bit_keeps_more_than_256_levels(tmp_path):
     assert src.info.bit_depth == 10
     frame = src.read(0)
     assert np.unique(frame[:, :, 1]).size > 256
+    assert src.read_pixels(0).dtype == np.uint16
     assert psnr(frame, gradient) > 35
     pngs = extract_frames(src, tmp_path / "frames")
     png = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)

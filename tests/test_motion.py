@@ -269,3 +269,19 @@ def test_page_tap_map_answers_moving_subjects_like_tap(tmp_path):
     for y, x in list(zip(ys, xs))[:: max(1, len(ys) // 20)]:
         t = tap(ps, x * w / mw, y * h / mh)
         assert t.moving and int(answers.frame[y, x]) == t.frame
+
+
+def test_fusing_a_region_gives_that_crop_of_the_whole(flame):
+    """Pass 2 restricted to a region (the common area) computes the same pixels, moving region included."""
+    from postfocus.pipeline import fuse
+
+    st = flame[0]
+    source = ArraySource(st.frames)
+    analysis = analyse(source)
+    assert analysis.motion is not None and analysis.motion_share > 0
+    whole = fuse(source, analysis)
+    for region in (analysis.common_area(), (40, 60, 200, 300)):
+        t, l, b, r = region
+        part = fuse(source, analysis, region=region)
+        assert part.shape == (b - t, r - l, 3)
+        assert np.abs(part - whole[t:b, l:r]).max() < 2e-3

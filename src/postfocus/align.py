@@ -434,6 +434,7 @@ def warp_to_reference(
     size: tuple[int, int] | None = None,
     border: int = cv2.BORDER_REFLECT,
     interpolation: int = cv2.INTER_LINEAR,
+    region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """Resample ``frame`` into reference geometry with transform ``matrix``.
 
@@ -443,12 +444,26 @@ def warp_to_reference(
     matrix : 3x3 reference coords -> frame coords.
     size : (height, width) of the output; default the frame's.
     interpolation : OpenCV interpolation; cubic keeps fine detail for outputs.
+    region : (top, left, bottom, right) of the reference geometry to produce
+        (default: all of ``size``); the same pixels as cropping the full warp.
 
     Returns
     -------
-    The aligned image, same dtype.
+    The aligned image (or region of it), same dtype.
+
+    Examples
+    --------
+    >>> shift = np.array([[1.0, 0, 2], [0, 1, 0], [0, 0, 1]])
+    >>> warp_to_reference(np.arange(12, dtype=np.float32).reshape(3, 4), shift, region=(0, 0, 1, 2)).tolist()
+    [[2.0, 3.0]]
     """
     h, w = size or frame.shape[:2]
+    if region is not None:
+        top, left, bottom, right = region
+        if np.allclose(matrix, np.eye(3)) and bottom <= frame.shape[0] and right <= frame.shape[1]:
+            return frame[top:bottom, left:right].copy()
+        matrix = matrix @ np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+        h, w = bottom - top, right - left
     flags = interpolation | cv2.WARP_INVERSE_MAP
     if np.allclose(matrix, np.eye(3)) and (h, w) == frame.shape[:2]:
         return frame

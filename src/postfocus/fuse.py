@@ -72,27 +72,76 @@ class DepthmapFusion:
     >>> image = fusion.result()  # doctest: +SKIP
     """
 
-    def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35):
+    #: Weights below this are left out: with every pixel's nearest frame weighing at least
+    #: exp(-0.125 / 0.35**2) = 0.36, dropping them changes no pixel by more than 1e-4 per frame.
+    CUTOFF = 1e-6
+
+    def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64):
         self.index_map = index_map.astype(np.float32)
         self.sharpness = sharpness
         self._k = _neg_half_inv_sq(sharpness)
         h, w = index_map.shape
         self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
-        self._weight = np.zeros((h, w), np.float32)
+        self._weight = np.full((h, w), 1e-12, np.float32)
+        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there.
+        self.tile = tile
+        ty, tx = -(-h // tile), -(-w // tile)
+        reach = np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)) * np.broadcast_to(np.asarray(sharpness, np.float32), (h, w))
+        padded = np.pad(self.index_map, ((0, ty * tile - h), (0, tx * tile - w)), mode="edge")
+        reach = np.pad(reach, ((0, ty * tile - h), (0, tx * tile - w)), mode="edge")
+        blocks = (ty, tile, tx, tile)
+        self._low = (padded - reach).reshape(blocks).min(axis=(1, 3))
+        self._high = (padded + reach).reshape(blocks).max(axis=(1, 3))
 
-    def add(self, position: float, frame: np.ndarray) -> None:
-        """Fold in the aligned frame focused at index ``position``."""
-        d = self.index_map - np.float32(position)
+    def footprint(self, position: float) -> list[tuple[int, int, int, int]]:
+        """Rectangles (top, left, bottom, right) where the frame at ``position`` has any weight.
+
+        One rectangle per run of tiles in a tile row; only these pixels of the
+        frame need warping and adding.
+
+        Examples
+        --------
+        >>> f = DepthmapFusion(np.array([[0.0] * 4 + [5.0] * 4] * 2, np.float32), tile=4)
+        >>> f.footprint(0.0), f.footprint(2.5)
+        ([(0, 0, 2, 4)], [])
+        """
+        h, w = self.index_map.shape
+        active = (self._low <= position) & (self._high >= position)
+        rects = []
+        for row in np.flatnonzero(active.any(axis=1)):
+            cols = np.flatnonzero(active[row])
+            breaks = np.flatnonzero(np.diff(cols) > 1)
+            for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(cols) - 1]):
+                rects.append((int(row * self.tile), int(cols[a] * self.tile),
+                              int(min(h, (row + 1) * self.tile)), int(min(w, (cols[b] + 1) * self.tile))))
+        # Tile rows with the same run of columns become one rectangle (fewer, larger warps).
+        merged: list[tuple[int, int, int, int]] = []
+        for r in rects:
+            last = merged[-1] if merged else None
+            if last and last[2] == r[0] and last[1] == r[1] and last[3] == r[3]:
+                merged[-1] = (last[0], last[1], r[2], last[3])
+            else:
+                merged.append(r)
+        return merged
+
+    def add(self, position: float, frame: np.ndarray, region: tuple[int, int, int, int] | None = None) -> None:
+        """Fold in the aligned frame focused at index ``position``.
+
+        ``region`` (top, left, bottom, right): ``frame`` holds only that part
+        of the picture (e.g. one rectangle of :meth:`footprint`).
+        """
+        h, w = self.index_map.shape
+        t, l, b, r = region or (0, 0, h, w)
+        d = self.index_map[t:b, l:r] - np.float32(position)
         d *= d
-        d *= self._k
-        w = np.exp(d, out=d)
-        np.maximum(w, np.float32(1e-8), out=w)
+        d *= self._k if np.ndim(self._k) == 0 else self._k[t:b, l:r]
+        wt = np.exp(d, out=d)
         for c in range(3):  # channel by channel: no full-size temporary
-            cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), w, self._sum[c])
-        self._weight += w
+            cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), wt, self._sum[c][t:b, l:r])
+        self._weight[t:b, l:r] += wt
 
     def result(self) -> np.ndarray:
-        inv = 1.0 / np.maximum(self._weight, 1e-12)
+        inv = 1.0 / self._weight
         return cv2.merge([plane * inv for plane in self._sum])
 
 

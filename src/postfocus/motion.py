@@ -468,11 +468,16 @@ class InstantBlend:
     mask : (h, w) motion mask at analysis size.
     labels, choice : from :func:`region_frames`.
     size : (H, W) full resolution.
+    region : (top, left, bottom, right) of the full-resolution picture that the
+        fused image covers (default: all); :attr:`box` is relative to it.
     """
 
-    def __init__(self, mask: np.ndarray, labels: np.ndarray, choice: dict[int, int], size: tuple[int, int]):
+    def __init__(self, mask: np.ndarray, labels: np.ndarray, choice: dict[int, int], size: tuple[int, int],
+                 region: tuple[int, int, int, int] | None = None):
         self.size = size
         H, W = size
+        self.region = region or (0, 0, H, W)
+        rt, rl, rb, rr = self.region
         mh, mw = mask.shape
         sy, sx = H / mh, W / mw
         ys, xs = np.nonzero(labels)
@@ -480,11 +485,12 @@ class InstantBlend:
             self.box = None
             return
         pad = 2
-        self.box = (
-            max(0, int(np.floor((ys.min() - pad) * sy))), max(0, int(np.floor((xs.min() - pad) * sx))),
-            min(H, int(np.ceil((ys.max() + 1 + pad) * sy))), min(W, int(np.ceil((xs.max() + 1 + pad) * sx))),
-        )
-        t, l, b, r = self.box
+        t, l = max(rt, int(np.floor((ys.min() - pad) * sy))), max(rl, int(np.floor((xs.min() - pad) * sx)))
+        b, r = min(rb, int(np.ceil((ys.max() + 1 + pad) * sy))), min(rr, int(np.ceil((xs.max() + 1 + pad) * sx)))
+        if b <= t or r <= l:  # the moving regions lie outside the region
+            self.box = None
+            return
+        self.box = (t - rt, l - rl, b - rt, r - rl)
         self.frames: dict[int, list[int]] = {}
         for region, frame in choice.items():
             self.frames.setdefault(frame, []).append(region)
@@ -497,6 +503,7 @@ class InstantBlend:
 
     def _alpha_full(self, regions_: list[int]) -> np.ndarray:
         t, l, b, r = self.box
+        t, l, b, r = t + self.region[0], l + self.region[1], b + self.region[0], r + self.region[1]
         H, W = self.size
         small = np.where(np.isin(self._labels, regions_), self._mask, 0).astype(np.float32)
         mh, mw = small.shape
@@ -508,12 +515,17 @@ class InstantBlend:
         return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def add(self, frame: int, aligned: np.ndarray) -> None:
-        """Fold in the aligned full-resolution frame ``frame`` if a region chose it."""
+        """Fold in the aligned frame ``frame`` (covering the region) if a moving region chose it."""
+        if self.wants(frame):
+            t, l, b, r = self.box
+            self.add_box(frame, aligned[t:b, l:r])
+
+    def add_box(self, frame: int, pixels: np.ndarray) -> None:
+        """Fold in the aligned frame ``frame``, given only inside :attr:`box`, if a moving region chose it."""
         if not self.wants(frame):
             return
-        t, l, b, r = self.box
         a = self._alpha_full(self.frames[frame])
-        self._acc += aligned[t:b, l:r] * a[..., None]
+        self._acc += pixels * a[..., None]
         self._alpha += a
 
     def apply(self, image: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import check_prefer, focus_index_map
 from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width
+from postfocus.io.images import to_float
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
 from postfocus.motion import InstantBlend, MotionDetector, apply_flow, chain_flows, check_mode, refined_warp, region_frames
@@ -119,12 +120,25 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def read_ahead(source: FrameSource, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+def read_ahead(
+    source: FrameSource,
+    indices: Sequence[int],
+    read: Callable[[int], np.ndarray] | None = None,
+    prepare: Callable[[np.ndarray], object] | None = None,
+) -> Iterator[tuple[int, object]]:
     """Yield ``(index, frame)`` in order while the next frame is decoded in a background thread.
 
     Decoding (PyAV, Pillow, OpenCV) releases the GIL, so it overlaps with the
     work on the current frame; only one thread ever reads the source, and at
     most one frame is held ahead.
+
+    Parameters
+    ----------
+    source : the frames.
+    indices : which frames, in this order.
+    read : how to read one (default ``source.read``; e.g. ``source.read_pixels``).
+    prepare : also done in the background thread on each frame read (e.g.
+        shrinking it to a working size), so the full frame is dropped there.
 
     Examples
     --------
@@ -133,15 +147,17 @@ def read_ahead(source: FrameSource, indices: Sequence[int]) -> Iterator[tuple[in
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    read = read or source.read
+    task = read if prepare is None else (lambda index: prepare(read(index)))
     order = list(indices)
     if not order:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-decode") as pool:
-        pending = pool.submit(source.read, order[0])
+        pending = pool.submit(task, order[0])
         for k, index in enumerate(order):
             frame = pending.result()
             if k + 1 < len(order):
-                pending = pool.submit(source.read, order[k + 1])
+                pending = pool.submit(task, order[k + 1])
             yield index, frame
             del frame
 
@@ -224,7 +240,8 @@ def analyse(
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
 
-    ``on_frame(index, frame)`` sees every decoded frame of this pass (e.g. to
+    ``on_frame(index, frame)`` sees every frame of this pass at the working
+    size (long edge ``align_size``; e.g. to
     spot repeated frames without decoding again); ``leave_out()``, called after
     the pass, names frames to leave out of the maps and the merge, with reasons.
 
@@ -267,16 +284,18 @@ def analyse(
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work)
     measures: list[np.ndarray | None] = []
     smalls: list[np.ndarray | None] = []
-    for i, frame in read_ahead(source, range(n)):
-        work = _resize(frame, s_work)
+    # The decoding thread also shrinks each frame to the working size, in its stored type (a
+    # quarter of the work for 8-bit frames): the full-resolution frame never reaches this loop.
+    for i, work in read_ahead(source, range(n), read=source.read_pixels,
+                              prepare=lambda pixels: to_float(_resize(pixels, s_work))):
         grey = to_grey(work)
         if align != "none":
             aligner.add(i, grey, work)
         measures.append(pool(laplacian_energy(grey), (an_h, an_w)))
         smalls.append(np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8))
         if on_frame:
-            on_frame(i, frame)
-        del frame, work
+            on_frame(i, work)
+        del work
         if progress:
             progress("align and measure", i + 1, n)
     if align == "none":
@@ -350,6 +369,7 @@ def fuse(
     *,
     method: str = DEFAULT_METHOD,
     frames: Sequence[int] | None = None,
+    region: tuple[int, int, int, int] | None = None,
     on_aligned: Callable[[int, np.ndarray], None] | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
@@ -362,69 +382,131 @@ def fuse(
     method : "depthmap" or "pyramid".
     frames : frame indices to merge (default: all used); pixels whose focus
         lies outside them take the nearest merged frame, naturally blurred.
-    on_aligned : called as ``on_aligned(index, aligned_frame)`` for every frame
-        (e.g. to keep aligned frames for refocusing).
+    region : (top, left, bottom, right) of the reference geometry to produce,
+        e.g. the common area of :meth:`Analysis.common_area` (default: all).
+        Pixels outside it are never computed.
+    on_aligned : called as ``on_aligned(index, aligned)`` for every used frame
+        with the frame warped into ``region``, exposure-corrected, in the
+        source's stored type (uint8, uint16 or float32; see
+        :meth:`FrameSource.read_pixels`), e.g. to keep aligned frames for refocusing.
 
-    Moving regions of ``analysis.motion`` show one instant: the merged frame
-    sharpest over the region, feathered into the fused surroundings.
+    With the depth-map method each frame is warped only where it weighs in
+    the blend (:meth:`DepthmapFusion.footprint`), unless ``on_aligned`` wants
+    it whole. Moving regions of ``analysis.motion`` show one instant: the
+    merged frame sharpest over the region, feathered into the fused surroundings.
 
     Returns
     -------
-    float32 (H, W, 3) image in reference geometry, uncropped.
+    float32 (h, w, 3) image of ``region`` in reference geometry.
+
+    Examples
+    --------
+    >>> image = fuse(source, analyse(source), region=analysis.common_area())  # doctest: +SKIP
     """
     if method not in METHODS:
         raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     report = analysis.alignment
     merge = list(analysis.used if frames is None else frames)
-    h, w = analysis.size
+    H, W = analysis.size
+    top, left, bottom, right = region or (0, 0, H, W)
+    h, w = bottom - top, right - left
     target = np.clip(analysis.focus_index, merge[0], merge[-1])
     # Focus index as a position among the merged frames (they may have gaps).
     rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
-    rank = cv2.resize(rank.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    rank = _upscale_region(rank.astype(np.float32), (H, W), (top, left, bottom, right))
     # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-    width = blend_width(cv2.resize(analysis.confidence.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR))
+    width = blend_width(_upscale_region(analysis.confidence.astype(np.float32), (H, W), (top, left, bottom, right)))
     if method == "depthmap":
         fusion: DepthmapFusion | PyramidFusion = DepthmapFusion(rank, width)
     else:  # fine bands by max contrast, coarse bands and residual by depth
         fusion = PyramidFusion((h, w), index_map=rank, sharpness=width)
     del rank, width
     labels, choice = analysis.motion_frames(merge)
-    instant = InstantBlend(analysis.motion, labels, choice, (h, w)) if choice else None
+    instant = InstantBlend(analysis.motion, labels, choice, (H, W), region=(top, left, bottom, right)) if choice else None
     # RAW frames are merged as light (linear values) and encoded once at the end.
     linear = source.info.kind == "raw"
     if linear:
-        from postfocus.io.raw import srgb_decode, srgb_encode
+        from postfocus.io.raw import srgb_decode
+    whole = region or (0, 0, H, W)
+
+    def as_pixels(part: np.ndarray, gain: np.ndarray) -> np.ndarray:
+        pixels = to_float(part, None if np.allclose(gain, 1.0) else gain)
+        return srgb_decode(pixels) if linear else pixels
+
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
-    for i, frame in read_ahead(source, sorted(wanted)):
-        if analysis.flow is not None and i != analysis.reference:
-            aligned = refined_warp(frame, report[i].matrix, analysis.flow[i], (h, w))
-        else:
-            aligned = warp_to_reference(frame, report[i].matrix, (h, w), interpolation=cv2.INTER_CUBIC)
-        del frame
-        if not np.allclose(report[i].gain, 1.0):
-            aligned *= report[i].gain
-        if on_aligned:
-            on_aligned(i, aligned)
-        if instant is not None and i in merge:
-            instant.add(i, aligned)
-        if i in merge:
-            pixels = srgb_decode(aligned) if linear else aligned
-            if isinstance(fusion, DepthmapFusion):
-                fusion.add(float(merge.index(i)), pixels)
+    for i, stored in read_ahead(source, sorted(wanted), read=source.read_pixels):
+        matrix, gain = report[i].matrix, np.asarray(report[i].gain, np.float32)
+        position = float(merge.index(i)) if i in merge else None
+        rects = [] if position is None else (
+            fusion.footprint(position) if isinstance(fusion, DepthmapFusion) else [(0, 0, h, w)])
+        aligned = None
+        if on_aligned or analysis.flow is not None or not isinstance(fusion, DepthmapFusion):
+            # The whole frame is wanted: warp it once and take the rectangles from it.
+            if analysis.flow is not None and i != analysis.reference:
+                aligned = _crop(refined_warp(stored, matrix, analysis.flow[i], (H, W)), whole)
             else:
-                fusion.add(pixels, float(merge.index(i)))
-            del pixels
-        del aligned
+                aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=whole)
+            if on_aligned:
+                on_aligned(i, apply_gain(aligned, gain))
+        for t, l, b, r in rects:
+            part = aligned[t:b, l:r] if aligned is not None else warp_to_reference(
+                stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
+            if isinstance(fusion, DepthmapFusion):
+                fusion.add(position, as_pixels(part, gain), (t, l, b, r))
+            else:
+                fusion.add(as_pixels(part, gain), position)
+        if instant is not None and instant.wants(i) and position is not None:
+            t, l, b, r = instant.box
+            part = aligned[t:b, l:r] if aligned is not None else warp_to_reference(
+                stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
+            instant.add_box(i, to_float(part, None if np.allclose(gain, 1.0) else gain))
+        del stored, aligned
         done += 1
         if progress:
             progress("fuse", done, len(wanted))
     image = fusion.result()
     if linear:
+        from postfocus.io.raw import srgb_encode
+
         image = srgb_encode(image)
     if instant is not None:
         instant.apply(image)
     return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _crop(image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    t, l, b, r = region
+    return image if (t, l) == (0, 0) and (b, r) == image.shape[:2] else image[t:b, l:r]
+
+
+def _upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int]) -> np.ndarray:
+    """Bilinear upscale of a map at analysis size to full ``size``, computed only inside ``region``."""
+    H, W = size
+    t, l, b, r = region
+    if (t, l, b, r) == (0, 0, H, W):
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    mh, mw = small.shape
+    xs = ((np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5)
+    ys = ((np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5)
+    map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Per-channel exposure ``gain`` applied to stored pixels, keeping their type (integers round and saturate).
+
+    Examples
+    --------
+    >>> apply_gain(np.array([[[100, 200, 250]]], np.uint8), np.array([1.1, 1.0, 1.1])).tolist()
+    [[[110, 200, 255]]]
+    """
+    if np.allclose(gain, 1.0):
+        return pixels
+    if pixels.dtype.kind == "f":
+        return pixels * np.asarray(gain, np.float32)
+    return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)
 
 
 def merge_range(analysis: Analysis, frame_range: tuple[int, int] | None) -> list[int]:
@@ -527,16 +609,15 @@ def stack(
         motion=motion, refine_flow=refine_flow, prefer=prefer, progress=progress, warn=warn,
     )
     frames = merge_range(analysis, frame_range)
-    image = fuse(source, analysis, method=method, frames=frames, progress=progress)
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
-    t, l, b, r = box
+    image = fuse(source, analysis, method=method, frames=frames, region=box, progress=progress)
     info = source.info
     header = getattr(source, "header", None)  # image files: the result carries the reference frame's metadata
     if header is not None:
         info = dataclasses.replace(info, exif=header(analysis.reference).exif, icc=header(analysis.reference).icc)
     return StackResult(
-        image=np.ascontiguousarray(image[t:b, l:r]),
+        image=image,
         focus_index=analysis.focus_index,
         confidence=analysis.confidence,
         alignment=analysis.alignment,

@@ -44,7 +44,7 @@ from postfocus._version import __version__
 from postfocus.align import FrameAlignment
 from postfocus.errors import InputError, PostfocusError
 from postfocus.focusmap import check_prefer
-from postfocus.io.images import read_image
+from postfocus.io.images import read_image, to_float
 from postfocus.io.sources import FrameSource, SourceInfo
 from postfocus.io.write import to_uint, write_image
 from postfocus.motion import check_mode
@@ -95,6 +95,9 @@ class CachedFramesSource(FrameSource):
 
     def read(self, index: int) -> np.ndarray:
         return self.stack.read_frame(self.stack.used[index])
+
+    def read_pixels(self, index: int) -> np.ndarray:
+        return read_image(self.stack.frame_path(self.stack.used[index]), stored=True)
 
 
 @dataclass
@@ -389,8 +392,9 @@ def process(
 
         def keep(index: int, aligned: np.ndarray) -> None:
             name = f"frames/{index:04d}" + (".png" if lossless else ".jpg")
-            crop = np.ascontiguousarray(aligned[t:b, l:r])
-            bgr = cv2.cvtColor(to_uint(crop, 16 if deep else 8), cv2.COLOR_RGB2BGR)
+            stored = np.uint16 if deep else np.uint8  # aligned: the common area, in the source's stored type
+            pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if deep else 8)
+            bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
             if lossless:
                 params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
             else:
@@ -400,8 +404,8 @@ def process(
                 raise PostfocusError(f"{tmp / name}: cannot write cached frame")
             frame_files[str(index)] = name
 
-        image = fuse(view, analysis, method=method, on_aligned=keep, progress=progress)
-        write_image(tmp / f"all_in_focus_{method}.png", image[t:b, l:r], bit_depth=16 if deep else 8)
+        image = fuse(view, analysis, method=method, region=(t, l, b, r), on_aligned=keep, progress=progress)
+        write_image(tmp / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8)
         np.save(tmp / "focus_index.npy", np.ascontiguousarray(analysis.focus_index[mt:mb, ml:mr]))
         np.save(tmp / "confidence.npy", np.ascontiguousarray(analysis.confidence[mt:mb, ml:mr]))
         vol = analysis.volume[analysis.used][:, mt:mb, ml:mr]

@@ -48,8 +48,8 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 def summarize(frame: np.ndarray, grid: tuple[int, int] = GRID) -> FrameSummary:
     """Thumbnail and tile focus measures of one float RGB frame.
 
-    The focus measure is the mean squared Laplacian of the full-resolution grey
-    frame over each tile of a ``grid`` (rows, columns).
+    The focus measure is the mean squared Laplacian of the grey frame (at the
+    size given) over each tile of a ``grid`` (rows, columns).
 
     Examples
     --------

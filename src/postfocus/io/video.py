@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from postfocus.errors import InputError, OutputError, PostfocusWarning
+from postfocus.io.images import to_float
 from postfocus.io.sources import FrameSource, SourceInfo, fit_size, open_source
 
 _ENCODERS = {"h264": "libx264", "avc": "libx264", "hevc": "libx265", "h265": "libx265"}
@@ -276,14 +277,10 @@ class VideoSource(FrameSource):
         return 90 * self._quarter
 
     # -- decoding ----------------------------------------------------------
-    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
-        if self._bits > 8:
-            pixels = frame.to_ndarray(format="rgb48le")
-            scale = np.float32(1 / 65535)
-        else:
-            pixels = frame.to_ndarray(format="rgb24")
-            scale = np.float32(1 / 255)
-        out = np.multiply(pixels, scale, dtype=np.float32)
+    def _convert(self, frame: av.VideoFrame, stored: bool = False) -> np.ndarray:
+        out = frame.to_ndarray(format="rgb48le" if self._bits > 8 else "rgb24")
+        if not stored:
+            out = to_float(out)
         if self._quarter:
             out = np.ascontiguousarray(np.rot90(out, self._quarter))
         if out.shape[:2] != self.info.size:
@@ -355,13 +352,17 @@ class VideoSource(FrameSource):
         >>> VideoSource("sweep.mp4").read(3).shape  # doctest: +SKIP
         (1080, 1920, 3)
         """
+        return to_float(self.read_pixels(index))
+
+    def read_pixels(self, index: int) -> np.ndarray:
+        """Frame ``index`` as uint8 RGB (uint16 for 10-bit and deeper video)."""
         n = self._count
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"frame {index} out of range (video has {n})")
         if self._cached is not None and self._cached[0] == index:
-            return self._convert(self._cached[1])
+            return self._convert(self._cached[1], stored=True)
         key = max((k for k in self._keyframes if k <= index), default=None)
         if self._frames_iter is None or self._pos is None or index < self._pos:
             self._restart(key)
@@ -371,7 +372,7 @@ class VideoSource(FrameSource):
             i, frame = self._next_frame()
             if i == index:
                 self._cached = (i, frame)
-                return self._convert(frame)
+                return self._convert(frame, stored=True)
             if i > index:  # a seek overshot: start again from the beginning
                 self._keyframes = {k: v for k, v in self._keyframes.items() if k <= index and k != key}
                 self._restart()

@@ -1,0 +1,37 @@
+"""Streaming helpers of the two passes: read-ahead decoding and exposure gains on stored pixels."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from postfocus.io.sources import ArraySource
+from postfocus.pipeline import apply_gain, read_ahead
+
+
+def test_read_ahead_yields_in_order_and_prepares_in_the_background():
+    frames = [np.full((4, 6, 3), k / 10, np.float32) for k in range(5)]
+    source = ArraySource(frames)
+    threads = set()
+
+    def prepare(frame):
+        threads.add(threading.current_thread().name)
+        return float(frame[0, 0, 0])
+
+    out = list(read_ahead(source, [3, 0, 4], prepare=prepare))
+    assert [i for i, _ in out] == [3, 0, 4]
+    assert np.allclose([v for _, v in out], [0.3, 0.0, 0.4])
+    assert threads and all(name.startswith("postfocus-decode") for name in threads)
+    assert list(read_ahead(source, [])) == []
+
+
+def test_apply_gain_keeps_the_stored_type_rounding_and_saturating():
+    eight = np.array([[[100, 200, 250]]], np.uint8)
+    assert apply_gain(eight, np.array([1.1, 1.0, 1.1])).tolist() == [[[110, 200, 255]]]
+    assert apply_gain(eight, np.array([1.0, 1.0, 1.0])) is eight
+    sixteen = np.array([[[1000, 60000, 65000]]], np.uint16)
+    out = apply_gain(sixteen, np.array([0.5, 1.05, 1.01]))
+    assert out.dtype == np.uint16 and out.tolist() == [[[500, 63000, 65535]]]
+    floats = np.full((1, 1, 3), 0.5, np.float32)
+    assert np.allclose(apply_gain(floats, np.array([2.0, 1.0, 0.5])), [[[1.0, 0.5, 0.25]]])
