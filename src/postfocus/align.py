@@ -256,18 +256,16 @@ def tile_shifts(
     t = t[y0:y1, x0:x1]
 
     def tile_sum(img: np.ndarray) -> np.ndarray:
-        return img.reshape(ny, tile, nx, tile).sum(axis=(1, 3), dtype=np.float64)
-
-    def zero_mean(img: np.ndarray) -> np.ndarray:
-        """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
-        blocks = img.reshape(ny, tile, nx, tile)
-        return (blocks - blocks.mean(axis=(1, 3), keepdims=True)).reshape(img.shape)
+        # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
+        return cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
     def expand(values: np.ndarray) -> np.ndarray:
         """Per-tile values to a per-pixel map (piecewise constant)."""
-        out = np.empty((ny, tile, nx, tile), np.float32)
-        out[...] = values[:, None, :, None]
-        return out.reshape(ny * tile, nx * tile)
+        return cv2.resize(values.astype(np.float32), (nx * tile, ny * tile), interpolation=cv2.INTER_NEAREST)
+
+    def zero_mean(img: np.ndarray) -> np.ndarray:
+        """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
+        return img - expand(cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA))
 
     ix, iy = zero_mean(ix), zero_mean(iy)
     sxx, sxy, syy = tile_sum(ix * ix), tile_sum(ix * iy), tile_sum(iy * iy)
@@ -276,11 +274,13 @@ def tile_shifts(
     valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
     safe_det = np.where(valid, det, 1.0)
     d = np.zeros((ny, nx, 2))
-    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     for _ in range(iterations):
-        shifted = cv2.remap(a, gx + expand(d[..., 0]), gy + expand(d[..., 1]), cv2.INTER_LINEAR,
+        shifted = cv2.remap(a, expand(d[..., 0]) + xs, expand(d[..., 1]) + ys, cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REFLECT)
-        err = zero_mean(shifted - t)
+        # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
+        err = shifted - t
         bx, by = tile_sum(ix * err), tile_sum(iy * err)
         step_x = -(syy * bx - sxy * by) / safe_det
         step_y = -(sxx * by - sxy * bx) / safe_det
