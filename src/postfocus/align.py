@@ -30,7 +30,7 @@ MAX_STEP_SCALE = 0.08
 MAX_STEP_ROTATION_DEG = 6.0
 MAX_STEP_SHIFT_FRACTION = 0.12
 MIN_CORRELATION = 0.6
-ECC_MAX_SIZE = 900  # long edge of the finest level the global correlation match uses
+ECC_MAX_SIZE = 450  # long edge of the finest level the global correlation match uses (the tile refinement then works at full working size; 900 gave the same corner errors on 1080p generated sweeps, 17 % slower)
 
 
 @dataclass
