@@ -284,18 +284,24 @@ def analyse(
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work)
     measures: list[np.ndarray | None] = []
     smalls: list[np.ndarray | None] = []
-    # The decoding thread also shrinks each frame to the working size, in its stored type (a
-    # quarter of the work for 8-bit frames): the full-resolution frame never reaches this loop.
-    for i, work in read_ahead(source, range(n), read=source.read_pixels,
-                              prepare=lambda pixels: to_float(_resize(pixels, s_work))):
+    def prepare(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-frame work that needs no other frame, done in the decoding thread: the full-resolution
+        frame is shrunk there (in its stored type: a quarter of the work for 8-bit frames) and never
+        reaches the loop below, which is left with the alignment."""
+        work = to_float(_resize(pixels, s_work))
         grey = to_grey(work)
+        measure = pool(laplacian_energy(grey), (an_h, an_w))
+        small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
+        return work, grey, measure, small
+
+    for i, (work, grey, measure, small) in read_ahead(source, range(n), read=source.read_pixels, prepare=prepare):
         if align != "none":
             aligner.add(i, grey, work)
-        measures.append(pool(laplacian_energy(grey), (an_h, an_w)))
-        smalls.append(np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8))
+        measures.append(measure)
+        smalls.append(small)
         if on_frame:
             on_frame(i, work)
-        del work
+        del work, grey
         if progress:
             progress("align and measure", i + 1, n)
     if align == "none":
@@ -506,6 +512,9 @@ def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
         return pixels
     if pixels.dtype.kind == "f":
         return pixels * np.asarray(gain, np.float32)
+    if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == len(gain) == 3:  # a table per channel
+        table = np.clip(np.round(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain, np.float64)), 0, 255)
+        return cv2.LUT(pixels, table.astype(np.uint8).reshape(1, 256, 3))
     return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)
 
 

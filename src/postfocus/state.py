@@ -206,7 +206,7 @@ class ProcessedStack:
         path = self.all_in_focus_path(method)
         if not path.exists():
             image = merge(self, method=method, progress=progress)
-            write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8)
+            write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
             return image
         return read_image(path)
 
@@ -405,7 +405,7 @@ def process(
             frame_files[str(index)] = name
 
         image = fuse(view, analysis, method=method, region=(t, l, b, r), on_aligned=keep, progress=progress)
-        write_image(tmp / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8)
+        write_image(tmp / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
         np.save(tmp / "focus_index.npy", np.ascontiguousarray(analysis.focus_index[mt:mb, ml:mr]))
         np.save(tmp / "confidence.npy", np.ascontiguousarray(analysis.confidence[mt:mb, ml:mr]))
         vol = analysis.volume[analysis.used][:, mt:mb, ml:mr]

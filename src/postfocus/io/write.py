@@ -330,6 +330,7 @@ def write_image(
     icc: bytes | None = None,
     grey: bool = False,
     description: str | None = None,
+    png_level: int = 6,
 ) -> Path:
     """Write a float RGB image in [0, 1] to JPEG, PNG or TIFF, atomically.
 
@@ -347,6 +348,8 @@ def write_image(
     exif, icc : metadata to embed (EXIF of the reference frame, colour profile).
     grey : write a single-channel image.
     description : one line on how the image was made (see :func:`describe_stack`).
+    png_level : zlib level of PNG files, 0-9 (1 is several times faster than
+        the default 6, files about 10 % larger; for working files).
 
     Returns
     -------
@@ -391,7 +394,7 @@ def write_image(
             embed_tiff_exif(tmp, exif_out)
         elif fmt == "png" and bit_depth == 16:
             out = pixels if single else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-            ok, encoded = cv2.imencode(".png", out)
+            ok, encoded = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
             if not ok:
                 raise OSError("PNG encoder failed")
             text = {"Software": SOFTWARE, **({"Description": description} if description else {})}
@@ -413,6 +416,7 @@ def write_image(
                 if description:
                     info.add_text("Description", description)
                 kwargs["pnginfo"] = info
+                kwargs["compress_level"] = int(png_level)
             buf = io.BytesIO()
             im.save(buf, format=fmt.upper(), **kwargs)
             tmp.write_bytes(buf.getvalue())
