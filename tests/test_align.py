@@ -92,8 +92,8 @@ def corner_error(estimated: np.ndarray, true: np.ndarray, size=(H, W)) -> float:
     return float(np.hypot(*(a[:2] / a[2] - b[:2] / b[2])).max())
 
 
-def align_frames(frames: list[np.ndarray], model: str, scale: float = 1.0):
-    aligner = SweepAligner([f"f{k}.png" for k in range(len(frames))], REF, model, scale)
+def align_frames(frames: list[np.ndarray], model: str, scale: float = 1.0, background: bool = True):
+    aligner = SweepAligner([f"f{k}.png" for k in range(len(frames))], REF, model, scale, background=background)
     for k, f in enumerate(frames):
         if scale != 1.0:
             f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -244,3 +244,17 @@ def test_warp_of_a_region_is_the_crop_of_the_full_warp(dtype):
         assert part.shape == (82, 117, 3) and part.dtype == dtype
         # OpenCV quantises sub-pixel positions to 1/32 px, so an offset grid may round differently
         assert np.abs(full[17:99, 23:140] - part).max() <= (1 if dtype == np.uint8 else 0.01)
+
+
+@pytest.mark.parametrize("position", [0, 3, N - 1])
+def test_background_matching_gives_the_same_report_as_in_order(scene, position):
+    """Matches run ahead in a background thread; the chain they build is the one built in order."""
+    truth = true_transforms("similarity", seed=4)
+    frames = [render(scene, t, s) for t, s in zip(truth, BLUR)]
+    frames[position] = np.random.default_rng(6).random((H, W, 3), dtype=np.float32)  # an odd frame to skip
+    ahead = align_frames(frames, "similarity", background=True)
+    in_order = align_frames(frames, "similarity", background=False)
+    assert [r.used for r in ahead] == [r.used for r in in_order] == [k != position for k in range(N)]
+    for a, b in zip(ahead, in_order):
+        assert np.allclose(a.matrix, b.matrix, atol=1e-9) and np.allclose(a.gain, b.gain)
+        assert a.note == b.note

@@ -531,7 +531,9 @@ class SweepAligner:
 
     Feed every frame with :meth:`add` (grey and colour at working resolution),
     then :meth:`finish` returns one :class:`FrameAlignment` per frame, with
-    transforms at full resolution. Only the previous frame is held.
+    transforms at full resolution. Neighbour matches run in a background
+    thread while the caller goes on (``background=False``: in the caller's
+    thread); at most a few small frames wait for their match.
 
     Examples
     --------
@@ -540,7 +542,11 @@ class SweepAligner:
     >>> report = aligner.finish()  # doctest: +SKIP
     """
 
-    def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0):
+    #: Frames received but not yet matched, beyond which :meth:`add` waits (bounds memory).
+    MAX_WAITING = 3
+
+    def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
+                 background: bool = True):
         if model not in MODELS:
             raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
         self.names = names
@@ -554,47 +560,97 @@ class SweepAligner:
         self._orphan: tuple[int, np.ndarray, np.ndarray] | None = None
         self._links: list[tuple[int, int, np.ndarray, np.ndarray, float, str]] = []
         self._dropped: dict[int, str] = {}
+        # Frames waiting to be linked, each with the match against the frame received before it,
+        # started as soon as both were there (the usual case: that frame becomes the last kept).
+        self._waiting: list[tuple[tuple[int, np.ndarray, np.ndarray], int | None, object]] = []
+        self._received: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._pool = None
+        if background:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> PairMatch | None:
-        """Match frame ``index`` to the last frame kept; return the match."""
-        if self._last is None:
-            self._last = (index, grey, colour)
-            self._last_linked = False
-            return None
-        last_index, last_grey, last_colour = self._last
-        match = match_pair(last_grey, grey, self.model)
-        if not match.ok and not self._last_linked and self._orphan is not None:
-            retry = match_pair(self._orphan[1], grey, self.model)
-            if retry.ok:  # the orphan and this frame match: the frame between them is the odd one
-                self._dropped.pop(self._orphan[0], None)
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="postfocus-align")
+
+    def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
+        """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""
+        match = match_pair(a[1], b[1], self.model)
+        gain = self._gain(a[2], b[2], match) if match.ok else None
+        return match, gain
+
+    @staticmethod
+    def _gain(last_colour: np.ndarray, colour: np.ndarray, match: PairMatch) -> np.ndarray:
+        # Means need no detail: compare at 400 px or less, warping the small frame.
+        h, w = colour.shape[:2]
+        f = min(1.0, 400 / max(h, w))
+        size = (max(1, round(h * f)), max(1, round(w * f)))
+        small = (lambda im: cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA)) if f < 1 else (lambda im: im)
+        matrix = rescale_matrix(match.matrix, f)
+        aligned = warp_to_reference(small(colour), matrix, size)
+        border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
+        mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
+        return channel_gain(small(last_colour), aligned, mask)
+
+    def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> None:
+        """Take frame ``index``; its match to the frame before it starts now (in the background)."""
+        frame = (index, grey, colour)
+        before = self._received
+        job = None
+        if before is not None:
+            job = self._pool.submit(self._pair, before, frame) if self._pool else self._pair(before, frame)
+        self._waiting.append((frame, None if before is None else before[0], job))
+        self._received = frame
+        self._link(block=len(self._waiting) > self.MAX_WAITING)
+
+    def _link(self, block: bool) -> None:
+        """Link waiting frames in order, as far as their matches are done (all of them with ``block``)."""
+        while self._waiting:
+            frame, before, job = self._waiting[0]
+            if not block and hasattr(job, "done") and not job.done():
+                return
+            self._waiting.pop(0)
+            index, grey, colour = frame
+            if self._last is None:
+                self._last = frame
+                self._last_linked = False
+                continue
+            last_index, last_grey, last_colour = self._last
+            if before == last_index and job is not None:
+                match, gain = job.result() if hasattr(job, "result") else job
+            else:  # the frame before this one was left out: match against the last one kept
+                match, gain = self._pair(self._last, frame)
+            if not match.ok and not self._last_linked and self._orphan is not None:
+                retry, retry_gain = self._pair(self._orphan, frame)
+                if retry.ok:  # the orphan and this frame match: the frame between them is the odd one
+                    self._dropped.pop(self._orphan[0], None)
+                    self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+                    last_index, last_grey, last_colour = self._orphan
+                    match, gain = retry, retry_gain
+            self._orphan = None
+            if match.ok:
+                self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
+                self._last = frame
+                self._last_linked = True
+            elif not self._last_linked:
+                # The chain has only its first frame so far: take it for the odd frame out, unless
+                # the next frame matches it (see above).
                 self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
-                last_index, last_grey, last_colour = self._orphan
-                match = retry
-        self._orphan = None
-        if match.ok:
-            aligned = warp_to_reference(colour, match.matrix)
-            border = max(9, int(0.04 * max(grey.shape)))  # blur spreads light across the edge of the overlap
-            mask = cv2.erode(valid_mask(match.matrix, grey.shape[:2]), np.ones((border, border), np.uint8))
-            # Means need no detail: compare at a quarter of the working size or less.
-            f = min(1.0, 400 / max(grey.shape))
-            small = (lambda im, interp=cv2.INTER_AREA: cv2.resize(im, None, fx=f, fy=f, interpolation=interp)) if f < 1 else (
-                lambda im, interp=None: im)
-            gain = channel_gain(small(last_colour), small(aligned), small(mask, cv2.INTER_NEAREST))
-            self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
-            self._last = (index, grey, colour)
-            self._last_linked = True
-        elif not self._last_linked:
-            # The chain has only its first frame so far: take it for the odd frame out, unless
-            # the next frame matches it (see above).
-            self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
-            self._orphan = self._last
-            self._last = (index, grey, colour)
-        else:
-            self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
-        return match
+                self._orphan = self._last
+                self._last = frame
+            else:
+                self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
+
+    def close(self) -> None:
+        """Stop the background thread (:meth:`finish` does this too)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def finish(self) -> list[FrameAlignment]:
-        """Chain the neighbour matches to the reference frame."""
+        """Wait for the last matches and chain them to the reference frame."""
+        try:
+            self._link(block=True)
+        finally:
+            self.close()
+        self._received = None
         n = len(self.names)
         report = [FrameAlignment(i, self.names[i]) for i in range(n)]
         for i, why in self._dropped.items():

@@ -294,17 +294,22 @@ def analyse(
         small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
         return work, grey, measure, small
 
-    for i, (work, grey, measure, small) in read_ahead(source, range(n), read=source.read_pixels, prepare=prepare):
-        if align != "none":
-            aligner.add(i, grey, work)
-        measures.append(measure)
-        smalls.append(small)
-        if on_frame:
-            on_frame(i, work)
-        del work, grey
-        if progress:
-            progress("align and measure", i + 1, n)
+    try:
+        for i, (work, grey, measure, small) in read_ahead(source, range(n), read=source.read_pixels, prepare=prepare):
+            if align != "none":
+                aligner.add(i, grey, work)
+            measures.append(measure)
+            smalls.append(small)
+            if on_frame:
+                on_frame(i, work)
+            del work, grey
+            if progress:
+                progress("align and measure", i + 1, n)
+    except BaseException:
+        aligner.close()
+        raise
     if align == "none":
+        aligner.close()
         report = [FrameAlignment(i, source.names[i], method="none") for i in range(n)]
         report[ref].method = "reference"
     else:
