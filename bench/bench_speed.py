@@ -20,6 +20,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main() -> None:
     if not args.no_peers:
         ensure_peers()
     rows = []
+    load_start = f"{os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory(prefix="pf-speed-", dir=args.workdir) as tmp:
         work = Path(tmp)
         for count in args.counts:
@@ -128,11 +130,32 @@ def main() -> None:
             s, mb, code, err = timed(postfocus_cmd("stack", *map(str, paths), "-o", str(work / "big.jpg"),
                                                    "--no-cache"))
             rows.append(("postfocus stack 100 x 24 MP JPEG (--no-cache)", 100, s, mb, code))
+    print(f"load average at the start {load_start}, at the end {os.getloadavg()[0]:.2f} (2 cores)")
     print("| run | frames | wall s | peak MB | exit |")
     print("|---|---|---|---|---|")
     for name, count, s, mb, code in rows:
         wall = f"{s * 1000:.1f} ms" if "tap" in name else f"{s:.1f}"
         print(f"| {name} | {count} | {wall} | {mb:.0f} | {code} |")
+    print_ratios(rows)
+
+
+def print_ratios(rows: list[tuple[str, int, float, float, int]]) -> None:
+    """Speed-ups and memory ratios against align_image_stack + enfuse, and growth with frame count."""
+    table = {(name, count): (s, mb) for name, count, s, mb, code in rows if code == 0}
+    peer = "align_image_stack + enfuse (JPEG frames)"
+    ours = ["postfocus stack MP4 (streaming, --no-cache)", "postfocus stack MP4 (keeps processed stack)"]
+    for (name, count), (s, mb) in sorted(table.items(), key=lambda kv: kv[0][1]):
+        if name != peer:
+            continue
+        for mine in ours:
+            if (mine, count) in table:
+                ms, mmb = table[(mine, count)]
+                print(f"{count} frames, {mine}: {s / ms:.1f}x faster than {peer}, {mmb / mb:.2f}x its peak memory")
+    for mine in ours:
+        counts = sorted(c for n, c in table if n == mine)
+        for a, b in zip(counts, counts[1:]):
+            print(f"{mine}: {a} -> {b} frames: time x{table[(mine, b)][0] / table[(mine, a)][0]:.2f}, "
+                  f"peak memory x{table[(mine, b)][1] / table[(mine, a)][1]:.2f}")
 
 
 if __name__ == "__main__":

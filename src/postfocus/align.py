@@ -576,21 +576,28 @@ class SweepAligner:
         gain = self._gain(a[2], b[2], match) if match.ok else None
         return match, gain
 
-    @staticmethod
-    def _gain(last_colour: np.ndarray, colour: np.ndarray, match: PairMatch) -> np.ndarray:
-        # Means need no detail: compare at 400 px or less, warping the small frame.
-        h, w = colour.shape[:2]
-        f = min(1.0, 400 / max(h, w))
-        size = (max(1, round(h * f)), max(1, round(w * f)))
-        small = (lambda im: cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA)) if f < 1 else (lambda im: im)
-        matrix = rescale_matrix(match.matrix, f)
-        aligned = warp_to_reference(small(colour), matrix, size)
+    #: Long edge (px) at which neighbours' exposures are compared: means need no detail.
+    GAIN_SIZE = 400
+
+    def _gain(self, last_small: np.ndarray, small: np.ndarray, match: PairMatch) -> np.ndarray:
+        """Exposure gain between neighbours, from their colour frames kept at :attr:`GAIN_SIZE`."""
+        size = small.shape[:2]
+        matrix = rescale_matrix(match.matrix, size[1] / self._work_width)
+        aligned = warp_to_reference(small, matrix, size)
         border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
         mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
-        return channel_gain(small(last_colour), aligned, mask)
+        return channel_gain(last_small, aligned, mask)
 
     def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> None:
-        """Take frame ``index``; its match to the frame before it starts now (in the background)."""
+        """Take frame ``index``; its match to the frame before it starts now (in the background).
+
+        Only the grey frame and a small copy of ``colour`` (for exposure) are kept.
+        """
+        h, w = colour.shape[:2]
+        self._work_width = w
+        f = min(1.0, self.GAIN_SIZE / max(h, w))
+        if f < 1.0:
+            colour = cv2.resize(colour, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         frame = (index, grey, colour)
         before = self._received
         job = None

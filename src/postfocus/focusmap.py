@@ -74,10 +74,10 @@ def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return k.astype(np.float32), peak
     km = np.clip(k - 1, 0, n - 1)
     kp = np.clip(k + 1, 0, n - 1)
-    log = np.log(np.maximum(volume, 1e-12))
-    y0 = np.take_along_axis(log, k[None], axis=0)[0]
-    ym = np.take_along_axis(log, km[None], axis=0)[0]
-    yp = np.take_along_axis(log, kp[None], axis=0)[0]
+    # Only three measures per pixel are needed: gather them, then take logs (not of the whole volume).
+    y0 = np.log(np.maximum(peak, 1e-12))
+    ym = np.log(np.maximum(np.take_along_axis(volume, km[None], axis=0)[0], 1e-12))
+    yp = np.log(np.maximum(np.take_along_axis(volume, kp[None], axis=0)[0], 1e-12))
     denom = ym - 2 * y0 + yp
     with np.errstate(divide="ignore", invalid="ignore"):
         offset = np.where(denom < -1e-9, 0.5 * (ym - yp) / denom, 0.0)

@@ -62,6 +62,14 @@ def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, 
     )
 
 
+def _tile_rows(rows: np.ndarray, tile: int, tiles: int) -> np.ndarray:
+    """A band of rows as (rows, tiles, tile) blocks; the last block padded with its edge values."""
+    pad = tiles * tile - rows.shape[1]
+    if pad:
+        rows = np.concatenate([rows, np.repeat(rows[:, -1:], pad, axis=1)], axis=1)
+    return rows.reshape(rows.shape[0], tiles, tile)
+
+
 class DepthmapFusion:
     """Weighted blend of frames by a focus-index map (DMap family).
 
@@ -77,21 +85,26 @@ class DepthmapFusion:
     CUTOFF = 1e-6
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64):
-        self.index_map = index_map.astype(np.float32)
-        self.sharpness = sharpness
+        self.index_map = np.asarray(index_map, np.float32)
         self._k = _neg_half_inv_sq(sharpness)
-        h, w = index_map.shape
+        h, w = self.index_map.shape
         self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
         self._weight = np.full((h, w), 1e-12, np.float32)
-        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there.
+        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
+        # (a tile's lowest index less its widest reach, its highest plus that reach).
         self.tile = tile
         ty, tx = -(-h // tile), -(-w // tile)
-        reach = np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)) * np.broadcast_to(np.asarray(sharpness, np.float32), (h, w))
-        padded = np.pad(self.index_map, ((0, ty * tile - h), (0, tx * tile - w)), mode="edge")
-        reach = np.pad(reach, ((0, ty * tile - h), (0, tx * tile - w)), mode="edge")
-        blocks = (ty, tile, tx, tile)
-        self._low = (padded - reach).reshape(blocks).min(axis=(1, 3))
-        self._high = (padded + reach).reshape(blocks).max(axis=(1, 3))
+        self._low = np.empty((ty, tx), np.float32)
+        self._high = np.empty((ty, tx), np.float32)
+        sigma = np.asarray(sharpness, np.float32)
+        reach = np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
+        for row in range(ty):  # a row of tiles at a time: no full-size temporary
+            rows = slice(row * tile, min(h, (row + 1) * tile))
+            index = _tile_rows(self.index_map[rows], tile, tx)
+            widest = reach * (_tile_rows(np.broadcast_to(sigma, (h, w))[rows], tile, tx).max(axis=(0, 2))
+                              if sigma.ndim else sigma)
+            self._low[row] = index.min(axis=(0, 2)) - widest
+            self._high[row] = index.max(axis=(0, 2)) + widest
 
     def footprint(self, position: float) -> list[tuple[int, int, int, int]]:
         """Rectangles (top, left, bottom, right) where the frame at ``position`` has any weight.
@@ -141,8 +154,14 @@ class DepthmapFusion:
         self._weight[t:b, l:r] += wt
 
     def result(self) -> np.ndarray:
-        inv = 1.0 / self._weight
-        return cv2.merge([plane * inv for plane in self._sum])
+        """The blend, float32 (H, W, 3); computed in place, so no frame can be added after it."""
+        inv = np.reciprocal(self._weight, out=self._weight)
+        for plane in self._sum:
+            plane *= inv
+        image = cv2.merge(self._sum)
+        self._sum = [image[:, :, c] for c in range(3)]  # a second call returns the same pixels
+        self._weight = np.ones_like(inv)
+        return image
 
 
 def _levels_for(shape: tuple[int, int], smallest: int = 16) -> int:

@@ -36,6 +36,7 @@ from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width
 from postfocus.io.images import to_float
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
+from postfocus.memory import bands_for
 from postfocus.motion import InstantBlend, MotionDetector, apply_flow, chain_flows, check_mode, refined_warp, region_frames
 
 METHODS = ("depthmap", "pyramid")
@@ -359,8 +360,10 @@ def analyse(
     if flow is not None:  # moving subjects come from one frame: no refinement there
         keep = 1.0 - (moved.mask if moved is not None else 0.0)
         flow = {i: (f * np.asarray(keep, np.float32)[..., None]).astype(np.float16) for i, f in flow.items()}
-    focus_volume = volume[used]
-    if moved is not None and moved.any:
+    moving = moved is not None and moved.any
+    # A copy only where the volume must change or frames are missing (the volume is kept as it is).
+    focus_volume = volume if len(used) == n and not moving else volume[used]
+    if moving:
         # Motion is no focus: a changing texture has no focus peak to trust. Flat focus curves
         # there make the focus map fill those pixels from their static surroundings.
         core = moved.mask > 0.5
@@ -381,6 +384,7 @@ def fuse(
     method: str = DEFAULT_METHOD,
     frames: Sequence[int] | None = None,
     region: tuple[int, int, int, int] | None = None,
+    bands: int = 1,
     on_aligned: Callable[[int, np.ndarray], None] | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
@@ -396,6 +400,10 @@ def fuse(
     region : (top, left, bottom, right) of the reference geometry to produce,
         e.g. the common area of :meth:`Analysis.common_area` (default: all).
         Pixels outside it are never computed.
+    bands : fuse the region in this many bands of rows, one after the other
+        (the frames are decoded once per band): the full-resolution blend
+        state then takes 1/bands of the memory (see :mod:`postfocus.memory`).
+        Depth-map method only (a pyramid's bands would show seams).
     on_aligned : called as ``on_aligned(index, aligned)`` for every used frame
         with the frame warped into ``region``, exposure-corrected, in the
         source's stored type (uint8, uint16 or float32; see
@@ -416,34 +424,65 @@ def fuse(
     """
     if method not in METHODS:
         raise PostfocusError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    report = analysis.alignment
+    if bands > 1 and method != "depthmap":
+        raise PostfocusError(f"--method {method}: fusing in bands (a memory limit) needs the depthmap method")
     merge = list(analysis.used if frames is None else frames)
     H, W = analysis.size
-    top, left, bottom, right = region or (0, 0, H, W)
+    whole = region or (0, 0, H, W)
+    top, left, bottom, right = whole
+    edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
+    parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
+    if len(parts) == 1:
+        return _fuse_region(source, analysis, method, merge, whole, whole, on_aligned, progress, "fuse")
+    image = np.empty((bottom - top, right - left, 3), np.float32)
+    for k, part in enumerate(parts):
+        stage = f"fuse (band {k + 1} of {len(parts)})"
+        image[part[0] - top : part[2] - top] = _fuse_region(
+            source, analysis, method, merge, part, whole, on_aligned if k == 0 else None, progress, stage)
+    return image
+
+
+def _fuse_region(
+    source: FrameSource,
+    analysis: Analysis,
+    method: str,
+    merge: list[int],
+    region: tuple[int, int, int, int],
+    aligned_region: tuple[int, int, int, int],
+    on_aligned: Callable[[int, np.ndarray], None] | None,
+    progress: Progress | None,
+    stage: str,
+) -> np.ndarray:
+    """One pass over the frames producing ``region``; ``on_aligned`` gets frames warped into ``aligned_region``
+    (which holds ``region``)."""
+    report = analysis.alignment
+    H, W = analysis.size
+    top, left, bottom, right = region
     h, w = bottom - top, right - left
     target = np.clip(analysis.focus_index, merge[0], merge[-1])
     # Focus index as a position among the merged frames (they may have gaps).
     rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
-    rank = _upscale_region(rank.astype(np.float32), (H, W), (top, left, bottom, right))
+    rank = _upscale_region(rank.astype(np.float32), (H, W), region)
     # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-    width = blend_width(_upscale_region(analysis.confidence.astype(np.float32), (H, W), (top, left, bottom, right)))
+    width = blend_width(_upscale_region(analysis.confidence.astype(np.float32), (H, W), region))
     if method == "depthmap":
         fusion: DepthmapFusion | PyramidFusion = DepthmapFusion(rank, width)
     else:  # fine bands by max contrast, coarse bands and residual by depth
         fusion = PyramidFusion((h, w), index_map=rank, sharpness=width)
     del rank, width
     labels, choice = analysis.motion_frames(merge)
-    instant = InstantBlend(analysis.motion, labels, choice, (H, W), region=(top, left, bottom, right)) if choice else None
+    instant = InstantBlend(analysis.motion, labels, choice, (H, W), region=region) if choice else None
     # RAW frames are merged as light (linear values) and encoded once at the end.
     linear = source.info.kind == "raw"
     if linear:
-        from postfocus.io.raw import srgb_decode
-    whole = region or (0, 0, H, W)
+        from postfocus.io.raw import srgb_decode, srgb_encode
 
     def as_pixels(part: np.ndarray, gain: np.ndarray) -> np.ndarray:
         pixels = to_float(part, None if np.allclose(gain, 1.0) else gain)
         return srgb_decode(pixels) if linear else pixels
 
+    # Offset of this region inside the frames handed to on_aligned.
+    dy, dx = top - aligned_region[0], left - aligned_region[1]
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
     for i, stored in read_ahead(source, sorted(wanted), read=source.read_pixels):
@@ -455,13 +494,14 @@ def fuse(
         if on_aligned or analysis.flow is not None or not isinstance(fusion, DepthmapFusion):
             # The whole frame is wanted: warp it once and take the rectangles from it.
             if analysis.flow is not None and i != analysis.reference:
-                aligned = _crop(refined_warp(stored, matrix, analysis.flow[i], (H, W)), whole)
+                aligned = _crop(refined_warp(stored, matrix, analysis.flow[i], (H, W)), aligned_region)
             else:
-                aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=whole)
+                aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC,
+                                            region=aligned_region)
             if on_aligned:
                 on_aligned(i, apply_gain(aligned, gain))
         for t, l, b, r in rects:
-            part = aligned[t:b, l:r] if aligned is not None else warp_to_reference(
+            part = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
                 stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
             if isinstance(fusion, DepthmapFusion):
                 fusion.add(position, as_pixels(part, gain), (t, l, b, r))
@@ -469,21 +509,20 @@ def fuse(
                 fusion.add(as_pixels(part, gain), position)
         if instant is not None and instant.wants(i) and position is not None:
             t, l, b, r = instant.box
-            part = aligned[t:b, l:r] if aligned is not None else warp_to_reference(
+            part = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
                 stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
             instant.add_box(i, to_float(part, None if np.allclose(gain, 1.0) else gain))
         del stored, aligned
         done += 1
         if progress:
-            progress("fuse", done, len(wanted))
+            progress(stage, done, len(wanted))
     image = fusion.result()
+    del fusion
     if linear:
-        from postfocus.io.raw import srgb_encode
-
         image = srgb_encode(image)
     if instant is not None:
         instant.apply(image)
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
+    return np.clip(image, 0.0, 1.0, out=image)
 
 
 def _crop(image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
@@ -521,6 +560,21 @@ def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
         table = np.clip(np.round(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain, np.float64)), 0, 255)
         return cv2.LUT(pixels, table.astype(np.uint8).reshape(1, 256, 3))
     return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)
+
+
+def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: float | None,
+               warn: Callable[[str], None], analysis_size: int = 800) -> int:
+    """Bands of rows pass 2 needs to stay under ``memory_mb`` (see :mod:`postfocus.memory`).
+
+    Known before any frame is decoded, so an impossible limit is refused at once.
+    """
+    if memory_mb is None:
+        return 1
+    if method != "depthmap":
+        warn(f"--memory applies to the depthmap method; {method} merges the whole picture at once")
+        return 1
+    s = _work_scale(size, analysis_size)
+    return bands_for(size, n_frames, round(size[0] * s) * round(size[1] * s), memory_mb)
 
 
 def merge_range(analysis: Analysis, frame_range: tuple[int, int] | None) -> list[int]:
@@ -573,6 +627,7 @@ def stack(
     motion: str = "auto",
     refine_flow: bool = False,
     prefer: str = "none",
+    memory_mb: float | None = None,
     progress: Progress | None = None,
 ) -> StackResult:
     """Merge a focus stack into one all-in-focus image.
@@ -598,6 +653,9 @@ def stack(
         "back": where a blurred near object lets far detail shine through (two
         clear peaks in a pixel's focus curve, as in microscopy), take the
         nearer (front, frame 0 side) or the farther peak.
+    memory_mb : aim to stay under this much memory (MB): the output is then
+        fused in bands of rows, decoding the frames once per band
+        (:mod:`postfocus.memory`); depth-map method only.
     progress : optional callback ``progress(stage, done, total)``.
 
     Returns
@@ -618,6 +676,7 @@ def stack(
     source = open_quietly(inputs, warn)
     if isinstance(frame_range, str):
         frame_range = parse_range(frame_range, len(source))
+    bands = plan_bands(source.info.size, len(source), method, memory_mb, warn, analysis_size)
     analysis = analyse(
         source, reference=reference, align=align, align_size=align_size, analysis_size=analysis_size,
         motion=motion, refine_flow=refine_flow, prefer=prefer, progress=progress, warn=warn,
@@ -625,7 +684,7 @@ def stack(
     frames = merge_range(analysis, frame_range)
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
-    image = fuse(source, analysis, method=method, frames=frames, region=box, progress=progress)
+    image = fuse(source, analysis, method=method, frames=frames, region=box, bands=bands, progress=progress)
     info = source.info
     header = getattr(source, "header", None)  # image files: the result carries the reference frame's metadata
     if header is not None:

@@ -56,6 +56,7 @@ from postfocus.pipeline import (
     collect_warnings,
     fuse,
     open_quietly,
+    plan_bands,
 )
 
 FORMAT_VERSION = 1
@@ -201,11 +202,12 @@ class ProcessedStack:
     def all_in_focus_path(self, method: str = DEFAULT_METHOD) -> Path:
         return self.folder / f"all_in_focus_{method}.png"
 
-    def all_in_focus(self, method: str = DEFAULT_METHOD, progress: Progress | None = None) -> np.ndarray:
+    def all_in_focus(self, method: str = DEFAULT_METHOD, progress: Progress | None = None,
+                     memory_mb: float | None = None) -> np.ndarray:
         """The all-in-focus image (made from the cached frames if this method has not run yet)."""
         path = self.all_in_focus_path(method)
         if not path.exists():
-            image = merge(self, method=method, progress=progress)
+            image = merge(self, method=method, memory_mb=memory_mb, progress=progress)
             write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
             return image
         return read_image(path)
@@ -247,9 +249,12 @@ def merge(
     *,
     method: str = DEFAULT_METHOD,
     frames: Sequence[int] | None = None,
+    memory_mb: float | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Fuse cached aligned frames (all used, or ``frames``) without re-aligning.
+
+    ``memory_mb``: fuse in bands of rows to stay under it (see :func:`postfocus.stack`).
 
     Returns float32 (H, W, 3) in output geometry.
     """
@@ -258,7 +263,9 @@ def merge(
         frames = [i for i in frames if i in stack.used]
         if not frames:
             raise PostfocusError(f"none of those frames is in this stack (frames kept: {stack.used})")
-    return fuse(source, stack.analysis(), method=method, frames=frames, progress=progress)
+    bands = plan_bands(stack.size, len(stack.used), method, memory_mb, collect_warnings([]))
+    analysis = stack.analysis()
+    return fuse(source, analysis, method=method, frames=frames, bands=bands, progress=progress)
 
 
 class _FrameNumberSource(FrameSource):
@@ -273,6 +280,9 @@ class _FrameNumberSource(FrameSource):
 
     def read(self, index: int) -> np.ndarray:
         return self.stack.read_frame(index)
+
+    def read_pixels(self, index: int) -> np.ndarray:
+        return read_image(self.stack.frame_path(index), stored=True)
 
 
 class RepeatedFrames:
@@ -314,6 +324,7 @@ def process(
     motion: str = "auto",
     refine_flow: bool = False,
     prefer: str = "none",
+    memory_mb: float | None = None,
     progress: Progress | None = None,
 ) -> ProcessedStack:
     """Align and analyse a stack once and keep the work in a stack folder.
@@ -329,6 +340,7 @@ def process(
         "off" treats the scene as still.
     refine_flow : register frames densely as well (local parallax; see
         :func:`postfocus.pipeline.analyse`); the cached frames keep it.
+    memory_mb : fuse in bands of rows to stay under it (see :func:`postfocus.stack`).
     prefer : "none", "front" or "back": which of two clear focus peaks a pixel
         takes (see :func:`postfocus.stack`); part of the stack folder's key.
 
@@ -353,6 +365,7 @@ def process(
         options["refine_flow"] = True
     if check_prefer(prefer) != "none":  # the default keeps the keys of existing stack folders
         options["prefer"] = prefer
+    bands = plan_bands(source.info.size, len(source), method, memory_mb, warn)
     root = cache_root(cache_dir)
     folder = root / stack_key(source, options)
     # A folder from before motion detection has no motion.npy: redo it.
@@ -361,7 +374,7 @@ def process(
         try:
             ps = ProcessedStack.open(folder)
             if not ps.all_in_focus_path(method).exists():
-                ps.all_in_focus(method, progress)
+                ps.all_in_focus(method, progress, memory_mb)
             return ps
         except (InputError, OSError, ValueError):
             pass  # damaged: redo below
@@ -404,7 +417,8 @@ def process(
                 raise PostfocusError(f"{tmp / name}: cannot write cached frame")
             frame_files[str(index)] = name
 
-        image = fuse(view, analysis, method=method, region=(t, l, b, r), on_aligned=keep, progress=progress)
+        image = fuse(view, analysis, method=method, region=(t, l, b, r), bands=bands, on_aligned=keep,
+                     progress=progress)
         write_image(tmp / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
         np.save(tmp / "focus_index.npy", np.ascontiguousarray(analysis.focus_index[mt:mb, ml:mr]))
         np.save(tmp / "confidence.npy", np.ascontiguousarray(analysis.confidence[mt:mb, ml:mr]))

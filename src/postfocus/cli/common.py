@@ -77,7 +77,7 @@ class PostfocusGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except MemoryError:
-            err_console.print("[red]postfocus: error:[/] out of memory; try a smaller --analysis-size or fewer frames")
+            err_console.print("[red]postfocus: error:[/] out of memory; try 'stack --memory MB' or fewer frames")
             sys.exit(EXIT_INTERNAL)
         except Exception as exc:  # an internal bug: still one line unless --debug
             if debug:
@@ -103,7 +103,29 @@ def main(ctx: click.Context, debug: bool, quiet: bool, threads: int | None) -> N
     """
     if threads:
         set_threads(threads)
+    one_malloc_arena()
     ctx.obj = {"debug": debug, "quiet": quiet, "threads": threads}
+
+
+def one_malloc_arena() -> None:
+    """Let every thread allocate from one glibc arena (as MALLOC_ARENA_MAX=1 would).
+
+    The decoding and alignment threads otherwise each get an arena of their
+    own that keeps freed memory: measured on the 30-frame 4K sweep, a peak of
+    970-1040 MB against 850-870 MB with one arena, in the same time. No effect
+    (and no harm) where the C library is not glibc, or when the environment
+    already sets MALLOC_ARENA_MAX.
+    """
+    import ctypes
+    import os
+
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-8), ctypes.c_int(1))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 def set_threads(threads: int) -> None:

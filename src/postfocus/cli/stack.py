@@ -59,11 +59,14 @@ cache_option = click.option(
                    "front takes the near object, back the far detail; none the stronger.")
 @click.option("--refine-flow", is_flag=True,
               help="Also register frames densely (optical flow) for the local parallax of handheld close-ups.")
+@click.option("--memory", "memory_mb", type=click.FloatRange(min=100), default=None, metavar="MB",
+              help="Aim to stay under this much memory: the depthmap merge then works in bands of rows, "
+                   "decoding the frames once per band (slower). [default: no limit]")
 @cache_option
 @click.option("--no-cache", is_flag=True, help="Do not keep the processed stack (no later taps reuse it).")
 @click.pass_context
 def stack_command(ctx, inputs, output, method, reference, align, crop, frame_range, near_at, far_at, quality,
-                  report, motion, motion_mask, refine_flow, prefer, cache_dir, no_cache):
+                  report, motion, motion_mask, refine_flow, prefer, memory_mb, cache_dir, no_cache):
     """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image.
 
     The first run on an input keeps its aligned frames and focus maps (see
@@ -90,7 +93,7 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
         with progress_bars(is_quiet(ctx)) as progress:
             result = stack(source, method=method, reference=reference, align=align, crop=crop,
                            frame_range=frame_range, motion=motion, refine_flow=refine_flow, prefer=prefer,
-                           progress=progress)
+                           memory_mb=memory_mb, progress=progress)
         path = result.save(output, quality=quality)
         moved, share, instants = result.motion, result.motion_share, result.motion_frames
         if moved is not None:  # analysis size, reference geometry -> output geometry
@@ -101,7 +104,8 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
     else:
         with progress_bars(is_quiet(ctx)) as progress:
             ps = process(source, method=method, align=align, reference=reference, cache_dir=cache_dir,
-                         motion=motion, refine_flow=refine_flow, prefer=prefer, progress=progress)
+                         motion=motion, refine_flow=refine_flow, prefer=prefer, memory_mb=memory_mb,
+                         progress=progress)
             frames = None
             if frame_range:
                 lo, hi = parse_range(frame_range, len(ps.names))
@@ -114,8 +118,8 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
                 err_console.print(f"range {lo}:{hi} from the taps ({a.describe()}; {b.describe()})")
             if frames is not None and not frames:
                 raise click.UsageError(f"--range {frame_range}: no usable frame in that range")
-            image = ps.all_in_focus(method, progress) if frames is None else merge(ps, method=method, frames=frames,
-                                                                                   progress=progress)
+            image = ps.all_in_focus(method, progress, memory_mb) if frames is None else merge(
+                ps, method=method, frames=frames, memory_mb=memory_mb, progress=progress)
         used_frames = frames or ps.used
         path = save_image(output, image, ps.info, quality=quality,
                           description=describe_stack(used_frames, len(ps.names), method, ps.reference))

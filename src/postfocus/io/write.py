@@ -314,10 +314,23 @@ def _png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None, text: 
 
 
 def to_uint(image: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Round a float image in [0, 1] to uint8 or uint16."""
+    """Round a float image in [0, 1] to uint8 or uint16 (a band of rows at a time: no full-size float temporary).
+
+    Examples
+    --------
+    >>> to_uint(np.array([[0.0, 0.5, 1.2]], np.float32), 8).tolist()
+    [[0, 128, 255]]
+    """
     top = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return (np.clip(image, 0.0, 1.0) * np.float32(top) + np.float32(0.5)).astype(dtype)
+    out = np.empty(image.shape, dtype)
+    step = max(1, (1 << 20) // max(1, image[:1].size))
+    for row in range(0, image.shape[0], step):
+        band = np.clip(image[row : row + step], 0.0, 1.0).astype(np.float32)
+        band *= np.float32(top)
+        band += np.float32(0.5)
+        out[row : row + step] = band
+    return out
 
 
 def write_image(

@@ -1,0 +1,86 @@
+"""How much memory merging a stack takes, and how to stay under a limit.
+
+Pass 1 keeps small maps per frame (at the analysis size); pass 2 keeps the
+blend state of every output pixel (sums, weights, focus index, blend width)
+plus the finished image. At 24 megapixels the second dominates, so a memory
+limit is met by fusing the output in bands of rows, one after another: each
+band decodes the frames again, and holds only its share of the blend state.
+
+The constants are measured peaks (``/usr/bin/time -v``, see
+docs/performance.md), rounded up.
+"""
+
+from __future__ import annotations
+
+import math
+
+from postfocus.errors import PostfocusError
+
+#: Interpreter, libraries, the video decoder and the frames in flight (MB).
+BASE_MB = 350.0
+#: Pass 1's working-size arrays (alignment pyramids, tile maps), beside its per-frame maps (MB).
+ALIGN_MB = 100.0
+#: Per frame and analysis pixel (bytes): the focus volume and small frames kept from pass 1 to 2.
+ANALYSIS_BYTES_PER_PIXEL = 8.0
+#: Per output pixel, whatever the bands (bytes): the finished float image and the frames in flight.
+OUTPUT_BYTES_PER_PIXEL = 12.0
+#: Per pixel of the band being fused (bytes): three sums, weight, focus index, blend width, and the
+#: band's finished pixels.
+BAND_BYTES_PER_PIXEL = 36.0
+#: Bands are at least this many rows high (more passes cost more than they save).
+MIN_BAND_ROWS = 64
+MB = float(2**20)
+
+
+def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, bands: int = 1) -> float:
+    """Expected peak memory (MB) of merging ``n_frames`` of ``size`` (H, W) with the depth-map method.
+
+    The larger of pass 1 (alignment and focus maps) and pass 2 (the blend);
+    fitted to peaks measured at 8 and 24 megapixels with 1 to 4 bands
+    (docs/performance.md), on the side of too much.
+
+    Parameters
+    ----------
+    size : (height, width) of the frames (and of the output, before cropping).
+    n_frames : frames in the stack.
+    analysis_pixels : pixels of the analysis-size maps (about 800 px long edge).
+    bands : bands of rows the output is fused in.
+
+    Returns
+    -------
+    Megabytes.
+
+    Examples
+    --------
+    >>> round(estimate_mb((2160, 3840), 30, 800 * 450))
+    812
+    """
+    pixels = size[0] * size[1]
+    maps = ANALYSIS_BYTES_PER_PIXEL * analysis_pixels * n_frames / MB
+    pass1 = BASE_MB + ALIGN_MB + 1.5 * maps
+    pass2 = BASE_MB + maps + (OUTPUT_BYTES_PER_PIXEL * pixels + BAND_BYTES_PER_PIXEL * pixels / max(1, bands)) / MB
+    return max(pass1, pass2)
+
+
+def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_mb: float | None) -> int:
+    """Fewest bands of rows that keep the estimated peak under ``limit_mb`` (1 without a limit).
+
+    Raises PostfocusError, naming the smallest limit that would do, when no
+    number of bands is enough.
+
+    Examples
+    --------
+    >>> bands_for((4000, 6000), 100, 800 * 533, 1500)
+    2
+    """
+    if limit_mb is None:
+        return 1
+    most = max(1, size[0] // MIN_BAND_ROWS)
+    for bands in range(1, most + 1):
+        if estimate_mb(size, n_frames, analysis_pixels, bands) <= limit_mb:
+            return bands
+    floor = estimate_mb(size, n_frames, analysis_pixels, most)
+    raise PostfocusError(
+        f"--memory {limit_mb:g}: this stack needs at least about {math.ceil(floor)} MB "
+        f"({n_frames} frames of {size[1]}x{size[0]})"
+    )

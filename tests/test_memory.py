@@ -1,0 +1,77 @@
+"""A memory limit: the peak estimate, the bands it asks for, and banded merges that equal whole ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from postfocus import memory
+from postfocus.errors import PostfocusError
+from postfocus.pipeline import analyse, fuse, stack
+from postfocus.state import merge, process
+
+
+def test_estimate_falls_with_bands_and_grows_with_frames():
+    size, small = (4000, 6000), 800 * 533
+    one = memory.estimate_mb(size, 100, small)
+    assert memory.estimate_mb(size, 100, small, bands=4) < 0.75 * one
+    assert memory.estimate_mb(size, 200, small) > one
+    assert memory.bands_for(size, 100, small, None) == 1
+    assert memory.bands_for(size, 100, small, 10 * one) == 1
+    bands = memory.bands_for(size, 100, small, 0.7 * one)
+    assert bands > 1 and memory.estimate_mb(size, 100, small, bands) <= 0.7 * one
+    assert memory.estimate_mb(size, 100, small, bands - 1) > 0.7 * one  # the fewest that fit
+
+
+def test_a_limit_below_what_any_banding_reaches_names_the_minimum():
+    with pytest.raises(PostfocusError, match=r"--memory 200: this stack needs at least about \d+ MB"):
+        memory.bands_for((4000, 6000), 100, 800 * 533, 200)
+
+
+def test_banded_fusion_equals_the_whole(tiny_stack):
+    source_files = tiny_stack.folder
+    from postfocus.io.sources import open_source
+
+    source = open_source(source_files)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    whole = fuse(source, analysis, region=box)
+    for bands in (2, 5):
+        banded = fuse(source, analysis, region=box, bands=bands)
+        assert banded.shape == whole.shape
+        # 8-bit frames are warped as 8-bit: a rectangle starting elsewhere may round a pixel the other way
+        diff = np.abs(banded - whole)
+        assert diff.max() <= 1.01 / 255 and diff.mean() < 2e-4
+    with pytest.raises(PostfocusError, match="depthmap"):
+        fuse(source, analysis, method="pyramid", bands=2)
+
+
+def test_banded_processing_keeps_the_same_frames(tiny_stack, tmp_path, monkeypatch):
+    """With a limit that asks for bands, the processed stack holds the same aligned frames and result."""
+    plain = process(tiny_stack.folder, cache_dir=tmp_path / "a")
+    monkeypatch.setattr(memory, "BASE_MB", 0.0)  # make the tiny stack "big" for the limit below
+    monkeypatch.setattr(memory, "ALIGN_MB", 0.0)
+    need = memory.estimate_mb((200, 300), 3, plain.focus_index.size)
+    assert memory.bands_for((200, 300), 3, plain.focus_index.size, 0.8 * need) > 1
+    banded = process(tiny_stack.folder, cache_dir=tmp_path / "b", memory_mb=0.8 * need)
+    for i in plain.used:
+        assert np.array_equal(plain.read_frame(i), banded.read_frame(i))
+    assert np.abs(plain.all_in_focus() - banded.all_in_focus()).max() <= 1 / 255 + 1e-6
+    again = merge(banded, frames=banded.used[:2], memory_mb=0.8 * need)
+    assert np.abs(again - merge(plain, frames=plain.used[:2])).max() <= 1.01 / 255
+
+
+def test_pyramid_with_a_limit_warns_and_merges_whole(tiny_stack):
+    with pytest.warns(UserWarning, match="--memory applies to the depthmap method"):
+        result = stack(tiny_stack.folder, method="pyramid", memory_mb=4000)
+    assert result.image.shape[:2] == (result.crop[2] - result.crop[0], result.crop[3] - result.crop[1])
+
+
+def test_cli_memory_limit(cli, tiny_stack, tmp_path):
+    ok = cli("stack", str(tiny_stack.folder), "-o", str(tmp_path / "a.jpg"), "--memory", "4000", "--no-cache")
+    assert ok.returncode == 0 and (tmp_path / "a.jpg").exists()
+    low = cli("stack", str(tiny_stack.folder), "-o", str(tmp_path / "b.jpg"), "--memory", "120", "--no-cache")
+    assert low.returncode == 2 and "--memory 120: this stack needs at least about" in low.err_lines[-1]
+    assert "Traceback" not in low.stderr and not (tmp_path / "b.jpg").exists()
+    bad = cli("stack", str(tiny_stack.folder), "-o", str(tmp_path / "c.jpg"), "--memory", "10")
+    assert bad.returncode == 2 and len(bad.err_lines) == 1
