@@ -15,13 +15,14 @@ def test_read_ahead_yields_in_order_and_prepares_in_the_background():
     source = ArraySource(frames)
     threads = set()
 
-    def prepare(frame):
+    def prepare(index, frame):
         threads.add(threading.current_thread().name)
-        return float(frame[0, 0, 0])
+        return index, float(frame[0, 0, 0])
 
     out = list(read_ahead(source, [3, 0, 4], prepare=prepare))
     assert [i for i, _ in out] == [3, 0, 4]
-    assert np.allclose([v for _, v in out], [0.3, 0.0, 0.4])
+    assert [v[0] for _, v in out] == [3, 0, 4]
+    assert np.allclose([v[1] for _, v in out], [0.3, 0.0, 0.4])
     assert threads and all(name.startswith("postfocus-decode") for name in threads)
     assert list(read_ahead(source, [])) == []
 

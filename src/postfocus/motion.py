@@ -250,8 +250,9 @@ class MotionDetector:
         self._noise: list[float] = []
         self._covered = np.ones(self.work, bool)
 
-    def add(self, index: int, grey: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """Add the next aligned frame (grey, analysis size; ``valid`` = where it has real pixels)."""
+    def prepare(self, grey: np.ndarray, valid: np.ndarray | None = None) -> tuple:
+        """What :meth:`add` needs of one frame on its own (no state is read or changed: may run
+        in another thread, ahead of the frames before it)."""
         g = np.ascontiguousarray(grey, np.float32)
         if valid is None:
             valid = np.ones(self.shape, np.uint8)
@@ -260,9 +261,15 @@ class MotionDetector:
             valid = cv2.resize(valid.astype(np.uint8), self.work[::-1], interpolation=cv2.INTER_NEAREST)
         reach = WINDOW // 2 + int(np.ceil(2 * SIGMAS[-1])) + 1
         v = cv2.erode(valid.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
-        self._covered &= valid.astype(bool)
-        blurred = blur_stats(g)
-        self._noise.append(noise_sigma(g))
+        return g, valid.astype(bool), v, blur_stats(g), noise_sigma(g)
+
+    def add(self, index: int, grey: np.ndarray | None = None, valid: np.ndarray | None = None,
+            prepared: tuple | None = None) -> None:
+        """Add the next aligned frame (grey, analysis size; ``valid`` = where it has real pixels),
+        or what :meth:`prepare` made of it."""
+        g, covered, v, blurred, frame_noise = prepared if prepared is not None else self.prepare(grey, valid)
+        self._covered &= covered
+        self._noise.append(frame_noise)
         if self._prev is not None:
             pg, pb, pv = self._prev
             noise = max(self._noise[-2], self._noise[-1])

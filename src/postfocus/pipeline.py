@@ -125,7 +125,7 @@ def read_ahead(
     source: FrameSource,
     indices: Sequence[int],
     read: Callable[[int], np.ndarray] | None = None,
-    prepare: Callable[[np.ndarray], object] | None = None,
+    prepare: Callable[[int, np.ndarray], object] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """Yield ``(index, frame)`` in order while the next frame is decoded in a background thread.
 
@@ -138,29 +138,42 @@ def read_ahead(
     source : the frames.
     indices : which frames, in this order.
     read : how to read one (default ``source.read``; e.g. ``source.read_pixels``).
-    prepare : also done in the background thread on each frame read (e.g.
-        shrinking it to a working size), so the full frame is dropped there.
+    prepare : ``prepare(index, frame)``, also done in the background thread on
+        each frame read, in order (e.g. shrinking it to a working size), so
+        the full frame is dropped there.
 
     Examples
     --------
     >>> [i for i, _ in read_ahead(source, [0, 1, 2])]  # doctest: +SKIP
     [0, 1, 2]
     """
+    read = read or source.read
+    task = read if prepare is None else (lambda index: prepare(index, read(index)))
+    return compute_ahead(indices, task, "postfocus-decode")
+
+
+def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
+                  name: str = "postfocus-ahead") -> Iterator[tuple[int, object]]:
+    """Yield ``(index, task(index))`` in order, computing the next one in a background thread.
+
+    Examples
+    --------
+    >>> list(compute_ahead([1, 2], lambda i: i * 10))
+    [(1, 10), (2, 20)]
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    read = read or source.read
-    task = read if prepare is None else (lambda index: prepare(read(index)))
     order = list(indices)
     if not order:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-decode") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
         pending = pool.submit(task, order[0])
         for k, index in enumerate(order):
-            frame = pending.result()
+            result = pending.result()
             if k + 1 < len(order):
                 pending = pool.submit(task, order[k + 1])
-            yield index, frame
-            del frame
+            yield index, result
+            del result
 
 
 def parse_range(text: str | None, n: int) -> tuple[int, int] | None:
@@ -241,8 +254,8 @@ def analyse(
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
 
-    ``on_frame(index, frame)`` sees every frame of this pass at the working
-    size (long edge ``align_size``; e.g. to
+    ``on_frame(index, frame)`` sees every frame of this pass, in order, at the
+    working size (long edge ``align_size``), in the decoding thread (e.g. to
     spot repeated frames without decoding again); ``leave_out()``, called after
     the pass, names frames to leave out of the maps and the merge, with reasons.
 
@@ -285,14 +298,16 @@ def analyse(
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work)
     measures: list[np.ndarray | None] = []
     smalls: list[np.ndarray | None] = []
-    def prepare(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per-frame work that needs no other frame, done in the decoding thread: the full-resolution
-        frame is shrunk there (in its stored type: a quarter of the work for 8-bit frames) and never
-        reaches the loop below, which is left with the alignment."""
+    def prepare(index: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-frame work that needs no other frame, done in the decoding thread (in frame order): the
+        full-resolution frame is shrunk there (in its stored type: a quarter of the work for 8-bit
+        frames) and never reaches the loop below, which is left with the alignment."""
         work = to_float(_resize(pixels, s_work))
         grey = to_grey(work)
         measure = pool(laplacian_energy(grey), (an_h, an_w))
         small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
+        if on_frame:
+            on_frame(index, work)
         return work, grey, measure, small
 
     try:
@@ -301,8 +316,6 @@ def analyse(
                 aligner.add(i, grey, work)
             measures.append(measure)
             smalls.append(small)
-            if on_frame:
-                on_frame(i, work)
             del work, grey
             if progress:
                 progress("align and measure", i + 1, n)
@@ -339,17 +352,22 @@ def analyse(
     guide = np.zeros((an_h, an_w), np.float32)
     detector = MotionDetector((an_h, an_w)) if motion == "auto" else None
     greys: dict[int, np.ndarray] = {}  # kept for the dense refinement only
-    for k, i in enumerate(used):
+
+    def aligned_small(i: int) -> tuple[np.ndarray, object]:
+        """Frame i's small grey frame in reference geometry, and its motion-detection prep (background)."""
         small = smalls[i].astype(np.float32) * np.float32(1 / 255)
         matrix = rescale_matrix(report[i].matrix, s_an)
         grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
+        smalls[i] = None
+        prepared = detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w))) if detector else None
+        return grey, prepared
+
+    for k, (i, (grey, prepared)) in enumerate(compute_ahead(used, aligned_small)):
         guide[best == k] = grey[best == k]
-        valid = valid_mask(matrix, small.shape[:2], (an_h, an_w))
         if refine_flow:
             greys[i] = grey
         if detector is not None:  # neighbours compared in sweep order (on the globally aligned frames:
-            detector.add(i, grey, valid)  # a flow would follow a moving object, not show it)
-        smalls[i] = None
+            detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
     moved = detector.finish() if detector is not None else None
     flow = None
     if refine_flow:

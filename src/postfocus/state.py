@@ -285,6 +285,50 @@ class _FrameNumberSource(FrameSource):
         return read_image(self.stack.frame_path(index), stored=True)
 
 
+class FrameWriter:
+    """``writer(index, aligned)`` writes a cached aligned frame in a background thread.
+
+    Encoding (JPEG q97 4:4:4, or PNG at zlib level 1 for lossless sources)
+    overlaps with the merge; at most two frames wait to be written. :meth:`close`
+    waits for them, raises the first failure, and returns ``{index: name}``.
+    """
+
+    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.folder, self.lossless, self.deep = folder, lossless, deep
+        if lossless:
+            self.params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        else:
+            self.params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
+                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        self.files: dict[str, str] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
+        self._pending: list = []
+
+    def __call__(self, index: int, aligned: np.ndarray) -> None:
+        stored = np.uint16 if self.deep else np.uint8  # aligned comes in the source's stored type
+        pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if self.deep else 8)
+        name = f"frames/{index:04d}" + (".png" if self.lossless else ".jpg")
+        self._pending.append(self._pool.submit(self._write, name, pixels))
+        self.files[str(index)] = name
+        while len(self._pending) > 2:
+            self._pending.pop(0).result()
+
+    def _write(self, name: str, pixels: np.ndarray) -> None:
+        if not cv2.imwrite(str(self.folder / name), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), self.params):
+            raise PostfocusError(f"{self.folder / name}: cannot write cached frame")
+
+    def close(self) -> dict[str, str]:
+        try:
+            for job in self._pending:
+                job.result()
+        finally:
+            self._pending = []
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return self.files
+
+
 class RepeatedFrames:
     """Spot frames that repeat the previous one (the lens held still), during pass 1.
 
@@ -401,24 +445,12 @@ def process(
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
         (tmp / "frames").mkdir()
-        frame_files: dict[str, str] = {}
-
-        def keep(index: int, aligned: np.ndarray) -> None:
-            name = f"frames/{index:04d}" + (".png" if lossless else ".jpg")
-            stored = np.uint16 if deep else np.uint8  # aligned: the common area, in the source's stored type
-            pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if deep else 8)
-            bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-            if lossless:
-                params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-            else:
-                params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
-                          cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-            if not cv2.imwrite(str(tmp / name), bgr, params):
-                raise PostfocusError(f"{tmp / name}: cannot write cached frame")
-            frame_files[str(index)] = name
-
-        image = fuse(view, analysis, method=method, region=(t, l, b, r), bands=bands, on_aligned=keep,
-                     progress=progress)
+        keep = FrameWriter(tmp, lossless, deep, jpeg_quality)
+        try:
+            image = fuse(view, analysis, method=method, region=(t, l, b, r), bands=bands, on_aligned=keep,
+                         progress=progress)
+        finally:
+            frame_files = keep.close()
         write_image(tmp / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
         np.save(tmp / "focus_index.npy", np.ascontiguousarray(analysis.focus_index[mt:mb, ml:mr]))
         np.save(tmp / "confidence.npy", np.ascontiguousarray(analysis.confidence[mt:mb, ml:mr]))
