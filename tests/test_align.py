@@ -258,3 +258,24 @@ def test_background_matching_gives_the_same_report_as_in_order(scene, position):
     for a, b in zip(ahead, in_order):
         assert np.allclose(a.matrix, b.matrix, atol=1e-9) and np.allclose(a.gain, b.gain)
         assert a.note == b.note
+
+
+def test_exposure_chain_of_a_handheld_sweep_stays_within_half_a_percent():
+    """Gains chain over ten frames of different focus; each link compares means in linear light.
+
+    Measured: largest error 0.27 % (compared in gamma-encoded values after a
+    small warp: 1.3 %, which cost 0.25 dB on the flat scene).
+    """
+    from postfocus.io.sources import ArraySource
+    from postfocus.pipeline import analyse
+    from postfocus.synth import render_stack
+    from postfocus.synth import scene as synth_scene
+
+    sharp, depth01 = synth_scene("flat", (480, 720), seed=1)
+    st = render_stack(sharp, depth01, 10, max_blur=8.0, seed=1, shake_px=8.0, rotation_deg=0.5, breathing=0.03,
+                      exposure_drift=0.05, noise=0.004, jpeg_quality=95)
+    report = analyse(ArraySource(st.frames), motion="off").alignment
+    estimated = np.array([r.gain for r in report])
+    error = np.abs(estimated * np.asarray(st.gains) - 1)
+    assert error.max() < 0.005, error.max()
+    assert np.abs(np.asarray(st.gains) - 1).max() > 0.03  # the drift is there to be corrected

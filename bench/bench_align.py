@@ -1,0 +1,123 @@
+"""Alignment accuracy and time at 1080p: postfocus vs align_image_stack, on generated handheld sweeps.
+
+Renders sweeps of the generator's scenes at 1920x1080 (10 frames; normal and
+strong handheld motion), so every frame's true transform is known, and reports
+the worst and mean corner error (px) of:
+
+* postfocus's alignment (``analyse``), for each ``--ecc-size`` given (the long
+  edge of the finest level of its global correlation match; the tile
+  refinement always works at the full working size);
+* align_image_stack (``-m``, neighbours chained): its aligned TIFFs are
+  compared with the same frames warped by their true transforms (identical
+  blur, so an ECC match between the two is unbiased), which gives the residual
+  transform of each frame.
+
+Usage:
+    python bench/bench_align.py                    # --ecc-size 900 450
+    python bench/bench_align.py --scenes steps --no-peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import ensure_peers, timed_cpu  # noqa: E402
+
+from postfocus import align as alignment  # noqa: E402
+from postfocus.io.sources import ArraySource  # noqa: E402
+from postfocus.pipeline import analyse  # noqa: E402
+from postfocus.synth import render_stack, scene  # noqa: E402
+
+HANDHELD = dict(shake_px=8.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.004, jpeg_quality=95)
+STRONG = dict(shake_px=15.0, rotation_deg=1.0, breathing=0.04, exposure_drift=0.10, noise=0.008, jpeg_quality=95)
+SIZE = (1080, 1920)
+
+
+def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int] = SIZE) -> float:
+    """Largest displacement (px) of the image corners between two transforms (reference -> frame)."""
+    h, w = size
+    c = np.array([[0, w, w, 0], [0, 0, h, h], [1, 1, 1, 1]], np.float64)
+    a, b = estimated @ c, true @ c
+    return float(np.hypot(*(a[:2] / a[2] - b[:2] / b[2])).max())
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2GRAY)
+
+
+def ais_errors(frames: list[np.ndarray], transforms: list[np.ndarray], work: Path) -> tuple[list[float], float]:
+    """align_image_stack's corner errors (frames 1.., in frame 0's geometry) and its wall time."""
+    paths = []
+    for k, f in enumerate(frames):
+        p = work / f"f{k:02d}.tif"
+        cv2.imwrite(str(p), cv2.cvtColor((np.clip(f, 0, 1) * 65535 + 0.5).astype(np.uint16), cv2.COLOR_RGB2BGR))
+        paths.append(p)
+    seconds, _, code, err, _ = timed_cpu(["align_image_stack", "-m", "-a", str(work / "al_"), "--use-given-order",
+                                          *map(str, paths)])
+    aligned = sorted(work.glob("al_*.tif"))
+    if code != 0 or len(aligned) != len(frames):
+        return [float("nan")], seconds
+    h, w = SIZE
+    errors = []
+    for k in range(1, len(frames)):
+        ais = cv2.imread(str(aligned[k]), cv2.IMREAD_UNCHANGED)[..., :3][..., ::-1].astype(np.float32) / 65535
+        # Frame k in frame 0's geometry by the true transforms: frame0 coords -> frame k coords.
+        truth = transforms[k] @ np.linalg.inv(transforms[0])
+        expected = cv2.warpPerspective(frames[k], truth, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+        inner = (slice(60, h - 60), slice(60, w - 60))
+        # Residual: expected coords -> ais coords (same picture, same blur: unbiased).
+        residual, _ = alignment.ecc_match(grey(expected)[inner], grey(ais)[inner], "affine")
+        shift = np.array([[1, 0, -60], [0, 1, -60], [0, 0, 1.0]])
+        errors.append(corner_error(np.linalg.inv(shift) @ residual @ shift, np.eye(3)))
+    return errors, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", nargs="*", default=["steps", "motorcycle", "occluder", "ramp"])
+    ap.add_argument("--ecc-size", type=int, nargs="*", default=[900, 450])
+    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args()
+    if not args.no_peers:
+        ensure_peers()
+    stacks = {}
+    for name in args.scenes:
+        sharp, depth = scene(name, SIZE, seed=1)
+        for label, motion in (("handheld", HANDHELD), ("strong", STRONG)):
+            stacks[(name, label)] = render_stack(sharp, depth, args.frames, max_blur=8.0, seed=2, **motion)
+    print(f"rendered {len(stacks)} sweeps of {args.frames} frames at {SIZE[1]}x{SIZE[0]}", file=sys.stderr)
+    print("| sweep | aligner | worst corner px | mean corner px | seconds |")
+    print("|---|---|---|---|---|")
+    default = alignment.ECC_MAX_SIZE
+    totals: dict[str, list[float]] = {}
+    for (name, label), st in stacks.items():
+        for ecc in args.ecc_size:
+            alignment.ECC_MAX_SIZE = ecc
+            t = time.perf_counter()
+            a = analyse(ArraySource(st.frames), motion="off")
+            seconds = time.perf_counter() - t
+            errors = [corner_error(r.matrix, W) for r, W in zip(a.alignment, st.transforms)]
+            tool = f"postfocus (ECC to {ecc} px)"
+            totals.setdefault(tool, []).append(max(errors))
+            print(f"| {name} {label} | {tool} | {max(errors):.3f} | {np.mean(errors):.3f} | {seconds:.1f} |")
+        alignment.ECC_MAX_SIZE = default
+        if not args.no_peers:
+            with tempfile.TemporaryDirectory(prefix="pf-align-") as tmp:
+                errors, seconds = ais_errors(st.frames, st.transforms, Path(tmp))
+            totals.setdefault("align_image_stack", []).append(max(errors))
+            print(f"| {name} {label} | align_image_stack | {max(errors):.3f} | {np.mean(errors):.3f} | {seconds:.1f} |")
+    for tool, worst in totals.items():
+        print(f"{tool}: worst corner error over all sweeps {max(worst):.3f} px, mean of worsts {np.mean(worst):.3f} px")
+
+
+if __name__ == "__main__":
+    main()
