@@ -15,6 +15,7 @@ Usage:
     python bench/bench_speed.py                  # 10/30/60 frames, peers at 10/30
     python bench/bench_speed.py --counts 30 --no-peers
     python bench/bench_speed.py --big            # also 100 frames of 24 MP (6000x4000) JPEG
+    python bench/bench_speed.py --counts 30 --big --big-memory 1200   # ... and again under --memory 1200
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main() -> None:
     ap.add_argument("--peer-counts", type=int, nargs="*", default=[10, 30])
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--big", action="store_true", help="also 100 frames of 6000x4000 JPEG")
+    ap.add_argument("--big-memory", type=float, nargs="*", default=[],
+                    help="with --big: also run it with these --memory limits (MB)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to build the test sweeps (needs ~3 GB)")
     args = ap.parse_args()
     if not args.no_peers:
@@ -130,6 +133,10 @@ def main() -> None:
             s, mb, code, err = timed(postfocus_cmd("stack", *map(str, paths), "-o", str(work / "big.jpg"),
                                                    "--no-cache"))
             rows.append(("postfocus stack 100 x 24 MP JPEG (--no-cache)", 100, s, mb, code))
+            for limit in args.big_memory:
+                s, mb, code, err = timed(postfocus_cmd("stack", *map(str, paths), "-o", str(work / "big.jpg"),
+                                                       "--no-cache", "--memory", f"{limit:g}"))
+                rows.append((f"postfocus stack 100 x 24 MP JPEG (--no-cache --memory {limit:g})", 100, s, mb, code))
     print(f"load average at the start {load_start}, at the end {os.getloadavg()[0]:.2f} (2 cores)")
     print("| run | frames | wall s | peak MB | exit |")
     print("|---|---|---|---|---|")
