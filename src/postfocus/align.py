@@ -569,7 +569,9 @@ class SweepAligner:
         if background:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="postfocus-align")
+            # Two matches at once on a multi-core machine (--threads 1: one, beside the caller).
+            workers = 2 if cv2.getNumThreads() > 1 else 1
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
 
     def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
         """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""

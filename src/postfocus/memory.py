@@ -16,8 +16,8 @@ import math
 
 from postfocus.errors import PostfocusError
 
-#: Interpreter, libraries, the video decoder and the frames in flight (MB).
-BASE_MB = 350.0
+#: Interpreter, libraries, the video decoder and the frames in flight (MB, i.e. MiB).
+BASE_MB = 390.0
 #: Pass 1's working-size arrays (alignment pyramids, tile maps), beside its per-frame maps (MB).
 ALIGN_MB = 100.0
 #: Per frame and analysis pixel (bytes): the focus volume and small frames kept from pass 1 to 2.
@@ -53,7 +53,7 @@ def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, band
     Examples
     --------
     >>> round(estimate_mb((2160, 3840), 30, 800 * 450))
-    812
+    852
     """
     pixels = size[0] * size[1]
     maps = ANALYSIS_BYTES_PER_PIXEL * analysis_pixels * n_frames / MB

@@ -21,6 +21,7 @@ from postfocus.pipeline import (
     collect_warnings,
     open_quietly,
     parse_range,
+    plan_bands,
     save_image,
     stack,
 )
@@ -87,6 +88,11 @@ def stack_command(ctx, inputs, output, method, reference, align, crop, frame_ran
             raise click.UsageError("--motion-mask needs --motion auto")
     if (near_at is None) != (far_at is None):
         raise click.UsageError("--near-at and --far-at go together")
+    if memory_mb is not None:  # refused here if impossible; said once if it changes how the merge runs
+        bands = plan_bands(source.info.size, len(source), method, memory_mb, lambda message: None)
+        if bands > 1:
+            err_console.print(f"merging in {bands} bands of rows to stay under --memory {memory_mb:g} MB "
+                              "(each band decodes the frames again)")
     if no_cache or not crop:
         if near_at:
             raise click.UsageError("--near-at/--far-at need the processed stack; drop --no-cache/--no-crop")
