@@ -12,6 +12,7 @@ A transform ``W`` is a 3x3 matrix mapping *reference* pixel coordinates to
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -563,12 +564,10 @@ class SweepAligner:
         self._dropped: dict[int, str] = {}
         # Frames waiting to be linked, each with the match against the frame received before it,
         # started as soon as both were there (the usual case: that frame becomes the last kept).
-        self._waiting: list[tuple[tuple[int, np.ndarray, np.ndarray], int | None, object]] = []
+        self._waiting: list[tuple[tuple[int, np.ndarray, np.ndarray], int | None, Future | None]] = []
         self._received: tuple[int, np.ndarray, np.ndarray] | None = None
         self._pool = None
         if background:
-            from concurrent.futures import ThreadPoolExecutor
-
             # Two matches at once on a multi-core machine (--threads 1: one, beside the caller).
             workers = 2 if cv2.getNumThreads() > 1 else 1
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
@@ -576,16 +575,18 @@ class SweepAligner:
     def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
         """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""
         match = match_pair(a[1], b[1], self.model)
-        gain = self._gain(a[2], b[2], match) if match.ok else None
+        gain = self._gain(a[2], b[2], match, b[1].shape[1]) if match.ok else None
         return match, gain
 
     #: Long edge (px) at which neighbours' exposures are compared: means need no detail.
     GAIN_SIZE = 400
 
-    def _gain(self, last_small: np.ndarray, small: np.ndarray, match: PairMatch) -> np.ndarray:
-        """Exposure gain between neighbours, from their frames kept in linear light at :attr:`GAIN_SIZE`."""
+    @staticmethod
+    def _gain(last_small: np.ndarray, small: np.ndarray, match: PairMatch, work_width: int) -> np.ndarray:
+        """Exposure gain between neighbours, from their frames kept in linear light at :attr:`GAIN_SIZE`
+        (``match`` is at the working size, ``work_width`` pixels wide)."""
         size = small.shape[:2]
-        matrix = rescale_matrix(match.matrix, size[1] / self._work_width)
+        matrix = rescale_matrix(match.matrix, size[1] / work_width)
         aligned = warp_to_reference(small, matrix, size)
         border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
         mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
@@ -598,7 +599,6 @@ class SweepAligner:
         Only the grey frame and a small copy of ``colour`` (for exposure) are kept.
         """
         h, w = colour.shape[:2]
-        self._work_width = w
         # Shrunk in linear light: defocus moves light around but keeps its total, so means of
         # linear values compare frames focused differently fairly, at any size.
         linear = np.power(np.clip(colour, 0, 1), np.float32(GAMMA), dtype=np.float32)
@@ -608,8 +608,11 @@ class SweepAligner:
         frame = (index, grey, linear)
         before = self._received
         job = None
-        if before is not None:
-            job = self._pool.submit(self._pair, before, frame) if self._pool else self._pair(before, frame)
+        if before is not None and self._pool is not None:
+            job = self._pool.submit(self._pair, before, frame)
+        elif before is not None:  # in the caller's thread: a future that is already done
+            job = Future()
+            job.set_result(self._pair(before, frame))
         self._waiting.append((frame, None if before is None else before[0], job))
         self._received = frame
         self._link(block=len(self._waiting) > self.MAX_WAITING)
@@ -618,7 +621,7 @@ class SweepAligner:
         """Link waiting frames in order, as far as their matches are done (all of them with ``block``)."""
         while self._waiting:
             frame, before, job = self._waiting[0]
-            if not block and hasattr(job, "done") and not job.done():
+            if not block and job is not None and not job.done():
                 return
             self._waiting.pop(0)
             index, grey, colour = frame
@@ -628,7 +631,7 @@ class SweepAligner:
                 continue
             last_index, last_grey, last_colour = self._last
             if before == last_index and job is not None:
-                match, gain = job.result() if hasattr(job, "result") else job
+                match, gain = job.result()
             else:  # the frame before this one was left out: match against the last one kept
                 match, gain = self._pair(self._last, frame)
             if not match.ok and not self._last_linked and self._orphan is not None:

@@ -67,22 +67,8 @@ def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> round(float(peak_index(v.astype(np.float32))[0][0, 0]), 2)
     2.3
     """
-    n = volume.shape[0]
     k = np.argmax(volume, axis=0)
-    peak = np.take_along_axis(volume, k[None], axis=0)[0]
-    if n < 3:
-        return k.astype(np.float32), peak
-    km = np.clip(k - 1, 0, n - 1)
-    kp = np.clip(k + 1, 0, n - 1)
-    # Only three measures per pixel are needed: gather them, then take logs (not of the whole volume).
-    y0 = np.log(np.maximum(peak, 1e-12))
-    ym = np.log(np.maximum(np.take_along_axis(volume, km[None], axis=0)[0], 1e-12))
-    yp = np.log(np.maximum(np.take_along_axis(volume, kp[None], axis=0)[0], 1e-12))
-    denom = ym - 2 * y0 + yp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        offset = np.where(denom < -1e-9, 0.5 * (ym - yp) / denom, 0.0)
-    offset = np.where((k == 0) | (k == n - 1), 0.0, np.clip(offset, -0.5, 0.5))
-    return (k + offset).astype(np.float32), peak
+    return refine_at(volume, k), np.take_along_axis(volume, k[None], axis=0)[0]
 
 
 PREFER = ("none", "front", "back")
@@ -108,6 +94,7 @@ def refine_at(volume: np.ndarray, k: np.ndarray) -> np.ndarray:
     if n < 3:
         return k.astype(np.float32)
     km, kp = np.clip(k - 1, 0, n - 1), np.clip(k + 1, 0, n - 1)
+    # Only three measures per pixel are needed: gather them, then take logs (not of the whole volume).
     y0 = np.log(np.maximum(np.take_along_axis(volume, k[None], axis=0)[0], 1e-12))
     ym = np.log(np.maximum(np.take_along_axis(volume, km[None], axis=0)[0], 1e-12))
     yp = np.log(np.maximum(np.take_along_axis(volume, kp[None], axis=0)[0], 1e-12))

@@ -62,6 +62,28 @@ def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, 
     )
 
 
+def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Bilinear upscale of a small map to full ``size`` (H, W), computed only inside ``region``.
+
+    The same pixels as cropping ``cv2.resize(small, (W, H))``, without making the whole.
+
+    Examples
+    --------
+    >>> upscale_region(np.array([[0.0, 1.0]], np.float32), (2, 4), (0, 1, 1, 3)).tolist()
+    [[0.25, 0.75]]
+    """
+    H, W = size
+    t, l, b, r = region or (0, 0, H, W)
+    if (t, l, b, r) == (0, 0, H, W):
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    mh, mw = small.shape[:2]
+    xs = (np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5
+    ys = (np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5
+    map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _tile_rows(rows: np.ndarray, tile: int, tiles: int) -> np.ndarray:
     """A band of rows as (rows, tiles, tile) blocks; the last block padded with its edge values."""
     pad = tiles * tile - rows.shape[1]
@@ -90,6 +112,7 @@ class DepthmapFusion:
         h, w = self.index_map.shape
         self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
         self._weight = np.full((h, w), 1e-12, np.float32)
+        self._image: np.ndarray | None = None
         # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
         # (a tile's lowest index less its widest reach, its highest plus that reach).
         self.tile = tile
@@ -154,14 +177,14 @@ class DepthmapFusion:
         self._weight[t:b, l:r] += wt
 
     def result(self) -> np.ndarray:
-        """The blend, float32 (H, W, 3); computed in place, so no frame can be added after it."""
-        inv = np.reciprocal(self._weight, out=self._weight)
-        for plane in self._sum:
-            plane *= inv
-        image = cv2.merge(self._sum)
-        self._sum = [image[:, :, c] for c in range(3)]  # a second call returns the same pixels
-        self._weight = np.ones_like(inv)
-        return image
+        """The blend, float32 (H, W, 3); finished in place, so no frame can be added after it."""
+        if self._image is None:
+            inv = np.reciprocal(self._weight, out=self._weight)
+            for plane in self._sum:
+                plane *= inv
+            self._image = cv2.merge(self._sum)
+            self._sum = self._weight = None
+        return self._image
 
 
 def _levels_for(shape: tuple[int, int], smallest: int = 16) -> int:

@@ -50,6 +50,7 @@ import cv2
 import numpy as np
 
 from postfocus.errors import PostfocusError
+from postfocus.fuse import upscale_region
 
 MODES = ("auto", "off")
 
@@ -511,15 +512,8 @@ class InstantBlend:
     def _alpha_full(self, regions_: list[int]) -> np.ndarray:
         t, l, b, r = self.box
         t, l, b, r = t + self.region[0], l + self.region[1], b + self.region[0], r + self.region[1]
-        H, W = self.size
         small = np.where(np.isin(self._labels, regions_), self._mask, 0).astype(np.float32)
-        mh, mw = small.shape
-        # Resize only the box: map full-res box pixels to analysis coordinates.
-        xs = ((np.arange(l, r, dtype=np.float32) + 0.5) * (mw / W) - 0.5)
-        ys = ((np.arange(t, b, dtype=np.float32) + 0.5) * (mh / H) - 0.5)
-        map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
-        map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
-        return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return upscale_region(small, self.size, (t, l, b, r))  # only the box, at full resolution
 
     def add(self, frame: int, aligned: np.ndarray) -> None:
         """Fold in the aligned frame ``frame`` (covering the region) if a moving region chose it."""

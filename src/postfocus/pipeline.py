@@ -32,7 +32,7 @@ from postfocus.align import (
 from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import check_prefer, focus_index_map
-from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width
+from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width, upscale_region
 from postfocus.io.images import to_float
 from postfocus.io.sources import FrameSource, SourceInfo, open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
@@ -480,9 +480,9 @@ def _fuse_region(
     target = np.clip(analysis.focus_index, merge[0], merge[-1])
     # Focus index as a position among the merged frames (they may have gaps).
     rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
-    rank = _upscale_region(rank.astype(np.float32), (H, W), region)
+    rank = upscale_region(rank.astype(np.float32), (H, W), region)
     # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-    width = blend_width(_upscale_region(analysis.confidence.astype(np.float32), (H, W), region))
+    width = blend_width(upscale_region(analysis.confidence.astype(np.float32), (H, W), region))
     if method == "depthmap":
         fusion: DepthmapFusion | PyramidFusion = DepthmapFusion(rank, width)
     else:  # fine bands by max contrast, coarse bands and residual by depth
@@ -495,16 +495,13 @@ def _fuse_region(
     if linear:
         from postfocus.io.raw import srgb_decode, srgb_encode
 
-    def as_pixels(part: np.ndarray, gain: np.ndarray) -> np.ndarray:
-        pixels = to_float(part, None if np.allclose(gain, 1.0) else gain)
-        return srgb_decode(pixels) if linear else pixels
-
     # Offset of this region inside the frames handed to on_aligned.
     dy, dx = top - aligned_region[0], left - aligned_region[1]
     wanted = set(merge) | (set(analysis.used) if on_aligned else set())
     done = 0
     for i, stored in read_ahead(source, sorted(wanted), read=source.read_pixels):
         matrix, gain = report[i].matrix, np.asarray(report[i].gain, np.float32)
+        factor = None if np.allclose(gain, 1.0) else gain
         position = float(merge.index(i)) if i in merge else None
         rects = [] if position is None else (
             fusion.footprint(position) if isinstance(fusion, DepthmapFusion) else [(0, 0, h, w)])
@@ -518,18 +515,23 @@ def _fuse_region(
                                             region=aligned_region)
             if on_aligned:
                 on_aligned(i, apply_gain(aligned, gain))
-        for t, l, b, r in rects:
-            part = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
+
+        def part(t: int, l: int, b: int, r: int) -> np.ndarray:
+            """Float pixels of rectangle (t, l, b, r) of this region, cut from the whole warp or warped alone."""
+            pixels = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
                 stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
+            return to_float(pixels, factor)
+
+        for rect in rects:
+            pixels = part(*rect)
+            if linear:
+                pixels = srgb_decode(pixels)
             if isinstance(fusion, DepthmapFusion):
-                fusion.add(position, as_pixels(part, gain), (t, l, b, r))
+                fusion.add(position, pixels, rect)
             else:
-                fusion.add(as_pixels(part, gain), position)
+                fusion.add(pixels, position)
         if instant is not None and instant.wants(i) and position is not None:
-            t, l, b, r = instant.box
-            part = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
-                stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
-            instant.add_box(i, to_float(part, None if np.allclose(gain, 1.0) else gain))
+            instant.add_box(i, part(*instant.box))
         del stored, aligned
         done += 1
         if progress:
@@ -546,20 +548,6 @@ def _fuse_region(
 def _crop(image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
     t, l, b, r = region
     return image if (t, l) == (0, 0) and (b, r) == image.shape[:2] else image[t:b, l:r]
-
-
-def _upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int]) -> np.ndarray:
-    """Bilinear upscale of a map at analysis size to full ``size``, computed only inside ``region``."""
-    H, W = size
-    t, l, b, r = region
-    if (t, l, b, r) == (0, 0, H, W):
-        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    mh, mw = small.shape
-    xs = ((np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5)
-    ys = ((np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5)
-    map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
-    map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
-    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:

@@ -200,8 +200,8 @@ def to_float(pixels: np.ndarray, gain: np.ndarray | float | None = None) -> np.n
 
     Examples
     --------
-    >>> to_float(np.array([[[255, 0, 51]]], np.uint8), gain=[1.0, 1.0, 2.0]).tolist()
-    [[[1.0, 0.0, 0.4000000059604645]]]
+    >>> [round(float(v), 4) for v in to_float(np.array([[[255, 0, 51]]], np.uint8), gain=[1.0, 1.0, 2.0])[0, 0]]
+    [1.0, 0.0, 0.4]
     """
     top = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
     factor = np.float32(1.0 / top) if gain is None else (np.asarray(gain, np.float32) / np.float32(top))
