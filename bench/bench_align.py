@@ -33,7 +33,7 @@ from peers import ensure_peers, timed_cpu  # noqa: E402
 
 from postfocus import align as alignment  # noqa: E402
 from postfocus.io.sources import ArraySource  # noqa: E402
-from postfocus.pipeline import analyse  # noqa: E402
+from postfocus.pipeline.analyse import analyse  # noqa: E402
 from postfocus.synth import render_stack, scene  # noqa: E402
 
 HANDHELD = dict(shake_px=8.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.004, jpeg_quality=95)

@@ -83,7 +83,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from postfocus.batch import find_stacks, open_client, run_batch
-    from postfocus.pipeline import stack
+    from postfocus.pipeline.run import stack
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     root = args.keep or Path(tempfile.mkdtemp(prefix="postfocus-bench-"))

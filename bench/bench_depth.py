@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from postfocus.depth import depth_map
-from postfocus.state import process
+from postfocus.pipeline.run import process
 from postfocus.synth import render_stack, scene, write_stack
 
 SCENES = ("motorcycle", "steps", "ramp", "flat", "occluder")

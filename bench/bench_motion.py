@@ -108,7 +108,7 @@ def static_rows(seed: int) -> list[dict]:
 
 def real_rows() -> list[dict]:
     from postfocus.io.sources import open_source
-    from postfocus.pipeline import analyse
+    from postfocus.pipeline.analyse import analyse
 
     rows = []
     for name in ("ring", "pcb", "pcb_depthmap", "beetle", "keyboard", "algae"):
@@ -122,7 +122,7 @@ def real_rows() -> list[dict]:
             plain = time.perf_counter() - t
             t = time.perf_counter()
             a = analyse(source)
-        rows.append(dict(stack=name, frames=len(source), share=a.motion_share, plain=plain,
+        rows.append(dict(stack=name, frames=len(source), share=a.maps.motion_share, plain=plain,
                          seconds=time.perf_counter() - t))
     return rows
 

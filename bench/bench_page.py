@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from postfocus.refocus import tap
-from postfocus.state import process
+from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -220,7 +220,7 @@ def halo_crops(st, paths: list[Path], results: dict, truth: Truth, out: Path) ->
     """
     from postfocus.fuse import PyramidFusion
     from postfocus.io.sources import open_source
-    from postfocus.pipeline import analyse
+    from postfocus.pipeline.analyse import analyse
 
     h, w = st.sharp.shape[:2]
     # The pyramid method before its coarse bands were blended by depth (plain mean residual), on the same
@@ -230,7 +230,7 @@ def halo_crops(st, paths: list[Path], results: dict, truth: Truth, out: Path) ->
     before = PyramidFusion((h, w))
     for i in analysis.used:
         a = analysis.alignment[i]
-        before.add(warp_to_reference(source.read(i), a.matrix, (h, w), interpolation=cv2.INTER_CUBIC) * a.gain)
+        before.add(None, warp_to_reference(source.read(i), a.matrix, (h, w), interpolation=cv2.INTER_CUBIC) * a.gain)
     panels = [("truth", st.sharp), ("enfuse", results.get("enfuse")),
               ("pyramid before", np.clip(before.result(), 0, 1)), ("pyramid now", results.get("pyramid")),
               ("depthmap now", results.get("depthmap"))]
@@ -367,7 +367,7 @@ def real_halo_crop(name: str, paths: list[Path], images: dict, out: Path) -> Non
     """docs/img crop of a real stack where the pyramid method changed most (bright highlights bloom there)."""
     from postfocus.fuse import PyramidFusion
     from postfocus.io.sources import open_source
-    from postfocus.pipeline import analyse
+    from postfocus.pipeline.analyse import analyse
 
     source = open_source([str(p) for p in paths])
     analysis = analyse(source)
@@ -375,7 +375,7 @@ def real_halo_crop(name: str, paths: list[Path], images: dict, out: Path) -> Non
     before = PyramidFusion((h, w))  # plain mean residual, as before depth-blended coarse bands
     for i in analysis.used:
         a = analysis.alignment[i]
-        before.add(warp_to_reference(source.read(i), a.matrix, (h, w), interpolation=cv2.INTER_CUBIC) * a.gain)
+        before.add(None, warp_to_reference(source.read(i), a.matrix, (h, w), interpolation=cv2.INTER_CUBIC) * a.gain)
     images = {"enfuse": images.get("enfuse"), "pyramid before": np.clip(before.result(), 0, 1),
               "pyramid now": images.get("pyramid"), "depthmap now": images.get("depthmap")}
     change = cv2.boxFilter(np.abs(images["pyramid before"] - images["pyramid now"]).mean(axis=2), -1, (101, 101))

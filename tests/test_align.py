@@ -18,7 +18,7 @@ import pytest
 
 from postfocus.align import SweepAligner, common_area, match_pair, to_grey, warp_to_reference
 from postfocus.errors import PostfocusWarning
-from postfocus.pipeline import stack
+from postfocus.pipeline.run import stack
 
 H, W, OFFSET = 360, 440, 70  # frame size and where the reference window sits in the 512x512 scene
 N, REF = 7, 3
@@ -98,7 +98,7 @@ def align_frames(frames: list[np.ndarray], model: str, scale: float = 1.0, backg
         if scale != 1.0:
             f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         aligner.add(k, to_grey(f), f)
-    return aligner.finish()
+    return aligner.finish()[0]
 
 
 @pytest.mark.parametrize("model", ["similarity", "affine", "homography"])
@@ -170,7 +170,7 @@ def test_unrelated_frame_in_a_stack_warns_and_does_not_smear(tiny_stack, tmp_pat
         warnings.simplefilter("always")
         res = stack(folder)
     assert [r.name for r in res.alignment] == ["frame0.png", "frame0b.png", "frame1.png", "frame2.png"]
-    assert res.frames_used == [0, 2, 3]
+    assert res.merged == [0, 2, 3]
     assert res.alignment[2].method == "reference"
     msgs = [str(w.message) for w in caught if issubclass(w.category, PostfocusWarning)]
     assert any("frame0b.png" in m and "left out" in m for m in msgs), msgs
@@ -267,7 +267,7 @@ def test_exposure_chain_of_a_handheld_sweep_stays_within_half_a_percent():
     small warp: 1.3 %, which cost 0.25 dB on the flat scene).
     """
     from postfocus.io.sources import ArraySource
-    from postfocus.pipeline import analyse
+    from postfocus.pipeline.analyse import analyse
     from postfocus.synth import render_stack
     from postfocus.synth import scene as synth_scene
 

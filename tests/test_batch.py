@@ -36,7 +36,7 @@ from postfocus.batch import (  # noqa: E402
     run_batch,
 )
 from postfocus.errors import PostfocusError  # noqa: E402
-from postfocus.pipeline import stack  # noqa: E402
+from postfocus.pipeline.run import stack  # noqa: E402
 
 GOOD = ["beetle", "moth", "shell"]
 

@@ -37,7 +37,7 @@ from postfocus.depth import (  # noqa: E402
     write_depth_png,
     write_depth_preview,
 )
-from postfocus.state import ProcessedStack  # noqa: E402
+from postfocus.store import ProcessedStack  # noqa: E402
 
 # scene -> (minimum share within one frame, maximum median error in frames)
 EXPECTED = {

@@ -9,7 +9,8 @@ import pytest
 from postfocus.align import warp_to_reference
 from postfocus.fuse import DepthmapFusion, PyramidFusion, collapse, laplacian_pyramid
 from postfocus.io.images import read_image
-from postfocus.pipeline import METHODS, stack
+from postfocus.options import METHODS
+from postfocus.pipeline.run import stack
 
 
 def tenengrad(image: np.ndarray) -> float:
@@ -54,7 +55,7 @@ def fused(request, tiny_stack):
 
 
 def test_all_frames_used_and_aligned(fused, tiny_stack):
-    assert fused.frames_used == [0, 1, 2]
+    assert fused.merged == [0, 1, 2]
     assert fused.reference == 1
     for a, (dx, dy) in zip(fused.alignment, tiny_stack.shifts):
         # matrix maps reference -> frame coords; frame k shows the scene moved by (-dx, -dy).
@@ -108,7 +109,7 @@ def test_crop_is_the_common_area(fused):
 
 def test_range_merges_only_those_frames(tiny_stack):
     res = stack(tiny_stack.folder, frame_range="0:1")
-    assert res.frames_used == [0, 1]
+    assert res.merged == [0, 1]
     frames = aligned_frames(tiny_stack, res)
     box = halves(tiny_stack, res)
     # left half keeps frame 0's sharpness, right half cannot be sharper than frame 1 there
@@ -135,8 +136,8 @@ def test_pyramid_is_lossless_and_selects_the_detailed_frame():
     assert np.abs(collapse(laplacian_pyramid(img, 3)) - img).max() < 1e-5
     flat = cv2.GaussianBlur(img, (0, 0), 4)
     fusion = PyramidFusion((64, 96))
-    fusion.add(flat)
-    fusion.add(img)
+    fusion.add(None, flat)
+    fusion.add(None, img)
     out = fusion.result()
     # fine bands come from the detailed frame; only the low-pass residual is averaged
     assert psnr(out, img) > psnr(flat, img) + 10

@@ -21,7 +21,7 @@ from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.raw import RawFilesSource, open_raw_files, read_raw_header, srgb_encode
 from postfocus.io.sources import open_source
 from postfocus.io.write import embed_tiff_exif, tiff_exif_tags
-from postfocus.pipeline import stack
+from postfocus.pipeline.run import stack
 
 rawpy = pytest.importorskip("rawpy")
 
@@ -229,7 +229,7 @@ def test_stack_of_dngs_gives_full_range_16bit_tiff(dng_stack, tmp_path):
     t, l, b, r = result.crop
     truth = srgb_encode(np.clip(scene_linear(), 0, 1))[t:b, l:r]
     assert abs(float(pixels.mean()) / 65535 - float(truth.mean())) < 0.02
-    assert result.frames_used == [0, 1, 2, 3]
+    assert result.merged == [0, 1, 2, 3]
 
 
 def test_stack_of_dngs_is_sharp_on_both_sides(dng_stack):

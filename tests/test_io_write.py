@@ -14,7 +14,7 @@ from PIL.TiffImagePlugin import IFDRational
 from postfocus.errors import OutputError
 from postfocus.io.images import read_image
 from postfocus.io.write import atomic_write, check_output_path, write_image
-from postfocus.pipeline import stack
+from postfocus.pipeline.run import stack
 
 
 def smooth_image(h: int = 48, w: int = 64) -> np.ndarray:

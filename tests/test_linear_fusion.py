@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.align import FrameAlignment
+from postfocus.maps import StackMaps
 from postfocus.io.raw import srgb_decode, srgb_encode
 from postfocus.io.sources import FrameSource, SourceInfo
-from postfocus.pipeline import Analysis, fuse
+from postfocus.pipeline.merge import fuse
 
 
 class TwoFrames(FrameSource):
@@ -22,24 +22,21 @@ class TwoFrames(FrameSource):
         return self.frames[index]
 
 
-def halfway_analysis() -> Analysis:
+def halfway_maps() -> StackMaps:
     """Every pixel focused exactly between frame 0 and frame 1: equal weights."""
-    return Analysis(
-        alignment=[FrameAlignment(0, "a"), FrameAlignment(1, "b")], reference=0, used=[0, 1],
-        volume=np.ones((2, 8, 8), np.float32), guide=np.zeros((8, 8), np.float32), scale=1.0,
-        focus_index=np.full((8, 8), 0.5, np.float32), confidence=np.ones((8, 8), np.float32), size=(8, 8),
-    )
+    return StackMaps(focus_index=np.full((8, 8), 0.5, np.float32), confidence=np.ones((8, 8), np.float32),
+                     volume=np.ones((2, 8, 8), np.float32), used=[0, 1], size=(8, 8))
 
 
 def test_raw_frames_blend_in_linear_light():
-    out = fuse(TwoFrames("raw"), halfway_analysis())
+    out = fuse(TwoFrames("raw"), halfway_maps())
     light = srgb_encode(np.float32(0.5) * (srgb_decode(np.float32(0.2)) + srgb_decode(np.float32(0.8))))
     assert np.allclose(out, light, atol=1e-4)
     assert not np.allclose(out, 0.5, atol=1e-2)  # the encoded-value average would be 0.5
 
 
 def test_other_frames_blend_encoded_values():
-    out = fuse(TwoFrames("images"), halfway_analysis())
+    out = fuse(TwoFrames("images"), halfway_maps())
     assert np.allclose(out, 0.5, atol=1e-4)
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from postfocus import memory
+from postfocus.pipeline import memory
 from postfocus.errors import PostfocusError
-from postfocus.pipeline import analyse, fuse, stack
-from postfocus.state import merge, process
+from postfocus.pipeline.analyse import analyse
+from postfocus.pipeline.merge import fuse
+from postfocus.pipeline.run import stack
+from postfocus.pipeline.run import process
+from postfocus.store import merge
 
 
 def test_estimate_falls_with_bands_and_grows_with_frames():
@@ -24,7 +27,7 @@ def test_estimate_falls_with_bands_and_grows_with_frames():
 
 
 def test_a_limit_below_what_any_banding_reaches_names_the_minimum():
-    with pytest.raises(PostfocusError, match=r"--memory 200: this stack needs at least about \d+ MB"):
+    with pytest.raises(PostfocusError, match=r"memory_mb=200(\.0)?: this stack needs at least about \d+ MB"):
         memory.bands_for((4000, 6000), 100, 800 * 533, 200)
 
 
@@ -35,15 +38,15 @@ def test_banded_fusion_equals_the_whole(tiny_stack):
     source = open_source(source_files)
     analysis = analyse(source)
     box = analysis.common_area()
-    whole = fuse(source, analysis, region=box)
+    whole = fuse(source, analysis.maps, alignment=analysis.alignment, region=box)
     for bands in (2, 5):
-        banded = fuse(source, analysis, region=box, bands=bands)
+        banded = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, bands=bands)
         assert banded.shape == whole.shape
         # 8-bit frames are warped as 8-bit: a rectangle starting elsewhere may round a pixel the other way
         diff = np.abs(banded - whole)
         assert diff.max() <= 1.01 / 255 and diff.mean() < 2e-4
     with pytest.raises(PostfocusError, match="depthmap"):
-        fuse(source, analysis, method="pyramid", bands=2)
+        fuse(source, analysis.maps, alignment=analysis.alignment, method="pyramid", bands=2)
 
 
 def test_banded_processing_keeps_the_same_frames(tiny_stack, tmp_path, monkeypatch):
@@ -62,7 +65,7 @@ def test_banded_processing_keeps_the_same_frames(tiny_stack, tmp_path, monkeypat
 
 
 def test_pyramid_with_a_limit_warns_and_merges_whole(tiny_stack):
-    with pytest.warns(UserWarning, match="--memory applies to the depthmap method"):
+    with pytest.warns(UserWarning, match="a memory limit applies to the depthmap method"):
         result = stack(tiny_stack.folder, method="pyramid", memory_mb=4000)
     assert result.image.shape[:2] == (result.crop[2] - result.crop[0], result.crop[3] - result.crop[1])
 

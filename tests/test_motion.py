@@ -21,9 +21,10 @@ from postfocus.depth import depth_map
 from postfocus.io.images import read_image
 from postfocus.io.sources import ArraySource, open_source
 from postfocus.motion import pair_change
-from postfocus.pipeline import analyse
+from postfocus.pipeline.analyse import analyse
 from postfocus.refocus import tap
-from postfocus.state import merge, process
+from postfocus.pipeline.run import process
+from postfocus.store import merge
 from postfocus.synth import psnr, render_stack, scene, write_stack
 from postfocus.synth.motion import flame_stack, mover_stack, parallax_stack
 
@@ -165,8 +166,8 @@ def test_no_false_motion_on_static_generated_stacks(name):
     st = render_stack(sharp, depth01, 8, max_blur=6.0, seed=1, **HANDHELD)
     a = analyse(ArraySource(st.frames))
     # measured 0.0 % on all three, and on 'ramp' and 'flat' with seeds 1-3
-    assert a.motion_share < 0.01, a.motion_share
-    assert a.motion is not None and float(a.motion.max()) == 0.0
+    assert a.maps.motion_share < 0.01, a.maps.motion_share
+    assert a.maps.motion is not None and float(a.maps.motion.max()) == 0.0
 
 
 @pytest.mark.parametrize("name", ["ring", pytest.param("pcb", marks=pytest.mark.slow)])
@@ -175,7 +176,7 @@ def test_no_false_motion_on_real_stacks(real_data, name):
     # keyboard (35 s), algae (14 s; its microscope defocus rings fail the fine comparison, the
     # coarse check and the seed size keep them out)
     a = analyse(open_source(real_data / name))
-    assert a.motion_share < 0.01, a.motion_share
+    assert a.maps.motion_share < 0.01, a.maps.motion_share
 
 
 def test_pair_change_separates_focus_from_motion():
@@ -214,7 +215,7 @@ def test_stack_folder_keeps_the_mask_and_taps_return_one_instant(processed_flame
 
 def test_range_merge_takes_the_instant_from_the_range(processed_flame):
     st, ps = processed_flame
-    labels, choice = ps.analysis().motion_frames([0, 1, 2])
+    labels, choice = ps.maps.motion_frames([0, 1, 2])
     assert set(choice.values()) <= {0, 1, 2} and choice
     image = merge(ps, frames=[0, 1, 2])
     frame = ps.read_frame(choice[1])
@@ -273,15 +274,15 @@ def test_page_tap_map_answers_moving_subjects_like_tap(tmp_path):
 
 def test_fusing_a_region_gives_that_crop_of_the_whole(flame):
     """Pass 2 restricted to a region (the common area) computes the same pixels, moving region included."""
-    from postfocus.pipeline import fuse
+    from postfocus.pipeline.merge import fuse
 
     st = flame[0]
     source = ArraySource(st.frames)
     analysis = analyse(source)
-    assert analysis.motion is not None and analysis.motion_share > 0
-    whole = fuse(source, analysis)
+    assert analysis.maps.motion is not None and analysis.maps.motion_share > 0
+    whole = fuse(source, analysis.maps, alignment=analysis.alignment)
     for region in (analysis.common_area(), (40, 60, 200, 300)):
         t, l, b, r = region
-        part = fuse(source, analysis, region=region)
+        part = fuse(source, analysis.maps, alignment=analysis.alignment, region=region)
         assert part.shape == (b - t, r - l, 3)
         assert np.abs(part - whole[t:b, l:r]).max() < 2e-3

@@ -7,7 +7,8 @@ import threading
 import numpy as np
 
 from postfocus.io.sources import ArraySource
-from postfocus.pipeline import apply_gain, read_ahead
+from postfocus.pipeline.merge import apply_gain
+from postfocus.pipeline.threads import read_ahead
 
 
 def test_read_ahead_yields_in_order_and_prepares_in_the_background():

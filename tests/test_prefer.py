@@ -99,7 +99,7 @@ def test_preferred_peak_needs_a_clear_valley():
 
 def test_bad_prefer_value_is_refused():
     frames, _ = see_through_stack(0.5, 0.35, size=(48, 64))
-    with pytest.raises(PostfocusError, match="--prefer"):
+    with pytest.raises(PostfocusError, match="prefer"):
         stack(ArraySource(frames), align="none", prefer="middle")
 
 

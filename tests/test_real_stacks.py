@@ -15,7 +15,7 @@ import pytest
 
 from postfocus.align import warp_to_reference
 from postfocus.io.sources import open_source
-from postfocus.pipeline import stack
+from postfocus.pipeline.run import stack
 
 
 def tenengrad(image: np.ndarray) -> float:
@@ -34,8 +34,8 @@ def check_stack(folder, method: str = "depthmap") -> dict:
 
     # all or nearly all frames are used (at most 10 % left out), and the reference is one of them
     assert len(result.alignment) == n
-    assert len(result.frames_used) >= math.ceil(0.9 * n), [a.note for a in result.alignment if not a.used]
-    assert result.reference in result.frames_used
+    assert len(result.merged) >= math.ceil(0.9 * n), [a.note for a in result.alignment if not a.used]
+    assert result.reference in result.merged
     assert np.allclose(result.alignment[result.reference].matrix, np.eye(3))
 
     # the output is the crop box of the reference frame, a sane part of it, with valid pixels
@@ -53,7 +53,7 @@ def check_stack(folder, method: str = "depthmap") -> dict:
             per_frame[a.index] = tenengrad(frame * a.gain)
     best = max(per_frame, key=per_frame.get)
     assert fused > per_frame[best], f"result {fused:.5f} vs frame {best} {per_frame[best]:.5f}"
-    return {"fused": fused, "best": per_frame[best], "used": len(result.frames_used), "n": n}
+    return {"fused": fused, "best": per_frame[best], "used": len(result.merged), "n": n}
 
 
 # Measured (result / sharpest frame Tenengrad, all frames used): ring 1.32, pcb 3.21,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from postfocus import merge, process, tap
+from postfocus.store import FORMAT_VERSION
 from postfocus.errors import PostfocusError
 from postfocus.focus import tenengrad
 from postfocus.io.video import write_video
@@ -157,7 +158,7 @@ def test_second_process_reuses_the_stack_folder(sweep):
     again = process(path, cache_dir=cache)
     assert again.folder == ps.folder
     manifest = json.loads((ps.folder / "manifest.json").read_text())
-    assert manifest["format"] == 1 and manifest["kind"] == "video"
+    assert manifest["format"] == FORMAT_VERSION and manifest["kind"] == "video"
 
 
 def test_changed_input_gets_a_new_stack_folder(sweep, tmp_path):

@@ -24,7 +24,7 @@ from conftest import save_rgb, textured_scene
 from PIL import Image
 
 from postfocus.refocus import sharpest_frame, tap
-from postfocus.state import process
+from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page, render_page, viewer_data
 from postfocus.viewer.tapmap import stack_tap_map
 

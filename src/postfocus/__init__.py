@@ -3,23 +3,35 @@
 The library API mirrors the command line::
 
     import postfocus
-    result = postfocus.stack("my_sweep/")          # all-in-focus, alignment report, focus map
+    result = postfocus.stack("my_sweep/")          # all-in-focus, alignment report, maps
     result.save("all_in_focus.jpg")
     ps = postfocus.process("sweep.mp4")            # align once, keep the work
     postfocus.tap(ps, 640, 360).frame              # tap to refocus
+
+Options are one validated type, :class:`StackOptions`; every function also
+takes its fields as keywords (``postfocus.stack(folder, method="pyramid")``).
 """
 
 from postfocus._version import __version__
-from postfocus.errors import PostfocusError
-from postfocus.pipeline import StackResult, analyse, fuse, save_image, stack
+from postfocus.errors import OptionError, PostfocusError
+from postfocus.maps import StackMaps
+from postfocus.options import StackOptions
+from postfocus.pipeline.analyse import Analysis, analyse
+from postfocus.pipeline.merge import fuse
+from postfocus.pipeline.run import process, stack
 from postfocus.refocus import Tap, tap
-from postfocus.state import ProcessedStack, merge, process
+from postfocus.result import StackResult, save_image
+from postfocus.store import ProcessedStack, merge
 
 __all__ = [
     "__version__",
+    "Analysis",
+    "OptionError",
     "PostfocusError",
-    "StackResult",
     "ProcessedStack",
+    "StackMaps",
+    "StackOptions",
+    "StackResult",
     "Tap",
     "analyse",
     "fuse",

@@ -78,6 +78,13 @@ class FrameAlignment:
     def rotation_deg(self) -> float:
         return float(np.degrees(np.arctan2(self.matrix[1, 0] - self.matrix[0, 1], self.matrix[0, 0] + self.matrix[1, 1])))
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "FrameAlignment":
+        """The report written by :meth:`as_dict` (as kept in a stack folder's manifest)."""
+        return cls(int(data["index"]), data["name"], matrix=np.asarray(data["matrix"], np.float64),
+                   gain=np.asarray(data["gain"], np.float32), correlation=float(data["correlation"]),
+                   method=data["method"], used=bool(data["used"]), note=data.get("note", ""))
+
     def as_dict(self) -> dict:
         return {
             "index": self.index,
@@ -541,14 +548,14 @@ class SweepAligner:
     --------
     >>> aligner = SweepAligner(names, reference=3, model="similarity", scale=0.5)  # doctest: +SKIP
     >>> for i, frame in enumerate(source): aligner.add(i, small_grey, small_rgb)  # doctest: +SKIP
-    >>> report = aligner.finish()  # doctest: +SKIP
+    >>> report, reference = aligner.finish()  # doctest: +SKIP
     """
 
     #: Frames received but not yet matched, beyond which :meth:`add` waits (bounds memory).
     MAX_WAITING = 3
 
     def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
-                 background: bool = True):
+                 background: bool = True, workers: int = 2):
         if model not in MODELS:
             raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
         self.names = names
@@ -568,8 +575,7 @@ class SweepAligner:
         self._received: tuple[int, np.ndarray, np.ndarray] | None = None
         self._pool = None
         if background:
-            # Two matches at once on a multi-core machine (--threads 1: one, beside the caller).
-            workers = 2 if cv2.getNumThreads() > 1 else 1
+            # ``workers`` matches at once (one on a single-thread budget, beside the caller).
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
 
     def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
@@ -661,8 +667,17 @@ class SweepAligner:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def finish(self) -> list[FrameAlignment]:
-        """Wait for the last matches and chain them to the reference frame."""
+    def finish(self) -> tuple[list[FrameAlignment], int]:
+        """Wait for the last matches and chain them to the reference frame.
+
+        Returns
+        -------
+        report : list of FrameAlignment
+            One per frame, matrices relative to the reference.
+        reference : int
+            The reference frame: the one asked for, or the linked frame
+            nearest to it when it could not be linked.
+        """
         try:
             self._link(block=True)
         finally:
@@ -679,7 +694,7 @@ class SweepAligner:
         if not chain:
             for r in report:
                 r.used = r.index == (self._last[0] if self._last else self.reference)
-            return report
+            return report, self.reference
         used = set(chain)
         for i in range(n):
             if i not in used and report[i].used:
@@ -704,5 +719,4 @@ class SweepAligner:
             report[a].correlation, report[a].method = rho, method
         for r in report:
             r.matrix = r.matrix / r.matrix[2, 2]
-        self.reference = ref
-        return report
+        return report, ref

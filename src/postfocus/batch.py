@@ -208,7 +208,7 @@ def _is_video(p: Path) -> bool:
 
 def _clean_options(options: dict[str, Any] | None, where: str = "") -> tuple[tuple[str, Any], ...]:
     """Validate and normalise stacking options; drop the ones left empty."""
-    from postfocus.pipeline import ALIGN_MODELS, METHODS
+    from postfocus.options import ALIGN_MODELS, METHODS
 
     out: dict[str, Any] = {}
     for name, value in (options or {}).items():
@@ -667,7 +667,7 @@ def process_stack(job: StackJob) -> dict[str, Any]:
     >>> process_stack(job)["status"]  # doctest: +SKIP
     'ok'
     """
-    from postfocus.pipeline import stack
+    from postfocus.pipeline.run import stack
 
     t0 = time.perf_counter()
     opts = job.options_dict()
@@ -692,7 +692,7 @@ def process_stack(job: StackJob) -> dict[str, Any]:
             )
             result.save(job.output, quality=opts.get("quality", 95))
         rec.status = "ok"
-        rec.frames_used = len(result.frames_used)
+        rec.frames_used = len(result.merged)
         rec.frames_total = len(result.alignment)
         rec.warnings = list(result.warnings)
         del result

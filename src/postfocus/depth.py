@@ -285,7 +285,7 @@ def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  #
     >>> result.depth.shape == result.confidence.shape  # doctest: +SKIP
     True
     """
-    from postfocus.pipeline import DEFAULT_METHOD
+    from postfocus.options import DEFAULT_METHOD
 
     used = list(stack.used)
     frames = len(stack.names)

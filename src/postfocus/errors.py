@@ -8,6 +8,8 @@ shows a traceback for these.
 
 from __future__ import annotations
 
+__all__ = ["PostfocusError", "InputError", "OutputError", "AlignmentError", "OptionError", "PostfocusWarning"]
+
 
 class PostfocusError(Exception):
     """A problem with the user's input or options, explained in one line."""
@@ -27,3 +29,25 @@ class AlignmentError(PostfocusError):
 
 class PostfocusWarning(UserWarning):
     """Something was adjusted or left out; the run goes on."""
+
+
+class OptionError(PostfocusError):
+    """An option given to the library has a value it cannot use.
+
+    The message names the library parameter (``frame_range``, ``reference``, ...);
+    each face of the library (command line, web app, batch manifest) maps
+    ``param`` to its own spelling of the option.
+
+    Attributes
+    ----------
+    param : str
+        Name of the keyword argument / :class:`postfocus.options.StackOptions` field.
+    value : object
+        The value given.
+    reason : str
+        What is wrong with it, as a phrase ("choose one of a, b").
+    """
+
+    def __init__(self, param: str, value: object, reason: str):
+        self.param, self.value, self.reason = param, value, reason
+        super().__init__(f"{param}={value!r}: {reason}")

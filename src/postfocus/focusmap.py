@@ -13,7 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError
+from postfocus.options import PREFER
 
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
@@ -71,13 +72,10 @@ def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return refine_at(volume, k), np.take_along_axis(volume, k[None], axis=0)[0]
 
 
-PREFER = ("none", "front", "back")
-
-
 def check_prefer(prefer: str) -> str:
     """Validate a ``prefer`` option (see :func:`focus_index_map`)."""
     if prefer not in PREFER:
-        raise PostfocusError(f"--prefer {prefer!r}: choose one of {', '.join(PREFER)}")
+        raise OptionError("prefer", prefer, f"choose one of {', '.join(PREFER)}")
     return prefer
 
 

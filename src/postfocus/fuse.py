@@ -225,7 +225,7 @@ class PyramidFusion:
     Examples
     --------
     >>> fusion = PyramidFusion((480, 640), index_map=index_full)  # doctest: +SKIP
-    >>> for k, frame in enumerate(aligned_frames): fusion.add(frame, k)  # doctest: +SKIP
+    >>> for k, frame in enumerate(aligned_frames): fusion.add(k, frame)  # doctest: +SKIP
     """
 
     def __init__(
@@ -237,6 +237,7 @@ class PyramidFusion:
         coarse_from: int = 2,
         sharpness: float | np.ndarray = 0.35,
     ):
+        self.shape = (int(shape[0]), int(shape[1]))
         self.levels = levels or _levels_for(shape)
         self.window = window
         self._bands: list[np.ndarray] | None = None
@@ -259,8 +260,17 @@ class PyramidFusion:
                     idx = cv2.pyrDown(idx)
                     sig = sig if np.ndim(sig) == 0 else cv2.pyrDown(sig)
 
-    def add(self, frame: np.ndarray, position: float | None = None) -> None:
-        """Fold in an aligned frame; ``position`` is its focus index (needed with an index map)."""
+    def footprint(self, position: float) -> list[tuple[int, int, int, int]]:  # noqa: ARG002 (the Fusion protocol)
+        """Rectangles where a frame has weight: the whole picture (a pyramid mixes every pixel)."""
+        return [(0, 0, *self.shape)]
+
+    def add(self, position: float | None, frame: np.ndarray, region: tuple[int, int, int, int] | None = None) -> None:
+        """Fold in an aligned frame; ``position`` is its focus index (needed with an index map).
+
+        ``region`` must be None or the whole picture (see :meth:`footprint`).
+        """
+        if region is not None and tuple(region) != (0, 0, *self.shape):
+            raise ValueError("PyramidFusion adds whole frames only")
         pyr = laplacian_pyramid(frame.astype(np.float32), self.levels)
         if self._index and position is None:
             raise ValueError("PyramidFusion with an index map needs each frame's position")

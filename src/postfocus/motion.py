@@ -49,10 +49,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from postfocus.errors import PostfocusError
 from postfocus.fuse import upscale_region
-
-MODES = ("auto", "off")
 
 # Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
 SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
@@ -86,13 +83,6 @@ class Motion:
     @property
     def any(self) -> bool:
         return bool(self.core.any())
-
-
-def check_mode(mode: str) -> str:
-    """``mode`` if it is one of :data:`MODES`, else a PostfocusError."""
-    if mode not in MODES:
-        raise PostfocusError(f"--motion {mode!r}: choose one of {', '.join(MODES)}")
-    return mode
 
 
 def noise_sigma(grey: np.ndarray) -> float:

@@ -239,3 +239,35 @@ def focus_order(source: FrameSource, indices: Sequence[int] | None = None) -> li
     summaries = summarize_source(source, indices)
     direction, _, _ = sweep_direction([summaries[i] for i in indices])
     return indices[::-1] if direction < 0 else indices
+
+
+class RepeatedFrames:
+    """Spot frames that repeat the previous one (the lens held still), during pass 1.
+
+    Videos only: the recording order is taken as near to far (cameras sweep
+    from the nearest subject outwards); defocus alone cannot tell near from
+    far, so the order is not guessed from the pictures.
+
+    Examples
+    --------
+    >>> repeats = RepeatedFrames()
+    >>> analyse(source, on_frame=repeats.see, leave_out=repeats.leave_out)  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self.dropped: list[int] = []
+        self._last: FrameSummary | None = None
+
+    def see(self, index: int, frame: np.ndarray) -> None:
+        """Look at frame ``index`` (in order, any size)."""
+        summary = summarize(frame)
+        if self._last is not None:
+            mad, change = frame_difference(self._last, summary)
+            if mad < REPEAT_MAD and change < REPEAT_FOCUS:
+                self.dropped.append(index)
+                return
+        self._last = summary
+
+    def leave_out(self) -> dict[int, str]:
+        """The repeated frames with the reason, for :func:`~postfocus.pipeline.analyse.analyse`."""
+        return {i: "repeats the frame before it (the lens held still)" for i in self.dropped}

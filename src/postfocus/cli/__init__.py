@@ -12,7 +12,7 @@ import importlib
 from postfocus.cli.common import main
 
 # Command modules; each adds its commands to ``main`` when imported.
-COMMAND_MODULES = ["stack", "refocus", "frames", "demo", "batch", "depth", "aperture", "mesh", "view", "serve"]
+COMMAND_MODULES = ["stack", "refocus", "pop", "info", "frames", "demo", "batch", "depth", "aperture", "mesh", "view", "serve"]
 for _name in COMMAND_MODULES:
     importlib.import_module(f"postfocus.cli.{_name}")
 

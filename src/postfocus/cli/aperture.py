@@ -7,12 +7,11 @@ from pathlib import Path
 import click
 
 from postfocus.aperture import PRESETS, aperture
-from postfocus.cli.common import err_console, main
-from postfocus.cli.refocus import processed
-from postfocus.cli.stack import cache_option
+from postfocus.cli.common import err_console, main, processed
+from postfocus.cli.options import processing_options
 from postfocus.errors import PostfocusError
 from postfocus.io.write import check_output_path
-from postfocus.pipeline import save_image
+from postfocus.result import save_image
 from postfocus.refocus import parse_point
 
 
@@ -32,10 +31,10 @@ from postfocus.refocus import parse_point
               help="Boost near-white highlights before blurring so they bloom into bright discs.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Image to write.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
-@cache_option
+@processing_options
 @click.pass_context
 def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_px, highlights, output, quality,
-                     cache_dir):
+                     **params):
     """Render a shallow depth of field focused anywhere, from the depth the sweep recorded.
 
     Choose the focus with --focus-at, --focus-depth or --preset, and the blur
@@ -50,7 +49,7 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
     if blur_px is not None and not blur_px >= 0:
         raise PostfocusError(f"--blur {blur_px:g}: must be 0 or more pixels per frame")
     check_output_path(output)
-    ps = processed(ctx, inputs, cache_dir)
+    ps = processed(ctx, inputs, params)
     check_output_path(output, ps.info.paths)
     point = parse_point(focus_at, ps.size) if focus_at is not None else None
     result = aperture(ps, focus_at_point=point, focus_depth=focus_depth, preset=preset, f_number=f_number,

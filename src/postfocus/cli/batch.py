@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
-from postfocus.pipeline import ALIGN_MODELS, METHODS
+from postfocus.options import ALIGN_MODELS, METHODS
 
 EXIT_STACKS_FAILED = 3
 EXIT_INTERRUPTED = 130

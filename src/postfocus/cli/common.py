@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from postfocus._version import __version__
-from postfocus.errors import PostfocusError, PostfocusWarning
+from postfocus.cli.options import flag_message
+from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
 
 # Messages carry file names: no markup or emoji codes may be read out of them (see _say).
 err_console = Console(stderr=True, highlight=False, emoji=False)
@@ -63,6 +64,8 @@ class PostfocusGroup(click.Group):
         except PostfocusError as exc:
             if debug:
                 raise
+            if isinstance(exc, OptionError):
+                exc = flag_message(exc)
             _say("red", "postfocus: error:", exc)
             sys.exit(EXIT_USER_ERROR)
         except click.UsageError as exc:  # a bad option value: one line too, with where to look
@@ -179,3 +182,21 @@ def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
 def is_quiet(ctx: click.Context) -> bool:
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("quiet"))
+
+
+def processed(ctx: click.Context, inputs: tuple, params: dict) -> "ProcessedStack":  # noqa: F821
+    """The processed stack of INPUTS for the command's processing options (made now if not cached yet).
+
+    Parameters
+    ----------
+    ctx : click.Context
+    inputs : tuple of pathlib.Path
+    params : dict
+        The command's parsed options (see :func:`postfocus.cli.options.processing_options`).
+    """
+    from postfocus.cli.options import stack_options
+    from postfocus.pipeline.run import process
+
+    options = stack_options(params)
+    with progress_bars(is_quiet(ctx)) as progress:
+        return process(list(inputs), options, cache_dir=params.get("cache_dir"), progress=progress)

@@ -9,7 +9,7 @@ import click
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.io.sources import natural_key
-from postfocus.pipeline import stack
+from postfocus.pipeline.run import stack
 
 
 def sample_frames() -> list[Path]:

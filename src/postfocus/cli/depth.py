@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from postfocus.cli.common import err_console, main
-from postfocus.cli.refocus import processed
-from postfocus.cli.stack import cache_option
+from postfocus.cli.common import err_console, main, processed
+from postfocus.cli.options import processing_options
 from postfocus.depth import (
     check_output,
     depth_map,
@@ -32,9 +31,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
               help="Also write the depth as float32 frame numbers (.npy).")
 @click.option("--preview", "preview_out", type=click.Path(path_type=Path), default=None,
               help="Also write a colourised preview (near = red, far = blue).")
-@cache_option
+@processing_options
 @click.pass_context
-def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, cache_dir):
+def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **params):
     """Depth map of a focus sweep in frame units, with sub-frame precision.
 
     The PNG holds 0 for the nearest frame and 65535 for the farthest; its text
@@ -48,7 +47,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, cac
         check_output(npy_out, (".npy",))
     if preview_out:
         check_output(preview_out, IMAGE_SUFFIXES)
-    ps = processed(ctx, inputs, cache_dir)
+    ps = processed(ctx, inputs, params)
     for path in (output, confidence_out, npy_out, preview_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)

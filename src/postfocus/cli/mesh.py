@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from postfocus.cli.common import err_console, main
-from postfocus.cli.refocus import processed
-from postfocus.cli.stack import cache_option
+from postfocus.cli.common import err_console, main, processed
+from postfocus.cli.options import processing_options
 from postfocus.depth import check_output, depth_map
 from postfocus.io.write import write_image
 from postfocus.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
@@ -26,16 +25,16 @@ from postfocus.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, buil
               help="Depth of the relief from nearest to farthest frame, as a share of the image's long edge.")
 @click.option("--max-faces", type=click.IntRange(2, None), default=DEFAULT_MAX_FACES, show_default=True,
               help="Upper bound on triangles; the grid is decimated to fit.")
-@cache_option
+@processing_options
 @click.pass_context
-def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, cache_dir):
+def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, **params):
     """Height-field mesh of the depth map, textured with the all-in-focus image."""
     check_output(output, MESH_FORMATS)
     if preview_out:
         check_output(preview_out, (".png", ".jpg", ".jpeg"))
     if rock_out:
         check_output(rock_out, (".gif",))
-    ps = processed(ctx, inputs, cache_dir)
+    ps = processed(ctx, inputs, params)
     for path in (output, preview_out, rock_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)

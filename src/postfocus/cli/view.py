@@ -9,10 +9,11 @@ import click
 
 from postfocus.io.write import check_output_path
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
-from postfocus.cli.stack import cache_option
+from postfocus.cli.options import stack_options
+from postfocus.cli.options import processing_options
 from postfocus.errors import OutputError
 from postfocus.io.sources import open_source
-from postfocus.state import process
+from postfocus.pipeline.run import process
 
 PAGE_SUFFIXES = (".html", ".htm")
 
@@ -31,9 +32,9 @@ def check_page_path(path: Path, inputs: list[Path]) -> Path:
 @click.option("--format", "fmt", type=click.Choice(["jpeg", "webp"]), default="jpeg", show_default=True,
               help="Picture format in the page (WebP is smaller; JPEG opens everywhere).")
 @click.option("--title", default=None, help="Page title [default: the input's name].")
-@cache_option
+@processing_options
 @click.pass_context
-def view_command(ctx, inputs, output, long_edge, quality, fmt, title, cache_dir):
+def view_command(ctx, inputs, output, long_edge, quality, fmt, title, **params):
     """Write ONE self-contained HTML page of INPUTS: tap to refocus, all in focus, depth, colour pop, magnifier.
 
     The page holds every picture and the viewer itself; it opens from the
@@ -44,7 +45,7 @@ def view_command(ctx, inputs, output, long_edge, quality, fmt, title, cache_dir)
     source = open_source(list(inputs))
     check_page_path(output, list(source.info.paths))
     with progress_bars(is_quiet(ctx)) as progress:
-        ps = process(source, cache_dir=cache_dir, progress=progress)
+        ps = process(source, stack_options(params), cache_dir=params.get("cache_dir"), progress=progress)
         path = export_page(ps, output, long_edge=long_edge, quality=quality, fmt=fmt, title=title, progress=progress)
     size = path.stat().st_size
     err_console.print(f"page: {len(ps.used)} frames, {size / 1e6:.1f} MB")

@@ -241,8 +241,10 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
 
     from postfocus.depth import depth_map, write_depth_png
     from postfocus.errors import PostfocusWarning
-    from postfocus.pipeline import DEFAULT_METHOD, save_image
-    from postfocus.state import ProcessedStack, process
+    from postfocus.options import DEFAULT_METHOD
+    from postfocus.result import save_image
+    from postfocus.pipeline.run import process
+    from postfocus.store import ProcessedStack
     from postfocus.web.upload import humanize
 
     inputs = job.input_paths(data)

@@ -68,7 +68,7 @@ class Results:
 
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
-        from postfocus.state import ProcessedStack
+        from postfocus.store import ProcessedStack
 
         with self._lock:
             ps = self._stacks.get(job.id)
@@ -111,7 +111,7 @@ class Results:
         return path
 
     def _save(self, path: Path, image: np.ndarray, ps, quality: int = 92) -> None:  # noqa: ANN001
-        from postfocus.pipeline import save_image
+        from postfocus.result import save_image
 
         save_image(path, image, ps.info, quality=quality)
 
@@ -160,7 +160,7 @@ class Results:
         return ps.frame_path(index)
 
     def image(self, job: JobFolder) -> Path:
-        from postfocus.pipeline import DEFAULT_METHOD
+        from postfocus.options import DEFAULT_METHOD
 
         def make(path: Path) -> None:
             ps = self.stack(job)
@@ -170,7 +170,7 @@ class Results:
 
     def merge(self, job: JobFolder, start: int, end: int) -> tuple[Path, int, int]:
         """Range merge of the used frames from ``start`` to ``end`` (inclusive): (path, first, last)."""
-        from postfocus.state import merge
+        from postfocus.store import merge
 
         ps = self.stack(job)
         lo, hi = sorted((int(start), int(end)))
@@ -191,7 +191,7 @@ class Results:
     def pop(self, job: JobFolder, position: float, tolerance: float = 1.0) -> Path:
         """Colour pop: what lies at focus ``position`` (frames) keeps its colour."""
         from postfocus.align import to_grey
-        from postfocus.pipeline import DEFAULT_METHOD
+        from postfocus.options import DEFAULT_METHOD
         from postfocus.pop import colour_pop, pop_mask
 
         ps = self.stack(job)
@@ -262,7 +262,7 @@ class Results:
         def make(path: Path) -> None:
             import cv2
 
-            from postfocus.pipeline import DEFAULT_METHOD
+            from postfocus.options import DEFAULT_METHOD
 
             image = ps.all_in_focus(DEFAULT_METHOD)
             depth, conf, frames = self._depth(job)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError
+
+__all__ = ["bands_for", "estimate_mb"]
 
 #: Interpreter, libraries, the video decoder and the frames in flight (MB, i.e. MiB).
 BASE_MB = 390.0
@@ -65,7 +67,7 @@ def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, band
 def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_mb: float | None) -> int:
     """Fewest bands of rows that keep the estimated peak under ``limit_mb`` (1 without a limit).
 
-    Raises PostfocusError, naming the smallest limit that would do, when no
+    Raises OptionError (``memory_mb``), naming the smallest limit that would do, when no
     number of bands is enough.
 
     Examples
@@ -80,7 +82,5 @@ def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_
         if estimate_mb(size, n_frames, analysis_pixels, bands) <= limit_mb:
             return bands
     floor = estimate_mb(size, n_frames, analysis_pixels, most)
-    raise PostfocusError(
-        f"--memory {limit_mb:g}: this stack needs at least about {math.ceil(floor)} MB "
-        f"({n_frames} frames of {size[1]}x{size[0]})"
-    )
+    raise OptionError("memory_mb", limit_mb,
+                      f"this stack needs at least about {math.ceil(floor)} MB ({n_frames} frames of {size[1]}x{size[0]})")

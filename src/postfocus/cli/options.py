@@ -1,0 +1,135 @@
+"""Options shared by the commands, defined once, and the mapping of library errors to flags.
+
+The library names its parameters (``frame_range``, ``reference``, ...), never
+a flag; :func:`flag_message` turns an :class:`~postfocus.errors.OptionError`
+into the line a person typing ``--range`` expects. Every command that works
+on a processed stack takes the same processing options (:func:`processing_options`),
+so ``refocus``, ``pop``, ``depth``, ``aperture``, ``mesh`` and ``view`` find
+the stack that ``stack --align none`` made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from postfocus.errors import OptionError
+from postfocus.options import ALIGN_MODELS, DEFAULT_METHOD, METHODS, MOTION_MODES, PREFER, StackOptions
+
+__all__ = [
+    "FLAGS",
+    "cache_option",
+    "flag_message",
+    "inputs_argument",
+    "method_option",
+    "output_option",
+    "processing_options",
+    "quality_option",
+    "stack_options",
+]
+
+FLAGS = {
+    "method": "--method",
+    "align": "--align",
+    "reference": "--reference",
+    "crop": "--crop",
+    "frame_range": "--range",
+    "frames": "--range",
+    "motion": "--motion",
+    "prefer": "--prefer",
+    "refine_flow": "--refine-flow",
+    "memory_mb": "--memory",
+    "threads": "--threads",
+}
+"""Library parameter -> the flag that sets it."""
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}:{value[1]}"
+    return str(value)
+
+
+def flag_message(exc: OptionError) -> str:
+    """The one-line message of ``exc`` in the command line's words.
+
+    Examples
+    --------
+    >>> flag_message(OptionError("frame_range", (3, 12), "no usable frame in that range"))
+    '--range 3:12: no usable frame in that range'
+    """
+    flag = FLAGS.get(exc.param, exc.param)
+    return f"{flag} {_shown(exc.value)}: {exc.reason}"
+
+
+inputs_argument = click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+
+
+def output_option(help_text: str = "Image to write.") -> Decorator:
+    """``-o/--output``, required."""
+    return click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help_text)
+
+
+def quality_option(default: int = 95, help_text: str = "JPEG quality.") -> Decorator:
+    """``--quality`` 1-100."""
+    return click.option("--quality", type=click.IntRange(1, 100), default=default, show_default=True, help=help_text)
+
+
+cache_option = click.option(
+    "--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+    help="Folder for processed stacks [default: $POSTFOCUS_CACHE or ~/.cache/postfocus].",
+)
+
+method_option = click.option(
+    "--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
+    help="depthmap: blend by a regularised focus map; pyramid: max-contrast pyramid selection.")
+
+_PROCESSING: list[Decorator] = [
+    click.option("--align", "align", type=click.Choice(ALIGN_MODELS), default="similarity", show_default=True,
+                 help="Motion model for handheld frames; 'none' for a registered tripod stack."),
+    click.option("--reference", type=int, default=None, help="Frame whose geometry the result takes [default: middle]."),
+    click.option("--motion", type=click.Choice(MOTION_MODES), default="auto", show_default=True,
+                 help="auto: subjects that moved during the sweep (flames, water, leaves, people) show one instant, "
+                      "not a blend of several; off: the scene stood still."),
+    click.option("--prefer", type=click.Choice(PREFER), default="none", show_default=True,
+                 help="Where a blurred near object lets far detail shine through (two focus peaks, e.g. microscopy): "
+                      "front takes the near object, back the far detail; none the stronger."),
+    click.option("--refine-flow", is_flag=True,
+                 help="Also register frames densely (optical flow) for the local parallax of handheld close-ups."),
+    cache_option,
+]
+
+
+def processing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose a processed stack: --align, --reference, --motion, --prefer, --refine-flow, --cache."""
+    for option in reversed(_PROCESSING):
+        command = option(command)
+    return command
+
+
+def stack_options(params: dict[str, Any], **more: Any) -> StackOptions:
+    """The :class:`StackOptions` of a command's parsed processing options (and ``more`` fields).
+
+    Parameters
+    ----------
+    params : dict
+        The command's keyword arguments (``align``, ``reference``, ``motion``, ``prefer``, ``refine_flow``).
+    **more
+        Other fields, e.g. ``method`` or ``memory_mb``.
+
+    Returns
+    -------
+    StackOptions
+    """
+    fields = {name: params[name] for name in ("align", "reference", "motion", "prefer", "refine_flow") if name in params}
+    ctx = click.get_current_context(silent=True)
+    threads = ctx.find_root().obj.get("threads") if ctx is not None and ctx.find_root().obj else None
+    return StackOptions(**fields, threads=threads, **more)

@@ -1,0 +1,135 @@
+"""The maps of a stack: focus index, confidence, focus volume and motion, in one geometry.
+
+Pass 1 (:mod:`postfocus.pipeline.analyse`) measures every frame at the
+analysis size (long edge about 800 px) and turns the measures into these maps.
+One type carries them everywhere: the in-memory result of
+:func:`postfocus.stack`, the stack folder of :func:`postfocus.process`, and
+every product that reads depth (refocus, pop, depth, aperture, mesh, page).
+
+Geometry
+--------
+The maps cover ``size`` full-resolution pixels. Pass 1 makes them in the
+reference frame's geometry; :meth:`StackMaps.crop` cuts them to the output
+geometry (the area every frame covers), which is what results and stack
+folders hold. A full-resolution pixel ``(x, y)`` sits at map pixel
+``(x * w / W, y * h / H)`` (:meth:`StackMaps.to_map`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.motion import region_frames
+
+__all__ = ["StackMaps"]
+
+
+@dataclass
+class StackMaps:
+    """Per-pixel maps of a stack at analysis resolution.
+
+    Attributes
+    ----------
+    focus_index : numpy.ndarray
+        float32 (h, w) frame number in focus per pixel (sub-frame).
+    confidence : numpy.ndarray
+        float32 (h, w) confidence of ``focus_index`` in [0, 1].
+    volume : numpy.ndarray
+        (len(used), h, w) focus measure of each used frame (float32 in
+        memory; float16, divided by its maximum, in a stack folder).
+    used : list of int
+        Frame numbers of ``volume``'s slices: the frames that could be aligned.
+    size : tuple of int
+        (H, W) full-resolution pixels the maps cover.
+    motion : numpy.ndarray or None
+        float32 (h, w) motion mask in [0, 1] (None: motion not detected);
+        see :mod:`postfocus.motion`.
+    motion_share : float
+        Fraction of the picture whose content moved during the sweep.
+    """
+
+    focus_index: np.ndarray
+    confidence: np.ndarray
+    volume: np.ndarray
+    used: list[int]
+    size: tuple[int, int]
+    motion: np.ndarray | None = None
+    motion_share: float = 0.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(h, w) of the maps."""
+        return tuple(self.focus_index.shape[:2])  # type: ignore[return-value]
+
+    def to_map(self, x: float, y: float) -> tuple[float, float]:
+        """Full-resolution pixel coordinates -> map coordinates.
+
+        Examples
+        --------
+        >>> m = StackMaps(np.zeros((2, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros((1, 2, 4)), [0], (20, 40))
+        >>> m.to_map(10, 10)
+        (1.0, 1.0)
+        """
+        (h, w), (H, W) = self.shape, self.size
+        return x * w / W, y * h / H
+
+    def slices(self, frames: Sequence[int]) -> np.ndarray:
+        """float32 (len(frames), h, w) focus volume of some used frames (by frame number)."""
+        position = {f: k for k, f in enumerate(self.used)}
+        return np.asarray(self.volume[[position[f] for f in frames]], np.float32)
+
+    def motion_frames(self, frames: Sequence[int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
+        """Region labels of the motion mask and the one frame (of ``frames``) each moving region shows.
+
+        Parameters
+        ----------
+        frames : sequence of int, optional
+            Candidate frames (default: every used frame).
+
+        Returns
+        -------
+        labels : numpy.ndarray
+            int32 (h, w) region labels, 0 where nothing moved.
+        choice : dict
+            ``{label: frame}``, see :func:`postfocus.motion.region_frames`.
+        """
+        frames = list(self.used if frames is None else frames)
+        if self.motion is None:
+            return np.zeros(self.shape, np.int32), {}
+        return region_frames(self.motion, self.slices(frames), frames)
+
+    def crop(self, box: tuple[int, int, int, int], scale: float) -> "StackMaps":
+        """The maps of a full-resolution ``box`` (top, left, bottom, right) of their geometry.
+
+        Parameters
+        ----------
+        box : tuple of int
+            Rectangle in full-resolution pixels of ``size``.
+        scale : float
+            Map pixels per full-resolution pixel (the analysis scale).
+
+        Returns
+        -------
+        StackMaps
+            Covering ``box``; arrays are copies, so the uncropped maps can be freed.
+        """
+        t, l, b, r = box
+        mt, ml = int(round(t * scale)), int(round(l * scale))
+        mb, mr = max(mt + 1, int(round(b * scale))), max(ml + 1, int(round(r * scale)))
+
+        def cut(a: np.ndarray | None, axis0: bool = False) -> np.ndarray | None:
+            if a is None:
+                return None
+            return np.ascontiguousarray(a[:, mt:mb, ml:mr] if axis0 else a[mt:mb, ml:mr])
+
+        return replace(self, focus_index=cut(self.focus_index), confidence=cut(self.confidence),
+                       volume=cut(self.volume, axis0=True), motion=cut(self.motion), size=(b - t, r - l))
+
+    def upscale(self, values: np.ndarray) -> np.ndarray:
+        """A map (h, w) resized bilinearly to the full-resolution ``size``."""
+        H, W = self.size
+        return cv2.resize(np.asarray(values, np.float32), (W, H), interpolation=cv2.INTER_LINEAR)

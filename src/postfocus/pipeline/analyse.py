@@ -1,0 +1,278 @@
+"""Pass 1: every frame decoded once, aligned to its neighbour, measured for focus, mapped.
+
+Streaming: each frame is shrunk to the alignment size (long edge 1600 px) in
+the decoding thread, matched to its neighbour (:class:`~postfocus.align.SweepAligner`,
+ECC then a tile refinement, chained to the reference), and reduced to a
+focus measure and a small copy at the analysis size (long edge 800 px). The
+full-resolution frame is dropped in the decoding thread; only small maps are
+kept, so memory stays flat in the number of frames. After the last frame the
+measures are warped into the reference geometry and turned into the focus-index
+map (:func:`~postfocus.focusmap.focus_index_map`); moving subjects are found on
+the aligned small frames (:mod:`postfocus.motion`).
+
+References
+----------
+.. [1] S. K. Nayar and Y. Nakagawa, "Shape from focus", IEEE Trans. PAMI 16(8), 1994
+   (a focus measure per frame, the focus index where it peaks).
+.. [2] G. D. Evangelidis and E. Z. Psarakis, "Parametric image alignment using
+   enhanced correlation coefficient maximization", IEEE Trans. PAMI 30(10), 2008.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from postfocus.align import (
+    FrameAlignment,
+    SweepAligner,
+    common_area,
+    rescale_matrix,
+    to_grey,
+    valid_mask,
+    warp_to_reference,
+)
+from postfocus.errors import AlignmentError, PostfocusWarning
+from postfocus.focus import laplacian_energy, pool
+from postfocus.focusmap import focus_index_map
+from postfocus.io.images import to_float
+from postfocus.io.sources import FrameSource
+from postfocus.maps import StackMaps
+from postfocus.motion import MotionDetector, apply_flow, chain_flows
+from postfocus.options import StackOptions, resolve
+from postfocus.pipeline.threads import compute_ahead, helper_threads, read_ahead
+
+__all__ = ["Analysis", "Progress", "analyse", "work_scale"]
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while a long step runs."""
+
+
+@dataclass
+class Analysis:
+    """What pass 1 learned about a stack, in the reference frame's geometry.
+
+    Attributes
+    ----------
+    alignment : list of FrameAlignment
+        One per frame (``used`` False for frames left out).
+    reference : int
+        The reference frame.
+    maps : StackMaps
+        Focus index, confidence, focus volume and motion, uncropped.
+    guide : numpy.ndarray
+        float32 (h, w) grey rough all-in-focus at analysis size (the edges the focus map follows).
+    scale : float
+        Analysis size / full size.
+    flow : dict or None
+        Optional dense refinement per frame but the reference: float16 (h, w, 2)
+        displacement in analysis pixels, ``reference(x) ~ aligned_frame(x + flow(x))``.
+    """
+
+    alignment: list[FrameAlignment]
+    reference: int
+    maps: StackMaps
+    guide: np.ndarray
+    scale: float
+    flow: dict[int, np.ndarray] | None = None
+
+    @property
+    def used(self) -> list[int]:
+        """Frames that could be aligned."""
+        return self.maps.used
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the full-resolution reference frame."""
+        return self.maps.size
+
+    def common_area(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) that every used frame covers, full resolution."""
+        return common_area([self.alignment[i].matrix for i in self.used], self.size)
+
+    def output_maps(self, box: tuple[int, int, int, int]) -> StackMaps:
+        """The maps cut to an output ``box`` of the reference geometry (see :meth:`StackMaps.crop`)."""
+        return self.maps.crop(box, self.scale)
+
+
+def work_scale(size: tuple[int, int], long_edge: int) -> float:
+    """Scale that brings the long edge of ``size`` down to ``long_edge`` (never up).
+
+    Examples
+    --------
+    >>> work_scale((1000, 2000), 800)
+    0.4
+    """
+    return min(1.0, long_edge / max(size))
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def analyse(
+    source: FrameSource,
+    options: StackOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
+    leave_out: Callable[[], dict[int, str]] | None = None,
+    **changes: Any,
+) -> Analysis:
+    """Pass 1: align every frame, measure its focus and map the focus index, streaming.
+
+    Parameters
+    ----------
+    source : FrameSource
+        The frames.
+    options : StackOptions, optional
+        ``align``, ``reference``, ``align_size``, ``analysis_size``, ``motion``,
+        ``refine_flow``, ``prefer`` and ``threads`` are used (default: :class:`StackOptions`).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    warn : callable
+        Receives every warning as text (default: :class:`PostfocusWarning`).
+    on_frame : callable, optional
+        ``on_frame(index, frame)`` sees every frame of this pass, in order, at
+        the working size (long edge ``align_size``), in the decoding thread
+        (e.g. to spot repeated frames without decoding again).
+    leave_out : callable, optional
+        Called after the pass; names frames to leave out of the maps and the
+        merge, with reasons (``{index: why}``).
+    **changes
+        Fields of :class:`StackOptions` to change, e.g. ``motion="off"``.
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    OptionError
+        A reference beyond the stack.
+    AlignmentError
+        Fewer than two frames could be aligned.
+
+    Examples
+    --------
+    >>> a = analyse(open_source("shared/data/ring"))  # doctest: +SKIP
+    >>> a.maps.focus_index.shape  # doctest: +SKIP
+    (600, 800)
+    """
+    n = len(source)
+    size = source.info.size
+    options = resolve(options, changes, n)
+    options.check_frames(n)
+    ref = n // 2 if options.reference is None else options.reference
+    align = options.align
+    s_work = work_scale(size, options.align_size)
+    s_an = work_scale(size, options.analysis_size)
+    an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
+    aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work,
+                           workers=helper_threads(options.threads))
+    measures: list[np.ndarray | None] = []
+    smalls: list[np.ndarray | None] = []
+
+    def prepare(index: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-frame work that needs no other frame, done in the decoding thread (in frame order): the
+        full-resolution frame is shrunk there (in its stored type: a quarter of the work for 8-bit
+        frames) and never reaches the loop below, which is left with the alignment."""
+        work = to_float(_resize(pixels, s_work))
+        grey = to_grey(work)
+        measure = pool(laplacian_energy(grey), (an_h, an_w))
+        small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
+        if on_frame:
+            on_frame(index, work)
+        return work, grey, measure, small
+
+    try:
+        for i, (work, grey, measure, small) in read_ahead(source, range(n), read=source.read_pixels, prepare=prepare):
+            if align != "none":
+                aligner.add(i, grey, work)
+            measures.append(measure)
+            smalls.append(small)
+            del work, grey
+            if progress:
+                progress("align and measure", i + 1, n)
+    except BaseException:
+        aligner.close()
+        raise
+    if align == "none":
+        aligner.close()
+        report = [FrameAlignment(i, source.names[i], method="none") for i in range(n)]
+        report[ref].method = "reference"
+    else:
+        report, linked_ref = aligner.finish()
+        if linked_ref != ref:
+            warn(f"reference frame {ref} could not be aligned; frame {linked_ref} is the reference instead")
+            ref = linked_ref
+    for i, why in (leave_out() if leave_out else {}).items():
+        if report[i].used and i != ref:
+            report[i].used, report[i].note = False, why
+    for r in report:
+        if not r.used:
+            warn(f"{r.name}: left out ({r.note})")
+    used = [r.index for r in report if r.used]
+    if len(used) < 2:
+        raise AlignmentError(
+            f"{source.info.paths[0] if source.info.paths else 'input'}: fewer than two frames could be aligned; "
+            "try another alignment model (affine or homography), or none for a tripod stack"
+        )
+    volume = np.zeros((len(used), an_h, an_w), np.float32)
+    for k, i in enumerate(used):  # each small map is dropped as soon as it is in reference geometry
+        volume[k] = warp_to_reference(measures[i], rescale_matrix(report[i].matrix, s_an), (an_h, an_w))
+        measures[i] = None
+    # Rough all-in-focus at analysis size: the guide whose edges the focus map follows.
+    best = np.argmax(volume, axis=0)
+    guide = np.zeros((an_h, an_w), np.float32)
+    detector = MotionDetector((an_h, an_w)) if options.motion == "auto" else None
+    greys: dict[int, np.ndarray] = {}  # kept for the dense refinement only
+
+    def aligned_small(i: int) -> tuple[np.ndarray, object]:
+        """Frame i's small grey frame in reference geometry, and its motion-detection prep (background)."""
+        small = smalls[i].astype(np.float32) * np.float32(1 / 255)
+        matrix = rescale_matrix(report[i].matrix, s_an)
+        grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
+        smalls[i] = None
+        prepared = detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w))) if detector else None
+        return grey, prepared
+
+    for k, (i, (grey, prepared)) in enumerate(compute_ahead(used, aligned_small)):
+        guide[best == k] = grey[best == k]
+        if options.refine_flow:
+            greys[i] = grey
+        if detector is not None:  # neighbours compared in sweep order (on the globally aligned frames:
+            detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
+    moved = detector.finish() if detector is not None else None
+    flow = None
+    if options.refine_flow:
+        flow = chain_flows(greys, used, ref)
+        greys.clear()
+        for k, i in enumerate(used):
+            volume[k] = apply_flow(volume[k], flow[i])
+    if flow is not None:  # moving subjects come from one frame: no refinement there; the reference needs none
+        keep = 1.0 - (moved.mask if moved is not None else 0.0)
+        flow = {i: (f * np.asarray(keep, np.float32)[..., None]).astype(np.float16) for i, f in flow.items() if i != ref}
+    moving = moved is not None and moved.any
+    # A copy only where the volume must change (the volume is kept as it is).
+    focus_volume = volume.copy() if moving else volume
+    if moving:
+        # Motion is no focus: a changing texture has no focus peak to trust. Flat focus curves
+        # there make the focus map fill those pixels from their static surroundings.
+        core = moved.mask > 0.5
+        focus_volume[:, core] = focus_volume[:, core].mean(axis=0)
+    index_used, confidence = focus_index_map(focus_volume, guide, prefer=options.prefer)
+    del focus_volume
+    # Positions among the used frames back to frame numbers (frames may be missing).
+    index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
+    maps = StackMaps(index.astype(np.float32), confidence, volume, used, size,
+                     motion=None if moved is None else moved.mask, motion_share=0.0 if moved is None else moved.share)
+    return Analysis(report, ref, maps, guide, float(s_an), flow=flow)

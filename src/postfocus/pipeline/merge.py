@@ -1,0 +1,301 @@
+"""Pass 2: every frame decoded again, warped to the reference at full resolution, fused.
+
+Streaming: frames are decoded one ahead in a background thread, warped
+(bicubic, in their stored type) into the output region, corrected for
+exposure, and folded into a fusion (:mod:`postfocus.fuse`) that keeps only
+its running state; each frame is freed as soon as it is folded in. With the
+depth-map method a frame is warped only in the tiles where it weighs in the
+blend (:meth:`~postfocus.fuse.DepthmapFusion.footprint`). Moving regions of
+the maps show one instant (:class:`~postfocus.motion.InstantBlend`). Under a
+memory limit the region is fused in bands of rows, decoding the frames once
+per band (:mod:`postfocus.pipeline.memory`).
+
+References
+----------
+.. [1] P. J. Burt and E. H. Adelson, "The Laplacian pyramid as a compact image
+   code", IEEE Trans. Communications 31(4), 1983 (the pyramid method).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.align import FrameAlignment, warp_to_reference
+from postfocus.errors import OptionError
+from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width, upscale_region
+from postfocus.io.images import to_float
+from postfocus.io.sources import FrameSource
+from postfocus.maps import StackMaps
+from postfocus.motion import InstantBlend, refined_warp
+from postfocus.options import DEFAULT_METHOD, METHODS
+from postfocus.pipeline.analyse import Progress, work_scale
+from postfocus.pipeline.memory import bands_for
+from postfocus.pipeline.threads import read_ahead
+
+__all__ = ["apply_gain", "fuse", "merge_frames", "plan_bands"]
+
+Region = tuple[int, int, int, int]
+
+
+def fuse(
+    source: FrameSource,
+    maps: StackMaps,
+    *,
+    alignment: Sequence[FrameAlignment] | None = None,
+    flow: dict[int, np.ndarray] | None = None,
+    method: str = DEFAULT_METHOD,
+    frames: Sequence[int] | None = None,
+    region: Region | None = None,
+    bands: int = 1,
+    on_aligned: Callable[[int, np.ndarray], None] | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
+
+    Parameters
+    ----------
+    source : FrameSource
+        The frames (decoded again, one at a time), addressed by frame number.
+    maps : StackMaps
+        Focus index, confidence and motion of the geometry to produce
+        (:attr:`Analysis.maps`, or a stack folder's maps).
+    alignment : sequence of FrameAlignment, optional
+        Per frame number: the transform into the maps' geometry and the
+        exposure gain. None: the frames are already aligned (a stack folder's).
+    flow : dict, optional
+        Dense refinement per frame (:attr:`Analysis.flow`).
+    method : str
+        "depthmap" or "pyramid".
+    frames : sequence of int, optional
+        Frames to merge (default: all used); pixels whose focus lies outside
+        them take the nearest merged frame, naturally blurred.
+    region : tuple of int, optional
+        (top, left, bottom, right) of the maps' geometry to produce, e.g.
+        :meth:`Analysis.common_area` (default: all). Pixels outside it are never computed.
+    bands : int
+        Fuse the region in this many bands of rows, one after the other (the
+        frames are decoded once per band); depth-map method only.
+    on_aligned : callable, optional
+        ``on_aligned(index, aligned)`` for every used frame, warped into
+        ``region``, exposure-corrected, in the source's stored type (e.g. to
+        keep aligned frames for refocusing).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (h, w, 3) image of ``region`` in [0, 1].
+
+    Raises
+    ------
+    OptionError
+        An unknown method, or bands with the pyramid method.
+
+    Examples
+    --------
+    >>> a = analyse(source)  # doctest: +SKIP
+    >>> image = fuse(source, a.maps, alignment=a.alignment, region=a.common_area())  # doctest: +SKIP
+    """
+    if method not in METHODS:
+        raise OptionError("method", method, f"choose one of {', '.join(METHODS)}")
+    if bands > 1 and method != "depthmap":
+        raise OptionError("method", method, "fusing in bands (a memory limit) needs the depthmap method")
+    merge = list(maps.used if frames is None else frames)
+    H, W = maps.size
+    whole = region or (0, 0, H, W)
+    top, left, bottom, right = whole
+    edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
+    parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
+    job = _Merge(source, maps, alignment, flow, method, merge)
+    if len(parts) == 1:
+        return job.run(whole, whole, on_aligned, progress, "fuse")
+    image = np.empty((bottom - top, right - left, 3), np.float32)
+    for k, part in enumerate(parts):
+        stage = f"fuse (band {k + 1} of {len(parts)})"
+        image[part[0] - top : part[2] - top] = job.run(part, whole, on_aligned if k == 0 else None, progress, stage)
+    return image
+
+
+class _Merge:
+    """One merge: the frames, their transforms and the maps, run over one region at a time."""
+
+    def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
+                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int]):
+        self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
+        self.method, self.merge = method, merge
+        self.labels, self.choice = maps.motion_frames(merge)
+
+    def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Matrix into the maps' geometry and exposure gain of frame ``i``."""
+        if self.alignment is None:
+            return np.eye(3), np.ones(3, np.float32)
+        return self.alignment[i].matrix, np.asarray(self.alignment[i].gain, np.float32)
+
+    def fusion(self, region: Region) -> DepthmapFusion | PyramidFusion:
+        """The fusion state of ``region``, from the maps upscaled into it."""
+        maps, merge = self.maps, self.merge
+        target = np.clip(maps.focus_index, merge[0], merge[-1])
+        # Focus index as a position among the merged frames (they may have gaps).
+        rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
+        rank = upscale_region(rank.astype(np.float32), maps.size, region)
+        # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
+        width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
+        if self.method == "depthmap":
+            return DepthmapFusion(rank, width)
+        t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
+        return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
+
+    def run(self, region: Region, aligned_region: Region, on_aligned: Callable[[int, np.ndarray], None] | None,
+            progress: Progress | None, stage: str) -> np.ndarray:
+        """One pass over the frames producing ``region``; ``on_aligned`` gets frames warped into
+        ``aligned_region`` (which holds ``region``)."""
+        source, maps, merge, flow = self.source, self.maps, self.merge, self.flow
+        H, W = maps.size
+        top, left = region[:2]
+        fusion = self.fusion(region)
+        depthmap = isinstance(fusion, DepthmapFusion)
+        instant = InstantBlend(maps.motion, self.labels, self.choice, (H, W), region=region) if self.choice else None
+        # Sources that hold light (RAW) are merged as light and encoded once at the end.
+        linear = source.info.kind == "raw"
+        if linear:
+            from postfocus.io.raw import srgb_decode, srgb_encode
+
+        # Offset of this region inside the frames handed to on_aligned.
+        dy, dx = top - aligned_region[0], left - aligned_region[1]
+        wanted = set(merge) | (set(maps.used) if on_aligned else set())
+        done = 0
+        for i, stored in read_ahead(source, sorted(wanted), read=source.read_pixels):
+            matrix, gain = self.transform(i)
+            factor = None if np.allclose(gain, 1.0) else gain
+            position = float(merge.index(i)) if i in merge else None
+            rects = [] if position is None else fusion.footprint(position)
+            aligned = None
+            if on_aligned or flow is not None or not depthmap:
+                # The whole frame is wanted: warp it once and take the rectangles from it.
+                if flow is not None and i in flow:
+                    aligned = _crop(refined_warp(stored, matrix, flow[i], (H, W)), aligned_region)
+                else:
+                    aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC,
+                                                region=aligned_region)
+                if on_aligned:
+                    on_aligned(i, apply_gain(aligned, gain))
+
+            def part(t: int, l: int, b: int, r: int) -> np.ndarray:
+                """Float pixels of rectangle (t, l, b, r) of this region, cut from the whole warp or warped alone."""
+                pixels = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
+                    stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
+                return to_float(pixels, factor)
+
+            for rect in rects:
+                pixels = part(*rect)
+                if linear:
+                    pixels = srgb_decode(pixels)
+                fusion.add(position, pixels, rect)
+            if instant is not None and instant.wants(i) and position is not None:
+                instant.add_box(i, part(*instant.box))
+            del stored, aligned
+            done += 1
+            if progress:
+                progress(stage, done, len(wanted))
+        image = fusion.result()
+        del fusion
+        if linear:
+            image = srgb_encode(image)
+        if instant is not None:
+            instant.apply(image)
+        return np.clip(image, 0.0, 1.0, out=image)
+
+
+def _crop(image: np.ndarray, region: Region) -> np.ndarray:
+    t, l, b, r = region
+    return image if (t, l) == (0, 0) and (b, r) == image.shape[:2] else image[t:b, l:r]
+
+
+def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Per-channel exposure ``gain`` applied to stored pixels, keeping their type (integers round and saturate).
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        uint8, uint16 or float32 (h, w[, c]).
+    gain : numpy.ndarray
+        One factor per channel.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype (``pixels`` itself when every gain is 1).
+
+    Examples
+    --------
+    >>> apply_gain(np.array([[[100, 200, 250]]], np.uint8), np.array([1.1, 1.0, 1.1])).tolist()
+    [[[110, 200, 255]]]
+    """
+    if np.allclose(gain, 1.0):
+        return pixels
+    if pixels.dtype.kind == "f":
+        return pixels * np.asarray(gain, np.float32)
+    if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == len(gain) == 3:  # a table per channel
+        table = np.clip(np.round(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain, np.float64)), 0, 255)
+        return cv2.LUT(pixels, table.astype(np.uint8).reshape(1, 256, 3))
+    return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)
+
+
+def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: float | None,
+               warn: Callable[[str], None], analysis_size: int = 800) -> int:
+    """Bands of rows pass 2 needs to stay under ``memory_mb`` (see :mod:`postfocus.pipeline.memory`).
+
+    Known before any frame is decoded, so an impossible limit is refused at once.
+
+    Parameters
+    ----------
+    size : tuple of int
+        (H, W) of the frames.
+    n_frames : int
+        Frames in the stack.
+    method : str
+        Fusion method; only the depth-map method merges in bands (others: a warning, 1).
+    memory_mb : float or None
+        The limit (None: 1 band).
+    warn : callable
+        Receives the warning text.
+    analysis_size : int
+        Long edge of the analysis maps.
+
+    Returns
+    -------
+    int
+    """
+    if memory_mb is None:
+        return 1
+    if method != "depthmap":
+        warn(f"a memory limit applies to the depthmap method; {method} merges the whole picture at once")
+        return 1
+    s = work_scale(size, analysis_size)
+    return bands_for(size, n_frames, round(size[0] * s) * round(size[1] * s), memory_mb)
+
+
+def merge_frames(used: Sequence[int], frame_range: tuple[int, int] | None) -> list[int]:
+    """Used frames inside an inclusive ``(A, B)`` range (all used frames for None).
+
+    Raises
+    ------
+    OptionError
+        For ``frame_range``, when no used frame lies in it.
+
+    Examples
+    --------
+    >>> merge_frames([0, 2, 3, 5], (1, 3))
+    [2, 3]
+    """
+    if frame_range is None:
+        return list(used)
+    lo, hi = frame_range
+    frames = [i for i in used if lo <= i <= hi]
+    if not frames:
+        raise OptionError("frame_range", frame_range, "no usable frame in that range")
+    return frames

@@ -1,0 +1,241 @@
+"""Both passes end to end: :func:`stack` (a result in memory) and :func:`process` (kept in a stack folder).
+
+One path serves both: the source is opened, the options checked against it,
+pass 1 (:func:`~postfocus.pipeline.analyse.analyse`) and pass 2
+(:func:`~postfocus.pipeline.merge.fuse`) run over the output region, and the
+maps are cut to the output geometry. :func:`process` also hands every aligned
+frame to a :class:`~postfocus.store.FrameWriter` during pass 2 and writes the
+maps and a manifest (:func:`~postfocus.store.write_stack_folder`), in a
+temporary folder renamed into place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from postfocus.errors import PostfocusError, PostfocusWarning
+from postfocus.io.sources import ArraySource, FrameSource, open_source
+from postfocus.options import StackOptions, resolve
+from postfocus.pipeline.analyse import Analysis, Progress, analyse
+from postfocus.pipeline.merge import fuse, merge_frames, plan_bands
+from postfocus.pipeline.threads import configure_threads
+from postfocus.result import StackResult
+from postfocus.store import FORMAT_VERSION, FrameWriter, ProcessedStack, cache_root, write_stack_folder
+from postfocus.sweep import RepeatedFrames
+
+__all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
+
+Inputs = str | os.PathLike | Sequence[str | os.PathLike] | Sequence[np.ndarray] | FrameSource
+"""What the library stacks: a folder, image/RAW files in focus order, a video, float RGB arrays, or a FrameSource."""
+
+
+def collect_warnings(messages: list[str]) -> Callable[[str], None]:
+    """A ``warn`` callback that records each message and also issues it as a warning."""
+
+    def warn(message: str) -> None:
+        messages.append(message)
+        warnings.warn(message, PostfocusWarning, stacklevel=3)
+
+    return warn
+
+
+def open_quietly(inputs: Inputs, warn: Callable[[str], None]) -> FrameSource:
+    """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
+    if isinstance(inputs, FrameSource):
+        return inputs
+    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, np.ndarray) for f in inputs):
+        return ArraySource(inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PostfocusWarning)
+        source = open_source(inputs)
+    for w in caught:
+        warn(str(w.message))
+    return source
+
+
+def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any],
+             messages: list[str]) -> tuple[FrameSource, StackOptions, int, Callable[[str], None]]:
+    """Open the source, settle the options against it and plan the bands of pass 2."""
+    warn = collect_warnings(messages)
+    source = open_quietly(inputs, warn)
+    opts = resolve(options, changes, len(source))
+    opts.check_frames(len(source))
+    configure_threads(opts.threads)
+    bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
+    return source, opts, bands, warn
+
+
+def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
+                 frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
+                 progress: Progress | None) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """Pass 2 over the output region of an analysis: (region, image)."""
+    h, w = analysis.size
+    box = analysis.common_area() if crop else (0, 0, h, w)
+    image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
+                 frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress)
+    return box, image
+
+
+def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Progress | None = None,
+          **changes: Any) -> StackResult:
+    """Merge a focus stack into one all-in-focus image.
+
+    Parameters
+    ----------
+    inputs : str, os.PathLike, sequence or FrameSource
+        Folder, image files in focus order, a video, a list of float RGB arrays, or a FrameSource.
+    options : StackOptions, optional
+        How to align and merge (default: :class:`StackOptions`).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    **changes
+        Fields of :class:`StackOptions` to change, e.g. ``method="pyramid"``,
+        ``frame_range="3:12"`` or ``(3, 12)``, ``align="none"``, ``crop=False``.
+
+    Returns
+    -------
+    StackResult
+
+    Raises
+    ------
+    OptionError
+        An option the stack cannot use (names the field).
+    PostfocusError
+        Unreadable inputs, frames that cannot be aligned.
+
+    Examples
+    --------
+    >>> result = stack("shared/data/ring")  # doctest: +SKIP
+    >>> result.save("ring.jpg")  # doctest: +SKIP
+    """
+    messages: list[str] = []
+    source, opts, bands, warn = _prepare(inputs, options, changes, messages)
+    analysis = analyse(source, opts, progress=progress, warn=warn)
+    frames = merge_frames(analysis.used, opts.frame_range)
+    box, image = _both_passes(source, opts, analysis, bands=bands, crop=opts.crop, frames=frames, on_aligned=None,
+                              progress=progress)
+    info = source.info
+    header = getattr(source, "header", None)  # image files: the result carries the reference frame's metadata
+    if header is not None:
+        info = dataclasses.replace(info, exif=header(analysis.reference).exif, icc=header(analysis.reference).icc)
+    return StackResult(image=image, maps=analysis.output_maps(box), alignment=analysis.alignment, crop=box,
+                       info=info, options=opts, reference=analysis.reference, merged=frames, warnings=messages)
+
+
+def process(
+    inputs: Inputs,
+    options: StackOptions | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    refresh: bool = False,
+    jpeg_quality: int = 97,
+    progress: Progress | None = None,
+    **changes: Any,
+) -> ProcessedStack:
+    """Align and analyse a stack once and keep the work in a stack folder.
+
+    The folder holds the aligned frames (cropped to the common area), the
+    maps and the all-in-focus image of ``options.method``; it is reused while
+    the inputs and the processing options (:meth:`StackOptions.processing`)
+    are unchanged. ``frame_range`` and ``crop`` do not apply here: range
+    merges are made from the folder (:meth:`ProcessedStack.merge`).
+
+    Parameters
+    ----------
+    inputs : str, os.PathLike, sequence or FrameSource
+        Folder, image files, video, arrays or FrameSource.
+    options : StackOptions, optional
+        How to align and merge.
+    cache_dir : str or os.PathLike, optional
+        Where stack folders live (see :func:`~postfocus.store.cache_root`).
+    refresh : bool
+        Redo the work even if a valid stack folder exists.
+    jpeg_quality : int
+        Quality of cached frames from JPEG and video sources.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    **changes
+        Fields of :class:`StackOptions` to change.
+
+    Returns
+    -------
+    ProcessedStack
+
+    Examples
+    --------
+    >>> ps = process("sweep.mp4")  # doctest: +SKIP
+    >>> ps.size  # doctest: +SKIP
+    (2100, 3780)
+    """
+    messages: list[str] = []
+    source, opts, bands, warn = _prepare(inputs, options, changes, messages)
+    root = cache_root(cache_dir)
+    folder = root / opts.cache_key(source.identity(), FORMAT_VERSION)
+    if not refresh and (folder / "manifest.json").exists():
+        try:
+            ps = ProcessedStack.open(folder)
+            if not ps.all_in_focus_path(opts.method).exists():
+                ps.all_in_focus(opts.method, progress, opts.memory_mb)
+            return ps
+        except (PostfocusError, OSError, ValueError, KeyError):
+            pass  # damaged: redo below
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PostfocusError(f"{root}: cannot create cache folder ({exc.strerror})") from None
+    repeats = RepeatedFrames() if source.info.kind == "video" else None
+    analysis = analyse(source, opts, progress=progress, warn=warn,
+                       on_frame=repeats.see if repeats else None, leave_out=repeats.leave_out if repeats else None)
+    deep = source.info.bit_depth > 8
+    # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
+    # already compressed, so a JPEG at quality 97 with full colour resolution loses nothing visible.
+    lossless = deep or source.info.kind == "raw" or any(
+        Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in source.info.paths
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+    try:
+        (tmp / "frames").mkdir()
+        keep = FrameWriter(tmp, lossless, deep, jpeg_quality)
+        try:
+            box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None, on_aligned=keep,
+                                      progress=progress)
+        finally:
+            frame_files = keep.close()
+        t, l, b, r = box
+        info = source.info
+        manifest = {
+            "kind": info.kind,
+            "paths": [str(p) for p in info.paths],
+            "inputs": source.identity(),
+            "options": opts.processing(),
+            "names": source.names,
+            "dropped": repeats.dropped if repeats else [],
+            "near_to_far": True,  # recording order is near to far (see RepeatedFrames)
+            "reference_size": list(analysis.size),
+            "crop": [t, l, b, r],
+            "reference": analysis.reference,
+            "alignment": [a.as_dict() for a in analysis.alignment],
+            "frame_files": frame_files,
+            "bit_depth": info.bit_depth,
+            "grey": info.grey,
+            "exif": info.exif.hex() if info.exif else None,
+            "fps": info.fps,
+            "warnings": messages,
+        }
+        write_stack_folder(tmp, image=image, maps=analysis.output_maps(box), manifest=manifest, method=opts.method,
+                           deep=deep, icc=info.icc)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ProcessedStack.open(folder)

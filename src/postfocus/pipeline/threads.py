@@ -1,0 +1,113 @@
+"""Threads of the pipeline: decoding and per-frame work overlapped with the loop that consumes it.
+
+Decoding (PyAV, Pillow, OpenCV) and most per-frame work release the GIL, so
+one background thread that prepares frame ``k + 1`` while the loop works on
+frame ``k`` keeps both cores busy. Exactly one frame is held ahead, so memory
+stays flat in the number of frames: a frame is freed as soon as the loop has
+folded it in and dropped its reference.
+
+The number of threads OpenCV and FFmpeg use is set explicitly by
+:func:`configure_threads` (from ``StackOptions.threads``); nothing reads it
+from the environment.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.io.sources import FrameSource
+
+__all__ = ["compute_ahead", "configure_threads", "helper_threads", "read_ahead"]
+
+
+def configure_threads(threads: int | None) -> None:
+    """Limit OpenCV's worker threads to ``threads`` (None leaves OpenCV's default: all cores).
+
+    Parameters
+    ----------
+    threads : int or None
+        Threads for image processing.
+    """
+    if threads:
+        cv2.setNumThreads(int(threads))
+
+
+def helper_threads(threads: int | None) -> int:
+    """How many background matching threads to run for a thread budget (1 or 2).
+
+    Examples
+    --------
+    >>> helper_threads(1), helper_threads(None) in (1, 2)
+    (1, True)
+    """
+    if threads is None:
+        threads = cv2.getNumThreads()
+    return 2 if threads > 1 else 1
+
+
+def read_ahead(
+    source: FrameSource,
+    indices: Sequence[int],
+    read: Callable[[int], np.ndarray] | None = None,
+    prepare: Callable[[int, np.ndarray], object] | None = None,
+) -> Iterator[tuple[int, object]]:
+    """Yield ``(index, frame)`` in order while the next frame is decoded in a background thread.
+
+    Only one thread ever reads the source, and at most one frame is held ahead.
+
+    Parameters
+    ----------
+    source : FrameSource
+        The frames.
+    indices : sequence of int
+        Which frames, in this order.
+    read : callable, optional
+        How to read one (default ``source.read``; e.g. ``source.read_pixels``).
+    prepare : callable, optional
+        ``prepare(index, frame)``, also done in the background thread on each
+        frame read, in order (e.g. shrinking it to a working size), so the full
+        frame is dropped there.
+
+    Examples
+    --------
+    >>> [i for i, _ in read_ahead(source, [0, 1, 2])]  # doctest: +SKIP
+    [0, 1, 2]
+    """
+    read = read or source.read
+    task = read if prepare is None else (lambda index: prepare(index, read(index)))
+    return compute_ahead(indices, task, "postfocus-decode")
+
+
+def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
+                  name: str = "postfocus-ahead") -> Iterator[tuple[int, object]]:
+    """Yield ``(index, task(index))`` in order, computing the next one in a background thread.
+
+    Parameters
+    ----------
+    indices : sequence of int
+        Arguments of ``task``, in order.
+    task : callable
+        Work for one index.
+    name : str
+        Prefix of the thread's name.
+
+    Examples
+    --------
+    >>> list(compute_ahead([1, 2], lambda i: i * 10))
+    [(1, 10), (2, 20)]
+    """
+    order = list(indices)
+    if not order:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        pending = pool.submit(task, order[0])
+        for k, index in enumerate(order):
+            result = pending.result()
+            if k + 1 < len(order):
+                pending = pool.submit(task, order[k + 1])
+            yield index, result
+            del result

@@ -1,0 +1,145 @@
+"""An all-in-focus result in memory, and writing results with their source's metadata."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from postfocus.align import FrameAlignment
+from postfocus.io.sources import SourceInfo
+from postfocus.io.write import check_output_path, describe_stack, write_image
+from postfocus.maps import StackMaps
+from postfocus.options import StackOptions
+
+__all__ = ["StackResult", "save_image"]
+
+
+@dataclass
+class StackResult:
+    """An all-in-focus image and what it was made from (see :func:`postfocus.stack`).
+
+    Everything is in the output geometry: ``image`` and ``maps`` cover the
+    same rectangle ``crop`` of the reference frame, as a stack folder's do.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        float32 (H, W, 3) fused image in [0, 1].
+    maps : StackMaps
+        Focus index, confidence, focus volume and motion of ``image``'s area.
+    alignment : list of FrameAlignment
+        One per input frame.
+    crop : tuple of int
+        (top, left, bottom, right) of ``image`` within the reference frame.
+    info : SourceInfo
+        What the source said about itself (size, bit depth, metadata).
+    options : StackOptions
+        What it was made with.
+    reference : int
+        The reference frame.
+    merged : list of int
+        Frames merged into ``image`` (all used frames, or those of a range).
+    warnings : list of str
+        Every warning raised during the run, as text.
+    """
+
+    image: np.ndarray
+    maps: StackMaps
+    alignment: list[FrameAlignment]
+    crop: tuple[int, int, int, int]
+    info: SourceInfo
+    options: StackOptions
+    reference: int
+    merged: list[int]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        """Fusion method used."""
+        return self.options.method
+
+    @property
+    def used(self) -> list[int]:
+        """Frames that could be aligned."""
+        return self.maps.used
+
+    @property
+    def focus_index(self) -> np.ndarray:
+        """float32 (h, w) focus index (frame number per pixel) at analysis size."""
+        return self.maps.focus_index
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """float32 (h, w) confidence of :attr:`focus_index` in [0, 1]."""
+        return self.maps.confidence
+
+    @property
+    def motion(self) -> np.ndarray | None:
+        """float32 (h, w) motion mask in [0, 1], or None (made with ``motion="off"``)."""
+        return self.maps.motion
+
+    @property
+    def motion_share(self) -> float:
+        """Fraction of the picture whose content moved during the sweep."""
+        return self.maps.motion_share
+
+    @property
+    def motion_frames(self) -> dict[int, int]:
+        """Frame each moving region was taken from, by region label."""
+        return self.maps.motion_frames(self.merged)[1]
+
+    def save(self, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None) -> Path:
+        """Write the image with the reference frame's metadata (atomically).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            ``.jpg``, ``.png`` or ``.tif``.
+        quality : int
+            JPEG quality.
+        bit_depth : int, optional
+            8 or 16 (default: 16 for deep sources in PNG/TIFF).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        description = describe_stack(self.merged, len(self.alignment), self.method, self.reference)
+        return save_image(path, self.image, self.info, quality=quality, bit_depth=bit_depth, description=description)
+
+
+def save_image(
+    path: str | os.PathLike, image: np.ndarray, info: SourceInfo, *, quality: int = 95, bit_depth: int | None = None,
+    description: str | None = None,
+) -> Path:
+    """Write a result in the format its suffix names, with the source's metadata (atomically).
+
+    16-bit sources give 16-bit PNG/TIFF by default; JPEG is always 8-bit.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; never one of the inputs.
+    image : numpy.ndarray
+        float32 (H, W, 3) in [0, 1].
+    info : SourceInfo
+        The source: its EXIF, ICC profile, bit depth and paths.
+    quality : int
+        JPEG quality.
+    bit_depth : int, optional
+        8 or 16.
+    description : str, optional
+        EXIF ImageDescription (e.g. which frames were merged).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    check_output_path(path, info.paths)
+    if bit_depth is None and info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
+        bit_depth = 16
+    return write_image(path, image, quality=quality, bit_depth=bit_depth, exif=info.exif, icc=info.icc, grey=info.grey,
+                       description=description)

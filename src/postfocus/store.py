@@ -1,0 +1,433 @@
+"""The stack folder: the work of the first run on an input, kept for every later tap.
+
+The first command on an input aligns and analyses it once and saves a *stack
+folder*: aligned frames cropped to the output geometry, the maps
+(:class:`~postfocus.maps.StackMaps`) and a manifest. Taps, range merges,
+colour pop, depth and aperture then read that folder instead of aligning again.
+
+Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
+
+    manifest.json        format, inputs (path, size, mtime), options, alignment report,
+                         output geometry, frames kept/dropped, focus direction, warnings
+    focus_index.npy      float32 (h, w) frame number per pixel, analysis size
+    confidence.npy       float32 (h, w) in [0, 1]
+    volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)
+    motion.npy           float32 (h, w) motion mask in [0, 1]; absent when made with motion="off"
+    frames/0003.jpg      aligned frame 3, output geometry (PNG for lossless and 16-bit inputs)
+    all_in_focus_<method>.png
+    profile.icc          the inputs' colour profile, if any
+
+Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
+Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
+version are never read (their keys differ, and :meth:`ProcessedStack.open`
+refuses them), so they are rebuilt.
+
+Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
+``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made
+from the inputs' paths, sizes and modification times and the processing
+options; a changed input gets a new key, so a stale stack is never used.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from postfocus._version import __version__
+from postfocus.align import FrameAlignment
+from postfocus.errors import InputError, OptionError, PostfocusError
+from postfocus.io.images import read_image, to_float
+from postfocus.io.sources import FrameSource, SourceInfo
+from postfocus.io.write import to_uint, write_image
+from postfocus.maps import StackMaps
+from postfocus.options import DEFAULT_METHOD, StackOptions
+from postfocus.pipeline.analyse import Progress
+from postfocus.pipeline.merge import fuse, plan_bands
+
+__all__ = ["FORMAT_VERSION", "CachedFrames", "FrameWriter", "ProcessedStack", "cache_root", "find_stack_folders", "merge",
+           "write_stack_folder"]
+
+FORMAT_VERSION = 2
+"""Version of the stack folder layout; 2: maps in output geometry, key from StackOptions."""
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder that holds stack folders.
+
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+        Chosen folder; default ``$POSTFOCUS_CACHE``, ``$XDG_CACHE_HOME/postfocus`` or ``~/.cache/postfocus``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("POSTFOCUS_CACHE"):
+        return Path(os.environ["POSTFOCUS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "postfocus"
+
+
+def find_stack_folders(source: FrameSource, cache_dir: str | os.PathLike | None = None) -> list["ProcessedStack"]:
+    """Every readable stack folder made from ``source``'s inputs as they are now (any options).
+
+    Parameters
+    ----------
+    source : FrameSource
+        The inputs.
+    cache_dir : str or os.PathLike, optional
+        See :func:`cache_root`.
+
+    Returns
+    -------
+    list of ProcessedStack
+        Newest first.
+    """
+    root = cache_root(cache_dir)
+    identity = json.loads(json.dumps(source.identity()))
+    found = []
+    for manifest in root.glob("*/manifest.json") if root.is_dir() else []:
+        try:
+            ps = ProcessedStack.open(manifest.parent)
+        except InputError:
+            continue
+        if ps.manifest.get("inputs") == identity:
+            found.append(ps)
+    return sorted(found, key=lambda ps: ps.manifest.get("created") or "", reverse=True)
+
+
+@dataclass
+class ProcessedStack:
+    """A stack folder opened for reading. Arrays load lazily (memory-mapped).
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+    manifest : dict
+    """
+
+    folder: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
+        """Open a stack folder; InputError if it is not one of this format version."""
+        folder = Path(folder)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{folder}: not a postfocus stack folder ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            version = manifest.get("format") if isinstance(manifest, dict) else None
+            raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
+        return cls(folder, manifest)
+
+    # What it was made from -----------------------------------------------
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of every output (the cropped reference geometry)."""
+        return tuple(self.manifest["size"])  # type: ignore[return-value]
+
+    @property
+    def names(self) -> list[str]:
+        """Names of all input frames (also those left out)."""
+        return self.manifest["names"]
+
+    @property
+    def used(self) -> list[int]:
+        """Frames that could be aligned (and are kept)."""
+        return self.manifest["used"]
+
+    @property
+    def reference(self) -> int:
+        """The reference frame."""
+        return self.manifest["reference"]
+
+    @property
+    def near_to_far(self) -> bool:
+        """True when frame 0 is focused nearest (the usual order)."""
+        return self.manifest.get("near_to_far", True)
+
+    @cached_property
+    def options(self) -> StackOptions:
+        """The processing options the folder was made with."""
+        return StackOptions(**self.manifest["options"])
+
+    @cached_property
+    def alignment(self) -> list[FrameAlignment]:
+        """The alignment report, one per input frame."""
+        return [FrameAlignment.from_dict(a) for a in self.manifest["alignment"]]
+
+    @cached_property
+    def info(self) -> SourceInfo:
+        """What the source said about itself, with the output size."""
+        m = self.manifest
+        exif = bytes.fromhex(m["exif"]) if m.get("exif") else None
+        icc = (self.folder / "profile.icc").read_bytes() if (self.folder / "profile.icc").exists() else None
+        h, w = self.size
+        return SourceInfo(kind=m["kind"], names=m["names"], height=h, width=w, bit_depth=m["bit_depth"],
+                          grey=m["grey"], exif=exif, icc=icc, paths=[Path(p) for p in m["paths"]], fps=m.get("fps"))
+
+    # Maps ------------------------------------------------------------------
+    @cached_property
+    def maps(self) -> StackMaps:
+        """Focus index, confidence, focus volume and motion, in output geometry (memory-mapped)."""
+        motion = self.folder / "motion.npy"
+        return StackMaps(
+            focus_index=np.load(self.folder / "focus_index.npy", mmap_mode="r"),
+            confidence=np.load(self.folder / "confidence.npy", mmap_mode="r"),
+            volume=np.load(self.folder / "volume.npy", mmap_mode="r"),
+            used=list(self.used),
+            size=self.size,
+            motion=np.load(motion, mmap_mode="r") if motion.exists() else None,
+            motion_share=float(self.manifest.get("motion_share", 0.0)),
+        )
+
+    @property
+    def focus_index(self) -> np.ndarray:
+        """float32 (h, w) frame number in focus per pixel."""
+        return self.maps.focus_index
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """float32 (h, w) confidence of the focus index in [0, 1]."""
+        return self.maps.confidence
+
+    @property
+    def volume(self) -> np.ndarray:
+        """float16 (len(used), h, w) focus measure of each used frame."""
+        return self.maps.volume
+
+    @property
+    def motion(self) -> np.ndarray | None:
+        """float32 (h, w) motion mask in [0, 1], or None (made with motion="off")."""
+        return self.maps.motion
+
+    @property
+    def motion_share(self) -> float:
+        """Fraction of the image whose content moved during the sweep."""
+        return self.maps.motion_share
+
+    def to_map(self, x: float, y: float) -> tuple[float, float]:
+        """Output pixel coordinates -> focus-map coordinates."""
+        return self.maps.to_map(x, y)
+
+    # Frames ------------------------------------------------------------------
+    def frame_path(self, index: int) -> Path:
+        """File of aligned frame ``index`` (a frame number)."""
+        try:
+            return self.folder / self.manifest["frame_files"][str(index)]
+        except KeyError:
+            raise InputError(f"frame {index} is not in this stack (frames kept: {self.used})") from None
+
+    def read_frame(self, index: int) -> np.ndarray:
+        """Aligned frame ``index`` in output geometry, float32 RGB."""
+        return read_image(self.frame_path(index))
+
+    def frames(self) -> "CachedFrames":
+        """The aligned frames as a source, addressed by frame number."""
+        return CachedFrames(self)
+
+    # Results -----------------------------------------------------------------
+    def all_in_focus_path(self, method: str = DEFAULT_METHOD) -> Path:
+        """Where the all-in-focus image of ``method`` is kept."""
+        return self.folder / f"all_in_focus_{method}.png"
+
+    def all_in_focus(self, method: str = DEFAULT_METHOD, progress: Progress | None = None,
+                     memory_mb: float | None = None) -> np.ndarray:
+        """The all-in-focus image (made from the cached frames and kept, if this method has not run yet)."""
+        path = self.all_in_focus_path(method)
+        if not path.exists():
+            image = self.merge(method=method, memory_mb=memory_mb, progress=progress)
+            write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            return image
+        return read_image(path)
+
+    def merge(self, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
+              memory_mb: float | None = None, progress: Progress | None = None) -> np.ndarray:
+        """Fuse the cached aligned frames (all used, or ``frames``) without re-aligning.
+
+        Parameters
+        ----------
+        method : str
+            Fusion method.
+        frames : sequence of int, optional
+            Frame numbers to merge (those not kept are ignored).
+        memory_mb : float, optional
+            Fuse in bands of rows to stay under it.
+        progress : callable, optional
+            ``progress(stage, done, total)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (H, W, 3) in output geometry.
+
+        Raises
+        ------
+        OptionError
+            For ``frames``, when none of them is kept.
+        """
+        if frames is not None:
+            frames = [i for i in frames if i in self.used]
+            if not frames:
+                raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
+        bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
+        return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress)
+
+    def describe(self) -> dict:
+        """A summary for people and JSON (``postfocus info``)."""
+        m = self.manifest
+        return {
+            "folder": str(self.folder),
+            "frames": len(m["names"]),
+            "used": len(m["used"]),
+            "dropped": m.get("dropped", []),
+            "size": m["size"],
+            "reference": m["reference"],
+            "options": m["options"],
+            "near_to_far": self.near_to_far,
+            "motion_share": self.motion_share,
+            "methods_cached": sorted(p.stem.replace("all_in_focus_", "") for p in self.folder.glob("all_in_focus_*.png")),
+            "created": m.get("created"),
+        }
+
+
+class CachedFrames(FrameSource):
+    """The aligned frames of a processed stack (output geometry), addressed by their frame numbers."""
+
+    def __init__(self, stack: ProcessedStack):
+        self.stack = stack
+        h, w = stack.size
+        info = stack.info
+        self.info = SourceInfo(  # RAW stays "raw": its merges run in linear light
+            kind="raw" if stack.manifest.get("kind") == "raw" else "processed",
+            names=list(stack.names), height=h, width=w,
+            bit_depth=info.bit_depth, grey=info.grey, exif=info.exif, icc=info.icc, paths=info.paths,
+        )
+
+    def __len__(self) -> int:
+        return len(self.stack.names)
+
+    def read(self, index: int) -> np.ndarray:
+        return self.stack.read_frame(index)
+
+    def read_pixels(self, index: int) -> np.ndarray:
+        return read_image(self.stack.frame_path(index), stored=True)
+
+
+class FrameWriter:
+    """``writer(index, aligned)`` writes a cached aligned frame in a background thread.
+
+    Encoding (JPEG q97 4:4:4, or PNG at zlib level 1 for lossless sources)
+    overlaps with the merge; at most two frames wait to be written, so memory
+    stays flat. :meth:`close` waits for them, raises the first failure, and
+    returns ``{index: name}``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The stack folder being written (``frames/`` must exist).
+    lossless : bool
+        PNG instead of JPEG.
+    deep : bool
+        16-bit frames.
+    jpeg_quality : int
+        JPEG quality of the cached frames.
+    """
+
+    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97):
+        self.folder, self.lossless, self.deep = folder, lossless, deep
+        if lossless:
+            self.params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        else:
+            self.params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
+                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        self.files: dict[str, str] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
+        self._pending: list = []
+
+    def __call__(self, index: int, aligned: np.ndarray) -> None:
+        stored = np.uint16 if self.deep else np.uint8  # aligned comes in the source's stored type
+        pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if self.deep else 8)
+        name = f"frames/{index:04d}" + (".png" if self.lossless else ".jpg")
+        self._pending.append(self._pool.submit(self._write, name, pixels))
+        self.files[str(index)] = name
+        while len(self._pending) > 2:
+            self._pending.pop(0).result()
+
+    def _write(self, name: str, pixels: np.ndarray) -> None:
+        if not cv2.imwrite(str(self.folder / name), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), self.params):
+            raise PostfocusError(f"{self.folder / name}: cannot write cached frame")
+
+    def close(self) -> dict[str, str]:
+        """Wait for the frames still being written; ``{frame number: file name}``."""
+        try:
+            for job in self._pending:
+                job.result()
+        finally:
+            self._pending = []
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return self.files
+
+
+def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
+                       deep: bool, icc: bytes | None) -> None:
+    """Write the maps, the all-in-focus image and the manifest into a (temporary) stack folder.
+
+    The aligned frames are already there (:class:`FrameWriter`); the caller
+    renames the folder into place.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder being written.
+    image : numpy.ndarray
+        The all-in-focus image of ``method``.
+    maps : StackMaps
+        In output geometry.
+    manifest : dict
+        Everything else (see the module docs); ``format`` and ``postfocus`` are added.
+    method : str
+        Fusion method of ``image``.
+    deep : bool
+        16-bit source: the image is kept as 16-bit PNG.
+    icc : bytes or None
+        Colour profile of the inputs.
+    """
+    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
+    np.save(folder / "focus_index.npy", np.ascontiguousarray(maps.focus_index, np.float32))
+    np.save(folder / "confidence.npy", np.ascontiguousarray(maps.confidence, np.float32))
+    volume = maps.volume
+    np.save(folder / "volume.npy", (volume / max(float(volume.max()), 1e-12)).astype(np.float16))
+    if maps.motion is not None:
+        np.save(folder / "motion.npy", np.ascontiguousarray(maps.motion, np.float32))
+    if icc:
+        (folder / "profile.icc").write_bytes(icc)
+    data = {"format": FORMAT_VERSION, "postfocus": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **manifest, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share}
+    (folder / "manifest.json").write_text(json.dumps(data, indent=1))
+
+
+def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
+          memory_mb: float | None = None, progress: Progress | None = None) -> np.ndarray:
+    """Range merge on a processed stack: :meth:`ProcessedStack.merge` as a function.
+
+    Examples
+    --------
+    >>> image = merge(process("sweep.mp4"), frames=range(3, 9))  # doctest: +SKIP
+    """
+    return stack.merge(method=method, frames=frames, memory_mb=memory_mb, progress=progress)
