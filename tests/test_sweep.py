@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from postfocus.io.sources import FrameSource, SourceInfo, open_source
+from postfocus.io.base import FrameSource, SourceInfo
+from postfocus.io.open import open_source
 from postfocus.io.video import VideoSource, write_video
 from postfocus.sweep import (
     REPEAT_FOCUS,

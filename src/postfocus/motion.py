@@ -49,6 +49,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from postfocus.colour import gamma_decode
 from postfocus.errors import PostfocusError
 from postfocus.fuse import upscale_region
 
@@ -144,8 +145,8 @@ def coarse_change(a: np.ndarray, b: np.ndarray, sigma: float = COARSE_SIGMA) -> 
     float32 (h, w) >= 0: mean square difference of the low-passed frames over a
     window of ``4 sigma``, over their local variance there.
     """
-    la = cv2.GaussianBlur(np.power(np.clip(a, 0, 1), np.float32(2.2)), (0, 0), sigma)
-    lb = cv2.GaussianBlur(np.power(np.clip(b, 0, 1), np.float32(2.2)), (0, 0), sigma)
+    la = cv2.GaussianBlur(gamma_decode(a), (0, 0), sigma)
+    lb = cv2.GaussianBlur(gamma_decode(b), (0, 0), sigma)
     w = int(4 * sigma) | 1
 
     def var(x: np.ndarray) -> np.ndarray:

@@ -25,16 +25,17 @@ from postfocus.align import (
     SweepAligner,
     common_area,
     rescale_matrix,
-    to_grey,
     valid_mask,
     warp_to_reference,
 )
+from postfocus.colour import to_grey
 from postfocus.errors import AlignmentError, PostfocusError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import check_prefer, focus_index_map
 from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width, upscale_region
+from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.images import to_float
-from postfocus.io.sources import FrameSource, SourceInfo, open_source
+from postfocus.io.open import open_source
 from postfocus.io.write import check_output_path, describe_stack, write_image
 from postfocus.memory import bands_for
 from postfocus.motion import InstantBlend, MotionDetector, apply_flow, chain_flows, check_mode, refined_warp, region_frames
@@ -491,9 +492,9 @@ def _fuse_region(
     labels, choice = analysis.motion_frames(merge)
     instant = InstantBlend(analysis.motion, labels, choice, (H, W), region=region) if choice else None
     # RAW frames are merged as light (linear values) and encoded once at the end.
-    linear = source.info.kind == "raw"
+    linear = source.info.linear
     if linear:
-        from postfocus.io.raw import srgb_decode, srgb_encode
+        from postfocus.colour import srgb_decode, srgb_encode
 
     # Offset of this region inside the frames handed to on_aligned.
     dy, dx = top - aligned_region[0], left - aligned_region[1]
@@ -609,7 +610,7 @@ def open_quietly(inputs, warn: Callable[[str], None]) -> FrameSource:  # noqa: A
     if isinstance(inputs, FrameSource):
         return inputs
     if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, np.ndarray) for f in inputs):
-        from postfocus.io.sources import ArraySource
+        from postfocus.io.arrays import ArraySource
 
         return ArraySource(inputs)
     with warnings.catch_warnings(record=True) as caught:

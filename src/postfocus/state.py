@@ -44,8 +44,8 @@ from postfocus._version import __version__
 from postfocus.align import FrameAlignment
 from postfocus.errors import InputError, PostfocusError
 from postfocus.focusmap import check_prefer
+from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.images import read_image, to_float
-from postfocus.io.sources import FrameSource, SourceInfo
 from postfocus.io.write import to_uint, write_image
 from postfocus.motion import check_mode
 from postfocus.pipeline import (
@@ -85,8 +85,8 @@ class CachedFramesSource(FrameSource):
         self.stack = stack
         h, w = stack.size
         info = stack.info
-        self.info = SourceInfo(  # RAW stays "raw": its merges run in linear light
-            kind="raw" if stack.manifest.get("kind") == "raw" else "processed",
+        self.info = SourceInfo(  # RAW stacks merge in linear light
+            kind="processed", linear=stack.manifest.get("kind") == "raw",
             names=[stack.names[i] for i in stack.used], height=h, width=w,
             bit_depth=info.bit_depth, grey=info.grey, exif=info.exif, icc=info.icc, paths=info.paths,
         )

@@ -14,7 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from postfocus.io.sources import FrameSource
+from postfocus.colour import to_grey
+from postfocus.io.base import FrameSource
 
 # drop_repeated_frames drops a frame only when BOTH differences are below these.
 # Measured: the 40 pairs of consecutive real frames of keyboard_sweep.mp4 (1080p,
@@ -41,10 +42,6 @@ class FrameSummary:
     focus: np.ndarray  # (rows, cols) mean squared Laplacian per tile
 
 
-def _grey(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-
-
 def summarize(frame: np.ndarray, grid: tuple[int, int] = GRID) -> FrameSummary:
     """Thumbnail and tile focus measures of one float RGB frame.
 
@@ -57,7 +54,7 @@ def summarize(frame: np.ndarray, grid: tuple[int, int] = GRID) -> FrameSummary:
     >>> s.thumb.shape, s.focus.shape
     ((60, 80), (6, 8))
     """
-    grey = _grey(frame)
+    grey = to_grey(frame)
     h, w = grey.shape
     scale = min(1.0, THUMB_EDGE / max(h, w))
     if scale < 1.0:

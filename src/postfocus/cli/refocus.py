@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from postfocus.align import to_grey
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.stack import cache_option
-from postfocus.io.sources import open_source
+from postfocus.colour import to_grey
+from postfocus.io.open import open_source
 from postfocus.io.write import atomic_write, check_output_path
 from postfocus.pipeline import DEFAULT_METHOD, save_image
 from postfocus.pop import colour_pop, pop_mask

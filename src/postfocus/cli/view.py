@@ -11,7 +11,7 @@ from postfocus.io.write import check_output_path
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.stack import cache_option
 from postfocus.errors import OutputError
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 from postfocus.state import process
 
 PAGE_SUFFIXES = (".html", ".htm")

@@ -63,7 +63,7 @@ except ImportError:  # Windows
 
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError
-from postfocus.io.sources import natural_key
+from postfocus.io.base import natural_key
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.ops import NotAvailable, Results, features
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store

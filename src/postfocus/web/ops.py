@@ -190,7 +190,7 @@ class Results:
 
     def pop(self, job: JobFolder, position: float, tolerance: float = 1.0) -> Path:
         """Colour pop: what lies at focus ``position`` (frames) keeps its colour."""
-        from postfocus.align import to_grey
+        from postfocus.colour import to_grey
         from postfocus.pipeline import DEFAULT_METHOD
         from postfocus.pop import colour_pop, pop_mask
 

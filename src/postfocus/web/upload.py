@@ -22,7 +22,23 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from postfocus.errors import PostfocusError
+from postfocus.io.base import looks_like_mp4
 from postfocus.web.store import JobFolder, display_name
+
+__all__ = [
+    "HEIF_BRANDS",
+    "MAX_FIELD_BYTES",
+    "MAX_FILES",
+    "SNIFF_BYTES",
+    "SUPPORTED",
+    "Sniffed",
+    "UploadError",
+    "UploadReceiver",
+    "check_upload",
+    "humanize",
+    "sniff",
+    "too_large",
+]
 
 SNIFF_BYTES = 512
 MAX_FILES = 2000
@@ -64,13 +80,14 @@ def sniff(head: bytes) -> Sniffed | None:
         return Sniffed("image", ".png", "PNG")
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return Sniffed("image", ".tif", "TIFF")
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in HEIF_BRANDS:
-            return Sniffed("heif", "", "HEIF")
-        return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/MOV")
-    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
-        return Sniffed("video", ".mov", "MOV")
+    if looks_like_mp4(head):
+        if head[4:8] != b"ftyp":
+            return Sniffed("video", ".mov", "MOV")
+        if len(head) >= 12:  # the brand tells HEIF photos from MP4 and MOV
+            brand = head[8:12]
+            if brand in HEIF_BRANDS:
+                return Sniffed("heif", "", "HEIF")
+            return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/MOV")
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return Sniffed("video", ".mkv", "Matroska")
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":

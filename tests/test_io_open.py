@@ -11,7 +11,9 @@ import tifffile
 from PIL import Image
 
 from postfocus.errors import InputError, PostfocusWarning
-from postfocus.io.sources import ImageFilesSource, fit_size, natural_key, open_source
+from postfocus.io.base import fit_size, natural_key
+from postfocus.io.images import ImageFilesSource
+from postfocus.io.open import open_source
 
 
 def write_frame(path: Path, value: int, size=(30, 40)) -> Path:
@@ -228,7 +230,7 @@ def test_arrays_in_memory_stack_and_key_the_cache_by_content(tmp_path):
 
     import postfocus
     from postfocus.errors import InputError
-    from postfocus.io.sources import ArraySource
+    from postfocus.io.arrays import ArraySource
     from postfocus.synth import render_stack, scene
 
     sharp, depth01 = scene("steps", (120, 160))
