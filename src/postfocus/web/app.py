@@ -5,7 +5,7 @@
 viewer (``postfocus/viewer/viewer.js``) and a JSON API:
 
 =======  ==========================================  ==========================================
-GET      /api/info                                    limits and which features are available
+GET      /api/info                                    version, upload limit, workers
 GET      /api/jobs                                    every job, newest first (the gallery)
 POST     /api/jobs                                    upload photos or a video (multipart, ``files``)
 GET      /api/jobs/{id}                               state, progress, result or error of one job
@@ -65,7 +65,7 @@ from postfocus._version import __version__
 from postfocus.errors import PostfocusError
 from postfocus.io.base import natural_key
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
-from postfocus.web.ops import NotAvailable, Results, features
+from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
 
@@ -290,7 +290,6 @@ def create_app(
             "max_upload_bytes": limit,
             "max_upload_text": limit_text,
             "workers": queue.workers,
-            "features": features(),
             "viewer": (VIEWER_DIR / "viewer.js").is_file(),
         })
 
@@ -437,9 +436,6 @@ def create_app(
     async def user_error(request: Request, exc: PostfocusError) -> Response:
         return error(400, str(exc))
 
-    async def not_available(request: Request, exc: NotAvailable) -> Response:
-        return error(501, str(exc), unavailable=True)
-
     job = "/api/jobs/{job_id:str}"
     routes = [
         Route("/", index),
@@ -467,7 +463,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, PostfocusError: user_error, NotAvailable: not_available},
+        exception_handlers={HTTPException: http_error, PostfocusError: user_error},
     )
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)  # type: ignore[arg-type]
     app.state.store = store

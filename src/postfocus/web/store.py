@@ -16,8 +16,8 @@ checked against :data:`JOB_ID_RE` before any path is built from them, input
 files are numbered, and every output name is made here from validated numbers.
 Every path handed out is checked to lie inside the data folder.
 
-``job.json`` is replaced atomically (write a temporary file, then rename), so a
-reader never sees half of it. While a job runs, the worker process owns it;
+``job.json`` is replaced atomically (:func:`postfocus.io.write.atomic_write`:
+write a temporary file, then rename), so a reader never sees half of it. While a job runs, the worker process owns it;
 otherwise the server does.
 """
 
@@ -28,10 +28,29 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
+
+from postfocus.io.write import atomic_write_json
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "FINISHED",
+    "INTERRUPTED_MESSAGE",
+    "JOB_ID_RE",
+    "QUEUED",
+    "RUNNING",
+    "STATES",
+    "UPLOADING",
+    "JobFolder",
+    "Store",
+    "display_name",
+    "now",
+    "read_json",
+    "valid_job_id",
+]
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -61,18 +80,6 @@ def display_name(name: str | None, fallback: str) -> str:
     if not name or name in (".", ".."):
         return fallback
     return name[:120]
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Replace ``path`` with ``data`` as JSON in one step."""
-    fd, tmp = tempfile.mkstemp(prefix=".job.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: Path) -> dict | None:
@@ -121,7 +128,7 @@ class JobFolder:
 
     def write(self, data: dict) -> dict:
         data["updated"] = now()
-        write_json_atomic(self.json_path, data)
+        atomic_write_json(self.json_path, data)
         return data
 
     def update(self, **changes: Any) -> dict:
@@ -218,7 +225,7 @@ class Store:
         returned so that they can be queued again.
         """
         queued = []
-        for stale in self.jobs_dir.glob("*/.job.*.tmp"):  # a job.json write cut short
+        for stale in self.jobs_dir.glob("*/.job.*.json.part"):  # a job.json write cut short
             stale.unlink(missing_ok=True)
         for job, data in list(self.iter_jobs()):
             state = data.get("state")
