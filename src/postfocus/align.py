@@ -20,6 +20,32 @@ import numpy as np
 
 from postfocus.colour import GAMMA, gamma_decode
 
+__all__ = [
+    "ECC_MAX_SIZE",
+    "MAX_STEP_ROTATION_DEG",
+    "MAX_STEP_SCALE",
+    "MAX_STEP_SHIFT_FRACTION",
+    "MIN_CORRELATION",
+    "MODELS",
+    "FrameAlignment",
+    "PairMatch",
+    "SweepAligner",
+    "channel_gain",
+    "coarse_shift",
+    "common_area",
+    "ecc_match",
+    "feature_match",
+    "fit_model",
+    "match_pair",
+    "project_to_similarity",
+    "refine_with_tiles",
+    "rescale_matrix",
+    "scaling",
+    "tile_shifts",
+    "valid_mask",
+    "warp_to_reference",
+]
+
 MODELS = ("translation", "rigid", "similarity", "affine", "homography")
 _ECC_MOTION = {
     "translation": cv2.MOTION_TRANSLATION,
@@ -486,6 +512,20 @@ def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gam
     (in gamma-encoded values a blurred high-contrast edge would look brighter).
     The factor returned applies to encoded values (a power-law gamma turns a
     linear gain g into g ** (1 / gamma)).
+
+    Parameters
+    ----------
+    template, moving : np.ndarray
+        (H, W, C) frames in [0, 1], aligned.
+    mask : np.ndarray
+        (H, W) where both have real pixels.
+    gamma : float
+        Exponent of the frames' encoding (1.0 for frames already in linear light).
+
+    Returns
+    -------
+    np.ndarray
+        float32 (C,) factors for ``moving``, clipped to [0.25, 4].
     """
     m = mask.astype(bool)
     if m.sum() < 16:

@@ -53,6 +53,23 @@ import numpy as np
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 
+__all__ = [
+    "FULL_SPAN_BLUR",
+    "MAX_LAYERS",
+    "PRESETS",
+    "REFERENCE_F_NUMBER",
+    "ApertureResult",
+    "LayerPlan",
+    "aperture",
+    "blur_from_f_number",
+    "disc_blur",
+    "disc_kernel",
+    "focus_at",
+    "plan_layers",
+    "preset_focus",
+    "render_aperture",
+]
+
 FULL_SPAN_BLUR = 0.04  # blur radius across the whole depth range at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
 MAX_LAYERS = 64

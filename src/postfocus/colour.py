@@ -36,10 +36,13 @@ GAMMA = 2.2
 def gamma_decode(encoded: np.ndarray, gamma: float = GAMMA) -> np.ndarray:
     """Undo a power-law display encoding: values in [0, 1] to linear light.
 
+    The inverse of :func:`gamma_encode`: a plain power law, without the linear
+    toe of the sRGB curve (:func:`srgb_decode`).
+
     Parameters
     ----------
     encoded : np.ndarray
-        Encoded values; clipped to [0, 1] first.
+        Encoded values (clipped to [0, 1] first).
     gamma : float
         Exponent of the encoding.
 
@@ -69,7 +72,7 @@ def gamma_encode(linear: np.ndarray, gamma: float = GAMMA) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        float32 array of the same shape.
+        float32 encoded values, ``clip(linear, 0, 1) ** (1 / gamma)``.
 
     Examples
     --------
@@ -129,7 +132,7 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        float32 linear values of the same shape.
+        float32 linear light, shaped like ``encoded``.
 
     Examples
     --------

@@ -13,6 +13,8 @@ import numpy as np
 
 from postfocus.colour import to_grey
 
+__all__ = ["laplacian_energy", "pool", "tenengrad"]
+
 
 def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7) -> np.ndarray:
     """Local energy of the Laplacian.

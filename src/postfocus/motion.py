@@ -53,6 +53,33 @@ from postfocus.colour import gamma_decode
 from postfocus.errors import PostfocusError
 from postfocus.fuse import upscale_region
 
+__all__ = [
+    "COARSE_WEAK",
+    "DETECT_SIZE",
+    "MODES",
+    "SEED_AREA",
+    "SIGMAS",
+    "WINDOW",
+    "InstantBlend",
+    "Motion",
+    "MotionDetector",
+    "apply_flow",
+    "blur_stats",
+    "chain_flows",
+    "check_mode",
+    "clean_mask",
+    "coarse_change",
+    "feather",
+    "fill_holes",
+    "instant_at",
+    "neighbour_flow",
+    "noise_sigma",
+    "pair_change",
+    "refined_warp",
+    "region_frames",
+    "regions",
+]
+
 MODES = ("auto", "off")
 
 # Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.

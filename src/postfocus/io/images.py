@@ -209,7 +209,7 @@ def to_float(pixels: np.ndarray, gain: np.ndarray | float | None = None) -> np.n
     Returns
     -------
     np.ndarray
-        float32 array of the same shape.
+        float32, shaped like ``pixels``.
 
     Examples
     --------

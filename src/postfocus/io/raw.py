@@ -400,7 +400,7 @@ def raw_exif(path: str | os.PathLike) -> bytes | None:
     Parameters
     ----------
     path : str or os.PathLike
-        A camera RAW file.
+        The RAW file whose metadata is wanted.
 
     Returns
     -------

@@ -66,7 +66,7 @@ def check_output_path(
     Returns
     -------
     Path
-        ``path``.
+        The checked output path.
 
     Raises
     ------
@@ -492,7 +492,7 @@ def to_uint(image: np.ndarray, bit_depth: int) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        uint8 or uint16 of the same shape.
+        Integers (uint8 or uint16), shaped like ``image``.
 
     Examples
     --------

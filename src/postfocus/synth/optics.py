@@ -14,6 +14,8 @@ import math
 import cv2
 import numpy as np
 
+__all__ = ["KernelCache", "Slabs", "disc_kernel", "premultiply", "render_defocus", "slab_labels"]
+
 # A blur of radius r is computed at 1/floor(r / _LOWRES_RADIUS) resolution, so
 # radii below 2 * _LOWRES_RADIUS use exact full-size kernels and larger ones a
 # low-resolution disc of at least ~_LOWRES_RADIUS px (image error < -40 dB).

@@ -15,6 +15,8 @@ from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 from postfocus.synth import camera, optics
 
+__all__ = ["SyntheticStack", "oracle_composite", "render_stack"]
+
 
 @dataclass
 class SyntheticStack:

@@ -69,6 +69,8 @@ from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
 
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "Lock", "create_app", "error"]
+
 log = logging.getLogger("postfocus.web")
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -84,6 +86,7 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; 
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error answer ``{"error": message, **extra}`` with HTTP ``status``."""
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
@@ -183,15 +186,20 @@ def create_app(
 
     Parameters
     ----------
-    data_dir : folder for jobs (created if missing); results survive restarts.
-    max_upload_mb : largest upload accepted, in MB (whole request).
-    workers : how many stacks are processed at the same time.
-    allowed_hosts : host names the server answers to (None: any; for a server
-        reachable from other machines).
+    data_dir : str or os.PathLike
+        Folder for jobs (created if missing); results survive restarts.
+    max_upload_mb : float
+        Largest upload accepted, in MB (whole request).
+    workers : int
+        How many stacks are processed at the same time.
+    allowed_hosts : Iterable[str] or None
+        Host names the server answers to (None: any; for a server reachable
+        from other machines).
 
     Returns
     -------
-    Starlette application; its lifespan starts and stops the worker pool.
+    Starlette
+        The application; its lifespan starts and stops the worker pool.
 
     Examples
     --------

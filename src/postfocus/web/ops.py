@@ -49,6 +49,7 @@ class Results:
 
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
+        """The job's processed stack (kept open for the next request)."""
         from postfocus.state import ProcessedStack
 
         with self._lock:
@@ -64,6 +65,7 @@ class Results:
         return ps
 
     def forget(self, job_id: str) -> None:
+        """Drop the open stack of a job (deleted or processed again)."""
         with self._lock:
             self._stacks.pop(job_id, None)
 
@@ -114,6 +116,7 @@ class Results:
 
     # Operations -----------------------------------------------------------
     def tap(self, job: JobFolder, x: float, y: float) -> dict:
+        """The sharpest frame at x, y, as the JSON answer of the tap request."""
         from postfocus.refocus import tap
 
         ps = self.stack(job)
@@ -132,12 +135,14 @@ class Results:
         }
 
     def frame_path(self, job: JobFolder, index: int) -> Path:
+        """The cached aligned frame ``index``; KeyError for a frame left out."""
         ps = self.stack(job)
         if index not in ps.used:
             raise KeyError(index)
         return ps.frame_path(index)
 
     def image(self, job: JobFolder) -> Path:
+        """The all-in-focus JPEG."""
         from postfocus.pipeline import DEFAULT_METHOD
 
         def make(path: Path) -> None:

@@ -65,16 +65,56 @@ INTERRUPTED_MESSAGE = (
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second.
+
+    Returns
+    -------
+    str
+        E.g. ``2024-05-01T10:00:00+00:00``.
+    """
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def valid_job_id(job_id: str) -> bool:
-    """True for a random (version 4) UUID in canonical lower-case form."""
+    """True for a random (version 4) UUID in canonical lower-case form.
+
+    Parameters
+    ----------
+    job_id : str
+        What a request named.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> valid_job_id("../etc"), valid_job_id("0f8fad5b-d9cb-469f-a165-70867728950e")
+    (False, True)
+    """
     return isinstance(job_id, str) and bool(JOB_ID_RE.fullmatch(job_id))
 
 
 def display_name(name: str | None, fallback: str) -> str:
-    """A file name fit to show (never used for a path): last component, printable, short."""
+    """A file name fit to show (never used for a path): last component, printable, short.
+
+    Parameters
+    ----------
+    name : str or None
+        The name a browser sent.
+    fallback : str
+        Shown when nothing of ``name`` is left.
+
+    Returns
+    -------
+    str
+        At most 120 characters.
+
+    Examples
+    --------
+    >>> display_name("C:/photos/a.jpg", "file 1"), display_name("..", "file 1")
+    ('a.jpg', 'file 1')
+    """
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch.isprintable()).strip()
     if not name or name in (".", ".."):
@@ -83,6 +123,17 @@ def display_name(name: str | None, fallback: str) -> str:
 
 
 def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when it is missing or unreadable.
+
+    Parameters
+    ----------
+    path : Path
+        A JSON file.
+
+    Returns
+    -------
+    dict or None
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -124,19 +175,23 @@ class JobFolder:
         return self.folder / "error.log"
 
     def read(self) -> dict | None:
+        """``job.json``, or None when it cannot be read."""
         return read_json(self.json_path)
 
     def write(self, data: dict) -> dict:
+        """Replace ``job.json`` with ``data`` (stamped ``updated``), atomically; returns ``data``."""
         data["updated"] = now()
         atomic_write_json(self.json_path, data)
         return data
 
     def update(self, **changes: Any) -> dict:
+        """Apply ``changes`` to ``job.json``; returns the new content."""
         data = self.read() or {}
         data.update(changes)
         return self.write(data)
 
     def input_path(self, index: int, suffix: str) -> Path:
+        """Where uploaded file ``index`` is stored (``in/000.jpg`` ...)."""
         return self.inputs_dir / f"{int(index):03d}{suffix}"
 
     def input_paths(self, data: dict | None = None) -> list[Path]:

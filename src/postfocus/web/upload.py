@@ -67,6 +67,17 @@ class Sniffed:
 def sniff(head: bytes) -> Sniffed | None:
     """What a file is, from its first bytes; None when it is nothing postfocus reads.
 
+    Parameters
+    ----------
+    head : bytes
+        The file's first bytes (up to :data:`SNIFF_BYTES`).
+
+    Returns
+    -------
+    Sniffed or None
+        Kind ("image", "video", or "heif" for HEIF photos, which are refused),
+        the suffix to store the file under, and the format found.
+
     Examples
     --------
     >>> sniff(b"\\xff\\xd8\\xff\\xe0" + bytes(12)).suffix
@@ -247,12 +258,36 @@ class UploadReceiver:
 
 
 def too_large(limit_text: str) -> str:
+    """The message for an upload past the size limit.
+
+    Parameters
+    ----------
+    limit_text : str
+        The limit as people read it, e.g. "2 GB".
+
+    Returns
+    -------
+    str
+    """
     return (f"The upload is larger than this server accepts ({limit_text}). "
             "Send fewer or smaller files, or start the server with a larger --max-upload-mb.")
 
 
 def check_upload(job: JobFolder, files: list[dict]) -> None:
-    """Check the received files by decoding their headers; raises UploadError."""
+    """Check the received files by decoding their headers.
+
+    Parameters
+    ----------
+    job : JobFolder
+        The job the files were stored in.
+    files : list[dict]
+        :attr:`UploadReceiver.files`.
+
+    Raises
+    ------
+    UploadError
+        400 for a wrong mix or count of files, 415 for a file that cannot be read.
+    """
     if not files:
         raise UploadError(400, "No files were uploaded: choose the photos of a focus sweep, or one video.")
     videos = [f for f in files if f["kind"] == "video"]
@@ -301,6 +336,19 @@ def humanize(message: str, job: JobFolder, files: list[dict]) -> str:
     """Put the names people uploaded in place of the generated file names in a message.
 
     One pass over the message, so a replacement is never replaced again.
+
+    Parameters
+    ----------
+    message : str
+        A message naming stored files (``in/000.jpg``, full paths ...).
+    job : JobFolder
+        The job the files belong to.
+    files : list[dict]
+        The job's inputs (``file`` and ``name`` of each).
+
+    Returns
+    -------
+    str
     """
     names: dict[str, str] = {}
     for item in files:
