@@ -37,7 +37,7 @@ import numpy as np
 
 from postfocus import stack
 from postfocus.align import common_area
-from postfocus.io.sources import ArraySource
+from postfocus.io.arrays import ArraySource
 from postfocus.synth import psnr, render_stack, scene
 from postfocus.synth.motion import flame_stack, mover_stack, parallax_stack
 
@@ -107,7 +107,7 @@ def static_rows(seed: int) -> list[dict]:
 
 
 def real_rows() -> list[dict]:
-    from postfocus.io.sources import open_source
+    from postfocus.io.open import open_source
     from postfocus.pipeline.analyse import analyse
 
     rows = []

@@ -63,10 +63,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import flat_mask, flat_noise, halo_band, halo_score, reference_free  # noqa: E402
 from peers import ensure_peers, run_enfuse, run_postfocus  # noqa: E402
 
-from postfocus.align import common_area, ecc_match, to_grey, warp_to_reference  # noqa: E402
+from postfocus.align import common_area, ecc_match, warp_to_reference  # noqa: E402
+from postfocus.colour import to_grey  # noqa: E402
 from postfocus.fuse import collapse, laplacian_pyramid  # noqa: E402
+from postfocus.io.base import natural_key  # noqa: E402
 from postfocus.io.images import read_image  # noqa: E402
-from postfocus.io.sources import natural_key  # noqa: E402
 from postfocus.synth import oracle_composite, psnr, render_stack, scene, ssim, write_stack  # noqa: E402
 
 HANDHELD = dict(shake_px=8.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.004, jpeg_quality=95)
@@ -219,7 +220,7 @@ def halo_crops(st, paths: list[Path], results: dict, truth: Truth, out: Path) ->
     Top row: the pictures; bottom row: |error| x 4 (white = 64 levels or more).
     """
     from postfocus.fuse import PyramidFusion
-    from postfocus.io.sources import open_source
+    from postfocus.io.open import open_source
     from postfocus.pipeline.analyse import analyse
 
     h, w = st.sharp.shape[:2]
@@ -366,7 +367,7 @@ def bench_real(name: str, work: Path, methods: list[str], doc_images: Path | Non
 def real_halo_crop(name: str, paths: list[Path], images: dict, out: Path) -> None:
     """docs/img crop of a real stack where the pyramid method changed most (bright highlights bloom there)."""
     from postfocus.fuse import PyramidFusion
-    from postfocus.io.sources import open_source
+    from postfocus.io.open import open_source
     from postfocus.pipeline.analyse import analyse
 
     source = open_source([str(p) for p in paths])

@@ -13,7 +13,7 @@ import numpy as np
 
 from postfocus import stack
 from postfocus.align import warp_to_reference
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

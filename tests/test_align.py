@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from postfocus.align import SweepAligner, common_area, match_pair, to_grey, warp_to_reference
+from postfocus.align import SweepAligner, common_area, match_pair, warp_to_reference
+from postfocus.colour import to_grey
 from postfocus.errors import PostfocusWarning
 from postfocus.pipeline.run import stack
 
@@ -266,7 +267,7 @@ def test_exposure_chain_of_a_handheld_sweep_stays_within_half_a_percent():
     Measured: largest error 0.27 % (compared in gamma-encoded values after a
     small warp: 1.3 %, which cost 0.25 dB on the flat scene).
     """
-    from postfocus.io.sources import ArraySource
+    from postfocus.io.arrays import ArraySource
     from postfocus.pipeline.analyse import analyse
     from postfocus.synth import render_stack
     from postfocus.synth import scene as synth_scene

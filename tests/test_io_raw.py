@@ -17,9 +17,10 @@ import tifffile
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
+from postfocus.colour import srgb_encode
 from postfocus.errors import InputError, PostfocusWarning
-from postfocus.io.raw import RawFilesSource, open_raw_files, read_raw_header, srgb_encode
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
+from postfocus.io.raw import RawFilesSource, open_raw_files, read_raw_header
 from postfocus.io.write import embed_tiff_exif, tiff_exif_tags
 from postfocus.pipeline.run import stack
 
@@ -202,7 +203,7 @@ def test_rawpy_decodes_the_synthetic_dng(tmp_path):
     frame = src.read(0)
     assert frame.dtype == np.float32 and frame.shape == (H, W, 3)
     assert np.allclose(frame, srgb_encode(rgb))
-    assert src.info.kind == "raw" and src.info.bit_depth == 16 and src.info.icc
+    assert src.info.kind == "raw" and src.info.linear and src.info.bit_depth == 16 and src.info.icc
 
 
 def test_orientation_applied_once(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from postfocus.errors import InputError, OutputError, PostfocusWarning
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 from postfocus.io.video import VideoSource, encoder_available, extract_frames, write_video
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"

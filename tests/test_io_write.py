@@ -237,3 +237,15 @@ def test_jpeg_of_a_very_detailed_picture(tmp_path):
     noise = np.random.default_rng(0).random((600, 800, 3), dtype=np.float32)
     path = write_image(tmp_path / "noise.jpg", noise, quality=95)
     assert read_image(path).shape == (600, 800, 3)
+
+
+def test_bytes_text_and_json_helpers_write_atomically(tmp_path):
+    import json
+
+    from postfocus.io.write import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+    assert atomic_write_bytes(tmp_path / "a.bin", b"\0\1").read_bytes() == b"\0\1"
+    assert atomic_write_text(tmp_path / "b.txt", "é").read_bytes() == "é".encode("utf-8")
+    path = atomic_write_json(tmp_path / "c.json", {"state": "done", "n": [1, 2]})
+    assert path.read_text(encoding="utf-8") == json.dumps({"state": "done", "n": [1, 2]}, indent=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt", "c.json"]

@@ -33,7 +33,7 @@ def test_a_limit_below_what_any_banding_reaches_names_the_minimum():
 
 def test_banded_fusion_equals_the_whole(tiny_stack):
     source_files = tiny_stack.folder
-    from postfocus.io.sources import open_source
+    from postfocus.io.open import open_source
 
     source = open_source(source_files)
     analysis = analyse(source)

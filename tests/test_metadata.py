@@ -20,8 +20,8 @@ from PIL import Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
 
 from postfocus._version import __version__
+from postfocus.io.open import open_source
 from postfocus.io.raw import raw_exif
-from postfocus.io.sources import open_source
 from postfocus.io.write import describe_stack, embed_tiff_exif, srgb_icc_profile, tiff_exif_tags, write_image
 from postfocus.pipeline.run import stack
 

@@ -18,8 +18,9 @@ import pytest
 from postfocus import stack
 from postfocus.align import common_area, warp_to_reference
 from postfocus.depth import depth_map
+from postfocus.io.arrays import ArraySource
 from postfocus.io.images import read_image
-from postfocus.io.sources import ArraySource, open_source
+from postfocus.io.open import open_source
 from postfocus.motion import pair_change
 from postfocus.pipeline.analyse import analyse
 from postfocus.refocus import tap

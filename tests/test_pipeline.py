@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from postfocus.io.sources import ArraySource
+from postfocus.io.arrays import ArraySource
 from postfocus.pipeline.merge import apply_gain
 from postfocus.pipeline.threads import read_ahead
 

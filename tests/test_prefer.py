@@ -16,7 +16,7 @@ import pytest
 from postfocus import stack
 from postfocus.errors import PostfocusError
 from postfocus.focusmap import preferred_peak
-from postfocus.io.sources import ArraySource
+from postfocus.io.arrays import ArraySource
 from postfocus.synth.optics import disc_kernel
 
 NEAR, FAR, FRAMES = 1, 7, 9

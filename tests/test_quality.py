@@ -13,7 +13,7 @@ import pytest
 
 from postfocus import stack
 from postfocus.align import common_area, warp_to_reference
-from postfocus.io.sources import ArraySource
+from postfocus.io.arrays import ArraySource
 from postfocus.synth import oracle_composite, psnr, render_stack, scene, ssim
 
 HANDHELD = dict(shake_px=6.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.008, jpeg_quality=95)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from postfocus.align import warp_to_reference
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 from postfocus.pipeline.run import stack
 
 

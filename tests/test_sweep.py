@@ -1,27 +1,16 @@
-"""Tests for postfocus.sweep: dropping repeated frames and ordering a sweep near to far."""
+"""Tests for postfocus.sweep: frame summaries that tell a repeated frame from a focus step.
+
+Leaving repeated frames out of a video is tested end to end in test_refocus.py.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from postfocus.io.sources import FrameSource, SourceInfo, open_source
-from postfocus.io.video import VideoSource, write_video
-from postfocus.sweep import (
-    REPEAT_FOCUS,
-    REPEAT_MAD,
-    drop_repeated_frames,
-    focus_order,
-    frame_difference,
-    summarize,
-    sweep_direction,
-)
+from postfocus.sweep import REPEAT_FOCUS, REPEAT_MAD, frame_difference, summarize
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-KEYBOARD_SWEEP = DATA / "keyboard_sweep.mp4"
 H, W = 160, 240
 
 
@@ -69,63 +58,3 @@ def test_synthetic_steps_and_repeats_lie_on_either_side_of_the_thresholds(sweep_
         mad, change = frame_difference(a, b)
         assert mad > REPEAT_MAD or change > REPEAT_FOCUS
     assert frame_difference(summaries[3], summarize(sweep_frames[3].copy())) == (0.0, 0.0)
-
-
-def test_repeated_frames_at_both_ends_are_dropped(sweep_frames, tmp_path):
-    # frames 0, 1, 2 identical (lens not moving yet), last two identical (stopped)
-    sequence = [sweep_frames[0]] * 3 + sweep_frames[1:10] + [sweep_frames[10]] * 2
-    path = write_video(sequence, tmp_path / "repeats.mp4", crf=18)
-    src = VideoSource(path)
-    assert len(src) == 14
-    kept, dropped = drop_repeated_frames(src)
-    assert dropped == [1, 2, 13]
-    assert kept == [0] + list(range(3, 13))
-
-
-def test_real_sweep_loses_no_frame():
-    if not KEYBOARD_SWEEP.exists():
-        pytest.skip(f"{KEYBOARD_SWEEP} not found")
-    kept, dropped = drop_repeated_frames(open_source(KEYBOARD_SWEEP))
-    assert dropped == []
-    assert kept == list(range(41))
-
-
-def test_focus_order_keeps_near_to_far_and_reverses_far_to_near(sweep_frames, tmp_path):
-    forward = VideoSource(write_video(sweep_frames, tmp_path / "near_far.mp4"))
-    backward = VideoSource(write_video(sweep_frames[::-1], tmp_path / "far_near.mp4"))
-    n = len(sweep_frames)
-    assert focus_order(forward) == list(range(n))
-    assert focus_order(backward) == list(range(n))[::-1]
-    assert focus_order(backward, [0, 2, 5, 7]) == [7, 5, 2, 0]
-
-
-class ListSource(FrameSource):
-    """Frames held in memory, for tests."""
-
-    def __init__(self, frames):
-        self._frames = list(frames)
-        h, w = self._frames[0].shape[:2]
-        self.info = SourceInfo(kind="images", names=[str(i) for i in range(len(self._frames))], height=h, width=w)
-
-    def __len__(self):
-        return len(self._frames)
-
-    def read(self, index):
-        return self._frames[index]
-
-
-def test_exact_repeats_in_memory_are_dropped(sweep_frames):
-    sequence = sweep_frames[:4] + [sweep_frames[3]] + sweep_frames[4:]
-    kept, dropped = drop_repeated_frames(ListSource(sequence))
-    assert dropped == [4]
-    assert kept == [0, 1, 2, 3] + list(range(5, len(sequence)))
-
-
-def test_focus_order_keeps_the_given_order_when_unclear():
-    # the whole picture defocuses alike: every tile peaks in the same frame
-    sharp = textured(1)
-    frames = [cv2.GaussianBlur(sharp, (0, 0), s) if s else sharp for s in (2.0, 1.0, 0.0, 1.0, 2.0, 3.0)]
-    direction, _, _ = sweep_direction([summarize(f) for f in frames])
-    assert direction == 0
-    assert focus_order(ListSource(frames)) == list(range(6))
-    assert focus_order(ListSource(frames[::-1])) == list(range(6))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from postfocus.colour import gamma_decode
 from postfocus.errors import PostfocusError
 from postfocus.synth import (
     SCENES,
@@ -18,7 +19,6 @@ from postfocus.synth import (
     ssim,
     write_stack,
 )
-from postfocus.synth.optics import to_linear
 
 SIZE = (160, 240)
 
@@ -148,7 +148,7 @@ def test_point_spread_radius_follows_thin_lens():
     for depth01 in (0.0, 0.5):
         stack = render_stack(img, np.full((81, 81), depth01, np.float32), n, max_blur=max_blur)
         for i, clean in enumerate(stack.clean_frames):
-            energy = to_linear(clean)[..., 0].astype(np.float64)
+            energy = gamma_decode(clean)[..., 0].astype(np.float64)
             # a uniform disc of radius r has mean squared radius r^2 / 2
             measured = np.sqrt(2 * (energy * (xx**2 + yy**2)).sum() / energy.sum())
             expected = max_blur * abs(depth01 * (n - 1) - i) / (n - 1)

@@ -412,8 +412,11 @@ def test_restart_lists_results_and_recovers(server, stack_files):
         (folder / "job.json").write_text(json.dumps(data))
     (jobs / str(uuid.uuid4())).mkdir()  # a folder without job.json is ignored
     (jobs / "not-a-job").mkdir()
+    cut_short = good / ".job.k2j3h4g5.json.part"  # a job.json write that never finished
+    cut_short.write_text("{")
     again = Server(server.data)
     try:
+        assert not cut_short.exists()
         c = again.client
         listed = {j["id"]: j for j in c.get("/api/jobs").json()["jobs"]}
         assert listed[server.good["id"]]["state"] == "done"

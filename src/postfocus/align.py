@@ -18,6 +18,34 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from postfocus.colour import GAMMA, gamma_decode
+
+__all__ = [
+    "ECC_MAX_SIZE",
+    "MAX_STEP_ROTATION_DEG",
+    "MAX_STEP_SCALE",
+    "MAX_STEP_SHIFT_FRACTION",
+    "MIN_CORRELATION",
+    "MODELS",
+    "FrameAlignment",
+    "PairMatch",
+    "SweepAligner",
+    "channel_gain",
+    "coarse_shift",
+    "common_area",
+    "ecc_match",
+    "feature_match",
+    "fit_model",
+    "match_pair",
+    "project_to_similarity",
+    "refine_with_tiles",
+    "rescale_matrix",
+    "scaling",
+    "tile_shifts",
+    "valid_mask",
+    "warp_to_reference",
+]
+
 MODELS = ("translation", "rigid", "similarity", "affine", "homography")
 _ECC_MOTION = {
     "translation": cv2.MOTION_TRANSLATION,
@@ -31,7 +59,6 @@ MAX_STEP_SCALE = 0.08
 MAX_STEP_ROTATION_DEG = 6.0
 MAX_STEP_SHIFT_FRACTION = 0.12
 MIN_CORRELATION = 0.6
-GAMMA = 2.2  # encoding of 8-bit frames, for exposure comparisons in linear light
 ECC_MAX_SIZE = 450  # long edge of the finest level the global correlation match uses (the tile refinement then works at full working size; 900 gave the same corner errors on 1080p generated sweeps, 17 % slower)
 
 
@@ -119,13 +146,6 @@ def project_to_similarity(matrix: np.ndarray) -> np.ndarray:
     out[:2, :2] = [[a, -b], [b, a]]
     out[:2, 2] = matrix[:2, 2]
     return out
-
-
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """Luma of a float RGB image as float32."""
-    if image.ndim == 2:
-        return image.astype(np.float32, copy=False)
-    return cv2.cvtColor(image.astype(np.float32, copy=False), cv2.COLOR_RGB2GRAY)
 
 
 def _plausible(matrix: np.ndarray, size: tuple[int, int]) -> str:
@@ -491,7 +511,7 @@ def valid_mask(matrix: np.ndarray, frame_size: tuple[int, int], size: tuple[int,
     return cv2.warpAffine(ones, matrix[:2], (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gamma: float = 2.2) -> np.ndarray:
+def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gamma: float = GAMMA) -> np.ndarray:
     """Per-channel factor that brings ``moving`` to the exposure of ``template``.
 
     Means are compared in linear light over ``mask``: defocus spreads light
@@ -499,6 +519,20 @@ def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gam
     (in gamma-encoded values a blurred high-contrast edge would look brighter).
     The factor returned applies to encoded values (a power-law gamma turns a
     linear gain g into g ** (1 / gamma)).
+
+    Parameters
+    ----------
+    template, moving : np.ndarray
+        (H, W, C) frames in [0, 1], aligned.
+    mask : np.ndarray
+        (H, W) where both have real pixels.
+    gamma : float
+        Exponent of the frames' encoding (1.0 for frames already in linear light).
+
+    Returns
+    -------
+    np.ndarray
+        float32 (C,) factors for ``moving``, clipped to [0.25, 4].
     """
     m = mask.astype(bool)
     if m.sum() < 16:
@@ -607,7 +641,7 @@ class SweepAligner:
         h, w = colour.shape[:2]
         # Shrunk in linear light: defocus moves light around but keeps its total, so means of
         # linear values compare frames focused differently fairly, at any size.
-        linear = np.power(np.clip(colour, 0, 1), np.float32(GAMMA), dtype=np.float32)
+        linear = gamma_decode(colour)
         f = min(1.0, self.GAIN_SIZE / max(h, w))
         if f < 1.0:
             linear = cv2.resize(linear, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)

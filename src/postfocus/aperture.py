@@ -50,9 +50,26 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 
-GAMMA = 2.2
+__all__ = [
+    "FULL_SPAN_BLUR",
+    "MAX_LAYERS",
+    "PRESETS",
+    "REFERENCE_F_NUMBER",
+    "ApertureResult",
+    "LayerPlan",
+    "aperture",
+    "blur_from_f_number",
+    "disc_blur",
+    "disc_kernel",
+    "focus_at",
+    "plan_layers",
+    "preset_focus",
+    "render_aperture",
+]
+
 FULL_SPAN_BLUR = 0.04  # blur radius across the whole depth range at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
 MAX_LAYERS = 64
@@ -279,7 +296,7 @@ def render_aperture(
     if blur_px * float(np.abs(depth - focus).max()) < 0.5:
         return np.clip(image, 0, 1).astype(np.float32)
 
-    linear = np.power(np.clip(image, 0.0, 1.0), np.float32(GAMMA), dtype=np.float32)
+    linear = gamma_decode(image)
     if highlights > 0:
         luma = linear @ np.asarray([0.2126, 0.7152, 0.0722], np.float32)
         knee = np.clip((luma - 0.6) / 0.4, 0.0, 1.0)
@@ -301,7 +318,7 @@ def render_aperture(
         acc *= 1.0 - blurred[..., 3:4]
         acc += blurred
     out = acc[..., :3] / np.maximum(acc[..., 3:4], 1e-6)
-    return np.power(np.clip(out, 0.0, 1.0), np.float32(1.0 / GAMMA), dtype=np.float32)
+    return gamma_encode(out)
 
 
 @dataclass

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from postfocus.errors import InputError, OutputError, PostfocusError, PostfocusWarning
-from postfocus.io.images import IMAGE_EXTENSIONS, RAW_EXTENSIONS, VIDEO_EXTENSIONS
+from postfocus.io.base import IMAGE_EXTENSIONS, RAW_EXTENSIONS, VIDEO_EXTENSIONS
 from postfocus.io.write import atomic_write
 
 RESULTS_JSONL = "results.jsonl"

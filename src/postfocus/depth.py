@@ -48,10 +48,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from postfocus.io.write import check_output_path
+from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focusmap import guided_filter, peak_index, push_pull_fill
-from postfocus.io.write import atomic_write, write_image
+from postfocus.io.write import atomic_write, check_output_path, write_image
 
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 
@@ -98,13 +98,6 @@ class DepthResult:
 
 # --------------------------------------------------------------------------
 # Filters
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image, np.float32)
-    if image.ndim == 2:
-        return image
-    return cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
 
 
 def domain_transform(
@@ -177,7 +170,7 @@ def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = 
     scale = max(h / mh, w / mw)
     r = radius if radius is not None else max(2, int(round(1.5 * scale)))
     lo, hi = float(values.min()), float(values.max())
-    out = guided_filter(_grey(guide), up, r, eps)
+    out = guided_filter(to_grey(guide), up, r, eps)
     return np.clip(out, lo, hi).astype(np.float32)
 
 
@@ -225,7 +218,7 @@ def refine_depth(
         raise PostfocusError(f"guide image is {guide_rgb.shape[1]}x{guide_rgb.shape[0]}, focus volume {w}x{h}")
     if n == 1:
         return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-    guide = _grey(guide_rgb)
+    guide = to_grey(guide_rgb)
     agg = np.empty_like(vol)
     for i in range(n):
         agg[i] = np.maximum(guided_filter(guide, vol[i], radius, eps), 0)

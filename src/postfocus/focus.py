@@ -11,6 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from postfocus.colour import to_grey
+
+__all__ = ["laplacian_energy", "pool", "tenengrad"]
+
 
 def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7) -> np.ndarray:
     """Local energy of the Laplacian.
@@ -50,8 +54,7 @@ def tenengrad(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     >>> tenengrad(np.zeros((8, 8), np.float32))
     0.0
     """
-    g = image if image.ndim == 2 else cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY)
-    g = g.astype(np.float32)
+    g = to_grey(image)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
     energy = gx * gx + gy * gy

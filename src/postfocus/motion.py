@@ -49,7 +49,34 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from postfocus.colour import gamma_decode
 from postfocus.fuse import upscale_region
+
+__all__ = [
+    "COARSE_WEAK",
+    "DETECT_SIZE",
+    "SEED_AREA",
+    "SIGMAS",
+    "WINDOW",
+    "InstantBlend",
+    "Motion",
+    "MotionDetector",
+    "apply_flow",
+    "blur_stats",
+    "chain_flows",
+    "clean_mask",
+    "coarse_change",
+    "feather",
+    "fill_holes",
+    "instant_at",
+    "neighbour_flow",
+    "noise_sigma",
+    "pair_change",
+    "refined_warp",
+    "region_frames",
+    "regions",
+]
+
 
 # Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
 SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
@@ -134,8 +161,8 @@ def coarse_change(a: np.ndarray, b: np.ndarray, sigma: float = COARSE_SIGMA) -> 
     float32 (h, w) >= 0: mean square difference of the low-passed frames over a
     window of ``4 sigma``, over their local variance there.
     """
-    la = cv2.GaussianBlur(np.power(np.clip(a, 0, 1), np.float32(2.2)), (0, 0), sigma)
-    lb = cv2.GaussianBlur(np.power(np.clip(b, 0, 1), np.float32(2.2)), (0, 0), sigma)
+    la = cv2.GaussianBlur(gamma_decode(a), (0, 0), sigma)
+    lb = cv2.GaussianBlur(gamma_decode(b), (0, 0), sigma)
     w = int(4 * sigma) | 1
 
     def var(x: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ from postfocus._version import __version__
 from postfocus.align import FrameAlignment
 from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.io.images import read_image, to_float
-from postfocus.io.sources import FrameSource, SourceInfo
+from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.write import to_uint, write_image
 from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions
@@ -312,8 +312,8 @@ class CachedFrames(FrameSource):
         self.stack = stack
         h, w = stack.size
         info = stack.info
-        self.info = SourceInfo(  # RAW stays "raw": its merges run in linear light
-            kind="raw" if stack.manifest.get("kind") == "raw" else "processed",
+        self.info = SourceInfo(  # RAW stacks merge in linear light
+            kind="processed", linear=stack.manifest.get("kind") == "raw",
             names=list(stack.names), height=h, width=w,
             bit_depth=info.bit_depth, grey=info.grey, exif=info.exif, icc=info.icc, paths=info.paths,
         )

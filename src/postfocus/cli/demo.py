@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
-from postfocus.io.sources import natural_key
+from postfocus.io.base import natural_key
 from postfocus.pipeline.run import stack
 
 

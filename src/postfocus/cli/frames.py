@@ -8,7 +8,7 @@ import click
 
 from postfocus.cli.common import err_console, main
 from postfocus.errors import InputError
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 
 
 @main.command("frames")

@@ -8,7 +8,7 @@ import click
 
 from postfocus.cli.common import main
 from postfocus.cli.options import cache_option, inputs_argument
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 from postfocus.store import find_stack_folders
 
 __all__ = ["info_command"]

@@ -8,7 +8,7 @@ import click
 
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
-from postfocus.align import to_grey
+from postfocus.colour import to_grey
 from postfocus.io.write import check_output_path, write_image
 from postfocus.options import DEFAULT_METHOD
 from postfocus.pop import colour_pop, pop_mask

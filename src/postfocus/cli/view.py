@@ -12,7 +12,7 @@ from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.options import stack_options
 from postfocus.cli.options import processing_options
 from postfocus.errors import OutputError
-from postfocus.io.sources import open_source
+from postfocus.io.open import open_source
 from postfocus.pipeline.run import process
 
 PAGE_SUFFIXES = (".html", ".htm")

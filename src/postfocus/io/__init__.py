@@ -4,9 +4,34 @@ Every frame that postfocus works on is a ``float32`` array of shape ``(H, W, 3)`
 with RGB values in ``[0, 1]``, whatever the file held (8- or 16-bit, grey or
 colour, JPEG, PNG, TIFF, RAW or a video frame). A :class:`FrameSource` yields
 such frames one at a time, so a stack never has to sit in memory whole.
+
+Modules, each importing only those before it:
+
+``base``    the source model (:class:`FrameSource`, :class:`SourceInfo`) and the
+            rules about input files (suffixes, folder listing, sizes, MP4 sniffing)
+``write``   atomic writes and result images with metadata
+``images``  still images (JPEG, PNG, TIFF) and :class:`ImageFilesSource`
+``arrays``  frames in memory (:class:`ArraySource`)
+``raw``     camera RAW files (:class:`RawFilesSource`)
+``video``   videos (:class:`VideoSource`), writing test videos, extracting frames
+``open``    :func:`open_source`, which picks the source for what the user named
 """
 
-from postfocus.io.sources import FrameSource, SourceInfo, open_source
-from postfocus.io.write import write_image
+from postfocus.io.arrays import ArraySource
+from postfocus.io.base import FrameSource, SourceInfo, natural_key
+from postfocus.io.images import ImageFilesSource, read_image
+from postfocus.io.open import open_source
+from postfocus.io.write import atomic_write, check_output_path, write_image
 
-__all__ = ["FrameSource", "SourceInfo", "open_source", "write_image"]
+__all__ = [
+    "ArraySource",
+    "FrameSource",
+    "ImageFilesSource",
+    "SourceInfo",
+    "atomic_write",
+    "check_output_path",
+    "natural_key",
+    "open_source",
+    "read_image",
+    "write_image",
+]

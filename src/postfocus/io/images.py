@@ -1,7 +1,8 @@
-"""Decode still images (JPEG, PNG, TIFF) into float32 RGB frames.
+"""Still images (JPEG, PNG, TIFF): headers, decoding, and a source of image files.
 
 Pixels of PNG and TIFF files keep their full bit depth; EXIF orientation is
 applied once here, so every later stage sees the picture upright.
+:class:`ImageFilesSource` reads a stack of such files one frame at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -19,10 +20,17 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from postfocus.errors import InputError
+from postfocus.io.base import FrameSource, SourceInfo, fit_size
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}
-RAW_EXTENSIONS = {".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw"}
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".mts", ".m2ts"}
+__all__ = [
+    "EXIF_ORIENTATION",
+    "ImageFilesSource",
+    "ImageHeader",
+    "apply_orientation",
+    "read_header",
+    "read_image",
+    "to_float",
+]
 
 EXIF_ORIENTATION = 0x0112
 
@@ -54,7 +62,8 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
 
     Parameters
     ----------
-    path : path to a JPEG, PNG or TIFF file.
+    path : str or os.PathLike
+        A JPEG, PNG or TIFF file.
 
     Returns
     -------
@@ -62,7 +71,8 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
 
     Raises
     ------
-    InputError if the file is missing or is not an image.
+    InputError
+        If the file is missing or is not an image.
 
     Examples
     --------
@@ -191,12 +201,15 @@ def to_float(pixels: np.ndarray, gain: np.ndarray | float | None = None) -> np.n
 
     Parameters
     ----------
-    pixels : (H, W, 3) uint8, uint16 or float array.
-    gain : scalar or (3,) factors (an exposure correction), or None.
+    pixels : np.ndarray
+        (H, W, 3) uint8, uint16 or float array.
+    gain : np.ndarray, float or None
+        Scalar or (3,) factors (an exposure correction), or None.
 
     Returns
     -------
-    float32 array of the same shape.
+    np.ndarray
+        float32, shaped like ``pixels``.
 
     Examples
     --------
@@ -212,6 +225,18 @@ def to_float(pixels: np.ndarray, gain: np.ndarray | float | None = None) -> np.n
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate or mirror ``image`` as EXIF orientation 1-8 asks.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        (H, W) or (H, W, C) pixels as stored.
+    orientation : int
+        EXIF orientation 1-8 (anything else leaves the image as it is).
+
+    Returns
+    -------
+    np.ndarray
+        A view of ``image``, upright.
 
     Examples
     --------
@@ -240,14 +265,18 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
 
     Parameters
     ----------
-    path : JPEG, PNG or TIFF file (8 or 16 bit, grey or colour; alpha is dropped).
-    header : the file's header if already read.
-    stored : keep 8- and 16-bit pixels as uint8/uint16 (see :func:`to_float`);
+    path : str or os.PathLike
+        JPEG, PNG or TIFF file (8 or 16 bit, grey or colour; alpha is dropped).
+    header : ImageHeader or None
+        The file's header if already read.
+    stored : bool
+        Keep 8- and 16-bit pixels as uint8/uint16 (see :func:`to_float`);
         a quarter (8-bit) of the memory, and cheaper to resample.
 
     Returns
     -------
-    float32 array of shape (H, W, 3) (or uint8/uint16 with ``stored``).
+    np.ndarray
+        float32 array of shape (H, W, 3) (or uint8/uint16 with ``stored``).
 
     Examples
     --------
@@ -286,3 +315,56 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
     if not stored:
         frame = to_float(frame)
     return np.ascontiguousarray(apply_orientation(frame, header.orientation))
+
+
+class ImageFilesSource(FrameSource):
+    """Frames stored as still image files (JPEG, PNG, TIFF).
+
+    Parameters
+    ----------
+    headers : Sequence[ImageHeader]
+        The files' headers (see :func:`read_header`), in focus order, sizes
+        already checked (:func:`postfocus.io.base.check_sizes`).
+
+    Examples
+    --------
+    >>> src = ImageFilesSource([read_header(p) for p in ("a.jpg", "b.jpg")])  # doctest: +SKIP
+    >>> src.info.kind  # doctest: +SKIP
+    'images'
+    """
+
+    def __init__(self, headers: Sequence[ImageHeader]):
+        first = headers[0]
+        # Metadata of the default reference frame (the middle one): the result takes its
+        # geometry, so it carries its capture time and settings, not the first frame's.
+        middle = headers[len(headers) // 2]
+        h, w = first.size
+        self._headers = list(headers)
+        self.info = SourceInfo(
+            kind="images",
+            names=[hd.path.name for hd in headers],
+            height=h,
+            width=w,
+            bit_depth=first.bit_depth,
+            grey=all(hd.grey for hd in headers),
+            exif=middle.exif,
+            icc=middle.icc,
+            paths=[hd.path for hd in headers],
+        )
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` as float32 RGB in [0, 1], fitted to the first frame's size."""
+        return to_float(self.read_pixels(index))
+
+    def read_pixels(self, index: int) -> np.ndarray:
+        """Frame ``index`` as stored (uint8, uint16 or float32 RGB), fitted to the first frame's size."""
+        header = self._headers[index]
+        frame = read_image(header.path, header, stored=True)
+        return fit_size(frame, self.info.height, self.info.width)
+
+    def header(self, index: int) -> ImageHeader:
+        """The header of frame ``index``'s file."""
+        return self._headers[index]

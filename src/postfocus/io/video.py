@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -29,8 +28,11 @@ import cv2
 import numpy as np
 
 from postfocus.errors import InputError, OutputError, PostfocusWarning
+from postfocus.io.base import FrameSource, SourceInfo, fit_size, looks_like_mp4
 from postfocus.io.images import to_float
-from postfocus.io.sources import FrameSource, SourceInfo, fit_size, open_source
+from postfocus.io.write import atomic_write_bytes
+
+__all__ = ["VideoSource", "encoder_available", "extract_frames", "write_video"]
 
 _ENCODERS = {"h264": "libx264", "avc": "libx264", "hevc": "libx265", "h265": "libx265"}
 _FRAME_FILE = re.compile(r"^frame_\d{4,}\.(png|jpg)$")
@@ -47,15 +49,6 @@ def _is_attached_picture(stream) -> bool:
         return bool(stream.disposition & av.stream.Disposition.attached_pic)
     except (AttributeError, TypeError):
         return False
-
-
-def _has_mp4_header(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError:
-        return False
-    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
 
 def _bits(frame: av.VideoFrame) -> int:
@@ -128,11 +121,13 @@ class VideoSource(FrameSource):
 
     Parameters
     ----------
-    path : a video file (MP4, MOV, MKV, MTS, ...).
+    path : str or os.PathLike
+        A video file (MP4, MOV, MKV, MTS, ...).
 
     Raises
     ------
-    InputError naming the file when it is not a usable video.
+    InputError
+        Naming the file when it is not a usable video.
 
     Examples
     --------
@@ -157,7 +152,7 @@ class VideoSource(FrameSource):
         try:
             container = av.open(str(self.path), metadata_errors="ignore")
         except av.error.FFmpegError as exc:
-            if _has_mp4_header(self.path):
+            if looks_like_mp4(self.path):
                 raise InputError(
                     f"{self.path}: cannot be read as a video ({_reason(exc)}); the file may be cut short "
                     "(an MP4/MOV whose index was never written cannot be read)"
@@ -401,6 +396,15 @@ class VideoSource(FrameSource):
 def encoder_available(name: str) -> bool:
     """True when PyAV's FFmpeg can encode with ``name`` (e.g. "libx265").
 
+    Parameters
+    ----------
+    name : str
+        An FFmpeg encoder name, or "h264"/"avc"/"hevc"/"h265".
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> encoder_available("libx264")  # doctest: +SKIP
@@ -429,21 +433,31 @@ def write_video(
 
     Parameters
     ----------
-    frames : (H, W, 3) float arrays, all the same even size.
-    path : output file; the container follows the suffix (.mp4, .mov, .mkv).
-    fps : nominal frame rate.
-    codec : "h264" (libx264) or "hevc" (libx265), or an FFmpeg encoder name.
-    bit_depth : 8 (yuv420p) or 10 (yuv420p10le).
-    crf : constant rate factor; 18 is visually near lossless.
-    rotation : display rotation in degrees counter-clockwise, written as the
+    frames : Iterable[np.ndarray]
+        (H, W, 3) float arrays, all the same even size.
+    path : str or os.PathLike
+        Output file; the container follows the suffix (.mp4, .mov, .mkv).
+    fps : float
+        Nominal frame rate.
+    codec : str
+        "h264" (libx264) or "hevc" (libx265), or an FFmpeg encoder name.
+    bit_depth : int
+        8 (yuv420p) or 10 (yuv420p10le).
+    crf : int
+        Constant rate factor; 18 is visually near lossless.
+    rotation : int
+        Display rotation in degrees counter-clockwise, written as the
         container's display matrix (a reader turns frames by this to show them
         upright; :class:`VideoSource` does).
-    times : presentation time of each frame in seconds, for variable frame rate.
-    options : extra encoder options, e.g. ``{"g": "4"}`` for a keyframe every 4 frames.
+    times : Iterable[float] or None
+        Presentation time of each frame in seconds, for variable frame rate.
+    options : dict[str, str] or None
+        Extra encoder options, e.g. ``{"g": "4"}`` for a keyframe every 4 frames.
 
     Returns
     -------
-    Path of the written file.
+    Path
+        The written file.
 
     Examples
     --------
@@ -513,21 +527,6 @@ def write_video(
     return path
 
 
-def _write_atomic(path: Path, pixels: np.ndarray, params: list[int]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        ok = cv2.imwrite(tmp, pixels, params)
-        if not ok:
-            raise OutputError(f"{path}: cannot write image")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({_reason(exc)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def extract_frames(
     source_or_path: FrameSource | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -543,20 +542,26 @@ def extract_frames(
 
     Parameters
     ----------
-    source_or_path : a frame source, or a video (or anything ``open_source`` takes).
-    out_dir : folder for the frames; created if its parent exists.
-    fmt : "png" or "jpg".
-    overwrite : replace the frame files (``frame_NNNN.png`` / ``.jpg``) already in
+    source_or_path : FrameSource, str or os.PathLike
+        A frame source, or a video file (opened as a :class:`VideoSource`).
+    out_dir : str or os.PathLike
+        Folder for the frames; created if its parent exists.
+    fmt : str
+        "png" or "jpg".
+    overwrite : bool
+        Replace the frame files (``frame_NNNN.png`` / ``.jpg``) already in
         ``out_dir``; old ones not rewritten are removed, so the folder then holds
         exactly this source's frames. Other files are never touched.
 
     Returns
     -------
-    The written paths, in frame order.
+    list[Path]
+        The written paths, in frame order.
 
     Raises
     ------
-    OutputError if the folder cannot be made or already holds frame files.
+    OutputError
+        If the folder cannot be made or already holds frame files.
 
     Examples
     --------
@@ -568,7 +573,7 @@ def extract_frames(
         fmt = "jpg"
     if fmt not in ("png", "jpg"):
         raise OutputError(f"{out_dir}: frame format must be png or jpg, got {fmt!r}")
-    source = source_or_path if isinstance(source_or_path, FrameSource) else open_source(source_or_path)
+    source = source_or_path if isinstance(source_or_path, FrameSource) else VideoSource(source_or_path)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
@@ -595,7 +600,10 @@ def extract_frames(
         else:
             pixels = np.round(bgr * 255).astype(np.uint8)
         target = out / f"frame_{i:04d}.{fmt}"
-        _write_atomic(target, pixels, params)
+        ok, encoded = cv2.imencode(f".{fmt}", pixels, params)
+        if not ok:
+            raise OutputError(f"{target}: cannot write image")
+        atomic_write_bytes(target, encoded.tobytes())
         written.append(target)
     stale = set(existing) - {p.name for p in written}
     for name in sorted(stale):  # left from an earlier, longer extraction

@@ -1,14 +1,17 @@
-"""Write result images atomically, with the reference frame's metadata.
+"""Write files atomically, and result images with the reference frame's metadata.
 
-A result is first written to a hidden temporary file in the destination folder
-and then renamed over the destination, so a crash or a full disk never leaves a
-half-written file under the name the user asked for.
+Every file postfocus writes goes through :func:`atomic_write`: it is first
+written to a hidden temporary file in the destination folder and then renamed
+over the destination, so a crash or a full disk never leaves a half-written file
+under the name asked for. :func:`write_image` writes JPEG, PNG and TIFF results
+that carry the camera's EXIF and the colour profile.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import struct
 import tempfile
@@ -25,6 +28,23 @@ from PIL.TiffImagePlugin import IFDRational
 from postfocus._version import __version__
 from postfocus.errors import OutputError
 
+__all__ = [
+    "OUTPUT_FORMATS",
+    "SOFTWARE",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_output_path",
+    "describe_stack",
+    "embed_tiff_exif",
+    "output_exif",
+    "srgb_icc_profile",
+    "tiff_exif_tags",
+    "to_uint",
+    "write_image",
+]
+
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 SOFTWARE = f"postfocus {__version__}"
 
@@ -36,11 +56,22 @@ def check_output_path(
 
     Parameters
     ----------
-    path : the output file.
-    inputs : input files it must not be.
-    suffixes : accepted suffixes (default: the image formats .jpg, .png, .tif).
+    path : str or os.PathLike
+        The output file.
+    inputs : Sequence[str or os.PathLike] or None
+        Input files it must not be.
+    suffixes : Sequence[str] or None
+        Accepted suffixes (default: the image formats .jpg, .png, .tif).
 
-    Returns the path; raises OutputError with a one-line reason otherwise.
+    Returns
+    -------
+    Path
+        The checked output path.
+
+    Raises
+    ------
+    OutputError
+        With a one-line reason when the path cannot be used.
     """
     path = Path(path)
     if suffixes is None:
@@ -69,8 +100,31 @@ def check_output_path(
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(temp_path)`` then rename the temp file to ``path``.
 
-    The temp file lives in the destination folder (same file system) and is
-    removed if ``write`` fails.
+    The temp file (``.<stem>.<random><suffix>.part``) lives in the destination
+    folder (same file system) and is removed if ``write`` fails. The file
+    written is readable by everyone (mode 0644).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination.
+    write : Callable[[Path], None]
+        Writes the whole file at the path it is given.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot take the file or writing fails with an OSError.
+
+    Examples
+    --------
+    >>> atomic_write("notes.txt", lambda p: p.write_text("done"))  # doctest: +SKIP
+    PosixPath('notes.txt')
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -92,6 +146,69 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination.
+    data : bytes
+        The whole content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination.
+    text : str
+        The whole content.
+    encoding : str
+        Text encoding.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding=encoding))
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 1) -> Path:
+    """Write ``data`` as JSON (UTF-8) to ``path`` atomically (see :func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination.
+    data : Any
+        Anything :func:`json.dumps` takes.
+    indent : int or None
+        Indentation of nested values; None for one line.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> atomic_write_json("job.json", {"state": "done"})  # doctest: +SKIP
+    PosixPath('job.json')
+    """
+    return atomic_write_text(path, json.dumps(data, indent=indent))
+
+
 # IFD0 tags carried from the reference frame into every output. The rest of an
 # input's IFD0 (strip layout, DNG colour calibration, ...) describes that file only.
 _IFD0_KEEP = (0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x8298)
@@ -107,6 +224,11 @@ _TIFF_SLOTS = {_EXIF_IFD - 1: _EXIF_IFD, _GPS_IFD - 1: _GPS_IFD}
 @functools.lru_cache(maxsize=1)
 def srgb_icc_profile() -> bytes | None:
     """The sRGB ICC profile embedded in outputs whose inputs carried none.
+
+    Returns
+    -------
+    bytes or None
+        The profile (the same bytes every run), or None when Pillow has no LittleCMS.
 
     Examples
     --------
@@ -125,6 +247,21 @@ def srgb_icc_profile() -> bytes | None:
 
 def describe_stack(frames_used: Sequence[int], n_frames: int, method: str, reference: int | None = None) -> str:
     """One line saying how a result was made, for the ImageDescription tag.
+
+    Parameters
+    ----------
+    frames_used : Sequence[int]
+        Frames merged.
+    n_frames : int
+        Frames in the stack.
+    method : str
+        Fusion method.
+    reference : int or None
+        Reference frame, when it is worth saying.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -190,10 +327,17 @@ def output_exif(exif: bytes | None, description: str | None = None, size: tuple[
 
     Parameters
     ----------
-    exif : EXIF of the reference frame (any byte order), or None.
-    description : text for ImageDescription, e.g. from :func:`describe_stack`.
-    size : (height, width) of a JPEG or PNG result, for PixelX/YDimension and
+    exif : bytes or None
+        EXIF of the reference frame (any byte order), or None.
+    description : str or None
+        Text for ImageDescription, e.g. from :func:`describe_stack`.
+    size : tuple[int, int] or None
+        (height, width) of a JPEG or PNG result, for PixelX/YDimension and
         a default resolution (None for TIFF, whose own tags say both).
+
+    Returns
+    -------
+    bytes
 
     Examples
     --------
@@ -216,6 +360,16 @@ def tiff_exif_tags(exif: bytes | None) -> list[tuple]:
 
     ImageDescription, Software and the resolution tags are left to tifffile's own
     arguments. After writing, call :func:`embed_tiff_exif` with the same ``exif``.
+
+    Parameters
+    ----------
+    exif : bytes or None
+        EXIF as made by :func:`output_exif`.
+
+    Returns
+    -------
+    list[tuple]
+        ``(code, type, count, value, writeonce)`` tuples.
 
     Examples
     --------
@@ -246,8 +400,20 @@ def embed_tiff_exif(path: str | os.PathLike, exif: bytes | None) -> bool:
     """Append the EXIF and GPS IFDs of ``exif`` to a TIFF written with :func:`tiff_exif_tags`.
 
     The slot tags tifffile wrote in IFD0 become the ExifIFD and GPSInfo
-    pointers. Returns False when there was nothing to embed or the file is not
-    a classic little-endian TIFF.
+    pointers.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TIFF written by tifffile with :func:`tiff_exif_tags`.
+    exif : bytes or None
+        The same EXIF.
+
+    Returns
+    -------
+    bool
+        False when there was nothing to embed or the file is not a classic
+        little-endian TIFF.
 
     Examples
     --------
@@ -316,6 +482,18 @@ def _png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None, text: 
 def to_uint(image: np.ndarray, bit_depth: int) -> np.ndarray:
     """Round a float image in [0, 1] to uint8 or uint16 (a band of rows at a time: no full-size float temporary).
 
+    Parameters
+    ----------
+    image : np.ndarray
+        Float values; clipped to [0, 1].
+    bit_depth : int
+        8 or 16.
+
+    Returns
+    -------
+    np.ndarray
+        Integers (uint8 or uint16), shaped like ``image``.
+
     Examples
     --------
     >>> to_uint(np.array([[0.0, 0.5, 1.2]], np.float32), 8).tolist()
@@ -354,19 +532,28 @@ def write_image(
 
     Parameters
     ----------
-    path : destination; the suffix picks the format.
-    image : float32 (H, W, 3) or (H, W) in [0, 1], sRGB-encoded.
-    bit_depth : 8 or 16; default 16 for TIFF, 8 otherwise (JPEG is always 8).
-    quality : JPEG quality 1-100.
-    exif, icc : metadata to embed (EXIF of the reference frame, colour profile).
-    grey : write a single-channel image.
-    description : one line on how the image was made (see :func:`describe_stack`).
-    png_level : zlib level of PNG files, 0-9 (1 is several times faster than
+    path : str or os.PathLike
+        Destination; the suffix picks the format.
+    image : np.ndarray
+        float32 (H, W, 3) or (H, W) in [0, 1], sRGB-encoded.
+    bit_depth : int or None
+        8 or 16; default 16 for TIFF, 8 otherwise (JPEG is always 8).
+    quality : int
+        JPEG quality 1-100.
+    exif, icc : bytes or None
+        Metadata to embed (EXIF of the reference frame, colour profile).
+    grey : bool
+        Write a single-channel image.
+    description : str or None
+        One line on how the image was made (see :func:`describe_stack`).
+    png_level : int
+        zlib level of PNG files, 0-9 (1 is several times faster than
         the default 6, files about 10 % larger; for working files).
 
     Returns
     -------
-    The path written.
+    Path
+        The path written.
 
     Examples
     --------

@@ -32,15 +32,15 @@ from postfocus.align import (
     SweepAligner,
     common_area,
     rescale_matrix,
-    to_grey,
     valid_mask,
     warp_to_reference,
 )
+from postfocus.colour import to_grey
 from postfocus.errors import AlignmentError, PostfocusWarning
 from postfocus.focus import laplacian_energy, pool
 from postfocus.focusmap import focus_index_map
 from postfocus.io.images import to_float
-from postfocus.io.sources import FrameSource
+from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector, apply_flow, chain_flows
 from postfocus.options import StackOptions, resolve

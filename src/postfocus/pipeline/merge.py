@@ -24,10 +24,11 @@ import cv2
 import numpy as np
 
 from postfocus.align import FrameAlignment, warp_to_reference
+from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.errors import OptionError
 from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width, upscale_region
 from postfocus.io.images import to_float
-from postfocus.io.sources import FrameSource
+from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.motion import InstantBlend, refined_warp
 from postfocus.options import DEFAULT_METHOD, METHODS
@@ -160,10 +161,7 @@ class _Merge:
         depthmap = isinstance(fusion, DepthmapFusion)
         instant = InstantBlend(maps.motion, self.labels, self.choice, (H, W), region=region) if self.choice else None
         # Sources that hold light (RAW) are merged as light and encoded once at the end.
-        linear = source.info.kind == "raw"
-        if linear:
-            from postfocus.io.raw import srgb_decode, srgb_encode
-
+        linear = source.info.linear
         # Offset of this region inside the frames handed to on_aligned.
         dy, dx = top - aligned_region[0], left - aligned_region[1]
         wanted = set(merge) | (set(maps.used) if on_aligned else set())

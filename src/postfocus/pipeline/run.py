@@ -22,7 +22,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from postfocus.errors import PostfocusError, PostfocusWarning
-from postfocus.io.sources import ArraySource, FrameSource, open_source
+from postfocus.io.arrays import ArraySource
+from postfocus.io.base import FrameSource
+from postfocus.io.open import open_source
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.merge import fuse, merge_frames, plan_bands

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from postfocus.io.sources import FrameSource
+from postfocus.io.base import FrameSource
 
 __all__ = ["compute_ahead", "configure_threads", "helper_threads", "read_ahead"]
 

@@ -35,6 +35,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 from postfocus.synth import camera, optics
 from postfocus.synth.render import SyntheticStack, _check_depth, _check_image
@@ -127,9 +128,9 @@ def render_sequence(
         depth_index = (depths[i] * np.float32(span)).astype(np.float32)
         labels, slab_depth = optics.slab_labels(np.pad(depth_index, pad, mode="reflect"), span, int(layers))
         slabs = optics.Slabs(labels, int(layers))
-        premult = optics.premultiply(optics.to_linear(np.pad(sharps[i], pad + ((0, 0),), mode="reflect")))
+        premult = optics.premultiply(gamma_decode(np.pad(sharps[i], pad + ((0, 0),), mode="reflect")))
         radii = max_blur * np.abs(slab_depth - positions[i]) / span
-        canvas = optics.to_display(optics.render_defocus(premult, slabs, radii, kernels))
+        canvas = gamma_encode(optics.render_defocus(premult, slabs, radii, kernels))
         clean = canvas[margin : margin + h, margin : margin + w].copy()
         frame = camera.degrade(canvas, margin, (h, w), transforms[i], gains[i], noise, jpeg_quality, noise_rngs[i])
         return clean, frame

@@ -14,23 +14,13 @@ import math
 import cv2
 import numpy as np
 
-GAMMA = 2.2
+__all__ = ["KernelCache", "Slabs", "disc_kernel", "premultiply", "render_defocus", "slab_labels"]
 
 # A blur of radius r is computed at 1/floor(r / _LOWRES_RADIUS) resolution, so
 # radii below 2 * _LOWRES_RADIUS use exact full-size kernels and larger ones a
 # low-resolution disc of at least ~_LOWRES_RADIUS px (image error < -40 dB).
 _LOWRES_RADIUS = 3.0
 _KERNEL_STEP = 1.0 / 64.0  # radii are rounded to this before building kernels
-
-
-def to_linear(image: np.ndarray) -> np.ndarray:
-    """Undo the display gamma (power 2.2) of a float32 image in [0, 1]."""
-    return np.power(np.clip(image, 0.0, 1.0), np.float32(GAMMA), dtype=np.float32)
-
-
-def to_display(linear: np.ndarray) -> np.ndarray:
-    """Apply the display gamma (power 1/2.2) to a float32 linear image."""
-    return np.power(np.clip(linear, 0.0, 1.0), np.float32(1.0 / GAMMA), dtype=np.float32)
 
 
 def disc_kernel(radius: float, supersample: int = 8) -> np.ndarray:

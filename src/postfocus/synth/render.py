@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 from postfocus.synth import camera, optics
+
+__all__ = ["SyntheticStack", "oracle_composite", "render_stack"]
 
 
 @dataclass
@@ -165,14 +168,14 @@ def render_stack(
     depth_index = (depth01 * np.float32(span)).astype(np.float32)
     labels, slab_depth = optics.slab_labels(np.pad(depth_index, pad, mode="reflect"), span, int(layers))
     slabs = optics.Slabs(labels, int(layers))
-    premult = optics.premultiply(optics.to_linear(np.pad(sharp, pad + ((0, 0),), mode="reflect")))
+    premult = optics.premultiply(gamma_decode(np.pad(sharp, pad + ((0, 0),), mode="reflect")))
     kernels = optics.KernelCache()
 
     noise_rngs = noise_rng.spawn(n)
 
     def one_frame(i: int) -> tuple[np.ndarray, np.ndarray]:
         radii = max_blur * np.abs(slab_depth - positions[i]) / span
-        canvas = optics.to_display(optics.render_defocus(premult, slabs, radii, kernels))
+        canvas = gamma_encode(optics.render_defocus(premult, slabs, radii, kernels))
         clean = canvas[margin : margin + h, margin : margin + w].copy()
         frame = camera.degrade(canvas, margin, (h, w), transforms[i], gains[i], noise, jpeg_quality, noise_rngs[i])
         return clean, frame

@@ -5,7 +5,7 @@
 viewer (``postfocus/viewer/viewer.js``) and a JSON API:
 
 =======  ==========================================  ==========================================
-GET      /api/info                                    limits and which features are available
+GET      /api/info                                    version, upload limit, workers
 GET      /api/jobs                                    every job, newest first (the gallery)
 POST     /api/jobs                                    upload photos or a video (multipart, ``files``)
 GET      /api/jobs/{id}                               state, progress, result or error of one job
@@ -63,11 +63,13 @@ except ImportError:  # Windows
 
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError
-from postfocus.io.sources import natural_key
+from postfocus.io.base import natural_key
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
-from postfocus.web.ops import NotAvailable, Results, features
+from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
+
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "Lock", "create_app", "error"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -84,6 +86,7 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; 
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error answer ``{"error": message, **extra}`` with HTTP ``status``."""
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
@@ -183,15 +186,20 @@ def create_app(
 
     Parameters
     ----------
-    data_dir : folder for jobs (created if missing); results survive restarts.
-    max_upload_mb : largest upload accepted, in MB (whole request).
-    workers : how many stacks are processed at the same time.
-    allowed_hosts : host names the server answers to (None: any; for a server
-        reachable from other machines).
+    data_dir : str or os.PathLike
+        Folder for jobs (created if missing); results survive restarts.
+    max_upload_mb : float
+        Largest upload accepted, in MB (whole request).
+    workers : int
+        How many stacks are processed at the same time.
+    allowed_hosts : Iterable[str] or None
+        Host names the server answers to (None: any; for a server reachable
+        from other machines).
 
     Returns
     -------
-    Starlette application; its lifespan starts and stops the worker pool.
+    Starlette
+        The application; its lifespan starts and stops the worker pool.
 
     Examples
     --------
@@ -290,7 +298,6 @@ def create_app(
             "max_upload_bytes": limit,
             "max_upload_text": limit_text,
             "workers": queue.workers,
-            "features": features(),
             "viewer": (VIEWER_DIR / "viewer.js").is_file(),
         })
 
@@ -437,9 +444,6 @@ def create_app(
     async def user_error(request: Request, exc: PostfocusError) -> Response:
         return error(400, str(exc))
 
-    async def not_available(request: Request, exc: NotAvailable) -> Response:
-        return error(501, str(exc), unavailable=True)
-
     job = "/api/jobs/{job_id:str}"
     routes = [
         Route("/", index),
@@ -467,7 +471,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, PostfocusError: user_error, NotAvailable: not_available},
+        exception_handlers={HTTPException: http_error, PostfocusError: user_error},
     )
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)  # type: ignore[arg-type]
     app.state.store = store

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from postfocus.io.write import atomic_write_json
 from postfocus.web.store import (
     DONE,
     FAILED,
@@ -324,8 +325,6 @@ def write_viewer_data(job: JobFolder, ps, title: str | None, files: list[dict]) 
     """Viewer pictures as files in ``out/viewer/`` and the data object with their URLs."""
     import re
 
-    from postfocus.web.store import write_json_atomic
-
     folder = job.out_dir / "viewer"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -337,4 +336,4 @@ def write_viewer_data(job: JobFolder, ps, title: str | None, files: list[dict]) 
         return f"/api/jobs/{job.id}/viewer/{name}"
 
     payload = viewer_payload(job, ps, title, files, src)
-    write_json_atomic(folder / "data.json", payload)
+    atomic_write_json(folder / "data.json", payload)

@@ -3,14 +3,14 @@
 These run in the server process (in Starlette's thread pool): they read the
 job's processed stack, which makes each of them quick. Results are kept in the
 job's ``out/`` folder under names built from validated numbers, so asking again
-costs nothing; previews that pile up are pruned.
+costs nothing; previews that pile up are pruned. Every result is written
+atomically (:func:`postfocus.io.write.atomic_write`), so a failure never leaves
+half a file that later looks finished.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -20,32 +20,13 @@ import numpy as np
 from postfocus.errors import PostfocusError
 from postfocus.web.store import JobFolder
 
+__all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results"]
+
 PREVIEW_EDGE = 640  # long edge of aperture previews (about 1 s to render)
 PREVIEW_LAYERS = 32
 KEEP_PREVIEWS = 40
 HEAVY_AT_ONCE = 2
 F_NUMBERS = (1.0, 64.0)
-
-
-class NotAvailable(Exception):
-    """A feature whose module is not part of this postfocus yet."""
-
-
-def optional(module: str, name: str):  # noqa: ANN201
-    """``module.name`` if it can be imported, else None."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def features() -> dict[str, bool]:
-    return {
-        "aperture": optional("postfocus.aperture", "render_aperture") is not None
-        and optional("postfocus.depth", "depth_map") is not None,
-        "depth": optional("postfocus.depth", "depth_map") is not None,
-        "page": optional("postfocus.viewer.export", "export_page") is not None,
-    }
 
 
 def _finite(value: float, what: str) -> float:
@@ -68,6 +49,7 @@ class Results:
 
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
+        """The job's processed stack (kept open for the next request)."""
         from postfocus.store import ProcessedStack
 
         with self._lock:
@@ -83,6 +65,7 @@ class Results:
         return ps
 
     def forget(self, job_id: str) -> None:
+        """Drop the open stack of a job (deleted or processed again)."""
         with self._lock:
             self._stacks.pop(job_id, None)
 
@@ -91,21 +74,18 @@ class Results:
             return self._locks.setdefault(key, threading.Lock())
 
     def _cached(self, job: JobFolder, name: str, make, prune: str | None = None) -> Path:  # noqa: ANN001
-        """Path of ``out/name``, made by ``make(path)`` if it does not exist yet."""
+        """Path of ``out/name``, made by ``make(path)`` if it does not exist yet.
+
+        ``make`` writes ``path`` atomically (every writer it calls goes through
+        :func:`postfocus.io.write.atomic_write`).
+        """
         path = job.out(name)
         if path.exists():
             return path
         with self._output_lock(f"{job.id}/{name}"):
             if not path.exists():
-                # Made under a temporary name in the same folder, then renamed:
-                # a failure never leaves half a file that later looks finished.
-                tmp = job.out(f".tmp-{threading.get_ident()}-{name}")
-                try:
-                    with self._heavy:
-                        make(tmp)
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                with self._heavy:
+                    make(path)
                 if prune:
                     self._prune(job, prune, keep=path)
         return path
@@ -136,6 +116,7 @@ class Results:
 
     # Operations -----------------------------------------------------------
     def tap(self, job: JobFolder, x: float, y: float) -> dict:
+        """The sharpest frame at x, y, as the JSON answer of the tap request."""
         from postfocus.refocus import tap
 
         ps = self.stack(job)
@@ -154,12 +135,14 @@ class Results:
         }
 
     def frame_path(self, job: JobFolder, index: int) -> Path:
+        """The cached aligned frame ``index``; KeyError for a frame left out."""
         ps = self.stack(job)
         if index not in ps.used:
             raise KeyError(index)
         return ps.frame_path(index)
 
     def image(self, job: JobFolder) -> Path:
+        """The all-in-focus JPEG."""
         from postfocus.options import DEFAULT_METHOD
 
         def make(path: Path) -> None:
@@ -190,7 +173,7 @@ class Results:
 
     def pop(self, job: JobFolder, position: float, tolerance: float = 1.0) -> Path:
         """Colour pop: what lies at focus ``position`` (frames) keeps its colour."""
-        from postfocus.align import to_grey
+        from postfocus.colour import to_grey
         from postfocus.options import DEFAULT_METHOD
         from postfocus.pop import colour_pop, pop_mask
 
@@ -215,33 +198,26 @@ class Results:
 
     def _depth(self, job: JobFolder) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(depth in frames at output size, confidence, frames), from the job's files or made now."""
+        from postfocus.depth import depth_map, write_depth_npy
+
         ps = self.stack(job)
         path, conf_path = job.out_dir / "depth.npy", job.out_dir / "depth_confidence.npy"
         if path.is_file():
             depth = np.load(path, mmap_mode="r")
             conf = np.load(conf_path, mmap_mode="r") if conf_path.is_file() else None
             return np.asarray(depth, np.float32), None if conf is None else np.asarray(conf, np.float32), len(ps.names)
-        depth_map = optional("postfocus.depth", "depth_map")
-        if depth_map is None:
-            raise NotAvailable("The depth map is not available yet in this version of postfocus.")
         with self._output_lock(f"{job.id}/depth.npy"):
             result = depth_map(ps)
             job.out_dir.mkdir(exist_ok=True)
             np.save(job.out("depth_confidence.npy"), result.confidence.astype(np.float16))
-            tmp = job.out(".tmp-depth.npy")
-            np.save(tmp, result.depth.astype(np.float32))
-            os.replace(tmp, path)
+            write_depth_npy(path, result)  # last: its presence says both files are complete
         return result.depth, result.confidence, result.frames
 
     def depth(self, job: JobFolder) -> Path:
         """16-bit depth PNG (0 = nearest frame; the scale is in its text chunks)."""
-        write_depth_png = optional("postfocus.depth", "write_depth_png")
-        if write_depth_png is None:
-            raise NotAvailable("The depth map is not available yet in this version of postfocus.")
+        from postfocus.depth import DepthResult, write_depth_png
 
         def make(path: Path) -> None:
-            from postfocus.depth import DepthResult
-
             depth, conf, frames = self._depth(job)
             write_depth_png(path, DepthResult(depth=depth, confidence=conf if conf is not None
                                               else np.ones_like(depth), frames=frames))
@@ -250,10 +226,8 @@ class Results:
 
     def aperture(self, job: JobFolder, x: float, y: float, f_number: float, preview: bool = True) -> Path:
         """Shallow depth of field focused at the subject at x, y, at aperture f/``f_number``."""
-        render_aperture = optional("postfocus.aperture", "render_aperture")
-        focus_at = optional("postfocus.aperture", "focus_at")
-        if render_aperture is None or focus_at is None:
-            raise NotAvailable("Changing the aperture is not available yet in this version of postfocus.")
+        from postfocus.aperture import focus_at, render_aperture
+
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
         f_number = round(min(max(_finite(f_number, "f-number"), F_NUMBERS[0]), F_NUMBERS[1]), 1)
@@ -281,15 +255,13 @@ class Results:
 
     def page(self, job: JobFolder, title: str | None, files: list[dict]) -> Path:
         """The self-contained page (``postfocus.viewer.export``), with the uploaded names."""
-        render_page = optional("postfocus.viewer.export", "render_page")
-        if render_page is None:
-            raise NotAvailable("Saving a web page is not available yet in this version of postfocus.")
+        from postfocus.io.write import atomic_write_text
+        from postfocus.viewer.export import render_page
+        from postfocus.web.jobs import viewer_payload
 
         def make(path: Path) -> None:
-            from postfocus.web.jobs import viewer_payload
-
             payload = viewer_payload(job, self.stack(job), title, files, src=_data_url)
-            path.write_text(render_page(payload), encoding="utf-8")
+            atomic_write_text(path, render_page(payload))
 
         return self._cached(job, "page.html", make)
 

@@ -16,8 +16,8 @@ checked against :data:`JOB_ID_RE` before any path is built from them, input
 files are numbered, and every output name is made here from validated numbers.
 Every path handed out is checked to lie inside the data folder.
 
-``job.json`` is replaced atomically (write a temporary file, then rename), so a
-reader never sees half of it. While a job runs, the worker process owns it;
+``job.json`` is replaced atomically (:func:`postfocus.io.write.atomic_write`:
+write a temporary file, then rename), so a reader never sees half of it. While a job runs, the worker process owns it;
 otherwise the server does.
 """
 
@@ -28,10 +28,29 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
+
+from postfocus.io.write import atomic_write_json
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "FINISHED",
+    "INTERRUPTED_MESSAGE",
+    "JOB_ID_RE",
+    "QUEUED",
+    "RUNNING",
+    "STATES",
+    "UPLOADING",
+    "JobFolder",
+    "Store",
+    "display_name",
+    "now",
+    "read_json",
+    "valid_job_id",
+]
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -46,16 +65,56 @@ INTERRUPTED_MESSAGE = (
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second.
+
+    Returns
+    -------
+    str
+        E.g. ``2024-05-01T10:00:00+00:00``.
+    """
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def valid_job_id(job_id: str) -> bool:
-    """True for a random (version 4) UUID in canonical lower-case form."""
+    """True for a random (version 4) UUID in canonical lower-case form.
+
+    Parameters
+    ----------
+    job_id : str
+        What a request named.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> valid_job_id("../etc"), valid_job_id("0f8fad5b-d9cb-469f-a165-70867728950e")
+    (False, True)
+    """
     return isinstance(job_id, str) and bool(JOB_ID_RE.fullmatch(job_id))
 
 
 def display_name(name: str | None, fallback: str) -> str:
-    """A file name fit to show (never used for a path): last component, printable, short."""
+    """A file name fit to show (never used for a path): last component, printable, short.
+
+    Parameters
+    ----------
+    name : str or None
+        The name a browser sent.
+    fallback : str
+        Shown when nothing of ``name`` is left.
+
+    Returns
+    -------
+    str
+        At most 120 characters.
+
+    Examples
+    --------
+    >>> display_name("C:/photos/a.jpg", "file 1"), display_name("..", "file 1")
+    ('a.jpg', 'file 1')
+    """
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch.isprintable()).strip()
     if not name or name in (".", ".."):
@@ -63,19 +122,18 @@ def display_name(name: str | None, fallback: str) -> str:
     return name[:120]
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Replace ``path`` with ``data`` as JSON in one step."""
-    fd, tmp = tempfile.mkstemp(prefix=".job.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when it is missing or unreadable.
+
+    Parameters
+    ----------
+    path : Path
+        A JSON file.
+
+    Returns
+    -------
+    dict or None
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -117,19 +175,23 @@ class JobFolder:
         return self.folder / "error.log"
 
     def read(self) -> dict | None:
+        """``job.json``, or None when it cannot be read."""
         return read_json(self.json_path)
 
     def write(self, data: dict) -> dict:
+        """Replace ``job.json`` with ``data`` (stamped ``updated``), atomically; returns ``data``."""
         data["updated"] = now()
-        write_json_atomic(self.json_path, data)
+        atomic_write_json(self.json_path, data)
         return data
 
     def update(self, **changes: Any) -> dict:
+        """Apply ``changes`` to ``job.json``; returns the new content."""
         data = self.read() or {}
         data.update(changes)
         return self.write(data)
 
     def input_path(self, index: int, suffix: str) -> Path:
+        """Where uploaded file ``index`` is stored (``in/000.jpg`` ...)."""
         return self.inputs_dir / f"{int(index):03d}{suffix}"
 
     def input_paths(self, data: dict | None = None) -> list[Path]:
@@ -218,7 +280,7 @@ class Store:
         returned so that they can be queued again.
         """
         queued = []
-        for stale in self.jobs_dir.glob("*/.job.*.tmp"):  # a job.json write cut short
+        for stale in self.jobs_dir.glob("*/.job.*.json.part"):  # a job.json write cut short
             stale.unlink(missing_ok=True)
         for job, data in list(self.iter_jobs()):
             state = data.get("state")

@@ -22,7 +22,23 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from postfocus.errors import PostfocusError
+from postfocus.io.base import looks_like_mp4
 from postfocus.web.store import JobFolder, display_name
+
+__all__ = [
+    "HEIF_BRANDS",
+    "MAX_FIELD_BYTES",
+    "MAX_FILES",
+    "SNIFF_BYTES",
+    "SUPPORTED",
+    "Sniffed",
+    "UploadError",
+    "UploadReceiver",
+    "check_upload",
+    "humanize",
+    "sniff",
+    "too_large",
+]
 
 SNIFF_BYTES = 512
 MAX_FILES = 2000
@@ -51,6 +67,17 @@ class Sniffed:
 def sniff(head: bytes) -> Sniffed | None:
     """What a file is, from its first bytes; None when it is nothing postfocus reads.
 
+    Parameters
+    ----------
+    head : bytes
+        The file's first bytes (up to :data:`SNIFF_BYTES`).
+
+    Returns
+    -------
+    Sniffed or None
+        Kind ("image", "video", or "heif" for HEIF photos, which are refused),
+        the suffix to store the file under, and the format found.
+
     Examples
     --------
     >>> sniff(b"\\xff\\xd8\\xff\\xe0" + bytes(12)).suffix
@@ -64,13 +91,14 @@ def sniff(head: bytes) -> Sniffed | None:
         return Sniffed("image", ".png", "PNG")
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return Sniffed("image", ".tif", "TIFF")
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in HEIF_BRANDS:
-            return Sniffed("heif", "", "HEIF")
-        return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/MOV")
-    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
-        return Sniffed("video", ".mov", "MOV")
+    if looks_like_mp4(head):
+        if head[4:8] != b"ftyp":
+            return Sniffed("video", ".mov", "MOV")
+        if len(head) >= 12:  # the brand tells HEIF photos from MP4 and MOV
+            brand = head[8:12]
+            if brand in HEIF_BRANDS:
+                return Sniffed("heif", "", "HEIF")
+            return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/MOV")
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return Sniffed("video", ".mkv", "Matroska")
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
@@ -230,12 +258,36 @@ class UploadReceiver:
 
 
 def too_large(limit_text: str) -> str:
+    """The message for an upload past the size limit.
+
+    Parameters
+    ----------
+    limit_text : str
+        The limit as people read it, e.g. "2 GB".
+
+    Returns
+    -------
+    str
+    """
     return (f"The upload is larger than this server accepts ({limit_text}). "
             "Send fewer or smaller files, or start the server with a larger --max-upload-mb.")
 
 
 def check_upload(job: JobFolder, files: list[dict]) -> None:
-    """Check the received files by decoding their headers; raises UploadError."""
+    """Check the received files by decoding their headers.
+
+    Parameters
+    ----------
+    job : JobFolder
+        The job the files were stored in.
+    files : list[dict]
+        :attr:`UploadReceiver.files`.
+
+    Raises
+    ------
+    UploadError
+        400 for a wrong mix or count of files, 415 for a file that cannot be read.
+    """
     if not files:
         raise UploadError(400, "No files were uploaded: choose the photos of a focus sweep, or one video.")
     videos = [f for f in files if f["kind"] == "video"]
@@ -284,6 +336,19 @@ def humanize(message: str, job: JobFolder, files: list[dict]) -> str:
     """Put the names people uploaded in place of the generated file names in a message.
 
     One pass over the message, so a replacement is never replaced again.
+
+    Parameters
+    ----------
+    message : str
+        A message naming stored files (``in/000.jpg``, full paths ...).
+    job : JobFolder
+        The job the files belong to.
+    files : list[dict]
+        The job's inputs (``file`` and ``name`` of each).
+
+    Returns
+    -------
+    str
     """
     names: dict[str, str] = {}
     for item in files:

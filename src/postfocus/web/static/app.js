@@ -12,7 +12,7 @@
   var F_STOPS = [1.4, 2, 2.8, 4, 5.6, 8, 11, 16, 22];
   var POLL_MS = 500;
 
-  var info = { max_upload_bytes: Infinity, max_upload_text: '', features: {} };
+  var info = { max_upload_bytes: Infinity, max_upload_text: '' };
   var current = null; // {id, job, viewer, data, tool, range, aperture, timers}
   var galleryTimer = null;
   var pollTimer = null;
@@ -355,13 +355,6 @@
     $('dl-image').href = links.image + '?download=1';
     $('dl-page').href = links.page;
     $('dl-depth').href = links.depth + '?download=1';
-    var apertureOn = !!(info.features && info.features.aperture);
-    $('aperture-unavailable').hidden = apertureOn;
-    $('aperture-unavailable').textContent = apertureOn ? '' :
-      'Changing the aperture is not available yet in this version of postfocus.';
-    $('aperture-f').disabled = !apertureOn;
-    $('dl-aperture').classList.toggle('disabled', !apertureOn);
-    $('dl-depth').classList.toggle('disabled', !(info.features && info.features.depth));
     updateRangeText();
     updateFrameLink();
     selectTool('refocus');
@@ -516,7 +509,6 @@
   function showAperture() {
     var f = F_STOPS[parseInt($('aperture-f').value, 10)];
     $('aperture-f-out').textContent = 'f/' + f;
-    if (!(info.features && info.features.aperture)) return;
     var a = current.aperture;
     $('dl-aperture').href = apertureUrl(true) + '&download=1';
     clearTimeout(current.timers.aperture);
@@ -545,7 +537,7 @@
     });
     Array.prototype.forEach.call(document.querySelectorAll('a.button[download]'), function (a) {
       a.addEventListener('click', function (e) {
-        if (a.classList.contains('disabled') || a.getAttribute('href') === '#') e.preventDefault();
+        if (a.getAttribute('href') === '#') e.preventDefault();
       });
     });
   }

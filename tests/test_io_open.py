@@ -11,7 +11,9 @@ import tifffile
 from PIL import Image
 
 from postfocus.errors import InputError, PostfocusWarning
-from postfocus.io.sources import ImageFilesSource, fit_size, natural_key, open_source
+from postfocus.io.base import fit_size, natural_key
+from postfocus.io.images import ImageFilesSource
+from postfocus.io.open import open_source
 
 
 def write_frame(path: Path, value: int, size=(30, 40)) -> Path:
@@ -228,7 +230,7 @@ def test_arrays_in_memory_stack_and_key_the_cache_by_content(tmp_path):
 
     import postfocus
     from postfocus.errors import InputError
-    from postfocus.io.sources import ArraySource
+    from postfocus.io.arrays import ArraySource
     from postfocus.synth import render_stack, scene
 
     sharp, depth01 = scene("steps", (120, 160))
@@ -268,3 +270,32 @@ def test_to_float_scales_by_the_type_and_applies_a_gain():
     assert to_float(floats) is floats or np.array_equal(to_float(floats), floats)
     assert to_float(floats, [2.0, 1.0, 4.0])[0, 0].tolist() == [0.5, 0.25, 1.0]
     assert to_float(np.full((1, 1, 3), 255, np.uint8), 0.5).dtype == np.float32
+
+
+def test_frame_files_and_mp4_headers_are_told_by_one_rule(tmp_path):
+    from postfocus.io.base import is_frame_file, list_folder, looks_like_mp4
+
+    assert is_frame_file(Path("a.JPG")) and is_frame_file(Path("b.nef"))
+    assert not is_frame_file(Path(".a.jpg")) and not is_frame_file(Path("a.mp4"))
+    for box in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        assert looks_like_mp4(b"\0\0\0\x08" + box + b"mp42")
+    assert not looks_like_mp4(b"\xff\xd8\xff\xe0" + bytes(8)) and not looks_like_mp4(b"")
+    clip = tmp_path / "clip"
+    clip.write_bytes(b"\0\0\0\x08skip" + bytes(8))
+    assert looks_like_mp4(clip) and not looks_like_mp4(tmp_path / "missing")
+    for k, name in enumerate(["f10.jpg", "f2.jpg"]):
+        write_frame(tmp_path / name, 10 * k)
+    with pytest.warns(PostfocusWarning, match="clip"):
+        assert [p.name for p in list_folder(tmp_path)] == ["f2.jpg", "f10.jpg"]
+
+
+def test_check_sizes_takes_paths_sizes_and_depths():
+    from postfocus.io.base import check_sizes
+
+    paths = [Path("a.png"), Path("b.png")]
+    check_sizes(paths, [(100, 200), (100, 200)], [16, 16])
+    check_sizes(paths, [(100, 200), (100, 200)])
+    with pytest.raises(InputError, match="b.png: frame size 300x100 differs too much from a.png"):
+        check_sizes(paths, [(100, 200), (100, 300)])
+    with pytest.raises(InputError, match="b.png: is 8-bit but a.png is 16-bit"):
+        check_sizes(paths, [(100, 200), (100, 200)], [16, 8])
