@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("skimage.data")
 
 from batch_stacks import GOOD, decoded, make_collection, make_stack, manifest_lines, statuses  # noqa: E402
 
 from postfocus.batch import (  # noqa: E402
+    DASK_SCRATCH,
     RESULTS_CSV,
     RESULTS_JSONL,
     StackRecord,
@@ -58,12 +60,14 @@ def big_collection(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client():
-    """A LocalCluster with two single-threaded worker processes."""
+def client(tmp_path_factory):
+    """A LocalCluster with two single-threaded worker processes (scratch space in a test folder)."""
     from distributed import Client, LocalCluster
 
+    scratch = str(tmp_path_factory.mktemp("dask"))
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+        local_directory=scratch, scheduler_kwargs={"local_directory": scratch},
     )
     c = Client(cluster)
     yield c
@@ -154,6 +158,24 @@ def test_changed_options_redo_a_stack(collection, client, tmp_path):
     assert summary.ok == 1 and read_results(out)[str(out / "beetle.jpg")].options == {"method": "pyramid"}
 
 
+def test_a_local_cluster_keeps_its_scratch_space_in_the_output_folder(collection, tmp_path):
+    out = tmp_path / "out"
+    system_tmp = tmp_path / "system-tmp"  # where Dask would put dask-scratch-space otherwise
+    during: list[list[str]] = []
+
+    def look(rec: StackRecord) -> None:
+        scratch = out / DASK_SCRATCH / "dask-scratch-space"
+        during.append(sorted(p.name.split("-")[0] for p in scratch.iterdir() if p.is_dir()) if scratch.is_dir() else [])
+
+    with dask.config.set({"temporary-directory": str(system_tmp)}):
+        summary = run_batch(find_stacks([collection / "beetle"], out), out, workers=1, on_result=look)
+    assert summary.ok == 1
+    assert during == [["scheduler", "worker"]]  # the scheduler's and the worker's work folders
+    assert not system_tmp.exists()
+    assert not (out / DASK_SCRATCH).exists()  # removed when the run ends
+    assert sorted(p.name for p in out.iterdir()) == [".postfocus-batch.lock", "beetle.jpg", RESULTS_CSV, RESULTS_JSONL]
+
+
 def test_cli_on_a_scheduler_and_worker_started_with_dask_commands(collection, tmp_path):
     from click.testing import CliRunner
 
@@ -227,7 +249,7 @@ def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
     assert "interrupted" in err.decode() and "Traceback" not in err.decode()
     kept = {o for o, r in read_results(out).items() if r.status == "ok"}
     assert kept and all(is_valid_image(o) for o in kept)
-    assert not list(out.glob(".*.part"))
+    assert not list(out.glob(".*.part")) and not (out / DASK_SCRATCH).exists()
 
     # 2. SIGKILL (no clean-up at all) after the next result
     before = len(manifest_lines(out))
@@ -237,6 +259,7 @@ def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
         time.sleep(0.02)
     proc.kill()
     proc.communicate(timeout=30)
+    assert (out / DASK_SCRATCH).is_dir()  # no clean-up at all
     assert all(read_results(out)[o].status in ("ok", "skipped") for o in kept)  # nothing finished is lost
 
     # 3. the rerun finishes the batch: one line per stack, every output whole, no temp files
@@ -249,6 +272,7 @@ def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
     assert all(r["status"] in ("ok", "skipped") for r in lines)
     assert all(is_valid_image(out / f"specimen{k}.jpg") for k in range(6))
     assert not list(out.glob(".*.part")) and not list(out.glob("*.part"))
+    assert not (out / DASK_SCRATCH).exists()  # the killed run's scratch space is gone too
 
 
 def test_a_killed_worker_loses_no_result_and_its_stack_is_rerun(big_collection, client, tmp_path):

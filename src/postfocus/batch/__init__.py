@@ -39,6 +39,7 @@ Examples
 """
 
 from postfocus.batch.cluster import (
+    DASK_SCRATCH,
     LOCAL_WORKER_CONFIG,
     TASK_RETRIES,
     check_workers,
@@ -69,6 +70,7 @@ from postfocus.batch.task import (
 
 __all__ = [
     "CSV_FIELDS",
+    "DASK_SCRATCH",
     "FORMATS",
     "LOCAL_WORKER_CONFIG",
     "LOCK_NAME",

@@ -6,7 +6,8 @@ machine by default, or an existing cluster started with ``dask scheduler``
 and ``dask worker``. :func:`run_batch` records each outcome in the journal
 the moment it arrives; on Ctrl-C (or a SIGTERM turned into one) it records
 what has arrived, cancels the rest and shuts the cluster down in order.
-Local workers ignore Ctrl-C themselves.
+Local workers ignore Ctrl-C themselves, and keep Dask's scratch space in the
+output folder (:data:`DASK_SCRATCH`), removed when the run ends.
 
 Examples
 --------
@@ -18,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import warnings
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from postfocus.batch.task import StackJob, process_stack, remove_part_files
 from postfocus.errors import OutputError, PostfocusError, PostfocusWarning
 
 __all__ = [
+    "DASK_SCRATCH",
     "LOCAL_WORKER_CONFIG",
     "TASK_RETRIES",
     "check_workers",
@@ -43,6 +46,10 @@ LOCAL_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOL
 workers, which also pins glibc's mmap threshold at 128 KiB: every frame-sized
 array is then mapped and page-faulted afresh, costing stacking about half as
 much CPU time again. Without it, glibc recycles such arrays."""
+DASK_SCRATCH = ".postfocus-dask"
+"""Folder in the output folder for a local cluster's scratch space (Dask's
+``local_directory``, otherwise ``/tmp/dask-scratch-space``); removed at the end
+of every run."""
 
 
 def _worker_versions() -> str:
@@ -76,6 +83,7 @@ def open_client(
     scheduler: str | None = None,
     workers: int | None = None,
     memory_limit: str | None = None,
+    local_directory: str | os.PathLike | None = None,
 ) -> Iterator[Any]:
     """A ``distributed.Client``: on a new LocalCluster, or connected to ``scheduler``.
 
@@ -87,6 +95,10 @@ def open_client(
         Worker processes of the local cluster (default: one per CPU core).
     memory_limit : str, optional
         Per local worker, e.g. ``"4GB"``; a worker using more is restarted.
+    local_directory : str or os.PathLike, optional
+        Scratch space of the local cluster's scheduler and workers (Dask adds
+        ``dask-scratch-space`` inside); default: Dask's ``temporary-directory``
+        setting, else the system's temp folder. Not removed here.
 
     Yields
     ------
@@ -133,6 +145,7 @@ def open_client(
             client.close()
         return
     n = workers or os.cpu_count() or 1
+    scratch = {"local_directory": str(local_directory)} if local_directory is not None else {}
     with _children_ignore_sigint(), dask.config.set(LOCAL_WORKER_CONFIG):
         cluster = LocalCluster(
             n_workers=n,
@@ -141,6 +154,8 @@ def open_client(
             memory_limit=memory_limit or "auto",
             dashboard_address=":0",  # any free port: 8787 may be taken by another cluster
             silence_logs=logging.CRITICAL,  # failures are reported per stack instead
+            scheduler_kwargs=dict(scratch),  # the scheduler makes a work folder too
+            **scratch,
         )
     try:
         client = Client(cluster)
@@ -228,7 +243,8 @@ def run_batch(
     out_dir : str or os.PathLike
         Folder with the results and ``results.jsonl`` / ``results.csv``
         (created if missing). With a remote cluster it must be the same path
-        on every worker machine.
+        on every worker machine. A local cluster keeps its scratch space in
+        ``out_dir/.postfocus-dask`` (:data:`DASK_SCRATCH`) while it runs.
     scheduler : str, optional
         Address of a running ``dask scheduler``; default: start a LocalCluster
         with ``workers`` single-threaded worker processes.
@@ -274,6 +290,7 @@ def run_batch(
     t0 = time.perf_counter()
     log = ResultsLog(out_dir).open()
     summary = BatchSummary(records=[])
+    scratch = out_dir.absolute() / DASK_SCRATCH
     try:
         to_run, skipped, not_run = plan_batch(jobs, log.records, retry_failed=retry_failed)
         summary.not_run = len(not_run)
@@ -293,7 +310,7 @@ def run_batch(
                 if client is not None:
                     _run_on(client, to_run, log, summary, on_result)
                 else:
-                    with open_client(scheduler, workers, memory_limit) as own:
+                    with open_client(scheduler, workers, memory_limit, local_directory=scratch) as own:
                         _run_on(own, to_run, log, summary, on_result)
             except KeyboardInterrupt:
                 summary.interrupted = True
@@ -301,6 +318,7 @@ def run_batch(
             finally:
                 remove_part_files(to_run)
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # also one left by a killed run
         summary.seconds = time.perf_counter() - t0
         log.close()
     return summary
