@@ -56,14 +56,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError
 from postfocus.io.base import natural_key
+from postfocus.io.lock import FileLock
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
@@ -147,32 +143,14 @@ def _title(files: list[dict]) -> str:
     return f"{first} + {len(files) - 1} more"
 
 
-class Lock:
+class Lock(FileLock):
     """An advisory lock on the data folder, so that two servers never share it."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self._fh = None
-
-    def acquire(self) -> None:
-        if fcntl is None:  # Windows: no advisory lock; one server per folder is up to the user
-            return
-        self._fh = open(self.path, "a+")  # noqa: SIM115
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            self._fh = None
-            raise PostfocusError(
-                f"{self.path.parent}: another postfocus server is using this data folder; "
-                "stop it first or choose another --data-dir"
-            ) from None
-
-    def release(self) -> None:
-        if self._fh is not None and fcntl is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        super().__init__(
+            path,
+            held="another postfocus server is using this data folder; stop it first or choose another --data-dir",
+        )
 
 
 def create_app(

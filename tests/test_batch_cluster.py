@@ -1,7 +1,7 @@
-"""``postfocus batch``: stacks as tasks on a Dask cluster, resumable, interruption-safe.
+"""``postfocus batch`` on Dask (``postfocus.batch.cluster``): runs, reruns, interruptions, lost workers.
 
-Stacks are generated here (astronaut with its halves blurred in opposite
-directions), so these tests depend on nothing but the library and Dask.
+Stacks are generated (``batch_stacks``), so these tests depend on nothing but
+the library and Dask.
 """
 
 from __future__ import annotations
@@ -17,57 +17,27 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
-skimage_data = pytest.importorskip("skimage.data")
+pytest.importorskip("skimage.data")
+
+from batch_stacks import GOOD, decoded, make_collection, make_stack, manifest_lines, statuses  # noqa: E402
 
 from postfocus.batch import (  # noqa: E402
+    DASK_SCRATCH,
     RESULTS_CSV,
     RESULTS_JSONL,
     StackRecord,
     find_stacks,
     is_valid_image,
     read_results,
-    read_stack_manifest,
     run_batch,
 )
-from postfocus.errors import PostfocusError  # noqa: E402
+from postfocus.batch.cluster import _lost_task_message  # noqa: E402
 from postfocus.pipeline.run import stack  # noqa: E402
-
-GOOD = ["beetle", "moth", "shell"]
-
-
-def make_stack(folder: Path, frames: int = 4, size: tuple[int, int] = (120, 160), shift: int = 0) -> Path:
-    """Frames of the astronaut: left half sharp first, right half sharp last."""
-    h, w = size
-    base = cv2.resize(np.roll(skimage_data.astronaut(), shift, axis=1), (w, h), interpolation=cv2.INTER_AREA)
-    folder.mkdir(parents=True)
-    for i in range(frames):
-        t = i / (frames - 1)
-        left = cv2.GaussianBlur(base, (0, 0), 0.3 + 3 * t)
-        right = cv2.GaussianBlur(base, (0, 0), 0.3 + 3 * (1 - t))
-        frame = base.copy()
-        frame[:, : w // 2] = left[:, : w // 2]
-        frame[:, w // 2 :] = right[:, w // 2 :]
-        Image.fromarray(frame).save(folder / f"frame{i:02d}.jpg", quality=92)
-    return folder
-
-
-def statuses(out: Path) -> dict[str, str]:
-    return {Path(o).stem: r.status for o, r in read_results(out).items()}
-
-
-def manifest_lines(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / RESULTS_JSONL).read_text().splitlines()]
-
-
-def decoded(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def mtimes(out: Path) -> dict[str, int]:
@@ -77,13 +47,7 @@ def mtimes(out: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     """Three good stacks, one with a garbage .jpg among its frames, one empty folder."""
-    root = tmp_path_factory.mktemp("collection")
-    for k, name in enumerate(GOOD):
-        make_stack(root / name, shift=40 * k)
-    make_stack(root / "corrupt", shift=100)
-    (root / "corrupt" / "frame02.jpg").write_bytes(b"\x00garbage, not a JPEG" * 40)
-    (root / "empty").mkdir()
-    return root
+    return make_collection(tmp_path_factory.mktemp("collection"))
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +60,14 @@ def big_collection(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client():
-    """A LocalCluster with two single-threaded worker processes."""
+def client(tmp_path_factory):
+    """A LocalCluster with two single-threaded worker processes (scratch space in a test folder)."""
     from distributed import Client, LocalCluster
 
+    scratch = str(tmp_path_factory.mktemp("dask"))
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+        local_directory=scratch, scheduler_kwargs={"local_directory": scratch},
     )
     c = Client(cluster)
     yield c
@@ -192,57 +158,22 @@ def test_changed_options_redo_a_stack(collection, client, tmp_path):
     assert summary.ok == 1 and read_results(out)[str(out / "beetle.jpg")].options == {"method": "pyramid"}
 
 
-def test_finding_stacks_folders_videos_and_manifests(collection, tmp_path):
-    # a folder holding images is one stack; the output folder inside a collection is left out
-    jobs = find_stacks([collection / "beetle"], tmp_path / "o", fmt="png")
-    assert [(j.name, Path(j.output).name) for j in jobs] == [("beetle", "beetle.png")]
-    out_inside = collection / "stacked"
-    names = [j.name for j in find_stacks([collection], out_inside)]
-    assert names == ["beetle", "corrupt", "empty", "moth", "shell"]
-    # the same stack name in two collections gets a distinct output
-    other = tmp_path / "drawer2"
-    make_stack(other / "beetle")
-    outputs = [Path(j.output).name for j in find_stacks([collection, other], tmp_path / "o")]
-    assert len(set(outputs)) == len(outputs) and "drawer2_beetle.jpg" in outputs
-    # keys are stable between runs and differ between stacks
-    assert [j.key for j in find_stacks([collection], tmp_path / "o")] == [
-        j.key for j in find_stacks([collection], tmp_path / "o")
-    ]
-    # a video file is one stack
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"")
-    assert [j.name for j in find_stacks([video], tmp_path / "o")] == ["clip"]
-    # a CSV manifest: relative inputs from the CSV's folder, outputs in --out, per-row options
-    manifest = collection / "drawer.csv"
-    manifest.write_text(
-        "input,output,method,align,reference\nbeetle,b1.tif,pyramid,,\nmoth,,,none,2\n", encoding="utf-8"
-    )
-    try:
-        jobs = read_stack_manifest(manifest, tmp_path / "o", fmt="png", options={"method": "depthmap"})
-        assert [(Path(j.input).name, Path(j.output).name, j.options_dict()) for j in jobs] == [
-            ("beetle", "b1.tif", {"method": "pyramid"}),
-            ("moth", "moth.png", {"method": "depthmap", "align": "none", "reference": 2}),
-        ]
-        manifest.write_text("input,output,method\nbeetle,b.jpg,sharpest\n")
-        with pytest.raises(PostfocusError, match="line 2: method 'sharpest'"):
-            find_stacks([manifest], tmp_path / "o")
-        manifest.write_text("input,output\nbeetle,b.jpg\nmoth,b.jpg\n")
-        with pytest.raises(PostfocusError, match="also the output of line 2"):
-            find_stacks([manifest], tmp_path / "o")
-    finally:
-        manifest.unlink()
-    with pytest.raises(PostfocusError, match="no such file"):
-        find_stacks([tmp_path / "nowhere"], tmp_path / "o")
+def test_a_local_cluster_keeps_its_scratch_space_in_the_output_folder(collection, tmp_path):
+    out = tmp_path / "out"
+    system_tmp = tmp_path / "system-tmp"  # where Dask would put dask-scratch-space otherwise
+    during: list[list[str]] = []
 
+    def look(rec: StackRecord) -> None:
+        scratch = out / DASK_SCRATCH / "dask-scratch-space"
+        during.append(sorted(p.name.split("-")[0] for p in scratch.iterdir() if p.is_dir()) if scratch.is_dir() else [])
 
-def test_results_journal_survives_a_torn_last_line(tmp_path):
-    rec = StackRecord("/in/a", str(tmp_path / "a.jpg"), "ok", 4, 4, 1.5)
-    later = StackRecord("/in/a", str(tmp_path / "a.jpg"), "failed", error="boom")
-    (tmp_path / RESULTS_JSONL).write_text(
-        json.dumps(rec.to_dict()) + "\n" + json.dumps(later.to_dict()) + "\n" + '{"input": "/in/b", "outp'
-    )
-    records = read_results(tmp_path)
-    assert list(records) == [str(tmp_path / "a.jpg")] and records[str(tmp_path / "a.jpg")].status == "failed"
+    with dask.config.set({"temporary-directory": str(system_tmp)}):
+        summary = run_batch(find_stacks([collection / "beetle"], out), out, workers=1, on_result=look)
+    assert summary.ok == 1
+    assert during == [["scheduler", "worker"]]  # the scheduler's and the worker's work folders
+    assert not system_tmp.exists()
+    assert not (out / DASK_SCRATCH).exists()  # removed when the run ends
+    assert sorted(p.name for p in out.iterdir()) == [".postfocus-batch.lock", "beetle.jpg", RESULTS_CSV, RESULTS_JSONL]
 
 
 def test_cli_on_a_scheduler_and_worker_started_with_dask_commands(collection, tmp_path):
@@ -318,7 +249,7 @@ def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
     assert "interrupted" in err.decode() and "Traceback" not in err.decode()
     kept = {o for o, r in read_results(out).items() if r.status == "ok"}
     assert kept and all(is_valid_image(o) for o in kept)
-    assert not list(out.glob(".*.part"))
+    assert not list(out.glob(".*.part")) and not (out / DASK_SCRATCH).exists()
 
     # 2. SIGKILL (no clean-up at all) after the next result
     before = len(manifest_lines(out))
@@ -328,6 +259,7 @@ def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
         time.sleep(0.02)
     proc.kill()
     proc.communicate(timeout=30)
+    assert (out / DASK_SCRATCH).is_dir()  # no clean-up at all
     assert all(read_results(out)[o].status in ("ok", "skipped") for o in kept)  # nothing finished is lost
 
     # 3. the rerun finishes the batch: one line per stack, every output whole, no temp files
@@ -340,6 +272,7 @@ def test_interrupted_runs_lose_nothing_and_resume(big_collection, tmp_path):
     assert all(r["status"] in ("ok", "skipped") for r in lines)
     assert all(is_valid_image(out / f"specimen{k}.jpg") for k in range(6))
     assert not list(out.glob(".*.part")) and not list(out.glob("*.part"))
+    assert not (out / DASK_SCRATCH).exists()  # the killed run's scratch space is gone too
 
 
 def test_a_killed_worker_loses_no_result_and_its_stack_is_rerun(big_collection, client, tmp_path):
@@ -365,8 +298,6 @@ def test_a_killed_worker_loses_no_result_and_its_stack_is_rerun(big_collection, 
 
 def test_a_stack_that_keeps_killing_workers_gets_a_readable_error():
     from distributed.scheduler import KilledWorker
-
-    from postfocus.batch import _lost_task_message
 
     message = _lost_task_message(KilledWorker("postfocus-stack-x", None, 3))
     assert message.startswith("KilledWorker: a worker died each time it ran this stack (4 times)")

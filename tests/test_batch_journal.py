@@ -1,0 +1,65 @@
+"""The results journal of a batch (``postfocus.batch.journal``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from postfocus.batch import RESULTS_CSV, RESULTS_JSONL, BatchSummary, ResultsLog, StackRecord, read_results
+from postfocus.io.lock import LockHeldError
+
+
+def test_results_journal_survives_a_torn_last_line(tmp_path):
+    rec = StackRecord("/in/a", str(tmp_path / "a.jpg"), "ok", 4, 4, 1.5)
+    later = StackRecord("/in/a", str(tmp_path / "a.jpg"), "failed", error="boom")
+    (tmp_path / RESULTS_JSONL).write_text(
+        json.dumps(rec.to_dict()) + "\n" + json.dumps(later.to_dict()) + "\n" + '{"input": "/in/b", "outp'
+    )
+    records = read_results(tmp_path)
+    assert list(records) == [str(tmp_path / "a.jpg")] and records[str(tmp_path / "a.jpg")].status == "failed"
+
+
+def test_the_log_appends_compacts_and_writes_csv(tmp_path):
+    (tmp_path / ".results.abcdefgh.jsonl.part").write_text("cut short")
+    a = StackRecord("/in/a", str(tmp_path / "a.jpg"), "failed", error="boom", options={"method": "pyramid"})
+    log = ResultsLog(tmp_path).open()
+    try:
+        assert not list(tmp_path.glob(".results.*.part"))  # a compaction cut short is cleared
+        log.append(a)
+        log.append(StackRecord("/in/b", str(tmp_path / "b.jpg"), "ok", 4, 5, 2.0, warnings=["x", "y"]))
+        log.append(StackRecord("/in/a", str(tmp_path / "a.jpg"), "ok", 4, 4, 1.0))
+        assert len((tmp_path / RESULTS_JSONL).read_text().splitlines()) == 3  # appended as they came
+    finally:
+        log.close()
+    lines = [json.loads(line) for line in (tmp_path / RESULTS_JSONL).read_text().splitlines()]
+    assert [(line["output"][-5:], line["status"]) for line in lines] == [("b.jpg", "ok"), ("a.jpg", "ok")]
+    rows = list(csv.DictReader((tmp_path / RESULTS_CSV).open()))
+    assert [(r["input"], r["status"], r["warnings"], r["error"]) for r in rows] == [
+        ("/in/b", "ok", "x | y", ""), ("/in/a", "ok", "", ""),
+    ]
+    again = ResultsLog(tmp_path).open()
+    again.close()
+    assert again.records == read_results(tmp_path) and len(again.records) == 2
+
+
+def test_one_batch_per_folder(tmp_path):
+    first = ResultsLog(tmp_path).open()
+    try:
+        with pytest.raises(LockHeldError, match="another postfocus batch is writing to this folder"):
+            ResultsLog(tmp_path).open()
+    finally:
+        first.close()
+    ResultsLog(tmp_path).open().close()
+
+
+def test_summary_counts_and_line():
+    summary = BatchSummary(records=[], seconds=30.0)
+    for status in ("skipped", "ok", "ok", "failed"):
+        summary.add(StackRecord("/in", "/out.jpg", status))
+    assert (summary.ok, summary.failed, summary.skipped, summary.total, len(summary.records)) == (2, 1, 1, 4, 4)
+    summary.not_run, summary.interrupted = 2, True
+    assert summary.line() == (
+        "4 stacks: 2 ok, 1 failed, 1 skipped in 30.0 s (6.0 stacks/min); 2 not run (no earlier failure); interrupted"
+    )

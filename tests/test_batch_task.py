@@ -1,0 +1,67 @@
+"""One stack of a batch: the task a worker runs and its outputs (``postfocus.batch.task``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("skimage.data")
+
+from batch_stacks import decoded, make_stack  # noqa: E402
+
+from postfocus.batch import StackJob, is_valid_image, part_files, process_stack, remove_part_files  # noqa: E402
+from postfocus.batch.task import stack_arguments  # noqa: E402
+from postfocus.pipeline.run import stack  # noqa: E402
+
+
+def test_options_become_the_library_call():
+    from postfocus.options import StackOptions
+
+    assert stack_arguments({}) == (StackOptions(), {})  # unset options take the library's defaults
+    assert stack_arguments(
+        {"align": "none", "crop": False, "method": "pyramid", "quality": 80, "range": "1:3", "reference": 2}
+    ) == (
+        StackOptions(align="none", crop=False, method="pyramid", frame_range=(1, 3), reference=2),
+        {"quality": 80},
+    )
+
+
+def test_process_stack_writes_what_stack_would(tmp_path):
+    folder = make_stack(tmp_path / "beetle")
+    (tmp_path / "out").mkdir()
+    options = (("method", "pyramid"), ("quality", 80))
+    job = StackJob("beetle", str(folder), str(tmp_path / "out" / "beetle.jpg"), options)
+    rec = process_stack(job)
+    assert (rec["status"], rec["frames_used"], rec["frames_total"], rec["error"]) == ("ok", 4, 4, None)
+    assert rec["options"] == {"method": "pyramid", "quality": 80} and rec["worker"] is None and rec["finished"]
+    single = stack(folder, method="pyramid").save(tmp_path / "single.jpg", quality=80)
+    assert np.array_equal(decoded(Path(job.output)), decoded(single))
+
+
+def test_a_bad_stack_is_a_failed_record_not_an_exception(tmp_path):
+    folder = make_stack(tmp_path / "corrupt")
+    (folder / "frame02.jpg").write_bytes(b"\x00garbage, not a JPEG" * 40)
+    rec = process_stack(StackJob("corrupt", str(folder), str(tmp_path / "corrupt.jpg")))
+    assert rec["status"] == "failed" and "frame02.jpg" in rec["error"] and rec["seconds"] >= 0
+    assert not (tmp_path / "corrupt.jpg").exists()
+
+
+def test_outputs_are_checked_and_part_files_cleared(tmp_path):
+    good = tmp_path / "a.png"
+    Image.new("RGB", (32, 24), "red").save(good)
+    data = good.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:-20])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert is_valid_image(good)
+    assert not is_valid_image(tmp_path / "cut.png") and not is_valid_image(tmp_path / "empty.jpg")
+    assert not is_valid_image(tmp_path / "missing.jpg")
+
+    job = StackJob("a", "/in/a", str(tmp_path / "a.jpg"))
+    for name in (".a.k2j3h4g5.jpg.part", ".a.short.jpg.part", ".b.k2j3h4g5.jpg.part", "a.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in part_files(job)] == [".a.k2j3h4g5.jpg.part"]
+    assert remove_part_files([job]) == 1 and part_files(job) == []
+    assert (tmp_path / ".b.k2j3h4g5.jpg.part").exists() and (tmp_path / "a.jpg").exists()
