@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
 from rich.console import Console
@@ -15,6 +15,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from postfocus._version import __version__
 from postfocus.cli.options import flag_message
 from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
+from postfocus.store.cache import CacheError
+
+if TYPE_CHECKING:
+    from postfocus.store import ProcessedStack
 
 # Messages carry file names: no markup or emoji codes may be read out of them (see _say).
 err_console = Console(stderr=True, highlight=False, emoji=False)
@@ -66,6 +70,8 @@ class PostfocusGroup(click.Group):
                 raise
             if isinstance(exc, OptionError):
                 exc = flag_message(exc)
+            elif isinstance(exc, CacheError):
+                exc = f"{exc}; choose another folder with --cache DIR"
             _say("red", "postfocus: error:", exc)
             sys.exit(EXIT_USER_ERROR)
         except click.UsageError as exc:  # a bad option value: one line too, with where to look
@@ -184,7 +190,7 @@ def is_quiet(ctx: click.Context) -> bool:
     return bool(root.obj and root.obj.get("quiet"))
 
 
-def processed(ctx: click.Context, inputs: tuple, params: dict) -> "ProcessedStack":  # noqa: F821
+def processed(ctx: click.Context, inputs: tuple, params: dict) -> ProcessedStack:
     """The processed stack of INPUTS for the command's processing options (made now if not cached yet).
 
     Parameters

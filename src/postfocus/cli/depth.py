@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from postfocus.cli.common import err_console, main, processed
-from postfocus.cli.options import processing_options
+from postfocus.cli.options import check_distinct, processing_options
 from postfocus.depth import (
     check_output,
     depth_map,
@@ -40,6 +40,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     chunks say how many frames that spans (frame = value / 65535 * (N - 1)).
     """
     # Check every output before any work.
+    check_distinct({"-o": output, "--confidence": confidence_out, "--npy": npy_out, "--preview": preview_out})
     check_output(output, (".png", ".npy"))
     if confidence_out:
         check_output(confidence_out, (".png",))

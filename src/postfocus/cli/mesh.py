@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, main, processed
-from postfocus.cli.options import processing_options
+from postfocus.cli.options import check_distinct, processing_options
 from postfocus.depth import check_output, depth_map
 from postfocus.io.write import write_image
 from postfocus.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
@@ -29,6 +29,7 @@ from postfocus.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, buil
 @click.pass_context
 def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, **params):
     """Height-field mesh of the depth map, textured with the all-in-focus image."""
+    check_distinct({"-o": output, "--preview": preview_out, "--rock": rock_out})
     check_output(output, MESH_FORMATS)
     if preview_out:
         check_output(preview_out, (".png", ".jpg", ".jpeg"))

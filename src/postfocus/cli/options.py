@@ -11,15 +11,18 @@ the stack that ``stack --align none`` made.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 
-from postfocus.errors import OptionError
+from postfocus.errors import OptionError, OutputError
+from postfocus.io.write import check_output_path
 from postfocus.options import ALIGN_MODELS, DEFAULT_METHOD, METHODS, MOTION_MODES, PREFER, StackOptions
 
 __all__ = [
     "FLAGS",
+    "check_distinct",
+    "check_side_output",
     "cache_option",
     "flag_message",
     "inputs_argument",
@@ -113,6 +116,58 @@ def processing_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_PROCESSING):
         command = option(command)
     return command
+
+
+def check_distinct(outputs: dict[str, Path | None]) -> None:
+    """Refuse two outputs of one command that name the same file (one would silently replace the other).
+
+    Parameters
+    ----------
+    outputs : dict
+        ``{flag: path}``, e.g. ``{"-o": out, "--mask": mask}``; None paths are skipped.
+
+    Raises
+    ------
+    click.UsageError
+
+    Examples
+    --------
+    >>> check_distinct({"-o": Path("a.png"), "--mask": Path("./a.png")})
+    Traceback (most recent call last):
+    ...
+    click.exceptions.UsageError: --mask a.png: is the same file as -o; choose another name
+    """
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise click.UsageError(f"{flag} {path}: is the same file as {seen[resolved]}; choose another name")
+        seen[resolved] = flag
+
+
+def check_side_output(flag: str, path: Path, inputs: Sequence[Path], suffixes: Sequence[str] | None = None) -> None:
+    """:func:`~postfocus.io.write.check_output_path` for a side output, its message naming the flag.
+
+    Parameters
+    ----------
+    flag : str
+        The option, e.g. ``--report``.
+    path : pathlib.Path
+    inputs : sequence of pathlib.Path
+        Files it must not be.
+    suffixes : sequence of str, optional
+        Accepted suffixes (default: any).
+
+    Raises
+    ------
+    OutputError
+    """
+    try:
+        check_output_path(path, inputs, suffixes or (Path(path).suffix.lower(),))
+    except OutputError as exc:
+        raise OutputError(f"{flag} {exc}") from None
 
 
 def stack_options(params: dict[str, Any], **more: Any) -> StackOptions:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, main, processed
-from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
+from postfocus.cli.options import check_distinct, inputs_argument, output_option, processing_options, quality_option
 from postfocus.colour import to_grey
 from postfocus.io.write import check_output_path, write_image
 from postfocus.options import DEFAULT_METHOD
@@ -30,6 +30,10 @@ __all__ = ["pop_command"]
 @click.pass_context
 def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, **params):
     """Colour pop: the tapped subject keeps its colour, everything else turns grey."""
+    check_distinct({"-o": output, "--mask": mask_out})
+    check_output_path(output)
+    if mask_out:
+        check_output_path(mask_out)
     ps = processed(ctx, inputs, params)
     check_output_path(output, ps.info.paths)
     if mask_out:

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
-from postfocus.cli.options import inputs_argument, method_option, output_option, processing_options, quality_option, \
+from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, processing_options, quality_option, \
     stack_options
-from postfocus.errors import OutputError
+from postfocus.errors import PostfocusWarning
 from postfocus.io.write import atomic_write, check_output_path, describe_stack, write_image
 from postfocus.options import parse_range
 from postfocus.pipeline.merge import plan_bands
 from postfocus.pipeline.run import collect_warnings, open_quietly, process, stack
 from postfocus.refocus import parse_point, tap
 from postfocus.result import save_image
+from postfocus.store import CacheError
 
-__all__ = ["check_side_output", "stack_command"]
+__all__ = ["stack_command"]
 
 
 @main.command("stack")
@@ -51,14 +53,15 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
     open_warnings: list[str] = []
     source = open_quietly(list(inputs), collect_warnings(open_warnings))
     # Refuse bad options and outputs now, not after minutes of alignment.
+    check_distinct({"-o": output, "--report": report, "--motion-mask": motion_mask})
     check_output_path(output, source.info.paths)
     options = stack_options(processing, method=method, crop=crop, frame_range=parse_range(frame_range, len(source)),
                             memory_mb=memory_mb)
     options.check_frames(len(source))
     if report:
-        check_side_output("--report", report, output, source.info.paths)
+        check_side_output("--report", report, source.info.paths)
     if motion_mask:
-        check_side_output("--motion-mask", motion_mask, output, source.info.paths)
+        check_side_output("--motion-mask", motion_mask, source.info.paths, (".png", ".tif", ".tiff"))
         if options.motion == "off":
             raise click.UsageError("--motion-mask needs --motion auto")
     if (near_at is None) != (far_at is None):
@@ -71,13 +74,20 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
             err_console.print(f"merging in {bands} bands of rows to stay under --memory {memory_mb:g} MB "
                               "(each band decodes the frames again)")
     with progress_bars(is_quiet(ctx)) as progress:
-        if no_cache or not crop:
+        ps = None
+        if not (no_cache or not crop):
+            try:
+                ps = process(source, options, cache_dir=cache_dir, progress=progress)
+            except CacheError as exc:
+                if near_at:
+                    raise
+                warnings.warn(f"{exc}; merging without keeping the processed stack", PostfocusWarning, stacklevel=1)
+        if ps is None:
             result = stack(source, options, progress=progress)
             image, maps, merged, info = result.image, result.maps, result.merged, result.info
             alignment, total, ref, run_warnings = result.alignment, len(result.alignment), result.reference, \
                 result.warnings
         else:
-            ps = process(source, options, cache_dir=cache_dir, progress=progress)
             merged = ps.used
             if options.frame_range:
                 lo, hi = options.frame_range
@@ -115,23 +125,3 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
         atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2)))
     click.echo(str(path))
 
-
-def check_side_output(flag: str, path: Path, output: Path, inputs: list[Path]) -> None:
-    """Refuse a side output (``--report``, ``--mask``...) that cannot be written or would replace
-    the main output or an input, before any work is done.
-
-    Raises
-    ------
-    OutputError
-    """
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise OutputError(f"{flag} {path}: folder {parent} {what}")
-    if path.is_dir():
-        raise OutputError(f"{flag} {path}: is a folder, not a file name")
-    resolved = path.resolve()
-    if resolved == output.resolve():
-        raise OutputError(f"{flag} {path}: is the same file as the output image")
-    if any(Path(p).resolve() == resolved for p in inputs):
-        raise OutputError(f"{flag} {path}: is one of the input frames; choose another name")

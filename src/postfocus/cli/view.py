@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -11,7 +10,6 @@ from postfocus.io.write import check_output_path
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.options import stack_options
 from postfocus.cli.options import processing_options
-from postfocus.errors import OutputError
 from postfocus.io.open import open_source
 from postfocus.pipeline.run import process
 

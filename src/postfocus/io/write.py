@@ -10,11 +10,13 @@ that carry the camera's EXIF and the colour profile.
 from __future__ import annotations
 
 import functools
+import glob
 import io
 import json
 import os
 import struct
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +29,11 @@ from PIL.TiffImagePlugin import IFDRational
 
 from postfocus._version import __version__
 from postfocus.errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no stale-file detection
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -128,11 +135,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    _remove_stale_parts(path, parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part", dir=parent)
     except OSError as exc:  # folder missing, not a folder, read-only, full
         raise OutputError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
-    os.close(fd)
+    if fcntl is not None:  # held while writing: a later run can tell this file from one a killed run left
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
@@ -143,7 +152,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
+    finally:
+        os.close(fd)
     return path
+
+
+STALE_PART_SECONDS = 2.0
+"""A temp file of :func:`atomic_write` older than this whose lock is free was left by a killed run."""
+
+
+def _remove_stale_parts(path: Path, parent: Path) -> None:
+    """Remove temp files of earlier writes of ``path`` that a killed process left behind."""
+    if fcntl is None:
+        return
+    try:
+        candidates = list(parent.glob(f".{glob.escape(path.stem)}.*{glob.escape(path.suffix)}.part"))
+    except OSError:
+        return
+    for part in candidates:
+        try:
+            if time.time() - part.stat().st_mtime < STALE_PART_SECONDS:
+                continue
+            fd = os.open(part, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer holds it
+        else:
+            part.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from postfocus.errors import PostfocusError, PostfocusWarning
+from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.arrays import ArraySource
 from postfocus.io.base import FrameSource
 from postfocus.io.open import open_source
@@ -30,7 +28,18 @@ from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.merge import fuse, merge_frames, plan_bands
 from postfocus.pipeline.threads import configure_threads
 from postfocus.result import StackResult
-from postfocus.store import FORMAT_VERSION, FrameWriter, ProcessedStack, cache_root, write_stack_folder
+from postfocus.store import (
+    FORMAT_VERSION,
+    CacheError,
+    DamagedStackError,
+    FrameWriter,
+    PartialFolder,
+    ProcessedStack,
+    cache_root,
+    check_cache,
+    folder_lock,
+    write_stack_folder,
+)
 from postfocus.sweep import RepeatedFrames
 
 __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
@@ -181,38 +190,56 @@ def process(
     source, opts, bands, warn = _prepare(inputs, options, changes, messages)
     root = cache_root(cache_dir)
     folder = root / opts.cache_key(source.identity(), FORMAT_VERSION)
-    if not refresh and (folder / "manifest.json").exists():
-        try:
-            ps = ProcessedStack.open(folder)
-            if not ps.all_in_focus_path(opts.method).exists():
-                ps.all_in_focus(opts.method, progress, opts.memory_mb)
-            return ps
-        except (PostfocusError, OSError, ValueError, KeyError):
-            pass  # damaged: redo below
+    check_cache(root)  # before any work: a cache that cannot be written is said at once
+    with folder_lock(folder):  # a second process on the same stack waits here, then reuses the work
+        if not refresh and (folder / "manifest.json").exists():
+            ps = _reuse(folder, opts, progress, warn)
+            if ps is not None:
+                return ps
+        _make_folder(source, opts, folder, bands=bands, jpeg_quality=jpeg_quality, progress=progress, warn=warn,
+                     messages=messages)
+    return ProcessedStack.open(folder)
+
+
+def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
+           warn: Callable[[str], None]) -> ProcessedStack | None:
+    """The stack folder if it is whole (all files as written), with ``opts.method``'s image; else None, said."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PostfocusError(f"{root}: cannot create cache folder ({exc.strerror})") from None
+        ps = ProcessedStack.open(folder)
+        ps.verify()
+    except DamagedStackError as exc:
+        warn(f"processed stack damaged ({exc}); making it again")
+        return None
+    except InputError:
+        return None  # another format version: made again
+    if not ps.all_in_focus_path(opts.method).exists():
+        ps.all_in_focus(opts.method, progress, opts.memory_mb)
+    return ps
+
+
+def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, *, bands: int, jpeg_quality: int,
+                 progress: Progress | None, warn: Callable[[str], None], messages: list[str]) -> None:
+    """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``."""
     repeats = RepeatedFrames() if source.info.kind == "video" else None
     analysis = analyse(source, opts, progress=progress, warn=warn,
                        on_frame=repeats.see if repeats else None, leave_out=repeats.leave_out if repeats else None)
-    deep = source.info.bit_depth > 8
+    info = source.info
+    deep = info.bit_depth > 8
     # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
     # already compressed, so a JPEG at quality 97 with full colour resolution loses nothing visible.
-    lossless = deep or source.info.kind == "raw" or any(
-        Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in source.info.paths
-    )
-    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
-    try:
-        (tmp / "frames").mkdir()
-        keep = FrameWriter(tmp, lossless, deep, jpeg_quality)
+    lossless = deep or info.kind == "raw" or any(Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in info.paths)
+    with PartialFolder(folder.parent) as part:
+        try:
+            (part.path / "frames").mkdir()
+        except OSError as exc:
+            raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
+        keep = FrameWriter(part.path, lossless, deep, jpeg_quality)
         try:
             box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None, on_aligned=keep,
                                       progress=progress)
         finally:
             frame_files = keep.close()
         t, l, b, r = box
-        info = source.info
         manifest = {
             "kind": info.kind,
             "paths": [str(p) for p in info.paths],
@@ -232,12 +259,6 @@ def process(
             "fps": info.fps,
             "warnings": messages,
         }
-        write_stack_folder(tmp, image=image, maps=analysis.output_maps(box), manifest=manifest, method=opts.method,
-                           deep=deep, icc=info.icc)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return ProcessedStack.open(folder)
+        write_stack_folder(part.path, image=image, maps=analysis.output_maps(box), manifest=manifest,
+                           method=opts.method, deep=deep, icc=info.icc, frames=keep.checksums)
+        part.install(folder)

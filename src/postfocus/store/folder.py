@@ -30,83 +30,44 @@ options; a changed input gets a new key, so a stale stack is never used.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
-from postfocus._version import __version__
 from postfocus.align import FrameAlignment
-from postfocus.errors import InputError, OptionError, PostfocusError
-from postfocus.io.images import read_image, to_float
+from postfocus.errors import InputError, OptionError
 from postfocus.io.base import FrameSource, SourceInfo
-from postfocus.io.write import to_uint, write_image
+from postfocus.io.images import read_image
+from postfocus.io.write import atomic_write_json, write_image
 from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 
-__all__ = ["FORMAT_VERSION", "CachedFrames", "FrameWriter", "ProcessedStack", "cache_root", "find_stack_folders", "merge",
-           "write_stack_folder"]
+__all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
 FORMAT_VERSION = 2
-"""Version of the stack folder layout; 2: maps in output geometry, key from StackOptions."""
+"""Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums."""
+
+class DamagedStackError(InputError):
+    """A stack folder's files do not match its manifest (truncated, missing or changed)."""
 
 
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The folder that holds stack folders.
+def file_record(data: bytes) -> list[int]:
+    """``[size, crc32]`` of a file's bytes, as a stack folder's manifest keeps them.
 
-    Parameters
-    ----------
-    cache_dir : str or os.PathLike, optional
-        Chosen folder; default ``$POSTFOCUS_CACHE``, ``$XDG_CACHE_HOME/postfocus`` or ``~/.cache/postfocus``.
-
-    Returns
-    -------
-    pathlib.Path
+    Examples
+    --------
+    >>> file_record(b"postfocus")
+    [9, 4138753529]
     """
-    if cache_dir is not None:
-        return Path(cache_dir)
-    if os.environ.get("POSTFOCUS_CACHE"):
-        return Path(os.environ["POSTFOCUS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "postfocus"
-
-
-def find_stack_folders(source: FrameSource, cache_dir: str | os.PathLike | None = None) -> list["ProcessedStack"]:
-    """Every readable stack folder made from ``source``'s inputs as they are now (any options).
-
-    Parameters
-    ----------
-    source : FrameSource
-        The inputs.
-    cache_dir : str or os.PathLike, optional
-        See :func:`cache_root`.
-
-    Returns
-    -------
-    list of ProcessedStack
-        Newest first.
-    """
-    root = cache_root(cache_dir)
-    identity = json.loads(json.dumps(source.identity()))
-    found = []
-    for manifest in root.glob("*/manifest.json") if root.is_dir() else []:
-        try:
-            ps = ProcessedStack.open(manifest.parent)
-        except InputError:
-            continue
-        if ps.manifest.get("inputs") == identity:
-            found.append(ps)
-    return sorted(found, key=lambda ps: ps.manifest.get("created") or "", reverse=True)
-
+    return [len(data), zlib.crc32(data)]
 
 @dataclass
 class ProcessedStack:
@@ -252,6 +213,9 @@ class ProcessedStack:
         if not path.exists():
             image = self.merge(method=method, memory_mb=memory_mb, progress=progress)
             write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            files = {**self.manifest.get("files", {}), path.name: file_record(path.read_bytes())}
+            self.manifest = {**self.manifest, "files": files}
+            atomic_write_json(self.folder / "manifest.json", self.manifest)
             return image
         return read_image(path)
 
@@ -286,6 +250,25 @@ class ProcessedStack:
                 raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress)
+
+    def verify(self, *, checksums: bool = True) -> None:
+        """Check every file against the manifest: present, of the size written, and (``checksums``) unchanged.
+
+        Raises
+        ------
+        DamagedStackError
+            Naming the first file that does not match.
+        """
+        for name, (size, crc) in self.manifest.get("files", {}).items():
+            path = self.folder / name
+            try:
+                actual = path.stat().st_size
+            except OSError:
+                raise DamagedStackError(f"{self.folder}: {name} is missing") from None
+            if actual != size:
+                raise DamagedStackError(f"{self.folder}: {name} has {actual} bytes, {size} were written")
+            if checksums and zlib.crc32(path.read_bytes()) != crc:
+                raise DamagedStackError(f"{self.folder}: {name} has changed since it was written")
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``)."""
@@ -326,101 +309,6 @@ class CachedFrames(FrameSource):
 
     def read_pixels(self, index: int) -> np.ndarray:
         return read_image(self.stack.frame_path(index), stored=True)
-
-
-class FrameWriter:
-    """``writer(index, aligned)`` writes a cached aligned frame in a background thread.
-
-    Encoding (JPEG q97 4:4:4, or PNG at zlib level 1 for lossless sources)
-    overlaps with the merge; at most two frames wait to be written, so memory
-    stays flat. :meth:`close` waits for them, raises the first failure, and
-    returns ``{index: name}``.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-        The stack folder being written (``frames/`` must exist).
-    lossless : bool
-        PNG instead of JPEG.
-    deep : bool
-        16-bit frames.
-    jpeg_quality : int
-        JPEG quality of the cached frames.
-    """
-
-    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97):
-        self.folder, self.lossless, self.deep = folder, lossless, deep
-        if lossless:
-            self.params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-        else:
-            self.params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
-                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-        self.files: dict[str, str] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
-        self._pending: list = []
-
-    def __call__(self, index: int, aligned: np.ndarray) -> None:
-        stored = np.uint16 if self.deep else np.uint8  # aligned comes in the source's stored type
-        pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if self.deep else 8)
-        name = f"frames/{index:04d}" + (".png" if self.lossless else ".jpg")
-        self._pending.append(self._pool.submit(self._write, name, pixels))
-        self.files[str(index)] = name
-        while len(self._pending) > 2:
-            self._pending.pop(0).result()
-
-    def _write(self, name: str, pixels: np.ndarray) -> None:
-        if not cv2.imwrite(str(self.folder / name), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), self.params):
-            raise PostfocusError(f"{self.folder / name}: cannot write cached frame")
-
-    def close(self) -> dict[str, str]:
-        """Wait for the frames still being written; ``{frame number: file name}``."""
-        try:
-            for job in self._pending:
-                job.result()
-        finally:
-            self._pending = []
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        return self.files
-
-
-def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
-                       deep: bool, icc: bytes | None) -> None:
-    """Write the maps, the all-in-focus image and the manifest into a (temporary) stack folder.
-
-    The aligned frames are already there (:class:`FrameWriter`); the caller
-    renames the folder into place.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-        The folder being written.
-    image : numpy.ndarray
-        The all-in-focus image of ``method``.
-    maps : StackMaps
-        In output geometry.
-    manifest : dict
-        Everything else (see the module docs); ``format`` and ``postfocus`` are added.
-    method : str
-        Fusion method of ``image``.
-    deep : bool
-        16-bit source: the image is kept as 16-bit PNG.
-    icc : bytes or None
-        Colour profile of the inputs.
-    """
-    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
-    np.save(folder / "focus_index.npy", np.ascontiguousarray(maps.focus_index, np.float32))
-    np.save(folder / "confidence.npy", np.ascontiguousarray(maps.confidence, np.float32))
-    volume = maps.volume
-    np.save(folder / "volume.npy", (volume / max(float(volume.max()), 1e-12)).astype(np.float16))
-    if maps.motion is not None:
-        np.save(folder / "motion.npy", np.ascontiguousarray(maps.motion, np.float32))
-    if icc:
-        (folder / "profile.icc").write_bytes(icc)
-    data = {"format": FORMAT_VERSION, "postfocus": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            **manifest, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share}
-    (folder / "manifest.json").write_text(json.dumps(data, indent=1))
-
 
 def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
           memory_mb: float | None = None, progress: Progress | None = None) -> np.ndarray:

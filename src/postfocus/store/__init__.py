@@ -1,0 +1,50 @@
+"""The stack folder: the work of the first run on an input, kept for every later tap.
+
+The first command on an input aligns and analyses it once and saves a *stack
+folder*: aligned frames cropped to the output geometry, the maps
+(:class:`~postfocus.maps.StackMaps`) and a manifest. Taps, range merges,
+colour pop, depth and aperture then read that folder instead of aligning again.
+
+Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
+
+    manifest.json        format, inputs (path, size, mtime), options, alignment report,
+                         output geometry, frames kept/dropped, focus direction, warnings
+    focus_index.npy      float32 (h, w) frame number per pixel, analysis size
+    confidence.npy       float32 (h, w) in [0, 1]
+    volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)
+    motion.npy           float32 (h, w) motion mask in [0, 1]; absent when made with motion="off"
+    frames/0003.jpg      aligned frame 3, output geometry (PNG for lossless and 16-bit inputs)
+    all_in_focus_<method>.png
+    profile.icc          the inputs' colour profile, if any
+
+Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
+Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
+version are never read (their keys differ, and :meth:`ProcessedStack.open`
+refuses them), so they are rebuilt.
+
+Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
+``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made
+from the inputs' paths, sizes and modification times and the processing
+options; a changed input gets a new key, so a stale stack is never used.
+"""
+
+from postfocus.store.cache import CacheError, PartialFolder, cache_root, check_cache, find_stack_folders, folder_lock
+from postfocus.store.folder import FORMAT_VERSION, CachedFrames, DamagedStackError, ProcessedStack, file_record, merge
+from postfocus.store.write import FrameWriter, write_stack_folder
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CacheError",
+    "CachedFrames",
+    "DamagedStackError",
+    "FrameWriter",
+    "PartialFolder",
+    "ProcessedStack",
+    "cache_root",
+    "check_cache",
+    "file_record",
+    "find_stack_folders",
+    "folder_lock",
+    "merge",
+    "write_stack_folder",
+]

@@ -1,0 +1,151 @@
+"""Writing a stack folder: aligned frames encoded in a background thread, then the maps and the manifest.
+
+Every file's size and CRC-32 go into the manifest (``files``), so a reader can
+tell a whole folder from one that a crash, a full disk or a stray edit left
+damaged (:meth:`~postfocus.store.folder.ProcessedStack.verify`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from postfocus._version import __version__
+from postfocus.errors import OutputError
+from postfocus.io.images import to_float
+from postfocus.io.write import to_uint, write_image
+from postfocus.maps import StackMaps
+from postfocus.store.cache import CacheError
+from postfocus.store.folder import FORMAT_VERSION, file_record
+
+__all__ = ["FrameWriter", "write_stack_folder"]
+
+
+class FrameWriter:
+    """``writer(index, aligned)`` writes a cached aligned frame in a background thread.
+
+    Encoding (JPEG q97 4:4:4, or PNG at zlib level 1 for lossless sources)
+    overlaps with the merge; at most two frames wait to be written, so memory
+    stays flat. :meth:`close` waits for them, raises the first failure, and
+    returns ``{index: name}``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The stack folder being written (``frames/`` must exist).
+    lossless : bool
+        PNG instead of JPEG.
+    deep : bool
+        16-bit frames.
+    jpeg_quality : int
+        JPEG quality of the cached frames.
+    """
+
+    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97):
+        self.folder, self.lossless, self.deep = folder, lossless, deep
+        if lossless:
+            self.params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        else:
+            self.params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
+                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        self.files: dict[str, str] = {}
+        self.checksums: dict[str, list[int]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
+        self._pending: list = []
+
+    def __call__(self, index: int, aligned: np.ndarray) -> None:
+        stored = np.uint16 if self.deep else np.uint8  # aligned comes in the source's stored type
+        pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if self.deep else 8)
+        name = f"frames/{index:04d}" + (".png" if self.lossless else ".jpg")
+        self._pending.append(self._pool.submit(self._write, name, pixels))
+        self.files[str(index)] = name
+        while len(self._pending) > 2:
+            self._pending.pop(0).result()
+
+    def _write(self, name: str, pixels: np.ndarray) -> None:
+        ok, encoded = cv2.imencode(Path(name).suffix, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), self.params)
+        if not ok:
+            raise CacheError(f"{self.folder / name}: cannot encode cached frame")
+        data = encoded.tobytes()
+        try:
+            (self.folder / name).write_bytes(data)
+        except OSError as exc:
+            raise CacheError(f"{self.folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
+        self.checksums[name] = file_record(data)
+
+    def close(self) -> dict[str, str]:
+        """Wait for the frames still being written; ``{frame number: file name}`` (checksums in :attr:`checksums`)."""
+        try:
+            for job in self._pending:
+                job.result()
+        finally:
+            self._pending = []
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return self.files
+
+
+def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
+                       deep: bool, icc: bytes | None, frames: dict[str, list[int]]) -> None:
+    """Write the maps, the all-in-focus image and the manifest into a (temporary) stack folder.
+
+    The aligned frames are already there (:class:`FrameWriter`); the caller
+    renames the folder into place.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder being written.
+    image : numpy.ndarray
+        The all-in-focus image of ``method``.
+    maps : StackMaps
+        In output geometry.
+    manifest : dict
+        Everything else (see the module docs); ``format`` and ``postfocus`` are added.
+    method : str
+        Fusion method of ``image``.
+    deep : bool
+        16-bit source: the image is kept as 16-bit PNG.
+    icc : bytes or None
+        Colour profile of the inputs.
+    frames : dict
+        ``{file name: [size, crc32]}`` of the aligned frames (:attr:`FrameWriter.checksums`).
+
+    Raises
+    ------
+    CacheError
+        When the folder cannot take the files (no space, no permission).
+    """
+    try:
+        _write_maps(folder, image=image, maps=maps, manifest=manifest, method=method, deep=deep, icc=icc,
+                    frames=frames)
+    except OSError as exc:  # (OutputError is an OSError's message from write_image)
+        raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
+    except OutputError as exc:
+        raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc})") from None
+
+
+def _write_maps(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str, deep: bool,
+                icc: bytes | None, frames: dict[str, list[int]]) -> None:
+    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
+    np.save(folder / "focus_index.npy", np.ascontiguousarray(maps.focus_index, np.float32))
+    np.save(folder / "confidence.npy", np.ascontiguousarray(maps.confidence, np.float32))
+    volume = maps.volume
+    np.save(folder / "volume.npy", (volume / max(float(volume.max()), 1e-12)).astype(np.float16))
+    if maps.motion is not None:
+        np.save(folder / "motion.npy", np.ascontiguousarray(maps.motion, np.float32))
+    if icc:
+        (folder / "profile.icc").write_bytes(icc)
+    files = dict(frames)
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("."):  # not the writer's lock file
+            files[path.name] = file_record(path.read_bytes())
+    data = {"format": FORMAT_VERSION, "postfocus": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **manifest, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
+            "files": files}
+    (folder / "manifest.json").write_text(json.dumps(data, indent=1))

@@ -1,0 +1,204 @@
+"""The stack cache under faults: concurrent runs, damaged folders, an unwritable cache, killed runs.
+
+Every case is one a careless or unlucky user meets: two commands started at
+once on one input, a disk that filled up or a file truncated by a crash, a
+cache folder that cannot be written, a run killed with ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_tiny_stack, run_postfocus
+
+from postfocus.errors import PostfocusWarning
+from postfocus.io.lock import FileLock
+from postfocus.pipeline.run import process
+from postfocus.store import CacheError, DamagedStackError, ProcessedStack, check_cache, file_record
+
+
+def only_stack_folder(cache: Path) -> Path:
+    folders = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def leftovers(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir() if p.name.startswith(".partial-"))
+
+
+def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_path):
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    files = ps.manifest["files"]
+    assert {"focus_index.npy", "confidence.npy", "volume.npy", "all_in_focus_depthmap.png"} <= set(files)
+    assert {f"frames/{i:04d}.png" for i in ps.used} <= set(files)
+    for name, record in files.items():
+        assert record == file_record((ps.folder / name).read_bytes()), name
+    ps.verify()  # a whole folder passes
+    ps.all_in_focus("pyramid")  # a method made later is recorded too
+    again = ProcessedStack.open(ps.folder)
+    assert "all_in_focus_pyramid.png" in again.manifest["files"]
+    again.verify()
+
+
+@pytest.mark.parametrize("damage", ["truncate map", "truncate frame", "flip a byte", "remove a frame"])
+def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_path, damage):
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    good = ps.read_frame(ps.used[0])
+    target = ps.folder / ("confidence.npy" if damage == "truncate map" else ps.manifest["frame_files"]["0"])
+    data = target.read_bytes()
+    if damage.startswith("truncate"):
+        target.write_bytes(data[: len(data) // 2])
+    elif damage == "flip a byte":
+        target.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    else:
+        target.unlink()
+    with pytest.raises(DamagedStackError):
+        ProcessedStack.open(ps.folder).verify()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PostfocusWarning)
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    said = [str(w.message) for w in caught]
+    assert any("damaged" in m and "making it again" in m for m in said), said
+    again.verify()
+    assert np.array_equal(again.read_frame(again.used[0]), good)
+    assert np.asarray(again.confidence).shape == np.asarray(ps.confidence).shape
+    assert leftovers(tmp_path) == []
+
+
+def test_an_old_format_folder_is_never_read(tiny_stack, tmp_path):
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = json.loads((ps.folder / "manifest.json").read_text())
+    manifest["format"] = 1
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    again = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert again.manifest["format"] == 2
+    again.verify()
+
+
+def test_an_unwritable_cache_is_refused_before_any_work(tiny_stack, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be")
+    started = time.perf_counter()
+    with pytest.raises(CacheError, match="cannot keep processed stacks there"):
+        process(tiny_stack.folder, cache_dir=blocker / "cache")
+    assert time.perf_counter() - started < 1.0  # said at once, not after the alignment
+
+
+def test_cli_stack_carries_on_without_an_unwritable_cache(tiny_stack, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    out = tmp_path / "out.jpg"
+    run = run_postfocus("-q", "stack", tiny_stack.folder, "-o", out, "--cache", blocker / "cache")
+    assert run.returncode == 0, run.stderr
+    assert out.is_file()
+    assert "merging without keeping the processed stack" in run.stderr
+    assert "Traceback" not in run.stderr
+    # commands that need the processed stack say so in one line
+    run = run_postfocus("-q", "refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.jpg",
+                        "--cache", blocker / "cache")
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert "--cache DIR" in run.stderr and not (tmp_path / "r.jpg").exists()
+
+
+@pytest.mark.parametrize("command, side", [
+    (["stack"], "--motion-mask"),
+    (["pop", "--at", "50%,50%"], "--mask"),
+    (["depth"], "--confidence"),
+])
+def test_a_side_output_that_is_the_main_output_is_refused(tiny_stack, tmp_path, command, side):
+    out = tmp_path / "same.png"
+    run = run_postfocus("-q", command[0], tiny_stack.folder, *command[1:], "-o", out, side, out, cache=tmp_path / "c")
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert side in run.stderr and "same file" in run.stderr
+    assert not out.exists()
+
+
+def test_stale_partial_folders_are_removed_and_live_ones_kept(tmp_path):
+    cache = tmp_path / "cache"
+    stale = cache / ".partial-stale"
+    live = cache / ".partial-live"
+    for p in (stale, live):
+        (p / "frames").mkdir(parents=True)
+        (p / ".writing").write_text("")
+    holder = FileLock(live / ".writing")
+    holder.acquire()
+    try:
+        check_cache(cache)
+        assert not stale.exists()
+        assert live.exists()  # its writer is alive
+    finally:
+        holder.release()
+
+
+def test_a_stale_part_file_beside_the_output_is_removed(tiny_stack, tmp_path):
+    out = tmp_path / "r.jpg"
+    part = tmp_path / ".r.k1ll3d.jpg.part"
+    part.write_bytes(b"")
+    old = time.time() - 60
+    os.utime(part, (old, old))
+    run = run_postfocus("-q", "stack", tiny_stack.folder, "-o", out, "--no-cache")
+    assert run.returncode == 0, run.stderr
+    assert out.is_file() and not part.exists()
+
+
+def _bigger_stack(folder: Path) -> Path:
+    """A stack that takes a few seconds, to be killed in the middle."""
+    from postfocus.synth import render_stack, scene, write_stack
+
+    sharp, depth01 = scene("steps", (720, 1080), seed=3)
+    st = render_stack(sharp, depth01, 12, max_blur=5.0, seed=3, shake_px=4.0, noise=0.004)
+    write_stack(st, folder, fmt="jpg")
+    return folder
+
+
+def test_a_killed_run_leaves_nothing_that_the_next_run_keeps(tmp_path):
+    frames = _bigger_stack(tmp_path / "frames")
+    cache, out = tmp_path / "cache", tmp_path / "out.jpg"
+    env = dict(os.environ, POSTFOCUS_CACHE=str(cache))
+    proc = subprocess.Popen([sys.executable, "-m", "postfocus", "-q", "stack", str(frames), "-o", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (cache.is_dir() and leftovers(cache)):
+        time.sleep(0.05)  # killed while it writes its processed stack
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    run = run_postfocus("-q", "stack", frames, "-o", out, cache=cache)
+    assert run.returncode == 0, run.stderr
+    assert out.is_file()
+    assert leftovers(cache) == []
+    ProcessedStack.open(only_stack_folder(cache)).verify()
+
+
+def test_concurrent_runs_on_one_input_share_one_stack_folder(tmp_path):
+    """Two stacks and a refocus started 0-0.3 s apart on one input and one cache: all succeed, one folder."""
+    for trial, delays in enumerate([(0.0, 0.0, 0.0), (0.0, 0.1, 0.3), (0.0, 0.3, 0.05)]):
+        stack = make_tiny_stack(tmp_path / f"frames{trial}")
+        cache = tmp_path / f"cache{trial}"
+        env = dict(os.environ, POSTFOCUS_CACHE=str(cache))
+        commands = [
+            ["stack", str(stack.folder), "-o", str(tmp_path / f"a{trial}.jpg")],
+            ["stack", str(stack.folder), "-o", str(tmp_path / f"b{trial}.png")],
+            ["refocus", str(stack.folder), "--at", "50%,50%", "-o", str(tmp_path / f"r{trial}.jpg")],
+        ]
+        procs = []
+        for delay, args in zip(delays, commands):
+            time.sleep(delay)
+            procs.append(subprocess.Popen([sys.executable, "-m", "postfocus", "-q", *args], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+            assert "Traceback" not in err and "internal error" not in err, err
+        ProcessedStack.open(only_stack_folder(cache)).verify()
+        assert leftovers(cache) == []
