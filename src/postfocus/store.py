@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from postfocus._version import __version__
-from postfocus.align import FrameAlignment
+from postfocus.align.report import FrameAlignment
 from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.io.images import read_image, to_float
 from postfocus.io.sources import FrameSource, SourceInfo

@@ -1,22 +1,32 @@
-"""Align handheld frames: shake, rotation, focus breathing, exposure drift.
+"""Match one frame to its neighbour: shake, rotation, focus breathing, exposure drift.
 
-Neighbouring frames of a focus sweep differ little in blur, so each frame is
-matched to its neighbour (enhanced-correlation maximisation, coarse to fine,
-with a feature-matching fallback) and the pairwise transforms are chained to
-the reference frame. Blurred frames at the ends of a sweep would never match
-the reference directly; their neighbours do.
+Enhanced-correlation maximisation (Evangelidis and Psarakis [1]_), coarse to
+fine from a phase-correlation start, refined by per-tile Lucas-Kanade shifts
+[2]_ that keep defocus from posing as breathing, with a SIFT [3]_ + RANSAC
+fallback; the result is checked against what a handheld step can be.
 
-A transform ``W`` is a 3x3 matrix mapping *reference* pixel coordinates to
-*frame* pixel coordinates; ``warp_to_reference`` applies it.
+References
+----------
+.. [1] G. D. Evangelidis and E. Z. Psarakis, "Parametric image alignment using
+   enhanced correlation coefficient maximization", IEEE TPAMI 30(10), 2008.
+.. [2] B. D. Lucas and T. Kanade, "An iterative image registration technique
+   with an application to stereo vision", IJCAI 1981.
+.. [3] D. G. Lowe, "Distinctive image features from scale-invariant keypoints",
+   IJCV 60(2), 2004.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from postfocus.align.warp import project_to_similarity, rescale_matrix, warp_to_reference
+
+__all__ = ["ECC_MAX_SIZE", "GAMMA", "MAX_STEP_ROTATION_DEG", "MAX_STEP_SCALE", "MAX_STEP_SHIFT_FRACTION",
+           "MIN_CORRELATION", "MODELS", "PairMatch", "channel_gain", "coarse_shift", "ecc_match", "feature_match",
+           "fit_model", "match_pair", "refine_with_tiles", "tile_shifts", "to_grey"]
 
 MODELS = ("translation", "rigid", "similarity", "affine", "homography")
 _ECC_MOTION = {
@@ -44,81 +54,6 @@ class PairMatch:
     method: str
     ok: bool
     reason: str = ""
-
-
-@dataclass
-class FrameAlignment:
-    """Per-frame alignment report.
-
-    ``matrix`` maps reference pixel coordinates to this frame's coordinates;
-    ``gain`` is the per-channel factor that matches its exposure and white
-    balance to the reference; ``correlation`` is the match score to its
-    neighbour (1 = perfect); ``used`` is False for a frame left out.
-    """
-
-    index: int
-    name: str
-    matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
-    gain: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
-    correlation: float = 1.0
-    method: str = "reference"
-    used: bool = True
-    note: str = ""
-
-    @property
-    def shift(self) -> tuple[float, float]:
-        """Translation part (dx, dy) of the matrix, in pixels."""
-        return float(self.matrix[0, 2]), float(self.matrix[1, 2])
-
-    @property
-    def scale(self) -> float:
-        return float(np.sqrt(abs(np.linalg.det(self.matrix[:2, :2]))))
-
-    @property
-    def rotation_deg(self) -> float:
-        return float(np.degrees(np.arctan2(self.matrix[1, 0] - self.matrix[0, 1], self.matrix[0, 0] + self.matrix[1, 1])))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FrameAlignment":
-        """The report written by :meth:`as_dict` (as kept in a stack folder's manifest)."""
-        return cls(int(data["index"]), data["name"], matrix=np.asarray(data["matrix"], np.float64),
-                   gain=np.asarray(data["gain"], np.float32), correlation=float(data["correlation"]),
-                   method=data["method"], used=bool(data["used"]), note=data.get("note", ""))
-
-    def as_dict(self) -> dict:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "used": self.used,
-            "method": self.method,
-            "correlation": round(self.correlation, 5),
-            "scale": round(self.scale, 6),
-            "rotation_deg": round(self.rotation_deg, 4),
-            "shift_px": [round(v, 3) for v in self.shift],
-            "gain": [round(float(g), 5) for g in self.gain],
-            "matrix": [[float(v) for v in row] for row in self.matrix],
-            "note": self.note,
-        }
-
-
-def scaling(s: float) -> np.ndarray:
-    """3x3 matrix that scales pixel coordinates by ``s``."""
-    return np.diag([s, s, 1.0])
-
-
-def rescale_matrix(matrix: np.ndarray, s: float) -> np.ndarray:
-    """Express a transform given in one resolution in a resolution ``s`` times larger."""
-    return scaling(s) @ matrix @ scaling(1.0 / s)
-
-
-def project_to_similarity(matrix: np.ndarray) -> np.ndarray:
-    """Nearest similarity (rotation, uniform scale, shift) to an affine matrix."""
-    a = 0.5 * (matrix[0, 0] + matrix[1, 1])
-    b = 0.5 * (matrix[1, 0] - matrix[0, 1])
-    out = np.eye(3)
-    out[:2, :2] = [[a, -b], [b, a]]
-    out[:2, 2] = matrix[:2, 2]
-    return out
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -437,60 +372,6 @@ def match_pair(template: np.ndarray, moving: np.ndarray, model: str = "similarit
     return PairMatch(np.eye(3), 0.0, "none", False, reason)
 
 
-def warp_to_reference(
-    frame: np.ndarray,
-    matrix: np.ndarray,
-    size: tuple[int, int] | None = None,
-    border: int = cv2.BORDER_REFLECT,
-    interpolation: int = cv2.INTER_LINEAR,
-    region: tuple[int, int, int, int] | None = None,
-) -> np.ndarray:
-    """Resample ``frame`` into reference geometry with transform ``matrix``.
-
-    Parameters
-    ----------
-    frame : image in its own geometry.
-    matrix : 3x3 reference coords -> frame coords.
-    size : (height, width) of the output; default the frame's.
-    interpolation : OpenCV interpolation; cubic keeps fine detail for outputs.
-    region : (top, left, bottom, right) of the reference geometry to produce
-        (default: all of ``size``); the same pixels as cropping the full warp.
-
-    Returns
-    -------
-    The aligned image (or region of it), same dtype.
-
-    Examples
-    --------
-    >>> shift = np.array([[1.0, 0, 2], [0, 1, 0], [0, 0, 1]])
-    >>> warp_to_reference(np.arange(12, dtype=np.float32).reshape(3, 4), shift, region=(0, 0, 1, 2)).tolist()
-    [[2.0, 3.0]]
-    """
-    h, w = size or frame.shape[:2]
-    if region is not None:
-        top, left, bottom, right = region
-        if np.allclose(matrix, np.eye(3)) and bottom <= frame.shape[0] and right <= frame.shape[1]:
-            return frame[top:bottom, left:right].copy()
-        matrix = matrix @ np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
-        h, w = bottom - top, right - left
-    flags = interpolation | cv2.WARP_INVERSE_MAP
-    if np.allclose(matrix, np.eye(3)) and (h, w) == frame.shape[:2]:
-        return frame
-    if abs(matrix[2, 0]) + abs(matrix[2, 1]) > 1e-12:
-        return cv2.warpPerspective(frame, matrix, (w, h), flags=flags, borderMode=border)
-    return cv2.warpAffine(frame, matrix[:2], (w, h), flags=flags, borderMode=border)
-
-
-def valid_mask(matrix: np.ndarray, frame_size: tuple[int, int], size: tuple[int, int] | None = None) -> np.ndarray:
-    """Where, in reference geometry, the frame has real pixels (uint8 0/1)."""
-    ones = np.ones(frame_size, np.uint8)
-    h, w = size or frame_size
-    flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-    if abs(matrix[2, 0]) + abs(matrix[2, 1]) > 1e-12:
-        return cv2.warpPerspective(ones, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return cv2.warpAffine(ones, matrix[:2], (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
 def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gamma: float = 2.2) -> np.ndarray:
     """Per-channel factor that brings ``moving`` to the exposure of ``template``.
 
@@ -507,216 +388,3 @@ def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gam
     v = np.power(np.clip(moving[m], 0, 1), gamma).reshape(-1, moving.shape[2]).mean(axis=0)
     gain = np.where(v > 1e-6, t / np.maximum(v, 1e-6), 1.0) ** (1.0 / gamma)
     return np.clip(gain, 0.25, 4.0).astype(np.float32)
-
-
-def common_area(masks_or_matrices: list[np.ndarray], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Largest axis-aligned rectangle (top, left, bottom, right) every frame covers.
-
-    Parameters
-    ----------
-    masks_or_matrices : 3x3 transforms reference -> frame of the used frames.
-    frame_size : (height, width) of the frames and of the reference.
-    """
-    h, w = frame_size
-    top, left, bottom, right = 0.0, 0.0, float(h), float(w)
-    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
-    for matrix in masks_or_matrices:
-        inv = np.linalg.inv(matrix)
-        pts = cv2.perspectiveTransform(corners[None], inv)[0]  # frame corners in reference coords
-        xs, ys = pts[:, 0], pts[:, 1]
-        left = max(left, xs[0], xs[3])
-        right = min(right, xs[1], xs[2])
-        top = max(top, ys[0], ys[1])
-        bottom = min(bottom, ys[2], ys[3])
-    t, l = int(np.ceil(top)), int(np.ceil(left))
-    b, r = int(np.floor(bottom)), int(np.floor(right))
-    if b - t < h // 4 or r - l < w // 4:
-        return 0, 0, h, w
-    return t, l, b, r
-
-
-class SweepAligner:
-    """Align a sweep streamed in file order, one small frame at a time.
-
-    Feed every frame with :meth:`add` (grey and colour at working resolution),
-    then :meth:`finish` returns one :class:`FrameAlignment` per frame, with
-    transforms at full resolution. Neighbour matches run in a background
-    thread while the caller goes on (``background=False``: in the caller's
-    thread); at most a few small frames wait for their match.
-
-    Examples
-    --------
-    >>> aligner = SweepAligner(names, reference=3, model="similarity", scale=0.5)  # doctest: +SKIP
-    >>> for i, frame in enumerate(source): aligner.add(i, small_grey, small_rgb)  # doctest: +SKIP
-    >>> report, reference = aligner.finish()  # doctest: +SKIP
-    """
-
-    #: Frames received but not yet matched, beyond which :meth:`add` waits (bounds memory).
-    MAX_WAITING = 3
-
-    def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
-                 background: bool = True, workers: int = 2):
-        if model not in MODELS:
-            raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
-        self.names = names
-        self.reference = reference
-        self.model = model
-        self.scale = scale
-        self._last: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._last_linked = False
-        # First frame of a chain that did not match the frame after it: if the frame after
-        # that matches it instead, the middle one was the odd frame out, not this one.
-        self._orphan: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._links: list[tuple[int, int, np.ndarray, np.ndarray, float, str]] = []
-        self._dropped: dict[int, str] = {}
-        # Frames waiting to be linked, each with the match against the frame received before it,
-        # started as soon as both were there (the usual case: that frame becomes the last kept).
-        self._waiting: list[tuple[tuple[int, np.ndarray, np.ndarray], int | None, Future | None]] = []
-        self._received: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._pool = None
-        if background:
-            # ``workers`` matches at once (one on a single-thread budget, beside the caller).
-            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
-
-    def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
-        """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""
-        match = match_pair(a[1], b[1], self.model)
-        gain = self._gain(a[2], b[2], match, b[1].shape[1]) if match.ok else None
-        return match, gain
-
-    #: Long edge (px) at which neighbours' exposures are compared: means need no detail.
-    GAIN_SIZE = 400
-
-    @staticmethod
-    def _gain(last_small: np.ndarray, small: np.ndarray, match: PairMatch, work_width: int) -> np.ndarray:
-        """Exposure gain between neighbours, from their frames kept in linear light at :attr:`GAIN_SIZE`
-        (``match`` is at the working size, ``work_width`` pixels wide)."""
-        size = small.shape[:2]
-        matrix = rescale_matrix(match.matrix, size[1] / work_width)
-        aligned = warp_to_reference(small, matrix, size)
-        border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
-        mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
-        linear_gain = channel_gain(last_small, aligned, mask, gamma=1.0)
-        return (linear_gain ** np.float32(1 / GAMMA)).astype(np.float32)
-
-    def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> None:
-        """Take frame ``index``; its match to the frame before it starts now (in the background).
-
-        Only the grey frame and a small copy of ``colour`` (for exposure) are kept.
-        """
-        h, w = colour.shape[:2]
-        # Shrunk in linear light: defocus moves light around but keeps its total, so means of
-        # linear values compare frames focused differently fairly, at any size.
-        linear = np.power(np.clip(colour, 0, 1), np.float32(GAMMA), dtype=np.float32)
-        f = min(1.0, self.GAIN_SIZE / max(h, w))
-        if f < 1.0:
-            linear = cv2.resize(linear, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        frame = (index, grey, linear)
-        before = self._received
-        job = None
-        if before is not None and self._pool is not None:
-            job = self._pool.submit(self._pair, before, frame)
-        elif before is not None:  # in the caller's thread: a future that is already done
-            job = Future()
-            job.set_result(self._pair(before, frame))
-        self._waiting.append((frame, None if before is None else before[0], job))
-        self._received = frame
-        self._link(block=len(self._waiting) > self.MAX_WAITING)
-
-    def _link(self, block: bool) -> None:
-        """Link waiting frames in order, as far as their matches are done (all of them with ``block``)."""
-        while self._waiting:
-            frame, before, job = self._waiting[0]
-            if not block and job is not None and not job.done():
-                return
-            self._waiting.pop(0)
-            index, grey, colour = frame
-            if self._last is None:
-                self._last = frame
-                self._last_linked = False
-                continue
-            last_index, last_grey, last_colour = self._last
-            if before == last_index and job is not None:
-                match, gain = job.result()
-            else:  # the frame before this one was left out: match against the last one kept
-                match, gain = self._pair(self._last, frame)
-            if not match.ok and not self._last_linked and self._orphan is not None:
-                retry, retry_gain = self._pair(self._orphan, frame)
-                if retry.ok:  # the orphan and this frame match: the frame between them is the odd one
-                    self._dropped.pop(self._orphan[0], None)
-                    self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
-                    last_index, last_grey, last_colour = self._orphan
-                    match, gain = retry, retry_gain
-            self._orphan = None
-            if match.ok:
-                self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
-                self._last = frame
-                self._last_linked = True
-            elif not self._last_linked:
-                # The chain has only its first frame so far: take it for the odd frame out, unless
-                # the next frame matches it (see above).
-                self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
-                self._orphan = self._last
-                self._last = frame
-            else:
-                self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
-
-    def close(self) -> None:
-        """Stop the background thread (:meth:`finish` does this too)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    def finish(self) -> tuple[list[FrameAlignment], int]:
-        """Wait for the last matches and chain them to the reference frame.
-
-        Returns
-        -------
-        report : list of FrameAlignment
-            One per frame, matrices relative to the reference.
-        reference : int
-            The reference frame: the one asked for, or the linked frame
-            nearest to it when it could not be linked.
-        """
-        try:
-            self._link(block=True)
-        finally:
-            self.close()
-        self._received = None
-        n = len(self.names)
-        report = [FrameAlignment(i, self.names[i]) for i in range(n)]
-        for i, why in self._dropped.items():
-            report[i].used = False
-            report[i].method = "none"
-            report[i].correlation = 0.0
-            report[i].note = why
-        chain = [self._links[0][0]] + [link[1] for link in self._links] if self._links else []
-        if not chain:
-            for r in report:
-                r.used = r.index == (self._last[0] if self._last else self.reference)
-            return report, self.reference
-        used = set(chain)
-        for i in range(n):
-            if i not in used and report[i].used:
-                report[i].used = False
-                report[i].method = "none"
-                report[i].note = report[i].note or "not linked to the other frames"
-        ref = self.reference if self.reference in used else min(chain, key=lambda i: abs(i - self.reference))
-        pos = chain.index(ref)
-        full = 1.0 / self.scale
-        report[ref].matrix = np.eye(3)
-        report[ref].gain = np.ones(3, np.float32)
-        report[ref].method = "reference"
-        for k in range(pos, len(chain) - 1):  # frames after the reference
-            a, b, matrix, gain, rho, method = self._links[k]
-            report[b].matrix = rescale_matrix(matrix, full) @ report[a].matrix
-            report[b].gain = (report[a].gain * gain).astype(np.float32)
-            report[b].correlation, report[b].method = rho, method
-        for k in range(pos - 1, -1, -1):  # frames before the reference
-            a, b, matrix, gain, rho, method = self._links[k]
-            report[a].matrix = np.linalg.inv(rescale_matrix(matrix, full)) @ report[b].matrix
-            report[a].gain = (report[b].gain / gain).astype(np.float32)
-            report[a].correlation, report[a].method = rho, method
-        for r in report:
-            r.matrix = r.matrix / r.matrix[2, 2]
-        return report, ref

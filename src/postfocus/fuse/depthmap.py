@@ -1,16 +1,16 @@
-"""Fold aligned frames, one at a time, into an all-in-focus image.
+"""Depth-map fusion: each pixel takes the frame(s) focused at its depth.
 
-Two fusions, both streaming (a frame is added, then dropped):
+Frames are blended by their distance to the focus-index map (the DMap family
+of focus stacking, e.g. Pertuz et al. [1]_): a narrow Gaussian of the distance
+between a frame's position and the pixel's focus index
+(:func:`~postfocus.fuse.base.depth_weights`). Tiles where a frame has no
+weight are never warped or added (:meth:`DepthmapFusion.footprint`).
 
-* :class:`DepthmapFusion` blends frames by their distance to the focus-index
-  map: each pixel takes the frame(s) focused at its depth.
-* :class:`PyramidFusion` selects, per Laplacian-pyramid coefficient, the frame
-  with the most local contrast at that scale (max-contrast family). Given the
-  focus-index map, its coarse bands and low-pass residual are blended by depth
-  like the depth-map fusion: a defocused frame's glow (a near object's blurred
-  spill over the background) carries most energy at coarse scales, where
-  max-contrast selection would pick it, and averaging the residual over all
-  frames would mix it in.
+References
+----------
+.. [1] S. Pertuz, D. Puig, M. A. Garcia and A. Fusiello, "Generation of
+   all-in-focus images by noise-robust selective fusion of limited
+   depth-of-field images", IEEE Trans. Image Processing 22(3), 2013.
 """
 
 from __future__ import annotations
@@ -18,70 +18,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from postfocus.fuse.base import Rect, neg_half_inv_sq
 
-def depth_weights(index_map: np.ndarray, frame: float, sharpness: float | np.ndarray = 0.35) -> np.ndarray:
-    """Weight of frame ``frame`` at each pixel, given the focus-index map.
-
-    A narrow Gaussian of the distance between the frame and the pixel's focus
-    index: the frames focused at a pixel dominate, neighbours blend in smoothly
-    where the index falls between frames. ``sharpness`` (the Gaussian's sigma
-    in frames) may be a per-pixel map.
-
-    Examples
-    --------
-    >>> float(depth_weights(np.array([[2.0]]), 2.0)[0, 0])
-    1.0
-    """
-    d = index_map - np.float32(frame)
-    return np.exp(d * d * _neg_half_inv_sq(sharpness)).astype(np.float32)
-
-
-def _neg_half_inv_sq(sharpness: float | np.ndarray) -> np.float32 | np.ndarray:
-    if np.ndim(sharpness) == 0:
-        return np.float32(-0.5 / (float(sharpness) ** 2))
-    s = np.asarray(sharpness, np.float32)
-    return (np.float32(-0.5) / (s * s)).astype(np.float32)
-
-
-def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, unsure: float = 0.5) -> np.ndarray:
-    """Per-pixel sigma (frames) of the depth blend: ``sharp`` where the focus map is sure, up to ``wide`` where not.
-
-    Where the focus curve is flat or has no detail above the noise
-    (confidence below ``unsure``), the frames differ by little but their
-    noise: blending more of them averages it out. Confident pixels keep the
-    narrow blend.
-
-    Examples
-    --------
-    >>> [round(float(v), 3) for v in blend_width(np.array([1.0, 0.5, 0.25, 0.0], np.float32))]
-    [0.35, 0.35, 1.175, 2.0]
-    """
-    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)
-    return (np.float32(sharp) + np.float32(wide - sharp) * np.clip(1.0 - c / np.float32(unsure), 0.0, 1.0)).astype(
-        np.float32
-    )
-
-
-def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Bilinear upscale of a small map to full ``size`` (H, W), computed only inside ``region``.
-
-    The same pixels as cropping ``cv2.resize(small, (W, H))``, without making the whole.
-
-    Examples
-    --------
-    >>> upscale_region(np.array([[0.0, 1.0]], np.float32), (2, 4), (0, 1, 1, 3)).tolist()
-    [[0.25, 0.75]]
-    """
-    H, W = size
-    t, l, b, r = region or (0, 0, H, W)
-    if (t, l, b, r) == (0, 0, H, W):
-        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    mh, mw = small.shape[:2]
-    xs = (np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5
-    ys = (np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5
-    map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
-    map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
-    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+__all__ = ["DepthmapFusion"]
 
 
 def _tile_rows(rows: np.ndarray, tile: int, tiles: int) -> np.ndarray:
@@ -108,7 +47,7 @@ class DepthmapFusion:
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64):
         self.index_map = np.asarray(index_map, np.float32)
-        self._k = _neg_half_inv_sq(sharpness)
+        self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
         self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
         self._weight = np.full((h, w), 1e-12, np.float32)
@@ -129,7 +68,7 @@ class DepthmapFusion:
             self._low[row] = index.min(axis=(0, 2)) - widest
             self._high[row] = index.max(axis=(0, 2)) + widest
 
-    def footprint(self, position: float) -> list[tuple[int, int, int, int]]:
+    def footprint(self, position: float) -> list[Rect]:
         """Rectangles (top, left, bottom, right) where the frame at ``position`` has any weight.
 
         One rectangle per run of tiles in a tile row; only these pixels of the
@@ -151,7 +90,7 @@ class DepthmapFusion:
                 rects.append((int(row * self.tile), int(cols[a] * self.tile),
                               int(min(h, (row + 1) * self.tile)), int(min(w, (cols[b] + 1) * self.tile))))
         # Tile rows with the same run of columns become one rectangle (fewer, larger warps).
-        merged: list[tuple[int, int, int, int]] = []
+        merged: list[Rect] = []
         for r in rects:
             last = merged[-1] if merged else None
             if last and last[2] == r[0] and last[1] == r[1] and last[3] == r[3]:
@@ -160,7 +99,7 @@ class DepthmapFusion:
                 merged.append(r)
         return merged
 
-    def add(self, position: float, frame: np.ndarray, region: tuple[int, int, int, int] | None = None) -> None:
+    def add(self, position: float, frame: np.ndarray, region: Rect | None = None) -> None:
         """Fold in the aligned frame focused at index ``position``.
 
         ``region`` (top, left, bottom, right): ``frame`` holds only that part
@@ -185,131 +124,3 @@ class DepthmapFusion:
             self._image = cv2.merge(self._sum)
             self._sum = self._weight = None
         return self._image
-
-
-def _levels_for(shape: tuple[int, int], smallest: int = 16) -> int:
-    return max(1, int(np.log2(max(1, min(shape) / smallest))))
-
-
-def laplacian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
-    """Band-pass levels, finest first, then the low-pass residual."""
-    gauss = [image]
-    for _ in range(levels):
-        gauss.append(cv2.pyrDown(gauss[-1]))
-    pyr = []
-    for fine, coarse in zip(gauss[:-1], gauss[1:]):
-        up = cv2.pyrUp(coarse, dstsize=(fine.shape[1], fine.shape[0]))
-        pyr.append(fine - up)
-    pyr.append(gauss[-1])
-    return pyr
-
-
-def collapse(pyr: list[np.ndarray]) -> np.ndarray:
-    """Inverse of :func:`laplacian_pyramid`."""
-    image = pyr[-1]
-    for band in reversed(pyr[:-1]):
-        image = cv2.pyrUp(image, dstsize=(band.shape[1], band.shape[0])) + band
-    return image
-
-
-class PyramidFusion:
-    """Max-contrast selection in a Laplacian pyramid, with a consistency window.
-
-    Each fine band keeps the coefficient of the frame with the largest local
-    energy (averaged over a small window, so neighbouring coefficients tend to
-    come from the same frame). Without a focus-index map the low-pass residual
-    is averaged over the frames; with one, the bands from ``coarse_from`` down
-    and the residual are blended by depth (as :class:`DepthmapFusion` does),
-    which keeps defocused frames' glow out of the coarse scales.
-
-    Examples
-    --------
-    >>> fusion = PyramidFusion((480, 640), index_map=index_full)  # doctest: +SKIP
-    >>> for k, frame in enumerate(aligned_frames): fusion.add(k, frame)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        shape: tuple[int, int],
-        levels: int | None = None,
-        window: int = 5,
-        index_map: np.ndarray | None = None,
-        coarse_from: int = 2,
-        sharpness: float | np.ndarray = 0.35,
-    ):
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.levels = levels or _levels_for(shape)
-        self.window = window
-        self._bands: list[np.ndarray] | None = None
-        self._energy: list[np.ndarray] = []
-        self._base: np.ndarray | None = None
-        self._count = 0
-        self.coarse_from = coarse_from if index_map is not None else self.levels
-        # Focus index and blend width at the size of every depth-blended level.
-        self._index: dict[int, np.ndarray] = {}
-        self._k: dict[int, np.float32 | np.ndarray] = {}
-        self._weight: dict[int, np.ndarray] = {}
-        if index_map is not None:
-            idx = np.asarray(index_map, np.float32)
-            sig = sharpness if np.ndim(sharpness) == 0 else np.asarray(sharpness, np.float32)
-            for k in range(self.levels + 1):
-                if k >= self.coarse_from:
-                    self._index[k] = idx
-                    self._k[k] = _neg_half_inv_sq(sig)
-                if k < self.levels:
-                    idx = cv2.pyrDown(idx)
-                    sig = sig if np.ndim(sig) == 0 else cv2.pyrDown(sig)
-
-    def footprint(self, position: float) -> list[tuple[int, int, int, int]]:  # noqa: ARG002 (the Fusion protocol)
-        """Rectangles where a frame has weight: the whole picture (a pyramid mixes every pixel)."""
-        return [(0, 0, *self.shape)]
-
-    def add(self, position: float | None, frame: np.ndarray, region: tuple[int, int, int, int] | None = None) -> None:
-        """Fold in an aligned frame; ``position`` is its focus index (needed with an index map).
-
-        ``region`` must be None or the whole picture (see :meth:`footprint`).
-        """
-        if region is not None and tuple(region) != (0, 0, *self.shape):
-            raise ValueError("PyramidFusion adds whole frames only")
-        pyr = laplacian_pyramid(frame.astype(np.float32), self.levels)
-        if self._index and position is None:
-            raise ValueError("PyramidFusion with an index map needs each frame's position")
-        weights = {}
-        for k, idx in self._index.items():
-            d = idx - np.float32(position)
-            d *= d
-            d *= self._k[k]
-            w = np.exp(d, out=d)
-            np.maximum(w, np.float32(1e-8), out=w)
-            weights[k] = w
-            pyr[k] *= w[..., None]
-        bands, base = pyr[:-1], pyr[-1]
-        energies = []
-        for k, band in enumerate(bands):
-            if k >= self.coarse_from:
-                energies.append(None)
-                continue
-            e = (band * band).sum(axis=2)
-            energies.append(cv2.boxFilter(e, -1, (self.window, self.window)))
-        if self._bands is None:
-            self._bands, self._energy, self._base = bands, energies, base.copy()
-            self._weight = weights
-        else:
-            for k, (band, e) in enumerate(zip(bands, energies)):
-                if e is None:  # depth-blended band
-                    self._bands[k] += band
-                    continue
-                better = e > self._energy[k]
-                self._bands[k][better] = band[better]
-                self._energy[k] = np.maximum(self._energy[k], e)
-            self._base += base
-            for k, w in weights.items():
-                self._weight[k] += w
-        self._count += 1
-
-    def result(self) -> np.ndarray:
-        if self._bands is None:
-            raise ValueError("no frame was added")
-        bands = [b / self._weight[k][..., None] if k in self._weight else b for k, b in enumerate(self._bands)]
-        base = self._base / self._weight[self.levels][..., None] if self.levels in self._weight else self._base / self._count
-        return collapse(bands + [base])

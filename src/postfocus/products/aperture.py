@@ -51,6 +51,11 @@ import cv2
 import numpy as np
 
 from postfocus.errors import PostfocusError
+from postfocus.store import ProcessedStack
+
+__all__ = ["FULL_SPAN_BLUR", "GAMMA", "MAX_LAYERS", "PRESETS", "REFERENCE_F_NUMBER", "ApertureResult", "LayerPlan",
+           "aperture", "blur_from_f_number", "disc_blur", "disc_kernel", "focus_at", "plan_layers",
+           "preset_focus", "render_aperture"]
 
 GAMMA = 2.2
 FULL_SPAN_BLUR = 0.04  # blur radius across the whole depth range at f/1.4, as a share of the long edge
@@ -313,7 +318,7 @@ class ApertureResult:
 
 
 def aperture(
-    stack,  # noqa: ANN001 (ProcessedStack)
+    stack: ProcessedStack,
     *,
     focus_at_point: tuple[float, float] | None = None,
     focus_depth: float | None = None,
@@ -332,7 +337,7 @@ def aperture(
     >>> from postfocus.state import process
     >>> out = aperture(process("sweep.mp4"), focus_at_point=(640, 360), f_number=2)  # doctest: +SKIP
     """
-    from postfocus.depth import depth_map
+    from postfocus.products.depth import depth_map
 
     chosen = sum(v is not None for v in (focus_at_point, focus_depth, preset))
     if chosen != 1:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from postfocus.errors import PostfocusError
+from postfocus.store import ProcessedStack
 from postfocus.web.store import JobFolder
 
 PREVIEW_EDGE = 640  # long edge of aperture previews (about 1 s to render)
@@ -41,9 +42,9 @@ def optional(module: str, name: str):  # noqa: ANN201
 
 def features() -> dict[str, bool]:
     return {
-        "aperture": optional("postfocus.aperture", "render_aperture") is not None
-        and optional("postfocus.depth", "depth_map") is not None,
-        "depth": optional("postfocus.depth", "depth_map") is not None,
+        "aperture": optional("postfocus.products.aperture", "render_aperture") is not None
+        and optional("postfocus.products.depth", "depth_map") is not None,
+        "depth": optional("postfocus.products.depth", "depth_map") is not None,
         "page": optional("postfocus.viewer.export", "export_page") is not None,
     }
 
@@ -59,7 +60,7 @@ class Results:
     """Per-job operations with a small cache of open stacks and one lock per output."""
 
     def __init__(self, max_open: int = 8):
-        self._stacks: OrderedDict[str, object] = OrderedDict()
+        self._stacks: OrderedDict[str, ProcessedStack] = OrderedDict()
         self._max_open = max_open
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -67,12 +68,10 @@ class Results:
         self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
 
     # Helpers --------------------------------------------------------------
-    def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
-        from postfocus.store import ProcessedStack
-
+    def stack(self, job: JobFolder) -> ProcessedStack:
         with self._lock:
             ps = self._stacks.get(job.id)
-            if ps is not None and Path(ps.folder).is_dir():  # type: ignore[attr-defined]
+            if ps is not None and Path(ps.folder).is_dir():
                 self._stacks.move_to_end(job.id)
                 return ps
         ps = ProcessedStack.open(job.stack_dir)
@@ -110,7 +109,7 @@ class Results:
                     self._prune(job, prune, keep=path)
         return path
 
-    def _save(self, path: Path, image: np.ndarray, ps, quality: int = 92) -> None:  # noqa: ANN001
+    def _save(self, path: Path, image: np.ndarray, ps: ProcessedStack, quality: int = 92) -> None:
         from postfocus.result import save_image
 
         save_image(path, image, ps.info, quality=quality)
@@ -127,7 +126,7 @@ class Results:
             if p != keep:
                 p.unlink(missing_ok=True)
 
-    def _point(self, ps, x: float, y: float) -> tuple[float, float]:  # noqa: ANN001
+    def _point(self, ps: ProcessedStack, x: float, y: float) -> tuple[float, float]:
         h, w = ps.size
         x, y = _finite(x, "x"), _finite(y, "y")
         if not (0 <= x < w and 0 <= y < h):
@@ -136,7 +135,7 @@ class Results:
 
     # Operations -----------------------------------------------------------
     def tap(self, job: JobFolder, x: float, y: float) -> dict:
-        from postfocus.refocus import tap
+        from postfocus.products.refocus import tap
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
@@ -192,7 +191,7 @@ class Results:
         """Colour pop: what lies at focus ``position`` (frames) keeps its colour."""
         from postfocus.align import to_grey
         from postfocus.options import DEFAULT_METHOD
-        from postfocus.pop import colour_pop, pop_mask
+        from postfocus.products.pop import colour_pop, pop_mask
 
         ps = self.stack(job)
         position = round(min(max(_finite(position, "position"), 0.0), len(ps.names) - 1.0), 2)
@@ -207,7 +206,7 @@ class Results:
 
     def position_at(self, job: JobFolder, x: float, y: float) -> float:
         """Focus position (frames) that a tap at x, y finds."""
-        from postfocus.refocus import tap
+        from postfocus.products.refocus import tap
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
@@ -221,7 +220,7 @@ class Results:
             depth = np.load(path, mmap_mode="r")
             conf = np.load(conf_path, mmap_mode="r") if conf_path.is_file() else None
             return np.asarray(depth, np.float32), None if conf is None else np.asarray(conf, np.float32), len(ps.names)
-        depth_map = optional("postfocus.depth", "depth_map")
+        depth_map = optional("postfocus.products.depth", "depth_map")
         if depth_map is None:
             raise NotAvailable("The depth map is not available yet in this version of postfocus.")
         with self._output_lock(f"{job.id}/depth.npy"):
@@ -235,12 +234,12 @@ class Results:
 
     def depth(self, job: JobFolder) -> Path:
         """16-bit depth PNG (0 = nearest frame; the scale is in its text chunks)."""
-        write_depth_png = optional("postfocus.depth", "write_depth_png")
+        write_depth_png = optional("postfocus.products.depth", "write_depth_png")
         if write_depth_png is None:
             raise NotAvailable("The depth map is not available yet in this version of postfocus.")
 
         def make(path: Path) -> None:
-            from postfocus.depth import DepthResult
+            from postfocus.products.depth import DepthResult
 
             depth, conf, frames = self._depth(job)
             write_depth_png(path, DepthResult(depth=depth, confidence=conf if conf is not None
@@ -250,8 +249,8 @@ class Results:
 
     def aperture(self, job: JobFolder, x: float, y: float, f_number: float, preview: bool = True) -> Path:
         """Shallow depth of field focused at the subject at x, y, at aperture f/``f_number``."""
-        render_aperture = optional("postfocus.aperture", "render_aperture")
-        focus_at = optional("postfocus.aperture", "focus_at")
+        render_aperture = optional("postfocus.products.aperture", "render_aperture")
+        focus_at = optional("postfocus.products.aperture", "focus_at")
         if render_aperture is None or focus_at is None:
             raise NotAvailable("Changing the aperture is not available yet in this version of postfocus.")
         ps = self.stack(job)
