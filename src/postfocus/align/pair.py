@@ -47,7 +47,21 @@ ECC_MAX_SIZE = 450  # long edge of the finest level the global correlation match
 
 @dataclass
 class PairMatch:
-    """How frame ``b`` maps onto its neighbour ``a``: coords in a -> coords in b."""
+    """How frame ``b`` maps onto its neighbour ``a``: coords in a -> coords in b.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray
+        3x3 transform, coordinates in ``a`` -> coordinates in ``b``.
+    correlation : float
+        Enhanced correlation of the match (0 for a feature match alone).
+    method : str
+        "ecc", "features+ecc", "features" or "none".
+    ok : bool
+        Whether the match is usable.
+    reason : str
+        Why it is not, if it is not.
+    """
 
     matrix: np.ndarray
     correlation: float

@@ -17,10 +17,25 @@ __all__ = ["FrameAlignment"]
 class FrameAlignment:
     """Per-frame alignment report.
 
-    ``matrix`` maps reference pixel coordinates to this frame's coordinates;
-    ``gain`` is the per-channel factor that matches its exposure and white
-    balance to the reference; ``correlation`` is the match score to its
-    neighbour (1 = perfect); ``used`` is False for a frame left out.
+    Attributes
+    ----------
+    index : int
+        Frame number in the sweep.
+    name : str
+        The frame's name (file name, or video frame).
+    matrix : numpy.ndarray
+        3x3, reference pixel coordinates -> this frame's coordinates.
+    gain : numpy.ndarray
+        float32 per-channel factor that matches its exposure and white
+        balance to the reference.
+    correlation : float
+        Match score to its neighbour (1 = perfect).
+    method : str
+        How it was matched ("reference", "ecc", "features+ecc", "features", "none").
+    used : bool
+        False for a frame left out.
+    note : str
+        Why it was left out, if it was.
     """
 
     index: int
