@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import ensure_peers, timed_cpu  # noqa: E402
 
-from postfocus import align as alignment  # noqa: E402
+from postfocus.align import pair as alignment  # noqa: E402 (ECC_MAX_SIZE is read there)
 from postfocus.io.arrays import ArraySource  # noqa: E402
 from postfocus.pipeline.analyse import analyse  # noqa: E402
 from postfocus.synth import render_stack, scene  # noqa: E402

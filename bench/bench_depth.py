@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from postfocus.depth import depth_map
+from postfocus.products.depth import depth_map
 from postfocus.pipeline.run import process
 from postfocus.synth import render_stack, scene, write_stack
 
@@ -81,9 +81,9 @@ def _save_small(path: Path, panels: list[np.ndarray], width: int = 600) -> None:
 
 def doc_images(out: Path, real: Path | None) -> None:
     """The pictures of docs/depth-and-aperture.md: a generated stack and (if present) the real pcb_depthmap stack."""
-    from postfocus.aperture import aperture, render_aperture
-    from postfocus.depth import colourise
-    from postfocus.mesh import render_view
+    from postfocus.products.aperture import aperture, render_aperture
+    from postfocus.products.depth import colourise
+    from postfocus.products.mesh import render_view
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from postfocus.refocus import tap
+from postfocus.products.refocus import tap
 from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import make_stack  # noqa: E402
 
-from postfocus.aperture import (  # noqa: E402
+from postfocus.products.aperture import (  # noqa: E402
     aperture,
     blur_from_f_number,
     disc_kernel,
@@ -40,7 +40,7 @@ from postfocus.aperture import (  # noqa: E402
     preset_focus,
     render_aperture,
 )
-from postfocus.depth import depth_map  # noqa: E402
+from postfocus.products.depth import depth_map  # noqa: E402
 from postfocus.errors import PostfocusError  # noqa: E402
 from postfocus.focus import tenengrad  # noqa: E402
 from postfocus.synth import psnr, render_stack, scene  # noqa: E402

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import argmax_baseline, make_stack, score  # noqa: E402
 
-from postfocus.depth import (  # noqa: E402
+from postfocus.products.depth import (  # noqa: E402
     DepthResult,
     depth_map,
     domain_transform,

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_depth import make_stack  # noqa: E402
 
 from postfocus.errors import PostfocusError  # noqa: E402
-from postfocus.mesh import build_mesh, grid_shape, render_view, rock_frames, write_gif, write_mesh  # noqa: E402
+from postfocus.products.mesh import build_mesh, grid_shape, render_view, rock_frames, write_gif, write_mesh  # noqa: E402
 
 
 def small_scene(h=60, w=80):

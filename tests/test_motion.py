@@ -17,13 +17,13 @@ import pytest
 
 from postfocus import stack
 from postfocus.align import common_area, warp_to_reference
-from postfocus.depth import depth_map
 from postfocus.io.arrays import ArraySource
+from postfocus.products.depth import depth_map
 from postfocus.io.images import read_image
 from postfocus.io.open import open_source
 from postfocus.motion import pair_change
 from postfocus.pipeline.analyse import analyse
-from postfocus.refocus import tap
+from postfocus.products.refocus import tap
 from postfocus.pipeline.run import process
 from postfocus.store import merge
 from postfocus.synth import psnr, render_stack, scene, write_stack

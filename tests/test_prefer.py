@@ -15,7 +15,7 @@ import pytest
 
 from postfocus import stack
 from postfocus.errors import PostfocusError
-from postfocus.focusmap import preferred_peak
+from postfocus.focus.map import preferred_peak
 from postfocus.io.arrays import ArraySource
 from postfocus.synth.optics import disc_kernel
 

@@ -19,8 +19,8 @@ from postfocus.store import FORMAT_VERSION
 from postfocus.errors import PostfocusError
 from postfocus.focus import tenengrad
 from postfocus.io.video import write_video
-from postfocus.pop import colour_pop, pop_mask, saturation
-from postfocus.refocus import parse_point
+from postfocus.products.pop import colour_pop, pop_mask, saturation
+from postfocus.products.refocus import parse_point
 from postfocus.synth import render_stack, scene
 
 N = 8
@@ -99,7 +99,7 @@ def test_tap_on_weak_texture_falls_back_and_says_so():
     # A focus volume with texture only in its left half: a tap on the right half falls back.
     vol = np.zeros((3, 40, 80), np.float32)
     vol[:, :, :30] = np.array([0.1, 1.0, 0.2], np.float32)[:, None, None]
-    from postfocus.refocus import sharpest_frame
+    from postfocus.products.refocus import sharpest_frame
 
     answer = sharpest_frame(vol, [0, 1, 2], 70, 20, radius=3)
     assert answer.fallback and answer.frame == 1

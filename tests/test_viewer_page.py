@@ -3,7 +3,7 @@
 The sweep is built here: a textured photo whose left half is sharp in frame 0
 and blurs frame by frame, the right half the reverse (sharp in the last frame).
 So a tap on the left must show frame 0 and a tap on the right the last frame,
-by construction, and the page must agree with ``postfocus.refocus.tap`` at
+by construction, and the page must agree with ``postfocus.products.refocus.tap`` at
 every point, not only there.
 """
 
@@ -23,7 +23,7 @@ from browser import artifact_path
 from conftest import save_rgb, textured_scene
 from PIL import Image
 
-from postfocus.refocus import sharpest_frame, tap
+from postfocus.products.refocus import sharpest_frame, tap
 from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page, render_page, viewer_data
 from postfocus.viewer.tapmap import stack_tap_map

@@ -19,7 +19,7 @@ from postfocus.options import StackOptions
 from postfocus.pipeline.analyse import Analysis, analyse
 from postfocus.pipeline.merge import fuse
 from postfocus.pipeline.run import process, stack
-from postfocus.refocus import Tap, tap
+from postfocus.products.refocus import Tap, tap
 from postfocus.result import StackResult, save_image
 from postfocus.store import ProcessedStack, merge
 

@@ -2,8 +2,8 @@
 
 A focus stacker assumes the scene stands still. Flames, water, leaves and
 people do not: blending frames there mixes several instants into a ghost.
-This module finds those regions and lets the fusion take them from one
-instant.
+This module finds those regions; the fusion then takes each from one
+instant (:class:`~postfocus.fuse.instant.InstantBlend`).
 
 Detection (at analysis size, reference geometry, streaming over the frames):
 
@@ -29,8 +29,8 @@ Detection (at analysis size, reference geometry, streaming over the frames):
 5. *Feathered mask*: the regions are widened by a margin and feathered, so the
    seam to the all-in-focus surroundings lies in static content.
 
-Fusion then takes every moving region from one frame: the frame whose focus
-measure over the region is highest (:func:`region_frames`).
+Each moving region is taken from one frame: the frame whose focus measure
+over the region is highest (:func:`region_frames`).
 
 Examples
 --------
@@ -50,32 +50,12 @@ import cv2
 import numpy as np
 
 from postfocus.colour import gamma_decode
-from postfocus.fuse import upscale_region
+from postfocus.focus.measure import noise_sigma
 
-__all__ = [
-    "COARSE_WEAK",
-    "DETECT_SIZE",
-    "SEED_AREA",
-    "SIGMAS",
-    "WINDOW",
-    "InstantBlend",
-    "Motion",
-    "MotionDetector",
-    "apply_flow",
-    "blur_stats",
-    "chain_flows",
-    "clean_mask",
-    "coarse_change",
-    "feather",
-    "fill_holes",
-    "instant_at",
-    "neighbour_flow",
-    "noise_sigma",
-    "pair_change",
-    "refined_warp",
-    "region_frames",
-    "regions",
-]
+__all__ = ["COARSE_MIN", "COARSE_SIGMA", "COARSE_WEAK", "DETECT_SIZE", "HIGH", "LOW", "SEED_AREA", "SIGMAS", "WINDOW",
+           "Motion", "MotionDetector", "Stats", "blur_stats", "clean_mask", "coarse_change", "feather",
+           "fill_holes", "instant_at", "pair_change", "region_frames", "regions"]
+
 
 
 # Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
@@ -110,24 +90,6 @@ class Motion:
     @property
     def any(self) -> bool:
         return bool(self.core.any())
-
-
-def noise_sigma(grey: np.ndarray) -> float:
-    """Sensor noise (sigma) of a grey image from its finest diagonal detail (Donoho's MAD).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> round(noise_sigma(0.5 + 0.01 * rng.standard_normal((200, 200)).astype(np.float32)), 3)
-    0.01
-    """
-    g = np.asarray(grey, np.float32)
-    h, w = (g.shape[0] // 2) * 2, (g.shape[1] // 2) * 2
-    if h < 4 or w < 4:
-        return 0.0
-    g = g[:h, :w]
-    hh = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) * 0.5
-    return float(np.median(np.abs(hh)) / 0.6745)
 
 
 def _local(x: np.ndarray, window: int) -> np.ndarray:
@@ -481,207 +443,3 @@ def instant_at(mask: np.ndarray, volume: np.ndarray, frames: Sequence[int], x: i
     scores = [float(np.asarray(volume[k, y0:y1, x0:x1], np.float32)[vote].sum(dtype=np.float64))
               for k in range(len(frames))]
     return int(frames[int(np.argmax(scores))])
-
-
-class InstantBlend:
-    """Blends the chosen instant of every moving region into a fused image, streaming.
-
-    Only the bounding box of the moving regions is kept at full resolution.
-
-    Parameters
-    ----------
-    mask : (h, w) motion mask at analysis size.
-    labels, choice : from :func:`region_frames`.
-    size : (H, W) full resolution.
-    region : (top, left, bottom, right) of the full-resolution picture that the
-        fused image covers (default: all); :attr:`box` is relative to it.
-    """
-
-    def __init__(self, mask: np.ndarray, labels: np.ndarray, choice: dict[int, int], size: tuple[int, int],
-                 region: tuple[int, int, int, int] | None = None):
-        self.size = size
-        H, W = size
-        self.region = region or (0, 0, H, W)
-        rt, rl, rb, rr = self.region
-        mh, mw = mask.shape
-        sy, sx = H / mh, W / mw
-        ys, xs = np.nonzero(labels)
-        if ys.size == 0:
-            self.box = None
-            return
-        pad = 2
-        t, l = max(rt, int(np.floor((ys.min() - pad) * sy))), max(rl, int(np.floor((xs.min() - pad) * sx)))
-        b, r = min(rb, int(np.ceil((ys.max() + 1 + pad) * sy))), min(rr, int(np.ceil((xs.max() + 1 + pad) * sx)))
-        if b <= t or r <= l:  # the moving regions lie outside the region
-            self.box = None
-            return
-        self.box = (t - rt, l - rl, b - rt, r - rl)
-        self.frames: dict[int, list[int]] = {}
-        for region, frame in choice.items():
-            self.frames.setdefault(frame, []).append(region)
-        self._mask, self._labels = np.asarray(mask, np.float32), labels
-        self._acc = np.zeros((b - t, r - l, 3), np.float32)
-        self._alpha = np.zeros((b - t, r - l), np.float32)
-
-    def wants(self, frame: int) -> bool:
-        return self.box is not None and frame in self.frames
-
-    def _alpha_full(self, regions_: list[int]) -> np.ndarray:
-        t, l, b, r = self.box
-        t, l, b, r = t + self.region[0], l + self.region[1], b + self.region[0], r + self.region[1]
-        small = np.where(np.isin(self._labels, regions_), self._mask, 0).astype(np.float32)
-        return upscale_region(small, self.size, (t, l, b, r))  # only the box, at full resolution
-
-    def add(self, frame: int, aligned: np.ndarray) -> None:
-        """Fold in the aligned frame ``frame`` (covering the region) if a moving region chose it."""
-        if self.wants(frame):
-            t, l, b, r = self.box
-            self.add_box(frame, aligned[t:b, l:r])
-
-    def add_box(self, frame: int, pixels: np.ndarray) -> None:
-        """Fold in the aligned frame ``frame``, given only inside :attr:`box`, if a moving region chose it."""
-        if not self.wants(frame):
-            return
-        a = self._alpha_full(self.frames[frame])
-        self._acc += pixels * a[..., None]
-        self._alpha += a
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """``image`` with the chosen instants blended in (in place)."""
-        if self.box is None:
-            return image
-        t, l, b, r = self.box
-        alpha = np.minimum(self._alpha, 1.0)[..., None]
-        inst = self._acc / np.maximum(self._alpha, 1e-6)[..., None]
-        region = image[t:b, l:r]
-        region *= 1.0 - alpha
-        region += alpha * inst
-        return image
-
-
-# --------------------------------------------------------------------------
-# Dense refinement (local parallax of handheld close-ups)
-
-
-def _flow(a8: np.ndarray, b8: np.ndarray, dis) -> np.ndarray:  # noqa: ANN001
-    return dis.calc(a8, b8, None)
-
-
-def neighbour_flow(a: np.ndarray, b: np.ndarray, *, max_px: float, smooth: float, deadzone: float = 0.35) -> np.ndarray:
-    """Residual displacement of ``b`` against ``a`` (both aligned grey, analysis size).
-
-    DIS optical flow both ways on lightly blurred frames (the blur evens out
-    their difference in focus); only displacements that agree both ways are
-    kept, spread smoothly into the rest by normalised convolution and faded to
-    zero where nothing was trusted nearby.
-
-    Returns
-    -------
-    float32 (h, w, 2) ``f`` with ``a(x) ~ b(x + f(x))``.
-    """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    a8 = np.clip(cv2.GaussianBlur(a, (0, 0), 1.0) * 255 + 0.5, 0, 255).astype(np.uint8)
-    b8 = np.clip(cv2.GaussianBlur(b, (0, 0), 1.0) * 255 + 0.5, 0, 255).astype(np.uint8)
-    fwd = _flow(a8, b8, dis)
-    bwd = _flow(b8, a8, dis)
-    h, w = a.shape
-    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    back = cv2.remap(bwd, xx + fwd[..., 0], yy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    error = np.hypot(fwd[..., 0] + back[..., 0], fwd[..., 1] + back[..., 1])
-    size = np.hypot(fwd[..., 0], fwd[..., 1])
-    # Trust needs agreement both ways, a plausible size and texture to lock on to.
-    gx = cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3)
-    texture = cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), 2.0)
-    weight = ((error < 0.3 + 0.1 * size) & (size < max_px)).astype(np.float32)
-    weight *= np.clip(texture / 2e-3, 0, 1)
-    # The flow has to explain something: the difference between the (blurred) frames must
-    # shrink clearly when b is moved by it. Where focus alone changed the picture, it does not.
-    a1 = a8.astype(np.float32) * np.float32(1 / 255)
-    b1 = b8.astype(np.float32) * np.float32(1 / 255)
-    moved = cv2.remap(b1, xx + fwd[..., 0], yy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    e0 = cv2.GaussianBlur((a1 - b1) ** 2, (0, 0), 3.0)
-    e1 = cv2.GaussianBlur((a1 - moved) ** 2, (0, 0), 3.0)
-    weight *= np.clip((e0 - e1) / (0.5 * e0 + 1e-5), 0, 1)
-    den = cv2.GaussianBlur(weight, (0, 0), smooth)
-    out = np.empty_like(fwd)
-    for c in range(2):
-        out[..., c] = cv2.GaussianBlur(fwd[..., c] * weight, (0, 0), smooth) / np.maximum(den, 0.05)
-    out *= np.clip(den / 0.05, 0, 1)[..., None]
-    # Sub-threshold displacements are estimation noise between differently focused frames
-    # (chained over the sweep it would add up): a non-negative garrote removes them and
-    # barely touches real parallax.
-    mag2 = out[..., 0] ** 2 + out[..., 1] ** 2
-    out *= np.maximum(0.0, 1.0 - np.float32(deadzone * deadzone) / np.maximum(mag2, 1e-12))[..., None]
-    return out.astype(np.float32)
-
-
-def chain_flows(greys: dict[int, np.ndarray], used: Sequence[int], reference: int, *, max_px: float | None = None,
-                smooth: float | None = None) -> dict[int, np.ndarray]:
-    """Per frame, the displacement ``D_i`` that registers it to the reference pixel by pixel.
-
-    Flows between neighbouring frames of the sweep are chained outwards from
-    the reference: ``ref(x) ~ frame_i(x + D_i(x))``.
-
-    Parameters
-    ----------
-    greys : aligned grey frames (analysis size) by frame number.
-    used : frame numbers in sweep order; ``reference`` among them.
-    max_px, smooth : largest plausible neighbour displacement and the reach of
-        the smoothing (default 2 % of the long edge each).
-
-    Returns
-    -------
-    {frame: float32 (h, w, 2)}; zeros for the reference.
-    """
-    order = list(used)
-    h, w = greys[order[0]].shape
-    long_edge = max(h, w)
-    max_px = 0.02 * long_edge if max_px is None else max_px
-    smooth = max(2.0, 0.02 * long_edge) if smooth is None else smooth
-    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    p = order.index(reference)
-    out = {reference: np.zeros((h, w, 2), np.float32)}
-    for step in (1, -1):
-        k = p + step
-        while 0 <= k < len(order):
-            near, far = order[k - step], order[k]
-            f = neighbour_flow(greys[near], greys[far], max_px=max_px, smooth=smooth)
-            d = out[near]
-            out[far] = d + cv2.remap(f, xx + d[..., 0], yy + d[..., 1], cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE)
-            k += step
-    return out
-
-
-def apply_flow(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Resample ``image`` (same size as ``flow``) at ``x + flow(x)``."""
-    h, w = flow.shape[:2]
-    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, xx + flow[..., 0], yy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REFLECT)
-
-
-def refined_warp(frame: np.ndarray, matrix: np.ndarray, flow: np.ndarray, size: tuple[int, int],
-                 interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
-    """Warp a full-resolution frame to the reference with its global transform and a dense refinement.
-
-    ``flow`` is the analysis-size displacement in analysis pixels (reference
-    geometry); a single resampling at ``matrix @ (x + flow(x) / scale)``.
-    """
-    h, w = size
-    fh, fw = flow.shape[:2]
-    sx, sy = w / fw, h / fh
-    dx = cv2.resize(np.ascontiguousarray(flow[..., 0], np.float32), (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(sx)
-    dy = cv2.resize(np.ascontiguousarray(flow[..., 1], np.float32), (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(sy)
-    dx += np.arange(w, dtype=np.float32)[None, :]
-    dy += np.arange(h, dtype=np.float32)[:, None]
-    m = np.asarray(matrix, np.float64)
-    if abs(m[2, 0]) + abs(m[2, 1]) > 1e-12:
-        den = m[2, 0] * dx + m[2, 1] * dy + m[2, 2]
-        mx = ((m[0, 0] * dx + m[0, 1] * dy + m[0, 2]) / den).astype(np.float32)
-        my = ((m[1, 0] * dx + m[1, 1] * dy + m[1, 2]) / den).astype(np.float32)
-    else:
-        mx = (np.float32(m[0, 0]) * dx + np.float32(m[0, 1]) * dy + np.float32(m[0, 2])).astype(np.float32)
-        my = (np.float32(m[1, 0]) * dx + np.float32(m[1, 1]) * dy + np.float32(m[1, 2])).astype(np.float32)
-    del dx, dy
-    return cv2.remap(frame, mx, my, interpolation, borderMode=cv2.BORDER_REFLECT)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postfocus.align import FrameAlignment
+from postfocus.align.report import FrameAlignment
 from postfocus.io.base import SourceInfo
 from postfocus.io.write import check_output_path, describe_stack, write_image
 from postfocus.maps import StackMaps

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from postfocus.aperture import PRESETS, aperture
+from postfocus.products.aperture import PRESETS, aperture
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import processing_options
 from postfocus.errors import PostfocusError
 from postfocus.io.write import check_output_path
 from postfocus.result import save_image
-from postfocus.refocus import parse_point
+from postfocus.products.refocus import parse_point
 
 
 @main.command("aperture")

@@ -9,7 +9,7 @@ import numpy as np
 
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import check_distinct, processing_options
-from postfocus.depth import (
+from postfocus.products.depth import (
     check_output,
     depth_map,
     write_confidence,

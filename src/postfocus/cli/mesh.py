@@ -8,9 +8,9 @@ import click
 
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import check_distinct, processing_options
-from postfocus.depth import check_output, depth_map
+from postfocus.products.depth import check_output, depth_map
 from postfocus.io.write import write_image
-from postfocus.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
+from postfocus.products.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
 
 
 @main.command("mesh")

@@ -11,8 +11,8 @@ from postfocus.cli.options import check_distinct, inputs_argument, output_option
 from postfocus.colour import to_grey
 from postfocus.io.write import check_output_path, write_image
 from postfocus.options import DEFAULT_METHOD
-from postfocus.pop import colour_pop, pop_mask
-from postfocus.refocus import parse_point, tap
+from postfocus.products.pop import colour_pop, pop_mask
+from postfocus.products.refocus import parse_point, tap
 from postfocus.result import save_image
 
 __all__ = ["pop_command"]

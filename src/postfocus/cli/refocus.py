@@ -9,7 +9,7 @@ import click
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
 from postfocus.io.write import atomic_write, check_output_path
-from postfocus.refocus import parse_point, tap
+from postfocus.products.refocus import parse_point, tap
 from postfocus.result import save_image
 
 __all__ = ["refocus_command"]

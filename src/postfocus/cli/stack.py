@@ -17,7 +17,7 @@ from postfocus.io.write import atomic_write, check_output_path, describe_stack, 
 from postfocus.options import parse_range
 from postfocus.pipeline.merge import plan_bands
 from postfocus.pipeline.run import collect_warnings, open_quietly, process, stack
-from postfocus.refocus import parse_point, tap
+from postfocus.products.refocus import parse_point, tap
 from postfocus.result import save_image
 from postfocus.store import CacheError
 

@@ -1,14 +1,15 @@
 """Pass 1: every frame decoded once, aligned to its neighbour, measured for focus, mapped.
 
 Streaming: each frame is shrunk to the alignment size (long edge 1600 px) in
-the decoding thread, matched to its neighbour (:class:`~postfocus.align.SweepAligner`,
+the decoding thread, matched to its neighbour (:class:`~postfocus.align.sweep.SweepAligner`,
 ECC then a tile refinement, chained to the reference), and reduced to a
 focus measure and a small copy at the analysis size (long edge 800 px). The
 full-resolution frame is dropped in the decoding thread; only small maps are
 kept, so memory stays flat in the number of frames. After the last frame the
 measures are warped into the reference geometry and turned into the focus-index
-map (:func:`~postfocus.focusmap.focus_index_map`); moving subjects are found on
-the aligned small frames (:mod:`postfocus.motion`).
+map (:func:`~postfocus.focus.map.focus_index_map`); moving subjects are found on
+the aligned small frames (:mod:`postfocus.motion`); with ``refine_flow`` the
+alignment is refined densely (:mod:`postfocus.align.flow`).
 
 References
 ----------
@@ -27,22 +28,18 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from postfocus.align import (
-    FrameAlignment,
-    SweepAligner,
-    common_area,
-    rescale_matrix,
-    valid_mask,
-    warp_to_reference,
-)
+from postfocus.align.flow import apply_flow, chain_flows
+from postfocus.align.report import FrameAlignment
+from postfocus.align.sweep import SweepAligner
+from postfocus.align.warp import common_area, rescale_matrix, valid_mask, warp_to_reference
 from postfocus.colour import to_grey
 from postfocus.errors import AlignmentError, PostfocusWarning
-from postfocus.focus import laplacian_energy, pool
-from postfocus.focusmap import focus_index_map
+from postfocus.focus.measure import laplacian_energy, pool
+from postfocus.focus.map import focus_index_map
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
-from postfocus.motion import MotionDetector, apply_flow, chain_flows
+from postfocus.motion import MotionDetector
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.threads import compute_ahead, helper_threads, read_ahead
 

@@ -5,8 +5,8 @@ Streaming: frames are decoded one ahead in a background thread, warped
 exposure, and folded into a fusion (:mod:`postfocus.fuse`) that keeps only
 its running state; each frame is freed as soon as it is folded in. With the
 depth-map method a frame is warped only in the tiles where it weighs in the
-blend (:meth:`~postfocus.fuse.DepthmapFusion.footprint`). Moving regions of
-the maps show one instant (:class:`~postfocus.motion.InstantBlend`). Under a
+blend (:meth:`~postfocus.fuse.base.Fusion.footprint`). Moving regions of
+the maps show one instant (:class:`~postfocus.fuse.instant.InstantBlend`). Under a
 memory limit the region is fused in bands of rows, decoding the frames once
 per band (:mod:`postfocus.pipeline.memory`).
 
@@ -23,14 +23,18 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from postfocus.align import FrameAlignment, warp_to_reference
+from postfocus.align.flow import refined_warp
+from postfocus.align.report import FrameAlignment
+from postfocus.align.warp import warp_to_reference
 from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.errors import OptionError
-from postfocus.fuse import DepthmapFusion, PyramidFusion, blend_width, upscale_region
+from postfocus.fuse.base import Fusion, blend_width, upscale_region
+from postfocus.fuse.depthmap import DepthmapFusion
+from postfocus.fuse.instant import InstantBlend
+from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
-from postfocus.motion import InstantBlend, refined_warp
 from postfocus.options import DEFAULT_METHOD, METHODS
 from postfocus.pipeline.analyse import Progress, work_scale
 from postfocus.pipeline.memory import bands_for
@@ -136,7 +140,7 @@ class _Merge:
             return np.eye(3), np.ones(3, np.float32)
         return self.alignment[i].matrix, np.asarray(self.alignment[i].gain, np.float32)
 
-    def fusion(self, region: Region) -> DepthmapFusion | PyramidFusion:
+    def fusion(self, region: Region) -> Fusion:
         """The fusion state of ``region``, from the maps upscaled into it."""
         maps, merge = self.maps, self.merge
         target = np.clip(maps.focus_index, merge[0], merge[-1])
@@ -158,7 +162,9 @@ class _Merge:
         H, W = maps.size
         top, left = region[:2]
         fusion = self.fusion(region)
-        depthmap = isinstance(fusion, DepthmapFusion)
+        # Only the depth-map fusion adds rectangles of a frame; the others take the whole
+        # frame, warped once (the instant's box is then cut from it too).
+        whole_frames = self.method != "depthmap"
         instant = InstantBlend(maps.motion, self.labels, self.choice, (H, W), region=region) if self.choice else None
         # Sources that hold light (RAW) are merged as light and encoded once at the end.
         linear = source.info.linear
@@ -172,7 +178,7 @@ class _Merge:
             position = float(merge.index(i)) if i in merge else None
             rects = [] if position is None else fusion.footprint(position)
             aligned = None
-            if on_aligned or flow is not None or not depthmap:
+            if on_aligned or flow is not None or whole_frames:
                 # The whole frame is wanted: warp it once and take the rectangles from it.
                 if flow is not None and i in flow:
                     aligned = _crop(refined_warp(stored, matrix, flow[i], (H, W)), aligned_region)

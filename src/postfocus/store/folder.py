@@ -40,7 +40,7 @@ from typing import Sequence
 
 import numpy as np
 
-from postfocus.align import FrameAlignment
+from postfocus.align.report import FrameAlignment
 from postfocus.errors import InputError, OptionError
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.images import read_image

@@ -3,7 +3,7 @@
 The page holds the viewer (``viewer.js``, ``viewer.css``), the frames scaled to
 a long edge as JPEG or WebP, the all-in-focus picture, a depth picture, the
 focus map (8-bit PNG) and the tap map (the answer of
-:func:`postfocus.refocus.tap` for every focus-map pixel, an RGB PNG), all as
+:func:`postfocus.products.refocus.tap` for every focus-map pixel, an RGB PNG), all as
 ``data:`` URLs. It needs no server and makes no network request; a strict
 Content-Security-Policy forbids any.
 
@@ -31,6 +31,7 @@ from PIL import Image
 from postfocus._version import __version__
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, to_uint
+from postfocus.store import ProcessedStack
 from postfocus.viewer.tapmap import TapMap, stack_tap_map
 
 DATA_VERSION = 1
@@ -127,9 +128,9 @@ def tap_map_pixels(tm: TapMap) -> tuple[np.ndarray, float, float]:
     return np.dstack([tm.slot, pos, conf]).astype(dtype), lo, hi
 
 
-def depth_preview(stack, picture: np.ndarray) -> np.ndarray:  # noqa: ANN001 (ProcessedStack)
+def depth_preview(stack: ProcessedStack, picture: np.ndarray) -> np.ndarray:
     """Colour depth picture (the map and colours of ``postfocus depth``, warm is near) at the size of ``picture``."""
-    from postfocus.depth import colourise, depth_map
+    from postfocus.products.depth import colourise, depth_map
 
     result = depth_map(stack)
     h, w = picture.shape[:2]
@@ -140,7 +141,7 @@ def depth_preview(stack, picture: np.ndarray) -> np.ndarray:  # noqa: ANN001 (Pr
     return colourise((depth - lo) / span * 255.0, 256)
 
 
-def volume_grid(stack, long_edge: int = 96, radius: int = 6) -> tuple[np.ndarray, int]:  # noqa: ANN001
+def volume_grid(stack: ProcessedStack, long_edge: int = 96, radius: int = 6) -> tuple[np.ndarray, int]:
     """Coarse focus volume (N*gh, gw) uint8, slices stacked vertically, and the window radius in its pixels."""
     vol = np.asarray(stack.volume, np.float32)
     n, h, w = vol.shape
@@ -152,7 +153,7 @@ def volume_grid(stack, long_edge: int = 96, radius: int = 6) -> tuple[np.ndarray
 
 
 def viewer_data(
-    stack,  # noqa: ANN001 (ProcessedStack)
+    stack: ProcessedStack,
     *,
     long_edge: int | None = 1600,
     quality: int = 82,
@@ -229,7 +230,7 @@ def viewer_data(
     return data
 
 
-def _default_title(stack) -> str:  # noqa: ANN001
+def _default_title(stack: ProcessedStack) -> str:
     paths = [Path(p) for p in stack.manifest.get("paths", [])]
     if len(paths) == 1:
         return paths[0].stem if paths[0].is_file() or paths[0].suffix else paths[0].name
@@ -268,7 +269,7 @@ def render_page(data: dict) -> str:
 
 
 def export_page(
-    stack,  # noqa: ANN001 (ProcessedStack)
+    stack: ProcessedStack,
     path: str | os.PathLike,
     *,
     long_edge: int | None = 1600,
@@ -281,7 +282,7 @@ def export_page(
 
     Parameters
     ----------
-    stack : ProcessedStack (from :func:`postfocus.state.process`).
+    stack : ProcessedStack (from :func:`postfocus.process`).
     path : the .html file to write (atomically).
     long_edge : long edge of the frames in the page (default 1600; None: full size).
     quality : JPEG/WebP quality (default 82).

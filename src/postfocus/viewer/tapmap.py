@@ -1,11 +1,11 @@
-"""The answer of :func:`postfocus.refocus.tap` for every focus-map pixel, at once.
+"""The answer of :func:`postfocus.products.refocus.tap` for every focus-map pixel, at once.
 
 A tap in the page (or the web app) must give the same frame as ``postfocus
 refocus --at X,Y`` and must answer in a few milliseconds. Both are met by
 working out the tap answer for every pixel of the focus volume ahead of time:
 a tap in the browser is then a lookup.
 
-:func:`tap_map` reproduces :func:`postfocus.refocus.sharpest_frame` exactly,
+:func:`tap_map` reproduces :func:`postfocus.products.refocus.sharpest_frame` exactly,
 fallback search included, vectorised over all pixels: window means from
 integral images, the confidence rule, then the ring search for the nearest
 confident window. Where floating-point rounding could decide the answer (two
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from postfocus.refocus import MIN_CONFIDENCE, sharpest_frame
+from postfocus.products.refocus import MIN_CONFIDENCE, sharpest_frame
+from postfocus.store import ProcessedStack
 
 # Relative tolerance under which two window means, or a confidence and the
 # threshold, count as "too close to call" in float64 vs numpy's float32 means.
@@ -143,7 +144,7 @@ def tap_map(
     volume : (N, h, w) focus measure (the processed stack's ``volume``).
     frames : frame numbers of its slices (``stack.used``).
     confidence_map : (h, w) confidence that guides the fallback (``stack.confidence``).
-    radius : window half-size in volume pixels, as for :func:`~postfocus.refocus.tap`.
+    radius : window half-size in volume pixels, as for :func:`~postfocus.products.refocus.tap`.
 
     Returns
     -------
@@ -223,14 +224,14 @@ def tap_map(
     return result
 
 
-def stack_tap_map(stack, radius: int = 6) -> TapMap:  # noqa: ANN001 (ProcessedStack)
-    """:func:`tap_map` of a processed stack (what :func:`postfocus.refocus.tap` reads).
+def stack_tap_map(stack: ProcessedStack, radius: int = 6) -> TapMap:
+    """:func:`tap_map` of a processed stack (what :func:`postfocus.products.refocus.tap` reads).
 
     A tap on a subject that moved during the sweep answers the one frame the
-    stack shows it from, as :func:`postfocus.refocus.tap` does.
+    stack shows it from, as :func:`postfocus.products.refocus.tap` does.
     """
     answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius)
-    motion = getattr(stack, "motion", None)
+    motion = stack.motion
     if motion is None:
         return answers
     from postfocus.motion import instant_at, regions

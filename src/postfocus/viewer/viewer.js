@@ -47,7 +47,7 @@
 })(typeof self !== 'undefined' ? self : this, function () {
   'use strict';
 
-  var MIN_CONFIDENCE = 0.25; // postfocus.refocus.MIN_CONFIDENCE
+  var MIN_CONFIDENCE = 0.25; // postfocus.products.refocus.MIN_CONFIDENCE
   var MODES = ['frame', 'allInFocus', 'depth', 'pop'];
 
   // ---------------------------------------------------------------- helpers
@@ -159,8 +159,8 @@
     });
   }
 
-  // --------------------------------------------- tap logic (postfocus.refocus)
-  // Lookup in the precomputed tap map: the answer of postfocus.refocus.tap at (x, y).
+  // --------------------------------------------- tap logic (postfocus.products.refocus)
+  // Lookup in the precomputed tap map: the answer of postfocus.products.refocus.tap at (x, y).
   function tapFromMap(tm, meta, frames, width, height, x, y) {
     var cx = clamp(roundHalfEven(x * (tm.width / width)), 0, tm.width - 1);
     var cy = clamp(roundHalfEven(y * (tm.height / height)), 0, tm.height - 1);
@@ -210,7 +210,7 @@
     return k;
   }
 
-  // Port of postfocus.refocus.sharpest_frame over a focus grid (no confidence map).
+  // Port of postfocus.products.refocus.sharpest_frame over a focus grid (no confidence map).
   function sharpestFrame(vol, n, h, w, frameNumbers, x, y, scaleX, scaleY, radius) {
     var cx = clamp(roundHalfEven(x * scaleX), 0, w - 1);
     var cy = clamp(roundHalfEven(y * scaleY), 0, h - 1);

@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from postfocus.io.write import atomic_write_json
+from postfocus.store import ProcessedStack
 from postfocus.web.store import (
     DONE,
     FAILED,
@@ -240,12 +241,11 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     import cv2
     import numpy as np
 
-    from postfocus.depth import depth_map, write_depth_png
+    from postfocus.products.depth import depth_map, write_depth_png
     from postfocus.errors import PostfocusWarning
     from postfocus.options import DEFAULT_METHOD
     from postfocus.result import save_image
     from postfocus.pipeline.run import process
-    from postfocus.store import ProcessedStack
     from postfocus.web.upload import humanize
 
     inputs = job.input_paths(data)
@@ -297,14 +297,14 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     }
 
 
-def frame_names(ps, job: JobFolder, files: list[dict]) -> list[str]:  # noqa: ANN001 (ProcessedStack)
+def frame_names(ps: ProcessedStack, job: JobFolder, files: list[dict]) -> list[str]:
     """Names of the stack's frames as people uploaded them (for a video: 'name, frame k')."""
     from postfocus.web.upload import humanize
 
     return [humanize(name, job, files) for name in ps.names]
 
 
-def viewer_payload(job: JobFolder, ps, title: str | None, files: list[dict], src) -> dict:  # noqa: ANN001
+def viewer_payload(job: JobFolder, ps: ProcessedStack, title: str | None, files: list[dict], src) -> dict:  # noqa: ANN001
     """``postfocus.viewer.export.viewer_data`` with the uploaded names in place of the stored ones."""
     from postfocus.viewer.export import viewer_data
 
@@ -321,7 +321,7 @@ def viewer_payload(job: JobFolder, ps, title: str | None, files: list[dict], src
 VIEWER_NAME_RE = r"[a-z0-9_]{1,40}\.(?:jpg|png|webp)"
 
 
-def write_viewer_data(job: JobFolder, ps, title: str | None, files: list[dict]) -> None:  # noqa: ANN001
+def write_viewer_data(job: JobFolder, ps: ProcessedStack, title: str | None, files: list[dict]) -> None:
     """Viewer pictures as files in ``out/viewer/`` and the data object with their URLs."""
     import re
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from postfocus.errors import PostfocusError
+from postfocus.store import ProcessedStack
 from postfocus.web.store import JobFolder
 
 __all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results"]
@@ -40,7 +41,7 @@ class Results:
     """Per-job operations with a small cache of open stacks and one lock per output."""
 
     def __init__(self, max_open: int = 8):
-        self._stacks: OrderedDict[str, object] = OrderedDict()
+        self._stacks: OrderedDict[str, ProcessedStack] = OrderedDict()
         self._max_open = max_open
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -48,13 +49,11 @@ class Results:
         self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
 
     # Helpers --------------------------------------------------------------
-    def stack(self, job: JobFolder):  # noqa: ANN201 (ProcessedStack)
+    def stack(self, job: JobFolder) -> ProcessedStack:
         """The job's processed stack (kept open for the next request)."""
-        from postfocus.store import ProcessedStack
-
         with self._lock:
             ps = self._stacks.get(job.id)
-            if ps is not None and Path(ps.folder).is_dir():  # type: ignore[attr-defined]
+            if ps is not None and Path(ps.folder).is_dir():
                 self._stacks.move_to_end(job.id)
                 return ps
         ps = ProcessedStack.open(job.stack_dir)
@@ -90,7 +89,7 @@ class Results:
                     self._prune(job, prune, keep=path)
         return path
 
-    def _save(self, path: Path, image: np.ndarray, ps, quality: int = 92) -> None:  # noqa: ANN001
+    def _save(self, path: Path, image: np.ndarray, ps: ProcessedStack, quality: int = 92) -> None:
         from postfocus.result import save_image
 
         save_image(path, image, ps.info, quality=quality)
@@ -107,7 +106,7 @@ class Results:
             if p != keep:
                 p.unlink(missing_ok=True)
 
-    def _point(self, ps, x: float, y: float) -> tuple[float, float]:  # noqa: ANN001
+    def _point(self, ps: ProcessedStack, x: float, y: float) -> tuple[float, float]:
         h, w = ps.size
         x, y = _finite(x, "x"), _finite(y, "y")
         if not (0 <= x < w and 0 <= y < h):
@@ -117,7 +116,7 @@ class Results:
     # Operations -----------------------------------------------------------
     def tap(self, job: JobFolder, x: float, y: float) -> dict:
         """The sharpest frame at x, y, as the JSON answer of the tap request."""
-        from postfocus.refocus import tap
+        from postfocus.products.refocus import tap
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
@@ -175,7 +174,7 @@ class Results:
         """Colour pop: what lies at focus ``position`` (frames) keeps its colour."""
         from postfocus.colour import to_grey
         from postfocus.options import DEFAULT_METHOD
-        from postfocus.pop import colour_pop, pop_mask
+        from postfocus.products.pop import colour_pop, pop_mask
 
         ps = self.stack(job)
         position = round(min(max(_finite(position, "position"), 0.0), len(ps.names) - 1.0), 2)
@@ -190,7 +189,7 @@ class Results:
 
     def position_at(self, job: JobFolder, x: float, y: float) -> float:
         """Focus position (frames) that a tap at x, y finds."""
-        from postfocus.refocus import tap
+        from postfocus.products.refocus import tap
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
@@ -198,7 +197,7 @@ class Results:
 
     def _depth(self, job: JobFolder) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(depth in frames at output size, confidence, frames), from the job's files or made now."""
-        from postfocus.depth import depth_map, write_depth_npy
+        from postfocus.products.depth import depth_map, write_depth_npy
 
         ps = self.stack(job)
         path, conf_path = job.out_dir / "depth.npy", job.out_dir / "depth_confidence.npy"
@@ -215,7 +214,7 @@ class Results:
 
     def depth(self, job: JobFolder) -> Path:
         """16-bit depth PNG (0 = nearest frame; the scale is in its text chunks)."""
-        from postfocus.depth import DepthResult, write_depth_png
+        from postfocus.products.depth import DepthResult, write_depth_png
 
         def make(path: Path) -> None:
             depth, conf, frames = self._depth(job)
@@ -226,7 +225,7 @@ class Results:
 
     def aperture(self, job: JobFolder, x: float, y: float, f_number: float, preview: bool = True) -> Path:
         """Shallow depth of field focused at the subject at x, y, at aperture f/``f_number``."""
-        from postfocus.aperture import focus_at, render_aperture
+        from postfocus.products.aperture import focus_at, render_aperture
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)

@@ -7,7 +7,7 @@ Layout::
       jobs/<uuid>/
         job.json              state, progress, inputs, result, error
         in/000.jpg ...        uploaded files under generated names
-        stack/                the processed stack (see postfocus.state)
+        stack/                the processed stack (see postfocus.store)
         out/                  results made on request (JPEG, page, depth ...)
         error.log             traceback of an internal error, if any
 

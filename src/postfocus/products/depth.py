@@ -7,7 +7,7 @@ of a processed stack:
 1. *Per-pixel fit.* Every slice of the stored focus volume is aggregated with a
    guided filter steered by the all-in-focus image, and the peak along the
    sweep is found with sub-frame precision (a parabola through the
-   log-measures around the best frame, :func:`postfocus.focusmap.peak_index`).
+   log-measures around the best frame, :func:`postfocus.focus.map.peak_index`).
    Confidence is how far the peak stands above the average frame.
 2. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
    lends its focus energy to the background pixels next to it, and the
@@ -20,7 +20,7 @@ of a processed stack:
    2011) guided by the all-in-focus colours spreads trusted depth along image
    regions but not across colour edges: halo pixels take the depth of the
    background they look like, textureless areas take the depth of their
-   surroundings (with :func:`~postfocus.focusmap.push_pull_fill` where no
+   surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
    trusted pixel is reachable).
 4. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
@@ -50,8 +50,9 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focusmap import guided_filter, peak_index, push_pull_fill
+from postfocus.focus.map import guided_filter, peak_index, push_pull_fill
 from postfocus.io.write import atomic_write, check_output_path, write_image
+from postfocus.store import ProcessedStack
 
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 
@@ -257,12 +258,12 @@ def refine_depth(
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 
-def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  # noqa: ANN001 (ProcessedStack)
+def depth_map(stack: ProcessedStack, *, method: str | None = None, **options) -> DepthResult:
     """Depth map of a processed stack at output size.
 
     Parameters
     ----------
-    stack : :class:`postfocus.state.ProcessedStack` (see :func:`postfocus.state.process`).
+    stack : :class:`postfocus.store.ProcessedStack` (see :func:`postfocus.process`).
     method : fusion method of the all-in-focus guide (default: the stack's default).
     options : passed to :func:`refine_depth`.
 
@@ -273,7 +274,7 @@ def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  #
 
     Examples
     --------
-    >>> from postfocus.state import process
+    >>> from postfocus import process
     >>> result = depth_map(process("shared/data/pcb_depthmap"))  # doctest: +SKIP
     >>> result.depth.shape == result.confidence.shape  # doctest: +SKIP
     True
@@ -289,7 +290,7 @@ def depth_map(stack, *, method: str | None = None, **options) -> DepthResult:  #
     image = stack.all_in_focus(method or DEFAULT_METHOD)
     h, w = image.shape[:2]
     small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if (h, w) != (mh, mw) else image
-    if getattr(stack, "motion", None) is not None:
+    if stack.motion is not None:
         options.setdefault("motion", stack.motion)
     position, confidence = refine_depth(volume, small, **options)
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))

@@ -52,6 +52,11 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
+from postfocus.store import ProcessedStack
+
+__all__ = ["FULL_SPAN_BLUR", "GAMMA", "MAX_LAYERS", "PRESETS", "REFERENCE_F_NUMBER", "ApertureResult", "LayerPlan",
+           "aperture", "blur_from_f_number", "disc_blur", "disc_kernel", "focus_at", "plan_layers",
+           "preset_focus", "render_aperture"]
 
 __all__ = [
     "FULL_SPAN_BLUR",
@@ -330,7 +335,7 @@ class ApertureResult:
 
 
 def aperture(
-    stack,  # noqa: ANN001 (ProcessedStack)
+    stack: ProcessedStack,
     *,
     focus_at_point: tuple[float, float] | None = None,
     focus_depth: float | None = None,
@@ -346,10 +351,10 @@ def aperture(
 
     Examples
     --------
-    >>> from postfocus.state import process
+    >>> from postfocus import process
     >>> out = aperture(process("sweep.mp4"), focus_at_point=(640, 360), f_number=2)  # doctest: +SKIP
     """
-    from postfocus.depth import depth_map
+    from postfocus.products.depth import depth_map
 
     chosen = sum(v is not None for v in (focus_at_point, focus_depth, preset))
     if chosen != 1:

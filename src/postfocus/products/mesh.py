@@ -34,6 +34,10 @@ import numpy as np
 from postfocus.errors import PostfocusError
 from postfocus.io.write import atomic_write
 
+__all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh", "build_mesh",
+           "glb_bytes", "grid_shape", "obj_text", "ply_bytes", "render_view", "rock_frames", "write_gif",
+           "write_mesh"]
+
 MESH_FORMATS = (".ply", ".obj", ".glb")
 DEFAULT_MAX_FACES = 500_000
 DEFAULT_RELIEF = 0.25

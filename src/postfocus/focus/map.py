@@ -16,6 +16,9 @@ import numpy as np
 from postfocus.errors import OptionError
 from postfocus.options import PREFER
 
+__all__ = ["box", "check_prefer", "focus_index_map", "guided_filter", "peak_index", "preferred_peak", "push_pull_fill",
+           "refine_at"]
+
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges reflected."""

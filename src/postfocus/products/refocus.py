@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from postfocus.errors import PostfocusError
+from postfocus.store import ProcessedStack
+
+__all__ = ["MIN_CONFIDENCE", "Tap", "parse_point", "sharpest_frame", "tap"]
 
 MIN_CONFIDENCE = 0.25
 
@@ -169,7 +172,7 @@ def sharpest_frame(
     )
 
 
-def tap(stack, x: float, y: float, radius: int = 6) -> Tap:  # noqa: ANN001 (ProcessedStack)
+def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
     """Tap on a processed stack at output pixel (x, y).
 
     Examples
@@ -181,7 +184,7 @@ def tap(stack, x: float, y: float, radius: int = 6) -> Tap:  # noqa: ANN001 (Pro
     if not (0 <= x < w and 0 <= y < h):
         raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
     mh, mw = stack.focus_index.shape
-    motion = getattr(stack, "motion", None)
+    motion = stack.motion
     if motion is not None:  # a moving subject: the one instant the stack shows it from
         from postfocus.motion import instant_at
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from postfocus.focusmap import guided_filter
+from postfocus.focus.map import guided_filter
+
+__all__ = ["colour_pop", "pop_mask", "saturation"]
 
 
 def pop_mask(

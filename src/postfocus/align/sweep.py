@@ -1,0 +1,208 @@
+"""Align a whole sweep: neighbour matches, chained to the reference frame.
+
+Neighbouring frames of a focus sweep differ little in blur, so each frame is
+matched to its neighbour (:func:`~postfocus.align.pair.match_pair`) and the
+pairwise transforms are chained to the reference frame. Blurred frames at the
+ends of a sweep would never match the reference directly; their neighbours do.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import cv2
+import numpy as np
+
+from postfocus.colour import GAMMA, gamma_decode
+from postfocus.align.pair import MODELS, PairMatch, channel_gain, match_pair
+from postfocus.align.report import FrameAlignment
+from postfocus.align.warp import rescale_matrix, valid_mask, warp_to_reference
+
+__all__ = ["SweepAligner"]
+
+
+class SweepAligner:
+    """Align a sweep streamed in file order, one small frame at a time.
+
+    Feed every frame with :meth:`add` (grey and colour at working resolution),
+    then :meth:`finish` returns one :class:`FrameAlignment` per frame, with
+    transforms at full resolution. Neighbour matches run in a background
+    thread while the caller goes on (``background=False``: in the caller's
+    thread); at most a few small frames wait for their match.
+
+    Examples
+    --------
+    >>> aligner = SweepAligner(names, reference=3, model="similarity", scale=0.5)  # doctest: +SKIP
+    >>> for i, frame in enumerate(source): aligner.add(i, small_grey, small_rgb)  # doctest: +SKIP
+    >>> report, reference = aligner.finish()  # doctest: +SKIP
+    """
+
+    #: Frames received but not yet matched, beyond which :meth:`add` waits (bounds memory).
+    MAX_WAITING = 3
+
+    def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
+                 background: bool = True, workers: int = 2):
+        if model not in MODELS:
+            raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
+        self.names = names
+        self.reference = reference
+        self.model = model
+        self.scale = scale
+        self._last: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._last_linked = False
+        # First frame of a chain that did not match the frame after it: if the frame after
+        # that matches it instead, the middle one was the odd frame out, not this one.
+        self._orphan: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._links: list[tuple[int, int, np.ndarray, np.ndarray, float, str]] = []
+        self._dropped: dict[int, str] = {}
+        # Frames waiting to be linked, each with the match against the frame received before it,
+        # started as soon as both were there (the usual case: that frame becomes the last kept).
+        self._waiting: list[tuple[tuple[int, np.ndarray, np.ndarray], int | None, Future | None]] = []
+        self._received: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._pool = None
+        if background:
+            # ``workers`` matches at once (one on a single-thread budget, beside the caller).
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
+
+    def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
+        """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""
+        match = match_pair(a[1], b[1], self.model)
+        gain = self._gain(a[2], b[2], match, b[1].shape[1]) if match.ok else None
+        return match, gain
+
+    #: Long edge (px) at which neighbours' exposures are compared: means need no detail.
+    GAIN_SIZE = 400
+
+    @staticmethod
+    def _gain(last_small: np.ndarray, small: np.ndarray, match: PairMatch, work_width: int) -> np.ndarray:
+        """Exposure gain between neighbours, from their frames kept in linear light at :attr:`GAIN_SIZE`
+        (``match`` is at the working size, ``work_width`` pixels wide)."""
+        size = small.shape[:2]
+        matrix = rescale_matrix(match.matrix, size[1] / work_width)
+        aligned = warp_to_reference(small, matrix, size)
+        border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
+        mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
+        linear_gain = channel_gain(last_small, aligned, mask, gamma=1.0)
+        return (linear_gain ** np.float32(1 / GAMMA)).astype(np.float32)
+
+    def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> None:
+        """Take frame ``index``; its match to the frame before it starts now (in the background).
+
+        Only the grey frame and a small copy of ``colour`` (for exposure) are kept.
+        """
+        h, w = colour.shape[:2]
+        # Shrunk in linear light: defocus moves light around but keeps its total, so means of
+        # linear values compare frames focused differently fairly, at any size.
+        linear = gamma_decode(colour)
+        f = min(1.0, self.GAIN_SIZE / max(h, w))
+        if f < 1.0:
+            linear = cv2.resize(linear, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        frame = (index, grey, linear)
+        before = self._received
+        job = None
+        if before is not None and self._pool is not None:
+            job = self._pool.submit(self._pair, before, frame)
+        elif before is not None:  # in the caller's thread: a future that is already done
+            job = Future()
+            job.set_result(self._pair(before, frame))
+        self._waiting.append((frame, None if before is None else before[0], job))
+        self._received = frame
+        self._link(block=len(self._waiting) > self.MAX_WAITING)
+
+    def _link(self, block: bool) -> None:
+        """Link waiting frames in order, as far as their matches are done (all of them with ``block``)."""
+        while self._waiting:
+            frame, before, job = self._waiting[0]
+            if not block and job is not None and not job.done():
+                return
+            self._waiting.pop(0)
+            index, grey, colour = frame
+            if self._last is None:
+                self._last = frame
+                self._last_linked = False
+                continue
+            last_index, last_grey, last_colour = self._last
+            if before == last_index and job is not None:
+                match, gain = job.result()
+            else:  # the frame before this one was left out: match against the last one kept
+                match, gain = self._pair(self._last, frame)
+            if not match.ok and not self._last_linked and self._orphan is not None:
+                retry, retry_gain = self._pair(self._orphan, frame)
+                if retry.ok:  # the orphan and this frame match: the frame between them is the odd one
+                    self._dropped.pop(self._orphan[0], None)
+                    self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+                    last_index, last_grey, last_colour = self._orphan
+                    match, gain = retry, retry_gain
+            self._orphan = None
+            if match.ok:
+                self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
+                self._last = frame
+                self._last_linked = True
+            elif not self._last_linked:
+                # The chain has only its first frame so far: take it for the odd frame out, unless
+                # the next frame matches it (see above).
+                self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+                self._orphan = self._last
+                self._last = frame
+            else:
+                self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
+
+    def close(self) -> None:
+        """Stop the background thread (:meth:`finish` does this too)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def finish(self) -> tuple[list[FrameAlignment], int]:
+        """Wait for the last matches and chain them to the reference frame.
+
+        Returns
+        -------
+        report : list of FrameAlignment
+            One per frame, matrices relative to the reference.
+        reference : int
+            The reference frame: the one asked for, or the linked frame
+            nearest to it when it could not be linked.
+        """
+        try:
+            self._link(block=True)
+        finally:
+            self.close()
+        self._received = None
+        n = len(self.names)
+        report = [FrameAlignment(i, self.names[i]) for i in range(n)]
+        for i, why in self._dropped.items():
+            report[i].used = False
+            report[i].method = "none"
+            report[i].correlation = 0.0
+            report[i].note = why
+        chain = [self._links[0][0]] + [link[1] for link in self._links] if self._links else []
+        if not chain:
+            for r in report:
+                r.used = r.index == (self._last[0] if self._last else self.reference)
+            return report, self.reference
+        used = set(chain)
+        for i in range(n):
+            if i not in used and report[i].used:
+                report[i].used = False
+                report[i].method = "none"
+                report[i].note = report[i].note or "not linked to the other frames"
+        ref = self.reference if self.reference in used else min(chain, key=lambda i: abs(i - self.reference))
+        pos = chain.index(ref)
+        full = 1.0 / self.scale
+        report[ref].matrix = np.eye(3)
+        report[ref].gain = np.ones(3, np.float32)
+        report[ref].method = "reference"
+        for k in range(pos, len(chain) - 1):  # frames after the reference
+            a, b, matrix, gain, rho, method = self._links[k]
+            report[b].matrix = rescale_matrix(matrix, full) @ report[a].matrix
+            report[b].gain = (report[a].gain * gain).astype(np.float32)
+            report[b].correlation, report[b].method = rho, method
+        for k in range(pos - 1, -1, -1):  # frames before the reference
+            a, b, matrix, gain, rho, method = self._links[k]
+            report[a].matrix = np.linalg.inv(rescale_matrix(matrix, full)) @ report[b].matrix
+            report[a].gain = (report[b].gain / gain).astype(np.float32)
+            report[a].correlation, report[a].method = rho, method
+        for r in report:
+            r.matrix = r.matrix / r.matrix[2, 2]
+        return report, ref

@@ -1,0 +1,33 @@
+"""Fold aligned frames, one at a time, into an all-in-focus image.
+
+One fusion a module, all streaming (a frame is added, then dropped) behind one
+interface, :class:`~postfocus.fuse.base.Fusion`:
+
+- :mod:`~postfocus.fuse.base` -- the :class:`Fusion` protocol and the depth
+  blend both fusions share (:func:`depth_weights`, :func:`blend_width`,
+  :func:`upscale_region`).
+- :mod:`~postfocus.fuse.depthmap` -- :class:`DepthmapFusion`: each pixel takes
+  the frame(s) focused at its depth.
+- :mod:`~postfocus.fuse.pyramid` -- :class:`PyramidFusion`: max-contrast
+  selection in a Laplacian pyramid, coarse bands blended by depth.
+- :mod:`~postfocus.fuse.instant` -- :class:`InstantBlend`: moving regions
+  shown from one instant over the fused image.
+"""
+
+from postfocus.fuse.base import Fusion, Rect, blend_width, depth_weights, upscale_region
+from postfocus.fuse.depthmap import DepthmapFusion
+from postfocus.fuse.instant import InstantBlend
+from postfocus.fuse.pyramid import PyramidFusion, collapse, laplacian_pyramid
+
+__all__ = [
+    "DepthmapFusion",
+    "Fusion",
+    "InstantBlend",
+    "PyramidFusion",
+    "Rect",
+    "blend_width",
+    "collapse",
+    "depth_weights",
+    "laplacian_pyramid",
+    "upscale_region",
+]

@@ -1,0 +1,131 @@
+"""What every fusion shares: the :class:`Fusion` interface and the depth blend.
+
+A fusion folds aligned frames, one at a time, into an all-in-focus image and
+keeps only its running state (a frame is added, then dropped). Pass 2
+(:mod:`postfocus.pipeline.merge`) asks it where a frame weighs in
+(:meth:`Fusion.footprint`), warps only that, adds it (:meth:`Fusion.add`) and
+finally takes :meth:`Fusion.result`.
+
+The depth blend weighs each frame by the distance between its position in the
+sweep and the pixel's focus index (:func:`depth_weights`), with a blend width
+that grows where the focus map is unsure (:func:`blend_width`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+__all__ = ["Fusion", "Rect", "blend_width", "depth_weights", "neg_half_inv_sq", "upscale_region"]
+
+Rect = tuple[int, int, int, int]
+"""(top, left, bottom, right) of a rectangle of the picture."""
+
+
+class Fusion(Protocol):
+    """A streaming fusion: frames are added one at a time, then the result is taken once.
+
+    Implemented by :class:`~postfocus.fuse.depthmap.DepthmapFusion` and
+    :class:`~postfocus.fuse.pyramid.PyramidFusion`.
+    """
+
+    def footprint(self, position: float) -> list[Rect]:
+        """Rectangles (top, left, bottom, right) where the frame at ``position`` has any weight.
+
+        Parameters
+        ----------
+        position : float
+            The frame's position among the merged frames (its focus index).
+
+        Returns
+        -------
+        list of tuple of int
+            Only these pixels of the frame need warping and adding.
+        """
+        ...
+
+    def add(self, position: float, frame: np.ndarray, region: Rect | None = None) -> None:
+        """Fold in the aligned frame focused at ``position``.
+
+        Parameters
+        ----------
+        position : float
+            The frame's position among the merged frames.
+        frame : numpy.ndarray
+            float32 (h, w, 3) pixels of ``region``.
+        region : tuple of int, optional
+            (top, left, bottom, right) that ``frame`` holds (default: the whole picture).
+        """
+        ...
+
+    def result(self) -> np.ndarray:
+        """The fused image, float32 (H, W, 3); no frame can be added after it."""
+        ...
+
+
+def depth_weights(index_map: np.ndarray, frame: float, sharpness: float | np.ndarray = 0.35) -> np.ndarray:
+    """Weight of frame ``frame`` at each pixel, given the focus-index map.
+
+    A narrow Gaussian of the distance between the frame and the pixel's focus
+    index: the frames focused at a pixel dominate, neighbours blend in smoothly
+    where the index falls between frames. ``sharpness`` (the Gaussian's sigma
+    in frames) may be a per-pixel map.
+
+    Examples
+    --------
+    >>> float(depth_weights(np.array([[2.0]]), 2.0)[0, 0])
+    1.0
+    """
+    d = index_map - np.float32(frame)
+    return np.exp(d * d * neg_half_inv_sq(sharpness)).astype(np.float32)
+
+
+def neg_half_inv_sq(sharpness: float | np.ndarray) -> np.float32 | np.ndarray:
+    """``-1 / (2 sigma^2)`` of the depth blend's Gaussian, per pixel if ``sharpness`` is a map."""
+    if np.ndim(sharpness) == 0:
+        return np.float32(-0.5 / (float(sharpness) ** 2))
+    s = np.asarray(sharpness, np.float32)
+    return (np.float32(-0.5) / (s * s)).astype(np.float32)
+
+
+def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, unsure: float = 0.5) -> np.ndarray:
+    """Per-pixel sigma (frames) of the depth blend: ``sharp`` where the focus map is sure, up to ``wide`` where not.
+
+    Where the focus curve is flat or has no detail above the noise
+    (confidence below ``unsure``), the frames differ by little but their
+    noise: blending more of them averages it out. Confident pixels keep the
+    narrow blend.
+
+    Examples
+    --------
+    >>> [round(float(v), 3) for v in blend_width(np.array([1.0, 0.5, 0.25, 0.0], np.float32))]
+    [0.35, 0.35, 1.175, 2.0]
+    """
+    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)
+    return (np.float32(sharp) + np.float32(wide - sharp) * np.clip(1.0 - c / np.float32(unsure), 0.0, 1.0)).astype(
+        np.float32
+    )
+
+
+def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Bilinear upscale of a small map to full ``size`` (H, W), computed only inside ``region``.
+
+    The same pixels as cropping ``cv2.resize(small, (W, H))``, without making the whole.
+
+    Examples
+    --------
+    >>> upscale_region(np.array([[0.0, 1.0]], np.float32), (2, 4), (0, 1, 1, 3)).tolist()
+    [[0.25, 0.75]]
+    """
+    H, W = size
+    t, l, b, r = region or (0, 0, H, W)
+    if (t, l, b, r) == (0, 0, H, W):
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    mh, mw = small.shape[:2]
+    xs = (np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5
+    ys = (np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5
+    map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

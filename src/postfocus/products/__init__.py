@@ -1,0 +1,41 @@
+"""What a processed stack makes after the shot, one product a module.
+
+- :mod:`~postfocus.products.refocus` -- tap to refocus: the sharpest frame at a point.
+- :mod:`~postfocus.products.pop` -- colour pop: what lies at the tapped depth keeps its colour.
+- :mod:`~postfocus.products.depth` -- a refined depth map and its files.
+- :mod:`~postfocus.products.aperture` -- shallow depth of field from depth and the all-in-focus image.
+- :mod:`~postfocus.products.mesh` -- a textured 3D relief, its preview and a rocking GIF.
+
+Each reads a :class:`~postfocus.store.ProcessedStack` (or its maps).
+"""
+
+from postfocus.products.aperture import PRESETS, ApertureResult, aperture, focus_at, render_aperture
+from postfocus.products.depth import DepthResult, colourise, depth_map, read_depth_png, write_depth_png
+from postfocus.products.mesh import HeightMesh, build_mesh, render_view, rock_frames, write_gif, write_mesh
+from postfocus.products.pop import colour_pop, pop_mask
+from postfocus.products.refocus import Tap, parse_point, sharpest_frame, tap
+
+__all__ = [
+    "PRESETS",
+    "ApertureResult",
+    "DepthResult",
+    "HeightMesh",
+    "Tap",
+    "aperture",
+    "build_mesh",
+    "colour_pop",
+    "colourise",
+    "depth_map",
+    "focus_at",
+    "parse_point",
+    "pop_mask",
+    "read_depth_png",
+    "render_aperture",
+    "render_view",
+    "rock_frames",
+    "sharpest_frame",
+    "tap",
+    "write_depth_png",
+    "write_gif",
+    "write_mesh",
+]
