@@ -16,7 +16,7 @@ def test_threads_in_process_sets_opencv(monkeypatch):
     from postfocus.cli.common import set_threads
 
     before = cv2.getNumThreads()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POSTFOCUS_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.setenv(var, "")
     try:
         set_threads(1)

@@ -314,3 +314,23 @@ def test_extract_frames_jpg_and_bad_folder(h264_video, tmp_path):
     assert cv2.imread(str(written[0])).shape == (H, W, 3)
     with pytest.raises(OutputError):
         extract_frames(path, tmp_path / "missing" / "frames")
+
+
+def test_decoder_threads_are_set_explicitly_not_from_the_environment(h264_video, monkeypatch):
+    from postfocus.io.open import open_source
+
+    path, _ = h264_video
+    monkeypatch.setenv("POSTFOCUS_THREADS", "7")  # ignored: threads are an argument
+    one = open_source(path, threads=1)
+    container, stream = one._open()
+    try:
+        assert stream.thread_count == 1
+    finally:
+        container.close()
+    default = open_source(path)
+    container, stream = default._open()
+    try:
+        assert stream.thread_count != 7
+    finally:
+        container.close()
+    assert np.array_equal(one.read(2), default.read(2))

@@ -138,14 +138,25 @@ def one_malloc_arena() -> None:
 
 
 def set_threads(threads: int) -> None:
-    """Limit OpenCV's worker threads (and, through the environment, FFmpeg's and BLAS's)."""
+    """Limit OpenCV's worker threads and, through their environment variables, BLAS's and OpenMP's.
+
+    Video decoding threads and postfocus's own are set from the same number
+    through :class:`~postfocus.options.StackOptions` (``threads``) and
+    :func:`~postfocus.io.open.open_source`, never through the environment.
+    """
     import os
 
     import cv2
 
     cv2.setNumThreads(threads)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POSTFOCUS_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+
+
+def root_threads(ctx: click.Context) -> int | None:
+    """The ``--threads`` given to ``postfocus`` itself (None: all cores)."""
+    obj = ctx.find_root().obj
+    return obj.get("threads") if obj else None
 
 
 class ProgressReporter:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from postfocus.cli.common import err_console, main
+from postfocus.cli.common import err_console, main, root_threads
 from postfocus.errors import InputError
 from postfocus.io.open import open_source
 
@@ -18,11 +18,12 @@ from postfocus.io.open import open_source
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="png keeps 10-bit video as 16-bit PNG; jpg is smaller.")
 @click.option("--overwrite", is_flag=True, help="Replace frame files already in the folder.")
-def frames_command(video, out_dir, fmt, overwrite):
+@click.pass_context
+def frames_command(ctx, video, out_dir, fmt, overwrite):
     """Write every frame of VIDEO as an image file."""
     from postfocus.io.video import VideoSource, extract_frames
 
-    source = open_source(video)
+    source = open_source(video, threads=root_threads(ctx))
     if not isinstance(source, VideoSource):
         raise InputError(f"{video}: not a video file")
     paths = extract_frames(source, out_dir, fmt=fmt, overwrite=overwrite)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from postfocus.cli.common import err_console, is_quiet, main, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, processing_options, quality_option, \
     stack_options
 from postfocus.errors import PostfocusWarning
@@ -51,7 +51,7 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
     --cache), so later taps, range merges and other methods need no re-alignment.
     """
     open_warnings: list[str] = []
-    source = open_quietly(list(inputs), collect_warnings(open_warnings))
+    source = open_quietly(list(inputs), collect_warnings(open_warnings), threads=root_threads(ctx))
     # Refuse bad options and outputs now, not after minutes of alignment.
     check_distinct({"-o": output, "--report": report, "--motion-mask": motion_mask})
     check_output_path(output, source.info.paths)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from postfocus.io.write import check_output_path
-from postfocus.cli.common import err_console, is_quiet, main, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, progress_bars, root_threads
 from postfocus.cli.options import stack_options
 from postfocus.cli.options import processing_options
 from postfocus.io.open import open_source
@@ -40,7 +40,7 @@ def view_command(ctx, inputs, output, long_edge, quality, fmt, title, **params):
     """
     from postfocus.viewer.export import export_page
 
-    source = open_source(list(inputs))
+    source = open_source(list(inputs), threads=root_threads(ctx))
     check_page_path(output, list(source.info.paths))
     with progress_bars(is_quiet(ctx)) as progress:
         ps = process(source, stack_options(params), cache_dir=params.get("cache_dir"), progress=progress)

@@ -26,13 +26,15 @@ from postfocus.io.images import ImageFilesSource, read_header
 __all__ = ["open_source"]
 
 
-def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> FrameSource:
+def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, threads: int | None = None) -> FrameSource:
     """Open a folder, a list of image or RAW files, or a video as a frame source.
 
     Parameters
     ----------
     inputs : str, os.PathLike or a sequence of them
         A folder of frames, a video file, or image files in focus order.
+    threads : int, optional
+        Decoder threads for a video (default: FFmpeg's choice, all cores).
 
     Returns
     -------
@@ -68,7 +70,7 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> Fram
     if len(files) == 1 and (files[0].suffix.lower() in VIDEO_EXTENSIONS or _looks_like_video(files[0])):
         from postfocus.io.video import VideoSource  # PyAV loads in 0.1 s: only when a video is opened
 
-        return VideoSource(files[0])
+        return VideoSource(files[0], threads=threads)
     if any(p.suffix.lower() in RAW_EXTENSIONS for p in files):
         from postfocus.io.raw import open_raw_files
 

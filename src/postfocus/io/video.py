@@ -136,8 +136,9 @@ class VideoSource(FrameSource):
     (41, (1080, 1920), 30.0)
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
         self.path = Path(path)
+        self.threads = threads  # decoder threads (None: FFmpeg's choice)
         self._container = None  # for read(): opened on first use
         self._stream = None
         self._frames_iter: Iterator[av.VideoFrame] | None = None
@@ -172,8 +173,8 @@ class VideoSource(FrameSource):
             container.close()
             raise InputError(f"{self.path}: no decoder for its video codec")
         stream.thread_type = "SLICE" if getattr(self, "_damaged", False) else "AUTO"
-        if os.environ.get("POSTFOCUS_THREADS"):
-            stream.thread_count = int(os.environ["POSTFOCUS_THREADS"])
+        if self.threads:
+            stream.thread_count = int(self.threads)
         return container, stream
 
     def _probe(self) -> None:

@@ -58,7 +58,7 @@ def collect_warnings(messages: list[str]) -> Callable[[str], None]:
     return warn
 
 
-def open_quietly(inputs: Inputs, warn: Callable[[str], None]) -> FrameSource:
+def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | None = None) -> FrameSource:
     """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
@@ -66,7 +66,7 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None]) -> FrameSource:
         return ArraySource(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PostfocusWarning)
-        source = open_source(inputs)
+        source = open_source(inputs, threads=threads)
     for w in caught:
         warn(str(w.message))
     return source
@@ -76,7 +76,8 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
              messages: list[str]) -> tuple[FrameSource, StackOptions, int, Callable[[str], None]]:
     """Open the source, settle the options against it and plan the bands of pass 2."""
     warn = collect_warnings(messages)
-    source = open_quietly(inputs, warn)
+    threads = changes.get("threads", options.threads if options else None)
+    source = open_quietly(inputs, warn, threads=threads)
     opts = resolve(options, changes, len(source))
     opts.check_frames(len(source))
     configure_threads(opts.threads)

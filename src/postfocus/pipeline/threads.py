@@ -13,6 +13,7 @@ from the environment.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
@@ -41,11 +42,11 @@ def helper_threads(threads: int | None) -> int:
 
     Examples
     --------
-    >>> helper_threads(1), helper_threads(None) in (1, 2)
+    >>> helper_threads(1), helper_threads(None) in (1, 2)  # None: as many as the machine has cores
     (1, True)
     """
     if threads is None:
-        threads = cv2.getNumThreads()
+        threads = os.cpu_count() or 1
     return 2 if threads > 1 else 1
 
 
