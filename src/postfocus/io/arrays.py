@@ -1,60 +1,176 @@
-"""Frames already in memory as a frame source (the library API's ``stack(list_of_arrays)``)."""
+"""Frames already in memory as a frame source (the library API's ``stack(list_of_arrays)``).
+
+Arrays come from anywhere (a camera SDK, a microscope, another program), so
+they are checked the way files are: every frame must be finite, non-empty and
+of one size; integer frames are read by their type's range (uint8 0-255 is
+black to white); float frames are taken as [0, 1] and a warning says when they
+are far outside it. Grey frames (H, W) and a whole stack as one
+(N, H, W[, C]) array are accepted.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Sequence
 
 import numpy as np
 
-from postfocus.errors import InputError
+from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.base import FrameSource, SourceInfo
 
-__all__ = ["ArraySource"]
+__all__ = ["ArraySource", "InvalidFrameError", "as_frames"]
+
+#: Float frames whose values stray further than this outside [0, 1] are worth a warning.
+FLOAT_SLACK = 0.05
 
 
-class ArraySource(FrameSource):
-    """Frames already in memory (float RGB arrays in [0, 1]) as a source.
+class InvalidFrameError(InputError, ValueError):
+    """A frame given as an array cannot be stacked (not finite, empty, wrong shape or type)."""
+
+
+def as_frames(frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The frames of a stack given as arrays: a sequence of (H, W[, C]) arrays or one (N, H, W[, C]) array.
+
+    A 3-D array is read as N grey frames (N, H, W); one colour frame is not a stack.
 
     Parameters
     ----------
-    frames : Sequence[np.ndarray]
-        At least two (H, W, 3) arrays of one size, in focus order.
-    names : Sequence[str] or None
+    frames : numpy.ndarray or sequence of numpy.ndarray
+
+    Returns
+    -------
+    list of numpy.ndarray
+
+    Raises
+    ------
+    InvalidFrameError
+        For a single 2-D array or anything that is not an array.
+
+    Examples
+    --------
+    >>> len(as_frames(np.zeros((3, 4, 6, 3), np.uint8)))
+    3
+    """
+    if isinstance(frames, np.ndarray):
+        if frames.ndim in (3, 4):
+            return list(frames)
+        raise InvalidFrameError(f"an array of shape {frames.shape} is not a stack: give a list of frames "
+                                "or one (N, H, W) / (N, H, W, 3) array")
+    out = list(frames)
+    for k, f in enumerate(out):
+        if not isinstance(f, np.ndarray):
+            raise InvalidFrameError(f"frame {k}: a {type(f).__name__}, not an array; give arrays only, "
+                                    "or file paths only")
+    return out
+
+
+def _check(k: int, f: np.ndarray) -> np.ndarray:
+    """Frame ``k`` checked; returned as (H, W) or (H, W, 3) in its own type."""
+    if f.dtype == bool or f.dtype.kind not in "uif":
+        raise InvalidFrameError(f"frame {k}: values of type {f.dtype} cannot be pixels; use uint8, uint16 or float")
+    if f.ndim == 3 and f.shape[2] in (1, 3, 4):
+        f = f[:, :, 0] if f.shape[2] == 1 else f[:, :, :3]  # alpha is dropped, as for files
+    if f.ndim not in (2, 3) or (f.ndim == 3 and f.shape[2] != 3):
+        raise InvalidFrameError(f"frame {k}: shape {f.shape} is not a picture; expected (H, W) or (H, W, 3)")
+    if f.size == 0:
+        raise InvalidFrameError(f"frame {k}: is empty (shape {f.shape})")
+    if f.dtype.kind == "f":
+        finite = np.isfinite(f)
+        if not finite.all():
+            bad = int(f.size - np.count_nonzero(finite))
+            raise InvalidFrameError(f"frame {k}: {bad} value{'s' if bad > 1 else ''} NaN or infinite; "
+                                    "replace them (e.g. numpy.nan_to_num) before stacking")
+    return f
+
+
+def _warn_out_of_range(frames: list[np.ndarray]) -> None:
+    """One warning for the float frames whose values stray far outside [0, 1]."""
+    out = []
+    for k, f in enumerate(frames):
+        if f.dtype.kind == "f":
+            lo, hi = float(f.min()), float(f.max())
+            if lo < -FLOAT_SLACK or hi > 1 + FLOAT_SLACK:
+                out.append((k, lo, hi))
+    if out:
+        which = ", ".join(str(k) for k, _, _ in out[:5]) + (" ..." if len(out) > 5 else "")
+        lo, hi = min(o[1] for o in out), max(o[2] for o in out)
+        warnings.warn(f"frame{'s' if len(out) > 1 else ''} {which}: float values from {lo:.3g} to {hi:.3g} are "
+                      "taken as [0, 1] light levels and clipped there; scale float frames to [0, 1] "
+                      "(or pass integer arrays)", PostfocusWarning, stacklevel=4)
+
+
+class ArraySource(FrameSource):
+    """Frames already in memory as a source.
+
+    Parameters
+    ----------
+    frames : sequence of numpy.ndarray, or numpy.ndarray
+        At least two frames of one size, in focus order: (H, W) grey or
+        (H, W, 3) RGB; uint8 / uint16 / other integers (scaled by their
+        type's range) or floats in [0, 1]; or one (N, H, W[, 3]) array.
+    names : sequence of str, optional
         A name per frame (default ``frame0``, ``frame1``, ...).
 
     Raises
     ------
-    InputError
-        When there are fewer than two frames or one differs in shape.
+    InvalidFrameError
+        (a ValueError and an InputError) naming the frame: fewer than two
+        frames, sizes that differ, NaN or infinite values, empty frames.
 
     Examples
     --------
     >>> src = ArraySource([np.zeros((4, 6, 3), np.float32)] * 2)
     >>> len(src), src.info.size
     (2, (4, 6))
+    >>> float(ArraySource([np.full((2, 2), 255, np.uint8)] * 2).read(0).max())
+    1.0
     """
 
-    def __init__(self, frames: Sequence[np.ndarray], names: Sequence[str] | None = None):
+    def __init__(self, frames: Sequence[np.ndarray] | np.ndarray, names: Sequence[str] | None = None):
+        frames = as_frames(frames)
         if len(frames) < 2:
-            raise InputError("a stack needs at least two frames")
-        h, w = frames[0].shape[:2]
-        for k, f in enumerate(frames):
-            if f.shape[:2] != (h, w) or f.ndim != 3 or f.shape[2] != 3:
-                raise InputError(f"frame {k}: shape {f.shape} differs from ({h}, {w}, 3)")
-        self.frames = list(frames)
-        self.info = SourceInfo("images", list(names or [f"frame{i}" for i in range(len(frames))]), h, w)
+            raise InvalidFrameError("a stack needs at least two frames")
+        checked = [_check(k, f) for k, f in enumerate(frames)]
+        h, w = checked[0].shape[:2]
+        for k, f in enumerate(checked):
+            if f.shape[:2] != (h, w):
+                raise InvalidFrameError(f"frame {k}: size {f.shape[1]}x{f.shape[0]} differs from frame 0's {w}x{h}")
+        _warn_out_of_range(checked)
+        self.frames = checked
+        grey = all(f.ndim == 2 for f in checked)
+        deep = any(f.dtype.kind in "ui" and f.dtype.itemsize > 1 for f in checked)
+        self.info = SourceInfo("images", list(names or [f"frame{i}" for i in range(len(frames))]), h, w,
+                               bit_depth=16 if deep else 8, grey=grey)
 
     def __len__(self) -> int:
         return len(self.frames)
 
+    def read_pixels(self, index: int) -> np.ndarray:
+        """Frame ``index`` as RGB in its stored type where that is uint8 or uint16, else float32 in [0, 1]."""
+        f = self.frames[index]
+        if f.ndim == 2:
+            f = np.repeat(f[:, :, None], 3, axis=2)
+        if f.dtype in (np.uint8, np.uint16):
+            return f
+        if f.dtype.kind in "ui":  # other integers: by their type's range, negatives are black
+            info = np.iinfo(f.dtype)
+            return np.clip(f.astype(np.float64) / info.max, 0.0, 1.0).astype(np.float32)
+        return np.asarray(f, np.float32)
+
     def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` as float32."""
-        return np.asarray(self.frames[index], np.float32)
+        """Frame ``index`` as float32 RGB (floats as given; integers scaled by their type's range)."""
+        pixels = self.read_pixels(index)
+        if pixels.dtype == np.uint8:
+            return pixels.astype(np.float32) * np.float32(1 / 255)
+        if pixels.dtype == np.uint16:
+            return pixels.astype(np.float32) * np.float32(1 / 65535)
+        return pixels
 
     def identity(self) -> list[tuple[str, int, int]]:
         """Content hash: arrays have no file to date, so their pixels key the cache."""
         digest = hashlib.sha256()
         for f in self.frames:
-            digest.update(np.ascontiguousarray(f, np.float32).tobytes())
+            digest.update(str((f.dtype.str, f.shape)).encode())
+            digest.update(np.ascontiguousarray(f).tobytes())
         return [(f"array:{digest.hexdigest()}", len(self.frames), 0)]

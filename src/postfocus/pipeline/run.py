@@ -62,8 +62,14 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
-    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, np.ndarray) for f in inputs):
-        return ArraySource(inputs)
+    if isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
+                                          and any(isinstance(f, np.ndarray) for f in inputs)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PostfocusWarning)
+            source = ArraySource(inputs)
+        for w in caught:
+            warn(str(w.message))
+        return source
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PostfocusWarning)
         source = open_source(inputs, threads=threads)

@@ -1,0 +1,98 @@
+"""Frames given as arrays (the Python API): checked like files, never a silent wrong result (issue 17, 12-13)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from postfocus import OptionError, StackOptions, stack
+from postfocus.errors import PostfocusWarning
+from postfocus.io.arrays import ArraySource, InvalidFrameError
+
+
+def three_frames(seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.random((64, 96, 3)).astype(np.float32)
+    return [np.clip(base + 0.01 * k, 0, 1).astype(np.float32) for k in range(3)]
+
+
+def quiet_stack(frames, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return stack(frames, align="none", motion="off", **options)
+
+
+def test_a_nan_pixel_is_refused_naming_the_frame():
+    frames = three_frames()
+    frames[1][10, 10, 0] = np.nan
+    with pytest.raises(ValueError, match=r"frame 1: 1 value NaN or infinite"):
+        stack(frames)
+
+
+def test_infinite_values_are_refused():
+    frames = three_frames()
+    frames[2][::10, ::10] = np.inf
+    with pytest.raises(InvalidFrameError, match="frame 2: .* NaN or infinite"):
+        stack(frames)
+
+
+def test_uint8_frames_are_read_as_0_to_255():
+    floats = three_frames()
+    ints = [np.round(f * 255).astype(np.uint8) for f in floats]
+    a, b = quiet_stack(floats), quiet_stack(ints)
+    assert np.abs(a.image - b.image).max() < 2 / 255  # not 99.95 % white
+    assert b.image.mean() == pytest.approx(a.image.mean(), abs=0.01)
+
+
+def test_uint16_and_other_integers_use_their_type_range():
+    src = ArraySource([np.full((4, 4), 65535, np.uint16), np.zeros((4, 4), np.uint16)])
+    assert src.read(0).max() == pytest.approx(1.0) and src.info.bit_depth == 16
+    src = ArraySource([np.full((4, 4, 3), 2**31 - 1, np.int32), np.full((4, 4, 3), -5, np.int32)])
+    assert src.read(0).max() == pytest.approx(1.0) and src.read(1).min() == 0.0
+
+
+def test_floats_far_outside_0_1_warn():
+    frames = [f * 255 for f in three_frames()]
+    with pytest.warns(PostfocusWarning, match=r"frames 0, 1, 2: float values from .* taken as \[0, 1\]"):
+        quiet_result = stack(frames, align="none", motion="off")
+    assert any("taken as [0, 1]" in w for w in quiet_result.warnings)
+
+
+def test_grey_frames_and_one_stacked_array_are_accepted():
+    grey = [f.mean(axis=2) for f in three_frames()]
+    result = quiet_stack(grey)
+    assert result.image.shape[2] == 3 and result.info.grey
+    as_one = quiet_stack(np.stack(three_frames()))  # (N, H, W, 3)
+    assert as_one.image.shape[:2] == (64, 96)
+    grey_one = quiet_stack(np.stack(grey))  # (N, H, W)
+    assert np.allclose(grey_one.image, result.image)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((64, 96), np.float32), "not a stack"),
+    ([np.zeros((64, 96, 3), np.float32), "frame.jpg"], "frame 1: a str, not an array"),
+    ([np.zeros((0, 5, 3), np.float32)] * 2, "frame 0: is empty"),
+    ([np.zeros((8, 8, 5), np.float32)] * 2, r"frame 0: shape \(8, 8, 5\) is not a picture"),
+    ([np.zeros((8, 8, 3), np.float32), np.zeros((8, 9, 3), np.float32)], "frame 1: size 9x8 differs"),
+    ([np.zeros((8, 8, 3), bool)] * 2, "cannot be pixels"),
+    ([np.zeros((8, 8, 3), np.float32)], "at least two frames"),
+])
+def test_unusable_arrays_get_a_clear_value_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        stack(bad)
+
+
+@pytest.mark.parametrize("field, value", [("analysis_size", 0), ("align_size", -1), ("reference", -2),
+                                          ("frame_range", (5, 2)), ("method", "magic"), ("memory_mb", 0)])
+def test_bad_parameters_are_refused_by_name(field, value):
+    with pytest.raises(OptionError, match=f"^{field}="):
+        stack(three_frames(), **{field: value})
+    with pytest.raises(OptionError):
+        StackOptions(**{field: value})
+
+
+def test_a_reference_beyond_the_stack_names_the_range():
+    with pytest.raises(OptionError, match=r"reference=7: must be a frame number from 0 to 2"):
+        stack(three_frames(), reference=7)
