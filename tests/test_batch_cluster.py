@@ -301,4 +301,4 @@ def test_a_stack_that_keeps_killing_workers_gets_a_readable_error():
 
     message = _lost_task_message(KilledWorker("postfocus-stack-x", None, 3))
     assert message.startswith("KilledWorker: a worker died each time it ran this stack (4 times)")
-    assert "--memory-limit" in message
+    assert "more memory" in message

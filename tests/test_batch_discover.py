@@ -85,7 +85,7 @@ def test_a_folder_is_a_stack_by_the_rule_postfocus_stack_uses(tmp_path):
         find_stacks([drawer / "a" / "frame00.jpg"], tmp_path / "o")
     (tmp_path / "nothing").mkdir()
     assert [j.name for j in find_stacks([tmp_path / "nothing"], tmp_path / "o")] == ["nothing"]
-    with pytest.raises(PostfocusError, match="--format 'gif'"):
+    with pytest.raises(PostfocusError, match="fmt='gif': choose one of"):
         find_stacks([drawer], tmp_path / "o", fmt="gif")
 
 

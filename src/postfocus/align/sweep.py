@@ -9,6 +9,7 @@ ends of a sweep would never match the reference directly; their neighbours do.
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -19,6 +20,17 @@ from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import rescale_matrix, valid_mask, warp_to_reference
 
 __all__ = ["SweepAligner"]
+
+
+class _Link(NamedTuple):
+    """A neighbour match in the chain: frame ``b`` mapped onto frame ``a`` (working-size coordinates)."""
+
+    a: int
+    b: int
+    matrix: np.ndarray
+    gain: np.ndarray
+    correlation: float
+    method: str
 
 
 class SweepAligner:
@@ -53,7 +65,7 @@ class SweepAligner:
         # First frame of a chain that did not match the frame after it: if the frame after
         # that matches it instead, the middle one was the odd frame out, not this one.
         self._orphan: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._links: list[tuple[int, int, np.ndarray, np.ndarray, float, str]] = []
+        self._links: list[_Link] = []
         self._dropped: dict[int, str] = {}
         # Frames waiting to be linked, each with the match against the frame received before it,
         # started as soon as both were there (the usual case: that frame becomes the last kept).
@@ -135,7 +147,7 @@ class SweepAligner:
                     match, gain = retry, retry_gain
             self._orphan = None
             if match.ok:
-                self._links.append((last_index, index, match.matrix, gain, match.correlation, match.method))
+                self._links.append(_Link(last_index, index, match.matrix, gain, match.correlation, match.method))
                 self._last = frame
                 self._last_linked = True
             elif not self._last_linked:
@@ -176,7 +188,7 @@ class SweepAligner:
             report[i].method = "none"
             report[i].correlation = 0.0
             report[i].note = why
-        chain = [self._links[0][0]] + [link[1] for link in self._links] if self._links else []
+        chain = [self._links[0].a] + [link.b for link in self._links] if self._links else []
         if not chain:
             for r in report:
                 r.used = r.index == (self._last[0] if self._last else self.reference)
@@ -194,15 +206,15 @@ class SweepAligner:
         report[ref].gain = np.ones(3, np.float32)
         report[ref].method = "reference"
         for k in range(pos, len(chain) - 1):  # frames after the reference
-            a, b, matrix, gain, rho, method = self._links[k]
-            report[b].matrix = rescale_matrix(matrix, full) @ report[a].matrix
-            report[b].gain = (report[a].gain * gain).astype(np.float32)
-            report[b].correlation, report[b].method = rho, method
+            link = self._links[k]
+            report[link.b].matrix = rescale_matrix(link.matrix, full) @ report[link.a].matrix
+            report[link.b].gain = (report[link.a].gain * link.gain).astype(np.float32)
+            report[link.b].correlation, report[link.b].method = link.correlation, link.method
         for k in range(pos - 1, -1, -1):  # frames before the reference
-            a, b, matrix, gain, rho, method = self._links[k]
-            report[a].matrix = np.linalg.inv(rescale_matrix(matrix, full)) @ report[b].matrix
-            report[a].gain = (report[b].gain / gain).astype(np.float32)
-            report[a].correlation, report[a].method = rho, method
+            link = self._links[k]
+            report[link.a].matrix = np.linalg.inv(rescale_matrix(link.matrix, full)) @ report[link.b].matrix
+            report[link.a].gain = (report[link.b].gain / link.gain).astype(np.float32)
+            report[link.a].correlation, report[link.a].method = link.correlation, link.method
         for r in report:
             r.matrix = r.matrix / r.matrix[2, 2]
         return report, ref

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 from postfocus.batch.discover import plan_batch
 from postfocus.batch.journal import BatchSummary, ResultsLog, StackRecord, now
 from postfocus.batch.task import StackJob, process_stack, remove_part_files
-from postfocus.errors import OutputError, PostfocusError, PostfocusWarning
+from postfocus.errors import OptionError, OutputError, PostfocusError, PostfocusWarning
 
 __all__ = [
     "DASK_SCRATCH",
@@ -131,14 +131,13 @@ def open_client(
         try:
             parse_bytes(memory_limit)
         except (ValueError, TypeError):
-            raise PostfocusError(f"--memory-limit {memory_limit!r}: expected a size such as 4GB or 500MB") from None
+            raise OptionError("memory_limit", memory_limit, "expected a size such as 4GB or 500MB") from None
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise PostfocusError(
-                f"--scheduler {scheduler}: cannot connect ({exc}); is `dask scheduler` running there?"
-            ) from None
+            raise OptionError("scheduler", scheduler,
+                              f"cannot connect ({exc}); is `dask scheduler` running there?") from None
         try:
             yield client
         finally:
@@ -332,7 +331,7 @@ def _lost_task_message(exc: BaseException) -> str:
         times = f"{args[2] + 1} times" if len(args) > 2 and isinstance(args[2], int) else "every time"
         return (
             f"KilledWorker: a worker died each time it ran this stack ({times}); out of memory? "
-            "give each worker more (--memory-limit) or run fewer per machine"
+            "give each worker more memory or run fewer per machine"
         )
     return f"{name}: {exc}"
 

@@ -243,7 +243,7 @@ def find_stacks(
     [('NHM-0001', 'NHM-0001.png'), ('NHM-0002', 'NHM-0002.png'), ('beetle', 'beetle.png')]
     """
     if fmt not in FORMATS:
-        raise PostfocusError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        raise OptionError("fmt", fmt, f"choose one of {', '.join(FORMATS)}")
     out_dir = Path(out_dir).absolute()
     opts = _clean_options(options)
     jobs: list[StackJob] = []

@@ -299,7 +299,7 @@ class ResultsLog:
         self._fh: io.TextIOWrapper | None = None
         self._lock = FileLock(
             self.out_dir / LOCK_NAME,
-            held="another postfocus batch is writing to this folder; wait for it or use another --out",
+            held="another postfocus batch is writing to this folder; wait for it or use another output folder",
         )
 
     def open(self) -> "ResultsLog":

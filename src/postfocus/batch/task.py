@@ -173,7 +173,7 @@ def process_stack(job: StackJob) -> dict[str, Any]:
     except PostfocusError as exc:
         rec.error = str(exc)
     except MemoryError:
-        rec.error = "out of memory; give workers more memory (--memory-limit) or run fewer per machine"
+        rec.error = "out of memory; give workers more memory or run fewer per machine"
     except Exception as exc:  # a bug or an unexpected library error: still one stack only
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""

@@ -45,6 +45,9 @@ FLAGS = {
     "refine_flow": "--refine-flow",
     "memory_mb": "--memory",
     "threads": "--threads",
+    "memory_limit": "--memory-limit",
+    "scheduler": "--scheduler",
+    "fmt": "--format",
 }
 """Library parameter -> the flag that sets it."""
 

@@ -358,7 +358,7 @@ def aperture(
 
     chosen = sum(v is not None for v in (focus_at_point, focus_depth, preset))
     if chosen != 1:
-        raise PostfocusError("choose the focus with exactly one of a point (--focus-at), a depth or a preset")
+        raise PostfocusError("choose the focus with exactly one of focus_at_point (a point), focus_depth or preset")
     if preset is not None and preset not in PRESETS:
         raise PostfocusError(f"preset {preset!r}: choose one of {', '.join(PRESETS)}")
     if preset != "all" and (f_number is None) == (blur_px is None):
