@@ -25,7 +25,7 @@ import numpy as np
 
 from postfocus.motion import region_frames
 
-__all__ = ["StackMaps"]
+__all__ = ["MapsView", "StackMaps"]
 
 
 @dataclass
@@ -133,3 +133,39 @@ class StackMaps:
         """A map (h, w) resized bilinearly to the full-resolution ``size``."""
         H, W = self.size
         return cv2.resize(np.asarray(values, np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+class MapsView:
+    """The maps of a result or a stack folder as attributes: ``focus_index``, ``confidence``, ... of ``maps``.
+
+    Mixed into :class:`~postfocus.result.StackResult` and
+    :class:`~postfocus.store.ProcessedStack`, so both answer the same names
+    with the same meaning (output geometry, analysis size).
+    """
+
+    maps: StackMaps
+
+    @property
+    def focus_index(self) -> np.ndarray:
+        """float32 (h, w) frame number in focus per pixel (sub-frame)."""
+        return self.maps.focus_index
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """float32 (h, w) confidence of :attr:`focus_index` in [0, 1]."""
+        return self.maps.confidence
+
+    @property
+    def volume(self) -> np.ndarray:
+        """(len(used), h, w) focus measure of each used frame."""
+        return self.maps.volume
+
+    @property
+    def motion(self) -> np.ndarray | None:
+        """float32 (h, w) motion mask in [0, 1], or None (made with ``motion="off"``)."""
+        return self.maps.motion
+
+    @property
+    def motion_share(self) -> float:
+        """Fraction of the picture whose content moved during the sweep."""
+        return self.maps.motion_share

@@ -11,14 +11,14 @@ import numpy as np
 from postfocus.align.report import FrameAlignment
 from postfocus.io.base import SourceInfo
 from postfocus.io.write import check_output_path, describe_stack, write_image
-from postfocus.maps import StackMaps
+from postfocus.maps import MapsView, StackMaps
 from postfocus.options import StackOptions
 
 __all__ = ["StackResult", "save_image"]
 
 
 @dataclass
-class StackResult:
+class StackResult(MapsView):
     """An all-in-focus image and what it was made from (see :func:`postfocus.stack`).
 
     Everything is in the output geometry: ``image`` and ``maps`` cover the
@@ -65,26 +65,6 @@ class StackResult:
     def used(self) -> list[int]:
         """Frames that could be aligned."""
         return self.maps.used
-
-    @property
-    def focus_index(self) -> np.ndarray:
-        """float32 (h, w) focus index (frame number per pixel) at analysis size."""
-        return self.maps.focus_index
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """float32 (h, w) confidence of :attr:`focus_index` in [0, 1]."""
-        return self.maps.confidence
-
-    @property
-    def motion(self) -> np.ndarray | None:
-        """float32 (h, w) motion mask in [0, 1], or None (made with ``motion="off"``)."""
-        return self.maps.motion
-
-    @property
-    def motion_share(self) -> float:
-        """Fraction of the picture whose content moved during the sweep."""
-        return self.maps.motion_share
 
     @property
     def motion_frames(self) -> dict[int, int]:

@@ -1,31 +1,6 @@
-"""The stack folder: the work of the first run on an input, kept for every later tap.
+"""A stack folder opened for reading: :class:`ProcessedStack`, its aligned frames, range merges.
 
-The first command on an input aligns and analyses it once and saves a *stack
-folder*: aligned frames cropped to the output geometry, the maps
-(:class:`~postfocus.maps.StackMaps`) and a manifest. Taps, range merges,
-colour pop, depth and aperture then read that folder instead of aligning again.
-
-Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
-
-    manifest.json        format, inputs (path, size, mtime), options, alignment report,
-                         output geometry, frames kept/dropped, focus direction, warnings
-    focus_index.npy      float32 (h, w) frame number per pixel, analysis size
-    confidence.npy       float32 (h, w) in [0, 1]
-    volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)
-    motion.npy           float32 (h, w) motion mask in [0, 1]; absent when made with motion="off"
-    frames/0003.jpg      aligned frame 3, output geometry (PNG for lossless and 16-bit inputs)
-    all_in_focus_<method>.png
-    profile.icc          the inputs' colour profile, if any
-
-Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
-Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
-version are never read (their keys differ, and :meth:`ProcessedStack.open`
-refuses them), so they are rebuilt.
-
-Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
-``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made
-from the inputs' paths, sizes and modification times and the processing
-options; a changed input gets a new key, so a stale stack is never used.
+The folder's layout and format version are described in :mod:`postfocus.store`.
 """
 
 from __future__ import annotations
@@ -45,7 +20,7 @@ from postfocus.errors import InputError, OptionError
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.images import read_image
 from postfocus.io.write import atomic_write_json, write_image
-from postfocus.maps import StackMaps
+from postfocus.maps import MapsView, StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
@@ -70,7 +45,7 @@ def file_record(data: bytes) -> list[int]:
     return [len(data), zlib.crc32(data)]
 
 @dataclass
-class ProcessedStack:
+class ProcessedStack(MapsView):
     """A stack folder opened for reading. Arrays load lazily (memory-mapped).
 
     Attributes
@@ -155,31 +130,6 @@ class ProcessedStack:
             motion=np.load(motion, mmap_mode="r") if motion.exists() else None,
             motion_share=float(self.manifest.get("motion_share", 0.0)),
         )
-
-    @property
-    def focus_index(self) -> np.ndarray:
-        """float32 (h, w) frame number in focus per pixel."""
-        return self.maps.focus_index
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """float32 (h, w) confidence of the focus index in [0, 1]."""
-        return self.maps.confidence
-
-    @property
-    def volume(self) -> np.ndarray:
-        """float16 (len(used), h, w) focus measure of each used frame."""
-        return self.maps.volume
-
-    @property
-    def motion(self) -> np.ndarray | None:
-        """float32 (h, w) motion mask in [0, 1], or None (made with motion="off")."""
-        return self.maps.motion
-
-    @property
-    def motion_share(self) -> float:
-        """Fraction of the image whose content moved during the sweep."""
-        return self.maps.motion_share
 
     def to_map(self, x: float, y: float) -> tuple[float, float]:
         """Output pixel coordinates -> focus-map coordinates."""
