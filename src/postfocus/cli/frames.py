@@ -21,7 +21,8 @@ from postfocus.io.open import open_source
 @click.pass_context
 def frames_command(ctx, video, out_dir, fmt, overwrite):
     """Write every frame of VIDEO as an image file."""
-    from postfocus.io.video import VideoSource, extract_frames
+    from postfocus.io.video import VideoSource
+    from postfocus.io.video_write import extract_frames
 
     source = open_source(video, threads=root_threads(ctx))
     if not isinstance(source, VideoSource):
