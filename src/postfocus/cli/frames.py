@@ -10,6 +10,8 @@ from postfocus.cli.common import err_console, main, root_threads
 from postfocus.errors import InputError
 from postfocus.io.open import open_source
 
+__all__ = ["frames_command"]
+
 
 @main.command("frames")
 @click.argument("video", type=click.Path(path_type=Path))

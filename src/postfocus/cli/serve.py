@@ -13,6 +13,8 @@ import click
 from postfocus.cli.common import err_console, main
 from postfocus.errors import PostfocusError
 
+__all__ = ["default_data_dir", "serve_command"]
+
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
 

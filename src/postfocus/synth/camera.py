@@ -8,6 +8,8 @@ import math
 import cv2
 import numpy as np
 
+__all__ = ["degrade", "frame_transform", "jpeg_roundtrip", "random_gains", "random_transforms", "warp_margin"]
+
 
 def frame_transform(
     size: tuple[int, int], scale: float = 1.0, angle_deg: float = 0.0, shift: tuple[float, float] = (0.0, 0.0)

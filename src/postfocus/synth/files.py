@@ -11,6 +11,8 @@ import tifffile
 
 from postfocus.errors import OutputError, PostfocusError
 
+__all__ = ["FORMATS", "write_stack"]
+
 FORMATS = {"jpg": ".jpg", "png": ".png", "tif16": ".tif", "png16": ".png"}
 
 

@@ -8,6 +8,8 @@ import numpy as np
 
 from postfocus.errors import PostfocusError
 
+__all__ = ["psnr", "ssim"]
+
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a), np.asarray(b)

@@ -12,6 +12,8 @@ import numpy as np
 
 from postfocus.errors import PostfocusError
 
+__all__ = ["SCENES", "fill_disparity", "scene"]
+
 SCENES = ("motorcycle", "steps", "ramp", "occluder", "flat")
 _DEFAULT_SIZE = (480, 640)
 
