@@ -49,11 +49,28 @@ class ArraySource(FrameSource):
         return len(self.frames)
 
     def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` as float32."""
+        """Frame ``index`` as float32.
+
+        Parameters
+        ----------
+        index : int
+            Position in the list of arrays.
+
+        Returns
+        -------
+        np.ndarray
+            The array as float32 (copied only when it held another type).
+        """
         return np.asarray(self.frames[index], np.float32)
 
     def identity(self) -> list[tuple[str, int, int]]:
-        """Content hash: arrays have no file to date, so their pixels key the cache."""
+        """Content hash: arrays have no file to date, so their pixels key the cache.
+
+        Returns
+        -------
+        list[tuple[str, int, int]]
+            One entry: ``("array:<SHA-256 of the pixels>", number of frames, 0)``.
+        """
         digest = hashlib.sha256()
         for f in self.frames:
             digest.update(np.ascontiguousarray(f, np.float32).tobytes())

@@ -218,7 +218,23 @@ class RawFilesSource(FrameSource):
         return len(self._headers)
 
     def develop(self, index: int) -> np.ndarray:
-        """Decode frame ``index`` to linear 16-bit sRGB-primaries RGB (uint16, H x W x 3, upright)."""
+        """Decode frame ``index`` to linear 16-bit sRGB-primaries RGB (uint16, H x W x 3, upright).
+
+        Parameters
+        ----------
+        index : int
+            Position of the file in the stack.
+
+        Returns
+        -------
+        np.ndarray
+            uint16 (H, W, 3) linear RGB, as LibRaw made it (not yet fitted to the stack's size).
+
+        Raises
+        ------
+        InputError
+            When LibRaw cannot decode the file or decodes other than three channels.
+        """
         import rawpy
 
         path = self._headers[index].path
@@ -243,6 +259,18 @@ class RawFilesSource(FrameSource):
         return rgb
 
     def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` developed and sRGB-encoded, fitted to the first frame's size.
+
+        Parameters
+        ----------
+        index : int
+            Position of the file in the stack.
+
+        Returns
+        -------
+        np.ndarray
+            float32 (H, W, 3) sRGB-encoded RGB in [0, 1].
+        """
         frame = srgb_encode(self.develop(index))
         return fit_size(frame, self.info.height, self.info.width)
 

@@ -116,6 +116,8 @@ class VideoSource(FrameSource):
     ----------
     path : str or os.PathLike
         A video file (MP4, MOV, MKV, MTS, ...).
+    threads : int or None
+        Decoder threads; None leaves the choice to FFmpeg.
 
     Raises
     ------
@@ -336,6 +338,16 @@ class VideoSource(FrameSource):
     def read(self, index: int) -> np.ndarray:
         """Decode frame ``index``; reading frames in order decodes each once.
 
+        Parameters
+        ----------
+        index : int
+            Frame number, 0 to ``len(self) - 1``.
+
+        Returns
+        -------
+        np.ndarray
+            float32 (H, W, 3) RGB in [0, 1], upright.
+
         Examples
         --------
         >>> VideoSource("sweep.mp4").read(3).shape  # doctest: +SKIP
@@ -344,7 +356,25 @@ class VideoSource(FrameSource):
         return to_float(self.read_pixels(index))
 
     def read_pixels(self, index: int) -> np.ndarray:
-        """Frame ``index`` as uint8 RGB (uint16 for 10-bit and deeper video)."""
+        """Frame ``index`` as uint8 RGB (uint16 for 10-bit and deeper video).
+
+        Parameters
+        ----------
+        index : int
+            Frame number; negative numbers count from the end.
+
+        Returns
+        -------
+        np.ndarray
+            (H, W, 3) uint8 or uint16, upright.
+
+        Raises
+        ------
+        IndexError
+            When there is no frame ``index``.
+        InputError
+            When the video ends before it.
+        """
         n = self._count
         if index < 0:
             index += n
