@@ -119,7 +119,7 @@ class FrameSource:
         Parameters
         ----------
         index : int
-            Frame number, 0 to ``len(self) - 1``.
+            As for :meth:`read`.
 
         Returns
         -------

@@ -356,32 +356,13 @@ class ImageFilesSource(FrameSource):
         return len(self._headers)
 
     def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` as float32 RGB in [0, 1], fitted to the first frame's size.
-
-        Parameters
-        ----------
-        index : int
-            Position of the file in the stack.
-
-        Returns
-        -------
-        np.ndarray
-            float32 (H, W, 3).
-        """
+        """Frame ``index`` as float32 RGB in [0, 1], fitted to the first frame's size (see :meth:`FrameSource.read`)."""
         return to_float(self.read_pixels(index))
 
     def read_pixels(self, index: int) -> np.ndarray:
         """Frame ``index`` as stored (uint8, uint16 or float32 RGB), fitted to the first frame's size.
 
-        Parameters
-        ----------
-        index : int
-            Position of the file in the stack.
-
-        Returns
-        -------
-        np.ndarray
-            (H, W, 3) in the file's own type.
+        See :meth:`FrameSource.read_pixels`.
         """
         header = self._headers[index]
         frame = read_image(header.path, header, stored=True)
@@ -393,7 +374,7 @@ class ImageFilesSource(FrameSource):
         Parameters
         ----------
         index : int
-            Position of the file in the stack.
+            Frame number.
 
         Returns
         -------

@@ -223,7 +223,7 @@ class RawFilesSource(FrameSource):
         Parameters
         ----------
         index : int
-            Position of the file in the stack.
+            Frame number; its file is decoded by LibRaw on every call.
 
         Returns
         -------
@@ -259,17 +259,9 @@ class RawFilesSource(FrameSource):
         return rgb
 
     def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` developed and sRGB-encoded, fitted to the first frame's size.
+        """Frame ``index`` developed (:meth:`develop`), sRGB-encoded and fitted to the first frame's size.
 
-        Parameters
-        ----------
-        index : int
-            Position of the file in the stack.
-
-        Returns
-        -------
-        np.ndarray
-            float32 (H, W, 3) sRGB-encoded RGB in [0, 1].
+        See :meth:`FrameSource.read`.
         """
         frame = srgb_encode(self.develop(index))
         return fit_size(frame, self.info.height, self.info.width)

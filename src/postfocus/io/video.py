@@ -336,17 +336,7 @@ class VideoSource(FrameSource):
         return index, frame
 
     def read(self, index: int) -> np.ndarray:
-        """Decode frame ``index``; reading frames in order decodes each once.
-
-        Parameters
-        ----------
-        index : int
-            Frame number, 0 to ``len(self) - 1``.
-
-        Returns
-        -------
-        np.ndarray
-            float32 (H, W, 3) RGB in [0, 1], upright.
+        """Decode frame ``index``; reading frames in order decodes each once (see :meth:`FrameSource.read`).
 
         Examples
         --------

@@ -289,12 +289,6 @@ def mover_stack(
 
     Parameters
     ----------
-    name : str
-        Static scene (see :func:`postfocus.synth.scene`).
-    size : tuple[int, int]
-        ``(height, width)``.
-    n_frames : int
-        Frames of the sweep.
     start : tuple[float, float]
         Centre (y, x) of the disc in frame 0, fractions of height and width.
     radius : float
@@ -305,13 +299,16 @@ def mover_stack(
         Normalised depth of the disc.
     seed : int
         Scene layout and camera.
-    **camera_options
-        Passed to :func:`render_sequence` (shake_px, noise, ...).
 
     Returns
     -------
     MovingStack
         ``moving`` is the area the disc sweeps over.
+
+    Other Parameters
+    ----------------
+    name, size, n_frames, **camera_options
+        As for :func:`flame_stack`.
     """
     base, depth = scene(name, size, seed=seed)
     h, w = base.shape[:2]
@@ -357,24 +354,21 @@ def parallax_stack(
 
     Parameters
     ----------
-    name : str
-        Static scene (see :func:`postfocus.synth.scene`).
-    size : tuple[int, int]
-        ``(height, width)``.
-    n_frames : int
-        Frames of the sweep.
     parallax_px : float
         Scale of the shifts: content at depth ``d`` moves by up to
         ``parallax_px * |d - 0.5|`` pixels on each axis.
     seed : int
         Scene layout, camera motion and camera.
-    **camera_options
-        Passed to :func:`render_sequence` (shake_px, noise, ...).
 
     Returns
     -------
     MovingStack
         ``moving`` marks where the content shifts by more than 0.25 px.
+
+    Other Parameters
+    ----------------
+    name, size, n_frames, **camera_options
+        As for :func:`flame_stack`.
     """
     base, depth = scene(name, size, seed=seed)
     h, w = base.shape[:2]
