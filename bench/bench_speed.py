@@ -36,7 +36,7 @@ from peers import ensure_peers, run_enfuse, timed  # noqa: E402
 
 from postfocus.io.base import natural_key  # noqa: E402
 from postfocus.io.images import read_image  # noqa: E402
-from postfocus.io.video import write_video  # noqa: E402
+from postfocus.io.video_write import write_video  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

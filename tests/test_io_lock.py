@@ -95,7 +95,7 @@ def test_an_unopenable_lock_file_is_an_output_error(tmp_path):
 
 def test_the_web_server_lock_says_what_to_do(tmp_path):
     pytest.importorskip("starlette")
-    from postfocus.web.app import Lock
+    from postfocus.web.store import Lock
 
     first = Lock(tmp_path / "server.lock")
     first.acquire()

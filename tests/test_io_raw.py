@@ -21,7 +21,7 @@ from postfocus.colour import srgb_encode
 from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.open import open_source
 from postfocus.io.raw import RawFilesSource, open_raw_files, read_raw_header
-from postfocus.io.write import embed_tiff_exif, tiff_exif_tags
+from postfocus.io.metadata import embed_tiff_exif, tiff_exif_tags
 from postfocus.pipeline.run import stack
 
 rawpy = pytest.importorskip("rawpy")

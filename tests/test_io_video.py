@@ -1,4 +1,4 @@
-"""Tests for postfocus.io.video: reading sweep videos, writing test videos, extracting frames."""
+"""Tests for postfocus.io.video and io.video_write: reading sweep videos, writing test videos, extracting frames."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 
 from postfocus.errors import InputError, OutputError, PostfocusWarning
 from postfocus.io.open import open_source
-from postfocus.io.video import VideoSource, encoder_available, extract_frames, write_video
+from postfocus.io.video import VideoSource
+from postfocus.io.video_write import encoder_available, extract_frames, write_video
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 KEYBOARD_SWEEP = DATA / "keyboard_sweep.mp4"

@@ -18,7 +18,7 @@ from postfocus import merge, process, tap
 from postfocus.store import FORMAT_VERSION
 from postfocus.errors import PostfocusError
 from postfocus.focus import tenengrad
-from postfocus.io.video import write_video
+from postfocus.io.video_write import write_video
 from postfocus.products.pop import colour_pop, pop_mask, saturation
 from postfocus.products.refocus import parse_point
 from postfocus.synth import render_stack, scene

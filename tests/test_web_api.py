@@ -131,7 +131,7 @@ def server(tmp_path_factory, stack_files):
     # A stack whose frames differ in size passes the upload checks but fails in processing.
     small = make_stack_files(2, size=(120, 160))[1]
     bad = [("good_first.jpg", stack_files[0][1]), ("tiny_second.jpg", small[1])]
-    from postfocus.io.video import write_video
+    from postfocus.io.video_write import write_video
 
     frames = [np.asarray(Image.open(io.BytesIO(d)), np.float32) / 255 for _, d in stack_files]
     video_path = write_video(frames, root / "sweep.mp4", fps=10)

@@ -2,5 +2,7 @@
 
 from postfocus.cli import main
 
+__all__: list[str] = []  # a program, not a module to import from
+
 if __name__ == "__main__":
     main()

@@ -1,4 +1,8 @@
+"""The installed version of postfocus (``0.0.0+unknown`` in a source tree that was never installed)."""
+
 from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["__version__"]
 
 try:
     __version__ = version("postfocus")

@@ -132,7 +132,15 @@ class RepeatedFrames:
         self._last: FrameSummary | None = None
 
     def see(self, index: int, frame: np.ndarray) -> None:
-        """Look at frame ``index`` (in order, any size)."""
+        """Look at frame ``index`` (in order, any size).
+
+        Parameters
+        ----------
+        index : int
+            Frame number; frames are seen in increasing order.
+        frame : np.ndarray
+            The frame, (H, W, 3) RGB at any size.
+        """
         summary = summarize(frame)
         if self._last is not None:
             mad, change = frame_difference(self._last, summary)
@@ -142,5 +150,11 @@ class RepeatedFrames:
         self._last = summary
 
     def leave_out(self) -> dict[int, str]:
-        """The repeated frames with the reason, for :func:`~postfocus.pipeline.analyse.analyse`."""
+        """The repeated frames with the reason, for :func:`~postfocus.pipeline.analyse.analyse`.
+
+        Returns
+        -------
+        dict[int, str]
+            Frame number to why it is left out.
+        """
         return {i: "repeats the frame before it (the lens held still)" for i in self.dropped}

@@ -14,6 +14,8 @@ from postfocus.io.write import check_output_path
 from postfocus.result import save_image
 from postfocus.products.refocus import parse_point
 
+__all__ = ["aperture_command"]
+
 
 @main.command("aperture")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))

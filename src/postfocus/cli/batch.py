@@ -12,6 +12,8 @@ from rich.markup import escape
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.options import ALIGN_MODELS, METHODS
 
+__all__ = ["EXIT_INTERRUPTED", "EXIT_STACKS_FAILED", "batch_command"]
+
 EXIT_STACKS_FAILED = 3
 EXIT_INTERRUPTED = 130
 

@@ -17,6 +17,21 @@ from postfocus.cli.options import flag_message
 from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
 from postfocus.store.cache import CacheError
 
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_USER_ERROR",
+    "PostfocusGroup",
+    "ProgressReporter",
+    "err_console",
+    "is_quiet",
+    "main",
+    "one_malloc_arena",
+    "processed",
+    "progress_bars",
+    "root_threads",
+    "set_threads",
+]
+
 if TYPE_CHECKING:
     from postfocus.store import ProcessedStack
 

@@ -11,6 +11,8 @@ from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.io.base import natural_key
 from postfocus.pipeline.run import stack
 
+__all__ = ["demo_command", "sample_frames"]
+
 
 def sample_frames() -> list[Path]:
     """Paths of the bundled sample stack (a handheld macro of a ring, Apache-2.0)."""

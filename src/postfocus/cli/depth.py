@@ -18,6 +18,8 @@ from postfocus.products.depth import (
     write_depth_preview,
 )
 
+__all__ = ["depth_command"]
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 

@@ -10,6 +10,8 @@ from postfocus.cli.common import err_console, main, root_threads
 from postfocus.errors import InputError
 from postfocus.io.open import open_source
 
+__all__ = ["frames_command"]
+
 
 @main.command("frames")
 @click.argument("video", type=click.Path(path_type=Path))
@@ -21,7 +23,8 @@ from postfocus.io.open import open_source
 @click.pass_context
 def frames_command(ctx, video, out_dir, fmt, overwrite):
     """Write every frame of VIDEO as an image file."""
-    from postfocus.io.video import VideoSource, extract_frames
+    from postfocus.io.video import VideoSource
+    from postfocus.io.video_write import extract_frames
 
     source = open_source(video, threads=root_threads(ctx))
     if not isinstance(source, VideoSource):

@@ -12,6 +12,8 @@ from postfocus.products.depth import check_output, depth_map
 from postfocus.io.write import write_image
 from postfocus.products.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
 
+__all__ = ["mesh_command"]
+
 
 @main.command("mesh")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))

@@ -13,6 +13,8 @@ import click
 from postfocus.cli.common import err_console, main
 from postfocus.errors import PostfocusError
 
+__all__ = ["default_data_dir", "serve_command"]
+
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
@@ -58,7 +60,8 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     try:
         import uvicorn
 
-        from postfocus.web.app import LOCAL_HOSTS, Lock, create_app
+        from postfocus.web.app import LOCAL_HOSTS, create_app
+        from postfocus.web.store import Lock
     except ImportError as exc:
         raise PostfocusError(
             f"the web app needs the 'web' extra ({exc.name} is missing): pip install 'postfocus[web]'"

@@ -13,6 +13,8 @@ from postfocus.cli.options import processing_options
 from postfocus.io.open import open_source
 from postfocus.pipeline.run import process
 
+__all__ = ["check_page_path", "view_command"]
+
 PAGE_SUFFIXES = (".html", ".htm")
 
 

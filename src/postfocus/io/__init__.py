@@ -7,14 +7,17 @@ such frames one at a time, so a stack never has to sit in memory whole.
 
 Modules, each importing only those before it:
 
-``base``    the source model (:class:`FrameSource`, :class:`SourceInfo`) and the
-            rules about input files (suffixes, folder listing, sizes, MP4 sniffing)
-``write``   atomic writes and result images with metadata
-``images``  still images (JPEG, PNG, TIFF) and :class:`ImageFilesSource`
-``arrays``  frames in memory (:class:`ArraySource`)
-``raw``     camera RAW files (:class:`RawFilesSource`)
-``video``   videos (:class:`VideoSource`), writing test videos, extracting frames
-``open``    :func:`open_source`, which picks the source for what the user named
+``base``          the source model (:class:`FrameSource`, :class:`SourceInfo`) and the
+                  rules about input files (suffixes, folder listing, sizes, MP4 sniffing)
+``metadata``      EXIF, colour profile, TIFF and PNG metadata of result images
+``write``         atomic writes and result images with metadata
+``images``        still images (JPEG, PNG, TIFF) and :class:`ImageFilesSource`
+``arrays``        frames in memory (:class:`ArraySource`)
+``raw_metadata``  the EXIF of camera RAW files
+``raw``           camera RAW files (:class:`RawFilesSource`)
+``video``         videos (:class:`VideoSource`)
+``video_write``   writing test videos, extracting frames
+``open``          :func:`open_source`, which picks the source for what the user named
 """
 
 from postfocus.io.arrays import ArraySource

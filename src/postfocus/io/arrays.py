@@ -168,7 +168,13 @@ class ArraySource(FrameSource):
         return pixels
 
     def identity(self) -> list[tuple[str, int, int]]:
-        """Content hash: arrays have no file to date, so their pixels key the cache."""
+        """Content hash: arrays have no file to date, so their pixels key the cache.
+
+        Returns
+        -------
+        list[tuple[str, int, int]]
+            One entry: ``("array:<SHA-256 of the pixels>", number of frames, 0)``.
+        """
         digest = hashlib.sha256()
         for f in self.frames:
             digest.update(str((f.dtype.str, f.shape)).encode())

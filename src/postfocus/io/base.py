@@ -95,7 +95,18 @@ class FrameSource:
         raise NotImplementedError
 
     def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` as float32 RGB in [0, 1], of size ``info.size``."""
+        """Frame ``index`` as float32 RGB in [0, 1], of size ``info.size``.
+
+        Parameters
+        ----------
+        index : int
+            Frame number, 0 to ``len(self) - 1``.
+
+        Returns
+        -------
+        np.ndarray
+            float32 (H, W, 3).
+        """
         raise NotImplementedError
 
     def read_pixels(self, index: int) -> np.ndarray:
@@ -104,6 +115,16 @@ class FrameSource:
         The same picture as :meth:`read` (``to_float(read_pixels(i)) == read(i)``),
         a quarter of the memory for 8-bit sources and cheaper to resample;
         the streaming passes resample these and convert only what they keep.
+
+        Parameters
+        ----------
+        index : int
+            As for :meth:`read`.
+
+        Returns
+        -------
+        np.ndarray
+            (H, W, 3) uint8, uint16 or float32.
         """
         return self.read(index)
 
@@ -117,7 +138,13 @@ class FrameSource:
         return self.info.names
 
     def identity(self) -> list[tuple[str, int, int]]:
-        """(path, size, mtime_ns) of every input file, to tell when a cache is stale."""
+        """(path, size, mtime_ns) of every input file, to tell when a cache is stale.
+
+        Returns
+        -------
+        list[tuple[str, int, int]]
+            One (resolved path, size in bytes, modification time in ns) per file.
+        """
         out = []
         for p in self.info.paths:
             st = os.stat(p)

@@ -356,15 +356,29 @@ class ImageFilesSource(FrameSource):
         return len(self._headers)
 
     def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` as float32 RGB in [0, 1], fitted to the first frame's size."""
+        """Frame ``index`` as float32 RGB in [0, 1], fitted to the first frame's size (see :meth:`FrameSource.read`)."""
         return to_float(self.read_pixels(index))
 
     def read_pixels(self, index: int) -> np.ndarray:
-        """Frame ``index`` as stored (uint8, uint16 or float32 RGB), fitted to the first frame's size."""
+        """Frame ``index`` as stored (uint8, uint16 or float32 RGB), fitted to the first frame's size.
+
+        See :meth:`FrameSource.read_pixels`.
+        """
         header = self._headers[index]
         frame = read_image(header.path, header, stored=True)
         return fit_size(frame, self.info.height, self.info.width)
 
     def header(self, index: int) -> ImageHeader:
-        """The header of frame ``index``'s file."""
+        """The header of frame ``index``'s file.
+
+        Parameters
+        ----------
+        index : int
+            Frame number.
+
+        Returns
+        -------
+        ImageHeader
+            What was read from the file before its pixels.
+        """
         return self._headers[index]

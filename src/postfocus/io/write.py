@@ -4,20 +4,18 @@ Every file postfocus writes goes through :func:`atomic_write`: it is first
 written to a hidden temporary file in the destination folder and then renamed
 over the destination, so a crash or a full disk never leaves a half-written file
 under the name asked for. :func:`write_image` writes JPEG, PNG and TIFF results
-that carry the camera's EXIF and the colour profile.
+that carry the camera's EXIF and the colour profile (made by
+:mod:`postfocus.io.metadata`).
 """
 
 from __future__ import annotations
 
-import functools
 import glob
 import io
 import json
 import os
-import struct
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,10 +23,16 @@ import cv2
 import numpy as np
 import tifffile
 from PIL import Image
-from PIL.TiffImagePlugin import IFDRational
 
-from postfocus._version import __version__
 from postfocus.errors import OutputError
+from postfocus.io.metadata import (
+    SOFTWARE,
+    embed_tiff_exif,
+    output_exif,
+    png_with_metadata,
+    srgb_icc_profile,
+    tiff_exif_tags,
+)
 
 try:
     import fcntl
@@ -37,23 +41,17 @@ except ImportError:  # Windows: no stale-file detection
 
 __all__ = [
     "OUTPUT_FORMATS",
-    "SOFTWARE",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "check_output_path",
     "describe_stack",
-    "embed_tiff_exif",
-    "output_exif",
-    "srgb_icc_profile",
-    "tiff_exif_tags",
     "to_uint",
     "write_image",
 ]
 
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
-SOFTWARE = f"postfocus {__version__}"
 
 
 def check_output_path(
@@ -249,42 +247,6 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 1
     return atomic_write_text(path, json.dumps(data, indent=indent))
 
 
-# IFD0 tags carried from the reference frame into every output. The rest of an
-# input's IFD0 (strip layout, DNG colour calibration, ...) describes that file only.
-_IFD0_KEEP = (0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x8298)
-# EXIF tags that lose their meaning once the pixels are rewritten: MakerNote
-# (vendor offsets into the original file), the Interop pointer, pixel dimensions.
-_EXIF_DROP = {0x927C, 0xA005, 0xA002, 0xA003}
-_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-# tifffile refuses to write the EXIF/GPS pointer tags itself; it writes these
-# neighbouring private codes instead, which embed_tiff_exif renames and points.
-_TIFF_SLOTS = {_EXIF_IFD - 1: _EXIF_IFD, _GPS_IFD - 1: _GPS_IFD}
-
-
-@functools.lru_cache(maxsize=1)
-def srgb_icc_profile() -> bytes | None:
-    """The sRGB ICC profile embedded in outputs whose inputs carried none.
-
-    Returns
-    -------
-    bytes or None
-        The profile (the same bytes every run), or None when Pillow has no LittleCMS.
-
-    Examples
-    --------
-    >>> srgb_icc_profile()[36:40]
-    b'acsp'
-    """
-    try:
-        from PIL import ImageCms
-
-        profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
-    except Exception:  # Pillow built without LittleCMS
-        return None
-    profile[24:36] = struct.pack(">6H", 2024, 1, 1, 0, 0, 0)  # fixed creation date: same bytes every run
-    return bytes(profile)
-
-
 def describe_stack(frames_used: Sequence[int], n_frames: int, method: str, reference: int | None = None) -> str:
     """One line saying how a result was made, for the ImageDescription tag.
 
@@ -316,207 +278,6 @@ def describe_stack(frames_used: Sequence[int], n_frames: int, method: str, refer
             runs.append(str(i))
     text = f"postfocus: frames {','.join(runs)} of {n_frames}, method {method}"
     return text + (f", reference {reference}" if reference is not None else "")
-
-
-def _output_tags(
-    exif: bytes | None, description: str | None, size: tuple[int, int] | None
-) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
-    """(IFD0, EXIF IFD, GPS IFD) for an output: the reference frame's camera,
-    exposure, lens, date and GPS; orientation 1 (pixels are upright); Software."""
-    src = Image.Exif()
-    if exif:
-        try:
-            src.load(exif)
-        except Exception:
-            src = Image.Exif()
-    ifd0 = {tag: src[tag] for tag in _IFD0_KEEP if tag in src}
-    try:
-        sub = {t: v for t, v in src.get_ifd(_EXIF_IFD).items() if t not in _EXIF_DROP}
-        gps = dict(src.get_ifd(_GPS_IFD))
-    except Exception:
-        sub, gps = {}, {}
-    if sub:
-        sub.setdefault(0x9000, b"0232")  # ExifVersion
-        sub.setdefault(0xA000, b"0100")  # FlashpixVersion
-        sub.setdefault(0xA001, 1)  # ColorSpace: sRGB
-        if size is not None:
-            sub[0xA002], sub[0xA003] = size[1], size[0]
-    if size is not None and 0x011A not in ifd0:
-        ifd0[0x011A], ifd0[0x011B], ifd0[0x0128] = IFDRational(72, 1), IFDRational(72, 1), 2
-    ifd0[0x0112] = 1
-    ifd0[0x0131] = SOFTWARE
-    if description:
-        ifd0[0x010E] = description
-    return ifd0, sub, gps
-
-
-def _exif_bytes(ifd0: dict, sub: dict, gps: dict, *, endian: str = ">", offset: int = 8) -> bytes:
-    ex = Image.Exif()
-    ex.endian = endian
-    for tag, value in ifd0.items():
-        ex[tag] = value
-    if sub:
-        ex[_EXIF_IFD] = sub
-    if gps:
-        ex[_GPS_IFD] = gps
-    return ex.tobytes(offset)
-
-
-def output_exif(exif: bytes | None, description: str | None = None, size: tuple[int, int] | None = None) -> bytes:
-    """EXIF bytes for a result: what :func:`write_image` embeds in JPEG and PNG.
-
-    Parameters
-    ----------
-    exif : bytes or None
-        EXIF of the reference frame (any byte order), or None.
-    description : str or None
-        Text for ImageDescription, e.g. from :func:`describe_stack`.
-    size : tuple[int, int] or None
-        (height, width) of a JPEG or PNG result, for PixelX/YDimension and
-        a default resolution (None for TIFF, whose own tags say both).
-
-    Returns
-    -------
-    bytes
-
-    Examples
-    --------
-    >>> ex = Image.Exif(); ex.load(output_exif(None, "test"))
-    >>> ex[0x0131].startswith("postfocus"), ex[0x0112]
-    (True, 1)
-    """
-    ifd0, sub, gps = _output_tags(exif, description, size)
-    try:
-        data = _exif_bytes(ifd0, sub, gps)
-    except Exception:  # a camera value Pillow cannot write back: keep the plain IFD0
-        data = _exif_bytes(ifd0, {}, {})
-    if len(data) > 65000:  # a JPEG APP1 segment holds 64 KiB
-        data = _exif_bytes(ifd0, {}, gps)
-    return data
-
-
-def tiff_exif_tags(exif: bytes | None) -> list[tuple]:
-    """tifffile ``extratags`` for the IFD0 fields of ``exif`` and slots for its EXIF and GPS IFDs.
-
-    ImageDescription, Software and the resolution tags are left to tifffile's own
-    arguments. After writing, call :func:`embed_tiff_exif` with the same ``exif``.
-
-    Parameters
-    ----------
-    exif : bytes or None
-        EXIF as made by :func:`output_exif`.
-
-    Returns
-    -------
-    list[tuple]
-        ``(code, type, count, value, writeonce)`` tuples.
-
-    Examples
-    --------
-    >>> [t[0] for t in tiff_exif_tags(output_exif(None))]
-    [274]
-    """
-    if not exif:
-        return []
-    src = Image.Exif()
-    src.load(exif)
-    tags: list[tuple] = []
-    for tag in (0x010F, 0x0110, 0x0112, 0x0132, 0x013B, 0x8298):
-        value = src.get(tag)
-        if value is None:
-            continue
-        if tag == 0x0112:
-            tags.append((tag, "H", 1, int(value), True))
-        else:
-            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            tags.append((tag, "s", 0, text.encode("utf-8", "replace").rstrip(b"\0"), True))
-    for slot, tag in _TIFF_SLOTS.items():
-        if tag in src:
-            tags.append((slot, "I", 1, 0, True))
-    return tags
-
-
-def embed_tiff_exif(path: str | os.PathLike, exif: bytes | None) -> bool:
-    """Append the EXIF and GPS IFDs of ``exif`` to a TIFF written with :func:`tiff_exif_tags`.
-
-    The slot tags tifffile wrote in IFD0 become the ExifIFD and GPSInfo
-    pointers.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A TIFF written by tifffile with :func:`tiff_exif_tags`.
-    exif : bytes or None
-        The same EXIF.
-
-    Returns
-    -------
-    bool
-        False when there was nothing to embed or the file is not a classic
-        little-endian TIFF.
-
-    Examples
-    --------
-    >>> embed_tiff_exif("out.tif", exif)  # doctest: +SKIP
-    True
-    """
-    if not exif:
-        return False
-    src = Image.Exif()
-    src.load(exif)
-    sub = src.get_ifd(_EXIF_IFD) if _EXIF_IFD in src else {}
-    gps = src.get_ifd(_GPS_IFD) if _GPS_IFD in src else {}
-    with open(path, "r+b") as fh:
-        head = fh.read(8)
-        if head[:4] != b"II*\0":
-            return False
-        ifd0 = struct.unpack("<I", head[4:])[0]
-        fh.seek(ifd0)
-        count = struct.unpack("<H", fh.read(2))[0]
-        entries = fh.read(12 * count)
-        slots = {}
-        for k in range(count):
-            code = struct.unpack("<H", entries[12 * k : 12 * k + 2])[0]
-            if code in _TIFF_SLOTS:
-                slots[_TIFF_SLOTS[code]] = ifd0 + 2 + 12 * k
-        wanted = {tag: ifd for tag, ifd in ((_EXIF_IFD, sub), (_GPS_IFD, gps)) if ifd and tag in slots}
-        if not wanted:
-            return False
-        end = fh.seek(0, os.SEEK_END)
-        if end % 2:
-            fh.write(b"\0")
-            end += 1
-        # A two-entry IFD holding the sub-IFDs, laid out for this file position;
-        # only the sub-IFDs it points to are referenced.
-        blob = _exif_bytes({}, wanted.get(_EXIF_IFD, {}), wanted.get(_GPS_IFD, {}), endian="<", offset=end)[14:]
-        n = struct.unpack("<H", blob[:2])[0]
-        pointers = {}
-        for k in range(n):
-            code, _typ, _cnt, value = struct.unpack("<HHII", blob[2 + 12 * k : 14 + 12 * k])
-            pointers[code] = value
-        fh.write(blob)
-        for tag, entry in slots.items():
-            if tag in pointers:
-                fh.seek(entry)
-                fh.write(struct.pack("<HHII", tag, 4, 1, pointers[tag]))
-    return True
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def _png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None, text: dict[str, str]) -> bytes:
-    """Insert iCCP, eXIf and tEXt chunks right after IHDR (before any image data)."""
-    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    extra = b""
-    if icc:
-        extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
-    if exif:
-        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
-    for key, value in text.items():
-        extra += _png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace"))
-    return png[:ihdr_end] + extra + png[ihdr_end:]
 
 
 def to_uint(image: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -638,7 +399,7 @@ def write_image(
             if not ok:
                 raise OSError("PNG encoder failed")
             text = {"Software": SOFTWARE, **({"Description": description} if description else {})}
-            tmp.write_bytes(_png_with_metadata(encoded.tobytes(), icc, exif_out, text))
+            tmp.write_bytes(png_with_metadata(encoded.tobytes(), icc, exif_out, text))
         else:
             im = Image.fromarray(pixels)
             kwargs: dict = {"exif": exif_out}

@@ -8,6 +8,8 @@ import math
 import cv2
 import numpy as np
 
+__all__ = ["degrade", "frame_transform", "jpeg_roundtrip", "random_gains", "random_transforms", "warp_margin"]
+
 
 def frame_transform(
     size: tuple[int, int], scale: float = 1.0, angle_deg: float = 0.0, shift: tuple[float, float] = (0.0, 0.0)
@@ -16,14 +18,19 @@ def frame_transform(
 
     Parameters
     ----------
-    size : ``(height, width)`` of the frames.
-    scale : magnification (focus breathing), 1 = none.
-    angle_deg : rotation, counter-clockwise on screen.
-    shift : ``(dx, dy)`` translation in pixels.
+    size : tuple[int, int]
+        ``(height, width)`` of the frames.
+    scale : float
+        Magnification (focus breathing), 1 = none.
+    angle_deg : float
+        Rotation, counter-clockwise on screen.
+    shift : tuple[float, float]
+        ``(dx, dy)`` translation in pixels.
 
     Returns
     -------
-    float64 (3, 3) matrix W with ``frame = W @ reference`` in homogeneous pixels.
+    np.ndarray
+        float64 (3, 3) matrix W with ``frame = W @ reference`` in homogeneous pixels.
 
     Examples
     --------
@@ -56,6 +63,28 @@ def random_transforms(
     translation components are uniform in ``±rotation_deg`` and ``±shake_px``.
     The random numbers are drawn whatever the amplitudes, so changing one
     amplitude does not change the others.
+
+    Parameters
+    ----------
+    size : tuple[int, int]
+        ``(height, width)`` of the frames.
+    focus_positions : np.ndarray
+        Focus position ``p_i`` of every frame, in sweep order.
+    reference : int
+        The frame that is not moved.
+    shake_px : float
+        Largest translation in pixels, on each axis.
+    rotation_deg : float
+        Largest rotation in degrees.
+    breathing : float
+        Magnification change across the whole sweep (0.04 = 4 %).
+    rng : np.random.Generator
+        Source of the random numbers.
+
+    Returns
+    -------
+    list[np.ndarray]
+        One float64 (3, 3) matrix per frame, as made by :func:`frame_transform`.
     """
     n = len(focus_positions)
     span = max(float(focus_positions[-1] - focus_positions[0]), 1e-12)
@@ -74,6 +103,22 @@ def random_gains(n: int, reference: int, drift: float, rng: np.random.Generator)
     """Per-frame per-channel gains: exposure in ``1 ± drift`` times a tint of ``± drift/4``.
 
     The tint has mean 1 over the channels; the reference frame's gain is 1.
+
+    Parameters
+    ----------
+    n : int
+        Number of frames.
+    reference : int
+        The frame whose gain is 1.
+    drift : float
+        Largest relative exposure change.
+    rng : np.random.Generator
+        Source of the random numbers.
+
+    Returns
+    -------
+    np.ndarray
+        float64 (n, 3) gains, one RGB triple per frame.
     """
     u = rng.uniform(-1.0, 1.0, size=(n, 4))
     exposure = 1.0 + drift * u[:, :1]
@@ -85,7 +130,20 @@ def random_gains(n: int, reference: int, drift: float, rng: np.random.Generator)
 
 
 def warp_margin(transforms: list[np.ndarray], size: tuple[int, int]) -> int:
-    """Pixels of reference-geometry padding that every warped frame needs."""
+    """Pixels of reference-geometry padding that every warped frame needs.
+
+    Parameters
+    ----------
+    transforms : list[np.ndarray]
+        (3, 3) matrices from reference to frame pixels, as made by :func:`random_transforms`.
+    size : tuple[int, int]
+        ``(height, width)`` of the frames.
+
+    Returns
+    -------
+    int
+        Margin in pixels on every side (0 when no frame looks outside the reference).
+    """
     h, w = size
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
     worst = 0.0
@@ -97,7 +155,20 @@ def warp_margin(transforms: list[np.ndarray], size: tuple[int, int]) -> int:
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    """Encode a float32 RGB image as JPEG at ``quality`` and decode it again."""
+    """Encode a float32 RGB image as JPEG at ``quality`` and decode it again.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        float32 (H, W, 3) RGB in [0, 1] (clipped).
+    quality : int
+        JPEG quality 1-100.
+
+    Returns
+    -------
+    np.ndarray
+        float32 (H, W, 3) RGB in [0, 1], as a camera's JPEG would hold it.
+    """
     bgr = cv2.cvtColor(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
@@ -120,6 +191,30 @@ def degrade(
 
     Order: forward warp by ``transform`` (bicubic), per-channel gain, Gaussian
     noise of sigma ``noise``, clipping to [0, 1], optional JPEG round trip.
+
+    Parameters
+    ----------
+    canvas : np.ndarray
+        float32 (H + 2 margin, W + 2 margin, 3) render in reference geometry.
+    margin : int
+        Padding of ``canvas`` on every side (see :func:`warp_margin`).
+    size : tuple[int, int]
+        ``(height, width)`` of the frame.
+    transform : np.ndarray
+        (3, 3) matrix from reference to frame pixels.
+    gain : np.ndarray
+        Per-channel gain (3,).
+    noise : float
+        Sigma of the Gaussian noise on the [0, 1] scale; 0 for none.
+    jpeg_quality : int or None
+        JPEG round trip at this quality; None for none.
+    rng : np.random.Generator or None
+        Source of the noise (may be None when ``noise`` is 0).
+
+    Returns
+    -------
+    np.ndarray
+        float32 (H, W, 3) frame in [0, 1].
     """
     h, w = size
     if np.allclose(transform, np.eye(3), rtol=0, atol=1e-12):

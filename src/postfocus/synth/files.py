@@ -11,6 +11,8 @@ import tifffile
 
 from postfocus.errors import OutputError, PostfocusError
 
+__all__ = ["FORMATS", "write_stack"]
+
 FORMATS = {"jpg": ".jpg", "png": ".png", "tif16": ".tif", "png16": ".png"}
 
 
@@ -34,14 +36,19 @@ def write_stack(stack, folder: str | os.PathLike, fmt: str = "jpg", quality: int
 
     Parameters
     ----------
-    stack : SyntheticStack to save.
-    folder : created if missing; must not hold other ``frame_*`` images.
-    fmt : ``'jpg'`` (8-bit), ``'png'`` (8-bit), ``'png16'`` or ``'tif16'`` (16-bit).
-    quality : JPEG quality 1-100 (jpg only).
+    stack : SyntheticStack
+        The stack to save.
+    folder : str or os.PathLike
+        Created if missing; must not hold other ``frame_*`` images.
+    fmt : str
+        ``'jpg'`` (8-bit), ``'png'`` (8-bit), ``'png16'`` or ``'tif16'`` (16-bit).
+    quality : int
+        JPEG quality 1-100 (jpg only).
 
     Returns
     -------
-    Paths of the frame files in frame order.
+    list[Path]
+        The frame files in frame order.
 
     Examples
     --------

@@ -8,6 +8,8 @@ import numpy as np
 
 from postfocus.errors import PostfocusError
 
+__all__ = ["psnr", "ssim"]
+
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a), np.asarray(b)
@@ -21,12 +23,15 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
     Parameters
     ----------
-    a, b : images of the same shape, (H, W) or (H, W, C).
-    mask : optional boolean (H, W); only these pixels are compared.
+    a, b : np.ndarray
+        Images of the same shape, (H, W) or (H, W, C).
+    mask : np.ndarray or None
+        Boolean (H, W); only these pixels are compared.
 
     Returns
     -------
-    float, ``inf`` for identical images.
+    float
+        The ratio in dB, ``inf`` for identical images.
 
     Examples
     --------
@@ -48,6 +53,16 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Structural similarity of two RGB images in [0, 1] (scikit-image, data_range 1).
+
+    Parameters
+    ----------
+    a, b : np.ndarray
+        (H, W, 3) images of the same shape.
+
+    Returns
+    -------
+    float
+        1.0 for identical images, less the more their structure differs.
 
     Examples
     --------

@@ -53,10 +53,13 @@ class MovingStack(SyntheticStack):
 
     Attributes
     ----------
-    sharp_frames : float32 (H, W, 3) sharp content of every frame's instant,
-        reference geometry ("the best single instant" ground truth).
-    depth_frames : float32 (H, W) true focus index of every instant.
-    moving : bool (H, W) pixels whose sharp content changes during the sweep.
+    sharp_frames : list[np.ndarray]
+        float32 (H, W, 3) sharp content of every frame's instant, reference
+        geometry ("the best single instant" ground truth).
+    depth_frames : list[np.ndarray]
+        float32 (H, W) true focus index of every instant.
+    moving : np.ndarray
+        bool (H, W) pixels whose sharp content changes during the sweep.
     """
 
     sharp_frames: list[np.ndarray] = field(default_factory=list)
@@ -64,7 +67,20 @@ class MovingStack(SyntheticStack):
     moving: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
 
     def best_instant(self, mask: np.ndarray, image: np.ndarray) -> tuple[int, float]:
-        """The instant whose sharp content ``image`` matches best inside ``mask``: (frame, PSNR dB)."""
+        """The instant whose sharp content ``image`` matches best inside ``mask``.
+
+        Parameters
+        ----------
+        mask : np.ndarray
+            bool (H, W): the pixels compared.
+        image : np.ndarray
+            (H, W, 3) image in reference geometry, e.g. a fusion result.
+
+        Returns
+        -------
+        tuple[int, float]
+            The frame of that instant and the PSNR in dB.
+        """
         from postfocus.synth.metrics import psnr
 
         scores = [psnr(image, s, mask) for s in self.sharp_frames]
@@ -95,13 +111,24 @@ def render_sequence(
 
     Parameters
     ----------
-    sharps : one float (H, W, 3) sharp image per frame.
-    depths : one (H, W) normalised depth in [0, 1] per frame (0 = near).
-    other parameters : as for :func:`postfocus.synth.render_stack`.
+    sharps : Sequence[np.ndarray]
+        One float (H, W, 3) sharp image per frame.
+    depths : Sequence[np.ndarray]
+        One (H, W) normalised depth in [0, 1] per frame (0 = near).
 
     Returns
     -------
     MovingStack
+        The recorded frames and the truth of every instant.
+
+    Other Parameters
+    ----------------
+    max_blur, shake_px, rotation_deg, breathing, exposure_drift, noise : float
+        As for :func:`postfocus.synth.render_stack`.
+    reference, jpeg_quality : int or None
+        As for :func:`postfocus.synth.render_stack`.
+    seed, layers : int
+        As for :func:`postfocus.synth.render_stack`.
     """
     n = len(sharps)
     if n < 2 or len(depths) != n:
@@ -162,13 +189,17 @@ def flame_texture(size: tuple[int, int], rng: np.random.Generator, grain: float 
 
     Parameters
     ----------
-    size : (height, width).
-    rng : random generator (a new draw gives an unrelated texture).
-    grain : Gaussian sigma (px) of the finest structure.
+    size : tuple[int, int]
+        ``(height, width)``.
+    rng : np.random.Generator
+        Random generator (a new draw gives an unrelated texture).
+    grain : float
+        Gaussian sigma (px) of the finest structure.
 
     Returns
     -------
-    float32 (H, W, 3) RGB in [0, 1].
+    np.ndarray
+        float32 (H, W, 3) RGB in [0, 1].
     """
     h, w = size
     fine = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), grain, sigmaY=2.5 * grain)
@@ -201,20 +232,28 @@ def flame_stack(
 
     Parameters
     ----------
-    name : static scene (see :func:`postfocus.synth.scene`).
-    size : (height, width).
-    n_frames : frames of the sweep.
-    region : (centre y, centre x, half-height, half-width) of the flame, in
+    name : str
+        Static scene (see :func:`postfocus.synth.scene`).
+    size : tuple[int, int]
+        ``(height, width)``.
+    n_frames : int
+        Frames of the sweep.
+    region : tuple[float, float, float, float]
+        (centre y, centre x, half-height, half-width) of the flame, in
         fractions of the image height and width (the default lies in front of
         the far background of ``'steps'``, clear of its cards).
-    region_depth : normalised depth of the flame (0 = near); default: the focal
-        plane of the middle frame ``round((n - 1) / 2)``.
-    seed : scene layout, flame textures and camera.
-    camera_options : passed to :func:`render_sequence` (shake_px, noise, ...).
+    region_depth : float or None
+        Normalised depth of the flame (0 = near); default: the focal plane of
+        the middle frame ``round((n - 1) / 2)``.
+    seed : int
+        Scene layout, flame textures and camera.
+    **camera_options
+        Passed to :func:`render_sequence` (shake_px, noise, ...).
 
     Returns
     -------
-    MovingStack; ``moving`` is the flame's ellipse.
+    MovingStack
+        ``moving`` is the flame's ellipse.
     """
     base, depth = scene(name, size, seed=seed)
     h, w = base.shape[:2]
@@ -250,15 +289,26 @@ def mover_stack(
 
     Parameters
     ----------
-    start : centre (y, x) of the disc in frame 0, fractions of height and width.
-    radius : disc radius, fraction of the shorter side.
-    step_px : motion per frame in pixels (dy, dx).
-    object_depth : normalised depth of the disc.
-    other parameters : as for :func:`flame_stack`.
+    start : tuple[float, float]
+        Centre (y, x) of the disc in frame 0, fractions of height and width.
+    radius : float
+        Disc radius, fraction of the shorter side.
+    step_px : tuple[float, float]
+        Motion per frame in pixels (dy, dx).
+    object_depth : float
+        Normalised depth of the disc.
+    seed : int
+        Scene layout and camera.
 
     Returns
     -------
-    MovingStack; ``moving`` is the area the disc sweeps over.
+    MovingStack
+        ``moving`` is the area the disc sweeps over.
+
+    Other Parameters
+    ----------------
+    name, size, n_frames, **camera_options
+        As for :func:`flame_stack`.
     """
     base, depth = scene(name, size, seed=seed)
     h, w = base.shape[:2]
@@ -302,9 +352,23 @@ def parallax_stack(
     not the differences between near and far (local parallax). Backward
     warping with the target's depth approximates occlusions.
 
+    Parameters
+    ----------
+    parallax_px : float
+        Scale of the shifts: content at depth ``d`` moves by up to
+        ``parallax_px * |d - 0.5|`` pixels on each axis.
+    seed : int
+        Scene layout, camera motion and camera.
+
     Returns
     -------
-    MovingStack; ``moving`` marks where the content shifts by more than 0.25 px.
+    MovingStack
+        ``moving`` marks where the content shifts by more than 0.25 px.
+
+    Other Parameters
+    ----------------
+    name, size, n_frames, **camera_options
+        As for :func:`flame_stack`.
     """
     base, depth = scene(name, size, seed=seed)
     h, w = base.shape[:2]

@@ -28,12 +28,15 @@ def disc_kernel(radius: float, supersample: int = 8) -> np.ndarray:
 
     Parameters
     ----------
-    radius : disc radius in pixels; below 0.5 the kernel is the 1x1 identity.
-    supersample : sub-samples per pixel side used to estimate the covered area.
+    radius : float
+        Disc radius in pixels; below 0.5 the kernel is the 1x1 identity.
+    supersample : int
+        Sub-samples per pixel side used to estimate the covered area.
 
     Returns
     -------
-    float32 (2k+1, 2k+1) kernel summing to 1.
+    np.ndarray
+        float32 (2k+1, 2k+1) kernel summing to 1.
 
     Examples
     --------
@@ -58,6 +61,18 @@ class KernelCache:
         self._cache: dict[int, np.ndarray] = {}
 
     def get(self, radius: float) -> np.ndarray:
+        """The disc kernel of ``radius``, made on first use.
+
+        Parameters
+        ----------
+        radius : float
+            Disc radius in pixels, rounded to 1/64 px.
+
+        Returns
+        -------
+        np.ndarray
+            The :func:`disc_kernel` of the rounded radius (shared: do not modify).
+        """
         key = int(round(radius / _KERNEL_STEP))
         k = self._cache.get(key)
         if k is None:
@@ -98,10 +113,21 @@ def _factor(radius: float) -> int:
 def slab_labels(depth_index: np.ndarray, span: float, layers: int) -> tuple[np.ndarray, np.ndarray]:
     """Quantise depth into ``layers`` equal slabs over ``[0, span]``.
 
+    Parameters
+    ----------
+    depth_index : np.ndarray
+        (H, W) depth per pixel, in focus-index units from 0 to ``span``.
+    span : float
+        The farthest depth.
+    layers : int
+        Number of slabs.
+
     Returns
     -------
-    labels : int32 (H, W) slab of every pixel (0 = nearest).
-    slab_depth : float64 (layers,) mean depth of the pixels in each slab (NaN if empty).
+    labels : np.ndarray
+        int32 (H, W) slab of every pixel (0 = nearest).
+    slab_depth : np.ndarray
+        float64 (layers,) mean depth of the pixels in each slab (NaN if empty).
     """
     if span <= 0:
         labels = np.zeros(depth_index.shape, np.int32)
@@ -120,8 +146,10 @@ class Slabs:
 
     Parameters
     ----------
-    labels : int32 (H, W) slab index per pixel, 0 = nearest.
-    count : number of slabs.
+    labels : np.ndarray
+        int32 (H, W) slab index per pixel, 0 = nearest.
+    count : int
+        Number of slabs.
     """
 
     def __init__(self, labels: np.ndarray, count: int) -> None:
@@ -137,7 +165,20 @@ class Slabs:
             self.boxes[k] = (y0, y1, x0, x1, mask[y0:y1, x0:x1].copy())
 
     def mask(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Float32 mask of slab ``k`` cut to the window ``[y0:y1, x0:x1]``."""
+        """Float32 mask of slab ``k`` cut to the window ``[y0:y1, x0:x1]``.
+
+        Parameters
+        ----------
+        k : int
+            A slab that holds pixels (a key of ``boxes``).
+        y0, y1, x0, x1 : int
+            The window, which must contain the slab's bounding box.
+
+        Returns
+        -------
+        np.ndarray
+            float32 (y1 - y0, x1 - x0): 1 on the slab's pixels, 0 elsewhere.
+        """
         by0, by1, bx0, bx1, m = self.boxes[k]
         out = np.zeros((y1 - y0, x1 - x0), np.float32)
         out[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = m
@@ -145,7 +186,18 @@ class Slabs:
 
 
 def premultiply(linear: np.ndarray) -> np.ndarray:
-    """Planar RGB plus an alpha plane of ones, float32 (4, H, W)."""
+    """Planar RGB plus an alpha plane of ones, float32 (4, H, W).
+
+    Parameters
+    ----------
+    linear : np.ndarray
+        (H, W, 3) RGB in linear light.
+
+    Returns
+    -------
+    np.ndarray
+        float32 (4, H, W): the three colour planes, then alpha = 1.
+    """
     out = np.empty((4,) + linear.shape[:2], np.float32)
     out[:3] = linear.transpose(2, 0, 1)
     out[3] = 1.0
@@ -167,15 +219,20 @@ def render_defocus(
 
     Parameters
     ----------
-    premult : float32 (4, H, W) planar linear RGB and alpha (see :func:`premultiply`).
-    slabs : slab layout of the canvas.
-    radii : (layers,) circle-of-confusion radius of every slab in pixels
-        (NaN for empty slabs); below 0.5 a slab is pasted sharp.
-    kernels : optional kernel cache shared between calls.
+    premult : np.ndarray
+        float32 (4, H, W) planar linear RGB and alpha (see :func:`premultiply`).
+    slabs : Slabs
+        Slab layout of the canvas.
+    radii : np.ndarray
+        (layers,) circle-of-confusion radius of every slab in pixels (NaN for
+        empty slabs); below 0.5 a slab is pasted sharp.
+    kernels : KernelCache or None
+        Kernel cache shared between calls.
 
     Returns
     -------
-    float32 (H, W, 3) defocused image, linear light.
+    np.ndarray
+        float32 (H, W, 3) defocused image, linear light.
 
     Examples
     --------

@@ -24,17 +24,26 @@ class SyntheticStack:
 
     Attributes
     ----------
-    frames : what the camera recorded (after shake, breathing, exposure drift,
+    frames : list[np.ndarray]
+        What the camera recorded (after shake, breathing, exposure drift,
         noise and JPEG), float32 (H, W, 3) each.
-    sharp : ground-truth all-in-focus image in reference geometry, no noise.
-    depth : float32 (H, W) true focus index per pixel, reference geometry.
-    transforms : W_i, float64 (3, 3), mapping reference to frame i pixels.
-    gains : (N, 3) per-frame per-channel gain applied to the encoded values.
-    focus_positions : (N,) focus index of each frame's focal plane.
-    reference : index of the frame whose transform and gain are identity.
-    clean_frames : each frame's defocus render in reference geometry, before
-        any camera degradation.
-    max_blur : circle-of-confusion radius (px) of the farthest mismatch.
+    sharp : np.ndarray
+        Ground-truth all-in-focus image in reference geometry, no noise.
+    depth : np.ndarray
+        float32 (H, W) true focus index per pixel, reference geometry.
+    transforms : list[np.ndarray]
+        W_i, float64 (3, 3), mapping reference to frame i pixels.
+    gains : np.ndarray
+        (N, 3) per-frame per-channel gain applied to the encoded values.
+    focus_positions : np.ndarray
+        (N,) focus index of each frame's focal plane.
+    reference : int
+        Index of the frame whose transform and gain are identity.
+    clean_frames : list[np.ndarray]
+        Each frame's defocus render in reference geometry, before any camera
+        degradation.
+    max_blur : float
+        Circle-of-confusion radius (px) of the farthest mismatch.
     """
 
     frames: list[np.ndarray]
@@ -49,6 +58,16 @@ class SyntheticStack:
 
     def blur_radius(self, i: int) -> np.ndarray:
         """True circle-of-confusion radius (px) of every reference pixel in frame ``i``.
+
+        Parameters
+        ----------
+        i : int
+            Frame number.
+
+        Returns
+        -------
+        np.ndarray
+            float32 (H, W) radii in pixels, reference geometry.
 
         Examples
         --------
@@ -109,23 +128,37 @@ def render_stack(
 
     Parameters
     ----------
-    sharp : float (H, W, 3) all-in-focus RGB in [0, 1].
-    depth01 : (H, W) normalised depth in [0, 1], 0 = near.
-    n_frames : number of frames, at least 2.
-    max_blur : blur radius in px between the nearest depth and the farthest focus.
-    reference : frame with identity transform and gain; default ``n_frames // 2``.
-    shake_px : translation of each frame, uniform in ±shake_px on both axes.
-    rotation_deg : rotation of each frame, uniform in ±rotation_deg.
-    breathing : magnification change across the whole sweep (0.04 = 4 %).
-    exposure_drift : gain of each frame uniform in 1 ± drift, plus a tint of ± drift/4.
-    noise : sigma of Gaussian sensor noise on the [0, 1] scale.
-    jpeg_quality : JPEG round trip at this quality (1-100); None for none.
-    seed : seed of the random shake, gains and noise.
-    layers : number of depth slabs.
+    sharp : np.ndarray
+        Float (H, W, 3) all-in-focus RGB in [0, 1].
+    depth01 : np.ndarray
+        (H, W) normalised depth in [0, 1], 0 = near.
+    n_frames : int
+        Number of frames, at least 2.
+    max_blur : float
+        Blur radius in px between the nearest depth and the farthest focus.
+    reference : int or None
+        Frame with identity transform and gain; default ``n_frames // 2``.
+    shake_px : float
+        Translation of each frame, uniform in ±shake_px on both axes.
+    rotation_deg : float
+        Rotation of each frame, uniform in ±rotation_deg.
+    breathing : float
+        Magnification change across the whole sweep (0.04 = 4 %).
+    exposure_drift : float
+        Gain of each frame uniform in 1 ± drift, plus a tint of ± drift/4.
+    noise : float
+        Sigma of Gaussian sensor noise on the [0, 1] scale.
+    jpeg_quality : int or None
+        JPEG round trip at this quality (1-100); None for none.
+    seed : int
+        Seed of the random shake, gains and noise.
+    layers : int
+        Number of depth slabs.
 
     Returns
     -------
     SyntheticStack
+        The recorded frames and the truth behind them.
 
     Examples
     --------
@@ -210,11 +243,13 @@ def oracle_composite(stack: SyntheticStack) -> np.ndarray:
 
     Parameters
     ----------
-    stack : a rendered stack.
+    stack : SyntheticStack
+        A rendered stack.
 
     Returns
     -------
-    float32 (H, W, 3) composite in [0, 1].
+    np.ndarray
+        float32 (H, W, 3) composite in [0, 1].
 
     Examples
     --------

@@ -12,6 +12,8 @@ import numpy as np
 
 from postfocus.errors import PostfocusError
 
+__all__ = ["SCENES", "fill_disparity", "scene"]
+
 SCENES = ("motorcycle", "steps", "ramp", "occluder", "flat")
 _DEFAULT_SIZE = (480, 640)
 
@@ -62,11 +64,13 @@ def fill_disparity(disp: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    disp : (H, W) disparity map.
+    disp : np.ndarray
+        (H, W) disparity map.
 
     Returns
     -------
-    float32 (H, W) disparity with every pixel finite and positive.
+    np.ndarray
+        float32 (H, W) disparity with every pixel finite and positive.
 
     Examples
     --------
@@ -217,20 +221,25 @@ def scene(name: str, size: tuple[int, int] | None = None, seed: int = 0) -> tupl
 
     Parameters
     ----------
-    name : one of ``SCENES``: ``'motorcycle'`` (Middlebury stereo pair, depth
+    name : str
+        One of ``SCENES``: ``'motorcycle'`` (Middlebury stereo pair, depth
         from its disparity), ``'steps'`` (photos on five fronto-parallel cards
         with sharp occlusion edges), ``'ramp'`` (gravel on a tilted ground
         plane), ``'occluder'`` (bright bar and checker disc, near, over a far
         textured background) or ``'flat'`` (a textureless ellipse painted on
         tilted gravel ground; its depth continues the plane).
-    size : ``(height, width)``; default the photo's own size for
+    size : tuple[int, int] or None
+        ``(height, width)``; default the photo's own size for
         ``'motorcycle'`` (500 x 741) and 480 x 640 otherwise.
-    seed : jitters the layout (positions, tilt angles).
+    seed : int
+        Jitters the layout (positions, tilt angles).
 
     Returns
     -------
-    image : float32 (H, W, 3) RGB in [0, 1].
-    depth01 : float32 (H, W) in [0, 1], 0 = near, linear in inverse distance.
+    image : np.ndarray
+        float32 (H, W, 3) RGB in [0, 1].
+    depth01 : np.ndarray
+        float32 (H, W) in [0, 1], 0 = near, linear in inverse distance.
 
     Examples
     --------

@@ -34,6 +34,23 @@ from postfocus.io.write import atomic_write, to_uint
 from postfocus.store import ProcessedStack
 from postfocus.viewer.tapmap import TapMap, stack_tap_map
 
+__all__ = [
+    "DATA_VERSION",
+    "FORMATS",
+    "data_url",
+    "depth_preview",
+    "encode_picture",
+    "encode_png",
+    "export_page",
+    "focus_map_pixels",
+    "render_page",
+    "tap_map_pixels",
+    "viewer_data",
+    "viewer_script",
+    "viewer_style",
+    "volume_grid",
+]
+
 DATA_VERSION = 1
 FORMATS = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 

@@ -24,6 +24,8 @@ import numpy as np
 from postfocus.products.refocus import MIN_CONFIDENCE, sharpest_frame
 from postfocus.store import ProcessedStack
 
+__all__ = ["TapMap", "stack_tap_map", "tap_map"]
+
 # Relative tolerance under which two window means, or a confidence and the
 # threshold, count as "too close to call" in float64 vs numpy's float32 means.
 _REL_EPS = 1e-4

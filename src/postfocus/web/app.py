@@ -42,10 +42,9 @@ import logging
 import os
 import re
 import shutil
-import unicodedata
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -59,13 +58,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError
 from postfocus.io.base import natural_key
-from postfocus.io.lock import FileLock
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
+from postfocus.web.names import attachment, job_title, slug
 from postfocus.web.ops import Results
-from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
+from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "Lock", "create_app", "error"]
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -122,35 +121,6 @@ class GuardMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def _slug(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = re.sub(r"\.(?:jpe?g|png|tiff?|mp4|mov|m4v|mkv|avi|mts|m2ts)\b", "", text, flags=re.IGNORECASE)
-    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return text[:60] or "postfocus"
-
-
-def _attachment(name: str) -> str:
-    ascii_name = name.encode("ascii", "ignore").decode() or "download"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-
-
-def _title(files: list[dict]) -> str:
-    first = files[0]["name"]
-    if len(files) == 1:
-        return first
-    return f"{first} + {len(files) - 1} more"
-
-
-class Lock(FileLock):
-    """An advisory lock on the data folder, so that two servers never share it."""
-
-    def __init__(self, path: Path):
-        super().__init__(
-            path,
-            held="another postfocus server is using this data folder; stop it first or choose another --data-dir",
-        )
 
 
 def create_app(
@@ -242,7 +212,7 @@ def create_app(
             raise HTTPException(404, "No such file.")
         headers = dict(headers or {})
         if download or request.query_params.get("download"):
-            headers["content-disposition"] = _attachment(f"{_slug(data.get('title') or 'postfocus')}-{download_name}")
+            headers["content-disposition"] = attachment(f"{slug(data.get('title') or 'postfocus')}-{download_name}")
         return FileResponse(path, media_type=media_type, headers=headers)
 
     def number(request: Request, name: str, default: float | None = None) -> float:
@@ -304,7 +274,7 @@ def create_app(
             store.delete(job)
             raise
         data = job.read() or {}
-        title = (receiver.fields.get("title") or "").strip()[:120] or _title(files)
+        title = (receiver.fields.get("title") or "").strip()[:120] or job_title(files)
         data.update(state=QUEUED, inputs=files, title="".join(c for c in title if c.isprintable()))
         job.write(data)
         queue.submit(job.id)

@@ -40,6 +40,8 @@ from postfocus.web.store import (
     now,
 )
 
+__all__ = ["VIEWER_NAME_RE", "JobQueue", "frame_names", "run_job", "viewer_payload", "write_viewer_data"]
+
 log = logging.getLogger("postfocus.web")
 
 STAGE_TEXT = {

@@ -3,7 +3,7 @@
 Layout::
 
     DATA/
-      server.lock             held (flock) while a server uses this folder
+      server.lock             held (flock, :class:`Lock`) while a server uses this folder
       jobs/<uuid>/
         job.json              state, progress, inputs, result, error
         in/000.jpg ...        uploaded files under generated names
@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from postfocus.io.lock import FileLock
 from postfocus.io.write import atomic_write_json
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "STATES",
     "UPLOADING",
     "JobFolder",
+    "Lock",
     "Store",
     "display_name",
     "now",
@@ -293,3 +295,13 @@ class Store:
             elif state == QUEUED:
                 queued.append((data.get("created", ""), job.id))
         return [job_id for _, job_id in sorted(queued)]
+
+
+class Lock(FileLock):
+    """An advisory lock on the data folder, so that two servers never share it."""
+
+    def __init__(self, path: Path):
+        super().__init__(
+            path,
+            held="another postfocus server is using this data folder; stop it first or choose another --data-dir",
+        )
