@@ -49,6 +49,7 @@ from PIL.TiffImagePlugin import IFDRational, ImageFileDirectory_v2
 
 from postfocus.errors import PostfocusWarning
 from postfocus.io.mp4_boxes import MovieBoxes, quicktime_text, read_movie_boxes
+from postfocus.io.write import exif_bytes
 
 __all__ = [
     "BURST_MODES",
@@ -334,22 +335,15 @@ def _combine(boxes: MovieBoxes, problems: list[str]) -> VideoMetadata:
                          problems=problems)
 
 
-def _exif_bytes(ifd0: dict[int, Any], sub: dict[int, Any], gps: dict[int, Any], text_only: bool = False) -> bytes | None:
-    if text_only:  # a camera value Pillow cannot write back: keep make, model, lens, dates
-        ifd0 = {t: v for t, v in ifd0.items() if isinstance(v, str)}
-        sub, gps = {t: v for t, v in sub.items() if isinstance(v, str)}, {}
-    ex = Image.Exif()
-    ex.endian = "<"
-    for tag, value in ifd0.items():
-        ex[tag] = value
-    if sub:
-        ex[_EXIF_IFD] = sub
-    if gps:
-        ex[_GPS_IFD] = gps
+def _exif_bytes(ifd0: dict[int, Any], sub: dict[int, Any], gps: dict[int, Any]) -> bytes | None:
     try:
-        return ex.tobytes()
-    except Exception:
-        return None if text_only else _exif_bytes(ifd0, sub, gps, text_only=True)
+        return exif_bytes(ifd0, sub, gps, endian="<")
+    except Exception:  # a camera value Pillow cannot write back: keep the text (make, model, lens, dates)
+        try:
+            return exif_bytes({t: v for t, v in ifd0.items() if isinstance(v, str)},
+                              {t: v for t, v in sub.items() if isinstance(v, str)}, {}, endian="<")
+        except Exception:
+            return None
 
 
 def _text(value: Any) -> str | None:
