@@ -9,6 +9,7 @@ import click
 from postfocus.cli.common import main
 from postfocus.cli.options import cache_option, inputs_argument
 from postfocus.io.open import open_source
+from postfocus.io.video_metadata import describe_camera
 from postfocus.store import find_stack_folders
 
 __all__ = ["info_command"]
@@ -30,6 +31,7 @@ def info_command(inputs, as_json, cache_dir):
         "bit_depth": info.bit_depth,
         "fps": info.fps,
         "names": info.names,
+        "camera": info.camera,
         "cached": stacks[0] if stacks else None,
         "processed_stacks": stacks,
     }
@@ -38,6 +40,8 @@ def info_command(inputs, as_json, cache_dir):
         return
     click.echo(f"{info.kind}: {len(source)} frames, {info.width}x{info.height}, {info.bit_depth}-bit"
                + (f", {info.fps:.3g} fps" if info.fps else ""))
+    if describe_camera(info.camera):
+        click.echo(f"camera: {describe_camera(info.camera)}")
     names = info.names
     click.echo("frames: " + (", ".join(names) if len(names) <= 8 else f"{names[0]} ... {names[-1]}"))
     if not stacks:

@@ -13,6 +13,8 @@ Modules, each importing only those before it:
 ``write``         atomic writes and result images with metadata
 ``images``        still images (JPEG, PNG, TIFF) and :class:`ImageFilesSource`
 ``arrays``        frames in memory (:class:`ArraySource`)
+``mp4_boxes``     the boxes of MP4/MOV files: a bounded walker, ``mvhd`` and ``udta``
+``video_metadata`` camera metadata of MP4/MOV files (PANA atom, ``©xyz``, ``mvhd``)
 ``raw_metadata``  the EXIF of camera RAW files
 ``raw``           camera RAW files (:class:`RawFilesSource`)
 ``video``         videos (:class:`VideoSource`)

@@ -62,6 +62,11 @@ class SourceInfo:
     ``linear`` is True when the frames are merged in linear light (RAW stacks:
     their values are sRGB-encoded from linear development, so the merge
     decodes them, adds light, and encodes the result once).
+
+    ``camera`` summarises what a video file says about the camera (make, model,
+    lens, mode such as "Post Focus", resolution "4K"/"6K", date, location; see
+    :mod:`postfocus.io.video_metadata`); None for other sources and videos
+    that carry nothing.
     """
 
     kind: str  # "images", "raw", "video" (or "processed": cached aligned frames)
@@ -75,6 +80,7 @@ class SourceInfo:
     paths: list[Path] = field(default_factory=list)
     fps: float | None = None
     linear: bool = False
+    camera: dict | None = None
 
     @property
     def size(self) -> tuple[int, int]:

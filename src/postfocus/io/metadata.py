@@ -25,6 +25,7 @@ from postfocus._version import __version__
 __all__ = [
     "SOFTWARE",
     "embed_tiff_exif",
+    "exif_bytes",
     "output_exif",
     "png_with_metadata",
     "srgb_icc_profile",
@@ -103,7 +104,28 @@ def _output_tags(
     return ifd0, sub, gps
 
 
-def _exif_bytes(ifd0: dict, sub: dict, gps: dict, *, endian: str = ">", offset: int = 8) -> bytes:
+def exif_bytes(ifd0: dict, sub: dict, gps: dict, *, endian: str = ">", offset: int = 8) -> bytes:
+    """EXIF bytes (``Exif\\0\\0`` and TIFF data) from the tags of IFD0, the EXIF IFD and the GPS IFD.
+
+    Parameters
+    ----------
+    ifd0, sub, gps : dict
+        Tag number -> value (as Pillow reads them) of each IFD; an empty
+        ``sub`` or ``gps`` is left out.
+    endian : str
+        ">" (Motorola) or "<" (Intel) byte order.
+    offset : int
+        Where the TIFF header will stand in the file (8 unless appended to one).
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> exif_bytes({0x010F: "Panasonic"}, {}, {})[:10]
+    b'Exif\\x00\\x00MM\\x00*'
+    """
     ex = Image.Exif()
     ex.endian = endian
     for tag, value in ifd0.items():
@@ -140,11 +162,11 @@ def output_exif(exif: bytes | None, description: str | None = None, size: tuple[
     """
     ifd0, sub, gps = _output_tags(exif, description, size)
     try:
-        data = _exif_bytes(ifd0, sub, gps)
+        data = exif_bytes(ifd0, sub, gps)
     except Exception:  # a camera value Pillow cannot write back: keep the plain IFD0
-        data = _exif_bytes(ifd0, {}, {})
+        data = exif_bytes(ifd0, {}, {})
     if len(data) > 65000:  # a JPEG APP1 segment holds 64 KiB
-        data = _exif_bytes(ifd0, {}, gps)
+        data = exif_bytes(ifd0, {}, gps)
     return data
 
 
@@ -241,7 +263,7 @@ def embed_tiff_exif(path: str | os.PathLike, exif: bytes | None) -> bool:
             end += 1
         # A two-entry IFD holding the sub-IFDs, laid out for this file position;
         # only the sub-IFDs it points to are referenced.
-        blob = _exif_bytes({}, wanted.get(_EXIF_IFD, {}), wanted.get(_GPS_IFD, {}), endian="<", offset=end)[14:]
+        blob = exif_bytes({}, wanted.get(_EXIF_IFD, {}), wanted.get(_GPS_IFD, {}), endian="<", offset=end)[14:]
         n = struct.unpack("<H", blob[:2])[0]
         pointers = {}
         for k in range(n):

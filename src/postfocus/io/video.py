@@ -27,6 +27,7 @@ import numpy as np
 from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.base import FrameSource, SourceInfo, fit_size, looks_like_mp4
 from postfocus.io.images import to_float
+from postfocus.io.video_metadata import read_video_metadata
 
 __all__ = ["VideoSource"]
 
@@ -111,6 +112,10 @@ class VideoSource(FrameSource):
     The file is checked when the source is created: it must hold a video
     stream with at least two decodable frames. A truncated file keeps the frames
     that decode, with a :class:`~postfocus.errors.PostfocusWarning`.
+
+    The camera metadata an MP4/MOV file carries (Panasonic's PANA atom,
+    ``©xyz`` / ``©mak`` / ``©mod``, the ``mvhd`` date) is read at the same time
+    into ``info.exif`` and ``info.camera`` (:mod:`postfocus.io.video_metadata`).
 
     Parameters
     ----------
@@ -249,6 +254,7 @@ class VideoSource(FrameSource):
         h, w = first.height, first.width
         if quarter % 2:
             h, w = w, h
+        meta = read_video_metadata(path)  # never raises; warns about a damaged atom
         self.info = SourceInfo(
             kind="video",
             names=[f"frame {i:04d}" for i in range(n)],
@@ -256,10 +262,11 @@ class VideoSource(FrameSource):
             width=w,
             bit_depth=8 if self._bits <= 8 else self._bits,
             grey=False,
-            exif=None,
+            exif=meta.exif,
             icc=None,
             paths=[path],
             fps=fps,
+            camera=meta.camera,
         )
 
     @property
