@@ -137,13 +137,13 @@ class FileLock:
 
     def release(self) -> None:
         """Let go of the lock; does nothing when it is not held."""
-        if self._fh is None:
+        fh, self._fh = self._fh, None  # not held any more before the lock is let go (another thread may take it)
+        if fh is None:
             return
         try:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         finally:
-            self._fh.close()
-            self._fh = None
+            fh.close()
 
     def __enter__(self) -> "FileLock":
         self.acquire()
