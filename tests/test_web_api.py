@@ -45,6 +45,7 @@ BLUR_STEP = 0.9
 BASE = "http://127.0.0.1:8000"
 MAX_UPLOAD_MB = 2
 TIMEOUT = 60
+CHANGE = {"X-Postfocus": "1"}  # what the app's page sends with every change
 
 
 def make_stack_files(n: int = N, size: tuple[int, int] = (H, W)) -> list[tuple[str, bytes]]:
@@ -107,7 +108,7 @@ class Server:
     def __init__(self, data: Path, **options):
         self.data = data
         self.app = create_app(data, max_upload_mb=options.pop("max_upload_mb", MAX_UPLOAD_MB), workers=2, **options)
-        self.client = TestClient(self.app, base_url=BASE)
+        self.client = TestClient(self.app, base_url=BASE, headers=CHANGE)
         self.client.__enter__()
         self.running = True
 

@@ -30,7 +30,8 @@ readable name. Errors are JSON ``{"error": "..."}`` with a message for people.
 
 Safety: only requests whose Host is an allowed name are served (by default
 the local machine's, which defeats DNS rebinding), state-changing requests
-from another origin are refused, uploads are limited in size while they
+from another origin (``Origin: null`` included) or without the header
+``X-Postfocus: 1`` are refused, uploads are limited in size while they
 stream, checked by content, and stored under generated names; job ids must be
 UUIDs, and every file served is checked to lie in its job's folder.
 """
@@ -65,7 +66,7 @@ from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "Lock", "create_app", "error"]
+__all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "Lock", "create_app", "error"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -75,6 +76,7 @@ VIEWER_DIR = PACKAGE / "viewer"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MAX_UPLOAD_MB = 2048
 DISK_RESERVE = 256 * 1024 * 1024  # keep this much free after an upload
+CHANGE_HEADER = "X-Postfocus"  # every POST, PUT, PATCH or DELETE must carry "X-Postfocus: 1"
 
 CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -93,6 +95,25 @@ class GuardMiddleware:
         self.app = app
         self.allowed = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
 
+    @staticmethod
+    def refuse_change(headers: dict[str, str], host: str) -> str | None:
+        """Why a state-changing request is refused, or None to let it through.
+
+        It must come from this server's own page: no other origin (``Origin: null``, what a
+        sandboxed frame or a file sends, included), and it must carry :data:`CHANGE_HEADER`, which a
+        form on another site cannot send and a script there can only send after a CORS preflight
+        that this server never grants.
+        """
+        origin = headers.get("origin")
+        if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
+            return "Requests from other web sites are refused."
+        if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return "Requests from other web sites are refused."
+        if headers.get(CHANGE_HEADER.lower()) != "1":
+            return (f"Changes need the header '{CHANGE_HEADER}: 1' (the postfocus page sends it; scripts "
+                    "must add it). It keeps other web sites from changing anything here.")
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -104,9 +125,9 @@ class GuardMiddleware:
             await error(400, f"This server answers only to {', '.join(sorted(self.allowed))}.")(scope, receive, send)
             return
         if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            origin = headers.get("origin")
-            if origin and origin != "null" and urlsplit(origin).netloc.lower() != host.lower():
-                await error(403, "Requests from other web sites are refused.")(scope, receive, send)
+            refused = self.refuse_change(headers, host)
+            if refused:
+                await error(403, refused)(scope, receive, send)
                 return
 
         async def send_with_headers(message: dict) -> None:
