@@ -4,10 +4,15 @@ Each test is a case that once failed:
 
 * changes from other web sites: a request without ``X-Postfocus: 1``, with
   ``Origin: null`` or a cross-site ``Sec-Fetch-Site``, and, in real Chromium, a
-  sandboxed frame on another site that POSTs an upload with a no-cors fetch.
+  sandboxed frame on another site that POSTs an upload with a no-cors fetch;
+* a worker process killed while two jobs run: only its job is affected, and it
+  is processed once more (a second death fails it with a message);
+* the server killed outright: its workers die with it, and the next server
+  marks the job interrupted and can retry it.
 
-The API cases run against Starlette's TestClient (``test_web_api.Server``),
-the browser's against a real ``postfocus serve`` (``test_web_ui.ServeProcess``).
+The API cases run against Starlette's TestClient (``test_web_api.Server``);
+the cases about processes and connections against a real ``postfocus serve``
+(``test_web_ui.ServeProcess``).
 """
 
 from __future__ import annotations
@@ -17,13 +22,26 @@ import contextlib
 import functools
 import http.server
 import json
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from test_web_api import BASE, Server, TestClient, job_count, make_stack_files, multipart, wait_for
+from test_web_api import BASE, CHANGE, Server, TestClient, job_count, make_stack_files, multipart, wait_for
 from test_web_ui import ServeProcess
+
+from postfocus.web.store import INTERRUPTED_MESSAGE
+
+# A stack that takes a worker a few seconds: time enough to kill it while it runs.
+SLOW = {"n": 12, "size": (600, 800)}
+
+
+@pytest.fixture(scope="module")
+def slow_files() -> list[tuple[str, bytes]]:
+    return make_stack_files(**SLOW)
 
 
 @pytest.fixture(scope="module")
@@ -151,5 +169,119 @@ def test_sandboxed_frame_on_another_site_cannot_start_a_job(browser, tmp_path): 
         assert result["cors"].startswith("failed"), result  # the header needs a preflight, never granted
         assert httpx.get(server.url + "/api/jobs").json()["jobs"] == []
         assert not any((data / "jobs").iterdir())
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------ dying workers
+
+
+def running(client: TestClient, queue, job_id: str, attempt: int = 1, timeout: float = 60) -> int:
+    """Wait until ``job_id`` runs its ``attempt``-th time; returns its worker's pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        pid = queue.worker_pid(job_id)
+        if job["state"] == "running" and job["attempts"] == attempt and pid:
+            return pid
+        assert job["state"] not in ("done", "failed"), f"the job ended before it could be stopped: {job}"
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never ran attempt {attempt}")
+
+
+def test_killed_worker_affects_only_its_job_which_runs_again(server, slow_files):
+    c, queue = server.client, server.app.state.queue
+    first = c.post("/api/jobs", files=multipart(slow_files)).json()["id"]
+    second = c.post("/api/jobs", files=multipart(slow_files)).json()["id"]
+    victim = running(c, queue, first)
+    survivor = running(c, queue, second)
+    os.kill(victim, signal.SIGKILL)
+    done = wait_for(c, second, timeout=120)
+    assert done["state"] == "done", done
+    assert done["attempts"] == 1  # never disturbed
+    again = wait_for(c, first, timeout=120)
+    assert again["state"] == "done", again
+    assert again["attempts"] == 2 and not again["error"]
+    assert survivor != victim
+
+
+def test_a_second_death_fails_the_job_with_a_message(server, slow_files):
+    c, queue = server.client, server.app.state.queue
+    job_id = c.post("/api/jobs", files=multipart(slow_files)).json()["id"]
+    os.kill(running(c, queue, job_id), signal.SIGKILL)
+    os.kill(running(c, queue, job_id, attempt=2), signal.SIGKILL)
+    job = wait_for(c, job_id)
+    assert job["state"] == "failed"
+    assert "worker process stopped unexpectedly twice" in job["error"] and "SIGKILL" in job["error"]
+    assert not (server.data / "jobs" / job_id / "work").exists()
+    # Retry starts afresh (two more lives) and works.
+    assert c.post(f"/api/jobs/{job_id}/retry").status_code == 200
+    assert wait_for(c, job_id, timeout=120)["state"] == "done"
+
+
+# ------------------------------------------------------------- dying server
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of a process (R, S, Z ...) from /proc, None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def children(pid: int) -> dict[int, str]:
+    """Child processes of ``pid``: {pid: command line}."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_server_killed_outright_takes_its_workers_and_the_job_is_interrupted(tmp_path, slow_files):
+    data = tmp_path / "data"
+    server = ServeProcess(data, tmp_path / "server1.log")
+    workers: dict[int, str] = {}
+    try:
+        r = httpx.post(server.url + "/api/jobs", files=multipart(slow_files), headers=CHANGE, timeout=30)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while not any("spawn_main" in cmd for cmd in workers.values()):
+            assert time.monotonic() < deadline, "no worker process started"
+            job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+            assert job["state"] in ("queued", "running"), job
+            workers = children(server.proc.pid) if job["state"] == "running" else {}
+            time.sleep(0.02)
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=5)
+        deadline = time.monotonic() + 5
+        while any(process_state(pid) not in (None, "Z") for pid in workers):
+            assert time.monotonic() < deadline, f"left running after the server died: {workers}"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+        for pid in workers:  # only if the test failed
+            if process_state(pid) not in (None, "Z"):
+                os.kill(pid, signal.SIGKILL)
+    server = ServeProcess(data, tmp_path / "server2.log")
+    try:
+        job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+        assert job["state"] == "failed" and job["interrupted"], job
+        assert job["error"] == INTERRUPTED_MESSAGE
+        assert not (data / "jobs" / job_id / "work").exists()
+        assert httpx.post(f"{server.url}/api/jobs/{job_id}/retry", headers=CHANGE).status_code == 200
+        deadline = time.monotonic() + 60
+        while (job := httpx.get(f"{server.url}/api/jobs/{job_id}").json())["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["state"] == "done" and job["attempts"] == 2, job
     finally:
         server.stop()
