@@ -8,7 +8,10 @@ Each test is a case that once failed:
 * a worker process killed while two jobs run: only its job is affected, and it
   is processed once more (a second death fails it with a message);
 * the server killed outright: its workers die with it, and the next server
-  marks the job interrupted and can retry it.
+  marks the job interrupted and can retry it;
+* an upload cut off before its closing boundary, and a client that disconnects
+  in the middle of one;
+* numbers that are not finite, and JSON bodies too large or nested too deep.
 
 The API cases run against Starlette's TestClient (``test_web_api.Server``);
 the cases about processes and connections against a real ``postfocus serve``
@@ -24,6 +27,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -285,3 +289,91 @@ def test_server_killed_outright_takes_its_workers_and_the_job_is_interrupted(tmp
         assert job["state"] == "done" and job["attempts"] == 2, job
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------ cut uploads
+
+
+def multipart_body(files: list[tuple[str, bytes]], boundary: str = "XyZ") -> bytes:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+             f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n" for name, data in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def test_upload_cut_off_before_its_end_is_refused(server):
+    c, files = server.client, make_stack_files(3)
+    n = job_count(server)
+    whole = multipart_body(files)
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    assert whole.endswith(b"--XyZ--\r\n")
+    for cut in (whole[:-len(b"--XyZ--\r\n")],  # every file complete, no closing boundary
+                whole[:len(whole) - len(files[-1][1]) // 2]):  # in the middle of the last file
+        r = c.post("/api/jobs", content=cut, headers=headers)
+        assert r.status_code == 400, r.text
+        assert "cut off" in r.json()["error"]
+        assert job_count(server) == n  # no job folder left
+    r = c.post("/api/jobs", content=whole, headers=headers)
+    assert r.status_code == 201, r.text
+    assert wait_for(c, r.json()["id"])["state"] == "done"
+
+
+def test_client_gone_mid_upload_logs_one_line_and_keeps_nothing(tmp_path):
+    data, log = tmp_path / "data", tmp_path / "server.log"
+    server = ServeProcess(data, log)
+    try:
+        start = multipart_body(make_stack_files(3))[:150_000]
+        request = (f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-Postfocus: 1\r\n"
+                   f"Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {len(start) + 500_000}\r\n"
+                   "\r\n").encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(request + start)
+            deadline = time.monotonic() + 10
+            while not any((data / "jobs").iterdir()):  # the upload has begun
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while "upload cancelled" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert not any((data / "jobs").iterdir())
+        assert httpx.get(server.url + "/api/info").status_code == 200
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert "Traceback" not in text and "Exception" not in text, text
+    lines = [line for line in text.splitlines() if "upload cancelled" in line]
+    assert len(lines) == 1 and "nothing was kept" in lines[0], text
+
+
+# ------------------------------------------------------------ odd numbers
+
+
+def test_numbers_that_are_not_finite_get_400(server):
+    c, base = server.client, f"/api/jobs/{server.good['id']}"
+    for query in ("merge.jpg?start=nan&end=2", "merge.jpg?start=0&end=inf", "merge.jpg?start=-inf&end=1",
+                  "pop.jpg?position=nan", "pop.jpg?position=1&tolerance=inf", "pop.jpg?x=nan&y=3",
+                  "aperture.jpg?x=10&y=10&f=nan", "aperture.jpg?x=inf&y=10&f=2"):
+        r = c.get(f"{base}/{query}")
+        assert r.status_code == 400, (query, r.text)
+        assert "must be a number" in r.json()["error"], query
+    r = c.post(f"{base}/tap", content=b'{"x": NaN, "y": 1}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "must be a number" in r.json()["error"]
+
+
+def test_json_bodies_are_limited_and_parsed_defensively(server):
+    c, url = server.client, f"/api/jobs/{server.good['id']}/tap"
+    r = c.post(url, content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+    r = c.post(url, content=b"[" * 60_000, headers={"content-type": "application/json"})  # under 64 KB, too deep
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+    def chunked():  # no Content-Length: counted as it arrives
+        yield b'{"x": 1, "y": 1, "pad": "'
+        for _ in range(100):
+            yield b"a" * 1024
+        yield b'"}'
+
+    r = c.post(url, content=chunked(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = c.post(url, json={"x": 10, "y": 10, "pad": "a" * 1000})
+    assert r.status_code == 200, r.text

@@ -31,15 +31,17 @@ readable name. Errors are JSON ``{"error": "..."}`` with a message for people.
 Safety: only requests whose Host is an allowed name are served (by default
 the local machine's, which defeats DNS rebinding), state-changing requests
 from another origin (``Origin: null`` included) or without the header
-``X-Postfocus: 1`` are refused, uploads are limited in size while they
-stream, checked by content, and stored under generated names; job ids must be
-UUIDs, and every file served is checked to lie in its job's folder.
+``X-Postfocus: 1`` are refused, JSON bodies are limited in size, uploads are
+limited in size while they stream, checked by content, refused when cut
+short, and stored under generated names; job ids must be UUIDs, and every file
+served is checked to lie in its job's folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import shutil
@@ -51,7 +53,7 @@ from urllib.parse import quote, urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -64,7 +66,7 @@ from postfocus.io.lock import FileLock
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Store
-from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
+from postfocus.web.upload import UploadError, UploadReceiver, check_upload, json_body, too_large
 
 __all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "Lock", "create_app", "error"]
 
@@ -273,9 +275,12 @@ def create_app(
                 raise HTTPException(400, f"Missing parameter {name!r}.")
             return default
         try:
-            return float(value)
+            parsed = float(value)
         except ValueError:
-            raise HTTPException(400, f"Parameter {name!r} must be a number.") from None
+            parsed = math.nan
+        if not math.isfinite(parsed):  # nan and inf too: every parameter is a position or a size
+            raise HTTPException(400, f"Parameter {name!r} must be a number.")
+        return parsed
 
     # Pages --------------------------------------------------------------
     def index(request: Request) -> Response:
@@ -321,6 +326,11 @@ def create_app(
         except UploadError as exc:
             store.delete(job)
             return error(exc.status, exc.message)
+        except ClientDisconnect:  # nobody is left to answer: one line in the log, nothing kept
+            store.delete(job)
+            log.warning("upload cancelled: the client disconnected after %d bytes; nothing was kept",
+                        receiver.received)
+            return error(400, "The upload was cut off.")
         except BaseException:
             store.delete(job)
             raise
@@ -394,8 +404,10 @@ def create_app(
     async def tap_point(request: Request) -> Response:
         job, _ = await run_in_threadpool(finished, request)
         try:
-            body = await request.json()
+            body = await json_body(request.headers.get("content-length"), request.stream())
             x, y = float(body["x"]), float(body["y"])
+        except UploadError as exc:
+            return error(exc.status, exc.message)
         except (ValueError, KeyError, TypeError):
             return error(400, "Send the point as JSON: {\"x\": ..., \"y\": ...} in image pixels.")
         return JSONResponse(await run_in_threadpool(results.tap, job, x, y))
