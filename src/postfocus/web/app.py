@@ -30,41 +30,43 @@ readable name. Errors are JSON ``{"error": "..."}`` with a message for people.
 
 Safety: only requests whose Host is an allowed name are served (by default
 the local machine's, which defeats DNS rebinding), state-changing requests
-from another origin are refused, uploads are limited in size while they
-stream, checked by content, and stored under generated names; job ids must be
-UUIDs, and every file served is checked to lie in its job's folder.
+from another origin (``Origin: null`` included) or without the header
+``X-Postfocus: 1`` are refused, JSON bodies are limited in size, uploads are
+limited in size while they stream, checked by content, refused when cut
+short, and stored under generated names; job ids must be UUIDs, and every file
+served is checked to lie in its job's folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
-from urllib.parse import urlsplit
+from typing import AsyncIterator, Iterable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postfocus._version import __version__
 from postfocus.errors import PostfocusError
 from postfocus.io.base import natural_key
+from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.names import attachment, job_title, slug
 from postfocus.web.ops import Results
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
-from postfocus.web.upload import UploadError, UploadReceiver, check_upload, too_large
+from postfocus.web.upload import UploadError, UploadReceiver, check_upload, json_body, too_large
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
+__all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -74,53 +76,6 @@ VIEWER_DIR = PACKAGE / "viewer"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MAX_UPLOAD_MB = 2048
 DISK_RESERVE = 256 * 1024 * 1024  # keep this much free after an upload
-
-CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "form-action 'self'")
-
-
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    """A JSON error answer ``{"error": message, **extra}`` with HTTP ``status``."""
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-class GuardMiddleware:
-    """Host allow-list, same-origin check for changes, and security headers."""
-
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] | None):
-        self.app = app
-        self.allowed = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host", "")
-        hostname = (urlsplit(f"//{host}").hostname or "").lower()
-        if self.allowed is not None and hostname not in self.allowed:
-            await error(400, f"This server answers only to {', '.join(sorted(self.allowed))}.")(scope, receive, send)
-            return
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            origin = headers.get("origin")
-            if origin and origin != "null" and urlsplit(origin).netloc.lower() != host.lower():
-                await error(403, "Requests from other web sites are refused.")(scope, receive, send)
-                return
-
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                         (b"x-frame-options", b"DENY")]
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                if b"content-security-policy" not in names:
-                    extra.append((b"content-security-policy", CSP.encode()))
-                if b"cache-control" not in names:
-                    extra.append((b"cache-control", b"no-cache"))
-                message["headers"] = list(message.get("headers", [])) + extra
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -222,9 +177,12 @@ def create_app(
                 raise HTTPException(400, f"Missing parameter {name!r}.")
             return default
         try:
-            return float(value)
+            parsed = float(value)
         except ValueError:
-            raise HTTPException(400, f"Parameter {name!r} must be a number.") from None
+            parsed = math.nan
+        if not math.isfinite(parsed):  # nan and inf too: every parameter is a position or a size
+            raise HTTPException(400, f"Parameter {name!r} must be a number.")
+        return parsed
 
     # Pages --------------------------------------------------------------
     def index(request: Request) -> Response:
@@ -270,6 +228,11 @@ def create_app(
         except UploadError as exc:
             store.delete(job)
             return error(exc.status, exc.message)
+        except ClientDisconnect:  # nobody is left to answer: one line in the log, nothing kept
+            store.delete(job)
+            log.warning("upload cancelled: the client disconnected after %d bytes; nothing was kept",
+                        receiver.received)
+            return error(400, "The upload was cut off.")
         except BaseException:
             store.delete(job)
             raise
@@ -343,8 +306,10 @@ def create_app(
     async def tap_point(request: Request) -> Response:
         job, _ = await run_in_threadpool(finished, request)
         try:
-            body = await request.json()
+            body = await json_body(request.headers.get("content-length"), request.stream())
             x, y = float(body["x"]), float(body["y"])
+        except UploadError as exc:
+            return error(exc.status, exc.message)
         except (ValueError, KeyError, TypeError):
             return error(400, "Send the point as JSON: {\"x\": ..., \"y\": ...} in image pixels.")
         return JSONResponse(await run_in_threadpool(results.tap, job, x, y))

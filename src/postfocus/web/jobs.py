@@ -1,14 +1,18 @@
-"""Background jobs: process uploaded stacks in a few worker processes.
+"""Background jobs: process uploaded stacks in worker processes, one process per job.
 
-:class:`JobQueue` hands job folders to a ``ProcessPoolExecutor`` with a bounded
-number of workers (``spawn`` start method, so workers never inherit the
-server's threads or sockets). Many uploads may wait; ``workers`` of them run at
-once. The worker (:func:`run_job`) owns the job's ``job.json`` while it runs:
-it writes state ``running``, progress as it goes, then ``done`` with the
-result or ``failed`` with a message for people. An exception in one job fails
-that job only. If a worker process dies outright (killed, out of memory), the
-jobs it was running are marked failed and the pool is started again; jobs
-still waiting are queued again.
+:class:`JobQueue` keeps the ids of waiting jobs and starts a worker process
+(``spawn``, so it never inherits the server's threads or sockets) for each, at
+most ``workers`` at once. The worker (:func:`run_job`) owns the job's
+``job.json`` while it runs: it writes state ``running``, progress as it goes,
+then ``done`` with the result or ``failed`` with a message for people. An
+exception in one job fails that job only.
+
+The server watches its workers' exit codes from one dispatcher thread. A worker
+that dies outright (killed, out of memory) affects only its own job: the job is
+processed once more in a fresh process, and fails with a message saying so if
+that process dies too. Workers die with the server (:mod:`postfocus.web.lifeline`),
+so a server killed outright leaves no worker behind to write into a job folder
+after the next server has marked its job interrupted.
 
 On shutdown, waiting jobs stay ``queued`` in their folders (the next server
 start queues them again) and running ones are stopped and marked interrupted.
@@ -18,20 +22,23 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
+import signal
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
 from pathlib import Path
 
 from postfocus.io.write import atomic_write_json
+from postfocus.web.lifeline import worker_main
 from postfocus.store import ProcessedStack
 from postfocus.web.store import (
     DONE,
     FAILED,
+    FINISHED,
     INTERRUPTED_MESSAGE,
     QUEUED,
     RUNNING,
@@ -52,117 +59,171 @@ STAGE_TEXT = {
 STAGE_SPAN = {"align and measure": (0.0, 0.5), "fuse": (0.5, 0.95)}
 THUMB_EDGE = 360
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes
-MAX_REQUEUES = 3
+MAX_WORKER_DEATHS = 1  # a job whose worker dies is processed once more, then fails
 
 
 class JobQueue:
-    """A bounded pool of worker processes fed with job ids."""
+    """Job ids waiting, and at most ``workers`` worker processes running them, one process per job."""
 
     def __init__(self, store: Store, workers: int = 2):
         self.store = store
         self.workers = max(1, int(workers))
-        self._lock = threading.RLock()
-        self._executor: ProcessPoolExecutor | None = None
-        self._futures: dict[str, Future] = {}
-        self._requeued: dict[str, int] = {}  # job id -> times queued again after a broken pool
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._waiting: deque[str] = deque()
+        self._running: dict[str, multiprocessing.process.BaseProcess] = {}
+        self._deaths: dict[str, int] = {}  # job id -> worker processes that died running it
+        self._wake_out, self._wake_in = self._context.Pipe(duplex=False)
+        self._thread: threading.Thread | None = None
         self._closed = False
 
-    # Pool -----------------------------------------------------------------
-    def _pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
-                )
-            return self._executor
-
     def start(self) -> list[str]:
-        """Recover the data folder after the last server and queue waiting jobs again."""
+        """Recover the data folder after the last server, start dispatching, queue waiting jobs again."""
         requeued = self.store.recover()
         for job_id in requeued:
             self.submit(job_id)
+        self._dispatch_soon()
         return requeued
 
     def submit(self, job_id: str) -> None:
-        """Queue a job whose ``job.json`` already says ``queued``."""
-        job = self.store.job(job_id)
-        if job is None:
-            return
+        """Queue a job whose ``job.json`` already says ``queued`` (new, retried or recovered)."""
+        with self._lock:
+            if self._closed or job_id in self._waiting or job_id in self._running:
+                return
+            self._deaths.pop(job_id, None)
+            self._waiting.append(job_id)
+        self._dispatch_soon()
+
+    def active(self) -> list[str]:
+        """Ids of the jobs waiting or running."""
+        with self._lock:
+            return list(self._running) + list(self._waiting)
+
+    def worker_pid(self, job_id: str) -> int | None:
+        """Process id of the worker running ``job_id``, or None."""
+        with self._lock:
+            process = self._running.get(job_id)
+            return None if process is None else process.pid
+
+    # The dispatcher thread ---------------------------------------------------
+    def _dispatch_soon(self) -> None:
         with self._lock:
             if self._closed:
                 return
-            try:
-                future = self._pool().submit(run_job, str(job.folder))
-            except BrokenProcessPool:
-                self._executor = None
-                future = self._pool().submit(run_job, str(job.folder))
-            self._futures[job_id] = future
-        future.add_done_callback(lambda f, job_id=job_id: self._finished(job_id, f))
+            if self._thread is None:
+                # Workers are started from this thread only: it lives as long as the server, and
+                # a worker dies with the thread that started it (see postfocus.web.lifeline).
+                self._thread = threading.Thread(target=self._dispatch, name="postfocus-jobs", daemon=True)
+                self._thread.start()
+            self._wake_in.send_bytes(b"")
 
-    def _finished(self, job_id: str, future: Future) -> None:
-        with self._lock:
-            if self._futures.get(job_id) is future:
-                del self._futures[job_id]
-            closed = self._closed
-        if future.cancelled() or closed:
-            return
-        exc = future.exception()
-        if exc is None:
-            return
-        job = self.store.job(job_id)
-        if job is None:
-            return
-        data = job.read() or {}
-        if isinstance(exc, BrokenProcessPool):
+    def _dispatch(self) -> None:
+        while True:
             with self._lock:
-                if self._executor is not None and getattr(self._executor, "_broken", False):
-                    self._executor.shutdown(wait=False, cancel_futures=True)
-                    self._executor = None
-            if data.get("state") == QUEUED:
-                # It never started: try again in a fresh pool, but not forever (workers that
-                # cannot even start would break every new pool).
-                self._requeued[job_id] = self._requeued.get(job_id, 0) + 1
-                if self._requeued[job_id] <= MAX_REQUEUES:
-                    self.submit(job_id)
+                if self._closed:
                     return
-                message = "No worker process could be started to process this job; see the server's log."
-            else:
-                message = ("The worker process stopped unexpectedly (perhaps it ran out of memory). "
-                           "Try again, or with fewer or smaller photos.")
-        else:
-            message = f"Internal error: {type(exc).__name__}: {exc}"
-        log.error("job %s failed: %s", job_id, message)
-        data.update(state=FAILED, error=message, progress=None, finished=now())
-        job.write(data)
+                while self._waiting and len(self._running) < self.workers:
+                    self._launch(self._waiting.popleft())
+                watched = {process.sentinel: job_id for job_id, process in self._running.items()}
+            ready = multiprocessing.connection.wait([self._wake_out, *watched])
+            if self._wake_out in ready:
+                while self._wake_out.poll():
+                    self._wake_out.recv_bytes()
+            for sentinel in ready:
+                if sentinel in watched:
+                    self._ended(watched[sentinel])
 
-    def active(self) -> list[str]:
+    def _launch(self, job_id: str) -> None:
+        """Start a worker process for a queued job (called with the lock held)."""
+        job = self.store.job(job_id)
+        data = job.read() if job else None
+        if job is None or data is None or data.get("state") != QUEUED:
+            return
+        process = self._context.Process(target=worker_main, args=(run_job, str(job.folder), os.getpid()),
+                                        name=f"postfocus-job-{job_id[:8]}", daemon=True)
+        try:
+            process.start()
+        except OSError as exc:
+            log.error("job %s: no worker process could be started: %s", job_id, exc)
+            data.update(state=FAILED, progress=None, finished=now(),
+                        error=f"No worker process could be started for this job ({exc.strerror or exc}).")
+            job.write(data)
+            return
+        self._running[job_id] = process
+
+    def _ended(self, job_id: str) -> None:
+        """A worker process ended: fine if it finished its job; if it died, try once more, then fail."""
         with self._lock:
-            return list(self._futures)
+            process = self._running.pop(job_id, None)
+            if process is None or self._closed:
+                return
+            process.join()
+            how = _how_it_ended(process.exitcode)
+            process.close()
+            job = self.store.job(job_id)
+            data = job.read() if job else None
+            if job is None or data is None or data.get("state") in FINISHED:
+                return
+            started = data.get("state") == RUNNING
+            for stale in job.folder.glob(".job.*.json.part"):  # a job.json write cut short
+                stale.unlink(missing_ok=True)
+            shutil.rmtree(job.work_dir, ignore_errors=True)
+            self._deaths[job_id] = deaths = self._deaths.get(job_id, 0) + 1
+            if deaths <= MAX_WORKER_DEATHS:
+                log.warning("job %s: its worker process stopped (%s); processing it again", job_id, how)
+                data.update(state=QUEUED, progress=None, error=None)
+                job.write(data)
+                self._waiting.appendleft(job_id)
+                return
+            if started:
+                times = {2: "twice"}.get(deaths, f"{deaths} times")
+                message = (f"The worker process stopped unexpectedly {times} ({how}; perhaps it ran out of "
+                           "memory). Try again, or with fewer or smaller photos.")
+            else:
+                message = f"No worker process could be started for this job ({how}); see the server's log."
+            log.error("job %s failed: %s", job_id, message)
+            data.update(state=FAILED, error=message, progress=None, finished=now())
+            job.write(data)
 
     def shutdown(self) -> None:
-        """Stop the pool: waiting jobs stay queued on disk, running ones are marked interrupted."""
+        """Stop: waiting jobs stay queued on disk, running ones are stopped and marked interrupted."""
         with self._lock:
             self._closed = True
-            executor, self._executor = self._executor, None
-            futures = dict(self._futures)
-        if executor is None:
-            return
-        for future in futures.values():
-            future.cancel()
-        processes = list(getattr(executor, "_processes", {}).values())
-        for process in processes:
+            running = dict(self._running)
+            self._running.clear()
+            self._waiting.clear()
+            thread = self._thread
+            self._wake_in.send_bytes(b"")
+        for process in running.values():
             if process.is_alive():
                 process.terminate()
-        for process in processes:
+        for process in running.values():
             process.join(timeout=5)
-        executor.shutdown(wait=False, cancel_futures=True)
-        for job_id in futures:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        if thread is not None:
+            thread.join(timeout=5)
+        if thread is None or not thread.is_alive():
+            self._wake_out.close()
+            self._wake_in.close()
+        for job_id in running:
             job = self.store.job(job_id)
             data = job.read() if job else None
             if job and data and data.get("state") == RUNNING:
                 data.update(state=FAILED, error=INTERRUPTED_MESSAGE, interrupted=True, progress=None)
                 job.write(data)
                 shutil.rmtree(job.work_dir, ignore_errors=True)
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    """'killed by SIGKILL' or 'exit status 1'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
 
 
 # ---------------------------------------------------------------------------

@@ -7,16 +7,25 @@ from its name. Counting stops the upload as soon as the body passes the size
 limit, so nothing past the limit is ever written, and nothing is written
 anywhere but the job folder (no temporary spool files elsewhere).
 
+An upload counts only when its closing boundary arrived: a body cut off
+before it (the connection dropped, or a client that sent only part) is refused,
+and the caller removes the job folder with whatever was written.
+
 After the upload, each file is checked by decoding its header: Pillow for
 photos, PyAV for a video.
+
+:func:`json_body` reads the app's small JSON request bodies the same careful
+way: counted as they arrive (at most :data:`MAX_JSON_BYTES`) and parsed so that
+no body, however nested, ends in anything but a clear refusal.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO
+from typing import Any, AsyncIterator, BinaryIO
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -29,6 +38,7 @@ __all__ = [
     "HEIF_BRANDS",
     "MAX_FIELD_BYTES",
     "MAX_FILES",
+    "MAX_JSON_BYTES",
     "SNIFF_BYTES",
     "SUPPORTED",
     "Sniffed",
@@ -36,6 +46,7 @@ __all__ = [
     "UploadReceiver",
     "check_upload",
     "humanize",
+    "json_body",
     "sniff",
     "too_large",
 ]
@@ -43,13 +54,14 @@ __all__ = [
 SNIFF_BYTES = 512
 MAX_FILES = 2000
 MAX_FIELD_BYTES = 1024
+MAX_JSON_BYTES = 64 * 1024
 
 SUPPORTED = "JPEG, PNG or TIFF photos, or one MP4, MOV, MKV, AVI or MTS video"
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
 
 
 class UploadError(Exception):
-    """An upload that is refused, with the HTTP status and a message for people."""
+    """An upload (or other request body) that is refused, with the HTTP status and a message for people."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -127,7 +139,8 @@ class UploadReceiver:
     """Parses one multipart body into a job's ``in/`` folder.
 
     Attributes after :meth:`receive`: ``files`` (list of dicts with ``name``,
-    ``file``, ``size``, ``kind``, ``format``) and ``fields`` (small text fields).
+    ``file``, ``size``, ``kind``, ``format``), ``fields`` (small text fields)
+    and ``received`` (bytes of body read, also while it is being read).
     """
 
     def __init__(self, job: JobFolder, limit_bytes: int, limit_text: str):
@@ -136,6 +149,8 @@ class UploadReceiver:
         self.limit_text = limit_text
         self.files: list[dict] = []
         self.fields: dict[str, str] = {}
+        self.received = 0
+        self._complete = False  # the closing boundary arrived
         self._part = _Part()
         self._hname = b""
         self._hvalue = b""
@@ -143,6 +158,9 @@ class UploadReceiver:
     # python-multipart callbacks (synchronous; each write is one small chunk)
     def _on_part_begin(self) -> None:
         self._part = _Part()
+
+    def _on_end(self) -> None:
+        self._complete = True
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._hname += data[start:end]
@@ -239,12 +257,12 @@ class UploadReceiver:
             "on_header_value": self._on_header_value,
             "on_header_end": self._on_header_end,
             "on_headers_finished": self._on_headers_finished,
+            "on_end": self._on_end,
         })
-        received = 0
         try:
             async for chunk in stream:
-                received += len(chunk)
-                if received > self.limit:
+                self.received += len(chunk)
+                if self.received > self.limit:
                     raise UploadError(413, too_large(self.limit_text))
                 parser.write(chunk)
             parser.finalize()
@@ -252,8 +270,47 @@ class UploadReceiver:
             raise UploadError(400, f"The upload could not be read ({exc}).") from None
         finally:
             self.close()
-        if self._part.handle is not None:
-            raise UploadError(400, "The upload ended in the middle of a file.")
+        if not self._complete:
+            raise UploadError(400, "The upload was cut off before its end (the connection dropped?); "
+                                   "nothing was kept. Send the files again.")
+
+
+async def json_body(content_length: str | None, stream: AsyncIterator[bytes], limit: int = MAX_JSON_BYTES) -> Any:
+    """A small JSON request body, read with a size limit and parsed defensively.
+
+    Parameters
+    ----------
+    content_length : str or None
+        The request's Content-Length header, if any.
+    stream : AsyncIterator[bytes]
+        The request body as it arrives.
+    limit : int
+        Largest body accepted, in bytes; reading stops as soon as it is passed.
+
+    Returns
+    -------
+    Any
+        The parsed JSON value.
+
+    Raises
+    ------
+    UploadError
+        413 for a body over ``limit``.
+    ValueError
+        For a body that is not JSON, or nests too deep to parse.
+    """
+    refused = UploadError(413, f"The request body is too large (at most {limit // 1024} KB).")
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise refused
+    body = bytearray()
+    async for chunk in stream:
+        body += chunk
+        if len(body) > limit:
+            raise refused
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("the request body nests too deep") from None
 
 
 

@@ -26,8 +26,14 @@
     return e;
   }
 
+  // Headers of every request to the API. The server refuses changes (POST, DELETE) without
+  // X-Postfocus: 1, which another web site cannot send.
+  function apiHeaders() {
+    return { Accept: 'application/json', 'X-Postfocus': '1' };
+  }
+
   function api(method, url, body) {
-    var opts = { method: method, headers: { Accept: 'application/json' } };
+    var opts = { method: method, headers: apiHeaders() };
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
@@ -115,7 +121,8 @@
 
     var xhr = new XMLHttpRequest();
     xhr.open('POST', '/api/jobs');
-    xhr.setRequestHeader('Accept', 'application/json');
+    var headers = apiHeaders();
+    Object.keys(headers).forEach(function (k) { xhr.setRequestHeader(k, headers[k]); });
     xhr.upload.onprogress = function (e) {
       if (e.lengthComputable) fill.style.width = (100 * e.loaded / e.total).toFixed(1) + '%';
     };

@@ -1,0 +1,379 @@
+"""``postfocus serve`` under attack and under faults (issue 17, the web app's part).
+
+Each test is a case that once failed:
+
+* changes from other web sites: a request without ``X-Postfocus: 1``, with
+  ``Origin: null`` or a cross-site ``Sec-Fetch-Site``, and, in real Chromium, a
+  sandboxed frame on another site that POSTs an upload with a no-cors fetch;
+* a worker process killed while two jobs run: only its job is affected, and it
+  is processed once more (a second death fails it with a message);
+* the server killed outright: its workers die with it, and the next server
+  marks the job interrupted and can retry it;
+* an upload cut off before its closing boundary, and a client that disconnects
+  in the middle of one;
+* numbers that are not finite, and JSON bodies too large or nested too deep.
+
+The API cases run against Starlette's TestClient (``test_web_api.Server``);
+the cases about processes and connections against a real ``postfocus serve``
+(``test_web_ui.ServeProcess``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import http.server
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from test_web_api import BASE, CHANGE, Server, TestClient, job_count, make_stack_files, multipart, wait_for
+from test_web_ui import ServeProcess
+
+from postfocus.web.store import INTERRUPTED_MESSAGE
+
+# A stack that takes a worker a few seconds: time enough to kill it while it runs.
+SLOW = {"n": 12, "size": (600, 800)}
+
+
+@pytest.fixture(scope="module")
+def slow_files() -> list[tuple[str, bytes]]:
+    return make_stack_files(**SLOW)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A TestClient server (sending X-Postfocus: 1) that has processed one small stack."""
+    srv = Server(tmp_path_factory.mktemp("web_hardening") / "data")
+    r = srv.client.post("/api/jobs", files=multipart(make_stack_files()))
+    assert r.status_code == 201, r.text
+    srv.good = wait_for(srv.client, r.json()["id"])
+    assert srv.good["state"] == "done", srv.good
+    yield srv
+    srv.stop()
+
+
+def bare_client(server) -> TestClient:
+    """A client of the same app that sends no X-Postfocus header (lifespan not run again)."""
+    return TestClient(server.app, base_url=BASE)
+
+
+# ------------------------------------------------------------- other sites
+
+
+def test_change_without_the_header_is_refused(server):
+    c, job_id = bare_client(server), server.good["id"]
+    n = job_count(server)
+    r = c.post("/api/jobs", files=multipart(make_stack_files(2)))
+    assert r.status_code == 403
+    assert "X-Postfocus: 1" in r.json()["error"]
+    assert job_count(server) == n
+    for method, url in (("DELETE", f"/api/jobs/{job_id}"), ("POST", f"/api/jobs/{job_id}/retry"),
+                        ("POST", f"/api/jobs/{job_id}/tap"), ("PUT", "/api/jobs"), ("PATCH", "/api/jobs")):
+        r = c.request(method, url, json={"x": 1, "y": 1})
+        assert r.status_code == 403, (method, url)
+        assert "X-Postfocus" in r.json()["error"]
+    r = c.post(f"/api/jobs/{job_id}/tap", json={"x": 1, "y": 1}, headers={"X-Postfocus": "yes"})
+    assert r.status_code == 403
+    assert server.client.get(f"/api/jobs/{job_id}").json()["state"] == "done"  # not deleted
+    # Reading needs no header.
+    assert c.get(f"/api/jobs/{job_id}").status_code == 200
+
+
+def test_origin_null_and_cross_site_fetches_are_refused(server):
+    c, job_id = server.client, server.good["id"]
+    n = job_count(server)
+    for headers in ({"origin": "null"}, {"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"},
+                    {"origin": "http://127.0.0.1:8001"}):
+        r = c.post("/api/jobs", files=multipart(make_stack_files(2)), headers=headers)
+        assert r.status_code == 403, headers
+        assert r.json()["error"] == "Requests from other web sites are refused."
+        assert c.delete(f"/api/jobs/{job_id}", headers=headers).status_code == 403
+    assert job_count(server) == n
+    # The page's own requests pass.
+    same = {"origin": BASE, "sec-fetch-site": "same-origin"}
+    r = c.post(f"/api/jobs/{job_id}/tap", json={"x": 10, "y": 10}, headers=same)
+    assert r.status_code == 200, r.text
+
+
+def test_cors_preflight_is_never_granted(server):
+    r = server.client.options("/api/jobs", headers={
+        "origin": "http://evil.example", "access-control-request-method": "POST",
+        "access-control-request-headers": "x-postfocus"})
+    assert not any(k.lower().startswith("access-control-allow") for k in r.headers)
+
+
+ATTACK_FRAME = """<!doctype html><script>
+const target = %(target)s;
+const photos = %(photos)s.map(b => Uint8Array.from(atob(b), c => c.charCodeAt(0)));
+function form() {
+  const f = new FormData();
+  photos.forEach((p, i) => f.append("files", new Blob([p], {type: "image/jpeg"}), "IMG_" + i + ".jpg"));
+  return f;
+}
+(async () => {
+  const out = {};
+  try { await fetch(target, {method: "POST", mode: "no-cors", body: form()}); out.nocors = "sent"; }
+  catch (e) { out.nocors = "failed: " + e; }
+  try { await fetch(target, {method: "POST", headers: {"X-Postfocus": "1"}, body: form()}); out.cors = "sent"; }
+  catch (e) { out.cors = "failed: " + e; }
+  parent.postMessage(out, "*");
+})();
+</script>"""
+
+ATTACK_PAGE = """<!doctype html><script>
+window.addEventListener("message", e => { window.attack = e.data; });
+</script><iframe sandbox="allow-scripts" src="/frame.html"></iframe>"""
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # noqa: ANN002
+        pass
+
+
+@contextlib.contextmanager
+def other_site(folder: Path):
+    """Another web site on this computer (another origin): serves ``folder`` on a free port."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, name="other-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_sandboxed_frame_on_another_site_cannot_start_a_job(browser, tmp_path):  # noqa: F811
+    """The attack that once worked: a no-cors POST from a sandboxed frame (Origin: null)."""
+    data, site = tmp_path / "data", tmp_path / "site"
+    server = ServeProcess(data, tmp_path / "server.log")
+    try:
+        photos = [base64.b64encode(d).decode() for _, d in make_stack_files(2)]
+        site.mkdir()
+        (site / "attack.html").write_text(ATTACK_PAGE)
+        (site / "frame.html").write_text(
+            ATTACK_FRAME % {"target": json.dumps(server.url + "/api/jobs"), "photos": json.dumps(photos)})
+        with other_site(site) as url:
+            ctx = browser.new_context()
+            page = ctx.new_page()
+            page.goto(url + "/attack.html")
+            page.wait_for_function("window.attack", timeout=20000)
+            result = page.evaluate("window.attack")
+            ctx.close()
+        assert result["nocors"] == "sent", result  # it reached the server, which refused it
+        assert result["cors"].startswith("failed"), result  # the header needs a preflight, never granted
+        assert httpx.get(server.url + "/api/jobs").json()["jobs"] == []
+        assert not any((data / "jobs").iterdir())
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------ dying workers
+
+
+def running(client: TestClient, queue, job_id: str, attempt: int = 1, timeout: float = 60) -> int:
+    """Wait until ``job_id`` runs its ``attempt``-th time; returns its worker's pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        pid = queue.worker_pid(job_id)
+        if job["state"] == "running" and job["attempts"] == attempt and pid:
+            return pid
+        assert job["state"] not in ("done", "failed"), f"the job ended before it could be stopped: {job}"
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never ran attempt {attempt}")
+
+
+def test_killed_worker_affects_only_its_job_which_runs_again(server, slow_files):
+    c, queue = server.client, server.app.state.queue
+    first = c.post("/api/jobs", files=multipart(slow_files)).json()["id"]
+    second = c.post("/api/jobs", files=multipart(slow_files)).json()["id"]
+    victim = running(c, queue, first)
+    survivor = running(c, queue, second)
+    os.kill(victim, signal.SIGKILL)
+    done = wait_for(c, second, timeout=120)
+    assert done["state"] == "done", done
+    assert done["attempts"] == 1  # never disturbed
+    again = wait_for(c, first, timeout=120)
+    assert again["state"] == "done", again
+    assert again["attempts"] == 2 and not again["error"]
+    assert survivor != victim
+
+
+def test_a_second_death_fails_the_job_with_a_message(server, slow_files):
+    c, queue = server.client, server.app.state.queue
+    job_id = c.post("/api/jobs", files=multipart(slow_files)).json()["id"]
+    os.kill(running(c, queue, job_id), signal.SIGKILL)
+    os.kill(running(c, queue, job_id, attempt=2), signal.SIGKILL)
+    job = wait_for(c, job_id)
+    assert job["state"] == "failed"
+    assert "worker process stopped unexpectedly twice" in job["error"] and "SIGKILL" in job["error"]
+    assert not (server.data / "jobs" / job_id / "work").exists()
+    # Retry starts afresh (two more lives) and works.
+    assert c.post(f"/api/jobs/{job_id}/retry").status_code == 200
+    assert wait_for(c, job_id, timeout=120)["state"] == "done"
+
+
+# ------------------------------------------------------------- dying server
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of a process (R, S, Z ...) from /proc, None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def children(pid: int) -> dict[int, str]:
+    """Child processes of ``pid``: {pid: command line}."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_server_killed_outright_takes_its_workers_and_the_job_is_interrupted(tmp_path, slow_files):
+    data = tmp_path / "data"
+    server = ServeProcess(data, tmp_path / "server1.log")
+    workers: dict[int, str] = {}
+    try:
+        r = httpx.post(server.url + "/api/jobs", files=multipart(slow_files), headers=CHANGE, timeout=30)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while not any("spawn_main" in cmd for cmd in workers.values()):
+            assert time.monotonic() < deadline, "no worker process started"
+            job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+            assert job["state"] in ("queued", "running"), job
+            workers = children(server.proc.pid) if job["state"] == "running" else {}
+            time.sleep(0.02)
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=5)
+        deadline = time.monotonic() + 5
+        while any(process_state(pid) not in (None, "Z") for pid in workers):
+            assert time.monotonic() < deadline, f"left running after the server died: {workers}"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+        for pid in workers:  # only if the test failed
+            if process_state(pid) not in (None, "Z"):
+                os.kill(pid, signal.SIGKILL)
+    server = ServeProcess(data, tmp_path / "server2.log")
+    try:
+        job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+        assert job["state"] == "failed" and job["interrupted"], job
+        assert job["error"] == INTERRUPTED_MESSAGE
+        assert not (data / "jobs" / job_id / "work").exists()
+        assert httpx.post(f"{server.url}/api/jobs/{job_id}/retry", headers=CHANGE).status_code == 200
+        deadline = time.monotonic() + 60
+        while (job := httpx.get(f"{server.url}/api/jobs/{job_id}").json())["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["state"] == "done" and job["attempts"] == 2, job
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------ cut uploads
+
+
+def multipart_body(files: list[tuple[str, bytes]], boundary: str = "XyZ") -> bytes:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+             f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n" for name, data in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def test_upload_cut_off_before_its_end_is_refused(server):
+    c, files = server.client, make_stack_files(3)
+    n = job_count(server)
+    whole = multipart_body(files)
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    assert whole.endswith(b"--XyZ--\r\n")
+    for cut in (whole[:-len(b"--XyZ--\r\n")],  # every file complete, no closing boundary
+                whole[:len(whole) - len(files[-1][1]) // 2]):  # in the middle of the last file
+        r = c.post("/api/jobs", content=cut, headers=headers)
+        assert r.status_code == 400, r.text
+        assert "cut off" in r.json()["error"]
+        assert job_count(server) == n  # no job folder left
+    r = c.post("/api/jobs", content=whole, headers=headers)
+    assert r.status_code == 201, r.text
+    assert wait_for(c, r.json()["id"])["state"] == "done"
+
+
+def test_client_gone_mid_upload_logs_one_line_and_keeps_nothing(tmp_path):
+    data, log = tmp_path / "data", tmp_path / "server.log"
+    server = ServeProcess(data, log)
+    try:
+        start = multipart_body(make_stack_files(3))[:150_000]
+        request = (f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-Postfocus: 1\r\n"
+                   f"Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {len(start) + 500_000}\r\n"
+                   "\r\n").encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(request + start)
+            deadline = time.monotonic() + 10
+            while not any((data / "jobs").iterdir()):  # the upload has begun
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while "upload cancelled" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert not any((data / "jobs").iterdir())
+        assert httpx.get(server.url + "/api/info").status_code == 200
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert "Traceback" not in text and "Exception" not in text, text
+    lines = [line for line in text.splitlines() if "upload cancelled" in line]
+    assert len(lines) == 1 and "nothing was kept" in lines[0], text
+
+
+# ------------------------------------------------------------ odd numbers
+
+
+def test_numbers_that_are_not_finite_get_400(server):
+    c, base = server.client, f"/api/jobs/{server.good['id']}"
+    for query in ("merge.jpg?start=nan&end=2", "merge.jpg?start=0&end=inf", "merge.jpg?start=-inf&end=1",
+                  "pop.jpg?position=nan", "pop.jpg?position=1&tolerance=inf", "pop.jpg?x=nan&y=3",
+                  "aperture.jpg?x=10&y=10&f=nan", "aperture.jpg?x=inf&y=10&f=2"):
+        r = c.get(f"{base}/{query}")
+        assert r.status_code == 400, (query, r.text)
+        assert "must be a number" in r.json()["error"], query
+    r = c.post(f"{base}/tap", content=b'{"x": NaN, "y": 1}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "must be a number" in r.json()["error"]
+
+
+def test_json_bodies_are_limited_and_parsed_defensively(server):
+    c, url = server.client, f"/api/jobs/{server.good['id']}/tap"
+    r = c.post(url, content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+    r = c.post(url, content=b"[" * 60_000, headers={"content-type": "application/json"})  # under 64 KB, too deep
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+    def chunked():  # no Content-Length: counted as it arrives
+        yield b'{"x": 1, "y": 1, "pad": "'
+        for _ in range(100):
+            yield b"a" * 1024
+        yield b'"}'
+
+    r = c.post(url, content=chunked(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = c.post(url, json={"x": 10, "y": 10, "pad": "a" * 1000})
+    assert r.status_code == 200, r.text
