@@ -273,6 +273,47 @@ def test_slider_and_keyboard_change_the_frame(page, sweep):
 
 
 @pytest.mark.browser
+def test_frame_texts_count_from_one_with_the_file_name(page, sweep):
+    """People read 'Frame 3 of 6 (frame2.png)' in the status, the slider and the pictures' alt texts;
+    the state, the data and data-frame stay 0-based."""
+    ps = sweep[0]
+    n = len(ps.names)
+    for key, k in (("Home", 0), ("ArrowRight", 1), ("End", N - 1)):
+        page.keyboard.press(key)
+        label = f"Frame {k + 1} of {n} (frame{k}.png)"
+        s = state(page)
+        assert (s["frame"], s["label"], s["frameCount"]) == (k, label, n)
+        assert page.inner_text(".pf-status").startswith(label + ".")
+        assert page.inner_text(".pf-slider-label") == f"frame {k + 1} of {n}"
+        assert page.get_attribute(".pf-slider input", "aria-valuetext") == label
+        assert page.locator("#postfocus").get_attribute("data-frame") == str(k)
+    alts = page.eval_on_selector_all(".pf-layer[data-slot]", "els => els.map(e => e.alt)")
+    assert alts == [f"Frame {i + 1} of {n} (frame{i}.png)" for i in ps.used]
+    assert not re.search(r"\bframe 0\b", page.inner_text("body"), re.IGNORECASE)
+
+
+@pytest.mark.browser
+def test_frame_texts_with_frames_left_out(browser, sweep, tmp_path):  # noqa: F811
+    """Frames left out of the sweep keep their numbers: the page counts the sweep's frames (frameCount),
+    not the frames it holds, so 'Frame 5 of 6' is the fifth photo even when the second is missing."""
+    ps = sweep[0]
+    data = viewer_data(ps, long_edge=120)
+    assert data["frameCount"] == len(ps.names) == N
+    del data["tapMap"]  # its slots index the frames removed here
+    keep = [k for k, f in enumerate(data["frames"]) if f["index"] not in (1, N - 1)]
+    data["frames"] = [data["frames"][k] for k in keep]
+    data["names"] = [data["names"][k] for k in keep]
+    path = tmp_path / "left-out.html"
+    path.write_text(render_page(data), encoding="utf-8")
+    for pg in _open(browser, path):
+        for key, k in (("Home", 0), ("ArrowRight", 2), ("End", N - 2)):
+            pg.keyboard.press(key)
+            assert state(pg)["label"] == f"Frame {k + 1} of {N} (frame{k}.png)"
+            assert pg.inner_text(".pf-slider-label") == f"frame {k + 1} of {N}"
+            assert pg.inner_text(".pf-status").startswith(f"Frame {k + 1} of {N} (frame{k}.png).")
+
+
+@pytest.mark.browser
 def test_colour_pop_depth_and_magnifier(page):
     click_at(page, 0.25, 0.5)  # the near subject: left half
     page.keyboard.press("p")

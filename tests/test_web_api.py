@@ -246,6 +246,17 @@ def test_viewer_data_uses_served_pictures(server):
     assert "script-src 'self'" in c.get("/").headers["content-security-policy"]
 
 
+def test_viewer_data_numbers_frames_from_zero_and_counts_the_sweep(server):
+    """Frame numbers in the data are 0-based; frameCount lets the viewer say 'Frame 3 of 5 (IMG_0003.jpg)'.
+    A video's frames have no file name (not its generated, 0-based 'frame 0002')."""
+    c = server.client
+    data = c.get(f"/api/jobs/{server.good['id']}/viewer").json()
+    assert data["frameCount"] == N and data["frames"][0]["index"] == 0
+    video = c.get(f"/api/jobs/{server.video['id']}/viewer").json()
+    assert video["frameCount"] == server.video["result"]["frames"] >= len(video["frames"]) >= 2
+    assert [f["name"] for f in video["frames"]] == [""] * len(video["frames"]) == video["names"]
+
+
 def test_unfinished_or_failed_job_has_no_results(server):
     r = server.client.get(f"/api/jobs/{server.bad['id']}/image.jpg")
     assert r.status_code == 409 and "failed" in r.json()["error"]

@@ -4,12 +4,17 @@ Upload the generated 5-frame stack (see ``test_web_api.make_stack_files``) by
 picking files, wait for the result, tap, move the aperture slider, use the range
 merge, download the JPEG, try bad input, then restart the server (a new process
 on another free port, same data folder) and find the result in the gallery.
-Screenshots go to ``test-artifacts/``.
+
+Against one more server with one finished job: every download link answers with
+its file, frame numbers read 1-based with the file name, and the layout keeps the
+picture and the tools in view at 1366x900 (tools beside the picture) and works at
+600x900 (tools under it). Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,8 +88,8 @@ def workdir(tmp_path):
     return tmp_path, paths
 
 
-def open_app(browser, url: str):  # noqa: F811
-    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+def open_app(browser, url: str, viewport: dict = VIEWPORT):  # noqa: F811
+    ctx = browser.new_context(viewport=viewport, accept_downloads=True)
     page = ctx.new_page()
     errors, outside = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -170,7 +175,7 @@ def test_upload_tap_aperture_download_restart(browser, workdir):  # noqa: F811
         tap(page, 0.2, 0.5)
         tap(page, 0.8, 0.5)
         wait_shown(page, f"start=0&end={N - 1}")
-        assert "Showing frames 0 to 4" in page.inner_text("#range-text")
+        assert "Showing frames 1 to 5 of 5 (IMG_0001.jpg to IMG_0005.jpg) merged" in page.inner_text("#range-text")
         page.screenshot(path=str(artifact_path("web-range.png")))
 
         # Downloads: the all-in-focus JPEG and the colour pop.
@@ -212,3 +217,197 @@ def test_upload_tap_aperture_download_restart(browser, workdir):  # noqa: F811
     # Everything stayed inside the data folder and the test folder.
     assert sorted(p.name for p in (data / "jobs" / job_id / "in").iterdir()) == [f"{k:03d}.jpg" for k in range(N)]
     assert time.monotonic() - t0 < 80
+
+
+# ------------------------------------------------- one finished job: downloads, frame texts, layout
+
+# Every download of the job view, with the last frame shown and the whole range merged:
+# id -> (first bytes, end of the file name, content type). File names count frames from 1.
+DOWNLOADS = {
+    "dl-frame": (b"\xff\xd8\xff", f"-frame-{N}.jpg", "image/jpeg"),
+    "dl-range": (b"\xff\xd8\xff", f"-frames-1-to-{N}.jpg", "image/jpeg"),
+    "dl-aperture": (b"\xff\xd8\xff", "-f2.8.jpg", "image/jpeg"),
+    "dl-pop": (b"\xff\xd8\xff", "-colour-pop.jpg", "image/jpeg"),
+    "dl-image": (b"\xff\xd8\xff", "-all-in-focus.jpg", "image/jpeg"),
+    "dl-page": (b"<!DOCTYPE html>", "-page.html", "text/html"),
+    "dl-depth": (b"\x89PNG\r\n", "-depth-map.png", "image/png"),
+}
+TOOLS = ("refocus", "range", "aperture", "pop", "save")
+
+
+def submit(server: ServeProcess, files: list[tuple[str, bytes]], state: str) -> str:
+    """Upload through the API, wait until the job is in ``state``; its id."""
+    parts = [("files", (name, data, "image/jpeg")) for name, data in files]
+    r = httpx.post(server.url + "/api/jobs", files=parts, headers={"X-Postfocus": "1"}, timeout=60)
+    assert r.status_code == 201, r.text
+    return wait_state(server, r.json()["id"], state)
+
+
+def wait_state(server: ServeProcess, job_id: str, state: str) -> str:
+    deadline = time.monotonic() + 60
+    while (job := httpx.get(f"{server.url}/api/jobs/{job_id}").json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["state"] == state, job
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def served_job(tmp_path_factory):
+    """A server with a finished job (the 5-frame stack) and a failed one (frames of two sizes).
+
+    -> the ServeProcess, with ``job_id`` and ``failed_id``.
+    """
+    tmp = tmp_path_factory.mktemp("served")
+    server = ServeProcess(tmp / "data", tmp / "server.log")
+    try:
+        good = make_stack_files(N)
+        server.job_id = submit(server, good, "done")
+        server.failed_id = submit(server, [good[0], make_stack_files(2, size=(120, 160))[1]], "failed")
+        yield server
+    finally:
+        server.stop()
+
+
+def open_job(browser, server: ServeProcess, viewport: dict = VIEWPORT, job_id: str | None = None):  # noqa: F811
+    ctx, page, errors, outside = open_app(browser, server.url, viewport)
+    page.evaluate(f"location.hash = '#/job/{job_id or server.job_id}'")
+    page.wait_for_selector("body[data-workspace=ready]" if job_id is None else "#job-error", timeout=30000)
+    return ctx, page, errors, outside
+
+
+def show_tool(page, tool: str) -> None:
+    page.click(f".tab[data-tool={tool}]")
+    assert page.locator(f".panel[data-panel={tool}]").is_visible()
+
+
+def test_every_download_answers_with_its_file(browser, served_job):  # noqa: F811
+    server = served_job
+    ctx, page, errors, outside = open_job(browser, server)
+    tap(page, 0.8, 0.5)  # the last frame: the frame download is not frame 0's
+    links = page.eval_on_selector_all("#workspace a[download], #workspace button[download]",
+                                      "els => els.map(e => e.id)")
+    assert sorted(links) == sorted(DOWNLOADS), "a new download must be added to DOWNLOADS"
+    for link in links:
+        magic, suffix, media = DOWNLOADS[link]
+        show_tool(page, page.locator(f"#{link}").evaluate("a => a.closest('.panel').dataset.panel"))
+        href = page.get_attribute(f"#{link}", "href")
+        assert href and href != "#" and "//" not in href, (link, href)
+        with page.expect_download(timeout=120000) as dl:
+            page.click(f"#{link}")
+        download = dl.value
+        assert download.failure() is None, (link, href, download.failure())
+        body = Path(download.path()).read_bytes()
+        assert len(body) > 100 and body.startswith(magic), (link, href, body[:40])
+        assert download.suggested_filename.endswith(suffix), (link, download.suggested_filename)
+        r = httpx.get(server.url + href, timeout=120)
+        assert r.status_code == 200, (link, href, r.status_code, r.text[:200])
+        assert r.headers["content-type"].startswith(media), (link, r.headers["content-type"])
+        assert r.content.startswith(magic) and "attachment" in r.headers["content-disposition"], link
+    assert not errors, errors
+    assert not outside, outside
+    ctx.close()
+
+
+def test_retry_buttons_reach_the_server(browser, served_job):  # noqa: F811
+    server = served_job
+    ctx, page, errors, _ = open_app(browser, server.url)
+    retry = page.locator(f".card[data-id='{server.failed_id}'] button", has_text="Retry")
+    with page.expect_response(lambda r: r.url.endswith("/retry")) as answer:
+        retry.click()
+    assert answer.value.status == 200 and f"/api/jobs/{server.failed_id}/retry" in answer.value.url, answer.value.url
+    wait_state(server, server.failed_id, "failed")
+    ctx.close()
+    ctx, page, errors, _ = open_job(browser, server, job_id=server.failed_id)
+    with page.expect_response(lambda r: r.url.endswith("/retry")) as answer:
+        page.click("#retry-job")
+    assert answer.value.status == 200, answer.value.url
+    wait_state(server, server.failed_id, "failed")
+    assert not errors, errors
+    ctx.close()
+
+
+def test_frame_numbers_count_from_one_with_the_file_name(browser, served_job):  # noqa: F811
+    ctx, page, errors, _ = open_job(browser, served_job)
+    for fx, frame in ((0.2, 0), (0.8, N - 1)):
+        tap(page, fx, 0.5)
+        label = f"Frame {frame + 1} of {N} (IMG_{frame + 1:04d}.jpg)"
+        s = state(page)
+        assert s["frame"] == frame and s["label"] == label  # the state stays 0-based, the words are 1-based
+        assert page.inner_text("#viewer .pf-status").startswith(label + ".")
+        assert page.inner_text("#viewer .pf-slider-label") == f"frame {frame + 1} of {N}"
+        assert page.get_attribute("#viewer .pf-slider input", "aria-valuetext") == label
+        assert page.inner_text("#dl-frame") == f"Download frame {frame + 1} of {N} (IMG_{frame + 1:04d}.jpg), full size"
+        assert page.get_attribute("#dl-frame", "href").endswith(f"/frames/{frame}?download=1")  # the API: 0-based
+
+    show_tool(page, "range")
+    page.locator("#range-from").fill("1")
+    page.locator("#range-to").fill("3")
+    wait_shown(page, "start=1&end=3")
+    assert page.inner_text("#range-from-out") == "2" and page.inner_text("#range-to-out") == "4"
+    assert page.get_attribute("#range-from", "aria-valuetext") == f"Frame 2 of {N} (IMG_0002.jpg)"
+    assert page.get_attribute("#range-to", "aria-valuetext") == f"Frame 4 of {N} (IMG_0004.jpg)"
+    assert f"Showing frames 2 to 4 of {N} (IMG_0002.jpg to IMG_0004.jpg) merged." in page.inner_text("#range-text")
+    assert "start=1&end=3" in page.get_attribute("#dl-range", "href")
+
+    page.keyboard.press("Home")
+    for tool in TOOLS:  # no 0-based frame number anywhere a person reads
+        show_tool(page, tool)
+        text = page.inner_text("body")
+        assert not re.search(r"\bframes? 0\b", text, re.IGNORECASE), (tool, text)
+    assert not errors, errors
+    ctx.close()
+
+
+def in_view(box: dict, viewport: dict) -> bool:
+    return (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
+            and box["y"] + box["height"] <= viewport["height"] + 0.5)
+
+
+def tool_controls(page):
+    """The tabs and the controls of the shown tool: sliders, buttons, links."""
+    return page.locator(".tab, .panel:not([hidden]) input, .panel:not([hidden]) .button").all()
+
+
+def test_wide_window_shows_picture_and_tools_together(browser, served_job):  # noqa: F811
+    viewport = {"width": 1366, "height": 900}
+    ctx, page, errors, _ = open_job(browser, served_job, viewport)
+    stage = page.locator("#viewer .pf-stage").bounding_box()
+    tools = page.locator(".tools").bounding_box()
+    assert in_view(stage, viewport), stage
+    assert stage["height"] >= 0.6 * viewport["height"], stage  # the picture fills the window's height
+    assert tools["x"] >= stage["x"] + stage["width"] and tools["y"] < stage["y"] + stage["height"] / 2, (stage, tools)
+    for control in page.locator("#viewer .pf-bar button, #viewer .pf-bar input").all():
+        assert in_view(control.bounding_box(), viewport)
+    for tool in TOOLS:
+        show_tool(page, tool)
+        for control in tool_controls(page):
+            assert in_view(control.bounding_box(), viewport), (tool, control.evaluate("e => e.outerHTML"))
+        assert page.evaluate("[window.scrollX, window.scrollY]") == [0, 0], tool
+    assert page.evaluate("document.documentElement.scrollHeight") <= viewport["height"]
+    show_tool(page, "range")
+    page.screenshot(path=str(artifact_path("web-layout-1366x900.png")))
+    assert not errors, errors
+    ctx.close()
+
+
+def test_narrow_window_puts_the_tools_under_the_picture(browser, served_job):  # noqa: F811
+    viewport = {"width": 600, "height": 900}
+    ctx, page, errors, _ = open_job(browser, served_job, viewport)
+    stage = page.locator("#viewer .pf-stage").bounding_box()
+    tools = page.locator(".tools").bounding_box()
+    assert in_view(stage, viewport) and stage["width"] >= 0.9 * (viewport["width"] - 40), stage
+    assert tools["y"] >= stage["y"] + stage["height"], (stage, tools)
+    for control in page.locator("#viewer .pf-bar button, #viewer .pf-bar input").all():
+        assert in_view(control.bounding_box(), viewport)
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]  # nothing sideways
+    for tool in TOOLS:
+        show_tool(page, tool)
+        for control in tool_controls(page):
+            control.scroll_into_view_if_needed()
+            assert in_view(control.bounding_box(), viewport), (tool, control.evaluate("e => e.outerHTML"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(artifact_path("web-layout-600x900.png")), full_page=True)
+    assert not errors, errors
+    ctx.close()

@@ -206,7 +206,10 @@ def viewer_data(
     ext = "jpg" if fmt == "jpeg" else "webp"
     h, w = stack.size
     used = [int(i) for i in stack.used]
-    names = [stack.names[i] for i in used]
+    # People read 'Frame 3 of 7 (pcb_003.jpg)'; a video's frames have no file name (its generated
+    # 0-based 'frame 0002' would contradict the 1-based count), so they are shown by number alone.
+    video = stack.manifest.get("kind") == "video"
+    names = ["" if video else stack.names[i] for i in used]
     total = len(used) + 2
     frames = []
     for k, i in enumerate(used):
@@ -228,6 +231,7 @@ def viewer_data(
         "height": int(h),
         "nearToFar": bool(stack.near_to_far),
         "frames": frames,
+        "frameCount": len(stack.names),
         "names": names,
         "allInFocus": src(f"all_in_focus.{ext}", encode_picture(aif_small, fmt, quality), mime),
         "focusMap": {**_raster(src, "focus_map", focus_map_pixels(fi, lo, hi)), "min": lo, "max": hi},

@@ -9,7 +9,8 @@
  *
  * data (format version 1; the Python side is postfocus.viewer.export.viewer_data):
  *   width, height      tap coordinate space: the processed stack's output geometry (pixels)
- *   frames             [{index, src, name}] in focus order; index = the stack's frame number
+ *   frames             [{index, src, name}] in focus order; index = the stack's frame number (0-based)
+ *   frameCount         optional: frames in the whole sweep, also those left out (default: from frames)
  *   allInFocus         src of the all-in-focus image
  *   focusMap           Raster + {min, max}: focus position per pixel, value v -> frame number
  *                      min + v / vmax * (max - min) (vmax 255 or 65535)
@@ -29,8 +30,10 @@
  *
  * The viewer returned by mount: tap(x, y), tapAnswer(x, y) (the answer without showing it), showSlot(k),
  * showFrame(frameNumber), setMode('frame'|'allInFocus'|'depth'|'pop'), toggleMode(mode), setMagnifier(on),
- * getState(), whenReady() -> Promise, destroy(), and .mode / .slot. getState() (also window.postfocusState,
- * read-only) = frozen {frame, slot, name, frames, mode, magnifier, popPosition, ready, warnings,
+ * frameLabel(frameNumber), getState(), whenReady() -> Promise, destroy(), and .mode / .slot.
+ * Frame numbers in the data, the state and the methods are 0-based; what people read is 1-based with the
+ * file name: frameLabel(2) = 'Frame 3 of 7 (pcb_003.jpg)'. getState() (also window.postfocusState,
+ * read-only) = frozen {frame, slot, name, label, frames, frameCount, mode, magnifier, popPosition, ready, warnings,
  * lastTap: {x, y, frame, slot, position, confidence, fallback, ms (from the input event), handlerMs,
  * frameMs (to the next animation frame)}}. The container gets data-frame, data-mode and data-ready.
  *
@@ -310,6 +313,9 @@
       return { index: f.index == null ? k : f.index, src: f.src, name: f.name || (data.names && data.names[k]) || '' };
     });
     this.frameNumbers = this.frames.map(function (f) { return f.index; });
+    // Frames of the whole sweep, also those left out (people count 1..frameCount; frame numbers are 0-based).
+    var last = this.frameNumbers.reduce(function (m, n) { return Math.max(m, n); }, -1);
+    this.frameCount = Math.max(data.frameCount || 0, this.frames.length, last + 1);
     this.slot = 0;
     this.mode = 'frame';
     this.magnifier = false;
@@ -341,7 +347,7 @@
     this.layers = el('div', 'pf-layers');
     this.stage.appendChild(this.layers);
     this.frameLayers = this.frames.map(function (f, k) {
-      var img = el('img', 'pf-layer', { alt: 'frame ' + f.index + (f.name ? ' (' + f.name + ')' : ''), draggable: 'false' });
+      var img = el('img', 'pf-layer', { alt: self.frameLabel(f.index), draggable: 'false' });
       img.decoding = 'async';
       img.src = f.src;
       img.dataset.slot = String(k);
@@ -838,6 +844,13 @@
   };
 
   // --------------------------------------------------------------- state
+  // What people read for frame number n (0-based, as in the data): 'Frame n+1 of N (file name)'.
+  Viewer.prototype.frameLabel = function (frameNumber) {
+    var k = this.frameNumbers.indexOf(frameNumber);
+    var name = k >= 0 ? this.frames[k].name : '';
+    return 'Frame ' + (frameNumber + 1) + ' of ' + this.frameCount + (name ? ' (' + name + ')' : '');
+  };
+
   Viewer.prototype.getState = function () {
     var f = this.frames[this.slot];
     return Object.freeze({
@@ -845,6 +858,8 @@
       slot: this.slot,
       name: f ? f.name : null,
       frames: this.frames.length,
+      frameCount: this.frameCount,
+      label: f ? this.frameLabel(f.index) : null,
       mode: this.mode,
       magnifier: this.magnifier,
       popPosition: this.popPosition,
@@ -860,7 +875,8 @@
     c.setAttribute('data-mode', s.mode);
     c.setAttribute('data-ready', s.ready ? 'true' : 'false');
     if (String(this.slot) !== this.slider.value) this.slider.value = String(this.slot);
-    this.sliderLabel.textContent = 'frame ' + (this.slot + 1) + '/' + this.frames.length;
+    this.sliderLabel.textContent = s.frame == null ? '' : 'frame ' + (s.frame + 1) + ' of ' + this.frameCount;
+    if (s.label) this.slider.setAttribute('aria-valuetext', s.label);
     this.btnAif.setAttribute('aria-pressed', String(this.mode === 'allInFocus'));
     this.btnDepth.setAttribute('aria-pressed', String(this.mode === 'depth'));
     this.btnPop.setAttribute('aria-pressed', String(this.mode === 'pop'));
@@ -871,12 +887,11 @@
 
   Viewer.prototype._describe = function (s) {
     if (!s.ready) return 'Loading\u2026';
-    var name = s.name ? ' (' + s.name + ')' : '';
     var text;
     if (s.mode === 'allInFocus') text = 'All in focus.';
     else if (s.mode === 'depth') text = 'Depth: warm is near, cool is far.';
     else if (s.mode === 'pop') text = 'Colour pop: tap the subject that keeps its colour.';
-    else text = 'Frame ' + s.frame + name + '.';
+    else text = (s.label || 'No frames') + '.';
     var t = s.lastTap;
     if (t && (s.mode === 'frame' || s.mode === 'pop') && t.slot === s.slot) {
       text += ' Sharpest at the tapped point (confidence ' + t.confidence.toFixed(2) + ')';

@@ -301,7 +301,8 @@ def create_app(
             path = results.frame_path(job, index)
         except (KeyError, PostfocusError):
             raise HTTPException(404, f"Frame {index} is not in this stack.") from None
-        return serve_file(request, path, job, data, f"frame-{index}{path.suffix}")
+        # File names count frames from 1, as the page does ("Frame 3 of 7"); the URL's number is 0-based.
+        return serve_file(request, path, job, data, f"frame-{index + 1}{path.suffix}")
 
     async def tap_point(request: Request) -> Response:
         job, _ = await run_in_threadpool(finished, request)
@@ -318,7 +319,7 @@ def create_app(
         job, data = finished(request)
         start, end = number(request, "start"), number(request, "end")
         path, lo, hi = results.merge(job, int(start), int(end))
-        return serve_file(request, path, job, data, f"frames-{lo}-to-{hi}.jpg")
+        return serve_file(request, path, job, data, f"frames-{lo + 1}-to-{hi + 1}.jpg")
 
     def pop(request: Request) -> Response:
         job, data = finished(request)

@@ -19,6 +19,10 @@
 
   function $(id) { return document.getElementById(id); }
 
+  // URL of a job's sub-resource, e.g. jobUrl(job, 'frames/3'). Built from the id: the job's "self" link
+  // ends in '/', and appending '/frames/' to it made '//frames/' (a 404).
+  function jobUrl(job, path) { return '/api/jobs/' + job.id + '/' + path; }
+
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -200,7 +204,7 @@
       var retry = el('button', 'button small', 'Retry');
       retry.type = 'button';
       retry.addEventListener('click', function () {
-        api('POST', job.links.self + '/retry').then(refreshGallery, function (e) { message(e.message); });
+        api('POST', jobUrl(job, 'retry')).then(refreshGallery, function (e) { message(e.message); });
       });
       var del = el('button', 'button small danger', 'Delete');
       del.type = 'button';
@@ -306,7 +310,7 @@
     retry.type = 'button';
     retry.id = 'retry-job';
     retry.addEventListener('click', function () {
-      api('POST', '/api/jobs/' + job.id + '/retry').then(function () { openJob(job.id); },
+      api('POST', jobUrl(job, 'retry')).then(function () { openJob(job.id); },
         function (e) { message(e.message); });
     });
     var del = el('button', 'button danger', 'Delete');
@@ -331,7 +335,7 @@
       }
       current.viewer = PostfocusViewer.mount($('viewer'), data, {
         onChange: onViewerChange,
-        maxHeight: function () { return Math.max(200, window.innerHeight - 260); }
+        maxHeight: pictureHeight
       });
       setupTools(job, data);
       current.viewer.whenReady().then(function () {
@@ -342,6 +346,17 @@
       box.textContent = 'Cannot open this result: ' + e.message;
       box.hidden = false;
     });
+  }
+
+  // The picture as tall as the window allows below the page's head, with the viewer's own bar and status
+  // line under it still in view. On wide screens the tools sit beside it (app.css), on narrow ones below.
+  function pictureHeight() {
+    var box = $('viewer'), below = 0;
+    Array.prototype.forEach.call(box.querySelectorAll('.pf-bar, .pf-status'), function (e) {
+      below += e.offsetHeight;
+    });
+    var top = box.getBoundingClientRect().top + window.scrollY;
+    return Math.max(200, window.innerHeight - top - below - 12); // 12: more than main's bottom padding (app.css)
   }
 
   // ------------------------------------------------------------------ tools
@@ -416,8 +431,8 @@
     if (!current || !current.job || !current.state) return;
     var f = current.state.frame;
     if (f == null) return;
-    $('dl-frame').href = current.job.links.self + '/frames/' + f + '?download=1';
-    $('dl-frame').textContent = 'Download frame ' + f + ' (full size)';
+    $('dl-frame').href = jobUrl(current.job, 'frames/' + f + '?download=1');
+    $('dl-frame').textContent = 'Download ' + lowerFirst(current.state.label) + ', full size';
   }
 
   function updatePopLink() {
@@ -428,12 +443,29 @@
       '&tolerance=' + tol + '&download=1';
   }
 
+  // Frame numbers for people: counted from 1, with the file name ('frames 2 to 5 of 7 (pcb_002.jpg to
+  // pcb_005.jpg)'). The API, the sliders' values and the viewer's state count from 0.
+  function lowerFirst(text) { return text.charAt(0).toLowerCase() + text.slice(1); }
+
+  function rangeWords(lo, hi) {
+    var v = current.viewer;
+    if (lo === hi) return lowerFirst(v.frameLabel(lo));
+    var names = [lo, hi].map(function (n) {
+      var k = v.frameNumbers.indexOf(n);
+      return k >= 0 ? v.frames[k].name : '';
+    });
+    return 'frames ' + (lo + 1) + ' to ' + (hi + 1) + ' of ' + v.frameCount +
+      (names[0] && names[1] ? ' (' + names[0] + ' to ' + names[1] + ')' : '');
+  }
+
   function updateRangeText() {
     var r = current.range;
-    $('range-from-out').textContent = String(r.from);
-    $('range-to-out').textContent = String(r.to);
+    [['range-from', r.from], ['range-to', r.to]].forEach(function (end) {
+      $(end[0] + '-out').textContent = String(end[1] + 1);
+      $(end[0]).setAttribute('aria-valuetext', current.viewer.frameLabel(end[1]));
+    });
     var lo = Math.min(r.from, r.to), hi = Math.max(r.from, r.to);
-    $('range-text').textContent = 'Frames ' + lo + ' to ' + hi + ' merged. ' +
+    $('range-text').textContent = 'Merge of ' + rangeWords(lo, hi) + '. ' +
       (r.next === 'from' ? 'Next tap sets the near end.' : 'Now tap the far end.');
   }
 
@@ -501,7 +533,7 @@
     $('dl-range').href = url + '&download=1';
     clearTimeout(current.timers.range);
     current.timers.range = setTimeout(function () {
-      showPreview(url, 'Showing frames ' + lo + ' to ' + hi + ' merged. ' +
+      showPreview(url, 'Showing ' + rangeWords(lo, hi) + ' merged. ' +
         (current.range.next === 'from' ? 'Tap the near end to start again.' : 'Now tap the far end.'),
         $('range-text'));
     }, 250);
@@ -555,6 +587,7 @@
     var home = !m;
     $('view-home').hidden = !home;
     $('view-job').hidden = home;
+    document.body.setAttribute('data-view', home ? 'home' : 'job');
     if (m) {
       if (!current || current.id !== m[1]) openJob(m[1]);
     } else {
