@@ -29,6 +29,8 @@ from PIL.TiffImagePlugin import IFDRational
 
 from postfocus._version import __version__
 from postfocus.errors import OutputError
+from postfocus.io.encoding import Compression, check_encoding, tiff_compression
+from postfocus.io.encoding import png_level as _png_level
 
 try:
     import fcntl
@@ -562,6 +564,7 @@ def write_image(
     grey: bool = False,
     description: str | None = None,
     png_level: int = 6,
+    compression: Compression = None,
 ) -> Path:
     """Write a float RGB image in [0, 1] to JPEG, PNG or TIFF, atomically.
 
@@ -589,6 +592,9 @@ def write_image(
     png_level : int
         zlib level of PNG files, 0-9 (1 is several times faster than
         the default 6, files about 10 % larger; for working files).
+    compression : str, int or None
+        TIFF: ``none``, ``deflate`` (default) or ``lzw``; PNG: a zlib level
+        0-9 instead of ``png_level`` (see :func:`~postfocus.io.encoding.check_encoding`).
 
     Returns
     -------
@@ -604,10 +610,12 @@ def write_image(
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"{path}: unknown output format '{path.suffix}'; use .jpg, .png or .tif")
+    check_encoding(path, None if fmt == "jpeg" else bit_depth, compression)
     if bit_depth is None:
         bit_depth = 16 if fmt == "tiff" else 8
     if fmt == "jpeg":
         bit_depth = 8
+    level = _png_level(compression, png_level)
     if image.ndim == 3 and grey:
         image = image[:, :, :3].mean(axis=2) if image.shape[2] == 3 else image[:, :, 0]
     pixels = to_uint(image, bit_depth)
@@ -624,7 +632,7 @@ def write_image(
                 tmp,
                 pixels,
                 photometric="minisblack" if single else "rgb",
-                compression="zlib",
+                compression=tiff_compression(compression),
                 iccprofile=icc,
                 description=description,
                 software=SOFTWARE,
@@ -634,7 +642,7 @@ def write_image(
             embed_tiff_exif(tmp, exif_out)
         elif fmt == "png" and bit_depth == 16:
             out = pixels if single else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-            ok, encoded = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
+            ok, encoded = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, level])
             if not ok:
                 raise OSError("PNG encoder failed")
             text = {"Software": SOFTWARE, **({"Description": description} if description else {})}
@@ -656,7 +664,7 @@ def write_image(
                 if description:
                     info.add_text("Description", description)
                 kwargs["pnginfo"] = info
-                kwargs["compress_level"] = int(png_level)
+                kwargs["compress_level"] = level
             buf = io.BytesIO()
             im.save(buf, format=fmt.upper(), **kwargs)
             tmp.write_bytes(buf.getvalue())
