@@ -3,4 +3,4 @@
 from postfocus.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="postfocus")  # the same name, and completion variable, as the installed script

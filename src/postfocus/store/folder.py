@@ -319,14 +319,14 @@ class ProcessedStack:
                 raise DamagedStackError(f"{self.folder}: {name} has changed since it was written")
 
     def describe(self) -> dict:
-        """A summary for people and JSON (``postfocus info``)."""
+        """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""
         m = self.manifest
         return {
             "folder": str(self.folder),
             "frames": len(m["names"]),
             "used": len(m["used"]),
             "dropped": m.get("dropped", []),
-            "size": m["size"],
+            "size": {"width": m["size"][1], "height": m["size"][0]},
             "reference": m["reference"],
             "options": m["options"],
             "near_to_far": self.near_to_far,
