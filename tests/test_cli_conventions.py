@@ -467,6 +467,7 @@ def test_config_cache_is_used_and_expanded(shots, tmp_path):
     ('methd = "pyramid"\n', "methd"),
     ('[stack]\nmethod = "sharpest"\n', "[stack] method = 'sharpest'"),
     ('[stack]\nat = "1,2"\n', "[stack] at"),
+    ('[align]\noutput = "aligned"\n', "[align] output"),
     ("[stack\n", "not valid TOML"),
     ('quality = "high"\n', "quality = 'high'"),
 ])

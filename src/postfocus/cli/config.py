@@ -30,8 +30,8 @@ from postfocus.errors import PostfocusError
 
 __all__ = ["ConfigError", "config_path", "default_map"]
 
-# Options that name what a run writes or prints: not defaults a file should set.
-_NOT_CONFIGURABLE = {"output", "help", "version"}
+# Options that name what one run writes, or ask for help: not defaults a file should set.
+_NOT_CONFIGURABLE = {"--output", "--help", "--version"}
 
 
 class ConfigError(PostfocusError):
@@ -48,7 +48,7 @@ def _options(command: click.Command) -> dict[str, click.Option]:
     """Config key (long flag without dashes, also with underscores) -> option of ``command``."""
     found: dict[str, click.Option] = {}
     for param in command.params:
-        if not isinstance(param, click.Option) or not param.expose_value or param.name in _NOT_CONFIGURABLE:
+        if not isinstance(param, click.Option) or not param.expose_value or _NOT_CONFIGURABLE & set(param.opts):
             continue
         for flag in param.opts:
             if flag.startswith("--"):

@@ -48,6 +48,7 @@ __all__ = [
     "describe_stack",
     "embed_tiff_exif",
     "output_exif",
+    "output_folder",
     "srgb_icc_profile",
     "tiff_exif_tags",
     "to_uint",
@@ -104,6 +105,27 @@ def check_output_path(
         if Path(p).resolve() == resolved:
             raise OutputError(f"{path}: is one of the input frames; choose another output name")
     return path
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """An output folder: ``path`` if it is a folder, else made (its parent must exist).
+
+    Raises
+    ------
+    OutputError
+        When ``path`` is a file, its parent is missing, or the folder cannot be made.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if not out.exists():
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            raise OutputError(f"{out}: parent folder {out.parent} does not exist")
+        try:
+            out.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot create folder ({exc.strerror or exc})") from None
+    return out
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

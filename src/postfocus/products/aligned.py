@@ -15,7 +15,7 @@ from pathlib import Path
 from postfocus.errors import OutputError
 from postfocus.io.encoding import Compression, check_encoding
 from postfocus.io.images import to_float
-from postfocus.io.write import write_image
+from postfocus.io.write import output_folder, write_image
 from postfocus.pipeline.analyse import Progress
 from postfocus.store import ProcessedStack
 
@@ -104,22 +104,12 @@ def align_frames(
     if suffix.lower() not in (".tif", ".tiff", ".png"):
         raise OutputError(f"{out_dir}: aligned frames are written as .tif or .png, not {suffix}")
     check_encoding(f"frame{suffix}", bit_depth, compression)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
     names = aligned_names(stack.names, list(stack.used), suffix.lower())
-    if out.is_dir():
-        taken = sorted(name for name in names.values() if (out / name).exists())
-        if taken and not overwrite:
-            raise OutputError(f"{out}: already holds {len(taken)} of these files ({taken[0]} ...); "
-                              "choose another folder or allow overwriting")
-    else:
-        if not (out.parent if str(out.parent) else Path(".")).is_dir():
-            raise OutputError(f"{out}: parent folder {out.parent} does not exist")
-        try:
-            out.mkdir()
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot create folder ({exc.strerror or exc})") from None
+    out = output_folder(out_dir)
+    taken = sorted(name for name in names.values() if (out / name).exists())
+    if taken and not overwrite:
+        raise OutputError(f"{out}: already holds {len(taken)} of these files ({taken[0]} ...); "
+                          "choose another folder or allow overwriting")
     frames = stack.frames()
     total, written = len(stack.names), []
     for done, (i, name) in enumerate(names.items(), 1):
