@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,21 +140,36 @@ class CliRun:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
+NO_CONFIG = Path(tempfile.gettempdir()) / "postfocus-tests-without-config"
+"""``$XDG_CONFIG_HOME`` of CLI runs: no config file of the user's changes what the tests see."""
+
+
 def run_postfocus(
     *args: str | os.PathLike,
     cwd: Path | None = None,
     script: bool = False,
     cache: Path | None = None,
     timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> CliRun:
     """Run the real command line in a subprocess (``python -m postfocus`` or the installed script).
 
-    ``cache`` becomes ``$POSTFOCUS_CACHE`` so that runs never write to the user's cache.
+    ``cache`` becomes ``$POSTFOCUS_CACHE`` so that runs never write to the user's cache; ``env``
+    adds to (or, with None values, removes from) the environment. The config file is looked
+    for under :data:`NO_CONFIG` unless ``env`` sets ``XDG_CONFIG_HOME``.
     """
     cmd = ["postfocus"] if script else [sys.executable, "-m", "postfocus"]
-    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    env_in = env or {}
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb", XDG_CONFIG_HOME=str(NO_CONFIG))
     if cache is not None:
         env["POSTFOCUS_CACHE"] = str(cache)
+    if env.get("PYTHONPATH"):  # PYTHONPATH=src must name the same code from any cwd
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    for key, value in env_in.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     proc = subprocess.run(
         [*cmd, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

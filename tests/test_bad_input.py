@@ -276,8 +276,3 @@ def test_bad_reference(cli, work, value):
 def test_bad_choice(cli, work, option, value):
     stack, out = work
     refused(cli, [stack.folder, "-o", out / "r.jpg", option, value], names=option, inputs=stack.folder, out_dir=out)
-
-
-def test_missing_output_option(cli, work):
-    stack, out = work
-    refused(cli, [stack.folder], names="-o", inputs=stack.folder, out_dir=out)

@@ -190,10 +190,13 @@ def test_cli_on_a_scheduler_and_worker_started_with_dask_commands(collection, tm
     )
     worker = None
     try:
-        deadline = time.time() + 30
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+        deadline, address = time.time() + 60, None
+        while address is None and time.time() < deadline:  # the file may exist before it is written
+            try:
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        assert address, "the dask scheduler did not write its address"
         worker = subprocess.Popen(
             [*dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--memory-limit", "2GB",
              "--no-dashboard"], stdout=log, stderr=log,

@@ -23,7 +23,8 @@ from postfocus._version import __version__
 from postfocus.io.open import open_source
 from postfocus.io.metadata import embed_tiff_exif, srgb_icc_profile, tiff_exif_tags
 from postfocus.io.raw_metadata import raw_exif
-from postfocus.io.write import describe_stack, write_image
+from postfocus.io.metadata import describe_stack
+from postfocus.io.write import write_image
 from postfocus.pipeline.run import stack
 
 from test_io_raw import BLURS, CAMERA_EXIF, camera_exif, focus_frames, scene_linear, write_dng

@@ -173,7 +173,8 @@ def test_cli_refocus_pop_info_on_the_video(sweep, tmp_path, cli):
     out = tmp_path / "tap.jpg"
     run = cli("-q", "refocus", path, "--at", f"{x:.0f},{y:.0f}", "-o", out, cache=cache)
     assert run.returncode == 0, run.stderr
-    assert f"frame {tap(ps, round(x), round(y)).frame} is sharpest" in run.stderr
+    frame = tap(ps, round(x), round(y)).frame  # 0-based in Python; people read frames from 1, a video's by time
+    assert f"frame {frame + 1} ({frame / ps.info.fps:.2f} s) is sharpest" in run.stderr
     assert cv2.imread(str(out)).shape[:2] == tuple(ps.size)
     pop_out, mask_out = tmp_path / "pop.jpg", tmp_path / "mask.png"
     run = cli("-q", "pop", path, "--at", "50%,50%", "-o", pop_out, "--mask", mask_out, cache=cache)
@@ -193,7 +194,7 @@ def test_cli_range_by_taps(sweep, tmp_path, cli):
     run = cli("-q", "stack", path, "-o", out, "--near-at", f"{xn:.0f},{yn:.0f}", "--far-at", f"{xf:.0f},{yf:.0f}",
               cache=cache)
     assert run.returncode == 0, run.stderr
-    assert "range " in run.stderr
+    assert "--range " in run.stderr and "from the taps" in run.stderr
     assert cv2.imread(str(out)).shape[:2] == tuple(ps.size)
 
 

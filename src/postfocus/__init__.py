@@ -7,6 +7,7 @@ The library API mirrors the command line::
     result.save("all_in_focus.jpg")
     ps = postfocus.process("sweep.mp4")            # align once, keep the work
     postfocus.tap(ps, 640, 360).frame              # tap to refocus
+    postfocus.align_frames(ps, "aligned/")         # the aligned frames as 16-bit TIFFs
 
 Options are one validated type, :class:`StackOptions`; every function also
 takes its fields as keywords (``postfocus.stack(folder, method="pyramid")``).
@@ -19,6 +20,7 @@ from postfocus.options import StackOptions
 from postfocus.pipeline.analyse import Analysis, analyse
 from postfocus.pipeline.merge import fuse
 from postfocus.pipeline.run import process, stack
+from postfocus.products.aligned import align_frames
 from postfocus.products.refocus import Tap, tap
 from postfocus.result import StackResult, save_image
 from postfocus.store import ProcessedStack, merge
@@ -33,6 +35,7 @@ __all__ = [
     "StackOptions",
     "StackResult",
     "Tap",
+    "align_frames",
     "analyse",
     "fuse",
     "merge",

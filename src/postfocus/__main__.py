@@ -5,4 +5,4 @@ from postfocus.cli import main
 __all__: list[str] = []  # a program, not a module to import from
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="postfocus")  # the same name, and completion variable, as the installed script

@@ -10,7 +10,9 @@ import numpy as np
 
 from postfocus.align.report import FrameAlignment
 from postfocus.io.base import SourceInfo
-from postfocus.io.write import check_output_path, describe_stack, write_image
+from postfocus.io.encoding import Compression
+from postfocus.io.metadata import describe_stack
+from postfocus.io.write import check_output_path, write_image
 from postfocus.maps import MapsView, StackMaps
 from postfocus.options import StackOptions
 
@@ -71,7 +73,8 @@ class StackResult(MapsView):
         """Frame each moving region was taken from, by region label."""
         return self.maps.motion_frames(self.merged)[1]
 
-    def save(self, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None) -> Path:
+    def save(self, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None,
+             compression: Compression = None) -> Path:
         """Write the image with the reference frame's metadata (atomically).
 
         Parameters
@@ -82,18 +85,21 @@ class StackResult(MapsView):
             JPEG quality.
         bit_depth : int, optional
             8 or 16 (default: 16 for deep sources in PNG/TIFF).
+        compression : str, int, optional
+            TIFF: ``none``, ``deflate`` or ``lzw``; PNG: zlib level 0-9.
 
         Returns
         -------
         pathlib.Path
         """
         description = describe_stack(self.merged, len(self.alignment), self.method, self.reference)
-        return save_image(path, self.image, self.info, quality=quality, bit_depth=bit_depth, description=description)
+        return save_image(path, self.image, self.info, quality=quality, bit_depth=bit_depth, compression=compression,
+                          description=description)
 
 
 def save_image(
     path: str | os.PathLike, image: np.ndarray, info: SourceInfo, *, quality: int = 95, bit_depth: int | None = None,
-    description: str | None = None,
+    description: str | None = None, compression: Compression = None,
 ) -> Path:
     """Write a result in the format its suffix names, with the source's metadata (atomically).
 
@@ -113,6 +119,8 @@ def save_image(
         8 or 16.
     description : str, optional
         EXIF ImageDescription (e.g. which frames were merged).
+    compression : str, int, optional
+        TIFF: ``none``, ``deflate`` (default) or ``lzw``; PNG: zlib level 0-9.
 
     Returns
     -------
@@ -122,4 +130,4 @@ def save_image(
     if bit_depth is None and info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
         bit_depth = 16
     return write_image(path, image, quality=quality, bit_depth=bit_depth, exif=info.exif, icc=info.icc, grey=info.grey,
-                       description=description)
+                       description=description, compression=compression)

@@ -99,6 +99,11 @@ def _stacks_in_folder(folder: Path, out_dir: Path) -> list[Path]:
     return found
 
 
+def _absolute(path: str | os.PathLike) -> Path:
+    """``path`` made absolute and normal: ``main/../shared/x`` is ``shared/x`` (symbolic links are kept)."""
+    return Path(os.path.abspath(path))
+
+
 def _unique_name(path: Path, used: set[str]) -> str:
     name = path.stem if path.is_file() else path.name
     candidates = [name, f"{path.parent.name}_{name}"] if path.parent.name else [name]
@@ -159,8 +164,8 @@ def read_stack_manifest(
     '/data/stacked/NHM-0002.jpg'
     """
     path = Path(path)
-    out_dir = Path(out_dir).absolute()
-    base = path.absolute().parent
+    out_dir = _absolute(out_dir)
+    base = _absolute(path).parent
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -184,12 +189,12 @@ def read_stack_manifest(
         if not row.get("input"):
             raise InputError(f"{where}empty input")
         inp = Path(row["input"]).expanduser()
-        inp = (inp if inp.is_absolute() else base / inp).absolute()
+        inp = _absolute(inp if inp.is_absolute() else base / inp)
         out_text = row.get("output") or ""
         out = Path(out_text).expanduser() if out_text else Path(inp.stem if inp.suffix else inp.name)
         if not out.suffix:
             out = out.with_name(out.name + "." + fmt)
-        out = (out if out.is_absolute() else out_dir / out).absolute()
+        out = _absolute(out if out.is_absolute() else out_dir / out)
         if out.name in (RESULTS_JSONL, RESULTS_CSV):
             raise InputError(f"{where}output {out.name} is reserved for the batch results")
         if str(out) in seen:
@@ -244,7 +249,7 @@ def find_stacks(
     """
     if fmt not in FORMATS:
         raise OptionError("fmt", fmt, f"choose one of {', '.join(FORMATS)}")
-    out_dir = Path(out_dir).absolute()
+    out_dir = _absolute(out_dir)
     opts = _clean_options(options)
     jobs: list[StackJob] = []
     used: set[str] = set()
@@ -275,7 +280,7 @@ def find_stacks(
             continue  # the same stack named twice
         used.add(name)
         outputs.add(out)
-        jobs.append(StackJob(name, str(p.absolute()), out, opts))
+        jobs.append(StackJob(name, str(_absolute(p)), out, opts))
     if not jobs:
         raise InputError("no stacks found: name folders of stacks, video files or a CSV manifest")
     return jobs

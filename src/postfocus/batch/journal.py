@@ -173,6 +173,8 @@ class BatchSummary:
     --------
     >>> BatchSummary(records=[], ok=11, failed=1, seconds=41.2).line()
     '12 stacks: 11 ok, 1 failed, 0 skipped in 41.2 s (17.5 stacks/min)'
+    >>> BatchSummary(records=[], ok=1, seconds=2.0).line()
+    '1 stack: 1 ok, 0 failed, 0 skipped in 2.0 s (30.0 stacks/min)'
     """
 
     records: list[StackRecord]
@@ -207,8 +209,8 @@ class BatchSummary:
     def line(self) -> str:
         """One-line summary, e.g. ``12 stacks: 11 ok, 1 failed, 0 skipped in 41.2 s (17.5 stacks/min)``."""
         text = (
-            f"{self.total} stacks: {self.ok} ok, {self.failed} failed, {self.skipped} skipped "
-            f"in {self.seconds:.1f} s"
+            f"{self.total} stack{'' if self.total == 1 else 's'}: {self.ok} ok, {self.failed} failed, "
+            f"{self.skipped} skipped in {self.seconds:.1f} s"
         )
         if self.ok + self.failed:
             text += f" ({self.stacks_per_minute:.1f} stacks/min)"

@@ -7,9 +7,12 @@ from pathlib import Path
 import click
 
 from postfocus.products.aperture import PRESETS, aperture
-from postfocus.cli.common import err_console, main, processed
-from postfocus.cli.options import processing_options
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.options import output_option, processing_options
+from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
+                                  finish, json_option, stack_data)
 from postfocus.errors import PostfocusError
+from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path
 from postfocus.result import save_image
 from postfocus.products.refocus import parse_point
@@ -31,12 +34,15 @@ __all__ = ["aperture_command"]
               help="Blur radius in pixels per frame of depth distance (instead of --f-number).")
 @click.option("--highlights", type=click.FloatRange(0, None), default=0.0, show_default=True,
               help="Boost near-white highlights before blurring so they bloom into bright discs.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Image to write.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@output_option("Image to write.", "<input>-aperture-f<N>.jpg")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
+@bits_option()
+@compression_option()
 @processing_options
+@json_option
 @click.pass_context
 def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_px, highlights, output, quality,
-                     **params):
+                     bits, compression, **params):
     """Render a shallow depth of field focused anywhere, from the depth the sweep recorded.
 
     Choose the focus with --focus-at, --focus-depth or --preset, and the blur
@@ -50,19 +56,29 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
         raise PostfocusError(f"--f-number {f_number:g}: must be above 0 (e.g. 1.4, 2.8, 8)")
     if blur_px is not None and not blur_px >= 0:
         raise PostfocusError(f"--blur {blur_px:g}: must be 0 or more pixels per frame")
+    if output is None:
+        strength = "all" if preset == "all" else f"f{f_number:g}" if f_number is not None else f"blur{blur_px:g}"
+        output = default_output(inputs, f"aperture-{strength}", default_suffix(bits, compression))
     check_output_path(output)
+    check_encoding(output, bits, compression)
     ps = processed(ctx, inputs, params)
     check_output_path(output, ps.info.paths)
     point = parse_point(focus_at, ps.size) if focus_at is not None else None
-    result = aperture(ps, focus_at_point=point, focus_depth=focus_depth, preset=preset, f_number=f_number,
-                      blur_px=blur_px, highlights=highlights)
+    with progress_bars(is_quiet(ctx)) as progress:
+        result = aperture(ps, focus_at_point=point, focus_depth=focus_depth, preset=preset, f_number=f_number,
+                          blur_px=blur_px, highlights=highlights, progress=progress)
     if result.focus is None:
         err_console.print("everything in focus (preset all)", soft_wrap=True, markup=False)
     else:
-        err_console.print(f"focused at depth {result.focus:.2f} frames; blur {result.blur_px:.2f} px per frame of depth",
-                          soft_wrap=True, markup=False)
+        last = len(ps.names) - 1
+        depth = min(max(round(result.focus), 0), last)  # depth 0 is the nearest frame
+        near = FrameLabels(ps.names, ps.info.fps)(depth if ps.near_to_far else last - depth)
+        err_console.print(f"focused at depth {result.focus:.2f} (nearest to {near}); "
+                          f"blur {result.blur_px:.2f} px per frame of depth", soft_wrap=True, markup=False)
     note = ("all-in-focus" if result.focus is None else
             f"synthetic aperture: focus at depth {result.focus:.2f} of frames 0-{len(ps.names) - 1}, "
             f"blur {result.blur_px:.3g} px per frame of depth")
-    save_image(output, result.image, ps.info, quality=quality, description=f"postfocus {note}")
-    click.echo(str(output))
+    path = save_image(output, result.image, ps.info, quality=quality, bit_depth=bits, compression=compression,
+                      description=f"postfocus {note}")
+    finish([path], **stack_data(ps),
+           focus_depth=None if result.focus is None else round(result.focus, 3), blur_px=round(result.blur_px, 3))

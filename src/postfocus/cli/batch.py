@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
+from postfocus.cli.output import finish, json_option, plural
 from postfocus.options import ALIGN_MODELS, METHODS
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_STACKS_FAILED", "batch_command"]
@@ -41,6 +42,7 @@ def _raise_interrupt(signum, frame):  # noqa: ANN001
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG quality [default: 95].")
 @click.option("--retry-failed", is_flag=True,
               help="Redo only the stacks that failed in an earlier run (default: redo failed and missing ones).")
+@json_option
 @click.pass_context
 def batch_command(ctx, inputs, out_dir, scheduler, workers, memory_limit, method, align, fmt, quality, retry_failed):
     """Merge many stacks, each a task on a Dask cluster.
@@ -74,7 +76,7 @@ def batch_command(ctx, inputs, out_dir, scheduler, workers, memory_limit, method
     def on_plan(to_run, skipped, not_run):
         nonlocal total
         total = len(to_run) + len(skipped)
-        text = f"batch: {len(jobs)} stacks; {len(to_run)} to run on {where}"
+        text = f"batch: {plural(len(jobs), 'stack')}; {len(to_run)} to run on {where}"
         if skipped:
             text += f", {len(skipped)} already done"
         if not_run:
@@ -108,5 +110,9 @@ def batch_command(ctx, inputs, out_dir, scheduler, workers, memory_limit, method
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
     err_console.print(escape(f"batch: {summary.line()}; results in {out_dir / 'results.csv'}"), soft_wrap=True)
+    finish([out_dir / "results.csv", out_dir / "results.jsonl"],
+           stacks={"total": summary.total, "ok": summary.ok, "failed": summary.failed, "skipped": summary.skipped,
+                   "not_run": summary.not_run},
+           results=[r.to_dict() for r in summary.records])
     if summary.failed:
         ctx.exit(EXIT_STACKS_FAILED)

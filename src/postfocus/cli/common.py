@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from contextlib import contextmanager
@@ -13,7 +14,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from postfocus._version import __version__
+from postfocus.cli.config import ConfigError, default_map
 from postfocus.cli.options import flag_message
+from postfocus.cli.output import Run, current_run
 from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
 from postfocus.store.cache import CacheError
 
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 err_console = Console(stderr=True, highlight=False, emoji=False)
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
+# click 8.2 raises this for a plain 'postfocus' (a UsageError that shows the help); 8.1 exits instead.
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def _say(style: str, label: str, message: object) -> None:
@@ -52,62 +57,109 @@ def _say(style: str, label: str, message: object) -> None:
     err_console.print(f"[{style}]{label}[/] {escape(text)}", soft_wrap=True)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-    if issubclass(category, PostfocusWarning):
-        _say("yellow", "warning:", message)
-    else:
-        _say("dim", "warning:", f"{category.__name__}: {message}")
+def _warning_printer(run: Run):  # noqa: ANN202
+    """A ``warnings.showwarning`` that prints one line on stderr and keeps the text for ``--json``."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, PostfocusWarning):
+            _say("yellow", "warning:", message)
+            run.warnings.append(str(message))
+        else:
+            _say("dim", "warning:", f"{category.__name__}: {message}")
+
+    return show
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return exc.format_message() + where
+
+
+def user_message(exc: PostfocusError, ctx: click.Context | None = None) -> str:
+    """The one line a person sees for a library error: parameters named as flags, fixes named by their option."""
+    if isinstance(exc, OptionError):
+        return flag_message(exc)
+    if isinstance(exc, CacheError):
+        return f"{exc}; choose another folder with --cache DIR"
+    text = str(exc)
+    if text.endswith("or allow overwriting") and ctx is not None and _has_option(ctx, "--overwrite"):
+        return text[: -len("allow overwriting")] + "pass --overwrite to replace them"
+    return text
+
+
+def _has_option(ctx: click.Context, flag: str) -> bool:
+    sub = ctx.command.get_command(ctx, ctx.invoked_subcommand) if isinstance(ctx.command, click.Group) else None
+    return sub is not None and any(flag in getattr(p, "opts", ()) for p in sub.params)
 
 
 class PostfocusGroup(click.Group):
-    """Click group that turns PostfocusError into a one-line message and exit code."""
+    """Click group that turns PostfocusError into a one-line message and exit code.
+
+    With ``--json`` a failed command also prints one JSON object on stdout
+    (``"ok": false`` and the error). The config file (:mod:`postfocus.cli.config`)
+    is read here, once, as the ``default_map``.
+    """
 
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
         """Options of the root command itself (e.g. --threads) get the same one-line errors."""
         try:
+            if parent is None and "default_map" not in extra and not extra.get("resilient_parsing"):
+                extra["default_map"] = default_map(self)
             return super().make_context(info_name, args, parent=parent, **extra)
+        except _NO_ARGS:
+            raise  # plain 'postfocus': the help, as click prints it
         except click.UsageError as exc:
             if "--debug" in args:
                 raise
-            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            _say("red", "postfocus: error:", exc.format_message() + where)
+            _say("red", "postfocus: error:", _usage_line(exc))
             sys.exit(EXIT_USER_ERROR)
+        except ConfigError as exc:
+            _say("red", "postfocus: error:", exc)
+            sys.exit(EXIT_USER_ERROR)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["postfocus.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def _fail(self, ctx: click.Context, label: str, message: object, code: int) -> None:
+        """Say what went wrong in one line on stderr (and as JSON on stdout with --json); exit."""
+        _say("red", label, message)
+        run = current_run(ctx)
+        if run.json or "--json" in ctx.meta.get("postfocus.args", ()):
+            run.command = run.command or (ctx.invoked_subcommand or "")
+            click.echo(json.dumps(run.error(" ".join(str(message).splitlines())), indent=2))
+        sys.exit(code)
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         debug = bool(ctx.params.get("debug"))
+        if not isinstance(ctx.obj, dict):
+            ctx.obj = {}
+        run = ctx.obj.setdefault("run", Run())
         previous = warnings.showwarning
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _warning_printer(run)
         warnings.simplefilter("default", PostfocusWarning)
         try:
             return super().invoke(ctx)
         except PostfocusError as exc:
             if debug:
                 raise
-            if isinstance(exc, OptionError):
-                exc = flag_message(exc)
-            elif isinstance(exc, CacheError):
-                exc = f"{exc}; choose another folder with --cache DIR"
-            _say("red", "postfocus: error:", exc)
-            sys.exit(EXIT_USER_ERROR)
+            self._fail(ctx, "postfocus: error:", user_message(exc, ctx), EXIT_USER_ERROR)
         except click.UsageError as exc:  # a bad option value: one line too, with where to look
             if debug:
                 raise
-            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            _say("red", "postfocus: error:", exc.format_message() + where)
-            sys.exit(EXIT_USER_ERROR)
+            self._fail(ctx, "postfocus: error:", _usage_line(exc), EXIT_USER_ERROR)
         except KeyboardInterrupt:
             err_console.print("postfocus: interrupted; no output was written")
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except MemoryError:
-            err_console.print("[red]postfocus: error:[/] out of memory; try 'stack --memory MB' or fewer frames")
-            sys.exit(EXIT_INTERNAL)
+            self._fail(ctx, "postfocus: error:", "out of memory; try 'stack --memory MB' or fewer frames", EXIT_INTERNAL)
         except Exception as exc:  # an internal bug: still one line unless --debug
             if debug:
                 raise
-            _say("red", "postfocus: internal error:", f"{type(exc).__name__}: {exc} (run with --debug for details)")
-            sys.exit(EXIT_INTERNAL)
+            self._fail(ctx, "postfocus: internal error:",
+                       f"{type(exc).__name__}: {exc} (run with --debug for details)", EXIT_INTERNAL)
         finally:
             warnings.showwarning = previous
 
@@ -128,7 +180,8 @@ def main(ctx: click.Context, debug: bool, quiet: bool, threads: int | None) -> N
     if threads:
         set_threads(threads)
     one_malloc_arena()
-    ctx.obj = {"debug": debug, "quiet": quiet, "threads": threads}
+    ctx.ensure_object(dict).update(debug=debug, quiet=quiet, threads=threads)
+    current_run(ctx).command = ctx.invoked_subcommand or ""
 
 
 def one_malloc_arena() -> None:
@@ -175,15 +228,26 @@ def root_threads(ctx: click.Context) -> int | None:
 
 
 class ProgressReporter:
-    """Callable ``(stage, done, total)`` that drives Rich progress bars with ETA."""
+    """Callable ``(stage, done, total)``: Rich progress bars with ETA on a terminal, and stage times for --json.
 
-    def __init__(self, progress: Progress | None):
+    The bars start with the first stage that reports (a command whose work is
+    all cached prints nothing, not an empty line).
+    """
+
+    def __init__(self, progress: Progress | None, run: Run | None = None):
         self._progress = progress
+        self._run = run
         self._tasks: dict[str, int] = {}
+        self.started = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._run is not None:
+            self._run.progress(stage)
         if self._progress is None:
             return
+        if not self.started:
+            self._progress.start()
+            self.started = True
         task = self._tasks.get(stage)
         if task is None:
             task = self._progress.add_task(stage, total=total)
@@ -193,9 +257,14 @@ class ProgressReporter:
 
 @contextmanager
 def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
-    """Context giving a progress callback; silent when quiet or not on a terminal... unless asked."""
-    if quiet:
-        yield ProgressReporter(None)
+    """Context giving a progress callback: bars on an interactive terminal unless quiet; stage times always.
+
+    On a pipe or a file (a log, a script reading stderr) no bars are drawn:
+    Rich could only print their last state there.
+    """
+    run = current_run()
+    if quiet or not err_console.is_interactive:
+        yield ProgressReporter(None, run)
         return
     progress = Progress(
         TextColumn("{task.description:<18}"),
@@ -207,8 +276,12 @@ def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
         console=err_console,
         transient=False,
     )
-    with progress:
-        yield ProgressReporter(progress)
+    reporter = ProgressReporter(progress, run)
+    try:
+        yield reporter
+    finally:
+        if reporter.started:
+            progress.stop()
 
 
 def is_quiet(ctx: click.Context) -> bool:

@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from postfocus.cli.common import err_console, main, processed
-from postfocus.cli.options import check_distinct, processing_options
+from postfocus.cli.options import check_distinct, output_option, processing_options
+from postfocus.cli.output import FrameLabels, default_output, finish, json_option, size_text, stack_data
 from postfocus.products.depth import (
     check_output,
     depth_map,
@@ -25,8 +26,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 @main.command("depth")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Depth map: 16-bit PNG, 0 = nearest frame, 65535 = farthest (or .npy for float frames).")
+@output_option("Depth map: 16-bit PNG, 0 = nearest frame, 65535 = farthest (or .npy for float frames).",
+               "<input>-depth.png")
 @click.option("--confidence", "confidence_out", type=click.Path(path_type=Path), default=None,
               help="Also write the confidence (8-bit grey PNG, white = sure).")
 @click.option("--npy", "npy_out", type=click.Path(path_type=Path), default=None,
@@ -34,6 +35,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 @click.option("--preview", "preview_out", type=click.Path(path_type=Path), default=None,
               help="Also write a colourised preview (near = red, far = blue).")
 @processing_options
+@json_option
 @click.pass_context
 def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **params):
     """Depth map of a focus sweep in frame units, with sub-frame precision.
@@ -42,6 +44,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     chunks say how many frames that spans (frame = value / 65535 * (N - 1)).
     """
     # Check every output before any work.
+    output = output or default_output(inputs, "depth", ".png")
     check_distinct({"-o": output, "--confidence": confidence_out, "--npy": npy_out, "--preview": preview_out})
     check_output(output, (".png", ".npy"))
     if confidence_out:
@@ -55,18 +58,16 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
     result = depth_map(ps)
-    if output.suffix.lower() == ".npy":
-        write_depth_npy(output, result)
-    else:
-        write_depth_png(output, result)
-    if npy_out:
-        write_depth_npy(npy_out, result)
-    if confidence_out:
-        write_confidence(confidence_out, result)
-    if preview_out:
-        write_depth_preview(preview_out, result)
-    h, w = result.size
-    err_console.print(f"depth {w}x{h}: frames 0 (nearest) to {result.frames - 1}; "
+    written = [write_depth_npy(output, result) if output.suffix.lower() == ".npy" else write_depth_png(output, result)]
+    for path, write in ((npy_out, write_depth_npy), (confidence_out, write_confidence),
+                        (preview_out, write_depth_preview)):
+        if path:
+            written.append(write(path, result))
+    label = FrameLabels(ps.names, ps.info.fps)
+    last = result.frames - 1
+    near, far = (label(0), label(last)) if ps.near_to_far else (label(last), label(0))
+    err_console.print(f"depth {size_text(result.size)}: 0 is the nearest frame, {near}; {last} the farthest, {far}; "
                       f"median confidence {float(np.median(result.confidence)):.2f}",
                       soft_wrap=True, markup=False)
-    click.echo(str(output))
+    finish(written, **stack_data(ps),
+           median_confidence=round(float(np.median(result.confidence)), 3))

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, main, processed
-from postfocus.cli.options import check_distinct, processing_options
+from postfocus.cli.options import check_distinct, output_option, processing_options
+from postfocus.cli.output import default_output, finish, json_option, stack_data
 from postfocus.products.depth import check_output, depth_map
 from postfocus.io.write import write_image
 from postfocus.products.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
@@ -17,8 +18,8 @@ __all__ = ["mesh_command"]
 
 @main.command("mesh")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Mesh to write: .ply (vertex colours), .obj (+ .mtl + texture PNG) or .glb (binary glTF).")
+@output_option("Mesh to write: .ply (vertex colours), .obj (+ .mtl + texture PNG) or .glb (binary glTF).",
+               "<input>-mesh.ply")
 @click.option("--preview", "preview_out", type=click.Path(path_type=Path), default=None,
               help="Also write a view of the relief from an angle (.png or .jpg).")
 @click.option("--rock", "rock_out", type=click.Path(path_type=Path), default=None,
@@ -28,9 +29,14 @@ __all__ = ["mesh_command"]
 @click.option("--max-faces", type=click.IntRange(2, None), default=DEFAULT_MAX_FACES, show_default=True,
               help="Upper bound on triangles; the grid is decimated to fit.")
 @processing_options
+@json_option
 @click.pass_context
 def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, **params):
-    """Height-field mesh of the depth map, textured with the all-in-focus image."""
+    """Height-field mesh of the depth map, textured with the all-in-focus image.
+
+    Prints every file it wrote, one a line (an .obj also writes its .mtl and texture).
+    """
+    output = output or default_output(inputs, "mesh", ".ply")
     check_distinct({"-o": output, "--preview": preview_out, "--rock": rock_out})
     check_output(output, MESH_FORMATS)
     if preview_out:
@@ -46,10 +52,11 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
     mesh = build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief)
     written = write_mesh(output, mesh)
     rows, cols = mesh.grid
-    err_console.print(f"mesh: {len(mesh.vertices)} vertices ({cols}x{rows} grid), {len(mesh.faces)} faces; "
-                      + ", ".join(str(p) for p in written), soft_wrap=True, markup=False)
+    err_console.print(f"mesh: {len(mesh.vertices)} vertices ({cols}x{rows} grid), {len(mesh.faces)} faces",
+                      soft_wrap=True, markup=False)
     if preview_out:
-        write_image(preview_out, render_view(image, result.depth, result.frames, relief=relief))
+        written.append(write_image(preview_out, render_view(image, result.depth, result.frames, relief=relief)))
     if rock_out:
-        write_gif(rock_out, rock_frames(image, result.depth, result.frames, relief=relief))
-    click.echo(str(output))
+        written.append(write_gif(rock_out, rock_frames(image, result.depth, result.frames, relief=relief)))
+    finish(written, **stack_data(ps),
+           vertices=len(mesh.vertices), faces=len(mesh.faces))

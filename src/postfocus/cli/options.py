@@ -48,6 +48,8 @@ FLAGS = {
     "memory_limit": "--memory-limit",
     "scheduler": "--scheduler",
     "fmt": "--format",
+    "bit_depth": "--bits",
+    "compression": "--compression",
 }
 """Library parameter -> the flag that sets it."""
 
@@ -79,9 +81,10 @@ def flag_message(exc: OptionError) -> str:
 inputs_argument = click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 
 
-def output_option(help_text: str = "Image to write.") -> Decorator:
-    """``-o/--output``, required."""
-    return click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help_text)
+def output_option(help_text: str = "Image to write.", default_name: str = "<input>-<command>.jpg") -> Decorator:
+    """``-o/--output``; left out, the command names the file after the input (see :func:`~postfocus.cli.output.default_output`)."""
+    return click.option("-o", "--output", default=None, type=click.Path(path_type=Path),
+                        help=f"{help_text} [default: {default_name} next to the input, never over a file]")
 
 
 def quality_option(default: int = 95, help_text: str = "JPEG quality.") -> Decorator:
@@ -90,8 +93,8 @@ def quality_option(default: int = 95, help_text: str = "JPEG quality.") -> Decor
 
 
 cache_option = click.option(
-    "--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-    help="Folder for processed stacks [default: $POSTFOCUS_CACHE or ~/.cache/postfocus].",
+    "--cache", "cache_dir", type=click.Path(path_type=Path), default=None, envvar="POSTFOCUS_CACHE",
+    help="Folder for processed stacks [default: $POSTFOCUS_CACHE, the config file's cache, or ~/.cache/postfocus].",
 )
 
 method_option = click.option(

@@ -8,41 +8,61 @@ import click
 
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import check_distinct, inputs_argument, output_option, processing_options, quality_option
-from postfocus.colour import to_grey
+from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
+                                  finish, json_option, stack_data, tap_data)
+from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path, write_image
-from postfocus.options import DEFAULT_METHOD
-from postfocus.products.pop import colour_pop, pop_mask
-from postfocus.products.refocus import parse_point, tap
+from postfocus.products.pop import pop
+from postfocus.products.refocus import parse_point
 from postfocus.result import save_image
 
-__all__ = ["pop_command"]
+__all__ = ["LARGE_SHARE", "pop_command"]
+
+LARGE_SHARE = 0.6
+"""Above this share of the picture in colour, ``pop`` suggests a smaller ``--tolerance``."""
 
 
 @main.command("pop")
 @inputs_argument
 @click.option("--at", "at", required=True, metavar="X,Y", help="Subject that keeps its colour: pixels or 40%,55%.")
-@output_option()
+@output_option("Image to write.", "<input>-pop-<x>-<y>.jpg")
 @click.option("--tolerance", type=click.FloatRange(0, None), default=1.0, show_default=True,
               help="Depth tolerance in frames on either side of the tapped subject.")
 @click.option("--mask", "mask_out", type=click.Path(path_type=Path), default=None, help="Also write the mask (PNG).")
 @quality_option()
+@bits_option()
+@compression_option()
 @processing_options
+@json_option
 @click.pass_context
-def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, **params):
-    """Colour pop: the tapped subject keeps its colour, everything else turns grey."""
+def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, bits, compression, **params):
+    """Colour pop: the tapped subject keeps its colour, everything else turns grey.
+
+    Says how much of the picture kept its colour; when that is most of it, a
+    smaller --tolerance keeps the colour to the subject.
+    """
     check_distinct({"-o": output, "--mask": mask_out})
-    check_output_path(output)
+    if output is not None:
+        check_output_path(output)
+        check_encoding(output, bits, compression)
     if mask_out:
         check_output_path(mask_out)
     ps = processed(ctx, inputs, params)
-    check_output_path(output, ps.info.paths)
     if mask_out:
         check_output_path(mask_out, ps.info.paths)
-    answer = tap(ps, *parse_point(at, ps.size))
-    err_console.print(answer.describe())
-    image = ps.all_in_focus(DEFAULT_METHOD)
-    mask = pop_mask(ps.focus_index, answer.position, to_grey(image), tolerance=tolerance)
-    save_image(output, colour_pop(image, mask), ps.info, quality=quality)
+    x, y = parse_point(at, ps.size)
+    result = pop(ps, x, y, tolerance=tolerance)
+    err_console.print(result.tap.describe(FrameLabels(ps.names, ps.info.fps)), markup=False, soft_wrap=True)
+    share = f"kept colour on {100 * result.share:.0f} % of the picture"
+    if result.share > LARGE_SHARE and tolerance > 0:
+        share += (f": most of it lies within {tolerance:g} frames of that depth; "
+                  f"a smaller --tolerance (e.g. {tolerance / 2:g}) keeps the colour to the subject")
+    err_console.print(share, markup=False, soft_wrap=True)
+    if output is None:
+        output = default_output(inputs, f"pop-{x:.0f}-{y:.0f}", default_suffix(bits, compression))
+        check_distinct({"-o": output, "--mask": mask_out})
+    written = [save_image(output, result.image, ps.info, quality=quality, bit_depth=bits, compression=compression)]
     if mask_out:
-        write_image(mask_out, mask, grey=True)
-    click.echo(str(output))
+        written.append(write_image(mask_out, result.mask, grey=True))
+    finish(written, **stack_data(ps),
+           tap=tap_data(result.tap), kept_colour=round(result.share, 4))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import threading
 import time
 import webbrowser
@@ -11,6 +13,7 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, main
+from postfocus.cli.output import current_run, json_option
 from postfocus.errors import PostfocusError
 
 __all__ = ["default_data_dir", "serve_command"]
@@ -26,14 +29,28 @@ def default_data_dir() -> Path:
     return Path(base) / "postfocus" / "web"
 
 
-def _when_started(server, url: str, data_dir: Path, open_browser: bool) -> None:  # noqa: ANN001 (uvicorn.Server)
-    """Say where the app runs once it listens, and open a browser window on it."""
+def _listening_port(server, port: int) -> int:  # noqa: ANN001 (uvicorn.Server)
+    """The port the server listens on (the one the system chose for ``--port 0``)."""
+    try:
+        return int(server.servers[0].sockets[0].getsockname()[1])
+    except (AttributeError, IndexError, OSError, TypeError):
+        return port
+
+
+def _when_started(server, url: str, data_dir: Path, open_browser: bool,  # noqa: ANN001 (uvicorn.Server)
+                  as_json: bool = False) -> None:
+    """Say where the app runs once it listens (with --json, also one JSON object on stdout); open a browser on it."""
     while not server.started:
         if server.should_exit:
             return
         time.sleep(0.05)
+    head, _, port = url.rstrip("/").rpartition(":")
+    url = f"{head}:{_listening_port(server, int(port))}/"
     err_console.print(f"postfocus is running at [bold]{url}[/]  (data: {data_dir}; press Ctrl+C to stop)",
                       soft_wrap=True)
+    if as_json:
+        click.echo(json.dumps({"command": "serve", "ok": True, "url": url, "data_dir": str(data_dir)}))
+        sys.stdout.flush()
     if open_browser:
         try:
             webbrowser.open(url)
@@ -52,10 +69,12 @@ def _when_started(server, url: str, data_dir: Path, open_browser: bool) -> None:
               help="Largest upload accepted, in MB.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Stacks processed at the same time.")
+@json_option
 def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     """Open postfocus in a browser window: drop photos or a video, then refocus, merge and share.
 
-    Results are kept in the data folder and listed again the next time.
+    Results are kept in the data folder and listed again the next time. With
+    --json, one JSON object on stdout says where it listens (--port 0: a free port).
     """
     try:
         import uvicorn
@@ -85,7 +104,8 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     server = uvicorn.Server(config)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
-    threading.Thread(target=_when_started, args=(server, url, data_dir, not no_browser), daemon=True).start()
+    threading.Thread(target=_when_started, args=(server, url, data_dir, not no_browser, current_run().json),
+                     daemon=True).start()
     try:
         server.run()
     except SystemExit:

@@ -12,8 +12,12 @@ import numpy as np
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, processing_options, quality_option, \
     stack_options
+from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix, finish,
+                                  frames_data, json_option, plural, size_data, size_text)
 from postfocus.errors import PostfocusWarning
-from postfocus.io.write import atomic_write, check_output_path, describe_stack, write_image
+from postfocus.io.encoding import check_encoding
+from postfocus.io.metadata import describe_stack
+from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.options import parse_range
 from postfocus.pipeline.merge import plan_bands
 from postfocus.pipeline.run import collect_warnings, open_quietly, process, stack
@@ -26,7 +30,8 @@ __all__ = ["stack_command"]
 
 @main.command("stack")
 @inputs_argument
-@output_option("Result file: .jpg, .png or .tif (16-bit TIFF keeps 16-bit inputs' precision).")
+@output_option("Result file: .jpg, .png or .tif (16-bit TIFF keeps 16-bit inputs' precision).",
+               "<input>-stacked.jpg")
 @method_option
 @processing_options
 @click.option("--crop/--no-crop", default=True, show_default=True, help="Crop to the area every frame covers.")
@@ -34,6 +39,8 @@ __all__ = ["stack_command"]
 @click.option("--near-at", default=None, metavar="X,Y", help="Choose the range by tapping the nearest subject...")
 @click.option("--far-at", default=None, metavar="X,Y", help="...and the farthest subject that must be sharp.")
 @quality_option()
+@bits_option()
+@compression_option()
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Also write the per-frame alignment report as JSON.")
 @click.option("--motion-mask", "motion_mask", type=click.Path(path_type=Path), default=None, metavar="OUT.png",
@@ -42,9 +49,10 @@ __all__ = ["stack_command"]
               help="Aim to stay under this much memory: the depthmap merge then works in bands of rows, "
                    "decoding the frames once per band (slower). [default: no limit]")
 @click.option("--no-cache", is_flag=True, help="Do not keep the processed stack (no later taps reuse it).")
+@json_option
 @click.pass_context
-def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_at, quality, report, motion_mask,
-                  memory_mb, cache_dir, no_cache, **processing):
+def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_at, quality, bits, compression, report,
+                  motion_mask, memory_mb, cache_dir, no_cache, **processing):
     """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image.
 
     The first run on an input keeps its aligned frames and focus maps (see
@@ -53,8 +61,10 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
     open_warnings: list[str] = []
     source = open_quietly(list(inputs), collect_warnings(open_warnings), threads=root_threads(ctx))
     # Refuse bad options and outputs now, not after minutes of alignment.
+    output = output or default_output(inputs, "stacked", default_suffix(bits, compression))
     check_distinct({"-o": output, "--report": report, "--motion-mask": motion_mask})
     check_output_path(output, source.info.paths)
+    check_encoding(output, bits, compression)
     options = stack_options(processing, method=method, crop=crop, frame_range=parse_range(frame_range, len(source)),
                             memory_mb=memory_mb)
     options.check_frames(len(source))
@@ -97,7 +107,9 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                 b = tap(ps, *parse_point(far_at, ps.size))
                 lo, hi = sorted((a.frame, b.frame))
                 merged = [i for i in ps.used if lo <= i <= hi]
-                err_console.print(f"range {lo}:{hi} from the taps ({a.describe()}; {b.describe()})")
+                label = FrameLabels(ps.names, ps.info.fps)
+                err_console.print(f"--range {lo}:{hi} from the taps ({a.describe(label)}; {b.describe(label)})",
+                                  markup=False, soft_wrap=True)
             if not merged:
                 raise click.UsageError(f"--range {frame_range}: no usable frame in that range")
             whole = not (options.frame_range or near_at)
@@ -105,23 +117,30 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                 method=method, frames=merged, memory_mb=memory_mb, progress=progress)
             maps, info, alignment, total, ref = ps.maps, ps.info, ps.alignment, len(ps.names), ps.reference
             run_warnings = ps.manifest.get("warnings", [])
-    path = save_image(output, image, info, quality=quality,
+    path = save_image(output, image, info, quality=quality, bit_depth=bits, compression=compression,
                       description=describe_stack(merged, total, method, ref))
     instants = maps.motion_frames(merged)[1] if maps.motion is not None else {}
-    err_console.print(f"merged {len(merged)} of {total} frames ({method}); reference frame {ref}")
+    label = FrameLabels(info.names, info.fps)
+    err_console.print(f"merged {len(merged)} of {total} frames ({method}), {size_text(image.shape[:2])}; "
+                      f"reference {label(ref)}", markup=False, soft_wrap=True)
     if options.motion == "auto":
-        shown = ", ".join(map(str, sorted(set(instants.values()))))
-        regions = f"{len(instants)} moving region{'s' if len(instants) > 1 else ''}"
+        shown = label.many(sorted(set(instants.values())))
         err_console.print(f"moved: {100 * maps.motion_share:.1f}% of the image" + (
-            f" ({regions}, each shown from one instant: frame {shown})" if instants else " (no moving subject)"))
+            f" ({plural(len(instants), 'moving region')}, each shown from one instant: {shown})" if instants
+            else " (no moving subject)"), markup=False, soft_wrap=True)
+    written = [path]
     if motion_mask and maps.motion is not None:
-        write_image(motion_mask, np.clip(maps.upscale(maps.motion), 0, 1), grey=True)
+        written.append(write_image(motion_mask, np.clip(maps.upscale(maps.motion), 0, 1), grey=True))
+    all_warnings = open_warnings + [w for w in run_warnings if w not in open_warnings]
     if report:
-        data = {"method": method, "reference": ref, "frames_used": list(merged),
+        data = {"method": method, "reference": ref, "frames_used": list(merged), "size": size_data(image.shape[:2]),
                 "frames": [a.as_dict() for a in alignment],
                 "motion_share": maps.motion_share if options.motion == "auto" else None,
                 "motion_frames": {str(k): v for k, v in instants.items()},
-                "warnings": open_warnings + [w for w in run_warnings if w not in open_warnings]}
-        atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2)))
-    click.echo(str(path))
+                "warnings": all_warnings}
+        written.append(atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2))))
+    finish(written, method=method, size=size_data(image.shape[:2]),
+           frames=frames_data(info.names, used=[a.index for a in alignment if a.used], merged=list(merged),
+                              reference=ref),
+           motion_share=maps.motion_share if options.motion == "auto" else None)
 

@@ -8,8 +8,8 @@ import click
 
 from postfocus.io.write import check_output_path
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars, root_threads
-from postfocus.cli.options import stack_options
-from postfocus.cli.options import processing_options
+from postfocus.cli.options import output_option, processing_options, stack_options
+from postfocus.cli.output import default_output, finish, json_option, stack_data
 from postfocus.io.open import open_source
 from postfocus.pipeline.run import process
 
@@ -25,7 +25,7 @@ def check_page_path(path: Path, inputs: list[Path]) -> Path:
 
 @main.command("view")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The page to write (.html).")
+@output_option("The page to write (.html).", "<input>-view.html")
 @click.option("--long-edge", type=click.IntRange(64, None), default=1600, show_default=True,
               help="Long edge of the pictures in the page, in pixels.")
 @click.option("--quality", type=click.IntRange(1, 100), default=82, show_default=True, help="JPEG/WebP quality.")
@@ -33,6 +33,7 @@ def check_page_path(path: Path, inputs: list[Path]) -> Path:
               help="Picture format in the page (WebP is smaller; JPEG opens everywhere).")
 @click.option("--title", default=None, help="Page title [default: the input's name].")
 @processing_options
+@json_option
 @click.pass_context
 def view_command(ctx, inputs, output, long_edge, quality, fmt, title, **params):
     """Write ONE self-contained HTML page of INPUTS: tap to refocus, all in focus, depth, colour pop, magnifier.
@@ -43,10 +44,12 @@ def view_command(ctx, inputs, output, long_edge, quality, fmt, title, **params):
     from postfocus.viewer.export import export_page
 
     source = open_source(list(inputs), threads=root_threads(ctx))
+    output = output or default_output(inputs, "view", ".html")
     check_page_path(output, list(source.info.paths))
     with progress_bars(is_quiet(ctx)) as progress:
         ps = process(source, stack_options(params), cache_dir=params.get("cache_dir"), progress=progress)
         path = export_page(ps, output, long_edge=long_edge, quality=quality, fmt=fmt, title=title, progress=progress)
     size = path.stat().st_size
     err_console.print(f"page: {len(ps.used)} frames, {size / 1e6:.1f} MB")
-    click.echo(str(path))
+    finish([path], **stack_data(ps),
+           bytes=size)

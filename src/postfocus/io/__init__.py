@@ -10,6 +10,7 @@ Modules, each importing only those before it:
 ``base``          the source model (:class:`FrameSource`, :class:`SourceInfo`) and the
                   rules about input files (suffixes, folder listing, sizes, MP4 sniffing)
 ``metadata``      EXIF, colour profile, TIFF and PNG metadata of result images
+``encoding``      bit depth and compression of results; metadata into a JPEG as it is
 ``write``         atomic writes and result images with metadata
 ``images``        still images (JPEG, PNG, TIFF) and :class:`ImageFilesSource`
 ``arrays``        frames in memory (:class:`ArraySource`)

@@ -15,7 +15,7 @@ import functools
 import os
 import struct
 import zlib
-from typing import Any
+from typing import Any, Sequence
 
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
@@ -24,6 +24,7 @@ from postfocus._version import __version__
 
 __all__ = [
     "SOFTWARE",
+    "describe_stack",
     "embed_tiff_exif",
     "exif_bytes",
     "output_exif",
@@ -309,3 +310,36 @@ def png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None, text: d
     for key, value in text.items():
         extra += _png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace"))
     return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def describe_stack(frames_used: Sequence[int], n_frames: int, method: str, reference: int | None = None) -> str:
+    """One line saying how a result was made, for the ImageDescription tag.
+
+    Parameters
+    ----------
+    frames_used : Sequence[int]
+        Frames merged.
+    n_frames : int
+        Frames in the stack.
+    method : str
+        Fusion method.
+    reference : int or None
+        Reference frame, when it is worth saying.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> describe_stack([0, 1, 2, 5], 8, "depthmap")
+    'postfocus: frames 0-2,5 of 8, method depthmap'
+    """
+    runs: list[str] = []
+    for i in sorted(frames_used):
+        if runs and i == int(runs[-1].split("-")[-1]) + 1:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{i}"
+        else:
+            runs.append(str(i))
+    text = f"postfocus: frames {','.join(runs)} of {n_frames}, method {method}"
+    return text + (f", reference {reference}" if reference is not None else "")

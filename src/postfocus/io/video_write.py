@@ -21,7 +21,7 @@ import numpy as np
 from postfocus.errors import OutputError
 from postfocus.io.base import FrameSource
 from postfocus.io.video import VideoSource, _reason
-from postfocus.io.write import atomic_write_bytes
+from postfocus.io.write import atomic_write_bytes, output_folder
 
 __all__ = ["encoder_available", "extract_frames", "write_video"]
 
@@ -210,16 +210,7 @@ def extract_frames(
     if fmt not in ("png", "jpg"):
         raise OutputError(f"{out_dir}: frame format must be png or jpg, got {fmt!r}")
     source = source_or_path if isinstance(source_or_path, FrameSource) else VideoSource(source_or_path)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    if not out.exists():
-        if not out.parent.is_dir():
-            raise OutputError(f"{out}: parent folder {out.parent} does not exist")
-        try:
-            out.mkdir()
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot create folder ({_reason(exc)})") from None
+    out = output_folder(out_dir)
     existing = sorted(p.name for p in out.iterdir() if p.is_file() and _FRAME_FILE.match(p.name))
     if existing and not overwrite:
         raise OutputError(

@@ -33,6 +33,8 @@ from postfocus.io.metadata import (
     srgb_icc_profile,
     tiff_exif_tags,
 )
+from postfocus.io.encoding import Compression, check_encoding, tiff_compression
+from postfocus.io.encoding import png_level as _png_level
 
 try:
     import fcntl
@@ -46,7 +48,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_output_path",
-    "describe_stack",
+    "output_folder",
     "to_uint",
     "write_image",
 ]
@@ -100,6 +102,27 @@ def check_output_path(
         if Path(p).resolve() == resolved:
             raise OutputError(f"{path}: is one of the input frames; choose another output name")
     return path
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """An output folder: ``path`` if it is a folder, else made (its parent must exist).
+
+    Raises
+    ------
+    OutputError
+        When ``path`` is a file, its parent is missing, or the folder cannot be made.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if not out.exists():
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            raise OutputError(f"{out}: parent folder {out.parent} does not exist")
+        try:
+            out.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot create folder ({exc.strerror or exc})") from None
+    return out
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -247,39 +270,6 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 1
     return atomic_write_text(path, json.dumps(data, indent=indent))
 
 
-def describe_stack(frames_used: Sequence[int], n_frames: int, method: str, reference: int | None = None) -> str:
-    """One line saying how a result was made, for the ImageDescription tag.
-
-    Parameters
-    ----------
-    frames_used : Sequence[int]
-        Frames merged.
-    n_frames : int
-        Frames in the stack.
-    method : str
-        Fusion method.
-    reference : int or None
-        Reference frame, when it is worth saying.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> describe_stack([0, 1, 2, 5], 8, "depthmap")
-    'postfocus: frames 0-2,5 of 8, method depthmap'
-    """
-    runs: list[str] = []
-    for i in sorted(frames_used):
-        if runs and i == int(runs[-1].split("-")[-1]) + 1:
-            runs[-1] = f"{runs[-1].split('-')[0]}-{i}"
-        else:
-            runs.append(str(i))
-    text = f"postfocus: frames {','.join(runs)} of {n_frames}, method {method}"
-    return text + (f", reference {reference}" if reference is not None else "")
-
-
 def to_uint(image: np.ndarray, bit_depth: int) -> np.ndarray:
     """Round a float image in [0, 1] to uint8 or uint16 (a band of rows at a time: no full-size float temporary).
 
@@ -323,6 +313,7 @@ def write_image(
     grey: bool = False,
     description: str | None = None,
     png_level: int = 6,
+    compression: Compression = None,
 ) -> Path:
     """Write a float RGB image in [0, 1] to JPEG, PNG or TIFF, atomically.
 
@@ -350,6 +341,9 @@ def write_image(
     png_level : int
         zlib level of PNG files, 0-9 (1 is several times faster than
         the default 6, files about 10 % larger; for working files).
+    compression : str, int or None
+        TIFF: ``none``, ``deflate`` (default) or ``lzw``; PNG: a zlib level
+        0-9 instead of ``png_level`` (see :func:`~postfocus.io.encoding.check_encoding`).
 
     Returns
     -------
@@ -365,10 +359,12 @@ def write_image(
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"{path}: unknown output format '{path.suffix}'; use .jpg, .png or .tif")
+    check_encoding(path, None if fmt == "jpeg" else bit_depth, compression)
     if bit_depth is None:
         bit_depth = 16 if fmt == "tiff" else 8
     if fmt == "jpeg":
         bit_depth = 8
+    level = _png_level(compression, png_level)
     if image.ndim == 3 and grey:
         image = image[:, :, :3].mean(axis=2) if image.shape[2] == 3 else image[:, :, 0]
     pixels = to_uint(image, bit_depth)
@@ -385,7 +381,7 @@ def write_image(
                 tmp,
                 pixels,
                 photometric="minisblack" if single else "rgb",
-                compression="zlib",
+                compression=tiff_compression(compression),
                 iccprofile=icc,
                 description=description,
                 software=SOFTWARE,
@@ -395,7 +391,7 @@ def write_image(
             embed_tiff_exif(tmp, exif_out)
         elif fmt == "png" and bit_depth == 16:
             out = pixels if single else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-            ok, encoded = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
+            ok, encoded = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, level])
             if not ok:
                 raise OSError("PNG encoder failed")
             text = {"Software": SOFTWARE, **({"Description": description} if description else {})}
@@ -417,7 +413,7 @@ def write_image(
                 if description:
                     info.add_text("Description", description)
                 kwargs["pnginfo"] = info
-                kwargs["compress_level"] = int(png_level)
+                kwargs["compress_level"] = level
             buf = io.BytesIO()
             im.save(buf, format=fmt.upper(), **kwargs)
             tmp.write_bytes(buf.getvalue())

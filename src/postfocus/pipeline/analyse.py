@@ -209,7 +209,8 @@ def analyse(
     else:
         report, linked_ref = aligner.finish()
         if linked_ref != ref:
-            warn(f"reference frame {ref} could not be aligned; frame {linked_ref} is the reference instead")
+            warn(f"the reference frame ({source.names[ref]}) could not be aligned; "
+                 f"{source.names[linked_ref]} is the reference instead")
             ref = linked_ref
     for i, why in (leave_out() if leave_out else {}).items():
         if report[i].used and i != ref:

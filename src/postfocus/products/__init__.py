@@ -5,14 +5,16 @@
 - :mod:`~postfocus.products.depth` -- a refined depth map and its files.
 - :mod:`~postfocus.products.aperture` -- shallow depth of field from depth and the all-in-focus image.
 - :mod:`~postfocus.products.mesh` -- a textured 3D relief, its preview and a rocking GIF.
+- :mod:`~postfocus.products.aligned` -- the aligned frames as files for other tools.
 
 Each reads a :class:`~postfocus.store.ProcessedStack` (or its maps).
 """
 
+from postfocus.products.aligned import align_frames
 from postfocus.products.aperture import PRESETS, ApertureResult, aperture, focus_at, render_aperture
 from postfocus.products.depth import DepthResult, colourise, depth_map, read_depth_png, write_depth_png
 from postfocus.products.mesh import HeightMesh, build_mesh, render_view, rock_frames, write_gif, write_mesh
-from postfocus.products.pop import colour_pop, pop_mask
+from postfocus.products.pop import PopResult, colour_pop, pop, pop_mask
 from postfocus.products.refocus import Tap, parse_point, sharpest_frame, tap
 
 __all__ = [
@@ -20,7 +22,9 @@ __all__ = [
     "ApertureResult",
     "DepthResult",
     "HeightMesh",
+    "PopResult",
     "Tap",
+    "align_frames",
     "aperture",
     "build_mesh",
     "colour_pop",
@@ -28,6 +32,7 @@ __all__ = [
     "depth_map",
     "focus_at",
     "parse_point",
+    "pop",
     "pop_mask",
     "read_depth_png",
     "render_aperture",

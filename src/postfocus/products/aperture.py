@@ -52,6 +52,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
+from postfocus.pipeline.analyse import Progress
 from postfocus.store import ProcessedStack
 
 __all__ = ["FULL_SPAN_BLUR", "GAMMA", "MAX_LAYERS", "PRESETS", "REFERENCE_F_NUMBER", "ApertureResult", "LayerPlan",
@@ -250,6 +251,7 @@ def render_aperture(
     confidence: np.ndarray | None = None,
     highlights: float = 0.0,
     max_layers: int = MAX_LAYERS,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """Render a shallow depth of field from an all-in-focus image and its depth map.
 
@@ -266,6 +268,7 @@ def render_aperture(
     confidence : optional (H, W) confidence, used when ``focus`` is a point.
     highlights : boost of near-white pixels before blurring (0 = none, 1 = up to 4x).
     max_layers : upper bound on depth layers.
+    progress : optional ``progress(stage, done, total)``, called once per depth layer (stage ``"aperture"``).
 
     Returns
     -------
@@ -315,13 +318,15 @@ def render_aperture(
     h, w = depth.shape
     acc = np.zeros((h, w, 4), np.float32)
     layer = np.empty((h, w, 4), np.float32)
-    for k in sorted(occupied, reverse=True):  # far to near
+    for done, k in enumerate(sorted(occupied, reverse=True), 1):  # far to near
         own = np.maximum(0.0, 1.0 - np.abs(u - k))
         layer[..., :3] = linear * own[..., None]
         layer[..., 3] = own
         blurred = disc_blur(layer, radii[k], kernels)
         acc *= 1.0 - blurred[..., 3:4]
         acc += blurred
+        if progress:
+            progress("aperture", done, len(occupied))
     out = acc[..., :3] / np.maximum(acc[..., 3:4], 1e-6)
     return gamma_encode(out)
 
@@ -343,11 +348,14 @@ def aperture(
     f_number: float | None = None,
     blur_px: float | None = None,
     highlights: float = 0.0,
+    progress: Progress | None = None,
 ) -> ApertureResult:
     """Shallow depth of field for a processed stack: depth map, focus choice, render.
 
     Exactly one of ``focus_at_point`` (x, y output pixels), ``focus_depth``
     (frame units) or ``preset`` ('near', 'far', 'all') chooses the focus.
+    ``progress(stage, done, total)`` hears of the all-in-focus image (when
+    not cached yet), the depth map and each depth layer of the render.
 
     Examples
     --------
@@ -370,8 +378,12 @@ def aperture(
         x, y = focus_at_point
         if not (0 <= x < w and 0 <= y < h):
             raise PostfocusError(f"point {x:g},{y:g} is outside the image ({w}x{h})")
+    image = stack.all_in_focus(progress=progress)
+    if progress:
+        progress("depth map", 0, 1)
     result = depth_map(stack)
-    image = stack.all_in_focus()
+    if progress:
+        progress("depth map", 1, 1)
     if preset is not None:
         focus = preset_focus(result.depth, preset, result.confidence)
     elif focus_at_point is not None:
@@ -383,5 +395,5 @@ def aperture(
     span = max(result.frames - 1, 1)
     if f_number is not None:
         blur_px = blur_from_f_number(f_number, result.size, span)
-    out = render_aperture(image, result.depth, focus, blur_px=blur_px, highlights=highlights)
+    out = render_aperture(image, result.depth, focus, blur_px=blur_px, highlights=highlights, progress=progress)
     return ApertureResult(image=out, focus=focus, blur_px=float(blur_px), depth=result)

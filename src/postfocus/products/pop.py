@@ -8,12 +8,68 @@ subject's outline without a hard cut-out or coloured fringes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from postfocus.colour import to_grey
 from postfocus.focus.map import guided_filter
+from postfocus.options import DEFAULT_METHOD
+from postfocus.products.refocus import Tap, tap
+from postfocus.store import ProcessedStack
 
-__all__ = ["colour_pop", "pop_mask", "saturation"]
+__all__ = ["PopResult", "colour_pop", "pop", "pop_mask", "saturation"]
+
+
+@dataclass
+class PopResult:
+    """A colour pop of a processed stack (see :func:`pop`).
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        float32 (H, W, 3): the subject in colour, the rest grey.
+    mask : numpy.ndarray
+        float32 (H, W) in [0, 1]: where colour was kept.
+    tap : Tap
+        What the tap found at the point (frame, focus position).
+    share : float
+        Share of the picture that kept its colour (the mean of ``mask``, 0..1).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    tap: Tap
+    share: float
+
+
+def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, method: str = DEFAULT_METHOD) -> PopResult:
+    """Colour pop of a processed stack: what lies at the depth tapped at (x, y) keeps its colour.
+
+    Parameters
+    ----------
+    stack : ProcessedStack
+    x, y : float
+        The subject, in output pixels.
+    tolerance : float
+        Frames of depth on either side of the subject that keep their colour.
+    method : str
+        Fusion method of the all-in-focus image that is greyed.
+
+    Returns
+    -------
+    PopResult
+
+    Examples
+    --------
+    >>> result = pop(process("sweep.mp4"), 640, 360)  # doctest: +SKIP
+    >>> f"kept colour on {100 * result.share:.0f} % of the picture"  # doctest: +SKIP
+    """
+    answer = tap(stack, x, y)
+    image = stack.all_in_focus(method)
+    mask = pop_mask(stack.focus_index, answer.position, to_grey(image), tolerance=tolerance)
+    return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))
 
 
 def pop_mask(

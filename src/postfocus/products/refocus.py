@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -47,10 +48,18 @@ class Tap:
     fallback: bool
     moving: bool = False
 
-    def describe(self) -> str:
-        text = f"frame {self.frame} is sharpest at {self.x:.0f},{self.y:.0f} (confidence {self.confidence:.2f})"
+    def describe(self, label: Callable[[int], str] | None = None) -> str:
+        """The answer in one line; ``label(frame)`` names the frame (default ``"frame 3"``, its number).
+
+        Examples
+        --------
+        >>> Tap(3, 3.0, 0.9, 10, 20, 10, 20, False).describe(lambda i: f"frame {i + 1} (c.jpg)")
+        'frame 4 (c.jpg) is sharpest at 10,20 (confidence 0.90)'
+        """
+        name = label(self.frame) if label else f"frame {self.frame}"
+        text = f"{name} is sharpest at {self.x:.0f},{self.y:.0f} (confidence {self.confidence:.2f})"
         if self.moving:
-            return (f"frame {self.frame} shows the moving subject at {self.x:.0f},{self.y:.0f} "
+            return (f"{name} shows the moving subject at {self.x:.0f},{self.y:.0f} "
                     "(it moved during the sweep: one instant, the sharpest)")
         if self.fallback:
             dist = np.hypot(self.source_x - self.x, self.source_y - self.y)

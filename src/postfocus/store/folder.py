@@ -5,6 +5,7 @@ The folder's layout and format version are described in :mod:`postfocus.store`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zlib
@@ -16,14 +17,17 @@ from typing import Sequence
 import numpy as np
 
 from postfocus.align.report import FrameAlignment
-from postfocus.errors import InputError, OptionError
+from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.io.base import FrameSource, SourceInfo
-from postfocus.io.images import read_image
-from postfocus.io.write import atomic_write_json, write_image
+from postfocus.io.encoding import Compression, jpeg_with_metadata
+from postfocus.io.images import read_header, read_image
+from postfocus.io.metadata import output_exif, srgb_icc_profile
+from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, write_image
 from postfocus.maps import MapsView, StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
+from postfocus.result import save_image
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
@@ -151,6 +155,50 @@ class ProcessedStack(MapsView):
         """The aligned frames as a source, addressed by frame number."""
         return CachedFrames(self)
 
+    def frame_exif(self, index: int) -> bytes | None:
+        """EXIF of frame ``index``: its own file's for photos (its exposure, its time), else the source's."""
+        paths = self.info.paths
+        if self.info.kind == "images" and len(paths) == len(self.names):
+            try:
+                return read_header(paths[index]).exif or self.info.exif
+            except (PostfocusError, OSError):
+                pass  # moved or changed since: the source's EXIF
+        return self.info.exif
+
+    def save_frame(self, index: int, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None,
+                   compression: Compression = None, description: str | None = None) -> Path:
+        """Write aligned frame ``index`` as a result, with the frame's EXIF and the inputs' colour profile.
+
+        A JPEG written from a JPEG-cached frame is that file with the metadata
+        put in, not encoded again (fast, and no second loss; ``quality`` does
+        not apply); other formats are encoded from the frame's pixels.
+
+        Parameters
+        ----------
+        index : int
+            Frame number (one of :attr:`used`).
+        path : str or os.PathLike
+            ``.jpg``, ``.png`` or ``.tif``; never one of the inputs.
+        quality, bit_depth, compression
+            As for :func:`~postfocus.result.save_image`.
+        description : str, optional
+            EXIF ImageDescription, e.g. which frame this is.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        cached = self.frame_path(index)
+        check_output_path(path, self.info.paths)
+        exif = self.frame_exif(index)
+        if cached.suffix.lower() == ".jpg" and Path(path).suffix.lower() in (".jpg", ".jpeg"):
+            h, w = self.size
+            meta = output_exif(exif, description, (h, w))
+            data = jpeg_with_metadata(cached.read_bytes(), meta, self.info.icc or srgb_icc_profile())
+            return atomic_write_bytes(path, data)
+        return save_image(path, self.read_frame(index), dataclasses.replace(self.info, exif=exif), quality=quality,
+                          bit_depth=bit_depth, description=description, compression=compression)
+
     # Results -----------------------------------------------------------------
     def all_in_focus_path(self, method: str = DEFAULT_METHOD) -> Path:
         """Where the all-in-focus image of ``method`` is kept."""
@@ -221,14 +269,14 @@ class ProcessedStack(MapsView):
                 raise DamagedStackError(f"{self.folder}: {name} has changed since it was written")
 
     def describe(self) -> dict:
-        """A summary for people and JSON (``postfocus info``)."""
+        """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""
         m = self.manifest
         return {
             "folder": str(self.folder),
             "frames": len(m["names"]),
             "used": len(m["used"]),
             "dropped": m.get("dropped", []),
-            "size": m["size"],
+            "size": {"width": m["size"][1], "height": m["size"][0]},
             "reference": m["reference"],
             "options": m["options"],
             "near_to_far": self.near_to_far,
