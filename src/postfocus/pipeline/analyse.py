@@ -40,6 +40,7 @@ from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector
+from postfocus.numeric import to_float16
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.threads import compute_ahead, helper_threads, read_ahead
 
@@ -257,7 +258,7 @@ def analyse(
             volume[k] = apply_flow(volume[k], flow[i])
     if flow is not None:  # moving subjects come from one frame: no refinement there; the reference needs none
         keep = 1.0 - (moved.mask if moved is not None else 0.0)
-        flow = {i: (f * np.asarray(keep, np.float32)[..., None]).astype(np.float16) for i, f in flow.items() if i != ref}
+        flow = {i: to_float16(f * np.asarray(keep, np.float32)[..., None]) for i, f in flow.items() if i != ref}
     moving = moved is not None and moved.any
     # A copy only where the volume must change (the volume is kept as it is).
     focus_volume = volume.copy() if moving else volume
