@@ -50,12 +50,27 @@ class Motion:
         return bool(self.core.any())
 
 
-def _median(stack: np.ndarray) -> np.ndarray:
-    """``np.median(stack, axis=0)`` to the bit, by a sort (NumPy's median partitions along the
-    first axis, several times slower)."""
-    ordered = np.sort(stack, axis=0)
+def _median_and_top(maps: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the median of float16 ``maps`` and the mean of their ``k`` largest values, in float32.
+
+    The same bits as ``np.median(stack, axis=0)`` and ``-np.partition(-stack, k - 1, axis=0)[:k].mean(axis=0)``
+    of ``stack = np.stack(maps).astype(np.float32)`` (the partition decides the order of the sum, so it
+    stays), with the stack sorted in place instead of NumPy's median (5x slower along the first axis)
+    and converted by OpenCV (exact for float16, 3x faster).
+    """
+    stack = np.empty((len(maps),) + maps[0].shape, np.float32)
+    for out, m in zip(stack, maps):
+        cv2.multiply(m, 1.0, dst=out, dtype=cv2.CV_32F)
+    if k < len(stack):
+        top = np.negative(stack)
+        top.partition(k - 1, axis=0)
+        mean = np.negative(top[:k]).mean(axis=0)
+    else:
+        mean = stack.mean(axis=0)
+    stack.sort(axis=0)
     half = len(stack) // 2
-    return np.mean(ordered[half : half + 1] if len(stack) % 2 else ordered[half - 1 : half + 1], axis=0)
+    middle = stack[half : half + 1] if len(stack) % 2 else stack[half - 1 : half + 1]  # as np.median takes it
+    return np.mean(middle, axis=0), mean
 
 
 class MotionDetector:
@@ -131,18 +146,13 @@ class MotionDetector:
         if not self._pairs:
             zero = np.zeros(self.work, np.float32)
             return zero, zero
-        stack = np.stack(self._pairs).astype(np.float32)
         p = len(self._pairs)
         k = min(p, max(2, int(np.ceil(p / 4))))
-        persistent = _median(stack).astype(np.float32)
-        coarse = np.stack(self._coarse).astype(np.float32)
-        persistent *= np.clip(_median(coarse) / np.float32(COARSE_MIN), 0, 1)
-        if k < p:
-            stack = -np.partition(-stack, k - 1, axis=0)[:k]
-            coarse = -np.partition(-coarse, k - 1, axis=0)[:k]
-        peak = stack.mean(axis=0)
+        persistent, peak = _median_and_top(self._pairs, k)
+        coarse_median, coarse_top = _median_and_top(self._coarse, k)
+        persistent *= np.clip(coarse_median / np.float32(COARSE_MIN), 0, 1)
         if COARSE_WEAK > 0:
-            peak *= np.clip(coarse.mean(axis=0) / np.float32(COARSE_WEAK), 0, 1)
+            peak *= np.clip(coarse_top / np.float32(COARSE_WEAK), 0, 1)
         return persistent, peak.astype(np.float32)
 
     def finish(self) -> Motion:

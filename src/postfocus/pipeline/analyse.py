@@ -40,7 +40,7 @@ from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector
-from postfocus.numeric import to_float16
+from postfocus.numeric import argmax0, to_float16
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.threads import compute_ahead, helper_threads, read_ahead
 
@@ -229,7 +229,7 @@ def analyse(
         volume[k] = warp_to_reference(measures[i], rescale_matrix(report[i].matrix, s_an), (an_h, an_w))
         measures[i] = None
     # Rough all-in-focus at analysis size: the guide whose edges the focus map follows.
-    best = np.argmax(volume, axis=0)
+    best = argmax0(volume)
     guide = np.zeros((an_h, an_w), np.float32)
     detector = MotionDetector((an_h, an_w)) if options.motion == "auto" else None
     greys: dict[int, np.ndarray] = {}  # kept for the dense refinement only
@@ -244,7 +244,7 @@ def analyse(
         return grey, prepared
 
     for k, (i, (grey, prepared)) in enumerate(compute_ahead(used, aligned_small)):
-        guide[best == k] = grey[best == k]
+        np.copyto(guide, grey, where=best == k)
         if options.refine_flow:
             greys[i] = grey
         if detector is not None:  # neighbours compared in sweep order (on the globally aligned frames:
