@@ -32,7 +32,7 @@ from postfocus.align.flow import apply_flow, chain_flows
 from postfocus.align.report import FrameAlignment
 from postfocus.align.sweep import SweepAligner
 from postfocus.align.warp import common_area, rescale_matrix, valid_mask, warp_to_reference
-from postfocus.colour import to_grey
+from postfocus.colour import gamma_decode, to_grey
 from postfocus.errors import AlignmentError, PostfocusWarning
 from postfocus.focus.measure import laplacian_energy, pool
 from postfocus.focus.map import focus_index_map
@@ -95,6 +95,13 @@ class Analysis:
     def output_maps(self, box: tuple[int, int, int, int]) -> StackMaps:
         """The maps cut to an output ``box`` of the reference geometry (see :meth:`StackMaps.crop`)."""
         return self.maps.crop(box, self.scale)
+
+
+_BYTES = np.arange(256, dtype=np.uint8)
+# gamma_decode(to_float(v)) of every 8-bit value v: a table gives the same values as the power law, 10x faster.
+_LINEAR_OF_BYTE = gamma_decode(to_float(_BYTES))
+# Whether to_float and back to 8 bits (as the small copies are made) returns every 8-bit value unchanged.
+_BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np.uint8) == _BYTES).all())
 
 
 def work_scale(size: tuple[int, int], long_edge: int) -> float:
@@ -179,25 +186,32 @@ def analyse(
     measures: list[np.ndarray | None] = []
     smalls: list[np.ndarray | None] = []
 
-    def prepare(index: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def prepare(index: int, pixels: np.ndarray) -> tuple:
         """Per-frame work that needs no other frame, done in the decoding thread (in frame order): the
         full-resolution frame is shrunk there (in its stored type: a quarter of the work for 8-bit
         frames) and never reaches the loop below, which is left with the alignment."""
-        work = to_float(_resize(pixels, s_work))
+        stored = _resize(pixels, s_work)
+        work = to_float(stored)
         grey = to_grey(work)
         measure = pool(laplacian_energy(grey), (an_h, an_w))
-        small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
+        eight_bit = stored.dtype == np.uint8
+        if eight_bit and s_an == s_work and _BYTE_ROUND_TRIP:
+            small = stored if stored is not pixels else stored.copy()  # what the 8-bit copy below would be
+        else:
+            small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
+        linear = cv2.LUT(stored, _LINEAR_OF_BYTE) if eight_bit and align != "none" else None
         if on_frame:
             on_frame(index, work)
-        return work, grey, measure, small
+        return work, grey, measure, small, linear
 
     try:
-        for i, (work, grey, measure, small) in read_ahead(source, range(n), read=source.read_pixels, prepare=prepare):
+        for i, (work, grey, measure, small, linear) in read_ahead(source, range(n), read=source.read_pixels,
+                                                                  prepare=prepare):
             if align != "none":
-                aligner.add(i, grey, work)
+                aligner.add(i, grey, work, linear)
             measures.append(measure)
             smalls.append(small)
-            del work, grey
+            del work, grey, linear
             if progress:
                 progress("align and measure", i + 1, n)
     except BaseException:
