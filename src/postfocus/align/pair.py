@@ -202,17 +202,19 @@ def tile_shifts(
     y1, x1 = y0 + ny * tile, x0 + nx * tile
     t = cv2.GaussianBlur(template, (0, 0), 1.0)
     a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
-    iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
-    t = t[y0:y1, x0:x1]
+    ix = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1])
+    iy = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1])
+    t = np.ascontiguousarray(t[y0:y1, x0:x1])
+    # Full-size arrays of the loop below, made once (fresh ones each iteration cost page faults).
+    mapx, mapy, shifted, product = (np.empty((ny * tile, nx * tile), np.float32) for _ in range(4))
 
     def tile_sum(img: np.ndarray) -> np.ndarray:
         # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
         return cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
-    def expand(values: np.ndarray) -> np.ndarray:
+    def expand(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Per-tile values to a per-pixel map (piecewise constant)."""
-        return cv2.resize(values.astype(np.float32), (nx * tile, ny * tile), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(values.astype(np.float32), (nx * tile, ny * tile), dst=out, interpolation=cv2.INTER_NEAREST)
 
     def zero_mean(img: np.ndarray) -> np.ndarray:
         """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
@@ -228,11 +230,12 @@ def tile_shifts(
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     for _ in range(iterations):
-        shifted = cv2.remap(a, expand(d[..., 0]) + xs, expand(d[..., 1]) + ys, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
+        np.add(expand(d[..., 0], mapx), xs, out=mapx)
+        np.add(expand(d[..., 1], mapy), ys, out=mapy)
+        cv2.remap(a, mapx, mapy, cv2.INTER_LINEAR, dst=shifted, borderMode=cv2.BORDER_REFLECT)
         # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
-        err = shifted - t
-        bx, by = tile_sum(ix * err), tile_sum(iy * err)
+        err = np.subtract(shifted, t, out=shifted)
+        bx, by = tile_sum(np.multiply(ix, err, out=product)), tile_sum(np.multiply(iy, err, out=product))
         step_x = -(syy * bx - sxy * by) / safe_det
         step_y = -(sxx * by - sxy * bx) / safe_det
         step = np.where(valid[..., None], np.stack([step_x, step_y], axis=-1), 0.0)
