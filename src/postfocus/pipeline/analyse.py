@@ -40,9 +40,9 @@ from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector
-from postfocus.numeric import argmax0, to_float16
+from postfocus.numeric import to_float16
 from postfocus.options import StackOptions, resolve
-from postfocus.pipeline.threads import compute_ahead, helper_threads, read_ahead
+from postfocus.pipeline.threads import compute_ahead, helper_threads, in_background, read_ahead
 
 __all__ = ["Analysis", "Progress", "analyse", "work_scale"]
 
@@ -239,30 +239,42 @@ def analyse(
             "try another alignment model (affine or homography), or none for a tripod stack"
         )
     volume = np.zeros((len(used), an_h, an_w), np.float32)
-    for k, i in enumerate(used):  # each small map is dropped as soon as it is in reference geometry
-        volume[k] = warp_to_reference(measures[i], rescale_matrix(report[i].matrix, s_an), (an_h, an_w))
-        measures[i] = None
-    # Rough all-in-focus at analysis size: the guide whose edges the focus map follows.
-    best = argmax0(volume)
+    # Rough all-in-focus at analysis size: the guide whose edges the focus map follows, each pixel
+    # from the frame where its focus measure is highest (the first such frame, as np.argmax picks).
     guide = np.zeros((an_h, an_w), np.float32)
+    sharpest = np.zeros((an_h, an_w), np.float32)  # the highest measure so far
     detector = MotionDetector((an_h, an_w)) if options.motion == "auto" else None
     greys: dict[int, np.ndarray] = {}  # kept for the dense refinement only
 
-    def aligned_small(i: int) -> tuple[np.ndarray, object]:
-        """Frame i's small grey frame in reference geometry, and its motion-detection prep (background)."""
-        small = smalls[i].astype(np.float32) * np.float32(1 / 255)
+    def aligned_small(ki: tuple[int, int]) -> tuple[np.ndarray, object]:
+        """Frame i's focus measure and small grey frame in reference geometry, and its motion-detection
+        prep (in the background; each small map is dropped as soon as it is in reference geometry)."""
+        k, i = ki
         matrix = rescale_matrix(report[i].matrix, s_an)
+        volume[k] = warp_to_reference(measures[i], matrix, (an_h, an_w))
+        measures[i] = None
+        small = np.multiply(smalls[i], np.float32(1 / 255), dtype=np.float32)
         grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
         smalls[i] = None
         prepared = detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w))) if detector else None
         return grey, prepared
 
-    for k, (i, (grey, prepared)) in enumerate(compute_ahead(used, aligned_small)):
-        np.copyto(guide, grey, where=best == k)
+    for (k, i), (grey, prepared) in compute_ahead(list(enumerate(used)), aligned_small):
+        if k == 0:
+            guide[:], sharpest[:] = grey, volume[0]
+        else:
+            np.copyto(guide, grey, where=volume[k] > sharpest)
+            np.maximum(sharpest, volume[k], out=sharpest)
         if options.refine_flow:
             greys[i] = grey
         if detector is not None:  # neighbours compared in sweep order (on the globally aligned frames:
             detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
+    del sharpest
+    still_map = None
+    if detector is not None and not options.refine_flow and helper_threads(options.threads) > 1:
+        # Unless something moved, the focus map does not depend on the motion: made beside the motion
+        # clean-up (and made again below in the rare case that something moved).
+        still_map = in_background(lambda: focus_index_map(volume, guide, prefer=options.prefer), "postfocus-map")
     moved = detector.finish() if detector is not None else None
     flow = None
     if options.refine_flow:
@@ -281,8 +293,11 @@ def analyse(
         # there make the focus map fill those pixels from their static surroundings.
         core = moved.mask > 0.5
         focus_volume[:, core] = focus_volume[:, core].mean(axis=0)
-    index_used, confidence = focus_index_map(focus_volume, guide, prefer=options.prefer)
-    del focus_volume
+    if still_map is not None and not moving:
+        index_used, confidence = still_map.result()
+    else:
+        index_used, confidence = focus_index_map(focus_volume, guide, prefer=options.prefer)
+    del focus_volume, still_map
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
     maps = StackMaps(index.astype(np.float32), confidence, volume, used, size,
