@@ -199,19 +199,21 @@ def analyse(
             small = stored if stored is not pixels else stored.copy()  # what the 8-bit copy below would be
         else:
             small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
-        linear = cv2.LUT(stored, _LINEAR_OF_BYTE) if eight_bit and align != "none" else None
+        exposure = None  # what the aligner compares exposures on (made from a table here, for 8-bit frames)
+        if eight_bit and align != "none":
+            exposure = SweepAligner.exposure_frame(cv2.LUT(stored, _LINEAR_OF_BYTE))
         if on_frame:
             on_frame(index, work)
-        return work, grey, measure, small, linear
+        return work, grey, measure, small, exposure
 
     try:
-        for i, (work, grey, measure, small, linear) in read_ahead(source, range(n), read=source.read_pixels,
-                                                                  prepare=prepare):
+        for i, (work, grey, measure, small, exposure) in read_ahead(source, range(n), read=source.read_pixels,
+                                                                    prepare=prepare):
             if align != "none":
-                aligner.add(i, grey, work, linear)
+                aligner.add(i, grey, work, exposure)
             measures.append(measure)
             smalls.append(small)
-            del work, grey, linear
+            del work, grey, exposure
             if progress:
                 progress("align and measure", i + 1, n)
     except BaseException:
