@@ -11,7 +11,8 @@ to 800x450 (JPEG 95). Each is stacked by
 * postfocus ``--no-cache`` (streaming, nothing kept).
 
 postfocus runs from this checkout (``src`` is put first on the child's
-PYTHONPATH). Every run is a separate process under ``/usr/bin/time -v``: wall time, CPU
+PYTHONPATH), or from ``--src DIR`` (e.g. an older version exported with
+``git archive``, to compare). Every run is a separate process under ``/usr/bin/time -v``: wall time, CPU
 time (user + system) and peak memory (maximum resident set size). The runs
 of the three go round in turn, ``--repeat`` times; the table shows medians
 and postfocus's wall time as a multiple of focus-stack's. The load average
@@ -19,7 +20,7 @@ is printed at the start and the end: on a busy machine compare CPU times.
 
 Usage::
 
-    python bench/bench_small.py [--repeat 3] [--stacks beetle ring ...]
+    python bench/bench_small.py [--repeat 3] [--stacks beetle ring ...] [--src DIR]
 """
 
 from __future__ import annotations
@@ -102,19 +103,20 @@ def run_tools(frames: list[Path], work: Path, binary: Path) -> dict[str, tuple[f
     return out
 
 
-def use_this_checkout() -> None:
-    """Child processes import postfocus from this checkout's ``src``."""
+def use_source(src: Path) -> None:
+    """Child processes import postfocus from ``src``."""
     path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(ROOT / "src") + (os.pathsep + path if path else "")
+    os.environ["PYTHONPATH"] = str(src) + (os.pathsep + path if path else "")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each tool per stack (medians are shown)")
     ap.add_argument("--stacks", nargs="*", default=list(STACKS), choices=STACKS)
+    ap.add_argument("--src", type=Path, default=ROOT / "src", help="the postfocus source tree to run")
     args = ap.parse_args()
     binary = ensure_focus_stack()
-    use_this_checkout()
+    use_source(args.src.resolve())
     load_start = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory(prefix="pf-small-") as tmp:
@@ -132,7 +134,7 @@ def main() -> None:
     load_end = os.getloadavg()
     print(f"load average (1, 5, 15 min) at the start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
           f"at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} ({os.cpu_count()} cores); "
-          f"medians of {args.repeat}; postfocus from {ROOT / 'src'}")
+          f"medians of {args.repeat}; postfocus from {args.src.resolve()}")
     print()
     print("| stack | frames | size | focus-stack wall s / CPU s / MB | postfocus (default) wall / CPU / MB | "
           "wall vs focus-stack | postfocus --no-cache wall / CPU / MB | wall vs focus-stack |")
