@@ -177,6 +177,9 @@ def feature_match(template: np.ndarray, moving: np.ndarray, model: str = "simila
     return matrix
 
 
+_REMAP_TILES = 1000  # tiles of at most 32 rows per remap call
+
+
 def tile_shifts(
     template: np.ndarray, aligned: np.ndarray, tile: int, iterations: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -202,13 +205,13 @@ def tile_shifts(
     y1, x1 = y0 + ny * tile, x0 + nx * tile
     t = cv2.GaussianBlur(template, (0, 0), 1.0)
     a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
-    iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
-    t = t[y0:y1, x0:x1]
+    ix = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1])
+    iy = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1])
+    t = np.ascontiguousarray(t[y0:y1, x0:x1])
 
-    def tile_sum(img: np.ndarray) -> np.ndarray:
+    def tile_sum(img: np.ndarray, size: tuple[int, int] = (nx, ny)) -> np.ndarray:
         # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
-        return cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
     def expand(values: np.ndarray) -> np.ndarray:
         """Per-tile values to a per-pixel map (piecewise constant)."""
@@ -225,14 +228,34 @@ def tile_shifts(
     valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
     safe_det = np.where(valid, det, 1.0)
     d = np.zeros((ny, nx, 2))
-    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    for _ in range(iterations):
-        shifted = cv2.remap(a, expand(d[..., 0]) + xs, expand(d[..., 1]) + ys, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
+    # Only the textured tiles move (the others' steps are 0): the loop works on them alone, laid out
+    # one below the other (each tile's pixels, maps and block sums are what they are in the full grid).
+    rows, cols = np.nonzero(valid)
+    k = len(rows)
+
+    def textured(img: np.ndarray) -> np.ndarray:
+        """(ny * tile, nx * tile) -> (k * tile, tile): the textured tiles, in row-major order."""
+        blocks = img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)[rows, cols]
+        return np.ascontiguousarray(blocks).reshape(k * tile, tile)
+
+    t, ix, iy = textured(t), textured(ix), textured(iy)
+    grid = np.arange(tile, dtype=np.float32)
+    xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
+    ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
+    mapx, mapy = np.empty((k, tile, tile), np.float32), np.empty((k, tile, tile), np.float32)
+    shifted, product = np.empty((k * tile, tile), np.float32), np.empty((k * tile, tile), np.float32)
+    bx, by = np.zeros((ny, nx)), np.zeros((ny, nx))
+    for _ in range(iterations if k else 0):
+        np.add(xs, d[rows, cols, 0].astype(np.float32)[:, None, None], out=mapx)
+        np.add(ys, d[rows, cols, 1].astype(np.float32)[:, None, None], out=mapy)
+        for c in range(0, k, _REMAP_TILES):  # remap takes fewer than 2^15 rows
+            part = slice(c * tile, min(k, c + _REMAP_TILES) * tile)
+            cv2.remap(a, mapx.reshape(k * tile, tile)[part], mapy.reshape(k * tile, tile)[part], cv2.INTER_LINEAR,
+                      dst=shifted[part], borderMode=cv2.BORDER_REFLECT)
         # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
-        err = shifted - t
-        bx, by = tile_sum(ix * err), tile_sum(iy * err)
+        err = np.subtract(shifted, t, out=shifted)
+        bx[rows, cols] = tile_sum(np.multiply(ix, err, out=product), (1, k))[:, 0]
+        by[rows, cols] = tile_sum(np.multiply(iy, err, out=product), (1, k))[:, 0]
         step_x = -(syy * bx - sxy * by) / safe_det
         step_y = -(sxx * by - sxy * bx) / safe_det
         step = np.where(valid[..., None], np.stack([step_x, step_y], axis=-1), 0.0)

@@ -97,18 +97,26 @@ class SweepAligner:
         linear_gain = channel_gain(last_small, aligned, mask, gamma=1.0)
         return (linear_gain ** np.float32(1 / GAMMA)).astype(np.float32)
 
-    def add(self, index: int, grey: np.ndarray, colour: np.ndarray) -> None:
-        """Take frame ``index``; its match to the frame before it starts now (in the background).
+    @classmethod
+    def exposure_frame(cls, linear: np.ndarray) -> np.ndarray:
+        """A working-size frame in linear light shrunk to :attr:`GAIN_SIZE`, as neighbours' exposures are compared.
 
-        Only the grey frame and a small copy of ``colour`` (for exposure) are kept.
+        Shrunk in linear light: defocus moves light around but keeps its total, so means of
+        linear values compare frames focused differently fairly, at any size.
         """
-        h, w = colour.shape[:2]
-        # Shrunk in linear light: defocus moves light around but keeps its total, so means of
-        # linear values compare frames focused differently fairly, at any size.
-        linear = gamma_decode(colour)
-        f = min(1.0, self.GAIN_SIZE / max(h, w))
+        h, w = linear.shape[:2]
+        f = min(1.0, cls.GAIN_SIZE / max(h, w))
         if f < 1.0:
             linear = cv2.resize(linear, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        return linear
+
+    def add(self, index: int, grey: np.ndarray, colour: np.ndarray, exposure: np.ndarray | None = None) -> None:
+        """Take frame ``index``; its match to the frame before it starts now (in the background).
+
+        Only the grey frame and a small copy of ``colour`` in linear light (for exposure) are kept;
+        ``exposure`` is ``exposure_frame(gamma_decode(colour))`` if already made.
+        """
+        linear = self.exposure_frame(gamma_decode(colour)) if exposure is None else exposure
         frame = (index, grey, linear)
         before = self._received
         job = None

@@ -7,6 +7,7 @@
 """
 
 from postfocus.focus.map import (
+    aggregate,
     check_prefer,
     focus_index_map,
     guided_filter,
@@ -18,6 +19,7 @@ from postfocus.focus.map import (
 from postfocus.focus.measure import laplacian_energy, noise_sigma, pool, tenengrad
 
 __all__ = [
+    "aggregate",
     "check_prefer",
     "focus_index_map",
     "guided_filter",

@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 
 from postfocus.errors import OptionError
+from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
 
-__all__ = ["box", "check_prefer", "focus_index_map", "guided_filter", "peak_index", "preferred_peak", "push_pull_fill",
-           "refine_at"]
+__all__ = ["aggregate", "box", "check_prefer", "focus_index_map", "guided_filter", "peak_index", "preferred_peak",
+           "push_pull_fill", "refine_at"]
 
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
@@ -59,6 +60,30 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return box(a, radius) * guide3 + box(b, radius)
 
 
+def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float = 1e-4) -> np.ndarray:
+    """Every slice of a focus volume smoothed along the edges of ``guide``, negative values 0.
+
+    ``max(guided_filter(guide, volume[i], radius, eps), 0)`` for each ``i``, to
+    the bit; the guide's own local statistics, the same for every slice, are
+    made once.
+
+    Examples
+    --------
+    >>> g = np.random.rand(16, 16).astype(np.float32); v = np.random.rand(3, 16, 16).astype(np.float32)
+    >>> bool((aggregate(v, g, 2, 1e-3)[1] == np.maximum(guided_filter(g, v[1], 2, 1e-3), 0)).all())
+    True
+    """
+    mean_i = box(guide, radius)
+    var_i = box(guide * guide, radius) - mean_i * mean_i + eps
+    out = np.empty_like(volume)
+    for i, src in enumerate(volume):
+        mean_p = box(src, radius)
+        a = (box(src * guide, radius) - mean_i * mean_p) / var_i
+        b = mean_p - a * mean_i
+        np.maximum(box(a, radius) * guide + box(b, radius), 0, out=out[i])
+    return out
+
+
 def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sub-frame peak position of a volume along axis 0, and the peak value.
 
@@ -71,8 +96,8 @@ def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> round(float(peak_index(v.astype(np.float32))[0][0, 0]), 2)
     2.3
     """
-    k = np.argmax(volume, axis=0)
-    return refine_at(volume, k), np.take_along_axis(volume, k[None], axis=0)[0]
+    k = argmax0(volume)
+    return refine_at(volume, k), pick0(volume, k)
 
 
 def check_prefer(prefer: str) -> str:
@@ -96,9 +121,9 @@ def refine_at(volume: np.ndarray, k: np.ndarray) -> np.ndarray:
         return k.astype(np.float32)
     km, kp = np.clip(k - 1, 0, n - 1), np.clip(k + 1, 0, n - 1)
     # Only three measures per pixel are needed: gather them, then take logs (not of the whole volume).
-    y0 = np.log(np.maximum(np.take_along_axis(volume, k[None], axis=0)[0], 1e-12))
-    ym = np.log(np.maximum(np.take_along_axis(volume, km[None], axis=0)[0], 1e-12))
-    yp = np.log(np.maximum(np.take_along_axis(volume, kp[None], axis=0)[0], 1e-12))
+    y0 = np.log(np.maximum(pick0(volume, k), 1e-12))
+    ym = np.log(np.maximum(pick0(volume, km), 1e-12))
+    yp = np.log(np.maximum(pick0(volume, kp), 1e-12))
     denom = ym - 2 * y0 + yp
     with np.errstate(divide="ignore", invalid="ignore"):
         offset = np.where(denom < -1e-9, 0.5 * (ym - yp) / denom, 0.0)
@@ -131,11 +156,11 @@ def preferred_peak(
     (1, 5)
     """
     n = volume.shape[0]
-    g = np.argmax(volume, axis=0)
+    g = argmax0(volume)
     valley = np.full(g.shape, np.nan, np.float32)
     if n < 3 or prefer == "none":
         return g, valley
-    vmax = np.take_along_axis(volume, g[None], axis=0)[0]
+    vmax = pick0(volume, g)
     threshold = np.maximum(rel * vmax, above_floor * floor)
     order = range(n - 1, -1, -1) if prefer == "front" else range(n)
     step = 1 if prefer == "front" else -1  # towards the strongest peak
@@ -188,9 +213,7 @@ def focus_index_map(
     """
     check_prefer(prefer)
     n = volume.shape[0]
-    agg = np.empty_like(volume)
-    for i in range(n):
-        agg[i] = np.maximum(guided_filter(guide, volume[i], radius, eps), 0)
+    agg = aggregate(volume, guide, radius, eps)
     # Detail above the noise floor: the typical energy of a pixel in its most blurred frame.
     floor = float(np.median(agg.min(axis=0))) + 1e-12
     valley = None
@@ -198,7 +221,7 @@ def focus_index_map(
         index, peak = peak_index(agg)
     else:
         k, valley = preferred_peak(agg, prefer, floor)
-        index, peak = refine_at(agg, k), np.take_along_axis(agg, k[None], axis=0)[0]
+        index, peak = refine_at(agg, k), pick0(agg, k)
     mean = agg.mean(axis=0)
     # Confidence: how far the peak stands above the average frame, and whether there is detail at all.
     contrast = 1.0 - mean / np.maximum(peak, 1e-12)

@@ -14,7 +14,7 @@ from the environment.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
 import cv2
@@ -22,7 +22,7 @@ import numpy as np
 
 from postfocus.io.base import FrameSource
 
-__all__ = ["compute_ahead", "configure_threads", "helper_threads", "read_ahead"]
+__all__ = ["compute_ahead", "configure_threads", "helper_threads", "in_background", "read_ahead"]
 
 
 def configure_threads(threads: int | None) -> None:
@@ -112,3 +112,18 @@ def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
                 pending = pool.submit(task, order[k + 1])
             yield index, result
             del result
+
+
+def in_background(task: Callable[[], object], name: str) -> Future:
+    """Start ``task()`` in a thread of its own (named ``name``); its result comes from the Future.
+
+    Examples
+    --------
+    >>> in_background(lambda: 6 * 7, "postfocus-example").result()
+    42
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        return pool.submit(task)
+    finally:
+        pool.shutdown(wait=False)

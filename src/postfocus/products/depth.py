@@ -50,7 +50,7 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.map import guided_filter, peak_index, push_pull_fill
+from postfocus.focus.map import aggregate, guided_filter, peak_index, push_pull_fill
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
@@ -220,9 +220,7 @@ def refine_depth(
     if n == 1:
         return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     guide = to_grey(guide_rgb)
-    agg = np.empty_like(vol)
-    for i in range(n):
-        agg[i] = np.maximum(guided_filter(guide, vol[i], radius, eps), 0)
+    agg = aggregate(vol, guide, radius, eps)
     index, peak = peak_index(agg)
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):

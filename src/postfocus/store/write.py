@@ -20,6 +20,7 @@ from postfocus.errors import OutputError
 from postfocus.io.images import to_float
 from postfocus.io.write import to_uint, write_image
 from postfocus.maps import StackMaps
+from postfocus.numeric import to_float16
 from postfocus.store.cache import CacheError
 from postfocus.store.folder import FORMAT_VERSION, file_record
 
@@ -135,7 +136,7 @@ def _write_maps(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: d
     np.save(folder / "focus_index.npy", np.ascontiguousarray(maps.focus_index, np.float32))
     np.save(folder / "confidence.npy", np.ascontiguousarray(maps.confidence, np.float32))
     volume = maps.volume
-    np.save(folder / "volume.npy", (volume / max(float(volume.max()), 1e-12)).astype(np.float16))
+    np.save(folder / "volume.npy", to_float16(volume / max(float(volume.max()), 1e-12)))
     if maps.motion is not None:
         np.save(folder / "motion.npy", np.ascontiguousarray(maps.motion, np.float32))
     if icc:

@@ -1,0 +1,164 @@
+"""Comparing two aligned neighbouring frames: the change that focus explains, and the change it cannot.
+
+:func:`pair_change` is step 1 of the detection (see :mod:`postfocus.motion`),
+:func:`coarse_change` step 2. A frame's blurs (:func:`blur_stats`) and its
+low-passed light (:func:`coarse_light`) serve both pairs it is in.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.colour import gamma_decode
+
+__all__ = ["COARSE_SIGMA", "SIGMAS", "WINDOW", "Stats", "blur_stats", "coarse_change", "coarse_light", "local_mean",
+           "pair_change"]
+
+# Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
+SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
+WINDOW = 7
+COARSE_SIGMA = 3.0  # scale (analysis px) of the coarse-light check
+
+
+def local_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Mean over a ``window`` x ``window`` box, edges reflected."""
+    return cv2.boxFilter(x, -1, (window, window), borderType=cv2.BORDER_REFLECT)
+
+
+class Stats(NamedTuple):
+    """The blurs of one frame (:func:`blur_stats`), kept for both pairs the frame is in."""
+
+    blurred: list[np.ndarray]  # the frame blurred with each sigma (the first: sigma 0, the frame itself)
+    mean: list[np.ndarray]  # local mean of each blur
+    spread: list[np.ndarray]  # local variance of each blur, at least 1e-9 (what a fit divides by)
+    var: np.ndarray  # local variance of the frame itself
+
+
+def blur_stats(g: np.ndarray, sigmas: Sequence[float] = SIGMAS, window: int = WINDOW) -> Stats:
+    """Each blur of ``g`` with its local mean and variance (see :class:`Stats`)."""
+    blurred, means, spreads, var0 = [], [], [], None
+    for s in sigmas:
+        x = g if s <= 0 else cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT)
+        m = local_mean(x, window)
+        var = np.maximum(local_mean(x * x, window) - m * m, 0)
+        var0 = var if var0 is None else var0
+        blurred.append(x)
+        means.append(m)
+        spreads.append(np.maximum(var, np.float32(1e-9)))
+    return Stats(blurred, means, spreads, var0)
+
+
+def coarse_light(grey: np.ndarray, sigma: float = COARSE_SIGMA,
+                 linear: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's part of :func:`coarse_change`: its light low-passed at ``sigma`` and the local variance of that.
+
+    ``linear``: ``gamma_decode(grey)`` if already made.
+    """
+    low = cv2.GaussianBlur(gamma_decode(grey) if linear is None else linear, (0, 0), sigma)
+    m = local_mean(low, int(4 * sigma) | 1)
+    return low, np.maximum(local_mean(low * low, int(4 * sigma) | 1) - m * m, 0)
+
+
+def coarse_change(a: np.ndarray, b: np.ndarray, sigma: float = COARSE_SIGMA,
+                  light: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+                  ) -> np.ndarray:
+    """Change of the light distribution at a scale coarser than the focus step, relative to its contrast.
+
+    Defocus moves light around only locally and keeps its total (in linear
+    light): low-passed well beyond the blur step between neighbours, two frames
+    of a still scene agree even where defocus rings or bright halos (microscopes,
+    bokeh) defeat the fine comparison. A flame or a moving object changes the
+    coarse picture too.
+
+    ``light``: ``(coarse_light(a, sigma), coarse_light(b, sigma))`` if already made
+    (a frame's is the same for both its pairs when they use the same ``sigma``).
+
+    Returns
+    -------
+    float32 (h, w) >= 0: mean square difference of the low-passed frames over a
+    window of ``4 sigma``, over their local variance there.
+    """
+    (la, va), (lb, vb) = light if light is not None else (coarse_light(a, sigma), coarse_light(b, sigma))
+    return (local_mean((la - lb) ** 2, int(4 * sigma) | 1) / (va + vb + np.float32(1e-4))).astype(np.float32)
+
+
+def pair_change(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    noise: float = 0.0,
+    sigmas: Sequence[float] = SIGMAS,
+    window: int = WINDOW,
+    blurred: tuple[Stats, Stats] | None = None,
+    blur_out: list | None = None,
+) -> np.ndarray:
+    """How much of the difference between two aligned grey frames focus cannot explain.
+
+    For every blur ``s`` and both directions, the blurred frame ``x`` predicts
+    the other frame ``y`` locally with a non-negative gain and an offset (a
+    linear fit over the window; the gain and offset absorb the brightness a
+    clipped highlight or a bokeh disc gains or loses with focus). The part of
+    ``y``'s local variance left unexplained, ``var(y) (1 - rho+^2)``, relative to
+    ``var(y)`` plus a noise floor, is minimised over blurs and directions.
+
+    Parameters
+    ----------
+    a, b : float32 (h, w) aligned grey frames in [0, 1].
+    noise : sensor noise sigma of the frames.
+    sigmas : Gaussian blurs tried on each frame.
+    window : side of the local window.
+    blurred : precomputed ``(blur_stats(a), blur_stats(b))``.
+    blur_out : if given, receives the float32 (h, w) blur sigma that explained each pixel best.
+
+    Returns
+    -------
+    float32 (h, w) in [0, 1]: ~0 where one frame is a blur of the other, ~1
+    for unrelated content.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> a = cv2.GaussianBlur(rng.random((64, 64)).astype(np.float32), (0, 0), 1.0)
+    >>> float(pair_change(a, cv2.GaussianBlur(a, (0, 0), 1.5)).mean()) < 0.05
+    True
+    >>> float(pair_change(a, a[::-1].copy()).mean()) > 0.5
+    True
+    """
+    sa = blurred[0] if blurred is not None else blur_stats(a, sigmas, window)
+    sb = blurred[1] if blurred is not None else blur_stats(b, sigmas, window)
+    n2 = np.float32(noise * noise)
+    zero = np.float32(0)
+    # Scratch arrays, reused for every blur (fresh ones each time cost more than the arithmetic).
+    product, cov = np.empty_like(sa.var), np.empty_like(sa.var)
+    better = np.empty(sa.var.shape, bool)
+
+    def fit(x: np.ndarray, mean_x: np.ndarray, y: np.ndarray, mean_y: np.ndarray) -> np.ndarray:
+        """The local covariance of x and y, negative values 0, squared (in ``cov``)."""
+        cv2.boxFilter(np.multiply(x, y, out=product), -1, (window, window), dst=cov, borderType=cv2.BORDER_REFLECT)
+        np.subtract(cov, np.multiply(mean_x, mean_y, out=product), out=cov)
+        return np.square(np.maximum(cov, zero, out=cov), out=cov)
+
+    # The unblurred frames' covariance is the same in both directions.
+    square0 = fit(sa.blurred[0], sa.mean[0], sb.blurred[0], sb.mean[0]).copy()
+    results = []
+    for own, other in ((sa, sb), (sb, sa)):
+        # ``other``'s unblurred frame y is predicted by each blur x of ``own``: the best blur
+        # explains the most variance, cov(x, y)^2 / var(x).
+        y, mean_y, var_y = other.blurred[0], other.mean[0], other.var
+        explained = square0 / own.spread[0]
+        best = np.zeros(a.shape, np.uint8) if blur_out is not None else None  # the first blur that explains most
+        for k in range(1, len(own.blurred)):
+            q = np.divide(fit(own.blurred[k], own.mean[k], y, mean_y), own.spread[k], out=cov)
+            if best is not None:  # blurs come in order: the last one to explain more is the best
+                np.maximum(best, np.greater(q, explained, out=better).view(np.uint8) * np.uint8(k), out=best)
+            np.maximum(explained, q, out=explained)
+        # The floor keeps flat areas (only noise, nothing to see) quiet.
+        r = np.maximum(var_y - explained - np.float32(0.5) * n2, zero) / (var_y + np.float32(4 * n2 + 2.5e-4))
+        results.append((r, best))
+    (r0, c0), (r1, c1) = results
+    if blur_out is not None:
+        blur_out.append(np.asarray(sigmas, np.float32)[np.where(r1 < r0, c1, c0)])
+    return np.clip(np.minimum(r0, r1), 0.0, 1.0).astype(np.float32)
