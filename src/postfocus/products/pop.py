@@ -16,6 +16,7 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.focus.map import guided_filter
 from postfocus.options import DEFAULT_METHOD
+from postfocus.products.depth import depth_map
 from postfocus.products.refocus import Tap, tap
 from postfocus.store import ProcessedStack
 
@@ -68,7 +69,9 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
     """
     answer = tap(stack, x, y)
     image = stack.all_in_focus(method)
-    mask = pop_mask(stack.focus_index, answer.position, to_grey(image), tolerance=tolerance)
+    # The full-resolution, edge-aware depth (not the analysis-size focus index): its edges follow the
+    # picture's, so no coloured fringe of the background stays around a popped subject.
+    mask = pop_mask(depth_map(stack, method=method).depth, answer.position, to_grey(image), tolerance=tolerance)
     return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))
 
 

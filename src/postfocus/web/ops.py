@@ -182,7 +182,8 @@ class Results:
 
         def make(path: Path) -> None:
             image = ps.all_in_focus(DEFAULT_METHOD)
-            mask = pop_mask(ps.focus_index, position, to_grey(image), tolerance=tolerance)
+            depth, _, _ = self._depth(job)  # full-resolution, edge-aware: no fringe around the subject
+            mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
             self._save(path, colour_pop(image, mask), ps, quality=95)
 
         return self._cached(job, f"pop_{position:08.2f}_{tolerance:05.2f}.jpg", make, prune="pop_")
