@@ -294,6 +294,20 @@ def test_align_writes_sixteen_bit_tiffs_in_output_geometry_named_after_the_input
         assert tif.pages[0].dtype == np.uint8 and tif.pages[0].compression == 5  # LZW
 
 
+def test_align_never_writes_into_the_folder_of_the_inputs(tiny_stack, tmp_path):
+    import shutil
+
+    folder = tmp_path / "shots"
+    shutil.copytree(tiny_stack.folder, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for extra in ([], ["--overwrite"], ["--format", "png", "--bits", "8", "--overwrite"]):
+        run = run_postfocus("-q", "align", folder, "-o", folder, *extra, cache=tmp_path / "cache")
+        assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+        assert "holds the input frames" in run.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # inputs untouched, nothing added
+    assert not (tmp_path / "cache").exists()  # refused before any work
+
+
 def test_align_frames_library(shots, tmp_path):
     import postfocus
 

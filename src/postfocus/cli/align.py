@@ -10,7 +10,7 @@ from postfocus.cli.common import err_console, is_quiet, main, processed, progres
 from postfocus.cli.options import inputs_argument, processing_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, finish, json_option,
                                   size_text, stack_data)
-from postfocus.products.aligned import align_frames
+from postfocus.products.aligned import align_frames, check_aligned_target
 
 __all__ = ["align_command"]
 
@@ -37,6 +37,7 @@ def align_command(ctx, inputs, out_dir, fmt, bits, compression, overwrite, **par
     nothing is aligned again.
     """
     out_dir = out_dir or default_output(inputs, "aligned", "")
+    check_aligned_target(out_dir, inputs, suffix=f".{fmt}", bit_depth=bits, compression=compression)
     ps = processed(ctx, inputs, params)
     with progress_bars(is_quiet(ctx)) as progress:
         paths = align_frames(ps, out_dir, suffix=f".{fmt}", bit_depth=bits, compression=compression,

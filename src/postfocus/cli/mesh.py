@@ -47,8 +47,8 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
     for path in (output, preview_out, rock_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
-    result = depth_map(ps)
     image = ps.all_in_focus()
+    result = depth_map(ps, image=image)
     mesh = build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief)
     written = write_mesh(output, mesh)
     rows, cols = mesh.grid

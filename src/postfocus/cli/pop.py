@@ -42,14 +42,15 @@ def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, bits, com
     smaller --tolerance keeps the colour to the subject.
     """
     check_distinct({"-o": output, "--mask": mask_out})
+    check_encoding(output or f"pop{default_suffix(bits, compression)}", bits, compression)
     if output is not None:
         check_output_path(output)
-        check_encoding(output, bits, compression)
     if mask_out:
         check_output_path(mask_out)
     ps = processed(ctx, inputs, params)
-    if mask_out:
-        check_output_path(mask_out, ps.info.paths)
+    for path in (output, mask_out):
+        if path is not None:
+            check_output_path(path, ps.info.paths)
     x, y = parse_point(at, ps.size)
     result = pop(ps, x, y, tolerance=tolerance)
     err_console.print(result.tap.describe(FrameLabels(ps.names, ps.info.fps)), markup=False, soft_wrap=True)

@@ -31,16 +31,15 @@ def refocus_command(ctx, inputs, at, output, quality, bits, compression, **param
     X,Y are pixels of the output geometry shared by all results of this input.
     The file carries that frame's EXIF; its description says which frame it is.
     """
+    check_encoding(output or f"refocus{default_suffix(bits, compression)}", bits, compression)
     if output is not None:
         check_output_path(output)
-        check_encoding(output, bits, compression)
     ps = processed(ctx, inputs, params)
     answer = tap(ps, *parse_point(at, ps.size))
     label = FrameLabels(ps.names, ps.info.fps)
     err_console.print(answer.describe(label), markup=False, soft_wrap=True)
     if output is None:
         output = default_output(inputs, f"refocus-{answer.x:.0f}-{answer.y:.0f}", default_suffix(bits, compression))
-        check_encoding(output, bits, compression)
     name = ps.names[answer.frame]
     description = (f"postfocus: {name}, the frame sharpest at {answer.x:.0f},{answer.y:.0f} "
                    f"(index {answer.frame} of {len(ps.names)} frames)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from postfocus.cli.output import (FrameLabels, bits_option, compression_option, 
 from postfocus.errors import PostfocusWarning
 from postfocus.io.encoding import check_encoding
 from postfocus.io.metadata import describe_stack
-from postfocus.io.write import atomic_write, check_output_path, write_image
+from postfocus.io.write import atomic_write_json, check_output_path, write_image
 from postfocus.options import parse_range
-from postfocus.pipeline.merge import plan_bands
+from postfocus.pipeline.merge import merge_frames, plan_bands
 from postfocus.pipeline.run import collect_warnings, open_quietly, process, stack
 from postfocus.products.refocus import parse_point, tap
 from postfocus.result import save_image
@@ -98,20 +97,15 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
             alignment, total, ref, run_warnings = result.alignment, len(result.alignment), result.reference, \
                 result.warnings
         else:
-            merged = ps.used
-            if options.frame_range:
-                lo, hi = options.frame_range
-                merged = [i for i in ps.used if lo <= i <= hi]
-            elif near_at:
+            frames_range = options.frame_range
+            if near_at:
                 a = tap(ps, *parse_point(near_at, ps.size))
                 b = tap(ps, *parse_point(far_at, ps.size))
-                lo, hi = sorted((a.frame, b.frame))
-                merged = [i for i in ps.used if lo <= i <= hi]
+                frames_range = tuple(sorted((a.frame, b.frame)))
                 label = FrameLabels(ps.names, ps.info.fps)
-                err_console.print(f"--range {lo}:{hi} from the taps ({a.describe(label)}; {b.describe(label)})",
-                                  markup=False, soft_wrap=True)
-            if not merged:
-                raise click.UsageError(f"--range {frame_range}: no usable frame in that range")
+                err_console.print(f"--range {frames_range[0]}:{frames_range[1]} from the taps ({a.describe(label)}; "
+                                  f"{b.describe(label)})", markup=False, soft_wrap=True)
+            merged = merge_frames(ps.used, frames_range)  # refuses a range with no usable frame, naming it
             whole = not (options.frame_range or near_at)
             image = ps.all_in_focus(method, progress, memory_mb) if whole else ps.merge(
                 method=method, frames=merged, memory_mb=memory_mb, progress=progress)
@@ -138,7 +132,7 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                 "motion_share": maps.motion_share if options.motion == "auto" else None,
                 "motion_frames": {str(k): v for k, v in instants.items()},
                 "warnings": all_warnings}
-        written.append(atomic_write(report, lambda p: p.write_text(json.dumps(data, indent=2))))
+        written.append(atomic_write_json(report, data, indent=2))
     finish(written, method=method, size=size_data(image.shape[:2]),
            frames=frames_data(info.names, used=[a.index for a in alignment if a.used], merged=list(merged),
                               reference=ref),

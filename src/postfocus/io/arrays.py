@@ -18,6 +18,7 @@ import numpy as np
 
 from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.base import FrameSource, SourceInfo
+from postfocus.io.images import to_float
 
 __all__ = ["ArraySource", "InvalidFrameError", "as_frames"]
 
@@ -76,9 +77,8 @@ def _check(k: int, f: np.ndarray) -> np.ndarray:
     if f.size == 0:
         raise InvalidFrameError(f"frame {k}: is empty (shape {f.shape})")
     if f.dtype.kind == "f":
-        finite = np.isfinite(f)
-        if not finite.all():
-            bad = int(f.size - np.count_nonzero(finite))
+        if not np.isfinite(f.min() + f.max()):  # NaN or inf shows in the extremes: no frame-sized mask unless so
+            bad = int(f.size - np.count_nonzero(np.isfinite(f)))
             raise InvalidFrameError(f"frame {k}: {bad} value{'s' if bad > 1 else ''} NaN or infinite; "
                                     "replace them (e.g. numpy.nan_to_num) before stacking")
     return f
@@ -160,12 +160,7 @@ class ArraySource(FrameSource):
 
     def read(self, index: int) -> np.ndarray:
         """Frame ``index`` as float32 RGB (floats as given; integers scaled by their type's range)."""
-        pixels = self.read_pixels(index)
-        if pixels.dtype == np.uint8:
-            return pixels.astype(np.float32) * np.float32(1 / 255)
-        if pixels.dtype == np.uint16:
-            return pixels.astype(np.float32) * np.float32(1 / 65535)
-        return pixels
+        return to_float(self.read_pixels(index))
 
     def identity(self) -> list[tuple[str, int, int]]:
         """Content hash: arrays have no file to date, so their pixels key the cache.
@@ -178,5 +173,5 @@ class ArraySource(FrameSource):
         digest = hashlib.sha256()
         for f in self.frames:
             digest.update(str((f.dtype.str, f.shape)).encode())
-            digest.update(np.ascontiguousarray(f).tobytes())
+            digest.update(np.ascontiguousarray(f))  # the buffer itself: no copy of the pixels
         return [(f"array:{digest.hexdigest()}", len(self.frames), 0)]

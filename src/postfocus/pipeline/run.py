@@ -62,17 +62,11 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
-    if isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
-                                          and any(isinstance(f, np.ndarray) for f in inputs)):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", PostfocusWarning)
-            source = ArraySource(inputs)
-        for w in caught:
-            warn(str(w.message))
-        return source
+    arrays = isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
+                                                and any(isinstance(f, np.ndarray) for f in inputs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PostfocusWarning)
-        source = open_source(inputs, threads=threads)
+        source = ArraySource(inputs) if arrays else open_source(inputs, threads=threads)
     for w in caught:
         warn(str(w.message))
     return source
@@ -196,15 +190,16 @@ def process(
     messages: list[str] = []
     source, opts, bands, warn = _prepare(inputs, options, changes, messages)
     root = cache_root(cache_dir)
-    folder = root / opts.cache_key(source.identity(), FORMAT_VERSION)
+    identity = source.identity()  # (arrays: a hash of every pixel, so made once)
+    folder = root / opts.cache_key(identity, FORMAT_VERSION)
     check_cache(root)  # before any work: a cache that cannot be written is said at once
     with folder_lock(folder):  # a second process on the same stack waits here, then reuses the work
         if not refresh and (folder / "manifest.json").exists():
             ps = _reuse(folder, opts, progress, warn)
             if ps is not None:
                 return ps
-        _make_folder(source, opts, folder, bands=bands, jpeg_quality=jpeg_quality, progress=progress, warn=warn,
-                     messages=messages)
+        _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality, progress=progress,
+                     warn=warn, messages=messages)
     return ProcessedStack.open(folder)
 
 
@@ -224,8 +219,9 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     return ps
 
 
-def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, *, bands: int, jpeg_quality: int,
-                 progress: Progress | None, warn: Callable[[str], None], messages: list[str]) -> None:
+def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity: object, *, bands: int,
+                 jpeg_quality: int, progress: Progress | None, warn: Callable[[str], None],
+                 messages: list[str]) -> None:
     """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``."""
     repeats = RepeatedFrames() if source.info.kind == "video" else None
     analysis = analyse(source, opts, progress=progress, warn=warn,
@@ -250,7 +246,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, *, bands
         manifest = {
             "kind": info.kind,
             "paths": [str(p) for p in info.paths],
-            "inputs": source.identity(),
+            "inputs": identity,
             "options": opts.processing(),
             "names": source.names,
             "dropped": repeats.dropped if repeats else [],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 from postfocus.errors import OutputError
 from postfocus.io.encoding import Compression, check_encoding
@@ -19,7 +20,7 @@ from postfocus.io.write import output_folder, write_image
 from postfocus.pipeline.analyse import Progress
 from postfocus.store import ProcessedStack
 
-__all__ = ["aligned_names", "align_frames"]
+__all__ = ["aligned_names", "align_frames", "check_aligned_target"]
 
 
 def aligned_names(names: list[str], frames: list[int], suffix: str = ".tif") -> dict[int, str]:
@@ -48,6 +49,37 @@ def aligned_names(names: list[str], frames: list[int], suffix: str = ".tif") -> 
         taken.add(name.lower())
         out[i] = name + suffix
     return out
+
+
+def check_aligned_target(out_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, suffix: str = ".tif",
+                         bit_depth: int = 16, compression: Compression = None) -> None:
+    """Refuse, before any work, a folder or format that :func:`align_frames` cannot use.
+
+    The folder may not be one that holds the inputs: the aligned frames would
+    replace or join the frames of the stack.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The folder asked for.
+    inputs : sequence of path
+        The input files or folder.
+    suffix, bit_depth, compression
+        As for :func:`align_frames`.
+
+    Raises
+    ------
+    OutputError
+    OptionError
+    """
+    if suffix.lower() not in (".tif", ".tiff", ".png"):
+        raise OutputError(f"{out_dir}: aligned frames are written as .tif or .png, not {suffix}")
+    check_encoding(f"frame{suffix}", bit_depth, compression)
+    out = Path(out_dir).resolve()
+    for p in map(Path, inputs):
+        holder = p.resolve() if p.is_dir() else p.resolve().parent
+        if out == holder:
+            raise OutputError(f"{out_dir}: holds the input frames; write the aligned frames to another folder")
 
 
 def align_frames(
@@ -101,9 +133,7 @@ def align_frames(
     >>> align_frames(process("photos/"), "aligned/")[:2]  # doctest: +SKIP
     [PosixPath('aligned/pcb_001.tif'), PosixPath('aligned/pcb_002.tif')]
     """
-    if suffix.lower() not in (".tif", ".tiff", ".png"):
-        raise OutputError(f"{out_dir}: aligned frames are written as .tif or .png, not {suffix}")
-    check_encoding(f"frame{suffix}", bit_depth, compression)
+    check_aligned_target(out_dir, stack.info.paths, suffix=suffix, bit_depth=bit_depth, compression=compression)
     names = aligned_names(stack.names, list(stack.used), suffix.lower())
     out = output_folder(out_dir)
     taken = sorted(name for name in names.values() if (out / name).exists())

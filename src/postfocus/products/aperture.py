@@ -381,7 +381,7 @@ def aperture(
     image = stack.all_in_focus(progress=progress)
     if progress:
         progress("depth map", 0, 1)
-    result = depth_map(stack)
+    result = depth_map(stack, image=image)
     if progress:
         progress("depth map", 1, 1)
     if preset is not None:

@@ -256,13 +256,15 @@ def refine_depth(
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 
-def depth_map(stack: ProcessedStack, *, method: str | None = None, **options) -> DepthResult:
+def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
+              **options) -> DepthResult:
     """Depth map of a processed stack at output size.
 
     Parameters
     ----------
     stack : :class:`postfocus.store.ProcessedStack` (see :func:`postfocus.process`).
     method : fusion method of the all-in-focus guide (default: the stack's default).
+    image : the stack's all-in-focus image of ``method``, when the caller holds it already (not read again).
     options : passed to :func:`refine_depth`.
 
     Returns
@@ -285,7 +287,8 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, **options) ->
     if volume.ndim != 3 or volume.shape[0] != len(used):
         raise InputError(f"{stack.folder}: focus volume does not match the frames kept; refresh the stack")
     mh, mw = volume.shape[1:]
-    image = stack.all_in_focus(method or DEFAULT_METHOD)
+    if image is None:
+        image = stack.all_in_focus(method or DEFAULT_METHOD)
     h, w = image.shape[:2]
     small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if (h, w) != (mh, mw) else image
     if stack.motion is not None:

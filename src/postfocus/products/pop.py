@@ -71,7 +71,9 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
     image = stack.all_in_focus(method)
     # The full-resolution, edge-aware depth (not the analysis-size focus index): its edges follow the
     # picture's, so no coloured fringe of the background stays around a popped subject.
-    mask = pop_mask(depth_map(stack, method=method).depth, answer.position, to_grey(image), tolerance=tolerance)
+    depth = depth_map(stack, method=method, image=image).depth  # nearest frame 0, whatever the recording order
+    position = answer.position if stack.near_to_far else len(stack.names) - 1 - answer.position
+    mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
     return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))
 
 

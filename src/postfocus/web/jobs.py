@@ -123,7 +123,11 @@ class JobQueue:
                 if self._closed:
                     return
                 while self._waiting and len(self._running) < self.workers:
-                    self._launch(self._waiting.popleft())
+                    job_id = self._waiting.popleft()
+                    try:
+                        self._launch(job_id)
+                    except Exception:  # one job's trouble (a full disk) must not end this thread and its workers
+                        log.exception("job %s: could not be started", job_id)
                 watched = {process.sentinel: job_id for job_id, process in self._running.items()}
             ready = multiprocessing.connection.wait([self._wake_out, *watched])
             if self._wake_out in ready:
@@ -131,7 +135,10 @@ class JobQueue:
                     self._wake_out.recv_bytes()
             for sentinel in ready:
                 if sentinel in watched:
-                    self._ended(watched[sentinel])
+                    try:
+                        self._ended(watched[sentinel])
+                    except Exception:
+                        log.exception("job %s: could not be recorded as ended", watched[sentinel])
 
     def _launch(self, job_id: str) -> None:
         """Start a worker process for a queued job (called with the lock held)."""
@@ -159,10 +166,14 @@ class JobQueue:
                 return
             process.join()
             how = _how_it_ended(process.exitcode)
+            process_ok = process.exitcode == 0
             process.close()
             job = self.store.job(job_id)
             data = job.read() if job else None
             if job is None or data is None or data.get("state") in FINISHED:
+                return
+            if process_ok and data.get("state") == QUEUED:  # retried while its worker was exiting: run it again
+                self._waiting.append(job_id)
                 return
             started = data.get("state") == RUNNING
             for stale in job.folder.glob(".job.*.json.part"):  # a job.json write cut short
@@ -304,7 +315,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     import cv2
     import numpy as np
 
-    from postfocus.products.depth import depth_map, write_depth_png
+    from postfocus.products.depth import depth_map, write_depth_npy, write_depth_png
     from postfocus.errors import PostfocusWarning
     from postfocus.options import DEFAULT_METHOD
     from postfocus.result import save_image
@@ -333,9 +344,9 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     save_image(job.out("thumb.jpg"), thumb, ps.info, quality=85)
 
     progress.set("Making the depth map", 0.96)
-    depth = depth_map(ps)
-    np.save(job.out("depth.npy"), depth.depth.astype(np.float32))
+    depth = depth_map(ps, image=image)
     np.save(job.out("depth_confidence.npy"), depth.confidence.astype(np.float16))
+    write_depth_npy(job.out("depth.npy"), depth)  # last, atomically: its presence says both are complete
     write_depth_png(job.out("depth.png"), depth)
 
     progress.set("Preparing the viewer", 0.97)

@@ -182,11 +182,13 @@ class Results:
 
         def make(path: Path) -> None:
             image = ps.all_in_focus(DEFAULT_METHOD)
-            depth, _, _ = self._depth(job)  # full-resolution, edge-aware: no fringe around the subject
-            mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
+            depth, _, frames = self._depth(job)  # full-resolution, edge-aware: no fringe around the subject
+            at = position if ps.near_to_far else frames - 1 - position  # the depth counts from the nearest frame
+            mask = pop_mask(depth, at, to_grey(image), tolerance=tolerance)
             self._save(path, colour_pop(image, mask), ps, quality=95)
 
-        return self._cached(job, f"pop_{position:08.2f}_{tolerance:05.2f}.jpg", make, prune="pop_")
+        # "popd_": masked by the full-resolution depth (older "pop_" pictures were not; never served again)
+        return self._cached(job, f"popd_{position:08.2f}_{tolerance:05.2f}.jpg", make, prune="popd_")
 
     def position_at(self, job: JobFolder, x: float, y: float) -> float:
         """Focus position (frames) that a tap at x, y finds."""
@@ -207,6 +209,8 @@ class Results:
             conf = np.load(conf_path, mmap_mode="r") if conf_path.is_file() else None
             return np.asarray(depth, np.float32), None if conf is None else np.asarray(conf, np.float32), len(ps.names)
         with self._output_lock(f"{job.id}/depth.npy"):
+            if path.is_file():  # made by the request this one waited for
+                return self._depth(job)
             result = depth_map(ps)
             job.out_dir.mkdir(exist_ok=True)
             np.save(job.out("depth_confidence.npy"), result.confidence.astype(np.float16))
