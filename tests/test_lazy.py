@@ -36,3 +36,12 @@ def test_importing_the_package_or_the_cli_loads_no_tiff_reader_or_pipeline_early
             "import postfocus.cli.stack; print(a, 'tifffile' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_the_cli_imports_a_command_module_when_that_command_is_asked_for():
+    code = ("import sys; from postfocus.cli import main, COMMAND_MODULES; "
+            "before = 'postfocus.cli.serve' in sys.modules; main.commands['stack']; "
+            "print(before, 'postfocus.cli.stack' in sys.modules, 'postfocus.cli.serve' in sys.modules, "
+            "sorted(main.commands) == sorted(COMMAND_MODULES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "False", "True"]
