@@ -252,6 +252,7 @@ def main() -> None:
                                                     env, f"postfocus on {count} frames"))
                         shutil.rmtree(cache, ignore_errors=True)
                 ratio = runs[60].median(2) / runs[30].median(2)
+                print(f"  30 frames {runs[30].cell()}, 60 frames {runs[60].cell()}", file=sys.stderr)
                 extra.append(f"| flat memory, 4K MP4, default settings | 30 frames: {runs[30].cell()} | 60 frames: "
                              f"{runs[60].cell()} | peak 60/30 = {ratio:.2f}x (target {FLAT_TARGET}x) | "
                              f"{'met' if ratio <= FLAT_TARGET else 'NOT met'} |")
@@ -280,6 +281,7 @@ def main() -> None:
                         pf_cmds["postfocus --no-cache"] = pf("stack", *inputs, "-o", out_pf, "--no-cache")
                 med = compare(name, fs_cmd, pf_cmds, args.repeat, env, work)
                 table.append((name, len(frames), size, med))
+                print("  " + "; ".join(f"{tool}: {m.cell()}" for tool, m in med.items()), file=sys.stderr)
             print(f"{name}: done", file=sys.stderr)
             if name == "big":
                 shutil.rmtree(frames[0].parent, ignore_errors=True)
