@@ -48,6 +48,8 @@ _MIN_PIXELS = 250_000  # ... but the analysis size never drops below this
 FLAG_LEVEL = 3.0
 """A pixel whose residual is this many times the typical error of its contrast is flagged."""
 
+_CLIPPED = 0.98  # an all-in-focus value this high may be clipped
+_GLINT_SHARE = 0.03  # a pixel that owes this share of its rendered light to clipped pixels is not judged
 _WINDOW = 2  # half-size of the window a difference is averaged over (analysis px)
 _BINS = 16
 
@@ -104,7 +106,8 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     Parameters
     ----------
     premult : np.ndarray
-        float32 (4, h, w) linear RGB and alpha (:func:`postfocus.synth.optics.premultiply`).
+        float32 (4 + E, h, w) linear RGB and alpha (:func:`postfocus.synth.optics.premultiply`), then E
+        extra planes (the check carries where the sharp image is clipped).
     slabs : optics.Slabs
         The depth slabs of the canvas.
     slab_depth : np.ndarray
@@ -119,7 +122,7 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     Returns
     -------
     np.ndarray
-        float32 (h, w, 3) linear light.
+        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
     """
     radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
     return optics.render_defocus(premult, slabs, radii, kernels)
@@ -209,7 +212,10 @@ def check_frames(
     labels, slab_depth = plan_slabs(dep, max(local.near_slope, local.far_slope))
     layers = len(slab_depth)
     slabs = optics.Slabs(labels, layers)
-    premult = optics.premultiply(linear)
+    # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
+    # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
+    clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
+    premult = np.concatenate([optics.premultiply(linear), clipped[None]])
     kernels = optics.KernelCache()
 
     top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
@@ -217,12 +223,14 @@ def check_frames(
     flagged: dict[int, float] = {}
     k = 2 * _WINDOW + 1
     for done, i in enumerate(frames, 1):
-        rendered = gamma_encode(render_frame(premult, slabs, slab_depth, local, i, kernels))
+        out = render_frame(premult, slabs, slab_depth, local, i, kernels)
+        rendered = gamma_encode(out[..., :3])
+        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         frame = np.clip(small(read(i)[..., :3]), 0.0, 1.0)
         gain = _gain(rendered, frame)
         diff = np.abs(rendered * gain - frame).mean(axis=2)
-        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
-        typical = _typical_error(error, _contrast(to_grey(rendered)))
+        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
+        typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
         norm = error / typical
         for row in top:  # insert into the sorted rows: keep the larger, carry the smaller on
             larger = np.maximum(row, norm)
@@ -331,10 +339,13 @@ def _contrast(grey: np.ndarray) -> np.ndarray:
     return cv2.boxFilter(cv2.magnitude(gx, gy), -1, (k, k), borderType=cv2.BORDER_REFLECT)
 
 
-def _typical_error(error: np.ndarray, contrast: np.ndarray) -> np.ndarray:
-    """The median error of pixels of each contrast, as a non-decreasing function of contrast, per pixel."""
+def _typical_error(error: np.ndarray, contrast: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The median error of ``valid`` pixels of each contrast, as a non-decreasing function of contrast, per pixel."""
     step = max(1, int(math.sqrt(error.size / 40_000)))
-    e, c = error[::step, ::step].ravel(), contrast[::step, ::step].ravel()
+    keep = valid[::step, ::step].ravel()
+    if keep.sum() < 100:
+        keep = np.ones_like(keep)
+    e, c = error[::step, ::step].ravel()[keep], contrast[::step, ::step].ravel()[keep]
     edges = np.unique(np.quantile(c, np.linspace(0.0, 1.0, _BINS + 1)))
     if edges.size < 2:
         return np.full_like(error, max(float(np.median(e)), 1e-4))
