@@ -13,7 +13,7 @@ import numpy as np
 from postfocus.check.forward import FLAG_LEVEL
 from postfocus.colour import to_grey
 
-__all__ = ["heat_colours", "heat_overlay", "heat_strength"]
+__all__ = ["heat_colours", "heat_layer", "heat_overlay", "heat_strength"]
 
 
 def heat_strength(residual: np.ndarray, level: float = FLAG_LEVEL) -> np.ndarray:
@@ -65,3 +65,33 @@ def heat_overlay(image: np.ndarray, residual: np.ndarray, level: float = FLAG_LE
     grey = 0.15 + 0.6 * np.clip(to_grey(np.asarray(image, np.float32)), 0.0, 1.0)
     alpha = np.power(heat_strength(res, level), 0.6)[..., None]
     return (grey[..., None] * (1.0 - alpha) + heat_colours(res, level) * alpha).astype(np.float32)
+
+
+def heat_layer(residual: np.ndarray, size: tuple[int, int] | None = None, level: float = FLAG_LEVEL) -> np.ndarray:
+    """The heat map alone, to lay over any picture: uint8 (H, W, 4) RGBA, transparent where the result is consistent.
+
+    Parameters
+    ----------
+    residual : np.ndarray
+        float32 residual map.
+    size : (height, width), optional
+        Size of the layer (default: the residual's).
+    level : float
+        The flag level.
+
+    Returns
+    -------
+    np.ndarray
+        uint8 RGBA; alpha as in :func:`heat_overlay`.
+
+    Examples
+    --------
+    >>> heat_layer(np.ones((2, 3), np.float32))[..., 3].max()
+    np.uint8(0)
+    """
+    res = np.asarray(residual, np.float32)
+    if size is not None and res.shape != tuple(size):
+        res = cv2.resize(res, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    alpha = np.power(heat_strength(res, level), 0.6)
+    rgba = np.dstack([heat_colours(res, level), alpha])
+    return (rgba * 255.0 + 0.5).astype(np.uint8)
