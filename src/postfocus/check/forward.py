@@ -170,12 +170,20 @@ def check_frames(
     dep = small(depth, cv2.INTER_NEAREST)  # depth edges stay edges: no made-up middle layers
     linear = gamma_decode(img)
     grey = to_grey(linear)
+    kept: dict[int, np.ndarray] = {}  # frames read for the calibration, kept small for the render
+
+    def read_small(i: int) -> np.ndarray:
+        frame = kept.pop(i, None)
+        return np.clip(small(read(i)[..., :3]), 0.0, 1.0) if frame is None else frame.astype(np.float32)
+
     if model is None:
         weight = small(confidence) if confidence is not None else None
         mean = max(float(grey.mean()), 1e-6)
 
         def read_grey(i: int) -> np.ndarray:
-            g = to_grey(gamma_decode(np.clip(small(read(i)[..., :3]), 0.0, 1.0)))
+            frame = read_small(i)
+            kept[i] = frame.astype(np.float16)
+            g = to_grey(gamma_decode(frame))
             return g * np.float32(mean / max(float(g.mean()), 1e-6))
 
         model = calibrate(grey, dep, read_grey, frames, weight=weight, scale=scale)
@@ -196,7 +204,7 @@ def check_frames(
         out = render_frame(premult, slabs, slab_depth, local, i, kernels)
         rendered = gamma_encode(out[..., :3])
         judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
-        frame = np.clip(small(read(i)[..., :3]), 0.0, 1.0)
+        frame = read_small(i)
         gain = _gain(rendered, frame)
         diff = np.abs(rendered * gain - frame).mean(axis=2)
         error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged

@@ -126,7 +126,7 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
     d = np.ascontiguousarray(depth, np.float32)
     if d.shape != fine:
         d = cv2.resize(d, (fine[1], fine[0]), interpolation=cv2.INTER_NEAREST)
-    labels, slab_depth = plan_slabs(d, slope * fine[1] / w)
+    labels, slab_depth = plan_slabs(d, slope)  # the blur is applied at the analysis size
     masks = {}
     for k in np.flatnonzero(~np.isnan(slab_depth)):
         m = (labels == k).astype(np.float32)
