@@ -154,8 +154,7 @@
   // ------------------------------------------------------------------ server
   function accept(state) {
     S.version = state.version;
-    S.from = state.from;
-    S.savedEdits = state.edits;
+    S.from = state.from.concat(S.from.slice(state.from.length)); // strokes painted while saving keep theirs
     $('rt-count').textContent = state.edits.length ? state.edits.length + ' edit' + (state.edits.length === 1 ? '' : 's') +
       ' kept with the stack' : 'No edits: the untouched result';
     var v = S.viewer;
@@ -191,6 +190,8 @@
     S.wrap.style.transform = 'translate(' + S.tx + 'px,' + S.ty + 'px) scale(' + z + ')';
     $('rt-zoom').textContent = Math.round(z * 100) + ' %';
     S.editor.dataset.zoom = String(z);
+    S.editor.dataset.tx = String(S.tx);
+    S.editor.dataset.ty = String(S.ty);
   }
 
   function zoomAt(factor, px, py) {
