@@ -123,7 +123,8 @@ class RetouchOps:
 
             image = apply_edits(ps, edits) if edits else None
             residual = _fit(forward_check(ps, image=image).residual, PREVIEW_EDGE)
-            alpha = np.clip((residual - 1.0) / (2.0 * FLAG_LEVEL), 0.0, 0.85)  # 1: consistent; FLAG_LEVEL: flagged
+            # about 1 where the result explains the frames; FLAG_LEVEL and more: flagged (halos, flecks, ghosts)
+            alpha = np.clip((residual - 2.0) / (2.0 * FLAG_LEVEL - 2.0), 0.0, 0.8)
             rgba = np.dstack([np.full_like(alpha, 255), np.full_like(alpha, 40), np.full_like(alpha, 90), alpha * 255])
             atomic_write_bytes(path, encode_png(np.round(rgba).astype(np.uint8)))
 

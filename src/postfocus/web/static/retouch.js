@@ -401,10 +401,10 @@
     var sel = $('rt-source'), v = S.viewer;
     sel.textContent = '';
     function opt(value, text) { var o = document.createElement('option'); o.value = value; o.textContent = text; sel.appendChild(o); }
-    opt('sharpest', 'The sharpest frame under the brush');
+    opt('sharpest', 'Sharpest frame under the brush');
     S.data.frames.forEach(function (f) { opt(String(f.index), v ? v.frameLabel(f.index) : 'Frame ' + (f.index + 1)); });
-    opt('pyramid', 'The other fusion (pyramid)');
-    opt('result', 'The untouched result (undo by painting)');
+    opt('pyramid', 'Other fusion (pyramid)');
+    opt('result', 'Untouched result (paint to undo)');
   }
 
   function activate() {
