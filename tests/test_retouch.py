@@ -238,3 +238,23 @@ def test_cli_errors_are_one_line(cli, cli_stack, tmp_path, stack_folder):
         assert len(run.err_lines) == 1 and "Traceback" not in run.stderr, run.stderr
         assert __import__("re").search(message, run.err_lines[0]), run.err_lines[0]
     assert not out.exists()
+
+
+def test_cli_edits_file_with_a_stroke_and_a_mask(cli, cli_stack, tmp_path):
+    folder, cache = cli_stack
+    (stack,) = [p for p in cache.iterdir() if (p / "manifest.json").exists()]
+    ps = ProcessedStack.open(stack)
+    mask = np.zeros(ps.size, np.uint8)
+    mask[20:60, 200:260] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    stroke = {"kind": "stroke", "source": 2, "points": [[60, 100], [90, 110]], "radius": 12, "hardness": 1}
+    (tmp_path / "edits.json").write_text(json.dumps({"edits": [stroke, {"mask": "m.png", "source": 0}]}))
+    out = tmp_path / "out.png"
+    run = cli("retouch", folder, "--edits", tmp_path / "edits.json", "-o", out, cache=cache)
+    assert run.returncode == 0, run.stderr
+    expected = apply_edits(ps, [Edit("stroke", 2, 1.0, ((60.0, 100.0), (90.0, 110.0)), 12.0, 1.0),
+                                mask_edit(ps, mask, source=0)])
+    assert np.abs(read_image(out) - expected).max() <= 0.5 / 255 + 1e-6
+    (tmp_path / "bad.json").write_text(json.dumps([{**stroke, "radius": "big"}]))
+    bad = cli("retouch", folder, "--edits", tmp_path / "bad.json", "-o", out, cache=cache)
+    assert bad.returncode == 2 and len(bad.err_lines) == 1 and "bad.json: edit 0: radius" in bad.stderr, bad.stderr
