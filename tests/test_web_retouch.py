@@ -211,6 +211,12 @@ def test_paint_a_defect_away_from_the_right_frame_undo_and_restart(browser, tmp_
         assert np.array_equal(np.array(page.evaluate(CANVAS_PIXELS, [cx, cy, radius + 10]))[:, 1:], base)
         ctx.close()
         guard_rules(server, job_id)
+        # "sharpest" resolves per stroke: the left half is sharp in the first frame, the right in the last
+        left = {"kind": "stroke", "source": "sharpest", "radius": 20, "hardness": 0.5, "points": [[60, 60], [90, 80]]}
+        right = {**left, "points": [[width - 60, 60], [width - 90, 90]]}
+        answer = httpx.put(f"{server.url}/api/jobs/{job_id}/edits", json={"edits": [left, right]},
+                           headers={"X-Postfocus": "1"}).json()
+        assert answer["from"] == [[0], [4]], answer
     finally:
         server.stop()
 

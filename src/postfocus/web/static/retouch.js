@@ -237,8 +237,10 @@
     var edit = { kind: 'stroke', source: source, opacity: parseFloat($('rt-opacity').value),
       radius: Math.round(brushRadius() * 100) / 100, hardness: parseFloat($('rt-hardness').value),
       points: [[round2(p[0]), round2(p[1])]] };
-    if (source === 'sharpest' && S.viewer) edit.guess = S.viewer.tapAnswer(clamp(p[0], 0, S.data.width - 1),
-      clamp(p[1], 0, S.data.height - 1)).frame;
+    if (source === 'sharpest') { // a first guess for the preview (the tap answer there); the server decides
+      var answer = S.viewer ? S.viewer.tapAnswer(p[0], p[1]) : null;
+      edit.guess = answer ? answer.frame : S.data.frames[0].index;
+    }
     var use = strokeSource(edit, null);
     S.stroke = { edit: edit, mask: new Float32Array(S.cw * S.ch), under: new Uint8ClampedArray(S.out), src: null };
     sourcePixels(use).then(function (px) {
