@@ -181,7 +181,7 @@ def test_paint_a_defect_away_from_the_right_frame_undo_and_restart(browser, tmp_
         # the forward-model check flags the defect in the untouched result
         page.check("#rt-residual")
         deadline = time.monotonic() + 60
-        while not page.locator("#rt-status").text_content().startswith("Red") and time.monotonic() < deadline:
+        while not page.locator("#rt-status").text_content().startswith("Warm") and time.monotonic() < deadline:
             page.wait_for_timeout(100)
         assert page.locator(".rt-residual").is_visible()
         untouched_residual = overlay(server, job_id)

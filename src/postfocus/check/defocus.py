@@ -17,7 +17,10 @@ frames focused farther. :func:`calibrate` fits it from the stack itself: the
 all-in-focus image is blurred with discs of candidate radii, each pixel of a
 frame takes the radius whose blur explains its neighbourhood best (textured,
 confident pixels away from depth edges only), and the model is fitted to the
-median radius in bins of ``delta``.
+median radius in bins of ``delta``. The measured medians themselves (made to
+grow away from ``delta = 0``) are kept as a table and used where they exist:
+a video sweep's focus steps are often not even, and its radius then grows
+more slowly than linearly far from the focal plane.
 
 References
 ----------
@@ -38,11 +41,13 @@ from postfocus.products.aperture import disc_blur
 
 __all__ = ["CANDIDATE_RADII", "DefocusModel", "calibrate", "radius_profile"]
 
-CANDIDATE_RADII = (0.0, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4, 3.0, 3.7, 4.6, 5.7, 7.1, 8.8, 11.0, 14.0, 18.0)
+CANDIDATE_RADII = (0.0, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4, 3.0, 3.7, 4.6, 5.7, 7.1, 8.8, 11.0, 14.0, 18.0, 23.0, 30.0)
 """Disc radii (analysis pixels) tried for every calibration pixel; about 25 % apart above 1 px."""
 
 _WINDOW = 4  # half-size of the neighbourhood that votes for a radius (analysis px)
 _BIN = 0.5  # width of a delta bin (frames)
+_MIN_BIN = 20  # pixels a delta bin needs to count
+_RESOLVED = 10.0  # radii (analysis px) below this are measured well enough for the slope fit
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,17 @@ class DefocusModel:
         Radius (output pixels) at ``delta = 0``: what the sharp image lacks in sharpness.
     samples : int
         Calibration pixels the fit rests on (0: defaults, nothing measured).
+    table : tuple of (float, float)
+        Measured ``(delta, radius)`` pairs (output pixels), increasing in delta;
+        when given, radii are interpolated in it and extended beyond its ends
+        with the slopes.
     """
 
     near_slope: float
     far_slope: float
     floor: float = 0.0
     samples: int = 0
+    table: tuple[tuple[float, float], ...] = ()
 
     def radius(self, delta: np.ndarray | float) -> np.ndarray:
         """Disc radius (output pixels) at frame distance ``delta = frame - depth``.
@@ -77,15 +87,25 @@ class DefocusModel:
         """
         d = np.asarray(delta, np.float64)
         slope = np.where(d < 0, self.near_slope, self.far_slope)
-        return np.sqrt(self.floor**2 + (slope * d) ** 2)
+        if len(self.table) < 2:
+            return np.sqrt(self.floor**2 + (slope * d) ** 2)
+        x = np.array([p[0] for p in self.table])
+        y = np.array([p[1] for p in self.table])
+        inside = np.interp(d, x, y)
+        below = y[0] + self.near_slope * (x[0] - d)
+        above = y[-1] + self.far_slope * (d - x[-1])
+        return np.where(d < x[0], below, np.where(d > x[-1], above, inside))
 
     def scaled(self, factor: float) -> "DefocusModel":
         """The same model with radii measured in pixels ``factor`` times as large (``factor`` < 1: smaller image)."""
-        return DefocusModel(self.near_slope * factor, self.far_slope * factor, self.floor * factor, self.samples)
+        table = tuple((d, r * factor) for d, r in self.table)
+        return DefocusModel(self.near_slope * factor, self.far_slope * factor, self.floor * factor, self.samples, table)
 
     def as_dict(self) -> dict:
         """Plain numbers for JSON."""
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items() if k != "table"}
+        out["table"] = [[d, round(r, 3)] for d, r in self.table]
+        return out
 
 
 def radius_profile(
@@ -177,7 +197,7 @@ def calibrate(
                                                       np.linspace(0, len(frames) - 1, max_frames)]
     mask = _calibration_pixels(grey, depth, weight)
     if mask.sum() < 50 or len(pick) < 2:
-        return _fallback(frames, scale)
+        return DefocusModel(0.0, 0.0, 0.0, 0)  # nothing to measure: no blur (every frame is the sharp image)
     blurred = [disc_blur(grey, r) for r in CANDIDATE_RADII]
     deltas, found = [], []
     for i in pick:
@@ -208,41 +228,72 @@ def _calibration_pixels(grey: np.ndarray, depth: np.ndarray, weight: np.ndarray 
 
 
 def _fit(delta: np.ndarray, radius: np.ndarray, scale: float) -> DefocusModel:
-    """Weighted least squares of r^2 = r0^2 + a_side^2 delta^2 over the median radius of each delta bin."""
-    if delta.size < 50:
-        return DefocusModel(0.0, 0.0, 0.0, int(delta.size))
+    """The model from measured (delta, radius) pairs; radii in analysis pixels, the model in output pixels.
+
+    The slopes and floor are a weighted least-squares fit of ``r^2 = r0^2 + a_side^2 delta^2``
+    to the median radius of each delta bin, over the bins whose radius the
+    candidates resolve well (below :data:`_RESOLVED`); the table is the bin
+    medians made non-decreasing away from ``delta = 0`` on each side (isotonic
+    regression), which follows sweeps whose focus steps are not even.
+    """
     bins = np.round(delta / _BIN).astype(np.int64)
     rows = []
     for b in np.unique(bins):
         sel = bins == b
         n = int(sel.sum())
-        if n < 20:
-            continue
-        r = float(np.median(radius[sel]))
-        if r >= CANDIDATE_RADII[-2]:
-            continue  # beyond what the candidates resolve
-        d = b * _BIN
-        rows.append((math.sqrt(n), d, r))
-    if len(rows) < 3:
+        if n >= _MIN_BIN:
+            rows.append((float(b * _BIN), float(np.median(radius[sel])), n))
+    resolved = [row for row in rows if row[1] < _RESOLVED]
+    if len(resolved) < 3:
         return DefocusModel(0.0, 0.0, 0.0, int(delta.size))
-    w = np.array([row[0] for row in rows])
-    d = np.array([row[1] for row in rows])
-    r2 = np.array([row[2] for row in rows]) ** 2
+    d = np.array([row[0] for row in resolved])
+    r2 = np.array([row[1] for row in resolved]) ** 2
+    w = np.sqrt([row[2] for row in resolved])
     near, far = d < 0, d > 0
     design = np.stack([np.ones_like(d), np.where(near, d * d, 0.0), np.where(far, d * d, 0.0)], axis=1)
     cols = [0] + [c for c, side in ((1, near), (2, far)) if side.sum() >= 2]
     coef = np.zeros(3)
     solved, *_ = np.linalg.lstsq(design[:, cols] * w[:, None], r2 * w, rcond=None)
-    coef[cols] = solved
-    coef = np.maximum(coef, 0.0)
+    coef[cols] = np.maximum(solved, 0.0)
     a_near, a_far = math.sqrt(coef[1]), math.sqrt(coef[2])
     if 1 not in cols:
         a_near = a_far
     if 2 not in cols:
         a_far = a_near
-    return DefocusModel(a_near / scale, a_far / scale, math.sqrt(coef[0]) / scale, int(delta.size))
+    table = _table(rows)
+    return DefocusModel(a_near / scale, a_far / scale, math.sqrt(coef[0]) / scale, int(delta.size),
+                        tuple((dd, rr / scale) for dd, rr in table))
 
 
-def _fallback(frames: Sequence[int], scale: float) -> DefocusModel:
-    """Nothing to measure (no texture): no blur, which makes every frame look like the sharp image."""
-    return DefocusModel(0.0, 0.0, 0.0, 0)
+def _table(rows: list[tuple[float, float, int]]) -> list[tuple[float, float]]:
+    """(delta, radius) of each bin, radius made non-decreasing in |delta| on each side of 0."""
+    sides = []
+    for sign in (-1.0, 1.0):
+        side = sorted((row for row in rows if row[0] * sign >= 0), key=lambda row: abs(row[0]))
+        if side:
+            fitted = _isotonic(np.array([row[1] for row in side]), np.array([row[2] for row in side], float))
+            sides.append([(row[0], float(f)) for row, f in zip(side, fitted)])
+        else:
+            sides.append([])
+    near, far = sides
+    zero = [r for dd, r in near + far if dd == 0.0]
+    body = [p for p in reversed(near) if p[0] < 0] + ([(0.0, min(zero))] if zero else []) + [p for p in far if p[0] > 0]
+    return [(round(dd, 3), round(r, 3)) for dd, r in body]
+
+
+def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least-squares non-decreasing fit (pool adjacent violators).
+
+    Examples
+    --------
+    >>> _isotonic(np.array([1.0, 3.0, 2.0, 4.0]), np.ones(4)).tolist()
+    [1.0, 2.5, 2.5, 4.0]
+    """
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for v, w in zip(values.tolist(), weights.tolist()):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2, c2 = blocks.pop()
+            m1, w1, c1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    return np.concatenate([np.full(c, m) for m, _, c in blocks])

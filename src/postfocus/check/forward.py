@@ -10,8 +10,8 @@ matches its exposure to the aligned frame, and measures the difference in a
 small window. The difference of a pixel is divided by what pixels of the same
 local contrast in the same frame typically show (texture is never rendered
 perfectly: the point-spread function is not exactly a disc, alignment is not
-exact), so the residual map reads "times the typical error"; the frames are
-combined by their root mean square. A halo, a fleck or a wrong depth is a place
+exact), so the residual map reads "times the typical error"; a pixel's
+residual is the mean of its worst eighth of the frames (at least two). A halo, a fleck or a wrong depth is a place
 where the result contradicts the frames: there the residual is many times 1.
 
 References
@@ -36,16 +36,21 @@ from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
 
-__all__ = ["CheckResult", "DEFAULT_PIXELS", "FLAG_LEVEL", "check_frames", "render_frame", "worst_regions"]
+__all__ = ["CheckResult", "DEFAULT_PIXELS", "FLAG_LEVEL", "check_frames", "plan_slabs", "render_frame",
+           "worst_regions"]
 
 DEFAULT_PIXELS = 600_000
-"""Pixels of the analysis size the frames are rendered and compared at."""
+"""Pixels of the analysis size the frames are rendered and compared at (at most; long stacks use fewer)."""
+
+_PIXEL_FRAMES = 12_000_000  # long stacks: analysis pixels x frames stays under this ...
+_MIN_PIXELS = 250_000  # ... but the analysis size never drops below this
 
 FLAG_LEVEL = 3.0
 """A pixel whose residual is this many times the typical error of its contrast is flagged."""
 
+_CLIPPED = 0.98  # an all-in-focus value this high may be clipped
+_GLINT_SHARE = 0.03  # a pixel that owes this share of its rendered light to clipped pixels is not judged
 _WINDOW = 2  # half-size of the window a difference is averaged over (analysis px)
-_MAX_LAYERS = 24
 _BINS = 16
 
 
@@ -56,9 +61,9 @@ class CheckResult:
     Attributes
     ----------
     residual : np.ndarray
-        float32 (H, W), output geometry: root mean square over the frames of
-        the rendering error divided by the typical error of pixels of the same
-        contrast in that frame; about 1 where the result is consistent, many
+        float32 (H, W), output geometry: the rendering error divided by the
+        typical error of pixels of the same contrast in that frame, averaged
+        over the pixel's worst eighth of the frames (at least 2); about 1 where the result is consistent, many
         times 1 at halos, flecks and wrong depths.
     per_frame : dict of int to float
         Per frame number: mean absolute difference between the rendered and the
@@ -71,7 +76,11 @@ class CheckResult:
         ``flagged`` (share of pixels with residual above ``level``), ``level``,
         ``median``, ``p99`` of the residual, ``regions``: the worst flagged
         regions, largest first, as ``{"x", "y", "width", "height", "peak", "mean"}``
-        in output pixels, ``scale`` (analysis size / output size), ``frames``.
+        in output pixels, ``scale`` (analysis size / output size), ``frames``,
+        ``layers`` (depth slabs rendered), ``border``: the band along the
+        picture's edges (output pixels, half the largest blur at the median
+        depth, at most 2 % of the long edge) that is not judged, because
+        the frames there hold blur from outside the picture (residual 1).
     """
 
     residual: np.ndarray
@@ -97,7 +106,8 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     Parameters
     ----------
     premult : np.ndarray
-        float32 (4, h, w) linear RGB and alpha (:func:`postfocus.synth.optics.premultiply`).
+        float32 (4 + E, h, w) linear RGB and alpha (:func:`postfocus.synth.optics.premultiply`), then E
+        extra planes (the check carries where the sharp image is clipped).
     slabs : optics.Slabs
         The depth slabs of the canvas.
     slab_depth : np.ndarray
@@ -112,7 +122,7 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     Returns
     -------
     np.ndarray
-        float32 (h, w, 3) linear light.
+        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
     """
     radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
     return optics.render_defocus(premult, slabs, radii, kernels)
@@ -126,7 +136,7 @@ def check_frames(
     *,
     confidence: np.ndarray | None = None,
     model: DefocusModel | None = None,
-    pixels: int = DEFAULT_PIXELS,
+    pixels: int | None = None,
     level: float = FLAG_LEVEL,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CheckResult:
@@ -146,8 +156,9 @@ def check_frames(
         float32 (H, W) in [0, 1]: trust in ``depth``; only trusted pixels calibrate the defocus.
     model : DefocusModel, optional
         Use this defocus instead of calibrating one (output pixels per frame).
-    pixels : int
-        Analysis size in pixels (the residual is upsampled to (H, W)).
+    pixels : int, optional
+        Analysis size in pixels (the residual is upsampled to (H, W)); default
+        :data:`DEFAULT_PIXELS`, less for long stacks (a 40-frame stack: about 300 000).
     level : float
         Residual above which a pixel counts as flagged.
     progress : callable, optional
@@ -174,6 +185,8 @@ def check_frames(
     if len(frames) < 2:
         raise OptionError("frames", frames, "the check needs at least 2 frames")
     big_h, big_w = depth.shape
+    if pixels is None:
+        pixels = max(_MIN_PIXELS, min(DEFAULT_PIXELS, _PIXEL_FRAMES // len(frames)))
     scale = min(1.0, math.sqrt(pixels / float(big_h * big_w)))
     h, w = max(8, round(big_h * scale)), max(8, round(big_w * scale))
     scale = w / big_w
@@ -196,32 +209,45 @@ def check_frames(
 
         model = calibrate(grey, dep, read_grey, frames, weight=weight, scale=scale)
     local = model.scaled(scale)
-    lo, hi = float(dep.min()), float(dep.max())
-    slope = max(local.near_slope, local.far_slope, 1e-6)
-    layers = int(min(_MAX_LAYERS, max(1, math.ceil((hi - lo) * slope / 0.75) + 1)))
-    labels, slab_depth = optics.slab_labels(dep - np.float32(lo), hi - lo, layers)
-    slab_depth = slab_depth + lo
+    labels, slab_depth = plan_slabs(dep, max(local.near_slope, local.far_slope))
+    layers = len(slab_depth)
     slabs = optics.Slabs(labels, layers)
-    premult = optics.premultiply(linear)
+    # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
+    # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
+    clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
+    premult = np.concatenate([optics.premultiply(linear), clipped[None]])
     kernels = optics.KernelCache()
 
-    sum_sq = np.zeros((h, w), np.float32)
+    top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
     per_frame: dict[int, float] = {}
     flagged: dict[int, float] = {}
     k = 2 * _WINDOW + 1
     for done, i in enumerate(frames, 1):
-        rendered = gamma_encode(render_frame(premult, slabs, slab_depth, local, i, kernels))
+        out = render_frame(premult, slabs, slab_depth, local, i, kernels)
+        rendered = gamma_encode(out[..., :3])
+        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         frame = np.clip(small(read(i)[..., :3]), 0.0, 1.0)
         gain = _gain(rendered, frame)
         diff = np.abs(rendered * gain - frame).mean(axis=2)
-        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
-        norm = error / _typical_error(error, _contrast(to_grey(rendered)))
-        sum_sq += norm * norm
+        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
+        typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
+        norm = error / typical
+        for row in top:  # insert into the sorted rows: keep the larger, carry the smaller on
+            larger = np.maximum(row, norm)
+            np.minimum(row, norm, out=norm)
+            row[...] = larger
         per_frame[i] = float(diff.mean() * 255.0)
-        flagged[i] = float((norm > level).mean())
+        flagged[i] = float((error > level * typical).mean())
         if progress:
             progress("check", done, len(frames))
-    residual = np.sqrt(sum_sq / len(frames))
+    residual = top.mean(axis=0)
+    # Near the picture's edges the frames hold blur from outside it, which no render can know: not judged.
+    reach = float(np.max(local.radius(np.array(frames) - float(np.median(dep)))))
+    border = int(min(math.ceil(0.5 * reach), 0.02 * max(h, w)))  # a disc half outside brings in ~20 % of its light
+    residual /= max(float(np.median(residual[border : h - border, border : w - border])), 1e-6)  # 1 = typical
+    if border:
+        for edge in (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]):
+            residual[edge] = 1.0
     full = cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_LINEAR) if (h, w) != (big_h, big_w) \
         else residual
     summary = {
@@ -233,9 +259,69 @@ def check_frames(
         "scale": round(scale, 4),
         "frames": len(frames),
         "layers": layers,
+        "border": int(math.ceil(border / scale)),
     }
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
                        summary=summary)
+
+
+def _top_count(frames: int) -> int:
+    """How many of a pixel's worst frames its residual averages: an eighth of the frames, at least 2.
+
+    A wrong pixel contradicts the frames focused near its true depth and
+    those near its wrong one, not all: a mean over every frame would dilute
+    it, the single worst frame would catch every frame's noise.
+    """
+    return max(2, math.ceil(frames / 8))
+
+
+def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense: int = 16,
+               tails: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Depth slabs for rendering: fine where most pixels lie, coarse over the sparse tails.
+
+    Inside the central 99 % of the depths the slabs are ``step_px / slope``
+    frames wide (the blur changes by at most ``step_px`` across one), or wider
+    so that there are at most ``dense``; each tail beyond gets at most
+    ``tails`` slabs. Isolated wrong depths thus keep roughly their (wrong)
+    depth, which is what the check must see, without a slab per frame.
+
+    Parameters
+    ----------
+    depth : np.ndarray
+        float32 (h, w) depth in frame numbers.
+    slope : float
+        Largest blur growth (px per frame) at this size.
+    step_px, dense, tails
+        As above.
+
+    Returns
+    -------
+    labels : np.ndarray
+        int32 (h, w) slab of each pixel, 0 = nearest.
+    slab_depth : np.ndarray
+        float64 (layers,) mean depth of each slab (NaN: empty).
+
+    Examples
+    --------
+    >>> labels, depths = plan_slabs(np.array([[0.0, 1.0], [2.0, 3.0]], np.float32), 1.0)
+    >>> int(labels.max()) + 1 == len(depths), bool(np.all(np.diff(depths[~np.isnan(depths)]) > 0))
+    (True, True)
+    """
+    lo, hi = float(depth.min()), float(depth.max())
+    a, b = (float(v) for v in np.quantile(depth, [0.005, 0.995]))
+    width = max(step_px / max(slope, 1e-6), (b - a) / dense, 1e-3)
+    edges = list(np.arange(a, b, width)) + [b]
+    if a - lo > 1e-3:
+        edges = list(np.linspace(lo, a, tails + 1)[:-1]) + edges
+    if hi - b > 1e-3:
+        edges = edges + list(np.linspace(b, hi, tails + 1)[1:])
+    inner = np.unique(np.asarray(edges[1:-1], np.float32))
+    labels = np.searchsorted(inner, depth, side="right").astype(np.int32)
+    count = inner.size + 1
+    n = np.bincount(labels.ravel(), minlength=count)
+    total = np.bincount(labels.ravel(), weights=depth.ravel().astype(np.float64), minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return labels, np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
@@ -253,10 +339,13 @@ def _contrast(grey: np.ndarray) -> np.ndarray:
     return cv2.boxFilter(cv2.magnitude(gx, gy), -1, (k, k), borderType=cv2.BORDER_REFLECT)
 
 
-def _typical_error(error: np.ndarray, contrast: np.ndarray) -> np.ndarray:
-    """The median error of pixels of each contrast, as a non-decreasing function of contrast, per pixel."""
+def _typical_error(error: np.ndarray, contrast: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The median error of ``valid`` pixels of each contrast, as a non-decreasing function of contrast, per pixel."""
     step = max(1, int(math.sqrt(error.size / 40_000)))
-    e, c = error[::step, ::step].ravel(), contrast[::step, ::step].ravel()
+    keep = valid[::step, ::step].ravel()
+    if keep.sum() < 100:
+        keep = np.ones_like(keep)
+    e, c = error[::step, ::step].ravel()[keep], contrast[::step, ::step].ravel()[keep]
     edges = np.unique(np.quantile(c, np.linspace(0.0, 1.0, _BINS + 1)))
     if edges.size < 2:
         return np.full_like(error, max(float(np.median(e)), 1e-4))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel
-from postfocus.check.forward import DEFAULT_PIXELS, FLAG_LEVEL, CheckResult, check_frames
+from postfocus.check.forward import FLAG_LEVEL, CheckResult, check_frames
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.store import ProcessedStack
 
@@ -31,7 +31,7 @@ def forward_check(
     depth: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     model: DefocusModel | None = None,
-    pixels: int = DEFAULT_PIXELS,
+    pixels: int | None = None,
     level: float = FLAG_LEVEL,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CheckResult:
@@ -54,8 +54,8 @@ def forward_check(
         Trust in ``depth`` (default: the depth map's confidence; none with ``depth``).
     model : DefocusModel, optional
         Use this defocus instead of calibrating one.
-    pixels : int
-        Analysis size in pixels.
+    pixels : int, optional
+        Analysis size in pixels (default: :data:`~postfocus.check.forward.DEFAULT_PIXELS`, less for long stacks).
     level : float
         Residual above which a pixel is flagged.
     progress : callable, optional

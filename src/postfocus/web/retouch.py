@@ -6,7 +6,7 @@ PUT      /api/jobs/{id}/edits                         ``{"edits": [...]}``: repl
                                                       bounded, finite), answer as GET
 GET      /api/jobs/{id}/retouch/{method}.jpg          another fusion at the viewer's size (a brush source)
 GET      /api/jobs/{id}/retouched.jpg?preview=1       the retouched result (full size; preview: viewer size)
-GET      /api/jobs/{id}/residual.png                  the forward-model residual as a red overlay (RGBA)
+GET      /api/jobs/{id}/residual.png                  the forward-model check's heat layer (RGBA)
 =======  ==========================================  ==========================================
 
 The edits live in the job's stack folder (:mod:`postfocus.products.edits`),
@@ -109,8 +109,9 @@ class RetouchOps:
         return self.results._cached(job, f"retouched_{kind}_{version}.jpg", make, prune=f"retouched_{kind}_")
 
     def residual(self, job: JobFolder) -> Path:
-        """Where the result (retouched, if it is) disagrees with the frames: red, stronger where worse."""
-        from postfocus.check import FLAG_LEVEL, forward_check
+        """Where the result (retouched, if it is) disagrees with the frames: the check's heat layer (RGBA)."""
+        from postfocus.check import forward_check
+        from postfocus.check.view import heat_layer
         from postfocus.products.edits import edits_version, load_edits
         from postfocus.products.retouch import apply_edits
         from postfocus.viewer.export import encode_png
@@ -122,11 +123,9 @@ class RetouchOps:
             from postfocus.io.write import atomic_write_bytes
 
             image = apply_edits(ps, edits) if edits else None
-            residual = _fit(forward_check(ps, image=image).residual, PREVIEW_EDGE)
-            # about 1 where the result explains the frames; FLAG_LEVEL and more: flagged (halos, flecks, ghosts)
-            alpha = np.clip((residual - 2.0) / (2.0 * FLAG_LEVEL - 2.0), 0.0, 0.8)
-            rgba = np.dstack([np.full_like(alpha, 255), np.full_like(alpha, 40), np.full_like(alpha, 90), alpha * 255])
-            atomic_write_bytes(path, encode_png(np.round(rgba).astype(np.uint8)))
+            residual = forward_check(ps, image=image).residual
+            h, w = _fit(residual, PREVIEW_EDGE).shape[:2]  # the size of the page's pictures
+            atomic_write_bytes(path, encode_png(heat_layer(residual, (h, w))))  # as `postfocus check` draws it
 
         name = f"residual_{edits_version(edits) or 'none'}.png"
         return self.results._cached(job, name, make, prune="residual_")

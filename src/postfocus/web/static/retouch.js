@@ -305,7 +305,7 @@
     var img = S.residual;
     img.hidden = false;
     say('Checking the result against the frames\u2026');
-    img.onload = function () { say('Red: where the result disagrees with the frames (forward-model check).'); };
+    img.onload = function () { say('Warm colours: where the result disagrees with the frames (forward-model check).'); };
     img.onerror = function () { say('The check could not be made.'); img.hidden = true; };
     img.src = jobUrl('residual.png?v=' + (S.version || 'none'));
   }
