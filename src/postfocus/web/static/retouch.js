@@ -403,7 +403,7 @@
     var sel = $('rt-source'), v = S.viewer;
     sel.textContent = '';
     function opt(value, text) { var o = document.createElement('option'); o.value = value; o.textContent = text; sel.appendChild(o); }
-    opt('sharpest', 'Sharpest frame under the brush');
+    opt('sharpest', 'Sharpest under the brush');
     S.data.frames.forEach(function (f) { opt(String(f.index), v ? v.frameLabel(f.index) : 'Frame ' + (f.index + 1)); });
     opt('pyramid', 'Other fusion (pyramid)');
     opt('result', 'Untouched result (paint to undo)');
