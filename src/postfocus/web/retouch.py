@@ -37,7 +37,7 @@ from postfocus.web.ops import Results
 from postfocus.web.store import JobFolder
 from postfocus.web.upload import UploadError, json_body
 
-__all__ = ["MAX_EDITS_BYTES", "PREVIEW_EDGE", "RetouchOps", "retouch_routes"]
+__all__ = ["MAX_EDITS_BYTES", "PREVIEW_EDGE", "RetouchResults", "retouch_routes"]
 
 MAX_EDITS_BYTES = 4 * 1024 * 1024
 """Largest edit list accepted (JSON bytes); the list's own bounds are in :mod:`postfocus.products.edits`."""
@@ -52,18 +52,15 @@ def _fit(image: np.ndarray, edge: int) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
-class RetouchOps:
-    """Retouching operations on a job's processed stack, cached in its ``out/`` folder like :class:`Results`'."""
-
-    def __init__(self, results: Results):
-        self.results = results
+class RetouchResults(Results):
+    """:class:`~postfocus.web.ops.Results` and the retouching operations, cached in the job's ``out/`` folder alike."""
 
     def state(self, job: JobFolder) -> dict:
         """The job's edit list as the page reads it."""
         from postfocus.products.edits import edits_version, load_edits
         from postfocus.products.retouch import resolve_sources
 
-        ps = self.results.stack(job)
+        ps = self.stack(job)
         edits = load_edits(ps)
         return {"edits": [e.to_json() for e in edits], "version": edits_version(edits),
                 "from": resolve_sources(ps, edits), "residual": _check_available()}
@@ -72,7 +69,7 @@ class RetouchOps:
         """Validate and store a new edit list (the whole list: undo and redo are the page's)."""
         from postfocus.products.edits import parse_edits, save_edits
 
-        ps = self.results.stack(job)
+        ps = self.stack(job)
         if not isinstance(body, dict) or not isinstance(body.get("edits"), list):
             raise OptionError("edits", type(body).__name__, 'send {"edits": [...]}')
         masks = [p.name for p in (Path(ps.folder) / "edits").glob("mask-*.png")]
@@ -83,30 +80,30 @@ class RetouchOps:
         """Another fusion of the job's frames at the viewer's size (what a brush with that source shows)."""
         from postfocus.products.retouch import apply_edits
 
-        ps = self.results.stack(job)
+        ps = self.stack(job)
 
         def make(path: Path) -> None:
-            self.results._save(path, _fit(apply_edits(ps, [], method=method), PREVIEW_EDGE), ps, quality=92)
+            self._save(path, _fit(apply_edits(ps, [], method=method), PREVIEW_EDGE), ps, quality=92)
 
-        return self.results._cached(job, f"source_{method}.jpg", make)
+        return self._cached(job, f"source_{method}.jpg", make)
 
     def retouched(self, job: JobFolder, preview: bool = False) -> Path:
         """The retouched all-in-focus JPEG (the untouched one when there are no edits)."""
         from postfocus.products.edits import edits_version, load_edits
         from postfocus.products.retouch import apply_edits
 
-        ps = self.results.stack(job)
+        ps = self.stack(job)
         edits = load_edits(ps)
         if not edits and not preview:
-            return self.results.image(job)
+            return self.image(job)
         version = edits_version(edits) or "none"
 
         def make(path: Path) -> None:
             image = apply_edits(ps, edits, method=DEFAULT_METHOD)
-            self.results._save(path, _fit(image, PREVIEW_EDGE) if preview else image, ps, quality=95)
+            self._save(path, _fit(image, PREVIEW_EDGE) if preview else image, ps, quality=95)
 
         kind = "p" if preview else "f"
-        return self.results._cached(job, f"retouched_{kind}_{version}.jpg", make, prune=f"retouched_{kind}_")
+        return self._cached(job, f"retouched_{kind}_{version}.jpg", make, prune=f"retouched_{kind}_")
 
     def residual(self, job: JobFolder) -> Path:
         """Where the result (retouched, if it is) disagrees with the frames: the check's heat layer (RGBA)."""
@@ -116,7 +113,7 @@ class RetouchOps:
         from postfocus.products.retouch import apply_edits
         from postfocus.viewer.export import encode_png
 
-        ps = self.results.stack(job)
+        ps = self.stack(job)
         edits = load_edits(ps)
 
         def make(path: Path) -> None:
@@ -128,7 +125,7 @@ class RetouchOps:
             atomic_write_bytes(path, encode_png(heat_layer(residual, (h, w))))  # as `postfocus check` draws it
 
         name = f"residual_{edits_version(edits) or 'none'}.png"
-        return self.results._cached(job, name, make, prune="residual_")
+        return self._cached(job, name, make, prune="residual_")
 
 
 def _check_available() -> bool:
@@ -139,7 +136,7 @@ def _check_available() -> bool:
     return True
 
 
-def retouch_routes(job_path: str, finished: Callable, serve_file: Callable, ops: RetouchOps) -> list[Route]:
+def retouch_routes(job_path: str, finished: Callable, serve_file: Callable, ops: RetouchResults) -> list[Route]:
     """The routes above under ``job_path``, for :func:`postfocus.web.app.create_app` (``finished`` and
     ``serve_file`` are its own)."""
 
