@@ -17,7 +17,8 @@ Examples
 """
 
 from postfocus.check.defocus import DefocusModel, calibrate
-from postfocus.check.forward import DEFAULT_PIXELS, FLAG_LEVEL, CheckResult, check_frames, render_frame, worst_regions
+from postfocus.check.forward import DEFAULT_PIXELS, FLAG_LEVEL, CheckResult, check_frames, worst_regions
+from postfocus.check.layers import render_frame
 from postfocus.check.stack import band_ratio, depth_edges, forward_check
 
 __all__ = [

@@ -32,12 +32,12 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
+from postfocus.check.layers import render_frame, soft_slabs
 from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
 
-__all__ = ["CheckResult", "DEFAULT_PIXELS", "FLAG_LEVEL", "check_frames", "plan_slabs", "render_frame",
-           "worst_regions"]
+__all__ = ["CheckResult", "DEFAULT_PIXELS", "FLAG_LEVEL", "check_frames", "worst_regions"]
 
 DEFAULT_PIXELS = 600_000
 """Pixels of the analysis size the frames are rendered and compared at (at most; long stacks use fewer)."""
@@ -97,35 +97,6 @@ class CheckResult:
             "per_frame": {str(i): round(v, 3) for i, v in self.per_frame.items()},
             "flagged_per_frame": {str(i): round(v, 5) for i, v in self.flagged_per_frame.items()},
         }
-
-
-def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
-                 index: float, kernels: optics.KernelCache | None = None) -> np.ndarray:
-    """Frame ``index`` as the sharp image and its depth predict it, in linear light.
-
-    Parameters
-    ----------
-    premult : np.ndarray
-        float32 (4 + E, h, w) linear RGB and alpha (:func:`postfocus.synth.optics.premultiply`), then E
-        extra planes (the check carries where the sharp image is clipped).
-    slabs : optics.Slabs
-        The depth slabs of the canvas.
-    slab_depth : np.ndarray
-        (layers,) depth of each slab in frame numbers (NaN: empty).
-    model : DefocusModel
-        Blur radius per frame distance, in pixels of this canvas.
-    index : float
-        The frame number (focal plane).
-    kernels : optics.KernelCache, optional
-        Shared disc kernels.
-
-    Returns
-    -------
-    np.ndarray
-        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
-    """
-    radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
-    return optics.render_defocus(premult, slabs, radii, kernels)
 
 
 def check_frames(
@@ -209,9 +180,8 @@ def check_frames(
 
         model = calibrate(grey, dep, read_grey, frames, weight=weight, scale=scale)
     local = model.scaled(scale)
-    labels, slab_depth = plan_slabs(dep, max(local.near_slope, local.far_slope))
-    layers = len(slab_depth)
-    slabs = optics.Slabs(labels, layers)
+    slabs, slab_depth = soft_slabs(depth, (h, w), max(local.near_slope, local.far_slope))
+    layers = len(slabs.boxes)
     # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
     # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
@@ -273,55 +243,6 @@ def _top_count(frames: int) -> int:
     it, the single worst frame would catch every frame's noise.
     """
     return max(2, math.ceil(frames / 8))
-
-
-def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense: int = 16,
-               tails: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Depth slabs for rendering: fine where most pixels lie, coarse over the sparse tails.
-
-    Inside the central 99 % of the depths the slabs are ``step_px / slope``
-    frames wide (the blur changes by at most ``step_px`` across one), or wider
-    so that there are at most ``dense``; each tail beyond gets at most
-    ``tails`` slabs. Isolated wrong depths thus keep roughly their (wrong)
-    depth, which is what the check must see, without a slab per frame.
-
-    Parameters
-    ----------
-    depth : np.ndarray
-        float32 (h, w) depth in frame numbers.
-    slope : float
-        Largest blur growth (px per frame) at this size.
-    step_px, dense, tails
-        As above.
-
-    Returns
-    -------
-    labels : np.ndarray
-        int32 (h, w) slab of each pixel, 0 = nearest.
-    slab_depth : np.ndarray
-        float64 (layers,) mean depth of each slab (NaN: empty).
-
-    Examples
-    --------
-    >>> labels, depths = plan_slabs(np.array([[0.0, 1.0], [2.0, 3.0]], np.float32), 1.0)
-    >>> int(labels.max()) + 1 == len(depths), bool(np.all(np.diff(depths[~np.isnan(depths)]) > 0))
-    (True, True)
-    """
-    lo, hi = float(depth.min()), float(depth.max())
-    a, b = (float(v) for v in np.quantile(depth, [0.005, 0.995]))
-    width = max(step_px / max(slope, 1e-6), (b - a) / dense, 1e-3)
-    edges = list(np.arange(a, b, width)) + [b]
-    if a - lo > 1e-3:
-        edges = list(np.linspace(lo, a, tails + 1)[:-1]) + edges
-    if hi - b > 1e-3:
-        edges = edges + list(np.linspace(b, hi, tails + 1)[1:])
-    inner = np.unique(np.asarray(edges[1:-1], np.float32))
-    labels = np.searchsorted(inner, depth, side="right").astype(np.int32)
-    count = inner.size + 1
-    n = np.bincount(labels.ravel(), minlength=count)
-    total = np.bincount(labels.ravel(), weights=depth.ravel().astype(np.float64), minlength=count)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return labels, np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:

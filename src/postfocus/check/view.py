@@ -21,7 +21,7 @@ def heat_strength(residual: np.ndarray, level: float = FLAG_LEVEL) -> np.ndarray
 
     Examples
     --------
-    >>> heat_strength(np.array([1.0, 3.0, 6.0, 9.0], np.float32)).round(2).tolist()
+    >>> [round(float(v), 2) for v in heat_strength(np.array([1.0, 3.0, 6.0, 9.0], np.float32))]
     [0.0, 0.33, 1.0, 1.0]
     """
     top = max(2.0 * level, 2.0)
