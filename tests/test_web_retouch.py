@@ -170,12 +170,15 @@ def test_paint_a_defect_away_from_the_right_frame_undo_and_restart(browser, tmp_
         assert shared.shape == got.shape and np.abs(shared[disc] - frame[disc]).mean() < 8  # quality 82 in the page
 
         fixed_residual = overlay(server, job_id)
+        aif_layer = "document.querySelector('#viewer .pf-layer[alt=\"all in focus\"]').src"
+        assert "retouched.jpg?preview=1" in page.evaluate(aif_layer)  # the viewer's "All in focus" too
 
         # undo: the result comes back, in the page and the downloads
         page.click("#rt-undo")
         wait_edits(page, "No edits")
         assert np.array_equal(np.array(page.evaluate(CANVAS_PIXELS, [cx, cy, radius + 10]))[:, 1:], base)
         assert httpx.get(f"{server.url}/api/jobs/{job_id}/edits").json()["edits"] == []
+        assert page.evaluate(aif_layer).endswith(data["allInFocus"])
         plain = decode(httpx.get(f"{server.url}/api/jobs/{job_id}/image.jpg").content)
         assert np.abs(plain[disc] - frame[disc]).mean() > 30  # the defect is back: it was in the result
         # the forward-model check flags the defect in the untouched result
