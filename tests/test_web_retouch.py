@@ -247,3 +247,6 @@ def guard_rules(server: ServeProcess, job_id: str) -> None:
     huge = b'{"edits": [' + b" " * (5 * 1024 * 1024) + b"]}"
     assert httpx.put(url, content=huge, headers=head).status_code == 413
     assert len(httpx.get(url).json()["edits"]) == 1  # refused bodies changed nothing
+    pyramid = httpx.get(f"{server.url}/api/jobs/{job_id}/retouch/pyramid.jpg")  # the "other fusion" brush source
+    assert pyramid.status_code == 200 and pyramid.content[:3] == b"\xff\xd8\xff"
+    assert httpx.get(f"{server.url}/api/jobs/{job_id}/retouch/frames.jpg").status_code == 404
