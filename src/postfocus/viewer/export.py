@@ -31,6 +31,7 @@ from PIL import Image
 from postfocus._version import __version__
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, to_uint
+from postfocus.products.retouch import retouched
 from postfocus.store import ProcessedStack
 from postfocus.viewer.tapmap import TapMap, stack_tap_map
 
@@ -219,7 +220,7 @@ def viewer_data(
         frames.append({"index": i, "src": src(f"frame{i:04d}.{ext}", picture, mime), "name": names[k]})
         if progress:
             progress("page: frames", k + 1, total)
-    aif = stack.all_in_focus()
+    aif = retouched(stack)  # with the stack's retouching edits, if any (postfocus.products.edits)
     aif_small = _fit(aif, long_edge)
     lo, hi = float(min(used)), float(max(used))
     fi = np.asarray(stack.focus_index, np.float32)
