@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed import sweep_order  # noqa: E402
 from peers import ensure_peers, run_enfuse, timed  # noqa: E402
 
 from postfocus.io.base import natural_key  # noqa: E402
@@ -41,17 +42,6 @@ from postfocus.io.images import read_image  # noqa: E402
 from postfocus.io.video_write import write_video  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def sweep_order(n_source: int, count: int) -> list[int]:
-    """Frame indices going back and forth through the source sweep."""
-    order, i, step = [], 0, 1
-    while len(order) < count:
-        order.append(i)
-        if not 0 <= i + step < n_source:
-            step = -step
-        i += step
-    return order
 
 
 def build(count: int, size: tuple[int, int], work: Path, video: bool = True) -> tuple[Path | None, list[Path]]:
