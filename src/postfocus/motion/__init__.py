@@ -20,7 +20,8 @@ subject moving a pixel or two per frame has moved several pixels):
    The DIS optical flow between the two frames warps the second back onto the
    first; the part of the change that the warp explains (the comparison of
    step 1 before minus after, :func:`displacement_change`) is the evidence of
-   a moving subject, also one that is blurred in most frames and sharp in few.
+   a moving subject, also one that is blurred in most frames and sharp in few,
+   where it moved further than the scene's own shake and parallax.
 3. *Coarse check* (for changes no displacement explains: flames, water).
    Defocus moves light only locally: low-passed beyond the focus step of the
    pair, two frames of a still scene agree even where the fine comparison
@@ -51,6 +52,7 @@ True
 
 from postfocus.motion.compare import (
     COARSE_SIGMA,
+    JITTER,
     MIN_SHIFT,
     SIGMAS,
     WINDOW,
@@ -79,7 +81,7 @@ from postfocus.motion.detect import (
 )
 from postfocus.motion.regions import instant_at, region_frames, regions
 
-__all__ = ["COARSE_MIN", "COARSE_SIGMA", "COARSE_WEAK", "DETECT_SIZE", "HIGH", "LOW", "MAX_STEP", "MIN_SHIFT",
+__all__ = ["COARSE_MIN", "COARSE_SIGMA", "COARSE_WEAK", "DETECT_SIZE", "HIGH", "JITTER", "LOW", "MAX_STEP", "MIN_SHIFT",
            "SEED_AREA", "SIGMAS", "WINDOW", "Motion", "MotionDetector", "Stats", "blur_stats", "clean_mask",
            "coarse_change", "coarse_light", "displacement_change", "feather", "fill_holes", "frame_step",
            "instant_at", "local_mean", "pair_change", "region_frames", "regions"]

@@ -23,7 +23,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode
 
-__all__ = ["COARSE_SIGMA", "MIN_SHIFT", "SIGMAS", "WINDOW", "Stats", "blur_stats", "coarse_change", "coarse_light",
+__all__ = ["COARSE_SIGMA", "JITTER", "MIN_SHIFT", "SIGMAS", "WINDOW", "Stats", "blur_stats", "coarse_change", "coarse_light",
            "displacement_change", "local_mean", "pair_change"]
 
 # Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
@@ -31,6 +31,7 @@ SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
 WINDOW = 7
 COARSE_SIGMA = 1.5  # smallest scale (comparison px) of the coarse-light check
 MIN_SHIFT = 0.5  # displacement (comparison px) below which a flow is no evidence; full weight from 1.5 px
+JITTER = 3.0  # a subject's displacement counts beyond this many times the scene's median one
 
 
 def local_mean(x: np.ndarray, window: int) -> np.ndarray:
@@ -188,6 +189,7 @@ def displacement_change(
     *,
     noise: float = 0.0,
     stats_a: Stats | None = None,
+    stats_b: Stats | None = None,
     flow: "cv2.DISOpticalFlow | None" = None,
 ) -> np.ndarray:
     """How much of the change between two aligned frames a local displacement explains.
@@ -199,10 +201,14 @@ def displacement_change(
     ``b`` is warped back along the flow from ``a`` to ``b`` (DIS optical
     flow, [2]_), the blur-equalised comparison (:func:`pair_change`) of ``a``
     with it is much smaller than ``change``, the same comparison without the
-    warp. The difference, weighted by how far the flow moves
-    (0 below :data:`MIN_SHIFT`, 1 from ``MIN_SHIFT + 1`` px), is the evidence.
-    On flat content the flow is arbitrary, but there is nothing to explain
-    either (``change`` ~ 0).
+    warp; and the same seen from ``b`` (what ``a`` covers, ``b`` shows moved, and
+    the other way round). The larger difference, weighted by how far the flow moves, is the evidence.
+    A subject moves against a scene that stands still: the displacement counts
+    beyond the scene's own, what shake and parallax left after the global
+    alignment (:data:`JITTER` times the median displacement of the textured
+    half of the picture, at least :data:`MIN_SHIFT`), with full weight one
+    pixel further. On flat content the flow is arbitrary, but there is nothing
+    to explain either (``change`` ~ 0).
 
     Parameters
     ----------
@@ -210,7 +216,7 @@ def displacement_change(
         movement between them is a few pixels.
     change : ``pair_change(a, b)``.
     noise : sensor noise sigma of the frames.
-    stats_a : ``blur_stats(a)`` if already made.
+    stats_a, stats_b : ``blur_stats(a)``, ``blur_stats(b)`` if already made.
     flow : a ``cv2.DISOpticalFlow`` to reuse (default: a new one, preset fast).
 
     Returns
@@ -227,25 +233,32 @@ def displacement_change(
     --------
     >>> rng = np.random.default_rng(1)
     >>> a = cv2.GaussianBlur(rng.random((80, 80)).astype(np.float32), (0, 0), 1.5)
-    >>> b = np.roll(a, 3, axis=1)
+    >>> b = a.copy(); b[25:55, 25:55] = a[25:55, 21:51]  # a patch moved 4 px to the right
     >>> m = displacement_change(a, b, pair_change(a, b))
-    >>> float(np.median(m[10:-10, 10:-10])) > 0.5
-    True
+    >>> float(np.median(m[30:50, 30:50])) > 0.5, float(m[:20].max()) == 0
+    (True, True)
     >>> c = cv2.GaussianBlur(a, (0, 0), 1.5)
     >>> float(displacement_change(a, c, pair_change(a, c)).max()) < 0.1
     True
     """
     flow = flow if flow is not None else cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     qa, qb = _eight_bit_pair(a, b)
-    f = flow.calc(qa, qb, None)
-    h, w = a.shape
-    grid = np.indices((h, w), np.float32)
-    f[..., 0] += grid[1]
-    f[..., 1] += grid[0]
-    warped = cv2.remap(b, f, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    f[..., 0] -= grid[1]
-    f[..., 1] -= grid[0]
     sa = stats_a if stats_a is not None else blur_stats(a)
-    compensated = pair_change(a, warped, noise=noise, blurred=(sa, blur_stats(warped)))
-    shift = np.clip(cv2.magnitude(f[..., 0], f[..., 1]) - np.float32(MIN_SHIFT), 0, 1)
+    sb = stats_b if stats_b is not None else blur_stats(b)
+    grid = np.indices(a.shape, np.float32)[::-1]
+    one = _explained(qa, qb, b, sa, change, noise, flow, grid)
+    return np.maximum(one, _explained(qb, qa, a, sb, change, noise, flow, grid), out=one)
+
+
+def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change: np.ndarray, noise: float,
+               flow: "cv2.DISOpticalFlow", grid: np.ndarray) -> np.ndarray:
+    """:func:`displacement_change` seen from the first frame (its geometry): ``b`` warped onto it."""
+    f = flow.calc(qa, qb, None)
+    warped = cv2.remap(b, f + np.dstack(grid), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    compensated = pair_change(sa.blurred[0], warped, noise=noise, blurred=(sa, blur_stats(warped)))
+    shift = cv2.magnitude(f[..., 0], f[..., 1])
+    var = sa.var
+    textured = var > np.percentile(var[::2, ::2], 50)
+    floor = max(MIN_SHIFT, JITTER * float(np.median(shift[textured]))) if textured.any() else MIN_SHIFT
+    shift = np.clip(shift - np.float32(floor), 0, 1)
     return (np.maximum(change - compensated, 0) * shift).astype(np.float32)

@@ -92,7 +92,7 @@ class MotionDetector:
     ----------
     shape : (h, w) analysis size.
     margin : widening of the regions (comparison px) before feathering; default
-        1.2 % of the long edge, at least 4 px.
+        1.2 % of the long edge, at least 2 px.
     frames : frames the sweep will have (sets the step); default: every frame is compared.
     """
 
@@ -100,7 +100,7 @@ class MotionDetector:
         self.shape = tuple(shape)
         f = min(1.0, DETECT_SIZE / max(shape))
         self.work = (max(8, round(shape[0] * f)), max(8, round(shape[1] * f))) if f < 1 else self.shape
-        self.margin = max(4, int(round(0.012 * max(self.work)))) if margin is None else int(margin)
+        self.margin = max(2, int(round(0.012 * max(self.work)))) if margin is None else int(margin)
         self.step = 1 if frames is None else frame_step(int(frames))
         self.frames = frames
         self._recent: list[tuple] = []  # the last two compared frames: (grey, blurs, valid, noise)
@@ -157,7 +157,7 @@ class MotionDetector:
         outside = (pv & v) == 0
         chosen: list[np.ndarray] = []
         r = pair_change(pg, g, noise=noise, blurred=(pb, b), blur_out=chosen)
-        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, flow=self._flow)
+        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, stats_b=b, flow=self._flow)
         r[outside] = 0
         m[outside] = 0
         self._pairs.append(to_float16(np.minimum(r, 1.0)))
