@@ -190,6 +190,7 @@ def displacement_change(
     noise: float = 0.0,
     stats_a: Stats | None = None,
     stats_b: Stats | None = None,
+    at_least: float = 0.0,
     flow: "cv2.DISOpticalFlow | None" = None,
 ) -> np.ndarray:
     """How much of the change between two aligned frames a local displacement explains.
@@ -217,6 +218,7 @@ def displacement_change(
     change : ``pair_change(a, b)``.
     noise : sensor noise sigma of the frames.
     stats_a, stats_b : ``blur_stats(a)``, ``blur_stats(b)`` if already made.
+    at_least : evidence at most this large may be left 0 (it is only computed where ``change`` exceeds it).
     flow : a ``cv2.DISOpticalFlow`` to reuse (default: a new one, preset fast).
 
     Returns
@@ -245,20 +247,33 @@ def displacement_change(
     qa, qb = _eight_bit_pair(a, b)
     sa = stats_a if stats_a is not None else blur_stats(a)
     sb = stats_b if stats_b is not None else blur_stats(b)
-    grid = np.indices(a.shape, np.float32)[::-1]
-    one = _explained(qa, qb, b, sa, change, noise, flow, grid)
-    return np.maximum(one, _explained(qb, qa, a, sb, change, noise, flow, grid), out=one)
+    one = _explained(qa, qb, b, sa, change, noise, flow, at_least)
+    return np.maximum(one, _explained(qb, qa, a, sb, change, noise, flow, at_least), out=one)
 
 
 def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change: np.ndarray, noise: float,
-               flow: "cv2.DISOpticalFlow", grid: np.ndarray) -> np.ndarray:
-    """:func:`displacement_change` seen from the first frame (its geometry): ``b`` warped onto it."""
+               flow: "cv2.DISOpticalFlow", at_least: float) -> np.ndarray:
+    """:func:`displacement_change` seen from the first frame (its geometry): ``b`` warped onto it.
+
+    Compared only inside the box of the pixels that moved beyond the jitter and changed by
+    more than ``at_least`` (the rest cannot score more), with the reach of the blurs around it.
+    """
     f = flow.calc(qa, qb, None)
-    warped = cv2.remap(b, f + np.dstack(grid), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    compensated = pair_change(sa.blurred[0], warped, noise=noise, blurred=(sa, blur_stats(warped)))
     shift = cv2.magnitude(f[..., 0], f[..., 1])
-    var = sa.var
-    textured = var > np.percentile(var[::2, ::2], 50)
+    textured = sa.var > np.percentile(sa.var[::2, ::2], 50)
     floor = max(MIN_SHIFT, JITTER * float(np.median(shift[textured]))) if textured.any() else MIN_SHIFT
-    shift = np.clip(shift - np.float32(floor), 0, 1)
-    return (np.maximum(change - compensated, 0) * shift).astype(np.float32)
+    out = np.zeros(change.shape, np.float32)
+    ys, xs = np.nonzero((shift > floor) & (change > at_least))
+    if ys.size == 0:
+        return out
+    h, w = change.shape
+    pad = WINDOW // 2 + int(np.ceil(3 * SIGMAS[-1])) + 1
+    box = np.s_[max(0, ys.min() - pad) : min(h, ys.max() + 1 + pad), max(0, xs.min() - pad) : min(w, xs.max() + 1 + pad)]
+    grid = np.indices(change.shape, np.float32)[::-1]
+    where = np.dstack([f[..., 0][box] + grid[0][box], f[..., 1][box] + grid[1][box]])
+    warped = cv2.remap(b, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = Stats([x[box] for x in sa.blurred], [x[box] for x in sa.mean], [x[box] for x in sa.spread], sa.var[box])
+    compensated = pair_change(crop.blurred[0], warped, noise=noise, blurred=(crop, blur_stats(warped)))
+    weight = np.clip(shift[box] - np.float32(floor), 0, 1)
+    out[box] = np.maximum(change[box] - compensated, 0) * weight
+    return out

@@ -157,7 +157,7 @@ class MotionDetector:
         outside = (pv & v) == 0
         chosen: list[np.ndarray] = []
         r = pair_change(pg, g, noise=noise, blurred=(pb, b), blur_out=chosen)
-        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, stats_b=b, flow=self._flow)
+        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, stats_b=b, at_least=LOW, flow=self._flow)
         r[outside] = 0
         m[outside] = 0
         self._pairs.append(to_float16(np.minimum(r, 1.0)))
