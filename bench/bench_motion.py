@@ -155,8 +155,10 @@ def figure_scores(st, result) -> dict:  # noqa: ANN001
     from postfocus.synth import ssim
 
     h, w = st.sharp.shape[:2]
-    mask = cv2.resize(result.motion, (w, h), interpolation=cv2.INTER_LINEAR)
-    core = mask >= 0.999
+    if result.motion is None:  # --motion off
+        core = np.zeros((h, w), bool)
+    else:
+        core = cv2.resize(result.motion, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.999
     iou = float((core & st.moving).sum() / max((core | st.moving).sum(), 1))
     k = next(iter(result.motion_frames.values()), int(round(st.figure_depth)))
     figure, truth = st.figure_masks[k] > 0.5, st.sharp_frames[k]
