@@ -37,6 +37,7 @@ walker stack; ``--src`` runs another checkout's ``src`` (e.g. main's: before).
 Usage::
 
     python bench/bench_motion.py [--markdown] [--real] [--people] [--doc-images docs/img]
+    (--doc-images writes motion_flame.jpg and motion_walker.jpg; with --real also motion_algae.jpg)
     python bench/bench_motion.py --cost [--src ../main/src] [--repeat 3]
 """
 
@@ -252,6 +253,52 @@ def doc_image(folder: Path, seed: int = 1) -> Path:
     return path
 
 
+def walker_image(folder: Path, seed: int = 1) -> Path:
+    """The walker (600x900, 40 frames) at the instant shown: --motion off, auto, and the truth of that instant."""
+    from postfocus.synth.people import walker_stack
+
+    st = walker_stack((600, 900), 40, step_px=3.5, max_blur=30.0, seed=seed, **PEOPLE)
+    off, _ = run(st.frames, motion="off")
+    auto, _ = run(st.frames)
+    k = next(iter(auto.motion_frames.values()))
+    ys, xs = np.nonzero(st.figure_masks[k] > 0.5)
+    y0, y1, x0, x1 = max(0, ys.min() - 16), ys.max() + 16, max(0, xs.min() - 40), xs.max() + 40
+    tiles = [off.image, auto.image, st.sharp_frames[k]]
+    gap = np.ones((y1 - y0, 6, 3), np.float32)
+    row = np.hstack([c for t in tiles for c in (np.clip(t[y0:y1, x0:x1], 0, 1), gap)][:-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "motion_walker.jpg"
+    bgr = cv2.cvtColor((row * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path
+
+
+def algae_image(folder: Path) -> Path | None:
+    """The real algae stack around the region found moving: --motion off and auto, 100 % crops."""
+    from postfocus.io.open import open_source
+
+    if not (REAL / "algae").is_dir():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = stack(open_source(REAL / "algae"))
+        off = stack(open_source(REAL / "algae"), motion="off")
+    if not auto.motion_frames:
+        return None
+    h, w = auto.image.shape[:2]
+    core = cv2.resize((auto.motion >= 0.999).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    ys, xs = np.nonzero(core)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    y0, x0 = max(0, cy - 250), max(0, cx - 300)
+    tiles = [np.clip(t[y0 : y0 + 500, x0 : x0 + 600], 0, 1) for t in (off.image, auto.image)]
+    row = np.hstack([tiles[0], np.ones((tiles[0].shape[0], 8, 3), np.float32), tiles[1]])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "motion_algae.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor((row * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path
+
+
 def table(rows: list[dict], columns: list[tuple[str, str, str]], markdown: bool) -> str:
     head = [c[1] for c in columns]
     lines = []
@@ -272,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
     ap.add_argument("--real", action="store_true", help="also the moved share of the real stacks in shared/data")
-    ap.add_argument("--doc-images", type=Path, default=None, metavar="DIR", help="write motion_flame.jpg there")
+    ap.add_argument("--doc-images", type=Path, default=None, metavar="DIR", help="write motion_flame.jpg and motion_walker.jpg there")
     ap.add_argument("--people", action="store_true", help="also the walker and arm scenes")
     ap.add_argument("--cost", action="store_true", help="only: CPU time of detection against the whole run")
     ap.add_argument("--src", type=Path, default=None, help="with --cost: the src folder to measure (default: this one)")
@@ -288,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
                      ("part", "detection (%)", ".1f"), ("share", "moved (%)", ".1f")], args.markdown))
         return 0
     if args.doc_images:
-        path = doc_image(args.doc_images, args.seed)
-        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+        paths = [doc_image(args.doc_images, args.seed), walker_image(args.doc_images, args.seed)]
+        paths += [algae_image(args.doc_images)] if args.real else []
+        for path in filter(None, paths):
+            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
     rows = moving_rows(args.seed)
     for r in rows:
         r["share"] *= 100
