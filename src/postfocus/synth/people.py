@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -129,6 +130,23 @@ def _composite(base: np.ndarray, depth: np.ndarray, coat: np.ndarray, alpha: np.
     return img.astype(np.float32), d.astype(np.float32)
 
 
+def _sweep(size: tuple[int, int], n: int, pose: Callable[[int], tuple[np.ndarray, tuple[float, float]]], salt: int,
+           sharp_at: float | None, max_blur: float, seed: int, camera_options: dict) -> PeopleStack:
+    """Render a sweep of the figure in ``pose(i)`` (coverage, coat texture offset) over the plaza."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, salt]))
+    base, depth, coat = _background(size, rng)
+    focus = float(n - 4 if sharp_at is None else sharp_at)
+    sharps, depths, masks = [], [], []
+    for i in range(n):
+        alpha, offset = pose(i)
+        img, d = _composite(base, depth, coat, alpha, offset, focus / max(n - 1, 1))
+        sharps.append(img)
+        depths.append(d)
+        masks.append(alpha)
+    st = render_sequence(sharps, depths, max_blur=max_blur, seed=seed, **camera_options)
+    return PeopleStack(**vars(st), figure_masks=masks, figure_depth=focus)
+
+
 def walker_stack(size: tuple[int, int] = (240, 360), n_frames: int = 40, *, step_px: float = 3.5,
                  sharp_at: float | None = None, height: float = 0.62, max_blur: float = 14.0, seed: int = 0,
                  **camera_options) -> PeopleStack:
@@ -160,24 +178,15 @@ def walker_stack(size: tuple[int, int] = (240, 360), n_frames: int = 40, *, step
     PeopleStack
     """
     h, w = size
-    n = int(n_frames)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 23]))
-    base, depth, coat = _background((h, w), rng)
-    focus = float(n - 4 if sharp_at is None else sharp_at)
-    fig_depth = focus / max(n - 1, 1)
-    tall = height * h
+    n, tall = int(n_frames), height * h
     x0 = 0.5 * w - step_px * (n - 1) * 0.5
-    sharps, depths, masks = [], [], []
-    for i in range(n):
+
+    def pose(i: int) -> tuple[np.ndarray, tuple[float, float]]:
         x = x0 + step_px * i
         phase = 2 * np.pi * (x - x0) / (0.9 * tall)  # one stride cycle per 0.9 figure heights
-        alpha = figure_mask((h, w), (0.92 * h, x), tall, stride=0.35 * np.sin(phase))
-        img, d = _composite(base, depth, coat, alpha, (0.0, x - x0), fig_depth)
-        sharps.append(img)
-        depths.append(d)
-        masks.append(alpha)
-    st = render_sequence(sharps, depths, max_blur=max_blur, seed=seed, **camera_options)
-    return PeopleStack(**vars(st), figure_masks=masks, figure_depth=focus)
+        return figure_mask((h, w), (0.92 * h, x), tall, stride=0.35 * np.sin(phase)), (0.0, x - x0)
+
+    return _sweep(size, n, pose, 23, sharp_at, max_blur, seed, camera_options)
 
 
 def arm_stack(size: tuple[int, int] = (240, 360), n_frames: int = 40, *, raise_deg: float = 60.0,
@@ -198,19 +207,10 @@ def arm_stack(size: tuple[int, int] = (240, 360), n_frames: int = 40, *, raise_d
     PeopleStack
     """
     h, w = size
-    n = int(n_frames)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 29]))
-    base, depth, coat = _background((h, w), rng)
-    focus = float(n - 4 if sharp_at is None else sharp_at)
-    fig_depth = focus / max(n - 1, 1)
-    tall = height * h
-    sharps, depths, masks = [], [], []
-    for i in range(n):
+    n, tall = int(n_frames), height * h
+
+    def pose(i: int) -> tuple[np.ndarray, tuple[float, float]]:
         a = np.deg2rad(10.0 + raise_deg * i / max(n - 1, 1))
-        alpha = figure_mask((h, w), (0.95 * h, 0.55 * w), tall, stride=0.12, arm=a)
-        img, d = _composite(base, depth, coat, alpha, (0.0, 0.0), fig_depth)
-        sharps.append(img)
-        depths.append(d)
-        masks.append(alpha)
-    st = render_sequence(sharps, depths, max_blur=max_blur, seed=seed, **camera_options)
-    return PeopleStack(**vars(st), figure_masks=masks, figure_depth=focus)
+        return figure_mask((h, w), (0.95 * h, 0.55 * w), tall, stride=0.12, arm=a), (0.0, 0.0)
+
+    return _sweep(size, n, pose, 29, sharp_at, max_blur, seed, camera_options)
