@@ -32,13 +32,14 @@ against that instant.
 time (user + sys) of the whole ``postfocus.stack`` run and the thread CPU time
 spent inside ``MotionDetector`` (prepare, add, finish) with ``threads=1`` (so
 OpenCV works in the calling thread), on beetle and on a 40-frame 600x900 JPEG
-walker stack; ``--src`` runs another checkout's ``src`` (e.g. main's: before).
+walker stack; ``--src`` names the ``src`` folders to measure, their runs interleaved (e.g.
+main's, before, and this one's, after).
 
 Usage::
 
     python bench/bench_motion.py [--markdown] [--real] [--people] [--doc-images docs/img]
     (--doc-images writes motion_flame.jpg and motion_walker.jpg; with --real also motion_algae.jpg)
-    python bench/bench_motion.py --cost [--src ../main/src] [--repeat 3]
+    python bench/bench_motion.py --cost [--src ../main/src src] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -210,24 +211,27 @@ def _cost_worker(path: str) -> None:
     print(json.dumps(dict(cpu=cpu, detect=spent[0], share=result.motion_share)))
 
 
-def cost_rows(src: Path | None, repeat: int) -> list[dict]:
+def cost_rows(sources: list[Path], repeat: int) -> list[dict]:
+    """Median run of ``repeat`` per stack and source folder, the sources' runs interleaved."""
     from postfocus.synth import write_stack
     from postfocus.synth.people import walker_stack
 
     walker = Path(os.environ.get("TMPDIR", "/tmp")) / "postfocus-bench-walker-600x900"
     if not (walker / "frame_039.jpg").exists():
         write_stack(walker_stack((600, 900), 40, step_px=3.5, max_blur=30.0, seed=1, **PEOPLE), walker, quality=92)
-    env = dict(os.environ, PYTHONPATH=str(src or Path(__file__).resolve().parents[1] / "src"))
     rows = []
     for name, path in (("beetle", REAL / "beetle"), ("walker 40 x 600x900", walker)):
-        runs = []
+        runs: dict[Path, list[dict]] = {src: [] for src in sources}
         for _ in range(repeat):
-            out = subprocess.run([sys.executable, __file__, "--cost-worker", str(path)], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            runs.append(json.loads(out.strip().splitlines()[-1]))
-        best = sorted(runs, key=lambda r: r["cpu"])[len(runs) // 2]  # the median run
-        rows.append(dict(stack=name, cpu=best["cpu"], detect=best["detect"], part=100 * best["detect"] / best["cpu"],
-                         share=100 * best["share"]))
+            for src in sources:
+                env = dict(os.environ, PYTHONPATH=str(src))
+                out = subprocess.run([sys.executable, __file__, "--cost-worker", str(path)], env=env, check=True,
+                                     capture_output=True, text=True).stdout
+                runs[src].append(json.loads(out.strip().splitlines()[-1]))
+        for src in sources:
+            best = sorted(runs[src], key=lambda r: r["cpu"])[len(runs[src]) // 2]  # the median run
+            rows.append(dict(stack=name, src=str(src), cpu=best["cpu"], detect=best["detect"],
+                             part=100 * best["detect"] / best["cpu"], share=100 * best["share"]))
     return rows
 
 
@@ -322,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc-images", type=Path, default=None, metavar="DIR", help="write motion_flame.jpg and motion_walker.jpg there")
     ap.add_argument("--people", action="store_true", help="also the walker and arm scenes")
     ap.add_argument("--cost", action="store_true", help="only: CPU time of detection against the whole run")
-    ap.add_argument("--src", type=Path, default=None, help="with --cost: the src folder to measure (default: this one)")
+    ap.add_argument("--src", type=Path, nargs="*", default=None,
+                    help="with --cost: the src folders to measure, runs interleaved (default: this one)")
     ap.add_argument("--repeat", type=int, default=3, help="with --cost: runs per stack (the median is shown)")
     ap.add_argument("--cost-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -330,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         _cost_worker(args.cost_worker)
         return 0
     if args.cost:
-        print(table(cost_rows(args.src, args.repeat),
-                    [("stack", "stack", ""), ("cpu", "run CPU (s)", ".2f"), ("detect", "detection CPU (s)", ".2f"),
+        sources = args.src or [Path(__file__).resolve().parents[1] / "src"]
+        print(table(cost_rows(sources, args.repeat),
+                    [("stack", "stack", ""), ("src", "src", ""), ("cpu", "run CPU (s)", ".2f"), ("detect", "detection CPU (s)", ".2f"),
                      ("part", "detection (%)", ".1f"), ("share", "moved (%)", ".1f")], args.markdown))
         return 0
     if args.doc_images:

@@ -248,24 +248,28 @@ def displacement_change(
     sa = stats_a if stats_a is not None else blur_stats(a)
     sb = stats_b if stats_b is not None else blur_stats(b)
     one = _explained(qa, qb, b, sa, change, noise, flow, at_least)
-    return np.maximum(one, _explained(qb, qa, a, sb, change, noise, flow, at_least), out=one)
+    if one is None:  # nothing moved beyond the jitter where it changed: nor will it seen from b
+        return np.zeros(change.shape, np.float32)
+    other = _explained(qb, qa, a, sb, change, noise, flow, at_least)
+    return one if other is None else np.maximum(one, other, out=one)
 
 
 def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change: np.ndarray, noise: float,
-               flow: "cv2.DISOpticalFlow", at_least: float) -> np.ndarray:
+               flow: "cv2.DISOpticalFlow", at_least: float) -> np.ndarray | None:
     """:func:`displacement_change` seen from the first frame (its geometry): ``b`` warped onto it.
 
     Compared only inside the box of the pixels that moved beyond the jitter and changed by
-    more than ``at_least`` (the rest cannot score more), with the reach of the blurs around it.
+    more than ``at_least`` (the rest cannot score more), with the reach of the blurs around it;
+    None if there is no such pixel.
     """
     f = flow.calc(qa, qb, None)
     shift = cv2.magnitude(f[..., 0], f[..., 1])
     textured = sa.var > np.percentile(sa.var[::2, ::2], 50)
     floor = max(MIN_SHIFT, JITTER * float(np.median(shift[textured]))) if textured.any() else MIN_SHIFT
-    out = np.zeros(change.shape, np.float32)
     ys, xs = np.nonzero((shift > floor) & (change > at_least))
     if ys.size == 0:
-        return out
+        return None
+    out = np.zeros(change.shape, np.float32)
     h, w = change.shape
     pad = WINDOW // 2 + int(np.ceil(3 * SIGMAS[-1])) + 1
     box = np.s_[max(0, ys.min() - pad) : min(h, ys.max() + 1 + pad), max(0, xs.min() - pad) : min(w, xs.max() + 1 + pad)]
