@@ -50,11 +50,14 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
+from postfocus.focus.clean import outliers
 from postfocus.focus.map import aggregate, guided_filter, peak_index, push_pull_fill
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
+LEVEL_RATIO = (3.0, 30.0)
+OUTLIER_FRAMES = 1.5  # farther than this (in frames) from the robust neighbourhood depth: an outlier
+OUTLIER_REACH = 0.04  # radius of that neighbourhood, share of the long edge  # peak energy / noise floor: below the first, no trust; above the second, full
 
 __all__ = [
     "DepthResult",
@@ -190,6 +193,7 @@ def refine_depth(
     sigma_s: float | None = None,
     sigma_r: float = 0.2,
     motion: np.ndarray | None = None,
+    tolerance: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -207,6 +211,9 @@ def refine_depth(
     motion : optional (h, w) motion mask in [0, 1] (:mod:`postfocus.motion`): a
         subject that moved has no trustworthy focus peak; its depth is filled
         from the static surroundings and its confidence is low.
+    tolerance : largest distance in slices from the edge-aware weighted median
+        of the confident neighbourhood (:func:`postfocus.focus.clean.outliers`)
+        that is not an outlier (default ``OUTLIER_FRAMES``).
 
     Returns
     -------
@@ -238,21 +245,26 @@ def refine_depth(
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    # Outliers: confident-looking patches many frames away from the surface around them.
+    bad, median = outliers(index, confidence, guide, radius=max(4, int(round(OUTLIER_REACH * long_edge))),
+                           tolerance=OUTLIER_FRAMES if tolerance is None else float(tolerance))
+    clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
-    smooth = cv2.medianBlur(index.astype(np.float32), 5)
+    smooth = cv2.medianBlur(clean, 5)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    trusted = np.where(confidence > 0.5, smooth, np.float32(-1.0)).astype(np.float32)
+    trusted = np.where((confidence > 0.5) & ~bad, smooth, np.float32(-1.0)).astype(np.float32)
     occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
-    weight = confidence * confidence * np.where(occluding, 0.02, 1.0).astype(np.float32)
+    distrust = bad | occluding
+    weight = confidence * confidence * np.where(occluding, 0.02, 1.0).astype(np.float32) * ~bad
     stacked = np.dstack([index * weight, weight]).astype(np.float32)
     spread = domain_transform(stacked, guide_rgb, sigma_s, sigma_r)
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
-    blend = np.where(occluding, 0.0, confidence)
+    blend = np.where(distrust, 0.0, confidence)
     depth = blend * index + (1.0 - blend) * local
-    out_conf = np.where(occluding, 0.25 * confidence, confidence).astype(np.float32)
+    out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 
