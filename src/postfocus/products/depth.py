@@ -51,12 +51,13 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import outliers
-from postfocus.focus.map import aggregate, guided_filter, peak_index, push_pull_fill
+from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
+from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
 LEVEL_RATIO = (3.0, 30.0)
-OUTLIER_FRAMES = 1.5  # farther than this (in frames) from the robust neighbourhood depth: an outlier
+OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.04  # radius of that neighbourhood, share of the long edge  # peak energy / noise floor: below the first, no trust; above the second, full
 
 __all__ = [
@@ -186,7 +187,7 @@ def refine_depth(
     volume: np.ndarray,
     image: np.ndarray,
     *,
-    radius: int = 4,
+    radius: int = 2,
     eps: float = 1e-3,
     band: int | None = None,
     jump: float | None = None,
@@ -194,6 +195,7 @@ def refine_depth(
     sigma_r: float = 0.2,
     motion: np.ndarray | None = None,
     tolerance: float | None = None,
+    reach: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -213,7 +215,8 @@ def refine_depth(
         from the static surroundings and its confidence is low.
     tolerance : largest distance in slices from the edge-aware weighted median
         of the confident neighbourhood (:func:`postfocus.focus.clean.outliers`)
-        that is not an outlier (default ``OUTLIER_FRAMES``).
+        that is not an outlier (default ``OUTLIER_WIDTHS`` times the focus
+        curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
 
     Returns
     -------
@@ -228,11 +231,16 @@ def refine_depth(
         return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     guide = to_grey(guide_rgb)
     agg = aggregate(vol, guide, radius, eps)
-    index, peak = peak_index(agg)
-    contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
     floor = float(np.median(agg.min(axis=0))) + 1e-12
+    best = argmax0(agg)
+    peak = pick0(agg, best)
+    width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
+    if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
+        reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
+    index = gaussian_peak(agg, best, int(reach), floor)
+    contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
     del agg
@@ -247,7 +255,7 @@ def refine_depth(
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
     # Outliers: confident-looking patches many frames away from the surface around them.
     bad, median = outliers(index, confidence, guide, radius=max(4, int(round(OUTLIER_REACH * long_edge))),
-                           tolerance=OUTLIER_FRAMES if tolerance is None else float(tolerance))
+                           tolerance=OUTLIER_WIDTHS * width if tolerance is None else float(tolerance))
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
