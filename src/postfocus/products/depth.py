@@ -187,7 +187,7 @@ def refine_depth(
     volume: np.ndarray,
     image: np.ndarray,
     *,
-    radius: int = 2,
+    radius: int | None = None,
     eps: float = 1e-3,
     band: int | None = None,
     jump: float | None = None,
@@ -203,7 +203,9 @@ def refine_depth(
     ----------
     volume : float (N, h, w) focus measure of each frame (nearest first).
     image : float32 (h, w, 3) all-in-focus colours at the same size (the guide).
-    radius, eps : guided aggregation of each slice before the peak fit.
+    radius, eps : guided aggregation of each slice before the peak fit (default
+        radius: 0.5 % of the long edge, at least 2 px, the same share of the
+        picture at any analysis size).
     band : width in pixels of the occlusion band distrusted on the near side of
         depth edges (default 3 % of the long edge).
     jump : depth step (in slices) that makes a depth edge (default
@@ -230,6 +232,8 @@ def refine_depth(
     if n == 1:
         return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     guide = to_grey(guide_rgb)
+    long_edge = max(h, w)
+    radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
     agg = aggregate(vol, guide, radius, eps)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
@@ -249,7 +253,6 @@ def refine_depth(
     confidence[peak <= 0] = 0.0
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
-    long_edge = max(h, w)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
