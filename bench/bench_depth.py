@@ -88,6 +88,43 @@ def focus_stack_depth(ps, folder: Path) -> np.ndarray | None:  # noqa: ANN001
     return np.clip(frame, 0, n - 1)[t:b, l:r]
 
 
+def plant_outlier(ps, folder: Path, centre: tuple[float, float], radius: float, frame: float, *,
+                  confident: bool = True):  # noqa: ANN001
+    """A copy of a processed stack whose focus volume has an outlier blob: a disc that peaks at ``frame``.
+
+    ``centre`` (x, y) and ``radius`` are in output pixels. A confident blob
+    peaks three times above the strongest measure around it, as a bokeh rim
+    or a glint does; a weak one is as strong but nearly flat, rising 30 %
+    at ``frame`` (its confidence is low, its peak still wrong). Returns (the copy opened, the
+    blob mask at output size).
+    """
+    import json
+    import shutil
+
+    from postfocus.store import ProcessedStack
+
+    shutil.copytree(ps.folder, folder)
+    volume = np.load(folder / "volume.npy").astype(np.float32)
+    n, mh, mw = volume.shape
+    h, w = ps.size
+    yy, xx = np.mgrid[0:mh, 0:mw]
+    sx, sy = mw / w, mh / h
+    blob = ((xx + 0.5) / sx - centre[0]) ** 2 + ((yy + 0.5) / sy - centre[1]) ** 2 <= radius ** 2
+    used = np.asarray(ps.used, np.float32)
+    curve = np.exp(-0.5 * ((used - frame) / 0.8) ** 2)[:, None]
+    around = volume[:, blob]
+    if confident:
+        volume[:, blob] = 3.0 * float(around.max()) * curve + 0.1 * around
+    else:
+        volume[:, blob] = 2.0 * float(around.max()) * (0.7 + 0.3 * curve)
+    np.save(folder / "volume.npy", volume.astype(np.float16))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.pop("files", None)  # the volume no longer matches the recorded checksum
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ProcessedStack.open(folder), (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius ** 2
+
+
 def argmax_baseline(ps) -> np.ndarray:  # noqa: ANN001
     """Per pixel, the aligned frame with the largest |Laplacian| (no aggregation, no regularisation)."""
     scores = []

@@ -58,7 +58,7 @@ from postfocus.store import ProcessedStack
 
 LEVEL_RATIO = (3.0, 30.0)
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
-OUTLIER_REACH = 0.04  # radius of that neighbourhood, share of the long edge  # peak energy / noise floor: below the first, no trust; above the second, full
+OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge  # peak energy / noise floor: below the first, no trust; above the second, full
 
 __all__ = [
     "DepthResult",
@@ -71,6 +71,7 @@ __all__ = [
     "write_depth_preview",
     "write_confidence",
     "colourise",
+    "depth_range",
     "check_output",
 ]
 
@@ -398,16 +399,51 @@ def write_depth_npy(path: str | os.PathLike, result: DepthResult) -> Path:
     return atomic_write(path, write)
 
 
-def colourise(depth: np.ndarray, frames: int) -> np.ndarray:
-    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1]."""
-    t = 1.0 - np.clip(depth / max(frames - 1, 1), 0.0, 1.0)
+def depth_range(depth: np.ndarray, frames: int, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    """The depths a scene spans: robust percentiles of its depth map, at least one frame apart.
+
+    A macro subject may fill a few frames of a long sweep; colouring it over
+    the whole sweep would leave it one colour. The 1st and 99th percentiles
+    ignore the few pixels at the extremes.
+
+    Examples
+    --------
+    >>> d = np.linspace(1.5, 6.7, 1000, dtype=np.float32).reshape(10, 100)
+    >>> [round(v, 1) for v in depth_range(d, 41)]
+    [1.6, 6.6]
+    """
+    top = float(max(frames - 1, 1))
+    lo, hi = (float(v) for v in np.percentile(np.asarray(depth, np.float32), percentiles))
+    if hi - lo < 1.0:  # a flat scene: one frame around its middle, inside the sweep
+        mid = 0.5 * (lo + hi)
+        lo = min(max(mid - 0.5, 0.0), max(top - 1.0, 0.0))
+        hi = lo + min(1.0, top)
+    return lo, hi
+
+
+def colourise(depth: np.ndarray, frames: int, *, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1].
+
+    The colours span depths ``lo`` (red) to ``hi`` (blue), by default the whole
+    sweep ``0 .. frames - 1``.
+    """
+    lo = 0.0 if lo is None else float(lo)
+    hi = float(max(frames - 1, 1)) if hi is None else float(hi)
+    t = 1.0 - np.clip((np.asarray(depth, np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     bgr = cv2.applyColorMap((t * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_TURBO)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def write_depth_preview(path: str | os.PathLike, result: DepthResult, *, quality: int = 92) -> Path:
-    """Colourised depth (PNG or JPEG)."""
-    return write_image(path, colourise(result.depth, result.frames), quality=quality)
+    """Colourised depth (PNG or JPEG) over the scene's own depth range (:func:`depth_range`).
+
+    The range is written into the file's description (PNG text, JPEG/TIFF
+    ImageDescription): ``frames 1.52 (red, near) to 6.71 (blue, far) of 0-40``.
+    """
+    lo, hi = depth_range(result.depth, result.frames)
+    text = (f"postfocus depth preview: turbo colours from frame {lo:.2f} (red, near) to frame {hi:.2f} "
+            f"(blue, far) of 0-{result.frames - 1}")
+    return write_image(path, colourise(result.depth, result.frames, lo=lo, hi=hi), quality=quality, description=text)
 
 
 def write_confidence(path: str | os.PathLike, result: DepthResult) -> Path:
