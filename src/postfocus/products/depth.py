@@ -6,23 +6,32 @@ of a processed stack:
 
 1. *Per-pixel fit.* Every slice of the stored focus volume is aggregated with a
    guided filter steered by the all-in-focus image, and the peak along the
-   sweep is found with sub-frame precision (a parabola through the
-   log-measures around the best frame, :func:`postfocus.focus.map.peak_index`).
-   Confidence is how far the peak stands above the average frame.
-2. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
+   sweep is found with sub-frame precision: a Gaussian fitted to the
+   log-measures of the frames that carry the focus curve, three of its widths
+   on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
+   Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
+   frames and a three-frame parabola reads its noise). Confidence is how far
+   the peak stands above the average frame and the noise floor.
+2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
+   object's bokeh disc in the far frames, a glint, a frame edge at the
+   border). Pixels more than 1.5 focus-curve widths from the confidence-
+   weighted, edge-aware median of their neighbourhood (6 % of the long edge;
+   Ma et al. 2013, :mod:`postfocus.focus.clean`) are rejected.
+3. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
    lends its focus energy to the background pixels next to it, and the
    background's own texture is hidden under the blurred foreground in the
    frames focused far. Depth-from-focus therefore paints the near object a
    few pixels too wide (a "halo"). Pixels that lie within a band of a clearly
    farther neighbourhood are distrusted: their confidence is cut.
-3. *Edge-aware fill.* A confidence-weighted normalised convolution with a
+4. *Edge-aware fill.* A confidence-weighted normalised convolution with a
    domain-transform filter (a fast joint-bilateral filter, Gastal & Oliveira
    2011) guided by the all-in-focus colours spreads trusted depth along image
-   regions but not across colour edges: halo pixels take the depth of the
-   background they look like, textureless areas take the depth of their
+   regions but not across colour edges: outliers and halo pixels take the depth
+   of the surface they look like, textureless areas take the depth of their
    surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
-   trusted pixel is reachable).
-4. *Guided upsampling* to the output size with the full-resolution
+   trusted pixel is reachable). Every consumer (aperture, mesh, pop, the page,
+   the depth files) reads this cleaned depth.
+5. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
 
 Depth files
@@ -32,7 +41,9 @@ Depth files
 written into the PNG's text chunks (``postfocus:depth_frames`` = N,
 ``postfocus:depth_scale`` = frames per count, ``postfocus:depth_zero``).
 ``.npy``: float32 frame units. The preview is colourised (turbo colour map,
-near = red, far = blue), the confidence an 8-bit grey PNG (white = sure).
+near = red, far = blue) over the scene's own depth range (its 1st to 99th
+percentile, written into the file's description), the confidence an 8-bit grey
+PNG (white = sure; 0 where an outlier was rejected).
 """
 
 from __future__ import annotations
@@ -50,21 +61,21 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.clean import outliers
+from postfocus.focus.clean import domain_transform, geodesic_median, outliers
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-LEVEL_RATIO = (3.0, 30.0)
+LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
-OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge  # peak energy / noise floor: below the first, no trust; above the second, full
+OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
+MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
     "DepthResult",
     "depth_map",
     "refine_depth",
-    "domain_transform",
     "write_depth_png",
     "read_depth_png",
     "write_depth_npy",
@@ -104,63 +115,6 @@ class DepthResult:
 
 # --------------------------------------------------------------------------
 # Filters
-
-
-def domain_transform(
-    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = 3
-) -> np.ndarray:
-    """Edge-aware smoothing with the recursive domain-transform filter (Gastal & Oliveira 2011).
-
-    Pixels are averaged with an exponential kernel whose distance grows with
-    the colour change of ``guide`` along the way, so averaging stops at edges:
-    a joint-bilateral filter in linear time.
-
-    Parameters
-    ----------
-    src : float32 (H, W) or (H, W, C) values to smooth.
-    guide : float32 (H, W) or (H, W, C) image whose edges stop the smoothing.
-    sigma_s : spatial extent in pixels.
-    sigma_r : colour difference (sum over channels, [0, 1] scale) that counts
-        as much as ``sigma_s`` pixels of distance.
-    iterations : horizontal + vertical passes (3 is plenty).
-
-    Returns
-    -------
-    float32 array shaped like ``src``.
-
-    Examples
-    --------
-    >>> g = np.zeros((4, 8), np.float32); g[:, 4:] = 1
-    >>> out = domain_transform(g.copy(), g, 10.0, 0.05)
-    >>> bool(out[:, :4].max() < 0.01 and out[:, 4:].min() > 0.99)
-    True
-    """
-    out = np.array(src, np.float32, copy=True)
-    squeeze = out.ndim == 2
-    if squeeze:
-        out = out[..., None]
-    g = np.asarray(guide, np.float32)
-    if g.ndim == 2:
-        g = g[..., None]
-    ratio = float(sigma_s) / max(float(sigma_r), 1e-6)
-    dist_x = 1.0 + ratio * np.abs(np.diff(g, axis=1)).sum(axis=2)  # (H, W-1)
-    dist_y = 1.0 + ratio * np.abs(np.diff(g, axis=0)).sum(axis=2)  # (H-1, W)
-    h, w = out.shape[:2]
-    n = max(1, int(iterations))
-    for i in range(n):
-        sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
-        a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
-        vx = np.power(a, dist_x).astype(np.float32)[..., None]
-        vy = np.power(a, dist_y).astype(np.float32)[..., None]
-        for j in range(1, w):
-            out[:, j] += vx[:, j - 1] * (out[:, j - 1] - out[:, j])
-        for j in range(w - 2, -1, -1):
-            out[:, j] += vx[:, j] * (out[:, j + 1] - out[:, j])
-        for j in range(1, h):
-            out[j] += vy[j - 1] * (out[j - 1] - out[j])
-        for j in range(h - 2, -1, -1):
-            out[j] += vy[j] * (out[j + 1] - out[j])
-    return out[..., 0] if squeeze else out
 
 
 def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
@@ -258,7 +212,8 @@ def refine_depth(
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
     # Outliers: confident-looking patches many frames away from the surface around them.
-    bad, median = outliers(index, confidence, guide, radius=max(4, int(round(OUTLIER_REACH * long_edge))),
+    reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
+    bad, median = outliers(index, confidence, guide, radius=reach_px,
                            tolerance=OUTLIER_WIDTHS * width if tolerance is None else float(tolerance))
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
@@ -268,12 +223,16 @@ def refine_depth(
     trusted = np.where((confidence > 0.5) & ~bad, smooth, np.float32(-1.0)).astype(np.float32)
     occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
     distrust = bad | occluding
-    weight = confidence * confidence * np.where(occluding, 0.02, 1.0).astype(np.float32) * ~bad
+    weight = (confidence * confidence * np.where(occluding, 0.02, 1.0) * ~bad).astype(np.float32)
     stacked = np.dstack([index * weight, weight]).astype(np.float32)
     spread = domain_transform(stacked, guide_rgb, sigma_s, sigma_r)
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
+    # An outlier takes the median of the trusted pixels of its region (a slope stays a slope).
+    inliers = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s,
+                              sigma_r=MEDIAN_SIGMA_R) if bad.any() else index
+    local = np.where(bad & np.isfinite(inliers), inliers, local)
     blend = np.where(distrust, 0.0, confidence)
     depth = blend * index + (1.0 - blend) * local
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
