@@ -5,8 +5,8 @@ Stacks: 240x320, 8 frames, 6 px of blur across the sweep, 2 px of shake, noise
 written (share of pixels within one frame of the true focus position / median
 error in frames; argmax-of-Laplacian baseline in brackets):
 
-motorcycle 91.9 % / 0.12 (61.6 %), steps 92.7 % / 0.01 (67.2 %),
-ramp 100 % / 0.04 (78.2 %), flat 100 % / 0.05 (70.8 %), occluder 98.6 % (69.1 %);
+motorcycle 91.9 % / 0.12 (61.6 %), steps 93.0 % / 0.01 (67.2 %),
+ramp 100 % / 0.04 (78.2 %), flat 100 % / 0.06 (70.8 %), occluder 99.5 % (69.1 %);
 the focus-index map stored by ``process`` scores 88.8 %, 89.8 %, 100 %, 100 %, 90.7 %.
 A dense sweep (30 frames, 120x160, ``bench_depth.PROFILES["long"]``): ramp 99.4 % /
 0.16, flat 96.0 % / 0.15 (a three-frame parabola instead of the Gaussian fit: ramp

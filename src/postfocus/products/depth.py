@@ -22,7 +22,9 @@ of a processed stack:
    background's own texture is hidden under the blurred foreground in the
    frames focused far. Depth-from-focus therefore paints the near object a
    few pixels too wide (a "halo"). Pixels that lie within a band of a clearly
-   farther neighbourhood are distrusted: their confidence is cut.
+   farther neighbourhood are distrusted: their confidence is cut, and they
+   take the median depth of the trusted pixels of their colour region (a
+   median, not a mean: one surface or the other, not a depth between).
 4. *Edge-aware fill.* A confidence-weighted normalised convolution with a
    domain-transform filter (a fast joint-bilateral filter, Gastal & Oliveira
    2011) guided by the all-in-focus colours spreads trusted depth along image
@@ -174,10 +176,24 @@ def refine_depth(
         of the confident neighbourhood (:func:`postfocus.focus.clean.outliers`)
         that is not an outlier (default ``OUTLIER_WIDTHS`` times the focus
         curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
+    reach : slices on each side of the best one that the Gaussian peak fit
+        uses (default three focus-curve widths; 1 is the three-frame parabola).
 
     Returns
     -------
-    (depth, confidence): float32 (h, w); depth in [0, N - 1].
+    (depth, confidence): float32 (h, w); depth in [0, N - 1]; confidence 0
+    where an outlier was rejected.
+
+    References
+    ----------
+    M. Subbarao, T. Choi, "Accurate recovery of three-dimensional shape from image focus", IEEE PAMI 17(3), 1995.
+    H. Guo, "A simple algorithm for fitting a Gaussian function", IEEE Signal Processing Magazine 28(5), 2011.
+    Z. Ma, K. He, Y. Wei, J. Sun, E. Wu, "Constant time weighted median filtering for stereo matching and
+    beyond", ICCV 2013.
+    E. S. L. Gastal, M. M. Oliveira, "Domain transform for edge-aware image and video processing", ACM
+    Transactions on Graphics 30(4), 2011.
+    S. Pertuz, D. Puig, M. A. Garcia, "Analysis of focus measure operators for shape-from-focus", Pattern
+    Recognition 46(5), 2013 (focus-curve confidence).
     """
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
@@ -229,10 +245,13 @@ def refine_depth(
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
-    # An outlier takes the median of the trusted pixels of its region (a slope stays a slope).
-    inliers = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s,
-                              sigma_r=MEDIAN_SIGMA_R) if bad.any() else index
-    local = np.where(bad & np.isfinite(inliers), inliers, local)
+    # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
+    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. Outliers
+    # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
+    for mask, tolerance_r in ((occluding & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
+        if mask.any():
+            region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
+            local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
     depth = blend * index + (1.0 - blend) * local
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
