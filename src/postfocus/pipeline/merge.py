@@ -31,6 +31,7 @@ from postfocus.errors import OptionError
 from postfocus.fuse.base import Fusion, blend_width, upscale_region
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
+from postfocus.fuse.occlusion import occlusion_aware_index
 from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
@@ -43,6 +44,8 @@ from postfocus.pipeline.threads import read_ahead
 __all__ = ["apply_gain", "fuse", "merge_frames", "plan_bands"]
 
 Region = tuple[int, int, int, int]
+
+_BAND_MARGIN = 16  # rows: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian)
 
 
 def fuse(
@@ -121,7 +124,10 @@ def fuse(
     image = np.empty((bottom - top, right - left, 3), np.float32)
     for k, part in enumerate(parts):
         stage = f"fuse (band {k + 1} of {len(parts)})"
-        image[part[0] - top : part[2] - top] = job.run(part, whole, on_aligned if k == 0 else None, progress, stage)
+        # Each band is fused with a margin of rows: the occlusion consistency check looks that far around a pixel.
+        ext = (max(top, part[0] - _BAND_MARGIN), left, min(bottom, part[2] + _BAND_MARGIN), right)
+        band = job.run(ext, whole, on_aligned if k == 0 else None, progress, stage)
+        image[part[0] - top : part[2] - top] = band[part[0] - ext[0] : part[2] - ext[0]]
     return image
 
 
@@ -143,14 +149,20 @@ class _Merge:
     def fusion(self, region: Region) -> Fusion:
         """The fusion state of ``region``, from the maps upscaled into it."""
         maps, merge = self.maps, self.merge
-        target = np.clip(maps.focus_index, merge[0], merge[-1])
-        # Focus index as a position among the merged frames (they may have gaps).
-        rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
-        rank = upscale_region(rank.astype(np.float32), maps.size, region)
+        frames = np.asarray(merge, np.float32)
+
+        def rank_of(index: np.ndarray) -> np.ndarray:
+            """Focus index as a position among the merged frames (they may have gaps), upscaled into the region."""
+            rank = np.interp(np.clip(index, merge[0], merge[-1]), frames, np.arange(len(merge), dtype=np.float32))
+            return upscale_region(rank.astype(np.float32), maps.size, region)
+
+        rank = rank_of(maps.focus_index)
         # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
         width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
         if self.method == "depthmap":
-            return DepthmapFusion(rank, width)
+            # At occlusion edges, also the blend without frames where a near object's blur covers the pixel.
+            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
+            return DepthmapFusion(rank, width, safe_index=rank_of(safe))
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
