@@ -60,6 +60,7 @@ def fuse(
     bands: int = 1,
     on_aligned: Callable[[int, np.ndarray], None] | None = None,
     progress: Progress | None = None,
+    occlusion: bool = True,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -92,6 +93,10 @@ def fuse(
         keep aligned frames for refocusing).
     progress : callable, optional
         ``progress(stage, done, total)``.
+    occlusion : bool
+        Depth-map method: at occlusion edges, leave out frames where a near
+        object's blur covers the pixel, where that shows
+        (:mod:`postfocus.fuse.occlusion`); False fuses by the focus map alone.
 
     Returns
     -------
@@ -118,7 +123,7 @@ def fuse(
     top, left, bottom, right = whole
     edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
-    job = _Merge(source, maps, alignment, flow, method, merge)
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion)
     if len(parts) == 1:
         return job.run(whole, whole, on_aligned, progress, "fuse")
     image = np.empty((bottom - top, right - left, 3), np.float32)
@@ -135,9 +140,9 @@ class _Merge:
     """One merge: the frames, their transforms and the maps, run over one region at a time."""
 
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
-                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int]):
+                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
-        self.method, self.merge = method, merge
+        self.method, self.merge, self.occlusion = method, merge, occlusion
         self.labels, self.choice = maps.motion_frames(merge)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +165,8 @@ class _Merge:
         # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
         width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
         if self.method == "depthmap":
+            if not self.occlusion:
+                return DepthmapFusion(rank, width)
             # At occlusion edges, also the blend without frames where a near object's blur covers the pixel.
             safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
             return DepthmapFusion(rank, width, safe_index=rank_of(safe))
