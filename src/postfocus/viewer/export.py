@@ -179,6 +179,7 @@ def viewer_data(
     title: str | None = None,
     tap_map: bool = True,
     volume: bool = False,
+    check: bool = False,
     progress: Progress | None = None,
 ) -> dict:
     """The data object of ``PostfocusViewer.mount`` for a processed stack.
@@ -193,6 +194,7 @@ def viewer_data(
     title : page title (default: the input folder or file name).
     tap_map : include the exact per-pixel tap answers (taps are then lookups).
     volume : include a coarse focus grid (taps computed in the browser when there is no tap map).
+    check : include the forward-model check's residual heat map (:mod:`postfocus.viewer.residual`; a few seconds).
 
     Returns
     -------
@@ -243,6 +245,11 @@ def viewer_data(
     if tap_map:
         packed, plo, phi = tap_map_pixels(stack_tap_map(stack))
         data["tapMap"] = {**_raster(src, "tap_map", packed), "positionMin": plo, "positionMax": phi}
+    if check:
+        from postfocus.viewer.residual import residual_data
+
+        pixels, info = residual_data(stack, aif_small.shape[:2])
+        data["residual"] = {"src": src("residual.png", encode_png(pixels), "image/png"), **info}
     if volume:
         grid, radius = volume_grid(stack)
         data["volume"] = {**_raster(src, "volume", grid), "slices": len(used), "radius": radius}
@@ -269,8 +276,10 @@ def _json_for_script(data: dict) -> str:
 
 def render_page(data: dict) -> str:
     """The page HTML for a data object: template + CSS + viewer + data, nothing external."""
+    from postfocus.viewer.residual import residual_script
+
     js = viewer_script()
-    if "</script" in js.lower():
+    if "</script" in js.lower() or "</script" in residual_script().lower():
         raise PostfocusError("viewer.js must not contain '</script'")
     fallback = data.get("allInFocus", "") if str(data.get("allInFocus", "")).startswith("data:") else ""
     page = _asset("page.html")
@@ -283,6 +292,7 @@ def render_page(data: dict) -> str:
         ("{{fallback_src}}", html.escape(fallback, quote=True)),
         ("/*{{css}}*/", viewer_style()),
         ("/*{{js}}*/", js),
+        ("/*{{residual_js}}*/", residual_script() if data.get("residual") else ""),
         ("{{data}}", _json_for_script(data)),
     ):
         page = page.replace(key, value)
@@ -297,6 +307,7 @@ def export_page(
     quality: int = 82,
     fmt: str = "jpeg",
     title: str | None = None,
+    check: bool = False,
     progress: Progress | None = None,
 ) -> Path:
     """Write the self-contained interactive page of a processed stack.
@@ -308,6 +319,7 @@ def export_page(
     long_edge : long edge of the frames in the page (default 1600; None: full size).
     quality : JPEG/WebP quality (default 82).
     fmt : "jpeg" (default) or "webp" (smaller; needs a browser from 2020 or later).
+    check : add the forward-model check's residual heat map (a "Residual" toggle).
 
     Returns
     -------
@@ -324,6 +336,6 @@ def export_page(
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, not a file name")
-    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, progress=progress)
+    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check, progress=progress)
     text = render_page(data)
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
