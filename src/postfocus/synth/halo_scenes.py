@@ -53,24 +53,7 @@ def _texture(name: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def _pins_layers(size: tuple[int, int] | None, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Specular gold pins near the camera over a dark green textured board far behind.
-
-    Each pin is a vertical cylinder with a rounded tip: Lambertian gold
-    shading across its width plus a specular stripe that reaches white, and
-    a fine grain; pins stand at two near depths.
-
-    Parameters
-    ----------
-    size : tuple of int or None
-        (height, width); default 480 x 640.
-    rng : numpy.random.Generator
-        Jitters the pins' positions, widths and lengths.
-
-    Returns
-    -------
-    image, depth01 : numpy.ndarray
-        float32 (H, W, 3) RGB in [0, 1] and float32 (H, W) depth in [0, 1].
-    """
+    """The layers of :func:`pins` (see :func:`halo_layers`)."""
     h, w = size or (480, 640)
     board = _texture("gravel", (h, w))
     board = 0.04 + 0.3 * (board - board.min()) / max(float(np.ptp(board)), 1e-6)
@@ -102,20 +85,7 @@ def _pins_layers(size: tuple[int, int] | None, rng: np.random.Generator) -> tupl
 
 
 def _grass_layers(size: tuple[int, int] | None, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Dark blades and a leaf near the camera over a bright textured background far behind.
-
-    Parameters
-    ----------
-    size : tuple of int or None
-        (height, width); default 480 x 640.
-    rng : numpy.random.Generator
-        Jitters the blades' paths and widths and the leaf's place.
-
-    Returns
-    -------
-    image, depth01 : numpy.ndarray
-        float32 (H, W, 3) RGB in [0, 1] and float32 (H, W) depth in [0, 1].
-    """
+    """The layers of :func:`grass` (see :func:`halo_layers`)."""
     h, w = size or (480, 640)
     wall = _texture("brick", (h, w))
     wall = 0.62 + 0.36 * (wall - wall.min()) / max(float(np.ptp(wall)), 1e-6)
