@@ -66,9 +66,15 @@ class DepthmapFusion:
         low_map = self.index_map
         if safe_index is not None:
             safe = np.asarray(safe_index, np.float32)
-            rows, cols = np.nonzero(np.abs(safe - self.index_map) > 0.05)
+            differs = np.abs(safe - self.index_map) > 0.05
+            rows, cols = np.nonzero(differs)
             if rows.size:
                 box = (int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1)
+                # the tiles where the safe index differs: the only ones the safe blend is made in
+                ty, tx = -(-h // tile), -(-w // tile)
+                padded = np.zeros((ty * tile, tx * tile), bool)
+                padded[:h, :w] = differs
+                self._safe_tiles = padded.reshape(ty, tile, tx, tile).any(axis=(1, 3))
                 bh, bw = box[2] - box[0], box[3] - box[1]
                 self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
                               [np.zeros((bh, bw), np.float32) for _ in range(3)], np.full((bh, bw), 1e-12, np.float32))
@@ -139,10 +145,25 @@ class DepthmapFusion:
             self._add_safe(position, frame, (t, l, b, r))
 
     def _add_safe(self, position: float, frame: np.ndarray, region: Rect) -> None:
-        """Fold the part of ``frame`` inside the safe box into the occlusion-safe blend."""
-        (st, sl, sb, sr), safe, sums, weight = self._safe
+        """Fold the tiles of ``frame`` where the safe index differs into the occlusion-safe blend."""
         t, l, b, r = region
-        it, il, ib, ir = max(t, st), max(l, sl), min(b, sb), min(r, sr)
+        tile = self.tile
+        h, w = self.index_map.shape
+        for row in range(t // tile, -(-b // tile)):
+            cols = np.flatnonzero(self._safe_tiles[row, l // tile:-(-r // tile)]) + l // tile
+            if cols.size == 0:
+                continue
+            breaks = np.flatnonzero(np.diff(cols) > 1)
+            for a, z in zip(np.r_[0, breaks + 1], np.r_[breaks, cols.size - 1]):
+                rect = (max(t, row * tile), max(l, int(cols[a]) * tile),
+                        min(b, (row + 1) * tile, h), min(r, (int(cols[z]) + 1) * tile, w))
+                self._add_safe_rect(position, frame, region, rect)
+
+    def _add_safe_rect(self, position: float, frame: np.ndarray, region: Rect, rect: Rect) -> None:
+        """Fold ``rect`` of ``frame`` (which holds ``region``) into the occlusion-safe blend, inside its box."""
+        (st, sl, sb, sr), safe, sums, weight = self._safe
+        t, l = region[:2]
+        it, il, ib, ir = max(rect[0], st), max(rect[1], sl), min(rect[2], sb), min(rect[3], sr)
         if it >= ib or il >= ir:
             return
         d = safe[it - st:ib - st, il - sl:ir - sl] - np.float32(position)
@@ -162,10 +183,12 @@ class DepthmapFusion:
                 plane *= inv
             if self._safe is not None:  # the consistency check, plane by plane, in place
                 (t, l, b, r), _, safe, weight = self._safe
+                unset = weight < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
                 np.reciprocal(weight, out=weight)
-                for plane in safe:
-                    plane *= weight
                 sharp = [plane[t:b, l:r] for plane in self._sum]
+                for plane, same in zip(safe, sharp):
+                    plane *= weight
+                    np.copyto(plane, same, where=unset)
                 keep = consistency_weight(sharp, safe)
                 for a, s in zip(sharp, safe):
                     a -= s
