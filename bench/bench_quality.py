@@ -218,8 +218,9 @@ def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str
         source = open_source([str(p) for p in paths])
         analysis = analyse(source)
         before = fuse(source, analysis.maps, alignment=analysis.alignment, occlusion=False)
+        before = np.round(np.clip(before, 0, 1) * 255) / 255  # 8 bits, as the command writes its PNG
         rows.append({"scene": name, "tool": "postfocus depthmap, focus map alone (before issue 15)",
-                     **truth.score(np.clip(before, 0, 1))})
+                     **truth.score(before.astype(np.float32))})
     aligned = aligned_true(st)
     oracle = oracle_composite(st)
     rows.append({"scene": name, "tool": "oracle (true depth, true transforms)", **truth.score(oracle)})
