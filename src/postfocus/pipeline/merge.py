@@ -45,7 +45,7 @@ __all__ = ["apply_gain", "fuse", "merge_frames", "plan_bands"]
 
 Region = tuple[int, int, int, int]
 
-_BAND_MARGIN = 16  # rows: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian)
+_MARGIN = 16  # px: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian, and more)
 
 
 def fuse(
@@ -124,15 +124,24 @@ def fuse(
     edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion)
-    if len(parts) == 1:
-        return job.run(whole, whole, on_aligned, progress, "fuse")
+    # The occlusion consistency check looks _MARGIN px around a pixel: every part is fused with that
+    # margin of the picture around it (where the picture has it), so a region or a band gives the
+    # same pixels as the whole.
+    m = _MARGIN if method == "depthmap" and occlusion else 0
+    grown = (max(0, top - m), max(0, left - m), min(H, bottom + m), min(W, right + m))
+    keep = on_aligned
+    if on_aligned is not None and grown != whole:
+        oy, ox = top - grown[0], left - grown[1]
+
+        def keep(i: int, aligned: np.ndarray) -> None:
+            on_aligned(i, np.ascontiguousarray(aligned[oy:oy + bottom - top, ox:ox + right - left]))
+
     image = np.empty((bottom - top, right - left, 3), np.float32)
     for k, part in enumerate(parts):
-        stage = f"fuse (band {k + 1} of {len(parts)})"
-        # Each band is fused with a margin of rows: the occlusion consistency check looks that far around a pixel.
-        ext = (max(top, part[0] - _BAND_MARGIN), left, min(bottom, part[2] + _BAND_MARGIN), right)
-        band = job.run(ext, whole, on_aligned if k == 0 else None, progress, stage)
-        image[part[0] - top : part[2] - top] = band[part[0] - ext[0] : part[2] - ext[0]]
+        stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
+        ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
+        fused = job.run(ext, grown, keep if k == 0 else None, progress, stage)
+        image[part[0] - top:part[2] - top] = fused[part[0] - ext[0]:part[2] - ext[0], left - ext[1]:right - ext[1]]
     return image
 
 
