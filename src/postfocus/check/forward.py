@@ -116,7 +116,7 @@ def check_frames(
     Parameters
     ----------
     image : np.ndarray
-        float32 (H, W, 3) all-in-focus image in [0, 1] (display-encoded), output geometry.
+        float32 (H, W, 3) or (H, W) all-in-focus image in [0, 1] (display-encoded), output geometry.
     depth : np.ndarray
         float32 (H, W) depth in frame numbers in the frames' own order (frame ``i`` is sharp at depth ``i``).
     read : callable
@@ -148,9 +148,9 @@ def check_frames(
     ----------
     Pentland (1987); Subbarao & Surya (1994); Hasinoff & Kutulakos (2007).
     """
-    image = np.asarray(image, np.float32)
+    image = _rgb(image)
     depth = np.asarray(depth, np.float32)
-    if image.ndim != 3 or image.shape[2] < 3 or depth.shape != image.shape[:2]:
+    if depth.shape != image.shape[:2]:
         raise PostfocusError(f"image {image.shape} and depth {depth.shape} do not match")
     frames = [int(i) for i in frames]
     if len(frames) < 2:
@@ -166,7 +166,7 @@ def check_frames(
         x = np.ascontiguousarray(x, np.float32)
         return x if x.shape[:2] == (h, w) else cv2.resize(x, (w, h), interpolation=interpolation)
 
-    img = np.clip(small(image[..., :3]), 0.0, 1.0)
+    img = np.clip(small(image), 0.0, 1.0)
     dep = small(depth, cv2.INTER_NEAREST)  # depth edges stay edges: no made-up middle layers
     linear = gamma_decode(img)
     grey = to_grey(linear)
@@ -174,7 +174,7 @@ def check_frames(
 
     def read_small(i: int) -> np.ndarray:
         frame = kept.pop(i, None)
-        return np.clip(small(read(i)[..., :3]), 0.0, 1.0) if frame is None else frame.astype(np.float32)
+        return np.clip(small(_rgb(read(i))), 0.0, 1.0) if frame is None else frame.astype(np.float32)
 
     if model is None:
         weight = small(confidence) if confidence is not None else None
@@ -251,6 +251,16 @@ def _top_count(frames: int) -> int:
     it, the single worst frame would catch every frame's noise.
     """
     return max(2, math.ceil(frames / 8))
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 3): grey pictures repeated over three channels, alpha dropped."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise PostfocusError(f"a picture of shape {image.shape} is neither grey nor RGB")
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
 
 
 def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:

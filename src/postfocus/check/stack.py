@@ -16,7 +16,7 @@ import numpy as np
 
 from postfocus.check.defocus import DefocusModel
 from postfocus.check.forward import FLAG_LEVEL, CheckResult, check_frames
-from postfocus.errors import OptionError, PostfocusError
+from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.store import ProcessedStack
 
 __all__ = ["band_ratio", "depth_edges", "forward_check"]
@@ -70,6 +70,8 @@ def forward_check(
     ------
     OptionError
         ``frames`` holds a frame that is not kept, or fewer than 2 frames.
+    InputError
+        The stack keeps fewer than 2 frames.
 
     Examples
     --------
@@ -80,6 +82,8 @@ def forward_check(
     """
     used = list(stack.used)
     if frames is None:
+        if len(used) < 2:
+            raise InputError(f"{stack.folder}: {len(used)} frame kept; the check compares at least 2")
         frames = used
     else:
         frames = sorted({int(i) for i in frames})

@@ -6,6 +6,7 @@
 - :mod:`~postfocus.products.aperture` -- shallow depth of field from depth and the all-in-focus image.
 - :mod:`~postfocus.products.mesh` -- a textured 3D relief, its preview and a rocking GIF.
 - :mod:`~postfocus.products.aligned` -- the aligned frames as files for other tools.
+- :mod:`~postfocus.products.retouch` -- paint parts of the result from a source frame; :mod:`~postfocus.products.edits` keeps the edits.
 
 Each reads a :class:`~postfocus.store.ProcessedStack` (or its maps).
 """
@@ -16,28 +17,37 @@ from postfocus.products.depth import DepthResult, colourise, depth_map, read_dep
 from postfocus.products.mesh import HeightMesh, build_mesh, render_view, rock_frames, write_gif, write_mesh
 from postfocus.products.pop import PopResult, colour_pop, pop, pop_mask
 from postfocus.products.refocus import Tap, parse_point, sharpest_frame, tap
+from postfocus.products.edits import Edit, load_edits, save_edits
+from postfocus.products.retouch import apply_edits, read_mask, retouch, retouched
 
 __all__ = [
     "PRESETS",
     "ApertureResult",
     "DepthResult",
+    "Edit",
     "HeightMesh",
     "PopResult",
     "Tap",
     "align_frames",
     "aperture",
+    "apply_edits",
     "build_mesh",
     "colour_pop",
     "colourise",
     "depth_map",
     "focus_at",
+    "load_edits",
     "parse_point",
     "pop",
     "pop_mask",
     "read_depth_png",
+    "read_mask",
     "render_aperture",
     "render_view",
+    "retouch",
+    "retouched",
     "rock_frames",
+    "save_edits",
     "sharpest_frame",
     "tap",
     "write_depth_png",
