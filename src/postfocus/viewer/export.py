@@ -44,6 +44,7 @@ __all__ = [
     "encode_png",
     "export_page",
     "focus_map_pixels",
+    "cleaned_focus_map",
     "render_page",
     "tap_map_pixels",
     "viewer_data",
@@ -146,17 +147,30 @@ def tap_map_pixels(tm: TapMap) -> tuple[np.ndarray, float, float]:
     return np.dstack([tm.slot, pos, conf]).astype(dtype), lo, hi
 
 
-def depth_preview(stack: ProcessedStack, picture: np.ndarray) -> np.ndarray:
-    """Colour depth picture (the map and colours of ``postfocus depth``, warm is near) at the size of ``picture``."""
-    from postfocus.products.depth import colourise, depth_map
+def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None) -> np.ndarray:  # noqa: ANN001
+    """Colour depth picture (the map and colours of ``postfocus depth --preview``, warm is near) at the size of ``picture``.
 
-    result = depth_map(stack)
+    ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller holds it.
+    """
+    from postfocus.products.depth import colourise, depth_map, depth_range
+
+    result = result if result is not None else depth_map(stack)
     h, w = picture.shape[:2]
     depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)
     # Spread the colours over the depths this scene has (a macro subject may span a few frames of many).
-    lo, hi = (float(v) for v in np.percentile(depth, [1, 99]))
-    span = max(hi - lo, 1.0)
-    return colourise((depth - lo) / span * 255.0, 256)
+    lo, hi = depth_range(depth, result.frames)
+    return colourise(depth, result.frames, lo=lo, hi=hi)
+
+
+def cleaned_focus_map(stack: ProcessedStack, result) -> np.ndarray:  # noqa: ANN001
+    """The depth map's outlier-free depth as a focus index: frame numbers in recording order, at the stored map's size.
+
+    The page's colour pop and depth view read it, so they agree with ``postfocus depth``, ``aperture``,
+    ``mesh`` and ``pop`` (a confident-looking outlier of the raw focus index would show there).
+    """
+    mh, mw = np.asarray(stack.focus_index).shape[:2]
+    frame = result.depth if stack.near_to_far else (result.frames - 1) - result.depth
+    return cv2.resize(np.asarray(frame, np.float32), (mw, mh), interpolation=cv2.INTER_AREA)
 
 
 def volume_grid(stack: ProcessedStack, long_edge: int = 96, radius: int = 6) -> tuple[np.ndarray, int]:
@@ -223,7 +237,10 @@ def viewer_data(
     aif = retouched(stack)  # with the stack's retouching edits, if any (postfocus.products.edits)
     aif_small = _fit(aif, long_edge)
     lo, hi = float(min(used)), float(max(used))
-    fi = np.asarray(stack.focus_index, np.float32)
+    from postfocus.products.depth import depth_map
+
+    depth = depth_map(stack, image=aif)
+    fi = cleaned_focus_map(stack, depth)
     data: dict = {
         "format": "postfocus-viewer",
         "version": DATA_VERSION,
@@ -240,7 +257,7 @@ def viewer_data(
         "focusMap": {**_raster(src, "focus_map", focus_map_pixels(fi, lo, hi)), "min": lo, "max": hi},
         "pop": {"tolerance": 1.0, "softness": 0.75},
     }
-    data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small), fmt, quality), mime)
+    data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small, depth), fmt, quality), mime)
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:
