@@ -32,13 +32,13 @@ import cv2
 import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.animation import ANIMATION_FORMATS, write_animation
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
 from postfocus.store import ProcessedStack
 
-__all__ = ["MAX_FRAMES", "FocusPull", "PullEnd", "animate", "ease", "plan_pull", "pull_positions", "render_pull"]
+__all__ = ["MAX_FRAMES", "FocusPull", "PullEnd", "animate", "check_pull_options", "ease", "plan_pull", "pull_positions", "render_pull"]
 
 PullEnd = Union[str, int, tuple]
 """``"near"``, ``"far"``, ``"40%"`` (share of the sweep), a frame number, or an ``(x, y)`` point."""
@@ -109,16 +109,19 @@ def _frame_depth(stack: ProcessedStack, frame: int) -> float:
     return float(frame if stack.near_to_far else last - frame)
 
 
-def _end_depth(stack: ProcessedStack, spec: PullEnd, depth) -> float:  # noqa: ANN001 (DepthResult)
+def _end_depth(stack: ProcessedStack, param: str, spec: PullEnd, depth) -> float:  # noqa: ANN001 (DepthResult)
     last = len(stack.names) - 1
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         if int(spec) not in stack.used:
-            raise PostfocusError(f"frame {int(spec)} is not in this stack (frames kept: {list(stack.used)})")
+            raise OptionError(param, spec, f"frame {int(spec)} is not in this stack (frames kept: {list(stack.used)})")
         return _frame_depth(stack, int(spec))
     if isinstance(spec, tuple):
         if len(spec) != 2:
-            raise PostfocusError(f"point {spec!r}: expected (x, y)")
-        return focus_at(depth.depth, float(spec[0]), float(spec[1]), depth.confidence)
+            raise OptionError(param, spec, "a point is (x, y)")
+        try:
+            return focus_at(depth.depth, float(spec[0]), float(spec[1]), depth.confidence)
+        except PostfocusError as exc:
+            raise OptionError(param, spec, str(exc)) from None
     if isinstance(spec, str):
         text = spec.strip().lower()
         if text in ("near", "far"):
@@ -129,9 +132,9 @@ def _end_depth(stack: ProcessedStack, spec: PullEnd, depth) -> float:  # noqa: A
         if m:
             share = float(m.group(1))
             if not 0 <= share <= 100:
-                raise PostfocusError(f"{spec!r}: a share of the sweep is 0% (nearest frame) to 100% (farthest)")
+                raise OptionError(param, spec, "a share of the sweep is 0% (nearest frame) to 100% (farthest)")
             return share / 100.0 * last
-    raise PostfocusError(f"end of the pull {spec!r}: use near, far, a frame number, a share like 40% or a point (x, y)")
+    raise OptionError(param, spec, "use near, far, a frame number, a share of the sweep like 40% or a point X,Y")
 
 
 def _needs_depth(spec: PullEnd) -> bool:
@@ -142,6 +145,34 @@ def _output_size(size: tuple[int, int], long_edge: int | None) -> tuple[int, int
     h, w = size
     s = 1.0 if not long_edge else min(1.0, long_edge / max(h, w))
     return max(2, int(round(h * s / 2)) * 2), max(2, int(round(w * s / 2)) * 2)
+
+
+def check_pull_options(*, duration: float, fps: float, f_number: float | None = None,
+                       long_edge: int | None = None) -> int:
+    """Refuse a bad duration, frame rate, f-number or size before any work; return the number of frames.
+
+    Raises
+    ------
+    OptionError
+
+    Examples
+    --------
+    >>> check_pull_options(duration=2, fps=12)
+    24
+    """
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+        raise OptionError("duration", duration, "must be more than 0 seconds")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 120):
+        raise OptionError("fps", fps, "use more than 0 and at most 120 frames per second")
+    count = int(round(duration * fps))
+    if not 2 <= count <= MAX_FRAMES:
+        raise OptionError("duration", duration, f"at {fps:g} frames per second this makes {count} frames; "
+                          f"a pull has 2 to {MAX_FRAMES}")
+    if long_edge is not None and long_edge < 16:
+        raise OptionError("long_edge", long_edge, "at least 16 pixels")
+    if f_number is not None and not (isinstance(f_number, (int, float)) and math.isfinite(f_number) and f_number > 0):
+        raise OptionError("f_number", f_number, "must be a number above 0 (e.g. 1.4, 2.8, 8)")
+    return count
 
 
 def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = "far", duration: float = 3.0,
@@ -174,24 +205,13 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
     PostfocusError
         For a bad end, duration, frame rate or f-number.
     """
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-        raise PostfocusError(f"duration {duration}: must be more than 0 seconds")
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 120):
-        raise PostfocusError(f"frame rate {fps}: use more than 0 and at most 120 frames per second")
-    count = int(round(duration * fps))
-    if not 2 <= count <= MAX_FRAMES:
-        raise PostfocusError(f"{duration:g} s at {fps:g} frames per second makes {count} frames; "
-                             f"a pull has 2 to {MAX_FRAMES}")
-    if long_edge is not None and long_edge < 16:
-        raise PostfocusError(f"long edge {long_edge}: at least 16 pixels")
-    if f_number is not None:
-        blur_from_f_number(f_number, (2, 2), 1.0)  # refuses a bad f-number
+    count = check_pull_options(duration=duration, fps=fps, f_number=f_number, long_edge=long_edge)
     depth = None
     if f_number is not None or _needs_depth(start) or _needs_depth(end):
         from postfocus.products.depth import depth_map
 
         depth = depth_map(stack)
-    a, b = _end_depth(stack, start, depth), _end_depth(stack, end, depth)
+    a, b = _end_depth(stack, "start", start, depth), _end_depth(stack, "end", end, depth)
     return FocusPull(positions=pull_positions(a, b, count, bounce=bounce), start=a, end=b,
                      size=_output_size(stack.size, long_edge), fps=float(fps), f_number=f_number, depth=depth)
 

@@ -46,10 +46,10 @@ import cv2
 import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.store import ProcessedStack
 
-__all__ = ["DEFAULT_STRENGTH", "StereoPair", "anaglyph", "disparity", "render_view", "side_by_side", "stereo",
+__all__ = ["DEFAULT_STRENGTH", "StereoPair", "anaglyph", "check_strength", "disparity", "render_view", "side_by_side", "stereo",
            "stereo_pair", "wiggle_frames"]
 
 DEFAULT_STRENGTH = 0.02
@@ -87,9 +87,14 @@ def _check(image: np.ndarray, depth: np.ndarray, strength: float) -> tuple[np.nd
         raise PostfocusError(f"depth map {depth.shape} and image {image.shape[:2]} must be the same size")
     if not np.isfinite(depth).all():
         raise PostfocusError("depth map has NaN or infinite values")
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 0.2):
-        raise PostfocusError(f"stereo strength {strength}: use 0 to 0.2 (a share of the width; 0.02 is gentle)")
+    check_strength(strength)
     return image, depth
+
+
+def check_strength(strength: float) -> None:
+    """Refuse a stereo strength outside 0..0.2 of the width (OptionError on ``strength``)."""
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 0.2):
+        raise OptionError("strength", strength, "use 0 to 0.2 (a share of the width; 0.02 is gentle)")
 
 
 def disparity(depth: np.ndarray, *, strength: float = DEFAULT_STRENGTH, zero: float | None = None,
