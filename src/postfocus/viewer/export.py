@@ -69,8 +69,8 @@ def _asset(name: str) -> str:
 
 
 def viewer_script() -> str:
-    """The viewer module (``viewer.js``) as text."""
-    return _asset("viewer.js")
+    """The viewer module (``viewer.js``) and the living picture (``living.js``) as text."""
+    return _asset("viewer.js") + "\n" + _asset("living.js")
 
 
 def viewer_style() -> str:
@@ -145,11 +145,14 @@ def tap_map_pixels(tm: TapMap) -> tuple[np.ndarray, float, float]:
     return np.dstack([tm.slot, pos, conf]).astype(dtype), lo, hi
 
 
-def depth_preview(stack: ProcessedStack, picture: np.ndarray) -> np.ndarray:
-    """Colour depth picture (the map and colours of ``postfocus depth``, warm is near) at the size of ``picture``."""
+def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None) -> np.ndarray:  # noqa: ANN001
+    """Colour depth picture (the map and colours of ``postfocus depth``, warm is near) at the size of ``picture``.
+
+    ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller has it already.
+    """
     from postfocus.products.depth import colourise, depth_map
 
-    result = depth_map(stack)
+    result = result if result is not None else depth_map(stack)
     h, w = picture.shape[:2]
     depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)
     # Spread the colours over the depths this scene has (a macro subject may span a few frames of many).
@@ -179,6 +182,7 @@ def viewer_data(
     title: str | None = None,
     tap_map: bool = True,
     volume: bool = False,
+    pull_on_load: bool = True,
     progress: Progress | None = None,
 ) -> dict:
     """The data object of ``PostfocusViewer.mount`` for a processed stack.
@@ -193,6 +197,7 @@ def viewer_data(
     title : page title (default: the input folder or file name).
     tap_map : include the exact per-pixel tap answers (taps are then lookups).
     volume : include a coarse focus grid (taps computed in the browser when there is no tap map).
+    pull_on_load : the page plays a short focus pull when it opens (``living.pull.onLoad``).
 
     Returns
     -------
@@ -237,7 +242,11 @@ def viewer_data(
         "focusMap": {**_raster(src, "focus_map", focus_map_pixels(fi, lo, hi)), "min": lo, "max": hi},
         "pop": {"tolerance": 1.0, "softness": 0.75},
     }
-    data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small), fmt, quality), mime)
+    from postfocus.products.depth import depth_map
+
+    depth = depth_map(stack, image=aif)
+    data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small, depth), fmt, quality), mime)
+    data["living"] = _living(stack, aif_small, depth.depth, src, fmt, quality, pull_on_load)
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:
@@ -249,6 +258,21 @@ def viewer_data(
     if progress:
         progress("page: frames", total, total)
     return data
+
+
+def _living(stack: ProcessedStack, picture: np.ndarray, depth: np.ndarray, src: SrcMaker, fmt: str, quality: int,
+            pull_on_load: bool) -> dict:
+    """Parallax depth, background layer and focus-pull order (:mod:`postfocus.viewer.living`)."""
+    from postfocus.viewer.living import living_data
+
+    h, w = picture.shape[:2]
+    small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_AREA)
+    slots = list(range(len(stack.used)))
+    ext, mime = ("jpg" if fmt == "jpeg" else "webp"), FORMATS[fmt][1]
+    return living_data(slots if stack.near_to_far else slots[::-1], picture, small_depth,
+                       lambda name, pixels: _raster(src, name, pixels),
+                       lambda name, image: src(f"{name}.{ext}", encode_picture(image, fmt, quality), mime),
+                       pull_on_load=pull_on_load)
 
 
 def _default_title(stack: ProcessedStack) -> str:
@@ -297,6 +321,7 @@ def export_page(
     quality: int = 82,
     fmt: str = "jpeg",
     title: str | None = None,
+    pull_on_load: bool = True,
     progress: Progress | None = None,
 ) -> Path:
     """Write the self-contained interactive page of a processed stack.
@@ -308,6 +333,7 @@ def export_page(
     long_edge : long edge of the frames in the page (default 1600; None: full size).
     quality : JPEG/WebP quality (default 82).
     fmt : "jpeg" (default) or "webp" (smaller; needs a browser from 2020 or later).
+    pull_on_load : play a short focus pull when the page opens (never with reduced motion asked for).
 
     Returns
     -------
@@ -324,6 +350,7 @@ def export_page(
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, not a file name")
-    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, progress=progress)
+    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, pull_on_load=pull_on_load,
+                       progress=progress)
     text = render_page(data)
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
