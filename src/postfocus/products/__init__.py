@@ -6,25 +6,33 @@
 - :mod:`~postfocus.products.aperture` -- shallow depth of field from depth and the all-in-focus image.
 - :mod:`~postfocus.products.mesh` -- a textured 3D relief, its preview and a rocking GIF.
 - :mod:`~postfocus.products.aligned` -- the aligned frames as files for other tools.
+- :mod:`~postfocus.products.animate` -- a focus pull (MP4, GIF, WebP) between frames or with the aperture.
+- :mod:`~postfocus.products.stereo` -- left and right views from the depth map (DIBR), anaglyph, wiggle.
 
 Each reads a :class:`~postfocus.store.ProcessedStack` (or its maps).
 """
 
 from postfocus.products.aligned import align_frames
+from postfocus.products.animate import FocusPull, animate, plan_pull, render_pull
 from postfocus.products.aperture import PRESETS, ApertureResult, aperture, focus_at, render_aperture
 from postfocus.products.depth import DepthResult, colourise, depth_map, read_depth_png, write_depth_png
 from postfocus.products.mesh import HeightMesh, build_mesh, render_view, rock_frames, write_gif, write_mesh
 from postfocus.products.pop import PopResult, colour_pop, pop, pop_mask
 from postfocus.products.refocus import Tap, parse_point, sharpest_frame, tap
+from postfocus.products.stereo import StereoPair, anaglyph, side_by_side, stereo, stereo_pair, wiggle_frames
 
 __all__ = [
     "PRESETS",
     "ApertureResult",
     "DepthResult",
+    "FocusPull",
     "HeightMesh",
     "PopResult",
+    "StereoPair",
     "Tap",
     "align_frames",
+    "anaglyph",
+    "animate",
     "aperture",
     "build_mesh",
     "colour_pop",
@@ -32,15 +40,21 @@ __all__ = [
     "depth_map",
     "focus_at",
     "parse_point",
+    "plan_pull",
     "pop",
     "pop_mask",
     "read_depth_png",
     "render_aperture",
+    "render_pull",
     "render_view",
     "rock_frames",
     "sharpest_frame",
+    "side_by_side",
+    "stereo",
+    "stereo_pair",
     "tap",
     "write_depth_png",
     "write_gif",
     "write_mesh",
+    "wiggle_frames",
 ]
