@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from browser import artifact_path
 from conftest import save_rgb, textured_scene
+from test_viewer_page import _open
 from PIL import Image
 
 from postfocus.pipeline.run import process
@@ -31,7 +32,6 @@ from postfocus.viewer.living import AMPLITUDE, background_layer, depth_levels
 
 H, W, N = 240, 320, 6
 SQUARE = (slice(70, 170), slice(110, 210))
-VIEWPORT = {"width": 960, "height": 760}
 LIVING_JS = Path(__file__).parents[1] / "src/postfocus/viewer/living.js"
 
 
@@ -61,26 +61,29 @@ def sweep(tmp_path_factory):
     return ps, page, quiet
 
 
-def open_page(browser, path: Path, **context):  # noqa: F811
-    ctx = browser.new_context(viewport=VIEWPORT, **context)
-    pg = ctx.new_page()
-    requests, errors = [], []
-    pg.on("request", lambda r: requests.append(r.url))
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.goto(path.resolve().as_uri())
-    wait_for(pg, "() => !!(window.postfocusState && window.postfocusState.ready && window.postfocusLivingState"
-                 " && window.postfocusLivingState.ready)")
-    pg.errors, pg.requests = errors, requests
-    return ctx, pg
+def opened(browser, path: Path, **context):  # noqa: F811
+    """The page from file:// (test_viewer_page's opener: no page error, no request outside), living picture ready."""
+    for pg in _open(browser, path, **context):
+        wait_for(pg, "() => !!(window.postfocusLivingState && window.postfocusLivingState.ready)")
+        yield pg
 
 
-def close_page(ctx, pg) -> None:
-    try:
-        assert not pg.errors, pg.errors
-        assert not [u for u in pg.requests if not u.startswith(("data:", "file:", "blob:", "about:"))]
-    finally:
-        ctx.close()
+@pytest.fixture
+def page(browser, sweep):  # noqa: F811
+    """The page that plays its focus-pull hint."""
+    yield from opened(browser, sweep[1])
+
+
+@pytest.fixture
+def quiet_page(browser, sweep):  # noqa: F811
+    """The page made with the hint turned off."""
+    yield from opened(browser, sweep[2])
+
+
+@pytest.fixture
+def still_page(browser, sweep):  # noqa: F811
+    """The page with the hint, opened where the system asks for reduced motion."""
+    yield from opened(browser, sweep[1], reduced_motion="reduce")
 
 
 def wait_for(pg, script: str, timeout: float = 20.0) -> None:
@@ -166,94 +169,75 @@ def test_living_script_parses():
 
 
 @pytest.mark.browser
-def test_parallax_moves_near_pixels_more_than_far(browser, sweep):  # noqa: F811
-    ps, _, quiet = sweep
-    ctx, pg = open_page(browser, quiet)
-    try:
-        assert living(pg)["parallax"] is False  # off by default
-        pg.keyboard.press("a")  # the all-in-focus picture: texture everywhere
-        pg.click(".pf-tilt")
-        assert pg.get_attribute(".pf-tilt", "aria-pressed") == "true"
-        flat = pg.evaluate("() => window.postfocusLiving.tiltTo(0, 0).parallax")
-        assert flat
-        level = canvas_pixels(pg)
-        left = tilt_with_pointer(pg, 0.002)
-        right = tilt_with_pointer(pg, 0.998)
-        artifact_path("living-tilt-left.png").write_bytes(pg.locator(".pf-stage").screenshot())
-        h, w = left.shape[:2]
-        sy, sx = h / H, w / W
-        inner = (int(95 * sy), int(145 * sy), int(140 * sx), int(180 * sx))  # well inside the near square
-        outer = (int(20 * sy), int(50 * sy), int(30 * sx), int(80 * sx))  # far background
-        near_shift = shift_between(left, right, inner)
-        far_shift = shift_between(left, right, outer)
-        expected = 2 * AMPLITUDE * w  # from tilt -1 to +1, the nearest level moves this far
-        assert near_shift < 0, "looking from the right, the near moves left"
-        assert abs(near_shift) == pytest.approx(expected, rel=0.2), (near_shift, expected)
-        assert abs(far_shift) < 0.5, far_shift
-        # At no tilt the picture is itself; the uncovered band beside the square is filled, not left black.
-        shown = pg.evaluate("() => { const c = document.createElement('canvas'); const i = window.postfocusViewer"
-                            "._current; c.width = %d; c.height = %d; const x = c.getContext('2d');"
-                            " x.drawImage(i, 0, 0, c.width, c.height); return c.toDataURL('image/png'); }" % (w, h))
-        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(shown.split(",", 1)[1]))).convert("RGB"),
-                           np.float32) / 255
-        assert np.abs(level - shown).mean() < 0.01
-        band = right[int(80 * sy):int(160 * sy), int(205 * sx):int(210 * sx)]  # right of the square, uncovered
-        assert band.mean() > 0.1 and living(pg)["renderMs"] < 100
-        pg.keyboard.press("t")
-        assert living(pg)["parallax"] is False
-        assert pg.evaluate("getComputedStyle(window.postfocusLiving.canvas).opacity") == "0"
-    finally:
-        close_page(ctx, pg)
+def test_parallax_moves_near_pixels_more_than_far(quiet_page):
+    pg = quiet_page
+    assert living(pg)["parallax"] is False  # off by default
+    pg.keyboard.press("a")  # the all-in-focus picture: texture everywhere
+    pg.click(".pf-tilt")
+    assert pg.get_attribute(".pf-tilt", "aria-pressed") == "true"
+    assert pg.evaluate("() => window.postfocusLiving.tiltTo(0, 0).parallax")
+    level = canvas_pixels(pg)
+    left = tilt_with_pointer(pg, 0.002)
+    right = tilt_with_pointer(pg, 0.998)
+    artifact_path("living-tilt-right.png").write_bytes(pg.locator(".pf-stage").screenshot())
+    h, w = left.shape[:2]
+    sy, sx = h / H, w / W
+    inner = (int(95 * sy), int(145 * sy), int(140 * sx), int(180 * sx))  # well inside the near square
+    outer = (int(20 * sy), int(50 * sy), int(30 * sx), int(80 * sx))  # far background
+    near_shift = shift_between(left, right, inner)
+    far_shift = shift_between(left, right, outer)
+    expected = 2 * AMPLITUDE * w  # from tilt -1 to +1, the nearest level moves this far
+    assert near_shift < 0, "looking from the right, the near moves left"
+    assert abs(near_shift) == pytest.approx(expected, rel=0.2), (near_shift, expected)
+    assert abs(far_shift) < 0.5, far_shift
+    # Untilted, the canvas is the picture shown; the band the square uncovers is filled, not left black.
+    shown = pg.evaluate("() => { const c = document.createElement('canvas'); const i = window.postfocusViewer"
+                        "._current; c.width = %d; c.height = %d; const x = c.getContext('2d');"
+                        " x.drawImage(i, 0, 0, c.width, c.height); return c.toDataURL('image/png'); }" % (w, h))
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(shown.split(",", 1)[1]))).convert("RGB"),
+                       np.float32) / 255
+    assert np.abs(level - shown).mean() < 0.01
+    band = right[int(80 * sy):int(160 * sy), int(205 * sx):int(210 * sx)]  # right of the square, uncovered
+    assert band.mean() > 0.1 and living(pg)["renderMs"] < 100
+    pg.keyboard.press("t")
+    assert living(pg)["parallax"] is False
+    assert pg.evaluate("getComputedStyle(window.postfocusLiving.canvas).opacity") == "0"
 
 
 @pytest.mark.browser
-def test_focus_pull_plays_once_on_load(browser, sweep):  # noqa: F811
-    ps, page, _ = sweep
-    ctx, pg = open_page(browser, page)
-    try:
-        positions = []
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            s = living(pg)
-            if s["pullPosition"] is not None:
-                positions.append(s["pullPosition"])
-            if s["pullPlayed"]:
-                break
-            pg.wait_for_timeout(40)
-        s = living(pg)
-        assert s["pullPlayed"] and not s["pulling"] and s["pullFrames"] > 20
-        last = len(ps.used) - 1
-        assert max(positions) > last - 0.5  # reached the far frame
-        assert any(abs(p - round(p)) > 0.2 for p in positions)  # and passed between frames
-        assert pg.evaluate("getComputedStyle(document.querySelector('.pf-pull')).opacity") == "0"
-        assert pg.evaluate("window.postfocusState.frame") == ps.used[0]  # the viewer was left as it was
-    finally:
-        close_page(ctx, pg)
+def test_focus_pull_plays_once_on_load(page, sweep):
+    ps = sweep[0]
+    positions = []
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        s = living(page)
+        if s["pullPosition"] is not None:
+            positions.append(s["pullPosition"])
+        if s["pullPlayed"]:
+            break
+        page.wait_for_timeout(40)
+    s = living(page)
+    assert s["pullPlayed"] and not s["pulling"] and s["pullFrames"] > 20
+    assert max(positions) > len(ps.used) - 1.5  # reached the far frame
+    assert any(abs(p - round(p)) > 0.2 for p in positions)  # and passed between frames
+    assert page.evaluate("getComputedStyle(document.querySelector('.pf-pull')).opacity") == "0"
+    assert page.evaluate("window.postfocusState.frame") == ps.used[0]  # the viewer was left as it was
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("how", ["reduced-motion", "turned-off"])
-def test_focus_pull_can_be_turned_off(browser, sweep, how):  # noqa: F811
-    _, page, quiet = sweep
-    ctx, pg = open_page(browser, page, reduced_motion="reduce") if how == "reduced-motion" else open_page(browser, quiet)
-    try:
-        pg.wait_for_timeout(600)
-        s = living(pg)
-        assert not s["pulling"] and s["pullFrames"] == 0
-    finally:
-        close_page(ctx, pg)
+@pytest.mark.parametrize("opened_as", ["still_page", "quiet_page"])
+def test_focus_pull_can_be_turned_off(request, opened_as):
+    pg = request.getfixturevalue(opened_as)  # reduced motion asked for; made with the hint off
+    pg.wait_for_timeout(600)
+    s = living(pg)
+    assert not s["pulling"] and s["pullFrames"] == 0
 
 
 @pytest.mark.browser
-def test_a_tap_stops_the_pull(browser, sweep):  # noqa: F811
-    ps, page, _ = sweep
-    ctx, pg = open_page(browser, page)
-    try:
-        wait_for(pg, "() => window.postfocusLivingState.pulling")
-        box = pg.locator(".pf-stage").bounding_box()
-        pg.mouse.click(box["x"] + 0.1 * box["width"], box["y"] + 0.1 * box["height"])
-        s = living(pg)
-        assert not s["pulling"] and not s["pullPlayed"]
-        assert pg.evaluate("window.postfocusState.frame") == ps.used[-1]  # the tap's answer shows (far corner)
-    finally:
-        close_page(ctx, pg)
+def test_a_tap_stops_the_pull(page, sweep):
+    wait_for(page, "() => window.postfocusLivingState.pulling")
+    box = page.locator(".pf-stage").bounding_box()
+    page.mouse.click(box["x"] + 0.1 * box["width"], box["y"] + 0.1 * box["height"])
+    s = living(page)
+    assert not s["pulling"] and not s["pullPlayed"]
+    assert page.evaluate("window.postfocusState.frame") == sweep[0].used[-1]  # the tap's answer (far corner) shows
