@@ -12,8 +12,9 @@ image and the depth map:
    zero-parallax plane (it stays in place; nearer is in front of the screen,
    farther behind), ``range`` the scene's depth range (2nd to 98th percentile,
    at least a quarter of the sweep, so a flat scene is not blown up) and
-   ``strength`` the total disparity across it as a share of the width. The
-   left view moves every pixel by ``+d / 2``, the right by ``-d / 2``.
+   ``strength`` the total disparity across it as a share of the width (depths
+   beyond that range count as its ends). The left view moves every pixel by
+   ``+d / 2``, the right by ``-d / 2``.
 2. **Forward warp with z-ordering.** Every source pixel's shift is splatted
    to its target pixel; where several land on one pixel, the nearest wins (a
    z-buffer), so a foreground covers the background it moves over. The
@@ -49,7 +50,7 @@ from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.store import ProcessedStack
 
-__all__ = ["DEFAULT_STRENGTH", "StereoPair", "anaglyph", "check_strength", "disparity", "render_view", "side_by_side", "stereo",
+__all__ = ["BAND_ROWS", "DEFAULT_STRENGTH", "StereoPair", "anaglyph", "check_strength", "disparity", "render_view", "side_by_side", "stereo",
            "stereo_pair", "wiggle_frames"]
 
 DEFAULT_STRENGTH = 0.02
@@ -123,7 +124,8 @@ def disparity(depth: np.ndarray, *, strength: float = DEFAULT_STRENGTH, zero: fl
     span = max(hi - lo, 0.25 * max((frames or 1) - 1, 0), 1e-3)
     zero = 0.5 * (lo + hi) if zero is None else float(zero)
     width = depth.shape[1]
-    return (strength * width * (zero - depth) / span).astype(np.float32), zero
+    inside = np.clip(depth, lo, hi)  # a stray depth beyond the scene's range must not fly out of the picture
+    return (strength * width * (zero - inside) / span).astype(np.float32), zero
 
 
 def _nearest_hit(hit: np.ndarray, forward: bool) -> np.ndarray:
@@ -134,6 +136,10 @@ def _nearest_hit(hit: np.ndarray, forward: bool) -> np.ndarray:
         return np.maximum.accumulate(np.where(hit, cols, -1), axis=1)
     rev = np.maximum.accumulate(np.where(hit[:, ::-1], cols, -1), axis=1)[:, ::-1]
     return np.where(rev >= 0, w - 1 - rev, -1)
+
+
+BAND_ROWS = 256
+"""Rows warped at a time (a view's rows are independent: the shift is horizontal)."""
 
 
 def render_view(image: np.ndarray, depth: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,13 +156,25 @@ def render_view(image: np.ndarray, depth: np.ndarray, shift: np.ndarray) -> tupl
     (float32 (H, W, 3) view, bool (H, W) holes: pixels no source pixel reached)
     """
     h, w = depth.shape
+    lo, hi = float(depth.min()), float(depth.max())
+    view = np.empty((h, w, 3), np.float32)
+    holes = np.empty((h, w), bool)
+    for y0 in range(0, h, BAND_ROWS):
+        rows = slice(y0, min(h, y0 + BAND_ROWS))
+        view[rows], holes[rows] = _render_rows(np.asarray(image[rows], np.float32), depth[rows], shift[rows], lo, hi)
+    return view, holes
+
+
+def _render_rows(image: np.ndarray, depth: np.ndarray, shift: np.ndarray, lo: float,
+                 hi: float) -> tuple[np.ndarray, np.ndarray]:
+    h, w = depth.shape
     rows = np.repeat(np.arange(h, dtype=np.int64), w)
     target = np.rint(np.arange(w, dtype=np.float32)[None, :] + shift).astype(np.int64).ravel()
     ok = (target >= 0) & (target < w)
     pix = rows[ok] * w + target[ok]
     d = depth.ravel()[ok]
-    lo, top = float(depth.min()), 2**20 - 1
-    nearness = np.clip((float(depth.max()) - d) / max(float(np.ptp(depth)), 1e-9) * top, 0, top).astype(np.int64)
+    top = 2**20 - 1
+    nearness = np.clip((hi - d) / max(hi - lo, 1e-9) * top, 0, top).astype(np.int64)
     order = np.argsort((pix << 20) | nearness, kind="stable")
     pix_s = pix[order]
     last = np.r_[pix_s[1:] != pix_s[:-1], True]  # the nearest source pixel of each target pixel
@@ -189,7 +207,7 @@ def render_view(image: np.ndarray, depth: np.ndarray, shift: np.ndarray) -> tupl
     # One whose source is nearer than its background edge is a disocclusion: mirror the background across the edge.
     src_x = np.clip(np.rint(map_x).astype(np.int64), 0, w - 1)
     src_depth = depth[yy, src_x]
-    tolerance = max(0.05 * float(np.ptp(depth)), 1e-3)
+    tolerance = max(0.05 * (hi - lo), 1e-3)
     disoccluded = fill & (src_depth < bg_depth - tolerance)
     if disoccluded.any():
         cols = np.arange(w)[None, :]
