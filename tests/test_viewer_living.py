@@ -241,3 +241,17 @@ def test_a_tap_stops_the_pull(page, sweep):
     s = living(page)
     assert not s["pulling"] and not s["pullPlayed"]
     assert page.evaluate("window.postfocusState.frame") == sweep[0].used[-1]  # the tap's answer (far corner) shows
+
+
+@pytest.mark.browser
+def test_turning_the_phone_tilts(quiet_page):
+    pg = quiet_page
+    turn = ("(g) => window.dispatchEvent(new DeviceOrientationEvent('deviceorientation',"
+            " {alpha: 0, beta: 10, gamma: g}))")
+    pg.evaluate(turn, 5)  # ignored while the tilt is off
+    assert living(pg)["tilt"] == {"x": 0, "y": 0}
+    pg.keyboard.press("t")
+    pg.evaluate(turn, 5)  # where the phone is when the tilt is turned on is no tilt
+    pg.evaluate(turn, 5 + 25 / 2)  # half the full turn to the right
+    wait_for(pg, "() => Math.abs(window.postfocusLivingState.tilt.x - 0.5) < 0.01")
+    assert abs(living(pg)["tilt"]["y"]) < 1e-6

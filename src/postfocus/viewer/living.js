@@ -171,6 +171,7 @@
       this.target = { x: 0, y: 0 }; this.tilt = { x: 0, y: 0 };
     } else {
       this._work = null;
+      this._rest = null; // the phone's orientation now is the untilted one
       this._kick(true);
     }
     this._changed();
@@ -195,10 +196,13 @@
   Living.prototype._orientation = function (e) {
     if (!this.parallax || e.gamma == null || e.beta == null) return;
     if (!this._rest) this._rest = { gamma: e.gamma, beta: e.beta };
-    this.target = {
-      x: clamp((e.gamma - this._rest.gamma) / TILT_DEGREES, -1, 1),
-      y: clamp((e.beta - this._rest.beta) / TILT_DEGREES, -1, 1)
-    };
+    var g = (e.gamma - this._rest.gamma) / TILT_DEGREES, b = (e.beta - this._rest.beta) / TILT_DEGREES;
+    // gamma turns about the phone's long side and beta about its short side: swap them in landscape.
+    var angle = (window.screen && window.screen.orientation && window.screen.orientation.angle) || window.orientation || 0;
+    var x = g, y = b;
+    if (angle === 90) { x = b; y = -g; } else if (angle === -90 || angle === 270) { x = -b; y = g; }
+    else if (angle === 180) { x = -g; y = -b; }
+    this.target = { x: clamp(x, -1, 1), y: clamp(y, -1, 1) };
     this._kick();
   };
 
