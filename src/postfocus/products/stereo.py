@@ -266,7 +266,20 @@ def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: f
 
 
 def side_by_side(pair: StereoPair, *, cross: bool = False, gap: int = 0) -> np.ndarray:
-    """The two views next to each other: left on the left (parallel viewing), or swapped (``cross``-eyed)."""
+    """The two views next to each other: left on the left (parallel viewing), or swapped (``cross``-eyed).
+
+    Parameters
+    ----------
+    pair : StereoPair
+    cross : bool
+        Right view on the left, for cross-eyed viewing.
+    gap : int
+        Black columns between the views.
+
+    Returns
+    -------
+    float32 (H, 2 W + gap, 3) image.
+    """
     a, b = (pair.right, pair.left) if cross else (pair.left, pair.right)
     h = a.shape[0]
     spacer = np.zeros((h, max(0, int(gap)), 3), np.float32)
@@ -274,7 +287,20 @@ def side_by_side(pair: StereoPair, *, cross: bool = False, gap: int = 0) -> np.n
 
 
 def anaglyph(pair: StereoPair) -> np.ndarray:
-    """Red-cyan anaglyph (Dubois's least-squares projection in linear light): left eye red, right eye cyan."""
+    """Red-cyan anaglyph (Dubois's least-squares projection in linear light): left eye red, right eye cyan.
+
+    Parameters
+    ----------
+    pair : StereoPair
+
+    Returns
+    -------
+    float32 (H, W, 3) image in [0, 1].
+
+    References
+    ----------
+    E. Dubois, "A projection method to generate anaglyph stereo images", ICASSP 2001.
+    """
     left, right = gamma_decode(pair.left), gamma_decode(pair.right)
     mixed = left @ _DUBOIS_LEFT.T + right @ _DUBOIS_RIGHT.T
     return gamma_encode(np.clip(mixed, 0.0, 1.0))
@@ -282,7 +308,19 @@ def anaglyph(pair: StereoPair) -> np.ndarray:
 
 def wiggle_frames(image: np.ndarray, depth: np.ndarray, *, strength: float = DEFAULT_STRENGTH,
                   zero: float | None = None, frames: int | None = None, count: int = 8) -> list[np.ndarray]:
-    """Views swinging from the left eye's to the right eye's and back (a wiggle stereogram), ``count`` of them."""
+    """Views swinging from the left eye's to the right eye's and back (a wiggle stereogram).
+
+    Parameters
+    ----------
+    image, depth, strength, zero, frames
+        As for :func:`stereo_pair`.
+    count : int
+        Views in one swing (on a sine: the middle view, the left eye's, the middle, the right eye's).
+
+    Returns
+    -------
+    list of float32 (H, W, 3) views.
+    """
     image, depth = _check(image, depth, strength)
     if count < 2:
         raise PostfocusError(f"a wiggle needs at least 2 views, got {count}")
