@@ -101,6 +101,7 @@
       self._changed();
     }, function (err) {
       viewer.warnings.push('living picture: ' + String(err && err.message || err));
+      self.button.disabled = true;
     });
     viewer.whenReady().then(function () {
       var pull = living.pull || {};
@@ -134,7 +135,7 @@
     var k = document.createElement('kbd'); k.textContent = 'T'; b.appendChild(k);
     v.bar.insertBefore(b, v.btnLoupe ? v.btnLoupe.nextSibling : v.bar.firstChild);
     this.button = b;
-    this._on(b, 'click', function () { self._askOrientation(); self.setParallax(!self.parallax); });
+    this._on(b, 'click', function () { self.stopPull(); self._askOrientation(); self.setParallax(!self.parallax); });
     this._on(v.stage, 'pointermove', function (e) { self._pointer(e); });
     this._on(v.stage, 'pointerleave', function () { self.target = { x: 0, y: 0 }; self._kick(); });
     this._on(v.stage, 'pointerdown', function () { self.stopPull(); });
