@@ -78,7 +78,7 @@ def main() -> None:
         print(f"{path}: {path.stat().st_size / 1024:.0f} kB, {time.process_time() - t0:.1f} s CPU", flush=True)
 
     t0 = time.process_time()
-    path, _ = animate(ps, args.out / "living_pull.gif", duration=2.0, fps=7, long_edge=260, bounce=True)
+    path, _ = animate(ps, args.out / "living_pull.gif", duration=2.0, fps=6, long_edge=220, bounce=True)
     done(path, t0)
     t0 = time.process_time()
     image = ps.all_in_focus()
