@@ -8,10 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
+import sys
+from pathlib import Path
+
 from postfocus import process
 from postfocus.colour import to_grey
 from postfocus.products.pop import colour_pop, pop, pop_mask, saturation
 from postfocus.synth import render_stack, scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_depth import make_stack, plant_outlier  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +51,25 @@ def test_pop_leaves_no_coloured_fringe_around_the_subject(occluder):
     inside = cv2.erode(disc, np.ones((9, 9), np.uint8)) > 0
     assert saturation(result.image, inside) > 0.5 * saturation(aif, inside)
     assert 0.05 < result.share < 0.2  # the disc is about 10 % of the picture
+
+
+def test_planted_depth_outlier_does_not_drop_out_of_the_pop(tmp_path):
+    """A confident wrong focus peak (a bokeh rim, a glint) inside the tapped surface keeps its colour.
+
+    Measured: the mask over the blob matches the clean stack's on all of it (the refilled depth is within
+    0.3 frames of the truth); with the blob's own depth the blob would turn grey.
+    """
+    ps, _, truth = make_stack("ramp", tmp_path / "ramp", size=(160, 240), cache=tmp_path / "cache")
+    h, w = ps.size
+    centre = (0.45 * w, 0.5 * h)
+    wrong = 0.0 if float(truth[int(centre[1]), int(centre[0])]) > 3.5 else 7.0
+    planted, blob = plant_outlier(ps, tmp_path / "planted", centre, 0.03 * w, wrong)
+    # tap the same surface beside the blob (the ramp's depth changes from top to bottom only)
+    result = pop(planted, centre[0] - 0.2 * w, centre[1])
+    clean = pop(ps, centre[0] - 0.2 * w, centre[1])
+    assert float(clean.mask[blob].mean()) > 0.9  # the surface there is at the tapped depth
+    assert float(result.mask[blob].mean()) > 0.9 * float(clean.mask[blob].mean())
+    aif = planted.all_in_focus()
+    depth = np.where(blob, wrong, truth).astype(np.float32)
+    kept = pop_mask(depth, result.tap.position, to_grey(aif))
+    assert float(kept[blob].mean()) < 0.2  # the outlier's own depth would have turned it grey

@@ -232,7 +232,7 @@ DOWNLOADS = {
     "dl-page": (b"<!DOCTYPE html>", "-page.html", "text/html"),
     "dl-depth": (b"\x89PNG\r\n", "-depth-map.png", "image/png"),
 }
-TOOLS = ("refocus", "range", "aperture", "pop", "save")
+TOOLS = ("refocus", "range", "aperture", "pop", "retouch", "save")
 
 
 def submit(server: ServeProcess, files: list[tuple[str, bytes]], state: str) -> str:

@@ -8,6 +8,7 @@ The library API mirrors the command line::
     ps = postfocus.process("sweep.mp4")            # align once, keep the work
     postfocus.tap(ps, 640, 360).frame              # tap to refocus
     postfocus.align_frames(ps, "aligned/")         # the aligned frames as 16-bit TIFFs
+    postfocus.retouch(ps, mask, source=4)          # paint a halo away from frame 4
 
 Options are one validated type, :class:`StackOptions`; every function also
 takes its fields as keywords (``postfocus.stack(folder, method="pyramid")``).
@@ -22,6 +23,7 @@ from postfocus.pipeline.merge import fuse
 from postfocus.pipeline.run import process, stack
 from postfocus.products.aligned import align_frames
 from postfocus.products.refocus import Tap, tap
+from postfocus.products.retouch import retouch
 from postfocus.result import StackResult, save_image
 from postfocus.store import ProcessedStack, merge
 
@@ -40,6 +42,7 @@ __all__ = [
     "fuse",
     "merge",
     "process",
+    "retouch",
     "save_image",
     "stack",
     "tap",

@@ -13,6 +13,7 @@ from postfocus.cli.output import FrameLabels, default_output, finish, json_optio
 from postfocus.products.depth import (
     check_output,
     depth_map,
+    depth_range,
     write_confidence,
     write_depth_npy,
     write_depth_png,
@@ -33,7 +34,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 @click.option("--npy", "npy_out", type=click.Path(path_type=Path), default=None,
               help="Also write the depth as float32 frame numbers (.npy).")
 @click.option("--preview", "preview_out", type=click.Path(path_type=Path), default=None,
-              help="Also write a colourised preview (near = red, far = blue).")
+              help="Also write a colourised preview (near = red, far = blue), over the scene's own depth range.")
 @processing_options
 @json_option
 @click.pass_context
@@ -69,5 +70,9 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     err_console.print(f"depth {size_text(result.size)}: 0 is the nearest frame, {near}; {last} the farthest, {far}; "
                       f"median confidence {float(np.median(result.confidence)):.2f}",
                       soft_wrap=True, markup=False)
+    if preview_out:
+        lo, hi = depth_range(result.depth, result.frames)
+        err_console.print(f"preview colours: frame {lo:.2f} (red, near) to frame {hi:.2f} (blue, far), "
+                          "the scene's own range", soft_wrap=True, markup=False)
     finish(written, **stack_data(ps),
            median_confidence=round(float(np.median(result.confidence)), 3))

@@ -9,9 +9,10 @@ import click
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import default_output, finish, json_option, stack_data
-from postfocus.products.depth import check_output, depth_map
+from postfocus.products.depth import check_output
 from postfocus.io.write import write_image
-from postfocus.products.mesh import DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, build_mesh, render_view, rock_frames, write_gif, write_mesh
+from postfocus.products.mesh import (DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, render_view, rock_frames, stack_mesh,
+                                     write_gif, write_mesh)
 
 __all__ = ["mesh_command"]
 
@@ -47,9 +48,7 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
     for path in (output, preview_out, rock_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
-    image = ps.all_in_focus()
-    result = depth_map(ps, image=image)
-    mesh = build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief)
+    mesh, image, result = stack_mesh(ps, max_faces=max_faces, relief=relief)
     written = write_mesh(output, mesh)
     rows, cols = mesh.grid
     err_console.print(f"mesh: {len(mesh.vertices)} vertices ({cols}x{rows} grid), {len(mesh.faces)} faces",

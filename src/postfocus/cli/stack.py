@@ -42,6 +42,9 @@ __all__ = ["stack_command"]
 @compression_option()
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Also write the per-frame alignment report as JSON.")
+@click.option("--check", "check", is_flag=True,
+              help="Add the forward-model check to --report: where the result contradicts the frames "
+                   "(see 'postfocus check'; a few seconds more).")
 @click.option("--motion-mask", "motion_mask", type=click.Path(path_type=Path), default=None, metavar="OUT.png",
               help="Also write where the scene moved (PNG, output geometry, white = moved).")
 @click.option("--memory", "memory_mb", type=click.FloatRange(min=100), default=None, metavar="MB",
@@ -51,7 +54,7 @@ __all__ = ["stack_command"]
 @json_option
 @click.pass_context
 def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_at, quality, bits, compression, report,
-                  motion_mask, memory_mb, cache_dir, no_cache, **processing):
+                  check, motion_mask, memory_mb, cache_dir, no_cache, **processing):
     """Merge INPUTS (a folder, image files in focus order, or a video) into one all-in-focus image.
 
     The first run on an input keeps its aligned frames and focus maps (see
@@ -75,6 +78,8 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
             raise click.UsageError("--motion-mask needs --motion auto")
     if (near_at is None) != (far_at is None):
         raise click.UsageError("--near-at and --far-at go together")
+    if check and (not report or no_cache or not crop):
+        raise click.UsageError("--check goes with --report and needs the processed stack (no --no-cache/--no-crop)")
     if near_at and (no_cache or not crop):
         raise click.UsageError("--near-at/--far-at need the processed stack; drop --no-cache/--no-crop")
     if memory_mb is not None:  # refused here if impossible; said once if it changes how the merge runs
@@ -132,6 +137,10 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                 "motion_share": maps.motion_share if options.motion == "auto" else None,
                 "motion_frames": {str(k): v for k, v in instants.items()},
                 "warnings": all_warnings}
+        if check and ps is not None and len(merged) >= 2:
+            from postfocus.check import forward_check
+
+            data["check"] = forward_check(ps, method=method, image=image, frames=merged).to_dict()
         written.append(atomic_write_json(report, data, indent=2))
     finish(written, method=method, size=size_data(image.shape[:2]),
            frames=frames_data(info.names, used=[a.index for a in alignment if a.used], merged=list(merged),

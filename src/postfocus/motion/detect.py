@@ -1,6 +1,14 @@
-"""Detection over a sweep: neighbour comparisons accumulated into evidence, cleaned into a mask.
+"""Detection over a sweep: comparisons of frames a few apart accumulated into evidence, cleaned into a mask.
 
 See :mod:`postfocus.motion` for the method.
+
+References
+----------
+.. [1] A. P. Pentland, "A new sense for depth of field", IEEE Trans. PAMI 9(4), 1987.
+.. [2] T. Kroeger, R. Timofte, D. Dai and L. Van Gool, "Fast optical flow using dense
+   inverse search", ECCV 2016.
+.. [3] J. Canny, "A computational approach to edge detection", IEEE Trans. PAMI 8(6), 1986
+   (hysteresis: strong seeds grow through weaker evidence).
 """
 
 from __future__ import annotations
@@ -10,20 +18,31 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from postfocus.colour import gamma_decode
 from postfocus.focus.measure import noise_sigma
-from postfocus.motion.compare import (COARSE_SIGMA, SIGMAS, WINDOW, blur_stats, coarse_change, coarse_light, local_mean,
-                                      pair_change)
+from postfocus.motion.compare import (COARSE_SIGMA, SIGMAS, WINDOW, blur_stats, coarse_change, coarse_light,
+                                      displacement_change, local_mean, pair_change)
 from postfocus.numeric import to_float16
 
-__all__ = ["COARSE_MIN", "COARSE_WEAK", "DETECT_SIZE", "HIGH", "LOW", "SEED_AREA", "Motion", "MotionDetector",
-           "clean_mask", "feather", "fill_holes"]
+__all__ = ["COARSE_MIN", "COARSE_WEAK", "DETECT_SIZE", "HIGH", "LOW", "MAX_STEP", "SEED_AREA", "Motion",
+           "MotionDetector", "clean_mask", "feather", "fill_holes", "frame_step"]
 
 HIGH, LOW = 0.35, 0.20  # hysteresis thresholds on the evidence (0 = explained by focus, ~1 = unrelated)
 COARSE_MIN = 0.2  # threshold of the coarse-light check on seeds
 COARSE_WEAK = 0.1  # coarse-light threshold for growing regions
 SEED_AREA = 0.5  # smallest seed, in discs of one margin radius
-DETECT_SIZE = 640  # long edge (px) at which frames are compared
+DETECT_SIZE = 256  # long edge (px) at which frames are compared
+MAX_STEP = 4  # at most this many frames between compared frames
+
+
+def frame_step(frames: int) -> int:
+    """Frames between two compared frames of a sweep of ``frames``: about a tenth of the sweep, 1 to :data:`MAX_STEP`.
+
+    Examples
+    --------
+    >>> frame_step(8), frame_step(28), frame_step(40), frame_step(200)
+    (1, 3, 4, 4)
+    """
+    return min(MAX_STEP, max(1, round(frames / 10)))
 
 
 @dataclass
@@ -36,7 +55,7 @@ class Motion:
         moving content, feathered to 0 over a margin of static surroundings.
         Connected parts of ``mask > 0`` are the moving regions.
     core : bool (h, w) the detected moving pixels (before widening and feathering).
-    evidence : float32 (h, w) the evidence per pixel (see :mod:`postfocus.motion`).
+    evidence : float32 (h, w) the seed evidence per pixel (see :mod:`postfocus.motion`).
     share : fraction of the (covered) image that moved: ``core`` over the area.
     """
 
@@ -75,75 +94,107 @@ def _median_and_top(maps: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndar
 
 
 class MotionDetector:
-    """Accumulates neighbour comparisons of aligned frames, one frame at a time.
+    """Accumulates comparisons of aligned frames a few apart, one frame at a time.
 
-    Frames larger than :data:`DETECT_SIZE` are compared at that size; the mask
-    comes back at the size they were given.
+    Every :func:`frame_step`-th frame of the sweep and the last one are compared, at
+    :data:`DETECT_SIZE`, with the compared frame before it and the one before
+    that (frames ``step`` and ``2 step`` apart): a subject that moves a pixel or
+    two per frame has moved several pixels between them, while the defocus of
+    the low-resolution frames changes little. The mask comes back at the size
+    the frames were given.
 
     Parameters
     ----------
     shape : (h, w) analysis size.
     margin : widening of the regions (comparison px) before feathering; default
-        1.2 % of the long edge, at least 4 px.
+        1.2 % of the long edge, at least 2 px.
+    frames : frames the sweep will have (sets the step); default: every frame is compared.
     """
 
-    def __init__(self, shape: tuple[int, int], margin: int | None = None):
+    def __init__(self, shape: tuple[int, int], margin: int | None = None, *, frames: int | None = None):
         self.shape = tuple(shape)
         f = min(1.0, DETECT_SIZE / max(shape))
         self.work = (max(8, round(shape[0] * f)), max(8, round(shape[1] * f))) if f < 1 else self.shape
-        self.margin = max(4, int(round(0.012 * max(self.work)))) if margin is None else int(margin)
-        self._prev: tuple | None = None  # (grey, blurs, valid, linear) of the last frame
-        self._light: tuple[float, tuple[np.ndarray, np.ndarray]] | None = None  # its coarse_light, at that sigma
+        self.margin = max(2, int(round(0.012 * max(self.work)))) if margin is None else int(margin)
+        self.step = 1 if frames is None else frame_step(int(frames))
+        self.frames = frames
+        self._recent: list[tuple] = []  # the last two compared frames: (grey, blurs, valid, noise)
+        self._count = 0
         self._pairs: list[np.ndarray] = []
         self._coarse: list[np.ndarray] = []
-        self._noise: list[float] = []
+        self._moved: list[np.ndarray] = []
         self._covered = np.ones(self.work, bool)
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
-    def prepare(self, grey: np.ndarray, valid: np.ndarray | None = None) -> tuple:
+    def compared(self, position: int) -> bool:
+        """Whether the frame at ``position`` (0 = first added) is compared: every ``step``-th and the last."""
+        return position % self.step == 0 or (self.frames is not None and position == self.frames - 1)
+
+    def prepare(self, grey: np.ndarray, valid: np.ndarray | None = None, *, position: int | None = None) -> tuple:
         """What :meth:`add` needs of one frame on its own (no state is read or changed: may run
-        in another thread, ahead of the frames before it)."""
-        g = np.ascontiguousarray(grey, np.float32)
+        in another thread, ahead of the frames before it). A frame at a ``position`` that is not
+        compared only gives its covered area."""
         if valid is None:
             valid = np.ones(self.shape, np.uint8)
         if self.work != self.shape:
-            g = cv2.resize(g, self.work[::-1], interpolation=cv2.INTER_AREA)
             valid = cv2.resize(valid.astype(np.uint8), self.work[::-1], interpolation=cv2.INTER_NEAREST)
+        if position is not None and not self.compared(position):
+            return None, valid.astype(bool), None, None, 0.0
+        g = np.ascontiguousarray(grey, np.float32)
+        if self.work != self.shape:
+            g = cv2.resize(g, self.work[::-1], interpolation=cv2.INTER_AREA)
         reach = WINDOW // 2 + int(np.ceil(2 * SIGMAS[-1])) + 1
         v = cv2.erode(valid.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
-        return g, valid.astype(bool), v, blur_stats(g), noise_sigma(g), gamma_decode(g)
+        return g, valid.astype(bool), v, blur_stats(g), noise_sigma(g)
 
     def add(self, index: int, grey: np.ndarray | None = None, valid: np.ndarray | None = None,
             prepared: tuple | None = None) -> None:
         """Add the next aligned frame (grey, analysis size; ``valid`` = where it has real pixels),
-        or what :meth:`prepare` made of it."""
-        g, covered, v, blurred, frame_noise, linear = prepared if prepared is not None else self.prepare(grey, valid)
+        or what :meth:`prepare` made of it (given its position)."""
+        position = self._count
+        self._count += 1
+        if prepared is None:
+            prepared = self.prepare(grey, valid, position=position)
+        g, covered, v, blurred, noise = prepared
         self._covered &= covered
-        self._noise.append(frame_noise)
-        if self._prev is not None:
-            pg, pb, pv, plinear = self._prev
-            noise = max(self._noise[-2], self._noise[-1])
-            outside = (pv & v) == 0
-            chosen: list[np.ndarray] = []
-            r = pair_change(pg, g, noise=noise, blurred=(pb, blurred), blur_out=chosen)
-            r[outside] = 0
-            self._pairs.append(to_float16(np.minimum(r, 1.0)))
-            # The coarse check looks beyond the focus step of this pair: the blur that explained
-            # the well-explained detailed pixels (90th percentile) sets its scale.
-            detail = (r < 0.1) & ~outside & (local_mean(np.abs(pg - g), 3) > 4 * noise + 0.004)
-            step = float(np.percentile(chosen[0][detail], 90)) if detail.sum() > 100 else 0.0
-            sigma = max(COARSE_SIGMA, 1.5 * step)
-            same = self._light is not None and self._light[0] == sigma  # the last frame's, from the pair before
-            light = (self._light[1] if same else coarse_light(pg, sigma, plinear), coarse_light(g, sigma, linear))
-            c = coarse_change(pg, g, sigma, light)
-            c[outside] = 0
-            self._coarse.append(to_float16(np.minimum(c, 8.0)))
-            self._light = (sigma, light[1])
-        self._prev = (g, blurred, v, linear)
+        if not self.compared(position):
+            return
+        if g is None:  # prepared without a position
+            raise ValueError(f"frame {index} was prepared as a frame that is not compared")
+        for before in self._recent:
+            self._compare(before, (g, blurred, v, noise))
+        self._recent = (self._recent + [(g, blurred, v, noise)])[-2:]
+
+    def _compare(self, first: tuple, second: tuple) -> None:
+        """The evidence of one pair: focus-unexplained change, displacement, coarse change."""
+        (pg, pb, pv, pn), (g, b, v, n) = first, second
+        noise = max(pn, n)
+        outside = (pv & v) == 0
+        chosen: list[np.ndarray] = []
+        r = pair_change(pg, g, noise=noise, blurred=(pb, b), blur_out=chosen)
+        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, stats_b=b, at_least=LOW, flow=self._flow)
+        r[outside] = 0
+        m[outside] = 0
+        self._pairs.append(to_float16(np.minimum(r, 1.0)))
+        self._moved.append(to_float16(np.minimum(m, 1.0)))
+        # The coarse check looks beyond the focus step of this pair: the blur that explained
+        # the well-explained detailed pixels (90th percentile) sets its scale.
+        detail = (r < 0.1) & ~outside & (local_mean(np.abs(pg - g), 3) > 4 * noise + 0.004)
+        step = float(np.percentile(chosen[0][detail], 90)) if detail.sum() > 100 else 0.0
+        sigma = max(COARSE_SIGMA, 1.5 * step)
+        c = coarse_change(pg, g, sigma, (coarse_light(pg, sigma), coarse_light(g, sigma)))
+        c[outside] = 0
+        self._coarse.append(to_float16(np.minimum(c, 8.0)))
 
     def evidence(self) -> tuple[np.ndarray, np.ndarray]:
-        """(persistent, peak) evidence per pixel: the median of its pair residuals, and the
-        mean of their largest quarter (at least two). Each counts only where the coarse light
-        distribution changed as well, persistently or in a few pairs (:func:`coarse_change`)."""
+        """(seed, growth) evidence per pixel.
+
+        Seeds: a displacement explains the change in at least two pairs (the mean of the two
+        largest :func:`displacement_change`), or the content changed beyond focus in most pairs
+        (the median of :func:`pair_change`, where the coarse light changed as well: flames,
+        water). Growth: the mean of the largest quarter of the pair changes (at least two),
+        where the coarse light changed in a few pairs, or the displacement evidence.
+        """
         if not self._pairs:
             zero = np.zeros(self.work, np.float32)
             return zero, zero
@@ -151,27 +202,27 @@ class MotionDetector:
         k = min(p, max(2, int(np.ceil(p / 4))))
         persistent, peak = _median_and_top(self._pairs, k)
         coarse_median, coarse_top = _median_and_top(self._coarse, k)
+        _, moved = _median_and_top(self._moved, min(p, 2))
         persistent *= np.clip(coarse_median / np.float32(COARSE_MIN), 0, 1)
-        if COARSE_WEAK > 0:
-            peak *= np.clip(coarse_top / np.float32(COARSE_WEAK), 0, 1)
-        return persistent, peak.astype(np.float32)
+        peak *= np.clip(coarse_top / np.float32(COARSE_WEAK), 0, 1)
+        return np.maximum(persistent, moved), np.maximum(peak, moved)
 
     def finish(self) -> Motion:
         """The motion mask of the frames added so far."""
-        persistent, peak = self.evidence()
-        core = clean_mask(persistent, peak, self.margin)
+        seed, growth = self.evidence()
+        core = clean_mask(seed, growth, self.margin)
         mask = feather(core, self.margin)
         area = max(int(self._covered.sum()), 1)
         share = float((core & self._covered).sum()) / area
-        self._prev, self._light, self._pairs, self._coarse = None, None, [], []
+        self._recent, self._pairs, self._coarse, self._moved, self._count = [], [], [], [], 0
         if self.work != self.shape:  # back to analysis size
             size = self.shape[::-1]
             mask = np.clip(cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR), 0, 1)
             mask[mask < 0.02] = 0
             core = cv2.resize(core.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
             mask[core] = 1.0
-            persistent = cv2.resize(persistent, size, interpolation=cv2.INTER_LINEAR)
-        return Motion(mask=mask.astype(np.float32), core=core, evidence=persistent, share=share)
+            seed = cv2.resize(seed, size, interpolation=cv2.INTER_LINEAR)
+        return Motion(mask=mask.astype(np.float32), core=core, evidence=seed, share=share)
 
 
 def clean_mask(

@@ -246,7 +246,7 @@ def analyse(
     # from the frame where its focus measure is highest (the first such frame, as np.argmax picks).
     guide = np.zeros((an_h, an_w), np.float32)
     sharpest = np.zeros((an_h, an_w), np.float32)  # the highest measure so far
-    detector = MotionDetector((an_h, an_w)) if options.motion == "auto" else None
+    detector = MotionDetector((an_h, an_w), frames=len(used)) if options.motion == "auto" else None
     greys: dict[int, np.ndarray] = {}  # kept for the dense refinement only
 
     def aligned_small(ki: tuple[int, int]) -> tuple[np.ndarray, object]:
@@ -259,7 +259,8 @@ def analyse(
         small = np.multiply(smalls[i], np.float32(1 / 255), dtype=np.float32)
         grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
         smalls[i] = None
-        prepared = detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w))) if detector else None
+        prepared = (detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w)), position=k)
+                    if detector else None)
         return grey, prepared
 
     for (k, i), (grey, prepared) in compute_ahead(list(enumerate(used)), aligned_small):
@@ -270,7 +271,7 @@ def analyse(
             np.maximum(sharpest, volume[k], out=sharpest)
         if options.refine_flow:
             greys[i] = grey
-        if detector is not None:  # neighbours compared in sweep order (on the globally aligned frames:
+        if detector is not None:  # compared in sweep order (on the globally aligned frames:
             detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
     del sharpest
     still_map = None

@@ -6,23 +6,34 @@ of a processed stack:
 
 1. *Per-pixel fit.* Every slice of the stored focus volume is aggregated with a
    guided filter steered by the all-in-focus image, and the peak along the
-   sweep is found with sub-frame precision (a parabola through the
-   log-measures around the best frame, :func:`postfocus.focus.map.peak_index`).
-   Confidence is how far the peak stands above the average frame.
-2. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
+   sweep is found with sub-frame precision: a Gaussian fitted to the
+   log-measures of the frames that carry the focus curve, three of its widths
+   on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
+   Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
+   frames and a three-frame parabola reads its noise). Confidence is how far
+   the peak stands above the average frame and the noise floor.
+2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
+   object's bokeh disc in the far frames, a glint, a frame edge at the
+   border). Pixels more than 1.5 focus-curve widths from the confidence-
+   weighted, edge-aware median of their neighbourhood (6 % of the long edge;
+   Ma et al. 2013, :mod:`postfocus.focus.clean`) are rejected.
+3. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
    lends its focus energy to the background pixels next to it, and the
    background's own texture is hidden under the blurred foreground in the
    frames focused far. Depth-from-focus therefore paints the near object a
    few pixels too wide (a "halo"). Pixels that lie within a band of a clearly
-   farther neighbourhood are distrusted: their confidence is cut.
-3. *Edge-aware fill.* A confidence-weighted normalised convolution with a
+   farther neighbourhood are distrusted: their confidence is cut, and they
+   take the median depth of the trusted pixels of their colour region (a
+   median, not a mean: one surface or the other, not a depth between).
+4. *Edge-aware fill.* A confidence-weighted normalised convolution with a
    domain-transform filter (a fast joint-bilateral filter, Gastal & Oliveira
    2011) guided by the all-in-focus colours spreads trusted depth along image
-   regions but not across colour edges: halo pixels take the depth of the
-   background they look like, textureless areas take the depth of their
+   regions but not across colour edges: outliers and halo pixels take the depth
+   of the surface they look like, textureless areas take the depth of their
    surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
-   trusted pixel is reachable).
-4. *Guided upsampling* to the output size with the full-resolution
+   trusted pixel is reachable). Every consumer (aperture, mesh, pop, the page,
+   the depth files) reads this cleaned depth.
+5. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
 
 Depth files
@@ -32,7 +43,9 @@ Depth files
 written into the PNG's text chunks (``postfocus:depth_frames`` = N,
 ``postfocus:depth_scale`` = frames per count, ``postfocus:depth_zero``).
 ``.npy``: float32 frame units. The preview is colourised (turbo colour map,
-near = red, far = blue), the confidence an 8-bit grey PNG (white = sure).
+near = red, far = blue) over the scene's own depth range (its 1st to 99th
+percentile, written into the file's description), the confidence an 8-bit grey
+PNG (white = sure; 0 where an outlier was rejected).
 """
 
 from __future__ import annotations
@@ -50,23 +63,28 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.map import aggregate, guided_filter, peak_index, push_pull_fill
+from postfocus.focus.clean import domain_transform, geodesic_median, outliers
+from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
+from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
+OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
+OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
+MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
     "DepthResult",
     "depth_map",
     "refine_depth",
-    "domain_transform",
     "write_depth_png",
     "read_depth_png",
     "write_depth_npy",
     "write_depth_preview",
     "write_confidence",
     "colourise",
+    "depth_range",
     "check_output",
 ]
 
@@ -101,63 +119,6 @@ class DepthResult:
 # Filters
 
 
-def domain_transform(
-    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = 3
-) -> np.ndarray:
-    """Edge-aware smoothing with the recursive domain-transform filter (Gastal & Oliveira 2011).
-
-    Pixels are averaged with an exponential kernel whose distance grows with
-    the colour change of ``guide`` along the way, so averaging stops at edges:
-    a joint-bilateral filter in linear time.
-
-    Parameters
-    ----------
-    src : float32 (H, W) or (H, W, C) values to smooth.
-    guide : float32 (H, W) or (H, W, C) image whose edges stop the smoothing.
-    sigma_s : spatial extent in pixels.
-    sigma_r : colour difference (sum over channels, [0, 1] scale) that counts
-        as much as ``sigma_s`` pixels of distance.
-    iterations : horizontal + vertical passes (3 is plenty).
-
-    Returns
-    -------
-    float32 array shaped like ``src``.
-
-    Examples
-    --------
-    >>> g = np.zeros((4, 8), np.float32); g[:, 4:] = 1
-    >>> out = domain_transform(g.copy(), g, 10.0, 0.05)
-    >>> bool(out[:, :4].max() < 0.01 and out[:, 4:].min() > 0.99)
-    True
-    """
-    out = np.array(src, np.float32, copy=True)
-    squeeze = out.ndim == 2
-    if squeeze:
-        out = out[..., None]
-    g = np.asarray(guide, np.float32)
-    if g.ndim == 2:
-        g = g[..., None]
-    ratio = float(sigma_s) / max(float(sigma_r), 1e-6)
-    dist_x = 1.0 + ratio * np.abs(np.diff(g, axis=1)).sum(axis=2)  # (H, W-1)
-    dist_y = 1.0 + ratio * np.abs(np.diff(g, axis=0)).sum(axis=2)  # (H-1, W)
-    h, w = out.shape[:2]
-    n = max(1, int(iterations))
-    for i in range(n):
-        sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
-        a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
-        vx = np.power(a, dist_x).astype(np.float32)[..., None]
-        vy = np.power(a, dist_y).astype(np.float32)[..., None]
-        for j in range(1, w):
-            out[:, j] += vx[:, j - 1] * (out[:, j - 1] - out[:, j])
-        for j in range(w - 2, -1, -1):
-            out[:, j] += vx[:, j] * (out[:, j + 1] - out[:, j])
-        for j in range(1, h):
-            out[j] += vy[j - 1] * (out[j - 1] - out[j])
-        for j in range(h - 2, -1, -1):
-            out[j] += vy[j] * (out[j + 1] - out[j])
-    return out[..., 0] if squeeze else out
-
-
 def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
     """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
 
@@ -183,13 +144,15 @@ def refine_depth(
     volume: np.ndarray,
     image: np.ndarray,
     *,
-    radius: int = 4,
+    radius: int | None = None,
     eps: float = 1e-3,
     band: int | None = None,
     jump: float | None = None,
     sigma_s: float | None = None,
     sigma_r: float = 0.2,
     motion: np.ndarray | None = None,
+    tolerance: float | None = None,
+    reach: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -197,7 +160,9 @@ def refine_depth(
     ----------
     volume : float (N, h, w) focus measure of each frame (nearest first).
     image : float32 (h, w, 3) all-in-focus colours at the same size (the guide).
-    radius, eps : guided aggregation of each slice before the peak fit.
+    radius, eps : guided aggregation of each slice before the peak fit (default
+        radius: 0.5 % of the long edge, at least 2 px, the same share of the
+        picture at any analysis size).
     band : width in pixels of the occlusion band distrusted on the near side of
         depth edges (default 3 % of the long edge).
     jump : depth step (in slices) that makes a depth edge (default
@@ -207,10 +172,28 @@ def refine_depth(
     motion : optional (h, w) motion mask in [0, 1] (:mod:`postfocus.motion`): a
         subject that moved has no trustworthy focus peak; its depth is filled
         from the static surroundings and its confidence is low.
+    tolerance : largest distance in slices from the edge-aware weighted median
+        of the confident neighbourhood (:func:`postfocus.focus.clean.outliers`)
+        that is not an outlier (default ``OUTLIER_WIDTHS`` times the focus
+        curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
+    reach : slices on each side of the best one that the Gaussian peak fit
+        uses (default three focus-curve widths; 1 is the three-frame parabola).
 
     Returns
     -------
-    (depth, confidence): float32 (h, w); depth in [0, N - 1].
+    (depth, confidence): float32 (h, w); depth in [0, N - 1]; confidence 0
+    where an outlier was rejected.
+
+    References
+    ----------
+    M. Subbarao, T. Choi, "Accurate recovery of three-dimensional shape from image focus", IEEE PAMI 17(3), 1995.
+    H. Guo, "A simple algorithm for fitting a Gaussian function", IEEE Signal Processing Magazine 28(5), 2011.
+    Z. Ma, K. He, Y. Wei, J. Sun, E. Wu, "Constant time weighted median filtering for stereo matching and
+    beyond", ICCV 2013.
+    E. S. L. Gastal, M. M. Oliveira, "Domain transform for edge-aware image and video processing", ACM
+    Transactions on Graphics 30(4), 2011.
+    S. Pertuz, D. Puig, M. A. Garcia, "Analysis of focus measure operators for shape-from-focus", Pattern
+    Recognition 46(5), 2013 (focus-curve confidence).
     """
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
@@ -220,12 +203,19 @@ def refine_depth(
     if n == 1:
         return np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     guide = to_grey(guide_rgb)
+    long_edge = max(h, w)
+    radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
     agg = aggregate(vol, guide, radius, eps)
-    index, peak = peak_index(agg)
-    contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
     floor = float(np.median(agg.min(axis=0))) + 1e-12
+    best = argmax0(agg)
+    peak = pick0(agg, best)
+    width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
+    if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
+        reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
+    index = gaussian_peak(agg, best, int(reach), floor)
+    contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
     del agg
@@ -234,25 +224,37 @@ def refine_depth(
     confidence[peak <= 0] = 0.0
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
-    long_edge = max(h, w)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    # Outliers: confident-looking patches many frames away from the surface around them.
+    reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
+    bad, median = outliers(index, confidence, guide, radius=reach_px,
+                           tolerance=OUTLIER_WIDTHS * width if tolerance is None else float(tolerance))
+    clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
-    smooth = cv2.medianBlur(index.astype(np.float32), 5)
+    smooth = cv2.medianBlur(clean, 5)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    trusted = np.where(confidence > 0.5, smooth, np.float32(-1.0)).astype(np.float32)
+    trusted = np.where((confidence > 0.5) & ~bad, smooth, np.float32(-1.0)).astype(np.float32)
     occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
-    weight = confidence * confidence * np.where(occluding, 0.02, 1.0).astype(np.float32)
+    distrust = bad | occluding
+    weight = (confidence * confidence * np.where(occluding, 0.02, 1.0) * ~bad).astype(np.float32)
     stacked = np.dstack([index * weight, weight]).astype(np.float32)
     spread = domain_transform(stacked, guide_rgb, sigma_s, sigma_r)
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
-    blend = np.where(occluding, 0.0, confidence)
+    # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
+    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. Outliers
+    # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
+    for mask, tolerance_r in ((occluding & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
+        if mask.any():
+            region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
+            local = np.where(mask & np.isfinite(region), region, local)
+    blend = np.where(distrust, 0.0, confidence)
     depth = blend * index + (1.0 - blend) * local
-    out_conf = np.where(occluding, 0.25 * confidence, confidence).astype(np.float32)
+    out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 
@@ -375,16 +377,51 @@ def write_depth_npy(path: str | os.PathLike, result: DepthResult) -> Path:
     return atomic_write(path, write)
 
 
-def colourise(depth: np.ndarray, frames: int) -> np.ndarray:
-    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1]."""
-    t = 1.0 - np.clip(depth / max(frames - 1, 1), 0.0, 1.0)
+def depth_range(depth: np.ndarray, frames: int, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    """The depths a scene spans: robust percentiles of its depth map, at least one frame apart.
+
+    A macro subject may fill a few frames of a long sweep; colouring it over
+    the whole sweep would leave it one colour. The 1st and 99th percentiles
+    ignore the few pixels at the extremes.
+
+    Examples
+    --------
+    >>> d = np.linspace(1.5, 6.7, 1000, dtype=np.float32).reshape(10, 100)
+    >>> [round(v, 1) for v in depth_range(d, 41)]
+    [1.6, 6.6]
+    """
+    top = float(max(frames - 1, 1))
+    lo, hi = (float(v) for v in np.percentile(np.asarray(depth, np.float32), percentiles))
+    if hi - lo < 1.0:  # a flat scene: one frame around its middle, inside the sweep
+        mid = 0.5 * (lo + hi)
+        lo = min(max(mid - 0.5, 0.0), max(top - 1.0, 0.0))
+        hi = lo + min(1.0, top)
+    return lo, hi
+
+
+def colourise(depth: np.ndarray, frames: int, *, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1].
+
+    The colours span depths ``lo`` (red) to ``hi`` (blue), by default the whole
+    sweep ``0 .. frames - 1``.
+    """
+    lo = 0.0 if lo is None else float(lo)
+    hi = float(max(frames - 1, 1)) if hi is None else float(hi)
+    t = 1.0 - np.clip((np.asarray(depth, np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     bgr = cv2.applyColorMap((t * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_TURBO)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def write_depth_preview(path: str | os.PathLike, result: DepthResult, *, quality: int = 92) -> Path:
-    """Colourised depth (PNG or JPEG)."""
-    return write_image(path, colourise(result.depth, result.frames), quality=quality)
+    """Colourised depth (PNG or JPEG) over the scene's own depth range (:func:`depth_range`).
+
+    The range is written into the file's description (PNG text, JPEG/TIFF
+    ImageDescription): ``frames 1.52 (red, near) to 6.71 (blue, far) of 0-40``.
+    """
+    lo, hi = depth_range(result.depth, result.frames)
+    text = (f"postfocus depth preview: turbo colours from frame {lo:.2f} (red, near) to frame {hi:.2f} "
+            f"(blue, far) of 0-{result.frames - 1}")
+    return write_image(path, colourise(result.depth, result.frames, lo=lo, hi=hi), quality=quality, description=text)
 
 
 def write_confidence(path: str | os.PathLike, result: DepthResult) -> Path:

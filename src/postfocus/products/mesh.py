@@ -35,7 +35,7 @@ from postfocus.errors import PostfocusError
 from postfocus.io.write import atomic_write
 
 __all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh", "build_mesh",
-           "glb_bytes", "grid_shape", "obj_text", "ply_bytes", "render_view", "rock_frames", "write_gif",
+           "glb_bytes", "grid_shape", "obj_text", "ply_bytes", "render_view", "rock_frames", "stack_mesh", "write_gif",
            "write_mesh"]
 
 MESH_FORMATS = (".ply", ".obj", ".glb")
@@ -158,6 +158,21 @@ def build_mesh(
         s = MAX_TEXTURE / max(h, w)
         texture = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     return HeightMesh(vertices, uv, faces, colours, texture, (rows, cols))
+
+
+def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEFAULT_RELIEF):  # noqa: ANN001
+    """Mesh of a processed stack: its depth map (outliers removed and filled) textured with its all-in-focus image.
+
+    Returns
+    -------
+    (mesh, image, depth): the :class:`HeightMesh`, the all-in-focus image and the
+    :class:`~postfocus.products.depth.DepthResult` it was built from (for previews).
+    """
+    from postfocus.products.depth import depth_map
+
+    image = stack.all_in_focus()
+    result = depth_map(stack, image=image)
+    return build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief), image, result
 
 
 # --------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from postfocus.result import save_image
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 2
-"""Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums."""
+FORMAT_VERSION = 3
+"""Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
+3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack."""
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""

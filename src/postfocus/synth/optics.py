@@ -220,7 +220,8 @@ def render_defocus(
     Parameters
     ----------
     premult : np.ndarray
-        float32 (4, H, W) planar linear RGB and alpha (see :func:`premultiply`).
+        float32 (4 + E, H, W) planar linear RGB and alpha (see :func:`premultiply`),
+        then E optional extra planes carried along like the colours.
     slabs : Slabs
         Slab layout of the canvas.
     radii : np.ndarray
@@ -232,7 +233,7 @@ def render_defocus(
     Returns
     -------
     np.ndarray
-        float32 (H, W, 3) defocused image, linear light.
+        float32 (H, W, 3 + E) defocused image, linear light (then the extra planes).
 
     Examples
     --------
@@ -243,13 +244,14 @@ def render_defocus(
     """
     kernels = kernels or KernelCache()
     h, w = slabs.shape
-    acc = np.zeros((4, h, w), np.float32)
+    planes = premult.shape[0]
+    acc = np.zeros((planes, h, w), np.float32)
     for k in sorted(slabs.boxes, reverse=True):  # far to near
         r = float(radii[k])
         by0, by1, bx0, bx1, m = slabs.boxes[k]
         if r < 0.5:
             m8 = m.view(np.uint8)
-            for c in range(4):
+            for c in range(planes):
                 cv2.copyTo(premult[c, by0:by1, bx0:bx1], m8, acc[c, by0:by1, bx0:bx1])
             continue
         s = _factor(r)
@@ -258,11 +260,11 @@ def render_defocus(
         x0, x1 = max(bx0 - pad, 0), min(bx1 + pad, w)
         ph, pw = y1 - y0, x1 - x0
         # zero-extend to a multiple of s so the box down-sampling is exact
-        patch = np.zeros((4, -(-ph // s) * s, -(-pw // s) * s), np.float32)
+        patch = np.zeros((planes, -(-ph // s) * s, -(-pw // s) * s), np.float32)
         np.multiply(premult[:, y0:y1, x0:x1], slabs.mask(k, y0, y1, x0, x1), out=patch[:, :ph, :pw])
         b = _blur(patch, r, kernels)[:, :ph, :pw]
         region = acc[:, y0:y1, x0:x1]
         region *= 1.0 - b[3]
         region += b
-    rgb = acc[:3] / np.maximum(acc[3], 1e-6)
-    return np.ascontiguousarray(rgb.transpose(1, 2, 0))
+    colour = np.concatenate([acc[:3], acc[4:]]) / np.maximum(acc[3], 1e-6)
+    return np.ascontiguousarray(colour.transpose(1, 2, 0))

@@ -31,6 +31,7 @@ from PIL import Image
 from postfocus._version import __version__
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, to_uint
+from postfocus.products.retouch import retouched
 from postfocus.store import ProcessedStack
 from postfocus.viewer.tapmap import TapMap, stack_tap_map
 
@@ -43,6 +44,7 @@ __all__ = [
     "encode_png",
     "export_page",
     "focus_map_pixels",
+    "cleaned_focus_map",
     "render_page",
     "tap_map_pixels",
     "viewer_data",
@@ -146,19 +148,29 @@ def tap_map_pixels(tm: TapMap) -> tuple[np.ndarray, float, float]:
 
 
 def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None) -> np.ndarray:  # noqa: ANN001
-    """Colour depth picture (the map and colours of ``postfocus depth``, warm is near) at the size of ``picture``.
+    """Colour depth picture (the map and colours of ``postfocus depth --preview``, warm is near) at the size of ``picture``.
 
-    ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller has it already.
+    ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller holds it.
     """
-    from postfocus.products.depth import colourise, depth_map
+    from postfocus.products.depth import colourise, depth_map, depth_range
 
     result = result if result is not None else depth_map(stack)
     h, w = picture.shape[:2]
     depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)
     # Spread the colours over the depths this scene has (a macro subject may span a few frames of many).
-    lo, hi = (float(v) for v in np.percentile(depth, [1, 99]))
-    span = max(hi - lo, 1.0)
-    return colourise((depth - lo) / span * 255.0, 256)
+    lo, hi = depth_range(depth, result.frames)
+    return colourise(depth, result.frames, lo=lo, hi=hi)
+
+
+def cleaned_focus_map(stack: ProcessedStack, result) -> np.ndarray:  # noqa: ANN001
+    """The depth map's outlier-free depth as a focus index: frame numbers in recording order, at the stored map's size.
+
+    The page's colour pop and depth view read it, so they agree with ``postfocus depth``, ``aperture``,
+    ``mesh`` and ``pop`` (a confident-looking outlier of the raw focus index would show there).
+    """
+    mh, mw = np.asarray(stack.focus_index).shape[:2]
+    frame = result.depth if stack.near_to_far else (result.frames - 1) - result.depth
+    return cv2.resize(np.asarray(frame, np.float32), (mw, mh), interpolation=cv2.INTER_AREA)
 
 
 def volume_grid(stack: ProcessedStack, long_edge: int = 96, radius: int = 6) -> tuple[np.ndarray, int]:
@@ -182,6 +194,7 @@ def viewer_data(
     title: str | None = None,
     tap_map: bool = True,
     volume: bool = False,
+    check: bool = False,
     pull_on_load: bool = True,
     progress: Progress | None = None,
 ) -> dict:
@@ -197,6 +210,7 @@ def viewer_data(
     title : page title (default: the input folder or file name).
     tap_map : include the exact per-pixel tap answers (taps are then lookups).
     volume : include a coarse focus grid (taps computed in the browser when there is no tap map).
+    check : include the forward-model check's residual heat map (:mod:`postfocus.viewer.residual`; a few seconds).
     pull_on_load : the page plays a short focus pull when it opens (``living.pull.onLoad``).
 
     Returns
@@ -222,10 +236,13 @@ def viewer_data(
         frames.append({"index": i, "src": src(f"frame{i:04d}.{ext}", picture, mime), "name": names[k]})
         if progress:
             progress("page: frames", k + 1, total)
-    aif = stack.all_in_focus()
+    aif = retouched(stack)  # with the stack's retouching edits, if any (postfocus.products.edits)
     aif_small = _fit(aif, long_edge)
     lo, hi = float(min(used)), float(max(used))
-    fi = np.asarray(stack.focus_index, np.float32)
+    from postfocus.products.depth import depth_map
+
+    depth = depth_map(stack, image=aif)
+    fi = cleaned_focus_map(stack, depth)
     data: dict = {
         "format": "postfocus-viewer",
         "version": DATA_VERSION,
@@ -242,9 +259,6 @@ def viewer_data(
         "focusMap": {**_raster(src, "focus_map", focus_map_pixels(fi, lo, hi)), "min": lo, "max": hi},
         "pop": {"tolerance": 1.0, "softness": 0.75},
     }
-    from postfocus.products.depth import depth_map
-
-    depth = depth_map(stack, image=aif)
     data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small, depth), fmt, quality), mime)
     data["living"] = _living(stack, aif_small, depth.depth, src, fmt, quality, pull_on_load)
     if progress:
@@ -252,6 +266,11 @@ def viewer_data(
     if tap_map:
         packed, plo, phi = tap_map_pixels(stack_tap_map(stack))
         data["tapMap"] = {**_raster(src, "tap_map", packed), "positionMin": plo, "positionMax": phi}
+    if check:
+        from postfocus.viewer.residual import residual_data
+
+        pixels, info = residual_data(stack, aif_small.shape[:2])
+        data["residual"] = {"src": src("residual.png", encode_png(pixels), "image/png"), **info}
     if volume:
         grid, radius = volume_grid(stack)
         data["volume"] = {**_raster(src, "volume", grid), "slices": len(used), "radius": radius}
@@ -293,8 +312,10 @@ def _json_for_script(data: dict) -> str:
 
 def render_page(data: dict) -> str:
     """The page HTML for a data object: template + CSS + viewer + data, nothing external."""
+    from postfocus.viewer.residual import residual_script
+
     js = viewer_script()
-    if "</script" in js.lower():
+    if "</script" in js.lower() or "</script" in residual_script().lower():
         raise PostfocusError("viewer.js must not contain '</script'")
     fallback = data.get("allInFocus", "") if str(data.get("allInFocus", "")).startswith("data:") else ""
     page = _asset("page.html")
@@ -307,6 +328,7 @@ def render_page(data: dict) -> str:
         ("{{fallback_src}}", html.escape(fallback, quote=True)),
         ("/*{{css}}*/", viewer_style()),
         ("/*{{js}}*/", js),
+        ("/*{{residual_js}}*/", residual_script() if data.get("residual") else ""),
         ("{{data}}", _json_for_script(data)),
     ):
         page = page.replace(key, value)
@@ -321,6 +343,7 @@ def export_page(
     quality: int = 82,
     fmt: str = "jpeg",
     title: str | None = None,
+    check: bool = False,
     pull_on_load: bool = True,
     progress: Progress | None = None,
 ) -> Path:
@@ -333,6 +356,7 @@ def export_page(
     long_edge : long edge of the frames in the page (default 1600; None: full size).
     quality : JPEG/WebP quality (default 82).
     fmt : "jpeg" (default) or "webp" (smaller; needs a browser from 2020 or later).
+    check : add the forward-model check's residual heat map (a "Residual" toggle).
     pull_on_load : play a short focus pull when the page opens (never with reduced motion asked for).
 
     Returns
@@ -350,7 +374,7 @@ def export_page(
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, not a file name")
-    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, pull_on_load=pull_on_load,
-                       progress=progress)
+    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check,
+                       pull_on_load=pull_on_load, progress=progress)
     text = render_page(data)
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

@@ -118,12 +118,12 @@
     var v = this.viewer, self = this;
     this.canvas = document.createElement('canvas');
     this.canvas.className = 'pf-layer pf-living';
-    this.canvas.style.zIndex = '99990';
+    this.canvas.style.zIndex = '99980'; // under the residual overlay (99990), the app's previews (99999) and its retouch mode
     this.canvas.setAttribute('aria-hidden', 'true');
     v.stage.appendChild(this.canvas);
     this.pullCanvas = document.createElement('canvas');
     this.pullCanvas.className = 'pf-layer pf-pull';
-    this.pullCanvas.style.zIndex = '99991';
+    this.pullCanvas.style.zIndex = '99985';
     this.pullCanvas.setAttribute('aria-hidden', 'true');
     v.stage.appendChild(this.pullCanvas);
     var b = document.createElement('button');

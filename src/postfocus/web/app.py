@@ -23,6 +23,7 @@ GET      /api/jobs/{id}/pop.jpg?position=&tolerance=  colour pop of what lies at
 GET      /api/jobs/{id}/aperture.jpg?x=&y=&f=&full=   synthetic aperture focused at x, y
 GET      /api/jobs/{id}/depth.png                     depth map (16-bit grey PNG)
 GET      /api/jobs/{id}/page.html                     self-contained page to share
+GET/PUT  /api/jobs/{id}/edits                         retouching (see postfocus.web.retouch)
 =======  ==========================================  ==========================================
 
 Any image or page URL takes ``?download=1`` to be saved as a file with a
@@ -62,7 +63,7 @@ from postfocus.io.base import natural_key
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.names import attachment, job_title, slug
-from postfocus.web.ops import Results
+from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, json_body, too_large
 
@@ -111,7 +112,7 @@ def create_app(
     """
     store = Store(data_dir)
     queue = JobQueue(store, workers=workers)
-    results = Results()
+    results = RetouchResults()  # Results and retouching (web/retouch.py)
     limit = int(max_upload_mb * 1024 * 1024)
     limit_text = f"{max_upload_mb:g} MB"
     lock = Lock(store.root / "server.lock")
@@ -292,7 +293,7 @@ def create_app(
 
     def image(request: Request) -> Response:
         job, data = finished(request)
-        return serve_file(request, results.image(job), job, data, "all-in-focus.jpg")
+        return serve_file(request, results.retouched(job), job, data, "all-in-focus.jpg")  # with its edits
 
     def frame(request: Request) -> Response:
         job, data = finished(request)
@@ -381,6 +382,7 @@ def create_app(
         Route(f"{job}/aperture.jpg", aperture),
         Route(f"{job}/depth.png", depth),
         Route(f"{job}/page.html", page),
+        *retouch_routes(job, finished, serve_file, results),  # edits, retouched.jpg ... (web/retouch.py)
     ]
     app = Starlette(
         routes=routes,

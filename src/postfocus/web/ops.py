@@ -267,7 +267,11 @@ class Results:
             payload = viewer_payload(job, self.stack(job), title, files, src=_data_url)
             atomic_write_text(path, render_page(payload))
 
-        return self._cached(job, "page.html", make)
+        from postfocus.products.edits import edits_version, load_edits
+
+        version = edits_version(load_edits(self.stack(job)))  # the page shows the retouched picture
+        return self._cached(job, f"page_{version}.html" if version else "page.html", make,
+                            prune="page_" if version else None)
 
 
 def _data_url(name: str, payload: bytes, mime: str) -> str:

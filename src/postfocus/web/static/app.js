@@ -236,8 +236,12 @@
   }
 
   // --------------------------------------------------------------- job view
+  // Other tools' scripts (retouch.js) follow the workspace through these events.
+  function announce(name, detail) { document.dispatchEvent(new CustomEvent('postfocus:' + name, { detail: detail })); }
+
   function closeJob() {
     clearTimeout(pollTimer);
+    announce('close', {});
     if (current) {
       Object.keys(current.timers).forEach(function (k) { clearTimeout(current.timers[k]); });
       if (current.viewer) current.viewer.destroy();
@@ -342,6 +346,7 @@
         current.living = PostfocusLiving.attach(current.viewer, data.living, { pullOnLoad: false });
       }
       current.viewer.whenReady().then(function () {
+        announce('workspace', { job: job, data: data, viewer: current.viewer }); // retouch.js
         document.body.setAttribute('data-workspace', 'ready');
       });
     }, function (e) {
@@ -400,6 +405,7 @@
       else if (tool !== 'pop' && v.mode === 'pop') v.setMode('frame');
     }
     hidePreview();
+    announce('tool', { tool: tool });
     if (tool === 'range') { current.range.next = 'from'; updateRangeText(); showRange(); }
     if (tool === 'aperture') showAperture();
     if (tool === 'pop') updatePopLink();

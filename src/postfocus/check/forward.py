@@ -1,0 +1,341 @@
+"""The forward-model check: does the result, blurred as the lens blurs, give back the frames?
+
+An all-in-focus image and its depth map say what every frame of the sweep
+should look like: each pixel blurred by the disc its distance from the frame's
+focal plane gives (:mod:`postfocus.check.defocus`, calibrated from the stack
+itself), near layers laid over far ones (:func:`postfocus.synth.optics.render_defocus`:
+a defocused occluder spreads over what lies behind it, a sharp one does not).
+:func:`check_frames` renders every frame that way at a reduced analysis size,
+matches its exposure to the aligned frame, and measures the difference in a
+small window. The difference of a pixel is divided by what pixels of the same
+local contrast in the same frame typically show (texture is never rendered
+perfectly: the point-spread function is not exactly a disc, alignment is not
+exact), so the residual map reads "times the typical error"; a pixel's
+residual is the mean of its worst eighth of the frames (at least two). A halo, a fleck or a wrong depth is a place
+where the result contradicts the frames: there the residual is many times 1.
+
+References
+----------
+Pentland, A. P. (1987). A new sense for depth of field. IEEE TPAMI 9(4), 523-531.
+Subbarao, M., & Surya, G. (1994). Depth from defocus: a spatial domain approach. IJCV 13(3), 271-294.
+Hasinoff, S. W., & Kutulakos, K. N. (2007). A layer-based restoration framework for variable-aperture
+photography. ICCV (layered, occlusion-aware defocus compositing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.check.defocus import DefocusModel, calibrate
+from postfocus.check.layers import render_frame, soft_slabs
+from postfocus.colour import gamma_decode, gamma_encode, to_grey
+from postfocus.errors import OptionError, PostfocusError
+from postfocus.synth import optics
+
+__all__ = ["CheckResult", "DEFAULT_PIXELS", "FLAG_LEVEL", "check_frames", "worst_regions"]
+
+DEFAULT_PIXELS = 600_000
+"""Pixels of the analysis size the frames are rendered and compared at (at most; long stacks use fewer)."""
+
+_PIXEL_FRAMES = 12_000_000  # long stacks: analysis pixels x frames stays under this ...
+_MIN_PIXELS = 250_000  # ... but the analysis size never drops below this
+
+FLAG_LEVEL = 3.0
+"""A pixel whose residual is this many times the typical error of its contrast is flagged."""
+
+_CLIPPED = 0.98  # an all-in-focus value this high may be clipped
+_GLINT_SHARE = 0.03  # a pixel that owes this share of its rendered light to clipped pixels is not judged
+_WINDOW = 2  # half-size of the window a difference is averaged over (analysis px)
+_BINS = 16
+
+
+@dataclass
+class CheckResult:
+    """How well an all-in-focus image and its depth explain the frames.
+
+    Attributes
+    ----------
+    residual : np.ndarray
+        float32 (H, W), output geometry: the rendering error divided by the
+        typical error of pixels of the same contrast in that frame, averaged
+        over the pixel's worst eighth of the frames (at least 2); about 1 where the result is consistent, many
+        times 1 at halos, flecks and wrong depths.
+    per_frame : dict of int to float
+        Per frame number: mean absolute difference between the rendered and the
+        aligned frame, in 8-bit levels (after exposure matching).
+    flagged_per_frame : dict of int to float
+        Per frame number: share of pixels whose error exceeds :data:`FLAG_LEVEL` times the typical error.
+    model : DefocusModel
+        The defocus the frames were rendered with (output pixels per frame).
+    summary : dict
+        ``flagged`` (share of pixels with residual above ``level``), ``level``,
+        ``median``, ``p99`` of the residual, ``regions``: the worst flagged
+        regions, largest first, as ``{"x", "y", "width", "height", "peak", "mean"}``
+        in output pixels, ``scale`` (analysis size / output size), ``frames``,
+        ``layers`` (depth slabs rendered), ``border``: the band along the
+        picture's edges (output pixels, half the largest blur at the median
+        depth, at most 2 % of the long edge) that is not judged, because
+        the frames there hold blur from outside the picture (residual 1).
+    """
+
+    residual: np.ndarray
+    per_frame: dict[int, float]
+    flagged_per_frame: dict[int, float]
+    model: DefocusModel
+    summary: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Everything but the residual map, as plain JSON numbers."""
+        return {
+            **self.summary,
+            "model": self.model.as_dict(),
+            "per_frame": {str(i): round(v, 3) for i, v in self.per_frame.items()},
+            "flagged_per_frame": {str(i): round(v, 5) for i, v in self.flagged_per_frame.items()},
+        }
+
+
+def check_frames(
+    image: np.ndarray,
+    depth: np.ndarray,
+    read: Callable[[int], np.ndarray],
+    frames: Sequence[int],
+    *,
+    confidence: np.ndarray | None = None,
+    model: DefocusModel | None = None,
+    pixels: int | None = None,
+    level: float = FLAG_LEVEL,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CheckResult:
+    """Render every frame from ``image`` and ``depth`` and measure where the frames disagree.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        float32 (H, W, 3) or (H, W) all-in-focus image in [0, 1] (display-encoded), output geometry.
+    depth : np.ndarray
+        float32 (H, W) depth in frame numbers in the frames' own order (frame ``i`` is sharp at depth ``i``).
+    read : callable
+        ``read(i)`` -> float32 (H, W, 3) aligned, exposure-matched frame ``i`` (any size of the same aspect).
+    frames : sequence of int
+        Frame numbers to render and compare (at least 2).
+    confidence : np.ndarray, optional
+        float32 (H, W) in [0, 1]: trust in ``depth``; only trusted pixels calibrate the defocus.
+    model : DefocusModel, optional
+        Use this defocus instead of calibrating one (output pixels per frame).
+    pixels : int, optional
+        Analysis size in pixels (the residual is upsampled to (H, W)); default
+        :data:`DEFAULT_PIXELS`, less for long stacks (a 40-frame stack: about 300 000).
+    level : float
+        Residual above which a pixel counts as flagged.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    CheckResult
+
+    Raises
+    ------
+    PostfocusError
+        Image and depth of different sizes, or fewer than 2 frames.
+
+    References
+    ----------
+    Pentland (1987); Subbarao & Surya (1994); Hasinoff & Kutulakos (2007).
+    """
+    image = _rgb(image)
+    depth = np.asarray(depth, np.float32)
+    if depth.shape != image.shape[:2]:
+        raise PostfocusError(f"image {image.shape} and depth {depth.shape} do not match")
+    frames = [int(i) for i in frames]
+    if len(frames) < 2:
+        raise OptionError("frames", frames, "the check needs at least 2 frames")
+    big_h, big_w = depth.shape
+    if pixels is None:
+        pixels = max(_MIN_PIXELS, min(DEFAULT_PIXELS, _PIXEL_FRAMES // len(frames)))
+    scale = min(1.0, math.sqrt(pixels / float(big_h * big_w)))
+    h, w = max(8, round(big_h * scale)), max(8, round(big_w * scale))
+    scale = w / big_w
+
+    def small(x: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.float32)
+        return x if x.shape[:2] == (h, w) else cv2.resize(x, (w, h), interpolation=interpolation)
+
+    img = np.clip(small(image), 0.0, 1.0)
+    dep = small(depth, cv2.INTER_NEAREST)  # depth edges stay edges: no made-up middle layers
+    linear = gamma_decode(img)
+    grey = to_grey(linear)
+    kept: dict[int, np.ndarray] = {}  # frames read for the calibration, kept small for the render
+
+    def read_small(i: int) -> np.ndarray:
+        frame = kept.pop(i, None)
+        return np.clip(small(_rgb(read(i))), 0.0, 1.0) if frame is None else frame.astype(np.float32)
+
+    if model is None:
+        weight = small(confidence) if confidence is not None else None
+        mean = max(float(grey.mean()), 1e-6)
+
+        def read_grey(i: int) -> np.ndarray:
+            frame = read_small(i)
+            kept[i] = frame.astype(np.float16)
+            g = to_grey(gamma_decode(frame))
+            return g * np.float32(mean / max(float(g.mean()), 1e-6))
+
+        model = calibrate(grey, dep, read_grey, frames, weight=weight, scale=scale)
+    local = model.scaled(scale)
+    slabs, slab_depth = soft_slabs(depth, (h, w), max(local.near_slope, local.far_slope))
+    layers = len(slabs.boxes)
+    # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
+    # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
+    clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
+    premult = np.concatenate([optics.premultiply(linear), clipped[None]])
+    kernels = optics.KernelCache()
+
+    top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
+    per_frame: dict[int, float] = {}
+    flagged: dict[int, float] = {}
+    k = 2 * _WINDOW + 1
+    for done, i in enumerate(frames, 1):
+        out = render_frame(premult, slabs, slab_depth, local, i, kernels)
+        rendered = gamma_encode(out[..., :3])
+        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
+        frame = read_small(i)
+        gain = _gain(rendered, frame)
+        diff = np.abs(rendered * gain - frame).mean(axis=2)
+        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
+        typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
+        norm = error / typical
+        for row in top:  # insert into the sorted rows: keep the larger, carry the smaller on
+            larger = np.maximum(row, norm)
+            np.minimum(row, norm, out=norm)
+            row[...] = larger
+        per_frame[i] = float(diff.mean() * 255.0)
+        flagged[i] = float((error > level * typical).mean())
+        if progress:
+            progress("check", done, len(frames))
+    residual = top.mean(axis=0)
+    # Near the picture's edges the frames hold blur from outside it, which no render can know: not judged.
+    reach = float(np.max(local.radius(np.array(frames) - float(np.median(dep)))))
+    border = int(min(math.ceil(0.5 * reach), 0.02 * max(h, w)))  # a disc half outside brings in ~20 % of its light
+    residual /= max(float(np.median(residual[border : h - border, border : w - border])), 1e-6)  # 1 = typical
+    if border:
+        for edge in (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]):
+            residual[edge] = 1.0
+    full = cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_LINEAR) if (h, w) != (big_h, big_w) \
+        else residual
+    summary = {
+        "level": level,
+        "flagged": round(float((residual > level).mean()), 5),
+        "median": round(float(np.median(residual)), 3),
+        "p99": round(float(np.quantile(residual, 0.99)), 3),
+        "regions": worst_regions(residual, level, scale),
+        "scale": round(scale, 4),
+        "frames": len(frames),
+        "layers": layers,
+        "border": int(math.ceil(border / scale)),
+    }
+    return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
+                       summary=summary)
+
+
+def _top_count(frames: int) -> int:
+    """How many of a pixel's worst frames its residual averages: an eighth of the frames, at least 2.
+
+    A wrong pixel contradicts the frames focused near its true depth and
+    those near its wrong one, not all: a mean over every frame would dilute
+    it, the single worst frame would catch every frame's noise.
+    """
+    return max(2, math.ceil(frames / 8))
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 3): grey pictures repeated over three channels, alpha dropped."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise PostfocusError(f"a picture of shape {image.shape} is neither grey nor RGB")
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
+
+
+def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Per-channel exposure factor that brings the rendered frame to the recorded one (least squares)."""
+    num = (rendered * frame).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    den = (rendered * rendered).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    return np.clip(num / np.maximum(den, 1e-12), 0.5, 2.0).astype(np.float32)
+
+
+def _contrast(grey: np.ndarray) -> np.ndarray:
+    """Local mean gradient magnitude over the comparison window."""
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    k = 2 * _WINDOW + 1
+    return cv2.boxFilter(cv2.magnitude(gx, gy), -1, (k, k), borderType=cv2.BORDER_REFLECT)
+
+
+def _typical_error(error: np.ndarray, contrast: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The median error of ``valid`` pixels of each contrast, as a non-decreasing function of contrast, per pixel."""
+    step = max(1, int(math.sqrt(error.size / 40_000)))
+    keep = valid[::step, ::step].ravel()
+    if keep.sum() < 100:
+        keep = np.ones_like(keep)
+    e, c = error[::step, ::step].ravel()[keep], contrast[::step, ::step].ravel()[keep]
+    edges = np.unique(np.quantile(c, np.linspace(0.0, 1.0, _BINS + 1)))
+    if edges.size < 2:
+        return np.full_like(error, max(float(np.median(e)), 1e-4))
+    which = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, edges.size - 2)
+    centres, medians = [], []
+    for b in range(edges.size - 1):
+        sel = which == b
+        if sel.any():
+            centres.append(float(np.median(c[sel])))
+            medians.append(float(np.median(e[sel])))
+    floor = max(medians[0], 0.5 / 255.0)  # noise and quantisation: never expect less than this
+    medians = np.maximum.accumulate(np.maximum(medians, floor))
+    return np.interp(contrast, centres, medians).astype(np.float32)
+
+
+def worst_regions(residual: np.ndarray, level: float, scale: float = 1.0, count: int = 5) -> list[dict]:
+    """The largest connected areas above ``level``, as boxes in output pixels, worst first.
+
+    Parameters
+    ----------
+    residual : np.ndarray
+        float32 (h, w) residual map.
+    level : float
+        Flag level.
+    scale : float
+        Size of ``residual`` / output size (boxes are given in output pixels).
+    count : int
+        At most this many regions.
+
+    Returns
+    -------
+    list of dict
+        ``{"x", "y", "width", "height", "peak", "mean", "area"}``; ``area`` is the share of the picture.
+
+    Examples
+    --------
+    >>> r = np.ones((20, 20), np.float32); r[5:9, 10:15] = 6.0
+    >>> worst_regions(r, 3.0)[0]["x"], worst_regions(r, 3.0)[0]["width"]
+    (10, 5)
+    """
+    mask = (residual > level).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    excess = np.maximum(residual - 1.0, 0.0)
+    mass = np.bincount(labels.ravel(), weights=excess.ravel(), minlength=n)
+    out = []
+    for j in sorted(range(1, n), key=lambda j: -mass[j])[:count]:
+        x, y, bw, bh, area = (int(v) for v in stats[j])
+        sel = labels[y : y + bh, x : x + bw] == j
+        values = residual[y : y + bh, x : x + bw][sel]
+        out.append({"x": int(x / scale), "y": int(y / scale), "width": int(math.ceil(bw / scale)),
+                    "height": int(math.ceil(bh / scale)), "peak": round(float(values.max()), 2),
+                    "mean": round(float(values.mean()), 2), "area": round(area / residual.size, 5)})
+    return out

@@ -1,0 +1,165 @@
+"""Depth layers for the forward render: where the slabs lie, with soft edges, and one frame rendered from them.
+
+The check renders at a reduced size. A pixel there that straddles a depth edge
+is partly near and partly far; giving it wholly to one layer would draw a hard,
+shifted edge that the (equally reduced) frames do not have, and the check
+would see a halo that is not there. :func:`soft_slabs` therefore cuts the depth
+into slabs at twice the analysis size and averages each slab's mask down: an
+edge pixel belongs to both layers in proportion (its colour is shared, as in
+layered matting without unmixing). :func:`render_frame` composites them far to
+near with :func:`postfocus.synth.optics.render_defocus`.
+
+References
+----------
+Hasinoff, S. W., & Kutulakos, K. N. (2007). A layer-based restoration framework for variable-aperture
+photography. ICCV.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from postfocus.check.defocus import DefocusModel
+from postfocus.synth import optics
+
+__all__ = ["SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+
+
+class SoftSlabs(optics.Slabs):
+    """Depth slabs whose masks are fractions (float32 in [0, 1]) rather than yes/no.
+
+    Parameters
+    ----------
+    masks : dict of int to np.ndarray
+        Slab -> float32 (h, w) share of every pixel that the slab covers (slabs with no share left out).
+    """
+
+    def __init__(self, masks: dict[int, np.ndarray]) -> None:  # noqa: D107 (documented on the class)
+        self.boxes = {}
+        for k, m in masks.items():
+            rows = np.flatnonzero(m.any(axis=1))
+            if rows.size == 0:
+                continue
+            self.shape = m.shape
+            cols = np.flatnonzero(m.any(axis=0))
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            self.boxes[k] = (y0, y1, x0, x1, np.ascontiguousarray(m[y0:y1, x0:x1], np.float32))
+
+
+def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense: int = 16,
+               tails: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Depth slabs for rendering: fine where most pixels lie, coarse over the sparse tails.
+
+    Inside the central 99 % of the depths the slabs are ``step_px / slope``
+    frames wide (the blur changes by at most ``step_px`` across one), or wider
+    so that there are at most ``dense``; each tail beyond gets at most
+    ``tails`` slabs. Isolated wrong depths thus keep roughly their (wrong)
+    depth, which is what the check must see, without a slab per frame.
+
+    Parameters
+    ----------
+    depth : np.ndarray
+        float32 (h, w) depth in frame numbers.
+    slope : float
+        Largest blur growth (px per frame) at this size.
+    step_px, dense, tails
+        As above.
+
+    Returns
+    -------
+    labels : np.ndarray
+        int32 (h, w) slab of each pixel, 0 = nearest.
+    slab_depth : np.ndarray
+        float64 (layers,) mean depth of each slab (NaN: empty).
+
+    Examples
+    --------
+    >>> labels, depths = plan_slabs(np.array([[0.0, 1.0], [2.0, 3.0]], np.float32), 1.0)
+    >>> int(labels.max()) + 1 == len(depths), bool(np.all(np.diff(depths[~np.isnan(depths)]) > 0))
+    (True, True)
+    """
+    lo, hi = float(depth.min()), float(depth.max())
+    a, b = (float(v) for v in np.quantile(depth, [0.005, 0.995]))
+    width = max(step_px / max(slope, 1e-6), (b - a) / dense, 1e-3)
+    edges = list(np.arange(a, b, width)) + [b]
+    if a - lo > 1e-3:
+        edges = list(np.linspace(lo, a, tails + 1)[:-1]) + edges
+    if hi - b > 1e-3:
+        edges = edges + list(np.linspace(b, hi, tails + 1)[1:])
+    inner = np.unique(np.asarray(edges[1:-1], np.float32))
+    labels = np.searchsorted(inner, depth, side="right").astype(np.int32)
+    count = inner.size + 1
+    n = np.bincount(labels.ravel(), minlength=count)
+    total = np.bincount(labels.ravel(), weights=depth.ravel().astype(np.float64), minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return labels, np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[SoftSlabs, np.ndarray]:
+    """Depth slabs at ``size`` with soft edges, from a depth map of any (larger) size.
+
+    Parameters
+    ----------
+    depth : np.ndarray
+        float32 (H, W) depth in frame numbers.
+    size : (h, w)
+        The analysis size.
+    slope : float
+        Largest blur growth per frame at the analysis size (see :func:`plan_slabs`).
+
+    Returns
+    -------
+    slabs : SoftSlabs
+    slab_depth : np.ndarray
+        float64 (layers,) mean depth of each slab.
+
+    Examples
+    --------
+    >>> d = np.zeros((8, 8), np.float32); d[:, 3:] = 5.0
+    >>> slabs, depths = soft_slabs(d, (4, 4), 1.0)
+    >>> [round(float(slabs.mask(k, 0, 4, 0, 4)[0, 1]), 2) for k in sorted(slabs.boxes)]
+    [0.5, 0.5]
+    """
+    h, w = size
+    fine = (min(depth.shape[0], 2 * h), min(depth.shape[1], 2 * w))
+    d = np.ascontiguousarray(depth, np.float32)
+    if d.shape != fine:
+        d = cv2.resize(d, (fine[1], fine[0]), interpolation=cv2.INTER_NEAREST)
+    labels, slab_depth = plan_slabs(d, slope)  # the blur is applied at the analysis size
+    masks = {}
+    for k in np.flatnonzero(~np.isnan(slab_depth)):
+        m = (labels == k).astype(np.float32)
+        masks[int(k)] = m if fine == (h, w) else cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+    return SoftSlabs(masks), slab_depth
+
+
+def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
+                 index: float, kernels: optics.KernelCache | None = None) -> np.ndarray:
+    """Frame ``index`` as the sharp image and its depth predict it, in linear light.
+
+    Parameters
+    ----------
+    premult : np.ndarray
+        float32 (4 + E, h, w) linear RGB and alpha (:func:`postfocus.synth.optics.premultiply`), then E
+        extra planes (the check carries where the sharp image is clipped).
+    slabs : optics.Slabs
+        The depth slabs of the canvas.
+    slab_depth : np.ndarray
+        (layers,) depth of each slab in frame numbers (NaN: empty).
+    model : DefocusModel
+        Blur radius per frame distance, in pixels of this canvas.
+    index : float
+        The frame number (focal plane).
+    kernels : optics.KernelCache, optional
+        Shared disc kernels.
+
+    Returns
+    -------
+    np.ndarray
+        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
+    """
+    radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
+    if isinstance(slabs, SoftSlabs):  # soft masks blend: never the hard paste of sharp slabs
+        radii = np.maximum(radii, 0.5)
+    return optics.render_defocus(premult, slabs, radii, kernels)

@@ -1,0 +1,163 @@
+"""The forward-model check of a processed stack, and how it reads near depth edges.
+
+:func:`forward_check` takes what the products use (the all-in-focus image of a
+method and :func:`postfocus.products.depth.depth_map`) and the aligned frames
+of a stack folder, and runs :func:`postfocus.check.forward.check_frames`.
+:func:`band_ratio` compares the residual in a band around depth edges (where
+halos live) with the residual away from them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from postfocus.check.defocus import DefocusModel
+from postfocus.check.forward import FLAG_LEVEL, CheckResult, check_frames
+from postfocus.errors import InputError, OptionError, PostfocusError
+from postfocus.store import ProcessedStack
+
+__all__ = ["band_ratio", "depth_edges", "forward_check"]
+
+
+def forward_check(
+    stack: ProcessedStack,
+    *,
+    frames: Sequence[int] | None = None,
+    method: str | None = None,
+    image: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    model: DefocusModel | None = None,
+    pixels: int | None = None,
+    level: float = FLAG_LEVEL,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CheckResult:
+    """Re-render every aligned frame from the all-in-focus image and the depth map, and compare.
+
+    Parameters
+    ----------
+    stack : ProcessedStack
+        From :func:`postfocus.process`.
+    frames : sequence of int, optional
+        Frame numbers to check (default: every frame kept).
+    method : str, optional
+        Fusion method whose all-in-focus image is checked (default: the stack's default).
+    image : np.ndarray, optional
+        float32 (H, W, 3) all-in-focus image to check instead of the stack's (output geometry).
+    depth : np.ndarray, optional
+        float32 depth to check instead of :func:`~postfocus.products.depth.depth_map`'s, in its
+        units (frame numbers, 0 = the nearest frame), any size of the output's aspect.
+    confidence : np.ndarray, optional
+        Trust in ``depth`` (default: the depth map's confidence; none with ``depth``).
+    model : DefocusModel, optional
+        Use this defocus instead of calibrating one.
+    pixels : int, optional
+        Analysis size in pixels (default: :data:`~postfocus.check.forward.DEFAULT_PIXELS`, less for long stacks).
+    level : float
+        Residual above which a pixel is flagged.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    CheckResult
+        ``residual`` in output geometry.
+
+    Raises
+    ------
+    OptionError
+        ``frames`` holds a frame that is not kept, or fewer than 2 frames.
+    InputError
+        The stack keeps fewer than 2 frames.
+
+    Examples
+    --------
+    >>> from postfocus import process
+    >>> result = forward_check(process("shared/data/pcb"))  # doctest: +SKIP
+    >>> result.summary["regions"][0]  # doctest: +SKIP
+    {'x': 1392, 'y': 744, 'width': 160, 'height': 150, 'peak': 14.2, 'mean': 5.1, 'area': 0.004}
+    """
+    used = list(stack.used)
+    if frames is None:
+        if len(used) < 2:
+            raise InputError(f"{stack.folder}: {len(used)} frame kept; the check compares at least 2")
+        frames = used
+    else:
+        frames = sorted({int(i) for i in frames})
+        missing = [i for i in frames if i not in used]
+        if missing:
+            raise OptionError("frames", missing, f"not in this stack (frames kept: {used})")
+    if image is None:
+        image = stack.all_in_focus(method) if method else stack.all_in_focus()
+    h, w = stack.size
+    if image.shape[:2] != (h, w):
+        raise PostfocusError(f"image is {image.shape[1]}x{image.shape[0]}, the stack {w}x{h}")
+    if depth is None:
+        from postfocus.products.depth import depth_map
+
+        result = depth_map(stack, method=method, image=image)
+        depth, confidence = result.depth, result.confidence if confidence is None else confidence
+    depth = np.asarray(depth, np.float32)
+    if depth.shape != (h, w):
+        depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+    if confidence is not None and confidence.shape != (h, w):
+        confidence = cv2.resize(np.asarray(confidence, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    if not stack.near_to_far:  # depth counts from the nearest frame; the frames are numbered far first
+        depth = (len(stack.names) - 1) - depth
+    return check_frames(image, depth, stack.read_frame, frames, confidence=confidence, model=model, pixels=pixels,
+                        level=level, progress=progress)
+
+
+def depth_edges(depth: np.ndarray, *, jump: float = 1.0) -> np.ndarray:
+    """Pixels next to a depth step of more than ``jump`` frames (bool, same shape).
+
+    Examples
+    --------
+    >>> d = np.zeros((5, 6), np.float32); d[:, 3:] = 4.0
+    >>> depth_edges(d)[0].tolist()
+    [False, False, True, True, False, False]
+    """
+    d = np.asarray(depth, np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    return (cv2.dilate(d, kernel) - cv2.erode(d, kernel)) > jump
+
+
+def band_ratio(result: CheckResult, depth: np.ndarray, width: int, *, jump: float = 1.0) -> float:
+    """Mean residual within ``width`` px of a depth edge over the mean residual away from depth edges.
+
+    About 1 when the result is as consistent with the frames at occlusion edges
+    as inside regions; a halo makes it grow.
+
+    Parameters
+    ----------
+    result : CheckResult
+        From :func:`forward_check` or :func:`~postfocus.check.forward.check_frames`.
+    depth : np.ndarray
+        Depth in frame units (any size of the residual's aspect; e.g. the true depth of a rendered scene).
+    width : int
+        Half-width of the band in output pixels.
+    jump : float
+        Depth step (frames) that makes an edge.
+
+    Returns
+    -------
+    float
+        The ratio (NaN if there is no depth edge or no interior).
+    """
+    h, w = result.residual.shape
+    d = np.asarray(depth, np.float32)
+    if d.shape != (h, w):
+        d = cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
+    edges = depth_edges(d, jump=jump).astype(np.uint8)
+    if not edges.any():
+        return float("nan")
+    # distance of every pixel to the nearest edge pixel
+    dist = cv2.distanceTransform(1 - edges, cv2.DIST_L2, 3)
+    band = dist <= width
+    interior = dist > 2 * width
+    if not interior.any():
+        return float("nan")
+    return float(result.residual[band].mean() / max(float(result.residual[interior].mean()), 1e-9))
