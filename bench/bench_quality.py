@@ -43,6 +43,12 @@ Usage:
     python bench/bench_quality.py --scenes steps --frames 8
     python bench/bench_quality.py --real               # also the real stacks in ../shared/data
     python bench/bench_quality.py --markdown out.md --json out.json --doc-images docs/img
+    python bench/bench_quality.py --figures docs/img   # halo before/after crops: pins, pcb, keyboard
+
+Halo scenes (``pins``, ``grass``; ``postfocus.synth.halo_scenes``) are rendered with the two-layer
+renderer (the far background present behind the near objects, specular highlights above white) and a
+12 px blur, and also fused in-process by the depth-map method before its occlusion step
+(``fuse(..., occlusion=False)``).
 """
 
 from __future__ import annotations
@@ -68,7 +74,11 @@ from postfocus.colour import to_grey  # noqa: E402
 from postfocus.fuse import collapse, laplacian_pyramid  # noqa: E402
 from postfocus.io.base import natural_key  # noqa: E402
 from postfocus.io.images import read_image  # noqa: E402
+from postfocus.io.open import open_source  # noqa: E402
+from postfocus.pipeline.analyse import analyse  # noqa: E402
+from postfocus.pipeline.merge import fuse  # noqa: E402
 from postfocus.synth import oracle_composite, psnr, render_stack, scene, ssim, write_stack  # noqa: E402
+from postfocus.synth.halo_scenes import HALO_SCENES, render_layered  # noqa: E402
 
 HANDHELD = dict(shake_px=8.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0.05, noise=0.004, jpeg_quality=95)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -162,10 +172,17 @@ class Truth:
         return row
 
 
-def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str], doc_images: Path | None) -> list[dict]:
+def render(name: str, frames: int, seed: int):  # noqa: ANN201
+    """The scene's stack: the halo scenes with the two-layer renderer and a stronger blur (12 px, like pcb's pins)."""
+    if name in HALO_SCENES:
+        return render_layered(name, frames, size=(480, 720), max_blur=12.0, seed=seed, **HANDHELD)
     size = None if name == "motorcycle" else (480, 720)
     sharp, depth01 = scene(name, size, seed=seed)
-    st = render_stack(sharp, depth01, frames, max_blur=8.0, seed=seed, **HANDHELD)
+    return render_stack(sharp, depth01, frames, max_blur=8.0, seed=seed, **HANDHELD)
+
+
+def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str], doc_images: Path | None) -> list[dict]:
+    st = render(name, frames, seed)
     folder = work / name
     paths = write_stack(st, folder, fmt="jpg", quality=95)
     h, w = st.sharp.shape[:2]
@@ -197,6 +214,13 @@ def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str
     else:
         print(run.log, file=sys.stderr)
     rows.append(row)
+    if "depthmap" in methods:  # the depth-map method before the occlusion step, in-process on the same files
+        source = open_source([str(p) for p in paths])
+        analysis = analyse(source)
+        before = fuse(source, analysis.maps, alignment=analysis.alignment, occlusion=False)
+        before = np.round(np.clip(before, 0, 1) * 255) / 255  # 8 bits, as the command writes its PNG
+        rows.append({"scene": name, "tool": "postfocus depthmap, focus map alone (before issue 15)",
+                     **truth.score(before.astype(np.float32))})
     aligned = aligned_true(st)
     oracle = oracle_composite(st)
     rows.append({"scene": name, "tool": "oracle (true depth, true transforms)", **truth.score(oracle)})
@@ -440,7 +464,7 @@ def summary(rows: list[dict], scenes: list[str]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenes", nargs="*", default=["motorcycle", "steps", "occluder", "ramp", "flat"])
+    ap.add_argument("--scenes", nargs="*", default=["motorcycle", "steps", "occluder", "ramp", "flat", *HALO_SCENES])
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--methods", nargs="*", default=["depthmap", "pyramid"])
@@ -448,7 +472,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown")
     ap.add_argument("--doc-images", type=Path, default=None, help="write the halo crops (occluder scene) here")
+    ap.add_argument("--figures", type=Path, default=None,
+                    help="only write the halo before/after crops (pins, pcb, keyboard) here, e.g. docs/img")
     args = ap.parse_args()
+    if args.figures is not None:
+        from halo_figures import figures
+
+        figures(args.figures)
+        return
     ensure_peers()
     rows: list[dict] = []
     load = os.getloadavg()
@@ -462,9 +493,13 @@ def main() -> None:
             cols = ["scene", "tool", "psnr", "ssim", "halo", "halo_psnr", "noise", "qabf", "nmi", "seconds", "cpu_s",
                     "peak_mb"]
             text += ["", f"## Generated stacks ({args.frames} frames, seed {args.seed})", "", table(rows, cols)]
-            text += ["", "## Means over the generated scenes", "",
-                     table(summary(rows, args.scenes), ["tool", "psnr", "ssim", "halo", "halo_psnr", "noise", "qabf",
-                                                        "nmi", "seconds", "cpu_s"])]
+            groups = [("the generated scenes", [s for s in args.scenes if s not in HALO_SCENES]),
+                      ("the halo scenes", [s for s in args.scenes if s in HALO_SCENES])]
+            for title, names in groups:
+                if names:
+                    text += ["", f"## Means over {title} ({', '.join(names)})", "",
+                             table(summary(rows, names), ["tool", "psnr", "ssim", "halo", "halo_psnr", "noise", "qabf",
+                                                          "nmi", "seconds", "cpu_s"])]
         if args.real is not None:
             real = []
             for name in args.real or REAL:

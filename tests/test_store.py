@@ -23,7 +23,7 @@ from conftest import make_tiny_stack, run_postfocus
 from postfocus.errors import PostfocusWarning
 from postfocus.io.lock import FileLock
 from postfocus.pipeline.run import process
-from postfocus.store import CacheError, DamagedStackError, ProcessedStack, check_cache, file_record
+from postfocus.store import FORMAT_VERSION, CacheError, DamagedStackError, ProcessedStack, check_cache, file_record
 
 
 def only_stack_folder(cache: Path) -> Path:
@@ -81,7 +81,7 @@ def test_an_old_format_folder_is_never_read(tiny_stack, tmp_path):
     manifest["format"] = 1
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     again = process(tiny_stack.folder, cache_dir=tmp_path)
-    assert again.manifest["format"] == 2
+    assert again.manifest["format"] == FORMAT_VERSION
     again.verify()
 
 

@@ -1,7 +1,8 @@
 """The web app's retouch mode (issue 19), in headless Chromium against a real ``postfocus serve``.
 
-The 5-frame stack of ``test_web_api`` with a planted defect: a yellow disc (an
-insect that flew through) in frame 2 only, which the all-in-focus result shows.
+The 5-frame stack of ``test_web_api`` with a planted defect: a sharp yellow and
+black chequered disc (an insect that flew through) in frame 2 only, which the all-in-focus
+result shows (motion detection finds it and shows it from its one sharp instant).
 Painted over from frame 0 (the sharp frame there) with the picture zoomed in,
 the pixels under the brush become frame 0's (feathered at the brush's edge),
 in the page and in the full-size download; undo brings the result back; the
@@ -36,7 +37,12 @@ def defect_files() -> list[tuple[str, bytes]]:
     for k, (name, data) in enumerate(make_stack_files(5)):
         if k == 2:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            cv2.circle(img, DEFECT[:2], DEFECT[2], (20, 200, 240), -1)
+            disc = np.zeros(img.shape[:2], np.uint8)
+            cv2.circle(disc, DEFECT[:2], DEFECT[2], 255, -1)
+            yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+            checker = ((xx // 3 + yy // 3) % 2).astype(bool)[..., None]  # sharp: the fusion takes it
+            pattern = np.where(checker, np.uint8([20, 200, 240]), np.uint8([0, 40, 60]))
+            img[disc > 0] = pattern[disc > 0]
             data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
         files.append((name, data))
     return files

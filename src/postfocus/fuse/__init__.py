@@ -8,6 +8,8 @@ interface, :class:`~postfocus.fuse.base.Fusion`:
   :func:`upscale_region`).
 - :mod:`~postfocus.fuse.depthmap` -- :class:`DepthmapFusion`: each pixel takes
   the frame(s) focused at its depth.
+- :mod:`~postfocus.fuse.occlusion` -- the occlusion-safe focus index: no
+  frame where a near object's blur covers the pixel (:func:`occlusion_aware_index`).
 - :mod:`~postfocus.fuse.pyramid` -- :class:`PyramidFusion`: max-contrast
   selection in a Laplacian pyramid, coarse bands blended by depth.
 - :mod:`~postfocus.fuse.instant` -- :class:`InstantBlend`: moving regions
@@ -15,8 +17,9 @@ interface, :class:`~postfocus.fuse.base.Fusion`:
 """
 
 from postfocus.fuse.base import Fusion, Rect, blend_width, depth_weights, upscale_region
-from postfocus.fuse.depthmap import DepthmapFusion
+from postfocus.fuse.depthmap import DepthmapFusion, consistency_weight, consistent_blend
 from postfocus.fuse.instant import InstantBlend
+from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index, visible_index
 from postfocus.fuse.pyramid import PyramidFusion, collapse, laplacian_pyramid
 
 __all__ = [
@@ -27,7 +30,12 @@ __all__ = [
     "Rect",
     "blend_width",
     "collapse",
+    "consistency_weight",
+    "consistent_blend",
+    "defocus_slope",
     "depth_weights",
     "laplacian_pyramid",
+    "occlusion_aware_index",
     "upscale_region",
+    "visible_index",
 ]

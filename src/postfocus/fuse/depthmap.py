@@ -6,6 +6,14 @@ between a frame's position and the pixel's focus index
 (:func:`~postfocus.fuse.base.depth_weights`). Tiles where a frame has no
 weight are never warped or added (:meth:`DepthmapFusion.footprint`).
 
+At occlusion edges a second, occlusion-safe index may be given
+(``safe_index``, :mod:`postfocus.fuse.occlusion`): frames where a near
+object's blur covers the pixel are not taken there. Both blends are made, and
+a consistency check between them decides (:func:`consistent_blend`): where
+they agree at a coarse scale (no glow of a near object in the frame focused at
+the pixel's depth), the sharp blend by depth is kept; where they disagree, the
+glow is the difference and the safe blend is taken.
+
 References
 ----------
 .. [1] S. Pertuz, D. Puig, M. A. Garcia and A. Fusiello, "Generation of
@@ -20,7 +28,7 @@ import numpy as np
 
 from postfocus.fuse.base import Rect, neg_half_inv_sq
 
-__all__ = ["DepthmapFusion"]
+__all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
 
 
 def _tile_rows(rows: np.ndarray, tile: int, tiles: int) -> np.ndarray:
@@ -45,13 +53,32 @@ class DepthmapFusion:
     #: exp(-0.125 / 0.35**2) = 0.36, dropping them changes no pixel by more than 1e-4 per frame.
     CUTOFF = 1e-6
 
-    def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64):
+    def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
+                 safe_index: np.ndarray | None = None):
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
         self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
         self._weight = np.full((h, w), 1e-12, np.float32)
         self._image: np.ndarray | None = None
+        # The occlusion-safe blend, kept only in the box where the safe index differs.
+        self._safe: tuple[Rect, np.ndarray, list[np.ndarray], np.ndarray] | None = None
+        low_map = self.index_map
+        if safe_index is not None:
+            safe = np.asarray(safe_index, np.float32)
+            differs = np.abs(safe - self.index_map) > 0.05
+            rows, cols = np.nonzero(differs)
+            if rows.size:
+                box = (int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1)
+                # the tiles where the safe index differs: the only ones the safe blend is made in
+                ty, tx = -(-h // tile), -(-w // tile)
+                padded = np.zeros((ty * tile, tx * tile), bool)
+                padded[:h, :w] = differs
+                self._safe_tiles = padded.reshape(ty, tile, tx, tile).any(axis=(1, 3))
+                bh, bw = box[2] - box[0], box[3] - box[1]
+                self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
+                              [np.zeros((bh, bw), np.float32) for _ in range(3)], np.full((bh, bw), 1e-12, np.float32))
+                low_map = np.minimum(self.index_map, safe)
         # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
         # (a tile's lowest index less its widest reach, its highest plus that reach).
         self.tile = tile
@@ -65,7 +92,7 @@ class DepthmapFusion:
             index = _tile_rows(self.index_map[rows], tile, tx)
             widest = reach * (_tile_rows(np.broadcast_to(sigma, (h, w))[rows], tile, tx).max(axis=(0, 2))
                               if sigma.ndim else sigma)
-            self._low[row] = index.min(axis=(0, 2)) - widest
+            self._low[row] = _tile_rows(low_map[rows], tile, tx).min(axis=(0, 2)) - widest
             self._high[row] = index.max(axis=(0, 2)) + widest
 
     def footprint(self, position: float) -> list[Rect]:
@@ -114,6 +141,39 @@ class DepthmapFusion:
         for c in range(3):  # channel by channel: no full-size temporary
             cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), wt, self._sum[c][t:b, l:r])
         self._weight[t:b, l:r] += wt
+        if self._safe is not None:
+            self._add_safe(position, frame, (t, l, b, r))
+
+    def _add_safe(self, position: float, frame: np.ndarray, region: Rect) -> None:
+        """Fold the tiles of ``frame`` where the safe index differs into the occlusion-safe blend."""
+        t, l, b, r = region
+        tile = self.tile
+        h, w = self.index_map.shape
+        for row in range(t // tile, -(-b // tile)):
+            cols = np.flatnonzero(self._safe_tiles[row, l // tile:-(-r // tile)]) + l // tile
+            if cols.size == 0:
+                continue
+            breaks = np.flatnonzero(np.diff(cols) > 1)
+            for a, z in zip(np.r_[0, breaks + 1], np.r_[breaks, cols.size - 1]):
+                rect = (max(t, row * tile), max(l, int(cols[a]) * tile),
+                        min(b, (row + 1) * tile, h), min(r, (int(cols[z]) + 1) * tile, w))
+                self._add_safe_rect(position, frame, region, rect)
+
+    def _add_safe_rect(self, position: float, frame: np.ndarray, region: Rect, rect: Rect) -> None:
+        """Fold ``rect`` of ``frame`` (which holds ``region``) into the occlusion-safe blend, inside its box."""
+        (st, sl, sb, sr), safe, sums, weight = self._safe
+        t, l = region[:2]
+        it, il, ib, ir = max(rect[0], st), max(rect[1], sl), min(rect[2], sb), min(rect[3], sr)
+        if it >= ib or il >= ir:
+            return
+        d = safe[it - st:ib - st, il - sl:ir - sl] - np.float32(position)
+        d *= d
+        d *= self._k if np.ndim(self._k) == 0 else self._k[it:ib, il:ir]
+        wt = np.exp(d, out=d)
+        part = frame[it - t:ib - t, il - l:ir - l]
+        for c in range(3):
+            cv2.accumulateProduct(np.ascontiguousarray(part[:, :, c]), wt, sums[c][it - st:ib - st, il - sl:ir - sl])
+        weight[it - st:ib - st, il - sl:ir - sl] += wt
 
     def result(self) -> np.ndarray:
         """The blend, float32 (H, W, 3); finished in place, so no frame can be added after it."""
@@ -121,6 +181,85 @@ class DepthmapFusion:
             inv = np.reciprocal(self._weight, out=self._weight)
             for plane in self._sum:
                 plane *= inv
+            if self._safe is not None:  # the consistency check, plane by plane, in place
+                (t, l, b, r), _, safe, weight = self._safe
+                unset = weight < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
+                np.reciprocal(weight, out=weight)
+                sharp = [plane[t:b, l:r] for plane in self._sum]
+                for plane, same in zip(safe, sharp):
+                    plane *= weight
+                    np.copyto(plane, same, where=unset)
+                keep = consistency_weight(sharp, safe)
+                for a, s in zip(sharp, safe):
+                    a -= s
+                    a *= keep
+                    a += s
+                self._safe = None
             self._image = cv2.merge(self._sum)
             self._sum = self._weight = None
         return self._image
+
+
+def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale: float = 3.0,
+                       tolerance: float = 0.04) -> np.ndarray:
+    """Weight of the blend by depth against the occlusion-safe one: 1 where they agree at a coarse scale.
+
+    A near object's blur in the frame focused on the background is light
+    spread over many pixels: it shows as a coarse-scale difference between the
+    blend by depth (``sharp``) and the occlusion-safe blend (``safe``), which
+    differ elsewhere only in fine detail. The weight is
+    ``exp(-(g / tolerance)^2)`` with ``g`` the largest channel of the
+    difference low-passed by a Gaussian of sigma ``scale`` px (zero outside
+    the given pixels: the blends agree there).
+
+    Parameters
+    ----------
+    sharp, safe : list of numpy.ndarray
+        float32 (h, w) colour planes of the two blends of the same pixels.
+    scale : float
+        Gaussian sigma (px) of the comparison.
+    tolerance : float
+        Coarse difference (0-1 scale) at which ``sharp`` keeps a third of the weight.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (h, w) in [0, 1].
+
+    References
+    ----------
+    S. Li, X. Kang and J. Hu, "Image fusion with guided filtering", IEEE Trans.
+    Image Processing 22(7), 2013 (base and detail layers judged at their own scales).
+    """
+    g = None
+    for a, b in zip(sharp, safe):
+        d = np.abs(cv2.GaussianBlur(a - b, (0, 0), scale, borderType=cv2.BORDER_CONSTANT))
+        g = d if g is None else np.maximum(g, d)
+    g *= np.float32(-1.0 / tolerance)
+    g *= g
+    return np.exp(-g, out=g)
+
+
+def consistent_blend(sharp: np.ndarray, safe: np.ndarray, *, scale: float = 3.0, tolerance: float = 0.04) -> np.ndarray:
+    """``sharp`` where it agrees with ``safe`` at a coarse scale, ``safe`` where it does not (:func:`consistency_weight`).
+
+    Parameters
+    ----------
+    sharp, safe : numpy.ndarray
+        float32 (h, w, 3) blends of the same pixels.
+    scale, tolerance : float
+        As :func:`consistency_weight`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (h, w, 3).
+
+    Examples
+    --------
+    >>> a = np.zeros((8, 8, 3), np.float32)
+    >>> round(float(consistent_blend(a, a + 0.5)[4, 4, 0]), 3), round(float(consistent_blend(a, a + 0.001)[4, 4, 0]), 3)
+    (0.5, 0.0)
+    """
+    keep = consistency_weight(list(cv2.split(sharp)), list(cv2.split(safe)), scale=scale, tolerance=tolerance)
+    return (safe + keep[..., None] * (sharp - safe)).astype(np.float32)

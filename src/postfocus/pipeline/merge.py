@@ -31,6 +31,7 @@ from postfocus.errors import OptionError
 from postfocus.fuse.base import Fusion, blend_width, upscale_region
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
+from postfocus.fuse.occlusion import occlusion_aware_index
 from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
@@ -43,6 +44,8 @@ from postfocus.pipeline.threads import read_ahead
 __all__ = ["apply_gain", "fuse", "merge_frames", "plan_bands"]
 
 Region = tuple[int, int, int, int]
+
+_MARGIN = 16  # px: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian, and more)
 
 
 def fuse(
@@ -57,6 +60,7 @@ def fuse(
     bands: int = 1,
     on_aligned: Callable[[int, np.ndarray], None] | None = None,
     progress: Progress | None = None,
+    occlusion: bool = True,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -89,6 +93,10 @@ def fuse(
         keep aligned frames for refocusing).
     progress : callable, optional
         ``progress(stage, done, total)``.
+    occlusion : bool
+        Depth-map method: at occlusion edges, leave out frames where a near
+        object's blur covers the pixel, where that shows
+        (:mod:`postfocus.fuse.occlusion`); False fuses by the focus map alone.
 
     Returns
     -------
@@ -115,13 +123,25 @@ def fuse(
     top, left, bottom, right = whole
     edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
-    job = _Merge(source, maps, alignment, flow, method, merge)
-    if len(parts) == 1:
-        return job.run(whole, whole, on_aligned, progress, "fuse")
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion)
+    # The occlusion consistency check looks _MARGIN px around a pixel: every part is fused with that
+    # margin of the picture around it (where the picture has it), so a region or a band gives the
+    # same pixels as the whole.
+    m = _MARGIN if method == "depthmap" and occlusion else 0
+    grown = (max(0, top - m), max(0, left - m), min(H, bottom + m), min(W, right + m))
+    keep = on_aligned
+    if on_aligned is not None and grown != whole:
+        oy, ox = top - grown[0], left - grown[1]
+
+        def keep(i: int, aligned: np.ndarray) -> None:
+            on_aligned(i, np.ascontiguousarray(aligned[oy:oy + bottom - top, ox:ox + right - left]))
+
     image = np.empty((bottom - top, right - left, 3), np.float32)
     for k, part in enumerate(parts):
-        stage = f"fuse (band {k + 1} of {len(parts)})"
-        image[part[0] - top : part[2] - top] = job.run(part, whole, on_aligned if k == 0 else None, progress, stage)
+        stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
+        ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
+        fused = job.run(ext, grown, keep if k == 0 else None, progress, stage)
+        image[part[0] - top:part[2] - top] = fused[part[0] - ext[0]:part[2] - ext[0], left - ext[1]:right - ext[1]]
     return image
 
 
@@ -129,9 +149,9 @@ class _Merge:
     """One merge: the frames, their transforms and the maps, run over one region at a time."""
 
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
-                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int]):
+                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
-        self.method, self.merge = method, merge
+        self.method, self.merge, self.occlusion = method, merge, occlusion
         self.labels, self.choice = maps.motion_frames(merge)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,14 +163,22 @@ class _Merge:
     def fusion(self, region: Region) -> Fusion:
         """The fusion state of ``region``, from the maps upscaled into it."""
         maps, merge = self.maps, self.merge
-        target = np.clip(maps.focus_index, merge[0], merge[-1])
-        # Focus index as a position among the merged frames (they may have gaps).
-        rank = np.interp(target, np.asarray(merge, np.float32), np.arange(len(merge), dtype=np.float32))
-        rank = upscale_region(rank.astype(np.float32), maps.size, region)
+        frames = np.asarray(merge, np.float32)
+
+        def rank_of(index: np.ndarray) -> np.ndarray:
+            """Focus index as a position among the merged frames (they may have gaps), upscaled into the region."""
+            rank = np.interp(np.clip(index, merge[0], merge[-1]), frames, np.arange(len(merge), dtype=np.float32))
+            return upscale_region(rank.astype(np.float32), maps.size, region)
+
+        rank = rank_of(maps.focus_index)
         # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
         width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
         if self.method == "depthmap":
-            return DepthmapFusion(rank, width)
+            if not self.occlusion:
+                return DepthmapFusion(rank, width)
+            # At occlusion edges, also the blend without frames where a near object's blur covers the pixel.
+            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
+            return DepthmapFusion(rank, width, safe_index=rank_of(safe))
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 

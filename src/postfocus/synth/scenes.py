@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 
 from postfocus.errors import PostfocusError
+from postfocus.synth.halo_scenes import HALO_SCENES, grass, pins
 
 __all__ = ["SCENES", "fill_disparity", "scene"]
 
-SCENES = ("motorcycle", "steps", "ramp", "occluder", "flat")
+SCENES = ("motorcycle", "steps", "ramp", "occluder", "flat") + HALO_SCENES
 _DEFAULT_SIZE = (480, 640)
 
 
@@ -213,6 +214,8 @@ _BUILDERS = {
     "ramp": _ramp,
     "occluder": _occluder,
     "flat": _flat,
+    "pins": pins,
+    "grass": grass,
 }
 
 
@@ -227,7 +230,8 @@ def scene(name: str, size: tuple[int, int] | None = None, seed: int = 0) -> tupl
         with sharp occlusion edges), ``'ramp'`` (gravel on a tilted ground
         plane), ``'occluder'`` (bright bar and checker disc, near, over a far
         textured background) or ``'flat'`` (a textureless ellipse painted on
-        tilted gravel ground; its depth continues the plane).
+        tilted gravel ground; its depth continues the plane); the halo scenes
+        ``'pins'`` and ``'grass'`` (see :mod:`postfocus.synth.halo_scenes`).
     size : tuple[int, int] or None
         ``(height, width)``; default the photo's own size for
         ``'motorcycle'`` (500 x 741) and 480 x 640 otherwise.
