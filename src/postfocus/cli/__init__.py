@@ -12,7 +12,7 @@ from postfocus.cli.common import CommandModules, main
 # Command modules; each adds the command of its name to ``main`` when imported, which happens when
 # that command is run or the commands are listed (a run imports only its own command's module).
 COMMAND_MODULES = ["stack", "refocus", "pop", "info", "frames", "demo", "batch", "depth", "aperture", "mesh", "view", "serve",
-                   "align", "check", "retouch"]
+                   "align", "check", "retouch", "animate", "stereo"]
 main.commands = CommandModules(__name__, COMMAND_MODULES)
 
 __all__ = ["main"]
