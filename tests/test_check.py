@@ -197,14 +197,15 @@ def test_check_command(processed, cli, tmp_path):
     frames = root / "frames"
     cache = root / "cache"
     out, report = tmp_path / "residual.png", tmp_path / "check.json"
-    run = cli("check", frames, "--align", "none", "-o", out, "--report", report, cache=cache)
+    run = cli("check", frames, "--align", "none", "-o", out, "--report", report, "--depth", "raw", cache=cache)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [str(out), str(report)]
     assert "contradicts the frames" in run.stderr
     picture = cv2.imread(str(out))
     assert picture.shape[:2] == tuple(ps.size)
     data = json.loads(report.read_text())
-    assert data["method"] == "depthmap" and len(data["per_frame"]) == FRAMES
+    assert data["method"] == "depthmap" and data["depth"] == "raw" and len(data["per_frame"]) == FRAMES
+    assert 0 <= data["unverifiable"] < 0.5 and data["instant"] == 0.0
     assert 0 <= data["flagged"] < 0.2 and data["model"]["near_slope"] > 0
 
 
@@ -212,6 +213,7 @@ def test_check_command(processed, cli, tmp_path):
     (["-o", "x.txt"], "unknown output format"),
     (["--report", "r.txt"], "--report"),
     (["--range", "3:3"], "--range"),
+    (["--depth", "smooth"], "--depth"),
 ])
 def test_check_command_refuses_bad_options(processed, cli, tmp_path, args, message):
     _, root = processed
