@@ -50,21 +50,26 @@ PLACES = {
                            ("depth outlier near (1737, 725)", 1696, 693, 1778, 758)],
 }
 # crops for the docs: stack -> [(file stem, x0, y0, x1, y1, variant)]; variants: "depthmap" (the result and
-# the clean depth), "raw" (the result, raw depth), "old" (the fusion before the halo fix), "pyramid"
+# the clean depth), "raw" (the result, raw depth), "old" / "old raw" (the fusion before the halo fix, clean / raw
+# depth), "pyramid"; a "-depth" picture (image, clean depth, raw depth) is written beside each "raw" crop
 CROPS = {
-    "pcb": [("check-pcb-pins", 1300, 660, 1640, 980, "depthmap"), ("check-pcb-pins-old", 1300, 660, 1640, 980, "old"),
+    "pcb": [("check-pcb-pins", 1300, 660, 1640, 980, "depthmap"), ("check-pcb-pins-raw", 1300, 660, 1640, 980, "raw"),
+            ("check-pcb-pins-old", 1300, 660, 1640, 980, "old"),
+            ("check-pcb-pins-old-raw", 1300, 660, 1640, 980, "old raw"),
             ("check-pcb-pins-pyramid", 1300, 660, 1640, 980, "pyramid")],
     "keyboard_sweep.mp4": [("check-sweep-outlier", 413, 561, 693, 781, "depthmap"),
                            ("check-sweep-outlier-raw", 413, 561, 693, 781, "raw"),
                            ("check-sweep-outlier2", 1617, 621, 1857, 831, "depthmap"),
                            ("check-sweep-outlier2-raw", 1617, 621, 1857, 831, "raw"),
                            ("check-sweep-top", 760, 0, 1110, 120, "raw")],
+
     "keyboard": [("check-keyboard-groove", 1540, 560, 1882, 840, "depthmap"),
                  ("check-keyboard-groove-old", 1540, 560, 1882, 840, "old")],
 }
 
 
-WHOLE = ("pcb", "pcb_depthmap", "keyboard_sweep.mp4")  # whole pictures for the docs
+WHOLE = ("pcb", "pcb_depthmap", "keyboard_sweep.mp4", "ring")  # whole pictures for the docs
+CHANGED = 2.0  # frames: pixels the outlier rejection moved by more than this are "the outliers the cleaning removed"
 
 
 def synthetic(images: Path | None, work: Path) -> dict:
@@ -154,6 +159,19 @@ def _stats(v: np.ndarray, level: float) -> dict:
             "peak": round(float(v.max()), 2), "flagged": round(float((v > level).mean()), 3)}
 
 
+def _depths(image: np.ndarray, clean: np.ndarray, raw: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Image crop, clean depth, raw depth (turbo colours over the crop's own range, near red), 4 px gaps."""
+    x0, y0, x1, y1 = box
+    lo, hi = np.quantile(np.concatenate([clean[y0:y1, x0:x1].ravel(), raw[y0:y1, x0:x1].ravel()]), [0.01, 0.99])
+
+    def colour(d: np.ndarray) -> np.ndarray:
+        t = ((1.0 - np.clip((d[y0:y1, x0:x1] - lo) / max(hi - lo, 1e-6), 0, 1)) * 255).astype(np.uint8)
+        return cv2.cvtColor(cv2.applyColorMap(t, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+
+    gap = np.full((y1 - y0, 4, 3), 0.1, np.float32)
+    return np.concatenate([image[y0:y1, x0:x1], gap, colour(clean), gap, colour(raw)], axis=1)
+
+
 def check_stack(name: str, data: Path, cache: Path | None, images: Path | None) -> dict:
     """Process and check one stack; returns its row of numbers."""
     with warnings.catch_warnings():
@@ -165,18 +183,25 @@ def check_stack(name: str, data: Path, cache: Path | None, images: Path | None) 
     result = forward_check(ps, image=image, depth=depth.depth, confidence=depth.confidence)
     cpu = _cpu() - start
     raw = forward_check(ps, image=image, depth="raw", model=result.model)
+    raw_depth = depth_map(ps, image=image, tolerance=float(len(ps.names))).depth  # what depth="raw" judges
+    changed = np.abs(raw_depth - depth.depth) > CHANGED
     s = result.summary
     row = {"stack": name, "size": list(ps.size), "frames": len(ps.used), "check_cpu_s": round(cpu, 2),
            "flagged": s["flagged"], "p99": s["p99"], "unverifiable": s["unverifiable"], "instant": s["instant"],
            "flagged_raw_depth": raw.summary["flagged"], "scale": s["scale"], "layers": s["layers"],
            "slopes": [round(result.model.near_slope, 2), round(result.model.far_slope, 2)],
-           "floor": round(result.model.floor, 2), "regions": s["regions"][:3], "places": {}}
+           "floor": round(result.model.floor, 2), "regions": s["regions"][:3], "places": {},
+           "changed_by_cleaning": round(float(changed.mean()), 4)}
+    if changed.any():  # the outliers the cleaning removed: does the check see them in the raw depth, and not after?
+        row["on_changed"] = {"raw": _stats(raw.residual[changed], s["level"]),
+                             "clean": _stats(result.residual[changed], s["level"])}
     variants = {"depthmap": (image, result), "raw": (image, raw)}
     wanted = {c[5] for c in CROPS.get(name, [])}
     if "old" in wanted:  # the same depth and defocus: only the image differs
         old = _old_fusion(ps)
         variants["old"] = (old, forward_check(ps, image=old, depth=depth.depth, confidence=depth.confidence,
                                               model=result.model))
+        variants["old raw"] = (old, forward_check(ps, image=old, depth="raw", model=result.model))
         row["flagged_old_fusion"] = variants["old"][1].summary["flagged"]
     if "pyramid" in wanted:
         pyramid = ps.all_in_focus("pyramid")
@@ -197,6 +222,8 @@ def check_stack(name: str, data: Path, cache: Path | None, images: Path | None) 
         for stem, x0, y0, x1, y1, variant in CROPS.get(name, []):
             picture, res = variants[variant]
             _picture(images / f"{stem}.jpg", _pair(picture, res.residual, (x0, y0, x1, y1), res.unverifiable))
+            if variant == "raw":
+                _picture(images / f"{stem}-depth.jpg", _depths(picture, depth.depth, raw_depth, (x0, y0, x1, y1)))
     return row
 
 
@@ -232,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:20} {row['frames']:6d} {w:5d}x{h:<5d} {row['check_cpu_s']:6.2f} {100 * row['flagged']:7.2f}% "
               f"{row['p99']:5.2f} {row['slopes'][0]:7.2f} {row['slopes'][1]:7.2f} {100 * row['unverifiable']:7.2f}% "
               f"{100 * row['flagged_raw_depth']:8.2f}%")
+        for kind, v in row.get("on_changed", {}).items():
+            print(f"    pixels the cleaning moved > {CHANGED:g} frames ({100 * row['changed_by_cleaning']:.2f} %), "
+                  f"{kind} depth: mean {v['mean']:.2f}, p90 {v['p90']:.2f}, flagged {100 * v['flagged']:.1f}%")
         for place, v in row["places"].items():
             print(f"    {place}: mean {v['mean']:.2f}, p90 {v['p90']:.2f}, peak {v['peak']:.2f}, "
                   f"flagged {100 * v['flagged']:.1f}%, unverifiable {100 * v['unverifiable']:.1f}%")
