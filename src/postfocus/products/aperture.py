@@ -45,6 +45,7 @@ alpha:
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -113,7 +114,7 @@ def _check_inputs(image: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.
         )
     if not np.isfinite(depth).all():
         raise PostfocusError("depth map has NaN or infinite values")
-    return image.astype(np.float32), depth.astype(np.float32)
+    return image.astype(np.float32, copy=False), depth.astype(np.float32, copy=False)
 
 
 def focus_at(
@@ -195,12 +196,17 @@ class _KernelCache:
         return self.kernels[key]
 
 
+def _blur_scale(radius: float) -> int:
+    """Down-sampling factor of a disc blur of ``radius`` px (the disc keeps at least 4 px at that scale)."""
+    return max(1, int(radius // 4))
+
+
 def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None) -> np.ndarray:
     """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution."""
     kernels = kernels or _KernelCache()
     if radius < 0.5:
         return image
-    s = max(1, int(radius // 4))
+    s = _blur_scale(radius)
     if s == 1:
         return cv2.filter2D(image, -1, kernels.get(radius), borderType=cv2.BORDER_REFLECT_101)
     h, w = image.shape[:2]
@@ -311,24 +317,113 @@ def render_aperture(
         linear = linear * (1.0 + 3.0 * highlights * knee * knee)[..., None]
 
     plan = plan_layers(depth, focus, blur_px, max_layers=max_layers)
-    u = (depth - focus) / np.float32(plan.step) - plan.first  # continuous layer coordinate, 0 = nearest
+    u = (depth - np.float32(focus)) / np.float32(plan.step) - np.float32(plan.first)  # layer coordinate, 0 = nearest
+    del depth
     radii = [blur_px * abs(plan.depth_of(k, focus) - focus) for k in range(plan.count)]
-    occupied = [k for k in range(plan.count) if bool((np.abs(u - k) < 1.0 - 1e-4).any())]
-    kernels = _KernelCache()
-    h, w = depth.shape
-    acc = np.zeros((h, w, 4), np.float32)
-    layer = np.empty((h, w, 4), np.float32)
-    for done, k in enumerate(sorted(occupied, reverse=True), 1):  # far to near
-        own = np.maximum(0.0, 1.0 - np.abs(u - k))
-        layer[..., :3] = linear * own[..., None]
-        layer[..., 3] = own
-        blurred = disc_blur(layer, radii[k], kernels)
-        acc *= 1.0 - blurred[..., 3:4]
-        acc += blurred
-        if progress:
-            progress("aperture", done, len(occupied))
-    out = acc[..., :3] / np.maximum(acc[..., 3:4], 1e-6)
+    acc = _composite(linear, u, radii, progress)
+    out = acc[..., :3] / np.maximum(acc[..., 3:4], np.float32(1e-6))
     return gamma_encode(out)
+
+
+def _occupied(u: np.ndarray, count: int) -> list[int]:
+    """Layers holding some pixel: a pixel at coordinate u belongs to layers floor(u) and floor(u) + 1."""
+    below = np.clip(np.floor(u), 0, count - 1).astype(np.int32)
+    frac = u - below
+    hits = np.bincount(below[frac < 1.0 - 1e-4], minlength=count)[:count]  # |u - k| < 1 for k = floor(u)
+    above = below[frac > 1e-4] + 1  # |u - (k + 1)| < 1
+    hits[: count] += np.bincount(np.minimum(above, count), minlength=count + 1)[:count]
+    return [k for k in range(count) if hits[k]]
+
+
+TILE = 64  # px; layers are cut to the tiles they touch
+
+
+def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest layer coordinate in each TILE x TILE tile (edge tiles padded with their edge)."""
+    h, w = u.shape
+    th, tw = -(-h // TILE), -(-w // TILE)
+    padded = np.pad(u, ((0, th * TILE - h), (0, tw * TILE - w)), mode="edge").reshape(th, TILE, tw, TILE)
+    return padded.min(axis=(1, 3)), padded.max(axis=(1, 3))
+
+
+def _merge_boxes(boxes: list[list[int]]) -> list[list[int]]:
+    """Merge overlapping boxes (y0, y1, x0, x1) until none overlap."""
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def _layer_boxes(lo: np.ndarray, hi: np.ndarray, k: int, pad: int, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Disjoint boxes (y0, y1, x0, x1) in pixels holding every pixel of layer k and the reach of its blur.
+
+    The tiles the layer touches are grown by ``pad`` px (its blur's reach) and split into
+    connected groups; groups whose bounding boxes overlap are merged, so each box holds all
+    of the layer's content that can reach it and the boxes can be blurred and composited
+    one by one.
+    """
+    touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
+    grow = -(-pad // TILE)
+    touched = cv2.dilate(touched, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(touched, connectivity=8)
+    boxes = [[int(y), int(y + bh), int(x), int(x + bw)] for x, y, bw, bh, _ in stats[1:count]]
+    h, w = shape
+    return [(y0 * TILE, min(h, y1 * TILE), x0 * TILE, min(w, x1 * TILE)) for y0, y1, x0, x1 in _merge_boxes(boxes)]
+
+
+def _blurred_layer(linear: np.ndarray, u: np.ndarray, k: int, radius: float, box: tuple[int, int, int, int],
+                   kernels: _KernelCache) -> np.ndarray:
+    """Premultiplied RGBA of layer k inside ``box``, blurred with its disc."""
+    y0, y1, x0, x1 = box
+    own = np.subtract(u[y0:y1, x0:x1], np.float32(k))
+    np.abs(own, out=own)
+    np.subtract(np.float32(1.0), own, out=own)
+    np.maximum(own, np.float32(0.0), out=own)
+    layer = np.empty((y1 - y0, x1 - x0, 4), np.float32)
+    np.multiply(linear[y0:y1, x0:x1], own[..., None], out=layer[..., :3])
+    layer[..., 3] = own
+    return disc_blur(layer, radius, kernels)
+
+
+def _composite(linear: np.ndarray, u: np.ndarray, radii: list[float], progress: Progress | None) -> np.ndarray:
+    """Blur the occupied layers (two threads) and composite them far to near over premultiplied alpha.
+
+    Each layer is cut to boxes around the tiles it touches, grown by its blur's reach: the
+    layer is zero elsewhere, so the blur and the compositing there would change nothing.
+    """
+    h, w = u.shape
+    occupied = sorted(_occupied(u, len(radii)), reverse=True)  # far to near
+    lo, hi = _tile_ranges(u)
+    kernels = _KernelCache()
+    jobs = []
+    for k in occupied:
+        pad = int(math.ceil(radii[k])) + 2 * _blur_scale(radii[k]) + 2
+        jobs += [(k, box) for box in _layer_boxes(lo, hi, k, pad, (h, w))]
+    acc = np.zeros((h, w, 4), np.float32)
+    ahead = 3
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = [pool.submit(_blurred_layer, linear, u, k, radii[k], box, kernels) for k, box in jobs[:ahead]]
+        for i, (k, (y0, y1, x0, x1)) in enumerate(jobs):
+            blurred = pending.pop(0).result()
+            if i + ahead < len(jobs):
+                k2, box2 = jobs[i + ahead]
+                pending.append(pool.submit(_blurred_layer, linear, u, k2, radii[k2], box2, kernels))
+            window = acc[y0:y1, x0:x1]
+            window *= 1.0 - blurred[..., 3:4]
+            window += blurred
+            if progress and (i + 1 == len(jobs) or jobs[i + 1][0] != k):
+                progress("aperture", occupied.index(k) + 1, len(occupied))
+    return acc
 
 
 @dataclass
