@@ -45,20 +45,15 @@ alpha:
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 from postfocus.pipeline.analyse import Progress
+from postfocus.products.layers import MAX_LAYERS, LayerPlan, composite_layers, disc_blur, disc_kernel, plan_layers
 from postfocus.store import ProcessedStack
-
-__all__ = ["FULL_SPAN_BLUR", "GAMMA", "MAX_LAYERS", "PRESETS", "REFERENCE_F_NUMBER", "ApertureResult", "LayerPlan",
-           "aperture", "blur_from_f_number", "disc_blur", "disc_kernel", "focus_at", "plan_layers",
-           "preset_focus", "render_aperture"]
 
 __all__ = [
     "FULL_SPAN_BLUR",
@@ -79,7 +74,6 @@ __all__ = [
 
 FULL_SPAN_BLUR = 0.04  # blur radius across the whole depth range at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
-MAX_LAYERS = 64
 PRESETS = ("near", "far", "all")
 
 
@@ -161,90 +155,6 @@ def preset_focus(depth: np.ndarray, preset: str, confidence: np.ndarray | None =
     return float(np.percentile(values, 3 if preset == "near" else 97))
 
 
-# --------------------------------------------------------------------------
-# Kernels and fills
-
-
-def disc_kernel(radius: float, supersample: int = 8) -> np.ndarray:
-    """Pillbox kernel of ``radius`` px: each tap is the share of its pixel inside the disc; sums to 1.
-
-    Examples
-    --------
-    >>> k = disc_kernel(3.0)
-    >>> k.shape, round(float(k.sum()), 6)
-    ((7, 7), 1.0)
-    """
-    if radius < 0.5:
-        return np.ones((1, 1), np.float32)
-    half = int(math.ceil(radius - 0.5))
-    n = 2 * half + 1
-    t = (np.arange(n * supersample) + 0.5) / supersample - n / 2.0
-    yy, xx = np.meshgrid(t, t, indexing="ij")
-    inside = (xx * xx + yy * yy <= radius * radius).astype(np.float32)
-    k = inside.reshape(n, supersample, n, supersample).mean(axis=(1, 3))
-    return (k / k.sum()).astype(np.float32)
-
-
-class _KernelCache:
-    def __init__(self) -> None:
-        self.kernels: dict[int, np.ndarray] = {}
-
-    def get(self, radius: float) -> np.ndarray:
-        key = int(round(radius * 16))
-        if key not in self.kernels:
-            self.kernels[key] = disc_kernel(key / 16.0)
-        return self.kernels[key]
-
-
-def _blur_scale(radius: float) -> int:
-    """Down-sampling factor of a disc blur of ``radius`` px (the disc keeps at least 4 px at that scale)."""
-    return max(1, int(radius // 4))
-
-
-def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None) -> np.ndarray:
-    """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution."""
-    kernels = kernels or _KernelCache()
-    if radius < 0.5:
-        return image
-    s = _blur_scale(radius)
-    if s == 1:
-        return cv2.filter2D(image, -1, kernels.get(radius), borderType=cv2.BORDER_REFLECT_101)
-    h, w = image.shape[:2]
-    sw, sh = max(1, round(w / s)), max(1, round(h / s))
-    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    # Box down-sampling and bilinear up-sampling add blur; shrink the disc so the total stays right.
-    r_small = math.sqrt(max(radius * radius - s * s * 0.5, 0.25)) / s
-    small = cv2.filter2D(small, -1, kernels.get(r_small), borderType=cv2.BORDER_REFLECT_101)
-    out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    return out.reshape(image.shape)
-
-
-# --------------------------------------------------------------------------
-# Rendering
-
-
-@dataclass
-class LayerPlan:
-    """Depth layers of a render: layer k sits at depth ``focus + (k + first) * step``."""
-
-    step: float
-    first: int
-    count: int
-
-    def depth_of(self, k: int, focus: float) -> float:
-        return focus + (k + self.first) * self.step
-
-
-def plan_layers(depth: np.ndarray, focus: float, blur_px: float, step_px: float = 0.5,
-                max_layers: int = MAX_LAYERS) -> LayerPlan:
-    """Layers spaced so the blur changes by about ``step_px`` between neighbours; one lies at ``focus``."""
-    lo, hi = float(depth.min()), float(depth.max())
-    extent = max(hi - lo, 1e-6)
-    step = max(step_px / max(blur_px, 1e-9), extent / max(max_layers - 2, 1))
-    first = int(math.floor((lo - focus) / step))
-    last = int(math.ceil((hi - focus) / step))
-    return LayerPlan(step=step, first=first, count=last - first + 1)
-
 
 def render_aperture(
     image: np.ndarray,
@@ -320,110 +230,10 @@ def render_aperture(
     u = (depth - np.float32(focus)) / np.float32(plan.step) - np.float32(plan.first)  # layer coordinate, 0 = nearest
     del depth
     radii = [blur_px * abs(plan.depth_of(k, focus) - focus) for k in range(plan.count)]
-    acc = _composite(linear, u, radii, progress)
+    acc = composite_layers(linear, u, radii, progress=progress)
     out = acc[..., :3] / np.maximum(acc[..., 3:4], np.float32(1e-6))
     return gamma_encode(out)
 
-
-def _occupied(u: np.ndarray, count: int) -> list[int]:
-    """Layers holding some pixel: a pixel at coordinate u belongs to layers floor(u) and floor(u) + 1."""
-    below = np.clip(np.floor(u), 0, count - 1).astype(np.int32)
-    frac = u - below
-    hits = np.bincount(below[frac < 1.0 - 1e-4], minlength=count)[:count]  # |u - k| < 1 for k = floor(u)
-    above = below[frac > 1e-4] + 1  # |u - (k + 1)| < 1
-    hits[: count] += np.bincount(np.minimum(above, count), minlength=count + 1)[:count]
-    return [k for k in range(count) if hits[k]]
-
-
-TILE = 64  # px; layers are cut to the tiles they touch
-
-
-def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest layer coordinate in each TILE x TILE tile (edge tiles padded with their edge)."""
-    h, w = u.shape
-    th, tw = -(-h // TILE), -(-w // TILE)
-    padded = np.pad(u, ((0, th * TILE - h), (0, tw * TILE - w)), mode="edge").reshape(th, TILE, tw, TILE)
-    return padded.min(axis=(1, 3)), padded.max(axis=(1, 3))
-
-
-def _merge_boxes(boxes: list[list[int]]) -> list[list[int]]:
-    """Merge overlapping boxes (y0, y1, x0, x1) until none overlap."""
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return boxes
-
-
-def _layer_boxes(lo: np.ndarray, hi: np.ndarray, k: int, pad: int, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Disjoint boxes (y0, y1, x0, x1) in pixels holding every pixel of layer k and the reach of its blur.
-
-    The tiles the layer touches are grown by ``pad`` px (its blur's reach) and split into
-    connected groups; groups whose bounding boxes overlap are merged, so each box holds all
-    of the layer's content that can reach it and the boxes can be blurred and composited
-    one by one.
-    """
-    touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
-    grow = -(-pad // TILE)
-    touched = cv2.dilate(touched, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(touched, connectivity=8)
-    boxes = [[int(y), int(y + bh), int(x), int(x + bw)] for x, y, bw, bh, _ in stats[1:count]]
-    h, w = shape
-    return [(y0 * TILE, min(h, y1 * TILE), x0 * TILE, min(w, x1 * TILE)) for y0, y1, x0, x1 in _merge_boxes(boxes)]
-
-
-def _blurred_layer(linear: np.ndarray, u: np.ndarray, k: int, radius: float, box: tuple[int, int, int, int],
-                   kernels: _KernelCache) -> np.ndarray:
-    """Premultiplied RGBA of layer k inside ``box``, blurred with its disc."""
-    y0, y1, x0, x1 = box
-    own = np.subtract(u[y0:y1, x0:x1], np.float32(k))
-    np.abs(own, out=own)
-    np.subtract(np.float32(1.0), own, out=own)
-    np.maximum(own, np.float32(0.0), out=own)
-    layer = np.empty((y1 - y0, x1 - x0, 4), np.float32)
-    np.multiply(linear[y0:y1, x0:x1], own[..., None], out=layer[..., :3])
-    layer[..., 3] = own
-    return disc_blur(layer, radius, kernels)
-
-
-def _composite(linear: np.ndarray, u: np.ndarray, radii: list[float], progress: Progress | None) -> np.ndarray:
-    """Blur the occupied layers (two threads) and composite them far to near over premultiplied alpha.
-
-    Each layer is cut to boxes around the tiles it touches, grown by its blur's reach: the
-    layer is zero elsewhere, so the blur and the compositing there would change nothing.
-    """
-    h, w = u.shape
-    occupied = sorted(_occupied(u, len(radii)), reverse=True)  # far to near
-    lo, hi = _tile_ranges(u)
-    kernels = _KernelCache()
-    jobs = []
-    for k in occupied:
-        pad = int(math.ceil(radii[k])) + 2 * _blur_scale(radii[k]) + 2
-        jobs += [(k, box) for box in _layer_boxes(lo, hi, k, pad, (h, w))]
-    acc = np.zeros((h, w, 4), np.float32)
-    ahead = 3
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = [pool.submit(_blurred_layer, linear, u, k, radii[k], box, kernels) for k, box in jobs[:ahead]]
-        for i, (k, (y0, y1, x0, x1)) in enumerate(jobs):
-            blurred = pending.pop(0).result()
-            if i + ahead < len(jobs):
-                k2, box2 = jobs[i + ahead]
-                pending.append(pool.submit(_blurred_layer, linear, u, k2, radii[k2], box2, kernels))
-            window = acc[y0:y1, x0:x1]
-            window *= 1.0 - blurred[..., 3:4]
-            window += blurred
-            if progress and (i + 1 == len(jobs) or jobs[i + 1][0] != k):
-                progress("aperture", occupied.index(k) + 1, len(occupied))
-    return acc
 
 
 @dataclass
