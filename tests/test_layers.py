@@ -1,0 +1,65 @@
+"""Depth-layer compositing: cutting layers to the tiles they touch changes nothing.
+
+``composite_layers`` blurs and composites each layer only inside boxes around the
+tiles it touches; the reference below does the same on whole frames. Measured when
+written (200x300, three objects and a ramp, 9 layers): identical (max
+difference 0) with discs up to 4.4 px, and 81 dB with discs up to 17.6 px, which
+are blurred at reduced resolution on a grid that starts at the box instead of the
+frame (asserted: 1e-5 and 60 dB).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from postfocus.products.layers import TILE, composite_layers, disc_blur
+
+
+def whole_frame_composite(linear, u, radii):
+    """Every occupied layer blurred and composited over the whole frame, far to near."""
+    acc = np.zeros((*u.shape, 4), np.float32)
+    for k in reversed(range(len(radii))):
+        own = np.maximum(0.0, 1.0 - np.abs(u - k)).astype(np.float32)
+        if not (own > 1e-4).any():
+            continue
+        layer = np.dstack([linear * own[..., None], own]).astype(np.float32)
+        blurred = disc_blur(layer, radii[k])
+        acc = acc * (1.0 - blurred[..., 3:4]) + blurred
+    return acc
+
+
+def scene(shape=(200, 300), seed=0):
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    linear = rng.random((h, w, 3)).astype(np.float32)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    u = 6.0 + 2.0 * yy / h  # a ramp at the back
+    u[(yy - 50) ** 2 + (xx - 60) ** 2 < 30**2] = 0.3  # a near disc
+    u[130:170, 200:280] = 3.6  # a block in the middle distance
+    u[10:20, 250:260] = 2.0  # a small object far from the others
+    return linear, u.astype(np.float32)
+
+
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_tiled_composite_matches_whole_frames(scale):
+    linear, u = scene()
+    radii = [scale * abs(k - 3.6) for k in range(9)]
+    assert u.shape[0] > 2 * TILE and u.shape[1] > 2 * TILE  # more than one box per layer is possible
+    got = composite_layers(linear, u, radii)
+    want = whole_frame_composite(linear, u, radii)
+    assert got.shape == want.shape
+    if max(radii) < 8:  # every disc at full resolution: the same arithmetic
+        assert float(np.abs(got - want).max()) < 1e-5
+    else:
+        psnr = 10 * np.log10(1.0 / float(np.mean((got - want) ** 2)))
+        assert psnr > 60
+
+
+def test_progress_once_per_occupied_layer():
+    linear, u = scene()
+    calls = []
+    composite_layers(linear, u, [abs(k - 3.6) for k in range(9)], progress=lambda *a: calls.append(a))
+    occupied = sum(bool((np.abs(u - k) < 1 - 1e-4).any()) for k in range(9))
+    assert [c[1] for c in calls] == list(range(1, occupied + 1))
+    assert {c[2] for c in calls} == {occupied} and {c[0] for c in calls} == {"aperture"}
