@@ -22,9 +22,9 @@ independent of the image size and the number of frames.
 Rendering
 ---------
 The scene is cut into depth layers spaced so the blur radius changes by at most
-about a pixel from one to the next (at most :data:`MAX_LAYERS`; each pixel is
+half a pixel from one to the next (at most :data:`MAX_LAYERS`; each pixel is
 shared by its two nearest layers so smooth slopes do not band). Layers are
-composited far to near in linear light (display gamma 2.2 undone), each blurred
+composited (:mod:`postfocus.products.layers`, which works only where a layer is) far to near in linear light (display gamma 2.2 undone), each blurred
 with an anti-aliased disc (pillbox) kernel of its radius, with premultiplied
 alpha:
 
