@@ -25,7 +25,9 @@ import numpy as np
 
 from postfocus.focus.map import box
 
-__all__ = ["domain_transform", "geodesic_median", "outliers", "weighted_median"]
+CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
+
+__all__ = ["domain_transform", "geodesic_median", "outliers", "supported", "weighted_median"]
 
 
 def weighted_median(
@@ -116,7 +118,7 @@ def geodesic_median(
     sigma_s: float,
     sigma_r: float,
     step: float = 0.25,
-    chunk: int = 16,
+    chunk: int | None = None,
 ) -> np.ndarray:
     """Weighted median of ``values`` over neighbourhoods that stop at the edges of ``guide``.
 
@@ -125,7 +127,9 @@ def geodesic_median(
     colour change along the way, so a pixel's neighbourhood is the region it
     belongs to, and a median over it keeps a slope a slope (a weighted mean of
     an uneven ring of neighbours does not). Levels are filtered ``chunk`` at a
-    time as channels; they span the values that carry weight.
+    time as channels (the filter's row and column recursions are Python loops, so
+    the more channels per pass, the less of the time goes to the loop); they span
+    the values that carry weight.
 
     Parameters
     ----------
@@ -133,7 +137,8 @@ def geodesic_median(
     guide : float32 (H, W) or (H, W, C) image whose edges bound the neighbourhoods.
     sigma_s, sigma_r : spatial reach (px) and colour tolerance of :func:`domain_transform`.
     step : spacing of the levels.
-    chunk : levels filtered at once (memory: ``chunk`` float32 images).
+    chunk : levels filtered at once (memory: ``chunk`` float32 images; default: as many as fit
+        ``CHUNK_BUDGET`` float32 values).
 
     Returns
     -------
@@ -160,22 +165,29 @@ def geodesic_median(
         return np.full(v.shape, np.nan, np.float32)
     lo, hi = float(carried.min()), float(carried.max())
     levels = np.arange(lo, hi + step, step, dtype=np.float32)
+    if chunk is None:
+        chunk = max(8, CHUNK_BUDGET // max(v.size, 1))
     out = np.full(v.shape, hi, np.float32)
     done = ~valid
     prev_share = np.zeros(v.shape, np.float32)
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):
         part = levels[start:start + chunk]
-        ind = np.stack([w * (v <= t) for t in part], axis=-1)
+        ind = (w[..., None] * (v[..., None] <= part)).astype(np.float32)
         shares = np.clip(domain_transform(ind, guide, sigma_s, sigma_r) * inv, 0.0, 1.0)
-        for j, t in enumerate(part):
-            share = np.maximum(shares[..., j], prev_share)
-            cross = (share >= 0.5) & ~done
-            if cross.any():
-                frac = (0.5 - prev_share[cross]) / np.maximum(share[cross] - prev_share[cross], 1e-6)
-                out[cross] = prev_level + np.clip(frac, 0.0, 1.0) * (t - prev_level)
-                done |= cross
-            prev_share, prev_level = share, t
+        # The share only grows with the level: a running maximum, from the last chunk's share on.
+        shares = np.maximum.accumulate(np.concatenate([prev_share[..., None], shares], axis=-1), axis=-1)
+        above = shares[..., 1:] >= 0.5
+        cross = above.any(axis=-1) & ~done
+        if cross.any():
+            j = np.argmax(above[cross], axis=-1)  # first level at or above one half
+            s1 = np.take_along_axis(shares[cross], (j + 1)[:, None], axis=-1)[:, 0]
+            s0 = np.take_along_axis(shares[cross], j[:, None], axis=-1)[:, 0]
+            t0 = np.concatenate([[prev_level], part])[j]
+            frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
+            out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
+            done |= cross
+        prev_share, prev_level = shares[..., -1], part[-1]
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
@@ -214,6 +226,63 @@ def outliers(
     """
     median = weighted_median(values, weight, guide, radius=radius, eps=eps, step=max(tolerance / 3.0, 1e-3))
     return np.abs(np.asarray(values, np.float32) - median) > tolerance, median
+
+
+def supported(
+    values: np.ndarray,
+    weight: np.ndarray,
+    flagged: np.ndarray,
+    *,
+    radius: int,
+    tolerance: float,
+    share: float = 0.25,
+) -> np.ndarray:
+    """Flagged pixels that continue a trusted surface at their own value within ``radius``.
+
+    An outlier is an island: a patch whose value nothing trusted around it
+    shares (a bokeh rim, a glint). A pixel at a depth edge whose neighbourhood
+    median is taken over by the other side may differ as much from that median,
+    yet it touches the unflagged, trusted part of its own surface. For every
+    flagged pixel this is the share of the trusted weight of unflagged pixels in
+    a ``(2 radius + 1)^2`` box whose value lies within ``tolerance`` of its own;
+    at least ``share`` of it makes the pixel part of a surface.
+
+    Parameters
+    ----------
+    values, weight : float32 (H, W) values and their weights (>= 0).
+    flagged : bool (H, W) the candidates (e.g. :func:`outliers`).
+    radius : box radius in pixels.
+    tolerance : largest difference of values on one surface.
+    share : least share of the neighbourhood's trusted weight that must agree.
+
+    Returns
+    -------
+    bool (H, W): the flagged pixels that are supported (never an unflagged one).
+
+    Examples
+    --------
+    >>> v = np.full((30, 30), 3.0, np.float32); v[:, 20:] = 12.0; v[10:14, 5:9] = 12.0
+    >>> f = np.zeros_like(v, bool); f[:, 20:23] = True; f[10:14, 5:9] = True
+    >>> s = supported(v, np.ones_like(v), f, radius=4, tolerance=1.5)
+    >>> bool(s[:, 20:23].all()), bool(s[10:14, 5:9].any())
+    (True, False)
+    """
+    v = np.asarray(values, np.float32)
+    flagged = np.asarray(flagged, bool)
+    out = np.zeros(v.shape, bool)
+    if not flagged.any():
+        return out
+    trusted = (np.asarray(weight, np.float32) * ~flagged).astype(np.float32)
+    total = box(trusted, radius)
+    step = max(float(tolerance) / 2.0, 1e-3)
+    lo = float(v[flagged].min())
+    level = np.rint((v - lo) / step).astype(np.int64)
+    for k in np.unique(level[flagged]):
+        at = flagged & (level == k)
+        centre = lo + k * step
+        agree = box(trusted * (np.abs(v - centre) <= tolerance), radius)
+        out[at] = agree[at] >= share * np.maximum(total[at], 1e-12)
+    return out & (total > 1e-6)
 
 
 def domain_transform(

@@ -63,7 +63,7 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.clean import domain_transform, geodesic_median, outliers
+from postfocus.focus.clean import domain_transform, geodesic_median, outliers, supported
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
@@ -72,6 +72,7 @@ from postfocus.store import ProcessedStack
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
+SUPPORT_SHARE = 2  # a flagged pixel that continues a trusted surface within 1/this of that radius is no outlier
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
@@ -229,8 +230,9 @@ def refine_depth(
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
-    bad, median = outliers(index, confidence, guide, radius=reach_px,
-                           tolerance=OUTLIER_WIDTHS * width if tolerance is None else float(tolerance))
+    tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
+    bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
+    bad &= ~supported(index, confidence, bad, radius=max(2, reach_px // SUPPORT_SHARE), tolerance=tolerance)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
