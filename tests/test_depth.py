@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from bench_depth import PROFILES, argmax_baseline, make_stack, score  # noqa: E402
+from bench_depth import PROFILES, argmax_baseline, depth_edges, make_stack, score  # noqa: E402
 
 from postfocus.products.depth import (  # noqa: E402
     DepthResult,
@@ -81,6 +81,16 @@ def test_depth_matches_ground_truth_and_beats_argmax(stacks, name):
     assert median <= max_median, f"{name}: median error {median:.3f}"
     assert within >= base_within + 0.15, f"{name}: {within:.3f} vs argmax baseline {base_within:.3f}"
     assert median <= base_median
+
+
+def test_off_depth_edges(stacks):
+    """Off the band where the truth mixes two surfaces, the motorcycle reaches 95 % within one frame (less a margin)."""
+    ps, _, truth = stacks("motorcycle")
+    band = depth_edges(truth)
+    assert 0.01 < float(band.mean()) < 0.1  # a thin band along the depth edges, not the picture
+    within, median = score(depth_map(ps).depth, truth, ~band)
+    assert within >= 0.93, f"{within:.3f} within one frame off depth edges"
+    assert median < 0.15
 
 
 def test_depth_refines_the_stored_focus_index(stacks):

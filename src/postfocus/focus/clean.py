@@ -175,14 +175,16 @@ def geodesic_median(
         part = levels[start:start + chunk]
         ind = (w[..., None] * (v[..., None] <= part)).astype(np.float32)
         shares = np.clip(domain_transform(ind, guide, sigma_s, sigma_r) * inv, 0.0, 1.0)
-        # The share only grows with the level: a running maximum, from the last chunk's share on.
-        shares = np.maximum.accumulate(np.concatenate([prev_share[..., None], shares], axis=-1), axis=-1)
-        above = shares[..., 1:] >= 0.5
+        # The share grows with the level (a positive filter of a growing indicator): the first level at or
+        # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
+        above = shares >= 0.5
         cross = above.any(axis=-1) & ~done
         if cross.any():
-            j = np.argmax(above[cross], axis=-1)  # first level at or above one half
-            s1 = np.take_along_axis(shares[cross], (j + 1)[:, None], axis=-1)[:, 0]
-            s0 = np.take_along_axis(shares[cross], j[:, None], axis=-1)[:, 0]
+            sc = shares[cross]
+            j = np.argmax(above[cross], axis=-1)
+            s1 = np.take_along_axis(sc, j[:, None], axis=-1)[:, 0]
+            s0 = np.where(j > 0, np.take_along_axis(sc, np.maximum(j - 1, 0)[:, None], axis=-1)[:, 0],
+                          prev_share[cross])
             t0 = np.concatenate([[prev_level], part])[j]
             frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
             out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)

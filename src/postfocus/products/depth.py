@@ -232,7 +232,10 @@ def refine_depth(
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
     bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
-    bad &= ~supported(index, confidence, bad, radius=max(2, reach_px // SUPPORT_SHARE), tolerance=tolerance)
+    # A flagged pixel that continues trusted pixels at its depth is part of a surface, not an island; the
+    # support must come from pixels that agree firmly with their own neighbourhood (not an outlier's fringe).
+    firm = confidence * (np.abs(index - median) <= 0.5 * tolerance)
+    bad &= ~supported(index, firm, bad, radius=max(2, reach_px // SUPPORT_SHARE), tolerance=0.5 * tolerance)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
