@@ -21,24 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import make_stack, plant_outlier, score  # noqa: E402
 
-from postfocus.focus.clean import domain_transform, geodesic_median, outliers, supported, weighted_median  # noqa: E402
+from postfocus.focus.clean import domain_transform, geodesic_median, outliers, weighted_median  # noqa: E402
 from postfocus.products.depth import depth_map  # noqa: E402
-
-
-def test_supported_keeps_a_surface_edge_and_flags_an_island():
-    """A strip at a depth edge continues its own trusted surface; an island of the same depth does not."""
-    values = np.full((40, 60), 2.0, np.float32)
-    values[:, 40:] = 9.0  # a far surface on the right
-    values[15:20, 10:15] = 9.0  # an island reading far inside the near surface
-    flagged = np.zeros(values.shape, bool)
-    flagged[:, 40:44] = True  # the far side of the edge, taken over by the near side's median
-    flagged[15:20, 10:15] = True
-    weight = np.ones_like(values)
-    kept = supported(values, weight, flagged, radius=5, tolerance=1.5)
-    assert kept[:, 40:44].all()
-    assert not kept[15:20, 10:15].any()
-    assert not kept[~flagged].any()
-    assert not supported(values, weight, np.zeros_like(flagged), radius=5, tolerance=1.5).any()
 
 
 def test_geodesic_median_matches_one_level_at_a_time():

@@ -27,7 +27,7 @@ from postfocus.focus.map import box
 
 CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
 
-__all__ = ["domain_transform", "geodesic_median", "outliers", "supported", "weighted_median"]
+__all__ = ["domain_transform", "geodesic_median", "outliers", "weighted_median"]
 
 
 def weighted_median(
@@ -228,63 +228,6 @@ def outliers(
     """
     median = weighted_median(values, weight, guide, radius=radius, eps=eps, step=max(tolerance / 3.0, 1e-3))
     return np.abs(np.asarray(values, np.float32) - median) > tolerance, median
-
-
-def supported(
-    values: np.ndarray,
-    weight: np.ndarray,
-    flagged: np.ndarray,
-    *,
-    radius: int,
-    tolerance: float,
-    share: float = 0.25,
-) -> np.ndarray:
-    """Flagged pixels that continue a trusted surface at their own value within ``radius``.
-
-    An outlier is an island: a patch whose value nothing trusted around it
-    shares (a bokeh rim, a glint). A pixel at a depth edge whose neighbourhood
-    median is taken over by the other side may differ as much from that median,
-    yet it touches the unflagged, trusted part of its own surface. For every
-    flagged pixel this is the share of the trusted weight of unflagged pixels in
-    a ``(2 radius + 1)^2`` box whose value lies within ``tolerance`` of its own;
-    at least ``share`` of it makes the pixel part of a surface.
-
-    Parameters
-    ----------
-    values, weight : float32 (H, W) values and their weights (>= 0).
-    flagged : bool (H, W) the candidates (e.g. :func:`outliers`).
-    radius : box radius in pixels.
-    tolerance : largest difference of values on one surface.
-    share : least share of the neighbourhood's trusted weight that must agree.
-
-    Returns
-    -------
-    bool (H, W): the flagged pixels that are supported (never an unflagged one).
-
-    Examples
-    --------
-    >>> v = np.full((30, 30), 3.0, np.float32); v[:, 20:] = 12.0; v[10:14, 5:9] = 12.0
-    >>> f = np.zeros_like(v, bool); f[:, 20:23] = True; f[10:14, 5:9] = True
-    >>> s = supported(v, np.ones_like(v), f, radius=4, tolerance=1.5)
-    >>> bool(s[:, 20:23].all()), bool(s[10:14, 5:9].any())
-    (True, False)
-    """
-    v = np.asarray(values, np.float32)
-    flagged = np.asarray(flagged, bool)
-    out = np.zeros(v.shape, bool)
-    if not flagged.any():
-        return out
-    trusted = (np.asarray(weight, np.float32) * ~flagged).astype(np.float32)
-    total = box(trusted, radius)
-    step = max(float(tolerance) / 2.0, 1e-3)
-    lo = float(v[flagged].min())
-    level = np.rint((v - lo) / step).astype(np.int64)
-    for k in np.unique(level[flagged]):
-        at = flagged & (level == k)
-        centre = lo + k * step
-        agree = box(trusted * (np.abs(v - centre) <= tolerance), radius)
-        out[at] = agree[at] >= share * np.maximum(total[at], 1e-12)
-    return out & (total > 1e-6)
 
 
 def domain_transform(

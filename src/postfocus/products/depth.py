@@ -63,7 +63,7 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.clean import domain_transform, geodesic_median, outliers, supported
+from postfocus.focus.clean import domain_transform, geodesic_median, outliers
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
@@ -72,7 +72,7 @@ from postfocus.store import ProcessedStack
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
-SUPPORT_SHARE = 2  # a flagged pixel that continues a trusted surface within 1/this of that radius is no outlier
+FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
@@ -232,10 +232,6 @@ def refine_depth(
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
     bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
-    # A flagged pixel that continues trusted pixels at its depth is part of a surface, not an island; the
-    # support must come from pixels that agree firmly with their own neighbourhood (not an outlier's fringe).
-    firm = confidence * (np.abs(index - median) <= 0.5 * tolerance)
-    bad &= ~supported(index, firm, bad, radius=max(2, reach_px // SUPPORT_SHARE), tolerance=0.5 * tolerance)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
@@ -250,10 +246,11 @@ def refine_depth(
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
-    # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
-    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. Outliers
+    # Distrusted pixels, and those that take most of their depth from the fill, take the median of the trusted
+    # pixels of their region, not a mean: a slope stays a slope, and a textureless pixel between a near and a
+    # far surface of its colour takes one of them, not a depth between. Outliers
     # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
-    for mask, tolerance_r in ((occluding & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
+    for mask, tolerance_r in (((occluding | (confidence < FILLED)) & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
         if mask.any():
             region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
             local = np.where(mask & np.isfinite(region), region, local)
