@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"out) postfocus {ow1:6.1%} median {omed:.3f}, focus-stack {ofw1:6.1%} median {ofmed:.3f}")
     if rows:
         ours = np.array([r[3:5] for r in rows])
-        off = np.array([r[13:15] for r in rows])
+        off = np.array([r[12:14] for r in rows])
         print(f"all: postfocus worst {ours[:, 0].min():.1%} within 1 frame, worst median {ours[:, 1].max():.3f}; "
               f"off depth edges worst {off[:, 0].min():.1%}, worst median {off[:, 1].max():.3f}")
     return 0

@@ -246,13 +246,16 @@ def refine_depth(
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
-    # Distrusted pixels, and those that take most of their depth from the fill, take the median of the trusted
-    # pixels of their region, not a mean: a slope stays a slope, and a textureless pixel between a near and a
-    # far surface of its colour takes one of them, not a depth between. Outliers
+    # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
+    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. So do the
+    # pixels that take most of their depth from the fill where the mean and the median of their region are
+    # a depth step apart (the region holds two surfaces; on one surface the mean follows its slope). Outliers
     # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
     for mask, tolerance_r in (((occluding | (confidence < FILLED)) & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
         if mask.any():
             region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
+            if tolerance_r == sigma_r:
+                mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
     depth = blend * index + (1.0 - blend) * local
