@@ -31,7 +31,10 @@ of a processed stack:
    regions but not across colour edges: outliers and halo pixels take the depth
    of the surface they look like, textureless areas take the depth of their
    surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
-   trusted pixel is reachable). Every consumer (aperture, mesh, pop, the page,
+   trusted pixel is reachable). A pixel that takes most of its depth from the
+   fill takes its region's median instead of the mean where the two are a
+   depth step apart: its region holds two surfaces of its colour, and it
+   belongs to one of them, not between. Every consumer (aperture, mesh, pop, the page,
    the depth files) reads this cleaned depth.
 5. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
