@@ -85,6 +85,19 @@ def test_depth_matches_ground_truth_and_beats_argmax(stacks, name):
     assert median <= base_median
 
 
+@pytest.mark.parametrize("scene_name", ["pins"])
+def test_thin_near_structures_keep_their_depth(tmp_path, scene_name):
+    """Pins before a far board: a minority in the outlier test's neighbourhood, but no island; none of it is cut."""
+    ps, _, truth = make_stack(scene_name, tmp_path / scene_name, size=(180, 240))
+    near = truth < 0.5 * (len(ps.names) - 1)
+    assert 0.05 < float(near.mean()) < 0.3
+    result = depth_map(ps)
+    within, _ = score(result.depth, truth, near)
+    raw_within, _ = score(depth_map(ps, tolerance=1e6).depth, truth, near)  # no outlier test at all
+    assert within >= 0.97, f"{within:.3f} of the pins within one frame"
+    assert within >= raw_within - 0.005, f"outlier test cuts pins: {within:.3f} vs {raw_within:.3f} without it"
+
+
 def test_off_depth_edges(stacks):
     """Off the band where the truth mixes two surfaces, the motorcycle reaches 95 % within one frame (less a margin)."""
     ps, _, truth = stacks("motorcycle")

@@ -66,7 +66,7 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.clean import domain_transform, geodesic_median, outliers
+from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
@@ -235,6 +235,9 @@ def refine_depth(
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
     bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
+    # A thin near structure (a pin, a blade of grass) is a minority in that neighbourhood too, but its flagged
+    # part touches its own trusted part at its own depth: only islands are outliers.
+    bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
