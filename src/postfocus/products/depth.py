@@ -16,7 +16,11 @@ of a processed stack:
    object's bokeh disc in the far frames, a glint, a frame edge at the
    border). Pixels more than 1.5 focus-curve widths from the confidence-
    weighted, edge-aware median of their neighbourhood (6 % of the long edge;
-   Ma et al. 2013, :mod:`postfocus.focus.clean`) are rejected.
+   Ma et al. 2013, :mod:`postfocus.focus.clean`) are candidates; a connected
+   patch of them is rejected only if it is an island, i.e. no confident pixel
+   around it shares its depth (:func:`~postfocus.focus.clean.islands`): a pin
+   or a blade of grass is a minority in that neighbourhood too, but its tip
+   touches its own body.
 3. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
    lends its focus energy to the background pixels next to it, and the
    background's own texture is hidden under the blurred foreground in the
