@@ -31,7 +31,7 @@ from postfocus.errors import OptionError
 from postfocus.fuse.base import Fusion, blend_width, upscale_region
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
-from postfocus.fuse.occlusion import occlusion_aware_index
+from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index
 from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
@@ -178,7 +178,10 @@ class _Merge:
                 return DepthmapFusion(rank, width)
             # At occlusion edges, also the blend without frames where a near object's blur covers the pixel.
             safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
-            return DepthmapFusion(rank, width, safe_index=rank_of(safe))
+            own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
+                            np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
+            slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+            return DepthmapFusion(rank, width, safe_index=rank_of(safe), slope=slope)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
