@@ -277,14 +277,17 @@ class _Restore:
         """Take the spill off and blend the solution into ``planes`` (the normalised blend by depth), in place."""
         ot, ol, ob, orr = self.outer
         t, l, b, r = self.box
-        colour = srgb_decode(cv2.merge([p[ot:ob, ol:orr] for p in planes]))
-        # A clipped pixel's light is unknown (a highlight may be many times white): its spill cannot be taken off.
-        clipped = (colour.max(axis=2) >= self.CLIPPED).astype(np.float32)
+        # The near objects' light, and a fourth plane: clipped (a highlight may be many times white, its light
+        # is unknown and its spill cannot be taken off).
+        colour = np.empty((ob - ot, orr - ol, 4), np.float32)
+        for c in range(3):
+            colour[..., c] = srgb_decode(planes[c][ot:ob, ol:orr])
+        colour[..., 3] = colour[..., :3].max(axis=2) >= self.CLIPPED
         total = np.zeros_like(self.den)
         unknown = np.zeros_like(self.den)
         taken = np.zeros_like(self.sums)
         for position in self.positions:
-            cover, spill = occluder_cover(self.rank, position, self.slope, colour=np.dstack([colour, clipped]))
+            cover, spill = occluder_cover(self.rank, position, self.slope, colour=colour)
             clear = 1.0 - cover[self.inner]
             d = self.rank[self.inner] - np.float32(position)
             g = np.exp(d * d * (k if np.ndim(k) == 0 else k[t:b, l:r]))

@@ -235,10 +235,10 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
 
     Examples
     --------
-    >>> rank = np.full((1, 9), 6.0, np.float32); rank[0, :3] = 0.0
-    >>> a, _ = occluder_cover(rank, 6.0, 0.5)  # 3 px of blur: the near object's light reaches 3 px past its edge
-    >>> bool(a[0, 1] == 1.0), bool(0.0 < a[0, 4] < 0.6), bool(a[0, 8] == 0.0)
-    (True, True, True)
+    >>> rank = np.full((1, 9), 6.0, np.float32); rank[0, :3] = 0.0  # a near object at frame 0, px 0-2
+    >>> a, s = occluder_cover(rank, 6.0, 0.5, colour=np.full((1, 9, 3), 0.5, np.float32))  # 3 px of blur
+    >>> np.round(a.astype(float), 2).tolist(), np.round(s[..., 0].astype(float), 2).tolist()
+    ([[0.96, 0.81, 0.61, 0.39, 0.19, 0.04, 0.0, 0.0, 0.0]], [[0.48, 0.4, 0.3, 0.2, 0.1, 0.02, 0.0, 0.0, 0.0]])
     """
     rank = np.asarray(rank, np.float32)
     h, w = rank.shape
@@ -247,14 +247,17 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
     near = rank < np.float32(position - margin)
     if not near.any():
         return cover, spill
-    groups = np.rint(rank[near]).astype(np.int64)
-    for j in sorted(set(groups.tolist()), reverse=True):  # far to near
-        mask = (near & (np.rint(rank) == j)).astype(np.float32)
-        kernel = _disc(slope * max(float(position) - j, 0.0))
+    rounded = np.rint(rank)
+    rounded[~near] = -1.0
+    for j in np.unique(rounded[near])[::-1]:  # far to near
+        mask = (rounded == j).astype(np.float32)
+        kernel = _disc(slope * max(float(position) - float(j), 0.0))
         blurred = cv2.filter2D(mask, -1, kernel, borderType=cv2.BORDER_REPLICATE)
         if spill is not None:
-            light = cv2.filter2D(colour * mask[..., None], -1, kernel, borderType=cv2.BORDER_REPLICATE)
             spill *= (1.0 - blurred)[..., None]
-            spill += light
-        cover = 1.0 - (1.0 - cover) * (1.0 - blurred)
+            spill += cv2.filter2D(colour * mask[..., None], -1, kernel, borderType=cv2.BORDER_REPLICATE)
+        cover *= -1.0
+        cover += 1.0
+        cover *= 1.0 - blurred
+        np.subtract(1.0, cover, out=cover)
     return np.clip(cover, 0.0, 1.0), spill
