@@ -105,6 +105,25 @@ def _blur(planes: np.ndarray, radius: float, kernels: KernelCache) -> np.ndarray
     return out
 
 
+def _extend(planes: np.ndarray) -> None:
+    """Fill the gaps of premultiplied planes (alpha at index 3) by pull-push, in place: alpha 1 wherever any content reaches."""
+    alpha = planes[3]
+    if alpha.min() >= 1.0 - 1e-6 or alpha.max() <= 1e-6:
+        return
+    levels = [np.moveaxis(planes, 0, -1).copy()]
+    while min(levels[-1].shape[:2]) > 2:  # pull: premultiplied averages of coarser cells
+        h, w = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA))
+    filled = levels[-1] / np.maximum(levels[-1][..., 3:4], 1e-6)
+    for fine in reversed(levels[:-1]):  # push: each level's gaps from the coarser one, normalised
+        up = cv2.resize(filled, (fine.shape[1], fine.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(fine.shape)
+        a = np.clip(fine[..., 3:4], 0.0, 1.0)
+        filled = fine + (1.0 - a) * up
+        filled /= np.maximum(filled[..., 3:4], 1e-6)
+        filled = np.where(a >= 1.0 - 1e-6, fine, filled)
+    planes[...] = np.moveaxis(filled, -1, 0)
+
+
 def _factor(radius: float) -> int:
     """Down-sampling factor used for a blur of ``radius`` px."""
     return max(1, int(radius // _LOWRES_RADIUS))
@@ -209,6 +228,8 @@ def render_defocus(
     slabs: Slabs,
     radii: np.ndarray,
     kernels: KernelCache | None = None,
+    *,
+    hidden: bool = False,
 ) -> np.ndarray:
     """Composite defocused slabs far to near in linear light.
 
@@ -216,6 +237,14 @@ def render_defocus(
     so far: ``acc = acc * (1 - blur(alpha_k)) + blur(colour * alpha_k)``. The
     accumulated alpha is divided out at the end, which fills the gaps that
     blurred far slabs leave behind sharp near ones.
+
+    A depth map holds only what is seen: behind a near object there is
+    nothing, so a blurred near object stays filled with its own colour to its
+    sharp outline. With ``hidden`` the scene gets a background there: before a
+    blurred slab is laid, the gaps of what lies behind it (in the slab's reach)
+    are filled by pull-push extension of that content (Kraus and Strengert
+    [1]_), so the background shows through the near object's blurred rim, as
+    through a real lens.
 
     Parameters
     ----------
@@ -229,11 +258,18 @@ def render_defocus(
         empty slabs); below 0.5 a slab is pasted sharp.
     kernels : KernelCache or None
         Kernel cache shared between calls.
+    hidden : bool
+        Extend the farther content behind each blurred slab (see above).
 
     Returns
     -------
     np.ndarray
         float32 (H, W, 3 + E) defocused image, linear light (then the extra planes).
+
+    References
+    ----------
+    .. [1] M. Kraus and M. Strengert, "Depth-of-field rendering by pyramidal image processing",
+       Computer Graphics Forum 26(3), 2007 (disocclusion by pull-push of the farther layers).
 
     Examples
     --------
@@ -264,6 +300,8 @@ def render_defocus(
         np.multiply(premult[:, y0:y1, x0:x1], slabs.mask(k, y0, y1, x0, x1), out=patch[:, :ph, :pw])
         b = _blur(patch, r, kernels)[:, :ph, :pw]
         region = acc[:, y0:y1, x0:x1]
+        if hidden:
+            _extend(region)
         region *= 1.0 - b[3]
         region += b
     colour = np.concatenate([acc[:3], acc[4:]]) / np.maximum(acc[3], 1e-6)
