@@ -411,3 +411,35 @@ def test_narrow_window_puts_the_tools_under_the_picture(browser, served_job):  #
     page.screenshot(path=str(artifact_path("web-layout-600x900.png")), full_page=True)
     assert not errors, errors
     ctx.close()
+
+
+def test_tilt_moves_the_picture_in_the_app(browser, served_job):  # noqa: F811
+    """Parallax (the viewer's Tilt button, living.js) in the app: off at first, on with the button, no pull hint."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ctx, page, errors, outside = open_job(browser, served_job)
+    deadline = time.monotonic() + 20
+    while not page.evaluate("!!(window.postfocusLivingState && window.postfocusLivingState.ready)"):
+        assert time.monotonic() < deadline, "the living picture did not load"
+        page.wait_for_timeout(50)
+    s = page.evaluate("window.postfocusLivingState")
+    assert not s["parallax"] and s["pullFrames"] == 0  # the focus-pull hint is the page's, not the app's
+    page.click("#viewer .pf-tilt")
+    box = page.locator("#viewer .pf-stage").bounding_box()
+
+    def tilted(fx: float) -> np.ndarray:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + 0.5 * box["height"], steps=3)
+        page.wait_for_timeout(700)
+        url = page.evaluate("window.__postfocusLiving.canvas.toDataURL('image/png')")
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("L"), np.float32)
+
+    left, right = tilted(0.02), tilted(0.98)
+    assert page.evaluate("window.postfocusLivingState.tilt.x") > 0.9
+    assert np.abs(left - right).mean() > 1.0  # the picture moved
+    page.locator("#viewer").screenshot(path=str(artifact_path("web-tilt.png")))
+    assert not errors and not outside, (errors, outside)
+    ctx.close()

@@ -13,7 +13,7 @@ from postfocus.cli.common import main
 
 # Command modules; each adds its commands to ``main`` when imported.
 COMMAND_MODULES = ["stack", "refocus", "pop", "info", "frames", "demo", "batch", "depth", "aperture", "mesh", "view", "serve",
-                   "align", "check", "retouch"]
+                   "align", "check", "retouch", "animate", "stereo"]
 for _name in COMMAND_MODULES:
     importlib.import_module(f"postfocus.cli.{_name}")
 

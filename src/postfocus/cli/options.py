@@ -50,6 +50,13 @@ FLAGS = {
     "fmt": "--format",
     "bit_depth": "--bits",
     "compression": "--compression",
+    "start": "--from",
+    "end": "--to",
+    "duration": "--duration",
+    "fps": "--fps",
+    "f_number": "--f-number",
+    "long_edge": "--long-edge",
+    "strength": "--strength",
 }
 """Library parameter -> the flag that sets it."""
 

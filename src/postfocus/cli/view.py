@@ -34,10 +34,12 @@ def check_page_path(path: Path, inputs: list[Path]) -> Path:
 @click.option("--title", default=None, help="Page title [default: the input's name].")
 @click.option("--check", "check", is_flag=True,
               help="Add the forward-model check: a Residual toggle (R) shows where the result contradicts the frames.")
+@click.option("--no-pull", "no_pull", is_flag=True,
+              help="Do not play the short focus pull when the page opens (never played with reduced motion asked for).")
 @processing_options
 @json_option
 @click.pass_context
-def view_command(ctx, inputs, output, long_edge, quality, fmt, title, check, **params):
+def view_command(ctx, inputs, output, long_edge, quality, fmt, title, check, no_pull, **params):
     """Write ONE self-contained HTML page of INPUTS: tap to refocus, all in focus, depth, colour pop, magnifier.
 
     The page holds every picture and the viewer itself; it opens from the
@@ -51,7 +53,7 @@ def view_command(ctx, inputs, output, long_edge, quality, fmt, title, check, **p
     with progress_bars(is_quiet(ctx)) as progress:
         ps = process(source, stack_options(params), cache_dir=params.get("cache_dir"), progress=progress)
         path = export_page(ps, output, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check,
-                           progress=progress)
+                           pull_on_load=not no_pull, progress=progress)
     size = path.stat().st_size
     err_console.print(f"page: {len(ps.used)} frames, {size / 1e6:.1f} MB")
     finish([path], **stack_data(ps),

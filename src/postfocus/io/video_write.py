@@ -64,6 +64,7 @@ def write_video(
     rotation: int = 0,
     times: Iterable[float] | None = None,
     options: dict[str, str] | None = None,
+    container_format: str | None = None,
 ) -> Path:
     """Encode float32 RGB frames in [0, 1] as a video (for tests and benchmarks).
 
@@ -89,6 +90,8 @@ def write_video(
         Presentation time of each frame in seconds, for variable frame rate.
     options : dict[str, str] or None
         Extra encoder options, e.g. ``{"g": "4"}`` for a keyframe every 4 frames.
+    container_format : str or None
+        Container to write (e.g. ``"mp4"``) when the suffix does not say (a temporary file).
 
     Returns
     -------
@@ -113,7 +116,7 @@ def write_video(
     if formats and pix_fmt not in formats:
         raise ValueError(f"encoder {encoder} cannot write {pix_fmt} ({bit_depth}-bit)")
     times = None if times is None else list(times)
-    container = av.open(str(path), "w")
+    container = av.open(str(path), "w", format=container_format)
     try:
         rate = Fraction(fps).limit_denominator(1001)
         stream = container.add_stream(encoder, rate=rate)

@@ -416,18 +416,7 @@ def rock_frames(image: np.ndarray, depth: np.ndarray, frames: int, *, count: int
 
 
 def write_gif(path: str | os.PathLike, views: list[np.ndarray], duration_ms: int = 80) -> Path:
-    """A looping GIF of ``views`` (Pillow, one adaptive palette per frame)."""
-    from PIL import Image
+    """A looping GIF of ``views`` (:func:`postfocus.io.animation.write_gif`: one palette, written atomically)."""
+    from postfocus.io.animation import write_gif as write_animated_gif
 
-    if not views:
-        raise PostfocusError("no frames for the GIF")
-    ims = [Image.fromarray((np.clip(v, 0, 1) * 255 + 0.5).astype(np.uint8)).quantize(colors=255, dither=0)
-           for v in views]
-
-    def write(tmp: Path) -> None:
-        buf = io.BytesIO()
-        ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=int(duration_ms), loop=0,
-                    disposal=1)
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
+    return write_animated_gif(path, views, duration_ms=duration_ms)

@@ -71,8 +71,8 @@ def _asset(name: str) -> str:
 
 
 def viewer_script() -> str:
-    """The viewer module (``viewer.js``) as text."""
-    return _asset("viewer.js")
+    """The viewer module (``viewer.js``) and the living picture (``living.js``) as text."""
+    return _asset("viewer.js") + "\n" + _asset("living.js")
 
 
 def viewer_style() -> str:
@@ -195,6 +195,7 @@ def viewer_data(
     tap_map: bool = True,
     volume: bool = False,
     check: bool = False,
+    pull_on_load: bool = True,
     progress: Progress | None = None,
 ) -> dict:
     """The data object of ``PostfocusViewer.mount`` for a processed stack.
@@ -210,6 +211,7 @@ def viewer_data(
     tap_map : include the exact per-pixel tap answers (taps are then lookups).
     volume : include a coarse focus grid (taps computed in the browser when there is no tap map).
     check : include the forward-model check's residual heat map (:mod:`postfocus.viewer.residual`; a few seconds).
+    pull_on_load : the page plays a short focus pull when it opens (``living.pull.onLoad``).
 
     Returns
     -------
@@ -258,6 +260,7 @@ def viewer_data(
         "pop": {"tolerance": 1.0, "softness": 0.75},
     }
     data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small, depth), fmt, quality), mime)
+    data["living"] = _living(stack, aif_small, depth.depth, src, fmt, quality, pull_on_load)
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:
@@ -274,6 +277,21 @@ def viewer_data(
     if progress:
         progress("page: frames", total, total)
     return data
+
+
+def _living(stack: ProcessedStack, picture: np.ndarray, depth: np.ndarray, src: SrcMaker, fmt: str, quality: int,
+            pull_on_load: bool) -> dict:
+    """Parallax depth, background layer and focus-pull order (:mod:`postfocus.viewer.living`)."""
+    from postfocus.viewer.living import living_data
+
+    h, w = picture.shape[:2]
+    small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_AREA)
+    slots = list(range(len(stack.used)))
+    ext, mime = ("jpg" if fmt == "jpeg" else "webp"), FORMATS[fmt][1]
+    return living_data(slots if stack.near_to_far else slots[::-1], picture, small_depth,
+                       lambda name, pixels: _raster(src, name, pixels),
+                       lambda name, image: src(f"{name}.{ext}", encode_picture(image, fmt, quality), mime),
+                       pull_on_load=pull_on_load)
 
 
 def _default_title(stack: ProcessedStack) -> str:
@@ -326,6 +344,7 @@ def export_page(
     fmt: str = "jpeg",
     title: str | None = None,
     check: bool = False,
+    pull_on_load: bool = True,
     progress: Progress | None = None,
 ) -> Path:
     """Write the self-contained interactive page of a processed stack.
@@ -338,6 +357,7 @@ def export_page(
     quality : JPEG/WebP quality (default 82).
     fmt : "jpeg" (default) or "webp" (smaller; needs a browser from 2020 or later).
     check : add the forward-model check's residual heat map (a "Residual" toggle).
+    pull_on_load : play a short focus pull when the page opens (never with reduced motion asked for).
 
     Returns
     -------
@@ -354,6 +374,7 @@ def export_page(
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, not a file name")
-    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check, progress=progress)
+    data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check,
+                       pull_on_load=pull_on_load, progress=progress)
     text = render_page(data)
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

@@ -342,6 +342,9 @@
         maxHeight: pictureHeight
       });
       setupTools(job, data);
+      if (window.PostfocusLiving && data.living) { // parallax (the Tilt button); the focus-pull hint is the page's
+        current.living = PostfocusLiving.attach(current.viewer, data.living, { pullOnLoad: false });
+      }
       current.viewer.whenReady().then(function () {
         announce('workspace', { job: job, data: data, viewer: current.viewer }); // retouch.js
         document.body.setAttribute('data-workspace', 'ready');

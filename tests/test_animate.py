@@ -1,0 +1,168 @@
+"""Focus pulls: the files decode with the frames asked for, and the focus moves from near to far.
+
+The stack is rendered by the project's generator (``steps``: photos on cards at
+known depths), so "near" and "far" patches are known: over the pull the near
+card's sharpness must fall and the far card's rise, crossing once, in the
+decoded GIF, WebP and MP4 alike, and with the virtual aperture.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_depth import make_stack  # noqa: E402
+
+from postfocus.errors import OptionError, OutputError  # noqa: E402
+from postfocus.io.animation import write_animation  # noqa: E402
+from postfocus.products.animate import animate, plan_pull, pull_positions, render_pull  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory):
+    ps, _, truth = make_stack("steps", tmp_path_factory.mktemp("pull") / "steps", size=(160, 240), frames=8, seed=1)
+    return ps, truth
+
+
+def patches(truth: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (at ``size``) well inside the nearest and the farthest card."""
+    h, w = size
+    small = cv2.resize(truth, (w, h), interpolation=cv2.INTER_NEAREST)
+    kernel = np.ones((9, 9), np.uint8)
+    near = cv2.erode((small <= small.min() + 0.5).astype(np.uint8), kernel) > 0
+    far = cv2.erode((small >= small.max() - 0.5).astype(np.uint8), kernel) > 0
+    assert near.sum() > 100 and far.sum() > 100
+    return near, far
+
+
+def sharpness(rgb: np.ndarray, mask: np.ndarray) -> float:
+    grey = cv2.cvtColor(np.asarray(rgb, np.float32), cv2.COLOR_RGB2GRAY)
+    lap = cv2.Laplacian(grey, cv2.CV_32F)
+    return float(lap[mask].var())
+
+
+def rank_correlation(values) -> float:
+    """Spearman's rank correlation of the values with time."""
+    v = np.asarray(values, np.float64)
+    ranks = np.argsort(np.argsort(v)).astype(np.float64)
+    return float(np.corrcoef(np.arange(len(v)), ranks)[0, 1])
+
+
+def check_focus_moves(frames: list[np.ndarray], truth: np.ndarray) -> None:
+    near, far = patches(truth, frames[0].shape[:2])
+    s_near = [sharpness(f, near) for f in frames]
+    s_far = [sharpness(f, far) for f in frames]
+    assert rank_correlation(s_near) < -0.9, s_near
+    assert rank_correlation(s_far) > 0.9, s_far
+    assert s_near[0] > 3 * s_near[-1] and s_far[-1] > 3 * s_far[0]
+    # Which is sharper changes once: near first, far at the end.
+    lead = np.sign(np.log(np.asarray(s_near) / np.asarray(s_far)))
+    assert lead[0] > 0 and lead[-1] < 0
+    assert int((np.diff(lead) != 0).sum()) == 1, lead
+
+
+def decode_pillow(path: Path) -> list[np.ndarray]:
+    with Image.open(path) as im:
+        out = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            out.append(np.asarray(im.convert("RGB"), np.float32) / 255)
+    return out
+
+
+def decode_mp4(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24").astype(np.float32) / 255 for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("suffix, decode", [(".gif", decode_pillow), (".webp", decode_pillow), (".mp4", decode_mp4)])
+def test_pull_file_decodes_and_focus_moves(steps, tmp_path, suffix, decode):
+    ps, truth = steps
+    path, pull = animate(ps, tmp_path / f"pull{suffix}", duration=1.2, fps=10)
+    frames = decode(path)
+    assert len(frames) == pull.count == 12
+    assert frames[0].shape[:2] == pull.size and all(v % 2 == 0 for v in pull.size)
+    check_focus_moves(frames, truth)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_pull_with_the_aperture_moves_focus(steps):
+    ps, truth = steps
+    pull = plan_pull(ps, duration=1.0, fps=6, f_number=1.4, long_edge=None)
+    check_focus_moves(list(render_pull(ps, pull)), truth)
+
+
+def test_pull_passes_between_frames(steps):
+    """A slow pull mixes the two frames around its position: no step as large as one from frame to frame."""
+    ps, _ = steps
+    pull = plan_pull(ps, start=0, end=7, duration=3.0, fps=10, long_edge=None)
+    frames = list(render_pull(ps, pull))
+    steps_out = [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:])]
+    recorded = [ps.read_frame(i) for i in ps.used]
+    steps_in = [float(np.abs(b - a).mean()) for a, b in zip(recorded, recorded[1:])]
+    assert max(steps_out) < 0.6 * min(steps_in), (max(steps_out), min(steps_in))
+    # Halfway between frames 3 and 4 the picture is like neither.
+    mid = frames[int(np.argmin(np.abs(pull.positions - 3.5)))]
+    assert np.abs(mid - recorded[3]).mean() > 0.25 * steps_in[3]
+    assert np.abs(mid - recorded[4]).mean() > 0.25 * steps_in[3]
+
+
+def test_pull_ends(steps):
+    ps, truth = steps
+    pull = plan_pull(ps, start="near", end="far", duration=1, fps=4)
+    assert abs(pull.start - truth.min()) < 0.6 and abs(pull.end - truth.max()) < 0.6
+    h, w = ps.size
+    ys, xs = np.nonzero(truth >= truth.max() - 0.5)
+    point = (float(xs[len(xs) // 2]), float(ys[len(ys) // 2]))
+    pull = plan_pull(ps, start=2, end=point, duration=1, fps=4)
+    assert pull.start == 2.0 and abs(pull.end - truth.max()) < 0.6
+    assert plan_pull(ps, start="50%", end="0%", duration=1, fps=4).start == 3.5
+    with pytest.raises(OptionError) as err:
+        plan_pull(ps, start="middle", duration=1, fps=4)
+    assert err.value.param == "start"
+    with pytest.raises(OptionError) as err:
+        plan_pull(ps, end=42, duration=1, fps=4)
+    assert err.value.param == "end"
+    for bad in ({"duration": 0}, {"fps": -1}, {"duration": 0.05}):
+        with pytest.raises(OptionError):
+            plan_pull(ps, **{"duration": 1, "fps": 4, **bad})
+
+
+def test_positions_ease_and_bounce():
+    p = pull_positions(0.0, 6.0, 9)
+    assert p[0] == 0 and p[-1] == 6 and np.all(np.diff(p) > 0)
+    assert np.diff(p)[0] < np.diff(p)[4]  # slow start, fast middle
+    b = pull_positions(0.0, 6.0, 10, bounce=True)
+    assert b[0] == 0 and b.max() == 6 and b[-1] < 2
+
+
+def test_write_animation_refuses_other_formats(tmp_path):
+    frames = [np.zeros((8, 8, 3), np.float32)] * 2
+    with pytest.raises(OutputError):
+        write_animation(tmp_path / "x.avi", frames, fps=5)
+    assert not list(tmp_path.iterdir())
+
+
+def test_animate_command(steps, tmp_path, cli):
+    frames = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
+    out = tmp_path / "pull.gif"
+    cache = steps[0].folder.parent
+    run = cli("-q", "animate", *frames, "-o", out, "--duration", "0.5", "--fps", "8", "--cache", cache)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(out)
+    with Image.open(out) as im:
+        assert im.n_frames == 4
+    for args, flag in ((["-o", tmp_path / "p.avi"], "p.avi"), (["-o", tmp_path / "p.gif", "--from", "99"], "--from 99"),
+                       (["-o", tmp_path / "p.gif", "--fps", "0"], "--fps 0")):
+        run = cli("animate", *frames, *args, "--cache", cache)
+        assert run.returncode != 0 and len(run.err_lines) == 1 and flag in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+    assert not (tmp_path / "p.gif").exists()
