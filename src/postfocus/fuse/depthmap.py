@@ -19,6 +19,8 @@ References
 .. [1] S. Pertuz, D. Puig, M. A. Garcia and A. Fusiello, "Generation of
    all-in-focus images by noise-robust selective fusion of limited
    depth-of-field images", IEEE Trans. Image Processing 22(3), 2013.
+.. [2] S. W. Hasinoff and K. N. Kutulakos, "A layer-based restoration framework for
+   variable-aperture photography", ICCV 2007.
 """
 
 from __future__ import annotations

@@ -27,6 +27,12 @@ faint (a dark object before a dark background); the depth-map fusion
 therefore blends by it only where the two blends disagree at a coarse scale
 (:func:`postfocus.fuse.depthmap.consistency_weight`).
 
+Where the depth edges are right, the background behind a near object can be
+solved for instead of given up: :func:`occluder_cover` gives, per frame, how
+much the nearer layers' blur covers each pixel and the light they spill, and
+:class:`~postfocus.fuse.depthmap.DepthmapFusion` (with ``slope``) solves
+``F = S + (1 - A) B`` for ``B`` (Hasinoff and Kutulakos [3]_).
+
 References
 ----------
 .. [1] A. P. Pentland, "A new sense for depth of field", IEEE TPAMI 9(4), 1987

@@ -103,7 +103,9 @@ def fuse(
         the background behind near objects (their blur's spill taken off,
         :func:`~postfocus.fuse.occlusion.occluder_cover`). Needs depth edges
         that are right to a pixel or two and costs a few blurs per frame and
-        layer; off by default (see docs/quality.md, "Solving for the background").
+        layer; off by default (docs/quality.md, "Second step"). A band or region
+        sees near objects only within its 16 px margin, so a banded result may
+        differ from the whole near band borders.
 
     Returns
     -------
