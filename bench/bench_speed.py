@@ -1,48 +1,120 @@
-"""Speed and memory benchmark at 4K: postfocus vs align_image_stack + enfuse, in one run.
+"""Speed and memory on every stack shape: postfocus vs focus-stack, one table (issue 16).
 
-Builds a 3840x2160 focus sweep from the real keyboard stack (41 frames, scaled
-up; longer sweeps go back and forth through it), as an H.264 MP4 (what the
-camera records) and as JPEG frames (what the peers read), then times:
+Every row stacks the same frames with both tools, each a separate process under
+``/usr/bin/time -v`` (wall time, CPU time = user + system, peak memory = maximum
+resident set size), the tools taking turns, ``--repeat`` times; the table shows
+medians, postfocus's wall time and peak memory as multiples of focus-stack's,
+and whether issue 16's targets are met.
 
-* postfocus stack on the MP4 (streaming, --no-cache) for 10, 30, 60 frames;
-* postfocus stack on the MP4 keeping the processed stack (the default), and a
-  tap on that processed stack (library call, median of 20);
-* align_image_stack + enfuse on the same frames as JPEG (10 and 30 frames).
+Rows (``--rows`` picks some; all by default):
 
-Wall time and peak memory come from /usr/bin/time -v for every process.
+``beetle`` ``ring`` ``pcb`` ``pcb_depthmap`` ``keyboard`` ``algae``
+    the real stacks in shared/data (keyboard: 41 x 1920x1080; algae: 5 x 20 MP PNG)
+``sub1mp``
+    40 frames of ``keyboard`` scaled to 800x450 (JPEG 95): a sub-megapixel stack
+``mp4_4k``
+    30 frames of 3840x2160 (``keyboard`` scaled up, back and forth) as an H.264
+    MP4 for postfocus and as JPEG frames for focus-stack (which reads no video)
+``big``
+    ``--big-frames`` (100) JPEG frames of 6000x4000 (24 MP), same source
+``depth``
+    ``postfocus depth`` vs ``focus-stack --depthmap`` on ``pcb_depthmap``
+``flat``
+    postfocus's peak memory on 60 and on 30 frames of the 4K MP4 (target: within 1.1x)
+``latency``
+    on the processed 30-frame 4K stack, library calls in one process: a tap (median
+    of 20), a range merge (a quarter of the frames) and an aperture render (f/2.8,
+    the depth map already made), medians of ``--repeat``; the first aperture render
+    (which makes the depth map) is shown too
 
-Usage:
-    python bench/bench_speed.py                  # 10/30/60 frames, peers at 10/30
-    python bench/bench_speed.py --counts 30 --no-peers
-    python bench/bench_speed.py --big            # also 100 frames of 24 MP (6000x4000) JPEG
-    python bench/bench_speed.py --counts 30 --big --big-memory 1200   # ... and again under --memory 1200
+postfocus runs with default settings, which keep the processed stack (``--cache``
+in a fresh folder every run, so nothing is reused), and with ``--no-cache`` for
+comparison. focus-stack runs with ``--no-opencl`` (no GPU here); it is built
+from ../shared/peers when missing.
+
+Python imports: this environment sets PYTHONDONTWRITEBYTECODE, which makes every
+run compile postfocus's ~80 modules again (~0.07 s of CPU); an installed package
+has its bytecode compiled once. The child processes get a bytecode cache
+(``PYTHONPYCACHEPREFIX`` in the work folder, filled before the first run).
+
+Usage::
+
+    python bench/bench_speed.py                               # every row (long: ~1 h with --big-frames 100)
+    python bench/bench_speed.py --rows beetle ring sub1mp     # some rows
+    python bench/bench_speed.py --rows big --big-frames 30 --repeat 1
+    python bench/bench_speed.py --src /tmp/base/src           # another version of postfocus (git archive)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import ensure_peers, run_enfuse, timed  # noqa: E402
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "src"))
+from peers import timed_cpu  # noqa: E402
 
 from postfocus.io.base import natural_key  # noqa: E402
-from postfocus.io.images import read_image  # noqa: E402
-from postfocus.io.video_write import write_video  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DATA = SHARED / "data"
+FOCUS_STACK = Path("/tmp/focus-stack/build/focus-stack")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+REAL = ("beetle", "ring", "pcb", "pcb_depthmap", "keyboard", "algae")
+ROWS = (*REAL, "sub1mp", "mp4_4k", "big", "depth", "flat", "latency")
+WALL_TARGET = {"mp4_4k": 0.2}  # others 0.5
+MEMORY_TARGET = 0.3
+FLAT_TARGET = 1.1
+LATENCY_TARGET = {"tap": 0.1, "range merge": 1.0, "aperture": 2.0}
+
+
+@dataclass
+class Measured:
+    """Medians of one tool's runs: wall s, CPU s, peak MB."""
+
+    runs: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def median(self, k: int) -> float:
+        return statistics.median(r[k] for r in self.runs)
+
+    def cell(self) -> str:
+        return f"{self.median(0):.2f} / {self.median(1):.2f} / {self.median(2):.0f}"
+
+
+def ensure_focus_stack() -> Path:
+    """The focus-stack binary, built from the source in ../shared/peers when it is not there yet."""
+    if FOCUS_STACK.exists():
+        return FOCUS_STACK
+    tarball = sorted((SHARED / "peers").glob("focus-stack-*.tar.gz"))
+    if not tarball:
+        sys.exit(f"focus-stack is not built and no source is in {SHARED / 'peers'}")
+    print("building focus-stack (about a minute) ...", file=sys.stderr)
+    if not shutil.which("make") or subprocess.run(["pkg-config", "--exists", "opencv4"]).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "build-essential", "pkg-config", "libopencv-dev"], check=True)
+    subprocess.run(["tar", "xzf", str(tarball[-1]), "-C", "/tmp"], check=True)
+    subprocess.run(["make", "-C", "/tmp/focus-stack", "-j2"], check=True, capture_output=True)
+    return FOCUS_STACK
+
+
+def frames_of(folder: Path) -> list[Path]:
+    """The image files of a stack folder, in focus order."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_key(p.name))
 
 
 def sweep_order(n_source: int, count: int) -> list[int]:
-    """Frame indices going back and forth through the source sweep."""
+    """Frame indices going back and forth through a source sweep of ``n_source`` frames."""
     order, i, step = [], 0, 1
     while len(order) < count:
         order.append(i)
@@ -52,117 +124,218 @@ def sweep_order(n_source: int, count: int) -> list[int]:
     return order
 
 
-def build(count: int, size: tuple[int, int], work: Path, video: bool = True) -> tuple[Path | None, list[Path]]:
-    src = sorted((DATA / "keyboard").glob("*.jpg"), key=lambda p: natural_key(p.name))
-    w, h = size
-    frames_dir = work / f"frames_{count}_{w}"
-    frames_dir.mkdir()
-    paths = []
-    cache: dict[int, np.ndarray] = {}
+def scaled_keyboard(work: Path, count: int, size: tuple[int, int], quality: int = 95) -> list[Path]:
+    """``count`` JPEG frames of the keyboard stack resized to ``size`` (w, h), back and forth through it."""
+    src = frames_of(DATA / "keyboard")
+    out = work / f"keyboard_{count}_{size[0]}"
+    if out.exists():
+        return frames_of(out)
+    out.mkdir()
+    up = size[0] > 1920
+    paths, cache = [], {}
     for k, i in enumerate(sweep_order(len(src), count)):
         if i not in cache:
-            cache = {i: cv2.resize(cv2.imread(str(src[i])), (w, h), interpolation=cv2.INTER_CUBIC)}
-        p = frames_dir / f"frame_{k:03d}.jpg"
-        cv2.imwrite(str(p), cache[i], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cache = {i: cv2.resize(cv2.imread(str(src[i])), size, interpolation=cv2.INTER_CUBIC if up else cv2.INTER_AREA)}
+        p = out / f"frame_{k:03d}.jpg"
+        cv2.imwrite(str(p), cache[i], [cv2.IMWRITE_JPEG_QUALITY, quality])
         paths.append(p)
-    mp4 = None
-    if video:
-        mp4 = work / f"sweep_{count}_{w}.mp4"
+    return paths
+
+
+def sweep_mp4(work: Path, count: int) -> tuple[Path, list[Path]]:
+    """The 4K sweep as an H.264 MP4 (for postfocus) and as its JPEG frames (for focus-stack)."""
+    from postfocus.io.images import read_image
+    from postfocus.io.video_write import write_video
+
+    paths = scaled_keyboard(work, count, (3840, 2160))
+    mp4 = work / f"sweep_{count}.mp4"
+    if not mp4.exists():
         write_video((read_image(p) for p in paths), mp4, fps=30, crf=18)
     return mp4, paths
 
 
-def postfocus_cmd(*args: str) -> list[str]:
+def child_env(src: Path, work: Path) -> dict[str, str]:
+    """Set the environment of the child processes: ``src`` first on the path, a bytecode cache (see the
+    module docstring), filled here."""
+    env = os.environ
+    env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "postfocus")], check=True,
+                   stdout=subprocess.DEVNULL)
+    return dict(env)
+
+
+def run(cmd: list[str], env: dict[str, str], what: str) -> tuple[float, float, float]:
+    wall, peak, code, err, cpu = timed_cpu(cmd)
+    if code != 0:
+        sys.exit(f"{what} failed:\n{err[-2000:]}")
+    return wall, cpu, peak
+
+
+def compare(name: str, fs_cmd: list[str], pf_cmds: dict[str, list[str]], repeat: int, env: dict[str, str],
+            work: Path) -> dict[str, Measured]:
+    """Both tools in turn, ``repeat`` times; postfocus's default runs get a fresh ``--cache`` each."""
+    out = {tool: Measured() for tool in ("focus-stack", *pf_cmds)}
+    for _ in range(repeat):
+        out["focus-stack"].runs.append(run(fs_cmd, env, f"focus-stack on {name}"))
+        for tool, cmd in pf_cmds.items():
+            cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
+            cmd = [c.replace("{cache}", str(cache)) for c in cmd]
+            out[tool].runs.append(run(cmd, env, f"{tool} on {name}"))
+            shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+def pf(*args: str) -> list[str]:
     return [sys.executable, "-m", "postfocus", "-q", *args]
 
 
-def tap_latency(inputs: Path, cache: Path) -> float:
-    """Median seconds of a library tap on a processed stack (after it is processed)."""
-    from postfocus import process, tap
+LATENCY = r"""
+import json, statistics, sys, time
+import numpy as np
+from postfocus import process, tap
+from postfocus.products.aperture import aperture
+ps = process(sys.argv[1], cache_dir=sys.argv[2])
+h, w = ps.size
+rng = np.random.default_rng(0)
 
-    ps = process(inputs, cache_dir=cache)
-    h, w = ps.size
-    rng = np.random.default_rng(0)
-    times = []
-    for _ in range(20):
-        x, y = rng.uniform(0, w - 1), rng.uniform(0, h - 1)
-        t = time.perf_counter()
-        tap(ps, x, y)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+
+def timed(call):
+    t, c = time.perf_counter(), time.process_time()
+    call()
+    return time.perf_counter() - t, time.process_time() - c
+
+
+taps = [timed(lambda: tap(ps, rng.uniform(0, w - 1), rng.uniform(0, h - 1))) for _ in range(20)]
+n = len(ps.used)
+render = lambda: aperture(ps, focus_at_point=(w / 2, h / 2), f_number=2.8)
+first = timed(render)
+ranges, apertures = [], []
+for _ in range(int(sys.argv[3])):
+    ranges.append(timed(lambda: ps.merge(frames=ps.used[n // 4 : n // 2])))
+    apertures.append(timed(render))
+med = lambda runs: [statistics.median(r[k] for r in runs) for k in range(2)]
+print(json.dumps({"tap": med(taps), "range merge": med(ranges), "aperture": med(apertures),
+                  "first aperture (makes the depth map)": list(first)}))
+"""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--counts", type=int, nargs="*", default=[10, 30, 60])
-    ap.add_argument("--peer-counts", type=int, nargs="*", default=[10, 30])
-    ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--big", action="store_true", help="also 100 frames of 6000x4000 JPEG")
-    ap.add_argument("--big-memory", type=float, nargs="*", default=[],
-                    help="with --big: also run it with these --memory limits (MB)")
-    ap.add_argument("--workdir", type=Path, default=None, help="where to build the test sweeps (needs ~3 GB)")
+    ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=ROWS)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each tool per row (medians are shown)")
+    ap.add_argument("--big-frames", type=int, default=100, help="frames of the 24 MP row")
+    ap.add_argument("--no-streaming", action="store_true", help="leave out the postfocus --no-cache runs")
+    ap.add_argument("--src", type=Path, default=ROOT / "src", help="the postfocus source tree to run")
+    ap.add_argument("--workdir", type=Path, default=None, help="where to build the test stacks (big: ~1 GB)")
     args = ap.parse_args()
-    if not args.no_peers:
-        ensure_peers()
-    rows = []
-    load_start = f"{os.getloadavg()[0]:.2f}"
+    binary = str(ensure_focus_stack())
+    load_start = os.getloadavg()
+    table, extra = [], []
     with tempfile.TemporaryDirectory(prefix="pf-speed-", dir=args.workdir) as tmp:
         work = Path(tmp)
-        for count in args.counts:
-            mp4, paths = build(count, (3840, 2160), work)
-            print(f"built {count} frames", file=sys.stderr)
-            out = work / f"pf_{count}.jpg"
-            s, mb, code, err = timed(postfocus_cmd("stack", str(mp4), "-o", str(out), "--no-cache"))
-            rows.append(("postfocus stack MP4 (streaming, --no-cache)", count, s, mb, code))
-            cache = work / f"cache_{count}"
-            s, mb, code, err = timed(postfocus_cmd("stack", str(mp4), "-o", str(out), "--cache", str(cache)))
-            rows.append(("postfocus stack MP4 (keeps processed stack)", count, s, mb, code))
-            s, mb, code, err = timed(postfocus_cmd("stack", str(mp4), "-o", str(out), "--cache", str(cache),
-                                                   "--range", f"{count // 4}:{count // 2}"))
-            rows.append(("postfocus range merge on processed stack", count, s, mb, code))
-            rows.append(("postfocus tap on processed stack (library, median)", count, tap_latency(mp4, cache), 0.0, 0))
-            if not args.no_peers and count in args.peer_counts:
-                run = run_enfuse(paths, work / f"enfuse_{count}.tif", work)
-                rows.append(("align_image_stack + enfuse (JPEG frames)", count, run.seconds, run.peak_mb,
-                             0 if run.ok else 1))
-            for p in paths:
-                p.unlink()
-            mp4.unlink()
-        if args.big:
-            _, paths = build(100, (6000, 4000), work, video=False)
-            s, mb, code, err = timed(postfocus_cmd("stack", *map(str, paths), "-o", str(work / "big.jpg"),
-                                                   "--no-cache"))
-            rows.append(("postfocus stack 100 x 24 MP JPEG (--no-cache)", 100, s, mb, code))
-            for limit in args.big_memory:
-                s, mb, code, err = timed(postfocus_cmd("stack", *map(str, paths), "-o", str(work / "big.jpg"),
-                                                       "--no-cache", "--memory", f"{limit:g}"))
-                rows.append((f"postfocus stack 100 x 24 MP JPEG (--no-cache --memory {limit:g})", 100, s, mb, code))
-    print(f"load average at the start {load_start}, at the end {os.getloadavg()[0]:.2f} (2 cores)")
-    print("| run | frames | wall s | peak MB | exit |")
-    print("|---|---|---|---|---|")
-    for name, count, s, mb, code in rows:
-        wall = f"{s * 1000:.1f} ms" if "tap" in name else f"{s:.1f}"
-        print(f"| {name} | {count} | {wall} | {mb:.0f} | {code} |")
-    print_ratios(rows)
+        env = child_env(args.src.resolve(), work)
+        for name in args.rows:
+            out_fs, out_pf = str(work / "fs.jpg"), str(work / "pf.jpg")
+            if name in REAL or name in ("sub1mp", "big"):
+                frames = (frames_of(DATA / name) if name in REAL else scaled_keyboard(work, 40, (800, 450))
+                          if name == "sub1mp" else scaled_keyboard(work, args.big_frames, (6000, 4000)))
+                inputs = [str(p) for p in frames]
+            elif name in ("mp4_4k", "flat", "latency"):
+                mp4, frames = sweep_mp4(work, 30)
+                inputs = [str(mp4)]
+            else:  # depth
+                frames = frames_of(DATA / "pcb_depthmap")
+                inputs = [str(p) for p in frames]
+            size = "x".join(map(str, _image_size(frames[0])))
+            if name == "flat":
+                mp4_60, _ = sweep_mp4(work, 60)
+                runs = {count: Measured() for count in (30, 60)}
+                for _ in range(args.repeat):
+                    for count, video in ((30, mp4), (60, mp4_60)):
+                        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
+                        runs[count].runs.append(run(pf("stack", str(video), "-o", out_pf, "--cache", str(cache)),
+                                                    env, f"postfocus on {count} frames"))
+                        shutil.rmtree(cache, ignore_errors=True)
+                ratio = runs[60].median(2) / runs[30].median(2)
+                print(f"  30 frames {runs[30].cell()}, 60 frames {runs[60].cell()}", file=sys.stderr)
+                extra.append(f"| flat memory, 4K MP4, default settings | 30 frames: {runs[30].cell()} | 60 frames: "
+                             f"{runs[60].cell()} | peak 60/30 = {ratio:.2f}x (target {FLAT_TARGET}x) | "
+                             f"{'met' if ratio <= FLAT_TARGET else 'NOT met'} |")
+            elif name == "latency":
+                cache = work / "latency-cache"
+                proc = subprocess.run([sys.executable, "-c", LATENCY, str(mp4), str(cache), str(args.repeat)],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    sys.exit(f"latency run failed:\n{proc.stderr[-2000:]}")
+                for what, (seconds, cpu) in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+                    target = LATENCY_TARGET.get(what)
+                    verdict = "" if target is None else ("met" if seconds <= target else "NOT met")
+                    extra.append(f"| {what} on the processed 30-frame 4K stack | {seconds * 1000:.1f} ms wall | "
+                                 f"{cpu * 1000:.1f} ms CPU | "
+                                 f"{'' if target is None else f'target {target * 1000:.0f} ms'} | {verdict} |")
+                shutil.rmtree(cache, ignore_errors=True)
+            else:
+                if name == "depth":
+                    fs_cmd = [binary, "--no-opencl", f"--output={out_fs}", f"--depthmap={work / 'fs-depth.png'}",
+                              *map(str, frames)]
+                    pf_cmds = {"postfocus depth": pf("depth", *inputs, "-o", str(work / "pf-depth.png"),
+                                                     "--cache", "{cache}")}
+                else:
+                    fs_cmd = [binary, "--no-opencl", f"--output={out_fs}", *map(str, frames)]
+                    pf_cmds = {"postfocus": pf("stack", *inputs, "-o", out_pf, "--cache", "{cache}")}
+                    if not args.no_streaming:
+                        pf_cmds["postfocus --no-cache"] = pf("stack", *inputs, "-o", out_pf, "--no-cache")
+                med = compare(name, fs_cmd, pf_cmds, args.repeat, env, work)
+                table.append((name, len(frames), size, med))
+                print("  " + "; ".join(f"{tool}: {m.cell()}" for tool, m in med.items()), file=sys.stderr)
+            print(f"{name}: done", file=sys.stderr)
+            if name == "big":
+                shutil.rmtree(frames[0].parent, ignore_errors=True)
+    load_end = os.getloadavg()
+    report(table, extra, args, load_start, load_end)
 
 
-def print_ratios(rows: list[tuple[str, int, float, float, int]]) -> None:
-    """Speed-ups and memory ratios against align_image_stack + enfuse, and growth with frame count."""
-    table = {(name, count): (s, mb) for name, count, s, mb, code in rows if code == 0}
-    peer = "align_image_stack + enfuse (JPEG frames)"
-    ours = ["postfocus stack MP4 (streaming, --no-cache)", "postfocus stack MP4 (keeps processed stack)"]
-    for (name, count), (s, mb) in sorted(table.items(), key=lambda kv: kv[0][1]):
-        if name != peer:
-            continue
-        for mine in ours:
-            if (mine, count) in table:
-                ms, mmb = table[(mine, count)]
-                print(f"{count} frames, {mine}: {s / ms:.1f}x faster than {peer}, {mmb / mb:.2f}x its peak memory")
-    for mine in ours:
-        counts = sorted(c for n, c in table if n == mine)
-        for a, b in zip(counts, counts[1:]):
-            print(f"{mine}: {a} -> {b} frames: time x{table[(mine, b)][0] / table[(mine, a)][0]:.2f}, "
-                  f"peak memory x{table[(mine, b)][1] / table[(mine, a)][1]:.2f}")
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def report(table: list, extra: list[str], args: argparse.Namespace, load_start: tuple, load_end: tuple) -> None:
+    """The table in Markdown, with the ratios and targets."""
+    print(f"load average (1, 5, 15 min) at the start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
+          f"at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} ({os.cpu_count()} cores); "
+          f"medians of {args.repeat}; postfocus from {args.src.resolve()}")
+    print()
+    if table:
+        print("| row | frames | size | focus-stack wall s / CPU s / MB | postfocus wall s / CPU s / MB | wall ratio "
+              "(target) | CPU ratio | memory ratio (target 0.3) | targets | postfocus --no-cache wall / CPU / MB | "
+              "wall ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, n, size, med in table:
+        fs = med["focus-stack"]
+        tool = "postfocus depth" if name == "depth" else "postfocus"
+        mine = med[tool]
+        wall, memory = mine.median(0) / fs.median(0), mine.median(2) / fs.median(2)
+        target = WALL_TARGET.get(name, 0.5)
+        verdict = (f"time {'met' if wall <= target else 'NOT met'}, "
+                   f"memory {'met' if memory <= MEMORY_TARGET else 'NOT met'}")
+        streaming = med.get("postfocus --no-cache")
+        tail = f"{streaming.cell()} | {streaming.median(0) / fs.median(0):.2f}x" if streaming else " | "
+        label = "depth (pcb_depthmap; --depthmap)" if name == "depth" else name
+        print(f"| {label} | {n} | {size} | {fs.cell()} | {mine.cell()} | {wall:.2f}x ({target}) | "
+              f"{mine.median(1) / fs.median(1):.2f}x | {memory:.2f}x | "
+              f"{verdict} | {tail} |")
+    if extra:
+        print()
+        print("| measure | value | | target | verdict |")
+        print("|---|---|---|---|---|")
+        for line in extra:
+            print(line)
 
 
 if __name__ == "__main__":

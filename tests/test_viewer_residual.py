@@ -30,7 +30,7 @@ def test_the_residual_is_in_the_data_only_when_asked(occluder):
     data = viewer_data(ps, tap_map=False, check=True)
     res = data["residual"]
     assert res["src"].startswith("data:image/png;base64,")
-    assert res["level"] == 3.0 and 0 <= res["flagged"] < 1 and res["regions"]
+    assert res["level"] == 3.0 and 0 <= res["flagged"] < 1 and res["regions"] and 0 <= res["unverifiable"] < 1
     assert set(res["regions"][0]) == {"x", "y", "width", "height", "peak"}
 
 
@@ -60,6 +60,14 @@ def test_the_page_toggles_the_heat_map(browser, occluder):  # noqa: F811 (fixtur
     assert page.locator(".pf-residual-box").count() == len(data["residual"]["regions"])
     assert page.locator(".pf-residual img").evaluate("e => e.complete && e.naturalWidth") > 0
     page.screenshot(path=str(artifact_path("viewer-residual.png")))
+    legend = page.locator(".pf-residual-legend")
+    for height in (700, 380):  # a short window: the legend stays in view, on the picture
+        page.set_viewport_size({"width": 900, "height": height})
+        page.wait_for_timeout(100)
+        box = legend.bounding_box()
+        assert legend.is_visible() and box["y"] >= 0 and box["y"] + box["height"] <= height, (height, box)
+    page.screenshot(path=str(artifact_path("viewer-residual-short.png")))
+    page.set_viewport_size({"width": 900, "height": 700})
     page.get_by_role("button", name=re.compile("Residual")).click()
     assert page.get_attribute("#postfocus", "data-residual") is None
     page.keyboard.press("r")  # the viewer's own keys still work beside it

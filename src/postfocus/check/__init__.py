@@ -19,10 +19,11 @@ Examples
 from postfocus.check.defocus import DefocusModel, calibrate
 from postfocus.check.forward import DEFAULT_PIXELS, FLAG_LEVEL, CheckResult, check_frames, worst_regions
 from postfocus.check.layers import render_frame
-from postfocus.check.stack import band_ratio, depth_edges, forward_check
+from postfocus.check.stack import DEPTHS, band_ratio, depth_edges, forward_check, instant_map
 
 __all__ = [
     "CheckResult",
+    "DEPTHS",
     "DEFAULT_PIXELS",
     "DefocusModel",
     "FLAG_LEVEL",
@@ -31,6 +32,7 @@ __all__ = [
     "check_frames",
     "depth_edges",
     "forward_check",
+    "instant_map",
     "render_frame",
     "worst_regions",
 ]

@@ -256,6 +256,16 @@ def _fit(delta: np.ndarray, radius: np.ndarray, scale: float) -> DefocusModel:
     solved, *_ = np.linalg.lstsq(design[:, cols] * w[:, None], r2 * w, rcond=None)
     coef[cols] = np.maximum(solved, 0.0)
     a_near, a_far = math.sqrt(coef[1]), math.sqrt(coef[2])
+    # One floor for both sides is the physics, but an uneven sweep can make one side's radii grow so much
+    # faster near the focal plane that the shared fit lifts the floor above the other side's measured radii
+    # and leaves that side flat (slope 0): a radius that stops growing with defocus is not a lens. That side
+    # then takes the slope of its own bins (a line through them, its own intercept).
+    for c, side in ((1, near), (2, far)):
+        if c in cols and coef[c] <= 0.0 and side.sum() >= 2:
+            own = np.stack([np.ones(int(side.sum())), d[side] * d[side]], axis=1)
+            fit, *_ = np.linalg.lstsq(own * w[side, None], r2[side] * w[side], rcond=None)
+            slope = math.sqrt(max(float(fit[1]), 0.0))
+            a_near, a_far = (slope, a_far) if c == 1 else (a_near, slope)
     if 1 not in cols:
         a_near = a_far
     if 2 not in cols:

@@ -14,6 +14,14 @@ exact), so the residual map reads "times the typical error"; a pixel's
 residual is the mean of its worst eighth of the frames (at least two). A halo, a fleck or a wrong depth is a place
 where the result contradicts the frames: there the residual is many times 1.
 
+Two things are reported beside the residual. A moving subject that the result
+shows from one instant (the motion mask) contradicts every other frame by
+design: those pixels are compared with that instant's frame only. And where
+no frame of the sweep looks different from the all-in-focus image by more than
+the flag level (a textureless patch: blurring a uniform area gives the same
+area), no depth could be contradicted: those pixels are *unverifiable*, not
+consistent.
+
 References
 ----------
 Pentland, A. P. (1987). A new sense for depth of field. IEEE TPAMI 9(4), 523-531.
@@ -80,7 +88,17 @@ class CheckResult:
         ``layers`` (depth slabs rendered), ``border``: the band along the
         picture's edges (output pixels, half the largest blur at the median
         depth, at most 2 % of the long edge) that is not judged, because
-        the frames there hold blur from outside the picture (residual 1).
+        the frames there hold blur from outside the picture (residual 1),
+        ``unverifiable``: share of the picture in :attr:`unverifiable`,
+        ``instant``: share judged against one instant's frame only (moving subjects).
+    unverifiable : np.ndarray or None
+        bool (H, W): pixels where no frame differs from the all-in-focus image by
+        the flag level times the typical error, whatever the depth: the frames
+        cannot tell whether their depth is right (textureless areas). Their
+        residual is low because nothing can contradict them, not because they were confirmed.
+    instant : np.ndarray or None
+        int32 (H, W): the frame a moving subject is shown from (judged against that frame
+        only), -1 elsewhere; None when nothing moved.
     """
 
     residual: np.ndarray
@@ -88,6 +106,8 @@ class CheckResult:
     flagged_per_frame: dict[int, float]
     model: DefocusModel
     summary: dict = field(default_factory=dict)
+    unverifiable: np.ndarray | None = None
+    instant: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """Everything but the residual map, as plain JSON numbers."""
@@ -106,6 +126,7 @@ def check_frames(
     frames: Sequence[int],
     *,
     confidence: np.ndarray | None = None,
+    instant: np.ndarray | None = None,
     model: DefocusModel | None = None,
     pixels: int | None = None,
     level: float = FLAG_LEVEL,
@@ -125,6 +146,10 @@ def check_frames(
         Frame numbers to render and compare (at least 2).
     confidence : np.ndarray, optional
         float32 (H, W) in [0, 1]: trust in ``depth``; only trusted pixels calibrate the defocus.
+    instant : np.ndarray, optional
+        int (H, W): where ``image`` shows a moving subject from one instant, the frame number of that
+        instant, -1 elsewhere (:meth:`postfocus.maps.StackMaps.motion_frames`). Those pixels are
+        compared with that frame only (residual 1, not judged, if it is not among ``frames``).
     model : DefocusModel, optional
         Use this defocus instead of calibrating one (output pixels per frame).
     pixels : int, optional
@@ -167,7 +192,10 @@ def check_frames(
         return x if x.shape[:2] == (h, w) else cv2.resize(x, (w, h), interpolation=interpolation)
 
     img = np.clip(small(image), 0.0, 1.0)
-    dep = small(depth, cv2.INTER_NEAREST)  # depth edges stay edges: no made-up middle layers
+    dep = small(depth, cv2.INTER_NEAREST)
+    moment = None if instant is None else small(np.asarray(instant, np.float32), cv2.INTER_NEAREST).astype(np.int32)
+    if moment is not None and not (moment >= 0).any():
+        moment = None  # depth edges stay edges: no made-up middle layers
     linear = gamma_decode(img)
     grey = to_grey(linear)
     kept: dict[int, np.ndarray] = {}  # frames read for the calibration, kept small for the render
@@ -197,6 +225,8 @@ def check_frames(
     kernels = optics.KernelCache()
 
     top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
+    reveal = np.zeros((h, w), np.float32)  # the most any frame differs from the image, in typical errors
+    at_instant = None if moment is None else np.ones((h, w), np.float32)  # moving subjects: their instant's error
     per_frame: dict[int, float] = {}
     flagged: dict[int, float] = {}
     k = 2 * _WINDOW + 1
@@ -210,6 +240,11 @@ def check_frames(
         error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
         norm = error / typical
+        signal = cv2.boxFilter(np.abs(rendered - img).mean(axis=2), -1, (k, k), borderType=cv2.BORDER_REFLECT)
+        np.maximum(reveal, signal * judged / typical, out=reveal)
+        if at_instant is not None:
+            now = moment == i
+            at_instant[now] = norm[now]
         for row in top:  # insert into the sorted rows: keep the larger, carry the smaller on
             larger = np.maximum(row, norm)
             np.minimum(row, norm, out=norm)
@@ -222,12 +257,23 @@ def check_frames(
     # Near the picture's edges the frames hold blur from outside it, which no render can know: not judged.
     reach = float(np.max(local.radius(np.array(frames) - float(np.median(dep)))))
     border = int(min(math.ceil(0.5 * reach), 0.02 * max(h, w)))  # a disc half outside brings in ~20 % of its light
-    residual /= max(float(np.median(residual[border : h - border, border : w - border])), 1e-6)  # 1 = typical
+    inner = np.s_[border : h - border, border : w - border]
+    typical_residual = max(float(np.median(residual[inner])), 1e-6)
+    residual /= typical_residual  # 1 = typical
+    # A depth can be contradicted only where some frame looks different from the image. Another depth changes a
+    # pixel's render by at most twice the most any frame's render differs from the image (there and back), and
+    # the frame's own error adds about one typical error: where that cannot reach the flag level, no depth
+    # would be flagged.
+    blind = 2.0 * reveal + 1.0 < level * typical_residual
+    if at_instant is not None:  # shown from one instant on purpose: only that frame can contradict them
+        residual = np.where(moment >= 0, at_instant, residual).astype(np.float32)
     if border:
         for edge in (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]):
             residual[edge] = 1.0
+            blind[edge] = False  # not judged at all (above), which is another thing
     full = cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_LINEAR) if (h, w) != (big_h, big_w) \
         else residual
+    unverifiable = cv2.resize(blind.astype(np.uint8), (big_w, big_h), interpolation=cv2.INTER_NEAREST) > 0
     summary = {
         "level": level,
         "flagged": round(float((residual > level).mean()), 5),
@@ -238,9 +284,12 @@ def check_frames(
         "frames": len(frames),
         "layers": layers,
         "border": int(math.ceil(border / scale)),
+        "unverifiable": round(float(blind.mean()), 5),
+        "instant": 0.0 if moment is None else round(float((moment >= 0).mean()), 5),
     }
+    full_instant = None if instant is None else np.asarray(instant, np.int32)
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
-                       summary=summary)
+                       summary=summary, unverifiable=unverifiable, instant=full_instant)
 
 
 def _top_count(frames: int) -> int:

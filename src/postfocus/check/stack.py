@@ -2,7 +2,10 @@
 
 :func:`forward_check` takes what the products use (the all-in-focus image of a
 method and :func:`postfocus.products.depth.depth_map`) and the aligned frames
-of a stack folder, and runs :func:`postfocus.check.forward.check_frames`.
+of a stack folder, and runs :func:`postfocus.check.forward.check_frames`; it
+can also judge the raw depth (the depth map without its outlier rejection, as
+the products read it before the cleaning) or any depth given. Moving subjects
+(the motion mask) are judged against the instant the result shows them from.
 :func:`band_ratio` compares the residual in a band around depth edges (where
 halos live) with the residual away from them.
 """
@@ -19,7 +22,10 @@ from postfocus.check.forward import FLAG_LEVEL, CheckResult, check_frames
 from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.store import ProcessedStack
 
-__all__ = ["band_ratio", "depth_edges", "forward_check"]
+__all__ = ["DEPTHS", "band_ratio", "depth_edges", "forward_check", "instant_map"]
+
+DEPTHS = ("clean", "raw")
+"""Named depths :func:`forward_check` can judge: the depth map the products use, or the same without outlier rejection."""
 
 
 def forward_check(
@@ -28,8 +34,9 @@ def forward_check(
     frames: Sequence[int] | None = None,
     method: str | None = None,
     image: np.ndarray | None = None,
-    depth: np.ndarray | None = None,
+    depth: str | np.ndarray | None = None,
     confidence: np.ndarray | None = None,
+    motion: bool = True,
     model: DefocusModel | None = None,
     pixels: int | None = None,
     level: float = FLAG_LEVEL,
@@ -47,11 +54,16 @@ def forward_check(
         Fusion method whose all-in-focus image is checked (default: the stack's default).
     image : np.ndarray, optional
         float32 (H, W, 3) all-in-focus image to check instead of the stack's (output geometry).
-    depth : np.ndarray, optional
-        float32 depth to check instead of :func:`~postfocus.products.depth.depth_map`'s, in its
-        units (frame numbers, 0 = the nearest frame), any size of the output's aspect.
+    depth : str or np.ndarray, optional
+        "clean" (default): :func:`~postfocus.products.depth.depth_map`, what the products use;
+        "raw": the same without its outlier rejection (every confident-looking focus peak kept, as
+        the products read depth before the cleaning); or a float32 depth in its units (frame
+        numbers, 0 = the nearest frame), any size of the output's aspect.
     confidence : np.ndarray, optional
-        Trust in ``depth`` (default: the depth map's confidence; none with ``depth``).
+        Trust in ``depth`` (default: the depth map's confidence; none with a depth array).
+    motion : bool
+        Judge moving subjects (the stack's motion mask) against the one instant the result shows
+        them from (:func:`instant_map`); False judges them like everything else.
     model : DefocusModel, optional
         Use this defocus instead of calibrating one.
     pixels : int, optional
@@ -69,7 +81,7 @@ def forward_check(
     Raises
     ------
     OptionError
-        ``frames`` holds a frame that is not kept, or fewer than 2 frames.
+        ``frames`` holds a frame that is not kept, or fewer than 2 frames; an unknown named ``depth``.
     InputError
         The stack keeps fewer than 2 frames.
 
@@ -95,10 +107,15 @@ def forward_check(
     h, w = stack.size
     if image.shape[:2] != (h, w):
         raise PostfocusError(f"image is {image.shape[1]}x{image.shape[0]}, the stack {w}x{h}")
-    if depth is None:
+    if depth is None or isinstance(depth, str):
         from postfocus.products.depth import depth_map
 
-        result = depth_map(stack, method=method, image=image)
+        name = depth or "clean"
+        if name not in DEPTHS:
+            raise OptionError("depth", name, f"choose one of {', '.join(DEPTHS)} (or give a depth array)")
+        # "raw": no deviation can exceed the sweep's length, so no focus peak is rejected as an outlier
+        options = {"tolerance": float(len(stack.names))} if name == "raw" else {}
+        result = depth_map(stack, method=method, image=image, **options)
         depth, confidence = result.depth, result.confidence if confidence is None else confidence
     depth = np.asarray(depth, np.float32)
     if depth.shape != (h, w):
@@ -107,8 +124,33 @@ def forward_check(
         confidence = cv2.resize(np.asarray(confidence, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     if not stack.near_to_far:  # depth counts from the nearest frame; the frames are numbered far first
         depth = (len(stack.names) - 1) - depth
-    return check_frames(image, depth, stack.read_frame, frames, confidence=confidence, model=model, pixels=pixels,
-                        level=level, progress=progress)
+    instant = instant_map(stack) if motion else None
+    return check_frames(image, depth, stack.read_frame, frames, confidence=confidence, instant=instant, model=model,
+                        pixels=pixels, level=level, progress=progress)
+
+
+def instant_map(stack: ProcessedStack) -> np.ndarray | None:
+    """Per output pixel, the frame a moving subject is shown from (-1 where nothing moved), or None.
+
+    The same regions and frames the fusion uses (:meth:`postfocus.maps.StackMaps.motion_frames`
+    over every kept frame): the default all-in-focus image shows each moving region from that instant.
+
+    Examples
+    --------
+    >>> from postfocus import process
+    >>> instant_map(process("shared/data/pcb")) is None  # a still subject  # doctest: +SKIP
+    True
+    """
+    if stack.motion is None or not (np.asarray(stack.motion) > 0).any():
+        return None
+    labels, choice = stack.maps.motion_frames()
+    if not choice:
+        return None
+    lookup = np.full(int(labels.max()) + 1, -1, np.int32)
+    for label, frame in choice.items():
+        lookup[label] = frame
+    h, w = stack.size
+    return cv2.resize(lookup[labels], (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def depth_edges(depth: np.ndarray, *, jump: float = 1.0) -> np.ndarray:

@@ -3,6 +3,7 @@
 The image is shown in muted grey so the colours belong to the heat map alone;
 a residual up to 1.5 (about as consistent as a typical pixel) is transparent, the flag
 level is a strong red, twice the flag level and above opaque yellow-white (the ``inferno`` colour map: black-purple-red-orange-yellow).
+Unverifiable pixels (no frame could contradict their depth) can be tinted blue.
 """
 
 from __future__ import annotations
@@ -13,7 +14,24 @@ import numpy as np
 from postfocus.check.forward import FLAG_LEVEL
 from postfocus.colour import to_grey
 
-__all__ = ["heat_colours", "heat_layer", "heat_overlay", "heat_strength"]
+__all__ = ["UNVERIFIABLE_RGBA", "heat_colours", "heat_layer", "heat_overlay", "heat_strength"]
+
+UNVERIFIABLE_RGBA = (0.3, 0.55, 1.0, 0.45)
+"""Colour and opacity of the tint over unverifiable pixels (where the heat map is transparent)."""
+
+
+def _tint(rgb: np.ndarray, alpha: np.ndarray, unverifiable: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Lay the blue tint of unverifiable pixels under the heat colours (colours and opacity)."""
+    if unverifiable is None:
+        return rgb, alpha
+    h, w = alpha.shape
+    mask = np.asarray(unverifiable, np.uint8)
+    if mask.shape != (h, w):
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    tint = np.float32(UNVERIFIABLE_RGBA[3]) * (mask > 0) * (1.0 - alpha)
+    total = alpha + tint
+    rgb = (rgb * alpha[..., None] + np.float32(UNVERIFIABLE_RGBA[:3]) * tint[..., None]) / np.maximum(total, 1e-6)[..., None]
+    return rgb.astype(np.float32), total.astype(np.float32)
 
 
 def heat_strength(residual: np.ndarray, level: float = FLAG_LEVEL) -> np.ndarray:
@@ -35,7 +53,8 @@ def heat_colours(residual: np.ndarray, level: float = FLAG_LEVEL) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def heat_overlay(image: np.ndarray, residual: np.ndarray, level: float = FLAG_LEVEL) -> np.ndarray:
+def heat_overlay(image: np.ndarray, residual: np.ndarray, level: float = FLAG_LEVEL, *,
+                 unverifiable: np.ndarray | None = None) -> np.ndarray:
     """The residual as a heat map over a muted grey copy of ``image``.
 
     Parameters
@@ -46,6 +65,8 @@ def heat_overlay(image: np.ndarray, residual: np.ndarray, level: float = FLAG_LE
         float32 residual map (resized to the image if its size differs).
     level : float
         The flag level (drawn in strong red).
+    unverifiable : np.ndarray, optional
+        bool mask (:attr:`~postfocus.check.forward.CheckResult.unverifiable`), tinted blue.
 
     Returns
     -------
@@ -63,11 +84,12 @@ def heat_overlay(image: np.ndarray, residual: np.ndarray, level: float = FLAG_LE
     if res.shape != (h, w):
         res = cv2.resize(res, (w, h), interpolation=cv2.INTER_LINEAR)
     grey = 0.15 + 0.6 * np.clip(to_grey(np.asarray(image, np.float32)), 0.0, 1.0)
-    alpha = np.power(heat_strength(res, level), 0.6)[..., None]
-    return (grey[..., None] * (1.0 - alpha) + heat_colours(res, level) * alpha).astype(np.float32)
+    rgb, alpha = _tint(heat_colours(res, level), np.power(heat_strength(res, level), 0.6), unverifiable)
+    return (grey[..., None] * (1.0 - alpha[..., None]) + rgb * alpha[..., None]).astype(np.float32)
 
 
-def heat_layer(residual: np.ndarray, size: tuple[int, int] | None = None, level: float = FLAG_LEVEL) -> np.ndarray:
+def heat_layer(residual: np.ndarray, size: tuple[int, int] | None = None, level: float = FLAG_LEVEL, *,
+               unverifiable: np.ndarray | None = None) -> np.ndarray:
     """The heat map alone, to lay over any picture: uint8 (H, W, 4) RGBA, transparent where the result is consistent.
 
     Parameters
@@ -78,6 +100,8 @@ def heat_layer(residual: np.ndarray, size: tuple[int, int] | None = None, level:
         Size of the layer (default: the residual's).
     level : float
         The flag level.
+    unverifiable : np.ndarray, optional
+        bool mask, tinted blue (:data:`UNVERIFIABLE_RGBA`).
 
     Returns
     -------
@@ -92,6 +116,6 @@ def heat_layer(residual: np.ndarray, size: tuple[int, int] | None = None, level:
     res = np.asarray(residual, np.float32)
     if size is not None and res.shape != tuple(size):
         res = cv2.resize(res, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    alpha = np.power(heat_strength(res, level), 0.6)
-    rgba = np.dstack([heat_colours(res, level), alpha])
+    rgb, alpha = _tint(heat_colours(res, level), np.power(heat_strength(res, level), 0.6), unverifiable)
+    rgba = np.dstack([rgb, alpha])
     return (rgba * 255.0 + 0.5).astype(np.uint8)

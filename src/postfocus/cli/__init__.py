@@ -7,14 +7,12 @@ a non-zero exit; tracebacks appear only with ``--debug``.
 
 from __future__ import annotations
 
-import importlib
+from postfocus.cli.common import CommandModules, main
 
-from postfocus.cli.common import main
-
-# Command modules; each adds its commands to ``main`` when imported.
+# Command modules; each adds the command of its name to ``main`` when imported, which happens when
+# that command is run or the commands are listed (a run imports only its own command's module).
 COMMAND_MODULES = ["stack", "refocus", "pop", "info", "frames", "demo", "batch", "depth", "aperture", "mesh", "view", "serve",
                    "align", "check", "retouch", "animate", "stereo"]
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"postfocus.cli.{_name}")
+main.commands = CommandModules(__name__, COMMAND_MODULES)
 
 __all__ = ["main"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from postfocus.check import forward_check
+from postfocus.check import DEPTHS, forward_check
 from postfocus.check.view import heat_overlay
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, \
@@ -23,7 +23,8 @@ def check_summary(result, label: FrameLabels) -> str:  # noqa: ANN001
     """One paragraph for people: how much is flagged, where, and the defocus the frames were rendered with."""
     s, m = result.summary, result.model
     text = (f"{100 * s['flagged']:.2f} % of the picture contradicts the frames (residual above {s['level']:g}x "
-            f"the typical error; 99th percentile {s['p99']:.1f}x)")
+            f"the typical error; 99th percentile {s['p99']:.1f}x); {100 * s.get('unverifiable', 0.0):.1f} % "
+            f"unverifiable (no frame could contradict its depth, blue)")
     if s["regions"]:
         worst = "; ".join(f"x {r['x']}-{r['x'] + r['width']}, y {r['y']}-{r['y'] + r['height']} (peak {r['peak']:.1f}x)"
                           for r in s["regions"][:3])
@@ -42,12 +43,14 @@ def check_summary(result, label: FrameLabels) -> str:  # noqa: ANN001
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Also write the numbers as JSON (flagged share, worst regions, per-frame scores, defocus model).")
 @method_option
+@click.option("--depth", "depth", type=click.Choice(DEPTHS), default="clean", show_default=True,
+              help="Depth to judge: the depth map the products use, or the same without outlier rejection.")
 @click.option("--range", "frame_range", default=None, metavar="A:B", help="Check only frames A to B (inclusive).")
 @quality_option()
 @processing_options
 @json_option
 @click.pass_context
-def check_command(ctx, inputs, output, report, method, frame_range, quality, **params):
+def check_command(ctx, inputs, output, report, method, depth, frame_range, quality, **params):
     """Re-render every aligned frame from the all-in-focus image and the depth map, and show where they disagree.
 
     The blur of every frame is calibrated from the stack itself; near layers
@@ -70,11 +73,12 @@ def check_command(ctx, inputs, output, report, method, frame_range, quality, **p
             raise OptionError("frames", (lo, hi), f"the check needs at least 2 frames kept there (kept: {ps.used})")
     with progress_bars(is_quiet(ctx)) as progress:
         image = ps.all_in_focus(method, progress)
-        result = forward_check(ps, frames=frames, method=method, image=image, progress=progress)
-    written = [write_image(output, heat_overlay(image, result.residual), quality=quality)]
+        result = forward_check(ps, frames=frames, method=method, image=image, depth=depth, progress=progress)
+    written = [write_image(output, heat_overlay(image, result.residual, unverifiable=result.unverifiable),
+                           quality=quality)]
     label = FrameLabels(ps.names, ps.info.fps)
     err_console.print(check_summary(result, label), markup=False, soft_wrap=True)
-    data = {"method": method, **result.to_dict()}
+    data = {"method": method, "depth": depth, **result.to_dict()}
     if report:
         written.append(atomic_write_json(report, data, indent=2))
     finish(written, **stack_data(ps), check={k: v for k, v in data.items() if k not in ("per_frame",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import warnings
+from collections.abc import MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
@@ -21,6 +23,7 @@ from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
 from postfocus.store.cache import CacheError
 
 __all__ = [
+    "CommandModules",
     "EXIT_INTERNAL",
     "EXIT_USER_ERROR",
     "PostfocusGroup",
@@ -90,6 +93,49 @@ def user_message(exc: PostfocusError, ctx: click.Context | None = None) -> str:
 def _has_option(ctx: click.Context, flag: str) -> bool:
     sub = ctx.command.get_command(ctx, ctx.invoked_subcommand) if isinstance(ctx.command, click.Group) else None
     return sub is not None and any(flag in getattr(p, "opts", ()) for p in sub.params)
+
+
+class CommandModules(MutableMapping):
+    """The commands of the root group, each imported from its module when it is first asked for.
+
+    A run of ``postfocus stack`` then imports the stack command's module only, not the web
+    server's, the batch runner's or the 3D mesh's. Each module ``package.NAME`` registers the
+    command ``NAME`` on :data:`main` when imported. Listing the commands (``--help``, the
+    config file's check) imports them all.
+    """
+
+    def __init__(self, package: str, names: list[str]):
+        self._package, self._names = package, list(names)
+        self._commands: dict[str, click.Command] = {}
+
+    def _load(self, name: str) -> None:
+        if name in self._names and name not in self._commands:
+            importlib.import_module(f"{self._package}.{name}")
+
+    def _load_all(self) -> None:
+        for name in self._names:
+            self._load(name)
+
+    def __getitem__(self, name: str) -> click.Command:
+        self._load(name)
+        return self._commands[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._commands[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._commands or name in self._names
+
+    def __iter__(self):  # noqa: ANN204
+        self._load_all()
+        return iter(dict(self._commands))
+
+    def __len__(self) -> int:
+        self._load_all()
+        return len(self._commands)
 
 
 class PostfocusGroup(click.Group):

@@ -23,11 +23,32 @@ Modules, each importing only those before it:
 ``open``          :func:`open_source`, which picks the source for what the user named
 """
 
-from postfocus.io.arrays import ArraySource
-from postfocus.io.base import FrameSource, SourceInfo, natural_key
-from postfocus.io.images import ImageFilesSource, read_image
-from postfocus.io.open import open_source
-from postfocus.io.write import atomic_write, check_output_path, write_image
+from typing import TYPE_CHECKING
+
+from postfocus._lazy import lazy_exports
+
+# Imported on first use (postfocus._lazy): reading JPEGs need not load the TIFF, RAW and video readers.
+_EXPORTS = {
+    "ArraySource": "postfocus.io.arrays",
+    "atomic_write": "postfocus.io.write",
+    "check_output_path": "postfocus.io.write",
+    "FrameSource": "postfocus.io.base",
+    "ImageFilesSource": "postfocus.io.images",
+    "natural_key": "postfocus.io.base",
+    "open_source": "postfocus.io.open",
+    "read_image": "postfocus.io.images",
+    "SourceInfo": "postfocus.io.base",
+    "write_image": "postfocus.io.write",
+}
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from postfocus.io.arrays import ArraySource
+    from postfocus.io.base import FrameSource, SourceInfo, natural_key
+    from postfocus.io.images import ImageFilesSource, read_image
+    from postfocus.io.open import open_source
+    from postfocus.io.write import atomic_write, check_output_path, write_image
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "ArraySource",

@@ -16,7 +16,6 @@ from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
-import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from postfocus.errors import InputError
@@ -109,6 +108,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         bit_depth = 16
     if fmt == "TIFF":
         try:
+            import tifffile  # TIFF only (not loaded for other formats)
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
                 bit_depth = 16 if page.dtype.itemsize >= 2 else 8
@@ -141,6 +141,7 @@ def _tiff_header(path: Path) -> ImageHeader | None:
         with open(path, "rb") as fh:
             if fh.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
                 return None
+        import tifffile  # TIFF only (not loaded for other formats)
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             width, height = int(page.imagewidth), int(page.imagelength)
@@ -290,6 +291,7 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
     fmt = header.format or {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG"}.get(suffix, "JPEG")
     try:
         if fmt == "TIFF":
+            import tifffile  # TIFF only (not loaded for other formats)
             pixels = tifffile.imread(path, key=0)
             if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
                 pixels = np.moveaxis(pixels, 0, -1)  # planar configuration

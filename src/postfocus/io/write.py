@@ -21,7 +21,6 @@ from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
-import tifffile
 from PIL import Image
 
 from postfocus.errors import OutputError
@@ -377,6 +376,7 @@ def write_image(
 
     def write(tmp: Path) -> None:
         if fmt == "tiff":
+            import tifffile  # TIFF only (not loaded for other formats)
             tifffile.imwrite(
                 tmp,
                 pixels,

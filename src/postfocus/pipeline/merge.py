@@ -214,22 +214,32 @@ class _Merge:
         # Offset of this region inside the frames handed to on_aligned.
         dy, dx = top - aligned_region[0], left - aligned_region[1]
         wanted = set(merge) | (set(maps.used) if on_aligned else set())
+        whole = bool(on_aligned) or flow is not None or whole_frames
+
+        def prepare(i: int, stored: np.ndarray) -> tuple:
+            """In the decoding thread, while the previous frame is fused: when the whole frame is wanted, it
+            is warped there once (the rectangles are then cut from it) and exposure-corrected for
+            ``on_aligned``; (stored frame or None, aligned or None, corrected or None)."""
+            if not whole:
+                return stored, None, None
+            matrix, gain = self.transform(i)
+            if flow is not None and i in flow:
+                aligned = _crop(refined_warp(stored, matrix, flow[i], (H, W)), aligned_region)
+            else:
+                aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC,
+                                            region=aligned_region)
+            return None, aligned, apply_gain(aligned, gain) if on_aligned else None
+
         done = 0
-        for i, stored in read_ahead(source, sorted(wanted), read=source.read_pixels):
+        for i, (stored, aligned, corrected) in read_ahead(source, sorted(wanted), read=source.read_pixels,
+                                                          prepare=prepare):
             matrix, gain = self.transform(i)
             factor = None if np.allclose(gain, 1.0) else gain
             position = float(merge.index(i)) if i in merge else None
             rects = [] if position is None else fusion.footprint(position)
-            aligned = None
-            if on_aligned or flow is not None or whole_frames:
-                # The whole frame is wanted: warp it once and take the rectangles from it.
-                if flow is not None and i in flow:
-                    aligned = _crop(refined_warp(stored, matrix, flow[i], (H, W)), aligned_region)
-                else:
-                    aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC,
-                                                region=aligned_region)
-                if on_aligned:
-                    on_aligned(i, apply_gain(aligned, gain))
+            if on_aligned:
+                on_aligned(i, corrected)
+                corrected = None  # (the writer keeps its own reference while it encodes)
 
             def part(t: int, l: int, b: int, r: int) -> np.ndarray:
                 """Float pixels of rectangle (t, l, b, r) of this region, cut from the whole warp or warped alone."""
@@ -244,7 +254,7 @@ class _Merge:
                 fusion.add(position, pixels, rect)
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
-            del stored, aligned
+            del stored, aligned, corrected
             done += 1
             if progress:
                 progress(stage, done, len(wanted))

@@ -72,6 +72,57 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     return source
 
 
+#: Stacks whose decoded frames take at most this many MB are decoded once: pass 1 keeps them for pass 2.
+DECODED_ONCE_MB = 64
+
+
+class _DecodedOnce(FrameSource):
+    """A source whose frames pass 1 keeps, decoded, and pass 2 takes back instead of decoding them again.
+
+    Each frame is read once by pass 1 (``read_pixels``, in order) and once by pass 2, which gets the
+    kept array and drops it; for small stacks only (:data:`DECODED_ONCE_MB`), so memory stays bounded.
+    """
+
+    def __init__(self, source: FrameSource):
+        self.source, self.info = source, source.info
+        self._kept: dict[int, np.ndarray] = {}
+        self._seen: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getattr__(self, name: str) -> Any:  # e.g. ``header`` of image files
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def read(self, index: int) -> np.ndarray:
+        return self.source.read(index)
+
+    def read_pixels(self, index: int) -> np.ndarray:
+        kept = self._kept.pop(index, None)
+        if kept is not None:
+            return kept
+        pixels = self.source.read_pixels(index)
+        if index not in self._seen and pixels.dtype.kind == "u":  # the first read (pass 1): kept for the
+            self._seen.add(index)  # second (integer frames only: no pass works on them in place)
+            self._kept[index] = pixels
+        return pixels
+
+    def identity(self) -> list[tuple[str, int, int]]:
+        return self.source.identity()
+
+
+def _decode_once(source: FrameSource, bands: int) -> FrameSource:
+    """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only)."""
+    info = source.info
+    h, w = info.size
+    frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
+    if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
+        return source
+    return _DecodedOnce(source)
+
+
 def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any],
              messages: list[str]) -> tuple[FrameSource, StackOptions, int, Callable[[str], None]]:
     """Open the source, settle the options against it and plan the bands of pass 2."""
@@ -82,7 +133,7 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
     opts.check_frames(len(source))
     configure_threads(opts.threads)
     bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-    return source, opts, bands, warn
+    return _decode_once(source, bands), opts, bands, warn
 
 
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,

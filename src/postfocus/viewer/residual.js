@@ -10,8 +10,11 @@
  *              the frames (residual up to 1.5x the typical error), opaque at twice the flag level
  *   level      the flag level (times the typical error), flagged: share of the picture above it,
  *   regions    [{x, y, width, height, peak}] the worst flagged regions in output pixels
+ *   unverifiable  share of the picture where no frame could contradict the depth (tinted blue in src)
  * A button "Residual" (key R) lays the heat map over whatever the viewer shows (a frame, all in focus,
- * depth) and outlines the worst regions; taps still refocus underneath. options.keyboardTarget as for
+ * depth) and outlines the worst regions; taps still refocus underneath. The legend is a caption at the
+ * foot of the picture itself, so it is in view whenever the picture is (below the status line it fell
+ * under the fold of short windows). options.keyboardTarget as for
  * the viewer. The container gets data-residual="on" while it is shown.
  */
 (function (root, factory) {
@@ -36,7 +39,9 @@
   var PICTURE = { display: 'block', width: '100%', height: '100%' };
   var BOX = { position: 'absolute', boxSizing: 'border-box', border: '1px dashed rgba(255, 255, 255, 0.75)',
               borderRadius: '3px' };
-  var LEGEND = { textAlign: 'center', color: '#bbb', fontSize: '12px', padding: '0 8px 8px', display: 'none' };
+  var LEGEND = { position: 'absolute', left: '0', right: '0', bottom: '0', zIndex: '99991', pointerEvents: 'none',
+                 textAlign: 'center', color: '#ddd', background: 'rgba(0, 0, 0, 0.6)', fontSize: '12px',
+                 lineHeight: '1.35', padding: '3px 8px', display: 'none' };
 
   function attach(viewer, data, options) {
     var info = data && data.residual;
@@ -66,8 +71,10 @@
     viewer.bar.insertBefore(button, slider || null);
     var legend = el('div', 'pf-residual-legend', null, LEGEND);
     legend.textContent = 'Residual: ' + (100 * (info.flagged || 0)).toFixed(2) + ' % above ' + info.level +
-      'x the typical error (red ' + info.level + 'x, yellow ' + 2 * info.level + 'x and more)';
-    viewer.status.parentNode.insertBefore(legend, viewer.status.nextSibling);
+      'x the typical error (red ' + info.level + 'x, yellow ' + 2 * info.level + 'x and more)' +
+      (info.unverifiable ? '; blue: unverifiable, no frame could contradict the depth (' +
+        (100 * info.unverifiable).toFixed(1) + ' %)' : '');
+    viewer.stage.appendChild(legend);
 
     var on = false;
     function toggle(value) {

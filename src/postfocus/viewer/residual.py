@@ -2,8 +2,8 @@
 
 :func:`residual_data` runs :func:`postfocus.check.forward_check` on a processed
 stack and returns the ``residual`` field of the viewer's data: a transparent
-heat map the size of the page's pictures (encoded by the export as a PNG), the flag level, the share
-flagged and the worst regions. ``residual.js`` (inlined by
+heat map the size of the page's pictures (encoded by the export as a PNG; unverifiable pixels tinted
+blue), the flag level, the share flagged and unverifiable, and the worst regions. ``residual.js`` (inlined by
 :func:`postfocus.viewer.export.render_page`) adds the "Residual" toggle.
 """
 
@@ -40,13 +40,14 @@ def residual_data(stack: ProcessedStack, size: tuple[int, int], *, method: str |
     pixels : np.ndarray
         uint8 (height, width, 4) RGBA heat map (:func:`postfocus.check.view.heat_layer`), for the ``src``.
     info : dict
-        ``{"level", "flagged", "p99", "regions"}`` (regions in output pixels).
+        ``{"level", "flagged", "unverifiable", "p99", "regions"}`` (regions in output pixels).
     """
     result = forward_check(stack, method=method)
     s = result.summary
-    return heat_layer(result.residual, size, s["level"]), {
+    return heat_layer(result.residual, size, s["level"], unverifiable=result.unverifiable), {
         "level": s["level"],
         "flagged": s["flagged"],
+        "unverifiable": s.get("unverifiable", 0.0),
         "p99": s["p99"],
         "regions": [{k: r[k] for k in ("x", "y", "width", "height", "peak")} for r in s["regions"]],
     }
