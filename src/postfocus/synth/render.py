@@ -157,7 +157,8 @@ def render_stack(
         Number of depth slabs.
     hidden : bool
         Render a background behind near objects (the farther content extended
-        under them, :func:`~postfocus.synth.optics.render_defocus`): a blurred
+        under them where it lies more than a frame behind,
+        :func:`~postfocus.synth.optics.render_defocus`): a blurred
         near object then shows the background through its rim, as through a
         real lens, and a stacker that takes the background from the frames
         focused far meets the near object's glow there (halos). Without it a
@@ -212,7 +213,8 @@ def render_stack(
 
     def one_frame(i: int) -> tuple[np.ndarray, np.ndarray]:
         radii = max_blur * np.abs(slab_depth - positions[i]) / span
-        canvas = gamma_encode(optics.render_defocus(premult, slabs, radii, kernels, hidden=hidden))
+        canvas = gamma_encode(optics.render_defocus(premult, slabs, radii, kernels,
+                                                    hidden=slab_depth if hidden else None))
         clean = canvas[margin : margin + h, margin : margin + w].copy()
         frame = camera.degrade(canvas, margin, (h, w), transforms[i], gains[i], noise, jpeg_quality, noise_rngs[i])
         return clean, frame
