@@ -45,6 +45,10 @@ Usage:
     python bench/bench_quality.py --markdown out.md --json out.json --doc-images docs/img
     python bench/bench_quality.py --figures docs/img   # halo before/after crops: pins, pcb, keyboard
 
+The standard scenes are rendered with a background behind near objects (``render_stack(..., hidden=True)``:
+a blurred near object shows the background through its rim, as through a real lens, so halos show as on real
+photographs); ``--flat-layers`` renders them as before issue 15 (a blurred near object keeps its sharp outline).
+
 Halo scenes (``pins``, ``grass``; ``postfocus.synth.halo_scenes``) are rendered with the two-layer
 renderer (the far background present behind the near objects, specular highlights above white) and a
 12 px blur, and also fused in-process by the depth-map method before its occlusion step
@@ -84,6 +88,7 @@ HANDHELD = dict(shake_px=8.0, rotation_deg=0.5, breathing=0.03, exposure_drift=0
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL = ["ring", "pcb", "pcb_depthmap", "beetle", "algae", "keyboard"]
 HALO_WIDTH = 9
+FLAT_LAYERS = False  # --flat-layers: render without a background behind near objects (the benchmark before issue 15)
 
 
 # --- baselines (true transforms) ------------------------------------------------------------------------------
@@ -173,12 +178,13 @@ class Truth:
 
 
 def render(name: str, frames: int, seed: int):  # noqa: ANN201
-    """The scene's stack: the halo scenes with the two-layer renderer and a stronger blur (12 px, like pcb's pins)."""
+    """The scene's stack: the halo scenes with the two-layer renderer and a stronger blur (12 px, like pcb's pins);
+    the others with a background behind near objects (``render_stack(..., hidden=True)``) unless ``--flat-layers``."""
     if name in HALO_SCENES:
         return render_layered(name, frames, size=(480, 720), max_blur=12.0, seed=seed, **HANDHELD)
     size = None if name == "motorcycle" else (480, 720)
     sharp, depth01 = scene(name, size, seed=seed)
-    return render_stack(sharp, depth01, frames, max_blur=8.0, seed=seed, **HANDHELD)
+    return render_stack(sharp, depth01, frames, max_blur=8.0, seed=seed, hidden=not FLAT_LAYERS, **HANDHELD)
 
 
 def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str], doc_images: Path | None) -> list[dict]:
@@ -466,6 +472,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", nargs="*", default=["motorcycle", "steps", "occluder", "ramp", "flat", *HALO_SCENES])
     ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--flat-layers", action="store_true",
+                    help="render the standard scenes without a background behind near objects (as before issue 15)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--methods", nargs="*", default=["depthmap", "pyramid"])
     ap.add_argument("--real", nargs="*", default=None, help="real stacks to score and time (bare flag: all)")
@@ -475,6 +483,8 @@ def main() -> None:
     ap.add_argument("--figures", type=Path, default=None,
                     help="only write the halo before/after crops (pins, pcb, keyboard) here, e.g. docs/img")
     args = ap.parse_args()
+    global FLAT_LAYERS
+    FLAT_LAYERS = args.flat_layers
     if args.figures is not None:
         from halo_figures import figures
 

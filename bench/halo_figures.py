@@ -9,7 +9,8 @@ Real stacks (no ground truth): the crops the halo complaint named (issue 15), in
 Each is fused in-process from one analysis, three ways: the depth-map method by the focus map alone
 (``fuse(..., occlusion=False)``, what ``postfocus stack`` did before), the depth-map method now
 (occlusion-aware, the default) and the pyramid method. A rendered ``pins`` stack (two-layer renderer,
-``postfocus.synth.halo_scenes.render_layered``) adds the truth and the error.
+``postfocus.synth.halo_scenes.render_layered``) adds the truth and the error, and ``synth-hidden.jpg`` shows
+the generator's frame focused far with and without the background behind near objects.
 """
 
 from __future__ import annotations
@@ -85,8 +86,21 @@ def rendered_crop(out: Path, seed: int = 1) -> None:
     _write(tiles, out / "halo-pins.jpg")
 
 
+def hidden_render(out: Path, seed: int = 1) -> None:
+    """``synth-hidden.jpg``: the occluder scene's frame focused far, one-layer render / with the hidden background."""
+    from postfocus.synth import render_stack, scene
+
+    sharp, depth01 = scene("occluder", (480, 720), seed=seed)
+    tiles = []
+    for label, hidden in (("one layer", False), ("hidden background", True)):
+        st = render_stack(sharp, depth01, 10, max_blur=8.0, seed=seed, hidden=hidden)
+        tiles.append(_tile(st.clean_frames[-1][80:260, 60:300], label, 1.5))
+    _write(tiles, out / "synth-hidden.jpg")
+
+
 def figures(out: Path) -> None:
     """All halo figures into ``out``."""
+    hidden_render(out)
     rendered_crop(out)
     for name in CROPS:
         if (DATA / name).is_dir():

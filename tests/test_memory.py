@@ -97,3 +97,31 @@ def test_cli_says_when_a_limit_makes_it_merge_in_bands(cli, tmp_path):
     assert run.returncode == 0, run.stderr
     assert any("bands of rows to stay under --memory 700 MB" in line for line in run.err_lines)
     assert (tmp_path / "out.jpg").exists()
+
+
+def test_occlusion_blend_memory_within_its_count():
+    """The occlusion-safe blend (and the solved background) stay within the bytes per band pixel counted for them."""
+    import tracemalloc
+
+    from postfocus.fuse.depthmap import DepthmapFusion
+    from postfocus.synth.halo_scenes import render_layered
+
+    st = render_layered("pins", 6, size=(160, 240), max_blur=6.0, seed=2)
+    index = st.depth
+    safe = np.minimum(index, np.float32(index.max()) * 0.5)  # differs over the whole background: a large box
+    frames = [f.astype(np.float32) / 255 if f.dtype == np.uint8 else f.astype(np.float32) for f in st.frames]
+    peaks = {}
+    for kind, kwargs in (("plain", {}), ("safe", {"safe_index": safe}), ("restore", {"safe_index": safe, "slope": 1.0})):
+        tracemalloc.start()
+        fusion = DepthmapFusion(index, 0.35, **kwargs)
+        for i, frame in enumerate(frames):
+            fusion.add(float(i), frame)
+        fusion.result()
+        peaks[kind] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    pixels = index.size
+    assert peaks["safe"] - peaks["plain"] <= memory.OCCLUSION_BYTES_PER_PIXEL * pixels
+    assert peaks["restore"] - peaks["safe"] <= memory.RESTORE_BYTES_PER_PIXEL * pixels
+    size = (4000, 6000)
+    assert memory.estimate_mb(size, 100, 800 * 533) > memory.estimate_mb(size, 100, 800 * 533, occlusion=False)
+    assert memory.estimate_mb(size, 100, 800 * 533, restore=True) > memory.estimate_mb(size, 100, 800 * 533)

@@ -321,3 +321,23 @@ def test_psnr_and_ssim():
     assert 0.0 < ssim(a, noisy) < 0.95
     with pytest.raises(PostfocusError):
         psnr(a, a[:10])
+
+
+def test_hidden_background_shows_through_a_blurred_near_object():
+    """render_stack(hidden=True): a thin near bar, far out of focus, lets the background through; without it
+    the bar keeps its sharp outline and its own colour (a one-layer render)."""
+    h, w = 80, 120
+    sharp = np.full((h, w, 3), 0.2, np.float32)
+    sharp[:, 58:62] = 1.0  # a white bar 4 px wide, much thinner than the blur
+    depth = np.ones((h, w), np.float32)
+    depth[:, 58:62] = 0.0
+    flat = render_stack(sharp, depth, 4, max_blur=8.0, seed=0).clean_frames[3]  # focused far: the bar blurred by 8 px
+    layered = render_stack(sharp, depth, 4, max_blur=8.0, seed=0, hidden=True).clean_frames[3]
+    assert flat[40, 60, 0] > 0.99  # one layer: the bar stays white to its outline
+    # layers: light in linear terms, the bar's 4 px of white spread over a 16 px disc over a 0.2 background
+    lin = gamma_decode(np.float32(0.2))
+    expected = lin + (1.0 - lin) * 4.0 / (np.pi * 8.0 ** 2) * 2 * np.sqrt(8.0 ** 2 - 1.0)  # chord area of the bar
+    assert float(gamma_decode(layered[40, 60, 0])) == pytest.approx(expected, rel=0.15)
+    assert float(layered[40, 50, 0]) > 0.22  # its glow reaches the background beside it
+    assert np.array_equal(render_stack(sharp, depth, 4, max_blur=8.0, seed=0, hidden=True).frames[0],
+                          render_stack(sharp, depth, 4, max_blur=8.0, seed=0, hidden=True).frames[0])

@@ -29,12 +29,23 @@ OUTPUT_BYTES_PER_PIXEL = 12.0
 #: Per pixel of the band being fused (bytes): three sums, weight, focus index, blend width, and the
 #: band's finished pixels.
 BAND_BYTES_PER_PIXEL = 36.0
+#: Per pixel of the band being fused, where the occlusion-safe blend is kept (bytes): its three sums and
+#: weight (16) and the consistency check's planes when the blend is finished. Kept over the box of the tiles
+#: where the occlusion-safe index differs, which may be the whole band (a picture full of near edges, e.g.
+#: pcb's pins), so counted for every band pixel. Peak measured with tracemalloc (tests/test_memory.py:
+#: 24 B over a 338k-pixel box of the ``pins`` halo scene at 480x720, 32 B on a 240x160 one), rounded up.
+OCCLUSION_BYTES_PER_PIXEL = 36.0
+#: The same for the background solved behind near objects (``fuse(..., restore=True)``): its sums, precision
+#: and the frame's cover through the pass, and each frame's spill and cover of the nearer layers while it is
+#: finished. Peak measured as above (175-176 B at 480x720 and 240x160; OpenCV's own filter buffers not seen), rounded up.
+RESTORE_BYTES_PER_PIXEL = 200.0
 #: Bands are at least this many rows high (more passes cost more than they save).
 MIN_BAND_ROWS = 64
 MB = float(2**20)
 
 
-def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, bands: int = 1) -> float:
+def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, bands: int = 1, *,
+                occlusion: bool = True, restore: bool = False) -> float:
     """Expected peak memory (MB) of merging ``n_frames`` of ``size`` (H, W) with the depth-map method.
 
     The larger of pass 1 (alignment and focus maps) and pass 2 (the blend);
@@ -47,6 +58,8 @@ def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, band
     n_frames : frames in the stack.
     analysis_pixels : pixels of the analysis-size maps (about 800 px long edge).
     bands : bands of rows the output is fused in.
+    occlusion : the occlusion-safe blend is made (``fuse(..., occlusion=True)``, the default).
+    restore : the background behind near objects is solved too (``fuse(..., restore=True)``).
 
     Returns
     -------
@@ -54,17 +67,20 @@ def estimate_mb(size: tuple[int, int], n_frames: int, analysis_pixels: int, band
 
     Examples
     --------
-    >>> round(estimate_mb((2160, 3840), 30, 800 * 450))
-    852
+    >>> round(estimate_mb((2160, 3840), 30, 800 * 450)), round(estimate_mb((2160, 3840), 30, 800 * 450, occlusion=False))
+    (1137, 852)
     """
     pixels = size[0] * size[1]
     maps = ANALYSIS_BYTES_PER_PIXEL * analysis_pixels * n_frames / MB
     pass1 = BASE_MB + ALIGN_MB + 1.5 * maps
-    pass2 = BASE_MB + maps + (OUTPUT_BYTES_PER_PIXEL * pixels + BAND_BYTES_PER_PIXEL * pixels / max(1, bands)) / MB
+    band = BAND_BYTES_PER_PIXEL + (OCCLUSION_BYTES_PER_PIXEL if occlusion else 0.0) + (
+        RESTORE_BYTES_PER_PIXEL if occlusion and restore else 0.0)
+    pass2 = BASE_MB + maps + (OUTPUT_BYTES_PER_PIXEL * pixels + band * pixels / max(1, bands)) / MB
     return max(pass1, pass2)
 
 
-def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_mb: float | None) -> int:
+def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_mb: float | None, *,
+              occlusion: bool = True, restore: bool = False) -> int:
     """Fewest bands of rows that keep the estimated peak under ``limit_mb`` (1 without a limit).
 
     Raises OptionError (``memory_mb``), naming the smallest limit that would do, when no
@@ -72,15 +88,15 @@ def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_
 
     Examples
     --------
-    >>> bands_for((4000, 6000), 100, 800 * 533, 1500)
-    2
+    >>> bands_for((4000, 6000), 100, 800 * 533, 1500), bands_for((4000, 6000), 100, 800 * 533, 1500, occlusion=False)
+    (4, 2)
     """
     if limit_mb is None:
         return 1
     most = max(1, size[0] // MIN_BAND_ROWS)
     for bands in range(1, most + 1):
-        if estimate_mb(size, n_frames, analysis_pixels, bands) <= limit_mb:
+        if estimate_mb(size, n_frames, analysis_pixels, bands, occlusion=occlusion, restore=restore) <= limit_mb:
             return bands
-    floor = estimate_mb(size, n_frames, analysis_pixels, most)
+    floor = estimate_mb(size, n_frames, analysis_pixels, most, occlusion=occlusion, restore=restore)
     raise OptionError("memory_mb", limit_mb,
                       f"this stack needs at least about {math.ceil(floor)} MB ({n_frames} frames of {size[1]}x{size[0]})")

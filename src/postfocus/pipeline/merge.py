@@ -31,7 +31,7 @@ from postfocus.errors import OptionError
 from postfocus.fuse.base import Fusion, blend_width, upscale_region
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
-from postfocus.fuse.occlusion import occlusion_aware_index
+from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index
 from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
@@ -61,6 +61,7 @@ def fuse(
     on_aligned: Callable[[int, np.ndarray], None] | None = None,
     progress: Progress | None = None,
     occlusion: bool = True,
+    restore: bool = False,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -97,6 +98,14 @@ def fuse(
         Depth-map method: at occlusion edges, leave out frames where a near
         object's blur covers the pixel, where that shows
         (:mod:`postfocus.fuse.occlusion`); False fuses by the focus map alone.
+    restore : bool
+        Depth-map method with ``occlusion``: also solve the matting equation for
+        the background behind near objects (their blur's spill taken off,
+        :func:`~postfocus.fuse.occlusion.occluder_cover`). Needs depth edges
+        that are right to a pixel or two and costs a few blurs per frame and
+        layer; off by default (docs/quality.md, "Second step"). A band or region
+        sees near objects only within its 16 px margin, so a banded result may
+        differ from the whole near band borders.
 
     Returns
     -------
@@ -123,7 +132,7 @@ def fuse(
     top, left, bottom, right = whole
     edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
-    job = _Merge(source, maps, alignment, flow, method, merge, occlusion)
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore)
     # The occlusion consistency check looks _MARGIN px around a pixel: every part is fused with that
     # margin of the picture around it (where the picture has it), so a region or a band gives the
     # same pixels as the whole.
@@ -149,9 +158,10 @@ class _Merge:
     """One merge: the frames, their transforms and the maps, run over one region at a time."""
 
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
-                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True):
+                 flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True,
+                 restore: bool = False):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
-        self.method, self.merge, self.occlusion = method, merge, occlusion
+        self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
         self.labels, self.choice = maps.motion_frames(merge)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +188,12 @@ class _Merge:
                 return DepthmapFusion(rank, width)
             # At occlusion edges, also the blend without frames where a near object's blur covers the pixel.
             safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
-            return DepthmapFusion(rank, width, safe_index=rank_of(safe))
+            slope = None
+            if self.restore:  # the blur growth in output pixels, for the matting equation
+                own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
+                                np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
+                slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+            return DepthmapFusion(rank, width, safe_index=rank_of(safe), slope=slope)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 

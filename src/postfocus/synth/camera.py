@@ -4,11 +4,13 @@ exposure and white-balance drift, sensor noise and JPEG compression."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-__all__ = ["degrade", "frame_transform", "jpeg_roundtrip", "random_gains", "random_transforms", "warp_margin"]
+__all__ = ["Sweep", "degrade", "frame_transform", "jpeg_roundtrip", "random_gains", "random_transforms", "sweep",
+           "warp_margin"]
 
 
 def frame_transform(
@@ -231,3 +233,64 @@ def degrade(
     if jpeg_quality is not None:
         frame = jpeg_roundtrip(frame, jpeg_quality)
     return frame
+
+
+@dataclass
+class Sweep:
+    """The camera of a rendered focus sweep: where each frame focuses and how it is moved, lit and padded.
+
+    Attributes
+    ----------
+    positions : numpy.ndarray
+        (N,) focus index of each frame.
+    span : float
+        N - 1: the farthest focus index.
+    transforms : list of numpy.ndarray
+        Reference to frame ``i`` pixels (:func:`random_transforms`).
+    gains : numpy.ndarray
+        (N, 3) per-frame per-channel gains (:func:`random_gains`).
+    margin : int
+        Pixels rendered around the picture so that every warp and blur finds content.
+    noise_rngs : list of numpy.random.Generator
+        One noise generator per frame.
+    """
+
+    positions: np.ndarray
+    span: float
+    transforms: list[np.ndarray]
+    gains: np.ndarray
+    margin: int
+    noise_rngs: list
+
+
+def sweep(size: tuple[int, int], n: int, reference: int, *, max_blur: float, shake_px: float, rotation_deg: float,
+          breathing: float, exposure_drift: float, seed: int) -> Sweep:
+    """The camera of an ``n``-frame sweep of a ``size`` (H, W) scene; the same seed gives the same camera.
+
+    Parameters
+    ----------
+    size : tuple of int
+        (H, W) of the picture.
+    n, reference : int
+        Frames, and the one with identity transform and gain.
+    max_blur, shake_px, rotation_deg, breathing, exposure_drift : float
+        As :func:`postfocus.synth.render_stack`.
+    seed : int
+        Seed of the shake, gains and noise.
+
+    Returns
+    -------
+    Sweep
+
+    Examples
+    --------
+    >>> s = sweep((60, 80), 4, 2, max_blur=3.0, shake_px=2.0, rotation_deg=0.0, breathing=0.0, exposure_drift=0.0, seed=0)
+    >>> s.span, len(s.transforms), s.margin >= 6
+    (3.0, 4, True)
+    """
+    positions = np.arange(n, dtype=np.float64)
+    geo_rng, gain_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    transforms = random_transforms(size, positions, reference, shake_px, rotation_deg, breathing, geo_rng)
+    gains = random_gains(n, reference, exposure_drift, gain_rng)
+    margin = warp_margin(transforms, size) + int(math.ceil(max_blur)) + 3
+    return Sweep(positions, float(n - 1), transforms, gains, margin, noise_rng.spawn(n))

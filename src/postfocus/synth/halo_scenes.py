@@ -27,7 +27,6 @@ Both return a sharp image and a depth map in [0, 1] (0 = near), like
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
@@ -231,12 +230,9 @@ def render_layered(name: str, n_frames: int = 10, *, size: tuple[int, int] | Non
     h, w = depth01.shape
     n = int(n_frames)
     ref = n // 2
-    positions = np.arange(n, dtype=np.float64)
-    span = float(n - 1)
-    geo_rng, gain_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    transforms = camera.random_transforms((h, w), positions, ref, shake_px, rotation_deg, breathing, geo_rng)
-    gains = camera.random_gains(n, ref, exposure_drift, gain_rng)
-    margin = camera.warp_margin(transforms, (h, w)) + int(math.ceil(max_blur)) + 3
+    cam = camera.sweep((h, w), n, ref, max_blur=max_blur, shake_px=shake_px, rotation_deg=rotation_deg,
+                       breathing=breathing, exposure_drift=exposure_drift, seed=seed)
+    positions, span, transforms, gains, margin = cam.positions, cam.span, cam.transforms, cam.gains, cam.margin
     pad = ((margin, margin), (margin, margin))
     depth = np.pad(depth01 * np.float32(span), pad, mode="reflect")
     back_lin = gamma_decode(np.pad(back, pad + ((0, 0),), mode="reflect"))
@@ -246,7 +242,7 @@ def render_layered(name: str, n_frames: int = 10, *, size: tuple[int, int] | Non
     near_depths = sorted({round(float(v), 4) for v in np.unique(depth[a > 0.5])}, reverse=True)
     back_depth = float(span)  # the background is one far plane
     kernels = optics.KernelCache()
-    noise_rngs = noise_rng.spawn(n)
+    noise_rngs = cam.noise_rngs
     frames, clean = [], []
     for i in range(n):
         acc = _disc(back_lin, max_blur * abs(back_depth - positions[i]) / span, kernels)

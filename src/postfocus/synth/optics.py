@@ -105,6 +105,38 @@ def _blur(planes: np.ndarray, radius: float, kernels: KernelCache) -> np.ndarray
     return out
 
 
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """``cv2.resize`` of an (h, w, c) image with any number of channels (OpenCV takes at most 4)."""
+    parts = [cv2.resize(np.ascontiguousarray(image[..., c:c + 4]), size, interpolation=interpolation)
+             for c in range(0, image.shape[2], 4)]
+    return np.dstack([p.reshape(p.shape[0], p.shape[1], -1) for p in parts])
+
+
+def _extend(planes: np.ndarray, behind: float, depth: int) -> None:
+    """Fill the gaps of premultiplied planes (alpha at index 3, premultiplied depth at ``depth``) by pull-push,
+    in place, where the extended content lies at ``behind`` or farther: alpha 1 there."""
+    alpha = planes[3]
+    if alpha.min() >= 1.0 - 1e-6 or alpha.max() <= 1e-6:
+        return
+    levels = [np.moveaxis(planes, 0, -1).copy()]
+    while min(levels[-1].shape[:2]) > 2:  # pull: premultiplied averages of coarser cells
+        h, w = levels[-1].shape[:2]
+        levels.append(_resize(levels[-1], ((w + 1) // 2, (h + 1) // 2), cv2.INTER_AREA))
+    filled = levels[-1] / np.maximum(levels[-1][..., 3:4], 1e-6)
+    for fine in reversed(levels[:-1]):  # push: each level's gaps from the coarser one, normalised
+        up = _resize(filled, (fine.shape[1], fine.shape[0]), cv2.INTER_LINEAR).reshape(fine.shape)
+        a = np.clip(fine[..., 3:4], 0.0, 1.0)
+        filled = fine + (1.0 - a) * up
+        filled /= np.maximum(filled[..., 3:4], 1e-6)
+        filled = np.where(a >= 1.0 - 1e-6, fine, filled)
+    filled = np.moveaxis(filled, -1, 0)
+    # the extended content's depth where there was none (the gap's part of the filled depth)
+    gap = 1.0 - np.clip(alpha, 0.0, 1.0)
+    extended = (filled[depth] - planes[depth]) / np.maximum(gap, 1e-6)
+    deep = (gap > 1e-6) & (extended >= behind)
+    np.copyto(planes, filled, where=deep[None])
+
+
 def _factor(radius: float) -> int:
     """Down-sampling factor used for a blur of ``radius`` px."""
     return max(1, int(radius // _LOWRES_RADIUS))
@@ -209,6 +241,9 @@ def render_defocus(
     slabs: Slabs,
     radii: np.ndarray,
     kernels: KernelCache | None = None,
+    *,
+    hidden: np.ndarray | None = None,
+    jump: float = 1.0,
 ) -> np.ndarray:
     """Composite defocused slabs far to near in linear light.
 
@@ -216,6 +251,16 @@ def render_defocus(
     so far: ``acc = acc * (1 - blur(alpha_k)) + blur(colour * alpha_k)``. The
     accumulated alpha is divided out at the end, which fills the gaps that
     blurred far slabs leave behind sharp near ones.
+
+    A depth map holds only what is seen: behind a near object there is
+    nothing, so a blurred near object stays filled with its own colour to its
+    sharp outline. With ``hidden`` (the slabs' depths) the scene gets a
+    background there: before a blurred slab is laid, the gaps of what lies
+    behind it (in the slab's reach) are filled by pull-push extension of that
+    content (Kraus and Strengert [1]_), so the background shows through the near
+    object's blurred rim, as through a real lens. Only where that content lies
+    more than ``jump`` behind the slab: a surface continuing across slabs hides
+    nothing behind its nearer part.
 
     Parameters
     ----------
@@ -229,11 +274,21 @@ def render_defocus(
         empty slabs); below 0.5 a slab is pasted sharp.
     kernels : KernelCache or None
         Kernel cache shared between calls.
+    hidden : np.ndarray or None
+        (layers,) depth of every slab (as its radii's depth; NaN for empty
+        ones): extend the farther content behind each blurred slab (see above).
+    jump : float
+        Depth step (units of ``hidden``) from which content counts as behind a slab.
 
     Returns
     -------
     np.ndarray
         float32 (H, W, 3 + E) defocused image, linear light (then the extra planes).
+
+    References
+    ----------
+    .. [1] M. Kraus and M. Strengert, "Depth-of-field rendering by pyramidal image processing",
+       Computer Graphics Forum 26(3), 2007 (disocclusion by pull-push of the farther layers).
 
     Examples
     --------
@@ -245,7 +300,7 @@ def render_defocus(
     kernels = kernels or KernelCache()
     h, w = slabs.shape
     planes = premult.shape[0]
-    acc = np.zeros((planes, h, w), np.float32)
+    acc = np.zeros((planes + (hidden is not None), h, w), np.float32)  # with a premultiplied depth plane
     for k in sorted(slabs.boxes, reverse=True):  # far to near
         r = float(radii[k])
         by0, by1, bx0, bx1, m = slabs.boxes[k]
@@ -253,6 +308,8 @@ def render_defocus(
             m8 = m.view(np.uint8)
             for c in range(planes):
                 cv2.copyTo(premult[c, by0:by1, bx0:bx1], m8, acc[c, by0:by1, bx0:bx1])
+            if hidden is not None:
+                acc[planes, by0:by1, bx0:bx1][m] = float(hidden[k])
             continue
         s = _factor(r)
         pad = int(math.ceil(r)) + 2 * s + 1
@@ -264,7 +321,11 @@ def render_defocus(
         np.multiply(premult[:, y0:y1, x0:x1], slabs.mask(k, y0, y1, x0, x1), out=patch[:, :ph, :pw])
         b = _blur(patch, r, kernels)[:, :ph, :pw]
         region = acc[:, y0:y1, x0:x1]
-        region *= 1.0 - b[3]
-        region += b
-    colour = np.concatenate([acc[:3], acc[4:]]) / np.maximum(acc[3], 1e-6)
+        if hidden is not None:
+            _extend(region, float(hidden[k]) + jump, planes)
+            region[planes] *= 1.0 - b[3]
+            region[planes] += b[3] * float(hidden[k])
+        region[:planes] *= 1.0 - b[3]
+        region[:planes] += b
+    colour = np.concatenate([acc[:3], acc[4:planes]]) / np.maximum(acc[3], 1e-6)
     return np.ascontiguousarray(colour.transpose(1, 2, 0))

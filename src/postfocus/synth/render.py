@@ -117,6 +117,7 @@ def render_stack(
     jpeg_quality: int | None = None,
     seed: int = 0,
     layers: int = 24,
+    hidden: bool = False,
 ) -> SyntheticStack:
     """Render the focus sweep a camera would record of a scene.
 
@@ -154,6 +155,14 @@ def render_stack(
         Seed of the random shake, gains and noise.
     layers : int
         Number of depth slabs.
+    hidden : bool
+        Render a background behind near objects (the farther content extended
+        under them where it lies more than a frame behind,
+        :func:`~postfocus.synth.optics.render_defocus`): a blurred
+        near object then shows the background through its rim, as through a
+        real lens, and a stacker that takes the background from the frames
+        focused far meets the near object's glow there (halos). Without it a
+        blurred near object keeps its sharp outline, filled with its own colour.
 
     Returns
     -------
@@ -190,13 +199,9 @@ def render_stack(
     if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 100:
         raise PostfocusError(f"jpeg_quality must be 1-100, got {jpeg_quality}")
 
-    positions = np.arange(n, dtype=np.float64)
-    span = float(n - 1)
-    geo_rng, gain_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    transforms = camera.random_transforms((h, w), positions, ref, shake_px, rotation_deg, breathing, geo_rng)
-    gains = camera.random_gains(n, ref, exposure_drift, gain_rng)
-
-    margin = camera.warp_margin(transforms, (h, w)) + int(math.ceil(max_blur)) + 3
+    cam = camera.sweep((h, w), n, ref, max_blur=max_blur, shake_px=shake_px, rotation_deg=rotation_deg,
+                       breathing=breathing, exposure_drift=exposure_drift, seed=seed)
+    positions, span, transforms, gains, margin = cam.positions, cam.span, cam.transforms, cam.gains, cam.margin
     pad = ((margin, margin), (margin, margin))
     depth_index = (depth01 * np.float32(span)).astype(np.float32)
     labels, slab_depth = optics.slab_labels(np.pad(depth_index, pad, mode="reflect"), span, int(layers))
@@ -204,11 +209,12 @@ def render_stack(
     premult = optics.premultiply(gamma_decode(np.pad(sharp, pad + ((0, 0),), mode="reflect")))
     kernels = optics.KernelCache()
 
-    noise_rngs = noise_rng.spawn(n)
+    noise_rngs = cam.noise_rngs
 
     def one_frame(i: int) -> tuple[np.ndarray, np.ndarray]:
         radii = max_blur * np.abs(slab_depth - positions[i]) / span
-        canvas = gamma_encode(optics.render_defocus(premult, slabs, radii, kernels))
+        canvas = gamma_encode(optics.render_defocus(premult, slabs, radii, kernels,
+                                                    hidden=slab_depth if hidden else None))
         clean = canvas[margin : margin + h, margin : margin + w].copy()
         frame = camera.degrade(canvas, margin, (h, w), transforms[i], gains[i], noise, jpeg_quality, noise_rngs[i])
         return clean, frame
