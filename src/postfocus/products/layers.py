@@ -129,7 +129,7 @@ def _occupied(u: np.ndarray, count: int) -> list[int]:
     return [k for k in range(count) if hits[k]]
 
 
-TILE = 64  # px; layers are cut to the tiles they touch
+TILE = 16  # px; layers are cut to the tiles they touch
 
 
 def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,22 +140,20 @@ def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return padded.min(axis=(1, 3)), padded.max(axis=(1, 3))
 
 
-def _merge_boxes(boxes: list[list[int]]) -> list[list[int]]:
-    """Merge overlapping boxes (y0, y1, x0, x1) until none overlap."""
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return boxes
+def _disjoint_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (y0, y1, x0, x1) of the connected groups of ``mask``, merged until none overlap.
+
+    Each group's box is filled in and the groups found again, until their number stops falling.
+    """
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    while True:
+        filled = np.zeros_like(mask)
+        for x, y, bw, bh, _ in stats[1:count]:
+            filled[y:y + bh, x:x + bw] = 1
+        merged, _, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
+        if merged == count:
+            return [(int(y), int(y + bh), int(x), int(x + bw)) for x, y, bw, bh, _ in stats[1:count]]
+        count = merged
 
 
 def _layer_boxes(lo: np.ndarray, hi: np.ndarray, k: int, pad: int, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
@@ -169,10 +167,8 @@ def _layer_boxes(lo: np.ndarray, hi: np.ndarray, k: int, pad: int, shape: tuple[
     touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
     grow = -(-pad // TILE)
     touched = cv2.dilate(touched, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(touched, connectivity=8)
-    boxes = [[int(y), int(y + bh), int(x), int(x + bw)] for x, y, bw, bh, _ in stats[1:count]]
     h, w = shape
-    return [(y0 * TILE, min(h, y1 * TILE), x0 * TILE, min(w, x1 * TILE)) for y0, y1, x0, x1 in _merge_boxes(boxes)]
+    return [(y0 * TILE, min(h, y1 * TILE), x0 * TILE, min(w, x1 * TILE)) for y0, y1, x0, x1 in _disjoint_boxes(touched)]
 
 
 def _blurred_layer(linear: np.ndarray, u: np.ndarray, k: int, radius: float, box: tuple[int, int, int, int],
