@@ -14,30 +14,12 @@ import cv2
 import numpy as np
 
 from postfocus.errors import OptionError
+from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
 
-__all__ = ["aggregate", "box", "check_prefer", "curve_width", "edge_spill", "focus_index_map", "gaussian_peak",
-           "guided_filter", "occlusion_sides", "peak_index", "preferred_peak", "push_pull_fill", "refine_at"]
-
-MEASURE_REACH = 4
-"""Pixels beyond its own a sharp step still raises the focus measure (the 5 px box of
-:func:`~postfocus.focus.measure.laplacian_energy`, the Laplacian and its pre-smoothing)."""
-
-
-def edge_spill(radius: int = 4) -> int:
-    """How far (px) a sharp edge's focus energy reaches into its surroundings after aggregation.
-
-    The measure's own reach (:data:`MEASURE_REACH`) plus the guided
-    aggregation's footprint: its two box passes of ``radius`` each.
-
-    Examples
-    --------
-    >>> edge_spill(4)
-    12
-    """
-    return MEASURE_REACH + 2 * radius
-
+__all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
+           "peak_index", "preferred_peak", "push_pull_fill", "refine_at"]
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges reflected."""
@@ -300,7 +282,7 @@ def focus_index_map(
     eps: float = 1e-4,
     fill_radius: int = 24,
     prefer: str = "none",
-    sides: bool = True,
+    sides: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regularised focus-index map and its confidence.
 
@@ -318,6 +300,10 @@ def focus_index_map(
     sides : give the pixels next to an occlusion edge back to the surface they
         belong to (:func:`occlusion_sides`): a near object's sharp outline
         otherwise claims the background up to :func:`edge_spill` px around it.
+        Off by default: the index is then right on the background, but the
+        frames focused there carry the near object's blur, which only the
+        background solver (``fuse(..., restore=True)``) takes off; without
+        it the bled index is the safer choice (docs/quality.md).
 
     Returns
     -------
@@ -358,94 +344,6 @@ def focus_index_map(
     if sides:
         out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius))
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
-
-
-def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray, *, spill: int = 12,
-                    step: float = 1.5, sure: float = 0.3) -> np.ndarray:
-    """The focus index next to occlusion edges given back to the side each pixel belongs to.
-
-    At an occlusion the near object's outline is sharp only in the frames
-    focused on it, and there its step raises the focus measure of the
-    background beside it too, as far as the measure's window and the
-    aggregation reach (``spill`` px): the near object's index bleeds into the
-    background (the "foreground fattening" of window-based stereo matching).
-    The far side has no such edge in its own frames (the near outline is
-    blurred there), so the bleeding goes one way: only a pixel with a farther
-    surface within ``spill`` px is a suspect. Each suspect is given, of its
-    own index and the farthest one within ``spill`` px, the one whose pixels
-    around it look like it in ``guide`` (the sharpest-frame composite, where
-    the near outline is sharp and in place): adaptive support by colour
-    similarity (Yoon and Kweon [1]_). The near class is described by every
-    confident pixel of that index within ``2 spill`` px (its own fattened
-    band included: it is a minority there), the far class only by confident
-    pixels that are not suspects themselves. A suspect that looks like the far
-    surface takes the far pixels' mean index.
-
-    Parameters
-    ----------
-    index : float32 (H, W) focus index (frames).
-    confidence : float32 (H, W) its confidence; pixels from ``sure`` on describe the classes.
-    guide : float32 (H, W) grey sharpest-frame composite.
-    spill : how far (px) an edge's focus energy reaches (:func:`edge_spill`).
-    step : an index difference (frames) that is a depth edge, not a slope.
-    sure : confidence from which a pixel describes its surface.
-
-    Returns
-    -------
-    float32 (H, W): ``index`` with the suspects that belong to the far side changed.
-
-    References
-    ----------
-    .. [1] K.-J. Yoon and I. S. Kweon, "Adaptive support-weight approach for correspondence search",
-       IEEE TPAMI 28(4), 2006.
-
-    Examples
-    --------
-    >>> g = np.full((20, 40), 0.8, np.float32); g[:, :10] = 0.1  # a dark near object on a light wall
-    >>> d = np.full((20, 40), 9.0, np.float32); d[:, :16] = 0.0  # its index bled 6 px into the wall
-    >>> occlusion_sides(d, np.ones_like(d), g, spill=8)[10, 8:18].tolist()
-    [0.0, 0.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0]
-    """
-    index = np.asarray(index, np.float32)
-    k = 2 * spill + 1
-    farthest = cv2.dilate(index, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    suspect = farthest - index > step
-    if not suspect.any():
-        return index
-    g = np.asarray(guide, np.float32)
-    confident = (np.asarray(confidence) >= sure).astype(np.float32)
-    clean = confident * ~suspect
-    ys, xs = np.nonzero(suspect)
-    gp = g[ys, xs]
-    own, far = np.rint(index[ys, xs]).astype(np.int32), np.rint(farthest[ys, xs]).astype(np.int32)
-    near_gap = np.full(ys.size, np.inf, np.float32)
-    far_gap = np.full(ys.size, np.inf, np.float32)
-    far_value = index[ys, xs].copy()
-    size = (2 * k + 1, 2 * k + 1)  # the classes are described within 2 spill px
-
-    def described(mask: np.ndarray, what: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per suspect: the class's mean of ``what`` around it, and whether enough pixels describe it."""
-        count = cv2.boxFilter(mask, -1, size, normalize=False, borderType=cv2.BORDER_REFLECT)[ys, xs]
-        total = cv2.boxFilter(mask * what, -1, size, normalize=False, borderType=cv2.BORDER_REFLECT)[ys, xs]
-        return total / np.maximum(count, 1e-6), count > 3
-
-    for label in np.unique(np.concatenate([own, far])):
-        member = (np.abs(index - label) < step).astype(np.float32)
-        sel = own == label
-        if sel.any():
-            mean, enough = described(confident * member, g)
-            near_gap[sel] = np.where(enough, np.abs(gp - mean), np.inf)[sel]
-        sel = far == label
-        if sel.any():
-            mean, enough = described(clean * member, g)
-            value, _ = described(clean * member, index)
-            gap = np.where(enough, np.abs(gp - mean), np.inf)
-            better = sel & (gap < far_gap)
-            far_gap[better], far_value[better] = gap[better], value[better]
-    out = index.copy()
-    flip = far_gap < near_gap
-    out[ys[flip], xs[flip]] = far_value[flip]
-    return out
 
 
 def push_pull_fill(values: np.ndarray, weight: np.ndarray, min_size: int = 4) -> np.ndarray:

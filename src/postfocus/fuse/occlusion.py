@@ -157,7 +157,7 @@ def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | Non
 
 
 def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.ndarray, used: list[int] | None = None,
-                          *, sure: float = 0.3, uncertain: int = 12) -> np.ndarray:
+                          *, sure: float = 0.3) -> np.ndarray:
     """The focus index to fuse by: :func:`visible_index` with the stack's own :func:`defocus_slope`.
 
     Parameters
@@ -168,12 +168,6 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
         (len(used), h, w) focus measure of the used frames.
     confidence : numpy.ndarray
         float32 (h, w); pixels below ``sure`` cannot occlude others.
-    uncertain : int
-        Pixels (analysis scale) by which an occlusion edge in ``index`` may be
-        misplaced (:func:`postfocus.focus.map.edge_spill`): every confident
-        near pixel's index is first spread that far (a flat erosion), so the
-        safe index holds even where :func:`postfocus.focus.map.occlusion_sides`
-        gave a near object's rim to the background wrongly.
     used : list of int, optional
         Frame numbers of the volume's slices (default 0..N-1).
 
@@ -186,13 +180,7 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
     frames = np.arange(volume.shape[0], dtype=np.float32) if used is None else np.asarray(used, np.float32)
     rank = np.interp(index, frames, np.arange(frames.size, dtype=np.float32)).astype(np.float32)
     slope = defocus_slope(volume, rank, confidence)
-    occluder = np.asarray(confidence) >= sure
-    if uncertain > 0:  # a near object may reach ``uncertain`` px farther than the map says
-        k = 2 * uncertain + 1
-        capped = np.where(occluder, rank, np.float32(np.inf)).astype(np.float32)
-        rank = np.minimum(rank, cv2.erode(capped, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)),
-                                          borderType=cv2.BORDER_REPLICATE))
-    visible = visible_index(rank, slope, occluder=occluder)
+    visible = visible_index(rank, slope, occluder=np.asarray(confidence) >= sure)
     return np.interp(visible, np.arange(frames.size, dtype=np.float32), frames).astype(np.float32)
 
 
