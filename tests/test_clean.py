@@ -21,8 +21,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import make_stack, plant_outlier, score  # noqa: E402
 
-from postfocus.focus.clean import domain_transform, outliers, weighted_median  # noqa: E402
+from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers, weighted_median  # noqa: E402
 from postfocus.products.depth import depth_map  # noqa: E402
+
+
+def test_islands_keeps_a_thin_structure_and_rejects_a_patch():
+    """A pin's flagged tip touches its own trusted body; a bokeh-rim patch touches only the board around it."""
+    values = np.full((60, 60), 2.0, np.float32)  # the board, far... here frame 2
+    values[10:60, 40:44] = 8.0  # a thin pin, its body and tip
+    values[20:26, 10:16] = 8.0  # a patch at the pin's depth, alone on the board
+    weight = np.ones_like(values)
+    flagged = np.zeros(values.shape, bool)
+    flagged[10:30, 40:44] = True  # the tip: a minority in a wide median's neighbourhood
+    flagged[20:26, 10:16] = True
+    out = islands(values, weight, flagged, tolerance=1.5)
+    assert not out[10:30, 40:44].any()
+    assert out[20:26, 10:16].all()
+    # unsure surroundings vouch for nothing
+    assert islands(values, np.where(flagged, 1.0, 0.2).astype(np.float32), flagged, tolerance=1.5)[flagged].all()
+
+
+def test_geodesic_median_matches_one_level_at_a_time():
+    """Filtering all levels in one pass gives the median of filtering them a few at a time."""
+    rng = np.random.default_rng(3)
+    values = np.tile(np.linspace(0, 12, 50, dtype=np.float32), (30, 1)) + rng.normal(0, 0.3, (30, 50)).astype(np.float32)
+    weight = rng.uniform(0.2, 1.0, values.shape).astype(np.float32)
+    guide = np.zeros((30, 50, 3), np.float32)
+    guide[:, 25:] = 0.8
+    one = geodesic_median(values, weight, guide, sigma_s=10.0, sigma_r=0.2)
+    few = geodesic_median(values, weight, guide, sigma_s=10.0, sigma_r=0.2, chunk=3)
+    np.testing.assert_allclose(one, few, atol=1e-4)
+    assert float(np.abs(one[:, 30:45] - values[:, 30:45]).mean()) < 1.0  # stays on its side of the edge
 
 
 def test_weighted_median_ignores_a_minority_however_far():

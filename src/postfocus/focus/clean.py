@@ -25,7 +25,9 @@ import numpy as np
 
 from postfocus.focus.map import box
 
-__all__ = ["domain_transform", "geodesic_median", "outliers", "weighted_median"]
+CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
+
+__all__ = ["domain_transform", "geodesic_median", "islands", "outliers", "weighted_median"]
 
 
 def weighted_median(
@@ -116,7 +118,7 @@ def geodesic_median(
     sigma_s: float,
     sigma_r: float,
     step: float = 0.25,
-    chunk: int = 16,
+    chunk: int | None = None,
 ) -> np.ndarray:
     """Weighted median of ``values`` over neighbourhoods that stop at the edges of ``guide``.
 
@@ -125,7 +127,9 @@ def geodesic_median(
     colour change along the way, so a pixel's neighbourhood is the region it
     belongs to, and a median over it keeps a slope a slope (a weighted mean of
     an uneven ring of neighbours does not). Levels are filtered ``chunk`` at a
-    time as channels; they span the values that carry weight.
+    time as channels (the filter's row and column recursions are Python loops, so
+    the more channels per pass, the less of the time goes to the loop); they span
+    the values that carry weight.
 
     Parameters
     ----------
@@ -133,7 +137,8 @@ def geodesic_median(
     guide : float32 (H, W) or (H, W, C) image whose edges bound the neighbourhoods.
     sigma_s, sigma_r : spatial reach (px) and colour tolerance of :func:`domain_transform`.
     step : spacing of the levels.
-    chunk : levels filtered at once (memory: ``chunk`` float32 images).
+    chunk : levels filtered at once (memory: ``chunk`` float32 images; default: as many as fit
+        ``CHUNK_BUDGET`` float32 values).
 
     Returns
     -------
@@ -160,22 +165,31 @@ def geodesic_median(
         return np.full(v.shape, np.nan, np.float32)
     lo, hi = float(carried.min()), float(carried.max())
     levels = np.arange(lo, hi + step, step, dtype=np.float32)
+    if chunk is None:
+        chunk = max(8, CHUNK_BUDGET // max(v.size, 1))
     out = np.full(v.shape, hi, np.float32)
     done = ~valid
     prev_share = np.zeros(v.shape, np.float32)
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):
         part = levels[start:start + chunk]
-        ind = np.stack([w * (v <= t) for t in part], axis=-1)
+        ind = (w[..., None] * (v[..., None] <= part)).astype(np.float32)
         shares = np.clip(domain_transform(ind, guide, sigma_s, sigma_r) * inv, 0.0, 1.0)
-        for j, t in enumerate(part):
-            share = np.maximum(shares[..., j], prev_share)
-            cross = (share >= 0.5) & ~done
-            if cross.any():
-                frac = (0.5 - prev_share[cross]) / np.maximum(share[cross] - prev_share[cross], 1e-6)
-                out[cross] = prev_level + np.clip(frac, 0.0, 1.0) * (t - prev_level)
-                done |= cross
-            prev_share, prev_level = share, t
+        # The share grows with the level (a positive filter of a growing indicator): the first level at or
+        # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
+        above = shares >= 0.5
+        cross = above.any(axis=-1) & ~done
+        if cross.any():
+            sc = shares[cross]
+            j = np.argmax(above[cross], axis=-1)
+            s1 = np.take_along_axis(sc, j[:, None], axis=-1)[:, 0]
+            s0 = np.where(j > 0, np.take_along_axis(sc, np.maximum(j - 1, 0)[:, None], axis=-1)[:, 0],
+                          prev_share[cross])
+            t0 = np.concatenate([[prev_level], part])[j]
+            frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
+            out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
+            done |= cross
+        prev_share, prev_level = shares[..., -1], part[-1]
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
@@ -214,6 +228,80 @@ def outliers(
     """
     median = weighted_median(values, weight, guide, radius=radius, eps=eps, step=max(tolerance / 3.0, 1e-3))
     return np.abs(np.asarray(values, np.float32) - median) > tolerance, median
+
+
+def islands(
+    values: np.ndarray,
+    weight: np.ndarray,
+    flagged: np.ndarray,
+    *,
+    tolerance: float,
+    sure: float = 0.5,
+    share: float = 0.1,
+    ring: int = 2,
+) -> np.ndarray:
+    """The flagged patches that are islands: no trusted pixel around them shares their value.
+
+    A neighbourhood median marks both a false patch (the rim of a bokeh disc, a
+    glint: a value nothing around it has) and a thin true structure that is a
+    minority in its neighbourhood (a pin, a blade of grass, whose tip is
+    surrounded by the board behind it). The difference is contact: the
+    structure's flagged part touches its own unflagged part, at its own depth.
+    Each connected patch of ``flagged`` (8-connected) is judged whole, by the
+    confident (``weight >= sure``) unflagged pixels within ``ring`` pixels of
+    it: if at least ``share`` of them, or a contact two pixels wide through the
+    ring (``2 ring^2`` pixels), lie within ``tolerance`` of the patch's median
+    value, the patch continues a surface and is no outlier.
+
+    Parameters
+    ----------
+    values, weight : float32 (H, W) values and their confidence.
+    flagged : bool (H, W) candidate outliers (e.g. :func:`outliers`).
+    tolerance : largest difference of values on one surface.
+    sure : least weight of a pixel that can vouch for a patch.
+    share : least share of the patch's confident surroundings that must agree with it.
+    ring : width in pixels of the surroundings looked at.
+
+    Returns
+    -------
+    bool (H, W): the flagged pixels that belong to islands (a subset of ``flagged``).
+
+    Examples
+    --------
+    >>> v = np.full((30, 40), 2.0, np.float32); v[:, 30:] = 9.0; v[5:25, 30:33] = 9.0
+    >>> v[12:16, 8:12] = 9.0  # an island
+    >>> f = np.zeros(v.shape, bool); f[5:25, 30:33] = True; f[12:16, 8:12] = True
+    >>> out = islands(v, np.ones_like(v), f, tolerance=1.5)
+    >>> bool(out[12:16, 8:12].all()), bool(out[5:25, 30:33].any())
+    (True, False)
+    """
+    flagged = np.asarray(flagged, bool)
+    if not flagged.any():
+        return flagged.copy()
+    import cv2
+
+    v = np.asarray(values, np.float32)
+    count, labels = cv2.connectedComponents(flagged.astype(np.uint8), connectivity=8)
+    lab = labels.astype(np.int32)
+    medians = np.zeros(count, np.float64)
+    order = np.argsort(lab[flagged], kind="stable")
+    vals, labs = v[flagged][order], lab[flagged][order]
+    starts = np.searchsorted(labs, np.arange(count))
+    ends = np.searchsorted(labs, np.arange(count), side="right")
+    for k in range(1, count):
+        medians[k] = np.median(vals[starts[k]:ends[k]])
+    kernel = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    near = cv2.dilate(lab.astype(np.float32), kernel).astype(np.int32)  # a patch's label around it
+    around = ~flagged & (near > 0) & (np.asarray(weight, np.float32) >= sure)
+    agree = around & (np.abs(v - medians[near].astype(np.float32)) <= tolerance)
+    total = np.bincount(near[around], minlength=count).astype(np.float64)
+    agreeing = np.bincount(near[agree], minlength=count).astype(np.float64)
+    island = np.ones(count, bool)
+    # attached: a share of the surroundings agrees, or a contact at least two pixels wide through the ring (a long
+    # thin structure's flagged tip touches its body only at one end)
+    island[1:] = ~((total[1:] > 0) & (agreeing[1:] >= np.minimum(share * total[1:], 2.0 * ring * ring)))
+    island[0] = False
+    return island[lab] & flagged
 
 
 def domain_transform(

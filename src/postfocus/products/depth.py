@@ -16,7 +16,11 @@ of a processed stack:
    object's bokeh disc in the far frames, a glint, a frame edge at the
    border). Pixels more than 1.5 focus-curve widths from the confidence-
    weighted, edge-aware median of their neighbourhood (6 % of the long edge;
-   Ma et al. 2013, :mod:`postfocus.focus.clean`) are rejected.
+   Ma et al. 2013, :mod:`postfocus.focus.clean`) are candidates; a connected
+   patch of them is rejected only if it is an island, i.e. no confident pixel
+   around it shares its depth (:func:`~postfocus.focus.clean.islands`): a pin
+   or a blade of grass is a minority in that neighbourhood too, but its tip
+   touches its own body.
 3. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
    lends its focus energy to the background pixels next to it, and the
    background's own texture is hidden under the blurred foreground in the
@@ -31,7 +35,10 @@ of a processed stack:
    regions but not across colour edges: outliers and halo pixels take the depth
    of the surface they look like, textureless areas take the depth of their
    surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
-   trusted pixel is reachable). Every consumer (aperture, mesh, pop, the page,
+   trusted pixel is reachable). A pixel that takes most of its depth from the
+   fill takes its region's median instead of the mean where the two are a
+   depth step apart: its region holds two surfaces of its colour, and it
+   belongs to one of them, not between. Every consumer (aperture, mesh, pop, the page,
    the depth files) reads this cleaned depth.
 5. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
@@ -63,7 +70,7 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
-from postfocus.focus.clean import domain_transform, geodesic_median, outliers
+from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
@@ -72,6 +79,7 @@ from postfocus.store import ProcessedStack
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
+FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
@@ -229,8 +237,11 @@ def refine_depth(
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
-    bad, median = outliers(index, confidence, guide, radius=reach_px,
-                           tolerance=OUTLIER_WIDTHS * width if tolerance is None else float(tolerance))
+    tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
+    bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
+    # A thin near structure (a pin, a blade of grass) is a minority in that neighbourhood too, but its flagged
+    # part touches its own trusted part at its own depth: only islands are outliers.
+    bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
@@ -246,11 +257,15 @@ def refine_depth(
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
     # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
-    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. Outliers
+    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. So do the
+    # pixels that take most of their depth from the fill where the mean and the median of their region are
+    # a depth step apart (the region holds two surfaces; on one surface the mean follows its slope). Outliers
     # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
-    for mask, tolerance_r in ((occluding & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
+    for mask, tolerance_r in (((occluding | (confidence < FILLED)) & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
         if mask.any():
             region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
+            if tolerance_r == sigma_r:
+                mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
     depth = blend * index + (1.0 - blend) * local
