@@ -23,7 +23,9 @@ import numpy as np
 from postfocus.check.defocus import DefocusModel
 from postfocus.synth import optics
 
-__all__ = ["SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+__all__ = ["HIDDEN_JUMP", "SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+
+HIDDEN_JUMP = 1.0  # frames: a depth step from which the farther side is hidden behind the nearer (as the generator)
 
 
 class SoftSlabs(optics.Slabs):
@@ -135,8 +137,19 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
 
 
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
-                 index: float, kernels: optics.KernelCache | None = None) -> np.ndarray:
+                 index: float, kernels: optics.KernelCache | None = None, *, hidden: bool = True,
+                 jump: float = HIDDEN_JUMP) -> np.ndarray:
     """Frame ``index`` as the sharp image and its depth predict it, in linear light.
+
+    A depth map holds only what is seen. Behind a near object a frame focused
+    far sees the background through the object's blurred rim; with ``hidden``
+    that background is estimated as the generator does it
+    (:func:`postfocus.synth.optics.render_defocus` with ``hidden=``): before each
+    blurred slab is laid, the content more than ``jump`` frames behind it is
+    extended under it from its visible neighbourhood by pull-push (Kraus and
+    Strengert 2007). Without it a blurred near object keeps its sharp outline,
+    filled with its own colour, and a correct all-in-focus image is contradicted
+    all along its occlusion edges.
 
     Parameters
     ----------
@@ -153,13 +166,25 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         The frame number (focal plane).
     kernels : optics.KernelCache, optional
         Shared disc kernels.
+    hidden : bool
+        Extend the farther content behind each blurred slab (above).
+    jump : float
+        Depth step (frames) from which content counts as behind a slab.
 
     Returns
     -------
     np.ndarray
         float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
+
+    References
+    ----------
+    Hasinoff, S. W., & Kutulakos, K. N. (2007). A layer-based restoration framework for variable-aperture
+    photography. ICCV.
+    Kraus, M., & Strengert, M. (2007). Depth-of-field rendering by pyramidal image processing. Computer
+    Graphics Forum 26(3).
     """
     radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
     if isinstance(slabs, SoftSlabs):  # soft masks blend: never the hard paste of sharp slabs
         radii = np.maximum(radii, 0.5)
-    return optics.render_defocus(premult, slabs, radii, kernels)
+    depths = np.asarray(slab_depth, np.float64) if hidden else None
+    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump)
