@@ -1,15 +1,16 @@
 """The forward-model check against stacks rendered by ``postfocus.synth``, and the ``check`` command.
 
 Scenes: 240x320, 10 frames, 8 px of blur across the sweep (0.889 px per frame),
-noise 0.005, JPEG 90, seed 0. Measured when these tests were written:
+noise 0.005, JPEG 90, seed 0, rendered with a background behind the near
+objects (``hidden=True``, as a real lens sees it). Measured when these tests were written:
 
-* calibration: slopes 0.882 / 0.901 px per frame (occluder), 0.885 / 0.900 (steps);
-* the truth checked (sharp image, true depth): median 1.0, 99th percentile 2.2,
-  share flagged 0.00 %, residual within 4 px of depth edges / inside 1.09;
+* calibration: slopes 0.883 / 0.883 px per frame (occluder), 0.883 / 0.905 (steps);
+* the truth checked (sharp image, true depth; occluder): median 1.0, 99th percentile 2.2,
+  share flagged 0.09 %, residual within 4 px of depth edges / inside 1.08;
 * a planted halo (a 4-px ring of dimmed far-frame pixels around the near
-  object's edge): 5.8 in the ring against 1.0 elsewhere;
+  object's edge): 6.4 in the ring against 1.0 elsewhere;
 * a planted depth outlier (a disc of 15 px radius at depth 0 on the far
-  background): 6.0 in the disc against 1.0 elsewhere.
+  background): 5.9 in the disc against 1.0 elsewhere.
 
 Thresholds leave a margin, so a real regression fails and small changes do not.
 """
@@ -172,7 +173,7 @@ def test_a_given_model_is_used_and_pixels_shrink_the_analysis(rendered):
     assert result.model is model
     assert result.summary["scale"] < 0.7
     assert result.residual.shape == stack.depth.shape
-    assert result.summary["flagged"] < 0.015  # soft layer edges: no false halos at the reduced size
+    assert result.summary["flagged"] < 0.015  # soft layer edges: no false halos at the reduced size (measured 1.0 %)
 
 
 def test_grey_pictures_are_checked_like_colour_ones(rendered):
@@ -180,7 +181,7 @@ def test_grey_pictures_are_checked_like_colour_ones(rendered):
     grey = [f.mean(axis=2) for f in stack.frames]
     result = check_frames(stack.sharp.mean(axis=2), stack.depth, lambda i: grey[i], range(FRAMES))
     assert result.model.near_slope == pytest.approx(SLOPE, rel=0.08)
-    assert result.summary["flagged"] < 0.02  # measured 1.4 % (colour: 0.5 %)
+    assert result.summary["flagged"] < 0.02  # measured 1.8 % (colour: 0.8 %)
 
 
 def test_heat_pictures():
@@ -275,7 +276,7 @@ def test_a_planted_outlier_in_a_given_depth_is_flagged_and_the_clean_depth_is_no
     planted[blob] = 1.0  # a confident-looking focus peak at the wrong end of the sweep
     result = forward_check(ps, depth=planted, model=clean.model)
     level = clean.summary["level"]
-    # measured: 9.6 in the disc (100 % flagged) with the planted depth, 1.16 (4 % flagged) with the clean one
+    # measured: 9.9 in the disc (100 % flagged) with the planted depth, 1.23 (6 % flagged) with the clean one
     assert float(result.residual[blob].mean()) > 3.0 and (result.residual[blob] > level).mean() > 0.5
     assert float(clean.residual[blob].mean()) < 1.5 and (clean.residual[blob] > level).mean() < 0.1
     with pytest.raises(OptionError):

@@ -7,12 +7,16 @@ would see a halo that is not there. :func:`soft_slabs` therefore cuts the depth
 into slabs at twice the analysis size and averages each slab's mask down: an
 edge pixel belongs to both layers in proportion (its colour is shared, as in
 layered matting without unmixing). :func:`render_frame` composites them far to
-near with :func:`postfocus.synth.optics.render_defocus`.
+near with :func:`postfocus.synth.optics.render_defocus`, with a background
+behind the near slabs as the generator renders it (the farther content extended
+under them by pull-push).
 
 References
 ----------
 Hasinoff, S. W., & Kutulakos, K. N. (2007). A layer-based restoration framework for variable-aperture
 photography. ICCV.
+Kraus, M., & Strengert, M. (2007). Depth-of-field rendering by pyramidal image processing. Computer
+Graphics Forum 26(3).
 """
 
 from __future__ import annotations
