@@ -30,6 +30,9 @@ from postfocus.synth import optics
 __all__ = ["HIDDEN_JUMP", "SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
 
 HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden (as the generator)
+# frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
+# (the hidden background lies behind steps of more than twice the slab width, see render_frame)
+_MAX_WIDTH = 1.0
 
 
 class SoftSlabs(optics.Slabs):
@@ -64,8 +67,8 @@ def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense:
     """Depth slabs for rendering: fine where most pixels lie, coarse over the sparse tails.
 
     Inside the central 99 % of the depths the slabs are ``step_px / slope``
-    frames wide (the blur changes by at most ``step_px`` across one), or wider
-    so that there are at most ``dense``; each tail beyond gets at most
+    frames wide (the blur changes by at most ``step_px`` across one) but at most
+    one frame, or wider so that there are at most ``dense``; each tail beyond gets at most
     ``tails`` slabs. Isolated wrong depths thus keep roughly their (wrong)
     depth, which is what the check must see, without a slab per frame.
 
@@ -110,7 +113,7 @@ def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense:
 
 def _dense_width(a: float, b: float, slope: float, step_px: float = 0.75, dense: int = 16) -> float:
     """Width (frames) of the fine slabs over the central depths ``[a, b]`` (see :func:`plan_slabs`)."""
-    return max(step_px / max(slope, 1e-6), (b - a) / dense, 1e-3)
+    return max(min(step_px / max(slope, 1e-6), _MAX_WIDTH), (b - a) / dense, 1e-3)
 
 
 def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[SoftSlabs, np.ndarray]:
