@@ -201,10 +201,8 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
 
     References
     ----------
-    Hasinoff, S. W., & Kutulakos, K. N. (2007). A layer-based restoration framework for variable-aperture
-    photography. ICCV.
-    Kraus, M., & Strengert, M. (2007). Depth-of-field rendering by pyramidal image processing. Computer
-    Graphics Forum 26(3).
+    Hasinoff and Kutulakos (2007), layered defocus; Kraus and Strengert (2007), pull-push (full entries in
+    the module's references).
     """
     radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
     if isinstance(slabs, SoftSlabs):  # soft masks blend: never the hard paste of sharp slabs
