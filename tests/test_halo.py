@@ -186,3 +186,30 @@ def test_background_solved_behind_grass_with_the_true_depth():
     # edges run up to 12 px into the wall, where no frame is solved for: no gain, and no loss)
     assert h_solved <= 0.6 * h_safe and p_solved >= p_safe + 3.0
     assert h_map_solved <= h_map + 0.3
+
+
+def test_occlusion_sides_give_the_blades_bled_rim_back_to_the_wall():
+    """The blades' sharp outlines claim the wall beside them (foreground fattening); occlusion_sides gives
+    those pixels back, and the background solver (restore) then has them to work on."""
+    from postfocus.focus.map import focus_index_map
+
+    st = render_layered("grass", 8, size=(300, 450), max_blur=8.0, seed=1, **CAMERA)
+    source = ArraySource(st.frames)
+    analysis = analyse(source)
+    maps = analysis.maps
+    sided, _ = focus_index_map(maps.volume, analysis.guide, sides=True)
+    h, w = st.sharp.shape[:2]
+    t, l, b, r = common_area(st.transforms, (h, w))
+    band = halo_band(st.depth, 9)[t + 4:b - 4, l + 4:r - 4]
+    wall = band & (st.depth[t + 4:b - 4, l + 4:r - 4] > 3.5)
+
+    def wrong(index: np.ndarray) -> float:
+        """Share of the wall's pixels in the edge band whose index is more than 1.5 frames off."""
+        return float((np.abs(index - st.depth)[t + 4:b - 4, l + 4:r - 4] > 1.5)[wall].mean())
+
+    images = [fuse(source, m, alignment=analysis.alignment, restore=True)
+              for m in (maps, dataclasses.replace(maps, focus_index=sided))]
+    (h_map, _), (h_sided, _) = _scored(st, images)
+    # measured: 99.96 % of the wall's band pixels off before, 10.4 % after; halo with restore 7.92 -> 6.13
+    assert wrong(maps.focus_index) > 0.9 and wrong(sided) < 0.2
+    assert h_sided <= 0.85 * h_map

@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 
 from postfocus.errors import OptionError
+from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
 
 __all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
            "peak_index", "preferred_peak", "push_pull_fill", "refine_at"]
-
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges reflected."""
@@ -282,6 +282,7 @@ def focus_index_map(
     eps: float = 1e-4,
     fill_radius: int = 24,
     prefer: str = "none",
+    sides: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regularised focus-index map and its confidence.
 
@@ -296,6 +297,13 @@ def focus_index_map(
         shining through it, as in microscopy), ``"front"`` takes the one
         nearest the front of the sweep (frame 0) and ``"back"`` the farthest
         (see :func:`preferred_peak`).
+    sides : give the pixels next to an occlusion edge back to the surface they
+        belong to (:func:`occlusion_sides`): a near object's sharp outline
+        otherwise claims the background up to :func:`edge_spill` px around it.
+        Off by default: the index is then right on the background, but the
+        frames focused there carry the near object's blur, which only the
+        background solver (``fuse(..., restore=True)``) takes off; without
+        it the bled index is the safer choice (docs/quality.md).
 
     Returns
     -------
@@ -333,6 +341,8 @@ def focus_index_map(
     spread = guided_filter(guide, spread.astype(np.float32), max(2, radius), 1e-3)
     blend = np.clip(confidence * 2, 0, 1)
     out = blend * index + (1 - blend) * spread
+    if sides:
+        out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius))
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
 
 

@@ -1,0 +1,133 @@
+"""Occlusion edges in the focus-index map: the background beside a near object's sharp outline given back.
+
+A sharp outline raises the focus measure of everything within the measure's
+window and the aggregation's footprint (:func:`edge_spill`), so a near
+object's focus index bleeds that far into the background behind it.
+:func:`occlusion_sides` returns each such pixel to the surface it looks like.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides"]
+
+MEASURE_REACH = 4
+"""Pixels beyond its own a sharp step still raises the focus measure (the 5 px box of
+:func:`~postfocus.focus.measure.laplacian_energy`, the Laplacian and its pre-smoothing)."""
+
+
+def edge_spill(radius: int = 4) -> int:
+    """How far (px) a sharp edge's focus energy reaches into its surroundings after aggregation.
+
+    The measure's own reach (:data:`MEASURE_REACH`) plus the guided
+    aggregation's footprint: its two box passes of ``radius`` each.
+
+    Examples
+    --------
+    >>> edge_spill(4)
+    12
+    """
+    return MEASURE_REACH + 2 * radius
+
+
+def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray, *, spill: int = 12,
+                    step: float = 1.5, sure: float = 0.3) -> np.ndarray:
+    """The focus index next to occlusion edges given back to the side each pixel belongs to.
+
+    At an occlusion the near object's outline is sharp only in the frames
+    focused on it, and there its step raises the focus measure of the
+    background beside it too, as far as the measure's window and the
+    aggregation reach (``spill`` px): the near object's index bleeds into the
+    background (the "foreground fattening" of window-based stereo matching).
+    The far side has no such edge in its own frames (the near outline is
+    blurred there), so the bleeding goes one way: only a pixel with a farther
+    surface within ``spill`` px is a suspect. Each suspect is given, of its
+    own index and the farthest one within ``spill`` px, the one whose pixels
+    around it look like it in ``guide`` (the sharpest-frame composite, where
+    the near outline is sharp and in place): adaptive support by colour
+    similarity (Yoon and Kweon [1]_). The near class is described by every
+    confident pixel of that index within ``2 spill`` px (its own fattened
+    band included: it is a minority there), the far class only by confident
+    pixels that are not suspects themselves. A suspect that looks like the far
+    surface takes the far pixels' mean index.
+
+    Parameters
+    ----------
+    index : float32 (H, W) focus index (frames).
+    confidence : float32 (H, W) its confidence; pixels from ``sure`` on describe the classes.
+    guide : float32 (H, W) grey sharpest-frame composite.
+    spill : how far (px) an edge's focus energy reaches (:func:`edge_spill`).
+    step : an index difference (frames) that is a depth edge, not a slope.
+    sure : confidence from which a pixel describes its surface.
+
+    Returns
+    -------
+    float32 (H, W): ``index`` with the suspects that belong to the far side changed.
+
+    References
+    ----------
+    .. [1] K.-J. Yoon and I. S. Kweon, "Adaptive support-weight approach for correspondence search",
+       IEEE TPAMI 28(4), 2006.
+
+    Examples
+    --------
+    >>> g = np.full((20, 40), 0.8, np.float32); g[:, :10] = 0.1  # a dark near object on a light wall
+    >>> d = np.full((20, 40), 9.0, np.float32); d[:, :16] = 0.0  # its index bled 6 px into the wall
+    >>> occlusion_sides(d, np.ones_like(d), g, spill=8)[10, 8:18].tolist()
+    [0.0, 0.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0]
+    """
+    index = np.asarray(index, np.float32)
+    k = 2 * spill + 1
+    farthest = cv2.dilate(index, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    suspect = farthest - index > step
+    if not suspect.any():
+        return index
+    g = np.asarray(guide, np.float32)
+    confident = (np.asarray(confidence) >= sure).astype(np.float32)
+    clean = confident * ~suspect
+    ys, xs = np.nonzero(suspect)
+    gp = g[ys, xs]
+    own, far = np.rint(index[ys, xs]).astype(np.int32), np.rint(farthest[ys, xs]).astype(np.int32)
+    near_gap = np.full(ys.size, np.inf, np.float32)
+    far_gap = np.full(ys.size, np.inf, np.float32)
+    far_value = index[ys, xs].copy()
+    size = (2 * k + 1, 2 * k + 1)  # the classes are described within 2 spill px
+
+    def described(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per suspect: the class's mean and spread of ``guide`` and its mean index around it, and whether
+        enough pixels describe it."""
+        sums = [cv2.boxFilter(mask * v, -1, size, normalize=False, borderType=cv2.BORDER_REFLECT)[ys, xs]
+                for v in (np.ones_like(g), g, g * g, index)]
+        count = np.maximum(sums[0], 1e-6)
+        mean = sums[1] / count
+        spread = np.sqrt(np.maximum(sums[2] / count - mean * mean, 0.0))
+        return mean, spread, sums[3] / count, sums[0] > 3
+
+    near_mean = np.zeros(ys.size, np.float32)
+    near_spread = np.zeros(ys.size, np.float32)
+    far_mean = np.zeros(ys.size, np.float32)
+    far_spread = np.zeros(ys.size, np.float32)
+    for label in np.unique(np.concatenate([own, far])):
+        member = (np.abs(index - label) < step).astype(np.float32)
+        sel = own == label
+        if sel.any():
+            mean, spread, _, enough = described(confident * member)
+            sel &= enough
+            near_gap[sel] = np.abs(gp - mean)[sel]
+            near_mean[sel], near_spread[sel] = mean[sel], spread[sel]
+        sel = far == label
+        if sel.any():
+            mean, spread, value, enough = described(clean * member)
+            gap = np.where(enough, np.abs(gp - mean), np.inf)
+            better = sel & (gap < far_gap)
+            far_gap[better], far_value[better] = gap[better], value[better]
+            far_mean[better], far_spread[better] = mean[better], spread[better]
+    out = index.copy()
+    # Only across an outline that the guide shows (the near class differs from the far surface by more than
+    # twice the far surface's own spread: its mean is pulled towards the far one by its bled band), to the side the pixel looks like.
+    distinct = np.abs(near_mean - far_mean) > 2.0 * far_spread
+    flip = (far_gap < near_gap) & distinct & np.isfinite(near_gap)
+    out[ys[flip], xs[flip]] = far_value[flip]
+    return out
