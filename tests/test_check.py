@@ -1,15 +1,16 @@
 """The forward-model check against stacks rendered by ``postfocus.synth``, and the ``check`` command.
 
 Scenes: 240x320, 10 frames, 8 px of blur across the sweep (0.889 px per frame),
-noise 0.005, JPEG 90, seed 0. Measured when these tests were written:
+noise 0.005, JPEG 90, seed 0, rendered with a background behind the near
+objects (``hidden=True``, as a real lens sees it). Measured when these tests were written:
 
-* calibration: slopes 0.882 / 0.901 px per frame (occluder), 0.885 / 0.900 (steps);
-* the truth checked (sharp image, true depth): median 1.0, 99th percentile 2.2,
-  share flagged 0.00 %, residual within 4 px of depth edges / inside 1.09;
+* calibration: slopes 0.883 / 0.883 px per frame (occluder), 0.883 / 0.905 (steps);
+* the truth checked (sharp image, true depth; occluder): median 1.0, 99th percentile 2.2,
+  share flagged 0.09 %, residual within 4 px of depth edges / inside 1.08;
 * a planted halo (a 4-px ring of dimmed far-frame pixels around the near
-  object's edge): 5.8 in the ring against 1.0 elsewhere;
+  object's edge): 6.4 in the ring against 1.0 elsewhere;
 * a planted depth outlier (a disc of 15 px radius at depth 0 on the far
-  background): 6.0 in the disc against 1.0 elsewhere.
+  background): 5.9 in the disc against 1.0 elsewhere.
 
 Thresholds leave a margin, so a real regression fails and small changes do not.
 """
@@ -24,9 +25,12 @@ import pytest
 
 from postfocus.check import DefocusModel, band_ratio, check_frames, forward_check
 from postfocus.check.defocus import calibrate
+from postfocus.check.layers import render_frame, soft_slabs
+from postfocus.check.stack import depth_edges
 from postfocus.check.view import heat_layer, heat_overlay
+from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError
-from postfocus.synth import render_stack, scene, write_stack
+from postfocus.synth import optics, render_stack, scene, write_stack
 
 FRAMES = 10
 MAX_BLUR = 8.0
@@ -41,7 +45,8 @@ def rendered():
     def get(name: str):
         if name not in made:
             img, depth01 = scene(name, size=(240, 320))
-            made[name] = render_stack(img, depth01, FRAMES, max_blur=MAX_BLUR, noise=0.005, jpeg_quality=90)
+            made[name] = render_stack(img, depth01, FRAMES, max_blur=MAX_BLUR, noise=0.005, jpeg_quality=90,
+                                      hidden=True)
         return made[name]
 
     return get
@@ -96,6 +101,34 @@ def test_the_truth_has_a_low_residual_also_at_occlusion_edges(rendered):
     assert max(result.per_frame.values()) < 4.0  # 8-bit levels, after exposure matching
 
 
+def test_the_truth_with_a_hidden_background_is_consistent_at_its_edges():
+    """grass rendered with a background behind the blades (``hidden=True``): the truth scores ~1 in the edge band.
+
+    The check extends the farther content under each blurred near layer as the
+    generator does (pull-push). Measured: band ratio 1.07, 0.2 % flagged (7.85
+    and 10 % before the check had a hidden background). Rendered without JPEG:
+    with JPEG 90 the truth scores 1.46, from compression error along the dark
+    blades on the bright bricks (measured against the frames directly: 3x the
+    interior's error within 4 px of the blades in the frame focused on them),
+    which the contrast normalisation does not fully absorb.
+    """
+    img, depth01 = scene("grass", size=(240, 320))
+    stack = render_stack(img, depth01, FRAMES, max_blur=MAX_BLUR, noise=0.005, hidden=True)
+    result = _check(stack)
+    assert band_ratio(result, stack.depth, 4) <= 1.3
+    assert result.summary["flagged"] < 0.01
+    # the render itself against the noise-free far frame, within 4 px of the blades (8-bit levels):
+    # measured 0.34 with the background, 39 without (the blades' own colour to their sharp outline)
+    model = DefocusModel(near_slope=SLOPE, far_slope=SLOPE)
+    slabs, slab_depth = soft_slabs(stack.depth, stack.depth.shape, SLOPE)
+    premult = optics.premultiply(gamma_decode(stack.sharp))
+    near = cv2.dilate(depth_edges(stack.depth).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    errors = [float(np.abs(gamma_encode(render_frame(premult, slabs, slab_depth, model, FRAMES - 1,
+                                                     hidden=hidden)[..., :3])
+                           - stack.clean_frames[-1])[near].mean() * 255) for hidden in (True, False)]
+    assert errors[0] < 1.0 < 10.0 < errors[1]
+
+
 def _ring(stack, width=4):
     near = stack.depth < stack.depth.min() + 1.5
     kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
@@ -140,7 +173,7 @@ def test_a_given_model_is_used_and_pixels_shrink_the_analysis(rendered):
     assert result.model is model
     assert result.summary["scale"] < 0.7
     assert result.residual.shape == stack.depth.shape
-    assert result.summary["flagged"] < 0.015  # soft layer edges: no false halos at the reduced size
+    assert result.summary["flagged"] < 0.015  # soft layer edges: no false halos at the reduced size (measured 1.0 %)
 
 
 def test_grey_pictures_are_checked_like_colour_ones(rendered):
@@ -148,7 +181,7 @@ def test_grey_pictures_are_checked_like_colour_ones(rendered):
     grey = [f.mean(axis=2) for f in stack.frames]
     result = check_frames(stack.sharp.mean(axis=2), stack.depth, lambda i: grey[i], range(FRAMES))
     assert result.model.near_slope == pytest.approx(SLOPE, rel=0.08)
-    assert result.summary["flagged"] < 0.02  # measured 1.4 % (colour: 0.5 %)
+    assert result.summary["flagged"] < 0.02  # measured 1.8 % (colour: 0.8 %)
 
 
 def test_heat_pictures():
@@ -243,7 +276,7 @@ def test_a_planted_outlier_in_a_given_depth_is_flagged_and_the_clean_depth_is_no
     planted[blob] = 1.0  # a confident-looking focus peak at the wrong end of the sweep
     result = forward_check(ps, depth=planted, model=clean.model)
     level = clean.summary["level"]
-    # measured: 9.6 in the disc (100 % flagged) with the planted depth, 1.16 (4 % flagged) with the clean one
+    # measured: 9.9 in the disc (100 % flagged) with the planted depth, 1.23 (6 % flagged) with the clean one
     assert float(result.residual[blob].mean()) > 3.0 and (result.residual[blob] > level).mean() > 0.5
     assert float(clean.residual[blob].mean()) < 1.5 and (clean.residual[blob] > level).mean() < 0.1
     with pytest.raises(OptionError):
@@ -259,7 +292,8 @@ def test_a_textureless_patch_is_unverifiable_not_consistent(rendered):
     image = stack.sharp.copy()
     image[flat] = patch
     # frames rendered from the patched scene: the patch is uniform in every frame, whatever its depth
-    made = render_stack(image, stack.depth / (FRAMES - 1), FRAMES, max_blur=MAX_BLUR, noise=0.005, jpeg_quality=90)
+    made = render_stack(image, stack.depth / (FRAMES - 1), FRAMES, max_blur=MAX_BLUR, noise=0.005, jpeg_quality=90,
+                        hidden=True)
     wrong = made.depth.copy()
     wrong[flat] = 0.0  # a wrong depth there cannot be seen
     result = check_frames(made.sharp, wrong, lambda i: made.frames[i], range(FRAMES))

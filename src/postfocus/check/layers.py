@@ -7,12 +7,16 @@ would see a halo that is not there. :func:`soft_slabs` therefore cuts the depth
 into slabs at twice the analysis size and averages each slab's mask down: an
 edge pixel belongs to both layers in proportion (its colour is shared, as in
 layered matting without unmixing). :func:`render_frame` composites them far to
-near with :func:`postfocus.synth.optics.render_defocus`.
+near with :func:`postfocus.synth.optics.render_defocus`, with a background
+behind the near slabs as the generator renders it (the farther content extended
+under them by pull-push).
 
 References
 ----------
 Hasinoff, S. W., & Kutulakos, K. N. (2007). A layer-based restoration framework for variable-aperture
 photography. ICCV.
+Kraus, M., & Strengert, M. (2007). Depth-of-field rendering by pyramidal image processing. Computer
+Graphics Forum 26(3).
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ import numpy as np
 from postfocus.check.defocus import DefocusModel
 from postfocus.synth import optics
 
-__all__ = ["SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+__all__ = ["HIDDEN_JUMP", "SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+
+HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden (as the generator)
+# frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
+# (the hidden background lies behind steps of more than twice the slab width, see render_frame)
+_MAX_WIDTH = 1.0
 
 
 class SoftSlabs(optics.Slabs):
@@ -33,9 +42,15 @@ class SoftSlabs(optics.Slabs):
     ----------
     masks : dict of int to np.ndarray
         Slab -> float32 (h, w) share of every pixel that the slab covers (slabs with no share left out).
+
+    Attributes
+    ----------
+    width : float
+        Width of the fine slabs in frames (0 when unknown).
     """
 
     def __init__(self, masks: dict[int, np.ndarray]) -> None:  # noqa: D107 (documented on the class)
+        self.width = 0.0  # frames: the fine slabs' width (set by soft_slabs)
         self.boxes = {}
         for k, m in masks.items():
             rows = np.flatnonzero(m.any(axis=1))
@@ -52,8 +67,8 @@ def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense:
     """Depth slabs for rendering: fine where most pixels lie, coarse over the sparse tails.
 
     Inside the central 99 % of the depths the slabs are ``step_px / slope``
-    frames wide (the blur changes by at most ``step_px`` across one), or wider
-    so that there are at most ``dense``; each tail beyond gets at most
+    frames wide (the blur changes by at most ``step_px`` across one) but at most
+    one frame, or wider so that there are at most ``dense``; each tail beyond gets at most
     ``tails`` slabs. Isolated wrong depths thus keep roughly their (wrong)
     depth, which is what the check must see, without a slab per frame.
 
@@ -81,7 +96,7 @@ def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense:
     """
     lo, hi = float(depth.min()), float(depth.max())
     a, b = (float(v) for v in np.quantile(depth, [0.005, 0.995]))
-    width = max(step_px / max(slope, 1e-6), (b - a) / dense, 1e-3)
+    width = _dense_width(a, b, slope, step_px, dense)
     edges = list(np.arange(a, b, width)) + [b]
     if a - lo > 1e-3:
         edges = list(np.linspace(lo, a, tails + 1)[:-1]) + edges
@@ -94,6 +109,11 @@ def plan_slabs(depth: np.ndarray, slope: float, *, step_px: float = 0.75, dense:
     total = np.bincount(labels.ravel(), weights=depth.ravel().astype(np.float64), minlength=count)
     with np.errstate(invalid="ignore", divide="ignore"):
         return labels, np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _dense_width(a: float, b: float, slope: float, step_px: float = 0.75, dense: int = 16) -> float:
+    """Width (frames) of the fine slabs over the central depths ``[a, b]`` (see :func:`plan_slabs`)."""
+    return max(min(step_px / max(slope, 1e-6), _MAX_WIDTH), (b - a) / dense, 1e-3)
 
 
 def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[SoftSlabs, np.ndarray]:
@@ -131,12 +151,28 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
     for k in np.flatnonzero(~np.isnan(slab_depth)):
         m = (labels == k).astype(np.float32)
         masks[int(k)] = m if fine == (h, w) else cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
-    return SoftSlabs(masks), slab_depth
+    slabs = SoftSlabs(masks)
+    slabs.width = _dense_width(*(float(v) for v in np.quantile(d, [0.005, 0.995])), slope)
+    return slabs, slab_depth
 
 
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
-                 index: float, kernels: optics.KernelCache | None = None) -> np.ndarray:
+                 index: float, kernels: optics.KernelCache | None = None, *, hidden: bool = True,
+                 jump: float | None = None) -> np.ndarray:
     """Frame ``index`` as the sharp image and its depth predict it, in linear light.
+
+    A depth map holds only what is seen. Behind a near object a frame focused
+    far sees the background through the object's blurred rim; with ``hidden``
+    that background is estimated as the generator does it
+    (:func:`postfocus.synth.optics.render_defocus` with ``hidden=``): before each
+    blurred slab is laid, the content more than ``jump`` frames behind it is
+    extended under it from its visible neighbourhood by pull-push (Kraus and
+    Strengert 2007). A surface that continues across slabs hides nothing behind
+    its nearer part; the means of two adjacent slabs lie up to two slab widths
+    apart, so by default ``jump`` is the larger of :data:`HIDDEN_JUMP` and twice
+    the slabs' width (:attr:`SoftSlabs.width`). Without it a blurred near object keeps its sharp outline,
+    filled with its own colour, and a correct all-in-focus image is contradicted
+    all along its occlusion edges.
 
     Parameters
     ----------
@@ -153,13 +189,25 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         The frame number (focal plane).
     kernels : optics.KernelCache, optional
         Shared disc kernels.
+    hidden : bool
+        Extend the farther content behind each blurred slab (above).
+    jump : float, optional
+        Depth step (frames) from which content counts as behind a slab (default above).
 
     Returns
     -------
     np.ndarray
         float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
+
+    References
+    ----------
+    Hasinoff and Kutulakos (2007), layered defocus; Kraus and Strengert (2007), pull-push (full entries in
+    the module's references).
     """
     radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
     if isinstance(slabs, SoftSlabs):  # soft masks blend: never the hard paste of sharp slabs
         radii = np.maximum(radii, 0.5)
-    return optics.render_defocus(premult, slabs, radii, kernels)
+    depths = np.asarray(slab_depth, np.float64) if hidden else None
+    if jump is None:
+        jump = max(HIDDEN_JUMP, 2.0 * float(getattr(slabs, "width", 0.0)))
+    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump)
