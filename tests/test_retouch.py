@@ -204,6 +204,7 @@ def test_cli_mask_pairs_paint_from_their_frames(cli, cli_stack, tmp_path):
         assert np.abs(image[m] - ps.read_frame(k)[m]).max() <= 0.5 / 255 + 1e-6
     rest = (a == 0) & (b == 0)
     assert np.abs(image[rest] - ps.all_in_focus()[rest]).max() <= 0.5 / 255 + 1e-6
+    assert not list((stack / "edits").glob("mask-*.png"))  # without --keep nothing stays in the stack folder
     # --keep stores them; the stack folder itself as INPUT, without masks, replays them
     assert cli("retouch", folder, "--mask", tmp_path / "a.png", "--from-frame", "2", "--feather", "0", "--keep",
                "-o", tmp_path / "kept.png", cache=cache).returncode == 0
@@ -258,3 +259,6 @@ def test_cli_edits_file_with_a_stroke_and_a_mask(cli, cli_stack, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([{**stroke, "radius": "big"}]))
     bad = cli("retouch", folder, "--edits", tmp_path / "bad.json", "-o", out, cache=cache)
     assert bad.returncode == 2 and len(bad.err_lines) == 1 and "bad.json: edit 0: radius" in bad.stderr, bad.stderr
+    (tmp_path / "soft.json").write_text(json.dumps([{"mask": "m.png", "source": 0, "feather": "soft"}]))
+    soft = cli("retouch", folder, "--edits", tmp_path / "soft.json", "-o", out, cache=cache)
+    assert soft.returncode == 2 and len(soft.err_lines) == 1 and "soft.json: edit 0: feather" in soft.stderr, soft.stderr

@@ -65,6 +65,8 @@ def check_command(ctx, inputs, output, report, method, depth, frame_range, quali
         check_side_output("--report", report, (), (".json",))
     ps = processed(ctx, inputs, params)
     check_output_path(output, ps.info.paths, (".png", ".jpg", ".jpeg"))
+    if report:
+        check_side_output("--report", report, ps.info.paths, (".json",))
     frames = None
     if frame_range is not None:
         lo, hi = parse_range(frame_range, len(ps.names))

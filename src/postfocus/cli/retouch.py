@@ -14,8 +14,9 @@ from postfocus.cli.output import (FrameLabels, bits_option, compression_option, 
 from postfocus.errors import InputError, OptionError
 from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path
-from postfocus.products.edits import NAMED_SOURCES, Edit, check_source, load_edits, mask_edit, parse_edits, save_edits
-from postfocus.products.retouch import apply_edits, read_mask, resolve_sources
+from postfocus.products.edits import (NAMED_SOURCES, Edit, check_source, discard_unkept_masks, load_edits, mask_edit,
+                                      parse_edits, save_edits)
+from postfocus.products.retouch import read_mask, replay
 from postfocus.result import save_image
 from postfocus.store import ProcessedStack
 
@@ -144,12 +145,13 @@ def retouch_command(ctx, inputs, masks, sources, edits_file, feather, opacity, k
         save_edits(ps, edits)
     if not given:
         edits = load_edits(ps)
+    image, chosen = replay(ps, edits, method=method)
+    if not keep:
+        discard_unkept_masks(ps)  # the masks of this run's edits were kept for the replay only
     label = FrameLabels(ps.names, ps.info.fps)
-    chosen = resolve_sources(ps, edits)
     for k, (edit, regions) in enumerate(zip(edits, chosen), 1):
         names = ", ".join(label(s) if isinstance(s, int) else s for s in dict.fromkeys(regions)) or "nothing"
         err_console.print(f"edit {k}: {edit.kind} from {names}", markup=False, soft_wrap=True)
-    image = apply_edits(ps, edits, method=method)
     if output is None:
         output = default_output(inputs, "retouched", default_suffix(bits, compression))
     description = f"postfocus: all-in-focus ({method}), retouched with {len(edits)} edit(s)"

@@ -163,12 +163,28 @@ class _Merge:
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
         self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
         self.labels, self.choice = maps.motion_frames(merge)
+        self._occlusion: tuple[np.ndarray, float | None] | None = None
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Matrix into the maps' geometry and exposure gain of frame ``i``."""
         if self.alignment is None:
             return np.eye(3), np.ones(3, np.float32)
         return self.alignment[i].matrix, np.asarray(self.alignment[i].gain, np.float32)
+
+    def occlusion_index(self) -> tuple[np.ndarray, float | None]:
+        """At occlusion edges, the index of the blend without frames where a near object's blur covers the
+        pixel, and (with ``restore``) the blur growth in output pixels a frame; made once, the same for every
+        band."""
+        if self._occlusion is None:
+            maps = self.maps
+            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
+            slope = None
+            if self.restore:  # for the matting equation
+                own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
+                                np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
+                slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+            self._occlusion = safe, slope
+        return self._occlusion
 
     def fusion(self, region: Region) -> Fusion:
         """The fusion state of ``region``, from the maps upscaled into it."""
@@ -186,13 +202,7 @@ class _Merge:
         if self.method == "depthmap":
             if not self.occlusion:
                 return DepthmapFusion(rank, width)
-            # At occlusion edges, also the blend without frames where a near object's blur covers the pixel.
-            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
-            slope = None
-            if self.restore:  # the blur growth in output pixels, for the matting equation
-                own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
-                                np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
-                slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+            safe, slope = self.occlusion_index()
             return DepthmapFusion(rank, width, safe_index=rank_of(safe), slope=slope)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)

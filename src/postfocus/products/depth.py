@@ -261,10 +261,11 @@ def refine_depth(
     # pixels that take most of their depth from the fill where the mean and the median of their region are
     # a depth step apart (the region holds two surfaces; on one surface the mean follows its slope). Outliers
     # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
-    for mask, tolerance_r in (((occluding | (confidence < FILLED)) & ~bad, sigma_r), (bad, MEDIAN_SIGMA_R)):
+    for mask, tolerance_r, fill_pass in (((occluding | (confidence < FILLED)) & ~bad, sigma_r, True),
+                                         (bad, MEDIAN_SIGMA_R, False)):
         if mask.any():
             region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
-            if tolerance_r == sigma_r:
+            if fill_pass:
                 mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)

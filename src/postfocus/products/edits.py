@@ -46,6 +46,7 @@ __all__ = [
     "NAMED_SOURCES",
     "Edit",
     "check_source",
+    "discard_unkept_masks",
     "edits_version",
     "load_edits",
     "mask_edit",
@@ -241,6 +242,8 @@ def mask_edit(ps: ProcessedStack, mask: np.ndarray, *, source: int | str, opacit
     """
     from postfocus.products.retouch import as_mask
 
+    opacity = _number(opacity, "opacity", 0.0, 1.0)  # before the mask is kept: a bad edit leaves nothing behind
+    feather = _number(feather, "feather", 0.0, float(max(ps.size)))
     pixels = np.round(as_mask(mask, ps.size) * 255).astype(np.uint8)
     ok, data = cv2.imencode(".png", pixels)
     payload = data.tobytes()
@@ -358,11 +361,24 @@ def save_edits(ps: ProcessedStack, edits: Sequence[Edit]) -> str:
             pass  # no list yet, or a damaged one: the previous list stays the last whole one
         atomic_write_json(path, {"format": EDITS_FORMAT, "size": list(ps.size), "edits": items, "masks": masks,
                                  "check": _check(items)})
-        keep = set(names) | set(_mask_names(folder / "edits.prev.json"))
-        for old in folder.glob("mask-*.png"):
-            if old.name not in keep:
-                old.unlink(missing_ok=True)
+        _prune(folder)
     return edits_version(edits)
+
+
+def discard_unkept_masks(ps: ProcessedStack) -> None:
+    """Remove the masks :func:`mask_edit` kept for edits that were applied but not saved in the edit list."""
+    folder = _folder(ps)
+    if folder.is_dir():
+        with folder_lock(Path(ps.folder)):
+            _prune(folder)
+
+
+def _prune(folder: Path) -> None:
+    """Delete the masks neither the edit list nor the previous list names (under the folder lock)."""
+    keep = set(_mask_names(folder / "edits.json")) | set(_mask_names(folder / "edits.prev.json"))
+    for old in folder.glob("mask-*.png"):
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
 
 
 def _mask_names(path: Path) -> list[str]:

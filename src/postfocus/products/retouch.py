@@ -47,6 +47,7 @@ __all__ = [
     "as_mask",
     "brush_falloff",
     "read_mask",
+    "replay",
     "resolve_sources",
     "retouch",
     "retouched",
@@ -327,10 +328,15 @@ def apply_edits(ps: ProcessedStack, edits: Sequence[Edit], *, method: str = DEFA
     numpy.ndarray
         float32 (H, W, 3); the untouched picture when ``edits`` is empty.
     """
+    return replay(ps, edits, method=method)[0]
+
+
+def replay(ps: ProcessedStack, edits: Sequence[Edit], *,
+           method: str = DEFAULT_METHOD) -> tuple[np.ndarray, list[list[int | str]]]:
+    """:func:`apply_edits`, and what each edit copied from per region (as :func:`resolve_sources` says)."""
     sources = _Sources(ps, method, None)
     image = np.array(sources.result(), np.float32, copy=True)
-    _apply(ps, image, edits, sources)
-    return image
+    return image, _apply(ps, image, edits, sources)
 
 
 def resolve_sources(ps: ProcessedStack, edits: Sequence[Edit]) -> list[list[int | str]]:

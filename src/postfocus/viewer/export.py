@@ -269,7 +269,7 @@ def viewer_data(
     if check:
         from postfocus.viewer.residual import residual_data
 
-        pixels, info = residual_data(stack, aif_small.shape[:2])
+        pixels, info = residual_data(stack, aif_small.shape[:2], image=aif, depth=depth)  # the picture shown
         data["residual"] = {"src": src("residual.png", encode_png(pixels), "image/png"), **info}
     if volume:
         grid, radius = volume_grid(stack)

@@ -10,11 +10,15 @@ blue), the flag level, the share flagged and unverifiable, and the worst regions
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 import numpy as np
 
 from postfocus.check import forward_check
 from postfocus.check.view import heat_layer
 from postfocus.store import ProcessedStack
+
+if TYPE_CHECKING:
+    from postfocus.products.depth import DepthResult
 
 __all__ = ["residual_data", "residual_script"]
 
@@ -24,7 +28,8 @@ def residual_script() -> str:
     return resources.files("postfocus.viewer").joinpath("residual.js").read_text(encoding="utf-8")
 
 
-def residual_data(stack: ProcessedStack, size: tuple[int, int], *, method: str | None = None) -> tuple[np.ndarray, dict]:
+def residual_data(stack: ProcessedStack, size: tuple[int, int], *, image: np.ndarray | None = None,
+                  depth: DepthResult | None = None) -> tuple[np.ndarray, dict]:
     """The heat-map picture and the numbers of the ``residual`` field of the viewer's data.
 
     Parameters
@@ -32,8 +37,11 @@ def residual_data(stack: ProcessedStack, size: tuple[int, int], *, method: str |
     stack : ProcessedStack
     size : (height, width)
         Size of the page's pictures.
-    method : str, optional
-        Fusion method of the all-in-focus image checked.
+    image : np.ndarray, optional
+        The all-in-focus picture the page shows (retouched, if it is), float32 (H, W, 3) output geometry
+        (default: the stack's untouched one).
+    depth : DepthResult, optional
+        Its depth map (:func:`postfocus.products.depth.depth_map` of ``image``), when already made.
 
     Returns
     -------
@@ -42,12 +50,13 @@ def residual_data(stack: ProcessedStack, size: tuple[int, int], *, method: str |
     info : dict
         ``{"level", "flagged", "unverifiable", "p99", "regions"}`` (regions in output pixels).
     """
-    result = forward_check(stack, method=method)
+    result = forward_check(stack, image=image, depth=None if depth is None else depth.depth,
+                           confidence=None if depth is None else depth.confidence)
     s = result.summary
     return heat_layer(result.residual, size, s["level"], unverifiable=result.unverifiable), {
         "level": s["level"],
         "flagged": s["flagged"],
-        "unverifiable": s.get("unverifiable", 0.0),
+        "unverifiable": s["unverifiable"],
         "p99": s["p99"],
         "regions": [{k: r[k] for k in ("x", "y", "width", "height", "peak")} for r in s["regions"]],
     }
