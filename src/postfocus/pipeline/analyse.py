@@ -42,6 +42,7 @@ from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector
 from postfocus.numeric import to_float16
 from postfocus.options import StackOptions, resolve
+from postfocus.pipeline.memory import give_back_freed
 from postfocus.pipeline.threads import compute_ahead, helper_threads, in_background, read_ahead
 
 __all__ = ["Analysis", "Progress", "analyse", "work_scale"]
@@ -183,8 +184,11 @@ def analyse(
     an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work,
                            workers=helper_threads(options.threads))
-    measures: list[np.ndarray | None] = []
-    smalls: list[np.ndarray | None] = []
+    # Every frame's focus measure and small copy, each kind in one block: after the pass the used frames'
+    # measures are warped into the block's first slices, which become the focus volume (no second copy of
+    # all the measures), and the small copies go back to the system whole when freed (no hole in the heap).
+    measures = np.empty((n, an_h, an_w), np.float32)
+    smalls: np.ndarray | None = None
 
     def prepare(index: int, pixels: np.ndarray) -> tuple:
         """Per-frame work that needs no other frame, done in the decoding thread (in frame order): the
@@ -193,10 +197,10 @@ def analyse(
         stored = _resize(pixels, s_work)
         work = to_float(stored)
         grey = to_grey(work)
-        measure = pool(laplacian_energy(grey), (an_h, an_w))
+        measures[index] = pool(laplacian_energy(grey), (an_h, an_w))
         eight_bit = stored.dtype == np.uint8
         if eight_bit and s_an == s_work and _BYTE_ROUND_TRIP:
-            small = stored if stored is not pixels else stored.copy()  # what the 8-bit copy below would be
+            small = stored  # what the 8-bit copy below would be (copied into the block of small copies)
         else:
             small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
         exposure = None  # what the aligner compares exposures on (made from a table here, for 8-bit frames)
@@ -204,16 +208,17 @@ def analyse(
             exposure = SweepAligner.exposure_frame(cv2.LUT(stored, _LINEAR_OF_BYTE))
         if on_frame:
             on_frame(index, work)
-        return work, grey, measure, small, exposure
+        return work, grey, small, exposure
 
     try:
-        for i, (work, grey, measure, small, exposure) in read_ahead(source, range(n), read=source.read_pixels,
-                                                                    prepare=prepare):
+        for i, (work, grey, small, exposure) in read_ahead(source, range(n), read=source.read_pixels,
+                                                           prepare=prepare):
             if align != "none":
                 aligner.add(i, grey, work, exposure)
-            measures.append(measure)
-            smalls.append(small)
-            del work, grey, exposure
+            if smalls is None:
+                smalls = np.empty((n,) + small.shape, np.uint8)
+            smalls[i] = small
+            del work, grey, small, exposure
             if progress:
                 progress("align and measure", i + 1, n)
     except BaseException:
@@ -241,7 +246,7 @@ def analyse(
             f"{source.info.paths[0] if source.info.paths else 'input'}: fewer than two frames could be aligned; "
             "try another alignment model (affine or homography), or none for a tripod stack"
         )
-    volume = np.zeros((len(used), an_h, an_w), np.float32)
+    volume = measures[: len(used)]  # slice k: used frame k's measure in reference geometry (warped below)
     # Rough all-in-focus at analysis size: the guide whose edges the focus map follows, each pixel
     # from the frame where its focus measure is highest (the first such frame, as np.argmax picks).
     guide = np.zeros((an_h, an_w), np.float32)
@@ -254,11 +259,10 @@ def analyse(
         prep (in the background; each small map is dropped as soon as it is in reference geometry)."""
         k, i = ki
         matrix = rescale_matrix(report[i].matrix, s_an)
+        # Slice k is frame k's measure, which is used frame k or one before it (done), or unused.
         volume[k] = warp_to_reference(measures[i], matrix, (an_h, an_w))
-        measures[i] = None
         small = np.multiply(smalls[i], np.float32(1 / 255), dtype=np.float32)
         grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
-        smalls[i] = None
         prepared = (detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w)), position=k)
                     if detector else None)
         return grey, prepared
@@ -273,7 +277,8 @@ def analyse(
             greys[i] = grey
         if detector is not None:  # compared in sweep order (on the globally aligned frames:
             detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
-    del sharpest
+    del sharpest, smalls
+    give_back_freed()  # the frames' working-size arrays of the pass, before the maps' own are made
     still_map = None
     if detector is not None and not options.refine_flow and helper_threads(options.threads) > 1:
         # Unless something moved, the focus map does not depend on the motion: made beside the motion

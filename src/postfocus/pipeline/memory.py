@@ -12,11 +12,13 @@ docs/performance.md), rounded up.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 
 from postfocus.errors import OptionError
 
-__all__ = ["bands_for", "estimate_mb"]
+__all__ = ["bands_for", "estimate_mb", "give_back_freed"]
 
 #: Interpreter, libraries, the video decoder and the frames in flight (MB, i.e. MiB).
 BASE_MB = 390.0
@@ -100,3 +102,33 @@ def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_
     floor = estimate_mb(size, n_frames, analysis_pixels, most, occlusion=occlusion, restore=restore)
     raise OptionError("memory_mb", limit_mb,
                       f"this stack needs at least about {math.ceil(floor)} MB ({n_frames} frames of {size[1]}x{size[0]})")
+
+
+_LIBC: list = []
+
+
+def give_back_freed() -> None:
+    """Hand memory that was freed but stays in the C heap back to the system (glibc's ``malloc_trim``).
+
+    Pass 1 frees each frame's working-size arrays and, at its end, every frame's
+    measure and small copy; the C heap keeps the pages of blocks freed below its
+    top, so the process's resident memory would grow with the frame count though
+    little is in use. Called between the stages (measured at 4K: 543 MB resident at
+    the start of pass 2 with 30 frames, 667 MB with 60; 355 and 411 MB with this).
+    Does nothing where the C library is not glibc.
+
+    Examples
+    --------
+    >>> give_back_freed()
+    """
+    if not _LIBC:
+        library = None
+        if sys.platform.startswith("linux"):
+            try:
+                library = ctypes.CDLL("libc.so.6")  # glibc's name (elsewhere: not found, nothing done)
+                library.malloc_trim.argtypes = [ctypes.c_size_t]
+            except (OSError, AttributeError):
+                library = None
+        _LIBC.append(library)
+    if _LIBC[0] is not None:
+        _LIBC[0].malloc_trim(0)

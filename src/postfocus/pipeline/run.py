@@ -4,9 +4,10 @@ One path serves both: the source is opened, the options checked against it,
 pass 1 (:func:`~postfocus.pipeline.analyse.analyse`) and pass 2
 (:func:`~postfocus.pipeline.merge.fuse`) run over the output region, and the
 maps are cut to the output geometry. :func:`process` also hands every aligned
-frame to a :class:`~postfocus.store.FrameWriter` during pass 2 and writes the
-maps and a manifest (:func:`~postfocus.store.write_stack_folder`), in a
-temporary folder renamed into place.
+frame to a :class:`~postfocus.store.FrameWriter` during pass 2, writes the
+maps beside pass 2 (:func:`~postfocus.store.write_maps`) and then the image and a
+manifest (:func:`~postfocus.store.write_stack_folder`), in a temporary folder
+renamed into place.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,8 +27,9 @@ from postfocus.io.base import FrameSource
 from postfocus.io.open import open_source
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
+from postfocus.pipeline.memory import give_back_freed
 from postfocus.pipeline.merge import fuse, merge_frames, plan_bands
-from postfocus.pipeline.threads import configure_threads
+from postfocus.pipeline.threads import configure_threads, in_background
 from postfocus.result import StackResult
 from postfocus.store import (
     FORMAT_VERSION,
@@ -38,6 +41,7 @@ from postfocus.store import (
     cache_root,
     check_cache,
     folder_lock,
+    write_maps,
     write_stack_folder,
 )
 from postfocus.sweep import RepeatedFrames
@@ -142,6 +146,7 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     """Pass 2 over the output region of an analysis: (region, image)."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
+    give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress)
     return box, image
@@ -287,12 +292,18 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             (part.path / "frames").mkdir()
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
+        box = analysis.common_area()
+        maps = analysis.output_maps(box)
+        # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
+        # and the other with warping and encoding frames only part of the time).
+        written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
         keep = FrameWriter(part.path, lossless, deep, jpeg_quality)
         try:
             box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None, on_aligned=keep,
                                       progress=progress)
         finally:
             frame_files = keep.close()
+            wait([written])
         t, l, b, r = box
         manifest = {
             "kind": info.kind,
@@ -313,6 +324,6 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "fps": info.fps,
             "warnings": messages,
         }
-        write_stack_folder(part.path, image=image, maps=analysis.output_maps(box), manifest=manifest,
-                           method=opts.method, deep=deep, icc=info.icc, frames=keep.checksums)
+        write_stack_folder(part.path, image=image, maps=maps, manifest=manifest, method=opts.method, deep=deep,
+                           icc=info.icc, frames={**keep.checksums, **written.result()})
         part.install(folder)

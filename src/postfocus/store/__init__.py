@@ -30,7 +30,7 @@ options; a changed input gets a new key, so a stale stack is never used.
 
 from postfocus.store.cache import CacheError, PartialFolder, cache_root, check_cache, find_stack_folders, folder_lock
 from postfocus.store.folder import FORMAT_VERSION, CachedFrames, DamagedStackError, ProcessedStack, file_record, merge
-from postfocus.store.write import FrameWriter, write_stack_folder
+from postfocus.store.write import FrameWriter, write_maps, write_stack_folder
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,5 +46,6 @@ __all__ = [
     "find_stack_folders",
     "folder_lock",
     "merge",
+    "write_maps",
     "write_stack_folder",
 ]

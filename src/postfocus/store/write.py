@@ -1,16 +1,20 @@
-"""Writing a stack folder: aligned frames encoded in a background thread, then the maps and the manifest.
+"""Writing a stack folder: aligned frames encoded in a background thread, the maps (as soon as they are
+known, beside the merge: :func:`write_maps`), then the all-in-focus image and the manifest.
 
 Every file's size and CRC-32 go into the manifest (``files``), so a reader can
 tell a whole folder from one that a crash, a full disk or a stray edit left
-damaged (:meth:`~postfocus.store.folder.ProcessedStack.verify`).
+damaged (:meth:`~postfocus.store.folder.ProcessedStack.verify`). They are
+taken from the bytes as they are written, not read back.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -24,7 +28,7 @@ from postfocus.numeric import to_float16
 from postfocus.store.cache import CacheError
 from postfocus.store.folder import FORMAT_VERSION, file_record
 
-__all__ = ["FrameWriter", "write_stack_folder"]
+__all__ = ["FrameWriter", "write_maps", "write_stack_folder"]
 
 
 class FrameWriter:
@@ -90,9 +94,37 @@ class FrameWriter:
         return self.files
 
 
+def write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, list[int]]:
+    """Write the maps (and the colour profile) of a stack folder; ``{file name: [size, crc32]}``.
+
+    They are known before the merge, so :func:`~postfocus.pipeline.run.process` writes them
+    beside it. The focus volume goes to float16 (divided by its maximum) one slice at a time,
+    so writing it never holds more than one float32 slice beyond the maps themselves.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder being written.
+    maps : StackMaps
+        In output geometry.
+    icc : bytes or None
+        Colour profile of the inputs.
+
+    Raises
+    ------
+    CacheError
+        When the folder cannot take the files (no space, no permission).
+    """
+    try:
+        return _write_maps(folder, maps, icc)
+    except OSError as exc:
+        raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
+
+
 def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
                        deep: bool, icc: bytes | None, frames: dict[str, list[int]]) -> None:
-    """Write the maps, the all-in-focus image and the manifest into a (temporary) stack folder.
+    """Write the all-in-focus image, the maps (unless :func:`write_maps` did) and the manifest into a
+    (temporary) stack folder.
 
     The aligned frames are already there (:class:`FrameWriter`); the caller
     renames the folder into place.
@@ -114,7 +146,8 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
     icc : bytes or None
         Colour profile of the inputs.
     frames : dict
-        ``{file name: [size, crc32]}`` of the aligned frames (:attr:`FrameWriter.checksums`).
+        ``{file name: [size, crc32]}`` of the files already written: the aligned frames
+        (:attr:`FrameWriter.checksums`) and, if written, the maps (:func:`write_maps`).
 
     Raises
     ------
@@ -122,31 +155,76 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
         When the folder cannot take the files (no space, no permission).
     """
     try:
-        _write_maps(folder, image=image, maps=maps, manifest=manifest, method=method, deep=deep, icc=icc,
-                    frames=frames)
+        files = dict(frames)
+        if "focus_index.npy" not in files:
+            files.update(_write_maps(folder, maps, icc))
+        _write_image_and_manifest(folder, image=image, maps=maps, manifest=manifest, method=method, deep=deep,
+                                  files=files)
     except OSError as exc:  # (OutputError is an OSError's message from write_image)
         raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
     except OutputError as exc:
         raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc})") from None
 
 
-def _write_maps(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str, deep: bool,
-                icc: bytes | None, frames: dict[str, list[int]]) -> None:
-    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
-    np.save(folder / "focus_index.npy", np.ascontiguousarray(maps.focus_index, np.float32))
-    np.save(folder / "confidence.npy", np.ascontiguousarray(maps.confidence, np.float32))
+class _Checksummed:
+    """A file being written that adds up its size and CRC-32 on the way."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "wb")
+        self.size, self.crc = 0, 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        self.size += view.nbytes
+        self.crc = zlib.crc32(view, self.crc)
+        return self._fh.write(view)
+
+    def close(self) -> list[int]:
+        self._fh.close()
+        return [self.size, self.crc]
+
+
+def _save_npy(folder: Path, name: str, descr: np.dtype, shape: tuple[int, ...], parts: Iterable[np.ndarray],
+              files: dict[str, list[int]]) -> None:
+    """An ``.npy`` file of ``shape`` written from C-ordered ``parts`` (the bytes ``np.save`` writes)."""
+    out = _Checksummed(folder / name)
+    try:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(descr)),
+                                                   "fortran_order": False, "shape": tuple(shape)})
+        for part in parts:
+            out.write(np.ascontiguousarray(part, descr).data)
+    finally:
+        files[name] = out.close()
+
+
+def _write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, list[int]]:
+    files: dict[str, list[int]] = {}
+    for name, values in (("focus_index.npy", maps.focus_index), ("confidence.npy", maps.confidence),
+                         ("motion.npy", maps.motion)):
+        if values is not None:
+            _save_npy(folder, name, np.float32, values.shape, [values], files)
     volume = maps.volume
-    np.save(folder / "volume.npy", to_float16(volume / max(float(volume.max()), 1e-12)))
-    if maps.motion is not None:
-        np.save(folder / "motion.npy", np.ascontiguousarray(maps.motion, np.float32))
+    top = max(float(volume.max()), 1e-12) if volume.size else 1e-12
+    _save_npy(folder, "volume.npy", np.float16, volume.shape, (to_float16(v / top) for v in volume), files)
     if icc:
         (folder / "profile.icc").write_bytes(icc)
-    files = dict(frames)
+        files["profile.icc"] = file_record(icc)
+    return files
+
+
+def _write_image_and_manifest(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
+                              deep: bool, files: dict[str, list[int]]) -> None:
+    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
     for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith("."):  # not the writer's lock file
+        if path.is_file() and not path.name.startswith(".") and path.name not in files:  # not the lock file
             files[path.name] = file_record(path.read_bytes())
     data = {"format": FORMAT_VERSION, "postfocus": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **manifest, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
-            "files": files}
+            "files": dict(sorted(files.items(), key=lambda kv: _file_order(kv[0])))}
     (folder / "manifest.json").write_text(json.dumps(data, indent=1))
+
+
+def _file_order(name: str) -> tuple[int, str]:
+    """The order of the manifest's files as before: the aligned frames first, then the folder's files by name."""
+    return (0 if name.startswith("frames/") else 1, name)
