@@ -105,6 +105,10 @@ _LINEAR_OF_BYTE = gamma_decode(to_float(_BYTES))
 _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np.uint8) == _BYTES).all())
 
 
+#: At most this many frames prepared ahead of the alignment in pass 1, holding at most this many MB.
+PREPARED_AHEAD, PREPARED_AHEAD_MB = 3, 24.0
+
+
 def work_scale(size: tuple[int, int], long_edge: int) -> float:
     """Scale that brings the long edge of ``size`` down to ``long_edge`` (never up).
 
@@ -210,9 +214,12 @@ def analyse(
             on_frame(index, work)
         return work, grey, small, exposure
 
+    # Small frames are prepared several ahead, so decoding goes on while the loop waits for matches.
+    work_mb = round(size[0] * s_work) * round(size[1] * s_work) * 20 / 2**20  # float RGB and grey frames
+    ahead = max(1, min(PREPARED_AHEAD, int(PREPARED_AHEAD_MB / max(work_mb, 1e-6))))
     try:
         for i, (work, grey, small, exposure) in read_ahead(source, range(n), read=source.read_pixels,
-                                                           prepare=prepare):
+                                                           prepare=prepare, ahead=ahead):
             if align != "none":
                 aligner.add(i, grey, work, exposure)
             if smalls is None:

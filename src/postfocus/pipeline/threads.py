@@ -14,6 +14,7 @@ from the environment.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
@@ -55,10 +56,11 @@ def read_ahead(
     indices: Sequence[int],
     read: Callable[[int], np.ndarray] | None = None,
     prepare: Callable[[int, np.ndarray], object] | None = None,
+    ahead: int = 1,
 ) -> Iterator[tuple[int, object]]:
-    """Yield ``(index, frame)`` in order while the next frame is decoded in a background thread.
+    """Yield ``(index, frame)`` in order while the next frames are decoded in a background thread.
 
-    Only one thread ever reads the source, and at most one frame is held ahead.
+    Only one thread ever reads the source, and at most ``ahead`` frames are held ahead.
 
     Parameters
     ----------
@@ -72,6 +74,8 @@ def read_ahead(
         ``prepare(index, frame)``, also done in the background thread on each
         frame read, in order (e.g. shrinking it to a working size), so the full
         frame is dropped there.
+    ahead : int
+        Frames decoded (and prepared) ahead of the one the loop works on.
 
     Examples
     --------
@@ -80,12 +84,12 @@ def read_ahead(
     """
     read = read or source.read
     task = read if prepare is None else (lambda index: prepare(index, read(index)))
-    return compute_ahead(indices, task, "postfocus-decode")
+    return compute_ahead(indices, task, "postfocus-decode", ahead=ahead)
 
 
 def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
-                  name: str = "postfocus-ahead") -> Iterator[tuple[int, object]]:
-    """Yield ``(index, task(index))`` in order, computing the next one in a background thread.
+                  name: str = "postfocus-ahead", *, ahead: int = 1) -> Iterator[tuple[int, object]]:
+    """Yield ``(index, task(index))`` in order, computing the next ones in a background thread.
 
     Parameters
     ----------
@@ -95,6 +99,9 @@ def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
         Work for one index.
     name : str
         Prefix of the thread's name.
+    ahead : int
+        Results computed ahead of the one the caller works on (at least 1). More than one keeps
+        the thread busy while the caller waits for something else (e.g. the alignment threads).
 
     Examples
     --------
@@ -104,12 +111,13 @@ def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
     order = list(indices)
     if not order:
         return
+    ahead = max(1, int(ahead))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
-        pending = pool.submit(task, order[0])
+        pending = deque(pool.submit(task, index) for index in order[:ahead])
         for k, index in enumerate(order):
-            result = pending.result()
-            if k + 1 < len(order):
-                pending = pool.submit(task, order[k + 1])
+            result = pending.popleft().result()
+            if k + ahead < len(order):
+                pending.append(pool.submit(task, order[k + ahead]))
             yield index, result
             del result
 
