@@ -135,6 +135,7 @@ def analyse(
     warn: Callable[[str], None] = lambda m: warnings.warn(m, PostfocusWarning, stacklevel=3),
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     leave_out: Callable[[], dict[int, str]] | None = None,
+    on_alignment: Callable[[list[FrameAlignment], list[int]], None] | None = None,
     **changes: Any,
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
@@ -157,6 +158,9 @@ def analyse(
     leave_out : callable, optional
         Called after the pass; names frames to leave out of the maps and the
         merge, with reasons (``{index: why}``).
+    on_alignment : callable, optional
+        ``on_alignment(alignment, used)`` as soon as the alignment is final, before
+        the maps are made (e.g. to start warping frames for pass 2 beside them).
     **changes
         Fields of :class:`StackOptions` to change, e.g. ``motion="off"``.
 
@@ -253,6 +257,8 @@ def analyse(
             f"{source.info.paths[0] if source.info.paths else 'input'}: fewer than two frames could be aligned; "
             "try another alignment model (affine or homography), or none for a tripod stack"
         )
+    if on_alignment is not None:
+        on_alignment(report, used)
     volume = measures[: len(used)]  # slice k: used frame k's measure in reference geometry (warped below)
     # Rough all-in-focus at analysis size: the guide whose edges the focus map follows, each pixel
     # from the frame where its focus measure is highest (the first such frame, as np.argmax picks).

@@ -41,7 +41,7 @@ from postfocus.pipeline.analyse import Progress, work_scale
 from postfocus.pipeline.memory import bands_for
 from postfocus.pipeline.threads import read_ahead
 
-__all__ = ["apply_gain", "fuse", "merge_frames", "plan_bands"]
+__all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
 Region = tuple[int, int, int, int]
 
@@ -62,6 +62,7 @@ def fuse(
     progress: Progress | None = None,
     occlusion: bool = True,
     restore: bool = False,
+    warped: Callable[[int], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -106,6 +107,10 @@ def fuse(
         layer; off by default (docs/quality.md, "Second step"). A band or region
         sees near objects only within its 16 px margin, so a banded result may
         differ from the whole near band borders.
+    warped : callable, optional
+        ``warped(index)``: frame ``index`` already warped over the region grown as
+        :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
+        of decoding and warping it here (one band only).
 
     Returns
     -------
@@ -132,12 +137,11 @@ def fuse(
     top, left, bottom, right = whole
     edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
-    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore)
-    # The occlusion consistency check looks _MARGIN px around a pixel: every part is fused with that
-    # margin of the picture around it (where the picture has it), so a region or a band gives the
-    # same pixels as the whole.
+    if warped is not None and len(parts) > 1:
+        raise ValueError("frames warped ahead go with one band")
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped)
+    grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
-    grown = (max(0, top - m), max(0, left - m), min(H, bottom + m), min(W, right + m))
     keep = on_aligned
     if on_aligned is not None and grown != whole:
         oy, ox = top - grown[0], left - grown[1]
@@ -154,14 +158,43 @@ def fuse(
     return image
 
 
+def aligned_region(region: Region, size: tuple[int, int], method: str = DEFAULT_METHOD,
+                   occlusion: bool = True) -> Region:
+    """The part of the reference geometry ``size`` over which frames are warped to fuse ``region``.
+
+    The occlusion consistency check looks :data:`_MARGIN` px around a pixel: every part is fused
+    with that margin of the picture around it (where the picture has it), so a region or a band
+    gives the same pixels as the whole.
+
+    Examples
+    --------
+    >>> aligned_region((100, 0, 200, 50), (300, 400))
+    (84, 0, 216, 66)
+    """
+    top, left, bottom, right = region
+    H, W = size
+    m = _MARGIN if method == "depthmap" and occlusion else 0
+    return max(0, top - m), max(0, left - m), min(H, bottom + m), min(W, right + m)
+
+
+def warp_whole(stored: np.ndarray, matrix: np.ndarray, size: tuple[int, int], region: Region,
+               flow: np.ndarray | None = None) -> np.ndarray:
+    """A frame warped (bicubic, in its stored type; with its dense ``flow`` if given) over ``region``
+    of the reference geometry ``size``."""
+    if flow is not None:
+        return _crop(refined_warp(stored, matrix, flow, size), region)
+    return warp_to_reference(stored, matrix, size, interpolation=cv2.INTER_CUBIC, region=region)
+
+
 class _Merge:
     """One merge: the frames, their transforms and the maps, run over one region at a time."""
 
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
                  flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True,
-                 restore: bool = False):
+                 restore: bool = False, warped: Callable[[int], np.ndarray] | None = None):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
         self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
+        self.warped = warped
         self.labels, self.choice = maps.motion_frames(merge)
         self._occlusion: tuple[np.ndarray, float | None] | None = None
 
@@ -224,7 +257,8 @@ class _Merge:
         # Offset of this region inside the frames handed to on_aligned.
         dy, dx = top - aligned_region[0], left - aligned_region[1]
         wanted = set(merge) | (set(maps.used) if on_aligned else set())
-        whole = bool(on_aligned) or flow is not None or whole_frames
+        whole = bool(on_aligned) or flow is not None or whole_frames or self.warped is not None
+        read = source.read_pixels
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
             """In the decoding thread, while the previous frame is fused: when the whole frame is wanted, it
@@ -233,16 +267,19 @@ class _Merge:
             if not whole:
                 return stored, None, None
             matrix, gain = self.transform(i)
-            if flow is not None and i in flow:
-                aligned = _crop(refined_warp(stored, matrix, flow[i], (H, W)), aligned_region)
-            else:
-                aligned = warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC,
-                                            region=aligned_region)
+            aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
             return None, aligned, apply_gain(aligned, gain) if on_aligned else None
 
+        if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
+
+            def read(i: int) -> np.ndarray:
+                return self.warped(i)
+
+            def prepare(i: int, aligned: np.ndarray) -> tuple:
+                return None, aligned, apply_gain(aligned, self.transform(i)[1]) if on_aligned else None
+
         done = 0
-        for i, (stored, aligned, corrected) in read_ahead(source, sorted(wanted), read=source.read_pixels,
-                                                          prepare=prepare):
+        for i, (stored, aligned, corrected) in read_ahead(source, sorted(wanted), read=read, prepare=prepare):
             matrix, gain = self.transform(i)
             factor = None if np.allclose(gain, 1.0) else gain
             position = float(merge.index(i)) if i in merge else None

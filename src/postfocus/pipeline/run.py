@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from concurrent.futures import wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,7 +28,8 @@ from postfocus.io.open import open_source
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.memory import give_back_freed
-from postfocus.pipeline.merge import fuse, merge_frames, plan_bands
+from postfocus.align.warp import common_area
+from postfocus.pipeline.merge import aligned_region, apply_gain, fuse, merge_frames, plan_bands, warp_whole
 from postfocus.pipeline.threads import configure_threads, in_background
 from postfocus.result import StackResult
 from postfocus.store import (
@@ -116,6 +117,10 @@ class _DecodedOnce(FrameSource):
     def identity(self) -> list[tuple[str, int, int]]:
         return self.source.identity()
 
+    def holds_all(self) -> bool:
+        """Whether every frame is kept (after pass 1: all were integer frames)."""
+        return len(self._kept) == len(self)
+
 
 def _decode_once(source: FrameSource, bands: int) -> FrameSource:
     """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only)."""
@@ -142,13 +147,14 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
 
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
                  frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
-                 progress: Progress | None) -> tuple[tuple[int, int, int, int], np.ndarray]:
+                 progress: Progress | None,
+                 warped: Callable[[int], np.ndarray] | None = None) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """Pass 2 over the output region of an analysis: (region, image)."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
-                 frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress)
+                 frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped)
     return box, image
 
 
@@ -275,13 +281,59 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     return ps
 
 
+class _WarpAhead:
+    """Frames of a stack decoded once, warped for the stack folder as soon as pass 1 knows the alignment.
+
+    A thread warps every kept frame over the output region (as pass 2 would), hands it to the
+    writer exposure-corrected, and keeps it for pass 2, which then only fuses: the warping and
+    the writing overlap the end of pass 1 (motion, focus map), where a core would otherwise wait.
+    The warped frames replace the decoded ones, so memory stays as it was.
+    """
+
+    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], method: str):
+        self.source, self.keep, self.method = source, keep, method
+        self._pool: ThreadPoolExecutor | None = None
+        self._frames: dict[int, Future] = {}
+
+    def start(self, alignment: list, used: list[int]) -> None:
+        """Start warping the ``used`` frames (the ``on_alignment`` of :func:`analyse`), if all are kept decoded."""
+        if not (isinstance(self.source, _DecodedOnce) and self.source.holds_all()):
+            return
+        size = self.source.info.size
+        box = common_area([alignment[i].matrix for i in used], size)
+        grown = aligned_region(box, size, self.method)
+        oy, ox, h, w = box[0] - grown[0], box[1] - grown[1], box[2] - box[0], box[3] - box[1]
+
+        def warp(i: int) -> np.ndarray:
+            a = alignment[i]
+            aligned = warp_whole(self.source.read_pixels(i), a.matrix, size, grown)
+            corrected = apply_gain(aligned, np.asarray(a.gain, np.float32))
+            self.keep(i, np.ascontiguousarray(corrected[oy:oy + h, ox:ox + w]) if grown != box else corrected)
+            return aligned
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-warp")
+        self._frames = {i: self._pool.submit(warp, i) for i in used}
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` warped (the ``warped`` of :func:`fuse`); each is handed out once."""
+        return self._frames.pop(index).result()
+
+    def close(self) -> None:
+        """Wait for the thread (frames not started yet are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._frames.clear()
+
+
 def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity: object, *, bands: int,
                  jpeg_quality: int, progress: Progress | None, warn: Callable[[str], None],
                  messages: list[str]) -> None:
     """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``."""
     repeats = RepeatedFrames() if source.info.kind == "video" else None
-    analysis = analyse(source, opts, progress=progress, warn=warn,
-                       on_frame=repeats.see if repeats else None, leave_out=repeats.leave_out if repeats else None)
     info = source.info
     deep = info.bit_depth > 8
     # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
@@ -292,18 +344,27 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             (part.path / "frames").mkdir()
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        box = analysis.common_area()
-        maps = analysis.output_maps(box)
-        # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
-        # and the other with warping and encoding frames only part of the time).
-        written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
         keep = FrameWriter(part.path, lossless, deep, jpeg_quality)
+        ahead = _WarpAhead(source, keep, opts.method)
+        written = None
         try:
-            box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None, on_aligned=keep,
-                                      progress=progress)
+            early = bands == 1 and not opts.refine_flow
+            analysis = analyse(source, opts, progress=progress, warn=warn, on_frame=repeats.see if repeats else None,
+                               leave_out=repeats.leave_out if repeats else None,
+                               on_alignment=ahead.start if early else None)
+            box = analysis.common_area()
+            maps = analysis.output_maps(box)
+            # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
+            # and the other with warping and encoding frames only part of the time).
+            written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
+            box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
+                                      on_aligned=None if ahead.started else keep, progress=progress,
+                                      warped=ahead.frame if ahead.started else None)
         finally:
+            ahead.close()
             frame_files = keep.close()
-            wait([written])
+            if written is not None:
+                wait([written])
         t, l, b, r = box
         manifest = {
             "kind": info.kind,
