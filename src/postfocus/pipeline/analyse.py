@@ -222,16 +222,16 @@ def analyse(
     work_mb = round(size[0] * s_work) * round(size[1] * s_work) * 20 / 2**20  # float RGB and grey frames
     ahead = max(1, min(PREPARED_AHEAD, int(PREPARED_AHEAD_MB / max(work_mb, 1e-6))))
     try:
-        for i, (work, grey, small, exposure) in read_ahead(source, range(n), read=source.read_pixels,
-                                                           prepare=prepare, ahead=ahead):
-            if align != "none":
-                aligner.add(i, grey, work, exposure)
-            if smalls is None:
-                smalls = np.empty((n,) + small.shape, np.uint8)
-            smalls[i] = small
-            del work, grey, small, exposure
-            if progress:
-                progress("align and measure", i + 1, n)
+        with read_ahead(source, range(n), read=source.read_pixels, prepare=prepare, ahead=ahead) as frames:
+            for i, (work, grey, small, exposure) in frames:
+                if align != "none":
+                    aligner.add(i, grey, work, exposure)
+                if smalls is None:
+                    smalls = np.empty((n,) + small.shape, np.uint8)
+                smalls[i] = small
+                del work, grey, small, exposure
+                if progress:
+                    progress("align and measure", i + 1, n)
     except BaseException:
         aligner.close()
         raise
@@ -280,16 +280,17 @@ def analyse(
                     if detector else None)
         return grey, prepared
 
-    for (k, i), (grey, prepared) in compute_ahead(list(enumerate(used)), aligned_small):
-        if k == 0:
-            guide[:], sharpest[:] = grey, volume[0]
-        else:
-            np.copyto(guide, grey, where=volume[k] > sharpest)
-            np.maximum(sharpest, volume[k], out=sharpest)
-        if options.refine_flow:
-            greys[i] = grey
-        if detector is not None:  # compared in sweep order (on the globally aligned frames:
-            detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
+    with compute_ahead(list(enumerate(used)), aligned_small) as warped:
+        for (k, i), (grey, prepared) in warped:
+            if k == 0:
+                guide[:], sharpest[:] = grey, volume[0]
+            else:
+                np.copyto(guide, grey, where=volume[k] > sharpest)
+                np.maximum(sharpest, volume[k], out=sharpest)
+            if options.refine_flow:
+                greys[i] = grey
+            if detector is not None:  # compared in sweep order (on the globally aligned frames:
+                detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
     del sharpest, smalls
     give_back_freed()  # the frames' working-size arrays of the pass, before the maps' own are made
     still_map = None

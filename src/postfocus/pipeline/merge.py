@@ -18,7 +18,7 @@ References
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -247,7 +247,6 @@ class _Merge:
         source, maps, merge, flow = self.source, self.maps, self.merge, self.flow
         H, W = maps.size
         top, left = region[:2]
-        fusion = self.fusion(region)
         # Only the depth-map fusion adds rectangles of a frame; the others take the whole
         # frame, warped once (the instant's box is then cut from it too).
         whole_frames = self.method != "depthmap"
@@ -278,8 +277,27 @@ class _Merge:
             def prepare(i: int, aligned: np.ndarray) -> tuple:
                 return None, aligned, apply_gain(aligned, self.transform(i)[1]) if on_aligned else None
 
+        # The first frame is decoded (and warped) while the blend state is made.
+        frames = read_ahead(source, sorted(wanted), read=read, prepare=prepare)
+        with frames:
+            fusion = self.fusion(region)
+            image = self._fold(frames, fusion, instant, region, dy, dx, on_aligned, progress, stage, len(wanted))
+            del fusion  # (the blend state, all but the image it finished in place)
+        if linear:
+            image = srgb_encode(image)
+        if instant is not None:
+            instant.apply(image)
+        return np.clip(image, 0.0, 1.0, out=image)
+
+    def _fold(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int, dx: int,
+              on_aligned: Callable[[int, np.ndarray], None] | None, progress: Progress | None, stage: str,
+              total: int) -> np.ndarray:
+        """Every frame folded into ``fusion`` (and the instant's box): the fused image, before encoding."""
+        merge, linear = self.merge, self.source.info.linear
+        H, W = self.maps.size
+        top, left = region[:2]
         done = 0
-        for i, (stored, aligned, corrected) in read_ahead(source, sorted(wanted), read=read, prepare=prepare):
+        for i, (stored, aligned, corrected) in frames:
             matrix, gain = self.transform(i)
             factor = None if np.allclose(gain, 1.0) else gain
             position = float(merge.index(i)) if i in merge else None
@@ -304,14 +322,8 @@ class _Merge:
             del stored, aligned, corrected
             done += 1
             if progress:
-                progress(stage, done, len(wanted))
-        image = fusion.result()
-        del fusion
-        if linear:
-            image = srgb_encode(image)
-        if instant is not None:
-            instant.apply(image)
-        return np.clip(image, 0.0, 1.0, out=image)
+                progress(stage, done, total)
+        return fusion.result()
 
 
 def _crop(image: np.ndarray, region: Region) -> np.ndarray:

@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from postfocus.io.base import FrameSource
 
-__all__ = ["compute_ahead", "configure_threads", "helper_threads", "in_background", "read_ahead"]
+__all__ = ["InOrder", "compute_ahead", "configure_threads", "helper_threads", "in_background", "read_ahead"]
 
 
 def configure_threads(threads: int | None) -> None:
@@ -57,8 +57,9 @@ def read_ahead(
     read: Callable[[int], np.ndarray] | None = None,
     prepare: Callable[[int, np.ndarray], object] | None = None,
     ahead: int = 1,
-) -> Iterator[tuple[int, object]]:
-    """Yield ``(index, frame)`` in order while the next frames are decoded in a background thread.
+) -> "InOrder":
+    """``(index, frame)`` in order while the next frames are decoded in a background thread
+    (:func:`compute_ahead`: decoding starts at once).
 
     Only one thread ever reads the source, and at most ``ahead`` frames are held ahead.
 
@@ -88,8 +89,11 @@ def read_ahead(
 
 
 def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
-                  name: str = "postfocus-ahead", *, ahead: int = 1) -> Iterator[tuple[int, object]]:
-    """Yield ``(index, task(index))`` in order, computing the next ones in a background thread.
+                  name: str = "postfocus-ahead", *, ahead: int = 1) -> "InOrder":
+    """``(index, task(index))`` in order, computing the next ones in a background thread.
+
+    The first ``ahead`` tasks start at once, before the first result is asked for, so the
+    caller can prepare something else meanwhile (e.g. the blend state of pass 2).
 
     Parameters
     ----------
@@ -103,23 +107,59 @@ def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
         Results computed ahead of the one the caller works on (at least 1). More than one keeps
         the thread busy while the caller waits for something else (e.g. the alignment threads).
 
+    Returns
+    -------
+    InOrder
+        An iterator of ``(index, result)``; closed (its thread stopped) at its end, on an error,
+        or by :meth:`InOrder.close` (also as a context manager).
+
     Examples
     --------
     >>> list(compute_ahead([1, 2], lambda i: i * 10))
     [(1, 10), (2, 20)]
     """
-    order = list(indices)
-    if not order:
-        return
-    ahead = max(1, int(ahead))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
-        pending = deque(pool.submit(task, index) for index in order[:ahead])
-        for k, index in enumerate(order):
-            result = pending.popleft().result()
-            if k + ahead < len(order):
-                pending.append(pool.submit(task, order[k + ahead]))
-            yield index, result
-            del result
+    return InOrder(indices, task, name, ahead)
+
+
+class InOrder:
+    """The iterator of :func:`compute_ahead`: one background thread, at most ``ahead`` results held."""
+
+    def __init__(self, indices: Sequence[int], task: Callable[[int], object], name: str, ahead: int = 1):
+        self._order, self._task, self._ahead, self._k = list(indices), task, max(1, int(ahead)), 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if self._order else None
+        self._pending = deque(self._pool.submit(task, index) for index in self._order[: self._ahead]) \
+            if self._pool is not None else deque()
+
+    def __iter__(self) -> "InOrder":
+        return self
+
+    def __next__(self) -> tuple[int, object]:
+        if self._k >= len(self._order) or self._pool is None:
+            self.close()
+            raise StopIteration
+        try:
+            result = self._pending.popleft().result()
+        except BaseException:
+            self.close()
+            raise
+        if self._k + self._ahead < len(self._order):
+            self._pending.append(self._pool.submit(self._task, self._order[self._k + self._ahead]))
+        index = self._order[self._k]
+        self._k += 1
+        return index, result
+
+    def close(self) -> None:
+        """Stop the thread: wait for the task running, drop those not started."""
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "InOrder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def in_background(task: Callable[[], object], name: str) -> Future:
