@@ -11,7 +11,7 @@ import tifffile
 from PIL import Image, ImageOps
 
 from postfocus.errors import InputError
-from postfocus.io.images import apply_orientation, read_header, read_image
+from postfocus.io.images import EXIF_ORIENTATION, apply_orientation, read_header, read_image
 
 H, W = 40, 64
 
@@ -318,3 +318,20 @@ def test_malformed_orientation_is_not_a_crash(tmp_path, value):
 def test_not_a_regular_file():
     with pytest.raises(InputError, match="/dev/null: not a regular file"):
         read_header("/dev/null")
+
+
+def test_exif_bytes_are_made_when_asked_and_are_pillows(tmp_path):
+    path = tmp_path / "a.jpg"
+    exif = Image.Exif()
+    exif[0x0110] = "postfocus test camera"  # Model
+    exif[EXIF_ORIENTATION] = 6
+    Image.new("RGB", (30, 20), (10, 20, 30)).save(path, exif=exif)
+    header = read_header(path)
+    assert header.orientation == 6 and header.size == (30, 20)
+    assert isinstance(header.exif_block, tuple)  # not written back yet
+    with Image.open(path) as im:
+        expected = im.getexif().tobytes()
+    assert header.exif == expected and header.exif is header.exif  # made once
+    plain = tmp_path / "b.png"
+    Image.new("RGB", (4, 4)).save(plain)
+    assert read_header(plain).exif is None

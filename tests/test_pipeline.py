@@ -8,7 +8,7 @@ import numpy as np
 
 from postfocus.io.arrays import ArraySource
 from postfocus.pipeline.merge import apply_gain
-from postfocus.pipeline.threads import read_ahead
+from postfocus.pipeline.threads import compute_ahead, read_ahead
 
 
 def test_read_ahead_yields_in_order_and_prepares_in_the_background():
@@ -26,6 +26,36 @@ def test_read_ahead_yields_in_order_and_prepares_in_the_background():
     assert np.allclose([v[1] for _, v in out], [0.3, 0.0, 0.4])
     assert threads and all(name.startswith("postfocus-decode") for name in threads)
     assert list(read_ahead(source, [])) == []
+
+
+def test_compute_ahead_starts_at_once_keeps_order_and_holds_at_most_ahead():
+    started, lock = [], threading.Lock()
+    gate = threading.Event()
+
+    def task(i):
+        with lock:
+            started.append(i)
+        gate.wait(5)
+        return i * 10
+
+    results = compute_ahead(range(6), task, ahead=3)
+    deadline = threading.Event()
+    for _ in range(100):  # the first task starts before anything is asked for
+        if started:
+            break
+        deadline.wait(0.01)
+    assert started == [0]
+    gate.set()
+    seen = []
+    for index, value in results:
+        with lock:
+            # never more than ``ahead`` results computed beyond the one handed out
+            assert len(started) <= index + 1 + 3
+        seen.append((index, value))
+    assert seen == [(i, i * 10) for i in range(6)]
+    with compute_ahead(range(10), lambda i: i) as early:  # closed early: no thread left running
+        assert next(early) == (0, 0)
+    assert early._pool is None
 
 
 def test_apply_gain_keeps_the_stored_type_rounding_and_saturating():

@@ -50,6 +50,28 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     again.verify()
 
 
+def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
+    from postfocus.numeric import to_float16
+    from postfocus.store import write_maps
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path / "cache")
+    maps = ps.maps
+    volume = np.asarray(maps.volume, np.float32) * np.float32(3.5)  # any float32 volume, normalised on writing
+    maps = type(maps)(np.asarray(maps.focus_index), np.asarray(maps.confidence), volume, maps.used, maps.size,
+                      motion=None if maps.motion is None else np.asarray(maps.motion))
+    out = tmp_path / "maps"
+    out.mkdir()
+    records = write_maps(out, maps, b"icc")
+    reference = tmp_path / "reference.npy"
+    np.save(reference, to_float16(volume / max(float(volume.max()), 1e-12)))
+    assert (out / "volume.npy").read_bytes() == reference.read_bytes()
+    np.save(reference, np.ascontiguousarray(maps.focus_index, np.float32))
+    assert (out / "focus_index.npy").read_bytes() == reference.read_bytes()
+    assert set(records) == {p.name for p in out.iterdir()}
+    for name, record in records.items():
+        assert record == file_record((out / name).read_bytes()), name
+
+
 @pytest.mark.parametrize("damage", ["truncate map", "truncate frame", "flip a byte", "remove a frame"])
 def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_path, damage):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
