@@ -43,6 +43,11 @@ Usage::
     python bench/bench_speed.py --rows beetle ring sub1mp     # some rows
     python bench/bench_speed.py --rows big --big-frames 30 --repeat 1
     python bench/bench_speed.py --src /tmp/base/src           # another version of postfocus (git archive)
+    python bench/bench_speed.py --rows beetle sub1mp --base /tmp/base/src   # and an older one, interleaved
+
+With ``--base SRC`` the small rows (the real stacks, ``sub1mp``, ``depth``) also run that
+version of postfocus, in turn with the others in every repetition, and a second table
+compares the two versions.
 """
 
 from __future__ import annotations
@@ -187,8 +192,10 @@ def compare(name: str, fs_cmd: list[str], pf_cmds: dict[str, list[str]], repeat:
     return out
 
 
-def pf(*args: str) -> list[str]:
-    return [sys.executable, "-m", "postfocus", "-q", *args]
+def pf(*args: str, src: Path | None = None) -> list[str]:
+    """The postfocus command line (from ``src`` instead of the tree on PYTHONPATH if given)."""
+    prefix = ["env", f"PYTHONPATH={src}"] if src is not None else []
+    return [*prefix, sys.executable, "-m", "postfocus", "-q", *args]
 
 
 LATENCY = r"""
@@ -228,6 +235,8 @@ def main() -> None:
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 24 MP row")
     ap.add_argument("--no-streaming", action="store_true", help="leave out the postfocus --no-cache runs")
     ap.add_argument("--src", type=Path, default=ROOT / "src", help="the postfocus source tree to run")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="another postfocus source tree, run in turn with --src on the small rows")
     ap.add_argument("--workdir", type=Path, default=None, help="where to build the test stacks (big: ~1 GB)")
     args = ap.parse_args()
     binary = str(ensure_focus_stack())
@@ -236,6 +245,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pf-speed-", dir=args.workdir) as tmp:
         work = Path(tmp)
         env = child_env(args.src.resolve(), work)
+        base = args.base.resolve() if args.base else None
+        if base is not None:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(base / "postfocus")], check=True,
+                           stdout=subprocess.DEVNULL)
         for name in args.rows:
             out_fs, out_pf = str(work / "fs.jpg"), str(work / "pf.jpg")
             if name in REAL or name in ("sub1mp", "big"):
@@ -287,6 +300,10 @@ def main() -> None:
                     pf_cmds = {"postfocus": pf("stack", *inputs, "-o", out_pf, "--cache", "{cache}")}
                     if not args.no_streaming:
                         pf_cmds["postfocus --no-cache"] = pf("stack", *inputs, "-o", out_pf, "--no-cache")
+                    if base is not None:
+                        pf_cmds["base"] = pf("stack", *inputs, "-o", out_pf, "--cache", "{cache}", src=base)
+                        if not args.no_streaming:
+                            pf_cmds["base --no-cache"] = pf("stack", *inputs, "-o", out_pf, "--no-cache", src=base)
                 med = compare(name, fs_cmd, pf_cmds, args.repeat, env, work)
                 table.append((name, len(frames), size, med))
                 print("  " + "; ".join(f"{tool}: {m.cell()}" for tool, m in med.items()), file=sys.stderr)
@@ -330,6 +347,21 @@ def report(table: list, extra: list[str], args: argparse.Namespace, load_start: 
         print(f"| {label} | {n} | {size} | {fs.cell()} | {mine.cell()} | {wall:.2f}x ({target}) | "
               f"{mine.median(1) / fs.median(1):.2f}x | {memory:.2f}x | "
               f"{verdict} | {tail} |")
+    if args.base is not None and any("base" in med for _, _, _, med in table):
+        print()
+        print(f"postfocus {args.src.resolve()} against {args.base.resolve()} (base), same runs:")
+        print()
+        print("| row | base wall s / CPU s / MB | this wall s / CPU s / MB | CPU this/base | peak this/base | "
+              "base --no-cache | this --no-cache |")
+        print("|---|---|---|---|---|---|---|")
+        for name, _, _, med in table:
+            if "base" not in med:
+                continue
+            this, old = med["postfocus"], med["base"]
+            nc_old, nc_this = med.get("base --no-cache"), med.get("postfocus --no-cache")
+            print(f"| {name} | {old.cell()} | {this.cell()} | {this.median(1) / old.median(1):.2f}x | "
+                  f"{this.median(2) / old.median(2):.2f}x | {nc_old.cell() if nc_old else ''} | "
+                  f"{nc_this.cell() if nc_this else ''} |")
     if extra:
         print()
         print("| measure | value | | target | verdict |")
