@@ -132,12 +132,13 @@ class SweepAligner:
         """
         h, w = linear.shape[:2]
         f = min(1.0, cls.GAIN_SIZE / max(h, w))
-        # per channel, as one (h, 3w) plane of 0/255, shrunk by a whole factor first (OpenCV's fast path), then
-        # to the small size as floats: channels and neighbours mix, which is harmless (the flagged pixels'
-        # surroundings are left out anyway); a lone clipped pixel survives a factor up to 22
+        # per channel, as one (h, 3w) plane of 0/255, shrunk by a whole factor at least as large as the copy's
+        # (OpenCV's fast path), then brought to the copy's size as floats: channels and neighbours mix, which
+        # is harmless (the flagged pixels' surroundings are left out anyway); a lone clipped pixel survives a
+        # factor up to 22
         flag = cv2.compare(np.ascontiguousarray(linear, np.float32).reshape(h, -1), CLIPPED, cv2.CMP_GE)
         size = (max(1, round(w * f)), max(1, round(h * f)))
-        k = max(1, int(min(h / size[1], w / size[0])))
+        k = int(np.ceil(max(h / size[1], w / size[0]) - 1e-6))
         if k > 1:
             flag = cv2.resize(flag, None, fx=1.0 / k, fy=1.0 / k, interpolation=cv2.INTER_AREA)
         flag = cv2.resize(flag.astype(np.float32), size, interpolation=cv2.INTER_AREA)
