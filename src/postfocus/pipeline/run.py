@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from postfocus.align.warp import common_area
 from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.arrays import ArraySource
 from postfocus.io.base import FrameSource
@@ -28,7 +29,6 @@ from postfocus.io.open import open_source
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.memory import give_back_freed
-from postfocus.align.warp import common_area
 from postfocus.pipeline.merge import aligned_region, apply_gain, fuse, merge_frames, plan_bands, warp_whole
 from postfocus.pipeline.threads import configure_threads, in_background
 from postfocus.result import StackResult
