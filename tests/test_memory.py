@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -130,23 +131,33 @@ def test_occlusion_blend_memory_within_its_count():
     assert memory.estimate_mb(size, 100, 800 * 533, restore=True) > memory.estimate_mb(size, 100, 800 * 533)
 
 
+_FRAGMENTED = """
+import os, numpy as np
+from postfocus.pipeline.memory import give_back_freed
+
+
+def resident_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+np.ones(4_000_000, np.float64).sum()  # a block mapped on its own, freed: glibc's threshold rises above 0.8 MB
+big, small = [], []
+for _ in range(200):  # 0.8 MB blocks from the heap, 16 kB ones kept between them
+    big.append(np.ones(100_000, np.float64))
+    small.append(np.ones(2000, np.float64))
+del big
+before = resident_mb()
+give_back_freed()
+print(before, resident_mb())
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_memory_freed_inside_the_heap_is_given_back():
-    from postfocus.pipeline.memory import give_back_freed
-
-    def resident_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    # Blocks below the heap's top stay resident when freed: 16 kB ones kept between 0.8 MB ones freed.
-    # (Freeing a block glibc mapped on its own raises its threshold: the blocks below come from the heap.)
-    np.ones(4_000_000, np.float64).sum()  # made and freed at once
-    big, small = [], []
-    for _ in range(200):
-        big.append(np.ones(100_000, np.float64))
-        small.append(np.ones(2000, np.float64))
-    del big
-    before = resident_mb()
-    give_back_freed()
-    assert resident_mb() < before - 100  # most of the 160 MB freed handed back
-    del small
+    # In a fresh process, so the heap is as this test makes it: 160 MB freed below its top stay
+    # resident until they are given back.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", _FRAGMENTED], capture_output=True, text=True, env=env, check=True)
+    before, after = map(float, out.stdout.split())
+    assert after < before - 100
