@@ -50,7 +50,7 @@ from postfocus.store import ProcessedStack  # noqa: E402
 # scene -> (minimum share within one frame, maximum median error in frames)
 EXPECTED = {
     "motorcycle": (0.89, 0.16),
-    "steps": (0.90, 0.05),
+    "steps": (0.92, 0.05),
     "ramp": (0.97, 0.08),
     "flat": (0.97, 0.08),
     "occluder": (0.95, 0.05),
@@ -108,6 +108,25 @@ def test_off_depth_edges(stacks):
     within, median = score(depth_map(ps).depth, truth, ~band)
     assert within >= 0.93, f"{within:.3f} within one frame off depth edges"
     assert median < 0.15
+
+
+def test_occlusion_sides_give_the_near_outlines_bleed_back(stacks):
+    """The near cards' bled index goes back to the far surface beside them (``focus.sides``, on in the depth product).
+
+    Measured: steps 94.1 % -> 95.0 % within one frame (87.2 % -> 88.8 % within 12 px of a true depth edge); the
+    occluder, whose black checker cells look like the dark wall beside them, 99.3 % -> 99.5 % (98.8 % without the
+    check that the pixel's own focus curve peaks at the far frame).
+    """
+    import cv2
+
+    ps, _, truth = stacks("steps")
+    with_sides, without = depth_map(ps).depth, depth_map(ps, sides=False).depth
+    within, median = score(with_sides, truth)
+    assert within >= 0.94 and median < 0.05, f"{within:.3f} within one frame, median {median:.3f}"
+    assert within >= score(without, truth)[0] + 0.005
+    edges = depth_edges(truth, 1.0)
+    band = cv2.distanceTransform((~edges).astype(np.uint8), cv2.DIST_L2, 3) < 12
+    assert score(with_sides, truth, band)[0] >= score(without, truth, band)[0] + 0.01
 
 
 def test_depth_refines_the_stored_focus_index(stacks):

@@ -71,6 +71,7 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
+from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
@@ -161,6 +162,7 @@ def refine_depth(
     motion: np.ndarray | None = None,
     tolerance: float | None = None,
     reach: int | None = None,
+    sides: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -226,10 +228,15 @@ def refine_depth(
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
-    del agg
     # A flat focus curve (contrast ~0.3 or less) says nothing; a clear peak says a lot.
     confidence = (np.clip((contrast - 0.3) / 0.3, 0.0, 1.0) * (0.25 + 0.75 * level)).astype(np.float32)
     confidence[peak <= 0] = 0.0
+    if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md)
+        given = occlusion_sides(index, confidence, guide, spill=edge_spill(radius))
+        # only where the pixel's own focus curve has a peak of its own there: a near surface that looks like
+        # the far one (a black checker cell on a dark wall) has no second peak at the far frame
+        keep = _own_peak_near(agg, given, given != index, int(np.ceil(width)), floor)
+        index = np.where(keep, given, index).astype(np.float32)
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
@@ -272,6 +279,26 @@ def refine_depth(
     depth = blend * index + (1.0 - blend) * local
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
+
+
+def _own_peak_near(volume: np.ndarray, at: np.ndarray, changed: np.ndarray, reach: int, floor: float) -> np.ndarray:
+    """Where ``changed``: whether the pixel's focus curve has a local maximum within ``reach`` frames of ``at``.
+
+    The maximum must stand above four times the noise ``floor``. False where not ``changed``.
+    """
+    ys, xs = np.nonzero(changed)
+    found = np.zeros(changed.shape, bool)
+    if ys.size == 0:
+        return found
+    n = volume.shape[0]
+    curves = volume[:, ys, xs]  # (n, m): only the pixels in question
+    padded = np.concatenate([np.full((1, ys.size), -np.inf, curves.dtype), curves,
+                             np.full((1, ys.size), -np.inf, curves.dtype)])
+    local = (curves >= padded[:-2]) & (curves >= padded[2:]) & (curves > 4.0 * floor)  # (n, m) local maxima
+    centre = np.rint(at[ys, xs]).astype(np.intp)
+    frames = np.arange(n)[:, None]
+    found[ys, xs] = (local & (np.abs(frames - centre[None]) <= reach)).any(axis=0)
+    return found
 
 
 def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
