@@ -11,7 +11,12 @@ of a processed stack:
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
    frames and a three-frame parabola reads its noise). Confidence is how far
-   the peak stands above the average frame and the noise floor.
+   the peak stands above the average frame and the noise floor. Beside a near
+   object's sharp outline the measure of the background is raised by the
+   outline (up to :func:`~postfocus.focus.sides.edge_spill` px): such a pixel
+   is given back to the far surface beside it where it looks like that
+   surface (:func:`~postfocus.focus.sides.occlusion_sides`) and its own focus
+   curve has a peak of its own at the far surface's frame.
 2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
    object's bokeh disc in the far frames, a glint, a frame edge at the
    border). Pixels more than 1.5 focus-curve widths from the confidence-
@@ -72,7 +77,7 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.sides import edge_spill, occlusion_sides
-from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
+from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
@@ -125,27 +130,6 @@ class DepthResult:
 
 
 # --------------------------------------------------------------------------
-# Filters
-
-
-def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
-    """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
-
-    Bilinear upsampling followed by a guided filter (He et al.) at full size.
-    """
-    h, w = guide.shape[:2]
-    mh, mw = values.shape[:2]
-    if (mh, mw) == (h, w):
-        return values.astype(np.float32)
-    up = cv2.resize(values.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    scale = max(h / mh, w / mw)
-    r = radius if radius is not None else max(2, int(round(1.5 * scale)))
-    lo, hi = float(values.min()), float(values.max())
-    out = guided_filter(to_grey(guide), up, r, eps)
-    return np.clip(out, lo, hi).astype(np.float32)
-
-
-# --------------------------------------------------------------------------
 # The depth map
 
 
@@ -188,6 +172,12 @@ def refine_depth(
         curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
     reach : slices on each side of the best one that the Gaussian peak fit
         uses (default three focus-curve widths; 1 is the three-frame parabola).
+    sides : give pixels beside a near object's outline, whose index the
+        outline's focus energy raised, back to the far surface they look like
+        (:func:`postfocus.focus.sides.occlusion_sides`), where their own focus
+        curve has a local maximum within a curve width of its index. The
+        fusion keeps the bled index (``focus_index_map(sides=False)``,
+        docs/quality.md); the depth does not.
 
     Returns
     -------
@@ -204,6 +194,8 @@ def refine_depth(
     Transactions on Graphics 30(4), 2011.
     S. Pertuz, D. Puig, M. A. Garcia, "Analysis of focus measure operators for shape-from-focus", Pattern
     Recognition 46(5), 2013 (focus-curve confidence).
+    K.-J. Yoon, I. S. Kweon, "Adaptive support-weight approach for correspondence search", IEEE TPAMI 28(4),
+    2006 (the side a pixel beside an occlusion edge belongs to).
     """
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
@@ -235,7 +227,7 @@ def refine_depth(
         given = occlusion_sides(index, confidence, guide, spill=edge_spill(radius))
         # only where the pixel's own focus curve has a peak of its own there: a near surface that looks like
         # the far one (a black checker cell on a dark wall) has no second peak at the far frame
-        keep = _own_peak_near(agg, given, given != index, int(np.ceil(width)), floor)
+        keep = peak_near(agg, given, given != index, int(np.ceil(width)), floor)
         index = np.where(keep, given, index).astype(np.float32)
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
@@ -279,26 +271,6 @@ def refine_depth(
     depth = blend * index + (1.0 - blend) * local
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
-
-
-def _own_peak_near(volume: np.ndarray, at: np.ndarray, changed: np.ndarray, reach: int, floor: float) -> np.ndarray:
-    """Where ``changed``: whether the pixel's focus curve has a local maximum within ``reach`` frames of ``at``.
-
-    The maximum must stand above four times the noise ``floor``. False where not ``changed``.
-    """
-    ys, xs = np.nonzero(changed)
-    found = np.zeros(changed.shape, bool)
-    if ys.size == 0:
-        return found
-    n = volume.shape[0]
-    curves = volume[:, ys, xs]  # (n, m): only the pixels in question
-    padded = np.concatenate([np.full((1, ys.size), -np.inf, curves.dtype), curves,
-                             np.full((1, ys.size), -np.inf, curves.dtype)])
-    local = (curves >= padded[:-2]) & (curves >= padded[2:]) & (curves > 4.0 * floor)  # (n, m) local maxima
-    centre = np.rint(at[ys, xs]).astype(np.intp)
-    frames = np.arange(n)[:, None]
-    found[ys, xs] = (local & (np.abs(frames - centre[None]) <= reach)).any(axis=0)
-    return found
 
 
 def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
