@@ -86,6 +86,7 @@ LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trus
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
+SIDE_STEP = 1.5  # index difference (slices) that :func:`~postfocus.focus.sides.occlusion_sides` takes for a depth edge
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
@@ -224,10 +225,14 @@ def refine_depth(
     confidence = (np.clip((contrast - 0.3) / 0.3, 0.0, 1.0) * (0.25 + 0.75 * level)).astype(np.float32)
     confidence[peak <= 0] = 0.0
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md)
-        given = occlusion_sides(index, confidence, guide, spill=edge_spill(radius))
+        given = occlusion_sides(index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP)
         # only where the pixel's own focus curve has a peak of its own there: a near surface that looks like
         # the far one (a black checker cell on a dark wall) has no second peak at the far frame
         keep = peak_near(agg, given, given != index, int(np.ceil(width)), floor)
+        # and not on the outline itself: a pixel touching the near surface that stays is its rim (a pin's shaded
+        # edge, a mixed pixel), not background
+        stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
+        keep &= stays >= given - SIDE_STEP
         index = np.where(keep, given, index).astype(np.float32)
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
