@@ -51,7 +51,7 @@ from postfocus.products.depth import depth_map
 from postfocus.pipeline.run import process
 from postfocus.synth import render_stack, scene, write_stack
 
-SCENES = ("motorcycle", "steps", "ramp", "flat", "occluder")
+SCENES = ("motorcycle", "steps", "ramp", "flat", "occluder", "grass", "pins")
 FOCUS_STACK = Path("/tmp/focus-stack/build/focus-stack")
 # name -> (frames, render_stack options, file format). The generator renders depth on slabs (``layers``, 24 by
 # default) of equal width over the sweep: every pixel is blurred as if at its slab's mean depth. The slabs must be

@@ -128,6 +128,24 @@ def test_occlusion_sides_give_the_near_outlines_bleed_back(stacks):
         assert score(with_sides, truth, band)[0] >= score(without, truth, band)[0] + gain, name
 
 
+def test_grass_blades_do_not_widen_into_the_wall(tmp_path):
+    """Dark blades before a light wall: their outline's bled index goes back to the wall (``sides``).
+
+    Measured (180x240, 8 frames): 83.9 % -> 96.7 % within one frame; the wall within 12 px of a blade
+    58.5 % -> 91.3 %; the blades themselves 100 % either way.
+    """
+    import cv2
+
+    ps, _, truth = make_stack("grass", tmp_path / "grass", size=(180, 240))
+    with_sides, without = depth_map(ps).depth, depth_map(ps, sides=False).depth
+    far = truth > 0.5 * (len(ps.names) - 1)
+    band = far & (cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3) < 12)
+    within, median = score(with_sides, truth)
+    assert within >= 0.94 and median < 0.1, f"{within:.3f} within one frame, median {median:.3f}"
+    assert score(with_sides, truth, band)[0] >= score(without, truth, band)[0] + 0.2
+    assert score(with_sides, truth, ~far)[0] >= 0.97
+
+
 def test_depth_refines_the_stored_focus_index(stacks):
     """The refinement gains on the scenes with occlusion edges (halos of near objects)."""
     import cv2
