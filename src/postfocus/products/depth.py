@@ -11,12 +11,11 @@ of a processed stack:
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
    frames and a three-frame parabola reads its noise). Confidence is how far
-   the peak stands above the average frame and the noise floor. Beside a near
-   object's sharp outline the measure of the background is raised by the
-   outline (up to :func:`~postfocus.focus.sides.edge_spill` px): such a pixel
-   is given back to the far surface beside it where it looks like that
-   surface (:func:`~postfocus.focus.sides.occlusion_sides`) and its own focus
-   curve has a peak of its own at the far surface's frame.
+   the peak stands above the average frame and the noise floor. A near
+   outline raises the background's measure beside it (up to
+   :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the
+   far surface where it looks like it (:func:`~postfocus.focus.sides.occlusion_sides`)
+   and its own focus curve has a peak at that surface's frame.
 2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
    object's bokeh disc in the far frames, a glint, a frame edge at the
    border). Pixels more than 1.5 focus-curve widths from the confidence-
@@ -86,7 +85,7 @@ LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trus
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
-SIDE_STEP = 1.5  # index difference (slices) that :func:`~postfocus.focus.sides.occlusion_sides` takes for a depth edge
+SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
@@ -224,16 +223,6 @@ def refine_depth(
     # A flat focus curve (contrast ~0.3 or less) says nothing; a clear peak says a lot.
     confidence = (np.clip((contrast - 0.3) / 0.3, 0.0, 1.0) * (0.25 + 0.75 * level)).astype(np.float32)
     confidence[peak <= 0] = 0.0
-    if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md)
-        given = occlusion_sides(index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP)
-        # only where the pixel's own focus curve has a peak of its own there: a near surface that looks like
-        # the far one (a black checker cell on a dark wall) has no second peak at the far frame
-        keep = peak_near(agg, given, given != index, int(np.ceil(width)), floor)
-        # and not on the outline itself: a pixel touching the near surface that stays is its rim (a pin's shaded
-        # edge, a mixed pixel), not background
-        stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
-        keep &= stays >= given - SIDE_STEP
-        index = np.where(keep, given, index).astype(np.float32)
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
@@ -247,6 +236,18 @@ def refine_depth(
     # part touches its own trusted part at its own depth: only islands are outliers.
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
     clean = np.where(bad, median, index).astype(np.float32)
+    if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), after
+        # the outliers and on the median-filtered index (a false far patch or a speck is no far surface); only
+        # where the pixel's own curve has a peak there (a black checker cell looks like a dark wall, but has no
+        # peak at its frame) and not on the outline itself (a pixel touching the near surface that stays is its
+        # rim: a pin's shaded edge, a mixed pixel)
+        level_index = cv2.medianBlur(clean, 5)
+        given = occlusion_sides(level_index, np.where(bad, 0.0, confidence).astype(np.float32), guide,
+                                spill=edge_spill(radius), step=SIDE_STEP)
+        keep = peak_near(agg, given, given != level_index, int(np.ceil(width)), floor)
+        stays = cv2.erode(np.where(keep, np.inf, clean).astype(np.float32), np.ones((3, 3), np.uint8))
+        keep &= stays >= given - SIDE_STEP
+        index, clean = (np.where(keep, given, v).astype(np.float32) for v in (index, clean))
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
     smooth = cv2.medianBlur(clean, 5)
