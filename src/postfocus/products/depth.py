@@ -228,6 +228,17 @@ def refine_depth(
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
+        # median-filtered index (a speck of noise is no far surface) and before the outliers (a far patch it spreads
+        # is judged with them); only where the pixel's own curve has a peak there (a black checker cell looks like a
+        # dark wall, but has no peak at its frame) and not on the outline itself (a pixel touching the near surface
+        # that stays is its rim: a pin's shaded edge, a mixed pixel)
+        level_index = cv2.medianBlur(index, 5)
+        given = occlusion_sides(level_index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP)
+        keep = peak_near(agg, given, given != level_index, int(np.ceil(width)), floor)
+        stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
+        keep &= stays >= given - SIDE_STEP
+        index = np.where(keep, given, index).astype(np.float32)
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
@@ -236,18 +247,6 @@ def refine_depth(
     # part touches its own trusted part at its own depth: only islands are outliers.
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
     clean = np.where(bad, median, index).astype(np.float32)
-    if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), after
-        # the outliers and on the median-filtered index (a false far patch or a speck is no far surface); only
-        # where the pixel's own curve has a peak there (a black checker cell looks like a dark wall, but has no
-        # peak at its frame) and not on the outline itself (a pixel touching the near surface that stays is its
-        # rim: a pin's shaded edge, a mixed pixel)
-        level_index = cv2.medianBlur(clean, 5)
-        given = occlusion_sides(level_index, np.where(bad, 0.0, confidence).astype(np.float32), guide,
-                                spill=edge_spill(radius), step=SIDE_STEP)
-        keep = peak_near(agg, given, given != level_index, int(np.ceil(width)), floor)
-        stays = cv2.erode(np.where(keep, np.inf, clean).astype(np.float32), np.ones((3, 3), np.uint8))
-        keep &= stays >= given - SIDE_STEP
-        index, clean = (np.where(keep, given, v).astype(np.float32) for v in (index, clean))
     # Occlusion band: pixels with something confidently much farther within ``band`` px
     # (noise in textureless areas must not count as "farther").
     smooth = cv2.medianBlur(clean, 5)
