@@ -42,7 +42,6 @@ from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector
 from postfocus.numeric import to_float16
 from postfocus.options import StackOptions, resolve
-from postfocus.pipeline.memory import give_back_freed
 from postfocus.pipeline.threads import compute_ahead, helper_threads, in_background, read_ahead
 
 __all__ = ["Analysis", "Progress", "analyse", "work_scale"]
@@ -292,7 +291,6 @@ def analyse(
             if detector is not None:  # compared in sweep order (on the globally aligned frames:
                 detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
     del sharpest, smalls
-    give_back_freed()  # the frames' working-size arrays of the pass, before the maps' own are made
     still_map = None
     if detector is not None and not options.refine_flow and helper_threads(options.threads) > 1:
         # Unless something moved, the focus map does not depend on the motion: made beside the motion
