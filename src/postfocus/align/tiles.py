@@ -23,7 +23,7 @@ __all__ = ["CONVERGED_PX", "fit_model", "tile_shifts"]
 
 #: A tile whose Lucas-Kanade step falls below this (px) has converged and leaves the iteration.
 CONVERGED_PX = 0.004
-_REMAP_TILES = 1000  # tiles of at most 32 rows per remap call (remap takes fewer than 2^15 rows)
+_GROUP_TILES = 64  # tiles iterated together (a group's arrays, 256 KB each at 32 px tiles, stay in the cache)
 
 
 def tile_shifts(
@@ -55,67 +55,87 @@ def tile_shifts(
     y1, x1 = y0 + ny * tile, x0 + nx * tile
     t = cv2.GaussianBlur(template, (0, 0), 1.0)
     a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    ix = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1])
-    iy = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1])
-    t = np.ascontiguousarray(t[y0:y1, x0:x1])
+    planes = np.empty((3, ny * tile, nx * tile), np.float32)  # the template and its gradients
+    planes[0] = t[y0:y1, x0:x1]
+    ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
+    iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
+    planes[1], planes[2] = ix, iy
+    ix, iy = planes[1], planes[2]
 
-    def tile_sum(img: np.ndarray, size: tuple[int, int] = (nx, ny)) -> np.ndarray:
+    def tile_sum(img: np.ndarray) -> np.ndarray:
         # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
-        return cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
+        return cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
-    def zero_mean(img: np.ndarray) -> np.ndarray:
-        """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
-        means = cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA)
-        return np.subtract(img, cv2.resize(means, (nx * tile, ny * tile), interpolation=cv2.INTER_NEAREST), out=img)
-
-    ix, iy = zero_mean(ix), zero_mean(iy)
-    sxx, sxy, syy = tile_sum(cv2.multiply(ix, ix)), tile_sum(cv2.multiply(ix, iy)), tile_sum(cv2.multiply(iy, iy))
-    trace, det = sxx + syy, sxx * syy - sxy * sxy
+    # Sums over each tile of the zero-mean gradients' products (a tile's brightness offset is not a shift).
+    mx, my, area = tile_sum(ix) / tile**2, tile_sum(iy) / tile**2, tile * tile
+    sxx = tile_sum(cv2.multiply(ix, ix)) - area * mx * mx
+    sxy = tile_sum(cv2.multiply(ix, iy)) - area * mx * my
+    syy = tile_sum(cv2.multiply(iy, iy)) - area * my * my
+    trace = sxx + syy
     lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
     valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
-    # Only the textured tiles move (the others' steps are 0): the loop works on them alone, laid out
-    # one below the other (each tile's pixels, maps and block sums are what they are in the full grid).
+    # Only the textured tiles move (the others' steps are 0): the loop works on them alone, cut out
+    # of the planes in one gather and laid out one after the other, (k, 3, tile * tile).
     rows, cols = np.nonzero(valid)
     k = len(rows)
-    blocks = [img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)[rows, cols] for img in (t, ix, iy)]
-    t, ix, iy = (np.ascontiguousarray(b) for b in blocks)  # (k, tile, tile) each
+    cut = planes.reshape(3, ny, tile, nx, tile).transpose(1, 3, 0, 2, 4)[rows, cols].reshape(k, 3, tile * tile)
+    cut[:, 1] -= mx[rows, cols].astype(np.float32)[:, None]
+    cut[:, 2] -= my[rows, cols].astype(np.float32)[:, None]
+    t = np.ascontiguousarray(cut[:, 0]).reshape(k, tile, tile)
+    grads = np.ascontiguousarray(cut[:, 1:])
+    hessian = np.stack([sxx[rows, cols], sxy[rows, cols], syy[rows, cols]], axis=-1)
     grid = np.arange(tile, dtype=np.float32)
     xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
     ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
-    hxx, hxy, hyy = sxx[rows, cols], sxy[rows, cols], syy[rows, cols]
-    det_k = det[rows, cols]
     d = np.zeros((k, 2))
-    live = np.arange(k)  # the tiles still moving; the arrays above hold them alone once some have stopped
-    maps = np.empty((2, k, tile, tile), np.float32)
-    shifted_k = np.empty((k * tile, tile), np.float32)
-    for _ in range(iterations if k else 0):
-        n = len(live)
-        mapx = np.add(xs, d[live, 0].astype(np.float32)[:, None, None], out=maps[0, :n]).reshape(n * tile, tile)
-        mapy = np.add(ys, d[live, 1].astype(np.float32)[:, None, None], out=maps[1, :n]).reshape(n * tile, tile)
-        shifted = shifted_k[: n * tile]
-        for c in range(0, n, _REMAP_TILES):
-            part = slice(c * tile, min(n, c + _REMAP_TILES) * tile)
-            cv2.remap(a, mapx[part], mapy[part], cv2.INTER_LINEAR, dst=shifted[part], borderMode=cv2.BORDER_REFLECT)
-        # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
-        err = cv2.subtract(shifted, t.reshape(n * tile, tile))
-        bx = tile_sum(cv2.multiply(ix.reshape(n * tile, tile), err), (1, n))[:, 0]
-        by = tile_sum(cv2.multiply(iy.reshape(n * tile, tile), err), (1, n))[:, 0]
-        hx, hy, hxy_n, det_n = hxx[live], hyy[live], hxy[live], det_k[live]
-        step = np.stack([-(hy * bx - hxy_n * by) / det_n, -(hx * by - hxy_n * bx) / det_n], axis=-1)
-        step = np.clip(step, -1.0, 1.0)
-        d[live] += step
-        moving = np.abs(step).max(axis=1) >= CONVERGED_PX
-        if not moving.any():
-            break
-        if not moving.all():
-            live = live[moving]
-            t, ix, iy, xs, ys = t[moving], ix[moving], iy[moving], xs[moving], ys[moving]
+    # A few dozen tiles at a time, each group iterated to the end while its arrays are in the cache.
+    for c in range(0, k, _GROUP_TILES):
+        part = slice(c, min(k, c + _GROUP_TILES))
+        d[part] = _iterate(a, t[part], grads[part], xs[part], ys[part], hessian[part], iterations)
     out = np.zeros((ny, nx, 2))
     out[rows, cols] = d
     valid &= (np.abs(out) < tile / 4).all(axis=-1)
     cy, cx = np.mgrid[0:ny, 0:nx]
     points = np.stack([x0 + (cx + 0.5) * tile, y0 + (cy + 0.5) * tile], axis=-1)[valid]
     return points.reshape(-1, 2).astype(np.float64), out[valid].reshape(-1, 2)
+
+
+def _iterate(a: np.ndarray, t: np.ndarray, grads: np.ndarray, xs: np.ndarray, ys: np.ndarray, hessian: np.ndarray,
+             iterations: int) -> np.ndarray:
+    """Lucas-Kanade steps of a group of tiles until each has converged: their shifts (n, 2).
+
+    ``t``: (n, tile, tile) template tiles; ``grads``: (n, 2, tile * tile) their zero-mean x and y
+    gradients; ``xs``, ``ys``: (n, 1, tile) and (n, tile, 1) the tiles' pixel coordinates in ``a``;
+    ``hessian``: (n, 3) sums of ix², ix·iy, iy² per tile.
+    """
+    n, tile = t.shape[:2]
+    d = np.zeros((n, 2))
+    live = np.arange(n)  # the tiles still moving; the arrays hold them alone once some have stopped
+    maps = np.empty((2, n, tile, tile), np.float32)
+    shifted_n = np.empty((n * tile, tile), np.float32)
+    for _ in range(iterations):
+        m = len(live)
+        mapx = np.add(xs, d[live, 0].astype(np.float32)[:, None, None], out=maps[0, :m]).reshape(m * tile, tile)
+        mapy = np.add(ys, d[live, 1].astype(np.float32)[:, None, None], out=maps[1, :m]).reshape(m * tile, tile)
+        shifted = shifted_n[: m * tile]
+        cv2.remap(a, mapx, mapy, cv2.INTER_LINEAR, dst=shifted, borderMode=cv2.BORDER_REFLECT)
+        # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
+        err = cv2.subtract(shifted, t.reshape(m * tile, tile)).reshape(m, tile * tile, 1)
+        b = np.matmul(grads, err)[..., 0].astype(np.float64)  # (m, 2): sums of ix·err, iy·err
+        hxx, hxy, hyy = hessian[:, 0], hessian[:, 1], hessian[:, 2]
+        det = hxx * hyy - hxy * hxy
+        step = np.empty((m, 2))
+        step[:, 0] = -(hyy * b[:, 0] - hxy * b[:, 1]) / det
+        step[:, 1] = -(hxx * b[:, 1] - hxy * b[:, 0]) / det
+        np.clip(step, -1.0, 1.0, out=step)
+        d[live] += step
+        moving = np.abs(step).max(axis=1) >= CONVERGED_PX
+        if not moving.any():
+            break
+        if not moving.all():
+            live = live[moving]
+            t, grads, xs, ys, hessian = t[moving], grads[moving], xs[moving], ys[moving], hessian[moving]
+    return d
 
 
 def _fit_once(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray | None:
