@@ -55,12 +55,8 @@ def tile_shifts(
     y1, x1 = y0 + ny * tile, x0 + nx * tile
     t = cv2.GaussianBlur(template, (0, 0), 1.0)
     a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    planes = np.empty((3, ny * tile, nx * tile), np.float32)  # the template and its gradients
-    planes[0] = t[y0:y1, x0:x1]
     ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
     iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
-    planes[1], planes[2] = ix, iy
-    ix, iy = planes[1], planes[2]
 
     def tile_sum(img: np.ndarray) -> np.ndarray:
         # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
@@ -75,14 +71,15 @@ def tile_shifts(
     lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
     valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
     # Only the textured tiles move (the others' steps are 0): the loop works on them alone, cut out
-    # of the planes in one gather and laid out one after the other, (k, 3, tile * tile).
+    # and laid out one after the other: (k, 3, tile * tile), the template and its zero-mean gradients.
     rows, cols = np.nonzero(valid)
     k = len(rows)
-    cut = planes.reshape(3, ny, tile, nx, tile).transpose(1, 3, 0, 2, 4)[rows, cols].reshape(k, 3, tile * tile)
+    cut = np.empty((k, 3, tile * tile), np.float32)
+    for plane, img in enumerate((t[y0:y1, x0:x1], ix, iy)):
+        cut[:, plane] = img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)[rows, cols].reshape(k, tile * tile)
+    del ix, iy
     cut[:, 1] -= mx[rows, cols].astype(np.float32)[:, None]
     cut[:, 2] -= my[rows, cols].astype(np.float32)[:, None]
-    t = np.ascontiguousarray(cut[:, 0]).reshape(k, tile, tile)
-    grads = np.ascontiguousarray(cut[:, 1:])
     hessian = np.stack([sxx[rows, cols], sxy[rows, cols], syy[rows, cols]], axis=-1)
     grid = np.arange(tile, dtype=np.float32)
     xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
@@ -91,7 +88,7 @@ def tile_shifts(
     # A few dozen tiles at a time, each group iterated to the end while its arrays are in the cache.
     for c in range(0, k, _GROUP_TILES):
         part = slice(c, min(k, c + _GROUP_TILES))
-        d[part] = _iterate(a, t[part], grads[part], xs[part], ys[part], hessian[part], iterations)
+        d[part] = _iterate(a, cut[part], xs[part], ys[part], hessian[part], iterations)
     out = np.zeros((ny, nx, 2))
     out[rows, cols] = d
     valid &= (np.abs(out) < tile / 4).all(axis=-1)
@@ -100,15 +97,15 @@ def tile_shifts(
     return points.reshape(-1, 2).astype(np.float64), out[valid].reshape(-1, 2)
 
 
-def _iterate(a: np.ndarray, t: np.ndarray, grads: np.ndarray, xs: np.ndarray, ys: np.ndarray, hessian: np.ndarray,
+def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, hessian: np.ndarray,
              iterations: int) -> np.ndarray:
     """Lucas-Kanade steps of a group of tiles until each has converged: their shifts (n, 2).
 
-    ``t``: (n, tile, tile) template tiles; ``grads``: (n, 2, tile * tile) their zero-mean x and y
-    gradients; ``xs``, ``ys``: (n, 1, tile) and (n, tile, 1) the tiles' pixel coordinates in ``a``;
-    ``hessian``: (n, 3) sums of ix², ix·iy, iy² per tile.
+    ``tiles``: (n, 3, tile * tile) template tiles and their zero-mean x and y gradients; ``xs``,
+    ``ys``: (n, 1, tile) and (n, tile, 1) the tiles' pixel coordinates in ``a``; ``hessian``: (n, 3)
+    sums of ix², ix·iy, iy² per tile.
     """
-    n, tile = t.shape[:2]
+    n, tile = xs.shape[0], xs.shape[2]
     d = np.zeros((n, 2))
     live = np.arange(n)  # the tiles still moving; the arrays hold them alone once some have stopped
     maps = np.empty((2, n, tile, tile), np.float32)
@@ -120,8 +117,8 @@ def _iterate(a: np.ndarray, t: np.ndarray, grads: np.ndarray, xs: np.ndarray, ys
         shifted = shifted_n[: m * tile]
         cv2.remap(a, mapx, mapy, cv2.INTER_LINEAR, dst=shifted, borderMode=cv2.BORDER_REFLECT)
         # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
-        err = cv2.subtract(shifted, t.reshape(m * tile, tile)).reshape(m, tile * tile, 1)
-        b = np.matmul(grads, err)[..., 0].astype(np.float64)  # (m, 2): sums of ix·err, iy·err
+        err = np.subtract(shifted.reshape(m, tile * tile), tiles[:, 0], out=shifted.reshape(m, tile * tile))
+        b = np.matmul(tiles[:, 1:], err[..., None])[..., 0].astype(np.float64)  # (m, 2): sums of ix·err, iy·err
         hxx, hxy, hyy = hessian[:, 0], hessian[:, 1], hessian[:, 2]
         det = hxx * hyy - hxy * hxy
         step = np.empty((m, 2))
@@ -134,7 +131,7 @@ def _iterate(a: np.ndarray, t: np.ndarray, grads: np.ndarray, xs: np.ndarray, ys
             break
         if not moving.all():
             live = live[moving]
-            t, grads, xs, ys, hessian = t[moving], grads[moving], xs[moving], ys[moving], hessian[moving]
+            tiles, xs, ys, hessian = tiles[moving], xs[moving], ys[moving], hessian[moving]
     return d
 
 
