@@ -21,7 +21,8 @@ import numpy as np
 
 __all__ = ["CONVERGED_PX", "fit_model", "tile_shifts"]
 
-#: A tile whose Lucas-Kanade step falls below this (px) has converged and leaves the iteration.
+#: A tile whose remaining distance (its step over one minus the ratio of its last two steps) falls
+#: below this (px) has converged and leaves the iteration.
 CONVERGED_PX = 0.004
 _GROUP_TILES = 64  # tiles iterated together (a group's arrays, 256 KB each at 32 px tiles, stay in the cache)
 
@@ -38,8 +39,8 @@ def tile_shifts(
     tile : int
         Tile side (px).
     iterations : int
-        Most Lucas-Kanade steps per tile; a tile stops earlier once its step is below
-        :data:`CONVERGED_PX` (its later steps would be smaller still).
+        Most Lucas-Kanade steps per tile; a tile stops earlier once the distance its shrinking steps
+        still have to go is below :data:`CONVERGED_PX`.
 
     Returns
     -------
@@ -110,6 +111,7 @@ def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, h
     live = np.arange(n)  # the tiles still moving; the arrays hold them alone once some have stopped
     maps = np.empty((2, n, tile, tile), np.float32)
     shifted_n = np.empty((n * tile, tile), np.float32)
+    last = np.full(n, np.nan)  # each live tile's previous step (largest component)
     for _ in range(iterations):
         m = len(live)
         mapx = np.add(xs, d[live, 0].astype(np.float32)[:, None, None], out=maps[0, :m]).reshape(m * tile, tile)
@@ -126,11 +128,19 @@ def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, h
         step[:, 1] = -(hxx * b[:, 1] - hxy * b[:, 0]) / det
         np.clip(step, -1.0, 1.0, out=step)
         d[live] += step
-        moving = np.abs(step).max(axis=1) >= CONVERGED_PX
+        # Steps of a converging tile shrink geometrically by the ratio r of the last two, so the distance
+        # still to go is about step / (1 - r): a tile leaves when that is below CONVERGED_PX (a tile whose
+        # steps do not shrink stays until the last iteration, as every tile did before).
+        size = np.abs(step).max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = size / last
+            to_go = np.where(ratio < 1, size / (1 - ratio), np.inf)
+        moving = ~(to_go < CONVERGED_PX)
         if not moving.any():
             break
+        last = size
         if not moving.all():
-            live = live[moving]
+            live, last = live[moving], last[moving]
             tiles, xs, ys, hessian = tiles[moving], xs[moving], ys[moving], hessian[moving]
     return d
 
