@@ -24,7 +24,8 @@ __all__ = ["CONVERGED_PX", "fit_model", "tile_shifts"]
 #: A tile whose remaining distance (its step over one minus the ratio of its last two steps) falls
 #: below this (px) has converged and leaves the iteration.
 CONVERGED_PX = 0.004
-_GROUP_TILES = 256  # tiles iterated together (1 MB arrays at 32 px tiles; remap takes fewer than 2^15 rows)
+_GROUP_TILES = 256  # tiles iterated together (1 MB arrays at 32 px tiles; remap takes fewer than 2^15 rows;
+# measured against 64: pcb alignment 0.70 -> 0.65 s CPU with two OpenCV threads, beetle and ring the same)
 
 
 def tile_shifts(
@@ -86,7 +87,7 @@ def tile_shifts(
     xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
     ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
     d = np.zeros((k, 2))
-    # A few dozen tiles at a time, each group iterated to the end while its arrays are in the cache.
+    # Up to 256 tiles at a time, each group iterated to the end while its arrays are in the cache.
     for c in range(0, k, _GROUP_TILES):
         part = slice(c, min(k, c + _GROUP_TILES))
         d[part] = _iterate(a, cut[part], xs[part], ys[part], hessian[part], iterations)
