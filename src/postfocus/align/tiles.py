@@ -16,10 +16,12 @@ References
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
-__all__ = ["CONVERGED_PX", "fit_model", "tile_shifts"]
+__all__ = ["CONVERGED_PX", "TemplateTiles", "fit_model", "template_tiles", "tile_shifts"]
 
 #: A tile whose remaining distance (its step over one minus the ratio of its last two steps) falls
 #: below this (px) has converged and leaves the iteration.
@@ -28,35 +30,29 @@ _GROUP_TILES = 256  # tiles iterated together (1 MB arrays at 32 px tiles; remap
 # measured against 64: pcb alignment 0.70 -> 0.65 s CPU with two OpenCV threads, beetle and ring the same)
 
 
-def tile_shifts(
-    template: np.ndarray, aligned: np.ndarray, tile: int, iterations: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Residual shift of every textured tile of ``aligned`` against ``template``.
+class TemplateTiles(NamedTuple):
+    """A template cut into tiles for :func:`tile_shifts` (made once for every round against it)."""
 
-    Parameters
-    ----------
-    template, aligned : numpy.ndarray
-        float32 grey images of the same size, ``aligned`` already warped by the current estimate.
-    tile : int
-        Tile side (px).
-    iterations : int
-        Most Lucas-Kanade steps per tile; a tile stops earlier once the distance its shrinking steps
-        still have to go is below :data:`CONVERGED_PX`.
+    tile: int
+    grid: tuple[int, int, int, int]  # ny, nx, y0, x0
+    valid: np.ndarray  # (ny, nx) textured tiles
+    cut: np.ndarray  # (k, 3, tile * tile): each textured tile's pixels and zero-mean x and y gradients
+    hessian: np.ndarray  # (k, 3): sums of ix², ix·iy, iy²
 
-    Returns
-    -------
-    (points (K, 2) tile centres, shifts (K, 2)): content of ``template`` at
-    ``p`` sits at ``p + shift`` in ``aligned``.
+
+def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
+    """Cut a (float32 grey) template into tiles, keep the textured ones with their gradients.
+
+    Returns None when the template holds no whole tile.
     """
     h, w = template.shape
     margin = max(2, tile // 4)
     ny, nx = (h - 2 * margin) // tile, (w - 2 * margin) // tile
     if ny < 1 or nx < 1:
-        return np.zeros((0, 2)), np.zeros((0, 2))
+        return None
     y0, x0 = margin, margin
     y1, x1 = y0 + ny * tile, x0 + nx * tile
     t = cv2.GaussianBlur(template, (0, 0), 1.0)
-    a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
     ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
     iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
 
@@ -79,10 +75,41 @@ def tile_shifts(
     cut = np.empty((k, 3, tile * tile), np.float32)
     for plane, img in enumerate((t[y0:y1, x0:x1], ix, iy)):
         cut[:, plane] = img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)[rows, cols].reshape(k, tile * tile)
-    del ix, iy
     cut[:, 1] -= mx[rows, cols].astype(np.float32)[:, None]
     cut[:, 2] -= my[rows, cols].astype(np.float32)[:, None]
     hessian = np.stack([sxx[rows, cols], sxy[rows, cols], syy[rows, cols]], axis=-1)
+    return TemplateTiles(tile, (ny, nx, y0, x0), valid, cut, hessian)
+
+
+def tile_shifts(
+    template: np.ndarray | TemplateTiles, aligned: np.ndarray, tile: int, iterations: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Residual shift of every textured tile of ``aligned`` against ``template``.
+
+    Parameters
+    ----------
+    template, aligned : numpy.ndarray
+        float32 grey images of the same size, ``aligned`` already warped by the current estimate;
+        ``template`` may be its :func:`template_tiles` (made once for several rounds).
+    tile : int
+        Tile side (px).
+    iterations : int
+        Most Lucas-Kanade steps per tile; a tile stops earlier once the distance its shrinking steps
+        still have to go is below :data:`CONVERGED_PX`.
+
+    Returns
+    -------
+    (points (K, 2) tile centres, shifts (K, 2)): content of ``template`` at
+    ``p`` sits at ``p + shift`` in ``aligned``.
+    """
+    prepared = template if isinstance(template, TemplateTiles) else template_tiles(template, tile)
+    if prepared is None:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    ny, nx, y0, x0 = prepared.grid
+    valid, cut, hessian = prepared.valid.copy(), prepared.cut, prepared.hessian
+    rows, cols = np.nonzero(valid)
+    k = len(rows)
+    a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
     grid = np.arange(tile, dtype=np.float32)
     xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
     ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
