@@ -1,7 +1,8 @@
 """Depth-layer compositing: cutting layers to the tiles they touch changes nothing.
 
-``composite_layers`` blurs and composites each layer only inside boxes around the
-tiles it touches; the reference below does the same on whole frames. Measured when
+``composite_layers`` blurs and composites each layer, strip of rows by strip, only
+in the runs of columns its tiles reach; the reference below does the same on whole
+frames. Measured when
 written (200x300, three objects and a ramp, 9 layers): identical (max
 difference 0) with discs up to 4.4 px, and 81 dB with discs up to 17.6 px, which
 are blurred at reduced resolution on a grid that starts at the box instead of the
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from postfocus.products.layers import TILE, composite_layers, disc_blur
+from postfocus.products.layers import STRIP, TILE, composite_layers, disc_blur
 
 
 def whole_frame_composite(linear, u, radii):
@@ -56,10 +57,11 @@ def test_tiled_composite_matches_whole_frames(scale):
         assert psnr > 60
 
 
-def test_progress_once_per_occupied_layer():
+def test_progress_once_per_strip_of_rows():
     linear, u = scene()
     calls = []
     composite_layers(linear, u, [abs(k - 3.6) for k in range(9)], progress=lambda *a: calls.append(a))
-    occupied = sum(bool((np.abs(u - k) < 1 - 1e-4).any()) for k in range(9))
-    assert [c[1] for c in calls] == list(range(1, occupied + 1))
-    assert {c[2] for c in calls} == {occupied} and {c[0] for c in calls} == {"aperture"}
+    strips = -(-u.shape[0] // (STRIP * TILE))
+    assert strips > 1
+    assert [c[1] for c in calls] == list(range(1, strips + 1))
+    assert {c[2] for c in calls} == {strips} and {c[0] for c in calls} == {"aperture"}

@@ -33,7 +33,8 @@ import numpy as np
 
 from postfocus.pipeline.analyse import Progress
 
-__all__ = ["MAX_LAYERS", "TILE", "LayerPlan", "composite_layers", "disc_blur", "disc_kernel", "plan_layers"]
+__all__ = ["MAX_LAYERS", "SMALL_FROM", "STRIP", "TILE", "LayerPlan", "composite_layers", "disc_blur", "disc_kernel",
+           "plan_layers", "render_scale"]
 
 MAX_LAYERS = 64  # upper bound on depth layers of a render
 
@@ -74,12 +75,16 @@ def _blur_scale(radius: float) -> int:
     return max(1, int(radius // 4))
 
 
-def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None) -> np.ndarray:
-    """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution."""
+def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None, *,
+              scale: int | None = None) -> np.ndarray:
+    """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution.
+
+    ``scale``: the down-sampling factor (default: the largest that leaves the disc at least 4 px).
+    """
     kernels = kernels or _KernelCache()
     if radius < 0.5:
         return image
-    s = _blur_scale(radius)
+    s = _blur_scale(radius) if scale is None else int(scale)
     if s == 1:
         return cv2.filter2D(image, -1, kernels.get(radius), borderType=cv2.BORDER_REFLECT_101)
     h, w = image.shape[:2]
@@ -130,6 +135,14 @@ def _occupied(u: np.ndarray, count: int) -> list[int]:
 
 
 TILE = 16  # px; layers are cut to the tiles they touch
+STRIP = 4  # tiles: the rows of the frame one thread composites at once
+SMALL_FROM = 8.0  # px: discs from this radius are blurred at reduced resolution in a render
+
+
+def render_scale(radius: float) -> int:
+    """Down-sampling factor of a render's disc of ``radius`` px: 1 below :data:`SMALL_FROM`, else the
+    largest that leaves the disc at least 4 px at that scale (Kraus & Strengert 2007)."""
+    return _blur_scale(radius) if radius >= SMALL_FROM else 1
 
 
 def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,57 +153,82 @@ def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return padded.min(axis=(1, 3)), padded.max(axis=(1, 3))
 
 
-def _disjoint_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (y0, y1, x0, x1) of the connected groups of ``mask``, merged until none overlap.
+@dataclass
+class _Layer:
+    """One occupied layer of a render: its index, disc, blur scale, reach and the tiles its blur reaches."""
 
-    Each group's box is filled in and the groups found again, until their number stops falling.
-    """
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    while True:
-        filled = np.zeros_like(mask)
-        for x, y, bw, bh, _ in stats[1:count]:
-            filled[y:y + bh, x:x + bw] = 1
-        merged, _, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
-        if merged == count:
-            return [(int(y), int(y + bh), int(x), int(x + bw)) for x, y, bw, bh, _ in stats[1:count]]
-        count = merged
+    k: int
+    radius: float
+    scale: int
+    pad: int
+    reach: np.ndarray  # uint8 (tiles): the tiles the layer touches, grown by ``pad``
 
 
-def _layer_boxes(lo: np.ndarray, hi: np.ndarray, k: int, pad: int, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Disjoint boxes (y0, y1, x0, x1) in pixels holding every pixel of layer k and the reach of its blur.
-
-    The tiles the layer touches are grown by ``pad`` px (its blur's reach) and split into
-    connected groups; groups whose bounding boxes overlap are merged, so each box holds all
-    of the layer's content that can reach it and the boxes can be blurred and composited
-    one by one.
-    """
-    touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
-    grow = -(-pad // TILE)
-    touched = cv2.dilate(touched, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    h, w = shape
-    return [(y0 * TILE, min(h, y1 * TILE), x0 * TILE, min(w, x1 * TILE)) for y0, y1, x0, x1 in _disjoint_boxes(touched)]
+def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
+    """The occupied layers, far to near, with the tiles each one's blur reaches."""
+    lo, hi = _tile_ranges(u)
+    layers = []
+    for k in sorted(_occupied(u, len(radii)), reverse=True):
+        scale = render_scale(radii[k])
+        pad = int(math.ceil(radii[k])) + 2 * scale + 2
+        touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
+        grow = -(-pad // TILE)
+        layers.append(_Layer(k, radii[k], scale, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
+    return layers
 
 
-def _blurred_layer(linear: np.ndarray, u: np.ndarray, k: int, radius: float, box: tuple[int, int, int, int],
+def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], columns.view(np.uint8), [0]))))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def _blurred_layer(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[int, int, int, int],
                    kernels: _KernelCache) -> np.ndarray:
-    """Premultiplied RGBA of layer k inside ``box``, blurred with its disc."""
+    """Premultiplied RGBA of a layer inside ``box`` (y0, y1, x0, x1), blurred with its disc.
+
+    ``rgb1`` is the linear image with a fourth channel of ones, so one product gives colour and alpha.
+    """
     y0, y1, x0, x1 = box
-    own = np.subtract(u[y0:y1, x0:x1], np.float32(k))
+    own = np.subtract(u[y0:y1, x0:x1], np.float32(layer.k))
     np.abs(own, out=own)
     np.subtract(np.float32(1.0), own, out=own)
     np.maximum(own, np.float32(0.0), out=own)
-    layer = np.empty((y1 - y0, x1 - x0, 4), np.float32)
-    np.multiply(linear[y0:y1, x0:x1], own[..., None], out=layer[..., :3])
-    layer[..., 3] = own
-    return disc_blur(layer, radius, kernels)
+    rgba = cv2.multiply(rgb1[y0:y1, x0:x1], cv2.merge([own, own, own, own]))
+    return disc_blur(rgba, layer.radius, kernels, scale=layer.scale)
+
+
+def _composite_strip(rgb1: np.ndarray, u: np.ndarray, layers: list[_Layer], rows: tuple[int, int],
+                     acc: np.ndarray, kernels: _KernelCache) -> None:
+    """Composite every layer far to near into ``acc`` (the strip's rows, TILE-aligned), where its blur reaches.
+
+    Each layer is blurred over the strip's rows and ``pad`` rows above and below it (all the content
+    that can reach the strip), between the columns where its grown tiles are: the layer is zero
+    within ``pad`` of those edges, so the blur there equals the whole frame's.
+    """
+    t0, t1 = rows
+    h, w = u.shape
+    y0, y1 = t0 * TILE, min(h, t1 * TILE)
+    for layer in layers:
+        columns = layer.reach[t0:t1].any(axis=0)
+        for c0, c1 in _runs(columns):
+            x0, x1 = c0 * TILE, min(w, c1 * TILE)
+            b0, b1 = max(0, y0 - layer.pad), min(h, y1 + layer.pad)
+            blurred = _blurred_layer(rgb1, u, layer, (b0, b1, x0, x1), kernels)[y0 - b0:y1 - b0]
+            window = acc[:, x0:x1]  # "over": window * (1 - alpha) + blurred, in place
+            clear = np.subtract(np.float32(1.0), blurred[..., 3])
+            cv2.multiply(window, cv2.merge([clear, clear, clear, clear]), dst=window)
+            cv2.add(window, blurred, dst=window)
 
 
 def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
                      progress: Progress | None = None) -> np.ndarray:
-    """Blur the occupied layers (two threads) and composite them far to near over premultiplied alpha.
+    """Blur the occupied layers and composite them far to near over premultiplied alpha, by strips of rows.
 
-    Each layer is cut to boxes around the tiles it touches, grown by its blur's reach: the
-    layer is zero elsewhere, so the blur and the compositing there would change nothing.
+    The frame is cut into strips of :data:`STRIP` tiles' rows, composited on two threads (OpenCV and
+    NumPy release the GIL); in each strip a layer is blurred and composited only in the runs of
+    columns its tiles reach, grown by its blur's reach: the layer is zero elsewhere, so the blur
+    and the compositing there would change nothing.
 
     Parameters
     ----------
@@ -198,7 +236,7 @@ def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
     u : float32 (H, W) layer coordinate of each pixel, from 0 (nearest layer) to
         ``len(radii) - 1``; a pixel belongs to layer k with weight ``max(0, 1 - |u - k|)``.
     radii : disc radius in px of each layer.
-    progress : optional ``progress("aperture", done, total)``, once per occupied layer.
+    progress : optional ``progress("aperture", done, total)``, once per strip of rows.
 
     Returns
     -------
@@ -216,25 +254,23 @@ def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
     (0.5, 1.0)
     """
     h, w = u.shape
-    occupied = sorted(_occupied(u, len(radii)), reverse=True)  # far to near
-    lo, hi = _tile_ranges(u)
+    layers = _plan(u, radii)
     kernels = _KernelCache()
-    jobs = []
-    for k in occupied:
-        pad = int(math.ceil(radii[k])) + 2 * _blur_scale(radii[k]) + 2
-        jobs += [(k, box) for box in _layer_boxes(lo, hi, k, pad, (h, w))]
     acc = np.zeros((h, w, 4), np.float32)
-    ahead = 3
+    rgb1 = np.empty((h, w, 4), np.float32)
+    tiles = -(-h // TILE)
+    strips = [(t, min(tiles, t + STRIP)) for t in range(0, tiles, STRIP)]
+
+    def ones(rows: tuple[int, int]) -> None:
+        y0, y1 = rows[0] * TILE, rows[1] * TILE
+        cv2.merge([*cv2.split(linear[y0:y1]), np.ones(linear[y0:y1].shape[:2], np.float32)], dst=rgb1[y0:y1])
+
+    def work(rows: tuple[int, int]) -> None:
+        _composite_strip(rgb1, u, layers, rows, acc[rows[0] * TILE:rows[1] * TILE], kernels)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = [pool.submit(_blurred_layer, linear, u, k, radii[k], box, kernels) for k, box in jobs[:ahead]]
-        for i, (k, (y0, y1, x0, x1)) in enumerate(jobs):
-            blurred = pending.pop(0).result()
-            if i + ahead < len(jobs):
-                k2, box2 = jobs[i + ahead]
-                pending.append(pool.submit(_blurred_layer, linear, u, k2, radii[k2], box2, kernels))
-            window = acc[y0:y1, x0:x1]
-            window *= 1.0 - blurred[..., 3:4]
-            window += blurred
-            if progress and (i + 1 == len(jobs) or jobs[i + 1][0] != k):
-                progress("aperture", occupied.index(k) + 1, len(occupied))
+        list(pool.map(ones, strips))
+        for done, _ in enumerate(pool.map(work, strips), 1):
+            if progress:
+                progress("aperture", done, len(strips))
     return acc
