@@ -267,7 +267,7 @@ def aperture(
     >>> from postfocus import process
     >>> out = aperture(process("sweep.mp4"), focus_at_point=(640, 360), f_number=2)  # doctest: +SKIP
     """
-    from postfocus.products.depth import depth_map
+    from postfocus.products.depth_cache import stack_depth
 
     chosen = sum(v is not None for v in (focus_at_point, focus_depth, preset))
     if chosen != 1:
@@ -286,7 +286,7 @@ def aperture(
     image = stack.all_in_focus(progress=progress)
     if progress:
         progress("depth map", 0, 1)
-    result = depth_map(stack, image=image)
+    result = stack_depth(stack, image=image)
     if progress:
         progress("depth map", 1, 1)
     if preset is not None:
