@@ -52,7 +52,16 @@ import numpy as np
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 from postfocus.pipeline.analyse import Progress
-from postfocus.products.layers import MAX_LAYERS, LayerPlan, composite_layers, disc_blur, disc_kernel, plan_layers
+from postfocus.products.layers import (
+    MAX_LAYERS,
+    LayerPlan,
+    by_strips,
+    composite_layers,
+    disc_blur,
+    disc_kernel,
+    plan_layers,
+    with_ones,
+)
 from postfocus.store import ProcessedStack
 
 __all__ = [
@@ -217,23 +226,35 @@ def render_aperture(
         raise PostfocusError(f"blur {blur_px}: must be a finite number of pixels >= 0")
     if not math.isfinite(highlights) or highlights < 0:
         raise PostfocusError(f"highlights {highlights}: must be >= 0")
-    if blur_px * float(np.abs(depth - focus).max()) < 0.5:
+    if blur_px * max(abs(float(depth.max()) - focus), abs(float(depth.min()) - focus)) < 0.5:
         return np.clip(image, 0, 1).astype(np.float32)
 
+    h, w = depth.shape
+    plan = plan_layers(depth, focus, blur_px, max_layers=max_layers)
+    u = (depth - np.float32(focus)) / np.float32(plan.step) - np.float32(plan.first)  # layer coordinate, 0 = nearest
+    del depth
+    radii = [blur_px * abs(plan.depth_of(k, focus) - focus) for k in range(plan.count)]
+    rgb1 = np.empty((h, w, 4), np.float32)  # linear light and a channel of ones (the layers' alpha)
+    by_strips(lambda y0, y1: with_ones(_linear(image[y0:y1], highlights), rgb1[y0:y1]), h)
+    acc = composite_layers(rgb1, u, radii, progress=progress)
+    del rgb1, u
+    out = np.empty((h, w, 3), np.float32)
+
+    def finish(y0: int, y1: int) -> None:
+        out[y0:y1] = gamma_encode(acc[y0:y1, :, :3] / np.maximum(acc[y0:y1, :, 3:4], np.float32(1e-6)))
+
+    by_strips(finish, h)
+    return out
+
+
+def _linear(image: np.ndarray, highlights: float) -> np.ndarray:
+    """Display-encoded colours to linear light; near-white boosted by ``highlights`` (as if clipped)."""
     linear = gamma_decode(image)
     if highlights > 0:
         luma = linear @ np.asarray([0.2126, 0.7152, 0.0722], np.float32)
         knee = np.clip((luma - 0.6) / 0.4, 0.0, 1.0)
         linear = linear * (1.0 + 3.0 * highlights * knee * knee)[..., None]
-
-    plan = plan_layers(depth, focus, blur_px, max_layers=max_layers)
-    u = (depth - np.float32(focus)) / np.float32(plan.step) - np.float32(plan.first)  # layer coordinate, 0 = nearest
-    del depth
-    radii = [blur_px * abs(plan.depth_of(k, focus) - focus) for k in range(plan.count)]
-    acc = composite_layers(linear, u, radii, progress=progress)
-    out = acc[..., :3] / np.maximum(acc[..., 3:4], np.float32(1e-6))
-    return gamma_encode(out)
-
+    return linear
 
 
 @dataclass

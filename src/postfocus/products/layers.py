@@ -6,12 +6,14 @@
 composites them far to near over premultiplied alpha (Porter & Duff's "over").
 
 Work is kept to where a layer is: the frame is cut into :data:`TILE` x :data:`TILE`
-tiles with the lowest and highest layer coordinate of each, and a layer is blurred
-and composited only inside boxes around the tiles it touches, grown by the reach
-of its blur. The layer is zero outside those boxes, so the result is the same as
-blurring and compositing whole frames. Layers are blurred on two threads while the
-calling thread composites them in order. Discs of radius 8 px and more are
-blurred at reduced resolution (Kraus & Strengert 2007).
+tiles with the lowest and highest layer coordinate of each, and into strips of
+:data:`STRIP` tiles' rows. Two threads take the strips in turn (OpenCV and NumPy
+release the GIL); in a strip, each layer, far to near, is blurred and composited
+only in the runs of columns that its tiles, grown by the reach of its blur,
+cover, over the strip's rows and that reach above and below. The layer is zero
+outside, so the result is the same as blurring and compositing whole frames.
+Discs of radius 8 px and more are blurred at reduced resolution (Kraus &
+Strengert 2007).
 
 References
 ----------
@@ -27,16 +29,18 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
 
 from postfocus.pipeline.analyse import Progress
 
-__all__ = ["MAX_LAYERS", "SMALL_FROM", "STRIP", "TILE", "LayerPlan", "composite_layers", "disc_blur", "disc_kernel",
-           "plan_layers", "render_scale"]
+__all__ = ["MAX_LAYERS", "STRIP", "TILE", "LayerPlan", "by_strips", "composite_layers", "disc_blur", "disc_kernel",
+           "plan_layers", "with_ones"]
 
 MAX_LAYERS = 64  # upper bound on depth layers of a render
+T = TypeVar("T")
 
 
 def disc_kernel(radius: float, supersample: int = 8) -> np.ndarray:
@@ -75,16 +79,12 @@ def _blur_scale(radius: float) -> int:
     return max(1, int(radius // 4))
 
 
-def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None, *,
-              scale: int | None = None) -> np.ndarray:
-    """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution.
-
-    ``scale``: the down-sampling factor (default: the largest that leaves the disc at least 4 px).
-    """
+def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None) -> np.ndarray:
+    """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution."""
     kernels = kernels or _KernelCache()
     if radius < 0.5:
         return image
-    s = _blur_scale(radius) if scale is None else int(scale)
+    s = _blur_scale(radius)
     if s == 1:
         return cv2.filter2D(image, -1, kernels.get(radius), borderType=cv2.BORDER_REFLECT_101)
     h, w = image.shape[:2]
@@ -124,25 +124,18 @@ def plan_layers(depth: np.ndarray, focus: float, blur_px: float, step_px: float 
     return LayerPlan(step=step, first=first, count=last - first + 1)
 
 
-def _occupied(u: np.ndarray, count: int) -> list[int]:
-    """Layers holding some pixel: a pixel at coordinate u belongs to layers floor(u) and floor(u) + 1."""
+def _hits(u: np.ndarray, count: int) -> np.ndarray:
+    """Pixels of each layer: a pixel at coordinate u belongs to layers floor(u) and floor(u) + 1."""
     below = np.clip(np.floor(u), 0, count - 1).astype(np.int32)
     frac = u - below
     hits = np.bincount(below[frac < 1.0 - 1e-4], minlength=count)[:count]  # |u - k| < 1 for k = floor(u)
     above = below[frac > 1e-4] + 1  # |u - (k + 1)| < 1
     hits[: count] += np.bincount(np.minimum(above, count), minlength=count + 1)[:count]
-    return [k for k in range(count) if hits[k]]
+    return hits
 
 
 TILE = 16  # px; layers are cut to the tiles they touch
 STRIP = 4  # tiles: the rows of the frame one thread composites at once
-SMALL_FROM = 8.0  # px: discs from this radius are blurred at reduced resolution in a render
-
-
-def render_scale(radius: float) -> int:
-    """Down-sampling factor of a render's disc of ``radius`` px: 1 below :data:`SMALL_FROM`, else the
-    largest that leaves the disc at least 4 px at that scale (Kraus & Strengert 2007)."""
-    return _blur_scale(radius) if radius >= SMALL_FROM else 1
 
 
 def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,26 +148,49 @@ def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _Layer:
-    """One occupied layer of a render: its index, disc, blur scale, reach and the tiles its blur reaches."""
+    """One occupied layer of a render: its index, disc, reach and the tiles its blur reaches."""
 
     k: int
     radius: float
-    scale: int
     pad: int
     reach: np.ndarray  # uint8 (tiles): the tiles the layer touches, grown by ``pad``
 
 
 def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
     """The occupied layers, far to near, with the tiles each one's blur reaches."""
-    lo, hi = _tile_ranges(u)
+    parts = by_strips(lambda y0, y1: (*_tile_ranges(u[y0:y1]), _hits(u[y0:y1], len(radii))), u.shape[0])
+    lo, hi = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    hits = np.sum([p[2] for p in parts], axis=0)
     layers = []
-    for k in sorted(_occupied(u, len(radii)), reverse=True):
-        scale = render_scale(radii[k])
+    for k in reversed(np.flatnonzero(hits).tolist()):
+        scale = _blur_scale(radii[k])
         pad = int(math.ceil(radii[k])) + 2 * scale + 2
         touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
         grow = -(-pad // TILE)
-        layers.append(_Layer(k, radii[k], scale, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
+        layers.append(_Layer(k, radii[k], pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
     return layers
+
+
+def by_strips(work: Callable[[int, int], T], height: int, *,
+              done: Callable[[int, int], None] | None = None) -> list[T]:
+    """``work(y0, y1)`` for each strip of :data:`STRIP` tiles' rows of a frame ``height`` px high, on two
+    threads (NumPy and OpenCV release the GIL); the results in order. ``done(strips done, strips)``
+    is called on the calling thread as they finish.
+
+    Examples
+    --------
+    >>> by_strips(lambda y0, y1: y1 - y0, 150)
+    [64, 64, 22]
+    """
+    rows = STRIP * TILE
+    starts = range(0, height, rows)
+    results = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for result in pool.map(lambda y0: work(y0, min(height, y0 + rows)), starts):
+            results.append(result)
+            if done:
+                done(len(results), len(starts))
+    return results
 
 
 def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
@@ -195,20 +211,21 @@ def _blurred_layer(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[in
     np.subtract(np.float32(1.0), own, out=own)
     np.maximum(own, np.float32(0.0), out=own)
     rgba = cv2.multiply(rgb1[y0:y1, x0:x1], cv2.merge([own, own, own, own]))
-    return disc_blur(rgba, layer.radius, kernels, scale=layer.scale)
+    return disc_blur(rgba, layer.radius, kernels)
 
 
 def _composite_strip(rgb1: np.ndarray, u: np.ndarray, layers: list[_Layer], rows: tuple[int, int],
                      acc: np.ndarray, kernels: _KernelCache) -> None:
-    """Composite every layer far to near into ``acc`` (the strip's rows, TILE-aligned), where its blur reaches.
+    """Composite every layer far to near into ``acc`` (the strip's rows y0, y1: a whole number of tiles
+    but at the bottom), where its blur reaches.
 
     Each layer is blurred over the strip's rows and ``pad`` rows above and below it (all the content
     that can reach the strip), between the columns where its grown tiles are: the layer is zero
     within ``pad`` of those edges, so the blur there equals the whole frame's.
     """
-    t0, t1 = rows
+    y0, y1 = rows
+    t0, t1 = y0 // TILE, -(-y1 // TILE)
     h, w = u.shape
-    y0, y1 = t0 * TILE, min(h, t1 * TILE)
     for layer in layers:
         columns = layer.reach[t0:t1].any(axis=0)
         for c0, c1 in _runs(columns):
@@ -232,7 +249,7 @@ def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
 
     Parameters
     ----------
-    linear : float32 (H, W, 3) image in linear light.
+    linear : float32 (H, W, 3) image in linear light, or (H, W, 4) with a fourth channel of ones.
     u : float32 (H, W) layer coordinate of each pixel, from 0 (nearest layer) to
         ``len(radii) - 1``; a pixel belongs to layer k with weight ``max(0, 1 - |u - k|)``.
     radii : disc radius in px of each layer.
@@ -257,20 +274,16 @@ def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
     layers = _plan(u, radii)
     kernels = _KernelCache()
     acc = np.zeros((h, w, 4), np.float32)
-    rgb1 = np.empty((h, w, 4), np.float32)
-    tiles = -(-h // TILE)
-    strips = [(t, min(tiles, t + STRIP)) for t in range(0, tiles, STRIP)]
-
-    def ones(rows: tuple[int, int]) -> None:
-        y0, y1 = rows[0] * TILE, rows[1] * TILE
-        cv2.merge([*cv2.split(linear[y0:y1]), np.ones(linear[y0:y1].shape[:2], np.float32)], dst=rgb1[y0:y1])
-
-    def work(rows: tuple[int, int]) -> None:
-        _composite_strip(rgb1, u, layers, rows, acc[rows[0] * TILE:rows[1] * TILE], kernels)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(ones, strips))
-        for done, _ in enumerate(pool.map(work, strips), 1):
-            if progress:
-                progress("aperture", done, len(strips))
+    if linear.shape[2] == 4:
+        rgb1 = linear
+    else:
+        rgb1 = np.empty((h, w, 4), np.float32)
+        by_strips(lambda y0, y1: with_ones(linear[y0:y1], rgb1[y0:y1]), h)
+    by_strips(lambda y0, y1: _composite_strip(rgb1, u, layers, (y0, y1), acc[y0:y1], kernels), h,
+              done=(lambda done, strips: progress("aperture", done, strips)) if progress else None)
     return acc
+
+
+def with_ones(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``rgb`` (h, w, 3) with a fourth channel of ones, written into ``out`` (h, w, 4)."""
+    return cv2.merge([*cv2.split(rgb), np.ones(rgb.shape[:2], np.float32)], dst=out)
