@@ -3,10 +3,11 @@
 ``composite_layers`` blurs and composites each layer, strip of rows by strip, only
 in the runs of columns its tiles reach; the reference below does the same on whole
 frames. Measured when
-written (200x300, three objects and a ramp, 9 layers): identical (max
-difference 0) with discs up to 4.4 px, and 81 dB with discs up to 17.6 px, which
-are blurred at reduced resolution on a grid that starts at the box instead of the
-frame (asserted: 1e-5 and 60 dB).
+written (200x300, three objects and a ramp, 9 layers, strips of 64 rows):
+identical (max difference 0) with discs up to 4.4 px; 65 dB with discs up to
+17.6 px and 50 dB with discs up to 52.8 px (reaching over more than a strip),
+which are blurred at reduced resolution on a grid that starts at the blurred
+region instead of the frame (asserted: 1e-5, 60 dB and 45 dB).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def scene(shape=(200, 300), seed=0):
     return linear, u.astype(np.float32)
 
 
-@pytest.mark.parametrize("scale", [1.0, 4.0])
-def test_tiled_composite_matches_whole_frames(scale):
+@pytest.mark.parametrize("scale,least", [(1.0, None), (4.0, 60.0), (12.0, 45.0)])
+def test_tiled_composite_matches_whole_frames(scale, least):
     linear, u = scene()
     radii = [scale * abs(k - 3.6) for k in range(9)]
     assert u.shape[0] > 2 * TILE and u.shape[1] > 2 * TILE  # more than one box per layer is possible
@@ -54,7 +55,7 @@ def test_tiled_composite_matches_whole_frames(scale):
         assert float(np.abs(got - want).max()) < 1e-5
     else:
         psnr = 10 * np.log10(1.0 / float(np.mean((got - want) ** 2)))
-        assert psnr > 60
+        assert psnr > least
 
 
 def test_progress_once_per_strip_of_rows():
