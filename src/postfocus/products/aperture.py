@@ -193,7 +193,7 @@ def render_aperture(
     confidence : optional (H, W) confidence, used when ``focus`` is a point.
     highlights : boost of near-white pixels before blurring (0 = none, 1 = up to 4x).
     max_layers : upper bound on depth layers.
-    progress : optional ``progress(stage, done, total)``, called once per depth layer (stage ``"aperture"``).
+    progress : optional ``progress(stage, done, total)``, called once per strip of rows rendered (stage ``"aperture"``).
 
     Returns
     -------
@@ -281,7 +281,9 @@ def aperture(
     Exactly one of ``focus_at_point`` (x, y output pixels), ``focus_depth``
     (frame units) or ``preset`` ('near', 'far', 'all') chooses the focus.
     ``progress(stage, done, total)`` hears of the all-in-focus image (when
-    not cached yet), the depth map and each depth layer of the render.
+    not cached yet), the depth map and each strip of rows of the render. The
+    depth map is kept in the stack folder by the first call and read by the
+    next ones (:func:`postfocus.products.depth_cache.stack_depth`).
 
     Examples
     --------
