@@ -21,7 +21,10 @@ web app's case; the first call of a process pays its page faults and is shown to
 
 For ``render_aperture`` the child also reports how busy the two threads were:
 the CPU time of the strips (``products.layers``) against the wall time from the
-first strip's start to the last one's end.
+first strip's start to the last one's end. ``--one-thread`` adds this version's
+render with its strips on one thread: on a quiet machine the wall time against
+the two-thread row shows how far the threads overlap (the GIL held for a share
+of the work would keep them apart).
 
 Usage::
 
@@ -74,7 +77,13 @@ def child(args: argparse.Namespace) -> None:
     from postfocus.store import ProcessedStack
 
     aperture = importlib.import_module("postfocus.products.aperture")
-    spans = _overlap(importlib.import_module("postfocus.products.layers"))
+    layers = importlib.import_module("postfocus.products.layers")
+    spans = _overlap(layers)
+    if args.what == "render1":
+        from concurrent.futures import ThreadPoolExecutor
+
+        layers.ThreadPoolExecutor = lambda max_workers=None: ThreadPoolExecutor(max_workers=1)
+        args.what = "render"
     ps = ProcessedStack.open(args.folder)
     h, w = ps.size
     if args.what == "render":
@@ -118,7 +127,8 @@ def main() -> None:
     ap.add_argument("--f-number", type=float, default=2.8)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_aperture"))
-    ap.add_argument("--child", choices=("render", "aperture", "first"), help=argparse.SUPPRESS)
+    ap.add_argument("--one-thread", action="store_true", help="also this version's render with one thread")
+    ap.add_argument("--child", choices=("render", "render1", "aperture", "first"), help=argparse.SUPPRESS)
     ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -157,6 +167,9 @@ def main() -> None:
             rows.setdefault(f"aperture(), {tag}", []).append(_run(src, "aperture", args, ps.folder))
         rows.setdefault("aperture() first after processing (makes and keeps the depth), this", []).append(
             _run(this, "first", args, ps.folder))
+        if args.one_thread:
+            rows.setdefault("render_aperture, this, strips on one thread", []).append(
+                _run(this, "render1", args, ps.folder))
     for name, runs in rows.items():
         warm = [r[-1] for r in runs]
         line = (f"{name}: wall {statistics.median(r['wall'] for r in warm):.2f} s, "
