@@ -90,8 +90,7 @@ SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_side
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
-    "DEPTH_VERSION",
-    "DepthResult",
+    "DEPTH_VERSION", "DepthResult",
     "depth_map",
     "refine_depth",
     "write_depth_png",
