@@ -66,3 +66,19 @@ def test_progress_once_per_strip_of_rows():
     assert strips > 1
     assert [c[1] for c in calls] == list(range(1, strips + 1))
     assert {c[2] for c in calls} == {strips} and {c[0] for c in calls} == {"aperture"}
+
+
+@pytest.mark.parametrize("shape", [(120, 160, 4), (90, 70, 3), (60, 80), (12, 40, 4)])
+@pytest.mark.parametrize("radius", [5.6, 7.5, 7.9])
+def test_large_kernels_in_bands_of_rows_are_the_same_blur(shape, radius):
+    """Kernels of 13 x 13 and more are applied as bands of rows (OpenCV would use the DFT): the same sum."""
+    import cv2
+
+    from postfocus.products.layers import DIRECT_TAPS, _filter, disc_kernel
+
+    kernel = disc_kernel(radius)
+    assert kernel.size >= DIRECT_TAPS
+    image = np.random.default_rng(1).random(shape).astype(np.float32)
+    want = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+    got = _filter(image, kernel)
+    assert got.shape == want.shape and float(np.abs(got - want).max()) < 1e-5
