@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
+from postfocus.check.evidence import EVIDENCE_LEVEL, DepthEvidence, candidate_depths
 from postfocus.check.layers import render_frame, soft_slabs
 from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.errors import OptionError, PostfocusError
@@ -108,6 +109,8 @@ class CheckResult:
     summary: dict = field(default_factory=dict)
     unverifiable: np.ndarray | None = None
     instant: np.ndarray | None = None
+    evidence: np.ndarray | None = None
+    better_depth: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """Everything but the residual map, as plain JSON numbers."""
@@ -223,6 +226,7 @@ def check_frames(
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
     premult = np.concatenate([optics.premultiply(linear), clipped[None]])
     kernels = optics.KernelCache()
+    evidence = DepthEvidence(linear, local, candidate_depths(dep, local), frames, window=_WINDOW)
 
     top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
     reveal = np.zeros((h, w), np.float32)  # the most any frame differs from the image, in typical errors
@@ -239,6 +243,7 @@ def check_frames(
         diff = np.abs(rendered * gain - frame).mean(axis=2)
         error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
+        _add_evidence(evidence, i, to_grey(rendered), to_grey(frame), judged)
         norm = error / typical
         signal = cv2.boxFilter(np.abs(rendered - img).mean(axis=2), -1, (k, k), borderType=cv2.BORDER_REFLECT)
         np.maximum(reveal, signal * judged / typical, out=reveal)
@@ -254,12 +259,23 @@ def check_frames(
         if progress:
             progress("check", done, len(frames))
     residual = top.mean(axis=0)
+    against, best_depth = evidence.result(dep)
     # Near the picture's edges the frames hold blur from outside it, which no render can know: not judged.
     reach = float(np.max(local.radius(np.array(frames) - float(np.median(dep)))))
     border = int(min(math.ceil(0.5 * reach), 0.02 * max(h, w)))  # a disc half outside brings in ~20 % of its light
     inner = np.s_[border : h - border, border : w - border]
+    edges = (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]) if border else ()
     typical_residual = max(float(np.median(residual[inner])), 1e-6)
     residual /= typical_residual  # 1 = typical
+    # A depth outlier on fine texture contradicts many frames a little each, which no absolute level catches: where
+    # a depth more than two frames away explains the frames better by the likelihood-ratio level (evidence.py),
+    # the pixel is flagged too (residual = the flag level times the evidence over its level).
+    for edge in edges:  # not judged (below)
+        against[edge] = 0.0
+    if moment is not None:  # shown from one instant on purpose: only that frame can contradict them
+        against[moment >= 0] = 0.0
+    contradicted = against > EVIDENCE_LEVEL
+    residual = np.maximum(residual, against * np.float32(level / EVIDENCE_LEVEL))
     # A depth can be contradicted only where some frame looks different from the image. Another depth changes a
     # pixel's render by at most twice the most any frame's render differs from the image (there and back), and
     # the frame's own error adds about one typical error: where that cannot reach the flag level, no depth
@@ -267,10 +283,9 @@ def check_frames(
     blind = 2.0 * reveal + 1.0 < level * typical_residual
     if at_instant is not None:  # shown from one instant on purpose: only that frame can contradict them
         residual = np.where(moment >= 0, at_instant, residual).astype(np.float32)
-    if border:
-        for edge in (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]):
-            residual[edge] = 1.0
-            blind[edge] = False  # not judged at all (above), which is another thing
+    for edge in edges:
+        residual[edge] = 1.0
+        blind[edge] = False  # not judged at all (above), which is another thing
     full = cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_LINEAR) if (h, w) != (big_h, big_w) \
         else residual
     unverifiable = cv2.resize(blind.astype(np.uint8), (big_w, big_h), interpolation=cv2.INTER_NEAREST) > 0
@@ -288,8 +303,23 @@ def check_frames(
         "instant": 0.0 if moment is None else round(float((moment >= 0).mean()), 5),
     }
     full_instant = None if instant is None else np.asarray(instant, np.int32)
+    summary["contradicted"] = round(float(contradicted.mean()), 5)
+    big = (lambda x: cv2.resize(x, (big_w, big_h), interpolation=cv2.INTER_LINEAR)) if (h, w) != (big_h, big_w) \
+        else (lambda x: x)
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
-                       summary=summary, unverifiable=unverifiable, instant=full_instant)
+                       summary=summary, unverifiable=unverifiable, instant=full_instant, evidence=big(against),
+                       better_depth=big(best_depth))
+
+
+def _add_evidence(evidence: DepthEvidence, index: int, rendered: np.ndarray, frame: np.ndarray,
+                  judged: np.ndarray) -> None:
+    """Add one frame to the likelihood-ratio test, with the frame's own contrast setting the error scale."""
+    gain = float((rendered * frame).sum(dtype=np.float64) / max((rendered * rendered).sum(dtype=np.float64), 1e-12))
+    k = 2 * _WINDOW + 1
+    error = cv2.boxFilter(cv2.absdiff(rendered * np.float32(min(max(gain, 0.5), 2.0)), frame), -1, (k, k),
+                          borderType=cv2.BORDER_REFLECT)
+    typical = _typical_error(error * judged, _contrast(frame), judged > 0.5)
+    evidence.add(index, rendered, frame, judged, typical)
 
 
 def _top_count(frames: int) -> int:
