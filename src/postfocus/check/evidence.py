@@ -140,10 +140,11 @@ class DepthEvidence:
     def result(self, depth: np.ndarray, *, apart: float = OUTLIER_FRAMES) -> tuple[np.ndarray, np.ndarray]:
         """Per pixel: the evidence that the depth is wrong by more than ``apart`` frames, and the depth it points to.
 
-        The two hypotheses are composite: the pixel lies within ``apart`` frames of
-        ``depth`` (the occlusion-aware render of the given depth or any candidate that
-        near, whichever explains the frames best: a depth a fraction of a frame off, or
-        the fronto-parallel model's own error, is no outlier), or farther (the best
+        The two hypotheses are composite: the pixel's window lies within ``apart`` frames of
+        the depths ``depth`` gives in it (the occlusion-aware render of the given depth or
+        any candidate that near, whichever explains the frames best: a depth a fraction of
+        a frame off, or the fronto-parallel model's own error, is no outlier; a window across
+        a depth step holds both sides' depths), or farther from all of them (the best
         candidate that far).
 
         Parameters
@@ -170,9 +171,11 @@ class DepthEvidence:
         near = box(self._given)
         far = np.full_like(near, np.inf)
         best = np.zeros_like(near)
+        square = np.ones((k, k), np.uint8)  # a window that straddles a depth step holds both depths
+        lo, hi = cv2.erode(depth, square) - np.float32(apart), cv2.dilate(depth, square) + np.float32(apart)
         for d, o in zip(self.candidates, self._other):
             cost = box(o)
-            close = np.abs(depth - np.float32(d)) <= apart
+            close = (lo <= d) & (d <= hi)
             np.minimum(near, np.where(close, cost, np.inf), out=near)
             better = ~close & (cost < far)
             far[better] = cost[better]

@@ -41,7 +41,7 @@ import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
 from postfocus.check.evidence import EVIDENCE_LEVEL, DepthEvidence, candidate_depths
-from postfocus.check.layers import render_frame, soft_slabs
+from postfocus.check.layers import hidden_jump, hidden_zone, render_frame, soft_slabs
 from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
@@ -221,6 +221,8 @@ def check_frames(
     local = model.scaled(scale)
     slabs, slab_depth = soft_slabs(depth, (h, w), max(local.near_slope, local.far_slope))
     layers = len(slabs.boxes)
+    zone = hidden_zone(dep, local, np.asarray(frames), hidden_jump(slabs))  # only there can content be hidden
+    summary_zone = 0.0 if zone is None else float(zone.mean())
     # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
     # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
@@ -235,7 +237,7 @@ def check_frames(
     flagged: dict[int, float] = {}
     k = 2 * _WINDOW + 1
     for done, i in enumerate(frames, 1):
-        out = render_frame(premult, slabs, slab_depth, local, i, kernels)
+        out = render_frame(premult, slabs, slab_depth, local, i, kernels, hidden=zone is not None, zone=zone)
         rendered = gamma_encode(out[..., :3])
         judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         frame = read_small(i)
@@ -298,6 +300,7 @@ def check_frames(
         "scale": round(scale, 4),
         "frames": len(frames),
         "layers": layers,
+        "hidden_zone": round(summary_zone, 4),
         "border": int(math.ceil(border / scale)),
         "unverifiable": round(float(blind.mean()), 5),
         "instant": 0.0 if moment is None else round(float((moment >= 0).mean()), 5),

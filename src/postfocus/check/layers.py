@@ -27,7 +27,7 @@ import numpy as np
 from postfocus.check.defocus import DefocusModel
 from postfocus.synth import optics
 
-__all__ = ["HIDDEN_JUMP", "SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+__all__ = ["HIDDEN_JUMP", "SoftSlabs", "hidden_jump", "hidden_zone", "plan_slabs", "render_frame", "soft_slabs"]
 
 HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden (as the generator)
 # frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
@@ -156,9 +156,62 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
     return slabs, slab_depth
 
 
+def hidden_jump(slabs: optics.Slabs) -> float:
+    """Depth step (frames) behind which content counts as hidden: :data:`HIDDEN_JUMP` or two fine slabs' widths.
+
+    A surface that continues across slabs hides nothing behind its nearer part, and the mean depths of two
+    adjacent slabs lie up to two slab widths apart.
+    """
+    return max(HIDDEN_JUMP, 2.0 * float(getattr(slabs, "width", 0.0)))
+
+
+def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump: float) -> np.ndarray | None:
+    """Where a frame can see content hidden behind a nearer surface: within the blur of a depth step.
+
+    Behind a surface that continues there is nothing hidden; only at a step of more than
+    ``jump`` frames between neighbouring pixels does a lens see past the near side's blurred
+    rim, and only within the largest blur radius the near side takes in any frame.
+
+    Parameters
+    ----------
+    depth : np.ndarray
+        float32 (h, w) depth at the analysis size.
+    model : DefocusModel
+        Blur radius per frame distance, in pixels of this size.
+    frames : np.ndarray
+        The frame numbers rendered.
+    jump : float
+        Depth step (frames) that hides content (:func:`hidden_jump`).
+
+    Returns
+    -------
+    np.ndarray or None
+        bool (h, w), or None when the depth has no such step.
+
+    Examples
+    --------
+    >>> from postfocus.check.defocus import DefocusModel
+    >>> d = np.zeros((9, 30), np.float32); d[:, 15:] = 5.0
+    >>> zone = hidden_zone(d, DefocusModel(1.0, 1.0), np.arange(6), 1.0)
+    >>> bool(zone[4, 15]), bool(zone[4, 0])
+    (True, False)
+    """
+    kernel = np.ones((3, 3), np.uint8)
+    near = cv2.erode(depth, kernel)
+    step = (cv2.dilate(depth, kernel) - near) > jump
+    if not step.any():
+        return None
+    lo, hi = float(near[step].min()), float(near[step].max())
+    f = np.asarray(frames, np.float64)
+    reach = float(np.max(model.radius(np.array([f.min() - hi, f.max() - lo, f.min() - lo, f.max() - hi]))))
+    r = int(np.ceil(reach)) + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(step.astype(np.uint8), disc) > 0
+
+
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
                  index: float, kernels: optics.KernelCache | None = None, *, hidden: bool = True,
-                 jump: float | None = None) -> np.ndarray:
+                 jump: float | None = None, zone: np.ndarray | None = None) -> np.ndarray:
     """Frame ``index`` as the sharp image and its depth predict it, in linear light.
 
     A depth map holds only what is seen. Behind a near object a frame focused
@@ -193,6 +246,9 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         Extend the farther content behind each blurred slab (above).
     jump : float, optional
         Depth step (frames) from which content counts as behind a slab (default above).
+    zone : np.ndarray, optional
+        bool (h, w): extend hidden content only there (:func:`hidden_zone`: near depth steps); default
+        everywhere, as the generator does.
 
     Returns
     -------
@@ -209,5 +265,5 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         radii = np.maximum(radii, 0.5)
     depths = np.asarray(slab_depth, np.float64) if hidden else None
     if jump is None:
-        jump = max(HIDDEN_JUMP, 2.0 * float(getattr(slabs, "width", 0.0)))
-    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump)
+        jump = hidden_jump(slabs)
+    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump, zone=zone)

@@ -105,35 +105,31 @@ def _blur(planes: np.ndarray, radius: float, kernels: KernelCache) -> np.ndarray
     return out
 
 
-def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    """``cv2.resize`` of an (h, w, c) image with any number of channels (OpenCV takes at most 4)."""
-    parts = [cv2.resize(np.ascontiguousarray(image[..., c:c + 4]), size, interpolation=interpolation)
-             for c in range(0, image.shape[2], 4)]
-    return np.dstack([p.reshape(p.shape[0], p.shape[1], -1) for p in parts])
-
-
-def _extend(planes: np.ndarray, behind: float, depth: int) -> None:
+def _extend(planes: np.ndarray, behind: float, depth: int, where: np.ndarray | None = None) -> None:
     """Fill the gaps of premultiplied planes (alpha at index 3, premultiplied depth at ``depth``) by pull-push,
-    in place, where the extended content lies at ``behind`` or farther: alpha 1 there."""
+    in place, where the extended content lies at ``behind`` or farther (and ``where`` allows): alpha 1 there."""
     alpha = planes[3]
     if alpha.min() >= 1.0 - 1e-6 or alpha.max() <= 1e-6:
         return
-    levels = [np.moveaxis(planes, 0, -1).copy()]
-    while min(levels[-1].shape[:2]) > 2:  # pull: premultiplied averages of coarser cells
-        h, w = levels[-1].shape[:2]
-        levels.append(_resize(levels[-1], ((w + 1) // 2, (h + 1) // 2), cv2.INTER_AREA))
-    filled = levels[-1] / np.maximum(levels[-1][..., 3:4], 1e-6)
+    levels = [planes.copy()]  # planar (C, h, w): one resize per plane, no channel-splitting copies
+    while min(levels[-1].shape[1:]) > 2:  # pull: premultiplied averages of coarser cells
+        h, w = levels[-1].shape[1:]
+        levels.append(np.stack([cv2.resize(p, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+                                for p in levels[-1]]))
+    filled = levels[-1] / np.maximum(levels[-1][3:4], 1e-6)
     for fine in reversed(levels[:-1]):  # push: each level's gaps from the coarser one, normalised
-        up = _resize(filled, (fine.shape[1], fine.shape[0]), cv2.INTER_LINEAR).reshape(fine.shape)
-        a = np.clip(fine[..., 3:4], 0.0, 1.0)
+        size = (fine.shape[2], fine.shape[1])
+        up = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in filled])
+        a = np.clip(fine[3:4], 0.0, 1.0)
         filled = fine + (1.0 - a) * up
-        filled /= np.maximum(filled[..., 3:4], 1e-6)
+        filled /= np.maximum(filled[3:4], 1e-6)
         filled = np.where(a >= 1.0 - 1e-6, fine, filled)
-    filled = np.moveaxis(filled, -1, 0)
     # the extended content's depth where there was none (the gap's part of the filled depth)
     gap = 1.0 - np.clip(alpha, 0.0, 1.0)
     extended = (filled[depth] - planes[depth]) / np.maximum(gap, 1e-6)
     deep = (gap > 1e-6) & (extended >= behind)
+    if where is not None:
+        deep &= where
     np.copyto(planes, filled, where=deep[None])
 
 
@@ -244,6 +240,7 @@ def render_defocus(
     *,
     hidden: np.ndarray | None = None,
     jump: float = 1.0,
+    zone: np.ndarray | None = None,
 ) -> np.ndarray:
     """Composite defocused slabs far to near in linear light.
 
@@ -279,6 +276,9 @@ def render_defocus(
         ones): extend the farther content behind each blurred slab (see above).
     jump : float
         Depth step (units of ``hidden``) from which content counts as behind a slab.
+    zone : np.ndarray or None
+        bool (H, W): with ``hidden``, extend content only there (e.g. near depth steps), and run the
+        extension only on the boxes around its connected parts; default everywhere.
 
     Returns
     -------
@@ -301,6 +301,10 @@ def render_defocus(
     h, w = slabs.shape
     planes = premult.shape[0]
     acc = np.zeros((planes + (hidden is not None), h, w), np.float32)  # with a premultiplied depth plane
+    parts = []
+    if hidden is not None and zone is not None:
+        stats = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)[2][1:]
+        parts = [(int(y), int(y + bh), int(x), int(x + bw)) for x, y, bw, bh, _ in stats]
     for k in sorted(slabs.boxes, reverse=True):  # far to near
         r = float(radii[k])
         by0, by1, bx0, bx1, m = slabs.boxes[k]
@@ -321,8 +325,14 @@ def render_defocus(
         np.multiply(premult[:, y0:y1, x0:x1], slabs.mask(k, y0, y1, x0, x1), out=patch[:, :ph, :pw])
         b = _blur(patch, r, kernels)[:, :ph, :pw]
         region = acc[:, y0:y1, x0:x1]
-        if hidden is not None:
+        if hidden is not None and zone is None:
             _extend(region, float(hidden[k]) + jump, planes)
+        elif hidden is not None:  # only on the zone's parts (with this slab's reach around them) in the region
+            for zy0, zy1, zx0, zx1 in parts:
+                cy0, cy1, cx0, cx1 = max(zy0 - pad, y0), min(zy1 + pad, y1), max(zx0 - pad, x0), min(zx1 + pad, x1)
+                if cy0 < cy1 and cx0 < cx1:
+                    _extend(acc[:, cy0:cy1, cx0:cx1], float(hidden[k]) + jump, planes, zone[cy0:cy1, cx0:cx1])
+        if hidden is not None:
             region[planes] *= 1.0 - b[3]
             region[planes] += b[3] * float(hidden[k])
         region[:planes] *= 1.0 - b[3]
