@@ -237,13 +237,10 @@ def check_frames(
     flagged: dict[int, float] = {}
     k = 2 * _WINDOW + 1
     for done, i in enumerate(frames, 1):
-        out = render_frame(premult, slabs, slab_depth, local, i, kernels, hidden=zone is not None, zone=zone)
-        rendered = gamma_encode(out[..., :3])
-        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         frame = read_small(i)
-        gain = _gain(rendered, frame)
-        diff = np.abs(rendered * gain - frame).mean(axis=2)
-        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
+        out, rendered, gain, diff, error = _render_closest(premult, slabs, slab_depth, local, i, kernels, zone, frame)
+        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
+        error *= judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
         _add_evidence(evidence, i, to_grey(rendered), to_grey(frame), judged)
         norm = error / typical
@@ -312,6 +309,36 @@ def check_frames(
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
                        summary=summary, unverifiable=unverifiable, instant=full_instant, evidence=big(against),
                        better_depth=big(best_depth))
+
+
+def _render_closest(premult: np.ndarray, slabs, slab_depth: np.ndarray, local: DefocusModel, i: int,
+                    kernels: optics.KernelCache, zone: np.ndarray | None, frame: np.ndarray) -> list:
+    """Frame ``i`` rendered with and without a hidden background; per window the one closer to the frame.
+
+    What lies behind a near object is unknown: the pull-push extension of its
+    neighbourhood and the near object's own colour (no background) are both
+    plausible, and the result must not be blamed for the check's guess. The
+    hidden content is a nuisance parameter; each window takes the one that
+    explains the frame best (a profile likelihood).
+
+    Returns ``[linear render (h, w, 4), display-encoded render, gain, |difference| (h, w), window error]``.
+    """
+    k = 2 * _WINDOW + 1
+    outs = render_frame(premult, slabs, slab_depth, local, i, kernels, hidden=zone is not None, zone=zone,
+                        plain=True)
+    best = None
+    for out in (outs if isinstance(outs, tuple) else (outs,)):
+        rendered = gamma_encode(out[..., :3])
+        gain = _gain(rendered, frame)
+        diff = np.abs(rendered * gain - frame).mean(axis=2)
+        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
+        if best is None:
+            best = [out, rendered, gain, diff, error]
+            continue
+        closer = error < best[4]
+        for j, x in ((0, out), (1, rendered), (3, diff), (4, error)):
+            best[j] = np.where(closer[..., None] if x.ndim == 3 else closer, x, best[j])
+    return best
 
 
 def _add_evidence(evidence: DepthEvidence, index: int, rendered: np.ndarray, frame: np.ndarray,

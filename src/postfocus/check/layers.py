@@ -211,7 +211,8 @@ def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump
 
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
                  index: float, kernels: optics.KernelCache | None = None, *, hidden: bool = True,
-                 jump: float | None = None, zone: np.ndarray | None = None) -> np.ndarray:
+                 jump: float | None = None, zone: np.ndarray | None = None,
+                 plain: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Frame ``index`` as the sharp image and its depth predict it, in linear light.
 
     A depth map holds only what is seen. Behind a near object a frame focused
@@ -249,11 +250,14 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     zone : np.ndarray, optional
         bool (h, w): extend hidden content only there (:func:`hidden_zone`: near depth steps); default
         everywhere, as the generator does.
+    plain : bool
+        With ``hidden``, also return the render without the hidden background (the same blurs).
 
     Returns
     -------
     np.ndarray
-        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
+        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike (with
+        ``plain``: a tuple of it and the render without a hidden background).
 
     References
     ----------
@@ -266,4 +270,5 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     depths = np.asarray(slab_depth, np.float64) if hidden else None
     if jump is None:
         jump = hidden_jump(slabs)
-    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump, zone=zone)
+    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump, zone=zone,
+                                 plain=plain and hidden)

@@ -105,6 +105,14 @@ def _blur(planes: np.ndarray, radius: float, kernels: KernelCache) -> np.ndarray
     return out
 
 
+def _resize_planes(planes: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """``cv2.resize`` of every plane of a planar (C, h, w) array to ``size`` (w, h)."""
+    out = np.empty((planes.shape[0], size[1], size[0]), np.float32)
+    for c in range(planes.shape[0]):
+        cv2.resize(planes[c], size, dst=out[c], interpolation=interpolation)
+    return out
+
+
 def _extend(planes: np.ndarray, behind: float, depth: int, where: np.ndarray | None = None) -> None:
     """Fill the gaps of premultiplied planes (alpha at index 3, premultiplied depth at ``depth``) by pull-push,
     in place, where the extended content lies at ``behind`` or farther (and ``where`` allows): alpha 1 there."""
@@ -114,12 +122,10 @@ def _extend(planes: np.ndarray, behind: float, depth: int, where: np.ndarray | N
     levels = [planes.copy()]  # planar (C, h, w): one resize per plane, no channel-splitting copies
     while min(levels[-1].shape[1:]) > 2:  # pull: premultiplied averages of coarser cells
         h, w = levels[-1].shape[1:]
-        levels.append(np.stack([cv2.resize(p, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-                                for p in levels[-1]]))
+        levels.append(_resize_planes(levels[-1], ((w + 1) // 2, (h + 1) // 2), cv2.INTER_AREA))
     filled = levels[-1] / np.maximum(levels[-1][3:4], 1e-6)
     for fine in reversed(levels[:-1]):  # push: each level's gaps from the coarser one, normalised
-        size = (fine.shape[2], fine.shape[1])
-        up = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in filled])
+        up = _resize_planes(filled, (fine.shape[2], fine.shape[1]), cv2.INTER_LINEAR)
         a = np.clip(fine[3:4], 0.0, 1.0)
         filled = fine + (1.0 - a) * up
         filled /= np.maximum(filled[3:4], 1e-6)
@@ -241,7 +247,8 @@ def render_defocus(
     hidden: np.ndarray | None = None,
     jump: float = 1.0,
     zone: np.ndarray | None = None,
-) -> np.ndarray:
+    plain: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Composite defocused slabs far to near in linear light.
 
     Each slab k is blurred with the disc of its radius and laid over the result
@@ -279,11 +286,14 @@ def render_defocus(
     zone : np.ndarray or None
         bool (H, W): with ``hidden``, extend content only there (e.g. near depth steps), and run the
         extension only on the boxes around its connected parts; default everywhere.
+    plain : bool
+        Also return the composite without a hidden background, from the same blurs.
 
     Returns
     -------
     np.ndarray
-        float32 (H, W, 3 + E) defocused image, linear light (then the extra planes).
+        float32 (H, W, 3 + E) defocused image, linear light (then the extra planes); with ``plain``, a
+        tuple of it and the same without a hidden background.
 
     References
     ----------
@@ -301,6 +311,7 @@ def render_defocus(
     h, w = slabs.shape
     planes = premult.shape[0]
     acc = np.zeros((planes + (hidden is not None), h, w), np.float32)  # with a premultiplied depth plane
+    bare = np.zeros((planes, h, w), np.float32) if plain else None  # the same without a hidden background
     parts = []
     if hidden is not None and zone is not None:
         stats = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)[2][1:]
@@ -312,6 +323,8 @@ def render_defocus(
             m8 = m.view(np.uint8)
             for c in range(planes):
                 cv2.copyTo(premult[c, by0:by1, bx0:bx1], m8, acc[c, by0:by1, bx0:bx1])
+                if bare is not None:
+                    cv2.copyTo(premult[c, by0:by1, bx0:bx1], m8, bare[c, by0:by1, bx0:bx1])
             if hidden is not None:
                 acc[planes, by0:by1, bx0:bx1][m] = float(hidden[k])
             continue
@@ -337,5 +350,9 @@ def render_defocus(
             region[planes] += b[3] * float(hidden[k])
         region[:planes] *= 1.0 - b[3]
         region[:planes] += b
-    colour = np.concatenate([acc[:3], acc[4:planes]]) / np.maximum(acc[3], 1e-6)
-    return np.ascontiguousarray(colour.transpose(1, 2, 0))
+        if bare is not None:
+            bare[:, y0:y1, x0:x1] *= 1.0 - b[3]
+            bare[:, y0:y1, x0:x1] += b
+    out = [np.ascontiguousarray((np.concatenate([a[:3], a[4:planes]]) / np.maximum(a[3], 1e-6)).transpose(1, 2, 0))
+           for a in ((acc, bare) if bare is not None else (acc,))]
+    return (out[0], out[1]) if plain else out[0]
