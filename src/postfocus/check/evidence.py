@@ -44,13 +44,16 @@ from postfocus.check.defocus import DefocusModel
 from postfocus.colour import gamma_encode, to_grey
 from postfocus.synth import optics
 
-__all__ = ["DepthEvidence", "EVIDENCE_LEVEL", "OUTLIER_FRAMES", "candidate_depths"]
+__all__ = ["DepthEvidence", "EVIDENCE_LEVEL", "OUTLIER_FRAMES", "MODEL_ERROR", "candidate_depths"]
 
 EVIDENCE_LEVEL = 4.0
 """Typical errors, summed over the frames, by which the best other depth must beat the given one to contradict it."""
 
 OUTLIER_FRAMES = 2.0
 """Frames by which a depth must be off to count as an outlier (a fraction of a frame is precision, not an outlier)."""
+
+MODEL_ERROR = 0.15
+"""Share of a defocus (the frame's difference from the sharp image) that the render may miss: the error scale's floor."""
 
 _RADIUS_STEP = 1.12  # successive radii of the blur bank (interpolated between)
 _MAX_CANDIDATES = 12
@@ -107,6 +110,7 @@ class DepthEvidence:
                                            optics.render_defocus(premult, whole, np.array([r]), kernels)))
                       for r in bank]
         self._frame_radius = {int(i): radii[j] for j, i in enumerate(frames)}
+
         self._given = np.zeros((h, w), np.float32)
         self._other = np.zeros((len(self.candidates), h, w), np.float32)
 
@@ -129,7 +133,12 @@ class DepthEvidence:
         gain = float((rendered * frame).sum(dtype=np.float64) / max((rendered * rendered).sum(dtype=np.float64),
                                                                      1e-12))
         gain = min(max(gain, 0.5), 2.0)
-        weight = judged / typical
+        # The render explains a defocus only to within a share of its size (the point-spread function is not
+        # exactly a disc, nor the radius exact): the scale is at least that share of what the blur moved here.
+        k = 2 * self.window + 1
+        moved = cv2.boxFilter(cv2.absdiff(self._bank[0] * np.float32(gain), frame), -1, (k, k),
+                              borderType=cv2.BORDER_REFLECT)
+        weight = judged / np.maximum(typical, np.float32(MODEL_ERROR) * moved)
         self._given += cv2.absdiff(rendered * np.float32(gain), frame) * weight
         for k, r in enumerate(self._frame_radius[int(index)]):
             j = int(np.clip(np.searchsorted(self._radii, r, side="right") - 1, 0, len(self._radii) - 2))
