@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from postfocus.check import DefocusModel, check_frames
-from postfocus.check.evidence import EVIDENCE_LEVEL, DepthEvidence, candidate_depths
+from postfocus.check.evidence import DepthEvidence, candidate_depths
 from postfocus.check.layers import hidden_zone
 from postfocus.colour import gamma_encode, to_grey
 from postfocus.synth import optics, render_stack, scene
@@ -49,9 +49,10 @@ def test_a_depth_outlier_on_fine_texture_is_flagged_and_the_truth_is_not(fine):
     planted[PATCH] += 10.0  # 10 frames too far: the keyboard sweep's outlier (3-4 read as 13-16)
     result = _check(fine, planted, model=truth.model)
     # each frame's error is small: the worst-eighth residual alone (the evidence below its level) stays low
-    alone = np.where(result.evidence < EVIDENCE_LEVEL, result.residual, 0.0)
+    level = result.summary["evidence_level"]  # 1.25 x sqrt(30 frames) = 6.8
+    alone = np.where(result.evidence < level, result.residual, 0.0)
     assert (alone[CORE] > 3).mean() < 0.2  # measured 5 % before the likelihood-ratio test
-    assert (result.evidence[CORE] > EVIDENCE_LEVEL).mean() > 0.9  # measured 100 %
+    assert (result.evidence[CORE] > level).mean() > 0.9  # measured 100 %
     assert (result.residual[CORE] > 3).mean() > 0.9
     # and the depth the frames point to is the true one, within a candidate step
     assert np.median(np.abs(result.better_depth[CORE] - fine.depth[CORE])) < 1.5
@@ -63,7 +64,7 @@ def test_an_outlier_of_two_frames_or_less_is_precision_not_evidence(fine):
     near = fine.depth.copy()
     near[PATCH] += 1.0  # one frame off: a precision error, which the test leaves to the depth measures
     result = _check(fine, near, model=truth.model)
-    assert (result.evidence[CORE] > EVIDENCE_LEVEL).mean() < 0.05
+    assert (result.evidence[CORE] > result.summary["evidence_level"]).mean() < 0.05
 
 
 @pytest.mark.parametrize("name", ["grass", "steps", "occluder"])
@@ -87,7 +88,7 @@ def test_evidence_sums_the_frames_and_points_to_the_better_depth():
         given = to_grey(gamma_encode(optics.render_defocus(optics.premultiply(linear), whole, np.array([8.0 - i]))))
         evidence.add(i, given, truth, np.ones((40, 40), np.float32), np.full((40, 40), 0.02, np.float32))
     against, best = evidence.result(depth)
-    assert float(np.median(against)) > EVIDENCE_LEVEL
+    assert float(np.median(against)) > evidence.level()
     assert float(np.median(best)) < 1.0
 
 

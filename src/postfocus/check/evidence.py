@@ -44,16 +44,15 @@ from postfocus.check.defocus import DefocusModel
 from postfocus.colour import gamma_encode, to_grey
 from postfocus.synth import optics
 
-__all__ = ["DepthEvidence", "EVIDENCE_LEVEL", "OUTLIER_FRAMES", "MODEL_ERROR", "candidate_depths"]
+__all__ = ["DepthEvidence", "EVIDENCE_LEVEL", "OUTLIER_FRAMES", "candidate_depths"]
 
-EVIDENCE_LEVEL = 4.0
-"""Typical errors, summed over the frames, by which the best other depth must beat the given one to contradict it."""
+EVIDENCE_LEVEL = 1.25
+"""Typical errors, summed over the frames, by which the best other depth must beat the given one to contradict it,
+per square root of the number of frames (the render's own errors add up over the frames like a random walk;
+4 for 10 frames, 8 for 41)."""
 
 OUTLIER_FRAMES = 2.0
 """Frames by which a depth must be off to count as an outlier (a fraction of a frame is precision, not an outlier)."""
-
-MODEL_ERROR = 0.15
-"""Share of a defocus (the frame's difference from the sharp image) that the render may miss: the error scale's floor."""
 
 _RADIUS_STEP = 1.12  # successive radii of the blur bank (interpolated between)
 _MAX_CANDIDATES = 12
@@ -112,6 +111,7 @@ class DepthEvidence:
         self._frame_radius = {int(i): radii[j] for j, i in enumerate(frames)}
 
         self._given = np.zeros((h, w), np.float32)
+        self._added = 0
         self._other = np.zeros((len(self.candidates), h, w), np.float32)
 
     def add(self, index: int, rendered: np.ndarray, frame: np.ndarray, judged: np.ndarray,
@@ -133,18 +133,18 @@ class DepthEvidence:
         gain = float((rendered * frame).sum(dtype=np.float64) / max((rendered * rendered).sum(dtype=np.float64),
                                                                      1e-12))
         gain = min(max(gain, 0.5), 2.0)
-        # The render explains a defocus only to within a share of its size (the point-spread function is not
-        # exactly a disc, nor the radius exact): the scale is at least that share of what the blur moved here.
-        k = 2 * self.window + 1
-        moved = cv2.boxFilter(cv2.absdiff(self._bank[0] * np.float32(gain), frame), -1, (k, k),
-                              borderType=cv2.BORDER_REFLECT)
-        weight = judged / np.maximum(typical, np.float32(MODEL_ERROR) * moved)
+        weight = judged / typical
+        self._added += 1
         self._given += cv2.absdiff(rendered * np.float32(gain), frame) * weight
         for k, r in enumerate(self._frame_radius[int(index)]):
             j = int(np.clip(np.searchsorted(self._radii, r, side="right") - 1, 0, len(self._radii) - 2))
             t = float(np.clip((r - self._radii[j]) / (self._radii[j + 1] - self._radii[j]), 0.0, 1.0))
             pred = cv2.addWeighted(self._bank[j], gain * (1.0 - t), self._bank[j + 1], gain * t, 0.0)
             self._other[k] += cv2.absdiff(pred, frame) * weight
+
+    def level(self) -> float:
+        """The evidence that contradicts a depth: :data:`EVIDENCE_LEVEL` times the square root of the frames added."""
+        return EVIDENCE_LEVEL * math.sqrt(max(self._added, 1))
 
     def result(self, depth: np.ndarray, *, apart: float = OUTLIER_FRAMES) -> tuple[np.ndarray, np.ndarray]:
         """Per pixel: the evidence that the depth is wrong by more than ``apart`` frames, and the depth it points to.

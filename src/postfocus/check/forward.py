@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
-from postfocus.check.evidence import EVIDENCE_LEVEL, DepthEvidence, candidate_depths
+from postfocus.check.evidence import DepthEvidence, candidate_depths
 from postfocus.check.layers import hidden_jump, hidden_zone, render_frame, soft_slabs
 from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.errors import OptionError, PostfocusError
@@ -273,8 +273,8 @@ def check_frames(
         against[edge] = 0.0
     if moment is not None:  # shown from one instant on purpose: only that frame can contradict them
         against[moment >= 0] = 0.0
-    contradicted = against > EVIDENCE_LEVEL
-    residual = np.maximum(residual, against * np.float32(level / EVIDENCE_LEVEL))
+    contradicted = against > evidence.level()
+    residual = np.maximum(residual, against * np.float32(level / evidence.level()))
     # A depth can be contradicted only where some frame looks different from the image. Another depth changes a
     # pixel's render by at most twice the most any frame's render differs from the image (there and back), and
     # the frame's own error adds about one typical error: where that cannot reach the flag level, no depth
@@ -304,6 +304,7 @@ def check_frames(
     }
     full_instant = None if instant is None else np.asarray(instant, np.int32)
     summary["contradicted"] = round(float(contradicted.mean()), 5)
+    summary["evidence_level"] = round(evidence.level(), 3)
     big = (lambda x: cv2.resize(x, (big_w, big_h), interpolation=cv2.INTER_LINEAR)) if (h, w) != (big_h, big_w) \
         else (lambda x: x)
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
