@@ -73,7 +73,8 @@ class CheckResult:
         float32 (H, W), output geometry: the rendering error divided by the
         typical error of pixels of the same contrast in that frame, averaged
         over the pixel's worst eighth of the frames (at least 2); about 1 where the result is consistent, many
-        times 1 at halos, flecks and wrong depths.
+        times 1 at halos, flecks and wrong depths. Where the likelihood-ratio test contradicts the depth
+        (:attr:`evidence` above its level), at least the flag level times the evidence over its level.
     per_frame : dict of int to float
         Per frame number: mean absolute difference between the rendered and the
         aligned frame, in 8-bit levels (after exposure matching).
@@ -100,6 +101,15 @@ class CheckResult:
     instant : np.ndarray or None
         int32 (H, W): the frame a moving subject is shown from (judged against that frame
         only), -1 elsewhere; None when nothing moved.
+    evidence : np.ndarray or None
+        float32 (H, W): typical errors, summed over the frames, by which a depth more than 2 frames
+        from the given ones explains the frames better (:mod:`postfocus.check.evidence`); above
+        ``summary["evidence_level"]`` the depth is contradicted (``summary["contradicted"]``).
+    better_depth : np.ndarray or None
+        float32 (H, W): that depth (frame numbers in the frames' order).
+    rendering : np.ndarray or None
+        float32 (H, W): :attr:`residual` without the evidence: the render's own residual, which a
+        halo raises (:func:`postfocus.check.stack.band_ratio` reads it).
     """
 
     residual: np.ndarray
@@ -111,6 +121,7 @@ class CheckResult:
     instant: np.ndarray | None = None
     evidence: np.ndarray | None = None
     better_depth: np.ndarray | None = None
+    rendering: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """Everything but the residual map, as plain JSON numbers."""
@@ -274,6 +285,7 @@ def check_frames(
     if moment is not None:  # shown from one instant on purpose: only that frame can contradict them
         against[moment >= 0] = 0.0
     contradicted = against > evidence.level()
+    rendering = residual.copy()  # the render's own residual (what a halo raises), before the evidence joins it
     residual = np.maximum(residual, against * np.float32(level / evidence.level()))
     # A depth can be contradicted only where some frame looks different from the image. Another depth changes a
     # pixel's render by at most twice the most any frame's render differs from the image (there and back), and
@@ -282,8 +294,11 @@ def check_frames(
     blind = 2.0 * reveal + 1.0 < level * typical_residual
     if at_instant is not None:  # shown from one instant on purpose: only that frame can contradict them
         residual = np.where(moment >= 0, at_instant, residual).astype(np.float32)
+    if at_instant is not None:
+        rendering = np.where(moment >= 0, at_instant, rendering).astype(np.float32)
     for edge in edges:
         residual[edge] = 1.0
+        rendering[edge] = 1.0
         blind[edge] = False  # not judged at all (above), which is another thing
     full = cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_LINEAR) if (h, w) != (big_h, big_w) \
         else residual
@@ -309,7 +324,7 @@ def check_frames(
         else (lambda x: x)
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
                        summary=summary, unverifiable=unverifiable, instant=full_instant, evidence=big(against),
-                       better_depth=big(best_depth))
+                       better_depth=big(best_depth), rendering=big(rendering))
 
 
 def _render_closest(premult: np.ndarray, slabs, slab_depth: np.ndarray, local: DefocusModel, i: int,
