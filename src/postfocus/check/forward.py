@@ -41,8 +41,8 @@ import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
 from postfocus.check.evidence import DepthEvidence, candidate_depths
-from postfocus.check.layers import hidden_jump, hidden_zone, render_frame, soft_slabs
-from postfocus.colour import gamma_decode, gamma_encode, to_grey
+from postfocus.check.layers import hidden_jump, hidden_zone, render_closest, soft_slabs
+from postfocus.colour import gamma_decode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
 
@@ -249,7 +249,8 @@ def check_frames(
     k = 2 * _WINDOW + 1
     for done, i in enumerate(frames, 1):
         frame = read_small(i)
-        out, rendered, gain, diff, error = _render_closest(premult, slabs, slab_depth, local, i, kernels, zone, frame)
+        out, rendered, diff, error = render_closest(premult, slabs, slab_depth, local, i, kernels, frame, zone=zone,
+                                                    window=_WINDOW)
         judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         error *= judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
@@ -327,36 +328,6 @@ def check_frames(
                        better_depth=big(best_depth), rendering=big(rendering))
 
 
-def _render_closest(premult: np.ndarray, slabs, slab_depth: np.ndarray, local: DefocusModel, i: int,
-                    kernels: optics.KernelCache, zone: np.ndarray | None, frame: np.ndarray) -> list:
-    """Frame ``i`` rendered with and without a hidden background; per window the one closer to the frame.
-
-    What lies behind a near object is unknown: the pull-push extension of its
-    neighbourhood and the near object's own colour (no background) are both
-    plausible, and the result must not be blamed for the check's guess. The
-    hidden content is a nuisance parameter; each window takes the one that
-    explains the frame best (a profile likelihood).
-
-    Returns ``[linear render (h, w, 4), display-encoded render, gain, |difference| (h, w), window error]``.
-    """
-    k = 2 * _WINDOW + 1
-    outs = render_frame(premult, slabs, slab_depth, local, i, kernels, hidden=zone is not None, zone=zone,
-                        plain=True)
-    best = None
-    for out in (outs if isinstance(outs, tuple) else (outs,)):
-        rendered = gamma_encode(out[..., :3])
-        gain = _gain(rendered, frame)
-        diff = np.abs(rendered * gain - frame).mean(axis=2)
-        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
-        if best is None:
-            best = [out, rendered, gain, diff, error]
-            continue
-        closer = error < best[4]
-        for j, x in ((0, out), (1, rendered), (3, diff), (4, error)):
-            best[j] = np.where(closer[..., None] if x.ndim == 3 else closer, x, best[j])
-    return best
-
-
 def _add_evidence(evidence: DepthEvidence, index: int, rendered: np.ndarray, frame: np.ndarray,
                   judged: np.ndarray) -> None:
     """Add one frame to the likelihood-ratio test, with the frame's own contrast setting the error scale."""
@@ -386,13 +357,6 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
         raise PostfocusError(f"a picture of shape {image.shape} is neither grey nor RGB")
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-
-
-def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Per-channel exposure factor that brings the rendered frame to the recorded one (least squares)."""
-    num = (rendered * frame).reshape(-1, 3).sum(axis=0, dtype=np.float64)
-    den = (rendered * rendered).reshape(-1, 3).sum(axis=0, dtype=np.float64)
-    return np.clip(num / np.maximum(den, 1e-12), 0.5, 2.0).astype(np.float32)
 
 
 def _contrast(grey: np.ndarray) -> np.ndarray:

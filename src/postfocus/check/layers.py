@@ -25,9 +25,11 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel
+from postfocus.colour import gamma_encode
 from postfocus.synth import optics
 
-__all__ = ["HIDDEN_JUMP", "SoftSlabs", "hidden_jump", "hidden_zone", "plan_slabs", "render_frame", "soft_slabs"]
+__all__ = ["HIDDEN_JUMP", "SoftSlabs", "hidden_jump", "hidden_zone", "plan_slabs", "render_closest", "render_frame",
+           "soft_slabs"]
 
 HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden (as the generator)
 # frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
@@ -154,6 +156,65 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
     slabs = SoftSlabs(masks)
     slabs.width = _dense_width(*(float(v) for v in np.quantile(d, [0.005, 0.995])), slope)
     return slabs, slab_depth
+
+
+def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
+                   index: int, kernels: optics.KernelCache, frame: np.ndarray, *, zone: np.ndarray | None = None,
+                   window: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``index`` rendered with and without a hidden background; per window the one closer to ``frame``.
+
+    What lies behind a near object is unknown: the pull-push extension of its
+    neighbourhood and the near object's own colour (no background) are both
+    plausible, and a result must not be blamed for the check's guess. The hidden
+    content is a nuisance parameter: each window takes the render that explains
+    the frame best (a profile likelihood). Both come from the same blurs
+    (:func:`render_frame` with ``plain``). Each render is matched to the frame
+    with a per-channel gain (least squares).
+
+    Parameters
+    ----------
+    premult, slabs, slab_depth, model, index, kernels
+        As :func:`render_frame`.
+    frame : np.ndarray
+        float32 (h, w, 3) the recorded frame, display-encoded.
+    zone : np.ndarray, optional
+        :func:`hidden_zone`; None: no hidden background anywhere.
+    window : int
+        Half-size of the window the difference is averaged over.
+
+    Returns
+    -------
+    linear : np.ndarray
+        float32 (h, w, 3 + E) the chosen render in linear light (with the extra planes).
+    rendered : np.ndarray
+        float32 (h, w, 3) the same display-encoded, before the gain.
+    difference : np.ndarray
+        float32 (h, w) |gain x rendered - frame|, mean over the channels.
+    error : np.ndarray
+        float32 (h, w) ``difference`` averaged over the window.
+    """
+    k = 2 * window + 1
+    outs = render_frame(premult, slabs, slab_depth, model, index, kernels, hidden=zone is not None, zone=zone,
+                        plain=True)
+    best = None
+    for out in (outs if isinstance(outs, tuple) else (outs,)):
+        rendered = gamma_encode(out[..., :3])
+        diff = np.abs(rendered * _gain(rendered, frame) - frame).mean(axis=2)
+        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
+        if best is None:
+            best = [out, rendered, diff, error]
+            continue
+        closer = error < best[3]
+        best = [np.where(closer[..., None] if x.ndim == 3 else closer, x, b)
+                for x, b in zip((out, rendered, diff, error), best)]
+    return best[0], best[1], best[2], best[3]
+
+
+def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Per-channel exposure factor that brings the rendered frame to the recorded one (least squares)."""
+    num = (rendered * frame).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    den = (rendered * rendered).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    return np.clip(num / np.maximum(den, 1e-12), 0.5, 2.0).astype(np.float32)
 
 
 def hidden_jump(slabs: optics.Slabs) -> float:
