@@ -35,6 +35,7 @@ HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden
 # frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
 # (the hidden background lies behind steps of more than twice the slab width, see render_frame)
 _MAX_WIDTH = 1.0
+_STEP_SPAN = 3  # px: a depth that rises by more than the hidden jump within this distance hides what lies behind
 
 
 class SoftSlabs(optics.Slabs):
@@ -230,8 +231,8 @@ def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump
     """Where a frame can see content hidden behind a nearer surface: within the blur of a depth step.
 
     Behind a surface that continues there is nothing hidden; only at a step of more than
-    ``jump`` frames between neighbouring pixels does a lens see past the near side's blurred
-    rim, and only within the largest blur radius the near side takes in any frame.
+    ``jump`` frames within a few pixels (a steep side counts) does a lens see past the near
+    side's blurred rim, and only within the largest blur radius the near side takes in any frame.
 
     Parameters
     ----------
@@ -257,7 +258,7 @@ def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump
     >>> bool(zone[4, 15]), bool(zone[4, 0])
     (True, False)
     """
-    kernel = np.ones((3, 3), np.uint8)
+    kernel = np.ones((2 * _STEP_SPAN + 1,) * 2, np.uint8)  # a steep side is a step too
     near = cv2.erode(depth, kernel)
     step = (cv2.dilate(depth, kernel) - near) > jump
     if not step.any():
