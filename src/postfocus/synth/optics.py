@@ -120,6 +120,7 @@ def _extend(planes: np.ndarray, behind: float, depth: int, where: np.ndarray | N
     if alpha.min() >= 1.0 - 1e-6 or alpha.max() <= 1e-6:
         return
     levels = [planes.copy()]  # planar (C, h, w): one resize per plane, no channel-splitting copies
+    np.clip(levels[0][3], 0.0, 1.0, out=levels[0][3])  # rounding leaves alpha a hair below 0: never divide by it
     while min(levels[-1].shape[1:]) > 2:  # pull: premultiplied averages of coarser cells
         h, w = levels[-1].shape[1:]
         levels.append(_resize_planes(levels[-1], ((w + 1) // 2, (h + 1) // 2), cv2.INTER_AREA))
