@@ -52,7 +52,8 @@ photographs); ``--flat-layers`` renders them as before issue 15 (a blurred near 
 Halo scenes (``pins``, ``grass``; ``postfocus.synth.halo_scenes``) are rendered with the two-layer
 renderer (the far background present behind the near objects, specular highlights above white) and a
 12 px blur, and also fused in-process by the depth-map method before its occlusion step
-(``fuse(..., occlusion=False)``).
+(``fuse(..., occlusion=False)``); two rows bound what any selection of the inputs can reach (per pixel the
+frame, or the blend of two adjacent frames, closest to the truth: ``selection_bound``).
 """
 
 from __future__ import annotations
@@ -133,6 +134,24 @@ def plain_pyramid(aligned: list[np.ndarray]) -> np.ndarray:
     assert best is not None
     best[-1] /= len(aligned)
     return np.clip(collapse(best), 0, 1).astype(np.float32)
+
+
+def selection_bound(aligned: list[np.ndarray], sharp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What no selection of the inputs can beat: per pixel the frame closest to the truth (mean absolute error
+    over the channels), and the blend of two adjacent frames closest to it (least-squares weight in [0, 1]).
+    It looks at the truth, so it also picks the noise that happens to help: a bound, not a method."""
+    stack = np.stack(aligned)
+    err = np.abs(stack - sharp[None]).mean(axis=3)
+    best = np.take_along_axis(stack, err.argmin(axis=0)[None, ..., None], axis=0)[0]
+    pair, pair_err = best.copy(), err.min(axis=0)
+    for a, b in zip(stack[:-1], stack[1:]):
+        d = b - a
+        t = np.clip(((sharp - a) * d).sum(axis=2) / np.maximum((d * d).sum(axis=2), 1e-9), 0.0, 1.0)
+        mix = a + t[..., None] * d
+        e = np.abs(mix - sharp).mean(axis=2)
+        better = e < pair_err
+        pair[better], pair_err = mix[better], np.minimum(pair_err, e)
+    return best.astype(np.float32), pair.astype(np.float32)
 
 
 def frame_noise(stack, i: int, flat: np.ndarray) -> float:  # noqa: ANN001
@@ -234,6 +253,11 @@ def bench_scene(name: str, frames: int, seed: int, work: Path, methods: list[str
                  **truth.score(naive_argmax(aligned))})
     rows.append({"scene": name, "tool": "plain Laplacian pyramid (true transforms)",
                  **truth.score(plain_pyramid(aligned))})
+    if name in HALO_SCENES:  # how far selection alone can go: per pixel the input closest to the truth
+        for label, image in zip(("per pixel the frame closest to the truth", "per pixel the blend of two adjacent "
+                                 "frames closest to the truth"), selection_bound(aligned, st.sharp)):
+            rows.append({"scene": name, "tool": f"selection bound: {label} (true transforms)",
+                         **truth.score(image, reference_free_too=False)})
     best = int(np.argmax([psnr(a[truth.box], truth.sharp) for a in aligned]))
     row = {"scene": name, "tool": f"sharpest single frame ({best}, true transforms)",
            **truth.score(aligned[best], reference_free_too=False)}

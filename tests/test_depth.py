@@ -5,16 +5,15 @@ Stacks: 240x320, 8 frames, 6 px of blur across the sweep, 2 px of shake, noise
 written (share of pixels within one frame of the true focus position / median
 error in frames; argmax-of-Laplacian baseline in brackets):
 
-motorcycle 92.3 % / 0.12 (61.6 %), steps 94.1 % / 0.01 (67.2 %),
-ramp 100 % / 0.04 (78.2 %), flat 100 % / 0.06 (70.8 %), occluder 99.3 % (69.1 %);
+motorcycle 92.3 % / 0.12 (61.6 %), steps 94.2 % / 0.01 (67.2 %),
+ramp 100 % / 0.04 (78.2 %), flat 100 % / 0.06 (70.8 %), occluder 99.5 % (69.1 %);
 off the depth-edge band (``bench_depth.depth_edges``, 5.9 % of the motorcycle)
 the motorcycle scores 94.8 % / 0.11; the rendered pins scene (180x240) keeps
-99.1 % of its pins within one frame (99.2 % with no outlier test, 97.1 % before
-outlier patches were judged as islands);
+98.0 % of its pins within one frame (99.1 % before the near outline's bled index was given back
+to the far surface, which costs some of the pins' shaded rims: the scene as a whole 97.9 % -> 99.3 %);
 the focus-index map stored by ``process`` scores 88.8 %, 89.8 %, 100 %, 100 %, 90.7 %.
-A dense sweep (30 frames, 120x160, ``bench_depth.PROFILES["long"]``): ramp 99.4 % /
-0.16, flat 96.0 % / 0.15 (a three-frame parabola instead of the Gaussian fit: ramp
-median 0.4).
+A dense sweep (30 frames, 120x160, ``bench_depth.PROFILES["long"]``, rendered on 64 depth slabs): ramp
+99.5 % / 0.14, flat 95.5 % / 0.12 (a three-frame parabola instead of the Gaussian fit: medians 0.44 and 0.54).
 
 The thresholds are those numbers less a margin of about 3 points, so a real
 regression fails while small changes in the generator or alignment do not.
@@ -50,7 +49,7 @@ from postfocus.store import ProcessedStack  # noqa: E402
 # scene -> (minimum share within one frame, maximum median error in frames)
 EXPECTED = {
     "motorcycle": (0.89, 0.16),
-    "steps": (0.90, 0.05),
+    "steps": (0.92, 0.05),
     "ramp": (0.97, 0.08),
     "flat": (0.97, 0.08),
     "occluder": (0.95, 0.05),
@@ -108,6 +107,41 @@ def test_off_depth_edges(stacks):
     within, median = score(depth_map(ps).depth, truth, ~band)
     assert within >= 0.93, f"{within:.3f} within one frame off depth edges"
     assert median < 0.15
+
+
+def test_occlusion_sides_give_the_near_outlines_bleed_back(stacks):
+    """The near outline's bled index given back (``focus.sides``, on in the depth product) costs nothing here.
+
+    Measured (sides off -> on), within one frame: steps 94.1 % -> 94.2 %, occluder 99.3 % -> 99.5 % (96.8 % ->
+    97.4 % within 12 px of a true depth edge); the large gain is on grass (``test_grass_blades_...``), and the
+    pins' own pixels stay whole (``test_thin_near_structures_keep_their_depth``).
+    """
+    import cv2
+
+    for name in ("occluder", "steps"):
+        ps, _, truth = stacks(name)
+        with_sides, without = depth_map(ps).depth, depth_map(ps, sides=False).depth
+        band = cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3) < 12
+        assert score(with_sides, truth)[0] >= score(without, truth)[0], name
+        assert score(with_sides, truth, band)[0] >= score(without, truth, band)[0], name
+
+
+def test_grass_blades_do_not_widen_into_the_wall(tmp_path):
+    """Dark blades before a light wall: their outline's bled index goes back to the wall (``sides``).
+
+    Measured (180x240, 8 frames): 83.9 % -> 96.5 % within one frame; the wall within 12 px of a blade
+    58.5 % -> 90.6 %; the blades themselves 100 % either way.
+    """
+    import cv2
+
+    ps, _, truth = make_stack("grass", tmp_path / "grass", size=(180, 240))
+    with_sides, without = depth_map(ps).depth, depth_map(ps, sides=False).depth
+    far = truth > 0.5 * (len(ps.names) - 1)
+    band = far & (cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3) < 12)
+    within, median = score(with_sides, truth)
+    assert within >= 0.94 and median < 0.1, f"{within:.3f} within one frame, median {median:.3f}"
+    assert score(with_sides, truth, band)[0] >= score(without, truth, band)[0] + 0.2
+    assert score(with_sides, truth, ~far)[0] >= 0.97
 
 
 def test_depth_refines_the_stored_focus_index(stacks):

@@ -93,10 +93,41 @@ def test_consistent_blend_takes_the_safe_blend_only_where_a_glow_shows():
 def test_pins_halo_lower_than_by_the_focus_map_alone(pins):
     st, (before, now, oracle, _) = pins
     (h_before, p_before), (h_now, p_now), (h_oracle, _) = _scored(st, [before, now, oracle])
-    # measured: halo 23.9 -> 19.0 (oracle 33.7), PSNR 23.8 -> 25.3 dB
+    # measured: halo 19.4 -> 12.6 (oracle 33.7), PSNR 25.1 -> 28.3 dB (before the exposure gains left out the
+    # highlights' reach: 23.9 -> 19.0, 23.8 -> 25.3 dB)
     assert h_now <= 0.85 * h_before
     assert p_now >= p_before + 0.8
     assert h_now < 0.7 * h_oracle
+
+
+def test_pins_halo_half_of_the_first_fusion(pins):
+    """Issue 15's target on the rendered pins: at most half the halo of the fusion by the focus map alone as it
+    was before the issue (23.9 at this size, with the exposure gains misread from the clipped highlights)."""
+    st, (_, now, oracle, analysis) = pins
+    (h_now, p_now), (h_oracle, _) = _scored(st, [now, oracle])
+    # measured: 12.6 (oracle 33.7), PSNR 28.3 dB; the pins' own pixels' error in the band 4.9 instead of 15.7
+    assert h_now <= 0.55 * 23.9 and p_now >= 27.8
+    # the exposure gains are the true ones (their product with the renderer's gain is 1): a highlight far brighter
+    # than white, clipped when sharp and spread below white when blurred, no longer reads as a change of exposure
+    errors = [float(np.mean(a.gain)) * float(np.mean(g)) for a, g in zip(analysis.alignment, st.gains)]
+    assert max(abs(e - 1.0) for e in errors) < 0.01  # measured: at most 0.3 % (2-23 % before)
+
+
+def test_exposure_gain_ignores_a_clipped_highlight_bloom():
+    """Two frames of the same exposure: a highlight 8x white clipped when sharp, spread below white when blurred."""
+    from postfocus.align.pair import PairMatch, channel_gain
+    from postfocus.align.sweep import SweepAligner
+
+    rng = np.random.default_rng(0)
+    light = (0.02 + 0.08 * rng.random((200, 300, 3))).astype(np.float32)  # a dark textured scene, linear light
+    light[90:110, 140:150] = 8.0  # a specular stripe
+    sharp = np.clip(light, 0.0, 1.0)
+    blurred = np.clip(cv2.blur(light, (15, 15)), 0.0, 1.0)  # its bloom holds light the sharp frame clipped
+    a, b = SweepAligner.exposure_frame(sharp), SweepAligner.exposure_frame(blurred)
+    gain = SweepAligner._gain(a, b, PairMatch(np.eye(3), 1.0, "ecc", True), 300)
+    assert np.allclose(gain, 1.0, atol=0.01)
+    whole = np.ones((200, 300), np.uint8)
+    assert channel_gain(sharp, blurred, whole, gamma=1.0).max() < 0.9  # the whole frame: 0.89, the bloom as exposure
 
 
 def test_grass_no_worse_than_by_the_focus_map_alone():
@@ -152,7 +183,8 @@ def test_forward_check_band_ratio_at_the_pins():
         result = check_frames(np.clip(image, 0, 1), st.depth, lambda i: aligned[i], list(range(len(aligned))))
         return band_ratio(result, st.depth, 5)
 
-    # measured: 1.68 before, 1.22 now (the truth itself: 1.31)
+    # measured: 1.72 before, 1.40 now, the truth itself 1.17 (with the exposure gains misread from the clipped
+    # highlights: 1.56, 1.09; the residual left is on the pins' flanks beside the specular stripe, docs/quality.md)
     assert ratio(now) <= 1.5 < ratio(before)
 
 

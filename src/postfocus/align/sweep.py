@@ -33,6 +33,29 @@ class _Link(NamedTuple):
     method: str
 
 
+#: Linear light from which a pixel may hold more light than it shows (encoded 0.987).
+CLIPPED = 0.97
+
+
+def _without_clipped_light(mask: np.ndarray, a: np.ndarray, b: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` less the pixels within ``reach`` px of a clipped pixel of ``a`` or ``b``.
+
+    ``a`` and ``b`` are :meth:`SweepAligner.exposure_frame` copies: three planes of linear light and a
+    fourth, above 0 where the frame had a clipped pixel before it was shrunk. Defocus keeps the total light,
+    except where a highlight brighter than white is clipped: sharp, its excess is cut off; blurred, it spreads
+    below white and is kept, so a frame focused away from a specular highlight holds more light than the one
+    focused on it, which an exposure comparison would take for a change of exposure. The pixels the
+    highlight's blur can reach (as far as the overlap's border is eroded for the same reason) are left out;
+    if fewer than a quarter of ``mask`` would remain (a frame mostly clipped), ``mask`` is kept whole.
+    """
+    clipped = ((a[..., 3] > 0) | (b[..., 3] > 0)).astype(np.uint8)
+    if not clipped.any():
+        return mask
+    near = cv2.dilate(clipped, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    kept = mask.astype(bool) & (near == 0)
+    return kept if kept.sum() >= 0.25 * np.count_nonzero(mask) else mask
+
+
 class SweepAligner:
     """Align a sweep streamed in file order, one small frame at a time.
 
@@ -94,7 +117,8 @@ class SweepAligner:
         aligned = warp_to_reference(small, matrix, size)
         border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
         mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
-        linear_gain = channel_gain(last_small, aligned, mask, gamma=1.0)
+        mask = _without_clipped_light(mask, last_small, aligned, border)
+        linear_gain = channel_gain(last_small[..., :3], aligned[..., :3], mask, gamma=1.0)
         return (linear_gain ** np.float32(1 / GAMMA)).astype(np.float32)
 
     @classmethod
@@ -102,13 +126,25 @@ class SweepAligner:
         """A working-size frame in linear light shrunk to :attr:`GAIN_SIZE`, as neighbours' exposures are compared.
 
         Shrunk in linear light: defocus moves light around but keeps its total, so means of
-        linear values compare frames focused differently fairly, at any size.
+        linear values compare frames focused differently fairly, at any size. A fourth plane, above 0
+        where any channel of the frame reached :data:`CLIPPED` before shrinking, marks where that does not
+        hold (``_without_clipped_light``).
         """
         h, w = linear.shape[:2]
         f = min(1.0, cls.GAIN_SIZE / max(h, w))
+        # per channel, as one (h, 3w) plane of 0/255, shrunk by a whole factor at least as large as the copy's
+        # (OpenCV's fast path), then brought to the copy's size as floats: channels and neighbours mix, which
+        # is harmless (the flagged pixels' surroundings are left out anyway); a lone clipped pixel survives a
+        # factor up to 22
+        flag = cv2.compare(np.ascontiguousarray(linear, np.float32).reshape(h, -1), CLIPPED, cv2.CMP_GE)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        k = int(np.ceil(max(h / size[1], w / size[0]) - 1e-6))
+        if k > 1:
+            flag = cv2.resize(flag, None, fx=1.0 / k, fy=1.0 / k, interpolation=cv2.INTER_AREA)
+        flag = cv2.resize(flag.astype(np.float32), size, interpolation=cv2.INTER_AREA)
         if f < 1.0:
-            linear = cv2.resize(linear, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        return linear
+            linear = cv2.resize(linear, size, interpolation=cv2.INTER_AREA)
+        return np.dstack([linear, flag]).astype(np.float32, copy=False)
 
     def add(self, index: int, grey: np.ndarray, colour: np.ndarray, exposure: np.ndarray | None = None) -> None:
         """Take frame ``index``; its match to the frame before it starts now (in the background).

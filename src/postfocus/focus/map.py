@@ -13,13 +13,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from postfocus.colour import to_grey
 from postfocus.errors import OptionError
 from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
 
 __all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
-           "peak_index", "preferred_peak", "push_pull_fill", "refine_at"]
+           "guided_upsample", "peak_index", "peak_near", "preferred_peak", "push_pull_fill", "refine_at"]
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges reflected."""
@@ -225,6 +226,47 @@ def curve_width(volume: np.ndarray, k: np.ndarray, floor: float = 0.0, level: fl
     return float(np.median(np.sqrt(-0.5 / c[ok])))
 
 
+def peak_near(volume: np.ndarray, at: np.ndarray, where: np.ndarray, reach: int, floor: float = 0.0) -> np.ndarray:
+    """Where ``where`` holds: whether the pixel's focus curve has a local maximum within ``reach`` frames of ``at``.
+
+    A local maximum is a frame whose measure is at least that of both
+    neighbours (one at the sweep's ends) and above four times the noise
+    ``floor``; a second surface seen at a pixel (the far wall beside a near
+    outline) gives its curve one.
+
+    Parameters
+    ----------
+    volume : float32 (N, H, W) focus measures (aggregated).
+    at : float (H, W) frame (fractional) to look around.
+    where : bool (H, W) pixels to test (the others are False).
+    reach : frames on each side of ``at``.
+    floor : noise floor of the measure.
+
+    Returns
+    -------
+    bool (H, W).
+
+    Examples
+    --------
+    >>> curve = np.array([1, 9, 2, 1, 3, 1], np.float32)[:, None, None]
+    >>> bool(peak_near(curve, np.array([[4.2]]), np.array([[True]]), 1)[0, 0])
+    True
+    >>> bool(peak_near(curve, np.array([[2.6]]), np.array([[True]]), 0)[0, 0])
+    False
+    """
+    ys, xs = np.nonzero(where)
+    found = np.zeros(np.shape(where), bool)
+    if ys.size == 0:
+        return found
+    curves = volume[:, ys, xs]  # (N, m): only the pixels in question
+    edge = np.full((1, ys.size), -np.inf, curves.dtype)
+    padded = np.concatenate([edge, curves, edge])
+    local = (curves >= padded[:-2]) & (curves >= padded[2:]) & (curves > 4.0 * floor)
+    centre = np.rint(np.asarray(at)[ys, xs]).astype(np.intp)
+    found[ys, xs] = (local & (np.abs(np.arange(volume.shape[0])[:, None] - centre[None]) <= reach)).any(axis=0)
+    return found
+
+
 def preferred_peak(
     volume: np.ndarray, prefer: str, floor: float, rel: float = 0.02, dip: float = 0.5, above_floor: float = 4.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -344,6 +386,23 @@ def focus_index_map(
     if sides:
         out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius))
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
+
+
+def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
+    """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
+
+    Bilinear upsampling followed by a guided filter (He et al.) at full size.
+    """
+    h, w = guide.shape[:2]
+    mh, mw = values.shape[:2]
+    if (mh, mw) == (h, w):
+        return values.astype(np.float32)
+    up = cv2.resize(values.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    scale = max(h / mh, w / mw)
+    r = radius if radius is not None else max(2, int(round(1.5 * scale)))
+    lo, hi = float(values.min()), float(values.max())
+    out = guided_filter(to_grey(guide), up, r, eps)
+    return np.clip(out, lo, hi).astype(np.float32)
 
 
 def push_pull_fill(values: np.ndarray, weight: np.ndarray, min_size: int = 4) -> np.ndarray:

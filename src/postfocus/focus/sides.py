@@ -95,11 +95,21 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     far_value = index[ys, xs].copy()
     size = (2 * k + 1, 2 * k + 1)  # the classes are described within 2 spill px
 
-    def described(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per suspect: the class's mean and spread of ``guide`` and its mean index around it, and whether
-        enough pixels describe it."""
-        sums = [cv2.boxFilter(mask * v, -1, size, normalize=False, borderType=cv2.BORDER_REFLECT)[ys, xs]
-                for v in (np.ones_like(g), g, g * g, index)]
+    half = k  # the box's half width
+
+    def described(weight: np.ndarray, label: float, sel: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For the suspects in ``sel``: the class's (pixels of ``weight`` within ``step`` of ``label``) mean and
+        spread of ``guide`` and its mean index around them, and whether enough pixels describe it. Summed only
+        over the box the selected suspects' windows cover (the same sums as over the whole picture)."""
+        sy, sx = ys[sel], xs[sel]
+        y0, y1 = max(int(sy.min()) - half, 0), min(int(sy.max()) + half + 1, g.shape[0])
+        x0, x1 = max(int(sx.min()) - half, 0), min(int(sx.max()) + half + 1, g.shape[1])
+        gc, ic = g[y0:y1, x0:x1], index[y0:y1, x0:x1]
+        mask = weight[y0:y1, x0:x1] * (np.abs(ic - label) < step)
+        py, px = sy - y0, sx - x0
+        sums = [cv2.boxFilter(mask * v, -1, size, normalize=False, borderType=cv2.BORDER_REFLECT)[py, px]
+                for v in (np.ones_like(gc), gc, gc * gc, ic)]
         count = np.maximum(sums[0], 1e-6)
         mean = sums[1] / count
         spread = np.sqrt(np.maximum(sums[2] / count - mean * mean, 0.0))
@@ -110,20 +120,21 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     far_mean = np.zeros(ys.size, np.float32)
     far_spread = np.zeros(ys.size, np.float32)
     for label in np.unique(np.concatenate([own, far])):
-        member = (np.abs(index - label) < step).astype(np.float32)
         sel = own == label
         if sel.any():
-            mean, spread, _, enough = described(confident * member)
-            sel &= enough
-            near_gap[sel] = np.abs(gp - mean)[sel]
-            near_mean[sel], near_spread[sel] = mean[sel], spread[sel]
+            mean, spread, _, enough = described(confident, label, sel)
+            idx = np.flatnonzero(sel)[enough]
+            near_gap[idx] = np.abs(gp[idx] - mean[enough])
+            near_mean[idx], near_spread[idx] = mean[enough], spread[enough]
         sel = far == label
         if sel.any():
-            mean, spread, value, enough = described(clean * member)
-            gap = np.where(enough, np.abs(gp - mean), np.inf)
-            better = sel & (gap < far_gap)
-            far_gap[better], far_value[better] = gap[better], value[better]
-            far_mean[better], far_spread[better] = mean[better], spread[better]
+            mean, spread, value, enough = described(clean, label, sel)
+            idx = np.flatnonzero(sel)
+            gap = np.where(enough, np.abs(gp[idx] - mean), np.inf)
+            better = gap < far_gap[idx]
+            b = idx[better]
+            far_gap[b], far_value[b] = gap[better], value[better]
+            far_mean[b], far_spread[b] = mean[better], spread[better]
     out = index.copy()
     # Only across an outline that the guide shows (the near class differs from the far surface by more than
     # twice the far surface's own spread: its mean is pulled towards the far one by its bled band), to the side the pixel looks like.

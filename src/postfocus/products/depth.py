@@ -11,7 +11,11 @@ of a processed stack:
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
    frames and a three-frame parabola reads its noise). Confidence is how far
-   the peak stands above the average frame and the noise floor.
+   the peak stands above the average frame and the noise floor. A near
+   outline raises the background's measure beside it (up to
+   :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the
+   far surface where it looks like it (:func:`~postfocus.focus.sides.occlusion_sides`)
+   and its own focus curve has a peak at that surface's frame.
 2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
    object's bokeh disc in the far frames, a glint, a frame edge at the
    border). Pixels more than 1.5 focus-curve widths from the confidence-
@@ -71,19 +75,22 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
-from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_filter, push_pull_fill
+from postfocus.focus.sides import edge_spill, occlusion_sides
+from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
+DEPTH_VERSION = 1  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
+SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
-    "DepthResult",
+    "DEPTH_VERSION", "DepthResult",
     "depth_map",
     "refine_depth",
     "write_depth_png",
@@ -124,27 +131,6 @@ class DepthResult:
 
 
 # --------------------------------------------------------------------------
-# Filters
-
-
-def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
-    """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
-
-    Bilinear upsampling followed by a guided filter (He et al.) at full size.
-    """
-    h, w = guide.shape[:2]
-    mh, mw = values.shape[:2]
-    if (mh, mw) == (h, w):
-        return values.astype(np.float32)
-    up = cv2.resize(values.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    scale = max(h / mh, w / mw)
-    r = radius if radius is not None else max(2, int(round(1.5 * scale)))
-    lo, hi = float(values.min()), float(values.max())
-    out = guided_filter(to_grey(guide), up, r, eps)
-    return np.clip(out, lo, hi).astype(np.float32)
-
-
-# --------------------------------------------------------------------------
 # The depth map
 
 
@@ -161,6 +147,7 @@ def refine_depth(
     motion: np.ndarray | None = None,
     tolerance: float | None = None,
     reach: int | None = None,
+    sides: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -186,6 +173,12 @@ def refine_depth(
         curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
     reach : slices on each side of the best one that the Gaussian peak fit
         uses (default three focus-curve widths; 1 is the three-frame parabola).
+    sides : give pixels beside a near object's outline, whose index the
+        outline's focus energy raised, back to the far surface they look like
+        (:func:`postfocus.focus.sides.occlusion_sides`), where their own focus
+        curve has a local maximum within a curve width of its index. The
+        fusion keeps the bled index (``focus_index_map(sides=False)``,
+        docs/quality.md); the depth does not.
 
     Returns
     -------
@@ -202,6 +195,8 @@ def refine_depth(
     Transactions on Graphics 30(4), 2011.
     S. Pertuz, D. Puig, M. A. Garcia, "Analysis of focus measure operators for shape-from-focus", Pattern
     Recognition 46(5), 2013 (focus-curve confidence).
+    K.-J. Yoon, I. S. Kweon, "Adaptive support-weight approach for correspondence search", IEEE TPAMI 28(4),
+    2006 (the side a pixel beside an occlusion edge belongs to).
     """
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
@@ -226,7 +221,6 @@ def refine_depth(
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
-    del agg
     # A flat focus curve (contrast ~0.3 or less) says nothing; a clear peak says a lot.
     confidence = (np.clip((contrast - 0.3) / 0.3, 0.0, 1.0) * (0.25 + 0.75 * level)).astype(np.float32)
     confidence[peak <= 0] = 0.0
@@ -235,6 +229,17 @@ def refine_depth(
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
+        # median-filtered index (a speck of noise is no far surface) and before the outliers (a far patch it spreads
+        # is judged with them); only where the pixel's own curve has a peak there (a black checker cell looks like a
+        # dark wall, but has no peak at its frame) and not on the outline itself (a pixel touching the near surface
+        # that stays is its rim: a pin's shaded edge, a mixed pixel)
+        level_index = cv2.medianBlur(index, 5)
+        given = occlusion_sides(level_index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP)
+        keep = peak_near(agg, given, given != level_index, int(np.ceil(width)), floor)
+        stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
+        keep &= stays >= given - SIDE_STEP
+        index = np.where(keep, given, index).astype(np.float32)
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
