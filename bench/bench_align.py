@@ -15,6 +15,9 @@ the worst and mean corner error (px) of:
 Usage:
     python bench/bench_align.py                    # --ecc-size 900 450
     python bench/bench_align.py --scenes steps --no-peers
+    python bench/bench_align.py --ecc-size 450 --no-peers --size 750x500   # small frames (working size = frame)
+
+Before/after a change: run it with ``PYTHONPATH`` pointing at each version's ``src``.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def ais_errors(frames: list[np.ndarray], transforms: list[np.ndarray], work: Pat
         # Residual: expected coords -> ais coords (same picture, same blur: unbiased).
         residual, _ = alignment.ecc_match(grey(expected)[inner], grey(ais)[inner], "affine")
         shift = np.array([[1, 0, -60], [0, 1, -60], [0, 0, 1.0]])
-        errors.append(corner_error(np.linalg.inv(shift) @ residual @ shift, np.eye(3)))
+        errors.append(corner_error(np.linalg.inv(shift) @ residual @ shift, np.eye(3), SIZE))
     return errors, seconds
 
 
@@ -86,7 +89,10 @@ def main() -> None:
     ap.add_argument("--ecc-size", type=int, nargs="*", default=[900, 450])
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--size", default="1920x1080", help="frame size WxH of the rendered sweeps")
     args = ap.parse_args()
+    global SIZE
+    SIZE = tuple(int(v) for v in args.size.lower().split("x"))[::-1]
     if not args.no_peers:
         ensure_peers()
     stacks = {}
@@ -105,7 +111,7 @@ def main() -> None:
             t = time.perf_counter()
             a = analyse(ArraySource(st.frames), motion="off")
             seconds = time.perf_counter() - t
-            errors = [corner_error(r.matrix, W) for r, W in zip(a.alignment, st.transforms)]
+            errors = [corner_error(r.matrix, W, SIZE) for r, W in zip(a.alignment, st.transforms)]
             tool = f"postfocus (ECC to {ecc} px)"
             totals.setdefault(tool, []).append(max(errors))
             print(f"| {name} {label} | {tool} | {max(errors):.3f} | {np.mean(errors):.3f} | {seconds:.1f} |")

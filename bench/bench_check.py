@@ -136,7 +136,8 @@ def hidden_scenes(work: Path) -> list[dict]:
             result = check_frames(image, st.depth, lambda i, st=st: st.frames[i], range(10))
             cpu += time.process_time() - start
             row[key] = {"band_ratio_4px": round(band_ratio(result, st.depth, 4), 2),
-                        "flagged": result.summary["flagged"], "p99": result.summary["p99"]}
+                        "flagged": result.summary["flagged"], "p99": result.summary["p99"],
+                        "contradicted": result.summary["contradicted"]}
         row["check_cpu_s"] = round(cpu, 2)
         rows.append(row)
     return rows
@@ -232,6 +233,8 @@ def check_stack(name: str, data: Path, cache: Path | None, images: Path | None) 
     row = {"stack": name, "size": list(ps.size), "frames": len(ps.used), "check_cpu_s": round(cpu, 2),
            "flagged": s["flagged"], "p99": s["p99"], "unverifiable": s["unverifiable"], "instant": s["instant"],
            "flagged_raw_depth": raw.summary["flagged"], "scale": s["scale"], "layers": s["layers"],
+           "contradicted": s["contradicted"], "contradicted_raw_depth": raw.summary["contradicted"],
+           "hidden_zone": s["hidden_zone"],
            "slopes": [round(result.model.near_slope, 2), round(result.model.far_slope, 2)],
            "floor": round(result.model.floor, 2), "regions": s["regions"][:3], "places": {},
            "changed_by_cleaning": round(float(changed.mean()), 4)}
@@ -298,14 +301,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(json.dumps(row))
     print(f"{'stack':20} {'frames':>6} {'size':>11} {'cpu s':>6} {'flagged':>8} {'p99':>5} {'slopes px/frame':>16} "
-          f"{'unverif':>8} {'raw depth':>9}")
+          f"{'unverif':>8} {'raw depth':>9} {'contradicted clean/raw':>22}")
     for name in [] if args.only_synthetic else args.stacks.split(","):
         row = check_stack(name, args.data, args.cache, args.doc_images)
         rows.append(row)
         h, w = row["size"]
         print(f"{name:20} {row['frames']:6d} {w:5d}x{h:<5d} {row['check_cpu_s']:6.2f} {100 * row['flagged']:7.2f}% "
               f"{row['p99']:5.2f} {row['slopes'][0]:7.2f} {row['slopes'][1]:7.2f} {100 * row['unverifiable']:7.2f}% "
-              f"{100 * row['flagged_raw_depth']:8.2f}%")
+              f"{100 * row['flagged_raw_depth']:8.2f}% {100 * row['contradicted']:10.2f}% "
+              f"{100 * row['contradicted_raw_depth']:9.2f}%")
         for kind, v in row.get("on_changed", {}).items():
             print(f"    pixels the cleaning moved > {CHANGED:g} frames ({100 * row['changed_by_cleaning']:.2f} %), "
                   f"{kind} depth: mean {v['mean']:.2f}, p90 {v['p90']:.2f}, flagged {100 * v['flagged']:.1f}%")

@@ -23,9 +23,10 @@ Rows (``--rows`` picks some; all by default):
     postfocus's peak memory on 60 and on 30 frames of the 4K MP4 (target: within 1.1x)
 ``latency``
     on the processed 30-frame 4K stack, library calls in one process: a tap (median
-    of 20), a range merge (a quarter of the frames) and an aperture render (f/2.8,
-    the depth map already made), medians of ``--repeat``; the first aperture render
-    (which makes the depth map) is shown too
+    of 20), a range merge (a quarter of the frames) and ``aperture()`` (f/2.8,
+    focus at the centre; it reads the all-in-focus image and the depth map kept in
+    the stack folder), medians of ``--repeat``; the first ``aperture()`` after
+    processing (which makes the depth map and keeps it) is shown too
 
 postfocus runs with default settings, which keep the processed stack (``--cache``
 in a fresh folder every run, so nothing is reused), and with ``--no-cache`` for
@@ -224,7 +225,7 @@ for _ in range(int(sys.argv[3])):
     apertures.append(timed(render))
 med = lambda runs: [statistics.median(r[k] for r in runs) for k in range(2)]
 print(json.dumps({"tap": med(taps), "range merge": med(ranges), "aperture": med(apertures),
-                  "first aperture (makes the depth map)": list(first)}))
+                  "first aperture (makes and keeps the depth map)": list(first)}))
 """
 
 

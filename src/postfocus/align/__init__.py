@@ -8,6 +8,9 @@ One stage a module:
 - :mod:`~postfocus.align.pair` -- one frame matched to its neighbour
   (:func:`match_pair`: correlation, tile refinement, feature fallback) and
   the exposure gain between them (:func:`channel_gain`).
+- :mod:`~postfocus.align.tiles` -- per-tile Lucas-Kanade shifts
+  (:func:`tile_shifts`) and the robust fit of a global model to them
+  (:func:`fit_model`), which refine each match.
 - :mod:`~postfocus.align.sweep` -- :class:`SweepAligner`: a whole sweep,
   streamed, neighbour matches chained to the reference frame.
 - :mod:`~postfocus.align.report` -- :class:`FrameAlignment`, the per-frame report.
@@ -28,11 +31,12 @@ from postfocus.align.pair import (
     coarse_shift,
     ecc_match,
     feature_match,
-    fit_model,
+    FramePyramid,
     match_pair,
+    prepare_frame,
     refine_with_tiles,
-    tile_shifts,
 )
+from postfocus.align.tiles import fit_model, tile_shifts
 from postfocus.align.report import FrameAlignment
 from postfocus.align.sweep import SweepAligner
 from postfocus.align.warp import (
@@ -49,6 +53,7 @@ __all__ = [
     "MIN_CORRELATION",
     "MODELS",
     "FrameAlignment",
+    "FramePyramid",
     "PairMatch",
     "SweepAligner",
     "apply_flow",
@@ -61,6 +66,7 @@ __all__ = [
     "fit_model",
     "match_pair",
     "neighbour_flow",
+    "prepare_frame",
     "project_to_similarity",
     "refine_with_tiles",
     "refined_warp",

@@ -23,11 +23,12 @@ import cv2
 import numpy as np
 
 from postfocus.colour import GAMMA
+from postfocus.align.tiles import fit_model, template_tiles, tile_shifts
 from postfocus.align.warp import project_to_similarity, rescale_matrix, warp_to_reference
 
-__all__ = ["ECC_MAX_SIZE", "MAX_STEP_ROTATION_DEG", "MAX_STEP_SCALE", "MAX_STEP_SHIFT_FRACTION",
-           "MIN_CORRELATION", "MODELS", "PairMatch", "channel_gain", "coarse_shift", "ecc_match", "feature_match",
-           "fit_model", "match_pair", "refine_with_tiles", "tile_shifts"]
+__all__ = ["ECC_BEFORE_TILES", "ECC_MAX_SIZE", "MAX_STEP_ROTATION_DEG", "MAX_STEP_SCALE", "MAX_STEP_SHIFT_FRACTION",
+           "MIN_CORRELATION", "MODELS", "PHASE_SIZE", "FramePyramid", "PairMatch", "channel_gain", "coarse_shift",
+           "ecc_match", "feature_match", "match_pair", "prepare_frame", "refine_with_tiles"]
 
 MODELS = ("translation", "rigid", "similarity", "affine", "homography")
 _ECC_MOTION = {
@@ -43,6 +44,11 @@ MAX_STEP_ROTATION_DEG = 6.0
 MAX_STEP_SHIFT_FRACTION = 0.12
 MIN_CORRELATION = 0.6
 ECC_MAX_SIZE = 450  # long edge of the finest level the global correlation match uses (the tile refinement then works at full working size; 900 gave the same corner errors on 1080p generated sweeps, 17 % slower)
+# Before a tile refinement the correlation match stops earlier (at most this many iterations a level, or a
+# correlation gain below this): the tiles decide the final transform, and from either start they reach the
+# same one (measured: within 0.0006 px on beetle, ring and keyboard, 0.057 px at most on pcb; half the time
+# of the correlation match).
+ECC_BEFORE_TILES = (30, 1e-4)
 
 
 @dataclass
@@ -92,6 +98,46 @@ def _plausible(matrix: np.ndarray, size: tuple[int, int]) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class FramePyramid:
+    """A working-size grey frame prepared once for both of its neighbour matches.
+
+    Attributes
+    ----------
+    levels : tuple of numpy.ndarray
+        The float32 grey frame, then halved by ``cv2.pyrDown`` while the short edge stays at least 96 px.
+    small : numpy.ndarray
+        The frame shrunk (area) to a long edge of at most :data:`PHASE_SIZE` px, for phase correlation.
+    """
+
+    levels: tuple[np.ndarray, ...]
+    small: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the frame."""
+        return self.levels[0].shape[:2]
+
+
+PHASE_SIZE = 256  # long edge (px) of the phase correlation that starts a match
+
+
+def prepare_frame(grey: np.ndarray) -> FramePyramid:
+    """The pyramid and small copy of a grey frame that :func:`match_pair` uses (made once per frame).
+
+    Examples
+    --------
+    >>> prepare_frame(np.zeros((400, 600), np.float32)).shape
+    (400, 600)
+    """
+    grey = np.asarray(grey, np.float32)
+    return FramePyramid(tuple(_pyramid(grey)), _shrink(grey, PHASE_SIZE))
+
+
+def _as_pyramid(frame: np.ndarray | FramePyramid) -> FramePyramid:
+    return frame if isinstance(frame, FramePyramid) else prepare_frame(frame)
+
+
 def _pyramid(grey: np.ndarray, min_size: int = 96) -> list[np.ndarray]:
     levels = [grey]
     while min(levels[-1].shape) // 2 >= min_size:
@@ -111,7 +157,7 @@ def ecc_match(
 
     Parameters
     ----------
-    template, moving : float32 grey images of the same size.
+    template, moving : float32 grey images of the same size (or their :class:`FramePyramid`).
     model : one of MODELS.
     init : starting 3x3 transform (template coords -> moving coords).
 
@@ -125,7 +171,7 @@ def ecc_match(
     >>> m, rho = ecc_match(a, b, "similarity")  # doctest: +SKIP
     """
     motion = _ECC_MOTION[model]
-    pyr_t, pyr_m = _pyramid(template), _pyramid(moving)
+    pyr_t, pyr_m = list(_as_pyramid(template).levels), list(_as_pyramid(moving).levels)
     # Levels finer than ``ECC_MAX_SIZE`` add little: the tile refinement works at full working size.
     skip = 0
     while skip < len(pyr_t) - 1 and max(pyr_t[skip].shape) > ECC_MAX_SIZE:
@@ -177,143 +223,6 @@ def feature_match(template: np.ndarray, moving: np.ndarray, model: str = "simila
     return matrix
 
 
-_REMAP_TILES = 1000  # tiles of at most 32 rows per remap call
-
-
-def tile_shifts(
-    template: np.ndarray, aligned: np.ndarray, tile: int, iterations: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Residual shift of every textured tile of ``aligned`` against ``template``.
-
-    Pure translation is estimated per tile by Lucas-Kanade iterations, all
-    tiles at once. For a symmetric blur kernel the best translation is
-    unbiased, whereas a global scale would trade misregistration for apparent
-    sharpness; fitting the global model to these local shifts keeps defocus
-    from posing as breathing.
-
-    Returns
-    -------
-    (points (K, 2) tile centres, shifts (K, 2)): content of ``template`` at
-    ``p`` sits at ``p + shift`` in ``aligned``.
-    """
-    h, w = template.shape
-    margin = max(2, tile // 4)
-    ny, nx = (h - 2 * margin) // tile, (w - 2 * margin) // tile
-    if ny < 1 or nx < 1:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    y0, x0 = margin, margin
-    y1, x1 = y0 + ny * tile, x0 + nx * tile
-    t = cv2.GaussianBlur(template, (0, 0), 1.0)
-    a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    ix = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1])
-    iy = np.ascontiguousarray(cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1])
-    t = np.ascontiguousarray(t[y0:y1, x0:x1])
-
-    def tile_sum(img: np.ndarray, size: tuple[int, int] = (nx, ny)) -> np.ndarray:
-        # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
-        return cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
-
-    def expand(values: np.ndarray) -> np.ndarray:
-        """Per-tile values to a per-pixel map (piecewise constant)."""
-        return cv2.resize(values.astype(np.float32), (nx * tile, ny * tile), interpolation=cv2.INTER_NEAREST)
-
-    def zero_mean(img: np.ndarray) -> np.ndarray:
-        """Subtract each tile's mean: a per-tile brightness offset is not a shift."""
-        return img - expand(cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA))
-
-    ix, iy = zero_mean(ix), zero_mean(iy)
-    sxx, sxy, syy = tile_sum(ix * ix), tile_sum(ix * iy), tile_sum(iy * iy)
-    trace, det = sxx + syy, sxx * syy - sxy * sxy
-    lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
-    valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
-    safe_det = np.where(valid, det, 1.0)
-    d = np.zeros((ny, nx, 2))
-    # Only the textured tiles move (the others' steps are 0): the loop works on them alone, laid out
-    # one below the other (each tile's pixels, maps and block sums are what they are in the full grid).
-    rows, cols = np.nonzero(valid)
-    k = len(rows)
-
-    def textured(img: np.ndarray) -> np.ndarray:
-        """(ny * tile, nx * tile) -> (k * tile, tile): the textured tiles, in row-major order."""
-        blocks = img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)[rows, cols]
-        return np.ascontiguousarray(blocks).reshape(k * tile, tile)
-
-    t, ix, iy = textured(t), textured(ix), textured(iy)
-    grid = np.arange(tile, dtype=np.float32)
-    xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
-    ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
-    mapx, mapy = np.empty((k, tile, tile), np.float32), np.empty((k, tile, tile), np.float32)
-    shifted, product = np.empty((k * tile, tile), np.float32), np.empty((k * tile, tile), np.float32)
-    bx, by = np.zeros((ny, nx)), np.zeros((ny, nx))
-    for _ in range(iterations if k else 0):
-        np.add(xs, d[rows, cols, 0].astype(np.float32)[:, None, None], out=mapx)
-        np.add(ys, d[rows, cols, 1].astype(np.float32)[:, None, None], out=mapy)
-        for c in range(0, k, _REMAP_TILES):  # remap takes fewer than 2^15 rows
-            part = slice(c * tile, min(k, c + _REMAP_TILES) * tile)
-            cv2.remap(a, mapx.reshape(k * tile, tile)[part], mapy.reshape(k * tile, tile)[part], cv2.INTER_LINEAR,
-                      dst=shifted[part], borderMode=cv2.BORDER_REFLECT)
-        # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
-        err = np.subtract(shifted, t, out=shifted)
-        bx[rows, cols] = tile_sum(np.multiply(ix, err, out=product), (1, k))[:, 0]
-        by[rows, cols] = tile_sum(np.multiply(iy, err, out=product), (1, k))[:, 0]
-        step_x = -(syy * bx - sxy * by) / safe_det
-        step_y = -(sxx * by - sxy * bx) / safe_det
-        step = np.where(valid[..., None], np.stack([step_x, step_y], axis=-1), 0.0)
-        step = np.clip(step, -1.0, 1.0)
-        d += step
-        if np.abs(step).max(initial=0) < 0.004:
-            break
-    valid &= (np.abs(d) < tile / 4).all(axis=-1)
-    cy, cx = np.mgrid[0:ny, 0:nx]
-    points = np.stack([x0 + (cx + 0.5) * tile, y0 + (cy + 0.5) * tile], axis=-1)[valid]
-    return points.reshape(-1, 2).astype(np.float64), d[valid].reshape(-1, 2)
-
-
-def _fit_once(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray | None:
-    if model == "translation":
-        out = np.eye(3)
-        out[:2, 2] = np.median(dst - src, axis=0)
-        return out
-    s32, d32 = src.astype(np.float32), dst.astype(np.float32)
-    if model == "homography":
-        matrix, _ = cv2.findHomography(s32, d32, 0)
-        return matrix
-    if model == "affine":
-        a, _ = cv2.estimateAffine2D(s32, d32, method=cv2.LMEDS, refineIters=30)
-    else:
-        a, _ = cv2.estimateAffinePartial2D(s32, d32, method=cv2.LMEDS, refineIters=30)
-    if a is None:
-        return None
-    out = np.vstack([a, [0, 0, 1]])
-    if model == "rigid":
-        out[:2, :2] /= np.sqrt(abs(np.linalg.det(out[:2, :2])))
-    return out
-
-
-def fit_model(points: np.ndarray, targets: np.ndarray, model: str, rounds: int = 3) -> np.ndarray | None:
-    """Robust fit of a ``model`` transform taking points to targets.
-
-    Tiles whose shift disagrees with the fit (an occlusion edge, a moving
-    leaf) are trimmed and the fit is repeated on the rest.
-    """
-    keep = np.ones(len(points), bool)
-    matrix = None
-    for _ in range(rounds):
-        if keep.sum() < 6:
-            break
-        matrix = _fit_once(points[keep], targets[keep], model)
-        if matrix is None:
-            return None
-        pred = cv2.perspectiveTransform(points[None].astype(np.float64), matrix)[0]
-        resid = np.hypot(*(pred - targets).T)
-        limit = max(3.0 * float(np.median(resid[keep])), 0.03)
-        new_keep = resid <= limit
-        if (new_keep == keep).all():
-            break
-        keep = new_keep
-    return matrix
-
-
 def refine_with_tiles(
     template: np.ndarray, moving: np.ndarray, matrix: np.ndarray, model: str, rounds: int = 2
 ) -> np.ndarray:
@@ -325,9 +234,11 @@ def refine_with_tiles(
     """
     h, w = template.shape
     tile = int(np.clip(min(h, w) // 10, 16, 32))
-    for _ in range(rounds):
+    prepared = template_tiles(template, tile)  # the template's side, once for every round
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    for _ in range(rounds if prepared is not None else 0):
         aligned = warp_to_reference(moving, matrix, (h, w))
-        points, shifts = tile_shifts(template, aligned, tile)
+        points, shifts = tile_shifts(prepared, aligned, tile)
         correction = fit_model(points, points + shifts, model)
         if correction is None or _plausible(correction, (h, w)):
             break
@@ -335,14 +246,20 @@ def refine_with_tiles(
         # Another round only when this one moved the picture noticeably (measured: a second
         # round changes the corner error by <= 0.02 px on the generated stacks, and costs 40 %
         # of the alignment time at 4K).
-        corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
         moved = cv2.perspectiveTransform(corners[None], correction)[0] - corners
         if np.abs(moved).max() < 0.5:
             break
     return matrix
 
 
-def coarse_shift(template: np.ndarray, moving: np.ndarray, size: int = 256) -> np.ndarray:
+def _shrink(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    f = min(1.0, size / max(h, w))
+    small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+    return small.astype(np.float32)
+
+
+def coarse_shift(template: np.ndarray, moving: np.ndarray, size: int = PHASE_SIZE) -> np.ndarray:
     """Translation (3x3, template coords -> moving coords) found by phase correlation at low resolution.
 
     A start for the correlation match: periodic detail (a checkerboard, a
@@ -355,10 +272,11 @@ def coarse_shift(template: np.ndarray, moving: np.ndarray, size: int = 256) -> n
     --------
     >>> coarse_shift(a, b)  # doctest: +SKIP
     """
-    h, w = template.shape[:2]
-    f = min(1.0, size / max(h, w))
-    small = (lambda im: cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)) if f < 1 else (lambda im: im)
-    t, m = small(template).astype(np.float32), small(moving).astype(np.float32)
+    return _phase_shift(_shrink(template, size), _shrink(moving, size), min(1.0, size / max(template.shape[:2])))
+
+
+def _phase_shift(t: np.ndarray, m: np.ndarray, f: float) -> np.ndarray:
+    """:func:`coarse_shift` of two copies of the frames shrunk by ``f``."""
     window = cv2.createHanningWindow((t.shape[1], t.shape[0]), cv2.CV_32F)
     (dx, dy), response = cv2.phaseCorrelate(t, m, window)
     out = np.eye(3)
@@ -367,30 +285,36 @@ def coarse_shift(template: np.ndarray, moving: np.ndarray, size: int = 256) -> n
     return out
 
 
-def match_pair(template: np.ndarray, moving: np.ndarray, model: str = "similarity") -> PairMatch:
+def match_pair(template: np.ndarray | FramePyramid, moving: np.ndarray | FramePyramid,
+               model: str = "similarity") -> PairMatch:
     """Match neighbouring frames; fall back to features when correlation fails.
 
     Parameters
     ----------
-    template, moving : float32 grey images (already reduced to working size).
+    template, moving : float32 grey images (already reduced to working size), or their
+        :func:`prepare_frame` (made once per frame when it takes part in two matches).
 
     Returns
     -------
     PairMatch with the transform template coords -> moving coords.
     """
-    size = template.shape[:2]
+    template, moving = _as_pyramid(template), _as_pyramid(moving)
+    size = template.shape
     reason = ""
     try:
-        matrix, rho = ecc_match(template, moving, model, init=coarse_shift(template, moving))
-        if model != "translation" and not _plausible(matrix, size):
-            matrix = refine_with_tiles(template, moving, matrix, model)
+        start = _phase_shift(template.small, moving.small, min(1.0, PHASE_SIZE / max(size)))
+        tiles = model != "translation"
+        iterations, eps = ECC_BEFORE_TILES if tiles else (60, 1e-5)
+        matrix, rho = ecc_match(template, moving, model, init=start, iterations=iterations, eps=eps)
+        if tiles and not _plausible(matrix, size):
+            matrix = refine_with_tiles(template.levels[0], moving.levels[0], matrix, model)
         reason = _plausible(matrix, size)
         if not reason and rho >= MIN_CORRELATION:
             return PairMatch(matrix, rho, "ecc", True)
         reason = reason or f"correlation {rho:.2f} too low"
     except cv2.error:
         reason = "correlation match diverged"
-    init = feature_match(template, moving, model)
+    init = feature_match(template.levels[0], moving.levels[0], model)
     if init is not None and not _plausible(init, size):
         try:
             matrix, rho = ecc_match(template, moving, model, init=init)
@@ -437,12 +361,14 @@ def channel_gain(template: np.ndarray, moving: np.ndarray, mask: np.ndarray, gam
 def _masked_mean(image: np.ndarray, mask: np.ndarray, gamma: float, count: int) -> np.ndarray:
     """Per-channel mean of ``clip(image, 0, 1) ** gamma`` over ``mask`` (``count`` pixels).
 
-    The pixels outside the mask are zeroed instead of gathered: summed in the same row-major order,
-    the zeros leave every partial sum as it was, so the means are those of the gathered pixels to
-    the bit, without copying them out (a third of the time of an exposure comparison).
+    ``cv2.mean`` sums the masked pixels in double precision in one pass (for up to four
+    channels; a NumPy reduction over the channel axis took 30 times as long).
     """
     values = np.clip(image, 0, 1)
     if gamma != 1.0:  # (x ** 1.0 is x)
         values = np.power(values, gamma, out=values)
-    values = np.where(mask[..., None], values, np.float32(0)).reshape(-1, image.shape[2])
-    return np.add.reduce(values, axis=0) / np.asarray(count, values.dtype)
+    channels = values.shape[2]
+    if channels <= 4:
+        return np.asarray(cv2.mean(values, mask.view(np.uint8))[:channels], np.float64)
+    values = np.where(mask[..., None], values, np.float32(0)).reshape(-1, channels)
+    return np.add.reduce(values, axis=0, dtype=np.float64) / count

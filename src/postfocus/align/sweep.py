@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from postfocus.colour import GAMMA, gamma_decode
-from postfocus.align.pair import MODELS, PairMatch, channel_gain, match_pair
+from postfocus.align.pair import MODELS, FramePyramid, PairMatch, channel_gain, match_pair, prepare_frame
 from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import rescale_matrix, valid_mask, warp_to_reference
 
@@ -83,23 +83,23 @@ class SweepAligner:
         self.reference = reference
         self.model = model
         self.scale = scale
-        self._last: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[int, FramePyramid, np.ndarray] | None = None
         self._last_linked = False
         # First frame of a chain that did not match the frame after it: if the frame after
         # that matches it instead, the middle one was the odd frame out, not this one.
-        self._orphan: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._orphan: tuple[int, FramePyramid, np.ndarray] | None = None
         self._links: list[_Link] = []
         self._dropped: dict[int, str] = {}
         # Frames waiting to be linked, each with the match against the frame received before it,
         # started as soon as both were there (the usual case: that frame becomes the last kept).
-        self._waiting: list[tuple[tuple[int, np.ndarray, np.ndarray], int | None, Future | None]] = []
-        self._received: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._waiting: list[tuple[tuple[int, FramePyramid, np.ndarray], int | None, Future | None]] = []
+        self._received: tuple[int, FramePyramid, np.ndarray] | None = None
         self._pool = None
         if background:
             # ``workers`` matches at once (one on a single-thread budget, beside the caller).
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
 
-    def _pair(self, a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
+    def _pair(self, a: tuple[int, FramePyramid, np.ndarray], b: tuple[int, FramePyramid, np.ndarray]):
         """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""
         match = match_pair(a[1], b[1], self.model)
         gain = self._gain(a[2], b[2], match, b[1].shape[1]) if match.ok else None
@@ -149,11 +149,12 @@ class SweepAligner:
     def add(self, index: int, grey: np.ndarray, colour: np.ndarray, exposure: np.ndarray | None = None) -> None:
         """Take frame ``index``; its match to the frame before it starts now (in the background).
 
-        Only the grey frame and a small copy of ``colour`` in linear light (for exposure) are kept;
-        ``exposure`` is ``exposure_frame(gamma_decode(colour))`` if already made.
+        Only the grey frame (with its pyramid, made once for both of its matches) and a small copy of
+        ``colour`` in linear light (for exposure) are kept; ``exposure`` is
+        ``exposure_frame(gamma_decode(colour))`` if already made.
         """
         linear = self.exposure_frame(gamma_decode(colour)) if exposure is None else exposure
-        frame = (index, grey, linear)
+        frame = (index, prepare_frame(grey), linear)
         before = self._received
         job = None
         if before is not None and self._pool is not None:

@@ -40,8 +40,9 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
-from postfocus.check.layers import render_frame, soft_slabs
-from postfocus.colour import gamma_decode, gamma_encode, to_grey
+from postfocus.check.evidence import DepthEvidence, candidate_depths
+from postfocus.check.layers import hidden_jump, hidden_zone, render_closest, soft_slabs
+from postfocus.colour import gamma_decode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
 
@@ -72,7 +73,8 @@ class CheckResult:
         float32 (H, W), output geometry: the rendering error divided by the
         typical error of pixels of the same contrast in that frame, averaged
         over the pixel's worst eighth of the frames (at least 2); about 1 where the result is consistent, many
-        times 1 at halos, flecks and wrong depths.
+        times 1 at halos, flecks and wrong depths. Where the likelihood-ratio test contradicts the depth
+        (:attr:`evidence` above its level), at least the flag level times the evidence over its level.
     per_frame : dict of int to float
         Per frame number: mean absolute difference between the rendered and the
         aligned frame, in 8-bit levels (after exposure matching).
@@ -99,6 +101,15 @@ class CheckResult:
     instant : np.ndarray or None
         int32 (H, W): the frame a moving subject is shown from (judged against that frame
         only), -1 elsewhere; None when nothing moved.
+    evidence : np.ndarray or None
+        float32 (H, W): typical errors, summed over the frames, by which a depth more than 2 frames
+        from the given ones explains the frames better (:mod:`postfocus.check.evidence`); above
+        ``summary["evidence_level"]`` the depth is contradicted (``summary["contradicted"]``).
+    better_depth : np.ndarray or None
+        float32 (H, W): that depth (frame numbers in the frames' order).
+    rendering : np.ndarray or None
+        float32 (H, W): :attr:`residual` without the evidence: the render's own residual, which a
+        halo raises (:func:`postfocus.check.stack.band_ratio` reads it).
     """
 
     residual: np.ndarray
@@ -108,6 +119,9 @@ class CheckResult:
     summary: dict = field(default_factory=dict)
     unverifiable: np.ndarray | None = None
     instant: np.ndarray | None = None
+    evidence: np.ndarray | None = None
+    better_depth: np.ndarray | None = None
+    rendering: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """Everything but the residual map, as plain JSON numbers."""
@@ -218,11 +232,14 @@ def check_frames(
     local = model.scaled(scale)
     slabs, slab_depth = soft_slabs(depth, (h, w), max(local.near_slope, local.far_slope))
     layers = len(slabs.boxes)
+    zone = hidden_zone(dep, local, np.asarray(frames), hidden_jump(slabs))  # only there can content be hidden
+    summary_zone = 0.0 if zone is None else float(zone.mean())
     # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
     # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
     premult = np.concatenate([optics.premultiply(linear), clipped[None]])
     kernels = optics.KernelCache()
+    evidence = DepthEvidence(linear, local, candidate_depths(dep, local), frames, window=_WINDOW)
 
     top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
     reveal = np.zeros((h, w), np.float32)  # the most any frame differs from the image, in typical errors
@@ -231,14 +248,13 @@ def check_frames(
     flagged: dict[int, float] = {}
     k = 2 * _WINDOW + 1
     for done, i in enumerate(frames, 1):
-        out = render_frame(premult, slabs, slab_depth, local, i, kernels)
-        rendered = gamma_encode(out[..., :3])
-        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         frame = read_small(i)
-        gain = _gain(rendered, frame)
-        diff = np.abs(rendered * gain - frame).mean(axis=2)
-        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT) * judged
+        out, rendered, diff, error = render_closest(premult, slabs, slab_depth, local, i, kernels, frame, zone=zone,
+                                                    window=_WINDOW)
+        judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
+        error *= judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
+        _add_evidence(evidence, i, to_grey(rendered), to_grey(frame), judged)
         norm = error / typical
         signal = cv2.boxFilter(np.abs(rendered - img).mean(axis=2), -1, (k, k), borderType=cv2.BORDER_REFLECT)
         np.maximum(reveal, signal * judged / typical, out=reveal)
@@ -254,12 +270,24 @@ def check_frames(
         if progress:
             progress("check", done, len(frames))
     residual = top.mean(axis=0)
+    against, best_depth = evidence.result(dep)
     # Near the picture's edges the frames hold blur from outside it, which no render can know: not judged.
     reach = float(np.max(local.radius(np.array(frames) - float(np.median(dep)))))
     border = int(min(math.ceil(0.5 * reach), 0.02 * max(h, w)))  # a disc half outside brings in ~20 % of its light
     inner = np.s_[border : h - border, border : w - border]
+    edges = (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]) if border else ()
     typical_residual = max(float(np.median(residual[inner])), 1e-6)
     residual /= typical_residual  # 1 = typical
+    # A depth outlier on fine texture contradicts many frames a little each, which no absolute level catches: where
+    # a depth more than two frames away explains the frames better by the likelihood-ratio level (evidence.py),
+    # the pixel is flagged too (residual = the flag level times the evidence over its level).
+    for edge in edges:  # not judged (below)
+        against[edge] = 0.0
+    if moment is not None:  # shown from one instant on purpose: only that frame can contradict them
+        against[moment >= 0] = 0.0
+    contradicted = against > evidence.level()
+    rendering = residual.copy()  # the render's own residual (what a halo raises), before the evidence joins it
+    residual = np.maximum(residual, against * np.float32(level / evidence.level()))
     # A depth can be contradicted only where some frame looks different from the image. Another depth changes a
     # pixel's render by at most twice the most any frame's render differs from the image (there and back), and
     # the frame's own error adds about one typical error: where that cannot reach the flag level, no depth
@@ -267,10 +295,12 @@ def check_frames(
     blind = 2.0 * reveal + 1.0 < level * typical_residual
     if at_instant is not None:  # shown from one instant on purpose: only that frame can contradict them
         residual = np.where(moment >= 0, at_instant, residual).astype(np.float32)
-    if border:
-        for edge in (np.s_[:border], np.s_[h - border :], np.s_[:, :border], np.s_[:, w - border :]):
-            residual[edge] = 1.0
-            blind[edge] = False  # not judged at all (above), which is another thing
+    if at_instant is not None:
+        rendering = np.where(moment >= 0, at_instant, rendering).astype(np.float32)
+    for edge in edges:
+        residual[edge] = 1.0
+        rendering[edge] = 1.0
+        blind[edge] = False  # not judged at all (above), which is another thing
     full = cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_LINEAR) if (h, w) != (big_h, big_w) \
         else residual
     unverifiable = cv2.resize(blind.astype(np.uint8), (big_w, big_h), interpolation=cv2.INTER_NEAREST) > 0
@@ -283,13 +313,30 @@ def check_frames(
         "scale": round(scale, 4),
         "frames": len(frames),
         "layers": layers,
+        "hidden_zone": round(summary_zone, 4),
         "border": int(math.ceil(border / scale)),
         "unverifiable": round(float(blind.mean()), 5),
         "instant": 0.0 if moment is None else round(float((moment >= 0).mean()), 5),
     }
     full_instant = None if instant is None else np.asarray(instant, np.int32)
+    summary["contradicted"] = round(float(contradicted.mean()), 5)
+    summary["evidence_level"] = round(evidence.level(), 3)
+    big = (lambda x: cv2.resize(x, (big_w, big_h), interpolation=cv2.INTER_LINEAR)) if (h, w) != (big_h, big_w) \
+        else (lambda x: x)
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
-                       summary=summary, unverifiable=unverifiable, instant=full_instant)
+                       summary=summary, unverifiable=unverifiable, instant=full_instant, evidence=big(against),
+                       better_depth=big(best_depth), rendering=big(rendering))
+
+
+def _add_evidence(evidence: DepthEvidence, index: int, rendered: np.ndarray, frame: np.ndarray,
+                  judged: np.ndarray) -> None:
+    """Add one frame to the likelihood-ratio test, with the frame's own contrast setting the error scale."""
+    gain = float((rendered * frame).sum(dtype=np.float64) / max((rendered * rendered).sum(dtype=np.float64), 1e-12))
+    k = 2 * _WINDOW + 1
+    error = cv2.boxFilter(cv2.absdiff(rendered * np.float32(min(max(gain, 0.5), 2.0)), frame), -1, (k, k),
+                          borderType=cv2.BORDER_REFLECT)
+    typical = _typical_error(error * judged, _contrast(frame), judged > 0.5)
+    evidence.add(index, rendered, frame, judged, typical)
 
 
 def _top_count(frames: int) -> int:
@@ -310,13 +357,6 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
         raise PostfocusError(f"a picture of shape {image.shape} is neither grey nor RGB")
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-
-
-def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Per-channel exposure factor that brings the rendered frame to the recorded one (least squares)."""
-    num = (rendered * frame).reshape(-1, 3).sum(axis=0, dtype=np.float64)
-    den = (rendered * rendered).reshape(-1, 3).sum(axis=0, dtype=np.float64)
-    return np.clip(num / np.maximum(den, 1e-12), 0.5, 2.0).astype(np.float32)
 
 
 def _contrast(grey: np.ndarray) -> np.ndarray:

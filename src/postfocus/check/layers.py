@@ -25,14 +25,17 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel
+from postfocus.colour import gamma_encode
 from postfocus.synth import optics
 
-__all__ = ["HIDDEN_JUMP", "SoftSlabs", "plan_slabs", "render_frame", "soft_slabs"]
+__all__ = ["HIDDEN_JUMP", "SoftSlabs", "hidden_jump", "hidden_zone", "plan_slabs", "render_closest", "render_frame",
+           "soft_slabs"]
 
 HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden (as the generator)
 # frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
 # (the hidden background lies behind steps of more than twice the slab width, see render_frame)
 _MAX_WIDTH = 1.0
+_STEP_SPAN = 3  # px: a depth that rises by more than the hidden jump within this distance hides what lies behind
 
 
 class SoftSlabs(optics.Slabs):
@@ -156,9 +159,122 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
     return slabs, slab_depth
 
 
+def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
+                   index: int, kernels: optics.KernelCache, frame: np.ndarray, *, zone: np.ndarray | None = None,
+                   window: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``index`` rendered with and without a hidden background; per window the one closer to ``frame``.
+
+    What lies behind a near object is unknown: the pull-push extension of its
+    neighbourhood and the near object's own colour (no background) are both
+    plausible, and a result must not be blamed for the check's guess. The hidden
+    content is a nuisance parameter: each window takes the render that explains
+    the frame best (a profile likelihood). Both come from the same blurs
+    (:func:`render_frame` with ``plain``). Each render is matched to the frame
+    with a per-channel gain (least squares).
+
+    Parameters
+    ----------
+    premult, slabs, slab_depth, model, index, kernels
+        As :func:`render_frame`.
+    frame : np.ndarray
+        float32 (h, w, 3) the recorded frame, display-encoded.
+    zone : np.ndarray, optional
+        :func:`hidden_zone`; None: no hidden background anywhere.
+    window : int
+        Half-size of the window the difference is averaged over.
+
+    Returns
+    -------
+    linear : np.ndarray
+        float32 (h, w, 3 + E) the chosen render in linear light (with the extra planes).
+    rendered : np.ndarray
+        float32 (h, w, 3) the same display-encoded, before the gain.
+    difference : np.ndarray
+        float32 (h, w) |gain x rendered - frame|, mean over the channels.
+    error : np.ndarray
+        float32 (h, w) ``difference`` averaged over the window.
+    """
+    k = 2 * window + 1
+    outs = render_frame(premult, slabs, slab_depth, model, index, kernels, hidden=zone is not None, zone=zone,
+                        plain=True)
+    best = None
+    for out in (outs if isinstance(outs, tuple) else (outs,)):
+        rendered = gamma_encode(out[..., :3])
+        diff = np.abs(rendered * _gain(rendered, frame) - frame).mean(axis=2)
+        error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
+        if best is None:
+            best = [out, rendered, diff, error]
+            continue
+        closer = error < best[3]
+        best = [np.where(closer[..., None] if x.ndim == 3 else closer, x, b)
+                for x, b in zip((out, rendered, diff, error), best)]
+    return best[0], best[1], best[2], best[3]
+
+
+def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Per-channel exposure factor that brings the rendered frame to the recorded one (least squares)."""
+    num = (rendered * frame).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    den = (rendered * rendered).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    return np.clip(num / np.maximum(den, 1e-12), 0.5, 2.0).astype(np.float32)
+
+
+def hidden_jump(slabs: optics.Slabs) -> float:
+    """Depth step (frames) behind which content counts as hidden: :data:`HIDDEN_JUMP` or two fine slabs' widths.
+
+    A surface that continues across slabs hides nothing behind its nearer part, and the mean depths of two
+    adjacent slabs lie up to two slab widths apart.
+    """
+    return max(HIDDEN_JUMP, 2.0 * float(getattr(slabs, "width", 0.0)))
+
+
+def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump: float) -> np.ndarray | None:
+    """Where a frame can see content hidden behind a nearer surface: within the blur of a depth step.
+
+    Behind a surface that continues there is nothing hidden; only at a step of more than
+    ``jump`` frames within a few pixels (a steep side counts) does a lens see past the near
+    side's blurred rim, and only within the largest blur radius the near side takes in any frame.
+
+    Parameters
+    ----------
+    depth : np.ndarray
+        float32 (h, w) depth at the analysis size.
+    model : DefocusModel
+        Blur radius per frame distance, in pixels of this size.
+    frames : np.ndarray
+        The frame numbers rendered.
+    jump : float
+        Depth step (frames) that hides content (:func:`hidden_jump`).
+
+    Returns
+    -------
+    np.ndarray or None
+        bool (h, w), or None when the depth has no such step.
+
+    Examples
+    --------
+    >>> from postfocus.check.defocus import DefocusModel
+    >>> d = np.zeros((9, 30), np.float32); d[:, 15:] = 5.0
+    >>> zone = hidden_zone(d, DefocusModel(1.0, 1.0), np.arange(6), 1.0)
+    >>> bool(zone[4, 15]), bool(zone[4, 0])
+    (True, False)
+    """
+    kernel = np.ones((2 * _STEP_SPAN + 1,) * 2, np.uint8)  # a steep side is a step too
+    near = cv2.erode(depth, kernel)
+    step = (cv2.dilate(depth, kernel) - near) > jump
+    if not step.any():
+        return None
+    lo, hi = float(near[step].min()), float(near[step].max())
+    f = np.asarray(frames, np.float64)
+    reach = float(np.max(model.radius(np.array([f.min() - hi, f.max() - lo, f.min() - lo, f.max() - hi]))))
+    r = int(np.ceil(reach)) + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(step.astype(np.uint8), disc) > 0
+
+
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
                  index: float, kernels: optics.KernelCache | None = None, *, hidden: bool = True,
-                 jump: float | None = None) -> np.ndarray:
+                 jump: float | None = None, zone: np.ndarray | None = None,
+                 plain: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Frame ``index`` as the sharp image and its depth predict it, in linear light.
 
     A depth map holds only what is seen. Behind a near object a frame focused
@@ -193,11 +309,17 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         Extend the farther content behind each blurred slab (above).
     jump : float, optional
         Depth step (frames) from which content counts as behind a slab (default above).
+    zone : np.ndarray, optional
+        bool (h, w): extend hidden content only there (:func:`hidden_zone`: near depth steps); default
+        everywhere, as the generator does.
+    plain : bool
+        With ``hidden``, also return the render without the hidden background (the same blurs).
 
     Returns
     -------
     np.ndarray
-        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike.
+        float32 (h, w, 3 + E) linear light, then ``premult``'s E extra planes rendered alike (with
+        ``plain``: a tuple of it and the render without a hidden background).
 
     References
     ----------
@@ -209,5 +331,6 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         radii = np.maximum(radii, 0.5)
     depths = np.asarray(slab_depth, np.float64) if hidden else None
     if jump is None:
-        jump = max(HIDDEN_JUMP, 2.0 * float(getattr(slabs, "width", 0.0)))
-    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump)
+        jump = hidden_jump(slabs)
+    return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump, zone=zone,
+                                 plain=plain and hidden)

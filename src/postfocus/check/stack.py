@@ -171,7 +171,8 @@ def band_ratio(result: CheckResult, depth: np.ndarray, width: int, *, jump: floa
     """Mean residual within ``width`` px of a depth edge over the mean residual away from depth edges.
 
     About 1 when the result is as consistent with the frames at occlusion edges
-    as inside regions; a halo makes it grow.
+    as inside regions; a halo makes it grow. It reads the render's own residual
+    (:attr:`CheckResult.rendering`), not the depth test's evidence, which judges the depth.
 
     Parameters
     ----------
@@ -189,7 +190,8 @@ def band_ratio(result: CheckResult, depth: np.ndarray, width: int, *, jump: floa
     float
         The ratio (NaN if there is no depth edge or no interior).
     """
-    h, w = result.residual.shape
+    residual = result.residual if result.rendering is None else result.rendering  # the render's own, no evidence
+    h, w = residual.shape
     d = np.asarray(depth, np.float32)
     if d.shape != (h, w):
         d = cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -202,4 +204,4 @@ def band_ratio(result: CheckResult, depth: np.ndarray, width: int, *, jump: floa
     interior = dist > 2 * width
     if not interior.any():
         return float("nan")
-    return float(result.residual[band].mean() / max(float(result.residual[interior].mean()), 1e-9))
+    return float(residual[band].mean() / max(float(residual[interior].mean()), 1e-9))

@@ -12,13 +12,13 @@ from postfocus.cli.options import check_distinct, output_option, processing_opti
 from postfocus.cli.output import FrameLabels, default_output, finish, json_option, size_text, stack_data
 from postfocus.products.depth import (
     check_output,
-    depth_map,
     depth_range,
     write_confidence,
     write_depth_npy,
     write_depth_png,
     write_depth_preview,
 )
+from postfocus.products.depth_cache import stack_depth
 
 __all__ = ["depth_command"]
 
@@ -58,7 +58,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     for path in (output, confidence_out, npy_out, preview_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
-    result = depth_map(ps)
+    result = stack_depth(ps)
     written = [write_depth_npy(output, result) if output.suffix.lower() == ".npy" else write_depth_png(output, result)]
     for path, write in ((npy_out, write_depth_npy), (confidence_out, write_confidence),
                         (preview_out, write_depth_preview)):

@@ -13,7 +13,7 @@ from postfocus.cli.options import quality_option
 from postfocus.cli.output import default_output, finish, json_option, stack_data
 from postfocus.io.animation import write_gif
 from postfocus.io.write import check_output_path
-from postfocus.products.depth import depth_map
+from postfocus.products.depth_cache import stack_depth
 from postfocus.products.stereo import DEFAULT_STRENGTH, anaglyph, check_strength, side_by_side, stereo_pair, wiggle_frames
 from postfocus.result import save_image
 
@@ -59,7 +59,7 @@ def stereo_command(ctx, inputs, output, as_anaglyph, cross, wiggle_out, strength
     if wiggle_out:
         check_side_output("--wiggle", wiggle_out, ps.info.paths, (".gif",))
     image = ps.all_in_focus()
-    result = depth_map(ps, image=image)
+    result = stack_depth(ps, image=image)
     zero = None
     if zero_at is not None:
         x, y = parse_point(zero_at, ps.size)

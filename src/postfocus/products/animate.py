@@ -208,9 +208,9 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
     count = check_pull_options(duration=duration, fps=fps, f_number=f_number, long_edge=long_edge)
     depth = None
     if f_number is not None or _needs_depth(start) or _needs_depth(end):
-        from postfocus.products.depth import depth_map
+        from postfocus.products.depth_cache import stack_depth
 
-        depth = depth_map(stack)
+        depth = stack_depth(stack)
     a, b = _end_depth(stack, "start", start, depth), _end_depth(stack, "end", end, depth)
     return FocusPull(positions=pull_positions(a, b, count, bounce=bounce), start=a, end=b,
                      size=_output_size(stack.size, long_edge), fps=float(fps), f_number=f_number, depth=depth)

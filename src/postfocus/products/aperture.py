@@ -52,7 +52,16 @@ import numpy as np
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
 from postfocus.pipeline.analyse import Progress
-from postfocus.products.layers import MAX_LAYERS, LayerPlan, composite_layers, disc_blur, disc_kernel, plan_layers
+from postfocus.products.layers import (
+    MAX_LAYERS,
+    LayerPlan,
+    by_strips,
+    composite_layers,
+    disc_blur,
+    disc_kernel,
+    plan_layers,
+    with_ones,
+)
 from postfocus.store import ProcessedStack
 
 __all__ = [
@@ -184,7 +193,7 @@ def render_aperture(
     confidence : optional (H, W) confidence, used when ``focus`` is a point.
     highlights : boost of near-white pixels before blurring (0 = none, 1 = up to 4x).
     max_layers : upper bound on depth layers.
-    progress : optional ``progress(stage, done, total)``, called once per depth layer (stage ``"aperture"``).
+    progress : optional ``progress(stage, done, total)``, called once per strip of rows rendered (stage ``"aperture"``).
 
     Returns
     -------
@@ -217,23 +226,35 @@ def render_aperture(
         raise PostfocusError(f"blur {blur_px}: must be a finite number of pixels >= 0")
     if not math.isfinite(highlights) or highlights < 0:
         raise PostfocusError(f"highlights {highlights}: must be >= 0")
-    if blur_px * float(np.abs(depth - focus).max()) < 0.5:
+    if blur_px * max(abs(float(depth.max()) - focus), abs(float(depth.min()) - focus)) < 0.5:
         return np.clip(image, 0, 1).astype(np.float32)
 
+    h, w = depth.shape
+    plan = plan_layers(depth, focus, blur_px, max_layers=max_layers)
+    u = (depth - np.float32(focus)) / np.float32(plan.step) - np.float32(plan.first)  # layer coordinate, 0 = nearest
+    del depth
+    radii = [blur_px * abs(plan.depth_of(k, focus) - focus) for k in range(plan.count)]
+    rgb1 = np.empty((h, w, 4), np.float32)  # linear light and a channel of ones (the layers' alpha)
+    by_strips(lambda y0, y1: with_ones(_linear(image[y0:y1], highlights), rgb1[y0:y1]), h)
+    acc = composite_layers(rgb1, u, radii, progress=progress)
+    del rgb1, u
+    out = np.empty((h, w, 3), np.float32)
+
+    def finish(y0: int, y1: int) -> None:
+        out[y0:y1] = gamma_encode(acc[y0:y1, :, :3] / np.maximum(acc[y0:y1, :, 3:4], np.float32(1e-6)))
+
+    by_strips(finish, h)
+    return out
+
+
+def _linear(image: np.ndarray, highlights: float) -> np.ndarray:
+    """Display-encoded colours to linear light; near-white boosted by ``highlights`` (as if clipped)."""
     linear = gamma_decode(image)
     if highlights > 0:
         luma = linear @ np.asarray([0.2126, 0.7152, 0.0722], np.float32)
         knee = np.clip((luma - 0.6) / 0.4, 0.0, 1.0)
         linear = linear * (1.0 + 3.0 * highlights * knee * knee)[..., None]
-
-    plan = plan_layers(depth, focus, blur_px, max_layers=max_layers)
-    u = (depth - np.float32(focus)) / np.float32(plan.step) - np.float32(plan.first)  # layer coordinate, 0 = nearest
-    del depth
-    radii = [blur_px * abs(plan.depth_of(k, focus) - focus) for k in range(plan.count)]
-    acc = composite_layers(linear, u, radii, progress=progress)
-    out = acc[..., :3] / np.maximum(acc[..., 3:4], np.float32(1e-6))
-    return gamma_encode(out)
-
+    return linear
 
 
 @dataclass
@@ -260,14 +281,16 @@ def aperture(
     Exactly one of ``focus_at_point`` (x, y output pixels), ``focus_depth``
     (frame units) or ``preset`` ('near', 'far', 'all') chooses the focus.
     ``progress(stage, done, total)`` hears of the all-in-focus image (when
-    not cached yet), the depth map and each depth layer of the render.
+    not cached yet), the depth map and each strip of rows of the render. The
+    depth map is kept in the stack folder by the first call and read by the
+    next ones (:func:`postfocus.products.depth_cache.stack_depth`).
 
     Examples
     --------
     >>> from postfocus import process
     >>> out = aperture(process("sweep.mp4"), focus_at_point=(640, 360), f_number=2)  # doctest: +SKIP
     """
-    from postfocus.products.depth import depth_map
+    from postfocus.products.depth_cache import stack_depth
 
     chosen = sum(v is not None for v in (focus_at_point, focus_depth, preset))
     if chosen != 1:
@@ -286,7 +309,7 @@ def aperture(
     image = stack.all_in_focus(progress=progress)
     if progress:
         progress("depth map", 0, 1)
-    result = depth_map(stack, image=image)
+    result = stack_depth(stack, image=image)
     if progress:
         progress("depth map", 1, 1)
     if preset is not None:

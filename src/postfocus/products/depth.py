@@ -81,6 +81,7 @@ from postfocus.numeric import argmax0, pick0
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
+DEPTH_VERSION = 1  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -89,7 +90,7 @@ SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_side
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = [
-    "DepthResult",
+    "DEPTH_VERSION", "DepthResult",
     "depth_map",
     "refine_depth",
     "write_depth_png",

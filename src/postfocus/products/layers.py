@@ -6,12 +6,14 @@
 composites them far to near over premultiplied alpha (Porter & Duff's "over").
 
 Work is kept to where a layer is: the frame is cut into :data:`TILE` x :data:`TILE`
-tiles with the lowest and highest layer coordinate of each, and a layer is blurred
-and composited only inside boxes around the tiles it touches, grown by the reach
-of its blur. The layer is zero outside those boxes, so the result is the same as
-blurring and compositing whole frames. Layers are blurred on two threads while the
-calling thread composites them in order. Discs of radius 8 px and more are
-blurred at reduced resolution (Kraus & Strengert 2007).
+tiles with the lowest and highest layer coordinate of each, and into strips of
+:data:`STRIP` tiles' rows. Two threads take the strips in turn (OpenCV and NumPy
+release the GIL); in a strip, each layer, far to near, is blurred and composited
+only in the runs of columns that its tiles, grown by the reach of its blur,
+cover, over the strip's rows and that reach above and below. The layer is zero
+outside, so the result is the same as blurring and compositing whole frames.
+Discs of radius 8 px and more are blurred at reduced resolution (Kraus &
+Strengert 2007).
 
 References
 ----------
@@ -27,15 +29,18 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
 
 from postfocus.pipeline.analyse import Progress
 
-__all__ = ["MAX_LAYERS", "TILE", "LayerPlan", "composite_layers", "disc_blur", "disc_kernel", "plan_layers"]
+__all__ = ["DIRECT_TAPS", "MAX_LAYERS", "STRIP", "TILE", "LayerPlan", "by_strips", "composite_layers", "disc_blur", "disc_kernel",
+           "plan_layers", "with_ones"]
 
 MAX_LAYERS = 64  # upper bound on depth layers of a render
+T = TypeVar("T")
 
 
 def disc_kernel(radius: float, supersample: int = 8) -> np.ndarray:
@@ -74,6 +79,31 @@ def _blur_scale(radius: float) -> int:
     return max(1, int(radius // 4))
 
 
+DIRECT_TAPS = 130
+"""OpenCV's ``filter2D`` convolves float32 with a kernel of fewer taps directly, else through the DFT
+(about 4x slower for this module's kernels of 13 x 13 to 15 x 15)."""
+
+
+def _filter(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``filter2D`` with reflected borders; a kernel of :data:`DIRECT_TAPS` or more is cut into bands of
+    rows under it, each applied directly to a copy with the border made once, and the bands summed
+    (the same sum, in another order)."""
+    n = kernel.shape[0]
+    h, w = image.shape[:2]
+    if n * n < DIRECT_TAPS or min(h, w) <= n:
+        return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+    half = n // 2
+    padded = cv2.copyMakeBorder(image, half, half, half, half, cv2.BORDER_REFLECT_101)
+    rows = (DIRECT_TAPS - 1) // n
+    out = None
+    for a in range(0, n, rows):
+        b = min(n, a + rows)  # kernel rows a..b-1 read padded rows y + a .. y + b - 1 for output row y
+        band = cv2.filter2D(padded[a:a + h + b - a - 1], -1, np.ascontiguousarray(kernel[a:b]), anchor=(0, 0),
+                            borderType=cv2.BORDER_CONSTANT)[:h, :w]
+        out = band.copy() if out is None else cv2.add(out, band, dst=out)
+    return out.reshape(image.shape)
+
+
 def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = None) -> np.ndarray:
     """Blur with a disc of ``radius`` px; large discs are applied at reduced resolution."""
     kernels = kernels or _KernelCache()
@@ -81,13 +111,13 @@ def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = N
         return image
     s = _blur_scale(radius)
     if s == 1:
-        return cv2.filter2D(image, -1, kernels.get(radius), borderType=cv2.BORDER_REFLECT_101)
+        return _filter(image, kernels.get(radius))
     h, w = image.shape[:2]
     sw, sh = max(1, round(w / s)), max(1, round(h / s))
     small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     # Box down-sampling and bilinear up-sampling add blur; shrink the disc so the total stays right.
     r_small = math.sqrt(max(radius * radius - s * s * 0.5, 0.25)) / s
-    small = cv2.filter2D(small, -1, kernels.get(r_small), borderType=cv2.BORDER_REFLECT_101)
+    small = _filter(small, kernels.get(r_small))
     out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     return out.reshape(image.shape)
 
@@ -119,17 +149,18 @@ def plan_layers(depth: np.ndarray, focus: float, blur_px: float, step_px: float 
     return LayerPlan(step=step, first=first, count=last - first + 1)
 
 
-def _occupied(u: np.ndarray, count: int) -> list[int]:
-    """Layers holding some pixel: a pixel at coordinate u belongs to layers floor(u) and floor(u) + 1."""
+def _hits(u: np.ndarray, count: int) -> np.ndarray:
+    """Pixels of each layer: a pixel at coordinate u belongs to layers floor(u) and floor(u) + 1."""
     below = np.clip(np.floor(u), 0, count - 1).astype(np.int32)
     frac = u - below
     hits = np.bincount(below[frac < 1.0 - 1e-4], minlength=count)[:count]  # |u - k| < 1 for k = floor(u)
     above = below[frac > 1e-4] + 1  # |u - (k + 1)| < 1
     hits[: count] += np.bincount(np.minimum(above, count), minlength=count + 1)[:count]
-    return [k for k in range(count) if hits[k]]
+    return hits
 
 
 TILE = 16  # px; layers are cut to the tiles they touch
+STRIP = 4  # tiles: the rows of the frame one thread composites at once
 
 
 def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,65 +171,114 @@ def _tile_ranges(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return padded.min(axis=(1, 3)), padded.max(axis=(1, 3))
 
 
-def _disjoint_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (y0, y1, x0, x1) of the connected groups of ``mask``, merged until none overlap.
+@dataclass
+class _Layer:
+    """One occupied layer of a render: its index, disc, reach and the tiles its blur reaches."""
 
-    Each group's box is filled in and the groups found again, until their number stops falling.
+    k: int
+    radius: float
+    pad: int
+    reach: np.ndarray  # uint8 (tiles): the tiles the layer touches, grown by ``pad``
+
+
+def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
+    """The occupied layers, far to near, with the tiles each one's blur reaches."""
+    parts = by_strips(lambda y0, y1: (*_tile_ranges(u[y0:y1]), _hits(u[y0:y1], len(radii))), u.shape[0])
+    lo, hi = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    hits = np.sum([p[2] for p in parts], axis=0)
+    layers = []
+    for k in reversed(np.flatnonzero(hits).tolist()):
+        scale = _blur_scale(radii[k])
+        pad = int(math.ceil(radii[k])) + 2 * scale + 2
+        touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
+        grow = -(-pad // TILE)
+        layers.append(_Layer(k, radii[k], pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
+    return layers
+
+
+def by_strips(work: Callable[[int, int], T], height: int, *,
+              done: Callable[[int, int], None] | None = None) -> list[T]:
+    """``work(y0, y1)`` for each strip of :data:`STRIP` tiles' rows of a frame ``height`` px high, on two
+    threads (NumPy and OpenCV release the GIL); the results in order. ``done(strips done, strips)``
+    is called on the calling thread as they finish.
+
+    Examples
+    --------
+    >>> by_strips(lambda y0, y1: y1 - y0, 150)
+    [64, 64, 22]
     """
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    while True:
-        filled = np.zeros_like(mask)
-        for x, y, bw, bh, _ in stats[1:count]:
-            filled[y:y + bh, x:x + bw] = 1
-        merged, _, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
-        if merged == count:
-            return [(int(y), int(y + bh), int(x), int(x + bw)) for x, y, bw, bh, _ in stats[1:count]]
-        count = merged
+    rows = STRIP * TILE
+    starts = range(0, height, rows)
+    results = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for result in pool.map(lambda y0: work(y0, min(height, y0 + rows)), starts):
+            results.append(result)
+            if done:
+                done(len(results), len(starts))
+    return results
 
 
-def _layer_boxes(lo: np.ndarray, hi: np.ndarray, k: int, pad: int, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Disjoint boxes (y0, y1, x0, x1) in pixels holding every pixel of layer k and the reach of its blur.
-
-    The tiles the layer touches are grown by ``pad`` px (its blur's reach) and split into
-    connected groups; groups whose bounding boxes overlap are merged, so each box holds all
-    of the layer's content that can reach it and the boxes can be blurred and composited
-    one by one.
-    """
-    touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
-    grow = -(-pad // TILE)
-    touched = cv2.dilate(touched, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    h, w = shape
-    return [(y0 * TILE, min(h, y1 * TILE), x0 * TILE, min(w, x1 * TILE)) for y0, y1, x0, x1 in _disjoint_boxes(touched)]
+def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], columns.view(np.uint8), [0]))))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
-def _blurred_layer(linear: np.ndarray, u: np.ndarray, k: int, radius: float, box: tuple[int, int, int, int],
+def _blurred_layer(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[int, int, int, int],
                    kernels: _KernelCache) -> np.ndarray:
-    """Premultiplied RGBA of layer k inside ``box``, blurred with its disc."""
+    """Premultiplied RGBA of a layer inside ``box`` (y0, y1, x0, x1), blurred with its disc.
+
+    ``rgb1`` is the linear image with a fourth channel of ones, so one product gives colour and alpha.
+    """
     y0, y1, x0, x1 = box
-    own = np.subtract(u[y0:y1, x0:x1], np.float32(k))
+    own = np.subtract(u[y0:y1, x0:x1], np.float32(layer.k))
     np.abs(own, out=own)
     np.subtract(np.float32(1.0), own, out=own)
     np.maximum(own, np.float32(0.0), out=own)
-    layer = np.empty((y1 - y0, x1 - x0, 4), np.float32)
-    np.multiply(linear[y0:y1, x0:x1], own[..., None], out=layer[..., :3])
-    layer[..., 3] = own
-    return disc_blur(layer, radius, kernels)
+    rgba = cv2.multiply(rgb1[y0:y1, x0:x1], cv2.merge([own, own, own, own]))
+    return disc_blur(rgba, layer.radius, kernels)
+
+
+def _composite_strip(rgb1: np.ndarray, u: np.ndarray, layers: list[_Layer], rows: tuple[int, int],
+                     acc: np.ndarray, kernels: _KernelCache) -> None:
+    """Composite every layer far to near into ``acc`` (the strip's rows y0, y1: a whole number of tiles
+    but at the bottom), where its blur reaches.
+
+    Each layer is blurred over the strip's rows and ``pad`` rows above and below it (all the content
+    that can reach the strip), between the columns where its grown tiles are: the layer is zero
+    within ``pad`` of those edges, so the blur there equals the whole frame's.
+    """
+    y0, y1 = rows
+    t0, t1 = y0 // TILE, -(-y1 // TILE)
+    h, w = u.shape
+    for layer in layers:
+        columns = layer.reach[t0:t1].any(axis=0)
+        for c0, c1 in _runs(columns):
+            x0, x1 = c0 * TILE, min(w, c1 * TILE)
+            b0, b1 = max(0, y0 - layer.pad), min(h, y1 + layer.pad)
+            blurred = _blurred_layer(rgb1, u, layer, (b0, b1, x0, x1), kernels)[y0 - b0:y1 - b0]
+            window = acc[:, x0:x1]  # "over": window * (1 - alpha) + blurred, in place
+            clear = np.subtract(np.float32(1.0), blurred[..., 3])
+            cv2.multiply(window, cv2.merge([clear, clear, clear, clear]), dst=window)
+            cv2.add(window, blurred, dst=window)
 
 
 def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
                      progress: Progress | None = None) -> np.ndarray:
-    """Blur the occupied layers (two threads) and composite them far to near over premultiplied alpha.
+    """Blur the occupied layers and composite them far to near over premultiplied alpha, by strips of rows.
 
-    Each layer is cut to boxes around the tiles it touches, grown by its blur's reach: the
-    layer is zero elsewhere, so the blur and the compositing there would change nothing.
+    The frame is cut into strips of :data:`STRIP` tiles' rows, composited on two threads (OpenCV and
+    NumPy release the GIL); in each strip a layer is blurred and composited only in the runs of
+    columns its tiles reach, grown by its blur's reach: the layer is zero elsewhere, so the blur
+    and the compositing there would change nothing.
 
     Parameters
     ----------
-    linear : float32 (H, W, 3) image in linear light.
+    linear : float32 (H, W, 3) image in linear light, or (H, W, 4) with a fourth channel of ones.
     u : float32 (H, W) layer coordinate of each pixel, from 0 (nearest layer) to
         ``len(radii) - 1``; a pixel belongs to layer k with weight ``max(0, 1 - |u - k|)``.
     radii : disc radius in px of each layer.
-    progress : optional ``progress("aperture", done, total)``, once per occupied layer.
+    progress : optional ``progress("aperture", done, total)``, once per strip of rows.
 
     Returns
     -------
@@ -216,25 +296,19 @@ def composite_layers(linear: np.ndarray, u: np.ndarray, radii: list[float], *,
     (0.5, 1.0)
     """
     h, w = u.shape
-    occupied = sorted(_occupied(u, len(radii)), reverse=True)  # far to near
-    lo, hi = _tile_ranges(u)
+    layers = _plan(u, radii)
     kernels = _KernelCache()
-    jobs = []
-    for k in occupied:
-        pad = int(math.ceil(radii[k])) + 2 * _blur_scale(radii[k]) + 2
-        jobs += [(k, box) for box in _layer_boxes(lo, hi, k, pad, (h, w))]
     acc = np.zeros((h, w, 4), np.float32)
-    ahead = 3
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = [pool.submit(_blurred_layer, linear, u, k, radii[k], box, kernels) for k, box in jobs[:ahead]]
-        for i, (k, (y0, y1, x0, x1)) in enumerate(jobs):
-            blurred = pending.pop(0).result()
-            if i + ahead < len(jobs):
-                k2, box2 = jobs[i + ahead]
-                pending.append(pool.submit(_blurred_layer, linear, u, k2, radii[k2], box2, kernels))
-            window = acc[y0:y1, x0:x1]
-            window *= 1.0 - blurred[..., 3:4]
-            window += blurred
-            if progress and (i + 1 == len(jobs) or jobs[i + 1][0] != k):
-                progress("aperture", occupied.index(k) + 1, len(occupied))
+    if linear.shape[2] == 4:
+        rgb1 = linear
+    else:
+        rgb1 = np.empty((h, w, 4), np.float32)
+        by_strips(lambda y0, y1: with_ones(linear[y0:y1], rgb1[y0:y1]), h)
+    by_strips(lambda y0, y1: _composite_strip(rgb1, u, layers, (y0, y1), acc[y0:y1], kernels), h,
+              done=(lambda done, strips: progress("aperture", done, strips)) if progress else None)
     return acc
+
+
+def with_ones(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``rgb`` (h, w, 3) with a fourth channel of ones, written into ``out`` (h, w, 4)."""
+    return cv2.merge([*cv2.split(rgb), np.ones(rgb.shape[:2], np.float32)], dst=out)

@@ -168,10 +168,10 @@ def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEF
     (mesh, image, depth): the :class:`HeightMesh`, the all-in-focus image and the
     :class:`~postfocus.products.depth.DepthResult` it was built from (for previews).
     """
-    from postfocus.products.depth import depth_map
+    from postfocus.products.depth_cache import stack_depth
 
     image = stack.all_in_focus()
-    result = depth_map(stack, image=image)
+    result = stack_depth(stack, image=image)
     return build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief), image, result
 
 

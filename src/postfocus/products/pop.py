@@ -16,7 +16,7 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.focus.map import guided_filter
 from postfocus.options import DEFAULT_METHOD
-from postfocus.products.depth import depth_map
+from postfocus.products.depth_cache import stack_depth
 from postfocus.products.refocus import Tap, tap
 from postfocus.store import ProcessedStack
 
@@ -71,7 +71,7 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
     image = stack.all_in_focus(method)
     # The full-resolution, edge-aware depth (not the analysis-size focus index): its edges follow the
     # picture's, so no coloured fringe of the background stays around a popped subject.
-    depth = depth_map(stack, method=method, image=image).depth  # nearest frame 0, whatever the recording order
+    depth = stack_depth(stack, method=method, image=image).depth  # nearest frame 0, whatever the recording order
     position = answer.position if stack.near_to_far else len(stack.names) - 1 - answer.position
     mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
     return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))

@@ -258,10 +258,10 @@ def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: f
     >>> from postfocus import process
     >>> pair = stereo(process("beetle/"), strength=0.02)  # doctest: +SKIP
     """
-    from postfocus.products.depth import depth_map
+    from postfocus.products.depth_cache import stack_depth
 
     image = stack.all_in_focus()
-    result = depth_map(stack, image=image)
+    result = stack_depth(stack, image=image)
     return stereo_pair(image, result.depth, strength=strength, zero=zero, frames=result.frames)
 
 

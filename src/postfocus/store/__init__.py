@@ -15,6 +15,8 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     motion.npy           float32 (h, w) motion mask in [0, 1]; absent when made with motion="off"
     frames/0003.jpg      aligned frame 3, output geometry (PNG for lossless and 16-bit inputs)
     all_in_focus_<method>.png
+    depth_<method>.npz   the depth map, kept by its first consumer under a key (:mod:`postfocus.store.kept`;
+                         not in the manifest: a damaged or stale one is made again)
     profile.icc          the inputs' colour profile, if any
 
 Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.

@@ -105,35 +105,38 @@ def _blur(planes: np.ndarray, radius: float, kernels: KernelCache) -> np.ndarray
     return out
 
 
-def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    """``cv2.resize`` of an (h, w, c) image with any number of channels (OpenCV takes at most 4)."""
-    parts = [cv2.resize(np.ascontiguousarray(image[..., c:c + 4]), size, interpolation=interpolation)
-             for c in range(0, image.shape[2], 4)]
-    return np.dstack([p.reshape(p.shape[0], p.shape[1], -1) for p in parts])
+def _resize_planes(planes: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """``cv2.resize`` of every plane of a planar (C, h, w) array to ``size`` (w, h)."""
+    out = np.empty((planes.shape[0], size[1], size[0]), np.float32)
+    for c in range(planes.shape[0]):
+        cv2.resize(planes[c], size, dst=out[c], interpolation=interpolation)
+    return out
 
 
-def _extend(planes: np.ndarray, behind: float, depth: int) -> None:
+def _extend(planes: np.ndarray, behind: float, depth: int, where: np.ndarray | None = None) -> None:
     """Fill the gaps of premultiplied planes (alpha at index 3, premultiplied depth at ``depth``) by pull-push,
-    in place, where the extended content lies at ``behind`` or farther: alpha 1 there."""
+    in place, where the extended content lies at ``behind`` or farther (and ``where`` allows): alpha 1 there."""
     alpha = planes[3]
     if alpha.min() >= 1.0 - 1e-6 or alpha.max() <= 1e-6:
         return
-    levels = [np.moveaxis(planes, 0, -1).copy()]
-    while min(levels[-1].shape[:2]) > 2:  # pull: premultiplied averages of coarser cells
-        h, w = levels[-1].shape[:2]
-        levels.append(_resize(levels[-1], ((w + 1) // 2, (h + 1) // 2), cv2.INTER_AREA))
-    filled = levels[-1] / np.maximum(levels[-1][..., 3:4], 1e-6)
+    levels = [planes.copy()]  # planar (C, h, w): one resize per plane, no channel-splitting copies
+    np.clip(levels[0][3], 0.0, 1.0, out=levels[0][3])  # rounding leaves alpha a hair below 0: never divide by it
+    while min(levels[-1].shape[1:]) > 2:  # pull: premultiplied averages of coarser cells
+        h, w = levels[-1].shape[1:]
+        levels.append(_resize_planes(levels[-1], ((w + 1) // 2, (h + 1) // 2), cv2.INTER_AREA))
+    filled = levels[-1] / np.maximum(levels[-1][3:4], 1e-6)
     for fine in reversed(levels[:-1]):  # push: each level's gaps from the coarser one, normalised
-        up = _resize(filled, (fine.shape[1], fine.shape[0]), cv2.INTER_LINEAR).reshape(fine.shape)
-        a = np.clip(fine[..., 3:4], 0.0, 1.0)
+        up = _resize_planes(filled, (fine.shape[2], fine.shape[1]), cv2.INTER_LINEAR)
+        a = np.clip(fine[3:4], 0.0, 1.0)
         filled = fine + (1.0 - a) * up
-        filled /= np.maximum(filled[..., 3:4], 1e-6)
+        filled /= np.maximum(filled[3:4], 1e-6)
         filled = np.where(a >= 1.0 - 1e-6, fine, filled)
-    filled = np.moveaxis(filled, -1, 0)
     # the extended content's depth where there was none (the gap's part of the filled depth)
     gap = 1.0 - np.clip(alpha, 0.0, 1.0)
     extended = (filled[depth] - planes[depth]) / np.maximum(gap, 1e-6)
     deep = (gap > 1e-6) & (extended >= behind)
+    if where is not None:
+        deep &= where
     np.copyto(planes, filled, where=deep[None])
 
 
@@ -244,7 +247,9 @@ def render_defocus(
     *,
     hidden: np.ndarray | None = None,
     jump: float = 1.0,
-) -> np.ndarray:
+    zone: np.ndarray | None = None,
+    plain: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Composite defocused slabs far to near in linear light.
 
     Each slab k is blurred with the disc of its radius and laid over the result
@@ -279,11 +284,17 @@ def render_defocus(
         ones): extend the farther content behind each blurred slab (see above).
     jump : float
         Depth step (units of ``hidden``) from which content counts as behind a slab.
+    zone : np.ndarray or None
+        bool (H, W): with ``hidden``, extend content only there (e.g. near depth steps), and run the
+        extension only on the boxes around its connected parts; default everywhere.
+    plain : bool
+        Also return the composite without a hidden background, from the same blurs.
 
     Returns
     -------
     np.ndarray
-        float32 (H, W, 3 + E) defocused image, linear light (then the extra planes).
+        float32 (H, W, 3 + E) defocused image, linear light (then the extra planes); with ``plain``, a
+        tuple of it and the same without a hidden background.
 
     References
     ----------
@@ -301,6 +312,11 @@ def render_defocus(
     h, w = slabs.shape
     planes = premult.shape[0]
     acc = np.zeros((planes + (hidden is not None), h, w), np.float32)  # with a premultiplied depth plane
+    bare = np.zeros((planes, h, w), np.float32) if plain else None  # the same without a hidden background
+    parts = []
+    if hidden is not None and zone is not None:
+        stats = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)[2][1:]
+        parts = [(int(y), int(y + bh), int(x), int(x + bw)) for x, y, bw, bh, _ in stats]
     for k in sorted(slabs.boxes, reverse=True):  # far to near
         r = float(radii[k])
         by0, by1, bx0, bx1, m = slabs.boxes[k]
@@ -308,6 +324,8 @@ def render_defocus(
             m8 = m.view(np.uint8)
             for c in range(planes):
                 cv2.copyTo(premult[c, by0:by1, bx0:bx1], m8, acc[c, by0:by1, bx0:bx1])
+                if bare is not None:
+                    cv2.copyTo(premult[c, by0:by1, bx0:bx1], m8, bare[c, by0:by1, bx0:bx1])
             if hidden is not None:
                 acc[planes, by0:by1, bx0:bx1][m] = float(hidden[k])
             continue
@@ -321,11 +339,21 @@ def render_defocus(
         np.multiply(premult[:, y0:y1, x0:x1], slabs.mask(k, y0, y1, x0, x1), out=patch[:, :ph, :pw])
         b = _blur(patch, r, kernels)[:, :ph, :pw]
         region = acc[:, y0:y1, x0:x1]
-        if hidden is not None:
+        if hidden is not None and zone is None:
             _extend(region, float(hidden[k]) + jump, planes)
+        elif hidden is not None:  # only on the zone's parts (with this slab's reach around them) in the region
+            for zy0, zy1, zx0, zx1 in parts:
+                cy0, cy1, cx0, cx1 = max(zy0 - pad, y0), min(zy1 + pad, y1), max(zx0 - pad, x0), min(zx1 + pad, x1)
+                if cy0 < cy1 and cx0 < cx1:
+                    _extend(acc[:, cy0:cy1, cx0:cx1], float(hidden[k]) + jump, planes, zone[cy0:cy1, cx0:cx1])
+        if hidden is not None:
             region[planes] *= 1.0 - b[3]
             region[planes] += b[3] * float(hidden[k])
         region[:planes] *= 1.0 - b[3]
         region[:planes] += b
-    colour = np.concatenate([acc[:3], acc[4:planes]]) / np.maximum(acc[3], 1e-6)
-    return np.ascontiguousarray(colour.transpose(1, 2, 0))
+        if bare is not None:
+            bare[:, y0:y1, x0:x1] *= 1.0 - b[3]
+            bare[:, y0:y1, x0:x1] += b
+    out = [np.ascontiguousarray((np.concatenate([a[:3], a[4:planes]]) / np.maximum(a[3], 1e-6)).transpose(1, 2, 0))
+           for a in ((acc, bare) if bare is not None else (acc,))]
+    return (out[0], out[1]) if plain else out[0]

@@ -152,9 +152,10 @@ def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None) -> np
 
     ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller holds it.
     """
-    from postfocus.products.depth import colourise, depth_map, depth_range
+    from postfocus.products.depth import colourise, depth_range
+    from postfocus.products.depth_cache import stack_depth
 
-    result = result if result is not None else depth_map(stack)
+    result = result if result is not None else stack_depth(stack)
     h, w = picture.shape[:2]
     depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)
     # Spread the colours over the depths this scene has (a macro subject may span a few frames of many).
@@ -239,9 +240,9 @@ def viewer_data(
     aif = retouched(stack)  # with the stack's retouching edits, if any (postfocus.products.edits)
     aif_small = _fit(aif, long_edge)
     lo, hi = float(min(used)), float(max(used))
-    from postfocus.products.depth import depth_map
+    from postfocus.products.depth_cache import stack_depth
 
-    depth = depth_map(stack, image=aif)
+    depth = stack_depth(stack, image=aif)
     fi = cleaned_focus_map(stack, depth)
     data: dict = {
         "format": "postfocus-viewer",

@@ -315,7 +315,8 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     import cv2
     import numpy as np
 
-    from postfocus.products.depth import depth_map, write_depth_npy, write_depth_png
+    from postfocus.products.depth import write_depth_npy, write_depth_png
+    from postfocus.products.depth_cache import stack_depth
     from postfocus.errors import PostfocusWarning
     from postfocus.options import DEFAULT_METHOD
     from postfocus.result import save_image
@@ -344,7 +345,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     save_image(job.out("thumb.jpg"), thumb, ps.info, quality=85)
 
     progress.set("Making the depth map", 0.96)
-    depth = depth_map(ps, image=image)
+    depth = stack_depth(ps, image=image)
     np.save(job.out("depth_confidence.npy"), depth.confidence.astype(np.float16))
     write_depth_npy(job.out("depth.npy"), depth)  # last, atomically: its presence says both are complete
     write_depth_png(job.out("depth.png"), depth)

@@ -200,7 +200,8 @@ class Results:
 
     def _depth(self, job: JobFolder) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(depth in frames at output size, confidence, frames), from the job's files or made now."""
-        from postfocus.products.depth import depth_map, write_depth_npy
+        from postfocus.products.depth import write_depth_npy
+        from postfocus.products.depth_cache import stack_depth
 
         ps = self.stack(job)
         path, conf_path = job.out_dir / "depth.npy", job.out_dir / "depth_confidence.npy"
@@ -211,7 +212,7 @@ class Results:
         with self._output_lock(f"{job.id}/depth.npy"):
             if path.is_file():  # made by the request this one waited for
                 return self._depth(job)
-            result = depth_map(ps)
+            result = stack_depth(ps)
             job.out_dir.mkdir(exist_ok=True)
             np.save(job.out("depth_confidence.npy"), result.confidence.astype(np.float16))
             write_depth_npy(path, result)  # last: its presence says both files are complete

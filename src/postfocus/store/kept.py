@@ -1,0 +1,93 @@
+"""Results made from a stack folder and kept in it (e.g. the depth map), under a key, healing when damaged.
+
+A kept result is a set of named arrays written as one uncompressed ``.npz`` file
+(a ZIP archive: every member carries its CRC-32, checked when it is read) with
+the key it was made under. It is not in the manifest: a damaged or stale file
+is made again, never trusted, and never makes the whole stack be processed
+again. Made by one process at a time (:func:`~postfocus.store.cache.folder_lock`:
+a second one waits, then reads the first one's file), written atomically.
+A folder that cannot be written (read-only) still gives the result, unkept.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from postfocus.errors import OutputError
+from postfocus.io.write import atomic_write
+from postfocus.store.cache import folder_lock
+
+__all__ = ["KEY_FIELD", "keep", "kept", "load_kept"]
+
+KEY_FIELD = "key"
+"""Name of the member holding the key the arrays were made under."""
+
+
+def load_kept(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    """The arrays kept at ``path`` under ``key``; None when missing, made under another key or damaged.
+
+    Examples
+    --------
+    >>> load_kept(Path("no-such-file.npz"), "k") is None
+    True
+    """
+    try:
+        with np.load(path, allow_pickle=False) as kept_file:
+            if KEY_FIELD not in kept_file.files or str(kept_file[KEY_FIELD]) != key:
+                return None
+            return {name: kept_file[name] for name in kept_file.files if name != KEY_FIELD}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None  # missing, truncated, a changed byte (CRC), not an npz
+
+
+def keep(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
+    """Write ``arrays`` under ``key`` atomically; False when the folder cannot take them."""
+    try:
+        atomic_write(path, lambda tmp: _save(tmp, key, arrays))
+    except OutputError:
+        return False
+    return True
+
+
+def _save(tmp: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to the temporary name
+        np.savez(fh, **{KEY_FIELD: np.asarray(key)}, **arrays)
+
+
+def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays kept at ``path`` (in a stack folder) under ``key``, made with ``make()`` and kept when not.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The ``.npz`` file, inside a stack folder (whose lock guards it).
+    key : str
+        What the arrays depend on; a file made under another key is made again.
+    make : callable
+        Makes the arrays (called at most once, under the stack folder's lock).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    found = load_kept(path, key)
+    if found is not None:
+        return found
+    try:
+        lock = folder_lock(path.parent)
+        lock.acquire()
+    except OutputError:  # a folder nobody can lock (read-only): made, not kept
+        return make()
+    try:
+        found = load_kept(path, key)  # another process made it while this one waited
+        if found is not None:
+            return found
+        arrays = make()
+        keep(path, key, arrays)
+        return arrays
+    finally:
+        lock.release()

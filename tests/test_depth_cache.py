@@ -1,0 +1,145 @@
+"""The depth map kept in a stack folder: the same map as made fresh, made again when anything it
+depends on changes, and never trusted when damaged (the file heals itself)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from postfocus import process
+from postfocus.errors import OutputError
+from postfocus.products import depth_cache
+from postfocus.products.aperture import aperture
+from postfocus.products.depth import depth_map
+from postfocus.store.kept import load_kept
+
+
+@pytest.fixture
+def stack(tiny_stack, tmp_path):
+    return process([str(p) for p in tiny_stack.paths], cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def made(monkeypatch):
+    """Counts the depth maps actually made (not read from the folder)."""
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return depth_map(*args, **kwargs)
+
+    monkeypatch.setattr(depth_cache, "depth_map", counting)
+    return calls
+
+
+def same(a, b):
+    return a.frames == b.frames and np.array_equal(a.depth, b.depth) and np.array_equal(a.confidence, b.confidence)
+
+
+def test_kept_map_is_the_fresh_map_and_is_read_back(stack, made):
+    fresh = depth_map(stack)
+    path = depth_cache.depth_path(stack)
+    assert not path.exists()  # a folder without a kept depth (as every older one) works
+    first = depth_cache.stack_depth(stack)
+    assert path.is_file() and made == [1]
+    second = depth_cache.stack_depth(stack)
+    assert made == [1]  # read, not made
+    assert same(first, fresh) and same(second, fresh)
+    assert second.depth.dtype == np.float32 and second.depth.shape == stack.size
+    stack.verify()  # not in the manifest: the stack folder is still whole
+
+
+def test_aperture_reads_the_kept_map(stack, made):
+    h, w = stack.size
+    a = aperture(stack, focus_at_point=(w / 2, h / 2), f_number=2)
+    b = aperture(stack, focus_at_point=(w / 2, h / 2), f_number=2)
+    assert made == [1]
+    assert np.array_equal(a.image, b.image) and a.focus == b.focus
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty"])
+def test_damaged_map_is_made_again_and_healed(stack, made, damage):
+    fresh = depth_cache.stack_depth(stack)
+    path = depth_cache.depth_path(stack)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 3] ^= 0x40  # inside the depth values: only the member's CRC-32 tells
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "garbage":
+        data = bytearray(b"not a zip file" * 100)
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    key = depth_cache.depth_key(stack)
+    assert load_kept(path, key) is None
+    again = depth_cache.stack_depth(stack)
+    assert made == [1, 1] and same(again, fresh)
+    assert load_kept(path, key) is not None  # healed
+
+
+def test_made_again_when_what_it_depends_on_changes(stack, made, monkeypatch):
+    base = depth_cache.stack_depth(stack)
+    key = depth_cache.depth_key(stack)
+    monkeypatch.setattr(depth_cache, "DEPTH_VERSION", depth_cache.DEPTH_VERSION + 1)  # the algorithm changed
+    assert depth_cache.depth_key(stack) != key
+    depth_cache.stack_depth(stack)
+    assert made == [1, 1]
+    with_options = depth_cache.stack_depth(stack, band=2)  # other options
+    assert made == [1, 1, 1] and depth_cache.depth_key(stack, options={"band": 2}) != depth_cache.depth_key(stack)
+    assert same(with_options, depth_map(stack, band=2))
+    guide = stack.all_in_focus_path()
+    stat = guide.stat()
+    os.utime(guide, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the guide was written again
+    again = depth_cache.stack_depth(stack, band=2)
+    assert made == [1, 1, 1, 1] and same(again, with_options)
+    assert base.depth.shape == again.depth.shape
+
+
+def test_options_that_are_not_plain_values_are_not_kept(stack, made):
+    motion = np.zeros(stack.maps.focus_index.shape, np.float32)
+    depth_cache.stack_depth(stack, motion=motion)
+    depth_cache.stack_depth(stack, motion=motion)
+    assert made == [1, 1] and not depth_cache.depth_path(stack).exists()
+
+
+def test_a_folder_that_cannot_be_written_still_gives_the_map(stack, made, monkeypatch):
+    def refuse(path, write):
+        raise OutputError(f"{path}: read-only")
+
+    monkeypatch.setattr("postfocus.store.kept.atomic_write", refuse)
+    result = depth_cache.stack_depth(stack)
+    assert made == [1] and not depth_cache.depth_path(stack).exists()
+    assert same(result, depth_map(stack))
+
+
+def test_one_maker_at_a_time(stack, made):
+    results = [None, None]
+
+    def run(i):
+        results[i] = depth_cache.stack_depth(stack)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == [1]  # the second waited on the folder's lock, then read the first one's map
+    assert same(results[0], results[1])
+
+
+def test_depth_command_keeps_the_map(tiny_stack, tmp_path, cli):
+    cache = tmp_path / "cache"
+    out = tmp_path / "d.png"
+    first = cli("depth", *map(str, tiny_stack.paths), "-o", str(out), cache=cache)
+    assert first.returncode == 0, first.stderr
+    kept = list(cache.glob("*/depth_*.npz"))
+    assert len(kept) == 1
+    before = kept[0].stat().st_mtime_ns
+    second = cli("depth", *map(str, tiny_stack.paths), "-o", str(tmp_path / "e.png"), cache=cache)
+    assert second.returncode == 0, second.stderr
+    assert kept[0].stat().st_mtime_ns == before  # read, not written again
+    assert (tmp_path / "e.png").read_bytes() == out.read_bytes()
