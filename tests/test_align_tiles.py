@@ -75,3 +75,20 @@ def test_the_shorter_correlation_match_before_the_tiles_ends_where_the_full_one_
     moved = cv2.perspectiveTransform(corners, short.matrix) - cv2.perspectiveTransform(corners, full.matrix)
     assert np.abs(moved).max() < 0.01  # measured: 0.00005 px
     assert abs(short.matrix[0, 2] - 1.5) < 0.05 and abs(short.matrix[1, 2] - 0.5) < 0.05
+
+
+def test_a_shared_frame_pyramid_is_left_as_it_was():
+    """A frame's prepared pyramid is shared by its two matches on two threads: matching must not change it
+    (OpenCV's phaseCorrelate multiplies its window into its inputs in place when their size is a fast DFT
+    size, as the 256 x 144 small copy of a 16:9 frame is), or results depend on which match runs first."""
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur(rng.random((450, 800)).astype(np.float32), (0, 0), 2.0)
+    moved = np.roll(base, (2, 3), axis=(0, 1))
+    a, b = prepare_frame(base), prepare_frame(moved)
+    assert a.small.shape == (144, 256)
+    before = [a.small.copy(), b.small.copy(), *(level.copy() for level in a.levels)]
+    first = match_pair(a, b, "similarity")
+    again = match_pair(a, b, "similarity")
+    after = [a.small, b.small, *a.levels]
+    assert all(np.array_equal(x, y) for x, y in zip(before, after))
+    assert np.array_equal(first.matrix, again.matrix)

@@ -278,7 +278,9 @@ def coarse_shift(template: np.ndarray, moving: np.ndarray, size: int = PHASE_SIZ
 def _phase_shift(t: np.ndarray, m: np.ndarray, f: float) -> np.ndarray:
     """:func:`coarse_shift` of two copies of the frames shrunk by ``f``."""
     window = cv2.createHanningWindow((t.shape[1], t.shape[0]), cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(t, m, window)
+    # Copies: when the frames' size is already a fast DFT size, OpenCV multiplies the window into its
+    # inputs in place, and the small copies are shared by a frame's two matches (on two threads).
+    (dx, dy), response = cv2.phaseCorrelate(t.copy(), m.copy(), window)
     out = np.eye(3)
     if response > 0.05 and np.isfinite(dx) and np.isfinite(dy):
         out[0, 2], out[1, 2] = dx / f, dy / f
