@@ -361,10 +361,15 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                       on_aligned=None if ahead.started else keep, progress=progress,
                                       warped=ahead.frame if ahead.started else None)
         finally:
-            ahead.close()
-            frame_files = keep.close()
-            if written is not None:
-                wait([written])
+            # Every thread is joined even when one of them failed (before the temporary folder goes).
+            try:
+                ahead.close()
+            finally:
+                try:
+                    frame_files = keep.close()
+                finally:
+                    if written is not None:
+                        wait([written])
         t, l, b, r = box
         manifest = {
             "kind": info.kind,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from postfocus._version import __version__
 from postfocus.options import DEFAULT_METHOD
 from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
 from postfocus.store import ProcessedStack
@@ -53,6 +54,7 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
     files = stack.manifest.get("files", {})
     parts = {
         "depth": DEPTH_VERSION,
+        "postfocus": __version__,  # a release may change the depth's modules without raising DEPTH_VERSION
         "method": method,
         "options": options,
         "maps": {name: files.get(name) for name in _MAPS},

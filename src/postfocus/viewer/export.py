@@ -242,7 +242,7 @@ def viewer_data(
     lo, hi = float(min(used)), float(max(used))
     from postfocus.products.depth_cache import stack_depth
 
-    depth = stack_depth(stack, image=aif)
+    depth = stack_depth(stack)  # guided by the untouched all-in-focus image, the one its key holds
     fi = cleaned_focus_map(stack, depth)
     data: dict = {
         "format": "postfocus-viewer",
