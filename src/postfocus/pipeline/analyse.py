@@ -105,9 +105,8 @@ _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np
 
 
 #: At most this many frames prepared ahead of the alignment in pass 1, holding at most this many MB.
-#: 1 for now: with 3 (small frames decoded while the loop waits for the matches), the alignment of
-#: main e5c7031 gives matrices that differ in the 7th digit from run to run (its result depends on how
-#: the two match threads overlap), so outputs would not be reproducible.
+#: 1: measured so (the run-to-run differences seen with 3 were OpenCV's phaseCorrelate windowing a
+#: frame's shared small copy in place, fixed in ``align/pair.py``; 3 has not been measured since).
 PREPARED_AHEAD, PREPARED_AHEAD_MB = 1, 24.0
 
 
