@@ -58,6 +58,24 @@ _RADIUS_STEP = 1.12  # successive radii of the blur bank (interpolated between)
 _MAX_CANDIDATES = 12
 
 
+def _own_light(grey: np.ndarray, depth: np.ndarray, radius: float, apart: float) -> np.ndarray:
+    """Per pixel, the light its own surface brings it under the disc of ``radius``.
+
+    The surface is the pixels whose given depth falls in the same band of ``apart`` frames:
+    ``grey`` masked to each band, blurred, read back inside the band.
+    """
+    if radius < 0.5:
+        return grey.copy()
+    kernel = optics.disc_kernel(radius)
+    band = np.floor((depth - float(depth.min())) / apart).astype(np.int32)
+    out = np.empty_like(grey)
+    for b in np.unique(band):
+        inside = band == b
+        blurred = cv2.filter2D(np.where(inside, grey, np.float32(0.0)), -1, kernel, borderType=cv2.BORDER_REFLECT)
+        out[inside] = blurred[inside]
+    return out
+
+
 def candidate_depths(depth: np.ndarray, model: DefocusModel, *, count: int = _MAX_CANDIDATES) -> np.ndarray:
     """Depths the given one is tested against: evenly over the central 99 % of ``depth``.
 
@@ -91,12 +109,23 @@ class DepthEvidence:
         The frames that will be added.
     window : int
         Half-size of the window the errors are summed over.
+    depth : np.ndarray, optional
+        float32 (h, w) the given depth. With it, a candidate moves only the light of the pixel's own
+        surface (the pixels whose given depth lies in its band of ``apart`` frames) to the candidate's
+        disc and keeps the rest of the given render, so a pixel cannot win by blurring a neighbouring
+        surface's light over itself; without it, a candidate is the whole window blurred by its disc
+        (a fronto-parallel patch).
+    apart : float
+        Frames: the width of the depth bands that make a surface.
     """
 
     def __init__(self, linear: np.ndarray, model: DefocusModel, candidates: np.ndarray, frames: Sequence[int],
-                 *, window: int = 2) -> None:  # noqa: D107 (documented on the class)
+                 *, window: int = 2, depth: np.ndarray | None = None,
+                 apart: float = OUTLIER_FRAMES) -> None:  # noqa: D107 (documented on the class)
         self.candidates = np.asarray(candidates, np.float64)
         self.window = window
+        self._model = model
+        self._depth = None if depth is None else np.asarray(depth, np.float32)
         h, w = linear.shape[:2]
         radii = model.radius(np.subtract.outer(np.asarray(frames, np.float64), self.candidates))  # (F, K)
         top = max(float(radii.max()), 0.5)
@@ -109,6 +138,8 @@ class DepthEvidence:
                                            optics.render_defocus(premult, whole, np.array([r]), kernels)))
                       for r in bank]
         self._frame_radius = {int(i): radii[j] for j, i in enumerate(frames)}
+        if self._depth is not None:  # the pixel's own light at each radius of the bank: the disc's centre taps
+            self._own = np.stack([_own_light(self._bank[0], self._depth, r, apart) for r in bank])
 
         self._given = np.zeros((h, w), np.float32)
         self._added = 0
@@ -136,11 +167,24 @@ class DepthEvidence:
         weight = judged / typical
         self._added += 1
         self._given += cv2.absdiff(rendered * np.float32(gain), frame) * weight
+        if self._depth is not None:
+            j, t = self._between(self._model.radius(index - self._depth))
+            rows, cols = np.indices(j.shape, sparse=True)
+            context = rendered - ((1.0 - t) * self._own[j, rows, cols] + t * self._own[j + 1, rows, cols])
         for k, r in enumerate(self._frame_radius[int(index)]):
-            j = int(np.clip(np.searchsorted(self._radii, r, side="right") - 1, 0, len(self._radii) - 2))
-            t = float(np.clip((r - self._radii[j]) / (self._radii[j + 1] - self._radii[j]), 0.0, 1.0))
-            pred = cv2.addWeighted(self._bank[j], gain * (1.0 - t), self._bank[j + 1], gain * t, 0.0)
+            j, t = self._between(np.float64(r))
+            j, t = int(j), float(t)
+            if self._depth is None:
+                pred = cv2.addWeighted(self._bank[j], gain * (1.0 - t), self._bank[j + 1], gain * t, 0.0)
+            else:
+                pred = (context + cv2.addWeighted(self._own[j], 1.0 - t, self._own[j + 1], t, 0.0)) * np.float32(gain)
             self._other[k] += cv2.absdiff(pred, frame) * weight
+
+    def _between(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The bank's radius just below ``r`` and how far ``r`` lies towards the next one."""
+        j = np.clip(np.searchsorted(self._radii, r, side="right") - 1, 0, len(self._radii) - 2)
+        t = np.clip((r - self._radii[j]) / (self._radii[j + 1] - self._radii[j]), 0.0, 1.0)
+        return j, t.astype(np.float32)
 
     def level(self) -> float:
         """The evidence that contradicts a depth: :data:`EVIDENCE_LEVEL` times the square root of the frames added."""
