@@ -100,3 +100,42 @@ def test_the_hidden_background_is_extended_only_near_depth_steps():
     step[:, 100:] = 9.0
     zone = hidden_zone(step, model, np.arange(10), 1.0)
     assert zone[30, 100] and zone[30, 92] and not zone[30, 80] and not zone[30, 120]  # within the 9 px blur
+
+
+def test_with_the_given_depth_a_candidate_moves_only_the_pixels_own_surface():
+    """Beetle's bands: black background beside a bright surface whose spill the render underestimates.
+
+    A whole-window candidate blurs the bright neighbour over the black pixel; moving only the pixel's
+    own surface (black: no light) changes nothing, so the black pixels gain nothing from another depth.
+    """
+    rng = np.random.default_rng(1)
+    h, w = 40, 64
+    linear = np.zeros((h, w, 3), np.float32)
+    linear[:, :32] = (0.6 + 0.3 * rng.random((h, 32, 1))).astype(np.float32)
+    depth = np.full((h, w), 6.0, np.float32)
+    depth[:, :32], depth[:, 56:] = 0.0, 16.0
+    slabs = optics.Slabs(np.where(depth < 3, 0, np.where(depth < 10, 1, 2)).astype(np.int32), 3)
+    model = DefocusModel(0.5, 0.5)
+
+    def render(i: int, skirt: float) -> np.ndarray:  # the frames' bright surface spreads wider than the model's
+        radii = np.array([skirt * 0.5 * i, 0.5 * abs(i - 6.0), 0.5 * abs(i - 16.0)])
+        return to_grey(gamma_encode(optics.render_defocus(optics.premultiply(linear), slabs, radii)))
+
+    whole = DepthEvidence(linear, model, candidate_depths(depth, model), range(17))
+    own = DepthEvidence(linear, model, candidate_depths(depth, model), range(17), depth=depth)
+    for i in range(17):
+        for evidence in (whole, own):
+            evidence.add(i, render(i, 1.0), render(i, 1.6), np.ones((h, w), np.float32),
+                         np.full((h, w), 0.02, np.float32))
+    black = np.s_[:, 36:50]
+    assert float(whole.result(depth)[0][black].max()) > 0.1  # measured 0.6: the bright neighbour's blur moved
+    assert float(own.result(depth)[0][black].max()) <= 1e-4  # measured 0
+    # and at the given depth a candidate is the given render itself
+    same = DepthEvidence(linear, model, np.array([6.0]), range(17), depth=np.full((h, w), 6.0, np.float32))
+    flat = optics.Slabs(np.zeros((h, w), np.int32), 1)
+    for i in range(17):
+        given = to_grey(gamma_encode(optics.render_defocus(optics.premultiply(linear), flat,
+                                                           np.array([0.5 * abs(i - 6.0)]))))
+        same.add(i, given, given, np.ones((h, w), np.float32), np.full((h, w), 0.02, np.float32))
+    against, _ = same.result(np.zeros((h, w), np.float32))  # judged as if 6 were far from the depth: no cost either way
+    assert float(np.abs(against).max()) < 1e-3

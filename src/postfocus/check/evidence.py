@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel
-from postfocus.colour import gamma_encode, to_grey
+from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.synth import optics
 
 __all__ = ["DepthEvidence", "EVIDENCE_LEVEL", "OUTLIER_FRAMES", "candidate_depths"]
@@ -58,21 +58,26 @@ _RADIUS_STEP = 1.12  # successive radii of the blur bank (interpolated between)
 _MAX_CANDIDATES = 12
 
 
-def _own_light(grey: np.ndarray, depth: np.ndarray, radius: float, apart: float) -> np.ndarray:
+def _own_light(grey: np.ndarray, depth: np.ndarray, radius: float, width: float) -> np.ndarray:
     """Per pixel, the light its own surface brings it under the disc of ``radius``.
 
-    The surface is the pixels whose given depth falls in the same band of ``apart`` frames:
-    ``grey`` masked to each band, blurred, read back inside the band.
+    The surface is the pixels whose given depth lies in the same band of ``width`` frames, of two
+    sets of bands offset by half a band, the one in which the pixel lies nearer the middle (so
+    its surface holds every depth within a quarter band of its own): ``grey`` masked to each
+    band, blurred, read back inside the band.
     """
     if radius < 0.5:
         return grey.copy()
     kernel = optics.disc_kernel(radius)
-    band = np.floor((depth - float(depth.min())) / apart).astype(np.int32)
+    position = (depth - float(depth.min())) / width
+    central = np.abs(position % 1.0 - 0.5) < 0.25
     out = np.empty_like(grey)
-    for b in np.unique(band):
-        inside = band == b
-        blurred = cv2.filter2D(np.where(inside, grey, np.float32(0.0)), -1, kernel, borderType=cv2.BORDER_REFLECT)
-        out[inside] = blurred[inside]
+    for shift, mine in ((0.0, central), (0.5, ~central)):
+        band = np.floor(position + shift).astype(np.int32)
+        for b in np.unique(band[mine]):
+            inside = band == b
+            blurred = cv2.filter2D(np.where(inside, grey, np.float32(0.0)), -1, kernel, borderType=cv2.BORDER_REFLECT)
+            out[inside & mine] = blurred[inside & mine]
     return out
 
 
@@ -111,12 +116,12 @@ class DepthEvidence:
         Half-size of the window the errors are summed over.
     depth : np.ndarray, optional
         float32 (h, w) the given depth. With it, a candidate moves only the light of the pixel's own
-        surface (the pixels whose given depth lies in its band of ``apart`` frames) to the candidate's
+        surface (the pixels whose given depth lies within about ``apart`` frames of its own) to the candidate's
         disc and keeps the rest of the given render, so a pixel cannot win by blurring a neighbouring
         surface's light over itself; without it, a candidate is the whole window blurred by its disc
         (a fronto-parallel patch).
     apart : float
-        Frames: the width of the depth bands that make a surface.
+        Frames: half the width of the depth bands that make a surface.
     """
 
     def __init__(self, linear: np.ndarray, model: DefocusModel, candidates: np.ndarray, frames: Sequence[int],
@@ -138,8 +143,9 @@ class DepthEvidence:
                                            optics.render_defocus(premult, whole, np.array([r]), kernels)))
                       for r in bank]
         self._frame_radius = {int(i): radii[j] for j, i in enumerate(frames)}
-        if self._depth is not None:  # the pixel's own light at each radius of the bank: the disc's centre taps
-            self._own = np.stack([_own_light(self._bank[0], self._depth, r, apart) for r in bank])
+        if self._depth is not None:  # the light of each pixel's own surface at each radius of the bank (linear)
+            grey = to_grey(linear)
+            self._own = np.stack([_own_light(grey, self._depth, r, 2.0 * apart) for r in bank])
 
         self._given = np.zeros((h, w), np.float32)
         self._added = 0
@@ -170,14 +176,15 @@ class DepthEvidence:
         if self._depth is not None:
             j, t = self._between(self._model.radius(index - self._depth))
             rows, cols = np.indices(j.shape, sparse=True)
-            context = rendered - ((1.0 - t) * self._own[j, rows, cols] + t * self._own[j + 1, rows, cols])
+            context = gamma_decode(rendered) - ((1.0 - t) * self._own[j, rows, cols] + t * self._own[j + 1, rows, cols])
         for k, r in enumerate(self._frame_radius[int(index)]):
             j, t = self._between(np.float64(r))
             j, t = int(j), float(t)
             if self._depth is None:
                 pred = cv2.addWeighted(self._bank[j], gain * (1.0 - t), self._bank[j + 1], gain * t, 0.0)
             else:
-                pred = (context + cv2.addWeighted(self._own[j], 1.0 - t, self._own[j + 1], t, 0.0)) * np.float32(gain)
+                pred = gamma_encode(context + cv2.addWeighted(self._own[j], 1.0 - t, self._own[j + 1], t, 0.0))
+                pred *= np.float32(gain)
             self._other[k] += cv2.absdiff(pred, frame) * weight
 
     def _between(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

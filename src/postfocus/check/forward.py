@@ -239,7 +239,7 @@ def check_frames(
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
     premult = np.concatenate([optics.premultiply(linear), clipped[None]])
     kernels = optics.KernelCache()
-    evidence = DepthEvidence(linear, local, candidate_depths(dep, local), frames, window=_WINDOW, depth=dep)
+    evidence = DepthEvidence(linear, local, candidate_depths(dep, local), frames, window=_WINDOW)
 
     top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
     reveal = np.zeros((h, w), np.float32)  # the most any frame differs from the image, in typical errors
