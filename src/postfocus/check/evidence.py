@@ -116,10 +116,12 @@ class DepthEvidence:
         Half-size of the window the errors are summed over.
     depth : np.ndarray, optional
         float32 (h, w) the given depth. With it, a candidate moves only the light of the pixel's own
-        surface (the pixels whose given depth lies within about ``apart`` frames of its own) to the candidate's
-        disc and keeps the rest of the given render, so a pixel cannot win by blurring a neighbouring
-        surface's light over itself; without it, a candidate is the whole window blurred by its disc
-        (a fronto-parallel patch).
+        surface (the pixels whose given depth lies in its band: every depth within ``apart / 2`` frames of
+        its own, none farther than ``3 apart / 2``) to the candidate's disc and keeps the rest of the
+        given render, so a pixel cannot win by blurring a neighbouring surface's light over itself;
+        without it, a candidate is the whole window blurred by its disc (a fronto-parallel patch).
+        Not used by :func:`~postfocus.check.forward.forward_check`: it loses real outliers narrower
+        than the blur (``docs/check.md``, fifth session).
     apart : float
         Frames: half the width of the depth bands that make a surface.
     """
@@ -176,7 +178,8 @@ class DepthEvidence:
         if self._depth is not None:
             j, t = self._between(self._model.radius(index - self._depth))
             rows, cols = np.indices(j.shape, sparse=True)
-            context = gamma_decode(rendered) - ((1.0 - t) * self._own[j, rows, cols] + t * self._own[j + 1, rows, cols])
+            given = (1.0 - t) * self._own[j, rows, cols] + t * self._own[j + 1, rows, cols]
+            context = gamma_decode(rendered) - given  # the light of everything but the pixel's own surface
         for k, r in enumerate(self._frame_radius[int(index)]):
             j, t = self._between(np.float64(r))
             j, t = int(j), float(t)
