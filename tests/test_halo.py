@@ -234,14 +234,17 @@ def test_occlusion_sides_give_the_blades_bled_rim_back_to_the_wall():
     t, l, b, r = common_area(st.transforms, (h, w))
     band = halo_band(st.depth, 9)[t + 4:b - 4, l + 4:r - 4]
     wall = band & (st.depth[t + 4:b - 4, l + 4:r - 4] > 3.5)
+    blades = band & ~wall
 
-    def wrong(index: np.ndarray) -> float:
-        """Share of the wall's pixels in the edge band whose index is more than 1.5 frames off."""
-        return float((np.abs(index - st.depth)[t + 4:b - 4, l + 4:r - 4] > 1.5)[wall].mean())
+    def wrong(index: np.ndarray, where: np.ndarray = wall) -> float:
+        """Share of the pixels (the wall's, by default) in the edge band whose index is more than 1.5 frames off."""
+        return float((np.abs(index - st.depth)[t + 4:b - 4, l + 4:r - 4] > 1.5)[where].mean())
 
     images = [fuse(source, m, alignment=analysis.alignment, restore=True)
               for m in (maps, dataclasses.replace(maps, focus_index=sided))]
     (h_map, _), (h_sided, _) = _scored(st, images)
-    # measured: 99.96 % of the wall's band pixels off before, 10.4 % after; halo with restore 7.92 -> 6.13
-    assert wrong(maps.focus_index) > 0.9 and wrong(sided) < 0.2
-    assert h_sided <= 0.85 * h_map
+    # measured: 99.96 % of the wall's band pixels off before, 29.2 % after, the blades' own 0.0 % (with the
+    # spread test of the fifth session, before the focus curves were asked: 10.4 % and 1.6 %); halo with restore
+    # 7.92 -> 5.69 (then 6.13)
+    assert wrong(maps.focus_index) > 0.9 and wrong(sided) < 0.35 and wrong(sided, blades) < 0.005
+    assert h_sided <= 0.78 * h_map
