@@ -270,3 +270,17 @@ def test_occluder_cover_of_a_large_blur_at_a_reduced_scale():
         want_cover = 1.0 - (1.0 - want_cover) * (1.0 - blurred)
     assert np.abs(cover - want_cover).max() < 0.035 and np.abs(cover - want_cover).mean() < 0.003  # measured: 0.032, 0.0020
     assert np.abs(spill - want_spill).max() < 0.035
+
+
+def test_blur_growth_read_against_the_guide_is_the_rendered_one(pins):
+    """The blur growth read by blurring the sharpest-frame composite (each pixel's own texture) is the rendered
+    one on both halo scenes; the focus measure's fall-off alone (defocus_slope) depends on the texture."""
+    from postfocus.fuse.occlusion import blur_growth
+
+    truth = 8.0 / 7  # 8 px of blur over 7 frame steps, analysis size = frame size here
+    grass = render_layered("grass", 8, size=(300, 450), max_blur=8.0, seed=1, **CAMERA)
+    for analysis in (analyse(ArraySource(grass.frames)), pins[1][3]):
+        maps = analysis.maps
+        growth = blur_growth(maps.volume, analysis.guide, maps.focus_index, maps.confidence)
+        # measured: grass 1.21, pins 1.23 (defocus_slope: 0.95, 1.20); at bench size 1.333 and 1.332 for 1.333
+        assert growth == pytest.approx(truth, rel=0.1)

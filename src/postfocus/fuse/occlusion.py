@@ -46,7 +46,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["MEASURE_RADIUS", "defocus_slope", "occluder_cover", "occlusion_aware_index", "visible_index"]
+from postfocus.focus.measure import laplacian_energy, pool
+
+__all__ = ["MEASURE_RADIUS", "blur_growth", "defocus_slope", "occluder_cover", "occlusion_aware_index",
+           "visible_index"]
 
 MEASURE_RADIUS = 1.2
 """Disc radius (analysis px) that brings the focus measure (:func:`~postfocus.focus.measure.laplacian_energy`)
@@ -109,6 +112,95 @@ def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray,
         return float(fallback)
     radius = MEASURE_RADIUS * np.sqrt(1.0 / ratio[use] - 1.0)
     return float(np.median(radius / delta[use]))
+
+
+#: Disc radii (analysis px) at which :func:`blur_growth` measures the blurred guide.
+GROWTH_RADII = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+
+
+def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
+                scale: float = 1.0, sure: float = 0.6, fallback: float = 1.0) -> float:
+    """Blur growth of the stack read against its own sharpest composite, for the texture each pixel has.
+
+    :func:`defocus_slope` turns the focus measure's fall-off into a radius with
+    one curve for every texture; but how fast the measure falls with blur
+    depends on the texture's spectrum (broad faces with sharp joints fall
+    slower than fine gravel), which the volume alone cannot tell from the blur.
+    Here the guide (the sharpest-frame composite, each pixel's own texture in
+    focus) is blurred with discs of :data:`GROWTH_RADII` and measured as the
+    frames were (:func:`~postfocus.focus.measure.laplacian_energy`), which
+    gives each pixel its own curve of measure against radius; each confident
+    pixel's measured ratio 1 to 4 frames from its focus index is read off
+    that curve (Pentland's thin-lens radius, linear in the frame distance),
+    and the slope is the median of radius over frame distance.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        (N, h, w) focus measure of each frame.
+    guide : numpy.ndarray
+        float32 (h, w) grey sharpest-frame composite at the volume's size.
+    index, confidence : numpy.ndarray
+        float32 (h, w) focus index (0..N-1) and its confidence.
+    scale : float
+        Size at which the frames were measured over the volume's size (the
+        measure is pooled down to it): the blurred guide is measured there.
+    sure : float
+        Only pixels at least this confident are read.
+    fallback : float
+        Returned when nothing can be measured.
+
+    Returns
+    -------
+    float
+        Pixels (of the volume's size) of disc radius per frame.
+
+    References
+    ----------
+    A. P. Pentland, "A new sense for depth of field", IEEE TPAMI 9(4), 1987.
+
+    Examples
+    --------
+    >>> g = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    >>> v = np.stack([laplacian_energy(_disc_blur(g, 0.7 * abs(k - 2)) if k != 2 else g) for k in range(6)])
+    >>> round(blur_growth(v, g, np.full((64, 64), 2.0, np.float32), np.ones((64, 64), np.float32)), 1)
+    0.7
+    """
+    n = volume.shape[0]
+    sel = np.asarray(confidence) >= sure
+    if n < 3 or sel.sum() < 20:
+        return float(fallback)
+    step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
+    ys, xs = np.nonzero(sel)
+    ys, xs = ys[::step], xs[::step]
+    g = np.asarray(guide, np.float32)
+    h, w = g.shape
+    if scale != 1.0:
+        g = cv2.resize(g, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_CUBIC)
+    radii = np.asarray(GROWTH_RADII, np.float32)
+    curves = np.empty((radii.size, ys.size), np.float32)
+    for i, r in enumerate(radii):
+        measured = laplacian_energy(_disc_blur(g, float(r) * scale) if r > 0 else g)
+        curves[i] = pool(measured, (h, w))[ys, xs]
+    curves /= np.maximum(curves[:1], 1e-12)  # each pixel's ratio to its sharp measure, falling with the radius
+    d = np.asarray(index, np.float32)[ys, xs]
+    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
+    frames = np.asarray(volume[:, ys, xs], np.float32)
+    observed = frames / np.maximum(frames[k, np.arange(k.size)], 1e-12)[None, :]
+    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
+    f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (observed > 0.01) & (observed < 0.97))
+    if f.size < 20:
+        return float(fallback)
+    curve, seen = curves[:, p], observed[f, p]
+    first = (curve <= seen[None]).argmax(axis=0)  # the first radius that blurs the guide below what the frame shows
+    ok = (first > 0) & (curve[-1] <= seen)
+    if ok.sum() < 20:
+        return float(fallback)
+    i, at = first[ok], np.flatnonzero(ok)
+    above, below = curve[i - 1, at], curve[i, at]
+    t = (above - seen[ok]) / np.maximum(above - below, 1e-12)
+    radius = radii[i - 1] + t * (radii[i] - radii[i - 1])
+    return float(np.median(radius / delta[f[ok], p[ok]]))
 
 
 def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | None = None) -> np.ndarray:
