@@ -60,6 +60,33 @@ _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 _DIAGONAL = np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], np.uint8)
 
 
+def _falloff(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, sure: float, low: float
+             ) -> tuple[np.ndarray, ...] | None:
+    """The focus measure's fall-off at about 20k evenly picked pixels at least ``sure`` confident.
+
+    Returns (rows, columns, pixel, distance, ratio): the picked pixels' rows and columns, and for each sample
+    (a frame 1 to 4 frames from its pixel's focus index whose measure is between ``low`` and 0.97 of the
+    peak's) the pixel's place in those, the frame distance and the ratio; None with fewer than 20 pixels or
+    samples.
+    """
+    n = volume.shape[0]
+    sel = np.asarray(confidence) >= sure
+    if n < 3 or sel.sum() < 20:
+        return None
+    step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
+    ys, xs = np.nonzero(sel)
+    ys, xs = ys[::step], xs[::step]
+    d = np.asarray(index, np.float32)[ys, xs]
+    curve = np.asarray(volume[:, ys, xs], np.float32)  # (N, m)
+    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
+    ratio = curve / np.maximum(curve[k, np.arange(k.size)], 1e-12)[None, :]
+    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
+    f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
+    if f.size < 20:
+        return None
+    return ys, xs, p, delta[f, p], ratio[f, p]
+
+
 def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, *, sure: float = 0.6,
                   fallback: float = 1.0) -> float:
     """Blur growth of the stack, in analysis pixels of disc radius per frame of focus distance.
@@ -94,24 +121,12 @@ def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray,
     >>> round(defocus_slope(v, np.full((6, 6), 3.0, np.float32), np.ones((6, 6), np.float32)), 2)
     0.6
     """
-    n = volume.shape[0]
-    sel = np.asarray(confidence) >= sure
-    if n < 3 or sel.sum() < 20:
+    samples = _falloff(volume, index, confidence, sure, 0.03)
+    if samples is None:
         return float(fallback)
-    step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
-    ys, xs = np.nonzero(sel)
-    ys, xs = ys[::step], xs[::step]
-    d = np.asarray(index, np.float32)[ys, xs]
-    curve = np.asarray(volume[:, ys, xs], np.float32)  # (N, m)
-    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
-    peak = np.maximum(curve[k, np.arange(k.size)], 1e-12)
-    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
-    ratio = curve / peak[None, :]
-    use = (delta >= 1.0) & (delta <= 4.0) & (ratio > 0.03) & (ratio < 0.97)
-    if use.sum() < 20:
-        return float(fallback)
-    radius = MEASURE_RADIUS * np.sqrt(1.0 / ratio[use] - 1.0)
-    return float(np.median(radius / delta[use]))
+    delta, ratio = samples[3:]
+    radius = MEASURE_RADIUS * np.sqrt(1.0 / ratio - 1.0)
+    return float(np.median(radius / delta))
 
 
 #: Disc radii (analysis px) at which :func:`blur_growth` measures the blurred guide.
@@ -166,13 +181,10 @@ def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confid
     >>> round(blur_growth(v, g, np.full((64, 64), 2.0, np.float32), np.ones((64, 64), np.float32)), 1)
     0.7
     """
-    n = volume.shape[0]
-    sel = np.asarray(confidence) >= sure
-    if n < 3 or sel.sum() < 20:
+    samples = _falloff(volume, index, confidence, sure, 0.01)
+    if samples is None:
         return float(fallback)
-    step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
-    ys, xs = np.nonzero(sel)
-    ys, xs = ys[::step], xs[::step]
+    ys, xs, pixel, delta, seen = samples
     g = np.asarray(guide, np.float32)
     h, w = g.shape
     if scale != 1.0:
@@ -183,15 +195,7 @@ def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confid
         measured = laplacian_energy(_disc_blur(g, float(r) * scale) if r > 0 else g)
         curves[i] = pool(measured, (h, w))[ys, xs]
     curves /= np.maximum(curves[:1], 1e-12)  # each pixel's ratio to its sharp measure, falling with the radius
-    d = np.asarray(index, np.float32)[ys, xs]
-    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
-    frames = np.asarray(volume[:, ys, xs], np.float32)
-    observed = frames / np.maximum(frames[k, np.arange(k.size)], 1e-12)[None, :]
-    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
-    f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (observed > 0.01) & (observed < 0.97))
-    if f.size < 20:
-        return float(fallback)
-    curve, seen = curves[:, p], observed[f, p]
+    curve = curves[:, pixel]
     first = (curve <= seen[None]).argmax(axis=0)  # the first radius that blurs the guide below what the frame shows
     ok = (first > 0) & (curve[-1] <= seen)
     if ok.sum() < 20:
@@ -200,7 +204,7 @@ def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confid
     above, below = curve[i - 1, at], curve[i, at]
     t = (above - seen[ok]) / np.maximum(above - below, 1e-12)
     radius = radii[i - 1] + t * (radii[i] - radii[i - 1])
-    return float(np.median(radius / delta[f[ok], p[ok]]))
+    return float(np.median(radius / delta[ok]))
 
 
 def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | None = None) -> np.ndarray:
