@@ -39,6 +39,17 @@ def streamed_peak(slices: Iterable[np.ndarray], n: int) -> Peak:
 
     Holds six maps and the slice before, not the volume.
 
+    Parameters
+    ----------
+    slices : iterable of float32 (H, W) arrays
+        The volume's slices in order (e.g. made one at a time by a generator).
+    n : int
+        How many there are (a shorter iterable is a ValueError).
+
+    Returns
+    -------
+    Peak
+
     Examples
     --------
     >>> v = np.random.default_rng(0).random((5, 3, 4)).astype(np.float32)
@@ -70,6 +81,19 @@ def streamed_peak(slices: Iterable[np.ndarray], n: int) -> Peak:
 def parabola_peak(k: np.ndarray, top: np.ndarray, before: np.ndarray, after: np.ndarray, n: int) -> np.ndarray:
     """Sub-frame position of a peak at integer slice ``k`` of ``n``: the vertex of the parabola through the
     logs of the values at ``k - 1``, ``k`` and ``k + 1`` (``before``, ``top``, ``after``), within half a slice.
+
+    Parameters
+    ----------
+    k : integer (H, W) array
+        The peak slice per pixel.
+    top, before, after : float32 (H, W) arrays
+        The values at ``k``, ``max(k - 1, 0)`` and ``min(k + 1, n - 1)`` (see :class:`Peak`).
+    n : int
+        Slices in the volume; at the first and last slice, and with fewer than three, ``k`` itself.
+
+    Returns
+    -------
+    float32 (H, W): the fractional slice of the peak.
 
     Examples
     --------

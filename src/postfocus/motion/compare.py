@@ -259,7 +259,17 @@ def displacement_change(
 
 def texture_level(stats: Stats) -> float:
     """The median local variance of a frame (of every other pixel): above it, a pixel is textured
-    (:func:`displacement_change` judges the scene's own displacement there)."""
+    (:func:`displacement_change` judges the scene's own displacement there).
+
+    Parameters
+    ----------
+    stats : Stats
+        The frame's :func:`blur_stats`.
+
+    Returns
+    -------
+    NumPy float scalar of the variance's type (compared with it as such).
+    """
     return np.percentile(stats.var[::2, ::2], 50)  # (its own type: the comparison stays as it was)
 
 
