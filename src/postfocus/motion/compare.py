@@ -192,7 +192,7 @@ def displacement_change(
     stats_b: Stats | None = None,
     at_least: float = 0.0,
     flow: "cv2.DISOpticalFlow | None" = None,
-    texture: tuple[float, float] | None = None,
+    texture: tuple[np.floating, np.floating] | None = None,
 ) -> np.ndarray:
     """How much of the change between two aligned frames a local displacement explains.
 
@@ -257,7 +257,7 @@ def displacement_change(
     return one if other is None else np.maximum(one, other, out=one)
 
 
-def texture_level(stats: Stats) -> float:
+def texture_level(stats: Stats) -> np.floating:
     """The median local variance of a frame (of every other pixel): above it, a pixel is textured
     (:func:`displacement_change` judges the scene's own displacement there).
 
@@ -274,7 +274,7 @@ def texture_level(stats: Stats) -> float:
 
 
 def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change: np.ndarray, noise: float,
-               flow: "cv2.DISOpticalFlow", at_least: float, texture: float | None = None) -> np.ndarray | None:
+               flow: "cv2.DISOpticalFlow", at_least: float, texture: np.floating | None = None) -> np.ndarray | None:
     """:func:`displacement_change` seen from the first frame (its geometry): ``b`` warped onto it.
 
     Compared only inside the box of the pixels that moved beyond the jitter and changed by
