@@ -39,7 +39,8 @@ from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, METHODS
 from postfocus.pipeline.analyse import Progress, work_scale
 from postfocus.pipeline.memory import bands_for
-from postfocus.pipeline.threads import read_ahead
+from postfocus.pipeline.strips import StripFolder
+from postfocus.pipeline.threads import helper_threads, read_ahead
 
 __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
@@ -63,6 +64,7 @@ def fuse(
     occlusion: bool = True,
     restore: bool = False,
     warped: Callable[[int], np.ndarray] | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -111,6 +113,10 @@ def fuse(
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
         of decoding and warping it here (one band only).
+    threads : int, optional
+        1: fold every frame in this thread; otherwise (None: as many as there are cores) a helper
+        thread folds the lower half of each frame's rectangles (:mod:`postfocus.pipeline.strips`;
+        the same result).
 
     Returns
     -------
@@ -139,7 +145,7 @@ def fuse(
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
     if warped is not None and len(parts) > 1:
         raise ValueError("frames warped ahead go with one band")
-    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped)
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads)
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
     keep = on_aligned
@@ -191,10 +197,11 @@ class _Merge:
 
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
                  flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True,
-                 restore: bool = False, warped: Callable[[int], np.ndarray] | None = None):
+                 restore: bool = False, warped: Callable[[int], np.ndarray] | None = None,
+                 threads: int | None = None):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
         self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
-        self.warped = warped
+        self.warped, self.threads = warped, threads
         self.labels, self.choice = maps.motion_frames(merge)
         self._occlusion: tuple[np.ndarray, float | None] | None = None
 
@@ -293,6 +300,17 @@ class _Merge:
               on_aligned: Callable[[int, np.ndarray], None] | None, progress: Progress | None, stage: str,
               total: int) -> np.ndarray:
         """Every frame folded into ``fusion`` (and the instant's box): the fused image, before encoding."""
+        # The depth-map blend adds disjoint rectangles pixel by pixel: two threads fold a frame's upper and
+        # lower rectangles (the background solver keeps per-frame state, so it folds on one).
+        shared = isinstance(fusion, DepthmapFusion) and not self.restore
+        with StripFolder(helper_threads(self.threads) if shared else 1) as folder:
+            return self._fold_frames(frames, fusion, instant, region, dy, dx, on_aligned, progress, stage, total,
+                                     folder)
+
+    def _fold_frames(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int,
+                     dx: int, on_aligned: Callable[[int, np.ndarray], None] | None, progress: Progress | None,
+                     stage: str, total: int, folder: StripFolder) -> np.ndarray:
+        """:meth:`_fold` with its rectangles folded by ``folder``."""
         merge, linear = self.merge, self.source.info.linear
         H, W = self.maps.size
         top, left = region[:2]
@@ -312,11 +330,12 @@ class _Merge:
                     stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
                 return to_float(pixels, factor)
 
-            for rect in rects:
+            def fold(rect: Region) -> None:
                 pixels = part(*rect)
-                if linear:
-                    pixels = srgb_decode(pixels)
-                fusion.add(position, pixels, rect)
+                fusion.add(position, srgb_decode(pixels) if linear else pixels, rect)
+
+            # Rectangles cut from a whole warp may be cut between rows; those warped alone are not.
+            folder.fold(rects, fold, cut=aligned is not None)
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
             del stored, aligned, corrected
