@@ -217,7 +217,9 @@ def analyse(
             exposure = SweepAligner.exposure_frame(cv2.LUT(stored, _LINEAR_OF_BYTE))
         if on_frame:
             on_frame(index, work)
-        return work, grey, small, exposure
+        # The float frame goes on only when the aligner still needs it (its exposure copy is made from it):
+        # at 1600 px a float RGB frame is 23 MB, held while it waits in the queue.
+        return (work if exposure is None and align != "none" else None), grey, small, exposure
 
     # Small frames are prepared several ahead, so decoding goes on while the loop waits for matches.
     work_mb = round(size[0] * s_work) * round(size[1] * s_work) * 20 / 2**20  # float RGB and grey frames

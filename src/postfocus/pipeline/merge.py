@@ -40,7 +40,7 @@ from postfocus.options import DEFAULT_METHOD, METHODS
 from postfocus.pipeline.analyse import Progress, work_scale
 from postfocus.pipeline.memory import bands_for
 from postfocus.pipeline.strips import StripFolder
-from postfocus.pipeline.threads import helper_threads, read_ahead
+from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
 
 __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
@@ -236,14 +236,22 @@ class _Merge:
             rank = np.interp(np.clip(index, merge[0], merge[-1]), frames, np.arange(len(merge), dtype=np.float32))
             return upscale_region(rank.astype(np.float32), maps.size, region)
 
+        safe = None  # the occlusion-safe index (made beside the other maps when there is a second core)
+        if self.method == "depthmap" and self.occlusion:
+
+            def safe_rank() -> tuple[np.ndarray, float | None]:
+                index, slope = self.occlusion_index()
+                return rank_of(index), slope
+
+            safe = in_background(safe_rank, "postfocus-fuse", inline=helper_threads(self.threads) == 1)
         rank = rank_of(maps.focus_index)
         # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
         width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
         if self.method == "depthmap":
-            if not self.occlusion:
+            if safe is None:
                 return DepthmapFusion(rank, width)
-            safe, slope = self.occlusion_index()
-            return DepthmapFusion(rank, width, safe_index=rank_of(safe), slope=slope)
+            safe_index, slope = safe.result()
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 

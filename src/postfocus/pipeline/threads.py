@@ -162,14 +162,25 @@ class InOrder:
         self.close()
 
 
-def in_background(task: Callable[[], object], name: str) -> Future:
+def in_background(task: Callable[[], object], name: str, *, inline: bool = False) -> Future:
     """Start ``task()`` in a thread of its own (named ``name``); its result comes from the Future.
+
+    ``inline``: run it in the calling thread instead (a thread budget of one), the Future done on return.
 
     Examples
     --------
     >>> in_background(lambda: 6 * 7, "postfocus-example").result()
     42
+    >>> in_background(lambda: 6 * 7, "postfocus-example", inline=True).done()
+    True
     """
+    if inline:
+        done: Future = Future()
+        try:
+            done.set_result(task())
+        except Exception as exc:  # raised by result(), as from a thread
+            done.set_exception(exc)
+        return done
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     try:
         return pool.submit(task)
