@@ -94,7 +94,8 @@ def fuse(
     on_aligned : callable, optional
         ``on_aligned(index, aligned)`` for every used frame, warped into
         ``region``, exposure-corrected, in the source's stored type (e.g. to
-        keep aligned frames for refocusing).
+        keep aligned frames for refocusing); called in frame order from the
+        decoding thread, as soon as a frame is warped.
     progress : callable, optional
         ``progress(stage, done, total)``.
     occlusion : bool
@@ -276,13 +277,16 @@ class _Merge:
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
             """In the decoding thread, while the previous frame is fused: when the whole frame is wanted, it
-            is warped there once (the rectangles are then cut from it) and exposure-corrected for
-            ``on_aligned``; (stored frame or None, aligned or None, corrected or None)."""
+            is warped there once (the rectangles are then cut from it) and handed to ``on_aligned``
+            exposure-corrected, from this thread (so the first frames are kept while the blend state is
+            made); (stored frame or None, aligned or None)."""
             if not whole:
-                return stored, None, None
+                return stored, None
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
-            return None, aligned, apply_gain(aligned, gain) if on_aligned else None
+            if on_aligned:
+                on_aligned(i, apply_gain(aligned, gain))
+            return None, aligned
 
         if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
 
@@ -290,13 +294,15 @@ class _Merge:
                 return self.warped(i)
 
             def prepare(i: int, aligned: np.ndarray) -> tuple:
-                return None, aligned, apply_gain(aligned, self.transform(i)[1]) if on_aligned else None
+                if on_aligned:
+                    on_aligned(i, apply_gain(aligned, self.transform(i)[1]))
+                return None, aligned
 
         # The first frame is decoded (and warped) while the blend state is made.
         frames = read_ahead(source, sorted(wanted), read=read, prepare=prepare)
         with frames:
             fusion = self.fusion(region)
-            image = self._fold(frames, fusion, instant, region, dy, dx, on_aligned, progress, stage, len(wanted))
+            image = self._fold(frames, fusion, instant, region, dy, dx, progress, stage, len(wanted))
             del fusion  # (the blend state, all but the image it finished in place)
         if linear:
             image = srgb_encode(image)
@@ -305,32 +311,26 @@ class _Merge:
         return np.clip(image, 0.0, 1.0, out=image)
 
     def _fold(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int, dx: int,
-              on_aligned: Callable[[int, np.ndarray], None] | None, progress: Progress | None, stage: str,
-              total: int) -> np.ndarray:
+              progress: Progress | None, stage: str, total: int) -> np.ndarray:
         """Every frame folded into ``fusion`` (and the instant's box): the fused image, before encoding."""
         # The depth-map blend adds disjoint rectangles pixel by pixel: two threads fold a frame's upper and
         # lower rectangles (the background solver keeps per-frame state, so it folds on one).
         shared = isinstance(fusion, DepthmapFusion) and not self.restore
         with StripFolder(helper_threads(self.threads) if shared else 1) as folder:
-            return self._fold_frames(frames, fusion, instant, region, dy, dx, on_aligned, progress, stage, total,
-                                     folder)
+            return self._fold_frames(frames, fusion, instant, region, dy, dx, progress, stage, total, folder)
 
     def _fold_frames(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int,
-                     dx: int, on_aligned: Callable[[int, np.ndarray], None] | None, progress: Progress | None,
-                     stage: str, total: int, folder: StripFolder) -> np.ndarray:
+                     dx: int, progress: Progress | None, stage: str, total: int, folder: StripFolder) -> np.ndarray:
         """:meth:`_fold` with its rectangles folded by ``folder``."""
         merge, linear = self.merge, self.source.info.linear
         H, W = self.maps.size
         top, left = region[:2]
         done = 0
-        for i, (stored, aligned, corrected) in frames:
+        for i, (stored, aligned) in frames:
             matrix, gain = self.transform(i)
             factor = None if np.allclose(gain, 1.0) else gain
             position = float(merge.index(i)) if i in merge else None
             rects = [] if position is None else fusion.footprint(position)
-            if on_aligned:
-                on_aligned(i, corrected)
-                corrected = None  # (the writer keeps its own reference while it encodes)
 
             def part(t: int, l: int, b: int, r: int) -> np.ndarray:
                 """Float pixels of rectangle (t, l, b, r) of this region, cut from the whole warp or warped alone."""
@@ -346,7 +346,7 @@ class _Merge:
             folder.fold(rects, fold, cut=aligned is not None)
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
-            del stored, aligned, corrected
+            del stored, aligned
             done += 1
             if progress:
                 progress(stage, done, total)
