@@ -230,9 +230,10 @@ def analyse(
     # Small frames are prepared several ahead, so decoding goes on while the loop waits for matches.
     work_mb = round(size[0] * s_work) * round(size[1] * s_work) * 20 / 2**20  # float RGB and grey frames
     ahead = max(1, min(PREPARED_AHEAD, int(PREPARED_AHEAD_MB / max(work_mb, 1e-6))))
-    # (prepare writes only its own frame's slices; on_frame wants the frames in order)
+    # (prepare writes only its own frame's slices; on_frame wants the frames in order; a second frame in
+    # flight is not in the memory limit's estimate)
     workers = 2 if (source.info.kind == "images" and on_frame is None and helper_threads(options.threads) > 1
-                    and s_work * s_work * PARALLEL_DECODE_AREA <= 1.0) else 1
+                    and options.memory_mb is None and s_work * s_work * PARALLEL_DECODE_AREA <= 1.0) else 1
     try:
         with read_ahead(source, range(n), read=source.read_pixels, prepare=prepare, ahead=ahead,
                         workers=workers) as frames:
