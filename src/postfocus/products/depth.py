@@ -78,6 +78,7 @@ from postfocus.focus.clean import domain_transform, geodesic_median, islands, ou
 from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
+from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
@@ -217,7 +218,7 @@ def refine_depth(
     width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
-    index = gaussian_peak(agg, best, int(reach), floor)
+    index = end_peaks(agg, best, gaussian_peak(agg, best, int(reach), floor), floor, guide, radius, eps)
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
