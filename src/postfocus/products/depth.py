@@ -10,7 +10,9 @@ of a processed stack:
    log-measures of the frames that carry the focus curve, three of its widths
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
-   frames and a three-frame parabola reads its noise). Confidence is how far
+   frames and a three-frame parabola reads its noise). A curve cut by the
+   sweep's first or last frame is placed from its visible flank instead
+   (:mod:`postfocus.products.depth_ends`). Confidence is how far
    the peak stands above the average frame and the noise floor. A near
    outline raises the background's measure beside it (up to
    :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the
@@ -82,7 +84,7 @@ from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 1  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 2  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -90,19 +92,8 @@ FILLED = 0.5  # below this confidence a pixel takes most of its depth from its r
 SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
-__all__ = [
-    "DEPTH_VERSION", "DepthResult",
-    "depth_map",
-    "refine_depth",
-    "write_depth_png",
-    "read_depth_png",
-    "write_depth_npy",
-    "write_depth_preview",
-    "write_confidence",
-    "colourise",
-    "depth_range",
-    "check_output",
-]
+__all__ = ["DEPTH_VERSION", "DepthResult", "depth_map", "refine_depth", "write_depth_png", "read_depth_png",
+           "write_depth_npy", "write_depth_preview", "write_confidence", "colourise", "depth_range", "check_output"]
 
 
 @dataclass
@@ -149,6 +140,7 @@ def refine_depth(
     tolerance: float | None = None,
     reach: int | None = None,
     sides: bool = True,
+    ends: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -180,6 +172,9 @@ def refine_depth(
         curve has a local maximum within a curve width of its index. The
         fusion keeps the bled index (``focus_index_map(sides=False)``,
         docs/quality.md); the depth does not.
+    ends : place the peak of a focus curve cut by the sweep's first or last
+        frame from its visible flank (:func:`postfocus.products.depth_ends.end_peaks`)
+        rather than the symmetric fit, which lands inside the sweep.
 
     Returns
     -------
@@ -218,7 +213,9 @@ def refine_depth(
     width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
-    index = end_peaks(agg, best, gaussian_peak(agg, best, int(reach), floor), floor, guide, radius, eps)
+    index = gaussian_peak(agg, best, int(reach), floor)
+    if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
+        index = end_peaks(agg, best, index, floor, guide, radius, eps)
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
