@@ -64,18 +64,23 @@ def snap_to_outlines(depth: np.ndarray, image: np.ndarray, weight: np.ndarray, *
     pg = np.pad(g, pad + ((0, 0),), mode="edge")
     pw = np.pad(0.05 + np.clip(np.asarray(weight, np.float32), 0.0, 1.0), pad, mode="edge")
     centre = g[ys, xs]
-    values, weights = [], []
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            py, px = ys + r + dy, xs + r + dx
-            distance = ((pg[py, px] - centre) ** 2).sum(axis=-1)
-            values.append(pd[py, px])
-            weights.append(np.exp(-0.5 * distance / (sigma_r * sigma_r)) * pw[py, px])
-    v, w = np.stack(values, axis=1), np.stack(weights, axis=1)
-    order = np.argsort(v, axis=1, kind="stable")
-    v, w = np.take_along_axis(v, order, axis=1), np.take_along_axis(w, order, axis=1)
+    side = 2 * r + 1
+    v = np.empty((ys.size, side * side), np.float32)
+    w = np.empty((ys.size, side * side), np.float32)
+    scale = np.float32(-0.5 / (sigma_r * sigma_r))
+    stride = pd.shape[1]
+    flat_d, flat_g, flat_w = pd.ravel(), pg.reshape(-1, pg.shape[-1]), pw.ravel()
+    corner = ys * stride + xs  # the window's top-left pixel in the padded arrays
+    for j in range(side * side):
+        at = corner + (j // side) * stride + j % side
+        diff = np.take(flat_g, at, axis=0) - centre
+        w[:, j] = np.exp(scale * np.einsum("ij,ij->i", diff, diff)) * np.take(flat_w, at)
+        v[:, j] = np.take(flat_d, at)
+    order = np.argsort(v, axis=1)
+    order += (np.arange(ys.size) * (side * side))[:, None]  # flat indices: cheaper than take_along_axis
+    v, w = v.ravel()[order], w.ravel()[order]
     cumulative = np.cumsum(w, axis=1)
-    pick = np.minimum((cumulative < 0.5 * cumulative[:, -1:]).sum(axis=1), v.shape[1] - 1)
+    pick = np.minimum((cumulative < 0.5 * cumulative[:, -1:]).sum(axis=1), side * side - 1)
     out = d.copy()
     out[ys, xs] = v[np.arange(ys.size), pick]
     return out
