@@ -2,8 +2,8 @@
 
 Measured when written (``depth_map`` with and without the step; share within one frame of the truth, all
 pixels / within 4 px of a true depth edge): generated tripod occluder 99.4 % -> 99.9 % / 94.3 % -> 98.6 %,
-steps 94.1 % -> 94.4 % / 82.6 % -> 83.6 %, dense (30-frame, 120x160) steps 86.2 % -> 88.2 % / 65.4 % ->
-70.2 %; a depth edge drawn 1-2 px off a textured outline lands on it.
+steps 94.1 % -> 94.4 % / 82.6 % -> 83.6 %, dense (30-frame, 120x160) steps 86.2 % -> 88.1 % / 65.4 % ->
+70.1 %; a depth edge drawn 1-2 px off a textured outline lands on it.
 """
 
 from __future__ import annotations
