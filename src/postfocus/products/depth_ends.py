@@ -26,18 +26,20 @@ from postfocus.products.layers import disc_kernel
 
 __all__ = ["RADII", "blur_per_frame", "crossing", "end_peaks", "half_radius"]
 
+DONE = 0.99  # share of the pixels asked about whose texture's response must have fallen before larger discs stop
 PLATEAU = 0.75  # an end frame whose measure is within this share of the peak lies on the curve's flat top
 RADII = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)  # disc radii (px) of the texture's response
 
 
 def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, ...] = RADII,
-                levels: tuple[float, ...] = (0.5,)) -> np.ndarray:
+                levels: tuple[float, ...] = (0.5,), where: np.ndarray | None = None) -> np.ndarray:
     """Per pixel, the disc blur radius (px) at which its aggregated focus measure falls to half (or ``levels``).
 
     The measure is the one of the stack (:func:`postfocus.focus.measure.laplacian_energy`) of the grey
     all-in-focus ``guide`` blurred by pillbox discs of the given ``radii``, each aggregated as the focus
     volume is (:func:`postfocus.focus.map.aggregate` with ``radius``, ``eps``). Where it never falls that
-    far, the largest radius.
+    far, the largest radius. Larger discs are tried only until ``DONE`` of the pixels of ``where`` (default:
+    all) have fallen below every level (the others: the largest radius tried).
 
     Returns
     -------
@@ -52,22 +54,28 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     True
     """
     g = np.asarray(guide, np.float32)
-    response = np.empty((len(radii),) + g.shape, np.float32)
+    need = np.ones(g.shape, bool) if where is None else np.asarray(where, bool)
+    out = np.full((len(levels),) + g.shape, np.nan, np.float32)
+    found = np.zeros((len(levels),) + g.shape, bool)
+    first = prev = None
+    r = radii[0]
     for i, r in enumerate(radii):
         blurred = g if r < 0.5 else cv2.filter2D(g, -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
-        response[i] = laplacian_energy(blurred)
-    response = aggregate(response, g, radius, eps)
-    out = np.full((len(levels),) + g.shape, float(radii[-1]), np.float32)
-    for k, share in enumerate(levels):
-        level = share * response[0]
-        found = np.zeros(g.shape, bool)
-        for i in range(1, len(radii)):
-            prev, cur = response[i - 1], response[i]
-            hit = ~found & (cur < level)
-            frac = np.clip((prev - level) / np.maximum(prev - cur, 1e-20), 0.0, 1.0)
-            out[k] = np.where(hit, radii[i - 1] + frac * (radii[i] - radii[i - 1]), out[k])
-            found |= hit
-    return out
+        cur = aggregate(laplacian_energy(blurred)[None], g, radius, eps)[0]
+        if first is None:
+            first = prev = cur
+            continue
+        frac_base = np.maximum(prev - cur, 1e-20)
+        for k, share in enumerate(levels):
+            level = share * first
+            hit = ~found[k] & (cur < level)
+            frac = np.clip((prev - level) / frac_base, 0.0, 1.0)
+            out[k] = np.where(hit, radii[i - 1] + frac * (r - radii[i - 1]), out[k])
+            found[k] |= hit
+        prev = cur
+        if not need.any() or found[:, need].mean(axis=1).min() >= DONE:  # larger discs would add next to nothing
+            break
+    return np.where(found, out, np.float32(r)).astype(np.float32)  # never fallen that far: the largest disc tried
 
 
 def crossing(volume: np.ndarray, best: np.ndarray, level: np.ndarray, step: int,
@@ -176,7 +184,7 @@ def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: fl
     cut_end = np.isnan(upper) & ~np.isnan(lower) & end
     if not (cut_start | cut_end).any():
         return index
-    r_half, r_quarter = half_radius(guide, radius, eps, levels=(0.5, 0.25))
+    r_half, r_quarter = half_radius(guide, radius, eps, levels=(0.5, 0.25), where=cut_start | cut_end | sample)
     growth = blur_per_frame(0.5 * (upper - lower), r_half, sample & ~np.isnan(lower + upper))
     if growth is None:  # every curve cut (surfaces at both ends): from the visible flanks' slopes instead
         quarter = floor + 0.25 * np.maximum(peak, 0.0)
