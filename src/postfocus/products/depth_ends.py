@@ -37,9 +37,9 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
 
     The measure is the one of the stack (:func:`postfocus.focus.measure.laplacian_energy`) of the grey
     all-in-focus ``guide`` blurred by pillbox discs of the given ``radii``, each aggregated as the focus
-    volume is (:func:`postfocus.focus.map.aggregate` with ``radius``, ``eps``). Where it never falls that
-    far, the largest radius. Larger discs are tried only until ``DONE`` of the pixels of ``where`` (default:
-    all) have fallen below every level (the others: the largest radius tried).
+    volume is (:func:`postfocus.focus.map.aggregate` with ``radius``, ``eps``); NaN where it does not fall
+    that far. Larger discs are tried only until ``DONE`` of the pixels of ``where`` (default: all) have
+    fallen below every level.
 
     Returns
     -------
@@ -50,7 +50,7 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     >>> rng = np.random.default_rng(0)
     >>> fine = cv2.GaussianBlur(rng.random((40, 40)).astype(np.float32), (0, 0), 0.7)
     >>> coarse = cv2.GaussianBlur(rng.random((40, 40)).astype(np.float32), (0, 0), 3.0)
-    >>> bool(np.median(half_radius(fine, 2, 1e-3)) < np.median(half_radius(coarse * 10, 2, 1e-3)))
+    >>> bool(np.nanmedian(half_radius(fine, 2, 1e-3)) < np.nanmedian(half_radius(coarse * 10, 2, 1e-3)))
     True
     """
     g = np.asarray(guide, np.float32)
@@ -58,7 +58,6 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     out = np.full((len(levels),) + g.shape, np.nan, np.float32)
     found = np.zeros((len(levels),) + g.shape, bool)
     first = prev = None
-    r = radii[0]
     for i, r in enumerate(radii):
         blurred = g if r < 0.5 else cv2.filter2D(g, -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
         cur = aggregate(laplacian_energy(blurred)[None], g, radius, eps)[0]
@@ -75,7 +74,7 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
         prev = cur
         if not need.any() or found[:, need].mean(axis=1).min() >= DONE:  # larger discs would add next to nothing
             break
-    return np.where(found, out, np.float32(r)).astype(np.float32)  # never fallen that far: the largest disc tried
+    return out  # NaN: not fallen that far by the largest disc tried
 
 
 def crossing(volume: np.ndarray, best: np.ndarray, level: np.ndarray, step: int,
@@ -128,7 +127,7 @@ def blur_per_frame(half_width: np.ndarray, radius_half: np.ndarray, where: np.nd
     >>> blur_per_frame(np.full((10, 10), 2.0), np.full((10, 10), 1.0), np.ones((10, 10), bool))
     0.5
     """
-    ok = where & np.isfinite(half_width) & (half_width > 0.25)
+    ok = where & np.isfinite(half_width) & (half_width > 0.25) & np.isfinite(radius_half)
     if int(ok.sum()) < 50:
         return None
     return float(np.median(radius_half[ok] / half_width[ok]))
@@ -138,11 +137,13 @@ def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: fl
               radius: int, eps: float, *, sure: float = 10.0) -> np.ndarray:
     """``index`` with the peaks of curves cut by the sweep's first or last frame placed from their visible flank.
 
-    A curve is cut at the start when, from its best frame down to frame 0, its
-    measure (less the noise ``floor``) never falls to half of its peak; its
-    peak is then its half-maximum crossing on the far side less its half width
-    (:func:`half_radius` of its texture over :func:`blur_per_frame`), and so at
-    the end of the sweep. A cut curve's symmetric fit is pulled inwards, so the
+    A curve is cut at the start when frame 0 is still on its flat top (its
+    measure less the noise ``floor`` within ``PLATEAU`` of the peak's), it
+    never falls to half of its peak from its best frame down to frame 0, and
+    its half-maximum crossing on the far side lies within two of its half
+    widths (:func:`half_radius` of its texture over :func:`blur_per_frame`) of
+    frame 0; its peak is then that crossing less its half width. So at the
+    end of the sweep. A cut curve's symmetric fit is pulled inwards, so the
     peak only moves outwards, never past the end frame.
 
     Parameters
@@ -190,10 +191,10 @@ def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: fl
         quarter = floor + 0.25 * np.maximum(peak, 0.0)
         spans = [np.abs(crossing(volume, best, quarter, step, sample) - at) for step, at in ((-1, lower), (1, upper))]
         span = np.where(np.isnan(spans[1]), spans[0], spans[1])
-        growth = blur_per_frame(span, r_quarter - r_half, sample & (r_quarter < RADII[-1]))
+        growth = blur_per_frame(span, r_quarter - r_half, sample)
     if growth is None or growth <= 0:
         return index
-    width = r_half / growth
+    width = r_half / growth  # NaN where the texture's response never halves: no width known, the fit is kept
     # A curve cut by the end has its other half-maximum crossing beyond the end frame: its peak lies within its
     # half width of it. A curve that stays high farther in is no cut curve (two surfaces, no texture): kept.
     cut_start &= upper - width < width
