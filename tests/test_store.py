@@ -60,6 +60,19 @@ def test_the_image_just_written_is_handed_out_as_the_file_holds_it(tiny_stack, t
     assert float(ps.all_in_focus().max()) > 0.1
 
 
+def test_a_range_merge_lets_the_held_image_go_and_keeps_the_thread_budget(tiny_stack, tmp_path, monkeypatch):
+    import postfocus.store.folder as folder_module
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    held = next(iter(ps._written.values()))
+    assert held.dtype == np.uint8  # held as the file's integers, not as a float image
+    budgets = []
+    real_fuse = folder_module.fuse
+    monkeypatch.setattr(folder_module, "fuse", lambda *a, **k: budgets.append(k.get("threads")) or real_fuse(*a, **k))
+    ps.merge(frames=ps.used[:2], threads=1)
+    assert not ps._written and budgets == [1]
+
+
 def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
     from postfocus.numeric import to_float16
     from postfocus.store import write_maps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import warnings
 from collections.abc import MutableMapping
@@ -88,6 +89,13 @@ def _is_terminal(stream: object) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream: let Rich say so
         return True
+
+
+def _maybe_interactive() -> bool:
+    """False when Rich's console could not be interactive (stderr no terminal, no override in the
+    environment), so that a run on a pipe decides against bars without importing Rich."""
+    forced = os.environ.get("TTY_INTERACTIVE") == "1" or bool(os.environ.get("FORCE_TERMINAL"))
+    return forced or _is_terminal(sys.stderr)
 
 
 err_console = _ErrConsole()
@@ -355,7 +363,7 @@ def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
     Rich could only print their last state there.
     """
     run = current_run()
-    if quiet or not err_console.is_interactive:
+    if quiet or not _maybe_interactive() or not err_console.is_interactive:
         yield ProgressReporter(None, run)
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, \

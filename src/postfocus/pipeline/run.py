@@ -280,7 +280,7 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     except InputError:
         return None  # another format version: made again
     if not ps.all_in_focus_path(opts.method).exists():
-        ps.all_in_focus(opts.method, progress, opts.memory_mb)
+        ps.all_in_focus(opts.method, progress, opts.memory_mb, threads=opts.threads)
     return ps
 
 
