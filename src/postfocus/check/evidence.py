@@ -145,6 +145,10 @@ class DepthEvidence:
                                            optics.render_defocus(premult, whole, np.array([r]), kernels)))
                       for r in bank]
         self._frame_radius = {int(i): radii[j] for j, i in enumerate(frames)}
+        sharp = self._bank[0]  # where light is: the sharp image's gradient (a uniform or black area carries none)
+        self._texture = cv2.magnitude(cv2.Sobel(sharp, cv2.CV_32F, 1, 0, ksize=3),
+                                      cv2.Sobel(sharp, cv2.CV_32F, 0, 1, ksize=3))
+        self._reach = radii.max(axis=0)  # (K,) the farthest a candidate's disc carries light in any frame
         if self._depth is not None:  # the light of each pixel's own surface at each radius of the bank (linear)
             grey = to_grey(linear)
             self._own = np.stack([_own_light(grey, self._depth, r, 2.0 * apart) for r in bank])
@@ -210,6 +214,13 @@ class DepthEvidence:
         a depth step holds both sides' depths), or farther from all of them (the best
         candidate that far).
 
+        A candidate moves all the light its disc brings into the window, a bright neighbour's
+        spill over a black pixel included. It counts only where the pixels that carry that light
+        (weighted by the sharp image's gradient) on the window's own surface (given depths within
+        ``apart`` bands of the pixel's) within the candidate's reach are, summed, explained
+        better by it too: a black or uniform surface has no light of its own to move, and a
+        textured neighbour of the same surface that the candidate blurs wrongly vetoes it.
+
         Parameters
         ----------
         depth : np.ndarray
@@ -236,11 +247,23 @@ class DepthEvidence:
         best = np.zeros_like(near)
         square = np.ones((k, k), np.uint8)  # a window that straddles a depth step holds both depths
         lo, hi = cv2.erode(depth, square) - np.float32(apart), cv2.dilate(depth, square) + np.float32(apart)
-        for d, o in zip(self.candidates, self._other):
+        band = np.floor((depth - float(depth.min())) / apart).astype(np.int32)  # the surfaces near each pixel's depth
+        for d, o, reach in zip(self.candidates, self._other, self._reach):
             cost = box(o)
             close = (lo <= d) & (d <= hi)
             np.minimum(near, np.where(close, cost, np.inf), out=near)
-            better = ~close & (cost < far)
+            # the candidate moves every light its disc brings into the window: the pixels that carry that light
+            # (textured ones) on the window's own surface (depths near the pixel's) must be explained better too
+            r = int(math.ceil(reach)) + self.window
+            moved = (np.abs(depth - np.float32(d)) > apart) * self._texture * (self._given - o)
+            wide = np.zeros_like(near)
+            for b in range(int(band.max()) + 1):
+                mine = band == b
+                if mine.any():
+                    near_band = (band >= b - 1) & (band <= b + 1)
+                    wide[mine] = cv2.boxFilter(moved * near_band, -1, (2 * r + 1, 2 * r + 1),
+                                               borderType=cv2.BORDER_REFLECT)[mine]
+            better = ~close & (cost < far) & (wide > 0)
             far[better] = cost[better]
             best[better] = d
         evidence = np.where(np.isfinite(far), near - far, 0.0)
