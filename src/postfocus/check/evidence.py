@@ -200,6 +200,34 @@ class DepthEvidence:
         t = np.clip((r - self._radii[j]) / (self._radii[j + 1] - self._radii[j]), 0.0, 1.0)
         return j, t.astype(np.float32)
 
+    def _supported(self, other: np.ndarray, d: float, reach: float, depth: np.ndarray, band: np.ndarray,
+                   wanted: np.ndarray, apart: float, surfaces: dict) -> np.ndarray:
+        """Where candidate ``d`` also explains better the light-carrying pixels of the window's surface in its reach.
+
+        The candidate moves every light its disc brings into the window, a neighbour's spill included: the
+        pixels that carry that light (weighted by the sharp image's gradient), on the window's own surface
+        (given depths in the pixel's band of ``apart`` frames or the next ones) and moved by it (more than
+        ``apart`` from ``d``), within its reach, must, summed, be explained better too. Only ``wanted`` pixels
+        are looked at (the rest are False).
+        """
+        r = int(math.ceil(reach)) + self.window
+        moved = ((np.abs(depth - np.float32(d)) > apart) * self._texture * (self._given - other)).astype(np.float32)
+        out = np.zeros(wanted.shape, bool)
+        h, w = wanted.shape
+        for b in np.unique(band[wanted]):
+            if b not in surfaces:
+                surfaces[b] = (band == b, ((band >= b - 1) & (band <= b + 1)).astype(np.float32))
+            mine, near_band = surfaces[b]
+            here = mine & wanted
+            rows, cols = np.flatnonzero(here.any(axis=1)), np.flatnonzero(here.any(axis=0))
+            y0, y1 = max(int(rows[0]) - r, 0), min(int(rows[-1]) + r + 1, h)  # the box sums stay inside the crop
+            x0, x1 = max(int(cols[0]) - r, 0), min(int(cols[-1]) + r + 1, w)
+            crop = np.s_[y0:y1, x0:x1]
+            wide = cv2.boxFilter(moved[crop] * near_band[crop], -1, (2 * r + 1, 2 * r + 1),
+                                 borderType=cv2.BORDER_REFLECT)
+            out[crop] |= here[crop] & (wide > 0)
+        return out
+
     def level(self) -> float:
         """The evidence that contradicts a depth: :data:`EVIDENCE_LEVEL` times the square root of the frames added."""
         return EVIDENCE_LEVEL * math.sqrt(max(self._added, 1))
@@ -248,22 +276,14 @@ class DepthEvidence:
         square = np.ones((k, k), np.uint8)  # a window that straddles a depth step holds both depths
         lo, hi = cv2.erode(depth, square) - np.float32(apart), cv2.dilate(depth, square) + np.float32(apart)
         band = np.floor((depth - float(depth.min())) / apart).astype(np.int32)  # the surfaces near each pixel's depth
+        surfaces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for d, o, reach in zip(self.candidates, self._other, self._reach):
             cost = box(o)
             close = (lo <= d) & (d <= hi)
             np.minimum(near, np.where(close, cost, np.inf), out=near)
-            # the candidate moves every light its disc brings into the window: the pixels that carry that light
-            # (textured ones) on the window's own surface (depths near the pixel's) must be explained better too
-            r = int(math.ceil(reach)) + self.window
-            moved = (np.abs(depth - np.float32(d)) > apart) * self._texture * (self._given - o)
-            wide = np.zeros_like(near)
-            for b in range(int(band.max()) + 1):
-                mine = band == b
-                if mine.any():
-                    near_band = (band >= b - 1) & (band <= b + 1)
-                    wide[mine] = cv2.boxFilter(moved * near_band, -1, (2 * r + 1, 2 * r + 1),
-                                               borderType=cv2.BORDER_REFLECT)[mine]
-            better = ~close & (cost < far) & (wide > 0)
+            better = ~close & (cost < far)
+            if better.any():
+                better &= self._supported(o, d, reach, depth, band, better, apart, surfaces)
             far[better] = cost[better]
             best[better] = d
         evidence = np.where(np.isfinite(far), near - far, 0.0)
