@@ -31,3 +31,38 @@ def test_no_outline_in_the_guide_no_change():
 def test_a_slope_is_no_occlusion():
     ramp = np.tile(np.linspace(0, 6, 60, dtype=np.float32), (30, 1))  # 0.1 frame a pixel
     assert np.array_equal(occlusion_sides(ramp, np.ones_like(ramp), np.random.rand(30, 60).astype(np.float32)), ramp)
+
+
+def _thin_rim():
+    """A dark near object whose blurred, translucent rim the far frames see through (so its rim reads far),
+    its index bled 6 px into a textured wall; a focus volume where the wall has its own peak at the far frame."""
+    index, guide = _step()
+    guide[:, 40:] = 0.55  # a darker part of the wall: the far class is not one grey
+    index[:, 18:20] = 9.0  # the object's rim, seen through in the far frames
+    frames = np.arange(10, dtype=np.float32)[:, None, None]
+    volume = np.where(index[None] < 4.5, np.exp(-frames), np.exp(-(frames - 9.0) ** 2)).astype(np.float32)
+    volume[:, :, 20:26] += np.exp(-frames)  # the bled band: the object's sharp outline in frame 0 ...
+    volume[-1, :, 20:26] += 0.3  # ... and the wall's own texture, sharp in frame 9
+    return index, guide, volume
+
+
+def test_a_rim_read_far_does_not_hide_the_outline_when_the_focus_curves_are_asked():
+    index, guide, volume = _thin_rim()
+    sure = np.ones_like(index)
+    old = occlusion_sides(index, sure, guide, spill=edge_spill(2))
+    assert np.all(old[:, 20:26] == 0.0)  # the rim widens the far class's spread: the spread test refuses the band
+    new = occlusion_sides(index, sure, guide, spill=edge_spill(2), volume=volume, floor=1e-6)
+    assert np.all(new[:, 20:26] == 9.0)  # given back: it looks like the wall and its curve peaks at frame 9
+    assert np.all(new[:, :18] == 0.0)  # the object keeps its own
+
+
+def test_a_confident_pixel_without_a_far_peak_keeps_its_index():
+    index, guide, volume = _thin_rim()
+    volume[-1, :, 20:26] -= 0.3  # the band's curve falls from frame 0 on: no sign of the wall there
+    sure = np.ones_like(index)
+    out = occlusion_sides(index, sure, guide, spill=edge_spill(2), volume=volume, floor=1e-6)
+    assert np.all(out[:, 20:26] == 0.0)
+    unsure = sure.copy()
+    unsure[:, 20:26] = 0.1  # filled from the neighbours: no evidence of its own, the colour decides
+    out = occlusion_sides(index, unsure, guide, spill=edge_spill(2), volume=volume, floor=1e-6)
+    assert np.all(out[:, 20:26] == 9.0)

@@ -341,8 +341,9 @@ def focus_index_map(
         (see :func:`preferred_peak`).
     sides : give the pixels next to an occlusion edge back to the surface they
         belong to (:func:`occlusion_sides`): a near object's sharp outline
-        otherwise claims the background up to :func:`edge_spill` px around it.
-        Off by default: the index is then right on the background, but the
+        otherwise claims the background up to :func:`edge_spill` px around it
+        (each confident pixel given back only if its own aggregated focus curve
+        peaks near the far side's frame, see ``volume`` there). Off by default: the index is then right on the background, but the
         frames focused there carry the near object's blur, which only the
         background solver (``fuse(..., restore=True)``) takes off; without
         it the bled index is the safer choice (docs/quality.md).
@@ -384,7 +385,7 @@ def focus_index_map(
     blend = np.clip(confidence * 2, 0, 1)
     out = blend * index + (1 - blend) * spread
     if sides:
-        out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius))
+        out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius), volume=agg, floor=floor)
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
 
 

@@ -33,7 +33,8 @@ def edge_spill(radius: int = 4) -> int:
 
 
 def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray, *, spill: int = 12,
-                    step: float = 1.5, sure: float = 0.3) -> np.ndarray:
+                    step: float = 1.5, sure: float = 0.3, volume: np.ndarray | None = None,
+                    floor: float = 0.0) -> np.ndarray:
     """The focus index next to occlusion edges given back to the side each pixel belongs to.
 
     At an occlusion the near object's outline is sharp only in the frames
@@ -53,6 +54,20 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     pixels that are not suspects themselves. A suspect that looks like the far
     surface takes the far pixels' mean index.
 
+    With the focus ``volume`` the test weighs the pixel's own focus evidence
+    instead of the far class's spread. The far class next to a thin near
+    object also holds the near object's rim, which the frames focused far see
+    through (translucent with blur) and so call far: its spread is then as
+    large as the outline's contrast and the spread test refuses the whole
+    band. Instead a suspect goes to the far side when it lies within half the
+    two classes' separation of the far class's mean (and that separation is
+    more than the far class's spread), and, if its own index is confident,
+    when its focus curve has a local maximum within a frame of the far index:
+    the far surface is sharp in its own frames, and seen there, beside the
+    near object's blurred outline. A pixel whose index was filled from its
+    neighbours (below ``sure``) carries no evidence of its own and needs only
+    the colour.
+
     Parameters
     ----------
     index : float32 (H, W) focus index (frames).
@@ -61,6 +76,8 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     spill : how far (px) an edge's focus energy reaches (:func:`edge_spill`).
     step : an index difference (frames) that is a depth edge, not a slope.
     sure : confidence from which a pixel describes its surface.
+    volume : float32 (N, H, W) aggregated focus volume (:func:`~postfocus.focus.map.aggregate`); optional, see above.
+    floor : the volume's noise floor (a local maximum must stand four times above it).
 
     Returns
     -------
@@ -138,7 +155,20 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     out = index.copy()
     # Only across an outline that the guide shows (the near class differs from the far surface by more than
     # twice the far surface's own spread: its mean is pulled towards the far one by its bled band), to the side the pixel looks like.
-    distinct = np.abs(near_mean - far_mean) > 2.0 * far_spread
+    separation = np.abs(near_mean - far_mean)
+    if volume is None:
+        distinct = separation > 2.0 * far_spread
+    else:  # nearer the far class than half the separation, and the pixel's own focus curve agrees
+        distinct = (far_gap < 0.5 * separation) & (separation > far_spread)
     flip = (far_gap < near_gap) & distinct & np.isfinite(near_gap)
+    if volume is not None and flip.any():
+        from postfocus.focus.map import peak_near  # (map imports this module)
+
+        at = np.zeros(index.shape, np.float32)
+        at[ys, xs] = far_value
+        asked = np.zeros(index.shape, bool)
+        asked[ys[flip], xs[flip]] = True
+        seen_far = peak_near(volume, at, asked, 1, floor)[ys, xs]
+        flip &= seen_far | (np.asarray(confidence)[ys, xs] < sure)
     out[ys[flip], xs[flip]] = far_value[flip]
     return out

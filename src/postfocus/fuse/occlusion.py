@@ -46,7 +46,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["MEASURE_RADIUS", "defocus_slope", "occluder_cover", "occlusion_aware_index", "visible_index"]
+from postfocus.focus.measure import laplacian_energy, pool
+
+__all__ = ["MEASURE_RADIUS", "blur_growth", "defocus_slope", "occluder_cover", "occlusion_aware_index",
+           "visible_index"]
 
 MEASURE_RADIUS = 1.2
 """Disc radius (analysis px) that brings the focus measure (:func:`~postfocus.focus.measure.laplacian_energy`)
@@ -55,6 +58,33 @@ disc of radius ``r``, fitted on stacks rendered with known blur (four scenes, bl
 
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 _DIAGONAL = np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], np.uint8)
+
+
+def _falloff(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, sure: float, low: float
+             ) -> tuple[np.ndarray, ...] | None:
+    """The focus measure's fall-off at about 20k evenly picked pixels at least ``sure`` confident.
+
+    Returns (rows, columns, pixel, distance, ratio): the picked pixels' rows and columns, and for each sample
+    (a frame 1 to 4 frames from its pixel's focus index whose measure is between ``low`` and 0.97 of the
+    peak's) the pixel's place in those, the frame distance and the ratio; None with fewer than 20 pixels or
+    samples.
+    """
+    n = volume.shape[0]
+    sel = np.asarray(confidence) >= sure
+    if n < 3 or sel.sum() < 20:
+        return None
+    step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
+    ys, xs = np.nonzero(sel)
+    ys, xs = ys[::step], xs[::step]
+    d = np.asarray(index, np.float32)[ys, xs]
+    curve = np.asarray(volume[:, ys, xs], np.float32)  # (N, m)
+    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
+    ratio = curve / np.maximum(curve[k, np.arange(k.size)], 1e-12)[None, :]
+    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
+    f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
+    if f.size < 20:
+        return None
+    return ys, xs, p, delta[f, p], ratio[f, p]
 
 
 def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, *, sure: float = 0.6,
@@ -91,24 +121,90 @@ def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray,
     >>> round(defocus_slope(v, np.full((6, 6), 3.0, np.float32), np.ones((6, 6), np.float32)), 2)
     0.6
     """
-    n = volume.shape[0]
-    sel = np.asarray(confidence) >= sure
-    if n < 3 or sel.sum() < 20:
+    samples = _falloff(volume, index, confidence, sure, 0.03)
+    if samples is None:
         return float(fallback)
-    step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
-    ys, xs = np.nonzero(sel)
-    ys, xs = ys[::step], xs[::step]
-    d = np.asarray(index, np.float32)[ys, xs]
-    curve = np.asarray(volume[:, ys, xs], np.float32)  # (N, m)
-    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
-    peak = np.maximum(curve[k, np.arange(k.size)], 1e-12)
-    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
-    ratio = curve / peak[None, :]
-    use = (delta >= 1.0) & (delta <= 4.0) & (ratio > 0.03) & (ratio < 0.97)
-    if use.sum() < 20:
+    delta, ratio = samples[3:]
+    radius = MEASURE_RADIUS * np.sqrt(1.0 / ratio - 1.0)
+    return float(np.median(radius / delta))
+
+
+#: Disc radii (analysis px) at which :func:`blur_growth` measures the blurred guide.
+GROWTH_RADII = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+
+
+def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
+                scale: float = 1.0, sure: float = 0.6, fallback: float = 1.0) -> float:
+    """Blur growth of the stack read against its own sharpest composite, for the texture each pixel has.
+
+    :func:`defocus_slope` turns the focus measure's fall-off into a radius with
+    one curve for every texture; but how fast the measure falls with blur
+    depends on the texture's spectrum (broad faces with sharp joints fall
+    slower than fine gravel), which the volume alone cannot tell from the blur.
+    Here the guide (the sharpest-frame composite, each pixel's own texture in
+    focus) is blurred with discs of :data:`GROWTH_RADII` and measured as the
+    frames were (:func:`~postfocus.focus.measure.laplacian_energy`), which
+    gives each pixel its own curve of measure against radius; each confident
+    pixel's measured ratio 1 to 4 frames from its focus index is read off
+    that curve (Pentland's thin-lens radius, linear in the frame distance),
+    and the slope is the median of radius over frame distance.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        (N, h, w) focus measure of each frame.
+    guide : numpy.ndarray
+        float32 (h, w) grey sharpest-frame composite at the volume's size.
+    index, confidence : numpy.ndarray
+        float32 (h, w) focus index (0..N-1) and its confidence.
+    scale : float
+        Size at which the frames were measured over the volume's size (the
+        measure is pooled down to it): the blurred guide is measured there.
+    sure : float
+        Only pixels at least this confident are read.
+    fallback : float
+        Returned when nothing can be measured.
+
+    Returns
+    -------
+    float
+        Pixels (of the volume's size) of disc radius per frame.
+
+    References
+    ----------
+    A. P. Pentland, "A new sense for depth of field", IEEE TPAMI 9(4), 1987.
+
+    Examples
+    --------
+    >>> g = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    >>> v = np.stack([laplacian_energy(_disc_blur(g, 0.7 * abs(k - 2)) if k != 2 else g) for k in range(6)])
+    >>> round(blur_growth(v, g, np.full((64, 64), 2.0, np.float32), np.ones((64, 64), np.float32)), 1)
+    0.7
+    """
+    samples = _falloff(volume, index, confidence, sure, 0.01)
+    if samples is None:
         return float(fallback)
-    radius = MEASURE_RADIUS * np.sqrt(1.0 / ratio[use] - 1.0)
-    return float(np.median(radius / delta[use]))
+    ys, xs, pixel, delta, seen = samples
+    g = np.asarray(guide, np.float32)
+    h, w = g.shape
+    if scale != 1.0:
+        g = cv2.resize(g, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_CUBIC)
+    radii = np.asarray(GROWTH_RADII, np.float32)
+    curves = np.empty((radii.size, ys.size), np.float32)
+    for i, r in enumerate(radii):
+        measured = laplacian_energy(_disc_blur(g, float(r) * scale) if r > 0 else g)
+        curves[i] = pool(measured, (h, w))[ys, xs]
+    curves /= np.maximum(curves[:1], 1e-12)  # each pixel's ratio to its sharp measure, falling with the radius
+    curve = curves[:, pixel]
+    first = (curve <= seen[None]).argmax(axis=0)  # the first radius that blurs the guide below what the frame shows
+    ok = (first > 0) & (curve[-1] <= seen)
+    if ok.sum() < 20:
+        return float(fallback)
+    i, at = first[ok], np.flatnonzero(ok)
+    above, below = curve[i - 1, at], curve[i, at]
+    t = (above - seen[ok]) / np.maximum(above - below, 1e-12)
+    radius = radii[i - 1] + t * (radii[i] - radii[i - 1])
+    return float(np.median(radius / delta[ok]))
 
 
 def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | None = None) -> np.ndarray:
@@ -194,6 +290,26 @@ def _disc(radius: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
+def _disc_blur(image: np.ndarray, radius: float, *, fine: float = 4.0) -> np.ndarray:
+    """``image`` convolved with :func:`_disc` of ``radius`` px; a large disc at a reduced scale.
+
+    A disc of radius ``r`` leaves nothing finer than about ``r`` px, so from
+    ``2 fine`` px on the image is area-averaged by ``f = floor(r / fine)``,
+    blurred with a disc of ``r / f`` (at least ``fine`` px) and interpolated
+    back (bilinear): the cost falls as ``f^4`` and the result differs from the
+    full-scale convolution by a fraction of the ramp's ``2 r`` px width.
+    """
+    factor = int(radius // fine) if radius >= 2 * fine else 1
+    h, w = image.shape[:2]
+    if factor <= 1 or min(h, w) < 4 * factor:
+        return cv2.filter2D(image, -1, _disc(radius), borderType=cv2.BORDER_REPLICATE)
+    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor  # padded to whole blocks: exact scale f
+    padded = cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE) if (ph, pw) != (h, w) else image
+    small = cv2.resize(padded, (pw // factor, ph // factor), interpolation=cv2.INTER_AREA)
+    small = cv2.filter2D(small, -1, _disc(radius / factor), borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR)[:h, :w]
+
+
 def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: np.ndarray | None = None,
                    margin: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
     """How much nearer objects' blur covers each pixel in the frame at ``position``, and the light they spill.
@@ -257,11 +373,11 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
     rounded[~near] = -1.0
     for j in np.unique(rounded[near])[::-1]:  # far to near
         mask = (rounded == j).astype(np.float32)
-        kernel = _disc(slope * max(float(position) - float(j), 0.0))
-        blurred = cv2.filter2D(mask, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+        radius = slope * max(float(position) - float(j), 0.0)
+        blurred = _disc_blur(mask, radius)
         if spill is not None:
             spill *= (1.0 - blurred)[..., None]
-            spill += cv2.filter2D(colour * mask[..., None], -1, kernel, borderType=cv2.BORDER_REPLICATE)
+            spill += _disc_blur(colour * mask[..., None], radius)
         cover *= -1.0
         cover += 1.0
         cover *= 1.0 - blurred
