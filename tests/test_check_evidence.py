@@ -95,10 +95,10 @@ def test_evidence_sums_the_frames_and_points_to_the_better_depth():
 def test_the_hidden_background_is_extended_only_near_depth_steps():
     model = DefocusModel(1.0, 1.0)
     ramp = np.tile(np.linspace(0.0, 9.0, 200, dtype=np.float32), (60, 1))  # a surface continuing across slabs
-    assert hidden_zone(ramp, model, np.arange(10), 1.0) is None
+    assert hidden_zone(ramp, model, np.arange(10), 1.5) is None
     step = np.zeros((60, 200), np.float32)
     step[:, 100:] = 9.0
-    zone = hidden_zone(step, model, np.arange(10), 1.0)
+    zone = hidden_zone(step, model, np.arange(10), 1.5)
     assert zone[30, 100] and zone[30, 92] and not zone[30, 80] and not zone[30, 120]  # within the 9 px blur
 
 
