@@ -38,6 +38,7 @@ see hidden content past the near one's rim (the strip it sees is that wide; belo
 # frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
 # (the hidden background lies behind steps of more than twice the slab width, see render_frame)
 _MAX_WIDTH = 1.0
+_REACH_BINS = 4  # groups of steps dilated each by its own largest blur radius
 _STEP_SPAN = 3  # px: a depth that rises by more than the hidden jump within this distance hides what lies behind
 
 
@@ -332,12 +333,18 @@ def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump
         step[maybe] = blur_step(model, frames, near[maybe], far[maybe]) > jump
     if not step.any():
         return None
-    lo, hi = float(near[step].min()), float(near[step].max())
     f = np.asarray(frames, np.float64)
-    reach = float(np.max(model.radius(np.array([f.min() - hi, f.max() - lo, f.min() - lo, f.max() - hi]))))
-    r = int(np.ceil(reach)) + 1
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(step.astype(np.uint8), disc) > 0
+    d = near[step].astype(np.float64)  # each step's near side: its blurred rim is where the lens sees past it
+    reach = np.maximum(model.radius(f.min() - d), model.radius(f.max() - d))
+    zone = np.zeros(depth.shape, bool)
+    edges = np.unique(np.ceil(np.quantile(reach, np.linspace(0.0, 1.0, _REACH_BINS + 1))))
+    which = np.searchsorted(edges, np.ceil(reach), side="left")
+    for j, r in enumerate(edges):  # steps grouped by their reach, each group's own (rounded up) radius
+        mine = np.zeros(depth.shape, np.uint8)
+        mine[step] = which == j
+        if mine.any():
+            zone |= cv2.distanceTransform(1 - mine, cv2.DIST_L2, 3) <= r + 1
+    return zone
 
 
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
