@@ -67,3 +67,29 @@ def test_apply_gain_keeps_the_stored_type_rounding_and_saturating():
     assert out.dtype == np.uint16 and out.tolist() == [[[500, 63000, 65535]]]
     floats = np.full((1, 1, 3), 0.5, np.float32)
     assert np.allclose(apply_gain(floats, np.array([2.0, 1.0, 0.5])), [[[1.0, 0.5, 0.25]]])
+
+
+def test_two_workers_compute_two_at_once_and_keep_the_order():
+    both = threading.Barrier(2, timeout=5)  # passes only when two tasks run at the same time
+
+    def task(i):
+        if i < 2:
+            both.wait()
+        return i * 10
+
+    assert list(compute_ahead(range(5), task, workers=2)) == [(i, i * 10) for i in range(5)]
+
+
+def test_large_image_frames_decoded_two_at_a_time_give_the_same_analysis(tiny_stack, monkeypatch):
+    """Frames far above the working size are decoded two at a time in pass 1: the same alignment and maps."""
+    from postfocus.io.open import open_source
+    from postfocus.pipeline import analyse as pass1
+
+    def run(area):
+        monkeypatch.setattr(pass1, "PARALLEL_DECODE_AREA", area)
+        return pass1.analyse(open_source(tiny_stack.folder))
+
+    one, two = run(float("inf")), run(0.0)  # (0: every frame counts as large)
+    assert [a.matrix.tolist() for a in one.alignment] == [a.matrix.tolist() for a in two.alignment]
+    for name in ("focus_index", "confidence", "volume"):
+        assert np.array_equal(getattr(one.maps, name), getattr(two.maps, name))

@@ -108,6 +108,12 @@ _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np
 #: 1: measured so (the run-to-run differences seen with 3 were OpenCV's phaseCorrelate windowing a
 #: frame's shared small copy in place, fixed in ``align/pair.py``; 3 has not been measured since).
 PREPARED_AHEAD, PREPARED_AHEAD_MB = 1, 24.0
+#: Image files whose frames hold at least this many times the working size's pixels are decoded and
+#: prepared two at a time: decoding and shrinking grow with the frame, a match with the working size
+#: (measured, one OpenCV thread: pcb, 1.6 times, 50 ms a frame against a match of 96 ms on one of two
+#: threads, 48 ms a frame; 24 MP JPEG, 14 times, 200 ms against 52 ms: the match threads wait for the
+#: one decoding thread; algae's 20 MP PNGs, 18 times, 58 ms against 52 ms).
+PARALLEL_DECODE_AREA = 2.0
 
 
 def work_scale(size: tuple[int, int], long_edge: int) -> float:
@@ -217,13 +223,20 @@ def analyse(
             exposure = SweepAligner.exposure_frame(cv2.LUT(stored, _LINEAR_OF_BYTE))
         if on_frame:
             on_frame(index, work)
-        return work, grey, small, exposure
+        # The float frame goes on only when the aligner still needs it (its exposure copy is made from it):
+        # at 1600 px a float RGB frame is 23 MB, held while it waits in the queue.
+        return (work if exposure is None and align != "none" else None), grey, small, exposure
 
     # Small frames are prepared several ahead, so decoding goes on while the loop waits for matches.
     work_mb = round(size[0] * s_work) * round(size[1] * s_work) * 20 / 2**20  # float RGB and grey frames
     ahead = max(1, min(PREPARED_AHEAD, int(PREPARED_AHEAD_MB / max(work_mb, 1e-6))))
+    # (prepare writes only its own frame's slices; on_frame wants the frames in order; a second frame in
+    # flight is not in the memory limit's estimate)
+    workers = 2 if (source.info.kind == "images" and on_frame is None and helper_threads(options.threads) > 1
+                    and options.memory_mb is None and s_work * s_work * PARALLEL_DECODE_AREA <= 1.0) else 1
     try:
-        with read_ahead(source, range(n), read=source.read_pixels, prepare=prepare, ahead=ahead) as frames:
+        with read_ahead(source, range(n), read=source.read_pixels, prepare=prepare, ahead=ahead,
+                        workers=workers) as frames:
             for i, (work, grey, small, exposure) in frames:
                 if align != "none":
                     aligner.add(i, grey, work, exposure)

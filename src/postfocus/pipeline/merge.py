@@ -39,7 +39,8 @@ from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, METHODS
 from postfocus.pipeline.analyse import Progress, work_scale
 from postfocus.pipeline.memory import bands_for
-from postfocus.pipeline.threads import read_ahead
+from postfocus.pipeline.strips import StripFolder
+from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
 
 __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
@@ -63,6 +64,7 @@ def fuse(
     occlusion: bool = True,
     restore: bool = False,
     warped: Callable[[int], np.ndarray] | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -92,7 +94,8 @@ def fuse(
     on_aligned : callable, optional
         ``on_aligned(index, aligned)`` for every used frame, warped into
         ``region``, exposure-corrected, in the source's stored type (e.g. to
-        keep aligned frames for refocusing).
+        keep aligned frames for refocusing); called in frame order from the
+        decoding thread, as soon as a frame is warped.
     progress : callable, optional
         ``progress(stage, done, total)``.
     occlusion : bool
@@ -111,6 +114,10 @@ def fuse(
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
         of decoding and warping it here (one band only).
+    threads : int, optional
+        1: fold every frame in this thread; otherwise (None: as many as there are cores) a helper
+        thread folds the lower half of each frame's rectangles (:mod:`postfocus.pipeline.strips`;
+        the same result).
 
     Returns
     -------
@@ -139,7 +146,7 @@ def fuse(
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
     if warped is not None and len(parts) > 1:
         raise ValueError("frames warped ahead go with one band")
-    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped)
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads)
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
     keep = on_aligned
@@ -191,10 +198,11 @@ class _Merge:
 
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
                  flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True,
-                 restore: bool = False, warped: Callable[[int], np.ndarray] | None = None):
+                 restore: bool = False, warped: Callable[[int], np.ndarray] | None = None,
+                 threads: int | None = None):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
         self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
-        self.warped = warped
+        self.warped, self.threads = warped, threads
         self.labels, self.choice = maps.motion_frames(merge)
         self._occlusion: tuple[np.ndarray, float | None] | None = None
 
@@ -229,14 +237,22 @@ class _Merge:
             rank = np.interp(np.clip(index, merge[0], merge[-1]), frames, np.arange(len(merge), dtype=np.float32))
             return upscale_region(rank.astype(np.float32), maps.size, region)
 
+        safe = None  # the occlusion-safe index (made beside the other maps when there is a second core)
+        if self.method == "depthmap" and self.occlusion:
+
+            def safe_rank() -> tuple[np.ndarray, float | None]:
+                index, slope = self.occlusion_index()
+                return rank_of(index), slope
+
+            safe = in_background(safe_rank, "postfocus-fuse", inline=helper_threads(self.threads) == 1)
         rank = rank_of(maps.focus_index)
         # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
         width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
         if self.method == "depthmap":
-            if not self.occlusion:
+            if safe is None:
                 return DepthmapFusion(rank, width)
-            safe, slope = self.occlusion_index()
-            return DepthmapFusion(rank, width, safe_index=rank_of(safe), slope=slope)
+            safe_index, slope = safe.result()
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
@@ -261,13 +277,16 @@ class _Merge:
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
             """In the decoding thread, while the previous frame is fused: when the whole frame is wanted, it
-            is warped there once (the rectangles are then cut from it) and exposure-corrected for
-            ``on_aligned``; (stored frame or None, aligned or None, corrected or None)."""
+            is warped there once (the rectangles are then cut from it) and handed to ``on_aligned``
+            exposure-corrected, from this thread (so the first frames are kept while the blend state is
+            made); (stored frame or None, aligned or None)."""
             if not whole:
-                return stored, None, None
+                return stored, None
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
-            return None, aligned, apply_gain(aligned, gain) if on_aligned else None
+            if on_aligned:
+                on_aligned(i, apply_gain(aligned, gain))
+            return None, aligned
 
         if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
 
@@ -275,13 +294,15 @@ class _Merge:
                 return self.warped(i)
 
             def prepare(i: int, aligned: np.ndarray) -> tuple:
-                return None, aligned, apply_gain(aligned, self.transform(i)[1]) if on_aligned else None
+                if on_aligned:
+                    on_aligned(i, apply_gain(aligned, self.transform(i)[1]))
+                return None, aligned
 
         # The first frame is decoded (and warped) while the blend state is made.
         frames = read_ahead(source, sorted(wanted), read=read, prepare=prepare)
         with frames:
             fusion = self.fusion(region)
-            image = self._fold(frames, fusion, instant, region, dy, dx, on_aligned, progress, stage, len(wanted))
+            image = self._fold(frames, fusion, instant, region, dy, dx, progress, stage, len(wanted))
             del fusion  # (the blend state, all but the image it finished in place)
         if linear:
             image = srgb_encode(image)
@@ -290,21 +311,26 @@ class _Merge:
         return np.clip(image, 0.0, 1.0, out=image)
 
     def _fold(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int, dx: int,
-              on_aligned: Callable[[int, np.ndarray], None] | None, progress: Progress | None, stage: str,
-              total: int) -> np.ndarray:
+              progress: Progress | None, stage: str, total: int) -> np.ndarray:
         """Every frame folded into ``fusion`` (and the instant's box): the fused image, before encoding."""
+        # The depth-map blend adds disjoint rectangles pixel by pixel: two threads fold a frame's upper and
+        # lower rectangles (the background solver keeps per-frame state, so it folds on one).
+        shared = isinstance(fusion, DepthmapFusion) and not self.restore
+        with StripFolder(helper_threads(self.threads) if shared else 1) as folder:
+            return self._fold_frames(frames, fusion, instant, region, dy, dx, progress, stage, total, folder)
+
+    def _fold_frames(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int,
+                     dx: int, progress: Progress | None, stage: str, total: int, folder: StripFolder) -> np.ndarray:
+        """:meth:`_fold` with its rectangles folded by ``folder``."""
         merge, linear = self.merge, self.source.info.linear
         H, W = self.maps.size
         top, left = region[:2]
         done = 0
-        for i, (stored, aligned, corrected) in frames:
+        for i, (stored, aligned) in frames:
             matrix, gain = self.transform(i)
             factor = None if np.allclose(gain, 1.0) else gain
             position = float(merge.index(i)) if i in merge else None
             rects = [] if position is None else fusion.footprint(position)
-            if on_aligned:
-                on_aligned(i, corrected)
-                corrected = None  # (the writer keeps its own reference while it encodes)
 
             def part(t: int, l: int, b: int, r: int) -> np.ndarray:
                 """Float pixels of rectangle (t, l, b, r) of this region, cut from the whole warp or warped alone."""
@@ -312,14 +338,15 @@ class _Merge:
                     stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
                 return to_float(pixels, factor)
 
-            for rect in rects:
+            def fold(rect: Region) -> None:
                 pixels = part(*rect)
-                if linear:
-                    pixels = srgb_decode(pixels)
-                fusion.add(position, pixels, rect)
+                fusion.add(position, srgb_decode(pixels) if linear else pixels, rect)
+
+            # Rectangles cut from a whole warp may be cut between rows; those warped alone are not.
+            folder.fold(rects, fold, cut=aligned is not None)
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
-            del stored, aligned, corrected
+            del stored, aligned
             done += 1
             if progress:
                 progress(stage, done, total)

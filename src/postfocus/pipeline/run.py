@@ -154,7 +154,8 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
-                 frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped)
+                 frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
+                 threads=opts.threads)
     return box, image
 
 

@@ -57,11 +57,13 @@ def read_ahead(
     read: Callable[[int], np.ndarray] | None = None,
     prepare: Callable[[int, np.ndarray], object] | None = None,
     ahead: int = 1,
+    workers: int = 1,
 ) -> "InOrder":
     """``(index, frame)`` in order while the next frames are decoded in a background thread
     (:func:`compute_ahead`: decoding starts at once).
 
-    Only one thread ever reads the source, and at most ``ahead`` frames are held ahead.
+    Only one thread reads the source unless ``workers`` is 2 (for sources whose frames are read
+    independently, e.g. image files), and at most ``ahead`` frames are held ahead.
 
     Parameters
     ----------
@@ -77,6 +79,9 @@ def read_ahead(
         frame is dropped there.
     ahead : int
         Frames decoded (and prepared) ahead of the one the loop works on.
+    workers : int
+        Frames decoded (and prepared) at once, each in a thread of its own (``prepare`` must
+        then be safe to run on two frames at once); at least as many are held ahead.
 
     Examples
     --------
@@ -85,11 +90,11 @@ def read_ahead(
     """
     read = read or source.read
     task = read if prepare is None else (lambda index: prepare(index, read(index)))
-    return compute_ahead(indices, task, "postfocus-decode", ahead=ahead)
+    return compute_ahead(indices, task, "postfocus-decode", ahead=ahead, workers=workers)
 
 
 def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
-                  name: str = "postfocus-ahead", *, ahead: int = 1) -> "InOrder":
+                  name: str = "postfocus-ahead", *, ahead: int = 1, workers: int = 1) -> "InOrder":
     """``(index, task(index))`` in order, computing the next ones in a background thread.
 
     The first ``ahead`` tasks start at once, before the first result is asked for, so the
@@ -104,8 +109,11 @@ def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
     name : str
         Prefix of the thread's name.
     ahead : int
-        Results computed ahead of the one the caller works on (at least 1). More than one keeps
-        the thread busy while the caller waits for something else (e.g. the alignment threads).
+        Results computed ahead of the one the caller works on (at least 1, and at least ``workers``).
+        More than one keeps the thread busy while the caller waits for something else (e.g. the
+        alignment threads).
+    workers : int
+        Threads computing at once (1 or 2); the results still come in order.
 
     Returns
     -------
@@ -118,15 +126,17 @@ def compute_ahead(indices: Sequence[int], task: Callable[[int], object],
     >>> list(compute_ahead([1, 2], lambda i: i * 10))
     [(1, 10), (2, 20)]
     """
-    return InOrder(indices, task, name, ahead)
+    return InOrder(indices, task, name, max(ahead, workers), workers)
 
 
 class InOrder:
-    """The iterator of :func:`compute_ahead`: one background thread, at most ``ahead`` results held."""
+    """The iterator of :func:`compute_ahead`: ``workers`` background threads, at most ``ahead`` results held."""
 
-    def __init__(self, indices: Sequence[int], task: Callable[[int], object], name: str, ahead: int = 1):
+    def __init__(self, indices: Sequence[int], task: Callable[[int], object], name: str, ahead: int = 1,
+                 workers: int = 1):
         self._order, self._task, self._ahead, self._k = list(indices), task, max(1, int(ahead)), 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if self._order else None
+        self._pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix=name) \
+            if self._order else None
         self._pending = deque(self._pool.submit(task, index) for index in self._order[: self._ahead]) \
             if self._pool is not None else deque()
 
@@ -162,14 +172,25 @@ class InOrder:
         self.close()
 
 
-def in_background(task: Callable[[], object], name: str) -> Future:
+def in_background(task: Callable[[], object], name: str, *, inline: bool = False) -> Future:
     """Start ``task()`` in a thread of its own (named ``name``); its result comes from the Future.
+
+    ``inline``: run it in the calling thread instead (a thread budget of one), the Future done on return.
 
     Examples
     --------
     >>> in_background(lambda: 6 * 7, "postfocus-example").result()
     42
+    >>> in_background(lambda: 6 * 7, "postfocus-example", inline=True).done()
+    True
     """
+    if inline:
+        done: Future = Future()
+        try:
+            done.set_result(task())
+        except Exception as exc:  # raised by result(), as from a thread
+            done.set_exception(exc)
+        return done
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     try:
         return pool.submit(task)

@@ -10,7 +10,9 @@ of a processed stack:
    log-measures of the frames that carry the focus curve, three of its widths
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
-   frames and a three-frame parabola reads its noise). Confidence is how far
+   frames and a three-frame parabola reads its noise). A curve cut by the
+   sweep's first or last frame is placed from its visible flank instead
+   (:mod:`postfocus.products.depth_ends`). Confidence is how far
    the peak stands above the average frame and the noise floor. A near
    outline raises the background's measure beside it (up to
    :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the
@@ -42,9 +44,12 @@ of a processed stack:
    trusted pixel is reachable). A pixel that takes most of its depth from the
    fill takes its region's median instead of the mean where the two are a
    depth step apart: its region holds two surfaces of its colour, and it
-   belongs to one of them, not between. Every consumer (aperture, mesh, pop, the page,
-   the depth files) reads this cleaned depth.
-5. *Guided upsampling* to the output size with the full-resolution
+   belongs to one of them, not between.
+5. *Depth edges onto outlines.* Within the measure's reach of a depth edge
+   each pixel takes the colour-weighted median depth around it (the side it
+   looks like; :func:`postfocus.focus.edges.snap_to_outlines`). Every consumer
+   (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
+6. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
 
 Depth files
@@ -75,13 +80,15 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
-from postfocus.focus.sides import edge_spill, occlusion_sides
+from postfocus.focus.edges import snap_to_outlines
+from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
+from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 1  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 2  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -89,19 +96,8 @@ FILLED = 0.5  # below this confidence a pixel takes most of its depth from its r
 SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
-__all__ = [
-    "DEPTH_VERSION", "DepthResult",
-    "depth_map",
-    "refine_depth",
-    "write_depth_png",
-    "read_depth_png",
-    "write_depth_npy",
-    "write_depth_preview",
-    "write_confidence",
-    "colourise",
-    "depth_range",
-    "check_output",
-]
+__all__ = ["DEPTH_VERSION", "DepthResult", "depth_map", "refine_depth", "write_depth_png", "read_depth_png",
+           "write_depth_npy", "write_depth_preview", "write_confidence", "colourise", "depth_range", "check_output"]
 
 
 @dataclass
@@ -148,6 +144,7 @@ def refine_depth(
     tolerance: float | None = None,
     reach: int | None = None,
     sides: bool = True,
+    ends: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -173,17 +170,16 @@ def refine_depth(
         curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
     reach : slices on each side of the best one that the Gaussian peak fit
         uses (default three focus-curve widths; 1 is the three-frame parabola).
-    sides : give pixels beside a near object's outline, whose index the
-        outline's focus energy raised, back to the far surface they look like
-        (:func:`postfocus.focus.sides.occlusion_sides`), where their own focus
-        curve has a local maximum within a curve width of its index. The
-        fusion keeps the bled index (``focus_index_map(sides=False)``,
-        docs/quality.md); the depth does not.
+    sides : give pixels beside a near object's outline, whose index the outline's focus energy raised, back
+        to the far surface they look like (:func:`postfocus.focus.sides.occlusion_sides`), where their own
+        focus curve has a local maximum within a curve width of its index. The fusion keeps the bled index
+        (``focus_index_map(sides=False)``, docs/quality.md); the depth does not.
+    ends : place the peak of a focus curve cut by the sweep's first or last frame from its visible flank
+        (:func:`postfocus.products.depth_ends.end_peaks`), not by the symmetric fit, which lands inside.
 
     Returns
     -------
-    (depth, confidence): float32 (h, w); depth in [0, N - 1]; confidence 0
-    where an outlier was rejected.
+    (depth, confidence): float32 (h, w); depth in [0, N - 1]; confidence 0 where an outlier was rejected.
 
     References
     ----------
@@ -195,8 +191,7 @@ def refine_depth(
     Transactions on Graphics 30(4), 2011.
     S. Pertuz, D. Puig, M. A. Garcia, "Analysis of focus measure operators for shape-from-focus", Pattern
     Recognition 46(5), 2013 (focus-curve confidence).
-    K.-J. Yoon, I. S. Kweon, "Adaptive support-weight approach for correspondence search", IEEE TPAMI 28(4),
-    2006 (the side a pixel beside an occlusion edge belongs to).
+    K.-J. Yoon, I. S. Kweon, "Adaptive support-weight approach for correspondence search", TPAMI 28(4), 2006.
     """
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
@@ -218,6 +213,8 @@ def refine_depth(
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
     index = gaussian_peak(agg, best, int(reach), floor)
+    if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
+        index = end_peaks(agg, best, index, floor, guide, radius, eps)
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
@@ -274,8 +271,9 @@ def refine_depth(
                 mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
-    depth = blend * index + (1.0 - blend) * local
+    depth = (blend * index + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
+    depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 

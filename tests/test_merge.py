@@ -1,0 +1,31 @@
+"""Pass 2's hand-over of aligned frames: every used frame, in order, from the decoding thread."""
+
+import threading
+
+import numpy as np
+
+from postfocus.io.open import open_source
+from postfocus.pipeline.analyse import analyse
+from postfocus.pipeline.merge import aligned_region, apply_gain, fuse, warp_whole
+
+
+def test_aligned_frames_are_handed_over_in_order_from_the_decoding_thread(tiny_stack):
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    seen = []
+
+    def keep(i, aligned):
+        seen.append((i, threading.current_thread().name, aligned))
+
+    image = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, on_aligned=keep)
+    assert [i for i, _, _ in seen] == analysis.used
+    assert all(name.startswith("postfocus-decode") for _, name, _ in seen)
+    grown = aligned_region(box, analysis.size)  # (warped with the fusion's margin, then cut to the region)
+    cut = (slice(box[0] - grown[0], box[2] - grown[0]), slice(box[1] - grown[1], box[3] - grown[1]))
+    for i, _, aligned in seen:  # the frame warped over the region, exposure-corrected, in its stored type
+        a = analysis.alignment[i]
+        whole = warp_whole(source.read_pixels(i), a.matrix, analysis.size, grown)
+        expected = apply_gain(whole, np.asarray(a.gain, np.float32))[cut]
+        assert aligned.dtype == expected.dtype and np.array_equal(aligned, expected)
+    assert np.array_equal(image, fuse(source, analysis.maps, alignment=analysis.alignment, region=box))
