@@ -23,7 +23,11 @@ frame's contrast, not from either render, so that both hypotheses are measured
 with the same yardstick. Near depth edges the fronto-parallel alternatives are
 worse than the occlusion-aware render of a correct depth, so true edges are not
 contradicted; where the given depth is wrong over a patch wider than the window,
-the candidate at the true depth wins in every frame.
+the candidate at the true depth wins in every frame. A candidate moves all the light
+its disc brings into the window, a neighbour's spill included, so it counts only where
+the light-carrying pixels of the window's own surface within its reach are explained
+better too (:meth:`DepthEvidence.result`): a black background beside a bright edge
+cannot take the blame for the edge's light.
 
 References
 ----------
