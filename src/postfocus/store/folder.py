@@ -20,9 +20,9 @@ from postfocus.align.report import FrameAlignment
 from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.encoding import Compression, jpeg_with_metadata
-from postfocus.io.images import read_header, read_image
+from postfocus.io.images import read_header, read_image, to_float
 from postfocus.io.metadata import output_exif, srgb_icc_profile
-from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, write_image
+from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, to_uint, write_image
 from postfocus.maps import MapsView, StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
@@ -61,6 +61,8 @@ class ProcessedStack(MapsView):
 
     folder: Path
     manifest: dict
+    # All-in-focus images just written by process(), each handed out once instead of read back.
+    _written: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
@@ -216,7 +218,14 @@ class ProcessedStack(MapsView):
             self.manifest = {**self.manifest, "files": files}
             atomic_write_json(self.folder / "manifest.json", self.manifest)
             return image
-        return read_image(path)
+        written = self._written.pop(method, None)
+        return read_image(path) if written is None else written
+
+    def written(self, method: str, image: np.ndarray) -> None:
+        """The all-in-focus image of ``method`` just written into the folder: the next :meth:`all_in_focus`
+        hands it out as the file holds it (rounded to the file's bit depth) instead of reading it back."""
+        bits = 16 if self.info.bit_depth > 8 else 8
+        self._written[method] = to_float(to_uint(image, bits))
 
     def merge(self, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
               memory_mb: float | None = None, progress: Progress | None = None) -> np.ndarray:
