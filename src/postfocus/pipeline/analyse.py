@@ -209,7 +209,8 @@ def analyse(
     shared_smalls = s_an == s_work and _BYTE_ROUND_TRIP
 
     def prepare(index: int, pixels: np.ndarray) -> tuple:
-        """Per-frame work that needs no other frame, done in the decoding thread (in frame order): the
+        """Per-frame work that needs no other frame, done in the decoding thread(s) (two frames at once for
+        large images, so it writes only its own frame's slots): the
         full-resolution frame is shrunk there (in its stored type: a quarter of the work for 8-bit
         frames) and never reaches the loop below, which is left with the alignment."""
         stored = _resize(pixels, s_work)
