@@ -215,8 +215,9 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
         signed = rendered * _gain(rendered, frame) - frame
         diff = np.abs(signed).mean(axis=2)
         if glint is not None and out.shape[2] > 3:  # clipped light is a lower bound: only a darker frame contradicts
-            lower = np.clip(out[..., 3] / np.float32(glint), 0.0, 1.0)
-            diff += lower * (np.maximum(signed, 0.0).mean(axis=2) - diff)
+            near = out[..., 3] > 0.0
+            lower = np.minimum(out[..., 3][near] / np.float32(glint), 1.0)
+            diff[near] -= lower * np.maximum(-signed[near], 0.0).mean(axis=1)  # |s| - max(-s, 0) = max(s, 0)
         error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
         if best is None:
             best = [out, rendered, diff, error]
