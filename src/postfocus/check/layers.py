@@ -193,7 +193,7 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
         With ``premult``'s first extra plane marking the clipped pixels of the sharp image: the share of
         clipped light from which a pixel's render is only a lower bound (a highlight brighter than white is
         clipped when sharp and spreads below white, unclipped, when blurred). There only the frame's shortfall
-        counts (one-sided, blended in below the share).
+        counts (one-sided), in proportion to the clipped share up to ``glint``.
 
     Returns
     -------
