@@ -71,7 +71,10 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     value = np.full((len(levels), at.size), np.nan, np.float32)
     first = prev = None
     for i, r in enumerate(radii):
-        blurred = crop if r < 0.5 else cv2.filter2D(crop, -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
+        kernel = disc_kernel(r) if r >= 0.5 else None
+        if first is not None and kernel is not None and kernel.shape == (1, 1):
+            continue  # a disc within one pixel: the image itself, nothing falls
+        blurred = crop if kernel is None else cv2.filter2D(crop, -1, kernel, borderType=cv2.BORDER_REFLECT)
         cur = aggregate(laplacian_energy(blurred)[None], crop, radius, eps)[0].ravel()[local]
         if first is None:
             first = prev = cur
