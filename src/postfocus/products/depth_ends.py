@@ -39,8 +39,9 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     The measure is the one of the stack (:func:`postfocus.focus.measure.laplacian_energy`) of the grey
     all-in-focus ``guide`` blurred by pillbox discs of the given ``radii``, each aggregated as the focus
     volume is (:func:`postfocus.focus.map.aggregate` with ``radius``, ``eps``); NaN where it does not fall
-    that far. Larger discs are tried only until ``DONE`` of the pixels of ``where`` (default: all) have
-    fallen below every level.
+    that far, and outside ``where`` (default: every pixel): only those pixels are followed, in the box of the
+    picture that reaches them (the same numbers as the whole picture's). Larger discs are tried only until
+    ``DONE`` of them have fallen below every level.
 
     Returns
     -------
