@@ -50,6 +50,29 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     again.verify()
 
 
+def test_the_image_just_written_is_handed_out_as_the_file_holds_it(tiny_stack, tmp_path):
+    from postfocus.io.images import read_image
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    held = ps.all_in_focus()  # not read back: the image process() wrote, rounded as the PNG holds it
+    assert not ps._written and np.array_equal(held, read_image(ps.all_in_focus_path()))
+    held[:] = 0  # handed out once: the next call reads the file
+    assert float(ps.all_in_focus().max()) > 0.1
+
+
+def test_a_range_merge_lets_the_held_image_go_and_keeps_the_thread_budget(tiny_stack, tmp_path, monkeypatch):
+    import postfocus.store.folder as folder_module
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    held = next(iter(ps._written.values()))
+    assert held.dtype == np.uint8  # held as the file's integers, not as a float image
+    budgets = []
+    real_fuse = folder_module.fuse
+    monkeypatch.setattr(folder_module, "fuse", lambda *a, **k: budgets.append(k.get("threads")) or real_fuse(*a, **k))
+    ps.merge(frames=ps.used[:2], threads=1)
+    assert not ps._written and budgets == [1]
+
+
 def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
     from postfocus.numeric import to_float16
     from postfocus.store import write_maps

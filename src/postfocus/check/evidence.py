@@ -23,7 +23,11 @@ frame's contrast, not from either render, so that both hypotheses are measured
 with the same yardstick. Near depth edges the fronto-parallel alternatives are
 worse than the occlusion-aware render of a correct depth, so true edges are not
 contradicted; where the given depth is wrong over a patch wider than the window,
-the candidate at the true depth wins in every frame.
+the candidate at the true depth wins in every frame. A candidate moves all the light
+its disc brings into the window, a neighbour's spill included, so it counts only where
+the light-carrying pixels of the window's own surface within its reach are explained
+better too (:meth:`DepthEvidence.result`): a black background beside a bright edge
+cannot take the blame for the edge's light.
 
 References
 ----------
@@ -145,6 +149,10 @@ class DepthEvidence:
                                            optics.render_defocus(premult, whole, np.array([r]), kernels)))
                       for r in bank]
         self._frame_radius = {int(i): radii[j] for j, i in enumerate(frames)}
+        sharp = self._bank[0]  # where light is: the sharp image's gradient (a uniform or black area carries none)
+        self._texture = cv2.magnitude(cv2.Sobel(sharp, cv2.CV_32F, 1, 0, ksize=3),
+                                      cv2.Sobel(sharp, cv2.CV_32F, 0, 1, ksize=3))
+        self._reach = radii.max(axis=0)  # (K,) the farthest a candidate's disc carries light in any frame
         if self._depth is not None:  # the light of each pixel's own surface at each radius of the bank (linear)
             grey = to_grey(linear)
             self._own = np.stack([_own_light(grey, self._depth, r, 2.0 * apart) for r in bank])
@@ -196,6 +204,34 @@ class DepthEvidence:
         t = np.clip((r - self._radii[j]) / (self._radii[j + 1] - self._radii[j]), 0.0, 1.0)
         return j, t.astype(np.float32)
 
+    def _supported(self, other: np.ndarray, d: float, reach: float, depth: np.ndarray, band: np.ndarray,
+                   wanted: np.ndarray, apart: float, surfaces: dict) -> np.ndarray:
+        """Where candidate ``d`` also explains better the light-carrying pixels of the window's surface in its reach.
+
+        The candidate moves every light its disc brings into the window, a neighbour's spill included: the
+        pixels that carry that light (weighted by the sharp image's gradient), on the window's own surface
+        (given depths in the pixel's band of ``apart`` frames or the next ones) and moved by it (more than
+        ``apart`` from ``d``), within its reach, must, summed, be explained better too. Only ``wanted`` pixels
+        are looked at (the rest are False).
+        """
+        r = int(math.ceil(reach)) + self.window
+        moved = ((np.abs(depth - np.float32(d)) > apart) * self._texture * (self._given - other)).astype(np.float32)
+        out = np.zeros(wanted.shape, bool)
+        h, w = wanted.shape
+        for b in np.unique(band[wanted]):
+            if b not in surfaces:
+                surfaces[b] = (band == b, ((band >= b - 1) & (band <= b + 1)).astype(np.float32))
+            mine, near_band = surfaces[b]
+            here = mine & wanted
+            rows, cols = np.flatnonzero(here.any(axis=1)), np.flatnonzero(here.any(axis=0))
+            y0, y1 = max(int(rows[0]) - r, 0), min(int(rows[-1]) + r + 1, h)  # the box sums stay inside the crop
+            x0, x1 = max(int(cols[0]) - r, 0), min(int(cols[-1]) + r + 1, w)
+            crop = np.s_[y0:y1, x0:x1]
+            wide = cv2.boxFilter(moved[crop] * near_band[crop], -1, (2 * r + 1, 2 * r + 1),
+                                 borderType=cv2.BORDER_REFLECT)
+            out[crop] |= here[crop] & (wide > 0)
+        return out
+
     def level(self) -> float:
         """The evidence that contradicts a depth: :data:`EVIDENCE_LEVEL` times the square root of the frames added."""
         return EVIDENCE_LEVEL * math.sqrt(max(self._added, 1))
@@ -209,6 +245,13 @@ class DepthEvidence:
         a frame off, or the fronto-parallel model's own error, is no outlier; a window across
         a depth step holds both sides' depths), or farther from all of them (the best
         candidate that far).
+
+        A candidate moves all the light its disc brings into the window, a bright neighbour's
+        spill over a black pixel included. It counts only where the pixels that carry that light
+        (weighted by the sharp image's gradient) on the window's own surface (given depths within
+        ``apart`` bands of the pixel's) within the candidate's reach are, summed, explained
+        better by it too: a black or uniform surface has no light of its own to move, and a
+        textured neighbour of the same surface that the candidate blurs wrongly vetoes it.
 
         Parameters
         ----------
@@ -236,11 +279,15 @@ class DepthEvidence:
         best = np.zeros_like(near)
         square = np.ones((k, k), np.uint8)  # a window that straddles a depth step holds both depths
         lo, hi = cv2.erode(depth, square) - np.float32(apart), cv2.dilate(depth, square) + np.float32(apart)
-        for d, o in zip(self.candidates, self._other):
+        band = np.floor((depth - float(depth.min())) / apart).astype(np.int32)  # the surfaces near each pixel's depth
+        surfaces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for d, o, reach in zip(self.candidates, self._other, self._reach):
             cost = box(o)
             close = (lo <= d) & (d <= hi)
             np.minimum(near, np.where(close, cost, np.inf), out=near)
             better = ~close & (cost < far)
+            if better.any():
+                better &= self._supported(o, d, reach, depth, band, better, apart, surfaces)
             far[better] = cost[better]
             best[better] = d
         evidence = np.where(np.isfinite(far), near - far, 0.0)

@@ -41,7 +41,7 @@ import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
 from postfocus.check.evidence import DepthEvidence, candidate_depths
-from postfocus.check.layers import hidden_jump, hidden_zone, render_closest, soft_slabs
+from postfocus.check.layers import hidden_jump, hidden_zone, jump_frames, render_closest, soft_slabs
 from postfocus.colour import gamma_decode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
@@ -232,7 +232,10 @@ def check_frames(
     local = model.scaled(scale)
     slabs, slab_depth = soft_slabs(depth, (h, w), max(local.near_slope, local.far_slope))
     layers = len(slabs.boxes)
-    zone = hidden_zone(dep, local, np.asarray(frames), hidden_jump(slabs))  # only there can content be hidden
+    # content is hidden only behind a step whose parallax (pixels of blur) shows it: there, and in each slab's frames
+    jump = hidden_jump(slabs, local)
+    zone = hidden_zone(dep, local, np.asarray(frames), jump)
+    behind = jump_frames(local, np.asarray(frames), slab_depth, jump)
     summary_zone = 0.0 if zone is None else float(zone.mean())
     # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
     # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
@@ -250,7 +253,7 @@ def check_frames(
     for done, i in enumerate(frames, 1):
         frame = read_small(i)
         out, rendered, diff, error = render_closest(premult, slabs, slab_depth, local, i, kernels, frame, zone=zone,
-                                                    window=_WINDOW)
+                                                    window=_WINDOW, jump=behind)
         judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         error *= judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)

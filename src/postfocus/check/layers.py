@@ -28,13 +28,17 @@ from postfocus.check.defocus import DefocusModel
 from postfocus.colour import gamma_encode
 from postfocus.synth import optics
 
-__all__ = ["HIDDEN_JUMP", "SoftSlabs", "hidden_jump", "hidden_zone", "plan_slabs", "render_closest", "render_frame",
-           "soft_slabs"]
+__all__ = ["HIDDEN_BLUR", "HIDDEN_JUMP", "SoftSlabs", "blur_step", "hidden_jump", "hidden_zone", "jump_frames",
+           "plan_slabs", "render_closest", "render_frame", "soft_slabs"]
 
 HIDDEN_JUMP = 1.0  # frames: the least depth step behind which content is hidden (as the generator)
+HIDDEN_BLUR = 1.0
+"""Pixels (of the rendered size): the least parallax between a near surface and what lies behind it for the lens to
+see hidden content past the near one's rim (the strip it sees is that wide; below a pixel it is not rendered)."""
 # frames: the widest fine slab, so that a step of two frames is told from a surface continuing across slabs
 # (the hidden background lies behind steps of more than twice the slab width, see render_frame)
 _MAX_WIDTH = 1.0
+_REACH_BINS = 4  # groups of steps dilated each by its own largest blur radius
 _STEP_SPAN = 3  # px: a depth that rises by more than the hidden jump within this distance hides what lies behind
 
 
@@ -161,7 +165,7 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
 
 def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
                    index: int, kernels: optics.KernelCache, frame: np.ndarray, *, zone: np.ndarray | None = None,
-                   window: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   window: int = 2, jump: float | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Frame ``index`` rendered with and without a hidden background; per window the one closer to ``frame``.
 
     What lies behind a near object is unknown: the pull-push extension of its
@@ -182,6 +186,8 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
         :func:`hidden_zone`; None: no hidden background anywhere.
     window : int
         Half-size of the window the difference is averaged over.
+    jump : float or np.ndarray, optional
+        As :func:`render_frame`.
 
     Returns
     -------
@@ -196,7 +202,7 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
     """
     k = 2 * window + 1
     outs = render_frame(premult, slabs, slab_depth, model, index, kernels, hidden=zone is not None, zone=zone,
-                        plain=True)
+                        plain=True, jump=jump)
     best = None
     for out in (outs if isinstance(outs, tuple) else (outs,)):
         rendered = gamma_encode(out[..., :3])
@@ -218,21 +224,80 @@ def _gain(rendered: np.ndarray, frame: np.ndarray) -> np.ndarray:
     return np.clip(num / np.maximum(den, 1e-12), 0.5, 2.0).astype(np.float32)
 
 
-def hidden_jump(slabs: optics.Slabs) -> float:
-    """Depth step (frames) behind which content counts as hidden: :data:`HIDDEN_JUMP` or two fine slabs' widths.
+def hidden_jump(slabs: optics.Slabs, model: DefocusModel | None = None) -> float:
+    """Depth step behind which content counts as hidden: in frames without ``model``, in pixels of blur with it.
 
-    A surface that continues across slabs hides nothing behind its nearer part, and the mean depths of two
-    adjacent slabs lie up to two slab widths apart.
+    Without ``model``: :data:`HIDDEN_JUMP` or two fine slabs' widths (frames). With it: :data:`HIDDEN_BLUR` or
+    the parallax two fine slabs' widths make at the model's larger slope (pixels). A surface that continues
+    across slabs hides nothing behind its nearer part, and the mean depths of two adjacent slabs lie up to
+    two slab widths apart.
     """
-    return max(HIDDEN_JUMP, 2.0 * float(getattr(slabs, "width", 0.0)))
+    width = 2.0 * float(getattr(slabs, "width", 0.0))
+    if model is None:
+        return max(HIDDEN_JUMP, width)
+    return max(HIDDEN_BLUR, width * max(model.near_slope, model.far_slope))
+
+
+def _signed(model: DefocusModel, delta: np.ndarray) -> np.ndarray:
+    """The blur radius grown since focus, with the side of focus as its sign (the blur at focus is no parallax)."""
+    return np.sign(delta) * np.maximum(model.radius(delta) - model.radius(np.zeros(1)), 0.0)
+
+
+def blur_step(model: DefocusModel, frames: np.ndarray, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """Parallax (pixels) between depths ``near`` and ``far``: the most their signed blur radii differ in any frame.
+
+    Rays through the aperture's rim see past a near surface's edge onto a strip of what lies behind, as wide
+    as the difference of the two depths' signed blur radii (for a thin lens, the aperture times the difference
+    of inverse distances, whatever the focus); the calibrated model gives it per frame.
+
+    Examples
+    --------
+    >>> m = DefocusModel(2.0, 2.0)
+    >>> float(blur_step(m, np.arange(10), np.array([3.0]), np.array([4.5]))[0])
+    3.0
+    """
+    near, far = np.asarray(near, np.float64), np.asarray(far, np.float64)
+    out = np.zeros(np.broadcast(near, far).shape)
+    for f in np.asarray(frames, np.float64):
+        np.maximum(out, np.abs(_signed(model, f - near) - _signed(model, f - far)), out=out)
+    return out
+
+
+def jump_frames(model: DefocusModel, frames: np.ndarray, depths: np.ndarray, jump: float) -> np.ndarray:
+    """Per depth, how many frames behind it content lies before its parallax exceeds ``jump`` pixels.
+
+    Parameters
+    ----------
+    model : DefocusModel
+        Blur radius per frame distance, in pixels of the rendered size.
+    frames : np.ndarray
+        The frame numbers of the sweep.
+    depths : np.ndarray
+        (L,) depths (frames; NaN allowed).
+    jump : float
+        Pixels of parallax (:func:`hidden_jump`).
+
+    Returns
+    -------
+    np.ndarray
+        float64 (L,) frames (the sweep's length where no step within it reaches ``jump``).
+    """
+    f = np.asarray(frames, np.float64)
+    span = float(f.max() - f.min()) + 1.0
+    steps = np.linspace(0.0, span, 257)[1:]
+    d = np.nan_to_num(np.asarray(depths, np.float64), nan=float(f.mean()))
+    over = blur_step(model, f, d[:, None], d[:, None] + steps[None, :]) > jump
+    return np.where(over.any(axis=1), steps[np.argmax(over, axis=1)], span)
 
 
 def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump: float) -> np.ndarray | None:
     """Where a frame can see content hidden behind a nearer surface: within the blur of a depth step.
 
-    Behind a surface that continues there is nothing hidden; only at a step of more than
-    ``jump`` frames within a few pixels (a steep side counts) does a lens see past the near
-    side's blurred rim, and only within the largest blur radius the near side takes in any frame.
+    Behind a surface that continues there is nothing hidden; only at a step whose parallax
+    (:func:`blur_step`) exceeds ``jump`` pixels within a few pixels (a steep side counts) does a
+    lens see past the near side's blurred rim, and only within the largest blur radius the near
+    side takes in any frame. A step of a frame is a wide strip where the blur grows fast and
+    nothing where it grows slowly: pixels of blur, not frames, say whether it shows.
 
     Parameters
     ----------
@@ -243,7 +308,7 @@ def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump
     frames : np.ndarray
         The frame numbers rendered.
     jump : float
-        Depth step (frames) that hides content (:func:`hidden_jump`).
+        Parallax (pixels) that reveals content (:func:`hidden_jump` with the model).
 
     Returns
     -------
@@ -254,26 +319,37 @@ def hidden_zone(depth: np.ndarray, model: DefocusModel, frames: np.ndarray, jump
     --------
     >>> from postfocus.check.defocus import DefocusModel
     >>> d = np.zeros((9, 30), np.float32); d[:, 15:] = 5.0
-    >>> zone = hidden_zone(d, DefocusModel(1.0, 1.0), np.arange(6), 1.0)
+    >>> zone = hidden_zone(d, DefocusModel(1.0, 1.0), np.arange(6), 1.5)
     >>> bool(zone[4, 15]), bool(zone[4, 0])
     (True, False)
     """
     kernel = np.ones((2 * _STEP_SPAN + 1,) * 2, np.uint8)  # a steep side is a step too
     near = cv2.erode(depth, kernel)
-    step = (cv2.dilate(depth, kernel) - near) > jump
+    far = cv2.dilate(depth, kernel)
+    step = np.zeros(depth.shape, bool)
+    slope = max(model.near_slope, model.far_slope, 1e-6)
+    maybe = (far - near) > 0.5 * jump / slope  # only there can the parallax reach it (saves the frames' loop)
+    if maybe.any():
+        step[maybe] = blur_step(model, frames, near[maybe], far[maybe]) > jump
     if not step.any():
         return None
-    lo, hi = float(near[step].min()), float(near[step].max())
     f = np.asarray(frames, np.float64)
-    reach = float(np.max(model.radius(np.array([f.min() - hi, f.max() - lo, f.min() - lo, f.max() - hi]))))
-    r = int(np.ceil(reach)) + 1
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(step.astype(np.uint8), disc) > 0
+    d = near[step].astype(np.float64)  # each step's near side: its blurred rim is where the lens sees past it
+    reach = np.maximum(model.radius(f.min() - d), model.radius(f.max() - d))
+    zone = np.zeros(depth.shape, bool)
+    edges = np.unique(np.ceil(np.quantile(reach, np.linspace(0.0, 1.0, _REACH_BINS + 1))))
+    which = np.searchsorted(edges, np.ceil(reach), side="left")
+    for j, r in enumerate(edges):  # steps grouped by their reach, each group's own (rounded up) radius
+        mine = np.zeros(depth.shape, np.uint8)
+        mine[step] = which == j
+        if mine.any():
+            zone |= cv2.distanceTransform(1 - mine, cv2.DIST_L2, 3) <= r + 1
+    return zone
 
 
 def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
                  index: float, kernels: optics.KernelCache | None = None, *, hidden: bool = True,
-                 jump: float | None = None, zone: np.ndarray | None = None,
+                 jump: float | np.ndarray | None = None, zone: np.ndarray | None = None,
                  plain: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Frame ``index`` as the sharp image and its depth predict it, in linear light.
 
@@ -307,8 +383,9 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
         Shared disc kernels.
     hidden : bool
         Extend the farther content behind each blurred slab (above).
-    jump : float, optional
-        Depth step (frames) from which content counts as behind a slab (default above).
+    jump : float or np.ndarray, optional
+        Depth step (frames) from which content counts as behind a slab (default above), or one per slab
+        (:func:`jump_frames`: a parallax in pixels, the same for every slab, in each one's frames).
     zone : np.ndarray, optional
         bool (h, w): extend hidden content only there (:func:`hidden_zone`: near depth steps); default
         everywhere, as the generator does.

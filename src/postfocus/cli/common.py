@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import warnings
 from collections.abc import MutableMapping
@@ -11,8 +12,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from postfocus._version import __version__
 from postfocus.cli.config import ConfigError, default_map
@@ -38,16 +37,68 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from postfocus.store import ProcessedStack
 
-# Messages carry file names: no markup or emoji codes may be read out of them (see _say).
-err_console = Console(stderr=True, highlight=False, emoji=False)
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
 # click 8.2 raises this for a plain 'postfocus' (a UsageError that shows the help); 8.1 exits instead.
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _ErrConsole:
+    """The command line's Rich console on stderr, made (and Rich imported, ~15 ms of start-up) on first use.
+
+    A line of plain printable text (``markup=False, soft_wrap=True``, as the commands print their
+    summaries) is written straight to stderr while the console is not made yet and stderr is no
+    terminal: Rich would write the same characters (no styles, no wrapping), so a run whose
+    output goes to a pipe or a file does not load Rich to print two lines.
+    """
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The Rich console itself."""
+        if self._console is None:
+            from rich.console import Console
+
+            # Messages carry file names: no markup or emoji codes may be read out of them (see _say).
+            self._console = Console(stderr=True, highlight=False, emoji=False)
+        return self._console
+
+    def print(self, *objects: object, **options: object) -> None:
+        """``Console.print``; see the class for the plain lines written without Rich."""
+        if (self._console is None and len(objects) == 1 and isinstance(objects[0], str) and objects[0].isprintable()
+                and options == {"markup": False, "soft_wrap": True} and not _is_terminal(sys.stderr)):
+            sys.stderr.write(objects[0] + "\n")
+            sys.stderr.flush()
+            return
+        self.console.print(*objects, **options)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.console, name)
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream: let Rich say so
+        return True
+
+
+def _maybe_interactive() -> bool:
+    """False when Rich's console could not be interactive (stderr no terminal, no override in the
+    environment), so that a run on a pipe decides against bars without importing Rich."""
+    forced = os.environ.get("TTY_INTERACTIVE") == "1" or bool(os.environ.get("FORCE_TERMINAL"))
+    return forced or _is_terminal(sys.stderr)
+
+
+err_console = _ErrConsole()
 
 
 def _say(style: str, label: str, message: object) -> None:
@@ -57,6 +108,8 @@ def _say(style: str, label: str, message: object) -> None:
     markup (which would swallow it or raise), and line breaks inside a message
     would break the one-line promise.
     """
+    from rich.markup import escape
+
     text = " ".join(str(message).splitlines())
     err_console.print(f"[{style}]{label}[/] {escape(text)}", soft_wrap=True)
 
@@ -310,7 +363,7 @@ def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
     Rich could only print their last state there.
     """
     run = current_run()
-    if quiet or not err_console.is_interactive:
+    if quiet or not _maybe_interactive() or not err_console.is_interactive:
         yield ProgressReporter(None, run)
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, \
@@ -323,7 +376,7 @@ def progress_bars(quiet: bool = False) -> Iterator[ProgressReporter]:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        console=err_console,
+        console=err_console.console,
         transient=False,
     )
     reporter = ProgressReporter(progress, run)

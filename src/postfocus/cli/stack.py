@@ -112,8 +112,9 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                                   f"{b.describe(label)})", markup=False, soft_wrap=True)
             merged = merge_frames(ps.used, frames_range)  # refuses a range with no usable frame, naming it
             whole = not (options.frame_range or near_at)
-            image = ps.all_in_focus(method, progress, memory_mb) if whole else ps.merge(
-                method=method, frames=merged, memory_mb=memory_mb, progress=progress)
+            threads = root_threads(ctx)
+            image = ps.all_in_focus(method, progress, memory_mb, threads=threads) if whole else ps.merge(
+                method=method, frames=merged, memory_mb=memory_mb, progress=progress, threads=threads)
             maps, info, alignment, total, ref = ps.maps, ps.info, ps.alignment, len(ps.names), ps.reference
             run_warnings = ps.manifest.get("warnings", [])
     path = save_image(output, image, info, quality=quality, bit_depth=bits, compression=compression,

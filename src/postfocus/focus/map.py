@@ -10,11 +10,14 @@ along image edges.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import cv2
 import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import OptionError
+from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
@@ -74,15 +77,21 @@ def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float
     >>> bool((aggregate(v, g, 2, 1e-3)[1] == np.maximum(guided_filter(g, v[1], 2, 1e-3), 0)).all())
     True
     """
+    out = np.empty_like(volume)
+    for i, aggregated in enumerate(_aggregated(volume, guide, radius, eps)):
+        out[i] = aggregated
+    return out
+
+
+def _aggregated(volume: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> Iterator[np.ndarray]:
+    """The slices of :func:`aggregate` one at a time."""
     mean_i = box(guide, radius)
     var_i = box(guide * guide, radius) - mean_i * mean_i + eps
-    out = np.empty_like(volume)
-    for i, src in enumerate(volume):
+    for src in volume:
         mean_p = box(src, radius)
         a = (box(src * guide, radius) - mean_i * mean_p) / var_i
         b = mean_p - a * mean_i
-        np.maximum(box(a, radius) * guide + box(b, radius), 0, out=out[i])
-    return out
+        yield np.maximum(box(a, radius) * guide + box(b, radius), 0)
 
 
 def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,15 +130,8 @@ def refine_at(volume: np.ndarray, k: np.ndarray) -> np.ndarray:
     if n < 3:
         return k.astype(np.float32)
     km, kp = np.clip(k - 1, 0, n - 1), np.clip(k + 1, 0, n - 1)
-    # Only three measures per pixel are needed: gather them, then take logs (not of the whole volume).
-    y0 = np.log(np.maximum(pick0(volume, k), 1e-12))
-    ym = np.log(np.maximum(pick0(volume, km), 1e-12))
-    yp = np.log(np.maximum(pick0(volume, kp), 1e-12))
-    denom = ym - 2 * y0 + yp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        offset = np.where(denom < -1e-9, 0.5 * (ym - yp) / denom, 0.0)
-    offset = np.where((k == 0) | (k == n - 1), 0.0, np.clip(offset, -0.5, 0.5))
-    return (k + offset).astype(np.float32)
+    # Only three measures per pixel are needed: gather them (logs are taken of those, not of the whole volume).
+    return parabola_peak(k, pick0(volume, k), pick0(volume, km), pick0(volume, kp), n)
 
 
 def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 0.0) -> np.ndarray:
@@ -358,16 +360,21 @@ def focus_index_map(
     """
     check_prefer(prefer)
     n = volume.shape[0]
-    agg = aggregate(volume, guide, radius, eps)
-    # Detail above the noise floor: the typical energy of a pixel in its most blurred frame.
-    floor = float(np.median(agg.min(axis=0))) + 1e-12
     valley = None
-    if prefer == "none":
-        index, peak = peak_index(agg)
+    if prefer == "none" and not sides:  # the aggregated volume is not needed whole: its slices are summed up
+        k, peak, before, after, low, mean = streamed_peak(_aggregated(volume, guide, radius, eps), n)  # as made
+        floor = float(np.median(low)) + 1e-12
+        index = parabola_peak(k, peak, before, after, n)
     else:
-        k, valley = preferred_peak(agg, prefer, floor)
-        index, peak = refine_at(agg, k), pick0(agg, k)
-    mean = agg.mean(axis=0)
+        agg = aggregate(volume, guide, radius, eps)
+        # Detail above the noise floor: the typical energy of a pixel in its most blurred frame.
+        floor = float(np.median(agg.min(axis=0))) + 1e-12
+        if prefer == "none":
+            index, peak = peak_index(agg)
+        else:
+            k, valley = preferred_peak(agg, prefer, floor)
+            index, peak = refine_at(agg, k), pick0(agg, k)
+        mean = agg.mean(axis=0)
     # Confidence: how far the peak stands above the average frame, and whether there is detail at all.
     contrast = 1.0 - mean / np.maximum(peak, 1e-12)
     if valley is not None:  # a preferred weaker peak: how far it stands above the valley to the strongest one

@@ -24,7 +24,7 @@ import numpy as np
 from postfocus.colour import gamma_decode
 
 __all__ = ["COARSE_SIGMA", "JITTER", "MIN_SHIFT", "SIGMAS", "WINDOW", "Stats", "blur_stats", "coarse_change", "coarse_light",
-           "displacement_change", "local_mean", "pair_change"]
+           "displacement_change", "local_mean", "pair_change", "texture_level"]
 
 # Blurs (analysis pixels) tried to equalise the focus of two neighbouring frames.
 SIGMAS = (0.0, 0.6, 1.2, 1.9, 2.8, 4.0, 5.6)
@@ -192,6 +192,7 @@ def displacement_change(
     stats_b: Stats | None = None,
     at_least: float = 0.0,
     flow: "cv2.DISOpticalFlow | None" = None,
+    texture: tuple[np.floating, np.floating] | None = None,
 ) -> np.ndarray:
     """How much of the change between two aligned frames a local displacement explains.
 
@@ -220,6 +221,7 @@ def displacement_change(
     stats_a, stats_b : ``blur_stats(a)``, ``blur_stats(b)`` if already made.
     at_least : evidence at most this large may be left 0 (it is only computed where ``change`` exceeds it).
     flow : a ``cv2.DISOpticalFlow`` to reuse (default: a new one, preset fast).
+    texture : ``(texture_level(stats_a), texture_level(stats_b))`` if already made.
 
     Returns
     -------
@@ -247,15 +249,32 @@ def displacement_change(
     qa, qb = _eight_bit_pair(a, b)
     sa = stats_a if stats_a is not None else blur_stats(a)
     sb = stats_b if stats_b is not None else blur_stats(b)
-    one = _explained(qa, qb, b, sa, change, noise, flow, at_least)
+    ta, tb = texture if texture is not None else (None, None)
+    one = _explained(qa, qb, b, sa, change, noise, flow, at_least, ta)
     if one is None:  # nothing moved beyond the jitter where it changed: nor will it seen from b
         return np.zeros(change.shape, np.float32)
-    other = _explained(qb, qa, a, sb, change, noise, flow, at_least)
+    other = _explained(qb, qa, a, sb, change, noise, flow, at_least, tb)
     return one if other is None else np.maximum(one, other, out=one)
 
 
+def texture_level(stats: Stats) -> np.floating:
+    """The median local variance of a frame (of every other pixel): above it, a pixel is textured
+    (:func:`displacement_change` judges the scene's own displacement there).
+
+    Parameters
+    ----------
+    stats : Stats
+        The frame's :func:`blur_stats`.
+
+    Returns
+    -------
+    NumPy float scalar of the variance's type (compared with it as such).
+    """
+    return np.percentile(stats.var[::2, ::2], 50)  # (its own type: the comparison stays as it was)
+
+
 def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change: np.ndarray, noise: float,
-               flow: "cv2.DISOpticalFlow", at_least: float) -> np.ndarray | None:
+               flow: "cv2.DISOpticalFlow", at_least: float, texture: np.floating | None = None) -> np.ndarray | None:
     """:func:`displacement_change` seen from the first frame (its geometry): ``b`` warped onto it.
 
     Compared only inside the box of the pixels that moved beyond the jitter and changed by
@@ -264,7 +283,7 @@ def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change:
     """
     f = flow.calc(qa, qb, None)
     shift = cv2.magnitude(f[..., 0], f[..., 1])
-    textured = sa.var > np.percentile(sa.var[::2, ::2], 50)
+    textured = sa.var > (texture_level(sa) if texture is None else texture)
     floor = max(MIN_SHIFT, JITTER * float(np.median(shift[textured]))) if textured.any() else MIN_SHIFT
     ys, xs = np.nonzero((shift > floor) & (change > at_least))
     if ys.size == 0:

@@ -20,7 +20,7 @@ import numpy as np
 
 from postfocus.focus.measure import noise_sigma
 from postfocus.motion.compare import (COARSE_SIGMA, SIGMAS, WINDOW, blur_stats, coarse_change, coarse_light,
-                                      displacement_change, local_mean, pair_change)
+                                      displacement_change, local_mean, pair_change, texture_level)
 from postfocus.numeric import to_float16
 
 __all__ = ["COARSE_MIN", "COARSE_WEAK", "DETECT_SIZE", "HIGH", "LOW", "MAX_STEP", "SEED_AREA", "Motion",
@@ -118,7 +118,8 @@ class MotionDetector:
         self.margin = max(2, int(round(0.012 * max(self.work)))) if margin is None else int(margin)
         self.step = 1 if frames is None else frame_step(int(frames))
         self.frames = frames
-        self._recent: list[tuple] = []  # the last two compared frames: (grey, blurs, valid, noise)
+        # The last two compared frames: (grey, blurs, valid, noise, texture level, {sigma: coarse light}).
+        self._recent: list[tuple] = []
         self._count = 0
         self._pairs: list[np.ndarray] = []
         self._coarse: list[np.ndarray] = []
@@ -139,13 +140,14 @@ class MotionDetector:
         if self.work != self.shape:
             valid = cv2.resize(valid.astype(np.uint8), self.work[::-1], interpolation=cv2.INTER_NEAREST)
         if position is not None and not self.compared(position):
-            return None, valid.astype(bool), None, None, 0.0
+            return None, valid.astype(bool), None, None, 0.0, None
         g = np.ascontiguousarray(grey, np.float32)
         if self.work != self.shape:
             g = cv2.resize(g, self.work[::-1], interpolation=cv2.INTER_AREA)
         reach = WINDOW // 2 + int(np.ceil(2 * SIGMAS[-1])) + 1
         v = cv2.erode(valid.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
-        return g, valid.astype(bool), v, blur_stats(g), noise_sigma(g)
+        stats = blur_stats(g)
+        return g, valid.astype(bool), v, stats, noise_sigma(g), texture_level(stats)
 
     def add(self, index: int, grey: np.ndarray | None = None, valid: np.ndarray | None = None,
             prepared: tuple | None = None) -> None:
@@ -155,24 +157,34 @@ class MotionDetector:
         self._count += 1
         if prepared is None:
             prepared = self.prepare(grey, valid, position=position)
-        g, covered, v, blurred, noise = prepared
+        g, covered, v, blurred, noise, texture = prepared
         self._covered &= covered
         if not self.compared(position):
             return
         if g is None:  # prepared without a position
             raise ValueError(f"frame {index} was prepared as a frame that is not compared")
+        frame = (g, blurred, v, noise, texture, {})
         for before in self._recent:
-            self._compare(before, (g, blurred, v, noise))
-        self._recent = (self._recent + [(g, blurred, v, noise)])[-2:]
+            self._compare(before, frame)
+        self._recent = (self._recent + [frame])[-2:]
+
+    @staticmethod
+    def _light(frame: tuple, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        """The frame's :func:`coarse_light` at ``sigma``, made once for all the pairs it is in."""
+        made = frame[5]
+        if sigma not in made:
+            made[sigma] = coarse_light(frame[0], sigma)
+        return made[sigma]
 
     def _compare(self, first: tuple, second: tuple) -> None:
         """The evidence of one pair: focus-unexplained change, displacement, coarse change."""
-        (pg, pb, pv, pn), (g, b, v, n) = first, second
+        (pg, pb, pv, pn, pt, _), (g, b, v, n, t, _) = first, second
         noise = max(pn, n)
         outside = (pv & v) == 0
         chosen: list[np.ndarray] = []
         r = pair_change(pg, g, noise=noise, blurred=(pb, b), blur_out=chosen)
-        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, stats_b=b, at_least=LOW, flow=self._flow)
+        m = displacement_change(pg, g, r, noise=noise, stats_a=pb, stats_b=b, at_least=LOW, flow=self._flow,
+                                texture=(pt, t))
         r[outside] = 0
         m[outside] = 0
         self._pairs.append(to_float16(np.minimum(r, 1.0)))
@@ -182,7 +194,7 @@ class MotionDetector:
         detail = (r < 0.1) & ~outside & (local_mean(np.abs(pg - g), 3) > 4 * noise + 0.004)
         step = float(np.percentile(chosen[0][detail], 90)) if detail.sum() > 100 else 0.0
         sigma = max(COARSE_SIGMA, 1.5 * step)
-        c = coarse_change(pg, g, sigma, (coarse_light(pg, sigma), coarse_light(g, sigma)))
+        c = coarse_change(pg, g, sigma, (self._light(first, sigma), self._light(second, sigma)))
         c[outside] = 0
         self._coarse.append(to_float16(np.minimum(c, 8.0)))
 

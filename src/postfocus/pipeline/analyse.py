@@ -203,10 +203,14 @@ def analyse(
     # measures are warped into the block's first slices, which become the focus volume (no second copy of
     # all the measures), and the small copies go back to the system whole when freed (no hole in the heap).
     measures = np.empty((n, an_h, an_w), np.float32)
-    smalls: np.ndarray | None = None
+    smalls: np.ndarray | list | None = None
+    # When the small copy would be the 8-bit working frame itself, that frame is kept instead of a copy of
+    # it (a stack decoded once holds it for pass 2 anyway), and dropped once in reference geometry.
+    shared_smalls = s_an == s_work and _BYTE_ROUND_TRIP
 
     def prepare(index: int, pixels: np.ndarray) -> tuple:
-        """Per-frame work that needs no other frame, done in the decoding thread (in frame order): the
+        """Per-frame work that needs no other frame, done in the decoding thread(s) (two frames at once for
+        large images, so it writes only its own frame's slots): the
         full-resolution frame is shrunk there (in its stored type: a quarter of the work for 8-bit
         frames) and never reaches the loop below, which is left with the alignment."""
         stored = _resize(pixels, s_work)
@@ -214,8 +218,8 @@ def analyse(
         grey = to_grey(work)
         measures[index] = pool(laplacian_energy(grey), (an_h, an_w))
         eight_bit = stored.dtype == np.uint8
-        if eight_bit and s_an == s_work and _BYTE_ROUND_TRIP:
-            small = stored  # what the 8-bit copy below would be (copied into the block of small copies)
+        if eight_bit and shared_smalls:
+            small = stored  # what the 8-bit copy below would be (kept as it is, see ``shared_smalls``)
         else:
             small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
         exposure = None  # what the aligner compares exposures on (made from a table here, for 8-bit frames)
@@ -225,7 +229,7 @@ def analyse(
             on_frame(index, work)
         # The float frame goes on only when the aligner still needs it (its exposure copy is made from it):
         # at 1600 px a float RGB frame is 23 MB, held while it waits in the queue.
-        return (work if exposure is None and align != "none" else None), grey, small, exposure
+        return (work if exposure is None and align != "none" else None), grey, small, exposure, small is stored
 
     # Small frames are prepared several ahead, so decoding goes on while the loop waits for matches.
     work_mb = round(size[0] * s_work) * round(size[1] * s_work) * 20 / 2**20  # float RGB and grey frames
@@ -237,11 +241,11 @@ def analyse(
     try:
         with read_ahead(source, range(n), read=source.read_pixels, prepare=prepare, ahead=ahead,
                         workers=workers) as frames:
-            for i, (work, grey, small, exposure) in frames:
+            for i, (work, grey, small, exposure, shared) in frames:
                 if align != "none":
                     aligner.add(i, grey, work, exposure)
                 if smalls is None:
-                    smalls = np.empty((n,) + small.shape, np.uint8)
+                    smalls = [None] * n if shared else np.empty((n,) + small.shape, np.uint8)
                 smalls[i] = small
                 del work, grey, small, exposure
                 if progress:
@@ -289,6 +293,8 @@ def analyse(
         # Slice k is frame k's measure, which is used frame k or one before it (done), or unused.
         volume[k] = warp_to_reference(measures[i], matrix, (an_h, an_w))
         small = np.multiply(smalls[i], np.float32(1 / 255), dtype=np.float32)
+        if isinstance(smalls, list):
+            smalls[i] = None
         grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
         prepared = (detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w)), position=k)
                     if detector else None)

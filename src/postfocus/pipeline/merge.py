@@ -18,6 +18,7 @@ References
 
 from __future__ import annotations
 
+from concurrent.futures import wait
 from typing import Callable, Iterable, Sequence
 
 import cv2
@@ -115,9 +116,10 @@ def fuse(
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
         of decoding and warping it here (one band only).
     threads : int, optional
-        1: fold every frame in this thread; otherwise (None: as many as there are cores) a helper
-        thread folds the lower half of each frame's rectangles (:mod:`postfocus.pipeline.strips`;
-        the same result).
+        1: fold every frame in this thread; otherwise (None: as many as there are cores) the
+        depth-map fusion, without ``restore``, has a helper thread fold the lower half of each large
+        frame's rectangles (:mod:`postfocus.pipeline.strips`; the same result) and make the
+        occlusion-safe index beside the other maps.
 
     Returns
     -------
@@ -245,9 +247,13 @@ class _Merge:
                 return rank_of(index), slope
 
             safe = in_background(safe_rank, "postfocus-fuse", inline=helper_threads(self.threads) == 1)
-        rank = rank_of(maps.focus_index)
-        # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-        width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
+        try:
+            rank = rank_of(maps.focus_index)
+            # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
+            width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
+        except BaseException:  # no thread outlives the failure (its own error is not the one to report)
+            wait([safe] if safe is not None else [])
+            raise
         if self.method == "depthmap":
             if safe is None:
                 return DepthmapFusion(rank, width)

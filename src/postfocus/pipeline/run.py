@@ -261,9 +261,11 @@ def process(
             ps = _reuse(folder, opts, progress, warn)
             if ps is not None:
                 return ps
-        _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality, progress=progress,
-                     warn=warn, messages=messages)
-    return ProcessedStack.open(folder)
+        image = _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality,
+                             progress=progress, warn=warn, messages=messages)
+    ps = ProcessedStack.open(folder)
+    ps.written(opts.method, image)  # (not read back from the folder by the caller)
+    return ps
 
 
 def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
@@ -278,7 +280,7 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     except InputError:
         return None  # another format version: made again
     if not ps.all_in_focus_path(opts.method).exists():
-        ps.all_in_focus(opts.method, progress, opts.memory_mb)
+        ps.all_in_focus(opts.method, progress, opts.memory_mb, threads=opts.threads)
     return ps
 
 
@@ -332,8 +334,8 @@ class _WarpAhead:
 
 def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity: object, *, bands: int,
                  jpeg_quality: int, progress: Progress | None, warn: Callable[[str], None],
-                 messages: list[str]) -> None:
-    """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``."""
+                 messages: list[str]) -> np.ndarray:
+    """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``; the image."""
     repeats = RepeatedFrames() if source.info.kind == "video" else None
     info = source.info
     deep = info.bit_depth > 8
@@ -394,3 +396,4 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
         write_stack_folder(part.path, image=image, maps=maps, manifest=manifest, method=opts.method, deep=deep,
                            icc=info.icc, frames={**keep.checksums, **written.result()})
         part.install(folder)
+    return image

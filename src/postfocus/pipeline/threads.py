@@ -2,9 +2,10 @@
 
 Decoding (PyAV, Pillow, OpenCV) and most per-frame work release the GIL, so
 one background thread that prepares frame ``k + 1`` while the loop works on
-frame ``k`` keeps both cores busy. Exactly one frame is held ahead, so memory
-stays flat in the number of frames: a frame is freed as soon as the loop has
-folded it in and dropped its reference.
+frame ``k`` keeps both cores busy. A fixed number of frames is held ahead (one by
+default; as many as the workers when two prepare frames at once), so memory stays
+flat in the number of frames: a frame is freed as soon as the loop has folded it in
+and dropped its reference.
 
 The number of threads OpenCV and FFmpeg use is set explicitly by
 :func:`configure_threads` (from ``StackOptions.threads``); nothing reads it
@@ -75,8 +76,9 @@ def read_ahead(
         How to read one (default ``source.read``; e.g. ``source.read_pixels``).
     prepare : callable, optional
         ``prepare(index, frame)``, also done in the background thread on each
-        frame read, in order (e.g. shrinking it to a working size), so the full
-        frame is dropped there.
+        frame read (e.g. shrinking it to a working size), so the full frame is
+        dropped there; in frame order with one worker, possibly out of order (at
+        once) with two, while the loop still gets the results in order.
     ahead : int
         Frames decoded (and prepared) ahead of the one the loop works on.
     workers : int

@@ -20,9 +20,9 @@ from postfocus.align.report import FrameAlignment
 from postfocus.errors import InputError, OptionError, PostfocusError
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.encoding import Compression, jpeg_with_metadata
-from postfocus.io.images import read_header, read_image
+from postfocus.io.images import read_header, read_image, to_float
 from postfocus.io.metadata import output_exif, srgb_icc_profile
-from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, write_image
+from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, to_uint, write_image
 from postfocus.maps import MapsView, StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
@@ -61,6 +61,8 @@ class ProcessedStack(MapsView):
 
     folder: Path
     manifest: dict
+    # All-in-focus images just written by process(), each handed out once instead of read back.
+    _written: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
@@ -206,20 +208,33 @@ class ProcessedStack(MapsView):
         return self.folder / f"all_in_focus_{method}.png"
 
     def all_in_focus(self, method: str = DEFAULT_METHOD, progress: Progress | None = None,
-                     memory_mb: float | None = None) -> np.ndarray:
-        """The all-in-focus image (made from the cached frames and kept, if this method has not run yet)."""
+                     memory_mb: float | None = None, *, threads: int | None = None) -> np.ndarray:
+        """The all-in-focus image (made from the cached frames and kept, if this method has not run yet;
+        ``threads`` is the thread budget of that fusion, None: all cores)."""
         path = self.all_in_focus_path(method)
         if not path.exists():
-            image = self.merge(method=method, memory_mb=memory_mb, progress=progress)
+            image = self.merge(method=method, memory_mb=memory_mb, progress=progress, threads=threads)
             write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
             files = {**self.manifest.get("files", {}), path.name: file_record(path.read_bytes())}
             self.manifest = {**self.manifest, "files": files}
             atomic_write_json(self.folder / "manifest.json", self.manifest)
             return image
-        return read_image(path)
+        written = self._written.pop(method, None)
+        return read_image(path) if written is None else to_float(written)
+
+    def written(self, method: str, image: np.ndarray) -> None:
+        """The all-in-focus image of ``method`` just written into the folder: the next :meth:`all_in_focus`
+        hands it out as the file holds it (rounded to the file's bit depth) instead of reading it back.
+
+        It is held as the file's integers (a quarter or half of the float image) and let go by any
+        :meth:`merge`, so a range merge does not run beside it.
+        """
+        bits = 16 if self.info.bit_depth > 8 else 8
+        self._written[method] = to_uint(image, bits)
 
     def merge(self, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
-              memory_mb: float | None = None, progress: Progress | None = None) -> np.ndarray:
+              memory_mb: float | None = None, progress: Progress | None = None,
+              threads: int | None = None) -> np.ndarray:
         """Fuse the cached aligned frames (all used, or ``frames``) without re-aligning.
 
         Parameters
@@ -232,6 +247,8 @@ class ProcessedStack(MapsView):
             Fuse in bands of rows to stay under it.
         progress : callable, optional
             ``progress(stage, done, total)``.
+        threads : int, optional
+            Thread budget of the fusion (1: no helper thread); None: all cores.
 
         Returns
         -------
@@ -247,8 +264,10 @@ class ProcessedStack(MapsView):
             frames = [i for i in frames if i in self.used]
             if not frames:
                 raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
+        self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
-        return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress)
+        return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
+                    threads=threads)
 
     def verify(self, *, checksums: bool = True) -> None:
         """Check every file against the manifest: present, of the size written, and (``checksums``) unchanged.
@@ -310,11 +329,11 @@ class CachedFrames(FrameSource):
         return read_image(self.stack.frame_path(index), stored=True)
 
 def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
-          memory_mb: float | None = None, progress: Progress | None = None) -> np.ndarray:
+          memory_mb: float | None = None, progress: Progress | None = None, threads: int | None = None) -> np.ndarray:
     """Range merge on a processed stack: :meth:`ProcessedStack.merge` as a function.
 
     Examples
     --------
     >>> image = merge(process("sweep.mp4"), frames=range(3, 9))  # doctest: +SKIP
     """
-    return stack.merge(method=method, frames=frames, memory_mb=memory_mb, progress=progress)
+    return stack.merge(method=method, frames=frames, memory_mb=memory_mb, progress=progress, threads=threads)

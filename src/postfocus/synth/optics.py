@@ -140,6 +140,25 @@ def _extend(planes: np.ndarray, behind: float, depth: int, where: np.ndarray | N
     np.copyto(planes, filled, where=deep[None])
 
 
+def _merged(parts: list, pad: int, region: tuple[int, int, int, int], cell: int = 8) -> list[tuple[int, int, int, int]]:
+    """The boxes of ``parts`` grown by ``pad`` within ``region`` (y0, y1, x0, x1), overlapping ones merged.
+
+    Overlaps are found on a grid of ``cell`` pixels (boxes rounded outwards to it), so merged boxes may
+    reach up to a cell further, never less far.
+    """
+    y0, y1, x0, x1 = region
+    boxes = [(max(a - pad, y0), min(b + pad, y1), max(c - pad, x0), min(d + pad, x1)) for a, b, c, d in parts]
+    boxes = [q for q in boxes if q[0] < q[1] and q[2] < q[3]]
+    if len(boxes) < 2:
+        return boxes
+    cover = np.zeros((-(-(y1 - y0) // cell), -(-(x1 - x0) // cell)), np.uint8)
+    for a, b, c, d in boxes:
+        cover[(a - y0) // cell : -(-(b - y0) // cell), (c - x0) // cell : -(-(d - x0) // cell)] = 1
+    stats = cv2.connectedComponentsWithStats(cover, connectivity=4)[2][1:]
+    return [(y0 + int(y) * cell, min(y0 + int(y + h) * cell, y1), x0 + int(x) * cell, min(x0 + int(x + w) * cell, x1))
+            for x, y, w, h, _ in stats]
+
+
 def _factor(radius: float) -> int:
     """Down-sampling factor used for a blur of ``radius`` px."""
     return max(1, int(radius // _LOWRES_RADIUS))
@@ -246,7 +265,7 @@ def render_defocus(
     kernels: KernelCache | None = None,
     *,
     hidden: np.ndarray | None = None,
-    jump: float = 1.0,
+    jump: float | np.ndarray = 1.0,
     zone: np.ndarray | None = None,
     plain: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -282,8 +301,8 @@ def render_defocus(
     hidden : np.ndarray or None
         (layers,) depth of every slab (as its radii's depth; NaN for empty
         ones): extend the farther content behind each blurred slab (see above).
-    jump : float
-        Depth step (units of ``hidden``) from which content counts as behind a slab.
+    jump : float or np.ndarray
+        Depth step (units of ``hidden``) from which content counts as behind a slab, or (layers,) one per slab.
     zone : np.ndarray or None
         bool (H, W): with ``hidden``, extend content only there (e.g. near depth steps), and run the
         extension only on the boxes around its connected parts; default everywhere.
@@ -314,6 +333,7 @@ def render_defocus(
     acc = np.zeros((planes + (hidden is not None), h, w), np.float32)  # with a premultiplied depth plane
     bare = np.zeros((planes, h, w), np.float32) if plain else None  # the same without a hidden background
     parts = []
+    behind = None if hidden is None else np.asarray(hidden, np.float64) + np.asarray(jump, np.float64)
     if hidden is not None and zone is not None:
         stats = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)[2][1:]
         parts = [(int(y), int(y + bh), int(x), int(x + bw)) for x, y, bw, bh, _ in stats]
@@ -340,12 +360,10 @@ def render_defocus(
         b = _blur(patch, r, kernels)[:, :ph, :pw]
         region = acc[:, y0:y1, x0:x1]
         if hidden is not None and zone is None:
-            _extend(region, float(hidden[k]) + jump, planes)
+            _extend(region, float(behind[k]), planes)
         elif hidden is not None:  # only on the zone's parts (with this slab's reach around them) in the region
-            for zy0, zy1, zx0, zx1 in parts:
-                cy0, cy1, cx0, cx1 = max(zy0 - pad, y0), min(zy1 + pad, y1), max(zx0 - pad, x0), min(zx1 + pad, x1)
-                if cy0 < cy1 and cx0 < cx1:
-                    _extend(acc[:, cy0:cy1, cx0:cx1], float(hidden[k]) + jump, planes, zone[cy0:cy1, cx0:cx1])
+            for cy0, cy1, cx0, cx1 in _merged(parts, pad, (y0, y1, x0, x1)):
+                _extend(acc[:, cy0:cy1, cx0:cx1], float(behind[k]), planes, zone[cy0:cy1, cx0:cx1])
         if hidden is not None:
             region[planes] *= 1.0 - b[3]
             region[planes] += b[3] * float(hidden[k])
