@@ -40,7 +40,7 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     files = ps.manifest["files"]
     assert {"focus_index.npy", "confidence.npy", "volume.npy", "all_in_focus_depthmap.png"} <= set(files)
-    assert {f"frames/{i:04d}.png" for i in ps.used} <= set(files)
+    assert {f"frames/{i:04d}.tif" for i in ps.used} <= set(files)
     for name, record in files.items():
         assert record == file_record((ps.folder / name).read_bytes()), name
     ps.verify()  # a whole folder passes
