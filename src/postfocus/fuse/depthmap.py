@@ -35,12 +35,21 @@ from postfocus.fuse.occlusion import occluder_cover
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
 
 
-def _tile_rows(rows: np.ndarray, tile: int, tiles: int) -> np.ndarray:
-    """A band of rows as (rows, tiles, tile) blocks; the last block padded with its edge values."""
-    pad = tiles * tile - rows.shape[1]
-    if pad:
-        rows = np.concatenate([rows, np.repeat(rows[:, -1:], pad, axis=1)], axis=1)
-    return rows.reshape(rows.shape[0], tiles, tile)
+def _tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) -> np.ndarray:
+    """``op`` (minimum, maximum, logical_or) over each ``tile`` x ``tile`` block of ``plane``: (ty, tx).
+
+    Rows first (a band of ``tile`` rows reduced to one, contiguous and fast), then each row's blocks
+    of columns; the last blocks hold what is left of the plane.
+    """
+    h, w = plane.shape
+    out = np.empty((ty, tx), plane.dtype)
+    pad = tx * tile - w
+    for row in range(ty):  # a row of tiles at a time: no full-size temporary
+        line = op.reduce(plane[row * tile:min(h, (row + 1) * tile)], axis=0)
+        if pad:
+            line = np.concatenate([line, np.repeat(line[-1:], pad)])
+        out[row] = op.reduce(line.reshape(tx, tile), axis=1)
+    return out
 
 
 class DepthmapFusion:
@@ -62,45 +71,41 @@ class DepthmapFusion:
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
-        self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
+        # The three sums interleaved as the image they become: the frame is added in one product, and
+        # result() normalises them in place (no second image beside them).
+        self._sum = np.zeros((h, w, 3), np.float32)
         self._weight = np.full((h, w), 1e-12, np.float32)
         self._image: np.ndarray | None = None
         # The occlusion-safe blend, kept only in the box where the safe index differs.
-        self._safe: tuple[Rect, np.ndarray, list[np.ndarray], np.ndarray] | None = None
+        self._safe: tuple[Rect, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._restore: _Restore | None = None  # the background solved from the matting equation, same box
-        low_map = self.index_map
-        if safe_index is not None:
-            safe = np.asarray(safe_index, np.float32)
-            differs = np.abs(safe - self.index_map) > 0.05
-            rows, cols = np.nonzero(differs)
-            if rows.size:
-                box = (int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1)
-                # the tiles where the safe index differs: the only ones the safe blend is made in
-                ty, tx = -(-h // tile), -(-w // tile)
-                padded = np.zeros((ty * tile, tx * tile), bool)
-                padded[:h, :w] = differs
-                self._safe_tiles = padded.reshape(ty, tile, tx, tile).any(axis=(1, 3))
-                bh, bw = box[2] - box[0], box[3] - box[1]
-                self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
-                              [np.zeros((bh, bw), np.float32) for _ in range(3)], np.full((bh, bw), 1e-12, np.float32))
-                low_map = np.minimum(self.index_map, safe)
-                if slope is not None and slope > 0:
-                    self._restore = _Restore(self.index_map, box, float(slope))
-        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
-        # (a tile's lowest index less its widest reach, its highest plus that reach).
+        safe = None if safe_index is None else np.asarray(safe_index, np.float32)
         self.tile = tile
         ty, tx = -(-h // tile), -(-w // tile)
-        self._low = np.empty((ty, tx), np.float32)
-        self._high = np.empty((ty, tx), np.float32)
+        if safe is not None:
+            differs = cv2.absdiff(safe, self.index_map) > 0.05
+            rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+            if rows.size:
+                box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+                # the tiles where the safe index differs: the only ones the safe blend is made in
+                self._safe_tiles = _tile_reduce(differs, tile, ty, tx, np.logical_or)
+                bh, bw = box[2] - box[0], box[3] - box[1]
+                self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
+                              np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
+                if slope is not None and slope > 0:
+                    self._restore = _Restore(self.index_map, box, float(slope))
+            else:
+                safe = None
+        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
+        # (a tile's lowest index less its widest reach, its highest plus that reach).
         sigma = np.asarray(sharpness, np.float32)
         reach = np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
-        for row in range(ty):  # a row of tiles at a time: no full-size temporary
-            rows = slice(row * tile, min(h, (row + 1) * tile))
-            index = _tile_rows(self.index_map[rows], tile, tx)
-            widest = reach * (_tile_rows(np.broadcast_to(sigma, (h, w))[rows], tile, tx).max(axis=(0, 2))
-                              if sigma.ndim else sigma)
-            self._low[row] = _tile_rows(low_map[rows], tile, tx).min(axis=(0, 2)) - widest
-            self._high[row] = index.max(axis=(0, 2)) + widest
+        widest = reach * (_tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum) if sigma.ndim else sigma)
+        self._high = _tile_reduce(self.index_map, tile, ty, tx, np.maximum) + widest
+        low = _tile_reduce(self.index_map, tile, ty, tx, np.minimum)
+        if safe is not None:  # the lower of the two indices
+            np.minimum(low, _tile_reduce(safe, tile, ty, tx, np.minimum), out=low)
+        self._low = low - widest
 
     def footprint(self, position: float) -> list[Rect]:
         """Rectangles (top, left, bottom, right) where the frame at ``position`` has any weight.
@@ -145,8 +150,7 @@ class DepthmapFusion:
         d *= d
         d *= self._k if np.ndim(self._k) == 0 else self._k[t:b, l:r]
         wt = np.exp(d, out=d)
-        for c in range(3):  # channel by channel: no full-size temporary
-            cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), wt, self._sum[c][t:b, l:r])
+        cv2.accumulateProduct(frame, cv2.merge((wt, wt, wt)), self._sum[t:b, l:r])
         self._weight[t:b, l:r] += wt
         if self._safe is not None:
             self._add_safe(position, frame, (t, l, b, r))
@@ -178,29 +182,30 @@ class DepthmapFusion:
         d *= self._k if np.ndim(self._k) == 0 else self._k[it:ib, il:ir]
         wt = np.exp(d, out=d)
         part = frame[it - t:ib - t, il - l:ir - l]
-        for c in range(3):
-            cv2.accumulateProduct(np.ascontiguousarray(part[:, :, c]), wt, sums[c][it - st:ib - st, il - sl:ir - sl])
+        cv2.accumulateProduct(part, cv2.merge((wt, wt, wt)), sums[it - st:ib - st, il - sl:ir - sl])
         weight[it - st:ib - st, il - sl:ir - sl] += wt
         if self._restore is not None:
             self._restore.add(position, part, (it, il, ib, ir), self._k)
 
     def result(self) -> np.ndarray:
-        """The blend, float32 (H, W, 3); finished in place, so no frame can be added after it."""
+        """The blend, float32 (H, W, 3); finished in place in its sums, so no frame can be added after it."""
         if self._image is None:
             inv = np.reciprocal(self._weight, out=self._weight)
-            for plane in self._sum:
-                plane *= inv
+            np.multiply(self._sum, inv[..., None], out=self._sum)
+            self._weight = None
+            planes = [self._sum[..., c] for c in range(3)]
             if self._safe is not None:  # the consistency check, plane by plane, in place
-                (t, l, b, r), _, safe, weight = self._safe
+                (t, l, b, r), _, sums, weight = self._safe
                 unset = weight < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
                 np.reciprocal(weight, out=weight)
-                sharp = [plane[t:b, l:r] for plane in self._sum]
+                sharp = [plane[t:b, l:r] for plane in planes]
+                np.multiply(sums, weight[..., None], out=sums)
+                safe = [sums[..., c] for c in range(3)]
                 for plane, same in zip(safe, sharp):
-                    plane *= weight
                     np.copyto(plane, same, where=unset)
                 solved = None
                 if self._restore is not None:  # the sharp blend with the near objects' spill taken out
-                    solved = self._restore.apply(self._sum, self._k)
+                    solved = self._restore.apply(planes, self._k)
                     self._restore = None
                 keep = consistency_weight(sharp, safe)
                 if solved is not None:  # the solved background needs no fallback: its glow is gone
@@ -210,8 +215,7 @@ class DepthmapFusion:
                     a *= keep
                     a += s
                 self._safe = None
-            self._image = cv2.merge(self._sum)
-            self._sum = self._weight = None
+            self._image, self._sum = self._sum, None
         return self._image
 
 
