@@ -193,27 +193,23 @@ class DepthmapFusion:
             inv = np.reciprocal(self._weight, out=self._weight)
             np.multiply(self._sum, inv[..., None], out=self._sum)
             self._weight = None
-            planes = [self._sum[..., c] for c in range(3)]
-            if self._safe is not None:  # the consistency check, plane by plane, in place
+            if self._safe is not None:  # the consistency check, in place
                 (t, l, b, r), _, sums, weight = self._safe
                 unset = weight < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
                 np.reciprocal(weight, out=weight)
-                sharp = [plane[t:b, l:r] for plane in planes]
                 np.multiply(sums, weight[..., None], out=sums)
-                safe = [sums[..., c] for c in range(3)]
-                for plane, same in zip(safe, sharp):
-                    np.copyto(plane, same, where=unset)
+                np.copyto(sums, self._sum[t:b, l:r], where=unset[..., None])
                 solved = None
                 if self._restore is not None:  # the sharp blend with the near objects' spill taken out
-                    solved = self._restore.apply(planes, self._k)
+                    solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
                     self._restore = None
-                keep = consistency_weight(sharp, safe)
+                sharp = self._sum[t:b, l:r]
+                diff = sharp - sums  # (the spill taken off first)
+                keep = _agreement(diff)
                 if solved is not None:  # the solved background needs no fallback: its glow is gone
                     np.maximum(keep, solved, out=keep)
-                for a, s in zip(sharp, safe):
-                    a -= s
-                    a *= keep
-                    a += s
+                np.multiply(diff, keep[..., None], out=diff)
+                np.add(diff, sums, out=sharp)
                 self._safe = None
             self._image, self._sum = self._sum, None
         return self._image
@@ -349,10 +345,16 @@ def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale
     S. Li, X. Kang and J. Hu, "Image fusion with guided filtering", IEEE Trans.
     Image Processing 22(7), 2013 (base and detail layers judged at their own scales).
     """
+    return _agreement(cv2.merge([a - b for a, b in zip(sharp, safe)]), scale=scale, tolerance=tolerance)
+
+
+def _agreement(diff: np.ndarray, *, scale: float = 3.0, tolerance: float = 0.04) -> np.ndarray:
+    """:func:`consistency_weight` from the (h, w, 3) difference of the two blends (blurred in one call)."""
+    blurred = cv2.GaussianBlur(diff, (0, 0), scale, borderType=cv2.BORDER_CONSTANT)
     g = None
-    for a, b in zip(sharp, safe):
-        d = np.abs(cv2.GaussianBlur(a - b, (0, 0), scale, borderType=cv2.BORDER_CONSTANT))
-        g = d if g is None else np.maximum(g, d)
+    for plane in cv2.split(blurred):
+        d = np.abs(plane, out=plane)
+        g = d if g is None else np.maximum(g, d, out=g)
     g *= np.float32(-1.0 / tolerance)
     g *= g
     return np.exp(-g, out=g)
