@@ -25,6 +25,9 @@ References
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -33,6 +36,8 @@ from postfocus.fuse.base import Rect, neg_half_inv_sq
 from postfocus.fuse.occlusion import occluder_cover
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
+
+_SCALE, _TOLERANCE = 3.0, 0.04  # the consistency check's Gaussian sigma (px) and coarse difference (0-1)
 
 
 def _tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) -> np.ndarray:
@@ -67,7 +72,7 @@ class DepthmapFusion:
     CUTOFF = 1e-6
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
-                 safe_index: np.ndarray | None = None, slope: float | None = None):
+                 safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1):
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
@@ -76,6 +81,7 @@ class DepthmapFusion:
         self._sum = np.zeros((h, w, 3), np.float32)
         self._weight = np.full((h, w), 1e-12, np.float32)
         self._image: np.ndarray | None = None
+        self.threads = threads  # threads that finish the blend (result())
         # The occlusion-safe blend, kept only in the box where the safe index differs.
         self._safe: tuple[Rect, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._restore: _Restore | None = None  # the background solved from the matting equation, same box
@@ -188,31 +194,87 @@ class DepthmapFusion:
             self._restore.add(position, part, (it, il, ib, ir), self._k)
 
     def result(self) -> np.ndarray:
-        """The blend, float32 (H, W, 3); finished in place in its sums, so no frame can be added after it."""
+        """The blend, float32 (H, W, 3); finished in place in its sums, so no frame can be added after it.
+
+        Made a band of rows at a time (small temporaries), the bands shared by ``threads`` threads.
+        """
         if self._image is None:
-            inv = np.reciprocal(self._weight, out=self._weight)
-            np.multiply(self._sum, inv[..., None], out=self._sum)
+            total, weight = self._sum, self._weight
+            _in_bands(total.shape[0], lambda rows: _normalise(total[rows], weight[rows]), self.threads)
             self._weight = None
-            if self._safe is not None:  # the consistency check, in place
-                (t, l, b, r), _, sums, weight = self._safe
-                unset = weight < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
-                np.reciprocal(weight, out=weight)
-                np.multiply(sums, weight[..., None], out=sums)
-                np.copyto(sums, self._sum[t:b, l:r], where=unset[..., None])
-                solved = None
-                if self._restore is not None:  # the sharp blend with the near objects' spill taken out
-                    solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
-                    self._restore = None
-                sharp = self._sum[t:b, l:r]
-                diff = sharp - sums  # (the spill taken off first)
-                keep = _agreement(diff)
-                if solved is not None:  # the solved background needs no fallback: its glow is gone
-                    np.maximum(keep, solved, out=keep)
-                np.multiply(diff, keep[..., None], out=diff)
-                np.add(diff, sums, out=sharp)
-                self._safe = None
+            if self._safe is not None:
+                self._consistent()
             self._image, self._sum = self._sum, None
         return self._image
+
+    def _consistent(self) -> None:
+        """The consistency check in the safe blend's box (:func:`consistency_weight`), into the sums, in place."""
+        (t, l, b, r), _, sums, weight = self._safe
+        sharp = self._sum[t:b, l:r]
+        diff = np.empty((3, b - t, r - l), np.float32)  # the coarse difference, plane by plane
+
+        def safe_blend(rows: slice) -> None:
+            unset = weight[rows] < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
+            _normalise(sums[rows], weight[rows])
+            cv2.copyTo(sharp[rows], unset.view(np.uint8), sums[rows])
+
+        _in_bands(b - t, safe_blend, self.threads)
+        solved = None
+        if self._restore is not None:  # the sharp blend with the near objects' spill taken out
+            solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
+            self._restore = None
+
+        def differ(rows: slice) -> None:
+            for c in range(3):
+                np.subtract(sharp[rows, :, c], sums[rows, :, c], out=diff[c, rows])
+
+        _in_bands(b - t, differ, self.threads)
+        _in_bands(3, lambda c: [cv2.GaussianBlur(plane, (0, 0), _SCALE, dst=plane, borderType=cv2.BORDER_CONSTANT)
+                                for plane in diff[c]], self.threads, band=1)
+
+        def blend(rows: slice) -> None:
+            keep = _keep([np.abs(plane, out=plane) for plane in diff[:, rows]], _TOLERANCE)
+            if solved is not None:  # the solved background needs no fallback: its glow is gone
+                np.maximum(keep, solved[rows], out=keep)
+            part = sharp[rows] - sums[rows]
+            cv2.multiply(part, cv2.merge((keep, keep, keep)), dst=part)
+            cv2.add(part, sums[rows], dst=sharp[rows])
+
+        _in_bands(b - t, blend, self.threads)
+        self._safe = None
+
+
+def _normalise(sums: np.ndarray, weight: np.ndarray) -> None:
+    """``sums`` (h, w, 3) divided by ``weight`` (h, w) in place, as ``sums * (1 / weight)``; ``weight`` becomes ``1 / weight``."""
+    inv = np.reciprocal(weight, out=weight)
+    cv2.multiply(sums, cv2.merge((inv, inv, inv)), dst=sums)
+
+
+def _keep(differences: list[np.ndarray], tolerance: float) -> np.ndarray:
+    """``exp(-(g / tolerance)^2)``, ``g`` the largest of the absolute coarse ``differences``."""
+    g = differences[0].copy()
+    for d in differences[1:]:
+        np.maximum(g, d, out=g)
+    g *= np.float32(-1.0 / tolerance)
+    g *= g
+    return np.exp(-g, out=g)
+
+
+def _in_bands(n: int, task: Callable[[slice], object], threads: int, band: int = 64) -> None:
+    """``task(rows)`` over bands of ``band`` rows of ``n``; with two threads a helper takes the lower half."""
+    slices = [slice(a, min(n, a + band)) for a in range(0, n, band)]
+    if threads < 2 or len(slices) < 2:
+        for rows in slices:
+            task(rows)
+        return
+    lower = slices[len(slices) // 2:]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-fuse") as pool:
+        job = pool.submit(lambda: [task(rows) for rows in lower])
+        try:
+            for rows in slices[:len(slices) // 2]:
+                task(rows)
+        finally:
+            job.result()
 
 
 class _Restore:
@@ -314,8 +376,8 @@ class _Restore:
         return take
 
 
-def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale: float = 3.0,
-                       tolerance: float = 0.04) -> np.ndarray:
+def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale: float = _SCALE,
+                       tolerance: float = _TOLERANCE) -> np.ndarray:
     """Weight of the blend by depth against the occlusion-safe one: 1 where they agree at a coarse scale.
 
     A near object's blur in the frame focused on the background is light
@@ -345,19 +407,8 @@ def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale
     S. Li, X. Kang and J. Hu, "Image fusion with guided filtering", IEEE Trans.
     Image Processing 22(7), 2013 (base and detail layers judged at their own scales).
     """
-    return _agreement(cv2.merge([a - b for a, b in zip(sharp, safe)]), scale=scale, tolerance=tolerance)
-
-
-def _agreement(diff: np.ndarray, *, scale: float = 3.0, tolerance: float = 0.04) -> np.ndarray:
-    """:func:`consistency_weight` from the (h, w, 3) difference of the two blends (blurred in one call)."""
-    blurred = cv2.GaussianBlur(diff, (0, 0), scale, borderType=cv2.BORDER_CONSTANT)
-    g = None
-    for plane in cv2.split(blurred):
-        d = np.abs(plane, out=plane)
-        g = d if g is None else np.maximum(g, d, out=g)
-    g *= np.float32(-1.0 / tolerance)
-    g *= g
-    return np.exp(-g, out=g)
+    return _keep([np.abs(cv2.GaussianBlur(a - b, (0, 0), scale, borderType=cv2.BORDER_CONSTANT)) for a, b in zip(sharp, safe)],
+                 tolerance)
 
 
 def consistent_blend(sharp: np.ndarray, safe: np.ndarray, *, scale: float = 3.0, tolerance: float = 0.04) -> np.ndarray:
