@@ -38,6 +38,7 @@ from postfocus.fuse.occlusion import occluder_cover
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
 
 _SCALE, _TOLERANCE = 3.0, 0.04  # the consistency check's Gaussian sigma (px) and coarse difference (0-1)
+_REACH = int(np.ceil(4 * _SCALE)) + 4  # rows past which OpenCV's Gaussian of sigma _SCALE (float: 4 sigma) reaches no pixel
 
 
 def _tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) -> np.ndarray:
@@ -156,7 +157,7 @@ class DepthmapFusion:
         d *= d
         d *= self._k if np.ndim(self._k) == 0 else self._k[t:b, l:r]
         wt = np.exp(d, out=d)
-        cv2.accumulateProduct(frame, cv2.merge((wt, wt, wt)), self._sum[t:b, l:r])
+        _accumulate(self._sum[t:b, l:r], frame, wt)
         self._weight[t:b, l:r] += wt
         if self._safe is not None:
             self._add_safe(position, frame, (t, l, b, r))
@@ -188,7 +189,7 @@ class DepthmapFusion:
         d *= self._k if np.ndim(self._k) == 0 else self._k[it:ib, il:ir]
         wt = np.exp(d, out=d)
         part = frame[it - t:ib - t, il - l:ir - l]
-        cv2.accumulateProduct(part, cv2.merge((wt, wt, wt)), sums[it - st:ib - st, il - sl:ir - sl])
+        _accumulate(sums[it - st:ib - st, il - sl:ir - sl], part, wt)
         weight[it - st:ib - st, il - sl:ir - sl] += wt
         if self._restore is not None:
             self._restore.add(position, part, (it, il, ib, ir), self._k)
@@ -211,7 +212,6 @@ class DepthmapFusion:
         """The consistency check in the safe blend's box (:func:`consistency_weight`), into the sums, in place."""
         (t, l, b, r), _, sums, weight = self._safe
         sharp = self._sum[t:b, l:r]
-        diff = np.empty((3, b - t, r - l), np.float32)  # the coarse difference, plane by plane
 
         def safe_blend(rows: slice) -> None:
             unset = weight[rows] < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
@@ -223,25 +223,39 @@ class DepthmapFusion:
         if self._restore is not None:  # the sharp blend with the near objects' spill taken out
             solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
             self._restore = None
+        keep = np.empty((b - t, r - l), np.float32)
 
-        def differ(rows: slice) -> None:
+        def weigh(rows: slice) -> None:
+            """``keep`` of these rows: the coarse difference blurred with the rows the Gaussian reaches
+            (the same values as blurring the whole box: BORDER_CONSTANT only at the box's own edges)."""
+            top, bottom = max(0, rows.start - _REACH), min(b - t, rows.stop + _REACH)
+            inner = slice(rows.start - top, rows.stop - top)
+            blurred = []
             for c in range(3):
-                np.subtract(sharp[rows, :, c], sums[rows, :, c], out=diff[c, rows])
+                plane = np.subtract(sharp[top:bottom, :, c], sums[top:bottom, :, c])
+                cv2.GaussianBlur(plane, (0, 0), _SCALE, dst=plane, borderType=cv2.BORDER_CONSTANT)
+                blurred.append(np.abs(plane, out=plane)[inner])
+            keep[rows] = _keep(blurred, _TOLERANCE)
 
-        _in_bands(b - t, differ, self.threads)
-        _in_bands(3, lambda c: [cv2.GaussianBlur(plane, (0, 0), _SCALE, dst=plane, borderType=cv2.BORDER_CONSTANT)
-                                for plane in diff[c]], self.threads, band=1)
+        _in_bands(b - t, weigh, self.threads, band=128)  # (16 rows of margin each side: 25 % more blurring)
+        if solved is not None:  # the solved background needs no fallback: its glow is gone
+            np.maximum(keep, solved, out=keep)
 
         def blend(rows: slice) -> None:
-            keep = _keep([np.abs(plane, out=plane) for plane in diff[:, rows]], _TOLERANCE)
-            if solved is not None:  # the solved background needs no fallback: its glow is gone
-                np.maximum(keep, solved[rows], out=keep)
             part = sharp[rows] - sums[rows]
-            cv2.multiply(part, cv2.merge((keep, keep, keep)), dst=part)
+            cv2.multiply(part, cv2.merge((keep[rows], keep[rows], keep[rows])), dst=part)
             cv2.add(part, sums[rows], dst=sharp[rows])
 
         _in_bands(b - t, blend, self.threads)
         self._safe = None
+
+
+def _accumulate(sums: np.ndarray, frame: np.ndarray, weight: np.ndarray, band: int = 64) -> None:
+    """``sums += frame * weight`` ((h, w, 3) and (h, w)), a band of rows at a time (the weight's three copies stay small)."""
+    for a in range(0, weight.shape[0], band):
+        rows = slice(a, a + band)
+        wt = weight[rows]
+        cv2.accumulateProduct(frame[rows], cv2.merge((wt, wt, wt)), sums[rows])
 
 
 def _normalise(sums: np.ndarray, weight: np.ndarray) -> None:
