@@ -14,6 +14,11 @@ they agree at a coarse scale (no glow of a near object in the frame focused at
 the pixel's depth), the sharp blend by depth is kept; where they disagree, the
 glow is the difference and the safe blend is taken.
 
+The sums are kept interleaved, as the image they become: :meth:`DepthmapFusion.result`
+normalises them in place, a band of rows at a time on ``threads`` threads (each
+pixel from its own sums: the same bits however the rows are shared), and makes
+no second image.
+
 References
 ----------
 .. [1] S. Pertuz, D. Puig, M. A. Garcia and A. Fusiello, "Generation of
@@ -60,6 +65,9 @@ def _tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) -
 
 class DepthmapFusion:
     """Weighted blend of frames by a focus-index map (DMap family).
+
+    ``threads`` (1 or 2): threads that finish the blend in :meth:`result`, the
+    lower half of its bands of rows on a helper thread (the same result).
 
     Examples
     --------
