@@ -122,3 +122,26 @@ def test_the_dense_sweep_reads_its_first_frame_without_bias(tmp_path):
     assert score(after, truth, at_end)[0] >= 0.93
     assert score(after, truth)[0] >= score(before, truth)[0]
     assert score(after, truth)[1] < 0.1
+
+
+def test_the_blur_response_of_the_asked_pixels_equals_the_whole_pictures():
+    """``half_radius`` follows only the pixels asked about, in a crop around them: the same numbers there."""
+    from bench_depth import scene
+
+    image, _ = scene("steps", (96, 128), seed=3)
+    guide = cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2GRAY)
+    radii = (0.0, 0.5, 0.75, 1.0, 1.25)  # small discs: neither call stops before the last, so both see the same
+    whole = half_radius(guide, 2, 1e-3, radii=radii, levels=(0.5, 0.25))
+    assert np.isfinite(whole[0]).mean() < 0.9  # the stop rule does not apply: whole and asked are comparable
+    for box in ((slice(40, 50), slice(60, 75)), (slice(0, 6), slice(120, 128)), (slice(30, 90), slice(2, 9))):
+        where = np.zeros(guide.shape, bool)
+        where[box] = True
+        where[::7, ::11] = True  # and scattered pixels: the crop spans them all
+        asked = half_radius(guide, 2, 1e-3, radii=radii, levels=(0.5, 0.25), where=where)
+        assert np.isnan(asked[:, ~where]).all()
+        assert np.isfinite(asked[:, where]).sum() > 20
+        np.testing.assert_allclose(asked[:, where], whole[:, where], rtol=0, atol=1e-4, equal_nan=True)
+    small = np.zeros(guide.shape, bool)
+    small[44:52, 60:70] = True  # one small patch: the crop is a box around it, not the picture
+    asked = half_radius(guide, 2, 1e-3, radii=radii, where=small)
+    np.testing.assert_allclose(asked[0][small], whole[0][small], rtol=0, atol=1e-4, equal_nan=True)

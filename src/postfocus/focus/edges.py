@@ -65,22 +65,29 @@ def snap_to_outlines(depth: np.ndarray, image: np.ndarray, weight: np.ndarray, *
     pw = np.pad(0.05 + np.clip(np.asarray(weight, np.float32), 0.0, 1.0), pad, mode="edge")
     centre = g[ys, xs]
     side = 2 * r + 1
-    v = np.empty((ys.size, side * side), np.float32)
-    w = np.empty((ys.size, side * side), np.float32)
+    v = np.empty((side * side, ys.size), np.float32)  # neighbour by neighbour (rows written whole), then per pixel
+    w = np.empty((side * side, ys.size), np.float32)
     scale = np.float32(-0.5 / (sigma_r * sigma_r))
     stride = pd.shape[1]
-    flat_d, flat_g, flat_w = pd.ravel(), pg.reshape(-1, pg.shape[-1]), pw.ravel()
+    flat_d, flat_w = pd.ravel(), pw.ravel()
+    planes = [np.ascontiguousarray(pg[..., c]).ravel() for c in range(pg.shape[-1])]
     corner = ys * stride + xs  # the window's top-left pixel in the padded arrays
+    distance = np.empty(ys.size, np.float32)
+    diff = np.empty(ys.size, np.float32)
     for j in range(side * side):
         at = corner + (j // side) * stride + j % side
-        diff = np.take(flat_g, at, axis=0) - centre
-        w[:, j] = np.exp(scale * np.einsum("ij,ij->i", diff, diff)) * np.take(flat_w, at)
-        v[:, j] = np.take(flat_d, at)
-    order = np.argsort(v, axis=1)
+        distance[:] = 0.0
+        for c, plane in enumerate(planes):
+            np.subtract(np.take(plane, at), centre[:, c], out=diff)
+            distance += diff * diff
+        np.exp(scale * distance, out=w[j])
+        w[j] *= np.take(flat_w, at)
+        np.take(flat_d, at, out=v[j])
+    v, w = np.ascontiguousarray(v.T), np.ascontiguousarray(w.T)
+    order = np.argsort(v, axis=1)  # each pixel's neighbours, smallest depth first
     order += (np.arange(ys.size) * (side * side))[:, None]  # flat indices: cheaper than take_along_axis
-    v, w = v.ravel()[order], w.ravel()[order]
-    cumulative = np.cumsum(w, axis=1)
+    cumulative = np.cumsum(w.ravel()[order], axis=1)
     pick = np.minimum((cumulative < 0.5 * cumulative[:, -1:]).sum(axis=1), side * side - 1)
     out = d.copy()
-    out[ys, xs] = v[np.arange(ys.size), pick]
+    out[ys, xs] = v.ravel()[order[np.arange(ys.size), pick]]
     return out

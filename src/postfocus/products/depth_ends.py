@@ -28,6 +28,7 @@ __all__ = ["RADII", "blur_per_frame", "crossing", "end_peaks", "half_radius"]
 
 DONE = 0.99  # share of the pixels asked about whose texture's response must have fallen before larger discs stop
 PLATEAU = 0.75  # an end frame whose measure is within this share of the peak lies on the curve's flat top
+_MEASURE_REACH = 8  # px of the measure's own footprint: presmoothing (3), Laplacian (1), energy window (2), spare
 RADII = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)  # disc radii (px) of the texture's response
 
 
@@ -38,8 +39,9 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     The measure is the one of the stack (:func:`postfocus.focus.measure.laplacian_energy`) of the grey
     all-in-focus ``guide`` blurred by pillbox discs of the given ``radii``, each aggregated as the focus
     volume is (:func:`postfocus.focus.map.aggregate` with ``radius``, ``eps``); NaN where it does not fall
-    that far. Larger discs are tried only until ``DONE`` of the pixels of ``where`` (default: all) have
-    fallen below every level.
+    that far, and outside ``where`` (default: every pixel): only those pixels are followed, in the box of the
+    picture that reaches them (the same numbers as the whole picture's). Larger discs are tried only until
+    ``DONE`` of them have fallen below every level.
 
     Returns
     -------
@@ -56,24 +58,38 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     g = np.asarray(guide, np.float32)
     need = np.ones(g.shape, bool) if where is None else np.asarray(where, bool)
     out = np.full((len(levels),) + g.shape, np.nan, np.float32)
-    found = np.zeros((len(levels),) + g.shape, bool)
+    at = np.flatnonzero(need)  # only the pixels asked about are followed, in the rows and columns that reach them
+    if at.size == 0:
+        return out
+    rows, cols = np.divmod(at, g.shape[1])
+    reach = int(np.ceil(max(radii))) + 2 * int(radius) + _MEASURE_REACH  # px that reach an asked pixel's value
+    y0, y1 = max(0, int(rows.min()) - reach), min(g.shape[0], int(rows.max()) + 1 + reach)
+    x0, x1 = max(0, int(cols.min()) - reach), min(g.shape[1], int(cols.max()) + 1 + reach)
+    crop = np.ascontiguousarray(g[y0:y1, x0:x1])
+    # Inside the crop the values equal the whole picture's: at the picture's own edges the crop's edges are its
+    # edges (reflected alike), elsewhere every pixel asked about lies ``reach`` px from the crop's edge.
+    local = (rows - y0) * (x1 - x0) + (cols - x0)
+    value = np.full((len(levels), at.size), np.nan, np.float32)
     first = prev = None
     for i, r in enumerate(radii):
-        blurred = g if r < 0.5 else cv2.filter2D(g, -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
-        cur = aggregate(laplacian_energy(blurred)[None], g, radius, eps)[0]
+        kernel = disc_kernel(r) if r >= 0.5 else None
+        if first is not None and kernel is not None and kernel.shape == (1, 1):
+            continue  # a disc within one pixel: the image itself, nothing falls
+        blurred = crop if kernel is None else cv2.filter2D(crop, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        cur = aggregate(laplacian_energy(blurred)[None], crop, radius, eps)[0].ravel()[local]
         if first is None:
             first = prev = cur
             continue
         frac_base = np.maximum(prev - cur, 1e-20)
         for k, share in enumerate(levels):
             level = share * first
-            hit = ~found[k] & (cur < level)
-            frac = np.clip((prev - level) / frac_base, 0.0, 1.0)
-            out[k] = np.where(hit, radii[i - 1] + frac * (r - radii[i - 1]), out[k])
-            found[k] |= hit
+            hit = np.isnan(value[k]) & (cur < level)
+            frac = np.clip((prev[hit] - level[hit]) / frac_base[hit], 0.0, 1.0)
+            value[k, hit] = radii[i - 1] + frac * (r - radii[i - 1])
         prev = cur
-        if not need.any() or found[:, need].mean(axis=1).min() >= DONE:  # larger discs would add next to nothing
+        if (~np.isnan(value)).mean(axis=1).min() >= DONE:  # larger discs would add next to nothing
             break
+    out.reshape(len(levels), -1)[:, at] = value
     return out  # NaN: not fallen that far by the largest disc tried
 
 
