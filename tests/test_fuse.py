@@ -263,20 +263,3 @@ def test_depthmap_tile_ranges_are_each_tiles_extremes():
             assert fusion._high[ty, tx] == index[cut].max() + reach
             assert fusion._low[ty, tx] == np.minimum(index[cut], safe[cut]).min() - reach
 
-
-def test_bands_cover_every_row_once_on_both_threads():
-    import threading
-
-    from postfocus.fuse.depthmap import _in_bands
-
-    seen, names = [], set()
-
-    def task(rows):
-        seen.append(rows)
-        names.add(threading.current_thread().name.split("_")[0])
-
-    _in_bands(300, task, 2, band=64)
-    count = np.zeros(300, int)
-    for rows in seen:
-        count[rows] += 1
-    assert (count == 1).all() and len(seen) == 5 and names == {"MainThread", "postfocus-fuse"}

@@ -30,13 +30,11 @@ References
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
-
 import cv2
 import numpy as np
 
 from postfocus.colour import srgb_decode, srgb_encode
+from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
 from postfocus.fuse.occlusion import occluder_cover
 
@@ -44,23 +42,6 @@ __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
 
 _SCALE, _TOLERANCE = 3.0, 0.04  # the consistency check's Gaussian sigma (px) and coarse difference (0-1)
 _REACH = int(np.ceil(4 * _SCALE)) + 4  # rows past which OpenCV's Gaussian of sigma _SCALE (float: 4 sigma) reaches no pixel
-
-
-def _tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) -> np.ndarray:
-    """``op`` (minimum, maximum, logical_or) over each ``tile`` x ``tile`` block of ``plane``: (ty, tx).
-
-    Rows first (a band of ``tile`` rows reduced to one, contiguous and fast), then each row's blocks
-    of columns; the last blocks hold what is left of the plane.
-    """
-    h, w = plane.shape
-    out = np.empty((ty, tx), plane.dtype)
-    pad = tx * tile - w
-    for row in range(ty):  # a row of tiles at a time: no full-size temporary
-        line = op.reduce(plane[row * tile:min(h, (row + 1) * tile)], axis=0)
-        if pad:
-            line = np.concatenate([line, np.repeat(line[-1:], pad)])
-        out[row] = op.reduce(line.reshape(tx, tile), axis=1)
-    return out
 
 
 class DepthmapFusion:
@@ -103,7 +84,7 @@ class DepthmapFusion:
             if rows.size:
                 box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
                 # the tiles where the safe index differs: the only ones the safe blend is made in
-                self._safe_tiles = _tile_reduce(differs, tile, ty, tx, np.logical_or)
+                self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or)
                 bh, bw = box[2] - box[0], box[3] - box[1]
                 self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
                               np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
@@ -115,11 +96,11 @@ class DepthmapFusion:
         # (a tile's lowest index less its widest reach, its highest plus that reach).
         sigma = np.asarray(sharpness, np.float32)
         reach = np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
-        widest = reach * (_tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum) if sigma.ndim else sigma)
-        self._high = _tile_reduce(self.index_map, tile, ty, tx, np.maximum) + widest
-        low = _tile_reduce(self.index_map, tile, ty, tx, np.minimum)
+        widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum) if sigma.ndim else sigma)
+        self._high = tile_reduce(self.index_map, tile, ty, tx, np.maximum) + widest
+        low = tile_reduce(self.index_map, tile, ty, tx, np.minimum)
         if safe is not None:  # the lower of the two indices
-            np.minimum(low, _tile_reduce(safe, tile, ty, tx, np.minimum), out=low)
+            np.minimum(low, tile_reduce(safe, tile, ty, tx, np.minimum), out=low)
         self._low = low - widest
 
     def footprint(self, position: float) -> list[Rect]:
@@ -165,7 +146,7 @@ class DepthmapFusion:
         d *= d
         d *= self._k if np.ndim(self._k) == 0 else self._k[t:b, l:r]
         wt = np.exp(d, out=d)
-        _accumulate(self._sum[t:b, l:r], frame, wt)
+        accumulate(self._sum[t:b, l:r], frame, wt)
         self._weight[t:b, l:r] += wt
         if self._safe is not None:
             self._add_safe(position, frame, (t, l, b, r))
@@ -197,7 +178,7 @@ class DepthmapFusion:
         d *= self._k if np.ndim(self._k) == 0 else self._k[it:ib, il:ir]
         wt = np.exp(d, out=d)
         part = frame[it - t:ib - t, il - l:ir - l]
-        _accumulate(sums[it - st:ib - st, il - sl:ir - sl], part, wt)
+        accumulate(sums[it - st:ib - st, il - sl:ir - sl], part, wt)
         weight[it - st:ib - st, il - sl:ir - sl] += wt
         if self._restore is not None:
             self._restore.add(position, part, (it, il, ib, ir), self._k)
@@ -209,7 +190,7 @@ class DepthmapFusion:
         """
         if self._image is None:
             total, weight = self._sum, self._weight
-            _in_bands(total.shape[0], lambda rows: _normalise(total[rows], weight[rows]), self.threads)
+            in_bands(total.shape[0], lambda rows: normalise(total[rows], weight[rows]), self.threads)
             self._weight = None
             if self._safe is not None:
                 self._consistent()
@@ -223,10 +204,10 @@ class DepthmapFusion:
 
         def safe_blend(rows: slice) -> None:
             unset = weight[rows] < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
-            _normalise(sums[rows], weight[rows])
+            normalise(sums[rows], weight[rows])
             cv2.copyTo(sharp[rows], unset.view(np.uint8), sums[rows])
 
-        _in_bands(b - t, safe_blend, self.threads)
+        in_bands(b - t, safe_blend, self.threads)
         solved = None
         if self._restore is not None:  # the sharp blend with the near objects' spill taken out
             solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
@@ -245,7 +226,7 @@ class DepthmapFusion:
                 blurred.append(np.abs(plane, out=plane)[inner])
             keep[rows] = _keep(blurred, _TOLERANCE)
 
-        _in_bands(b - t, weigh, self.threads, band=128)  # (16 rows of margin each side: 25 % more blurring)
+        in_bands(b - t, weigh, self.threads, band=128)  # (16 rows of margin each side: 25 % more blurring)
         if solved is not None:  # the solved background needs no fallback: its glow is gone
             np.maximum(keep, solved, out=keep)
 
@@ -254,22 +235,8 @@ class DepthmapFusion:
             cv2.multiply(part, cv2.merge((keep[rows], keep[rows], keep[rows])), dst=part)
             cv2.add(part, sums[rows], dst=sharp[rows])
 
-        _in_bands(b - t, blend, self.threads)
+        in_bands(b - t, blend, self.threads)
         self._safe = None
-
-
-def _accumulate(sums: np.ndarray, frame: np.ndarray, weight: np.ndarray, band: int = 64) -> None:
-    """``sums += frame * weight`` ((h, w, 3) and (h, w)), a band of rows at a time (the weight's three copies stay small)."""
-    for a in range(0, weight.shape[0], band):
-        rows = slice(a, a + band)
-        wt = weight[rows]
-        cv2.accumulateProduct(frame[rows], cv2.merge((wt, wt, wt)), sums[rows])
-
-
-def _normalise(sums: np.ndarray, weight: np.ndarray) -> None:
-    """``sums`` (h, w, 3) divided by ``weight`` (h, w) in place, as ``sums * (1 / weight)``; ``weight`` becomes ``1 / weight``."""
-    inv = np.reciprocal(weight, out=weight)
-    cv2.multiply(sums, cv2.merge((inv, inv, inv)), dst=sums)
 
 
 def _keep(differences: list[np.ndarray], tolerance: float) -> np.ndarray:
@@ -280,23 +247,6 @@ def _keep(differences: list[np.ndarray], tolerance: float) -> np.ndarray:
     g *= np.float32(-1.0 / tolerance)
     g *= g
     return np.exp(-g, out=g)
-
-
-def _in_bands(n: int, task: Callable[[slice], object], threads: int, band: int = 64) -> None:
-    """``task(rows)`` over bands of ``band`` rows of ``n``; with two threads a helper takes the lower half."""
-    slices = [slice(a, min(n, a + band)) for a in range(0, n, band)]
-    if threads < 2 or len(slices) < 2:
-        for rows in slices:
-            task(rows)
-        return
-    lower = slices[len(slices) // 2:]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-fuse") as pool:
-        job = pool.submit(lambda: [task(rows) for rows in lower])
-        try:
-            for rows in slices[:len(slices) // 2]:
-                task(rows)
-        finally:
-            job.result()
 
 
 class _Restore:
