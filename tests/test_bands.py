@@ -42,3 +42,9 @@ def test_products_and_normalisation_by_bands_equal_plane_by_plane_to_the_bit():
     expected = [p * np.reciprocal(weight) for p in planes]
     normalise(sums, weight)
     assert np.array_equal(sums, np.stack(expected, axis=2))
+
+
+def test_tile_extremes_on_two_threads_are_the_same():
+    plane = np.random.default_rng(2).random((300, 170), dtype=np.float32)
+    for op in (np.minimum, np.maximum):
+        assert np.array_equal(tile_reduce(plane, 32, 10, 6, op, 2), tile_reduce(plane, 32, 10, 6, op, 1))

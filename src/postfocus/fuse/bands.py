@@ -21,11 +21,12 @@ import numpy as np
 __all__ = ["accumulate", "in_bands", "normalise", "tile_reduce"]
 
 
-def tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) -> np.ndarray:
+def tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc, threads: int = 1) -> np.ndarray:
     """``op`` (minimum, maximum, logical_or) over each ``tile`` x ``tile`` block of ``plane``: (ty, tx).
 
     Rows first (a band of ``tile`` rows reduced to one, contiguous and fast), then each row's blocks
-    of columns; the last blocks hold what is left of the plane.
+    of columns; the last blocks hold what is left of the plane. With ``threads=2`` a helper thread
+    takes the lower half of the tile rows.
 
     Examples
     --------
@@ -35,11 +36,15 @@ def tile_reduce(plane: np.ndarray, tile: int, ty: int, tx: int, op: np.ufunc) ->
     h, w = plane.shape
     out = np.empty((ty, tx), plane.dtype)
     pad = tx * tile - w
-    for row in range(ty):  # a row of tiles at a time: no full-size temporary
-        line = op.reduce(plane[row * tile:min(h, (row + 1) * tile)], axis=0)
-        if pad:
-            line = np.concatenate([line, np.repeat(line[-1:], pad)])
-        out[row] = op.reduce(line.reshape(tx, tile), axis=1)
+
+    def reduce(rows: slice) -> None:
+        for row in range(rows.start, rows.stop):  # a row of tiles at a time: no full-size temporary
+            line = op.reduce(plane[row * tile:min(h, (row + 1) * tile)], axis=0)
+            if pad:
+                line = np.concatenate([line, np.repeat(line[-1:], pad)])
+            out[row] = op.reduce(line.reshape(tx, tile), axis=1)
+
+    in_bands(ty, reduce, threads, band=-(-ty // 2))
     return out
 
 

@@ -47,8 +47,9 @@ _REACH = int(np.ceil(4 * _SCALE)) + 4  # rows past which OpenCV's Gaussian of si
 class DepthmapFusion:
     """Weighted blend of frames by a focus-index map (DMap family).
 
-    ``threads`` (1 or 2): threads that finish the blend in :meth:`result`, the
-    lower half of its bands of rows on a helper thread (the same result).
+    ``threads`` (1 or 2): threads that make the per-tile index ranges and finish
+    the blend in :meth:`result`, the lower half of the rows on a helper thread
+    (the same result).
 
     Examples
     --------
@@ -84,7 +85,7 @@ class DepthmapFusion:
             if rows.size:
                 box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
                 # the tiles where the safe index differs: the only ones the safe blend is made in
-                self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or)
+                self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or, threads)
                 bh, bw = box[2] - box[0], box[3] - box[1]
                 self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
                               np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
@@ -96,11 +97,11 @@ class DepthmapFusion:
         # (a tile's lowest index less its widest reach, its highest plus that reach).
         sigma = np.asarray(sharpness, np.float32)
         reach = np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
-        widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum) if sigma.ndim else sigma)
-        self._high = tile_reduce(self.index_map, tile, ty, tx, np.maximum) + widest
-        low = tile_reduce(self.index_map, tile, ty, tx, np.minimum)
+        widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum, threads) if sigma.ndim else sigma)
+        self._high = tile_reduce(self.index_map, tile, ty, tx, np.maximum, threads) + widest
+        low = tile_reduce(self.index_map, tile, ty, tx, np.minimum, threads)
         if safe is not None:  # the lower of the two indices
-            np.minimum(low, tile_reduce(safe, tile, ty, tx, np.minimum), out=low)
+            np.minimum(low, tile_reduce(safe, tile, ty, tx, np.minimum, threads), out=low)
         self._low = low - widest
 
     def footprint(self, position: float) -> list[Rect]:
