@@ -296,6 +296,9 @@ def main() -> None:
                               *map(str, frames)]
                     pf_cmds = {"postfocus depth": pf("depth", *inputs, "-o", str(work / "pf-depth.png"),
                                                      "--cache", "{cache}")}
+                    if base is not None:
+                        pf_cmds["base"] = pf("depth", *inputs, "-o", str(work / "pf-depth.png"), "--cache", "{cache}",
+                                             src=base)
                 else:
                     fs_cmd = [binary, "--no-opencl", f"--output={out_fs}", *map(str, frames)]
                     pf_cmds = {"postfocus": pf("stack", *inputs, "-o", out_pf, "--cache", "{cache}")}
@@ -358,7 +361,7 @@ def report(table: list, extra: list[str], args: argparse.Namespace, load_start: 
         for name, _, _, med in table:
             if "base" not in med:
                 continue
-            this, old = med["postfocus"], med["base"]
+            this, old = med["postfocus depth" if name == "depth" else "postfocus"], med["base"]
             nc_old, nc_this = med.get("base --no-cache"), med.get("postfocus --no-cache")
             print(f"| {name} | {old.cell()} | {this.cell()} | {this.median(1) / old.median(1):.2f}x | "
                   f"{this.median(2) / old.median(2):.2f}x | {nc_old.cell() if nc_old else ''} | "

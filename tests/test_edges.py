@@ -71,3 +71,19 @@ def test_depth_edges_follow_the_outlines_of_generated_stacks(tmp_path, monkeypat
     band = cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3) < 4
     assert score(snapped, truth)[0] >= score(plain, truth)[0]
     assert score(snapped, truth, band)[0] >= score(plain, truth, band)[0] + band_gain
+
+
+def test_batches_give_the_same_depth_as_one_pass(monkeypatch):
+    """The windows are gathered a bounded batch of pixels at a time (memory): the medians do not change."""
+    import postfocus.focus.edges as edges
+
+    rng = np.random.default_rng(0)
+    depth = (rng.random((60, 80)) * 20).astype(np.float32)  # noisy depth: an edge everywhere
+    image = rng.random((60, 80, 3)).astype(np.float32)
+    weight = rng.random((60, 80)).astype(np.float32)
+    monkeypatch.setattr(edges, "_CHUNK", 10 ** 9)
+    whole = snap_to_outlines(depth, image, weight, reach=4, jump=2.0, sigma_r=0.05)
+    monkeypatch.setattr(edges, "_CHUNK", 777)  # batches that split rows and end mid-way
+    batched = snap_to_outlines(depth, image, weight, reach=4, jump=2.0, sigma_r=0.05)
+    assert not np.array_equal(whole, depth)  # the step did act
+    assert np.array_equal(whole, batched)

@@ -249,3 +249,18 @@ def test_bytes_text_and_json_helpers_write_atomically(tmp_path):
     path = atomic_write_json(tmp_path / "c.json", {"state": "done", "n": [1, 2]})
     assert path.read_text(encoding="utf-8") == json.dumps({"state": "done", "n": [1, 2]}, indent=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt", "c.json"]
+
+
+@pytest.mark.parametrize("bits,grey", [(8, False), (16, False), (8, True)])
+def test_working_png_at_level_one_keeps_pixels_and_metadata(tmp_path, bits, grey):
+    """Level 1 (the stack folder's images) is encoded by OpenCV with the Up filter: same pixels, same chunks."""
+    img = smooth_image()
+    if grey:
+        img = np.repeat(img[..., :1], 3, axis=2)
+    out = write_image(tmp_path / "w.png", img, bit_depth=bits, png_level=1, grey=grey, description="working copy")
+    fast = read_image(out, stored=True)
+    slow = read_image(write_image(tmp_path / "s.png", img, bit_depth=bits, png_level=6, grey=grey), stored=True)
+    assert fast.dtype == (np.uint16 if bits == 16 else np.uint8) and np.array_equal(fast, slow)
+    with Image.open(out) as im:
+        assert im.info.get("Software", "").startswith("postfocus") and im.info.get("Description") == "working copy"
+        assert ("icc_profile" in im.info) == (not grey)

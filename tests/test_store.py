@@ -23,7 +23,9 @@ from conftest import make_tiny_stack, run_postfocus
 from postfocus.errors import PostfocusWarning
 from postfocus.io.lock import FileLock
 from postfocus.pipeline.run import process
-from postfocus.store import FORMAT_VERSION, CacheError, DamagedStackError, ProcessedStack, check_cache, file_record
+from postfocus.io.images import read_image
+from postfocus.store import (FORMAT_VERSION, CacheError, DamagedStackError, FrameWriter, ProcessedStack, check_cache,
+                             file_record)
 
 
 def only_stack_folder(cache: Path) -> Path:
@@ -40,7 +42,7 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     files = ps.manifest["files"]
     assert {"focus_index.npy", "confidence.npy", "volume.npy", "all_in_focus_depthmap.png"} <= set(files)
-    assert {f"frames/{i:04d}.png" for i in ps.used} <= set(files)
+    assert {f"frames/{i:04d}.tif" for i in ps.used} <= set(files)
     for name, record in files.items():
         assert record == file_record((ps.folder / name).read_bytes()), name
     ps.verify()  # a whole folder passes
@@ -48,6 +50,29 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     again = ProcessedStack.open(ps.folder)
     assert "all_in_focus_pyramid.png" in again.manifest["files"]
     again.verify()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_lossless_frames_are_kept_as_compressed_tiff_and_read_back_the_same(tmp_path, dtype):
+    import tifffile
+
+    (tmp_path / "frames").mkdir()
+    rng = np.random.default_rng(3)
+    top = np.iinfo(dtype).max
+    ramp = np.linspace(0, top, 120)[None, :, None] * np.ones((90, 1, 3))
+    frames = {i: np.clip(ramp + rng.normal(0, top / 50, ramp.shape), 0, top).astype(dtype) for i in (0, 2)}
+    writer = FrameWriter(tmp_path, lossless=True, deep=dtype == np.uint16)
+    for index, pixels in frames.items():
+        writer(index, pixels)
+    names = writer.close()
+    assert names == {"0": "frames/0000.tif", "2": "frames/0002.tif"}
+    for index, pixels in frames.items():
+        path = tmp_path / names[str(index)]
+        assert writer.checksums[names[str(index)]] == file_record(path.read_bytes())
+        assert np.array_equal(read_image(path, stored=True), pixels)
+        with tifffile.TiffFile(path) as tif:  # compressed: Zstandard after horizontal differencing
+            page = tif.pages[0]
+            assert page.compression == tifffile.COMPRESSION.ZSTD and page.predictor == tifffile.PREDICTOR.HORIZONTAL
 
 
 def test_the_image_just_written_is_handed_out_as_the_file_holds_it(tiny_stack, tmp_path):

@@ -426,3 +426,20 @@ def test_restart_lists_results_and_recovers(server, stack_files):
             Server(server.data)
     finally:
         again.stop()
+
+
+def test_a_frame_kept_as_tiff_is_served_as_png(tmp_path, tiny_stack):
+    """Lossless stacks keep their frames as Zstandard TIFF, which browsers and many viewers do not open."""
+    from postfocus.pipeline.run import process
+    from postfocus.web.ops import Results
+    from postfocus.web.store import JobFolder
+
+    job = JobFolder(tmp_path / "job")
+    job.folder.mkdir()
+    ps = process(tiny_stack.folder, cache_dir=tmp_path / "cache")
+    shutil.copytree(ps.folder, job.stack_dir)
+    assert ps.frame_path(1).suffix == ".tif"
+    served = Results().frame_path(job, 1)
+    assert served.suffix == ".png" and served.parent == job.out_dir
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(served)), cv2.COLOR_BGR2RGB), ps.frames().read_pixels(1))
+    assert Results().frame_path(job, 1) == served  # made once

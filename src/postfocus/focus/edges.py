@@ -18,6 +18,8 @@ import numpy as np
 
 __all__ = ["snap_to_outlines"]
 
+_CHUNK = 8192  # pixels whose windows are gathered at once: about 8192 x 81 x 32 bytes (~21 MB) at reach 4
+
 
 def snap_to_outlines(depth: np.ndarray, image: np.ndarray, weight: np.ndarray, *, reach: int, jump: float,
                      sigma_r: float) -> np.ndarray:
@@ -63,17 +65,23 @@ def snap_to_outlines(depth: np.ndarray, image: np.ndarray, weight: np.ndarray, *
     pd = np.pad(d, pad, mode="edge")
     pg = np.pad(g, pad + ((0, 0),), mode="edge")
     pw = np.pad(0.05 + np.clip(np.asarray(weight, np.float32), 0.0, 1.0), pad, mode="edge")
-    centre = g[ys, xs]
-    side = 2 * r + 1
-    v = np.empty((side * side, ys.size), np.float32)  # neighbour by neighbour (rows written whole), then per pixel
-    w = np.empty((side * side, ys.size), np.float32)
-    scale = np.float32(-0.5 / (sigma_r * sigma_r))
-    stride = pd.shape[1]
-    flat_d, flat_w = pd.ravel(), pw.ravel()
     planes = [np.ascontiguousarray(pg[..., c]).ravel() for c in range(pg.shape[-1])]
-    corner = ys * stride + xs  # the window's top-left pixel in the padded arrays
-    distance = np.empty(ys.size, np.float32)
-    diff = np.empty(ys.size, np.float32)
+    out = d.copy()
+    for i in range(0, ys.size, _CHUNK):  # a bounded batch of pixels at a time: the same medians, bounded memory
+        cy, cx = ys[i:i + _CHUNK], xs[i:i + _CHUNK]
+        out[cy, cx] = _window_median(pd.ravel(), pw.ravel(), planes, g[cy, cx], cy * pd.shape[1] + cx,
+                                     stride=pd.shape[1], side=2 * r + 1, scale=np.float32(-0.5 / (sigma_r * sigma_r)))
+    return out
+
+
+def _window_median(flat_d: np.ndarray, flat_w: np.ndarray, planes: list[np.ndarray], centre: np.ndarray,
+                   corner: np.ndarray, *, stride: int, side: int, scale: np.float32) -> np.ndarray:
+    """The colour- and confidence-weighted median depth of the ``side`` x ``side`` window at each ``corner``."""
+    n = corner.size
+    v = np.empty((side * side, n), np.float32)  # neighbour by neighbour (rows written whole), then per pixel
+    w = np.empty((side * side, n), np.float32)
+    distance = np.empty(n, np.float32)
+    diff = np.empty(n, np.float32)
     for j in range(side * side):
         at = corner + (j // side) * stride + j % side
         distance[:] = 0.0
@@ -85,9 +93,7 @@ def snap_to_outlines(depth: np.ndarray, image: np.ndarray, weight: np.ndarray, *
         np.take(flat_d, at, out=v[j])
     v, w = np.ascontiguousarray(v.T), np.ascontiguousarray(w.T)
     order = np.argsort(v, axis=1)  # each pixel's neighbours, smallest depth first
-    order += (np.arange(ys.size) * (side * side))[:, None]  # flat indices: cheaper than take_along_axis
+    order += (np.arange(n) * (side * side))[:, None]  # flat indices: cheaper than take_along_axis
     cumulative = np.cumsum(w.ravel()[order], axis=1)
     pick = np.minimum((cumulative < 0.5 * cumulative[:, -1:]).sum(axis=1), side * side - 1)
-    out = d.copy()
-    out[ys, xs] = v.ravel()[order[np.arange(ys.size), pick]]
-    return out
+    return v.ravel()[order[np.arange(n), pick]]

@@ -88,7 +88,7 @@ from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 2  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 3  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -214,7 +214,7 @@ def refine_depth(
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
     index = gaussian_peak(agg, best, int(reach), floor)
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
-        index = end_peaks(agg, best, index, floor, guide, radius, eps)
+        index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)

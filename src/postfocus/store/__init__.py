@@ -13,7 +13,8 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     confidence.npy       float32 (h, w) in [0, 1]
     volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)
     motion.npy           float32 (h, w) motion mask in [0, 1]; absent when made with motion="off"
-    frames/0003.jpg      aligned frame 3, output geometry (PNG for lossless and 16-bit inputs)
+    frames/0003.jpg      aligned frame 3, output geometry (for lossless and 16-bit inputs ``0003.tif``:
+                         TIFF, Zstandard level 1 after horizontal differencing)
     all_in_focus_<method>.png
     depth_<method>.npz   the depth map, kept by its first consumer under a key (:mod:`postfocus.store.kept`;
                          not in the manifest: a damaged or stale one is made again)

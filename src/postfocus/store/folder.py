@@ -31,9 +31,10 @@ from postfocus.result import save_image
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
-3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack."""
+3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
+4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG."""
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""

@@ -134,11 +134,15 @@ class Results:
         }
 
     def frame_path(self, job: JobFolder, index: int) -> Path:
-        """The cached aligned frame ``index``; KeyError for a frame left out."""
+        """The cached aligned frame ``index`` (a frame kept as TIFF: a PNG of it, made once); KeyError for a
+        frame left out."""
         ps = self.stack(job)
         if index not in ps.used:
             raise KeyError(index)
-        return ps.frame_path(index)
+        path = ps.frame_path(index)
+        if path.suffix.lower() != ".tif":
+            return path
+        return self._cached(job, f"frame_{index:04d}.png", lambda out: ps.save_frame(index, out))
 
     def image(self, job: JobFolder) -> Path:
         """The all-in-focus JPEG."""
