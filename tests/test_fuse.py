@@ -179,3 +179,87 @@ def test_footprint_rectangles_lie_inside_and_are_disjoint():
         assert hits.max() == 1
         # every pixel focused within a frame of the position is covered
         assert hits[np.abs(index - position) < 1.0].min() == 1
+
+
+def _occluded_fusion(threads: int) -> tuple[DepthmapFusion, list[np.ndarray], np.ndarray, np.ndarray]:
+    """A fusion whose occlusion-safe index differs in a patch (sizes not multiples of the tile or band)."""
+    rng = np.random.default_rng(5)
+    index = _ramp_index()[:, :150]
+    safe = index.copy()
+    safe[40:110, 30:100] = np.clip(safe[40:110, 30:100] + 3.0, 0, 11)
+    width = np.where(rng.random(index.shape) < 0.2, 2.0, 0.35).astype(np.float32)
+    frames = [rng.random(index.shape + (3,), dtype=np.float32) for _ in range(12)]
+    fusion = DepthmapFusion(index, width, tile=32, safe_index=safe, threads=threads)
+    for k, f in enumerate(frames):
+        for t, l, b, r in fusion.footprint(float(k)):
+            fusion.add(float(k), f[t:b, l:r], (t, l, b, r))
+    return fusion, frames, index, safe
+
+
+def test_depthmap_result_is_the_blend_with_its_consistency_check_to_the_bit():
+    """result() (in place, by bands, on one or two threads) equals the blend written out plane by plane."""
+    from postfocus.fuse.base import depth_weights
+    from postfocus.fuse.depthmap import consistency_weight
+
+    one, frames, index, safe = _occluded_fusion(1)
+    two = _occluded_fusion(2)[0]
+    width = np.where(np.random.default_rng(5).random(index.shape) < 0.2, 2.0, 0.35).astype(np.float32)
+    differs = np.abs(safe - index) > 0.05
+
+    def blend(idx: np.ndarray, where: np.ndarray) -> list[np.ndarray]:
+        sums, weight = [np.zeros(idx.shape, np.float32) for _ in range(3)], np.full(idx.shape, 1e-12, np.float32)
+        for k, f in enumerate(frames):
+            covered = np.zeros(idx.shape, bool)
+            for t, l, b, r in one.footprint(float(k)):
+                covered[t:b, l:r] = True
+            wt = np.where(covered & where, depth_weights(idx, float(k), width), 0).astype(np.float32)
+            for c in range(3):
+                sums[c] += f[..., c] * wt
+            weight += wt
+        return [s * np.reciprocal(weight) for s in sums]
+
+    sharp = blend(index, np.ones(index.shape, bool))
+    # the safe blend is made in the tiles where the safe index differs; elsewhere it is the sharp one
+    padded = np.zeros((-(-index.shape[0] // 32) * 32, -(-index.shape[1] // 32) * 32), bool)
+    padded[:index.shape[0], :index.shape[1]] = differs
+    in_tiles = np.repeat(np.repeat(padded.reshape(padded.shape[0] // 32, 32, -1, 32).any(axis=(1, 3)), 32, 0), 32, 1)
+    in_tiles = in_tiles[:index.shape[0], :index.shape[1]]
+    safe_blend = [np.where(in_tiles, s, a) for s, a in zip(blend(safe, in_tiles), sharp)]
+    rows, cols = np.nonzero(differs)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    keep = consistency_weight([a[box] for a in sharp], [s[box] for s in safe_blend])
+    expected = np.stack(sharp, axis=2)
+    for c in range(3):
+        expected[box + (c,)] = (sharp[c][box] - safe_blend[c][box]) * keep + safe_blend[c][box]
+    image = one.result()
+    assert 0 < keep.min() < 0.5  # the check does take the safe blend somewhere
+    assert np.abs(image - expected).max() < 1e-5  # the reference adds whole frames: the same up to rounding
+    assert np.array_equal(image.view(np.uint32), two.result().view(np.uint32))
+
+
+def test_depthmap_result_makes_no_second_image():
+    """result() finishes the blend in its sums: it allocates far less than one more image."""
+    import tracemalloc
+
+    fusion = _occluded_fusion(1)[0]
+    tracemalloc.start()
+    try:
+        image = fusion.result()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert image.shape == (_ramp_index().shape[0], 150, 3) and image.dtype == np.float32
+    assert peak < image.nbytes  # (a second image would be all of it; here the box's difference and a band's temporaries)
+
+
+def test_depthmap_tile_ranges_are_each_tiles_extremes():
+    """The per-tile index ranges (reduced rows first) equal each tile's own minimum and maximum."""
+    _, _, index, safe = _occluded_fusion(1)
+    fusion = DepthmapFusion(index, 0.35, tile=32, safe_index=safe)
+    reach = np.float32(np.sqrt(2.0 * np.log(1.0 / DepthmapFusion.CUTOFF))) * np.float32(0.35)
+    for ty in range(fusion._low.shape[0]):
+        for tx in range(fusion._low.shape[1]):
+            cut = (slice(ty * 32, ty * 32 + 32), slice(tx * 32, tx * 32 + 32))
+            assert fusion._high[ty, tx] == index[cut].max() + reach
+            assert fusion._low[ty, tx] == np.minimum(index[cut], safe[cut]).min() - reach
+

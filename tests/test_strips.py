@@ -81,3 +81,11 @@ def test_fusing_on_two_threads_gives_the_blend_of_one_to_the_bit(shaken_stack, m
     assert np.array_equal(fuse(source, analysis.maps, threads=1, warped=warped, **common),
                           fuse(source, analysis.maps, threads=2, warped=warped, **common))
     assert np.abs(one - fuse(source, analysis.maps, threads=2, warped=warped, **common)).max() <= 1.01 / 255
+
+
+def test_the_background_solver_finishes_on_two_threads_the_same(shaken_stack):
+    """With ``restore`` the frames fold on one thread, but the blend is finished on two (result()'s bands)."""
+    source, analysis = shaken_stack
+    common = dict(alignment=analysis.alignment, region=analysis.common_area(), restore=True)
+    assert np.array_equal(fuse(source, analysis.maps, threads=1, **common),
+                          fuse(source, analysis.maps, threads=2, **common))

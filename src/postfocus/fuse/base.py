@@ -87,7 +87,8 @@ def neg_half_inv_sq(sharpness: float | np.ndarray) -> np.float32 | np.ndarray:
     if np.ndim(sharpness) == 0:
         return np.float32(-0.5 / (float(sharpness) ** 2))
     s = np.asarray(sharpness, np.float32)
-    return (np.float32(-0.5) / (s * s)).astype(np.float32)
+    k = s * s  # (in place from here: one full-size array)
+    return np.divide(np.float32(-0.5), k, out=k)
 
 
 def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, unsure: float = 0.5) -> np.ndarray:
@@ -103,10 +104,13 @@ def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, 
     >>> [round(float(v), 3) for v in blend_width(np.array([1.0, 0.5, 0.25, 0.0], np.float32))]
     [0.35, 0.35, 1.175, 2.0]
     """
-    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)
-    return (np.float32(sharp) + np.float32(wide - sharp) * np.clip(1.0 - c / np.float32(unsure), 0.0, 1.0)).astype(
-        np.float32
-    )
+    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)  # (in place from here: one full-size array)
+    c /= np.float32(unsure)
+    np.subtract(np.float32(1.0), c, out=c)
+    np.clip(c, 0.0, 1.0, out=c)
+    c *= np.float32(wide - sharp)
+    c += np.float32(sharp)
+    return c
 
 
 def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int] | None = None) -> np.ndarray:

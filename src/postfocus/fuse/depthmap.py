@@ -14,6 +14,11 @@ they agree at a coarse scale (no glow of a near object in the frame focused at
 the pixel's depth), the sharp blend by depth is kept; where they disagree, the
 glow is the difference and the safe blend is taken.
 
+The sums are kept interleaved, as the image they become: :meth:`DepthmapFusion.result`
+normalises them in place, a band of rows at a time on ``threads`` threads (each
+pixel from its own sums: the same bits however the rows are shared), and makes
+no second image.
+
 References
 ----------
 .. [1] S. Pertuz, D. Puig, M. A. Garcia and A. Fusiello, "Generation of
@@ -29,22 +34,22 @@ import cv2
 import numpy as np
 
 from postfocus.colour import srgb_decode, srgb_encode
+from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
 from postfocus.fuse.occlusion import occluder_cover
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
 
-
-def _tile_rows(rows: np.ndarray, tile: int, tiles: int) -> np.ndarray:
-    """A band of rows as (rows, tiles, tile) blocks; the last block padded with its edge values."""
-    pad = tiles * tile - rows.shape[1]
-    if pad:
-        rows = np.concatenate([rows, np.repeat(rows[:, -1:], pad, axis=1)], axis=1)
-    return rows.reshape(rows.shape[0], tiles, tile)
+_SCALE, _TOLERANCE = 3.0, 0.04  # the consistency check's Gaussian sigma (px) and coarse difference (0-1)
+_REACH = int(np.ceil(4 * _SCALE)) + 4  # rows past which OpenCV's Gaussian of sigma _SCALE (float: 4 sigma) reaches no pixel
 
 
 class DepthmapFusion:
     """Weighted blend of frames by a focus-index map (DMap family).
+
+    ``threads`` (1 or 2): threads that make the per-tile index ranges and finish
+    the blend in :meth:`result`, the lower half of the rows on a helper thread
+    (the same result).
 
     Examples
     --------
@@ -58,49 +63,46 @@ class DepthmapFusion:
     CUTOFF = 1e-6
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
-                 safe_index: np.ndarray | None = None, slope: float | None = None):
+                 safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1):
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
-        self._sum = [np.zeros((h, w), np.float32) for _ in range(3)]
+        # The three sums interleaved as the image they become: the frame is added in one product, and
+        # result() normalises them in place (no second image beside them).
+        self._sum = np.zeros((h, w, 3), np.float32)
         self._weight = np.full((h, w), 1e-12, np.float32)
         self._image: np.ndarray | None = None
+        self.threads = threads  # threads that finish the blend (result())
         # The occlusion-safe blend, kept only in the box where the safe index differs.
-        self._safe: tuple[Rect, np.ndarray, list[np.ndarray], np.ndarray] | None = None
+        self._safe: tuple[Rect, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._restore: _Restore | None = None  # the background solved from the matting equation, same box
-        low_map = self.index_map
-        if safe_index is not None:
-            safe = np.asarray(safe_index, np.float32)
-            differs = np.abs(safe - self.index_map) > 0.05
-            rows, cols = np.nonzero(differs)
-            if rows.size:
-                box = (int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1)
-                # the tiles where the safe index differs: the only ones the safe blend is made in
-                ty, tx = -(-h // tile), -(-w // tile)
-                padded = np.zeros((ty * tile, tx * tile), bool)
-                padded[:h, :w] = differs
-                self._safe_tiles = padded.reshape(ty, tile, tx, tile).any(axis=(1, 3))
-                bh, bw = box[2] - box[0], box[3] - box[1]
-                self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
-                              [np.zeros((bh, bw), np.float32) for _ in range(3)], np.full((bh, bw), 1e-12, np.float32))
-                low_map = np.minimum(self.index_map, safe)
-                if slope is not None and slope > 0:
-                    self._restore = _Restore(self.index_map, box, float(slope))
-        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
-        # (a tile's lowest index less its widest reach, its highest plus that reach).
+        safe = None if safe_index is None else np.asarray(safe_index, np.float32)
         self.tile = tile
         ty, tx = -(-h // tile), -(-w // tile)
-        self._low = np.empty((ty, tx), np.float32)
-        self._high = np.empty((ty, tx), np.float32)
+        if safe is not None:
+            differs = cv2.absdiff(safe, self.index_map) > 0.05
+            rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+            if rows.size:
+                box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+                # the tiles where the safe index differs: the only ones the safe blend is made in
+                self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or, threads)
+                bh, bw = box[2] - box[0], box[3] - box[1]
+                self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
+                              np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
+                if slope is not None and slope > 0:
+                    self._restore = _Restore(self.index_map, box, float(slope))
+            else:
+                safe = None
+        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
+        # (a tile's lowest index less its widest reach, its highest plus that reach).
         sigma = np.asarray(sharpness, np.float32)
         reach = np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
-        for row in range(ty):  # a row of tiles at a time: no full-size temporary
-            rows = slice(row * tile, min(h, (row + 1) * tile))
-            index = _tile_rows(self.index_map[rows], tile, tx)
-            widest = reach * (_tile_rows(np.broadcast_to(sigma, (h, w))[rows], tile, tx).max(axis=(0, 2))
-                              if sigma.ndim else sigma)
-            self._low[row] = _tile_rows(low_map[rows], tile, tx).min(axis=(0, 2)) - widest
-            self._high[row] = index.max(axis=(0, 2)) + widest
+        widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum, threads) if sigma.ndim else sigma)
+        self._high = tile_reduce(self.index_map, tile, ty, tx, np.maximum, threads) + widest
+        low = tile_reduce(self.index_map, tile, ty, tx, np.minimum, threads)
+        if safe is not None:  # the lower of the two indices
+            np.minimum(low, tile_reduce(safe, tile, ty, tx, np.minimum, threads), out=low)
+        self._low = low - widest
 
     def footprint(self, position: float) -> list[Rect]:
         """Rectangles (top, left, bottom, right) where the frame at ``position`` has any weight.
@@ -145,8 +147,7 @@ class DepthmapFusion:
         d *= d
         d *= self._k if np.ndim(self._k) == 0 else self._k[t:b, l:r]
         wt = np.exp(d, out=d)
-        for c in range(3):  # channel by channel: no full-size temporary
-            cv2.accumulateProduct(np.ascontiguousarray(frame[:, :, c]), wt, self._sum[c][t:b, l:r])
+        accumulate(self._sum[t:b, l:r], frame, wt)
         self._weight[t:b, l:r] += wt
         if self._safe is not None:
             self._add_safe(position, frame, (t, l, b, r))
@@ -178,41 +179,75 @@ class DepthmapFusion:
         d *= self._k if np.ndim(self._k) == 0 else self._k[it:ib, il:ir]
         wt = np.exp(d, out=d)
         part = frame[it - t:ib - t, il - l:ir - l]
-        for c in range(3):
-            cv2.accumulateProduct(np.ascontiguousarray(part[:, :, c]), wt, sums[c][it - st:ib - st, il - sl:ir - sl])
+        accumulate(sums[it - st:ib - st, il - sl:ir - sl], part, wt)
         weight[it - st:ib - st, il - sl:ir - sl] += wt
         if self._restore is not None:
             self._restore.add(position, part, (it, il, ib, ir), self._k)
 
     def result(self) -> np.ndarray:
-        """The blend, float32 (H, W, 3); finished in place, so no frame can be added after it."""
+        """The blend, float32 (H, W, 3); finished in place in its sums, so no frame can be added after it.
+
+        Made a band of rows at a time (small temporaries), the bands shared by ``threads`` threads.
+        """
         if self._image is None:
-            inv = np.reciprocal(self._weight, out=self._weight)
-            for plane in self._sum:
-                plane *= inv
-            if self._safe is not None:  # the consistency check, plane by plane, in place
-                (t, l, b, r), _, safe, weight = self._safe
-                unset = weight < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
-                np.reciprocal(weight, out=weight)
-                sharp = [plane[t:b, l:r] for plane in self._sum]
-                for plane, same in zip(safe, sharp):
-                    plane *= weight
-                    np.copyto(plane, same, where=unset)
-                solved = None
-                if self._restore is not None:  # the sharp blend with the near objects' spill taken out
-                    solved = self._restore.apply(self._sum, self._k)
-                    self._restore = None
-                keep = consistency_weight(sharp, safe)
-                if solved is not None:  # the solved background needs no fallback: its glow is gone
-                    np.maximum(keep, solved, out=keep)
-                for a, s in zip(sharp, safe):
-                    a -= s
-                    a *= keep
-                    a += s
-                self._safe = None
-            self._image = cv2.merge(self._sum)
-            self._sum = self._weight = None
+            total, weight = self._sum, self._weight
+            in_bands(total.shape[0], lambda rows: normalise(total[rows], weight[rows]), self.threads)
+            self._weight = None
+            if self._safe is not None:
+                self._consistent()
+            self._image, self._sum = self._sum, None
         return self._image
+
+    def _consistent(self) -> None:
+        """The consistency check in the safe blend's box (:func:`consistency_weight`), into the sums, in place."""
+        (t, l, b, r), _, sums, weight = self._safe
+        sharp = self._sum[t:b, l:r]
+
+        def safe_blend(rows: slice) -> None:
+            unset = weight[rows] < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
+            normalise(sums[rows], weight[rows])
+            cv2.copyTo(sharp[rows], unset.view(np.uint8), sums[rows])
+
+        in_bands(b - t, safe_blend, self.threads)
+        solved = None
+        if self._restore is not None:  # the sharp blend with the near objects' spill taken out
+            solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
+            self._restore = None
+        keep = np.empty((b - t, r - l), np.float32)
+
+        def weigh(rows: slice) -> None:
+            """``keep`` of these rows: the coarse difference blurred with the rows the Gaussian reaches
+            (the same values as blurring the whole box: BORDER_CONSTANT only at the box's own edges)."""
+            top, bottom = max(0, rows.start - _REACH), min(b - t, rows.stop + _REACH)
+            inner = slice(rows.start - top, rows.stop - top)
+            blurred = []
+            for c in range(3):
+                plane = np.subtract(sharp[top:bottom, :, c], sums[top:bottom, :, c])
+                cv2.GaussianBlur(plane, (0, 0), _SCALE, dst=plane, borderType=cv2.BORDER_CONSTANT)
+                blurred.append(np.abs(plane, out=plane)[inner])
+            keep[rows] = _keep(blurred, _TOLERANCE)
+
+        in_bands(b - t, weigh, self.threads, band=128)  # (16 rows of margin each side: 25 % more blurring)
+        if solved is not None:  # the solved background needs no fallback: its glow is gone
+            np.maximum(keep, solved, out=keep)
+
+        def blend(rows: slice) -> None:
+            part = sharp[rows] - sums[rows]
+            cv2.multiply(part, cv2.merge((keep[rows], keep[rows], keep[rows])), dst=part)
+            cv2.add(part, sums[rows], dst=sharp[rows])
+
+        in_bands(b - t, blend, self.threads)
+        self._safe = None
+
+
+def _keep(differences: list[np.ndarray], tolerance: float) -> np.ndarray:
+    """``exp(-(g / tolerance)^2)``, ``g`` the largest of the absolute coarse ``differences``."""
+    g = differences[0].copy()
+    for d in differences[1:]:
+        np.maximum(g, d, out=g)
+    g *= np.float32(-1.0 / tolerance)
+    g *= g
+    return np.exp(-g, out=g)
 
 
 class _Restore:
@@ -314,8 +349,8 @@ class _Restore:
         return take
 
 
-def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale: float = 3.0,
-                       tolerance: float = 0.04) -> np.ndarray:
+def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale: float = _SCALE,
+                       tolerance: float = _TOLERANCE) -> np.ndarray:
     """Weight of the blend by depth against the occlusion-safe one: 1 where they agree at a coarse scale.
 
     A near object's blur in the frame focused on the background is light
@@ -345,13 +380,8 @@ def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale
     S. Li, X. Kang and J. Hu, "Image fusion with guided filtering", IEEE Trans.
     Image Processing 22(7), 2013 (base and detail layers judged at their own scales).
     """
-    g = None
-    for a, b in zip(sharp, safe):
-        d = np.abs(cv2.GaussianBlur(a - b, (0, 0), scale, borderType=cv2.BORDER_CONSTANT))
-        g = d if g is None else np.maximum(g, d)
-    g *= np.float32(-1.0 / tolerance)
-    g *= g
-    return np.exp(-g, out=g)
+    return _keep([np.abs(cv2.GaussianBlur(a - b, (0, 0), scale, borderType=cv2.BORDER_CONSTANT)) for a, b in zip(sharp, safe)],
+                 tolerance)
 
 
 def consistent_blend(sharp: np.ndarray, safe: np.ndarray, *, scale: float = 3.0, tolerance: float = 0.04) -> np.ndarray:

@@ -255,10 +255,8 @@ class _Merge:
             wait([safe] if safe is not None else [])
             raise
         if self.method == "depthmap":
-            if safe is None:
-                return DepthmapFusion(rank, width)
-            safe_index, slope = safe.result()
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope)
+            safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=helper_threads(self.threads))
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
