@@ -253,7 +253,7 @@ def check_frames(
     for done, i in enumerate(frames, 1):
         frame = read_small(i)
         out, rendered, diff, error = render_closest(premult, slabs, slab_depth, local, i, kernels, frame, zone=zone,
-                                                    window=_WINDOW, jump=behind)
+                                                    window=_WINDOW, jump=behind, glint=_GLINT_SHARE)
         judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         error *= judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)

@@ -165,7 +165,8 @@ def soft_slabs(depth: np.ndarray, size: tuple[int, int], slope: float) -> tuple[
 
 def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarray, model: DefocusModel,
                    index: int, kernels: optics.KernelCache, frame: np.ndarray, *, zone: np.ndarray | None = None,
-                   window: int = 2, jump: float | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   window: int = 2, jump: float | np.ndarray | None = None,
+                   glint: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Frame ``index`` rendered with and without a hidden background; per window the one closer to ``frame``.
 
     What lies behind a near object is unknown: the pull-push extension of its
@@ -188,6 +189,11 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
         Half-size of the window the difference is averaged over.
     jump : float or np.ndarray, optional
         As :func:`render_frame`.
+    glint : float, optional
+        With ``premult``'s first extra plane marking the clipped pixels of the sharp image: the share of
+        clipped light from which a pixel's render is only a lower bound (a highlight brighter than white is
+        clipped when sharp and spreads below white, unclipped, when blurred). There only the frame's shortfall
+        counts (one-sided), in proportion to the clipped share up to ``glint``.
 
     Returns
     -------
@@ -196,7 +202,7 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
     rendered : np.ndarray
         float32 (h, w, 3) the same display-encoded, before the gain.
     difference : np.ndarray
-        float32 (h, w) |gain x rendered - frame|, mean over the channels.
+        float32 (h, w) |gain x rendered - frame|, mean over the channels (one-sided with ``glint``).
     error : np.ndarray
         float32 (h, w) ``difference`` averaged over the window.
     """
@@ -206,7 +212,12 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
     best = None
     for out in (outs if isinstance(outs, tuple) else (outs,)):
         rendered = gamma_encode(out[..., :3])
-        diff = np.abs(rendered * _gain(rendered, frame) - frame).mean(axis=2)
+        signed = rendered * _gain(rendered, frame) - frame
+        diff = np.abs(signed).mean(axis=2)
+        if glint is not None and out.shape[2] > 3:  # clipped light is a lower bound: only a darker frame contradicts
+            near = out[..., 3] > 0.0
+            lower = np.minimum(out[..., 3][near] / np.float32(glint), 1.0)
+            diff[near] -= lower * np.maximum(-signed[near], 0.0).mean(axis=1)  # |s| - max(-s, 0) = max(s, 0)
         error = cv2.boxFilter(diff, -1, (k, k), borderType=cv2.BORDER_REFLECT)
         if best is None:
             best = [out, rendered, diff, error]

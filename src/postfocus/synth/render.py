@@ -118,6 +118,7 @@ def render_stack(
     seed: int = 0,
     layers: int = 24,
     hidden: bool = False,
+    highlights: np.ndarray | None = None,
 ) -> SyntheticStack:
     """Render the focus sweep a camera would record of a scene.
 
@@ -163,6 +164,11 @@ def render_stack(
         real lens, and a stacker that takes the background from the frames
         focused far meets the near object's glow there (halos). Without it a
         blurred near object keeps its sharp outline, filled with its own colour.
+    highlights : np.ndarray, optional
+        float32 (H, W) factor (>= 1) on the scene's linear light: pixels brighter
+        than white (a specular glint), clipped in the frames that show them sharp
+        and spread below white, unclipped, in the ones that blur them. ``sharp``
+        of the result is what a camera records in focus (clipped at white).
 
     Returns
     -------
@@ -206,7 +212,14 @@ def render_stack(
     depth_index = (depth01 * np.float32(span)).astype(np.float32)
     labels, slab_depth = optics.slab_labels(np.pad(depth_index, pad, mode="reflect"), span, int(layers))
     slabs = optics.Slabs(labels, int(layers))
-    premult = optics.premultiply(gamma_decode(np.pad(sharp, pad + ((0, 0),), mode="reflect")))
+    linear = gamma_decode(np.pad(sharp, pad + ((0, 0),), mode="reflect"))
+    if highlights is not None:
+        factor = np.asarray(highlights, np.float32)
+        if factor.shape != (h, w) or not np.isfinite(factor).all() or factor.min() < 1.0:
+            raise PostfocusError(f"highlights must be a finite (H, W) factor >= 1, got shape {factor.shape}")
+        linear = linear * np.pad(factor, pad, mode="reflect")[..., None]
+        sharp = gamma_encode(gamma_decode(sharp) * factor[..., None])  # in focus, clipped at white
+    premult = optics.premultiply(linear)
     kernels = optics.KernelCache()
 
     noise_rngs = cam.noise_rngs
