@@ -119,3 +119,11 @@ def test_reversed_stack_products_agree_with_forward(tmp_path):
     h, w = min(d_fwd.shape[0], d_rev.shape[0]), min(d_fwd.shape[1], d_rev.shape[1])
     assert float(np.median(np.abs(d_fwd[:h, :w] - d_rev[:h, :w]))) < 0.25
     assert float(np.mean(np.abs(a_fwd[:h, :w] - a_rev[:h, :w]))) < 0.02
+
+
+def test_a_stated_order_is_used_and_the_measurement_kept(occluder, tmp_path):
+    ps = process(list(occluder.frames), cache_dir=tmp_path, order="far-to-near")
+    assert not ps.near_to_far
+    evidence = ps.manifest["direction"]
+    assert evidence["source"] == "stated" and evidence["leans_near_to_far"] and evidence["agreement"] > 0.9
+    assert ps.describe()["direction"] == evidence

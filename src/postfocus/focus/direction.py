@@ -48,7 +48,7 @@ import numpy as np
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import MEASURE_REACH, edge_spill
 
-__all__ = ["DECIDE", "MAJORITY", "ORDERS", "SPILL", "SweepDirection", "direction_of", "stated_direction", "sweep_direction"]
+__all__ = ["DECIDE", "MAJORITY", "SPILL", "SweepDirection", "direction_of", "stated_direction", "sweep_direction"]
 
 DECIDE = 0.99
 """Significance (two-sided, of the sign test over the pieces of evidence) from which the measured direction is
@@ -57,9 +57,6 @@ MAJORITY = 0.75
 """Weighted share of the evidence that must agree (3 to 1): the sign test guards against noise, this against a
 systematic confound (detail of a far surface right beside a near outline, which the analysis size cannot
 resolve, votes the wrong way whatever the sample size)."""
-
-ORDERS = ("auto", "near-to-far", "far-to-near")
-"""How a sweep's order is known: measured (``auto``) or stated."""
 
 SPILL = edge_spill()
 """Pixels (analysis size) that a sharp edge's focus energy reaches in the regularised focus map: the sides are
@@ -116,8 +113,8 @@ class SweepDirection:
 
 
 def stated_direction(order: str, measured: SweepDirection | None = None) -> SweepDirection | None:
-    """The direction a user stated (``"near-to-far"`` or ``"far-to-near"``), keeping a measurement's evidence;
-    None for ``"auto"``.
+    """The direction a user stated (``"near-to-far"`` or ``"far-to-near"``, :data:`postfocus.options.ORDERS`),
+    keeping a measurement's evidence; None for ``"auto"``.
 
     Examples
     --------

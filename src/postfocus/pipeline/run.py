@@ -23,7 +23,7 @@ import numpy as np
 
 from postfocus.align.warp import common_area
 from postfocus.errors import InputError, PostfocusWarning
-from postfocus.focus.direction import SweepDirection, direction_of
+from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.arrays import ArraySource
 from postfocus.io.base import FrameSource
 from postfocus.io.open import open_source
@@ -151,12 +151,13 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
                  progress: Progress | None,
                  warped: Callable[[int], np.ndarray] | None = None
                  ) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
-    """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps:
-    (region, image, direction)."""
+    """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
+    ``opts.order``): (region, image, direction)."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
-    direction = direction_of(analysis.maps, analysis.guide)
+    measured = direction_of(analysis.maps, analysis.guide)
+    direction = stated_direction(opts.order, measured) or measured  # (--order; the evidence is kept either way)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
                  threads=opts.threads, near_to_far=direction.near_to_far)
