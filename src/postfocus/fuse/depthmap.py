@@ -36,6 +36,7 @@ import numpy as np
 from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
+from postfocus.fuse.clipped import ClippedLight
 from postfocus.fuse.occlusion import occluder_cover
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
@@ -275,6 +276,8 @@ class _Restore:
     #: Relative error of a modelled spill, and the error of the solution (encoded, 0-1) from which it is
     #: given up (wholly at twice that).
     MODEL_ERROR, TOLERANCE = 0.15, 0.02
+    #: Clipped highlights' light is read from the frames where they are defocused (:mod:`~postfocus.fuse.clipped`).
+    RECOVER = True
 
     def __init__(self, index_map: np.ndarray, box: Rect, slope: float):
         h, w = index_map.shape
@@ -289,6 +292,8 @@ class _Restore:
         self.den = np.zeros((b - t, r - l), np.float32)
         self.positions: list[float] = []
         self._clear: tuple[float, np.ndarray] | None = None  # the last frame's 1 - A over the box
+        # (the ring a highlight's bloom shows below white is resolved at about half a frame's blur growth)
+        self.light = ClippedLight(box, block=int(np.clip(slope // 2, 1, 4)), clipped=self.CLIPPED) if self.RECOVER else None
 
     def _visible(self, position: float) -> np.ndarray:
         """``1 - A`` over the box for the frame at ``position`` (kept for the frame's next rectangle)."""
@@ -307,7 +312,10 @@ class _Restore:
         d = self.rank[self.inner][cut] - np.float32(position)
         d = d * d * (k if np.ndim(k) == 0 else k[it:ib, il:ir])
         g = np.exp(d) * clear
-        self.sums[cut] += srgb_decode(pixels) * g[..., None]
+        linear = srgb_decode(pixels)
+        self.sums[cut] += linear * g[..., None]
+        if self.light is not None:
+            self.light.add(position, linear, rect)
         self.den[cut] += g * clear
 
     def apply(self, planes: list[np.ndarray], k: float | np.ndarray) -> None:
@@ -320,6 +328,8 @@ class _Restore:
         for c in range(3):
             colour[..., c] = srgb_decode(planes[c][ot:ob, ol:orr])
         colour[..., 3] = colour[..., :3].max(axis=2) >= self.CLIPPED
+        if self.light is not None:  # the highlights whose light the defocused frames give are no longer unknown
+            colour[..., 3][self.light.recover(colour, self.rank, (ot, ol), self.slope)] = 0.0
         total = np.zeros_like(self.den)
         unknown = np.zeros_like(self.den)
         taken = np.zeros_like(self.sums)
