@@ -51,7 +51,9 @@ class ClippedLight:
     block : int
         Block size (px) of the sums: regions are measured in whole blocks.
     clipped : float
-        Linear light from which a pixel is taken as clipped.
+        Linear light from which a pixel is taken as clipped. The frames come with their exposure gains applied
+        to the stored (encoded, saturating) values, so a pixel the camera clipped reads ``gain ** 2.2`` of
+        white: 0.85 takes in gains down to 0.93.
 
     Examples
     --------
@@ -64,7 +66,7 @@ class ClippedLight:
     #: Share of a highlight's spread light that must fall on unclipped blocks of a frame to read its light.
     SEEN = 0.1
 
-    def __init__(self, box: Rect, *, block: int = 4, clipped: float = 0.97):
+    def __init__(self, box: Rect, *, block: int = 4, clipped: float = 0.85):
         t, l, b, r = box
         self.block, self.clipped = int(block), float(clipped)
         self.origin = (t // self.block * self.block, l // self.block * self.block)

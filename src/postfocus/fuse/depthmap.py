@@ -277,7 +277,10 @@ class _Restore:
     #: given up (wholly at twice that).
     MODEL_ERROR, TOLERANCE = 0.15, 0.02
     #: Clipped highlights' light is read from the frames where they are defocused (:mod:`~postfocus.fuse.clipped`).
-    RECOVER = True
+    RECOVER = False
+    #: Linear light from which a frame's pixel (its exposure gain applied to the saturating stored value,
+    #: so a clipped pixel may read ``gain ** 2.2`` of white) is left out of the solution, when SEEN_CLIPPED.
+    FRAME_CLIPPED, SEEN_CLIPPED = 0.85, True
 
     def __init__(self, index_map: np.ndarray, box: Rect, slope: float):
         h, w = index_map.shape
@@ -293,7 +296,7 @@ class _Restore:
         self.positions: list[float] = []
         self._clear: tuple[float, np.ndarray] | None = None  # the last frame's 1 - A over the box
         # (the ring a highlight's bloom shows below white is resolved at about half a frame's blur growth)
-        self.light = ClippedLight(box, block=int(np.clip(slope // 2, 1, 4)), clipped=self.CLIPPED) if self.RECOVER else None
+        self.light = ClippedLight(box, block=int(np.clip(slope // 2, 1, 4))) if self.RECOVER else None
 
     def _visible(self, position: float) -> np.ndarray:
         """``1 - A`` over the box for the frame at ``position`` (kept for the frame's next rectangle)."""
@@ -313,6 +316,8 @@ class _Restore:
         d = d * d * (k if np.ndim(k) == 0 else k[it:ib, il:ir])
         g = np.exp(d) * clear
         linear = srgb_decode(pixels)
+        if self.SEEN_CLIPPED:  # a clipped pixel is no equation: it holds less than S + (1 - A) B
+            g *= linear.max(axis=2) < self.FRAME_CLIPPED
         self.sums[cut] += linear * g[..., None]
         if self.light is not None:
             self.light.add(position, linear, rect)
