@@ -39,7 +39,7 @@ def test_clipped_pins_light_recovered_against_the_rendered_truth(pins):
     st, truth = pins
     h, w = st.depth.shape
     frames = [gamma_decode(np.asarray(f, np.float32)) for f in st.frames]
-    light = ClippedLight((0, 0, h, w), block=1)
+    light = ClippedLight((0, 0, h, w), block=1, clipped=0.97)  # no exposure gains in this render
     for i, frame in enumerate(frames):
         light.add(float(i), frame, (0, 0, h, w))
     own = np.clip(np.rint(st.depth), 0, len(frames) - 1).astype(int)
@@ -55,7 +55,7 @@ def test_clipped_pins_light_recovered_against_the_rendered_truth(pins):
         assert done[sel].all()
         shares.append((colour[sel].sum() / truth[sel].sum(), clipped[sel].sum() / truth[sel].sum()))
     shares = np.array(shares)
-    # measured: the five stripes' light 0.78-0.93 of the truth recovered (clipped as seen: 0.18-0.28)
+    # measured: the five stripes' light 0.78-0.94 of the truth recovered (clipped as seen: 0.22-0.29)
     assert len(shares) == 5
     assert shares[:, 0].min() >= 0.7 and shares[:, 0].max() <= 1.1
     assert (shares[:, 0] >= 2.5 * shares[:, 1]).all()
