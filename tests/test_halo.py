@@ -299,3 +299,14 @@ def test_occluder_cover_at_a_reduced_scale_where_every_disc_is_large():
         # measured: cover 0.047, 0.064, 0.057, 0.022 at most (mean 0.0015-0.0028); spill 0.065, 0.042, 0.031, 0.012
         assert np.abs(cover - full_cover).max() < 0.07 and np.abs(cover - full_cover).mean() < 0.004
         assert np.abs(spill - full_spill).max() < 0.07 and spill.min() >= 0.0
+
+
+def test_occluder_cover_of_a_far_to_near_sweep_is_the_mirrored_one():
+    """With the sweep recorded far to near (the last frame the nearest focus), the occluders are the pixels of
+    higher rank: the cover is that of the mirrored ranks."""
+    rank = np.full((60, 80), 6.0, np.float32)
+    rank[20:40, 10:30] = 0.0
+    colour = np.random.default_rng(2).uniform(0.0, 1.0, (60, 80, 3)).astype(np.float32)
+    cover, spill = occluder_cover(rank, 6.0, 1.5, colour=colour)
+    mirrored, mirrored_spill = occluder_cover(8.0 - rank, 2.0, 1.5, colour=colour, near_to_far=False)
+    assert cover[30, 33] > 0.1 and np.abs(cover - mirrored).max() < 1e-6 and np.abs(spill - mirrored_spill).max() < 1e-6

@@ -91,7 +91,8 @@ class ClippedLight:
         sums[y0:y1, x0:x1] += blocks.sum(axis=(1, 3))
         clip[y0:y1, x0:x1] |= blocks[..., :3].max(axis=(1, 3, 4)) >= self.clipped
 
-    def recover(self, colour: np.ndarray, rank: np.ndarray, origin: tuple[int, int], slope: float) -> np.ndarray:
+    def recover(self, colour: np.ndarray, rank: np.ndarray, origin: tuple[int, int], slope: float, *,
+                near_to_far: bool = True) -> np.ndarray:
         """Give the clipped highlights of ``colour`` their light, in place; the pixels whose light was recovered.
 
         Parameters
@@ -105,6 +106,8 @@ class ClippedLight:
             (top, left) of the area in the frames.
         slope : float
             Blur growth, px of disc radius a frame.
+        near_to_far : bool
+            Frame 0 is the nearest focus (False: the last frame is).
 
         Returns
         -------
@@ -136,7 +139,7 @@ class ClippedLight:
             crop = (slice(t, min(h, y + ch + reach)), slice(l, min(w, x + cw + reach)))
             highlight = labels[crop] == n
             excess = self._excess(labels[crop] == n, colour[crop][..., :3], rank[crop], by[crop[0]], bx[crop[1]],
-                                  depth, positions, slope)
+                                  depth, positions, slope, near_to_far)
             if excess is None:
                 continue
             colour[y:y + ch, x:x + cw, :3][inside] += (excess / size).astype(np.float32)
@@ -144,7 +147,7 @@ class ClippedLight:
         return done
 
     def _excess(self, highlight: np.ndarray, colour: np.ndarray, rank: np.ndarray, by: np.ndarray, bx: np.ndarray,
-                depth: float, positions: np.ndarray, slope: float) -> np.ndarray | None:
+                depth: float, positions: np.ndarray, slope: float, near_to_far: bool) -> np.ndarray | None:
         """The light (per channel) the ``highlight`` lost to clipping; None when no frame shows enough of it.
 
         ``highlight`` (bool), ``colour`` (linear) and ``rank`` cover a crop whose rows and columns lie in the
@@ -186,8 +189,9 @@ class ClippedLight:
             shown = float(m[ring].sum())
             if shown < self.SEEN or (best is not None and shown <= best[0]):
                 continue
-            near = rank < np.float32(j - 1.0)
-            cover, spill = occluder_cover(rank, float(j), slope, colour=np.where(near[..., None], colour, 0.0))
+            near = rank < np.float32(j - 1.0) if near_to_far else rank > np.float32(j + 1.0)
+            cover, spill = occluder_cover(rank, float(j), slope, colour=np.where(near[..., None], colour, 0.0),
+                                          near_to_far=near_to_far)
             model = blocks(spill + (1.0 - cover)[..., None] * np.where(near[..., None], 0.0, colour))
             residual = sums_j[..., :3].reshape(-1, 3)[ring] - model[ring]
             weight = m[ring]

@@ -51,6 +51,8 @@ class DepthmapFusion:
     ``threads`` (1 or 2): threads that make the per-tile index ranges and finish
     the blend in :meth:`result`, the lower half of the rows on a helper thread
     (the same result).
+    ``near_to_far``: frame 0 is the nearest focus (False: the last frame is),
+    for the background solver's occluders.
 
     Examples
     --------
@@ -64,7 +66,8 @@ class DepthmapFusion:
     CUTOFF = 1e-6
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
-                 safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1):
+                 safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1,
+                 near_to_far: bool = True):
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
@@ -91,7 +94,7 @@ class DepthmapFusion:
                 self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
                               np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
                 if slope is not None and slope > 0:
-                    self._restore = _Restore(self.index_map, box, float(slope))
+                    self._restore = _Restore(self.index_map, box, float(slope), near_to_far)
             else:
                 safe = None
         # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
@@ -283,12 +286,12 @@ class _Restore:
     #: so a clipped pixel may read ``gain ** 2.2`` of white) is left out of the solution, when SEEN_CLIPPED.
     FRAME_CLIPPED, SEEN_CLIPPED = 0.85, True
 
-    def __init__(self, index_map: np.ndarray, box: Rect, slope: float):
+    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True):
         h, w = index_map.shape
         t, l, b, r = box
         pad = int(np.ceil(slope * (float(index_map.max()) - float(index_map.min()) + 1.0))) + 2
         self.outer = (max(0, t - pad), max(0, l - pad), min(h, b + pad), min(w, r + pad))
-        self.box, self.slope = box, slope
+        self.box, self.slope, self.near_to_far = box, slope, near_to_far  # (frame 0 the nearest focus)
         ot, ol, ob, orr = self.outer
         self.rank = index_map[ot:ob, ol:orr]
         self.inner = (slice(t - ot, b - ot), slice(l - ol, r - ol))
@@ -302,7 +305,7 @@ class _Restore:
     def _visible(self, position: float) -> np.ndarray:
         """``1 - A`` over the box for the frame at ``position`` (kept for the frame's next rectangle)."""
         if self._clear is None or self._clear[0] != position:
-            cover, _ = occluder_cover(self.rank, position, self.slope)
+            cover, _ = occluder_cover(self.rank, position, self.slope, near_to_far=self.near_to_far)
             self._clear = (position, 1.0 - cover[self.inner])
             self.positions.append(position)
         return self._clear[1]
@@ -335,12 +338,12 @@ class _Restore:
             colour[..., c] = srgb_decode(planes[c][ot:ob, ol:orr])
         colour[..., 3] = colour[..., :3].max(axis=2) >= self.CLIPPED
         if self.light is not None:  # the highlights whose light the defocused frames give are no longer unknown
-            colour[..., 3][self.light.recover(colour, self.rank, (ot, ol), self.slope)] = 0.0
+            colour[..., 3][self.light.recover(colour, self.rank, (ot, ol), self.slope, near_to_far=self.near_to_far)] = 0.0
         total = np.zeros_like(self.den)
         unknown = np.zeros_like(self.den)
         taken = np.zeros_like(self.sums)
         for position in self.positions:
-            cover, spill = occluder_cover(self.rank, position, self.slope, colour=colour)
+            cover, spill = occluder_cover(self.rank, position, self.slope, colour=colour, near_to_far=self.near_to_far)
             clear = 1.0 - cover[self.inner]
             d = self.rank[self.inner] - np.float32(position)
             g = np.exp(d * d * (k if np.ndim(k) == 0 else k[t:b, l:r]))

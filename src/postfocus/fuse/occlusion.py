@@ -317,7 +317,8 @@ def _disc_blur(image: np.ndarray, radius: float, *, fine: float = 4.0) -> np.nda
 
 
 def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: np.ndarray | None = None,
-                   margin: float = 1.0, reduce: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                   margin: float = 1.0, reduce: bool = True, near_to_far: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """How much nearer objects' blur covers each pixel in the frame at ``position``, and the light they spill.
 
     The pixels whose focus index lies more than ``margin`` frames before
@@ -348,6 +349,9 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
         float32 (h, w, c) the occluders' sharp light (linear; any planes); without it only the cover is made.
     margin : float
         Frames by which an occluder is nearer than ``position``.
+    near_to_far : bool
+        Frame 0 is the nearest focus (lower ranks nearer); False: the last frame is, and the occluders are the
+        pixels more than ``margin`` frames *above* ``position``.
     reduce : bool
         Make them at a scale reduced by ``floor(r / REDUCE)``, ``r`` the smallest disc (no detail is lost:
         every layer is blurred by at least ``r``), and interpolate back.
@@ -372,6 +376,8 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
     ([[0.96, 0.81, 0.61, 0.39, 0.19, 0.04, 0.0, 0.0, 0.0]], [[0.48, 0.4, 0.3, 0.2, 0.1, 0.02, 0.0, 0.0, 0.0]])
     """
     rank = np.asarray(rank, np.float32)
+    if not near_to_far:  # mirrored: the nearest focus at the lowest rank again
+        rank, position = -rank, -float(position)
     h, w = rank.shape
     near = rank < np.float32(position - margin)
     if not near.any():

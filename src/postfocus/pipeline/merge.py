@@ -258,7 +258,8 @@ class _Merge:
             raise
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=helper_threads(self.threads))
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, near_to_far=self.near_to_far,
+                                  threads=helper_threads(self.threads))
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
