@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
 import time
 from pathlib import Path
 from unittest import mock
@@ -23,48 +22,37 @@ from unittest import mock
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import Truth, render  # noqa: E402
-from halo_fifth import scored  # noqa: E402
+from halo_fifth import scenes, scored  # noqa: E402
 
 from postfocus.focus.map import focus_index_map  # noqa: E402
 from postfocus.fuse.depthmap import _Restore  # noqa: E402
-from postfocus.fuse.occlusion import blur_growth  # noqa: E402
-from postfocus.io.open import open_source  # noqa: E402
-from postfocus.pipeline.analyse import analyse  # noqa: E402
 from postfocus.pipeline.merge import fuse  # noqa: E402
-from postfocus.synth import write_stack  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", default=["grass", "pins"])
     args = parser.parse_args()
-    for name in args.scenes:
-        st = render(name, 10, 1)
-        truth = Truth(st)
-        with tempfile.TemporaryDirectory() as work:
-            source = open_source([str(p) for p in write_stack(st, Path(work), fmt="jpg", quality=95)])
-            analysis = analyse(source)
-            maps = analysis.maps
-            growth = blur_growth(maps.volume, analysis.guide, maps.focus_index, maps.confidence)
-            print(f"{name}: blur growth {growth:.3f} px a frame")
-            print("| map | fused | restore | restore + clipped light |")
-            print("|---|---|---|---|")
-            for label, index in (("default map", maps.focus_index),
-                                 ("sided", focus_index_map(maps.volume, analysis.guide, sides=True)[0]),
-                                 ("true depth", st.depth.astype(np.float32))):
-                conf = np.ones_like(maps.confidence) if label == "true depth" else maps.confidence
-                m = dataclasses.replace(maps, focus_index=index, confidence=conf)
-                cells = []
-                for restore, recover in ((False, False), (True, False), (True, True)):
-                    with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth), \
-                         mock.patch.object(_Restore, "RECOVER", recover):
-                        t = time.process_time()
-                        image = fuse(source, m, alignment=analysis.alignment, restore=restore)
-                        cpu = time.process_time() - t
-                    h, n, f, p = scored(st, truth, image)
-                    cells.append(f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f} [{cpu:.2f} s]")
-                print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    for name, st, truth, source, analysis, growth in scenes(args.scenes):
+        maps = analysis.maps
+        print(f"{name}: blur growth {growth:.3f} px a frame")
+        print("| map | fused | restore | restore + clipped light |")
+        print("|---|---|---|---|")
+        for label, index in (("default map", maps.focus_index),
+                             ("sided", focus_index_map(maps.volume, analysis.guide, sides=True)[0]),
+                             ("true depth", st.depth.astype(np.float32))):
+            conf = np.ones_like(maps.confidence) if label == "true depth" else maps.confidence
+            m = dataclasses.replace(maps, focus_index=index, confidence=conf)
+            cells = []
+            for restore, recover in ((False, False), (True, False), (True, True)):
+                with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth), \
+                     mock.patch.object(_Restore, "RECOVER", recover):
+                    t = time.process_time()
+                    image = fuse(source, m, alignment=analysis.alignment, restore=restore)
+                    cpu = time.process_time() - t
+                h, n, f, p = scored(st, truth, image)
+                cells.append(f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f} [{cpu:.2f} s]")
+            print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from postfocus.fuse.occlusion import occluder_cover
+from postfocus.fuse.occlusion import _disc, occluder_cover
 
 __all__ = ["ClippedLight"]
 
@@ -198,11 +198,3 @@ class ClippedLight:
             best = (shown, np.maximum(weight @ residual / float(weight @ weight), 0.0))
         return None if best is None else best[1]
 
-
-def _disc(radius: float) -> np.ndarray:
-    """Pillbox kernel of ``radius`` px (each tap the share of its pixel inside the disc, 4x4 samples), sum 1."""
-    r = int(np.ceil(radius - 0.5)) if radius > 0.5 else 0
-    sub = (np.arange(4 * (2 * r + 1), dtype=np.float32) + 0.5) / 4.0 - (r + 0.5)
-    inside = (sub[:, None] ** 2 + sub[None, :] ** 2 <= radius * radius).astype(np.float32)
-    kernel = inside.reshape(2 * r + 1, 4, 2 * r + 1, 4).mean(axis=(1, 3))
-    return kernel / kernel.sum()
