@@ -383,8 +383,11 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
     if not near.any():
         return np.zeros((h, w), np.float32), None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
     rounded = np.rint(rank)
-    rounded[~near] = -1.0
-    layers = np.unique(rounded[near])[::-1]  # far to near
+    rounded[~near] = np.nan  # (equal to no layer)
+    seen = rounded[near]
+    lowest = float(seen.min())
+    counts = np.bincount((seen - np.float32(lowest)).astype(np.int64))
+    layers = (lowest + np.flatnonzero(counts)[::-1]).astype(np.float32)  # far to near
     # Every layer's disc is at least ``smallest`` px: the cover and spill hold nothing finer, so they are made on
     # the picture area-averaged by ``factor`` (the masks become coverage fractions) and interpolated back.
     smallest = slope * max(float(position) - float(layers[0]), 0.0)
@@ -392,9 +395,10 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
     if factor < 2 or min(h, w) < 4 * factor:
         return _composite(rounded, layers, position, slope, colour, 1)
     ph, pw = -(-h // factor) * factor, -(-w // factor) * factor  # padded to whole blocks: exact scale
-    pad = ((0, ph - h), (0, pw - w))
-    rounded = np.pad(rounded, pad, mode="edge")
-    colour = None if colour is None else np.pad(colour, pad + ((0, 0),), mode="edge")
+    if (ph, pw) != (h, w):
+        rounded = cv2.copyMakeBorder(rounded, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+        if colour is not None:
+            colour = cv2.copyMakeBorder(colour, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE).reshape(ph, pw, -1)
     cover, spill = _composite(rounded, layers, position, slope, colour, factor)
     cover = np.clip(cv2.resize(cover, (pw, ph), interpolation=cv2.INTER_CUBIC)[:h, :w], 0.0, 1.0)
     if spill is not None:  # (bicubic: no negative overshoot kept)
