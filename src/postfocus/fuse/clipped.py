@@ -5,16 +5,19 @@ focused on it the camera clips it, and its light is unknown. Defocus moves
 light but neither makes nor loses it (the point-spread function sums to one,
 Pentland [1]_; the same property the exposure gains use): in a frame focused
 ``|j - d|`` frames away the highlight's light is spread over a disc of radius
-``c |j - d|`` and, once spread, usually below white. Over a region ``R``
-holding the highlight ``H`` and its disc, the frame ``j`` and the highlight's
-own frame ``k`` hold the same light but for what ``k`` clipped (the rest of
-``R``, blurred differently in the two frames, keeps its total too, up to what
-crosses ``R``'s border):
-
-.. math::  \\sum_H L - \\sum_H F_k = \\sum_R F_j - \\sum_R F_k ,
-
-in linear light, per colour channel. The excess is given to ``H``'s pixels
-evenly (only the total matters for the spill it makes in other frames).
+``c |j - d|``. Were the spread light below white everywhere, the sums of the
+frame ``j`` and of the highlight's own frame ``k`` over a region ``R``
+holding the disc would differ by exactly what ``k`` clipped. A bright
+highlight's bloom, though, often stays clipped at its core in every frame
+(on the rendered pins, 80-99 % of it), so the light is read from the bloom's
+unclipped flanks instead: frame ``j`` is modelled from the sharp composite
+(the nearer layers' spill over the farther ones,
+:func:`~postfocus.fuse.occlusion.occluder_cover`) plus the missing light
+``E`` spread by the frame's disc, and ``E`` is fitted by least squares over
+the blocks of ``R`` the frame does not clip. The excess is given to the
+highlight's pixels evenly (only its total matters for the spill it makes in
+other frames; the real light is concentrated in the brightest part, so the
+fit, which sees the bloom's edge, reads somewhat less than the truth).
 
 The frames are kept as block sums (:class:`ClippedLight`), per frame, over
 the area they are seen in, so the sums of any region of whole blocks are at
