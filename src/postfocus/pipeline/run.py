@@ -45,6 +45,7 @@ from postfocus.store import (
     write_maps,
     write_stack_folder,
 )
+from postfocus.store.video_frames import VIDEO_KEY, keep_video
 from postfocus.sweep import RepeatedFrames
 
 __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
@@ -293,14 +294,14 @@ class _WarpAhead:
     The warped frames replace the decoded ones, so memory stays as it was.
     """
 
-    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], method: str):
+    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None] | None, method: str):
         self.source, self.keep, self.method = source, keep, method
         self._pool: ThreadPoolExecutor | None = None
         self._frames: dict[int, Future] = {}
 
     def start(self, alignment: list, used: list[int]) -> None:
         """Start warping the ``used`` frames (the ``on_alignment`` of :func:`analyse`), if all are kept decoded."""
-        if not (isinstance(self.source, _DecodedOnce) and self.source.holds_all()):
+        if self.keep is None or not (isinstance(self.source, _DecodedOnce) and self.source.holds_all()):
             return
         size = self.source.info.size
         box = common_area([alignment[i].matrix for i in used], size)
@@ -342,12 +343,17 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
     # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
     # already compressed, so a JPEG at quality 97 with full colour resolution loses nothing visible.
     lossless = deep or info.kind == "raw" or any(Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in info.paths)
+    # A video's frames are not encoded again: the folder keeps the video, and each aligned frame is
+    # warped from it when asked for (store/video_frames.py); pass 2 then warps only footprints. (Not
+    # with a dense flow refinement, which is not kept.)
+    video = info.kind == "video" and len(info.paths) == 1 and not opts.refine_flow
     with PartialFolder(folder.parent) as part:
         try:
             (part.path / "frames").mkdir()
+            kept_video = keep_video(part.path, info.paths[0]) if video else None
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        keep = FrameWriter(part.path, lossless, deep, jpeg_quality)
+        keep = None if video else FrameWriter(part.path, lossless, deep, jpeg_quality)
         ahead = _WarpAhead(source, keep, opts.method)
         written = None
         try:
@@ -369,7 +375,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                 ahead.close()
             finally:
                 try:
-                    frame_files = keep.close()
+                    frame_files = keep.close() if keep is not None else {}
                 finally:
                     if written is not None:
                         wait([written])
@@ -387,6 +393,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "reference": analysis.reference,
             "alignment": [a.as_dict() for a in analysis.alignment],
             "frame_files": frame_files,
+            **({VIDEO_KEY: {"file": kept_video[0]}} if kept_video else {}),
             "bit_depth": info.bit_depth,
             "grey": info.grey,
             "exif": info.exif.hex() if info.exif else None,
@@ -394,6 +401,6 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "warnings": messages,
         }
         write_stack_folder(part.path, image=image, maps=maps, manifest=manifest, method=opts.method, deep=deep,
-                           icc=info.icc, frames={**keep.checksums, **written.result()})
+                           icc=info.icc, frames={**(keep.checksums if keep else dict([kept_video])), **written.result()})
         part.install(folder)
     return image

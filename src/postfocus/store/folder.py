@@ -28,13 +28,20 @@ from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.result import save_image
+from postfocus.store.video_frames import VIDEO_KEY, VideoFrames, merge_from_video
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
-4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG."""
+4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
+5: a video's aligned frames are not encoded again: the folder keeps the video (``source.mp4``) and
+each frame is warped when asked for (:mod:`postfocus.store.video_frames`)."""
+
+#: Versions :meth:`ProcessedStack.open` reads: a format-4 folder differs from a format-5 one only in
+#: never keeping a video, so one opened by its path (a web job's) still loads.
+READABLE_FORMATS = (4, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
@@ -73,7 +80,7 @@ class ProcessedStack(MapsView):
             manifest = json.loads((folder / "manifest.json").read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"{folder}: not a postfocus stack folder ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
         return cls(folder, manifest)
@@ -144,8 +151,24 @@ class ProcessedStack(MapsView):
         return self.maps.to_map(x, y)
 
     # Frames ------------------------------------------------------------------
+    @property
+    def frames_from_video(self) -> bool:
+        """Whether the aligned frames are decoded from the kept video when asked for (no frame files)."""
+        return VIDEO_KEY in self.manifest
+
+    @cached_property
+    def _video_frames(self) -> VideoFrames:
+        m = self.manifest
+        return VideoFrames(self.folder / m[VIDEO_KEY]["file"], self.alignment, m["reference_size"], m["crop"],
+                           self.options.method, self.frames().info, threads=self.options.threads)
+
     def frame_path(self, index: int) -> Path:
-        """File of aligned frame ``index`` (a frame number)."""
+        """File of aligned frame ``index`` (a frame number); InputError when frames come from the kept
+        video (:attr:`frames_from_video`: :meth:`save_frame` writes one)."""
+        if self.frames_from_video:
+            if index not in self.used:
+                raise InputError(f"frame {index} is not in this stack (frames kept: {self.used})")
+            raise InputError(f"{self.folder}: frame {index} is decoded from the kept video, not kept as a file")
         try:
             return self.folder / self.manifest["frame_files"][str(index)]
         except KeyError:
@@ -153,6 +176,8 @@ class ProcessedStack(MapsView):
 
     def read_frame(self, index: int) -> np.ndarray:
         """Aligned frame ``index`` in output geometry, float32 RGB."""
+        if self.frames_from_video:
+            return to_float(self.frames().read_pixels(index))
         return read_image(self.frame_path(index))
 
     def frames(self) -> "CachedFrames":
@@ -192,10 +217,10 @@ class ProcessedStack(MapsView):
         -------
         pathlib.Path
         """
-        cached = self.frame_path(index)
         check_output_path(path, self.info.paths)
+        cached = None if self.frames_from_video else self.frame_path(index)
         exif = self.frame_exif(index)
-        if cached.suffix.lower() == ".jpg" and Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        if cached is not None and cached.suffix.lower() == ".jpg" and Path(path).suffix.lower() in (".jpg", ".jpeg"):
             h, w = self.size
             meta = output_exif(exif, description, (h, w))
             data = jpeg_with_metadata(cached.read_bytes(), meta, self.info.icc or srgb_icc_profile())
@@ -267,6 +292,9 @@ class ProcessedStack(MapsView):
                 raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
+        if self.frames_from_video:
+            return merge_from_video(self._video_frames, self.maps, method=method, merge=frames, bands=bands,
+                                    progress=progress, threads=threads)
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
                     threads=threads)
 
@@ -327,6 +355,10 @@ class CachedFrames(FrameSource):
         return self.stack.read_frame(index)
 
     def read_pixels(self, index: int) -> np.ndarray:
+        if self.stack.frames_from_video:
+            if index not in self.stack.used:
+                self.stack.frame_path(index)  # (the error naming the frames kept)
+            return self.stack._video_frames.read_pixels(index)
         return read_image(self.stack.frame_path(index), stored=True)
 
 def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
