@@ -45,7 +45,7 @@ from postfocus.store import (
     write_maps,
     write_stack_folder,
 )
-from postfocus.store.video_frames import VIDEO_KEY, keep_video
+from postfocus.store.unwarped import UNWARPED_KEY, HandOver
 from postfocus.sweep import RepeatedFrames
 
 __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
@@ -294,14 +294,14 @@ class _WarpAhead:
     The warped frames replace the decoded ones, so memory stays as it was.
     """
 
-    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None] | None, method: str):
+    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], method: str):
         self.source, self.keep, self.method = source, keep, method
         self._pool: ThreadPoolExecutor | None = None
         self._frames: dict[int, Future] = {}
 
     def start(self, alignment: list, used: list[int]) -> None:
         """Start warping the ``used`` frames (the ``on_alignment`` of :func:`analyse`), if all are kept decoded."""
-        if self.keep is None or not (isinstance(self.source, _DecodedOnce) and self.source.holds_all()):
+        if not (isinstance(self.source, _DecodedOnce) and self.source.holds_all()):
             return
         size = self.source.info.size
         box = common_area([alignment[i].matrix for i in used], size)
@@ -343,17 +343,18 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
     # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
     # already compressed, so a JPEG at quality 97 with full colour resolution loses nothing visible.
     lossless = deep or info.kind == "raw" or any(Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in info.paths)
-    # A video's frames are not encoded again: the folder keeps the video, and each aligned frame is
-    # warped from it when asked for (store/video_frames.py); pass 2 then warps only footprints. (Not
-    # with a dense flow refinement, which is not kept.)
-    video = info.kind == "video" and len(info.paths) == 1 and not opts.refine_flow
+    # A video's frames are kept as decoded (8-bit: JPEG with the video's own 4:2:0 colour) and warped
+    # when asked for (store/unwarped.py): no whole-frame warps here, pass 2 warps only footprints.
+    # (Not with a dense flow refinement, which is not kept.)
+    unwarped = info.kind == "video" and not opts.refine_flow
     with PartialFolder(folder.parent) as part:
         try:
             (part.path / "frames").mkdir()
-            kept_video = keep_video(part.path, info.paths[0]) if video else None
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        keep = None if video else FrameWriter(part.path, lossless, deep, jpeg_quality)
+        keep = FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped)
+        if unwarped:
+            source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = _WarpAhead(source, keep, opts.method)
         written = None
         try:
@@ -367,15 +368,17 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
             box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
-                                      on_aligned=None if ahead.started else keep, progress=progress,
+                                      on_aligned=None if ahead.started or unwarped else keep, progress=progress,
                                       warped=ahead.frame if ahead.started else None)
+            if unwarped:
+                source.hand_missing(analysis.maps.used)
         finally:
             # Every thread is joined even when one of them failed (before the temporary folder goes).
             try:
                 ahead.close()
             finally:
                 try:
-                    frame_files = keep.close() if keep is not None else {}
+                    frame_files = keep.close()
                 finally:
                     if written is not None:
                         wait([written])
@@ -393,7 +396,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "reference": analysis.reference,
             "alignment": [a.as_dict() for a in analysis.alignment],
             "frame_files": frame_files,
-            **({VIDEO_KEY: {"file": kept_video[0]}} if kept_video else {}),
+            **({UNWARPED_KEY: True} if unwarped else {}),
             "bit_depth": info.bit_depth,
             "grey": info.grey,
             "exif": info.exif.hex() if info.exif else None,
@@ -401,6 +404,6 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "warnings": messages,
         }
         write_stack_folder(part.path, image=image, maps=maps, manifest=manifest, method=opts.method, deep=deep,
-                           icc=info.icc, frames={**(keep.checksums if keep else dict([kept_video])), **written.result()})
+                           icc=info.icc, frames={**keep.checksums, **written.result()})
         part.install(folder)
     return image

@@ -28,7 +28,7 @@ from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.result import save_image
-from postfocus.store.video_frames import VIDEO_KEY, VideoFrames, merge_from_video
+from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
@@ -36,11 +36,11 @@ FORMAT_VERSION = 5
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
 4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
-5: a video's aligned frames are not encoded again: the folder keeps the video (``source.mp4``) and
-each frame is warped when asked for (:mod:`postfocus.store.video_frames`)."""
+5: a video's frames are kept as decoded (JPEG, the video's 4:2:0 colour), not warped, and each is
+warped when asked for (:mod:`postfocus.store.unwarped`)."""
 
 #: Versions :meth:`ProcessedStack.open` reads: a format-4 folder differs from a format-5 one only in
-#: never keeping a video, so one opened by its path (a web job's) still loads.
+#: never keeping unwarped frames, so one opened by its path (a web job's) still loads.
 READABLE_FORMATS = (4, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
@@ -152,23 +152,19 @@ class ProcessedStack(MapsView):
 
     # Frames ------------------------------------------------------------------
     @property
-    def frames_from_video(self) -> bool:
-        """Whether the aligned frames are decoded from the kept video when asked for (no frame files)."""
-        return VIDEO_KEY in self.manifest
+    def frames_unwarped(self) -> bool:
+        """Whether the frame files hold the frames as decoded, warped when asked for (a video's stack)."""
+        return bool(self.manifest.get(UNWARPED_KEY))
 
     @cached_property
-    def _video_frames(self) -> VideoFrames:
+    def _unwarped(self) -> UnwarpedFrames:
         m = self.manifest
-        return VideoFrames(self.folder / m[VIDEO_KEY]["file"], self.alignment, m["reference_size"], m["crop"],
-                           self.options.method, self.frames().info, threads=self.options.threads)
+        return UnwarpedFrames(decoded_reader(self.folder, m["frame_files"]), self.alignment, m["reference_size"],
+                              m["crop"], self.options.method, self.frames().info)
 
     def frame_path(self, index: int) -> Path:
-        """File of aligned frame ``index`` (a frame number); InputError when frames come from the kept
-        video (:attr:`frames_from_video`: :meth:`save_frame` writes one)."""
-        if self.frames_from_video:
-            if index not in self.used:
-                raise InputError(f"frame {index} is not in this stack (frames kept: {self.used})")
-            raise InputError(f"{self.folder}: frame {index} is decoded from the kept video, not kept as a file")
+        """File of aligned frame ``index`` (a frame number); of a stack that keeps its frames unwarped
+        (:attr:`frames_unwarped`), the frame as decoded (:meth:`save_frame` writes the aligned one)."""
         try:
             return self.folder / self.manifest["frame_files"][str(index)]
         except KeyError:
@@ -176,7 +172,7 @@ class ProcessedStack(MapsView):
 
     def read_frame(self, index: int) -> np.ndarray:
         """Aligned frame ``index`` in output geometry, float32 RGB."""
-        if self.frames_from_video:
+        if self.frames_unwarped:
             return to_float(self.frames().read_pixels(index))
         return read_image(self.frame_path(index))
 
@@ -218,7 +214,7 @@ class ProcessedStack(MapsView):
         pathlib.Path
         """
         check_output_path(path, self.info.paths)
-        cached = None if self.frames_from_video else self.frame_path(index)
+        cached = None if self.frames_unwarped else self.frame_path(index)
         exif = self.frame_exif(index)
         if cached is not None and cached.suffix.lower() == ".jpg" and Path(path).suffix.lower() in (".jpg", ".jpeg"):
             h, w = self.size
@@ -292,8 +288,8 @@ class ProcessedStack(MapsView):
                 raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
-        if self.frames_from_video:
-            return merge_from_video(self._video_frames, self.maps, method=method, merge=frames, bands=bands,
+        if self.frames_unwarped:
+            return merge_unwarped(self._unwarped, self.maps, method=method, merge=frames, bands=bands,
                                     progress=progress, threads=threads)
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
                     threads=threads)
@@ -355,10 +351,9 @@ class CachedFrames(FrameSource):
         return self.stack.read_frame(index)
 
     def read_pixels(self, index: int) -> np.ndarray:
-        if self.stack.frames_from_video:
-            if index not in self.stack.used:
-                self.stack.frame_path(index)  # (the error naming the frames kept)
-            return self.stack._video_frames.read_pixels(index)
+        if self.stack.frames_unwarped:
+            self.stack.frame_path(index)  # (a frame not kept: the error naming those that are)
+            return self.stack._unwarped.read_pixels(index)
         return read_image(self.stack.frame_path(index), stored=True)
 
 def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
