@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import make_tiny_stack
 
-from postfocus.errors import PostfocusWarning
+from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.images import read_image
 from postfocus.io.video import VideoSource
 from postfocus.io.video_write import write_video
@@ -136,10 +136,14 @@ def test_every_used_frame_is_handed_over_once_even_if_pass_2_skipped_it():
     assert handed == [0, 2, 1, 3]
 
 
-def test_a_format_4_folder_still_opens(tiny_stack, tmp_path):
+def test_a_format_5_folder_still_opens_and_a_format_4_one_does_not(tiny_stack, tmp_path):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     manifest = json.loads((ps.folder / "manifest.json").read_text())
-    manifest["format"] = 4
+    manifest["format"] = 4  # (its sweep direction was assumed, not measured: made again)
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError):
+        ProcessedStack.open(ps.folder)
+    manifest["format"] = 5
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     old = ProcessedStack.open(ps.folder)
     assert not old.frames_unwarped

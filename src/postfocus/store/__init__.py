@@ -25,7 +25,7 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
 Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
 Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
 version are never reused (their keys differ), so they are rebuilt;
-:meth:`ProcessedStack.open` reads format 4 and 5 and refuses others.
+:meth:`ProcessedStack.open` reads format 5 and 6 and refuses others.
 
 Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
 ``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made

@@ -32,16 +32,17 @@ from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reade
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
 4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
-5: a video's frames are kept as decoded (JPEG, the video's 4:2:0 colour), not warped, and each is
+5: the sweep's direction measured (``near_to_far`` and its evidence, ``direction``), not assumed near to far;
+6: a video's frames are kept as decoded (JPEG, the video's 4:2:0 colour), not warped, and each is
 warped when asked for (:mod:`postfocus.store.unwarped`)."""
 
-#: Versions :meth:`ProcessedStack.open` reads: a format-4 folder differs from a format-5 one only in
+#: Versions :meth:`ProcessedStack.open` reads: a format-5 folder differs from a format-6 one only in
 #: never keeping unwarped frames, so one opened by its path (a web job's) still loads.
-READABLE_FORMATS = (4, FORMAT_VERSION)
+READABLE_FORMATS = (5, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
@@ -108,7 +109,8 @@ class ProcessedStack(MapsView):
 
     @property
     def near_to_far(self) -> bool:
-        """True when frame 0 is focused nearest (the usual order)."""
+        """True when frame 0 is focused nearest (measured, :mod:`postfocus.focus.direction`; the manifest's
+        ``direction`` holds the evidence)."""
         return self.manifest.get("near_to_far", True)
 
     @cached_property
@@ -290,9 +292,9 @@ class ProcessedStack(MapsView):
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
         if self.frames_unwarped:
             return merge_unwarped(self._unwarped, self.maps, method=method, merge=frames, bands=bands,
-                                    progress=progress, threads=threads)
+                                  progress=progress, threads=threads, near_to_far=self.near_to_far)
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
-                    threads=threads)
+                    threads=threads, near_to_far=self.near_to_far)
 
     def verify(self, *, checksums: bool = True) -> None:
         """Check every file against the manifest: present, of the size written, and (``checksums``) unchanged.
@@ -325,6 +327,7 @@ class ProcessedStack(MapsView):
             "reference": m["reference"],
             "options": m["options"],
             "near_to_far": self.near_to_far,
+            "direction": m.get("direction"),
             "motion_share": self.motion_share,
             "methods_cached": sorted(p.stem.replace("all_in_focus_", "") for p in self.folder.glob("all_in_focus_*.png")),
             "created": m.get("created"),

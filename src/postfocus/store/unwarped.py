@@ -152,7 +152,7 @@ class _Decoded(FrameSource):
 
 
 def merge_unwarped(frames: UnwarpedFrames, maps: StackMaps, *, method: str, merge: Sequence[int] | None,
-                   bands: int, progress, threads: int | None) -> np.ndarray:  # noqa: ANN001
+                   bands: int, progress, threads: int | None, near_to_far: bool = True) -> np.ndarray:  # noqa: ANN001
     """Fuse kept unwarped frames into the output geometry, each warped only where it weighs.
 
     Parameters
@@ -161,7 +161,7 @@ def merge_unwarped(frames: UnwarpedFrames, maps: StackMaps, *, method: str, merg
         The stack folder's frames.
     maps : StackMaps
         The folder's maps (output geometry).
-    method, merge, bands, progress, threads
+    method, merge, bands, progress, threads, near_to_far
         As for :func:`~postfocus.pipeline.merge.fuse` (``merge`` is its ``frames``).
 
     Returns
@@ -172,7 +172,7 @@ def merge_unwarped(frames: UnwarpedFrames, maps: StackMaps, *, method: str, merg
     from postfocus.pipeline.merge import fuse
 
     return fuse(_Decoded(frames), maps, alignment=output_alignment(frames.alignment, frames.crop), method=method,
-                frames=merge, bands=bands, progress=progress, threads=threads)
+                frames=merge, bands=bands, progress=progress, threads=threads, near_to_far=near_to_far)
 
 
 def decoded_reader(folder: Path, files: dict[str, str]) -> Callable[[int], np.ndarray]:
