@@ -59,20 +59,15 @@ class HandOver(FrameSource):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getattr__(self, name: str):
-        if name == "source":
-            raise AttributeError(name)
-        return getattr(self.source, name)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.source.read(index)
-
     def read_pixels(self, index: int) -> np.ndarray:
         pixels = self.source.read_pixels(index)
         reads = self._reads[index] = self._reads.get(index, 0) + 1
         if reads == 2:
             self.keep(index, pixels)
         return pixels
+
+    def read(self, index: int) -> np.ndarray:
+        return self.source.read(index)
 
     def identity(self) -> list[tuple[str, int, int]]:
         return self.source.identity()
