@@ -148,3 +148,13 @@ def test_a_format_5_folder_still_opens_and_a_format_4_one_does_not(tiny_stack, t
     old = ProcessedStack.open(ps.folder)
     assert not old.frames_unwarped
     np.testing.assert_array_equal(old.read_frame(old.used[0]), ps.read_frame(ps.used[0]))
+
+
+def test_retouching_a_video_stack_paints_the_aligned_frame(processed):
+    import postfocus
+
+    aif, frame = processed.all_in_focus(), processed.read_frame(processed.used[0])
+    mask = np.zeros(processed.size, bool)
+    mask[40:90, 30:120] = True
+    out = postfocus.retouch(processed, mask, source=processed.used[0])
+    assert np.array_equal(out[mask], frame[mask]) and np.array_equal(out[~mask], aif[~mask])
