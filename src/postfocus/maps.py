@@ -98,7 +98,8 @@ class StackMaps:
             ``{label: frame}``, see :func:`postfocus.motion.region_frames`.
         """
         frames = list(self.used if frames is None else frames)
-        if self.motion is None:
+        # Nothing moved (the usual case): no region, and no float32 copy of the volume's slices to vote with.
+        if self.motion is None or not (np.asarray(self.motion) > 0).any():
             return np.zeros(self.shape, np.int32), {}
         return region_frames(self.motion, self.slices(frames), frames)
 
