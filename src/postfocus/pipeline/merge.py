@@ -95,7 +95,8 @@ def fuse(
     on_aligned : callable, optional
         ``on_aligned(index, aligned)`` for every used frame, warped into
         ``region``, exposure-corrected, in the source's stored type (e.g. to
-        keep aligned frames for refocusing); called in frame order from the
+        keep aligned frames for refocusing; it may be a view into the warped
+        frame: read it, do not change it); called in frame order from the
         decoding thread, as soon as a frame is warped.
     progress : callable, optional
         ``progress(stage, done, total)``.
@@ -151,18 +152,16 @@ def fuse(
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads)
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
-    keep = on_aligned
-    if on_aligned is not None and grown != whole:
-        oy, ox = top - grown[0], left - grown[1]
+    oy, ox = top - grown[0], left - grown[1]
 
-        def keep(i: int, aligned: np.ndarray) -> None:
-            on_aligned(i, np.ascontiguousarray(aligned[oy:oy + bottom - top, ox:ox + right - left]))
+    def keep(i: int, aligned: np.ndarray, gain: np.ndarray) -> None:  # cut, then corrected: no copy at gain 1
+        on_aligned(i, apply_gain(aligned[oy:oy + bottom - top, ox:ox + right - left], gain))
 
     image = None
     for k, part in enumerate(parts):
         stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
         ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
-        fused = job.run(ext, grown, keep if k == 0 else None, progress, stage)
+        fused = job.run(ext, grown, keep if k == 0 and on_aligned else None, progress, stage)
         inner = (part[0] - ext[0], left - ext[1], part[2] - ext[0], right - ext[1])
         if len(parts) == 1:  # the region moved to the front of the fused array: no second image
             return compact(fused, inner)
@@ -265,10 +264,10 @@ class _Merge:
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
-    def run(self, region: Region, aligned_region: Region, on_aligned: Callable[[int, np.ndarray], None] | None,
+    def run(self, region: Region, aligned_region: Region, on_aligned: Callable[..., None] | None,
             progress: Progress | None, stage: str) -> np.ndarray:
-        """One pass over the frames producing ``region``; ``on_aligned`` gets frames warped into
-        ``aligned_region`` (which holds ``region``)."""
+        """One pass over the frames producing ``region``; ``on_aligned(i, aligned, gain)`` gets frames warped into
+        ``aligned_region`` (which holds ``region``) and their exposure gains."""
         source, maps, merge, flow = self.source, self.maps, self.merge, self.flow
         H, W = maps.size
         top, left = region[:2]
@@ -294,7 +293,7 @@ class _Merge:
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
             if on_aligned:
-                on_aligned(i, apply_gain(aligned, gain))
+                on_aligned(i, aligned, gain)
             return None, aligned
 
         if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
@@ -304,7 +303,7 @@ class _Merge:
 
             def prepare(i: int, aligned: np.ndarray) -> tuple:
                 if on_aligned:
-                    on_aligned(i, apply_gain(aligned, self.transform(i)[1]))
+                    on_aligned(i, aligned, self.transform(i)[1])
                 return None, aligned
 
         # The first frame is decoded (and warped) while the blend state is made.
