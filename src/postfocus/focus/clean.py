@@ -182,16 +182,17 @@ def geodesic_median(
         above = shares >= 0.5
         cross = above.any(axis=-1) & ~done
         if cross.any():
-            sc = shares[cross]
-            j = np.argmax(above[cross], axis=-1)
-            s1 = np.take_along_axis(sc, j[:, None], axis=-1)[:, 0]
-            s0 = np.where(j > 0, np.take_along_axis(sc, np.maximum(j - 1, 0)[:, None], axis=-1)[:, 0],
-                          prev_share[cross])
+            at = np.flatnonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
+            flat = shares.reshape(-1, shares.shape[-1])
+            j = np.argmax(above.reshape(flat.shape)[at], axis=-1)
+            s1 = flat[at, j]
+            s0 = np.where(j > 0, flat[at, np.maximum(j - 1, 0)], prev_share[cross])
             t0 = np.concatenate([[prev_level], part])[j]
             frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
             out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
             done |= cross
-        prev_share, prev_level = shares[..., -1].copy(), part[-1]  # (not a view holding the whole chunk)
+        prev_share, prev_level = shares[..., -1].copy(), part[-1]
+        shares = above = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
