@@ -100,7 +100,8 @@ class StackMaps:
         frames = list(self.used if frames is None else frames)
         if self.motion is None:
             return np.zeros(self.shape, np.int32), {}
-        return region_frames(self.motion, self.slices(frames), frames)
+        position = {f: k for k, f in enumerate(self.used)}  # (slice by slice: no float32 copy of the whole volume)
+        return region_frames(self.motion, [self.volume[position[f]] for f in frames], frames)
 
     def crop(self, box: tuple[int, int, int, int], scale: float) -> "StackMaps":
         """The maps of a full-resolution ``box`` (top, left, bottom, right) of their geometry.
