@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
     "MOTION_MODES",
+    "ORDERS",
     "PREFER",
     "StackOptions",
     "parse_range",
@@ -48,10 +49,13 @@ ALIGN_MODELS = ("similarity", "affine", "homography", "rigid", "translation", "n
 """Motion models for alignment; ``none`` for registered (tripod) stacks."""
 MOTION_MODES = ("auto", "off")
 """``auto`` finds subjects that moved during the sweep; ``off`` treats the scene as still."""
+ORDERS = ("auto", "near-to-far", "far-to-near")
+"""Which frame is focused nearest: measured at the stack's occlusion edges (``auto``,
+:mod:`postfocus.focus.direction`), or stated: the first (``near-to-far``) or the last (``far-to-near``)."""
 PREFER = ("none", "front", "back")
 """Which of two clear focus peaks a pixel takes: the stronger, the nearer or the farther."""
 
-_PROCESSING = ("align", "reference", "motion", "refine_flow", "prefer", "align_size", "analysis_size")
+_PROCESSING = ("align", "reference", "motion", "refine_flow", "prefer", "align_size", "analysis_size", "order")
 
 
 def _choice(param: str, value: object, choices: tuple[str, ...]) -> None:
@@ -94,6 +98,8 @@ class StackOptions:
         runs in bands of rows (:mod:`postfocus.pipeline.memory`).
     threads : int or None
         Threads for image processing and decoding (None: all cores).
+    order : str
+        One of :data:`ORDERS`: the sweep's direction measured (``auto``) or stated.
 
     Raises
     ------
@@ -122,12 +128,14 @@ class StackOptions:
     analysis_size: int = 800
     memory_mb: float | None = None
     threads: int | None = None
+    order: str = "auto"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
         _choice("align", self.align, ALIGN_MODELS)
         _choice("motion", self.motion, MOTION_MODES)
         _choice("prefer", self.prefer, PREFER)
+        _choice("order", self.order, ORDERS)
         if self.reference is not None:
             _positive_int("reference", self.reference, 0)
         if self.frame_range is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from postfocus.align.report import FrameAlignment
+from postfocus.focus.direction import SweepDirection
 from postfocus.io.base import SourceInfo
 from postfocus.io.encoding import Compression
 from postfocus.io.metadata import describe_stack
@@ -46,6 +47,8 @@ class StackResult(MapsView):
         Frames merged into ``image`` (all used frames, or those of a range).
     warnings : list of str
         Every warning raised during the run, as text.
+    direction : SweepDirection or None
+        Which way the focus swept, with its evidence (:func:`postfocus.focus.direction.sweep_direction`).
     """
 
     image: np.ndarray
@@ -57,6 +60,7 @@ class StackResult(MapsView):
     reference: int
     merged: list[int]
     warnings: list[str] = field(default_factory=list)
+    direction: SweepDirection | None = None
 
     @property
     def method(self) -> str:

@@ -12,6 +12,8 @@ halos live) with the residual away from them.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable, Sequence
 
 import cv2
@@ -122,11 +124,21 @@ def forward_check(
         depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
     if confidence is not None and confidence.shape != (h, w):
         confidence = cv2.resize(np.asarray(confidence, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    if not stack.near_to_far:  # depth counts from the nearest frame; the frames are numbered far first
-        depth = (len(stack.names) - 1) - depth
     instant = instant_map(stack) if motion else None
-    return check_frames(image, depth, stack.read_frame, frames, confidence=confidence, instant=instant, model=model,
-                        pixels=pixels, level=level, progress=progress)
+    if stack.near_to_far:
+        return check_frames(image, depth, stack.read_frame, frames, confidence=confidence, instant=instant,
+                            model=model, pixels=pixels, level=level, progress=progress)
+    # Swept far to near: the depth counts from the nearest frame, and the check lays its layers nearest first,
+    # so the frames are renumbered nearest first for it and its answers numbered back.
+    last = len(stack.names) - 1
+    nearest = None if instant is None else np.where(instant >= 0, last - instant, instant)
+    result = check_frames(image, depth, lambda i: stack.read_frame(last - i), [last - i for i in frames][::-1],
+                          confidence=confidence, instant=nearest, model=model, pixels=pixels, level=level,
+                          progress=progress)
+    return dataclasses.replace(
+        result, per_frame={last - k: v for k, v in sorted(result.per_frame.items(), reverse=True)},
+        flagged_per_frame={last - k: v for k, v in sorted(result.flagged_per_frame.items(), reverse=True)},
+        instant=instant, better_depth=None if result.better_depth is None else last - result.better_depth)
 
 
 def instant_map(stack: ProcessedStack) -> np.ndarray | None:

@@ -40,6 +40,11 @@ def info_command(inputs, cache_dir):
         click.echo("processed stack: none yet (the first stack/refocus/pop run makes one)")
     for cached in stacks:
         order = "near to far" if cached["near_to_far"] else "far to near"
+        evidence = cached.get("direction")
+        if evidence:  # measured at occlusion edges (focus/direction.py), or assumed when the evidence is weak
+            leans = "near to far" if evidence["leans_near_to_far"] else "far to near"
+            order += (f" ({evidence['source']}; the occlusion edges lean {leans}, confidence "
+                      f"{evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing)")
         made = ", ".join(f"{k} {v}" for k, v in cached["options"].items() if v not in (None, False))
         size = cached["size"]
         click.echo(f"processed stack: {cached['folder']}")

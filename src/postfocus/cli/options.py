@@ -17,7 +17,7 @@ import click
 
 from postfocus.errors import OptionError, OutputError
 from postfocus.io.write import check_output_path
-from postfocus.options import ALIGN_MODELS, DEFAULT_METHOD, METHODS, MOTION_MODES, PREFER, StackOptions
+from postfocus.options import ALIGN_MODELS, DEFAULT_METHOD, METHODS, MOTION_MODES, ORDERS, PREFER, StackOptions
 
 __all__ = [
     "FLAGS",
@@ -42,6 +42,7 @@ FLAGS = {
     "frames": "--range",
     "motion": "--motion",
     "prefer": "--prefer",
+    "order": "--order",
     "refine_flow": "--refine-flow",
     "memory_mb": "--memory",
     "threads": "--threads",
@@ -118,6 +119,9 @@ _PROCESSING: list[Decorator] = [
     click.option("--prefer", type=click.Choice(PREFER), default="none", show_default=True,
                  help="Where a blurred near object lets far detail shine through (two focus peaks, e.g. microscopy): "
                       "front takes the near object, back the far detail; none the stronger."),
+    click.option("--order", type=click.Choice(ORDERS), default="auto", show_default=True,
+                 help="Which frame is focused nearest: auto measures it at the stack's occlusion edges (near-to-far "
+                      "when they do not tell); near-to-far: the first frame; far-to-near: the last."),
     click.option("--refine-flow", is_flag=True,
                  help="Also register frames densely (optical flow) for the local parallax of handheld close-ups."),
     cache_option,
@@ -125,7 +129,8 @@ _PROCESSING: list[Decorator] = [
 
 
 def processing_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that choose a processed stack: --align, --reference, --motion, --prefer, --refine-flow, --cache."""
+    """The options that choose a processed stack: --align, --reference, --motion, --prefer, --order, --refine-flow,
+    --cache."""
     for option in reversed(_PROCESSING):
         command = option(command)
     return command
@@ -189,7 +194,7 @@ def stack_options(params: dict[str, Any], **more: Any) -> StackOptions:
     Parameters
     ----------
     params : dict
-        The command's keyword arguments (``align``, ``reference``, ``motion``, ``prefer``, ``refine_flow``).
+        The command's keyword arguments (``align``, ``reference``, ``motion``, ``prefer``, ``refine_flow``, ``order``).
     **more
         Other fields, e.g. ``method`` or ``memory_mb``.
 
@@ -197,7 +202,8 @@ def stack_options(params: dict[str, Any], **more: Any) -> StackOptions:
     -------
     StackOptions
     """
-    fields = {name: params[name] for name in ("align", "reference", "motion", "prefer", "refine_flow") if name in params}
+    fields = {name: params[name] for name in ("align", "reference", "motion", "prefer", "refine_flow", "order")
+              if name in params}
     ctx = click.get_current_context(silent=True)
     threads = ctx.find_root().obj.get("threads") if ctx is not None and ctx.find_root().obj else None
     return StackOptions(**fields, threads=threads, **more)

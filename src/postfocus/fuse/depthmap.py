@@ -100,8 +100,9 @@ class DepthmapFusion:
         widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum, threads) if sigma.ndim else sigma)
         self._high = tile_reduce(self.index_map, tile, ty, tx, np.maximum, threads) + widest
         low = tile_reduce(self.index_map, tile, ty, tx, np.minimum, threads)
-        if safe is not None:  # the lower of the two indices
+        if safe is not None:  # the lower of the two indices (and the higher: a far-to-near sweep's is above)
             np.minimum(low, tile_reduce(safe, tile, ty, tx, np.minimum, threads), out=low)
+            np.maximum(self._high, tile_reduce(safe, tile, ty, tx, np.maximum, threads) + widest, out=self._high)
         self._low = low - widest
 
     def footprint(self, position: float) -> list[Rect]:

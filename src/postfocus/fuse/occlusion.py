@@ -19,8 +19,8 @@ switch graded as the blur disc grows, not a step.
 
 ``c`` is measured from the stack itself (:func:`defocus_slope`): how fast each
 confident pixel's focus measure falls off with the frame distance from its
-focus index. Frame 0 is taken as the nearest focus (the recording order the
-pipeline assumes, see ``near_to_far`` in a stack folder).
+focus index. Frame 0 is the nearest focus unless the sweep ran far to near
+(``near_to_far``, measured by :func:`postfocus.focus.direction.sweep_direction`).
 
 The safe index gives up background detail where the glow would in fact be
 faint (a dark object before a dark background); the depth-map fusion
@@ -253,7 +253,7 @@ def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | Non
 
 
 def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.ndarray, used: list[int] | None = None,
-                          *, sure: float = 0.3) -> np.ndarray:
+                          *, sure: float = 0.3, near_to_far: bool = True) -> np.ndarray:
     """The focus index to fuse by: :func:`visible_index` with the stack's own :func:`defocus_slope`.
 
     Parameters
@@ -266,17 +266,23 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
         float32 (h, w); pixels below ``sure`` cannot occlude others.
     used : list of int, optional
         Frame numbers of the volume's slices (default 0..N-1).
+    near_to_far : bool
+        Frame 0 is the nearest focus (:func:`~postfocus.focus.direction.sweep_direction`); False: the last
+        is, and the index is capped from above instead (never below ``index``).
 
     Returns
     -------
     numpy.ndarray
-        float32 (h, w) in frame numbers, never above ``index``.
+        float32 (h, w) in frame numbers, never above ``index`` (never below it for a far-to-near sweep).
     """
     index = np.asarray(index, np.float32)
     frames = np.arange(volume.shape[0], dtype=np.float32) if used is None else np.asarray(used, np.float32)
     rank = np.interp(index, frames, np.arange(frames.size, dtype=np.float32)).astype(np.float32)
     slope = defocus_slope(volume, rank, confidence)
-    visible = visible_index(rank, slope, occluder=np.asarray(confidence) >= sure)
+    last = np.float32(frames.size - 1)
+    near = rank if near_to_far else last - rank  # 0 = nearest
+    visible = visible_index(near, slope, occluder=np.asarray(confidence) >= sure)
+    visible = visible if near_to_far else last - visible
     return np.interp(visible, np.arange(frames.size, dtype=np.float32), frames).astype(np.float32)
 
 

@@ -66,6 +66,7 @@ def fuse(
     restore: bool = False,
     warped: Callable[[int], np.ndarray] | None = None,
     threads: int | None = None,
+    near_to_far: bool = True,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -101,17 +102,15 @@ def fuse(
     progress : callable, optional
         ``progress(stage, done, total)``.
     occlusion : bool
-        Depth-map method: at occlusion edges, leave out frames where a near
-        object's blur covers the pixel, where that shows
-        (:mod:`postfocus.fuse.occlusion`); False fuses by the focus map alone.
+        Depth-map method: at occlusion edges, leave out frames where a near object's blur covers
+        the pixel, where that shows (:mod:`postfocus.fuse.occlusion`); False: by the focus map alone.
     restore : bool
-        Depth-map method with ``occlusion``: also solve the matting equation for
-        the background behind near objects (their blur's spill taken off,
-        :func:`~postfocus.fuse.occlusion.occluder_cover`). Needs depth edges
-        that are right to a pixel or two and costs a few blurs per frame and
-        layer; off by default (docs/quality.md, "Second step"). A band or region
-        sees near objects only within its 16 px margin, so a banded result may
-        differ from the whole near band borders.
+        Depth-map method with ``occlusion``: also solve the matting equation for the background behind
+        near objects (their blur's spill taken off, :func:`~postfocus.fuse.occlusion.occluder_cover`,
+        which takes frame 0 as the nearest). Needs depth edges that are right to a pixel or two and
+        costs a few blurs per frame and layer; off by default (docs/quality.md, "Second step"). A band
+        or region sees near objects only within its 16 px margin, so a banded result may differ from
+        the whole near band borders.
     warped : callable, optional
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
@@ -121,6 +120,8 @@ def fuse(
         depth-map fusion, without ``restore``, has a helper thread fold the lower half of each large
         frame's rectangles (:mod:`postfocus.pipeline.strips`; the same result) and make the
         occlusion-safe index beside the other maps.
+    near_to_far : bool
+        Frame 0 is the nearest focus (False: the last; :mod:`postfocus.focus.direction`), for ``occlusion``.
 
     Returns
     -------
@@ -149,7 +150,7 @@ def fuse(
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]
     if warped is not None and len(parts) > 1:
         raise ValueError("frames warped ahead go with one band")
-    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads)
+    job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads, near_to_far)
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
     oy, ox = top - grown[0], left - grown[1]
@@ -205,10 +206,10 @@ class _Merge:
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
                  flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True,
                  restore: bool = False, warped: Callable[[int], np.ndarray] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, near_to_far: bool = True):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
         self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
-        self.warped, self.threads = warped, threads
+        self.warped, self.threads, self.near_to_far = warped, threads, near_to_far
         self.labels, self.choice = maps.motion_frames(merge)
         self._occlusion: tuple[np.ndarray, float | None] | None = None
 
@@ -224,7 +225,8 @@ class _Merge:
         band."""
         if self._occlusion is None:
             maps = self.maps
-            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
+            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used,
+                                         near_to_far=self.near_to_far)
             slope = None
             if self.restore:  # for the matting equation
                 own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),

@@ -23,6 +23,7 @@ import numpy as np
 
 from postfocus.align.warp import common_area
 from postfocus.errors import InputError, PostfocusWarning
+from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.arrays import ArraySource
 from postfocus.io.base import FrameSource
 from postfocus.io.open import open_source
@@ -148,15 +149,19 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
                  frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
                  progress: Progress | None,
-                 warped: Callable[[int], np.ndarray] | None = None) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """Pass 2 over the output region of an analysis: (region, image)."""
+                 warped: Callable[[int], np.ndarray] | None = None
+                 ) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
+    """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
+    ``opts.order``): (region, image, direction)."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
+    measured = direction_of(analysis.maps, analysis.guide)
+    direction = stated_direction(opts.order, measured) or measured  # (--order; the evidence is kept either way)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads)
-    return box, image
+                 threads=opts.threads, near_to_far=direction.near_to_far)
+    return box, image, direction
 
 
 def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Progress | None = None,
@@ -195,14 +200,15 @@ def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Prog
     source, opts, bands, warn = _prepare(inputs, options, changes, messages)
     analysis = analyse(source, opts, progress=progress, warn=warn)
     frames = merge_frames(analysis.used, opts.frame_range)
-    box, image = _both_passes(source, opts, analysis, bands=bands, crop=opts.crop, frames=frames, on_aligned=None,
-                              progress=progress)
+    box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=opts.crop, frames=frames,
+                                         on_aligned=None, progress=progress)
     info = source.info
     header = getattr(source, "header", None)  # image files: the result carries the reference frame's metadata
     if header is not None:
         info = dataclasses.replace(info, exif=header(analysis.reference).exif, icc=header(analysis.reference).icc)
     return StackResult(image=image, maps=analysis.output_maps(box), alignment=analysis.alignment, crop=box,
-                       info=info, options=opts, reference=analysis.reference, merged=frames, warnings=messages)
+                       info=info, options=opts, reference=analysis.reference, merged=frames, warnings=messages,
+                       direction=direction)
 
 
 def process(
@@ -360,9 +366,9 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
-            box, image = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
-                                      on_aligned=None if ahead.started else keep, progress=progress,
-                                      warped=ahead.frame if ahead.started else None)
+            box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
+                                                 on_aligned=None if ahead.started else keep, progress=progress,
+                                                 warped=ahead.frame if ahead.started else None)
         finally:
             # Every thread is joined even when one of them failed (before the temporary folder goes).
             try:
@@ -381,7 +387,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "options": opts.processing(),
             "names": source.names,
             "dropped": repeats.dropped if repeats else [],
-            "near_to_far": True,  # recording order is near to far (see RepeatedFrames)
+            "near_to_far": direction.near_to_far,  # measured (focus/direction.py), near to far when unsure
+            "direction": direction.as_dict(),
             "reference_size": list(analysis.size),
             "crop": [t, l, b, r],
             "reference": analysis.reference,

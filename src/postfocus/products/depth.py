@@ -314,7 +314,9 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if (h, w) != (mh, mw) else image
     if stack.motion is not None:
         options.setdefault("motion", stack.motion)
-    position, confidence = refine_depth(volume, small, **options)
+    near_first = stack.near_to_far  # refine_depth reads slice 0 as the nearest (its occlusion bands and sides)
+    position, confidence = refine_depth(volume if near_first else volume[::-1], small, **options)
+    position = position if near_first else (len(used) - 1) - position
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
     depth = guided_upsample(frame.astype(np.float32), image)
     conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != (mh, mw) else confidence

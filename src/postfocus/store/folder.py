@@ -31,10 +31,11 @@ from postfocus.result import save_image
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
-4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG."""
+4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
+5: the sweep's direction measured (``near_to_far`` and its evidence, ``direction``), not assumed near to far."""
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
@@ -101,7 +102,8 @@ class ProcessedStack(MapsView):
 
     @property
     def near_to_far(self) -> bool:
-        """True when frame 0 is focused nearest (the usual order)."""
+        """True when frame 0 is focused nearest (measured, :mod:`postfocus.focus.direction`; the manifest's
+        ``direction`` holds the evidence)."""
         return self.manifest.get("near_to_far", True)
 
     @cached_property
@@ -268,7 +270,7 @@ class ProcessedStack(MapsView):
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
-                    threads=threads)
+                    threads=threads, near_to_far=self.near_to_far)
 
     def verify(self, *, checksums: bool = True) -> None:
         """Check every file against the manifest: present, of the size written, and (``checksums``) unchanged.
@@ -301,6 +303,7 @@ class ProcessedStack(MapsView):
             "reference": m["reference"],
             "options": m["options"],
             "near_to_far": self.near_to_far,
+            "direction": m.get("direction"),
             "motion_share": self.motion_share,
             "methods_cached": sorted(p.stem.replace("all_in_focus_", "") for p in self.folder.glob("all_in_focus_*.png")),
             "created": m.get("created"),
