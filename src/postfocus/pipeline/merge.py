@@ -94,11 +94,9 @@ def fuse(
         Fuse the region in this many bands of rows, one after the other (the
         frames are decoded once per band); depth-map method only.
     on_aligned : callable, optional
-        ``on_aligned(index, aligned)`` for every used frame, warped into
-        ``region``, exposure-corrected, in the source's stored type (e.g. to
-        keep aligned frames for refocusing; it may be a view into the warped
-        frame: read it, do not change it); called in frame order from the
-        decoding thread, as soon as a frame is warped.
+        ``on_aligned(index, aligned)`` for every used frame, warped into ``region``, exposure-corrected,
+        in the source's stored type (e.g. to keep aligned frames for refocusing; it may be a view into
+        the warped frame: read it, do not change it); called in frame order from the decoding thread.
     progress : callable, optional
         ``progress(stage, done, total)``.
     occlusion : bool
