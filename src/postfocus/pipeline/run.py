@@ -31,7 +31,7 @@ from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.memory import give_back_freed
 from postfocus.pipeline.merge import aligned_region, apply_gain, fuse, merge_frames, plan_bands, warp_whole
-from postfocus.pipeline.threads import configure_threads, in_background
+from postfocus.pipeline.threads import configure_threads, helper_threads, in_background
 from postfocus.result import StackResult
 from postfocus.store import (
     FORMAT_VERSION,
@@ -156,12 +156,26 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
-    measured = direction_of(analysis.maps, analysis.guide)
-    direction = stated_direction(opts.order, measured) or measured  # (--order; the evidence is kept either way)
+    stated = stated_direction(opts.order)  # (--order: nothing measured)
+    measuring = None if stated is not None else in_background(
+        lambda: direction_of(analysis.maps, analysis.guide, read=_frame_reader(source), alignment=analysis.alignment),
+        "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
+    near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads, near_to_far=direction.near_to_far)
-    return box, image, direction
+                 threads=opts.threads, near_to_far=near_to_far)
+    return box, image, stated if stated is not None else measuring.result()
+
+
+def _frame_reader(source: FrameSource) -> Callable[[int], np.ndarray] | None:
+    """Frame pixels for the direction's full-resolution look, safe beside pass 2's reads: the frames pass 1
+    kept (taken now, before pass 2 drops them), else image files (or arrays) read again; None for a video not kept (one
+    decoder is not shared between threads)."""
+    inner = source.source if isinstance(source, _DecodedOnce) else source
+    kept = dict(source._kept) if isinstance(source, _DecodedOnce) else {}
+    if inner.info.kind not in ("images", "raw", "arrays") and not (kept and len(kept) == len(source)):
+        return None
+    return lambda i: kept[i] if i in kept else inner.read_pixels(i)
 
 
 def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Progress | None = None,
