@@ -404,4 +404,6 @@ def direction_of(maps: object, guide: np.ndarray, *, read: Callable[[int], np.nd
     matrices = [np.eye(3) if alignment is None else alignment[i].matrix for i in range(max(n, int(frames.max()) + 1))]
     near_a, ok = edge_votes(read, matrices, maps.size, centre, normal, pairs, reach, usable)
     vote = near_a * np.sign(-c["step"][take])  # +1: the near side has the smaller index
-    return _decide(vote, np.where(ok, c["weight"][take], 0.0), c["piece"][take])
+    # a vote checked in the frames counts by how clearly the edge is steeper in one frame (the analysis' trust in
+    # the sides no longer applies: the frames said where they are)
+    return _decide(vote, ok.astype(np.float64), c["piece"][take])

@@ -7,17 +7,19 @@ each candidate is looked at in the two frames focused on its two sides, ``a``
 and ``b``, at the frames' own resolution, through a small strip across the
 edge (a profile along the normal, a few pixels wide along the edge):
 
-* **Both sides must be where the maps say** (the reversed projection blurring
-  model of Asada et al. [1]_): a side's own detail, its gradient energy *along*
-  the edge in a band beside it, is stronger in its own frame than in the
-  other side's. A textureless side, or one whose detail is sharpest in the
-  other side's frame (both sides are one surface: a marking, a texture line),
-  says nothing and is dropped.
 * **The edge belongs to the near side**: where the near object A hides the far
   surface B, A's outline is a sharp step in A's frame (the blurred B behind it
-  is cut off there) and a ramp as wide as A's blur disc in B's frame (Bhasin
-  and Chaudhuri [2]_). So the steeper of the two frames' mean profiles at the
-  edge names the near side.
+  is cut off there) and a ramp as wide as A's blur disc in B's frame (the
+  reversed projection blurring model of Asada et al. [1]_; Bhasin and
+  Chaudhuri [2]_). The steeper of the two frames' mean profiles at the edge
+  names the side that owns the edge.
+* **The other side must lie elsewhere**: the far side's own detail (its
+  gradient energy *along* the edge, in a band beside it, where the edge's own
+  ramp has none) is sharper in its own frame than in the edge's frame. A marking
+  or a texture line on one surface fails this: its two sides are that surface,
+  whose detail is sharpest in the same frame as the edge, and a textureless
+  side says nothing. Only the far side's detail is asked for: a near object's
+  face beside its outline is often plain (a black switch body).
 
 References
 ----------
@@ -38,13 +40,13 @@ from postfocus.align.warp import warp_to_reference
 
 __all__ = ["AHEAD", "NOISE", "edge_votes", "pick_frames"]
 
-AHEAD = 1.25
-"""A side's detail must be this much stronger (gradient energy along the edge) in its own frame than in the other
-side's frame to count as being at its own depth: a quarter more than sensor noise and a slightly different blur
-would give."""
-NOISE = 2.0
+AHEAD = 2.0
+"""The far side's detail (gradient energy along the edge) must be this much stronger in its own frame than in the
+edge's frame (its amplitude 1.4 times: a frame or more of defocus, not noise or JPEG)."""
+NOISE = 4.0
 """A side's detail counts above this many times its frame's noise (the lower quartile of all the bands' detail
 in that frame: most bands beside an edge are smooth surface)."""
+_CHI2_MEDIAN = 0.4549  # the median of a squared unit normal: a noise energy's median over its mean
 _ALONG = 4  # px (frame resolution) either side of the edge pixel along the edge
 _INNER = 2  # px: the side bands start this far from the edge (the edge's own gradient)
 
@@ -81,14 +83,17 @@ def _strips(grey: np.ndarray, centre: np.ndarray, normal: np.ndarray, reach: np.
     return out
 
 
-def _measures(strip: np.ndarray) -> tuple[float, float, float]:
-    """The mean profile's steepest step at the edge (within 3 px), and the detail along the edge (mean squared
-    second difference between neighbouring rows) of side B's band and side A's band."""
+def _measures(strip: np.ndarray) -> tuple[float, float, float, float]:
+    """The mean profile's steepest step at the edge (within 3 px); the detail along the edge (mean squared
+    second difference between neighbouring rows: a slightly slanted ramp has none, the normal is the analysis')
+    of side B's band and of side A's band; the median of that detail over the strip's pixels (the noise,
+    where most of a strip is smooth)."""
     r = strip.shape[1] // 2
     profile = strip.mean(0)
     step = np.abs(np.diff(profile))[r - 3:r + 3].max()
-    along = np.diff(strip, 2, axis=0) ** 2  # (a slightly slanted ramp has none: the normal is from the analysis)
-    return float(step), float(along[:, :r - _INNER + 1].mean()), float(along[:, r + _INNER:].mean())
+    along = np.diff(strip, 2, axis=0) ** 2
+    return (float(step), float(along[:, :r - _INNER + 1].mean()), float(along[:, r + _INNER:].mean()),
+            float(np.median(along)))
 
 
 def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray], size: tuple[int, int],
@@ -117,14 +122,15 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
     -------
     near_a, ok : numpy.ndarray
         (M,) float in [-1, 1]: +1 when side A is near (the edge is steeper in A's frame), graded by the log
-        ratio of the two steps (full at 2x); and bool: both sides' detail is sharpest in their own frames.
+        ratio of the two steps (full at 2x), 0 where not ``ok``; and bool: the other side's detail is
+        sharper in its own frame (:data:`AHEAD`, above :data:`NOISE`).
 
     References
     ----------
     Asada, Fujiwara and Matsuyama (1998); Bhasin and Chaudhuri (2001): see the module.
     """
     m = len(centre)
-    got = np.full((m, 2, 3), np.nan)  # per candidate, per side's frame (A, B): step, B detail, A detail
+    got = np.full((m, 2, 4), np.nan)  # per candidate, in side A's and side B's frame: _measures
     h, w = size
     for i in sorted(usable):
         which = np.nonzero((frames == i).any(1))[0]
@@ -143,15 +149,15 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
             for side in (0, 1):
                 if frames[k, side] == i:
                     got[k, side] = _measures(strip)
-    step_a, step_b = got[:, 0, 0], got[:, 1, 0]
-    floor = np.full((m, 2), np.nan)  # the noise of each side's frame: its bands' lower quartile of detail
+    floor = np.full((m, 2), np.nan)  # each side's frame's noise energy, from the median strip's median
     for i in usable:
         at = frames == i
         if at.any():
-            floor[at] = NOISE * np.nanpercentile(got[:, :, 1:][at], 25)
-    with np.errstate(invalid="ignore", divide="ignore"):  # each side's detail sharpest in its own frame
-        a_own = got[:, 0, 2] > np.maximum(AHEAD * got[:, 1, 2], floor[:, 0])
-        b_own = got[:, 1, 1] > np.maximum(AHEAD * got[:, 0, 1], floor[:, 1])
-        ok = np.isfinite(got).all((1, 2)) & a_own & b_own & (step_a + step_b > 0)
+            floor[at] = NOISE * np.nanmedian(got[:, :, 3][at]) / _CHI2_MEDIAN
+    step_a, step_b = got[:, 0, 0], got[:, 1, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
         near_a = np.clip(np.log2(np.maximum(step_a, 1e-9) / np.maximum(step_b, 1e-9)), -1.0, 1.0)
+        b_apart = got[:, 1, 1] > np.maximum(AHEAD * got[:, 0, 1], floor[:, 1])  # B's detail sharpest in B's frame
+        a_apart = got[:, 0, 2] > np.maximum(AHEAD * got[:, 1, 2], floor[:, 0])
+        ok = np.isfinite(got).all((1, 2)) & np.where(near_a > 0, b_apart, a_apart) & (near_a != 0)
     return np.where(ok, near_a, 0.0), ok
