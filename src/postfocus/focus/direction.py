@@ -67,7 +67,7 @@ _FAR = 48  # px: the farthest side sample (analysis size)
 _CELL = 32  # px: votes of one outline within a cell of this side are pooled into one (they share samples)
 _SURE = 0.3  # a focus curve at least this confident has a peak to read
 _PER_PIECE = 3  # candidates of a piece judged in the frames (its heaviest)
-FRAMES = 8
+FRAMES = 12
 """At most this many frames are read for the full-resolution judgement."""
 
 
@@ -246,6 +246,25 @@ def _side(maps: tuple[np.ndarray, ...], look: np.ndarray, detail: tuple, edges: 
     return out, mean_conf.astype(np.float32)
 
 
+def _extent(look: np.ndarray, edges: tuple[np.ndarray, ...], sign: float) -> np.ndarray:
+    """How far (px, analysis size, up to :data:`_FAR`) one side of each edge still looks like that side beside
+    the edge (in ``look``, the smoothed guide: nearer its colour at 3 px than the other side's)."""
+    ys, xs, ny, nx = edges
+    h, w = look.shape
+    dist = np.arange(1.0, _FAR + 1.0, dtype=np.float32)
+
+    def at(d: np.ndarray, s: float) -> np.ndarray:
+        yy = np.clip(np.rint(ys[:, None] + s * ny[:, None] * d), 0, h - 1).astype(np.int64)
+        xx = np.clip(np.rint(xs[:, None] + s * nx[:, None] * d), 0, w - 1).astype(np.int64)
+        return look[yy, xx]
+
+    three = np.array([3.0], np.float32)
+    own, other = at(three, sign)[:, 0], at(three, -sign)[:, 0]
+    alike = np.abs(at(dist, sign) - own[:, None]) < 0.5 * np.abs(own - other)[:, None]
+    alike[:, :3] = True  # (the edge's own ramp)
+    return np.logical_and.accumulate(alike, axis=1).sum(1).astype(np.float32)
+
+
 def sweep_direction(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
                     slope: float, motion: np.ndarray | None = None, most: int = 60000) -> SweepDirection:
     """Measure whether a stack was focused near to far (frame 0 nearest) or far to near.
@@ -331,8 +350,10 @@ def _candidates(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confid
     rows, cols = (-(-k // _CELL) for k in position.shape)
     ys, xs, outline = ys[ok], xs[ok], outline[ok]
     _, piece = np.unique((outline.astype(np.int64) * rows + ys // _CELL) * cols + xs // _CELL, return_inverse=True)
+    edges = (ys, xs, ny[ok], nx[ok])
     return {"ys": ys, "xs": xs, "ny": ny[ok], "nx": nx[ok], "at": at[ok], "da": da[ok], "db": db[ok],
-            "step": step[ok], "weight": weight, "piece": piece.ravel()}
+            "step": step[ok], "weight": weight, "piece": piece.ravel(),
+            "extent": np.stack([_extent(look, edges, 1.0), _extent(look, edges, -1.0)], 1)}
 
 
 def _decide(vote: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> SweepDirection:
@@ -392,18 +413,15 @@ def direction_of(maps: object, guide: np.ndarray, *, read: Callable[[int], np.nd
     run = np.r_[0, np.cumsum(c["piece"][order][1:] != c["piece"][order][:-1])]
     first = np.r_[0, np.nonzero(np.diff(run))[0] + 1]
     take = order[np.arange(order.size) - first[run] < _PER_PIECE]
-    frames = np.asarray(maps.used, np.int64)
-    last = frames.size - 1
-    pairs = np.stack([frames[np.clip(np.rint(c[k][take]), 0, last).astype(np.int64)] for k in ("da", "db")], 1)
     scale = maps.size[1] / maps.shape[1]
     centre = (np.stack([c["ys"][take], c["xs"][take]], 1) + 0.5) * scale - 0.5
     normal = np.stack([c["ny"][take], c["nx"][take]], 1)
     reach = np.clip(np.rint(1.5 * slope * scale * np.abs(c["step"][take]) + 4.0), 8, 40).astype(np.int64)
-    usable = pick_frames(pairs, c["weight"][take], most_frames)
-    n = len(maps.used) if alignment is None else len(alignment)
-    matrices = [np.eye(3) if alignment is None else alignment[i].matrix for i in range(max(n, int(frames.max()) + 1))]
-    near_a, ok = edge_votes(read, matrices, maps.size, centre, normal, pairs, reach, usable)
-    vote = near_a * np.sign(-c["step"][take])  # +1: the near side has the smaller index
+    frames = pick_frames(maps.used, most_frames)
+    matrices = {i: np.eye(3) if alignment is None else alignment[i].matrix for i in frames}
+    used = np.asarray(maps.used, np.float32)
+    sides = np.interp(np.stack([c["da"][take], c["db"][take]], 1), np.arange(used.size), used)  # frame numbers
+    vote, ok = edge_votes(read, matrices, centre, normal, reach, frames, sides, c["extent"][take] * scale)
     # a vote checked in the frames counts by how clearly the edge is steeper in one frame (the analysis' trust in
     # the sides no longer applies: the frames said where they are)
     return _decide(vote, ok.astype(np.float64), c["piece"][take])

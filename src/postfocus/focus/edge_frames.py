@@ -36,7 +36,6 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from postfocus.align.warp import warp_to_reference
 
 __all__ = ["AHEAD", "NOISE", "edge_votes", "pick_frames"]
 
@@ -51,55 +50,78 @@ _ALONG = 4  # px (frame resolution) either side of the edge pixel along the edge
 _INNER = 2  # px: the side bands start this far from the edge (the edge's own gradient)
 
 
-def pick_frames(pairs: np.ndarray, weight: np.ndarray, most: int) -> set[int]:
-    """At most ``most`` frames covering the heaviest candidates: (a, b) frame pairs are taken by their total
-    weight while both frames fit.
+def pick_frames(used: Sequence[int], most: int) -> list[int]:
+    """At most ``most`` of the ``used`` frames, evenly spread over the sweep (the ends kept).
 
     Examples
     --------
-    >>> sorted(pick_frames(np.array([[0, 3], [1, 3], [0, 3]]), np.array([1.0, 1.5, 1.0]), 2))
-    [0, 3]
+    >>> pick_frames(range(10), 4)
+    [0, 3, 6, 9]
     """
-    keys, inverse = np.unique(np.asarray(pairs, np.int64), axis=0, return_inverse=True)
-    total = np.bincount(inverse.ravel(), np.asarray(weight, np.float64), len(keys))
-    chosen: set[int] = set()
-    for k in np.argsort(-total, kind="stable"):
-        want = chosen | {int(keys[k, 0]), int(keys[k, 1])}
-        if len(want) <= most:
-            chosen = want
-    return chosen
+    used = list(used)
+    if len(used) <= most:
+        return used
+    return [used[int(k)] for k in np.unique(np.rint(np.linspace(0, len(used) - 1, most)).astype(int))]
 
 
-def _strips(grey: np.ndarray, centre: np.ndarray, normal: np.ndarray, reach: np.ndarray) -> list[np.ndarray]:
-    """(2 _ALONG + 1, 2 reach + 1) strips of ``grey`` across each edge: rows along the edge, columns along the
-    normal (from side B at column 0 to side A)."""
-    out = []
-    for (cy, cx), (ny, nx), r in zip(centre, normal, reach):
-        t = np.arange(-r, r + 1, dtype=np.float32)[None, :]
-        s = np.arange(-_ALONG, _ALONG + 1, dtype=np.float32)[:, None]
-        map_y = (cy + t * ny + s * nx).astype(np.float32)
-        map_x = (cx + t * nx - s * ny).astype(np.float32)
-        out.append(cv2.remap(grey, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
-    return out
+def _strips(grey: np.ndarray, matrix: np.ndarray, centre: np.ndarray, normal: np.ndarray, reach: int) -> np.ndarray:
+    """(M, 2 _ALONG + 1, 2 reach + 1) strips of a frame's ``grey`` across each edge, sampled at reference
+    positions mapped into the frame by ``matrix``: rows along the edge, columns along the normal (from side B
+    at column 0 to side A)."""
+    t = np.arange(-reach, reach + 1, dtype=np.float64)[None, None, :]
+    s = np.arange(-_ALONG, _ALONG + 1, dtype=np.float64)[None, :, None]
+    cy, cx = centre[:, 0, None, None], centre[:, 1, None, None]
+    ny, nx = normal[:, 0, None, None], normal[:, 1, None, None]
+    y, x = cy + t * ny + s * nx, cx + t * nx - s * ny
+    p = np.asarray(matrix, np.float64)
+    wgt = p[2, 0] * x + p[2, 1] * y + p[2, 2]
+    fx = ((p[0, 0] * x + p[0, 1] * y + p[0, 2]) / wgt).astype(np.float32)
+    fy = ((p[1, 0] * x + p[1, 1] * y + p[1, 2]) / wgt).astype(np.float32)
+    m, a, b = fx.shape
+    out = cv2.remap(grey, fx.reshape(m * a, b), fy.reshape(m * a, b), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REFLECT)
+    return out.reshape(m, a, b)
 
 
-def _measures(strip: np.ndarray) -> tuple[float, float, float, float]:
-    """The mean profile's steepest step at the edge (within 3 px); the detail along the edge (mean squared
-    second difference between neighbouring rows: a slightly slanted ramp has none, the normal is the analysis')
-    of side B's band and of side A's band; the median of that detail over the strip's pixels (the noise,
-    where most of a strip is smooth)."""
-    r = strip.shape[1] // 2
-    profile = strip.mean(0)
-    step = np.abs(np.diff(profile))[r - 3:r + 3].max()
-    along = np.diff(strip, 2, axis=0) ** 2
-    return (float(step), float(along[:, :r - _INNER + 1].mean()), float(along[:, r + _INNER:].mean()),
-            float(np.median(along)))
+def _measures(strips: np.ndarray, reach: np.ndarray, extent: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """Per strip: the mean profile's steepest step at the edge (within 3 px); the detail along the edge (mean
+    squared second difference between neighbouring rows: a slightly slanted ramp has none, the normal is the
+    analysis') of side B's band and of side A's band (from :data:`_INNER` to the strip's ``reach`` and the
+    side's ``extent``); the median of that detail over the strip (the noise, where most of a strip is
+    smooth). A band shorter than :data:`_INNER` + 2 px has no detail (NaN)."""
+    r = strips.shape[2] // 2
+    step = np.abs(np.diff(strips.mean(1), axis=1))[:, r - 3:r + 3].max(1)
+    along = np.diff(strips, 2, axis=1) ** 2
+    t = np.arange(-r, r + 1)[None, :]
+    ends = np.stack([reach, reach], 1).astype(np.float64)
+    if extent is not None:
+        ends = np.minimum(ends, extent)
+    side_b = (t <= -_INNER) & (-t <= ends[:, 1, None])
+    side_a = (t >= _INNER) & (t <= ends[:, 0, None])
+    per = along.mean(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = np.where(side_b.sum(1) >= 3, (per * side_b).sum(1) / side_b.sum(1), np.nan)
+        a = np.where(side_a.sum(1) >= 3, (per * side_a).sum(1) / side_a.sum(1), np.nan)
+    return step, b, a, np.median(along.reshape(len(strips), -1), axis=1)
 
 
-def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray], size: tuple[int, int],
-               centre: np.ndarray, normal: np.ndarray, frames: np.ndarray, reach: np.ndarray,
-               usable: set[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Which side of each candidate edge is near, from the frames focused on its two sides.
+def _smooth(curves: np.ndarray) -> np.ndarray:
+    """Focus curves (M, F) smoothed along the sweep with a [1, 2, 1] / 4 kernel (ends repeated): a surface's
+    detail changes gradually with focus, a frame's JPEG and noise do not."""
+    if curves.shape[1] < 3:
+        return curves
+    padded = np.concatenate([curves[:, :1], curves, curves[:, -1:]], 1)
+    return 0.25 * padded[:, :-2] + 0.5 * padded[:, 1:-1] + 0.25 * padded[:, 2:]
+
+
+def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray], centre: np.ndarray,
+               normal: np.ndarray, reach: np.ndarray, frames: Sequence[int], sides: np.ndarray,
+               extent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each candidate edge says near to far, from a focus sweep of the edge and its two sides.
+
+    In each of ``frames`` (in sweep order) the strip across the edge gives the edge's steepness and each
+    side's detail. The edge belongs to the frame where it is steepest (its owner's, the near side's); a side
+    whose detail is sharpest in another frame (by :data:`AHEAD`, above :data:`NOISE`) is the far side, there.
 
     Parameters
     ----------
@@ -107,57 +129,53 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
         ``read(i)``: frame ``i``'s stored pixels (its own geometry, grey or colour).
     matrices : sequence of numpy.ndarray
         3x3 per frame, reference pixel coordinates -> the frame's (:class:`~postfocus.align.FrameAlignment`).
-    size : tuple of int
-        The reference geometry (height, width) that ``centre`` is in.
     centre, normal : numpy.ndarray
-        (M, 2) edge positions (y, x) in the reference geometry and unit normals (y, x) pointing to side A.
-    frames : numpy.ndarray
-        (M, 2) int frame focused on side A and on side B.
+        (M, 2) edge positions (y, x) in the reference geometry and unit normals (y, x).
     reach : numpy.ndarray
         (M,) int half-length of the profile, px: beyond the wider blur of the edge.
-    usable : set of int
-        The frames that are read (:func:`pick_frames`); a candidate with another frame gets no vote.
+    frames : sequence of int
+        The frames read (:func:`pick_frames`), in sweep order.
+    sides : numpy.ndarray
+        (M, 2) float: the frame (sub-frame number) of side A and of side B in the analysis' focus map; a side
+        is the far side only where its own detail peaks within a frame of it, away from the edge's frame.
+    extent : numpy.ndarray, optional
+        (M, 2) px: how far side A (along the normal) and side B are still themselves (a side's band stops
+        there, before another outline).
 
     Returns
     -------
-    near_a, ok : numpy.ndarray
-        (M,) float in [-1, 1]: +1 when side A is near (the edge is steeper in A's frame), graded by the log
-        ratio of the two steps (full at 2x), 0 where not ``ok``; and bool: the other side's detail is
-        sharper in its own frame (:data:`AHEAD`, above :data:`NOISE`).
+    vote, ok : numpy.ndarray
+        (M,) float in [-1, 1]: +1 when the edge's frame (the near side's) comes before the far side's (near
+        to far), graded by the log ratio of the edge's steepness in the two frames (full at 2x), 0 where not
+        ``ok``; and bool: a far side was found (and the two sides, if both qualify, agree).
 
     References
     ----------
     Asada, Fujiwara and Matsuyama (1998); Bhasin and Chaudhuri (2001): see the module.
     """
-    m = len(centre)
-    got = np.full((m, 2, 4), np.nan)  # per candidate, in side A's and side B's frame: _measures
-    h, w = size
-    for i in sorted(usable):
-        which = np.nonzero((frames == i).any(1))[0]
-        if which.size == 0:
-            continue
+    m, f = len(centre), len(frames)
+    r = int(reach.max()) if m else 0
+    step, detail_b, detail_a, noise = (np.zeros((m, f)) for _ in range(4))
+    for j, i in enumerate(frames):
         pixels = read(i)
-        for k in which:
-            r = int(reach[k]) + 2
-            cy, cx = centre[k]
-            box = (int(max(0, np.floor(cy - r))), int(max(0, np.floor(cx - r))),
-                   int(min(h, np.ceil(cy + r) + 1)), int(min(w, np.ceil(cx + r) + 1)))
-            patch = warp_to_reference(pixels, np.asarray(matrices[i], np.float64), size, region=box)
-            grey = patch.astype(np.float32).mean(2) if patch.ndim == 3 else patch.astype(np.float32)
-            local = np.array([[cy - box[0], cx - box[1]]], np.float32)
-            strip = _strips(grey, local, normal[k:k + 1], reach[k:k + 1])[0]
-            for side in (0, 1):
-                if frames[k, side] == i:
-                    got[k, side] = _measures(strip)
-    floor = np.full((m, 2), np.nan)  # each side's frame's noise energy, from the median strip's median
-    for i in usable:
-        at = frames == i
-        if at.any():
-            floor[at] = NOISE * np.nanmedian(got[:, :, 3][at]) / _CHI2_MEDIAN
-    step_a, step_b = got[:, 0, 0], got[:, 1, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        near_a = np.clip(np.log2(np.maximum(step_a, 1e-9) / np.maximum(step_b, 1e-9)), -1.0, 1.0)
-        b_apart = got[:, 1, 1] > np.maximum(AHEAD * got[:, 0, 1], floor[:, 1])  # B's detail sharpest in B's frame
-        a_apart = got[:, 0, 2] > np.maximum(AHEAD * got[:, 1, 2], floor[:, 0])
-        ok = np.isfinite(got).all((1, 2)) & np.where(near_a > 0, b_apart, a_apart) & (near_a != 0)
-    return np.where(ok, near_a, 0.0), ok
+        grey = pixels.astype(np.float32).mean(2) if pixels.ndim == 3 else pixels.astype(np.float32)
+        strips = _strips(grey, matrices[i], centre, normal, r)
+        step[:, j], detail_b[:, j], detail_a[:, j], noise[:, j] = _measures(strips, reach, extent)
+    floor = NOISE * np.median(noise, axis=0) / _CHI2_MEDIAN  # each frame's noise energy
+    rows = np.arange(m)
+    edge = step.argmax(1)  # the edge's frame: its owner's, the near side's
+    position = np.asarray(frames, np.float64)
+    votes = []
+    for detail, side in ((detail_a, sides[:, 0]), (detail_b, sides[:, 1])):
+        detail = _smooth(np.nan_to_num(detail))  # (a side too short to read has none)
+        own = detail.argmax(1)
+        apart = (detail[rows, own] > np.maximum(AHEAD * detail[rows, edge], floor[own])) & (own != edge)
+        apart &= (np.abs(position[own] - side) <= 1.0) & (np.abs(side - position[edge]) > 1.0)  # as the map says
+        with np.errstate(invalid="ignore", divide="ignore"):
+            clear = np.clip(np.log2(step[rows, edge] / np.maximum(step[rows, own], 1e-9)), 0.0, 1.0)
+        votes.append(np.where(apart, np.sign(position[own] - position[edge]) * clear, np.nan))
+    va, vb = votes
+    both = np.isfinite(va) & np.isfinite(vb)
+    vote = np.where(np.isfinite(va), va, vb)
+    ok = (np.isfinite(va) | np.isfinite(vb)) & ~(both & (np.sign(va) != np.sign(vb))) & (vote != 0)
+    return np.where(ok, np.nan_to_num(vote), 0.0), ok
