@@ -137,7 +137,8 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
         The frames read (:func:`pick_frames`), in sweep order.
     sides : numpy.ndarray
         (M, 2) float: the frame (sub-frame number) of side A and of side B in the analysis' focus map; a side
-        is the far side only where its own detail peaks within a frame of it, away from the edge's frame.
+        is the far side only where its own detail peaks within a frame of it, the edge's frame is farther than
+        that from it, and within a frame of the other side's (the edge's owner, in the map too).
     extent : numpy.ndarray, optional
         (M, 2) px: how far side A (along the normal) and side B are still themselves (a side's band stops
         there, before another outline).
@@ -165,12 +166,14 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
     rows = np.arange(m)
     edge = step.argmax(1)  # the edge's frame: its owner's, the near side's
     position = np.asarray(frames, np.float64)
+    near = 1.0  # frames: a side's depth agrees with a peak within this
     votes = []
-    for detail, side in ((detail_a, sides[:, 0]), (detail_b, sides[:, 1])):
+    for detail, side, owner in ((detail_a, sides[:, 0], sides[:, 1]), (detail_b, sides[:, 1], sides[:, 0])):
         detail = _smooth(np.nan_to_num(detail))  # (a side too short to read has none)
         own = detail.argmax(1)
         apart = (detail[rows, own] > np.maximum(AHEAD * detail[rows, edge], floor[own])) & (own != edge)
-        apart &= (np.abs(position[own] - side) <= 1.0) & (np.abs(side - position[edge]) > 1.0)  # as the map says
+        apart &= (np.abs(position[own] - side) <= near) & (np.abs(side - position[edge]) > near)  # as the map says
+        apart &= np.abs(owner - position[edge]) <= near  # and the edge is the other side's, in the map too
         with np.errstate(invalid="ignore", divide="ignore"):
             clear = np.clip(np.log2(step[rows, edge] / np.maximum(step[rows, own], 1e-9)), 0.0, 1.0)
         votes.append(np.where(apart, np.sign(position[own] - position[edge]) * clear, np.nan))
