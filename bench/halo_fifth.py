@@ -73,30 +73,36 @@ def variants(st, analysis) -> list[tuple[str, np.ndarray, float]]:  # noqa: ANN0
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", nargs="+", default=["grass", "pins"])
-    args = parser.parse_args()
-    for name in args.scenes:
+def scenes(names: list[str]):  # noqa: ANN201
+    """Per scene: (name, stack, truth, source of its JPEG frames, analysis, blur growth read against the guide)."""
+    for name in names:
         st = render(name, 10, 1)
-        truth = Truth(st)
         with tempfile.TemporaryDirectory() as work:
             source = open_source([str(p) for p in write_stack(st, Path(work), fmt="jpg", quality=95)])
             analysis = analyse(source)
             maps = analysis.maps
-            growth = blur_growth(maps.volume, analysis.guide, maps.focus_index, maps.confidence)
-            print(f"{name}: blur growth read against the guide {growth:.3f} px a frame")
-            print("| map | wrong in band | map CPU s | halo (near / far), PSNR | with restore |")
-            print("|---|---|---|---|---|")
-            for label, index, seconds in variants(st, analysis):
-                conf = np.ones_like(maps.confidence) if label == "true depth" else maps.confidence
-                m = dataclasses.replace(maps, focus_index=index, confidence=conf)
-                wrong = float((np.abs(index - st.depth)[truth.box] > 1.5)[truth.band].mean())
-                plain = scored(st, truth, fuse(source, m, alignment=analysis.alignment))
-                with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth):
-                    solved = scored(st, truth, fuse(source, m, alignment=analysis.alignment, restore=True))
-                cells = [f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f}" for h, n, f, p in (plain, solved)]
-                print(f"| {label} | {wrong:.3f} | {seconds:.2f} | {cells[0]} | {cells[1]} |", flush=True)
+            yield name, st, Truth(st), source, analysis, blur_growth(maps.volume, analysis.guide, maps.focus_index,
+                                                                       maps.confidence)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", nargs="+", default=["grass", "pins"])
+    args = parser.parse_args()
+    for name, st, truth, source, analysis, growth in scenes(args.scenes):
+        maps = analysis.maps
+        print(f"{name}: blur growth read against the guide {growth:.3f} px a frame")
+        print("| map | wrong in band | map CPU s | halo (near / far), PSNR | with restore |")
+        print("|---|---|---|---|---|")
+        for label, index, seconds in variants(st, analysis):
+            conf = np.ones_like(maps.confidence) if label == "true depth" else maps.confidence
+            m = dataclasses.replace(maps, focus_index=index, confidence=conf)
+            wrong = float((np.abs(index - st.depth)[truth.box] > 1.5)[truth.band].mean())
+            plain = scored(st, truth, fuse(source, m, alignment=analysis.alignment))
+            with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth):
+                solved = scored(st, truth, fuse(source, m, alignment=analysis.alignment, restore=True))
+            cells = [f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f}" for h, n, f, p in (plain, solved)]
+            print(f"| {label} | {wrong:.3f} | {seconds:.2f} | {cells[0]} | {cells[1]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -253,13 +253,15 @@ def test_depthmap_result_makes_no_second_image():
 
 
 def test_depthmap_tile_ranges_are_each_tiles_extremes():
-    """The per-tile index ranges (reduced rows first) equal each tile's own minimum and maximum."""
+    """The per-tile index ranges (reduced rows first) span each tile's two indices: the blend's and the safe one's.
+
+    A far-to-near sweep's safe index lies above the blend's, so the maximum takes both too."""
     _, _, index, safe = _occluded_fusion(1)
     fusion = DepthmapFusion(index, 0.35, tile=32, safe_index=safe)
     reach = np.float32(np.sqrt(2.0 * np.log(1.0 / DepthmapFusion.CUTOFF))) * np.float32(0.35)
     for ty in range(fusion._low.shape[0]):
         for tx in range(fusion._low.shape[1]):
             cut = (slice(ty * 32, ty * 32 + 32), slice(tx * 32, tx * 32 + 32))
-            assert fusion._high[ty, tx] == index[cut].max() + reach
+            assert fusion._high[ty, tx] == np.maximum(index[cut], safe[cut]).max() + reach
             assert fusion._low[ty, tx] == np.minimum(index[cut], safe[cut]).min() - reach
 

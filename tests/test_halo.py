@@ -284,3 +284,29 @@ def test_blur_growth_read_against_the_guide_is_the_rendered_one(pins):
         growth = blur_growth(maps.volume, analysis.guide, maps.focus_index, maps.confidence)
         # measured: grass 1.21, pins 1.23 (defocus_slope: 0.95, 1.20); at bench size 1.333 and 1.332 for 1.333
         assert growth == pytest.approx(truth, rel=0.1)
+
+
+def test_occluder_cover_at_a_reduced_scale_where_every_disc_is_large():
+    """Cover and spill are made on the picture area-averaged by floor(r / 2), r the smallest disc (at most 4x):
+    within 7 % of the full-scale compositing at the discs' edges, 0.3 % on average."""
+    rank = np.full((150, 230), 9.0, np.float32)
+    rank[40:110, 30:80] = 0.0
+    rank[:, 150:153] = 1.0
+    colour = np.random.default_rng(1).uniform(0.0, 1.0, (150, 230, 3)).astype(np.float32)
+    for slope in (0.5, 0.75, 1.0, 2.0):  # smallest discs 4, 6, 8 and 16 px: scale 1/2, 1/3, 1/4, 1/4
+        cover, spill = occluder_cover(rank, 9.0, slope, colour=colour)
+        full_cover, full_spill = occluder_cover(rank, 9.0, slope, colour=colour, reduce=False)
+        # measured: cover 0.047, 0.064, 0.057, 0.022 at most (mean 0.0015-0.0028); spill 0.065, 0.042, 0.031, 0.012
+        assert np.abs(cover - full_cover).max() < 0.07 and np.abs(cover - full_cover).mean() < 0.004
+        assert np.abs(spill - full_spill).max() < 0.07 and spill.min() >= 0.0
+
+
+def test_occluder_cover_of_a_far_to_near_sweep_is_the_mirrored_one():
+    """With the sweep recorded far to near (the last frame the nearest focus), the occluders are the pixels of
+    higher rank: the cover is that of the mirrored ranks."""
+    rank = np.full((60, 80), 6.0, np.float32)
+    rank[20:40, 10:30] = 0.0
+    colour = np.random.default_rng(2).uniform(0.0, 1.0, (60, 80, 3)).astype(np.float32)
+    cover, spill = occluder_cover(rank, 6.0, 1.5, colour=colour)
+    mirrored, mirrored_spill = occluder_cover(8.0 - rank, 2.0, 1.5, colour=colour, near_to_far=False)
+    assert cover[30, 33] > 0.1 and np.abs(cover - mirrored).max() < 1e-6 and np.abs(spill - mirrored_spill).max() < 1e-6

@@ -36,6 +36,7 @@ import numpy as np
 from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
+from postfocus.fuse.clipped import ClippedLight
 from postfocus.fuse.occlusion import occluder_cover
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
@@ -50,6 +51,8 @@ class DepthmapFusion:
     ``threads`` (1 or 2): threads that make the per-tile index ranges and finish
     the blend in :meth:`result`, the lower half of the rows on a helper thread
     (the same result).
+    ``near_to_far``: frame 0 is the nearest focus (False: the last frame is),
+    for the background solver's occluders.
 
     Examples
     --------
@@ -63,7 +66,8 @@ class DepthmapFusion:
     CUTOFF = 1e-6
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
-                 safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1):
+                 safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1,
+                 near_to_far: bool = True):
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
@@ -90,7 +94,7 @@ class DepthmapFusion:
                 self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
                               np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
                 if slope is not None and slope > 0:
-                    self._restore = _Restore(self.index_map, box, float(slope))
+                    self._restore = _Restore(self.index_map, box, float(slope), near_to_far)
             else:
                 safe = None
         # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
@@ -276,13 +280,18 @@ class _Restore:
     #: Relative error of a modelled spill, and the error of the solution (encoded, 0-1) from which it is
     #: given up (wholly at twice that).
     MODEL_ERROR, TOLERANCE = 0.15, 0.02
+    #: Clipped highlights' light is read from the frames where they are defocused (:mod:`~postfocus.fuse.clipped`).
+    RECOVER = False
+    #: Linear light from which a frame's pixel (its exposure gain applied to the saturating stored value,
+    #: so a clipped pixel may read ``gain ** 2.2`` of white) is left out of the solution, when SEEN_CLIPPED.
+    FRAME_CLIPPED, SEEN_CLIPPED = 0.85, True
 
-    def __init__(self, index_map: np.ndarray, box: Rect, slope: float):
+    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True):
         h, w = index_map.shape
         t, l, b, r = box
         pad = int(np.ceil(slope * (float(index_map.max()) - float(index_map.min()) + 1.0))) + 2
         self.outer = (max(0, t - pad), max(0, l - pad), min(h, b + pad), min(w, r + pad))
-        self.box, self.slope = box, slope
+        self.box, self.slope, self.near_to_far = box, slope, near_to_far  # (frame 0 the nearest focus)
         ot, ol, ob, orr = self.outer
         self.rank = index_map[ot:ob, ol:orr]
         self.inner = (slice(t - ot, b - ot), slice(l - ol, r - ol))
@@ -290,11 +299,13 @@ class _Restore:
         self.den = np.zeros((b - t, r - l), np.float32)
         self.positions: list[float] = []
         self._clear: tuple[float, np.ndarray] | None = None  # the last frame's 1 - A over the box
+        # (the ring a highlight's bloom shows below white is resolved at about half a frame's blur growth)
+        self.light = ClippedLight(box, block=int(np.clip(slope // 2, 1, 4))) if self.RECOVER else None
 
     def _visible(self, position: float) -> np.ndarray:
         """``1 - A`` over the box for the frame at ``position`` (kept for the frame's next rectangle)."""
         if self._clear is None or self._clear[0] != position:
-            cover, _ = occluder_cover(self.rank, position, self.slope)
+            cover, _ = occluder_cover(self.rank, position, self.slope, near_to_far=self.near_to_far)
             self._clear = (position, 1.0 - cover[self.inner])
             self.positions.append(position)
         return self._clear[1]
@@ -308,7 +319,12 @@ class _Restore:
         d = self.rank[self.inner][cut] - np.float32(position)
         d = d * d * (k if np.ndim(k) == 0 else k[it:ib, il:ir])
         g = np.exp(d) * clear
-        self.sums[cut] += srgb_decode(pixels) * g[..., None]
+        linear = srgb_decode(pixels)
+        if self.SEEN_CLIPPED:  # a clipped pixel is no equation: it holds less than S + (1 - A) B
+            g *= linear.max(axis=2) < self.FRAME_CLIPPED
+        self.sums[cut] += linear * g[..., None]
+        if self.light is not None:
+            self.light.add(position, linear, rect)
         self.den[cut] += g * clear
 
     def apply(self, planes: list[np.ndarray], k: float | np.ndarray) -> None:
@@ -321,11 +337,13 @@ class _Restore:
         for c in range(3):
             colour[..., c] = srgb_decode(planes[c][ot:ob, ol:orr])
         colour[..., 3] = colour[..., :3].max(axis=2) >= self.CLIPPED
+        if self.light is not None:  # the highlights whose light the defocused frames give are no longer unknown
+            colour[..., 3][self.light.recover(colour, self.rank, (ot, ol), self.slope, near_to_far=self.near_to_far)] = 0.0
         total = np.zeros_like(self.den)
         unknown = np.zeros_like(self.den)
         taken = np.zeros_like(self.sums)
         for position in self.positions:
-            cover, spill = occluder_cover(self.rank, position, self.slope, colour=colour)
+            cover, spill = occluder_cover(self.rank, position, self.slope, colour=colour, near_to_far=self.near_to_far)
             clear = 1.0 - cover[self.inner]
             d = self.rank[self.inner] - np.float32(position)
             g = np.exp(d * d * (k if np.ndim(k) == 0 else k[t:b, l:r]))

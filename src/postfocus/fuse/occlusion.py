@@ -317,7 +317,8 @@ def _disc_blur(image: np.ndarray, radius: float, *, fine: float = 4.0) -> np.nda
 
 
 def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: np.ndarray | None = None,
-                   margin: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+                   margin: float = 1.0, reduce: bool = True, near_to_far: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """How much nearer objects' blur covers each pixel in the frame at ``position``, and the light they spill.
 
     The pixels whose focus index lies more than ``margin`` frames before
@@ -348,6 +349,12 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
         float32 (h, w, c) the occluders' sharp light (linear; any planes); without it only the cover is made.
     margin : float
         Frames by which an occluder is nearer than ``position``.
+    near_to_far : bool
+        Frame 0 is the nearest focus (lower ranks nearer); False: the last frame is, and the occluders are the
+        pixels more than ``margin`` frames *above* ``position``.
+    reduce : bool
+        Make them at a scale reduced by ``floor(r / REDUCE)``, ``r`` the smallest disc (no detail is lost:
+        every layer is blurred by at least ``r``), and interpolate back.
 
     Returns
     -------
@@ -369,21 +376,60 @@ def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: n
     ([[0.96, 0.81, 0.61, 0.39, 0.19, 0.04, 0.0, 0.0, 0.0]], [[0.48, 0.4, 0.3, 0.2, 0.1, 0.02, 0.0, 0.0, 0.0]])
     """
     rank = np.asarray(rank, np.float32)
+    if not near_to_far:  # mirrored: the nearest focus at the lowest rank again
+        rank, position = -rank, -float(position)
     h, w = rank.shape
-    cover = np.zeros((h, w), np.float32)
-    spill = None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
     near = rank < np.float32(position - margin)
     if not near.any():
-        return cover, spill
+        return np.zeros((h, w), np.float32), None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
     rounded = np.rint(rank)
-    rounded[~near] = -1.0
-    for j in np.unique(rounded[near])[::-1]:  # far to near
+    rounded[~near] = np.nan  # (equal to no layer)
+    seen = rounded[near]
+    lowest = float(seen.min())
+    counts = np.bincount((seen - np.float32(lowest)).astype(np.int64))
+    layers = (lowest + np.flatnonzero(counts)[::-1]).astype(np.float32)  # far to near
+    # Every layer's disc is at least ``smallest`` px: the cover and spill hold nothing finer, so they are made on
+    # the picture area-averaged by ``factor`` (the masks become coverage fractions) and interpolated back.
+    smallest = slope * max(float(position) - float(layers[0]), 0.0)
+    factor = min(int(smallest // REDUCE), 4) if reduce else 1
+    if factor < 2 or min(h, w) < 4 * factor:
+        return _composite(rounded, layers, position, slope, colour, 1)
+    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor  # padded to whole blocks: exact scale
+    if (ph, pw) != (h, w):
+        rounded = cv2.copyMakeBorder(rounded, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+        if colour is not None:
+            colour = cv2.copyMakeBorder(colour, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE).reshape(ph, pw, -1)
+    cover, spill = _composite(rounded, layers, position, slope, colour, factor)
+    cover = np.clip(cv2.resize(cover, (pw, ph), interpolation=cv2.INTER_CUBIC)[:h, :w], 0.0, 1.0)
+    if spill is not None:  # (bicubic: no negative overshoot kept)
+        spill = np.maximum(cv2.resize(spill, (pw, ph), interpolation=cv2.INTER_CUBIC).reshape(ph, pw, -1)[:h, :w], 0.0)
+    return cover, spill
+
+
+#: :func:`occluder_cover` works at a scale reduced by ``floor(r / REDUCE)`` (at most 4), ``r`` its smallest disc (px): within
+#: 7 % of the full-scale compositing at the discs' edges (0.3 % on average), bicubic back.
+REDUCE = 2.0
+
+
+def _composite(rounded: np.ndarray, layers: np.ndarray, position: float, slope: float, colour: np.ndarray | None,
+               factor: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The "over" compositing of :func:`occluder_cover` on the picture area-averaged by ``factor``."""
+    h, w = rounded.shape[0] // factor, rounded.shape[1] // factor
+    cover = np.zeros((h, w), np.float32)
+    spill = None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
+    for j in layers:  # far to near
         mask = (rounded == j).astype(np.float32)
-        radius = slope * max(float(position) - float(j), 0.0)
+        if colour is not None:
+            light = colour * mask[..., None]
+        if factor > 1:
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
+            if colour is not None:
+                light = cv2.resize(light, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+        radius = slope * max(float(position) - float(j), 0.0) / factor
         blurred = _disc_blur(mask, radius)
         if spill is not None:
             spill *= (1.0 - blurred)[..., None]
-            spill += _disc_blur(colour * mask[..., None], radius)
+            spill += _disc_blur(light, radius).reshape(h, w, -1)
         cover *= -1.0
         cover += 1.0
         cover *= 1.0 - blurred

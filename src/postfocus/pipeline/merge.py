@@ -233,7 +233,7 @@ class _Merge:
 
     def fusion(self, region: Region) -> Fusion:
         """The fusion state of ``region``, from the maps upscaled into it."""
-        maps, merge = self.maps, self.merge
+        maps, merge, threads = self.maps, self.merge, helper_threads(self.threads)
         frames = np.asarray(merge, np.float32)
 
         def rank_of(index: np.ndarray) -> np.ndarray:
@@ -248,7 +248,7 @@ class _Merge:
                 index, slope = self.occlusion_index()
                 return rank_of(index), slope
 
-            safe = in_background(safe_rank, "postfocus-fuse", inline=helper_threads(self.threads) == 1)
+            safe = in_background(safe_rank, "postfocus-fuse", inline=threads == 1)
         try:
             rank = rank_of(maps.focus_index)
             # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
@@ -258,7 +258,7 @@ class _Merge:
             raise
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=helper_threads(self.threads))
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=self.near_to_far)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 

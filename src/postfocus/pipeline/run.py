@@ -46,6 +46,7 @@ from postfocus.store import (
     write_maps,
     write_stack_folder,
 )
+from postfocus.store.unwarped import UNWARPED_KEY, HandOver
 from postfocus.sweep import RepeatedFrames
 
 __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
@@ -362,12 +363,18 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
     # Lossless sources (PNG, TIFF, RAW) keep lossless cached frames; JPEG and video sources are
     # already compressed, so a JPEG at quality 97 with full colour resolution loses nothing visible.
     lossless = deep or info.kind == "raw" or any(Path(p).suffix.lower() in (".png", ".tif", ".tiff") for p in info.paths)
+    # A video's frames are kept as decoded (8-bit: JPEG with the video's own 4:2:0 colour) and warped
+    # when asked for (store/unwarped.py): no whole-frame warps here, pass 2 warps only footprints.
+    # (Not with a dense flow refinement, which is not kept.)
+    unwarped = info.kind == "video" and not opts.refine_flow
     with PartialFolder(folder.parent) as part:
         try:
             (part.path / "frames").mkdir()
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        keep = FrameWriter(part.path, lossless, deep, jpeg_quality)
+        keep = FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped)
+        if unwarped:
+            source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = _WarpAhead(source, keep, opts.method)
         written = None
         try:
@@ -381,8 +388,10 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
-                                                 on_aligned=None if ahead.started else keep, progress=progress,
-                                                 warped=ahead.frame if ahead.started else None)
+                                                 on_aligned=None if ahead.started or unwarped else keep,
+                                                 progress=progress, warped=ahead.frame if ahead.started else None)
+            if unwarped:
+                source.hand_missing(analysis.maps.used)
         finally:
             # Every thread is joined even when one of them failed (before the temporary folder goes).
             try:
@@ -408,6 +417,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "reference": analysis.reference,
             "alignment": [a.as_dict() for a in analysis.alignment],
             "frame_files": frame_files,
+            **({UNWARPED_KEY: True} if unwarped else {}),
             "bit_depth": info.bit_depth,
             "grey": info.grey,
             "exif": info.exif.hex() if info.exif else None,

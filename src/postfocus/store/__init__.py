@@ -14,7 +14,9 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)
     motion.npy           float32 (h, w) motion mask in [0, 1]; absent when made with motion="off"
     frames/0003.jpg      aligned frame 3, output geometry (for lossless and 16-bit inputs ``0003.tif``:
-                         TIFF, Zstandard level 1 after horizontal differencing)
+                         TIFF, Zstandard level 1 after horizontal differencing); of a video
+                         (``"frames_unwarped": true``), frame 3 as decoded, JPEG 4:2:0, warped
+                         into the output geometry when read (:mod:`postfocus.store.unwarped`)
     all_in_focus_<method>.png
     depth_<method>.npz   the depth map, kept by its first consumer under a key (:mod:`postfocus.store.kept`;
                          not in the manifest: a damaged or stale one is made again)
@@ -22,8 +24,8 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
 
 Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
 Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
-version are never read (their keys differ, and :meth:`ProcessedStack.open`
-refuses them), so they are rebuilt.
+version are never reused (their keys differ), so they are rebuilt;
+:meth:`ProcessedStack.open` reads format 5 and 6 and refuses others.
 
 Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
 ``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made

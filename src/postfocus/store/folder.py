@@ -28,14 +28,21 @@ from postfocus.options import DEFAULT_METHOD, StackOptions
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.result import save_image
+from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
 4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
-5: the sweep's direction measured (``near_to_far`` and its evidence, ``direction``), not assumed near to far."""
+5: the sweep's direction measured (``near_to_far`` and its evidence, ``direction``), not assumed near to far;
+6: a video's frames are kept as decoded (JPEG, the video's 4:2:0 colour), not warped, and each is
+warped when asked for (:mod:`postfocus.store.unwarped`)."""
+
+#: Versions :meth:`ProcessedStack.open` reads: a format-5 folder differs from a format-6 one only in
+#: never keeping unwarped frames, so one opened by its path (a web job's) still loads.
+READABLE_FORMATS = (5, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
@@ -74,7 +81,7 @@ class ProcessedStack(MapsView):
             manifest = json.loads((folder / "manifest.json").read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"{folder}: not a postfocus stack folder ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
         return cls(folder, manifest)
@@ -146,8 +153,20 @@ class ProcessedStack(MapsView):
         return self.maps.to_map(x, y)
 
     # Frames ------------------------------------------------------------------
+    @property
+    def frames_unwarped(self) -> bool:
+        """Whether the frame files hold the frames as decoded, warped when asked for (a video's stack)."""
+        return bool(self.manifest.get(UNWARPED_KEY))
+
+    @cached_property
+    def _unwarped(self) -> UnwarpedFrames:
+        m = self.manifest
+        return UnwarpedFrames(decoded_reader(self.folder, m["frame_files"]), self.alignment, m["reference_size"],
+                              m["crop"], self.options.method, self.frames().info)
+
     def frame_path(self, index: int) -> Path:
-        """File of aligned frame ``index`` (a frame number)."""
+        """File of aligned frame ``index`` (a frame number); of a stack that keeps its frames unwarped
+        (:attr:`frames_unwarped`), the frame as decoded (:meth:`save_frame` writes the aligned one)."""
         try:
             return self.folder / self.manifest["frame_files"][str(index)]
         except KeyError:
@@ -155,6 +174,8 @@ class ProcessedStack(MapsView):
 
     def read_frame(self, index: int) -> np.ndarray:
         """Aligned frame ``index`` in output geometry, float32 RGB."""
+        if self.frames_unwarped:
+            return to_float(self.frames().read_pixels(index))
         return read_image(self.frame_path(index))
 
     def frames(self) -> "CachedFrames":
@@ -194,10 +215,10 @@ class ProcessedStack(MapsView):
         -------
         pathlib.Path
         """
-        cached = self.frame_path(index)
         check_output_path(path, self.info.paths)
+        cached = None if self.frames_unwarped else self.frame_path(index)
         exif = self.frame_exif(index)
-        if cached.suffix.lower() == ".jpg" and Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        if cached is not None and cached.suffix.lower() == ".jpg" and Path(path).suffix.lower() in (".jpg", ".jpeg"):
             h, w = self.size
             meta = output_exif(exif, description, (h, w))
             data = jpeg_with_metadata(cached.read_bytes(), meta, self.info.icc or srgb_icc_profile())
@@ -269,6 +290,9 @@ class ProcessedStack(MapsView):
                 raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
+        if self.frames_unwarped:
+            return merge_unwarped(self._unwarped, self.maps, method=method, merge=frames, bands=bands,
+                                  progress=progress, threads=threads, near_to_far=self.near_to_far)
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
                     threads=threads, near_to_far=self.near_to_far)
 
@@ -330,6 +354,9 @@ class CachedFrames(FrameSource):
         return self.stack.read_frame(index)
 
     def read_pixels(self, index: int) -> np.ndarray:
+        if self.stack.frames_unwarped:
+            self.stack.frame_path(index)  # (a frame not kept: the error naming those that are)
+            return self.stack._unwarped.read_pixels(index)
         return read_image(self.stack.frame_path(index), stored=True)
 
 def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,

@@ -51,15 +51,19 @@ class FrameWriter:
         16-bit frames.
     jpeg_quality : int
         JPEG quality of the cached frames.
+    chroma_420 : bool
+        JPEG colour at half resolution (4:2:0; for frames of a video, whose colour has no more),
+        else full (4:4:4).
     """
 
-    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97):
+    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97, *, chroma_420: bool = False):
         self.folder, self.lossless, self.deep = folder, lossless, deep
         if lossless:
             self.params = []
         else:
             self.params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
-                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if chroma_420 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
         self.files: dict[str, str] = {}
         self.checksums: dict[str, list[int]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")

@@ -134,11 +134,13 @@ class Results:
         }
 
     def frame_path(self, job: JobFolder, index: int) -> Path:
-        """The cached aligned frame ``index`` (a frame kept as TIFF: a PNG of it, made once); KeyError for a
-        frame left out."""
+        """The cached aligned frame ``index`` (a frame kept as TIFF: a PNG of it, made once; a frame kept
+        unwarped: a JPEG of it aligned, made once); KeyError for a frame left out."""
         ps = self.stack(job)
         if index not in ps.used:
             raise KeyError(index)
+        if ps.frames_unwarped:
+            return self._cached(job, f"frame_{index:04d}.jpg", lambda out: ps.save_frame(index, out, quality=95))
         path = ps.frame_path(index)
         if path.suffix.lower() != ".tif":
             return path
