@@ -50,7 +50,8 @@ from postfocus.focus.edge_frames import edge_votes, pick_frames
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import MEASURE_REACH, edge_spill
 
-__all__ = ["DECIDE", "FRAMES", "MAJORITY", "SPILL", "SweepDirection", "direction_of", "stated_direction", "sweep_direction"]
+__all__ = ["DECIDE", "FRAMES", "MAJORITY", "SPILL", "SweepDirection", "direction_of", "stated_direction",
+           "sweep_direction"]
 
 DECIDE = 0.99
 """Significance (two-sided, of the sign test over the pieces of evidence) from which the measured direction is

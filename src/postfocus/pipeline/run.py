@@ -158,8 +158,9 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     stated = stated_direction(opts.order)  # (--order: nothing measured)
+    read = _frame_reader(source) if stated is None else None  # (taken here: pass 2 drops the kept frames)
     measuring = None if stated is not None else in_background(
-        lambda: direction_of(analysis.maps, analysis.guide, read=_frame_reader(source), alignment=analysis.alignment),
+        lambda: direction_of(analysis.maps, analysis.guide, read=read, alignment=analysis.alignment),
         "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
     near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
@@ -170,8 +171,8 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
 
 def _frame_reader(source: FrameSource) -> Callable[[int], np.ndarray] | None:
     """Frame pixels for the direction's full-resolution look, safe beside pass 2's reads: the frames pass 1
-    kept (taken now, before pass 2 drops them), else image files (or arrays) read again; None for a video not kept (one
-    decoder is not shared between threads)."""
+    kept (taken now, before pass 2 drops them), else image files (or arrays) read again; None for a video not
+    kept (one decoder is not shared between threads: its direction is measured at the analysis size)."""
     inner = source.source if isinstance(source, _DecodedOnce) else source
     kept = dict(source._kept) if isinstance(source, _DecodedOnce) else {}
     if inner.info.kind not in ("images", "raw", "arrays") and not (kept and len(kept) == len(source)):
