@@ -94,6 +94,7 @@ class _DecodedOnce(FrameSource):
         self.source, self.info = source, source.info
         self._kept: dict[int, np.ndarray] = {}
         self._seen: set[int] = set()
+        self._held: dict[int, np.ndarray] | None = {}  # every kept frame, for the direction (:meth:`take_held`)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -114,10 +115,17 @@ class _DecodedOnce(FrameSource):
         if index not in self._seen and pixels.dtype.kind == "u":  # the first read (pass 1): kept for the
             self._seen.add(index)  # second (integer frames only: no pass works on them in place)
             self._kept[index] = pixels
+            if self._held is not None:
+                self._held[index] = pixels
         return pixels
 
     def identity(self) -> list[tuple[str, int, int]]:
         return self.source.identity()
+
+    def take_held(self) -> dict[int, np.ndarray]:
+        """The frames pass 1 kept, even those pass 2 (or its warping ahead) took already; held no longer."""
+        held, self._held = self._held or {}, None
+        return held
 
     def holds_all(self) -> bool:
         """Whether every frame is kept (after pass 1: all were integer frames)."""
@@ -158,7 +166,7 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     stated = stated_direction(opts.order)  # (--order: nothing measured)
-    read = _frame_reader(source) if stated is None else None  # (taken here: pass 2 drops the kept frames)
+    read = _frame_reader(source)  # (the frames pass 1 kept are let go either way)
     measuring = None if stated is not None else in_background(
         lambda: direction_of(analysis.maps, analysis.guide, read=read, alignment=analysis.alignment),
         "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
@@ -174,7 +182,7 @@ def _frame_reader(source: FrameSource) -> Callable[[int], np.ndarray] | None:
     kept (taken now, before pass 2 drops them), else image files (or arrays) read again; None for a video not
     kept (one decoder is not shared between threads: its direction is measured at the analysis size)."""
     inner = source.source if isinstance(source, _DecodedOnce) else source
-    kept = dict(source._kept) if isinstance(source, _DecodedOnce) else {}
+    kept = source.take_held() if isinstance(source, _DecodedOnce) else {}
     if inner.info.kind not in ("images", "raw", "arrays") and not (kept and len(kept) == len(source)):
         return None
     return lambda i: kept[i] if i in kept else inner.read_pixels(i)
