@@ -164,3 +164,13 @@ def test_memory_freed_inside_the_heap_is_given_back():
     out = subprocess.run([sys.executable, "-c", _FRAGMENTED], capture_output=True, text=True, env=env, check=True)
     before, after = map(float, out.stdout.split())
     assert after < before - 100
+
+
+@pytest.mark.parametrize("box", [(0, 0, 7, 9), (2, 3, 7, 8), (0, 4, 5, 9), (3, 0, 7, 5), (1, 1, 2, 2)])
+def test_compact_moves_a_box_to_the_front_in_place(box):
+    """The fused region is handed back in the fused array's own memory (no second image), row by row."""
+    image = np.random.default_rng(0).uniform(0, 1, (7, 9, 3)).astype(np.float32)
+    t, l, b, r = box
+    expected = image[t:b, l:r].copy()
+    out = memory.compact(image, box)
+    assert out.flags.c_contiguous and np.shares_memory(out, image) and np.array_equal(out, expected)

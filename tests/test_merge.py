@@ -29,3 +29,19 @@ def test_aligned_frames_are_handed_over_in_order_from_the_decoding_thread(tiny_s
         expected = apply_gain(whole, np.asarray(a.gain, np.float32))[cut]
         assert aligned.dtype == expected.dtype and np.array_equal(aligned, expected)
     assert np.array_equal(image, fuse(source, analysis.maps, alignment=analysis.alignment, region=box))
+
+
+def test_rectangles_folded_a_band_of_rows_at_a_time_give_the_same_image(tiny_stack, monkeypatch):
+    """The depth-map blend is pixel by pixel: float temporaries of a few rows give the same bits as whole rectangles."""
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    images = []
+    for rows in (10**6, 5):
+        monkeypatch.setattr(merge, "FOLD_ROWS", rows)
+        images.append(fuse(source, analysis.maps, alignment=analysis.alignment, region=box, threads=1))
+        images.append(fuse(source, analysis.maps, alignment=analysis.alignment, region=box, threads=2))
+    assert all(np.array_equal(images[0], image) for image in images[1:])
+    assert images[0].flags.c_contiguous and images[0].shape[:2] == (box[2] - box[0], box[3] - box[1])

@@ -98,9 +98,11 @@ class StackMaps:
             ``{label: frame}``, see :func:`postfocus.motion.region_frames`.
         """
         frames = list(self.used if frames is None else frames)
-        if self.motion is None:
+        # Nothing moved (the usual case): no region, and no float32 copy of the volume's slices to vote with.
+        if self.motion is None or not (np.asarray(self.motion) > 0).any():
             return np.zeros(self.shape, np.int32), {}
-        return region_frames(self.motion, self.slices(frames), frames)
+        position = {f: k for k, f in enumerate(self.used)}  # (slice by slice: no float32 copy of the whole volume)
+        return region_frames(self.motion, [self.volume[position[f]] for f in frames], frames)
 
     def crop(self, box: tuple[int, int, int, int], scale: float) -> "StackMaps":
         """The maps of a full-resolution ``box`` (top, left, bottom, right) of their geometry.

@@ -20,7 +20,6 @@ from postfocus.io.write import atomic_write_json, check_output_path, write_image
 from postfocus.options import parse_range
 from postfocus.pipeline.merge import merge_frames, plan_bands
 from postfocus.pipeline.run import collect_warnings, open_quietly, process, stack
-from postfocus.products.refocus import parse_point, tap
 from postfocus.result import save_image
 from postfocus.store import CacheError
 
@@ -104,6 +103,8 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
         else:
             frames_range = options.frame_range
             if near_at:
+                from postfocus.products.refocus import parse_point, tap  # the products package only when tapped
+
                 a = tap(ps, *parse_point(near_at, ps.size))
                 b = tap(ps, *parse_point(far_at, ps.size))
                 frames_range = tuple(sorted((a.frame, b.frame)))

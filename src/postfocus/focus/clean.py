@@ -173,23 +173,26 @@ def geodesic_median(
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):
         part = levels[start:start + chunk]
-        ind = (w[..., None] * (v[..., None] <= part)).astype(np.float32)
-        shares = np.clip(domain_transform(ind, guide, sigma_s, sigma_r) * inv, 0.0, 1.0)
+        # (one chunk-sized array, filtered and scaled in place: no copies of it beside it)
+        shares = domain_transform(np.multiply(w[..., None], v[..., None] <= part, dtype=np.float32), guide, sigma_s,
+                                  sigma_r, overwrite=True)
+        np.clip(np.multiply(shares, inv, out=shares), 0.0, 1.0, out=shares)
         # The share grows with the level (a positive filter of a growing indicator): the first level at or
         # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
         above = shares >= 0.5
         cross = above.any(axis=-1) & ~done
         if cross.any():
-            sc = shares[cross]
-            j = np.argmax(above[cross], axis=-1)
-            s1 = np.take_along_axis(sc, j[:, None], axis=-1)[:, 0]
-            s0 = np.where(j > 0, np.take_along_axis(sc, np.maximum(j - 1, 0)[:, None], axis=-1)[:, 0],
-                          prev_share[cross])
+            at = np.flatnonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
+            flat = shares.reshape(-1, shares.shape[-1])
+            j = np.argmax(above.reshape(flat.shape)[at], axis=-1)
+            s1 = flat[at, j]
+            s0 = np.where(j > 0, flat[at, np.maximum(j - 1, 0)], prev_share[cross])
             t0 = np.concatenate([[prev_level], part])[j]
             frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
             out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
             done |= cross
-        prev_share, prev_level = shares[..., -1], part[-1]
+        prev_share, prev_level = shares[..., -1].copy(), part[-1]
+        shares = above = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
@@ -305,7 +308,8 @@ def islands(
 
 
 def domain_transform(
-    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = 3
+    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = 3, *,
+    overwrite: bool = False
 ) -> np.ndarray:
     """Edge-aware smoothing with the recursive domain-transform filter (Gastal & Oliveira 2011).
 
@@ -321,6 +325,7 @@ def domain_transform(
     sigma_r : colour difference (sum over channels, [0, 1] scale) that counts
         as much as ``sigma_s`` pixels of distance.
     iterations : horizontal + vertical passes (3 is plenty).
+    overwrite : filter ``src`` in place when it is a float32 array (it is then the result).
 
     Returns
     -------
@@ -338,7 +343,8 @@ def domain_transform(
     >>> bool(out[:, :4].max() < 0.01 and out[:, 4:].min() > 0.99)
     True
     """
-    out = np.array(src, np.float32, copy=True)
+    in_place = overwrite and isinstance(src, np.ndarray) and src.dtype == np.float32 and src.flags.writeable
+    out = src if in_place else np.array(src, np.float32, copy=True)
     squeeze = out.ndim == 2
     if squeeze:
         out = out[..., None]

@@ -17,7 +17,8 @@ from postfocus.colour import to_grey
 __all__ = ["laplacian_energy", "noise_sigma", "pool", "tenengrad"]
 
 
-def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7) -> np.ndarray:
+def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7, *,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """Local energy of the Laplacian.
 
     Parameters
@@ -25,10 +26,12 @@ def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7) 
     grey : float32 (H, W) image.
     window : side of the box that the squared Laplacian is averaged over.
     presmooth : sigma of a Gaussian applied first, to keep noise from counting as detail.
+    out : float32 (H, W) array, optional
+        Where to write the measure (e.g. a slice of a block holding every frame's), instead of a new array.
 
     Returns
     -------
-    float32 (H, W) focus measure (larger is sharper).
+    float32 (H, W) focus measure (larger is sharper): ``out`` when given.
 
     Examples
     --------
@@ -39,7 +42,14 @@ def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7) 
     if presmooth > 0:
         g = cv2.GaussianBlur(g, (0, 0), presmooth)
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
-    return cv2.boxFilter(lap * lap, -1, (window, window))
+    # squared in place, and boxed into ``out``: the same values, two fewer frame-sized arrays (fresh pages)
+    direct = out is not None and out.dtype == np.float32 and out.flags.c_contiguous  # (OpenCV writes only into those)
+    energy = cv2.boxFilter(np.multiply(lap, lap, out=lap), -1, (window, window), dst=out if direct else None)
+    if out is None:
+        return energy
+    if not direct:
+        out[...] = energy
+    return out
 
 
 def tenengrad(image: np.ndarray, mask: np.ndarray | None = None) -> float:

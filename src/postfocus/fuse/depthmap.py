@@ -198,6 +198,8 @@ class DepthmapFusion:
             total, weight = self._sum, self._weight
             in_bands(total.shape[0], lambda rows: normalise(total[rows], weight[rows]), self.threads)
             self._weight = None
+            if self._restore is None:  # no frame is added now: the index and widths go before the box's work
+                self.index_map = self._k = None
             if self._safe is not None:
                 self._consistent()
             self._image, self._sum = self._sum, None

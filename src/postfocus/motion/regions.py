@@ -22,7 +22,7 @@ def region_frames(mask: np.ndarray, volume: np.ndarray, frames: Sequence[int]) -
     Parameters
     ----------
     mask : (h, w) motion mask (see :class:`Motion`).
-    volume : (len(frames), h, w) focus measure of the candidate frames.
+    volume : (len(frames), h, w) focus measure of the candidate frames (an array, or a list of its slices).
     frames : frame numbers of the volume's slices.
 
     Returns
@@ -41,12 +41,11 @@ def region_frames(mask: np.ndarray, volume: np.ndarray, frames: Sequence[int]) -
     choice: dict[int, int] = {}
     if n == 0:
         return labels, choice
-    vol = np.asarray(volume, np.float32)
     flat = labels.ravel()
     # Only the moving content itself votes, not the static margin around it.
     weight = (m.ravel() >= 0.999).astype(np.float32)
     for k, f in enumerate(frames):
-        score = np.bincount(flat, weights=vol[k].ravel() * weight, minlength=n + 1)
+        score = np.bincount(flat, weights=np.asarray(volume[k], np.float32).ravel() * weight, minlength=n + 1)
         if k == 0:
             best, best_score = np.zeros(n + 1, int), score
         else:

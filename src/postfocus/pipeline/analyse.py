@@ -216,7 +216,10 @@ def analyse(
         stored = _resize(pixels, s_work)
         work = to_float(stored)
         grey = to_grey(work)
-        measures[index] = pool(laplacian_energy(grey), (an_h, an_w))
+        if grey.shape == (an_h, an_w):  # measured at the analysis size: straight into its slice
+            laplacian_energy(grey, out=measures[index])
+        else:
+            measures[index] = pool(laplacian_energy(grey), (an_h, an_w))
         eight_bit = stored.dtype == np.uint8
         if eight_bit and shared_smalls:
             small = stored  # what the 8-bit copy below would be (kept as it is, see ``shared_smalls``)
@@ -295,7 +298,13 @@ def analyse(
         small = np.multiply(smalls[i], np.float32(1 / 255), dtype=np.float32)
         if isinstance(smalls, list):
             smalls[i] = None
-        grey = to_grey(warp_to_reference(small, matrix, (an_h, an_w)) * report[i].gain)
+        warped, gain = warp_to_reference(small, matrix, (an_h, an_w)), report[i].gain
+        if warped.dtype == np.float32 and np.asarray(gain).dtype == np.float32:  # (what ``warped * gain`` gives)
+            warped = np.multiply(warped, gain, out=warped)  # in place: ``small`` or its warp, both made here
+        else:
+            warped = warped * gain
+        grey = to_grey(warped)
+        del warped
         prepared = (detector.prepare(grey, valid_mask(matrix, small.shape[:2], (an_h, an_w)), position=k)
                     if detector else None)
         return grey, prepared

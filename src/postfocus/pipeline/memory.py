@@ -16,10 +16,15 @@ import ctypes
 import math
 import sys
 
+import numpy as np
+
 from postfocus.errors import OptionError
 
-__all__ = ["bands_for", "estimate_mb", "give_back_freed"]
+__all__ = ["FOLD_ROWS", "bands_for", "compact", "estimate_mb", "give_back_freed"]
 
+#: Rows of a footprint rectangle made float at a time in pass 2 (the depth-map blend is computed pixel by pixel,
+#: so the same bits as the whole rectangle at once, with float temporaries of a band).
+FOLD_ROWS = 128
 #: Interpreter, libraries, the video decoder and the frames in flight (MB, i.e. MiB).
 BASE_MB = 390.0
 #: Pass 1's working-size arrays (alignment pyramids, tile maps), beside its per-frame maps (MB).
@@ -134,3 +139,24 @@ def give_back_freed() -> None:
         _LIBC.append(library)
     if _LIBC[0] is not None:
         _LIBC[0].malloc_trim(0)
+
+
+def compact(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``image[t:b, l:r]`` as a contiguous array in ``image``'s own memory (rows moved forward, in order).
+
+    Examples
+    --------
+    >>> a = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+    >>> compact(a.copy(), (1, 1, 3, 2)).tolist() == a[1:3, 1:2].tolist()
+    True
+    """
+    t, l, b, r = box
+    if (t, l, b) == (0, 0, image.shape[0]) and r == image.shape[1]:
+        return image
+    flat = image.reshape(-1)
+    row = (r - l) * image.shape[2]
+    for y in range(b - t):  # each row goes to where it starts no later than it was: nothing unread is overwritten
+        start = ((t + y) * image.shape[1] + l) * image.shape[2]
+        flat[y * row:(y + 1) * row] = flat[start:start + row]  # (NumPy copies through a buffer when they overlap)
+    return flat[:(b - t) * row].reshape(b - t, r - l, image.shape[2])
+

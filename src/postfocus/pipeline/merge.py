@@ -39,7 +39,7 @@ from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, METHODS
 from postfocus.pipeline.analyse import Progress, work_scale
-from postfocus.pipeline.memory import bands_for
+from postfocus.pipeline.memory import FOLD_ROWS, bands_for, compact
 from postfocus.pipeline.strips import StripFolder
 from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
 
@@ -94,10 +94,9 @@ def fuse(
         Fuse the region in this many bands of rows, one after the other (the
         frames are decoded once per band); depth-map method only.
     on_aligned : callable, optional
-        ``on_aligned(index, aligned)`` for every used frame, warped into
-        ``region``, exposure-corrected, in the source's stored type (e.g. to
-        keep aligned frames for refocusing); called in frame order from the
-        decoding thread, as soon as a frame is warped.
+        ``on_aligned(index, aligned)`` for every used frame, warped into ``region``, exposure-corrected,
+        in the source's stored type (e.g. to keep aligned frames for refocusing; it may be a view into
+        the warped frame: read it, do not change it); called in frame order from the decoding thread.
     progress : callable, optional
         ``progress(stage, done, total)``.
     occlusion : bool
@@ -152,19 +151,21 @@ def fuse(
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads, near_to_far)
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
-    keep = on_aligned
-    if on_aligned is not None and grown != whole:
-        oy, ox = top - grown[0], left - grown[1]
+    oy, ox = top - grown[0], left - grown[1]
 
-        def keep(i: int, aligned: np.ndarray) -> None:
-            on_aligned(i, np.ascontiguousarray(aligned[oy:oy + bottom - top, ox:ox + right - left]))
+    def keep(i: int, aligned: np.ndarray, gain: np.ndarray) -> None:  # cut, then corrected: no copy at gain 1
+        on_aligned(i, apply_gain(aligned[oy:oy + bottom - top, ox:ox + right - left], gain))
 
-    image = np.empty((bottom - top, right - left, 3), np.float32)
+    image = None
     for k, part in enumerate(parts):
         stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
         ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
-        fused = job.run(ext, grown, keep if k == 0 else None, progress, stage)
-        image[part[0] - top:part[2] - top] = fused[part[0] - ext[0]:part[2] - ext[0], left - ext[1]:right - ext[1]]
+        fused = job.run(ext, grown, keep if k == 0 and on_aligned else None, progress, stage)
+        inner = (part[0] - ext[0], left - ext[1], part[2] - ext[0], right - ext[1])
+        if len(parts) == 1:  # the region moved to the front of the fused array: no second image
+            return compact(fused, inner)
+        image = np.empty((bottom - top, right - left, 3), np.float32) if image is None else image
+        image[part[0] - top:part[2] - top] = fused[inner[0]:inner[2], inner[1]:inner[3]]
     return image
 
 
@@ -192,7 +193,8 @@ def warp_whole(stored: np.ndarray, matrix: np.ndarray, size: tuple[int, int], re
     """A frame warped (bicubic, in its stored type; with its dense ``flow`` if given) over ``region``
     of the reference geometry ``size``."""
     if flow is not None:
-        return _crop(refined_warp(stored, matrix, flow, size), region)
+        t, l, b, r = region
+        return refined_warp(stored, matrix, flow, size)[t:b, l:r]
     return warp_to_reference(stored, matrix, size, interpolation=cv2.INTER_CUBIC, region=region)
 
 
@@ -262,10 +264,10 @@ class _Merge:
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
-    def run(self, region: Region, aligned_region: Region, on_aligned: Callable[[int, np.ndarray], None] | None,
+    def run(self, region: Region, aligned_region: Region, on_aligned: Callable[..., None] | None,
             progress: Progress | None, stage: str) -> np.ndarray:
-        """One pass over the frames producing ``region``; ``on_aligned`` gets frames warped into
-        ``aligned_region`` (which holds ``region``)."""
+        """One pass over the frames producing ``region``; ``on_aligned(i, aligned, gain)`` gets frames warped into
+        ``aligned_region`` (which holds ``region``) and their exposure gains."""
         source, maps, merge, flow = self.source, self.maps, self.merge, self.flow
         H, W = maps.size
         top, left = region[:2]
@@ -291,7 +293,7 @@ class _Merge:
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
             if on_aligned:
-                on_aligned(i, apply_gain(aligned, gain))
+                on_aligned(i, aligned, gain)
             return None, aligned
 
         if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
@@ -301,7 +303,7 @@ class _Merge:
 
             def prepare(i: int, aligned: np.ndarray) -> tuple:
                 if on_aligned:
-                    on_aligned(i, apply_gain(aligned, self.transform(i)[1]))
+                    on_aligned(i, aligned, self.transform(i)[1])
                 return None, aligned
 
         # The first frame is decoded (and warped) while the blend state is made.
@@ -323,11 +325,11 @@ class _Merge:
         # lower rectangles (the background solver keeps per-frame state, so it folds on one).
         shared = isinstance(fusion, DepthmapFusion) and not self.restore
         with StripFolder(helper_threads(self.threads) if shared else 1) as folder:
-            return self._fold_frames(frames, fusion, instant, region, dy, dx, progress, stage, total, folder)
+            return self._fold_frames(frames, fusion, instant, region, dy, dx, progress, stage, total, folder, shared)
 
     def _fold_frames(self, frames: Iterable, fusion: Fusion, instant: InstantBlend | None, region: Region, dy: int,
-                     dx: int, progress: Progress | None, stage: str, total: int, folder: StripFolder) -> np.ndarray:
-        """:meth:`_fold` with its rectangles folded by ``folder``."""
+                     dx: int, progress: Progress | None, stage: str, total: int, folder: StripFolder, banded: bool):
+        """:meth:`_fold` with its rectangles folded by ``folder`` (``banded``: the depth-map blend, a band at a time)."""
         merge, linear = self.merge, self.source.info.linear
         H, W = self.maps.size
         top, left = region[:2]
@@ -338,18 +340,20 @@ class _Merge:
             position = float(merge.index(i)) if i in merge else None
             rects = [] if position is None else fusion.footprint(position)
 
-            def part(t: int, l: int, b: int, r: int) -> np.ndarray:
-                """Float pixels of rectangle (t, l, b, r) of this region, cut from the whole warp or warped alone."""
+            def part(t: int, l: int, b: int, r: int, *, raw: bool = False) -> np.ndarray:
+                """Float (``raw``: stored) pixels of rectangle (t, l, b, r), cut from the whole warp or warped alone."""
                 pixels = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
                     stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
-                return to_float(pixels, factor)
+                return pixels if raw else to_float(pixels, factor)
 
             def fold(rect: Region) -> None:
-                pixels = part(*rect)
-                fusion.add(position, srgb_decode(pixels) if linear else pixels, rect)
+                t, l, b, r = rect  # warped whole, then made float a band of rows at a time (``rows``)
+                pixels, rows = part(*rect, raw=True), FOLD_ROWS if banded else b - t
+                for a in range(t, b, rows):
+                    band = to_float(pixels[a - t:a - t + rows], factor)
+                    fusion.add(position, srgb_decode(band) if linear else band, (a, l, min(b, a + rows), r))
 
-            # Rectangles cut from a whole warp may be cut between rows; those warped alone are not.
-            folder.fold(rects, fold, cut=aligned is not None)
+            folder.fold(rects, fold, cut=aligned is not None)  # (a rectangle warped alone is never cut between rows)
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
             del stored, aligned
@@ -357,11 +361,6 @@ class _Merge:
             if progress:
                 progress(stage, done, total)
         return fusion.result()
-
-
-def _crop(image: np.ndarray, region: Region) -> np.ndarray:
-    t, l, b, r = region
-    return image if (t, l) == (0, 0) and (b, r) == image.shape[:2] else image[t:b, l:r]
 
 
 def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:

@@ -340,8 +340,8 @@ class _WarpAhead:
         def warp(i: int) -> np.ndarray:
             a = alignment[i]
             aligned = warp_whole(self.source.read_pixels(i), a.matrix, size, grown)
-            corrected = apply_gain(aligned, np.asarray(a.gain, np.float32))
-            self.keep(i, np.ascontiguousarray(corrected[oy:oy + h, ox:ox + w]) if grown != box else corrected)
+            # cut to the output region, then corrected: at gain 1 the writer gets a view of the kept frame, no copy
+            self.keep(i, apply_gain(aligned[oy:oy + h, ox:ox + w], np.asarray(a.gain, np.float32)))
             return aligned
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-warp")
