@@ -1,8 +1,9 @@
 """The sweep direction measured on every real stack (docs/depth-and-aperture.md, "Sweep direction, seventh session").
 
 For each stack in ``../shared/data``: pass 1 (:func:`postfocus.pipeline.analyse.analyse`), then
-:func:`postfocus.focus.direction.direction_of` on its maps and guide (as the pipeline calls it), with its CPU
-time, and the same maps with the frame order mirrored (the answer must mirror). ``--check`` also runs the
+:func:`postfocus.focus.direction.direction_of` on its maps and guide with the frames read (as the pipeline calls
+it; its CPU time), the same with the frame order mirrored (the answer must mirror), and the analysis-size
+measurement alone (the first step, kept for videos the pipeline does not hold decoded). ``--check`` also runs the
 forward-model check on a stack folder made with the measured order and with the order stated the other way
 (``order=``), to see which one the frames contradict less.
 
@@ -33,21 +34,31 @@ STACKS = ("ring", "pcb", "pcb_depthmap", "beetle", "keyboard", "algae", "keyboar
 
 
 def _row(name: str, data: Path) -> None:
-    maps_and_guide = analyse(open_source(data / name))
-    maps = maps_and_guide.maps
+    source = open_source(data / name)
+    analysis = analyse(source)
+    maps, guide, alignment = analysis.maps, analysis.guide, analysis.alignment
     start = time.process_time()
-    d = direction_of(maps, maps_and_guide.guide)
+    old = direction_of(maps, guide)  # the analysis size only (the first step; a video the pipeline does not keep)
+    cpu_old = time.process_time() - start
+    start = time.process_time()
+    d = direction_of(maps, guide, read=source.read_pixels, alignment=alignment)  # in the frames, as the pipeline
     cpu = time.process_time() - start
     used = maps.used
-    mirrored = dataclasses.replace(maps, focus_index=(used[-1] + used[0] - maps.focus_index).astype(np.float32),
+    last = used[-1] + used[0]
+    mirrored = dataclasses.replace(maps, focus_index=(last - maps.focus_index).astype(np.float32),
                                    volume=maps.volume[::-1])
-    r = direction_of(mirrored, maps_and_guide.guide)
-    answer = ("measured " if d.measured else "assumed ") + ("near to far" if d.near_to_far else "far to near")
-    print(f"{name:20s} {answer:22s} leans {'near to far' if d.leans_near_to_far else 'far to near':12s} "
-          f"confidence {d.confidence:.4f} agreement {d.agreement:.3f} pieces {d.pieces} "
-          f"(effective {d.effective_pieces:.1f}) edges {d.edges} cpu {cpu:.2f} s | mirrored leans "
-          f"{'near to far' if r.leans_near_to_far else 'far to near'} {r.confidence:.4f} {r.agreement:.3f}",
-          flush=True)
+    flipped = [alignment[last - i] for i in range(len(alignment))] if alignment is not None else None
+    r = direction_of(mirrored, guide, read=lambda i: source.read_pixels(last - i), alignment=flipped)
+
+    def way(near: bool) -> str:
+        return "near to far" if near else "far to near"
+
+    answer = ("measured " if d.measured else "assumed ") + way(d.near_to_far)
+    print(f"{name:20s} {answer:22s} leans {way(d.leans_near_to_far):12s} confidence {d.confidence:.4f} "
+          f"agreement {d.agreement:.3f} pieces {d.pieces} (effective {d.effective_pieces:.1f}) edges {d.edges} "
+          f"cpu {cpu:.2f} s | mirrored: {'measured' if r.measured else 'assumed'}, leans "
+          f"{way(r.leans_near_to_far)} {r.confidence:.4f} {r.agreement:.3f} | analysis size only: leans "
+          f"{way(old.leans_near_to_far)} {old.confidence:.4f} {old.agreement:.3f} cpu {cpu_old:.2f} s", flush=True)
 
 
 def _check(name: str, data: Path, cache: Path) -> None:

@@ -99,7 +99,10 @@ class StackOptions:
     threads : int or None
         Threads for image processing and decoding (None: all cores).
     order : str
-        One of :data:`ORDERS`: the sweep's direction measured (``auto``) or stated.
+        One of :data:`ORDERS`: the sweep's direction stated (``near-to-far``, the
+        default: frame 0 is the nearest focus, as cameras record a sweep) or measured
+        from the frames' occlusion edges (``auto``; it costs a few tenths of a
+        second of CPU and decides only where the evidence is strong).
 
     Raises
     ------
@@ -128,7 +131,7 @@ class StackOptions:
     analysis_size: int = 800
     memory_mb: float | None = None
     threads: int | None = None
-    order: str = "auto"
+    order: str = "near-to-far"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)

@@ -119,9 +119,9 @@ _PROCESSING: list[Decorator] = [
     click.option("--prefer", type=click.Choice(PREFER), default="none", show_default=True,
                  help="Where a blurred near object lets far detail shine through (two focus peaks, e.g. microscopy): "
                       "front takes the near object, back the far detail; none the stronger."),
-    click.option("--order", type=click.Choice(ORDERS), default="auto", show_default=True,
-                 help="Which frame is focused nearest: auto measures it at the stack's occlusion edges (near-to-far "
-                      "when they do not tell); near-to-far: the first frame; far-to-near: the last."),
+    click.option("--order", type=click.Choice(ORDERS), default="near-to-far", show_default=True,
+                 help="Which frame is focused nearest: near-to-far: the first frame; far-to-near: the last; auto "
+                      "measures it at the stack's occlusion edges (near-to-far when they do not tell)."),
     click.option("--refine-flow", is_flag=True,
                  help="Also register frames densely (optical flow) for the local parallax of handheld close-ups."),
     cache_option,

@@ -40,15 +40,18 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 
+from postfocus.focus.edge_frames import edge_votes, pick_frames
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import MEASURE_REACH, edge_spill
 
-__all__ = ["DECIDE", "MAJORITY", "SPILL", "SweepDirection", "direction_of", "stated_direction", "sweep_direction"]
+__all__ = ["DECIDE", "FRAMES", "MAJORITY", "SPILL", "SweepDirection", "direction_of", "stated_direction",
+           "sweep_direction"]
 
 DECIDE = 0.99
 """Significance (two-sided, of the sign test over the pieces of evidence) from which the measured direction is
@@ -64,6 +67,9 @@ read beyond it."""
 _FAR = 48  # px: the farthest side sample (analysis size)
 _CELL = 32  # px: votes of one outline within a cell of this side are pooled into one (they share samples)
 _SURE = 0.3  # a focus curve at least this confident has a peak to read
+_PER_PIECE = 3  # candidates of a piece judged in the frames (its heaviest)
+FRAMES = 12
+"""At most this many frames are read for the full-resolution judgement."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,25 @@ def _side(maps: tuple[np.ndarray, ...], look: np.ndarray, detail: tuple, edges: 
     return out, mean_conf.astype(np.float32)
 
 
+def _extent(look: np.ndarray, edges: tuple[np.ndarray, ...], sign: float) -> np.ndarray:
+    """How far (px, analysis size, up to :data:`_FAR`) one side of each edge still looks like that side beside
+    the edge (in ``look``, the smoothed guide: nearer its colour at 3 px than the other side's)."""
+    ys, xs, ny, nx = edges
+    h, w = look.shape
+    dist = np.arange(1.0, _FAR + 1.0, dtype=np.float32)
+
+    def at(d: np.ndarray, s: float) -> np.ndarray:
+        yy = np.clip(np.rint(ys[:, None] + s * ny[:, None] * d), 0, h - 1).astype(np.int64)
+        xx = np.clip(np.rint(xs[:, None] + s * nx[:, None] * d), 0, w - 1).astype(np.int64)
+        return look[yy, xx]
+
+    three = np.array([3.0], np.float32)
+    own, other = at(three, sign)[:, 0], at(three, -sign)[:, 0]
+    alike = np.abs(at(dist, sign) - own[:, None]) < 0.5 * np.abs(own - other)[:, None]
+    alike[:, :3] = True  # (the edge's own ramp)
+    return np.logical_and.accumulate(alike, axis=1).sum(1).astype(np.float32)
+
+
 def sweep_direction(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
                     slope: float, motion: np.ndarray | None = None, most: int = 60000) -> SweepDirection:
     """Measure whether a stack was focused near to far (frame 0 nearest) or far to near.
@@ -286,15 +311,28 @@ def sweep_direction(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, co
     >>> sweep_direction(v, g, flat, np.ones_like(flat), slope=1.0).source
     'assumed'
     """
-    n = int(volume.shape[0])
-    weak = SweepDirection(True, False, 0.0, True, 0.0, 0, 0.0, 0, "assumed")
-    if n < 3:
-        return weak
+    c = _candidates(volume, guide, index, confidence, slope=slope, motion=motion, most=most)
+    if c is None:
+        return _WEAK
+    t = (c["at"] - c["db"]) / c["step"]  # 1: the edge peaks at side A's index (A is near), 0: at B's
+    return _decide(np.clip(2.0 * t - 1.0, -1.0, 1.0) * np.sign(-c["step"]), c["weight"], c["piece"])
+
+
+_WEAK = SweepDirection(True, False, 0.0, True, 0.0, 0, 0.0, 0, "assumed")
+
+
+def _candidates(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
+                slope: float, motion: np.ndarray | None, most: int) -> dict[str, np.ndarray] | None:
+    """The edges of ``guide`` whose two sides lie more than a frame apart: positions, normals (to side A), the
+    edge's own peak ``at``, the sides' indices ``da``, ``db``, ``step = da - db``, each vote's weight and the
+    piece of evidence it belongs to; None when there are fewer than three frames or no such edge."""
+    if int(volume.shape[0]) < 3:
+        return None
     position, sure = _peaks(volume)
     keep = np.ones(position.shape, bool) if motion is None else np.asarray(motion, np.float32) < 0.5
     ys, xs, ny, nx, outline = _edges(guide, keep, most)
     if ys.size == 0:
-        return weak
+        return None
     at, at_sure = position[ys, xs], sure[ys, xs]
     look = cv2.GaussianBlur(np.asarray(guide, np.float32), (0, 0), 1.0)
     index, confidence = np.asarray(index, np.float32), np.asarray(confidence, np.float32)
@@ -305,17 +343,25 @@ def sweep_direction(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, co
     step = da - db
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(step) & (np.abs(step) > 1.0) & (at_sure >= _SURE)
-    ys, xs, at, step, da, db, outline = ys[ok], xs[ok], at[ok], step[ok], da[ok], db[ok], outline[ok]
-    if ys.size == 0:
-        return weak
-    # t = 1: the edge peaks at side A's index (A is near), 0: at B's; a vote is +1 when the near side has the
-    # smaller index (near to far); weighted by the step beyond a frame (capped at 3) and the curves' trust.
-    t = (at - db) / step
-    vote = np.clip(2.0 * t - 1.0, -1.0, 1.0) * np.sign(-step)
-    weight = np.clip((np.abs(step) - 1.0) / 2.0, 0.0, 1.0) * at_sure[ok] * np.minimum(ca[ok], cb[ok])
+    if not ok.any():
+        return None
+    # weighted by the step beyond a frame (full from 3) and the curves' trust
+    weight = np.clip((np.abs(step[ok]) - 1.0) / 2.0, 0.0, 1.0) * at_sure[ok] * np.minimum(ca[ok], cb[ok])
     # A piece of evidence: one outline within one cell (votes along an outline share their side samples).
     rows, cols = (-(-k // _CELL) for k in position.shape)
+    ys, xs, outline = ys[ok], xs[ok], outline[ok]
     _, piece = np.unique((outline.astype(np.int64) * rows + ys // _CELL) * cols + xs // _CELL, return_inverse=True)
+    edges = (ys, xs, ny[ok], nx[ok])
+    return {"ys": ys, "xs": xs, "ny": ny[ok], "nx": nx[ok], "at": at[ok], "da": da[ok], "db": db[ok],
+            "step": step[ok], "weight": weight, "piece": piece.ravel(),
+            "extent": np.stack([_extent(look, edges, 1.0), _extent(look, edges, -1.0)], 1)}
+
+
+def _decide(vote: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> SweepDirection:
+    """Pool the votes (+1: near to far) into their pieces and test the pieces' weighted signs against chance:
+    decided at :data:`DECIDE` significance with a :data:`MAJORITY` agreeing, else near to far assumed."""
+    if piece.size == 0:
+        return _WEAK
     pieces = int(piece.max()) + 1
     total = np.bincount(piece, weight, pieces)
     lean = np.bincount(piece, weight * vote, pieces)
@@ -323,7 +369,7 @@ def sweep_direction(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, co
     v = lean[held] / total[held]  # each piece's mean vote in [-1, 1]
     strength = total[held] * np.abs(v)  # a piece counts by its evidence and by how clearly it votes
     if strength.sum() <= 0:
-        return weak
+        return _WEAK
     effective = float(strength.sum() ** 2 / np.sum(strength**2))
     positive = float(strength[v > 0].sum() / strength.sum())
     leans = positive >= 0.5
@@ -332,15 +378,51 @@ def sweep_direction(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, co
     confidence = math.erf(z / math.sqrt(2.0))
     decided = confidence >= DECIDE and agreement >= MAJORITY
     return SweepDirection(leans if decided else True, decided, confidence, leans, agreement, int(held.sum()),
-                          effective, int((weight > 0).sum()), "measured" if decided else "assumed")
+                          effective, int((weight * np.abs(vote) > 0).sum()), "measured" if decided else "assumed")
 
 
-def direction_of(maps: object, guide: np.ndarray) -> SweepDirection:
+def direction_of(maps: object, guide: np.ndarray, *, read: Callable[[int], np.ndarray] | None = None,
+                 alignment: Sequence[object] | None = None, most_frames: int = FRAMES) -> SweepDirection:
     """:func:`sweep_direction` of a stack's maps (:class:`~postfocus.maps.StackMaps`: the focus index in
-    frame numbers is read as positions among the used frames) and its ``guide``."""
+    frame numbers is read as positions among the used frames) and its ``guide``; with ``read``, each
+    candidate edge is judged in the full-resolution frames instead (:func:`~postfocus.focus.edge_frames.edge_votes`).
+
+    Parameters
+    ----------
+    maps : StackMaps
+        The analysis' maps.
+    guide : numpy.ndarray
+        Its grey sharpest-frame composite at the analysis size.
+    read : callable, optional
+        ``read(i)``: frame ``i``'s stored pixels (at most ``most_frames`` frames are read, each once).
+    alignment : sequence of FrameAlignment, optional
+        Per frame, its ``matrix`` from the maps' full geometry (``maps.size``) into the frame (None: identity).
+    most_frames : int
+        The frames read cover the heaviest candidates (:func:`~postfocus.focus.edge_frames.pick_frames`).
+    """
     from postfocus.fuse.occlusion import defocus_slope  # (the blur growth is measured where the fusion needs it)
 
     used = np.asarray(maps.used, np.float32)
     rank = np.interp(maps.focus_index, used, np.arange(used.size, dtype=np.float32)).astype(np.float32)
     slope = defocus_slope(maps.volume, rank, maps.confidence)
-    return sweep_direction(maps.volume, guide, rank, maps.confidence, slope=slope, motion=maps.motion)
+    if read is None:
+        return sweep_direction(maps.volume, guide, rank, maps.confidence, slope=slope, motion=maps.motion)
+    c = _candidates(maps.volume, guide, rank, maps.confidence, slope=slope, motion=maps.motion, most=60000)
+    if c is None:
+        return _WEAK
+    order = np.lexsort((-c["weight"], c["piece"]))  # the heaviest few votes of each piece
+    run = np.r_[0, np.cumsum(c["piece"][order][1:] != c["piece"][order][:-1])]
+    first = np.r_[0, np.nonzero(np.diff(run))[0] + 1]
+    take = order[np.arange(order.size) - first[run] < _PER_PIECE]
+    scale = maps.size[1] / maps.shape[1]
+    centre = (np.stack([c["ys"][take], c["xs"][take]], 1) + 0.5) * scale - 0.5
+    normal = np.stack([c["ny"][take], c["nx"][take]], 1)
+    reach = np.clip(np.rint(1.5 * slope * scale * np.abs(c["step"][take]) + 4.0), 8, 40).astype(np.int64)
+    frames = pick_frames(maps.used, most_frames)
+    matrices = {i: np.eye(3) if alignment is None else alignment[i].matrix for i in frames}
+    used = np.asarray(maps.used, np.float32)
+    sides = np.interp(np.stack([c["da"][take], c["db"][take]], 1), np.arange(used.size), used)  # frame numbers
+    vote, ok = edge_votes(read, matrices, centre, normal, reach, frames, sides, c["extent"][take] * scale)
+    # a vote checked in the frames counts by how clearly the edge is steeper in one frame (the analysis' trust in
+    # the sides no longer applies: the frames said where they are)
+    return _decide(vote, ok.astype(np.float64), c["piece"][take])

@@ -66,7 +66,7 @@ def fuse(
     restore: bool = False,
     warped: Callable[[int], np.ndarray] | None = None,
     threads: int | None = None,
-    near_to_far: bool = True,
+    near_to_far: bool | Callable[[], bool] = True,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -118,8 +118,8 @@ def fuse(
         depth-map fusion, without ``restore``, has a helper thread fold the lower half of each large
         frame's rectangles (:mod:`postfocus.pipeline.strips`; the same result) and make the
         occlusion-safe index beside the other maps.
-    near_to_far : bool
-        Frame 0 is the nearest focus (False: the last; :mod:`postfocus.focus.direction`), for ``occlusion``.
+    near_to_far : bool or callable
+        Frame 0 is the nearest focus (False: the last), for ``occlusion``; a callable is asked when needed.
 
     Returns
     -------
@@ -204,7 +204,7 @@ class _Merge:
     def __init__(self, source: FrameSource, maps: StackMaps, alignment: Sequence[FrameAlignment] | None,
                  flow: dict[int, np.ndarray] | None, method: str, merge: list[int], occlusion: bool = True,
                  restore: bool = False, warped: Callable[[int], np.ndarray] | None = None,
-                 threads: int | None = None, near_to_far: bool = True):
+                 threads: int | None = None, near_to_far: bool | Callable[[], bool] = True):
         self.source, self.maps, self.alignment, self.flow = source, maps, alignment, flow
         self.method, self.merge, self.occlusion, self.restore = method, merge, occlusion, restore
         self.warped, self.threads, self.near_to_far = warped, threads, near_to_far
@@ -223,8 +223,8 @@ class _Merge:
         band."""
         if self._occlusion is None:
             maps = self.maps
-            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used,
-                                         near_to_far=self.near_to_far)
+            near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured beside)
+            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used, near_to_far=near)
             slope = None
             if self.restore:  # for the matting equation
                 own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),

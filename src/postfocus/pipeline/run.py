@@ -31,7 +31,7 @@ from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.memory import give_back_freed
 from postfocus.pipeline.merge import aligned_region, apply_gain, fuse, merge_frames, plan_bands, warp_whole
-from postfocus.pipeline.threads import configure_threads, in_background
+from postfocus.pipeline.threads import configure_threads, helper_threads, in_background
 from postfocus.result import StackResult
 from postfocus.store import (
     FORMAT_VERSION,
@@ -94,6 +94,7 @@ class _DecodedOnce(FrameSource):
         self.source, self.info = source, source.info
         self._kept: dict[int, np.ndarray] = {}
         self._seen: set[int] = set()
+        self._held: dict[int, np.ndarray] | None = {}  # every kept frame, for the direction (:meth:`take_held`)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -114,10 +115,17 @@ class _DecodedOnce(FrameSource):
         if index not in self._seen and pixels.dtype.kind == "u":  # the first read (pass 1): kept for the
             self._seen.add(index)  # second (integer frames only: no pass works on them in place)
             self._kept[index] = pixels
+            if self._held is not None:
+                self._held[index] = pixels
         return pixels
 
     def identity(self) -> list[tuple[str, int, int]]:
         return self.source.identity()
+
+    def take_held(self) -> dict[int, np.ndarray]:
+        """The frames pass 1 kept, even those pass 2 (or its warping ahead) took already; held no longer."""
+        held, self._held = self._held or {}, None
+        return held
 
     def holds_all(self) -> bool:
         """Whether every frame is kept (after pass 1: all were integer frames)."""
@@ -157,12 +165,27 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
-    measured = direction_of(analysis.maps, analysis.guide)
-    direction = stated_direction(opts.order, measured) or measured  # (--order; the evidence is kept either way)
+    stated = stated_direction(opts.order)  # (--order: nothing measured)
+    read = _frame_reader(source)  # (the frames pass 1 kept are let go either way)
+    measuring = None if stated is not None else in_background(
+        lambda: direction_of(analysis.maps, analysis.guide, read=read, alignment=analysis.alignment),
+        "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
+    near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads, near_to_far=direction.near_to_far)
-    return box, image, direction
+                 threads=opts.threads, near_to_far=near_to_far)
+    return box, image, stated if stated is not None else measuring.result()
+
+
+def _frame_reader(source: FrameSource) -> Callable[[int], np.ndarray] | None:
+    """Frame pixels for the direction's full-resolution look, safe beside pass 2's reads: the frames pass 1
+    kept (taken now, before pass 2 drops them), else image files (or arrays) read again; None for a video not
+    kept (one decoder is not shared between threads: its direction is measured at the analysis size)."""
+    inner = source.source if isinstance(source, _DecodedOnce) else source
+    kept = source.take_held() if isinstance(source, _DecodedOnce) else {}
+    if inner.info.kind not in ("images", "raw", "arrays") and not (kept and len(kept) == len(source)):
+        return None
+    return lambda i: kept[i] if i in kept else inner.read_pixels(i)
 
 
 def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Progress | None = None,
