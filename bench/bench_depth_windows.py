@@ -22,12 +22,18 @@ read the replaced volume):
     and only where the best frame changes to one at which the window-sum curve has a local maximum of its own,
     apart from its first peak by a dip below half of it (the far surface seen as a second surface).
 
+``--measure-windows 5,3,1``
+    instead, the depth from a focus measure made again from the aligned frames with a smaller box than the
+    stored 5x5 (:func:`postfocus.focus.measure.laplacian_energy` ``window``; 1 = the pointwise squared
+    Laplacian): how much of the near outline's spill lies in the measure's own reach.
+
 Scored on the 21 generated stacks of ``bench_depth.py`` (share within one frame, and where the misses are), and
 with ``--real`` the CPU of ``depth_map`` and the share of pixels that move on the real stacks of ``shared/data``.
 
 Usage::
 
     python bench/bench_depth_windows.py [--profiles tripod,handheld,long] [--real pcb,pcb_depthmap]
+    python bench/bench_depth_windows.py --measure-windows 5,3,1
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ import numpy as np
 
 import postfocus.products.depth as depth_module
 from bench_depth import PROFILES, SCENES, error_breakdown, make_stack, score
-from postfocus.focus.map import curve_width, peak_near
+from postfocus.colour import to_grey
+from postfocus.focus.map import curve_width, guided_upsample, peak_near
+from postfocus.focus.measure import laplacian_energy
 from postfocus.numeric import argmax0, pick0
 from postfocus.pipeline.run import process
 from postfocus.products.depth import depth_map
@@ -130,11 +138,48 @@ VARIANTS = {
 }
 
 
+def remade_depth(ps, image: np.ndarray, window: int) -> np.ndarray:  # noqa: ANN001
+    """The depth (frames, output size) from a measure with a ``window`` box made again from the aligned frames."""
+    greys = []
+    for i in ps.used:
+        frame = np.asarray(ps.read_frame(i))
+        greys.append(to_grey(frame.astype(np.float32) / (255.0 if frame.dtype == np.uint8 else 1.0)))
+    volume = np.stack([laplacian_energy(g, window) for g in greys])
+    used, ntf = list(ps.used), ps.near_to_far
+    position, _ = depth_module.refine_depth(volume if ntf else volume[::-1], image, motion=ps.motion)
+    position = position if ntf else (len(used) - 1) - position
+    frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
+    depth = guided_upsample(frame.astype(np.float32), image)
+    n = len(ps.names)
+    return np.clip(depth if ntf else (n - 1) - depth, 0, n - 1)
+
+
+def measure_windows(profiles: list[str], windows: list[int]) -> None:
+    """Print the share within one frame of the stored measure's depth and of the remade measures' ones."""
+    print("| profile | scene | stored measure | " + " | ".join(f"box {w}" for w in windows) + " |")
+    print("|---|---|---|" + "---|" * len(windows))
+    with tempfile.TemporaryDirectory() as tmp:
+        for profile in profiles:
+            frames, camera, fmt = PROFILES[profile]
+            for name in SCENES:
+                ps, _, truth = make_stack(name, Path(tmp) / f"{profile}-{name}", frames=frames, fmt=fmt, **camera)
+                image = ps.all_in_focus()
+                if np.shape(ps.volume)[1:] != image.shape[:2]:
+                    raise SystemExit("the stored measure is pooled: render at the analysis size or smaller")
+                cells = [score(depth_map(ps, image=image).depth, truth)[0]]
+                cells += [score(remade_depth(ps, image, w), truth)[0] for w in windows]
+                print(f"| {profile} | {name} | " + " | ".join(f"{100 * c:.1f}%" for c in cells) + " |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", default="tripod,handheld,long")
     parser.add_argument("--real", default="", help="comma-separated stacks of shared/data to time and compare")
+    parser.add_argument("--measure-windows", default="", help="e.g. 5,3,1: depth from remade measures instead")
     args = parser.parse_args(argv)
+    if args.measure_windows:
+        measure_windows(args.profiles.split(","), [int(w) for w in args.measure_windows.split(",")])
+        return 0
     rows, misses = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for profile in args.profiles.split(","):
