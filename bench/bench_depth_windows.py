@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nmisses (at depth edges / textureless / elsewhere), main -> min 2 -> colour 2 0.1, second peak:\n")
         print("| profile | scene | main | min 2 | colour, second peak |\n|---|---|---|---|---|")
         for (profile, name), m in misses.items():
-            print(f"| {profile} | {name} | " + " | ".join(
-                f"{100 * b['edge']:.1f} / {100 * b['textureless']:.1f} / {100 * b['other']:.1f}" for b in m.values()) + " |")
+            kinds = [" / ".join(f"{100 * b[k]:.1f}" for k in ("edge", "textureless", "other")) for b in m.values()]
+            print(f"| {profile} | {name} | " + " | ".join(kinds) + " |")
         for name in filter(None, args.real.split(",")):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
