@@ -260,7 +260,8 @@ class _Merge:
             raise
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=self.near_to_far)
+            near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured: asked now)
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
