@@ -105,7 +105,7 @@ def fuse(
     restore : bool
         Depth-map method with ``occlusion``: also solve the matting equation for the background behind
         near objects (their blur's spill taken off, :func:`~postfocus.fuse.occlusion.occluder_cover`,
-        which takes frame 0 as the nearest). Needs depth edges that are right to a pixel or two and
+        in the sweep direction ``near_to_far``). Needs depth edges that are right to a pixel or two and
         costs a few blurs per frame and layer; off by default (docs/quality.md, "Second step"). A band
         or region sees near objects only within its 16 px margin, so a banded result may differ from
         the whole near band borders.
