@@ -379,3 +379,24 @@ def test_a_dense_sweep_calibrates_near_the_renderers_blur_growth():
     assert model.far_slope == pytest.approx(slope, rel=0.12)
     for delta, radius in model.table:  # the measured radii follow the renderer's where measured
         assert radius == pytest.approx(slope * abs(delta), abs=1.2)
+
+
+def test_a_slab_in_focus_leaves_the_hidden_background_to_the_slabs_in_front():
+    """The check's soft slabs (radius at least 0.5 px) render a frame as the generator does with hard ones: a slab
+    in focus lets nothing behind it be extended, so the background under a nearer slab is the content right
+    behind that slab, not the farthest one (frame 7 of steps: its slab at 6.75 is 0.2 px out of focus)."""
+    img, depth01 = scene("steps", size=(120, 160))
+    stack = render_stack(img, depth01, FRAMES, max_blur=MAX_BLUR, hidden=True)
+    depth = stack.depth.astype(np.float32)
+    model = DefocusModel(SLOPE, SLOPE)
+    premult = optics.premultiply(gamma_decode(stack.sharp))
+    slabs, slab_depth = soft_slabs(depth, depth.shape, SLOPE)
+    labels, hard_depth = optics.slab_labels(depth, FRAMES - 1, 24)
+    hard = optics.Slabs(labels, 24)
+    near_edges = cv2.dilate(depth_edges(depth, jump=1.0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    for i in range(FRAMES):
+        soft = render_frame(premult, slabs, slab_depth, model, i, jump=1.0)[..., :3]
+        radii = model.radius(i - np.nan_to_num(hard_depth, nan=i))
+        exact = optics.render_defocus(premult, hard, radii, hidden=hard_depth, jump=1.0)
+        gap = np.abs(gamma_encode(soft) - gamma_encode(exact)).mean(axis=2)[near_edges].mean() * 255
+        assert gap < 0.1, (i, gap)
