@@ -13,6 +13,7 @@ renamed into place.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 import os
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -158,22 +159,23 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
                  frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
                  progress: Progress | None,
-                 warped: Callable[[int], np.ndarray] | None = None
+                 warped: Callable[[int], np.ndarray] | None = None, keep_volume: bool = True
                  ) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
     """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
-    ``opts.order``): (region, image, direction)."""
+    ``opts.order``): (region, image, direction). ``keep_volume=False``: the analysis's focus volume is let go
+    once pass 2 is done with it (:func:`fuse`; the direction reads it from its own reference)."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     stated = stated_direction(opts.order)  # (--order: nothing measured)
     read = _frame_reader(source)  # (the frames pass 1 kept are let go either way)
     measuring = None if stated is not None else in_background(
-        lambda: direction_of(analysis.maps, analysis.guide, read=read, alignment=analysis.alignment),
+        partial(direction_of, dataclasses.replace(analysis.maps), analysis.guide, read=read, alignment=analysis.alignment),
         "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
     near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads, near_to_far=near_to_far)
+                 threads=opts.threads, near_to_far=near_to_far, keep_volume=keep_volume)
     return box, image, stated if stated is not None else measuring.result()
 
 
@@ -395,10 +397,14 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             maps = analysis.output_maps(box)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
-            written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
+            written = in_background(partial(write_maps, part.path, maps, info.icc), "postfocus-write")
+            # The focus volume's consumers hold their own references (the writer above, the direction, pass 2
+            # until its blend state is made): it goes when the last is done, before pass 2's peak.
+            maps = dataclasses.replace(maps, volume=None)
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
                                                  on_aligned=None if ahead.started or unwarped else keep,
-                                                 progress=progress, warped=ahead.frame if ahead.started else None)
+                                                 progress=progress, warped=ahead.frame if ahead.started else None,
+                                                 keep_volume=False)
             if unwarped:
                 source.hand_missing(analysis.maps.used)
         finally:
