@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -160,3 +161,46 @@ def test_markings_beside_a_near_outline_do_not_turn_the_answer():
         d = _in_frames(frames)
         # measured: agreement 1.0 both ways, confidence 0.9925 and 0.9948 (7.1 and 7.8 effective pieces)
         assert d.measured and d.near_to_far == near_to_far and d.agreement > 0.9
+
+
+def test_prefer_front_names_the_near_surface_in_either_order():
+    """--prefer front keeps the nearer of two see-through textures, also when the sweep ran far to near."""
+    from postfocus import stack
+
+    rng = np.random.default_rng(0)
+    near, far = (cv2.GaussianBlur(rng.random((120, 160, 3)).astype(np.float32), (0, 0), 1.0) for _ in range(2))
+
+    def blur(x, s):
+        return x if s == 0 else cv2.GaussianBlur(x, (0, 0), s)
+
+    frames = [0.5 * blur(near, 1.5 * abs(k - 1)) + 0.5 * blur(far, 1.5 * abs(k - 6)) for k in range(8)]
+    forward = stack(frames, prefer="front", order="near-to-far", align="none", motion="off")
+    backward = stack(frames[::-1], prefer="front", order="far-to-near", align="none", motion="off")
+    assert abs(float(np.median(forward.focus_index)) - 1.0) < 0.5  # the near texture's frame
+    assert abs(float(np.median(backward.focus_index)) - 6.0) < 0.5  # the same texture, numbered from the far end
+def test_a_stated_order_holds_no_decoded_frames_for_a_measurement(tiny_stack, tmp_path):
+    """Pass 1's decoded frames are held for the direction only when it is measured (order "auto")."""
+    import postfocus.pipeline.run as run
+
+    taken: dict[str, int] = {}
+    real = run._DecodedOnce.take_held
+
+    for order in ("near-to-far", "auto"):
+        def take(self, order=order):
+            held = real(self)
+            taken[order] = len(held)
+            return held
+
+        with mock.patch.object(run._DecodedOnce, "take_held", take):
+            process(tiny_stack.folder, cache_dir=tmp_path / order, order=order)
+    assert taken.get("near-to-far", 0) == 0  # nothing held through pass 2 when nothing is measured
+    assert taken["auto"] == 3  # every frame, for the measurement
+
+
+def test_info_shows_evidence_only_when_the_order_was_measured(cli, tiny_stack, tmp_path):
+    cache = tmp_path / "cache"
+    assert cli("stack", str(tiny_stack.folder), "-o", str(tmp_path / "a.jpg"), cache=cache).returncode == 0
+    run = cli("info", str(tiny_stack.folder), cache=cache)
+    assert run.returncode == 0
+    line = next(x for x in run.stdout.splitlines() if "near to far" in x)
+    assert "focus order near to far," in line and "confidence" not in line  # stated: no evidence to show

@@ -136,18 +136,21 @@ def test_every_used_frame_is_handed_over_once_even_if_pass_2_skipped_it():
     assert handed == [0, 2, 1, 3]
 
 
-def test_a_format_5_folder_still_opens_and_a_format_4_one_does_not(tiny_stack, tmp_path):
+def test_format_4_and_5_folders_still_open_and_a_format_3_one_does_not(tiny_stack, tmp_path):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     manifest = json.loads((ps.folder / "manifest.json").read_text())
-    manifest["format"] = 4  # (its sweep direction was assumed, not measured: made again)
+    manifest["format"] = 3  # (PNG frames of lossless sources: made again)
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError):
         ProcessedStack.open(ps.folder)
-    manifest["format"] = 5
-    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
-    old = ProcessedStack.open(ps.folder)
-    assert not old.frames_unwarped
-    np.testing.assert_array_equal(old.read_frame(old.used[0]), ps.read_frame(ps.used[0]))
+    for version in (5, 4):  # a web job opened by its path, made before this format
+        manifest["format"] = version
+        if version == 4:  # no measured direction then: frame 0 the nearest, as the default order states
+            manifest.pop("direction", None)
+        (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+        old = ProcessedStack.open(ps.folder)
+        assert not old.frames_unwarped and old.near_to_far
+        np.testing.assert_array_equal(old.read_frame(old.used[0]), ps.read_frame(ps.used[0]))
 
 
 def test_retouching_a_video_stack_paints_the_aligned_frame(processed):

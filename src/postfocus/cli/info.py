@@ -41,7 +41,7 @@ def info_command(inputs, cache_dir):
     for cached in stacks:
         order = "near to far" if cached["near_to_far"] else "far to near"
         evidence = cached.get("direction")
-        if evidence:  # measured at occlusion edges (focus/direction.py), or assumed when the evidence is weak
+        if evidence and evidence.get("pieces", 1) > 0:  # measured at occlusion edges (focus/direction.py); none when stated
             leans = "near to far" if evidence["leans_near_to_far"] else "far to near"
             order += (f" ({evidence['source']}; the occlusion edges lean {leans}, confidence "
                       f"{evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing)")

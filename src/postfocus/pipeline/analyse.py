@@ -321,11 +321,15 @@ def analyse(
             if detector is not None:  # compared in sweep order (on the globally aligned frames:
                 detector.add(i, prepared=prepared)  # a flow would follow a moving object, not show it)
     del sharpest, smalls
+    # --prefer names the near (front) or far (back) surface; the focus map counts from frame 0, the nearest
+    # focus unless the order is stated far to near ("auto" is measured after this pass: frame 0 is taken as front)
+    prefer = {"front": "back", "back": "front"}.get(options.prefer, options.prefer) \
+        if options.order == "far-to-near" else options.prefer
     still_map = None
     if detector is not None and not options.refine_flow and helper_threads(options.threads) > 1:
         # Unless something moved, the focus map does not depend on the motion: made beside the motion
         # clean-up (and made again below in the rare case that something moved).
-        still_map = in_background(lambda: focus_index_map(volume, guide, prefer=options.prefer), "postfocus-map")
+        still_map = in_background(lambda: focus_index_map(volume, guide, prefer=prefer), "postfocus-map")
     moved = detector.finish() if detector is not None else None
     flow = None
     if options.refine_flow:
@@ -347,7 +351,7 @@ def analyse(
     if still_map is not None and not moving:
         index_used, confidence = still_map.result()
     else:
-        index_used, confidence = focus_index_map(focus_volume, guide, prefer=options.prefer)
+        index_used, confidence = focus_index_map(focus_volume, guide, prefer=prefer)
     del focus_volume, still_map
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))

@@ -107,7 +107,7 @@ def fuse(
     restore : bool
         Depth-map method with ``occlusion``: also solve the matting equation for the background behind
         near objects (their blur's spill taken off, :func:`~postfocus.fuse.occlusion.occluder_cover`,
-        which takes frame 0 as the nearest). Needs depth edges that are right to a pixel or two and
+        in the sweep direction ``near_to_far``). Needs depth edges that are right to a pixel or two and
         costs a few blurs per frame and layer; off by default (docs/quality.md, "Second step"). A band
         or region sees near objects only within its 16 px margin, so a banded result may differ from
         the whole near band borders.
@@ -268,7 +268,8 @@ class _Merge:
             raise
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=self.near_to_far)
+            near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured: asked now)
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 

@@ -13,7 +13,6 @@ renamed into place.
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 import os
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -91,11 +90,12 @@ class _DecodedOnce(FrameSource):
     kept array and drops it; for small stacks only (:data:`DECODED_ONCE_MB`), so memory stays bounded.
     """
 
-    def __init__(self, source: FrameSource):
+    def __init__(self, source: FrameSource, *, hold: bool = False):
         self.source, self.info = source, source.info
         self._kept: dict[int, np.ndarray] = {}
         self._seen: set[int] = set()
-        self._held: dict[int, np.ndarray] | None = {}  # every kept frame, for the direction (:meth:`take_held`)
+        # every kept frame, for the measured direction (:meth:`take_held`); only with ``hold`` (order "auto")
+        self._held: dict[int, np.ndarray] | None = {} if hold else None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -133,14 +133,15 @@ class _DecodedOnce(FrameSource):
         return len(self._kept) == len(self)
 
 
-def _decode_once(source: FrameSource, bands: int) -> FrameSource:
-    """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only)."""
+def _decode_once(source: FrameSource, bands: int, *, hold: bool = False) -> FrameSource:
+    """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only);
+    ``hold``: pass 1's frames are also held for the direction's measurement until it takes them."""
     info = source.info
     h, w = info.size
     frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
     if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
         return source
-    return _DecodedOnce(source)
+    return _DecodedOnce(source, hold=hold)
 
 
 def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any],
@@ -153,7 +154,7 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
     opts.check_frames(len(source))
     configure_threads(opts.threads)
     bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-    return _decode_once(source, bands), opts, bands, warn
+    return _decode_once(source, bands, hold=opts.order == "auto"), opts, bands, warn
 
 
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
@@ -162,16 +163,23 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
                  warped: Callable[[int], np.ndarray] | None = None, keep_volume: bool = True
                  ) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
     """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
-    ``opts.order``): (region, image, direction). ``keep_volume=False``: the analysis's focus volume is let go
-    once pass 2 is done with it (:func:`fuse`; the direction reads it from its own reference)."""
+    ``opts.order``): (region, image, direction); ``keep_volume``: as :func:`fuse`'s."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     stated = stated_direction(opts.order)  # (--order: nothing measured)
-    read = _frame_reader(source)  # (the frames pass 1 kept are let go either way)
+    read = _frame_reader(source) if stated is None else None
+    own = dataclasses.replace(analysis.maps) if stated is None else None  # (its own reference to the volume)
+
+    def measure() -> SweepDirection:
+        nonlocal read, own
+        try:
+            return direction_of(own, analysis.guide, read=read, alignment=analysis.alignment)
+        finally:
+            read = own = None  # the frames held for it, and its volume, go now, not after pass 2
+
     measuring = None if stated is not None else in_background(
-        partial(direction_of, dataclasses.replace(analysis.maps), analysis.guide, read=read, alignment=analysis.alignment),
-        "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
+        measure, "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
     near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
@@ -183,6 +191,8 @@ def _frame_reader(source: FrameSource) -> Callable[[int], np.ndarray] | None:
     """Frame pixels for the direction's full-resolution look, safe beside pass 2's reads: the frames pass 1
     kept (taken now, before pass 2 drops them), else image files (or arrays) read again; None for a video not
     kept (one decoder is not shared between threads: its direction is measured at the analysis size)."""
+    while not isinstance(source, _DecodedOnce) and isinstance(getattr(source, "source", None), FrameSource):
+        source = source.source  # (e.g. a video's HandOver)
     inner = source.source if isinstance(source, _DecodedOnce) else source
     kept = source.take_held() if isinstance(source, _DecodedOnce) else {}
     if inner.info.kind not in ("images", "raw", "arrays") and not (kept and len(kept) == len(source)):
@@ -397,10 +407,9 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             maps = analysis.output_maps(box)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
-            written = in_background(partial(write_maps, part.path, maps, info.icc), "postfocus-write")
-            # The focus volume's consumers hold their own references (the writer above, the direction, pass 2
-            # until its blend state is made): it goes when the last is done, before pass 2's peak.
-            maps = dataclasses.replace(maps, volume=None)
+            written = in_background(lambda maps=maps: write_maps(part.path, maps, info.icc), "postfocus-write")
+            # The volume's consumers (the writer, the direction, pass 2's start) hold their own references: it goes
+            maps = dataclasses.replace(maps, volume=None)  # when the last is done, before pass 2's peak
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
                                                  on_aligned=None if ahead.started or unwarped else keep,
                                                  progress=progress, warped=ahead.frame if ahead.started else None,
@@ -419,22 +428,16 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                         wait([written])
         t, l, b, r = box
         manifest = {
-            "kind": info.kind,
-            "paths": [str(p) for p in info.paths],
-            "inputs": identity,
-            "options": opts.processing(),
-            "names": source.names,
+            "kind": info.kind, "paths": [str(p) for p in info.paths], "inputs": identity,
+            "options": opts.processing(), "names": source.names,
             "dropped": repeats.dropped if repeats else [],
             "near_to_far": direction.near_to_far,  # measured (focus/direction.py), near to far when unsure
             "direction": direction.as_dict(),
-            "reference_size": list(analysis.size),
-            "crop": [t, l, b, r],
-            "reference": analysis.reference,
+            "reference_size": list(analysis.size), "crop": [t, l, b, r], "reference": analysis.reference,
             "alignment": [a.as_dict() for a in analysis.alignment],
             "frame_files": frame_files,
             **({UNWARPED_KEY: True} if unwarped else {}),
-            "bit_depth": info.bit_depth,
-            "grey": info.grey,
+            "bit_depth": info.bit_depth, "grey": info.grey,
             "exif": info.exif.hex() if info.exif else None,
             "fps": info.fps,
             "warnings": messages,

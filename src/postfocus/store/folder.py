@@ -41,8 +41,9 @@ FORMAT_VERSION = 6
 warped when asked for (:mod:`postfocus.store.unwarped`)."""
 
 #: Versions :meth:`ProcessedStack.open` reads: a format-5 folder differs from a format-6 one only in
-#: never keeping unwarped frames, so one opened by its path (a web job's) still loads.
-READABLE_FORMATS = (5, FORMAT_VERSION)
+#: never keeping unwarped frames, and a format-4 one also has no measured direction (its frame 0 is the
+#: nearest, as the default order states), so one opened by its path (a web job's) still loads.
+READABLE_FORMATS = (4, 5, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
