@@ -220,9 +220,11 @@ class DepthmapFusion:
             top, bottom = max(0, rows.start - _REACH), min(b - t, rows.stop + _REACH)
             inner = slice(rows.start - top, rows.stop - top)
             blurred = []
-            sums = safe.dense(sharp, slice(top, bottom))
-            for c in range(3):
-                plane = np.subtract(sharp[top:bottom, :, c], sums[..., c])
+            planes = [np.zeros((bottom - top, r - l), np.float32) for _ in range(3)]  # (zero where nothing is kept)
+            for ys, xs, values in safe.pieces(slice(top, bottom)):
+                for c, plane in enumerate(planes):
+                    np.subtract(sharp[ys, xs, c], values[..., c], out=plane[ys.start - top:ys.stop - top, xs])
+            for plane in planes:
                 cv2.GaussianBlur(plane, (0, 0), _SCALE, dst=plane, borderType=cv2.BORDER_CONSTANT)
                 blurred.append(np.abs(plane, out=plane)[inner])
             keep[rows] = _keep(blurred, _TOLERANCE)
@@ -231,11 +233,11 @@ class DepthmapFusion:
         if solved is not None:  # the solved background needs no fallback: its glow is gone
             np.maximum(keep, solved, out=keep)
 
-        def blend(rows: slice) -> None:
-            sums = safe.dense(sharp, rows)
-            part = sharp[rows] - sums
-            cv2.multiply(part, cv2.merge((keep[rows], keep[rows], keep[rows])), dst=part)
-            cv2.add(part, sums, dst=sharp[rows])
+        def blend(rows: slice) -> None:  # (only where the safe blend is kept: elsewhere it is ``sharp``)
+            for ys, xs, values in safe.pieces(rows):
+                part = sharp[ys, xs] - values
+                cv2.multiply(part, cv2.merge((keep[ys, xs],) * 3), dst=part)
+                cv2.add(part, values, dst=sharp[ys, xs])
 
         in_bands(b - t, blend, self.threads)
         self._safe = None
