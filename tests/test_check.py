@@ -28,7 +28,7 @@ from postfocus.check.defocus import calibrate
 from postfocus.check.layers import render_frame, soft_slabs
 from postfocus.check.stack import depth_edges
 from postfocus.check.view import heat_layer, heat_overlay
-from postfocus.colour import gamma_decode, gamma_encode
+from postfocus.colour import gamma_decode, gamma_encode, to_grey
 from postfocus.errors import OptionError
 from postfocus.synth import optics, render_stack, scene, write_stack
 
@@ -357,3 +357,46 @@ def test_a_clipped_highlight_is_a_lower_bound_and_an_outlier_beside_it_is_still_
     planted = _check(stack, depth=depth)
     assert (planted.residual[blob] > planted.summary["level"]).mean() > 0.8
     assert float(planted.residual[blob].mean()) > 4 * float(np.median(planted.residual[~blob]))
+
+
+def test_a_dense_sweep_calibrates_near_the_renderers_blur_growth():
+    """30 frames over 8 px of blur (0.28 px per frame): every surface of the motorcycle spans frames over the
+    calibration's reach, so a flatness of one frame leaves no pixel; the spread allowed grows with the frame
+    distance (the radius varies by the same share whatever the spacing) and the slope is found."""
+    frames = 30
+    img, depth01 = scene("motorcycle", size=(240, 320), seed=1)
+    stack = render_stack(img, depth01, frames, max_blur=MAX_BLUR, noise=0.004, jpeg_quality=95, layers=64, seed=1)
+    grey = to_grey(gamma_decode(stack.sharp.astype(np.float32)))
+
+    def read(i):
+        g = to_grey(gamma_decode(stack.frames[i].astype(np.float32)))
+        return g * np.float32(grey.mean() / g.mean())
+
+    model = calibrate(grey, stack.depth.astype(np.float32), read, range(frames))
+    slope = MAX_BLUR / (frames - 1)
+    assert model.samples > 5_000
+    assert model.near_slope == pytest.approx(slope, rel=0.12)
+    assert model.far_slope == pytest.approx(slope, rel=0.12)
+    for delta, radius in model.table:  # the measured radii follow the renderer's where measured
+        assert radius == pytest.approx(slope * abs(delta), abs=1.2)
+
+
+def test_a_slab_in_focus_leaves_the_hidden_background_to_the_slabs_in_front():
+    """The check's soft slabs (radius at least 0.5 px) render a frame as the generator does with hard ones: a slab
+    in focus lets nothing behind it be extended, so the background under a nearer slab is the content right
+    behind that slab, not the farthest one (frame 7 of steps: its slab at 6.75 is 0.2 px out of focus)."""
+    img, depth01 = scene("steps", size=(120, 160))
+    stack = render_stack(img, depth01, FRAMES, max_blur=MAX_BLUR, hidden=True)
+    depth = stack.depth.astype(np.float32)
+    model = DefocusModel(SLOPE, SLOPE)
+    premult = optics.premultiply(gamma_decode(stack.sharp))
+    slabs, slab_depth = soft_slabs(depth, depth.shape, SLOPE)
+    labels, hard_depth = optics.slab_labels(depth, FRAMES - 1, 24)
+    hard = optics.Slabs(labels, 24)
+    near_edges = cv2.dilate(depth_edges(depth, jump=1.0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    for i in range(FRAMES):
+        soft = render_frame(premult, slabs, slab_depth, model, i, jump=1.0)[..., :3]
+        radii = model.radius(i - np.nan_to_num(hard_depth, nan=i))
+        exact = optics.render_defocus(premult, hard, radii, hidden=hard_depth, jump=1.0)
+        gap = np.abs(gamma_encode(soft) - gamma_encode(exact)).mean(axis=2)[near_edges].mean() * 255
+        assert gap < 0.1, (i, gap)

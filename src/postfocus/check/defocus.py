@@ -48,6 +48,7 @@ _WINDOW = 4  # half-size of the neighbourhood that votes for a radius (analysis 
 _BIN = 0.5  # width of a delta bin (frames)
 _MIN_BIN = 20  # pixels a delta bin needs to count
 _RESOLVED = 10.0  # radii (analysis px) below this are measured well enough for the slope fit
+_FLAT = 0.25  # depth spread (frames) allowed around a pixel, as a share of its frame distance (beyond one frame)
 
 
 @dataclass(frozen=True)
@@ -195,21 +196,27 @@ def calibrate(
     frames = list(frames)
     pick = frames if len(frames) <= max_frames else [frames[int(round(j))] for j in
                                                       np.linspace(0, len(frames) - 1, max_frames)]
-    mask = _calibration_pixels(grey, depth, weight)
+    mask, spread = _calibration_pixels(grey, depth, weight)
     if mask.sum() < 50 or len(pick) < 2:
         return DefocusModel(0.0, 0.0, 0.0, 0)  # nothing to measure: no blur (every frame is the sharp image)
     blurred = [disc_blur(grey, r) for r in CANDIDATE_RADII]
     deltas, found = [], []
     for i in pick:
         radius, ok = radius_profile(grey, read(i), blurred=blurred)
-        sel = mask & ok
-        deltas.append((i - depth[sel]).astype(np.float32))
+        delta = i - depth
+        # The blur must be nearly the same over the pixel's reach: its depth may spread over one frame, or over
+        # a share of its distance from the frame (the radius then varies by about that share, whatever the
+        # frame spacing: a dense sweep's surfaces span many frames over the reach).
+        sel = mask & ok & (spread <= np.maximum(1.0, _FLAT * np.abs(delta)))
+        deltas.append(delta[sel].astype(np.float32))
         found.append(radius[sel])
     return _fit(np.concatenate(deltas), np.concatenate(found), scale)
 
 
-def _calibration_pixels(grey: np.ndarray, depth: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
-    """Textured pixels of trusted depth, away from depth edges: where a blur radius can be read."""
+def _calibration_pixels(grey: np.ndarray, depth: np.ndarray,
+                        weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Textured pixels of trusted depth (where a blur radius can be read), and each pixel's depth spread (frames)
+    over the reach of the largest blurs that matter."""
     k = 2 * _WINDOW + 1
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
@@ -220,11 +227,10 @@ def _calibration_pixels(grey: np.ndarray, depth: np.ndarray, weight: np.ndarray 
     reach = 4 * k + 1  # depth must be flat over the reach of the largest blurs that matter
     kernel = np.ones((reach, reach), np.uint8)
     spread = cv2.dilate(depth, kernel) - cv2.erode(depth, kernel)
-    flat = spread < 1.0
-    ok = textured & flat & (mean > 0.01) & (mean < 0.9)
+    ok = textured & (spread < max(1.0, _FLAT * float(np.ptp(depth)))) & (mean > 0.01) & (mean < 0.9)
     if weight is not None:
         ok &= weight > 0.5
-    return ok
+    return ok, spread
 
 
 def _fit(delta: np.ndarray, radius: np.ndarray, scale: float) -> DefocusModel:

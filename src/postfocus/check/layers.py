@@ -415,10 +415,15 @@ def render_frame(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndarra
     the module's references).
     """
     radii = model.radius(index - np.nan_to_num(np.asarray(slab_depth, np.float64), nan=index))
-    if isinstance(slabs, SoftSlabs):  # soft masks blend: never the hard paste of sharp slabs
-        radii = np.maximum(radii, 0.5)
-    depths = np.asarray(slab_depth, np.float64) if hidden else None
     if jump is None:
         jump = hidden_jump(slabs)
+    if isinstance(slabs, SoftSlabs):  # soft masks blend: never the hard paste of sharp slabs
+        # A slab in focus has no blurred rim to see past: nothing is extended under it (as under the hard paste),
+        # and the gaps under the nearer slabs stay open for the content right behind each of them.
+        sharp = radii < 0.5
+        if hidden and sharp.any():
+            jump = np.where(sharp, np.inf, np.broadcast_to(np.asarray(jump, np.float64), radii.shape))
+        radii = np.maximum(radii, 0.5)
+    depths = np.asarray(slab_depth, np.float64) if hidden else None
     return optics.render_defocus(premult, slabs, radii, kernels, hidden=depths, jump=jump, zone=zone,
                                  plain=plain and hidden)
