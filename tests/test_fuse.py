@@ -265,3 +265,35 @@ def test_depthmap_tile_ranges_are_each_tiles_extremes():
             assert fusion._high[ty, tx] == np.maximum(index[cut], safe[cut]).max() + reach
             assert fusion._low[ty, tx] == np.minimum(index[cut], safe[cut]).min() - reach
 
+
+
+def test_safe_blend_kept_only_in_its_tiles_gives_the_same_image_as_over_its_box():
+    """Two patches at opposite corners: their box holds many tiles where the safe index does not differ; keeping the
+    safe blend only in the differing tiles (TileBlend) gives the same bits as keeping it over the whole box."""
+    from postfocus.fuse.tileblend import TileBlend
+
+    rng = np.random.default_rng(7)
+    index = _ramp_index()[:, :150]
+    safe = index.copy()
+    safe[10:40, 5:45] = np.clip(safe[10:40, 5:45] + 3.0, 0, 11)
+    safe[120:150, 100:140] = np.clip(safe[120:150, 100:140] - 3.0, 0, 11)
+    width = np.where(rng.random(index.shape) < 0.2, 2.0, 0.35).astype(np.float32)
+    frames = [rng.random(index.shape + (3,), dtype=np.float32) for _ in range(12)]
+    images, kept = [], []
+    for whole_box in (False, True):
+        fusion = DepthmapFusion(index, width, tile=32, safe_index=safe, threads=2)
+        if whole_box:  # (the box's every tile kept: what the blend held before)
+            fusion._safe = TileBlend(np.ones_like(fusion._safe_tiles), 32, fusion._safe.box, safe)
+        kept.append(sum(e[3].shape[0] * e[3].shape[1] for e in fusion._safe.rows if e is not None))
+        for k, f in enumerate(frames):
+            for t, l, b, r in fusion.footprint(float(k)):
+                fusion.add(float(k), f[t:b, l:r], (t, l, b, r))
+        images.append(fusion.result())
+    assert kept[0] < 0.5 * kept[1]  # far fewer pixels kept
+    assert np.array_equal(images[0].view(np.uint32), images[1].view(np.uint32))
+    plain = DepthmapFusion(index, width, tile=32)  # without the safe index: the patches' pixels differ
+    for k, f in enumerate(frames):
+        for t, l, b, r in plain.footprint(float(k)):
+            plain.add(float(k), f[t:b, l:r], (t, l, b, r))
+    differs = np.abs(images[0] - plain.result()).max(axis=2) > 1e-3
+    assert differs[10:40, 5:45].any() and differs[120:150, 100:140].any() and not differs[60:100].any()

@@ -45,3 +45,28 @@ def test_rectangles_folded_a_band_of_rows_at_a_time_give_the_same_image(tiny_sta
         images.append(fuse(source, analysis.maps, alignment=analysis.alignment, region=box, threads=2))
     assert all(np.array_equal(images[0], image) for image in images[1:])
     assert images[0].flags.c_contiguous and images[0].shape[:2] == (box[2] - box[0], box[3] - box[1])
+
+
+def test_the_focus_volume_goes_before_the_fold_when_its_owner_keeps_it_elsewhere(tiny_stack):
+    """``keep_volume=False``: the volume's last consumer in pass 2 is the blend state (occlusion-safe index): it is
+    freed before the first frame is folded, and the image is the same to the bit."""
+    import weakref
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    kept = fuse(source, analysis.maps, alignment=analysis.alignment, region=box)
+    assert analysis.maps.volume is not None  # (kept by default: a result hands it on)
+    volume = analysis.maps.volume
+    refs = [weakref.ref(volume)] + ([weakref.ref(volume.base)] if volume.base is not None else [])
+    del volume
+    alive_at_fold = []
+
+    def progress(stage, done, total):
+        if stage == "fuse":
+            alive_at_fold.append(any(ref() is not None for ref in refs))
+
+    image = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, keep_volume=False, progress=progress)
+    assert alive_at_fold and not any(alive_at_fold)
+    assert analysis.maps.volume is None
+    assert np.array_equal(image, kept)

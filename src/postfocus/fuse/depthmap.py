@@ -38,6 +38,7 @@ from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
 from postfocus.fuse.clipped import ClippedLight
 from postfocus.fuse.occlusion import occluder_cover
+from postfocus.fuse.tileblend import TileBlend
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
 
@@ -77,8 +78,8 @@ class DepthmapFusion:
         self._weight = np.full((h, w), 1e-12, np.float32)
         self._image: np.ndarray | None = None
         self.threads = threads  # threads that finish the blend (result())
-        # The occlusion-safe blend, kept only in the box where the safe index differs.
-        self._safe: tuple[Rect, np.ndarray, np.ndarray, np.ndarray] | None = None
+        # The occlusion-safe blend, kept only in the tiles where the safe index differs, inside their box.
+        self._safe: TileBlend | None = None
         self._restore: _Restore | None = None  # the background solved from the matting equation, same box
         safe = None if safe_index is None else np.asarray(safe_index, np.float32)
         self.tile = tile
@@ -90,9 +91,10 @@ class DepthmapFusion:
                 box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
                 # the tiles where the safe index differs: the only ones the safe blend is made in
                 self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or, threads)
-                bh, bw = box[2] - box[0], box[3] - box[1]
-                self._safe = (box, safe[box[0]:box[2], box[1]:box[3]].copy(),
-                              np.zeros((bh, bw, 3), np.float32), np.full((bh, bw), 1e-12, np.float32))
+                # (the background solver changes the main blend in the box before the two are compared: the
+                # safe blend is then kept over the whole box, its unreached pixels the main blend's before that)
+                solver = slope is not None and slope > 0
+                self._safe = TileBlend(np.ones_like(self._safe_tiles) if solver else self._safe_tiles, tile, box, safe)
                 if slope is not None and slope > 0:
                     self._restore = _Restore(self.index_map, box, float(slope), near_to_far)
             else:
@@ -174,18 +176,13 @@ class DepthmapFusion:
 
     def _add_safe_rect(self, position: float, frame: np.ndarray, region: Rect, rect: Rect) -> None:
         """Fold ``rect`` of ``frame`` (which holds ``region``) into the occlusion-safe blend, inside its box."""
-        (st, sl, sb, sr), safe, sums, weight = self._safe
+        st, sl, sb, sr = self._safe.box
         t, l = region[:2]
         it, il, ib, ir = max(rect[0], st), max(rect[1], sl), min(rect[2], sb), min(rect[3], sr)
         if it >= ib or il >= ir:
             return
-        d = safe[it - st:ib - st, il - sl:ir - sl] - np.float32(position)
-        d *= d
-        d *= self._k if np.ndim(self._k) == 0 else self._k[it:ib, il:ir]
-        wt = np.exp(d, out=d)
         part = frame[it - t:ib - t, il - l:ir - l]
-        accumulate(sums[it - st:ib - st, il - sl:ir - sl], part, wt)
-        weight[it - st:ib - st, il - sl:ir - sl] += wt
+        self._safe.add(position, part, (it, il, ib, ir), self._k)
         if self._restore is not None:
             self._restore.add(position, part, (it, il, ib, ir), self._k)
 
@@ -207,15 +204,10 @@ class DepthmapFusion:
 
     def _consistent(self) -> None:
         """The consistency check in the safe blend's box (:func:`consistency_weight`), into the sums, in place."""
-        (t, l, b, r), _, sums, weight = self._safe
+        safe = self._safe
+        t, l, b, r = safe.box
         sharp = self._sum[t:b, l:r]
-
-        def safe_blend(rows: slice) -> None:
-            unset = weight[rows] < 1e-9  # tiles where the safe index does not differ: the same as the blend by depth
-            normalise(sums[rows], weight[rows])
-            cv2.copyTo(sharp[rows], unset.view(np.uint8), sums[rows])
-
-        in_bands(b - t, safe_blend, self.threads)
+        safe.finish(self._sum)  # (tiles where the safe index does not differ: the blend by depth, by dense())
         solved = None
         if self._restore is not None:  # the sharp blend with the near objects' spill taken out
             solved = self._restore.apply([self._sum[..., c] for c in range(3)], self._k)
@@ -228,8 +220,11 @@ class DepthmapFusion:
             top, bottom = max(0, rows.start - _REACH), min(b - t, rows.stop + _REACH)
             inner = slice(rows.start - top, rows.stop - top)
             blurred = []
-            for c in range(3):
-                plane = np.subtract(sharp[top:bottom, :, c], sums[top:bottom, :, c])
+            planes = [np.zeros((bottom - top, r - l), np.float32) for _ in range(3)]  # (zero where nothing is kept)
+            for ys, xs, values in safe.pieces(slice(top, bottom)):
+                for c, plane in enumerate(planes):
+                    np.subtract(sharp[ys, xs, c], values[..., c], out=plane[ys.start - top:ys.stop - top, xs])
+            for plane in planes:
                 cv2.GaussianBlur(plane, (0, 0), _SCALE, dst=plane, borderType=cv2.BORDER_CONSTANT)
                 blurred.append(np.abs(plane, out=plane)[inner])
             keep[rows] = _keep(blurred, _TOLERANCE)
@@ -238,10 +233,11 @@ class DepthmapFusion:
         if solved is not None:  # the solved background needs no fallback: its glow is gone
             np.maximum(keep, solved, out=keep)
 
-        def blend(rows: slice) -> None:
-            part = sharp[rows] - sums[rows]
-            cv2.multiply(part, cv2.merge((keep[rows], keep[rows], keep[rows])), dst=part)
-            cv2.add(part, sums[rows], dst=sharp[rows])
+        def blend(rows: slice) -> None:  # (only where the safe blend is kept: elsewhere it is ``sharp``)
+            for ys, xs, values in safe.pieces(rows):
+                part = sharp[ys, xs] - values
+                cv2.multiply(part, cv2.merge((keep[ys, xs],) * 3), dst=part)
+                cv2.add(part, values, dst=sharp[ys, xs])
 
         in_bands(b - t, blend, self.threads)
         self._safe = None

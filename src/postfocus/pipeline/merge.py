@@ -38,8 +38,9 @@ from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, METHODS
-from postfocus.pipeline.analyse import Progress, work_scale
-from postfocus.pipeline.memory import FOLD_ROWS, bands_for, compact
+from postfocus.pipeline.analyse import Progress
+from postfocus.pipeline.memory import FOLD_ROWS, compact
+from postfocus.pipeline.plan import merge_frames, plan_bands  # (re-exported: their callers import them from here)
 from postfocus.pipeline.strips import StripFolder
 from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
 
@@ -67,6 +68,7 @@ def fuse(
     warped: Callable[[int], np.ndarray] | None = None,
     threads: int | None = None,
     near_to_far: bool | Callable[[], bool] = True,
+    keep_volume: bool = True,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -120,6 +122,10 @@ def fuse(
         occlusion-safe index beside the other maps.
     near_to_far : bool or callable
         Frame 0 is the nearest focus (False: the last), for ``occlusion``; a callable is asked when needed.
+    keep_volume : bool
+        False: ``maps.volume`` is set to None once pass 2 has made its last use of it (the moving regions'
+        frames and the occlusion-safe index, both made before the first frame is folded), so a caller
+        that keeps the volume elsewhere (a stack folder) has its memory back before the fold's peak.
 
     Returns
     -------
@@ -149,6 +155,7 @@ def fuse(
     if warped is not None and len(parts) > 1:
         raise ValueError("frames warped ahead go with one band")
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads, near_to_far)
+    job.keep_volume = keep_volume
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
     oy, ox = top - grown[0], left - grown[1]
@@ -210,6 +217,7 @@ class _Merge:
         self.warped, self.threads, self.near_to_far = warped, threads, near_to_far
         self.labels, self.choice = maps.motion_frames(merge)
         self._occlusion: tuple[np.ndarray, float | None] | None = None
+        self.keep_volume = True  # (False: the maps' volume is let go once the blend state is made)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Matrix into the maps' geometry and exposure gain of frame ``i``."""
@@ -311,6 +319,8 @@ class _Merge:
         frames = read_ahead(source, sorted(wanted), read=read, prepare=prepare)
         with frames:
             fusion = self.fusion(region)
+            if not self.keep_volume:  # its last consumer is done (the index above is kept for every band)
+                self.maps.volume = None
             image = self._fold(frames, fusion, instant, region, dy, dx, progress, stage, len(wanted))
             del fusion  # (the blend state, all but the image it finished in place)
         if linear:
@@ -392,59 +402,3 @@ def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
         table = np.clip(np.round(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain, np.float64)), 0, 255)
         return cv2.LUT(pixels, table.astype(np.uint8).reshape(1, 256, 3))
     return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)
-
-
-def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: float | None,
-               warn: Callable[[str], None], analysis_size: int = 800) -> int:
-    """Bands of rows pass 2 needs to stay under ``memory_mb`` (see :mod:`postfocus.pipeline.memory`).
-
-    Known before any frame is decoded, so an impossible limit is refused at once.
-
-    Parameters
-    ----------
-    size : tuple of int
-        (H, W) of the frames.
-    n_frames : int
-        Frames in the stack.
-    method : str
-        Fusion method; only the depth-map method merges in bands (others: a warning, 1).
-    memory_mb : float or None
-        The limit (None: 1 band).
-    warn : callable
-        Receives the warning text.
-    analysis_size : int
-        Long edge of the analysis maps.
-
-    Returns
-    -------
-    int
-    """
-    if memory_mb is None:
-        return 1
-    if method != "depthmap":
-        warn(f"a memory limit applies to the depthmap method; {method} merges the whole picture at once")
-        return 1
-    s = work_scale(size, analysis_size)
-    return bands_for(size, n_frames, round(size[0] * s) * round(size[1] * s), memory_mb)
-
-
-def merge_frames(used: Sequence[int], frame_range: tuple[int, int] | None) -> list[int]:
-    """Used frames inside an inclusive ``(A, B)`` range (all used frames for None).
-
-    Raises
-    ------
-    OptionError
-        For ``frame_range``, when no used frame lies in it.
-
-    Examples
-    --------
-    >>> merge_frames([0, 2, 3, 5], (1, 3))
-    [2, 3]
-    """
-    if frame_range is None:
-        return list(used)
-    lo, hi = frame_range
-    frames = [i for i in used if lo <= i <= hi]
-    if not frames:
-        raise OptionError("frame_range", frame_range, "no usable frame in that range")
-    return frames

@@ -160,29 +160,30 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
                  frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
                  progress: Progress | None,
-                 warped: Callable[[int], np.ndarray] | None = None
+                 warped: Callable[[int], np.ndarray] | None = None, keep_volume: bool = True
                  ) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
     """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
-    ``opts.order``): (region, image, direction)."""
+    ``opts.order``): (region, image, direction); ``keep_volume``: as :func:`fuse`'s."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
     stated = stated_direction(opts.order)  # (--order: nothing measured)
     read = _frame_reader(source) if stated is None else None
+    own = dataclasses.replace(analysis.maps) if stated is None else None  # (its own reference to the volume)
 
     def measure() -> SweepDirection:
-        nonlocal read
+        nonlocal read, own
         try:
-            return direction_of(analysis.maps, analysis.guide, read=read, alignment=analysis.alignment)
+            return direction_of(own, analysis.guide, read=read, alignment=analysis.alignment)
         finally:
-            read = None  # the frames held for it go now, not after pass 2
+            read = own = None  # the frames held for it, and its volume, go now, not after pass 2
 
     measuring = None if stated is not None else in_background(
         measure, "postfocus-direction", inline=helper_threads(opts.threads) == 1)  # beside pass 2's start
     near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads, near_to_far=near_to_far)
+                 threads=opts.threads, near_to_far=near_to_far, keep_volume=keep_volume)
     return box, image, stated if stated is not None else measuring.result()
 
 
@@ -406,10 +407,13 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             maps = analysis.output_maps(box)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
-            written = in_background(lambda: write_maps(part.path, maps, info.icc), "postfocus-write")
+            written = in_background(lambda maps=maps: write_maps(part.path, maps, info.icc), "postfocus-write")
+            # The volume's consumers (the writer, the direction, pass 2's start) hold their own references: it goes
+            maps = dataclasses.replace(maps, volume=None)  # when the last is done, before pass 2's peak
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
                                                  on_aligned=None if ahead.started or unwarped else keep,
-                                                 progress=progress, warped=ahead.frame if ahead.started else None)
+                                                 progress=progress, warped=ahead.frame if ahead.started else None,
+                                                 keep_volume=False)
             if unwarped:
                 source.hand_missing(analysis.maps.used)
         finally:
@@ -424,22 +428,16 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                         wait([written])
         t, l, b, r = box
         manifest = {
-            "kind": info.kind,
-            "paths": [str(p) for p in info.paths],
-            "inputs": identity,
-            "options": opts.processing(),
-            "names": source.names,
+            "kind": info.kind, "paths": [str(p) for p in info.paths], "inputs": identity,
+            "options": opts.processing(), "names": source.names,
             "dropped": repeats.dropped if repeats else [],
             "near_to_far": direction.near_to_far,  # measured (focus/direction.py), near to far when unsure
             "direction": direction.as_dict(),
-            "reference_size": list(analysis.size),
-            "crop": [t, l, b, r],
-            "reference": analysis.reference,
+            "reference_size": list(analysis.size), "crop": [t, l, b, r], "reference": analysis.reference,
             "alignment": [a.as_dict() for a in analysis.alignment],
             "frame_files": frame_files,
             **({UNWARPED_KEY: True} if unwarped else {}),
-            "bit_depth": info.bit_depth,
-            "grey": info.grey,
+            "bit_depth": info.bit_depth, "grey": info.grey,
             "exif": info.exif.hex() if info.exif else None,
             "fps": info.fps,
             "warnings": messages,

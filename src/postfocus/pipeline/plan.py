@@ -1,0 +1,71 @@
+"""Planning a merge before any frame is decoded: the bands of rows a memory limit needs, and the frames to merge.
+
+Both are known from the stack's size and frame list alone, so a limit that cannot be met or a frame
+range with no usable frame is refused at once (:mod:`postfocus.pipeline.merge` runs the merge).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from postfocus.errors import OptionError
+from postfocus.pipeline.analyse import work_scale
+from postfocus.pipeline.memory import bands_for
+
+__all__ = ["merge_frames", "plan_bands"]
+
+
+def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: float | None,
+               warn: Callable[[str], None], analysis_size: int = 800) -> int:
+    """Bands of rows pass 2 needs to stay under ``memory_mb`` (see :mod:`postfocus.pipeline.memory`).
+
+    Known before any frame is decoded, so an impossible limit is refused at once.
+
+    Parameters
+    ----------
+    size : tuple of int
+        (H, W) of the frames.
+    n_frames : int
+        Frames in the stack.
+    method : str
+        Fusion method; only the depth-map method merges in bands (others: a warning, 1).
+    memory_mb : float or None
+        The limit (None: 1 band).
+    warn : callable
+        Receives the warning text.
+    analysis_size : int
+        Long edge of the analysis maps.
+
+    Returns
+    -------
+    int
+    """
+    if memory_mb is None:
+        return 1
+    if method != "depthmap":
+        warn(f"a memory limit applies to the depthmap method; {method} merges the whole picture at once")
+        return 1
+    s = work_scale(size, analysis_size)
+    return bands_for(size, n_frames, round(size[0] * s) * round(size[1] * s), memory_mb)
+
+
+def merge_frames(used: Sequence[int], frame_range: tuple[int, int] | None) -> list[int]:
+    """Used frames inside an inclusive ``(A, B)`` range (all used frames for None).
+
+    Raises
+    ------
+    OptionError
+        For ``frame_range``, when no used frame lies in it.
+
+    Examples
+    --------
+    >>> merge_frames([0, 2, 3, 5], (1, 3))
+    [2, 3]
+    """
+    if frame_range is None:
+        return list(used)
+    lo, hi = frame_range
+    frames = [i for i in used if lo <= i <= hi]
+    if not frames:
+        raise OptionError("frame_range", frame_range, "no usable frame in that range")
+    return frames
