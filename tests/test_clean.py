@@ -153,3 +153,15 @@ def test_domain_transform_in_place_is_the_same_filter():
     work = src.copy()
     out = domain_transform(work, guide, 8.0, 0.3, overwrite=True)
     assert out is work and np.array_equal(out, expected)
+
+
+def test_geodesic_median_where_gives_the_same_median_there():
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0, 9, (30, 40)).astype(np.float32)
+    w = rng.uniform(0, 1, (30, 40)).astype(np.float32)
+    g = rng.uniform(0, 1, (30, 40, 3)).astype(np.float32)
+    where = np.zeros((30, 40), bool)
+    where[5:12, 8:20] = True
+    full = geodesic_median(v, w, g, sigma_s=6.0, sigma_r=0.3, chunk=4)
+    part = geodesic_median(v, w, g, sigma_s=6.0, sigma_r=0.3, chunk=4, where=where)
+    assert np.array_equal(full[where], part[where])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.focus.sides import edge_spill, occlusion_sides
+from postfocus.focus.sides import edge_spill, occlusion_sides, spilled
 
 
 def _step(bled: int = 6, contrast: float = 0.7):
@@ -66,3 +66,19 @@ def test_a_confident_pixel_without_a_far_peak_keeps_its_index():
     unsure[:, 20:26] = 0.1  # filled from the neighbours: no evidence of its own, the colour decides
     out = occlusion_sides(index, unsure, guide, spill=edge_spill(2), volume=volume, floor=1e-6)
     assert np.all(out[:, 20:26] == 9.0)
+
+
+def test_only_a_band_with_no_detail_of_its_own_is_spilled():
+    """A flat wall beside a striped near card: its bled band is the outline's; a textured wall's is its own."""
+    rng = np.random.default_rng(3)
+    card = np.tile(np.float32([0.1, 0.3]), (40, 10))
+    index = np.full((40, 60), 9.0, np.float32)
+    index[:, :26] = 0.0  # the card's index bled 6 px into the wall
+    flat = np.full((40, 60), 0.8, np.float32)
+    flat[:, :20] = card
+    textured = flat.copy()
+    textured[:, 20:] += rng.normal(0.0, 0.05, (40, 40)).astype(np.float32)
+    least = 1e-3
+    band = spilled(index, flat, spill=8, least=least)
+    assert band[:, 23:26].all() and not band[:, :20].any() and not band[:, 26:].any()
+    assert not spilled(index, textured, spill=8, least=least)[:, 22:26].any()

@@ -119,6 +119,7 @@ def geodesic_median(
     sigma_r: float,
     step: float = 0.25,
     chunk: int | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted median of ``values`` over neighbourhoods that stop at the edges of ``guide``.
 
@@ -139,6 +140,8 @@ def geodesic_median(
     step : spacing of the levels.
     chunk : levels filtered at once (memory: ``chunk`` float32 images; default: as many as fit
         ``CHUNK_BUDGET`` float32 values).
+    where : bool (H, W), optional: the pixels whose median is wanted; the levels stop once they all crossed
+        (elsewhere the result is then not the median).
 
     Returns
     -------
@@ -168,7 +171,7 @@ def geodesic_median(
     if chunk is None:
         chunk = max(8, CHUNK_BUDGET // max(v.size, 1))
     out = np.full(v.shape, hi, np.float32)
-    done = ~valid
+    done = ~valid if where is None else ~valid | ~np.asarray(where, bool)
     prev_share = np.zeros(v.shape, np.float32)
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):

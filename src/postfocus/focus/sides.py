@@ -3,7 +3,8 @@
 A sharp outline raises the focus measure of everything within the measure's
 window and the aggregation's footprint (:func:`edge_spill`), so a near
 object's focus index bleeds that far into the background behind it.
-:func:`occlusion_sides` returns each such pixel to the surface it looks like.
+:func:`occlusion_sides` returns each such pixel to the surface it looks like;
+:func:`spilled` finds those whose focus energy is all the outline's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides"]
+from postfocus.focus.measure import laplacian_energy
+
+__all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "spilled"]
 
 MEASURE_REACH = 4
 """Pixels beyond its own a sharp step still raises the focus measure (the 5 px box of
@@ -172,3 +175,51 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
         flip &= seen_far | (np.asarray(confidence)[ys, xs] < sure)
     out[ys[flip], xs[flip]] = far_value[flip]
     return out
+
+
+def spilled(index: np.ndarray, guide: np.ndarray, *, spill: int = 12, step: float = 1.5,
+            window: int = 5, least: float = 0.0) -> np.ndarray:
+    """Pixels whose focus peak is a near outline's spilled energy, none of their own.
+
+    A pixel with a farther index within ``spill`` px (a suspect, as in
+    :func:`occlusion_sides`) reads the near index because the outline's sharp
+    step lies inside its measure window. Where the pixel has detail of its own
+    (its pointwise Laplacian energy in the sharpest-frame composite ``guide``,
+    over 3x3), its own frames count too; where that energy is less than one
+    window pixel's share of the outline's (the largest within ``spill`` px over
+    ``window ** 2``, the measure's box), what its window holds is the
+    outline's, and its focus peak says nothing about the pixel: a textureless
+    wall or a black background beside a near card. Such a pixel's depth is its
+    surface's, to be filled from its region, not its own reading.
+
+    Parameters
+    ----------
+    index : float32 (H, W) focus index (frames), nearest first.
+    guide : float32 (H, W) grey sharpest-frame composite.
+    spill : how far (px) an edge's focus energy reaches (:func:`edge_spill`).
+    step : an index difference (frames) that is a depth edge, not a slope.
+    window : side of the focus measure's box (:func:`~postfocus.focus.measure.laplacian_energy`).
+    least : and below this energy (the level at which a focus peak counts at all, in the measure's units).
+
+    Returns
+    -------
+    bool (H, W).
+
+    References
+    ----------
+    S. B. Kang, R. Szeliski, J. Chai, "Handling occlusions in dense multi-view stereo", CVPR 2001 (foreground
+    fattening of window-based matching).
+
+    Examples
+    --------
+    >>> g = np.full((20, 40), 0.8, np.float32); g[:, :10] = np.tile([0.1, 0.3], 5)  # a striped near card, a flat wall
+    >>> d = np.full((20, 40), 9.0, np.float32); d[:, :16] = 0.0  # its index bled 6 px into the wall
+    >>> spilled(d, g, spill=8, least=1.0)[10, 8:18].astype(int).tolist()
+    [0, 0, 0, 0, 0, 1, 1, 1, 0, 0]
+    """
+    index = np.asarray(index, np.float32)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * spill + 1, 2 * spill + 1))
+    level = cv2.medianBlur(index, 5)
+    suspect = cv2.dilate(level, k) - level > step
+    own = cv2.dilate(laplacian_energy(np.asarray(guide, np.float32), 1), np.ones((3, 3), np.uint8))
+    return suspect & (own * (window * window) < cv2.dilate(own, k)) & (own < least)

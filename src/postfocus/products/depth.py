@@ -15,9 +15,10 @@ of a processed stack:
    (:mod:`postfocus.products.depth_ends`). Confidence is how far
    the peak stands above the average frame and the noise floor. A near
    outline raises the background's measure beside it (up to
-   :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the
-   far surface where it looks like it (:func:`~postfocus.focus.sides.occlusion_sides`)
-   and its own focus curve has a peak at that surface's frame.
+   :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the far surface where it looks
+   like it (:func:`~postfocus.focus.sides.occlusion_sides`; any pixel with a focus peak, weak or not, shows what
+   a surface looks like) and its own focus curve has a peak at that surface's frame; one with no detail of its
+   own in the composite (:func:`~postfocus.focus.sides.spilled`) carries no evidence and is filled.
 2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
    object's bokeh disc in the far frames, a glint, a frame edge at the
    border). Pixels more than 1.5 focus-curve widths from the confidence-
@@ -81,19 +82,20 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
-from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides
+from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, spilled
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 3  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 4  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
 SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
+SIDE_SURE = 1e-6  # any focus peak at all shows occlusion_sides what a surface looks like (a weak far wall too)
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = ["DEPTH_VERSION", "DepthResult", "depth_map", "refine_depth", "write_depth_png", "read_depth_png",
@@ -126,8 +128,7 @@ class DepthResult:
         return (self.depth / max(self.frames - 1, 1)).astype(np.float32)
 
 
-# --------------------------------------------------------------------------
-# The depth map
+# The depth map -------------------------------------------------------------
 
 
 def refine_depth(
@@ -227,34 +228,33 @@ def refine_depth(
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
-        # median-filtered index (a speck of noise is no far surface) and before the outliers (a far patch it spreads
-        # is judged with them); only where the pixel's own curve has a peak there (a black checker cell looks like a
-        # dark wall, but has no peak at its frame) and not on the outline itself (a pixel touching the near surface
-        # that stays is its rim: a pin's shaded edge, a mixed pixel)
+        # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
+        # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall
+        # but has no peak there), not on the outline (a pixel touching the near surface that stays is its rim)
         level_index = cv2.medianBlur(index, 5)
-        given = occlusion_sides(level_index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP)
+        given = occlusion_sides(level_index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP,
+                                sure=SIDE_SURE)
         keep = peak_near(agg, given, given != level_index, int(np.ceil(width)), floor)
         stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
         keep &= stays >= given - SIDE_STEP
         index = np.where(keep, given, index).astype(np.float32)
+    # A pixel whose focus peak is a near outline's spilled energy (no detail of its own) is filled from its surface.
+    confidence[spilled(index, guide, spill=edge_spill(radius), step=SIDE_STEP, least=LEVEL_RATIO[0] * floor)] = 0.0
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
     bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
-    # A thin near structure (a pin, a blade of grass) is a minority in that neighbourhood too, but its flagged
-    # part touches its own trusted part at its own depth: only islands are outliers.
+    # A pin or a blade is a minority there too, but touches its own trusted part at its depth: only islands are.
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
     clean = np.where(bad, median, index).astype(np.float32)
-    # Occlusion band: pixels with something confidently much farther within ``band`` px
-    # (noise in textureless areas must not count as "farther").
+    # Occlusion band: something confidently (not noise in a textureless area) much farther within ``band`` px.
     smooth = cv2.medianBlur(clean, 5)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
     trusted = np.where((confidence > 0.5) & ~bad, smooth, np.float32(-1.0)).astype(np.float32)
     occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
     distrust = bad | occluding
     weight = (confidence * confidence * np.where(occluding, 0.02, 1.0) * ~bad).astype(np.float32)
-    stacked = np.dstack([index * weight, weight]).astype(np.float32)
-    spread = domain_transform(stacked, guide_rgb, sigma_s, sigma_r)
+    spread = domain_transform(np.dstack([index * weight, weight]).astype(np.float32), guide_rgb, sigma_s, sigma_r)
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
@@ -266,7 +266,7 @@ def refine_depth(
     for mask, tolerance_r, fill_pass in (((occluding | (confidence < FILLED)) & ~bad, sigma_r, True),
                                          (bad, MEDIAN_SIGMA_R, False)):
         if mask.any():
-            region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r)
+            region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask)
             if fill_pass:
                 mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
