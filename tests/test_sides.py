@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.focus.sides import behind, edge_spill, occlusion_sides, spilled
+from postfocus.focus.sides import edge_spill, occlusion_sides, spilled
 
 
 def _step(bled: int = 6, contrast: float = 0.7):
@@ -82,27 +82,3 @@ def test_only_a_band_with_no_detail_of_its_own_is_spilled():
     band = spilled(index, flat, spill=8, least=least)
     assert band[:, 23:26].all() and not band[:, :20].any() and not band[:, 26:].any()
     assert not spilled(index, textured, spill=8, least=least)[:, 22:26].any()
-
-
-def test_a_blank_patch_beside_a_near_outline_stays_behind_it_unless_the_surface_encloses_it():
-    """Black beyond a striped near card, running out of the picture: its far readings stay; a hole does not."""
-    card = np.tile(np.float32([0.2, 0.6]), (40, 25))
-    guide = np.zeros((40, 60), np.float32)
-    guide[:, :50] = card
-    index = np.zeros((40, 60), np.float32)
-    index[:, 54:] = np.linspace(4.0, 7.0, 6, dtype=np.float32)  # the blur fading out: farther from the outline
-    band = np.zeros((40, 60), bool)
-    band[:, 50:54] = True  # read the card's index (spilled)
-    flagged = index > 0
-    out = behind(index, np.zeros_like(index), flagged, guide, band, tolerance=1.5, least=1e-4)
-    assert np.all(out[5:35, 54:] >= 6.5) and not out[:, :54].any()
-    hole = np.tile(np.float32([0.2, 0.6]), (40, 35))  # the same blank patch, enclosed by the card
-    hole[10:30, 50:60] = 0.0
-    idx = np.zeros((40, 70), np.float32)
-    idx[12:28, 54:58] = 7.0
-    near = np.zeros((40, 70), bool)
-    near[10:30, 50:54] = True
-    assert not behind(idx, np.zeros_like(idx), idx > 0, hole, near, tolerance=1.5, least=1e-4).any()
-    textured = guide.copy()
-    textured[:, 50:] = np.tile(np.float32([0.0, 0.1]), (40, 5))  # detail of its own: the outlier test decides
-    assert not behind(index, np.zeros_like(index), flagged, textured, band, tolerance=1.5, least=1e-4).any()

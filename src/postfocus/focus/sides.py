@@ -4,8 +4,7 @@ A sharp outline raises the focus measure of everything within the measure's
 window and the aggregation's footprint (:func:`edge_spill`), so a near
 object's focus index bleeds that far into the background behind it.
 :func:`occlusion_sides` returns each such pixel to the surface it looks like;
-:func:`spilled` finds those whose focus energy is all the outline's;
-:func:`behind` keeps a textureless region on the far side of the outline it does not own.
+:func:`spilled` finds those whose focus energy is all the outline's.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import numpy as np
 
 from postfocus.focus.measure import laplacian_energy
 
-__all__ = ["MEASURE_REACH", "behind", "edge_spill", "occlusion_sides", "spilled"]
+__all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "spilled"]
 
 MEASURE_REACH = 4
 """Pixels beyond its own a sharp step still raises the focus measure (the 5 px box of
@@ -224,84 +223,3 @@ def spilled(index: np.ndarray, guide: np.ndarray, *, spill: int = 12, step: floa
     suspect = cv2.dilate(level, k) - level > step
     own = cv2.dilate(laplacian_energy(np.asarray(guide, np.float32), 1), np.ones((3, 3), np.uint8))
     return suspect & (own * (window * window) < cv2.dilate(own, k)) & (own < least)
-
-
-def behind(index: np.ndarray, refill: np.ndarray, flagged: np.ndarray, guide: np.ndarray, beside: np.ndarray, *,
-           tolerance: float, least: float = 0.0) -> np.ndarray:
-    """Refill values that respect occlusion: a textureless patch is not given a nearer surface's depth.
-
-    At an outline between two surfaces, the near one owns it (its own detail
-    peaks at its frame there); the other side is farther. A pixel with no
-    detail of its own (its pointwise energy in the composite, over 3x3, under
-    ``least``) has a focus curve made only of neighbouring outlines' blur. Its
-    band along a near outline reads the outline's index (``beside``, the
-    non-owner side: :func:`spilled`); farther from the outline it reads the
-    blur fading out, farther and farther. Such a patch among nearer
-    surroundings is a background beside a near object, not an outlier: it
-    cannot take the near surface's depth through the outline. Each connected
-    patch (8-connected) of such flagged pixels, joined to a spilled band and
-    running out of the picture (nothing on its own side: a patch the near
-    surface encloses is more simply a textureless part of it, and one with a
-    farther surface on its side finds it through its region's median), whose
-    farthest reading lies more than ``tolerance`` beyond
-    all of its ``refill`` takes that farthest reading (its median-filtered
-    index: the pixels nearest the outline read its blur, those farthest from it
-    their own surface's): the far surface, with nothing on its own side.
-
-    Parameters
-    ----------
-    index : float32 (H, W) focus index (frames), nearest first.
-    refill : float32 (H, W) the values the flagged pixels were to take (their region's median).
-    flagged : bool (H, W) outliers to refill.
-    beside : bool (H, W) pixels whose focus peak is a near outline's spilled energy (:func:`spilled`).
-    guide : float32 (H, W) grey sharpest-frame composite.
-    tolerance : a deviation (frames) that makes an outlier.
-    least : energy under which a pixel has no detail of its own (as in :func:`spilled`).
-
-    Returns
-    -------
-    float32 (H, W): ``refill`` with those patches set to their farthest reading.
-
-    References
-    ----------
-    P. N. Belhumeur, "A Bayesian approach to binocular stereopsis", IJCV 19(3), 1996 (the occluded side of a
-    depth discontinuity is the farther surface).
-    S. B. Kang, R. Szeliski, J. Chai, "Handling occlusions in dense multi-view stereo", CVPR 2001.
-
-    Examples
-    --------
-    >>> g = np.zeros((20, 40), np.float32); g[:, :30] = np.tile([0.2, 0.6], 15)  # a near card, black beyond
-    >>> d = np.zeros((20, 40), np.float32); d[:, 34:] = 7.0  # the black strip's own far reading
-    >>> band = np.zeros_like(g, bool); band[:, 30:34] = True  # read the card's index: its outline's spill
-    >>> out = behind(d, np.zeros_like(d), d > 0, g, band, tolerance=1.5, least=1e-4)
-    >>> float(out[10, 35]), float(out[10, 20])
-    (7.0, 0.0)
-    """
-    index = np.asarray(index, np.float32)
-    out = np.array(refill, np.float32)
-    own = cv2.dilate(laplacian_energy(np.asarray(guide, np.float32), 1), np.ones((3, 3), np.uint8))
-    blank = np.asarray(flagged, bool) & (own < least)
-    band = np.asarray(beside, bool)
-    if not (blank.any() and band.any()):
-        return out
-    count, labels = cv2.connectedComponents(blank.astype(np.uint8), connectivity=8)
-    # Its own side: the pixels around the patch, in the picture, other than the outline's band. With most of its
-    # edge on the band it lies wholly on the side of the outline that does not own it; where the picture ends
-    # there is nothing on its own side. A patch that a surface encloses is more simply a textureless part of it.
-    grown = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
-    ring = (grown > 0) & ~blank
-    on_band = np.bincount(grown[ring & band], minlength=count)
-    other = np.bincount(grown[ring & ~band], minlength=count)
-    rim = np.zeros(count, bool)
-    rim[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-    touches = rim & (on_band > other)
-    touches[0] = False
-    far = np.full(count, -np.inf, np.float32)
-    np.maximum.at(far, labels[blank], cv2.medianBlur(index, 5)[blank])
-    near = np.full(count, -np.inf, np.float32)
-    far[0] = near[0] = 0.0  # the background label
-    np.maximum.at(near, labels[blank], out[blank])
-    with np.errstate(invalid="ignore"):  # a patch of band pixels alone has no reading (-inf - -inf)
-        hidden = blank & (touches & (far - near > tolerance))[labels]
-    out[hidden] = far[labels[hidden]]
-    return out

@@ -82,14 +82,14 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
-from postfocus.focus.sides import MEASURE_REACH, behind, edge_spill, occlusion_sides, spilled
+from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, spilled
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 5  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 4  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -238,8 +238,8 @@ def refine_depth(
         stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
         keep &= stays >= given - SIDE_STEP
         index = np.where(keep, given, index).astype(np.float32)
-    beside = spilled(index, guide, spill=edge_spill(radius), step=SIDE_STEP, least=LEVEL_RATIO[0] * floor)
-    confidence[beside] = 0.0
+    # A pixel whose focus peak is a near outline's spilled energy (no detail of its own) is filled from its surface.
+    confidence[spilled(index, guide, spill=edge_spill(radius), step=SIDE_STEP, least=LEVEL_RATIO[0] * floor)] = 0.0
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
@@ -258,17 +258,17 @@ def refine_depth(
     fallback = push_pull_fill(index, weight)
     reached = spread[..., 1] > 1e-6
     local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
-    # Distrusted pixels take their region's trusted median (a slope stays a slope; a pixel between two surfaces
-    # takes one), as do filled ones where the region's mean and median are a step apart (it holds two surfaces).
-    # Outliers look for their surface through texture (a wider colour tolerance), occlusion bands along colours.
+    # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
+    # slope, and a pixel between a near and a far surface takes one of them, not a depth between. So do the
+    # pixels that take most of their depth from the fill where the mean and the median of their region are
+    # a depth step apart (the region holds two surfaces; on one surface the mean follows its slope). Outliers
+    # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
     for mask, tolerance_r, fill_pass in (((occluding | (confidence < FILLED)) & ~bad, sigma_r, True),
                                          (bad, MEDIAN_SIGMA_R, False)):
         if mask.any():
             region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask)
             if fill_pass:
                 mask = mask & (occluding | (np.abs(region - local) > jump))
-            else:  # a textureless patch beside a near outline that it does not own stays behind it
-                region = behind(index, region, mask, guide, beside, tolerance=tolerance, least=LEVEL_RATIO[0] * floor)
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
     depth = (blend * index + (1.0 - blend) * local).astype(np.float32)
