@@ -78,13 +78,18 @@ def test_a_deleted_frame_is_rebuilt_then_served(healing, kind):
     assert _kept_frame(srv, job_id, 3).is_file()
 
 
-def test_a_truncated_frame_heals_a_range_merge(healing):
+def test_a_truncated_frame_heals_a_range_merge_and_keeps_the_retouching(healing):
     srv, job_id = healing, healing.photos["id"]
+    stroke = {"kind": "stroke", "source": 0, "radius": 20, "hardness": 0.5, "points": [[60, 60], [90, 80]]}
+    put = srv.client.put(f"/api/jobs/{job_id}/edits", json={"edits": [stroke]})
+    assert put.status_code == 200, put.text
     path = _kept_frame(srv, job_id, 1)
     path.write_bytes(path.read_bytes()[: 200])
     _rebuilt(srv, job_id, srv.client.get(f"/api/jobs/{job_id}/merge.jpg?start=0&end=2"), root=str(srv.data))
     merged = srv.client.get(f"/api/jobs/{job_id}/merge.jpg?start=0&end=2")
     assert merged.status_code == 200 and is_jpeg(merged.content), merged.text
+    edits = srv.client.get(f"/api/jobs/{job_id}/edits").json()["edits"]
+    assert [e["points"] for e in edits] == [stroke["points"]], edits
 
 
 def test_an_unreadable_manifest_or_a_missing_folder_heals(healing):
