@@ -92,6 +92,18 @@ def test_a_truncated_frame_heals_a_range_merge_and_keeps_the_retouching(healing)
     assert [e["points"] for e in edits] == [stroke["points"]], edits
 
 
+def test_a_frame_cut_short_after_it_was_served_is_not_served_cut_short(healing):
+    srv, job_id = healing, healing.photos["id"]
+    assert srv.client.get(f"/api/jobs/{job_id}/frames/4").status_code == 200  # the stack is open
+    path = _kept_frame(srv, job_id, 4)
+    if path.suffix != ".jpg":
+        pytest.skip("frames of this stack are served from out/")
+    path.write_bytes(path.read_bytes()[:300])
+    _rebuilt(srv, job_id, srv.client.get(f"/api/jobs/{job_id}/frames/4"), root=str(srv.data))
+    again = srv.client.get(f"/api/jobs/{job_id}/frames/4")
+    assert again.status_code == 200 and is_jpeg(again.content), again.text
+
+
 def test_an_unreadable_manifest_or_a_missing_folder_heals(healing):
     srv, job_id = healing, healing.photos["id"]
     stack = srv.data / "jobs" / job_id / "stack"

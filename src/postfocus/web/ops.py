@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from postfocus.errors import PostfocusError
-from postfocus.store import ProcessedStack
+from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.web.store import JobFolder
 
 __all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results"]
@@ -157,7 +157,10 @@ class Results:
         if ps.frames_unwarped:
             return self._cached(job, f"frame_{index:04d}.jpg", lambda out: ps.save_frame(index, out, quality=95))
         path = ps.frame_path(index)
-        if path.suffix.lower() != ".tif":
+        if path.suffix.lower() != ".tif":  # served as kept: cut short since the stack was opened?
+            size = ps.manifest.get("files", {}).get(path.relative_to(ps.folder).as_posix(), [None])[0]
+            if size is not None and path.is_file() and path.stat().st_size != size:
+                raise DamagedStackError(f"{path}: {path.stat().st_size} bytes, {size} were written")
             return path
         return self._cached(job, f"frame_{index:04d}.png", lambda out: ps.save_frame(index, out))
 
