@@ -61,11 +61,12 @@ from postfocus._version import __version__
 from postfocus.errors import PostfocusError
 from postfocus.io.base import natural_key
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
+from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.names import attachment, job_title, slug
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
-from postfocus.web.upload import UploadError, UploadReceiver, check_upload, json_body, too_large
+from postfocus.web.upload import UploadError, UploadReceiver, check_upload, humanize, json_body, too_large
 
 __all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
 
@@ -139,6 +140,9 @@ def create_app(
 
     def finished(request: Request) -> tuple[JobFolder, dict]:
         job, data = find(request)
+        if data.get("state") == DONE and not job.stack_dir.is_dir():  # its stack folder is gone: make it again
+            rebuild(job, "no stack folder", queue.submit, results.forget)
+            raise HTTPException(REBUILD_STATUS, REBUILD_MESSAGE)
         if data.get("state") != DONE or not job.stack_dir.is_dir():
             raise HTTPException(409, "This job has no result yet." if data.get("state") != FAILED
                                 else f"This job failed: {data.get('error')}")
@@ -166,6 +170,8 @@ def create_app(
                    download: bool = False) -> FileResponse:
         if not store.inside(path) or not Path(path).resolve().is_relative_to(job.folder.resolve()):
             raise HTTPException(404, "No such file.")
+        if not Path(path).is_file():  # a file of the stack folder deleted since it was opened (see job_error)
+            raise FileNotFoundError(path)
         headers = dict(headers or {})
         if download or request.query_params.get("download"):
             headers["content-disposition"] = attachment(f"{slug(data.get('title') or 'postfocus')}-{download_name}")
@@ -300,7 +306,7 @@ def create_app(
         index = request.path_params["index"]
         try:
             path = results.frame_path(job, index)
-        except (KeyError, PostfocusError):
+        except KeyError:  # not a kept frame (a damaged stack's errors are job_error's)
             raise HTTPException(404, f"Frame {index} is not in this stack.") from None
         # File names count frames from 1, as the page does ("Frame 3 of 7"); the URL's number is 0-based.
         return serve_file(request, path, job, data, f"frame-{index + 1}{path.suffix}")
@@ -356,8 +362,24 @@ def create_app(
             return error(exc.status_code, exc.detail)
         return error(404, "Not found.")
 
-    async def user_error(request: Request, exc: PostfocusError) -> Response:
-        return error(400, str(exc))
+    async def job_error(request: Request, exc: Exception) -> Response:
+        """A PostfocusError or OSError answering a request: a damaged stack folder heals (web/heal.py),
+        else a message for people without the server's paths."""
+        job = store.job(request.path_params.get("job_id", ""))
+        if job is not None:
+            problem = await run_in_threadpool(check, job)
+            if problem is not None:
+                await run_in_threadpool(rebuild, job, problem, queue.submit, results.forget)
+                return error(REBUILD_STATUS, REBUILD_MESSAGE)
+        if isinstance(exc, FileNotFoundError):
+            return error(404, "No such file.")
+        if isinstance(exc, OSError):
+            log.error("%s: %s", request.url.path, exc, exc_info=exc)
+            return error(500, "The server could not read or write this job's files; see its log.")
+        message = str(exc)
+        if job is not None:
+            message = scrub(humanize(message, job, (job.read() or {}).get("inputs", [])), job)
+        return error(400, message)
 
     job = "/api/jobs/{job_id:str}"
     routes = [
@@ -387,7 +409,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, PostfocusError: user_error},
+        exception_handlers={HTTPException: http_error, PostfocusError: job_error, OSError: job_error},
     )
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)  # type: ignore[arg-type]
     app.state.store = store

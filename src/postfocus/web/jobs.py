@@ -325,6 +325,9 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
 
     inputs = job.input_paths(data)
     files = data.get("inputs", [])
+    edits, kept_edits = job.stack_dir / "edits", job.folder / "edits.kept"
+    if edits.is_dir() and not kept_edits.exists():  # a stack made again (web/heal.py) keeps its retouching
+        os.replace(edits, kept_edits)
     for folder in (job.work_dir, job.stack_dir, job.out_dir):
         shutil.rmtree(folder, ignore_errors=True)
     job.work_dir.mkdir()
@@ -332,6 +335,8 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
         warnings.simplefilter("always", PostfocusWarning)
         ps = process([str(p) for p in inputs], cache_dir=job.work_dir, progress=progress)
     os.replace(ps.folder, job.stack_dir)
+    if kept_edits.is_dir():  # checked against the new stack when read (postfocus.products.edits.load_edits)
+        os.replace(kept_edits, edits)
     shutil.rmtree(job.work_dir, ignore_errors=True)
     ps = ProcessedStack.open(job.stack_dir)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from postfocus.errors import PostfocusError
-from postfocus.store import ProcessedStack
+from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.web.store import JobFolder
 
 __all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results"]
@@ -28,6 +28,16 @@ PREVIEW_LAYERS = 32
 KEEP_PREVIEWS = 40
 HEAVY_AT_ONCE = 2
 F_NUMBERS = (1.0, 64.0)
+
+
+def _made(folder: Path) -> tuple[int, int] | None:
+    """Identity of a stack folder (inode and change time): changes when the folder is made again (or
+    written into, which only opens it once more)."""
+    try:
+        st = Path(folder).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_ctime_ns
 
 
 def _finite(value: float, what: str) -> float:
@@ -42,6 +52,7 @@ class Results:
 
     def __init__(self, max_open: int = 8):
         self._stacks: OrderedDict[str, ProcessedStack] = OrderedDict()
+        self._made: dict[str, tuple[int, int] | None] = {}  # job id -> _made() of its open stack's folder
         self._max_open = max_open
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -50,23 +61,27 @@ class Results:
 
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder) -> ProcessedStack:
-        """The job's processed stack (kept open for the next request)."""
+        """The job's processed stack (kept open for the next request; opened again when its folder was
+        made again). DamagedStackError when a file is missing or cut short (the app then rebuilds it)."""
         with self._lock:
             ps = self._stacks.get(job.id)
-            if ps is not None and Path(ps.folder).is_dir():
+            if ps is not None and _made(ps.folder) == self._made.get(job.id):
                 self._stacks.move_to_end(job.id)
                 return ps
         ps = ProcessedStack.open(job.stack_dir)
+        ps.verify(checksums=False)  # one stat per file
+        made = _made(ps.folder)
         with self._lock:
-            self._stacks[job.id] = ps
+            self._stacks[job.id], self._made[job.id] = ps, made
             while len(self._stacks) > self._max_open:
-                self._stacks.popitem(last=False)
+                self._made.pop(self._stacks.popitem(last=False)[0], None)
         return ps
 
     def forget(self, job_id: str) -> None:
         """Drop the open stack of a job (deleted or processed again)."""
         with self._lock:
             self._stacks.pop(job_id, None)
+            self._made.pop(job_id, None)
 
     def _output_lock(self, key: str) -> threading.Lock:
         with self._lock:
@@ -142,7 +157,10 @@ class Results:
         if ps.frames_unwarped:
             return self._cached(job, f"frame_{index:04d}.jpg", lambda out: ps.save_frame(index, out, quality=95))
         path = ps.frame_path(index)
-        if path.suffix.lower() != ".tif":
+        if path.suffix.lower() != ".tif":  # served as kept: cut short since the stack was opened?
+            size = ps.manifest.get("files", {}).get(path.relative_to(ps.folder).as_posix(), [None])[0]
+            if size is not None and path.is_file() and path.stat().st_size != size:
+                raise DamagedStackError(f"{path}: {path.stat().st_size} bytes, {size} were written")
             return path
         return self._cached(job, f"frame_{index:04d}.png", lambda out: ps.save_frame(index, out))
 
