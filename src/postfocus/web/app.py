@@ -46,6 +46,7 @@ import math
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import AsyncIterator, Iterable
 
@@ -114,6 +115,7 @@ def create_app(
     store = Store(data_dir)
     queue = JobQueue(store, workers=workers)
     results = RetouchResults()  # Results and retouching (web/retouch.py)
+    requeue = threading.Lock()  # a damaged job is queued again by one request (web/heal.py)
     limit = int(max_upload_mb * 1024 * 1024)
     limit_text = f"{max_upload_mb:g} MB"
     lock = Lock(store.root / "server.lock")
@@ -141,7 +143,7 @@ def create_app(
     def finished(request: Request) -> tuple[JobFolder, dict]:
         job, data = find(request)
         if data.get("state") == DONE and not job.stack_dir.is_dir():  # its stack folder is gone: make it again
-            rebuild(job, "no stack folder", queue.submit, results.forget)
+            rebuild(job, "no stack folder", queue.submit, results.forget, lock=requeue)
             raise HTTPException(REBUILD_STATUS, REBUILD_MESSAGE)
         if data.get("state") != DONE or not job.stack_dir.is_dir():
             raise HTTPException(409, "This job has no result yet." if data.get("state") != FAILED
@@ -369,7 +371,7 @@ def create_app(
         if job is not None:
             problem = await run_in_threadpool(check, job)
             if problem is not None:
-                await run_in_threadpool(rebuild, job, problem, queue.submit, results.forget)
+                await run_in_threadpool(rebuild, job, problem, queue.submit, results.forget, lock=requeue)
                 return error(REBUILD_STATUS, REBUILD_MESSAGE)
         if isinstance(exc, FileNotFoundError):
             return error(404, "No such file.")

@@ -24,7 +24,6 @@ log = logging.getLogger("postfocus.web")
 
 REBUILD_STATUS = 503
 REBUILD_MESSAGE = "This stack's files were damaged; it is being rebuilt from its photos. Try again in a moment."
-_lock = threading.Lock()  # one request requeues a job, the others see it queued
 
 
 def check(job: JobFolder) -> str | None:
@@ -46,7 +45,7 @@ def check(job: JobFolder) -> str | None:
     return None
 
 
-def rebuild(job: JobFolder, problem: str, submit, forget) -> None:  # noqa: ANN001
+def rebuild(job: JobFolder, problem: str, submit, forget, *, lock: threading.Lock) -> None:  # noqa: ANN001
     """Queue a done job again (its worker remakes the stack folder and results from the kept photos).
 
     Parameters
@@ -57,8 +56,10 @@ def rebuild(job: JobFolder, problem: str, submit, forget) -> None:  # noqa: ANN0
     submit, forget : callable
         ``submit(job_id)`` queues the job (:meth:`postfocus.web.jobs.JobQueue.submit`);
         ``forget(job_id)`` drops its open stack (:meth:`postfocus.web.ops.Results.forget`).
+    lock : threading.Lock
+        The app's: one request requeues a job, the others see it queued.
     """
-    with _lock:
+    with lock:
         data = job.read()
         if data is None or data.get("state") != DONE:  # already queued again, or gone
             return
