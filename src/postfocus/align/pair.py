@@ -238,7 +238,8 @@ def refine_with_tiles(
     corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
     for _ in range(rounds if prepared is not None else 0):
         aligned = warp_to_reference(moving, matrix, (h, w))
-        points, shifts = tile_shifts(prepared, aligned, tile)
+        points, shifts = tile_shifts(prepared, aligned, tile, overwrite=True)  # (the warped copy is ours)
+        del aligned
         correction = fit_model(points, points + shifts, model)
         if correction is None or _plausible(correction, (h, w)):
             break

@@ -82,7 +82,8 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
 
 
 def tile_shifts(
-    template: np.ndarray | TemplateTiles, aligned: np.ndarray, tile: int, iterations: int = 8
+    template: np.ndarray | TemplateTiles, aligned: np.ndarray, tile: int, iterations: int = 8, *,
+    overwrite: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Residual shift of every textured tile of ``aligned`` against ``template``.
 
@@ -96,6 +97,8 @@ def tile_shifts(
     iterations : int
         Most Lucas-Kanade steps per tile; a tile stops earlier once the distance its shrinking steps
         still have to go is below :data:`CONVERGED_PX`.
+    overwrite : bool
+        Blur ``aligned`` in its own memory (a frame fewer alive at once, when the caller is done with it).
 
     Returns
     -------
@@ -109,7 +112,7 @@ def tile_shifts(
     valid, cut, hessian = prepared.valid.copy(), prepared.cut, prepared.hessian
     rows, cols = np.nonzero(valid)
     k = len(rows)
-    a = cv2.GaussianBlur(aligned, (0, 0), 1.0)
+    a = cv2.GaussianBlur(aligned, (0, 0), 1.0, dst=aligned if overwrite else None)
     grid = np.arange(tile, dtype=np.float32)
     xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
     ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
@@ -133,19 +136,32 @@ def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, h
     ``tiles``: (n, 3, tile * tile) template tiles and their zero-mean x and y gradients; ``xs``,
     ``ys``: (n, 1, tile) and (n, tile, 1) the tiles' pixel coordinates in ``a``; ``hessian``: (n, 3)
     sums of ix², ix·iy, iy² per tile.
+
+    Every tile's arithmetic is its own (a remap of its pixels, its sums), so a tile that has converged
+    can stay in the arrays with its shift frozen: the arrays are cut down to the moving tiles only once
+    a quarter of them have stopped (copying a group's 3 MB of tiles at every step cost more than the
+    stopped tiles' share of the work), and the shifts are the same to the bit as when they were cut
+    down at every step.
     """
     n, tile = xs.shape[0], xs.shape[2]
     d = np.zeros((n, 2))
-    live = np.arange(n)  # the tiles still moving; the arrays hold them alone once some have stopped
+    live = np.arange(n)  # the tiles in the arrays (moving, or stopped since the arrays were last cut down)
+    moving = np.ones(n, bool)  # of those, the ones still moving
     maps = np.empty((2, n, tile, tile), np.float32)
     shifted_n = np.empty((n * tile, tile), np.float32)
-    last = np.full(n, np.nan)  # each live tile's previous step (largest component)
+    last = np.full(n, np.nan)  # each tile's previous step (largest component)
     for _ in range(iterations):
         m = len(live)
-        mapx = np.add(xs, d[live, 0].astype(np.float32)[:, None, None], out=maps[0, :m]).reshape(m * tile, tile)
-        mapy = np.add(ys, d[live, 1].astype(np.float32)[:, None, None], out=maps[1, :m]).reshape(m * tile, tile)
+        # The maps are a tile's coordinates plus its shift: the sums are made for one row (x) or one
+        # column (y) of each tile and then spread over the tile (the same float32 values; a broadcast
+        # copy costs half a broadcast add).
+        shift = d[live].astype(np.float32)
+        mapx, mapy = maps[0, :m], maps[1, :m]
+        np.copyto(mapx, xs + shift[:, 0, None, None])
+        np.copyto(mapy.transpose(0, 2, 1), (ys + shift[:, 1, None, None]).transpose(0, 2, 1))
         shifted = shifted_n[: m * tile]
-        cv2.remap(a, mapx, mapy, cv2.INTER_LINEAR, dst=shifted, borderMode=cv2.BORDER_REFLECT)
+        cv2.remap(a, mapx.reshape(m * tile, tile), mapy.reshape(m * tile, tile), cv2.INTER_LINEAR, dst=shifted,
+                  borderMode=cv2.BORDER_REFLECT)
         # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
         err = np.subtract(shifted.reshape(m, tile * tile), tiles[:, 0], out=shifted.reshape(m, tile * tile))
         b = np.matmul(tiles[:, 1:], err[..., None])[..., 0].astype(np.float64)  # (m, 2): sums of ix·err, iy·err
@@ -155,6 +171,7 @@ def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, h
         step[:, 0] = -(hyy * b[:, 0] - hxy * b[:, 1]) / det
         step[:, 1] = -(hxx * b[:, 1] - hxy * b[:, 0]) / det
         np.clip(step, -1.0, 1.0, out=step)
+        step[~moving] = 0.0  # stopped tiles keep their shift
         d[live] += step
         # Steps of a converging tile shrink geometrically by the ratio r of the last two, so the distance
         # still to go is about step / (1 - r): a tile leaves when that is below CONVERGED_PX (a tile whose
@@ -163,13 +180,14 @@ def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, h
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = size / last
             to_go = np.where(ratio < 1, size / (1 - ratio), np.inf)
-        moving = ~(to_go < CONVERGED_PX)
+        moving &= ~(to_go < CONVERGED_PX)
         if not moving.any():
             break
-        last = size
-        if not moving.all():
-            live, last = live[moving], last[moving]
-            tiles, xs, ys, hessian = tiles[moving], xs[moving], ys[moving], hessian[moving]
+        last = np.where(moving, size, last)
+        if 4 * np.count_nonzero(moving) <= 3 * m:  # a quarter stopped: cut the arrays down to the moving
+            keep = moving
+            live, last, moving = live[keep], last[keep], moving[keep]
+            tiles, xs, ys, hessian = tiles[keep], xs[keep], ys[keep], hessian[keep]
     return d
 
 
