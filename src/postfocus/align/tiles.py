@@ -26,6 +26,7 @@ __all__ = ["CONVERGED_PX", "TemplateTiles", "fit_model", "template_tiles", "tile
 #: A tile whose remaining distance (its step over one minus the ratio of its last two steps) falls
 #: below this (px) has converged and leaves the iteration.
 CONVERGED_PX = 0.004
+_BLUR_REACH = 4  # rows cv2.GaussianBlur reads on either side at sigma 1 (float32: a 9-tap kernel)
 _GROUP_TILES = 256  # tiles iterated together (1 MB arrays at 32 px tiles; remap takes fewer than 2^15 rows;
 # measured against 64: pcb alignment 0.70 -> 0.65 s CPU with two OpenCV threads, beetle and ring the same)
 
@@ -43,6 +44,11 @@ class TemplateTiles(NamedTuple):
 def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
     """Cut a (float32 grey) template into tiles, keep the textured ones with their gradients.
 
+    Made one row of tiles at a time (the blur, the gradients and their sums of a band of ``tile`` rows, from
+    the template's rows around it): no frame-sized array but the tiles' own, which two matches at once would
+    otherwise hold four of each (the same values to the bit as whole-frame filters: each band reads the
+    template as far as the filters reach, and the area resize of a band is its block means).
+
     Returns None when the template holds no whole tile.
     """
     h, w = template.shape
@@ -51,30 +57,51 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
     if ny < 1 or nx < 1:
         return None
     y0, x0 = margin, margin
-    y1, x1 = y0 + ny * tile, x0 + nx * tile
-    t = cv2.GaussianBlur(template, (0, 0), 1.0)
-    ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
-    iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
+    x1 = x0 + nx * tile
+    reach = _BLUR_REACH + 1  # template rows a band's blurred gradients read beyond it
+    # Every tile's pixels and gradients, laid out one after the other: (ny * nx, 3, tile * tile); the
+    # untextured ones are dropped in place below.
+    cut = np.empty((ny * nx, 3, tile * tile), np.float32)
+    sums = np.empty((5, ny, nx))  # per tile: ix, iy, ix², ix·iy, iy²
 
     def tile_sum(img: np.ndarray) -> np.ndarray:
-        # INTER_AREA at an integer factor is the exact block mean (and runs on OpenCV's threads).
-        return cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
+        # INTER_AREA at an integer factor is the exact block mean.
+        return cv2.resize(img, (nx, 1), interpolation=cv2.INTER_AREA)[0].astype(np.float64) * (tile * tile)
+
+    def lay_out(img: np.ndarray) -> np.ndarray:  # (tile, nx * tile) -> (nx, tile * tile)
+        return img.reshape(tile, nx, tile).transpose(1, 0, 2).reshape(nx, tile * tile)
+
+    for r in range(ny):
+        top = y0 + r * tile
+        lo, hi = max(0, top - reach), min(h, top + tile + reach)
+        t = cv2.GaussianBlur(template[lo:hi], (0, 0), 1.0)[top - 1 - lo: top + tile + 1 - lo]
+        ix = cv2.Sobel(t[:, x0 - 1: x1 + 1], cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[1:-1, 1:-1]
+        iy = cv2.Sobel(t[:, x0 - 1: x1 + 1], cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[1:-1, 1:-1]
+        band = cut[r * nx: (r + 1) * nx]
+        band[:, 0] = lay_out(t[1:-1, x0:x1])
+        band[:, 1] = lay_out(ix)
+        band[:, 2] = lay_out(iy)
+        for i, img in enumerate((ix, iy, cv2.multiply(ix, ix), cv2.multiply(ix, iy), cv2.multiply(iy, iy))):
+            sums[i, r] = tile_sum(img)
 
     # Sums over each tile of the zero-mean gradients' products (a tile's brightness offset is not a shift).
-    mx, my, area = tile_sum(ix) / tile**2, tile_sum(iy) / tile**2, tile * tile
-    sxx = tile_sum(cv2.multiply(ix, ix)) - area * mx * mx
-    sxy = tile_sum(cv2.multiply(ix, iy)) - area * mx * my
-    syy = tile_sum(cv2.multiply(iy, iy)) - area * my * my
+    mx, my, area = sums[0] / tile**2, sums[1] / tile**2, tile * tile
+    sxx = sums[2] - area * mx * mx
+    sxy = sums[3] - area * mx * my
+    syy = sums[4] - area * my * my
     trace = sxx + syy
     lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
     valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
-    # Only the textured tiles move (the others' steps are 0): the loop works on them alone, cut out
-    # and laid out one after the other: (k, 3, tile * tile), the template and its zero-mean gradients.
+    # Only the textured tiles move (the others' steps are 0): the loop works on them alone, moved to the
+    # front in order (each to a place at or before its own), with their zero-mean gradients.
     rows, cols = np.nonzero(valid)
     k = len(rows)
-    cut = np.empty((k, 3, tile * tile), np.float32)
-    for plane, img in enumerate((t[y0:y1, x0:x1], ix, iy)):
-        cut[:, plane] = img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)[rows, cols].reshape(k, tile * tile)
+    for i, j in enumerate(np.flatnonzero(valid.ravel())):
+        if i != j:
+            cut[i] = cut[j]
+    # (when most tiles are untextured, as around a subject on a dark ground, a copy of the kept ones
+    # lets the rest go: 4 MB kept instead of 20 on ring's frames)
+    cut = cut[:k].copy() if 4 * k < 3 * len(cut) else cut[:k]
     cut[:, 1] -= mx[rows, cols].astype(np.float32)[:, None]
     cut[:, 2] -= my[rows, cols].astype(np.float32)[:, None]
     hessian = np.stack([sxx[rows, cols], sxy[rows, cols], syy[rows, cols]], axis=-1)
