@@ -27,6 +27,7 @@ __all__ = ["CONVERGED_PX", "TemplateTiles", "fit_model", "template_tiles", "tile
 #: below this (px) has converged and leaves the iteration.
 CONVERGED_PX = 0.004
 _BLUR_REACH = 4  # rows cv2.GaussianBlur reads on either side at sigma 1 (float32: a 9-tap kernel)
+_BAND_ROWS = 128  # template rows filtered at a time (whole rows of tiles)
 _GROUP_TILES = 256  # tiles iterated together (1 MB arrays at 32 px tiles; remap takes fewer than 2^15 rows;
 # measured against 64: pcb alignment 0.70 -> 0.65 s CPU with two OpenCV threads, beetle and ring the same)
 
@@ -44,7 +45,7 @@ class TemplateTiles(NamedTuple):
 def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
     """Cut a (float32 grey) template into tiles, keep the textured ones with their gradients.
 
-    Made one row of tiles at a time (the blur, the gradients and their sums of a band of ``tile`` rows, from
+    Made a band of rows of tiles at a time (the blur, the gradients and their sums of about 128 rows, from
     the template's rows around it): no frame-sized array but the tiles' own, which two matches at once would
     otherwise hold four of each (the same values to the bit as whole-frame filters: each band reads the
     template as far as the filters reach, and the area resize of a band is its block means).
@@ -66,23 +67,25 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
 
     def tile_sum(img: np.ndarray) -> np.ndarray:
         # INTER_AREA at an integer factor is the exact block mean.
-        return cv2.resize(img, (nx, 1), interpolation=cv2.INTER_AREA)[0].astype(np.float64) * (tile * tile)
+        return cv2.resize(img, (nx, len(img) // tile), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
-    def lay_out(img: np.ndarray) -> np.ndarray:  # (tile, nx * tile) -> (nx, tile * tile)
-        return img.reshape(tile, nx, tile).transpose(1, 0, 2).reshape(nx, tile * tile)
+    def lay_out(img: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (rows * nx, tile * tile)
+        rows = len(img) // tile
+        return img.reshape(rows, tile, nx, tile).transpose(0, 2, 1, 3).reshape(rows * nx, tile * tile)
 
-    for r in range(ny):
-        top = y0 + r * tile
-        lo, hi = max(0, top - reach), min(h, top + tile + reach)
-        t = cv2.GaussianBlur(template[lo:hi], (0, 0), 1.0)[top - 1 - lo: top + tile + 1 - lo]
+    step = max(1, _BAND_ROWS // tile)  # rows of tiles a band
+    for r in range(0, ny, step):
+        top, bottom = y0 + r * tile, y0 + min(ny, r + step) * tile
+        lo, hi = max(0, top - reach), min(h, bottom + reach)
+        t = cv2.GaussianBlur(template[lo:hi], (0, 0), 1.0)[top - 1 - lo: bottom + 1 - lo]
         ix = cv2.Sobel(t[:, x0 - 1: x1 + 1], cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[1:-1, 1:-1]
         iy = cv2.Sobel(t[:, x0 - 1: x1 + 1], cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[1:-1, 1:-1]
-        band = cut[r * nx: (r + 1) * nx]
+        band = cut[r * nx: min(ny, r + step) * nx]
         band[:, 0] = lay_out(t[1:-1, x0:x1])
         band[:, 1] = lay_out(ix)
         band[:, 2] = lay_out(iy)
         for i, img in enumerate((ix, iy, cv2.multiply(ix, ix), cv2.multiply(ix, iy), cv2.multiply(iy, iy))):
-            sums[i, r] = tile_sum(img)
+            sums[i, r: r + step] = tile_sum(img)
 
     # Sums over each tile of the zero-mean gradients' products (a tile's brightness offset is not a shift).
     mx, my, area = sums[0] / tile**2, sums[1] / tile**2, tile * tile
@@ -96,12 +99,15 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
     # front in order (each to a place at or before its own), with their zero-mean gradients.
     rows, cols = np.nonzero(valid)
     k = len(rows)
-    for i, j in enumerate(np.flatnonzero(valid.ravel())):
-        if i != j:
-            cut[i] = cut[j]
     # (when most tiles are untextured, as around a subject on a dark ground, a copy of the kept ones
     # lets the rest go: 4 MB kept instead of 20 on ring's frames)
-    cut = cut[:k].copy() if 4 * k < 3 * len(cut) else cut[:k]
+    kept = np.flatnonzero(valid.ravel())
+    if 4 * k < 3 * len(cut):
+        cut = cut[kept]
+    else:
+        for i in range(0, k, 64):  # 64 at a time: each source lies at or after the rows being written
+            cut[i: min(k, i + 64)] = cut[kept[i: i + 64]]
+        cut = cut[:k]
     cut[:, 1] -= mx[rows, cols].astype(np.float32)[:, None]
     cut[:, 2] -= my[rows, cols].astype(np.float32)[:, None]
     hessian = np.stack([sxx[rows, cols], sxy[rows, cols], syy[rows, cols]], axis=-1)
