@@ -60,18 +60,21 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
     y0, x0 = margin, margin
     x1 = x0 + nx * tile
     reach = _BLUR_REACH + 1  # template rows a band's blurred gradients read beyond it
-    # Every tile's pixels and gradients, laid out one after the other: (ny * nx, 3, tile * tile); the
-    # untextured ones are dropped in place below.
+    floor = 1e-6 * tile * tile  # least texture (smaller eigenvalue of a tile's gradient products) kept
+    # The tiles with at least ``floor`` texture (pixels and gradients), written one after the other as the
+    # bands are made: (at most ny * nx, 3, tile * tile); only the rows written are ever touched.
     cut = np.empty((ny * nx, 3, tile * tile), np.float32)
     sums = np.empty((5, ny, nx))  # per tile: ix, iy, ix², ix·iy, iy²
+    textured = []  # the flat indices of the tiles written to ``cut``, in order
+    count = 0
 
     def tile_sum(img: np.ndarray) -> np.ndarray:
         # INTER_AREA at an integer factor is the exact block mean.
         return cv2.resize(img, (nx, len(img) // tile), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
-    def lay_out(img: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (rows * nx, tile * tile)
+    def lay_out(img: np.ndarray, which: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (k, tile * tile)
         rows = len(img) // tile
-        return img.reshape(rows, tile, nx, tile).transpose(0, 2, 1, 3).reshape(rows * nx, tile * tile)
+        return img.reshape(rows, tile, nx, tile).transpose(0, 2, 1, 3).reshape(rows * nx, tile * tile)[which]
 
     step = max(1, _BAND_ROWS // tile)  # rows of tiles a band
     for r in range(0, ny, step):
@@ -80,28 +83,25 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
         t = cv2.GaussianBlur(template[lo:hi], (0, 0), 1.0)[top - 1 - lo: bottom + 1 - lo]
         ix = cv2.Sobel(t[:, x0 - 1: x1 + 1], cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[1:-1, 1:-1]
         iy = cv2.Sobel(t[:, x0 - 1: x1 + 1], cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[1:-1, 1:-1]
-        band = cut[r * nx: min(ny, r + step) * nx]
-        band[:, 0] = lay_out(t[1:-1, x0:x1])
-        band[:, 1] = lay_out(ix)
-        band[:, 2] = lay_out(iy)
         for i, img in enumerate((ix, iy, cv2.multiply(ix, ix), cv2.multiply(ix, iy), cv2.multiply(iy, iy))):
             sums[i, r: r + step] = tile_sum(img)
+        which = np.flatnonzero(_texture(sums[:, r: r + step], tile)[0] > floor)
+        band = cut[count: count + len(which)]
+        band[:, 0] = lay_out(t[1:-1, x0:x1], which)
+        band[:, 1] = lay_out(ix, which)
+        band[:, 2] = lay_out(iy, which)
+        textured.append(r * nx + which)
+        count += len(which)
 
-    # Sums over each tile of the zero-mean gradients' products (a tile's brightness offset is not a shift).
-    mx, my, area = sums[0] / tile**2, sums[1] / tile**2, tile * tile
-    sxx = sums[2] - area * mx * mx
-    sxy = sums[3] - area * mx * my
-    syy = sums[4] - area * my * my
-    trace = sxx + syy
-    lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
-    valid = lam_min > max(1e-6 * tile * tile, 0.05 * float(np.median(lam_min)))
+    lam_min, (mx, my, sxx, sxy, syy) = _texture(sums, tile)
+    valid = lam_min > max(floor, 0.05 * float(np.median(lam_min)))
     # Only the textured tiles move (the others' steps are 0): the loop works on them alone, moved to the
     # front in order (each to a place at or before its own), with their zero-mean gradients.
     rows, cols = np.nonzero(valid)
     k = len(rows)
+    kept = np.flatnonzero(valid.ravel()[np.concatenate(textured)])  # (valid tiles are among those written)
     # (when most tiles are untextured, as around a subject on a dark ground, a copy of the kept ones
-    # lets the rest go: 4 MB kept instead of 20 on ring's frames)
-    kept = np.flatnonzero(valid.ravel())
+    # lets the buffer go: 4 MB kept instead of 20 on ring's frames)
     if 4 * k < 3 * len(cut):
         cut = cut[kept]
     else:
@@ -112,6 +112,19 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
     cut[:, 2] -= my[rows, cols].astype(np.float32)[:, None]
     hessian = np.stack([sxx[rows, cols], sxy[rows, cols], syy[rows, cols]], axis=-1)
     return TemplateTiles(tile, (ny, nx, y0, x0), valid, cut, hessian)
+
+
+def _texture(sums: np.ndarray, tile: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Each tile's texture (the smaller eigenvalue of its zero-mean gradients' products) from its sums of
+    ix, iy, ix², ix·iy, iy² (``sums``: (5, ...)); with the mean gradients and the products' sums."""
+    # Sums over each tile of the zero-mean gradients' products (a tile's brightness offset is not a shift).
+    mx, my, area = sums[0] / tile**2, sums[1] / tile**2, tile * tile
+    sxx = sums[2] - area * mx * mx
+    sxy = sums[3] - area * mx * my
+    syy = sums[4] - area * my * my
+    trace = sxx + syy
+    lam_min = 0.5 * (trace - np.sqrt(np.maximum((sxx - syy) ** 2 + 4 * sxy * sxy, 0)))
+    return lam_min, (mx, my, sxx, sxy, syy)
 
 
 def tile_shifts(
