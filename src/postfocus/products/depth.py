@@ -83,19 +83,21 @@ from postfocus.errors import InputError, OutputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, spilled
+from postfocus.focus.peak import curve_shape, shape_peak
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.products.depth_ends import end_peaks
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 4  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 5  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
 SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 SIDE_SURE = 1e-6  # any focus peak at all shows occlusion_sides what a surface looks like (a weak far wall too)
+SHAPE_AGREE = 1.0  # slices: a shape fit this far from the Gaussian one is a curve the shape does not describe
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = ["DEPTH_VERSION", "DepthResult", "depth_map", "refine_depth", "write_depth_png", "read_depth_png",
@@ -146,6 +148,7 @@ def refine_depth(
     reach: int | None = None,
     sides: bool = True,
     ends: bool = True,
+    shape: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -177,6 +180,10 @@ def refine_depth(
         (``focus_index_map(sides=False)``, docs/quality.md); the depth does not.
     ends : place the peak of a focus curve cut by the sweep's first or last frame from its visible flank
         (:func:`postfocus.products.depth_ends.end_peaks`), not by the symmetric fit, which lands inside.
+    shape : where a pixel's curve peaks inside the sweep ``LEVEL_RATIO[1]`` noise floors up, place its peak by the
+        stack's own focus-curve shape (:func:`postfocus.focus.peak.shape_peak`, the matched filter of the median
+        clear curve), unless that moves it ``SHAPE_AGREE`` slices or more from the Gaussian fit (a curve of two
+        surfaces, which the shape does not describe).
 
     Returns
     -------
@@ -214,8 +221,18 @@ def refine_depth(
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
     index = gaussian_peak(agg, best, int(reach), floor)
+    shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
+    if shape:  # the peak placed by the stack's own focus-curve shape where the curve is clear and agrees
+        inner = (best > 0) & (best < n - 1)
+        clear = inner & (peak > LEVEL_RATIO[1] * floor)
+        curve = curve_shape(agg, index, peak, clear, int(reach), floor)
+        if curve[1] is not None:
+            fitted = shape_peak(agg, index, int(reach), curve, floor, where=clear)
+            shift = np.where(clear & (np.abs(fitted - index) < SHAPE_AGREE), fitted - index, 0.0).astype(np.float32)
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
+        fitted = index
         index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
+        shift[index != fitted] = 0.0
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
@@ -238,6 +255,7 @@ def refine_depth(
         stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
         keep &= stays >= given - SIDE_STEP
         index = np.where(keep, given, index).astype(np.float32)
+        shift[keep] = 0.0
     # A pixel whose focus peak is a near outline's spilled energy (no detail of its own) is filled from its surface.
     confidence[spilled(index, guide, spill=edge_spill(radius), step=SIDE_STEP, least=LEVEL_RATIO[0] * floor)] = 0.0
     # Outliers: confident-looking patches many frames away from the surface around them.
@@ -271,7 +289,7 @@ def refine_depth(
                 mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
-    depth = (blend * index + (1.0 - blend) * local).astype(np.float32)
+    depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
