@@ -97,6 +97,7 @@ OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
 SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 SIDE_SURE = 1e-6  # any focus peak at all shows occlusion_sides what a surface looks like (a weak far wall too)
+SHAPE_WIDTH = 1.5  # focus curves this wide (sigma, slices) or wider: a flat top over frames, placed by its shape
 SHAPE_AGREE = 1.0  # slices: a shape fit this far from the Gaussian one is a curve the shape does not describe
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
@@ -180,10 +181,12 @@ def refine_depth(
         (``focus_index_map(sides=False)``, docs/quality.md); the depth does not.
     ends : place the peak of a focus curve cut by the sweep's first or last frame from its visible flank
         (:func:`postfocus.products.depth_ends.end_peaks`), not by the symmetric fit, which lands inside.
-    shape : where a pixel's curve peaks inside the sweep ``LEVEL_RATIO[1]`` noise floors up, place its peak by the
+    shape : on a dense sweep (focus curves ``SHAPE_WIDTH`` slices wide or wider, whose flat top spans several
+        frames), where a pixel's curve peaks inside the sweep ``LEVEL_RATIO[1]`` noise floors up, place its peak by the
         stack's own focus-curve shape (:func:`postfocus.focus.peak.shape_peak`, the matched filter of the median
         clear curve), unless that moves it ``SHAPE_AGREE`` slices or more from the Gaussian fit (a curve of two
-        surfaces, which the shape does not describe).
+        surfaces, which the shape does not describe). Only the pixel's own reading moves (less than a slice); the
+        cleaning's decisions (sides, outliers, bands, fill) are made on the Gaussian fit, as before.
 
     Returns
     -------
@@ -222,7 +225,7 @@ def refine_depth(
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
     index = gaussian_peak(agg, best, int(reach), floor)
     shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
-    if shape:  # the peak placed by the stack's own focus-curve shape where the curve is clear and agrees
+    if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
         inner = (best > 0) & (best < n - 1)
         clear = inner & (peak > LEVEL_RATIO[1] * floor)
         curve = curve_shape(agg, index, peak, clear, int(reach), floor)
