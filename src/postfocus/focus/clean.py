@@ -355,33 +355,21 @@ def domain_transform(
     if g.ndim == 2:
         g = g[..., None]
     ratio = float(sigma_s) / max(float(sigma_r), 1e-6)
-    # The horizontal passes run over a transposed copy: each step then reads and writes one contiguous row
-    # (the same arithmetic, so the same bits, at a third less CPU than strided columns).
-    dist_x = np.ascontiguousarray((1.0 + ratio * np.abs(np.diff(g, axis=1)).sum(axis=2)).T)  # (W-1, H)
+    dist_x = 1.0 + ratio * np.abs(np.diff(g, axis=1)).sum(axis=2)  # (H, W-1)
     dist_y = 1.0 + ratio * np.abs(np.diff(g, axis=0)).sum(axis=2)  # (H-1, W)
     h, w = out.shape[:2]
     n = max(1, int(iterations))
-    cols = np.empty((w, h, out.shape[2]), np.float32)
-    step = np.empty((max(h, w), out.shape[2]), np.float32)
     for i in range(n):
         sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
         a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
         vx = np.power(a, dist_x).astype(np.float32)[..., None]
         vy = np.power(a, dist_y).astype(np.float32)[..., None]
-        cols[...] = out.swapaxes(0, 1)
-        _recurse(cols, vx, step[:h])
-        out[...] = cols.swapaxes(0, 1)
-        _recurse(out, vy, step[:w])
+        for j in range(1, w):
+            out[:, j] += vx[:, j - 1] * (out[:, j - 1] - out[:, j])
+        for j in range(w - 2, -1, -1):
+            out[:, j] += vx[:, j] * (out[:, j + 1] - out[:, j])
+        for j in range(1, h):
+            out[j] += vy[j - 1] * (out[j - 1] - out[j])
+        for j in range(h - 2, -1, -1):
+            out[j] += vy[j] * (out[j + 1] - out[j])
     return out[..., 0] if squeeze else out
-
-
-def _recurse(rows: np.ndarray, v: np.ndarray, step: np.ndarray) -> None:
-    """One forward and one backward pass of the recursive filter along axis 0 of ``rows``, in place."""
-    for j in range(1, rows.shape[0]):
-        np.subtract(rows[j - 1], rows[j], out=step)
-        step *= v[j - 1]
-        rows[j] += step
-    for j in range(rows.shape[0] - 2, -1, -1):
-        np.subtract(rows[j + 1], rows[j], out=step)
-        step *= v[j]
-        rows[j] += step

@@ -31,7 +31,7 @@ import numpy as np
 
 SHAPE_SAMPLES = 20000  # clear curves whose median makes the shape
 
-__all__ = ["Peak", "curve_shape", "parabola_peak", "shape_peak", "streamed_peak"]
+__all__ = ["Peak", "curve_shape", "parabola_peak", "shape_peak", "shape_shift", "streamed_peak"]
 
 
 class Peak(NamedTuple):
@@ -236,3 +236,23 @@ def shape_peak(volume: np.ndarray, centre: np.ndarray, reach: int, shape: tuple[
             frac = np.where(np.isfinite(denom) & (denom < 0), 0.5 * (s_m - s_p) / denom, 0.0)
         out[cols] = kk + shifts[best] + step * np.clip(frac, -0.5, 0.5)
     return np.clip(out, 0, n - 1).reshape(np.shape(centre)).astype(np.float32)
+
+
+def shape_shift(volume: np.ndarray, index: np.ndarray, clear: np.ndarray, peak: np.ndarray, reach: int,
+                floor: float = 0.0, *, agree: float = 1.0) -> np.ndarray:
+    """How far the shape fit (:func:`curve_shape`, :func:`shape_peak`) moves each ``clear`` pixel's ``index``.
+
+    The shape is learnt from the ``clear`` pixels; a move of ``agree`` frames or more is a curve the shape does
+    not describe (two surfaces in the window) and is dropped. Zero elsewhere, and everywhere when fewer than 50
+    pixels are clear.
+
+    Returns
+    -------
+    float32 (H, W) frames to add to ``index``.
+    """
+    shift = np.zeros(np.shape(index), np.float32)
+    curve = curve_shape(volume, index, peak, clear, reach, floor)
+    if curve[1] is None:
+        return shift
+    fitted = shape_peak(volume, index, reach, curve, floor, where=clear)
+    return np.where(clear & (np.abs(fitted - index) < agree), fitted - index, 0.0).astype(np.float32)

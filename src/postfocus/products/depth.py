@@ -69,8 +69,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -79,14 +77,15 @@ import cv2
 import numpy as np
 
 from postfocus.colour import to_grey
-from postfocus.errors import InputError, OutputError, PostfocusError
+from postfocus.errors import InputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, spilled
-from postfocus.focus.peak import curve_shape, shape_peak
+from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.products.depth_ends import end_peaks
+from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
@@ -226,12 +225,8 @@ def refine_depth(
     index = gaussian_peak(agg, best, int(reach), floor)
     shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
     if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
-        inner = (best > 0) & (best < n - 1)
-        clear = inner & (peak > LEVEL_RATIO[1] * floor)
-        curve = curve_shape(agg, index, peak, clear, int(reach), floor)
-        if curve[1] is not None:
-            fitted = shape_peak(agg, index, int(reach), curve, floor, where=clear)
-            shift = np.where(clear & (np.abs(fitted - index) < SHAPE_AGREE), fitted - index, 0.0).astype(np.float32)
+        clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor)
+        shift = shape_shift(agg, index, clear, peak, int(reach), floor, agree=SHAPE_AGREE)
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
         fitted = index
         index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
@@ -354,58 +349,6 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
 def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
     """Refuse an output path with another suffix, in a missing or read-only folder, or naming an input."""
     return check_output_path(path, inputs, suffixes)
-
-
-def _png_text(png: bytes, text: dict[str, str]) -> bytes:
-    """Insert tEXt chunks right after the IHDR chunk of an encoded PNG."""
-    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    chunks = b""
-    for key, value in text.items():
-        data = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
-        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
-    return png[:end] + chunks + png[end:]
-
-
-def depth_to_uint16(depth: np.ndarray, frames: int) -> np.ndarray:
-    """Frame units -> 16-bit counts: 0 = frame 0, 65535 = frame ``frames - 1``."""
-    span = max(frames - 1, 1)
-    return (np.clip(depth / span, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-
-
-def write_depth_png(path: str | os.PathLike, result: DepthResult) -> Path:
-    """16-bit grey PNG; 0 = nearest frame, 65535 = frame N-1; the scale is in the PNG text."""
-    counts = depth_to_uint16(result.depth, result.frames)
-    span = max(result.frames - 1, 1)
-    ok, encoded = cv2.imencode(".png", counts)
-    if not ok:
-        raise OutputError(f"{path}: PNG encoder failed")
-    text = {
-        "Software": "postfocus",
-        "Description": (f"postfocus depth map: frame = value / 65535 * {span} "
-                        f"(0 = nearest frame, 65535 = frame {result.frames - 1})"),
-        "postfocus:depth_frames": str(result.frames),
-        "postfocus:depth_scale": repr(span / 65535.0),
-        "postfocus:depth_zero": "nearest frame",
-    }
-    blob = _png_text(encoded.tobytes(), text)
-    return atomic_write(path, lambda p: p.write_bytes(blob))
-
-
-def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a depth PNG written by :func:`write_depth_png`: (depth in frames, number of frames)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            frames = int(im.info.get("postfocus:depth_frames", 0) or 0)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read depth map ({exc})") from None
-    counts = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if counts is None or counts.ndim != 2 or counts.dtype != np.uint16:
-        raise InputError(f"{path}: not a 16-bit grey depth map")
-    if frames < 1:
-        raise InputError(f"{path}: no postfocus depth scale in this PNG")
-    return (counts.astype(np.float32) / 65535.0 * max(frames - 1, 1)).astype(np.float32), frames
 
 
 def write_depth_npy(path: str | os.PathLike, result: DepthResult) -> Path:
