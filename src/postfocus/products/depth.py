@@ -10,7 +10,11 @@ of a processed stack:
    log-measures of the frames that carry the focus curve, three of its widths
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
-   frames and a three-frame parabola reads its noise). A curve cut by the
+   frames and a three-frame parabola reads its noise). On a dense sweep (curves
+   1.5 frames wide or wider) a clear pixel's reading is then placed by the
+   stack's own curve shape, flat-topped with heavy tails, not a Gaussian
+   (:func:`postfocus.focus.peak.shape_shift`); the cleaning below decides on
+   the Gaussian fit. A curve cut by the
    sweep's first or last frame is placed from its visible flank instead
    (:mod:`postfocus.products.depth_ends`). Confidence is how far
    the peak stands above the average frame and the noise floor. A near
