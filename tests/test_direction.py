@@ -204,29 +204,3 @@ def test_info_shows_evidence_only_when_the_order_was_measured(cli, tiny_stack, t
     assert run.returncode == 0
     line = next(x for x in run.stdout.splitlines() if "near to far" in x)
     assert "focus order near to far," in line and "confidence" not in line  # stated: no evidence to show
-
-
-def test_the_edges_steepness_decides_the_pins_both_ways():
-    """The pins' far side (a plain-ish wall behind thin pins) gives the far-side test too few pieces; the
-    steepness about the edge's sharpest frame (``steepness_votes``) decides both ways."""
-    st = render_layered("pins", 8, size=(300, 450), max_blur=8.0, seed=1, noise=0.004, jpeg_quality=95)
-    for frames, near_to_far in ((list(st.frames), True), (list(st.frames[::-1]), False)):
-        d = _in_frames(frames)
-        # measured (steepness test): agreement 0.98 and 0.93, confidence 0.9994 and 0.9965, 12.7 and 11.7
-        # effective pieces; the far-side test alone leaned the same way at 0.24 and 0.51 confidence
-        assert d.measured and d.near_to_far == near_to_far and d.agreement > 0.85
-
-
-def test_steepness_votes_and_two_tests_that_disagree():
-    from postfocus.focus.direction import _either
-    from postfocus.focus.edge_frames import steepness_votes
-
-    later = np.array([[1.0, 2.0, 5.0, 4.0, 3.0], [3.0, 4.0, 5.0, 2.0, 1.0], [5.0, 4.0, 3.0, 2.0, 1.0]])
-    vote, ok = steepness_votes(later)
-    assert vote[0] > 0.9 and vote[1] < -0.9 and ok.tolist() == [True, True, False] and vote[2] == 0.0
-    n2f = SweepDirection(True, True, 0.999, True, 0.9, 20, 15.0, 40, "measured")
-    f2n = SweepDirection(False, True, 0.995, False, 0.8, 20, 15.0, 40, "measured")
-    weak = SweepDirection(True, False, 0.6, False, 0.6, 20, 15.0, 40, "assumed")
-    both = _either(n2f, f2n)
-    assert not both.measured and both.near_to_far and both.source == "assumed"
-    assert _either(weak, f2n) == f2n and _either(n2f, weak) == n2f
