@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-import dataclasses
 from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 
-from postfocus.focus.edge_frames import edge_votes, pick_frames, steepness_votes
+from postfocus.focus.edge_frames import edge_votes, pick_frames
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import MEASURE_REACH, edge_spill
 
@@ -423,17 +422,7 @@ def direction_of(maps: object, guide: np.ndarray, *, read: Callable[[int], np.nd
     matrices = {i: np.eye(3) if alignment is None else alignment[i].matrix for i in frames}
     used = np.asarray(maps.used, np.float32)
     sides = np.interp(np.stack([c["da"][take], c["db"][take]], 1), np.arange(used.size), used)  # frame numbers
-    vote, ok, steep = edge_votes(read, matrices, centre, normal, reach, frames, sides, c["extent"][take] * scale)
+    vote, ok = edge_votes(read, matrices, centre, normal, reach, frames, sides, c["extent"][take] * scale)
     # a vote checked in the frames counts by how clearly the edge is steeper in one frame (the analysis' trust in
     # the sides no longer applies: the frames said where they are)
-    far = _decide(vote, ok.astype(np.float64), c["piece"][take])
-    sv, sok = steepness_votes(steep)  # (needs no detail on the far side)
-    return _either(far, _decide(sv, sok.astype(np.float64), c["piece"][take]))
-
-
-def _either(a: SweepDirection, b: SweepDirection) -> SweepDirection:
-    """Two independent tests of the direction: the one that decides is used, unless the other decides the other
-    way (then near to far is assumed); with neither deciding, the one leaning more surely is reported."""
-    if a.measured and b.measured and a.near_to_far != b.near_to_far:
-        return dataclasses.replace(a, near_to_far=True, measured=False, source="assumed")
-    return a if a.measured or (not b.measured and a.confidence >= b.confidence) else b
+    return _decide(vote, ok.astype(np.float64), c["piece"][take])

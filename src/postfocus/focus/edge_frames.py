@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 
-__all__ = ["AHEAD", "NOISE", "edge_votes", "pick_frames", "steepness_votes"]
+__all__ = ["AHEAD", "NOISE", "edge_votes", "pick_frames"]
 
 AHEAD = 2.0
 """The far side's detail (gradient energy along the edge) must be this much stronger in its own frame than in the
@@ -149,8 +149,6 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
         (M,) float in [-1, 1]: +1 when the edge's frame (the near side's) comes before the far side's (near
         to far), graded by the log ratio of the edge's steepness in the two frames (full at 2x), 0 where not
         ``ok``; and bool: a far side was found (and the two sides, if both qualify, agree).
-    steepness : numpy.ndarray
-        (M, len(frames)) the edge's steepness in each frame read (for :func:`steepness_votes`).
 
     References
     ----------
@@ -183,53 +181,4 @@ def edge_votes(read: Callable[[int], np.ndarray], matrices: Sequence[np.ndarray]
     both = np.isfinite(va) & np.isfinite(vb)
     vote = np.where(np.isfinite(va), va, vb)
     ok = (np.isfinite(va) | np.isfinite(vb)) & ~(both & (np.sign(va) != np.sign(vb))) & (vote != 0)
-    return np.where(ok, np.nan_to_num(vote), 0.0), ok, step
-
-
-def steepness_votes(steepness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each edge says near to far, from how its steepness falls on either side of its sharpest frame.
-
-    The edge is steepest in its near side's frame ``e``. Away from it, the near side's blur softens the edge
-    the same way in both directions (a disc growing a radius per frame either way), but towards the far
-    side's frames the far surface's own structure at the outline sharpens, while away from them it blurs
-    further: the edge stays steeper on the far side of ``e`` in the sweep. Compared over the frames
-    ``e - k`` and ``e + k``, ``k = 1 .. min(e, F - 1 - e)`` (a symmetric window, so a steepness that only
-    falls with the distance from ``e`` says nothing): +1 (near to far) when the later frames are steeper.
-    A far side of one flat colour gives no asymmetry (the edge is then the near object's mask blurred by its
-    own disc, symmetric in the sign of the defocus), nor does an edge in the first or last frame read.
-
-    Parameters
-    ----------
-    steepness : numpy.ndarray
-        (M, F) each edge's steepness in the frames read (:func:`edge_votes`), which are evenly spread over
-        the sweep (:func:`pick_frames`).
-
-    Returns
-    -------
-    vote, ok : numpy.ndarray
-        (M,) float in [-1, 1]: the log2 ratio of the later frames' summed steepness to the earlier ones',
-        full at 2^0.5; and bool: a symmetric window exists.
-
-    References
-    ----------
-    Asada, Fujiwara and Matsuyama (1998): see the module.
-
-    Examples
-    --------
-    >>> v, ok = steepness_votes(np.array([[1.0, 4.0, 3.0, 1.0], [5.0, 3.0, 2.0, 1.0]]))
-    >>> v.round(2).tolist(), ok.tolist()
-    ([1.0, 0.0], [True, False])
-    """
-    s = np.asarray(steepness, np.float64)
-    m, f = s.shape
-    e = s.argmax(1)
-    half = np.minimum(e, f - 1 - e)
-    k = np.arange(1, f)[None, :]
-    inside = k <= half[:, None]
-    rows = np.arange(m)[:, None]
-    later = np.where(inside, s[rows, np.clip(e[:, None] + k, 0, f - 1)], 0.0).sum(1)
-    earlier = np.where(inside, s[rows, np.clip(e[:, None] - k, 0, f - 1)], 0.0).sum(1)
-    ok = (half >= 1) & (later > 0) & (earlier > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vote = np.clip(np.log2(later / earlier) / 0.5, -1.0, 1.0)
-    return np.where(ok, vote, 0.0), ok
+    return np.where(ok, np.nan_to_num(vote), 0.0), ok
