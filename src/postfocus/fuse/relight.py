@@ -39,15 +39,15 @@ __all__ = ["RELIGHT_SPREAD", "FarBlend", "local_far_index", "relight"]
 RELIGHT_SPREAD = 0.1
 
 
-def local_far_index(index: np.ndarray, slope: float, *, near_to_far: bool = True) -> np.ndarray:
-    """The farthest index within the blur reach of each pixel (``slope`` × the index's span, px).
+def local_far_index(index: np.ndarray, reach: int, *, near_to_far: bool = True) -> np.ndarray:
+    """The farthest index within ``reach`` px of each pixel (the blur reach: blur growth × the index's span).
 
     Parameters
     ----------
     index : numpy.ndarray
         float32 (h, w) focus index in frames.
-    slope : float
-        Blur growth, pixels of radius per frame.
+    reach : int
+        Radius (px) of the disc the far index is looked for in.
     near_to_far : bool
         Frame 0 is the nearest focus (the far index is the local maximum); False: the local minimum.
 
@@ -59,12 +59,10 @@ def local_far_index(index: np.ndarray, slope: float, *, near_to_far: bool = True
     Examples
     --------
     >>> d = np.zeros((1, 9), np.float32); d[0, 4] = 3.0
-    >>> local_far_index(d, 0.5).tolist()
+    >>> local_far_index(d, 2).tolist()
     [[0.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0, 0.0, 0.0]]
     """
     index = np.asarray(index, np.float32)
-    span = float(index.max() - index.min()) if index.size else 0.0
-    reach = int(np.ceil(max(slope, 0.0) * span))
     if reach < 1:
         return index.copy()
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
@@ -109,13 +107,16 @@ def relight(image: np.ndarray, far: np.ndarray, allowed: np.ndarray, *, scale: f
     """
     g = cv2.GaussianBlur(image, (0, 0), scale)
     g /= np.maximum(cv2.GaussianBlur(far, (0, 0), scale), np.float32(1e-3))
-    low, high = g.min(axis=2), g.max(axis=2)
-    w = np.clip((low - np.float32(floor)) / np.float32(0.05), 0.0, 1.0) * allowed
-    w *= np.clip((np.float32(1.0 + spread) - high / np.maximum(low, np.float32(1e-3))) / np.float32(0.05), 0.0, 1.0)
+    planes = cv2.split(g)
+    low, high = cv2.min(cv2.min(planes[0], planes[1]), planes[2]), cv2.max(cv2.max(planes[0], planes[1]), planes[2])
+    w = np.clip((low - np.float32(floor)) * np.float32(20.0), 0.0, 1.0)  # (taken wholly 0.05 above ``floor``)
+    high /= np.maximum(low, np.float32(1e-3))
+    w *= np.clip((np.float32(1.0 + spread) - high) * np.float32(20.0), 0.0, 1.0)
+    w *= allowed
     np.clip(g, 1.0, cap, out=g)
     g *= far
     g -= image
-    g *= w[..., None]
+    g *= cv2.merge((w, w, w))
     image += g
     return image
 

@@ -225,6 +225,7 @@ class _Merge:
         self._occlusion: tuple[np.ndarray, float | None] | None = None
         self.keep_volume = True  # (False: the maps' volume is let go once the blend state is made)
         self.relight = False  # (the far surface beside darker near objects relit, fuse/relight.py)
+        self.far: np.ndarray | None = None  # (its far index, maps' size; made with the occlusion-safe index)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Matrix into the maps' geometry and exposure gain of frame ``i``."""
@@ -239,12 +240,16 @@ class _Merge:
         if self._occlusion is None:
             maps = self.maps
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured beside)
-            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used, near_to_far=near)
+            safe, growth = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used,
+                                                 near_to_far=near, with_slope=True)
             slope = None
-            if self.restore or self.relight:  # for the matting equation, or the relighting's reach
+            if self.restore:  # for the matting equation
                 own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
                                 np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
                 slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+            if self.relight:  # the far index within the blur reach, at the maps' size (fuse/relight.py)
+                ranks = np.interp([maps.focus_index.min(), maps.focus_index.max()], maps.used, np.arange(len(maps.used)))
+                self.far = local_far_index(maps.focus_index, int(np.ceil(growth * float(np.ptp(ranks)))), near_to_far=near)
             self._occlusion = safe, slope
         return self._occlusion
 
@@ -276,9 +281,9 @@ class _Merge:
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured: asked now)
-            far = local_far_index(rank, slope, near_to_far=near) if self.relight and slope else None
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope if self.restore else None,
-                                  threads=threads, near_to_far=near, far_index=far)
+            far = rank_of(self.far) if self.far is not None else None
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near,
+                                  far_index=far)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
