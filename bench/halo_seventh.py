@@ -29,7 +29,6 @@ its PSNR and process time against the default's. Prints halo (near side / far si
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from halo_fifth import scenes, scored  # noqa: E402
+from halo_fifth import scenes_from_args, scored  # noqa: E402
 
 from postfocus.focus.map import focus_index_map  # noqa: E402
 from postfocus.fuse.occlusion import visible_index  # noqa: E402
@@ -85,10 +84,7 @@ def _relit(frames, image, index, far_index, disc, scale, lim, own_mask):  # noqa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", nargs="+", default=["grass", "pins"])
-    args = parser.parse_args()
-    for name, st, truth, source, analysis, growth in scenes(args.scenes):
+    for name, st, truth, source, analysis, growth in scenes_from_args(__doc__):
         maps = analysis.maps
         kept: dict[int, np.ndarray] = {}
 
