@@ -75,33 +75,6 @@ def test_lossless_frames_are_kept_as_compressed_tiff_and_read_back_the_same(tmp_
             assert page.compression == tifffile.COMPRESSION.ZSTD and page.predictor == tifffile.PREDICTOR.HORIZONTAL
 
 
-def test_the_writer_corrects_exposure_in_its_own_thread_the_same_bytes(tmp_path):
-    import threading
-
-    from postfocus.pipeline.merge import apply_gain
-
-    rng = np.random.default_rng(5)
-    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
-    gain = np.array([1.1, 1.0, 0.9], np.float32)
-    seen = []
-
-    def correct(frame, g):
-        seen.append((threading.current_thread().name, frame is pixels))
-        return apply_gain(frame, g)
-
-    for name in ("early", "late"):
-        (tmp_path / name / "frames").mkdir(parents=True)
-    early = FrameWriter(tmp_path / "early", lossless=True, deep=False)
-    early(3, apply_gain(pixels, gain))
-    late = FrameWriter(tmp_path / "late", lossless=True, deep=False, correct=correct)
-    assert late.takes_gain and not early.takes_gain
-    late(3, pixels, gain)
-    assert early.close() == late.close() == {"3": "frames/0003.tif"}
-    assert seen == [(seen[0][0], True)] and seen[0][0].startswith("postfocus-write")  # the frame itself, queued
-    assert (tmp_path / "early/frames/0003.tif").read_bytes() == (tmp_path / "late/frames/0003.tif").read_bytes()
-    assert early.checksums == late.checksums
-
-
 def test_the_image_just_written_is_handed_out_as_the_file_holds_it(tiny_stack, tmp_path):
     from postfocus.io.images import read_image
 

@@ -100,8 +100,7 @@ def fuse(
     on_aligned : callable, optional
         ``on_aligned(index, aligned)`` for every used frame, warped into ``region``, exposure-corrected,
         in the source's stored type (e.g. to keep aligned frames for refocusing; it may be a view into
-        the warped frame: read it, do not change it); called in frame order from the decoding thread. If it has
-        a true ``takes_gain``, ``on_aligned(index, aligned, gain)`` with the frame not yet corrected.
+        the warped frame: read it, do not change it); called in frame order from the decoding thread.
     progress : callable, optional
         ``progress(stage, done, total)``.
     occlusion : bool
@@ -168,11 +167,7 @@ def fuse(
     oy, ox = top - grown[0], left - grown[1]
 
     def keep(i: int, aligned: np.ndarray, gain: np.ndarray) -> None:  # cut, then corrected: no copy at gain 1
-        view = aligned[oy:oy + bottom - top, ox:ox + right - left]
-        if getattr(on_aligned, "takes_gain", False):  # (it corrects the frame itself, when it uses it)
-            on_aligned(i, view, gain)
-        else:
-            on_aligned(i, apply_gain(view, gain))
+        on_aligned(i, apply_gain(aligned[oy:oy + bottom - top, ox:ox + right - left], gain))
 
     image = None
     for k, part in enumerate(parts):

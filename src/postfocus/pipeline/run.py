@@ -353,8 +353,7 @@ class _WarpAhead:
             a = alignment[i]
             aligned = warp_whole(self.source.read_pixels(i), a.matrix, size, grown)
             # cut to the output region, then corrected: at gain 1 the writer gets a view of the kept frame, no copy
-            view, gain = aligned[oy:oy + h, ox:ox + w], np.asarray(a.gain, np.float32)
-            self.keep(i, view, gain) if getattr(self.keep, "takes_gain", False) else self.keep(i, apply_gain(view, gain))
+            self.keep(i, apply_gain(aligned[oy:oy + h, ox:ox + w], np.asarray(a.gain, np.float32)))
             return aligned
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-warp")
@@ -394,7 +393,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             (part.path / "frames").mkdir()
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        keep = FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped, correct=apply_gain)
+        keep = FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped)
         if unwarped:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = _WarpAhead(source, keep, opts.method)

@@ -15,7 +15,7 @@ import json
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -36,11 +36,9 @@ class FrameWriter:
     """``writer(index, aligned)`` writes a cached aligned frame in a background thread.
 
     Encoding (JPEG q97 4:4:4, or for lossless sources a TIFF compressed with
-    Zstandard at level 1 after horizontal differencing) overlaps with the merge; at most two frames wait to be written,
-    so memory stays flat. Given ``correct``, ``writer(index, aligned, gain)`` takes the frame before its
-    exposure correction (:attr:`takes_gain`) and corrects it in the writing thread just before encoding: the
-    waiting frames are then the merge's own (no copy), and a corrected copy lives only while it is encoded.
-    :meth:`close` waits for them, raises the first failure, and returns ``{index: name}``.
+    Zstandard at level 1 after horizontal differencing) overlaps with the merge; at most two frames wait to be written, so memory
+    stays flat. :meth:`close` waits for them, raises the first failure, and
+    returns ``{index: name}``.
 
     Parameters
     ----------
@@ -56,15 +54,10 @@ class FrameWriter:
     chroma_420 : bool
         JPEG colour at half resolution (4:2:0; for frames of a video, whose colour has no more),
         else full (4:4:4).
-    correct : callable, optional
-        ``correct(pixels, gain)``: the frame exposure-corrected, in its type (e.g.
-        :func:`~postfocus.pipeline.merge.apply_gain`).
     """
 
-    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97, *, chroma_420: bool = False,
-                 correct: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None):
-        self.folder, self.lossless, self.deep, self.correct = folder, lossless, deep, correct
-        self.takes_gain = correct is not None
+    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97, *, chroma_420: bool = False):
+        self.folder, self.lossless, self.deep = folder, lossless, deep
         if lossless:
             self.params = []
         else:
@@ -76,19 +69,16 @@ class FrameWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
         self._pending: list = []
 
-    def __call__(self, index: int, aligned: np.ndarray, gain: np.ndarray | None = None) -> None:
+    def __call__(self, index: int, aligned: np.ndarray) -> None:
+        stored = np.uint16 if self.deep else np.uint8  # aligned comes in the source's stored type
+        pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if self.deep else 8)
         name = f"frames/{index:04d}" + (".tif" if self.lossless else ".jpg")
-        self._pending.append(self._pool.submit(self._write, name, aligned, gain))
+        self._pending.append(self._pool.submit(self._write, name, pixels))
         self.files[str(index)] = name
         while len(self._pending) > 2:
             self._pending.pop(0).result()
 
-    def _write(self, name: str, aligned: np.ndarray, gain: np.ndarray | None = None) -> None:
-        if gain is not None:
-            aligned = self.correct(aligned, gain)
-        stored = np.uint16 if self.deep else np.uint8  # aligned comes in the source's stored type
-        pixels = aligned if aligned.dtype == stored else to_uint(to_float(aligned), 16 if self.deep else 8)
-        del aligned
+    def _write(self, name: str, pixels: np.ndarray) -> None:
         if self.lossless:
             data = _lossless(pixels)
         else:
