@@ -8,6 +8,11 @@ second is shown (imports and first-call costs left out); ``--cold`` shows the fi
 
     python bench/bench_timeline.py process ../shared/data/pcb
     python bench/bench_timeline.py stack ../shared/data/ring --step 20
+    python bench/bench_timeline.py cli "-q stack ../shared/data/beetle -o /tmp/o.jpg --cache /tmp/fresh"
+
+``cli`` runs one whole command line in-process, cold, the sampler started before the command line's
+import (so the start-up, the stack folder and the output file are in the timeline; the interpreter's own
+start, about 0.1 s, is not).
 
 A step with about twice the ticks of its length / 10 ms had both cores busy; one thread alone with ticks
 in every step is a serial stretch. Wall times mean little on a loaded machine (the ticks show it).
@@ -46,15 +51,22 @@ def _ticks(tid: int) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("call", choices=("process", "stack"))
-    parser.add_argument("inputs")
+    parser.add_argument("call", choices=("process", "stack", "cli"))
+    parser.add_argument("inputs", help="the stack (or, with cli, the whole command line in one argument)")
     parser.add_argument("--step", type=float, default=40.0, help="milliseconds between samples")
     parser.add_argument("--cold", action="store_true", help="show the first run (with imports)")
     args = parser.parse_args()
-    from postfocus.pipeline.run import process, stack
+    if args.call == "cli":
+        args.cold = True
+    else:
+        from postfocus.pipeline.run import process, stack
 
     def once() -> None:
-        if args.call == "process":
+        if args.call == "cli":
+            from postfocus.cli import main as cli
+
+            cli(args.inputs.split(), standalone_mode=False)
+        elif args.call == "process":
             with tempfile.TemporaryDirectory() as folder:
                 process(args.inputs, cache_dir=folder).all_in_focus()
         else:

@@ -143,6 +143,7 @@ def analyse(
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     leave_out: Callable[[], dict[int, str]] | None = None,
     on_alignment: Callable[[list[FrameAlignment], list[int]], None] | None = None,
+    on_measured: Callable[[], None] | None = None,
     **changes: Any,
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
@@ -168,6 +169,9 @@ def analyse(
     on_alignment : callable, optional
         ``on_alignment(alignment, used)`` as soon as the alignment is final, before
         the maps are made (e.g. to start warping frames for pass 2 beside them).
+    on_measured : callable, optional
+        ``on_measured()`` once every frame's measure and small copy is in reference geometry, as the
+        focus map starts (on one thread: work started here fills the other core).
     **changes
         Fields of :class:`StackOptions` to change, e.g. ``motion="off"``.
 
@@ -330,6 +334,8 @@ def analyse(
         # Unless something moved, the focus map does not depend on the motion: made beside the motion
         # clean-up (and made again below in the rare case that something moved).
         still_map = in_background(lambda: focus_index_map(volume, guide, prefer=prefer), "postfocus-map")
+    if on_measured is not None:
+        on_measured()
     moved = detector.finish() if detector is not None else None
     flow = None
     if options.refine_flow:

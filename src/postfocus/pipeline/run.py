@@ -339,6 +339,7 @@ class _WarpAhead:
         self.source, self.keep, self.method = source, keep, method
         self._pool: ThreadPoolExecutor | None = None
         self._frames: dict[int, Future] = {}
+        self._work: list = []
 
     def start(self, alignment: list, used: list[int]) -> None:
         """Start warping the ``used`` frames (the ``on_alignment`` of :func:`analyse`), if all are kept decoded."""
@@ -357,7 +358,15 @@ class _WarpAhead:
             return aligned
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-warp")
-        self._frames = {i: self._pool.submit(warp, i) for i in used}
+        self._work = [(i, warp) for i in used]
+        if os.environ.get("PF_WARP_EARLY"):
+            self.begin()
+
+    def begin(self) -> None:
+        """Hand the frames to the warping thread (the ``on_measured`` of :func:`analyse`, or a first
+        :meth:`frame`)."""
+        work, self._work = self._work, []
+        self._frames.update({i: self._pool.submit(warp, i) for i, warp in work})
 
     @property
     def started(self) -> bool:
@@ -365,6 +374,8 @@ class _WarpAhead:
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` warped (the ``warped`` of :func:`fuse`); each is handed out once."""
+        if self._work:
+            self.begin()
         return self._frames.pop(index).result()
 
     def close(self) -> None:
@@ -372,6 +383,7 @@ class _WarpAhead:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._frames.clear()
+        self._work = []
 
 
 def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity: object, *, bands: int,
@@ -402,7 +414,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             early = bands == 1 and not opts.refine_flow
             analysis = analyse(source, opts, progress=progress, warn=warn, on_frame=repeats.see if repeats else None,
                                leave_out=repeats.leave_out if repeats else None,
-                               on_alignment=ahead.start if early else None)
+                               on_alignment=ahead.start if early else None,
+                               on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
