@@ -15,7 +15,10 @@ import (so the start-up, the stack folder and the output file are in the timelin
 start, about 0.1 s, is not).
 
 A step with about twice the ticks of its length / 10 ms had both cores busy; one thread alone with ticks
-in every step is a serial stretch. Wall times mean little on a loaded machine (the ticks show it).
+in every step is a serial stretch. Wall times mean little on a loaded machine (the ticks show it); the
+``ready`` column does not depend on the load: the threads runnable at the sample (Linux state R, running
+or waiting for a core; a thread waiting for the GIL, a lock or I/O is not), summed up at the end as the
+share of samples with none, one, or two or more runnable threads.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ def _label(frame) -> str:
     return frame.f_code.co_name if frame is not None else "?"
 
 
-def _ticks(tid: int) -> int | None:
+def _ticks(tid: int) -> tuple[int, bool] | None:
+    """A thread's CPU ticks so far and whether it is runnable now (state R: running or waiting for a core)."""
     try:
         with open(f"/proc/self/task/{tid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        return int(fields[11]) + int(fields[12]), fields[0] == "R"  # utime + stime
     except OSError:
         return None
 
@@ -83,18 +87,20 @@ def main() -> None:
         while not done.wait(args.step / 1000):
             frames = sys._current_frames()
             named = {t.native_id: t for t in threading.enumerate()}
-            row = []
+            row, ready = [], 0
             for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
                 thread = named.get(tid)
-                ticks = _ticks(tid)
-                if ticks is None or (thread is not None and thread.ident == me):
+                read = _ticks(tid)
+                if read is None or (thread is not None and thread.ident == me):
                     continue
+                ticks, runnable = read
+                ready += runnable and thread is not None  # (OpenCV's pool threads spin while they wait: not counted)
                 used, last[tid] = ticks - last.get(tid, ticks if tid in last else 0), ticks
                 name = thread.name.replace("postfocus-", "") if thread else f"native{tid}"
                 row.append((name, used, _label(frames.get(thread.ident)) if thread else ""))
             with open("/proc/self/statm") as fh:
                 rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-            rows.append((time.perf_counter() - start, rss, row))
+            rows.append((time.perf_counter() - start, rss, row, ready))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -102,14 +108,20 @@ def main() -> None:
     done.set()
     sampler.join()
     totals: dict[str, int] = {}
-    for at, rss, row in rows:
+    for at, rss, row, ready in rows:
         parts = []
         for name, used, label in row:
             totals[name] = totals.get(name, 0) + used
             if used or (label and not label.endswith("_worker")):
                 parts.append(f"{name}:{used}:{label}")
-        print(f"{at:6.2f} s  {rss:5.0f} MB  ticks {sum(u for _, u, _ in row):3d}  " + "  ".join(parts))
+        print(f"{at:6.2f} s  {rss:5.0f} MB  ticks {sum(u for _, u, _ in row):3d}  ready {ready}  " + "  ".join(parts))
     print(f"wall {time.perf_counter() - start:.2f} s; ticks (10 ms) per thread: {totals}")
+    # Runnable threads (state R) at each sample: what the run asks of the cores, whatever else the machine runs.
+    # Samples with one runnable thread are stretches where a second core would sit idle on a quiet machine.
+    counts = [min(ready, 2) for *_, ready in rows]
+    shares = [100 * counts.count(k) / max(1, len(counts)) for k in (0, 1, 2)]
+    print(f"runnable threads over {len(counts)} samples: none {shares[0]:.0f} %, one {shares[1]:.0f} %, "
+          f"two or more {shares[2]:.0f} %")
 
 
 if __name__ == "__main__":

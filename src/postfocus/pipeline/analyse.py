@@ -108,6 +108,10 @@ _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np
 #: 1: measured so (the run-to-run differences seen with 3 were OpenCV's phaseCorrelate windowing a
 #: frame's shared small copy in place, fixed in ``align/pair.py``; 3 has not been measured since).
 PREPARED_AHEAD, PREPARED_AHEAD_MB = 1, 24.0
+#: Frames brought into reference geometry ahead of the motion comparison (a small grey frame each at the
+#: analysis size): both threads run many short NumPy calls, so with one ahead each often waits for the
+#: other (GIL and hand-off); three let the background thread run on (eighth session, beetle).
+MEASURED_AHEAD = 3
 #: Image files whose frames hold at least this many times the working size's pixels are decoded and
 #: prepared two at a time: decoding and shrinking grow with the frame, a match with the working size
 #: (measured, one OpenCV thread: pcb, 1.6 times, 50 ms a frame against a match of 96 ms on one of two
@@ -313,7 +317,7 @@ def analyse(
                     if detector else None)
         return grey, prepared
 
-    with compute_ahead(list(enumerate(used)), aligned_small) as warped:
+    with compute_ahead(list(enumerate(used)), aligned_small, ahead=MEASURED_AHEAD) as warped:
         for (k, i), (grey, prepared) in warped:
             if k == 0:
                 guide[:], sharpest[:] = grey, volume[0]
