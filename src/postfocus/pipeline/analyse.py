@@ -109,9 +109,9 @@ _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np
 #: frame's shared small copy in place, fixed in ``align/pair.py``; 3 has not been measured since).
 PREPARED_AHEAD, PREPARED_AHEAD_MB = 1, 24.0
 #: Frames brought into reference geometry ahead of the motion comparison (a small grey frame each at the
-#: analysis size): both threads run many short NumPy calls, so with one ahead each often waits for the
-#: other (GIL and hand-off); three let the background thread run on (eighth session, beetle).
-MEASURED_AHEAD = 3
+#: analysis size), by this many threads: one thread was the slower side (the main thread's comparison
+#: waited for it in about half the samples on beetle and sub1mp, eighth session).
+MEASURED_AHEAD, MEASURED_WORKERS = 3, 2
 #: Image files whose frames hold at least this many times the working size's pixels are decoded and
 #: prepared two at a time: decoding and shrinking grow with the frame, a match with the working size
 #: (measured, one OpenCV thread: pcb, 1.6 times, 50 ms a frame against a match of 96 ms on one of two
@@ -317,7 +317,10 @@ def analyse(
                     if detector else None)
         return grey, prepared
 
-    with compute_ahead(list(enumerate(used)), aligned_small, ahead=MEASURED_AHEAD) as warped:
+    # Two frames at once when the measure a task reads is never the slice another one writes (task k writes
+    # slice k and reads frame used[k]'s, so a frame left out would let task k read what task k+1 writes).
+    workers = MEASURED_WORKERS if helper_threads(options.threads) > 1 and used == list(range(len(used))) else 1
+    with compute_ahead(list(enumerate(used)), aligned_small, ahead=MEASURED_AHEAD, workers=workers) as warped:
         for (k, i), (grey, prepared) in warped:
             if k == 0:
                 guide[:], sharpest[:] = grey, volume[0]
