@@ -360,6 +360,19 @@ def test_numbers_that_are_not_finite_get_400(server):
     assert r.status_code == 400 and "must be a number" in r.json()["error"]
 
 
+def test_numbers_out_of_range_are_named_as_used(server):
+    """f=0 renders at f/1 (the app's widest): the download was named "f0.jpg", f=1e-300 "f1e-300.jpg"; a point at
+    x=1e300 answered with its 301 digits."""
+    c, base = server.client, f"/api/jobs/{server.good['id']}"
+    for f, name in (("0", "f1.jpg"), ("1e-300", "f1.jpg"), ("-3", "f1.jpg"), ("1e300", "f64.jpg"), ("2.8", "f2.8.jpg")):
+        r = c.get(f"{base}/aperture.jpg?x=10&y=10&f={f}&download=1")
+        assert r.status_code == 200, r.text
+        assert f"-{name}" in r.headers["content-disposition"], (f, r.headers["content-disposition"])
+    for query in ("aperture.jpg?x=1e300&y=10&f=2", "pop.jpg?x=5&y=-1e300"):
+        r = c.get(f"{base}/{query}")
+        assert r.status_code == 400 and "outside the image" in r.json()["error"] and len(r.text) < 120, r.text
+
+
 def test_json_bodies_are_limited_and_parsed_defensively(server):
     c, url = server.client, f"/api/jobs/{server.good['id']}/tap"
     r = c.post(url, content=b"[" * 100_000, headers={"content-type": "application/json"})

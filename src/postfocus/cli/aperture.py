@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -52,7 +53,7 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
         raise PostfocusError("choose the focus with exactly one of --focus-at X,Y, --focus-depth or --preset")
     if preset != "all" and (f_number is None) == (blur_px is None):
         raise PostfocusError("give exactly one of --f-number N or --blur PX")
-    if f_number is not None and not f_number > 0:
+    if f_number is not None and not (math.isfinite(f_number) and f_number > 0):
         raise PostfocusError(f"--f-number {f_number:g}: must be above 0 (e.g. 1.4, 2.8, 8)")
     if blur_px is not None and not blur_px >= 0:
         raise PostfocusError(f"--blur {blur_px:g}: must be 0 or more pixels per frame")

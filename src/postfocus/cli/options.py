@@ -56,6 +56,7 @@ FLAGS = {
     "duration": "--duration",
     "fps": "--fps",
     "f_number": "--f-number",
+    "relief": "--relief",
     "long_edge": "--long-edge",
     "strength": "--strength",
 }

@@ -65,6 +65,7 @@ from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.names import attachment, job_title, slug
+from postfocus.web.ops import f_number_used
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, humanize, json_body, too_large
@@ -344,7 +345,7 @@ def create_app(
         full = request.query_params.get("full") in ("1", "true", "yes")
         f_number = number(request, "f")
         path = results.aperture(job, number(request, "x"), number(request, "y"), f_number, preview=not full)
-        return serve_file(request, path, job, data, f"f{f_number:g}.jpg")
+        return serve_file(request, path, job, data, f"f{f_number_used(f_number):g}.jpg")  # named as rendered
 
     def depth(request: Request) -> Response:
         job, data = finished(request)
