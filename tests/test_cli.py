@@ -196,3 +196,19 @@ def test_sixteen_bit_tiff_output(cli, tmp_path, tiny_stack):
     assert run.returncode == 0, run.stderr
     pixels = tifffile.imread(out)
     assert pixels.dtype == np.uint16  # TIFF is 16-bit by default
+
+
+@pytest.mark.parametrize("no_cache", [False, True])
+def test_order_auto_says_which_order_it_found(cli, tiny_stack, tmp_path, no_cache):
+    """``stack --order auto`` merged without a word of the order it measured (only ``info`` said it), though halo
+    handling, depth and pop follow it; a photographer needs to know, and a script reads it from --json."""
+    extra = ["--no-cache"] if no_cache else []
+    run = cli("-q", "stack", *map(str, tiny_stack.paths), "--order", "auto", "-o", tmp_path / "a.jpg", "--json",
+              *extra)
+    assert run.returncode == 0, run.stderr
+    order = json.loads(run.stdout)["order"]
+    assert isinstance(order["near_to_far"], bool) and order["given"] == "auto"
+    said = [line for line in run.err_lines if line.startswith("focus order: ")]
+    assert len(said) == 1 and ("near to far" in said[0] or "far to near" in said[0]), run.stderr
+    run = cli("-q", "stack", *map(str, tiny_stack.paths), "-o", tmp_path / "b.jpg", *extra)
+    assert run.returncode == 0 and "focus order" not in run.stderr  # stated: nothing to report
