@@ -212,3 +212,12 @@ def test_order_auto_says_which_order_it_found(cli, tiny_stack, tmp_path, no_cach
     assert len(said) == 1 and ("near to far" in said[0] or "far to near" in said[0]), run.stderr
     run = cli("-q", "stack", *map(str, tiny_stack.paths), "-o", tmp_path / "b.jpg", *extra)
     assert run.returncode == 0 and "focus order" not in run.stderr  # stated: nothing to report
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_serve_refuses_an_upload_limit_that_is_not_a_number(cli, tmp_path, value):
+    """FloatRange(min=0) lets inf and nan through: the server died with an internal OverflowError/ValueError."""
+    run = cli("serve", "--no-browser", "--port", "0", "--data-dir", tmp_path / "web", "--max-upload-mb", value,
+              timeout=60)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith(f"postfocus: error: --max-upload-mb {value}")

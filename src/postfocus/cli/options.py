@@ -57,6 +57,7 @@ FLAGS = {
     "fps": "--fps",
     "f_number": "--f-number",
     "relief": "--relief",
+    "max_upload_mb": "--max-upload-mb",
     "long_edge": "--long-edge",
     "strength": "--strength",
 }

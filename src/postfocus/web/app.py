@@ -59,7 +59,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from postfocus._version import __version__
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.base import natural_key
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
@@ -113,6 +113,8 @@ def create_app(
     >>> app = create_app("/tmp/postfocus-data")  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
+    if not (isinstance(max_upload_mb, (int, float)) and math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise OptionError("max_upload_mb", max_upload_mb, "must be a number of MB above 0")
     store = Store(data_dir)
     queue = JobQueue(store, workers=workers)
     results = RetouchResults()  # Results and retouching (web/retouch.py)
