@@ -298,14 +298,21 @@ def test_planted_depth_outlier_leaves_no_smudge(processed_stacks, tmp_path):
     assert score_in(out.image) >= score_in(smudged) + 12.0
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "0"])
-def test_an_f_number_that_is_not_a_number_above_0_is_refused_before_any_work(tiny_stack, tmp_path, cli, value):
-    """``--f-number inf`` once passed the command's check, processed the whole stack and its depth, and only then
-    failed in the library with a message that did not name the flag."""
-    run = cli("aperture", *map(str, tiny_stack.paths), "--focus-at", "1,1", "--f-number", value,
+@pytest.mark.parametrize("flag,value,args", [
+    ("--f-number", "inf", ["--focus-at", "1,1"]), ("--f-number", "nan", ["--focus-at", "1,1"]),
+    ("--f-number", "0", ["--focus-at", "1,1"]), ("--blur", "inf", ["--focus-at", "1,1"]),
+    ("--highlights", "nan", ["--focus-at", "1,1", "--f-number", "2"]),
+    ("--highlights", "inf", ["--focus-at", "1,1", "--f-number", "2"]),
+    ("--focus-depth", "inf", ["--f-number", "2"]), ("--focus-depth", "nan", ["--f-number", "2"]),
+])
+def test_a_number_that_is_not_finite_is_refused_before_any_work(tiny_stack, tmp_path, cli, flag, value, args):
+    """``--f-number inf`` (and --blur inf, --highlights nan, --focus-depth inf) once passed the command's checks,
+    processed the whole stack and its depth, and only then failed in the library with a message that did not
+    name the flag."""
+    run = cli("aperture", *map(str, tiny_stack.paths), *args, flag, value,
               "-o", tmp_path / "x.jpg", "--cache", tmp_path / "cache")
     assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
-    assert run.err_lines[0].startswith(f"postfocus: error: --f-number {value}")
+    assert run.err_lines[0].startswith(f"postfocus: error: {flag} {value}")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing was processed
     with pytest.raises(OptionError) as refused:
         blur_from_f_number(math.inf, (240, 320), 7)
