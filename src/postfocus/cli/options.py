@@ -57,6 +57,8 @@ FLAGS = {
     "fps": "--fps",
     "f_number": "--f-number",
     "relief": "--relief",
+    "feather": "--feather",
+    "opacity": "--opacity",
     "tolerance": "--tolerance",
     "highlights": "--highlights",
     "focus_depth": "--focus-depth",
