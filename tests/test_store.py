@@ -272,3 +272,16 @@ def test_concurrent_runs_on_one_input_share_one_stack_folder(tmp_path):
             assert "Traceback" not in err and "internal error" not in err, err
         ProcessedStack.open(only_stack_folder(cache)).verify()
         assert leftovers(cache) == []
+
+
+def test_a_merge_of_frames_not_in_the_stack_names_the_frames_given(tiny_stack, tmp_path):
+    """``merge(ps, frames=range(10, 20))`` said ``frames=[]``: the frames left after dropping the unknown ones."""
+    from postfocus.errors import OptionError
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with pytest.raises(OptionError) as refused:
+        ps.merge(frames=range(10, 13))
+    assert refused.value.value == [10, 11, 12] and "frames=[10, 11, 12]" in str(refused.value)
+    with pytest.raises(OptionError) as refused:
+        ps.merge(frames=(i for i in (7, 8)))  # a generator, read once
+    assert refused.value.value == [7, 8]
