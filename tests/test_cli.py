@@ -70,6 +70,15 @@ def test_demo_writes_a_jpeg_and_prints_its_path(cli, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["x.jpg"]
 
 
+@pytest.mark.parametrize("output", ["missing/x.jpg", "x.bmp"])
+def test_demo_refuses_an_output_it_cannot_write_before_stacking(cli, tmp_path, output):
+    """``demo -o missing/x.jpg`` stacked the whole sample first, then failed; its only message before the error
+    was "stacking the bundled sample"."""
+    run = cli("demo", "-o", output, cwd=tmp_path)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith("postfocus: error:")
+
+
 @pytest.mark.parametrize("method", ["depthmap", "pyramid"])
 def test_stack_each_method(cli, tiny_stack, tmp_path, method):
     out = tmp_path / f"{method}.png"
