@@ -317,6 +317,15 @@ def test_upload_cut_off_before_its_end_is_refused(server):
     assert wait_for(c, r.json()["id"])["state"] == "done"
 
 
+def test_a_boundary_too_long_for_the_parser_is_a_400(server):
+    """A multipart boundary over python-multipart's 256 bytes raised FormParserError out of the parser's
+    constructor: a 500 with a traceback in the server's log, and an empty job folder until the next start."""
+    n = job_count(server)
+    r = server.client.post("/api/jobs", content=b"x", headers={"content-type": "multipart/form-data; boundary=" + "z" * 300})
+    assert r.status_code == 400 and "could not be read" in r.json()["error"], r.text
+    assert job_count(server) == n
+
+
 def test_client_gone_mid_upload_logs_one_line_and_keeps_nothing(tmp_path):
     data, log = tmp_path / "data", tmp_path / "server.log"
     server = ServeProcess(data, log)
