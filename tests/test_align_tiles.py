@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from postfocus.align import match_pair, prepare_frame, tile_shifts
+from postfocus.align.pair import refine_with_tiles
 from postfocus.align import pair as pair_module
 from postfocus.align import tiles as tiles_module
 from postfocus.colour import to_grey
@@ -92,6 +93,21 @@ def test_a_shared_frame_pyramid_is_left_as_it_was():
     after = [a.small, b.small, *a.levels]
     assert all(np.array_equal(x, y) for x, y in zip(before, after))
     assert np.array_equal(first.matrix, again.matrix)
+
+
+def test_a_frame_matched_at_the_identity_is_left_as_it_was():
+    """A registered pair matches at the identity, where the warp hands back the moving frame itself: the tile
+    refinement's in-place blur must not reach it (it is the next match's template, on another thread)."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.random((240, 320)).astype(np.float32), (0, 0), 2.0)
+    moving = img.copy()
+    refine_with_tiles(img, moving, np.eye(3), "similarity")
+    assert np.array_equal(moving, img)
+    a, b = prepare_frame(img), prepare_frame(img.copy())
+    level = b.levels[0].copy()
+    first = match_pair(a, b, "similarity")
+    assert np.array_equal(b.levels[0], level)
+    assert np.array_equal(match_pair(a, b, "similarity").matrix, first.matrix)
 
 
 def _whole_frame_tiles(template: np.ndarray, tile: int):

@@ -239,7 +239,8 @@ def refine_with_tiles(
     corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
     for _ in range(rounds if prepared is not None else 0):
         aligned = warp_to_reference(moving, matrix, (h, w))
-        points, shifts = tile_shifts(prepared, aligned, tile, overwrite=True)  # (the warped copy is ours)
+        # Blur in place only a warped copy: an identity warp hands back the moving frame itself.
+        points, shifts = tile_shifts(prepared, aligned, tile, overwrite=aligned is not moving)
         del aligned
         correction = fit_model(points, points + shifts, model)
         if correction is None or _plausible(correction, (h, w)):
