@@ -35,6 +35,7 @@ __all__ = [
     "finish",
     "frames_data",
     "json_option",
+    "order_text",
     "plural",
     "size_data",
     "size_text",
@@ -134,6 +135,29 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     ('1 stack', '3 frames', '2 moving regions')
     """
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def order_text(near_to_far: bool, evidence: dict | None = None) -> str:
+    """The sweep's focus order for people, with the occlusion-edge evidence when it was measured.
+
+    Parameters
+    ----------
+    near_to_far : bool
+        Whether frame 0 is focused nearest.
+    evidence : dict or None
+        :meth:`postfocus.focus.direction.SweepDirection.as_dict` (None or no pieces: the order was stated).
+
+    Examples
+    --------
+    >>> order_text(False)
+    'far to near'
+    """
+    text = "near to far" if near_to_far else "far to near"
+    if evidence and evidence.get("pieces", 1) > 0:  # measured at occlusion edges (focus/direction.py)
+        leans = "near to far" if evidence["leans_near_to_far"] else "far to near"
+        text += (f" ({evidence['source']}; the occlusion edges lean {leans}, confidence "
+                 f"{evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing)")
+    return text
 
 
 def size_text(size: Sequence[int]) -> str:

@@ -286,9 +286,10 @@ class ProcessedStack(MapsView):
             For ``frames``, when none of them is kept.
         """
         if frames is not None:
-            frames = [i for i in frames if i in self.used]
-            if not frames:
-                raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
+            given = list(frames)
+            frames = [i for i in given if i in self.used]
+            if not frames:  # named as given, not as the empty list left
+                raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {self.used})")
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
         if self.frames_unwarped:
