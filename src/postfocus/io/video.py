@@ -146,6 +146,7 @@ class VideoSource(FrameSource):
         self._cached: tuple[int, av.VideoFrame] | None = None
         self._keyframes: dict[int, int] = {}  # frame index -> pts, keyframes seen
         self._pts_index: dict[int, int] = {}  # pts -> frame index, all frames seen
+        self._scratch = None  # a DecodedScratch once keep_decoded() was called
         self._probe()
 
     # -- opening -----------------------------------------------------------
@@ -378,7 +379,12 @@ class VideoSource(FrameSource):
         if not 0 <= index < n:
             raise IndexError(f"frame {index} out of range (video has {n})")
         if self._cached is not None and self._cached[0] == index:
+            if self._scratch is not None:
+                self._scratch.drop(index)
             return self._convert(self._cached[1], stored=True)
+        kept = self._scratch.get(index) if self._scratch is not None else None
+        if kept is not None:
+            return self._convert(kept, stored=True)
         key = max((k for k in self._keyframes if k <= index), default=None)
         if self._frames_iter is None or self._pos is None or index < self._pos:
             self._restart(key)
@@ -386,6 +392,8 @@ class VideoSource(FrameSource):
             self._restart(key)  # skip ahead to a keyframe instead of decoding through
         while True:
             i, frame = self._next_frame()
+            if self._scratch is not None:
+                self._scratch.put(i, frame)
             if i == index:
                 self._cached = (i, frame)
                 return self._convert(frame, stored=True)
@@ -393,10 +401,32 @@ class VideoSource(FrameSource):
                 self._keyframes = {k: v for k, v in self._keyframes.items() if k <= index and k != key}
                 self._restart()
 
+    def keep_decoded(self, *, directory: str | os.PathLike | None = None) -> None:
+        """Keep every frame :meth:`read_pixels` decodes in a scratch file, so that reading it again decodes nothing.
+
+        For readers that read the frames twice (the pipeline's two passes): a frame read again is rebuilt
+        from its decoded planes (the same pixels to the bit) instead of decoded again from its key frame.
+        Nothing is kept when the whole video would not fit the scratch's limits
+        (:mod:`postfocus.io.video_scratch`); the file goes with :meth:`close`.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike, optional
+            Where the unnamed scratch file is made (default: the system's temporary folder).
+        """
+        if self._scratch is None:
+            from postfocus.io.video_scratch import DecodedScratch
+
+            self._scratch = DecodedScratch(self._count, directory=directory,
+                                           convert=lambda frame: self._convert(frame, stored=True))
+
     def close(self) -> None:
-        """Release the decoder used by :meth:`read`."""
+        """Release the decoder used by :meth:`read` (and the frames :meth:`keep_decoded` kept)."""
         self._frames_iter = None
         self._cached = None
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
         if self._container is not None:
             self._container.close()
             self._container = None
