@@ -123,3 +123,26 @@ def test_the_scratch_file_has_no_name(tmp_path):
     source.read_pixels(2)
     assert len(source._scratch) == 3 and os.listdir(folder) == []  # kept, in no file anyone can see
     source.close()
+
+
+def test_both_passes_of_a_video_decode_each_frame_once_with_the_same_result(tmp_path, monkeypatch):
+    from postfocus.pipeline import run
+
+    monkeypatch.setattr(run, "DECODED_ONCE_MB", 0)  # (this small video would be held in memory instead)
+    path = write_video(frames_sequence(N), tmp_path / "sweep.mp4")
+    decoded = []
+    next_frame = VideoSource._next_frame
+
+    def counted(self):
+        got = next_frame(self)
+        decoded.append(got[0])
+        return got
+
+    monkeypatch.setattr(VideoSource, "_next_frame", counted)
+    kept = run.stack(path, motion="off", threads=2).image
+    assert sorted(decoded) == list(range(N))  # pass 2 read every frame from the scratch
+    decoded.clear()
+    monkeypatch.setattr(VideoSource, "keep_decoded", lambda self, **kw: None)
+    again = run.stack(path, motion="off", threads=2).image
+    assert len(decoded) == 2 * N
+    np.testing.assert_array_equal(kept, again)

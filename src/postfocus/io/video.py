@@ -286,6 +286,9 @@ class VideoSource(FrameSource):
             out = fit_size(out, self.info.height, self.info.width)
         return out
 
+    def _stored(self, frame: av.VideoFrame) -> np.ndarray:
+        return self._convert(frame, stored=True)
+
     def __len__(self) -> int:
         return self._count
 
@@ -393,7 +396,7 @@ class VideoSource(FrameSource):
         while True:
             i, frame = self._next_frame()
             if self._scratch is not None:
-                self._scratch.put(i, frame)
+                self._scratch.put(i, frame, convert=self._stored)
             if i == index:
                 self._cached = (i, frame)
                 return self._convert(frame, stored=True)
@@ -417,8 +420,7 @@ class VideoSource(FrameSource):
         if self._scratch is None:
             from postfocus.io.video_scratch import DecodedScratch
 
-            self._scratch = DecodedScratch(self._count, directory=directory,
-                                           convert=lambda frame: self._convert(frame, stored=True))
+            self._scratch = DecodedScratch(self._count, directory=directory)
 
     def close(self) -> None:
         """Release the decoder used by :meth:`read` (and the frames :meth:`keep_decoded` kept)."""

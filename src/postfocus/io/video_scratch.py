@@ -76,9 +76,6 @@ class DecodedScratch:
     ----------
     frames : int
         How many frames the video has (the whole video must fit the limits, or nothing is kept).
-    convert : callable, optional
-        How the reader converts a frame to pixels: the first frame kept is rebuilt and converted at once,
-        and nothing is kept unless it gives the same pixels as the decoded frame.
     directory : str or os.PathLike, optional
         Where the file is made (default: the system's temporary folder).
     limit_mb : float
@@ -90,9 +87,8 @@ class DecodedScratch:
     >>> scratch.put(0, frame); scratch.get(0).to_ndarray(format="rgb24")  # doctest: +SKIP
     """
 
-    def __init__(self, frames: int, *, convert: Callable[[av.VideoFrame], np.ndarray] | None = None,
-                 directory: str | os.PathLike | None = None, limit_mb: float = SCRATCH_MB):
-        self.frames, self.limit_mb, self.convert = int(frames), float(limit_mb), convert
+    def __init__(self, frames: int, *, directory: str | os.PathLike | None = None, limit_mb: float = SCRATCH_MB):
+        self.frames, self.limit_mb = int(frames), float(limit_mb)
         self.directory = str(directory) if directory is not None else tempfile.gettempdir()
         self._file = None
         self._where: dict[int, _Layout] = {}
@@ -115,8 +111,13 @@ class DecodedScratch:
             return False
         return total <= self.limit_mb * 2**20 and total <= FREE_SHARE * free
 
-    def put(self, index: int, frame: av.VideoFrame) -> None:
-        """Keep decoded ``frame`` as frame ``index`` (once; nothing when the scratch gave up)."""
+    def put(self, index: int, frame: av.VideoFrame, *,
+            convert: Callable[[av.VideoFrame], np.ndarray] | None = None) -> None:
+        """Keep decoded ``frame`` as frame ``index`` (once; nothing when the scratch gave up).
+
+        ``convert``: how the reader turns a frame into pixels; the first frame kept is rebuilt and
+        converted at once, and nothing is kept unless it gives the same pixels as the decoded frame.
+        """
         if not self.active or index in self._where:
             return
         views = [memoryview(p) for p in frame.planes]
@@ -136,9 +137,9 @@ class DecodedScratch:
                                      int(frame.colorspace), int(frame.color_range))
         self._end += size
         self._kept += 1
-        if self._kept == 1 and self.convert is not None:  # the first frame tells whether a rebuilt frame converts
+        if self._kept == 1 and convert is not None:  # the first frame tells whether a rebuilt frame converts
             rebuilt = self._rebuild(self._where[index])  # to the same pixels (e.g. 10-bit conversions also
-            if rebuilt is None or not np.array_equal(self.convert(rebuilt), self.convert(frame)):  # follow the
+            if rebuilt is None or not np.array_equal(convert(rebuilt), convert(frame)):  # follow the
                 self.close()  # chroma siting, which a new frame does not carry): if not, nothing is kept
 
     def get(self, index: int) -> av.VideoFrame | None:
