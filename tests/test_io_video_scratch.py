@@ -84,6 +84,7 @@ def test_a_frame_is_handed_back_once_then_decoded_again(tmp_path):
     np.testing.assert_array_equal(source.read_pixels(1), first[1])  # from the scratch
     assert 1 not in source._scratch and 2 in source._scratch
     np.testing.assert_array_equal(source.read_pixels(1), first[1])  # decoded again
+    assert 1 not in source._scratch and len(source._scratch) == 3  # and not kept a second time
     source.close()
     assert source._scratch is None
 

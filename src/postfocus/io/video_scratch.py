@@ -93,7 +93,7 @@ class DecodedScratch:
         self._file = None
         self._where: dict[int, _Layout] = {}
         self._end = 0
-        self._kept = 0  # frames put so far
+        self._put: set[int] = set()  # frames kept so far (handed back or not)
         self._frame: av.VideoFrame | None = None  # what get() reads into (its pages are not faulted in again)
         self.active = True  # False once it gave up (too large, or a failed write): frames are decoded again
 
@@ -118,7 +118,7 @@ class DecodedScratch:
         ``convert``: how the reader turns a frame into pixels; the first frame kept is rebuilt and
         converted at once, and nothing is kept unless it gives the same pixels as the decoded frame.
         """
-        if not self.active or index in self._where:
+        if not self.active or index in self._put:  # (once: a frame handed back and decoded again is not kept)
             return
         views = [memoryview(p) for p in frame.planes]
         size = sum(v.nbytes for v in views)
@@ -136,8 +136,8 @@ class DecodedScratch:
                                      tuple(p.line_size for p in frame.planes), tuple(v.nbytes for v in views),
                                      int(frame.colorspace), int(frame.color_range))
         self._end += size
-        self._kept += 1
-        if self._kept == 1 and convert is not None:  # the first frame tells whether a rebuilt frame converts
+        self._put.add(index)
+        if len(self._put) == 1 and convert is not None:  # the first frame tells whether a rebuilt frame converts
             rebuilt = self._rebuild(self._where[index])  # to the same pixels (e.g. 10-bit conversions also
             if rebuilt is None or not np.array_equal(convert(rebuilt), convert(frame)):  # follow the
                 self.close()  # chroma siting, which a new frame does not carry): if not, nothing is kept
@@ -151,14 +151,14 @@ class DecodedScratch:
         """
         layout = self._where.pop(index, None)
         frame = self._rebuild(layout) if layout is not None else None
-        if not self._where and self._kept == self.frames:
+        if not self._where and len(self._put) == self.frames:
             self.close()  # every frame handed back: the file's room goes back to the system now
         return frame
 
     def drop(self, index: int) -> None:
         """Frame ``index`` is not wanted again (its reader has it): as :meth:`get`, without reading it."""
         self._where.pop(index, None)
-        if not self._where and self._kept == self.frames:
+        if not self._where and len(self._put) == self.frames:
             self.close()
 
     def _rebuild(self, layout: _Layout) -> av.VideoFrame | None:
