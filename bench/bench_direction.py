@@ -9,7 +9,7 @@ forward-model check on a stack folder made with the measured order and with the 
 
 Usage::
 
-    PYTHONPATH=src python bench/bench_direction.py [--data ../shared/data] [--stacks ring,pcb_depthmap]
+    PYTHONPATH=src python bench/bench_direction.py [--data ../shared/data] [--stacks ring,pcb_depthmap] [--frames 12]
     PYTHONPATH=src python bench/bench_direction.py --stacks pcb_depthmap --check [--cache DIR]
 """
 
@@ -26,14 +26,14 @@ import numpy as np
 
 from postfocus import process
 from postfocus.check import forward_check
-from postfocus.focus.direction import direction_of
+from postfocus.focus.direction import FRAMES, direction_of
 from postfocus.io.open import open_source
 from postfocus.pipeline.analyse import analyse
 
 STACKS = ("ring", "pcb", "pcb_depthmap", "beetle", "keyboard", "algae", "keyboard_sweep.mp4")
 
 
-def _row(name: str, data: Path) -> None:
+def _row(name: str, data: Path, frames: int) -> None:
     source = open_source(data / name)
     analysis = analyse(source)
     maps, guide, alignment = analysis.maps, analysis.guide, analysis.alignment
@@ -41,14 +41,15 @@ def _row(name: str, data: Path) -> None:
     old = direction_of(maps, guide)  # the analysis size only (the first step; a video the pipeline does not keep)
     cpu_old = time.process_time() - start
     start = time.process_time()
-    d = direction_of(maps, guide, read=source.read_pixels, alignment=alignment)  # in the frames, as the pipeline
+    d = direction_of(maps, guide, read=source.read_pixels, alignment=alignment, most_frames=frames)  # as the pipeline
     cpu = time.process_time() - start
     used = maps.used
     last = used[-1] + used[0]
     mirrored = dataclasses.replace(maps, focus_index=(last - maps.focus_index).astype(np.float32),
                                    volume=maps.volume[::-1])
     flipped = [alignment[last - i] for i in range(len(alignment))] if alignment is not None else None
-    r = direction_of(mirrored, guide, read=lambda i: source.read_pixels(last - i), alignment=flipped)
+    r = direction_of(mirrored, guide, read=lambda i: source.read_pixels(last - i), alignment=flipped,
+                     most_frames=frames)
 
     def way(near: bool) -> str:
         return "near to far" if near else "far to near"
@@ -74,12 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--stacks", default=",".join(STACKS), help="Comma-separated stack names.")
+    ap.add_argument("--frames", type=int, default=FRAMES, help="At most this many frames read (default %(default)s).")
     ap.add_argument("--check", action="store_true", help="Also the forward-model check with each order.")
     ap.add_argument("--cache", type=Path, default=None, help="Stack folders for --check (default: a temporary one).")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     for name in args.stacks.split(","):
-        _row(name, args.data)
+        _row(name, args.data, args.frames)
         if args.check:
             with tempfile.TemporaryDirectory() as tmp:
                 _check(name, args.data, args.cache or Path(tmp))

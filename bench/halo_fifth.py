@@ -85,11 +85,15 @@ def scenes(names: list[str]):  # noqa: ANN201
                                                                        maps.confidence)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scenes_from_args(doc: str):  # noqa: ANN201
+    """:func:`scenes` of the command line's ``--scenes`` (default grass and pins), ``doc``'s first line its help."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", default=["grass", "pins"])
-    args = parser.parse_args()
-    for name, st, truth, source, analysis, growth in scenes(args.scenes):
+    return scenes(parser.parse_args().scenes)
+
+
+def main() -> None:
+    for name, st, truth, source, analysis, growth in scenes_from_args(__doc__):
         maps = analysis.maps
         print(f"{name}: blur growth read against the guide {growth:.3f} px a frame")
         print("| map | wrong in band | map CPU s | halo (near / far), PSNR | with restore |")

@@ -12,7 +12,6 @@ Usage: ``PYTHONPATH=src python bench/halo_sixth.py [--scenes grass pins]``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -22,7 +21,7 @@ from unittest import mock
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from halo_fifth import scenes, scored  # noqa: E402
+from halo_fifth import scenes_from_args, scored  # noqa: E402
 
 from postfocus.focus.map import focus_index_map  # noqa: E402
 from postfocus.fuse.depthmap import _Restore  # noqa: E402
@@ -30,10 +29,7 @@ from postfocus.pipeline.merge import fuse  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", nargs="+", default=["grass", "pins"])
-    args = parser.parse_args()
-    for name, st, truth, source, analysis, growth in scenes(args.scenes):
+    for name, st, truth, source, analysis, growth in scenes_from_args(__doc__):
         maps = analysis.maps
         print(f"{name}: blur growth {growth:.3f} px a frame")
         print("| map | fused | restore | restore + clipped light |")

@@ -204,3 +204,18 @@ def test_info_shows_evidence_only_when_the_order_was_measured(cli, tiny_stack, t
     assert run.returncode == 0
     line = next(x for x in run.stdout.splitlines() if "near to far" in x)
     assert "focus order near to far," in line and "confidence" not in line  # stated: no evidence to show
+
+
+def test_a_far_side_of_one_colour_is_never_decided():
+    """Behind the occluder scene's near discs, a smooth ramp (no detail): the frames then hold the discs' masks
+    blurred by their own defocus, the same either side of their frame, so nothing says which end is near."""
+    sharp, depth = scene("occluder", (240, 360), seed=1)
+    far = depth > 0.5
+    yy, xx = np.mgrid[0:240, 0:360] / 360.0
+    sharp = sharp.copy()
+    sharp[far] = (0.35 + 0.25 * xx + 0.1 * yy).astype(np.float32)[far][:, None]
+    st = render_stack(sharp, depth, 8, max_blur=6.0, seed=1, hidden=True, **CAMERA)
+    for frames in (list(st.frames), list(st.frames[::-1])):
+        d = _in_frames(frames)
+        # measured: no vote either way (seed 2, tripod: one piece, confidence 0.68)
+        assert not d.measured and d.near_to_far and d.source == "assumed"

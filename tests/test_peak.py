@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from postfocus.focus.map import focus_index_map, peak_index
-from postfocus.focus.peak import parabola_peak, streamed_peak
+from postfocus.focus.map import focus_index_map, gaussian_peak, peak_index
+from postfocus.focus.peak import curve_shape, parabola_peak, shape_peak, streamed_peak
 from postfocus.numeric import pick0
 
 
@@ -41,3 +41,39 @@ def test_the_focus_map_from_streamed_slices_is_the_one_from_the_aggregated_volum
     whole = focus_index_map(single, guide, prefer="front")
     assert np.array_equal(streamed[0], whole[0]) and np.array_equal(streamed[1], whole[1])
     assert float(streamed[1].mean()) > 0.2 and float(np.ptp(streamed[0])) > 1.5  # a real map, not an empty one
+
+
+def _flat_topped(offset: np.ndarray) -> np.ndarray:
+    """A dense sweep's focus curve: flat while the blur circle is under a pixel, heavy tails beyond."""
+    return 1.0 / (1.0 + np.maximum(np.abs(offset) - 1.5, 0.0) ** 2)
+
+
+def test_the_shape_of_flat_topped_curves_is_learnt_and_places_their_peaks_better_than_a_gaussian():
+    rng = np.random.default_rng(3)
+    n, h, w = 30, 40, 50
+    truth = rng.uniform(8.0, 21.0, (h, w))
+    clean = _flat_topped(np.arange(n)[:, None, None] - truth[None])
+    volume = (clean * (1.0 + 0.03 * rng.standard_normal(clean.shape))).astype(np.float32)
+    k = np.argmax(volume, axis=0)
+    gauss = gaussian_peak(volume, k, 6)
+    offsets, values = curve_shape(volume, gauss, volume.max(axis=0), np.ones((h, w), bool), 6)
+    # the learnt shape is the curve's own: flat top, half height 2.5 frames from focus
+    assert np.max(np.abs(values - _flat_topped(offsets)) ) < 0.1
+    fitted = shape_peak(volume, gauss, 6, (offsets, values))
+    err_shape, err_gauss = np.abs(fitted - truth), np.abs(gauss - truth)
+    assert float(np.median(err_shape)) < 0.6 * float(np.median(err_gauss))
+    assert float(np.mean(err_shape)) < float(np.mean(err_gauss))
+
+
+def test_shape_peak_fits_only_the_pixels_asked_and_stays_in_the_sweep():
+    x = np.arange(12)[:, None, None]
+    volume = _flat_topped(x - np.array([[[0.2, 5.4, 11.0]]])).astype(np.float32)
+    k = np.argmax(volume, axis=0)
+    first = gaussian_peak(volume, k, 4)
+    offsets = np.arange(-6, 6.01, 0.25)
+    where = np.array([[True, True, False]])
+    out = shape_peak(volume, first, 4, (offsets, _flat_topped(offsets)), where=where)
+    assert out[0, 2] == first[0, 2]
+    assert abs(out[0, 1] - 5.4) < 0.05
+    assert 0.0 <= out[0, 0] <= 1.2
+    assert curve_shape(volume, k.astype(float), volume.max(0), where, 4)[1] is None  # too few curves to learn from

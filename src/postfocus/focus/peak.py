@@ -12,6 +12,15 @@ References
 ----------
 .. [1] S. K. Nayar and Y. Nakagawa, "Shape from focus", IEEE Trans. PAMI 16(8), 1994
    (the focus index where the measure peaks; a Gaussian focus curve is a parabola in log).
+.. [2] M. Subbarao and T. Choi, "Accurate recovery of three-dimensional shape from image focus",
+   IEEE Trans. PAMI 17(3), 1995 (the focus curve as a function of defocus; fitting its known shape).
+
+:func:`curve_shape` and :func:`shape_peak` place a peak by the focus curve's own shape: on a dense sweep
+the measure is flat over the frames whose blur circle is under a pixel and falls steeply beyond, so the
+position is in the flanks, which a Gaussian weighted towards the top reads poorly; the shape, the same for
+every pixel of a sweep whose blur grows by a fixed amount per frame, is the median of the stack's own
+confident curves, and each pixel's peak is where that shape, shifted, matches its curve best (the matched
+filter: the least-squares fit of a scaled, shifted template).
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Peak", "parabola_peak", "streamed_peak"]
+SHAPE_SAMPLES = 20000  # clear curves whose median makes the shape
+
+__all__ = ["Peak", "curve_shape", "parabola_peak", "shape_peak", "shape_shift", "streamed_peak"]
 
 
 class Peak(NamedTuple):
@@ -111,3 +122,137 @@ def parabola_peak(k: np.ndarray, top: np.ndarray, before: np.ndarray, after: np.
         offset = np.where(denom < -1e-9, 0.5 * (ym - yp) / denom, 0.0)
     offset = np.where((k == 0) | (k == n - 1), 0.0, np.clip(offset, -0.5, 0.5))
     return (k + offset).astype(np.float32)
+
+
+def curve_shape(volume: np.ndarray, index: np.ndarray, peak: np.ndarray, sure: np.ndarray, reach: int,
+                floor: float = 0.0, step: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The stack's own focus curve against defocus: the median normalised curve of the ``sure`` pixels.
+
+    Parameters
+    ----------
+    volume : float32 (N, H, W) focus measures (aggregated).
+    index : float (H, W) each pixel's (fractional) peak, e.g. a Gaussian fit's.
+    peak : float (H, W) each pixel's largest measure.
+    sure : bool (H, W) pixels whose curve is clear and inside the sweep (``reach`` frames from both ends).
+    reach : frames on each side of the peak described.
+    floor : noise floor subtracted from the measures.
+    step : spacing (frames) of the samples.
+
+    Returns
+    -------
+    (offsets, values): float64 arrays, offsets from ``-reach - 2`` to ``reach + 2`` frames, values
+    symmetric (defocus on either side of focus blurs alike), 1 at the top. ``values`` is None where fewer
+    than 50 pixels are sure.
+
+    Examples
+    --------
+    >>> x = np.arange(20)[:, None, None]
+    >>> v = (np.exp(-0.5 * ((x - np.linspace(8, 11, 64).reshape(1, 8, 8)) / 2.0) ** 2)).astype(np.float32)
+    >>> i = np.linspace(8, 11, 64).reshape(8, 8); xs, ts = curve_shape(v, i, v.max(0), np.ones((8, 8), bool), 4)
+    >>> round(float(ts[np.argmin(np.abs(xs - 2.0))]), 2)
+    0.61
+    """
+    n = volume.shape[0]
+    offsets = np.arange(-reach - 2, reach + 2 + 1e-6, step)
+    if int(np.count_nonzero(sure)) < 50:
+        return offsets, None
+    sure = np.flatnonzero(sure)[::max(1, int(sure.sum()) // SHAPE_SAMPLES)]  # a spread sample is enough for a median
+    at = np.asarray(index, np.float64).ravel()[sure]
+    scale = np.maximum(np.asarray(peak, np.float64).ravel()[sure] - floor, 1e-12)
+    sums = np.zeros(offsets.size)
+    values: list[list[np.ndarray]] = [[] for _ in offsets]
+    for i in range(n):
+        off = i - at
+        bins = np.rint((off - offsets[0]) / step).astype(np.intp)
+        ok = (bins >= 0) & (bins < offsets.size)
+        y = (volume[i].ravel()[sure] - floor) / scale
+        for b in np.unique(bins[ok]):
+            values[b].append(y[ok & (bins == b)])
+    for b, v in enumerate(values):
+        sums[b] = np.median(np.concatenate(v)) if v else np.nan
+    good = np.isfinite(sums)
+    sums = np.interp(offsets, offsets[good], sums[good]) if good.any() else np.zeros_like(sums)
+    sums = 0.5 * (sums + sums[::-1])
+    return offsets, np.maximum(sums, 0.0) / max(float(sums.max()), 1e-12)
+
+
+def shape_peak(volume: np.ndarray, centre: np.ndarray, reach: int, shape: tuple[np.ndarray, np.ndarray],
+               floor: float = 0.0, span: float = 1.0, step: float = 0.1, where: np.ndarray | None = None) -> np.ndarray:
+    """Sub-frame peak: the shift of the curve ``shape`` (:func:`curve_shape`) that best matches each pixel's curve.
+
+    Each pixel's measures ``y_j`` at frames ``k + j`` (``k`` the frame nearest ``centre``, ``|j| <= reach``,
+    inside the sweep), less ``floor``, are matched with the template ``t`` shifted to ``c`` (within ``span``
+    frames of ``centre``, on a grid of ``step``): the least-squares fit ``y ~ a t(j - c)`` is best where
+    ``(sum y t)^2 / sum t^2`` is largest; a parabola through that score at the best shift and its neighbours
+    gives the position between grid steps.
+
+    Parameters
+    ----------
+    volume : float32 (N, H, W) focus measures (aggregated).
+    centre : float (H, W) a first estimate of each pixel's peak (e.g. :func:`postfocus.focus.map.gaussian_peak`).
+    reach : frames on each side of ``k`` matched.
+    shape : (offsets, values) of :func:`curve_shape`.
+    floor : noise floor subtracted from the measures.
+    span, step : how far from ``centre`` the peak may move, and the grid of shifts tried (frames).
+    where : bool (H, W) the pixels fitted (default all); the others keep ``centre``.
+
+    Returns
+    -------
+    float32 (H, W) fractional frame in ``[0, N - 1]``.
+
+    Examples
+    --------
+    >>> x = np.arange(20)[:, None, None]
+    >>> curve = lambda d: 1.0 / (1.0 + np.maximum(np.abs(d) - 1.0, 0.0) ** 2)
+    >>> v = curve(x - 9.3).astype(np.float32) * np.ones((20, 1, 1), np.float32)
+    >>> xs = np.arange(-6, 6.01, 0.25); shape = (xs, curve(xs))
+    >>> round(float(shape_peak(v, np.array([[9.0]]), 4, shape)[0, 0]), 1)
+    9.3
+    """
+    n = volume.shape[0]
+    offsets, values = shape
+    shifts = np.arange(-np.ceil((span + 0.5) / step), np.ceil((span + 0.5) / step) + 1) * step  # from k
+    taps = np.arange(-reach, reach + 1)
+    t = np.interp(taps[None, :] - shifts[:, None], offsets, values).astype(np.float32)  # (C, taps)
+    out = np.asarray(centre, np.float32).ravel().copy()
+    pixels = np.arange(out.size) if where is None else np.flatnonzero(where)
+    plane = volume.reshape(n, -1)
+    chunk = 1 << 15
+    for s0 in range(0, pixels.size, chunk):
+        cols = pixels[s0:s0 + chunk]
+        c = out[cols]
+        kk = np.clip(np.rint(c), 0, n - 1).astype(np.intp)
+        at = kk[None, :] + taps[:, None]
+        inside = ((at >= 0) & (at < n)).astype(np.float32)
+        y = np.maximum(plane[np.clip(at, 0, n - 1), cols[None, :]] - floor, 0.0) * inside  # (taps, P)
+        score = (t @ y) ** 2 / np.maximum((t * t) @ inside, 1e-12)  # (C, P)
+        score[np.abs(kk[None, :] + shifts[:, None] - c[None, :]) > span + 1e-6] = -np.inf
+        best = np.argmax(score, axis=0)
+        lo, hi = np.clip(best - 1, 0, shifts.size - 1), np.clip(best + 1, 0, shifts.size - 1)
+        p = np.arange(cols.size)
+        s_m, s_0, s_p = score[lo, p], score[best, p], score[hi, p]
+        denom = s_m - 2.0 * s_0 + s_p
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(np.isfinite(denom) & (denom < 0), 0.5 * (s_m - s_p) / denom, 0.0)
+        out[cols] = kk + shifts[best] + step * np.clip(frac, -0.5, 0.5)
+    return np.clip(out, 0, n - 1).reshape(np.shape(centre)).astype(np.float32)
+
+
+def shape_shift(volume: np.ndarray, index: np.ndarray, clear: np.ndarray, peak: np.ndarray, reach: int,
+                floor: float = 0.0, *, agree: float = 1.0) -> np.ndarray:
+    """How far the shape fit (:func:`curve_shape`, :func:`shape_peak`) moves each ``clear`` pixel's ``index``.
+
+    The shape is learnt from the ``clear`` pixels; a move of ``agree`` frames or more is a curve the shape does
+    not describe (two surfaces in the window) and is dropped. Zero elsewhere, and everywhere when fewer than 50
+    pixels are clear.
+
+    Returns
+    -------
+    float32 (H, W) frames to add to ``index``.
+    """
+    shift = np.zeros(np.shape(index), np.float32)
+    curve = curve_shape(volume, index, peak, clear, reach, floor)
+    if curve[1] is None:
+        return shift
+    fitted = shape_peak(volume, index, reach, curve, floor, where=clear)
+    return np.where(clear & (np.abs(fitted - index) < agree), fitted - index, 0.0).astype(np.float32)

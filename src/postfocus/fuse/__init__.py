@@ -12,6 +12,8 @@ interface, :class:`~postfocus.fuse.base.Fusion`:
   frame where a near object's blur covers the pixel (:func:`occlusion_aware_index`).
 - :mod:`~postfocus.fuse.clipped` -- the light of clipped highlights read from
   the frames where they are defocused (for the background solver; measured, off).
+- :mod:`~postfocus.fuse.relight` -- the far surface beside darker near objects
+  from the frame focused on it, relit by a coarse ratio (opt-in, ``relight=``).
 - :mod:`~postfocus.fuse.pyramid` -- :class:`PyramidFusion`: max-contrast
   selection in a Laplacian pyramid, coarse bands blended by depth.
 - :mod:`~postfocus.fuse.instant` -- :class:`InstantBlend`: moving regions

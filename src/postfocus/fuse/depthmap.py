@@ -38,6 +38,7 @@ from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
 from postfocus.fuse.clipped import ClippedLight
 from postfocus.fuse.occlusion import occluder_cover
+from postfocus.fuse.relight import FarBlend
 from postfocus.fuse.tileblend import TileBlend
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
@@ -54,6 +55,9 @@ class DepthmapFusion:
     (the same result).
     ``near_to_far``: frame 0 is the nearest focus (False: the last frame is),
     for the background solver's occluders.
+    ``far_index`` (opt-in): the local far index (:func:`~postfocus.fuse.relight.local_far_index`); a third
+    blend by it, where it lies beyond the index, relights the far surface beside darker near objects at the end
+    (:class:`~postfocus.fuse.relight.FarBlend`).
 
     Examples
     --------
@@ -68,7 +72,7 @@ class DepthmapFusion:
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
                  safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1,
-                 near_to_far: bool = True):
+                 near_to_far: bool = True, far_index: np.ndarray | None = None):
         self.index_map = np.asarray(index_map, np.float32)
         self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
@@ -109,6 +113,11 @@ class DepthmapFusion:
         if safe is not None:  # the lower of the two indices (and the higher: a far-to-near sweep's is above)
             np.minimum(low, tile_reduce(safe, tile, ty, tx, np.minimum, threads), out=low)
             np.maximum(self._high, tile_reduce(safe, tile, ty, tx, np.maximum, threads) + widest, out=self._high)
+        self._far = None if far_index is None else FarBlend(self.index_map, far_index, tile, near_to_far=near_to_far,
+                                                            threads=threads)
+        if self._far is not None:  # (the far index's frames are wanted in its tiles too)
+            np.minimum(low, tile_reduce(far_index, tile, ty, tx, np.minimum, threads), out=low)
+            np.maximum(self._high, tile_reduce(far_index, tile, ty, tx, np.maximum, threads) + widest, out=self._high)
         self._low = low - widest
 
     def footprint(self, position: float) -> list[Rect]:
@@ -158,6 +167,8 @@ class DepthmapFusion:
         self._weight[t:b, l:r] += wt
         if self._safe is not None:
             self._add_safe(position, frame, (t, l, b, r))
+        if self._far is not None:
+            self._far.add(position, frame, (t, l, b, r), self._k)
 
     def _add_safe(self, position: float, frame: np.ndarray, region: Rect) -> None:
         """Fold the tiles of ``frame`` where the safe index differs into the occlusion-safe blend."""
@@ -199,6 +210,9 @@ class DepthmapFusion:
                 self.index_map = self._k = None
             if self._safe is not None:
                 self._consistent()
+            if self._far is not None:
+                self._far.apply(self._sum)
+                self._far = None
             self._image, self._sum = self._sum, None
         return self._image
 

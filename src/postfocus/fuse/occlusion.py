@@ -253,7 +253,7 @@ def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | Non
 
 
 def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.ndarray, used: list[int] | None = None,
-                          *, sure: float = 0.3, near_to_far: bool = True) -> np.ndarray:
+                          *, sure: float = 0.3, near_to_far: bool = True, with_slope: bool = False):
     """The focus index to fuse by: :func:`visible_index` with the stack's own :func:`defocus_slope`.
 
     Parameters
@@ -270,10 +270,14 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
         Frame 0 is the nearest focus (:func:`~postfocus.focus.direction.sweep_direction`); False: the last
         is, and the index is capped from above instead (never below ``index``).
 
+    with_slope : bool
+        Also return the blur growth it used (px of the maps a used frame).
+
     Returns
     -------
-    numpy.ndarray
-        float32 (h, w) in frame numbers, never above ``index`` (never below it for a far-to-near sweep).
+    numpy.ndarray or tuple
+        float32 (h, w) in frame numbers, never above ``index`` (never below it for a far-to-near sweep);
+        with ``with_slope``, (that, the blur growth).
     """
     index = np.asarray(index, np.float32)
     frames = np.arange(volume.shape[0], dtype=np.float32) if used is None else np.asarray(used, np.float32)
@@ -283,7 +287,8 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
     near = rank if near_to_far else last - rank  # 0 = nearest
     visible = visible_index(near, slope, occluder=np.asarray(confidence) >= sure)
     visible = visible if near_to_far else last - visible
-    return np.interp(visible, np.arange(frames.size, dtype=np.float32), frames).astype(np.float32)
+    safe = np.interp(visible, np.arange(frames.size, dtype=np.float32), frames).astype(np.float32)
+    return (safe, slope) if with_slope else safe
 
 
 

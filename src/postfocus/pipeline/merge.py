@@ -33,6 +33,7 @@ from postfocus.fuse.base import Fusion, blend_width, upscale_region
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
 from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index
+from postfocus.fuse.relight import local_far_index
 from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
@@ -69,6 +70,7 @@ def fuse(
     threads: int | None = None,
     near_to_far: bool | Callable[[], bool] = True,
     keep_volume: bool = True,
+    relight: bool = False,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -111,6 +113,10 @@ def fuse(
         costs a few blurs per frame and layer; off by default (docs/quality.md, "Second step"). A band
         or region sees near objects only within its 16 px margin, so a banded result may differ from
         the whole near band borders.
+    relight : bool
+        Depth-map method with ``occlusion``: the far surface beside darker near objects taken from the frame
+        focused on it, relit by its coarse ratio to the blend (:mod:`postfocus.fuse.relight`); off by default
+        (docs/quality.md, "Seventh step, eighth session").
     warped : callable, optional
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
@@ -155,7 +161,7 @@ def fuse(
     if warped is not None and len(parts) > 1:
         raise ValueError("frames warped ahead go with one band")
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads, near_to_far)
-    job.keep_volume = keep_volume
+    job.keep_volume, job.relight = keep_volume, relight
     grown = aligned_region(whole, (H, W), method, occlusion)
     m = _MARGIN if method == "depthmap" and occlusion else 0
     oy, ox = top - grown[0], left - grown[1]
@@ -218,6 +224,8 @@ class _Merge:
         self.labels, self.choice = maps.motion_frames(merge)
         self._occlusion: tuple[np.ndarray, float | None] | None = None
         self.keep_volume = True  # (False: the maps' volume is let go once the blend state is made)
+        self.relight = False  # (the far surface beside darker near objects relit, fuse/relight.py)
+        self.far: np.ndarray | None = None  # (its far index, maps' size; made with the occlusion-safe index)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Matrix into the maps' geometry and exposure gain of frame ``i``."""
@@ -232,12 +240,16 @@ class _Merge:
         if self._occlusion is None:
             maps = self.maps
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured beside)
-            safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used, near_to_far=near)
+            safe, growth = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used,
+                                                 near_to_far=near, with_slope=True)
             slope = None
             if self.restore:  # for the matting equation
                 own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
                                 np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
                 slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+            if self.relight:  # the far index within the blur reach, at the maps' size (fuse/relight.py)
+                ranks = np.interp([maps.focus_index.min(), maps.focus_index.max()], maps.used, np.arange(len(maps.used)))
+                self.far = local_far_index(maps.focus_index, int(np.ceil(growth * float(np.ptp(ranks)))), near_to_far=near)
             self._occlusion = safe, slope
         return self._occlusion
 
@@ -269,7 +281,9 @@ class _Merge:
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured: asked now)
-            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near)
+            far = rank_of(self.far) if self.far is not None else None
+            return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near,
+                                  far_index=far)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 

@@ -10,7 +10,11 @@ of a processed stack:
    log-measures of the frames that carry the focus curve, three of its widths
    on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
    Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
-   frames and a three-frame parabola reads its noise). A curve cut by the
+   frames and a three-frame parabola reads its noise). On a dense sweep (curves
+   1.5 frames wide or wider) a clear pixel's reading is then placed by the
+   stack's own curve shape, flat-topped with heavy tails, not a Gaussian
+   (:func:`postfocus.focus.peak.shape_shift`); the cleaning below decides on
+   the Gaussian fit. A curve cut by the
    sweep's first or last frame is placed from its visible flank instead
    (:mod:`postfocus.products.depth_ends`). Confidence is how far
    the peak stands above the average frame and the noise floor. A near
@@ -69,8 +73,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -79,23 +81,27 @@ import cv2
 import numpy as np
 
 from postfocus.colour import to_grey
-from postfocus.errors import InputError, OutputError, PostfocusError
+from postfocus.errors import InputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, spilled
+from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
 from postfocus.products.depth_ends import end_peaks
+from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 4  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 5  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
 FILLED = 0.5  # below this confidence a pixel takes most of its depth from its region (the median, not a mean)
 SIDE_STEP = 1.5  # an index step (slices) that is a depth edge to occlusion_sides, not a slope
 SIDE_SURE = 1e-6  # any focus peak at all shows occlusion_sides what a surface looks like (a weak far wall too)
+SHAPE_WIDTH = 1.5  # focus curves this wide (sigma, slices) or wider: a flat top over frames, placed by its shape
+SHAPE_AGREE = 1.0  # slices: a shape fit this far from the Gaussian one is a curve the shape does not describe
 MEDIAN_SIGMA_R = 0.5  # colour tolerance of the median that refills outliers: texture does not stop it, outlines do
 
 __all__ = ["DEPTH_VERSION", "DepthResult", "depth_map", "refine_depth", "write_depth_png", "read_depth_png",
@@ -146,6 +152,7 @@ def refine_depth(
     reach: int | None = None,
     sides: bool = True,
     ends: bool = True,
+    shape: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -177,6 +184,12 @@ def refine_depth(
         (``focus_index_map(sides=False)``, docs/quality.md); the depth does not.
     ends : place the peak of a focus curve cut by the sweep's first or last frame from its visible flank
         (:func:`postfocus.products.depth_ends.end_peaks`), not by the symmetric fit, which lands inside.
+    shape : on a dense sweep (focus curves ``SHAPE_WIDTH`` slices wide or wider, whose flat top spans several
+        frames), where a pixel's curve peaks inside the sweep ``LEVEL_RATIO[1]`` noise floors up, place its peak by the
+        stack's own focus-curve shape (:func:`postfocus.focus.peak.shape_peak`, the matched filter of the median
+        clear curve), unless that moves it ``SHAPE_AGREE`` slices or more from the Gaussian fit (a curve of two
+        surfaces, which the shape does not describe). Only the pixel's own reading moves (less than a slice); the
+        cleaning's decisions (sides, outliers, bands, fill) are made on the Gaussian fit, as before.
 
     Returns
     -------
@@ -214,8 +227,14 @@ def refine_depth(
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
     index = gaussian_peak(agg, best, int(reach), floor)
+    shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
+    if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
+        clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor)
+        shift = shape_shift(agg, index, clear, peak, int(reach), floor, agree=SHAPE_AGREE)
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
+        fitted = index
         index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
+        shift[index != fitted] = 0.0
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
@@ -238,6 +257,7 @@ def refine_depth(
         stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
         keep &= stays >= given - SIDE_STEP
         index = np.where(keep, given, index).astype(np.float32)
+        shift[keep] = 0.0
     # A pixel whose focus peak is a near outline's spilled energy (no detail of its own) is filled from its surface.
     confidence[spilled(index, guide, spill=edge_spill(radius), step=SIDE_STEP, least=LEVEL_RATIO[0] * floor)] = 0.0
     # Outliers: confident-looking patches many frames away from the surface around them.
@@ -271,7 +291,7 @@ def refine_depth(
                 mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
     blend = np.where(distrust, 0.0, confidence)
-    depth = (blend * index + (1.0 - blend) * local).astype(np.float32)
+    depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
@@ -333,58 +353,6 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
 def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
     """Refuse an output path with another suffix, in a missing or read-only folder, or naming an input."""
     return check_output_path(path, inputs, suffixes)
-
-
-def _png_text(png: bytes, text: dict[str, str]) -> bytes:
-    """Insert tEXt chunks right after the IHDR chunk of an encoded PNG."""
-    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    chunks = b""
-    for key, value in text.items():
-        data = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
-        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
-    return png[:end] + chunks + png[end:]
-
-
-def depth_to_uint16(depth: np.ndarray, frames: int) -> np.ndarray:
-    """Frame units -> 16-bit counts: 0 = frame 0, 65535 = frame ``frames - 1``."""
-    span = max(frames - 1, 1)
-    return (np.clip(depth / span, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-
-
-def write_depth_png(path: str | os.PathLike, result: DepthResult) -> Path:
-    """16-bit grey PNG; 0 = nearest frame, 65535 = frame N-1; the scale is in the PNG text."""
-    counts = depth_to_uint16(result.depth, result.frames)
-    span = max(result.frames - 1, 1)
-    ok, encoded = cv2.imencode(".png", counts)
-    if not ok:
-        raise OutputError(f"{path}: PNG encoder failed")
-    text = {
-        "Software": "postfocus",
-        "Description": (f"postfocus depth map: frame = value / 65535 * {span} "
-                        f"(0 = nearest frame, 65535 = frame {result.frames - 1})"),
-        "postfocus:depth_frames": str(result.frames),
-        "postfocus:depth_scale": repr(span / 65535.0),
-        "postfocus:depth_zero": "nearest frame",
-    }
-    blob = _png_text(encoded.tobytes(), text)
-    return atomic_write(path, lambda p: p.write_bytes(blob))
-
-
-def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a depth PNG written by :func:`write_depth_png`: (depth in frames, number of frames)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            frames = int(im.info.get("postfocus:depth_frames", 0) or 0)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read depth map ({exc})") from None
-    counts = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if counts is None or counts.ndim != 2 or counts.dtype != np.uint16:
-        raise InputError(f"{path}: not a 16-bit grey depth map")
-    if frames < 1:
-        raise InputError(f"{path}: no postfocus depth scale in this PNG")
-    return (counts.astype(np.float32) / 65535.0 * max(frames - 1, 1)).astype(np.float32), frames
 
 
 def write_depth_npy(path: str | os.PathLike, result: DepthResult) -> Path:

@@ -1,0 +1,74 @@
+"""Depth maps as 16-bit grey PNG files whose text chunks carry their scale in frames.
+
+``0`` is the nearest frame and ``65535`` frame ``N - 1``: ``frame = value / 65535 * (N - 1)``; the scale is
+also written into the PNG's text chunks (``postfocus:depth_frames`` = N, ``postfocus:depth_scale`` = frames
+per count, ``postfocus:depth_zero``), which :func:`read_depth_png` reads back.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from postfocus.errors import InputError, OutputError
+from postfocus.io.write import atomic_write
+
+__all__ = ["depth_to_uint16", "read_depth_png", "write_depth_png"]
+
+
+def _png_text(png: bytes, text: dict[str, str]) -> bytes:
+    """Insert tEXt chunks right after the IHDR chunk of an encoded PNG."""
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    chunks = b""
+    for key, value in text.items():
+        data = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
+        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:end] + chunks + png[end:]
+
+
+def depth_to_uint16(depth: np.ndarray, frames: int) -> np.ndarray:
+    """Frame units -> 16-bit counts: 0 = frame 0, 65535 = frame ``frames - 1``."""
+    span = max(frames - 1, 1)
+    return (np.clip(depth / span, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def write_depth_png(path: str | os.PathLike, result) -> Path:  # noqa: ANN001 (a products.depth.DepthResult)
+    """16-bit grey PNG of ``result`` (its ``depth`` in frames and ``frames``); 0 = nearest frame, 65535 = frame
+    N-1; the scale is in the PNG text."""
+    counts = depth_to_uint16(result.depth, result.frames)
+    span = max(result.frames - 1, 1)
+    ok, encoded = cv2.imencode(".png", counts)
+    if not ok:
+        raise OutputError(f"{path}: PNG encoder failed")
+    text = {
+        "Software": "postfocus",
+        "Description": (f"postfocus depth map: frame = value / 65535 * {span} "
+                        f"(0 = nearest frame, 65535 = frame {result.frames - 1})"),
+        "postfocus:depth_frames": str(result.frames),
+        "postfocus:depth_scale": repr(span / 65535.0),
+        "postfocus:depth_zero": "nearest frame",
+    }
+    blob = _png_text(encoded.tobytes(), text)
+    return atomic_write(path, lambda p: p.write_bytes(blob))
+
+
+def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a depth PNG written by :func:`write_depth_png`: (depth in frames, number of frames)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            frames = int(im.info.get("postfocus:depth_frames", 0) or 0)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read depth map ({exc})") from None
+    counts = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if counts is None or counts.ndim != 2 or counts.dtype != np.uint16:
+        raise InputError(f"{path}: not a 16-bit grey depth map")
+    if frames < 1:
+        raise InputError(f"{path}: no postfocus depth scale in this PNG")
+    return (counts.astype(np.float32) / 65535.0 * max(frames - 1, 1)).astype(np.float32), frames
