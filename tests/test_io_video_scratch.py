@@ -54,8 +54,9 @@ def test_a_rotated_video_is_turned_upright_from_the_scratch(tmp_path):
     frame = texture(1)
     path = write_video([frame, frame * 0.9, frame * 0.8], tmp_path / "rot.mp4", rotation=90)
     expected, _, source = _read_twice(path, range(3))
-    assert source.read_pixels(2).shape == expected[2].shape == (240, 160, 3)
-    np.testing.assert_array_equal(source.read_pixels(2), expected[2])
+    got = source.read_pixels(2)
+    assert got.shape == expected[2].shape == (240, 160, 3)
+    np.testing.assert_array_equal(got, expected[2])
 
 
 @pytest.mark.skipif(not encoder_available("libx265"), reason="this FFmpeg build has no libx265 encoder")

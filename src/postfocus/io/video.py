@@ -286,7 +286,7 @@ class VideoSource(FrameSource):
             out = fit_size(out, self.info.height, self.info.width)
         return out
 
-    def _stored(self, frame: av.VideoFrame) -> np.ndarray:
+    def _stored(self, frame: av.VideoFrame) -> np.ndarray:  # (a method: the scratch holds no reference back)
         return self._convert(frame, stored=True)
 
     def __len__(self) -> int:
@@ -395,22 +395,22 @@ class VideoSource(FrameSource):
             self._restart(key)  # skip ahead to a keyframe instead of decoding through
         while True:
             i, frame = self._next_frame()
-            if self._scratch is not None:
+            if self._scratch is not None:  # (kept when the pixels are the same; the first frame tells)
                 self._scratch.put(i, frame, convert=self._stored)
             if i == index:
-                self._cached = (i, frame)
-                return self._convert(frame, stored=True)
+                pixels = self._convert(frame, stored=True)
+                if self._scratch is not None and self._scratch.complete:  # the decoder's frame pools (several
+                    self._release_decoder()  # 4K frames with frame threads) go: every frame is read from the file
+                else:
+                    self._cached = (i, frame)
+                return pixels
             if i > index:  # a seek overshot: start again from the beginning
                 self._keyframes = {k: v for k, v in self._keyframes.items() if k <= index and k != key}
                 self._restart()
 
     def keep_decoded(self, *, directory: str | os.PathLike | None = None) -> None:
-        """Keep every frame :meth:`read_pixels` decodes in a scratch file, so that reading it again decodes nothing.
-
-        For readers that read the frames twice (the pipeline's two passes): a frame read again is rebuilt
-        from its decoded planes (the same pixels to the bit) instead of decoded again from its key frame.
-        Nothing is kept when the whole video would not fit the scratch's limits
-        (:mod:`postfocus.io.video_scratch`); the file goes with :meth:`close`.
+        """Keep every frame :meth:`read_pixels` decodes in a scratch file (:mod:`postfocus.io.video_scratch`):
+        read again (the pipeline's second pass), a frame is rebuilt from its decoded planes, not decoded again.
 
         Parameters
         ----------
@@ -418,20 +418,22 @@ class VideoSource(FrameSource):
             Where the unnamed scratch file is made (default: the system's temporary folder).
         """
         if self._scratch is None:
-            from postfocus.io.video_scratch import DecodedScratch
-
+            from postfocus.io.video_scratch import DecodedScratch  # (PyAV is loaded already)
             self._scratch = DecodedScratch(self._count, directory=directory)
 
-    def close(self) -> None:
-        """Release the decoder used by :meth:`read` (and the frames :meth:`keep_decoded` kept)."""
+    def _release_decoder(self) -> None:
         self._frames_iter = None
         self._cached = None
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
         if self._container is not None:
             self._container.close()
             self._container = None
+
+    def close(self) -> None:
+        """Release the decoder used by :meth:`read` (and the frames :meth:`keep_decoded` kept)."""
+        self._release_decoder()
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
 
     def __enter__(self) -> "VideoSource":
         return self

@@ -103,6 +103,11 @@ class DecodedScratch:
     def __len__(self) -> int:
         return len(self._where)
 
+    @property
+    def complete(self) -> bool:
+        """Whether every frame of the video is kept and none was handed back yet."""
+        return self.active and len(self._where) == self.frames
+
     def _fits(self, frame_bytes: int) -> bool:
         total = self.frames * frame_bytes
         try:
