@@ -10,8 +10,7 @@ colour conversion), to a temporary file that has no name (removed when closed or
 ends, however it ends) and reads them back into a frame of the same format: converting that frame
 to RGB gives the same pixels to the bit as converting the decoded one. Writing and reading a 4K
 frame costs a few milliseconds of system time; the operating system's file cache holds the data
-(it is not the process's memory, and the system writes it to disk or drops it when it needs the
-room). The scratch is used only when the whole video fits :data:`SCRATCH_MB` and a quarter of
+(it is not the process's memory, and the system writes it out to disk when it needs the room). The scratch is used only when the whole video fits :data:`SCRATCH_MB` and a quarter of
 the free disk space, and when the first frame, rebuilt, converts to the same pixels as decoded (8-bit
 4:2:0 does; FFmpeg converts 10-bit frames following their chroma siting, which PyAV cannot copy to a
 new frame); otherwise, or when a write fails, frames are decoded again as before.
