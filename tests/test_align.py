@@ -280,3 +280,38 @@ def test_exposure_chain_of_a_handheld_sweep_stays_within_half_a_percent():
     error = np.abs(estimated * np.asarray(st.gains) - 1)
     assert error.max() < 0.005, error.max()
     assert np.abs(np.asarray(st.gains) - 1).max() > 0.03  # the drift is there to be corrected
+
+
+def test_two_matches_at_once_refine_their_tiles_one_at_a_time(scene, monkeypatch):
+    """The tile refinement holds a match's largest arrays: matches run at once take turns through it
+    (their correlation matches still overlap), and the chain is the one built in order."""
+    import threading
+    import time
+
+    from postfocus.align import pair as pair_module
+
+    inside, most, guard = [0], [0], threading.Lock()
+    refine = pair_module.refine_with_tiles
+
+    def counted(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)  # long enough for the other match to reach its refinement
+        try:
+            return refine(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(pair_module, "refine_with_tiles", counted)
+    truth = true_transforms("similarity", seed=4)
+    frames = [render(scene, t, s) for t, s in zip(truth, BLUR)]
+    aligner = SweepAligner([f"f{k}.png" for k in range(N)], REF, "similarity", workers=2)
+    for k, f in enumerate(frames):
+        aligner.add(k, to_grey(f), f)
+    ahead = aligner.finish()[0]
+    in_order = align_frames(frames, "similarity", background=False)
+    assert most[0] == 1
+    for a, b in zip(ahead, in_order):
+        assert np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from postfocus.align import match_pair, prepare_frame, tile_shifts
+from postfocus.align.pair import refine_with_tiles
 from postfocus.align import pair as pair_module
 from postfocus.align import tiles as tiles_module
 from postfocus.colour import to_grey
@@ -92,3 +93,97 @@ def test_a_shared_frame_pyramid_is_left_as_it_was():
     after = [a.small, b.small, *a.levels]
     assert all(np.array_equal(x, y) for x, y in zip(before, after))
     assert np.array_equal(first.matrix, again.matrix)
+
+
+def test_a_frame_matched_at_the_identity_is_left_as_it_was():
+    """A registered pair matches at the identity, where the warp hands back the moving frame itself: the tile
+    refinement's in-place blur must not reach it (it is the next match's template, on another thread)."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.random((240, 320)).astype(np.float32), (0, 0), 2.0)
+    moving = img.copy()
+    refine_with_tiles(img, moving, np.eye(3), "similarity")
+    assert np.array_equal(moving, img)
+    a, b = prepare_frame(img), prepare_frame(img.copy())
+    level = b.levels[0].copy()
+    first = match_pair(a, b, "similarity")
+    assert np.array_equal(b.levels[0], level)
+    assert np.array_equal(match_pair(a, b, "similarity").matrix, first.matrix)
+
+
+def _whole_frame_tiles(template: np.ndarray, tile: int):
+    """The template's tiles made as before, with frame-sized filters: an independent reference."""
+    h, w = template.shape
+    margin = max(2, tile // 4)
+    ny, nx = (h - 2 * margin) // tile, (w - 2 * margin) // tile
+    y0 = x0 = margin
+    y1, x1 = y0 + ny * tile, x0 + nx * tile
+    t = cv2.GaussianBlur(template, (0, 0), 1.0)
+    ix = cv2.Sobel(t, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[y0:y1, x0:x1]
+    iy = cv2.Sobel(t, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[y0:y1, x0:x1]
+
+    def tile_sum(img):
+        return cv2.resize(img, (nx, ny), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
+
+    mx, my, area = tile_sum(ix) / tile**2, tile_sum(iy) / tile**2, tile * tile
+    sxx = tile_sum(cv2.multiply(ix, ix)) - area * mx * mx
+    sxy = tile_sum(cv2.multiply(ix, iy)) - area * mx * my
+    syy = tile_sum(cv2.multiply(iy, iy)) - area * my * my
+    planes = [img.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3).reshape(ny * nx, tile * tile)
+              for img in (t[y0:y1, x0:x1], ix - np.repeat(np.repeat(mx, tile, 0), tile, 1).astype(np.float32),
+                          iy - np.repeat(np.repeat(my, tile, 0), tile, 1).astype(np.float32))]
+    return np.stack(planes, axis=1), np.stack([sxx, sxy, syy], axis=-1).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("size, tile", [((512, 512), 32), ((300, 470), 16), ((481, 257), 24)])
+def test_template_tiles_made_in_bands_are_those_of_whole_frame_filters(photo, size, tile):
+    """Bands of rows read the template as far as the blur and gradients reach: the same values to the bit."""
+    template = cv2.resize(photo, size[::-1], interpolation=cv2.INTER_AREA)
+    prepared = tiles_module.template_tiles(template, tile)
+    cut, hessian = _whole_frame_tiles(template, tile)
+    kept = prepared.valid.ravel()
+    assert 0 < kept.sum() == len(prepared.cut)
+    assert np.array_equal(prepared.cut, cut[kept]) and np.array_equal(prepared.hessian, hessian[kept])
+
+
+def test_template_tiles_hold_no_frame_sized_filter_outputs(photo):
+    """Two matches run at once, each holding the template's tiles: their making adds little beyond them."""
+    import tracemalloc
+
+    template = cv2.resize(photo, (1536, 1024), interpolation=cv2.INTER_LINEAR)
+    tracemalloc.start()
+    try:
+        prepared = tiles_module.template_tiles(template, 32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    frame = template.nbytes
+    # every tile (2.85 frames: pixels and two gradients) and a band's temporaries (0.9 frame); made with
+    # frame-sized blur, gradients and products it was 6.3 frames (measured: 3.7 now)
+    assert prepared.cut.nbytes > 2 * frame
+    assert peak < 4.2 * frame, peak / frame
+
+
+def test_tiles_iterated_together_move_as_each_would_alone(photo):
+    """A converged tile stays in the arrays with its shift frozen: every tile ends where it ends alone."""
+    template = cv2.GaussianBlur(photo, (0, 0), 0.5)
+    moving = cv2.GaussianBlur(shifted(photo, 0.35, -0.6, blur=1.0), (0, 0), 1.0)
+    prepared = tiles_module.template_tiles(template, 32)
+    ny, nx, y0, x0 = prepared.grid
+    rows, cols = np.nonzero(prepared.valid)
+    grid = np.arange(32, dtype=np.float32)
+    xs = (x0 + cols * 32).astype(np.float32)[:, None, None] + grid[None, None, :]
+    ys = (y0 + rows * 32).astype(np.float32)[:, None, None] + grid[None, :, None]
+    together = tiles_module._iterate(moving, prepared.cut, xs, ys, prepared.hessian, 8)
+    alone = np.concatenate([tiles_module._iterate(moving, prepared.cut[i:i + 1], xs[i:i + 1], ys[i:i + 1],
+                                                  prepared.hessian[i:i + 1], 8) for i in range(len(rows))])
+    assert np.array_equal(together, alone)
+
+
+def test_tile_shifts_in_place_blur_gives_the_same_shifts(photo):
+    template = cv2.GaussianBlur(photo, (0, 0), 0.5)
+    moving = shifted(photo, -0.4, 0.25, blur=1.2)
+    kept = tile_shifts(template, moving, 32)
+    own = moving.copy()
+    overwritten = tile_shifts(template, own, 32, overwrite=True)
+    assert all(np.array_equal(x, y) for x, y in zip(kept, overwritten))
+    assert not np.array_equal(own, moving)  # it was blurred where it lay

@@ -17,6 +17,7 @@ References
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import cv2
@@ -238,7 +239,9 @@ def refine_with_tiles(
     corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
     for _ in range(rounds if prepared is not None else 0):
         aligned = warp_to_reference(moving, matrix, (h, w))
-        points, shifts = tile_shifts(prepared, aligned, tile)
+        # Blur in place only a warped copy: an identity warp hands back the moving frame itself.
+        points, shifts = tile_shifts(prepared, aligned, tile, overwrite=aligned is not moving)
+        del aligned
         correction = fit_model(points, points + shifts, model)
         if correction is None or _plausible(correction, (h, w)):
             break
@@ -288,13 +291,16 @@ def _phase_shift(t: np.ndarray, m: np.ndarray, f: float) -> np.ndarray:
 
 
 def match_pair(template: np.ndarray | FramePyramid, moving: np.ndarray | FramePyramid,
-               model: str = "similarity") -> PairMatch:
+               model: str = "similarity", *, refining: AbstractContextManager | None = None) -> PairMatch:
     """Match neighbouring frames; fall back to features when correlation fails.
 
     Parameters
     ----------
     template, moving : float32 grey images (already reduced to working size), or their
         :func:`prepare_frame` (made once per frame when it takes part in two matches).
+    refining : context manager, optional
+        Held through the tile refinement (its frame-sized arrays): a lock shared by matches run at once
+        lets one refinement hold them at a time while the others' correlation matches go on.
 
     Returns
     -------
@@ -309,7 +315,8 @@ def match_pair(template: np.ndarray | FramePyramid, moving: np.ndarray | FramePy
         iterations, eps = ECC_BEFORE_TILES if tiles else (60, 1e-5)
         matrix, rho = ecc_match(template, moving, model, init=start, iterations=iterations, eps=eps)
         if tiles and not _plausible(matrix, size):
-            matrix = refine_with_tiles(template.levels[0], moving.levels[0], matrix, model)
+            with refining or nullcontext():
+                matrix = refine_with_tiles(template.levels[0], moving.levels[0], matrix, model)
         reason = _plausible(matrix, size)
         if not reason and rho >= MIN_CORRELATION:
             return PairMatch(matrix, rho, "ecc", True)

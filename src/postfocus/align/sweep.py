@@ -8,6 +8,7 @@ ends of a sweep would never match the reference directly; their neighbours do.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -95,13 +96,15 @@ class SweepAligner:
         self._waiting: list[tuple[tuple[int, FramePyramid, np.ndarray], int | None, Future | None]] = []
         self._received: tuple[int, FramePyramid, np.ndarray] | None = None
         self._pool = None
+        # One tile refinement at a time (the matches' largest arrays), beside the other's correlation match.
+        self._refining = threading.Lock()
         if background:
             # ``workers`` matches at once (one on a single-thread budget, beside the caller).
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
 
     def _pair(self, a: tuple[int, FramePyramid, np.ndarray], b: tuple[int, FramePyramid, np.ndarray]):
         """Match frame ``b`` to frame ``a``; with the exposure gain between them when they match."""
-        match = match_pair(a[1], b[1], self.model)
+        match = match_pair(a[1], b[1], self.model, refining=self._refining)
         gain = self._gain(a[2], b[2], match, b[1].shape[1]) if match.ok else None
         return match, gain
 
