@@ -140,6 +140,8 @@ def _decode_once(source: FrameSource, bands: int, *, hold: bool = False) -> Fram
     h, w = info.size
     frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
     if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
+        if hasattr(source, "keep_decoded"):  # a video: its decoded frames kept in a scratch file instead
+            source.keep_decoded()
         return source
     return _DecodedOnce(source, hold=hold)
 
