@@ -100,6 +100,35 @@ def test_a_video_over_the_limit_is_decoded_again(tmp_path):
     np.testing.assert_array_equal(source.read_pixels(0), first[0])
 
 
+def test_a_scratch_on_a_file_system_in_memory_is_not_used(tmp_path, monkeypatch):
+    """On a tmpfs /tmp the file would be memory all the same, only not counted as the process's: decode again."""
+    monkeypatch.setattr(video_scratch, "_in_memory", lambda directory: True)
+    path = write_video(frames_sequence(4), tmp_path / "sweep.mp4")
+    scratch = DecodedScratch(4, directory=tmp_path)
+    source = VideoSource(path)
+    source._scratch = scratch
+    first = [source.read_pixels(i) for i in range(4)]
+    assert not scratch.active and len(scratch) == 0 and scratch._file is None
+    np.testing.assert_array_equal(source.read_pixels(0), first[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mounts"), reason="Linux mount table")
+def test_file_systems_in_memory_are_recognised_from_the_mount_table():
+    with open("/proc/self/mounts") as mounts:
+        table = [line.split()[1:3] for line in mounts]
+    memory = [point for point, kind in table if kind == "tmpfs" and os.path.isdir(point)]
+    kinds = {}
+    for point, kind in table:
+        kinds[point] = kind  # the last mount at a point is the one in effect
+    disks = [point for point, kind in kinds.items() if kind in ("ext4", "xfs", "btrfs") and os.path.isdir(point)]
+    if not memory and not disks:
+        pytest.skip("no tmpfs and no plain disk mounted")
+    for point in memory:
+        assert video_scratch._in_memory(os.path.join(point, "no-such-folder"))
+    for point in disks:
+        assert not video_scratch._in_memory(point)
+
+
 def test_a_failed_write_gives_up_and_frames_are_decoded_again(tmp_path, monkeypatch):
     path = write_video(frames_sequence(4), tmp_path / "sweep.mp4")
     source = VideoSource(path)

@@ -10,8 +10,10 @@ colour conversion), to a temporary file that has no name (removed when closed or
 ends, however it ends) and reads them back into a frame of the same format: converting that frame
 to RGB gives the same pixels to the bit as converting the decoded one. Writing and reading a 4K
 frame costs a few milliseconds of system time; the operating system's file cache holds the data
-(it is not the process's memory, and the system writes it out to disk when it needs the room). The scratch is used only when the whole video fits :data:`SCRATCH_MB` and a quarter of
-the free disk space, and when the first frame, rebuilt, converts to the same pixels as decoded (8-bit
+(it is not the process's memory, and the system writes it out to disk when it needs the room). The
+scratch is used only on a disk (never on a file system held in memory, such as a tmpfs ``/tmp``,
+where it would be memory all the same, only not counted as the process's), when the whole video
+fits :data:`SCRATCH_MB` and a quarter of the free disk space, and when the first frame, rebuilt, converts to the same pixels as decoded (8-bit
 4:2:0 does; FFmpeg converts 10-bit frames following their chroma siting, which PyAV cannot copy to a
 new frame); otherwise, or when a write fails, frames are decoded again as before.
 """
@@ -47,6 +49,27 @@ class _Layout:
     sizes: tuple[int, ...]
     colorspace: int
     color_range: int
+
+
+#: File systems whose files live in memory: a scratch file there would only hide memory, not save it.
+_MEMORY_FS = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
+
+
+def _in_memory(directory: str) -> bool:
+    """Whether ``directory`` is on a file system held in memory (Linux ``/proc/self/mounts``; False elsewhere)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            entries = [line.split()[1:3] for line in mounts if len(line.split()) >= 3]
+    except OSError:
+        return False
+    path = os.path.realpath(directory)
+    best, fstype = "", ""
+    for point, kind in entries:
+        point = point.replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, fstype = point, kind
+    return fstype in _MEMORY_FS
 
 
 def _write_all(fd: int, views: list[memoryview], offset: int) -> None:
@@ -108,6 +131,8 @@ class DecodedScratch:
 
     def _fits(self, frame_bytes: int) -> bool:
         total = self.frames * frame_bytes
+        if _in_memory(self.directory):  # a tmpfs /tmp: the file would be memory, only not the process's
+            return False
         try:
             free = shutil.disk_usage(self.directory).free
         except OSError:
