@@ -151,12 +151,19 @@ def order_text(near_to_far: bool, evidence: dict | None = None) -> str:
     --------
     >>> order_text(False)
     'far to near'
+    >>> order_text(True, {"pieces": 9, "source": "assumed", "leans_near_to_far": True, "confidence": 0.86,
+    ...                   "agreement": 0.9})  # doctest: +ELLIPSIS
+    'near to far (assumed: the occlusion edges lean near to far, too weakly to decide (confidence 0.860, ...'
     """
     text = "near to far" if near_to_far else "far to near"
     if evidence and evidence.get("pieces", 1) > 0:  # measured at occlusion edges (focus/direction.py)
         leans = "near to far" if evidence["leans_near_to_far"] else "far to near"
-        text += (f" ({evidence['source']}; the occlusion edges lean {leans}, confidence "
-                 f"{evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing)")
+        numbers = f"confidence {evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing"
+        if evidence["source"] == "assumed":  # evidence too weak to decide: the default order was kept
+            text += (f" (assumed: the occlusion edges lean {leans}, too weakly to decide ({numbers}); "
+                     f"give --order if you know it)")
+        else:
+            text += f" ({evidence['source']}; the occlusion edges lean {leans}, {numbers})"
     return text
 
 

@@ -14,6 +14,7 @@ from typing import Sequence
 from postfocus.errors import InputError
 from postfocus.io.base import (
     IMAGE_EXTENSIONS,
+    MIN_FRAME_SIDE,
     RAW_EXTENSIONS,
     VIDEO_EXTENSIONS,
     FrameSource,
@@ -24,9 +25,6 @@ from postfocus.io.base import (
 from postfocus.io.images import ImageFilesSource, read_header
 
 __all__ = ["MIN_FRAME_SIDE", "open_source"]
-
-MIN_FRAME_SIDE = 16
-"""Smallest frame side a stack is made of, in pixels (OpenCV's optical flow needs 12; alignment far more)."""
 
 
 def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, threads: int | None = None) -> FrameSource:

@@ -24,7 +24,7 @@ import numpy as np
 from postfocus.errors import InputError, PostfocusWarning
 from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.arrays import ArraySource
-from postfocus.io.base import FrameSource
+from postfocus.io.base import MIN_FRAME_SIDE, FrameSource
 from postfocus.io.open import open_source
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
@@ -74,6 +74,10 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PostfocusWarning)
         source = ArraySource(inputs) if arrays else open_source(inputs, threads=threads)
+    if arrays and min(source.info.size) < MIN_FRAME_SIDE:  # (files are checked when opened)
+        h, w = source.info.size
+        raise InputError(f"frames of {w}x{h} pixels; a focus stack needs frames of at least "
+                         f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}")
     for w in caught:
         warn(str(w.message))
     return source

@@ -76,12 +76,16 @@ class ProcessedStack(MapsView):
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
-        """Open a stack folder; InputError if it is not one of this format version."""
+        """Open a stack folder; InputError if it is not one of this format version, DamagedStackError if its manifest is unreadable."""
         folder = Path(folder)
         try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{folder}: not a postfocus stack folder ({exc})") from None
+            text = (folder / "manifest.json").read_text()
+        except OSError as exc:
+            raise InputError(f"{folder}: not a postfocus stack folder ({exc.strerror or exc})") from None
+        try:
+            manifest = json.loads(text)
+        except ValueError as exc:  # a manifest there but cut short or garbled: a damaged folder, made again
+            raise DamagedStackError(f"{folder}: manifest.json cannot be read ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
