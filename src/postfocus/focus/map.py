@@ -25,6 +25,9 @@ from postfocus.options import PREFER
 __all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
            "guided_upsample", "peak_index", "peak_near", "preferred_peak", "push_pull_fill", "refine_at"]
 
+UPSAMPLE_BAND = 128  # rows of the full-size image guided at a time in :func:`guided_upsample`
+
+
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 box, edges reflected."""
     k = 2 * radius + 1
@@ -396,10 +399,37 @@ def focus_index_map(
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
 
 
-def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
+def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3, *,
+                    band: int = UPSAMPLE_BAND) -> np.ndarray:
     """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
 
-    Bilinear upsampling followed by a guided filter (He et al.) at full size.
+    Bilinear upsampling followed by a guided filter (He et al.) at full size,
+    clipped to the range of ``values``. The filter runs over ``band`` rows at a
+    time with the ``2 radius`` rows around them that its two box passes read,
+    written back into the upsampled array: at full size only that array and the
+    caller's guide are alive, not the filter's eight full-size temporaries.
+
+    Parameters
+    ----------
+    values : (h, w) map at analysis size.
+    guide : (H, W) or (H, W, 3) float image at output size.
+    radius : box radius of the guided filter (default: 1.5 times the scale, at least 2).
+    eps : guided-filter regularisation.
+    band : rows filtered at a time (memory only; at least ``2 radius``).
+
+    Returns
+    -------
+    float32 (H, W).
+
+    References
+    ----------
+    K. He, J. Sun, X. Tang, "Guided image filtering", ECCV 2010.
+
+    Examples
+    --------
+    >>> g = np.random.rand(40, 30).astype(np.float32); v = np.random.rand(10, 8).astype(np.float32)
+    >>> guided_upsample(v, g, band=8).shape
+    (40, 30)
     """
     h, w = guide.shape[:2]
     mh, mw = values.shape[:2]
@@ -408,9 +438,20 @@ def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = 
     up = cv2.resize(values.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     scale = max(h / mh, w / mw)
     r = radius if radius is not None else max(2, int(round(1.5 * scale)))
-    lo, hi = float(values.min()), float(values.max())
-    out = guided_filter(to_grey(guide), up, r, eps)
-    return np.clip(out, lo, hi).astype(np.float32)
+    lo, hi = np.float32(values.min()), np.float32(values.max())
+    halo = 2 * r  # a box of a box: the rows within 2r of a band's edge read the rows beyond it
+    band = max(int(band), halo, 1)
+    kept = None  # the upsampled rows above the band, as they were before the band before it was written
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        a, b = max(0, y0 - halo), min(h, y1 + halo)
+        src = up[a:b].copy()
+        if kept is not None:
+            src[:y0 - a] = kept
+        kept = up[max(0, y1 - halo):y1].copy()
+        filtered = guided_filter(to_grey(guide[a:b]), src, r, eps)
+        np.clip(filtered[y0 - a:y1 - a], lo, hi, out=up[y0:y1])
+    return up
 
 
 def push_pull_fill(values: np.ndarray, weight: np.ndarray, min_size: int = 4) -> np.ndarray:
