@@ -180,7 +180,8 @@ def geodesic_median(
         # (one chunk-sized array, filtered and scaled in place: no copies of it beside it; the first chunk
         # carries the weight itself as one more channel, the normalisation, instead of a pass of its own)
         shares = np.empty(v.shape + (len(part) + (valid is None),), np.float32)
-        np.multiply(w[..., None], v[..., None] <= part, out=shares[..., :len(part)])
+        for k, level in enumerate(part):  # (a level at a time: no chunk-sized indicator beside it)
+            np.multiply(w, v <= level, out=shares[..., k])
         if valid is None:
             shares[..., -1] = w
         _recurse(shares, coefficients)
@@ -193,11 +194,10 @@ def geodesic_median(
         np.clip(np.multiply(shares, inv, out=shares), 0.0, 1.0, out=shares)
         # The share grows with the level (a positive filter of a growing indicator): the first level at or
         # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
-        above = shares >= 0.5
-        cross = above.any(axis=-1) & ~done
+        cross = (shares.max(axis=-1) >= 0.5) & ~done  # (no chunk-sized mask: the crossing pixels' own levels)
         if cross.any():
             ys, xs = np.nonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
-            j = np.argmax(above[ys, xs], axis=-1)
+            j = np.argmax(shares[ys, xs] >= 0.5, axis=-1)
             s1 = shares[ys, xs, j]
             s0 = np.where(j > 0, shares[ys, xs, np.maximum(j - 1, 0)], prev_share[ys, xs])
             t0 = np.concatenate([[prev_level], part])[j]
@@ -205,7 +205,7 @@ def geodesic_median(
             out[ys, xs] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
             done |= cross
         prev_share, prev_level = shares[..., -1].copy(), part[-1]
-        shares = above = None  # (let go before the next chunk is made: one chunk alive at a time)
+        shares = None  # (let go before the next chunk is made: one chunk alive at a time)
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
