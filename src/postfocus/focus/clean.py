@@ -27,6 +27,7 @@ from postfocus.focus.map import box
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
 TRANSPOSED_CHANNELS = 6  # at most this many channels, :func:`domain_transform` steps over channel-major columns
+GATHER = 1 << 15  # crossing pixels whose levels :func:`geodesic_median` gathers at once
 CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
 
 __all__ = ["domain_transform", "geodesic_median", "islands", "outliers", "weighted_median"]
@@ -196,16 +197,20 @@ def geodesic_median(
         # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
         cross = (shares.max(axis=-1) >= 0.5) & ~done  # (no chunk-sized mask: the crossing pixels' own levels)
         if cross.any():
-            ys, xs = np.nonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
-            j = np.argmax(shares[ys, xs] >= 0.5, axis=-1)
-            s1 = shares[ys, xs, j]
-            s0 = np.where(j > 0, shares[ys, xs, np.maximum(j - 1, 0)], prev_share[ys, xs])
+            at = np.flatnonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
+            # (a pixel-major view of the levels: the chunk's rows are evenly spaced, also with the weight beside them)
+            flat = np.lib.stride_tricks.as_strided(shares, (v.size, shares.shape[-1]), shares.strides[1:])
+            j = np.concatenate([np.argmax(flat[at[i:i + GATHER]] >= 0.5, axis=-1)
+                                for i in range(0, at.size, GATHER)])  # (their levels gathered a slice at a time)
+            s1 = flat[at, j]
+            s0 = np.where(j > 0, flat[at, np.maximum(j - 1, 0)], prev_share[cross])
             t0 = np.concatenate([[prev_level], part])[j]
             frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
-            out[ys, xs] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
+            out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
             done |= cross
+            at = j = s0 = s1 = t0 = frac = None  # (the crossing pixels' temporaries gone before the copy below)
         prev_share, prev_level = shares[..., -1].copy(), part[-1]
-        shares = None  # (let go before the next chunk is made: one chunk alive at a time)
+        shares = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
