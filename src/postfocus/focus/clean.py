@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.focus.map import box
+from postfocus.focus.guided import box
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
 TRANSPOSED_CHANNELS = 6  # at most this many channels, :func:`domain_transform` steps over channel-major columns

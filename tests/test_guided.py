@@ -1,4 +1,4 @@
-"""Tests for focus/map.py: the guided upsampling of a map to the image's size."""
+"""Tests for focus/guided.py: the guided upsampling of a map to the image's size."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from postfocus.colour import to_grey
-from postfocus.focus.map import guided_filter, guided_upsample
+from postfocus.focus.guided import guided_filter, guided_upsample
 
 
 def _whole(values: np.ndarray, guide: np.ndarray, radius: int, eps: float = 1e-3) -> np.ndarray:
