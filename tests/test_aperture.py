@@ -21,6 +21,7 @@ Measured when these tests were written (240x320, 8 frames, max_blur 6, seed 1):
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from postfocus.products.aperture import (  # noqa: E402
     render_aperture,
 )
 from postfocus.products.depth import depth_map  # noqa: E402
-from postfocus.errors import PostfocusError  # noqa: E402
+from postfocus.errors import OptionError, PostfocusError  # noqa: E402
 from postfocus.focus import tenengrad  # noqa: E402
 from postfocus.synth import psnr, render_stack, scene  # noqa: E402
 
@@ -202,9 +203,9 @@ def test_focus_between_frames_and_presets():
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    ({"f_number": 0}, "f-number"),
-    ({"f_number": -2.0}, "f-number"),
-    ({"f_number": float("nan")}, "f-number"),
+    ({"f_number": 0}, "f_number"),  # an OptionError names the keyword; the command line maps it to --f-number
+    ({"f_number": -2.0}, "f_number"),
+    ({"f_number": float("nan")}, "f_number"),
     ({"blur_px": -1.0}, "blur"),
     ({"f_number": 2.0, "blur_px": 1.0}, "either"),
     ({}, "either"),
@@ -232,7 +233,7 @@ def test_bad_input_through_the_api_on_a_stack(processed_stacks):
     h, w = ps.size
     with pytest.raises(PostfocusError, match="outside the image"):
         aperture(ps, focus_at_point=(w + 5, 10), f_number=2)
-    with pytest.raises(PostfocusError, match="f-number"):
+    with pytest.raises(PostfocusError, match="f_number"):
         aperture(ps, focus_at_point=(10, 10), f_number=0)
     assert aperture(ps, preset="all").focus is None
 
@@ -295,3 +296,24 @@ def test_planted_depth_outlier_leaves_no_smudge(processed_stacks, tmp_path):
     assert score_in(clean.image) >= 50.0
     assert score_in(out.image) >= 36.0
     assert score_in(out.image) >= score_in(smudged) + 12.0
+
+
+@pytest.mark.parametrize("flag,value,args", [
+    ("--f-number", "inf", ["--focus-at", "1,1"]), ("--f-number", "nan", ["--focus-at", "1,1"]),
+    ("--f-number", "0", ["--focus-at", "1,1"]), ("--blur", "inf", ["--focus-at", "1,1"]),
+    ("--highlights", "nan", ["--focus-at", "1,1", "--f-number", "2"]),
+    ("--highlights", "inf", ["--focus-at", "1,1", "--f-number", "2"]),
+    ("--focus-depth", "inf", ["--f-number", "2"]), ("--focus-depth", "nan", ["--f-number", "2"]),
+])
+def test_a_number_that_is_not_finite_is_refused_before_any_work(tiny_stack, tmp_path, cli, flag, value, args):
+    """``--f-number inf`` (and --blur inf, --highlights nan, --focus-depth inf) once passed the command's checks,
+    processed the whole stack and its depth, and only then failed in the library with a message that did not
+    name the flag."""
+    run = cli("aperture", *map(str, tiny_stack.paths), *args, flag, value,
+              "-o", tmp_path / "x.jpg", "--cache", tmp_path / "cache")
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith(f"postfocus: error: {flag} {value}")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing was processed
+    with pytest.raises(OptionError) as refused:
+        blur_from_f_number(math.inf, (240, 320), 7)
+    assert refused.value.param == "f_number"

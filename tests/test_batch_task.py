@@ -65,3 +65,35 @@ def test_outputs_are_checked_and_part_files_cleared(tmp_path):
     assert [p.name for p in part_files(job)] == [".a.k2j3h4g5.jpg.part"]
     assert remove_part_files([job]) == 1 and part_files(job) == []
     assert (tmp_path / ".b.k2j3h4g5.jpg.part").exists() and (tmp_path / "a.jpg").exists()
+
+
+def test_the_focus_order_is_a_batch_option():
+    """A far-to-near stack is fused differently (halo handling follows the order): a batch must be able to say so,
+    on the command line (--order) and in a manifest's order column, as `postfocus stack --order` does."""
+    from postfocus.batch.discover import _clean_options
+    from postfocus.errors import PostfocusError
+
+    opts, _ = stack_arguments({"order": "far-to-near"})
+    assert opts.order == "far-to-near"
+    assert _clean_options({"order": " auto "}) == (("order", "auto"),)
+    with pytest.raises(PostfocusError, match="order 'sideways'"):
+        _clean_options({"order": "sideways"}, "drawer.csv row 2: ")
+
+
+def test_batch_command_passes_the_order_on(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import postfocus.batch
+    from postfocus.cli import main
+    from postfocus.errors import InputError
+
+    seen = {}
+
+    def find_stacks(inputs, out_dir, *, fmt, options):
+        seen.update(options)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(postfocus.batch, "find_stacks", find_stacks)
+    run = CliRunner().invoke(main, ["batch", str(tmp_path), "--out", str(tmp_path / "o"), "--order", "far-to-near"])
+    assert "stop here" in run.output and run.exit_code == 2, run.output
+    assert seen == {"order": "far-to-near"}

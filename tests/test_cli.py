@@ -70,6 +70,15 @@ def test_demo_writes_a_jpeg_and_prints_its_path(cli, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["x.jpg"]
 
 
+@pytest.mark.parametrize("output", ["missing/x.jpg", "x.bmp"])
+def test_demo_refuses_an_output_it_cannot_write_before_stacking(cli, tmp_path, output):
+    """``demo -o missing/x.jpg`` stacked the whole sample first, then failed; its only message before the error
+    was "stacking the bundled sample"."""
+    run = cli("demo", "-o", output, cwd=tmp_path)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith("postfocus: error:")
+
+
 @pytest.mark.parametrize("method", ["depthmap", "pyramid"])
 def test_stack_each_method(cli, tiny_stack, tmp_path, method):
     out = tmp_path / f"{method}.png"
@@ -196,3 +205,28 @@ def test_sixteen_bit_tiff_output(cli, tmp_path, tiny_stack):
     assert run.returncode == 0, run.stderr
     pixels = tifffile.imread(out)
     assert pixels.dtype == np.uint16  # TIFF is 16-bit by default
+
+
+@pytest.mark.parametrize("no_cache", [False, True])
+def test_order_auto_says_which_order_it_found(cli, tiny_stack, tmp_path, no_cache):
+    """``stack --order auto`` merged without a word of the order it measured (only ``info`` said it), though halo
+    handling, depth and pop follow it; a photographer needs to know, and a script reads it from --json."""
+    extra = ["--no-cache"] if no_cache else []
+    run = cli("-q", "stack", *map(str, tiny_stack.paths), "--order", "auto", "-o", tmp_path / "a.jpg", "--json",
+              *extra)
+    assert run.returncode == 0, run.stderr
+    order = json.loads(run.stdout)["order"]
+    assert isinstance(order["near_to_far"], bool) and order["given"] == "auto"
+    said = [line for line in run.err_lines if line.startswith("focus order: ")]
+    assert len(said) == 1 and ("near to far" in said[0] or "far to near" in said[0]), run.stderr
+    run = cli("-q", "stack", *map(str, tiny_stack.paths), "-o", tmp_path / "b.jpg", *extra)
+    assert run.returncode == 0 and "focus order" not in run.stderr  # stated: nothing to report
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_serve_refuses_an_upload_limit_that_is_not_a_number(cli, tmp_path, value):
+    """FloatRange(min=0) lets inf and nan through: the server died with an internal OverflowError/ValueError."""
+    run = cli("serve", "--no-browser", "--port", "0", "--data-dir", tmp_path / "web", "--max-upload-mb", value,
+              timeout=60)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith(f"postfocus: error: --max-upload-mb {value}")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from postfocus import OptionError, StackOptions, stack
-from postfocus.errors import PostfocusWarning
+from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.arrays import ArraySource, InvalidFrameError
 
 
@@ -96,3 +96,9 @@ def test_bad_parameters_are_refused_by_name(field, value):
 def test_a_reference_beyond_the_stack_names_the_range():
     with pytest.raises(OptionError, match=r"reference=7: must be a frame number from 0 to 2"):
         stack(three_frames(), reference=7)
+
+
+def test_arrays_too_small_to_stack_are_refused_before_any_work():
+    """Arrays bypass the file opener: frames of 10x10 reached OpenCV's optical flow and failed inside it."""
+    with pytest.raises(InputError, match="at least 16x16"):
+        stack(np.zeros((3, 10, 10, 3), np.float32), align="none")

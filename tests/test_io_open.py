@@ -299,3 +299,18 @@ def test_check_sizes_takes_paths_sizes_and_depths():
         check_sizes(paths, [(100, 200), (100, 300)])
     with pytest.raises(InputError, match="b.png: is 8-bit but a.png is 16-bit"):
         check_sizes(paths, [(100, 200), (100, 200)], [16, 8])
+
+
+def test_frames_too_small_to_stack_are_refused_when_opened(tmp_path, cli):
+    """Three 8x8 PNGs: ``stack --align none`` died in OpenCV's optical flow (an internal error, exit 1); with the
+    default alignment it said to try ``--align none``. 16x16 still opens."""
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "small").mkdir()
+    for k in range(3):
+        write_frame(tmp_path / "tiny" / f"f{k}.png", 10 * k, size=(8, 8))
+        write_frame(tmp_path / "small" / f"f{k}.png", 10 * k, size=(16, 16))
+    with pytest.raises(InputError, match=r"8x8 pixels; a focus stack needs frames of at least 16x16"):
+        open_source(tmp_path / "tiny")
+    assert open_source(tmp_path / "small").info.size == (16, 16)
+    run = cli("stack", tmp_path / "tiny", "--align", "none", "-o", tmp_path / "t.png")
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "at least 16x16" in run.err_lines[0], run.stderr

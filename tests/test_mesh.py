@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import make_stack, plant_outlier  # noqa: E402
 
-from postfocus.errors import PostfocusError  # noqa: E402
+from postfocus.errors import OptionError, PostfocusError  # noqa: E402
 from postfocus.products.mesh import (  # noqa: E402
     build_mesh,
     grid_shape,
@@ -229,3 +230,17 @@ def test_planted_depth_outlier_makes_no_spike(tmp_path):
     spike = build_mesh(planted.all_in_focus(), np.where(blob, wrong, result.depth).astype(np.float32), result.frames,
                        relief=relief)
     assert float(np.abs(spike.vertices[:, 2].reshape(h, w) - z_clean)[blob].max()) > 0.4 * relief
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_a_relief_that_is_not_a_number_is_refused_before_any_work(tiny_stack, tmp_path, cli, value):
+    """``--relief nan`` passed click's range check, processed the stack and its depth and then failed in
+    build_mesh with a message that did not name the flag."""
+    run = cli("mesh", *map(str, tiny_stack.paths), "--relief", value, "-o", tmp_path / "m.ply",
+              "--cache", tmp_path / "cache")
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith(f"postfocus: error: --relief {value}")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    with pytest.raises(OptionError) as refused:
+        build_mesh(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32), 8, relief=math.nan)
+    assert refused.value.param == "relief"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from postfocus import process
+from postfocus.errors import OptionError
 from postfocus.colour import to_grey
 from postfocus.products.pop import colour_pop, pop, pop_mask, saturation
 from postfocus.synth import render_stack, scene
@@ -73,3 +74,17 @@ def test_planted_depth_outlier_does_not_drop_out_of_the_pop(tmp_path):
     depth = np.where(blob, wrong, truth).astype(np.float32)
     kept = pop_mask(depth, result.tap.position, to_grey(aif))
     assert float(kept[blob].mean()) < 0.2  # the outlier's own depth would have turned it grey
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_tolerance_that_is_not_a_number_is_refused_before_any_work(tiny_stack, tmp_path, cli, value):
+    """``pop --tolerance nan`` passed click's FloatRange, processed the stack and wrote a picture (rc 0)."""
+    run = cli("pop", *map(str, tiny_stack.paths), "--at", "1,1", "--tolerance", value, "-o", tmp_path / "p.jpg",
+              "--cache", tmp_path / "cache")
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith(f"postfocus: error: --tolerance {value}")
+    assert not (tmp_path / "p.jpg").exists()
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    with pytest.raises(OptionError) as refused:
+        pop_mask(np.zeros((4, 4), np.float32), 0.0, np.zeros((4, 4), np.float32), tolerance=float(value))
+    assert refused.value.param == "tolerance"

@@ -233,6 +233,8 @@ def test_cli_errors_are_one_line(cli, cli_stack, tmp_path, stack_folder):
         (["--mask", full], "--mask given 1 time and --from-frame 0 times"),
         (["--mask", full, "--from-frame", "best"], "--from-frame 'best': use a frame number"),
         (["--mask", tmp_path / "missing.png", "--from-frame", "1"], "missing.png: no such file"),
+        (["--mask", full, "--from-frame", "1", "--feather", "nan"], "^postfocus: error: --feather nan: "),
+        (["--mask", full, "--from-frame", "1", "--opacity", "nan"], "^postfocus: error: --opacity nan: "),
     ):
         run = cli("retouch", folder, *args, "-o", out, cache=cache)
         assert run.returncode == 2, (args, run.stderr)

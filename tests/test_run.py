@@ -27,3 +27,38 @@ def test_a_small_stack_is_decoded_once_and_merges_the_same(tiny_stack, tmp_path,
     assert sorted(reads.values()) == [2, 2, 2]  # (with the order stated: measuring it reads frames a third time)
     assert np.array_equal(once.all_in_focus(), twice.all_in_focus())
     assert all(np.array_equal(once.read_frame(i), twice.read_frame(i)) for i in once.used)
+
+
+def test_the_stack_folder_is_the_same_whenever_the_kept_frames_are_warped(tiny_stack, tmp_path, monkeypatch):
+    """The kept frames are warped beside the focus map (``on_measured``); warped as soon as the alignment is
+    known, or only when pass 2 asks for the first, every file of the stack folder is the same."""
+    from conftest import tree_digest
+
+    started: list[str] = []
+    begin = run.WarpAhead.begin
+
+    def noting(self):
+        started.append("begin" if self._work else "again")
+        begin(self)
+
+    monkeypatch.setattr(run.WarpAhead, "begin", noting)
+    beside_map = run.process(tiny_stack.folder, cache_dir=tmp_path / "map")
+    assert started == ["begin"]  # once, from analyse's on_measured: pass 2's first ask found the work handed
+
+    analyse = run.analyse
+    monkeypatch.setattr(run, "analyse", lambda *a, on_measured=None, **k: analyse(*a, **k))
+    on_ask = run.process(tiny_stack.folder, cache_dir=tmp_path / "ask")
+
+    def early(*a, on_alignment=None, on_measured=None, **k):
+        def start(report, used):
+            on_alignment(report, used)
+            on_measured()
+        return analyse(*a, on_alignment=start, **k)
+
+    monkeypatch.setattr(run, "analyse", early)
+    at_alignment = run.process(tiny_stack.folder, cache_dir=tmp_path / "early")
+    digests = [tree_digest(ps.folder) for ps in (beside_map, on_ask, at_alignment)]
+    for d in digests:
+        d.pop("manifest.json")
+    assert digests[0] == digests[1] == digests[2]
+    assert len(digests[0]) >= 3 + 3  # the three frames and the maps, not an empty folder

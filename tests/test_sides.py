@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.focus.sides import edge_spill, occlusion_sides, spilled
+from postfocus.focus.sides import edge_spill, occlusion_sides, seen_through, spilled
 
 
 def _step(bled: int = 6, contrast: float = 0.7):
@@ -82,3 +82,36 @@ def test_only_a_band_with_no_detail_of_its_own_is_spilled():
     band = spilled(index, flat, spill=8, least=least)
     assert band[:, 23:26].all() and not band[:, :20].any() and not band[:, 26:].any()
     assert not spilled(index, textured, spill=8, least=least)[:, 22:26].any()
+
+
+def _gap(reading: float = 5.0, half: int = 8, frames: int = 8):
+    """A near frame (index 1) with a square gap of far floor (index ``reading``), its focus volume and masks."""
+    index = np.full((40, 40), 1.0, np.float32)
+    patch = np.zeros(index.shape, bool)
+    patch[20 - half:20 + half, 20 - half:20 + half] = True
+    index[patch] = reading
+    f = np.arange(float(frames))[:, None, None]
+    volume = np.exp(-0.5 * (f - index) ** 2).astype(np.float32)
+    return index, volume, patch
+
+
+def test_a_far_surface_seen_through_a_gap_is_kept_and_false_islands_are_not():
+    index, volume, patch = _gap()
+    kw = dict(width=1.0, tolerance=1.5)
+    assert (seen_through(index, volume, patch, patch, ~patch, **kw) == patch).all()
+    assert not seen_through(index, volume, np.zeros_like(patch), patch, ~patch, **kw).any()  # bright: a glint
+    near = np.where(patch, 0.0, 3.0).astype(np.float32)  # nearer than its edges: no gap
+    assert not seen_through(near, volume, patch, patch, ~patch, **kw).any()
+    assert not seen_through(index, volume, patch, patch, np.zeros_like(patch), **kw).any()  # no edges around it
+    scattered = index.copy()
+    scattered[patch] = np.tile([3.0, 7.0], patch.sum() // 2)  # readings of no one surface
+    assert not seen_through(scattered, volume, patch, patch, ~patch, **kw).any()
+
+
+def test_a_gap_narrower_than_the_blur_or_without_a_shared_peak_is_no_surface():
+    index, volume, patch = _gap(reading=7.0, half=2, frames=10)  # 6 frames behind, 2 px wide: hidden by the blur
+    assert not seen_through(index, volume, patch, patch, ~patch, width=1.0, tolerance=1.5).any()
+    index, volume, patch = _gap()
+    flat = volume.copy()
+    flat[:, patch] = 1.0  # weak curves with no peak: the reading is noise
+    assert not seen_through(index, flat, patch, patch, ~patch, width=1.0, tolerance=1.5).any()

@@ -120,11 +120,13 @@ def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
         assert record == file_record((out / name).read_bytes()), name
 
 
-@pytest.mark.parametrize("damage", ["truncate map", "truncate frame", "flip a byte", "remove a frame"])
+@pytest.mark.parametrize("damage", ["truncate map", "truncate frame", "flip a byte", "remove a frame",
+                                    "truncate manifest"])
 def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_path, damage):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     good = ps.read_frame(ps.used[0])
-    target = ps.folder / ("confidence.npy" if damage == "truncate map" else ps.manifest["frame_files"]["0"])
+    target = ps.folder / {"truncate map": "confidence.npy", "truncate manifest": "manifest.json"}.get(
+        damage, ps.manifest["frame_files"]["0"])
     data = target.read_bytes()
     if damage.startswith("truncate"):
         target.write_bytes(data[: len(data) // 2])
@@ -272,3 +274,30 @@ def test_concurrent_runs_on_one_input_share_one_stack_folder(tmp_path):
             assert "Traceback" not in err and "internal error" not in err, err
         ProcessedStack.open(only_stack_folder(cache)).verify()
         assert leftovers(cache) == []
+
+
+def test_a_merge_of_frames_not_in_the_stack_names_the_frames_given(tiny_stack, tmp_path):
+    """``merge(ps, frames=range(10, 20))`` said ``frames=[]``: the frames left after dropping the unknown ones."""
+    from postfocus.errors import OptionError
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with pytest.raises(OptionError) as refused:
+        ps.merge(frames=range(10, 13))
+    assert refused.value.value == [10, 11, 12] and "frames=[10, 11, 12]" in str(refused.value)
+    with pytest.raises(OptionError) as refused:
+        ps.merge(frames=(i for i in (7, 8)))  # a generator, read once
+    assert refused.value.value == [7, 8]
+
+
+def test_a_stack_folder_has_the_permissions_of_any_new_folder(tiny_stack, tmp_path):
+    """The stack folder was a ``tempfile.mkdtemp`` folder renamed into place: mode 0700 whatever the umask, so a
+    cache shared with a group (``--cache`` on a team disk) could not be reused by anyone else; its own frames/
+    folder had the umask's mode."""
+    old = os.umask(0o022)
+    try:
+        ps = process(tiny_stack.folder, cache_dir=tmp_path / "cache")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+    mode = Path(ps.folder).stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain").stat().st_mode & 0o777 == 0o755

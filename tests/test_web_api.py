@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -443,3 +444,12 @@ def test_a_frame_kept_as_tiff_is_served_as_png(tmp_path, tiny_stack):
     assert served.suffix == ".png" and served.parent == job.out_dir
     assert np.array_equal(cv2.cvtColor(cv2.imread(str(served)), cv2.COLOR_BGR2RGB), ps.frames().read_pixels(1))
     assert Results().frame_path(job, 1) == served  # made once
+
+
+def test_an_upload_limit_must_be_a_number_of_mb_above_0(tmp_path):
+    from postfocus.errors import OptionError
+
+    for value in (math.inf, math.nan, 0, -1):
+        with pytest.raises(OptionError) as refused:
+            create_app(tmp_path / "data", max_upload_mb=value)
+        assert refused.value.param == "max_upload_mb"

@@ -317,6 +317,15 @@ def test_upload_cut_off_before_its_end_is_refused(server):
     assert wait_for(c, r.json()["id"])["state"] == "done"
 
 
+def test_a_boundary_too_long_for_the_parser_is_a_400(server):
+    """A multipart boundary over python-multipart's 256 bytes raised FormParserError out of the parser's
+    constructor: a 500 with a traceback in the server's log, and an empty job folder until the next start."""
+    n = job_count(server)
+    r = server.client.post("/api/jobs", content=b"x", headers={"content-type": "multipart/form-data; boundary=" + "z" * 300})
+    assert r.status_code == 400 and "could not be read" in r.json()["error"], r.text
+    assert job_count(server) == n
+
+
 def test_client_gone_mid_upload_logs_one_line_and_keeps_nothing(tmp_path):
     data, log = tmp_path / "data", tmp_path / "server.log"
     server = ServeProcess(data, log)
@@ -358,6 +367,19 @@ def test_numbers_that_are_not_finite_get_400(server):
         assert "must be a number" in r.json()["error"], query
     r = c.post(f"{base}/tap", content=b'{"x": NaN, "y": 1}', headers={"content-type": "application/json"})
     assert r.status_code == 400 and "must be a number" in r.json()["error"]
+
+
+def test_numbers_out_of_range_are_named_as_used(server):
+    """f=0 renders at f/1 (the app's widest): the download was named "f0.jpg", f=1e-300 "f1e-300.jpg"; a point at
+    x=1e300 answered with its 301 digits."""
+    c, base = server.client, f"/api/jobs/{server.good['id']}"
+    for f, name in (("0", "f1.jpg"), ("1e-300", "f1.jpg"), ("-3", "f1.jpg"), ("1e300", "f64.jpg"), ("2.8", "f2.8.jpg")):
+        r = c.get(f"{base}/aperture.jpg?x=10&y=10&f={f}&download=1")
+        assert r.status_code == 200, r.text
+        assert f"-{name}" in r.headers["content-disposition"], (f, r.headers["content-disposition"])
+    for query in ("aperture.jpg?x=1e300&y=10&f=2", "pop.jpg?x=5&y=-1e300"):
+        r = c.get(f"{base}/{query}")
+        assert r.status_code == 400 and "outside the image" in r.json()["error"] and len(r.text) < 120, r.text
 
 
 def test_json_bodies_are_limited_and_parsed_defensively(server):

@@ -41,7 +41,7 @@ __all__ = [
     "stack_arguments",
 ]
 
-STACK_OPTIONS = ("method", "align", "reference", "crop", "range", "quality")
+STACK_OPTIONS = ("method", "align", "reference", "crop", "range", "order", "quality")
 """Per-stack options: keyword arguments of the batch and columns of a CSV manifest."""
 
 

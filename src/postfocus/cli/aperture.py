@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from postfocus.cli.common import err_console, is_quiet, main, processed, progres
 from postfocus.cli.options import output_option, processing_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, stack_data)
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path
 from postfocus.result import save_image
@@ -52,9 +53,12 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
         raise PostfocusError("choose the focus with exactly one of --focus-at X,Y, --focus-depth or --preset")
     if preset != "all" and (f_number is None) == (blur_px is None):
         raise PostfocusError("give exactly one of --f-number N or --blur PX")
-    if f_number is not None and not f_number > 0:
+    if f_number is not None and not (math.isfinite(f_number) and f_number > 0):
         raise PostfocusError(f"--f-number {f_number:g}: must be above 0 (e.g. 1.4, 2.8, 8)")
-    if blur_px is not None and not blur_px >= 0:
+    for name, value in (("highlights", highlights), ("focus_depth", focus_depth)):  # FloatRange lets nan, inf in
+        if value is not None and not math.isfinite(value):
+            raise OptionError(name, value, "must be a finite number")
+    if blur_px is not None and not (math.isfinite(blur_px) and blur_px >= 0):
         raise PostfocusError(f"--blur {blur_px:g}: must be 0 or more pixels per frame")
     if output is None:
         strength = "all" if preset == "all" else f"f{f_number:g}" if f_number is not None else f"blur{blur_px:g}"

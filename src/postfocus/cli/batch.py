@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.output import finish, json_option, plural
-from postfocus.options import ALIGN_MODELS, METHODS
+from postfocus.options import ALIGN_MODELS, METHODS, ORDERS
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_STACKS_FAILED", "batch_command"]
 
@@ -37,6 +37,9 @@ def _raise_interrupt(signum, frame):  # noqa: ANN001
               help="Fusion method for every stack [default: depthmap]; a manifest's method column wins.")
 @click.option("--align", "align", type=click.Choice(ALIGN_MODELS), default=None,
               help="Motion model for every stack [default: similarity]; a manifest's align column wins.")
+@click.option("--order", type=click.Choice(ORDERS), default=None,
+              help="Which frame is focused nearest in every stack (as `stack --order`) [default: near-to-far]; "
+                   "a manifest's order column wins.")
 @click.option("--format", "fmt", type=click.Choice(["jpg", "png", "tif"]), default="jpg", show_default=True,
               help="Format of the results named after their stacks.")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG quality [default: 95].")
@@ -44,12 +47,12 @@ def _raise_interrupt(signum, frame):  # noqa: ANN001
               help="Redo only the stacks that failed in an earlier run (default: redo failed and missing ones).")
 @json_option
 @click.pass_context
-def batch_command(ctx, inputs, out_dir, scheduler, workers, memory_limit, method, align, fmt, quality, retry_failed):
+def batch_command(ctx, inputs, out_dir, scheduler, workers, memory_limit, method, align, order, fmt, quality, retry_failed):
     """Merge many stacks, each a task on a Dask cluster.
 
     INPUTS are folders of stacks (one sub-folder per stack; a folder that holds
     images is itself one stack), video files, or CSV manifests with columns
-    input, output and optionally method, align, reference, crop, range, quality.
+    input, output and optionally method, align, reference, crop, range, order, quality.
 
     A rerun skips stacks already done (output decodes, results.jsonl says ok for
     the same input) and redoes failed and missing ones. Exit status: 0 when
@@ -65,7 +68,7 @@ def batch_command(ctx, inputs, out_dir, scheduler, workers, memory_limit, method
             "`dask worker --memory-limit ...`"
         )
         memory_limit = None
-    options = {"method": method, "align": align, "quality": quality}
+    options = {"method": method, "align": align, "order": order, "quality": quality}
     jobs = find_stacks(list(inputs), out_dir, fmt=fmt, options={k: v for k, v in options.items() if v is not None})
     quiet = is_quiet(ctx)
     where = f"scheduler {scheduler}" if scheduler else "a local cluster"

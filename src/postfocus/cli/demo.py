@@ -10,6 +10,7 @@ import click
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars
 from postfocus.cli.output import finish, frames_data, json_option, size_data, unique_path
 from postfocus.io.base import natural_key
+from postfocus.io.write import check_output_path
 from postfocus.pipeline.run import stack
 
 __all__ = ["DEMO_OUTPUT", "demo_command", "sample_frames"]
@@ -33,6 +34,8 @@ def sample_frames() -> list[Path]:
 def demo_command(ctx, output):
     """Stack the bundled sample (6 handheld frames of a ring) into an all-in-focus JPEG."""
     frames = sample_frames()
+    if output is not None:  # refused before the stacking, not after it
+        check_output_path(output)
     err_console.print(f"stacking the bundled sample: {len(frames)} frames of a ring, shot handheld")
     with progress_bars(is_quiet(ctx)) as progress:
         result = stack(frames, progress=progress)

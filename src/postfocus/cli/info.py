@@ -6,7 +6,8 @@ import click
 
 from postfocus.cli.common import main
 from postfocus.cli.options import cache_option, inputs_argument
-from postfocus.cli.output import FrameLabels, current_run, finish, frames_data, json_option, size_data
+from postfocus.cli.output import (FrameLabels, current_run, finish, frames_data, json_option, order_text,
+                                  size_data)
 from postfocus.io.open import open_source
 from postfocus.io.video_metadata import describe_camera
 from postfocus.store import find_stack_folders
@@ -39,12 +40,7 @@ def info_command(inputs, cache_dir):
     if not stacks:
         click.echo("processed stack: none yet (the first stack/refocus/pop run makes one)")
     for cached in stacks:
-        order = "near to far" if cached["near_to_far"] else "far to near"
-        evidence = cached.get("direction")
-        if evidence and evidence.get("pieces", 1) > 0:  # measured at occlusion edges (focus/direction.py); none when stated
-            leans = "near to far" if evidence["leans_near_to_far"] else "far to near"
-            order += (f" ({evidence['source']}; the occlusion edges lean {leans}, confidence "
-                      f"{evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing)")
+        order = order_text(cached["near_to_far"], cached.get("direction"))
         made = ", ".join(f"{k} {v}" for k, v in cached["options"].items() if v not in (None, False))
         size = cached["size"]
         click.echo(f"processed stack: {cached['folder']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import default_output, finish, json_option, stack_data
+from postfocus.errors import OptionError
 from postfocus.products.depth import check_output
 from postfocus.io.write import write_image
 from postfocus.products.mesh import (DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, render_view, rock_frames, stack_mesh,
@@ -37,6 +39,8 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
 
     Prints every file it wrote, one a line (an .obj also writes its .mtl and texture).
     """
+    if not math.isfinite(relief):  # FloatRange lets nan and inf through; refused before the stack is processed
+        raise OptionError("relief", relief, "must be a number >= 0")
     output = output or default_output(inputs, "mesh", ".ply")
     check_distinct({"-o": output, "--preview": preview_out, "--rock": rock_out})
     check_output(output, MESH_FORMATS)

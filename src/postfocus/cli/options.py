@@ -56,6 +56,13 @@ FLAGS = {
     "duration": "--duration",
     "fps": "--fps",
     "f_number": "--f-number",
+    "relief": "--relief",
+    "feather": "--feather",
+    "opacity": "--opacity",
+    "tolerance": "--tolerance",
+    "highlights": "--highlights",
+    "focus_depth": "--focus-depth",
+    "max_upload_mb": "--max-upload-mb",
     "long_edge": "--long-edge",
     "strength": "--strength",
 }

@@ -35,6 +35,7 @@ __all__ = [
     "finish",
     "frames_data",
     "json_option",
+    "order_text",
     "plural",
     "size_data",
     "size_text",
@@ -134,6 +135,36 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     ('1 stack', '3 frames', '2 moving regions')
     """
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def order_text(near_to_far: bool, evidence: dict | None = None) -> str:
+    """The sweep's focus order for people, with the occlusion-edge evidence when it was measured.
+
+    Parameters
+    ----------
+    near_to_far : bool
+        Whether frame 0 is focused nearest.
+    evidence : dict or None
+        :meth:`postfocus.focus.direction.SweepDirection.as_dict` (None or no pieces: the order was stated).
+
+    Examples
+    --------
+    >>> order_text(False)
+    'far to near'
+    >>> order_text(True, {"pieces": 9, "source": "assumed", "leans_near_to_far": True, "confidence": 0.86,
+    ...                   "agreement": 0.9})  # doctest: +ELLIPSIS
+    'near to far (assumed: the occlusion edges lean near to far, too weakly to decide (confidence 0.860, ...'
+    """
+    text = "near to far" if near_to_far else "far to near"
+    if evidence and evidence.get("pieces", 1) > 0:  # measured at occlusion edges (focus/direction.py)
+        leans = "near to far" if evidence["leans_near_to_far"] else "far to near"
+        numbers = f"confidence {evidence['confidence']:.3f}, {evidence['agreement']:.0%} agreeing"
+        if evidence["source"] == "assumed":  # evidence too weak to decide: the default order was kept
+            text += (f" (assumed: the occlusion edges lean {leans}, too weakly to decide ({numbers}); "
+                     f"give --order if you know it)")
+        else:
+            text += f" ({evidence['source']}; the occlusion edges lean {leans}, {numbers})"
+    return text
 
 
 def size_text(size: Sequence[int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import check_distinct, inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, stack_data, tap_data)
+from postfocus.errors import OptionError
 from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path, write_image
 from postfocus.products.pop import pop
@@ -41,6 +43,8 @@ def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, bits, com
     Says how much of the picture kept its colour; when that is most of it, a
     smaller --tolerance keeps the colour to the subject.
     """
+    if not math.isfinite(tolerance):  # FloatRange lets nan and inf through
+        raise OptionError("tolerance", tolerance, "must be a number of frames >= 0")
     check_distinct({"-o": output, "--mask": mask_out})
     check_encoding(output or f"pop{default_suffix(bits, compression)}", bits, compression)
     if output is not None:

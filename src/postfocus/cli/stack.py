@@ -12,7 +12,7 @@ from postfocus.cli.common import err_console, is_quiet, main, progress_bars, roo
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, processing_options, quality_option, \
     stack_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix, finish,
-                                  frames_data, json_option, plural, size_data, size_text)
+                                  frames_data, json_option, order_text, plural, size_data, size_text)
 from postfocus.errors import PostfocusWarning
 from postfocus.io.encoding import check_encoding
 from postfocus.io.metadata import describe_stack
@@ -118,12 +118,19 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                 method=method, frames=merged, memory_mb=memory_mb, progress=progress, threads=threads)
             maps, info, alignment, total, ref = ps.maps, ps.info, ps.alignment, len(ps.names), ps.reference
             run_warnings = ps.manifest.get("warnings", [])
+    if ps is not None:
+        near_to_far, evidence = ps.near_to_far, ps.manifest.get("direction")
+    else:
+        evidence = result.direction.as_dict() if result.direction is not None else None
+        near_to_far = evidence["near_to_far"] if evidence else options.order != "far-to-near"
     path = save_image(output, image, info, quality=quality, bit_depth=bits, compression=compression,
                       description=describe_stack(merged, total, method, ref))
     instants = maps.motion_frames(merged)[1] if maps.motion is not None else {}
     label = FrameLabels(info.names, info.fps)
     err_console.print(f"merged {len(merged)} of {total} frames ({method}), {size_text(image.shape[:2])}; "
                       f"reference {label(ref)}", markup=False, soft_wrap=True)
+    if options.order == "auto":  # measured: say what was found (halos, depth and pop follow it)
+        err_console.print(f"focus order: {order_text(near_to_far, evidence)}", markup=False, soft_wrap=True)
     if options.motion == "auto":
         shown = label.many(sorted(set(instants.values())))
         err_console.print(f"moved: {100 * maps.motion_share:.1f}% of the image" + (
@@ -147,5 +154,6 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
     finish(written, method=method, size=size_data(image.shape[:2]),
            frames=frames_data(info.names, used=[a.index for a in alignment if a.used], merged=list(merged),
                               reference=ref),
-           motion_share=maps.motion_share if options.motion == "auto" else None)
+           motion_share=maps.motion_share if options.motion == "auto" else None,
+           order={"given": options.order, "near_to_far": near_to_far, "evidence": evidence})
 

@@ -4,7 +4,9 @@ A sharp outline raises the focus measure of everything within the measure's
 window and the aggregation's footprint (:func:`edge_spill`), so a near
 object's focus index bleeds that far into the background behind it.
 :func:`occlusion_sides` returns each such pixel to the surface it looks like;
-:func:`spilled` finds those whose focus energy is all the outline's.
+:func:`spilled` finds those whose focus energy is all the outline's;
+:func:`seen_through` tells a faint surface seen through a gap in a near
+object from a false island.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from postfocus.focus.measure import laplacian_energy
 
-__all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "spilled"]
+__all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "seen_through", "spilled"]
 
 MEASURE_REACH = 4
 """Pixels beyond its own a sharp step still raises the focus measure (the 5 px box of
@@ -223,3 +225,113 @@ def spilled(index: np.ndarray, guide: np.ndarray, *, spill: int = 12, step: floa
     suspect = cv2.dilate(level, k) - level > step
     own = cv2.dilate(laplacian_energy(np.asarray(guide, np.float32), 1), np.ones((3, 3), np.uint8))
     return suspect & (own * (window * window) < cv2.dilate(own, k)) & (own < least)
+
+
+def seen_through(index: np.ndarray, volume: np.ndarray, weak: np.ndarray, islands: np.ndarray,
+                 trusted: np.ndarray, *, width: float, tolerance: float, ring: int = 2) -> np.ndarray:
+    """Island patches that are a faint surface seen through a gap in a near object, not false readings.
+
+    An island (a patch no trusted neighbour shares the depth of,
+    :func:`~postfocus.focus.clean.islands`) is false where its reading is one
+    nothing around it could have: a bokeh rim or a glint (bright, so not
+    ``weak``), noise in a textureless area (readings scattered over the
+    sweep, curves with no common peak), or a near outline's spilled band (it
+    reads the outline's nearer depth). A patch of weakly textured surface
+    enclosed by a near object (floor between a wheel and an engine) is an
+    island too, but physics constrains it four ways, and a patch is kept only
+    where all four hold:
+
+    - behind: what is seen through a gap lies farther than the gap's edges
+      (its median reading more than ``tolerance`` beyond the median of the
+      trusted pixels within ``ring`` px; a patch with none has no edges);
+    - wide enough: in the frames focused on it the frame's blur of the near
+      edges must leave it visible, so its inscribed radius (px) is at least
+      the blur of that many frames, one pixel per focus-curve ``width`` (on a
+      sweep whose curves are ``width`` frames wide, a pixel of blur radius
+      costs about ``width`` frames of focus);
+    - one peak: its curves, each scaled to its own maximum, peak together: the
+      median curve has its maximum within ``width`` of the reading and falls
+      under half of it on both sides inside the sweep;
+    - one surface: its readings lie on a plane within ``width`` (robust
+      scatter, 1.4826 MAD, of an iteratively reweighted plane fit).
+
+    Parameters
+    ----------
+    index : float32 (H, W) focus index (frames), nearest first.
+    volume : float (N, H, W) aggregated focus volume (:func:`~postfocus.focus.map.aggregate`).
+    weak : bool (H, W) pixels whose focus peak is under the level of a clear one; most of a kept patch is.
+    islands : bool (H, W) the island pixels (:func:`~postfocus.focus.clean.islands`).
+    trusted : bool (H, W) confident pixels that are no outliers (the islands' judges).
+    width : the focus curves' width (sigma, frames).
+    tolerance : index difference (frames) that is a different surface.
+    ring : width (px) of the surroundings looked at.
+
+    Returns
+    -------
+    bool (H, W): the island pixels to keep at their own reading (a subset of ``islands``).
+
+    References
+    ----------
+    P. J. Huber, "Robust Statistics", Wiley 1981 (iteratively reweighted fit, the MAD's 1.4826).
+    S. W. Hasinoff, K. N. Kutulakos, "Confocal stereo", IJCV 81(1), 2009 (a pixel's focus curve, partial
+    occlusion by a defocused near edge).
+
+    Examples
+    --------
+    >>> d = np.full((40, 40), 1.0, np.float32); d[12:28, 12:28] = 5.0  # a far floor seen through a near frame
+    >>> f = np.arange(8.0)[:, None, None]
+    >>> vol = np.exp(-0.5 * (f - d) ** 2).astype(np.float32)
+    >>> isl = np.zeros(d.shape, bool); isl[12:28, 12:28] = True
+    >>> bool((seen_through(d, vol, isl, isl, ~isl, width=1.0, tolerance=1.5) == isl).all())
+    True
+    >>> d[12:28, 12:28] = np.tile([2.0, 7.0], 128).reshape(16, 16)  # scattered readings are no surface
+    >>> bool(seen_through(d, vol, isl, isl, ~isl, width=1.0, tolerance=1.5).any())
+    False
+    """
+    islands = np.asarray(islands, bool)
+    keep = np.zeros_like(islands)
+    if not islands.any():
+        return keep
+    index = np.asarray(index, np.float32)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(islands.astype(np.uint8), connectivity=8)
+    box = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    for k, (x, y, w, h, _) in enumerate(stats[1:], start=1):
+        y0, x0, y1, x1 = max(0, y - ring), max(0, x - ring), y + h + ring, x + w + ring
+        patch = labels[y0:y1, x0:x1] == k
+        if np.mean(np.asarray(weak, bool)[y0:y1, x0:x1][patch]) < 0.5:
+            continue  # bright: a bokeh rim or a glint
+        around = (cv2.dilate(patch.astype(np.uint8), box) > 0) & ~patch & np.asarray(trusted, bool)[y0:y1, x0:x1]
+        values = index[y0:y1, x0:x1]
+        reading = float(np.median(values[patch]))
+        if not around.any() or reading <= float(np.median(values[around])) + tolerance:
+            continue  # no gap's edges, or not behind them
+        behind = (reading - float(np.median(values[around]))) / width
+        if cv2.distanceTransform(np.pad(patch, 1).astype(np.uint8), cv2.DIST_L2, 5).max() < behind:
+            continue  # narrower than the frame's blur of what frames it: the far surface cannot be seen there
+        if not _one_peak(np.asarray(volume)[:, y0:y1, x0:x1][:, patch], reading, width):
+            continue  # its weak curves do not peak together where it reads
+        if _plane_scatter(values, patch) <= width:
+            keep[y0:y1, x0:x1] |= patch
+    return keep
+
+
+def _one_peak(curves: np.ndarray, reading: float, width: float) -> bool:
+    """Whether a patch's focus curves (N, P), each scaled to its own maximum, peak together: their median curve
+    has its maximum within ``width`` of ``reading`` and falls under half of it on both sides inside the sweep."""
+    shared = np.median(curves / np.maximum(curves.max(axis=0), 1e-30), axis=1)
+    top = int(np.argmax(shared))
+    half = 0.5 * shared[top]
+    return bool(abs(top - reading) <= width and (shared[:top] < half).any() and (shared[top + 1:] < half).any())
+
+
+def _plane_scatter(values: np.ndarray, patch: np.ndarray, rounds: int = 3) -> float:
+    """Robust scatter (1.4826 MAD) of a patch's values about their iteratively reweighted plane fit."""
+    ys, xs = np.nonzero(patch)
+    a = np.column_stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
+    v = values[patch].astype(np.float64)
+    use = np.ones(v.size, bool)
+    for _ in range(rounds):
+        coef = np.linalg.lstsq(a[use], v[use], rcond=None)[0]
+        residual = np.abs(a @ coef - v)
+        use = residual <= max(2.5 * 1.4826 * float(np.median(residual)), 1e-3)
+    return 1.4826 * float(np.median(residual))

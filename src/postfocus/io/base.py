@@ -24,6 +24,7 @@ from postfocus.errors import InputError, PostfocusWarning
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MIN_FRAME_SIDE",
     "MP4_BOXES",
     "RAW_EXTENSIONS",
     "SIZE_TOLERANCE_FRACTION",
@@ -38,6 +39,9 @@ __all__ = [
     "looks_like_mp4",
     "natural_key",
 ]
+
+MIN_FRAME_SIDE = 16
+"""Smallest frame side a stack is made of, in pixels (OpenCV's optical flow needs 12; alignment far more)."""
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}
 RAW_EXTENSIONS = {".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw"}

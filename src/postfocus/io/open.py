@@ -14,6 +14,7 @@ from typing import Sequence
 from postfocus.errors import InputError
 from postfocus.io.base import (
     IMAGE_EXTENSIONS,
+    MIN_FRAME_SIDE,
     RAW_EXTENSIONS,
     VIDEO_EXTENSIONS,
     FrameSource,
@@ -23,7 +24,7 @@ from postfocus.io.base import (
 )
 from postfocus.io.images import ImageFilesSource, read_header
 
-__all__ = ["open_source"]
+__all__ = ["MIN_FRAME_SIDE", "open_source"]
 
 
 def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, threads: int | None = None) -> FrameSource:
@@ -70,16 +71,25 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     if len(files) == 1 and (files[0].suffix.lower() in VIDEO_EXTENSIONS or _looks_like_video(files[0])):
         from postfocus.io.video import VideoSource  # PyAV loads in 0.1 s: only when a video is opened
 
-        return VideoSource(files[0], threads=threads)
+        return _big_enough(VideoSource(files[0], threads=threads), files[0])
     if any(p.suffix.lower() in RAW_EXTENSIONS for p in files):
         from postfocus.io.raw import open_raw_files
 
-        return open_raw_files(files)
+        return _big_enough(open_raw_files(files), files[0])
     headers = [read_header(p) for p in files]
     if len(headers) < 2:
         raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
     check_sizes([hd.path for hd in headers], [hd.size for hd in headers], [hd.bit_depth for hd in headers])
-    return ImageFilesSource(headers)
+    return _big_enough(ImageFilesSource(headers), files[0])
+
+
+def _big_enough(source: FrameSource, where: Path) -> FrameSource:
+    """``source``, or InputError when its frames are too small to align and measure (an icon, a thumbnail)."""
+    h, w = source.info.size
+    if min(h, w) < MIN_FRAME_SIDE:
+        raise InputError(f"{where}: frames of {w}x{h} pixels; a focus stack needs frames of at least "
+                         f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}")
+    return source
 
 
 def _looks_like_video(path: Path) -> bool:

@@ -146,6 +146,7 @@ class VideoSource(FrameSource):
         self._cached: tuple[int, av.VideoFrame] | None = None
         self._keyframes: dict[int, int] = {}  # frame index -> pts, keyframes seen
         self._pts_index: dict[int, int] = {}  # pts -> frame index, all frames seen
+        self._scratch = None  # a DecodedScratch once keep_decoded() was called
         self._probe()
 
     # -- opening -----------------------------------------------------------
@@ -285,6 +286,9 @@ class VideoSource(FrameSource):
             out = fit_size(out, self.info.height, self.info.width)
         return out
 
+    def _stored(self, frame: av.VideoFrame) -> np.ndarray:  # (a method: the scratch holds no reference back)
+        return self._convert(frame, stored=True)
+
     def __len__(self) -> int:
         return self._count
 
@@ -378,7 +382,12 @@ class VideoSource(FrameSource):
         if not 0 <= index < n:
             raise IndexError(f"frame {index} out of range (video has {n})")
         if self._cached is not None and self._cached[0] == index:
+            if self._scratch is not None:
+                self._scratch.drop(index)
             return self._convert(self._cached[1], stored=True)
+        kept = self._scratch.get(index) if self._scratch is not None else None
+        if kept is not None:
+            return self._convert(kept, stored=True)
         key = max((k for k in self._keyframes if k <= index), default=None)
         if self._frames_iter is None or self._pos is None or index < self._pos:
             self._restart(key)
@@ -386,20 +395,45 @@ class VideoSource(FrameSource):
             self._restart(key)  # skip ahead to a keyframe instead of decoding through
         while True:
             i, frame = self._next_frame()
+            if self._scratch is not None:  # (kept when the pixels are the same; the first frame tells)
+                self._scratch.put(i, frame, convert=self._stored)
             if i == index:
-                self._cached = (i, frame)
-                return self._convert(frame, stored=True)
+                pixels = self._convert(frame, stored=True)
+                if self._scratch is not None and self._scratch.complete:  # the decoder's frame pools (several
+                    self._release_decoder()  # 4K frames with frame threads) go: every frame is read from the file
+                else:
+                    self._cached = (i, frame)
+                return pixels
             if i > index:  # a seek overshot: start again from the beginning
                 self._keyframes = {k: v for k, v in self._keyframes.items() if k <= index and k != key}
                 self._restart()
 
-    def close(self) -> None:
-        """Release the decoder used by :meth:`read`."""
+    def keep_decoded(self, *, directory: str | os.PathLike | None = None) -> None:
+        """Keep every frame :meth:`read_pixels` decodes in a scratch file (:mod:`postfocus.io.video_scratch`):
+        read again (the pipeline's second pass), a frame is rebuilt from its decoded planes, not decoded again.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike, optional
+            Where the unnamed scratch file is made (default: the system's temporary folder).
+        """
+        if self._scratch is None:
+            from postfocus.io.video_scratch import DecodedScratch  # (PyAV is loaded already)
+            self._scratch = DecodedScratch(self._count, directory=directory)
+
+    def _release_decoder(self) -> None:
         self._frames_iter = None
         self._cached = None
         if self._container is not None:
             self._container.close()
             self._container = None
+
+    def close(self) -> None:
+        """Release the decoder used by :meth:`read` (and the frames :meth:`keep_decoded` kept)."""
+        self._release_decoder()
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
 
     def __enter__(self) -> "VideoSource":
         return self

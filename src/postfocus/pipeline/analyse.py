@@ -108,6 +108,10 @@ _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np
 #: 1: measured so (the run-to-run differences seen with 3 were OpenCV's phaseCorrelate windowing a
 #: frame's shared small copy in place, fixed in ``align/pair.py``; 3 has not been measured since).
 PREPARED_AHEAD, PREPARED_AHEAD_MB = 1, 24.0
+#: Frames brought into reference geometry ahead of the motion comparison (a small grey frame each at the
+#: analysis size), by this many threads: one thread was the slower side (the main thread's comparison
+#: waited for it in about half the samples on beetle and sub1mp, eighth session).
+MEASURED_AHEAD, MEASURED_WORKERS = 3, 2
 #: Image files whose frames hold at least this many times the working size's pixels are decoded and
 #: prepared two at a time: decoding and shrinking grow with the frame, a match with the working size
 #: (measured, one OpenCV thread: pcb, 1.6 times, 50 ms a frame against a match of 96 ms on one of two
@@ -143,6 +147,7 @@ def analyse(
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     leave_out: Callable[[], dict[int, str]] | None = None,
     on_alignment: Callable[[list[FrameAlignment], list[int]], None] | None = None,
+    on_measured: Callable[[], None] | None = None,
     **changes: Any,
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
@@ -168,6 +173,9 @@ def analyse(
     on_alignment : callable, optional
         ``on_alignment(alignment, used)`` as soon as the alignment is final, before
         the maps are made (e.g. to start warping frames for pass 2 beside them).
+    on_measured : callable, optional
+        ``on_measured()`` once every frame's measure and small copy is in reference geometry, as the
+        focus map starts (on one thread: work started here fills the other core).
     **changes
         Fields of :class:`StackOptions` to change, e.g. ``motion="off"``.
 
@@ -309,7 +317,10 @@ def analyse(
                     if detector else None)
         return grey, prepared
 
-    with compute_ahead(list(enumerate(used)), aligned_small) as warped:
+    # Two frames at once when the measure a task reads is never the slice another one writes (task k writes
+    # slice k and reads frame used[k]'s, so a frame left out would let task k read what task k+1 writes).
+    workers = MEASURED_WORKERS if helper_threads(options.threads) > 1 and used == list(range(len(used))) else 1
+    with compute_ahead(list(enumerate(used)), aligned_small, ahead=MEASURED_AHEAD, workers=workers) as warped:
         for (k, i), (grey, prepared) in warped:
             if k == 0:
                 guide[:], sharpest[:] = grey, volume[0]
@@ -330,6 +341,8 @@ def analyse(
         # Unless something moved, the focus map does not depend on the motion: made beside the motion
         # clean-up (and made again below in the rare case that something moved).
         still_map = in_background(lambda: focus_index_map(volume, guide, prefer=prefer), "postfocus-map")
+    if on_measured is not None:
+        on_measured()
     moved = detector.finish() if detector is not None else None
     flow = None
     if options.refine_flow:

@@ -15,22 +15,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from postfocus.align.warp import common_area
 from postfocus.errors import InputError, PostfocusWarning
 from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.arrays import ArraySource
-from postfocus.io.base import FrameSource
+from postfocus.io.base import MIN_FRAME_SIDE, FrameSource
 from postfocus.io.open import open_source
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.memory import give_back_freed
-from postfocus.pipeline.merge import aligned_region, apply_gain, fuse, merge_frames, plan_bands, warp_whole
+from postfocus.pipeline.merge import fuse, merge_frames, plan_bands
+from postfocus.pipeline.kept import WarpAhead
 from postfocus.pipeline.threads import configure_threads, helper_threads, in_background
 from postfocus.result import StackResult
 from postfocus.store import (
@@ -74,6 +74,10 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PostfocusWarning)
         source = ArraySource(inputs) if arrays else open_source(inputs, threads=threads)
+    if arrays and min(source.info.size) < MIN_FRAME_SIDE:  # (files are checked when opened)
+        h, w = source.info.size
+        raise InputError(f"frames of {w}x{h} pixels; a focus stack needs frames of at least "
+                         f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}")
     for w in caught:
         warn(str(w.message))
     return source
@@ -140,6 +144,8 @@ def _decode_once(source: FrameSource, bands: int, *, hold: bool = False) -> Fram
     h, w = info.size
     frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
     if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
+        if hasattr(source, "keep_decoded"):  # a video: its decoded frames kept in a scratch file instead
+            source.keep_decoded()
         return source
     return _DecodedOnce(source, hold=hold)
 
@@ -326,54 +332,6 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     return ps
 
 
-class _WarpAhead:
-    """Frames of a stack decoded once, warped for the stack folder as soon as pass 1 knows the alignment.
-
-    A thread warps every kept frame over the output region (as pass 2 would), hands it to the
-    writer exposure-corrected, and keeps it for pass 2, which then only fuses: the warping and
-    the writing overlap the end of pass 1 (motion, focus map), where a core would otherwise wait.
-    The warped frames replace the decoded ones, so memory stays as it was.
-    """
-
-    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], method: str):
-        self.source, self.keep, self.method = source, keep, method
-        self._pool: ThreadPoolExecutor | None = None
-        self._frames: dict[int, Future] = {}
-
-    def start(self, alignment: list, used: list[int]) -> None:
-        """Start warping the ``used`` frames (the ``on_alignment`` of :func:`analyse`), if all are kept decoded."""
-        if not (isinstance(self.source, _DecodedOnce) and self.source.holds_all()):
-            return
-        size = self.source.info.size
-        box = common_area([alignment[i].matrix for i in used], size)
-        grown = aligned_region(box, size, self.method)
-        oy, ox, h, w = box[0] - grown[0], box[1] - grown[1], box[2] - box[0], box[3] - box[1]
-
-        def warp(i: int) -> np.ndarray:
-            a = alignment[i]
-            aligned = warp_whole(self.source.read_pixels(i), a.matrix, size, grown)
-            # cut to the output region, then corrected: at gain 1 the writer gets a view of the kept frame, no copy
-            self.keep(i, apply_gain(aligned[oy:oy + h, ox:ox + w], np.asarray(a.gain, np.float32)))
-            return aligned
-
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-warp")
-        self._frames = {i: self._pool.submit(warp, i) for i in used}
-
-    @property
-    def started(self) -> bool:
-        return self._pool is not None
-
-    def frame(self, index: int) -> np.ndarray:
-        """Frame ``index`` warped (the ``warped`` of :func:`fuse`); each is handed out once."""
-        return self._frames.pop(index).result()
-
-    def close(self) -> None:
-        """Wait for the thread (frames not started yet are dropped)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._frames.clear()
-
-
 def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity: object, *, bands: int,
                  jpeg_quality: int, progress: Progress | None, warn: Callable[[str], None],
                  messages: list[str]) -> np.ndarray:
@@ -396,13 +354,15 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
         keep = FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped)
         if unwarped:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
-        ahead = _WarpAhead(source, keep, opts.method)
+        ahead = WarpAhead(source, keep, opts.method,
+                          kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
         written = None
         try:
             early = bands == 1 and not opts.refine_flow
             analysis = analyse(source, opts, progress=progress, warn=warn, on_frame=repeats.see if repeats else None,
                                leave_out=repeats.leave_out if repeats else None,
-                               on_alignment=ahead.start if early else None)
+                               on_alignment=ahead.start if early else None,
+                               on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.layers import (
     MAX_LAYERS,
@@ -100,7 +100,7 @@ def blur_from_f_number(f_number: float, size: tuple[int, int], span: float) -> f
 
 def _check_f_number(f_number: float) -> None:
     if not isinstance(f_number, (int, float)) or not math.isfinite(f_number) or f_number <= 0:
-        raise PostfocusError(f"f-number {f_number}: must be a number above 0 (e.g. 1.4, 2.8, 8)")
+        raise OptionError("f_number", f_number, "must be a number above 0 (e.g. 1.4, 2.8, 8)")
 
 
 def _check_inputs(image: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -84,7 +84,7 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, PostfocusError
 from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
-from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, spilled
+from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
 from postfocus.numeric import argmax0, pick0
@@ -93,7 +93,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 5  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 6  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -153,6 +153,7 @@ def refine_depth(
     sides: bool = True,
     ends: bool = True,
     shape: bool = True,
+    through: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -190,6 +191,9 @@ def refine_depth(
         clear curve), unless that moves it ``SHAPE_AGREE`` slices or more from the Gaussian fit (a curve of two
         surfaces, which the shape does not describe). Only the pixel's own reading moves (less than a slice); the
         cleaning's decisions (sides, outliers, bands, fill) are made on the Gaussian fit, as before.
+    through : keep the own readings of the island patches that are a faint surface seen through a gap in a near
+        object (:func:`postfocus.focus.sides.seen_through`: behind the gap's edges, wider than their blur there,
+        one shared focus peak, one smooth surface) instead of refilling them with the object's depth.
 
     Returns
     -------
@@ -265,7 +269,13 @@ def refine_depth(
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
     bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
     # A pin or a blade is a minority there too, but touches its own trusted part at its depth: only islands are.
+    flagged = bad
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
+    gap = np.zeros_like(bad)
+    if through:  # a faint surface seen through a gap in a near object: its own readings, not the object's depth
+        gap = seen_through(index, agg, peak < LEVEL_RATIO[1] * floor, bad, (confidence >= 0.75) & ~flagged,
+                           width=width, tolerance=0.5 * tolerance)
+        bad &= ~gap
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: something confidently (not noise in a textureless area) much farther within ``band`` px.
     smooth = cv2.medianBlur(clean, 5)
@@ -290,7 +300,7 @@ def refine_depth(
             if fill_pass:
                 mask = mask & (occluding | (np.abs(region - local) > jump))
             local = np.where(mask & np.isfinite(region), region, local)
-    blend = np.where(distrust, 0.0, confidence)
+    blend = np.where(gap, 1.0, np.where(distrust, 0.0, confidence))  # a gap's weak readings: its only evidence
     depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r)

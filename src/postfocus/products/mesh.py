@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.write import atomic_write
 
 __all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh", "build_mesh",
@@ -131,7 +131,7 @@ def build_mesh(
     depth = np.asarray(depth, np.float32)
     _check(image, depth)
     if not (math.isfinite(relief) and relief >= 0):
-        raise PostfocusError(f"relief {relief}: must be a number >= 0")
+        raise OptionError("relief", relief, "must be a number >= 0")
     h, w = depth.shape
     rows, cols = grid_shape((h, w), max_faces)
     if (rows, cols) == (h, w):

@@ -8,12 +8,14 @@ subject's outline without a hard cut-out or coloured fringes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from postfocus.colour import to_grey
+from postfocus.errors import OptionError
 from postfocus.focus.map import guided_filter
 from postfocus.options import DEFAULT_METHOD
 from postfocus.products.depth_cache import stack_depth
@@ -105,6 +107,8 @@ def pop_mask(
     >>> pop_mask(np.zeros((4, 4), np.float32), 0.0, np.zeros((4, 4), np.float32)).min()
     1.0
     """
+    if not (math.isfinite(tolerance) and tolerance >= 0):  # nan kept nothing's colour, inf everything's
+        raise OptionError("tolerance", tolerance, "must be a number of frames >= 0")
     h, w = guide.shape
     idx = cv2.resize(np.asarray(focus_index, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     distance = np.abs(idx - np.float32(position))

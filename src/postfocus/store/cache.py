@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -111,6 +112,18 @@ def folder_lock(folder: Path) -> FileLock:
     return FileLock(folder.parent / f".{folder.name}.lock", blocking=True)
 
 
+def _new_folder(root: Path, prefix: str) -> Path:
+    """A new folder ``root/prefix<random>`` with the mode any new folder gets (the umask's; ``tempfile.mkdtemp``
+    makes 0700, which a stack folder keeps when renamed into place: a shared cache then serves only its writer)."""
+    while True:
+        path = root / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
 class PartialFolder:
     """A stack folder being written: a hidden temporary folder beside the final one.
 
@@ -129,7 +142,7 @@ class PartialFolder:
     def __init__(self, root: Path):
         self.root = root
         try:
-            self.path = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=root))
+            self.path = _new_folder(root, PARTIAL_PREFIX)
         except OSError as exc:
             raise CacheError(f"{root}: cannot keep processed stacks there ({exc.strerror or exc})") from None
         self._lock = FileLock(self.path / WRITING)

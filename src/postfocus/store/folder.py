@@ -76,12 +76,16 @@ class ProcessedStack(MapsView):
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
-        """Open a stack folder; InputError if it is not one of this format version."""
+        """Open a stack folder; InputError if it is not one of this format version, DamagedStackError if its manifest is unreadable."""
         folder = Path(folder)
         try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{folder}: not a postfocus stack folder ({exc})") from None
+            text = (folder / "manifest.json").read_text()
+        except OSError as exc:
+            raise InputError(f"{folder}: not a postfocus stack folder ({exc.strerror or exc})") from None
+        try:
+            manifest = json.loads(text)
+        except ValueError as exc:  # a manifest there but cut short or garbled: a damaged folder, made again
+            raise DamagedStackError(f"{folder}: manifest.json cannot be read ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
@@ -286,9 +290,10 @@ class ProcessedStack(MapsView):
             For ``frames``, when none of them is kept.
         """
         if frames is not None:
-            frames = [i for i in frames if i in self.used]
-            if not frames:
-                raise OptionError("frames", frames, f"none of those frames is in this stack (frames kept: {self.used})")
+            given = list(frames)
+            frames = [i for i in given if i in self.used]
+            if not frames:  # named as given, not as the empty list left
+                raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {self.used})")
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
         if self.frames_unwarped:

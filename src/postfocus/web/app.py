@@ -59,12 +59,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from postfocus._version import __version__
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.base import natural_key
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.names import attachment, job_title, slug
+from postfocus.web.ops import f_number_used
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, humanize, json_body, too_large
@@ -112,6 +113,8 @@ def create_app(
     >>> app = create_app("/tmp/postfocus-data")  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
+    if not (isinstance(max_upload_mb, (int, float)) and math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise OptionError("max_upload_mb", max_upload_mb, "must be a number of MB above 0")
     store = Store(data_dir)
     queue = JobQueue(store, workers=workers)
     results = RetouchResults()  # Results and retouching (web/retouch.py)
@@ -344,7 +347,7 @@ def create_app(
         full = request.query_params.get("full") in ("1", "true", "yes")
         f_number = number(request, "f")
         path = results.aperture(job, number(request, "x"), number(request, "y"), f_number, preview=not full)
-        return serve_file(request, path, job, data, f"f{f_number:g}.jpg")
+        return serve_file(request, path, job, data, f"f{f_number_used(f_number):g}.jpg")  # named as rendered
 
     def depth(request: Request) -> Response:
         job, data = finished(request)

@@ -21,7 +21,7 @@ from postfocus.errors import PostfocusError
 from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.web.store import JobFolder
 
-__all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results"]
+__all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results", "f_number_used"]
 
 PREVIEW_EDGE = 640  # long edge of aperture previews (about 1 s to render)
 PREVIEW_LAYERS = 32
@@ -45,6 +45,22 @@ def _finite(value: float, what: str) -> float:
     if not math.isfinite(value):
         raise PostfocusError(f"{what} must be a number")
     return value
+
+
+def f_number_used(f_number: float) -> float:
+    """The f-number a request for ``f_number`` is rendered at: within :data:`F_NUMBERS`, to 0.1.
+
+    Parameters
+    ----------
+    f_number : float
+        The requested f-number (finite; PostfocusError otherwise).
+
+    Returns
+    -------
+    float
+        e.g. 1.0 for 0 or -3, 64.0 for 1e300, 2.8 for 2.8.
+    """
+    return round(min(max(_finite(f_number, "f-number"), F_NUMBERS[0]), F_NUMBERS[1]), 1)
 
 
 class Results:
@@ -125,7 +141,7 @@ class Results:
         h, w = ps.size
         x, y = _finite(x, "x"), _finite(y, "y")
         if not (0 <= x < w and 0 <= y < h):
-            raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
+            raise PostfocusError(f"point {x:.6g},{y:.6g} is outside the image ({w}x{h})")
         return x, y
 
     # Operations -----------------------------------------------------------
@@ -259,7 +275,7 @@ class Results:
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
-        f_number = round(min(max(_finite(f_number, "f-number"), F_NUMBERS[0]), F_NUMBERS[1]), 1)
+        f_number = f_number_used(f_number)
         name = f"aperture_{'p' if preview else 'f'}_{x:06.0f}_{y:06.0f}_{f_number:05.1f}.jpg"
 
         def make(path: Path) -> None:

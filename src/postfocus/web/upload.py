@@ -249,17 +249,17 @@ class UploadReceiver:
         boundary = params.get(b"boundary")
         if kind != b"multipart/form-data" or not boundary:
             raise UploadError(400, "Expected the photos as a multipart/form-data upload.")
-        parser = MultipartParser(boundary, {
-            "on_part_begin": self._on_part_begin,
-            "on_part_data": self._on_part_data,
-            "on_part_end": self._on_part_end,
-            "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished,
-            "on_end": self._on_end,
-        })
         try:
+            parser = MultipartParser(boundary, {  # refuses a boundary over 256 bytes (FormParserError)
+                "on_part_begin": self._on_part_begin,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_end": self._on_end,
+            })
             async for chunk in stream:
                 self.received += len(chunk)
                 if self.received > self.limit:

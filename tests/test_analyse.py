@@ -1,0 +1,40 @@
+"""Pass 1 (pipeline/analyse.py): its hooks come in order, and how far ahead frames are measured changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from postfocus.io.open import open_source
+from postfocus.pipeline import analyse as pass1
+
+
+def test_on_measured_comes_once_after_the_alignment_and_the_maps_do_not_depend_on_the_threads(
+        tiny_stack, monkeypatch):
+    calls: list[str] = []
+    first = pass1.analyse(open_source(tiny_stack.folder), on_alignment=lambda report, used: calls.append("aligned"),
+                          on_measured=lambda: calls.append("measured"))
+    assert calls == ["aligned", "measured"]
+    monkeypatch.setattr(pass1, "MEASURED_AHEAD", 1)
+    monkeypatch.setattr(pass1, "MEASURED_WORKERS", 1)
+    second = pass1.analyse(open_source(tiny_stack.folder))
+    for name in ("focus_index", "confidence", "volume"):
+        assert np.array_equal(getattr(first.maps, name), getattr(second.maps, name)), name
+    assert np.array_equal(first.guide, second.guide)
+
+
+def test_a_frame_left_out_keeps_the_measures_on_one_thread(tiny_stack, monkeypatch):
+    """Task k writes slice k of the measures' block and reads frame used[k]'s: with a frame left out, task k
+    reads the slice task k + 1 writes, so two threads would race; the frames left out change nothing else."""
+    seen: list[int] = []
+    compute_ahead = pass1.compute_ahead
+
+    def noting(indices, task, *args, workers=1, **kwargs):
+        seen.append(workers)
+        return compute_ahead(indices, task, *args, workers=workers, **kwargs)
+
+    monkeypatch.setattr(pass1, "compute_ahead", noting)
+    whole = pass1.analyse(open_source(tiny_stack.folder), motion="off", threads=2)
+    gap = pass1.analyse(open_source(tiny_stack.folder), motion="off", threads=2, leave_out=lambda: {0: "test"},
+                        warn=lambda message: None)
+    assert seen == [2, 1] and gap.used == [1, 2]
+    assert np.array_equal(whole.maps.volume[1:], gap.maps.volume[:2])  # each used frame's measure, in place
