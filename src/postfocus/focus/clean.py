@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.focus.map import box
+from postfocus.focus.guided import box
 
+DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
+TRANSPOSED_CHANNELS = 6  # at most this many channels, :func:`domain_transform` steps over channel-major columns
+GATHER = 1 << 15  # crossing pixels whose levels :func:`geodesic_median` gathers at once
 CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
 
 __all__ = ["domain_transform", "geodesic_median", "islands", "outliers", "weighted_median"]
@@ -160,9 +163,6 @@ def geodesic_median(
     """
     v = np.asarray(values, np.float32)
     w = np.asarray(weight, np.float32)
-    total = domain_transform(w, guide, sigma_s, sigma_r)
-    valid = total > 1e-6
-    inv = np.where(valid, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32)[..., None]
     carried = v[w > 0]
     if carried.size == 0:
         return np.full(v.shape, np.nan, np.float32)
@@ -170,32 +170,47 @@ def geodesic_median(
     levels = np.arange(lo, hi + step, step, dtype=np.float32)
     if chunk is None:
         chunk = max(8, CHUNK_BUDGET // max(v.size, 1))
+    coefficients = _coefficients(guide, sigma_s, sigma_r, DT_ITERATIONS)  # the guide's, the same for every chunk
     out = np.full(v.shape, hi, np.float32)
-    done = ~valid if where is None else ~valid | ~np.asarray(where, bool)
+    where = None if where is None else np.asarray(where, bool)
+    valid = done = inv = None
     prev_share = np.zeros(v.shape, np.float32)
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):
         part = levels[start:start + chunk]
-        # (one chunk-sized array, filtered and scaled in place: no copies of it beside it)
-        shares = domain_transform(np.multiply(w[..., None], v[..., None] <= part, dtype=np.float32), guide, sigma_s,
-                                  sigma_r, overwrite=True)
+        # (one chunk-sized array, filtered and scaled in place: no copies of it beside it; the first chunk
+        # carries the weight itself as one more channel, the normalisation, instead of a pass of its own)
+        shares = np.empty(v.shape + (len(part) + (valid is None),), np.float32)
+        for k, level in enumerate(part):  # (a level at a time: no chunk-sized indicator beside it)
+            np.multiply(w, v <= level, out=shares[..., k])
+        if valid is None:
+            shares[..., -1] = w
+        _recurse(shares, coefficients)
+        if valid is None:
+            total = shares[..., -1]
+            valid = total > 1e-6
+            inv = np.where(valid, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32)[..., None]
+            done = ~valid if where is None else ~valid | ~where
+            shares, total = shares[..., :-1], None
         np.clip(np.multiply(shares, inv, out=shares), 0.0, 1.0, out=shares)
         # The share grows with the level (a positive filter of a growing indicator): the first level at or
         # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
-        above = shares >= 0.5
-        cross = above.any(axis=-1) & ~done
+        cross = (shares.max(axis=-1) >= 0.5) & ~done  # (no chunk-sized mask: the crossing pixels' own levels)
         if cross.any():
             at = np.flatnonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
-            flat = shares.reshape(-1, shares.shape[-1])
-            j = np.argmax(above.reshape(flat.shape)[at], axis=-1)
+            # (a pixel-major view of the levels: the chunk's rows are evenly spaced, also with the weight beside them)
+            flat = np.lib.stride_tricks.as_strided(shares, (v.size, shares.shape[-1]), shares.strides[1:])
+            j = np.concatenate([np.argmax(flat[at[i:i + GATHER]] >= 0.5, axis=-1)
+                                for i in range(0, at.size, GATHER)])  # (their levels gathered a slice at a time)
             s1 = flat[at, j]
             s0 = np.where(j > 0, flat[at, np.maximum(j - 1, 0)], prev_share[cross])
             t0 = np.concatenate([[prev_level], part])[j]
             frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
             out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
             done |= cross
+            at = j = s0 = s1 = t0 = frac = None  # (the crossing pixels' temporaries gone before the copy below)
         prev_share, prev_level = shares[..., -1].copy(), part[-1]
-        shares = above = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
+        shares = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
@@ -311,7 +326,7 @@ def islands(
 
 
 def domain_transform(
-    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = 3, *,
+    src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = DT_ITERATIONS, *,
     overwrite: bool = False
 ) -> np.ndarray:
     """Edge-aware smoothing with the recursive domain-transform filter (Gastal & Oliveira 2011).
@@ -349,27 +364,52 @@ def domain_transform(
     in_place = overwrite and isinstance(src, np.ndarray) and src.dtype == np.float32 and src.flags.writeable
     out = src if in_place else np.array(src, np.float32, copy=True)
     squeeze = out.ndim == 2
-    if squeeze:
-        out = out[..., None]
+    _recurse(out[..., None] if squeeze else out, _coefficients(guide, sigma_s, sigma_r, iterations))
+    return out
+
+
+def _coefficients(guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int) -> list[tuple[np.ndarray, ...]]:
+    """The recursive filter's feedback weights of each iteration: ``(vx (H, W-1), vy (H-1, W))`` float32."""
     g = np.asarray(guide, np.float32)
     if g.ndim == 2:
         g = g[..., None]
     ratio = float(sigma_s) / max(float(sigma_r), 1e-6)
     dist_x = 1.0 + ratio * np.abs(np.diff(g, axis=1)).sum(axis=2)  # (H, W-1)
     dist_y = 1.0 + ratio * np.abs(np.diff(g, axis=0)).sum(axis=2)  # (H-1, W)
-    h, w = out.shape[:2]
     n = max(1, int(iterations))
+    weights = []
     for i in range(n):
         sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
         a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
-        vx = np.power(a, dist_x).astype(np.float32)[..., None]
-        vy = np.power(a, dist_y).astype(np.float32)[..., None]
-        for j in range(1, w):
-            out[:, j] += vx[:, j - 1] * (out[:, j - 1] - out[:, j])
-        for j in range(w - 2, -1, -1):
-            out[:, j] += vx[:, j] * (out[:, j + 1] - out[:, j])
-        for j in range(1, h):
-            out[j] += vy[j - 1] * (out[j - 1] - out[j])
-        for j in range(h - 2, -1, -1):
-            out[j] += vy[j] * (out[j + 1] - out[j])
-    return out[..., 0] if squeeze else out
+        weights.append((np.power(a, dist_x).astype(np.float32), np.power(a, dist_y).astype(np.float32)))
+    return weights
+
+
+def _recurse(out: np.ndarray, coefficients: list[tuple[np.ndarray, ...]]) -> None:
+    """The recursive filter's passes over float32 (H, W, C) ``out``, in place, each iteration's horizontal then vertical.
+
+    Every step is ``out[j] += v[j] * (out[j -/+ 1] - out[j])`` with the temporary made once. A column of an
+    (H, W, C) array is H runs of C values: with few channels the steps run over the (C, H) transposed view in
+    its own order, each channel's column one strided run, instead of H runs of C (same operations, same bits).
+    """
+    h, w, c = out.shape
+    few = c <= TRANSPOSED_CHANNELS
+    cols = out.transpose(2, 0, 1) if few else out  # column j: cols[:, :, j] (C, H) or cols[:, j] (H, C)
+    col_tmp = np.empty((c, h) if few else (h, c), np.float32)
+    row_tmp = np.empty((w, c), np.float32)
+
+    def column(j: int) -> np.ndarray:
+        return cols[:, :, j] if few else cols[:, j]
+
+    for vx, vy in coefficients:
+        vxs = vx if few else vx[..., None]  # (H, W-1): broadcast over the (C, H) column; (H, W-1, 1) over (H, C)
+        vys = vy[..., None]
+        for j, k, f in [(j, j - 1, j - 1) for j in range(1, w)] + [(j, j + 1, j) for j in range(w - 2, -1, -1)]:
+            cur = column(j)
+            np.subtract(column(k), cur, out=col_tmp, order="C")
+            np.multiply(vxs[:, f], col_tmp, out=col_tmp, order="C")
+            np.add(cur, col_tmp, out=cur, order="C")
+        for j, k, f in [(j, j - 1, j - 1) for j in range(1, h)] + [(j, j + 1, j) for j in range(h - 2, -1, -1)]:
+            np.subtract(out[k], out[j], out=row_tmp)
+            np.multiply(vys[f], row_tmp, out=row_tmp)
+            np.add(out[j], row_tmp, out=out[j])

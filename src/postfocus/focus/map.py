@@ -15,8 +15,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from postfocus.colour import to_grey
 from postfocus.errors import OptionError
+from postfocus.focus.guided import box, guided_filter, guided_upsample
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.numeric import argmax0, pick0
@@ -24,45 +24,6 @@ from postfocus.options import PREFER
 
 __all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
            "guided_upsample", "peak_index", "peak_near", "preferred_peak", "push_pull_fill", "refine_at"]
-
-def box(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 box, edges reflected."""
-    k = 2 * radius + 1
-    return cv2.boxFilter(image, -1, (k, k), borderType=cv2.BORDER_REFLECT)
-
-
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Edge-preserving smoothing of ``src`` steered by the edges of ``guide`` (He et al. 2010).
-
-    Parameters
-    ----------
-    guide : float32 (H, W) grey guide image.
-    src : float32 (H, W) or (H, W, C) image to filter.
-    radius : box radius in pixels.
-    eps : regularisation; larger smooths across weaker edges.
-
-    Returns
-    -------
-    float32 array shaped like ``src``.
-
-    Examples
-    --------
-    >>> g = np.random.rand(16, 16).astype(np.float32)
-    >>> guided_filter(g, g, 2, 1e-3).shape
-    (16, 16)
-    """
-    mean_i = box(guide, radius)
-    var_i = box(guide * guide, radius) - mean_i * mean_i
-    if src.ndim == 3:
-        mean_i3, var_i3, guide3 = mean_i[..., None], var_i[..., None], guide[..., None]
-    else:
-        mean_i3, var_i3, guide3 = mean_i, var_i, guide
-    mean_p = box(src, radius)
-    cov_ip = box(src * guide3, radius) - mean_i3 * mean_p
-    a = cov_ip / (var_i3 + eps)
-    b = mean_p - a * mean_i3
-    return box(a, radius) * guide3 + box(b, radius)
-
 
 def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float = 1e-4) -> np.ndarray:
     """Every slice of a focus volume smoothed along the edges of ``guide``, negative values 0.
@@ -394,23 +355,6 @@ def focus_index_map(
     if sides:
         out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius), volume=agg, floor=floor)
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
-
-
-def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
-    """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
-
-    Bilinear upsampling followed by a guided filter (He et al.) at full size.
-    """
-    h, w = guide.shape[:2]
-    mh, mw = values.shape[:2]
-    if (mh, mw) == (h, w):
-        return values.astype(np.float32)
-    up = cv2.resize(values.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    scale = max(h / mh, w / mw)
-    r = radius if radius is not None else max(2, int(round(1.5 * scale)))
-    lo, hi = float(values.min()), float(values.max())
-    out = guided_filter(to_grey(guide), up, r, eps)
-    return np.clip(out, lo, hi).astype(np.float32)
 
 
 def push_pull_fill(values: np.ndarray, weight: np.ndarray, min_size: int = 4) -> np.ndarray:
