@@ -322,3 +322,22 @@ def test_consistency_check_blurs_only_near_kept_pieces_to_the_bit():
         images.append(fusion.result())
     assert np.array_equal(images[0].view(np.uint32), images[2].view(np.uint32))
     assert np.array_equal(images[1].view(np.uint32), images[2].view(np.uint32))
+
+
+def test_upscale_region_with_a_shared_grid_is_the_same_to_the_bit():
+    """One region_grid serves every map of its shape: the same bits as each upscale building its own, and the
+    crop of the whole map's resize (to rounding)."""
+    import cv2
+
+    from postfocus.fuse.base import region_grid, upscale_region
+
+    rng = np.random.default_rng(2)
+    size, region = (301, 403), (17, 9, 290, 380)
+    grid = region_grid((40, 53), size, region)
+    assert region_grid((40, 53), size, (0, 0) + size) is None
+    for _ in range(3):
+        small = rng.random((40, 53), dtype=np.float32)
+        shared = upscale_region(small, size, region, grid=grid)
+        assert np.array_equal(shared.view(np.uint32), upscale_region(small, size, region).view(np.uint32))
+        whole = cv2.resize(small, size[::-1], interpolation=cv2.INTER_LINEAR)[17:290, 9:380]
+        assert np.abs(shared - whole).max() < 0.02
