@@ -297,3 +297,47 @@ def test_safe_blend_kept_only_in_its_tiles_gives_the_same_image_as_over_its_box(
             plain.add(float(k), f[t:b, l:r], (t, l, b, r))
     differs = np.abs(images[0] - plain.result()).max(axis=2) > 1e-3
     assert differs[10:40, 5:45].any() and differs[120:150, 100:140].any() and not differs[60:100].any()
+
+
+def test_consistency_check_blurs_only_near_kept_pieces_to_the_bit():
+    """Patches far apart in a tall box: a band of rows no kept piece reaches is kept at 1 without blurring, and the
+    result has the same bits as with every tile of the box kept (every band blurred), on one or two threads."""
+    from postfocus.fuse.tileblend import TileBlend
+
+    rng = np.random.default_rng(11)
+    index = _ramp_index(420, 400)
+    safe = index.copy()
+    safe[10:40, 5:45] = np.clip(safe[10:40, 5:45] + 3.0, 0, 11)  # top left
+    safe[380:410, 340:390] = np.clip(safe[380:410, 340:390] - 3.0, 0, 11)  # bottom right: a band between has none
+    width = np.where(rng.random(index.shape) < 0.2, 2.0, 0.35).astype(np.float32)
+    frames = [rng.random(index.shape + (3,), dtype=np.float32) for _ in range(12)]
+    images = []
+    for whole_box, threads in ((False, 1), (False, 2), (True, 1)):
+        fusion = DepthmapFusion(index, width, tile=32, safe_index=safe, threads=threads)
+        if whole_box:  # every tile of the box kept: each band's pieces span the box, no band is empty
+            fusion._safe = TileBlend(np.ones_like(fusion._safe_tiles), 32, fusion._safe.box, safe)
+        for k, f in enumerate(frames):
+            for t, l, b, r in fusion.footprint(float(k)):
+                fusion.add(float(k), f[t:b, l:r], (t, l, b, r))
+        images.append(fusion.result())
+    assert np.array_equal(images[0].view(np.uint32), images[2].view(np.uint32))
+    assert np.array_equal(images[1].view(np.uint32), images[2].view(np.uint32))
+
+
+def test_upscale_region_with_a_shared_grid_is_the_same_to_the_bit():
+    """One region_grid serves every map of its shape: the same bits as each upscale building its own, and the
+    crop of the whole map's resize (to rounding)."""
+    import cv2
+
+    from postfocus.fuse.base import region_grid, upscale_region
+
+    rng = np.random.default_rng(2)
+    size, region = (301, 403), (17, 9, 290, 380)
+    grid = region_grid((40, 53), size, region)
+    assert region_grid((40, 53), size, (0, 0) + size) is None
+    for _ in range(3):
+        small = rng.random((40, 53), dtype=np.float32)
+        shared = upscale_region(small, size, region, grid=grid)
+        assert np.array_equal(shared.view(np.uint32), upscale_region(small, size, region).view(np.uint32))
+        whole = cv2.resize(small, size[::-1], interpolation=cv2.INTER_LINEAR)[17:290, 9:380]
+        assert np.abs(shared - whole).max() < 0.02

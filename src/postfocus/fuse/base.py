@@ -18,7 +18,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-__all__ = ["Fusion", "Rect", "blend_width", "depth_weights", "neg_half_inv_sq", "upscale_region"]
+__all__ = ["Fusion", "Rect", "blend_width", "depth_weights", "neg_half_inv_sq", "region_grid", "upscale_region"]
 
 Rect = tuple[int, int, int, int]
 """(top, left, bottom, right) of a rectangle of the picture."""
@@ -113,10 +113,12 @@ def blend_width(confidence: np.ndarray, sharp: float = 0.35, wide: float = 2.0, 
     return c
 
 
-def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int] | None = None, *,
+                   grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Bilinear upscale of a small map to full ``size`` (H, W), computed only inside ``region``.
 
-    The same pixels as cropping ``cv2.resize(small, (W, H))``, without making the whole.
+    The same pixels as cropping ``cv2.resize(small, (W, H))``, without making the whole. ``grid``:
+    :func:`region_grid` of the same shapes and region, shared by several maps (built once).
 
     Examples
     --------
@@ -127,9 +129,26 @@ def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, 
     t, l, b, r = region or (0, 0, H, W)
     if (t, l, b, r) == (0, 0, H, W):
         return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    mh, mw = small.shape[:2]
+    map_x, map_y = grid if grid is not None else region_grid(small.shape[:2], size, (t, l, b, r))
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def region_grid(shape: tuple[int, int], size: tuple[int, int], region: tuple[int, int, int, int]
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Source coordinates (map_x, map_y), float32 (b - t, r - l), of :func:`upscale_region` for maps of ``shape``;
+    None when ``region`` is the whole ``size`` (a plain resize needs none).
+
+    Examples
+    --------
+    >>> [m.tolist() for m in region_grid((1, 2), (2, 4), (0, 1, 1, 3))]
+    [[[0.25, 0.75]], [[-0.25, -0.25]]]
+    """
+    (mh, mw), (H, W) = shape, size
+    t, l, b, r = region
+    if (t, l, b, r) == (0, 0, H, W):
+        return None
     xs = (np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5
     ys = (np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5
     map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
     map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
-    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return map_x, map_y

@@ -233,9 +233,13 @@ class DepthmapFusion:
             (the same values as blurring the whole box: BORDER_CONSTANT only at the box's own edges)."""
             top, bottom = max(0, rows.start - _REACH), min(b - t, rows.stop + _REACH)
             inner = slice(rows.start - top, rows.stop - top)
+            pieces = list(safe.pieces(slice(top, bottom)))
+            if not pieces:  # no kept piece within the Gaussian's reach: exp(-0), without blurring three zero planes
+                keep[rows] = 1.0
+                return
             blurred = []
             planes = [np.zeros((bottom - top, r - l), np.float32) for _ in range(3)]  # (zero where nothing is kept)
-            for ys, xs, values in safe.pieces(slice(top, bottom)):
+            for ys, xs, values in pieces:
                 for c, plane in enumerate(planes):
                     np.subtract(sharp[ys, xs, c], values[..., c], out=plane[ys.start - top:ys.stop - top, xs])
             for plane in planes:

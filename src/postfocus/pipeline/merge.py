@@ -29,7 +29,7 @@ from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import warp_to_reference
 from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.errors import OptionError
-from postfocus.fuse.base import Fusion, blend_width, upscale_region
+from postfocus.fuse.base import Fusion, blend_width, region_grid, upscale_region
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
 from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index
@@ -257,11 +257,16 @@ class _Merge:
         """The fusion state of ``region``, from the maps upscaled into it."""
         maps, merge, threads = self.maps, self.merge, helper_threads(self.threads)
         frames = np.asarray(merge, np.float32)
+        shape = np.shape(maps.focus_index)
+        grid = region_grid(shape, maps.size, region)  # built once for the maps of this shape (the same pixels)
+
+        def upscale(small: np.ndarray) -> np.ndarray:
+            return upscale_region(small, maps.size, region, grid=grid if small.shape == shape else None)
 
         def rank_of(index: np.ndarray) -> np.ndarray:
             """Focus index as a position among the merged frames (they may have gaps), upscaled into the region."""
             rank = np.interp(np.clip(index, merge[0], merge[-1]), frames, np.arange(len(merge), dtype=np.float32))
-            return upscale_region(rank.astype(np.float32), maps.size, region)
+            return upscale(rank.astype(np.float32))
 
         safe = None  # the occlusion-safe index (made beside the other maps when there is a second core)
         if self.method == "depthmap" and self.occlusion:
@@ -274,7 +279,7 @@ class _Merge:
         try:
             rank = rank_of(maps.focus_index)
             # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-            width = blend_width(upscale_region(np.asarray(maps.confidence, np.float32), maps.size, region))
+            width = blend_width(upscale(np.asarray(maps.confidence, np.float32)))
         except BaseException:  # no thread outlives the failure (its own error is not the one to report)
             wait([safe] if safe is not None else [])
             raise
