@@ -370,15 +370,15 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
-            if copies:
-                keep.hand_missing(analysis.maps.used)  # copied beside pass 2
+            if copies:  # copied beside pass 2 (which still warps whole frames, ignored by the copier:
+                keep.hand_missing(analysis.maps.used)  # footprints only change the image's last bit)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda maps=maps: write_maps(part.path, maps, info.icc), "postfocus-write")
             # The volume's consumers (the writer, the direction, pass 2's start) hold their own references: it goes
             maps = dataclasses.replace(maps, volume=None)  # when the last is done, before pass 2's peak
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
-                                                 on_aligned=None if ahead.started or unwarped else keep,
+                                                 on_aligned=None if ahead.started or (unwarped and not copies) else keep,
                                                  progress=progress, warped=ahead.frame if ahead.started else None,
                                                  keep_volume=False)
             if unwarped and not copies:
