@@ -398,3 +398,29 @@ def test_frames_a_few_apart_are_compared():
     assert [p for p in range(28) if det.compared(p)] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]
     det = MotionDetector((60, 80), frames=40)
     assert [p for p in range(40) if det.compared(p)][-2:] == [36, 39]  # the last frame always
+
+
+def test_a_long_thin_stack_is_compared_without_crashing_opencv(tmp_path):
+    """Shrunk to 256 px long, a 1920x200 strip is 26 px tall: OpenCV's DIS flow ended the process (SIGSEGV)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import cv2, numpy as np, postfocus\n"
+        "rng = np.random.default_rng(0)\n"
+        "base = cv2.GaussianBlur(rng.random((200, 1920)).astype(np.float32), (0, 0), 1.5)\n"
+        "frames = [np.dstack([np.roll(base, k, 1)] * 3) for k in range(4)]\n"
+        "frames[2][60:140, 900:1000] = 0.9  # something that changes between frames\n"
+        "r = postfocus.stack(frames, align='none')\n"
+        "print(r.image.shape)\n"
+    )
+    import os
+
+    import postfocus
+
+    src = str(Path(postfocus.__file__).parents[1])
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": src}, cwd=tmp_path)
+    assert run.returncode == 0, (run.returncode, run.stderr[-500:])
+    assert "(200, 1920, 3)" in run.stdout

@@ -20,11 +20,32 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["apply_flow", "chain_flows", "neighbour_flow", "refined_warp"]
+__all__ = ["DIS_MIN_SIDE", "apply_flow", "chain_flows", "dis_flow", "neighbour_flow", "refined_warp"]
+
+#: OpenCV's DIS flow (5.0) crashes the process on frames less than this tall when they are wide (e.g. 24x128).
+DIS_MIN_SIDE = 32
 
 
-def _flow(a8: np.ndarray, b8: np.ndarray, dis) -> np.ndarray:  # noqa: ANN001
-    return dis.calc(a8, b8, None)
+def dis_flow(dis: "cv2.DISOpticalFlow", a8: np.ndarray, b8: np.ndarray) -> np.ndarray:
+    """``dis.calc(a8, b8)``, the frames first padded (mirrored) to :data:`DIS_MIN_SIDE` a side and the flow cropped.
+
+    OpenCV's DIS optical flow ends the process with a segmentation fault on a long, thin frame (a
+    strip 20 px tall and 256 wide); padding keeps such frames (a cropped strip of a stack, shrunk
+    for comparison) out of that path. Frames already large enough are passed as they are.
+
+    Examples
+    --------
+    >>> a = np.zeros((20, 256), np.uint8)
+    >>> dis_flow(cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST), a, a).shape
+    (20, 256, 2)
+    """
+    h, w = a8.shape[:2]
+    pad_y, pad_x = max(0, DIS_MIN_SIDE - h), max(0, DIS_MIN_SIDE - w)
+    if not (pad_y or pad_x):
+        return dis.calc(a8, b8, None)
+    a8 = cv2.copyMakeBorder(a8, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT)
+    b8 = cv2.copyMakeBorder(b8, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT)
+    return np.ascontiguousarray(dis.calc(a8, b8, None)[:h, :w])
 
 
 def neighbour_flow(a: np.ndarray, b: np.ndarray, *, max_px: float, smooth: float, deadzone: float = 0.35) -> np.ndarray:
@@ -42,8 +63,8 @@ def neighbour_flow(a: np.ndarray, b: np.ndarray, *, max_px: float, smooth: float
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     a8 = np.clip(cv2.GaussianBlur(a, (0, 0), 1.0) * 255 + 0.5, 0, 255).astype(np.uint8)
     b8 = np.clip(cv2.GaussianBlur(b, (0, 0), 1.0) * 255 + 0.5, 0, 255).astype(np.uint8)
-    fwd = _flow(a8, b8, dis)
-    bwd = _flow(b8, a8, dis)
+    fwd = dis_flow(dis, a8, b8)
+    bwd = dis_flow(dis, b8, a8)
     h, w = a.shape
     xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     back = cv2.remap(bwd, xx + fwd[..., 0], yy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

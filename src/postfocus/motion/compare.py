@@ -21,6 +21,7 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from postfocus.align.flow import dis_flow
 from postfocus.colour import gamma_decode
 
 __all__ = ["COARSE_SIGMA", "JITTER", "MIN_SHIFT", "SIGMAS", "WINDOW", "Stats", "blur_stats", "coarse_change", "coarse_light",
@@ -281,7 +282,7 @@ def _explained(qa: np.ndarray, qb: np.ndarray, b: np.ndarray, sa: Stats, change:
     more than ``at_least`` (the rest cannot score more), with the reach of the blurs around it;
     None if there is no such pixel.
     """
-    f = flow.calc(qa, qb, None)
+    f = dis_flow(flow, qa, qb)  # (padded: OpenCV's DIS crashes on a thin strip)
     shift = cv2.magnitude(f[..., 0], f[..., 1])
     textured = sa.var > (texture_level(sa) if texture is None else texture)
     floor = max(MIN_SHIFT, JITTER * float(np.median(shift[textured]))) if textured.any() else MIN_SHIFT

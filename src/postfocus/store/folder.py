@@ -80,11 +80,11 @@ class ProcessedStack(MapsView):
         """Open a stack folder; InputError if it is not one of this format version, DamagedStackError if its manifest is unreadable."""
         folder = Path(folder)
         try:
-            text = (folder / "manifest.json").read_text()
+            data = (folder / "manifest.json").read_bytes()
         except OSError as exc:
             raise InputError(f"{folder}: not a postfocus stack folder ({exc.strerror or exc})") from None
         try:
-            manifest = json.loads(text)
+            manifest = json.loads(data)  # (bytes: UTF-8 with or without BOM; a bad byte is a ValueError too)
         except ValueError as exc:  # a manifest there but cut short or garbled: a damaged folder, made again
             raise DamagedStackError(f"{folder}: manifest.json cannot be read ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
