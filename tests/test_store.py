@@ -42,7 +42,9 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     files = ps.manifest["files"]
     assert {"focus_index.npy", "confidence.npy", "volume.npy", "all_in_focus_depthmap.png"} <= set(files)
-    assert {f"frames/{i:04d}.tif" for i in ps.used} <= set(files)
+    assert {f"frames/{i:04d}.png" for i in ps.used} <= set(files)  # the inputs' files, copied (format 7)
+    for i in ps.used:
+        assert ps.frame_path(i).read_bytes() == tiny_stack.paths[i].read_bytes()
     for name, record in files.items():
         assert record == file_record((ps.folder / name).read_bytes()), name
     ps.verify()  # a whole folder passes
@@ -93,7 +95,9 @@ def test_a_range_merge_lets_the_held_image_go_and_keeps_the_thread_budget(tiny_s
     assert held.dtype == np.uint8  # held as the file's integers, not as a float image
     budgets = []
     real_fuse = folder_module.fuse
-    monkeypatch.setattr(folder_module, "fuse", lambda *a, **k: budgets.append(k.get("threads")) or real_fuse(*a, **k))
+    fake = lambda *a, **k: budgets.append(k.get("threads")) or real_fuse(*a, **k)  # noqa: E731
+    monkeypatch.setattr(folder_module, "fuse", fake)
+    monkeypatch.setattr("postfocus.pipeline.merge.fuse", fake)  # (unwarped frames: merge_unwarped's)
     ps.merge(frames=ps.used[:2], threads=1)
     assert not ps._written and budgets == [1]
 

@@ -46,7 +46,7 @@ def test_the_folder_keeps_the_frames_as_decoded(sweep, processed):
 
 
 def test_frames_read_back_as_a_lossless_stack_of_the_same_decoded_frames_keeps_them(sweep, processed, tmp_path):
-    """The decoded frames as PNG files keep lossless (TIFF) aligned frames: the video's stack reads back the
+    """The decoded frames as PNG files (kept as copies, unwarped): the video's stack reads back the
     same frames, to within its JPEG's loss, in the same geometry."""
     folder = tmp_path / "decoded"
     folder.mkdir()
@@ -54,7 +54,7 @@ def test_frames_read_back_as_a_lossless_stack_of_the_same_decoded_frames_keeps_t
         for i in range(len(video)):
             write_image(folder / f"f{i}.png", read_image_pixels(video, i), bit_depth=8)
     as_images = process(folder, cache_dir=tmp_path / "cache")
-    assert not as_images.frames_unwarped and as_images.used == processed.used
+    assert as_images.frames_unwarped and as_images.used == processed.used
     for i in processed.used:
         ours, theirs = processed.frames().read_pixels(i), as_images.frames().read_pixels(i)
         assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
@@ -143,13 +143,13 @@ def test_format_4_and_5_folders_still_open_and_a_format_3_one_does_not(tiny_stac
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError):
         ProcessedStack.open(ps.folder)
-    for version in (5, 4):  # a web job opened by its path, made before this format
+    for version in (6, 5, 4):  # a web job opened by its path, made before this format
         manifest["format"] = version
         if version == 4:  # no measured direction then: frame 0 the nearest, as the default order states
             manifest.pop("direction", None)
         (ps.folder / "manifest.json").write_text(json.dumps(manifest))
         old = ProcessedStack.open(ps.folder)
-        assert not old.frames_unwarped and old.near_to_far
+        assert old.near_to_far
         np.testing.assert_array_equal(old.read_frame(old.used[0]), ps.read_frame(ps.used[0]))
 
 

@@ -37,6 +37,7 @@ from postfocus.store import (
     FORMAT_VERSION,
     CacheError,
     DamagedStackError,
+    FileCopies,
     FrameWriter,
     PartialFolder,
     ProcessedStack,
@@ -345,14 +346,18 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
     # A video's frames are kept as decoded (8-bit: JPEG with the video's own 4:2:0 colour) and warped
     # when asked for (store/unwarped.py): no whole-frame warps here, pass 2 warps only footprints.
     # (Not with a dense flow refinement, which is not kept.)
-    unwarped = info.kind == "video" and not opts.refine_flow
+    # A photo stack's frames (JPEG, PNG, TIFF) are kept as copies of their files, unwarped too: no
+    # encode, no second loss (RAW's decoded frames are no file: kept aligned as before).
+    copies = info.kind == "images" and len(info.paths) == len(source) and not opts.refine_flow
+    unwarped = (info.kind == "video" and not opts.refine_flow) or copies
     with PartialFolder(folder.parent) as part:
         try:
             (part.path / "frames").mkdir()
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        keep = FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped)
-        if unwarped:
+        keep = (FileCopies(part.path, info.paths) if copies
+                else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped))
+        if unwarped and not copies:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = WarpAhead(source, keep, opts.method,
                           kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
@@ -365,16 +370,18 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
+            if copies:  # copied beside pass 2 (which still warps whole frames, ignored by the copier:
+                keep.hand_missing(analysis.maps.used)  # footprints only change the image's last bit)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda maps=maps: write_maps(part.path, maps, info.icc), "postfocus-write")
             # The volume's consumers (the writer, the direction, pass 2's start) hold their own references: it goes
             maps = dataclasses.replace(maps, volume=None)  # when the last is done, before pass 2's peak
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
-                                                 on_aligned=None if ahead.started or unwarped else keep,
+                                                 on_aligned=None if ahead.started or (unwarped and not copies) else keep,
                                                  progress=progress, warped=ahead.frame if ahead.started else None,
                                                  keep_volume=False)
-            if unwarped:
+            if unwarped and not copies:
                 source.hand_missing(analysis.maps.used)
         finally:
             # Every thread is joined even when one of them failed (before the temporary folder goes).

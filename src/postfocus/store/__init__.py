@@ -16,7 +16,9 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     frames/0003.jpg      aligned frame 3, output geometry (for lossless and 16-bit inputs ``0003.tif``:
                          TIFF, Zstandard level 1 after horizontal differencing); of a video
                          (``"frames_unwarped": true``), frame 3 as decoded, JPEG 4:2:0, warped
-                         into the output geometry when read (:mod:`postfocus.store.unwarped`)
+                         into the output geometry when read (:mod:`postfocus.store.unwarped`); of
+                         JPEG, PNG or TIFF photos (format 7), also unwarped: ``0003.jpg`` is a copy
+                         of frame 3's input file (its bytes, no second loss)
     all_in_focus_<method>.png
     depth_<method>.npz   the depth map, kept by its first consumer under a key (:mod:`postfocus.store.kept`;
                          not in the manifest: a damaged or stale one is made again)
@@ -25,7 +27,7 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
 Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
 Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
 version are never reused (their keys differ), so they are rebuilt;
-:meth:`ProcessedStack.open` reads format 5 and 6 and refuses others.
+:meth:`ProcessedStack.open` reads formats 4 to 7 and refuses others.
 
 Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
 ``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made
@@ -35,13 +37,14 @@ options; a changed input gets a new key, so a stale stack is never used.
 
 from postfocus.store.cache import CacheError, PartialFolder, cache_root, check_cache, find_stack_folders, folder_lock
 from postfocus.store.folder import FORMAT_VERSION, CachedFrames, DamagedStackError, ProcessedStack, file_record, merge
-from postfocus.store.write import FrameWriter, write_maps, write_stack_folder
+from postfocus.store.write import FileCopies, FrameWriter, write_maps, write_stack_folder
 
 __all__ = [
     "FORMAT_VERSION",
     "CacheError",
     "CachedFrames",
     "DamagedStackError",
+    "FileCopies",
     "FrameWriter",
     "PartialFolder",
     "ProcessedStack",

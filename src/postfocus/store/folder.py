@@ -32,18 +32,19 @@ from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reade
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
 4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
 5: the sweep's direction measured (``near_to_far`` and its evidence, ``direction``), not assumed near to far;
 6: a video's frames are kept as decoded (JPEG, the video's 4:2:0 colour), not warped, and each is
-warped when asked for (:mod:`postfocus.store.unwarped`)."""
+warped when asked for (:mod:`postfocus.store.unwarped`);
+7: a photo stack's frames (JPEG, PNG, TIFF) are kept as copies of the input files, unwarped too."""
 
-#: Versions :meth:`ProcessedStack.open` reads: a format-5 folder differs from a format-6 one only in
-#: never keeping unwarped frames, and a format-4 one also has no measured direction (its frame 0 is the
+#: Versions :meth:`ProcessedStack.open` reads: a format-6 folder differs from a format-7 one only in
+#: keeping a photo stack's frames aligned, a format-5 one also in never keeping unwarped frames, and a format-4 one also has no measured direction (its frame 0 is the
 #: nearest, as the default order states), so one opened by its path (a web job's) still loads.
-READABLE_FORMATS = (4, 5, FORMAT_VERSION)
+READABLE_FORMATS = (4, 5, 6, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
@@ -160,13 +161,13 @@ class ProcessedStack(MapsView):
     # Frames ------------------------------------------------------------------
     @property
     def frames_unwarped(self) -> bool:
-        """Whether the frame files hold the frames as decoded, warped when asked for (a video's stack)."""
+        """Whether the frame files hold the frames as decoded, warped when asked for (a video's, a photo stack's)."""
         return bool(self.manifest.get(UNWARPED_KEY))
 
     @cached_property
     def _unwarped(self) -> UnwarpedFrames:
         m = self.manifest
-        return UnwarpedFrames(decoded_reader(self.folder, m["frame_files"]), self.alignment, m["reference_size"],
+        return UnwarpedFrames(decoded_reader(self.folder, m["frame_files"], m["reference_size"]), self.alignment, m["reference_size"],
                               m["crop"], self.options.method, self.frames().info)
 
     def frame_path(self, index: int) -> Path:

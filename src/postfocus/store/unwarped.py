@@ -170,11 +170,19 @@ def merge_unwarped(frames: UnwarpedFrames, maps: StackMaps, *, method: str, merg
                 frames=merge, bands=bands, progress=progress, threads=threads, near_to_far=near_to_far)
 
 
-def decoded_reader(folder: Path, files: dict[str, str]) -> Callable[[int], np.ndarray]:
-    """``read(index)``: a kept unwarped frame file read in its stored type."""
+def decoded_reader(folder: Path, files: dict[str, str], size: Sequence[int]) -> Callable[[int], np.ndarray]:
+    """``read(index)``: a kept unwarped frame file read in its stored type, fitted to ``size`` (H, W).
+
+    The decode is the one pass 2 used (:func:`~postfocus.io.images.read_image`: Exif orientation,
+    16-bit kept, then fitted to the stack's size), so a photo kept as its file's bytes reads back
+    as pass 2 saw it.
+    """
+    from postfocus.io.base import fit_size
     from postfocus.io.images import read_image
 
+    h, w = int(size[0]), int(size[1])
+
     def read(index: int) -> np.ndarray:
-        return read_image(folder / files[str(index)], stored=True)
+        return fit_size(read_image(folder / files[str(index)], stored=True), h, w)
 
     return read

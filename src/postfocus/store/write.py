@@ -15,7 +15,7 @@ import json
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -29,7 +29,7 @@ from postfocus.numeric import to_float16
 from postfocus.store.cache import CacheError
 from postfocus.store.folder import FORMAT_VERSION, file_record
 
-__all__ = ["FrameWriter", "write_maps", "write_stack_folder"]
+__all__ = ["FileCopies", "FrameWriter", "write_maps", "write_stack_folder"]
 
 
 class FrameWriter:
@@ -101,6 +101,56 @@ class FrameWriter:
             self._pending = []
             self._pool.shutdown(wait=True, cancel_futures=True)
         return self.files
+
+
+class FileCopies:
+    """``copies(index, frame)`` keeps frame ``index`` of a photo stack as its file's bytes, in a background thread.
+
+    The stack folder then keeps its photos unwarped (:mod:`postfocus.store.unwarped`): a plain copy
+    of each input file (no decode, no encode, no second loss), read back with the decode pass 2
+    used and warped when asked for. ``frame`` is not used (the writer's signature). Each frame is
+    copied once; :meth:`hand_missing` copies the ``used`` frames not handed yet, :meth:`close` waits
+    for them and returns ``{index: name}`` (checksums in :attr:`checksums`).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The stack folder being written (``frames/`` must exist).
+    paths : sequence of pathlib.Path
+        The input file of each frame number.
+    """
+
+    def __init__(self, folder: Path, paths: Sequence[Path]):
+        self.folder, self.paths = folder, [Path(p) for p in paths]
+        self.files: dict[str, str] = {}
+        self.checksums: dict[str, list[int]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
+        self._pending: list = []
+
+    def __call__(self, index: int, frame: np.ndarray | None = None) -> None:
+        if str(index) in self.files:
+            return
+        name = f"frames/{index:04d}{self.paths[index].suffix.lower()}"
+        self.files[str(index)] = name
+        self._pending.append(self._pool.submit(self._copy, index, name))
+
+    def hand_missing(self, used: Sequence[int]) -> None:
+        """Copy the ``used`` frames not copied yet (in the background)."""
+        for i in used:
+            self(i)
+
+    def _copy(self, index: int, name: str) -> None:
+        try:
+            data = self.paths[index].read_bytes()
+        except OSError as exc:
+            raise CacheError(f"{self.paths[index]}: cannot read the frame to keep ({exc.strerror or exc})") from None
+        try:
+            (self.folder / name).write_bytes(data)
+        except OSError as exc:
+            raise CacheError(f"{self.folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
+        self.checksums[name] = file_record(data)
+
+    close = FrameWriter.close
 
 
 def _lossless(pixels: np.ndarray) -> bytes:

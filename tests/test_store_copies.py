@@ -1,0 +1,66 @@
+"""A photo stack's frames kept as copies of their files (store/write.py FileCopies), warped when read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from postfocus.io.images import read_image
+from postfocus.io.write import to_uint
+from postfocus.pipeline.run import process
+
+
+def test_frames_are_the_input_files_and_a_full_merge_gives_the_image_again(tiny_stack_factory, tmp_path):
+    stack = tiny_stack_factory(tmp_path / "jpeg", ".jpg")
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    assert ps.frames_unwarped
+    for i in ps.used:
+        assert ps.frame_path(i).read_bytes() == stack.paths[i].read_bytes()  # no decode, no second loss
+    image = ps.all_in_focus()
+    # The frames read back as pass 2 decoded them: merging them all again gives the written image
+    # (to within a float rounding at a few pixels: pass 2 warped whole frames ahead, a merge warps footprints).
+    diff = np.abs(to_uint(ps.merge(), 8).astype(int) - to_uint(image, 8))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.002
+    ps.verify()
+
+
+def test_exif_orientation_and_16_bit_read_back_as_pass_2_saw_them(tiny_stack_factory, tmp_path):
+    upright = tiny_stack_factory(tmp_path / "upright", ".png")
+    turned = tmp_path / "turned"
+    turned.mkdir()
+    for path in upright.paths:  # stored on its side, Exif orientation 6 (rotate 90 clockwise to view)
+        im = Image.open(path).rotate(90, expand=True)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        im.save(turned / (path.stem + ".jpg"), quality=98, exif=exif.tobytes())
+    ps = process(turned, cache_dir=tmp_path / "cache")
+    ref = process(upright.folder, cache_dir=tmp_path / "cache")
+    assert ps.size == ref.size
+    frame = ps.read_frame(ps.used[0])
+    assert frame.shape[:2] == ps.size
+    assert np.abs(frame - ref.read_frame(ref.used[0])).mean() < 0.02  # upright, like the PNG's (JPEG loss only)
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    for path in upright.paths:
+        pixels = read_image(path)
+        Image.fromarray((pixels[..., 1] * 65535).astype(np.uint16)).save(deep / path.name)  # 16-bit grey PNG
+    ps16 = process(deep, cache_dir=tmp_path / "cache")
+    assert ps16.frames_unwarped and ps16.frames().read_pixels(ps16.used[0]).dtype == np.uint16
+
+
+@pytest.mark.parametrize("kind", ["missing", "changed"])
+def test_a_damaged_copy_is_made_again(tiny_stack_factory, tmp_path, kind):
+    stack = tiny_stack_factory(tmp_path / "jpeg", ".jpg")
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    path = ps.frame_path(ps.used[1])
+    if kind == "missing":
+        path.unlink()
+    else:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    with pytest.warns(Warning):
+        again = process(stack.folder, cache_dir=tmp_path / "cache")
+    assert again.frame_path(again.used[1]).read_bytes() == stack.paths[1].read_bytes()
