@@ -16,6 +16,7 @@ in a display matrix is not applied (a warning says so).
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from pathlib import Path
@@ -147,6 +148,7 @@ class VideoSource(FrameSource):
         self._keyframes: dict[int, int] = {}  # frame index -> pts, keyframes seen
         self._pts_index: dict[int, int] = {}  # pts -> frame index, all frames seen
         self._scratch = None  # a DecodedScratch once keep_decoded() was called
+        self._probe_errors: list[str] = []  # packets the probe's decoder skipped (when it is kept)
         self._probe()
 
     # -- opening -----------------------------------------------------------
@@ -179,6 +181,21 @@ class VideoSource(FrameSource):
         return container, stream
 
     def _probe(self) -> None:
+        try:
+            self._check()
+        except BaseException:  # (an InputError, or a warning turned into an error)
+            self._release_decoder()
+            raise
+
+    def _keep_decoder(self, container, stream, frames: Iterator[av.VideoFrame], errors: list[str]) -> None:
+        """Keep the probe's open decoder, its first frame included in ``frames``, for the first
+        :meth:`read_pixels` or :meth:`__iter__`: opening a 4K H.264 stream and decoding its first frame
+        (about 0.3 s of CPU, before any other work can start) is done once, not twice
+        (docs/performance.md, ninth session)."""
+        self._container, self._stream = container, stream
+        self._frames_iter, self._pos, self._probe_errors = frames, 0, errors
+
+    def _check(self) -> None:
         path = self.path
         if not path.is_file():
             raise InputError(f"{path}: no such file")
@@ -210,14 +227,18 @@ class VideoSource(FrameSource):
             first = None
             count = 0
             counting = cut or header_count <= 0
-            for frame in _decoded_frames(container, stream, errors):
+            decoded = _decoded_frames(container, stream, errors)
+            for frame in decoded:
                 if first is None:
                     first = frame
                 count += 1
                 if not counting:
                     break
+            if first is not None and not counting:  # the decoder goes on from here (the first read needs no
+                self._keep_decoder(container, stream, itertools.chain((first,), decoded), errors)  # 2nd open)
         finally:
-            container.close()
+            if self._container is None:
+                container.close()
         if first is None:
             why = f" ({errors[0]})" if errors else ""
             raise InputError(f"{path}: no decodable video frames in its {codec} stream{why}")
@@ -232,7 +253,7 @@ class VideoSource(FrameSource):
                 warnings.warn(
                     f"{path}: file seems truncated or damaged; using the {n}{total} frames that could be decoded",
                     PostfocusWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         if n < 2:
             if self._damaged and expected > 1:
@@ -244,11 +265,11 @@ class VideoSource(FrameSource):
         quarter, mirrored = _rotation_of(first, stream)
         if quarter < 0:
             warnings.warn(f"{path}: display rotation {first.rotation} degrees is not a multiple of 90; ignored",
-                          PostfocusWarning, stacklevel=3)
+                          PostfocusWarning, stacklevel=4)
             quarter = 0
         if mirrored:
             warnings.warn(f"{path}: the display matrix mirrors the picture; mirroring is not applied",
-                          PostfocusWarning, stacklevel=3)
+                          PostfocusWarning, stacklevel=4)
         self._quarter = quarter
         self._bits = _bits(first)
         self._count = n
@@ -294,11 +315,16 @@ class VideoSource(FrameSource):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Decode the frames in order, holding one frame in memory at a time."""
-        container, stream = self._open()
-        errors: list[str] = []
+        if self._frames_iter is not None and self._pos == 0:  # the probe's decoder, nothing read from it yet
+            container, frames, errors = self._container, self._frames_iter, self._probe_errors
+            self._container = self._stream = self._frames_iter = None
+        else:
+            container, stream = self._open()
+            errors: list[str] = []
+            frames = _decoded_frames(container, stream, errors)
         i = 0
         try:
-            for frame in _decoded_frames(container, stream, errors):
+            for frame in frames:
                 if i >= self._count:
                     break
                 yield self._convert(frame)
