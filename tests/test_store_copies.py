@@ -64,3 +64,34 @@ def test_a_damaged_copy_is_made_again(tiny_stack_factory, tmp_path, kind):
     with pytest.warns(Warning):
         again = process(stack.folder, cache_dir=tmp_path / "cache")
     assert again.frame_path(again.used[1]).read_bytes() == stack.paths[1].read_bytes()
+
+
+@pytest.mark.parametrize("when", ["after pass 1", "in pass 2"])
+def test_a_photo_rewritten_while_processed_leaves_no_folder(tiny_stack_factory, tmp_path, when):
+    """A copy must be the file the folder's key names: a photo rewritten during the run (after pass 1 read
+    it, or after its copy while pass 2 reads) is refused, so that putting it back as it was (same bytes,
+    same time: a restore) cannot find a folder whose copy is the other photo."""
+    import os
+
+    from postfocus.errors import InputError
+
+    stack = tiny_stack_factory(tmp_path / "jpeg", ".jpg")
+    other = tiny_stack_factory(tmp_path / "other", ".png")
+    victim = stack.paths[0]
+    data, st = victim.read_bytes(), victim.stat()
+    changed = []
+
+    def progress(stage, done, total):
+        first = stage == "align and measure"
+        if not changed and done == total and (first if when == "after pass 1" else not first):
+            Image.open(other.paths[2]).save(victim, quality=90)
+            changed.append(stage)
+
+    with pytest.raises(InputError, match="changed while it was being processed"):
+        process(stack.folder, cache_dir=tmp_path / "cache", progress=progress)
+    assert changed
+    assert not list((tmp_path / "cache").rglob("manifest.json"))  # no folder kept under the old key
+    victim.write_bytes(data)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # put back as it was
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    assert ps.frame_path(ps.used[0]).read_bytes() == data
