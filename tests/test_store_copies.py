@@ -95,3 +95,20 @@ def test_a_photo_rewritten_while_processed_leaves_no_folder(tiny_stack_factory, 
     os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # put back as it was
     ps = process(stack.folder, cache_dir=tmp_path / "cache")
     assert ps.frame_path(ps.used[0]).read_bytes() == data
+
+
+def test_a_saved_frame_carries_its_kept_copys_exif_not_what_is_at_the_input_path_now(tiny_stack_factory, tmp_path):
+    upright = tiny_stack_factory(tmp_path / "upright", ".png")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k, path in enumerate(upright.paths):
+        exif = Image.Exif()
+        exif[0x0132] = f"2026:01:01 10:00:0{k}"  # DateTime: each frame's own
+        Image.open(path).save(folder / (path.stem + ".jpg"), quality=95, exif=exif.tobytes())
+    ps = process(folder, cache_dir=tmp_path / "cache")
+    exif = Image.Exif()
+    exif[0x0132] = "2030:12:31 23:59:59"
+    Image.open(upright.paths[2]).save(folder / "frame0.jpg", quality=80, exif=exif.tobytes())  # another photo there
+    out = ps.save_frame(0, tmp_path / "frame0_aligned.jpg")
+    with Image.open(out) as im:
+        assert im.getexif().get(0x0132) == "2026:01:01 10:00:00"  # the photo that was processed (its copy)
