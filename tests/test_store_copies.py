@@ -112,3 +112,21 @@ def test_a_saved_frame_carries_its_kept_copys_exif_not_what_is_at_the_input_path
     out = ps.save_frame(0, tmp_path / "frame0_aligned.jpg")
     with Image.open(out) as im:
         assert im.getexif().get(0x0132) == "2026:01:01 10:00:00"  # the photo that was processed (its copy)
+
+
+def test_a_photo_gone_before_its_copy_is_an_input_error_not_a_cache_one(tiny_stack_factory, tmp_path):
+    """The CLI answers a CacheError with "choose another folder with --cache DIR" (and `stack` merges again
+    without the cache): a photo that cannot be read is the input's problem."""
+    from postfocus.errors import InputError
+    from postfocus.store import CacheError
+
+    stack = tiny_stack_factory(tmp_path / "jpeg", ".jpg")
+
+    def progress(stage, done, total):
+        if stage == "align and measure" and done == total:
+            stack.paths[1].unlink(missing_ok=True)  # moved away after pass 1 read it
+
+    with pytest.raises(InputError, match="frame1.jpg: cannot read the photo to keep") as caught:
+        process(stack.folder, cache_dir=tmp_path / "cache", progress=progress)
+    assert not isinstance(caught.value, CacheError)
+    assert not list((tmp_path / "cache").rglob("manifest.json"))

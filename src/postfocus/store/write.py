@@ -155,8 +155,8 @@ class FileCopies:
             with open(self.paths[index], "rb") as fh:
                 data = fh.read()
                 self._check(index, os.fstat(fh.fileno()))  # (the file read, even if renamed over since)
-        except OSError as exc:
-            raise CacheError(f"{self.paths[index]}: cannot read the frame to keep ({exc.strerror or exc})") from None
+        except OSError as exc:  # the input's fault, not the cache folder's (no "choose another --cache" advice)
+            raise InputError(f"{self.paths[index]}: cannot read the photo to keep ({exc.strerror or exc})") from None
         try:
             (self.folder / name).write_bytes(data)
         except OSError as exc:
