@@ -177,3 +177,39 @@ def test_both_passes_of_a_video_decode_each_frame_once_with_the_same_result(tmp_
     again = run.stack(path, motion="off", threads=2).image
     assert len(decoded) == 2 * N
     np.testing.assert_array_equal(kept, again)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="open files listed by Linux's /proc")
+def test_the_scratch_file_goes_when_the_passes_are_over_even_if_the_callers_source_lives_on(tmp_path, monkeypatch):
+    """A caller's own source outlives stack(): the scratch the pipeline started for it, with the frames a merged
+    range left out (a 4K video's could be gigabytes), must go with the passes, not stay until the source does."""
+    import tempfile
+
+    from postfocus.pipeline import run
+
+    monkeypatch.setattr(run, "DECODED_ONCE_MB", 0)  # (this small video would be held in memory instead)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    path = write_video(frames_sequence(N), tmp_path / "sweep.mp4")
+
+    def scratch_files() -> int:
+        where = str(tmp_path / "scratch")
+        found = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found += os.readlink(f"/proc/self/fd/{fd}").startswith(where)
+            except OSError:
+                continue
+        return found
+
+    with VideoSource(path) as source:
+        source.read_pixels(0)  # (the source in use: its decoder open)
+        run.stack(source, motion="off", threads=2, frame_range=(0, 3))
+        assert scratch_files() == 0
+        plain = VideoSource(path)
+        np.testing.assert_array_equal(source.read_pixels(6), plain.read_pixels(6))  # the source still reads
+        plain.close()
+        assert source.keep_decoded()  # (a caller may keep frames itself; the pipeline leaves that one alone)
+        source.read_pixels(7)
+        run.stack(source, motion="off", threads=2, frame_range=(0, 3))
+        assert scratch_files() == 1

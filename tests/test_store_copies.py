@@ -64,3 +64,69 @@ def test_a_damaged_copy_is_made_again(tiny_stack_factory, tmp_path, kind):
     with pytest.warns(Warning):
         again = process(stack.folder, cache_dir=tmp_path / "cache")
     assert again.frame_path(again.used[1]).read_bytes() == stack.paths[1].read_bytes()
+
+
+@pytest.mark.parametrize("when", ["after pass 1", "in pass 2"])
+def test_a_photo_rewritten_while_processed_leaves_no_folder(tiny_stack_factory, tmp_path, when):
+    """A copy must be the file the folder's key names: a photo rewritten during the run (after pass 1 read
+    it, or after its copy while pass 2 reads) is refused, so that putting it back as it was (same bytes,
+    same time: a restore) cannot find a folder whose copy is the other photo."""
+    import os
+
+    from postfocus.errors import InputError
+
+    stack = tiny_stack_factory(tmp_path / "jpeg", ".jpg")
+    other = tiny_stack_factory(tmp_path / "other", ".png")
+    victim = stack.paths[0]
+    data, st = victim.read_bytes(), victim.stat()
+    changed = []
+
+    def progress(stage, done, total):
+        first = stage == "align and measure"
+        if not changed and done == total and (first if when == "after pass 1" else not first):
+            Image.open(other.paths[2]).save(victim, quality=90)
+            changed.append(stage)
+
+    with pytest.raises(InputError, match="changed while it was being processed"):
+        process(stack.folder, cache_dir=tmp_path / "cache", progress=progress)
+    assert changed
+    assert not list((tmp_path / "cache").rglob("manifest.json"))  # no folder kept under the old key
+    victim.write_bytes(data)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # put back as it was
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    assert ps.frame_path(ps.used[0]).read_bytes() == data
+
+
+def test_a_saved_frame_carries_its_kept_copys_exif_not_what_is_at_the_input_path_now(tiny_stack_factory, tmp_path):
+    upright = tiny_stack_factory(tmp_path / "upright", ".png")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k, path in enumerate(upright.paths):
+        exif = Image.Exif()
+        exif[0x0132] = f"2026:01:01 10:00:0{k}"  # DateTime: each frame's own
+        Image.open(path).save(folder / (path.stem + ".jpg"), quality=95, exif=exif.tobytes())
+    ps = process(folder, cache_dir=tmp_path / "cache")
+    exif = Image.Exif()
+    exif[0x0132] = "2030:12:31 23:59:59"
+    Image.open(upright.paths[2]).save(folder / "frame0.jpg", quality=80, exif=exif.tobytes())  # another photo there
+    out = ps.save_frame(0, tmp_path / "frame0_aligned.jpg")
+    with Image.open(out) as im:
+        assert im.getexif().get(0x0132) == "2026:01:01 10:00:00"  # the photo that was processed (its copy)
+
+
+def test_a_photo_gone_before_its_copy_is_an_input_error_not_a_cache_one(tiny_stack_factory, tmp_path):
+    """The CLI answers a CacheError with "choose another folder with --cache DIR" (and `stack` merges again
+    without the cache): a photo that cannot be read is the input's problem."""
+    from postfocus.errors import InputError
+    from postfocus.store import CacheError
+
+    stack = tiny_stack_factory(tmp_path / "jpeg", ".jpg")
+
+    def progress(stage, done, total):
+        if stage == "align and measure" and done == total:
+            stack.paths[1].unlink(missing_ok=True)  # moved away after pass 1 read it
+
+    with pytest.raises(InputError, match="frame1.jpg: cannot read the photo to keep") as caught:
+        process(stack.folder, cache_dir=tmp_path / "cache", progress=progress)
+    assert not isinstance(caught.value, CacheError)
+    assert not list((tmp_path / "cache").rglob("manifest.json"))

@@ -434,7 +434,7 @@ class VideoSource(FrameSource):
                 self._keyframes = {k: v for k, v in self._keyframes.items() if k <= index and k != key}
                 self._restart()
 
-    def keep_decoded(self, *, directory: str | os.PathLike | None = None) -> None:
+    def keep_decoded(self, *, directory: str | os.PathLike | None = None) -> bool:
         """Keep every frame :meth:`read_pixels` decodes in a scratch file (:mod:`postfocus.io.video_scratch`):
         read again (the pipeline's second pass), a frame is rebuilt from its decoded planes, not decoded again.
 
@@ -442,10 +442,25 @@ class VideoSource(FrameSource):
         ----------
         directory : str or os.PathLike, optional
             Where the unnamed scratch file is made (default: the system's temporary folder).
+
+        Returns
+        -------
+        bool
+            Whether this call started keeping them (False: they were kept already); whoever started it
+            ends it with :meth:`drop_decoded` (or :meth:`close`).
         """
-        if self._scratch is None:
-            from postfocus.io.video_scratch import DecodedScratch  # (PyAV is loaded already)
-            self._scratch = DecodedScratch(self._count, directory=directory)
+        if self._scratch is not None:
+            return False
+        from postfocus.io.video_scratch import DecodedScratch  # (PyAV is loaded already)
+        self._scratch = DecodedScratch(self._count, directory=directory)
+        return True
+
+    def drop_decoded(self) -> None:
+        """Stop keeping decoded frames: the scratch file goes now with the frames it still holds (those never
+        read again, e.g. outside a merged range); the decoder stays open and frames are decoded when read."""
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
 
     def _release_decoder(self) -> None:
         self._frames_iter = None
@@ -457,9 +472,7 @@ class VideoSource(FrameSource):
     def close(self) -> None:
         """Release the decoder used by :meth:`read` (and the frames :meth:`keep_decoded` kept)."""
         self._release_decoder()
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
+        self.drop_decoded()
 
     def __enter__(self) -> "VideoSource":
         return self

@@ -138,22 +138,28 @@ class _DecodedOnce(FrameSource):
         return len(self._kept) == len(self)
 
 
-def _decode_once(source: FrameSource, bands: int, *, hold: bool = False) -> FrameSource:
+def _decode_once(source: FrameSource, bands: int, *, hold: bool = False
+                 ) -> tuple[FrameSource, Callable[[], None]]:
     """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only);
-    ``hold``: pass 1's frames are also held for the direction's measurement until it takes them."""
+    ``hold``: pass 1's frames are also held for the direction's measurement until it takes them. With
+    ``release()``, to call when both passes are over: a video's scratch file started here goes then, with
+    the frames pass 2 did not read again (outside a merged range, left out), not when the source does (a
+    caller's source may live on)."""
     info = source.info
     h, w = info.size
     frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
     if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
-        if hasattr(source, "keep_decoded"):  # a video: its decoded frames kept in a scratch file instead
-            source.keep_decoded()
-        return source
-    return _DecodedOnce(source, hold=hold)
+        # a video: its decoded frames kept in a scratch file instead (dropped by ``release``, if started here)
+        if hasattr(source, "keep_decoded") and source.keep_decoded():
+            return source, source.drop_decoded
+        return source, lambda: None
+    return _DecodedOnce(source, hold=hold), lambda: None
 
 
-def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any],
-             messages: list[str]) -> tuple[FrameSource, StackOptions, int, Callable[[str], None]]:
-    """Open the source, settle the options against it and plan the bands of pass 2."""
+def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str]
+             ) -> tuple[FrameSource, StackOptions, int, Callable[[str], None], Callable[[], None]]:
+    """Open the source, settle the options against it and plan the bands of pass 2; with the ``release`` of
+    :func:`_decode_once`."""
     warn = collect_warnings(messages)
     threads = changes.get("threads", options.threads if options else None)
     source = open_quietly(inputs, warn, threads=threads)
@@ -161,7 +167,8 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
     opts.check_frames(len(source))
     configure_threads(opts.threads)
     bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-    return _decode_once(source, bands, hold=opts.order == "auto"), opts, bands, warn
+    source, release = _decode_once(source, bands, hold=opts.order == "auto")
+    return source, opts, bands, warn, release
 
 
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
@@ -240,11 +247,14 @@ def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Prog
     >>> result.save("ring.jpg")  # doctest: +SKIP
     """
     messages: list[str] = []
-    source, opts, bands, warn = _prepare(inputs, options, changes, messages)
-    analysis = analyse(source, opts, progress=progress, warn=warn)
-    frames = merge_frames(analysis.used, opts.frame_range)
-    box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=opts.crop, frames=frames,
-                                         on_aligned=None, progress=progress)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages)
+    try:
+        analysis = analyse(source, opts, progress=progress, warn=warn)
+        frames = merge_frames(analysis.used, opts.frame_range)
+        box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=opts.crop, frames=frames,
+                                             on_aligned=None, progress=progress)
+    finally:
+        release()
     info = source.info
     header = getattr(source, "header", None)  # image files: the result carries the reference frame's metadata
     if header is not None:
@@ -300,18 +310,21 @@ def process(
     (2100, 3780)
     """
     messages: list[str] = []
-    source, opts, bands, warn = _prepare(inputs, options, changes, messages)
-    root = cache_root(cache_dir)
-    identity = source.identity()  # (arrays: a hash of every pixel, so made once)
-    folder = root / opts.cache_key(identity, FORMAT_VERSION)
-    check_cache(root)  # before any work: a cache that cannot be written is said at once
-    with folder_lock(folder):  # a second process on the same stack waits here, then reuses the work
-        if not refresh and (folder / "manifest.json").exists():
-            ps = _reuse(folder, opts, progress, warn)
-            if ps is not None:
-                return ps
-        image = _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality,
-                             progress=progress, warn=warn, messages=messages)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages)
+    try:
+        root = cache_root(cache_dir)
+        identity = source.identity()  # (arrays: a hash of every pixel, so made once)
+        folder = root / opts.cache_key(identity, FORMAT_VERSION)
+        check_cache(root)  # before any work: a cache that cannot be written is said at once
+        with folder_lock(folder):  # a second process on the same stack waits here, then reuses the work
+            if not refresh and (folder / "manifest.json").exists():
+                ps = _reuse(folder, opts, progress, warn)
+                if ps is not None:
+                    return ps
+            image = _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality,
+                                 progress=progress, warn=warn, messages=messages)
+    finally:
+        release()
     ps = ProcessedStack.open(folder)
     ps.written(opts.method, image)  # (not read back from the folder by the caller)
     return ps
@@ -355,7 +368,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             (part.path / "frames").mkdir()
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
-        keep = (FileCopies(part.path, info.paths) if copies
+        keep = (FileCopies(part.path, info.paths, identity=identity) if copies
                 else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped))
         if unwarped and not copies:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it

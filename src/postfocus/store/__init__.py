@@ -17,8 +17,8 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
                          TIFF, Zstandard level 1 after horizontal differencing); of a video
                          (``"frames_unwarped": true``), frame 3 as decoded, JPEG 4:2:0, warped
                          into the output geometry when read (:mod:`postfocus.store.unwarped`); of
-                         JPEG, PNG or TIFF photos (format 7), also unwarped: ``0003.jpg`` is a copy
-                         of frame 3's input file (its bytes, no second loss)
+                         JPEG, PNG or TIFF photos (format 7), also unwarped: ``0003.jpg`` (the input's
+                         suffix) is a copy of frame 3's input file (its bytes, no second loss)
     all_in_focus_<method>.png
     depth_<method>.npz   the depth map, kept by its first consumer under a key (:mod:`postfocus.store.kept`;
                          not in the manifest: a damaged or stale one is made again)

@@ -189,11 +189,15 @@ class ProcessedStack(MapsView):
         return CachedFrames(self)
 
     def frame_exif(self, index: int) -> bytes | None:
-        """EXIF of frame ``index``: its own file's for photos (its exposure, its time), else the source's."""
+        """EXIF of frame ``index``: its own file's for photos (its exposure, its time), else the source's.
+
+        A stack that keeps its photos as copies (format 7) reads the copy, the file that was processed;
+        an older folder reads the input file, if it is still there."""
         paths = self.info.paths
         if self.info.kind == "images" and len(paths) == len(self.names):
+            own = self.frame_path(index) if self.frames_unwarped else Path(paths[index])
             try:
-                return read_header(paths[index]).exif or self.info.exif
+                return read_header(own).exif or self.info.exif
             except (PostfocusError, OSError):
                 pass  # moved or changed since: the source's EXIF
         return self.info.exif

@@ -9,7 +9,9 @@ would have handed it to the writer (bicubic over the same rows, exposure-correct
 and :func:`merge_unwarped` fuses a range with each frame warped only where it weighs (its
 footprint), as pass 2 does. (Keeping the video itself and decoding it again was measured and
 dropped: a range merge must decode every frame from the group's key frame, 2.6 times the CPU of
-reading JPEGs; ``docs/performance.md``, "The 4K sweep, seventh session".)
+reading JPEGs; ``docs/performance.md``, "The 4K sweep, seventh session".) A photo stack's folder
+(format 7) keeps each frame as a copy of its input file the same way, read with the decode pass 2 used
+(:func:`decoded_reader`).
 """
 
 from __future__ import annotations

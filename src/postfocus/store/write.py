@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from postfocus._version import __version__
-from postfocus.errors import OutputError
+from postfocus.errors import InputError, OutputError
 from postfocus.io.images import to_float
 from postfocus.io.write import to_uint, write_image
 from postfocus.maps import StackMaps
@@ -112,16 +113,26 @@ class FileCopies:
     copied once; :meth:`hand_missing` copies the ``used`` frames not handed yet, :meth:`close` waits
     for them and returns ``{index: name}`` (checksums in :attr:`checksums`).
 
+    A copy must be the file the stack folder's key names (its size and modification time when the run
+    began, ``identity``): a photo rewritten while it was being processed would leave a folder whose copy
+    is not what pass 1 measured, found again under the old key once the photo is put back as it was.
+    So each file is checked as it is copied (on the descriptor read) and again by :meth:`close` (pass 2
+    may read it again after the copy); a changed one is an InputError, and no folder is kept.
+
     Parameters
     ----------
     folder : pathlib.Path
         The stack folder being written (``frames/`` must exist).
     paths : sequence of pathlib.Path
         The input file of each frame number.
+    identity : sequence of tuple, optional
+        ``(path, size, mtime_ns)`` of each input file when the run began
+        (:meth:`~postfocus.io.base.FrameSource.identity`); None: not checked.
     """
 
-    def __init__(self, folder: Path, paths: Sequence[Path]):
+    def __init__(self, folder: Path, paths: Sequence[Path], *, identity: Sequence[Sequence] | None = None):
         self.folder, self.paths = folder, [Path(p) for p in paths]
+        self._expected = None if identity is None else [(int(rec[1]), int(rec[2])) for rec in identity]
         self.files: dict[str, str] = {}
         self.checksums: dict[str, list[int]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
@@ -141,16 +152,35 @@ class FileCopies:
 
     def _copy(self, index: int, name: str) -> None:
         try:
-            data = self.paths[index].read_bytes()
-        except OSError as exc:
-            raise CacheError(f"{self.paths[index]}: cannot read the frame to keep ({exc.strerror or exc})") from None
+            with open(self.paths[index], "rb") as fh:
+                data = fh.read()
+                self._check(index, os.fstat(fh.fileno()))  # (the file read, even if renamed over since)
+        except OSError as exc:  # the input's fault, not the cache folder's (no "choose another --cache" advice)
+            raise InputError(f"{self.paths[index]}: cannot read the photo to keep ({exc.strerror or exc})") from None
         try:
             (self.folder / name).write_bytes(data)
         except OSError as exc:
             raise CacheError(f"{self.folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
         self.checksums[name] = file_record(data)
 
-    close = FrameWriter.close
+    def _check(self, index: int, st: os.stat_result) -> None:
+        """InputError if input file ``index`` (``st``: its status) is not the one the run began with."""
+        if self._expected is not None and (st.st_size, st.st_mtime_ns) != self._expected[index]:
+            raise InputError(f"{self.paths[index]}: the photo changed while it was being processed; run again")
+
+    def close(self) -> dict[str, str]:
+        """Wait for the copies; ``{frame number: file name}`` (checksums in :attr:`checksums`).
+
+        InputError if an input file changed since the run began (pass 2 may have read it after its copy).
+        """
+        FrameWriter.close(self)
+        for key in self.files:
+            try:
+                st = os.stat(self.paths[int(key)])
+            except OSError:  # deleted since its copy (checked then): nothing to compare with
+                continue
+            self._check(int(key), st)
+        return self.files
 
 
 def _lossless(pixels: np.ndarray) -> bytes:
