@@ -29,82 +29,9 @@ from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.base import FrameSource, SourceInfo, fit_size, looks_like_mp4
 from postfocus.io.images import to_float
 from postfocus.io.video_metadata import read_video_metadata
+from postfocus.io.video_stream import decoded_frames, frame_bits, is_attached_picture, reason, rotation_of
 
 __all__ = ["VideoSource"]
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, one-line reason from a PyAV/FFmpeg exception."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())
-
-
-def _is_attached_picture(stream) -> bool:
-    try:
-        return bool(stream.disposition & av.stream.Disposition.attached_pic)
-    except (AttributeError, TypeError):
-        return False
-
-
-def _bits(frame: av.VideoFrame) -> int:
-    comps = frame.format.components
-    return max((c.bits for c in comps), default=8) if comps else 8
-
-
-def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
-    for sd in frame.side_data:
-        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-            raw = bytes(sd)
-            if len(raw) >= 36:
-                return np.frombuffer(raw[:36], dtype="<i4").astype(np.float64) / 65536.0
-    return None
-
-
-def _rotation_of(frame: av.VideoFrame, stream) -> tuple[int, bool]:
-    """(quarter turns counter-clockwise to make the frame upright, mirrored)."""
-    angle = 0.0
-    try:
-        angle = float(frame.rotation or 0)
-    except (AttributeError, TypeError, ValueError):
-        angle = 0.0
-    mirrored = False
-    matrix = _display_matrix(frame)
-    if matrix is not None:
-        mirrored = matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
-    if angle == 0 and matrix is None:
-        tag = (stream.metadata or {}).get("rotate")
-        if tag:
-            try:
-                angle = -float(tag)  # the legacy tag is clockwise
-            except ValueError:
-                angle = 0.0
-    quarter = round(angle / 90.0)
-    if abs(angle - 90.0 * quarter) > 1.0:
-        quarter = None  # not a multiple of 90 degrees
-    return (quarter % 4 if quarter is not None else -1), mirrored
-
-
-def _decoded_frames(container, stream, errors: list[str]) -> Iterator[av.VideoFrame]:
-    """Decode ``stream`` in order; a packet that fails to decode is skipped.
-
-    Reasons for skipped packets are appended to ``errors``. A damaged packet at
-    the end of a truncated file is the usual case.
-    """
-    try:
-        packets = container.demux(stream)
-        for packet in packets:
-            try:
-                frames = stream.decode(packet)
-            except av.error.FFmpegError as exc:
-                errors.append(_reason(exc))
-                continue
-            yield from frames
-    except av.error.FFmpegError as exc:  # the demuxer gave up (cut container)
-        errors.append(_reason(exc))
-        try:
-            yield from stream.decode(None)
-        except av.error.FFmpegError:
-            pass
 
 
 class VideoSource(FrameSource):
@@ -158,13 +85,13 @@ class VideoSource(FrameSource):
         except av.error.FFmpegError as exc:
             if looks_like_mp4(self.path):
                 raise InputError(
-                    f"{self.path}: cannot be read as a video ({_reason(exc)}); the file may be cut short "
+                    f"{self.path}: cannot be read as a video ({reason(exc)}); the file may be cut short "
                     "(an MP4/MOV whose index was never written cannot be read)"
                 ) from None
-            raise InputError(f"{self.path}: not a video file, or one FFmpeg cannot read ({_reason(exc)})") from None
+            raise InputError(f"{self.path}: not a video file, or one FFmpeg cannot read ({reason(exc)})") from None
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot open ({_reason(exc)})") from None
-        streams = [s for s in container.streams.video if not _is_attached_picture(s)]
+            raise InputError(f"{self.path}: cannot open ({reason(exc)})") from None
+        streams = [s for s in container.streams.video if not is_attached_picture(s)]
         if not streams:
             has_audio = bool(container.streams.audio)
             container.close()
@@ -227,7 +154,7 @@ class VideoSource(FrameSource):
             first = None
             count = 0
             counting = cut or header_count <= 0
-            decoded = _decoded_frames(container, stream, errors)
+            decoded = decoded_frames(container, stream, errors)
             for frame in decoded:
                 if first is None:
                     first = frame
@@ -262,7 +189,7 @@ class VideoSource(FrameSource):
                     "a stack needs at least two"
                 )
             raise InputError(f"{path}: a stack needs at least two frames, the video has {n}")
-        quarter, mirrored = _rotation_of(first, stream)
+        quarter, mirrored = rotation_of(first, stream)
         if quarter < 0:
             warnings.warn(f"{path}: display rotation {first.rotation} degrees is not a multiple of 90; ignored",
                           PostfocusWarning, stacklevel=4)
@@ -271,7 +198,7 @@ class VideoSource(FrameSource):
             warnings.warn(f"{path}: the display matrix mirrors the picture; mirroring is not applied",
                           PostfocusWarning, stacklevel=4)
         self._quarter = quarter
-        self._bits = _bits(first)
+        self._bits = frame_bits(first)
         self._count = n
         h, w = first.height, first.width
         if quarter % 2:
@@ -321,7 +248,7 @@ class VideoSource(FrameSource):
         else:
             container, stream = self._open()
             errors: list[str] = []
-            frames = _decoded_frames(container, stream, errors)
+            frames = decoded_frames(container, stream, errors)
         i = 0
         try:
             for frame in frames:
@@ -343,7 +270,7 @@ class VideoSource(FrameSource):
                 self._container.seek(self._keyframes[key_index], stream=self._stream, backward=True)
                 self._stream.codec_context.flush_buffers()
                 self._pos = None  # unknown until the first frame's pts is looked up
-                self._frames_iter = _decoded_frames(self._container, self._stream, [])
+                self._frames_iter = decoded_frames(self._container, self._stream, [])
                 return
             except av.error.FFmpegError:
                 pass
@@ -352,7 +279,7 @@ class VideoSource(FrameSource):
             self._container = None
         self._container, self._stream = self._open()
         self._pos = 0
-        self._frames_iter = _decoded_frames(self._container, self._stream, [])
+        self._frames_iter = decoded_frames(self._container, self._stream, [])
 
     def _next_frame(self) -> tuple[int, av.VideoFrame]:
         try:
