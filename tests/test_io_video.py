@@ -335,3 +335,44 @@ def test_decoder_threads_are_set_explicitly_not_from_the_environment(h264_video,
     finally:
         container.close()
     assert np.array_equal(one.read(2), default.read(2))
+
+
+def test_the_probe_decoder_serves_the_first_reads(h264_video, monkeypatch):
+    """The decoder that checked the file on opening goes on decoding: the first pass's reads and an iteration
+    from the start open and decode the video once, not twice, and give the same frames (docs/performance.md,
+    ninth session)."""
+    import postfocus.io.video as video
+
+    path, _ = h264_video
+    reference = [VideoSource(path).read_pixels(i) for i in (0,)] + list(VideoSource(path))
+    opened = []
+    real_open = video.av.open
+    monkeypatch.setattr(video.av, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    src = VideoSource(path)
+    assert len(opened) == 1
+    for i in range(N):  # in order, as pass 1 reads
+        np.testing.assert_array_equal(src.read(i), reference[i + 1])
+    assert len(opened) == 1  # nothing opened again
+    np.testing.assert_array_equal(src.read_pixels(0), reference[0])  # going back seeks, as before
+    src.close()
+    opened.clear()
+    iterated = VideoSource(path)
+    assert [np.array_equal(a, b) for a, b in zip(iterated, reference[1:], strict=True)] == [True] * N
+    assert len(opened) == 1
+    assert iterated._container is None  # handed over to the iteration, closed with it
+    assert len(list(iterated)) == N and len(opened) == 2  # a second iteration opens its own decoder
+
+
+def test_a_refused_video_leaves_no_decoder_open(tmp_path, monkeypatch):
+    """A video refused after its first frame decoded (here: one frame) closes the probe's decoder."""
+    import postfocus.io.video as video
+
+    path = write_video(frames_sequence(1), tmp_path / "one.mp4")
+    containers = []
+    real_open = video.av.open
+    monkeypatch.setattr(video.av, "open", lambda *a, **k: containers.append(real_open(*a, **k)) or containers[-1])
+    with pytest.raises(InputError):
+        VideoSource(path)
+    assert len(containers) == 1
+    with pytest.raises(Exception):  # closed: PyAV refuses to demux a closed container
+        next(iter(containers[0].demux()))

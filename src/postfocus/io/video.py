@@ -16,6 +16,7 @@ in a display matrix is not applied (a warning says so).
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from pathlib import Path
@@ -28,82 +29,9 @@ from postfocus.errors import InputError, PostfocusWarning
 from postfocus.io.base import FrameSource, SourceInfo, fit_size, looks_like_mp4
 from postfocus.io.images import to_float
 from postfocus.io.video_metadata import read_video_metadata
+from postfocus.io.video_stream import decoded_frames, frame_bits, is_attached_picture, reason, rotation_of
 
 __all__ = ["VideoSource"]
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, one-line reason from a PyAV/FFmpeg exception."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())
-
-
-def _is_attached_picture(stream) -> bool:
-    try:
-        return bool(stream.disposition & av.stream.Disposition.attached_pic)
-    except (AttributeError, TypeError):
-        return False
-
-
-def _bits(frame: av.VideoFrame) -> int:
-    comps = frame.format.components
-    return max((c.bits for c in comps), default=8) if comps else 8
-
-
-def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
-    for sd in frame.side_data:
-        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-            raw = bytes(sd)
-            if len(raw) >= 36:
-                return np.frombuffer(raw[:36], dtype="<i4").astype(np.float64) / 65536.0
-    return None
-
-
-def _rotation_of(frame: av.VideoFrame, stream) -> tuple[int, bool]:
-    """(quarter turns counter-clockwise to make the frame upright, mirrored)."""
-    angle = 0.0
-    try:
-        angle = float(frame.rotation or 0)
-    except (AttributeError, TypeError, ValueError):
-        angle = 0.0
-    mirrored = False
-    matrix = _display_matrix(frame)
-    if matrix is not None:
-        mirrored = matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
-    if angle == 0 and matrix is None:
-        tag = (stream.metadata or {}).get("rotate")
-        if tag:
-            try:
-                angle = -float(tag)  # the legacy tag is clockwise
-            except ValueError:
-                angle = 0.0
-    quarter = round(angle / 90.0)
-    if abs(angle - 90.0 * quarter) > 1.0:
-        quarter = None  # not a multiple of 90 degrees
-    return (quarter % 4 if quarter is not None else -1), mirrored
-
-
-def _decoded_frames(container, stream, errors: list[str]) -> Iterator[av.VideoFrame]:
-    """Decode ``stream`` in order; a packet that fails to decode is skipped.
-
-    Reasons for skipped packets are appended to ``errors``. A damaged packet at
-    the end of a truncated file is the usual case.
-    """
-    try:
-        packets = container.demux(stream)
-        for packet in packets:
-            try:
-                frames = stream.decode(packet)
-            except av.error.FFmpegError as exc:
-                errors.append(_reason(exc))
-                continue
-            yield from frames
-    except av.error.FFmpegError as exc:  # the demuxer gave up (cut container)
-        errors.append(_reason(exc))
-        try:
-            yield from stream.decode(None)
-        except av.error.FFmpegError:
-            pass
 
 
 class VideoSource(FrameSource):
@@ -147,6 +75,7 @@ class VideoSource(FrameSource):
         self._keyframes: dict[int, int] = {}  # frame index -> pts, keyframes seen
         self._pts_index: dict[int, int] = {}  # pts -> frame index, all frames seen
         self._scratch = None  # a DecodedScratch once keep_decoded() was called
+        self._probe_errors: list[str] = []  # packets the probe's decoder skipped (when it is kept)
         self._probe()
 
     # -- opening -----------------------------------------------------------
@@ -156,13 +85,13 @@ class VideoSource(FrameSource):
         except av.error.FFmpegError as exc:
             if looks_like_mp4(self.path):
                 raise InputError(
-                    f"{self.path}: cannot be read as a video ({_reason(exc)}); the file may be cut short "
+                    f"{self.path}: cannot be read as a video ({reason(exc)}); the file may be cut short "
                     "(an MP4/MOV whose index was never written cannot be read)"
                 ) from None
-            raise InputError(f"{self.path}: not a video file, or one FFmpeg cannot read ({_reason(exc)})") from None
+            raise InputError(f"{self.path}: not a video file, or one FFmpeg cannot read ({reason(exc)})") from None
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot open ({_reason(exc)})") from None
-        streams = [s for s in container.streams.video if not _is_attached_picture(s)]
+            raise InputError(f"{self.path}: cannot open ({reason(exc)})") from None
+        streams = [s for s in container.streams.video if not is_attached_picture(s)]
         if not streams:
             has_audio = bool(container.streams.audio)
             container.close()
@@ -179,6 +108,21 @@ class VideoSource(FrameSource):
         return container, stream
 
     def _probe(self) -> None:
+        try:
+            self._check()
+        except BaseException:  # (an InputError, or a warning turned into an error)
+            self._release_decoder()
+            raise
+
+    def _keep_decoder(self, container, stream, frames: Iterator[av.VideoFrame], errors: list[str]) -> None:
+        """Keep the probe's open decoder, its first frame included in ``frames``, for the first
+        :meth:`read_pixels` or :meth:`__iter__`: opening a 4K H.264 stream and decoding its first frame
+        (about 0.3 s of CPU, before any other work can start) is done once, not twice
+        (docs/performance.md, ninth session)."""
+        self._container, self._stream = container, stream
+        self._frames_iter, self._pos, self._probe_errors = frames, 0, errors
+
+    def _check(self) -> None:
         path = self.path
         if not path.is_file():
             raise InputError(f"{path}: no such file")
@@ -210,14 +154,18 @@ class VideoSource(FrameSource):
             first = None
             count = 0
             counting = cut or header_count <= 0
-            for frame in _decoded_frames(container, stream, errors):
+            decoded = decoded_frames(container, stream, errors)
+            for frame in decoded:
                 if first is None:
                     first = frame
                 count += 1
                 if not counting:
                     break
+            if first is not None and not counting:  # the decoder goes on from here (the first read needs no
+                self._keep_decoder(container, stream, itertools.chain((first,), decoded), errors)  # 2nd open)
         finally:
-            container.close()
+            if self._container is None:
+                container.close()
         if first is None:
             why = f" ({errors[0]})" if errors else ""
             raise InputError(f"{path}: no decodable video frames in its {codec} stream{why}")
@@ -232,7 +180,7 @@ class VideoSource(FrameSource):
                 warnings.warn(
                     f"{path}: file seems truncated or damaged; using the {n}{total} frames that could be decoded",
                     PostfocusWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
         if n < 2:
             if self._damaged and expected > 1:
@@ -241,16 +189,16 @@ class VideoSource(FrameSource):
                     "a stack needs at least two"
                 )
             raise InputError(f"{path}: a stack needs at least two frames, the video has {n}")
-        quarter, mirrored = _rotation_of(first, stream)
+        quarter, mirrored = rotation_of(first, stream)
         if quarter < 0:
             warnings.warn(f"{path}: display rotation {first.rotation} degrees is not a multiple of 90; ignored",
-                          PostfocusWarning, stacklevel=3)
+                          PostfocusWarning, stacklevel=4)
             quarter = 0
         if mirrored:
             warnings.warn(f"{path}: the display matrix mirrors the picture; mirroring is not applied",
-                          PostfocusWarning, stacklevel=3)
+                          PostfocusWarning, stacklevel=4)
         self._quarter = quarter
-        self._bits = _bits(first)
+        self._bits = frame_bits(first)
         self._count = n
         h, w = first.height, first.width
         if quarter % 2:
@@ -294,11 +242,16 @@ class VideoSource(FrameSource):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Decode the frames in order, holding one frame in memory at a time."""
-        container, stream = self._open()
-        errors: list[str] = []
+        if self._frames_iter is not None and self._pos == 0:  # the probe's decoder, nothing read from it yet
+            container, frames, errors = self._container, self._frames_iter, self._probe_errors
+            self._container = self._stream = self._frames_iter = None
+        else:
+            container, stream = self._open()
+            errors: list[str] = []
+            frames = decoded_frames(container, stream, errors)
         i = 0
         try:
-            for frame in _decoded_frames(container, stream, errors):
+            for frame in frames:
                 if i >= self._count:
                     break
                 yield self._convert(frame)
@@ -317,7 +270,7 @@ class VideoSource(FrameSource):
                 self._container.seek(self._keyframes[key_index], stream=self._stream, backward=True)
                 self._stream.codec_context.flush_buffers()
                 self._pos = None  # unknown until the first frame's pts is looked up
-                self._frames_iter = _decoded_frames(self._container, self._stream, [])
+                self._frames_iter = decoded_frames(self._container, self._stream, [])
                 return
             except av.error.FFmpegError:
                 pass
@@ -326,7 +279,7 @@ class VideoSource(FrameSource):
             self._container = None
         self._container, self._stream = self._open()
         self._pos = 0
-        self._frames_iter = _decoded_frames(self._container, self._stream, [])
+        self._frames_iter = decoded_frames(self._container, self._stream, [])
 
     def _next_frame(self) -> tuple[int, av.VideoFrame]:
         try:

@@ -20,7 +20,8 @@ import numpy as np
 
 from postfocus.errors import OutputError
 from postfocus.io.base import FrameSource
-from postfocus.io.video import VideoSource, _reason
+from postfocus.io.video import VideoSource
+from postfocus.io.video_stream import reason
 from postfocus.io.write import atomic_write_bytes, output_folder
 
 __all__ = ["encoder_available", "extract_frames", "write_video"]
@@ -240,5 +241,5 @@ def extract_frames(
         try:
             (out / name).unlink()
         except OSError as exc:
-            raise OutputError(f"{out / name}: cannot remove old frame file ({_reason(exc)})") from None
+            raise OutputError(f"{out / name}: cannot remove old frame file ({reason(exc)})") from None
     return written

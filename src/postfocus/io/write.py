@@ -34,6 +34,7 @@ from postfocus.io.metadata import (
 )
 from postfocus.io.encoding import Compression, check_encoding, tiff_compression
 from postfocus.io.encoding import png_level as _png_level
+from postfocus.io.png import encode_png_fast
 
 try:
     import fcntl
@@ -391,17 +392,19 @@ def write_image(
             )
             embed_tiff_exif(tmp, exif_out)
         elif fmt == "png" and (bit_depth == 16 or level == 1):
-            # OpenCV for 16 bits, and at level 1 (working files) with every row filtered by "Up" instead
-            # of the adaptive choice: half the time, files no larger (docs/performance.md).
-            out = pixels if single else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-            params = [cv2.IMWRITE_PNG_COMPRESSION, level]
+            # At level 1 (working files) every row filtered by "Up" instead of the adaptive choice (half
+            # the time, files no larger), deflated in pieces on all cores (io/png.py); OpenCV for 16 bits
+            # at other levels (docs/performance.md).
             if level == 1:
-                params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-            ok, encoded = cv2.imencode(".png", out, params)
-            if not ok:
-                raise OSError("PNG encoder failed")
+                encoded = encode_png_fast(pixels)
+            else:
+                out = pixels if single else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+                ok, array = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, level])
+                if not ok:
+                    raise OSError("PNG encoder failed")
+                encoded = array.tobytes()
             text = {"Software": SOFTWARE, **({"Description": description} if description else {})}
-            tmp.write_bytes(png_with_metadata(encoded.tobytes(), icc, exif_out, text))
+            tmp.write_bytes(png_with_metadata(encoded, icc, exif_out, text))
         else:
             im = Image.fromarray(pixels)
             kwargs: dict = {"exif": exif_out}

@@ -1,0 +1,85 @@
+"""Tests for postfocus.io.png: working PNG files deflated in pieces on several threads."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from postfocus.io.png import encode_png_fast
+from postfocus.io.write import write_image
+
+
+def _pixels(shape: tuple[int, ...], dtype, seed: int = 0) -> np.ndarray:
+    """A photo-like image (smooth, with fine noise and flat runs), full range of ``dtype``."""
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(dtype).max
+    smooth = cv2.GaussianBlur(rng.random(shape[:2] + (shape[2] if len(shape) == 3 else 1,), dtype=np.float32),
+                              (0, 0), 8).reshape(shape)
+    image = (smooth - smooth.min()) / max(float(np.ptp(smooth)), 1e-6) + 0.02 * rng.standard_normal(shape)
+    image[: shape[0] // 8] = 0.5  # a flat band
+    return np.clip(image * top, 0, top).astype(dtype)
+
+
+def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    out, at = [], 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at:at + 4])
+        kind, data, (crc,) = png[at + 4:at + 8], png[at + 8:at + 8 + length], struct.unpack(
+            ">I", png[at + 8 + length:at + 12 + length])
+        assert crc == zlib.crc32(data, zlib.crc32(kind))
+        out.append((kind, data))
+        at += 12 + length
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1500, 2000, 3), (1500, 2000), (7, 5, 3), (1, 1)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_any_reader_gets_the_pixels_back(shape, dtype):
+    pixels = _pixels(shape, dtype)
+    png = encode_png_fast(pixels)
+    back = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back[..., ::-1] if pixels.ndim == 3 else back, pixels)
+    if dtype == np.uint8:  # (Pillow reads 16-bit RGB as 8 bits)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
+    kinds = [k for k, _ in _chunks(png)]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and set(kinds[1:-1]) == {b"IDAT"}
+    idat = b"".join(d for k, d in _chunks(png) if k == b"IDAT")
+    rows = zlib.decompress(idat)  # one zlib stream over all the IDAT chunks, its Adler-32 checked
+    assert len(rows) == shape[0] * (1 + pixels[0].size * pixels.itemsize)
+
+
+def test_a_large_image_is_deflated_in_pieces_the_same_on_any_number_of_threads():
+    pixels = _pixels((2160, 3840, 3), np.uint8)
+    one = encode_png_fast(pixels, threads=1)
+    assert encode_png_fast(pixels, threads=2) == one == encode_png_fast(pixels, threads=5)
+    assert sum(k == b"IDAT" for k, _ in _chunks(one)) == 5  # 24.9 MB of rows in pieces of 4 MB or more
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(one, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1], pixels)
+    # no larger than OpenCV's own file at level 1 with the same filter, give or take a few per cent
+    ok, opencv = cv2.imencode(".png", pixels[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER,
+                                                          cv2.IMWRITE_PNG_FILTER_UP])
+    assert ok and len(one) < 1.05 * opencv.size
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4), np.float32),
+                                 np.zeros((0, 4, 3), np.uint8)])
+def test_other_arrays_are_refused(bad):
+    with pytest.raises(ValueError, match="PNG"):
+        encode_png_fast(bad)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_working_files_keep_the_pixels_and_the_metadata(tmp_path, bits):
+    image = _pixels((300, 400, 3), np.uint16).astype(np.float32) / 65535
+    path = write_image(tmp_path / "w.png", image, bit_depth=bits, png_level=1, description="a test")
+    reference = write_image(tmp_path / "r.png", image, bit_depth=bits, png_level=6)  # another encoder (Pillow
+    read = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # or OpenCV at level 6), the same pixels
+    np.testing.assert_array_equal(read, cv2.imread(str(reference), cv2.IMREAD_UNCHANGED))
+    assert read.dtype == (np.uint8 if bits == 8 else np.uint16)
+    with Image.open(path) as im:
+        assert im.info.get("Description") == "a test" and im.info.get("icc_profile")
