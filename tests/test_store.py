@@ -153,6 +153,32 @@ def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_pat
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("change", ["only the format", "no used", "size a string", "no crop"])
+def test_a_manifest_missing_a_field_is_a_damaged_folder_made_again(tiny_stack, tmp_path, change):
+    # Valid JSON of this format but without a field: was opened, then "internal error: KeyError: 'size'"
+    # in refocus, pop, ... and in every later run (the folder was never made again).
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    if change == "only the format":
+        manifest = {"format": FORMAT_VERSION}
+    elif change == "no used":
+        del manifest["used"]
+    elif change == "size a string":
+        manifest["size"] = "200x300"
+    else:
+        assert ps.frames_unwarped
+        del manifest["crop"]
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="manifest.json field"):
+        ProcessedStack.open(ps.folder)
+    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
+    again = ProcessedStack.open(ps.folder)
+    again.verify()
+    assert again.size == ps.size and again.used == ps.used
+
+
 def test_an_old_format_folder_is_never_read(tiny_stack, tmp_path):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     manifest = json.loads((ps.folder / "manifest.json").read_text())
