@@ -64,6 +64,16 @@ def test_finding_stacks_folders_videos_and_manifests(collection, tmp_path):
         find_stacks([tmp_path / "nowhere"], tmp_path / "o")
 
 
+def test_a_manifest_output_of_an_unknown_format_is_refused_before_any_work(tmp_path):
+    # "b.bmp" was accepted, then failed after its stack was merged (with no line number).
+    manifest = tmp_path / "drawer.csv"
+    manifest.write_text("input,output\nbeetle,b.jpg\nmoth,m.bmp\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 3: output m\.bmp: unknown format '\.bmp'"):
+        read_stack_manifest(manifest, tmp_path / "o")
+    manifest.write_text("input,output\nbeetle,b.JPEG\nmoth,m.tiff\n", encoding="utf-8")  # any case, every spelling
+    assert [Path(j.output).name for j in read_stack_manifest(manifest, tmp_path / "o")] == ["b.JPEG", "m.tiff"]
+
+
 def test_a_folder_is_a_stack_by_the_rule_postfocus_stack_uses(tmp_path):
     # frames next to other files: one stack, and io's "ignored files" warning stays quiet here
     specimen = tmp_path / "NHM-0001"

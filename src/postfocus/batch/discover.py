@@ -27,6 +27,7 @@ from postfocus.batch.journal import RESULTS_CSV, RESULTS_JSONL, StackRecord
 from postfocus.batch.task import STACK_OPTIONS, StackJob, is_valid_image, stack_arguments
 from postfocus.errors import InputError, OptionError, PostfocusError, PostfocusWarning
 from postfocus.io.base import IMAGE_EXTENSIONS, RAW_EXTENSIONS, VIDEO_EXTENSIONS, list_folder  # io's folder rule
+from postfocus.io.write import OUTPUT_FORMATS
 
 __all__ = ["FORMATS", "find_stacks", "plan_batch", "read_stack_manifest"]
 
@@ -195,6 +196,8 @@ def read_stack_manifest(
         if not out.suffix:
             out = out.with_name(out.name + "." + fmt)
         out = _absolute(out if out.is_absolute() else out_dir / out)
+        if out.suffix.lower() not in OUTPUT_FORMATS:  # (was found only after the stack was merged)
+            raise InputError(f"{where}output {out.name}: unknown format '{out.suffix}'; use .jpg, .png or .tif")
         if out.name in (RESULTS_JSONL, RESULTS_CSV):
             raise InputError(f"{where}output {out.name} is reserved for the batch results")
         if str(out) in seen:
