@@ -59,7 +59,13 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     if not paths:
         raise InputError("no input given: name a folder of frames, image files or a video")
     for p in paths:
-        if not p.exists():
+        try:
+            found = p.exists()
+        except OSError as exc:  # a name too long for the file system: was an internal error
+            raise InputError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        except ValueError:  # a NUL character (the Python API)
+            raise InputError(f"{str(p)!r}: no such file or folder (the name holds a NUL character)") from None
+        if not found:
             raise InputError(f"{p}: no such file or folder")
     if len(paths) == 1 and paths[0].is_dir():
         files = list_folder(paths[0])
