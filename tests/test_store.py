@@ -125,15 +125,18 @@ def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate map", "truncate frame", "flip a byte", "remove a frame",
-                                    "truncate manifest", "garble manifest"])
+                                    "truncate manifest", "garble manifest", "nest manifest"])
 def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_path, damage):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     good = ps.read_frame(ps.used[0])
     target = ps.folder / {"truncate map": "confidence.npy", "truncate manifest": "manifest.json",
-                          "garble manifest": "manifest.json"}.get(damage, ps.manifest["frame_files"]["0"])
+                          "garble manifest": "manifest.json", "nest manifest": "manifest.json",
+                          }.get(damage, ps.manifest["frame_files"]["0"])
     data = target.read_bytes()
     if damage == "garble manifest":  # not UTF-8 at all
         target.write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "nest manifest":  # json's RecursionError was an internal error
+        target.write_bytes(b"[" * 100_000)
     elif damage.startswith("truncate"):
         target.write_bytes(data[: len(data) // 2])
     elif damage == "flip a byte":

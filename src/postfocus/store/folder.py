@@ -108,6 +108,8 @@ class ProcessedStack(MapsView):
             manifest = json.loads(data)  # (bytes: UTF-8 with or without BOM; a bad byte is a ValueError too)
         except ValueError as exc:  # a manifest there but cut short or garbled: a damaged folder, made again
             raise DamagedStackError(f"{folder}: manifest.json cannot be read ({exc})") from None
+        except RecursionError:  # garbled into thousands of nested brackets
+            raise DamagedStackError(f"{folder}: manifest.json cannot be read (it nests too deep)") from None
         if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
