@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +181,22 @@ def test_a_manifest_missing_a_field_is_a_damaged_folder_made_again(tiny_stack, t
     again = ProcessedStack.open(ps.folder)
     again.verify()
     assert again.size == ps.size and again.used == ps.used
+
+
+def test_a_file_where_the_stack_folder_should_be_is_replaced_and_leaves_nothing(tiny_stack, tmp_path):
+    # The file was swapped out to ".partial-old-<key>-<pid>" and never removed (rmtree of a file fails
+    # silently; the next runs could not lock a file to judge it), in every cache it happened to.
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    folder = ps.folder
+    shutil.rmtree(folder)
+    folder.write_text("a file where the stack folder was")
+    again = process(tiny_stack.folder, cache_dir=tmp_path)
+    again.verify()
+    assert again.folder == folder and folder.is_dir()
+    assert leftovers(tmp_path) == []
+    (tmp_path / ".partial-old-abc-123").write_text("left by an earlier version")
+    check_cache(tmp_path)
+    assert leftovers(tmp_path) == []
 
 
 def test_an_old_format_folder_is_never_read(tiny_stack, tmp_path):
