@@ -314,3 +314,17 @@ def test_frames_too_small_to_stack_are_refused_when_opened(tmp_path, cli):
     assert open_source(tmp_path / "small").info.size == (16, 16)
     run = cli("stack", tmp_path / "tiny", "--align", "none", "-o", tmp_path / "t.png")
     assert run.returncode == 2 and len(run.err_lines) == 1 and "at least 16x16" in run.err_lines[0], run.stderr
+
+
+def test_a_processed_stack_folder_given_as_frames_is_named_as_such(tiny_stack, tmp_path):
+    # Its one PNG (the all-in-focus image) made the message "a stack needs at least two frames, got one".
+    import warnings
+
+    from postfocus.io.open import open_source
+    from postfocus.pipeline.run import process
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with pytest.raises(InputError, match="is a processed stack folder .*give the photos or video it was made from"):
+        open_source(ps.folder)

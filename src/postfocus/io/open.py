@@ -68,6 +68,9 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
         if not found:
             raise InputError(f"{p}: no such file or folder")
     if len(paths) == 1 and paths[0].is_dir():
+        if (paths[0] / "manifest.json").is_file() and (paths[0] / "frames").is_dir():
+            raise InputError(f"{paths[0]}: is a processed stack folder (postfocus's cache), not a folder of frames; "
+                             "give the photos or video it was made from")  # (was: "a stack needs at least two frames")
         files = list_folder(paths[0])
     else:
         for p in paths:
