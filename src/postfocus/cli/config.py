@@ -70,6 +70,9 @@ def _value(path: Path, where: str, key: str, option: click.Option, value: Any) -
         option.type.convert(value, option, None)
     except click.BadParameter as exc:
         raise ConfigError(f"{shown}: {exc.format_message()}") from None
+    except (TypeError, ValueError, OverflowError):  # a number for a path, inf for a whole number, a NUL in a path:
+        kind = "a path" if isinstance(option.type, click.Path) else option.type.name  # were tracebacks
+        raise ConfigError(f"{shown}: not a value --{key.replace('_', '-')} takes ({kind})") from None
     return value
 
 
