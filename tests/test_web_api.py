@@ -498,3 +498,11 @@ def test_an_upload_limit_must_be_a_number_of_mb_above_0(tmp_path):
         with pytest.raises(OptionError) as refused:
             create_app(tmp_path / "data", max_upload_mb=value)
         assert refused.value.param == "max_upload_mb"
+
+
+def test_a_job_file_nested_too_deep_reads_as_unreadable(tmp_path):
+    # job.json garbled into 100,000 "[": json's RecursionError escaped read_json (listing jobs failed).
+    from postfocus.web.store import read_json
+
+    (tmp_path / "job.json").write_text("[" * 100_000)
+    assert read_json(tmp_path / "job.json") is None

@@ -102,6 +102,8 @@ def default_map(group: click.Group, path: Path | None = None) -> dict[str, Any] 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # thousands of nested brackets: was a traceback
+        raise ConfigError(f"{path}: not valid TOML (it nests too deep)") from None
     commands = dict(group.commands)
     root = _options(group)
     per_command = {name: _options(command) for name, command in commands.items()}

@@ -386,5 +386,5 @@ def _prune(folder: Path) -> None:
 def _mask_names(path: Path) -> list[str]:
     try:
         return list(json.loads(path.read_text(encoding="utf-8")).get("masks", {}))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return []
