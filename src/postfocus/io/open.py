@@ -86,10 +86,51 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
 
         return _big_enough(open_raw_files(files), files[0])
     headers = [read_header(p) for p in files]
+    if len(paths) == 1 and paths[0].is_dir():
+        headers = _frames_only(paths[0], headers)
     if len(headers) < 2:
         raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
     check_sizes([hd.path for hd in headers], [hd.size for hd in headers], [hd.bit_depth for hd in headers])
     return _big_enough(ImageFilesSource(headers), files[0])
+
+
+def _frames_only(folder: Path, headers: list) -> list:
+    """``headers`` without the files postfocus wrote as results (its ImageDescription says so), with a warning.
+
+    A result written into the folder of its frames (``stack frames/ -o frames/result.jpg``) was taken
+    as a frame by the next run on that folder: merged into the stack without a word (a tripod stack, whose
+    result has the frames' size), or refused for its size. Aligned frames (``postfocus align``) and
+    frames of a video (``postfocus frames``) are frames and stay.
+    """
+    results = [hd for hd in headers if _is_result(hd)]
+    if results:
+        import warnings
+
+        from postfocus.errors import PostfocusWarning
+
+        names = ", ".join(hd.path.name for hd in results[:5])
+        warnings.warn(f"{folder}: left out {len(results)} postfocus result(s), not frames: {names}",
+                      PostfocusWarning, stacklevel=3)
+    return [hd for hd in headers if not _is_result(hd)]
+
+
+def _is_result(header) -> bool:  # noqa: ANN001
+    """Whether the file's EXIF ImageDescription names it a postfocus result (not an aligned frame)."""
+    block = header.exif_block
+    if block is None:
+        return False
+    try:
+        if isinstance(block, tuple):
+            exif = block[0]
+        else:
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif.load(block)
+        text = exif.get(0x010E)
+    except Exception:  # an EXIF block Pillow cannot parse: a frame like any other
+        return False
+    return isinstance(text, str) and text.startswith("postfocus") and not text.startswith("postfocus: aligned frame")
 
 
 def _big_enough(source: FrameSource, where: Path) -> FrameSource:
