@@ -214,6 +214,36 @@ def test_output_folder_missing(cli, work):
     assert "does not exist" in line
 
 
+@pytest.mark.parametrize("side", ["output", "input", "output folder"])
+def test_a_name_too_long_for_the_file_system_is_one_line(cli, work, side):
+    # 300 characters (most file systems allow 255): an OSError from the path checks was an internal error.
+    stack, out = work
+    long = "x" * 300
+    if side == "output":
+        refused(cli, [stack.folder, "-o", out / f"{long}.jpg"], names="cannot be used as an output",
+                inputs=stack.folder, out_dir=out)
+    elif side == "input":
+        refused(cli, [stack.paths[0], stack.folder / f"{long}.jpg", "-o", out / "r.jpg"], names="cannot be read",
+                inputs=stack.folder, out_dir=out)
+    else:
+        run = cli("-q", "align", stack.folder, "-o", out / long)
+        assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+        assert "cannot be used as an output folder" in run.stderr and "internal error" not in run.stderr
+        assert list(out.iterdir()) == []
+
+
+def test_the_library_refuses_a_path_holding_a_nul_by_its_error_types(work):
+    from postfocus.errors import InputError, OutputError
+    from postfocus.io.open import open_source
+    from postfocus.io.write import check_output_path
+
+    stack, out = work
+    with pytest.raises(InputError, match="no such file"):
+        open_source([stack.paths[0], str(stack.folder / "a\0b.jpg")])
+    with pytest.raises(OutputError, match="NUL character"):  # was ValueError: embedded null byte
+        check_output_path(str(out / "a\0b.jpg"))
+
+
 def test_output_parent_is_a_file(cli, work):
     stack, out = work
     (out / "file").write_text("x")

@@ -64,6 +64,29 @@ def test_finding_stacks_folders_videos_and_manifests(collection, tmp_path):
         find_stacks([tmp_path / "nowhere"], tmp_path / "o")
 
 
+def test_a_manifest_output_of_an_unknown_format_is_refused_before_any_work(tmp_path):
+    # "b.bmp" was accepted, then failed after its stack was merged (with no line number).
+    manifest = tmp_path / "drawer.csv"
+    manifest.write_text("input,output\nbeetle,b.jpg\nmoth,m.bmp\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 3: output m\.bmp: unknown format '\.bmp'"):
+        read_stack_manifest(manifest, tmp_path / "o")
+    manifest.write_text("input,output\nbeetle,b.JPEG\nmoth,m.tiff\n", encoding="utf-8")  # any case, every spelling
+    assert [Path(j.output).name for j in read_stack_manifest(manifest, tmp_path / "o")] == ["b.JPEG", "m.tiff"]
+
+
+@pytest.mark.parametrize("content, said", [
+    ("input,output\nbeetle,b.jpg\n".encode("utf-16"), "not UTF-8 text; save it as CSV"),  # a spreadsheet's "Unicode text"
+    (b"input,output\nbeetle," + b"x" * 200_000 + b".jpg\n", "cannot be read as CSV (field larger"),
+    (b"input,output\nbeetle,b\x00.jpg\n", "line 2: a path holds a NUL character"),
+], ids=["utf-16", "a huge field", "a NUL"])
+def test_a_manifest_that_is_not_readable_csv_is_one_line(tmp_path, content, said):
+    # Each was an internal error (UnicodeDecodeError, _csv.Error; the NUL one per stack, as ValueError).
+    manifest = tmp_path / "drawer.csv"
+    manifest.write_bytes(content)
+    with pytest.raises(InputError, match=said.replace("(", r"\(")):
+        read_stack_manifest(manifest, tmp_path / "o")
+
+
 def test_a_folder_is_a_stack_by_the_rule_postfocus_stack_uses(tmp_path):
     # frames next to other files: one stack, and io's "ignored files" warning stays quiet here
     specimen = tmp_path / "NHM-0001"

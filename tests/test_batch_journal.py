@@ -21,6 +21,16 @@ def test_results_journal_survives_a_torn_last_line(tmp_path):
     assert list(records) == [str(tmp_path / "a.jpg")] and records[str(tmp_path / "a.jpg")].status == "failed"
 
 
+def test_a_damaged_journal_line_is_left_out_not_an_internal_error(tmp_path):
+    # A line that is not UTF-8 (UnicodeDecodeError) or nests 100,000 brackets deep (RecursionError) stopped
+    # the whole batch with an internal error before any stack ran.
+    good = {"input": "/in/a", "output": "/out/a.jpg", "status": "ok"}
+    (tmp_path / RESULTS_JSONL).write_bytes(json.dumps(good).encode() + b"\n\xff\xfe garbage\n"
+                                           + b"[" * 100_000 + b"\n" + json.dumps({**good, "output": "/out/b.jpg"}).encode())
+    records = read_results(tmp_path)
+    assert list(records) == ["/out/a.jpg", "/out/b.jpg"] and records["/out/a.jpg"].status == "ok"
+
+
 def test_the_log_appends_compacts_and_writes_csv(tmp_path):
     (tmp_path / ".results.abcdefgh.jsonl.part").write_text("cut short")
     a = StackRecord("/in/a", str(tmp_path / "a.jpg"), "failed", error="boom", options={"method": "pyramid"})

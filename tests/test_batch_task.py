@@ -49,6 +49,24 @@ def test_a_bad_stack_is_a_failed_record_not_an_exception(tmp_path):
     assert not (tmp_path / "corrupt.jpg").exists()
 
 
+@pytest.mark.parametrize("where", ["missing folder", "an input frame"])
+def test_an_output_that_cannot_be_written_fails_before_the_merge(tmp_path, monkeypatch, where):
+    # A manifest row whose output folder is missing (or whose output is one of the stack's frames) merged
+    # the whole stack first and only then failed.
+    folder = make_stack(tmp_path / "beetle")
+    output = tmp_path / "no-such-folder" / "b.jpg" if where == "missing folder" else sorted(folder.glob("*.jpg"))[0]
+    before = output.read_bytes() if output.exists() else None
+
+    def must_not_merge(*args, **kwargs):
+        raise AssertionError("the stack was merged before its output was checked")
+
+    monkeypatch.setattr("postfocus.pipeline.run.stack", must_not_merge)
+    rec = process_stack(StackJob("beetle", str(folder), str(output)))
+    assert rec["status"] == "failed", rec
+    assert ("does not exist" if where == "missing folder" else "is one of the input frames") in rec["error"]
+    assert (output.read_bytes() if output.exists() else None) == before
+
+
 def test_outputs_are_checked_and_part_files_cleared(tmp_path):
     good = tmp_path / "a.png"
     Image.new("RGB", (32, 24), "red").save(good)

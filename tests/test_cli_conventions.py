@@ -486,6 +486,12 @@ def test_config_cache_is_used_and_expanded(shots, tmp_path):
     ('[align]\noutput = "aligned"\n', "[align] output"),
     ("[stack\n", "not valid TOML"),
     ('quality = "high"\n', "quality = 'high'"),
+    # these three printed a traceback (OverflowError, TypeError, ValueError from click's conversion):
+    ("quality = inf\n", "quality = inf: not a value --quality takes"),
+    ("cache = 5\n", "cache = 5: not a value --cache takes (a path)"),
+    ('cache = "/tmp/a\\u0000b"\n', "not a value --cache takes (a path)"),
+    pytest.param("quality = " + "[" * 100_000 + "]" * 100_000 + "\n", "not valid TOML (it nests too deep)",
+                 id="nested-too-deep"),  # a traceback too
 ])
 def test_bad_config_is_one_line_naming_the_file_and_key(pf, shots, tmp_path, text, fragment):
     env = _config(tmp_path / "xdg", text)

@@ -314,3 +314,41 @@ def test_frames_too_small_to_stack_are_refused_when_opened(tmp_path, cli):
     assert open_source(tmp_path / "small").info.size == (16, 16)
     run = cli("stack", tmp_path / "tiny", "--align", "none", "-o", tmp_path / "t.png")
     assert run.returncode == 2 and len(run.err_lines) == 1 and "at least 16x16" in run.err_lines[0], run.stderr
+
+
+def test_a_processed_stack_folder_given_as_frames_is_named_as_such(tiny_stack, tmp_path):
+    # Its one PNG (the all-in-focus image) made the message "a stack needs at least two frames, got one".
+    import warnings
+
+    from postfocus.io.open import open_source
+    from postfocus.pipeline.run import process
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with pytest.raises(InputError, match="is a processed stack folder .*give the photos or video it was made from"):
+        open_source(ps.folder)
+
+
+def test_a_result_written_into_the_folder_of_its_frames_is_not_taken_as_a_frame(tiny_copy, tmp_path):
+    # `stack frames/ -o frames/result.png` then a second run on frames/: the result (of the frames' size
+    # with --align none) was merged in as a fourth frame, without a word.
+    from postfocus.io.open import open_source
+    from postfocus.pipeline.run import process, stack
+    from postfocus.products.aligned import align_frames
+
+    folder = tiny_copy.folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        stack(folder, align="none").save(folder / "result.png")
+    with pytest.warns(PostfocusWarning, match="left out 1 postfocus result.*result.png"):
+        source = open_source(folder)
+    assert len(source) == 3 and "result.png" not in source.names
+    assert len(open_source([*tiny_copy.paths, folder / "result.png"])) == 4  # named one by one: taken as given
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        aligned = tmp_path / "aligned"
+        align_frames(process(folder, cache_dir=tmp_path / "cache"), aligned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PostfocusWarning)  # aligned frames are frames: nothing left out
+        assert len(open_source(aligned)) == 3

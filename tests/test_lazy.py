@@ -23,6 +23,17 @@ def test_every_public_name_resolves_to_its_module_object():
     assert callable(open_source) and callable(read_image)
 
 
+def test_fuse_stays_the_function_after_the_fuse_subpackage_is_imported():
+    # postfocus.fuse is a public function and the name of a subpackage: importing the subpackage (any
+    # stack does) made postfocus.fuse the module ("'module' object is not callable").
+    code = ("import postfocus; postfocus.stack; import postfocus.fuse.relight; "
+            "from postfocus.fuse.depthmap import DepthmapFusion; from postfocus.pipeline.merge import fuse; "
+            "a = postfocus.fuse is fuse; from postfocus import *; "
+            "print(a, fuse is postfocus.pipeline.merge.fuse, callable(postfocus.fuse))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True"]
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         postfocus.nonexistent  # noqa: B018

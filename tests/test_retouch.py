@@ -145,6 +145,27 @@ def test_damaged_edits_are_reported_and_healed(ps):
     assert np.array_equal(retouched(ps), ps.all_in_focus())
 
 
+def test_edits_nested_too_deep_are_refused_or_healed(ps, cli, cli_stack, tmp_path):
+    # 100,000 "[" (a hostile or garbled file): json's RecursionError was an internal error in
+    # `retouch --edits`, and in every later run when it was the stack's kept edits.json.
+    deep = "[" * 100_000
+    (tmp_path / "deep.json").write_text(deep)
+    folder, cache = cli_stack
+    run = cli("retouch", folder, "--edits", tmp_path / "deep.json", "-o", tmp_path / "out.png", cache=cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert "deep.json: cannot be read as JSON (it nests too deep)" in run.stderr and "internal" not in run.stderr
+    assert not (tmp_path / "out.png").exists()
+    save_edits(ps, [Edit("stroke", 0, 1.0, ((100.0, 100.0),), 20.0, 1.0)])
+    (ps.folder / "edits" / "edits.json").write_text(deep)
+    (ps.folder / "edits" / "edits.prev.json").write_text(deep)
+    with pytest.warns(PostfocusWarning, match="nests too deep.*left out"):
+        assert load_edits(ps) == []
+    (ps.folder / "edits" / "edits.prev.json").write_text(deep)
+    from postfocus.products.edits import discard_unkept_masks
+
+    discard_unkept_masks(ps)  # its mask pruning reads both lists
+
+
 def test_a_changed_mask_file_is_reported(ps):
     mask = np.zeros(ps.size, np.uint8)
     mask[10:50, 10:50] = 255

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,15 +126,18 @@ def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate map", "truncate frame", "flip a byte", "remove a frame",
-                                    "truncate manifest", "garble manifest"])
+                                    "truncate manifest", "garble manifest", "nest manifest"])
 def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_path, damage):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     good = ps.read_frame(ps.used[0])
     target = ps.folder / {"truncate map": "confidence.npy", "truncate manifest": "manifest.json",
-                          "garble manifest": "manifest.json"}.get(damage, ps.manifest["frame_files"]["0"])
+                          "garble manifest": "manifest.json", "nest manifest": "manifest.json",
+                          }.get(damage, ps.manifest["frame_files"]["0"])
     data = target.read_bytes()
     if damage == "garble manifest":  # not UTF-8 at all
         target.write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "nest manifest":  # json's RecursionError was an internal error
+        target.write_bytes(b"[" * 100_000)
     elif damage.startswith("truncate"):
         target.write_bytes(data[: len(data) // 2])
     elif damage == "flip a byte":
@@ -150,6 +154,48 @@ def test_a_damaged_stack_folder_is_made_again_with_a_warning(tiny_stack, tmp_pat
     again.verify()
     assert np.array_equal(again.read_frame(again.used[0]), good)
     assert np.asarray(again.confidence).shape == np.asarray(ps.confidence).shape
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("change", ["only the format", "no used", "size a string", "no crop"])
+def test_a_manifest_missing_a_field_is_a_damaged_folder_made_again(tiny_stack, tmp_path, change):
+    # Valid JSON of this format but without a field: was opened, then "internal error: KeyError: 'size'"
+    # in refocus, pop, ... and in every later run (the folder was never made again).
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    if change == "only the format":
+        manifest = {"format": FORMAT_VERSION}
+    elif change == "no used":
+        del manifest["used"]
+    elif change == "size a string":
+        manifest["size"] = "200x300"
+    else:
+        assert ps.frames_unwarped
+        del manifest["crop"]
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="manifest.json field"):
+        ProcessedStack.open(ps.folder)
+    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
+    again = ProcessedStack.open(ps.folder)
+    again.verify()
+    assert again.size == ps.size and again.used == ps.used
+
+
+def test_a_file_where_the_stack_folder_should_be_is_replaced_and_leaves_nothing(tiny_stack, tmp_path):
+    # The file was swapped out to ".partial-old-<key>-<pid>" and never removed (rmtree of a file fails
+    # silently; the next runs could not lock a file to judge it), in every cache it happened to.
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    folder = ps.folder
+    shutil.rmtree(folder)
+    folder.write_text("a file where the stack folder was")
+    again = process(tiny_stack.folder, cache_dir=tmp_path)
+    again.verify()
+    assert again.folder == folder and folder.is_dir()
+    assert leftovers(tmp_path) == []
+    (tmp_path / ".partial-old-abc-123").write_text("left by an earlier version")
+    check_cache(tmp_path)
     assert leftovers(tmp_path) == []
 
 

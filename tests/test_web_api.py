@@ -448,6 +448,49 @@ def test_a_photo_kept_as_its_file_is_served_aligned(tmp_path, tiny_stack):
     assert Results().frame_path(job, 1) == served  # made once
 
 
+def test_a_full_disk_is_said_as_the_servers_not_the_requests_and_names_no_server_path(server, monkeypatch, tmp_path,
+                                                                                    stack_files):
+    # A result the server could not write (its disk full) was a 400 naming the job folder's files; a job whose
+    # stack folder could not be written failed with the server's path of its work folder in the message.
+    import errno
+
+    import postfocus.io.write
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    c, job_id = server.client, server.good["id"]
+    with monkeypatch.context() as m:
+        m.setattr(postfocus.io.write.tempfile, "mkstemp", full)
+        r = c.get(f"/api/jobs/{job_id}/aperture.jpg?x=20&y=30&f=2.8&full=1")
+    assert r.status_code == 507, r.text
+    said = r.json()["error"]
+    assert "No space left on device" in said and "free some disk space" in said
+    assert str(server.data) not in said and "/tmp" not in said
+    assert c.get(f"/api/jobs/{job_id}/aperture.jpg?x=20&y=30&f=2.8&full=1").status_code == 200  # room again
+    assert c.get(f"/api/jobs/{job_id}").json()["state"] == "done"
+
+    from postfocus.store.cache import CacheError
+    from postfocus.web.jobs import run_job
+
+    store = Store(tmp_path / "data")
+    job = store.create()
+    inputs = []
+    for k, (name, data) in enumerate(stack_files):
+        (job.folder / "in" / f"{k:03d}.jpg").write_bytes(data)
+        inputs.append({"file": f"in/{k:03d}.jpg", "name": name, "size": len(data), "kind": "image", "format": "JPEG"})
+    job.update(state="queued", inputs=inputs)
+
+    def cannot_write(folder, *args, **kwargs):
+        raise CacheError(f"{folder.parent}: cannot write the processed stack (No space left on device)")
+
+    monkeypatch.setattr("postfocus.pipeline.run.write_maps", cannot_write)
+    assert run_job(str(job.folder)) == "failed"
+    error = job.read()["error"]
+    assert "No space left on device" in error and "press Retry" in error, error
+    assert str(tmp_path) not in error and str(job.folder) not in error, error
+
+
 def test_an_upload_limit_must_be_a_number_of_mb_above_0(tmp_path):
     from postfocus.errors import OptionError
 
@@ -455,3 +498,11 @@ def test_an_upload_limit_must_be_a_number_of_mb_above_0(tmp_path):
         with pytest.raises(OptionError) as refused:
             create_app(tmp_path / "data", max_upload_mb=value)
         assert refused.value.param == "max_upload_mb"
+
+
+def test_a_job_file_nested_too_deep_reads_as_unreadable(tmp_path):
+    # job.json garbled into 100,000 "[": json's RecursionError escaped read_json (listing jobs failed).
+    from postfocus.web.store import read_json
+
+    (tmp_path / "job.json").write_text("[" * 100_000)
+    assert read_json(tmp_path / "job.json") is None

@@ -10,6 +10,8 @@ it when it is first asked for (``postfocus.stack``, ``from postfocus import stac
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any, Callable
 
 __all__ = ["lazy_exports"]
@@ -50,4 +52,24 @@ def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any
     def names() -> list[str]:
         return sorted(set(namespace) | set(exports))
 
+    module = sys.modules.get(package)
+    if module is not None and vars(module) is namespace:
+        namespace["__lazy_exports__"] = frozenset(exports)
+        module.__class__ = _Package
     return get, names
+
+
+class _Package(types.ModuleType):
+    """A package whose public names stay what they export when a subpackage of the same name is imported.
+
+    Importing a submodule binds it as an attribute of its package: once anything imported the
+    subpackage ``postfocus.fuse`` (every stack does), ``postfocus.fuse`` was that module, not the
+    function ``fuse`` the package exports, and calling it said "'module' object is not callable".
+    The subpackage stays importable by its name (``from postfocus.fuse.depthmap import ...``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}"
+                and name in vars(self).get("__lazy_exports__", ())):
+            return  # the import system binding the subpackage over the public name (it is in sys.modules)
+        super().__setattr__(name, value)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,15 @@ def _choice(param: str, value: object, choices: tuple[str, ...]) -> None:
         raise OptionError(param, value, f"choose one of {', '.join(choices)}")
 
 
-def _positive_int(param: str, value: object, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+def _whole(value: object) -> bool:
+    """Whether ``value`` is a whole number: an int or a NumPy integer (``np.argmax``'s), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # (numpy.bool_ is no Integral)
+
+
+def _positive_int(param: str, value: object, least: int) -> int:
+    if not _whole(value) or value < least:
         raise OptionError(param, value, f"must be a whole number of at least {least}")
+    return int(value)  # (a NumPy integer as int: the options go into JSON, the cache key and the manifest)
 
 
 @dataclass(frozen=True)
@@ -140,21 +147,23 @@ class StackOptions:
         _choice("prefer", self.prefer, PREFER)
         _choice("order", self.order, ORDERS)
         if self.reference is not None:
-            _positive_int("reference", self.reference, 0)
+            object.__setattr__(self, "reference", _positive_int("reference", self.reference, 0))
         if self.frame_range is not None:
             rng = self.frame_range
-            if (not isinstance(rng, (tuple, list)) or len(rng) != 2
-                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng)):
+            if not isinstance(rng, (tuple, list)) or len(rng) != 2 or not all(_whole(v) for v in rng):
                 raise OptionError("frame_range", rng, "expected two frame numbers (A, B)")
             if not 0 <= rng[0] <= rng[1]:
                 raise OptionError("frame_range", rng, "frames must satisfy 0 <= A <= B")
             object.__setattr__(self, "frame_range", (int(rng[0]), int(rng[1])))
-        _positive_int("align_size", self.align_size, 16)
-        _positive_int("analysis_size", self.analysis_size, 16)
-        if self.memory_mb is not None and not (isinstance(self.memory_mb, (int, float)) and self.memory_mb > 0):
-            raise OptionError("memory_mb", self.memory_mb, "must be a positive number of megabytes")
+        for name, least in (("align_size", 16), ("analysis_size", 16)):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name), least))
+        if self.memory_mb is not None:
+            if not isinstance(self.memory_mb, numbers.Real) or isinstance(self.memory_mb, bool) or not self.memory_mb > 0:
+                raise OptionError("memory_mb", self.memory_mb, "must be a positive number of megabytes")
+            if not isinstance(self.memory_mb, (int, float)):  # a NumPy number: a plain one
+                object.__setattr__(self, "memory_mb", float(self.memory_mb))
         if self.threads is not None:
-            _positive_int("threads", self.threads, 1)
+            object.__setattr__(self, "threads", _positive_int("threads", self.threads, 1))
         for name in ("crop", "refine_flow"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(name, getattr(self, name), "must be True or False")

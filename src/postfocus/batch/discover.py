@@ -27,6 +27,7 @@ from postfocus.batch.journal import RESULTS_CSV, RESULTS_JSONL, StackRecord
 from postfocus.batch.task import STACK_OPTIONS, StackJob, is_valid_image, stack_arguments
 from postfocus.errors import InputError, OptionError, PostfocusError, PostfocusWarning
 from postfocus.io.base import IMAGE_EXTENSIONS, RAW_EXTENSIONS, VIDEO_EXTENSIONS, list_folder  # io's folder rule
+from postfocus.io.write import OUTPUT_FORMATS
 
 __all__ = ["FORMATS", "find_stacks", "plan_batch", "read_stack_manifest"]
 
@@ -165,11 +166,21 @@ def read_stack_manifest(
     """
     path = Path(path)
     out_dir = _absolute(out_dir)
-    base = _absolute(path).parent
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:  # e.g. spreadsheet "Unicode text" (UTF-16): was an internal error
+        raise InputError(f"{path}: the manifest is not UTF-8 text; save it as CSV (UTF-8)") from None
+    try:
+        return _manifest_jobs(path, text, out_dir, fmt, options)
+    except csv.Error as exc:  # a field over the csv module's limit (131,072 characters), ...: was an internal error
+        raise InputError(f"{path}: cannot be read as CSV ({exc})") from None
+
+
+def _manifest_jobs(path: Path, text: str, out_dir: Path, fmt: str, options: dict[str, Any] | None) -> list[StackJob]:
+    """The jobs of a manifest's ``text`` (see :func:`read_stack_manifest`)."""
+    base = _absolute(path).parent
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip() for c in reader.fieldnames or []]
     if "input" not in columns:
@@ -188,6 +199,8 @@ def read_stack_manifest(
         where = f"{path} line {line_no}: "
         if not row.get("input"):
             raise InputError(f"{where}empty input")
+        if any("\0" in (row.get(k) or "") for k in ("input", "output")):  # no path holds one (an internal error)
+            raise InputError(f"{where}a path holds a NUL character")
         inp = Path(row["input"]).expanduser()
         inp = _absolute(inp if inp.is_absolute() else base / inp)
         out_text = row.get("output") or ""
@@ -195,6 +208,8 @@ def read_stack_manifest(
         if not out.suffix:
             out = out.with_name(out.name + "." + fmt)
         out = _absolute(out if out.is_absolute() else out_dir / out)
+        if out.suffix.lower() not in OUTPUT_FORMATS:  # (was found only after the stack was merged)
+            raise InputError(f"{where}output {out.name}: unknown format '{out.suffix}'; use .jpg, .png or .tif")
         if out.name in (RESULTS_JSONL, RESULTS_CSV):
             raise InputError(f"{where}output {out.name} is reserved for the batch results")
         if str(out) in seen:

@@ -224,7 +224,7 @@ class BatchSummary:
 def read_results(out_dir: str | os.PathLike) -> dict[str, StackRecord]:
     """Latest record per output from ``out_dir/results.jsonl`` (later lines win).
 
-    A line cut short by a crash is ignored.
+    A line cut short by a crash, or damaged (not UTF-8, not a record), is ignored.
 
     Parameters
     ----------
@@ -251,18 +251,18 @@ def read_results(out_dir: str | os.PathLike) -> dict[str, StackRecord]:
     path = Path(out_dir) / RESULTS_JSONL
     records: dict[str, StackRecord] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        data_bytes = path.read_bytes()
     except FileNotFoundError:
         return records
     except OSError as exc:
         raise OutputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    for line in text.splitlines():
+    for line in data_bytes.splitlines():
         try:
-            data = json.loads(line)
+            data = json.loads(line)  # (bytes: a line that is not UTF-8 is a ValueError, left out like a cut one)
             if not isinstance(data, dict) or not data.get("output"):
                 continue
             rec = StackRecord.from_dict(data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # (a damaged line was an internal error for the run)
             continue
         records.pop(rec.output, None)  # keep the order in which outcomes arrived
         records[rec.output] = rec

@@ -163,6 +163,7 @@ def process_stack(job: StackJob) -> dict[str, Any]:
         stack_options, save_kwargs = stack_arguments(opts)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PostfocusWarning)
+            _check_output(job)  # before the merge: an output that cannot be written fails at once
             result = stack(job.input, stack_options)
             result.save(job.output, **save_kwargs)
         rec.status = "ok"
@@ -183,6 +184,15 @@ def process_stack(job: StackJob) -> dict[str, Any]:
     rec.seconds = round(time.perf_counter() - t0, 3)
     rec.finished = now()
     return rec.to_dict()
+
+
+def _check_output(job: StackJob) -> None:
+    """OutputError when ``job.output`` cannot be written (no such folder, an input frame of the stack, not a
+    writable folder), said before the stack is merged, as the command line does, not after."""
+    from postfocus.io.open import open_source
+    from postfocus.io.write import check_output_path
+
+    check_output_path(job.output, open_source(job.input).info.paths)
 
 
 def is_valid_image(path: str | os.PathLike) -> bool:

@@ -70,6 +70,9 @@ def _value(path: Path, where: str, key: str, option: click.Option, value: Any) -
         option.type.convert(value, option, None)
     except click.BadParameter as exc:
         raise ConfigError(f"{shown}: {exc.format_message()}") from None
+    except (TypeError, ValueError, OverflowError):  # a number for a path, inf for a whole number, a NUL in a path:
+        kind = "a path" if isinstance(option.type, click.Path) else option.type.name  # were tracebacks
+        raise ConfigError(f"{shown}: not a value --{key.replace('_', '-')} takes ({kind})") from None
     return value
 
 
@@ -99,6 +102,8 @@ def default_map(group: click.Group, path: Path | None = None) -> dict[str, Any] 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # thousands of nested brackets: was a traceback
+        raise ConfigError(f"{path}: not valid TOML (it nests too deep)") from None
     commands = dict(group.commands)
     root = _options(group)
     per_command = {name: _options(command) for name, command in commands.items()}

@@ -55,6 +55,8 @@ def _file_edits(path: Path, ps: ProcessedStack) -> list[Edit]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"--edits {path}: cannot be read as JSON ({exc})") from None
+    except RecursionError:  # thousands of nested brackets: was an internal error
+        raise InputError(f"--edits {path}: cannot be read as JSON (it nests too deep)") from None
     items = data.get("edits") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError(f"--edits {path}: expected a list of edits (or {{\"edits\": [...]}})")

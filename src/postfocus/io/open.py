@@ -59,9 +59,18 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     if not paths:
         raise InputError("no input given: name a folder of frames, image files or a video")
     for p in paths:
-        if not p.exists():
+        try:
+            found = p.exists()
+        except OSError as exc:  # a name too long for the file system: was an internal error
+            raise InputError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        except ValueError:  # a NUL character (the Python API)
+            raise InputError(f"{str(p)!r}: no such file or folder (the name holds a NUL character)") from None
+        if not found:
             raise InputError(f"{p}: no such file or folder")
     if len(paths) == 1 and paths[0].is_dir():
+        if (paths[0] / "manifest.json").is_file() and (paths[0] / "frames").is_dir():
+            raise InputError(f"{paths[0]}: is a processed stack folder (postfocus's cache), not a folder of frames; "
+                             "give the photos or video it was made from")  # (was: "a stack needs at least two frames")
         files = list_folder(paths[0])
     else:
         for p in paths:
@@ -77,10 +86,51 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
 
         return _big_enough(open_raw_files(files), files[0])
     headers = [read_header(p) for p in files]
+    if len(paths) == 1 and paths[0].is_dir():
+        headers = _frames_only(paths[0], headers)
     if len(headers) < 2:
         raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
     check_sizes([hd.path for hd in headers], [hd.size for hd in headers], [hd.bit_depth for hd in headers])
     return _big_enough(ImageFilesSource(headers), files[0])
+
+
+def _frames_only(folder: Path, headers: list) -> list:
+    """``headers`` without the files postfocus wrote as results (its ImageDescription says so), with a warning.
+
+    A result written into the folder of its frames (``stack frames/ -o frames/result.jpg``) was taken
+    as a frame by the next run on that folder: merged into the stack without a word (a tripod stack, whose
+    result has the frames' size), or refused for its size. Aligned frames (``postfocus align``) and
+    frames of a video (``postfocus frames``) are frames and stay.
+    """
+    results = [hd for hd in headers if _is_result(hd)]
+    if results:
+        import warnings
+
+        from postfocus.errors import PostfocusWarning
+
+        names = ", ".join(hd.path.name for hd in results[:5])
+        warnings.warn(f"{folder}: left out {len(results)} postfocus result(s), not frames: {names}",
+                      PostfocusWarning, stacklevel=3)
+    return [hd for hd in headers if not _is_result(hd)]
+
+
+def _is_result(header) -> bool:  # noqa: ANN001
+    """Whether the file's EXIF ImageDescription names it a postfocus result (not an aligned frame)."""
+    block = header.exif_block
+    if block is None:
+        return False
+    try:
+        if isinstance(block, tuple):
+            exif = block[0]
+        else:
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif.load(block)
+        text = exif.get(0x010E)
+    except Exception:  # an EXIF block Pillow cannot parse: a frame like any other
+        return False
+    return isinstance(text, str) and text.startswith("postfocus") and not text.startswith("postfocus: aligned frame")
 
 
 def _big_enough(source: FrameSource, where: Path) -> FrameSource:

@@ -86,6 +86,15 @@ def check_output_path(
             raise OutputError(f"{path}: unknown output format '{path.suffix}'; use .jpg, .png or .tif")
     elif path.suffix.lower() not in suffixes:
         raise OutputError(f"{path}: unknown output format '{path.suffix}'; use {', '.join(suffixes)}")
+    try:
+        return _check_output_path(path, inputs)
+    except OSError as exc:  # a name too long for the file system, a loop of links: was an internal error
+        raise OutputError(f"{path}: cannot be used as an output ({exc.strerror or exc})") from None
+    except ValueError:  # a NUL character (the Python API, a batch manifest)
+        raise OutputError(f"{str(path)!r}: cannot be used as an output (it holds a NUL character)") from None
+
+
+def _check_output_path(path: Path, inputs: Sequence[str | os.PathLike] | None) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         if parent.exists():
@@ -113,9 +122,13 @@ def output_folder(path: str | os.PathLike) -> Path:
         When ``path`` is a file, its parent is missing, or the folder cannot be made.
     """
     out = Path(path)
-    if out.exists() and not out.is_dir():
+    try:
+        exists = out.exists()
+    except OSError as exc:  # a name too long for the file system: was an internal error
+        raise OutputError(f"{out}: cannot be used as an output folder ({exc.strerror or exc})") from None
+    if exists and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    if not out.exists():
+    if not exists:
         if not (out.parent if str(out.parent) else Path(".")).is_dir():
             raise OutputError(f"{out}: parent folder {out.parent} does not exist")
         try:

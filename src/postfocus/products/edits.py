@@ -264,6 +264,8 @@ def _read(path: Path, ps: ProcessedStack) -> list[Edit]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"cannot be read ({exc})") from None
+    except RecursionError:
+        raise ValueError("cannot be read (it nests too deep)") from None
     if not isinstance(data, dict) or data.get("format") != EDITS_FORMAT:
         raise ValueError("is not a postfocus edits file of this version")
     if data.get("size") != list(ps.size):
@@ -384,5 +386,5 @@ def _prune(folder: Path) -> None:
 def _mask_names(path: Path) -> list[str]:
     try:
         return list(json.loads(path.read_text(encoding="utf-8")).get("masks", {}))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return []

@@ -96,6 +96,9 @@ def check_cache(root: Path) -> None:
     except OSError as exc:
         raise CacheError(f"{root}: cannot keep processed stacks there ({exc.strerror or exc})") from None
     for partial in root.glob(PARTIAL_PREFIX + "*"):
+        if not partial.is_dir():  # a file where a stack folder was (swapped out by install): nobody writes it
+            partial.unlink(missing_ok=True)
+            continue
         lock = FileLock(partial / WRITING)
         try:
             lock.acquire(blocking=False)
@@ -162,7 +165,10 @@ class PartialFolder:
         self.path = folder
         self._lock.release()
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # a file where the stack folder should have been
+                old.unlink(missing_ok=True)
 
     def __exit__(self, kind: type | None, *exc: object) -> None:
         self._lock.release()

@@ -60,6 +60,27 @@ def file_record(data: bytes) -> list[int]:
     """
     return [len(data), zlib.crc32(data)]
 
+#: What every readable manifest holds, and the JSON type of each (a folder of unwarped frames also the geometry).
+_FIELDS = {"kind": str, "names": list, "paths": list, "used": list, "size": list, "reference": int,
+           "options": dict, "alignment": list, "frame_files": dict, "bit_depth": int, "grey": bool, "files": dict}
+_UNWARPED_FIELDS = {"reference_size": list, "crop": list}
+
+
+def _check_fields(folder: Path, manifest: dict) -> None:
+    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type.
+
+    A manifest of the right format that is valid JSON but lacks a field (a stray edit, another tool's
+    file) was opened, then failed on first use as an internal error (``KeyError: 'size'``), in every
+    later run: the folder was never made again.
+    """
+    fields = {**_FIELDS, **(_UNWARPED_FIELDS if manifest.get(UNWARPED_KEY) else {})}
+    for name, kind in fields.items():
+        value = manifest.get(name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            what = "missing" if name not in manifest else f"not a JSON {kind.__name__}"
+            raise DamagedStackError(f"{folder}: manifest.json field {name!r} is {what}")
+
+
 @dataclass
 class ProcessedStack(MapsView):
     """A stack folder opened for reading. Arrays load lazily (memory-mapped).
@@ -87,9 +108,12 @@ class ProcessedStack(MapsView):
             manifest = json.loads(data)  # (bytes: UTF-8 with or without BOM; a bad byte is a ValueError too)
         except ValueError as exc:  # a manifest there but cut short or garbled: a damaged folder, made again
             raise DamagedStackError(f"{folder}: manifest.json cannot be read ({exc})") from None
+        except RecursionError:  # garbled into thousands of nested brackets
+            raise DamagedStackError(f"{folder}: manifest.json cannot be read (it nests too deep)") from None
         if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
+        _check_fields(folder, manifest)
         return cls(folder, manifest)
 
     # What it was made from -----------------------------------------------

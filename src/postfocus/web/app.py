@@ -59,8 +59,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from postfocus._version import __version__
-from postfocus.errors import OptionError, PostfocusError
+from postfocus.errors import OptionError, OutputError, PostfocusError
 from postfocus.io.base import natural_key
+from postfocus.store.cache import CacheError
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
@@ -381,6 +382,10 @@ def create_app(
         if isinstance(exc, OSError):
             log.error("%s: %s", request.url.path, exc, exc_info=exc)
             return error(500, "The server could not read or write this job's files; see its log.")
+        if isinstance(exc, (OutputError, CacheError)) and job is not None:  # its own files (a full disk): not the
+            log.error("%s: %s", request.url.path, exc)  # request's fault (was a 400)
+            return error(507, f"The server could not write this job's files ({scrub(str(exc), job)}); "
+                              "free some disk space on the server and try again.")
         message = str(exc)
         if job is not None:
             message = scrub(humanize(message, job, (job.read() or {}).get("inputs", [])), job)

@@ -287,11 +287,16 @@ def run_job(folder: str) -> str:
     try:
         result = _process(job, data, progress)
     except Exception as exc:  # every failure stays with this job
-        from postfocus.errors import PostfocusError
+        from postfocus.errors import OutputError, PostfocusError
+        from postfocus.store.cache import CacheError
+        from postfocus.web.heal import scrub
         from postfocus.web.upload import humanize
 
-        if isinstance(exc, PostfocusError):
-            message = humanize(str(exc), job, data.get("inputs", []))
+        if isinstance(exc, (OutputError, CacheError)):  # the server's own files: a full disk, a data folder it
+            message = (f"The server could not write this job's files ({scrub(str(exc), job)}); "  # cannot write
+                       "free some disk space on the server, then press Retry.")  # (the message named the path)
+        elif isinstance(exc, PostfocusError):
+            message = scrub(humanize(str(exc), job, data.get("inputs", [])), job)
         elif isinstance(exc, MemoryError):
             message = "Ran out of memory while processing; try fewer or smaller photos."
         else:

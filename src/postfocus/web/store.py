@@ -138,7 +138,7 @@ def read_json(path: Path) -> dict | None:
     """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -1,0 +1,34 @@
+"""StackOptions (``postfocus.options``): what it accepts, and what it refuses by name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from postfocus.errors import OptionError
+from postfocus.options import StackOptions
+
+
+def test_numpy_integers_are_whole_numbers_and_become_plain_ints():
+    # reference=np.argmax(sharpness) was refused: "must be a whole number of at least 0".
+    opts = StackOptions(reference=np.argmax([0, 3, 9, 1]), frame_range=(np.int32(1), np.uint8(3)),
+                        analysis_size=np.int64(400), align_size=np.int16(800), threads=np.int64(2),
+                        memory_mb=np.float32(900))
+    assert (opts.reference, opts.frame_range, opts.analysis_size, opts.align_size, opts.threads) == (2, (1, 3), 400,
+                                                                                                     800, 2)
+    for value in (opts.reference, *opts.frame_range, opts.analysis_size, opts.align_size, opts.threads):
+        assert type(value) is int
+    assert type(opts.memory_mb) is float and opts.memory_mb == 900.0
+    json.dumps(opts.processing())  # into the manifest as plain numbers
+    plain = StackOptions(reference=2, frame_range=(1, 3), analysis_size=400, align_size=800)
+    assert opts.cache_key([("a.jpg", 1, 2)], 7) == plain.cache_key([("a.jpg", 1, 2)], 7)
+
+
+@pytest.mark.parametrize("field, value", [("reference", True), ("reference", np.bool_(True)),
+                                          ("reference", np.float64(2.0)), ("frame_range", (np.float32(1), 3)),
+                                          ("memory_mb", True), ("memory_mb", float("nan")), ("threads", np.int64(0))])
+def test_what_is_not_a_whole_or_positive_number_is_still_refused(field, value):
+    with pytest.raises(OptionError, match=f"^{field}="):
+        StackOptions(**{field: value})
