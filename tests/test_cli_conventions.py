@@ -331,6 +331,26 @@ def test_every_command_takes_json():
     assert missing == []
 
 
+def test_options_that_take_frame_numbers_say_they_count_from_zero(pf, shots, tmp_path):
+    """``info`` and the messages say ``frame 4 (pcb_004.jpg)``; ``--reference 4`` is pcb_005.jpg. A help that does not
+    say so lets a photographer pick the wrong frame without any error (ninth session walkthrough)."""
+    from postfocus.cli import main
+
+    seen = []
+    for name, command in main.commands.items():
+        for param in command.params:
+            if {"--range", "--reference"} & set(getattr(param, "opts", [])):
+                seen.append((name, param.opts[0]))
+                assert "counted from 0" in param.help, (name, param.opts, param.help)
+    assert ("stack", "--range") in seen and ("check", "--range") in seen and ("refocus", "--reference") in seen
+
+    # and what the help says holds: --reference 1 is the frame the messages call frame 2
+    folder, _ = shots
+    done = pf("stack", str(folder), "--reference", "1", "-o", str(tmp_path / "ref1.jpg"))
+    assert done.returncode == 0, done.stderr
+    assert "reference frame 2 (shot_002.jpg)" in done.stderr
+
+
 def test_json_is_one_object_on_stdout_and_people_read_stderr(pf, shots, tmp_path):
     run = pf("stack", shots[0], "-o", tmp_path / "s.jpg", "--json", cache=tmp_path / "fresh")
     assert run.returncode == 0, run.stderr
