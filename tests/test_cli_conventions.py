@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from PIL import Image
@@ -349,6 +350,33 @@ def test_options_that_take_frame_numbers_say_they_count_from_zero(pf, shots, tmp
     done = pf("stack", str(folder), "--reference", "1", "-o", str(tmp_path / "ref1.jpg"))
     assert done.returncode == 0, done.stderr
     assert "reference frame 2 (shot_002.jpg)" in done.stderr
+
+
+def test_every_option_has_a_help_and_json_says_what_a_command_prints():
+    """``serve --port`` had no help; ``info --json`` and ``serve --json`` promised "the paths written", though neither
+    writes a file (ninth session walkthrough)."""
+    from postfocus.cli import main
+
+    bare = [(name, p.opts[0]) for name, command in main.commands.items() for p in command.params
+            if isinstance(p, click.Option) and not p.help]
+    assert bare == []
+    for name in ("info", "serve"):
+        [flag] = [p for p in main.commands[name].params if "--json" in p.opts]
+        assert "paths written" not in flag.help, (name, flag.help)
+    [flag] = [p for p in main.commands["stack"].params if "--json" in p.opts]
+    assert "paths written" in flag.help
+
+
+def test_info_json_holds_what_its_help_says(pf, shots):
+    from postfocus.cli import main
+
+    [flag] = [p for p in main.commands["info"].params if "--json" in p.opts]
+    data = json.loads(pf("info", shots[0], "--json").stdout)
+    for key, words in (("kind", "kind"), ("frames", "frames"), ("size", "size"), ("bit_depth", "bit depth"),
+                       ("processed_stacks", "processed stacks")):
+        assert key in data and words in flag.help, key
+    assert "fps" not in data and "camera" not in data  # a video's (rate, what its file says of the camera): left out
+    assert "a video's fps and camera" in flag.help
 
 
 def test_json_is_one_object_on_stdout_and_people_read_stderr(pf, shots, tmp_path):
