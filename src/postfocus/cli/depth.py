@@ -72,7 +72,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
                       soft_wrap=True, markup=False)
     if preview_out:
         lo, hi = depth_range(result.depth, result.frames)
-        err_console.print(f"preview colours: frame {lo:.2f} (red, near) to frame {hi:.2f} (blue, far), "
+        err_console.print(f"preview colours: depth {lo:.2f} (red, near) to {hi:.2f} (blue, far) of 0-{last}, "
                           "the scene's own range", soft_wrap=True, markup=False)
     finish(written, **stack_data(ps),
            median_confidence=round(float(np.median(result.confidence)), 3))
