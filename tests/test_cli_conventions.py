@@ -109,6 +109,13 @@ def test_pop_reports_the_share_kept_and_suggests_a_smaller_tolerance(pf, shots, 
     assert narrow.returncode == 0, narrow.stderr
     line = next(line for line in narrow.err_lines if line.startswith("kept colour on"))
     assert "--tolerance" not in line
+    assert "within 5 frames of that depth" in next(line for line in wide.err_lines if line.startswith("kept colour"))
+    # the default tolerance said "within 1 frames" (ninth session walkthrough: 77 % of the keyboard sweep)
+    from postfocus.cli.pop import kept_colour_text
+
+    assert kept_colour_text(0.77, 1.0).endswith("within 1 frame of that depth; a smaller --tolerance (e.g. 0.5) "
+                                                "keeps the colour to the subject")
+    assert "within 2.5 frames" in kept_colour_text(0.9, 2.5)
 
 
 def test_pop_library_function(shots):
