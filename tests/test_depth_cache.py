@@ -131,6 +131,29 @@ def test_one_maker_at_a_time(stack, made):
     assert same(results[0], results[1])
 
 
+def test_making_a_map_reports_progress_reading_it_does_not(stack, made):
+    """``depth`` worked for seconds without a word on a stack's first map (ninth session walkthrough)."""
+    seen = []
+    first = depth_cache.stack_depth(stack, progress=lambda *a: seen.append(a))
+    assert made == [1] and seen == [("depth map", 0, 1), ("depth map", 1, 1)]
+    seen.clear()
+    again = depth_cache.stack_depth(stack, progress=lambda *a: seen.append(a))
+    assert made == [1] and seen == [] and same(first, again)
+
+
+def test_depth_command_draws_a_bar_and_times_the_map(tiny_stack, tmp_path, cli):
+    import json
+
+    args = ("depth", *map(str, tiny_stack.paths))
+    shown = cli(*args, "-o", str(tmp_path / "a.png"), cache=tmp_path / "one",
+                env={"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1"})
+    assert shown.returncode == 0, shown.stderr
+    assert "depth map" in shown.stderr and "100%" in shown.stderr  # the bar, on a terminal
+    timed = cli(*args, "-o", str(tmp_path / "b.png"), "--json", cache=tmp_path / "other")
+    assert timed.returncode == 0, timed.stderr
+    assert "depth map" in json.loads(timed.stdout)["timings"]["stages"]
+
+
 def test_depth_command_keeps_the_map(tiny_stack, tmp_path, cli):
     cache = tmp_path / "cache"
     out = tmp_path / "d.png"
