@@ -258,6 +258,9 @@ def test_aperture_command(processed_stacks, tmp_path, cli):
     (["--focus-at", "10,10", "--f-number", "-1.5"], "f-number"),
     (["--focus-at", "10,10", "--f-number", "2", "--blur", "1"], "exactly one"),
     (["--f-number", "2"], "exactly one"),
+    # a tap alone said "give exactly one of --f-number N or --blur PX": now what to type (ninth session walkthrough)
+    (["--focus-at", "10,10"], "how much blur? give exactly one of --f-number N (e.g. --f-number 2.8;"),
+    (["--preset", "near"], "how much blur?"),
 ])
 def test_aperture_command_bad_input_is_one_line(processed_stacks, tmp_path, cli, args, fragment):
     ps, _, _ = processed_stacks("motorcycle")

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from PIL import Image
@@ -108,6 +109,13 @@ def test_pop_reports_the_share_kept_and_suggests_a_smaller_tolerance(pf, shots, 
     assert narrow.returncode == 0, narrow.stderr
     line = next(line for line in narrow.err_lines if line.startswith("kept colour on"))
     assert "--tolerance" not in line
+    assert "within 5 frames of that depth" in next(line for line in wide.err_lines if line.startswith("kept colour"))
+    # the default tolerance said "within 1 frames" (ninth session walkthrough: 77 % of the keyboard sweep)
+    from postfocus.cli.pop import kept_colour_text
+
+    assert kept_colour_text(0.77, 1.0).endswith("within 1 frame of that depth; a smaller --tolerance (e.g. 0.5) "
+                                                "keeps the colour to the subject")
+    assert "within 2.5 frames" in kept_colour_text(0.9, 2.5)
 
 
 def test_pop_library_function(shots):
@@ -329,6 +337,53 @@ def test_every_command_takes_json():
     missing = [name for name, command in main.commands.items()
                if "--json" not in {o for p in command.params for o in getattr(p, "opts", [])}]
     assert missing == []
+
+
+def test_options_that_take_frame_numbers_say_they_count_from_zero(pf, shots, tmp_path):
+    """``info`` and the messages say ``frame 4 (pcb_004.jpg)``; ``--reference 4`` is pcb_005.jpg. A help that does not
+    say so lets a photographer pick the wrong frame without any error (ninth session walkthrough)."""
+    from postfocus.cli import main
+
+    seen = []
+    for name, command in main.commands.items():
+        for param in command.params:
+            if {"--range", "--reference"} & set(getattr(param, "opts", [])):
+                seen.append((name, param.opts[0]))
+                assert "counted from 0" in param.help, (name, param.opts, param.help)
+    assert ("stack", "--range") in seen and ("check", "--range") in seen and ("refocus", "--reference") in seen
+
+    # and what the help says holds: --reference 1 is the frame the messages call frame 2
+    folder, _ = shots
+    done = pf("stack", str(folder), "--reference", "1", "-o", str(tmp_path / "ref1.jpg"))
+    assert done.returncode == 0, done.stderr
+    assert "reference frame 2 (shot_002.jpg)" in done.stderr
+
+
+def test_every_option_has_a_help_and_json_says_what_a_command_prints():
+    """``serve --port`` had no help; ``info --json`` and ``serve --json`` promised "the paths written", though neither
+    writes a file (ninth session walkthrough)."""
+    from postfocus.cli import main
+
+    bare = [(name, p.opts[0]) for name, command in main.commands.items() for p in command.params
+            if isinstance(p, click.Option) and not p.help]
+    assert bare == []
+    for name in ("info", "serve"):
+        [flag] = [p for p in main.commands[name].params if "--json" in p.opts]
+        assert "paths written" not in flag.help, (name, flag.help)
+    [flag] = [p for p in main.commands["stack"].params if "--json" in p.opts]
+    assert "paths written" in flag.help
+
+
+def test_info_json_holds_what_its_help_says(pf, shots):
+    from postfocus.cli import main
+
+    [flag] = [p for p in main.commands["info"].params if "--json" in p.opts]
+    data = json.loads(pf("info", shots[0], "--json").stdout)
+    for key, words in (("kind", "kind"), ("frames", "frames"), ("size", "size"), ("bit_depth", "bit depth"),
+                       ("processed_stacks", "processed stacks")):
+        assert key in data and words in flag.help, key
+    assert "fps" not in data and "camera" not in data  # a video's (rate, what its file says of the camera): left out
+    assert "a video's fps and camera" in flag.help
 
 
 def test_json_is_one_object_on_stdout_and_people_read_stderr(pf, shots, tmp_path):

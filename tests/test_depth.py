@@ -256,6 +256,11 @@ def test_depth_command_writes_every_output(stacks, tmp_path, cli):
     assert score(depth, truth)[0] > EXPECTED["steps"][0]
     assert np.load(tmp_path / "d.npy").shape == truth.shape
     assert (tmp_path / "conf.png").stat().st_size > 0 and (tmp_path / "colour.jpg").stat().st_size > 0
+    # the preview's range is in depth units (0 = nearest frame), as the line before it says; it said "frame 1.79",
+    # which people read counted from 1 like every other frame in the messages (ninth session walkthrough)
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("preview colours:")]
+    lo, hi = depth_range(np.load(tmp_path / "d.npy"), 8)
+    assert line == f"preview colours: depth {lo:.2f} (red, near) to {hi:.2f} (blue, far) of 0-7, the scene's own range"
 
 
 def test_depth_command_bad_output_is_one_line(stacks, tmp_path, cli):

@@ -131,6 +131,57 @@ def test_one_maker_at_a_time(stack, made):
     assert same(results[0], results[1])
 
 
+def test_making_a_map_reports_progress_reading_it_does_not(stack, made):
+    """``depth`` worked for seconds without a word on a stack's first map (ninth session walkthrough)."""
+    seen = []
+    first = depth_cache.stack_depth(stack, progress=lambda *a: seen.append(a))
+    assert made == [1] and seen == [("depth map", 0, 1), ("depth map", 1, 1)]
+    seen.clear()
+    again = depth_cache.stack_depth(stack, progress=lambda *a: seen.append(a))
+    assert made == [1] and seen == [] and same(first, again)
+
+
+@pytest.mark.parametrize("product", ["pop", "mesh", "stereo"])
+def test_the_first_product_of_a_stack_reports_its_depth_map(stack, made, product):
+    """mesh, stereo and pop make a stack's depth map when they come first: they say so to their callback."""
+    from postfocus.products.mesh import stack_mesh
+    from postfocus.products.pop import pop
+    from postfocus.products.stereo import stereo
+
+    h, w = stack.size
+    run = {"pop": lambda cb: pop(stack, w // 4, h // 2, progress=cb),
+           "mesh": lambda cb: stack_mesh(stack, max_faces=2000, progress=cb),
+           "stereo": lambda cb: stereo(stack, progress=cb)}[product]
+    seen = []
+    run(lambda *a: seen.append(a))
+    assert made == [1] and ("depth map", 0, 1) in seen and ("depth map", 1, 1) in seen
+    seen.clear()
+    run(lambda *a: seen.append(a))
+    assert made == [1] and ("depth map", 0, 1) not in seen  # read from the folder: nothing to wait for
+
+
+@pytest.mark.parametrize("command", [["pop", "--at", "25%,50%"], ["mesh"], ["stereo"]])
+def test_first_products_draw_the_depth_maps_bar(tiny_stack, tmp_path, cli, command):
+    ext = {"pop": ".jpg", "mesh": ".ply", "stereo": ".jpg"}[command[0]]
+    run = cli(command[0], *map(str, tiny_stack.paths), *command[1:], "-o", str(tmp_path / f"x{ext}"),
+              cache=tmp_path / "cache", env={"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "depth map" in run.stderr and "100%" in run.stderr
+
+
+def test_depth_command_draws_a_bar_and_times_the_map(tiny_stack, tmp_path, cli):
+    import json
+
+    args = ("depth", *map(str, tiny_stack.paths))
+    shown = cli(*args, "-o", str(tmp_path / "a.png"), cache=tmp_path / "one",
+                env={"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1"})
+    assert shown.returncode == 0, shown.stderr
+    assert "depth map" in shown.stderr and "100%" in shown.stderr  # the bar, on a terminal
+    timed = cli(*args, "-o", str(tmp_path / "b.png"), "--json", cache=tmp_path / "other")
+    assert timed.returncode == 0, timed.stderr
+    assert "depth map" in json.loads(timed.stdout)["timings"]["stages"]
+
+
 def test_depth_command_keeps_the_map(tiny_stack, tmp_path, cli):
     cache = tmp_path / "cache"
     out = tmp_path / "d.png"

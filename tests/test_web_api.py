@@ -506,3 +506,19 @@ def test_a_job_file_nested_too_deep_reads_as_unreadable(tmp_path):
 
     (tmp_path / "job.json").write_text("[" * 100_000)
     assert read_json(tmp_path / "job.json") is None
+
+
+def test_progress_names_the_frames_of_photos_and_videos_alike(tmp_path):
+    """A video's sweep was "Aligning and measuring the photos (12 of 41)" (ninth session walkthrough): the
+    progress counts frames, which are photos or a video's frames."""
+    from postfocus.web.jobs import _ProgressWriter
+    from postfocus.web.store import JobFolder
+
+    job = JobFolder(tmp_path)
+    writer = _ProgressWriter(job, {})
+    writer("align and measure", 12, 41)
+    progress = job.read()["progress"]
+    assert progress["message"] == "Aligning and measuring the frames (12 of 41)"
+    assert progress["fraction"] == pytest.approx(0.5 * 12 / 41, abs=1e-4)
+    writer("fuse", 41, 41)
+    assert job.read()["progress"]["message"] == "Merging the sharp parts (41 of 41)"

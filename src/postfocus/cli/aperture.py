@@ -51,8 +51,11 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
     """
     if sum(v is not None for v in (focus_at, focus_depth, preset)) != 1:
         raise PostfocusError("choose the focus with exactly one of --focus-at X,Y, --focus-depth or --preset")
-    if preset != "all" and (f_number is None) == (blur_px is None):
-        raise PostfocusError("give exactly one of --f-number N or --blur PX")
+    if preset != "all" and f_number is not None and blur_px is not None:
+        raise PostfocusError("give exactly one of --f-number N or --blur PX, not both")
+    if preset != "all" and f_number is None and blur_px is None:
+        raise PostfocusError("how much blur? give exactly one of --f-number N (e.g. --f-number 2.8; a smaller "
+                             "number blurs more) or --blur PX (pixels per frame of depth)")
     if f_number is not None and not (math.isfinite(f_number) and f_number > 0):
         raise PostfocusError(f"--f-number {f_number:g}: must be above 0 (e.g. 1.4, 2.8, 8)")
     for name, value in (("highlights", highlights), ("focus_depth", focus_depth)):  # FloatRange lets nan, inf in

@@ -10,7 +10,7 @@ from postfocus.check import DEPTHS, forward_check
 from postfocus.check.view import heat_overlay
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, \
-    processing_options, quality_option
+    processing_options, quality_option, range_option
 from postfocus.cli.output import FrameLabels, default_output, finish, json_option, stack_data
 from postfocus.errors import OptionError
 from postfocus.io.write import atomic_write_json, check_output_path, write_image
@@ -45,7 +45,7 @@ def check_summary(result, label: FrameLabels) -> str:  # noqa: ANN001
 @method_option
 @click.option("--depth", "depth", type=click.Choice(DEPTHS), default="clean", show_default=True,
               help="Depth to judge: the depth map the products use, or the same without outlier rejection.")
-@click.option("--range", "frame_range", default=None, metavar="A:B", help="Check only frames A to B (inclusive).")
+@range_option("Check")
 @quality_option()
 @processing_options
 @json_option

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from postfocus.cli.common import err_console, main, processed
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import FrameLabels, default_output, finish, json_option, size_text, stack_data
 from postfocus.products.depth import (
@@ -58,7 +58,8 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     for path in (output, confidence_out, npy_out, preview_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
-    result = stack_depth(ps)
+    with progress_bars(is_quiet(ctx)) as progress:  # the first consumer of a stack makes its map: seconds
+        result = stack_depth(ps, progress=progress)
     written = [write_depth_npy(output, result) if output.suffix.lower() == ".npy" else write_depth_png(output, result)]
     for path, write in ((npy_out, write_depth_npy), (confidence_out, write_confidence),
                         (preview_out, write_depth_preview)):
@@ -72,7 +73,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
                       soft_wrap=True, markup=False)
     if preview_out:
         lo, hi = depth_range(result.depth, result.frames)
-        err_console.print(f"preview colours: frame {lo:.2f} (red, near) to frame {hi:.2f} (blue, far), "
+        err_console.print(f"preview colours: depth {lo:.2f} (red, near) to {hi:.2f} (blue, far) of 0-{last}, "
                           "the scene's own range", soft_wrap=True, markup=False)
     finish(written, **stack_data(ps),
            median_confidence=round(float(np.median(result.confidence)), 3))

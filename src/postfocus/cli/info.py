@@ -6,7 +6,7 @@ import click
 
 from postfocus.cli.common import main
 from postfocus.cli.options import cache_option, inputs_argument
-from postfocus.cli.output import (FrameLabels, current_run, finish, frames_data, json_option, order_text,
+from postfocus.cli.output import (FrameLabels, current_run, finish, frames_data, json_flag, order_text,
                                   size_data)
 from postfocus.io.open import open_source
 from postfocus.io.video_metadata import describe_camera
@@ -17,7 +17,8 @@ __all__ = ["info_command"]
 
 @main.command("info")
 @inputs_argument
-@json_option
+@json_flag("Print one JSON object on stdout instead of the text: kind, frames, size, bit depth, a video's fps "
+           "and camera, and the processed stacks.")
 @cache_option
 def info_command(inputs, cache_dir):
     """Frames, size, focus order and what is cached for INPUTS."""

@@ -30,6 +30,7 @@ __all__ = [
     "output_option",
     "processing_options",
     "quality_option",
+    "range_option",
     "stack_options",
 ]
 
@@ -116,10 +117,21 @@ method_option = click.option(
     "--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
     help="depthmap: blend by a regularised focus map; pyramid: max-contrast pyramid selection.")
 
+FROM_ZERO = "counted from 0 (the frame that messages and 'info' call frame 1 is 0)"
+"""How the options that take frame numbers count: from 0, as scripts and manifests always have; people read from 1."""
+
+
+def range_option(verb: str) -> Decorator:
+    """``--range A:B``, the frames a command works on; ``verb`` says what it does with them (``Merge``, ``Check``)."""
+    return click.option("--range", "frame_range", default=None, metavar="A:B",
+                        help=f"{verb} only frames A to B (inclusive), {FROM_ZERO}.")
+
+
 _PROCESSING: list[Decorator] = [
     click.option("--align", "align", type=click.Choice(ALIGN_MODELS), default="similarity", show_default=True,
                  help="Motion model for handheld frames; 'none' for a registered tripod stack."),
-    click.option("--reference", type=int, default=None, help="Frame whose geometry the result takes [default: middle]."),
+    click.option("--reference", type=int, default=None,
+                 help=f"Frame whose geometry the result takes, {FROM_ZERO} [default: middle]."),
     click.option("--motion", type=click.Choice(MOTION_MODES), default="auto", show_default=True,
                  help="auto: subjects that moved during the sweep (flames, water, leaves, people) show one instant, "
                       "not a blend of several; off: the scene stood still."),

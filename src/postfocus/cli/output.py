@@ -34,6 +34,7 @@ __all__ = [
     "default_suffix",
     "finish",
     "frames_data",
+    "json_flag",
     "json_option",
     "order_text",
     "plural",
@@ -101,9 +102,14 @@ def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         current_run(ctx).json = True
 
 
-json_option = click.option(
-    "--json", "json_output", is_flag=True, expose_value=False, is_eager=True, callback=_set_json,
-    help="Print one JSON object on stdout (outputs, frames, size, timings, warnings) instead of the paths written.")
+def json_flag(help_text: str = "Print one JSON object on stdout (outputs, frames, size, timings, warnings) instead "
+                                 "of the paths written.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--json``; a command that writes no files (``info``, ``serve``) says what its object holds instead."""
+    return click.option("--json", "json_output", is_flag=True, expose_value=False, is_eager=True, callback=_set_json,
+                        help=help_text)
+
+
+json_option = json_flag()
 
 
 def finish(outputs: Sequence[str | Path] = (), **data: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from postfocus.cli.common import err_console, main, processed
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
 from postfocus.cli.options import check_distinct, inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, stack_data, tap_data)
@@ -18,10 +18,29 @@ from postfocus.products.pop import pop
 from postfocus.products.refocus import parse_point
 from postfocus.result import save_image
 
-__all__ = ["LARGE_SHARE", "pop_command"]
+__all__ = ["LARGE_SHARE", "kept_colour_text", "pop_command"]
 
 LARGE_SHARE = 0.6
 """Above this share of the picture in colour, ``pop`` suggests a smaller ``--tolerance``."""
+
+
+def kept_colour_text(share: float, tolerance: float) -> str:
+    """What ``pop`` says of the share that kept its colour, with a smaller tolerance to try when that is most of it.
+
+    Examples
+    --------
+    >>> kept_colour_text(0.12, 1.0)
+    'kept colour on 12 % of the picture'
+    >>> kept_colour_text(0.77, 1.0).split("; ")[0]
+    'kept colour on 77 % of the picture: most of it lies within 1 frame of that depth'
+    >>> kept_colour_text(0.77, 1.0).split("; ")[1]
+    'a smaller --tolerance (e.g. 0.5) keeps the colour to the subject'
+    """
+    text = f"kept colour on {100 * share:.0f} % of the picture"
+    if share > LARGE_SHARE and tolerance > 0:
+        text += (f": most of it lies within {tolerance:g} frame{'' if tolerance == 1 else 's'} of that depth; "
+                 f"a smaller --tolerance (e.g. {tolerance / 2:g}) keeps the colour to the subject")
+    return text
 
 
 @main.command("pop")
@@ -56,13 +75,10 @@ def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, bits, com
         if path is not None:
             check_output_path(path, ps.info.paths)
     x, y = parse_point(at, ps.size)
-    result = pop(ps, x, y, tolerance=tolerance)
+    with progress_bars(is_quiet(ctx)) as progress:
+        result = pop(ps, x, y, tolerance=tolerance, progress=progress)
     err_console.print(result.tap.describe(FrameLabels(ps.names, ps.info.fps)), markup=False, soft_wrap=True)
-    share = f"kept colour on {100 * result.share:.0f} % of the picture"
-    if result.share > LARGE_SHARE and tolerance > 0:
-        share += (f": most of it lies within {tolerance:g} frames of that depth; "
-                  f"a smaller --tolerance (e.g. {tolerance / 2:g}) keeps the colour to the subject")
-    err_console.print(share, markup=False, soft_wrap=True)
+    err_console.print(kept_colour_text(result.share, tolerance), markup=False, soft_wrap=True)
     if output is None:
         output = default_output(inputs, f"pop-{x:.0f}-{y:.0f}", default_suffix(bits, compression))
         check_distinct({"-o": output, "--mask": mask_out})

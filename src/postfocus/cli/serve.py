@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from postfocus.cli.common import err_console, main
-from postfocus.cli.output import current_run, json_option
+from postfocus.cli.output import current_run, json_flag
 from postfocus.errors import PostfocusError
 
 __all__ = ["default_data_dir", "serve_command"]
@@ -61,7 +61,8 @@ def _when_started(server, url: str, data_dir: Path, open_browser: bool,  # noqa:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. The default is this computer only.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on; 0 picks a free one (--json says which).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Folder for uploads and results (default: ~/.local/share/postfocus/web).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
@@ -69,7 +70,7 @@ def _when_started(server, url: str, data_dir: Path, open_browser: bool,  # noqa:
               help="Largest upload accepted, in MB.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Stacks processed at the same time.")
-@json_option
+@json_flag("Once it listens, print one JSON object on stdout: its url and data folder.")
 def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     """Open postfocus in a browser window: drop photos or a video, then refocus, merge and share.
 

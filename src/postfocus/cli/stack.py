@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars, root_threads
-from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, processing_options, quality_option, \
+from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, processing_options, quality_option, range_option, \
     stack_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix, finish,
                                   frames_data, json_option, order_text, plural, size_data, size_text)
@@ -33,7 +33,7 @@ __all__ = ["stack_command"]
 @method_option
 @processing_options
 @click.option("--crop/--no-crop", default=True, show_default=True, help="Crop to the area every frame covers.")
-@click.option("--range", "frame_range", default=None, metavar="A:B", help="Merge only frames A to B (inclusive).")
+@range_option("Merge")
 @click.option("--near-at", default=None, metavar="X,Y", help="Choose the range by tapping the nearest subject...")
 @click.option("--far-at", default=None, metavar="X,Y", help="...and the farthest subject that must be sharp.")
 @quality_option()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,7 +26,10 @@ from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
 
-__all__ = ["depth_key", "depth_path", "stack_depth"]
+__all__ = ["DEPTH_STAGE", "depth_key", "depth_path", "stack_depth"]
+
+DEPTH_STAGE = "depth map"
+"""The stage :func:`stack_depth` reports to its ``progress`` callback while it makes a map."""
 
 _MAPS = ("focus_index.npy", "confidence.npy", "volume.npy", "motion.npy")
 
@@ -69,7 +73,7 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
 
 
 def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
-                **options) -> DepthResult:
+                progress: Callable[[str, int, int], None] | None = None, **options) -> DepthResult:
     """Depth map of a processed stack, read from the stack folder when kept there, else made and kept.
 
     Parameters
@@ -77,6 +81,8 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     stack : :class:`postfocus.store.ProcessedStack`
     method : fusion method of the all-in-focus guide (default: the stack's default).
     image : the stack's all-in-focus image of ``method``, when the caller holds it (used to make the map).
+    progress : called ``("depth map", 0, 1)`` before a map is made and ``("depth map", 1, 1)`` after (not when
+        it is read from the folder): one step, a few seconds on a large stack.
     options : passed to :func:`~postfocus.products.depth.refine_depth` (part of the key).
 
     Returns
@@ -91,11 +97,20 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     if image is None and not stack.all_in_focus_path(method).exists():
         image = stack.all_in_focus(method)  # the guide first: the key holds its file
     key = depth_key(stack, method, options)
+
+    def fresh() -> DepthResult:
+        if progress is not None:
+            progress(DEPTH_STAGE, 0, 1)
+        result = depth_map(stack, method=method, image=image, **options)
+        if progress is not None:
+            progress(DEPTH_STAGE, 1, 1)
+        return result
+
     if key is None:
-        return depth_map(stack, method=method, image=image, **options)
+        return fresh()
 
     def make() -> dict[str, np.ndarray]:
-        result = depth_map(stack, method=method, image=image, **options)
+        result = fresh()
         return {"depth": result.depth, "confidence": result.confidence, "frames": np.asarray(result.frames)}
 
     arrays = kept(depth_path(stack, method), key, make)

@@ -160,8 +160,12 @@ def build_mesh(
     return HeightMesh(vertices, uv, faces, colours, texture, (rows, cols))
 
 
-def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEFAULT_RELIEF):  # noqa: ANN001
+def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEFAULT_RELIEF,  # noqa: ANN001
+               progress=None):  # noqa: ANN001
     """Mesh of a processed stack: its depth map (outliers removed and filled) textured with its all-in-focus image.
+
+    ``progress(stage, done, total)``, optional, hears of the all-in-focus image and the depth map when the stack
+    has not made them yet.
 
     Returns
     -------
@@ -170,8 +174,8 @@ def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEF
     """
     from postfocus.products.depth_cache import stack_depth
 
-    image = stack.all_in_focus()
-    result = stack_depth(stack, image=image)
+    image = stack.all_in_focus(progress=progress)
+    result = stack_depth(stack, image=image, progress=progress)
     return build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief), image, result
 
 

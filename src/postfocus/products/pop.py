@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -47,7 +48,8 @@ class PopResult:
     share: float
 
 
-def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, method: str = DEFAULT_METHOD) -> PopResult:
+def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, method: str = DEFAULT_METHOD,
+        progress: Callable[[str, int, int], None] | None = None) -> PopResult:
     """Colour pop of a processed stack: what lies at the depth tapped at (x, y) keeps its colour.
 
     Parameters
@@ -59,6 +61,8 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
         Frames of depth on either side of the subject that keep their colour.
     method : str
         Fusion method of the all-in-focus image that is greyed.
+    progress : optional ``progress(stage, done, total)``: hears of the all-in-focus image and the depth map
+        when the stack has not made them yet.
 
     Returns
     -------
@@ -70,10 +74,10 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
     >>> f"kept colour on {100 * result.share:.0f} % of the picture"  # doctest: +SKIP
     """
     answer = tap(stack, x, y)
-    image = stack.all_in_focus(method)
+    image = stack.all_in_focus(method, progress)
     # The full-resolution, edge-aware depth (not the analysis-size focus index): its edges follow the
     # picture's, so no coloured fringe of the background stays around a popped subject.
-    depth = stack_depth(stack, method=method, image=image).depth  # nearest frame 0, whatever the recording order
+    depth = stack_depth(stack, method=method, image=image, progress=progress).depth  # nearest frame 0, whatever the recording order
     position = answer.position if stack.near_to_far else len(stack.names) - 1 - answer.position
     mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
     return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -250,8 +251,12 @@ def stereo_pair(image: np.ndarray, depth: np.ndarray, *, strength: float = DEFAU
     return StereoPair(left=left, right=right, disparity=disp, zero=zero, holes=share)
 
 
-def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: float | None = None) -> StereoPair:
+def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: float | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> StereoPair:
     """Stereo pair of a processed stack: its all-in-focus image and full-resolution depth map.
+
+    ``progress(stage, done, total)``, optional, hears of the all-in-focus image and the depth map when the stack
+    has not made them yet.
 
     Examples
     --------
@@ -260,8 +265,8 @@ def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: f
     """
     from postfocus.products.depth_cache import stack_depth
 
-    image = stack.all_in_focus()
-    result = stack_depth(stack, image=image)
+    image = stack.all_in_focus(progress=progress)
+    result = stack_depth(stack, image=image, progress=progress)
     return stereo_pair(image, result.depth, strength=strength, zero=zero, frames=result.frames)
 
 

@@ -52,7 +52,7 @@ __all__ = ["VIEWER_NAME_RE", "JobQueue", "frame_names", "run_job", "viewer_paylo
 log = logging.getLogger("postfocus.web")
 
 STAGE_TEXT = {
-    "align and measure": "Aligning and measuring the photos",
+    "align and measure": "Aligning and measuring the frames",  # photos or a video's frames
     "fuse": "Merging the sharp parts",
 }
 # Share of the whole job that each known stage takes (rough, for one progress bar).
