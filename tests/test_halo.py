@@ -347,7 +347,7 @@ def test_falloff_taken_a_few_frames_at_a_time_gives_the_same_samples_with_less_m
     volume = (texture / (1.0 + (0.7 * (frames - depth)) ** 2)).astype(dtype)
     confidence = np.where(rng.random((h, w)) < 0.9, 0.9, 0.2).astype(np.float32)
     m = int(np.ceil((confidence >= 0.6).sum() / max(1, int(np.sqrt((confidence >= 0.6).sum() / 20000)))))
-    assert (1 << 18) // m < n / 2  # several chunks of frames
+    assert (1 << 19) // m < n / 2  # several chunks of frames
     for low in (0.03, 0.01):
         got = _falloff(volume, depth, confidence, 0.6, low)
         want = _falloff_all_frames_at_once(volume, depth, confidence, 0.6, low)
