@@ -1,27 +1,34 @@
 """Where a run's peak memory is: the resident size sampled beside every thread's postfocus stack (issue 16).
 
-Runs one ``postfocus`` command line in-process (``runpy``, as ``python -m postfocus`` would, so the CLI
-sets its one malloc arena itself) while a thread reads ``/proc/self/statm`` every ``--step`` milliseconds
-beside ``sys._current_frames()``. It prints:
+Runs one ``postfocus`` command line in-process (``runpy``, as ``python -m postfocus`` would) while a
+thread reads ``/proc/self/statm`` every ``--step`` milliseconds beside ``sys._current_frames()`` and
+glibc's ``mallinfo2()``. It prints:
 
-* the resident peak, when it happened, and each thread's postfocus stack at that sample (innermost last);
+* the resident peak, when it happened, glibc's heap then (bytes in use, bytes freed but kept in the
+  heap: resident while they were touched) and each thread's postfocus stack at that sample;
 * the highest resident size seen under each distinct place (the innermost postfocus function of every
   busy thread), highest first: the run's other near-peaks and where they are;
-* with ``--traced``, what is alive near the resident peak: ``tracemalloc`` (which counts NumPy's and
-  Python's allocations, not OpenCV's own) snapshot each time the resident size passes its last
-  snapshot's by ``--snap-mb``, the one nearest the peak grouped by the innermost postfocus line that
-  allocated it. Tracing slows the run about twofold and moves the peak a little: find the place
+* with ``--every N``, every N-th sample as a timeline;
+* with ``--traced``, what is alive near the peak: a ``tracemalloc`` snapshot (NumPy's and Python's
+  allocations, not OpenCV's own) taken each time the resident size passes the last snapshot's by
+  ``--snap-mb`` (with ``--at TEXT`` only while a busy thread's innermost postfocus function contains
+  TEXT, e.g. ``to_uint``: what is alive at that place's highest), grouped by the innermost postfocus
+  line that allocated it. Tracing slows the run several times and moves the peak: find the place
   without it, then look at what is alive with it.
 
 Usage::
 
     python bench/bench_peak.py --stack ../shared/data/ring                 # stack DIR -o out.jpg, fresh --cache
-    python bench/bench_peak.py --stack ../shared/data/pcb --traced
+    python bench/bench_peak.py --stack ../shared/data/pcb --every 10
+    python bench/bench_peak.py --stack ../shared/data/ring --traced --at to_uint
     python bench/bench_peak.py --cli "depth ../shared/data/pcb_depthmap -o /tmp/d.png"
 
 With ``--stack`` the output goes to a temporary folder (``--out`` names the file, e.g. ``out.tif``) and
-the processed stack is kept in a fresh ``--cache`` folder there, as the default command keeps it.
-Peaks in-process are a few MB above ``/usr/bin/time``'s (the sampler's own thread and ``runpy``).
+the processed stack is kept in a fresh ``--cache`` folder there, as the default command keeps it. The
+one malloc arena the CLI asks for is set here before the sampler's thread starts (else that thread gets
+an arena of its own, which the CLI's threads then share: 30-50 MB more). In-process peaks still run
+10-30 MB above ``/usr/bin/time -v``'s and move from run to run (the threads' overlap sets how many
+frames are in flight): this finds the place; ``bench_speed.py`` gives the numbers.
 """
 
 from __future__ import annotations
