@@ -79,9 +79,8 @@ def _falloff(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, sure
     d = np.asarray(index, np.float32)[ys, xs]
     k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
     peak = np.maximum(np.asarray(volume[k, ys, xs], np.float32), 1e-12)[None, :]
-    # A few frames at a time (about 2 MB of each (frames, m) temporary), the samples taken in the order of
-    # the whole (frames, m) arrays' nonzero: the same samples as all frames at once, with temporaries of a
-    # chunk instead of seven (N, m) arrays (50 MB at 40 frames of 800x450, at pass 2's start).
+    # A few frames at a time (about 2 MB an array), the samples in the order of the whole (N, m) arrays'
+    # nonzero: the same samples with a chunk's temporaries instead of (N, m) ones (50 MB at 40 x 800x450).
     chunk = max(1, (1 << 19) // max(1, ys.size))
     found = []
     for f0 in range(0, n, chunk):
