@@ -310,3 +310,54 @@ def test_occluder_cover_of_a_far_to_near_sweep_is_the_mirrored_one():
     cover, spill = occluder_cover(rank, 6.0, 1.5, colour=colour)
     mirrored, mirrored_spill = occluder_cover(8.0 - rank, 2.0, 1.5, colour=colour, near_to_far=False)
     assert cover[30, 33] > 0.1 and np.abs(cover - mirrored).max() < 1e-6 and np.abs(spill - mirrored_spill).max() < 1e-6
+
+
+def _falloff_all_frames_at_once(volume, index, confidence, sure, low):  # noqa: ANN001
+    """The fall-off's samples as :func:`occlusion._falloff` took them before mem8: whole (frames, pixels) arrays."""
+    n = volume.shape[0]
+    sel = np.asarray(confidence) >= sure
+    step = max(1, int(np.sqrt(sel.sum() / 20000)))
+    ys, xs = np.nonzero(sel)
+    ys, xs = ys[::step], xs[::step]
+    d = np.asarray(index, np.float32)[ys, xs]
+    curve = np.asarray(volume[:, ys, xs], np.float32)
+    k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
+    ratio = curve / np.maximum(curve[k, np.arange(k.size)], 1e-12)[None, :]
+    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
+    f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
+    return ys, xs, p, delta[f, p], ratio[f, p]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_falloff_taken_a_few_frames_at_a_time_gives_the_same_samples_with_less_memory(dtype):
+    """The blur growth's samples, made a chunk of frames at a time, are those of all frames at once (bit for
+    bit, in the same order), and the temporaries of a chunk replace whole (frames, pixels) arrays: the traced
+    peak is well under the whole arrays' (measured: 0.47 of it at 40 frames of 300x420, most of it the samples
+    themselves)."""
+    import tracemalloc
+
+    from postfocus.fuse.occlusion import _falloff
+
+    n, h, w = 40, 300, 420
+    rng = np.random.default_rng(3)
+    depth = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 20)
+    depth = (depth - depth.min()) / np.ptp(depth) * (n - 1)  # a smooth surface through the whole sweep
+    frames = np.arange(n, dtype=np.float32)[:, None, None]
+    texture = 0.5 + rng.random((h, w)).astype(np.float32)
+    volume = (texture / (1.0 + (0.7 * (frames - depth)) ** 2)).astype(dtype)
+    confidence = np.where(rng.random((h, w)) < 0.9, 0.9, 0.2).astype(np.float32)
+    m = int(np.ceil((confidence >= 0.6).sum() / max(1, int(np.sqrt((confidence >= 0.6).sum() / 20000)))))
+    assert (1 << 19) // m < n / 2  # several chunks of frames
+    for low in (0.03, 0.01):
+        got = _falloff(volume, depth, confidence, 0.6, low)
+        want = _falloff_all_frames_at_once(volume, depth, confidence, 0.6, low)
+        assert want[2].size > 2 * m  # several samples per pixel
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    peaks = []
+    for take in (_falloff, _falloff_all_frames_at_once):
+        tracemalloc.start()
+        take(volume, depth, confidence, 0.6, 0.03)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[0] < 0.6 * peaks[1]

@@ -13,7 +13,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from postfocus.errors import OutputError
 from postfocus.io.images import read_image
-from postfocus.io.write import atomic_write, check_output_path, write_image
+from postfocus.io.write import atomic_write, check_output_path, to_uint, write_image
 from postfocus.pipeline.run import stack
 
 
@@ -166,6 +166,43 @@ def test_sixteen_bit_output_keeps_its_levels(tmp_path, suffix):
         assert pixels.dtype == np.uint16
     assert len(np.unique(pixels[..., 2])) > 256
     assert np.abs(pixels / 65535 - img).max() < 1e-4
+
+
+def _whole_array_levels(image: np.ndarray, bits: int) -> np.ndarray:
+    """The rounding ``to_uint`` does a band of rows at a time, done on the whole array at once."""
+    top = np.float32(255 if bits == 8 else 65535)
+    return (np.clip(image, 0.0, 1.0).astype(np.float32) * top + np.float32(0.5)).astype(
+        np.uint8 if bits == 8 else np.uint16)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("channels", [3, 0])
+def test_conversion_in_bands_of_rows_equals_the_whole_array(bits, channels):
+    """``to_uint`` converts about 1 MB of float rows at a time (87 rows of 4000x3): heights of one band,
+    one row short of it and over it, several bands and a ragged last band give the whole array's levels,
+    values outside [0, 1] clipped, float64 input included."""
+    rng = np.random.default_rng(bits + channels)
+    w = 4000
+    step = (1 << 20) // (w * max(channels, 1))
+    for h in (1, step - 1, step, step + 1, 2 * step + 5, 3 * step):
+        shape = (h, w, channels) if channels else (h, w)
+        image = rng.uniform(-0.1, 1.1, shape).astype(np.float32)
+        for x in (image, image.astype(np.float64)):
+            got = to_uint(x, bits)
+            assert got.dtype == (np.uint8 if bits == 8 else np.uint16)
+            np.testing.assert_array_equal(got, _whole_array_levels(x, bits))
+
+
+def test_written_files_carry_the_whole_array_levels(tmp_path):
+    """A 16-bit TIFF of an odd height over several bands holds the whole array's levels; a JPEG's pixels
+    are those Pillow encodes from them (same quality, 4:4:4)."""
+    image = smooth_image(2 * 87 + 13, 4000)
+    tif = write_image(tmp_path / "r.tif", image)
+    np.testing.assert_array_equal(tifffile.imread(tif), _whole_array_levels(image, 16))
+    jpg = write_image(tmp_path / "r.jpg", image, quality=95)
+    Image.fromarray(_whole_array_levels(image, 8)).save(tmp_path / "whole.jpg", quality=95, subsampling=0)
+    with Image.open(jpg) as a, Image.open(tmp_path / "whole.jpg") as b:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_tiff_defaults_to_16_bit_and_jpeg_is_8_bit(tmp_path):

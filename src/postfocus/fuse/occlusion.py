@@ -77,14 +77,22 @@ def _falloff(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, sure
     ys, xs = np.nonzero(sel)
     ys, xs = ys[::step], xs[::step]
     d = np.asarray(index, np.float32)[ys, xs]
-    curve = np.asarray(volume[:, ys, xs], np.float32)  # (N, m)
     k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
-    ratio = curve / np.maximum(curve[k, np.arange(k.size)], 1e-12)[None, :]
-    delta = np.abs(np.arange(n, dtype=np.float32)[:, None] - d[None, :])
-    f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
-    if f.size < 20:
+    peak = np.maximum(np.asarray(volume[k, ys, xs], np.float32), 1e-12)[None, :]
+    # A few frames at a time (about 2 MB an array), the samples in the order of the whole (N, m) arrays'
+    # nonzero: the same samples with a chunk's temporaries instead of (N, m) ones (50 MB at 40 x 800x450).
+    chunk = max(1, (1 << 19) // max(1, ys.size))
+    found = []
+    for f0 in range(0, n, chunk):
+        ratio = np.asarray(volume[f0:f0 + chunk, ys, xs], np.float32)  # (frames, m)
+        ratio /= peak
+        delta = np.abs(np.arange(f0, min(n, f0 + chunk), dtype=np.float32)[:, None] - d[None, :])
+        f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
+        found.append((p, delta[f, p], ratio[f, p]))
+    p = np.concatenate([c[0] for c in found])
+    if p.size < 20:
         return None
-    return ys, xs, p, delta[f, p], ratio[f, p]
+    return ys, xs, p, np.concatenate([c[1] for c in found]), np.concatenate([c[2] for c in found])
 
 
 def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, *, sure: float = 0.6,
