@@ -132,7 +132,10 @@ def plant_outlier(ps, folder: Path, centre: tuple[float, float], radius: float, 
         volume[:, blob] = 2.0 * float(around.max()) * (0.7 + 0.3 * curve)
     np.save(folder / "volume.npy", volume.astype(np.float16))
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest.pop("files", None)  # the volume no longer matches the recorded checksum
+    if "volume.npy" in manifest.get("files", {}):  # record the planted volume's size and checksum
+        from postfocus.store.folder import file_record
+
+        manifest["files"]["volume.npy"] = file_record((folder / "volume.npy").read_bytes())
     (folder / "manifest.json").write_text(json.dumps(manifest))
     yy, xx = np.mgrid[0:h, 0:w]
     return ProcessedStack.open(folder), (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius ** 2

@@ -10,8 +10,9 @@ helpers here check a stack's output (:func:`is_valid_image`) and clear the
 Examples
 --------
 >>> job = StackJob("NHM-0001", "/data/NHM-0001", "/data/out/NHM-0001.jpg", (("method", "pyramid"),))
->>> stack_arguments(job.options_dict())
-({'method': 'pyramid'}, {})
+>>> opts, save = stack_arguments(job.options_dict())
+>>> opts.method, save
+('pyramid', {})
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def pop_mask(
 
     Examples
     --------
-    >>> pop_mask(np.zeros((4, 4), np.float32), 0.0, np.zeros((4, 4), np.float32)).min()
+    >>> float(pop_mask(np.zeros((4, 4), np.float32), 0.0, np.zeros((4, 4), np.float32)).min())
     1.0
     """
     if not (math.isfinite(tolerance) and tolerance >= 0):  # nan kept nothing's colour, inf everything's
