@@ -85,7 +85,7 @@ class Results:
                 self._stacks.move_to_end(job.id)
                 return ps
         ps = ProcessedStack.open(job.stack_dir)
-        ps.verify(checksums=False)  # one stat per file
+        ps.verify(checksums="changed")  # a stat per file; a CRC-32 of one changed since written
         made = _made(ps.folder)
         with self._lock:
             self._stacks[job.id], self._made[job.id] = ps, made
@@ -170,14 +170,13 @@ class Results:
         ps = self.stack(job)
         if index not in ps.used:
             raise KeyError(index)
+        kept = ps.frame_path(index)  # cut short or overwritten since the stack was opened? (made again)
+        if ps.changed_since_written(kept.relative_to(ps.folder).as_posix()):
+            raise DamagedStackError(f"{kept}: does not match the stack's manifest")
         if ps.frames_unwarped:
             return self._cached(job, f"frame_{index:04d}.jpg", lambda out: ps.save_frame(index, out, quality=95))
-        path = ps.frame_path(index)
-        if path.suffix.lower() != ".tif":  # served as kept: cut short since the stack was opened?
-            size = ps.manifest.get("files", {}).get(path.relative_to(ps.folder).as_posix(), [None])[0]
-            if size is not None and path.is_file() and path.stat().st_size != size:
-                raise DamagedStackError(f"{path}: {path.stat().st_size} bytes, {size} were written")
-            return path
+        if kept.suffix.lower() != ".tif":  # served as kept
+            return kept
         return self._cached(job, f"frame_{index:04d}.png", lambda out: ps.save_frame(index, out))
 
     def image(self, job: JobFolder) -> Path:
