@@ -29,7 +29,7 @@ def frames_command(ctx, video, out_dir, fmt, overwrite):
     from postfocus.io.video import VideoSource
     from postfocus.io.video_write import extract_frames
 
-    source = open_source(video, threads=root_threads(ctx))
+    source = open_source(video, threads=root_threads(ctx), min_frames=1)  # frames out, not a stack
     if not isinstance(source, VideoSource):
         raise InputError(f"{video}: not a video file")
     out_dir = out_dir or default_output([video], "frames", "")
