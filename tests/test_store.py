@@ -103,6 +103,23 @@ def test_a_range_merge_lets_the_held_image_go_and_keeps_the_thread_budget(tiny_s
     assert not ps._written and budgets == [1]
 
 
+@pytest.mark.parametrize("threads", [0, -2, 2.5, True, "2"])
+def test_a_thread_budget_the_options_refuse_is_refused_by_a_merge_too(tiny_stack, tmp_path, threads):
+    from postfocus.errors import OptionError
+    from postfocus.options import StackOptions
+    from postfocus.store import merge
+
+    with pytest.raises(OptionError, match="threads"):
+        StackOptions(threads=threads)
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    for call in (lambda: ps.merge(threads=threads), lambda: merge(ps, frames=ps.used[:2], threads=threads),
+                 lambda: ps.all_in_focus("pyramid", threads=threads)):
+        with pytest.raises(OptionError, match="threads"):
+            call()
+    assert not ps.all_in_focus_path("pyramid").exists()
+    assert ps.merge(threads=np.int64(1)).shape[:2] == ps.size  # a NumPy integer is a whole number
+
+
 def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
     from postfocus.numeric import to_float16
     from postfocus.store import write_maps

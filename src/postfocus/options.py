@@ -38,6 +38,7 @@ __all__ = [
     "ORDERS",
     "PREFER",
     "StackOptions",
+    "check_threads",
     "parse_range",
     "resolve",
 ]
@@ -73,6 +74,33 @@ def _positive_int(param: str, value: object, least: int) -> int:
     if not _whole(value) or value < least:
         raise OptionError(param, value, f"must be a whole number of at least {least}")
     return int(value)  # (a NumPy integer as int: the options go into JSON, the cache key and the manifest)
+
+
+def check_threads(threads: object) -> int | None:
+    """``threads`` as :class:`StackOptions` takes it (None, or a whole number of at least 1), for the calls
+    that take a thread budget beside the options (:meth:`postfocus.store.ProcessedStack.merge`).
+
+    Parameters
+    ----------
+    threads : object
+        The value given.
+
+    Returns
+    -------
+    int or None
+        ``threads`` as an int (a NumPy integer too), or None.
+
+    Raises
+    ------
+    OptionError
+        For 0, a negative number, a fraction, a bool or a string.
+
+    Examples
+    --------
+    >>> check_threads(2), check_threads(None)
+    (2, None)
+    """
+    return None if threads is None else _positive_int("threads", threads, 1)
 
 
 @dataclass(frozen=True)
@@ -163,7 +191,7 @@ class StackOptions:
             if not isinstance(self.memory_mb, (int, float)):  # a NumPy number: a plain one
                 object.__setattr__(self, "memory_mb", float(self.memory_mb))
         if self.threads is not None:
-            object.__setattr__(self, "threads", _positive_int("threads", self.threads, 1))
+            object.__setattr__(self, "threads", check_threads(self.threads))
         for name in ("crop", "refine_flow"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(name, getattr(self, name), "must be True or False")
