@@ -120,6 +120,19 @@ def test_a_thread_budget_the_options_refuse_is_refused_by_a_merge_too(tiny_stack
     assert ps.merge(threads=np.int64(1)).shape[:2] == ps.size  # a NumPy integer is a whole number
 
 
+@pytest.mark.parametrize("memory_mb", [0, -5, float("nan"), "512", True])
+def test_a_memory_budget_the_options_refuse_is_refused_by_a_merge_too(tiny_stack, tmp_path, memory_mb):
+    from postfocus.errors import OptionError
+    from postfocus.options import StackOptions
+
+    with pytest.raises(OptionError, match="must be a positive number of megabytes"):
+        StackOptions(memory_mb=memory_mb)
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    for call in (lambda: ps.merge(memory_mb=memory_mb), lambda: ps.all_in_focus("pyramid", memory_mb=memory_mb)):
+        with pytest.raises(OptionError, match="must be a positive number of megabytes"):
+            call()
+
+
 def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
     from postfocus.numeric import to_float16
     from postfocus.store import write_maps

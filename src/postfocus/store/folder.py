@@ -24,7 +24,7 @@ from postfocus.io.images import read_header, read_image, to_float
 from postfocus.io.metadata import output_exif, srgb_icc_profile
 from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, to_uint, write_image
 from postfocus.maps import MapsView, StackMaps
-from postfocus.options import DEFAULT_METHOD, StackOptions, check_threads
+from postfocus.options import DEFAULT_METHOD, StackOptions, check_memory_mb, check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.result import save_image
@@ -270,7 +270,7 @@ class ProcessedStack(MapsView):
         """The all-in-focus image (made from the cached frames and kept, if this method has not run yet;
         ``threads`` is the thread budget of that fusion, None: all cores)."""
         path = self.all_in_focus_path(method)
-        threads = check_threads(threads)
+        threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if not path.exists():
             image = self.merge(method=method, memory_mb=memory_mb, progress=progress, threads=threads)
             write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
@@ -317,9 +317,11 @@ class ProcessedStack(MapsView):
         Raises
         ------
         OptionError
-            For ``frames``, when none of them is kept; for ``threads`` that :class:`StackOptions` refuses.
+            For ``frames``, when none of them is kept; for ``threads`` or ``memory_mb`` that
+            :class:`StackOptions` refuses.
         """
-        threads = check_threads(threads)  # one rule for the thread budget (0 was taken here, refused there)
+        # one rule for the budgets (threads=0 was taken here, refused by StackOptions; memory_mb="x" a TypeError)
+        threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if frames is not None:
             given = list(frames)
             frames = [i for i in given if i in self.used]
