@@ -149,3 +149,16 @@ def test_a_kept_frame_replaced_by_one_of_the_same_size_is_rebuilt(healing, opene
     again = srv.client.get(f"/api/jobs/{job_id}/frames/2")
     assert again.status_code == 200, again.text
     assert _kept_frame(srv, job_id, 2).read_bytes() != bytes(data)
+
+
+def test_a_range_merge_on_an_open_stack_does_not_use_a_photo_overwritten_at_the_same_size(healing):
+    srv, job_id = healing, healing.photos["id"]
+    assert srv.client.get(f"/api/jobs/{job_id}/merge.jpg?start=0&end=1").status_code == 200  # the stack is open
+    path = _kept_frame(srv, job_id, 1)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _rebuilt(srv, job_id, srv.client.get(f"/api/jobs/{job_id}/merge.jpg?start=0&end=2"), root=str(srv.data))
+    merged = srv.client.get(f"/api/jobs/{job_id}/merge.jpg?start=0&end=2")
+    assert merged.status_code == 200 and is_jpeg(merged.content), merged.text
+    assert _kept_frame(srv, job_id, 1).read_bytes() != bytes(data)

@@ -357,17 +357,10 @@ class ProcessedStack(MapsView):
                 since = (self.folder / "manifest.json").stat().st_ctime_ns
             except OSError:
                 raise DamagedStackError(f"{self.folder}: manifest.json is missing") from None
-        for name, (size, crc) in self.manifest.get("files", {}).items():
-            path = self.folder / name
-            try:
-                st = path.stat()
-            except OSError:
-                raise DamagedStackError(f"{self.folder}: {name} is missing") from None
-            if st.st_size != size:
-                raise DamagedStackError(f"{self.folder}: {name} has {st.st_size} bytes, {size} were written")
-            if (checksums is True or (since is not None and st.st_ctime_ns > since)) and \
-                    zlib.crc32(path.read_bytes()) != crc:
-                raise DamagedStackError(f"{self.folder}: {name} has changed since it was written")
+        for name, record in self.manifest.get("files", {}).items():
+            problem = self._mismatch(name, record, None if checksums is True else since, crc=checksums is not False)
+            if problem:
+                raise DamagedStackError(f"{self.folder}: {name} {problem}")
 
     def changed_since_written(self, name: str) -> bool:
         """Whether the folder's file ``name`` (as the manifest names it) no longer matches the manifest: missing,
@@ -379,14 +372,34 @@ class ProcessedStack(MapsView):
         record = self.manifest.get("files", {}).get(name)
         if record is None:
             return False
-        path = self.folder / name
         try:
-            st, since = path.stat(), (self.folder / "manifest.json").stat().st_ctime_ns
+            since = (self.folder / "manifest.json").stat().st_ctime_ns
         except OSError:
             return True
+        return self._mismatch(name, record, since, crc=True) is not None
+
+    def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
+        """What is wrong with file ``name`` against its manifest ``record`` ([size, CRC-32]), or None. The CRC-32
+        is read when ``crc`` and the file's status changed after ``since`` (None: always); a file whose CRC-32
+        matched is not read again while its status stays the same (a stack open in the web app is checked
+        on every request)."""
+        path = self.folder / name
+        try:
+            st = path.stat()
+        except OSError:
+            return "is missing"
         if st.st_size != record[0]:
-            return True
-        return st.st_ctime_ns > since and zlib.crc32(path.read_bytes()) != record[1]
+            return f"has {st.st_size} bytes, {record[0]} were written"
+        if not crc or (since is not None and st.st_ctime_ns <= since):
+            return None
+        seen = self.__dict__.setdefault("_crc_matched", {})  # name -> the status whose bytes matched
+        status = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if seen.get(name) == status:
+            return None
+        if zlib.crc32(path.read_bytes()) != record[1]:
+            return "has changed since it was written"
+        seen[name] = status
+        return None
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""

@@ -78,12 +78,17 @@ class Results:
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder) -> ProcessedStack:
         """The job's processed stack (kept open for the next request; opened again when its folder was
-        made again). DamagedStackError when a file is missing or cut short (the app then rebuilds it)."""
+        made again). DamagedStackError when a file is missing, cut short or overwritten (the app then
+        rebuilds it)."""
         with self._lock:
             ps = self._stacks.get(job.id)
             if ps is not None and _made(ps.folder) == self._made.get(job.id):
                 self._stacks.move_to_end(job.id)
-                return ps
+            else:
+                ps = None
+        if ps is not None:  # a file overwritten in place leaves the folder as it was: each request checks
+            ps.verify(checksums="changed")  # (a stat per file; a CRC-32 read once per changed file)
+            return ps
         ps = ProcessedStack.open(job.stack_dir)
         ps.verify(checksums="changed")  # a stat per file; a CRC-32 of one changed since written
         made = _made(ps.folder)
