@@ -383,3 +383,24 @@ def test_a_stack_folder_has_the_permissions_of_any_new_folder(tiny_stack, tmp_pa
         os.umask(old)
     mode = Path(ps.folder).stat().st_mode & 0o777
     assert mode == (tmp_path / "plain").stat().st_mode & 0o777 == 0o755
+
+
+def test_verify_changed_reads_the_crc_of_files_changed_since_the_manifest(tiny_stack, tmp_path):
+    """Sizes alone miss a file overwritten at the same size; ``checksums="changed"`` finds it, and a file only
+    touched (its status changed, its bytes not) passes."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    name = ps.manifest["frame_files"][str(ps.used[1])]
+    path = ps.folder / name
+    time.sleep(0.05)  # past the file system's clock tick (a change in the manifest's own tick is not seen)
+    os.utime(path)  # touched after the manifest: its CRC-32 is read, and matches
+    ps.verify(checksums="changed")
+    assert not ps.changed_since_written(name)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    ps.verify(checksums=False)  # sizes only: not seen
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        ps.verify(checksums="changed")
+    assert ps.changed_since_written(name)
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        ProcessedStack.open(ps.folder).verify()

@@ -380,9 +380,9 @@ class ProcessedStack(MapsView):
 
     def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
         """What is wrong with file ``name`` against its manifest ``record`` ([size, CRC-32]), or None. The CRC-32
-        is read when ``crc`` and the file's status changed after ``since`` (None: always); a file whose CRC-32
-        matched is not read again while its status stays the same (a stack open in the web app is checked
-        on every request)."""
+        is read when ``crc`` and the file's status changed after ``since`` (None: always, every time); with a
+        ``since``, a file whose CRC-32 matched is not read again while its status stays the same (a stack open
+        in the web app is checked on every request)."""
         path = self.folder / name
         try:
             st = path.stat()
@@ -394,7 +394,7 @@ class ProcessedStack(MapsView):
             return None
         seen = self.__dict__.setdefault("_crc_matched", {})  # name -> the status whose bytes matched
         status = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if seen.get(name) == status:
+        if since is not None and seen.get(name) == status:  # (``checksums=True`` reads every file)
             return None
         if zlib.crc32(path.read_bytes()) != record[1]:
             return "has changed since it was written"
