@@ -363,26 +363,20 @@ class ProcessedStack(MapsView):
                 raise DamagedStackError(f"{self.folder}: {name} {problem}")
 
     def changed_since_written(self, name: str) -> bool:
-        """Whether the folder's file ``name`` (as the manifest names it) no longer matches the manifest: missing,
-        of another size, or (its status changed since the manifest was written) of another CRC-32.
-
-        The check of :meth:`verify` with ``checksums="changed"`` for one file; False for a file the
-        manifest does not list.
-        """
+        """Whether the folder's file ``name`` (as the manifest names it) fails :meth:`verify`'s ``"changed"``
+        check: missing, of another size, or changed since the manifest was written and of another CRC-32
+        (False for a file the manifest does not list)."""
         record = self.manifest.get("files", {}).get(name)
-        if record is None:
-            return False
         try:
             since = (self.folder / "manifest.json").stat().st_ctime_ns
         except OSError:
             return True
-        return self._mismatch(name, record, since, crc=True) is not None
+        return record is not None and self._mismatch(name, record, since, crc=True) is not None
 
     def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
         """What is wrong with file ``name`` against its manifest ``record`` ([size, CRC-32]), or None. The CRC-32
-        is read when ``crc`` and the file's status changed after ``since`` (None: always, every time); with a
-        ``since``, a file whose CRC-32 matched is not read again while its status stays the same (a stack open
-        in the web app is checked on every request)."""
+        is read when ``crc`` and the file's status changed after ``since`` (None: always); with a ``since``, not
+        again while the status stays as when it matched (the web app checks an open stack on every request)."""
         path = self.folder / name
         try:
             st = path.stat()
