@@ -261,6 +261,24 @@ def test_frames_refusal_names_the_overwrite_option(tmp_path, tiny_stack):
     assert run_postfocus("-q", "frames", video, "-o", folder, "--overwrite").returncode == 0
 
 
+def test_frames_writes_out_a_one_frame_video_that_a_stack_refuses(tmp_path, tiny_stack):
+    """``frames`` only writes frames out: a one-frame video is one frame, not "a stack needs two"."""
+    from postfocus.io.images import read_image
+    from postfocus.io.video_write import write_video
+
+    image = read_image(tiny_stack.paths[0])
+    video = write_video([image], tmp_path / "one.mp4", fps=10, crf=12)
+    run = run_postfocus("frames", video, "-o", tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert "wrote 1 frame (" in run.stderr, run.stderr
+    written = sorted((tmp_path / "out").glob("frame_*.png"))
+    assert [p.name for p in written] == ["frame_0000.png"]
+    assert np.abs(read_image(written[0]) - image).mean() < 0.02  # the frame, as the video holds it
+    refused = run_postfocus("-q", "stack", video, "-o", tmp_path / "s.jpg")
+    assert refused.returncode == 2 and len(refused.err_lines) == 1
+    assert "at least two frames" in refused.stderr
+
+
 # --- align ----------------------------------------------------------------------------------------------------
 
 

@@ -141,17 +141,23 @@ def test_making_a_map_reports_progress_reading_it_does_not(stack, made):
     assert made == [1] and seen == [] and same(first, again)
 
 
-@pytest.mark.parametrize("product", ["pop", "mesh", "stereo"])
-def test_the_first_product_of_a_stack_reports_its_depth_map(stack, made, product):
-    """mesh, stereo and pop make a stack's depth map when they come first: they say so to their callback."""
+@pytest.mark.parametrize("product", ["pop", "mesh", "stereo", "animate", "view"])
+def test_the_first_product_of_a_stack_reports_its_depth_map(stack, made, product, tmp_path):
+    """mesh, stereo, pop, animate (to the nearest subject) and view make a stack's depth map when they come
+    first: they say so to their callback."""
+    from postfocus.products.animate import animate
     from postfocus.products.mesh import stack_mesh
     from postfocus.products.pop import pop
     from postfocus.products.stereo import stereo
+    from postfocus.viewer.export import viewer_data
 
     h, w = stack.size
     run = {"pop": lambda cb: pop(stack, w // 4, h // 2, progress=cb),
            "mesh": lambda cb: stack_mesh(stack, max_faces=2000, progress=cb),
-           "stereo": lambda cb: stereo(stack, progress=cb)}[product]
+           "stereo": lambda cb: stereo(stack, progress=cb),
+           "animate": lambda cb: animate(stack, tmp_path / "pull.gif", start="near", end="far", duration=0.5,
+                                         fps=4, long_edge=64, progress=cb),
+           "view": lambda cb: viewer_data(stack, long_edge=64, tap_map=False, progress=cb)}[product]
     seen = []
     run(lambda *a: seen.append(a))
     assert made == [1] and ("depth map", 0, 1) in seen and ("depth map", 1, 1) in seen
@@ -160,9 +166,9 @@ def test_the_first_product_of_a_stack_reports_its_depth_map(stack, made, product
     assert made == [1] and ("depth map", 0, 1) not in seen  # read from the folder: nothing to wait for
 
 
-@pytest.mark.parametrize("command", [["pop", "--at", "25%,50%"], ["mesh"], ["stereo"]])
+@pytest.mark.parametrize("command", [["pop", "--at", "25%,50%"], ["mesh"], ["stereo"], ["animate"], ["view"]])
 def test_first_products_draw_the_depth_maps_bar(tiny_stack, tmp_path, cli, command):
-    ext = {"pop": ".jpg", "mesh": ".ply", "stereo": ".jpg"}[command[0]]
+    ext = {"pop": ".jpg", "mesh": ".ply", "stereo": ".jpg", "animate": ".gif", "view": ".html"}[command[0]]
     run = cli(command[0], *map(str, tiny_stack.paths), *command[1:], "-o", str(tmp_path / f"x{ext}"),
               cache=tmp_path / "cache", env={"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1"})
     assert run.returncode == 0, run.stderr

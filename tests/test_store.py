@@ -103,6 +103,36 @@ def test_a_range_merge_lets_the_held_image_go_and_keeps_the_thread_budget(tiny_s
     assert not ps._written and budgets == [1]
 
 
+@pytest.mark.parametrize("threads", [0, -2, 2.5, True, "2"])
+def test_a_thread_budget_the_options_refuse_is_refused_by_a_merge_too(tiny_stack, tmp_path, threads):
+    from postfocus.errors import OptionError
+    from postfocus.options import StackOptions
+    from postfocus.store import merge
+
+    with pytest.raises(OptionError, match="threads"):
+        StackOptions(threads=threads)
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    for call in (lambda: ps.merge(threads=threads), lambda: merge(ps, frames=ps.used[:2], threads=threads),
+                 lambda: ps.all_in_focus("pyramid", threads=threads)):
+        with pytest.raises(OptionError, match="threads"):
+            call()
+    assert not ps.all_in_focus_path("pyramid").exists()
+    assert ps.merge(threads=np.int64(1)).shape[:2] == ps.size  # a NumPy integer is a whole number
+
+
+@pytest.mark.parametrize("memory_mb", [0, -5, float("nan"), "512", True])
+def test_a_memory_budget_the_options_refuse_is_refused_by_a_merge_too(tiny_stack, tmp_path, memory_mb):
+    from postfocus.errors import OptionError
+    from postfocus.options import StackOptions
+
+    with pytest.raises(OptionError, match="must be a positive number of megabytes"):
+        StackOptions(memory_mb=memory_mb)
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    for call in (lambda: ps.merge(memory_mb=memory_mb), lambda: ps.all_in_focus("pyramid", memory_mb=memory_mb)):
+        with pytest.raises(OptionError, match="must be a positive number of megabytes"):
+            call()
+
+
 def test_maps_are_written_as_np_save_writes_them(tiny_stack, tmp_path):
     from postfocus.numeric import to_float16
     from postfocus.store import write_maps
@@ -353,3 +383,24 @@ def test_a_stack_folder_has_the_permissions_of_any_new_folder(tiny_stack, tmp_pa
         os.umask(old)
     mode = Path(ps.folder).stat().st_mode & 0o777
     assert mode == (tmp_path / "plain").stat().st_mode & 0o777 == 0o755
+
+
+def test_verify_changed_reads_the_crc_of_files_changed_since_the_manifest(tiny_stack, tmp_path):
+    """Sizes alone miss a file overwritten at the same size; ``checksums="changed"`` finds it, and a file only
+    touched (its status changed, its bytes not) passes."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    name = ps.manifest["frame_files"][str(ps.used[1])]
+    path = ps.folder / name
+    time.sleep(0.05)  # past the file system's clock tick (a change in the manifest's own tick is not seen)
+    os.utime(path)  # touched after the manifest: its CRC-32 is read, and matches
+    ps.verify(checksums="changed")
+    assert not ps.changed_since_written(name)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    ps.verify(checksums=False)  # sizes only: not seen
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        ps.verify(checksums="changed")
+    assert ps.changed_since_written(name)
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        ProcessedStack.open(ps.folder).verify()

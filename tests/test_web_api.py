@@ -491,6 +491,26 @@ def test_a_full_disk_is_said_as_the_servers_not_the_requests_and_names_no_server
     assert str(tmp_path) not in error and str(job.folder) not in error, error
 
 
+def test_an_internal_error_of_a_job_names_no_server_path(tmp_path, stack_files):
+    """A job that fails on its own folder (here ``out`` is a file: the folder cannot be made) says what failed
+    without the server's paths; the full error is in the job's error.log."""
+    from postfocus.web.jobs import run_job
+
+    store = Store(tmp_path / "data")
+    job = store.create()
+    inputs = []
+    for k, (name, data) in enumerate(stack_files):
+        (job.folder / "in" / f"{k:03d}.jpg").write_bytes(data)
+        inputs.append({"file": f"in/{k:03d}.jpg", "name": name, "size": len(data), "kind": "image", "format": "JPEG"})
+    job.update(state="queued", inputs=inputs)
+    job.out_dir.write_bytes(b"not a folder")
+    assert run_job(str(job.folder)) == "failed"
+    error = job.read()["error"]
+    assert error.startswith("Internal error: FileExistsError") and "out" in error, error
+    assert str(tmp_path) not in error and str(job.folder) not in error and job.id not in error, error
+    assert str(job.folder) in job.log_path.read_text()  # the operator's log keeps it
+
+
 def test_an_upload_limit_must_be_a_number_of_mb_above_0(tmp_path):
     from postfocus.errors import OptionError
 

@@ -38,6 +38,8 @@ __all__ = [
     "ORDERS",
     "PREFER",
     "StackOptions",
+    "check_memory_mb",
+    "check_threads",
     "parse_range",
     "resolve",
 ]
@@ -73,6 +75,64 @@ def _positive_int(param: str, value: object, least: int) -> int:
     if not _whole(value) or value < least:
         raise OptionError(param, value, f"must be a whole number of at least {least}")
     return int(value)  # (a NumPy integer as int: the options go into JSON, the cache key and the manifest)
+
+
+def check_memory_mb(memory_mb: object) -> int | float | None:
+    """``memory_mb`` as :class:`StackOptions` takes it (None, or a number of megabytes above 0), for the calls
+    that take a memory budget beside the options (:meth:`postfocus.store.ProcessedStack.merge`).
+
+    Parameters
+    ----------
+    memory_mb : object
+        The value given.
+
+    Returns
+    -------
+    int, float or None
+        ``memory_mb`` (a NumPy number as a plain float), or None.
+
+    Raises
+    ------
+    OptionError
+        For 0, a negative number, NaN, a bool or a string.
+
+    Examples
+    --------
+    >>> check_memory_mb(512), check_memory_mb(None)
+    (512, None)
+    """
+    if memory_mb is None:
+        return None
+    if not isinstance(memory_mb, numbers.Real) or isinstance(memory_mb, bool) or not memory_mb > 0:
+        raise OptionError("memory_mb", memory_mb, "must be a positive number of megabytes")
+    return memory_mb if isinstance(memory_mb, (int, float)) else float(memory_mb)  # (a NumPy number: a plain one)
+
+
+def check_threads(threads: object) -> int | None:
+    """``threads`` as :class:`StackOptions` takes it (None, or a whole number of at least 1), for the calls
+    that take a thread budget beside the options (:meth:`postfocus.store.ProcessedStack.merge`).
+
+    Parameters
+    ----------
+    threads : object
+        The value given.
+
+    Returns
+    -------
+    int or None
+        ``threads`` as an int (a NumPy integer too), or None.
+
+    Raises
+    ------
+    OptionError
+        For 0, a negative number, a fraction, a bool or a string.
+
+    Examples
+    --------
+    >>> check_threads(2), check_threads(None)
+    (2, None)
+    """
+    return None if threads is None else _positive_int("threads", threads, 1)
 
 
 @dataclass(frozen=True)
@@ -157,13 +217,9 @@ class StackOptions:
             object.__setattr__(self, "frame_range", (int(rng[0]), int(rng[1])))
         for name, least in (("align_size", 16), ("analysis_size", 16)):
             object.__setattr__(self, name, _positive_int(name, getattr(self, name), least))
-        if self.memory_mb is not None:
-            if not isinstance(self.memory_mb, numbers.Real) or isinstance(self.memory_mb, bool) or not self.memory_mb > 0:
-                raise OptionError("memory_mb", self.memory_mb, "must be a positive number of megabytes")
-            if not isinstance(self.memory_mb, (int, float)):  # a NumPy number: a plain one
-                object.__setattr__(self, "memory_mb", float(self.memory_mb))
+        object.__setattr__(self, "memory_mb", check_memory_mb(self.memory_mb))
         if self.threads is not None:
-            object.__setattr__(self, "threads", _positive_int("threads", self.threads, 1))
+            object.__setattr__(self, "threads", check_threads(self.threads))
         for name in ("crop", "refine_flow"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(name, getattr(self, name), "must be True or False")

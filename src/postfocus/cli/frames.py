@@ -29,12 +29,13 @@ def frames_command(ctx, video, out_dir, fmt, overwrite):
     from postfocus.io.video import VideoSource
     from postfocus.io.video_write import extract_frames
 
-    source = open_source(video, threads=root_threads(ctx))
+    source = open_source(video, threads=root_threads(ctx), min_frames=1)  # frames out, not a stack
     if not isinstance(source, VideoSource):
         raise InputError(f"{video}: not a video file")
     out_dir = out_dir or default_output([video], "frames", "")
     paths = extract_frames(source, out_dir, fmt=fmt, overwrite=overwrite)
-    err_console.print(f"wrote {len(paths)} frames ({size_text(source.info.size)}) to {out_dir}",
+    err_console.print(f"wrote {len(paths)} frame{'' if len(paths) == 1 else 's'} ({size_text(source.info.size)}) "
+                      f"to {out_dir}",
                       markup=False, soft_wrap=True)
     finish([out_dir], size=size_data(source.info.size), frames=frames_data(source.info.names), fps=source.info.fps,
            files=[str(p) for p in paths])

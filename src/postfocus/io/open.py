@@ -27,7 +27,8 @@ from postfocus.io.images import ImageFilesSource, read_header
 __all__ = ["MIN_FRAME_SIDE", "open_source"]
 
 
-def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, threads: int | None = None) -> FrameSource:
+def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, threads: int | None = None,
+                min_frames: int = 2) -> FrameSource:
     """Open a folder, a list of image or RAW files, or a video as a frame source.
 
     Parameters
@@ -36,6 +37,9 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
         A folder of frames, a video file, or image files in focus order.
     threads : int, optional
         Decoder threads for a video (default: FFmpeg's choice, all cores).
+    min_frames : int
+        Frames the source must have: 2 for a stack; 1 where frames are only written out (``postfocus
+        frames`` of a one-frame video).
 
     Returns
     -------
@@ -80,7 +84,7 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     if len(files) == 1 and (files[0].suffix.lower() in VIDEO_EXTENSIONS or _looks_like_video(files[0])):
         from postfocus.io.video import VideoSource  # PyAV loads in 0.1 s: only when a video is opened
 
-        return _big_enough(VideoSource(files[0], threads=threads), files[0])
+        return _big_enough(VideoSource(files[0], threads=threads, min_frames=min_frames), files[0])
     if any(p.suffix.lower() in RAW_EXTENSIONS for p in files):
         from postfocus.io.raw import open_raw_files
 
@@ -88,7 +92,7 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     headers = [read_header(p) for p in files]
     if len(paths) == 1 and paths[0].is_dir():
         headers = _frames_only(paths[0], headers)
-    if len(headers) < 2:
+    if len(headers) < min_frames:
         raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
     check_sizes([hd.path for hd in headers], [hd.size for hd in headers], [hd.bit_depth for hd in headers])
     return _big_enough(ImageFilesSource(headers), files[0])

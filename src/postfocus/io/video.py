@@ -38,7 +38,7 @@ class VideoSource(FrameSource):
     """Frames of a video file, decoded one at a time with PyAV.
 
     The file is checked when the source is created: it must hold a video
-    stream with at least two decodable frames. A truncated file keeps the frames
+    stream with at least two decodable frames (``min_frames``). A truncated file keeps the frames
     that decode, with a :class:`~postfocus.errors.PostfocusWarning`.
 
     The camera metadata an MP4/MOV file carries (Panasonic's PANA atom,
@@ -51,6 +51,9 @@ class VideoSource(FrameSource):
         A video file (MP4, MOV, MKV, MTS, ...).
     threads : int or None
         Decoder threads; None leaves the choice to FFmpeg.
+    min_frames : int
+        Decodable frames the video must have (2, a stack; 1 for ``postfocus frames``, which only writes
+        them out).
 
     Raises
     ------
@@ -64,8 +67,9 @@ class VideoSource(FrameSource):
     (41, (1080, 1920), 30.0)
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, min_frames: int = 2):
         self.path = Path(path)
+        self._min_frames = min_frames
         self.threads = threads  # decoder threads (None: FFmpeg's choice)
         self._container = None  # for read(): opened on first use
         self._stream = None
@@ -175,14 +179,14 @@ class VideoSource(FrameSource):
             expected = int(round(duration * fps))
         if counting and (cut or errors or (expected and n < expected - 1)):
             self._damaged = True
-            if n >= 2:
+            if n >= self._min_frames:
                 total = f" of about {expected}" if expected > n else ""
                 warnings.warn(
                     f"{path}: file seems truncated or damaged; using the {n}{total} frames that could be decoded",
                     PostfocusWarning,
                     stacklevel=4,
                 )
-        if n < 2:
+        if n < self._min_frames:
             if self._damaged and expected > 1:
                 raise InputError(
                     f"{path}: truncated or damaged, only {n} of {expected} frames could be decoded; "

@@ -177,7 +177,7 @@ def check_pull_options(*, duration: float, fps: float, f_number: float | None = 
 
 def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = "far", duration: float = 3.0,
               fps: float = 24.0, f_number: float | None = None, long_edge: int | None = 1080,
-              bounce: bool = False) -> FocusPull:
+              bounce: bool = False, progress: Progress | None = None) -> FocusPull:
     """Check the options of a pull and choose its focus positions (before any rendering).
 
     Parameters
@@ -195,6 +195,8 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
         Long edge of the output frames in pixels (None: the stack's size); made even.
     bounce : bool
         Go there and back.
+    progress : callable, optional
+        ``progress(stage, done, total)``: the "depth map" stage, when the stack's map is made for the pull.
 
     Returns
     -------
@@ -210,7 +212,7 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
     if f_number is not None or _needs_depth(start) or _needs_depth(end):
         from postfocus.products.depth_cache import stack_depth
 
-        depth = stack_depth(stack)
+        depth = stack_depth(stack, progress=progress)
     a, b = _end_depth(stack, "start", start, depth), _end_depth(stack, "end", end, depth)
     return FocusPull(positions=pull_positions(a, b, count, bounce=bounce), start=a, end=b,
                      size=_output_size(stack.size, long_edge), fps=float(fps), f_number=f_number, depth=depth)
@@ -282,7 +284,8 @@ def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = 
     quality : int
         WebP quality, MP4 rate (1-100).
     progress : callable, optional
-        ``progress(stage, done, total)`` once per output frame.
+        ``progress(stage, done, total)`` once per output frame (and for the "depth map" stage when the pull
+        makes the stack's map).
 
     Returns
     -------
@@ -296,6 +299,6 @@ def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = 
     if Path(path).suffix.lower() not in ANIMATION_FORMATS:
         raise PostfocusError(f"{path}: a focus pull is written as {', '.join(ANIMATION_FORMATS)}")
     pull = plan_pull(stack, start=start, end=end, duration=duration, fps=fps, f_number=f_number,
-                     long_edge=long_edge, bounce=bounce)
+                     long_edge=long_edge, bounce=bounce, progress=progress)
     written = write_animation(path, render_pull(stack, pull, progress=progress), fps=pull.fps, quality=quality)
     return written, pull

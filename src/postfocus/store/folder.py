@@ -24,7 +24,7 @@ from postfocus.io.images import read_header, read_image, to_float
 from postfocus.io.metadata import output_exif, srgb_icc_profile
 from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, to_uint, write_image
 from postfocus.maps import MapsView, StackMaps
-from postfocus.options import DEFAULT_METHOD, StackOptions
+from postfocus.options import DEFAULT_METHOD, StackOptions, check_memory_mb, check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.result import save_image
@@ -270,6 +270,7 @@ class ProcessedStack(MapsView):
         """The all-in-focus image (made from the cached frames and kept, if this method has not run yet;
         ``threads`` is the thread budget of that fusion, None: all cores)."""
         path = self.all_in_focus_path(method)
+        threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if not path.exists():
             image = self.merge(method=method, memory_mb=memory_mb, progress=progress, threads=threads)
             write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
@@ -316,8 +317,11 @@ class ProcessedStack(MapsView):
         Raises
         ------
         OptionError
-            For ``frames``, when none of them is kept.
+            For ``frames``, when none of them is kept; for ``threads`` or ``memory_mb`` that
+            :class:`StackOptions` refuses.
         """
+        # one rule for the budgets (threads=0 was taken here, refused by StackOptions; memory_mb="x" a TypeError)
+        threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if frames is not None:
             given = list(frames)
             frames = [i for i in given if i in self.used]
@@ -331,24 +335,65 @@ class ProcessedStack(MapsView):
         return fuse(self.frames(), self.maps, method=method, frames=frames, bands=bands, progress=progress,
                     threads=threads, near_to_far=self.near_to_far)
 
-    def verify(self, *, checksums: bool = True) -> None:
+    def verify(self, *, checksums: bool | str = True) -> None:
         """Check every file against the manifest: present, of the size written, and (``checksums``) unchanged.
+
+        Parameters
+        ----------
+        checksums : bool or "changed"
+            True: the CRC-32 of every file; False: sizes only (one ``stat`` per file); ``"changed"``: the
+            CRC-32 of the files whose status changed since the manifest was written (their ``st_ctime``,
+            which copying or touching a file cannot set back, is later than the manifest's): a file
+            overwritten by other bytes of the same size is found at the cost of a ``stat`` per file.
 
         Raises
         ------
         DamagedStackError
             Naming the first file that does not match.
         """
-        for name, (size, crc) in self.manifest.get("files", {}).items():
-            path = self.folder / name
+        since = None
+        if checksums == "changed":
             try:
-                actual = path.stat().st_size
+                since = (self.folder / "manifest.json").stat().st_ctime_ns
             except OSError:
-                raise DamagedStackError(f"{self.folder}: {name} is missing") from None
-            if actual != size:
-                raise DamagedStackError(f"{self.folder}: {name} has {actual} bytes, {size} were written")
-            if checksums and zlib.crc32(path.read_bytes()) != crc:
-                raise DamagedStackError(f"{self.folder}: {name} has changed since it was written")
+                raise DamagedStackError(f"{self.folder}: manifest.json is missing") from None
+        for name, record in self.manifest.get("files", {}).items():
+            problem = self._mismatch(name, record, None if checksums is True else since, crc=checksums is not False)
+            if problem:
+                raise DamagedStackError(f"{self.folder}: {name} {problem}")
+
+    def changed_since_written(self, name: str) -> bool:
+        """Whether the folder's file ``name`` (as the manifest names it) fails :meth:`verify`'s ``"changed"``
+        check: missing, of another size, or changed since the manifest was written and of another CRC-32
+        (False for a file the manifest does not list)."""
+        record = self.manifest.get("files", {}).get(name)
+        try:
+            since = (self.folder / "manifest.json").stat().st_ctime_ns
+        except OSError:
+            return True
+        return record is not None and self._mismatch(name, record, since, crc=True) is not None
+
+    def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
+        """What is wrong with file ``name`` against its manifest ``record`` ([size, CRC-32]), or None. The CRC-32
+        is read when ``crc`` and the file's status changed after ``since`` (None: always); with a ``since``, not
+        again while the status stays as when it matched (the web app checks an open stack on every request)."""
+        path = self.folder / name
+        try:
+            st = path.stat()
+        except OSError:
+            return "is missing"
+        if st.st_size != record[0]:
+            return f"has {st.st_size} bytes, {record[0]} were written"
+        if not crc or (since is not None and st.st_ctime_ns <= since):
+            return None
+        seen = self.__dict__.setdefault("_crc_matched", {})  # name -> the status whose bytes matched
+        status = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if since is not None and seen.get(name) == status:  # (``checksums=True`` reads every file)
+            return None
+        if zlib.crc32(path.read_bytes()) != record[1]:
+            return "has changed since it was written"
+        seen[name] = status
+        return None
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""

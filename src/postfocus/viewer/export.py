@@ -213,6 +213,8 @@ def viewer_data(
     volume : include a coarse focus grid (taps computed in the browser when there is no tap map).
     check : include the forward-model check's residual heat map (:mod:`postfocus.viewer.residual`; a few seconds).
     pull_on_load : the page plays a short focus pull when it opens (``living.pull.onLoad``).
+    progress : ``progress(stage, done, total)``: "page: frames" as the page is built, "depth map" when it makes the
+        stack's map.
 
     Returns
     -------
@@ -242,7 +244,7 @@ def viewer_data(
     lo, hi = float(min(used)), float(max(used))
     from postfocus.products.depth_cache import stack_depth
 
-    depth = stack_depth(stack)  # guided by the untouched all-in-focus image, the one its key holds
+    depth = stack_depth(stack, progress=progress)  # guided by the untouched all-in-focus image, the one its key holds
     fi = cleaned_focus_map(stack, depth)
     data: dict = {
         "format": "postfocus-viewer",

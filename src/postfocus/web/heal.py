@@ -4,9 +4,11 @@ A job's stack folder can be damaged after the job finished (a kept frame
 deleted or cut short, the manifest unreadable). The CLI heals such a folder on
 its next run; the app does it on the request that finds it: :func:`check`
 tells whether the folder still opens and matches its manifest
-(:meth:`postfocus.store.ProcessedStack.verify`, sizes only: one ``stat`` per
-file), and :func:`rebuild` queues the job again. The client is told
-:data:`REBUILD_MESSAGE` (status 503), never the server's paths.
+(:meth:`postfocus.store.ProcessedStack.verify`: one ``stat`` per file, and the
+CRC-32 of a file changed since the manifest was written, so a kept photo
+overwritten by another of the same size is found, as the CLI finds it), and
+:func:`rebuild` queues the job again. The client is told :data:`REBUILD_MESSAGE`
+(status 503), never the server's paths.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def check(job: JobFolder) -> str | None:
         The problem as the stack folder names it (with server paths: for the log only).
     """
     try:
-        ProcessedStack.open(job.stack_dir).verify(checksums=False)
+        ProcessedStack.open(job.stack_dir).verify(checksums="changed")
     except (PostfocusError, OSError) as exc:  # InputError (refused), DamagedStackError, unreadable
         return str(exc) or type(exc).__name__
     return None

@@ -300,7 +300,8 @@ def run_job(folder: str) -> str:
         elif isinstance(exc, MemoryError):
             message = "Ran out of memory while processing; try fewer or smaller photos."
         else:
-            message = f"Internal error: {type(exc).__name__}: {humanize(str(exc), job, data.get('inputs', []))}"
+            said = scrub(humanize(str(exc), job, data.get("inputs", [])), job)  # (an OSError names the job's path)
+            message = f"Internal error: {type(exc).__name__}: {said}"
             try:
                 job.log_path.write_text(traceback.format_exc())
             except OSError:

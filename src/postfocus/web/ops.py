@@ -78,14 +78,19 @@ class Results:
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder) -> ProcessedStack:
         """The job's processed stack (kept open for the next request; opened again when its folder was
-        made again). DamagedStackError when a file is missing or cut short (the app then rebuilds it)."""
+        made again). DamagedStackError when a file is missing, cut short or overwritten (the app then
+        rebuilds it)."""
         with self._lock:
             ps = self._stacks.get(job.id)
             if ps is not None and _made(ps.folder) == self._made.get(job.id):
                 self._stacks.move_to_end(job.id)
-                return ps
+            else:
+                ps = None
+        if ps is not None:  # a file overwritten in place leaves the folder as it was: each request checks
+            ps.verify(checksums="changed")  # (a stat per file; a CRC-32 read once per changed file)
+            return ps
         ps = ProcessedStack.open(job.stack_dir)
-        ps.verify(checksums=False)  # one stat per file
+        ps.verify(checksums="changed")  # a stat per file; a CRC-32 of one changed since written
         made = _made(ps.folder)
         with self._lock:
             self._stacks[job.id], self._made[job.id] = ps, made
@@ -170,14 +175,13 @@ class Results:
         ps = self.stack(job)
         if index not in ps.used:
             raise KeyError(index)
+        kept = ps.frame_path(index)  # cut short or overwritten since the stack was opened? (made again)
+        if ps.changed_since_written(kept.relative_to(ps.folder).as_posix()):
+            raise DamagedStackError(f"{kept}: does not match the stack's manifest")
         if ps.frames_unwarped:
             return self._cached(job, f"frame_{index:04d}.jpg", lambda out: ps.save_frame(index, out, quality=95))
-        path = ps.frame_path(index)
-        if path.suffix.lower() != ".tif":  # served as kept: cut short since the stack was opened?
-            size = ps.manifest.get("files", {}).get(path.relative_to(ps.folder).as_posix(), [None])[0]
-            if size is not None and path.is_file() and path.stat().st_size != size:
-                raise DamagedStackError(f"{path}: {path.stat().st_size} bytes, {size} were written")
-            return path
+        if kept.suffix.lower() != ".tif":  # served as kept
+            return kept
         return self._cached(job, f"frame_{index:04d}.png", lambda out: ps.save_frame(index, out))
 
     def image(self, job: JobFolder) -> Path:
