@@ -230,3 +230,49 @@ def test_serve_refuses_an_upload_limit_that_is_not_a_number(cli, tmp_path, value
               timeout=60)
     assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
     assert run.err_lines[0].startswith(f"postfocus: error: --max-upload-mb {value}")
+
+
+_HEAP_PROBE = """
+import ctypes, sys
+import numpy as np
+from postfocus.cli.heap import small_frame_heap
+
+class Info(ctypes.Structure):  # glibc's struct mallinfo2
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+set_ = small_frame_heap(tuple(int(v) for v in sys.argv[1:3]))
+before = libc.mallinfo2().hblks
+frames = [np.empty(4_500_000, np.uint8) for _ in range(3)]  # a beetle frame in float32 (750x500x3x4 bytes)
+mapped = libc.mallinfo2().hblks - before  # of them mapped by themselves, outside the heap
+del frames
+kept = libc.mallinfo2().fordblks  # freed bytes the heap still holds
+print(set_, mapped, kept)
+"""
+
+
+def _heap_probe(size: tuple[int, int], **env: str) -> tuple[str, int, int]:
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+    run = subprocess.run([sys.executable, "-c", _HEAP_PROBE, *map(str, size)], capture_output=True, text=True,
+                         env=environ, check=True)
+    flag, mapped, kept = run.stdout.split()
+    return flag, int(mapped), int(kept)
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt and mallinfo2")
+def test_small_frames_keep_freed_memory_in_the_heap():
+    """Sub-megapixel frames: frame-sized arrays come from the heap and stay there when freed."""
+    flag, mapped, kept = _heap_probe((500, 750))
+    assert flag == "True"
+    assert mapped == 0  # glibc's default would map the first 4.5 MB arrays by themselves
+    assert kept >= 3 * 4_500_000  # and, freed, they are kept for the next frame, not handed back
+    big_flag, big_mapped, _ = _heap_probe((2160, 3840))  # 4K: glibc's sliding thresholds stay
+    assert big_flag == "False" and big_mapped == 3
+    env_flag, env_mapped, _ = _heap_probe((500, 750), MALLOC_TRIM_THRESHOLD_="131072")  # the user's setting wins
+    assert env_flag == "False" and env_mapped == 3
