@@ -165,10 +165,21 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
     source = open_quietly(inputs, warn, threads=threads)
     opts = resolve(options, changes, len(source))
     opts.check_frames(len(source))
-    configure_threads(opts.threads)
-    bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-    source, release = _decode_once(source, bands, hold=opts.order == "auto")
-    return source, opts, bands, warn, release
+    restore = configure_threads(opts.threads)  # OpenCV's, the process's: set back by ``release`` (or on an error)
+    try:
+        bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
+        source, release = _decode_once(source, bands, hold=opts.order == "auto")
+    except BaseException:
+        restore()
+        raise
+
+    def release_all() -> None:
+        try:
+            release()
+        finally:
+            restore()
+
+    return source, opts, bands, warn, release_all
 
 
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
