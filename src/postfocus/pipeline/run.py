@@ -347,13 +347,13 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     try:
         ps = ProcessedStack.open(folder)
         ps.verify()
+        if not ps.all_in_focus_path(opts.method).exists():  # (a file changed while it merged: made again too)
+            ps.all_in_focus(opts.method, progress, opts.memory_mb, threads=opts.threads)
     except DamagedStackError as exc:
         warn(f"processed stack damaged ({exc}); making it again")
         return None
     except InputError:
         return None  # another format version: made again
-    if not ps.all_in_focus_path(opts.method).exists():
-        ps.all_in_focus(opts.method, progress, opts.memory_mb, threads=opts.threads)
     return ps
 
 
