@@ -86,3 +86,13 @@ def test_a_thread_budget_holds_for_the_run_and_leaves_opencv_as_it_was(tiny_stac
     with pytest.raises(PostfocusError):
         run.stack([np.zeros((64, 64), np.float32)] * 2, threads=1, align="affine")  # nothing to align on
     assert cv2.getNumThreads() == before
+
+
+def test_frames_given_by_a_generator_are_stacked_as_a_list_of_them():
+    """``stack(frame for frame in ...)`` took the arrays for paths: "TypeError: expected str, bytes or
+    os.PathLike object, not ndarray"."""
+    rng = np.random.default_rng(1)
+    frames = [rng.random((48, 64, 3), dtype=np.float32) for _ in range(3)]
+    listed = run.stack(frames, align="none")
+    generated = run.stack((f for f in frames), align="none")
+    assert np.array_equal(listed.image, generated.image)

@@ -17,7 +17,7 @@ import os
 import warnings
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -70,6 +70,8 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
+    if not isinstance(inputs, (str, bytes, os.PathLike, np.ndarray, list, tuple)) and isinstance(inputs, Iterable):
+        inputs = list(inputs)  # a generator of frames (its arrays were taken for paths: a TypeError)
     arrays = isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
                                                 and any(isinstance(f, np.ndarray) for f in inputs))
     with warnings.catch_warnings(record=True) as caught:
