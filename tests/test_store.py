@@ -459,3 +459,26 @@ def test_frames_to_merge_that_are_not_a_sequence_are_refused_by_name(tiny_stack,
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     with pytest.raises(OptionError, match=r"^frames=.*: give a sequence of frame numbers"):
         merge(ps, frames=frames)
+
+
+@pytest.mark.parametrize("touch", ["chmod -R", "touch manifest"])
+def test_a_frame_overwritten_before_the_manifest_was_touched_is_still_found(tmp_path, touch):
+    """The "changed" check read the CRC-32 of the files whose status changed after the manifest's own
+    (``st_ctime``): a ``chmod -R g+w`` of the cache (to share it) or a ``touch`` of the manifest after a kept
+    photo was overwritten at the same size hid the overwrite for good. The manifest records when it was
+    written; the check counts from the earlier of the two."""
+    stack = make_tiny_stack(tmp_path / "frames", ".jpg")
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    assert isinstance(ps.manifest["written_ns"], int)
+    time.sleep(0.05)
+    _flip_a_byte(ps.folder / ps.manifest["frame_files"][str(ps.used[1])])
+    time.sleep(0.05)
+    if touch == "chmod -R":  # (the manifest last: its status time is then the latest)
+        for path in sorted(ps.folder.rglob("*"), key=lambda p: p.name == "manifest.json"):
+            os.chmod(path, path.stat().st_mode | 0o020)
+    else:
+        os.utime(ps.folder / "manifest.json")
+    again = ProcessedStack.open(ps.folder)
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        again.verify(checksums="changed")
+    assert again.changed_since_written(ps.manifest["frame_files"][str(ps.used[1])])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -271,7 +272,7 @@ class ProcessedStack(MapsView):
                 path.unlink(missing_ok=True)  # (made from a changed frame)
                 raise
             files = {**self.manifest.get("files", {}), path.name: file_record(path.read_bytes())}
-            self.manifest = {**self.manifest, "files": files}
+            self.manifest = {**self.manifest, "files": files, "written_ns": time.time_ns()}
             atomic_write_json(self.folder / "manifest.json", self.manifest)
             return image
         written = self._written.pop(method, None)
@@ -341,20 +342,18 @@ class ProcessedStack(MapsView):
         checksums : bool or "changed"
             True: the CRC-32 of every file; False: sizes only (one ``stat`` per file); ``"changed"``: the
             CRC-32 of the files whose status changed since the manifest was written (their ``st_ctime``,
-            which copying or touching a file cannot set back, is later than the manifest's): a file
-            overwritten by other bytes of the same size is found at the cost of a ``stat`` per file.
+            which copying or touching a file cannot set back, is later than the earlier of the manifest's
+            and the time it records): a file overwritten by other bytes of the same size is found at the
+            cost of a ``stat`` per file.
 
         Raises
         ------
         DamagedStackError
             Naming the first file that does not match.
         """
-        since = None
-        if checksums == "changed":
-            try:
-                since = (self.folder / "manifest.json").stat().st_ctime_ns
-            except OSError:
-                raise DamagedStackError(f"{self.folder}: manifest.json is missing") from None
+        since = self._written_since() if checksums == "changed" else None
+        if checksums == "changed" and since is None:
+            raise DamagedStackError(f"{self.folder}: manifest.json is missing")
         for name, record in self.manifest.get("files", {}).items():
             problem = self._mismatch(name, record, None if checksums is True else since, crc=checksums is not False)
             if problem:
@@ -364,12 +363,19 @@ class ProcessedStack(MapsView):
         """Whether the folder's file ``name`` (as the manifest names it) fails :meth:`verify`'s ``"changed"``
         check: missing, of another size, or changed since the manifest was written and of another CRC-32
         (False for a file the manifest does not list)."""
-        record = self.manifest.get("files", {}).get(name)
+        record, since = self.manifest.get("files", {}).get(name), self._written_since()
+        return since is None or (record is not None and self._mismatch(name, record, since, crc=True) is not None)
+
+    def _written_since(self) -> int | None:
+        """When the manifest was written (ns), for the "changed" check; None when it is gone. The earlier of its
+        ``st_ctime`` and the time it records: a ``chmod -R`` or ``touch`` of it later set its status time past a
+        file overwritten before (and a file system's clock behind the writer's is not trusted either)."""
         try:
             since = (self.folder / "manifest.json").stat().st_ctime_ns
         except OSError:
-            return True
-        return record is not None and self._mismatch(name, record, since, crc=True) is not None
+            return None
+        written = self.manifest.get("written_ns")  # (folders written before it was recorded: the status time)
+        return min(since, written) if isinstance(written, int) and not isinstance(written, bool) else since
 
     def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
         """:func:`~postfocus.store.records.mismatch` of file ``name``; a file whose CRC-32 matched is not read
