@@ -96,3 +96,18 @@ def test_frames_given_by_a_generator_are_stacked_as_a_list_of_them():
     listed = run.stack(frames, align="none")
     generated = run.stack((f for f in frames), align="none")
     assert np.array_equal(listed.image, generated.image)
+
+
+def test_options_the_run_cannot_use_are_refused_before_any_work():
+    """Each was a TypeError or AttributeError: a ``progress`` that is not callable only once the work had begun."""
+    import pytest
+
+    from postfocus.errors import OptionError
+
+    frames = [np.zeros((32, 32, 3), np.float32)] * 2
+    for kwargs, said in (({"progress": 5}, "progress=5: must be a function"),
+                         ({"options": {"align": "none"}}, "options='dict': must be a StackOptions"),
+                         ({"colour": "red"}, "colour='red': not an option")):
+        with pytest.raises(OptionError) as refused:
+            run.stack(frames, **kwargs)
+        assert str(refused.value).startswith(said)

@@ -225,7 +225,11 @@ class StackOptions:
                 raise OptionError(name, getattr(self, name), "must be True or False")
 
     def replace(self, **changes: Any) -> "StackOptions":
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); OptionError for a name that is no field."""
+        known = [f.name for f in dataclasses.fields(self)]
+        for name in changes:
+            if name not in known:  # (was a TypeError: "__init__() got an unexpected keyword argument")
+                raise OptionError(name, changes[name], f"not an option; the options are {', '.join(known)}")
         return dataclasses.replace(self, **changes)
 
     def check_frames(self, n: int) -> None:
@@ -313,7 +317,14 @@ def resolve(options: StackOptions | None, changes: dict[str, Any], n_frames: int
     --------
     >>> resolve(None, {"method": "pyramid", "frame_range": "2:4"}).frame_range
     (2, 4)
+
+    Raises
+    ------
+    OptionError
+        For ``options`` that is not a :class:`StackOptions`, a change that is no field or a value it refuses.
     """
+    if options is not None and not isinstance(options, StackOptions):  # (a dict was an AttributeError)
+        raise OptionError("options", type(options).__name__, "must be a StackOptions; or give its fields as keywords")
     if isinstance(changes.get("frame_range"), str):
         changes = {**changes, "frame_range": parse_range(changes["frame_range"], n_frames)}
     base = options or StackOptions()

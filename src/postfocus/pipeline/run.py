@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from postfocus.errors import InputError, PostfocusWarning
+from postfocus.errors import InputError, OptionError, PostfocusWarning
 from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.arrays import ArraySource
 from postfocus.io.base import MIN_FRAME_SIDE, FrameSource
@@ -158,12 +158,15 @@ def _decode_once(source: FrameSource, bands: int, *, hold: bool = False
     return _DecodedOnce(source, hold=hold), lambda: None
 
 
-def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str]
+def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str],
+             progress: Progress | None
              ) -> tuple[FrameSource, StackOptions, int, Callable[[str], None], Callable[[], None]]:
     """Open the source, settle the options against it and plan the bands of pass 2; with the ``release`` of
     :func:`_decode_once`."""
+    if progress is not None and not callable(progress):  # (was a TypeError once the work had begun)
+        raise OptionError("progress", progress, "must be a function progress(stage, done, total), or None")
     warn = collect_warnings(messages)
-    threads = changes.get("threads", options.threads if options else None)
+    threads = changes.get("threads", getattr(options, "threads", None))  # (options checked by resolve, below)
     source = open_quietly(inputs, warn, threads=threads)
     opts = resolve(options, changes, len(source))
     opts.check_frames(len(source))
@@ -260,7 +263,7 @@ def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Prog
     >>> result.save("ring.jpg")  # doctest: +SKIP
     """
     messages: list[str] = []
-    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress)
     try:
         analysis = analyse(source, opts, progress=progress, warn=warn)
         frames = merge_frames(analysis.used, opts.frame_range)
@@ -323,7 +326,7 @@ def process(
     (2100, 3780)
     """
     messages: list[str] = []
-    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress)
     try:
         root = cache_root(cache_dir)
         identity = source.identity()  # (arrays: a hash of every pixel, so made once)
