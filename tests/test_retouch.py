@@ -285,3 +285,13 @@ def test_cli_edits_file_with_a_stroke_and_a_mask(cli, cli_stack, tmp_path):
     (tmp_path / "soft.json").write_text(json.dumps([{"mask": "m.png", "source": 0, "feather": "soft"}]))
     soft = cli("retouch", folder, "--edits", tmp_path / "soft.json", "-o", out, cache=cache)
     assert soft.returncode == 2 and len(soft.err_lines) == 1 and "soft.json: edit 0: feather" in soft.stderr, soft.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.str_, object])
+def test_a_mask_of_values_that_are_no_levels_is_refused_by_name(dtype):
+    """A complex mask was painted by its real part (with NumPy's ComplexWarning), a string mask was a ValueError."""
+    from postfocus.products.retouch import as_mask
+
+    with pytest.raises(OptionError, match=r"^mask='.*': values of this type cannot be a mask"):
+        as_mask(np.ones((4, 6)).astype(dtype), (4, 6))
+    assert as_mask(np.ones((4, 6), np.int64), (4, 6)).tolist() == [[1.0] * 6] * 4  # integers are levels
