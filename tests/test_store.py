@@ -482,3 +482,17 @@ def test_a_frame_overwritten_before_the_manifest_was_touched_is_still_found(tmp_
     with pytest.raises(DamagedStackError, match="changed since it was written"):
         again.verify(checksums="changed")
     assert again.changed_since_written(ps.manifest["frame_files"][str(ps.used[1])])
+
+
+def test_a_stack_folder_or_frame_number_of_another_type_is_one_line(tiny_stack, tmp_path):
+    """``ProcessedStack.open(None)`` was a TypeError from pathlib; ``read_frame("1")`` found frame 1's file, then
+    failed as a TypeError (list indices must be integers) where a number was needed."""
+    from postfocus.errors import InputError
+
+    with pytest.raises(InputError, match=r"^folder=None: not a postfocus stack folder"):
+        ProcessedStack.open(None)
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    for index in ("1", 1.0, True):
+        with pytest.raises(InputError, match=r"^frame .*: not a frame number \(frames kept: \[0, 1, 2\]\)"):
+            ps.read_frame(index)
+    assert ps.read_frame(np.int64(1)).shape[:2] == ps.size

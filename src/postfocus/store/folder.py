@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import time
 from collections.abc import Iterable
@@ -91,6 +92,8 @@ class ProcessedStack(MapsView):
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
         """Open a stack folder; InputError if it is not one of this format version, DamagedStackError if its manifest is unreadable."""
+        if not isinstance(folder, (str, os.PathLike)):  # (None was a TypeError from pathlib)
+            raise InputError(f"folder={folder!r:.60}: not a postfocus stack folder (give its path)")
         folder = Path(folder)
         try:
             data = (folder / "manifest.json").read_bytes()
@@ -189,6 +192,8 @@ class ProcessedStack(MapsView):
     def frame_path(self, index: int) -> Path:
         """File of aligned frame ``index`` (a frame number); of a stack that keeps its frames unwarped
         (:attr:`frames_unwarped`), the frame as decoded (:meth:`save_frame` writes the aligned one)."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):  # ("1" found the file, then failed)
+            raise InputError(f"frame {index!r}: not a frame number (frames kept: {self.used})")
         try:
             return self.folder / self.manifest["frame_files"][str(index)]
         except KeyError:
