@@ -238,6 +238,24 @@ def test_bad_input_through_the_api_on_a_stack(processed_stacks):
     assert aperture(ps, preset="all").focus is None
 
 
+
+@pytest.mark.parametrize("kwargs,named", [
+    ({"focus_depth": "3", "blur_px": 1.0}, "focus_depth='3'"),  # was a ValueError from float()
+    ({"focus_at_point": ("a", 3), "f_number": 2}, "focus_at_point=('a', 3)"),  # a TypeError from a comparison
+    ({"focus_at_point": (1, 2, 3), "f_number": 2}, "focus_at_point=(1, 2, 3)"),  # too many values to unpack
+    ({"focus_at_point": 5, "f_number": 2}, "focus_at_point=5"),  # cannot unpack an int
+    ({"focus_depth": 1.0, "blur_px": "2"}, "blur_px='2'"),
+    ({"focus_depth": 1.0, "blur_px": 1.0, "highlights": "a"}, "highlights='a'"),
+    ({"focus_depth": 1.0, "f_number": True}, "f_number=True"),  # was rendered at f/1
+])
+def test_arguments_of_the_wrong_type_are_refused_by_name(processed_stacks, kwargs, named):
+    ps, _, _ = processed_stacks("steps")
+    with pytest.raises(OptionError) as refused:
+        aperture(ps, **kwargs)
+    assert str(refused.value).startswith(named + ":") and "\n" not in str(refused.value)
+    assert aperture(ps, focus_depth=np.float32(1.0), f_number=np.float32(2.8)).focus == 1.0  # NumPy numbers are numbers
+
+
 def test_aperture_command(processed_stacks, tmp_path, cli):
     ps, _, _ = processed_stacks("motorcycle")
     frames = [str(p) for p in ps.info.paths]

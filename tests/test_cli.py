@@ -276,3 +276,17 @@ def test_small_frames_keep_freed_memory_in_the_heap():
     assert big_flag == "False" and big_mapped == 3
     env_flag, env_mapped, _ = _heap_probe((500, 750), MALLOC_TRIM_THRESHOLD_="131072")  # the user's setting wins
     assert env_flag == "False" and env_mapped == 3
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt and mallinfo2")
+def test_a_heap_setting_given_as_a_glibc_tunable_is_the_users_too():
+    """GLIBC_TUNABLES sets glibc's heap as its MALLOC_* variables do; the user's setting wins there too
+    (the fixed thresholds overrode ``glibc.malloc.mmap_threshold``, and one arena ``glibc.malloc.arena_max``)."""
+    from postfocus.cli.heap import _user_set
+
+    flag, mapped, _ = _heap_probe((500, 750), GLIBC_TUNABLES="glibc.malloc.mmap_threshold=131072")
+    assert flag == "False" and mapped == 3  # glibc maps each 4.5 MB array by itself, as the user asked
+    flag, mapped, _ = _heap_probe((500, 750), GLIBC_TUNABLES="glibc.malloc.tcache_count=0")  # another tunable
+    assert flag == "True" and mapped == 0
+    assert _user_set("ARENA_MAX", environ={"GLIBC_TUNABLES": "glibc.malloc.check=0:glibc.malloc.arena_max=4"})
+    assert not _user_set("ARENA_MAX", environ={"GLIBC_TUNABLES": "glibc.malloc.arena_test=4"})

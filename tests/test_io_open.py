@@ -352,3 +352,24 @@ def test_a_result_written_into_the_folder_of_its_frames_is_not_taken_as_a_frame(
     with warnings.catch_warnings():
         warnings.simplefilter("error", PostfocusWarning)  # aligned frames are frames: nothing left out
         assert len(open_source(aligned)) == 3
+
+
+@pytest.mark.parametrize("inputs,said", [
+    (None, "inputs=None: give a folder, a video or image files"),
+    (5, "inputs=5: give a folder, a video or image files"),
+    ([[0.5, 0.5], [0.5, 0.5]], "input 0: a list, not a path"),  # a frame as nested lists
+    (["a.jpg", 3], "input 1: an int, not a path"),
+])
+def test_inputs_that_are_not_paths_are_refused_in_one_line(inputs, said):
+    """Each was a TypeError from pathlib ("expected str, bytes or os.PathLike object, not NoneType")."""
+    with pytest.raises(InputError) as refused:
+        open_source(inputs)
+    assert str(refused.value).startswith(said) and "\n" not in str(refused.value)
+
+
+def test_a_path_given_as_bytes_is_a_path(tmp_path):
+    """``open_source(b"frames")`` read the bytes one by one, as paths of the numbers 102, 114, ..."""
+    for k in range(2):
+        Image.fromarray(np.full((32, 32, 3), 60 * k, np.uint8)).save(tmp_path / f"f{k}.png")
+    assert len(open_source(bytes(tmp_path))) == 2
+    assert len(open_source([bytes(tmp_path / "f0.png"), tmp_path / "f1.png"])) == 2

@@ -82,3 +82,13 @@ def test_large_kernels_in_bands_of_rows_are_the_same_blur(shape, radius):
     want = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
     got = _filter(image, kernel)
     assert got.shape == want.shape and float(np.abs(got - want).max()) < 1e-5
+
+
+def test_discs_far_wider_than_the_frame_composite_as_any_disc_that_wide():
+    """A disc of 1e9 px (``aperture(blur_px=1e9)``, ``--f-number 1e-9``) grew each layer's reach by a
+    kernel of 187,500,003 tiles a side: a MemoryError of 31 PiB. Past the frame every such disc is the
+    frame's mean, so it composites exactly as one of 10,000 px does."""
+    linear, u = scene()
+    wide = composite_layers(linear, u, [1e4 * (1 + k) for k in range(9)])
+    huge = composite_layers(linear, u, [1e9 * (1 + k) for k in range(9)])
+    assert np.isfinite(huge).all() and np.array_equal(wide, huge)

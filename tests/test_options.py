@@ -32,3 +32,31 @@ def test_numpy_integers_are_whole_numbers_and_become_plain_ints():
 def test_what_is_not_a_whole_or_positive_number_is_still_refused(field, value):
     with pytest.raises(OptionError, match=f"^{field}="):
         StackOptions(**{field: value})
+
+
+def test_an_unknown_option_or_options_of_another_type_are_refused_by_name():
+    """``stack(folder, colour="red")`` was "TypeError: StackOptions.__init__() got an unexpected keyword argument";
+    ``stack(folder, options={"align": "none"})`` an AttributeError ('dict' object has no attribute 'threads')."""
+    from postfocus.errors import OptionError
+    from postfocus.options import StackOptions, resolve
+
+    with pytest.raises(OptionError, match=r"^colour='red': not an option; the options are method, align"):
+        resolve(None, {"colour": "red"})
+    with pytest.raises(OptionError, match=r"^colour='red': not an option"):
+        StackOptions().replace(colour="red")
+    with pytest.raises(OptionError, match=r"^options='dict': must be a StackOptions; or give its fields as keywords"):
+        resolve({"align": "none"}, {})
+    assert resolve(StackOptions(align="none"), {"method": "pyramid"}) == StackOptions(align="none", method="pyramid")
+
+
+@pytest.mark.parametrize("threads", [257, 10**6, 10**12])
+def test_a_thread_budget_beyond_the_command_lines_is_refused(threads):
+    """``stack(frames, threads=10**6)`` had OpenCV spawn threads until the system refused (an error line each);
+    ``10**12`` was "ValueError: integer won't fit into a C int". The library takes what ``--threads`` takes."""
+    from postfocus.options import MAX_THREADS, check_threads
+
+    with pytest.raises(OptionError, match=rf"^threads={threads}: must be a whole number from 1 to {MAX_THREADS}"):
+        StackOptions(threads=threads)
+    with pytest.raises(OptionError, match=rf"^threads={threads}:"):
+        check_threads(threads)
+    assert StackOptions(threads=MAX_THREADS).threads == MAX_THREADS

@@ -95,6 +95,26 @@ def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
         parse_point("left,top", ps.size)
 
 
+
+@pytest.mark.parametrize("args,kwargs,named", [
+    (("10", 10), {}, "x='10'"),  # was a TypeError from a comparison
+    ((10, None), {}, "y=None"),
+    ((10, 10), {"radius": 0}, "radius=0"),  # a ValueError (range() step 0) when the window was unsure
+    ((10, 10), {"radius": -1}, "radius=-1"),  # a tap on an empty window (a NaN confidence)
+    ((10, 10), {"radius": 2.5}, "radius=2.5"),  # a TypeError from slicing the memory-mapped volume
+])
+def test_tap_arguments_of_the_wrong_type_are_refused_by_name(sweep, args, kwargs, named):
+    from postfocus.errors import OptionError
+
+    _, _, _, ps = sweep
+    with pytest.raises(OptionError) as refused:
+        tap(ps, *args, **kwargs)
+    assert str(refused.value).startswith(named + ":")
+    with pytest.raises(OptionError, match="not a processed stack; open one with postfocus.process"):
+        tap(str(ps.folder), 10, 10)  # was an AttributeError: 'str' object has no attribute 'size'
+    assert tap(ps, np.float32(10), np.int64(10), radius=np.int64(3)).frame in ps.used
+
+
 def test_tap_on_weak_texture_falls_back_and_says_so():
     # A focus volume with texture only in its left half: a tap on the right half falls back.
     vol = np.zeros((3, 40, 80), np.float32)

@@ -285,3 +285,33 @@ def test_cli_edits_file_with_a_stroke_and_a_mask(cli, cli_stack, tmp_path):
     (tmp_path / "soft.json").write_text(json.dumps([{"mask": "m.png", "source": 0, "feather": "soft"}]))
     soft = cli("retouch", folder, "--edits", tmp_path / "soft.json", "-o", out, cache=cache)
     assert soft.returncode == 2 and len(soft.err_lines) == 1 and "soft.json: edit 0: feather" in soft.stderr, soft.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.str_, object])
+def test_a_mask_of_values_that_are_no_levels_is_refused_by_name(dtype):
+    """A complex mask was painted by its real part (with NumPy's ComplexWarning), a string mask was a ValueError."""
+    from postfocus.products.retouch import as_mask
+
+    with pytest.raises(OptionError, match=r"^mask='.*': values of this type cannot be a mask"):
+        as_mask(np.ones((4, 6)).astype(dtype), (4, 6))
+    assert as_mask(np.ones((4, 6), np.int64), (4, 6)).tolist() == [[1.0] * 6] * 4  # integers are levels
+
+
+def test_strokes_whose_brush_would_reach_over_the_picture_too_often_are_refused():
+    """The points were bounded, not the work: 25 strokes of 4,000 points far apart with a wide brush (a 2.8 MB
+    request to the web app) had each segment reach the whole picture: 130 s of painting for a 320x240 job,
+    hours at 24 MP. Strokes as the page makes them (a point each quarter radius) stay well inside the bound."""
+    from postfocus.products.edits import MAX_BRUSH_WORK, _brush_work
+
+    size, used = (240, 320), [0, 1, 2]
+    rng = np.random.default_rng(0)
+    scattered = [{"kind": "stroke", "source": 0, "radius": 300, "points": rng.uniform(0, 240, (4000, 2)).tolist()}]
+    with pytest.raises(OptionError, match=r"edit 0: strokes \d+ reach over the picture's area that many times"):
+        parse_edits(scattered, size, used)
+    radius = 100.0  # across the picture and back, 40 times over, as dragged
+    row = [[x, 120.0] for x in np.arange(0.0, 320.0, radius / 4)]
+    painted = [{"kind": "stroke", "source": 0, "radius": radius, "points": row if k % 2 else row[::-1]}
+               for k in range(40)]
+    edits = parse_edits(painted, size, used)
+    assert len(edits) == 40
+    assert sum(_brush_work(e.points, e.radius, size) for e in edits) < MAX_BRUSH_WORK * 240 * 320

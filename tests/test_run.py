@@ -62,3 +62,52 @@ def test_the_stack_folder_is_the_same_whenever_the_kept_frames_are_warped(tiny_s
         d.pop("manifest.json")
     assert digests[0] == digests[1] == digests[2]
     assert len(digests[0]) >= 3 + 3  # the three frames and the maps, not an empty folder
+
+
+def test_a_thread_budget_holds_for_the_run_and_leaves_opencv_as_it_was(tiny_stack, tmp_path):
+    """OpenCV's thread count is the process's: ``stack(..., threads=1)`` used it for the run and left it at 1
+    for the caller's own OpenCV work afterwards (also after a run that failed)."""
+    import cv2
+    import pytest
+
+    from postfocus.errors import PostfocusError
+
+    before = cv2.getNumThreads()
+    assert before != 1, "a machine of one core cannot tell"
+    during: list[int] = []
+    result = run.stack(tiny_stack.folder, threads=1, progress=lambda *a: during.append(cv2.getNumThreads()))
+    assert result.image.size and set(during) == {1}
+    assert cv2.getNumThreads() == before
+    run.process(tiny_stack.folder, threads=1, cache_dir=tmp_path)
+    run.process(tiny_stack.folder, threads=1, cache_dir=tmp_path)  # (a kept folder, reused)
+    assert cv2.getNumThreads() == before
+    with pytest.raises(PostfocusError):
+        run.stack(tiny_stack.folder, threads=1, frame_range=(0, 99))
+    with pytest.raises(PostfocusError):
+        run.stack([np.zeros((64, 64), np.float32)] * 2, threads=1, align="affine")  # nothing to align on
+    assert cv2.getNumThreads() == before
+
+
+def test_frames_given_by_a_generator_are_stacked_as_a_list_of_them():
+    """``stack(frame for frame in ...)`` took the arrays for paths: "TypeError: expected str, bytes or
+    os.PathLike object, not ndarray"."""
+    rng = np.random.default_rng(1)
+    frames = [rng.random((48, 64, 3), dtype=np.float32) for _ in range(3)]
+    listed = run.stack(frames, align="none")
+    generated = run.stack((f for f in frames), align="none")
+    assert np.array_equal(listed.image, generated.image)
+
+
+def test_options_the_run_cannot_use_are_refused_before_any_work():
+    """Each was a TypeError or AttributeError: a ``progress`` that is not callable only once the work had begun."""
+    import pytest
+
+    from postfocus.errors import OptionError
+
+    frames = [np.zeros((32, 32, 3), np.float32)] * 2
+    for kwargs, said in (({"progress": 5}, "progress=5: must be a function"),
+                         ({"options": {"align": "none"}}, "options='dict': must be a StackOptions"),
+                         ({"colour": "red"}, "colour='red': not an option")):
+        with pytest.raises(OptionError) as refused:
+            run.stack(frames, **kwargs)
+        assert str(refused.value).startswith(said)

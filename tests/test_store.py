@@ -404,3 +404,95 @@ def test_verify_changed_reads_the_crc_of_files_changed_since_the_manifest(tiny_s
     assert ps.changed_since_written(name)
     with pytest.raises(DamagedStackError, match="changed since it was written"):
         ProcessedStack.open(ps.folder).verify()
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # (the middle of a JPEG's entropy-coded data: it still decodes)
+    path.write_bytes(bytes(data))
+
+
+def test_a_new_methods_image_is_not_kept_from_a_frame_changed_since_the_manifest(tmp_path):
+    """``all_in_focus`` of a method not made yet writes the manifest again, and the new manifest vouches for
+    every file: a kept photo overwritten at the same size before that (or while it merged) was carried over
+    as sound, fused into the new image, and ``verify(checksums="changed")`` (the web app's) passed for good."""
+    stack = make_tiny_stack(tmp_path / "frames", ".jpg")
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    other = "pyramid" if ps.options.method != "pyramid" else "depthmap"
+    kept = ps.folder / ps.manifest["frame_files"][str(ps.used[1])]
+    time.sleep(0.05)  # past the file system's clock tick
+    _flip_a_byte(kept)
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        ProcessedStack.open(ps.folder).all_in_focus(other)
+    assert not ps.all_in_focus_path(other).exists()
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        ProcessedStack.open(ps.folder).verify(checksums="changed")
+
+
+def test_a_frame_changed_while_a_reused_folder_merges_is_made_again(tmp_path, monkeypatch):
+    """``process`` with another method reuses the folder (checked whole), then merges the new method's image
+    from the kept frames: a frame overwritten during that merge makes the folder again, with a warning."""
+    stack = make_tiny_stack(tmp_path / "frames", ".jpg")
+    first = process(stack.folder, cache_dir=tmp_path / "cache", method="depthmap")
+    kept = first.folder / first.manifest["frame_files"][str(first.used[1])]
+    merge = ProcessedStack.merge
+
+    def overwriting(self, **kwargs):
+        time.sleep(0.05)
+        _flip_a_byte(kept)
+        monkeypatch.setattr(ProcessedStack, "merge", merge)
+        return merge(self, **kwargs)
+
+    monkeypatch.setattr(ProcessedStack, "merge", overwriting)
+    with pytest.warns(PostfocusWarning, match="changed since it was written"):
+        ps = process(stack.folder, cache_dir=tmp_path / "cache", method="pyramid")
+    ps.verify()  # made again: every file as its new manifest says
+    assert ps.all_in_focus_path("pyramid").exists()
+
+
+@pytest.mark.parametrize("frames", [5, "3:9", b"12"])
+def test_frames_to_merge_that_are_not_a_sequence_are_refused_by_name(tiny_stack, tmp_path, frames):
+    """``merge(ps, frames=5)`` was "TypeError: 'int' object is not iterable"; a string was read digit by digit."""
+    from postfocus.errors import OptionError
+    from postfocus.store import merge
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with pytest.raises(OptionError, match=r"^frames=.*: give a sequence of frame numbers"):
+        merge(ps, frames=frames)
+
+
+@pytest.mark.parametrize("touch", ["chmod -R", "touch manifest"])
+def test_a_frame_overwritten_before_the_manifest_was_touched_is_still_found(tmp_path, touch):
+    """The "changed" check read the CRC-32 of the files whose status changed after the manifest's own
+    (``st_ctime``): a ``chmod -R g+w`` of the cache (to share it) or a ``touch`` of the manifest after a kept
+    photo was overwritten at the same size hid the overwrite for good. The manifest records when it was
+    written; the check counts from the earlier of the two."""
+    stack = make_tiny_stack(tmp_path / "frames", ".jpg")
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    assert isinstance(ps.manifest["written_ns"], int)
+    time.sleep(0.05)
+    _flip_a_byte(ps.folder / ps.manifest["frame_files"][str(ps.used[1])])
+    time.sleep(0.05)
+    if touch == "chmod -R":  # (the manifest last: its status time is then the latest)
+        for path in sorted(ps.folder.rglob("*"), key=lambda p: p.name == "manifest.json"):
+            os.chmod(path, path.stat().st_mode | 0o020)
+    else:
+        os.utime(ps.folder / "manifest.json")
+    again = ProcessedStack.open(ps.folder)
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        again.verify(checksums="changed")
+    assert again.changed_since_written(ps.manifest["frame_files"][str(ps.used[1])])
+
+
+def test_a_stack_folder_or_frame_number_of_another_type_is_one_line(tiny_stack, tmp_path):
+    """``ProcessedStack.open(None)`` was a TypeError from pathlib; ``read_frame("1")`` found frame 1's file, then
+    failed as a TypeError (list indices must be integers) where a number was needed."""
+    from postfocus.errors import InputError
+
+    with pytest.raises(InputError, match=r"^folder=None: not a postfocus stack folder"):
+        ProcessedStack.open(None)
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    for index in ("1", 1.0, True):
+        with pytest.raises(InputError, match=r"^frame .*: not a frame number \(frames kept: \[0, 1, 2\]\)"):
+            ps.read_frame(index)
+    assert ps.read_frame(np.int64(1)).shape[:2] == ps.size

@@ -382,6 +382,15 @@ def test_numbers_out_of_range_are_named_as_used(server):
         assert r.status_code == 400 and "outside the image" in r.json()["error"] and len(r.text) < 120, r.text
 
 
+
+def test_a_frame_number_too_large_is_not_said_back_digit_by_digit(server):
+    """``/frames/999...9`` (400 digits) answered 404 with all 400 digits in its message."""
+    c, base = server.client, f"/api/jobs/{server.good['id']}"
+    r = c.get(f"{base}/frames/{'9' * 400}")
+    assert r.status_code == 404 and r.json()["error"] == "Frame 999999... (400 digits) is not in this stack.", r.text
+    assert c.get(f"{base}/frames/99").json()["error"] == "Frame 99 is not in this stack."
+
+
 def test_json_bodies_are_limited_and_parsed_defensively(server):
     c, url = server.client, f"/api/jobs/{server.good['id']}/tap"
     r = c.post(url, content=b"[" * 100_000, headers={"content-type": "application/json"})

@@ -162,3 +162,25 @@ def test_a_range_merge_on_an_open_stack_does_not_use_a_photo_overwritten_at_the_
     merged = srv.client.get(f"/api/jobs/{job_id}/merge.jpg?start=0&end=2")
     assert merged.status_code == 200 and is_jpeg(merged.content), merged.text
     assert _kept_frame(srv, job_id, 1).read_bytes() != bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not numpy", "another size"])
+def test_a_damaged_kept_depth_map_is_made_again_not_an_internal_error(healing, damage):
+    """The job's ``out/depth.npy`` (made by the worker, read by aperture and pop) cut short was a ValueError
+    ("mmap length is greater than file size") on every later aperture and colour pop: a 500, never healed."""
+    srv, job_id = healing, healing.photos["id"]
+    base = f"/api/jobs/{job_id}"
+    path = srv.data / "jobs" / job_id / "out" / "depth.npy"
+    assert srv.client.get(f"{base}/aperture.jpg?x=10&y=10&f=2.8").status_code == 200
+    good = np.load(path)
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "not numpy":
+        path.write_bytes(b"not a NumPy file")
+    else:
+        np.save(path, good[:-1])
+    y = 20 + 10 * ["cut short", "not numpy", "another size"].index(damage)  # (not a picture already made)
+    for query in (f"aperture.jpg?x=11&y={y}&f=2.8", f"pop.jpg?x=150&y={y}&tolerance=0.{y}"):
+        r = srv.client.get(f"{base}/{query}")
+        assert r.status_code == 200 and is_jpeg(r.content), r.text
+    assert np.array_equal(np.load(path), good)  # made again, as it was

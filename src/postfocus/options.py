@@ -33,6 +33,7 @@ from postfocus.errors import OptionError
 __all__ = [
     "ALIGN_MODELS",
     "DEFAULT_METHOD",
+    "MAX_THREADS",
     "METHODS",
     "MOTION_MODES",
     "ORDERS",
@@ -108,9 +109,14 @@ def check_memory_mb(memory_mb: object) -> int | float | None:
     return memory_mb if isinstance(memory_mb, (int, float)) else float(memory_mb)  # (a NumPy number: a plain one)
 
 
+MAX_THREADS = 256
+"""Largest thread budget (as ``postfocus --threads``): OpenCV starts as many threads as it is given (a budget
+of a million spawned threads until the system refused, one error line each; 10**12 was a ValueError)."""
+
+
 def check_threads(threads: object) -> int | None:
-    """``threads`` as :class:`StackOptions` takes it (None, or a whole number of at least 1), for the calls
-    that take a thread budget beside the options (:meth:`postfocus.store.ProcessedStack.merge`).
+    """``threads`` as :class:`StackOptions` takes it (None, or a whole number from 1 to :data:`MAX_THREADS`), for
+    the calls that take a thread budget beside the options (:meth:`postfocus.store.ProcessedStack.merge`).
 
     Parameters
     ----------
@@ -125,14 +131,18 @@ def check_threads(threads: object) -> int | None:
     Raises
     ------
     OptionError
-        For 0, a negative number, a fraction, a bool or a string.
+        For 0, a negative number, more than :data:`MAX_THREADS`, a fraction, a bool or a string.
 
     Examples
     --------
     >>> check_threads(2), check_threads(None)
     (2, None)
     """
-    return None if threads is None else _positive_int("threads", threads, 1)
+    if threads is None:
+        return None
+    if _whole(threads) and threads > MAX_THREADS:
+        raise OptionError("threads", threads, f"must be a whole number from 1 to {MAX_THREADS}")
+    return _positive_int("threads", threads, 1)
 
 
 @dataclass(frozen=True)
@@ -225,7 +235,11 @@ class StackOptions:
                 raise OptionError(name, getattr(self, name), "must be True or False")
 
     def replace(self, **changes: Any) -> "StackOptions":
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); OptionError for a name that is no field."""
+        known = [f.name for f in dataclasses.fields(self)]
+        for name in changes:
+            if name not in known:  # (was a TypeError: "__init__() got an unexpected keyword argument")
+                raise OptionError(name, changes[name], f"not an option; the options are {', '.join(known)}")
         return dataclasses.replace(self, **changes)
 
     def check_frames(self, n: int) -> None:
@@ -313,7 +327,14 @@ def resolve(options: StackOptions | None, changes: dict[str, Any], n_frames: int
     --------
     >>> resolve(None, {"method": "pyramid", "frame_range": "2:4"}).frame_range
     (2, 4)
+
+    Raises
+    ------
+    OptionError
+        For ``options`` that is not a :class:`StackOptions`, a change that is no field or a value it refuses.
     """
+    if options is not None and not isinstance(options, StackOptions):  # (a dict was an AttributeError)
+        raise OptionError("options", type(options).__name__, "must be a StackOptions; or give its fields as keywords")
     if isinstance(changes.get("frame_range"), str):
         changes = {**changes, "frame_range": parse_range(changes["frame_range"], n_frames)}
     base = options or StackOptions()

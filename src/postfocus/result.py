@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,9 @@ import numpy as np
 from postfocus.align.report import FrameAlignment
 from postfocus.focus.direction import SweepDirection
 from postfocus.io.base import SourceInfo
+from postfocus.errors import OptionError
 from postfocus.io.encoding import Compression
+from postfocus.io.images import to_float
 from postfocus.io.metadata import describe_stack
 from postfocus.io.write import check_output_path, write_image
 from postfocus.maps import MapsView, StackMaps
@@ -130,8 +133,46 @@ def save_image(
     -------
     pathlib.Path
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise OptionError("path", path, "must be a file name (str or pathlib.Path)")
+    if not isinstance(info, SourceInfo):
+        raise OptionError("info", type(info).__name__, "must be the SourceInfo of the source (result.info, ps.info)")
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
+        raise OptionError("quality", quality, "must be a whole number from 1 to 100")
+    image = _picture(image)
     check_output_path(path, info.paths)
     if bit_depth is None and info.bit_depth > 8 and Path(path).suffix.lower() in (".tif", ".tiff", ".png"):
         bit_depth = 16
     return write_image(path, image, quality=quality, bit_depth=bit_depth, exif=info.exif, icc=info.icc, grey=info.grey,
                        description=description, compression=compression)
+
+
+def _picture(image: object) -> np.ndarray:
+    """``image`` as :func:`save_image` writes it: float (H, W, 3), (H, W, 4) or (H, W) in [0, 1]; integers are
+    scaled by their type's range, as frames given as arrays are (a uint8 picture was written all white, each
+    value clipped to 1); OptionError for what is not a picture (NaN was written black, 0 x W a ValueError).
+
+    Examples
+    --------
+    >>> float(_picture(np.full((2, 2, 3), 255, np.uint8)).max())
+    1.0
+    >>> _picture(np.zeros((0, 4, 3), np.float32))
+    Traceback (most recent call last):
+    postfocus.errors.OptionError: image='shape (0, 4, 3)': must be (H, W, 3) RGB or (H, W) grey, and not empty
+    """
+    if not isinstance(image, np.ndarray):
+        raise OptionError("image", type(image).__name__, "must be a NumPy array: (H, W, 3) RGB or (H, W) grey")
+    if image.dtype == bool or image.dtype.kind not in "uif":
+        raise OptionError("image", str(image.dtype), "values of this type cannot be pixels; use float in [0, 1], "
+                                                     "uint8 or uint16")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))) or image.size == 0:
+        raise OptionError("image", f"shape {image.shape}", "must be (H, W, 3) RGB or (H, W) grey, and not empty")
+    if image.dtype in (np.uint8, np.uint16):
+        return to_float(image)
+    if image.dtype.kind in "ui":  # other integers: by their type's range, negatives black
+        return np.clip(image / np.iinfo(image.dtype).max, 0.0, 1.0).astype(np.float32)
+    if np.isnan(image.max()):  # (one pass, no image-sized mask; infinities are clipped as any value)
+        raise OptionError("image", "NaN", "holds NaN values; replace them (e.g. numpy.nan_to_num) before saving")
+    return image

@@ -19,6 +19,7 @@ from postfocus.cli.heap import one_malloc_arena
 from postfocus.cli.options import flag_message
 from postfocus.cli.output import Run, current_run
 from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
+from postfocus.options import MAX_THREADS
 from postfocus.store.cache import CacheError
 
 __all__ = [
@@ -268,7 +269,7 @@ class PostfocusGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="postfocus")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@click.option("--threads", type=click.IntRange(1, 256), default=None,
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
               help="Threads for image processing and video decoding [default: all cores].")
 @click.pass_context
 def main(ctx: click.Context, debug: bool, quiet: bool, threads: int | None) -> None:

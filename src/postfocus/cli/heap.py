@@ -4,9 +4,10 @@ Process settings, not the library's: the command line makes them for the one
 process it runs. :func:`one_malloc_arena` lets every thread share one arena
 (all commands); :func:`small_frame_heap` fixes the heap's mapping and trim
 thresholds for stacks of sub-megapixel frames (``stack``). Neither does
-anything where the C library is not glibc, nor when the environment already
-sets the matching ``MALLOC_*`` variable. Measured in docs/performance.md
-("Small stacks, tenth session").
+anything where the C library is not glibc, nor when the user already set the
+matching glibc setting, as a ``MALLOC_*`` variable or in ``GLIBC_TUNABLES``
+(:func:`_user_set`). Measured in docs/performance.md ("Small stacks, tenth
+session").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import Mapping
 
 __all__ = ["SMALL_FRAME_PIXELS", "one_malloc_arena", "small_frame_heap"]
 
@@ -25,9 +27,9 @@ def one_malloc_arena() -> None:
     own that keeps freed memory: measured on the 30-frame 4K sweep, a peak of
     970-1040 MB against 850-870 MB with one arena, in the same time. No effect
     (and no harm) where the C library is not glibc, or when the environment
-    already sets MALLOC_ARENA_MAX.
+    already sets MALLOC_ARENA_MAX (or ``glibc.malloc.arena_max`` in GLIBC_TUNABLES).
     """
-    if "MALLOC_ARENA_MAX" in os.environ:
+    if _user_set("ARENA_MAX"):
         return
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -67,8 +69,8 @@ def small_frame_heap(size: tuple[int, int]) -> bool:
     bool
         True when the thresholds were set; False for larger frames, a C library that
         is not glibc, or when the environment already sets one of glibc's heap
-        variables (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
-        ``MALLOC_TOP_PAD_``).
+        settings (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+        ``MALLOC_TOP_PAD_``, or their ``glibc.malloc.*`` names in ``GLIBC_TUNABLES``).
 
     Examples
     --------
@@ -77,7 +79,7 @@ def small_frame_heap(size: tuple[int, int]) -> bool:
     """
     if size[0] * size[1] > SMALL_FRAME_PIXELS or not sys.platform.startswith("linux"):
         return False
-    if any(f"MALLOC_{name}_" in os.environ for name in ("MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD")):
+    if any(_user_set(name) for name in ("MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD")):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -87,3 +89,22 @@ def small_frame_heap(size: tuple[int, int]) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(done)
+
+
+def _user_set(name: str, *, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``environ`` sets glibc's malloc setting ``name`` (e.g. ``"ARENA_MAX"``): as its variable
+    (``MALLOC_ARENA_MAX``; the thresholds' names end in ``_``) or as a tunable in ``GLIBC_TUNABLES``
+    (``glibc.malloc.arena_max=4:...``, which glibc reads as well).
+
+    Examples
+    --------
+    >>> env = {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.trim_threshold=131072"}
+    >>> _user_set("TRIM_THRESHOLD", environ=env), _user_set("MMAP_THRESHOLD", environ=env)
+    (True, False)
+    >>> _user_set("ARENA_MAX", environ={"MALLOC_ARENA_MAX": "2"})
+    True
+    """
+    variable = f"MALLOC_{name}" if name == "ARENA_MAX" else f"MALLOC_{name}_"
+    tunable = f"glibc.malloc.{name.lower()}"
+    parts = environ.get("GLIBC_TUNABLES", "").split(":")
+    return variable in environ or any(part.partition("=")[0].strip() == tunable for part in parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from postfocus.errors import InputError
 from postfocus.io.base import (
@@ -49,7 +49,8 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     Raises
     ------
     InputError
-        Naming the first path that cannot be used.
+        Naming the first path that cannot be used, or what is not a path (``None``, a number, a list of
+        pixel values).
 
     Examples
     --------
@@ -57,9 +58,7 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
     >>> len(src), src.info.size  # doctest: +SKIP
     (6, (1141, 1521))
     """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    paths = [Path(p) for p in inputs]
+    paths = _paths(inputs)
     if not paths:
         raise InputError("no input given: name a folder of frames, image files or a video")
     for p in paths:
@@ -135,6 +134,34 @@ def _is_result(header) -> bool:  # noqa: ANN001
     except Exception:  # an EXIF block Pillow cannot parse: a frame like any other
         return False
     return isinstance(text, str) and text.startswith("postfocus") and not text.startswith("postfocus: aligned frame")
+
+
+def _paths(inputs: object) -> list[Path]:
+    """``inputs`` (a path, or an iterable of paths; bytes too) as paths; InputError for anything else.
+
+    ``None``, a number or a frame given as a nested list was a ``TypeError`` from deep in the standard
+    library, and a path given as bytes was read byte by byte.
+
+    Examples
+    --------
+    >>> _paths(b"sweep.mp4"), _paths(("a.jpg", Path("b.jpg")))
+    ([PosixPath('sweep.mp4')], [PosixPath('a.jpg'), PosixPath('b.jpg')])
+    >>> _paths(None)
+    Traceback (most recent call last):
+    postfocus.errors.InputError: inputs=None: give a folder, a video or image files (or frames as NumPy arrays)
+    """
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        inputs = [inputs]
+    if not isinstance(inputs, Iterable):
+        raise InputError(f"inputs={inputs!r:.60}: give a folder, a video or image files (or frames as NumPy arrays)")
+    paths = []
+    for k, p in enumerate(inputs):
+        if not isinstance(p, (str, bytes, os.PathLike)):
+            kind = type(p).__name__
+            raise InputError(f"input {k}: {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a path; give paths only, "
+                             "or frames as NumPy arrays only")
+        paths.append(Path(os.fsdecode(p)))
+    return paths
 
 
 def _big_enough(source: FrameSource, where: Path) -> FrameSource:

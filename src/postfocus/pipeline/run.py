@@ -17,11 +17,11 @@ import os
 import warnings
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from postfocus.errors import InputError, PostfocusWarning
+from postfocus.errors import InputError, OptionError, PostfocusWarning
 from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.arrays import ArraySource
 from postfocus.io.base import MIN_FRAME_SIDE, FrameSource
@@ -70,6 +70,8 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
+    if not isinstance(inputs, (str, bytes, os.PathLike, np.ndarray, list, tuple)) and isinstance(inputs, Iterable):
+        inputs = list(inputs)  # a generator of frames (its arrays were taken for paths: a TypeError)
     arrays = isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
                                                 and any(isinstance(f, np.ndarray) for f in inputs))
     with warnings.catch_warnings(record=True) as caught:
@@ -156,19 +158,33 @@ def _decode_once(source: FrameSource, bands: int, *, hold: bool = False
     return _DecodedOnce(source, hold=hold), lambda: None
 
 
-def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str]
+def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str],
+             progress: Progress | None
              ) -> tuple[FrameSource, StackOptions, int, Callable[[str], None], Callable[[], None]]:
     """Open the source, settle the options against it and plan the bands of pass 2; with the ``release`` of
     :func:`_decode_once`."""
+    if progress is not None and not callable(progress):  # (was a TypeError once the work had begun)
+        raise OptionError("progress", progress, "must be a function progress(stage, done, total), or None")
     warn = collect_warnings(messages)
-    threads = changes.get("threads", options.threads if options else None)
+    threads = changes.get("threads", getattr(options, "threads", None))  # (options checked by resolve, below)
     source = open_quietly(inputs, warn, threads=threads)
     opts = resolve(options, changes, len(source))
     opts.check_frames(len(source))
-    configure_threads(opts.threads)
-    bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-    source, release = _decode_once(source, bands, hold=opts.order == "auto")
-    return source, opts, bands, warn, release
+    restore = configure_threads(opts.threads)  # OpenCV's, the process's: set back by ``release`` (or on an error)
+    try:
+        bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
+        source, release = _decode_once(source, bands, hold=opts.order == "auto")
+    except BaseException:
+        restore()
+        raise
+
+    def release_all() -> None:
+        try:
+            release()
+        finally:
+            restore()
+
+    return source, opts, bands, warn, release_all
 
 
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
@@ -247,7 +263,7 @@ def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Prog
     >>> result.save("ring.jpg")  # doctest: +SKIP
     """
     messages: list[str] = []
-    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress)
     try:
         analysis = analyse(source, opts, progress=progress, warn=warn)
         frames = merge_frames(analysis.used, opts.frame_range)
@@ -310,7 +326,7 @@ def process(
     (2100, 3780)
     """
     messages: list[str] = []
-    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress)
     try:
         root = cache_root(cache_dir)
         identity = source.identity()  # (arrays: a hash of every pixel, so made once)
@@ -336,13 +352,13 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
     try:
         ps = ProcessedStack.open(folder)
         ps.verify()
+        if not ps.all_in_focus_path(opts.method).exists():  # (a file changed while it merged: made again too)
+            ps.all_in_focus(opts.method, progress, opts.memory_mb, threads=opts.threads)
     except DamagedStackError as exc:
         warn(f"processed stack damaged ({exc}); making it again")
         return None
     except InputError:
         return None  # another format version: made again
-    if not ps.all_in_focus_path(opts.method).exists():
-        ps.all_in_focus(opts.method, progress, opts.memory_mb, threads=opts.threads)
     return ps
 
 

@@ -8,8 +8,9 @@ flat in the number of frames: a frame is freed as soon as the loop has folded it
 and dropped its reference.
 
 The number of threads OpenCV and FFmpeg use is set explicitly by
-:func:`configure_threads` (from ``StackOptions.threads``); nothing reads it
-from the environment.
+:func:`configure_threads` (from ``StackOptions.threads``), for one run: OpenCV's
+is a process setting, set back when the run ends; nothing reads it from the
+environment.
 """
 
 from __future__ import annotations
@@ -27,16 +28,34 @@ from postfocus.io.base import FrameSource
 __all__ = ["InOrder", "compute_ahead", "configure_threads", "helper_threads", "in_background", "read_ahead"]
 
 
-def configure_threads(threads: int | None) -> None:
-    """Limit OpenCV's worker threads to ``threads`` (None leaves OpenCV's default: all cores).
+def configure_threads(threads: int | None) -> Callable[[], None]:
+    """Limit OpenCV's worker threads to ``threads`` for a run (None leaves OpenCV's setting: all cores).
+
+    OpenCV's thread count is the whole process's: a library call must not leave it changed for the
+    caller's own OpenCV work, so the returned function sets it back.
 
     Parameters
     ----------
     threads : int or None
         Threads for image processing.
+
+    Returns
+    -------
+    callable
+        Call it when the run is over (also on an error): OpenCV's thread count is as it was before.
+
+    Examples
+    --------
+    >>> before = cv2.getNumThreads()
+    >>> restore = configure_threads(1)
+    >>> cv2.getNumThreads(), restore(), cv2.getNumThreads() == before
+    (1, None, True)
     """
-    if threads:
-        cv2.setNumThreads(int(threads))
+    if not threads:
+        return lambda: None
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(int(threads))
+    return lambda: cv2.setNumThreads(before)
 
 
 def helper_threads(threads: int | None) -> int:

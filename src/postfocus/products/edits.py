@@ -40,6 +40,7 @@ from postfocus.store import ProcessedStack, file_record, folder_lock
 
 __all__ = [
     "EDITS_FORMAT",
+    "MAX_BRUSH_WORK",
     "MAX_EDITS",
     "MAX_POINTS",
     "MAX_TOTAL_POINTS",
@@ -61,6 +62,13 @@ MAX_POINTS = 4000
 """Most points in one brush stroke."""
 MAX_TOTAL_POINTS = 100_000
 """Most points in all strokes together."""
+MAX_BRUSH_WORK = 1000
+"""Most pixels all strokes together have a brush evaluate (each segment its box, as
+:func:`postfocus.products.retouch.stroke_mask` paints it), in pictures' areas: a stroke as the page
+records it (a point each quarter radius) evaluates each pixel it covers about 7 times, so this is some
+140 coverings of the whole picture (several minutes of painting at 24 MP). Points alone did not bound
+the work: 100,000 points far apart with a wide brush each reach the whole picture (130 s for a 320x240
+picture, hours at 24 MP)."""
 NAMED_SOURCES = ("sharpest", "result", *METHODS)
 """Sources other than a frame number."""
 _MASK_NAME = re.compile(r"mask-[0-9a-f]{8}\.png")
@@ -169,7 +177,7 @@ def parse_edits(items: object, size: tuple[int, int], used: Sequence[int], masks
     if len(items) > MAX_EDITS:
         raise OptionError("edits", len(items), f"at most {MAX_EDITS} edits")
     h, w = size
-    total, out = 0, []
+    total, work, out = 0, 0.0, []
     for k, item in enumerate(items):
         try:
             if not isinstance(item, dict):
@@ -192,6 +200,10 @@ def parse_edits(items: object, size: tuple[int, int], used: Sequence[int], masks
                         raise OptionError("points", p, "each point must be [x, y]")
                     pts.append((_number(p[0], "x", -radius, w + radius), _number(p[1], "y", -radius, h + radius)))
                 out.append(Edit("stroke", source, opacity, tuple(pts), radius, hardness))
+                work += _brush_work(pts, radius, size)
+                if work > MAX_BRUSH_WORK * h * w:
+                    raise OptionError("strokes", round(work / (h * w)), "reach over the picture's area that many "
+                                      f"times (at most {MAX_BRUSH_WORK}); paint with fewer or shorter strokes")
             elif kind == "mask":
                 name = item.get("mask")
                 if not isinstance(name, str) or not _MASK_NAME.fullmatch(name) or name not in masks:
@@ -203,6 +215,23 @@ def parse_edits(items: object, size: tuple[int, int], used: Sequence[int], masks
         except OptionError as exc:
             raise OptionError("edits", k, f"edit {k}: {exc.param} {exc.value!r} {exc.reason}") from None
     return out
+
+
+def _brush_work(points: Sequence[tuple[float, float]], radius: float, size: tuple[int, int]) -> float:
+    """Pixels a stroke's brush evaluates: the boxes of its segments (grown by ``radius``) within the picture.
+
+    Examples
+    --------
+    >>> _brush_work([(10.0, 10.0), (20.0, 10.0)], 2.0, (100, 100))  # one segment: columns 8-22, rows 8-12
+    75.0
+    """
+    h, w = size
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    p, q = (pts[:-1], pts[1:]) if len(pts) > 1 else (pts, pts)
+    lo, hi = np.minimum(p, q), np.maximum(p, q)
+    x0, y0 = np.maximum(0, np.floor(lo[:, 0] - radius)), np.maximum(0, np.floor(lo[:, 1] - radius))
+    x1, y1 = np.minimum(w, np.ceil(hi[:, 0] + radius) + 1), np.minimum(h, np.ceil(hi[:, 1] + radius) + 1)
+    return float(np.sum(np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)))
 
 
 def _check(edits: list[dict]) -> int:

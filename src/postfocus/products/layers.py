@@ -191,7 +191,7 @@ def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
         scale = _blur_scale(radii[k])
         pad = int(math.ceil(radii[k])) + 2 * scale + 2
         touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
-        grow = -(-pad // TILE)
+        grow = min(-(-pad // TILE), max(touched.shape))  # (past the grid: every tile, as a disc of 1e9 px)
         layers.append(_Layer(k, radii[k], pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
     return layers
 

@@ -8,13 +8,15 @@ neighbourhood instead, and the result says so.
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from postfocus.errors import PostfocusError
+from postfocus.errors import OptionError, PostfocusError
+from postfocus.maps import MapsView
 from postfocus.store import ProcessedStack
 
 __all__ = ["MIN_CONFIDENCE", "Tap", "parse_point", "sharpest_frame", "tap"]
@@ -181,6 +183,18 @@ def sharpest_frame(
     )
 
 
+def _check_tap(stack: object, x: object, y: object, radius: object) -> None:
+    """OptionError for what :func:`tap` cannot use (each was a TypeError or AttributeError from deep inside;
+    ``radius=0`` a ValueError when the window was unsure, a negative one a tap on an empty window)."""
+    if not isinstance(stack, MapsView):
+        raise OptionError("stack", stack, "not a processed stack; open one with postfocus.process(...) first")
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise OptionError(name, value, "must be a number of pixels")
+    if not isinstance(radius, numbers.Integral) or isinstance(radius, bool) or radius < 1:
+        raise OptionError("radius", radius, "must be a whole number of at least 1")
+
+
 def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
     """Tap on a processed stack at output pixel (x, y).
 
@@ -188,7 +202,16 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
     --------
     >>> tap(process("sweep.mp4"), 640, 360).frame  # doctest: +SKIP
     12
+
+    Raises
+    ------
+    OptionError
+        For a ``stack`` that is not one (a folder's path: ``process`` it first), an ``x`` or ``y`` that is not a
+        number, a ``radius`` that is not a whole number of at least 1.
+    PostfocusError
+        For a point outside the image.
     """
+    _check_tap(stack, x, y, radius)
     h, w = stack.size
     if not (0 <= x < w and 0 <= y < h):
         raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")

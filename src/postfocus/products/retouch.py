@@ -69,6 +69,9 @@ def as_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     [[0.0, 1.0]]
     """
     mask = np.asarray(mask)
+    if mask.dtype.kind not in "biuf":  # (a complex mask was taken by its real part, a string one a ValueError)
+        raise OptionError("mask", str(mask.dtype), "values of this type cannot be a mask; use bool, uint8, uint16 or "
+                                                   "float")
     if mask.ndim == 3:
         mask = mask.mean(axis=2) if mask.dtype.kind == "f" else mask.astype(np.float32).mean(axis=2) / (
             65535.0 if mask.dtype == np.uint16 else 255.0 if mask.dtype == np.uint8 else 1.0)

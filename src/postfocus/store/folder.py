@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
-import zlib
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +30,7 @@ from postfocus.options import DEFAULT_METHOD, StackOptions, check_memory_mb, che
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.result import save_image
+from postfocus.store.records import file_record, mismatch
 from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
@@ -49,16 +52,6 @@ READABLE_FORMATS = (4, 5, 6, FORMAT_VERSION)
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
 
-
-def file_record(data: bytes) -> list[int]:
-    """``[size, crc32]`` of a file's bytes, as a stack folder's manifest keeps them.
-
-    Examples
-    --------
-    >>> file_record(b"postfocus")
-    [9, 4138753529]
-    """
-    return [len(data), zlib.crc32(data)]
 
 #: What every readable manifest holds, and the JSON type of each (a folder of unwarped frames also the geometry).
 _FIELDS = {"kind": str, "names": list, "paths": list, "used": list, "size": list, "reference": int,
@@ -99,6 +92,8 @@ class ProcessedStack(MapsView):
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "ProcessedStack":
         """Open a stack folder; InputError if it is not one of this format version, DamagedStackError if its manifest is unreadable."""
+        if not isinstance(folder, (str, os.PathLike)):  # (None was a TypeError from pathlib)
+            raise InputError(f"folder={folder!r:.60}: not a postfocus stack folder (give its path)")
         folder = Path(folder)
         try:
             data = (folder / "manifest.json").read_bytes()
@@ -197,6 +192,8 @@ class ProcessedStack(MapsView):
     def frame_path(self, index: int) -> Path:
         """File of aligned frame ``index`` (a frame number); of a stack that keeps its frames unwarped
         (:attr:`frames_unwarped`), the frame as decoded (:meth:`save_frame` writes the aligned one)."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):  # ("1" found the file, then failed)
+            raise InputError(f"frame {index!r}: not a frame number (frames kept: {self.used})")
         try:
             return self.folder / self.manifest["frame_files"][str(index)]
         except KeyError:
@@ -274,8 +271,13 @@ class ProcessedStack(MapsView):
         if not path.exists():
             image = self.merge(method=method, memory_mb=memory_mb, progress=progress, threads=threads)
             write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            try:  # the new manifest vouches for every file again: none changed since the old one (or in the merge)
+                self.verify(checksums="changed")
+            except DamagedStackError:
+                path.unlink(missing_ok=True)  # (made from a changed frame)
+                raise
             files = {**self.manifest.get("files", {}), path.name: file_record(path.read_bytes())}
-            self.manifest = {**self.manifest, "files": files}
+            self.manifest = {**self.manifest, "files": files, "written_ns": time.time_ns()}
             atomic_write_json(self.folder / "manifest.json", self.manifest)
             return image
         written = self._written.pop(method, None)
@@ -317,12 +319,14 @@ class ProcessedStack(MapsView):
         Raises
         ------
         OptionError
-            For ``frames``, when none of them is kept; for ``threads`` or ``memory_mb`` that
+            For ``frames`` that is not a sequence, or when none of them is kept; for ``threads`` or ``memory_mb`` that
             :class:`StackOptions` refuses.
         """
         # one rule for the budgets (threads=0 was taken here, refused by StackOptions; memory_mb="x" a TypeError)
         threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if frames is not None:
+            if not isinstance(frames, Iterable) or isinstance(frames, (str, bytes)):  # (frames=5 was a TypeError)
+                raise OptionError("frames", frames, "give a sequence of frame numbers, e.g. range(3, 9)")
             given = list(frames)
             frames = [i for i in given if i in self.used]
             if not frames:  # named as given, not as the empty list left
@@ -343,20 +347,18 @@ class ProcessedStack(MapsView):
         checksums : bool or "changed"
             True: the CRC-32 of every file; False: sizes only (one ``stat`` per file); ``"changed"``: the
             CRC-32 of the files whose status changed since the manifest was written (their ``st_ctime``,
-            which copying or touching a file cannot set back, is later than the manifest's): a file
-            overwritten by other bytes of the same size is found at the cost of a ``stat`` per file.
+            which copying or touching a file cannot set back, is later than the earlier of the manifest's
+            and the time it records): a file overwritten by other bytes of the same size is found at the
+            cost of a ``stat`` per file.
 
         Raises
         ------
         DamagedStackError
             Naming the first file that does not match.
         """
-        since = None
-        if checksums == "changed":
-            try:
-                since = (self.folder / "manifest.json").stat().st_ctime_ns
-            except OSError:
-                raise DamagedStackError(f"{self.folder}: manifest.json is missing") from None
+        since = self._written_since() if checksums == "changed" else None
+        if checksums == "changed" and since is None:
+            raise DamagedStackError(f"{self.folder}: manifest.json is missing")
         for name, record in self.manifest.get("files", {}).items():
             problem = self._mismatch(name, record, None if checksums is True else since, crc=checksums is not False)
             if problem:
@@ -366,34 +368,24 @@ class ProcessedStack(MapsView):
         """Whether the folder's file ``name`` (as the manifest names it) fails :meth:`verify`'s ``"changed"``
         check: missing, of another size, or changed since the manifest was written and of another CRC-32
         (False for a file the manifest does not list)."""
-        record = self.manifest.get("files", {}).get(name)
+        record, since = self.manifest.get("files", {}).get(name), self._written_since()
+        return since is None or (record is not None and self._mismatch(name, record, since, crc=True) is not None)
+
+    def _written_since(self) -> int | None:
+        """When the manifest was written (ns), for the "changed" check; None when it is gone. The earlier of its
+        ``st_ctime`` and the time it records: a ``chmod -R`` or ``touch`` of it later set its status time past a
+        file overwritten before (and a file system's clock behind the writer's is not trusted either)."""
         try:
             since = (self.folder / "manifest.json").stat().st_ctime_ns
         except OSError:
-            return True
-        return record is not None and self._mismatch(name, record, since, crc=True) is not None
+            return None
+        written = self.manifest.get("written_ns")  # (folders written before it was recorded: the status time)
+        return min(since, written) if isinstance(written, int) and not isinstance(written, bool) else since
 
     def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
-        """What is wrong with file ``name`` against its manifest ``record`` ([size, CRC-32]), or None. The CRC-32
-        is read when ``crc`` and the file's status changed after ``since`` (None: always); with a ``since``, not
-        again while the status stays as when it matched (the web app checks an open stack on every request)."""
-        path = self.folder / name
-        try:
-            st = path.stat()
-        except OSError:
-            return "is missing"
-        if st.st_size != record[0]:
-            return f"has {st.st_size} bytes, {record[0]} were written"
-        if not crc or (since is not None and st.st_ctime_ns <= since):
-            return None
-        seen = self.__dict__.setdefault("_crc_matched", {})  # name -> the status whose bytes matched
-        status = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if since is not None and seen.get(name) == status:  # (``checksums=True`` reads every file)
-            return None
-        if zlib.crc32(path.read_bytes()) != record[1]:
-            return "has changed since it was written"
-        seen[name] = status
-        return None
+        """:func:`~postfocus.store.records.mismatch` of file ``name``; a file whose CRC-32 matched is not read
+        again while its status stays so."""
+        return mismatch(self.folder / name, record, since, crc=crc, seen=self.__dict__.setdefault("_crc_matched", {}))
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""

@@ -13,6 +13,7 @@ import datetime as _dt
 import io
 import json
 import os
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -325,7 +326,8 @@ def _write_image_and_manifest(folder: Path, *, image: np.ndarray, maps: StackMap
     data = {"format": FORMAT_VERSION, "postfocus": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **manifest, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
-            "files": dict(sorted(files.items(), key=lambda kv: _file_order(kv[0])))}
+            "files": dict(sorted(files.items(), key=lambda kv: _file_order(kv[0]))),
+            "written_ns": time.time_ns()}  # every file is older (for verify's "changed", whatever touches it later)
     (folder / "manifest.json").write_text(json.dumps(data, indent=1))
 
 

@@ -313,7 +313,8 @@ def create_app(
         try:
             path = results.frame_path(job, index)
         except KeyError:  # not a kept frame (a damaged stack's errors are job_error's)
-            raise HTTPException(404, f"Frame {index} is not in this stack.") from None
+            said = str(index) if index < 10**6 else f"{str(index)[:6]}... ({len(str(index))} digits)"  # (not all 400)
+            raise HTTPException(404, f"Frame {said} is not in this stack.") from None
         # File names count frames from 1, as the page does ("Frame 3 of 7"); the URL's number is 0-based.
         return serve_file(request, path, job, data, f"frame-{index + 1}{path.suffix}")
 

@@ -249,13 +249,13 @@ class Results:
 
         ps = self.stack(job)
         path, conf_path = job.out_dir / "depth.npy", job.out_dir / "depth_confidence.npy"
-        if path.is_file():
-            depth = np.load(path, mmap_mode="r")
-            conf = np.load(conf_path, mmap_mode="r") if conf_path.is_file() else None
-            return np.asarray(depth, np.float32), None if conf is None else np.asarray(conf, np.float32), len(ps.names)
+        kept = _kept_depth(path, conf_path, ps.size)
+        if kept is not None:
+            return (*kept, len(ps.names))
         with self._output_lock(f"{job.id}/depth.npy"):
-            if path.is_file():  # made by the request this one waited for
-                return self._depth(job)
+            kept = _kept_depth(path, conf_path, ps.size)  # made by the request this one waited for?
+            if kept is not None:
+                return (*kept, len(ps.names))
             result = stack_depth(ps)
             job.out_dir.mkdir(exist_ok=True)
             np.save(job.out("depth_confidence.npy"), result.confidence.astype(np.float16))
@@ -317,6 +317,19 @@ class Results:
         version = edits_version(load_edits(self.stack(job)))  # the page shows the retouched picture
         return self._cached(job, f"page_{version}.html" if version else "page.html", make,
                             prune="page_" if version else None)
+
+
+def _kept_depth(path: Path, conf_path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The job's kept depth map and confidence (float32), or None when there is none or it is damaged (cut short,
+    not a NumPy file, of another size: made again; a cut file was a ValueError on every later request)."""
+    try:
+        depth = np.load(path, mmap_mode="r")
+        conf = np.load(conf_path, mmap_mode="r") if conf_path.is_file() else None
+        if depth.shape != tuple(size) or (conf is not None and conf.shape != tuple(size)):
+            return None
+        return np.asarray(depth, np.float32), None if conf is None else np.asarray(conf, np.float32)
+    except (OSError, ValueError, EOFError):  # (FileNotFoundError: none kept yet)
+        return None
 
 
 def _data_url(name: str, payload: bytes, mime: str) -> str:
