@@ -32,6 +32,9 @@ inverts), ``c`` the stack's blur growth read against the guide. Rules:
 * ``own, pooled, fine``: the detail a per-pixel squared Laplacian (no box, no presmoothing) for frame ``a`` and the
   prediction, with the noise's energy for that measure.
 
+``own, pooled, fine`` (kappa 4) is also followed by :func:`~postfocus.focus.edges.snap_to_outlines` onto frame ``a``
+(reach 2 and 4) and by :func:`outline_sided` (the 2 px band at the decided interface sided by frame ``a``'s step).
+
 Every rule acts only inside the de-spilled far prediction's support (the far pixels of frame ``b`` with no clipped near
 light within the disc; at least 5 % of the disc) and leave the rest of the map as it is. ``rounds`` repeats the
 decision with the last round's map.
@@ -225,6 +228,34 @@ def figure(images: Path, path: Path, *, x: tuple[int, int] = (250, 430), y: tupl
     _write(tiles, path)
 
 
+def outline_sided(frames: np.ndarray, sided: np.ndarray, decided: np.ndarray, *, reach: int = 12,
+                  band: int = 2, radius: int = 4) -> np.ndarray:
+    """``decided`` with its suspects within ``band`` px of its near/far interface sided by the step in frame a.
+
+    There the focus evidence is the outline's own; the outline, sharp in frame ``a``, lies where the grey value
+    passes between the near level and the far level, each the mean of frame ``a`` over the pixels decided near or
+    far more than ``band`` px from the interface within ``radius`` px. A suspect nearer the far level is far.
+    """
+    far = local_far_index(sided, reach)
+    suspect = (far - sided) > 1.5
+    grey = to_grey(np.take_along_axis(frames, np.rint(sided).astype(int)[None, ..., None], axis=0)[0]).astype(np.float32)
+    is_near = (suspect & (np.abs(decided - sided) < 0.5)).astype(np.uint8)
+    is_far = (~is_near.astype(bool)).astype(np.uint8)
+    k = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+    interface = (cv2.dilate(is_near, k) > 0) & (cv2.dilate(is_far, k) > 0)
+    size = (2 * radius + 1, 2 * radius + 1)
+    levels = []
+    for mask in (is_near.astype(bool) & ~interface, is_far.astype(bool) & ~interface):
+        w = mask.astype(np.float32)
+        den = cv2.boxFilter(w, -1, size, normalize=False)
+        levels.append((cv2.boxFilter(grey * w, -1, size, normalize=False) / np.maximum(den, 1e-6), den > 0))
+    (near_level, near_ok), (far_level, far_ok) = levels
+    judged = suspect & interface & near_ok & far_ok
+    to_far = judged & (np.abs(grey - far_level) < np.abs(grey - near_level))
+    out = np.where(judged, sided, decided)
+    return np.where(to_far, far, out).astype(np.float32)
+
+
 def main() -> None:
     out = Path(os.environ["HALO_OUT"]) if os.environ.get("HALO_OUT") else None  # fused images kept for crops
     for name, st, truth, source, analysis, growth in scenes_from_args(__doc__):
@@ -270,6 +301,10 @@ def main() -> None:
                     snapped = snap_to_outlines(index, near_frames, maps.confidence, reach=reach, jump=1.0, sigma_r=0.05)
                     variants.append((f"{label}, snapped onto frame a (reach {reach}) [{time.process_time() - t:.2f} s + the decision]",
                                      snapped))
+                t = time.process_time()
+                sided_step = outline_sided(frames, sided, index)
+                variants.append((f"{label}, outline band sided by the step in frame a [{time.process_time() - t:.2f} s + the decision]",
+                                 sided_step))
         # bounds: the truth put back on the sided map's far side off, inside / outside the rules' reach (the support)
         inside = supported(frames, sided, growth)
         fat = (np.abs(sided - depth) > 1.5) & ~near
