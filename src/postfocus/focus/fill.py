@@ -41,11 +41,13 @@ def plane_fill(values: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, sig
     ----------
     values : float (H, W) depths (any value where ``weight`` is 0).
     weight : float (H, W) >= 0 how much each depth counts (e.g. its confidence squared).
-    guide : float32 (H, W) or (H, W, C) image whose outlines stop the fill (:func:`~postfocus.focus.clean.domain_transform`).
+    guide : float32 (H, W) or (H, W, C) image whose outlines stop the fill
+        (:func:`~postfocus.focus.clean.domain_transform`).
     sigma_s, sigma_r : the fill's reach in pixels and its colour tolerance.
     slope_weight : float (H, W) >= 0 the weights of the slope's fit (default ``weight``).
     ridge : regularisation of the slope, in squared units of ``sigma_s``: where the slope's support spreads over
-        less than about ``sqrt(ridge) * sigma_s`` pixels in a direction, its slope there tends to 0 (the mean).
+        less than about ``sqrt(ridge) * sigma_s`` pixels in a direction, its slope there tends to 0 (the mean;
+        ``np.inf``: the weighted mean everywhere).
 
     Returns
     -------
@@ -82,14 +84,16 @@ def plane_fill(values: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, sig
     has = w0 > 1e-6
     sloped = has & (s0 > 1e-6)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        total = np.where(has, w0, np.float32(1.0))
-        mean = wd / total
+        safe = np.where(has, w0, np.float32(1.0))
+        mean = wd / safe
         cx, cy, cd = sx / s0, sy / s0, sd / s0  # the slope's support: its centre and its covariances
-        vxx, vyy, vxy = sxx / s0 - cx * cx + np.float32(ridge), syy / s0 - cy * cy + np.float32(ridge), sxy / s0 - cx * cy
+        lam = np.float32(ridge)
+        vxx, vyy, vxy = sxx / s0 - cx * cx + lam, syy / s0 - cy * cy + lam, sxy / s0 - cx * cy
         vxd, vyd = sdx / s0 - cx * cd, sdy / s0 - cy * cd
         det = vxx * vyy - vxy * vxy
         bx, by = (vyy * vxd - vxy * vyd) / det, (vxx * vyd - vxy * vxd) / det
-        offset = bx * (x - wx / total) + by * (y - wy / total)  # the slope times the pixel's offset from the mean's centre
-    filled = np.where(has, mean + np.where(sloped & np.isfinite(offset), offset, np.float32(0.0)) + ref, np.float32(0.0))
+        offset = bx * (x - wx / safe) + by * (y - wy / safe)  # the slope times the pixel's offset from the mean's centre
+    offset = np.where(sloped & np.isfinite(offset), offset, np.float32(0.0))
+    filled = np.where(has, mean + offset + ref, np.float32(0.0))
     total = np.where(has, w0, np.float32(0.0))
     return filled.astype(np.float32), total.astype(np.float32)
