@@ -46,7 +46,9 @@ of a processed stack:
    regions but not across colour edges: outliers and halo pixels take the depth
    of the surface they look like, textureless areas take the depth of their
    surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
-   trusted pixel is reachable). A pixel that takes most of its depth from the
+   trusted pixel is reachable). It fits a plane, not a mean (first-order
+   normalised convolution, :func:`postfocus.focus.fill.plane_fill`): a floor
+   seen from one side, at the picture's border, keeps its slope. A pixel that takes most of its depth from the
    fill takes its region's median instead of the mean where the two are a
    depth step apart: its region holds two surfaces of its colour, and it
    belongs to one of them, not between.
@@ -82,8 +84,9 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, PostfocusError
-from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers
+from postfocus.focus.clean import geodesic_median, islands, outliers
 from postfocus.focus.edges import snap_to_outlines
+from postfocus.focus.fill import RIDGE, plane_fill
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
@@ -93,7 +96,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 6  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 7  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -154,6 +157,7 @@ def refine_depth(
     ends: bool = True,
     shape: bool = True,
     through: bool = True,
+    plane: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -194,6 +198,9 @@ def refine_depth(
     through : keep the own readings of the island patches that are a faint surface seen through a gap in a near
         object (:func:`postfocus.focus.sides.seen_through`: behind the gap's edges, wider than their blur there,
         one shared focus peak, one smooth surface) instead of refilling them with the object's depth.
+    plane : the fill fits a plane (:func:`postfocus.focus.fill.plane_fill`, first-order normalised convolution,
+        its slope from the measured pixels of one surface), not a weighted mean, which reads a slope seen from one
+        side (a floor at the picture's border) as the surface farther in.
 
     Returns
     -------
@@ -284,10 +291,11 @@ def refine_depth(
     occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
     distrust = bad | occluding
     weight = (confidence * confidence * np.where(occluding, 0.02, 1.0) * ~bad).astype(np.float32)
-    spread = domain_transform(np.dstack([index * weight, weight]).astype(np.float32), guide_rgb, sigma_s, sigma_r)
-    fallback = push_pull_fill(index, weight)
-    reached = spread[..., 1] > 1e-6
-    local = np.where(reached, spread[..., 0] / np.maximum(spread[..., 1], 1e-12), fallback)
+    # The fill's slope is fitted to measured depths of one surface: a focus peak above the noise, not distrusted.
+    surface = weight * ((peak >= LEVEL_RATIO[0] * floor) & ~distrust) if plane else None
+    filled, total = plane_fill(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, slope_weight=surface,
+                               ridge=RIDGE if plane else np.inf)
+    local = np.where(total > 1e-6, filled, push_pull_fill(index, weight))
     # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
     # slope, and a pixel between a near and a far surface takes one of them, not a depth between. So do the
     # pixels that take most of their depth from the fill where the mean and the median of their region are
