@@ -16,7 +16,7 @@ import pytest
 
 from postfocus import merge, process, tap
 from postfocus.store import FORMAT_VERSION
-from postfocus.errors import PostfocusError
+from postfocus.errors import PostfocusError, PostfocusWarning
 from postfocus.focus import tenengrad
 from postfocus.io.video_write import write_video
 from postfocus.products.pop import colour_pop, pop_mask, saturation
@@ -35,8 +35,9 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     path = write_video(frames, folder / "sweep.mp4", fps=30, crf=12)
     cache = folder / "cache"
-    ps = process(path, cache_dir=cache)
-    return st, path, cache, ps
+    with pytest.warns(PostfocusWarning, match="repeats the frame before it") as held:
+        ps = process(path, cache_dir=cache)
+    return st, path, cache, ps, [str(w.message) for w in held]
 
 
 def video_frame(k: int) -> int:
@@ -66,14 +67,16 @@ def card_centres(st, ps) -> list[tuple[float, float, float]]:
 
 
 def test_repeated_frames_are_left_out(sweep):
-    _, _, _, ps = sweep
+    *_, ps, said = sweep
+    assert sum("left out" in m for m in said) == 2, said
+    assert any(m.startswith("frame 0001:") for m in said) and any(m.startswith(f"frame {N + 1:04d}:") for m in said)
     assert ps.manifest["dropped"] == [1, N + 1]
     assert 1 not in ps.used and N + 1 not in ps.used
     assert len(ps.used) == N
 
 
 def test_tap_returns_the_frame_focused_at_each_card(sweep):
-    st, _, _, ps = sweep
+    st, _, _, ps, _ = sweep
     centres = card_centres(st, ps)
     assert len(centres) >= 4
     for x, y, depth in centres:
@@ -84,7 +87,7 @@ def test_tap_returns_the_frame_focused_at_each_card(sweep):
 
 
 def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
-    _, _, _, ps = sweep
+    *_, ps, _ = sweep
     h, w = ps.size
     assert parse_point("50%,50%", ps.size) == (w / 2, h / 2)
     with pytest.raises(PostfocusError, match="outside"):
@@ -106,7 +109,7 @@ def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
 def test_tap_arguments_of_the_wrong_type_are_refused_by_name(sweep, args, kwargs, named):
     from postfocus.errors import OptionError
 
-    _, _, _, ps = sweep
+    *_, ps, _ = sweep
     with pytest.raises(OptionError) as refused:
         tap(ps, *args, **kwargs)
     assert str(refused.value).startswith(named + ":")
@@ -128,7 +131,7 @@ def test_tap_on_weak_texture_falls_back_and_says_so():
 
 
 def test_range_merge_is_sharp_inside_and_blurred_outside(sweep):
-    st, _, _, ps = sweep
+    st, _, _, ps, _ = sweep
     t, l, b, r = ps.manifest["crop"]
     depth = st.depth[t:b, l:r]
     full = merge(ps)
@@ -150,7 +153,7 @@ def test_range_merge_is_sharp_inside_and_blurred_outside(sweep):
 
 def test_range_merge_has_no_hard_seam(sweep):
     """Weights are smooth in depth: the result has no step larger than the frames have."""
-    _, _, _, ps = sweep
+    *_, ps, _ = sweep
     near = merge(ps, frames=[video_frame(k) for k in range(0, 3)])
     frames = [ps.read_frame(i) for i in ps.used]
     step = lambda im: float(np.abs(np.diff(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), axis=1)).max())  # noqa: E731
@@ -158,7 +161,7 @@ def test_range_merge_has_no_hard_seam(sweep):
 
 
 def test_colour_pop_keeps_colour_only_at_the_tapped_depth(sweep):
-    st, _, _, ps = sweep
+    st, _, _, ps, _ = sweep
     image = ps.all_in_focus()
     x, y, depth = card_centres(st, ps)[0]
     answer = tap(ps, x, y)
@@ -174,7 +177,7 @@ def test_colour_pop_keeps_colour_only_at_the_tapped_depth(sweep):
 
 
 def test_second_process_reuses_the_stack_folder(sweep):
-    _, path, cache, ps = sweep
+    _, path, cache, ps, _ = sweep
     again = process(path, cache_dir=cache)
     assert again.folder == ps.folder
     manifest = json.loads((ps.folder / "manifest.json").read_text())
@@ -182,13 +185,13 @@ def test_second_process_reuses_the_stack_folder(sweep):
 
 
 def test_changed_input_gets_a_new_stack_folder(sweep, tmp_path):
-    st, _, cache, ps = sweep
+    st, _, cache, ps, _ = sweep
     other = write_video(list(st.frames), tmp_path / "sweep.mp4", fps=30, crf=12)
     assert process(other, cache_dir=cache).folder != ps.folder
 
 
 def test_cli_refocus_pop_info_on_the_video(sweep, tmp_path, cli):
-    st, path, cache, ps = sweep
+    st, path, cache, ps, _ = sweep
     x, y, depth = card_centres(st, ps)[-1]
     out = tmp_path / "tap.jpg"
     run = cli("-q", "refocus", path, "--at", f"{x:.0f},{y:.0f}", "-o", out, cache=cache)
@@ -207,7 +210,7 @@ def test_cli_refocus_pop_info_on_the_video(sweep, tmp_path, cli):
 
 
 def test_cli_range_by_taps(sweep, tmp_path, cli):
-    st, path, cache, ps = sweep
+    st, path, cache, ps, _ = sweep
     centres = sorted(card_centres(st, ps), key=lambda c: c[2])
     (xn, yn, _), (xf, yf, _) = centres[0], centres[2]
     out = tmp_path / "range.png"
