@@ -28,7 +28,8 @@ def one_malloc_arena() -> None:
     own that keeps freed memory: measured on the 30-frame 4K sweep, a peak of
     970-1040 MB against 850-870 MB with one arena, in the same time. No effect
     (and no harm) where the C library is not glibc, or when the environment
-    already sets MALLOC_ARENA_MAX (or ``glibc.malloc.arena_max`` in GLIBC_TUNABLES).
+    already sets MALLOC_ARENA_MAX (or ``glibc.malloc.arena_max`` in GLIBC_TUNABLES)
+    to a count glibc takes: an empty or zero one it ignores, and one arena is set.
     """
     if _user_set("ARENA_MAX"):
         return
