@@ -290,3 +290,48 @@ def test_a_heap_setting_given_as_a_glibc_tunable_is_the_users_too():
     assert flag == "True" and mapped == 0
     assert _user_set("ARENA_MAX", environ={"GLIBC_TUNABLES": "glibc.malloc.check=0:glibc.malloc.arena_max=4"})
     assert not _user_set("ARENA_MAX", environ={"GLIBC_TUNABLES": "glibc.malloc.arena_test=4"})
+
+
+_ARENA_PROBE = """
+import ctypes, re, sys, threading
+from postfocus.cli.heap import one_malloc_arena
+
+one_malloc_arena()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = libc.fopen.restype = ctypes.c_void_p
+start, kept = threading.Barrier(8), []
+
+def allocate():
+    start.wait()  # all eight at once: glibc gives threads that meet in an arena arenas of their own
+    kept.extend(libc.malloc(64) for _ in range(2000))
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+report = libc.fopen(sys.argv[1].encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(report))
+libc.fclose(ctypes.c_void_p(report))
+print(len(re.findall("<heap nr=", open(sys.argv[1]).read())))
+"""
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt and malloc_info")
+def test_an_empty_or_zero_arena_max_is_glibcs_unset_and_one_arena_is_still_set(tmp_path):
+    """glibc ignores ``MALLOC_ARENA_MAX=""`` (and 0: its least is 1): the command line's one arena holds then
+    (it was skipped as the user's setting, and the threads took 9 arenas). An arena count the user gave wins."""
+    import os
+    import subprocess
+    import sys
+
+    def arenas(**env: str) -> int:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+        run = subprocess.run([sys.executable, "-c", _ARENA_PROBE, str(tmp_path / "malloc.xml")], capture_output=True,
+                             text=True, env=environ | env, check=True)
+        return int(run.stdout)
+
+    assert arenas(MALLOC_ARENA_MAX="") == 1
+    assert arenas(MALLOC_ARENA_MAX="0") == 1
+    assert arenas(GLIBC_TUNABLES="glibc.malloc.arena_max=") == 1
+    assert arenas(MALLOC_ARENA_MAX="4") == 4  # the user's

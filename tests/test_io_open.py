@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -373,3 +374,57 @@ def test_a_path_given_as_bytes_is_a_path(tmp_path):
         Image.fromarray(np.full((32, 32, 3), 60 * k, np.uint8)).save(tmp_path / f"f{k}.png")
     assert len(open_source(bytes(tmp_path))) == 2
     assert len(open_source([bytes(tmp_path / "f0.png"), tmp_path / "f1.png"])) == 2
+
+
+def test_the_same_photo_named_twice_is_left_out_with_one_warning(tmp_path):
+    # `stack a.jpg b.jpg a.jpg`: the second a.jpg was stacked as a third frame, out of focus order, without a word.
+    a, b = write_frame(tmp_path / "a.png", 10), write_frame(tmp_path / "b.png", 20)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.png").symlink_to(a)
+    for again in (a, tmp_path / "sub" / ".." / "a.png", tmp_path / "link.png"):  # by name, another path, a link
+        with pytest.warns(PostfocusWarning, match=r"left out 1 photo\(s\) named twice: .*(a|link)\.png") as said:
+            source = open_source([a, b, again])
+        assert len(said) == 1 and frame_values(source) == [10, 20] and source.names == ["a.png", "b.png"]
+    with pytest.raises(InputError, match=r"link\.png: is .*a\.png again; a stack needs at least two different"):
+        open_source([a, tmp_path / "link.png"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PostfocusWarning)  # two photos of the same pixels are two photos
+        assert len(open_source([a, write_frame(tmp_path / "c.png", 10)])) == 2
+
+
+def test_a_photo_twice_in_a_folder_is_left_out(tmp_path):
+    # A folder (as a batch manifest's row names it) holding a hard link to one of its photos.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(3):
+        write_frame(folder / f"f{k}.png", 10 * (k + 1))
+    (folder / "f3.png").hardlink_to(folder / "f1.png")
+    with pytest.warns(PostfocusWarning, match=r"named twice: .*f3\.png \(= .*f1\.png\)"):
+        source = open_source(folder)
+    assert frame_values(source) == [10, 20, 30]
+
+
+def test_each_face_leaves_a_photo_named_twice_out(tiny_stack, tmp_path, cli):
+    """The command line, ``postfocus.stack`` and a batch row reach the one check of ``open_source``."""
+    import postfocus
+    from postfocus.batch import StackJob, process_stack
+
+    a, b, c = tiny_stack.paths
+    run = cli("stack", a, b, c, a, "-o", tmp_path / "cli.png", "--json")
+    assert run.returncode == 0, run.stderr
+    assert [line for line in run.err_lines if "named twice" in line] == [
+        f"warning: left out 1 photo(s) named twice: {a}"]
+    said = json.loads(run.stdout)
+    assert said["frames"]["count"] == 3 and any("named twice" in w for w in said["warnings"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        result = postfocus.stack([a, b, c, b])
+    assert len(result.alignment) == 3 and any("named twice" in w for w in result.warnings)
+    folder = tmp_path / "row"
+    folder.mkdir()
+    for p in (a, b, c):
+        (folder / p.name).symlink_to(p)
+    (folder / "frame9.png").symlink_to(c)  # a row's folder holding one photo twice
+    rec = process_stack(StackJob("row", str(folder), str(tmp_path / "row.png")))
+    assert rec["status"] == "ok" and rec["frames_total"] == 3, rec
+    assert any("named twice" in w and "frame9.png" in w for w in rec["warnings"])

@@ -496,3 +496,22 @@ def test_a_stack_folder_or_frame_number_of_another_type_is_one_line(tiny_stack, 
         with pytest.raises(InputError, match=r"^frame .*: not a frame number \(frames kept: \[0, 1, 2\]\)"):
             ps.read_frame(index)
     assert ps.read_frame(np.int64(1)).shape[:2] == ps.size
+
+
+def test_a_frame_overwritten_in_the_same_clock_tick_as_the_manifest_is_found(tmp_path):
+    """A kept photo overwritten just after the manifest was written gets the same status time (the file
+    system's clock moves in ticks: measured on ext4, the same ``st_ctime_ns`` in most tries); the "changed"
+    check took a file of that time as older than the manifest and never read its CRC-32. Here the manifest
+    records the overwrite's own time as when it was written, as a write in the same tick would."""
+    from postfocus.io.write import atomic_write_json
+
+    stack = make_tiny_stack(tmp_path / "frames", ".jpg")
+    ps = process(stack.folder, cache_dir=tmp_path / "cache")
+    name = ps.manifest["frame_files"][str(ps.used[1])]
+    _flip_a_byte(ps.folder / name)
+    tick = (ps.folder / name).stat().st_ctime_ns
+    atomic_write_json(ps.folder / "manifest.json", {**ps.manifest, "written_ns": tick})
+    again = ProcessedStack.open(ps.folder)
+    with pytest.raises(DamagedStackError, match="changed since it was written"):
+        again.verify(checksums="changed")
+    assert again.changed_since_written(name)

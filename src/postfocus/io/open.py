@@ -80,6 +80,7 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
             if p.is_dir():
                 raise InputError(f"{p}: is a folder; give either one folder or a list of files")
         files = paths
+    files = _distinct(files, min_frames=min_frames)
     if len(files) == 1 and (files[0].suffix.lower() in VIDEO_EXTENSIONS or _looks_like_video(files[0])):
         from postfocus.io.video import VideoSource  # PyAV loads in 0.1 s: only when a video is opened
 
@@ -95,6 +96,39 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
         raise InputError(f"{files[0]}: a stack needs at least two frames, got one")
     check_sizes([hd.path for hd in headers], [hd.size for hd in headers], [hd.bit_depth for hd in headers])
     return _big_enough(ImageFilesSource(headers), files[0])
+
+
+def _distinct(files: list[Path], *, min_frames: int) -> list[Path]:
+    """``files`` with each photo once: a file named again (``stack a.jpg b.jpg a.jpg``, through another path, a
+    symbolic or a hard link: the same device and inode) is left out, with one warning line for them all.
+
+    It was stacked as one more frame without a word, out of its place in the focus order. InputError when
+    fewer than ``min_frames`` different files are left (``stack a.jpg a.jpg``).
+    """
+    first: dict[tuple[int, int], Path] = {}
+    kept, again = [], []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:  # (read, and refused by name, with its header)
+            kept.append(p)
+            continue
+        same = first.setdefault((st.st_dev, st.st_ino), p)
+        if same is p:
+            kept.append(p)
+        else:
+            again.append((p, same))
+    if not again:
+        return files
+    if len(kept) < min_frames:
+        raise InputError(f"{again[0][0]}: is {again[0][1]} again; a stack needs at least two different photos")
+    import warnings
+
+    from postfocus.errors import PostfocusWarning
+
+    named = ", ".join(str(p) if p == same else f"{p} (= {same})" for p, same in again[:5]) + (", ..." if len(again) > 5 else "")
+    warnings.warn(f"left out {len(again)} photo(s) named twice: {named}", PostfocusWarning, stacklevel=3)
+    return kept
 
 
 def _frames_only(folder: Path, headers: list) -> list:

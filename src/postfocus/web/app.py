@@ -278,12 +278,8 @@ def create_app(
         return JSONResponse(public(data))
 
     def viewer_data(request: Request) -> Response:
-        job, data = finished(request)
-        path = job.out_dir / "viewer" / "data.json"
-        if not path.is_file():  # made by the worker; rebuilt if it went missing
-            from postfocus.web.jobs import write_viewer_data
-
-            write_viewer_data(job, results.stack(job), data.get("title") or None, data.get("inputs", []))
+        job, data = finished(request)  # made by the worker; made again if it went missing or was damaged
+        path = results.viewer_file(job, "data.json", data.get("title") or None, data.get("inputs", []))
         return serve_file(request, path, job, data, "viewer.json", media_type="application/json")
 
     def viewer_picture(request: Request) -> Response:
@@ -291,17 +287,14 @@ def create_app(
         name = request.path_params["name"]
         if not re.fullmatch(VIEWER_NAME_RE, name):
             raise HTTPException(404, "No such file.")
-        path = job.out_dir / "viewer" / name
-        if not path.is_file():
+        path = results.viewer_file(job, name, data.get("title") or None, data.get("inputs", []))
+        if path is None:
             raise HTTPException(404, "No such file.")
         return serve_file(request, path, job, data, name, headers={"cache-control": "private, max-age=86400"})
 
     def thumb(request: Request) -> Response:
         job, data = finished(request)
-        path = job.out_dir / "thumb.jpg"
-        if not path.is_file():
-            path = results.image(job)
-        return serve_file(request, path, job, data, "thumbnail.jpg")
+        return serve_file(request, results.thumb(job), job, data, "thumbnail.jpg")
 
     def image(request: Request) -> Response:
         job, data = finished(request)

@@ -31,6 +31,7 @@ import time
 import traceback
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from postfocus.io.write import atomic_write_json
 from postfocus.web.lifeline import worker_main
@@ -47,7 +48,11 @@ from postfocus.web.store import (
     now,
 )
 
-__all__ = ["VIEWER_NAME_RE", "JobQueue", "frame_names", "run_job", "viewer_payload", "write_viewer_data"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["THUMB_EDGE", "VIEWER_NAME_RE", "JobQueue", "frame_names", "run_job", "thumbnail", "viewer_payload",
+           "write_viewer_data"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -57,7 +62,7 @@ STAGE_TEXT = {
 }
 # Share of the whole job that each known stage takes (rough, for one progress bar).
 STAGE_SPAN = {"align and measure": (0.0, 0.5), "fuse": (0.5, 0.95)}
-THUMB_EDGE = 360
+THUMB_EDGE = 360  # long edge of the gallery's thumbnails
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes
 MAX_WORKER_DEATHS = 1  # a job whose worker dies is processed once more, then fails
 
@@ -318,7 +323,6 @@ def run_job(folder: str) -> str:
 def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     import warnings
 
-    import cv2
     import numpy as np
 
     from postfocus.products.depth import write_depth_npy, write_depth_png
@@ -327,6 +331,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     from postfocus.options import DEFAULT_METHOD
     from postfocus.result import save_image
     from postfocus.pipeline.run import process
+    from postfocus.web.outputs import record_all
     from postfocus.web.upload import humanize
 
     inputs = job.input_paths(data)
@@ -350,10 +355,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     job.out_dir.mkdir(exist_ok=True)
     image = ps.all_in_focus(DEFAULT_METHOD)
     save_image(job.out("all_in_focus.jpg"), image, ps.info, quality=95)
-    h, w = image.shape[:2]
-    scale = min(1.0, THUMB_EDGE / max(h, w))
-    thumb = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    save_image(job.out("thumb.jpg"), thumb, ps.info, quality=85)
+    save_image(job.out("thumb.jpg"), thumbnail(image), ps.info, quality=85)
 
     progress.set("Making the depth map", 0.96)
     depth = stack_depth(ps, image=image)
@@ -363,6 +365,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
 
     progress.set("Preparing the viewer", 0.97)
     write_viewer_data(job, ps, data.get("title") or None, files)
+    record_all(job)  # what each served file of out/ holds (web/outputs.py: a damaged one is made again)
 
     messages = list(ps.manifest.get("warnings", []))
     messages += [str(w.message) for w in caught if issubclass(w.category, PostfocusWarning)]
@@ -381,6 +384,15 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
         "near_to_far": ps.near_to_far,
         "warnings": seen,
     }
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """``image`` (an array) made smaller to :data:`THUMB_EDGE` pixels on its long edge (never larger)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, THUMB_EDGE / max(h, w))
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def frame_names(ps: ProcessedStack, job: JobFolder, files: list[dict]) -> list[str]:

@@ -5,11 +5,13 @@ job's processed stack, which makes each of them quick. Results are kept in the
 job's ``out/`` folder under names built from validated numbers, so asking again
 costs nothing; previews that pile up are pruned. Every result is written
 atomically (:func:`postfocus.io.write.atomic_write`), so a failure never leaves
-half a file that later looks finished.
+half a file that later looks finished, and recorded (:mod:`postfocus.web.outputs`):
+a file of ``out/`` cut short or replaced since is made again, not served.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict
@@ -19,6 +21,7 @@ import numpy as np
 
 from postfocus.errors import PostfocusError
 from postfocus.store import DamagedStackError, ProcessedStack
+from postfocus.web.outputs import OutRecords
 from postfocus.web.store import JobFolder
 
 __all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results", "f_number_used"]
@@ -28,6 +31,7 @@ PREVIEW_LAYERS = 32
 KEEP_PREVIEWS = 40
 HEAVY_AT_ONCE = 2
 F_NUMBERS = (1.0, 64.0)
+log = logging.getLogger("postfocus.web")
 
 
 def _made(folder: Path) -> tuple[int, int] | None:
@@ -74,6 +78,7 @@ class Results:
         self._locks: dict[str, threading.Lock] = {}
         # Renders are heavy (full-size images in memory): only a few at a time, the rest wait.
         self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
+        self.records = OutRecords()  # of every job's out/ files: a damaged one is made again
 
     # Helpers --------------------------------------------------------------
     def stack(self, job: JobFolder) -> ProcessedStack:
@@ -109,21 +114,57 @@ class Results:
             return self._locks.setdefault(key, threading.Lock())
 
     def _cached(self, job: JobFolder, name: str, make, prune: str | None = None) -> Path:  # noqa: ANN001
-        """Path of ``out/name``, made by ``make(path)`` if it does not exist yet.
+        """Path of ``out/name``, made by ``make(path)`` if it does not exist yet or is not as recorded (cut
+        short, replaced, not recorded: :class:`~postfocus.web.outputs.OutRecords`).
 
         ``make`` writes ``path`` atomically (every writer it calls goes through
         :func:`postfocus.io.write.atomic_write`).
         """
         path = job.out(name)
-        if path.exists():
+        if self.records.intact(job, path):
             return path
         with self._output_lock(f"{job.id}/{name}"):
-            if not path.exists():
+            if not self.records.intact(job, path):
+                if path.exists():
+                    log.warning("job %s: out/%s is not as it was made; making it again", job.id, name)
                 with self._heavy:
                     make(path)
+                self.records.record(job, [path])
                 if prune:
                     self._prune(job, prune, keep=path)
         return path
+
+    def thumb(self, job: JobFolder) -> Path:
+        """The gallery's thumbnail (made by the worker; made again when it is damaged)."""
+        from postfocus.options import DEFAULT_METHOD
+        from postfocus.web.jobs import thumbnail
+
+        def make(path: Path) -> None:
+            ps = self.stack(job)
+            self._save(path, thumbnail(ps.all_in_focus(DEFAULT_METHOD)), ps, quality=85)
+
+        return self._cached(job, "thumb.jpg", make)
+
+    def viewer_file(self, job: JobFolder, name: str, title: str | None, files: list[dict]) -> Path | None:
+        """The viewer's ``data.json`` or picture ``name`` (a checked name): all of them made again when ``name``
+        or ``data.json`` is missing, damaged or not recorded; None when the viewer has no such picture."""
+        from postfocus.web.jobs import write_viewer_data
+
+        path, data = job.out_dir / "viewer" / name, job.out_dir / "viewer" / "data.json"
+        if self.records.intact(job, path):
+            return path
+        with self._output_lock(f"{job.id}/viewer"):
+            if self.records.intact(job, path):
+                return path
+            if not path.exists() and not self.records.known(job, path) and self.records.intact(job, data):
+                return None  # a name the viewer never had (its pictures are as made)
+            if data.exists():
+                log.warning("job %s: out/viewer/%s is not as it was made; making the viewer again", job.id, name)
+            old = [p for p in data.parent.iterdir() if p.is_file()] if data.parent.is_dir() else []
+            with self._heavy:
+                write_viewer_data(job, self.stack(job), title, files)
+            self.records.record(job, sorted(data.parent.iterdir()), drop=old)
+        return path if path.is_file() else None
 
     def _save(self, path: Path, image: np.ndarray, ps: ProcessedStack, quality: int = 92) -> None:
         from postfocus.result import save_image
@@ -138,9 +179,11 @@ class Results:
                 dated.append((p.stat().st_mtime, p))
             except OSError:
                 continue
-        for _, p in sorted(dated)[:-KEEP_PREVIEWS]:
-            if p != keep:
-                p.unlink(missing_ok=True)
+        removed = [p for _, p in sorted(dated)[:-KEEP_PREVIEWS] if p != keep]
+        for p in removed:
+            p.unlink(missing_ok=True)
+        if removed:
+            self.records.record(job, [], drop=removed)
 
     def _point(self, ps: ProcessedStack, x: float, y: float) -> tuple[float, float]:
         h, w = ps.size
