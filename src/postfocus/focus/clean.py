@@ -27,7 +27,8 @@ from postfocus.focus.guided import box
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
 TRANSPOSED_CHANNELS = 6  # at most this many channels, :func:`domain_transform` steps over channel-major columns
-GATHER = 1 << 15  # crossing pixels whose levels :func:`geodesic_median` gathers at once
+GATHER = 1 << 14  # pixels whose levels :func:`geodesic_median` scales and searches at once
+BAND = 16  # rows of a chunk whose level indicators :func:`geodesic_median` writes at once (in cache)
 CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
 
 __all__ = ["domain_transform", "geodesic_median", "islands", "outliers", "weighted_median"]
@@ -174,43 +175,48 @@ def geodesic_median(
     out = np.full(v.shape, hi, np.float32)
     where = None if where is None else np.asarray(where, bool)
     valid = done = inv = None
-    prev_share = np.zeros(v.shape, np.float32)
+    prev_share = np.zeros(v.size, np.float32)
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):
         part = levels[start:start + chunk]
-        # (one chunk-sized array, filtered and scaled in place: no copies of it beside it; the first chunk
-        # carries the weight itself as one more channel, the normalisation, instead of a pass of its own)
+        # (one chunk-sized array, filtered in place: no copies of it beside it; the first chunk carries the weight
+        # itself as one more channel, the normalisation, instead of a pass of its own)
         shares = np.empty(v.shape + (len(part) + (valid is None),), np.float32)
-        for k, level in enumerate(part):  # (a level at a time: no chunk-sized indicator beside it)
-            np.multiply(w, v <= level, out=shares[..., k])
+        for r in range(0, v.shape[0], BAND):  # (a band of rows at a time: its levels written while it is in cache)
+            for k, level in enumerate(part):
+                np.multiply(w[r:r + BAND], v[r:r + BAND] <= level, out=shares[r:r + BAND, :, k])
         if valid is None:
             shares[..., -1] = w
         _recurse(shares, coefficients)
         if valid is None:
             total = shares[..., -1]
             valid = total > 1e-6
-            inv = np.where(valid, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32)[..., None]
+            inv = np.where(valid, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32).ravel()
             done = ~valid if where is None else ~valid | ~where
-            shares, total = shares[..., :-1], None
-        np.clip(np.multiply(shares, inv, out=shares), 0.0, 1.0, out=shares)
-        # The share grows with the level (a positive filter of a growing indicator): the first level at or
-        # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
-        cross = (shares.max(axis=-1) >= 0.5) & ~done  # (no chunk-sized mask: the crossing pixels' own levels)
-        if cross.any():
-            at = np.flatnonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
-            # (a pixel-major view of the levels: the chunk's rows are evenly spaced, also with the weight beside them)
-            flat = np.lib.stride_tricks.as_strided(shares, (v.size, shares.shape[-1]), shares.strides[1:])
-            j = np.concatenate([np.argmax(flat[at[i:i + GATHER]] >= 0.5, axis=-1)
-                                for i in range(0, at.size, GATHER)])  # (their levels gathered a slice at a time)
-            s1 = flat[at, j]
-            s0 = np.where(j > 0, flat[at, np.maximum(j - 1, 0)], prev_share[cross])
-            t0 = np.concatenate([[prev_level], part])[j]
-            frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
-            out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
-            done |= cross
-            at = j = s0 = s1 = t0 = frac = None  # (the crossing pixels' temporaries gone before the copy below)
-        prev_share, prev_level = shares[..., -1].copy(), part[-1]
-        shares = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
+            total = None
+        # Only the pixels still looking for their crossing are scaled and searched, GATHER at a time (their
+        # levels gathered pixel-major: a block of them stays in cache).
+        live = np.flatnonzero(~done)
+        # (a pixel-major view of the levels: the chunk's rows are evenly spaced, also with the weight beside them)
+        flat = np.lib.stride_tricks.as_strided(shares, (v.size, len(part)), shares.strides[1:])
+        for i in range(0, live.size, GATHER):
+            at = live[i:i + GATHER]
+            rows = flat[at]  # (the block's one copy: scaled in place)
+            np.clip(np.multiply(rows, inv[at, None], out=rows), 0.0, 1.0, out=rows)
+            # The share grows with the level (a positive filter of a growing indicator): the first level at or
+            # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
+            crossing = np.flatnonzero(rows.max(axis=-1) >= 0.5)
+            if crossing.size:
+                j = np.argmax((rows >= 0.5)[crossing], axis=-1)
+                s1 = rows[crossing, j]
+                s0 = np.where(j > 0, rows[crossing, np.maximum(j - 1, 0)], prev_share[at[crossing]])
+                t0 = np.concatenate([[prev_level], part])[j]
+                frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
+                out.ravel()[at[crossing]] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
+                done.ravel()[at[crossing]] = True
+            prev_share[at] = rows[:, -1]
+        shares = flat = rows = None  # (let go before the next chunk is made: one chunk alive at a time)
+        prev_level = part[-1]
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
