@@ -375,7 +375,7 @@ def domain_transform(
 
 
 def _coefficients(guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int) -> list[tuple[np.ndarray, ...]]:
-    """The recursive filter's feedback weights of each iteration: ``(vx (H, W-1), vy (H-1, W))`` float32."""
+    """The recursive filter's feedback weights of each iteration: ``(vx (W-1, H), vy (H-1, W))`` float32."""
     g = np.asarray(guide, np.float32)
     if g.ndim == 2:
         g = g[..., None]
@@ -387,7 +387,9 @@ def _coefficients(guide: np.ndarray, sigma_s: float, sigma_r: float, iterations:
     for i in range(n):
         sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
         a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
-        weights.append((np.power(a, dist_x).astype(np.float32), np.power(a, dist_y).astype(np.float32)))
+        # (vx stored column-major, (W-1, H): a horizontal step reads its column's weights as one contiguous run)
+        weights.append((np.ascontiguousarray(np.power(a, dist_x).astype(np.float32).T),
+                        np.power(a, dist_y).astype(np.float32)))
     return weights
 
 
@@ -408,12 +410,12 @@ def _recurse(out: np.ndarray, coefficients: list[tuple[np.ndarray, ...]]) -> Non
         return cols[:, :, j] if few else cols[:, j]
 
     for vx, vy in coefficients:
-        vxs = vx if few else vx[..., None]  # (H, W-1): broadcast over the (C, H) column; (H, W-1, 1) over (H, C)
+        vxs = vx if few else vx[..., None]  # (W-1, H): broadcast over the (C, H) column; (W-1, H, 1) over (H, C)
         vys = vy[..., None]
         for j, k, f in [(j, j - 1, j - 1) for j in range(1, w)] + [(j, j + 1, j) for j in range(w - 2, -1, -1)]:
             cur = column(j)
             np.subtract(column(k), cur, out=col_tmp, order="C")
-            np.multiply(vxs[:, f], col_tmp, out=col_tmp, order="C")
+            np.multiply(vxs[f], col_tmp, out=col_tmp, order="C")
             np.add(cur, col_tmp, out=cur, order="C")
         for j, k, f in [(j, j - 1, j - 1) for j in range(1, h)] + [(j, j + 1, j) for j in range(h - 2, -1, -1)]:
             np.subtract(out[k], out[j], out=row_tmp)
