@@ -406,18 +406,19 @@ def _recurse(out: np.ndarray, coefficients: list[tuple[np.ndarray, ...]]) -> Non
     col_tmp = np.empty((c, h) if few else (h, c), np.float32)
     row_tmp = np.empty((w, c), np.float32)
 
-    def column(j: int) -> np.ndarray:
-        return cols[:, :, j] if few else cols[:, j]
-
+    columns = [cols[:, :, j] if few else cols[:, j] for j in range(w)]  # (the views made once, not per step)
+    rows = list(out)
     for vx, vy in coefficients:
-        vxs = vx if few else vx[..., None]  # (W-1, H): broadcast over the (C, H) column; (W-1, H, 1) over (H, C)
-        vys = vy[..., None]
+        # (W-1, H): a step's (H,) weights broadcast over the (C, H) column, or (H, 1) over (H, C); made once
+        vxs = list(vx if few else vx[..., None])
+        vys = list(vy[..., None])
         for j, k, f in [(j, j - 1, j - 1) for j in range(1, w)] + [(j, j + 1, j) for j in range(w - 2, -1, -1)]:
-            cur = column(j)
-            np.subtract(column(k), cur, out=col_tmp, order="C")
+            cur = columns[j]
+            np.subtract(columns[k], cur, out=col_tmp, order="C")
             np.multiply(vxs[f], col_tmp, out=col_tmp, order="C")
             np.add(cur, col_tmp, out=cur, order="C")
         for j, k, f in [(j, j - 1, j - 1) for j in range(1, h)] + [(j, j + 1, j) for j in range(h - 2, -1, -1)]:
-            np.subtract(out[k], out[j], out=row_tmp)
+            cur = rows[j]
+            np.subtract(rows[k], cur, out=row_tmp)
             np.multiply(vys[f], row_tmp, out=row_tmp)
-            np.add(out[j], row_tmp, out=out[j])
+            np.add(cur, row_tmp, out=cur)
