@@ -165,3 +165,23 @@ def test_geodesic_median_where_gives_the_same_median_there():
     full = geodesic_median(v, w, g, sigma_s=6.0, sigma_r=0.3, chunk=4)
     part = geodesic_median(v, w, g, sigma_s=6.0, sigma_r=0.3, chunk=4, where=where)
     assert np.array_equal(full[where], part[where])
+
+
+def test_geodesic_median_in_bands_and_blocks_is_the_same_to_the_bit(monkeypatch):
+    """The level indicators written a band of rows at a time and the crossing searched a block of open pixels at a
+    time (speed16): bands of 3 rows and blocks of 7 pixels give the bits of one band and one block."""
+    import postfocus.focus.clean as clean
+
+    rng = np.random.default_rng(7)
+    v = (np.tile(np.linspace(0, 8, 50, dtype=np.float32), (37, 1)) + rng.normal(0, 0.5, (37, 50))).astype(np.float32)
+    w = rng.uniform(0, 1, v.shape).astype(np.float32)
+    w[rng.uniform(0, 1, v.shape) < 0.3] = 0.0
+    g = rng.uniform(0, 1, v.shape + (3,)).astype(np.float32)
+    where = rng.uniform(0, 1, v.shape) < 0.4
+    runs = []
+    for band, gather in ((v.shape[0], v.size), (3, 7)):
+        monkeypatch.setattr(clean, "BAND", band)
+        monkeypatch.setattr(clean, "GATHER", gather)
+        runs.append([geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3, chunk=5, where=m) for m in (None, where)])
+    for one, many in zip(*runs):
+        assert np.array_equal(one.view(np.uint32), many.view(np.uint32))

@@ -27,7 +27,8 @@ from postfocus.focus.guided import box
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
 TRANSPOSED_CHANNELS = 6  # at most this many channels, :func:`domain_transform` steps over channel-major columns
-GATHER = 1 << 15  # crossing pixels whose levels :func:`geodesic_median` gathers at once
+GATHER = 1 << 14  # pixels whose levels :func:`geodesic_median` scales and searches at once
+BAND = 16  # rows of a chunk whose level indicators :func:`geodesic_median` writes at once (in cache)
 CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
 
 __all__ = ["domain_transform", "geodesic_median", "islands", "outliers", "weighted_median"]
@@ -174,43 +175,48 @@ def geodesic_median(
     out = np.full(v.shape, hi, np.float32)
     where = None if where is None else np.asarray(where, bool)
     valid = done = inv = None
-    prev_share = np.zeros(v.shape, np.float32)
+    prev_share = np.zeros(v.size, np.float32)
     prev_level = np.float32(lo - step)
     for start in range(0, len(levels), chunk):
         part = levels[start:start + chunk]
-        # (one chunk-sized array, filtered and scaled in place: no copies of it beside it; the first chunk
-        # carries the weight itself as one more channel, the normalisation, instead of a pass of its own)
+        # (one chunk-sized array, filtered in place: no copies of it beside it; the first chunk carries the weight
+        # itself as one more channel, the normalisation, instead of a pass of its own)
         shares = np.empty(v.shape + (len(part) + (valid is None),), np.float32)
-        for k, level in enumerate(part):  # (a level at a time: no chunk-sized indicator beside it)
-            np.multiply(w, v <= level, out=shares[..., k])
+        for r in range(0, v.shape[0], BAND):  # (a band of rows at a time: its levels written while it is in cache)
+            for k, level in enumerate(part):
+                np.multiply(w[r:r + BAND], v[r:r + BAND] <= level, out=shares[r:r + BAND, :, k])
         if valid is None:
             shares[..., -1] = w
         _recurse(shares, coefficients)
         if valid is None:
             total = shares[..., -1]
             valid = total > 1e-6
-            inv = np.where(valid, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32)[..., None]
+            inv = np.where(valid, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32).ravel()
             done = ~valid if where is None else ~valid | ~where
-            shares, total = shares[..., :-1], None
-        np.clip(np.multiply(shares, inv, out=shares), 0.0, 1.0, out=shares)
-        # The share grows with the level (a positive filter of a growing indicator): the first level at or
-        # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
-        cross = (shares.max(axis=-1) >= 0.5) & ~done  # (no chunk-sized mask: the crossing pixels' own levels)
-        if cross.any():
-            at = np.flatnonzero(cross)  # (the crossing pixels' two shares picked, not all their levels copied)
-            # (a pixel-major view of the levels: the chunk's rows are evenly spaced, also with the weight beside them)
-            flat = np.lib.stride_tricks.as_strided(shares, (v.size, shares.shape[-1]), shares.strides[1:])
-            j = np.concatenate([np.argmax(flat[at[i:i + GATHER]] >= 0.5, axis=-1)
-                                for i in range(0, at.size, GATHER)])  # (their levels gathered a slice at a time)
-            s1 = flat[at, j]
-            s0 = np.where(j > 0, flat[at, np.maximum(j - 1, 0)], prev_share[cross])
-            t0 = np.concatenate([[prev_level], part])[j]
-            frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
-            out[cross] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
-            done |= cross
-            at = j = s0 = s1 = t0 = frac = None  # (the crossing pixels' temporaries gone before the copy below)
-        prev_share, prev_level = shares[..., -1].copy(), part[-1]
-        shares = flat = None  # (let go before the next chunk is made: one chunk alive at a time)
+            total = None
+        # Only the pixels still looking for their crossing are scaled and searched, GATHER at a time (their
+        # levels gathered pixel-major: a block of them stays in cache).
+        live = np.flatnonzero(~done)
+        # (a pixel-major view of the levels: the chunk's rows are evenly spaced, also with the weight beside them)
+        flat = np.lib.stride_tricks.as_strided(shares, (v.size, len(part)), shares.strides[1:])
+        for i in range(0, live.size, GATHER):
+            at = live[i:i + GATHER]
+            rows = flat[at]  # (the block's one copy: scaled in place)
+            np.clip(np.multiply(rows, inv[at, None], out=rows), 0.0, 1.0, out=rows)
+            # The share grows with the level (a positive filter of a growing indicator): the first level at or
+            # above one half is the crossing, interpolated from the level before it (the last chunk's for j = 0).
+            crossing = np.flatnonzero(rows.max(axis=-1) >= 0.5)
+            if crossing.size:
+                j = np.argmax((rows >= 0.5)[crossing], axis=-1)
+                s1 = rows[crossing, j]
+                s0 = np.where(j > 0, rows[crossing, np.maximum(j - 1, 0)], prev_share[at[crossing]])
+                t0 = np.concatenate([[prev_level], part])[j]
+                frac = (0.5 - s0) / np.maximum(s1 - s0, 1e-6)
+                out.ravel()[at[crossing]] = t0 + np.clip(frac, 0.0, 1.0) * (part[j] - t0)
+                done.ravel()[at[crossing]] = True
+            prev_share[at] = rows[:, -1]
+        shares = flat = rows = None  # (let go before the next chunk is made: one chunk alive at a time)
+        prev_level = part[-1]
         if done.all():
             break
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
@@ -369,7 +375,7 @@ def domain_transform(
 
 
 def _coefficients(guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int) -> list[tuple[np.ndarray, ...]]:
-    """The recursive filter's feedback weights of each iteration: ``(vx (H, W-1), vy (H-1, W))`` float32."""
+    """The recursive filter's feedback weights of each iteration: ``(vx (W-1, H), vy (H-1, W))`` float32."""
     g = np.asarray(guide, np.float32)
     if g.ndim == 2:
         g = g[..., None]
@@ -381,7 +387,9 @@ def _coefficients(guide: np.ndarray, sigma_s: float, sigma_r: float, iterations:
     for i in range(n):
         sigma_i = sigma_s * np.sqrt(3.0) * 2.0 ** (n - i - 1) / np.sqrt(4.0**n - 1.0)
         a = np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6))
-        weights.append((np.power(a, dist_x).astype(np.float32), np.power(a, dist_y).astype(np.float32)))
+        # (vx stored column-major, (W-1, H): a horizontal step reads its column's weights as one contiguous run)
+        weights.append((np.ascontiguousarray(np.power(a, dist_x).astype(np.float32).T),
+                        np.power(a, dist_y).astype(np.float32)))
     return weights
 
 
@@ -398,18 +406,19 @@ def _recurse(out: np.ndarray, coefficients: list[tuple[np.ndarray, ...]]) -> Non
     col_tmp = np.empty((c, h) if few else (h, c), np.float32)
     row_tmp = np.empty((w, c), np.float32)
 
-    def column(j: int) -> np.ndarray:
-        return cols[:, :, j] if few else cols[:, j]
-
+    columns = [cols[:, :, j] if few else cols[:, j] for j in range(w)]  # (the views made once, not per step)
+    rows = list(out)
     for vx, vy in coefficients:
-        vxs = vx if few else vx[..., None]  # (H, W-1): broadcast over the (C, H) column; (H, W-1, 1) over (H, C)
-        vys = vy[..., None]
+        # (W-1, H): a step's (H,) weights broadcast over the (C, H) column, or (H, 1) over (H, C); made once
+        vxs = list(vx if few else vx[..., None])
+        vys = list(vy[..., None])
         for j, k, f in [(j, j - 1, j - 1) for j in range(1, w)] + [(j, j + 1, j) for j in range(w - 2, -1, -1)]:
-            cur = column(j)
-            np.subtract(column(k), cur, out=col_tmp, order="C")
-            np.multiply(vxs[:, f], col_tmp, out=col_tmp, order="C")
+            cur = columns[j]
+            np.subtract(columns[k], cur, out=col_tmp, order="C")
+            np.multiply(vxs[f], col_tmp, out=col_tmp, order="C")
             np.add(cur, col_tmp, out=cur, order="C")
         for j, k, f in [(j, j - 1, j - 1) for j in range(1, h)] + [(j, j + 1, j) for j in range(h - 2, -1, -1)]:
-            np.subtract(out[k], out[j], out=row_tmp)
+            cur = rows[j]
+            np.subtract(rows[k], cur, out=row_tmp)
             np.multiply(vys[f], row_tmp, out=row_tmp)
-            np.add(out[j], row_tmp, out=out[j])
+            np.add(cur, row_tmp, out=cur)
