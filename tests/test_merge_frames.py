@@ -1,4 +1,5 @@
-"""``merge(ps, frames=...)`` refuses frame numbers the stack does not have (New user, tenth session)."""
+"""``merge(ps, frames=...)`` refuses frame numbers the stack does not have; ``save_image`` names a missing info
+(New user, tenth session)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,16 @@ def test_a_merge_of_frame_numbers_beyond_the_stack_is_refused(tiny_stack, tmp_pa
 def test_a_merge_of_frames_the_stack_has_still_merges(tiny_stack, tmp_path):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     assert ps.merge(frames=range(0, 2)).shape[:2] == ps.size
+
+
+def test_save_image_without_its_info_names_none_as_none(tmp_path):
+    """``save_image(path, image, None)`` said "info='NoneType': must be the SourceInfo ..."."""
+    import numpy as np
+
+    from postfocus.result import save_image
+
+    image = np.zeros((4, 4, 3), np.float32)
+    with pytest.raises(OptionError, match=r"^info=None: must be the SourceInfo of the source"):
+        save_image(tmp_path / "x.jpg", image, None)
+    with pytest.raises(OptionError, match=r"^info='a dict': must be the SourceInfo of the source"):
+        save_image(tmp_path / "x.jpg", image, {})
