@@ -385,8 +385,10 @@ def test_the_same_photo_named_twice_is_left_out_with_one_warning(tmp_path):
         with pytest.warns(PostfocusWarning, match=r"left out 1 photo\(s\) named twice: .*(a|link)\.png") as said:
             source = open_source([a, b, again])
         assert len(said) == 1 and frame_values(source) == [10, 20] and source.names == ["a.png", "b.png"]
-    with pytest.raises(InputError, match=r"link\.png: is .*a\.png again; a stack needs at least two different"):
+    with pytest.raises(InputError, match=r"link\.png: the same photo as .*a\.png; a stack needs at least two different"):
         open_source([a, tmp_path / "link.png"])
+    with pytest.raises(InputError, match=r"a\.png: named twice; a stack needs at least two different photos$"):
+        open_source([a, a])  # it said "a.png: is a.png again"
     with warnings.catch_warnings():
         warnings.simplefilter("error", PostfocusWarning)  # two photos of the same pixels are two photos
         assert len(open_source([a, write_frame(tmp_path / "c.png", 10)])) == 2

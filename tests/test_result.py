@@ -37,7 +37,7 @@ def test_an_integer_picture_is_written_by_its_types_range(tmp_path):
     (np.zeros((16, 24, 3), np.float32), {"quality": 0}, "quality=0"),  # was written at quality 0
     (np.zeros((16, 24, 3), np.float32), {"quality": 500}, "quality=500"),
     (np.zeros((16, 24, 3), np.float32), {"quality": float("nan")}, "quality=nan"),  # a ValueError
-    (np.zeros((16, 24, 3), np.float32), {"info": None}, "info='NoneType'"),  # an AttributeError
+    (np.zeros((16, 24, 3), np.float32), {"info": None}, "info=None"),  # an AttributeError
     (np.zeros((16, 24, 3), np.float32), {"path": None}, "path=None"),  # a TypeError from pathlib
 ])
 def test_what_is_not_a_picture_or_an_option_is_refused_by_name(tmp_path, image, options, named):

@@ -136,7 +136,8 @@ def save_image(
     if not isinstance(path, (str, os.PathLike)):
         raise OptionError("path", path, "must be a file name (str or pathlib.Path)")
     if not isinstance(info, SourceInfo):
-        raise OptionError("info", type(info).__name__, "must be the SourceInfo of the source (result.info, ps.info)")
+        given = info if info is None else f"a {type(info).__name__}"  # (None read "info='NoneType'")
+        raise OptionError("info", given, "must be the SourceInfo of the source (result.info, ps.info)")
     if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
         raise OptionError("quality", quality, "must be a whole number from 1 to 100")
     image = _picture(image)

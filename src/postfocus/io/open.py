@@ -121,7 +121,9 @@ def _distinct(files: list[Path], *, min_frames: int) -> list[Path]:
     if not again:
         return files
     if len(kept) < min_frames:
-        raise InputError(f"{again[0][0]}: is {again[0][1]} again; a stack needs at least two different photos")
+        p, same = again[0]  # ("a.jpg: is a.jpg again" said the same name twice)
+        said = "named twice" if p == same else f"the same photo as {same}"
+        raise InputError(f"{p}: {said}; a stack needs at least two different photos")
     import warnings
 
     from postfocus.errors import PostfocusWarning

@@ -6,6 +6,7 @@ range with no usable frame is refused at once (:mod:`postfocus.pipeline.merge` r
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Sequence
 
 from postfocus.errors import OptionError
@@ -68,4 +69,32 @@ def merge_frames(used: Sequence[int], frame_range: tuple[int, int] | None) -> li
     frames = [i for i in used if lo <= i <= hi]
     if not frames:
         raise OptionError("frame_range", frame_range, "no usable frame in that range")
+    return frames
+
+
+def pick_frames(used: Sequence[int], count: int, given: list) -> list[int]:
+    """The kept frames among ``given`` frame numbers of a stack of ``count`` frames (``merge(frames=...)``).
+
+    A frame left out (not aligned) is skipped; a value that is no frame number of the stack at all (``99`` of
+    28 frames, ``-1``, ``2.5``) is refused, as ``frame_range`` refuses ``(3, 99)``: it was dropped without a word.
+
+    Raises
+    ------
+    OptionError
+        For ``frames``: a value that is not a frame number from 0 to ``count - 1``, or none of them kept.
+
+    Examples
+    --------
+    >>> pick_frames([0, 2, 3], 4, [1, 2, 3])
+    [2, 3]
+    >>> pick_frames([0, 1, 2], 3, [1, 5, 6])
+    Traceback (most recent call last):
+    postfocus.errors.OptionError: frames=[1, 5, 6]: frame 5 is not in this stack (frames 0 to 2)
+    """
+    for i in given:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < count:
+            raise OptionError("frames", given, f"frame {i!r} is not in this stack (frames 0 to {count - 1})")
+    frames = [int(i) for i in given if i in used]
+    if not frames:  # named as given, not as the empty list left
+        raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {list(used)})")
     return frames

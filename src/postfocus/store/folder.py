@@ -29,6 +29,7 @@ from postfocus.maps import MapsView, StackMaps
 from postfocus.options import DEFAULT_METHOD, StackOptions, check_memory_mb, check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
+from postfocus.pipeline.plan import pick_frames
 from postfocus.result import save_image
 from postfocus.store.records import file_record, mismatch
 from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
@@ -303,7 +304,8 @@ class ProcessedStack(MapsView):
         method : str
             Fusion method.
         frames : sequence of int, optional
-            Frame numbers to merge (those not kept are ignored).
+            Frame numbers to merge (frames left out as not aligned are skipped; a number that is no frame of the
+            stack is refused).
         memory_mb : float, optional
             Fuse in bands of rows to stay under it.
         progress : callable, optional
@@ -319,7 +321,7 @@ class ProcessedStack(MapsView):
         Raises
         ------
         OptionError
-            For ``frames`` that is not a sequence, or when none of them is kept; for ``threads`` or ``memory_mb`` that
+            For ``frames`` that is not a sequence, a frame number the stack does not have, or when none of them is kept; for ``threads`` or ``memory_mb`` that
             :class:`StackOptions` refuses.
         """
         # one rule for the budgets (threads=0 was taken here, refused by StackOptions; memory_mb="x" a TypeError)
@@ -327,10 +329,7 @@ class ProcessedStack(MapsView):
         if frames is not None:
             if not isinstance(frames, Iterable) or isinstance(frames, (str, bytes)):  # (frames=5 was a TypeError)
                 raise OptionError("frames", frames, "give a sequence of frame numbers, e.g. range(3, 9)")
-            given = list(frames)
-            frames = [i for i in given if i in self.used]
-            if not frames:  # named as given, not as the empty list left
-                raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {self.used})")
+            frames = pick_frames(self.used, len(self.names), list(frames))
         self._written.clear()
         bands = plan_bands(self.size, len(self.used), method, memory_mb, lambda message: None)
         if self.frames_unwarped:

@@ -69,7 +69,7 @@ from postfocus.web.names import attachment, job_title, slug
 from postfocus.web.ops import f_number_used
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
-from postfocus.web.upload import UploadError, UploadReceiver, check_upload, humanize, json_body, too_large
+from postfocus.web.upload import UploadError, UploadReceiver, check_upload, drop_repeats, humanize, json_body, too_large
 
 __all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
 
@@ -237,6 +237,7 @@ def create_app(
         try:
             await receiver.receive(request.headers.get("content-type", ""), request.stream())
             files = sorted(receiver.files, key=lambda f: natural_key(f["name"]))
+            files, repeats = await run_in_threadpool(drop_repeats, job, files)
             await run_in_threadpool(check_upload, job, files)
         except UploadError as exc:
             store.delete(job)
@@ -251,7 +252,8 @@ def create_app(
             raise
         data = job.read() or {}
         title = (receiver.fields.get("title") or "").strip()[:120] or job_title(files)
-        data.update(state=QUEUED, inputs=files, title="".join(c for c in title if c.isprintable()))
+        data.update(state=QUEUED, inputs=files, upload_warnings=repeats,
+                    title="".join(c for c in title if c.isprintable()))
         job.write(data)
         queue.submit(job.id)
         return JSONResponse(public(data), status_code=201)

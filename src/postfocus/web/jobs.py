@@ -367,7 +367,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     write_viewer_data(job, ps, data.get("title") or None, files)
     record_all(job)  # what each served file of out/ holds (web/outputs.py: a damaged one is made again)
 
-    messages = list(ps.manifest.get("warnings", []))
+    messages = list(data.get("upload_warnings", [])) + list(ps.manifest.get("warnings", []))
     messages += [str(w.message) for w in caught if issubclass(w.category, PostfocusWarning)]
     seen: list[str] = []
     for m in messages:

@@ -21,6 +21,7 @@ no body, however nested, ends in anything but a clear refusal.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -328,6 +329,27 @@ def too_large(limit_text: str) -> str:
     """
     return (f"The upload is larger than this server accepts ({limit_text}). "
             "Send fewer or smaller files, or start the server with a larger --max-upload-mb.")
+
+
+def drop_repeats(job: JobFolder, files: list[dict]) -> tuple[list[dict], list[str]]:
+    """``files`` without a photo uploaded again (the same bytes as an earlier one: two shots never are), its stored
+    file deleted, and the warning that names them; the command line leaves a photo named twice out the same way
+    (``io/open.py``). It was stacked as one more frame, "9 of 9 frames used", without a word."""
+    sizes = [item["size"] for item in files]
+    seen: dict[tuple[int, str], str] = {}
+    kept, again = [], []
+    for item in files:  # read only where two files have one size
+        path, name = job.folder / item["file"], item["name"]
+        key = (item["size"], hashlib.sha256(path.read_bytes()).hexdigest() if sizes.count(item["size"]) > 1 else "")
+        first = seen.get(key) if item["kind"] != "video" else None
+        if first is None:
+            seen[key] = name
+            kept.append(item)
+        else:
+            again.append(name if name == first else f"{name} (= {first})")
+            path.unlink(missing_ok=True)
+    named = ", ".join(again[:5]) + (", ..." if len(again) > 5 else "")
+    return kept, [f"left out {len(again)} photo(s) uploaded twice: {named}"] if again else []
 
 
 def check_upload(job: JobFolder, files: list[dict]) -> None:
