@@ -53,6 +53,18 @@ from postfocus.fuse.relight import local_far_index  # noqa: E402
 from postfocus.pipeline.merge import fuse  # noqa: E402
 
 
+def aligned_frames(source, maps, analysis) -> np.ndarray:
+    """The stack's frames as the fusion aligns them (float32 in 0-1, in frame order), kept while it fuses."""
+    kept: dict[int, np.ndarray] = {}
+
+    def keep(i: int, aligned: np.ndarray, *_: object) -> None:
+        scale = 255.0 if aligned.dtype == np.uint8 else 65535.0 if aligned.dtype == np.uint16 else 1.0
+        kept[i] = np.asarray(aligned, np.float32) / np.float32(scale)
+
+    fuse(source, maps, alignment=analysis.alignment, on_aligned=keep)
+    return np.stack([kept[i] for i in sorted(kept)])
+
+
 def _sides(depth: np.ndarray) -> np.ndarray:
     """True where a pixel is more than a frame nearer than the farthest true depth within 4 px (the near side)."""
     farthest = cv2.dilate(depth, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
@@ -136,14 +148,7 @@ def main() -> None:
               f"median {np.median((sided - depth)[fat]) if fat.any() else 0:.2f}")
         print("| map | far / near side pixels off | fused | restore |")
         print("|---|---|---|---|")
-        kept: dict[int, np.ndarray] = {}
-
-        def keep(i: int, aligned: np.ndarray, *_: object) -> None:
-            scale = 255.0 if aligned.dtype == np.uint8 else 65535.0 if aligned.dtype == np.uint16 else 1.0
-            kept[i] = np.asarray(aligned, np.float32) / np.float32(scale)
-
-        fuse(source, maps, alignment=analysis.alignment, on_aligned=keep)
-        frames = np.stack([kept[i] for i in sorted(kept)])
+        frames = aligned_frames(source, maps, analysis)
         decisions = []
         for rule, margin, rounds in (("relative blur", 1.0, 1), ("two classes", 1.0, 1), ("covered far down-weighted", 1.0, 1),
                                      ("de-spilled", 1.0, 1), ("de-spilled", 2.0, 1), ("de-spilled", 2.0, 2),

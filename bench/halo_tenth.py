@@ -57,7 +57,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from halo_eighth import _sides  # noqa: E402
+from halo_eighth import _sides, aligned_frames  # noqa: E402
 from halo_fifth import scenes_from_args, scored  # noqa: E402
 
 from postfocus.colour import srgb_decode, srgb_encode, to_grey  # noqa: E402
@@ -265,14 +265,7 @@ def main() -> None:
         depth = st.depth.astype(np.float32)
         sided = focus_index_map(maps.volume, analysis.guide, sides=True)[0]
         near = _sides(depth)
-        kept: dict[int, np.ndarray] = {}
-
-        def keep(i: int, aligned: np.ndarray, *_: object) -> None:
-            scale = 255.0 if aligned.dtype == np.uint8 else 65535.0 if aligned.dtype == np.uint16 else 1.0
-            kept[i] = np.asarray(aligned, np.float32) / np.float32(scale)
-
-        fuse(source, maps, alignment=analysis.alignment, on_aligned=keep)
-        frames = np.stack([kept[i] for i in sorted(kept)])
+        frames = aligned_frames(source, maps, analysis)
         t = time.process_time()
         measured = detail(frames)
         t_detail = time.process_time() - t

@@ -473,13 +473,7 @@ def test_a_full_disk_is_said_as_the_servers_not_the_requests_and_names_no_server
     from postfocus.store.cache import CacheError
     from postfocus.web.jobs import run_job
 
-    store = Store(tmp_path / "data")
-    job = store.create()
-    inputs = []
-    for k, (name, data) in enumerate(stack_files):
-        (job.folder / "in" / f"{k:03d}.jpg").write_bytes(data)
-        inputs.append({"file": f"in/{k:03d}.jpg", "name": name, "size": len(data), "kind": "image", "format": "JPEG"})
-    job.update(state="queued", inputs=inputs)
+    job = _queued_job(tmp_path, stack_files)
 
     def cannot_write(folder, *args, **kwargs):
         raise CacheError(f"{folder.parent}: cannot write the processed stack (No space left on device)")
@@ -496,13 +490,7 @@ def test_an_internal_error_of_a_job_names_no_server_path(tmp_path, stack_files):
     without the server's paths; the full error is in the job's error.log."""
     from postfocus.web.jobs import run_job
 
-    store = Store(tmp_path / "data")
-    job = store.create()
-    inputs = []
-    for k, (name, data) in enumerate(stack_files):
-        (job.folder / "in" / f"{k:03d}.jpg").write_bytes(data)
-        inputs.append({"file": f"in/{k:03d}.jpg", "name": name, "size": len(data), "kind": "image", "format": "JPEG"})
-    job.update(state="queued", inputs=inputs)
+    job = _queued_job(tmp_path, stack_files)
     job.out_dir.write_bytes(b"not a folder")
     assert run_job(str(job.folder)) == "failed"
     error = job.read()["error"]
@@ -542,3 +530,15 @@ def test_progress_names_the_frames_of_photos_and_videos_alike(tmp_path):
     assert progress["fraction"] == pytest.approx(0.5 * 12 / 41, abs=1e-4)
     writer("fuse", 41, 41)
     assert job.read()["progress"]["message"] == "Merging the sharp parts (41 of 41)"
+
+
+def _queued_job(tmp_path, stack_files):
+    """A job in a fresh store with the stack's photos uploaded and queued, as the upload leaves it."""
+    store = Store(tmp_path / "data")
+    job = store.create()
+    inputs = []
+    for k, (name, data) in enumerate(stack_files):
+        (job.folder / "in" / f"{k:03d}.jpg").write_bytes(data)
+        inputs.append({"file": f"in/{k:03d}.jpg", "name": name, "size": len(data), "kind": "image", "format": "JPEG"})
+    job.update(state="queued", inputs=inputs)
+    return job
