@@ -166,3 +166,15 @@ def test_animate_command(steps, tmp_path, cli):
         assert run.returncode != 0 and len(run.err_lines) == 1 and flag in run.stderr, run.stderr
         assert "Traceback" not in run.stderr
     assert not (tmp_path / "p.gif").exists()
+
+
+def test_a_frame_the_stack_left_out_is_named_with_the_kept_ones_as_ranges_counted_from_1():
+    from types import SimpleNamespace
+
+    from postfocus.cli.animate import pull_end
+    from postfocus.errors import OptionError
+
+    video = SimpleNamespace(used=[i for i in range(120) if i != 40], size=(1080, 1920))
+    with pytest.raises(OptionError, match=r"no frame 41 among the frames kept \(1-40, 42-120; counted from 1\)"):
+        pull_end("start", "41", video)
+    assert pull_end("start", "42", video) == 41

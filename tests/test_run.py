@@ -70,7 +70,7 @@ def test_a_thread_budget_holds_for_the_run_and_leaves_opencv_as_it_was(tiny_stac
     import cv2
     import pytest
 
-    from postfocus.errors import PostfocusError
+    from postfocus.errors import PostfocusError, PostfocusWarning
 
     before = cv2.getNumThreads()
     assert before != 1, "a machine of one core cannot tell"
@@ -83,7 +83,7 @@ def test_a_thread_budget_holds_for_the_run_and_leaves_opencv_as_it_was(tiny_stac
     assert cv2.getNumThreads() == before
     with pytest.raises(PostfocusError):
         run.stack(tiny_stack.folder, threads=1, frame_range=(0, 99))
-    with pytest.raises(PostfocusError):
+    with pytest.raises(PostfocusError), pytest.warns(PostfocusWarning, match="cannot be aligned"):
         run.stack([np.zeros((64, 64), np.float32)] * 2, threads=1, align="affine")  # nothing to align on
     assert cv2.getNumThreads() == before
 

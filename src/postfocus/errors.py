@@ -8,7 +8,7 @@ shows a traceback for these.
 
 from __future__ import annotations
 
-__all__ = ["PostfocusError", "InputError", "OutputError", "AlignmentError", "OptionError", "PostfocusWarning"]
+__all__ = ["PostfocusError", "InputError", "OutputError", "AlignmentError", "OptionError", "PostfocusWarning", "frame_runs"]
 
 
 class PostfocusError(Exception):
@@ -51,3 +51,39 @@ class OptionError(PostfocusError):
     def __init__(self, param: str, value: object, reason: str):
         self.param, self.value, self.reason = param, value, reason
         super().__init__(f"{param}={value!r}: {reason}")
+
+
+def frame_runs(frames, *, first: int = 0) -> str:
+    """Frame numbers for a message, runs of consecutive frames written as ranges.
+
+    A 120-frame video's kept frames read "0-119", not a list of 120 numbers.
+
+    Parameters
+    ----------
+    frames : iterable of int
+        Frame numbers, counted from 0.
+    first : int, optional
+        Number of the first frame in the text (1 where the message counts from 1).
+
+    Returns
+    -------
+    str
+        The runs, separated by commas; "none" for no frame.
+
+    Examples
+    --------
+    >>> frame_runs([0, 1, 2, 3, 5, 7, 8])
+    '0-3, 5, 7-8'
+    >>> frame_runs([0, 1, 2], first=1), frame_runs([])
+    ('1-3', 'none')
+    """
+    ordered = sorted({int(f) for f in frames})
+    runs: list[list[int]] = []
+    for f in ordered:
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    if not runs:
+        return "none"
+    return ", ".join(f"{a + first}" if a == b else f"{a + first}-{b + first}" for a, b in runs)

@@ -7,7 +7,7 @@ import click
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
 from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import default_output, finish, json_option, stack_data
-from postfocus.errors import OptionError
+from postfocus.errors import OptionError, frame_runs
 from postfocus.io.animation import ANIMATION_FORMATS
 from postfocus.io.write import check_output_path
 from postfocus.products.animate import PullEnd, animate, check_pull_options
@@ -27,7 +27,7 @@ def pull_end(param: str, text: str, stack: ProcessedStack) -> PullEnd:
         frame = int(text) - 1
         if frame not in stack.used:
             raise OptionError(param, int(text), f"no frame {text} among the frames kept "
-                              f"({', '.join(str(i + 1) for i in stack.used)}; counted from 1)")
+                              f"({frame_runs(stack.used, first=1)}; counted from 1)")
         return frame
     if "," in text:
         return parse_point(text, stack.size)

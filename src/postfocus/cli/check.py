@@ -12,7 +12,7 @@ from postfocus.cli.common import err_console, is_quiet, main, processed, progres
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, \
     processing_options, quality_option, range_option
 from postfocus.cli.output import FrameLabels, default_output, finish, json_option, stack_data
-from postfocus.errors import OptionError
+from postfocus.errors import OptionError, frame_runs
 from postfocus.io.write import atomic_write_json, check_output_path, write_image
 from postfocus.options import parse_range
 
@@ -72,7 +72,7 @@ def check_command(ctx, inputs, output, report, method, depth, frame_range, quali
         lo, hi = parse_range(frame_range, len(ps.names))
         frames = [i for i in ps.used if lo <= i <= hi]
         if len(frames) < 2:
-            raise OptionError("frames", (lo, hi), f"the check needs at least 2 frames kept there (kept: {ps.used})")
+            raise OptionError("frames", (lo, hi), f"the check needs at least 2 frames kept there (kept: {frame_runs(ps.used)})")
     with progress_bars(is_quiet(ctx)) as progress:
         image = ps.all_in_focus(method, progress)
         result = forward_check(ps, frames=frames, method=method, image=image, depth=depth, progress=progress)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 from typing import Callable, Sequence
 
-from postfocus.errors import OptionError
+from postfocus.errors import OptionError, frame_runs
 from postfocus.pipeline.analyse import work_scale
 from postfocus.pipeline.memory import bands_for
 
@@ -96,5 +96,5 @@ def pick_frames(used: Sequence[int], count: int, given: list) -> list[int]:
             raise OptionError("frames", given, f"frame {i!r} is not in this stack (frames 0 to {count - 1})")
     frames = [int(i) for i in given if i in used]
     if not frames:  # named as given, not as the empty list left
-        raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {list(used)})")
+        raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {frame_runs(used)})")
     return frames

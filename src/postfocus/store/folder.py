@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from postfocus.align.report import FrameAlignment
-from postfocus.errors import InputError, OptionError, PostfocusError
+from postfocus.errors import InputError, OptionError, PostfocusError, frame_runs
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.encoding import Compression, jpeg_with_metadata
 from postfocus.io.images import read_header, read_image, to_float
@@ -194,11 +194,11 @@ class ProcessedStack(MapsView):
         """File of aligned frame ``index`` (a frame number); of a stack that keeps its frames unwarped
         (:attr:`frames_unwarped`), the frame as decoded (:meth:`save_frame` writes the aligned one)."""
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):  # ("1" found the file, then failed)
-            raise InputError(f"frame {index!r}: not a frame number (frames kept: {self.used})")
+            raise InputError(f"frame {index!r}: not a frame number (frames kept: {frame_runs(self.used)})")
         try:
             return self.folder / self.manifest["frame_files"][str(index)]
         except KeyError:
-            raise InputError(f"frame {index} is not in this stack (frames kept: {self.used})") from None
+            raise InputError(f"frame {index} is not in this stack (frames kept: {frame_runs(self.used)})") from None
 
     def read_frame(self, index: int) -> np.ndarray:
         """Aligned frame ``index`` in output geometry, float32 RGB."""

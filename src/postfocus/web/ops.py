@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postfocus.errors import PostfocusError
+from postfocus.errors import PostfocusError, frame_runs
 from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.web.outputs import OutRecords
 from postfocus.web.store import JobFolder
@@ -245,7 +245,7 @@ class Results:
         lo, hi = sorted((int(start), int(end)))
         frames = [i for i in ps.used if lo <= i <= hi]
         if not frames:
-            raise PostfocusError(f"no aligned frames between {lo} and {hi} (frames kept: {ps.used})")
+            raise PostfocusError(f"no aligned frames between {lo} and {hi} (frames kept: {frame_runs(ps.used)})")
         lo, hi = frames[0], frames[-1]
 
         def make(path: Path) -> None:
