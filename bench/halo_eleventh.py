@@ -22,25 +22,22 @@ the fused images as PNG).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import cv2
 import numpy as np
 from scipy.special import ndtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from halo_eighth import _sides, aligned_frames  # noqa: E402
-from halo_fifth import scenes_from_args, scored  # noqa: E402
-from halo_tenth import _far_prediction, _pairs, detail, outline_sided, textured  # noqa: E402
+from halo_eighth import aligned_frames  # noqa: E402
+from halo_fifth import scenes_from_args  # noqa: E402
+from halo_tenth import _far_prediction, _pairs, detail, outline_sided, print_rows, textured  # noqa: E402
 
 from postfocus.colour import srgb_decode, to_grey  # noqa: E402
 from postfocus.focus.map import focus_index_map  # noqa: E402
-from postfocus.pipeline.merge import fuse  # noqa: E402
 
 OFFSETS = np.arange(-5, 6, dtype=np.float32)
 POSITIONS = np.arange(-3.0, 3.01, 0.25)
@@ -112,9 +109,7 @@ def main() -> None:
         maps = analysis.maps
         if out is not None:
             cv2.imwrite(str(out / f"{name}-truth.png"), np.round(np.clip(st.sharp[..., ::-1], 0, 1) * 255).astype(np.uint8))
-        depth = st.depth.astype(np.float32)
         sided = focus_index_map(maps.volume, analysis.guide, sides=True)[0]
-        near = _sides(depth)
         frames = aligned_frames(source, maps, analysis)
         fine = textured(frames, sided, growth, "own, pooled, fine", measured=detail(frames))
         variants = [("default map", maps.focus_index), ("sided", sided), ("own, pooled, fine", fine)]
@@ -130,19 +125,7 @@ def main() -> None:
         print(f"{name}: blur growth {growth:.3f}")
         print("| map | far / near side pixels off | fused | restore |")
         print("|---|---|---|---|")
-        for label, index in variants:
-            m = dataclasses.replace(maps, focus_index=index.astype(np.float32))
-            cells = []
-            for restore in (False, True):
-                with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth):
-                    image = fuse(source, m, alignment=analysis.alignment, restore=restore)
-                h, n, f, p = scored(st, truth, image)
-                if out is not None:
-                    tag = f"{name}-{len(cells)}-{label.split(' [')[0].replace(', ', '-').replace(' ', '_')}"
-                    cv2.imwrite(str(out / f"{tag}.png"), np.round(np.clip(image[..., ::-1], 0, 1) * 255).astype(np.uint8))
-                cells.append(f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f}")
-            off_v = np.abs(index - depth) > 1.5
-            print(f"| {label} | {(off_v & ~near).sum()} / {(off_v & near).sum()} | " + " | ".join(cells) + " |", flush=True)
+        print_rows(variants, name=name, st=st, truth=truth, source=source, analysis=analysis, growth=growth, out=out)
 
 
 if __name__ == "__main__":

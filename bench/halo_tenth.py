@@ -256,6 +256,29 @@ def outline_sided(frames: np.ndarray, sided: np.ndarray, decided: np.ndarray, *,
     return np.where(to_far, far, out).astype(np.float32)
 
 
+def print_rows(variants, *, name, st, truth, source, analysis, growth: float, out: Path | None) -> None:
+    """One table row a (label, focus-index map): halo fused and with the solver (``restore``), and the pixels off.
+
+    The fusion's blur growth is the scene's measured ``growth``; with ``out`` each fused image is kept as a PNG.
+    """
+    maps = analysis.maps
+    depth = st.depth.astype(np.float32)
+    near = _sides(depth)
+    for label, index in variants:
+        m = dataclasses.replace(maps, focus_index=index.astype(np.float32))
+        cells = []
+        for restore in (False, True):
+            with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth):
+                image = fuse(source, m, alignment=analysis.alignment, restore=restore)
+            h, n, f, p = scored(st, truth, image)
+            if out is not None:
+                tag = f"{name}-{len(cells)}-{label.split(' [')[0].replace(', ', '-').replace(' ', '_')}"
+                cv2.imwrite(str(out / f"{tag}.png"), np.round(np.clip(image[..., ::-1], 0, 1) * 255).astype(np.uint8))
+            cells.append(f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f}")
+        off_v = np.abs(index - depth) > 1.5
+        print(f"| {label} | {(off_v & ~near).sum()} / {(off_v & near).sum()} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     out = Path(os.environ["HALO_OUT"]) if os.environ.get("HALO_OUT") else None  # fused images kept for crops
     for name, st, truth, source, analysis, growth in scenes_from_args(__doc__):
@@ -314,19 +337,7 @@ def main() -> None:
                      ("oracle: sided, far side off 2-8 px set true", np.where(fat & (dist >= 2) & (dist < 8), depth, sided)),
                      ("oracle: sided, far side off inside the support, 2 px or more from a true edge, set true",
                       np.where(fat & inside & (dist >= 2), depth, sided))]
-        for label, index in variants:
-            m = dataclasses.replace(maps, focus_index=index.astype(np.float32))
-            cells = []
-            for restore in (False, True):
-                with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth):
-                    image = fuse(source, m, alignment=analysis.alignment, restore=restore)
-                h, n, f, p = scored(st, truth, image)
-                if out is not None:
-                    tag = f"{name}-{len(cells)}-{label.split(' [')[0].replace(', ', '-').replace(' ', '_')}"
-                    cv2.imwrite(str(out / f"{tag}.png"), np.round(np.clip(image[..., ::-1], 0, 1) * 255).astype(np.uint8))
-                cells.append(f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f}")
-            off_v = np.abs(index - depth) > 1.5
-            print(f"| {label} | {(off_v & ~near).sum()} / {(off_v & near).sum()} | " + " | ".join(cells) + " |", flush=True)
+        print_rows(variants, name=name, st=st, truth=truth, source=source, analysis=analysis, growth=growth, out=out)
         if out is not None and name == "grass" and os.environ.get("HALO_FIGURE"):
             figure(out, Path(os.environ["HALO_FIGURE"]))
 
