@@ -41,6 +41,8 @@ __all__ = [
     "StackOptions",
     "check_memory_mb",
     "check_threads",
+    "is_number",
+    "is_whole",
     "parse_range",
     "resolve",
 ]
@@ -67,13 +69,32 @@ def _choice(param: str, value: object, choices: tuple[str, ...]) -> None:
         raise OptionError(param, value, f"choose one of {', '.join(choices)}")
 
 
-def _whole(value: object) -> bool:
-    """Whether ``value`` is a whole number: an int or a NumPy integer (``np.argmax``'s), not a bool."""
+def is_whole(value: object) -> bool:
+    """Whether ``value`` is a whole number: an int or a NumPy integer (``np.argmax``'s), not a bool.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_whole(3), is_whole(np.int64(3)), is_whole(True), is_whole(3.0)
+    (True, True, False, False)
+    """
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # (numpy.bool_ is no Integral)
 
 
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a real number (an int, a float or a NumPy one), not a bool.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_number(2.8), is_number(np.float32(2.8)), is_number(False), is_number("2.8")
+    (True, True, False, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _positive_int(param: str, value: object, least: int) -> int:
-    if not _whole(value) or value < least:
+    if not is_whole(value) or value < least:
         raise OptionError(param, value, f"must be a whole number of at least {least}")
     return int(value)  # (a NumPy integer as int: the options go into JSON, the cache key and the manifest)
 
@@ -104,7 +125,7 @@ def check_memory_mb(memory_mb: object) -> int | float | None:
     """
     if memory_mb is None:
         return None
-    if not isinstance(memory_mb, numbers.Real) or isinstance(memory_mb, bool) or not memory_mb > 0:
+    if not is_number(memory_mb) or not memory_mb > 0:
         raise OptionError("memory_mb", memory_mb, "must be a positive number of megabytes")
     return memory_mb if isinstance(memory_mb, (int, float)) else float(memory_mb)  # (a NumPy number: a plain one)
 
@@ -140,7 +161,7 @@ def check_threads(threads: object) -> int | None:
     """
     if threads is None:
         return None
-    if _whole(threads) and threads > MAX_THREADS:
+    if is_whole(threads) and threads > MAX_THREADS:
         raise OptionError("threads", threads, f"must be a whole number from 1 to {MAX_THREADS}")
     return _positive_int("threads", threads, 1)
 
@@ -220,7 +241,7 @@ class StackOptions:
             object.__setattr__(self, "reference", _positive_int("reference", self.reference, 0))
         if self.frame_range is not None:
             rng = self.frame_range
-            if not isinstance(rng, (tuple, list)) or len(rng) != 2 or not all(_whole(v) for v in rng):
+            if not isinstance(rng, (tuple, list)) or len(rng) != 2 or not all(is_whole(v) for v in rng):
                 raise OptionError("frame_range", rng, "expected two frame numbers (A, B)")
             if not 0 <= rng[0] <= rng[1]:
                 raise OptionError("frame_range", rng, "frames must satisfy 0 <= A <= B")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from postfocus.io.images import to_float
 from postfocus.io.metadata import describe_stack
 from postfocus.io.write import check_output_path, write_image
 from postfocus.maps import MapsView, StackMaps
-from postfocus.options import StackOptions
+from postfocus.options import StackOptions, is_whole
 
 __all__ = ["StackResult", "save_image"]
 
@@ -138,7 +137,7 @@ def save_image(
     if not isinstance(info, SourceInfo):
         given = info if info is None else f"a {type(info).__name__}"  # (None read "info='NoneType'")
         raise OptionError("info", given, "must be the SourceInfo of the source (result.info, ps.info)")
-    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
+    if not is_whole(quality) or not 1 <= quality <= 100:
         raise OptionError("quality", quality, "must be a whole number from 1 to 100")
     image = _picture(image)
     check_output_path(path, info.paths)

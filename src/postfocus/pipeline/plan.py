@@ -6,10 +6,10 @@ range with no usable frame is refused at once (:mod:`postfocus.pipeline.merge` r
 
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Sequence
 
 from postfocus.errors import OptionError, frame_runs
+from postfocus.options import is_whole
 from postfocus.pipeline.analyse import work_scale
 from postfocus.pipeline.memory import bands_for
 
@@ -92,7 +92,7 @@ def pick_frames(used: Sequence[int], count: int, given: list) -> list[int]:
     postfocus.errors.OptionError: frames=[1, 5, 6]: frame 5 is not in this stack (frames 0 to 2)
     """
     for i in given:
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < count:
+        if not is_whole(i) or not 0 <= i < count:
             raise OptionError("frames", given, f"frame {i!r} is not in this stack (frames 0 to {count - 1})")
     frames = [int(i) for i in given if i in used]
     if not frames:  # named as given, not as the empty list left

@@ -45,13 +45,13 @@ alpha:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
+from postfocus.options import is_number
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.layers import (
     MAX_LAYERS,
@@ -99,13 +99,8 @@ def blur_from_f_number(f_number: float, size: tuple[int, int], span: float) -> f
     return FULL_SPAN_BLUR * max(size) * (REFERENCE_F_NUMBER / float(f_number)) / max(float(span), 1e-6)
 
 
-def _is_number(value: object) -> bool:
-    """A real number (a NumPy one too), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_f_number(f_number: float) -> None:
-    if not _is_number(f_number) or not math.isfinite(f_number) or f_number <= 0:
+    if not is_number(f_number) or not math.isfinite(f_number) or f_number <= 0:
         raise OptionError("f_number", f_number, "must be a number above 0 (e.g. 1.4, 2.8, 8)")
 
 
@@ -308,12 +303,12 @@ def aperture(
     if f_number is not None:
         _check_f_number(f_number)
     for name, value in (("focus_depth", focus_depth), ("blur_px", blur_px), ("highlights", highlights)):
-        if value is not None and not _is_number(value):  # (a string was a ValueError or TypeError)
+        if value is not None and not is_number(value):  # (a string was a ValueError or TypeError)
             raise OptionError(name, value, "must be a number")
     if focus_at_point is not None:
         h, w = stack.size
         if not (isinstance(focus_at_point, (tuple, list)) and len(focus_at_point) == 2
-                and all(_is_number(v) for v in focus_at_point)):
+                and all(is_number(v) for v in focus_at_point)):
             raise OptionError("focus_at_point", focus_at_point, "must be a point (x, y) in pixels")
         x, y = focus_at_point
         if not (0 <= x < w and 0 <= y < h):

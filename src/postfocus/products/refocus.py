@@ -8,7 +8,6 @@ neighbourhood instead, and the result says so.
 
 from __future__ import annotations
 
-import numbers
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -16,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from postfocus.errors import OptionError, PostfocusError
+from postfocus.options import is_number, is_whole
 from postfocus.maps import MapsView
 from postfocus.store import ProcessedStack
 
@@ -189,9 +189,9 @@ def _check_tap(stack: object, x: object, y: object, radius: object) -> None:
     if not isinstance(stack, MapsView):
         raise OptionError("stack", stack, "not a processed stack; open one with postfocus.process(...) first")
     for name, value in (("x", x), ("y", y)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        if not is_number(value):
             raise OptionError(name, value, "must be a number of pixels")
-    if not isinstance(radius, numbers.Integral) or isinstance(radius, bool) or radius < 1:
+    if not is_whole(radius) or radius < 1:
         raise OptionError("radius", radius, "must be a whole number of at least 1")
 
 

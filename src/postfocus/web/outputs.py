@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 from pathlib import Path
 from typing import Iterable
 
@@ -60,26 +59,17 @@ class OutRecords:
 
     def intact(self, job: JobFolder, path: Path) -> bool:
         """Whether ``path`` (in ``job``'s ``out/``) is as it was recorded: False when missing, not recorded,
-        of another size, or of another CRC-32 since its status changed."""
+        of another size, or of another CRC-32 since its status changed (the store's check,
+        :func:`postfocus.store.records.mismatch`, with every status time counted as new)."""
+        from postfocus.store.records import mismatch
+
         record = _read(job).get(_name(job, path))
         if not isinstance(record, list) or len(record) != 2:
             return False
         try:
-            st = path.stat()
-        except OSError:
+            return mismatch(path, record, 0, crc=True, seen=self._matched) is None
+        except OSError:  # (gone or unreadable between its stat and its read)
             return False
-        if st.st_size != record[0]:
-            return False
-        status = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if self._matched.get(path) == status:
-            return True
-        try:
-            matches = zlib.crc32(path.read_bytes()) == record[1]
-        except OSError:
-            return False
-        if matches:
-            self._matched[path] = status
-        return matches
 
     def known(self, job: JobFolder, path: Path) -> bool:
         """Whether ``path`` was recorded (made by the worker or the app, whatever it holds now)."""

@@ -21,6 +21,7 @@ no body, however nested, ends in anything but a clear refusal.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import re
@@ -335,13 +336,16 @@ def drop_repeats(job: JobFolder, files: list[dict]) -> tuple[list[dict], list[st
     """``files`` without a photo uploaded again (the same bytes as an earlier one: two shots never are), its stored
     file deleted, and the warning that names them; the command line leaves a photo named twice out the same way
     (``io/open.py``). It was stacked as one more frame, "9 of 9 frames used", without a word."""
-    sizes = [item["size"] for item in files]
+    sizes = collections.Counter(item["size"] for item in files if item["kind"] != "video")
     seen: dict[tuple[int, str], str] = {}
     kept, again = [], []
-    for item in files:  # read only where two files have one size
+    for item in files:  # a photo is read only where two photos have one size; a video never is
         path, name = job.folder / item["file"], item["name"]
-        key = (item["size"], hashlib.sha256(path.read_bytes()).hexdigest() if sizes.count(item["size"]) > 1 else "")
-        first = seen.get(key) if item["kind"] != "video" else None
+        if item["kind"] == "video":
+            kept.append(item)
+            continue
+        key = (item["size"], hashlib.sha256(path.read_bytes()).hexdigest() if sizes[item["size"]] > 1 else "")
+        first = seen.get(key)
         if first is None:
             seen[key] = name
             kept.append(item)
