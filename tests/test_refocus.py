@@ -105,7 +105,10 @@ def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
     ((10, 10), {"radius": 0}, "radius=0"),  # a ValueError (range() step 0) when the window was unsure
     ((10, 10), {"radius": -1}, "radius=-1"),  # a tap on an empty window (a NaN confidence)
     ((10, 10), {"radius": 2.5}, "radius=2.5"),  # a TypeError from slicing the memory-mapped volume
-])
+    ((10**400, 10), {}, "x=1000000000000000000000000000000000000000...0000000000000000000000000000 (401 characters)"),
+    ((10, -10**400), {}, "y=-100000000000000000000000000000000000000...0000000000000000000000000000 (402 characters)"),
+    ((10, 10**5000), {}, "y=an int too long to show"),  # (were OverflowErrors: no float holds them)
+], ids=lambda v: v if isinstance(v, str) else None)
 def test_tap_arguments_of_the_wrong_type_are_refused_by_name(sweep, args, kwargs, named):
     from postfocus.errors import OptionError
 

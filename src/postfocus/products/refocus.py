@@ -214,7 +214,7 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
     _check_tap(stack, x, y, radius)
     h, w = stack.size
     if not (0 <= x < w and 0 <= y < h):
-        raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
+        raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
     mh, mw = stack.focus_index.shape
     motion = stack.motion
     if motion is not None:  # a moving subject: the one instant the stack shows it from
