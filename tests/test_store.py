@@ -515,3 +515,36 @@ def test_a_frame_overwritten_in_the_same_clock_tick_as_the_manifest_is_found(tmp
     with pytest.raises(DamagedStackError, match="changed since it was written"):
         again.verify(checksums="changed")
     assert again.changed_since_written(name)
+
+
+@pytest.mark.parametrize("fault", ["folder deleted", "folder a file", "map cut short", "map a folder"])
+def test_a_stack_whose_maps_went_after_it_was_opened_is_a_damaged_stack_not_an_os_error(tiny_stack, tmp_path, fault):
+    """A ``ProcessedStack`` used after its folder was deleted (another process cleared the cache), or opened with
+    ``ProcessedStack.open`` on a folder whose map is cut short or a folder, was a FileNotFoundError,
+    NotADirectoryError, IsADirectoryError or "ValueError: mmap length is greater than file size" from NumPy
+    (review13): a DamagedStackError naming the map, and ``process`` makes the folder again."""
+    from postfocus.products.refocus import tap
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    folder, volume = ps.folder, ps.folder / "volume.npy"
+    if fault == "folder deleted":
+        shutil.rmtree(folder)
+    elif fault == "folder a file":
+        shutil.rmtree(folder)
+        folder.write_bytes(b"x")
+    elif fault == "map cut short":
+        volume.write_bytes(volume.read_bytes()[:1000])
+        ps = ProcessedStack.open(folder)
+    else:
+        volume.unlink()
+        volume.mkdir()
+        ps = ProcessedStack.open(folder)
+    for use in (ps.merge, lambda: tap(ps, 10, 10), lambda: ps.volume):
+        with pytest.raises(DamagedStackError, match=r"(focus_index|volume)\.npy (is missing|cannot be read)"):
+            use()
+    if fault == "folder a file":
+        folder.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert again.folder == folder and again.volume.shape == np.load(folder / "volume.npy").shape

@@ -162,17 +162,35 @@ class ProcessedStack(MapsView):
     # Maps ------------------------------------------------------------------
     @cached_property
     def maps(self) -> StackMaps:
-        """Focus index, confidence, focus volume and motion, in output geometry (memory-mapped)."""
+        """Focus index, confidence, focus volume and motion, in output geometry (memory-mapped).
+
+        Raises
+        ------
+        DamagedStackError
+            When a map cannot be read: the folder deleted, or a map cut short or replaced, since the stack was
+            opened (``process`` checks a folder before it hands it out; :meth:`open` reads the manifest only).
+        """
         motion = self.folder / "motion.npy"
         return StackMaps(
-            focus_index=np.load(self.folder / "focus_index.npy", mmap_mode="r"),
-            confidence=np.load(self.folder / "confidence.npy", mmap_mode="r"),
-            volume=np.load(self.folder / "volume.npy", mmap_mode="r"),
+            focus_index=self._map("focus_index.npy"),
+            confidence=self._map("confidence.npy"),
+            volume=self._map("volume.npy"),
             used=list(self.used),
             size=self.size,
-            motion=np.load(motion, mmap_mode="r") if motion.exists() else None,
+            motion=self._map("motion.npy") if motion.exists() else None,
             motion_share=float(self.manifest.get("motion_share", 0.0)),
         )
+
+    def _map(self, name: str) -> np.ndarray:
+        """The folder's map ``name``, memory-mapped; DamagedStackError naming it when it cannot be read (it was a
+        FileNotFoundError, an IsADirectoryError or "ValueError: mmap length is greater than file size")."""
+        try:
+            return np.load(self.folder / name, mmap_mode="r")
+        except FileNotFoundError:
+            problem = "is missing" if self.folder.is_dir() else "is missing (the stack folder is gone)"
+        except (OSError, ValueError, EOFError) as exc:
+            problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        raise DamagedStackError(f"{self.folder}: {name} {problem}; process the stack again to make it again")
 
     def to_map(self, x: float, y: float) -> tuple[float, float]:
         """Output pixel coordinates -> focus-map coordinates."""
