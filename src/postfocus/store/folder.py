@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from postfocus.align.report import FrameAlignment
-from postfocus.errors import InputError, OptionError, PostfocusError, frame_runs
+from postfocus.errors import InputError, OptionError, OutputError, PostfocusError, PostfocusWarning, frame_runs
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.encoding import Compression, jpeg_with_metadata
 from postfocus.io.images import read_header, read_image, to_float
@@ -284,23 +284,44 @@ class ProcessedStack(MapsView):
     def all_in_focus(self, method: str = DEFAULT_METHOD, progress: Progress | None = None,
                      memory_mb: float | None = None, *, threads: int | None = None) -> np.ndarray:
         """The all-in-focus image (made from the cached frames and kept, if this method has not run yet;
-        ``threads`` is the thread budget of that fusion, None: all cores)."""
+        ``threads`` is the thread budget of that fusion, None: all cores).
+
+        An image the folder has no room for (a full disk, a cache made read-only since) is handed out with a
+        warning and not kept: it is merged again next time (it was an OutputError after the merge, and
+        ``postfocus stack --method pyramid`` wrote nothing where it carries on without the cache otherwise).
+        """
         path = self.all_in_focus_path(method)
         threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if not path.exists():
             image = self.merge(method=method, memory_mb=memory_mb, progress=progress, threads=threads)
-            write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            try:
+                write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            except OutputError as exc:
+                return self._not_kept(image, method, exc)
             try:  # the new manifest vouches for every file again: none changed since the old one (or in the merge)
                 self.verify(checksums="changed")
             except DamagedStackError:
                 path.unlink(missing_ok=True)  # (made from a changed frame)
                 raise
             files = {**self.manifest.get("files", {}), path.name: file_record(path.read_bytes())}
-            self.manifest = {**self.manifest, "files": files, "written_ns": time.time_ns()}
-            atomic_write_json(self.folder / "manifest.json", self.manifest)
+            manifest = {**self.manifest, "files": files, "written_ns": time.time_ns()}
+            try:
+                atomic_write_json(self.folder / "manifest.json", manifest)
+            except OutputError as exc:  # (an image the manifest does not vouch for is not left to be read)
+                path.unlink(missing_ok=True)
+                return self._not_kept(image, method, exc)
+            self.manifest = manifest
             return image
         written = self._written.pop(method, None)
         return read_image(path) if written is None else to_float(written)
+
+    def _not_kept(self, image: np.ndarray, method: str, exc: OutputError) -> np.ndarray:
+        """``image`` of ``method``, with a warning that the folder could not keep it (``exc``)."""
+        import warnings
+
+        warnings.warn(f"{exc}; the {method} image is not kept in the processed stack (merged again next time)",
+                      PostfocusWarning, stacklevel=3)
+        return image
 
     def written(self, method: str, image: np.ndarray) -> None:
         """The all-in-focus image of ``method`` just written into the folder: the next :meth:`all_in_focus`
