@@ -380,6 +380,10 @@ def test_numbers_out_of_range_are_named_as_used(server):
     for query in ("aperture.jpg?x=1e300&y=10&f=2", "pop.jpg?x=5&y=-1e300"):
         r = c.get(f"{base}/{query}")
         assert r.status_code == 400 and "outside the image" in r.json()["error"] and len(r.text) < 120, r.text
+    # a range merge far past the stack said its 301 digits back too (review13)
+    r = c.get(f"{base}/merge.jpg?start=1e300&end=2e300")
+    assert r.status_code == 400 and r.json()["error"].startswith("no aligned frames between 1e+300 and 2e+300 (frames kept: 0-")
+    assert c.get(f"{base}/merge.jpg?start=50&end=60").json()["error"].startswith("no aligned frames between 50 and 60 ")
 
 
 
