@@ -235,3 +235,16 @@ def test_real_sweep_video_stacks_and_refocuses(real_data, tmp_path):
     assert tenengrad(image) > max(frames_sharpness)
     near, far = tap(ps, *parse_point("20%,80%", ps.size)), tap(ps, *parse_point("80%,15%", ps.size))
     assert near.frame != far.frame
+
+
+def test_a_numpy_radius_is_taken_as_an_int(tiny_stack, tmp_path):
+    """``tap(ps, 10, 10, radius=np.int64(2**62))`` overflowed in the ring search of an unsure window (``radius * 2``
+    in int64: a RuntimeWarning and a search over nothing; review13): the radius is a Python int."""
+    import warnings
+
+    from postfocus.pipeline.run import process
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert tap(ps, 10, 10, radius=np.int64(2**62)) == tap(ps, 10, 10, radius=2**62)

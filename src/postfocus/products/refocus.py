@@ -226,5 +226,6 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     return sharpest_frame(
-        stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=radius, confidence_map=stack.confidence
+        stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=int(radius),  # (np.int64(2**62) * 2
+        confidence_map=stack.confidence,  # overflowed in the ring search: a RuntimeWarning, an empty search)
     )
