@@ -343,8 +343,8 @@ class ProcessedStack(MapsView):
         method : str
             Fusion method.
         frames : sequence of int, optional
-            Frame numbers to merge (frames left out as not aligned are skipped; a number that is no frame of the
-            stack is refused).
+            Frame numbers to merge, in any order (merged in the stack's order, each once; frames left out as not
+            aligned are skipped; a number that is no frame of the stack is refused).
         memory_mb : float, optional
             Fuse in bands of rows to stay under it.
         progress : callable, optional
