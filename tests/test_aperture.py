@@ -247,6 +247,10 @@ def test_bad_input_through_the_api_on_a_stack(processed_stacks):
     ({"focus_depth": 1.0, "blur_px": "2"}, "blur_px='2'"),
     ({"focus_depth": 1.0, "blur_px": 1.0, "highlights": "a"}, "highlights='a'"),
     ({"focus_depth": 1.0, "f_number": True}, "f_number=True"),  # was rendered at f/1
+    ({"focus_depth": 1.0, "f_number": 10**400},  # was an OverflowError (math.isfinite), a number no float holds
+     "f_number=1000000000000000000000000000000000000000...0000000000000000000000000000 (401 characters)"),
+    ({"focus_at_point": (10**400, 3), "f_number": 2},  # an OverflowError (formatting the point)
+     "focus_at_point=(100000000000000000000000000000000000000...000000000000000000000000, 3) (406 characters)"),
 ])
 def test_arguments_of_the_wrong_type_are_refused_by_name(processed_stacks, kwargs, named):
     ps, _, _ = processed_stacks("steps")

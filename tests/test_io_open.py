@@ -376,6 +376,23 @@ def test_a_path_given_as_bytes_is_a_path(tmp_path):
     assert len(open_source([bytes(tmp_path / "f0.png"), tmp_path / "f1.png"])) == 2
 
 
+def test_a_video_named_twice_is_the_video_once(tmp_path):
+    """``stack sweep.mp4 sweep.mp4`` said "named twice; a stack needs at least two different photos", though the
+    video alone is a stack (review13): the repeat is left out with the warning and the video opened."""
+    import numpy as np
+
+    from postfocus.io.video_write import write_video
+
+    frames = [np.full((64, 80, 3), v / 255, np.float32) for v in (40, 120, 200)]
+    video = write_video(frames, tmp_path / "sweep.mp4", fps=10)
+    (tmp_path / "link.mp4").symlink_to(video)
+    with pytest.warns(PostfocusWarning, match=r"^left out 1 video named twice: .*link\.mp4 \(= .*sweep\.mp4\)$"):
+        source = open_source([video, tmp_path / "link.mp4"])
+    assert source.info.kind == "video" and len(source) == 3
+    with pytest.warns(PostfocusWarning, match=r"left out 1 video named twice"):
+        assert len(open_source([video, video], min_frames=1)) == 3
+
+
 def test_the_same_photo_named_twice_is_left_out_with_one_warning(tmp_path):
     # `stack a.jpg b.jpg a.jpg`: the second a.jpg was stacked as a third frame, out of focus order, without a word.
     a, b = write_frame(tmp_path / "a.png", 10), write_frame(tmp_path / "b.png", 20)

@@ -60,3 +60,16 @@ def test_a_thread_budget_beyond_the_command_lines_is_refused(threads):
     with pytest.raises(OptionError, match=rf"^threads={threads}:"):
         check_threads(threads)
     assert StackOptions(threads=MAX_THREADS).threads == MAX_THREADS
+
+
+@pytest.mark.parametrize("field, value", [("analysis_size", 10**400), ("align_size", 10**400), ("memory_mb", 10**400),
+                                          ("reference", 10**5000), ("frame_range", (0, 10**400))],
+                         ids=["analysis_size", "align_size", "memory_mb", "reference", "frame_range"])
+def test_a_number_no_float_can_hold_is_refused_by_name_in_a_short_line(field, value):
+    """``stack(frames, analysis_size=10**400)`` was "OverflowError: integer division result too large for a float"
+    (review13); an OptionError said 10**400 back in 401 digits, and 10**5000 had no text at all (a ValueError
+    while the message was made)."""
+    with pytest.raises(OptionError) as refused:
+        StackOptions(**{field: value})
+    message = str(refused.value)
+    assert message.startswith(f"{field}=") and len(message) < 160 and "\n" not in message, message

@@ -105,7 +105,10 @@ def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
     ((10, 10), {"radius": 0}, "radius=0"),  # a ValueError (range() step 0) when the window was unsure
     ((10, 10), {"radius": -1}, "radius=-1"),  # a tap on an empty window (a NaN confidence)
     ((10, 10), {"radius": 2.5}, "radius=2.5"),  # a TypeError from slicing the memory-mapped volume
-])
+    ((10**400, 10), {}, "x=1000000000000000000000000000000000000000...0000000000000000000000000000 (401 characters)"),
+    ((10, -10**400), {}, "y=-100000000000000000000000000000000000000...0000000000000000000000000000 (402 characters)"),
+    ((10, 10**5000), {}, "y=an int too long to show"),  # (were OverflowErrors: no float holds them)
+], ids=lambda v: v if isinstance(v, str) else None)
 def test_tap_arguments_of_the_wrong_type_are_refused_by_name(sweep, args, kwargs, named):
     from postfocus.errors import OptionError
 
@@ -232,3 +235,16 @@ def test_real_sweep_video_stacks_and_refocuses(real_data, tmp_path):
     assert tenengrad(image) > max(frames_sharpness)
     near, far = tap(ps, *parse_point("20%,80%", ps.size)), tap(ps, *parse_point("80%,15%", ps.size))
     assert near.frame != far.frame
+
+
+def test_a_numpy_radius_is_taken_as_an_int(tiny_stack, tmp_path):
+    """``tap(ps, 10, 10, radius=np.int64(2**62))`` overflowed in the ring search of an unsure window (``radius * 2``
+    in int64: a RuntimeWarning and a search over nothing; review13): the radius is a Python int."""
+    import warnings
+
+    from postfocus.pipeline.run import process
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert tap(ps, 10, 10, radius=np.int64(2**62)) == tap(ps, 10, 10, radius=2**62)

@@ -515,3 +515,75 @@ def test_a_frame_overwritten_in_the_same_clock_tick_as_the_manifest_is_found(tmp
     with pytest.raises(DamagedStackError, match="changed since it was written"):
         again.verify(checksums="changed")
     assert again.changed_since_written(name)
+
+
+@pytest.mark.parametrize("fault", ["folder deleted", "folder a file", "map cut short", "map a folder"])
+def test_a_stack_whose_maps_went_after_it_was_opened_is_a_damaged_stack_not_an_os_error(tiny_stack, tmp_path, fault):
+    """A ``ProcessedStack`` used after its folder was deleted (another process cleared the cache), or opened with
+    ``ProcessedStack.open`` on a folder whose map is cut short or a folder, was a FileNotFoundError,
+    NotADirectoryError, IsADirectoryError or "ValueError: mmap length is greater than file size" from NumPy
+    (review13): a DamagedStackError naming the map, and ``process`` makes the folder again."""
+    from postfocus.products.refocus import tap
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    folder, volume = ps.folder, ps.folder / "volume.npy"
+    if fault == "folder deleted":
+        shutil.rmtree(folder)
+    elif fault == "folder a file":
+        shutil.rmtree(folder)
+        folder.write_bytes(b"x")
+    elif fault == "map cut short":
+        volume.write_bytes(volume.read_bytes()[:1000])
+        ps = ProcessedStack.open(folder)
+    else:
+        volume.unlink()
+        volume.mkdir()
+        ps = ProcessedStack.open(folder)
+    for use in (ps.merge, lambda: tap(ps, 10, 10), lambda: ps.volume):
+        with pytest.raises(DamagedStackError, match=r"(focus_index|volume)\.npy (is missing|cannot be read)"):
+            use()
+    if fault == "folder a file":
+        folder.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert again.folder == folder and again.volume.shape == np.load(folder / "volume.npy").shape
+
+
+@pytest.mark.parametrize("fails", ["image", "manifest"])
+def test_a_new_methods_image_the_folder_has_no_room_for_is_handed_out_not_kept(tiny_stack, tmp_path, monkeypatch,
+                                                                                fails):
+    """On a full cache disk, ``all_in_focus("pyramid")`` of a kept folder merged the image, then failed to keep it
+    (an OutputError): ``postfocus stack --method pyramid`` wrote nothing, where it carries on without the cache
+    otherwise (review13). The image is handed out with a warning and not kept; an image whose manifest could not
+    be written is not left in the folder unvouched for; with room again it is kept."""
+    import errno
+
+    import postfocus.io.write
+    import postfocus.store.folder
+    from postfocus.errors import OutputError
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    before = {p.name for p in ps.folder.iterdir()}
+    manifest = (ps.folder / "manifest.json").read_bytes()
+    expected = ps.merge(method="pyramid")
+    with monkeypatch.context() as m:
+        if fails == "image":
+            def full(*args, **kwargs):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            m.setattr(postfocus.io.write.tempfile, "mkstemp", full)
+        else:
+            def full(path, *args, **kwargs):
+                raise OutputError(f"{path}: cannot write (No space left on device)")
+
+            m.setattr(postfocus.store.folder, "atomic_write_json", full)
+        with pytest.warns(PostfocusWarning, match=r"No space left on device\); the pyramid image is not kept"):
+            image = ps.all_in_focus("pyramid")
+    assert np.array_equal(image, expected)
+    assert {p.name for p in ps.folder.iterdir()} == before and (ps.folder / "manifest.json").read_bytes() == manifest
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PostfocusWarning)
+        ps.all_in_focus("pyramid")  # room again: kept
+    assert ps.all_in_focus_path("pyramid").is_file()
+    assert "all_in_focus_pyramid.png" in json.loads((ps.folder / "manifest.json").read_text())["files"]

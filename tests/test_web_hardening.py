@@ -380,6 +380,10 @@ def test_numbers_out_of_range_are_named_as_used(server):
     for query in ("aperture.jpg?x=1e300&y=10&f=2", "pop.jpg?x=5&y=-1e300"):
         r = c.get(f"{base}/{query}")
         assert r.status_code == 400 and "outside the image" in r.json()["error"] and len(r.text) < 120, r.text
+    # a range merge far past the stack said its 301 digits back too (review13)
+    r = c.get(f"{base}/merge.jpg?start=1e300&end=2e300")
+    assert r.status_code == 400 and r.json()["error"].startswith("no aligned frames between 1e+300 and 2e+300 (frames kept: 0-")
+    assert c.get(f"{base}/merge.jpg?start=50&end=60").json()["error"].startswith("no aligned frames between 50 and 60 ")
 
 
 
@@ -408,3 +412,25 @@ def test_json_bodies_are_limited_and_parsed_defensively(server):
     assert r.status_code == 413
     r = c.post(url, json={"x": 10, "y": 10, "pad": "a" * 1000})
     assert r.status_code == 200, r.text
+
+
+def test_integers_too_long_for_a_float_or_a_string_are_a_4xx_not_a_500(server):
+    """A tap at ``{"x": 999...9}`` (400 digits: OverflowError from float()), an edit list with a radius or a point
+    of 400 digits (OverflowError in its check), and ``/frames/999...9`` of more than 4300 digits (the route's int
+    convertor raised Python's "Exceeds the limit" ValueError) were 500s with a traceback in the log (review13)."""
+    c = TestClient(server.app, base_url=BASE, headers=CHANGE, raise_server_exceptions=False)  # (a 500 as a 500)
+    base = f"/api/jobs/{server.good['id']}"
+    r = c.post(f"{base}/tap", content='{"x": ' + "9" * 400 + ', "y": 5}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "Send the point as JSON" in r.json()["error"], r.text
+    for stroke in ({"radius": int("9" * 400), "points": [[1, 1]]}, {"radius": 5, "points": [[int("9" * 400), 1]]},
+                   {"radius": 5, "points": [[1, 1]], "opacity": int("9" * 400)}):
+        edits = {"edits": [{"kind": "stroke", "source": 0, **stroke}]}
+        r = c.put(f"{base}/edits", content=json.dumps(edits), headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"].startswith("These edits cannot be kept: edit 0: "), r.text
+        assert "(400 characters) must be a finite number" in r.json()["error"], r.text
+    for digits in (4301, 5000):
+        r = c.get(f"{base}/frames/{'9' * digits}")
+        assert r.status_code == 404 and r.json()["error"] == f"Frame 999999... ({digits} digits) is not in this stack."
+    assert c.get(f"{base}/frames/0").status_code == 200
+    for bad in ("-1", "1.5", "%D9%A1", "0x1"):  # (the int route matched none of these: still 404s)
+        assert c.get(f"{base}/frames/{bad}").status_code == 404, bad

@@ -99,3 +99,18 @@ def test_a_damaged_preview_is_made_again_and_files_without_records_are_made_once
     assert "thumb.jpg" in json.loads((out / RECORDS).read_text())["files"]
     (out / RECORDS).write_text("{not json")
     assert srv.client.get(url).content == first.content
+
+
+@pytest.mark.parametrize("damage", ['{"files": {"thumb.jpg": ["x", 1]}, ', "\udcff", "[" * 100_000],
+                         ids=["cut short", "not UTF-8", "nested too deep"])
+def test_damaged_records_are_no_records_and_are_written_again(done, damage):
+    """A ``records.json`` garbled into 100,000 nested brackets was a RecursionError: a 500 on every picture of the
+    job, for good (the records were read before they could be written again; review13). Damaged records are none:
+    the pictures are made again, once, and the records written again."""
+    srv, job_id, out = done
+    first = srv.client.get(f"/api/jobs/{job_id}/thumb.jpg")
+    assert first.status_code == 200
+    (out / RECORDS).write_text(damage, encoding="utf-8", errors="surrogateescape")
+    again = srv.client.get(f"/api/jobs/{job_id}/thumb.jpg")
+    assert again.status_code == 200 and again.content == first.content
+    assert "thumb.jpg" in json.loads((out / RECORDS).read_text(encoding="utf-8"))["files"]

@@ -31,3 +31,31 @@ def test_a_photo_uploaded_twice_is_left_out_with_a_warning(tmp_path):
         assert r.status_code == 400 and "at least two photos" in r.json()["error"], r.text
     finally:
         srv.stop()
+
+
+def test_photos_compared_for_repeats_are_read_a_block_at_a_time(tmp_path):
+    """``drop_repeats`` read each photo that shares its size with another whole into the server's memory to hash it
+    (a 1 GB upload within the default 2 GB limit: 1 GB more; review13). Two 24 MB files of one size, the second
+    the first again, are told apart reading a block at a time: Python's peak allocation stays under 2 MB."""
+    import tracemalloc
+
+    from postfocus.web.store import JobFolder
+    from postfocus.web.upload import drop_repeats
+
+    job = JobFolder(tmp_path / "job")
+    (job.folder / "in").mkdir(parents=True)
+    body = b"\xff\xd8\xff" + bytes(24 << 20)
+    files = []
+    for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
+        (job.folder / f"in/{i:03d}.jpg").write_bytes(body if name != "c.jpg" else body[:-1] + b"\x01")
+        files.append({"name": name, "file": f"in/{i:03d}.jpg", "size": len(body), "kind": "image", "format": "JPEG"})
+    tracemalloc.start()
+    try:
+        kept, warnings = drop_repeats(job, files)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [item["name"] for item in kept] == ["a.jpg", "c.jpg"] and warnings == [
+        "left out 1 photo(s) uploaded twice: b.jpg (= a.jpg)"]
+    assert not (job.folder / "in/001.jpg").exists()
+    assert peak < 2 << 20, peak

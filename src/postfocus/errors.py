@@ -8,7 +8,10 @@ shows a traceback for these.
 
 from __future__ import annotations
 
-__all__ = ["PostfocusError", "InputError", "OutputError", "AlignmentError", "OptionError", "PostfocusWarning", "frame_runs"]
+__all__ = ["PostfocusError", "InputError", "OutputError", "AlignmentError", "OptionError", "PostfocusWarning", "frame_runs",
+           "shown"]
+
+SHOWN = 80  # characters of a value said back in a message, at most
 
 
 class PostfocusError(Exception):
@@ -50,7 +53,32 @@ class OptionError(PostfocusError):
 
     def __init__(self, param: str, value: object, reason: str):
         self.param, self.value, self.reason = param, value, reason
-        super().__init__(f"{param}={value!r}: {reason}")
+        super().__init__(f"{param}={shown(value)}: {reason}")
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, cut short when it is long.
+
+    A value given as ``10**5000`` has no repr at all (Python refuses to write an int of more than 4300 digits:
+    a ValueError raised while the message was made), and ``10**400`` said back 401 digits.
+
+    Examples
+    --------
+    >>> shown(2.5), shown("a")
+    ('2.5', "'a'")
+    >>> shown(10**400)
+    '1000000000000000000000000000000000000000...0000000000000000000000000000 (401 characters)'
+    >>> shown(10**5000)
+    'an int too long to show'
+    """
+    try:
+        text = repr(value)
+    except ValueError:  # (an int past sys.get_int_max_str_digits(), or a repr that fails)
+        name = type(value).__name__
+        return f"{'an' if name[:1] in tuple('aeiou') else 'a'} {name} too long to show"
+    if len(text) <= SHOWN:
+        return text
+    return f"{text[:40]}...{text[-28:]} ({len(text)} characters)"
 
 
 def frame_runs(frames, *, first: int = 0) -> str:

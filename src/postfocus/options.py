@@ -77,8 +77,14 @@ def is_whole(value: object) -> bool:
     >>> import numpy as np
     >>> is_whole(3), is_whole(np.int64(3)), is_whole(True), is_whole(3.0)
     (True, True, False, False)
+
+    An int beyond any float (``10**400``) is no count, size or position postfocus can use: every one of them
+    meets a float (a scale, a coordinate) and was an OverflowError there.
+
+    >>> is_whole(10**308), is_whole(10**400)
+    (True, False)
     """
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # (numpy.bool_ is no Integral)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and _float_holds(value)
 
 
 def is_number(value: object) -> bool:
@@ -89,8 +95,19 @@ def is_number(value: object) -> bool:
     >>> import numpy as np
     >>> is_number(2.8), is_number(np.float32(2.8)), is_number(False), is_number("2.8")
     (True, True, False, False)
+    >>> is_number(10**400)  # (a float cannot hold it: an OverflowError wherever it was used)
+    False
     """
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and _float_holds(value)
+
+
+def _float_holds(value: numbers.Real) -> bool:
+    """Whether ``float(value)`` is a float (an int of more than about 308 digits is an OverflowError)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _positive_int(param: str, value: object, least: int) -> int:

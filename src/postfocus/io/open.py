@@ -81,7 +81,7 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
                 raise InputError(f"{p}: is a folder; give either one folder or a list of files")
         files = paths
     files = _distinct(files, min_frames=min_frames)
-    if len(files) == 1 and (files[0].suffix.lower() in VIDEO_EXTENSIONS or _looks_like_video(files[0])):
+    if len(files) == 1 and _is_video(files[0]):
         from postfocus.io.video import VideoSource  # PyAV loads in 0.1 s: only when a video is opened
 
         return _big_enough(VideoSource(files[0], threads=threads, min_frames=min_frames), files[0])
@@ -103,7 +103,9 @@ def _distinct(files: list[Path], *, min_frames: int) -> list[Path]:
     symbolic or a hard link: the same device and inode) is left out, with one warning line for them all.
 
     It was stacked as one more frame without a word, out of its place in the focus order. InputError when
-    fewer than ``min_frames`` different files are left (``stack a.jpg a.jpg``).
+    fewer than ``min_frames`` different files are left (``stack a.jpg a.jpg``), unless the one file left is a
+    video (``stack sweep.mp4 sweep.mp4`` is ``stack sweep.mp4``: it said "a stack needs at least two different
+    photos", as if the video alone could not be stacked).
     """
     first: dict[tuple[int, int], Path] = {}
     kept, again = [], []
@@ -120,7 +122,8 @@ def _distinct(files: list[Path], *, min_frames: int) -> list[Path]:
             again.append((p, same))
     if not again:
         return files
-    if len(kept) < min_frames:
+    video = len(kept) == 1 and _is_video(kept[0])
+    if len(kept) < min_frames and not video:
         p, same = again[0]  # ("a.jpg: is a.jpg again" said the same name twice)
         said = "named twice" if p == same else f"the same photo as {same}"
         raise InputError(f"{p}: {said}; a stack needs at least two different photos")
@@ -129,8 +132,14 @@ def _distinct(files: list[Path], *, min_frames: int) -> list[Path]:
     from postfocus.errors import PostfocusWarning
 
     named = ", ".join(str(p) if p == same else f"{p} (= {same})" for p, same in again[:5]) + (", ..." if len(again) > 5 else "")
-    warnings.warn(f"left out {len(again)} photo(s) named twice: {named}", PostfocusWarning, stacklevel=3)
+    what = "video" if video else "photo(s)"
+    warnings.warn(f"left out {len(again)} {what} named twice: {named}", PostfocusWarning, stacklevel=3)
     return kept
+
+
+def _is_video(path: Path) -> bool:
+    """Whether ``path`` is a video, by its suffix or its first bytes."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS or _looks_like_video(path)
 
 
 def _frames_only(folder: Path, headers: list) -> list:

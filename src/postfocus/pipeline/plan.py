@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from postfocus.errors import OptionError, frame_runs
+from postfocus.errors import OptionError, frame_runs, shown
 from postfocus.options import is_whole
 from postfocus.pipeline.analyse import work_scale
 from postfocus.pipeline.memory import bands_for
@@ -73,10 +73,14 @@ def merge_frames(used: Sequence[int], frame_range: tuple[int, int] | None) -> li
 
 
 def pick_frames(used: Sequence[int], count: int, given: list) -> list[int]:
-    """The kept frames among ``given`` frame numbers of a stack of ``count`` frames (``merge(frames=...)``).
+    """The kept frames among ``given`` frame numbers of a stack of ``count`` frames (``merge(frames=...)``), in
+    the stack's order, each once.
 
     A frame left out (not aligned) is skipped; a value that is no frame number of the stack at all (``99`` of
     28 frames, ``-1``, ``2.5``) is refused, as ``frame_range`` refuses ``(3, 99)``: it was dropped without a word.
+    The frames are a set: ``[2, 1, 0]`` or ``[0, 0, 1, 2]`` merge as ``[0, 1, 2]`` (the fusion reads a frame's
+    place in the focus order from its rank among the frames given: in another order, or with a frame twice,
+    it fused the wrong frame at each pixel, half the tiny stack blurred).
 
     Raises
     ------
@@ -87,14 +91,16 @@ def pick_frames(used: Sequence[int], count: int, given: list) -> list[int]:
     --------
     >>> pick_frames([0, 2, 3], 4, [1, 2, 3])
     [2, 3]
+    >>> pick_frames([0, 1, 2], 3, [2, 0, 2])
+    [0, 2]
     >>> pick_frames([0, 1, 2], 3, [1, 5, 6])
     Traceback (most recent call last):
     postfocus.errors.OptionError: frames=[1, 5, 6]: frame 5 is not in this stack (frames 0 to 2)
     """
     for i in given:
         if not is_whole(i) or not 0 <= i < count:
-            raise OptionError("frames", given, f"frame {i!r} is not in this stack (frames 0 to {count - 1})")
-    frames = [int(i) for i in given if i in used]
+            raise OptionError("frames", given, f"frame {shown(i)} is not in this stack (frames 0 to {count - 1})")
+    frames = sorted({int(i) for i in given} & {int(i) for i in used})
     if not frames:  # named as given, not as the empty list left
         raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {frame_runs(used)})")
     return frames

@@ -312,7 +312,7 @@ def aperture(
             raise OptionError("focus_at_point", focus_at_point, "must be a point (x, y) in pixels")
         x, y = focus_at_point
         if not (0 <= x < w and 0 <= y < h):
-            raise PostfocusError(f"point {x:g},{y:g} is outside the image ({w}x{h})")
+            raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")
     image = stack.all_in_focus(progress=progress)
     if progress:
         progress("depth map", 0, 1)

@@ -33,9 +33,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from postfocus.errors import OptionError, PostfocusWarning
+from postfocus.errors import OptionError, PostfocusWarning, shown
 from postfocus.io.write import atomic_write_bytes, atomic_write_json
-from postfocus.options import METHODS
+from postfocus.options import METHODS, is_number, is_whole
 from postfocus.store import ProcessedStack, file_record, folder_lock
 
 __all__ = [
@@ -133,16 +133,17 @@ def check_source(source: object, used: Sequence[int]) -> int | str:
     """
     if isinstance(source, str) and source in NAMED_SOURCES:
         return source
-    if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+    if is_whole(source):  # (not 10**400: no frame, and 10**5000 had no text for this message, a ValueError)
         if int(source) in used:
             return int(source)
-        raise OptionError("source", int(source), f"frame {int(source)} is not in this stack (frames kept: "
+        raise OptionError("source", int(source), f"frame {shown(int(source))} is not in this stack (frames kept: "
                                                  f"{', '.join(map(str, used))}; counted from 0)")
     raise OptionError("source", source, f"use a frame number or one of {', '.join(NAMED_SOURCES)}")
 
 
 def _number(value: object, what: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # (is_number: an int a float cannot hold, a radius of 10**400 from JSON, was an OverflowError, a 500)
+    if not isinstance(value, (int, float)) or not is_number(value) or not math.isfinite(value):
         raise OptionError(what, value, "must be a finite number")
     if not lo <= value <= hi:
         raise OptionError(what, value, f"must be from {lo:g} to {hi:g}")
@@ -213,7 +214,7 @@ def parse_edits(items: object, size: tuple[int, int], used: Sequence[int], masks
             else:
                 raise OptionError("kind", kind, "must be 'stroke' or 'mask'")
         except OptionError as exc:
-            raise OptionError("edits", k, f"edit {k}: {exc.param} {exc.value!r} {exc.reason}") from None
+            raise OptionError("edits", k, f"edit {k}: {exc.param} {shown(exc.value)} {exc.reason}") from None
     return out
 
 

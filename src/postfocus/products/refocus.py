@@ -214,7 +214,7 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
     _check_tap(stack, x, y, radius)
     h, w = stack.size
     if not (0 <= x < w and 0 <= y < h):
-        raise PostfocusError(f"point {x:.0f},{y:.0f} is outside the image ({w}x{h})")
+        raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
     mh, mw = stack.focus_index.shape
     motion = stack.motion
     if motion is not None:  # a moving subject: the one instant the stack shows it from
@@ -226,5 +226,6 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     return sharpest_frame(
-        stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=radius, confidence_map=stack.confidence
+        stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=int(radius),  # (np.int64(2**62) * 2
+        confidence_map=stack.confidence,  # overflowed in the ring search: a RuntimeWarning, an empty search)
     )

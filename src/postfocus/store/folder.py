@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from postfocus.align.report import FrameAlignment
-from postfocus.errors import InputError, OptionError, PostfocusError, frame_runs
+from postfocus.errors import InputError, OptionError, OutputError, PostfocusError, PostfocusWarning, frame_runs
 from postfocus.io.base import FrameSource, SourceInfo
 from postfocus.io.encoding import Compression, jpeg_with_metadata
 from postfocus.io.images import read_header, read_image, to_float
@@ -162,17 +162,35 @@ class ProcessedStack(MapsView):
     # Maps ------------------------------------------------------------------
     @cached_property
     def maps(self) -> StackMaps:
-        """Focus index, confidence, focus volume and motion, in output geometry (memory-mapped)."""
+        """Focus index, confidence, focus volume and motion, in output geometry (memory-mapped).
+
+        Raises
+        ------
+        DamagedStackError
+            When a map cannot be read: the folder deleted, or a map cut short or replaced, since the stack was
+            opened (``process`` checks a folder before it hands it out; :meth:`open` reads the manifest only).
+        """
         motion = self.folder / "motion.npy"
         return StackMaps(
-            focus_index=np.load(self.folder / "focus_index.npy", mmap_mode="r"),
-            confidence=np.load(self.folder / "confidence.npy", mmap_mode="r"),
-            volume=np.load(self.folder / "volume.npy", mmap_mode="r"),
+            focus_index=self._map("focus_index.npy"),
+            confidence=self._map("confidence.npy"),
+            volume=self._map("volume.npy"),
             used=list(self.used),
             size=self.size,
-            motion=np.load(motion, mmap_mode="r") if motion.exists() else None,
+            motion=self._map("motion.npy") if motion.exists() else None,
             motion_share=float(self.manifest.get("motion_share", 0.0)),
         )
+
+    def _map(self, name: str) -> np.ndarray:
+        """The folder's map ``name``, memory-mapped; DamagedStackError naming it when it cannot be read (it was a
+        FileNotFoundError, an IsADirectoryError or "ValueError: mmap length is greater than file size")."""
+        try:
+            return np.load(self.folder / name, mmap_mode="r")
+        except FileNotFoundError:
+            problem = "is missing" if self.folder.is_dir() else "is missing (the stack folder is gone)"
+        except (OSError, ValueError, EOFError) as exc:
+            problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        raise DamagedStackError(f"{self.folder}: {name} {problem}; process the stack again to make it again")
 
     def to_map(self, x: float, y: float) -> tuple[float, float]:
         """Output pixel coordinates -> focus-map coordinates."""
@@ -266,23 +284,44 @@ class ProcessedStack(MapsView):
     def all_in_focus(self, method: str = DEFAULT_METHOD, progress: Progress | None = None,
                      memory_mb: float | None = None, *, threads: int | None = None) -> np.ndarray:
         """The all-in-focus image (made from the cached frames and kept, if this method has not run yet;
-        ``threads`` is the thread budget of that fusion, None: all cores)."""
+        ``threads`` is the thread budget of that fusion, None: all cores).
+
+        An image the folder has no room for (a full disk, a cache made read-only since) is handed out with a
+        warning and not kept: it is merged again next time (it was an OutputError after the merge, and
+        ``postfocus stack --method pyramid`` wrote nothing where it carries on without the cache otherwise).
+        """
         path = self.all_in_focus_path(method)
         threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
         if not path.exists():
             image = self.merge(method=method, memory_mb=memory_mb, progress=progress, threads=threads)
-            write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            try:
+                write_image(path, image, bit_depth=16 if self.info.bit_depth > 8 else 8, png_level=1)
+            except OutputError as exc:
+                return self._not_kept(image, method, exc)
             try:  # the new manifest vouches for every file again: none changed since the old one (or in the merge)
                 self.verify(checksums="changed")
             except DamagedStackError:
                 path.unlink(missing_ok=True)  # (made from a changed frame)
                 raise
             files = {**self.manifest.get("files", {}), path.name: file_record(path.read_bytes())}
-            self.manifest = {**self.manifest, "files": files, "written_ns": time.time_ns()}
-            atomic_write_json(self.folder / "manifest.json", self.manifest)
+            manifest = {**self.manifest, "files": files, "written_ns": time.time_ns()}
+            try:
+                atomic_write_json(self.folder / "manifest.json", manifest)
+            except OutputError as exc:  # (an image the manifest does not vouch for is not left to be read)
+                path.unlink(missing_ok=True)
+                return self._not_kept(image, method, exc)
+            self.manifest = manifest
             return image
         written = self._written.pop(method, None)
         return read_image(path) if written is None else to_float(written)
+
+    def _not_kept(self, image: np.ndarray, method: str, exc: OutputError) -> np.ndarray:
+        """``image`` of ``method``, with a warning that the folder could not keep it (``exc``)."""
+        import warnings
+
+        warnings.warn(f"{exc}; the {method} image is not kept in the processed stack (merged again next time)",
+                      PostfocusWarning, stacklevel=3)
+        return image
 
     def written(self, method: str, image: np.ndarray) -> None:
         """The all-in-focus image of ``method`` just written into the folder: the next :meth:`all_in_focus`
@@ -304,8 +343,8 @@ class ProcessedStack(MapsView):
         method : str
             Fusion method.
         frames : sequence of int, optional
-            Frame numbers to merge (frames left out as not aligned are skipped; a number that is no frame of the
-            stack is refused).
+            Frame numbers to merge, in any order (merged in the stack's order, each once; frames left out as not
+            aligned are skipped; a number that is no frame of the stack is refused).
         memory_mb : float, optional
             Fuse in bands of rows to stay under it.
         progress : callable, optional

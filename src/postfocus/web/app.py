@@ -304,11 +304,16 @@ def create_app(
 
     def frame(request: Request) -> Response:
         job, data = finished(request)
-        index = request.path_params["index"]
+        digits = request.path_params["index"]  # (read here, not by the route's int convertor: an index of more than
+        if not digits.isascii() or not digits.isdigit():  # 4300 digits was its ValueError, a 500)
+            raise HTTPException(404, "No such file.")
+        said = digits if len(digits) <= 6 else f"{digits[:6]}... ({len(digits)} digits)"  # (not all 400)
+        index = int(digits) if len(digits) <= 18 else -1
         try:
+            if index < 0:
+                raise KeyError(digits)
             path = results.frame_path(job, index)
         except KeyError:  # not a kept frame (a damaged stack's errors are job_error's)
-            said = str(index) if index < 10**6 else f"{str(index)[:6]}... ({len(str(index))} digits)"  # (not all 400)
             raise HTTPException(404, f"Frame {said} is not in this stack.") from None
         # File names count frames from 1, as the page does ("Frame 3 of 7"); the URL's number is 0-based.
         return serve_file(request, path, job, data, f"frame-{index + 1}{path.suffix}")
@@ -320,7 +325,7 @@ def create_app(
             x, y = float(body["x"]), float(body["y"])
         except UploadError as exc:
             return error(exc.status, exc.message)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):  # (OverflowError: an int of 400 digits, was a 500)
             return error(400, "Send the point as JSON: {\"x\": ..., \"y\": ...} in image pixels.")
         return JSONResponse(await run_in_threadpool(results.tap, job, x, y))
 
@@ -403,7 +408,7 @@ def create_app(
         Route(f"{job}/viewer/{{name:str}}", viewer_picture),
         Route(f"{job}/thumb.jpg", thumb),
         Route(f"{job}/image.jpg", image),
-        Route(f"{job}/frames/{{index:int}}", frame),
+        Route(f"{job}/frames/{{index:str}}", frame),
         Route(f"{job}/tap", tap_point, methods=["POST"]),
         Route(f"{job}/merge.jpg", merge),
         Route(f"{job}/pop.jpg", pop),

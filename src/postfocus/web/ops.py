@@ -245,7 +245,9 @@ class Results:
         lo, hi = sorted((int(start), int(end)))
         frames = [i for i in ps.used if lo <= i <= hi]
         if not frames:
-            raise PostfocusError(f"no aligned frames between {lo} and {hi} (frames kept: {frame_runs(ps.used)})")
+            # (as numbers are said elsewhere: start=1e300 was said back in 301 digits)
+            raise PostfocusError(f"no aligned frames between {float(lo):g} and {float(hi):g} "
+                                 f"(frames kept: {frame_runs(ps.used)})")
         lo, hi = frames[0], frames[-1]
 
         def make(path: Path) -> None:

@@ -107,7 +107,7 @@ def _read(job: JobFolder) -> dict:
     """The records of ``job`` (none when the file is missing or damaged: every file is then made again)."""
     try:
         files = json.loads(job.out(RECORDS).read_text(encoding="utf-8")).get("files")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # (nested too deep: a 500 on every picture, for good)
         return {}
     return files if isinstance(files, dict) else {}
 

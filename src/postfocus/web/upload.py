@@ -344,7 +344,7 @@ def drop_repeats(job: JobFolder, files: list[dict]) -> tuple[list[dict], list[st
         if item["kind"] == "video":
             kept.append(item)
             continue
-        key = (item["size"], hashlib.sha256(path.read_bytes()).hexdigest() if sizes[item["size"]] > 1 else "")
+        key = (item["size"], _digest(path) if sizes[item["size"]] > 1 else "")
         first = seen.get(key)
         if first is None:
             seen[key] = name
@@ -354,6 +354,13 @@ def drop_repeats(job: JobFolder, files: list[dict]) -> tuple[list[dict], list[st
             path.unlink(missing_ok=True)
     named = ", ".join(again[:5]) + (", ..." if len(again) > 5 else "")
     return kept, [f"left out {len(again)} photo(s) uploaded twice: {named}"] if again else []
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of the file ``path``, read a block at a time (a 1 GB upload was read whole into the server's
+    memory to compare it)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def check_upload(job: JobFolder, files: list[dict]) -> None:
