@@ -83,7 +83,9 @@ def test_tap_returns_the_frame_focused_at_each_card(sweep):
         answer = tap(ps, x, y)
         expected = video_frame(int(round(depth)))
         assert abs(answer.frame - expected) <= 1, (x, y, depth, answer)
-        assert answer.confidence > 0.3
+        # (the far card's centre lies at the top-right border, in the photo's plain grey: its window's curve is
+        # at a quarter of the noise floor, answered from the fill, and said so)
+        assert answer.confidence > 0.3 or (answer.fallback and answer.filled_from), (x, y, answer)
 
 
 def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
@@ -248,3 +250,175 @@ def test_a_numpy_radius_is_taken_as_an_int(tiny_stack, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         assert tap(ps, 10, 10, radius=np.int64(2**62)) == tap(ps, 10, 10, radius=2**62)
+
+
+# ------------------------------------------------ a tap that knows the noise floor (issue 15)
+
+PATCH = (30, 210, 50, 300)  # top, bottom, left, right of the dark plain far patch
+DISC = (110, 120, 30)  # centre x, y and radius of the near textured disc in it
+
+
+def plain_patch_scene(size=(240, 320), seed=4):
+    """Far random texture (depth 1) with a dark plain far patch, a near textured disc (depth 0) in the patch."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    texture = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.2)
+    image = 0.25 + 0.6 * (texture - texture.min()) / (texture.max() - texture.min())
+    depth = np.ones((h, w), np.float32)
+    t, b, l, r = PATCH
+    image[t:b, l:r] = 0.06
+    yy, xx = np.mgrid[:h, :w]
+    cx, cy, radius = DISC
+    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
+    image[disc] = 0.25 + 0.6 * rng.random((int(disc.sum()), 3)).astype(np.float32)
+    depth[disc] = 0.0
+    return image.astype(np.float32), depth
+
+
+@pytest.fixture(scope="module")
+def patch_stack(tmp_path_factory):
+    from postfocus.synth.files import write_stack
+
+    sharp, depth01 = plain_patch_scene()
+    st = render_stack(sharp, depth01, 12, max_blur=8.0, noise=0.01, seed=4)
+    folder = tmp_path_factory.mktemp("patch")
+    write_stack(st, folder / "frames", "png")
+    ps = process(folder / "frames", cache_dir=folder / "cache")
+    return st, ps
+
+
+def _nearest_used(ps, position):
+    return min(ps.used, key=lambda f: abs(f - position))
+
+
+def _patch_points(ps):
+    """Every 6th pixel of the plain patch, 14 px inside its border and 15 px outside the disc (a window there
+    holds neither's texture): (x, y, px to the disc)."""
+    t, l, _, _ = ps.manifest["crop"]
+    top, bottom, left, right = PATCH
+    cx, cy, radius = DISC
+    return [(x - l, y - t, np.hypot(x - cx, y - cy) - radius) for y in range(top + 14, bottom - 14, 6)
+            for x in range(left + 14, right - 14, 6) if np.hypot(x - cx, y - cy) > radius + 15]
+
+
+def _map_value(ps, values, x, y):
+    mh, mw = ps.focus_index.shape
+    h, w = ps.size
+    return float(values[int(np.clip(round(y * mh / h), 0, mh - 1)), int(np.clip(round(x * mw / w), 0, mw - 1))])
+
+
+def test_taps_on_a_plain_far_patch_answer_from_the_fill_not_from_noise(patch_stack):
+    """Taps in the dark plain patch around the near disc (truth: frame 11, the far end), no depth map kept.
+
+    Before, a plain window's curve (noise, no shape) was answered as if it were texture (confidence 0.27-1.0):
+    27 % of these 786 points within 1 frame of the truth (27 % beyond 40 px of the disc). Now a plain window
+    knows it is one (its peak is at the noise floor) and answers with pass 1's filled focus map at the point,
+    and says so: 64 % beyond 40 px; nearer the disc that fill takes the disc's spill (0 %, measured, not
+    asserted; bench/bench_tap.py)."""
+    from postfocus.products.refocus import plain_fill
+
+    st, ps = patch_stack
+    for kept in ps.folder.glob("depth_*.npz"):  # (as processed: no depth map yet)
+        kept.unlink()
+    t, l, _, _ = ps.manifest["crop"]
+    fill, name = plain_fill(ps)
+    assert name == "focus map"
+    far, filled = [], []
+    for x, y, dist in _patch_points(ps):
+        assert st.depth[y + t, x + l] == 11
+        answer = tap(ps, x, y)
+        filled.append(answer.fallback)
+        if answer.fallback:
+            assert answer.filled_from == "focus map" and answer.confidence < 0.25, (x, y, answer)
+            assert (answer.source_x, answer.source_y) == (x, y)
+            said = _map_value(ps, fill, x, y)
+            assert answer.frame == _nearest_used(ps, said) and answer.position == pytest.approx(said, abs=1e-5)
+            assert "focus map, filled in from the textured areas around, decided" in answer.describe()
+        if dist >= 40:
+            far.append(abs(answer.frame - 11) <= 1)
+    # (a few windows near the patch's border see the far texture's blur spill into it in the near frames: a
+    # curve with a shape, above the floor, answered as texture, as before)
+    assert np.mean(filled) > 0.9 and len(far) > 400 and np.mean(far) > 0.55, (np.mean(filled), np.mean(far))
+
+
+def test_plain_taps_read_the_kept_depth_map_when_there_is_one(patch_stack):
+    """With a depth map kept (by depth, aperture, pop), a plain window names the frame it says: 89 % of the
+    patch's points within 1 frame of the truth (93 % within 40 px of the disc, where the focus map's fill has
+    the disc's spill), against 27 % before."""
+    from postfocus.products.aperture import focus_at
+    from postfocus.products.depth_cache import stack_depth
+    from postfocus.products.refocus import plain_fill
+
+    st, ps = patch_stack
+    depth = stack_depth(ps)  # made and kept in the folder, as depth, aperture and pop do
+    fill, name = plain_fill(ps)
+    assert name == "depth map"
+    right, agree = [], []
+    for x, y, _ in _patch_points(ps):
+        answer = tap(ps, x, y)
+        if answer.fallback:
+            assert answer.filled_from == "depth map"
+            assert answer.position == pytest.approx(_map_value(ps, fill, x, y), abs=1e-5)
+        right.append(abs(answer.frame - 11) <= 1)
+        agree.append(abs(answer.position - focus_at(depth.depth, x, y, depth.confidence)) < 0.5)
+    assert np.mean(right) > 0.75 and np.mean(agree) > 0.9, (np.mean(right), np.mean(agree))
+
+
+def test_taps_on_texture_stay_right_with_the_noise_floor(patch_stack):
+    """300 random taps on textured windows (the far texture, the disc's middle) against the truth."""
+    st, ps = patch_stack
+    t, l, _, _ = ps.manifest["crop"]
+    h, w = ps.size
+    top, bottom, left, right = PATCH
+    yy, xx = np.mgrid[:st.depth.shape[0], :st.depth.shape[1]]
+    textured = ~((yy >= top - 10) & (yy < bottom + 10) & (xx >= left - 10) & (xx < right + 10))
+    textured |= (xx - DISC[0]) ** 2 + (yy - DISC[1]) ** 2 <= (DISC[2] - 10) ** 2
+    ys, xs = np.nonzero(textured[t:t + h, l:l + w])
+    pick = np.random.default_rng(7).choice(ys.size, 300, replace=False)
+    errors, fallbacks = [], 0
+    for i in pick:
+        answer = tap(ps, float(xs[i]), float(ys[i]))
+        errors.append(abs(answer.position - st.depth[ys[i] + t, xs[i] + l]))
+        fallbacks += answer.fallback
+    errors = np.asarray(errors)
+    assert fallbacks == 0
+    assert np.median(errors) < 0.2 and np.mean(errors > 1) < 0.01, (np.median(errors), np.mean(errors > 1))
+
+
+def test_a_folder_made_before_the_floor_was_kept_has_it_measured_once(patch_stack, tmp_path):
+    """A format-7 folder (no ``tap_floor`` in its manifest) opened by its path: the floor is measured from its
+    volume, kept beside it, the same value a format-8 folder keeps; a damaged kept floor is measured again."""
+    import shutil
+
+    from postfocus.store import ProcessedStack
+
+    _, ps = patch_stack
+    assert ps.manifest["format"] == FORMAT_VERSION == 8 and ps.manifest["tap_floor"] > 0
+    old = tmp_path / "old"
+    shutil.copytree(ps.folder, old, ignore=shutil.ignore_patterns("tap_floor.npz", "frames"))
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["format"] = 7
+    del manifest["tap_floor"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    opened = ProcessedStack.open(old)
+    x, y = DISC[0] + DISC[2] + 80, DISC[1]
+    assert tap(opened, x, y) == tap(ps, x, y)
+    assert opened.tap_floor == ps.manifest["tap_floor"] and (old / "tap_floor.npz").exists()
+    kept_bytes = (old / "tap_floor.npz").read_bytes()
+    assert ProcessedStack.open(old).tap_floor == ps.manifest["tap_floor"]  # read, not measured again
+    assert (old / "tap_floor.npz").read_bytes() == kept_bytes
+    (old / "tap_floor.npz").write_bytes(kept_bytes[: len(kept_bytes) // 2])  # cut short
+    assert ProcessedStack.open(old).tap_floor == ps.manifest["tap_floor"]
+
+
+def test_the_web_app_and_the_command_line_tap_through_the_library(patch_stack):
+    """Both faces call :func:`postfocus.products.refocus.tap` (no copy of its rules to drift apart)."""
+    import inspect
+
+    from postfocus.cli import refocus as cli_refocus
+    from postfocus.web import ops
+
+    for module in (cli_refocus, ops):
+        source = inspect.getsource(module)
+        assert "from postfocus.products.refocus import" in source and "tap(ps" in source
+        assert "sharpest_frame" not in source and "_window_scores" not in source

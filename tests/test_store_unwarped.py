@@ -143,7 +143,7 @@ def test_format_4_and_5_folders_still_open_and_a_format_3_one_does_not(tiny_stac
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError):
         ProcessedStack.open(ps.folder)
-    for version in (6, 5, 4):  # a web job opened by its path, made before this format
+    for version in (7, 6, 5, 4):  # a web job opened by its path, made before this format
         manifest["format"] = version
         if version == 4:  # no measured direction then: frame 0 the nearest, as the default order states
             manifest.pop("direction", None)

@@ -23,7 +23,7 @@ from browser import artifact_path
 from conftest import save_rgb, textured_scene
 from PIL import Image
 
-from postfocus.products.refocus import sharpest_frame, tap
+from postfocus.products.refocus import plain_fill, sharpest_frame, stack_floor, tap
 from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page, render_page, viewer_data
 from postfocus.viewer.tapmap import stack_tap_map
@@ -158,9 +158,11 @@ def test_tap_map_equals_python_tap_everywhere(sweep):
     mh, mw = ps.focus_index.shape
     assert tm.slot.shape == (mh, mw)
     vol, conf = np.asarray(ps.volume), np.asarray(ps.confidence)
+    floor, fill = stack_floor(ps), plain_fill(ps)[0]  # as tap() reads them
+    assert floor > 0
     for y in range(0, mh, 5):
         for x in range(0, mw, 4):
-            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf)
+            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill)
             assert tm.frame[y, x] == t.frame, (x, y)
             assert tm.fallback[y, x] == t.fallback
             assert abs(tm.position[y, x] - t.position) < 1e-3
@@ -186,6 +188,24 @@ def test_tap_map_fallback_matches_python():
         for x in range(0, w, 3):
             t = sharpest_frame(vol.astype(np.float16), [0, 2, 4, 6, 8], x, y, confidence_map=conf, radius=3)
             assert (tm.frame[y, x], bool(tm.fallback[y, x])) == (t.frame, t.fallback), (x, y)
+
+
+def test_tap_map_with_a_floor_and_a_fill_matches_python():
+    """A plain window (at the noise floor) answers with the fill at the point, in the map as in the tap."""
+    rng = np.random.default_rng(5)
+    n, h, w = 5, 60, 90
+    vol = (0.05 + 0.02 * rng.random((n, h, w))).astype(np.float32)  # noise: a curve with no shape
+    vol[3, 5:25, 60:85] = 1.0  # texture, sharpest in frame 3
+    fill = np.linspace(0, 8, w, dtype=np.float32)[None, :].repeat(h, 0)
+    from postfocus.viewer.tapmap import tap_map
+
+    tm = tap_map(vol.astype(np.float16), [0, 2, 4, 6, 8], None, radius=3, floor=0.06, fill=fill)
+    assert 0.5 < tm.fallback.mean() < 1.0
+    for y in range(0, h, 2):
+        for x in range(0, w, 3):
+            t = sharpest_frame(vol.astype(np.float16), [0, 2, 4, 6, 8], x, y, radius=3, floor=0.06, fill=fill)
+            assert (tm.frame[y, x], bool(tm.fallback[y, x])) == (t.frame, t.fallback), (x, y)
+            assert abs(tm.position[y, x] - t.position) < 1e-4
 
 
 # ---------------------------------------------------------------- in Chromium

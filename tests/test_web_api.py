@@ -193,6 +193,27 @@ def test_tap_finds_the_sharp_half(server):
     assert r.status_code == 400 and "x" in r.json()["error"]
 
 
+def test_tap_answers_as_the_library_does(server):
+    """The app's tap is :func:`postfocus.products.refocus.tap` on the job's stack folder (as ``refocus --at`` is,
+    ``test_cli_refocus_pop_info_on_the_video``): the same frame, position, confidence, fallback, fill and message
+    at every point of a grid."""
+    from postfocus.products.refocus import tap
+    from postfocus.store import ProcessedStack
+
+    c, job = server.client, server.good
+    stack = next(p for p in server.data.rglob("stack") if p.parent.name == job["id"])
+    ps = ProcessedStack.open(stack)
+    w, h = job["result"]["width"], job["result"]["height"]
+    for fx in (0.05, 0.3, 0.5, 0.7, 0.95):
+        for fy in (0.05, 0.5, 0.95):
+            x, y = w * fx, h * fy
+            said = c.post(f"/api/jobs/{job['id']}/tap", json={"x": x, "y": y}).json()
+            answer = tap(ps, x, y)
+            assert (said["frame"], said["fallback"], said["filled_from"], said["message"]) == (
+                answer.frame, answer.fallback, answer.filled_from, answer.describe()), (fx, fy)
+            assert said["position"] == round(answer.position, 3) and said["confidence"] == round(answer.confidence, 3)
+
+
 def test_downloads(server):
     c, job = server.client, server.good
     base = f"/api/jobs/{job['id']}"

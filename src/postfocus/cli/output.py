@@ -231,9 +231,11 @@ def frames_data(names: Sequence[str], **more: Any) -> dict[str, Any]:
 
 
 def tap_data(answer: Any) -> dict[str, Any]:
-    """A :class:`~postfocus.products.refocus.Tap` for JSON: the frame (0-based) and where it was read."""
+    """A :class:`~postfocus.products.refocus.Tap` for JSON: the frame (0-based), where it was read, and for a plain
+    point the map whose fill answered (``filled_from``, empty otherwise)."""
     return {"frame": answer.frame, "position": round(answer.position, 3), "confidence": round(answer.confidence, 3),
-            "x": round(answer.x, 1), "y": round(answer.y, 1), "fallback": answer.fallback, "moving": answer.moving}
+            "x": round(answer.x, 1), "y": round(answer.y, 1), "fallback": answer.fallback,
+            "filled_from": answer.filled_from, "moving": answer.moving}
 
 
 def stack_data(stack: Any) -> dict[str, Any]:

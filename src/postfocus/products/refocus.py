@@ -1,9 +1,18 @@
 """Tap to refocus: which frame is sharpest at a point.
 
 A tap reads the focus volume in a window around the point: the frame whose
-focus measure there is highest wins. Where the window has too little texture
-to tell (a plain wall, the sky), the answer comes from the nearest confident
-neighbourhood instead, and the result says so.
+focus measure there is highest wins (the window's focus curve, Nayar & Nakagawa
+1994). How sure that is depends on how far the curve's peak stands above its
+median and above the stack's noise floor (:mod:`postfocus.focus.floor`, kept by
+the stack folder): a plain window's curve is noise, however peaked. Where the
+window has too little texture to tell (a plain wall, the sky, a dark
+background), the answer is read from the stack's fill at the point: its depth
+map where one is kept in the stack folder (the depth ``aperture`` and ``pop``
+focus at), else pass 1's filled focus-index map; the result says so.
+
+References
+----------
+S. K. Nayar, Y. Nakagawa, "Shape from focus", IEEE PAMI 16(8), 1994.
 """
 
 from __future__ import annotations
@@ -12,14 +21,16 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from postfocus.errors import OptionError, PostfocusError
+from postfocus.focus.floor import WINDOW, above_floor, window_floor
 from postfocus.options import is_number, is_whole
 from postfocus.maps import MapsView
 from postfocus.store import ProcessedStack
 
-__all__ = ["MIN_CONFIDENCE", "Tap", "parse_point", "sharpest_frame", "tap"]
+__all__ = ["MIN_CONFIDENCE", "Tap", "parse_point", "plain_fill", "sharpest_frame", "stack_floor", "tap"]
 
 MIN_CONFIDENCE = 0.25
 
@@ -38,6 +49,8 @@ class Tap:
     fallback : True when the point itself had too little texture.
     moving : True when the point lies on a subject that moved during the sweep:
         ``frame`` is the one instant the all-in-focus image shows it from.
+    filled_from : after a fallback, the map whose fill answered at the point itself
+        (``"depth map"``, ``"focus map"``); empty when the nearest confident window answered.
     """
 
     frame: int
@@ -49,6 +62,7 @@ class Tap:
     source_y: float
     fallback: bool
     moving: bool = False
+    filled_from: str = ""
 
     def describe(self, label: Callable[[int], str] | None = None) -> str:
         """The answer in one line; ``label(frame)`` names the frame (default ``"frame 3"``, its number).
@@ -63,7 +77,10 @@ class Tap:
         if self.moving:
             return (f"{name} shows the moving subject at {self.x:.0f},{self.y:.0f} "
                     "(it moved during the sweep: one instant, the sharpest)")
-        if self.fallback:
+        if self.fallback and self.filled_from:
+            text += (f"; too little texture there, so the {self.filled_from}, filled in from the textured "
+                     "areas around, decided")
+        elif self.fallback:
             dist = np.hypot(self.source_x - self.x, self.source_y - self.y)
             text += (f"; too little texture there, so the nearest confident area at "
                      f"{self.source_x:.0f},{self.source_y:.0f} ({dist:.0f} px away) decided")
@@ -105,11 +122,12 @@ def _window_scores(volume: np.ndarray, cx: int, cy: int, radius: int) -> np.ndar
     return np.asarray(volume[:, y0:y1, x0:x1], np.float32).reshape(volume.shape[0], -1).mean(axis=1)
 
 
-def _score_confidence(scores: np.ndarray) -> float:
+def _score_confidence(scores: np.ndarray, floor: float = 0.0) -> float:
+    """How clearly one frame stands out of a window's curve: above its median, and above the noise ``floor``."""
     peak = float(scores.max())
     if peak <= 0:
         return 0.0
-    return float(np.clip(1.5 * (1.0 - float(np.median(scores)) / peak), 0.0, 1.0))
+    return float(np.clip(1.5 * (1.0 - float(np.median(scores)) / peak), 0.0, 1.0)) * float(above_floor(peak, floor))
 
 
 def sharpest_frame(
@@ -119,8 +137,11 @@ def sharpest_frame(
     y: float,
     *,
     map_scale: tuple[float, float] = (1.0, 1.0),
-    radius: int = 6,
+    radius: int = WINDOW,
     confidence_map: np.ndarray | None = None,
+    floor: float = 0.0,
+    fill: np.ndarray | None = None,
+    fill_name: str = "focus map",
 ) -> Tap:
     """Frame sharpest at output point (x, y).
 
@@ -132,6 +153,12 @@ def sharpest_frame(
     map_scale : (sx, sy) from output pixels to volume pixels.
     radius : half-size of the window in volume pixels.
     confidence_map : optional (h, w) confidence; guides the fallback search.
+    floor : the volume's noise floor (:func:`~postfocus.focus.floor.window_floor`); 0: none known, the
+        confidence is the curve's shape alone.
+    fill : optional (h, w) focus positions (frame numbers) on the volume's grid: a window with too little
+        texture answers with its value at the point (see :func:`plain_fill`) instead of searching for the
+        nearest confident window.
+    fill_name : what ``fill`` is, for :attr:`Tap.filled_from`.
 
     Returns
     -------
@@ -147,8 +174,13 @@ def sharpest_frame(
     cx = int(np.clip(round(x * map_scale[0]), 0, w - 1))
     cy = int(np.clip(round(y * map_scale[1]), 0, h - 1))
     scores = _window_scores(volume, cx, cy, radius)
-    conf = _score_confidence(scores)
+    conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
+    if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
+        at = float(fill[cy, cx])
+        k = int(np.argmin(np.abs(np.asarray(frames, np.float64) - at)))
+        return Tap(frame=int(frames[k]), position=at, confidence=conf, x=float(x), y=float(y),
+                   source_x=float(x), source_y=float(y), fallback=True, filled_from=fill_name)
     if conf < MIN_CONFIDENCE:
         # Search rings of growing radius for the nearest window that is confident.
         best = None
@@ -161,7 +193,7 @@ def sharpest_frame(
                     if confidence_map is not None and confidence_map[py, px] < MIN_CONFIDENCE * 0.5:
                         continue
                     s = _window_scores(volume, px, py, radius)
-                    c = _score_confidence(s)
+                    c = _score_confidence(s, floor)
                     if c >= MIN_CONFIDENCE and (best is None or dx * dx + dy * dy < best[0]):
                         best = (dx * dx + dy * dy, px, py, s, c)
             if best is not None:
@@ -181,6 +213,80 @@ def sharpest_frame(
         frame=int(frames[k]), position=frame_pos, confidence=conf, x=float(x), y=float(y),
         source_x=sx / map_scale[0], source_y=sy / map_scale[1], fallback=fallback,
     )
+
+
+def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
+    """Where a plain window's tap answer is read: focus positions (frame numbers) on the focus map's grid.
+
+    The depth map kept in a stack folder (by ``depth``, ``aperture``, ``pop``, the web app), brought to the
+    focus map's grid: its textureless areas are filled from the surfaces around them along colour edges
+    (:mod:`postfocus.products.depth`), so the tap names the frame ``aperture`` focuses at there. Without one
+    (it takes seconds to make, a tap milliseconds), pass 1's focus-index map, also filled
+    (:func:`~postfocus.focus.map.focus_index_map`).
+
+    Parameters
+    ----------
+    stack : a processed stack (:class:`~postfocus.store.ProcessedStack`) or a stack result.
+
+    Returns
+    -------
+    (positions, name): float32 (h, w) array; ``"depth map"`` or ``"focus map"``.
+    """
+    index = stack.focus_index
+    fill = _kept_depth_fill(stack, index.shape) if isinstance(stack, ProcessedStack) else None
+    if fill is None:
+        return np.asarray(index, np.float32), "focus map"
+    return fill, "depth map"
+
+
+#: The depth fills read last, on the focus map's grid, by (depth file, its key): reading a 4K stack's kept depth
+#: map takes ~40 ms of CPU, a tap a fraction of a millisecond.
+_FILLS: dict[tuple[str, str], np.ndarray] = {}
+_FILLS_KEPT = 4
+
+
+def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarray | None:
+    """The depth map kept in the stack folder on the focus map's grid, in frame numbers (read-only); None when
+    none is kept (it is never made here)."""
+    from postfocus.options import DEFAULT_METHOD
+    from postfocus.products.depth_cache import depth_key, depth_path
+    from postfocus.store.kept import load_kept
+
+    for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)):
+        key = depth_key(stack, method)
+        if key is None:
+            continue
+        name = (str(depth_path(stack, method)), key)
+        if name in _FILLS:
+            return _FILLS[name]
+        arrays = load_kept(depth_path(stack, method), key, ("depth", "frames"))  # (not its confidence)
+        if arrays is None or arrays["depth"].shape != tuple(stack.size):
+            continue
+        depth, frames = np.asarray(arrays["depth"], np.float32), int(arrays["frames"])
+        mh, mw = shape
+        small = cv2.resize(depth, (mw, mh), interpolation=cv2.INTER_AREA) if depth.shape != (mh, mw) else depth
+        if not stack.near_to_far:  # the depth map counts from the nearest frame; the frames from frame 0
+            small = (frames - 1) - small
+        small = np.asarray(small, np.float32)
+        small.flags.writeable = False
+        while len(_FILLS) >= _FILLS_KEPT:  # (the oldest first; another thread may have taken it already)
+            _FILLS.pop(next(iter(_FILLS), None), None)
+        _FILLS[name] = small
+        return small
+    return None
+
+
+def stack_floor(stack: MapsView) -> float:
+    """The noise floor of a stack's focus volume for a tap's window: kept by a stack folder, else measured.
+
+    Examples
+    --------
+    >>> stack_floor(process("sweep.mp4")) > 0  # doctest: +SKIP
+    True
+    """
+    if isinstance(stack, ProcessedStack):
+        return stack.tap_floor
+    return window_floor(stack.volume)
 
 
 def _check_tap(stack: object, x: object, y: object, radius: object) -> None:
@@ -225,7 +331,11 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
         if frame is not None:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
-    return sharpest_frame(
-        stack.volume, stack.used, x, y, map_scale=(mw / w, mh / h), radius=int(radius),  # (np.int64(2**62) * 2
-        confidence_map=stack.confidence,  # overflowed in the ring search: a RuntimeWarning, an empty search)
-    )
+    radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
+    scale = (mw / w, mh / h)
+    floor = stack_floor(stack)
+    cx, cy = int(np.clip(round(x * scale[0]), 0, mw - 1)), int(np.clip(round(y * scale[1]), 0, mh - 1))
+    plain = _score_confidence(_window_scores(stack.volume, cx, cy, radius), floor) < MIN_CONFIDENCE
+    fill, name = plain_fill(stack) if plain else (None, "")  # (read only for a plain window)
+    return sharpest_frame(stack.volume, stack.used, x, y, map_scale=scale, radius=radius,
+                          confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)

@@ -8,7 +8,8 @@ colour pop, depth and aperture then read that folder instead of aligning again.
 Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
 
     manifest.json        format, inputs (path, size, mtime), options, alignment report,
-                         output geometry, frames kept/dropped, focus direction, warnings
+                         output geometry, frames kept/dropped, focus direction, warnings,
+                         ``tap_floor`` (format 8: the volume's noise floor for a tap's window)
     focus_index.npy      float32 (h, w) frame number per pixel, analysis size
     confidence.npy       float32 (h, w) in [0, 1]
     volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)
@@ -22,12 +23,14 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     all_in_focus_<method>.png
     depth_<method>.npz   the depth map, kept by its first consumer under a key (:mod:`postfocus.store.kept`;
                          not in the manifest: a damaged or stale one is made again)
+    tap_floor.npz        of a folder made before format 8, ``tap_floor`` measured from its volume once, kept
+                         the same way
     profile.icc          the inputs' colour profile, if any
 
 Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
 Version 2 keys folders by :meth:`StackOptions.cache_key`; folders of another
 version are never reused (their keys differ), so they are rebuilt;
-:meth:`ProcessedStack.open` reads formats 4 to 7 and refuses others.
+:meth:`ProcessedStack.open` reads formats 4 to 8 and refuses others.
 
 Stack folders live in the cache folder (``$POSTFOCUS_CACHE``, else
 ``$XDG_CACHE_HOME/postfocus``, else ``~/.cache/postfocus``) under a key made

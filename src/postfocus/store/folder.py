@@ -36,19 +36,20 @@ from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reade
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 """Version of the stack folder layout; 2: maps in output geometry, key from StackOptions, checksums;
 3: motion masks from the displacement-aware detector (slow movers), retouching edits beside the stack;
 4: lossless aligned frames as Zstandard-compressed TIFF (``frames/0003.tif``) instead of PNG;
 5: the sweep's direction measured (``near_to_far`` and its evidence, ``direction``), not assumed near to far;
 6: a video's frames are kept as decoded (JPEG, the video's 4:2:0 colour), not warped, and each is
 warped when asked for (:mod:`postfocus.store.unwarped`);
-7: a photo stack's frames (JPEG, PNG, TIFF) are kept as copies of the input files, unwarped too."""
+7: a photo stack's frames (JPEG, PNG, TIFF) are kept as copies of the input files, unwarped too;
+8: the focus volume's noise floor for a tap's window (``tap_floor``, :mod:`postfocus.focus.floor`)."""
 
-#: Versions :meth:`ProcessedStack.open` reads: a format-6 folder differs from a format-7 one only in
-#: keeping a photo stack's frames aligned, a format-5 one also in never keeping unwarped frames, and a format-4 one also has no measured direction (its frame 0 is the
-#: nearest, as the default order states), so one opened by its path (a web job's) still loads.
-READABLE_FORMATS = (4, 5, 6, FORMAT_VERSION)
+#: Versions :meth:`ProcessedStack.open` reads: format 7 lacks only the tap's noise floor (:attr:`tap_floor` measures
+#: it), 6 also keeps a photo stack's frames aligned, 5 also never keeps unwarped frames, 4 also has no measured
+#: direction (frame 0 the nearest, as the default order states), so one opened by its path (a web job's) loads.
+READABLE_FORMATS = (4, 5, 6, 7, FORMAT_VERSION)
 
 class DamagedStackError(InputError):
     """A stack folder's files do not match its manifest (truncated, missing or changed)."""
@@ -191,6 +192,13 @@ class ProcessedStack(MapsView):
         except (OSError, ValueError, EOFError) as exc:
             problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
         raise DamagedStackError(f"{self.folder}: {name} {problem}; process the stack again to make it again")
+
+    @cached_property
+    def tap_floor(self) -> float:
+        """The focus volume's noise floor for a tap's window (:func:`~postfocus.focus.floor.window_floor`): the
+        manifest's (format 8), else measured from the volume once and kept beside it (:func:`.kept.kept_floor`)."""
+        from postfocus.store.kept import kept_floor  # (kept reads the cache's lock, which reads this module)
+        return kept_floor(self.folder, self.manifest, lambda: self.maps.volume)
 
     def to_map(self, x: float, y: float) -> tuple[float, float]:
         """Output pixel coordinates -> focus-map coordinates."""

@@ -11,9 +11,10 @@ A folder that cannot be written (read-only) still gives the result, unkept.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -21,14 +22,18 @@ from postfocus.errors import OutputError
 from postfocus.io.write import atomic_write
 from postfocus.store.cache import folder_lock
 
-__all__ = ["KEY_FIELD", "keep", "kept", "load_kept"]
+__all__ = ["FLOOR_FILE", "KEY_FIELD", "keep", "kept", "kept_floor", "load_kept"]
 
 KEY_FIELD = "key"
 """Name of the member holding the key the arrays were made under."""
 
+FLOOR_FILE = "tap_floor.npz"
+"""Where a folder made before format 8 keeps the noise floor measured from its volume."""
 
-def load_kept(path: Path, key: str) -> dict[str, np.ndarray] | None:
-    """The arrays kept at ``path`` under ``key``; None when missing, made under another key or damaged.
+
+def load_kept(path: Path, key: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
+    """The arrays kept at ``path`` under ``key`` (only those of ``names``, when given); None when missing, made
+    under another key, damaged, or without one of ``names``.
 
     Examples
     --------
@@ -39,7 +44,8 @@ def load_kept(path: Path, key: str) -> dict[str, np.ndarray] | None:
         with np.load(path, allow_pickle=False) as kept_file:
             if KEY_FIELD not in kept_file.files or str(kept_file[KEY_FIELD]) != key:
                 return None
-            return {name: kept_file[name] for name in kept_file.files if name != KEY_FIELD}
+            wanted = [name for name in kept_file.files if name != KEY_FIELD] if names is None else list(names)
+            return {name: kept_file[name] for name in wanted}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None  # missing, truncated, a changed byte (CRC), not an npz
 
@@ -91,3 +97,33 @@ def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]]) -> dic
         return arrays
     finally:
         lock.release()
+
+
+def kept_floor(folder: Path, manifest: dict, volume: Callable[[], np.ndarray]) -> float:
+    """The noise floor of a stack folder's focus volume for a tap's window (:mod:`postfocus.focus.floor`).
+
+    The manifest's ``tap_floor`` (format 8 on); a folder made before has it measured from ``volume()`` once (the
+    whole volume is read) and kept in :data:`FLOOR_FILE` under the volume's checksum; a folder that cannot be
+    written measures it each time it is asked.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The stack folder.
+    manifest : dict
+        Its manifest.
+    volume : callable
+        Gives the folder's focus volume (read only when the floor is measured).
+
+    Returns
+    -------
+    float
+    """
+    floor = manifest.get("tap_floor")
+    if isinstance(floor, (int, float)) and not isinstance(floor, bool) and np.isfinite(floor) and floor >= 0:
+        return float(floor)
+    from postfocus.focus.floor import window_floor
+
+    key = json.dumps({"tap_floor": 1, "volume": manifest.get("files", {}).get("volume.npy")})
+    arrays = kept(folder / FLOOR_FILE, key, lambda: {"floor": np.asarray(window_floor(volume()), np.float64)})
+    return float(arrays["floor"])

@@ -24,6 +24,7 @@ import numpy as np
 
 from postfocus._version import __version__
 from postfocus.errors import InputError, OutputError
+from postfocus.focus.floor import window_floor
 from postfocus.io.images import to_float
 from postfocus.io.write import to_uint, write_image
 from postfocus.maps import StackMaps
@@ -323,9 +324,11 @@ def _write_image_and_manifest(folder: Path, *, image: np.ndarray, maps: StackMap
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in files:  # not the lock file
             files[path.name] = file_record(path.read_bytes())
+    # The volume's noise floor for a tap, measured on the float16 slices as kept (read back from the file).
+    tap_floor = window_floor(np.load(folder / "volume.npy", mmap_mode="r"))
     data = {"format": FORMAT_VERSION, "postfocus": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            **manifest, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
+            **manifest, "tap_floor": tap_floor, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
             "files": dict(sorted(files.items(), key=lambda kv: _file_order(kv[0]))),
             "written_ns": time.time_ns()}  # every file is older (for verify's "changed", whatever touches it later)
     (folder / "manifest.json").write_text(json.dumps(data, indent=1))

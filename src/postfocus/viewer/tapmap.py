@@ -11,7 +11,9 @@ integral images, the confidence rule, then the ring search for the nearest
 confident window. Where floating-point rounding could decide the answer (two
 frames within a hair of each other, a confidence a hair from the threshold),
 the pixel is recomputed with ``sharpest_frame`` itself, so the map agrees with
-the Python tap at every pixel, not just nearly.
+the Python tap at every pixel, not just nearly. Given the stack's noise floor and
+fill (:func:`~postfocus.products.refocus.plain_fill`), as :func:`stack_tap_map`
+gives them, a plain window answers with the fill at the point, as the tap does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from postfocus.products.refocus import MIN_CONFIDENCE, sharpest_frame
+from postfocus.focus.floor import above_floor
+from postfocus.products.refocus import MIN_CONFIDENCE, plain_fill, sharpest_frame, stack_floor
 from postfocus.store import ProcessedStack
 
 __all__ = ["TapMap", "stack_tap_map", "tap_map"]
@@ -40,7 +43,7 @@ class TapMap:
     slot : int32 (h, w) index into ``frames`` of the sharpest frame.
     position : float32 (h, w) sub-frame focus position (frame numbers).
     confidence : float32 (h, w) in [0, 1].
-    fallback : bool (h, w) the answer came from the nearest confident area.
+    fallback : bool (h, w) the answer came from the nearest confident area, or from the fill at the point.
     frames : frame numbers of the volume's slices.
     exact : number of pixels recomputed with ``sharpest_frame`` (rounding ties).
     """
@@ -73,13 +76,13 @@ def _window_means(volume: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def _confidence(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(confidence, raw value before clipping) per pixel, like ``_score_confidence``."""
+def _confidence(scores: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """Confidence per pixel, like ``_score_confidence``."""
     peak = scores.max(axis=0)
     med = np.median(scores, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = np.where(peak > 0, 1.5 * (1.0 - med / np.where(peak > 0, peak, 1.0)), 0.0)
-    return np.clip(raw, 0.0, 1.0), raw
+    return np.clip(raw, 0.0, 1.0) * above_floor(peak, floor)
 
 
 def _ring_offsets(ring: int, radius: int) -> np.ndarray:
@@ -138,6 +141,9 @@ def tap_map(
     frames: list[int],
     confidence_map: np.ndarray | None = None,
     radius: int = 6,
+    *,
+    floor: float = 0.0,
+    fill: np.ndarray | None = None,
 ) -> TapMap:
     """Tap answers for every pixel of the volume grid.
 
@@ -147,11 +153,13 @@ def tap_map(
     frames : frame numbers of its slices (``stack.used``).
     confidence_map : (h, w) confidence that guides the fallback (``stack.confidence``).
     radius : window half-size in volume pixels, as for :func:`~postfocus.products.refocus.tap`.
+    floor, fill : the volume's noise floor and the fill plain windows answer from, as for
+        :func:`~postfocus.products.refocus.sharpest_frame`.
 
     Returns
     -------
     TapMap whose entry at volume pixel (cy, cx) equals
-    ``sharpest_frame(volume, frames, cx, cy, confidence_map=...)`` there.
+    ``sharpest_frame(volume, frames, cx, cy, confidence_map=..., floor=..., fill=...)`` there.
 
     Examples
     --------
@@ -163,7 +171,7 @@ def tap_map(
     n, h, w = volume.shape
     frames = [int(f) for f in frames]
     scores = _window_means(volume, radius)
-    conf, raw = _confidence(scores)
+    conf = _confidence(scores, floor)
     top1 = np.full((h, w), -np.inf, np.float32)
     top2 = np.full((h, w), -np.inf, np.float32)
     for k in range(n):  # two largest per pixel, without sorting a copy of the volume
@@ -172,7 +180,7 @@ def tap_map(
         top1 = np.maximum(top1, s)
     tol = _REL_EPS * np.maximum(np.abs(top1), 1e-30)
     near_tie = (top1 - top2) <= tol
-    near_threshold = np.abs(raw - MIN_CONFIDENCE) <= _REL_EPS
+    near_threshold = np.abs(conf - MIN_CONFIDENCE) <= _REL_EPS
 
     # Sources: the point itself, or the nearest confident window.
     src_y = np.broadcast_to(np.arange(h)[:, None], (h, w)).copy()
@@ -181,12 +189,16 @@ def tap_map(
     fallback = np.zeros((h, w), bool)
     unsure = near_threshold.copy()
     need = np.flatnonzero(weak & ~near_threshold)
+    filled = np.zeros((h, w), bool)
+    if fill is not None:  # a plain window answers with the fill at the point
+        filled.flat[need] = True
+        need = need[:0]
     if need.size:
         allowed = np.ones((h, w), bool)
         if confidence_map is not None:
             allowed = ~(np.asarray(confidence_map, np.float32) < np.float32(MIN_CONFIDENCE * 0.5))
-        strict = allowed & (raw >= MIN_CONFIDENCE + _REL_EPS)
-        loose = allowed & (raw >= MIN_CONFIDENCE - _REL_EPS)
+        strict = allowed & (conf >= MIN_CONFIDENCE + _REL_EPS)
+        loose = allowed & (conf >= MIN_CONFIDENCE - _REL_EPS)
         sy, sx, found = _fallback_search(need, strict, radius)
         if not np.array_equal(strict, loose):
             sy2, sx2, found2 = _fallback_search(need, loose, radius)
@@ -213,11 +225,17 @@ def tap_map(
     pos = k.astype(np.float64) + np.where(inner & (denom < -1e-9), delta, 0.0)
     position = np.interp(pos, np.arange(n), frames).astype(np.float32)
 
+    if filled.any():
+        at = np.asarray(fill, np.float64)[filled]
+        slot[filled] = np.argmin(np.abs(np.asarray(frames, np.float64)[:, None] - at[None, :]), axis=0)
+        position[filled] = at
+        fallback |= filled
+        unsure &= ~filled  # (a window near the threshold was left out of ``filled``: asked below)
     result = TapMap(slot=slot, position=position, confidence=out_conf, fallback=fallback, frames=frames)
     # Pixels that rounding could decide: ask sharpest_frame itself.
     ys, xs = np.nonzero(unsure)
     for y, x in zip(ys.tolist(), xs.tolist()):
-        t = sharpest_frame(volume, frames, x, y, radius=radius, confidence_map=confidence_map)
+        t = sharpest_frame(volume, frames, x, y, radius=radius, confidence_map=confidence_map, floor=floor, fill=fill)
         result.slot[y, x] = frames.index(t.frame)
         result.position[y, x] = t.position
         result.confidence[y, x] = t.confidence
@@ -232,7 +250,8 @@ def stack_tap_map(stack: ProcessedStack, radius: int = 6) -> TapMap:
     A tap on a subject that moved during the sweep answers the one frame the
     stack shows it from, as :func:`postfocus.products.refocus.tap` does.
     """
-    answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius)
+    answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius, floor=stack_floor(stack),
+                      fill=plain_fill(stack)[0])
     motion = stack.motion
     if motion is None:
         return answers

@@ -209,6 +209,7 @@ class Results:
             "source_x": round(answer.source_x, 1),
             "source_y": round(answer.source_y, 1),
             "fallback": answer.fallback,
+            "filled_from": answer.filled_from,
             "message": answer.describe(),
         }
 
