@@ -31,7 +31,7 @@ from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.pipeline.plan import pick_frames
 from postfocus.result import save_image
-from postfocus.store.records import file_record, mismatch
+from postfocus.store.records import DamagedStackError, check_fields, file_record, mismatch, verify_files, written_since
 from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
@@ -50,31 +50,6 @@ warped when asked for (:mod:`postfocus.store.unwarped`);
 #: it), 6 also keeps a photo stack's frames aligned, 5 also never keeps unwarped frames, 4 also has no measured
 #: direction (frame 0 the nearest, as the default order states), so one opened by its path (a web job's) loads.
 READABLE_FORMATS = (4, 5, 6, 7, FORMAT_VERSION)
-
-class DamagedStackError(InputError):
-    """A stack folder's files do not match its manifest (truncated, missing or changed)."""
-
-
-#: What every readable manifest holds, and the JSON type of each (a folder of unwarped frames also the geometry).
-_FIELDS = {"kind": str, "names": list, "paths": list, "used": list, "size": list, "reference": int,
-           "options": dict, "alignment": list, "frame_files": dict, "bit_depth": int, "grey": bool, "files": dict}
-_UNWARPED_FIELDS = {"reference_size": list, "crop": list}
-
-
-def _check_fields(folder: Path, manifest: dict) -> None:
-    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type.
-
-    A manifest of the right format that is valid JSON but lacks a field (a stray edit, another tool's
-    file) was opened, then failed on first use as an internal error (``KeyError: 'size'``), in every
-    later run: the folder was never made again.
-    """
-    fields = {**_FIELDS, **(_UNWARPED_FIELDS if manifest.get(UNWARPED_KEY) else {})}
-    for name, kind in fields.items():
-        value = manifest.get(name)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            what = "missing" if name not in manifest else f"not a JSON {kind.__name__}"
-            raise DamagedStackError(f"{folder}: manifest.json field {name!r} is {what}")
-
 
 @dataclass
 class ProcessedStack(MapsView):
@@ -110,7 +85,7 @@ class ProcessedStack(MapsView):
         if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise InputError(f"{folder}: stack folder format {version} is not {FORMAT_VERSION}")
-        _check_fields(folder, manifest)
+        check_fields(folder, manifest)
         return cls(folder, manifest)
 
     # What it was made from -----------------------------------------------
@@ -402,36 +377,16 @@ class ProcessedStack(MapsView):
         DamagedStackError
             Naming the first file that does not match.
         """
-        since = self._written_since() if checksums == "changed" else None
-        if checksums == "changed" and since is None:
-            raise DamagedStackError(f"{self.folder}: manifest.json is missing")
-        for name, record in self.manifest.get("files", {}).items():
-            problem = self._mismatch(name, record, None if checksums is True else since, crc=checksums is not False)
-            if problem:
-                raise DamagedStackError(f"{self.folder}: {name} {problem}")
+        verify_files(self.folder, self.manifest, checksums=checksums, seen=self.__dict__.setdefault("_crc_matched", {}))
 
     def changed_since_written(self, name: str) -> bool:
         """Whether the folder's file ``name`` (as the manifest names it) fails :meth:`verify`'s ``"changed"``
         check: missing, of another size, or changed since the manifest was written and of another CRC-32
         (False for a file the manifest does not list)."""
-        record, since = self.manifest.get("files", {}).get(name), self._written_since()
-        return since is None or (record is not None and self._mismatch(name, record, since, crc=True) is not None)
-
-    def _written_since(self) -> int | None:
-        """When the manifest was written (ns), for the "changed" check; None when it is gone. The earlier of its
-        ``st_ctime`` and the time it records: a ``chmod -R`` or ``touch`` of it later set its status time past a
-        file overwritten before (and a file system's clock behind the writer's is not trusted either)."""
-        try:
-            since = (self.folder / "manifest.json").stat().st_ctime_ns
-        except OSError:
-            return None
-        written = self.manifest.get("written_ns")  # (folders written before it was recorded: the status time)
-        return min(since, written) if isinstance(written, int) and not isinstance(written, bool) else since
-
-    def _mismatch(self, name: str, record: Sequence[int], since: int | None, *, crc: bool) -> str | None:
-        """:func:`~postfocus.store.records.mismatch` of file ``name``; a file whose CRC-32 matched is not read
-        again while its status stays so."""
-        return mismatch(self.folder / name, record, since, crc=crc, seen=self.__dict__.setdefault("_crc_matched", {}))
+        record, since = self.manifest.get("files", {}).get(name), written_since(self.folder, self.manifest)
+        seen = self.__dict__.setdefault("_crc_matched", {})
+        return since is None or (record is not None and mismatch(self.folder / name, record, since, crc=True,
+                                                                 seen=seen) is not None)
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""

@@ -2,7 +2,8 @@
 
 :func:`file_record` makes a record as the manifest keeps it; :func:`mismatch` says what is wrong
 with a file against its record, reading its CRC-32 only when asked to, or only when the file's status
-changed after the manifest was written (:meth:`postfocus.store.ProcessedStack.verify`).
+changed after the manifest was written (:func:`written_since`); :func:`verify_files` checks every file
+(:meth:`postfocus.store.ProcessedStack.verify`) and :func:`check_fields` the manifest's own fields.
 """
 
 from __future__ import annotations
@@ -11,7 +12,67 @@ import zlib
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["file_record", "mismatch"]
+from postfocus.errors import InputError
+from postfocus.store.unwarped import UNWARPED_KEY
+
+__all__ = ["DamagedStackError", "check_fields", "file_record", "mismatch", "verify_files", "written_since"]
+
+
+class DamagedStackError(InputError):
+    """A stack folder's files do not match its manifest (truncated, missing or changed)."""
+
+
+#: What every readable manifest holds, and the JSON type of each (a folder of unwarped frames also the geometry).
+_FIELDS = {"kind": str, "names": list, "paths": list, "used": list, "size": list, "reference": int,
+           "options": dict, "alignment": list, "frame_files": dict, "bit_depth": int, "grey": bool, "files": dict}
+_UNWARPED_FIELDS = {"reference_size": list, "crop": list}
+
+
+def check_fields(folder: Path, manifest: dict) -> None:
+    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type.
+
+    A manifest of the right format that is valid JSON but lacks a field (a stray edit, another tool's
+    file) was opened, then failed on first use as an internal error (``KeyError: 'size'``), in every
+    later run: the folder was never made again.
+    """
+    fields = {**_FIELDS, **(_UNWARPED_FIELDS if manifest.get(UNWARPED_KEY) else {})}
+    for name, kind in fields.items():
+        value = manifest.get(name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            what = "missing" if name not in manifest else f"not a JSON {kind.__name__}"
+            raise DamagedStackError(f"{folder}: manifest.json field {name!r} is {what}")
+
+
+def written_since(folder: Path, manifest: dict) -> int | None:
+    """When ``folder``'s manifest was written (ns), for the "changed" check; None when it is gone.
+
+    The earlier of its ``st_ctime`` and the time it records: a ``chmod -R`` or ``touch`` of it later set its
+    status time past a file overwritten before (and a file system's clock behind the writer's is not trusted
+    either).
+    """
+    try:
+        since = (folder / "manifest.json").stat().st_ctime_ns
+    except OSError:
+        return None
+    written = manifest.get("written_ns")  # (folders written before it was recorded: the status time)
+    return min(since, written) if isinstance(written, int) and not isinstance(written, bool) else since
+
+
+def verify_files(folder: Path, manifest: dict, *, checksums: bool | str, seen: dict) -> None:
+    """DamagedStackError naming the first of ``folder``'s files that does not match ``manifest``'s record.
+
+    ``checksums`` as :meth:`postfocus.store.ProcessedStack.verify` takes it (True, False or ``"changed"``);
+    ``seen`` as :func:`mismatch` keeps it (a file whose CRC-32 matched is not read again while its status
+    stays so).
+    """
+    since = written_since(folder, manifest) if checksums == "changed" else None
+    if checksums == "changed" and since is None:
+        raise DamagedStackError(f"{folder}: manifest.json is missing")
+    for name, record in manifest.get("files", {}).items():
+        problem = mismatch(folder / name, record, None if checksums is True else since,
+                           crc=checksums is not False, seen=seen)
+        if problem:
+            raise DamagedStackError(f"{folder}: {name} {problem}")
 
 
 def file_record(data: bytes) -> list[int]:

@@ -317,17 +317,7 @@ async def json_body(content_length: str | None, stream: AsyncIterator[bytes], li
 
 
 def too_large(limit_text: str) -> str:
-    """The message for an upload past the size limit.
-
-    Parameters
-    ----------
-    limit_text : str
-        The limit as people read it, e.g. "2 GB".
-
-    Returns
-    -------
-    str
-    """
+    """The message (str) for an upload past the size limit; ``limit_text`` as people read it, e.g. "2 GB"."""
     return (f"The upload is larger than this server accepts ({limit_text}). "
             "Send fewer or smaller files, or start the server with a larger --max-upload-mb.")
 
