@@ -239,6 +239,18 @@ def test_real_sweep_video_stacks_and_refocuses(real_data, tmp_path):
     assert near.frame != far.frame
 
 
+def test_a_tap_on_a_stack_result_answers_as_on_its_folder(sweep):
+    """``tap(stack(...), x, y)``: a :class:`StackResult` is a maps view as a stack folder is (``tap`` checks it is
+    one), but had no ``size``: an AttributeError. Now it answers, the frame the folder's tap names at every card."""
+    from postfocus import stack
+
+    st, path, _, ps, _ = sweep
+    result = stack(path)
+    assert result.size == ps.size
+    for x, y, _ in card_centres(st, ps):
+        assert abs(tap(result, x, y).frame - tap(ps, x, y).frame) <= 1, (x, y)
+
+
 def test_a_numpy_radius_is_taken_as_an_int(tiny_stack, tmp_path):
     """``tap(ps, 10, 10, radius=np.int64(2**62))`` overflowed in the ring search of an unsure window (``radius * 2``
     in int64: a RuntimeWarning and a search over nothing; review13): the radius is a Python int."""

@@ -75,6 +75,11 @@ class StackResult(MapsView):
         return self.maps.used
 
     @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of :attr:`image`, as a stack folder's ``size`` (``tap(result, x, y)`` reads it)."""
+        return tuple(self.image.shape[:2])
+
+    @property
     def motion_frames(self) -> dict[int, int]:
         """Frame each moving region was taken from, by region label."""
         return self.maps.motion_frames(self.merged)[1]
