@@ -114,3 +114,16 @@ def test_damaged_records_are_no_records_and_are_written_again(done, damage):
     again = srv.client.get(f"/api/jobs/{job_id}/thumb.jpg")
     assert again.status_code == 200 and again.content == first.content
     assert "thumb.jpg" in json.loads((out / RECORDS).read_text(encoding="utf-8"))["files"]
+
+
+def test_a_folder_in_the_records_place_is_replaced_by_the_records(done):
+    """A folder where ``records.json`` belongs (a stray ``mkdir``, a tool's unpacking) made every request a 507,
+    for good: the records could never be written again (review13 noticed). It is removed and the records written."""
+    srv, job_id, out = done
+    first = srv.client.get(f"/api/jobs/{job_id}/thumb.jpg")
+    (out / RECORDS).unlink()
+    (out / RECORDS).mkdir()
+    (out / RECORDS / "stray.txt").write_text("x")
+    again = srv.client.get(f"/api/jobs/{job_id}/thumb.jpg")
+    assert again.status_code == 200 and again.content == first.content
+    assert "thumb.jpg" in json.loads((out / RECORDS).read_text(encoding="utf-8"))["files"]

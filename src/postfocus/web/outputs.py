@@ -19,6 +19,7 @@ checks them as it reads them.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 from typing import Iterable
@@ -100,7 +101,10 @@ def _write(job: JobFolder, paths: Iterable[Path], *, drop: Iterable[Path] = ()) 
         records.pop(_name(job, path), None)
     for path in paths:
         records[_name(job, path)] = file_record(Path(path).read_bytes())
-    atomic_write_json(job.out(RECORDS), {"files": dict(sorted(records.items()))})
+    target = job.out(RECORDS)
+    if target.is_dir() and not target.is_symlink():  # (a folder in its place was a 507 on every request, for good)
+        shutil.rmtree(target, ignore_errors=True)
+    atomic_write_json(target, {"files": dict(sorted(records.items()))})
 
 
 def _read(job: JobFolder) -> dict:
