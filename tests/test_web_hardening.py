@@ -369,6 +369,16 @@ def test_numbers_that_are_not_finite_get_400(server):
     assert r.status_code == 400 and "must be a number" in r.json()["error"]
 
 
+def test_a_tap_point_is_json_numbers_as_the_python_tap_takes(server):
+    """``{"x": true}`` and ``{"x": "10"}`` were taken as 1 and 10 (``float()``), which ``tap()`` refuses; a point
+    is JSON numbers (review13 noticed)."""
+    c, base = server.client, f"/api/jobs/{server.good['id']}"
+    for body in ({"x": True, "y": 3}, {"x": "10", "y": 3}, {"x": 10, "y": [3]}, {"x": 10, "y": None}):
+        r = c.post(f"{base}/tap", json=body)
+        assert r.status_code == 400 and "Send the point as JSON" in r.json()["error"], (body, r.text)
+    assert c.post(f"{base}/tap", json={"x": 10, "y": 3.5}).status_code == 200
+
+
 def test_numbers_out_of_range_are_named_as_used(server):
     """f=0 renders at f/1 (the app's widest): the download was named "f0.jpg", f=1e-300 "f1e-300.jpg"; a point at
     x=1e300 answered with its 301 digits."""

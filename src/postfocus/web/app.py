@@ -61,6 +61,7 @@ from starlette.staticfiles import StaticFiles
 from postfocus._version import __version__
 from postfocus.errors import OptionError, OutputError, PostfocusError
 from postfocus.io.base import natural_key
+from postfocus.options import is_number
 from postfocus.store.cache import CacheError
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
@@ -322,7 +323,10 @@ def create_app(
         job, _ = await run_in_threadpool(finished, request)
         try:
             body = await json_body(request.headers.get("content-length"), request.stream())
-            x, y = float(body["x"]), float(body["y"])
+            x, y = body["x"], body["y"]
+            if not (is_number(x) and is_number(y)):  # (true and "10" were taken, which tap() refuses)
+                raise TypeError
+            x, y = float(x), float(y)
         except UploadError as exc:
             return error(exc.status, exc.message)
         except (ValueError, KeyError, TypeError, OverflowError):  # (OverflowError: an int of 400 digits, was a 500)
