@@ -73,7 +73,8 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
 
 
 def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
-                progress: Callable[[str, int, int], None] | None = None, **options) -> DepthResult:
+                progress: Callable[[str, int, int], None] | None = None, threads: int | None = None,
+                **options) -> DepthResult:
     """Depth map of a processed stack, read from the stack folder when kept there, else made and kept.
 
     Parameters
@@ -83,6 +84,8 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     image : the stack's all-in-focus image of ``method``, when the caller holds it (used to make the map).
     progress : called ``("depth map", 0, 1)`` before a map is made and ``("depth map", 1, 1)`` after (not when
         it is read from the folder): one step, a few seconds on a large stack.
+    threads : thread budget of a map made now (None: the machine's cores; 1: the calling thread only); not part of
+        the key (the map is the same to the bit).
     options : passed to :func:`~postfocus.products.depth.refine_depth` (part of the key).
 
     Returns
@@ -101,7 +104,7 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     def fresh() -> DepthResult:
         if progress is not None:
             progress(DEPTH_STAGE, 0, 1)
-        result = depth_map(stack, method=method, image=image, **options)
+        result = depth_map(stack, method=method, image=image, threads=threads, **options)
         if progress is not None:
             progress(DEPTH_STAGE, 1, 1)
         return result
