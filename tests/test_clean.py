@@ -188,8 +188,8 @@ def test_geodesic_median_in_bands_and_blocks_is_the_same_to_the_bit(monkeypatch)
 
 
 def test_geodesic_median_shares_its_levels_evenly_between_the_chunks_its_budget_needs(monkeypatch):
-    """33 levels within a budget of 20 are filtered as 17 + 16 (18 and 16 channels with the weight), not 20 + 13;
-    any budget gives the same bits (speed17: two medians on two threads filter within two thirds of it each)."""
+    """33 levels within a budget of 20 are filtered as 17 + 16 (18 and 16 channels with the weight), not 20 + 13
+    (speed17: the largest chunk is the memory); any budget gives the same bits."""
     import postfocus.focus.clean as clean
 
     rng = np.random.default_rng(3)
@@ -205,7 +205,8 @@ def test_geodesic_median_shares_its_levels_evenly_between_the_chunks_its_budget_
     results = {}
     for most in (20, 13, 33):
         seen.clear()
-        results[most] = geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3, budget=most * v.size)
+        monkeypatch.setattr(clean, "CHUNK_BUDGET", most * v.size)
+        results[most] = geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3)
         results[most, "channels"] = list(seen)
     assert results[20, "channels"] == [18, 16]
     assert results[13, "channels"] == [12, 11, 11]

@@ -124,7 +124,6 @@ def geodesic_median(
     step: float = 0.25,
     chunk: int | None = None,
     where: np.ndarray | None = None,
-    budget: int = CHUNK_BUDGET,
 ) -> np.ndarray:
     """Weighted median of ``values`` over neighbourhoods that stop at the edges of ``guide``.
 
@@ -144,10 +143,9 @@ def geodesic_median(
     sigma_s, sigma_r : spatial reach (px) and colour tolerance of :func:`domain_transform`.
     step : spacing of the levels.
     chunk : levels filtered at once (memory: ``chunk`` float32 images; default: the levels in as few chunks as fit
-        ``budget`` float32 values each, shared evenly between them).
+        ``CHUNK_BUDGET`` float32 values each, shared evenly between them; the result is the same for any chunk).
     where : bool (H, W), optional: the pixels whose median is wanted; the levels stop once they all crossed
         (elsewhere the result is then not the median).
-    budget : float32 values filtered at once when ``chunk`` is not given (the result is the same for any chunk).
 
     Returns
     -------
@@ -172,7 +170,7 @@ def geodesic_median(
     lo, hi = float(carried.min()), float(carried.max())
     levels = np.arange(lo, hi + step, step, dtype=np.float32)
     if chunk is None:  # (even chunks: 33 levels in 17 + 16, not 20 + 13; the largest chunk is the memory)
-        most = max(8, int(budget) // max(v.size, 1))
+        most = max(8, CHUNK_BUDGET // max(v.size, 1))
         chunk = -(-len(levels) // -(-len(levels) // most))
     coefficients = _coefficients(guide, sigma_s, sigma_r, DT_ITERATIONS)  # the guide's, the same for every chunk
     out = np.full(v.shape, hi, np.float32)

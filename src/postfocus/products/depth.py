@@ -287,6 +287,7 @@ def refine_depth(
         gap = seen_through(index, agg, peak < LEVEL_RATIO[1] * floor, bad, (confidence >= 0.75) & ~flagged,
                            width=width, tolerance=0.5 * tolerance)
         bad &= ~gap
+    agg = None  # (read no more: let go before the fill, whose filters hold the most at once)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: something confidently (not noise in a textureless area) much farther within ``band`` px.
     smooth = cv2.medianBlur(clean, 5)

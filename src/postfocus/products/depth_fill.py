@@ -8,8 +8,9 @@ the region's weighted median instead (Ma et al. 2013 with the domain-transform k
 none reads another's result, so with a thread budget of two a helper thread makes the fill and the
 outliers' median while the calling thread makes the bands' median. Their filters are numpy and OpenCV
 loops that release the GIL; each array is made by the same operations on the same values as on one
-thread, so the depth is the same to the bit. Two medians filtering at once hold two chunks of levels:
-each then filters ``PARALLEL_BUDGET`` of the one-thread budget at a time.
+thread, so the depth is the same to the bit. Two medians filtering at once hold two chunks of levels
+(on ``pcb_depthmap`` 30 MB each, and 10 MB each for their filters' weights); the volume's aggregation, let
+go before the fill (:func:`~postfocus.products.depth.refine_depth`), makes room for about half of that.
 
 References
 ----------
@@ -24,16 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfocus.focus.clean import CHUNK_BUDGET, geodesic_median
+from postfocus.focus.clean import geodesic_median
 from postfocus.focus.fill import RIDGE, plane_fill
 from postfocus.focus.map import push_pull_fill
 from postfocus.pipeline.threads import helper_threads, in_background
 
-PARALLEL_BUDGET = 2 / 3  # share of CHUNK_BUDGET each region median filters at once when two run side by side
-# (pcb_depthmap: 3 chunks of 11-12 levels instead of 2 of 16-18, the command's peak memory unchanged; half the
-# budget, 4 chunks, cost 0.26 s more CPU)
-
-__all__ = ["PARALLEL_BUDGET", "fill_regions"]
+__all__ = ["fill_regions"]
 
 
 def fill_regions(index: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, bands: np.ndarray, weak: np.ndarray,
@@ -62,13 +59,12 @@ def fill_regions(index: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, ba
     float32 (h, w).
     """
     parallel = helper_threads(threads) > 1
-    budget = int(CHUNK_BUDGET * PARALLEL_BUDGET) if parallel else CHUNK_BUDGET
     owed = (bands | weak) & ~outliers
 
     def region(mask: np.ndarray, tolerance_r: float) -> np.ndarray | None:
         if not mask.any():
             return None
-        return geodesic_median(index, weight, guide, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask, budget=budget)
+        return geodesic_median(index, weight, guide, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask)
 
     def fill_and_outliers() -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]:
         return (plane_fill(index, weight, guide, sigma_s=sigma_s, sigma_r=sigma_r, slope_weight=surface,
