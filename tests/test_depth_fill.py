@@ -80,3 +80,16 @@ def test_one_thread_keeps_all_of_the_fill_on_the_calling_thread(occluder, monkey
     two = _threads_of_the_fill(occluder, monkeypatch, 2)
     assert me not in two["fill"] and len(two["fill"]) == 1  # the fill on the helper,
     assert me in two["median"] and two["fill"] <= two["median"]  # one median here, the outliers' on the helper
+
+
+def test_aperture_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch):
+    """``postfocus --threads 1 aperture`` (and ``depth``, ``stereo``) pass their budget down to the depth map."""
+    from postfocus.products.aperture import aperture
+
+    ran = set()
+    real = fill_module.plane_fill
+    monkeypatch.setattr(fill_module, "plane_fill", lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
+    for kept in occluder.folder.glob("depth_*.npz"):
+        kept.unlink()
+    aperture(occluder, preset="near", f_number=2.8, threads=1)
+    assert ran == {threading.get_ident()}

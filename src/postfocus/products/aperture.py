@@ -276,6 +276,7 @@ def aperture(
     blur_px: float | None = None,
     highlights: float = 0.0,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> ApertureResult:
     """Shallow depth of field for a processed stack: depth map, focus choice, render.
 
@@ -284,7 +285,9 @@ def aperture(
     ``progress(stage, done, total)`` hears of the all-in-focus image (when
     not cached yet), the depth map and each strip of rows of the render. The
     depth map is kept in the stack folder by the first call and read by the
-    next ones (:func:`postfocus.products.depth_cache.stack_depth`).
+    next ones (:func:`postfocus.products.depth_cache.stack_depth`). ``threads``
+    is the thread budget of the all-in-focus image and the depth map when
+    they are made (None: the machine's cores).
 
     Examples
     --------
@@ -313,10 +316,10 @@ def aperture(
         x, y = focus_at_point
         if not (0 <= x < w and 0 <= y < h):
             raise PostfocusError(f"point {x:g},{y:g} is outside the image ({w}x{h})")
-    image = stack.all_in_focus(progress=progress)
+    image = stack.all_in_focus(progress=progress, threads=threads)
     if progress:
         progress("depth map", 0, 1)
-    result = stack_depth(stack, image=image)
+    result = stack_depth(stack, image=image, threads=threads)
     if progress:
         progress("depth map", 1, 1)
     if preset is not None:
