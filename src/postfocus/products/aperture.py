@@ -286,8 +286,8 @@ def aperture(
     not cached yet), the depth map and each strip of rows of the render. The
     depth map is kept in the stack folder by the first call and read by the
     next ones (:func:`postfocus.products.depth_cache.stack_depth`). ``threads``
-    is the thread budget of the all-in-focus image and the depth map when
-    they are made (None: the machine's cores).
+    is the thread budget of the depth map when it is made (None: the
+    machine's cores).
 
     Examples
     --------
@@ -316,7 +316,7 @@ def aperture(
         x, y = focus_at_point
         if not (0 <= x < w and 0 <= y < h):
             raise PostfocusError(f"point {x:g},{y:g} is outside the image ({w}x{h})")
-    image = stack.all_in_focus(progress=progress, threads=threads)
+    image = stack.all_in_focus(progress=progress)
     if progress:
         progress("depth map", 0, 1)
     result = stack_depth(stack, image=image, threads=threads)
