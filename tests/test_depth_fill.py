@@ -93,3 +93,13 @@ def test_aperture_makes_its_depth_map_on_the_threads_it_is_given(occluder, monke
         kept.unlink()
     aperture(occluder, preset="near", f_number=2.8, threads=1)
     assert ran == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("threads", [0, -1, 2.5, "2", True])
+def test_a_thread_budget_that_is_not_a_whole_number_from_one_is_a_clear_error(occluder, threads):
+    from postfocus.errors import OptionError
+    from postfocus.products.depth_cache import stack_depth
+
+    for make in (depth_map, stack_depth):
+        with pytest.raises(OptionError, match="threads"):
+            make(occluder, threads=threads)

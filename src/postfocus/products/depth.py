@@ -90,6 +90,7 @@ from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, se
 from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
 from postfocus.numeric import argmax0, pick0
+from postfocus.options import check_threads
 from postfocus.products.depth_ends import end_peaks
 from postfocus.products.depth_fill import fill_regions
 from postfocus.products.depth_png import read_depth_png, write_depth_png
@@ -222,6 +223,7 @@ def refine_depth(
     Recognition 46(5), 2013 (focus-curve confidence).
     K.-J. Yoon, I. S. Kweon, "Adaptive support-weight approach for correspondence search", TPAMI 28(4), 2006.
     """
+    threads = check_threads(threads)
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
     guide_rgb = np.asarray(image, np.float32)
@@ -339,6 +341,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     """
     from postfocus.options import DEFAULT_METHOD
 
+    threads = check_threads(threads)
     used = list(stack.used)
     frames = len(stack.names)
     volume = np.asarray(stack.volume, np.float32)

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from postfocus._version import __version__
-from postfocus.options import DEFAULT_METHOD
+from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
@@ -97,6 +97,7 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     >>> result = stack_depth(process("sweep.mp4"))  # doctest: +SKIP
     """
     method = method or DEFAULT_METHOD
+    threads = check_threads(threads)
     if image is None and not stack.all_in_focus_path(method).exists():
         image = stack.all_in_focus(method)  # the guide first: the key holds its file
     key = depth_key(stack, method, options)
