@@ -185,3 +185,31 @@ def test_geodesic_median_in_bands_and_blocks_is_the_same_to_the_bit(monkeypatch)
         runs.append([geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3, chunk=5, where=m) for m in (None, where)])
     for one, many in zip(*runs):
         assert np.array_equal(one.view(np.uint32), many.view(np.uint32))
+
+
+def test_geodesic_median_shares_its_levels_evenly_between_the_chunks_its_budget_needs(monkeypatch):
+    """33 levels within a budget of 20 are filtered as 17 + 16 (18 and 16 channels with the weight), not 20 + 13
+    (speed17: the largest chunk is the memory); any budget gives the same bits."""
+    import postfocus.focus.clean as clean
+
+    rng = np.random.default_rng(3)
+    v = (np.tile(np.linspace(0, 8, 40, dtype=np.float32), (30, 1)) + rng.normal(0, 0.3, (30, 40))).clip(0, 8)
+    v = v.astype(np.float32)
+    v[0, 0], v[0, 1] = 0.0, 8.0  # levels 0, 0.25 .. 8: 33 of them
+    w = rng.uniform(0.1, 1, v.shape).astype(np.float32)
+    g = rng.uniform(0, 1, v.shape + (3,)).astype(np.float32)
+    seen = []
+    recurse = clean._recurse
+    monkeypatch.setattr(clean, "_recurse", lambda out, coefficients: (seen.append(out.shape[-1]),
+                                                                       recurse(out, coefficients)))
+    results = {}
+    for most in (20, 13, 33):
+        seen.clear()
+        monkeypatch.setattr(clean, "CHUNK_BUDGET", most * v.size)
+        results[most] = geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3)
+        results[most, "channels"] = list(seen)
+    assert results[20, "channels"] == [18, 16]
+    assert results[13, "channels"] == [12, 11, 11]
+    assert results[33, "channels"] == [34]
+    for most in (13, 33):
+        assert np.array_equal(results[20].view(np.uint32), results[most].view(np.uint32))

@@ -74,3 +74,25 @@ def test_a_receding_floor_at_the_border_keeps_its_slope(tmp_path):
     assert median < median_before, (median, median_before)
     assert score(plane, truth, bottom)[0] >= score(mean, truth, bottom)[0] + 0.08
     assert score(plane, truth)[0] >= score(mean, truth)[0] + 0.01
+
+
+def test_the_fill_in_bands_of_rows_is_the_same_to_the_bit(monkeypatch):
+    """The 13 sums written and solved a band of rows at a time (speed17: a band's products alive, not 13 images):
+    bands of 7 rows give the bits of one band, with and without a slope weight."""
+    import postfocus.focus.fill as fill
+
+    rng = np.random.default_rng(4)
+    h, w = 45, 38
+    depth = (10.0 + np.mgrid[0:h, 0:w][0] / 6.0 + rng.normal(0, 0.3, (h, w))).astype(np.float32)
+    weight = (rng.uniform(0, 1, (h, w)) * (rng.uniform(0, 1, (h, w)) < 0.6)).astype(np.float32)
+    guide = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+    surface = weight * (rng.uniform(0, 1, (h, w)) < 0.7)
+    bands = fill._bands
+    runs = []
+    for rows in (h, 7):
+        monkeypatch.setattr(fill, "_bands", lambda n, rows=rows: bands(n, rows))
+        runs.append([plane_fill(depth, weight, guide, sigma_s=15.0, sigma_r=0.3, slope_weight=s) for s in (None, surface)])
+    assert len(bands(h, 7)) == 7
+    for one, many in zip(*runs):
+        for a, b in zip(one, many):
+            assert a.dtype == b.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from postfocus.products.aperture import PRESETS, aperture
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import output_option, processing_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, stack_data)
@@ -73,7 +73,7 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
     point = parse_point(focus_at, ps.size) if focus_at is not None else None
     with progress_bars(is_quiet(ctx)) as progress:
         result = aperture(ps, focus_at_point=point, focus_depth=focus_depth, preset=preset, f_number=f_number,
-                          blur_px=blur_px, highlights=highlights, progress=progress)
+                          blur_px=blur_px, highlights=highlights, progress=progress, threads=root_threads(ctx))
     if result.focus is None:
         err_console.print("everything in focus (preset all)", soft_wrap=True, markup=False)
     else:

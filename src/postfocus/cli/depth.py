@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import FrameLabels, default_output, finish, json_option, size_text, stack_data
 from postfocus.products.depth import (
@@ -59,7 +59,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
     with progress_bars(is_quiet(ctx)) as progress:  # the first consumer of a stack makes its map: seconds
-        result = stack_depth(ps, progress=progress)
+        result = stack_depth(ps, progress=progress, threads=root_threads(ctx))
     written = [write_depth_npy(output, result) if output.suffix.lower() == ".npy" else write_depth_png(output, result)]
     for path, write in ((npy_out, write_depth_npy), (confidence_out, write_confidence),
                         (preview_out, write_depth_preview)):

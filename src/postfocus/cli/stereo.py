@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import cv2
 
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, output_option, processing_options
 from postfocus.cli.options import quality_option
 from postfocus.cli.output import default_output, finish, json_option, stack_data
@@ -59,8 +59,8 @@ def stereo_command(ctx, inputs, output, as_anaglyph, cross, wiggle_out, strength
     if wiggle_out:
         check_side_output("--wiggle", wiggle_out, ps.info.paths, (".gif",))
     with progress_bars(is_quiet(ctx)) as progress:
-        image = ps.all_in_focus(progress=progress)
-        result = stack_depth(ps, image=image, progress=progress)
+        image = ps.all_in_focus(progress=progress, threads=root_threads(ctx))
+        result = stack_depth(ps, image=image, progress=progress, threads=root_threads(ctx))
     zero = None
     if zero_at is not None:
         x, y = parse_point(zero_at, ps.size)

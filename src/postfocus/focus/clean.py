@@ -142,8 +142,8 @@ def geodesic_median(
     guide : float32 (H, W) or (H, W, C) image whose edges bound the neighbourhoods.
     sigma_s, sigma_r : spatial reach (px) and colour tolerance of :func:`domain_transform`.
     step : spacing of the levels.
-    chunk : levels filtered at once (memory: ``chunk`` float32 images; default: as many as fit
-        ``CHUNK_BUDGET`` float32 values).
+    chunk : levels filtered at once (memory: ``chunk`` float32 images; default: the levels in as few chunks as fit
+        ``CHUNK_BUDGET`` float32 values each, shared evenly between them; the result is the same for any chunk).
     where : bool (H, W), optional: the pixels whose median is wanted; the levels stop once they all crossed
         (elsewhere the result is then not the median).
 
@@ -169,8 +169,9 @@ def geodesic_median(
         return np.full(v.shape, np.nan, np.float32)
     lo, hi = float(carried.min()), float(carried.max())
     levels = np.arange(lo, hi + step, step, dtype=np.float32)
-    if chunk is None:
-        chunk = max(8, CHUNK_BUDGET // max(v.size, 1))
+    if chunk is None:  # (even chunks: 33 levels in 17 + 16, not 20 + 13; the largest chunk is the memory)
+        most = max(8, CHUNK_BUDGET // max(v.size, 1))
+        chunk = -(-len(levels) // -(-len(levels) // most))
     coefficients = _coefficients(guide, sigma_s, sigma_r, DT_ITERATIONS)  # the guide's, the same for every chunk
     out = np.full(v.shape, hi, np.float32)
     where = None if where is None else np.asarray(where, bool)

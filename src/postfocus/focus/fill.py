@@ -76,18 +76,35 @@ def plane_fill(values: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, sig
     ref = np.float32(np.median(d[w > 0])) if (w > 0).any() else np.float32(0.0)
     d = np.where((w > 0) | (s > 0), d - ref, np.float32(0.0))  # about a typical depth: float32 sums stay exact
     sd_ = s * d
-    # (the channels interleaved and split again by OpenCV: one pass each, not 13 strided ones)
-    sums = cv2.merge([w, w * x, w * y, w * d, s, s * x, s * y, s * x * x, s * x * y, s * y * y, sd_, sd_ * x, sd_ * y])
+    # (the 13 channels written and solved a band of rows at a time: besides the filtered channels themselves, only a
+    # band's products and results are alive; the same element-wise float32 operations, the same bits)
+    sums = np.empty((h, wid, 13), np.float32)
+    for rows in _bands(h):
+        wb, sb, db, sdb, yb = w[rows], s[rows], d[rows], sd_[rows], y[rows]
+        cv2.merge([wb, wb * x, wb * yb, wb * db, sb, sb * x, sb * yb, sb * x * x, sb * x * yb, sb * yb * yb, sdb,
+                   sdb * x, sdb * yb], dst=sums[rows])
     domain_transform(sums, guide, sigma_s, sigma_r, overwrite=True)
-    w0, wx, wy, wd, s0, sx, sy, sxx, sxy, syy, sd, sdx, sdy = cv2.split(sums)
-    sums = None
+    filled, total = np.empty((h, wid), np.float32), np.empty((h, wid), np.float32)
+    for rows in _bands(h):
+        filled[rows], total[rows] = _solve(cv2.split(sums[rows]), x, y[rows], np.float32(ridge), ref)
+    return filled, total
+
+
+def _bands(h: int, band: int = 64) -> list[slice]:
+    """Slices of ``band`` rows covering ``h`` rows."""
+    return [slice(r, min(h, r + band)) for r in range(0, h, band)]
+
+
+def _solve(channels: list[np.ndarray], x: np.ndarray, y: np.ndarray, lam: np.float32,
+           ref: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The plane's value at each pixel of a band from its 13 filtered sums: ``(filled, total)`` float32."""
+    w0, wx, wy, wd, s0, sx, sy, sxx, sxy, syy, sd, sdx, sdy = channels
     has = w0 > 1e-6
     sloped = has & (s0 > 1e-6)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         safe = np.where(has, w0, np.float32(1.0))
         mean = wd / safe
         cx, cy, cd = sx / s0, sy / s0, sd / s0  # the slope's support: its centre and its covariances
-        lam = np.float32(ridge)
         vxx, vyy, vxy = sxx / s0 - cx * cx + lam, syy / s0 - cy * cy + lam, sxy / s0 - cx * cy
         vxd, vyd = sdx / s0 - cx * cd, sdy / s0 - cy * cd
         det = vxx * vyy - vxy * vxy

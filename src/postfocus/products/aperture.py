@@ -276,6 +276,7 @@ def aperture(
     blur_px: float | None = None,
     highlights: float = 0.0,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> ApertureResult:
     """Shallow depth of field for a processed stack: depth map, focus choice, render.
 
@@ -284,7 +285,9 @@ def aperture(
     ``progress(stage, done, total)`` hears of the all-in-focus image (when
     not cached yet), the depth map and each strip of rows of the render. The
     depth map is kept in the stack folder by the first call and read by the
-    next ones (:func:`postfocus.products.depth_cache.stack_depth`).
+    next ones (:func:`postfocus.products.depth_cache.stack_depth`). ``threads``
+    is the thread budget of the depth map when it is made (None: the
+    machine's cores).
 
     Examples
     --------
@@ -316,7 +319,7 @@ def aperture(
     image = stack.all_in_focus(progress=progress)
     if progress:
         progress("depth map", 0, 1)
-    result = stack_depth(stack, image=image)
+    result = stack_depth(stack, image=image, threads=threads)
     if progress:
         progress("depth map", 1, 1)
     if preset is not None:

@@ -84,14 +84,15 @@ import numpy as np
 
 from postfocus.colour import to_grey
 from postfocus.errors import InputError, PostfocusError
-from postfocus.focus.clean import geodesic_median, islands, outliers
+from postfocus.focus.clean import islands, outliers
 from postfocus.focus.edges import snap_to_outlines
-from postfocus.focus.fill import RIDGE, plane_fill
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.peak import shape_shift
-from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near, push_pull_fill
+from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
 from postfocus.numeric import argmax0, pick0
+from postfocus.options import check_threads
 from postfocus.products.depth_ends import end_peaks
+from postfocus.products.depth_fill import fill_regions
 from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
@@ -158,6 +159,7 @@ def refine_depth(
     shape: bool = True,
     through: bool = True,
     plane: bool = True,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
 
@@ -201,6 +203,9 @@ def refine_depth(
     plane : the fill fits a plane (:func:`postfocus.focus.fill.plane_fill`, first-order normalised convolution,
         its slope from the measured pixels of one surface), not a weighted mean, which reads a slope seen from one
         side (a floor at the picture's border) as the surface farther in.
+    threads : thread budget (None: the machine's cores): with 2 or more the fill and the outliers' median run on
+        a helper thread beside the occlusion bands' median (:func:`postfocus.products.depth_fill.fill_regions`);
+        1 keeps all work on the calling thread. The result is the same to the bit either way.
 
     Returns
     -------
@@ -218,6 +223,7 @@ def refine_depth(
     Recognition 46(5), 2013 (focus-curve confidence).
     K.-J. Yoon, I. S. Kweon, "Adaptive support-weight approach for correspondence search", TPAMI 28(4), 2006.
     """
+    threads = check_threads(threads)
     vol = np.asarray(volume, np.float32)
     n, h, w = vol.shape
     guide_rgb = np.asarray(image, np.float32)
@@ -283,6 +289,7 @@ def refine_depth(
         gap = seen_through(index, agg, peak < LEVEL_RATIO[1] * floor, bad, (confidence >= 0.75) & ~flagged,
                            width=width, tolerance=0.5 * tolerance)
         bad &= ~gap
+    agg = None  # (read no more: let go before the fill, whose filters hold the most at once)
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: something confidently (not noise in a textureless area) much farther within ``band`` px.
     smooth = cv2.medianBlur(clean, 5)
@@ -293,21 +300,14 @@ def refine_depth(
     weight = (confidence * confidence * np.where(occluding, 0.02, 1.0) * ~bad).astype(np.float32)
     # The fill's slope is fitted to measured depths of one surface: a focus peak above the noise, not distrusted.
     surface = weight * ((peak >= LEVEL_RATIO[0] * floor) & ~distrust) if plane else None
-    filled, total = plane_fill(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, slope_weight=surface,
-                               ridge=RIDGE if plane else np.inf)
-    local = np.where(total > 1e-6, filled, push_pull_fill(index, weight))
     # Distrusted pixels take the median of the trusted pixels of their region, not a mean: a slope stays a
     # slope, and a pixel between a near and a far surface takes one of them, not a depth between. So do the
     # pixels that take most of their depth from the fill where the mean and the median of their region are
     # a depth step apart (the region holds two surfaces; on one surface the mean follows its slope). Outliers
     # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
-    for mask, tolerance_r, fill_pass in (((occluding | (confidence < FILLED)) & ~bad, sigma_r, True),
-                                         (bad, MEDIAN_SIGMA_R, False)):
-        if mask.any():
-            region = geodesic_median(index, weight, guide_rgb, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask)
-            if fill_pass:
-                mask = mask & (occluding | (np.abs(region - local) > jump))
-            local = np.where(mask & np.isfinite(region), region, local)
+    local = fill_regions(index, weight, guide_rgb, bands=occluding, weak=confidence < FILLED, outliers=bad,
+                         surface=surface, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R, jump=jump,
+                         plane=plane, threads=threads)
     blend = np.where(gap, 1.0, np.where(distrust, 0.0, confidence))  # a gap's weak readings: its only evidence
     depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
@@ -316,7 +316,7 @@ def refine_depth(
 
 
 def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
-              **options) -> DepthResult:
+              threads: int | None = None, **options) -> DepthResult:
     """Depth map of a processed stack at output size.
 
     Parameters
@@ -324,6 +324,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     stack : :class:`postfocus.store.ProcessedStack` (see :func:`postfocus.process`).
     method : fusion method of the all-in-focus guide (default: the stack's default).
     image : the stack's all-in-focus image of ``method``, when the caller holds it already (not read again).
+    threads : thread budget of :func:`refine_depth` (None: the machine's cores; 1: the calling thread only).
     options : passed to :func:`refine_depth`.
 
     Returns
@@ -340,6 +341,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     """
     from postfocus.options import DEFAULT_METHOD
 
+    threads = check_threads(threads)
     used = list(stack.used)
     frames = len(stack.names)
     volume = np.asarray(stack.volume, np.float32)
@@ -353,7 +355,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     if stack.motion is not None:
         options.setdefault("motion", stack.motion)
     near_first = stack.near_to_far  # refine_depth reads slice 0 as the nearest (its occlusion bands and sides)
-    position, confidence = refine_depth(volume if near_first else volume[::-1], small, **options)
+    position, confidence = refine_depth(volume if near_first else volume[::-1], small, threads=threads, **options)
     position = position if near_first else (len(used) - 1) - position
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
     depth = guided_upsample(frame.astype(np.float32), image)

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from postfocus._version import __version__
-from postfocus.options import DEFAULT_METHOD
+from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
@@ -73,7 +73,8 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
 
 
 def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
-                progress: Callable[[str, int, int], None] | None = None, **options) -> DepthResult:
+                progress: Callable[[str, int, int], None] | None = None, threads: int | None = None,
+                **options) -> DepthResult:
     """Depth map of a processed stack, read from the stack folder when kept there, else made and kept.
 
     Parameters
@@ -83,6 +84,8 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     image : the stack's all-in-focus image of ``method``, when the caller holds it (used to make the map).
     progress : called ``("depth map", 0, 1)`` before a map is made and ``("depth map", 1, 1)`` after (not when
         it is read from the folder): one step, a few seconds on a large stack.
+    threads : thread budget of a map made now (None: the machine's cores; 1: the calling thread only); not part of
+        the key (the map is the same to the bit).
     options : passed to :func:`~postfocus.products.depth.refine_depth` (part of the key).
 
     Returns
@@ -94,6 +97,7 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     >>> result = stack_depth(process("sweep.mp4"))  # doctest: +SKIP
     """
     method = method or DEFAULT_METHOD
+    threads = check_threads(threads)
     if image is None and not stack.all_in_focus_path(method).exists():
         image = stack.all_in_focus(method)  # the guide first: the key holds its file
     key = depth_key(stack, method, options)
@@ -101,7 +105,7 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     def fresh() -> DepthResult:
         if progress is not None:
             progress(DEPTH_STAGE, 0, 1)
-        result = depth_map(stack, method=method, image=image, **options)
+        result = depth_map(stack, method=method, image=image, threads=threads, **options)
         if progress is not None:
             progress(DEPTH_STAGE, 1, 1)
         return result

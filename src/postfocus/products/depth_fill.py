@@ -1,0 +1,84 @@
+"""The depth map's edge-aware fill (step 4 of :mod:`postfocus.products.depth`), on one thread or two.
+
+Distrusted pixels (outlier islands, occlusion bands) and weak ones take their depth from the trusted pixels
+of their region: a plane fitted by first-order normalised convolution (Knutsson & Westin 1993,
+:func:`postfocus.focus.fill.plane_fill`), and where a pixel belongs to one of two surfaces of its colour,
+the region's weighted median instead (Ma et al. 2013 with the domain-transform kernel of Gastal & Oliveira
+2011, :func:`postfocus.focus.clean.geodesic_median`). The fill and the two medians read the same inputs and
+none reads another's result, so with a thread budget of two a helper thread makes the fill and the
+outliers' median while the calling thread makes the bands' median. Their filters are numpy and OpenCV
+loops that release the GIL; each array is made by the same operations on the same values as on one
+thread, so the depth is the same to the bit. Two medians filtering at once hold two chunks of levels
+(on ``pcb_depthmap`` 30 MB each, and 10 MB each for their filters' weights); the volume's aggregation, let
+go before the fill (:func:`~postfocus.products.depth.refine_depth`), makes room for about half of that.
+
+References
+----------
+H. Knutsson, C.-F. Westin, "Normalized and differential convolution", CVPR 1993.
+Z. Ma, K. He, Y. Wei, J. Sun, E. Wu, "Constant time weighted median filtering for stereo matching and
+beyond", ICCV 2013.
+E. S. L. Gastal, M. M. Oliveira, "Domain transform for edge-aware image and video processing", ACM
+Transactions on Graphics 30(4), 2011.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from postfocus.focus.clean import geodesic_median
+from postfocus.focus.fill import RIDGE, plane_fill
+from postfocus.focus.map import push_pull_fill
+from postfocus.pipeline.threads import helper_threads, in_background
+
+__all__ = ["fill_regions"]
+
+
+def fill_regions(index: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, bands: np.ndarray, weak: np.ndarray,
+                 outliers: np.ndarray, surface: np.ndarray | None, sigma_s: float, sigma_r: float,
+                 outlier_sigma_r: float, jump: float, plane: bool = True, threads: int | None = None) -> np.ndarray:
+    """The depth each pixel would take from its region: the plane fill, or the region's median where it is owed one.
+
+    Parameters
+    ----------
+    index : float32 (h, w) depth in slices (the per-pixel fit).
+    weight : float32 (h, w) >= 0 how much each depth counts in the fill and the medians.
+    guide : float32 (h, w, 3) all-in-focus colours.
+    bands : bool (h, w) pixels in an occlusion band (they take their region's median).
+    weak : bool (h, w) pixels that take most of their depth from the fill (their region's median where it is
+        ``jump`` or more from the fill: their region holds two surfaces).
+    outliers : bool (h, w) outlier islands (their region's median, looked for with ``outlier_sigma_r``).
+    surface : float32 (h, w) the slope's weights (:func:`~postfocus.focus.fill.plane_fill`'s ``slope_weight``).
+    sigma_s, sigma_r : the fill's and the bands' median's reach (px) and colour tolerance.
+    outlier_sigma_r : the outliers' median's colour tolerance.
+    jump : depth step (slices) between two surfaces.
+    plane : fit a plane (False: the weighted mean).
+    threads : thread budget (None: the machine's cores; 1: the calling thread only). The result is the same.
+
+    Returns
+    -------
+    float32 (h, w).
+    """
+    parallel = helper_threads(threads) > 1
+    owed = (bands | weak) & ~outliers
+
+    def region(mask: np.ndarray, tolerance_r: float) -> np.ndarray | None:
+        if not mask.any():
+            return None
+        return geodesic_median(index, weight, guide, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask)
+
+    def fill_and_outliers() -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+        return (plane_fill(index, weight, guide, sigma_s=sigma_s, sigma_r=sigma_r, slope_weight=surface,
+                           ridge=RIDGE if plane else np.inf), region(outliers, outlier_sigma_r))
+
+    helper = in_background(fill_and_outliers, "postfocus-depth", inline=not parallel)
+    try:
+        owed_median = region(owed, sigma_r)
+    finally:
+        (filled, total), outlier_median = helper.result()
+    local = np.where(total > 1e-6, filled, push_pull_fill(index, weight))
+    for mask, median, two_surfaces in ((owed, owed_median, True), (outliers, outlier_median, False)):
+        if median is not None:
+            if two_surfaces:
+                mask = mask & (bands | (np.abs(median - local) > jump))
+            local = np.where(mask & np.isfinite(median), median, local)
+    return local

@@ -1,0 +1,105 @@
+"""The depth map's fill on one thread or two (``postfocus.products.depth_fill``): the same bits, and one thread is one.
+
+The rendered occluder scene (240x320, 8 frames, ``bench_depth.make_stack``) has pixels of all three kinds
+the fill serves (occlusion bands, weak pixels, outlier islands), so the fill and both region medians run.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_depth import make_stack  # noqa: E402
+
+import postfocus.products.depth as depth_module  # noqa: E402
+import postfocus.products.depth_fill as fill_module  # noqa: E402
+from postfocus.products.depth import depth_map  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def occluder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("depth_fill")
+    ps, _, truth = make_stack("occluder", root / "occluder", cache=root / "cache")
+    return ps
+
+
+def _captured(ps, monkeypatch):
+    """The inputs ``refine_depth`` gives ``fill_regions`` on the stack."""
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen.update(args=args, kwargs=kwargs)
+        return fill_module.fill_regions(*args, **kwargs)
+
+    monkeypatch.setattr(depth_module, "fill_regions", capture)
+    depth_map(ps, threads=1)
+    monkeypatch.undo()
+    return seen["args"], seen["kwargs"]
+
+
+def test_two_threads_give_the_same_depth_to_the_bit(occluder, monkeypatch):
+    args, kwargs = _captured(occluder, monkeypatch)
+    for mask in ("bands", "weak", "outliers"):  # all three kinds present: the fill and both medians run
+        assert 0 < int(kwargs[mask].sum()) < kwargs[mask].size / 2, mask
+    one = fill_module.fill_regions(*args, **{**kwargs, "threads": 1})
+    two = fill_module.fill_regions(*args, **{**kwargs, "threads": 2})
+    assert one.dtype == two.dtype == np.float32
+    assert np.array_equal(one, two)
+    assert not np.array_equal(one, args[0])  # (the fill changed the depth somewhere: not a pass-through)
+    a, b = depth_map(occluder, threads=1), depth_map(occluder, threads=2)
+    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.confidence, b.confidence)
+
+
+def _threads_of_the_fill(ps, monkeypatch, threads):
+    """The threads that ran the plane fill and each region median in ``depth_map(ps, threads=threads)``."""
+    ran = {"fill": set(), "median": set()}
+
+    def on(kind, real):
+        def run(*args, **kwargs):
+            ran[kind].add(threading.get_ident())
+            return real(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(fill_module, "plane_fill", on("fill", fill_module.plane_fill))
+    monkeypatch.setattr(fill_module, "geodesic_median", on("median", fill_module.geodesic_median))
+    depth_map(ps, threads=threads)
+    monkeypatch.undo()
+    return ran
+
+
+def test_one_thread_keeps_all_of_the_fill_on_the_calling_thread(occluder, monkeypatch):
+    me = threading.get_ident()
+    one = _threads_of_the_fill(occluder, monkeypatch, 1)
+    assert one == {"fill": {me}, "median": {me}}
+    two = _threads_of_the_fill(occluder, monkeypatch, 2)
+    assert me not in two["fill"] and len(two["fill"]) == 1  # the fill on the helper,
+    assert me in two["median"] and two["fill"] <= two["median"]  # one median here, the outliers' on the helper
+
+
+def test_aperture_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch):
+    """``postfocus --threads 1 aperture`` (and ``depth``, ``stereo``) pass their budget down to the depth map."""
+    from postfocus.products.aperture import aperture
+
+    ran = set()
+    real = fill_module.plane_fill
+    monkeypatch.setattr(fill_module, "plane_fill", lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
+    for kept in occluder.folder.glob("depth_*.npz"):
+        kept.unlink()
+    aperture(occluder, preset="near", f_number=2.8, threads=1)
+    assert ran == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("threads", [0, -1, 2.5, "2", True])
+def test_a_thread_budget_that_is_not_a_whole_number_from_one_is_a_clear_error(occluder, threads):
+    from postfocus.errors import OptionError
+    from postfocus.products.depth_cache import stack_depth
+
+    for make in (depth_map, stack_depth):
+        with pytest.raises(OptionError, match="threads"):
+            make(occluder, threads=threads)
