@@ -136,6 +136,66 @@ def test_every_used_frame_is_handed_over_once_even_if_pass_2_skipped_it():
     assert handed == [0, 2, 1, 3]
 
 
+def test_frames_handed_over_on_their_first_read_are_handed_once():
+    from postfocus.io.arrays import ArraySource
+    from postfocus.store.unwarped import HandOver
+
+    frames = [np.full((8, 8, 3), k / 4, np.float32) for k in range(4)]
+    handed: list[int] = []
+    source = HandOver(ArraySource(frames), lambda i, pixels: handed.append(i), at_read=1)
+    for i in (0, 1, 3):
+        source.read_pixels(i)  # pass 1 (frame 2 not read)
+    for i in (0, 1, 0):
+        source.read_pixels(i)  # pass 2
+    assert handed == [0, 1, 3]
+    source.hand_missing([0, 1, 2, 3])
+    assert handed == [0, 1, 3, 2]
+    with pytest.raises(ValueError):
+        HandOver(ArraySource(frames), lambda i, pixels: None, at_read=3)
+
+
+def test_a_video_s_frames_are_encoded_during_pass_1(sweep, tmp_path, monkeypatch):
+    """The kept frames' JPEGs are made beside pass 1 (where one core has room), not left to pass 2."""
+    import postfocus.pipeline.run as run
+    from postfocus.store.write import FrameWriter
+
+    passes = {"analysed": False}
+    handed: list[tuple[int, bool]] = []
+    analyse, call = run.analyse, FrameWriter.__call__
+
+    def analysed(*args, **kwargs):
+        out = analyse(*args, **kwargs)
+        passes["analysed"] = True
+        return out
+
+    def spy(self, index, pixels):
+        handed.append((index, passes["analysed"]))
+        return call(self, index, pixels)
+
+    monkeypatch.setattr(run, "analyse", analysed)
+    monkeypatch.setattr(FrameWriter, "__call__", spy)
+    ps = process(sweep, cache_dir=tmp_path)
+    assert sorted(i for i, _ in handed) == ps.used
+    assert not any(after for _, after in handed), handed
+    ps.verify()
+
+
+def test_frames_left_out_in_pass_1_are_not_kept(tmp_path):
+    """A held frame (an exact repeat) is handed to the writer as pass 1 reads it, then dropped once it is
+    left out: the folder keeps the used frames' files only, and its records match them."""
+    tiny = make_tiny_stack(tmp_path / "png")
+    frames = [read_image(p) for p in tiny.paths]
+    video = write_video([frames[0], *frames], tmp_path / "held.mp4", crf=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        ps = process(video, cache_dir=tmp_path / "cache")
+    assert ps.manifest["dropped"] == [1] and 1 not in ps.used
+    kept = sorted(p.name for p in (ps.folder / "frames").iterdir())
+    assert kept == sorted(ps.frame_path(i).name for i in ps.used)
+    assert not any(name.startswith("frames/0001") for name in ps.manifest["files"])
+    ps.verify()
+
+
 def test_format_4_and_5_folders_still_open_and_a_format_3_one_does_not(tiny_stack, tmp_path):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     manifest = json.loads((ps.folder / "manifest.json").read_text())

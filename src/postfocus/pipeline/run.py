@@ -386,17 +386,19 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
         keep = (FileCopies(part.path, info.paths, identity=identity) if copies
                 else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped))
-        if unwarped and not copies:
-            source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
+        early = bands == 1 and not opts.refine_flow
+        if unwarped and not copies:  # each frame handed to the writer as pass 1 decodes it (in bands: pass 2)
+            source = HandOver(source, keep, at_read=1 if early else 2)
         ahead = WarpAhead(source, keep, opts.method,
                           kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
         written = None
         try:
-            early = bands == 1 and not opts.refine_flow
             analysis = analyse(source, opts, progress=progress, warn=warn, on_frame=repeats.see if repeats else None,
                                leave_out=repeats.leave_out if repeats else None,
                                on_alignment=ahead.start if early else None,
                                on_measured=ahead.begin if early else None)
+            if unwarped and not copies:
+                keep.keep_only(analysis.used)  # (frames handed over in pass 1, then left out)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
             if copies:  # copied beside pass 2 (which still warps whole frames, ignored by the copier:

@@ -47,15 +47,19 @@ def output_alignment(alignment: Sequence[FrameAlignment], crop: Sequence[int]) -
 
 
 class HandOver(FrameSource):
-    """A source that hands every frame, as decoded, to ``keep(index, pixels)`` on its second read.
+    """A source that hands every frame, as decoded, to ``keep(index, pixels)`` on its ``at_read``-th read.
 
-    :func:`~postfocus.pipeline.run.process` reads each frame once in pass 1 and again in pass 2;
-    handing frames over in pass 2 puts their encoding where the cores have room (pass 1 keeps both
-    busy). Each frame is handed over once.
+    :func:`~postfocus.pipeline.run.process` reads each frame once in pass 1 and again in pass 2.
+    Handed over on the first read (``at_read=1``), a frame is encoded beside pass 1's matches and
+    between the passes, where one core has room; on the second, beside pass 2's merge (kept for a
+    run whose pass 2 is planned in bands under a memory limit, where pass 1 holds one frame in flight).
+    Each frame is handed over once.
     """
 
-    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None]):
-        self.source, self.info, self.keep = source, source.info, keep
+    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], *, at_read: int = 2):
+        if at_read not in (1, 2):
+            raise ValueError(f"at_read must be 1 or 2, not {at_read!r}")
+        self.source, self.info, self.keep, self.at_read = source, source.info, keep, at_read
         self._reads: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -64,7 +68,7 @@ class HandOver(FrameSource):
     def read_pixels(self, index: int) -> np.ndarray:
         pixels = self.source.read_pixels(index)
         reads = self._reads[index] = self._reads.get(index, 0) + 1
-        if reads == 2:
+        if reads == self.at_read:
             self.keep(index, pixels)
         return pixels
 
@@ -75,10 +79,10 @@ class HandOver(FrameSource):
         return self.source.identity()
 
     def hand_missing(self, used: Sequence[int]) -> None:
-        """Hand over the ``used`` frames that were not read twice (none, when pass 2 merged them all)."""
+        """Hand over the ``used`` frames not handed yet (none, when pass 2 merged them all)."""
         for i in used:
-            if self._reads.get(i, 0) < 2:
-                self._reads[i] = 2
+            if self._reads.get(i, 0) < self.at_read:
+                self._reads[i] = self.at_read
                 self.keep(i, self.source.read_pixels(i))
 
 
