@@ -136,26 +136,27 @@ def test_every_used_frame_is_handed_over_once_even_if_pass_2_skipped_it():
     assert handed == [0, 2, 1, 3]
 
 
-def test_frames_handed_over_on_their_first_read_are_handed_once():
+def test_frames_are_handed_over_on_their_first_read_when_the_writer_has_room_else_on_the_second():
     from postfocus.io.arrays import ArraySource
     from postfocus.store.unwarped import HandOver
 
     frames = [np.full((8, 8, 3), k / 4, np.float32) for k in range(4)]
     handed: list[int] = []
-    source = HandOver(ArraySource(frames), lambda i, pixels: handed.append(i), at_read=1)
-    for i in (0, 1, 3):
-        source.read_pixels(i)  # pass 1 (frame 2 not read)
-    for i in (0, 1, 0):
-        source.read_pixels(i)  # pass 2
-    assert handed == [0, 1, 3]
+    source = HandOver(ArraySource(frames), lambda i, pixels: handed.append(i), room=lambda: len(handed) < 2)
+    for i in (0, 1, 2):
+        source.read_pixels(i)  # pass 1 (frame 3 not read): the writer takes two frames, then has no room
+    assert handed == [0, 1]
+    for i in (0, 2, 0):
+        source.read_pixels(i)  # pass 2: frame 2 handed now, frame 0 not again
+    assert handed == [0, 1, 2]
     source.hand_missing([0, 1, 2, 3])
-    assert handed == [0, 1, 3, 2]
-    with pytest.raises(ValueError):
-        HandOver(ArraySource(frames), lambda i, pixels: None, at_read=3)
+    assert handed == [0, 1, 2, 3]
 
 
-def test_a_video_s_frames_are_encoded_during_pass_1(sweep, tmp_path, monkeypatch):
-    """The kept frames' JPEGs are made beside pass 1 (where one core has room), not left to pass 2."""
+@pytest.mark.parametrize("room", [True, False])
+def test_a_video_s_frames_are_encoded_during_pass_1_when_the_writer_has_room(sweep, tmp_path, monkeypatch, room):
+    """The kept frames' JPEGs are made beside pass 1 (where one core has room) when the writer takes them at
+    once; a frame it has no room for waits for pass 2 (pass 1's decoding is never held back by it)."""
     import postfocus.pipeline.run as run
     from postfocus.store.write import FrameWriter
 
@@ -174,9 +175,10 @@ def test_a_video_s_frames_are_encoded_during_pass_1(sweep, tmp_path, monkeypatch
 
     monkeypatch.setattr(run, "analyse", analysed)
     monkeypatch.setattr(FrameWriter, "__call__", spy)
+    monkeypatch.setattr(FrameWriter, "room", lambda self: room)
     ps = process(sweep, cache_dir=tmp_path)
     assert sorted(i for i, _ in handed) == ps.used
-    assert not any(after for _, after in handed), handed
+    assert all(after != room for _, after in handed), handed
     ps.verify()
 
 

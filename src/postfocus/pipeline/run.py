@@ -3,8 +3,9 @@
 One path serves both: the source is opened, the options checked against it,
 pass 1 (:func:`~postfocus.pipeline.analyse.analyse`) and pass 2
 (:func:`~postfocus.pipeline.merge.fuse`) run over the output region, and the
-maps are cut to the output geometry. :func:`process` also hands every aligned
-frame to a :class:`~postfocus.store.FrameWriter` during pass 2, writes the
+maps are cut to the output geometry. :func:`process` also hands every frame
+to a :class:`~postfocus.store.FrameWriter` (a video's as pass 1 decodes them when
+the writer has room, else in pass 2; a photo's file copied), writes the
 maps beside pass 2 (:func:`~postfocus.store.write_maps`) and then the image and a
 manifest (:func:`~postfocus.store.write_stack_folder`), in a temporary folder
 renamed into place.
@@ -387,8 +388,9 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
         keep = (FileCopies(part.path, info.paths, identity=identity) if copies
                 else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped))
         early = bands == 1 and not opts.refine_flow
-        if unwarped and not copies:  # each frame handed to the writer as pass 1 decodes it (in bands: pass 2)
-            source = HandOver(source, keep, at_read=1 if early else 2)
+        if unwarped and not copies:  # each frame handed to the writer as pass 1 decodes it when the writer has
+            # room, else as pass 2 decodes it (in bands, always then: pass 1's plan holds one frame in flight)
+            source = HandOver(source, keep, room=keep.room if early else None)
         ahead = WarpAhead(source, keep, opts.method,
                           kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
         written = None

@@ -47,20 +47,20 @@ def output_alignment(alignment: Sequence[FrameAlignment], crop: Sequence[int]) -
 
 
 class HandOver(FrameSource):
-    """A source that hands every frame, as decoded, to ``keep(index, pixels)`` on its ``at_read``-th read.
+    """A source that hands every frame, as decoded, to ``keep(index, pixels)`` once: on its second read, or
+    on its first when ``room()`` says the writer takes it at once.
 
-    :func:`~postfocus.pipeline.run.process` reads each frame once in pass 1 and again in pass 2.
-    Handed over on the first read (``at_read=1``), a frame is encoded beside pass 1's matches and
-    between the passes, where one core has room; on the second, beside pass 2's merge (kept for a
-    run whose pass 2 is planned in bands under a memory limit, where pass 1 holds one frame in flight).
-    Each frame is handed over once.
+    :func:`~postfocus.pipeline.run.process` reads each frame once in pass 1 and again in pass 2. A frame
+    handed over on its first read is encoded beside pass 1's matches and between the passes, where one
+    core has room; one the writer has no room for then (it would hold pass 1's decoding thread back,
+    which the matches wait for) is handed over on its second read, beside pass 2's merge.
     """
 
-    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], *, at_read: int = 2):
-        if at_read not in (1, 2):
-            raise ValueError(f"at_read must be 1 or 2, not {at_read!r}")
-        self.source, self.info, self.keep, self.at_read = source, source.info, keep, at_read
+    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], *,
+                 room: Callable[[], bool] | None = None):
+        self.source, self.info, self.keep, self.room = source, source.info, keep, room
         self._reads: dict[int, int] = {}
+        self._handed: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.source)
@@ -68,7 +68,8 @@ class HandOver(FrameSource):
     def read_pixels(self, index: int) -> np.ndarray:
         pixels = self.source.read_pixels(index)
         reads = self._reads[index] = self._reads.get(index, 0) + 1
-        if reads == self.at_read:
+        if index not in self._handed and (reads >= 2 or (self.room is not None and self.room())):
+            self._handed.add(index)
             self.keep(index, pixels)
         return pixels
 
@@ -81,8 +82,8 @@ class HandOver(FrameSource):
     def hand_missing(self, used: Sequence[int]) -> None:
         """Hand over the ``used`` frames not handed yet (none, when pass 2 merged them all)."""
         for i in used:
-            if self._reads.get(i, 0) < self.at_read:
-                self._reads[i] = self.at_read
+            if i not in self._handed:
+                self._handed.add(i)
                 self.keep(i, self.source.read_pixels(i))
 
 

@@ -94,6 +94,11 @@ class FrameWriter:
             raise CacheError(f"{self.folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
         self.checksums[name] = file_record(data)
 
+    def room(self) -> bool:
+        """Whether a frame handed now is taken without waiting (fewer than two frames wait to be written)."""
+        self._pending = [job for job in self._pending if not job.done()]
+        return len(self._pending) < 2
+
     def keep_only(self, indices: Sequence[int]) -> None:
         """Drop the frames written so far that are not in ``indices`` (frames pass 1 left out, when the
         frames were handed over as pass 1 read them): their files and records go, once written."""
