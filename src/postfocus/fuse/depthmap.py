@@ -90,13 +90,11 @@ class DepthmapFusion:
         ty, tx = -(-h // tile), -(-w // tile)
         differs = None if safe is None else np.empty((h, w), bool)
 
-        def start(rows: slice) -> None:
-            """A band of rows of the weights (and of where the safe index differs: no full-size temporary)."""
-            self._weight[rows] = 1e-12
+        def start(rows: slice) -> None:  # a band of the weights and of where the safe index differs (no full-size
+            self._weight[rows] = 1e-12  # float temporary; on both cores: the serial stretch before pass 2's start)
             if differs is not None:
                 np.greater(cv2.absdiff(safe[rows], self.index_map[rows]), 0.05, out=differs[rows])
-
-        in_bands(h, start, threads, band=max(64, -(-h // 8)))  # (the serial stretch before pass 2's first frame)
+        in_bands(h, start, threads, band=max(64, -(-h // 8)))
         if safe is not None:
             rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
             if rows.size:
