@@ -78,20 +78,6 @@ def test_lossless_frames_are_kept_as_compressed_tiff_and_read_back_the_same(tmp_
             assert page.compression == tifffile.COMPRESSION.ZSTD and page.predictor == tifffile.PREDICTOR.HORIZONTAL
 
 
-def test_a_frame_writer_drops_the_frames_it_is_told_to_keep_no_longer(tmp_path):
-    (tmp_path / "frames").mkdir()
-    writer = FrameWriter(tmp_path, lossless=False, deep=False, chroma_420=True)
-    frames = {i: np.full((32, 48, 3), 40 * i, np.uint8) for i in range(4)}
-    for index, pixels in frames.items():
-        writer(index, pixels)
-    writer.keep_only([0, 2, 3])  # frame 1 left out after it was handed over
-    assert writer.room()  # (nothing waits to be written now)
-    names = writer.close()
-    assert names == {"0": "frames/0000.jpg", "2": "frames/0002.jpg", "3": "frames/0003.jpg"}
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000.jpg", "0002.jpg", "0003.jpg"]
-    assert sorted(writer.checksums) == sorted(names.values())
-
-
 def test_the_image_just_written_is_handed_out_as_the_file_holds_it(tiny_stack, tmp_path):
     from postfocus.io.images import read_image
 

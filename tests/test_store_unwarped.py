@@ -136,68 +136,6 @@ def test_every_used_frame_is_handed_over_once_even_if_pass_2_skipped_it():
     assert handed == [0, 2, 1, 3]
 
 
-def test_frames_are_handed_over_on_their_first_read_when_the_writer_has_room_else_on_the_second():
-    from postfocus.io.arrays import ArraySource
-    from postfocus.store.unwarped import HandOver
-
-    frames = [np.full((8, 8, 3), k / 4, np.float32) for k in range(4)]
-    handed: list[int] = []
-    source = HandOver(ArraySource(frames), lambda i, pixels: handed.append(i), room=lambda: len(handed) < 2)
-    for i in (0, 1, 2):
-        source.read_pixels(i)  # pass 1 (frame 3 not read): the writer takes two frames, then has no room
-    assert handed == [0, 1]
-    for i in (0, 2, 0):
-        source.read_pixels(i)  # pass 2: frame 2 handed now, frame 0 not again
-    assert handed == [0, 1, 2]
-    source.hand_missing([0, 1, 2, 3])
-    assert handed == [0, 1, 2, 3]
-
-
-@pytest.mark.parametrize("room", [True, False])
-def test_a_video_s_frames_are_encoded_during_pass_1_when_the_writer_has_room(sweep, tmp_path, monkeypatch, room):
-    """The kept frames' JPEGs are made beside pass 1 (where one core has room) when the writer takes them at
-    once; a frame it has no room for waits for pass 2 (pass 1's decoding is never held back by it)."""
-    import postfocus.pipeline.run as run
-    from postfocus.store.write import FrameWriter
-
-    passes = {"analysed": False}
-    handed: list[tuple[int, bool]] = []
-    analyse, call = run.analyse, FrameWriter.__call__
-
-    def analysed(*args, **kwargs):
-        out = analyse(*args, **kwargs)
-        passes["analysed"] = True
-        return out
-
-    def spy(self, index, pixels):
-        handed.append((index, passes["analysed"]))
-        return call(self, index, pixels)
-
-    monkeypatch.setattr(run, "analyse", analysed)
-    monkeypatch.setattr(FrameWriter, "__call__", spy)
-    monkeypatch.setattr(FrameWriter, "room", lambda self: room)
-    ps = process(sweep, cache_dir=tmp_path)
-    assert sorted(i for i, _ in handed) == ps.used
-    assert all(after != room for _, after in handed), handed
-    ps.verify()
-
-
-def test_frames_left_out_in_pass_1_are_not_kept(tmp_path):
-    """A held frame (an exact repeat) is handed to the writer as pass 1 reads it, then dropped once it is
-    left out: the folder keeps the used frames' files only, and its records match them."""
-    tiny = make_tiny_stack(tmp_path / "png")
-    frames = [read_image(p) for p in tiny.paths]
-    video = write_video([frames[0], *frames], tmp_path / "held.mp4", crf=12)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PostfocusWarning)
-        ps = process(video, cache_dir=tmp_path / "cache")
-    assert ps.manifest["dropped"] == [1] and 1 not in ps.used
-    kept = sorted(p.name for p in (ps.folder / "frames").iterdir())
-    assert kept == sorted(ps.frame_path(i).name for i in ps.used)
-    assert not any(name.startswith("frames/0001") for name in ps.manifest["files"])
-    ps.verify()
-
-
 def test_format_4_and_5_folders_still_open_and_a_format_3_one_does_not(tiny_stack, tmp_path):
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     manifest = json.loads((ps.folder / "manifest.json").read_text())

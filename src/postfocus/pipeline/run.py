@@ -3,9 +3,8 @@
 One path serves both: the source is opened, the options checked against it,
 pass 1 (:func:`~postfocus.pipeline.analyse.analyse`) and pass 2
 (:func:`~postfocus.pipeline.merge.fuse`) run over the output region, and the
-maps are cut to the output geometry. :func:`process` also hands every frame
-to a :class:`~postfocus.store.FrameWriter` (a video's as pass 1 decodes them when
-the writer has room, else in pass 2; a photo's file copied), writes the
+maps are cut to the output geometry. :func:`process` also hands every aligned
+frame to a :class:`~postfocus.store.FrameWriter` during pass 2, writes the
 maps beside pass 2 (:func:`~postfocus.store.write_maps`) and then the image and a
 manifest (:func:`~postfocus.store.write_stack_folder`), in a temporary folder
 renamed into place.
@@ -387,20 +386,17 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
         keep = (FileCopies(part.path, info.paths, identity=identity) if copies
                 else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped))
-        early = bands == 1 and not opts.refine_flow
-        if unwarped and not copies:  # each frame handed to the writer as pass 1 decodes it when the writer has
-            # room, else as pass 2 decodes it (in bands, always then: pass 1's plan holds one frame in flight)
-            source = HandOver(source, keep, room=keep.room if early else None)
+        if unwarped and not copies:
+            source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = WarpAhead(source, keep, opts.method,
                           kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
         written = None
         try:
+            early = bands == 1 and not opts.refine_flow
             analysis = analyse(source, opts, progress=progress, warn=warn, on_frame=repeats.see if repeats else None,
                                leave_out=repeats.leave_out if repeats else None,
                                on_alignment=ahead.start if early else None,
                                on_measured=ahead.begin if early else None)
-            if unwarped and not copies:
-                keep.keep_only(analysis.used)  # (frames handed over in pass 1, then left out)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
             if copies:  # copied beside pass 2 (which still warps whole frames, ignored by the copier:

@@ -47,20 +47,16 @@ def output_alignment(alignment: Sequence[FrameAlignment], crop: Sequence[int]) -
 
 
 class HandOver(FrameSource):
-    """A source that hands every frame, as decoded, to ``keep(index, pixels)`` once: on its second read, or
-    on its first when ``room()`` says the writer takes it at once.
+    """A source that hands every frame, as decoded, to ``keep(index, pixels)`` on its second read.
 
-    :func:`~postfocus.pipeline.run.process` reads each frame once in pass 1 and again in pass 2. A frame
-    handed over on its first read is encoded beside pass 1's matches and between the passes, where one
-    core has room; one the writer has no room for then (it would hold pass 1's decoding thread back,
-    which the matches wait for) is handed over on its second read, beside pass 2's merge.
+    :func:`~postfocus.pipeline.run.process` reads each frame once in pass 1 and again in pass 2;
+    handing frames over in pass 2 puts their encoding where the cores have room (pass 1 keeps both
+    busy). Each frame is handed over once.
     """
 
-    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None], *,
-                 room: Callable[[], bool] | None = None):
-        self.source, self.info, self.keep, self.room = source, source.info, keep, room
+    def __init__(self, source: FrameSource, keep: Callable[[int, np.ndarray], None]):
+        self.source, self.info, self.keep = source, source.info, keep
         self._reads: dict[int, int] = {}
-        self._handed: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.source)
@@ -68,8 +64,7 @@ class HandOver(FrameSource):
     def read_pixels(self, index: int) -> np.ndarray:
         pixels = self.source.read_pixels(index)
         reads = self._reads[index] = self._reads.get(index, 0) + 1
-        if index not in self._handed and (reads >= 2 or (self.room is not None and self.room())):
-            self._handed.add(index)
+        if reads == 2:
             self.keep(index, pixels)
         return pixels
 
@@ -80,10 +75,10 @@ class HandOver(FrameSource):
         return self.source.identity()
 
     def hand_missing(self, used: Sequence[int]) -> None:
-        """Hand over the ``used`` frames not handed yet (none, when pass 2 merged them all)."""
+        """Hand over the ``used`` frames that were not read twice (none, when pass 2 merged them all)."""
         for i in used:
-            if i not in self._handed:
-                self._handed.add(i)
+            if self._reads.get(i, 0) < 2:
+                self._reads[i] = 2
                 self.keep(i, self.source.read_pixels(i))
 
 

@@ -94,26 +94,6 @@ class FrameWriter:
             raise CacheError(f"{self.folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
         self.checksums[name] = file_record(data)
 
-    def room(self) -> bool:
-        """Whether a frame handed now is taken without waiting (fewer than two frames wait to be written)."""
-        self._pending = [job for job in self._pending if not job.done()]
-        return len(self._pending) < 2
-
-    def keep_only(self, indices: Sequence[int]) -> None:
-        """Drop the frames written so far that are not in ``indices`` (frames pass 1 left out, when the
-        frames were handed over as pass 1 read them): their files and records go, once written."""
-        wanted = {str(i) for i in indices}
-        dropped = [key for key in self.files if key not in wanted]
-        if not dropped:
-            return
-        for job in self._pending:  # (a frame still being written is dropped once it is)
-            job.result()
-        self._pending = []
-        for key in dropped:
-            name = self.files.pop(key)
-            self.checksums.pop(name, None)
-            (self.folder / name).unlink(missing_ok=True)
-
     def close(self) -> dict[str, str]:
         """Wait for the frames still being written; ``{frame number: file name}`` (checksums in :attr:`checksums`)."""
         try:
