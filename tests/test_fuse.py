@@ -299,6 +299,23 @@ def test_safe_blend_kept_only_in_its_tiles_gives_the_same_image_as_over_its_box(
     assert differs[10:40, 5:45].any() and differs[120:150, 100:140].any() and not differs[60:100].any()
 
 
+def test_depthmap_start_state_is_the_same_on_one_or_two_threads():
+    """The weights' start and where the safe index differs are made a band of rows at a time, on the
+    fusion's threads: the same state as one thread's, and as the whole-image comparison."""
+    index = _ramp_index()
+    safe = index.copy()
+    safe[10:40, 5:45] += 3.0
+    safe[130:140, 100:120] += 0.06  # (just over the 0.05 the safe index must differ by)
+    safe[60:70, 100:120] += 0.04
+    states = [DepthmapFusion(index, 0.35, tile=32, safe_index=safe, threads=n) for n in (1, 2)]
+    for fusion in states:
+        assert fusion._weight.dtype == np.float32 and np.all(fusion._weight == np.float32(1e-12))
+    assert np.array_equal(states[0]._safe_tiles, states[1]._safe_tiles)
+    differs = cv2.absdiff(safe, index) > 0.05
+    rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+    assert states[1]._safe.box == (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1) == (10, 5, 140, 120)
+
+
 def test_consistency_check_blurs_only_near_kept_pieces_to_the_bit():
     """Patches far apart in a tall box: a band of rows no kept piece reaches is kept at 1 without blurring, and the
     result has the same bits as with every tile of the box kept (every band blurred), on one or two threads."""

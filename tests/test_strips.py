@@ -1,5 +1,8 @@
 """A frame's rectangles folded on two threads: the shares cover every pixel once, and the blend is the same to the bit."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -44,11 +47,55 @@ def test_the_folder_runs_every_rectangle_once_on_both_threads():
         import threading
         seen.append(rect)
         threads.add(threading.current_thread().name.split("_")[0])
+        time.sleep(0.02)  # (a task that takes time: the helper takes its end before the caller is done)
 
     with StripFolder(2) as folder:
         folder.fold([(0, 0, 300, 400), (300, 0, 320, 400)], task, cut=True)
     assert np.array_equal(_cover(seen, (320, 400)), np.ones((320, 400), int))
     assert threads == {"MainThread", "postfocus-fuse"}
+
+
+def test_a_rectangle_warped_alone_is_made_whole_once_then_shared_by_rows():
+    """A footprint of one large rectangle whose pixels are warped alone: ``whole`` makes it once, in the
+    helper thread before either piece, and both threads fold pieces of it."""
+    events, threads = [], {}
+
+    def whole(rect):
+        events.append(("whole", rect))
+        time.sleep(0.02)
+
+    def task(rect):
+        events.append(("task", rect))
+        threads[rect] = threading.current_thread().name.split("_")[0]
+        time.sleep(0.02)
+
+    with StripFolder(2) as folder:
+        folder.fold([(0, 0, 400, 400)], task, cut=False, whole=whole)
+    assert events[0] == ("whole", (0, 0, 400, 400)) and [e for e, _ in events].count("whole") == 1
+    pieces = [rect for e, rect in events if e == "task"]
+    assert np.array_equal(_cover(pieces, (400, 400)), np.ones((400, 400), int)) and len(pieces) == 2
+    assert set(threads.values()) == {"MainThread", "postfocus-fuse"}
+    seen = []  # without ``whole`` such a rectangle is never cut
+    with StripFolder(2) as folder:
+        folder.fold([(0, 0, 400, 400)], seen.append, cut=False)
+    assert seen == [(0, 0, 400, 400)]
+
+
+def test_the_threads_meet_where_the_work_is_even_not_the_area():
+    """The upper rectangles cost eight times what the lower ones do a pixel: the helper, which starts
+    at the bottom, folds more than half of the area."""
+    rects = [(100 * k, 0, 100 * k + 100, 100) for k in range(16)]
+    done = {}
+
+    def task(rect):
+        time.sleep(0.002 * (8 if rect[0] < 800 else 1))
+        done[rect] = threading.current_thread().name.split("_")[0]
+
+    with StripFolder(2) as folder:
+        folder.fold(rects, task, cut=False)
+    assert sorted(done) == rects
+    helper = sum(1 for name in done.values() if name == "postfocus-fuse")
+    assert helper >= 10, done  # (an even split of the area: 8)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +128,37 @@ def test_fusing_on_two_threads_gives_the_blend_of_one_to_the_bit(shaken_stack, m
     assert np.array_equal(fuse(source, analysis.maps, threads=1, warped=warped, **common),
                           fuse(source, analysis.maps, threads=2, warped=warped, **common))
     assert np.abs(one - fuse(source, analysis.maps, threads=2, warped=warped, **common)).max() <= 1.01 / 255
+
+
+def test_a_footprint_of_one_rectangle_warped_alone_folds_on_two_threads_to_the_bit(shaken_stack, monkeypatch):
+    """Each frame's footprint made one rectangle (as a 4K frame's can be): it is warped once, whole, and
+    its rows shared by the two threads; the blend is the one thread's."""
+    from postfocus.fuse.depthmap import DepthmapFusion
+
+    footprint = DepthmapFusion.footprint
+
+    def one_rect(self, position):
+        rects = footprint(self, position)
+        if not rects:
+            return rects
+        return [(min(r[0] for r in rects), min(r[1] for r in rects), max(r[2] for r in rects),
+                 max(r[3] for r in rects))]
+
+    monkeypatch.setattr(DepthmapFusion, "footprint", one_rect)
+    monkeypatch.setattr(strips, "MIN_SHARED_PIXELS", 0)
+    wholes = []
+    fold = StripFolder.fold
+
+    def counted(self, rects, task, *, cut, whole=None):
+        wholes.append(whole is not None)
+        return fold(self, rects, task, cut=cut, whole=whole)
+
+    monkeypatch.setattr(StripFolder, "fold", counted)
+    source, analysis = shaken_stack
+    common = dict(alignment=analysis.alignment, region=analysis.common_area())
+    assert np.array_equal(fuse(source, analysis.maps, threads=1, **common),
+                          fuse(source, analysis.maps, threads=2, **common))
+    assert any(wholes)
 
 
 def test_the_background_solver_finishes_on_two_threads_the_same(shaken_stack):

@@ -79,7 +79,7 @@ class DepthmapFusion:
         # The three sums interleaved as the image they become: the frame is added in one product, and
         # result() normalises them in place (no second image beside them).
         self._sum = np.zeros((h, w, 3), np.float32)
-        self._weight = np.full((h, w), 1e-12, np.float32)
+        self._weight = np.empty((h, w), np.float32)  # (filled with 1e-12 below, on ``threads`` threads)
         self._image: np.ndarray | None = None
         self.threads = threads  # threads that finish the blend (result())
         # The occlusion-safe blend, kept only in the tiles where the safe index differs, inside their box.
@@ -88,8 +88,14 @@ class DepthmapFusion:
         safe = None if safe_index is None else np.asarray(safe_index, np.float32)
         self.tile = tile
         ty, tx = -(-h // tile), -(-w // tile)
+        differs = None if safe is None else np.empty((h, w), bool)
+
+        def start(rows: slice) -> None:  # a band of the weights and of where the safe index differs (no full-size
+            self._weight[rows] = 1e-12  # float temporary; on both cores: the serial stretch before pass 2's start)
+            if differs is not None:
+                np.greater(cv2.absdiff(safe[rows], self.index_map[rows]), 0.05, out=differs[rows])
+        in_bands(h, start, threads, band=max(64, -(-h // 8)))
         if safe is not None:
-            differs = cv2.absdiff(safe, self.index_map) > 0.05
             rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
             if rows.size:
                 box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)

@@ -276,12 +276,18 @@ class _Merge:
                 return rank_of(index), slope
 
             safe = in_background(safe_rank, "postfocus-fuse", inline=threads == 1)
+
+        def sharpness() -> np.ndarray:
+            # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
+            return blend_width(upscale(np.asarray(maps.confidence, np.float32)))
+
+        # (beside the rank and the safe index: upscales of about the same time each, shared by the cores)
+        widths = in_background(sharpness, "postfocus-fuse", inline=threads == 1)
         try:
             rank = rank_of(maps.focus_index)
-            # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-            width = blend_width(upscale(np.asarray(maps.confidence, np.float32)))
+            width = widths.result()
         except BaseException:  # no thread outlives the failure (its own error is not the one to report)
-            wait([safe] if safe is not None else [])
+            wait([f for f in (safe, widths) if f is not None])
             raise
         if self.method == "depthmap":
             safe_index, slope = safe.result() if safe is not None else (None, None)  # (result() on both threads)
@@ -370,10 +376,21 @@ class _Merge:
             position = float(merge.index(i)) if i in merge else None
             rects = [] if position is None else fusion.footprint(position)
 
+            border: list = []  # (rect, its warp): a rectangle warped alone whose rows the two threads share
+
+            def warp(t: int, l: int, b: int, r: int) -> np.ndarray:
+                return warp_to_reference(stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC,
+                                         region=(top + t, left + l, top + b, left + r))
+
             def part(t: int, l: int, b: int, r: int, *, raw: bool = False) -> np.ndarray:
-                """Float (``raw``: stored) pixels of rectangle (t, l, b, r), cut from the whole warp or warped alone."""
-                pixels = aligned[dy + t : dy + b, dx + l : dx + r] if aligned is not None else warp_to_reference(
-                    stored, matrix, (H, W), interpolation=cv2.INTER_CUBIC, region=(top + t, left + l, top + b, left + r))
+                """Float (``raw``: stored) pixels of rectangle (t, l, b, r), cut from the whole warp or warped alone
+                (or cut from the border rectangle's warp, when it is a piece of it)."""
+                if aligned is not None:
+                    pixels = aligned[dy + t : dy + b, dx + l : dx + r]
+                elif border and border[0][1] == l and border[0][3] == r and border[0][0] <= t and b <= border[0][2]:
+                    pixels = border[1][t - border[0][0]:b - border[0][0]]
+                else:
+                    pixels = warp(t, l, b, r)
                 return pixels if raw else to_float(pixels, factor)
 
             def fold(rect: Region) -> None:
@@ -383,7 +400,10 @@ class _Merge:
                     band = to_float(pixels[a - t:a - t + rows], factor)
                     fusion.add(position, srgb_decode(band) if linear else band, (a, l, min(b, a + rows), r))
 
-            folder.fold(rects, fold, cut=aligned is not None)  # (a rectangle warped alone is never cut between rows)
+            # (a rectangle warped alone is never warped in pieces: the border one is warped whole, then shared)
+            folder.fold(rects, fold, cut=aligned is not None,
+                        whole=None if aligned is not None else lambda rect: border.extend((rect, warp(*rect))))
+            border.clear()
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
             del stored, aligned
