@@ -423,6 +423,29 @@ def test_a_folder_made_before_the_floor_was_kept_has_it_measured_once(patch_stac
     assert ProcessedStack.open(old).tap_floor == ps.manifest["tap_floor"]
 
 
+@pytest.mark.parametrize("bad", [2.0, 1e308, -0.5, "0.001", None])
+def test_a_manifest_floor_no_volume_can_have_is_measured_not_trusted(patch_stack, tmp_path, bad):
+    """The volume is kept divided by its maximum, so its floor lies from 0 to 1: a manifest's ``tap_floor`` of 2.0
+    or 1e308 (a stray edit, another tool) was trusted, every window stood below it, and a tap on texture answered
+    from the fill (review14). It is measured from the volume instead, as a missing one is."""
+    import shutil
+
+    from postfocus.store import ProcessedStack
+
+    _, ps = patch_stack
+    folder = tmp_path / "edited"
+    shutil.copytree(ps.folder, folder, ignore=shutil.ignore_patterns("tap_floor.npz", "frames"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["tap_floor"] = bad
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    t, l, _, _ = ps.manifest["crop"]
+    x, y = PATCH[2] - 25 - l, DISC[1] - t  # the far texture, left of the plain patch
+    assert not tap(ps, x, y).fallback
+    edited = ProcessedStack.open(folder)
+    assert edited.tap_floor == pytest.approx(ps.manifest["tap_floor"], rel=1e-6)
+    assert tap(edited, x, y) == tap(ps, x, y)
+
+
 def test_the_web_app_and_the_command_line_tap_through_the_library(patch_stack):
     """Both faces call :func:`postfocus.products.refocus.tap` (no copy of its rules to drift apart)."""
     import inspect
