@@ -37,3 +37,15 @@ def test_frames_given_in_another_order_or_twice_are_the_stacks_frames_in_its_ord
     """The fusion reads a frame's place in the focus order from its rank among the frames given (review13)."""
     assert pick_frames([0, 1, 2, 4], 5, [4, 2, 1, 1]) == [1, 2, 4]
     assert pick_frames([0, 1, 2], 3, [2, 0, 2]) == [0, 2]
+
+
+def test_a_value_whose_repr_runs_over_lines_is_said_on_one():
+    """A 2-D array given as a point or as frames was said back over two lines (its repr's); every message is one
+    line (review14)."""
+    import numpy as np
+
+    message = str(OptionError("x", np.array([[1.0, 2.0], [3.0, 4.0]]), "must be a number of pixels"))
+    assert message == "x=array([[1., 2.], [3., 4.]]): must be a number of pixels"
+    with pytest.raises(OptionError) as refused:
+        pick_frames([0, 1, 2], 3, np.arange(4).reshape(2, 2))
+    assert "\n" not in str(refused.value) and "frame array([0, 1])" in str(refused.value), str(refused.value)

@@ -9,6 +9,7 @@ sweep) are inserted as exact repeats.
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import numpy as np
@@ -421,6 +422,92 @@ def test_a_folder_made_before_the_floor_was_kept_has_it_measured_once(patch_stac
     assert (old / "tap_floor.npz").read_bytes() == kept_bytes
     (old / "tap_floor.npz").write_bytes(kept_bytes[: len(kept_bytes) // 2])  # cut short
     assert ProcessedStack.open(old).tap_floor == ps.manifest["tap_floor"]
+
+
+@pytest.mark.parametrize("bad", [2.0, 1e308, -0.5, "0.001", None])
+def test_a_manifest_floor_no_volume_can_have_is_measured_not_trusted(patch_stack, tmp_path, bad):
+    """The volume is kept divided by its maximum, so its floor lies from 0 to 1: a manifest's ``tap_floor`` of 2.0
+    or 1e308 (a stray edit, another tool) was trusted, every window stood below it, and a tap on texture answered
+    from the fill (review14). It is measured from the volume instead, as a missing one is."""
+    import shutil
+
+    from postfocus.store import ProcessedStack
+
+    _, ps = patch_stack
+    folder = tmp_path / "edited"
+    shutil.copytree(ps.folder, folder, ignore=shutil.ignore_patterns("tap_floor.npz", "frames"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["tap_floor"] = bad
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    t, l, _, _ = ps.manifest["crop"]
+    x, y = PATCH[2] - 25 - l, DISC[1] - t  # the far texture, left of the plain patch
+    assert not tap(ps, x, y).fallback
+    edited = ProcessedStack.open(folder)
+    assert edited.tap_floor == pytest.approx(ps.manifest["tap_floor"], rel=1e-6)
+    assert tap(edited, x, y) == tap(ps, x, y)
+
+
+class _Yielding(dict):
+    """A fill cache that hands the interpreter to another thread inside each read, as a busy server's might."""
+
+    def __contains__(self, key):
+        found = super().__contains__(key)
+        time.sleep(0.0005)
+        return found
+
+    def __iter__(self):
+        keys = super().__iter__()
+        time.sleep(0.0005)
+        return keys
+
+    def get(self, key, default=None):
+        found = super().get(key, default)
+        time.sleep(0.0005)
+        return found
+
+
+def test_plain_taps_on_more_stacks_than_fills_kept_from_many_threads(patch_stack, tmp_path, monkeypatch):
+    """The web app taps from a pool of threads: with more stacks tapped than fills kept, a tap read the fill cache
+    while another evicted from it ("dictionary changed size during iteration", a KeyError: a 500; review14). Every
+    tap now answers, the same as alone."""
+    import shutil
+    import threading
+    from collections import OrderedDict
+
+    from postfocus.products import refocus
+    from postfocus.products.depth_cache import stack_depth
+    from postfocus.store import ProcessedStack
+
+    _, ps = patch_stack
+    stack_depth(ps)  # kept, as depth, aperture, pop and the web app keep it
+    stacks = []
+    for k in range(refocus._FILLS_KEPT + 2):  # (copies keep the key: the guide's time is copied with it)
+        shutil.copytree(ps.folder, tmp_path / f"copy{k}", ignore=shutil.ignore_patterns("frames"))
+        stacks.append(ProcessedStack.open(tmp_path / f"copy{k}"))
+    x, y, _ = _patch_points(ps)[-1]
+    alone = tap(ps, x, y)
+    assert alone.filled_from == "depth map"
+    for s in stacks:
+        assert s.tap_floor == ps.tap_floor and s.volume.shape == ps.volume.shape  # (read before the threads)
+    kind = OrderedDict if isinstance(refocus._FILLS, OrderedDict) else dict
+    monkeypatch.setattr(refocus, "_FILLS", type("Fills", (_Yielding, kind), {})())
+    answers, failures = [], []
+
+    def taps(first: int) -> None:
+        try:
+            for i in range(3 * len(stacks)):
+                answers.append(tap(stacks[(first + i) % len(stacks)], x, y))
+        except Exception as exc:  # noqa: BLE001 (what a server thread would have turned into a 500)
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=taps, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:3]
+    assert len(answers) == 4 * 3 * len(stacks) and all(a == alone for a in answers)
+    assert len(refocus._FILLS) <= refocus._FILLS_KEPT
 
 
 def test_the_web_app_and_the_command_line_tap_through_the_library(patch_stack):

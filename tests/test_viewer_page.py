@@ -34,9 +34,13 @@ VIEWPORT = {"width": 960, "height": 760}
 ALLOWED_SCHEMES = ("data:", "file:", "blob:", "about:")
 
 
-def make_sweep(folder: Path) -> Path:
+def make_sweep(folder: Path, plain: tuple[int, int, int, int] | None = None) -> Path:
+    """The sweep's frames in ``folder``; ``plain`` (top, bottom, left, right): a flat grey square in the scene."""
     folder.mkdir(parents=True, exist_ok=True)
     scene = textured_scene(H, W)
+    if plain is not None:
+        top, bottom, left, right = plain
+        scene[top:bottom, left:right] = 0.3
     for k in range(N):
         left_sigma, right_sigma = BLUR_STEP * k, BLUR_STEP * (N - 1 - k)
         left = scene if left_sigma == 0 else cv2.GaussianBlur(scene, (0, 0), left_sigma)
@@ -331,6 +335,33 @@ def test_frame_texts_with_frames_left_out(browser, sweep, tmp_path):  # noqa: F8
             assert state(pg)["label"] == f"Frame {k + 1} of {N} (frame{k}.png)"
             assert pg.inner_text(".pf-slider-label") == f"frame {k + 1} of {N}"
             assert pg.inner_text(".pf-status").startswith(f"Frame {k + 1} of {N} (frame{k}.png).")
+
+
+@pytest.mark.browser
+def test_a_plain_tap_says_the_map_that_decided_as_the_tap_does(browser, tmp_path):  # noqa: F811
+    """A tap on a plain square is answered from the depth map's fill at the point (the page makes the map, and
+    its tap map reads it as ``tap()`` does); the page said "the nearest detailed area decided", which no longer
+    answers there (review14). It names the map, as ``Tap.describe`` and the command line do."""
+    plain = (80, 170, 30, 130)  # top, bottom, left, right: in the left half (sharp in frame 0)
+    ps = process(make_sweep(tmp_path / "frames", plain), cache_dir=tmp_path / "cache")
+    path = export_page(ps, tmp_path / "plain.html")
+    data = viewer_data(ps, long_edge=120)
+    assert data["tapMap"]["filledFrom"] == plain_fill(ps)[1] == "depth map"
+    t, l = ps.manifest.get("crop", [0, 0])[:2]
+    h, w = ps.size
+    x, y = (plain[2] + plain[3]) / 2 - l, (plain[0] + plain[1]) / 2 - t
+    answer = tap(ps, x, y)
+    assert answer.fallback and answer.filled_from == "depth map", answer
+    for pg in _open(browser, path):
+        s = click_at(pg, x / w, y / h)
+        assert s["lastTap"]["fallback"] and s["lastTap"]["filledFrom"] == "depth map"
+        assert s["lastTap"]["frame"] == answer.frame
+        said = pg.inner_text(".pf-status")
+        assert "too little texture there, so the depth map, filled in from the textured areas around, decided" in said
+        assert "nearest" not in said
+        s = click_at(pg, 0.85, 0.5)  # texture: no fallback, nothing said of one
+        assert not s["lastTap"]["fallback"] and s["lastTap"]["filledFrom"] == ""
+        assert "too little texture" not in pg.inner_text(".pf-status")
 
 
 @pytest.mark.browser

@@ -70,9 +70,15 @@ def shown(value: object) -> str:
     '1000000000000000000000000000000000000000...0000000000000000000000000000 (401 characters)'
     >>> shown(10**5000)
     'an int too long to show'
+
+    One line, as every message is (a NumPy array's repr runs over several):
+
+    >>> import numpy as np
+    >>> shown(np.eye(2, dtype=int))
+    'array([[1, 0], [0, 1]])'
     """
     try:
-        text = repr(value)
+        text = " ".join(line.strip() for line in repr(value).splitlines())  # (a 2-D array's repr spans lines)
     except ValueError:  # (an int past sys.get_int_max_str_digits(), or a repr that fails)
         name = type(value).__name__
         return f"{'an' if name[:1] in tuple('aeiou') else 'a'} {name} too long to show"

@@ -18,6 +18,8 @@ S. K. Nayar, Y. Nakagawa, "Shape from focus", IEEE PAMI 16(8), 1994.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -240,9 +242,12 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
 
 
 #: The depth fills read last, on the focus map's grid, by (depth file, its key): reading a 4K stack's kept depth
-#: map takes ~40 ms of CPU, a tap a fraction of a millisecond.
-_FILLS: dict[tuple[str, str], np.ndarray] = {}
+#: map takes ~40 ms of CPU, a tap a fraction of a millisecond. Taken and changed under ``_FILLS_LOCK`` only: the web
+#: app taps from a pool of threads, and a tap that read it while another evicted from it was a KeyError or
+#: "dictionary changed size during iteration", a 500 (review14).
+_FILLS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _FILLS_KEPT = 4
+_FILLS_LOCK = threading.Lock()
 
 
 def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarray | None:
@@ -257,8 +262,11 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
         if key is None:
             continue
         name = (str(depth_path(stack, method)), key)
-        if name in _FILLS:
-            return _FILLS[name]
+        with _FILLS_LOCK:
+            small = _FILLS.get(name)
+            if small is not None:
+                _FILLS.move_to_end(name)  # (the last used is the last evicted)
+                return small
         arrays = load_kept(depth_path(stack, method), key, ("depth", "frames"))  # (not its confidence)
         if arrays is None or arrays["depth"].shape != tuple(stack.size):
             continue
@@ -269,9 +277,11 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
             small = (frames - 1) - small
         small = np.asarray(small, np.float32)
         small.flags.writeable = False
-        while len(_FILLS) >= _FILLS_KEPT:  # (the oldest first; another thread may have taken it already)
-            _FILLS.pop(next(iter(_FILLS), None), None)
-        _FILLS[name] = small
+        with _FILLS_LOCK:  # (read outside it: another thread may have put the same one meanwhile, as good)
+            _FILLS[name] = small
+            _FILLS.move_to_end(name)
+            while len(_FILLS) > _FILLS_KEPT:  # the least recently used first
+                _FILLS.popitem(last=False)
         return small
     return None
 

@@ -102,7 +102,8 @@ def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]]) -> dic
 def kept_floor(folder: Path, manifest: dict, volume: Callable[[], np.ndarray]) -> float:
     """The noise floor of a stack folder's focus volume for a tap's window (:mod:`postfocus.focus.floor`).
 
-    The manifest's ``tap_floor`` (format 8 on); a folder made before has it measured from ``volume()`` once (the
+    The manifest's ``tap_floor`` (format 8 on; from 0 to 1, as the volume's values are); a folder made before, or
+    one whose manifest holds no such number, has it measured from ``volume()`` once (the
     whole volume is read) and kept in :data:`FLOOR_FILE` under the volume's checksum; a folder that cannot be
     written measures it each time it is asked.
 
@@ -120,7 +121,9 @@ def kept_floor(folder: Path, manifest: dict, volume: Callable[[], np.ndarray]) -
     float
     """
     floor = manifest.get("tap_floor")
-    if isinstance(floor, (int, float)) and not isinstance(floor, bool) and np.isfinite(floor) and floor >= 0:
+    # (the volume is kept divided by its maximum: its floor is from 0 to 1; a larger one, 2.0 or 1e308, made every
+    # window plain, every tap answered from the fill: review14)
+    if isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 <= floor <= 1:
         return float(floor)
     from postfocus.focus.floor import window_floor
 

@@ -267,8 +267,10 @@ def viewer_data(
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:
-        packed, plo, phi = tap_map_pixels(stack_tap_map(stack))
-        data["tapMap"] = {**_raster(src, "tap_map", packed), "positionMin": plo, "positionMax": phi}
+        answers = stack_tap_map(stack)
+        packed, plo, phi = tap_map_pixels(answers)
+        data["tapMap"] = {**_raster(src, "tap_map", packed), "positionMin": plo, "positionMax": phi,
+                          "filledFrom": answers.filled_from}
     if check:
         from postfocus.viewer.residual import residual_data
 

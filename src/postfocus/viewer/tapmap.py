@@ -46,6 +46,8 @@ class TapMap:
     fallback : bool (h, w) the answer came from the nearest confident area, or from the fill at the point.
     frames : frame numbers of the volume's slices.
     exact : number of pixels recomputed with ``sharpest_frame`` (rounding ties).
+    filled_from : the map a plain window's answer was read from (``"depth map"``, ``"focus map"``; as
+        :attr:`~postfocus.products.refocus.Tap.filled_from`), empty when it is the nearest confident area's.
     """
 
     slot: np.ndarray
@@ -54,6 +56,7 @@ class TapMap:
     fallback: np.ndarray
     frames: list[int]
     exact: int = 0
+    filled_from: str = ""
 
     @property
     def frame(self) -> np.ndarray:
@@ -250,8 +253,10 @@ def stack_tap_map(stack: ProcessedStack, radius: int = 6) -> TapMap:
     A tap on a subject that moved during the sweep answers the one frame the
     stack shows it from, as :func:`postfocus.products.refocus.tap` does.
     """
+    fill, name = plain_fill(stack)
     answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius, floor=stack_floor(stack),
-                      fill=plain_fill(stack)[0])
+                      fill=fill)
+    answers.filled_from = name  # (the page says which map decided a plain tap, as the tap does: review14)
     motion = stack.motion
     if motion is None:
         return answers

@@ -17,7 +17,9 @@
  *   tapMap             optional Raster (3 channels) + {positionMin, positionMax}: the Python tap answer
  *                      for every focus-volume pixel. ch0 = slot (index into frames),
  *                      ch1 = position scaled like focusMap, ch2 = confidence in the low bits, top bit
- *                      set when the answer came from the nearest confident area (fallback)
+ *                      set when the answer came from the nearest confident area (fallback); filledFrom:
+ *                      the map whose fill answers a plain point ("depth map", "focus map"), when the
+ *                      tap map's fallbacks are read there, not at the nearest confident area
  *   volume             optional Raster + {slices, radius}: coarse per-frame focus grid, slices stacked
  *                      vertically; used for taps only when there is no tapMap
  *   depthPreview       optional src of a depth picture (else drawn from focusMap)
@@ -34,7 +36,7 @@
  * Frame numbers in the data, the state and the methods are 0-based; what people read is 1-based with the
  * file name: frameLabel(2) = 'Frame 3 of 7 (pcb_003.jpg)'. getState() (also window.postfocusState,
  * read-only) = frozen {frame, slot, name, label, frames, frameCount, mode, magnifier, popPosition, ready, warnings,
- * lastTap: {x, y, frame, slot, position, confidence, fallback, ms (from the input event), handlerMs,
+ * lastTap: {x, y, frame, slot, position, confidence, fallback, filledFrom, ms (from the input event), handlerMs,
  * frameMs (to the next animation frame)}}. The container gets data-frame, data-mode and data-ready.
  *
  * options: {keyboardTarget (default: the container), exposeState (default true: window.postfocusState),
@@ -177,6 +179,7 @@
       position: lo + tm.data[p + 1] / tm.vmax * (hi - lo),
       confidence: (c % half) / (half - 1),
       fallback: c >= half,
+      filledFrom: c >= half ? (meta.filledFrom || '') : '',
       mapX: cx, mapY: cy
     };
   }
@@ -256,7 +259,7 @@
     var framePos = frameNumbers[i0] + t * (frameNumbers[i1] - frameNumbers[i0]);
     return {
       x: x, y: y, slot: k, frame: frameNumbers[k], position: framePos, confidence: conf,
-      fallback: fallback, sourceX: sx / scaleX, sourceY: sy / scaleY
+      fallback: fallback, filledFrom: '', sourceX: sx / scaleX, sourceY: sy / scaleY
     };
   }
 
@@ -895,7 +898,9 @@
     var t = s.lastTap;
     if (t && (s.mode === 'frame' || s.mode === 'pop') && t.slot === s.slot) {
       text += ' Sharpest at the tapped point (confidence ' + t.confidence.toFixed(2) + ')';
-      if (t.fallback) text += '; too little texture there, the nearest detailed area decided';
+      if (t.fallback && t.filledFrom) {  // (as postfocus.products.refocus.Tap.describe says it)
+        text += '; too little texture there, so the ' + t.filledFrom + ', filled in from the textured areas around, decided';
+      } else if (t.fallback) text += '; too little texture there, the nearest detailed area decided';
       text += '.';
     } else if (s.mode === 'frame') {
       text += ' Click or tap to bring a point into focus.';
