@@ -196,7 +196,8 @@ def test_tap_finds_the_sharp_half(server):
 def test_tap_answers_as_the_library_does(server):
     """The app's tap is :func:`postfocus.products.refocus.tap` on the job's stack folder (as ``refocus --at`` is,
     ``test_cli_refocus_pop_info_on_the_video``): the same frame, position, confidence, fallback, fill and message
-    at every point of a grid."""
+    at every point of a grid. Its message counts frames from 1, as the page and the command line do ("frame 25"
+    where the page said "Frame 26"; review14 noticed); ``frame`` stays the API's number, counted from 0."""
     from postfocus.products.refocus import tap
     from postfocus.store import ProcessedStack
 
@@ -210,7 +211,8 @@ def test_tap_answers_as_the_library_does(server):
             said = c.post(f"/api/jobs/{job['id']}/tap", json={"x": x, "y": y}).json()
             answer = tap(ps, x, y)
             assert (said["frame"], said["fallback"], said["filled_from"], said["message"]) == (
-                answer.frame, answer.fallback, answer.filled_from, answer.describe()), (fx, fy)
+                answer.frame, answer.fallback, answer.filled_from, answer.describe(lambda i: f"frame {i + 1}")), (fx, fy)
+            assert said["message"].startswith(f"frame {answer.frame + 1} ")
             assert said["position"] == round(answer.position, 3) and said["confidence"] == round(answer.confidence, 3)
 
 

@@ -210,7 +210,7 @@ class Results:
             "source_y": round(answer.source_y, 1),
             "fallback": answer.fallback,
             "filled_from": answer.filled_from,
-            "message": answer.describe(),
+            "message": answer.describe(lambda i: f"frame {i + 1}"),  # (counted from 1 as the page's "Frame 26")
         }
 
     def frame_path(self, job: JobFolder, index: int) -> Path:
