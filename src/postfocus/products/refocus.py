@@ -79,10 +79,10 @@ class Tap:
         if self.moving:
             return (f"{name} shows the moving subject at {self.x:.0f},{self.y:.0f} "
                     "(it moved during the sweep: one instant, the sharpest)")
-        if self.fallback and self.filled_from:
-            text += (f"; too little texture there, so the {self.filled_from}, filled in from the textured "
-                     "areas around, decided")
-        elif self.fallback:
+        if self.fallback and self.filled_from:  # (no confidence: no window measured it, "confidence 0.00" read oddly)
+            return (f"{name} is sharpest at {self.x:.0f},{self.y:.0f}; too little texture there, so the "
+                    f"{self.filled_from}, filled in from the textured areas around, decided")
+        if self.fallback:
             dist = np.hypot(self.source_x - self.x, self.source_y - self.y)
             text += (f"; too little texture there, so the nearest confident area at "
                      f"{self.source_x:.0f},{self.source_y:.0f} ({dist:.0f} px away) decided")

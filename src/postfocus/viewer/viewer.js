@@ -897,10 +897,13 @@
     else text = (s.label || 'No frames') + '.';
     var t = s.lastTap;
     if (t && (s.mode === 'frame' || s.mode === 'pop') && t.slot === s.slot) {
-      text += ' Sharpest at the tapped point (confidence ' + t.confidence.toFixed(2) + ')';
-      if (t.fallback && t.filledFrom) {  // (as postfocus.products.refocus.Tap.describe says it)
-        text += '; too little texture there, so the ' + t.filledFrom + ', filled in from the textured areas around, decided';
-      } else if (t.fallback) text += '; too little texture there, the nearest detailed area decided';
+      if (t.fallback && t.filledFrom) {  // (as postfocus.products.refocus.Tap.describe says it: no window measured it)
+        text += ' Sharpest at the tapped point; too little texture there, so the ' + t.filledFrom +
+          ', filled in from the textured areas around, decided';
+      } else {
+        text += ' Sharpest at the tapped point (confidence ' + t.confidence.toFixed(2) + ')';
+        if (t.fallback) text += '; too little texture there, the nearest detailed area decided';
+      }
       text += '.';
     } else if (s.mode === 'frame') {
       text += ' Click or tap to bring a point into focus.';
