@@ -521,3 +521,37 @@ def test_the_web_app_and_the_command_line_tap_through_the_library(patch_stack):
         source = inspect.getsource(module)
         assert "from postfocus.products.refocus import" in source and "tap(ps" in source
         assert "sharpest_frame" not in source and "_window_scores" not in source
+
+
+@pytest.mark.parametrize("damage", ["nan", "far", "text", "frames"])
+def test_a_kept_depth_map_that_is_no_depth_map_is_not_read_by_a_plain_tap(patch_stack, tmp_path, damage):
+    """A depth file under the stack's key whose depth is NaN (the tap's position NaN: the web app's JSON answer a
+    500), 1e30 (a position of 1e30), text, or whose frame count is two numbers (a TypeError on every plain tap) is
+    not read: a plain tap answers from the focus map, as with no depth map kept (review15)."""
+    import shutil
+
+    from postfocus.products import refocus
+    from postfocus.products.depth_cache import depth_key, depth_path, stack_depth
+    from postfocus.store import ProcessedStack
+    from postfocus.store.kept import KEY_FIELD
+
+    _, ps = patch_stack
+    made = stack_depth(ps)
+    bare = tmp_path / "bare"
+    shutil.copytree(ps.folder, bare, ignore=shutil.ignore_patterns("frames", "depth_*.npz"))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(ps.folder, damaged, ignore=shutil.ignore_patterns("frames"))
+    copy = ProcessedStack.open(damaged)
+    depth, frames = made.depth, np.asarray(made.frames)
+    depth = {"nan": np.full_like(depth, np.nan), "far": np.full_like(depth, 1e30), "text": depth.astype(str),
+             "frames": depth}[damage]
+    frames = np.asarray([made.frames, 1]) if damage == "frames" else frames
+    with open(depth_path(copy), "wb") as fh:
+        np.savez(fh, **{KEY_FIELD: np.asarray(depth_key(copy))}, depth=depth, confidence=made.confidence,
+                 frames=frames)
+    refocus._FILLS.clear()
+    for x, y, _ in _patch_points(ps)[::7]:
+        answer = tap(copy, x, y)
+        assert answer == tap(ProcessedStack.open(bare), x, y) and np.isfinite(answer.position)
+        if answer.fallback:
+            assert answer.filled_from == "focus map"
