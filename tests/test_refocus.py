@@ -555,3 +555,52 @@ def test_a_kept_depth_map_that_is_no_depth_map_is_not_read_by_a_plain_tap(patch_
         assert answer == tap(ProcessedStack.open(bare), x, y) and np.isfinite(answer.position)
         if answer.fallback:
             assert answer.filled_from == "focus map"
+
+
+def _scored_once_and_as_before(ps, points, monkeypatch):
+    """Each tap at ``points`` scores the tapped window once (the ring search's windows aside), and answers as
+    :func:`sharpest_frame` given the stack's floor and, for a plain window, its fill."""
+    from postfocus.products import refocus
+
+    floor = refocus.stack_floor(ps)
+    h, w = ps.size
+    mh, mw = ps.focus_index.shape
+    plain = 0
+    for x, y in points:
+        cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
+        calls = []
+        real = refocus._window_scores
+        monkeypatch.setattr(refocus, "_window_scores", lambda v, px, py, r: (calls.append((px, py)), real(v, px, py, r))[1])
+        answer = tap(ps, x, y)
+        monkeypatch.undo()
+        assert calls.count((cx, cy)) == 1, (x, y, calls[:3])
+        fill, name = refocus.plain_fill(ps)
+        plain_window = refocus._score_confidence(real(ps.volume, cx, cy, 6), floor) < refocus.MIN_CONFIDENCE
+        expected = refocus.sharpest_frame(ps.volume, ps.used, x, y, map_scale=(mw / w, mh / h),
+                                          confidence_map=ps.confidence, floor=floor,
+                                          fill=fill if plain_window else None, fill_name=name)
+        assert answer == expected, (x, y)
+        plain += plain_window
+    return plain
+
+
+def test_a_tap_scores_its_window_once_with_the_same_answer(patch_stack, monkeypatch):
+    """``tap()`` scored the tapped window to tell a plain one, then :func:`sharpest_frame` scored it again (the
+    lead noticed): once now, the same :class:`Tap` on the rendered stack's texture and plain patch."""
+    _, ps = patch_stack
+    h, w = ps.size
+    points = [(x, y) for x, y, _ in _patch_points(ps)[::5]] + [(w * fx, h * fy) for fx in (0.05, 0.5, 0.95)
+                                                                 for fy in (0.05, 0.5, 0.95)]
+    plain = _scored_once_and_as_before(ps, points, monkeypatch)
+    assert 0 < plain < len(points)  # both kinds of window asked
+
+
+def test_a_tap_on_a_real_stack_scores_its_window_once_with_the_same_answer(real_data, tmp_path, monkeypatch):
+    folder = real_data / "beetle"
+    if not folder.is_dir():
+        pytest.skip("beetle not available")
+    ps = process(folder, cache_dir=tmp_path / "cache")
+    h, w = ps.size
+    points = [(w * fx, h * fy) for fx in np.linspace(0.02, 0.98, 7) for fy in np.linspace(0.02, 0.98, 5)]
+    plain = _scored_once_and_as_before(ps, points, monkeypatch)
+    assert 0 < plain < len(points)
