@@ -99,7 +99,7 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     method = method or DEFAULT_METHOD
     threads = check_threads(threads)
     if image is None and not stack.all_in_focus_path(method).exists():
-        image = stack.all_in_focus(method)  # the guide first: the key holds its file
+        image = stack.all_in_focus(method, threads=threads)  # the guide first: the key holds its file
     key = depth_key(stack, method, options)
 
     def fresh() -> DepthResult:
