@@ -158,6 +158,7 @@ def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None, *,  #
     from postfocus.products.depth import colourise, depth_range
     from postfocus.products.depth_cache import stack_depth
 
+    threads = check_threads(threads)  # (refused with a ``result`` too)
     result = result if result is not None else stack_depth(stack, threads=threads)
     h, w = picture.shape[:2]
     depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)
