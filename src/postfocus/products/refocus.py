@@ -268,7 +268,7 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
     """The depth map kept in the stack folder on the focus map's grid, in frame numbers (read-only); None when
     none is kept (it is never made here)."""
     from postfocus.options import DEFAULT_METHOD
-    from postfocus.products.depth_cache import depth_key, depth_path
+    from postfocus.products.depth_cache import depth_key, depth_path, is_depth_map
     from postfocus.store.kept import load_kept
 
     for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)):
@@ -282,13 +282,12 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
                 _FILLS.move_to_end(name)  # (the last used is the last evicted)
                 return small
         arrays = load_kept(depth_path(stack, method), key, ("depth", "frames"))  # (not its confidence)
-        if arrays is None or not _depth_file(arrays, tuple(stack.size)):
+        # (a file under the key with NaN or 1e30 depths, or two frame counts, is no depth map: review15)
+        if arrays is None or not is_depth_map(arrays, tuple(stack.size), confidence=False):
             continue
         depth, frames = np.asarray(arrays["depth"], np.float32), int(arrays["frames"])
         mh, mw = shape
         small = cv2.resize(depth, (mw, mh), interpolation=cv2.INTER_AREA) if depth.shape != (mh, mw) else depth
-        if not (np.isfinite(small).all() and -1 <= small.min() and small.max() <= frames):  # (NaN, 1e30: review15)
-            continue
         if not stack.near_to_far:  # the depth map counts from the nearest frame; the frames from frame 0
             small = (frames - 1) - small
         small = np.asarray(small, np.float32)
@@ -300,14 +299,6 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
                 _FILLS.popitem(last=False)
         return small
     return None
-
-
-def _depth_file(arrays: dict[str, np.ndarray], size: tuple[int, int]) -> bool:
-    """Whether a kept depth file's arrays are a depth map of ``size`` (float) and its frame count (one whole
-    number): a file of two frame counts was a TypeError on every plain tap (review15)."""
-    depth, frames = arrays["depth"], arrays["frames"]
-    return (depth.shape == size and depth.dtype.kind == "f" and frames.shape == () and frames.dtype.kind in "iu"
-            and int(frames) >= 1)
 
 
 def stack_floor(stack: MapsView) -> float:
