@@ -160,3 +160,8 @@ def test_every_product_refuses_a_thread_budget_before_any_work(occluder, monkeyp
         with pytest.raises(OptionError, match="threads"):
             _products(tmp_path)[product](occluder, threads=threads)
     assert not (tmp_path / "page.html").exists()
+    if product == "depth_preview":  # (handed the depth map, it ignored the budget)
+        from postfocus.viewer.export import depth_preview
+
+        with pytest.raises(OptionError, match="threads"):
+            depth_preview(occluder, np.zeros((24, 32, 3), np.float32), object(), threads=0)
