@@ -65,3 +65,23 @@ def test_a_pickle_in_the_kept_floor_is_never_loaded(stacks, tmp_path):
     with open(old / FLOOR_FILE, "wb") as fh:
         np.savez(fh, **{KEY_FIELD: np.asarray(key)}, floor=np.asarray([{"a": 1}], dtype=object))
     assert ProcessedStack.open(old).tap_floor == pytest.approx(ps.tap_floor, rel=1e-6)
+
+
+def test_a_folder_that_cannot_be_written_measures_its_floor_and_keeps_nothing(stacks, tmp_path, monkeypatch):
+    """A format-7 folder whose files cannot be written (a read-only cache, a full disk): the floor is measured, the
+    taps answer as on the format-8 folder, nothing is written in it (a guard, as it behaved)."""
+    from postfocus.errors import OutputError
+
+    ps, _ = stacks
+    old = _format_7(ps, tmp_path / "old")
+    before = sorted(p.name for p in old.iterdir())
+
+    def refuse(path, write):
+        raise OutputError(f"{path}: read-only")
+
+    monkeypatch.setattr("postfocus.store.kept.atomic_write", refuse)
+    opened = ProcessedStack.open(old)
+    assert opened.tap_floor == pytest.approx(ps.tap_floor, rel=1e-6)
+    h, w = ps.size
+    assert tap(opened, w * 0.2, h * 0.5) == tap(ps, w * 0.2, h * 0.5)
+    assert sorted(p.name for p in old.iterdir()) == before
