@@ -521,3 +521,86 @@ def test_the_web_app_and_the_command_line_tap_through_the_library(patch_stack):
         source = inspect.getsource(module)
         assert "from postfocus.products.refocus import" in source and "tap(ps" in source
         assert "sharpest_frame" not in source and "_window_scores" not in source
+
+
+@pytest.mark.parametrize("damage", ["nan", "far", "text", "frames"])
+def test_a_kept_depth_map_that_is_no_depth_map_is_not_read_by_a_plain_tap(patch_stack, tmp_path, damage):
+    """A depth file under the stack's key whose depth is NaN (the tap's position NaN: the web app's JSON answer a
+    500), 1e30 (a position of 1e30), text, or whose frame count is two numbers (a TypeError on every plain tap) is
+    not read: a plain tap answers from the focus map, as with no depth map kept (review15)."""
+    import shutil
+
+    from postfocus.products import refocus
+    from postfocus.products.depth_cache import depth_key, depth_path, stack_depth
+    from postfocus.store import ProcessedStack
+    from postfocus.store.kept import KEY_FIELD
+
+    _, ps = patch_stack
+    made = stack_depth(ps)
+    bare = tmp_path / "bare"
+    shutil.copytree(ps.folder, bare, ignore=shutil.ignore_patterns("frames", "depth_*.npz"))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(ps.folder, damaged, ignore=shutil.ignore_patterns("frames"))
+    copy = ProcessedStack.open(damaged)
+    depth, frames = made.depth, np.asarray(made.frames)
+    depth = {"nan": np.full_like(depth, np.nan), "far": np.full_like(depth, 1e30), "text": depth.astype(str),
+             "frames": depth}[damage]
+    frames = np.asarray([made.frames, 1]) if damage == "frames" else frames
+    with open(depth_path(copy), "wb") as fh:
+        np.savez(fh, **{KEY_FIELD: np.asarray(depth_key(copy))}, depth=depth, confidence=made.confidence,
+                 frames=frames)
+    refocus._FILLS.clear()
+    for x, y, _ in _patch_points(ps)[::7]:
+        answer = tap(copy, x, y)
+        assert answer == tap(ProcessedStack.open(bare), x, y) and np.isfinite(answer.position)
+        if answer.fallback:
+            assert answer.filled_from == "focus map"
+
+
+def _scored_once_and_as_before(ps, points, monkeypatch):
+    """Each tap at ``points`` scores the tapped window once (the ring search's windows aside), and answers as
+    :func:`sharpest_frame` given the stack's floor and, for a plain window, its fill."""
+    from postfocus.products import refocus
+
+    floor = refocus.stack_floor(ps)
+    h, w = ps.size
+    mh, mw = ps.focus_index.shape
+    plain = 0
+    for x, y in points:
+        cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
+        calls = []
+        real = refocus._window_scores
+        monkeypatch.setattr(refocus, "_window_scores", lambda v, px, py, r: (calls.append((px, py)), real(v, px, py, r))[1])
+        answer = tap(ps, x, y)
+        monkeypatch.undo()
+        assert calls.count((cx, cy)) == 1, (x, y, calls[:3])
+        fill, name = refocus.plain_fill(ps)
+        plain_window = refocus._score_confidence(real(ps.volume, cx, cy, 6), floor) < refocus.MIN_CONFIDENCE
+        expected = refocus.sharpest_frame(ps.volume, ps.used, x, y, map_scale=(mw / w, mh / h),
+                                          confidence_map=ps.confidence, floor=floor,
+                                          fill=fill if plain_window else None, fill_name=name)
+        assert answer == expected, (x, y)
+        plain += plain_window
+    return plain
+
+
+def test_a_tap_scores_its_window_once_with_the_same_answer(patch_stack, monkeypatch):
+    """``tap()`` scored the tapped window to tell a plain one, then :func:`sharpest_frame` scored it again (the
+    lead noticed): once now, the same :class:`Tap` on the rendered stack's texture and plain patch."""
+    _, ps = patch_stack
+    h, w = ps.size
+    points = [(x, y) for x, y, _ in _patch_points(ps)[::5]] + [(w * fx, h * fy) for fx in (0.05, 0.5, 0.95)
+                                                                 for fy in (0.05, 0.5, 0.95)]
+    plain = _scored_once_and_as_before(ps, points, monkeypatch)
+    assert 0 < plain < len(points)  # both kinds of window asked
+
+
+def test_a_tap_on_a_real_stack_scores_its_window_once_with_the_same_answer(real_data, tmp_path, monkeypatch):
+    folder = real_data / "beetle"
+    if not folder.is_dir():
+        pytest.skip("beetle not available")
+    ps = process(folder, cache_dir=tmp_path / "cache")
+    h, w = ps.size
+    points = [(w * fx, h * fy) for fx in np.linspace(0.02, 0.98, 7) for fy in np.linspace(0.02, 0.98, 5)]
+    plain = _scored_once_and_as_before(ps, points, monkeypatch)
+    assert 0 < plain < len(points)

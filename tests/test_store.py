@@ -587,3 +587,23 @@ def test_a_new_methods_image_the_folder_has_no_room_for_is_handed_out_not_kept(t
         ps.all_in_focus("pyramid")  # room again: kept
     assert ps.all_in_focus_path("pyramid").is_file()
     assert "all_in_focus_pyramid.png" in json.loads((ps.folder / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("record", [5, [], None, {"a": 1}, [1234], [1234, "x"], [True, 0], [1.5, 0]],
+                         ids=["a number", "empty", "null", "an object", "one number", "text", "bools", "a fraction"])
+def test_a_file_record_that_is_no_size_and_checksum_is_a_damaged_folder_made_again(tiny_stack, tmp_path, record):
+    """A manifest whose record of a file is not ``[size, CRC-32]`` (a stray edit, another tool) was opened, then
+    its check failed as an internal error (``TypeError: 'int' object is not subscriptable``, an IndexError, a
+    KeyError) in every later run: the folder was never made again (review15)."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    manifest["files"] = {**manifest["files"], "volume.npy": record}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="manifest.json record of 'volume.npy'"):
+        ProcessedStack.open(ps.folder)
+    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
+    again = ProcessedStack.open(ps.folder)
+    again.verify()
+    assert again.manifest["files"]["volume.npy"] == ps.manifest["files"]["volume.npy"]

@@ -172,10 +172,24 @@ def sharpest_frame(
     >>> sharpest_frame(vol, [0, 1, 2], 4, 4).frame
     1
     """
-    _, h, w = volume.shape
-    cx = int(np.clip(round(x * map_scale[0]), 0, w - 1))
-    cy = int(np.clip(round(y * map_scale[1]), 0, h - 1))
+    cx, cy = _map_point(volume, x, y, map_scale)
     scores = _window_scores(volume, cx, cy, radius)
+    return _answer(volume, frames, x, y, (cx, cy), scores, map_scale=map_scale, radius=radius,
+                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name)
+
+
+def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float]) -> tuple[int, int]:
+    """The volume pixel (cx, cy) nearest output point (x, y)."""
+    _, h, w = volume.shape
+    return int(np.clip(round(x * map_scale[0]), 0, w - 1)), int(np.clip(round(y * map_scale[1]), 0, h - 1))
+
+
+def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple[int, int], scores: np.ndarray, *,
+            map_scale: tuple[float, float], radius: int, confidence_map: np.ndarray | None, floor: float,
+            fill: np.ndarray | None, fill_name: str) -> Tap:
+    """:func:`sharpest_frame` with the tapped window, volume pixel ``at``, scored already (``scores``)."""
+    _, h, w = volume.shape
+    cx, cy = at
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
     if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
@@ -254,7 +268,7 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
     """The depth map kept in the stack folder on the focus map's grid, in frame numbers (read-only); None when
     none is kept (it is never made here)."""
     from postfocus.options import DEFAULT_METHOD
-    from postfocus.products.depth_cache import depth_key, depth_path
+    from postfocus.products.depth_cache import depth_key, depth_path, is_depth_map
     from postfocus.store.kept import load_kept
 
     for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)):
@@ -268,7 +282,8 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
                 _FILLS.move_to_end(name)  # (the last used is the last evicted)
                 return small
         arrays = load_kept(depth_path(stack, method), key, ("depth", "frames"))  # (not its confidence)
-        if arrays is None or arrays["depth"].shape != tuple(stack.size):
+        # (a file under the key with NaN or 1e30 depths, or two frame counts, is no depth map: review15)
+        if arrays is None or not is_depth_map(arrays, tuple(stack.size), confidence=False):
             continue
         depth, frames = np.asarray(arrays["depth"], np.float32), int(arrays["frames"])
         mh, mw = shape
@@ -342,10 +357,11 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
-    scale = (mw / w, mh / h)
+    scale, volume = (mw / w, mh / h), stack.volume
     floor = stack_floor(stack)
-    cx, cy = int(np.clip(round(x * scale[0]), 0, mw - 1)), int(np.clip(round(y * scale[1]), 0, mh - 1))
-    plain = _score_confidence(_window_scores(stack.volume, cx, cy, radius), floor) < MIN_CONFIDENCE
+    at = _map_point(volume, x, y, scale)
+    scores = _window_scores(volume, *at, radius)  # (once: it was scored again by sharpest_frame; review15)
+    plain = _score_confidence(scores, floor) < MIN_CONFIDENCE
     fill, name = plain_fill(stack) if plain else (None, "")  # (read only for a plain window)
-    return sharpest_frame(stack.volume, stack.used, x, y, map_scale=scale, radius=radius,
-                          confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)
+    return _answer(volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
+                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)

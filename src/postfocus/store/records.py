@@ -29,7 +29,8 @@ _UNWARPED_FIELDS = {"reference_size": list, "crop": list}
 
 
 def check_fields(folder: Path, manifest: dict) -> None:
-    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type.
+    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type, or the first
+    file whose record is not ``[size, CRC-32]``.
 
     A manifest of the right format that is valid JSON but lacks a field (a stray edit, another tool's
     file) was opened, then failed on first use as an internal error (``KeyError: 'size'``), in every
@@ -41,6 +42,13 @@ def check_fields(folder: Path, manifest: dict) -> None:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             what = "missing" if name not in manifest else f"not a JSON {kind.__name__}"
             raise DamagedStackError(f"{folder}: manifest.json field {name!r} is {what}")
+    for name, record in manifest["files"].items():  # (5 or [] was a TypeError or IndexError in every run: review15)
+        if not (isinstance(record, list) and len(record) == 2 and all(_whole(v) for v in record)):
+            raise DamagedStackError(f"{folder}: manifest.json record of {name!r} is not [size, CRC-32]")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def written_since(folder: Path, manifest: dict) -> int | None:
