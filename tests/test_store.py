@@ -607,3 +607,27 @@ def test_a_file_record_that_is_no_size_and_checksum_is_a_damaged_folder_made_aga
     again = ProcessedStack.open(ps.folder)
     again.verify()
     assert again.manifest["files"]["volume.npy"] == ps.manifest["files"]["volume.npy"]
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "../../../dev/zero", "frames/../../x", "", "C:\\\\x"])
+def test_a_manifest_naming_a_file_outside_its_folder_is_a_damaged_folder(tiny_stack, tmp_path, name):
+    """A manifest naming ``/dev/zero`` with the size 0 its status gives had its CRC-32 read until memory ran out
+    (a folder opened by path is anyone's file); any name outside the folder is now a damaged folder."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    manifest["files"] = {**manifest["files"], name: [0, 0]}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="not a file of the folder"):
+        ProcessedStack.open(ps.folder)
+
+
+def test_a_kept_file_that_is_a_device_is_not_read(tiny_stack, tmp_path):
+    """A kept file replaced by a link to a device whose size matches its record is reported, never read."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    (ps.folder / "volume.npy").unlink()
+    (ps.folder / "volume.npy").symlink_to("/dev/zero")
+    manifest["files"] = {**manifest["files"], "volume.npy": [0, 0]}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="volume.npy is not a file"):
+        ProcessedStack.open(ps.folder).verify()

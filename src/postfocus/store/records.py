@@ -8,6 +8,7 @@ changed after the manifest was written (:func:`written_since`); :func:`verify_fi
 
 from __future__ import annotations
 
+import stat
 import zlib
 from pathlib import Path
 from typing import Sequence
@@ -45,6 +46,13 @@ def check_fields(folder: Path, manifest: dict) -> None:
     for name, record in manifest["files"].items():  # (5 or [] was a TypeError or IndexError in every run: review15)
         if not (isinstance(record, list) and len(record) == 2 and all(_whole(v) for v in record)):
             raise DamagedStackError(f"{folder}: manifest.json record of {name!r} is not [size, CRC-32]")
+        if not _inside(name):  # ("/dev/zero" with size 0 was read for its CRC-32 until memory ran out)
+            raise DamagedStackError(f"{folder}: manifest.json names {name[:80]!r}, not a file of the folder")
+
+
+def _inside(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and ":" not in name and all(p not in ("", ".", "..") for p in parts)
 
 
 def _whole(value: object) -> bool:
@@ -128,6 +136,8 @@ def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool,
         st = path.stat()
     except OSError:
         return "is missing"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a file"
     if st.st_size != record[0]:
         return f"has {st.st_size} bytes, {record[0]} were written"
     if not crc or (since is not None and st.st_ctime_ns < since):  # (not <=: the same clock tick as the manifest)
