@@ -96,29 +96,31 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
         if ys.size == 0 or n < 2:
             break
         flat_d, flat_in = d.ravel(), ~inband.ravel()
+        beside = np.ones((2 * band + 3, 2 * band + 3), np.uint8)  # the two depths the step is between
+        sides = (cv2.erode(d, beside).ravel(), cv2.dilate(d, beside).ravel())
         out = d.copy()
         for i in range(0, ys.size, _CHUNK):  # a bounded batch of pixels at a time: bounded memory
             cy, cx = ys[i:i + _CHUNK], xs[i:i + _CHUNK]
             at = (np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1))  # edge-clamped
-            out[cy, cx] = _decide(flat_d, flat_in, flat_vol, at, np.float32(floor + 1e-12), jump=jump)
+            out[cy, cx] = _decide(flat_d, flat_in, flat_vol, at, [x[at[:, at.shape[1] // 2]] for x in sides],
+                                  np.float32(floor + 1e-12), jump=jump)
         if np.array_equal(out, d):
             break
         d = out
     return d.copy() if d is depth else d
 
 
-def _decide(flat_d: np.ndarray, flat_in: np.ndarray, flat_vol: np.ndarray, at: np.ndarray, floor: np.float32, *,
+def _decide(flat_d: np.ndarray, flat_in: np.ndarray, flat_vol: np.ndarray, at: np.ndarray, sides: list[np.ndarray],
+            floor: np.float32, *,
             jump: float) -> np.ndarray:
     """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel itself in the middle):
     its own, or the other side's interior mean."""
     v = flat_d[at]
     use = flat_in[at]
     own = v[:, at.shape[1] // 2]
-    lo = np.where(use, v, np.inf).min(axis=1)
-    hi = np.where(use, v, -np.inf).max(axis=1)
-    ok = use.any(axis=1)
-    ok[ok] = hi[ok] - lo[ok] > jump
-    mid = np.where(ok, 0.5 * (np.where(ok, lo, 0.0) + np.where(ok, hi, 0.0)), 0.0)[:, None]
+    lo, hi = sides
+    ok = hi - lo > jump
+    mid = (0.5 * (lo + hi))[:, None]
     near, far = use & (v < mid), use & (v >= mid)
     cn, cf = near.sum(axis=1), far.sum(axis=1)
     dn = (v * near).sum(axis=1) / np.maximum(cn, 1)
@@ -126,7 +128,7 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, flat_vol: np.ndarray, at: n
     last = flat_vol.shape[0] - 1
     kn = np.clip(np.rint(dn), 0, last).astype(np.int64)
     kf = np.clip(np.rint(df), 0, last).astype(np.int64)
-    ok &= (cn >= _LEAST) & (cf >= _LEAST) & (kf > kn)
+    ok &= (cn >= _LEAST) & (cf >= _LEAST) & (kf > kn) & (np.abs(dn - lo) < jump) & (np.abs(df - hi) < jump)
     # the log ratio of the far side's frame's measure to the near side's, at every pixel of the disc
     ratio = np.log(flat_vol[kf[:, None], at] + floor) - np.log(flat_vol[kn[:, None], at] + floor)
     mine = ratio[:, at.shape[1] // 2]
