@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import PROFILES, depth_edges, make_stack, score  # noqa: E402
 
+from postfocus.colour import to_grey  # noqa: E402
 from postfocus.focus.measure import laplacian_energy  # noqa: E402
 from postfocus.focus.outline_sides import pixel_sides  # noqa: E402
-from postfocus.colour import to_grey  # noqa: E402
 from postfocus.products.depth import depth_map, refine_depth  # noqa: E402
 from postfocus.synth import render_stack  # noqa: E402
 
@@ -85,3 +85,24 @@ def test_nothing_moves_without_a_step_or_where_the_sides_are_not_told_apart():
     assert np.array_equal(pixel_sides(depth, volume, jump=1.0), depth)
     flat = np.full((40, 40), 2.0, np.float32)
     assert np.array_equal(pixel_sides(flat, volume, jump=1.0), flat)
+
+
+def _halves(width: int = 32):
+    """Two frames: the left half's texture sharp in frame 0 (near), the right half's in frame 1 (far); each pixel's
+    measure in its blurred frame a tenth to a fifth of its sharp one (independent textures: the ratios vary)."""
+    rng = np.random.default_rng(0)
+    sharp, blurred = rng.uniform(0.5, 1.0, (2, width, width)), rng.uniform(0.1, 0.2, (2, width, width))
+    left = np.arange(width) < width // 2
+    return np.stack([np.where(left, sharp[0], blurred[0]), np.where(left, blurred[1], sharp[1])]).astype(np.float32)
+
+
+@pytest.mark.parametrize("read_edge", [14, 15, 17, 18])
+def test_a_step_read_one_or_two_pixels_off_goes_back_towards_the_outline_from_either_side(read_edge):
+    volume = _halves()
+    depth = np.zeros((32, 32), np.float32)
+    depth[:, read_edge:] = 1.0  # the outline lies between columns 15 and 16
+    truth = (np.arange(32) >= 16).astype(np.float32)[None, :].repeat(32, axis=0)
+    placed = pixel_sides(depth, volume, jump=0.5)
+    wrong = depth != truth
+    assert not (placed != truth)[~wrong].any()  # a pixel on its side stays there
+    assert (placed == truth)[wrong].mean() >= 0.3, (placed == truth)[wrong].mean()

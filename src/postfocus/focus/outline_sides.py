@@ -14,7 +14,11 @@ reverse. :func:`pixel_sides` reads that evidence in the *stored* focus volume
 the log ratio of the pixel's measure in the far side's frame to the near
 side's, and compares it with the same ratio over each side's interior around
 it (the pixels off the step, whose side is not in doubt; a pixel's own focus
-curve as in confocal stereo, Hasinoff & Kutulakos 2009). The decisions are
+curve as in confocal stereo, Hasinoff & Kutulakos 2009). The two sides are
+the nearest and farthest depths within ``band + 1`` px of the pixel, each
+described by the pixels of the disc around it that lie off the band on its
+side of their middle, if their mean depth is within a step (``jump``) of it
+(a nearer surface farther off is not the step's near side). The decisions are
 ranks among the stack's own pixels, no level in the measure's units:
 
 * a pixel read near goes to the far side where the two interiors are told
@@ -30,9 +34,10 @@ ranks among the stack's own pixels, no level in the measure's units:
   for "near" is weaker than evidence for "far", so it needs both interiors
   clear.
 
-A side with fewer than ``_LEAST`` interior pixels in the disc (a pin, a blade
-of grass a few pixels wide, all of it near a step) is not described and its
-pixels stay.
+A side with fewer than ``_LEAST`` pixels off the band in the disc (a pin, a
+blade of grass a few pixels wide, all of it near a step) is not described and
+the pixel stays. A pass moves a step by a pixel; a second pass decides the
+pixels beside the step where it now lies.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import numpy as np
 
 __all__ = ["pixel_sides"]
 
-_CHUNK = 4096  # band pixels whose windows are gathered at once (about 4096 x 113 x 4 bytes per array)
+_CHUNK = 4096  # band pixels whose discs are gathered at once (4096 x 197 values per array at reach 8: ~3 MB)
 _LEAST = 5  # interior pixels a side needs within the window before its ranks say anything
 
 
@@ -111,10 +116,9 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
 
 
 def _decide(flat_d: np.ndarray, flat_in: np.ndarray, flat_vol: np.ndarray, at: np.ndarray, sides: list[np.ndarray],
-            floor: np.float32, *,
-            jump: float) -> np.ndarray:
-    """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel itself in the middle):
-    its own, or the other side's interior mean."""
+            floor: np.float32, *, jump: float) -> np.ndarray:
+    """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel itself in the middle;
+    ``sides`` the nearest and farthest depth beside it): its own, or the other side's interior mean."""
     v = flat_d[at]
     use = flat_in[at]
     own = v[:, at.shape[1] // 2]

@@ -54,8 +54,9 @@ of a processed stack:
    belongs to one of them, not between.
 5. *Depth edges onto outlines.* Within the measure's reach of a depth edge
    each pixel takes the colour-weighted median depth around it (the side it
-   looks like; :func:`postfocus.focus.edges.snap_to_outlines`). Every consumer
-   (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
+   looks like; :func:`postfocus.focus.edges.snap_to_outlines`); then each pixel beside a step takes the side its own
+   unaggregated measure shows in the two sides' frames (:func:`postfocus.focus.outline_sides.pixel_sides`). Every
+   consumer (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
 6. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
 
