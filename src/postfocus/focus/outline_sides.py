@@ -94,10 +94,15 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
     disc = yy * yy + xx * xx <= reach * reach
     oy, ox = yy[disc], xx[disc]
     three = np.ones((3, 3), np.uint8)
+    # a decision reads the depths within reach + band + 2 px (the disc, its band, the sides beside it): after the
+    # first pass only the pixels that near a changed one can decide otherwise (the same result, less work)
+    near_change = np.ones((2 * (reach + band + 2) + 1,) * 2, np.uint8)
+    changed = None
     for _ in range(rounds):
         step = ((cv2.dilate(d, three) - cv2.erode(d, three)) > jump).astype(np.uint8)
         inband = cv2.dilate(step, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) > 0
-        ys, xs = np.nonzero(inband)
+        todo = inband if changed is None else inband & (cv2.dilate(changed.astype(np.uint8), near_change) > 0)
+        ys, xs = np.nonzero(todo)
         if ys.size == 0 or n < 2:
             break
         flat_d, flat_in = d.ravel(), ~inband.ravel()
@@ -109,7 +114,8 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
             at = (np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1))  # edge-clamped
             out[cy, cx] = _decide(flat_d, flat_in, flat_vol, at, [x[at[:, at.shape[1] // 2]] for x in sides],
                                   np.float32(floor + 1e-12), jump=jump)
-        if np.array_equal(out, d):
+        changed = out != d
+        if not changed.any():
             break
         d = out
     return d.copy() if d is depth else d
