@@ -95,7 +95,7 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
     oy, ox = yy[disc], xx[disc]
     three = np.ones((3, 3), np.uint8)
     # a decision reads the depths within reach + band + 2 px (the disc, its band, the sides beside it): after the
-    # first pass only the pixels that near a changed one can decide otherwise (the same result, less work)
+    # first pass only the pixels near a changed one can decide otherwise (the same result, less work)
     near_change = np.ones((2 * (reach + band + 2) + 1,) * 2, np.uint8)
     changed = None
     for _ in range(rounds):
