@@ -54,8 +54,9 @@ of a processed stack:
    belongs to one of them, not between.
 5. *Depth edges onto outlines.* Within the measure's reach of a depth edge
    each pixel takes the colour-weighted median depth around it (the side it
-   looks like; :func:`postfocus.focus.edges.snap_to_outlines`). Every consumer
-   (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
+   looks like; :func:`postfocus.focus.edges.snap_to_outlines`); then each pixel beside a step takes the side its own
+   unaggregated measure shows in the two sides' frames (:func:`postfocus.focus.outline_sides.pixel_sides`). Every
+   consumer (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
 6. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
 
@@ -86,6 +87,7 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, PostfocusError
 from postfocus.focus.clean import islands, outliers
 from postfocus.focus.edges import snap_to_outlines
+from postfocus.focus.outline_sides import pixel_sides
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
@@ -97,7 +99,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 7  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 8  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -159,6 +161,7 @@ def refine_depth(
     shape: bool = True,
     through: bool = True,
     plane: bool = True,
+    pixel: bool = True,
     threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
@@ -203,6 +206,8 @@ def refine_depth(
     plane : the fill fits a plane (:func:`postfocus.focus.fill.plane_fill`, first-order normalised convolution,
         its slope from the measured pixels of one surface), not a weighted mean, which reads a slope seen from one
         side (a floor at the picture's border) as the surface farther in.
+    pixel : last, each pixel beside a depth step takes the side its own focus measure shows, before aggregation
+        (:func:`postfocus.focus.outline_sides.pixel_sides`): depth edges placed to the pixel.
     threads : thread budget (None: the machine's cores): with 2 or more the fill and the outliers' median run on
         a helper thread beside the occlusion bands' median (:func:`postfocus.products.depth_fill.fill_regions`);
         1 keeps all work on the calling thread. The result is the same to the bit either way.
@@ -312,6 +317,8 @@ def refine_depth(
     depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r)
+    if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
+        depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 
