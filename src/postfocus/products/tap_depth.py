@@ -78,7 +78,8 @@ def tap_depth(stack: ProcessedStack, method: str, key: str, *, threads: int | No
     True
     """
     shape = tuple(stack.focus_index.shape)
-    arrays = kept(tap_depth_path(stack, method), key, lambda: {"depth": _made(stack, stack.all_in_focus(method), threads)},
+    arrays = kept(tap_depth_path(stack, method), key,
+                  lambda: {"depth": _made(stack, stack.all_in_focus(method), threads)},
                   valid=lambda found: _is_tap_depth(found.get("depth"), shape, len(stack.names)))
     return np.asarray(arrays["depth"], np.float32)
 
