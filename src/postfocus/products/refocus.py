@@ -8,7 +8,8 @@ the stack folder): a plain window's curve is noise, however peaked. Where the
 window has too little texture to tell (a plain wall, the sky, a dark
 background), the answer is read from the stack's fill at the point: its depth
 map where one is kept in the stack folder (the depth ``aperture`` and ``pop``
-focus at), else pass 1's filled focus-index map; the result says so.
+focus at), else the same depth made on the focus map's grid at the first plain
+tap and kept (:mod:`postfocus.products.tap_depth`); the result says so.
 
 References
 ----------
@@ -236,9 +237,11 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
 
     The depth map kept in a stack folder (by ``depth``, ``aperture``, ``pop``, the web app), brought to the
     focus map's grid: its textureless areas are filled from the surfaces around them along colour edges
-    (:mod:`postfocus.products.depth`), so the tap names the frame ``aperture`` focuses at there. Without one
-    (it takes seconds to make, a tap milliseconds), pass 1's focus-index map, also filled
-    (:func:`~postfocus.focus.map.focus_index_map`).
+    (:mod:`postfocus.products.depth`), so the tap names the frame ``aperture`` focuses at there. Without one, the
+    same rules run on the focus map's grid (:mod:`postfocus.products.tap_depth`: made at the stack's first plain
+    tap, 1.5 s of CPU at 4K, then kept in the folder and read in milliseconds). A stack result (no folder, no
+    kept image) answers from pass 1's focus-index map, also filled (:func:`~postfocus.focus.map.focus_index_map`),
+    which carries a near object's spill around its outline.
 
     Parameters
     ----------
@@ -249,10 +252,13 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
     (positions, name): float32 (h, w) array; ``"depth map"`` or ``"focus map"``.
     """
     index = stack.focus_index
-    fill = _kept_depth_fill(stack, index.shape) if isinstance(stack, ProcessedStack) else None
-    if fill is None:
-        return np.asarray(index, np.float32), "focus map"
-    return fill, "depth map"
+    if isinstance(stack, ProcessedStack):
+        fill = _kept_depth_fill(stack, index.shape)
+        if fill is None:
+            fill = _tap_depth_fill(stack)
+        if fill is not None:
+            return fill, "depth map"
+    return np.asarray(index, np.float32), "focus map"
 
 
 #: The depth fills read last, on the focus map's grid, by (depth file, its key): reading a 4K stack's kept depth
@@ -262,6 +268,27 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
 _FILLS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _FILLS_KEPT = 4
 _FILLS_LOCK = threading.Lock()
+
+
+def _remembered(name: tuple[str, str]) -> np.ndarray | None:
+    """The fill kept in memory under ``name``, now the last evicted; None."""
+    with _FILLS_LOCK:
+        small = _FILLS.get(name)
+        if small is not None:
+            _FILLS.move_to_end(name)  # (the last used is the last evicted)
+        return small
+
+
+def _remember(name: tuple[str, str], small: np.ndarray) -> np.ndarray:
+    """Keep the fill ``small`` (read-only now) in memory under ``name``, evicting the least recently used."""
+    small = np.asarray(small, np.float32)
+    small.flags.writeable = False
+    with _FILLS_LOCK:  # (read outside it: another thread may have put the same one meanwhile, as good)
+        _FILLS[name] = small
+        _FILLS.move_to_end(name)
+        while len(_FILLS) > _FILLS_KEPT:  # the least recently used first
+            _FILLS.popitem(last=False)
+    return small
 
 
 def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarray | None:
@@ -276,11 +303,9 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
         if key is None:
             continue
         name = (str(depth_path(stack, method)), key)
-        with _FILLS_LOCK:
-            small = _FILLS.get(name)
-            if small is not None:
-                _FILLS.move_to_end(name)  # (the last used is the last evicted)
-                return small
+        small = _remembered(name)
+        if small is not None:
+            return small
         arrays = load_kept(depth_path(stack, method), key, ("depth", "frames"))  # (not its confidence)
         # (a file under the key with NaN or 1e30 depths, or two frame counts, is no depth map: review15)
         if arrays is None or not is_depth_map(arrays, tuple(stack.size), confidence=False):
@@ -290,15 +315,22 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
         small = cv2.resize(depth, (mw, mh), interpolation=cv2.INTER_AREA) if depth.shape != (mh, mw) else depth
         if not stack.near_to_far:  # the depth map counts from the nearest frame; the frames from frame 0
             small = (frames - 1) - small
-        small = np.asarray(small, np.float32)
-        small.flags.writeable = False
-        with _FILLS_LOCK:  # (read outside it: another thread may have put the same one meanwhile, as good)
-            _FILLS[name] = small
-            _FILLS.move_to_end(name)
-            while len(_FILLS) > _FILLS_KEPT:  # the least recently used first
-                _FILLS.popitem(last=False)
-        return small
+        return _remember(name, small)
     return None
+
+
+def _tap_depth_fill(stack: ProcessedStack) -> np.ndarray | None:
+    """The depth map's rules on the focus map's grid (:mod:`~postfocus.products.tap_depth`), kept in the folder
+    and in memory; None when the folder holds no all-in-focus image to guide them."""
+    from postfocus.products.tap_depth import tap_depth, tap_depth_path, tap_depth_source
+
+    source = tap_depth_source(stack)
+    if source is None:
+        return None
+    method, key = source
+    name = (str(tap_depth_path(stack, method)), key)
+    small = _remembered(name)
+    return small if small is not None else _remember(name, tap_depth(stack, method, key))
 
 
 def stack_floor(stack: MapsView) -> float:
