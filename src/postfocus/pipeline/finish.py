@@ -6,8 +6,9 @@ rounded once more for the :class:`~postfocus.store.ProcessedStack` handed back. 
 to a hundred milliseconds at 4K and they ran one after the other on one core, the other idle, at the end
 of every run (docs/performance.md, "The 4K sweep, twelfth session"). Here the PNG and the manifest are
 written on the calling thread while a second thread rounds the image to the folder's integers and hands
-them, as float, to ``on_image`` (the caller's own output, from the image a reused folder would give); the PNG's deflating (libdeflate, :mod:`postfocus.io.png`) and the JPEG's
-encoding let the GIL go, so the two share the cores. What each one writes is what it wrote before.
+them, as float, to ``on_image`` (the caller's own output, from the image a reused folder would give). The
+PNG's deflating (libdeflate, :mod:`postfocus.io.png`) and the JPEG's encoding let the GIL go, so the two
+share the cores. What each one writes is what it wrote before.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from postfocus.pipeline.threads import in_background
 __all__ = ["OnImage", "write_beside"]
 
 #: ``on_image(image, used, reference)``: the all-in-focus image as the stack folder holds it (float32 from
-#: the folder's integers), the frame numbers merged and the reference frame (:func:`~postfocus.pipeline.run.process`).
+#: the folder's integers), the frame numbers merged and the reference frame
+#: (:func:`~postfocus.pipeline.run.process`).
 OnImage = Callable[[np.ndarray, Sequence[int], int], object]
 
 
