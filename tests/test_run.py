@@ -111,3 +111,38 @@ def test_options_the_run_cannot_use_are_refused_before_any_work():
         with pytest.raises(OptionError) as refused:
             run.stack(frames, **kwargs)
         assert str(refused.value).startswith(said)
+
+
+def test_on_image_gets_the_image_while_the_folder_is_written_and_not_when_reused(tiny_stack, tmp_path):
+    """``process(on_image=)`` is called once, on another thread, with the fused image, the frames merged and
+    the reference; a folder reused calls nothing."""
+    import threading
+
+    calls = []
+
+    def on_image(image, used, reference):
+        calls.append((image, list(used), reference, threading.get_ident()))
+
+    ps = run.process(tiny_stack.folder, cache_dir=tmp_path, on_image=on_image)
+    assert len(calls) == 1
+    image, used, reference, thread = calls[0]
+    assert thread != threading.get_ident() and image.dtype == np.float32
+    assert used == list(ps.used) and reference == ps.reference
+    np.testing.assert_array_equal(image, ps.all_in_focus())  # the image as the folder holds it
+    again = run.process(tiny_stack.folder, cache_dir=tmp_path, on_image=on_image)
+    assert len(calls) == 1 and again.folder == ps.folder
+
+
+def test_what_on_image_raises_comes_after_the_folder_is_kept(tiny_stack, tmp_path):
+    import pytest
+
+    from postfocus.errors import OutputError
+
+    def on_image(image, used, reference):
+        raise OutputError("out.jpg: cannot write it")
+
+    with pytest.raises(OutputError, match="cannot write it"):
+        run.process(tiny_stack.folder, cache_dir=tmp_path, on_image=on_image)
+    ps = run.process(tiny_stack.folder, cache_dir=tmp_path, on_image=on_image)  # reused whole: not called
+    ps.verify()
+    assert ps.all_in_focus().shape[:2] == ps.size

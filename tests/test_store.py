@@ -631,3 +631,28 @@ def test_a_kept_file_that_is_a_device_is_not_read(tiny_stack, tmp_path):
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DamagedStackError, match="volume.npy is not a file"):
         ProcessedStack.open(ps.folder).verify()
+
+
+@pytest.mark.parametrize("chroma_420", [True, False])
+@pytest.mark.parametrize("quality", [97, 80])
+def test_jpeg_frames_are_the_bytes_opencv_writes(tmp_path, monkeypatch, chroma_420, quality):
+    """Kept JPEG frames come from imagecodecs' libjpeg-turbo, fed RGB as it is; OpenCV's encoder, fed BGR,
+    wrote them before (and still does without imagecodecs' JPEG): the same file to the byte."""
+    import cv2
+    import imagecodecs
+
+    rng = np.random.default_rng(5)
+    smooth = cv2.GaussianBlur(rng.random((181, 243, 3)).astype(np.float32), (0, 0), 4)
+    pixels = np.clip((smooth - smooth.min()) / np.ptp(smooth) * 255 + rng.normal(0, 6, smooth.shape), 0, 255)
+    pixels = pixels.astype(np.uint8)
+    factor = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if chroma_420 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    ok, opencv = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
+                              [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor])
+    kept = {}
+    for name, available in (("imagecodecs", True), ("opencv", False)):
+        monkeypatch.setattr(imagecodecs.JPEG8, "available", available)
+        (tmp_path / name / "frames").mkdir(parents=True)
+        writer = FrameWriter(tmp_path / name, lossless=False, deep=False, jpeg_quality=quality, chroma_420=chroma_420)
+        writer(4, pixels)
+        kept[name] = (tmp_path / name / writer.close()["4"]).read_bytes()
+    assert ok and kept["imagecodecs"] == kept["opencv"] == opencv.tobytes()

@@ -88,12 +88,23 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
         if bands > 1:
             err_console.print(f"merging in {bands} bands of rows to stay under --memory {memory_mb:g} MB "
                               "(each band decodes the frames again)")
+    whole = not (options.frame_range or near_at)
+    early: dict = {}  # the output, written while process() writes the folder's image (a whole stack only)
+
+    def save_early(image, used, reference):
+        early["path"] = save_image(output, image, source.info, quality=quality, bit_depth=bits,
+                                   compression=compression, description=describe_stack(
+                                       merge_frames(used, None), len(source), method, reference))
+        early["image"] = image
+
     with progress_bars(is_quiet(ctx)) as progress:
         ps = None
         if not (no_cache or not crop):
             try:
-                ps = process(source, options, cache_dir=cache_dir, progress=progress)
+                ps = process(source, options, cache_dir=cache_dir, progress=progress,
+                             on_image=save_early if whole else None)
             except CacheError as exc:
+                early.clear()  # (written again from the merge without the cache)
                 if near_at:
                     raise
                 warnings.warn(f"{exc}; merging without keeping the processed stack", PostfocusWarning, stacklevel=1)
@@ -114,10 +125,10 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                 err_console.print(f"--range {frames_range[0]}:{frames_range[1]} from the taps ({a.describe(label)}; "
                                   f"{b.describe(label)})", markup=False, soft_wrap=True)
             merged = merge_frames(ps.used, frames_range)  # refuses a range with no usable frame, naming it
-            whole = not (options.frame_range or near_at)
             threads = root_threads(ctx)
-            image = ps.all_in_focus(method, progress, memory_mb, threads=threads) if whole else ps.merge(
-                method=method, frames=merged, memory_mb=memory_mb, progress=progress, threads=threads)
+            image = early["image"] if early else ps.all_in_focus(method, progress, memory_mb, threads=threads) \
+                if whole else ps.merge(method=method, frames=merged, memory_mb=memory_mb, progress=progress,
+                                       threads=threads)
             maps, info, alignment, total, ref = ps.maps, ps.info, ps.alignment, len(ps.names), ps.reference
             run_warnings = ps.manifest.get("warnings", [])
     if ps is not None:
@@ -125,8 +136,9 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
     else:
         evidence = result.direction.as_dict() if result.direction is not None else None
         near_to_far = evidence["near_to_far"] if evidence else options.order != "far-to-near"
-    path = save_image(output, image, info, quality=quality, bit_depth=bits, compression=compression,
-                      description=describe_stack(merged, total, method, ref))
+    path = early["path"] if early else save_image(output, image, info, quality=quality, bit_depth=bits,
+                                                  compression=compression,
+                                                  description=describe_stack(merged, total, method, ref))
     instants = maps.motion_frames(merged)[1] if maps.motion is not None else {}
     label = FrameLabels(info.names, info.fps)
     err_console.print(f"merged {len(merged)} of {total} frames ({method}), {size_text(image.shape[:2])}; "

@@ -406,7 +406,7 @@ def write_image(
             embed_tiff_exif(tmp, exif_out)
         elif fmt == "png" and (bit_depth == 16 or level == 1):
             # At level 1 (working files) every row filtered by "Up" instead of the adaptive choice (half
-            # the time, files no larger), deflated in pieces on all cores (io/png.py); OpenCV for 16 bits
+            # the time, files no larger), deflated by libdeflate (io/png.py); OpenCV for 16 bits
             # at other levels (docs/performance.md).
             if level == 1:
                 encoded = encode_png_fast(pixels)

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from postfocus.errors import InputError, OptionError, PostfocusWarning
+from postfocus.errors import InputError, OptionError
 from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
-from postfocus.io.arrays import ArraySource
-from postfocus.io.base import MIN_FRAME_SIDE, FrameSource
-from postfocus.io.open import open_source
+from postfocus.io.base import FrameSource
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
+from postfocus.pipeline.finish import OnImage, write_beside
+from postfocus.pipeline.inputs import Inputs, collect_warnings, open_quietly
 from postfocus.pipeline.memory import give_back_freed
 from postfocus.pipeline.merge import fuse, merge_frames, plan_bands
 from postfocus.pipeline.kept import WarpAhead
@@ -44,6 +43,7 @@ from postfocus.store import (
     cache_root,
     check_cache,
     folder_lock,
+    tap_floor,
     write_maps,
     write_stack_folder,
 )
@@ -51,40 +51,6 @@ from postfocus.store.unwarped import UNWARPED_KEY, HandOver
 from postfocus.sweep import RepeatedFrames
 
 __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
-
-Inputs = str | os.PathLike | Sequence[str | os.PathLike] | Sequence[np.ndarray] | FrameSource
-"""What the library stacks: a folder, image/RAW files in focus order, a video, float RGB arrays, or a FrameSource."""
-
-
-def collect_warnings(messages: list[str]) -> Callable[[str], None]:
-    """A ``warn`` callback that records each message and also issues it as a warning."""
-
-    def warn(message: str) -> None:
-        messages.append(message)
-        warnings.warn(message, PostfocusWarning, stacklevel=3)
-
-    return warn
-
-
-def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | None = None) -> FrameSource:
-    """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
-    if isinstance(inputs, FrameSource):
-        return inputs
-    if not isinstance(inputs, (str, bytes, os.PathLike, np.ndarray, list, tuple)) and isinstance(inputs, Iterable):
-        inputs = list(inputs)  # a generator of frames (its arrays were taken for paths: a TypeError)
-    arrays = isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
-                                                and any(isinstance(f, np.ndarray) for f in inputs))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PostfocusWarning)
-        source = ArraySource(inputs) if arrays else open_source(inputs, threads=threads)
-    if arrays and min(source.info.size) < MIN_FRAME_SIDE:  # (files are checked when opened)
-        h, w = source.info.size
-        raise InputError(f"frames of {w}x{h} pixels; a focus stack needs frames of at least "
-                         f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}")
-    for w in caught:
-        warn(str(w.message))
-    return source
-
 
 #: Stacks whose decoded frames take at most this many MB are decoded once: pass 1 keeps them for pass 2.
 DECODED_ONCE_MB = 64
@@ -288,6 +254,7 @@ def process(
     refresh: bool = False,
     jpeg_quality: int = 97,
     progress: Progress | None = None,
+    on_image: OnImage | None = None,
     **changes: Any,
 ) -> ProcessedStack:
     """Align and analyse a stack once and keep the work in a stack folder.
@@ -312,6 +279,11 @@ def process(
         Quality of cached frames from JPEG and video sources.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    on_image : callable, optional
+        ``on_image(image, used, reference)``: when the folder is made (not reused), called once with the
+        all-in-focus image as kept (what :meth:`ProcessedStack.all_in_focus` gives), the frames merged and
+        the reference, on a thread of its own while the folder's image and manifest are written (the
+        command line writes its output there); what it raises is raised once the folder is kept.
     **changes
         Fields of :class:`StackOptions` to change.
 
@@ -337,12 +309,14 @@ def process(
                 ps = _reuse(folder, opts, progress, warn)
                 if ps is not None:
                     return ps
-            image = _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality,
-                                 progress=progress, warn=warn, messages=messages)
+            pixels, failed = _make_folder(source, opts, folder, identity, bands=bands, jpeg_quality=jpeg_quality,
+                                          progress=progress, warn=warn, messages=messages, on_image=on_image)
     finally:
         release()
     ps = ProcessedStack.open(folder)
-    ps.written(opts.method, image)  # (not read back from the folder by the caller)
+    ps.written(opts.method, pixels)  # (not read back from the folder by the caller)
+    if failed is not None:
+        raise failed
     return ps
 
 
@@ -364,8 +338,9 @@ def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,
 
 def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity: object, *, bands: int,
                  jpeg_quality: int, progress: Progress | None, warn: Callable[[str], None],
-                 messages: list[str]) -> np.ndarray:
-    """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``; the image."""
+                 messages: list[str], on_image: OnImage | None = None) -> tuple[np.ndarray, BaseException | None]:
+    """Both passes, keeping the aligned frames, the maps and the manifest in ``folder``; the image as the
+    folder holds it and what ``on_image`` raised (:func:`~postfocus.pipeline.finish.write_beside`)."""
     repeats = RepeatedFrames() if source.info.kind == "video" else None
     info = source.info
     deep = info.bit_depth > 8
@@ -403,7 +378,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                 keep.hand_missing(analysis.maps.used)  # footprints only change the image's last bit)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
-            written = in_background(lambda maps=maps: write_maps(part.path, maps, info.icc), "postfocus-write")
+            written = in_background(lambda maps=maps: (write_maps(part.path, maps, info.icc), tap_floor(part.path)),
+                                    "postfocus-write")
             # The volume's consumers (the writer, the direction, pass 2's start) hold their own references: it goes
             maps = dataclasses.replace(maps, volume=None)  # when the last is done, before pass 2's peak
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
@@ -438,7 +414,11 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "fps": info.fps,
             "warnings": messages,
         }
-        write_stack_folder(part.path, image=image, maps=maps, manifest=manifest, method=opts.method, deep=deep,
-                           icc=info.icc, frames={**keep.checksums, **written.result()})
+        files, floor = written.result()
+        done = write_beside(lambda: write_stack_folder(part.path, image=image, maps=maps, manifest=manifest,
+                                                       method=opts.method, deep=deep, icc=info.icc,
+                                                       frames={**keep.checksums, **files}, floor=floor),
+                            image, bits=16 if deep else 8, on_image=on_image, used=maps.used,
+                            reference=analysis.reference, inline=helper_threads(opts.threads) == 1)
         part.install(folder)
-    return image
+    return done

@@ -42,7 +42,7 @@ options; a changed input gets a new key, so a stale stack is never used.
 
 from postfocus.store.cache import CacheError, PartialFolder, cache_root, check_cache, find_stack_folders, folder_lock
 from postfocus.store.folder import FORMAT_VERSION, CachedFrames, DamagedStackError, ProcessedStack, file_record, merge
-from postfocus.store.write import FileCopies, FrameWriter, write_maps, write_stack_folder
+from postfocus.store.write import FileCopies, FrameWriter, tap_floor, write_maps, write_stack_folder
 
 __all__ = [
     "FORMAT_VERSION",
@@ -59,6 +59,7 @@ __all__ = [
     "find_stack_folders",
     "folder_lock",
     "merge",
+    "tap_floor",
     "write_maps",
     "write_stack_folder",
 ]

@@ -310,11 +310,11 @@ class ProcessedStack(MapsView):
         """The all-in-focus image of ``method`` just written into the folder: the next :meth:`all_in_focus`
         hands it out as the file holds it (rounded to the file's bit depth) instead of reading it back.
 
-        It is held as the file's integers (a quarter or half of the float image) and let go by any
-        :meth:`merge`, so a range merge does not run beside it.
+        It is held as the file's integers (a quarter or half of the float image; ``image`` may be those
+        integers already) and let go by any :meth:`merge`, so a range merge does not run beside it.
         """
         bits = 16 if self.info.bit_depth > 8 else 8
-        self._written[method] = to_uint(image, bits)
+        self._written[method] = image if image.dtype == (np.uint16 if bits == 16 else np.uint8) else to_uint(image, bits)
 
     def merge(self, *, method: str = DEFAULT_METHOD, frames: Sequence[int] | None = None,
               memory_mb: float | None = None, progress: Progress | None = None,

@@ -32,7 +32,7 @@ from postfocus.numeric import to_float16
 from postfocus.store.cache import CacheError
 from postfocus.store.folder import FORMAT_VERSION, file_record
 
-__all__ = ["FileCopies", "FrameWriter", "write_maps", "write_stack_folder"]
+__all__ = ["FileCopies", "FrameWriter", "tap_floor", "write_maps", "write_stack_folder"]
 
 
 class FrameWriter:
@@ -61,12 +61,7 @@ class FrameWriter:
 
     def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97, *, chroma_420: bool = False):
         self.folder, self.lossless, self.deep = folder, lossless, deep
-        if lossless:
-            self.params = []
-        else:
-            self.params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality,
-                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-                           cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if chroma_420 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        self.jpeg_quality, self.subsampling = jpeg_quality, "420" if chroma_420 else "444"
         self.files: dict[str, str] = {}
         self.checksums: dict[str, list[int]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
@@ -82,13 +77,9 @@ class FrameWriter:
             self._pending.pop(0).result()
 
     def _write(self, name: str, pixels: np.ndarray) -> None:
-        if self.lossless:
-            data = _lossless(pixels)
-        else:
-            ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), self.params)
-            if not ok:
-                raise CacheError(f"{self.folder / name}: cannot encode cached frame")
-            data = encoded.tobytes()
+        data = _lossless(pixels) if self.lossless else _jpeg(pixels, self.jpeg_quality, self.subsampling)
+        if data is None:
+            raise CacheError(f"{self.folder / name}: cannot encode cached frame")
         try:
             (self.folder / name).write_bytes(data)
         except OSError as exc:
@@ -185,6 +176,25 @@ class FileCopies:
         return self.files
 
 
+def _jpeg(pixels: np.ndarray, quality: int, subsampling: str) -> bytes | None:
+    """An RGB frame as a baseline JPEG file's bytes (libjpeg-turbo's defaults; None if it cannot be encoded).
+
+    imagecodecs' libjpeg-turbo takes the RGB rows as they are; OpenCV's (the fallback) needs them in BGR
+    order, a copy of the frame first (~2 ms of a 4K frame's ~24). Both write the same bytes (the same
+    encoder, settings and header: ``tests/test_store.py``).
+    """
+    try:
+        from imagecodecs import JPEG8, jpeg8_encode
+    except ImportError:  # pragma: no cover - imagecodecs is a dependency
+        JPEG8 = None
+    if JPEG8 is not None and JPEG8.available:
+        return jpeg8_encode(pixels, level=quality, subsampling=subsampling, optimize=False)
+    factor = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if subsampling == "420" else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor])
+    return encoded.tobytes() if ok else None
+
+
 def _lossless(pixels: np.ndarray) -> bytes:
     """A frame as a TIFF file's bytes: Zstandard level 1 after horizontal differencing, one thread.
 
@@ -227,8 +237,19 @@ def write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, li
         raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
 
 
+def tap_floor(folder: Path) -> float:
+    """The noise floor of a tap's window (:func:`~postfocus.focus.floor.window_floor`), measured on the
+    focus volume's float16 slices as kept (read back from ``volume.npy``, which :func:`write_maps` wrote).
+
+    :func:`~postfocus.pipeline.run.process` measures it beside pass 2, on the thread that wrote the maps,
+    instead of after the fusion (~40 ms of CPU at 4K taken off the end of the run).
+    """
+    return window_floor(np.load(folder / "volume.npy", mmap_mode="r"))
+
+
 def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
-                       deep: bool, icc: bytes | None, frames: dict[str, list[int]]) -> None:
+                       deep: bool, icc: bytes | None, frames: dict[str, list[int]],
+                       floor: float | None = None) -> None:
     """Write the all-in-focus image, the maps (unless :func:`write_maps` did) and the manifest into a
     (temporary) stack folder.
 
@@ -254,6 +275,8 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
     frames : dict
         ``{file name: [size, crc32]}`` of the files already written: the aligned frames
         (:attr:`FrameWriter.checksums`) and, if written, the maps (:func:`write_maps`).
+    floor : float, optional
+        The volume's noise floor for a tap, if measured already (:func:`tap_floor`); None: measured here.
 
     Raises
     ------
@@ -265,7 +288,7 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
         if "focus_index.npy" not in files:
             files.update(_write_maps(folder, maps, icc))
         _write_image_and_manifest(folder, image=image, maps=maps, manifest=manifest, method=method, deep=deep,
-                                  files=files)
+                                  files=files, floor=tap_floor(folder) if floor is None else floor)
     except OSError as exc:  # (OutputError is an OSError's message from write_image)
         raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
     except OutputError as exc:
@@ -319,16 +342,14 @@ def _write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, l
 
 
 def _write_image_and_manifest(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
-                              deep: bool, files: dict[str, list[int]]) -> None:
+                              deep: bool, files: dict[str, list[int]], floor: float) -> None:
     write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in files:  # not the lock file
             files[path.name] = file_record(path.read_bytes())
-    # The volume's noise floor for a tap, measured on the float16 slices as kept (read back from the file).
-    tap_floor = window_floor(np.load(folder / "volume.npy", mmap_mode="r"))
     data = {"format": FORMAT_VERSION, "postfocus": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            **manifest, "tap_floor": tap_floor, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
+            **manifest, "tap_floor": floor, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
             "files": dict(sorted(files.items(), key=lambda kv: _file_order(kv[0]))),
             "written_ns": time.time_ns()}  # every file is older (for verify's "changed", whatever touches it later)
     (folder / "manifest.json").write_text(json.dumps(data, indent=1))
