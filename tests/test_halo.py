@@ -78,6 +78,41 @@ def test_visible_index_caps_only_within_the_blur_reach():
     assert np.array_equal(visible_index(step, 2.0, occluder=unsure), step)  # an unsure index occludes nothing
 
 
+def _visible_index_fresh_arrays(index, slope, occluder):  # noqa: ANN001
+    """:func:`visible_index` as it was before small6: new arrays at every step of the erosion."""
+    from postfocus.fuse.occlusion import _CROSS, _DIAGONAL
+
+    step, diagonal = np.float32(1.0 / slope), np.float32(np.sqrt(2.0) / slope)
+    cap = np.where(occluder, index, np.float32(np.inf)).astype(np.float32)
+    for _ in range(int(np.ceil(float(np.nanmax(index) - np.nanmin(index)) / float(step))) + 2):
+        nxt = np.minimum(cv2.erode(cap, _CROSS, borderType=cv2.BORDER_REPLICATE) + step,
+                         cv2.erode(cap, _DIAGONAL, borderType=cv2.BORDER_REPLICATE) + diagonal)
+        nxt = np.minimum(nxt, cap)
+        if np.array_equal(nxt, cap):
+            break
+        cap = nxt
+    return np.minimum(index, cap).astype(np.float32)
+
+
+def test_visible_index_with_its_arrays_reused_is_the_same_to_the_bit():
+    """The erosion writes every step into two arrays made once (the step before is the next one's): the
+    same floats as with new arrays at every step, for a map of near blobs before a far slope, with unsure
+    pixels, at several blur growths, and for a crop of a map (a view); the caller's map is not written."""
+    rng = np.random.default_rng(5)
+    far = np.tile(np.linspace(20, 27, 160, dtype=np.float32), (120, 1))
+    near = cv2.GaussianBlur(rng.random((120, 160)).astype(np.float32), (0, 0), 6)
+    index = np.where(near > np.quantile(near, 0.8), 3.0 + 4.0 * near, far).astype(np.float32)
+    sure = rng.random((120, 160)) < 0.85
+    before = index.copy()
+    for slope in (0.4, 0.9, 2.5):
+        for idx, occluder in ((index, sure), (index[7:-5, 3:-9], sure[7:-5, 3:-9])):
+            got = visible_index(idx, slope, occluder=occluder)
+            want = _visible_index_fresh_arrays(idx, slope, occluder)
+            assert got.dtype == np.float32 and got.tobytes() == want.tobytes()
+            assert (got < idx).any()  # something was capped
+    assert np.array_equal(index, before)
+
+
 def test_consistent_blend_takes_the_safe_blend_only_where_a_glow_shows():
     rng = np.random.default_rng(0)
     safe = np.full((64, 64, 3), 0.3, np.float32)

@@ -247,17 +247,17 @@ def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | Non
     index = np.asarray(index, np.float32)
     if slope <= 0 or index.size == 0:
         return index.copy()
-    step = np.float32(1.0 / slope)
-    diagonal = np.float32(np.sqrt(2.0) / slope)
+    step, diagonal = np.float32(1.0 / slope), np.float32(np.sqrt(2.0) / slope)
     cap = index.copy() if occluder is None else np.where(occluder, index, np.float32(np.inf)).astype(np.float32)
     span = float(np.nanmax(index) - np.nanmin(index)) if index.size else 0.0
+    nxt, other = np.empty_like(cap), np.empty_like(cap)  # (every step's arrays, reused)
     for _ in range(int(np.ceil(span / float(step))) + 2):
-        nxt = np.minimum(cv2.erode(cap, _CROSS, borderType=cv2.BORDER_REPLICATE) + step,
-                         cv2.erode(cap, _DIAGONAL, borderType=cv2.BORDER_REPLICATE) + diagonal)
-        nxt = np.minimum(nxt, cap)
+        np.add(cv2.erode(cap, _CROSS, dst=nxt, borderType=cv2.BORDER_REPLICATE), step, out=nxt)
+        np.add(cv2.erode(cap, _DIAGONAL, dst=other, borderType=cv2.BORDER_REPLICATE), diagonal, out=other)
+        np.minimum(np.minimum(nxt, other, out=nxt), cap, out=nxt)
         if np.array_equal(nxt, cap):
             break
-        cap = nxt
+        cap, nxt = nxt, cap
     return np.minimum(index, cap).astype(np.float32)
 
 
