@@ -78,6 +78,41 @@ def test_visible_index_caps_only_within_the_blur_reach():
     assert np.array_equal(visible_index(step, 2.0, occluder=unsure), step)  # an unsure index occludes nothing
 
 
+def _visible_index_fresh_arrays(index, slope, occluder):  # noqa: ANN001
+    """:func:`visible_index` as it was before small6: new arrays at every step of the erosion."""
+    from postfocus.fuse.occlusion import _CROSS, _DIAGONAL
+
+    step, diagonal = np.float32(1.0 / slope), np.float32(np.sqrt(2.0) / slope)
+    cap = np.where(occluder, index, np.float32(np.inf)).astype(np.float32)
+    for _ in range(int(np.ceil(float(np.nanmax(index) - np.nanmin(index)) / float(step))) + 2):
+        nxt = np.minimum(cv2.erode(cap, _CROSS, borderType=cv2.BORDER_REPLICATE) + step,
+                         cv2.erode(cap, _DIAGONAL, borderType=cv2.BORDER_REPLICATE) + diagonal)
+        nxt = np.minimum(nxt, cap)
+        if np.array_equal(nxt, cap):
+            break
+        cap = nxt
+    return np.minimum(index, cap).astype(np.float32)
+
+
+def test_visible_index_with_its_arrays_reused_is_the_same_to_the_bit():
+    """The erosion writes every step into two arrays made once (the step before is the next one's): the
+    same floats as with new arrays at every step, for a map of near blobs before a far slope, with unsure
+    pixels, at several blur growths, and for a crop of a map (a view); the caller's map is not written."""
+    rng = np.random.default_rng(5)
+    far = np.tile(np.linspace(20, 27, 160, dtype=np.float32), (120, 1))
+    near = cv2.GaussianBlur(rng.random((120, 160)).astype(np.float32), (0, 0), 6)
+    index = np.where(near > np.quantile(near, 0.8), 3.0 + 4.0 * near, far).astype(np.float32)
+    sure = rng.random((120, 160)) < 0.85
+    before = index.copy()
+    for slope in (0.4, 0.9, 2.5):
+        for idx, occluder in ((index, sure), (index[7:-5, 3:-9], sure[7:-5, 3:-9])):
+            got = visible_index(idx, slope, occluder=occluder)
+            want = _visible_index_fresh_arrays(idx, slope, occluder)
+            assert got.dtype == np.float32 and got.tobytes() == want.tobytes()
+            assert (got < idx).any()  # something was capped
+    assert np.array_equal(index, before)
+
+
 def test_consistent_blend_takes_the_safe_blend_only_where_a_glow_shows():
     rng = np.random.default_rng(0)
     safe = np.full((64, 64, 3), 0.3, np.float32)
@@ -328,15 +363,24 @@ def _falloff_all_frames_at_once(volume, index, confidence, sure, low):  # noqa: 
     return ys, xs, p, delta[f, p], ratio[f, p]
 
 
+def _by_sample(samples):  # noqa: ANN001
+    """The fall-off's samples (pixel, distance, ratio) in one order: sorted by pixel, distance, ratio."""
+    ys, xs, p, delta, ratio = samples
+    order = np.lexsort((ratio, delta, p))
+    return ys, xs, p[order], delta[order], ratio[order]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_falloff_taken_a_few_frames_at_a_time_gives_the_same_samples_with_less_memory(dtype):
-    """The blur growth's samples, made a chunk of frames at a time, are those of all frames at once (bit for
-    bit, in the same order), and the temporaries of a chunk replace whole (frames, pixels) arrays: the traced
-    peak is well under the whole arrays' (measured: 0.47 of it at 40 frames of 300x420, most of it the samples
-    themselves)."""
+def test_falloff_read_about_each_pixels_frame_gives_the_same_samples_with_less_memory(dtype, monkeypatch):
+    """The blur growth's samples, read from the 9 frames about each pixel's nearest frame, are those of all
+    frames at once (bit for bit, in another order: every user takes their median, which is the same to the
+    bit), also on a crop of a volume (a view, as pass 2 gets it) and with an index beyond the frames; and
+    the temporaries of a few frames replace whole (frames, pixels) arrays: the traced peak is well under the
+    whole arrays' (measured: 0.47 of it at 40 frames of 300x420, most of it the samples themselves)."""
     import tracemalloc
 
-    from postfocus.fuse.occlusion import _falloff
+    from postfocus.fuse import occlusion
+    from postfocus.fuse.occlusion import _falloff, blur_growth
 
     n, h, w = 40, 300, 420
     rng = np.random.default_rng(3)
@@ -347,13 +391,22 @@ def test_falloff_taken_a_few_frames_at_a_time_gives_the_same_samples_with_less_m
     volume = (texture / (1.0 + (0.7 * (frames - depth)) ** 2)).astype(dtype)
     confidence = np.where(rng.random((h, w)) < 0.9, 0.9, 0.2).astype(np.float32)
     m = int(np.ceil((confidence >= 0.6).sum() / max(1, int(np.sqrt((confidence >= 0.6).sum() / 20000)))))
-    assert (1 << 19) // m < n / 2  # several chunks of frames
-    for low in (0.03, 0.01):
-        got = _falloff(volume, depth, confidence, 0.6, low)
-        want = _falloff_all_frames_at_once(volume, depth, confidence, 0.6, low)
-        assert want[2].size > 2 * m  # several samples per pixel
-        for a, b in zip(got, want):
-            assert a.dtype == b.dtype and np.array_equal(a, b)
+    crop = np.zeros((n, h + 7, w + 9), dtype)
+    crop[:, 3:-4, 5:-4] = volume
+    beyond = depth * (n + 4) / (n - 1) - 2.5  # from 2.5 frames before the first to 1.5 after the last
+    for vol, index in ((volume, depth), (crop[:, 3:-4, 5:-4], depth), (volume, beyond)):
+        for low in (0.03, 0.01):
+            got = _falloff(vol, index, confidence, 0.6, low)
+            want = _falloff_all_frames_at_once(volume, index, confidence, 0.6, low)
+            assert want[2].size > 2 * m  # several samples per pixel
+            for a, b in zip(_by_sample(got), _by_sample(want)):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+    guide = texture / texture.max()
+    slopes = [(defocus_slope(crop[:, 3:-4, 5:-4], index, confidence), blur_growth(volume, guide, index, confidence))
+              for index in (depth, beyond)]
+    monkeypatch.setattr(occlusion, "_falloff", _falloff_all_frames_at_once)  # the same, from all frames at once
+    assert slopes == [(defocus_slope(volume, index, confidence), blur_growth(volume, guide, index, confidence))
+                      for index in (depth, beyond)]
     peaks = []
     for take in (_falloff, _falloff_all_frames_at_once):
         tracemalloc.start()

@@ -66,33 +66,34 @@ def _falloff(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, sure
 
     Returns (rows, columns, pixel, distance, ratio): the picked pixels' rows and columns, and for each sample
     (a frame 1 to 4 frames from its pixel's focus index whose measure is between ``low`` and 0.97 of the
-    peak's) the pixel's place in those, the frame distance and the ratio; None with fewer than 20 pixels or
-    samples.
+    peak's) the pixel's place in those, the frame distance and the ratio, by the frame's offset from the pixel's
+    nearest frame (their users take medians); None with fewer than 20 pixels or samples.
     """
-    n = volume.shape[0]
-    sel = np.asarray(confidence) >= sure
+    n, sel = volume.shape[0], np.asarray(confidence) >= sure
     if n < 3 or sel.sum() < 20:
         return None
     step = max(1, int(np.sqrt(sel.sum() / 20000)))  # at most about 20k pixels
-    ys, xs = np.nonzero(sel)
-    ys, xs = ys[::step], xs[::step]
+    ys, xs = (a[::step] for a in np.nonzero(sel))
     d = np.asarray(index, np.float32)[ys, xs]
     k = np.clip(np.rint(d).astype(np.int64), 0, n - 1)
-    peak = np.maximum(np.asarray(volume[k, ys, xs], np.float32), 1e-12)[None, :]
-    # A few frames at a time (about 2 MB an array), the samples in the order of the whole (N, m) arrays'
-    # nonzero: the same samples with a chunk's temporaries instead of (N, m) ones (50 MB at 40 x 800x450).
-    chunk = max(1, (1 << 19) // max(1, ys.size))
-    found = []
-    for f0 in range(0, n, chunk):
-        ratio = np.asarray(volume[f0:f0 + chunk, ys, xs], np.float32)  # (frames, m)
-        ratio /= peak
-        delta = np.abs(np.arange(f0, min(n, f0 + chunk), dtype=np.float32)[:, None] - d[None, :])
-        f, p = np.nonzero((delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
-        found.append((p, delta[f, p], ratio[f, p]))
+    v = np.asarray(volume)
+    if min(v.strides) <= 0 or any(stride % v.itemsize for stride in v.strides):
+        v = np.ascontiguousarray(v)  # (the flat view below wants positive strides of whole items)
+    # One flat view of the volume's memory (a crop's too: no copy), read with one index a sample.
+    end = sum((size - 1) * stride for size, stride in zip(v.shape, v.strides)) // v.itemsize + 1
+    flat = np.lib.stride_tricks.as_strided(v, (end,), (v.itemsize,), writeable=False)
+    per, at = v.strides[0] // v.itemsize, (ys * v.strides[1] + xs * v.strides[2]) // v.itemsize
+    peak = np.maximum(np.asarray(flat.take(k * per + at), np.float32), 1e-12)
+    found = []  # frames 1 to 4 from the index are at most 4 from k (clipped only towards them): 9 read, not n
+    for offset in range(-4, 5):
+        frame = np.clip(k + offset, 0, n - 1)
+        ratio = np.asarray(flat.take(frame * per + at), np.float32) / peak
+        delta = np.abs(frame.astype(np.float32) - d)
+        p = np.flatnonzero((frame == k + offset) & (delta >= 1.0) & (delta <= 4.0) & (ratio > low) & (ratio < 0.97))
+        found.append((p, delta[p], ratio[p]))
     p = np.concatenate([c[0] for c in found])
-    if p.size < 20:
-        return None
-    return ys, xs, p, np.concatenate([c[1] for c in found]), np.concatenate([c[2] for c in found])
+    return None if p.size < 20 else (ys, xs, p, np.concatenate([c[1] for c in found]),
+                                     np.concatenate([c[2] for c in found]))
 
 
 def defocus_slope(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, *, sure: float = 0.6,
@@ -246,17 +247,17 @@ def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | Non
     index = np.asarray(index, np.float32)
     if slope <= 0 or index.size == 0:
         return index.copy()
-    step = np.float32(1.0 / slope)
-    diagonal = np.float32(np.sqrt(2.0) / slope)
+    step, diagonal = np.float32(1.0 / slope), np.float32(np.sqrt(2.0) / slope)
     cap = index.copy() if occluder is None else np.where(occluder, index, np.float32(np.inf)).astype(np.float32)
     span = float(np.nanmax(index) - np.nanmin(index)) if index.size else 0.0
+    nxt, other = np.empty_like(cap), np.empty_like(cap)  # (every step's arrays, reused)
     for _ in range(int(np.ceil(span / float(step))) + 2):
-        nxt = np.minimum(cv2.erode(cap, _CROSS, borderType=cv2.BORDER_REPLICATE) + step,
-                         cv2.erode(cap, _DIAGONAL, borderType=cv2.BORDER_REPLICATE) + diagonal)
-        nxt = np.minimum(nxt, cap)
+        np.add(cv2.erode(cap, _CROSS, dst=nxt, borderType=cv2.BORDER_REPLICATE), step, out=nxt)
+        np.add(cv2.erode(cap, _DIAGONAL, dst=other, borderType=cv2.BORDER_REPLICATE), diagonal, out=other)
+        np.minimum(np.minimum(nxt, other, out=nxt), cap, out=nxt)
         if np.array_equal(nxt, cap):
             break
-        cap = nxt
+        cap, nxt = nxt, cap
     return np.minimum(index, cap).astype(np.float32)
 
 
@@ -297,7 +298,6 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
     visible = visible if near_to_far else last - visible
     safe = np.interp(visible, np.arange(frames.size, dtype=np.float32), frames).astype(np.float32)
     return (safe, slope) if with_slope else safe
-
 
 
 def _disc(radius: float) -> np.ndarray:
