@@ -17,7 +17,7 @@ import pytest
 
 from postfocus import merge, process, tap
 from postfocus.store import FORMAT_VERSION
-from postfocus.errors import PostfocusError, PostfocusWarning
+from postfocus.errors import OptionError, PostfocusError, PostfocusWarning
 from postfocus.focus import tenengrad
 from postfocus.io.video_write import write_video
 from postfocus.products.pop import colour_pop, pop_mask, saturation
@@ -685,3 +685,30 @@ def test_a_tap_on_a_real_stack_scores_its_window_once_with_the_same_answer(real_
     points = [(w * fx, h * fy) for fx in np.linspace(0.02, 0.98, 7) for fy in np.linspace(0.02, 0.98, 5)]
     plain = _scored_once_and_as_before(ps, points, monkeypatch)
     assert 0 < plain < len(points)
+
+
+def test_the_depth_a_plain_tap_makes_keeps_the_thread_budget(patch_stack, monkeypatch):
+    """``postfocus --threads 1 pop`` made the depth of its plain tap on two threads, and the depth map after it
+    again (tap13 and review15 met on main): a tap's ``threads`` reaches the depth it makes, and ``pop`` taps
+    after its depth map, so a plain tap reads that map instead of making a second depth."""
+    import threading
+
+    import postfocus.products.depth_fill as fill_module
+    from postfocus.products.pop import pop
+
+    _, ps = patch_stack
+    x, y = next((x, y) for x, y, _ in _patch_points(ps) if tap(ps, x, y).filled_from)  # (a plain window)
+    real, ran = fill_module.plane_fill, []
+    monkeypatch.setattr(fill_module, "plane_fill", lambda *a, **k: (ran.append(threading.get_ident()), real(*a, **k))[1])
+    for threads, on_me in ((1, True), (2, False)):
+        _without_depth(ps)
+        ran.clear()
+        assert tap(ps, x, y, threads=threads).filled_from == "depth map"
+        assert ran and all((t == threading.get_ident()) == on_me for t in ran), (threads, ran)
+    with pytest.raises(OptionError, match="threads"):
+        tap(ps, x, y, threads=0)
+    _without_depth(ps)
+    ran.clear()
+    result = pop(ps, x, y, threads=1)
+    assert result.tap.filled_from == "depth map" and len(ran) == 1  # (the depth map's fill only)
+    assert not list(ps.folder.glob("tap_depth_*.npz"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from postfocus.cli.common import err_console, main, processed
+from postfocus.cli.common import err_console, main, processed, root_threads
 from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, stack_data, tap_data)
@@ -35,7 +35,7 @@ def refocus_command(ctx, inputs, at, output, quality, bits, compression, **param
     if output is not None:
         check_output_path(output)
     ps = processed(ctx, inputs, params)
-    answer = tap(ps, *parse_point(at, ps.size))
+    answer = tap(ps, *parse_point(at, ps.size), threads=root_threads(ctx))
     label = FrameLabels(ps.names, ps.info.fps)
     err_console.print(answer.describe(label), markup=False, soft_wrap=True)
     if output is None:

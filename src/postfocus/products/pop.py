@@ -20,7 +20,7 @@ from postfocus.errors import OptionError
 from postfocus.focus.map import guided_filter
 from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.products.depth_cache import stack_depth
-from postfocus.products.refocus import Tap, tap
+from postfocus.products.refocus import Tap, check_point, tap
 from postfocus.store import ProcessedStack
 
 __all__ = ["PopResult", "colour_pop", "pop", "pop_mask", "saturation"]
@@ -76,11 +76,12 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
     >>> f"kept colour on {100 * result.share:.0f} % of the picture"  # doctest: +SKIP
     """
     threads = check_threads(threads)  # (refused before any work)
-    answer = tap(stack, x, y)
+    check_point(stack, x, y)
     image = stack.all_in_focus(method, progress, threads=threads)
     # The full-resolution, edge-aware depth (not the analysis-size focus index): its edges follow the
     # picture's, so no coloured fringe of the background stays around a popped subject.
     depth = stack_depth(stack, method=method, image=image, progress=progress, threads=threads).depth  # nearest frame 0, whatever the recording order
+    answer = tap(stack, x, y, threads=threads)  # (after the depth map: a plain window reads it, not a second depth)
     position = answer.position if stack.near_to_far else len(stack.names) - 1 - answer.position
     mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
     return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))

@@ -29,11 +29,11 @@ import numpy as np
 
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.focus.floor import WINDOW, above_floor, window_floor
-from postfocus.options import is_number, is_whole
+from postfocus.options import check_threads, is_number, is_whole
 from postfocus.maps import MapsView
 from postfocus.store import ProcessedStack
 
-__all__ = ["MIN_CONFIDENCE", "Tap", "parse_point", "plain_fill", "sharpest_frame", "stack_floor", "tap"]
+__all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "parse_point", "plain_fill", "sharpest_frame", "stack_floor", "tap"]
 
 MIN_CONFIDENCE = 0.25
 
@@ -232,7 +232,7 @@ def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple
     )
 
 
-def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
+def plain_fill(stack: MapsView, *, threads: int | None = None) -> tuple[np.ndarray, str]:
     """Where a plain window's tap answer is read: focus positions (frame numbers) on the focus map's grid.
 
     The depth map kept in a stack folder (by ``depth``, ``aperture``, ``pop``, the web app), brought to the
@@ -246,6 +246,8 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
     Parameters
     ----------
     stack : a processed stack (:class:`~postfocus.store.ProcessedStack`) or a stack result.
+    threads : thread budget of the depth made at a first plain tap (None: the machine's cores; 1: the calling
+        thread only).
 
     Returns
     -------
@@ -255,7 +257,7 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
     if isinstance(stack, ProcessedStack):
         fill = _kept_depth_fill(stack, index.shape)
         if fill is None:
-            fill = _tap_depth_fill(stack)
+            fill = _tap_depth_fill(stack, threads)
         if fill is not None:
             return fill, "depth map"
     return np.asarray(index, np.float32), "focus map"
@@ -319,7 +321,7 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
     return None
 
 
-def _tap_depth_fill(stack: ProcessedStack) -> np.ndarray | None:
+def _tap_depth_fill(stack: ProcessedStack, threads: int | None) -> np.ndarray | None:
     """The depth map's rules on the focus map's grid (:mod:`~postfocus.products.tap_depth`), kept in the folder
     and in memory; None when the folder holds no all-in-focus image to guide them."""
     from postfocus.products.tap_depth import tap_depth, tap_depth_path, tap_depth_source
@@ -330,7 +332,7 @@ def _tap_depth_fill(stack: ProcessedStack) -> np.ndarray | None:
     method, key = source
     name = (str(tap_depth_path(stack, method)), key)
     small = _remembered(name)
-    return small if small is not None else _remember(name, tap_depth(stack, method, key))
+    return small if small is not None else _remember(name, tap_depth(stack, method, key, threads=threads))
 
 
 def stack_floor(stack: MapsView) -> float:
@@ -358,7 +360,21 @@ def _check_tap(stack: object, x: object, y: object, radius: object) -> None:
         raise OptionError("radius", radius, "must be a whole number of at least 1")
 
 
-def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
+def check_point(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> None:
+    """Refuse what :func:`tap` would refuse, before any work (``pop`` taps after making its image).
+
+    Raises
+    ------
+    OptionError, PostfocusError
+        As :func:`tap`.
+    """
+    _check_tap(stack, x, y, radius)
+    h, w = stack.size
+    if not (0 <= x < w and 0 <= y < h):
+        raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
+
+
+def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: int | None = None) -> Tap:
     """Tap on a processed stack at output pixel (x, y).
 
     Examples
@@ -373,11 +389,13 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
         number, a ``radius`` that is not a whole number of at least 1.
     PostfocusError
         For a point outside the image.
+
+    ``threads`` is the thread budget of the depth a stack's first plain tap makes when none is kept (None: the
+    machine's cores; 1: the calling thread only).
     """
-    _check_tap(stack, x, y, radius)
+    check_point(stack, x, y, radius)
+    threads = check_threads(threads)
     h, w = stack.size
-    if not (0 <= x < w and 0 <= y < h):
-        raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
     mh, mw = stack.focus_index.shape
     motion = stack.motion
     if motion is not None:  # a moving subject: the one instant the stack shows it from
@@ -394,6 +412,6 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
     at = _map_point(volume, x, y, scale)
     scores = _window_scores(volume, *at, radius)  # (once: it was scored again by sharpest_frame; review15)
     plain = _score_confidence(scores, floor) < MIN_CONFIDENCE
-    fill, name = plain_fill(stack) if plain else (None, "")  # (read only for a plain window)
+    fill, name = plain_fill(stack, threads=threads) if plain else (None, "")  # (read only for a plain window)
     return _answer(volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
                    confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)

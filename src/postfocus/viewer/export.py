@@ -275,7 +275,7 @@ def viewer_data(
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:
-        answers = stack_tap_map(stack)
+        answers = stack_tap_map(stack, threads=threads)
         packed, plo, phi = tap_map_pixels(answers)
         data["tapMap"] = {**_raster(src, "tap_map", packed), "positionMin": plo, "positionMax": phi,
                           "filledFrom": answers.filled_from}

@@ -247,13 +247,14 @@ def tap_map(
     return result
 
 
-def stack_tap_map(stack: ProcessedStack, radius: int = 6) -> TapMap:
+def stack_tap_map(stack: ProcessedStack, radius: int = 6, *, threads: int | None = None) -> TapMap:
     """:func:`tap_map` of a processed stack (what :func:`postfocus.products.refocus.tap` reads).
 
     A tap on a subject that moved during the sweep answers the one frame the
-    stack shows it from, as :func:`postfocus.products.refocus.tap` does.
+    stack shows it from, as :func:`postfocus.products.refocus.tap` does. ``threads``: the thread budget of a
+    depth the plain windows' fill makes when none is kept (:func:`~postfocus.products.refocus.plain_fill`).
     """
-    fill, name = plain_fill(stack)
+    fill, name = plain_fill(stack, threads=threads)
     answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius, floor=stack_floor(stack),
                       fill=fill)
     answers.filled_from = name  # (the page says which map decided a plain tap, as the tap does: review14)
