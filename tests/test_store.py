@@ -55,6 +55,28 @@ def test_manifest_records_every_file_with_its_size_and_checksum(tiny_stack, tmp_
     again.verify()
 
 
+def test_the_tap_floor_is_measured_beside_the_png_on_two_threads_and_on_the_calling_thread_with_one(tiny_stack,
+                                                                                                  tmp_path,
+                                                                                                  monkeypatch):
+    """depth18: with a thread budget of two the volume's floor is measured on a second thread while the all-in-focus
+    PNG is written; ``threads=1`` keeps it on the calling thread. The manifest's floor is the same."""
+    import threading
+
+    import postfocus.store.write as write_module
+
+    ran = []
+    real = write_module.window_floor
+    monkeypatch.setattr(write_module, "window_floor", lambda *a, **k: (ran.append(threading.get_ident()),
+                                                                      real(*a, **k))[1])
+    floors = {}
+    for threads in (1, 2):
+        ran.clear()
+        ps = process(tiny_stack.folder, cache_dir=tmp_path / str(threads), threads=threads)
+        floors[threads] = ps.manifest["tap_floor"]
+        assert len(ran) == 1 and (ran[0] == threading.get_ident()) == (threads == 1), threads
+    assert floors[1] == floors[2] > 0
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_lossless_frames_are_kept_as_compressed_tiff_and_read_back_the_same(tmp_path, dtype):
     import tifffile

@@ -439,6 +439,6 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "warnings": messages,
         }
         write_stack_folder(part.path, image=image, maps=maps, manifest=manifest, method=opts.method, deep=deep,
-                           icc=info.icc, frames={**keep.checksums, **written.result()})
+                           icc=info.icc, frames={**keep.checksums, **written.result()}, threads=opts.threads)
         part.install(folder)
     return image

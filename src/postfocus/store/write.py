@@ -29,6 +29,7 @@ from postfocus.io.images import to_float
 from postfocus.io.write import to_uint, write_image
 from postfocus.maps import StackMaps
 from postfocus.numeric import to_float16
+from postfocus.pipeline.threads import helper_threads
 from postfocus.store.cache import CacheError
 from postfocus.store.folder import FORMAT_VERSION, file_record
 
@@ -228,7 +229,7 @@ def write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, li
 
 
 def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
-                       deep: bool, icc: bytes | None, frames: dict[str, list[int]]) -> None:
+                       deep: bool, icc: bytes | None, frames: dict[str, list[int]], threads: int | None = 1) -> None:
     """Write the all-in-focus image, the maps (unless :func:`write_maps` did) and the manifest into a
     (temporary) stack folder.
 
@@ -254,6 +255,9 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
     frames : dict
         ``{file name: [size, crc32]}`` of the files already written: the aligned frames
         (:attr:`FrameWriter.checksums`) and, if written, the maps (:func:`write_maps`).
+    threads : int or None
+        Thread budget (None: the machine's cores): with two, the volume's noise floor for a tap is measured on a
+        second thread while the image's PNG is written (the same floor).
 
     Raises
     ------
@@ -265,7 +269,7 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
         if "focus_index.npy" not in files:
             files.update(_write_maps(folder, maps, icc))
         _write_image_and_manifest(folder, image=image, maps=maps, manifest=manifest, method=method, deep=deep,
-                                  files=files)
+                                  files=files, threads=threads)
     except OSError as exc:  # (OutputError is an OSError's message from write_image)
         raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
     except OutputError as exc:
@@ -319,13 +323,19 @@ def _write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, l
 
 
 def _write_image_and_manifest(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
-                              deep: bool, files: dict[str, list[int]]) -> None:
-    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
+                              deep: bool, files: dict[str, list[int]], threads: int | None) -> None:
+    # The volume's noise floor for a tap, measured on the float16 slices as kept (read back from the file); with a
+    # budget of two on a second thread while the PNG is written (OpenCV's filters and its encoder release the GIL).
+    def floor() -> float:
+        return window_floor(np.load(folder / "volume.npy", mmap_mode="r"))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-floor") as pool:
+        tap_floor = pool.submit(floor) if helper_threads(threads) > 1 else None
+        write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
+        tap_floor = floor() if tap_floor is None else tap_floor.result()
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in files:  # not the lock file
             files[path.name] = file_record(path.read_bytes())
-    # The volume's noise floor for a tap, measured on the float16 slices as kept (read back from the file).
-    tap_floor = window_floor(np.load(folder / "volume.npy", mmap_mode="r"))
     data = {"format": FORMAT_VERSION, "postfocus": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **manifest, "tap_floor": tap_floor, "used": list(maps.used), "size": list(maps.size), "motion_share": maps.motion_share,
