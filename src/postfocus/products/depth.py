@@ -315,6 +315,7 @@ def refine_depth(
     local = fill_regions(index, weight, guide_rgb, bands=occluding, weak=confidence < FILLED, outliers=bad,
                          surface=surface, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R, jump=jump,
                          plane=plane, threads=threads, weights=weights)
+    weights = None  # (the filters' weights: let go)
     blend = np.where(gap, 1.0, np.where(distrust, 0.0, confidence))  # a gap's weak readings: its only evidence
     depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)

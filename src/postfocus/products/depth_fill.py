@@ -130,12 +130,13 @@ def fill_regions(index: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, ba
             owed_median = region(owed, sigma_r, shared)
         finally:
             outlier_median = helper.result()
-    else:
+    else:  # (the bands' median right after the fill: the weights they share let go before the outliers' median)
         filtered_part(0)
         filled, total = sums.solve(ridge=RIDGE if plane else np.inf)
         sums = None
-        outlier_median = region(outliers, outlier_sigma_r, wide)
         owed_median = region(owed, sigma_r, shared)
+        shared = None
+        outlier_median = region(outliers, outlier_sigma_r, wide)
     local = np.where(total > 1e-6, filled, push_pull_fill(index, weight))
     for mask, median, two_surfaces in ((owed, owed_median, True), (outliers, outlier_median, False)):
         if median is not None:
