@@ -44,11 +44,11 @@ class Steps:
     """Record refine_depth's intermediate index maps while in a ``with`` block."""
 
     def __enter__(self) -> "Steps":
-        self.saved = {k: getattr(depth_module, k) for k in ("place_ends", "outliers", "islands", "snap_to_outlines")}
+        self.saved = {k: getattr(depth_module, k) for k in ("end_peaks", "outliers", "islands", "snap_to_outlines")}
         self.seen: dict[str, np.ndarray] = {}
 
-        def place_ends(*a, **k):  # noqa: ANN002, ANN003
-            self.seen["fit"] = self.saved["place_ends"](*a, **k)
+        def end_peaks(*a, **k):  # noqa: ANN002, ANN003
+            self.seen["fit"] = self.saved["end_peaks"](*a, **k)
             return self.seen["fit"]
 
         def outliers(index, confidence, *a, **k):  # noqa: ANN001, ANN002, ANN003
@@ -65,7 +65,7 @@ class Steps:
             self.seen["presnap"], self.seen["out_conf"] = np.array(depth), np.array(conf)
             return self.saved["snap_to_outlines"](depth, guide, conf, **k)
 
-        for name, f in (("place_ends", place_ends), ("outliers", outliers), ("islands", islands),
+        for name, f in (("end_peaks", end_peaks), ("outliers", outliers), ("islands", islands),
                         ("snap_to_outlines", snap)):
             setattr(depth_module, name, f)
         return self

@@ -91,8 +91,8 @@ from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import check_threads
-from postfocus.pipeline.threads import helper_threads, in_background
-from postfocus.products.depth_ends import end_places, place_ends
+from postfocus.pipeline.threads import helper_threads
+from postfocus.products.depth_ends import end_peaks
 from postfocus.products.depth_fill import fill_regions, fill_weights
 from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
@@ -237,14 +237,14 @@ def refine_depth(
     long_edge = max(h, w)
     radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    # (the fill's filter weights depend on the guide only: made on a helper while this thread works towards the fill)
+    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
+                           threads=threads)
     agg = aggregate(vol, guide, radius, eps)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
     floor = float(np.median(agg.min(axis=0))) + 1e-12
     best = argmax0(agg)
-    # (a curve cut by the sweep's end is placed without reading the fit: on a helper beside it, with a budget of two)
-    places = in_background(lambda: end_places(agg, best, floor, guide, radius, eps, least=LEVEL_RATIO[0]) if ends
-                           else None, "postfocus-depth-ends", inline=helper_threads(threads) == 1)
     peak = pick0(agg, best)
     width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
@@ -254,6 +254,10 @@ def refine_depth(
     if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
         clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor)
         shift = shape_shift(agg, index, clear, peak, int(reach), floor, agree=SHAPE_AGREE)
+    if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
+        fitted = index
+        index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
+        shift[index != fitted] = 0.0
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
                     0.0, 1.0)
@@ -264,12 +268,6 @@ def refine_depth(
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
-    fitted = index  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
-    index = place_ends(index, places.result(), n)
-    shift[index != fitted] = 0.0
-    # (the fill's filter weights depend on the guide only: made on a helper while this thread works towards the fill)
-    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
-                           threads=threads)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall

@@ -30,7 +30,7 @@ from postfocus.focus.measure import laplacian_energy
 from postfocus.numeric import pick0
 from postfocus.products.layers import disc_kernel
 
-__all__ = ["RADII", "blur_per_frame", "crossing", "end_peaks", "end_places", "half_radius", "place_ends"]
+__all__ = ["RADII", "blur_per_frame", "crossing", "end_peaks", "half_radius"]
 
 DONE = 0.99  # share of the pixels asked about whose texture's response must have fallen before larger discs stop
 PLATEAU = 0.75  # an end frame whose measure is within this share of the peak lies on the curve's flat top
@@ -192,31 +192,16 @@ def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: fl
     M. Subbarao, T. Choi, "Accurate recovery of three-dimensional shape from image focus", IEEE PAMI 17(3), 1995.
     A. P. Pentland, "A new sense for depth of field", IEEE PAMI 9(4), 1987 (blur radius linear in inverse depth).
     """
-    places = end_places(volume, best, floor, guide, radius, eps, sure=sure, least=least)
-    return place_ends(index, places, volume.shape[0])
-
-
-def end_places(volume: np.ndarray, best: np.ndarray, floor: float, guide: np.ndarray, radius: int, eps: float, *,
-               sure: float = 10.0, least: float = 3.0) -> tuple[np.ndarray, ...] | None:
-    """:func:`end_peaks`' placements, which do not read the fitted ``index`` (so they can be made beside its fit).
-
-    Parameters are those of :func:`end_peaks` (without ``index``).
-
-    Returns
-    -------
-    ``(at_start, from_start, at_end, from_end)`` for :func:`place_ends`: bool (h, w) the curves cut by the first
-    (last) frame and float32 (h, w) where their peaks lie; None when no curve is cut.
-    """
     n = volume.shape[0]
     if n < 4:
-        return None
+        return index
     peak = pick0(volume, best) - floor
     level = floor + 0.5 * np.maximum(peak, 0.0)
     # Cut: the end frame still on the curve's plateau (within PLATEAU of its peak), not on a visible flank.
     high = floor + PLATEAU * np.maximum(peak, 0.0)
     start, end = volume[0] >= high, volume[n - 1] >= high
     if not (start | end).any():
-        return None
+        return index
     # The blur growth is a median: every third pixel of every third row of the sure ones is plenty.
     sample = np.zeros(best.shape, bool)
     sample[::3, ::3] = True
@@ -229,7 +214,7 @@ def end_places(volume: np.ndarray, best: np.ndarray, floor: float, guide: np.nda
     cut_start = np.isnan(lower) & ~np.isnan(upper) & start & clear
     cut_end = np.isnan(upper) & ~np.isnan(lower) & end & clear
     if not (cut_start | cut_end).any():
-        return None
+        return index
     r_half, r_quarter, r_top = half_radius(guide, radius, eps, levels=(0.5, 0.25, PLATEAU),
                                            where=cut_start | cut_end | sample)
     growth = blur_per_frame(0.5 * (upper - lower), r_half, sample & ~np.isnan(lower + upper))
@@ -239,7 +224,7 @@ def end_places(volume: np.ndarray, best: np.ndarray, floor: float, guide: np.nda
         span = np.where(np.isnan(spans[1]), spans[0], spans[1])
         growth = blur_per_frame(span, r_quarter - r_half, sample)
     if growth is None or growth <= 0:
-        return None
+        return index
     width = r_half / growth  # NaN where the texture's response never halves: no width known, the fit is kept
     # A curve cut by the end has its other half-maximum crossing beyond the end frame: its peak lies within its
     # half width of it. A curve that stays high farther in is no cut curve (two surfaces, no texture): kept.
@@ -257,21 +242,6 @@ def end_places(volume: np.ndarray, best: np.ndarray, floor: float, guide: np.nda
     half, top = 1.0 / width ** 2, 1.0 / w_top ** 2
     from_start = (half * (upper - width) + top * from_start) / (half + top)
     from_end = (half * (lower + width) + top * from_end) / (half + top)
-    return cut_start & np.isfinite(from_start), from_start, cut_end & np.isfinite(from_end), from_end
-
-
-def place_ends(index: np.ndarray, places: tuple[np.ndarray, ...] | None, frames: int) -> np.ndarray:
-    """``index`` with :func:`end_places`' peaks placed: a cut curve's peak only moves outwards, never past the end.
-
-    Examples
-    --------
-    >>> at = np.array([True, False]); peaks = np.array([-0.5, 9.0], np.float32)
-    >>> place_ends(np.array([1.0, 1.0], np.float32), (at, peaks, ~at, peaks), 10).tolist()
-    [0.0, 9.0]
-    """
-    if places is None:
-        return index
-    at_start, from_start, at_end, from_end = places
-    out = np.where(at_start, np.minimum(index, from_start), index)
-    out = np.where(at_end, np.maximum(out, from_end), out)
-    return np.clip(out, 0, frames - 1).astype(np.float32)
+    out = np.where(cut_start & np.isfinite(from_start), np.minimum(index, from_start), index)
+    out = np.where(cut_end & np.isfinite(from_end), np.maximum(out, from_end), out)
+    return np.clip(out, 0, n - 1).astype(np.float32)
