@@ -237,9 +237,6 @@ def refine_depth(
     long_edge = max(h, w)
     radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
-    # (the fill's filter weights depend on the guide only: made on a helper while this thread works towards the fill)
-    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
-                           threads=threads)
     agg = aggregate(vol, guide, radius, eps)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
@@ -268,6 +265,9 @@ def refine_depth(
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
+    # (the fill's filter weights depend on the guide only: made on a helper while this thread works towards the fill)
+    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
+                           threads=threads)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall
