@@ -7,15 +7,18 @@ Three measurements, each printed as one block:
     background), and 400 whose confidence is above 0.5 everywhere (texture): the tap's frame against the
     depth map kept in the stack folder (``aperture``'s reading there, :func:`postfocus.products.aperture.focus_at`,
     frames), the median distance, the share more than 3 frames apart, the share answered without a fallback.
-    After this branch (a tap that knows the noise floor) also with the plain windows' fill taken from pass 1's
-    focus map instead (what a tap says before ``depth``, ``aperture`` or ``pop`` has kept a depth map).
+    After tap12 (a tap that knows the noise floor) also with the plain windows' fill taken from pass 1's
+    focus map instead (what a tap said before ``depth``, ``aperture`` or ``pop`` had kept a depth map, until
+    tap13), and after tap13 with the depth made on the focus map's grid (``postfocus.products.tap_depth``: what
+    a tap says now before a depth map is kept).
 ``rendered`` (``postfocus.synth``, 12 frames, truth)
     a far random texture with a dark plain far patch and a near textured disc in it: taps in the patch 10-100 px
     from the disc (truth: frame 11), and 300 random taps on textured windows (the far texture and the disc)
     against the true frame: median error, share more than 1 frame off.
 ``latency``
     CPU ms of a tap (median of ``--repeat`` rounds of 20 taps each, on plain and on textured points) on a
-    processed stack given with ``--latency-stack`` (e.g. ``keyboard_sweep.mp4``'s folder).
+    processed stack given with ``--latency-stack`` (e.g. ``keyboard_sweep.mp4``'s folder); a plain window's
+    fill read from memory, from the folder, and (tap13) made at the stack's first plain tap.
 
 The stack folders are made once (``--cache``); run the script with ``PYTHONPATH`` at the code to measure
 (a folder made by older code is read by newer, its tap floor measured once).
@@ -28,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import tempfile
 import time
@@ -50,6 +54,14 @@ if not DATA.exists():
     DATA = Path("/work/shared/data")
 
 RADIUS = 6
+TAP_DEPTH = importlib.util.find_spec("postfocus.products.tap_depth") is not None  # (tap13 on)
+
+
+def made_fill(ps: ProcessedStack) -> np.ndarray:
+    """The fill a plain tap reads before a depth map is kept (tap13: the depth made on the focus map's grid)."""
+    from postfocus.products.tap_depth import tap_depth, tap_depth_source
+
+    return tap_depth(ps, *tap_depth_source(ps))
 
 
 def windows(conf: np.ndarray, test, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -78,20 +90,21 @@ def beetle(cache: Path) -> None:
     print(f"beetle: {ps.folder}, format {ps.manifest['format']}, {len(ps.used)} frames, map {mw}x{mh}")
     for name, points in sets.items():
         rows = {"tap": []}
+        fills = {}
         if hasattr(refocus, "plain_fill"):
-            rows["tap, fill from the focus map"] = []
-        fill = np.asarray(ps.focus_index, np.float32)
+            fills["tap, fill from the focus map"] = np.asarray(ps.focus_index, np.float32)
+        if TAP_DEPTH:
+            fills["tap, no depth map kept"] = made_fill(ps)
         floor = getattr(refocus, "stack_floor", lambda s: 0.0)(ps)
         for mx, my in points:
             x, y = mx * w / mw, my * h / mh
             truth = focus_at(depth, x, y, d.confidence)
             answer = tap(ps, x, y)
             rows["tap"].append((abs(answer.frame - truth), answer.fallback, answer.confidence))
-            if len(rows) > 1:
+            for label, fill in fills.items():
                 other = sharpest_frame(ps.volume, ps.used, x, y, map_scale=(mw / w, mh / h), radius=RADIUS,
                                        confidence_map=ps.confidence, floor=floor, fill=fill)
-                rows["tap, fill from the focus map"].append((abs(other.frame - truth), other.fallback,
-                                                            other.confidence))
+                rows.setdefault(label, []).append((abs(other.frame - truth), other.fallback, other.confidence))
         print(f"  {name}, {len(points)} windows, against the depth map:")
         for label, r in rows.items():
             a = np.asarray(r, np.float64)
@@ -170,6 +183,8 @@ def plain_grid(ps: ProcessedStack, truth: np.ndarray, t: int, l: int) -> None:
     rules = {"old (no floor, ring search)": dict(floor=0.0),
              "floor + focus-map fill": dict(floor=refocus.stack_floor(ps), fill=np.asarray(ps.focus_index)),
              "floor + depth-map fill": dict(floor=refocus.stack_floor(ps), fill=depth_fill)}
+    if TAP_DEPTH:
+        rules["floor + no depth map (tap13)"] = dict(floor=refocus.stack_floor(ps), fill=made_fill(ps))
     print(f"  {len(points)} plain-patch points (truth 11), share within 1 frame / median error, "
           "by distance to the disc:")
     for name, kw in rules.items():
@@ -182,7 +197,7 @@ def plain_grid(ps: ProcessedStack, truth: np.ndarray, t: int, l: int) -> None:
         err, dist = np.asarray(err), np.asarray(dist)
         cells = [f"{lo}-{hi} px: {np.mean(err[(dist >= lo) & (dist < hi)] <= 1):4.0%} / "
                  f"{np.median(err[(dist >= lo) & (dist < hi)]):.1f}" for lo, hi in ((15, 40), (40, 300))]
-        print(f"    {name:28s} all: {np.mean(err <= 1):4.0%} / {np.median(err):.1f}; " + "; ".join(cells))
+        print(f"    {name:30s} all: {np.mean(err <= 1):4.0%} / {np.median(err):.1f}; " + "; ".join(cells))
 
 
 def latency(folder: Path, repeat: int) -> None:
@@ -192,6 +207,8 @@ def latency(folder: Path, repeat: int) -> None:
     mh, mw = conf.shape
     rng = np.random.default_rng(3)
     tap(ps, w / 2, h / 2)  # the floor (and, on an old folder, its measurement) once
+    if hasattr(refocus, "plain_fill"):  # the plain fill once (tap13: made at the first plain tap, timed below)
+        refocus.plain_fill(ps)
     k = 2 * RADIUS + 1
     cut = float(np.quantile(cv2.dilate(conf, np.ones((k, k), np.uint8)), 0.02))  # the plainest 2 % of windows
     sets = {"plain": windows(conf, lambda lo, hi: hi <= max(cut, 0.05), 20, rng),
@@ -208,6 +225,25 @@ def latency(folder: Path, repeat: int) -> None:
         said = sorted({getattr(a, "filled_from", "") or ("fallback" if a.fallback else "own window") for a in answers})
         print(f"  {name} ({len(points)} points; {', '.join(said)}): {1000 * np.median(runs):.1f} ms CPU per tap "
               f"(median of {repeat})")
+    if TAP_DEPTH:  # the first plain tap on a stack without a depth map: the depth made on the map's grid, kept
+        from postfocus.products.tap_depth import tap_depth_path, tap_depth_source
+
+        kept_depth = [p for p in folder.glob("depth_*.npz")]
+        if kept_depth:
+            print(f"  (a depth map is kept: {', '.join(p.name for p in kept_depth)}; the made fill is timed anyway)")
+        made, read = [], []
+        for _ in range(repeat):
+            tap_depth_path(ps, tap_depth_source(ps)[0]).unlink(missing_ok=True)
+            refocus._FILLS.clear()
+            t0 = time.process_time()
+            refocus._tap_depth_fill(ps)
+            made.append(time.process_time() - t0)
+            refocus._FILLS.clear()  # (a later process: read from the folder)
+            t0 = time.process_time()
+            refocus._tap_depth_fill(ps)
+            read.append(time.process_time() - t0)
+        print(f"  the depth on the map's grid, made at the first plain tap: {1000 * np.median(made):.0f} ms CPU, "
+              f"read back from the folder {1000 * np.median(read):.1f} ms (medians of {repeat})")
     if hasattr(refocus, "plain_fill"):  # what a plain window adds: reading the fill (forced here, every round)
         runs, first = [], []
         for _ in range(repeat):

@@ -29,3 +29,42 @@ def test_threads_must_be_positive(cli, tiny_stack, tmp_path):
     run = cli("--threads", "0", "-q", "stack", tiny_stack.folder, "-o", tmp_path / "x.png")
     assert run.returncode == 2
     assert len(run.err_lines) == 1 and "--threads" in run.stderr and "Traceback" not in run.stderr
+
+
+COMMANDS = {  # every command that makes a stack's depth map, with what it needs besides its input and output
+    "depth": ([], ".png"), "aperture": (["--preset", "near", "--f-number", "2.8"], ".jpg"), "stereo": ([], ".jpg"),
+    "mesh": ([], ".ply"), "pop": (["--at", "50,50"], ".jpg"), "animate": (["--f-number", "2.8", "--duration", "0.2"], ".gif"),
+    "view": ([], ".html"), "check": ([], ".png"),
+}
+
+
+def test_threads_reach_the_depth_map_of_every_command(tiny_stack, tmp_path, monkeypatch):
+    """``postfocus --threads 1 mesh`` (``pop``, ``animate``, ``view``, ``check``) made the depth map on two threads:
+    only ``depth``, ``aperture`` and ``stereo`` passed ``--threads`` on (speed17 noticed). Run in this process, each
+    command makes the map's fill on the calling thread alone with ``--threads 1``, on a helper with ``--threads 2``."""
+    import threading
+
+    from click.testing import CliRunner
+
+    import postfocus.products.depth_fill as fill_module
+    from postfocus.cli import main
+
+    before = cv2.getNumThreads()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # (set by --threads: set back after the test)
+        monkeypatch.setenv(var, "")
+    real, ran = fill_module.plane_fill, set()
+    monkeypatch.setattr(fill_module, "plane_fill", lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
+    cache = tmp_path / "cache"
+    try:
+        for command, (extra, suffix) in COMMANDS.items():
+            for threads, on_me in (("1", True), ("2", False)):
+                for kept in cache.glob("*/depth_*.npz"):
+                    kept.unlink()
+                ran.clear()
+                out = tmp_path / f"{command}{threads}{suffix}"
+                result = CliRunner().invoke(main, ["--threads", threads, "-q", command, str(tiny_stack.folder), *extra,
+                                                   "-o", str(out), "--cache", str(cache)])
+                assert result.exit_code == 0, (command, result.output, result.exception)
+                assert len(ran) == 1 and (threading.get_ident() in ran) == on_me, (command, threads, ran)
+    finally:
+        cv2.setNumThreads(before)

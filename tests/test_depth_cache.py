@@ -81,6 +81,34 @@ def test_damaged_map_is_made_again_and_healed(stack, made, damage):
     assert load_kept(path, key) is not None  # healed
 
 
+@pytest.mark.parametrize("damage", ["nan", "far", "text", "two frame counts", "no confidence"])
+def test_a_kept_file_that_is_no_depth_map_is_made_again_and_healed(stack, made, damage):
+    """A depth file under the stack's key whose depths are NaN or 1e30 was handed to aperture, pop, mesh as is (a
+    NaN depth map), text was read as numbers, two frame counts or no confidence were a TypeError or KeyError in
+    every product, for good (review15). It is made again and kept in its place."""
+    from postfocus.store.kept import KEY_FIELD
+
+    fresh = depth_cache.stack_depth(stack)
+    path, key = depth_cache.depth_path(stack), depth_cache.depth_key(stack)
+    arrays = {"depth": fresh.depth, "confidence": fresh.confidence, "frames": np.asarray(fresh.frames)}
+    if damage == "nan":
+        arrays["depth"] = np.full_like(fresh.depth, np.nan)
+    elif damage == "far":
+        arrays["depth"] = np.full_like(fresh.depth, 1e30)
+    elif damage == "text":
+        arrays["depth"] = fresh.depth.astype(str)
+    elif damage == "two frame counts":
+        arrays["frames"] = np.asarray([fresh.frames, 1])
+    else:
+        del arrays["confidence"]
+    with open(path, "wb") as fh:
+        np.savez(fh, **{KEY_FIELD: np.asarray(key)}, **arrays)
+    again = depth_cache.stack_depth(stack)
+    assert made == [1, 1] and same(again, fresh)
+    healed = load_kept(path, key)
+    assert healed is not None and np.array_equal(healed["depth"], fresh.depth)
+
+
 def test_made_again_when_what_it_depends_on_changes(stack, made, monkeypatch):
     base = depth_cache.stack_depth(stack)
     key = depth_cache.depth_key(stack)

@@ -114,3 +114,65 @@ def test_a_thread_budget_that_is_not_a_whole_number_from_one_is_a_clear_error(oc
     for make in (depth_map, stack_depth):
         with pytest.raises(OptionError, match="threads"):
             make(occluder, threads=threads)
+
+
+def _products(tmp_path):
+    """Every product that makes the stack's depth map, as ``product(stack, threads=...)``."""
+    from postfocus.check.stack import forward_check
+    from postfocus.products.animate import plan_pull
+    from postfocus.products.aperture import aperture
+    from postfocus.products.mesh import stack_mesh
+    from postfocus.products.pop import pop
+    from postfocus.products.stereo import stereo
+    from postfocus.viewer.export import depth_preview, export_page, viewer_data
+
+    return {
+        "aperture": lambda ps, **k: aperture(ps, preset="near", f_number=2.8, **k),
+        "mesh": lambda ps, **k: stack_mesh(ps, **k),
+        "pop": lambda ps, **k: pop(ps, 10, 10, **k),
+        "animate": lambda ps, **k: plan_pull(ps, f_number=2.8, **k),
+        "stereo": lambda ps, **k: stereo(ps, **k),
+        "check": lambda ps, **k: forward_check(ps, **k),
+        "depth_preview": lambda ps, **k: depth_preview(ps, np.zeros((24, 32, 3), np.float32), **k),
+        "viewer_data": lambda ps, **k: viewer_data(ps, long_edge=64, tap_map=False, **k),
+        "export_page": lambda ps, **k: export_page(ps, tmp_path / "page.html", long_edge=64, **k),
+    }
+
+
+PRODUCTS = ["aperture", "mesh", "pop", "animate", "stereo", "check", "depth_preview", "viewer_data", "export_page"]
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_every_product_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch, tmp_path, product):
+    """``postfocus --threads 1 mesh`` (and ``pop``, ``animate``, ``check``, ``view``) made the depth map on two
+    threads: only ``depth``, ``aperture`` and ``stereo`` passed the budget on (speed17 noticed). Each product
+    takes ``threads=`` now: 1 keeps the fill on the calling thread, 2 puts it on a helper."""
+    make = _products(tmp_path)[product]
+    me = threading.get_ident()
+    for threads, on_me in ((1, True), (2, False)):
+        ran = set()
+        real = fill_module.plane_fill
+        monkeypatch.setattr(fill_module, "plane_fill",
+                            lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
+        for kept in occluder.folder.glob("depth_*.npz"):
+            kept.unlink()
+        make(occluder, threads=threads)
+        monkeypatch.undo()
+        assert len(ran) == 1 and (me in ran) == on_me, (threads, ran, me)
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_every_product_refuses_a_thread_budget_before_any_work(occluder, monkeypatch, tmp_path, product):
+    from postfocus.errors import OptionError
+
+    monkeypatch.setattr(depth_module, "refine_depth", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(type(occluder), "all_in_focus", lambda *a, **k: pytest.fail("work started"))
+    for threads in (0, -1, 2.5, "2", True, 10**6):
+        with pytest.raises(OptionError, match="threads"):
+            _products(tmp_path)[product](occluder, threads=threads)
+    assert not (tmp_path / "page.html").exists()
+    if product == "depth_preview":  # (handed the depth map, it ignored the budget)
+        from postfocus.viewer.export import depth_preview
+
+        with pytest.raises(OptionError, match="threads"):
+            depth_preview(occluder, np.zeros((24, 32, 3), np.float32), object(), threads=0)

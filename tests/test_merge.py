@@ -70,3 +70,19 @@ def test_the_focus_volume_goes_before_the_fold_when_its_owner_keeps_it_elsewhere
     assert alive_at_fold and not any(alive_at_fold)
     assert analysis.maps.volume is None
     assert np.array_equal(image, kept)
+
+
+def test_a_thread_budget_that_is_no_whole_number_from_one_is_refused_by_name(tiny_stack, monkeypatch):
+    """``fuse(..., threads="2")`` was a TypeError from a comparison deep in pass 2 (and 0 or 10**6 were taken
+    silently): the budget is checked as every other entry point checks it (review15)."""
+    import pytest
+
+    from postfocus.errors import OptionError
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    monkeypatch.setattr(merge, "_Merge", lambda *a, **k: pytest.fail("work started"))
+    for bad in ("2", 0, -1, 10**6, True, 2.5):
+        with pytest.raises(OptionError, match="threads"):
+            fuse(source, analysis.maps, alignment=analysis.alignment, threads=bad)

@@ -609,3 +609,47 @@ def test_a_new_methods_image_the_folder_has_no_room_for_is_handed_out_not_kept(t
         ps.all_in_focus("pyramid")  # room again: kept
     assert ps.all_in_focus_path("pyramid").is_file()
     assert "all_in_focus_pyramid.png" in json.loads((ps.folder / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("record", [5, [], None, {"a": 1}, [1234], [1234, "x"], [True, 0], [1.5, 0]],
+                         ids=["a number", "empty", "null", "an object", "one number", "text", "bools", "a fraction"])
+def test_a_file_record_that_is_no_size_and_checksum_is_a_damaged_folder_made_again(tiny_stack, tmp_path, record):
+    """A manifest whose record of a file is not ``[size, CRC-32]`` (a stray edit, another tool) was opened, then
+    its check failed as an internal error (``TypeError: 'int' object is not subscriptable``, an IndexError, a
+    KeyError) in every later run: the folder was never made again (review15)."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    manifest["files"] = {**manifest["files"], "volume.npy": record}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="manifest.json record of 'volume.npy'"):
+        ProcessedStack.open(ps.folder)
+    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
+    again = ProcessedStack.open(ps.folder)
+    again.verify()
+    assert again.manifest["files"]["volume.npy"] == ps.manifest["files"]["volume.npy"]
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "../../../dev/zero", "frames/../../x", "", "C:\\\\x"])
+def test_a_manifest_naming_a_file_outside_its_folder_is_a_damaged_folder(tiny_stack, tmp_path, name):
+    """A manifest naming ``/dev/zero`` with the size 0 its status gives had its CRC-32 read until memory ran out
+    (a folder opened by path is anyone's file); any name outside the folder is now a damaged folder."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    manifest["files"] = {**manifest["files"], name: [0, 0]}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="not a file of the folder"):
+        ProcessedStack.open(ps.folder)
+
+
+def test_a_kept_file_that_is_a_device_is_not_read(tiny_stack, tmp_path):
+    """A kept file replaced by a link to a device whose size matches its record is reported, never read."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    (ps.folder / "volume.npy").unlink()
+    (ps.folder / "volume.npy").symlink_to("/dev/zero")
+    manifest["files"] = {**manifest["files"], "volume.npy": [0, 0]}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="volume.npy is not a file"):
+        ProcessedStack.open(ps.folder).verify()

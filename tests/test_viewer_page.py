@@ -175,6 +175,24 @@ def test_tap_map_equals_python_tap_everywhere(sweep):
     assert (tm.frame[:, mw // 2 + 10 : -10] == ps.used[-1]).mean() > 0.9
 
 
+def test_tap_map_without_a_depth_map_answers_as_the_tap_does(tmp_path):
+    """Before any depth map is kept, a plain window's tap answers from the depth made on the focus map's grid
+    (tap13): the page's tap map reads the same fill, and equals ``tap()`` at every pixel asked."""
+    plain = (80, 170, 30, 130)  # a flat grey square in the left half (sharp in frame 0)
+    ps = process(make_sweep(tmp_path / "frames", plain), cache_dir=tmp_path / "cache")
+    assert not list(ps.folder.glob("depth_*.npz"))
+    tm = stack_tap_map(ps)
+    assert tm.filled_from == plain_fill(ps)[1] == "depth map" and tm.fallback.any()
+    assert list(ps.folder.glob("tap_depth_*.npz")) and not list(ps.folder.glob("depth_*.npz"))
+    mh, mw = ps.focus_index.shape
+    h, w = ps.size
+    for y in range(0, mh, 5):
+        for x in range(0, mw, 4):
+            t = tap(ps, x * w / mw, y * h / mh)
+            assert (tm.frame[y, x], bool(tm.fallback[y, x])) == (t.frame, t.fallback), (x, y)
+            assert abs(tm.position[y, x] - t.position) < 1e-3
+
+
 def test_tap_map_fallback_matches_python():
     rng = np.random.default_rng(3)
     n, h, w = 5, 60, 90

@@ -22,6 +22,7 @@ import numpy as np
 from postfocus.check.defocus import DefocusModel
 from postfocus.check.forward import FLAG_LEVEL, CheckResult, check_frames
 from postfocus.errors import InputError, OptionError, PostfocusError
+from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.store import ProcessedStack
 
 __all__ = ["DEPTHS", "band_ratio", "depth_edges", "forward_check", "instant_map"]
@@ -43,6 +44,7 @@ def forward_check(
     pixels: int | None = None,
     level: float = FLAG_LEVEL,
     progress: Callable[[str, int, int], None] | None = None,
+    threads: int | None = None,
 ) -> CheckResult:
     """Re-render every aligned frame from the all-in-focus image and the depth map, and compare.
 
@@ -74,6 +76,9 @@ def forward_check(
         Residual above which a pixel is flagged.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    threads : int or None
+        Thread budget of the all-in-focus image and the depth map when they are made here (None: the machine's
+        cores; 1: the calling thread only).
 
     Returns
     -------
@@ -94,6 +99,7 @@ def forward_check(
     >>> result.summary["regions"][0]  # doctest: +SKIP
     {'x': 1392, 'y': 744, 'width': 160, 'height': 150, 'peak': 14.2, 'mean': 5.1, 'area': 0.004}
     """
+    threads = check_threads(threads)  # (refused before any work)
     used = list(stack.used)
     if frames is None:
         if len(used) < 2:
@@ -105,7 +111,7 @@ def forward_check(
         if missing:
             raise OptionError("frames", missing, f"not in this stack (frames kept: {used})")
     if image is None:
-        image = stack.all_in_focus(method) if method else stack.all_in_focus()
+        image = stack.all_in_focus(method or DEFAULT_METHOD, threads=threads)
     h, w = stack.size
     if image.shape[:2] != (h, w):
         raise PostfocusError(f"image is {image.shape[1]}x{image.shape[0]}, the stack {w}x{h}")
@@ -117,7 +123,7 @@ def forward_check(
             raise OptionError("depth", name, f"choose one of {', '.join(DEPTHS)} (or give a depth array)")
         # "raw": no deviation can exceed the sweep's length, so no focus peak is rejected as an outlier
         options = {"tolerance": float(len(stack.names))} if name == "raw" else {}
-        result = depth_map(stack, method=method, image=image, **options)
+        result = depth_map(stack, method=method, image=image, threads=threads, **options)
         depth, confidence = result.depth, result.confidence if confidence is None else confidence
     depth = np.asarray(depth, np.float32)
     if depth.shape != (h, w):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import default_output, finish, json_option, stack_data
 from postfocus.errors import OptionError, frame_runs
@@ -71,7 +71,7 @@ def animate_command(ctx, inputs, output, start, end, duration, fps, f_number, lo
     with progress_bars(is_quiet(ctx)) as progress:
         path, pull = animate(ps, output, start=pull_end("start", start, ps), end=pull_end("end", end, ps),
                              duration=duration, fps=fps, f_number=f_number, long_edge=long_edge,
-                             bounce=bounce, quality=quality, progress=progress)
+                             bounce=bounce, quality=quality, progress=progress, threads=root_threads(ctx))
     h, w = pull.size
     err_console.print(f"focus pull: {pull.count} frames of {w}x{h} at {pull.fps:g} fps, depth {pull.start:.2f} to "
                       f"{pull.end:.2f} (frames, 0 = nearest)", soft_wrap=True, markup=False)

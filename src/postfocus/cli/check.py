@@ -8,7 +8,7 @@ import click
 
 from postfocus.check import DEPTHS, forward_check
 from postfocus.check.view import heat_overlay
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, check_side_output, inputs_argument, method_option, output_option, \
     processing_options, quality_option, range_option
 from postfocus.cli.output import FrameLabels, default_output, finish, json_option, stack_data
@@ -74,8 +74,9 @@ def check_command(ctx, inputs, output, report, method, depth, frame_range, quali
         if len(frames) < 2:
             raise OptionError("frames", (lo, hi), f"the check needs at least 2 frames kept there (kept: {frame_runs(ps.used)})")
     with progress_bars(is_quiet(ctx)) as progress:
-        image = ps.all_in_focus(method, progress)
-        result = forward_check(ps, frames=frames, method=method, image=image, depth=depth, progress=progress)
+        image = ps.all_in_focus(method, progress, threads=root_threads(ctx))
+        result = forward_check(ps, frames=frames, method=method, image=image, depth=depth, progress=progress,
+                               threads=root_threads(ctx))
     written = [write_image(output, heat_overlay(image, result.residual, unverifiable=result.unverifiable),
                            quality=quality)]
     label = FrameLabels(ps.names, ps.info.fps)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import default_output, finish, json_option, stack_data
 from postfocus.errors import OptionError
@@ -53,7 +53,8 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
     with progress_bars(is_quiet(ctx)) as progress:
-        mesh, image, result = stack_mesh(ps, max_faces=max_faces, relief=relief, progress=progress)
+        mesh, image, result = stack_mesh(ps, max_faces=max_faces, relief=relief, progress=progress,
+                                           threads=root_threads(ctx))
     written = write_mesh(output, mesh)
     rows, cols = mesh.grid
     err_console.print(f"mesh: {len(mesh.vertices)} vertices ({cols}x{rows} grid), {len(mesh.faces)} faces",

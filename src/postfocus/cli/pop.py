@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars
+from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, stack_data, tap_data)
@@ -76,7 +76,7 @@ def pop_command(ctx, inputs, at, output, tolerance, mask_out, quality, bits, com
             check_output_path(path, ps.info.paths)
     x, y = parse_point(at, ps.size)
     with progress_bars(is_quiet(ctx)) as progress:
-        result = pop(ps, x, y, tolerance=tolerance, progress=progress)
+        result = pop(ps, x, y, tolerance=tolerance, progress=progress, threads=root_threads(ctx))
     err_console.print(result.tap.describe(FrameLabels(ps.names, ps.info.fps)), markup=False, soft_wrap=True)
     err_console.print(kept_colour_text(result.share, tolerance), markup=False, soft_wrap=True)
     if output is None:

@@ -38,7 +38,7 @@ from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.maps import StackMaps
-from postfocus.options import DEFAULT_METHOD, METHODS
+from postfocus.options import DEFAULT_METHOD, METHODS, check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.memory import FOLD_ROWS, compact
 from postfocus.pipeline.plan import merge_frames, plan_bands  # (re-exported: their callers import them from here)
@@ -141,7 +141,7 @@ def fuse(
     Raises
     ------
     OptionError
-        An unknown method, or bands with the pyramid method.
+        An unknown method, bands with the pyramid method, or a ``threads`` that is not a whole number from 1.
 
     Examples
     --------
@@ -152,6 +152,7 @@ def fuse(
         raise OptionError("method", method, f"choose one of {', '.join(METHODS)}")
     if bands > 1 and method != "depthmap":
         raise OptionError("method", method, "fusing in bands (a memory limit) needs the depthmap method")
+    threads = check_threads(threads)  # ("2" was a TypeError deep in pass 2, 0 and 10**6 taken silently: review15)
     merge = list(maps.used if frames is None else frames)
     H, W = maps.size
     whole = region or (0, 0, H, W)

@@ -34,6 +34,7 @@ import numpy as np
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.animation import ANIMATION_FORMATS, write_animation
+from postfocus.options import check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
 from postfocus.store import ProcessedStack
@@ -177,7 +178,7 @@ def check_pull_options(*, duration: float, fps: float, f_number: float | None = 
 
 def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = "far", duration: float = 3.0,
               fps: float = 24.0, f_number: float | None = None, long_edge: int | None = 1080,
-              bounce: bool = False, progress: Progress | None = None) -> FocusPull:
+              bounce: bool = False, progress: Progress | None = None, threads: int | None = None) -> FocusPull:
     """Check the options of a pull and choose its focus positions (before any rendering).
 
     Parameters
@@ -197,6 +198,8 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
         Go there and back.
     progress : callable, optional
         ``progress(stage, done, total)``: the "depth map" stage, when the stack's map is made for the pull.
+    threads : int or None
+        Thread budget of the depth map when it is made for the pull (None: the machine's cores).
 
     Returns
     -------
@@ -208,11 +211,12 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
         For a bad end, duration, frame rate or f-number.
     """
     count = check_pull_options(duration=duration, fps=fps, f_number=f_number, long_edge=long_edge)
+    threads = check_threads(threads)
     depth = None
     if f_number is not None or _needs_depth(start) or _needs_depth(end):
         from postfocus.products.depth_cache import stack_depth
 
-        depth = stack_depth(stack, progress=progress)
+        depth = stack_depth(stack, progress=progress, threads=threads)
     a, b = _end_depth(stack, "start", start, depth), _end_depth(stack, "end", end, depth)
     return FocusPull(positions=pull_positions(a, b, count, bounce=bounce), start=a, end=b,
                      size=_output_size(stack.size, long_edge), fps=float(fps), f_number=f_number, depth=depth)
@@ -271,7 +275,7 @@ def render_pull(stack: ProcessedStack, pull: FocusPull, *, progress: Progress | 
 def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = "near", end: PullEnd = "far",
             duration: float = 3.0, fps: float = 24.0, f_number: float | None = None,
             long_edge: int | None = 1080, bounce: bool = False, quality: int = 80,
-            progress: Progress | None = None) -> tuple[Path, FocusPull]:
+            progress: Progress | None = None, threads: int | None = None) -> tuple[Path, FocusPull]:
     """Render a focus pull of a processed stack and write it (MP4, GIF or WebP by the suffix), atomically.
 
     Parameters
@@ -279,7 +283,7 @@ def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = 
     stack : ProcessedStack
     path : str or os.PathLike
         ``.mp4``, ``.gif`` or ``.webp``.
-    start, end, duration, fps, f_number, long_edge, bounce
+    start, end, duration, fps, f_number, long_edge, bounce, threads
         As for :func:`plan_pull`.
     quality : int
         WebP quality, MP4 rate (1-100).
@@ -299,6 +303,6 @@ def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = 
     if Path(path).suffix.lower() not in ANIMATION_FORMATS:
         raise PostfocusError(f"{path}: a focus pull is written as {', '.join(ANIMATION_FORMATS)}")
     pull = plan_pull(stack, start=start, end=end, duration=duration, fps=fps, f_number=f_number,
-                     long_edge=long_edge, bounce=bounce, progress=progress)
+                     long_edge=long_edge, bounce=bounce, progress=progress, threads=threads)
     written = write_animation(path, render_pull(stack, pull, progress=progress), fps=pull.fps, quality=quality)
     return written, pull

@@ -51,7 +51,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
-from postfocus.options import is_number
+from postfocus.options import check_threads, is_number
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.layers import (
     MAX_LAYERS,
@@ -286,8 +286,8 @@ def aperture(
     not cached yet), the depth map and each strip of rows of the render. The
     depth map is kept in the stack folder by the first call and read by the
     next ones (:func:`postfocus.products.depth_cache.stack_depth`). ``threads``
-    is the thread budget of the depth map when it is made (None: the
-    machine's cores).
+    is the thread budget of the all-in-focus image and the depth map when
+    they are made (None: the machine's cores).
 
     Examples
     --------
@@ -305,6 +305,7 @@ def aperture(
         raise PostfocusError("give either an f-number or a blur radius (px per frame of depth), not both or neither")
     if f_number is not None:
         _check_f_number(f_number)
+    threads = check_threads(threads)  # (refused before the all-in-focus image is made)
     for name, value in (("focus_depth", focus_depth), ("blur_px", blur_px), ("highlights", highlights)):
         if value is not None and not is_number(value):  # (a string was a ValueError or TypeError)
             raise OptionError(name, value, "must be a number")
@@ -316,7 +317,7 @@ def aperture(
         x, y = focus_at_point
         if not (0 <= x < w and 0 <= y < h):
             raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")
-    image = stack.all_in_focus(progress=progress)
+    image = stack.all_in_focus(progress=progress, threads=threads)
     if progress:
         progress("depth map", 0, 1)
     result = stack_depth(stack, image=image, threads=threads)

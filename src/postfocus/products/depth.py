@@ -54,8 +54,9 @@ of a processed stack:
    belongs to one of them, not between.
 5. *Depth edges onto outlines.* Within the measure's reach of a depth edge
    each pixel takes the colour-weighted median depth around it (the side it
-   looks like; :func:`postfocus.focus.edges.snap_to_outlines`). Every consumer
-   (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
+   looks like; :func:`postfocus.focus.edges.snap_to_outlines`); then each pixel beside a step takes the side its own
+   unaggregated measure shows in the two sides' frames (:func:`postfocus.focus.outline_sides.pixel_sides`). Every
+   consumer (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
 6. *Guided upsampling* to the output size with the full-resolution
    all-in-focus image as guide, so depth edges follow image edges.
 
@@ -86,6 +87,7 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, PostfocusError
 from postfocus.focus.clean import islands, outliers
 from postfocus.focus.edges import snap_to_outlines
+from postfocus.focus.outline_sides import pixel_sides
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
@@ -98,7 +100,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 7  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 8  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -160,6 +162,7 @@ def refine_depth(
     shape: bool = True,
     through: bool = True,
     plane: bool = True,
+    pixel: bool = True,
     threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
@@ -204,10 +207,11 @@ def refine_depth(
     plane : the fill fits a plane (:func:`postfocus.focus.fill.plane_fill`, first-order normalised convolution,
         its slope from the measured pixels of one surface), not a weighted mean, which reads a slope seen from one
         side (a floor at the picture's border) as the surface farther in.
-    threads : thread budget (None: the machine's cores): with 2 or more a helper thread makes the fill's filter
-        weights during the steps before it and shares the fill and the two medians with the calling thread
-        (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling thread. The result is the same to
-        the bit either way.
+    pixel : last, each pixel beside a depth step takes the side its own focus measure shows, before aggregation
+        (:func:`postfocus.focus.outline_sides.pixel_sides`): depth edges placed to the pixel.
+    threads : thread budget (None: the machine's cores): with 2 or more a helper makes the fill's weights ahead and
+        shares the fill and the two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling
+        thread. The result is the same to the bit either way.
 
     Returns
     -------
@@ -265,9 +269,8 @@ def refine_depth(
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
-    # (the fill's filter weights depend on the guide only: made on a helper while this thread works towards the fill)
     weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
-                           threads=threads)
+                           threads=threads)  # (the guide's only: made on a helper while this thread goes on)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall
@@ -319,6 +322,8 @@ def refine_depth(
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r,
                              threads=helper_threads(threads))
+    if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
+        depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 

@@ -26,7 +26,7 @@ from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
 
-__all__ = ["DEPTH_STAGE", "depth_key", "depth_path", "stack_depth"]
+__all__ = ["DEPTH_STAGE", "depth_key", "depth_path", "is_depth_map", "stack_depth"]
 
 DEPTH_STAGE = "depth map"
 """The stage :func:`stack_depth` reports to its ``progress`` callback while it makes a map."""
@@ -99,7 +99,7 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     method = method or DEFAULT_METHOD
     threads = check_threads(threads)
     if image is None and not stack.all_in_focus_path(method).exists():
-        image = stack.all_in_focus(method)  # the guide first: the key holds its file
+        image = stack.all_in_focus(method, threads=threads)  # the guide first: the key holds its file
     key = depth_key(stack, method, options)
 
     def fresh() -> DepthResult:
@@ -117,10 +117,29 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
         result = fresh()
         return {"depth": result.depth, "confidence": result.confidence, "frames": np.asarray(result.frames)}
 
-    arrays = kept(depth_path(stack, method), key, make)
+    # (a kept file of another size, or NaN depths, two frame counts, no confidence, cannot be ours: not trusted)
+    arrays = kept(depth_path(stack, method), key, make, valid=lambda found: is_depth_map(found, tuple(stack.size)))
     depth, confidence = arrays["depth"], arrays["confidence"]
-    if depth.shape != tuple(stack.size) or confidence.shape != depth.shape:
-        arrays = make()  # a kept file of another size under this key cannot be ours: not trusted
-        depth, confidence = arrays["depth"], arrays["confidence"]
     return DepthResult(depth=depth.astype(np.float32, copy=False), confidence=confidence.astype(np.float32, copy=False),
                        frames=int(arrays["frames"]))
+
+
+def is_depth_map(arrays: dict[str, np.ndarray], size: tuple[int, int], *, confidence: bool = True) -> bool:
+    """Whether arrays read from a kept depth file are a depth map of ``size``: float depths, finite and within the
+    sweep, one whole frame count and (``confidence``: read too) a float confidence of the same size. NaN depths
+    were handed to every product, two frame counts or no confidence a TypeError or KeyError in each (review15).
+
+    Examples
+    --------
+    >>> is_depth_map({"depth": np.zeros((2, 3), np.float32), "frames": np.asarray(4)}, (2, 3), confidence=False)
+    True
+    >>> is_depth_map({"depth": np.full((2, 3), np.nan, np.float32), "frames": np.asarray(4)}, (2, 3), confidence=False)
+    False
+    """
+    depth, frames, trust = arrays.get("depth"), arrays.get("frames"), arrays.get("confidence")
+    if not (isinstance(depth, np.ndarray) and depth.shape == size and depth.dtype.kind == "f"
+            and isinstance(frames, np.ndarray) and frames.shape == () and frames.dtype.kind in "iu" and frames >= 1):
+        return False
+    if confidence and not (isinstance(trust, np.ndarray) and trust.shape == size and trust.dtype.kind == "f"):
+        return False
+    return bool(depth.size == 0 or (np.isfinite(depth).all() and -1 <= depth.min() and depth.max() <= int(frames)))

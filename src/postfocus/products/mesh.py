@@ -33,6 +33,7 @@ import numpy as np
 
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.write import atomic_write
+from postfocus.options import check_threads
 
 __all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh", "build_mesh",
            "glb_bytes", "grid_shape", "obj_text", "ply_bytes", "render_view", "rock_frames", "stack_mesh", "write_gif",
@@ -161,11 +162,11 @@ def build_mesh(
 
 
 def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEFAULT_RELIEF,  # noqa: ANN001
-               progress=None):  # noqa: ANN001
+               progress=None, threads: int | None = None):  # noqa: ANN001
     """Mesh of a processed stack: its depth map (outliers removed and filled) textured with its all-in-focus image.
 
     ``progress(stage, done, total)``, optional, hears of the all-in-focus image and the depth map when the stack
-    has not made them yet.
+    has not made them yet; ``threads`` is their thread budget when they are made (None: the machine's cores).
 
     Returns
     -------
@@ -174,8 +175,9 @@ def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEF
     """
     from postfocus.products.depth_cache import stack_depth
 
-    image = stack.all_in_focus(progress=progress)
-    result = stack_depth(stack, image=image, progress=progress)
+    threads = check_threads(threads)  # (refused before any work)
+    image = stack.all_in_focus(progress=progress, threads=threads)
+    result = stack_depth(stack, image=image, progress=progress, threads=threads)
     return build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief), image, result
 
 

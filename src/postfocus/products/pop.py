@@ -18,7 +18,7 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.errors import OptionError
 from postfocus.focus.map import guided_filter
-from postfocus.options import DEFAULT_METHOD
+from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.products.depth_cache import stack_depth
 from postfocus.products.refocus import Tap, tap
 from postfocus.store import ProcessedStack
@@ -49,7 +49,7 @@ class PopResult:
 
 
 def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, method: str = DEFAULT_METHOD,
-        progress: Callable[[str, int, int], None] | None = None) -> PopResult:
+        progress: Callable[[str, int, int], None] | None = None, threads: int | None = None) -> PopResult:
     """Colour pop of a processed stack: what lies at the depth tapped at (x, y) keeps its colour.
 
     Parameters
@@ -63,6 +63,8 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
         Fusion method of the all-in-focus image that is greyed.
     progress : optional ``progress(stage, done, total)``: hears of the all-in-focus image and the depth map
         when the stack has not made them yet.
+    threads : thread budget of the all-in-focus image and the depth map when they are made (None: the machine's
+        cores; 1: the calling thread only).
 
     Returns
     -------
@@ -73,11 +75,12 @@ def pop(stack: ProcessedStack, x: float, y: float, *, tolerance: float = 1.0, me
     >>> result = pop(process("sweep.mp4"), 640, 360)  # doctest: +SKIP
     >>> f"kept colour on {100 * result.share:.0f} % of the picture"  # doctest: +SKIP
     """
+    threads = check_threads(threads)  # (refused before any work)
     answer = tap(stack, x, y)
-    image = stack.all_in_focus(method, progress)
+    image = stack.all_in_focus(method, progress, threads=threads)
     # The full-resolution, edge-aware depth (not the analysis-size focus index): its edges follow the
     # picture's, so no coloured fringe of the background stays around a popped subject.
-    depth = stack_depth(stack, method=method, image=image, progress=progress).depth  # nearest frame 0, whatever the recording order
+    depth = stack_depth(stack, method=method, image=image, progress=progress, threads=threads).depth  # nearest frame 0, whatever the recording order
     position = answer.position if stack.near_to_far else len(stack.names) - 1 - answer.position
     mask = pop_mask(depth, position, to_grey(image), tolerance=tolerance)
     return PopResult(image=colour_pop(image, mask), mask=mask, tap=answer, share=float(mask.mean()))

@@ -8,7 +8,8 @@ the stack folder): a plain window's curve is noise, however peaked. Where the
 window has too little texture to tell (a plain wall, the sky, a dark
 background), the answer is read from the stack's fill at the point: its depth
 map where one is kept in the stack folder (the depth ``aperture`` and ``pop``
-focus at), else pass 1's filled focus-index map; the result says so.
+focus at), else the same depth made on the focus map's grid at the first plain
+tap and kept (:mod:`postfocus.products.tap_depth`); the result says so.
 
 References
 ----------
@@ -172,10 +173,24 @@ def sharpest_frame(
     >>> sharpest_frame(vol, [0, 1, 2], 4, 4).frame
     1
     """
-    _, h, w = volume.shape
-    cx = int(np.clip(round(x * map_scale[0]), 0, w - 1))
-    cy = int(np.clip(round(y * map_scale[1]), 0, h - 1))
+    cx, cy = _map_point(volume, x, y, map_scale)
     scores = _window_scores(volume, cx, cy, radius)
+    return _answer(volume, frames, x, y, (cx, cy), scores, map_scale=map_scale, radius=radius,
+                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name)
+
+
+def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float]) -> tuple[int, int]:
+    """The volume pixel (cx, cy) nearest output point (x, y)."""
+    _, h, w = volume.shape
+    return int(np.clip(round(x * map_scale[0]), 0, w - 1)), int(np.clip(round(y * map_scale[1]), 0, h - 1))
+
+
+def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple[int, int], scores: np.ndarray, *,
+            map_scale: tuple[float, float], radius: int, confidence_map: np.ndarray | None, floor: float,
+            fill: np.ndarray | None, fill_name: str) -> Tap:
+    """:func:`sharpest_frame` with the tapped window, volume pixel ``at``, scored already (``scores``)."""
+    _, h, w = volume.shape
+    cx, cy = at
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
     if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
@@ -222,9 +237,11 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
 
     The depth map kept in a stack folder (by ``depth``, ``aperture``, ``pop``, the web app), brought to the
     focus map's grid: its textureless areas are filled from the surfaces around them along colour edges
-    (:mod:`postfocus.products.depth`), so the tap names the frame ``aperture`` focuses at there. Without one
-    (it takes seconds to make, a tap milliseconds), pass 1's focus-index map, also filled
-    (:func:`~postfocus.focus.map.focus_index_map`).
+    (:mod:`postfocus.products.depth`), so the tap names the frame ``aperture`` focuses at there. Without one, the
+    same rules run on the focus map's grid (:mod:`postfocus.products.tap_depth`: made at the stack's first plain
+    tap, 1.5 s of CPU at 4K, then kept in the folder and read in milliseconds). A stack result (no folder, no
+    kept image) answers from pass 1's focus-index map, also filled (:func:`~postfocus.focus.map.focus_index_map`),
+    which carries a near object's spill around its outline.
 
     Parameters
     ----------
@@ -235,10 +252,13 @@ def plain_fill(stack: MapsView) -> tuple[np.ndarray, str]:
     (positions, name): float32 (h, w) array; ``"depth map"`` or ``"focus map"``.
     """
     index = stack.focus_index
-    fill = _kept_depth_fill(stack, index.shape) if isinstance(stack, ProcessedStack) else None
-    if fill is None:
-        return np.asarray(index, np.float32), "focus map"
-    return fill, "depth map"
+    if isinstance(stack, ProcessedStack):
+        fill = _kept_depth_fill(stack, index.shape)
+        if fill is None:
+            fill = _tap_depth_fill(stack)
+        if fill is not None:
+            return fill, "depth map"
+    return np.asarray(index, np.float32), "focus map"
 
 
 #: The depth fills read last, on the focus map's grid, by (depth file, its key): reading a 4K stack's kept depth
@@ -250,11 +270,32 @@ _FILLS_KEPT = 4
 _FILLS_LOCK = threading.Lock()
 
 
+def _remembered(name: tuple[str, str]) -> np.ndarray | None:
+    """The fill kept in memory under ``name``, now the last evicted; None."""
+    with _FILLS_LOCK:
+        small = _FILLS.get(name)
+        if small is not None:
+            _FILLS.move_to_end(name)  # (the last used is the last evicted)
+        return small
+
+
+def _remember(name: tuple[str, str], small: np.ndarray) -> np.ndarray:
+    """Keep the fill ``small`` (read-only now) in memory under ``name``, evicting the least recently used."""
+    small = np.asarray(small, np.float32)
+    small.flags.writeable = False
+    with _FILLS_LOCK:  # (read outside it: another thread may have put the same one meanwhile, as good)
+        _FILLS[name] = small
+        _FILLS.move_to_end(name)
+        while len(_FILLS) > _FILLS_KEPT:  # the least recently used first
+            _FILLS.popitem(last=False)
+    return small
+
+
 def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarray | None:
     """The depth map kept in the stack folder on the focus map's grid, in frame numbers (read-only); None when
     none is kept (it is never made here)."""
     from postfocus.options import DEFAULT_METHOD
-    from postfocus.products.depth_cache import depth_key, depth_path
+    from postfocus.products.depth_cache import depth_key, depth_path, is_depth_map
     from postfocus.store.kept import load_kept
 
     for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)):
@@ -262,28 +303,34 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
         if key is None:
             continue
         name = (str(depth_path(stack, method)), key)
-        with _FILLS_LOCK:
-            small = _FILLS.get(name)
-            if small is not None:
-                _FILLS.move_to_end(name)  # (the last used is the last evicted)
-                return small
+        small = _remembered(name)
+        if small is not None:
+            return small
         arrays = load_kept(depth_path(stack, method), key, ("depth", "frames"))  # (not its confidence)
-        if arrays is None or arrays["depth"].shape != tuple(stack.size):
+        # (a file under the key with NaN or 1e30 depths, or two frame counts, is no depth map: review15)
+        if arrays is None or not is_depth_map(arrays, tuple(stack.size), confidence=False):
             continue
         depth, frames = np.asarray(arrays["depth"], np.float32), int(arrays["frames"])
         mh, mw = shape
         small = cv2.resize(depth, (mw, mh), interpolation=cv2.INTER_AREA) if depth.shape != (mh, mw) else depth
         if not stack.near_to_far:  # the depth map counts from the nearest frame; the frames from frame 0
             small = (frames - 1) - small
-        small = np.asarray(small, np.float32)
-        small.flags.writeable = False
-        with _FILLS_LOCK:  # (read outside it: another thread may have put the same one meanwhile, as good)
-            _FILLS[name] = small
-            _FILLS.move_to_end(name)
-            while len(_FILLS) > _FILLS_KEPT:  # the least recently used first
-                _FILLS.popitem(last=False)
-        return small
+        return _remember(name, small)
     return None
+
+
+def _tap_depth_fill(stack: ProcessedStack) -> np.ndarray | None:
+    """The depth map's rules on the focus map's grid (:mod:`~postfocus.products.tap_depth`), kept in the folder
+    and in memory; None when the folder holds no all-in-focus image to guide them."""
+    from postfocus.products.tap_depth import tap_depth, tap_depth_path, tap_depth_source
+
+    source = tap_depth_source(stack)
+    if source is None:
+        return None
+    method, key = source
+    name = (str(tap_depth_path(stack, method)), key)
+    small = _remembered(name)
+    return small if small is not None else _remember(name, tap_depth(stack, method, key))
 
 
 def stack_floor(stack: MapsView) -> float:
@@ -342,10 +389,11 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> Tap:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
-    scale = (mw / w, mh / h)
+    scale, volume = (mw / w, mh / h), stack.volume
     floor = stack_floor(stack)
-    cx, cy = int(np.clip(round(x * scale[0]), 0, mw - 1)), int(np.clip(round(y * scale[1]), 0, mh - 1))
-    plain = _score_confidence(_window_scores(stack.volume, cx, cy, radius), floor) < MIN_CONFIDENCE
+    at = _map_point(volume, x, y, scale)
+    scores = _window_scores(volume, *at, radius)  # (once: it was scored again by sharpest_frame; review15)
+    plain = _score_confidence(scores, floor) < MIN_CONFIDENCE
     fill, name = plain_fill(stack) if plain else (None, "")  # (read only for a plain window)
-    return sharpest_frame(stack.volume, stack.used, x, y, map_scale=scale, radius=radius,
-                          confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)
+    return _answer(volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
+                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)

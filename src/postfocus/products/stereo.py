@@ -49,6 +49,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
+from postfocus.options import check_threads
 from postfocus.store import ProcessedStack
 
 __all__ = ["BAND_ROWS", "DEFAULT_STRENGTH", "StereoPair", "anaglyph", "check_strength", "disparity", "render_view", "side_by_side", "stereo",
@@ -252,11 +253,11 @@ def stereo_pair(image: np.ndarray, depth: np.ndarray, *, strength: float = DEFAU
 
 
 def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: float | None = None,
-           progress: Callable[[str, int, int], None] | None = None) -> StereoPair:
+           progress: Callable[[str, int, int], None] | None = None, threads: int | None = None) -> StereoPair:
     """Stereo pair of a processed stack: its all-in-focus image and full-resolution depth map.
 
     ``progress(stage, done, total)``, optional, hears of the all-in-focus image and the depth map when the stack
-    has not made them yet.
+    has not made them yet; ``threads`` is their thread budget when they are made (None: the machine's cores).
 
     Examples
     --------
@@ -265,8 +266,9 @@ def stereo(stack: ProcessedStack, *, strength: float = DEFAULT_STRENGTH, zero: f
     """
     from postfocus.products.depth_cache import stack_depth
 
-    image = stack.all_in_focus(progress=progress)
-    result = stack_depth(stack, image=image, progress=progress)
+    threads = check_threads(threads)  # (refused before any work)
+    image = stack.all_in_focus(progress=progress, threads=threads)
+    result = stack_depth(stack, image=image, progress=progress, threads=threads)
     return stereo_pair(image, result.depth, strength=strength, zero=zero, frames=result.frames)
 
 

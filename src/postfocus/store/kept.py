@@ -64,7 +64,8 @@ def _save(tmp: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
         np.savez(fh, **{KEY_FIELD: np.asarray(key)}, **arrays)
 
 
-def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]], *,
+         valid: Callable[[dict[str, np.ndarray]], bool] | None = None) -> dict[str, np.ndarray]:
     """The arrays kept at ``path`` (in a stack folder) under ``key``, made with ``make()`` and kept when not.
 
     Parameters
@@ -75,13 +76,16 @@ def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]]) -> dic
         What the arrays depend on; a file made under another key is made again.
     make : callable
         Makes the arrays (called at most once, under the stack folder's lock).
+    valid : callable, optional
+        ``valid(arrays)``: whether arrays read under ``key`` are what ``make`` makes (a value of the right kind);
+        kept ones that are not are made again and kept in their place, as a damaged file is.
 
     Returns
     -------
     dict of str to numpy.ndarray
     """
     found = load_kept(path, key)
-    if found is not None:
+    if found is not None and (valid is None or valid(found)):
         return found
     try:
         lock = folder_lock(path.parent)
@@ -90,7 +94,7 @@ def kept(path: Path, key: str, make: Callable[[], dict[str, np.ndarray]]) -> dic
         return make()
     try:
         found = load_kept(path, key)  # another process made it while this one waited
-        if found is not None:
+        if found is not None and (valid is None or valid(found)):
             return found
         arrays = make()
         keep(path, key, arrays)
@@ -128,5 +132,15 @@ def kept_floor(folder: Path, manifest: dict, volume: Callable[[], np.ndarray]) -
     from postfocus.focus.floor import window_floor
 
     key = json.dumps({"tap_floor": 1, "volume": manifest.get("files", {}).get("volume.npy")})
-    arrays = kept(folder / FLOOR_FILE, key, lambda: {"floor": np.asarray(window_floor(volume()), np.float64)})
-    return float(arrays["floor"])
+    # (a kept floor that is no floor, NaN, 5.0, three values, text, was trusted or a TypeError on every tap: review15)
+    arrays = kept(folder / FLOOR_FILE, key, lambda: {"floor": np.asarray(window_floor(volume()), np.float64)},
+                  valid=lambda found: _floor(found.get("floor")) is not None)
+    return _floor(arrays["floor"]) or 0.0  # (a volume whose floor is no number: no floor known, as for 0)
+
+
+def _floor(value: object) -> float | None:
+    """``value`` as a noise floor: one real number from 0 to 1, else None."""
+    if not isinstance(value, np.ndarray) or value.shape != () or value.dtype.kind not in "fiu":
+        return None
+    floor = float(value)
+    return floor if 0 <= floor <= 1 else None  # (NaN is not)

@@ -8,6 +8,7 @@ changed after the manifest was written (:func:`written_since`); :func:`verify_fi
 
 from __future__ import annotations
 
+import stat
 import zlib
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +30,8 @@ _UNWARPED_FIELDS = {"reference_size": list, "crop": list}
 
 
 def check_fields(folder: Path, manifest: dict) -> None:
-    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type.
+    """DamagedStackError naming the first field of ``manifest`` that is missing or of another type, or the first
+    file whose record is not ``[size, CRC-32]``.
 
     A manifest of the right format that is valid JSON but lacks a field (a stray edit, another tool's
     file) was opened, then failed on first use as an internal error (``KeyError: 'size'``), in every
@@ -41,6 +43,20 @@ def check_fields(folder: Path, manifest: dict) -> None:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             what = "missing" if name not in manifest else f"not a JSON {kind.__name__}"
             raise DamagedStackError(f"{folder}: manifest.json field {name!r} is {what}")
+    for name, record in manifest["files"].items():  # (5 or [] was a TypeError or IndexError in every run: review15)
+        if not (isinstance(record, list) and len(record) == 2 and all(_whole(v) for v in record)):
+            raise DamagedStackError(f"{folder}: manifest.json record of {name!r} is not [size, CRC-32]")
+        if not _inside(name):  # ("/dev/zero" with size 0 was read for its CRC-32 until memory ran out)
+            raise DamagedStackError(f"{folder}: manifest.json names {name[:80]!r}, not a file of the folder")
+
+
+def _inside(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and ":" not in name and all(p not in ("", ".", "..") for p in parts)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def written_since(folder: Path, manifest: dict) -> int | None:
@@ -120,6 +136,8 @@ def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool,
         st = path.stat()
     except OSError:
         return "is missing"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a file"
     if st.st_size != record[0]:
         return f"has {st.st_size} bytes, {record[0]} were written"
     if not crc or (since is not None and st.st_ctime_ns < since):  # (not <=: the same clock tick as the manifest)

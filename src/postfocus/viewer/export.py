@@ -31,6 +31,7 @@ from PIL import Image
 from postfocus._version import __version__
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, to_uint
+from postfocus.options import check_threads
 from postfocus.products.retouch import retouched
 from postfocus.store import ProcessedStack
 from postfocus.viewer.tapmap import TapMap, stack_tap_map
@@ -147,15 +148,18 @@ def tap_map_pixels(tm: TapMap) -> tuple[np.ndarray, float, float]:
     return np.dstack([tm.slot, pos, conf]).astype(dtype), lo, hi
 
 
-def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None) -> np.ndarray:  # noqa: ANN001
+def depth_preview(stack: ProcessedStack, picture: np.ndarray, result=None, *,  # noqa: ANN001
+                  threads: int | None = None) -> np.ndarray:
     """Colour depth picture (the map and colours of ``postfocus depth --preview``, warm is near) at the size of ``picture``.
 
-    ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller holds it.
+    ``result``: the stack's :class:`~postfocus.products.depth.DepthResult` when the caller holds it; else the
+    stack's, made with the thread budget ``threads`` when not kept (None: the machine's cores).
     """
     from postfocus.products.depth import colourise, depth_range
     from postfocus.products.depth_cache import stack_depth
 
-    result = result if result is not None else stack_depth(stack)
+    threads = check_threads(threads)  # (refused with a ``result`` too)
+    result = result if result is not None else stack_depth(stack, threads=threads)
     h, w = picture.shape[:2]
     depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)
     # Spread the colours over the depths this scene has (a macro subject may span a few frames of many).
@@ -198,6 +202,7 @@ def viewer_data(
     check: bool = False,
     pull_on_load: bool = True,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> dict:
     """The data object of ``PostfocusViewer.mount`` for a processed stack.
 
@@ -215,6 +220,8 @@ def viewer_data(
     pull_on_load : the page plays a short focus pull when it opens (``living.pull.onLoad``).
     progress : ``progress(stage, done, total)``: "page: frames" as the page is built, "depth map" when it makes the
         stack's map.
+    threads : thread budget of the stack's depth map when it is made (None: the machine's cores; 1: the calling
+        thread only).
 
     Returns
     -------
@@ -224,6 +231,7 @@ def viewer_data(
         raise PostfocusError(f"picture format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not 1 <= int(quality) <= 100:
         raise PostfocusError(f"quality {quality}: use 1 to 100")
+    threads = check_threads(threads)
     _, mime = FORMATS[fmt]
     ext = "jpg" if fmt == "jpeg" else "webp"
     h, w = stack.size
@@ -244,7 +252,7 @@ def viewer_data(
     lo, hi = float(min(used)), float(max(used))
     from postfocus.products.depth_cache import stack_depth
 
-    depth = stack_depth(stack, progress=progress)  # guided by the untouched all-in-focus image, the one its key holds
+    depth = stack_depth(stack, progress=progress, threads=threads)  # guided by the untouched all-in-focus image, the one its key holds
     fi = cleaned_focus_map(stack, depth)
     data: dict = {
         "format": "postfocus-viewer",
@@ -351,6 +359,7 @@ def export_page(
     check: bool = False,
     pull_on_load: bool = True,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> Path:
     """Write the self-contained interactive page of a processed stack.
 
@@ -363,6 +372,7 @@ def export_page(
     fmt : "jpeg" (default) or "webp" (smaller; needs a browser from 2020 or later).
     check : add the forward-model check's residual heat map (a "Residual" toggle).
     pull_on_load : play a short focus pull when the page opens (never with reduced motion asked for).
+    threads : thread budget of the stack's depth map when it is made (None: the machine's cores).
 
     Returns
     -------
@@ -373,13 +383,13 @@ def export_page(
     >>> export_page(process("sweep.mp4"), "sweep.html")  # doctest: +SKIP
     PosixPath('sweep.html')
     """
-    path = Path(path)
+    path, threads = Path(path), check_threads(threads)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, not a file name")
     data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check,
-                       pull_on_load=pull_on_load, progress=progress)
+                       pull_on_load=pull_on_load, progress=progress, threads=threads)
     text = render_page(data)
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
