@@ -146,13 +146,14 @@ PRODUCTS = ["aperture", "mesh", "pop", "animate", "stereo", "check", "depth_prev
 def test_every_product_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch, tmp_path, product):
     """``postfocus --threads 1 mesh`` (and ``pop``, ``animate``, ``check``, ``view``) made the depth map on two
     threads: only ``depth``, ``aperture`` and ``stereo`` passed the budget on (speed17 noticed). Each product
-    takes ``threads=`` now: 1 keeps the fill on the calling thread, 2 puts it on a helper."""
+    takes ``threads=`` now: 1 keeps the fill on the calling thread, 2 makes its filters' weights on a helper
+    (depth18)."""
     make = _products(tmp_path)[product]
     me = threading.get_ident()
     for threads, on_me in ((1, True), (2, False)):
         ran = set()
-        real = fill_module.plane_fill
-        monkeypatch.setattr(fill_module, "plane_fill",
+        real = fill_module.domain_weights
+        monkeypatch.setattr(fill_module, "domain_weights",
                             lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
         for kept in occluder.folder.glob("depth_*.npz"):
             kept.unlink()
