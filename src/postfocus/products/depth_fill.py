@@ -39,7 +39,7 @@ from postfocus.pipeline.threads import helper_threads, in_background
 
 __all__ = ["fill_regions", "fill_weights"]
 
-Weights = list[tuple[np.ndarray, ...]]
+_Weights = list[tuple[np.ndarray, ...]]
 
 
 def fill_weights(guide: np.ndarray, *, sigma_s: float, sigma_r: float, outlier_sigma_r: float,
@@ -57,7 +57,7 @@ def fill_weights(guide: np.ndarray, *, sigma_s: float, sigma_r: float, outlier_s
     concurrent.futures.Future of ``(shared, outliers)``: :func:`~postfocus.focus.clean.domain_weights` of the
     fill and the bands' median (``sigma_r``) and of the outliers' median (``outlier_sigma_r``).
     """
-    def make() -> tuple[Weights | None, Weights | None]:
+    def make() -> tuple[_Weights | None, _Weights | None]:
         if helper_threads(threads) == 1:
             return None, None
         return domain_weights(guide, sigma_s, sigma_r), domain_weights(guide, sigma_s, outlier_sigma_r)
@@ -102,7 +102,7 @@ def fill_regions(index: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, ba
     if shared is None:  # (one thread: the fill's weights made now, and kept for the bands' median)
         shared = domain_weights(guide, sigma_s, sigma_r)
 
-    def region(mask: np.ndarray, tolerance_r: float, made: Weights | None) -> np.ndarray | None:
+    def region(mask: np.ndarray, tolerance_r: float, made: _Weights | None) -> np.ndarray | None:
         if not mask.any():
             return None
         return geodesic_median(index, weight, guide, sigma_s=sigma_s, sigma_r=tolerance_r, where=mask, weights=made)
