@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import make_stack, plant_outlier, score  # noqa: E402
 
-from postfocus.focus.clean import domain_transform, geodesic_median, islands, outliers, weighted_median  # noqa: E402
+from postfocus.focus.clean import (domain_transform, domain_weights, geodesic_median, islands, outliers,  # noqa: E402
+                                   weighted_median)
 from postfocus.products.depth import depth_map  # noqa: E402
 
 
@@ -213,3 +214,35 @@ def test_geodesic_median_shares_its_levels_evenly_between_the_chunks_its_budget_
     assert results[33, "channels"] == [34]
     for most in (13, 33):
         assert np.array_equal(results[20].view(np.uint32), results[most].view(np.uint32))
+
+
+def test_filters_given_weights_made_ahead_are_the_same_to_the_bit():
+    """depth18: ``domain_weights`` made once (ahead, on another thread in the depth map) and given to
+    ``domain_transform`` and ``geodesic_median`` give the bits of the weights each makes itself."""
+    rng = np.random.default_rng(9)
+    v = rng.uniform(0, 6, (33, 47)).astype(np.float32)
+    w = rng.uniform(0, 1, v.shape).astype(np.float32)
+    g = rng.uniform(0, 1, v.shape + (3,)).astype(np.float32)
+    made = domain_weights(g, 9.0, 0.3)
+    src = rng.uniform(0, 1, v.shape + (7,)).astype(np.float32)  # (7 channels: stepped channel-major since depth18)
+    assert np.array_equal(domain_transform(src, g, 9.0, 0.3).view(np.uint32),
+                          domain_transform(src, g, 9.0, 0.3, weights=made).view(np.uint32))
+    assert np.array_equal(geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3).view(np.uint32),
+                          geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3, weights=made).view(np.uint32))
+    other = domain_weights(g, 9.0, 0.6)  # (weights of another tolerance are another filter: the check can fail)
+    assert not np.array_equal(geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3, weights=other),
+                              geodesic_median(v, w, g, sigma_s=9.0, sigma_r=0.3), equal_nan=True)
+
+
+def test_seven_channels_stepped_channel_major_are_the_same_to_the_bit(monkeypatch):
+    """depth18 raised ``TRANSPOSED_CHANNELS`` to 7 (the fill's second part): the same bits as row-major steps."""
+    import postfocus.focus.clean as clean
+
+    rng = np.random.default_rng(10)
+    src = rng.uniform(0, 1, (29, 41, 7)).astype(np.float32)
+    g = rng.uniform(0, 1, (29, 41, 3)).astype(np.float32)
+    runs = []
+    for few in (6, 7):
+        monkeypatch.setattr(clean, "TRANSPOSED_CHANNELS", few)
+        runs.append(domain_transform(src, g, 7.0, 0.2))
+    assert np.array_equal(runs[0].view(np.uint32), runs[1].view(np.uint32))

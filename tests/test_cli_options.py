@@ -41,7 +41,8 @@ COMMANDS = {  # every command that makes a stack's depth map, with what it needs
 def test_threads_reach_the_depth_map_of_every_command(tiny_stack, tmp_path, monkeypatch):
     """``postfocus --threads 1 mesh`` (``pop``, ``animate``, ``view``, ``check``) made the depth map on two threads:
     only ``depth``, ``aperture`` and ``stereo`` passed ``--threads`` on (speed17 noticed). Run in this process, each
-    command makes the map's fill on the calling thread alone with ``--threads 1``, on a helper with ``--threads 2``."""
+    command makes the map's fill on the calling thread alone with ``--threads 1``, its filters' weights on a helper
+    with ``--threads 2`` (depth18: the fill's filtering is on both threads)."""
     import threading
 
     from click.testing import CliRunner
@@ -52,8 +53,9 @@ def test_threads_reach_the_depth_map_of_every_command(tiny_stack, tmp_path, monk
     before = cv2.getNumThreads()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # (set by --threads: set back after the test)
         monkeypatch.setenv(var, "")
-    real, ran = fill_module.plane_fill, set()
-    monkeypatch.setattr(fill_module, "plane_fill", lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
+    real, ran = fill_module.domain_weights, set()
+    monkeypatch.setattr(fill_module, "domain_weights",
+                        lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
     cache = tmp_path / "cache"
     try:
         for command, (extra, suffix) in COMMANDS.items():

@@ -57,16 +57,24 @@ def test_two_threads_give_the_same_depth_to_the_bit(occluder, monkeypatch):
 
 
 def _threads_of_the_fill(ps, monkeypatch, threads):
-    """The threads that ran the plane fill and each region median in ``depth_map(ps, threads=threads)``."""
-    ran = {"fill": set(), "median": set()}
+    """The threads that made the filters' weights, filtered each part of the plane fill's sums and made each region
+    median in ``depth_map(ps, threads=threads)``; and the names of the threads alive during it."""
+    ran = {"weights": set(), "fill": {}, "median": set(), "alive": set()}
 
     def on(kind, real):
         def run(*args, **kwargs):
             ran[kind].add(threading.get_ident())
+            ran["alive"].update(t.name for t in threading.enumerate())
             return real(*args, **kwargs)
         return run
 
-    monkeypatch.setattr(fill_module, "plane_fill", on("fill", fill_module.plane_fill))
+    def filter_part(sums, part, *args, **kwargs):
+        ran["fill"][part] = threading.get_ident()
+        return real_filter(sums, part, *args, **kwargs)
+
+    real_filter = fill_module.PlaneSums.filter
+    monkeypatch.setattr(fill_module, "domain_weights", on("weights", fill_module.domain_weights))
+    monkeypatch.setattr(fill_module.PlaneSums, "filter", filter_part)
     monkeypatch.setattr(fill_module, "geodesic_median", on("median", fill_module.geodesic_median))
     depth_map(ps, threads=threads)
     monkeypatch.undo()
@@ -76,10 +84,12 @@ def _threads_of_the_fill(ps, monkeypatch, threads):
 def test_one_thread_keeps_all_of_the_fill_on_the_calling_thread(occluder, monkeypatch):
     me = threading.get_ident()
     one = _threads_of_the_fill(occluder, monkeypatch, 1)
-    assert one == {"fill": {me}, "median": {me}}
+    assert one["weights"] == {me} and one["fill"] == {0: me} and one["median"] == {me}
+    assert not any(name.startswith("postfocus") for name in one["alive"])
     two = _threads_of_the_fill(occluder, monkeypatch, 2)
-    assert me not in two["fill"] and len(two["fill"]) == 1  # the fill on the helper,
-    assert me in two["median"] and two["fill"] <= two["median"]  # one median here, the outliers' on the helper
+    assert me not in two["weights"] and len(two["weights"]) == 1  # the weights made ahead on a helper,
+    assert two["fill"][0] == me and two["fill"][1] != me  # the fill's two parts on two threads,
+    assert two["median"] == {me, two["fill"][1]}  # the bands' median here, the outliers' on the helper
 
 
 def test_aperture_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch):
@@ -87,8 +97,9 @@ def test_aperture_makes_its_depth_map_on_the_threads_it_is_given(occluder, monke
     from postfocus.products.aperture import aperture
 
     ran = set()
-    real = fill_module.plane_fill
-    monkeypatch.setattr(fill_module, "plane_fill", lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
+    real = fill_module.geodesic_median
+    monkeypatch.setattr(fill_module, "geodesic_median",
+                        lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
     for kept in occluder.folder.glob("depth_*.npz"):
         kept.unlink()
     aperture(occluder, preset="near", f_number=2.8, threads=1)
@@ -135,13 +146,14 @@ PRODUCTS = ["aperture", "mesh", "pop", "animate", "stereo", "check", "depth_prev
 def test_every_product_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch, tmp_path, product):
     """``postfocus --threads 1 mesh`` (and ``pop``, ``animate``, ``check``, ``view``) made the depth map on two
     threads: only ``depth``, ``aperture`` and ``stereo`` passed the budget on (speed17 noticed). Each product
-    takes ``threads=`` now: 1 keeps the fill on the calling thread, 2 puts it on a helper."""
+    takes ``threads=`` now: 1 keeps the fill on the calling thread, 2 makes its filters' weights on a helper
+    (depth18)."""
     make = _products(tmp_path)[product]
     me = threading.get_ident()
     for threads, on_me in ((1, True), (2, False)):
         ran = set()
-        real = fill_module.plane_fill
-        monkeypatch.setattr(fill_module, "plane_fill",
+        real = fill_module.domain_weights
+        monkeypatch.setattr(fill_module, "domain_weights",
                             lambda *a, **k: (ran.add(threading.get_ident()), real(*a, **k))[1])
         for kept in occluder.folder.glob("depth_*.npz"):
             kept.unlink()

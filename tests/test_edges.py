@@ -87,3 +87,28 @@ def test_batches_give_the_same_depth_as_one_pass(monkeypatch):
     batched = snap_to_outlines(depth, image, weight, reach=4, jump=2.0, sigma_r=0.05)
     assert not np.array_equal(whole, depth)  # the step did act
     assert np.array_equal(whole, batched)
+
+
+def test_two_threads_give_the_same_depth_to_the_bit(monkeypatch):
+    """depth18: with ``threads=2`` a second thread takes every other batch of pixels; the same bits as one thread,
+    and ``threads=1`` starts no thread."""
+    import threading
+
+    import postfocus.focus.edges as edges
+
+    rng = np.random.default_rng(1)
+    depth = (rng.random((60, 80)) * 20).astype(np.float32)
+    image = rng.random((60, 80, 3)).astype(np.float32)
+    weight = rng.random((60, 80)).astype(np.float32)
+    monkeypatch.setattr(edges, "_CHUNK", 501)  # about ten batches
+    ran = []
+    window_median = edges._window_median
+    monkeypatch.setattr(edges, "_window_median", lambda *a, **k: (ran.append(threading.get_ident()),
+                                                                  window_median(*a, **k))[1])
+    one = snap_to_outlines(depth, image, weight, reach=4, jump=2.0, sigma_r=0.05, threads=1)
+    assert set(ran) == {threading.get_ident()} and len(ran) > 2
+    ran.clear()
+    two = snap_to_outlines(depth, image, weight, reach=4, jump=2.0, sigma_r=0.05, threads=2)
+    assert len(set(ran)) == 2 and threading.get_ident() in ran
+    assert not np.array_equal(one, depth)
+    assert one.dtype == two.dtype == np.float32 and np.array_equal(one.view(np.uint32), two.view(np.uint32))

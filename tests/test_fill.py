@@ -96,3 +96,32 @@ def test_the_fill_in_bands_of_rows_is_the_same_to_the_bit(monkeypatch):
     for one, many in zip(*runs):
         for a, b in zip(one, many):
             assert a.dtype == b.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def test_the_fill_filtered_in_two_parts_on_two_threads_is_the_same_to_the_bit():
+    """depth18: ``PlaneSums`` in two parts (6 and 7 channels), each filtered on its own thread with weights made
+    ahead (``domain_weights``), gives the bits of ``plane_fill`` in one part, with and without a slope weight."""
+    import threading
+
+    from postfocus.focus.clean import domain_weights
+    from postfocus.focus.fill import PlaneSums
+
+    rng = np.random.default_rng(8)
+    h, w = 41, 53
+    depth = (6.0 + np.mgrid[0:h, 0:w][1] / 9.0 + rng.normal(0, 0.3, (h, w))).astype(np.float32)
+    weight = (rng.uniform(0, 1, (h, w)) * (rng.uniform(0, 1, (h, w)) < 0.5)).astype(np.float32)
+    guide = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+    surface = weight * (rng.uniform(0, 1, (h, w)) < 0.7)
+    for slope in (None, surface):
+        one = plane_fill(depth, weight, guide, sigma_s=12.0, sigma_r=0.3, slope_weight=slope)
+        sums = PlaneSums(depth, weight, sigma_s=12.0, slope_weight=slope, parts=2)
+        assert [part.shape[-1] for part in sums.sums] == [6, 7]
+        made = domain_weights(guide, 12.0, 0.3)
+        other = threading.Thread(target=sums.filter, args=(1, guide), kwargs={"sigma_r": 0.3, "weights": made})
+        other.start()
+        sums.filter(0, guide, sigma_r=0.3, weights=made)
+        other.join()
+        two = sums.solve()
+        assert not np.array_equal(one[0], depth)  # (the fill acted)
+        for a, b in zip(one, two):
+            assert a.dtype == b.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))

@@ -26,12 +26,12 @@ import numpy as np
 from postfocus.focus.guided import box
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
-TRANSPOSED_CHANNELS = 6  # at most this many channels, :func:`domain_transform` steps over channel-major columns
+TRANSPOSED_CHANNELS = 7  # at most this many channels, :func:`domain_transform` steps over channel-major columns
 GATHER = 1 << 14  # pixels whose levels :func:`geodesic_median` scales and searches at once
 BAND = 16  # rows of a chunk whose level indicators :func:`geodesic_median` writes at once (in cache)
 CHUNK_BUDGET = 1 << 23  # float32 values filtered in one pass of :func:`geodesic_median` (32 MB)
 
-__all__ = ["domain_transform", "geodesic_median", "islands", "outliers", "weighted_median"]
+__all__ = ["domain_transform", "domain_weights", "geodesic_median", "islands", "outliers", "weighted_median"]
 
 
 def weighted_median(
@@ -124,6 +124,7 @@ def geodesic_median(
     step: float = 0.25,
     chunk: int | None = None,
     where: np.ndarray | None = None,
+    weights: list[tuple[np.ndarray, ...]] | None = None,
 ) -> np.ndarray:
     """Weighted median of ``values`` over neighbourhoods that stop at the edges of ``guide``.
 
@@ -146,6 +147,8 @@ def geodesic_median(
         ``CHUNK_BUDGET`` float32 values each, shared evenly between them; the result is the same for any chunk).
     where : bool (H, W), optional: the pixels whose median is wanted; the levels stop once they all crossed
         (elsewhere the result is then not the median).
+    weights : the filter's weights, :func:`domain_weights` of ``guide``, ``sigma_s`` and ``sigma_r``, when made
+        already (e.g. on another thread, or shared with another filter of the same guide); default: made here.
 
     Returns
     -------
@@ -172,7 +175,7 @@ def geodesic_median(
     if chunk is None:  # (even chunks: 33 levels in 17 + 16, not 20 + 13; the largest chunk is the memory)
         most = max(8, CHUNK_BUDGET // max(v.size, 1))
         chunk = -(-len(levels) // -(-len(levels) // most))
-    coefficients = _coefficients(guide, sigma_s, sigma_r, DT_ITERATIONS)  # the guide's, the same for every chunk
+    coefficients = domain_weights(guide, sigma_s, sigma_r) if weights is None else weights  # the same for every chunk
     out = np.full(v.shape, hi, np.float32)
     where = None if where is None else np.asarray(where, bool)
     valid = done = inv = None
@@ -334,7 +337,7 @@ def islands(
 
 def domain_transform(
     src: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int = DT_ITERATIONS, *,
-    overwrite: bool = False
+    overwrite: bool = False, weights: list[tuple[np.ndarray, ...]] | None = None
 ) -> np.ndarray:
     """Edge-aware smoothing with the recursive domain-transform filter (Gastal & Oliveira 2011).
 
@@ -351,6 +354,7 @@ def domain_transform(
         as much as ``sigma_s`` pixels of distance.
     iterations : horizontal + vertical passes (3 is plenty).
     overwrite : filter ``src`` in place when it is a float32 array (it is then the result).
+    weights : :func:`domain_weights` of ``guide``, ``sigma_s``, ``sigma_r`` and ``iterations``, when made already.
 
     Returns
     -------
@@ -371,12 +375,19 @@ def domain_transform(
     in_place = overwrite and isinstance(src, np.ndarray) and src.dtype == np.float32 and src.flags.writeable
     out = src if in_place else np.array(src, np.float32, copy=True)
     squeeze = out.ndim == 2
-    _recurse(out[..., None] if squeeze else out, _coefficients(guide, sigma_s, sigma_r, iterations))
+    if weights is None:
+        weights = domain_weights(guide, sigma_s, sigma_r, iterations)
+    _recurse(out[..., None] if squeeze else out, weights)
     return out
 
 
-def _coefficients(guide: np.ndarray, sigma_s: float, sigma_r: float, iterations: int) -> list[tuple[np.ndarray, ...]]:
-    """The recursive filter's feedback weights of each iteration: ``(vx (W-1, H), vy (H-1, W))`` float32."""
+def domain_weights(guide: np.ndarray, sigma_s: float, sigma_r: float,
+                   iterations: int = DT_ITERATIONS) -> list[tuple[np.ndarray, ...]]:
+    """The recursive filter's feedback weights of each iteration: ``(vx (W-1, H), vy (H-1, W))`` float32.
+
+    They depend on the guide and the filter's reach only: filters of one guide share them
+    (:func:`domain_transform`'s and :func:`geodesic_median`'s ``weights``).
+    """
     g = np.asarray(guide, np.float32)
     if g.ndim == 2:
         g = g[..., None]

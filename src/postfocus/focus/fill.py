@@ -31,11 +31,12 @@ from postfocus.focus.clean import domain_transform
 
 RIDGE = 0.05  # squared share of the fill's reach (sigma_s) a slope's support must spread over in a direction
 
-__all__ = ["RIDGE", "plane_fill"]
+__all__ = ["RIDGE", "PlaneSums", "plane_fill"]
 
 
 def plane_fill(values: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, sigma_s: float, sigma_r: float,
-               slope_weight: np.ndarray | None = None, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+               slope_weight: np.ndarray | None = None, ridge: float = RIDGE,
+               weights: list[tuple[np.ndarray, ...]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Edge-aware weighted mean of ``values`` corrected for the local slope (first-order normalised convolution).
 
     Parameters
@@ -49,6 +50,8 @@ def plane_fill(values: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, sig
     ridge : regularisation of the slope, in squared units of ``sigma_s``: where the slope's support spreads over
         less than about ``sqrt(ridge) * sigma_s`` pixels in a direction, its slope there tends to 0 (the mean;
         ``np.inf``: the weighted mean everywhere).
+    weights : the filter's weights (:func:`~postfocus.focus.clean.domain_weights` of ``guide``, ``sigma_s`` and
+        ``sigma_r``) when made already; default: made here.
 
     Returns
     -------
@@ -66,28 +69,71 @@ def plane_fill(values: np.ndarray, weight: np.ndarray, guide: np.ndarray, *, sig
     ...  for r in (np.inf, RIDGE, 0.0)]
     [18.2, 14.9, 14.1]
     """
-    w = np.asarray(weight, np.float32)
-    s = w if slope_weight is None else np.asarray(slope_weight, np.float32)
-    h, wid = w.shape
-    scale = np.float32(max(float(sigma_s), 1e-6))
-    x = ((np.arange(wid, dtype=np.float32) - np.float32(0.5 * wid)) / scale)[None, :]  # in units of the reach,
-    y = ((np.arange(h, dtype=np.float32) - np.float32(0.5 * h)) / scale)[:, None]  # about the middle
-    d = np.asarray(values, np.float32)
-    ref = np.float32(np.median(d[w > 0])) if (w > 0).any() else np.float32(0.0)
-    d = np.where((w > 0) | (s > 0), d - ref, np.float32(0.0))  # about a typical depth: float32 sums stay exact
-    sd_ = s * d
-    # (the 13 channels written and solved a band of rows at a time: besides the filtered channels themselves, only a
-    # band's products and results are alive; the same element-wise float32 operations, the same bits)
-    sums = np.empty((h, wid, 13), np.float32)
-    for rows in _bands(h):
-        wb, sb, db, sdb, yb = w[rows], s[rows], d[rows], sd_[rows], y[rows]
-        cv2.merge([wb, wb * x, wb * yb, wb * db, sb, sb * x, sb * yb, sb * x * x, sb * x * yb, sb * yb * yb, sdb,
-                   sdb * x, sdb * yb], dst=sums[rows])
-    domain_transform(sums, guide, sigma_s, sigma_r, overwrite=True)
-    filled, total = np.empty((h, wid), np.float32), np.empty((h, wid), np.float32)
-    for rows in _bands(h):
-        filled[rows], total[rows] = _solve(cv2.split(sums[rows]), x, y[rows], np.float32(ridge), ref)
-    return filled, total
+    sums = PlaneSums(values, weight, sigma_s=sigma_s, slope_weight=slope_weight)
+    sums.filter(0, guide, sigma_r=sigma_r, weights=weights)
+    return sums.solve(ridge=ridge)
+
+
+class PlaneSums:
+    """:func:`plane_fill` in three steps, for callers that share its filtering between threads.
+
+    Made, it holds the fill's 13 weighted sums in ``parts`` arrays of channels (0-5 and 6-12 for two); each
+    part is filtered by :meth:`filter` (on any thread, parts at once: channels are filtered independently, with
+    the same operations, so the result is the same to the bit for any split), then :meth:`solve` gives the fill.
+
+    Parameters
+    ----------
+    values, weight, sigma_s, slope_weight : as for :func:`plane_fill`.
+    parts : 1 or 2 arrays of channels.
+
+    Examples
+    --------
+    >>> yy = np.mgrid[0:60, 0:40][0].astype(np.float32); depth = 20.0 - yy / 10.0
+    >>> w = (yy < 30).astype(np.float32); g = np.zeros((60, 40), np.float32)
+    >>> sums = PlaneSums(depth, w, sigma_s=20.0, parts=2)
+    >>> sums.filter(1, g, sigma_r=0.2); sums.filter(0, g, sigma_r=0.2)
+    >>> round(float(sums.solve(ridge=0.0)[0][59, 20]), 1)
+    14.1
+    """
+
+    def __init__(self, values: np.ndarray, weight: np.ndarray, *, sigma_s: float,
+                 slope_weight: np.ndarray | None = None, parts: int = 1) -> None:
+        w = np.asarray(weight, np.float32)
+        s = w if slope_weight is None else np.asarray(slope_weight, np.float32)
+        h, wid = w.shape
+        self.sigma_s = float(sigma_s)
+        scale = np.float32(max(self.sigma_s, 1e-6))
+        x = ((np.arange(wid, dtype=np.float32) - np.float32(0.5 * wid)) / scale)[None, :]  # in units of the reach,
+        y = ((np.arange(h, dtype=np.float32) - np.float32(0.5 * h)) / scale)[:, None]  # about the middle
+        d = np.asarray(values, np.float32)
+        ref = np.float32(np.median(d[w > 0])) if (w > 0).any() else np.float32(0.0)
+        d = np.where((w > 0) | (s > 0), d - ref, np.float32(0.0))  # about a typical depth: float32 sums stay exact
+        sd_ = s * d
+        # (the 13 channels written and solved a band of rows at a time: besides the filtered channels themselves,
+        # only a band's products and results are alive; the same element-wise float32 operations, the same bits)
+        split = (13,) if int(parts) == 1 else (6, 7)
+        self.sums = [np.empty((h, wid, c), np.float32) for c in split]
+        for rows in _bands(h):
+            wb, sb, db, sdb, yb = w[rows], s[rows], d[rows], sd_[rows], y[rows]
+            channels = [wb, wb * x, wb * yb, wb * db, sb, sb * x, sb * yb, sb * x * x, sb * x * yb, sb * yb * yb, sdb,
+                        sdb * x, sdb * yb]
+            for part, first in zip(self.sums, np.cumsum((0,) + split[:-1])):
+                cv2.merge(channels[first:first + part.shape[2]], dst=part[rows])
+        self.x, self.y, self.ref = x, y, ref
+
+    def filter(self, part: int, guide: np.ndarray, *, sigma_r: float,
+               weights: list[tuple[np.ndarray, ...]] | None = None) -> None:
+        """Filter part ``part`` of the sums in place (``weights``: as for :func:`plane_fill`)."""
+        domain_transform(self.sums[part], guide, self.sigma_s, sigma_r, overwrite=True, weights=weights)
+
+    def solve(self, *, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+        """``(filled, total)`` of :func:`plane_fill`, once every part is filtered."""
+        h, wid = self.sums[0].shape[:2]
+        filled, total = np.empty((h, wid), np.float32), np.empty((h, wid), np.float32)
+        for rows in _bands(h):
+            channels = [c for part in self.sums for c in cv2.split(part[rows])]
+            filled[rows], total[rows] = _solve(channels, self.x, self.y[rows], np.float32(ridge), self.ref)
+        return filled, total
 
 
 def _bands(h: int, band: int = 64) -> list[slice]:

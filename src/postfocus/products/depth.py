@@ -93,8 +93,9 @@ from postfocus.focus.peak import shape_shift
 from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import check_threads
+from postfocus.pipeline.threads import helper_threads
 from postfocus.products.depth_ends import end_peaks
-from postfocus.products.depth_fill import fill_regions
+from postfocus.products.depth_fill import fill_regions, fill_weights
 from postfocus.products.depth_png import read_depth_png, write_depth_png
 from postfocus.io.write import atomic_write, check_output_path, write_image
 from postfocus.store import ProcessedStack
@@ -208,9 +209,9 @@ def refine_depth(
         side (a floor at the picture's border) as the surface farther in.
     pixel : last, each pixel beside a depth step takes the side its own focus measure shows, before aggregation
         (:func:`postfocus.focus.outline_sides.pixel_sides`): depth edges placed to the pixel.
-    threads : thread budget (None: the machine's cores): with 2 or more the fill and the outliers' median run on
-        a helper thread beside the occlusion bands' median (:func:`postfocus.products.depth_fill.fill_regions`);
-        1 keeps all work on the calling thread. The result is the same to the bit either way.
+    threads : thread budget (None: the machine's cores): with 2 or more a helper makes the fill's weights ahead and
+        shares the fill and the two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling
+        thread. The result is the same to the bit either way.
 
     Returns
     -------
@@ -239,6 +240,7 @@ def refine_depth(
     guide = to_grey(guide_rgb)
     long_edge = max(h, w)
     radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
+    sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
     agg = aggregate(vol, guide, radius, eps)
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
@@ -267,7 +269,8 @@ def refine_depth(
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
-    sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
+    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
+                           threads=threads)  # (the guide's only: made on a helper while this thread goes on)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall
@@ -312,11 +315,13 @@ def refine_depth(
     # look for their surface through texture (a wider colour tolerance), occlusion bands only along colours.
     local = fill_regions(index, weight, guide_rgb, bands=occluding, weak=confidence < FILLED, outliers=bad,
                          surface=surface, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R, jump=jump,
-                         plane=plane, threads=threads)
+                         plane=plane, threads=threads, weights=weights)
+    weights = None  # (the filters' weights: let go)
     blend = np.where(gap, 1.0, np.where(distrust, 0.0, confidence))  # a gap's weak readings: its only evidence
     depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
-    depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r)
+    depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r,
+                             threads=helper_threads(threads))
     if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
         depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
