@@ -128,6 +128,55 @@ def test_the_output_written_beside_the_stack_folder_is_the_one_a_reused_folder_g
         assert fresh.read_bytes() == made.read_bytes()
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, MemoryError], ids=["ctrl-c", "out-of-memory"])
+def test_a_run_stopped_while_the_stack_folder_is_written_leaves_the_output_as_it_was(tiny_stack, tmp_path,
+                                                                                       monkeypatch, fault, threads):
+    """The output is written on a second thread while the stack folder's image and manifest are (video7). A
+    Ctrl+C (or an out-of-memory) during the folder's write exited 130, "interrupted; no output was written",
+    with the output replaced all the same; now the output written beside the folder is renamed into place only
+    once the folder is kept, and an old output stays as it was, with no temporary file left (review16)."""
+    import threading
+
+    import cv2
+    from click.testing import CliRunner
+
+    import postfocus.cli.stack as stack_module
+    import postfocus.pipeline.run as run_module
+    from postfocus.cli import main
+
+    saved, real_save = threading.Event(), stack_module.save_image
+
+    def save_image(*args, **kwargs):
+        try:
+            return real_save(*args, **kwargs)
+        finally:
+            saved.set()
+
+    def write_stack_folder(*args, **kwargs):  # stopped once the output beside it is written
+        assert saved.wait(60)
+        raise fault()
+
+    monkeypatch.setattr(stack_module, "save_image", save_image)
+    monkeypatch.setattr(run_module, "write_stack_folder", write_stack_folder)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # (set by --threads: set back after the test)
+        monkeypatch.setenv(var, "")
+    out = tmp_path / "out" / "stacked.jpg"
+    out.parent.mkdir()
+    out.write_bytes(b"the photographer's earlier result")
+    before = cv2.getNumThreads()
+    try:
+        result = CliRunner().invoke(main, ["--threads", threads, "-q", "stack", str(tiny_stack.folder), "-o",
+                                           str(out), "--cache", str(tmp_path / "cache")])  # (1: the output first)
+    finally:
+        cv2.setNumThreads(before)
+    assert saved.is_set() and result.exit_code != 0, result.output
+    assert out.read_bytes() == b"the photographer's earlier result"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["stacked.jpg"]
+    if fault is KeyboardInterrupt:
+        assert result.exit_code == 130 and "no output was written" in result.output
+
+
 def test_stack_from_files_via_script(cli, tiny_stack, tmp_path):
     if shutil.which("postfocus") is None:
         pytest.skip("postfocus script not on PATH")

@@ -106,3 +106,24 @@ def test_a_step_read_one_or_two_pixels_off_goes_back_towards_the_outline_from_ei
     wrong = depth != truth
     assert not (placed != truth)[~wrong].any()  # a pixel on its side stays there
     assert (placed == truth)[wrong].mean() >= 0.3, (placed == truth)[wrong].mean()
+
+
+@pytest.mark.parametrize("nan_at", [(2, 2), (10, 14), (10, 16)], ids=["far-off", "beside-the-step", "on-the-step"])
+def test_a_nan_depth_is_left_alone_and_decides_nothing(nan_at):
+    """A NaN in the depth (``pixel_sides`` is public; a NaN is "no depth" to ``visible_index``) was cast to a frame
+    index: an IndexError (review16). It stays NaN, the pixels beyond its reach are decided as without it, those
+    beside it left as read or decided as without it."""
+    width = 48
+    volume = _halves(width)
+    depth = np.zeros((width, width), np.float32)
+    depth[:, 26:] = 1.0  # the outline between columns 23 and 24: read two columns too near
+    without = pixel_sides(depth, volume, jump=0.5)
+    holed = depth.copy()
+    holed[nan_at] = np.nan
+    placed = pixel_sides(holed, volume, jump=0.5)
+    assert np.isnan(placed[nan_at]) and np.isnan(placed).sum() == 1
+    yy, xx = np.mgrid[0:width, 0:width]
+    far_off = (yy - nan_at[0]) ** 2 + (xx - nan_at[1]) ** 2 > 12 ** 2  # (beyond the disc, its band and the sides)
+    assert np.array_equal(placed[far_off], without[far_off])
+    near = ~far_off & ~np.isnan(holed)  # (beside it: left as read, or decided as without it)
+    assert ((placed == holed) | (placed == without))[near].all()

@@ -621,6 +621,25 @@ def test_a_manifest_naming_a_file_outside_its_folder_is_a_damaged_folder(tiny_st
         ProcessedStack.open(ps.folder)
 
 
+@pytest.mark.parametrize("name", ["frames/0000.jpg\x00", "volume.npy\x00.txt", "\ud800x.npy"], ids=["nul", "nul-inside",
+                                                                                            "lone-surrogate"])
+def test_a_manifest_naming_a_file_no_path_can_name_is_a_damaged_folder_made_again(tiny_stack, tmp_path, name):
+    """A manifest naming a file with a NUL character or a lone surrogate (valid JSON: ``"\\u0000"``, ``"\\ud800"``)
+    passed the check of names outside the folder, then every run's check of the folder failed on the name
+    (``internal error: ValueError: embedded null byte``, a UnicodeEncodeError) and the folder was never made
+    again (review16)."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    manifest["files"] = {**manifest["files"], name: [0, 0]}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="not a file of the folder"):
+        ProcessedStack.open(ps.folder)
+    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
+    ProcessedStack.open(ps.folder).verify()
+
+
 def test_a_kept_file_that_is_a_device_is_not_read(tiny_stack, tmp_path):
     """A kept file replaced by a link to a device whose size matches its record is reported, never read."""
     ps = process(tiny_stack.folder, cache_dir=tmp_path)

@@ -85,3 +85,41 @@ def test_a_folder_that_cannot_be_written_measures_its_floor_and_keeps_nothing(st
     h, w = ps.size
     assert tap(opened, w * 0.2, h * 0.5) == tap(ps, w * 0.2, h * 0.5)
     assert sorted(p.name for p in old.iterdir()) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_a_kept_file_that_is_no_regular_file_is_made_again_without_waiting(tmp_path, kind):
+    """A FIFO under a kept file's name (``tap_depth_<method>.npz``, ``depth_<method>.npz``, ``tap_floor.npz``; a
+    folder opened by path is anyone's) blocked ``np.load``'s open for good: every tap, aperture and pop of the
+    folder hung, in the web app a worker thread each (review16). Anything but a regular file is no kept file: the
+    arrays are made and kept in its place."""
+    import os
+    import threading
+
+    from postfocus.store.kept import kept
+
+    path = tmp_path / "folder" / "tap_depth_depthmap.npz"
+    path.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    answer = {}
+    worker = threading.Thread(target=lambda: answer.setdefault("kept", kept(path, "k", lambda: {"a": np.ones(2)})),
+                              daemon=True)
+    worker.start()
+    worker.join(30)
+    hung = worker.is_alive()
+    if hung and kind == "fifo":  # (a writer opened and gone lets the reader go: the test fails, it does not hang)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        worker.join(30)
+    assert not hung
+    assert answer["kept"]["a"].tolist() == [1.0, 1.0]
+    if kind != "folder":  # (a folder is not replaced by a rename: made each time, unkept)
+        again = load_kept(path, "k")
+        assert again is not None and again["a"].tolist() == [1.0, 1.0]

@@ -16,6 +16,7 @@ from postfocus.cli.output import (FrameLabels, bits_option, compression_option, 
                                   frames_data, json_option, order_text, plural, size_data, size_text)
 from postfocus.errors import PostfocusWarning
 from postfocus.io.encoding import check_encoding
+from postfocus.io.held import HeldWrites
 from postfocus.io.metadata import describe_stack
 from postfocus.io.write import atomic_write_json, check_output_path, write_image
 from postfocus.options import parse_range
@@ -90,11 +91,14 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
                               "(each band decodes the frames again)")
     whole = not (options.frame_range or near_at)
     early: dict = {}  # the output, written while process() writes the folder's image (a whole stack only)
+    held = HeldWrites()  # (renamed into place once the folder is kept: a run that fails or is interrupted then
+    # leaves the output as it was, as its message says; review16)
 
     def save_early(image, used, reference):
-        early["path"] = save_image(output, image, source.info, quality=quality, bit_depth=bits,
-                                   compression=compression, description=describe_stack(
-                                       merge_frames(used, None), len(source), method, reference))
+        with held:
+            early["path"] = save_image(output, image, source.info, quality=quality, bit_depth=bits,
+                                       compression=compression, description=describe_stack(
+                                           merge_frames(used, None), len(source), method, reference))
         early["image"] = image
 
     with progress_bars(is_quiet(ctx)) as progress:
@@ -103,11 +107,14 @@ def stack_command(ctx, inputs, output, method, crop, frame_range, near_at, far_a
             try:
                 ps = process(source, options, cache_dir=cache_dir, progress=progress,
                              on_image=save_early if whole else None)
+                held.commit()
             except CacheError as exc:
                 early.clear()  # (written again from the merge without the cache)
                 if near_at:
                     raise
                 warnings.warn(f"{exc}; merging without keeping the processed stack", PostfocusWarning, stacklevel=1)
+            finally:
+                held.discard()  # (nothing once committed)
         if ps is None:
             result = stack(source, options, progress=progress)
             image, maps, merged, info = result.image, result.maps, result.merged, result.info

@@ -136,8 +136,9 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, flat_vol: np.ndarray, at: n
     dn = (v * near).sum(axis=1) / np.maximum(cn, 1)
     df = (v * far).sum(axis=1) / np.maximum(cf, 1)
     last = flat_vol.shape[0] - 1
-    kn = np.clip(np.rint(dn), 0, last).astype(np.int64)
-    kf = np.clip(np.rint(df), 0, last).astype(np.int64)
+    # (a NaN depth in the disc makes its side's mean NaN: not ok below, and read at frame 0, not cast to an index)
+    kn = np.clip(np.rint(np.nan_to_num(dn)), 0, last).astype(np.int64)
+    kf = np.clip(np.rint(np.nan_to_num(df)), 0, last).astype(np.int64)
     ok &= (cn >= _LEAST) & (cf >= _LEAST) & (kf > kn) & (np.abs(dn - lo) < jump) & (np.abs(df - hi) < jump)
     # the log ratio of the far side's frame's measure to the near side's, at every pixel of the disc
     ratio = np.log(flat_vol[kf[:, None], at] + floor) - np.log(flat_vol[kn[:, None], at] + floor)

@@ -11,6 +11,7 @@ Modules, each importing only those before it:
                   rules about input files (suffixes, folder listing, sizes, MP4 sniffing)
 ``metadata``      EXIF, colour profile, TIFF and PNG metadata of result images
 ``encoding``      bit depth and compression of results; metadata into a JPEG as it is
+``held``          atomic writes held back until the work they belong to is done
 ``write``         atomic writes and result images with metadata
 ``images``        still images (JPEG, PNG, TIFF) and :class:`ImageFilesSource`
 ``arrays``        frames in memory (:class:`ArraySource`)

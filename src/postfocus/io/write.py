@@ -33,6 +33,7 @@ from postfocus.io.metadata import (
     tiff_exif_tags,
 )
 from postfocus.io.encoding import Compression, check_encoding, tiff_compression
+from postfocus.io.held import held_writes
 from postfocus.io.encoding import png_level as _png_level
 from postfocus.io.png import encode_png_fast
 
@@ -176,18 +177,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         raise OutputError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
     if fcntl is not None:  # held while writing: a later run can tell this file from one a killed run left
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    tmp_path = Path(tmp)
+    tmp_path, held = Path(tmp), held_writes()  # (held: renamed by HeldWrites.commit, postfocus.io.held)
     try:
         write(tmp_path)
         os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
+        if held is None:
+            os.replace(tmp_path, path)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        os.close(fd)
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
-    finally:
+    if held is None:
         os.close(fd)
+    else:
+        held.append((fd, tmp_path, path))  # (its lock kept: a killed run's file is removed by the next write)
     return path
 
 

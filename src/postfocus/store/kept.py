@@ -12,6 +12,8 @@ A folder that cannot be written (read-only) still gives the result, unkept.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,14 +42,22 @@ def load_kept(path: Path, key: str, names: Sequence[str] | None = None) -> dict[
     >>> load_kept(Path("no-such-file.npz"), "k") is None
     True
     """
+    try:  # (opened without waiting: a FIFO under the name blocked the open, every tap with it, for good: review16)
+        fh = open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
+    except (OSError, ValueError):
+        return None  # missing, unreadable, no path
     try:
-        with np.load(path, allow_pickle=False) as kept_file:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None  # a FIFO, a device, a folder: no kept file
+        with np.load(fh, allow_pickle=False) as kept_file:
             if KEY_FIELD not in kept_file.files or str(kept_file[KEY_FIELD]) != key:
                 return None
             wanted = [name for name in kept_file.files if name != KEY_FIELD] if names is None else list(names)
             return {name: kept_file[name] for name in wanted}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-        return None  # missing, truncated, a changed byte (CRC), not an npz
+        return None  # truncated, a changed byte (CRC), not an npz
+    finally:
+        fh.close()
 
 
 def keep(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:

@@ -8,6 +8,7 @@ changed after the manifest was written (:func:`written_since`); :func:`verify_fi
 
 from __future__ import annotations
 
+import os
 import stat
 import zlib
 from pathlib import Path
@@ -51,8 +52,15 @@ def check_fields(folder: Path, manifest: dict) -> None:
 
 
 def _inside(name: str) -> bool:
+    """Whether ``name`` is a relative path inside the folder that a path can name (no NUL, no lone surrogate:
+    ``"\\u0000"`` passed, then every run's check of the folder was a ValueError; review16)."""
     parts = name.split("/")
-    return bool(name) and "\\" not in name and ":" not in name and all(p not in ("", ".", "..") for p in parts)
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        return False
+    return (bool(name) and "\\" not in name and ":" not in name and "\x00" not in name
+            and all(p not in ("", ".", "..") for p in parts))
 
 
 def _whole(value: object) -> bool:
