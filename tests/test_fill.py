@@ -81,12 +81,8 @@ def test_the_fill_in_bands_of_rows_is_the_same_to_the_bit(monkeypatch):
     bands of 7 rows give the bits of one band, with and without a slope weight."""
     import postfocus.focus.fill as fill
 
-    rng = np.random.default_rng(4)
     h, w = 45, 38
-    depth = (10.0 + np.mgrid[0:h, 0:w][0] / 6.0 + rng.normal(0, 0.3, (h, w))).astype(np.float32)
-    weight = (rng.uniform(0, 1, (h, w)) * (rng.uniform(0, 1, (h, w)) < 0.6)).astype(np.float32)
-    guide = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
-    surface = weight * (rng.uniform(0, 1, (h, w)) < 0.7)
+    depth, weight, guide, surface = _sloped_inputs(4, h, w, ramp=10.0 + np.mgrid[0:h, 0:w][0] / 6.0, share=0.6)
     bands = fill._bands
     runs = []
     for rows in (h, 7):
@@ -106,12 +102,8 @@ def test_the_fill_filtered_in_two_parts_on_two_threads_is_the_same_to_the_bit():
     from postfocus.focus.clean import domain_weights
     from postfocus.focus.fill import PlaneSums
 
-    rng = np.random.default_rng(8)
     h, w = 41, 53
-    depth = (6.0 + np.mgrid[0:h, 0:w][1] / 9.0 + rng.normal(0, 0.3, (h, w))).astype(np.float32)
-    weight = (rng.uniform(0, 1, (h, w)) * (rng.uniform(0, 1, (h, w)) < 0.5)).astype(np.float32)
-    guide = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
-    surface = weight * (rng.uniform(0, 1, (h, w)) < 0.7)
+    depth, weight, guide, surface = _sloped_inputs(8, h, w, ramp=6.0 + np.mgrid[0:h, 0:w][1] / 9.0, share=0.5)
     for slope in (None, surface):
         one = plane_fill(depth, weight, guide, sigma_s=12.0, sigma_r=0.3, slope_weight=slope)
         sums = PlaneSums(depth, weight, sigma_s=12.0, slope_weight=slope, parts=2)
@@ -125,3 +117,13 @@ def test_the_fill_filtered_in_two_parts_on_two_threads_is_the_same_to_the_bit():
         assert not np.array_equal(one[0], depth)  # (the fill acted)
         for a, b in zip(one, two):
             assert a.dtype == b.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def _sloped_inputs(seed, h, w, *, ramp, share):
+    """A noisy sloped depth, a weight present on ``share`` of the pixels, a random guide and a slope weight on
+    about 70 % of the weighted pixels (float32)."""
+    rng = np.random.default_rng(seed)
+    depth = (ramp + rng.normal(0, 0.3, (h, w))).astype(np.float32)
+    weight = (rng.uniform(0, 1, (h, w)) * (rng.uniform(0, 1, (h, w)) < share)).astype(np.float32)
+    guide = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+    return depth, weight, guide, weight * (rng.uniform(0, 1, (h, w)) < 0.7)

@@ -205,11 +205,7 @@ def test_a_manifest_missing_a_field_is_a_damaged_folder_made_again(tiny_stack, t
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DamagedStackError, match="manifest.json field"):
         ProcessedStack.open(ps.folder)
-    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
-    again = ProcessedStack.open(ps.folder)
-    again.verify()
+    again = _refocus_makes_it_again(tiny_stack, tmp_path, ps)
     assert again.size == ps.size and again.used == ps.used
 
 
@@ -601,43 +597,27 @@ def test_a_file_record_that_is_no_size_and_checksum_is_a_damaged_folder_made_aga
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DamagedStackError, match="manifest.json record of 'volume.npy'"):
         ProcessedStack.open(ps.folder)
-    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
-    again = ProcessedStack.open(ps.folder)
-    again.verify()
+    again = _refocus_makes_it_again(tiny_stack, tmp_path, ps)
     assert again.manifest["files"]["volume.npy"] == ps.manifest["files"]["volume.npy"]
 
 
-@pytest.mark.parametrize("name", ["/dev/zero", "../../../dev/zero", "frames/../../x", "", "C:\\\\x"])
-def test_a_manifest_naming_a_file_outside_its_folder_is_a_damaged_folder(tiny_stack, tmp_path, name):
+@pytest.mark.parametrize("name", ["/dev/zero", "../../../dev/zero", "frames/../../x", "", "C:\\\\x",
+                                  "frames/0000.jpg\x00", "volume.npy\x00.txt", "\ud800x.npy"],
+                         ids=["device", "up-to-device", "up", "empty", "drive", "nul", "nul-inside", "lone-surrogate"])
+def test_a_manifest_naming_a_file_outside_its_folder_or_no_path_is_a_damaged_folder_made_again(tiny_stack, tmp_path,
+                                                                                             name):
     """A manifest naming ``/dev/zero`` with the size 0 its status gives had its CRC-32 read until memory ran out
-    (a folder opened by path is anyone's file); any name outside the folder is now a damaged folder."""
+    (a folder opened by path is anyone's file: the lead, at review15's note); a name with a NUL character or a lone
+    surrogate (valid JSON: ``"\\u0000"``, ``"\\ud800"``) passed that check, then every run's check of the folder
+    failed on the name (``internal error: ValueError: embedded null byte``) and the folder was never made again
+    (review16). Each is a damaged folder, made again."""
     ps = process(tiny_stack.folder, cache_dir=tmp_path)
     manifest = dict(ps.manifest)
     manifest["files"] = {**manifest["files"], name: [0, 0]}
     (ps.folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DamagedStackError, match="not a file of the folder"):
         ProcessedStack.open(ps.folder)
-
-
-@pytest.mark.parametrize("name", ["frames/0000.jpg\x00", "volume.npy\x00.txt", "\ud800x.npy"], ids=["nul", "nul-inside",
-                                                                                            "lone-surrogate"])
-def test_a_manifest_naming_a_file_no_path_can_name_is_a_damaged_folder_made_again(tiny_stack, tmp_path, name):
-    """A manifest naming a file with a NUL character or a lone surrogate (valid JSON: ``"\\u0000"``, ``"\\ud800"``)
-    passed the check of names outside the folder, then every run's check of the folder failed on the name
-    (``internal error: ValueError: embedded null byte``, a UnicodeEncodeError) and the folder was never made
-    again (review16)."""
-    ps = process(tiny_stack.folder, cache_dir=tmp_path)
-    manifest = dict(ps.manifest)
-    manifest["files"] = {**manifest["files"], name: [0, 0]}
-    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DamagedStackError, match="not a file of the folder"):
-        ProcessedStack.open(ps.folder)
-    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
-    ProcessedStack.open(ps.folder).verify()
+    _refocus_makes_it_again(tiny_stack, tmp_path, ps)
 
 
 def test_a_kept_file_that_is_a_device_is_not_read(tiny_stack, tmp_path):
@@ -675,3 +655,14 @@ def test_jpeg_frames_are_the_bytes_opencv_writes(tmp_path, monkeypatch, chroma_4
         writer(4, pixels)
         kept[name] = (tmp_path / name / writer.close()["4"]).read_bytes()
     assert ok and kept["imagecodecs"] == kept["opencv"] == opencv.tobytes()
+
+
+def _refocus_makes_it_again(tiny_stack, tmp_path, ps):
+    """A command on the stack says the damaged folder is made again, and succeeds (no internal error); the
+    folder opened again, verified."""
+    run = run_postfocus("refocus", tiny_stack.folder, "--at", "50%,50%", "-o", tmp_path / "r.png", cache=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "damaged" in run.stderr and "making it again" in run.stderr and "internal error" not in run.stderr
+    again = ProcessedStack.open(ps.folder)
+    again.verify()
+    return again
