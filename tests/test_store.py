@@ -666,3 +666,20 @@ def _refocus_makes_it_again(tiny_stack, tmp_path, ps):
     again = ProcessedStack.open(ps.folder)
     again.verify()
     return again
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "../../x.png", 5, None, "frames/9999.jpg"],
+                         ids=["device", "up", "a number", "null", "not kept"])
+def test_a_frame_file_the_manifest_does_not_record_is_a_damaged_folder_made_again(tiny_stack, tmp_path, name):
+    """``frame_files`` names were not checked as ``files`` names are (review16 noticed): a frame named
+    ``/dev/zero`` or a file outside the folder was read as a frame. A frame must name a file the manifest records
+    (inside the folder, with its size and CRC-32)."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = dict(ps.manifest)
+    first = next(iter(manifest["frame_files"]))
+    manifest["frame_files"] = {**manifest["frame_files"], first: name}
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="names no kept file"):
+        ProcessedStack.open(ps.folder)
+    again = _refocus_makes_it_again(tiny_stack, tmp_path, ps)
+    assert again.manifest["frame_files"] == ps.manifest["frame_files"]

@@ -49,6 +49,9 @@ def check_fields(folder: Path, manifest: dict) -> None:
             raise DamagedStackError(f"{folder}: manifest.json record of {name!r} is not [size, CRC-32]")
         if not _inside(name):  # ("/dev/zero" with size 0 was read for its CRC-32 until memory ran out)
             raise DamagedStackError(f"{folder}: manifest.json names {name[:80]!r}, not a file of the folder")
+    for index, name in manifest["frame_files"].items():  # (read as frames, so a kept file the manifest records)
+        if not (isinstance(name, str) and name in manifest["files"]):
+            raise DamagedStackError(f"{folder}: manifest.json frame {str(index)[:20]!r} names no kept file")
 
 
 def _inside(name: str) -> bool:
