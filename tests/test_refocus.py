@@ -398,7 +398,7 @@ def test_the_depth_a_plain_tap_makes_is_kept_and_read_back(patch_stack, monkeypa
         raise AssertionError("made again")
 
     with monkeypatch.context() as m:
-        m.setattr(tap_depth, "refine_depth", refused)
+        m.setattr(tap_depth, "grid_depth", refused)
         assert [tap(ProcessedStack.open(ps.folder), x, y) for x, y in points] == first
     kept[0].write_bytes(kept[0].read_bytes()[:1000])  # cut short: made again, the same
     refocus._FILLS.clear()

@@ -74,7 +74,6 @@ PNG (white = sure; 0 where an outlier was rejected).
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +95,8 @@ from postfocus.options import check_threads
 from postfocus.pipeline.threads import helper_threads
 from postfocus.products.depth_ends import end_peaks
 from postfocus.products.depth_fill import fill_regions, fill_weights
-from postfocus.products.depth_png import read_depth_png, write_depth_png
-from postfocus.io.write import atomic_write, check_output_path, write_image
+from postfocus.products.depth_png import read_depth_png, write_depth_npy, write_depth_png
+from postfocus.io.write import check_output_path, write_image
 from postfocus.store import ProcessedStack
 
 DEPTH_VERSION = 8  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
@@ -354,28 +353,36 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     from postfocus.options import DEFAULT_METHOD
 
     threads = check_threads(threads)
-    used = list(stack.used)
     frames = len(stack.names)
+    if image is None:
+        image = stack.all_in_focus(method or DEFAULT_METHOD)
+    h, w = image.shape[:2]
+    frame, confidence = grid_depth(stack, image, threads=threads, **options)
+    depth = guided_upsample(frame, image)
+    conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if confidence.shape != (h, w) else confidence
+    if not stack.near_to_far:
+        depth = (frames - 1) - depth
+    depth = np.clip(depth, 0, frames - 1).astype(np.float32)
+    return DepthResult(depth=depth, confidence=np.clip(conf, 0, 1).astype(np.float32), frames=frames)
+
+
+def grid_depth(stack: ProcessedStack, image: np.ndarray, *, threads: int | None = None,
+               **options) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`refine_depth` on the volume's grid, guided by ``image`` shrunk to it: (float32 frame numbers, frame 0
+    the stack's first; confidence). :func:`depth_map` upsamples it; a plain tap reads it (``tap_depth``)."""
+    used = list(stack.used)
     volume = np.asarray(stack.volume, np.float32)
     if volume.ndim != 3 or volume.shape[0] != len(used):
         raise InputError(f"{stack.folder}: focus volume does not match the frames kept; refresh the stack")
     mh, mw = volume.shape[1:]
-    if image is None:
-        image = stack.all_in_focus(method or DEFAULT_METHOD)
-    h, w = image.shape[:2]
-    small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if (h, w) != (mh, mw) else image
+    small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if image.shape[:2] != (mh, mw) else image
     if stack.motion is not None:
         options.setdefault("motion", stack.motion)
     near_first = stack.near_to_far  # refine_depth reads slice 0 as the nearest (its occlusion bands and sides)
     position, confidence = refine_depth(volume if near_first else volume[::-1], small, threads=threads, **options)
     position = position if near_first else (len(used) - 1) - position
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
-    depth = guided_upsample(frame.astype(np.float32), image)
-    conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != (mh, mw) else confidence
-    if not stack.near_to_far:
-        depth = (frames - 1) - depth
-    depth = np.clip(depth, 0, frames - 1).astype(np.float32)
-    return DepthResult(depth=depth, confidence=np.clip(conf, 0, 1).astype(np.float32), frames=frames)
+    return frame.astype(np.float32), confidence
 
 
 # --------------------------------------------------------------------------
@@ -385,17 +392,6 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
 def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
     """Refuse an output path with another suffix, in a missing or read-only folder, or naming an input."""
     return check_output_path(path, inputs, suffixes)
-
-
-def write_depth_npy(path: str | os.PathLike, result: DepthResult) -> Path:
-    """float32 depth in frame units (0 = nearest frame)."""
-
-    def write(tmp: Path) -> None:
-        buf = io.BytesIO()
-        np.save(buf, result.depth.astype(np.float32))
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
 
 
 def depth_range(depth: np.ndarray, frames: int, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:

@@ -7,6 +7,7 @@ per count, ``postfocus:depth_zero``), which :func:`read_depth_png` reads back.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -18,7 +19,7 @@ import numpy as np
 from postfocus.errors import InputError, OutputError
 from postfocus.io.write import atomic_write
 
-__all__ = ["depth_to_uint16", "read_depth_png", "write_depth_png"]
+__all__ = ["depth_to_uint16", "read_depth_png", "write_depth_npy", "write_depth_png"]
 
 
 def _png_text(png: bytes, text: dict[str, str]) -> bytes:
@@ -72,3 +73,14 @@ def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if frames < 1:
         raise InputError(f"{path}: no postfocus depth scale in this PNG")
     return (counts.astype(np.float32) / 65535.0 * max(frames - 1, 1)).astype(np.float32), frames
+
+
+def write_depth_npy(path: str | os.PathLike, result) -> Path:  # noqa: ANN001 (a DepthResult)
+    """float32 depth in frame units (0 = nearest frame) of a :class:`~postfocus.products.depth.DepthResult`."""
+
+    def write(tmp: Path) -> None:
+        buf = io.BytesIO()
+        np.save(buf, result.depth.astype(np.float32))
+        tmp.write_bytes(buf.getvalue())
+
+    return atomic_write(path, write)

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from postfocus.options import DEFAULT_METHOD
-from postfocus.products.depth import refine_depth
+from postfocus.products.depth import grid_depth
 from postfocus.products.depth_cache import depth_key
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
@@ -79,22 +78,9 @@ def tap_depth(stack: ProcessedStack, method: str, key: str, *, threads: int | No
     """
     shape = tuple(stack.focus_index.shape)
     arrays = kept(tap_depth_path(stack, method), key,
-                  lambda: {"depth": _made(stack, stack.all_in_focus(method), threads)},
+                  lambda: {"depth": grid_depth(stack, stack.all_in_focus(method), threads=threads)[0]},
                   valid=lambda found: _is_tap_depth(found.get("depth"), shape, len(stack.names)))
     return np.asarray(arrays["depth"], np.float32)
-
-
-def _made(stack: ProcessedStack, image: np.ndarray, threads: int | None) -> np.ndarray:
-    """:func:`~postfocus.products.depth.depth_map`'s positions before its upsampling, in frame numbers."""
-    volume = np.asarray(stack.volume, np.float32)
-    used = list(stack.used)
-    mh, mw = volume.shape[1:]
-    small = cv2.resize(image, (mw, mh), interpolation=cv2.INTER_AREA) if image.shape[:2] != (mh, mw) else image
-    near_first = stack.near_to_far  # refine_depth reads slice 0 as the nearest (its occlusion sides and bands)
-    position, _ = refine_depth(volume if near_first else volume[::-1], np.asarray(small, np.float32),
-                               motion=stack.motion, threads=threads)
-    position = position if near_first else (len(used) - 1) - position
-    return np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32)).astype(np.float32)
 
 
 def _is_tap_depth(depth: object, shape: tuple[int, ...], frames: int) -> bool:
