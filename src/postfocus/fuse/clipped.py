@@ -141,7 +141,7 @@ class ClippedLight:
             t, l = max(0, y - reach), max(0, x - reach)
             crop = (slice(t, min(h, y + ch + reach)), slice(l, min(w, x + cw + reach)))
             highlight = labels[crop] == n
-            excess = self._excess(labels[crop] == n, colour[crop][..., :3], rank[crop], by[crop[0]], bx[crop[1]],
+            excess = self._excess(highlight, colour[crop][..., :3], rank[crop], by[crop[0]], bx[crop[1]],
                                   depth, positions, slope, near_to_far)
             if excess is None:
                 continue
