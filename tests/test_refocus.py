@@ -409,6 +409,42 @@ def test_the_depth_a_plain_tap_makes_is_kept_and_read_back(patch_stack, monkeypa
     assert np.mean(agree) > 0.9, np.mean(agree)
 
 
+def test_plain_fill_ready_and_is_plain_say_what_a_tap_would_do_without_making_anything(patch_stack, monkeypatch):
+    """What the web app asks before a tap (tap14): ``is_plain`` is the tap's own verdict at every point (a plain
+    window answers from the fill), ``plain_fill_ready`` is False until the tap's depth is made, then True, also
+    in a later process (read from the folder), and ``tap(..., make=False)`` answers from the focus map without
+    making it. None of them makes the depth."""
+    from postfocus.products import refocus, tap_depth
+    from postfocus.products.refocus import is_plain, plain_fill_ready
+    from postfocus.store import ProcessedStack
+
+    _, ps = patch_stack
+    _without_depth(ps)
+    h, w = ps.size
+    grid = [(x, y) for y in range(3, h, 23) for x in range(3, w, 23)] + [(x, y) for x, y, _ in _patch_points(ps)[::40]]
+
+    def refused(*args, **kwargs):
+        raise AssertionError("made")
+
+    with monkeypatch.context() as m:
+        m.setattr(tap_depth, "grid_depth", refused)
+        plain = [is_plain(ps, x, y) for x, y in grid]
+        assert any(plain) and not all(plain)
+        assert not plain_fill_ready(ps)
+        unmade = [tap(ps, x, y, make=False) for x, y in grid]
+        assert {a.filled_from for a, p in zip(unmade, plain) if p} == {"focus map"}
+        assert not plain_fill_ready(ps) and not list(ps.folder.glob("tap_depth_*.npz"))
+    made = [tap(ps, x, y) for x, y in grid]
+    assert [a.filled_from == "depth map" for a in made] == plain  # the tap's own verdict, point by point
+    assert [a for a, p in zip(made, plain) if not p] == [a for a, p in zip(unmade, plain) if not p]
+    assert plain_fill_ready(ps)
+    refocus._FILLS.clear()  # (a later process: read from the folder)
+    with monkeypatch.context() as m:
+        m.setattr(tap_depth, "grid_depth", refused)
+        assert plain_fill_ready(ProcessedStack.open(ps.folder))
+        assert [tap(ps, x, y) for x, y in grid] == made
+
+
 def test_a_folder_that_cannot_be_written_makes_the_plain_taps_depth_unkept(patch_stack, tmp_path, monkeypatch):
     """A read-only cache (or a full disk): the depth a plain tap reads is made and answers as in a writable folder,
     and nothing is written into the folder."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from postfocus.cli.common import err_console, main
+from postfocus.cli.common import err_console, main, root_threads
 from postfocus.cli.output import current_run, json_flag
 from postfocus.errors import PostfocusError
 
@@ -76,6 +76,8 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
 
     Results are kept in the data folder and listed again the next time. With
     --json, one JSON object on stdout says where it listens (--port 0: a free port).
+    The app's own renders take 'postfocus --threads N serve' threads each (default:
+    the cores divided between the --workers and the app).
     """
     try:
         import uvicorn
@@ -99,7 +101,8 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     lock = Lock(data_dir.resolve() / "server.lock")
     lock.acquire()  # fails with a clear message when another server uses the folder
     lock.release()
-    app = create_app(data_dir, max_upload_mb=max_upload_mb, workers=workers, allowed_hosts=allowed)
+    app = create_app(data_dir, max_upload_mb=max_upload_mb, workers=workers, allowed_hosts=allowed,
+                     threads=root_threads(click.get_current_context()))  # (None: web.taps.app_threads)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

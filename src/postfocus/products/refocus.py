@@ -33,7 +33,8 @@ from postfocus.options import check_threads, is_number, is_whole
 from postfocus.maps import MapsView
 from postfocus.store import ProcessedStack
 
-__all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "parse_point", "plain_fill", "sharpest_frame", "stack_floor", "tap"]
+__all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "is_plain", "parse_point", "plain_fill", "plain_fill_ready",
+           "sharpest_frame", "stack_floor", "tap"]
 
 MIN_CONFIDENCE = 0.25
 
@@ -232,7 +233,7 @@ def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple
     )
 
 
-def plain_fill(stack: MapsView, *, threads: int | None = None) -> tuple[np.ndarray, str]:
+def plain_fill(stack: MapsView, *, threads: int | None = None, make: bool = True) -> tuple[np.ndarray, str]:
     """Where a plain window's tap answer is read: focus positions (frame numbers) on the focus map's grid.
 
     The depth map kept in a stack folder (by ``depth``, ``aperture``, ``pop``, the web app), brought to the
@@ -248,6 +249,7 @@ def plain_fill(stack: MapsView, *, threads: int | None = None) -> tuple[np.ndarr
     stack : a processed stack (:class:`~postfocus.store.ProcessedStack`) or a stack result.
     threads : thread budget of the depth made at a first plain tap (None: the machine's cores; 1: the calling
         thread only).
+    make : False: a depth not kept is not made (the focus map answers; the web app when making it failed).
 
     Returns
     -------
@@ -257,7 +259,7 @@ def plain_fill(stack: MapsView, *, threads: int | None = None) -> tuple[np.ndarr
     if isinstance(stack, ProcessedStack):
         fill = _kept_depth_fill(stack, index.shape)
         if fill is None:
-            fill = _tap_depth_fill(stack, threads)
+            fill = _tap_depth_fill(stack, threads, make=make)
         if fill is not None:
             return fill, "depth map"
     return np.asarray(index, np.float32), "focus map"
@@ -321,10 +323,11 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
     return None
 
 
-def _tap_depth_fill(stack: ProcessedStack, threads: int | None) -> np.ndarray | None:
+def _tap_depth_fill(stack: ProcessedStack, threads: int | None, *, make: bool = True) -> np.ndarray | None:
     """The depth map's rules on the focus map's grid (:mod:`~postfocus.products.tap_depth`), kept in the folder
-    and in memory; None when the folder holds no all-in-focus image to guide them."""
-    from postfocus.products.tap_depth import tap_depth, tap_depth_path, tap_depth_source
+    and in memory; None when the folder holds no all-in-focus image to guide them (or, with ``make=False``, when
+    none is kept: it is not made)."""
+    from postfocus.products.tap_depth import kept_tap_depth, tap_depth, tap_depth_path, tap_depth_source
 
     source = tap_depth_source(stack)
     if source is None:
@@ -332,7 +335,21 @@ def _tap_depth_fill(stack: ProcessedStack, threads: int | None) -> np.ndarray | 
     method, key = source
     name = (str(tap_depth_path(stack, method)), key)
     small = _remembered(name)
-    return small if small is not None else _remember(name, tap_depth(stack, method, key, threads=threads))
+    if small is not None:
+        return small
+    depth = tap_depth(stack, method, key, threads=threads) if make else kept_tap_depth(stack, method, key)
+    return None if depth is None else _remember(name, depth)
+
+
+def plain_fill_ready(stack: MapsView) -> bool:
+    """Whether :func:`plain_fill` answers without making anything: its fill in memory or kept in the stack folder
+    (read now, then kept in memory), or none to make (a stack result). False when a plain tap would make the
+    depth first (1.5 s of CPU at 4K; the web app makes it ahead, bounded: :mod:`postfocus.web.taps`)."""
+    from postfocus.products.tap_depth import tap_depth_source
+
+    if not isinstance(stack, ProcessedStack) or _kept_depth_fill(stack, stack.focus_index.shape) is not None:
+        return True
+    return tap_depth_source(stack) is None or _tap_depth_fill(stack, None, make=False) is not None
 
 
 def stack_floor(stack: MapsView) -> float:
@@ -374,7 +391,8 @@ def check_point(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> N
         raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
 
 
-def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: int | None = None) -> Tap:
+def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: int | None = None,
+        make: bool = True) -> Tap:
     """Tap on a processed stack at output pixel (x, y).
 
     Examples
@@ -391,7 +409,7 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
         For a point outside the image.
 
     ``threads`` is the thread budget of the depth a stack's first plain tap makes when none is kept (None: the
-    machine's cores; 1: the calling thread only).
+    machine's cores; 1: the calling thread only); ``make=False`` makes none (:func:`plain_fill`).
     """
     check_point(stack, x, y, radius)
     threads = check_threads(threads)
@@ -407,11 +425,24 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
-    scale, volume = (mw / w, mh / h), stack.volume
-    floor = stack_floor(stack)
+    scale, at, scores, floor, plain = _window_at(stack, x, y, radius)
+    fill, name = plain_fill(stack, threads=threads, make=make) if plain else (None, "")  # (read only for a plain window)
+    return _answer(stack.volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
+                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)
+
+
+def _window_at(stack: MapsView, x: float, y: float, radius: int):  # noqa: ANN202
+    """(map scale, map point, the window's scores, the noise floor, whether the window is plain) of a tap."""
+    h, w = stack.size
+    mh, mw = stack.focus_index.shape
+    scale, volume, floor = (mw / w, mh / h), stack.volume, stack_floor(stack)
     at = _map_point(volume, x, y, scale)
     scores = _window_scores(volume, *at, radius)  # (once: it was scored again by sharpest_frame; review15)
-    plain = _score_confidence(scores, floor) < MIN_CONFIDENCE
-    fill, name = plain_fill(stack, threads=threads) if plain else (None, "")  # (read only for a plain window)
-    return _answer(volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
-                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)
+    return scale, at, scores, floor, _score_confidence(scores, floor) < MIN_CONFIDENCE
+
+
+def is_plain(stack: MapsView, x: float, y: float, radius: int = 6) -> bool:
+    """Whether a :func:`tap` at (x, y) answers from the stack's fill (:func:`plain_fill`): its window has too
+    little texture to name a frame. Refuses what :func:`tap` refuses (OptionError, PostfocusError)."""
+    check_point(stack, x, y, radius)
+    return bool(_window_at(stack, x, y, int(radius))[-1])

@@ -35,9 +35,9 @@ from postfocus.options import DEFAULT_METHOD
 from postfocus.products.depth import grid_depth
 from postfocus.products.depth_cache import depth_key
 from postfocus.store import ProcessedStack
-from postfocus.store.kept import kept
+from postfocus.store.kept import kept, load_kept
 
-__all__ = ["tap_depth", "tap_depth_path", "tap_depth_source"]
+__all__ = ["kept_tap_depth", "tap_depth", "tap_depth_path", "tap_depth_source"]
 
 
 def tap_depth_path(stack: ProcessedStack, method: str = DEFAULT_METHOD) -> Path:
@@ -81,6 +81,15 @@ def tap_depth(stack: ProcessedStack, method: str, key: str, *, threads: int | No
                   lambda: {"depth": grid_depth(stack, stack.all_in_focus(method), threads=threads)[0]},
                   valid=lambda found: _is_tap_depth(found.get("depth"), shape, len(stack.names)))
     return np.asarray(arrays["depth"], np.float32)
+
+
+def kept_tap_depth(stack: ProcessedStack, method: str, key: str) -> np.ndarray | None:
+    """The tap's depth kept in the folder as :func:`tap_depth` reads it, never made here: float32 (h, w) frame
+    numbers, or None when none is kept under ``key`` (or the file holds no tap depth)."""
+    found = load_kept(tap_depth_path(stack, method), key, ("depth",))
+    if found is None or not _is_tap_depth(found["depth"], tuple(stack.focus_index.shape), len(stack.names)):
+        return None
+    return np.asarray(found["depth"], np.float32)
 
 
 def _is_tap_depth(depth: object, shape: tuple[int, ...], frames: int) -> bool:

@@ -61,7 +61,8 @@ from starlette.staticfiles import StaticFiles
 from postfocus._version import __version__
 from postfocus.errors import OptionError, OutputError, PostfocusError
 from postfocus.io.base import natural_key
-from postfocus.options import is_number
+from postfocus.options import check_threads, is_number
+from postfocus.pipeline.threads import configure_threads
 from postfocus.store.cache import CacheError
 from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
@@ -70,6 +71,7 @@ from postfocus.web.names import attachment, job_title, slug
 from postfocus.web.ops import f_number_used
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
+from postfocus.web.taps import app_threads
 from postfocus.web.upload import UploadError, UploadReceiver, check_upload, drop_repeats, humanize, json_body, too_large
 
 __all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
@@ -90,6 +92,7 @@ def create_app(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     workers: int = 2,
     allowed_hosts: Iterable[str] | None = LOCAL_HOSTS,
+    threads: int | None = None,
 ) -> Starlette:
     """Build the web app over ``data_dir``.
 
@@ -104,6 +107,9 @@ def create_app(
     allowed_hosts : Iterable[str] or None
         Host names the server answers to (None: any; for a server reachable
         from other machines).
+    threads : int, optional
+        Thread budget of each of the app's own renders and of OpenCV in the server process (default:
+        :func:`~postfocus.web.taps.app_threads` of ``workers``, the cores shared with the jobs).
 
     Returns
     -------
@@ -118,8 +124,10 @@ def create_app(
     if not (isinstance(max_upload_mb, (int, float)) and math.isfinite(max_upload_mb) and max_upload_mb > 0):
         raise OptionError("max_upload_mb", max_upload_mb, "must be a number of MB above 0")
     store = Store(data_dir)
-    queue = JobQueue(store, workers=workers)
-    results = RetouchResults()  # Results and retouching (web/retouch.py)
+    threads = app_threads(workers) if threads is None else check_threads(threads)
+    results = RetouchResults(threads=threads)  # Results and retouching (web/retouch.py)
+    queue = JobQueue(store, workers=workers,  # a finished job's plain tap depth made ahead (web/taps.py)
+                     on_done=lambda job_id: results.tap_ahead(store.job(job_id)))
     requeue = threading.Lock()  # a damaged job is queued again by one request (web/heal.py)
     limit = int(max_upload_mb * 1024 * 1024)
     limit_text = f"{max_upload_mb:g} MB"
@@ -128,6 +136,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         lock.acquire()
+        restore = configure_threads(threads)  # OpenCV's, the server process's (the jobs run in processes of their own)
         try:
             requeued = await run_in_threadpool(queue.start)
             if requeued:
@@ -135,6 +144,8 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(queue.shutdown)
+            results.ahead.close()
+            restore()
             lock.release()
 
     # Helpers ------------------------------------------------------------

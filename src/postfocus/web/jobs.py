@@ -31,7 +31,7 @@ import time
 import traceback
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from postfocus.io.write import atomic_write_json
 from postfocus.web.lifeline import worker_main
@@ -68,10 +68,12 @@ MAX_WORKER_DEATHS = 1  # a job whose worker dies is processed once more, then fa
 
 
 class JobQueue:
-    """Job ids waiting, and at most ``workers`` worker processes running them, one process per job."""
+    """Job ids waiting, and at most ``workers`` worker processes running them, one process per job; ``on_done(id)``
+    is called (on the dispatcher thread: it must return at once) when a job's worker ends with the job done."""
 
-    def __init__(self, store: Store, workers: int = 2):
+    def __init__(self, store: Store, workers: int = 2, *, on_done: Callable[[str], None] | None = None):
         self.store = store
+        self.on_done = on_done
         self.workers = max(1, int(workers))
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
@@ -142,6 +144,9 @@ class JobQueue:
                 if sentinel in watched:
                     try:
                         self._ended(watched[sentinel])
+                        job = self.on_done and self.store.job(watched[sentinel])
+                        if job and (job.read() or {}).get("state") == DONE:
+                            self.on_done(job.id)
                     except Exception:
                         log.exception("job %s: could not be recorded as ended", watched[sentinel])
 
@@ -402,11 +407,12 @@ def frame_names(ps: ProcessedStack, job: JobFolder, files: list[dict]) -> list[s
     return [humanize(name, job, files) for name in ps.names]
 
 
-def viewer_payload(job: JobFolder, ps: ProcessedStack, title: str | None, files: list[dict], src) -> dict:  # noqa: ANN001
+def viewer_payload(job: JobFolder, ps: ProcessedStack, title: str | None, files: list[dict], src, *,  # noqa: ANN001
+                   threads: int | None = None) -> dict:
     """``postfocus.viewer.export.viewer_data`` with the uploaded names in place of the stored ones."""
     from postfocus.viewer.export import viewer_data
 
-    payload = viewer_data(ps, src=src, title=title)
+    payload = viewer_data(ps, src=src, title=title, threads=threads)
     names = dict(zip(ps.names, frame_names(ps, job, files)))
     for frame in payload.get("frames", []):
         if frame.get("name") in names:
@@ -419,7 +425,8 @@ def viewer_payload(job: JobFolder, ps: ProcessedStack, title: str | None, files:
 VIEWER_NAME_RE = r"[a-z0-9_]{1,40}\.(?:jpg|png|webp)"
 
 
-def write_viewer_data(job: JobFolder, ps: ProcessedStack, title: str | None, files: list[dict]) -> None:
+def write_viewer_data(job: JobFolder, ps: ProcessedStack, title: str | None, files: list[dict], *,
+                      threads: int | None = None) -> None:
     """Viewer pictures as files in ``out/viewer/`` and the data object with their URLs."""
     import re
 
@@ -433,5 +440,5 @@ def write_viewer_data(job: JobFolder, ps: ProcessedStack, title: str | None, fil
         (folder / name).write_bytes(payload)
         return f"/api/jobs/{job.id}/viewer/{name}"
 
-    payload = viewer_payload(job, ps, title, files, src)
+    payload = viewer_payload(job, ps, title, files, src, threads=threads)
     atomic_write_json(folder / "data.json", payload)

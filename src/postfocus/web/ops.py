@@ -23,6 +23,7 @@ from postfocus.errors import PostfocusError, frame_runs
 from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.web.outputs import OutRecords
 from postfocus.web.store import JobFolder
+from postfocus.web.taps import TapAhead
 
 __all__ = ["F_NUMBERS", "HEAVY_AT_ONCE", "KEEP_PREVIEWS", "PREVIEW_EDGE", "PREVIEW_LAYERS", "Results", "f_number_used"]
 
@@ -68,9 +69,13 @@ def f_number_used(f_number: float) -> float:
 
 
 class Results:
-    """Per-job operations with a small cache of open stacks and one lock per output."""
+    """Per-job operations with a small cache of open stacks and one lock per output.
 
-    def __init__(self, max_open: int = 8):
+    ``threads`` is the thread budget of each render (:func:`postfocus.web.taps.app_threads`; None: the machine's
+    cores). A plain tap's depth is made ahead when a stack is first opened (:meth:`tap_ahead`, ``self.ahead``).
+    """
+
+    def __init__(self, max_open: int = 8, *, threads: int | None = None):
         self._stacks: OrderedDict[str, ProcessedStack] = OrderedDict()
         self._made: dict[str, tuple[int, int] | None] = {}  # job id -> _made() of its open stack's folder
         self._max_open = max_open
@@ -78,6 +83,8 @@ class Results:
         self._locks: dict[str, threading.Lock] = {}
         # Renders are heavy (full-size images in memory): only a few at a time, the rest wait.
         self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
+        self.threads = threads
+        self.ahead = TapAhead(self._heavy, threads=threads)  # a plain tap's depth, made ahead and bounded
         self.records = OutRecords()  # of every job's out/ files: a damaged one is made again
 
     # Helpers --------------------------------------------------------------
@@ -101,7 +108,13 @@ class Results:
             self._stacks[job.id], self._made[job.id] = ps, made
             while len(self._stacks) > self._max_open:
                 self._made.pop(self._stacks.popitem(last=False)[0], None)
+        self.ahead.soon(job.id, lambda: ps)  # (opened: a tap may come; made already, it costs a read)
         return ps
+
+    def tap_ahead(self, job: JobFolder | None) -> None:
+        """Make the job's plain tap depth in the background (a job just finished): its first tap finds it made."""
+        if job is not None:
+            self.ahead.soon(job.id, lambda: self.stack(job))
 
     def forget(self, job_id: str) -> None:
         """Drop the open stack of a job (deleted or processed again)."""
@@ -141,7 +154,7 @@ class Results:
 
         def make(path: Path) -> None:
             ps = self.stack(job)
-            self._save(path, thumbnail(ps.all_in_focus(DEFAULT_METHOD)), ps, quality=85)
+            self._save(path, thumbnail(ps.all_in_focus(DEFAULT_METHOD, threads=self.threads)), ps, quality=85)
 
         return self._cached(job, "thumb.jpg", make)
 
@@ -162,7 +175,7 @@ class Results:
                 log.warning("job %s: out/viewer/%s is not as it was made; making the viewer again", job.id, name)
             old = [p for p in data.parent.iterdir() if p.is_file()] if data.parent.is_dir() else []
             with self._heavy:
-                write_viewer_data(job, self.stack(job), title, files)
+                write_viewer_data(job, self.stack(job), title, files, threads=self.threads)
             self.records.record(job, sorted(data.parent.iterdir()), drop=old)
         return path if path.is_file() else None
 
@@ -199,7 +212,8 @@ class Results:
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
-        answer = tap(ps, x, y)
+        make = self.ahead.before_tap(ps, x, y, job.id)  # a depth to make first: made once, in the heavy budget
+        answer = tap(ps, x, y, threads=self.threads, make=make)
         return {
             "frame": answer.frame,
             "position": round(answer.position, 3),
@@ -234,7 +248,7 @@ class Results:
 
         def make(path: Path) -> None:
             ps = self.stack(job)
-            self._save(path, ps.all_in_focus(DEFAULT_METHOD), ps, quality=95)
+            self._save(path, ps.all_in_focus(DEFAULT_METHOD, threads=self.threads), ps, quality=95)
 
         return self._cached(job, "all_in_focus.jpg", make)
 
@@ -255,7 +269,7 @@ class Results:
             if len(frames) == 1:
                 image = ps.read_frame(frames[0])
             else:
-                image = merge(ps, frames=frames)
+                image = merge(ps, frames=frames, threads=self.threads)
             self._save(path, image, ps, quality=95)
 
         return self._cached(job, f"merge_{lo:04d}_{hi:04d}.jpg", make, prune="merge_"), lo, hi
@@ -271,7 +285,7 @@ class Results:
         tolerance = round(min(max(_finite(tolerance, "tolerance"), 0.0), 50.0), 2)
 
         def make(path: Path) -> None:
-            image = ps.all_in_focus(DEFAULT_METHOD)
+            image = ps.all_in_focus(DEFAULT_METHOD, threads=self.threads)
             depth, _, frames = self._depth(job)  # full-resolution, edge-aware: no fringe around the subject
             at = position if ps.near_to_far else frames - 1 - position  # the depth counts from the nearest frame
             mask = pop_mask(depth, at, to_grey(image), tolerance=tolerance)
@@ -286,7 +300,8 @@ class Results:
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
-        return float(tap(ps, x, y).position)
+        make = self.ahead.before_tap(ps, x, y, job.id)
+        return float(tap(ps, x, y, threads=self.threads, make=make).position)
 
     def _depth(self, job: JobFolder) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(depth in frames at output size, confidence, frames), from the job's files or made now."""
@@ -302,7 +317,7 @@ class Results:
             kept = _kept_depth(path, conf_path, ps.size)  # made by the request this one waited for?
             if kept is not None:
                 return (*kept, len(ps.names))
-            result = stack_depth(ps)
+            result = stack_depth(ps, threads=self.threads)
             job.out_dir.mkdir(exist_ok=True)
             np.save(job.out("depth_confidence.npy"), result.confidence.astype(np.float16))
             write_depth_npy(path, result)  # last: its presence says both files are complete
@@ -333,7 +348,7 @@ class Results:
 
             from postfocus.options import DEFAULT_METHOD
 
-            image = ps.all_in_focus(DEFAULT_METHOD)
+            image = ps.all_in_focus(DEFAULT_METHOD, threads=self.threads)
             depth, conf, frames = self._depth(job)
             focus = focus_at(depth, x, y, conf)
             h, w = image.shape[:2]
@@ -355,7 +370,7 @@ class Results:
         from postfocus.web.jobs import viewer_payload
 
         def make(path: Path) -> None:
-            payload = viewer_payload(job, self.stack(job), title, files, src=_data_url)
+            payload = viewer_payload(job, self.stack(job), title, files, src=_data_url, threads=self.threads)
             atomic_write_text(path, render_page(payload))
 
         from postfocus.products.edits import edits_version, load_edits
