@@ -26,7 +26,7 @@ from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
 
-__all__ = ["DEPTH_STAGE", "depth_key", "depth_path", "is_depth_map", "stack_depth"]
+__all__ = ["DEPTH_STAGE", "depth_key", "depth_keys", "depth_path", "is_depth_map", "stack_depth"]
 
 DEPTH_STAGE = "depth map"
 """The stage :func:`stack_depth` reports to its ``progress`` callback while it makes a map."""
@@ -70,6 +70,13 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
         "created": stack.manifest.get("created"),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def depth_keys(stack: ProcessedStack) -> list[tuple[str, str]]:
+    """The stack's own fusion method, then the default one, each with its depth map's key, for those whose
+    all-in-focus image the folder holds (the order in which a tap looks for a kept depth)."""
+    found = ((method, depth_key(stack, method)) for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)))
+    return [(method, key) for method, key in found if key is not None]
 
 
 def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,

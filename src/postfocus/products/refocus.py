@@ -298,14 +298,10 @@ def _remember(name: tuple[str, str], small: np.ndarray) -> np.ndarray:
 def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarray | None:
     """The depth map kept in the stack folder on the focus map's grid, in frame numbers (read-only); None when
     none is kept (it is never made here)."""
-    from postfocus.options import DEFAULT_METHOD
-    from postfocus.products.depth_cache import depth_key, depth_path, is_depth_map
+    from postfocus.products.depth_cache import depth_keys, depth_path, is_depth_map
     from postfocus.store.kept import load_kept
 
-    for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)):
-        key = depth_key(stack, method)
-        if key is None:
-            continue
+    for method, key in depth_keys(stack):
         name = (str(depth_path(stack, method)), key)
         small = _remembered(name)
         if small is not None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from postfocus.options import DEFAULT_METHOD
 from postfocus.products.depth import grid_depth
-from postfocus.products.depth_cache import depth_key
+from postfocus.products.depth_cache import depth_keys
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept, load_kept
 
@@ -49,11 +49,7 @@ def tap_depth_source(stack: ProcessedStack) -> tuple[str, str] | None:
     """The fusion method whose all-in-focus image guides the stack's tap depth (the stack's own, else the default
     method's) and the key it is kept under (the depth map's: the maps, the guide, the versions); None when the
     folder holds neither image."""
-    for method in dict.fromkeys((stack.options.method, DEFAULT_METHOD)):
-        key = depth_key(stack, method)
-        if key is not None:
-            return method, key
-    return None
+    return next(iter(depth_keys(stack)), None)
 
 
 def tap_depth(stack: ProcessedStack, method: str, key: str, *, threads: int | None = None) -> np.ndarray:
