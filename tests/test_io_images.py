@@ -67,10 +67,10 @@ def _jpeg_variants(tmp_path) -> dict[str, tuple]:
     rng = np.random.default_rng(7)
     px = np.clip(gradient_rgb8().astype(np.int16) + rng.integers(-40, 40, (H, W, 3)), 0, 255).astype(np.uint8)
     im = Image.fromarray(px)
-    files = {"420": (dict(quality=95), True), "444": (dict(quality=90, subsampling=0), True),
-             "422": (dict(quality=80, subsampling=1), True), "progressive": (dict(quality=90, progressive=True), True),
-             "restarts": (dict(quality=90, restart_marker_blocks=2), True),
-             "turned": (dict(quality=92, exif=exif_with_orientation(6)), True)}
+    files = {"420": ({"quality": 95}, True), "444": ({"quality": 90, "subsampling": 0}, True),
+             "422": ({"quality": 80, "subsampling": 1}, True), "progressive": ({"quality": 90, "progressive": True}, True),
+             "restarts": ({"quality": 90, "restart_marker_blocks": 2}, True),
+             "turned": ({"quality": 92, "exif": exif_with_orientation(6)}, True)}
     out = {}
     for name, (options, fast) in files.items():
         im.save(tmp_path / f"{name}.jpg", **options)
