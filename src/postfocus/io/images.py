@@ -326,7 +326,7 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
                 pixels = cv2.cvtColor(pixels, code)
         else:
             with _pillow_size_check(path):
-                pixels = _decode_with_pillow(path)
+                pixels = _decode_pillow_format(path)
     except InputError:
         raise
     except Exception as exc:
@@ -341,7 +341,7 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
 
 
-def _decode_with_pillow(path: Path) -> np.ndarray:
+def _decode_pillow_format(path: Path) -> np.ndarray:
     """A file Pillow reads (JPEG, and the rarer formats) as uint8/uint16 pixels, grey or RGB.
 
     A whole 8-bit grey or YCbCr JPEG is decoded by OpenCV instead: the same libjpeg-turbo
