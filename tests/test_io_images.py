@@ -62,6 +62,57 @@ def test_jpeg_grey(tmp_path):
     assert np.abs(frame[..., 0] - px / 255).mean() < 0.01
 
 
+def _jpeg_variants(tmp_path) -> dict[str, tuple]:
+    """JPEG files of every common kind, each with whether OpenCV may decode it (:func:`read_image`'s fast path)."""
+    rng = np.random.default_rng(7)
+    px = np.clip(gradient_rgb8().astype(np.int16) + rng.integers(-40, 40, (H, W, 3)), 0, 255).astype(np.uint8)
+    im = Image.fromarray(px)
+    files = {"420": ({"quality": 95}, True), "444": ({"quality": 90, "subsampling": 0}, True),
+             "422": ({"quality": 80, "subsampling": 1}, True), "progressive": ({"quality": 90, "progressive": True}, True),
+             "restarts": ({"quality": 90, "restart_marker_blocks": 2}, True),
+             "turned": ({"quality": 92, "exif": exif_with_orientation(6)}, True)}
+    out = {}
+    for name, (options, fast) in files.items():
+        im.save(tmp_path / f"{name}.jpg", **options)
+        out[name] = (tmp_path / f"{name}.jpg", fast)
+    im.convert("L").save(tmp_path / "grey.jpg", quality=90)
+    im.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=90)
+    whole = (tmp_path / "420.jpg").read_bytes()
+    (tmp_path / "trailing.jpg").write_bytes(whole + b"\0\0camera data")  # after the end-of-image marker
+    out.update(grey=(tmp_path / "grey.jpg", True), cmyk=(tmp_path / "cmyk.jpg", False),
+               trailing=(tmp_path / "trailing.jpg", False))
+    return out
+
+
+def test_jpeg_pixels_are_pillows_whichever_library_decodes_them(tmp_path, monkeypatch):
+    # A whole 8-bit grey or colour JPEG is decoded by OpenCV (faster), everything else by Pillow; both give
+    # Pillow's own pixels to the bit, with the EXIF orientation applied once.
+    decoded = []
+    imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1) or imdecode(*a))
+    for name, (path, fast) in _jpeg_variants(tmp_path).items():
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            reference = np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+        if reference.ndim == 2:
+            reference = np.repeat(reference[..., None], 3, axis=2)
+        decoded.clear()
+        pixels = read_image(path, stored=True)
+        assert len(decoded) == int(fast), name
+        assert pixels.dtype == np.uint8 and pixels.shape == reference.shape, name
+        assert np.array_equal(pixels, reference), name
+
+
+def test_jpeg_cut_short_is_still_refused(tmp_path):
+    # libjpeg fills a cut scan with grey and only warns: such a file never reaches OpenCV, Pillow refuses it
+    Image.fromarray(gradient_rgb8()).save(tmp_path / "a.jpg", quality=95)
+    whole = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(InputError, match=r"cut\.jpg: corrupt or truncated image") as excinfo:
+        read_image(tmp_path / "cut.jpg")
+    assert "\n" not in str(excinfo.value)
+
+
 def test_png_colour_and_grey_are_exact(tmp_path):
     px = gradient_rgb8()
     Image.fromarray(px).save(tmp_path / "c.png")
