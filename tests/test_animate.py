@@ -178,3 +178,34 @@ def test_a_frame_the_stack_left_out_is_named_with_the_kept_ones_as_ranges_counte
     with pytest.raises(OptionError, match=r"no frame 41 among the frames kept \(1-40, 42-120; counted from 1\)"):
         pull_end("start", "41", video)
     assert pull_end("start", "42", video) == 41
+
+
+@pytest.mark.parametrize("options, why", [
+    ({"duration": 1e308, "fps": 120}, r"^duration=1e\+308: at 120 frames per second this makes more than 3000 frames"),
+    ({"duration": 10**400, "fps": 24}, r"^duration=.*: must be more than 0 seconds"),
+    ({"duration": "3", "fps": 24}, r"^duration='3': must be more than 0 seconds"),
+    ({"duration": True, "fps": 24}, r"^duration=True: must be more than 0 seconds"),
+    ({"duration": 3, "fps": 24, "long_edge": "720"}, r"^long_edge='720': a whole number of at least 16 pixels"),
+    ({"duration": 3, "fps": 24, "long_edge": 10**400}, r"^long_edge=.*: a whole number of at least 16 pixels"),
+    ({"duration": 3, "fps": 24, "f_number": True}, r"^f_number=True: must be a number above 0"),
+])
+def test_pull_options_no_pull_can_have_are_refused_by_name(options, why):
+    """``--duration 1e308`` made an infinite frame count: "internal error: OverflowError: cannot convert float
+    infinity to integer"; ``long_edge="720"`` was a TypeError; NumPy numbers are numbers."""
+    from postfocus.products.animate import check_pull_options
+
+    with pytest.raises(OptionError, match=why):
+        check_pull_options(**options)
+    assert check_pull_options(duration=np.float32(0.5), fps=np.int64(8), long_edge=np.int64(64)) == 4
+
+
+def test_a_duration_or_aperture_past_any_pull_is_one_line_before_or_without_a_crash(steps, tmp_path, cli):
+    """``animate --duration 1e308`` and ``--f-number 1e-300`` (a disc of 1e300 px) were internal errors."""
+    frames = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
+    cache = steps[0].folder.parent
+    run = cli("animate", *frames, "-o", tmp_path / "p.gif", "--duration", "1e308", "--cache", cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "--duration 1e+308" in run.stderr, run.stderr
+    out = tmp_path / "a.gif"
+    run = cli("-q", "animate", *frames, "-o", out, "--f-number", "1e-300", "--duration", "0.25", "--fps", "8",
+              "--cache", cache)
+    assert run.returncode == 0 and run.stdout.strip() == str(out), run.stderr
