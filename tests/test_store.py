@@ -494,6 +494,20 @@ def test_a_stack_folder_or_frame_number_of_another_type_is_one_line(tiny_stack, 
     assert ps.read_frame(np.int64(1)).shape[:2] == ps.size
 
 
+def test_merge_or_align_frames_given_no_processed_stack_is_refused_by_name(tiny_stack, tmp_path):
+    """``postfocus.merge("photos/")`` was "'str' object has no attribute 'merge'" and ``align_frames`` of a path
+    "'str' object has no attribute 'info'"; ``align_frames(ps, None)`` a TypeError from pathlib."""
+    from postfocus import OptionError, align_frames, merge
+
+    for call in (lambda: merge(str(tiny_stack.folder)), lambda: merge(None),
+                 lambda: align_frames(str(tiny_stack.folder), tmp_path / "aligned")):
+        with pytest.raises(OptionError, match=r"^stack=.*: not a processed stack; open one with postfocus.process"):
+            call()
+    with pytest.raises(OptionError, match=r"^out_dir=None: must be a folder's path"):
+        align_frames(process(tiny_stack.folder, cache_dir=tmp_path / "cache"), None)
+    assert not (tmp_path / "aligned").exists()
+
+
 def test_a_frame_overwritten_in_the_same_clock_tick_as_the_manifest_is_found(tmp_path):
     """A kept photo overwritten just after the manifest was written gets the same status time (the file
     system's clock moves in ticks: measured on ext4, the same ``st_ctime_ns`` in most tries); the "changed"

@@ -440,4 +440,6 @@ def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequen
     --------
     >>> image = merge(process("sweep.mp4"), frames=range(3, 9))  # doctest: +SKIP
     """
+    if not isinstance(stack, ProcessedStack):  # (a folder's path was "'str' object has no attribute 'merge'")
+        raise OptionError("stack", stack, "not a processed stack; open one with postfocus.process(...) first")
     return stack.merge(method=method, frames=frames, memory_mb=memory_mb, progress=progress, threads=threads)
