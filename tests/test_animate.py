@@ -209,3 +209,26 @@ def test_a_duration_or_aperture_past_any_pull_is_one_line_before_or_without_a_cr
     run = cli("-q", "animate", *frames, "-o", out, "--f-number", "1e-300", "--duration", "0.25", "--fps", "8",
               "--cache", cache)
     assert run.returncode == 0 and run.stdout.strip() == str(out), run.stderr
+
+
+def test_a_frame_rate_too_slow_for_a_gif_is_refused_not_an_overflow(steps, tmp_path, cli):
+    """``animate --fps 0.001 --duration 2000 -o x.gif`` planned two frames, then Pillow could not store a frame
+    shown 1000 s (a GIF's delay is 16 bits of hundredths): "internal error: OverflowError: int too big to
+    convert"; ``write_animation(fps=1e-9)`` was the same for WebP. 0.01 to 120 fps are taken."""
+    from postfocus.errors import PostfocusError
+    from postfocus.io.animation import write_gif
+
+    frames = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
+    run = cli("animate", *frames, "-o", tmp_path / "x.gif", "--fps", "0.001", "--duration", "2000",
+              "--cache", steps[0].folder.parent)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0] == "postfocus: error: --fps 0.001: use 0.01 to 120 frames per second"
+    two = [np.full((16, 16, 3), v, np.float32) for v in (0.2, 0.8)]
+    for suffix in (".gif", ".webp", ".mp4"):
+        with pytest.raises(PostfocusError, match=r"frame rate 1e-09: use 0.01 to 120 frames per second"):
+            write_animation(tmp_path / f"t{suffix}", two, fps=1e-9)
+        assert write_animation(tmp_path / f"t{suffix}", two, fps=0.01).stat().st_size > 0
+    for duration in (655_351, 1e300, -1, float("nan"), "80"):
+        with pytest.raises(PostfocusError, match=r"^a GIF shows a frame from 0 to 655350 ms"):
+            write_gif(tmp_path / "w.gif", two, duration_ms=duration)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.gif", "t.mp4", "t.webp"]

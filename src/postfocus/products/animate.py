@@ -33,7 +33,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
-from postfocus.io.animation import ANIMATION_FORMATS, write_animation
+from postfocus.io.animation import ANIMATION_FORMATS, MAX_FPS, MIN_FPS, write_animation
 from postfocus.options import check_threads, is_number, is_whole
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
@@ -163,8 +163,8 @@ def check_pull_options(*, duration: float, fps: float, f_number: float | None = 
     """
     if not (is_number(duration) and math.isfinite(duration) and duration > 0):
         raise OptionError("duration", duration, "must be more than 0 seconds")
-    if not (is_number(fps) and math.isfinite(fps) and 0 < fps <= 120):
-        raise OptionError("fps", fps, "use more than 0 and at most 120 frames per second")
+    if not (is_number(fps) and math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):  # (0.001: an OverflowError)
+        raise OptionError("fps", fps, f"use {MIN_FPS:g} to {MAX_FPS:g} frames per second")
     frames = float(duration) * float(fps)  # (1e308 s at 120 fps is infinite: int(round()) was an OverflowError)
     count = int(round(frames)) if frames <= MAX_FRAMES else MAX_FRAMES + 1
     if not 2 <= count <= MAX_FRAMES:
