@@ -232,3 +232,24 @@ def test_a_frame_rate_too_slow_for_a_gif_is_refused_not_an_overflow(steps, tmp_p
         with pytest.raises(PostfocusError, match=r"^a GIF shows a frame from 0 to 655350 ms"):
             write_gif(tmp_path / "w.gif", two, duration_ms=duration)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.gif", "t.mp4", "t.webp"]
+
+
+def test_the_library_never_writes_a_pull_over_its_input_video(tiny_stack, tmp_path):
+    """``animate(process("sweep.mp4"), "sweep.mp4")`` replaced the video it was made from (the command line
+    checked its -o against the inputs; the library did not)."""
+    import warnings
+
+    from postfocus import process
+    from postfocus.errors import PostfocusWarning
+    from postfocus.io.images import read_image
+
+    frames = [read_image(p) for p in tiny_stack.paths] * 2
+    video = write_animation(tmp_path / "sweep.mp4", frames, fps=10)
+    before = video.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        ps = process(video, cache_dir=tmp_path / "cache")
+    with pytest.raises(OutputError, match=r"sweep.mp4: is one of the input"):
+        animate(ps, video, duration=0.5, fps=8)
+    assert video.read_bytes() == before
+    assert animate(ps, tmp_path / "pull.mp4", duration=0.5, fps=8)[0].stat().st_size > 0

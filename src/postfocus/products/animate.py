@@ -34,6 +34,7 @@ import numpy as np
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.animation import ANIMATION_FORMATS, MAX_FPS, MIN_FPS, write_animation
+from postfocus.io.write import check_output_path
 from postfocus.options import check_threads, is_number, is_whole
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
@@ -304,6 +305,7 @@ def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = 
     """
     if Path(path).suffix.lower() not in ANIMATION_FORMATS:
         raise PostfocusError(f"{path}: a focus pull is written as {', '.join(ANIMATION_FORMATS)}")
+    check_output_path(path, stack.info.paths, ANIMATION_FORMATS)  # (a pull written over its input video: review17)
     pull = plan_pull(stack, start=start, end=end, duration=duration, fps=fps, f_number=f_number,
                      long_edge=long_edge, bounce=bounce, progress=progress, threads=threads)
     written = write_animation(path, render_pull(stack, pull, progress=progress), fps=pull.fps, quality=quality)
