@@ -285,3 +285,24 @@ def test_an_obj_s_material_and_texture_may_not_replace_an_input_or_another_outpu
     ok = cli("mesh", *tiny_stack.paths, "-o", tmp_path / "m.obj", "--preview", tmp_path / "m.png", "--cache", cache)
     assert ok.returncode == 0 and ok.stdout.split() == [str(tmp_path / n) for n in
                                                         ("m.obj", "m.mtl", "m_texture.png", "m.png")], ok.stderr
+
+
+def test_views_and_meshes_of_what_no_view_or_mesh_can_have_are_refused_by_name():
+    """``render_view(width=0)`` was OpenCV's assertion and ``width=10**5`` its 100 GB allocation, a NaN yaw a
+    ValueError ("zero-size array"), ``max_faces="9"`` a TypeError, and a NaN depth a mesh of NaN heights."""
+    from postfocus.errors import PostfocusError
+    from postfocus.products.mesh import render_view
+
+    rng = np.random.default_rng(0)
+    image, depth = rng.random((40, 60, 3)).astype(np.float32), (rng.random((40, 60)) * 5).astype(np.float32)
+    for kwargs, why in (({"width": 0}, r"^width=0: must be 16 to 8192 pixels"), ({"width": 10**5}, r"^width=100000"),
+                        ({"width": "640"}, r"^width='640'"), ({"yaw": math.nan}, r"^yaw=nan: must be finite degrees"),
+                        ({"pitch": "8"}, r"^pitch='8': must be finite")):
+        with pytest.raises(OptionError, match=why):
+            render_view(image, depth, 6, **kwargs)
+    assert render_view(image, depth, 6, width=16).shape == (11, 16, 3)
+    for max_faces in ("9", 1, 10**400):
+        with pytest.raises(PostfocusError, match=r"^max faces .*: must be a whole number of at least 2"):
+            build_mesh(image, depth, 6, max_faces=max_faces)
+    with pytest.raises(PostfocusError, match=r"^depth map has NaN or infinite values"):
+        build_mesh(image, np.where(depth > 4, np.nan, depth).astype(np.float32), 6)

@@ -31,13 +31,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from postfocus.errors import OptionError, PostfocusError
+from postfocus.errors import OptionError, PostfocusError, shown
 from postfocus.io.write import atomic_write
-from postfocus.options import check_threads, is_number
+from postfocus.options import check_threads, is_number, is_whole
 
 __all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh",
-           "build_mesh", "check_relief", "glb_bytes", "grid_shape", "mesh_files", "obj_text", "ply_bytes", "render_view",
-           "rock_frames", "stack_mesh", "write_gif", "write_mesh"]
+           "build_mesh", "check_relief", "glb_bytes", "grid_shape", "mesh_files", "obj_text", "ply_bytes",
+           "render_view", "rock_frames", "stack_mesh", "write_gif", "write_mesh"]
 
 MESH_FORMATS = (".ply", ".obj", ".glb")
 DEFAULT_MAX_FACES = 500_000
@@ -77,6 +77,8 @@ def _check(image: np.ndarray, depth: np.ndarray) -> None:
         )
     if min(depth.shape) < 2:
         raise PostfocusError("image too small for a mesh (needs at least 2x2 pixels)")
+    if not np.isfinite(depth).all():  # (a NaN depth made a mesh file of NaN heights, exit 0)
+        raise PostfocusError("depth map has NaN or infinite values")
 
 
 def grid_shape(size: tuple[int, int], max_faces: int = DEFAULT_MAX_FACES) -> tuple[int, int]:
@@ -89,8 +91,8 @@ def grid_shape(size: tuple[int, int], max_faces: int = DEFAULT_MAX_FACES) -> tup
     (True, 667)
     """
     h, w = size
-    if max_faces < 2:
-        raise PostfocusError(f"max faces {max_faces}: must be at least 2")
+    if not is_whole(max_faces) or max_faces < 2:  # ("9" was a TypeError)
+        raise PostfocusError(f"max faces {shown(max_faces)}: must be a whole number of at least 2")
     cells = max_faces // 2
     if (h - 1) * (w - 1) <= cells:
         return h, w
@@ -360,6 +362,10 @@ def render_view(
     depth = np.asarray(depth, np.float32)
     _check(image, depth)
     relief = check_relief(relief)
+    for name, value, good in (("yaw", yaw, is_number(yaw) and math.isfinite(yaw)), ("width", width, is_whole(width)
+                              and 16 <= width <= 8192), ("pitch", pitch, is_number(pitch) and math.isfinite(pitch))):
+        if not good:  # (width 0 was OpenCV's assertion, 10**5 a 100 GB view, a NaN yaw a ValueError)
+            raise OptionError(name, value, "must be 16 to 8192 pixels" if name == "width" else "must be finite degrees")
     h, w = depth.shape
     out_w = int(width)
     out_h = max(1, int(round(out_w * h / w)))
