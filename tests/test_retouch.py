@@ -358,7 +358,8 @@ def test_a_stack_or_base_retouch_cannot_paint_is_refused_by_name(ps):
 
 
 def test_cli_output_may_not_be_a_mask_of_the_edits_file_or_inside_the_stack_folder(cli, cli_stack, tmp_path):
-    """``--edits e.json -o m.png``, m.png a mask e.json names, wrote the retouched picture over the mask; ``-o``
+    """``--edits e.json -o m.png``, m.png a mask e.json names, wrote the retouched picture over the mask (and
+    ``--edits e.png -o e.png`` over the edits file itself); ``-o``
     naming a file of the stack folder given as INPUT replaced the folder's own picture, and every later run said
     "all_in_focus_depthmap.png has 97525 bytes, 107881 were written" (a folder has no photos to heal from)."""
     folder, cache = cli_stack
@@ -369,6 +370,10 @@ def test_cli_output_may_not_be_a_mask_of_the_edits_file_or_inside_the_stack_fold
     cv2.imwrite(str(tmp_path / "m.png"), mask)
     (tmp_path / "e.json").write_text(json.dumps([{"mask": "m.png", "source": 0}]))
     before = {p: p.read_bytes() for p in [tmp_path / "m.png", *sorted(stack.rglob("*")) ] if p.is_file()}
+    (tmp_path / "e.png").write_text(json.dumps([{"mask": "m.png", "source": 0}]))  # an edits file named .png
+    before[tmp_path / "e.png"] = (tmp_path / "e.png").read_bytes()
+    run = cli("retouch", folder, "--edits", tmp_path / "e.png", "-o", tmp_path / "e.png", cache=cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "e.png: is one of the input" in run.stderr, run.stderr
     for source, out in ((folder, tmp_path / "m.png"), (stack, tmp_path / "m.png"),
                         (stack, stack / "all_in_focus_depthmap.png"), (stack, stack / "frames" / "new.png")):
         run = cli("retouch", source, "--edits", tmp_path / "e.json", "-o", out, cache=cache)

@@ -135,10 +135,10 @@ def retouch_command(ctx, inputs, masks, sources, edits_file, feather, opacity, k
         if not Path(path).is_file():
             raise InputError(f"{path}: no such file")
     if output is not None:
-        check_output_path(output, list(masks))
+        check_output_path(output, [*masks, *([edits_file] if edits_file else [])])  # (an --edits file was not)
     ps = _stack(ctx, inputs, params)
     if output is not None:
-        check_output_path(output, [*ps.info.paths, *masks])
+        check_output_path(output, ps.info.paths)
         _outside_folder(output, ps)
     for source in picked:
         try:
