@@ -178,3 +178,78 @@ def test_a_frame_the_stack_left_out_is_named_with_the_kept_ones_as_ranges_counte
     with pytest.raises(OptionError, match=r"no frame 41 among the frames kept \(1-40, 42-120; counted from 1\)"):
         pull_end("start", "41", video)
     assert pull_end("start", "42", video) == 41
+
+
+@pytest.mark.parametrize("options, why", [
+    ({"duration": 1e308, "fps": 120}, r"^duration=1e\+308: at 120 frames per second this makes more than 3000 frames"),
+    ({"duration": 10**400, "fps": 24}, r"^duration=.*: must be more than 0 seconds"),
+    ({"duration": "3", "fps": 24}, r"^duration='3': must be more than 0 seconds"),
+    ({"duration": True, "fps": 24}, r"^duration=True: must be more than 0 seconds"),
+    ({"duration": 3, "fps": 24, "long_edge": "720"}, r"^long_edge='720': a whole number of at least 16 pixels"),
+    ({"duration": 3, "fps": 24, "long_edge": 10**400}, r"^long_edge=.*: a whole number of at least 16 pixels"),
+    ({"duration": 3, "fps": 24, "f_number": True}, r"^f_number=True: must be a number above 0"),
+])
+def test_pull_options_no_pull_can_have_are_refused_by_name(options, why):
+    """``--duration 1e308`` made an infinite frame count: "internal error: OverflowError: cannot convert float
+    infinity to integer"; ``long_edge="720"`` was a TypeError; NumPy numbers are numbers."""
+    from postfocus.products.animate import check_pull_options
+
+    with pytest.raises(OptionError, match=why):
+        check_pull_options(**options)
+    assert check_pull_options(duration=np.float32(0.5), fps=np.int64(8), long_edge=np.int64(64)) == 4
+
+
+def test_a_duration_or_aperture_past_any_pull_is_one_line_before_or_without_a_crash(steps, tmp_path, cli):
+    """``animate --duration 1e308`` and ``--f-number 1e-300`` (a disc of 1e300 px) were internal errors."""
+    frames = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
+    cache = steps[0].folder.parent
+    run = cli("animate", *frames, "-o", tmp_path / "p.gif", "--duration", "1e308", "--cache", cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "--duration 1e+308" in run.stderr, run.stderr
+    out = tmp_path / "a.gif"
+    run = cli("-q", "animate", *frames, "-o", out, "--f-number", "1e-300", "--duration", "0.25", "--fps", "8",
+              "--cache", cache)
+    assert run.returncode == 0 and run.stdout.strip() == str(out), run.stderr
+
+
+def test_a_frame_rate_too_slow_for_a_gif_is_refused_not_an_overflow(steps, tmp_path, cli):
+    """``animate --fps 0.001 --duration 2000 -o x.gif`` planned two frames, then Pillow could not store a frame
+    shown 1000 s (a GIF's delay is 16 bits of hundredths): "internal error: OverflowError: int too big to
+    convert"; ``write_animation(fps=1e-9)`` was the same for WebP. 0.01 to 120 fps are taken."""
+    from postfocus.errors import PostfocusError
+    from postfocus.io.animation import write_gif
+
+    frames = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
+    run = cli("animate", *frames, "-o", tmp_path / "x.gif", "--fps", "0.001", "--duration", "2000",
+              "--cache", steps[0].folder.parent)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0] == "postfocus: error: --fps 0.001: use 0.01 to 120 frames per second"
+    two = [np.full((16, 16, 3), v, np.float32) for v in (0.2, 0.8)]
+    for suffix in (".gif", ".webp", ".mp4"):
+        with pytest.raises(PostfocusError, match=r"frame rate 1e-09: use 0.01 to 120 frames per second"):
+            write_animation(tmp_path / f"t{suffix}", two, fps=1e-9)
+        assert write_animation(tmp_path / f"t{suffix}", two, fps=0.01).stat().st_size > 0
+    for duration in (655_351, 1e300, -1, float("nan"), "80"):
+        with pytest.raises(PostfocusError, match=r"^a GIF shows a frame from 0 to 655350 ms"):
+            write_gif(tmp_path / "w.gif", two, duration_ms=duration)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.gif", "t.mp4", "t.webp"]
+
+
+def test_the_library_never_writes_a_pull_over_its_input_video(tiny_stack, tmp_path):
+    """``animate(process("sweep.mp4"), "sweep.mp4")`` replaced the video it was made from (the command line
+    checked its -o against the inputs; the library did not)."""
+    import warnings
+
+    from postfocus import process
+    from postfocus.errors import PostfocusWarning
+    from postfocus.io.images import read_image
+
+    frames = [read_image(p) for p in tiny_stack.paths] * 2
+    video = write_animation(tmp_path / "sweep.mp4", frames, fps=10)
+    before = video.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PostfocusWarning)
+        ps = process(video, cache_dir=tmp_path / "cache")
+    with pytest.raises(OutputError, match=r"sweep.mp4: is one of the input"):
+        animate(ps, video, duration=0.5, fps=8)
+    assert video.read_bytes() == before
+    assert animate(ps, tmp_path / "pull.mp4", duration=0.5, fps=8)[0].stat().st_size > 0

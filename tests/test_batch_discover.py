@@ -132,3 +132,23 @@ def test_plan_skips_only_valid_outputs_made_the_same_way(tmp_path):
     to_run, skipped, not_run = plan_batch([done, missing, failed, new, pyramid], previous, retry_failed=True)
     assert [j.name for j in to_run] == ["failed"] and [Path(r.output).stem for r in skipped] == ["done"]
     assert [j.name for j in not_run] == ["missing", "new", "other"]
+
+
+def test_an_output_over_or_into_another_stack_is_refused_before_any_work(collection, tmp_path):
+    """A manifest row ``beetle,<moth>/frame00.jpg`` wrote beetle's result over a photo of the moth stack (a run
+    of ``postfocus batch`` said "2 ok" and the photo was gone); an output over another row's input file alike
+    (a video a manifest names ``clip.tif``: io knows a video by its first bytes)."""
+    moth = sorted((collection / "moth").iterdir())[0]
+    video = tmp_path / "clip.tif"
+    video.write_bytes(b"not read: the plan is refused first")
+    for output, word, other in ((moth, "into", collection / "moth"), (collection / "moth" / "new.jpg", "into",
+                                                                       collection / "moth"), (video, "over", video)):
+        manifest = tmp_path / "m.csv"
+        manifest.write_text(f"input,output\n{collection / 'beetle'},{output}\n{collection / 'moth'},m.jpg\n"
+                            f"{video},v.jpg\n")
+        with pytest.raises(InputError, match=rf"^{output}: the result of .*beetle would be written {word} the stack "
+                                             rf"{other}; choose an output outside the stacks$"):
+            find_stacks([manifest], tmp_path / "o")
+    # a result inside its own stack's folder stays allowed (its task refuses only the stack's own frames)
+    manifest.write_text(f"input,output\n{collection / 'beetle'},{collection / 'beetle' / 'r.jpg'}\n")
+    assert [j.output for j in find_stacks([manifest], tmp_path / "o")] == [str(collection / "beetle" / "r.jpg")]

@@ -70,6 +70,18 @@ def test_grey_frames_and_one_stacked_array_are_accepted():
     assert np.allclose(grey_one.image, result.image)
 
 
+def test_grey_frames_given_as_numpy_matrices_are_grey_frames():
+    """``np.matrix`` frames (an ndarray subclass that stays 2-D when indexed) failed in pass 1 with NumPy's
+    "ValueError: shape too large to be a matrix"; they are read as the plain arrays they hold."""
+    import warnings
+
+    grey = [f.mean(axis=2) for f in three_frames()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # NumPy's own word on np.matrix
+        matrices = [np.asmatrix(g) for g in grey]
+    assert np.array_equal(quiet_stack(matrices).image, quiet_stack(grey).image)
+
+
 @pytest.mark.parametrize("bad, message", [
     (np.zeros((64, 96), np.float32), "not a stack"),
     ([np.zeros((64, 96, 3), np.float32), "frame.jpg"], "frame 1: a str, not an array"),

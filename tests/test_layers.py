@@ -92,3 +92,18 @@ def test_discs_far_wider_than_the_frame_composite_as_any_disc_that_wide():
     wide = composite_layers(linear, u, [1e4 * (1 + k) for k in range(9)])
     huge = composite_layers(linear, u, [1e9 * (1 + k) for k in range(9)])
     assert np.isfinite(huge).all() and np.array_equal(wide, huge)
+
+
+def test_discs_past_any_float_square_blur_as_the_widest():
+    """``--blur 1e300`` or ``--f-number 1e-300`` (and ``animate --f-number 1e-300``): the disc's down-sampling
+    factor squared in integers was "OverflowError: int too large to convert to float". A disc wider than
+    :data:`WIDEST` (past every frame) blurs as that one does; an infinite one too."""
+    from postfocus.products.layers import WIDEST, disc_blur
+
+    linear, u = scene()
+    widest = composite_layers(linear, u, [WIDEST * (1 + k) for k in range(9)])
+    for radii in ([1e300] * 9, [float("inf")] * 9):
+        assert np.array_equal(composite_layers(linear, u, radii), widest)
+    image = linear[..., :3].copy()
+    assert np.array_equal(disc_blur(image, 1e300), disc_blur(image, WIDEST))
+    assert np.isfinite(widest).all()

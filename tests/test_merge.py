@@ -86,3 +86,52 @@ def test_a_thread_budget_that_is_no_whole_number_from_one_is_refused_by_name(tin
     for bad in ("2", 0, -1, 10**6, True, 2.5):
         with pytest.raises(OptionError, match="threads"):
             fuse(source, analysis.maps, alignment=analysis.alignment, threads=bad)
+
+
+def test_fuse_frames_in_another_order_or_twice_fuse_as_the_stacks_frames(tiny_stack):
+    """``fuse(..., frames=[2, 1, 0])`` blurred half the tiny stack (max difference 0.52) and ``[0, 0, 1, 2]``
+    changed it by 0.20: the fusion ranks the frames given. review13 mended ``merge`` (``pick_frames``), not the
+    public ``fuse``; it now takes them as a set, in the stack's order."""
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    whole = fuse(source, analysis.maps, alignment=analysis.alignment)
+    for frames in ([2, 1, 0], [0, 0, 1, 2], (2, 0, 1), np.array([1, 2, 0]), range(3)):
+        assert np.array_equal(fuse(source, analysis.maps, alignment=analysis.alignment, frames=frames), whole)
+
+
+def test_fuse_arguments_it_cannot_use_are_refused_by_name_before_any_work(tiny_stack, monkeypatch):
+    """Each was an error from inside pass 2: frames as a list for ``source`` ("'list' object has no attribute
+    'info'"), ``maps=None`` ("no attribute 'used'"), ``frames="01"`` (NumPy's UFuncTypeError), ``bands="2"`` (a
+    TypeError; 0 was taken), ``region="x"`` ("not enough values to unpack"), ``alignment=[]`` (an IndexError)."""
+    import pytest
+
+    from postfocus.errors import OptionError
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    monkeypatch.setattr(merge, "_Merge", lambda *a, **k: pytest.fail("work started"))
+    maps, alignment = analysis.maps, analysis.alignment
+    h, w = maps.size
+    for args, kwargs, why in (
+        (([source.read(0)], maps), {}, r"^source='list': not opened frames; open them with postfocus.io.open_source"),
+        ((source, None), {}, r"^maps=None: must be a StackMaps"),
+        ((source, {}), {}, r"^maps=\{\}: must be a StackMaps"),
+        ((source, maps), {"frames": "01"}, r"^frames='01': give a sequence of frame numbers"),
+        ((source, maps), {"frames": 5}, r"^frames=5: give a sequence"),
+        ((source, maps), {"frames": [0, 3]}, r"^frames=\[0, 3\]: frame 3 is not in this stack \(frames 0 to 2\)"),
+        ((source, maps), {"frames": [0, "1"]}, r"^frames=\[0, '1'\]: frame '1' is not in this stack"),
+        ((source, maps), {"frames": []}, r"^frames=\[\]: give at least one frame number"),
+        ((source, maps), {"bands": "2"}, r"^bands='2': must be a whole number of at least 1"),
+        ((source, maps), {"bands": 0}, r"^bands=0: must be a whole number"),
+        ((source, maps), {"region": "x"}, r"^region='x': give \(top, left, bottom, right\) within the maps' "
+                                          rf"{h}x{w} rows"),
+        ((source, maps), {"region": (0, 0, h + 1, w)}, r"^region=\(0, 0, 201, 300\): give"),
+        ((source, maps), {"region": (5, 0, 5, w)}, r"^region=\(5, 0, 5, 300\): give"),
+        ((source, maps), {"alignment": []}, r"^alignment='list': needs a transform for every frame to merge"),
+        ((source, maps), {"alignment": alignment[:2]}, r"^alignment='list': needs .* \(frame 2 too\)"),
+    ):
+        with pytest.raises(OptionError, match=why):
+            fuse(*args, **{"alignment": alignment, **kwargs})
+    with pytest.raises(OptionError, match=r"^source='generator': not opened frames"):
+        analyse(x for x in [source.read(0), source.read(1)])

@@ -244,3 +244,65 @@ def test_a_relief_that_is_not_a_number_is_refused_before_any_work(tiny_stack, tm
     with pytest.raises(OptionError) as refused:
         build_mesh(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32), 8, relief=math.nan)
     assert refused.value.param == "relief"
+
+
+def test_a_relief_deeper_than_any_float_holds_is_refused_before_any_work(tiny_stack, tmp_path, cli):
+    """``--relief 1e308`` wrote a mesh whose heights were all infinite (float32), exit 0, and with ``--preview`` or
+    ``--rock`` was "internal error: OverflowError: (34, 'Numerical result out of range')"."""
+    from postfocus.products.mesh import MAX_RELIEF, check_relief, render_view
+
+    for value in ("1e308", "101", "-1"):
+        run = cli("mesh", *map(str, tiny_stack.paths), "--relief", value, "-o", tmp_path / "m.ply",
+                  "--preview", tmp_path / "p.png", "--cache", tmp_path / "cache")
+        assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+        assert run.err_lines[0].startswith(f"postfocus: error: --relief {float(value):g}"), run.err_lines
+    assert not (tmp_path / "m.ply").exists() and not (tmp_path / "p.png").exists()
+    flat = (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32), 8)
+    for relief in (1e308, MAX_RELIEF * 1.01, "0.5", True, None):
+        for make in (build_mesh, render_view):
+            with pytest.raises(OptionError, match=r"^relief=.*: must be a number from 0 to 100"):
+                make(*flat, relief=relief)
+    assert check_relief(np.float32(MAX_RELIEF)) == MAX_RELIEF
+    assert np.isfinite(build_mesh(*flat, relief=MAX_RELIEF).vertices).all()
+
+
+def test_an_obj_s_material_and_texture_may_not_replace_an_input_or_another_output(tmp_path, tiny_stack, cli):
+    """``-o shot.obj`` also writes shot.mtl and shot_texture.png: a photo of the stack named shot_texture.png
+    was replaced by the texture, and ``--preview shot_texture.png`` by the preview (the .obj then showed it)."""
+    photos = [tmp_path / "shot_texture.png", *[tmp_path / p.name for p in tiny_stack.paths[1:]]]
+    for source, copy in zip(tiny_stack.paths, photos):
+        copy.write_bytes(source.read_bytes())
+    before = {p: p.read_bytes() for p in photos}
+    cache = tmp_path / "cache"
+    run = cli("mesh", *photos, "-o", tmp_path / "shot.obj", "--cache", cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "shot_texture.png: is one of the input" in run.stderr
+    assert {p: p.read_bytes() for p in photos} == before and not (tmp_path / "shot.obj").exists()
+    run = cli("mesh", *tiny_stack.paths, "-o", tmp_path / "m.obj", "--preview", tmp_path / "m_texture.png",
+              "--cache", cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "m_texture.png: is the same file as -o's texture" \
+        in run.stderr, run.stderr
+    assert not (tmp_path / "m.obj").exists()
+    ok = cli("mesh", *tiny_stack.paths, "-o", tmp_path / "m.obj", "--preview", tmp_path / "m.png", "--cache", cache)
+    assert ok.returncode == 0 and ok.stdout.split() == [str(tmp_path / n) for n in
+                                                        ("m.obj", "m.mtl", "m_texture.png", "m.png")], ok.stderr
+
+
+def test_views_and_meshes_of_what_no_view_or_mesh_can_have_are_refused_by_name():
+    """``render_view(width=0)`` was OpenCV's assertion and ``width=10**5`` its 100 GB allocation, a NaN yaw a
+    ValueError ("zero-size array"), ``max_faces="9"`` a TypeError, and a NaN depth a mesh of NaN heights."""
+    from postfocus.errors import PostfocusError
+    from postfocus.products.mesh import render_view
+
+    rng = np.random.default_rng(0)
+    image, depth = rng.random((40, 60, 3)).astype(np.float32), (rng.random((40, 60)) * 5).astype(np.float32)
+    for kwargs, why in (({"width": 0}, r"^width=0: must be 16 to 8192 pixels"), ({"width": 10**5}, r"^width=100000"),
+                        ({"width": "640"}, r"^width='640'"), ({"yaw": math.nan}, r"^yaw=nan: must be finite degrees"),
+                        ({"pitch": "8"}, r"^pitch='8': must be finite")):
+        with pytest.raises(OptionError, match=why):
+            render_view(image, depth, 6, **kwargs)
+    assert render_view(image, depth, 6, width=16).shape == (11, 16, 3)
+    for max_faces in ("9", 1, 10**400):
+        with pytest.raises(PostfocusError, match=r"^max faces .*: must be a whole number of at least 2"):
+            build_mesh(image, depth, 6, max_faces=max_faces)
+    with pytest.raises(PostfocusError, match=r"^depth map has NaN or infinite values"):
+        build_mesh(image, np.where(depth > 4, np.nan, depth).astype(np.float32), 6)

@@ -315,3 +315,71 @@ def test_strokes_whose_brush_would_reach_over_the_picture_too_often_are_refused(
     edits = parse_edits(painted, size, used)
     assert len(edits) == 40
     assert sum(_brush_work(e.points, e.radius, size) for e in edits) < MAX_BRUSH_WORK * 240 * 320
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"opacity": "0.5"}, r"^opacity='0.5': must be a number from 0 to 1$"),
+    ({"opacity": None}, r"^opacity=None: must be a number"),
+    ({"opacity": True}, r"^opacity=True: must be a number"),
+    ({"feather": "2"}, r"^feather='2': must be a number"),
+    ({"feather": 10**400}, r"^feather=.*: must be a number"),
+    ({"feather": 1e9}, r"^feather=1000000000.0: must be a number from 0 to 295 \(pixels"),
+    ({"feather": 1e5}, r"^feather=100000.0: must be a number from 0 to 295"),
+])
+def test_an_opacity_or_feather_that_is_no_usable_number_is_refused_by_name(ps, kwargs, why):
+    """A string or None was NumPy's TypeError ("ufunc 'isfinite' not supported"); a feather of 1e5 px had OpenCV
+    build an 800,001-tap kernel (10 GB of memory for this 295x196 picture) and 1e9 was OpenCV's assertion. A blur
+    as wide as the picture's long edge already spreads a mask over the whole picture."""
+    with pytest.raises(OptionError, match=why):
+        retouch(ps, box(ps, 10, 50, 10, 50), source=0, **kwargs)
+    edge = retouch(ps, box(ps, 10, 50, 10, 50), source=0, feather=float(max(ps.size)))  # the most: taken
+    assert edge.shape == (*ps.size, 3) and np.isfinite(edge).all()
+
+
+def test_a_stack_or_base_retouch_cannot_paint_is_refused_by_name(ps):
+    """A folder's path for the stack was "'str' object has no attribute 'used'"; a base picture of another shape
+    or size NumPy's broadcasting ValueError from inside the painting, a uint8 one painted on as values up to 255
+    and a NaN one painted on."""
+    mask, (h, w) = box(ps, 10, 50, 10, 50), ps.size
+    for stack in (str(ps.folder), None):
+        with pytest.raises(OptionError, match=r"^ps=.*: not a processed stack; open one with postfocus.process"):
+            retouch(stack, mask, source=0)
+    for base, why in ((np.zeros((h, w), np.float32), rf"^base='{h}x{w}': must be an RGB picture of the stack's size"),
+                      (np.zeros((10, 10, 3), np.float32), r"^base='10x10x3': must be an RGB picture"),
+                      (np.zeros((h, w, 4), np.float32), rf"^base='{h}x{w}x4': must be an RGB picture"),
+                      ("x", r"^base='<U1': must be a float picture"),
+                      (np.full((h, w, 3), 200, np.uint8), r"^base='uint8': must be a float picture in \[0, 1\]"),
+                      (np.full((h, w, 3), np.nan, np.float32), r"^base='not finite': holds NaN")):
+        with pytest.raises(OptionError, match=why):
+            retouch(ps, mask, source=0, base=base)
+    grey = np.full((h, w, 3), 0.5)  # float64 is a float picture: painted as float32, left as it was
+    out = retouch(ps, mask, source=0, base=grey)
+    assert np.array_equal(out[mask], ps.read_frame(0)[mask]) and np.all(out[~mask] == 0.5) and np.all(grey == 0.5)
+
+
+def test_cli_output_may_not_be_a_mask_of_the_edits_file_or_inside_the_stack_folder(cli, cli_stack, tmp_path):
+    """``--edits e.json -o m.png``, m.png a mask e.json names, wrote the retouched picture over the mask (and
+    ``--edits e.png -o e.png`` over the edits file itself); ``-o``
+    naming a file of the stack folder given as INPUT replaced the folder's own picture, and every later run said
+    "all_in_focus_depthmap.png has 97525 bytes, 107881 were written" (a folder has no photos to heal from)."""
+    folder, cache = cli_stack
+    (stack,) = [p for p in cache.iterdir() if (p / "manifest.json").exists()]
+    ps = ProcessedStack.open(stack)
+    mask = np.zeros(ps.size, np.uint8)
+    mask[20:60, 20:60] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    (tmp_path / "e.json").write_text(json.dumps([{"mask": "m.png", "source": 0}]))
+    before = {p: p.read_bytes() for p in [tmp_path / "m.png", *sorted(stack.rglob("*")) ] if p.is_file()}
+    (tmp_path / "e.png").write_text(json.dumps([{"mask": "m.png", "source": 0}]))  # an edits file named .png
+    before[tmp_path / "e.png"] = (tmp_path / "e.png").read_bytes()
+    run = cli("retouch", folder, "--edits", tmp_path / "e.png", "-o", tmp_path / "e.png", cache=cache)
+    assert run.returncode == 2 and len(run.err_lines) == 1 and "e.png: is one of the input" in run.stderr, run.stderr
+    for source, out in ((folder, tmp_path / "m.png"), (stack, tmp_path / "m.png"),
+                        (stack, stack / "all_in_focus_depthmap.png"), (stack, stack / "frames" / "new.png")):
+        run = cli("retouch", source, "--edits", tmp_path / "e.json", "-o", out, cache=cache)
+        assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+        assert "Traceback" not in run.stderr and str(out) in run.err_lines[0], run.err_lines
+    assert {p: p.read_bytes() for p in before} == before and not (stack / "frames" / "new.png").exists()
+    assert not list((stack / "edits").glob("mask-*.png"))
+    assert cli("retouch", stack, "--edits", tmp_path / "e.json", "-o", tmp_path / "r.png",
+               cache=cache).returncode == 0  # the folder is as it was

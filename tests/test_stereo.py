@@ -157,3 +157,28 @@ def test_stereo_command(steps, tmp_path, cli):
         run = cli("stereo", *frames, "-o", tmp_path / "bad.jpg", *args, "--cache", cache)
         assert run.returncode != 0 and len(run.err_lines) == 1 and flag in run.stderr, run.stderr
     assert not (tmp_path / "bad.jpg").exists()
+
+
+def test_a_zero_plane_or_frame_count_no_pair_can_use_is_refused_and_a_far_zero_renders():
+    """A NaN zero plane (and any far from the scene: 1e6 frames, 1e308) was an IndexError ("boolean index did
+    not match") once no pixel of a band of rows landed in the view; ``zero="1"`` was taken as 1.0,
+    ``frames="6"`` a TypeError, ``frames=0`` taken; a wiggle of "3" views a TypeError, of 10**9 a MemoryError."""
+    from postfocus.errors import OptionError, PostfocusError
+    from postfocus.products.stereo import stereo_pair, wiggle_frames
+
+    rng = np.random.default_rng(0)
+    image, depth = rng.random((40, 60, 3)).astype(np.float32), (rng.random((40, 60)) * 5).astype(np.float32)
+    for kwargs, why in (({"zero": float("nan")}, r"^zero=nan: must be a depth in frames"),
+                        ({"zero": "1"}, r"^zero='1': must be a depth"), ({"frames": "6"}, r"^frames='6': must be"),
+                        ({"frames": 0}, r"^frames=0: must be the sweep's number of frames"),
+                        ({"frames": -3}, r"^frames=-3: must be")):
+        with pytest.raises(OptionError, match=why):
+            stereo_pair(image, depth, **{"frames": 6, **kwargs})
+    for zero in (1e6, 1e308, -1e30):  # every pixel shifted out of the view: the view is all hole, no error
+        pair = stereo_pair(image, depth, zero=zero, frames=6)
+        assert np.isfinite(pair.left).all() and np.isfinite(pair.right).all() and pair.holes == 1.0
+    near = stereo_pair(image, depth, zero=2.0, frames=6)  # a zero inside the scene: as before, few holes
+    assert near.holes < 0.2
+    for count in ("3", 10**9, 1, True):
+        with pytest.raises(PostfocusError, match=r"^a wiggle needs 2 to 1000 views"):
+            wiggle_frames(image, depth, frames=6, count=count)

@@ -494,6 +494,34 @@ def test_a_stack_folder_or_frame_number_of_another_type_is_one_line(tiny_stack, 
     assert ps.read_frame(np.int64(1)).shape[:2] == ps.size
 
 
+def test_merge_or_align_frames_given_no_processed_stack_is_refused_by_name(tiny_stack, tmp_path):
+    """``postfocus.merge("photos/")`` was "'str' object has no attribute 'merge'" and ``align_frames`` of a path
+    "'str' object has no attribute 'info'"; ``align_frames(ps, None)`` a TypeError from pathlib."""
+    from postfocus import OptionError, align_frames, merge
+
+    for call in (lambda: merge(str(tiny_stack.folder)), lambda: merge(None),
+                 lambda: align_frames(str(tiny_stack.folder), tmp_path / "aligned")):
+        with pytest.raises(OptionError, match=r"^stack=.*: not a processed stack; open one with postfocus.process"):
+            call()
+    with pytest.raises(OptionError, match=r"^out_dir=None: must be a folder's path"):
+        align_frames(process(tiny_stack.folder, cache_dir=tmp_path / "cache"), None)
+    assert not (tmp_path / "aligned").exists()
+
+
+def test_a_cache_folder_or_progress_of_another_type_is_refused_by_name(tiny_stack, tmp_path):
+    """``process(..., cache_dir=5)`` was pathlib's TypeError (bytes too, a NUL mkdir's ValueError);
+    ``merge(ps, progress=5)`` a TypeError once the merge had begun."""
+    from postfocus import OptionError, merge
+
+    for cache_dir in (5, ["x"], "ca\0che"):
+        with pytest.raises(OptionError, match=r"^cache_dir=.*: must be a folder's path"):
+            process(tiny_stack.folder, cache_dir=cache_dir)
+    ps = process(tiny_stack.folder, cache_dir=os.fsencode(tmp_path / "cache"))  # bytes are a path
+    assert Path(ps.folder).parent == tmp_path / "cache"
+    with pytest.raises(OptionError, match=r"^progress=5: must be a function"):
+        merge(ps, progress=5)
+
+
 def test_a_frame_overwritten_in_the_same_clock_tick_as_the_manifest_is_found(tmp_path):
     """A kept photo overwritten just after the manifest was written gets the same status time (the file
     system's clock moves in ticks: measured on ext4, the same ``st_ctime_ns`` in most tries); the "changed"

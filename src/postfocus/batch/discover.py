@@ -298,7 +298,25 @@ def find_stacks(
         jobs.append(StackJob(name, str(_absolute(p)), out, opts))
     if not jobs:
         raise InputError("no stacks found: name folders of stacks, video files or a CSV manifest")
+    _outputs_clear_of_other_inputs(jobs)
     return jobs
+
+
+def _outputs_clear_of_other_inputs(jobs: Sequence[StackJob]) -> None:
+    """InputError, before any work, for an output that is another stack's input or lies in another stack's folder.
+
+    A manifest row whose output named a photo of another row's stack (``A,/data/B/frame0.png``) wrote the
+    result over that photo, perhaps before stack B was read. (A stack's own frames are checked by its task.)
+    """
+    inputs = {Path(job.input): job for job in jobs}
+    for job in jobs:
+        out = Path(job.output)
+        for place in (out, *out.parents):
+            other = inputs.get(place)
+            if other is not None and other is not job and (place == out or Path(other.input).is_dir()):
+                raise InputError(f"{out}: the result of {job.input} would be written "
+                                 f"{'over' if place == out else 'into'} the stack {other.input}; "
+                                 "choose an output outside the stacks")
 
 
 def plan_batch(

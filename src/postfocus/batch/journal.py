@@ -22,10 +22,11 @@ import csv
 import io
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from postfocus.errors import OutputError
 from postfocus.io.lock import FileLock
@@ -250,23 +251,64 @@ def read_results(out_dir: str | os.PathLike) -> dict[str, StackRecord]:
     """
     path = Path(out_dir) / RESULTS_JSONL
     records: dict[str, StackRecord] = {}
-    try:
-        data_bytes = path.read_bytes()
+    try:  # (without waiting: a FIFO there blocked the batch for good; /dev/zero was read until memory ran out)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return records
     except OSError as exc:
         raise OutputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    for line in data_bytes.splitlines():
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OutputError(f"{path}: is not a file; move it away (it is the batch's journal)")
         try:
-            data = json.loads(line)  # (bytes: a line that is not UTF-8 is a ValueError, left out like a cut one)
-            if not isinstance(data, dict) or not data.get("output"):
-                continue
-            rec = StackRecord.from_dict(data)
-        except (ValueError, TypeError, RecursionError):  # (a damaged line was an internal error for the run)
-            continue
-        records.pop(rec.output, None)  # keep the order in which outcomes arrived
-        records[rec.output] = rec
+            for line in _lines(fh):
+                rec = _record(line)
+                if rec is not None:
+                    records.pop(rec.output, None)  # keep the order in which outcomes arrived
+                    records[rec.output] = rec
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return records
+
+
+MAX_LINE = 4 * 1024 * 1024
+"""Longest journal line read (bytes); a record is a few hundred. A longer one is left out, read a block at a time."""
+
+_FIELDS = {"input": (str,), "output": (str,), "frames_used": (int, type(None)), "frames_total": (int, type(None)),
+           "seconds": (int, float), "error": (str, type(None)), "options": (dict,), "worker": (str, type(None)),
+           "finished": (str,)}
+
+
+def _lines(fh: io.BufferedReader) -> Iterator[bytes]:
+    """The lines of ``fh``, each at most :data:`MAX_LINE` bytes; longer ones are skipped (never held whole)."""
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE:
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # the rest of a line too long to be a record
+            line = fh.readline(MAX_LINE)
+
+
+def _record(line: bytes) -> StackRecord | None:
+    """The record of a journal line; None for a line cut short or damaged (not UTF-8, too deep, not a record, or
+    a field of another type: an output that was a list was "unhashable type" and warnings that were a number
+    "can only join an iterable", internal errors in every later run of the batch)."""
+    try:
+        data = json.loads(line)  # (bytes: a line that is not UTF-8 is a ValueError, left out like a cut one)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not data.get("output") or "input" not in data or data.get("status") not in STATUSES:
+        return None
+    for name, types in _FIELDS.items():  # (a field left out takes the record's default)
+        if name in data and (isinstance(data[name], bool) or not isinstance(data[name], types)):
+            return None
+    warnings = data.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        return None
+    return StackRecord.from_dict(data)
 
 
 class ResultsLog:
@@ -318,9 +360,13 @@ class ResultsLog:
             When another batch writes to the folder.
         """
         self._lock.acquire()
-        for stale in list(self.out_dir.glob(".results.*.jsonl.part")) + list(self.out_dir.glob(".results.*.csv.part")):
-            stale.unlink(missing_ok=True)  # a compaction cut short by a kill
-        self.records = read_results(self.out_dir)
+        try:
+            for stale in [*self.out_dir.glob(".results.*.jsonl.part"), *self.out_dir.glob(".results.*.csv.part")]:
+                stale.unlink(missing_ok=True)  # a compaction cut short by a kill
+            self.records = read_results(self.out_dir)
+        except BaseException:  # (a journal that cannot be read: the folder is not left locked by this process)
+            self._lock.release()
+            raise
         return self
 
     def rewrite(self) -> None:

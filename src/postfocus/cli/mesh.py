@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -10,11 +9,10 @@ import click
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import default_output, finish, json_option, stack_data
-from postfocus.errors import OptionError
 from postfocus.products.depth import check_output
 from postfocus.io.write import write_image
-from postfocus.products.mesh import (DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, render_view, rock_frames, stack_mesh,
-                                     write_gif, write_mesh)
+from postfocus.products.mesh import (DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, check_relief, mesh_files,
+                                     render_view, rock_frames, stack_mesh, write_gif, write_mesh)
 
 __all__ = ["mesh_command"]
 
@@ -27,7 +25,7 @@ __all__ = ["mesh_command"]
               help="Also write a view of the relief from an angle (.png or .jpg).")
 @click.option("--rock", "rock_out", type=click.Path(path_type=Path), default=None,
               help="Also write a rocking animation (.gif), a synthetic stereo view.")
-@click.option("--relief", type=click.FloatRange(0, None), default=DEFAULT_RELIEF, show_default=True,
+@click.option("--relief", type=float, default=DEFAULT_RELIEF, show_default=True,
               help="Depth of the relief from nearest to farthest frame, as a share of the image's long edge.")
 @click.option("--max-faces", type=click.IntRange(2, None), default=DEFAULT_MAX_FACES, show_default=True,
               help="Upper bound on triangles; the grid is decimated to fit.")
@@ -39,17 +37,18 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
 
     Prints every file it wrote, one a line (an .obj also writes its .mtl and texture).
     """
-    if not math.isfinite(relief):  # FloatRange lets nan and inf through; refused before the stack is processed
-        raise OptionError("relief", relief, "must be a number >= 0")
+    check_relief(relief)  # (before the stack is processed: nan, inf and 1e308 too)
     output = output or default_output(inputs, "mesh", ".ply")
-    check_distinct({"-o": output, "--preview": preview_out, "--rock": rock_out})
     check_output(output, MESH_FORMATS)
+    # An .obj's .mtl and texture are outputs too (they replaced an input, or --preview, of their names)
+    mtl_texture = dict(zip(("-o's .mtl", "-o's texture"), mesh_files(output)[1:]))
+    check_distinct({"-o": output, **mtl_texture, "--preview": preview_out, "--rock": rock_out})
     if preview_out:
         check_output(preview_out, (".png", ".jpg", ".jpeg"))
     if rock_out:
         check_output(rock_out, (".gif",))
     ps = processed(ctx, inputs, params)
-    for path in (output, preview_out, rock_out):
+    for path in (*mesh_files(output), preview_out, rock_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
     with progress_bars(is_quiet(ctx)) as progress:

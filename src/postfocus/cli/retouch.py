@@ -11,7 +11,7 @@ from postfocus.cli.common import err_console, main, processed
 from postfocus.cli.options import inputs_argument, method_option, output_option, processing_options, quality_option
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
                                   finish, json_option, plural, stack_data)
-from postfocus.errors import InputError, OptionError
+from postfocus.errors import InputError, OptionError, OutputError
 from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path
 from postfocus.products.edits import (NAMED_SOURCES, Edit, check_source, discard_unkept_masks, load_edits, mask_edit,
@@ -48,9 +48,9 @@ def _stack(ctx: click.Context, inputs: tuple, params: dict) -> ProcessedStack:
     return processed(ctx, inputs, params)
 
 
-def _file_edits(path: Path, ps: ProcessedStack) -> list[Edit]:
+def _file_edits(path: Path, ps: ProcessedStack, output: Path | None) -> list[Edit]:
     """Edits of an ``--edits`` JSON file: a list (or ``{"edits": [...]}``) of strokes and masks; a mask edit
-    names its image file, relative to the JSON file."""
+    names its image file, relative to the JSON file (an input: ``output`` may not be it)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -64,6 +64,8 @@ def _file_edits(path: Path, ps: ProcessedStack) -> list[Edit]:
     for k, item in enumerate(items):
         if isinstance(item, dict) and item.get("kind", "mask" if "mask" in item else None) == "mask":
             image = path.parent / str(item.get("mask", ""))
+            if output is not None:  # (-o naming a mask of the --edits file overwrote it)
+                check_output_path(output, [image])
             try:
                 mask = read_mask(image, ps.size)
                 source = item.get("source")
@@ -77,6 +79,16 @@ def _file_edits(path: Path, ps: ProcessedStack) -> list[Edit]:
             except OptionError as exc:
                 raise InputError(f"--edits {path}: edit {k}: {exc.reason.removeprefix('edit 0: ')}") from None
     return out
+
+
+def _outside_folder(output: Path, ps: ProcessedStack) -> None:
+    """Refuse an output inside the processed stack's folder: ``-o FOLDER/all_in_focus_depthmap.png`` replaced the
+    folder's own picture, and a folder given as INPUT has no photos to be made again from."""
+    try:
+        Path(output).resolve().relative_to(Path(ps.folder).resolve())
+    except ValueError:
+        return
+    raise OutputError(f"{output}: is inside the processed stack folder {ps.folder}; choose an output outside it")
 
 
 @main.command("retouch")
@@ -123,10 +135,11 @@ def retouch_command(ctx, inputs, masks, sources, edits_file, feather, opacity, k
         if not Path(path).is_file():
             raise InputError(f"{path}: no such file")
     if output is not None:
-        check_output_path(output, list(masks))
+        check_output_path(output, [*masks, *([edits_file] if edits_file else [])])  # (an --edits file was not)
     ps = _stack(ctx, inputs, params)
     if output is not None:
-        check_output_path(output, [*ps.info.paths, *masks])
+        check_output_path(output, ps.info.paths)
+        _outside_folder(output, ps)
     for source in picked:
         try:
             check_source(source, ps.used)
@@ -134,7 +147,7 @@ def retouch_command(ctx, inputs, masks, sources, edits_file, feather, opacity, k
             raise OptionError("--from-frame", exc.value, exc.reason) from None
     if clear:
         save_edits(ps, [])
-    edits = _file_edits(edits_file, ps) if edits_file else []
+    edits = _file_edits(edits_file, ps, output) if edits_file else []
     for path, source in zip(masks, picked):
         try:
             edits.append(mask_edit(ps, read_mask(path, ps.size), source=source, opacity=opacity, feather=feather))

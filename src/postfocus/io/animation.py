@@ -18,9 +18,13 @@ import numpy as np
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, atomic_write_bytes
 
-__all__ = ["ANIMATION_FORMATS", "write_animation", "write_gif"]
+__all__ = ["ANIMATION_FORMATS", "MAX_FPS", "MIN_FPS", "write_animation", "write_gif"]
 
 ANIMATION_FORMATS = (".mp4", ".gif", ".webp")
+MIN_FPS, MAX_FPS = 0.01, 120.0
+"""Frame rates an animation may have: a frame shown at most 100 s (a GIF holds 655.35 s, and 0.001 fps was an
+OverflowError writing it)."""
+_GIF_MOST_MS = 655_350  # a GIF frame's delay is 16 bits of hundredths of a second
 
 
 def _uint8(frame: np.ndarray) -> np.ndarray:
@@ -64,6 +68,9 @@ def write_gif(path: str | os.PathLike, frames: Iterable[np.ndarray], *, duration
     -------
     pathlib.Path
     """
+    if not (isinstance(duration_ms, (int, float)) and not isinstance(duration_ms, bool)
+            and 0 <= duration_ms <= _GIF_MOST_MS):  # (longer was Pillow's OverflowError: "int too big to convert")
+        raise PostfocusError(f"a GIF shows a frame from 0 to {_GIF_MOST_MS} ms, not {duration_ms!r:.30}")
     ims = _pillow_frames(frames, palette=True)
     buf = io.BytesIO()
     extra = {"loop": 0} if loop else {}
@@ -111,8 +118,8 @@ def write_animation(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fp
     suffix = path.suffix.lower()
     if suffix not in ANIMATION_FORMATS:
         raise OutputError(f"{path}: unknown animation format '{path.suffix}'; use {', '.join(ANIMATION_FORMATS)}")
-    if not (isinstance(fps, (int, float)) and 0 < fps <= 120):
-        raise PostfocusError(f"frame rate {fps}: use more than 0 and at most 120 frames per second")
+    if not (isinstance(fps, (int, float)) and MIN_FPS <= fps <= MAX_FPS):
+        raise PostfocusError(f"frame rate {fps}: use {MIN_FPS:g} to {MAX_FPS:g} frames per second")
     if suffix == ".gif":
         return write_gif(path, frames, duration_ms=1000.0 / fps, loop=loop)
     if suffix == ".webp":

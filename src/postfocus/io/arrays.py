@@ -63,7 +63,7 @@ def as_frames(frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         if not isinstance(f, np.ndarray):
             raise InvalidFrameError(f"frame {k}: a {type(f).__name__}, not an array; give arrays only, "
                                     "or file paths only")
-    return out
+    return [np.asarray(f) for f in out]  # (a np.matrix stays 2-D when indexed: "shape too large to be a matrix")
 
 
 def _check(k: int, f: np.ndarray) -> np.ndarray:

@@ -199,6 +199,8 @@ def _paths(inputs: object) -> list[Path]:
         inputs = [inputs]
     if not isinstance(inputs, Iterable):
         raise InputError(f"inputs={inputs!r:.60}: give a folder, a video or image files (or frames as NumPy arrays)")
+    if isinstance(inputs, (set, frozenset)):  # (its order, the focus order, changed from one process to the next)
+        raise InputError("inputs: a set has no order; give the files as a list, in their focus order (or a folder)")
     paths = []
     for k, p in enumerate(inputs):
         if not isinstance(p, (str, bytes, os.PathLike)):

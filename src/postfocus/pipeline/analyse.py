@@ -33,7 +33,7 @@ from postfocus.align.report import FrameAlignment
 from postfocus.align.sweep import SweepAligner
 from postfocus.align.warp import common_area, rescale_matrix, valid_mask, warp_to_reference
 from postfocus.colour import gamma_decode, to_grey
-from postfocus.errors import AlignmentError, PostfocusWarning
+from postfocus.errors import AlignmentError, OptionError, PostfocusWarning
 from postfocus.focus.measure import laplacian_energy, pool
 from postfocus.focus.map import focus_index_map
 from postfocus.io.images import to_float
@@ -186,7 +186,7 @@ def analyse(
     Raises
     ------
     OptionError
-        A reference beyond the stack.
+        A reference beyond the stack; a ``source`` that is not opened frames.
     AlignmentError
         Fewer than two frames could be aligned.
 
@@ -196,6 +196,9 @@ def analyse(
     >>> a.maps.focus_index.shape  # doctest: +SKIP
     (600, 800)
     """
+    if not isinstance(source, FrameSource):  # (a list of frames: "'list' object has no attribute 'info'")
+        raise OptionError("source", type(source).__name__,
+                          "not opened frames; open them with postfocus.io.open_source(...) first")
     n = len(source)
     size = source.info.size
     options = resolve(options, changes, n)

@@ -41,6 +41,7 @@ from postfocus.maps import StackMaps
 from postfocus.options import DEFAULT_METHOD, METHODS, check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.memory import FOLD_ROWS, compact
+from postfocus.pipeline.plan import check_fuse
 from postfocus.pipeline.plan import merge_frames, plan_bands  # (re-exported: their callers import them from here)
 from postfocus.pipeline.strips import StripFolder
 from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
@@ -141,7 +142,8 @@ def fuse(
     Raises
     ------
     OptionError
-        An unknown method, bands with the pyramid method, or a ``threads`` that is not a whole number from 1.
+        An unknown method, bands with the pyramid method, or a ``threads`` that is not a whole number from 1;
+        a ``source``, ``maps``, ``frames``, ``region``, ``bands`` or ``alignment`` it cannot use (``check_fuse``).
 
     Examples
     --------
@@ -150,12 +152,11 @@ def fuse(
     """
     if method not in METHODS:
         raise OptionError("method", method, f"choose one of {', '.join(METHODS)}")
+    merge, whole = check_fuse(source, maps, frames, region, bands, alignment)  # (TypeErrors from pass 2 were not)
     if bands > 1 and method != "depthmap":
         raise OptionError("method", method, "fusing in bands (a memory limit) needs the depthmap method")
     threads = check_threads(threads)  # ("2" was a TypeError deep in pass 2, 0 and 10**6 taken silently: review15)
-    merge = list(maps.used if frames is None else frames)
     H, W = maps.size
-    whole = region or (0, 0, H, W)
     top, left, bottom, right = whole
     edges = np.linspace(top, bottom, max(1, min(int(bands), bottom - top)) + 1).round().astype(int)
     parts = [(int(a), left, int(b), right) for a, b in zip(edges[:-1], edges[1:])]

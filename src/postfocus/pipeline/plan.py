@@ -13,7 +13,7 @@ from postfocus.options import is_whole
 from postfocus.pipeline.analyse import work_scale
 from postfocus.pipeline.memory import bands_for
 
-__all__ = ["merge_frames", "plan_bands"]
+__all__ = ["check_fuse", "merge_frames", "plan_bands"]
 
 
 def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: float | None,
@@ -104,3 +104,52 @@ def pick_frames(used: Sequence[int], count: int, given: list) -> list[int]:
     if not frames:  # named as given, not as the empty list left
         raise OptionError("frames", given, f"none of those frames is in this stack (frames kept: {frame_runs(used)})")
     return frames
+
+
+def check_fuse(source: object, maps: object, frames: object, region: object, bands: object,
+               alignment: object) -> tuple[list[int], tuple[int, int, int, int]]:
+    """The frames :func:`~postfocus.pipeline.merge.fuse` merges, in the stack's order, each once, and its region.
+
+    Each argument below was a TypeError, AttributeError, IndexError or ValueError from inside pass 2 (a list of
+    frames for ``source``: "'list' object has no attribute 'info'"), and ``frames=[2, 1, 0]`` fused the wrong
+    frame at each pixel (the fusion ranks the frames given; ``merge`` was mended by review13, ``fuse`` was not).
+
+    Raises
+    ------
+    OptionError
+        For ``source``, ``maps``, ``frames``, ``region``, ``bands`` or ``alignment``.
+    """
+    from postfocus.io.base import FrameSource
+    from postfocus.maps import StackMaps
+
+    if not isinstance(source, FrameSource):
+        raise OptionError("source", type(source).__name__,
+                          "not opened frames; open them with postfocus.io.open_source(...) first")
+    if not isinstance(maps, StackMaps):
+        raise OptionError("maps", maps, "must be a StackMaps (an analysis's maps or a processed stack's)")
+    if frames is None:
+        merge = [int(i) for i in maps.used]
+    elif isinstance(frames, (str, bytes)) or not hasattr(frames, "__iter__"):
+        raise OptionError("frames", frames, "give a sequence of frame numbers, e.g. range(3, 9)")
+    else:
+        given = list(frames)
+        for i in given:
+            if not is_whole(i) or not 0 <= i < len(source):
+                raise OptionError("frames", given, f"frame {shown(i)} is not in this stack (frames 0 to "
+                                                   f"{len(source) - 1})")
+        merge = sorted({int(i) for i in given})
+        if not merge:
+            raise OptionError("frames", given, "give at least one frame number")
+    if not is_whole(bands) or bands < 1:
+        raise OptionError("bands", bands, "must be a whole number of at least 1")
+    h, w = maps.size
+    whole = (0, 0, h, w) if region is None else region
+    if (isinstance(whole, (str, bytes)) or not hasattr(whole, "__len__") or len(whole) != 4
+            or not all(is_whole(v) for v in whole) or not 0 <= whole[0] < whole[2] <= h
+            or not 0 <= whole[1] < whole[3] <= w):
+        raise OptionError("region", region, f"give (top, left, bottom, right) within the maps' {h}x{w} rows and "
+                                            "columns, top above bottom and left before right")
+    if alignment is not None and (not hasattr(alignment, "__len__") or len(alignment) <= merge[-1]):
+        raise OptionError("alignment", type(alignment).__name__, f"needs a transform for every frame to merge "
+                                                                 f"(frame {merge[-1]} too)")
+    return merge, tuple(int(v) for v in whole)

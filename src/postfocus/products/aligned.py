@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from postfocus.errors import OutputError
+from postfocus.errors import OptionError, OutputError
 from postfocus.io.encoding import Compression, check_encoding
 from postfocus.io.images import to_float
 from postfocus.io.write import output_folder, write_image
@@ -133,6 +133,10 @@ def align_frames(
     >>> align_frames(process("photos/"), "aligned/")[:2]  # doctest: +SKIP
     [PosixPath('aligned/pcb_001.tif'), PosixPath('aligned/pcb_002.tif')]
     """
+    if not isinstance(stack, ProcessedStack):  # (photos' paths were "'str' object has no attribute 'info'")
+        raise OptionError("stack", stack, "not a processed stack; open one with postfocus.process(...) first")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise OptionError("out_dir", out_dir, "must be a folder's path (str or pathlib.Path)")
     check_aligned_target(out_dir, stack.info.paths, suffix=suffix, bit_depth=bit_depth, compression=compression)
     names = aligned_names(stack.names, list(stack.used), suffix.lower())
     out = output_folder(out_dir)

@@ -33,8 +33,9 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
-from postfocus.io.animation import ANIMATION_FORMATS, write_animation
-from postfocus.options import check_threads
+from postfocus.io.animation import ANIMATION_FORMATS, MAX_FPS, MIN_FPS, write_animation
+from postfocus.io.write import check_output_path
+from postfocus.options import check_threads, is_number, is_whole
 from postfocus.pipeline.analyse import Progress
 from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
 from postfocus.store import ProcessedStack
@@ -161,17 +162,19 @@ def check_pull_options(*, duration: float, fps: float, f_number: float | None = 
     >>> check_pull_options(duration=2, fps=12)
     24
     """
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+    if not (is_number(duration) and math.isfinite(duration) and duration > 0):
         raise OptionError("duration", duration, "must be more than 0 seconds")
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 120):
-        raise OptionError("fps", fps, "use more than 0 and at most 120 frames per second")
-    count = int(round(duration * fps))
+    if not (is_number(fps) and math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):  # (0.001: an OverflowError)
+        raise OptionError("fps", fps, f"use {MIN_FPS:g} to {MAX_FPS:g} frames per second")
+    frames = float(duration) * float(fps)  # (1e308 s at 120 fps is infinite: int(round()) was an OverflowError)
+    count = int(round(frames)) if frames <= MAX_FRAMES else MAX_FRAMES + 1
     if not 2 <= count <= MAX_FRAMES:
-        raise OptionError("duration", duration, f"at {fps:g} frames per second this makes {count} frames; "
+        made = count if count <= MAX_FRAMES else f"more than {MAX_FRAMES}"
+        raise OptionError("duration", duration, f"at {fps:g} frames per second this makes {made} frames; "
                           f"a pull has 2 to {MAX_FRAMES}")
-    if long_edge is not None and long_edge < 16:
-        raise OptionError("long_edge", long_edge, "at least 16 pixels")
-    if f_number is not None and not (isinstance(f_number, (int, float)) and math.isfinite(f_number) and f_number > 0):
+    if long_edge is not None and not (is_whole(long_edge) and long_edge >= 16):  # ("720" was a TypeError)
+        raise OptionError("long_edge", long_edge, "a whole number of at least 16 pixels")
+    if f_number is not None and not (is_number(f_number) and math.isfinite(f_number) and f_number > 0):
         raise OptionError("f_number", f_number, "must be a number above 0 (e.g. 1.4, 2.8, 8)")
     return count
 
@@ -302,6 +305,7 @@ def animate(stack: ProcessedStack, path: str | os.PathLike, *, start: PullEnd = 
     """
     if Path(path).suffix.lower() not in ANIMATION_FORMATS:
         raise PostfocusError(f"{path}: a focus pull is written as {', '.join(ANIMATION_FORMATS)}")
+    check_output_path(path, stack.info.paths, ANIMATION_FORMATS)  # (a pull written over its input video: review17)
     pull = plan_pull(stack, start=start, end=end, duration=duration, fps=fps, f_number=f_number,
                      long_edge=long_edge, bounce=bounce, progress=progress, threads=threads)
     written = write_animation(path, render_pull(stack, pull, progress=progress), fps=pull.fps, quality=quality)

@@ -36,10 +36,13 @@ import numpy as np
 
 from postfocus.pipeline.analyse import Progress
 
-__all__ = ["DIRECT_TAPS", "MAX_LAYERS", "STRIP", "TILE", "LayerPlan", "by_strips", "composite_layers", "disc_blur", "disc_kernel",
-           "plan_layers", "with_ones"]
+__all__ = ["DIRECT_TAPS", "MAX_LAYERS", "STRIP", "TILE", "WIDEST", "LayerPlan", "by_strips", "composite_layers",
+           "disc_blur", "disc_kernel", "plan_layers", "with_ones"]
 
 MAX_LAYERS = 64  # upper bound on depth layers of a render
+WIDEST = 1e9
+"""Widest disc radius (px) blurred as given: past every frame, as any wider disc; a wider one (``--blur 1e300``,
+``--f-number 1e-300``) is blurred as this one (its square in integers was an OverflowError)."""
 T = TypeVar("T")
 
 
@@ -109,6 +112,7 @@ def disc_blur(image: np.ndarray, radius: float, kernels: _KernelCache | None = N
     kernels = kernels or _KernelCache()
     if radius < 0.5:
         return image
+    radius = min(radius, WIDEST)
     s = _blur_scale(radius)
     if s == 1:
         return _filter(image, kernels.get(radius))
@@ -188,11 +192,12 @@ def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
     hits = np.sum([p[2] for p in parts], axis=0)
     layers = []
     for k in reversed(np.flatnonzero(hits).tolist()):
-        scale = _blur_scale(radii[k])
-        pad = int(math.ceil(radii[k])) + 2 * scale + 2
+        radius = min(radii[k], WIDEST)
+        scale = _blur_scale(radius)
+        pad = int(math.ceil(radius)) + 2 * scale + 2
         touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
         grow = min(-(-pad // TILE), max(touched.shape))  # (past the grid: every tile, as a disc of 1e9 px)
-        layers.append(_Layer(k, radii[k], pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
+        layers.append(_Layer(k, radius, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
     return layers
 
 

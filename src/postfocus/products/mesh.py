@@ -31,17 +31,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from postfocus.errors import OptionError, PostfocusError
+from postfocus.errors import OptionError, PostfocusError, shown
 from postfocus.io.write import atomic_write
-from postfocus.options import check_threads
+from postfocus.options import check_threads, is_number, is_whole
 
-__all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh", "build_mesh",
-           "glb_bytes", "grid_shape", "obj_text", "ply_bytes", "render_view", "rock_frames", "stack_mesh", "write_gif",
-           "write_mesh"]
+__all__ = ["DEFAULT_MAX_FACES", "DEFAULT_RELIEF", "MAX_RELIEF", "MAX_TEXTURE", "MESH_FORMATS", "HeightMesh",
+           "build_mesh", "check_relief", "glb_bytes", "grid_shape", "mesh_files", "obj_text", "ply_bytes",
+           "render_view", "rock_frames", "stack_mesh", "write_gif", "write_mesh"]
 
 MESH_FORMATS = (".ply", ".obj", ".glb")
 DEFAULT_MAX_FACES = 500_000
 DEFAULT_RELIEF = 0.25
+MAX_RELIEF = 100.0  # deepest relief, in long edges (1e308: infinite heights in the file, an OverflowError in views)
 MAX_TEXTURE = 4096
 
 
@@ -76,6 +77,8 @@ def _check(image: np.ndarray, depth: np.ndarray) -> None:
         )
     if min(depth.shape) < 2:
         raise PostfocusError("image too small for a mesh (needs at least 2x2 pixels)")
+    if not np.isfinite(depth).all():  # (a NaN depth made a mesh file of NaN heights, exit 0)
+        raise PostfocusError("depth map has NaN or infinite values")
 
 
 def grid_shape(size: tuple[int, int], max_faces: int = DEFAULT_MAX_FACES) -> tuple[int, int]:
@@ -88,8 +91,8 @@ def grid_shape(size: tuple[int, int], max_faces: int = DEFAULT_MAX_FACES) -> tup
     (True, 667)
     """
     h, w = size
-    if max_faces < 2:
-        raise PostfocusError(f"max faces {max_faces}: must be at least 2")
+    if not is_whole(max_faces) or max_faces < 2:  # ("9" was a TypeError)
+        raise PostfocusError(f"max faces {shown(max_faces)}: must be a whole number of at least 2")
     cells = max_faces // 2
     if (h - 1) * (w - 1) <= cells:
         return h, w
@@ -98,6 +101,13 @@ def grid_shape(size: tuple[int, int], max_faces: int = DEFAULT_MAX_FACES) -> tup
     while 2 * (rows - 1) * (cols - 1) > max_faces and rows > 2:
         rows -= 1
     return rows, cols
+
+
+def check_relief(relief: object) -> float:
+    """``relief`` as a float from 0 to :data:`MAX_RELIEF`; else an ``OptionError`` for ``relief``."""
+    if not (is_number(relief) and math.isfinite(relief) and 0 <= relief <= MAX_RELIEF):
+        raise OptionError("relief", relief, f"must be a number from 0 to {MAX_RELIEF:g} (long edges)")
+    return float(relief)
 
 
 def _heights(depth: np.ndarray, frames: int, relief: float) -> np.ndarray:
@@ -131,8 +141,7 @@ def build_mesh(
     image = np.asarray(image, np.float32)
     depth = np.asarray(depth, np.float32)
     _check(image, depth)
-    if not (math.isfinite(relief) and relief >= 0):
-        raise OptionError("relief", relief, "must be a number >= 0")
+    relief = check_relief(relief)
     h, w = depth.shape
     rows, cols = grid_shape((h, w), max_faces)
     if (rows, cols) == (h, w):
@@ -176,6 +185,7 @@ def stack_mesh(stack, *, max_faces: int = DEFAULT_MAX_FACES, relief: float = DEF
     from postfocus.products.depth_cache import stack_depth
 
     threads = check_threads(threads)  # (refused before any work)
+    check_relief(relief)
     image = stack.all_in_focus(progress=progress, threads=threads)
     result = stack_depth(stack, image=image, progress=progress, threads=threads)
     return build_mesh(image, result.depth, result.frames, max_faces=max_faces, relief=relief), image, result
@@ -283,6 +293,14 @@ def glb_bytes(mesh: HeightMesh) -> bytes:
             + struct.pack("<I4s", len(binary), b"BIN\0") + binary)
 
 
+def mesh_files(path: str | os.PathLike) -> list[Path]:
+    """The files :func:`write_mesh` writes for ``path``: itself, and for ``.obj`` its ``.mtl`` and texture PNG."""
+    path = Path(path)
+    if path.suffix.lower() != ".obj":
+        return [path]
+    return [path, path.with_suffix(".mtl"), path.with_name(path.stem + "_texture.png")]
+
+
 def write_mesh(path: str | os.PathLike, mesh: HeightMesh) -> list[Path]:
     """Write ``mesh`` in the format of the suffix (.ply, .obj + .mtl + texture, .glb); returns the files written."""
     path = Path(path)
@@ -294,8 +312,7 @@ def write_mesh(path: str | os.PathLike, mesh: HeightMesh) -> list[Path]:
         blob = glb_bytes(mesh)
         return [atomic_write(path, lambda p: p.write_bytes(blob))]
     if ext == ".obj":
-        mtl = path.with_suffix(".mtl")
-        tex = path.with_name(path.stem + "_texture.png")
+        _, mtl, tex = mesh_files(path)
         png = _encode(mesh.texture, ".png")
         atomic_write(tex, lambda p: p.write_bytes(png))
         material = (f"# postfocus\nnewmtl relief\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {tex.name}\n")
@@ -344,6 +361,11 @@ def render_view(
     image = np.asarray(image, np.float32)
     depth = np.asarray(depth, np.float32)
     _check(image, depth)
+    relief = check_relief(relief)
+    for name, value, good in (("yaw", yaw, is_number(yaw) and math.isfinite(yaw)), ("width", width, is_whole(width)
+                              and 16 <= width <= 8192), ("pitch", pitch, is_number(pitch) and math.isfinite(pitch))):
+        if not good:  # (width 0 was OpenCV's assertion, 10**5 a 100 GB view, a NaN yaw a ValueError)
+            raise OptionError(name, value, "must be 16 to 8192 pixels" if name == "width" else "must be finite degrees")
     h, w = depth.shape
     out_w = int(width)
     out_h = max(1, int(round(out_w * h / w)))

@@ -28,6 +28,7 @@ Helicon Soft, "Retouching", Helicon Focus documentation (2023), https://www.heli
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -38,7 +39,7 @@ import numpy as np
 
 from postfocus.errors import InputError, OptionError
 from postfocus.io.images import read_image
-from postfocus.options import DEFAULT_METHOD, METHODS
+from postfocus.options import DEFAULT_METHOD, METHODS, is_number
 from postfocus.products.edits import Edit, check_source, load_edits
 from postfocus.store import ProcessedStack, folder_lock
 
@@ -286,9 +287,9 @@ def retouch(ps: ProcessedStack, mask: np.ndarray, *, source: int | str, opacity:
     opacity : float
         0..1.
     feather : float
-        Gaussian blur (sigma, pixels) of the mask's edge.
+        Gaussian blur (sigma, pixels) of the mask's edge; 0 to the picture's long edge.
     base : numpy.ndarray, optional
-        float32 (H, W, 3) to paint on (default: the all-in-focus picture of ``method``); not changed.
+        Float (H, W, 3) in [0, 1], finite, to paint on (default: the all-in-focus picture of ``method``); not changed.
     method : str
         Fusion method of the all-in-focus picture (also what ``"result"`` means).
 
@@ -300,27 +301,47 @@ def retouch(ps: ProcessedStack, mask: np.ndarray, *, source: int | str, opacity:
     Raises
     ------
     OptionError
-        ``mask`` (size), ``source``, ``opacity``, ``feather``, ``method``.
+        ``ps`` (not a processed stack), ``mask`` (size), ``source``, ``opacity``, ``feather``, ``base``,
+        ``method``.
 
     Examples
     --------
     >>> ps = process("pcb/")  # doctest: +SKIP
     >>> fixed = retouch(ps, read_mask("halo.png", ps.size), source=4, feather=3)  # doctest: +SKIP
     """
+    if not isinstance(ps, ProcessedStack):  # (a folder's path was an AttributeError from deep inside)
+        raise OptionError("ps", ps, "not a processed stack; open one with postfocus.process(...) first")
     if method not in METHODS:
         raise OptionError("method", method, f"use one of {', '.join(METHODS)}")
     source = check_source(source, ps.used)
-    for name, value in (("opacity", opacity), ("feather", feather)):
-        if not np.isfinite(value) or value < 0 or (name == "opacity" and value > 1):
-            raise OptionError(name, value, "must be from 0 to 1" if name == "opacity" else "must be 0 or more")
+    # (a string or None was a TypeError; a feather of 1e5 px asked OpenCV for a kernel of 800,001 taps a side,
+    # 10 GB for a 300x200 picture, and 1e9 was OpenCV's assertion: the long edge blurs any mask to its mean)
+    for name, value, top in (("opacity", opacity, 1.0), ("feather", feather, float(max(ps.size)))):
+        if not is_number(value) or not math.isfinite(value) or not 0 <= value <= top:
+            raise OptionError(name, value, f"must be a number from 0 to {top:g}"
+                              + ("" if name == "opacity" else " (pixels: the picture's long edge)"))
     mask = as_mask(mask, ps.size)
     if feather > 0:
         mask = cv2.GaussianBlur(mask, (0, 0), float(feather))
     sources = _Sources(ps, method, None)
-    image = np.array(sources.result() if base is None else base, np.float32, copy=True)
+    image = np.array(sources.result() if base is None else _base(base, ps.size), np.float32, copy=True)
     _apply(ps, image, [Edit("mask", source, float(opacity), mask="(array)", feather=float(feather))], sources,
            masks={0: mask})
     return image
+
+
+def _base(base: object, size: tuple[int, int]) -> np.ndarray:
+    """``retouch``'s ``base``: a finite float RGB picture of the stack's size (a grey, RGBA, smaller or string one was
+    NumPy's broadcasting ValueError while painting; a uint8 one was painted on as values of 0 to 255)."""
+    picture = np.asarray(base)
+    if picture.dtype.kind != "f":
+        raise OptionError("base", str(picture.dtype), "must be a float picture in [0, 1] (as retouch returns it)")
+    if picture.shape != (*size, 3):
+        raise OptionError("base", "x".join(map(str, picture.shape)),
+                          f"must be an RGB picture of the stack's size ({size[0]}x{size[1]}x3, rows first)")
+    if not np.isfinite(picture).all():
+        raise OptionError("base", "not finite", "holds NaN or infinite values")
+    return picture
 
 
 def apply_edits(ps: ProcessedStack, edits: Sequence[Edit], *, method: str = DEFAULT_METHOD) -> np.ndarray:

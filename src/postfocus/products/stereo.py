@@ -49,7 +49,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import OptionError, PostfocusError
-from postfocus.options import check_threads
+from postfocus.options import check_threads, is_number, is_whole
 from postfocus.store import ProcessedStack
 
 __all__ = ["BAND_ROWS", "DEFAULT_STRENGTH", "StereoPair", "anaglyph", "check_strength", "disparity", "render_view", "side_by_side", "stereo",
@@ -122,12 +122,20 @@ def disparity(depth: np.ndarray, *, strength: float = DEFAULT_STRENGTH, zero: fl
     >>> disp[0].tolist(), z
     ([0.5, 0.25, 0.0, -0.25, -0.5], 2.0)
     """
+    # (a NaN or infinite zero, or one no view of the scene reaches, was an IndexError; "1" was taken as 1.0;
+    # frames="6" was a TypeError, 0 and -3 were taken)
+    if zero is not None and not (is_number(zero) and math.isfinite(zero)):
+        raise OptionError("zero", zero, "must be a depth in frames (a finite number), or None")
+    if frames is not None and not (is_whole(frames) and frames >= 1):
+        raise OptionError("frames", frames, "must be the sweep's number of frames (a whole number from 1), or None")
     lo, hi = (float(v) for v in np.percentile(depth, [2, 98]))
     span = max(hi - lo, 0.25 * max((frames or 1) - 1, 0), 1e-3)
     zero = 0.5 * (lo + hi) if zero is None else float(zero)
     width = depth.shape[1]
     inside = np.clip(depth, lo, hi)  # a stray depth beyond the scene's range must not fly out of the picture
-    return (strength * width * (zero - inside) / span).astype(np.float32), zero
+    with np.errstate(over="ignore"):  # a zero plane far from the scene: every pixel shifts out of the view
+        disp = np.clip(strength * width * (zero - inside) / span, -2.0 * width, 2.0 * width)
+    return disp.astype(np.float32), zero
 
 
 def _nearest_hit(hit: np.ndarray, forward: bool) -> np.ndarray:
@@ -179,7 +187,8 @@ def _render_rows(image: np.ndarray, depth: np.ndarray, shift: np.ndarray, lo: fl
     nearness = np.clip((hi - d) / max(hi - lo, 1e-9) * top, 0, top).astype(np.int64)
     order = np.argsort((pix << 20) | nearness, kind="stable")
     pix_s = pix[order]
-    last = np.r_[pix_s[1:] != pix_s[:-1], True]  # the nearest source pixel of each target pixel
+    last = np.r_[pix_s[1:] != pix_s[:-1], True][:pix_s.size]  # the nearest source pixel of each target pixel
+    # ([:size]: rows none of whose pixels lands in the view, with the zero plane far from the scene, are all hole)
     winners = np.flatnonzero(ok)[order[last]]
     warped_shift = np.zeros(h * w, np.float32)
     warped_depth = np.full(h * w, np.float32(lo), np.float32)
@@ -329,8 +338,8 @@ def wiggle_frames(image: np.ndarray, depth: np.ndarray, *, strength: float = DEF
     list of float32 (H, W, 3) views.
     """
     image, depth = _check(image, depth, strength)
-    if count < 2:
-        raise PostfocusError(f"a wiggle needs at least 2 views, got {count}")
+    if not is_whole(count) or not 2 <= count <= 1000:  # ("3" was a TypeError, 10**9 a MemoryError)
+        raise PostfocusError(f"a wiggle needs 2 to 1000 views, got {count!r:.30}")
     disp, _ = disparity(depth, strength=strength, zero=zero, frames=frames)
     phases = np.sin(2 * np.pi * np.arange(count) / count)
     return [render_view(image, depth, 0.5 * float(p) * disp)[0] for p in phases]

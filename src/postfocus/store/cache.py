@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from postfocus.errors import InputError, OutputError, PostfocusError
+from postfocus.errors import InputError, OptionError, OutputError, PostfocusError
 from postfocus.io.base import FrameSource
 from postfocus.io.lock import FileLock, LockHeldError
 from postfocus.store.folder import ProcessedStack
@@ -39,7 +39,11 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     -------
     pathlib.Path
     """
-    if cache_dir is not None:
+    if cache_dir is not None:  # (5 was pathlib's TypeError, bytes too, a NUL a ValueError from mkdir)
+        if isinstance(cache_dir, bytes):
+            cache_dir = os.fsdecode(cache_dir)
+        if not isinstance(cache_dir, (str, os.PathLike)) or "\0" in os.fspath(cache_dir):
+            raise OptionError("cache_dir", cache_dir, "must be a folder's path (str or pathlib.Path)")
         return Path(cache_dir)
     if os.environ.get("POSTFOCUS_CACHE"):
         return Path(os.environ["POSTFOCUS_CACHE"])

@@ -348,6 +348,8 @@ class ProcessedStack(MapsView):
         """
         # one rule for the budgets (threads=0 was taken here, refused by StackOptions; memory_mb="x" a TypeError)
         threads, memory_mb = check_threads(threads), check_memory_mb(memory_mb)
+        if progress is not None and not callable(progress):  # (was a TypeError once the merge had begun)
+            raise OptionError("progress", progress, "must be a function progress(stage, done, total), or None")
         if frames is not None:
             if not isinstance(frames, Iterable) or isinstance(frames, (str, bytes)):  # (frames=5 was a TypeError)
                 raise OptionError("frames", frames, "give a sequence of frame numbers, e.g. range(3, 9)")
@@ -440,4 +442,6 @@ def merge(stack: ProcessedStack, *, method: str = DEFAULT_METHOD, frames: Sequen
     --------
     >>> image = merge(process("sweep.mp4"), frames=range(3, 9))  # doctest: +SKIP
     """
+    if not isinstance(stack, ProcessedStack):  # (a folder's path was "'str' object has no attribute 'merge'")
+        raise OptionError("stack", stack, "not a processed stack; open one with postfocus.process(...) first")
     return stack.merge(method=method, frames=frames, memory_mb=memory_mb, progress=progress, threads=threads)
