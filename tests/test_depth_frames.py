@@ -54,3 +54,19 @@ def test_each_frame_is_read_once(handheld):
     read = grid_frames(handheld, np.asarray(handheld.volume).shape[1:])
     first = read(handheld.used[0])
     assert read(handheld.used[0]) is first
+
+
+def test_a_folder_without_its_frames_files_has_none_to_read(handheld, tmp_path):
+    """A copy of a stack folder made without its ``frames`` folder (as a read-only copy may be): no reader, and the
+    depth map is made as without this step, not refused."""
+    import shutil
+
+    from postfocus.products.depth import depth_map
+    from postfocus.store import ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("frames"))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    assert grid_frames(copy, np.asarray(copy.volume).shape[1:]) is None
+    image = handheld.all_in_focus()
+    without = depth_map(handheld, image=image, frames=None).depth
+    assert np.array_equal(depth_map(copy, image=image).depth, without)

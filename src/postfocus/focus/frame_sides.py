@@ -8,8 +8,8 @@ depth step is, in the two frames the step lies between (its near side's and
 its far side's), with two kinds of evidence that must agree:
 
 * *Focus, at the finest scale.* The squared 3x3 Laplacian of the frame,
-  averaged over 3x3 (the sum-modified-Laplacian at its finest scale: Nayar &
-  Nakagawa 1994), reaches 2 px, not the stored measure's 4. Its log ratio
+  averaged over 3x3 (a Laplacian energy at the finest scale, of the family of
+  Nayar & Nakagawa 1994), reaches 2 px, not the stored measure's 4. Its log ratio
   between the far side's frame and the near side's, placed between the medians
   of the two sides' interiors (0: like the near interior, 1: like the far),
   must lie in the other side's outer part (beyond ``0.5 + margin``).

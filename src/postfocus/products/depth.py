@@ -375,7 +375,8 @@ def grid_depth(stack: ProcessedStack, image: np.ndarray, *, threads: int | None 
         options.setdefault("motion", stack.motion)
     near_first = stack.near_to_far  # refine_depth reads slice 0 as the nearest (its occlusion bands and sides)
     read = grid_frames(stack, (mh, mw))  # (slice k is frame used[k], or used[-1 - k] read far to near)
-    options.setdefault("frames", lambda k: read(used[k] if near_first else used[len(used) - 1 - k]))
+    if read is not None:  # (a folder copied without its frames' files: the depth without them)
+        options.setdefault("frames", lambda k: read(used[k] if near_first else used[len(used) - 1 - k]))
     position, confidence = refine_depth(volume if near_first else volume[::-1], small, threads=threads, **options)
     position = position if near_first else (len(used) - 1) - position
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))

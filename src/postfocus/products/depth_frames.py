@@ -33,8 +33,11 @@ __all__ = ["grid_frames"]
 _LUMA = np.array([0.299, 0.587, 0.114])  # (to_grey's, and a JPEG's luma)
 
 
-def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int], np.ndarray]:
+def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int], np.ndarray] | None:
     """``read(frame)``: aligned frame number ``frame`` of ``stack``, grey float32 at ``size`` = (h, w) of the grid.
+
+    A folder that does not hold its frames' files (a copy made without them) has none to read: None (the depth is
+    then made without them, as before this step).
 
     Parameters
     ----------
@@ -43,8 +46,10 @@ def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int],
 
     Returns
     -------
-    callable: frame number -> float32 (h, w) grey in [0, 1] (read once, then kept).
+    callable: frame number -> float32 (h, w) grey in [0, 1] (read once, then kept); None without the frames.
     """
+    if not all(stack.frame_path(i).is_file() for i in stack.used):
+        return None
     h, w = int(size[0]), int(size[1])
     out_h, out_w = stack.size
     kept: dict[int, np.ndarray] = {}
