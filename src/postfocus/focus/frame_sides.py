@@ -101,18 +101,25 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
     oy, ox = yy[disc], xx[disc]
     three = np.ones((3, 3), np.uint8)
     near_change = np.ones((2 * (reach + band + 2) + 1,) * 2, np.uint8)  # (as pixel_sides: what a change reaches)
-    seen: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+    seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    logs: dict[int, np.ndarray] = {}
 
-    def frame(k: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """Slice ``k``'s grey values, finest focus measure (both flat) and the measure's noise floor."""
+    def frame(k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slice ``k``'s grey values and the log of its finest focus measure over its noise floor (both flat)."""
         if k not in seen:
             grey = np.ascontiguousarray(frames(k), np.float32)
             lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
             fine = cv2.boxFilter(lap * lap, -1, (3, 3))
-            seen[k] = (grey.ravel(), fine.ravel(), _LAPLACE_NOISE * noise_sigma(grey) ** 2 + 1e-12)
+            seen[k] = (grey.ravel(), np.log(fine.ravel() + (_LAPLACE_NOISE * noise_sigma(grey) ** 2 + 1e-12)))
         return seen[k]
 
-    stored = None if volume is None else (np.asarray(volume).reshape(volume.shape[0], h * w), np.float32(floor + 1e-12))
+    def stored_log(k: int) -> np.ndarray:
+        """The log of the stored measure of slice ``k`` over its floor (flat)."""
+        if k not in logs:
+            logs[k] = np.log(np.asarray(volume[k], np.float32).ravel() + np.float32(floor + 1e-12))
+        return logs[k]
+
+    stored = None if volume is None else stored_log
     changed = None
     for _ in range(rounds):
         step = ((cv2.dilate(d, three) - cv2.erode(d, three)) > jump).astype(np.uint8)
@@ -138,8 +145,8 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
 
 
 def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            frame: Callable[[int], tuple[np.ndarray, np.ndarray, float]], *, count: int, jump: float, margin: float,
-            neighbours: int, stored: tuple[np.ndarray, np.float32] | None = None, lean: float = 0.5) -> np.ndarray:
+            frame: Callable[[int], tuple[np.ndarray, np.ndarray]], *, count: int, jump: float, margin: float,
+            neighbours: int, stored: Callable[[int], np.ndarray] | None = None, lean: float = 0.5) -> np.ndarray:
     """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel in the middle; ``lo`` and
     ``hi`` the nearest and farthest depth beside it): its own, or the other side's interior mean."""
     centre = at.shape[1] // 2
@@ -158,8 +165,7 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndar
     ok &= np.abs(df - hi) < jump
     if stored is not None and ok.any():  # only where the stored measure leans to the other side (interior means)
         sel = np.nonzero(ok)[0]
-        vol, fl = stored
-        r = np.log(vol[kf[sel, None], at[sel]] + fl) - np.log(vol[kn[sel, None], at[sel]] + fl)
+        r = _gather(stored, kf[sel], at[sel]) - _gather(stored, kn[sel], at[sel])
         n_, f_ = near[sel], far[sel]
         mn = (r * n_).sum(axis=1) / cn[sel]
         mf = (r * f_).sum(axis=1) / cf[sel]
@@ -172,14 +178,8 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndar
         return result
     at, near, far, own, mid = at[rows], near[rows], far[rows], own[rows], mid[rows, 0]
     kn, kf, cn, cf = kn[rows], kf[rows], cn[rows], cf[rows]
-    grey_n, grey_f, log_n, log_f = (np.empty(at.shape, np.float32) for _ in range(4))
-    for k in np.unique(np.concatenate([kn, kf])):  # the disc's values in each row's two frames
-        grey, fine, floor = frame(int(k))
-        for which, grey_out, log_out in ((kn == k, grey_n, log_n), (kf == k, grey_f, log_f)):
-            if which.any():
-                grey_out[which] = grey[at[which]]
-                log_out[which] = np.log(fine[at[which]] + floor)
-    ratio = log_f - log_n  # the log ratio of the far side's frame's measure to the near side's
+    grey_n, grey_f = _gather(lambda k: frame(k)[0], kn, at), _gather(lambda k: frame(k)[0], kf, at)
+    ratio = _gather(lambda k: frame(k)[1], kf, at) - _gather(lambda k: frame(k)[1], kn, at)  # log far / near measure
     mn, mf = _median(ratio, near, cn), _median(ratio, far, cf)
     apart = mf > mn
     place = (ratio[:, centre] - mn) / np.where(apart, mf - mn, 1.0)  # 0: like the near interior, 1: the far
@@ -197,6 +197,15 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndar
     dn, df = dn[ok], df[ok]
     result[rows] = np.where(to_far, df, np.where(to_near, dn, own))
     return result
+
+
+def _gather(flat: Callable[[int], np.ndarray], slices: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per row, the values at ``at`` (flat indices) of the flat array ``flat(k)`` of the row's slice ``k``."""
+    out = np.empty(at.shape, np.float32)
+    for k in np.unique(slices):
+        which = slices == k
+        out[which] = flat(int(k))[at[which]]
+    return out
 
 
 def _median(values: np.ndarray, member: np.ndarray, count: np.ndarray) -> np.ndarray:
