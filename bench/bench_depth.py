@@ -88,7 +88,8 @@ def focus_stack_depth(ps, folder: Path) -> np.ndarray | None:  # noqa: ANN001
         return None
     out = folder / "focus-stack-depth.png"
     proc = subprocess.run([str(FOCUS_STACK), "--no-opencl", "--nocrop", f"--output={folder / 'focus-stack.jpg'}",
-                           f"--depthmap={out}", *map(str, paths)], capture_output=True, text=True)
+                           f"--depthmap={out}", *map(str, paths)], capture_output=True, text=True,
+                           errors="replace")  # (its progress may hold bytes that are no UTF-8)
     value = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE) if proc.returncode == 0 else None
     if value is None:
         print(f"focus-stack failed: {proc.stderr[-300:]}", file=sys.stderr)

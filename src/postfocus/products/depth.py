@@ -4,61 +4,48 @@ The depth of a pixel is the (fractional) frame number whose focal plane passes
 through it, 0 = the nearest frame. :func:`depth_map` refines the focus-index map
 of a processed stack:
 
-1. *Per-pixel fit.* Every slice of the stored focus volume is aggregated with a
-   guided filter steered by the all-in-focus image, and the peak along the
-   sweep is found with sub-frame precision: a Gaussian fitted to the
-   log-measures of the frames that carry the focus curve, three of its widths
-   on each side of the best frame (:func:`postfocus.focus.map.gaussian_peak`;
-   Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over several
-   frames and a three-frame parabola reads its noise). On a dense sweep (curves
-   1.5 frames wide or wider) a clear pixel's reading is then placed by the
-   stack's own curve shape, flat-topped with heavy tails, not a Gaussian
-   (:func:`postfocus.focus.peak.shape_shift`); the cleaning below decides on
-   the Gaussian fit. A curve cut by the
-   sweep's first or last frame is placed from its visible flank instead
-   (:mod:`postfocus.products.depth_ends`). Confidence is how far
-   the peak stands above the average frame and the noise floor. A near
-   outline raises the background's measure beside it (up to
-   :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to the far surface where it looks
-   like it (:func:`~postfocus.focus.sides.occlusion_sides`; any pixel with a focus peak, weak or not, shows what
-   a surface looks like) and its own focus curve has a peak at that surface's frame; one with no detail of its
-   own in the composite (:func:`~postfocus.focus.sides.spilled`) carries no evidence and is filled.
-2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright
-   object's bokeh disc in the far frames, a glint, a frame edge at the
-   border). Pixels more than 1.5 focus-curve widths from the confidence-
-   weighted, edge-aware median of their neighbourhood (6 % of the long edge;
-   Ma et al. 2013, :mod:`postfocus.focus.clean`) are candidates; a connected
-   patch of them is rejected only if it is an island, i.e. no confident pixel
-   around it shares its depth (:func:`~postfocus.focus.clean.islands`): a pin
-   or a blade of grass is a minority in that neighbourhood too, but its tip
-   touches its own body.
-3. *Occlusion bands.* Near a depth edge, the sharp edge of the near object
-   lends its focus energy to the background pixels next to it, and the
-   background's own texture is hidden under the blurred foreground in the
-   frames focused far. Depth-from-focus therefore paints the near object a
-   few pixels too wide (a "halo"). Pixels that lie within a band of a clearly
-   farther neighbourhood are distrusted: their confidence is cut, and they
-   take the median depth of the trusted pixels of their colour region (a
-   median, not a mean: one surface or the other, not a depth between).
-4. *Edge-aware fill.* A confidence-weighted normalised convolution with a
-   domain-transform filter (a fast joint-bilateral filter, Gastal & Oliveira
-   2011) guided by the all-in-focus colours spreads trusted depth along image
-   regions but not across colour edges: outliers and halo pixels take the depth
-   of the surface they look like, textureless areas take the depth of their
-   surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
-   trusted pixel is reachable). It fits a plane, not a mean (first-order
-   normalised convolution, :func:`postfocus.focus.fill.plane_fill`): a floor
-   seen from one side, at the picture's border, keeps its slope. A pixel that takes most of its depth from the
-   fill takes its region's median instead of the mean where the two are a
-   depth step apart: its region holds two surfaces of its colour, and it
-   belongs to one of them, not between.
-5. *Depth edges onto outlines.* Within the measure's reach of a depth edge
-   each pixel takes the colour-weighted median depth around it (the side it
-   looks like; :func:`postfocus.focus.edges.snap_to_outlines`); then each pixel beside a step takes the side its own
-   unaggregated measure shows in the two sides' frames (:func:`postfocus.focus.outline_sides.pixel_sides`). Every
-   consumer (aperture, mesh, pop, the page, the depth files) reads this cleaned depth.
-6. *Guided upsampling* to the output size with the full-resolution
-   all-in-focus image as guide, so depth edges follow image edges.
+1. *Per-pixel fit.* Every slice of the stored focus volume is aggregated with a guided filter steered by the
+   all-in-focus image, and the peak along the sweep is found with sub-frame precision: a Gaussian fitted to the
+   log-measures of the frames that carry the focus curve, three of its widths on each side of the best frame
+   (:func:`postfocus.focus.map.gaussian_peak`; Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over
+   several frames and a three-frame parabola reads its noise). On a dense sweep (curves 1.5 frames wide or wider) a
+   clear pixel's reading is then placed by the stack's own curve shape, flat-topped with heavy tails, not a Gaussian
+   (:func:`postfocus.focus.peak.shape_shift`); the cleaning below decides on the Gaussian fit. A curve cut by the
+   sweep's first or last frame is placed from its visible flank instead (:mod:`postfocus.products.depth_ends`).
+   Confidence is how far the peak stands above the average frame and the noise floor. A near outline raises the
+   background's measure beside it (up to :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to
+   the far surface where it looks like it (:func:`~postfocus.focus.sides.occlusion_sides`; any pixel with a focus
+   peak, weak or not, shows what a surface looks like) and its own focus curve has a peak at that surface's frame;
+   one with no detail of its own in the composite (:func:`~postfocus.focus.sides.spilled`) carries no evidence and
+   is filled.
+2. *Outliers.* A patch can peak clearly at the wrong frame (the rim of a bright object's bokeh disc in the far
+   frames, a glint, a frame edge at the border). Pixels more than 1.5 focus-curve widths from the confidence-
+   weighted, edge-aware median of their neighbourhood (6 % of the long edge; Ma et al. 2013,
+   :mod:`postfocus.focus.clean`) are candidates; a connected patch of them is rejected only if it is an island, i.e.
+   no confident pixel around it shares its depth (:func:`~postfocus.focus.clean.islands`): a pin or a blade of grass
+   is a minority in that neighbourhood too, but its tip touches its own body.
+3. *Occlusion bands.* Near a depth edge, the sharp edge of the near object lends its focus energy to the background
+   pixels next to it, and the background's own texture is hidden under the blurred foreground in the frames focused
+   far. Depth-from-focus therefore paints the near object a few pixels too wide (a "halo"). Pixels that lie within a
+   band of a clearly farther neighbourhood are distrusted: their confidence is cut, and they take the median depth
+   of the trusted pixels of their colour region (a median, not a mean: one surface or the other, not a depth
+   between).
+4. *Edge-aware fill.* A confidence-weighted normalised convolution with a domain-transform filter (a fast
+   joint-bilateral filter, Gastal & Oliveira 2011) guided by the all-in-focus colours spreads trusted depth along
+   image regions but not across colour edges: outliers and halo pixels take the depth of the surface they look like,
+   textureless areas take the depth of their surroundings (with :func:`~postfocus.focus.map.push_pull_fill` where no
+   trusted pixel is reachable). It fits a plane, not a mean (first-order normalised convolution,
+   :func:`postfocus.focus.fill.plane_fill`): a floor seen from one side, at the picture's border, keeps its slope. A
+   pixel that takes most of its depth from the fill takes its region's median instead of the mean where the two are
+   a depth step apart: its region holds two surfaces of its colour, and it belongs to one of them, not between.
+5. *Depth edges onto outlines.* Within the measure's reach of a depth edge each pixel takes the colour-weighted
+   median depth around it (the side it looks like; :func:`postfocus.focus.edges.snap_to_outlines`); then each pixel
+   beside a step takes the side its own unaggregated measure shows in the two sides' frames
+   (:func:`postfocus.focus.outline_sides.pixel_sides`), and the side the frames themselves show, at the finest scale
+   and by its look (:func:`postfocus.focus.frame_sides.frame_sides`). Every consumer (aperture, mesh, pop, the
+   page, the depth files) reads this cleaned depth.
+6. *Guided upsampling* to the output size with the full-resolution all-in-focus image as guide, so depth edges
+   follow image edges.
 
 Depth files
 -----------
@@ -77,7 +64,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -86,6 +73,7 @@ from postfocus.colour import to_grey
 from postfocus.errors import InputError, PostfocusError
 from postfocus.focus.clean import islands, outliers
 from postfocus.focus.edges import snap_to_outlines
+from postfocus.focus.frame_sides import frame_sides
 from postfocus.focus.outline_sides import pixel_sides
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.peak import shape_shift
@@ -94,12 +82,13 @@ from postfocus.numeric import argmax0, pick0
 from postfocus.options import check_threads
 from postfocus.pipeline.threads import helper_threads
 from postfocus.products.depth_ends import end_peaks
+from postfocus.products.depth_frames import grid_frames
 from postfocus.products.depth_fill import fill_regions, fill_weights
 from postfocus.products.depth_png import read_depth_png, write_depth_npy, write_depth_png
 from postfocus.io.write import check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 8  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 9  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -162,6 +151,7 @@ def refine_depth(
     through: bool = True,
     plane: bool = True,
     pixel: bool = True,
+    frames: Callable[[int], np.ndarray] | None = None,
     threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth (positions along the volume's axis 0) and confidence at the volume's size.
@@ -208,6 +198,9 @@ def refine_depth(
         side (a floor at the picture's border) as the surface farther in.
     pixel : last, each pixel beside a depth step takes the side its own focus measure shows, before aggregation
         (:func:`postfocus.focus.outline_sides.pixel_sides`): depth edges placed to the pixel.
+    frames : ``frames(k)``: slice ``k``'s aligned frame, grey at the volume's size (read only beside a depth step;
+        :func:`postfocus.products.depth_frames.grid_frames`): with ``pixel``, the pixels beside a step then take the
+        side both the finest focus measure and their look in the two sides' frames show (``frame_sides``).
     threads : thread budget (None: the machine's cores): with 2 or more a helper makes the fill's weights ahead and
         shares the fill and the two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling
         thread. The result is the same to the bit either way.
@@ -323,6 +316,8 @@ def refine_depth(
                              threads=helper_threads(threads))
     if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
         depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
+        if frames is not None:
+            depth = frame_sides(depth, frames, count=n, jump=jump, reach=2 * MEASURE_REACH, volume=vol, floor=floor)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 
@@ -379,6 +374,9 @@ def grid_depth(stack: ProcessedStack, image: np.ndarray, *, threads: int | None 
     if stack.motion is not None:
         options.setdefault("motion", stack.motion)
     near_first = stack.near_to_far  # refine_depth reads slice 0 as the nearest (its occlusion bands and sides)
+    read = grid_frames(stack, (mh, mw))  # (slice k is frame used[k], or used[-1 - k] read far to near)
+    if read is not None:  # (a folder copied without its frames' files: the depth without them)
+        options.setdefault("frames", lambda k: read(used[k] if near_first else used[len(used) - 1 - k]))
     position, confidence = refine_depth(volume if near_first else volume[::-1], small, threads=threads, **options)
     position = position if near_first else (len(used) - 1) - position
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))

@@ -1,0 +1,72 @@
+"""The aligned frames at the depth's grid (:mod:`postfocus.products.depth_frames`): the same geometry as the aligned
+frames shrunk, for a fraction of their cost."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_depth import PROFILES  # noqa: E402
+
+from postfocus.colour import to_grey  # noqa: E402
+from postfocus.options import StackOptions  # noqa: E402
+from postfocus.pipeline.run import process  # noqa: E402
+from postfocus.products.depth_frames import grid_frames  # noqa: E402
+from postfocus.synth import render_stack, scene, write_stack  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def handheld(tmp_path_factory):
+    """The hand-held motorcycle (shake, rotation, breathing: every frame's matrix far from the identity), analysed at
+    half its size (the grid is a shrunk output)."""
+    folder = tmp_path_factory.mktemp("handheld")
+    _, camera, fmt = PROFILES["handheld"]
+    image, depth01 = scene("motorcycle", (160, 216), seed=1)
+    stack = render_stack(image, depth01, 6, seed=1, **camera)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return process(write_stack(stack, folder, fmt=fmt), StackOptions(analysis_size=108), cache_dir=folder / "c")
+
+
+def test_a_frame_kept_unwarped_reads_in_the_aligned_frames_geometry(handheld):
+    ps = handheld
+    n, h, w = np.asarray(ps.volume).shape
+    assert ps.frames_unwarped and (h, w) != tuple(ps.size)
+    read = grid_frames(ps, (h, w))
+    for i in ps.used:
+        ours = read(i)
+        theirs = to_grey(cv2.resize(ps.read_frame(i), (w, h), interpolation=cv2.INTER_AREA))
+        assert ours.shape == (h, w) and ours.dtype == np.float32
+        (dx, dy), _ = cv2.phaseCorrelate(ours.astype(np.float64), theirs.astype(np.float64))
+        assert abs(dx) < 0.05 and abs(dy) < 0.05, (i, dx, dy)
+        inner = (slice(4, -4), slice(4, -4))  # (the borders are reflected differently)
+        assert np.abs(ours - theirs)[inner].mean() < 0.01
+
+
+def test_each_frame_is_read_once(handheld):
+    read = grid_frames(handheld, np.asarray(handheld.volume).shape[1:])
+    first = read(handheld.used[0])
+    assert read(handheld.used[0]) is first
+
+
+def test_a_folder_without_its_frames_files_has_none_to_read(handheld, tmp_path):
+    """A copy of a stack folder made without its ``frames`` folder (as a read-only copy may be): no reader, and the
+    depth map is made as without this step, not refused."""
+    import shutil
+
+    from postfocus.products.depth import depth_map
+    from postfocus.store import ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("frames"))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    assert grid_frames(copy, np.asarray(copy.volume).shape[1:]) is None
+    image = handheld.all_in_focus()
+    without = depth_map(handheld, image=image, frames=None).depth
+    assert np.array_equal(depth_map(copy, image=image).depth, without)
