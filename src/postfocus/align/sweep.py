@@ -64,7 +64,9 @@ class SweepAligner:
     then :meth:`finish` returns one :class:`FrameAlignment` per frame, with
     transforms at full resolution. Neighbour matches run in a background
     thread while the caller goes on (``background=False``: in the caller's
-    thread); at most a few small frames wait for their match.
+    thread); at most a few small frames wait for their match. Matches run at
+    once take turns through the tile refinement (its frame-sized arrays, for
+    memory) unless ``turns`` is false, where pass 1 is not the peak (a video's).
 
     Examples
     --------
@@ -77,7 +79,7 @@ class SweepAligner:
     MAX_WAITING = 3
 
     def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
-                 background: bool = True, workers: int = 2):
+                 background: bool = True, workers: int = 2, *, turns: bool = True):
         if model not in MODELS:
             raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
         self.names = names
@@ -96,8 +98,9 @@ class SweepAligner:
         self._waiting: list[tuple[tuple[int, FramePyramid, np.ndarray], int | None, Future | None]] = []
         self._received: tuple[int, FramePyramid, np.ndarray] | None = None
         self._pool = None
-        # One tile refinement at a time (the matches' largest arrays), beside the other's correlation match.
-        self._refining = threading.Lock()
+        # One tile refinement at a time (the matches' largest arrays), beside the other's correlation match;
+        # without ``turns`` (a video: pass 1 holds no decoded frames, pass 2's blend sets the peak) both at once.
+        self._refining = threading.Lock() if turns else None
         if background:
             # ``workers`` matches at once (one on a single-thread budget, beside the caller).
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
