@@ -347,3 +347,39 @@ def test_without_turns_two_matches_refine_their_tiles_at_once_to_the_same_chain(
     assert len(calls) >= 2
     for a, b in zip(ahead, in_order):
         assert np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)
+
+
+@pytest.mark.parametrize("turns, first_wait", [(True, 4), (False, 7)])
+def test_without_turns_twice_as_many_frames_wait_for_their_matches(scene, monkeypatch, turns, first_wait):
+    """With no match done, :meth:`SweepAligner.add` waits once more than ``MAX_WAITING`` frames wait (the fifth
+    frame), without ``turns`` (a video) once more than ``ROOMY_WAITING`` do (the eighth)."""
+    import threading
+
+    from postfocus.align import sweep as sweep_module
+
+    release = threading.Event()
+    match = sweep_module.match_pair
+
+    def held(*args, **kwargs):
+        release.wait(120)
+        return match(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "match_pair", held)
+    truth = true_transforms("similarity", seed=4)
+    frames = [render(scene, t, s) for t, s in zip(truth, BLUR)]
+    frames = frames + frames[-1:] * 3  # ten frames (the last repeated: matches of a frame with itself)
+    aligner = SweepAligner([f"f{k}.png" for k in range(len(frames))], REF, "similarity", workers=2, turns=turns)
+    link, blocks = aligner._link, []
+
+    def noting(block: bool) -> None:
+        blocks.append(block)
+        if block:
+            release.set()  # (the matches go on once the caller would wait)
+        link(block)
+
+    aligner._link = noting
+    for k, f in enumerate(frames):
+        aligner.add(k, to_grey(f), f)
+    release.set()
+    aligner.finish()
+    assert blocks.index(True) == first_wait
