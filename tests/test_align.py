@@ -315,3 +315,71 @@ def test_two_matches_at_once_refine_their_tiles_one_at_a_time(scene, monkeypatch
     assert most[0] == 1
     for a, b in zip(ahead, in_order):
         assert np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)
+
+
+def test_without_turns_two_matches_refine_their_tiles_at_once_to_the_same_chain(scene, monkeypatch):
+    """``turns=False`` (a video, whose pass 1 is not the memory peak): two matches are inside the tile
+    refinement at once (they meet at a barrier one alone would break), and the chain is the one built in order."""
+    import threading
+
+    from postfocus.align import pair as pair_module
+
+    meet, calls, guard = threading.Barrier(2, timeout=20), [], threading.Lock()
+    refine = pair_module.refine_with_tiles
+
+    def met(*args, **kwargs):
+        with guard:
+            calls.append(None)
+            first_two = len(calls) <= 2
+        if first_two:
+            meet.wait()
+        return refine(*args, **kwargs)
+
+    monkeypatch.setattr(pair_module, "refine_with_tiles", met)
+    truth = true_transforms("similarity", seed=4)
+    frames = [render(scene, t, s) for t, s in zip(truth, BLUR)]
+    aligner = SweepAligner([f"f{k}.png" for k in range(N)], REF, "similarity", workers=2, turns=False)
+    for k, f in enumerate(frames):
+        aligner.add(k, to_grey(f), f)
+    ahead = aligner.finish()[0]
+    monkeypatch.setattr(pair_module, "refine_with_tiles", refine)
+    in_order = align_frames(frames, "similarity", background=False)
+    assert len(calls) >= 2
+    for a, b in zip(ahead, in_order):
+        assert np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)
+
+
+@pytest.mark.parametrize("turns, first_wait", [(True, 4), (False, 7)])
+def test_without_turns_twice_as_many_frames_wait_for_their_matches(scene, monkeypatch, turns, first_wait):
+    """With no match done, :meth:`SweepAligner.add` waits once more than ``MAX_WAITING`` frames wait (the fifth
+    frame), without ``turns`` (a video) once more than ``ROOMY_WAITING`` do (the eighth)."""
+    import threading
+
+    from postfocus.align import sweep as sweep_module
+
+    release = threading.Event()
+    match = sweep_module.match_pair
+
+    def held(*args, **kwargs):
+        release.wait(120)
+        return match(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "match_pair", held)
+    truth = true_transforms("similarity", seed=4)
+    frames = [render(scene, t, s) for t, s in zip(truth, BLUR)]
+    frames = frames + frames[-1:] * 3  # ten frames (the last repeated: matches of a frame with itself)
+    aligner = SweepAligner([f"f{k}.png" for k in range(len(frames))], REF, "similarity", workers=2, turns=turns)
+    link, blocks = aligner._link, []
+
+    def noting(block: bool) -> None:
+        blocks.append(block)
+        if block:
+            release.set()  # (the matches go on once the caller would wait)
+        link(block)
+
+    aligner._link = noting
+    for k, f in enumerate(frames):
+        aligner.add(k, to_grey(f), f)
+    release.set()
+    aligner.finish()
+    assert blocks.index(True) == first_wait

@@ -38,3 +38,24 @@ def test_a_frame_left_out_keeps_the_measures_on_one_thread(tiny_stack, monkeypat
                         warn=lambda message: None)
     assert seen == [2, 1] and gap.used == [1, 2]
     assert np.array_equal(whole.maps.volume[1:], gap.maps.volume[:2])  # each used frame's measure, in place
+
+
+def test_a_videos_matches_refine_at_once_a_photo_stacks_take_turns(tiny_stack, tmp_path, monkeypatch):
+    """Pass 1 of a video holds no decoded frames (pass 2's blend sets its memory peak), so its two matches refine
+    their tiles at once (``turns=False``); a photo stack's take turns, for memory, as before."""
+    from postfocus.io.images import read_image
+    from postfocus.io.video_write import write_video
+
+    turns: list[bool] = []
+
+    class Noting(pass1.SweepAligner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            turns.append(self._refining is not None)
+
+    monkeypatch.setattr(pass1, "SweepAligner", Noting)
+    video = write_video([read_image(p) for p in tiny_stack.paths], tmp_path / "sweep.mp4", crf=18)
+    with open_source(video) as source:
+        pass1.analyse(source, motion="off", threads=2)
+    pass1.analyse(open_source(tiny_stack.folder), motion="off", threads=2)
+    assert turns == [False, True]

@@ -685,6 +685,46 @@ def test_jpeg_frames_are_the_bytes_opencv_writes(tmp_path, monkeypatch, chroma_4
     assert ok and kept["imagecodecs"] == kept["opencv"] == opencv.tobytes()
 
 
+def test_two_writer_threads_encode_frames_at_once_into_the_files_one_writes(tmp_path, monkeypatch):
+    """``FrameWriter(workers=2)`` (a video's kept frames) encodes two frames at once: both threads meet inside the
+    encoder (a barrier one thread alone would break), and the files, their order and checksums are one thread's."""
+    import threading
+
+    import postfocus.store.write as store_write
+
+    rng = np.random.default_rng(8)
+    frames = {i: rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for i in (0, 1, 3, 4, 6)}
+    kept = {}
+    for workers in (1, 2):
+        (tmp_path / str(workers) / "frames").mkdir(parents=True)
+        writer = FrameWriter(tmp_path / str(workers), lossless=False, deep=False, chroma_420=True, workers=workers)
+        for index, pixels in frames.items():
+            writer(index, pixels)
+        names = writer.close()
+        kept[workers] = (list(names.items()), writer.checksums,
+                         {n: (tmp_path / str(workers) / n).read_bytes() for n in names.values()})
+    assert kept[1] == kept[2] and len(kept[2][2]) == len(frames)
+
+    meet, calls, lock = threading.Barrier(2, timeout=20), [], threading.Lock()
+    encode = store_write._jpeg
+
+    def met(*args, **kwargs):
+        with lock:
+            calls.append(None)
+            first_two = len(calls) <= 2
+        if first_two:
+            meet.wait()  # the first two frames: both threads in here at once
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(store_write, "_jpeg", met)
+    (tmp_path / "met" / "frames").mkdir(parents=True)
+    writer = FrameWriter(tmp_path / "met", lossless=False, deep=False, chroma_420=True, workers=2)
+    for index, pixels in frames.items():
+        writer(index, pixels)
+    assert writer.close() == dict(kept[2][0])
+    assert {n: (tmp_path / "met" / n).read_bytes() for n in dict(kept[2][0]).values()} == kept[2][2]
+
+
 def _refocus_makes_it_again(tiny_stack, tmp_path, ps):
     """A command on the stack says the damaged folder is made again, and succeeds (no internal error); the
     folder opened again, verified."""

@@ -64,7 +64,10 @@ class SweepAligner:
     then :meth:`finish` returns one :class:`FrameAlignment` per frame, with
     transforms at full resolution. Neighbour matches run in a background
     thread while the caller goes on (``background=False``: in the caller's
-    thread); at most a few small frames wait for their match.
+    thread); at most a few small frames wait for their match. Matches run at
+    once take turns through the tile refinement (its frame-sized arrays, for
+    memory) unless ``turns`` is false, where pass 1 is not the peak (a video's):
+    then both refine at once and twice as many frames may wait.
 
     Examples
     --------
@@ -75,9 +78,12 @@ class SweepAligner:
 
     #: Frames received but not yet matched, beyond which :meth:`add` waits (bounds memory).
     MAX_WAITING = 3
+    #: The same where pass 1 is not the memory peak (``turns=False``): a slow match then holds up
+    #: neither the decoding nor the other match thread (on the 4K sweep pass 1's peak 12-15 MB higher).
+    ROOMY_WAITING = 6
 
     def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
-                 background: bool = True, workers: int = 2):
+                 background: bool = True, workers: int = 2, *, turns: bool = True):
         if model not in MODELS:
             raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
         self.names = names
@@ -96,8 +102,10 @@ class SweepAligner:
         self._waiting: list[tuple[tuple[int, FramePyramid, np.ndarray], int | None, Future | None]] = []
         self._received: tuple[int, FramePyramid, np.ndarray] | None = None
         self._pool = None
-        # One tile refinement at a time (the matches' largest arrays), beside the other's correlation match.
-        self._refining = threading.Lock()
+        # One tile refinement at a time (the matches' largest arrays), beside the other's correlation match;
+        # without ``turns`` (a video: pass 1 holds no decoded frames, pass 2's blend sets the peak) both at once.
+        self._refining = threading.Lock() if turns else None
+        self._most_waiting = self.MAX_WAITING if turns else self.ROOMY_WAITING
         if background:
             # ``workers`` matches at once (one on a single-thread budget, beside the caller).
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postfocus-align")
@@ -167,7 +175,7 @@ class SweepAligner:
             job.set_result(self._pair(before, frame))
         self._waiting.append((frame, None if before is None else before[0], job))
         self._received = frame
-        self._link(block=len(self._waiting) > self.MAX_WAITING)
+        self._link(block=len(self._waiting) > self._most_waiting)
 
     def _link(self, block: bool) -> None:
         """Link waiting frames in order, as far as their matches are done (all of them with ``block``)."""

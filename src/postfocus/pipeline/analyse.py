@@ -209,7 +209,7 @@ def analyse(
     s_an = work_scale(size, options.analysis_size)
     an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work,
-                           workers=helper_threads(options.threads))
+                           workers=helper_threads(options.threads), turns=source.info.kind != "video")
     # Every frame's focus measure and small copy, each kind in one block: after the pass the used frames'
     # measures are warped into the block's first slices, which become the focus volume (no second copy of
     # all the measures), and the small copies go back to the system whole when freed (no hole in the heap).

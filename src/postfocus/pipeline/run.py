@@ -360,7 +360,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
         except OSError as exc:
             raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
         keep = (FileCopies(part.path, info.paths, identity=identity) if copies
-                else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped))
+                else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped,
+                                 workers=helper_threads(opts.threads) if unwarped else 1))
         if unwarped and not copies:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = WarpAhead(source, keep, opts.method,

@@ -57,14 +57,19 @@ class FrameWriter:
     chroma_420 : bool
         JPEG colour at half resolution (4:2:0; for frames of a video, whose colour has no more),
         else full (4:4:4).
+    workers : int
+        Threads encoding frames (each frame on one; the same bytes in any order). Two let the frames
+        waiting when the merge outruns the writer be encoded on both cores (the 4K sweep's pass 2,
+        docs/performance.md, thirteenth session); the frames held stay at most three.
     """
 
-    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97, *, chroma_420: bool = False):
+    def __init__(self, folder: Path, lossless: bool, deep: bool, jpeg_quality: int = 97, *, chroma_420: bool = False,
+                 workers: int = 1):
         self.folder, self.lossless, self.deep = folder, lossless, deep
         self.jpeg_quality, self.subsampling = jpeg_quality, "420" if chroma_420 else "444"
         self.files: dict[str, str] = {}
         self.checksums: dict[str, list[int]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-write")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="postfocus-write")
         self._pending: list = []
 
     def __call__(self, index: int, aligned: np.ndarray) -> None:
