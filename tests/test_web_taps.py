@@ -334,3 +334,44 @@ def test_serve_hands_the_root_threads_to_the_app(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, [*args, "serve", "--data-dir", str(tmp_path), "--no-browser"])
         assert "stopped here" in result.output and result.exit_code != 0
         assert made.pop() == threads
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice values are read from /proc")
+def test_work_made_ahead_leaves_no_thread_of_the_server_at_a_lower_priority(rendered, tmp_path):
+    """OpenCV's worker threads are made by the first thread that runs parallel work, and a Linux thread inherits
+    its maker's nice value, which an unprivileged process cannot take back: with the ahead thread at nice +10
+    (tap14), every later render of the app (its requests' OpenCV work) ran on worker threads at +10 for the
+    server's life. Run in a fresh process (no OpenCV pool made yet), as the server's first parallel work."""
+    import subprocess
+    import sys
+    import textwrap
+
+    _, stack = rendered
+    script = textwrap.dedent(f"""
+        import os, threading, cv2, numpy as np
+        from postfocus.pipeline.threads import configure_threads
+        from postfocus.store import ProcessedStack
+        from postfocus.web.taps import TapAhead
+
+        configure_threads(2)
+        ahead = TapAhead(threading.Semaphore(2), threads=2)
+
+        def opened():  # as Results.stack: the stack opened on the ahead thread, OpenCV work done there
+            cv2.GaussianBlur(np.ones((2000, 2000), np.float32), (31, 31), 5)
+            return ProcessedStack.open({str(stack)!r})
+
+        ahead.soon("job", opened)
+        assert ahead.idle(60)
+        cv2.GaussianBlur(np.ones((2000, 2000), np.float32), (31, 31), 5)  # a request's render, after
+        nice = {{}}
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{{tid}}/stat") as f:
+                nice[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+        print(len(nice), sorted(set(nice.values())))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    count, values = out.stdout.split(" ", 1)
+    assert int(count) >= 3, out.stdout  # the main thread, the ahead thread, OpenCV's workers
+    assert values.strip() == str([os.getpriority(os.PRIO_PROCESS, 0)]), out.stdout

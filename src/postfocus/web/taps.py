@@ -4,9 +4,9 @@ A tap on a textureless spot answers from the stack's depth (:func:`postfocus.pro
 the depth map a job keeps in its stack folder, read in tens of milliseconds, else the depth map's rules run on
 the focus map's grid (:mod:`postfocus.products.tap_depth`, 1.5 s of CPU on a 4K stack) when that map is gone
 (deleted, a folder that cannot be written). :class:`TapAhead` makes it before the user's first tap: when a job
-finishes and when the server first opens a job's stack, on one background thread at a lower priority, inside
-the app's heavy budget (:data:`postfocus.web.ops.HEAVY_AT_ONCE`). A tap that still has to make it waits for the
-one piece of work under way for its stack folder (one lock per folder), never starts a second copy, and goes
+finishes and when the server first opens a job's stack, on one background thread inside the app's heavy budget
+(:data:`postfocus.web.ops.HEAVY_AT_ONCE`), at the server's own priority. A tap that still has to make it waits for
+the one piece of work under way for its stack folder (one lock per folder), never starts a second copy, and goes
 through the same heavy budget; a tap that reads a kept depth, or a textured window, waits for nothing.
 
 The app's own renders (depth map, aperture, colour pop, range merge, a tap's depth) share the machine with the
@@ -23,10 +23,7 @@ from collections.abc import Callable
 
 from postfocus.store import ProcessedStack
 
-__all__ = ["AHEAD_NICE", "TapAhead", "app_threads"]
-
-AHEAD_NICE = 10
-"""How much lower the background thread's priority is than the server's (``nice``; Linux, that thread only)."""
+__all__ = ["TapAhead", "app_threads"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -138,7 +135,8 @@ class TapAhead:
     def _run(self) -> None:
         from postfocus.products.refocus import is_plain
 
-        _lower_priority()
+        # (at the server's priority: a thread's nice value is inherited by the OpenCV workers it makes, and could
+        # not be taken back; a tap waiting on its folder's lock would wait for a thread the jobs starve: review18)
         while True:
             with self._lock:
                 self._busy = False
@@ -165,12 +163,3 @@ class TapAhead:
         log.warning("job %s: a plain tap's depth could not be made (%s: %s); its taps answer from what is kept, "
                     "else from the focus map", name, type(exc).__name__, exc)
 
-
-def _lower_priority() -> None:
-    """The calling thread's priority lowered by :data:`AHEAD_NICE` (Linux: a thread's own nice value; elsewhere,
-    or when refused, left as it is)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + AHEAD_NICE)
-    except (AttributeError, OSError):
-        pass
