@@ -376,3 +376,20 @@ def test_work_made_ahead_leaves_no_thread_of_the_server_at_a_lower_priority(rend
     count, values = out.stdout.split(" ", 1)
     assert int(count) >= 3, out.stdout  # the main thread, the ahead thread, OpenCV's workers
     assert values.strip() == str([os.getpriority(os.PRIO_PROCESS, 0)]), out.stdout
+
+
+def test_the_folder_locks_of_a_long_running_server_do_not_pile_up(rendered, tmp_path):
+    """One lock per stack folder was kept for the server's life (never dropped): a server through 200 jobs held
+    200. A folder's lock lives while someone holds or waits for it; two askers still share one."""
+    from postfocus.web.taps import TapAhead
+
+    _, stack = rendered
+    ahead = TapAhead(threading.Semaphore(2), threads=1)
+    ps = ProcessedStack.open(stack)
+    for i in range(200):
+        with ahead._folder_lock(str(tmp_path / f"job{i}" / "stack")):
+            pass
+    ahead.fill(ps)  # (a made one too)
+    assert len(ahead._folders) == 0
+    with ahead._folder_lock("x"):  # held: one lock for every asker
+        assert ahead._folder_lock("x") is ahead._folder_lock("x") and len(ahead._folders) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 from postfocus.store import ProcessedStack
@@ -68,7 +69,8 @@ class TapAhead:
         self.threads = threads
         self._heavy = heavy
         self._lock = threading.Condition()
-        self._folders: dict[str, threading.Lock] = {}  # one per stack folder, never dropped (a few bytes each)
+        # One per stack folder, alive while held or waited for (a server's every job kept one: review18)
+        self._folders: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
         self._waiting: dict[str, Callable[[], ProcessedStack]] = {}  # name -> opens the stack, in order asked
         self._busy = False
         self._thread: threading.Thread | None = None
