@@ -393,3 +393,31 @@ def test_the_folder_locks_of_a_long_running_server_do_not_pile_up(rendered, tmp_
     assert len(ahead._folders) == 0
     with ahead._folder_lock("x"):  # held: one lock for every asker
         assert ahead._folder_lock("x") is ahead._folder_lock("x") and len(ahead._folders) == 1
+
+
+def test_a_job_opened_again_or_deleted_while_waiting_is_made_from_its_newest_stack(rendered, tmp_path):
+    """While the ahead thread worked on one job, a second job waiting its turn was rebuilt (its stack opened again)
+    or deleted: the waiting entry kept the first opener (the stack object of the folder replaced or gone), so the
+    fill was made from the old stack (or failed, with a warning for a deleted job) and the new one not made ahead."""
+    from postfocus.web.taps import TapAhead
+
+    _, stack = rendered
+    ahead, gate, calls = TapAhead(threading.Semaphore(2), threads=1), threading.Event(), []
+
+    def opener(name):
+        def opened():
+            calls.append(name)
+            if name == "busy":
+                assert gate.wait(60)
+            return ProcessedStack.open(stack)
+        return opened
+
+    ahead.soon("busy", opener("busy"))
+    ahead.soon("job", opener("old stack"))
+    ahead.soon("job", opener("new stack"))  # (Results.stack of the job rebuilt)
+    ahead.soon("gone", opener("deleted job"))
+    ahead.forget("gone")  # (Results.forget of the job deleted)
+    gate.set()
+    assert ahead.idle(60)
+    assert calls == ["busy", "new stack"]
+    ahead.close()

@@ -79,11 +79,11 @@ class TapAhead:
 
     def soon(self, name: str, opened: Callable[[], ProcessedStack]) -> None:
         """Make the plain tap's depth of the stack ``opened()`` gives in the background (a job id ``name`` asked
-        again while it waits is asked once). Returns at once."""
+        again while it waits is asked once, from the newest ``opened``: its stack made again). Returns at once."""
         with self._lock:
-            if self._closed or name in self._waiting:
+            if self._closed:
                 return
-            self._waiting[name] = opened
+            self._waiting[name] = opened  # (the first one kept was the stack of a folder since replaced: review18)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="postfocus-tap-ahead", daemon=True)
                 self._thread.start()
@@ -117,6 +117,12 @@ class TapAhead:
                 return
             with self._heavy:
                 plain_fill(stack, threads=self.threads)
+
+    def forget(self, name: str) -> None:
+        """Make nothing for job ``name`` unless asked again (deleted, or to be processed again)."""
+        with self._lock:
+            self._waiting.pop(name, None)
+            self._lock.notify_all()
 
     def idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is waiting or being made; False when ``timeout`` (seconds) passed first."""
