@@ -421,3 +421,38 @@ def test_a_job_opened_again_or_deleted_while_waiting_is_made_from_its_newest_sta
     assert ahead.idle(60)
     assert calls == ["busy", "new stack"]
     ahead.close()
+
+
+def test_closing_waits_for_the_work_under_way_so_the_server_exits_cleanly():
+    """The server shut down (Ctrl-C) while the ahead thread made a depth: close() did not wait, the interpreter
+    ended with that daemon thread inside OpenCV, and the process aborted ("terminate called without an active
+    exception", exit 134, 6 runs in 6 before review18). close() now waits for the piece under way."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading, time, numpy as np, cv2
+        from postfocus.web.taps import TapAhead
+
+        started, image = threading.Event(), np.random.rand(1500, 1500).astype(np.float32)
+
+        def opened():  # as a depth made ahead: OpenCV work on the ahead thread for about 1 s, then a failure
+            started.set()
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                cv2.GaussianBlur(image, (0, 0), 8)
+            raise OSError("no space left")
+
+        ahead = TapAhead(threading.Semaphore(2), threads=2)
+        ahead.soon("job", opened)
+        ahead.soon("next", opened)  # waiting: dropped by close
+        assert started.wait(30)
+        ahead.close()  # as the app's lifespan at shutdown
+        print("closed", ahead.idle(0))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                             check=False)
+        assert (out.returncode, out.stdout) == (0, "closed True\n"), out.stderr[-500:]

@@ -130,11 +130,15 @@ class TapAhead:
             return self._lock.wait_for(lambda: not self._waiting and not self._busy, timeout)
 
     def close(self) -> None:
-        """Stop taking work; the piece under way ends on its own (the thread is a daemon)."""
+        """Stop taking work and wait for the piece under way (at most one depth made). The interpreter ending with
+        the thread inside OpenCV aborted the process (exit 134: review18); the waiting ones are dropped."""
         with self._lock:
             self._closed = True
             self._waiting.clear()
             self._lock.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _folder_lock(self, folder: str) -> threading.Lock:
         with self._lock:
