@@ -152,3 +152,14 @@ def test_an_output_over_or_into_another_stack_is_refused_before_any_work(collect
     # a result inside its own stack's folder stays allowed (its task refuses only the stack's own frames)
     manifest.write_text(f"input,output\n{collection / 'beetle'},{collection / 'beetle' / 'r.jpg'}\n")
     assert [j.output for j in find_stacks([manifest], tmp_path / "o")] == [str(collection / "beetle" / "r.jpg")]
+
+
+def test_outputs_in_a_sub_folder_of_another_stack_stay_allowed(collection):
+    """A stack folder's frames are the files directly in it: ``postfocus batch beetle moth -o beetle/results`` (each
+    result beside the first stack's photos, in a folder of its own) was refused by review17's check ("moth's result
+    would be written into the stack beetle") though no result lands among any stack's frames; it ran before."""
+    out = collection / "beetle" / "results"
+    jobs = find_stacks([collection / "beetle", collection / "moth"], out)
+    assert [j.output for j in jobs] == [str(out / "beetle.jpg"), str(out / "moth.jpg")]
+    with pytest.raises(InputError, match=r"moth\.jpg: the result of .*moth would be written into the stack .*beetle;"):
+        find_stacks([collection / "beetle", collection / "moth"], collection / "beetle")  # among beetle's frames

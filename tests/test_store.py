@@ -522,6 +522,24 @@ def test_a_cache_folder_or_progress_of_another_type_is_refused_by_name(tiny_stac
         merge(ps, progress=5)
 
 
+def test_a_cache_folder_given_as_a_path_object_of_bytes_is_a_path(tiny_stack, tmp_path):
+    """An ``os.PathLike`` whose ``__fspath__`` gives bytes (as bytes themselves are taken) was a TypeError from the
+    NUL check (``"\\0" in b"..."``: "a bytes-like object is required"), and one giving a NUL an internal error."""
+    from postfocus.errors import OptionError
+
+    class BytesPath:
+        def __init__(self, raw: bytes):
+            self.raw = raw
+
+        def __fspath__(self) -> bytes:
+            return self.raw
+
+    ps = process(tiny_stack.folder, cache_dir=BytesPath(os.fsencode(tmp_path / "cache")))
+    assert Path(ps.folder).parent == tmp_path / "cache"
+    with pytest.raises(OptionError, match=r"^cache_dir=.*: must be a folder's path"):
+        process(tiny_stack.folder, cache_dir=BytesPath(b"ca\0che"))
+
+
 def test_a_frame_overwritten_in_the_same_clock_tick_as_the_manifest_is_found(tmp_path):
     """A kept photo overwritten just after the manifest was written gets the same status time (the file
     system's clock moves in ticks: measured on ext4, the same ``st_ctime_ns`` in most tries); the "changed"

@@ -334,3 +334,125 @@ def test_serve_hands_the_root_threads_to_the_app(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, [*args, "serve", "--data-dir", str(tmp_path), "--no-browser"])
         assert "stopped here" in result.output and result.exit_code != 0
         assert made.pop() == threads
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice values are read from /proc")
+def test_work_made_ahead_leaves_no_thread_of_the_server_at_a_lower_priority(rendered, tmp_path):
+    """OpenCV's worker threads are made by the first thread that runs parallel work, and a Linux thread inherits
+    its maker's nice value, which an unprivileged process cannot take back: with the ahead thread at nice +10
+    (tap14), every later render of the app (its requests' OpenCV work) ran on worker threads at +10 for the
+    server's life. Run in a fresh process (no OpenCV pool made yet), as the server's first parallel work."""
+    import subprocess
+    import sys
+    import textwrap
+
+    _, stack = rendered
+    script = textwrap.dedent(f"""
+        import os, threading, cv2, numpy as np
+        from postfocus.pipeline.threads import configure_threads
+        from postfocus.store import ProcessedStack
+        from postfocus.web.taps import TapAhead
+
+        configure_threads(2)
+        ahead = TapAhead(threading.Semaphore(2), threads=2)
+
+        def opened():  # as Results.stack: the stack opened on the ahead thread, OpenCV work done there
+            cv2.GaussianBlur(np.ones((2000, 2000), np.float32), (31, 31), 5)
+            return ProcessedStack.open({str(stack)!r})
+
+        ahead.soon("job", opened)
+        assert ahead.idle(60)
+        cv2.GaussianBlur(np.ones((2000, 2000), np.float32), (31, 31), 5)  # a request's render, after
+        nice = {{}}
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{{tid}}/stat") as f:
+                nice[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+        print(len(nice), sorted(set(nice.values())))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    count, values = out.stdout.split(" ", 1)
+    assert int(count) >= 3, out.stdout  # the main thread, the ahead thread, OpenCV's workers
+    assert values.strip() == str([os.getpriority(os.PRIO_PROCESS, 0)]), out.stdout
+
+
+def test_the_folder_locks_of_a_long_running_server_do_not_pile_up(rendered, tmp_path):
+    """One lock per stack folder was kept for the server's life (never dropped): a server through 200 jobs held
+    200. A folder's lock lives while someone holds or waits for it; two askers still share one."""
+    from postfocus.web.taps import TapAhead
+
+    _, stack = rendered
+    ahead = TapAhead(threading.Semaphore(2), threads=1)
+    ps = ProcessedStack.open(stack)
+    for i in range(200):
+        with ahead._folder_lock(str(tmp_path / f"job{i}" / "stack")):
+            pass
+    ahead.fill(ps)  # (a made one too)
+    assert len(ahead._folders) == 0
+    with ahead._folder_lock("x"):  # held: one lock for every asker
+        assert ahead._folder_lock("x") is ahead._folder_lock("x") and len(ahead._folders) == 1
+
+
+def test_a_job_opened_again_or_deleted_while_waiting_is_made_from_its_newest_stack(rendered, tmp_path):
+    """While the ahead thread worked on one job, a second job waiting its turn was rebuilt (its stack opened again)
+    or deleted: the waiting entry kept the first opener (the stack object of the folder replaced or gone), so the
+    fill was made from the old stack (or failed, with a warning for a deleted job) and the new one not made ahead."""
+    from postfocus.web.taps import TapAhead
+
+    _, stack = rendered
+    ahead, gate, calls = TapAhead(threading.Semaphore(2), threads=1), threading.Event(), []
+
+    def opener(name):
+        def opened():
+            calls.append(name)
+            if name == "busy":
+                assert gate.wait(60)
+            return ProcessedStack.open(stack)
+        return opened
+
+    ahead.soon("busy", opener("busy"))
+    ahead.soon("job", opener("old stack"))
+    ahead.soon("job", opener("new stack"))  # (Results.stack of the job rebuilt)
+    ahead.soon("gone", opener("deleted job"))
+    ahead.forget("gone")  # (Results.forget of the job deleted)
+    gate.set()
+    assert ahead.idle(60)
+    assert calls == ["busy", "new stack"]
+    ahead.close()
+
+
+def test_closing_waits_for_the_work_under_way_so_the_server_exits_cleanly():
+    """The server shut down (Ctrl-C) while the ahead thread made a depth: close() did not wait, the interpreter
+    ended with that daemon thread inside OpenCV, and the process aborted ("terminate called without an active
+    exception", exit 134, 6 runs in 6 before review18). close() now waits for the piece under way."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading, time, numpy as np, cv2
+        from postfocus.web.taps import TapAhead
+
+        started, image = threading.Event(), np.random.rand(1500, 1500).astype(np.float32)
+
+        def opened():  # as a depth made ahead: OpenCV work on the ahead thread for about 1 s, then a failure
+            started.set()
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                cv2.GaussianBlur(image, (0, 0), 8)
+            raise OSError("no space left")
+
+        ahead = TapAhead(threading.Semaphore(2), threads=2)
+        ahead.soon("job", opened)
+        ahead.soon("next", opened)  # waiting: dropped by close
+        assert started.wait(30)
+        ahead.close()  # as the app's lifespan at shutdown
+        print("closed", ahead.idle(0))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                             check=False)
+        assert (out.returncode, out.stdout) == (0, "closed True\n"), out.stderr[-500:]

@@ -306,12 +306,13 @@ def _outputs_clear_of_other_inputs(jobs: Sequence[StackJob]) -> None:
     """InputError, before any work, for an output that is another stack's input or lies in another stack's folder.
 
     A manifest row whose output named a photo of another row's stack (``A,/data/B/frame0.png``) wrote the
-    result over that photo, perhaps before stack B was read. (A stack's own frames are checked by its task.)
+    result over that photo, perhaps before stack B was read. (A stack's own frames are checked by its task.) A
+    folder's frames are the files directly in it: an output in a sub-folder of it is no frame of it (review18).
     """
     inputs = {Path(job.input): job for job in jobs}
     for job in jobs:
         out = Path(job.output)
-        for place in (out, *out.parents):
+        for place in (out, out.parent):
             other = inputs.get(place)
             if other is not None and other is not job and (place == out or Path(other.input).is_dir()):
                 raise InputError(f"{out}: the result of {job.input} would be written "

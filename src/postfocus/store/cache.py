@@ -40,6 +40,8 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     pathlib.Path
     """
     if cache_dir is not None:  # (5 was pathlib's TypeError, bytes too, a NUL a ValueError from mkdir)
+        if isinstance(cache_dir, os.PathLike) and isinstance(os.fspath(cache_dir), bytes):
+            cache_dir = os.fspath(cache_dir)  # (a path object of bytes: review18)
         if isinstance(cache_dir, bytes):
             cache_dir = os.fsdecode(cache_dir)
         if not isinstance(cache_dir, (str, os.PathLike)) or "\0" in os.fspath(cache_dir):

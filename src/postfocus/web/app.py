@@ -144,7 +144,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(queue.shutdown)
-            results.ahead.close()
+            await run_in_threadpool(results.ahead.close)  # (waits for a depth under way: review18)
             restore()
             lock.release()
 

@@ -121,6 +121,7 @@ class Results:
         with self._lock:
             self._stacks.pop(job_id, None)
             self._made.pop(job_id, None)
+        self.ahead.forget(job_id)  # (its stack waiting to be made ahead is gone or replaced)
 
     def _output_lock(self, key: str) -> threading.Lock:
         with self._lock:

@@ -4,9 +4,9 @@ A tap on a textureless spot answers from the stack's depth (:func:`postfocus.pro
 the depth map a job keeps in its stack folder, read in tens of milliseconds, else the depth map's rules run on
 the focus map's grid (:mod:`postfocus.products.tap_depth`, 1.5 s of CPU on a 4K stack) when that map is gone
 (deleted, a folder that cannot be written). :class:`TapAhead` makes it before the user's first tap: when a job
-finishes and when the server first opens a job's stack, on one background thread at a lower priority, inside
-the app's heavy budget (:data:`postfocus.web.ops.HEAVY_AT_ONCE`). A tap that still has to make it waits for the
-one piece of work under way for its stack folder (one lock per folder), never starts a second copy, and goes
+finishes and when the server first opens a job's stack, on one background thread inside the app's heavy budget
+(:data:`postfocus.web.ops.HEAVY_AT_ONCE`), at the server's own priority. A tap that still has to make it waits for
+the one piece of work under way for its stack folder (one lock per folder), never starts a second copy, and goes
 through the same heavy budget; a tap that reads a kept depth, or a textured window, waits for nothing.
 
 The app's own renders (depth map, aperture, colour pop, range merge, a tap's depth) share the machine with the
@@ -19,14 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 from postfocus.store import ProcessedStack
 
-__all__ = ["AHEAD_NICE", "TapAhead", "app_threads"]
-
-AHEAD_NICE = 10
-"""How much lower the background thread's priority is than the server's (``nice``; Linux, that thread only)."""
+__all__ = ["TapAhead", "app_threads"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -71,7 +69,8 @@ class TapAhead:
         self.threads = threads
         self._heavy = heavy
         self._lock = threading.Condition()
-        self._folders: dict[str, threading.Lock] = {}  # one per stack folder, never dropped (a few bytes each)
+        # One per stack folder, alive while held or waited for (a server's every job kept one: review18)
+        self._folders: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
         self._waiting: dict[str, Callable[[], ProcessedStack]] = {}  # name -> opens the stack, in order asked
         self._busy = False
         self._thread: threading.Thread | None = None
@@ -80,11 +79,11 @@ class TapAhead:
 
     def soon(self, name: str, opened: Callable[[], ProcessedStack]) -> None:
         """Make the plain tap's depth of the stack ``opened()`` gives in the background (a job id ``name`` asked
-        again while it waits is asked once). Returns at once."""
+        again while it waits is asked once, from the newest ``opened``: its stack made again). Returns at once."""
         with self._lock:
-            if self._closed or name in self._waiting:
+            if self._closed:
                 return
-            self._waiting[name] = opened
+            self._waiting[name] = opened  # (the first one kept was the stack of a folder since replaced: review18)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="postfocus-tap-ahead", daemon=True)
                 self._thread.start()
@@ -119,17 +118,27 @@ class TapAhead:
             with self._heavy:
                 plain_fill(stack, threads=self.threads)
 
+    def forget(self, name: str) -> None:
+        """Make nothing for job ``name`` unless asked again (deleted, or to be processed again)."""
+        with self._lock:
+            self._waiting.pop(name, None)
+            self._lock.notify_all()
+
     def idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is waiting or being made; False when ``timeout`` (seconds) passed first."""
         with self._lock:
             return self._lock.wait_for(lambda: not self._waiting and not self._busy, timeout)
 
     def close(self) -> None:
-        """Stop taking work; the piece under way ends on its own (the thread is a daemon)."""
+        """Stop taking work and wait for the piece under way (at most one depth made). The interpreter ending with
+        the thread inside OpenCV aborted the process (exit 134: review18); the waiting ones are dropped."""
         with self._lock:
             self._closed = True
             self._waiting.clear()
             self._lock.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _folder_lock(self, folder: str) -> threading.Lock:
         with self._lock:
@@ -138,7 +147,8 @@ class TapAhead:
     def _run(self) -> None:
         from postfocus.products.refocus import is_plain
 
-        _lower_priority()
+        # (at the server's priority: a thread's nice value is inherited by the OpenCV workers it makes, and could
+        # not be taken back; a tap waiting on its folder's lock would wait for a thread the jobs starve: review18)
         while True:
             with self._lock:
                 self._busy = False
@@ -165,12 +175,3 @@ class TapAhead:
         log.warning("job %s: a plain tap's depth could not be made (%s: %s); its taps answer from what is kept, "
                     "else from the focus map", name, type(exc).__name__, exc)
 
-
-def _lower_priority() -> None:
-    """The calling thread's priority lowered by :data:`AHEAD_NICE` (Linux: a thread's own nice value; elsewhere,
-    or when refused, left as it is)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + AHEAD_NICE)
-    except (AttributeError, OSError):
-        pass
