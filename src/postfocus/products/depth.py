@@ -256,7 +256,8 @@ def refine_depth(
         shift = shape_shift(agg, index, clear, peak, int(reach), floor, agree=SHAPE_AGREE)
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
         fitted = index
-        index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
+        index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0],
+                          threads=helper_threads(threads))
         shift[index != fitted] = 0.0
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
@@ -287,7 +288,8 @@ def refine_depth(
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
-    bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
+    bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance,
+                           threads=helper_threads(threads))
     # A pin or a blade is a minority there too, but touches its own trusted part at its depth: only islands are.
     flagged = bad
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
