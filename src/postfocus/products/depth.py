@@ -249,7 +249,7 @@ def refine_depth(
     width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
-    index = gaussian_peak(agg, best, int(reach), floor)
+    index = gaussian_peak(agg, best, int(reach), floor, threads=helper_threads(threads))
     shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
     if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
         clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor)
