@@ -93,3 +93,16 @@ def test_the_gaussian_fit_on_two_threads_is_the_same_to_the_bit(rows):
     assert np.array_equal(one, two)
     inside = (centre > 1.0) & (centre < 10.0)
     assert np.abs(one - centre)[inside].max() < 0.3  # (a fit, not a copy of the best frame)
+
+
+def test_the_volume_aggregated_on_two_threads_is_the_same_to_the_bit():
+    """``aggregate(threads=2)``: a helper smooths every other slice, with the guide's statistics made once."""
+    from postfocus.focus.map import aggregate, guided_filter
+
+    rng = np.random.default_rng(5)
+    guide = rng.random((48, 64)).astype(np.float32)
+    volume = rng.random((7, 48, 64)).astype(np.float32) - 0.2  # (some negative: clipped at 0)
+    one = aggregate(volume, guide, 3, 1e-3)
+    two = aggregate(volume, guide, 3, 1e-3, threads=2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(one[4], np.maximum(guided_filter(guide, volume[4], 3, 1e-3), 0))

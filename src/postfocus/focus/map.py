@@ -20,18 +20,20 @@ from postfocus.errors import OptionError
 from postfocus.focus.guided import box, guided_filter, guided_upsample
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import edge_spill, occlusion_sides
+from postfocus.focus.turns import in_turns
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
 
 __all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
            "guided_upsample", "peak_index", "peak_near", "preferred_peak", "push_pull_fill", "refine_at"]
 
-def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float = 1e-4) -> np.ndarray:
+def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float = 1e-4, *,
+              threads: int = 1) -> np.ndarray:
     """Every slice of a focus volume smoothed along the edges of ``guide``, negative values 0.
 
     ``max(guided_filter(guide, volume[i], radius, eps), 0)`` for each ``i``, to
     the bit; the guide's own local statistics, the same for every slice, are
-    made once.
+    made once. ``threads`` 2: a helper smooths every other slice (:func:`~postfocus.focus.turns.in_turns`).
 
     Examples
     --------
@@ -40,20 +42,24 @@ def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float
     True
     """
     out = np.empty_like(volume)
-    for i, aggregated in enumerate(_aggregated(volume, guide, radius, eps)):
+    for i, aggregated in enumerate(_aggregated(volume, guide, radius, eps, threads=threads)):
         out[i] = aggregated
     return out
 
 
-def _aggregated(volume: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> Iterator[np.ndarray]:
+def _aggregated(volume: np.ndarray, guide: np.ndarray, radius: int, eps: float, *,
+                threads: int = 1) -> Iterator[np.ndarray]:
     """The slices of :func:`aggregate` one at a time."""
     mean_i = box(guide, radius)
     var_i = box(guide * guide, radius) - mean_i * mean_i + eps
-    for src in volume:
+
+    def smoothed(src: np.ndarray) -> np.ndarray:
         mean_p = box(src, radius)
         a = (box(src * guide, radius) - mean_i * mean_p) / var_i
         b = mean_p - a * mean_i
-        yield np.maximum(box(a, radius) * guide + box(b, radius), 0)
+        return np.maximum(box(a, radius) * guide + box(b, radius), 0)
+
+    yield from in_turns(smoothed, volume, threads=threads)
 
 
 def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

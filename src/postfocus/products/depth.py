@@ -240,7 +240,7 @@ def refine_depth(
     long_edge = max(h, w)
     radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
-    agg = aggregate(vol, guide, radius, eps)
+    agg = aggregate(vol, guide, radius, eps, threads=helper_threads(threads))
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
     floor = float(np.median(agg.min(axis=0))) + 1e-12
