@@ -208,9 +208,9 @@ def refine_depth(
         side (a floor at the picture's border) as the surface farther in.
     pixel : last, each pixel beside a depth step takes the side its own focus measure shows, before aggregation
         (:func:`postfocus.focus.outline_sides.pixel_sides`): depth edges placed to the pixel.
-    threads : thread budget (None: the machine's cores): with 2 or more a helper makes the fill's weights ahead and
-        shares the fill and the two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling
-        thread. The result is the same to the bit either way.
+    threads : thread budget (None: the machine's cores): with 2 or more a helper shares the aggregation, the peak fit,
+        the end peaks' blur responses and the outliers' median, makes the fill's weights ahead and shares the fill and
+        its two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling thread. Same bits.
 
     Returns
     -------
