@@ -360,7 +360,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
         image = stack.all_in_focus(method or DEFAULT_METHOD)
     h, w = image.shape[:2]
     frame, confidence = grid_depth(stack, image, threads=threads, **options)
-    depth = guided_upsample(frame, image)
+    depth = guided_upsample(frame, image, threads=helper_threads(threads))
     conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if confidence.shape != (h, w) else confidence
     if not stack.near_to_far:
         depth = (frames - 1) - depth
