@@ -4,7 +4,11 @@ Every row stacks the same frames with both tools, each a separate process under
 ``/usr/bin/time -v`` (wall time, CPU time = user + system, peak memory = maximum
 resident set size), the tools taking turns, ``--repeat`` times; the table shows
 medians, postfocus's wall time and peak memory as multiples of focus-stack's,
-and whether issue 16's targets are met.
+and whether issue 16's targets are met. The order alternates (``turn_order``:
+focus-stack then postfocus, then postfocus then focus-stack, ...), so neither tool
+always runs right after the other; the paired column is the median of each
+repetition's own ratio (its two runs are back to back), beside the ratio of the
+medians. The load average at each row's start and end is printed.
 
 Rows (``--rows`` picks some; all by default):
 
@@ -83,6 +87,7 @@ WALL_TARGET = {"mp4_4k": 0.2}  # others 0.5
 MEMORY_TARGET = 0.3
 FLAT_TARGET = 1.1
 LATENCY_TARGET = {"tap": 0.1, "range merge": 1.0, "aperture": 2.0}
+ROW_LOADS: dict[str, tuple[float, float]] = {}  # one-minute load average at the start and the end of a row
 
 
 @dataclass
@@ -179,17 +184,42 @@ def run(cmd: list[str], env: dict[str, str], what: str) -> tuple[float, float, f
     return wall, cpu, peak
 
 
+def turn_order(tools: list[str], repeat: int) -> list[list[str]]:
+    """The order the tools run in each of ``repeat`` repetitions: as given, then reversed, and so on.
+
+    The first two tools (focus-stack and the postfocus command the row is about) are always next to each
+    other, so each repetition holds one pair run back to back, and each of the two runs first in every
+    other repetition (A B, B A, A B, ...): neither always runs right after the other's load.
+    """
+    return [list(tools) if k % 2 == 0 else list(reversed(tools)) for k in range(repeat)]
+
+
+def paired_ratio(mine: Measured, theirs: Measured, k: int) -> float:
+    """The median over the repetitions of ``mine``'s run against ``theirs``'s run of the same repetition
+    (column ``k``: 0 wall, 1 CPU, 2 peak)."""
+    return statistics.median(a[k] / b[k] for a, b in zip(mine.runs, theirs.runs))
+
+
 def compare(name: str, fs_cmd: list[str], pf_cmds: dict[str, list[str]], repeat: int, env: dict[str, str],
             work: Path) -> dict[str, Measured]:
-    """Both tools in turn, ``repeat`` times; postfocus's default runs get a fresh ``--cache`` each."""
-    out = {tool: Measured() for tool in ("focus-stack", *pf_cmds)}
-    for _ in range(repeat):
-        out["focus-stack"].runs.append(run(fs_cmd, env, f"focus-stack on {name}"))
-        for tool, cmd in pf_cmds.items():
-            cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
+    """The tools in the order of ``turn_order``, ``repeat`` times; postfocus's default runs get a fresh
+    ``--cache`` each. The load average is printed at the start and the end of the row."""
+    # focus-stack, the row's postfocus command, the base's (next to it, for the paired this/base ratio), the rest
+    first = [tool for tool in ("postfocus depth", "postfocus", "base") if tool in pf_cmds]
+    cmds = {"focus-stack": fs_cmd, **{tool: pf_cmds[tool] for tool in first}, **pf_cmds}
+    out = {tool: Measured() for tool in cmds}
+    load = os.getloadavg()[0]
+    for order in turn_order(list(cmds), repeat):
+        for tool in order:
+            cmd = cmds[tool]
+            cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work)) if "{cache}" in cmd else None
             cmd = [c.replace("{cache}", str(cache)) for c in cmd]
             out[tool].runs.append(run(cmd, env, f"{tool} on {name}"))
-            shutil.rmtree(cache, ignore_errors=True)
+            if cache is not None:
+                shutil.rmtree(cache, ignore_errors=True)
+    out_load = os.getloadavg()[0]
+    print(f"  {name}: load {load:.2f} at the start, {out_load:.2f} at the end", file=sys.stderr)
+    ROW_LOADS[name] = (load, out_load)
     return out
 
 
@@ -334,9 +364,9 @@ def report(table: list, extra: list[str], args: argparse.Namespace, load_start: 
     print()
     if table:
         print("| row | frames | size | focus-stack wall s / CPU s / MB | postfocus wall s / CPU s / MB | wall ratio "
-              "(target) | CPU ratio | memory ratio (target 0.3) | targets | postfocus --no-cache wall / CPU / MB | "
+              "(target) | CPU ratio | paired wall / CPU ratio | memory ratio (target 0.3) | targets | postfocus --no-cache wall / CPU / MB | "
               "wall ratio |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, n, size, med in table:
         fs = med["focus-stack"]
         tool = "postfocus depth" if name == "depth" else "postfocus"
@@ -349,22 +379,29 @@ def report(table: list, extra: list[str], args: argparse.Namespace, load_start: 
         tail = f"{streaming.cell()} | {streaming.median(0) / fs.median(0):.2f}x" if streaming else " | "
         label = "depth (pcb_depthmap; --depthmap)" if name == "depth" else name
         print(f"| {label} | {n} | {size} | {fs.cell()} | {mine.cell()} | {wall:.2f}x ({target}) | "
-              f"{mine.median(1) / fs.median(1):.2f}x | {memory:.2f}x | "
+              f"{mine.median(1) / fs.median(1):.2f}x | "
+              f"{paired_ratio(mine, fs, 0):.2f}x / {paired_ratio(mine, fs, 1):.2f}x | {memory:.2f}x | "
               f"{verdict} | {tail} |")
+    if table:
+        print()
+        print("Ratios: of the medians, and (paired) the median of each repetition's two runs, run back to back, "
+              "the tools taking turns to go first; one-minute load at each row's start and end: "
+              + ", ".join(f"{name} {ROW_LOADS[name][0]:.2f}-{ROW_LOADS[name][1]:.2f}" for name, *_ in table
+                          if name in ROW_LOADS))
     if args.base is not None and any("base" in med for _, _, _, med in table):
         print()
         print(f"postfocus {args.src.resolve()} against {args.base.resolve()} (base), same runs:")
         print()
-        print("| row | base wall s / CPU s / MB | this wall s / CPU s / MB | CPU this/base | peak this/base | "
-              "base --no-cache | this --no-cache |")
-        print("|---|---|---|---|---|---|---|")
+        print("| row | base wall s / CPU s / MB | this wall s / CPU s / MB | CPU this/base | paired CPU this/base | "
+              "peak this/base | base --no-cache | this --no-cache |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, _, _, med in table:
             if "base" not in med:
                 continue
             this, old = med["postfocus depth" if name == "depth" else "postfocus"], med["base"]
             nc_old, nc_this = med.get("base --no-cache"), med.get("postfocus --no-cache")
             print(f"| {name} | {old.cell()} | {this.cell()} | {this.median(1) / old.median(1):.2f}x | "
-                  f"{this.median(2) / old.median(2):.2f}x | {nc_old.cell() if nc_old else ''} | "
+                  f"{paired_ratio(this, old, 1):.2f}x | {this.median(2) / old.median(2):.2f}x | {nc_old.cell() if nc_old else ''} | "
                   f"{nc_this.cell() if nc_this else ''} |")
     if extra:
         print()

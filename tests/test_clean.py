@@ -246,3 +246,26 @@ def test_seven_channels_stepped_channel_major_are_the_same_to_the_bit(monkeypatc
         monkeypatch.setattr(clean, "TRANSPOSED_CHANNELS", few)
         runs.append(domain_transform(src, g, 7.0, 0.2))
     assert np.array_equal(runs[0].view(np.uint32), runs[1].view(np.uint32))
+
+
+def test_weighted_median_on_two_threads_is_the_same_to_the_bit():
+    """A helper filters every other level's share (``threads=2``); the levels are folded in order as on one thread:
+    a smooth surface with a far patch on it, random weights and guide, two level spacings."""
+    import cv2
+
+    rng = np.random.default_rng(4)
+    values = (rng.random((80, 96)) * 9.0).astype(np.float32)
+    values = cv2.GaussianBlur(values, (0, 0), 6.0)  # a smooth surface between 0 and 9 frames
+    values[30:40, 40:52] += 6.0  # a confident-looking patch far off it
+    weight = rng.random(values.shape).astype(np.float32)
+    guide = cv2.GaussianBlur(rng.random(values.shape).astype(np.float32), (0, 0), 2.0)
+    for step in (0.5, 0.2):
+        one = weighted_median(values, weight, guide, radius=9, step=step)
+        two = weighted_median(values, weight, guide, radius=9, step=step, threads=2)
+        assert one.dtype == two.dtype == np.float32
+        assert np.array_equal(one, two, equal_nan=True)
+    bad_one, median_one = outliers(values, weight, guide, radius=9, tolerance=1.5)
+    bad_two, median_two = outliers(values, weight, guide, radius=9, tolerance=1.5, threads=2)
+    assert np.array_equal(bad_one, bad_two) and np.array_equal(median_one, median_two, equal_nan=True)
+    assert bad_one[32:38, 42:50].all() and bad_one.mean() < 0.1  # (it judged something: the patch)
+

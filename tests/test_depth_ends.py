@@ -179,3 +179,22 @@ def test_a_weak_surface_just_inside_the_sweep_stays_where_it_was_fitted():
     # and the surfaces cut by the first frame (at 0.75: its flat top's half is cut off) are still placed better
     first = np.isclose(truth, 0.75)
     assert float(np.abs(fixed - truth)[first].mean()) < float(np.abs(symmetric - truth)[first].mean()) - 0.02
+
+
+def test_the_blur_response_made_on_two_threads_is_the_same_to_the_bit(made):
+    """With ``threads=2`` a helper makes every other disc's response; the discs are folded in order as on one
+    thread, including the stop after ``DONE`` of the pixels have fallen (a disc made past it is not used)."""
+    depth, agg, texture = made
+    where = np.zeros(texture.shape, bool)
+    where[::3, ::2] = True
+    one = half_radius(texture, 2, 1e-3, levels=(0.5, 0.25, 0.75), where=where)
+    two = half_radius(texture, 2, 1e-3, levels=(0.5, 0.25, 0.75), where=where, threads=2)
+    assert np.isfinite(one[0][where]).mean() > 0.9  # (it measured: most asked pixels fall to half)
+    assert np.array_equal(one, two, equal_nan=True)
+    best = argmax0(agg)
+    floor = float(np.median(agg.min(axis=0)))
+    index = gaussian_peak(agg, best, 3, floor)
+    placed = [end_peaks(agg, best, index, floor, texture, 2, 1e-3, threads=t) for t in (1, 2)]
+    assert np.array_equal(placed[0], placed[1])
+    assert not np.array_equal(placed[0], index)  # (cut curves were placed: not a pass-through)
+

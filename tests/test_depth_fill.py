@@ -92,6 +92,25 @@ def test_one_thread_keeps_all_of_the_fill_on_the_calling_thread(occluder, monkey
     assert two["median"] == {me, two["fill"][1]}  # the bands' median here, the outliers' on the helper
 
 
+def test_one_thread_starts_no_thread_and_two_share_the_steps_before_the_fill(occluder, monkeypatch):
+    """``threads=1`` starts no thread at all in ``depth_map``; with 2 the aggregation, the outliers' median and
+    the end peaks' blur responses take turns with a helper (``postfocus-turns``) and the peak fit's rows are halved
+    (``postfocus-peak``), with the same depth (``test_two_threads_give_the_same_depth_to_the_bit``)."""
+    started = []
+    real_start = threading.Thread.start
+
+    def start(thread):
+        started.append(thread.name)
+        return real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    depth_map(occluder, threads=1)
+    assert started == []
+    depth_map(occluder, threads=2)
+    assert any(name.startswith("postfocus-turns") for name in started)
+    assert any(name.startswith("postfocus-peak") for name in started)
+
+
 def test_aperture_makes_its_depth_map_on_the_threads_it_is_given(occluder, monkeypatch):
     """``postfocus --threads 1 aperture`` (and ``depth``, ``stereo``) pass their budget down to the depth map."""
     from postfocus.products.aperture import aperture

@@ -45,3 +45,26 @@ def test_guided_upsample_holds_a_band_of_temporaries_not_the_whole_filter():
     # under two frames; the whole-image filter held about nine
     assert peak < frame * 2.0, peak / frame
     assert out.shape == (600, 800)
+
+
+def test_guided_upsample_on_two_threads_is_the_same_to_the_bit(monkeypatch):
+    """``threads=2``: a helper guides the top half's bands, the calling thread the bottom half's; each half reads
+    the rows beside the split as upsampled, whichever thread wrote them first."""
+    import threading
+
+    import postfocus.focus.guided as guided
+
+    rng = np.random.default_rng(2)
+    seen = set()
+    real = guided.guided_filter
+    monkeypatch.setattr(guided, "guided_filter", lambda *a, **k: (seen.add(threading.get_ident()), real(*a, **k))[1])
+    for rows, band in ((300, 16), (257, 64), (1000, 128), (40, 16), (20, 16)):
+        values = rng.random((rows // 4 + 1, 30)).astype(np.float32)
+        guide = rng.random((rows, 120, 3)).astype(np.float32)
+        seen.clear()
+        one = guided_upsample(values, guide, band=band)
+        assert seen == {threading.get_ident()}
+        seen.clear()
+        two = guided_upsample(values, guide, band=band, threads=2)
+        assert np.array_equal(one, two)
+        assert len(seen) == (2 if rows >= 2 * band else 1)  # (fewer than two bands: nothing to share)

@@ -7,7 +7,7 @@ import pytest
 
 from postfocus.focus.map import focus_index_map, gaussian_peak, peak_index
 from postfocus.focus.peak import curve_shape, parabola_peak, shape_peak, streamed_peak
-from postfocus.numeric import pick0
+from postfocus.numeric import argmax0, pick0
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 28])
@@ -77,3 +77,32 @@ def test_shape_peak_fits_only_the_pixels_asked_and_stays_in_the_sweep():
     assert abs(out[0, 1] - 5.4) < 0.05
     assert 0.0 <= out[0, 0] <= 1.2
     assert curve_shape(volume, k.astype(float), volume.max(0), where, 4)[1] is None  # too few curves to learn from
+
+
+@pytest.mark.parametrize("rows", [57, 2, 1])
+def test_the_gaussian_fit_on_two_threads_is_the_same_to_the_bit(rows):
+    """``gaussian_peak(threads=2)``: a helper fits the top half of the rows, each pixel's fit its own."""
+    rng = np.random.default_rng(rows)
+    centre = rng.uniform(-1.0, 12.0, (rows, 40))  # peaks inside and beyond the 12-frame sweep's ends
+    f = np.arange(12)[:, None, None]
+    volume = (np.exp(-0.5 * ((f - centre) / 2.5) ** 2) + 0.02 * rng.random((12, rows, 40))).astype(np.float32)
+    best = argmax0(volume)
+    one = gaussian_peak(volume, best, 4, 0.01)
+    two = gaussian_peak(volume, best, 4, 0.01, threads=2)
+    assert one.dtype == two.dtype == np.float32 and one.shape == two.shape == (rows, 40)
+    assert np.array_equal(one, two)
+    inside = (centre > 1.0) & (centre < 10.0)
+    assert np.abs(one - centre)[inside].max() < 0.3  # (a fit, not a copy of the best frame)
+
+
+def test_the_volume_aggregated_on_two_threads_is_the_same_to_the_bit():
+    """``aggregate(threads=2)``: a helper smooths every other slice, with the guide's statistics made once."""
+    from postfocus.focus.map import aggregate, guided_filter
+
+    rng = np.random.default_rng(5)
+    guide = rng.random((48, 64)).astype(np.float32)
+    volume = rng.random((7, 48, 64)).astype(np.float32) - 0.2  # (some negative: clipped at 0)
+    one = aggregate(volume, guide, 3, 1e-3)
+    two = aggregate(volume, guide, 3, 1e-3, threads=2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(one[4], np.maximum(guided_filter(guide, volume[4], 3, 1e-3), 0))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from postfocus.focus.guided import box
+from postfocus.focus.turns import in_turns
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
 TRANSPOSED_CHANNELS = 7  # at most this many channels, :func:`domain_transform` steps over channel-major columns
@@ -43,6 +44,7 @@ def weighted_median(
     eps: float = 1e-2,
     step: float = 0.5,
     min_weight: float = 1e-6,
+    threads: int = 1,
 ) -> np.ndarray:
     """Edge-aware weighted median of ``values`` around every pixel.
 
@@ -61,6 +63,7 @@ def weighted_median(
         grey levels) below which a window is treated as one region.
     step : spacing of the levels (the median's resolution before interpolation).
     min_weight : mean weight a neighbourhood needs; below it the result is NaN.
+    threads : 1, or 2: a helper filters every other level (:func:`~postfocus.focus.turns.in_turns`; the same bits).
 
     Returns
     -------
@@ -100,8 +103,8 @@ def weighted_median(
     done = np.zeros(v.shape, bool)
     prev_share = np.zeros(v.shape, np.float32)
     prev_level = np.float32(lo - step)
-    for t in levels:
-        share = np.clip(smooth(w * (v <= t)) * inv, 0.0, 1.0)
+    shares = in_turns(lambda t: np.clip(smooth(w * (v <= t)) * inv, 0.0, 1.0), levels, threads=threads)
+    for t, share in zip(levels, shares):
         cross = (share >= 0.5) & ~done
         if cross.any():
             frac = (0.5 - prev_share[cross]) / np.maximum(share[cross] - prev_share[cross], 1e-6)
@@ -111,6 +114,7 @@ def weighted_median(
             break
         np.maximum(prev_share, share, out=prev_share)  # the share only grows with the level
         prev_level = t
+    shares.close()  # (a level the helper made past the last one needed is not waited for twice)
     return np.where(valid, np.clip(out, lo, hi), np.nan).astype(np.float32)
 
 
@@ -234,12 +238,13 @@ def outliers(
     radius: int,
     tolerance: float,
     eps: float = 1e-2,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixels whose value is more than ``tolerance`` from their edge-aware weighted median.
 
     Parameters
     ----------
-    values, weight, guide, radius, eps : as for :func:`weighted_median`.
+    values, weight, guide, radius, eps, threads : as for :func:`weighted_median`.
     tolerance : largest deviation (in the units of ``values``) that is not an outlier.
 
     Returns
@@ -257,7 +262,8 @@ def outliers(
     >>> int(mask.sum())
     16
     """
-    median = weighted_median(values, weight, guide, radius=radius, eps=eps, step=max(tolerance / 3.0, 1e-3))
+    median = weighted_median(values, weight, guide, radius=radius, eps=eps, step=max(tolerance / 3.0, 1e-3),
+                             threads=threads)
     return np.abs(np.asarray(values, np.float32) - median) > tolerance, median
 
 

@@ -8,6 +8,8 @@ time.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -58,7 +60,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
 
 
 def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = None, eps: float = 1e-3, *,
-                    band: int = UPSAMPLE_BAND) -> np.ndarray:
+                    band: int = UPSAMPLE_BAND, threads: int = 1) -> np.ndarray:
     """Resize ``values`` to the size of ``guide`` and snap its edges to the guide's edges.
 
     Bilinear upsampling followed by a guided filter at full size, clipped to
@@ -74,6 +76,8 @@ def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = 
     radius : box radius of the guided filter (default: 1.5 times the scale, at least 2).
     eps : guided-filter regularisation.
     band : rows filtered at a time (memory only; at least ``2 radius``).
+    threads : 1, or 2: a helper filters the bands of the top half of the rows, the calling thread those of the
+        bottom half (the same bands, each from the rows as upsampled: the same bits; two bands' temporaries alive).
 
     Returns
     -------
@@ -98,14 +102,34 @@ def guided_upsample(values: np.ndarray, guide: np.ndarray, radius: int | None = 
     lo, hi = np.float32(values.min()), np.float32(values.max())
     halo = 2 * r  # a box of a box: the rows within 2r of a band's edge read the rows beyond it
     band = max(int(band), halo, 1)
-    kept = None  # the upsampled rows above the band, as they were before the band before it was written
-    for y0 in range(0, h, band):
+    split = (h // band // 2) * band if int(threads) >= 2 else 0  # a band edge: the same bands as on one thread
+    if split < halo or split >= h:
+        _filter_bands(up, guide, range(0, h, band), band, halo, r, eps, lo, hi)
+        return up
+    # each half reads the other's rows beside the split as they were upsampled, before either writes them
+    above, below = up[split - halo:split].copy(), up[split:split + halo].copy()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-upsample") as pool:
+        top = pool.submit(_filter_bands, up, guide, range(0, split, band), band, halo, r, eps, lo, hi, below=below)
+        _filter_bands(up, guide, range(split, h, band), band, halo, r, eps, lo, hi, kept=above)
+        top.result()
+    return up
+
+
+def _filter_bands(up: np.ndarray, guide: np.ndarray, starts: range, band: int, halo: int, r: int, eps: float,
+                  lo: np.float32, hi: np.float32, *, kept: np.ndarray | None = None,
+                  below: np.ndarray | None = None) -> None:
+    """Guide the bands of ``up`` starting at ``starts``, in place, in order: each band from its rows and the ``halo``
+    rows around it as upsampled (``kept``: those above the first band; ``below``: those under the last one, when
+    another thread may have written them)."""
+    h, end = up.shape[0], min(up.shape[0], starts.stop)
+    for y0 in starts:
         y1 = min(h, y0 + band)
         a, b = max(0, y0 - halo), min(h, y1 + halo)
         src = up[a:b].copy()
         if kept is not None:
             src[:y0 - a] = kept
+        if below is not None and b > end:
+            src[end - a:] = below[:b - end]
         kept = up[max(0, y1 - halo):y1].copy()
         filtered = guided_filter(to_grey(guide[a:b]), src, r, eps)
         np.clip(filtered[y0 - a:y1 - a], lo, hi, out=up[y0:y1])
-    return up

@@ -10,6 +10,7 @@ along image edges.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import cv2
@@ -19,18 +20,20 @@ from postfocus.errors import OptionError
 from postfocus.focus.guided import box, guided_filter, guided_upsample
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import edge_spill, occlusion_sides
+from postfocus.focus.turns import in_turns
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import PREFER
 
 __all__ = ["aggregate", "box", "check_prefer", "curve_width", "focus_index_map", "gaussian_peak", "guided_filter",
            "guided_upsample", "peak_index", "peak_near", "preferred_peak", "push_pull_fill", "refine_at"]
 
-def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float = 1e-4) -> np.ndarray:
+def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float = 1e-4, *,
+              threads: int = 1) -> np.ndarray:
     """Every slice of a focus volume smoothed along the edges of ``guide``, negative values 0.
 
     ``max(guided_filter(guide, volume[i], radius, eps), 0)`` for each ``i``, to
     the bit; the guide's own local statistics, the same for every slice, are
-    made once.
+    made once. ``threads`` 2: a helper smooths every other slice (:func:`~postfocus.focus.turns.in_turns`).
 
     Examples
     --------
@@ -39,20 +42,24 @@ def aggregate(volume: np.ndarray, guide: np.ndarray, radius: int = 4, eps: float
     True
     """
     out = np.empty_like(volume)
-    for i, aggregated in enumerate(_aggregated(volume, guide, radius, eps)):
+    for i, aggregated in enumerate(_aggregated(volume, guide, radius, eps, threads=threads)):
         out[i] = aggregated
     return out
 
 
-def _aggregated(volume: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> Iterator[np.ndarray]:
+def _aggregated(volume: np.ndarray, guide: np.ndarray, radius: int, eps: float, *,
+                threads: int = 1) -> Iterator[np.ndarray]:
     """The slices of :func:`aggregate` one at a time."""
     mean_i = box(guide, radius)
     var_i = box(guide * guide, radius) - mean_i * mean_i + eps
-    for src in volume:
+
+    def smoothed(src: np.ndarray) -> np.ndarray:
         mean_p = box(src, radius)
         a = (box(src * guide, radius) - mean_i * mean_p) / var_i
         b = mean_p - a * mean_i
-        yield np.maximum(box(a, radius) * guide + box(b, radius), 0)
+        return np.maximum(box(a, radius) * guide + box(b, radius), 0)
+
+    yield from in_turns(smoothed, volume, threads=threads)
 
 
 def peak_index(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +102,8 @@ def refine_at(volume: np.ndarray, k: np.ndarray) -> np.ndarray:
     return parabola_peak(k, pick0(volume, k), pick0(volume, km), pick0(volume, kp), n)
 
 
-def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 0.0) -> np.ndarray:
+def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 0.0, *,
+                  threads: int = 1) -> np.ndarray:
     """Sub-frame peak position: a Gaussian fitted to the measures within ``reach`` frames of frame ``k``.
 
     A defocused point's focus measure falls off about as a Gaussian of the
@@ -115,6 +123,7 @@ def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 
     k : int (H, W) frame of each pixel's peak (e.g. the argmax).
     reach : frames on each side of ``k`` that enter the fit (1 = three frames).
     floor : noise floor subtracted from the measures first.
+    threads : 1, or 2: a helper fits the top half of the rows (each pixel's fit is its own: the same bits).
 
     Returns
     -------
@@ -134,6 +143,12 @@ def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 
     12.4
     """
     n = volume.shape[0]
+    if int(threads) >= 2 and k.shape[0] >= 2:  # (each half's measures copied whole: pick0 reads a flat volume)
+        half = k.shape[0] // 2
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-peak") as pool:
+            top = pool.submit(lambda: gaussian_peak(np.ascontiguousarray(volume[:, :half]), k[:half], reach, floor))
+            bottom = gaussian_peak(np.ascontiguousarray(volume[:, half:]), k[half:], reach, floor)
+            return np.concatenate([top.result(), bottom])
     base = refine_at(volume, k)
     if n < 3 or reach <= 1:
         return base

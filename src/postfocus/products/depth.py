@@ -201,9 +201,9 @@ def refine_depth(
     frames : ``frames(k)``: slice ``k``'s aligned frame, grey at the volume's size (read only beside a depth step;
         :func:`postfocus.products.depth_frames.grid_frames`): with ``pixel``, the pixels beside a step then take the
         side both the finest focus measure and their look in the two sides' frames show (``frame_sides``).
-    threads : thread budget (None: the machine's cores): with 2 or more a helper makes the fill's weights ahead and
-        shares the fill and the two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling
-        thread. The result is the same to the bit either way.
+    threads : thread budget (None: the machine's cores): with 2 or more a helper shares the aggregation, the peak fit,
+        the end peaks' blur responses and the outliers' median, makes the fill's weights ahead and shares the fill and
+        its two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling thread. Same bits.
 
     Returns
     -------
@@ -233,7 +233,7 @@ def refine_depth(
     long_edge = max(h, w)
     radius = max(2, int(round(0.005 * long_edge))) if radius is None else int(radius)
     sigma_s = 0.1 * long_edge if sigma_s is None else float(sigma_s)
-    agg = aggregate(vol, guide, radius, eps)
+    agg = aggregate(vol, guide, radius, eps, threads=helper_threads(threads))
     # Detail above the noise floor (the typical energy of a pixel in its most blurred frame):
     # in a textureless area the "peak" is noise, however much it stands out.
     floor = float(np.median(agg.min(axis=0))) + 1e-12
@@ -242,14 +242,15 @@ def refine_depth(
     width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
     if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
         reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
-    index = gaussian_peak(agg, best, int(reach), floor)
+    index = gaussian_peak(agg, best, int(reach), floor, threads=helper_threads(threads))
     shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
     if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
         clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor)
         shift = shape_shift(agg, index, clear, peak, int(reach), floor, agree=SHAPE_AGREE)
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
         fitted = index
-        index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0])
+        index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0],
+                          threads=helper_threads(threads))
         shift[index != fitted] = 0.0
     contrast = 1.0 - agg.mean(axis=0) / np.maximum(peak, 1e-12)
     level = np.clip(np.log(np.maximum(peak / floor, 1e-6) / LEVEL_RATIO[0]) / np.log(LEVEL_RATIO[1] / LEVEL_RATIO[0]),
@@ -280,7 +281,8 @@ def refine_depth(
     # Outliers: confident-looking patches many frames away from the surface around them.
     reach_px = max(4, int(round(OUTLIER_REACH * long_edge)))
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
-    bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance)
+    bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance,
+                           threads=helper_threads(threads))
     # A pin or a blade is a minority there too, but touches its own trusted part at its depth: only islands are.
     flagged = bad
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
@@ -353,7 +355,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
         image = stack.all_in_focus(method or DEFAULT_METHOD)
     h, w = image.shape[:2]
     frame, confidence = grid_depth(stack, image, threads=threads, **options)
-    depth = guided_upsample(frame, image)
+    depth = guided_upsample(frame, image, threads=helper_threads(threads))
     conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if confidence.shape != (h, w) else confidence
     if not stack.near_to_far:
         depth = (frames - 1) - depth

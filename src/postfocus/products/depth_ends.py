@@ -27,6 +27,7 @@ import numpy as np
 
 from postfocus.focus.map import aggregate
 from postfocus.focus.measure import laplacian_energy
+from postfocus.focus.turns import in_turns
 from postfocus.numeric import pick0
 from postfocus.products.layers import disc_kernel
 
@@ -39,7 +40,8 @@ RADII = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)  # d
 
 
 def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, ...] = RADII,
-                levels: tuple[float, ...] = (0.5,), where: np.ndarray | None = None) -> np.ndarray:
+                levels: tuple[float, ...] = (0.5,), where: np.ndarray | None = None, *,
+                threads: int = 1) -> np.ndarray:
     """Per pixel, the disc blur radius (px) at which its aggregated focus measure falls to half (or ``levels``).
 
     The measure is the one of the stack (:func:`postfocus.focus.measure.laplacian_energy`) of the grey
@@ -47,7 +49,8 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     volume is (:func:`postfocus.focus.map.aggregate` with ``radius``, ``eps``); NaN where it does not fall
     that far, and outside ``where`` (default: every pixel): only those pixels are followed, in the box of the
     picture that reaches them (the same numbers as the whole picture's). Larger discs are tried only until
-    ``DONE`` of them have fallen below every level.
+    ``DONE`` of them have fallen below every level. With ``threads`` 2 a helper makes every other disc's response
+    (:func:`~postfocus.focus.turns.in_turns`; the same bits).
 
     Returns
     -------
@@ -76,13 +79,19 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
     # edges (reflected alike), elsewhere every pixel asked about lies ``reach`` px from the crop's edge.
     local = (rows - y0) * (x1 - x0) + (cols - x0)
     value = np.full((len(levels), at.size), np.nan, np.float32)
+    kernels = [disc_kernel(r) if r >= 0.5 else None for r in radii]
+    # (after the first, a disc within one pixel is the image itself: nothing falls)
+    todo = [i for i, k in enumerate(kernels) if i == 0 or k is None or k.shape != (1, 1)]
+
+    def response(i: int) -> np.ndarray:
+        """The aggregated measure of the crop blurred by disc ``i``, at the pixels asked about."""
+        blurred = crop if kernels[i] is None else cv2.filter2D(crop, -1, kernels[i], borderType=cv2.BORDER_REFLECT)
+        return aggregate(laplacian_energy(blurred)[None], crop, radius, eps)[0].ravel()[local]
+
     first = prev = None
-    for i, r in enumerate(radii):
-        kernel = disc_kernel(r) if r >= 0.5 else None
-        if first is not None and kernel is not None and kernel.shape == (1, 1):
-            continue  # a disc within one pixel: the image itself, nothing falls
-        blurred = crop if kernel is None else cv2.filter2D(crop, -1, kernel, borderType=cv2.BORDER_REFLECT)
-        cur = aggregate(laplacian_energy(blurred)[None], crop, radius, eps)[0].ravel()[local]
+    responses = in_turns(response, todo, threads=threads)
+    for i, cur in zip(todo, responses):
+        r = radii[i]
         if first is None:
             first = prev = cur
             continue
@@ -95,6 +104,7 @@ def half_radius(guide: np.ndarray, radius: int, eps: float, radii: tuple[float, 
         prev = cur
         if (~np.isnan(value)).mean(axis=1).min() >= DONE:  # larger discs would add next to nothing
             break
+    responses.close()  # (a disc the helper made past the last one needed)
     out.reshape(len(levels), -1)[:, at] = value
     return out  # NaN: not fallen that far by the largest disc tried
 
@@ -156,7 +166,7 @@ def blur_per_frame(half_width: np.ndarray, radius_half: np.ndarray, where: np.nd
 
 
 def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: float, guide: np.ndarray,
-              radius: int, eps: float, *, sure: float = 10.0, least: float = 3.0) -> np.ndarray:
+              radius: int, eps: float, *, sure: float = 10.0, least: float = 3.0, threads: int = 1) -> np.ndarray:
     """``index`` with the peaks of curves cut by the sweep's first or last frame placed from their visible flank.
 
     A curve is cut at the start when frame 0 is still on its flat top (its
@@ -182,6 +192,7 @@ def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: fl
     sure : only curves peaking this many times above the floor calibrate the blur growth.
     least : only curves peaking this many times above the floor are placed (e.g. the level below which the
         depth's confidence gives a peak no trust).
+    threads : 1, or 2: :func:`half_radius` on the calling thread and a helper (the same bits).
 
     Returns
     -------
@@ -216,7 +227,7 @@ def end_peaks(volume: np.ndarray, best: np.ndarray, index: np.ndarray, floor: fl
     if not (cut_start | cut_end).any():
         return index
     r_half, r_quarter, r_top = half_radius(guide, radius, eps, levels=(0.5, 0.25, PLATEAU),
-                                           where=cut_start | cut_end | sample)
+                                           where=cut_start | cut_end | sample, threads=threads)
     growth = blur_per_frame(0.5 * (upper - lower), r_half, sample & ~np.isnan(lower + upper))
     if growth is None:  # every curve cut (surfaces at both ends): from the visible flanks' slopes instead
         quarter = floor + 0.25 * np.maximum(peak, 0.0)

@@ -1,0 +1,45 @@
+"""The speed bench's run order (bench/bench_speed.py): pure helpers only, nothing timed."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_speed.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_speed_under_test", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_the_tools_take_turns_to_go_first_and_the_pair_stays_back_to_back(bench):
+    orders = bench.turn_order(["focus-stack", "postfocus", "postfocus --no-cache"], 5)
+    assert [order[0] for order in orders] == ["focus-stack", "postfocus --no-cache"] * 2 + ["focus-stack"]
+    for order in orders:
+        assert sorted(order) == ["focus-stack", "postfocus", "postfocus --no-cache"]
+        assert abs(order.index("focus-stack") - order.index("postfocus")) == 1
+    two = bench.turn_order(["focus-stack", "postfocus depth"], 4)
+    assert two == [["focus-stack", "postfocus depth"], ["postfocus depth", "focus-stack"]] * 2
+    # each tool of the pair runs first in as many repetitions as the other (one more for an odd count)
+    firsts = [order.index("postfocus depth") < order.index("focus-stack") for order in two]
+    assert firsts.count(True) == firsts.count(False) == 2
+
+
+def test_the_paired_ratio_is_the_median_of_each_repetitions_own_ratio(bench):
+    mine, theirs = bench.Measured(), bench.Measured()
+    mine.runs = [(4.0, 6.0, 300.0), (5.0, 9.0, 300.0), (4.2, 6.3, 290.0)]
+    theirs.runs = [(8.0, 12.0, 1000.0), (12.5, 15.0, 1100.0), (7.0, 10.5, 1000.0)]
+    # per repetition: wall 0.5, 0.4, 0.6; CPU 0.5, 0.6, 0.6
+    assert bench.paired_ratio(mine, theirs, 0) == pytest.approx(0.5)
+    assert bench.paired_ratio(mine, theirs, 1) == pytest.approx(0.6)
+    # the ratio of the medians differs: 4.2 / 8.0 wall
+    assert mine.median(0) / theirs.median(0) == pytest.approx(0.525)
