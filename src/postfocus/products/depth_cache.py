@@ -23,6 +23,7 @@ import numpy as np
 from postfocus._version import __version__
 from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
+from postfocus.products.depth_frames import frames_kept
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
 
@@ -68,6 +69,7 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
         "near_to_far": stack.near_to_far,
         "size": list(stack.size),
         "created": stack.manifest.get("created"),
+        "frames_read": frames_kept(stack),  # (the frames' step: a depth made without the files is another depth)
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
