@@ -114,3 +114,26 @@ def test_a_frame_file_changed_since_written_is_a_damaged_folder(handheld, tmp_pa
     with pytest.raises(DamagedStackError, match="0002"):
         stack_depth(copy)
     assert not depth_path(copy).exists()
+
+
+def test_a_frame_file_that_cannot_be_looked_at_is_not_there(handheld, tmp_path):
+    """Whether the frames are there is part of the kept depth's key (a tap asks for it each time): a frame file that
+    ``stat`` cannot look at (a name too long for the file system; a folder without search permission, as not root)
+    is not there, not an OSError out of ``depth_key`` (``Path.is_file`` passes on only ENOENT-like errors)."""
+    import json
+    import shutil
+
+    from postfocus.products.depth_cache import depth_key
+    from postfocus.products.depth_frames import frames_kept
+    from postfocus.store import ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("depth_*.npz"))
+    manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
+    first = str(handheld.used[0])
+    old = manifest["frame_files"][first]
+    manifest["frame_files"][first] = long = "frames/" + "x" * 300 + ".jpg"
+    manifest["files"][long] = manifest["files"].pop(old)
+    (tmp_path / "copy" / "manifest.json").write_text(json.dumps(manifest))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    assert frames_kept(copy) is False
+    assert depth_key(copy) is not None

@@ -16,6 +16,8 @@ read and shrunk. Every frame is read at most once.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -114,7 +116,16 @@ def frames_kept(stack: ProcessedStack) -> bool:
     A depth made without them differs from one made with them: the kept depth's key holds this (review19: one kept
     from a folder copied without its frames was served once they were copied back).
     """
-    return all(stack.frame_path(i).is_file() for i in stack.used)
+    return all(_regular(stack.frame_path(i)) for i in stack.used)
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file (after links); False when ``stat`` fails in any way (``Path.is_file`` raised
+    the errors other than ENOENT-like ones: a name too long, a folder without search permission)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _reduced_grey(path: Path, reduced: int, size: tuple[int, int]) -> np.ndarray | None:
