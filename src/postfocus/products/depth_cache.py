@@ -69,8 +69,9 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
         "near_to_far": stack.near_to_far,
         "size": list(stack.size),
         "created": stack.manifest.get("created"),
-        "frames_read": frames_kept(stack),  # (the frames' step: a depth made without the files is another depth)
     }
+    if not frames_kept(stack):  # made without the frames' step: another depth, not served once the files are back
+        parts["frames_read"] = False  # (only then: a depth kept with them keeps its key, in every folder made before)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
