@@ -137,3 +137,8 @@ def test_a_frame_file_that_cannot_be_looked_at_is_not_there(handheld, tmp_path):
     copy = ProcessedStack.open(tmp_path / "copy")
     assert frames_kept(copy) is False
     assert depth_key(copy) is not None
+    del manifest["frame_files"][first]  # (a used frame the manifest names no file for: none to read either)
+    (tmp_path / "copy" / "manifest.json").write_text(json.dumps(manifest))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    assert frames_kept(copy) is False
+    assert depth_key(copy) is not None

@@ -116,7 +116,8 @@ def frames_kept(stack: ProcessedStack) -> bool:
     A depth made without them differs from one made with them: the kept depth's key holds this (review19: one kept
     from a folder copied without its frames was served once they were copied back).
     """
-    return all(_regular(stack.frame_path(i)) for i in stack.used)
+    files = stack.manifest["frame_files"]  # (a used frame it names no file for: none to read, not an InputError)
+    return all(str(i) in files and _regular(stack.frame_path(i)) for i in stack.used)
 
 
 def _regular(path: Path) -> bool:
