@@ -70,3 +70,75 @@ def test_a_folder_without_its_frames_files_has_none_to_read(handheld, tmp_path):
     image = handheld.all_in_focus()
     without = depth_map(handheld, image=image, frames=None).depth
     assert np.array_equal(depth_map(copy, image=image).depth, without)
+
+
+def test_a_depth_kept_without_the_frames_is_not_served_once_they_are_back(handheld, tmp_path):
+    """A depth kept from a folder whose frames' files were not there (made without the frames' step) was kept under
+    the same key as one made with them: once the files were back, the old depth was served as the new (review19)."""
+    import shutil
+
+    from postfocus.products.depth import depth_map
+    from postfocus.products.depth_cache import depth_key, stack_depth
+    from postfocus.store import ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("frames", "depth_*.npz"))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    without = stack_depth(copy).depth
+    key_without = depth_key(copy)
+    shutil.copytree(handheld.folder / "frames", tmp_path / "copy" / "frames")
+    copy = ProcessedStack.open(tmp_path / "copy")
+    fresh = depth_map(copy, image=copy.all_in_focus()).depth
+    assert not np.array_equal(fresh, without)  # (the frames' step changes this stack's depth)
+    assert depth_key(copy) != key_without
+    assert np.array_equal(stack_depth(copy).depth, fresh)
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated"])
+def test_a_frame_file_changed_since_written_is_a_damaged_folder(handheld, tmp_path, damage):
+    """A frame file overwritten since the manifest was written (the same size, another CRC-32) was read as it was,
+    and its depth kept under the folder's key for good; it is a damaged folder, as the store's check says."""
+    import shutil
+
+    from postfocus.products.depth_cache import depth_path, stack_depth
+    from postfocus.store import DamagedStackError, ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("depth_*.npz"))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    path = copy.frame_path(copy.used[2])
+    data = bytearray(path.read_bytes())
+    if damage == "overwritten":
+        data[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # (inside the entropy-coded data: it still decodes)
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedStackError, match="0002"):
+        stack_depth(copy)
+    assert not depth_path(copy).exists()
+
+
+def test_a_frame_file_that_cannot_be_looked_at_is_not_there(handheld, tmp_path):
+    """Whether the frames are there is part of the kept depth's key (a tap asks for it each time): a frame file that
+    ``stat`` cannot look at (a name too long for the file system; a folder without search permission, as not root)
+    is not there, not an OSError out of ``depth_key`` (``Path.is_file`` passes on only ENOENT-like errors)."""
+    import json
+    import shutil
+
+    from postfocus.products.depth_cache import depth_key
+    from postfocus.products.depth_frames import frames_kept
+    from postfocus.store import ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("depth_*.npz"))
+    manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
+    first = str(handheld.used[0])
+    old = manifest["frame_files"][first]
+    manifest["frame_files"][first] = long = "frames/" + "x" * 300 + ".jpg"
+    manifest["files"][long] = manifest["files"].pop(old)
+    (tmp_path / "copy" / "manifest.json").write_text(json.dumps(manifest))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    assert frames_kept(copy) is False
+    assert depth_key(copy) is not None
+    del manifest["frame_files"][first]  # (a used frame the manifest names no file for: none to read either)
+    (tmp_path / "copy" / "manifest.json").write_text(json.dumps(manifest))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    assert frames_kept(copy) is False
+    assert depth_key(copy) is not None

@@ -769,3 +769,42 @@ def test_a_frame_file_the_manifest_does_not_record_is_a_damaged_folder_made_agai
         ProcessedStack.open(ps.folder)
     again = _refocus_makes_it_again(tiny_stack, tmp_path, ps)
     assert again.manifest["frame_files"] == ps.manifest["frame_files"]
+
+
+def test_a_writer_thread_out_of_disk_stops_the_writing_at_once_and_leaves_no_thread(tmp_path, monkeypatch):
+    """``FrameWriter(workers=2)``: one thread's write failing (ENOSPC) is a CacheError at the caller's next frame
+    handed or at ``close`` (the run then carries on without the cache), at most two frames after it are written,
+    and the frames held stay at most three whatever the disk's speed (review19)."""
+    import errno
+    import threading
+    import time
+    from pathlib import Path
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    written, most = [], [0]
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.parent.name == "frames":
+            time.sleep(0.02)  # (a slow disk: the caller outruns the writers)
+            written.append(self.name)
+            if self.name == "0004.jpg":
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    (tmp_path / "frames").mkdir()
+    writer = FrameWriter(tmp_path, lossless=False, deep=False, chroma_420=True, workers=2)
+    handed = 0
+    with pytest.raises(CacheError, match="No space left"):
+        try:
+            for index in range(20):
+                writer(index, pixels)
+                handed += 1
+                most[0] = max(most[0], sum(not job.done() for job in writer._pending))
+        finally:
+            writer.close()
+    assert handed < 20 and most[0] <= 2
+    assert len(written) - (written.index("0004.jpg") + 1) <= 2
+    assert not any(t.name.startswith("postfocus-write") for t in threading.enumerate())

@@ -45,3 +45,26 @@ def test_a_loop_that_stops_early_leaves_at_most_one_step_made_for_nothing_and_no
     steps.close()
     assert sorted(x for x, _, _ in made) == [0, 1, 2, 3]
     assert not any(t.name.startswith("postfocus-turns") for t in threading.enumerate())
+
+
+def test_a_step_that_fails_on_either_thread_stops_the_loop_with_its_error_and_leaves_no_thread():
+    """A helper's step that raises (an error, or a KeyboardInterrupt handed over as the main thread's Ctrl+C would
+    be) reaches the loop as that exception, at its turn; a failing caller's step waits for the helper's step under
+    way, then raises; neither hangs nor leaves a thread (review19)."""
+    import pytest
+
+    def failing(bad, kind):
+        def task(x):
+            time.sleep(0.01)
+            if x == bad:
+                raise kind("step %d" % x)
+            return x
+        return task
+
+    for bad, kind in ((3, ValueError), (3, KeyboardInterrupt), (2, ValueError), (2, KeyboardInterrupt)):
+        got = []
+        with pytest.raises(kind, match=f"step {bad}"):
+            for x in in_turns(failing(bad, kind), list(range(6)), threads=2):
+                got.append(x)
+        assert got == list(range(bad))  # (the steps before it, in order)
+        assert not any(t.name.startswith("postfocus-turns") for t in threading.enumerate())

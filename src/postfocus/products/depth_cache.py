@@ -23,6 +23,7 @@ import numpy as np
 from postfocus._version import __version__
 from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.products.depth import DEPTH_VERSION, DepthResult, depth_map
+from postfocus.products.depth_frames import frames_kept
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept
 
@@ -69,6 +70,8 @@ def depth_key(stack: ProcessedStack, method: str = DEFAULT_METHOD, options: dict
         "size": list(stack.size),
         "created": stack.manifest.get("created"),
     }
+    if not frames_kept(stack):  # made without the frames' step: another depth, not served once the files are back
+        parts["frames_read"] = False  # (only then: a depth kept with them keeps its key, in every folder made before)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

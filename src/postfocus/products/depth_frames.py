@@ -16,6 +16,8 @@ read and shrunk. Every frame is read at most once.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -25,10 +27,10 @@ import numpy as np
 from postfocus.colour import to_grey
 from postfocus.io.images import to_float
 from postfocus.pipeline.merge import apply_gain
-from postfocus.store import ProcessedStack
+from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.store.unwarped import decoded_reader
 
-__all__ = ["grid_frames"]
+__all__ = ["frames_kept", "grid_frames"]
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # (to_grey's, and a JPEG's luma)
 
@@ -37,7 +39,9 @@ def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int],
     """``read(frame)``: aligned frame number ``frame`` of ``stack``, grey float32 at ``size`` = (h, w) of the grid.
 
     A folder that does not hold its frames' files (a copy made without them) has none to read: None (the depth is
-    then made without them, as before this step).
+    then made without them, as before this step; :func:`frames_kept`, part of the kept depth's key). A frame file
+    changed since the manifest was written (another size, another CRC-32: the store's ``"changed"`` check) is not
+    read: DamagedStackError, as the folder's other readers say.
 
     Parameters
     ----------
@@ -47,8 +51,13 @@ def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int],
     Returns
     -------
     callable: frame number -> float32 (h, w) grey in [0, 1] (read once, then kept); None without the frames.
+
+    Raises
+    ------
+    DamagedStackError
+        (from the callable) The frame's file does not match the manifest.
     """
-    if not all(stack.frame_path(i).is_file() for i in stack.used):
+    if not frames_kept(stack):
         return None
     h, w = int(size[0]), int(size[1])
     out_h, out_w = stack.size
@@ -92,10 +101,32 @@ def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int],
 
     def cached(index: int) -> np.ndarray:
         if index not in kept:
+            name = stack.manifest["frame_files"][str(index)]  # (a replaced frame was read as it was, its depth kept)
+            if stack.changed_since_written(name):
+                raise DamagedStackError(f"{stack.folder}: {name} does not match the manifest; process the stack again")
             kept[index] = np.ascontiguousarray(read(index), np.float32)
         return kept[index]
 
     return cached
+
+
+def frames_kept(stack: ProcessedStack) -> bool:
+    """Whether ``stack``'s folder holds a file for each of its used frames (what :func:`grid_frames` reads).
+
+    A depth made without them differs from one made with them: the kept depth's key holds this (review19: one kept
+    from a folder copied without its frames was served once they were copied back).
+    """
+    files = stack.manifest["frame_files"]  # (a used frame it names no file for: none to read, not an InputError)
+    return all(str(i) in files and _regular(stack.frame_path(i)) for i in stack.used)
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file (after links); False when ``stat`` fails in any way (``Path.is_file`` raised
+    the errors other than ENOENT-like ones: a name too long, a folder without search permission)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _reduced_grey(path: Path, reduced: int, size: tuple[int, int]) -> np.ndarray | None:
