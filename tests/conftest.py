@@ -129,6 +129,24 @@ def tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): file_digest(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
+def meeting_twice(call, calls: list):
+    """``call`` wrapped so that its first two calls must be under way at once (they meet at a barrier one thread
+    alone would break, after 20 s); every call is counted in ``calls``."""
+    import threading
+
+    meet, lock = threading.Barrier(2, timeout=20), threading.Lock()
+
+    def met(*args, **kwargs):
+        with lock:
+            calls.append(None)
+            first_two = len(calls) <= 2
+        if first_two:
+            meet.wait()
+        return call(*args, **kwargs)
+
+    return met
+
+
 @dataclass
 class CliRun:
     returncode: int

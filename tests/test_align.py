@@ -15,6 +15,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+from conftest import meeting_twice
 
 from postfocus.align import SweepAligner, common_area, match_pair, warp_to_reference
 from postfocus.colour import to_grey
@@ -320,22 +321,10 @@ def test_two_matches_at_once_refine_their_tiles_one_at_a_time(scene, monkeypatch
 def test_without_turns_two_matches_refine_their_tiles_at_once_to_the_same_chain(scene, monkeypatch):
     """``turns=False`` (a video, whose pass 1 is not the memory peak): two matches are inside the tile
     refinement at once (they meet at a barrier one alone would break), and the chain is the one built in order."""
-    import threading
-
     from postfocus.align import pair as pair_module
 
-    meet, calls, guard = threading.Barrier(2, timeout=20), [], threading.Lock()
-    refine = pair_module.refine_with_tiles
-
-    def met(*args, **kwargs):
-        with guard:
-            calls.append(None)
-            first_two = len(calls) <= 2
-        if first_two:
-            meet.wait()
-        return refine(*args, **kwargs)
-
-    monkeypatch.setattr(pair_module, "refine_with_tiles", met)
+    calls, refine = [], pair_module.refine_with_tiles
+    monkeypatch.setattr(pair_module, "refine_with_tiles", meeting_twice(refine, calls))
     truth = true_transforms("similarity", seed=4)
     frames = [render(scene, t, s) for t, s in zip(truth, BLUR)]
     aligner = SweepAligner([f"f{k}.png" for k in range(N)], REF, "similarity", workers=2, turns=False)

@@ -206,6 +206,16 @@ def cli_stack(tiny_stack, stack_folder, tmp_path):
     return tiny_stack.folder, cache
 
 
+def _kept_stack_and_mask(cache, path, box):
+    """The one stack folder in ``cache``, opened, and a mask of it white in ``box``, written to ``path``."""
+    (stack,) = [p for p in cache.iterdir() if (p / "manifest.json").exists()]
+    ps = ProcessedStack.open(stack)
+    mask = np.zeros(ps.size, np.uint8)
+    mask[box] = 255
+    cv2.imwrite(str(path), mask)
+    return stack, ps, mask
+
+
 def test_cli_mask_pairs_paint_from_their_frames(cli, cli_stack, tmp_path):
     folder, cache = cli_stack
     (stack,) = [p for p in cache.iterdir() if (p / "manifest.json").exists()]
@@ -266,11 +276,7 @@ def test_cli_errors_are_one_line(cli, cli_stack, tmp_path, stack_folder):
 
 def test_cli_edits_file_with_a_stroke_and_a_mask(cli, cli_stack, tmp_path):
     folder, cache = cli_stack
-    (stack,) = [p for p in cache.iterdir() if (p / "manifest.json").exists()]
-    ps = ProcessedStack.open(stack)
-    mask = np.zeros(ps.size, np.uint8)
-    mask[20:60, 200:260] = 255
-    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    stack, ps, mask = _kept_stack_and_mask(cache, tmp_path / "m.png", np.s_[20:60, 200:260])
     stroke = {"kind": "stroke", "source": 2, "points": [[60, 100], [90, 110]], "radius": 12, "hardness": 1}
     (tmp_path / "edits.json").write_text(json.dumps({"edits": [stroke, {"mask": "m.png", "source": 0}]}))
     out = tmp_path / "out.png"
@@ -363,11 +369,7 @@ def test_cli_output_may_not_be_a_mask_of_the_edits_file_or_inside_the_stack_fold
     naming a file of the stack folder given as INPUT replaced the folder's own picture, and every later run said
     "all_in_focus_depthmap.png has 97525 bytes, 107881 were written" (a folder has no photos to heal from)."""
     folder, cache = cli_stack
-    (stack,) = [p for p in cache.iterdir() if (p / "manifest.json").exists()]
-    ps = ProcessedStack.open(stack)
-    mask = np.zeros(ps.size, np.uint8)
-    mask[20:60, 20:60] = 255
-    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    stack, ps, mask = _kept_stack_and_mask(cache, tmp_path / "m.png", np.s_[20:60, 20:60])
     (tmp_path / "e.json").write_text(json.dumps([{"mask": "m.png", "source": 0}]))
     before = {p: p.read_bytes() for p in [tmp_path / "m.png", *sorted(stack.rglob("*")) ] if p.is_file()}
     (tmp_path / "e.png").write_text(json.dumps([{"mask": "m.png", "source": 0}]))  # an edits file named .png

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_tiny_stack, run_postfocus
+from conftest import make_tiny_stack, meeting_twice, run_postfocus
 
 from postfocus.errors import PostfocusWarning
 from postfocus.io.lock import FileLock
@@ -706,8 +706,6 @@ def test_jpeg_frames_are_the_bytes_opencv_writes(tmp_path, monkeypatch, chroma_4
 def test_two_writer_threads_encode_frames_at_once_into_the_files_one_writes(tmp_path, monkeypatch):
     """``FrameWriter(workers=2)`` (a video's kept frames) encodes two frames at once: both threads meet inside the
     encoder (a barrier one thread alone would break), and the files, their order and checksums are one thread's."""
-    import threading
-
     import postfocus.store.write as store_write
 
     rng = np.random.default_rng(8)
@@ -723,18 +721,8 @@ def test_two_writer_threads_encode_frames_at_once_into_the_files_one_writes(tmp_
                          {n: (tmp_path / str(workers) / n).read_bytes() for n in names.values()})
     assert kept[1] == kept[2] and len(kept[2][2]) == len(frames)
 
-    meet, calls, lock = threading.Barrier(2, timeout=20), [], threading.Lock()
-    encode = store_write._jpeg
-
-    def met(*args, **kwargs):
-        with lock:
-            calls.append(None)
-            first_two = len(calls) <= 2
-        if first_two:
-            meet.wait()  # the first two frames: both threads in here at once
-        return encode(*args, **kwargs)
-
-    monkeypatch.setattr(store_write, "_jpeg", met)
+    # the first two frames: both threads in here at once
+    monkeypatch.setattr(store_write, "_jpeg", meeting_twice(store_write._jpeg, []))
     (tmp_path / "met" / "frames").mkdir(parents=True)
     writer = FrameWriter(tmp_path / "met", lossless=False, deep=False, chroma_420=True, workers=2)
     for index, pixels in frames.items():
