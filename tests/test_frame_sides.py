@@ -10,7 +10,6 @@ The tripod motorcycle at 180x240 (``bench_depth.PROFILES["tripod"]``): when this
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import cv2
@@ -139,29 +138,3 @@ def test_a_smooth_near_side_is_not_moved_by_focus_alone():
     depth = np.zeros((32, 32), np.float32)
     depth[:, 16:] = 1.0  # placed right
     assert np.array_equal(frame_sides(depth, frames.__getitem__, count=2, jump=0.5), depth)
-
-
-def test_two_threads_read_the_frames_in_pairs_and_place_the_same_bits_as_one(card):
-    """With ``threads=2`` the frames a round asks for are read in pairs, one on a helper thread; the depth is the
-    same to the bit as on the calling thread alone, each frame read once, and ``threads=1`` starts no thread."""
-    greys, volume, truth = card
-    depth = np.full(truth.shape, 7.0, np.float32)
-    depth[18:78, 62:122] = 0.0  # read 2 px too narrow: the frames move pixels
-    floor = float(np.median(volume.min(axis=0)))
-    stored = pixel_sides(depth, volume, jump=0.7, floor=floor)
-    results, readers = {}, {}
-    for threads in (1, 2):
-        seen = []
-
-        def read(k, seen=seen):
-            seen.append((k, threading.current_thread().name))
-            return greys[k]
-
-        results[threads] = frame_sides(stored, read, count=8, jump=0.7, threads=threads)
-        readers[threads] = seen
-    assert not np.array_equal(results[1], stored)
-    assert results[2].tobytes() == results[1].tobytes()
-    assert sorted(k for k, _ in readers[2]) == sorted(k for k, _ in readers[1]) and len(readers[1]) >= 2
-    assert len({k for k, _ in readers[1]}) == len(readers[1])
-    assert {name for _, name in readers[1]} == {threading.current_thread().name}
-    assert any(name.startswith("postfocus-turns") for _, name in readers[2])

@@ -42,7 +42,6 @@ import cv2
 import numpy as np
 
 from postfocus.focus.measure import noise_sigma
-from postfocus.focus.turns import in_turns
 
 __all__ = ["frame_sides"]
 
@@ -53,7 +52,7 @@ _LAPLACE_NOISE = 80.0  # energy of cv2's 3x3 Laplacian (2 0 2 / 0 -8 0 / 2 0 2) 
 
 def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count: int, jump: float, band: int = 1,
                 reach: int = 8, rounds: int = 2, margin: float = 0.2, neighbours: int = 5,
-                volume: np.ndarray | None = None, floor: float = 0.0, lean: float = 0.5, threads: int = 1) -> np.ndarray:
+                volume: np.ndarray | None = None, floor: float = 0.0, lean: float = 0.5) -> np.ndarray:
     """``depth`` with the pixels beside a depth step given the side the two sides' frames show.
 
     Parameters
@@ -71,8 +70,6 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
         only where the stored measure already leans to the other side (its log ratio beyond ``lean`` of the way
         from its own side's interior mean to the other's): fewer pixels to judge, the same frames read.
     lean : see ``volume``.
-    threads : 1: every frame read on the calling thread; 2 or more: the frames a round asks for read in pairs, one on
-        a helper (:func:`~postfocus.focus.turns.in_turns`), the depth the same to the bit.
 
     Returns
     -------
@@ -135,22 +132,11 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
         lo_map, hi_map = cv2.erode(d, beside), cv2.dilate(d, beside)
         flat_d, flat_in = d.ravel(), ~inband.ravel()
         out = d.copy()
-        asked = []  # (the pixels judged in the frames, chunk by chunk, and what they need of them)
         for i in range(0, ys.size, _CHUNK):
             cy, cx = ys[i:i + _CHUNK], xs[i:i + _CHUNK]
-            if reach <= min(cy[0], cx.min()) and cy[-1] < h - reach and cx.max() < w - reach:  # (none at an edge)
-                at = (cy * w + cx)[:, None] + (oy * w + ox)
-            else:
-                at = np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1)  # edge-clamped
-            ask = _candidates(flat_d, flat_in, at, lo_map[cy, cx], hi_map[cy, cx], count=count, jump=jump,
-                              stored=stored, lean=lean)
-            if ask is not None:
-                asked.append((cy[ask[0]], cx[ask[0]], ask[1:]))
-        wanted = sorted({int(k) for _, _, a in asked for k in np.concatenate(a[7:9])} - seen.keys())
-        for _ in in_turns(frame, wanted, threads=threads):  # (the frames these read, in pairs with a helper)
-            pass
-        for cy, cx, ask in asked:
-            out[cy, cx] = _decide(*ask, frame, margin=margin, neighbours=neighbours)
+            at = np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1)  # edge-clamped
+            out[cy, cx] = _decide(flat_d, flat_in, at, lo_map[cy, cx], hi_map[cy, cx], frame, count=count,
+                                  jump=jump, margin=margin, neighbours=neighbours, stored=stored, lean=lean)
         changed = out != d
         if not changed.any():
             break
@@ -158,12 +144,11 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
     return d
 
 
-def _candidates(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
-                count: int, jump: float, stored: Callable[[int], np.ndarray] | None = None,
-                lean: float = 0.5) -> tuple | None:
-    """The band pixels (rows of ``at``, flat indices of each one's disc, the pixel in the middle; ``lo`` and ``hi``
-    the nearest and farthest depth beside it) to judge in the frames, and what :func:`_decide` needs of them (its
-    arguments but the frames): ``(rows, at, near, far, own, mid, dn, df, kn, kf)``, or None if none is."""
+def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+            frame: Callable[[int], tuple[np.ndarray, np.ndarray]], *, count: int, jump: float, margin: float,
+            neighbours: int, stored: Callable[[int], np.ndarray] | None = None, lean: float = 0.5) -> np.ndarray:
+    """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel in the middle; ``lo`` and
+    ``hi`` the nearest and farthest depth beside it): its own, or the other side's interior mean."""
     centre = at.shape[1] // 2
     v = flat_d[at]
     own = v[:, centre]
@@ -188,18 +173,11 @@ def _candidates(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.
         is_far_ = own[sel] >= mid[sel, 0]
         ok[sel] = (mf > mn) & np.where(is_far_, p < 1.0 - lean, p > lean)
     rows = np.nonzero(ok)[0]
+    result = own.astype(np.float32)
     if rows.size == 0:
-        return None
-    return rows, at[rows], near[rows], far[rows], own[rows], mid[rows, 0], dn[rows], df[rows], kn[rows], kf[rows]
-
-
-def _decide(at: np.ndarray, near: np.ndarray, far: np.ndarray, own: np.ndarray, mid: np.ndarray, dn: np.ndarray,
-            df: np.ndarray, kn: np.ndarray, kf: np.ndarray, frame: Callable[[int], tuple[np.ndarray, np.ndarray]], *,
-            margin: float, neighbours: int) -> np.ndarray:
-    """The depth of each pixel :func:`_candidates` asks the frames about: its own, or the other side's interior
-    mean."""
-    centre = at.shape[1] // 2
-    cn, cf = near.sum(axis=1), far.sum(axis=1)
+        return result
+    at, near, far, own, mid = at[rows], near[rows], far[rows], own[rows], mid[rows, 0]
+    kn, kf, cn, cf = kn[rows], kf[rows], cn[rows], cf[rows]
     grey_n, grey_f = _gather(lambda k: frame(k)[0], kn, at), _gather(lambda k: frame(k)[0], kf, at)
     ratio = _gather(lambda k: frame(k)[1], kf, at) - _gather(lambda k: frame(k)[1], kn, at)  # log far / near measure
     mn, mf = _median(ratio, near, cn), _median(ratio, far, cf)
@@ -216,7 +194,9 @@ def _decide(at: np.ndarray, near: np.ndarray, far: np.ndarray, own: np.ndarray, 
         look_near = (votes[0] < 0.5) & (votes[1] < 0.5)
         to_far[asked] &= look_far
         to_near[asked] &= look_near
-    return np.where(to_far, df, np.where(to_near, dn, own)).astype(np.float32)
+    dn, df = dn[ok], df[ok]
+    result[rows] = np.where(to_far, df, np.where(to_near, dn, own))
+    return result
 
 
 def _gather(flat: Callable[[int], np.ndarray], slices: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -319,8 +319,7 @@ def refine_depth(
     if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
         depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
         if frames is not None:
-            depth = frame_sides(depth, frames, count=n, jump=jump, reach=2 * MEASURE_REACH, volume=vol, floor=floor,
-                                threads=helper_threads(threads))
+            depth = frame_sides(depth, frames, count=n, jump=jump, reach=2 * MEASURE_REACH, volume=vol, floor=floor)
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 

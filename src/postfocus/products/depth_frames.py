@@ -84,8 +84,7 @@ def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int],
                                                          interpolation=cv2.INTER_AREA)
                 small = to_grey(to_float(apply_gain(small, gain)))
             else:  # (its luma: the grey of the gained colours, to within the gains' spread)
-                small = np.multiply(small, np.float32(float(np.dot(_LUMA, np.resize(gain, 3))) / 255.0),
-                                    dtype=np.float32)  # (one pass, the same products)
+                small = small.astype(np.float32) * np.float32(float(np.dot(_LUMA, np.resize(gain, 3))) / 255.0)
             fx, fy = (1.0 / f, 1.0 / f) if f == reduced else (small.shape[1] / ref_w, small.shape[0] / ref_h)
             to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
             matrix = to_small @ np.asarray(a.matrix, np.float64) @ to_reference  # grid -> shrunk frame
