@@ -274,3 +274,11 @@ def test_the_library_never_writes_a_pull_over_its_input_video(tiny_stack, tmp_pa
         animate(ps, video, duration=0.5, fps=8)
     assert video.read_bytes() == before
     assert animate(ps, tmp_path / "pull.mp4", duration=0.5, fps=8)[0].stat().st_size > 0
+
+
+def test_a_pull_prints_as_its_ends_not_its_arrays(steps):
+    """``print(animate(...)[1])`` (docs/living.md's example) printed the positions and the depth map's arrays (user20)."""
+    pull = plan_pull(steps[0], start="near", end="far", duration=1, fps=4)
+    text = repr(pull)
+    assert text.startswith("FocusPull(start=") and f"end={pull.end!r}" in text and "array" not in text, text
+    assert len(text) < 200, text

@@ -375,3 +375,10 @@ def test_a_blur_too_small_to_see_is_said_with_a_blur_that_shows(processed_stacks
     assert strong.returncode == 0, strong.stderr
     assert json.loads(strong.stdout)["largest_blur_px"] == pytest.approx(0.01 * max(ps.size), rel=0.05)
     assert not any(line.startswith("largest blur") for line in strong.err_lines), strong.stderr
+
+
+def test_an_aperture_result_prints_as_its_focus_and_blur_not_its_arrays(processed_stacks):
+    ps, _, _ = processed_stacks("motorcycle")
+    result = aperture(ps, preset="near", blur_px=1.0)
+    text = repr(result)
+    assert text == f"ApertureResult(focus={result.focus!r}, blur_px={result.blur_px!r})", text

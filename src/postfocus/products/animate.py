@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -97,13 +97,13 @@ class FocusPull:
     depth : the stack's :class:`~postfocus.products.depth.DepthResult`, when it was needed.
     """
 
-    positions: np.ndarray
+    positions: np.ndarray = field(repr=False)  # (printed, the ends say it)
     start: float
     end: float
     size: tuple[int, int]
     fps: float
     f_number: float | None
-    depth: object | None = None
+    depth: object | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:

@@ -45,7 +45,7 @@ alpha:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -260,10 +260,10 @@ def _linear(image: np.ndarray, highlights: float) -> np.ndarray:
 
 @dataclass
 class ApertureResult:
-    image: np.ndarray
+    image: np.ndarray = field(repr=False)  # (printed, the focus and blur say it)
     focus: float | None
     blur_px: float
-    depth: object  # DepthResult
+    depth: object = field(repr=False)  # DepthResult
 
     @property
     def largest_blur_px(self) -> float:
