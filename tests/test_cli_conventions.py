@@ -437,6 +437,10 @@ def test_an_option_given_no_file_says_what_to_give_and_where_to_look(tmp_path, t
     assert (f"Missing argument 'INPUTS...': --preview took {stack} as its PATH; "
             f"give the option a value of its own: postfocus {command} {stack} --preview PATH") in eaten.stderr, eaten.stderr
     assert not list(tmp_path.glob("cache/*")) and Path(stack).is_file()
+    (tmp_path / "cache").mkdir()  # a cache folder given before a forgotten input is no input taken
+    forgot = run_postfocus(command, "--cache", tmp_path / "cache", cache=tmp_path / "cache")
+    assert forgot.returncode == 2 and forgot.err_lines == [
+        f"postfocus: error: Missing argument 'INPUTS...'. (see 'postfocus {command} --help')"], forgot.stderr
 
 
 def test_json_warnings_are_listed(pf, tiny_stack, tmp_path):

@@ -129,6 +129,10 @@ def _warning_printer(run: Run):  # noqa: ANN202
     return show
 
 
+_FOLDER_OPTIONS = frozenset({"cache_dir", "data_dir", "out_dir"})
+"""Options that take a folder of postfocus's own: an existing folder there is no input taken by mistake."""
+
+
 def _usage_line(exc: click.UsageError, ctx: click.Context | None = None) -> str:
     """Click's message, what to give where that is clear, and the help to read."""
     command = exc.ctx.command if exc.ctx is not None else _subcommand(ctx)
@@ -168,6 +172,8 @@ def _value_taken_as_input(ctx: click.Context) -> str:
     for flag, value in zip(args, args[1:]):
         option = _option(ctx.command, flag)
         if option is None or option.is_flag or not isinstance(option.type, click.Path) or not os.path.exists(value):
+            continue
+        if option.name in _FOLDER_OPTIONS and os.path.isdir(value):  # a cache folder, not a stack
             continue
         return (f"{flag} took {value} as its {_metavar(option)}; give the option a value of its own: "
                 f"{ctx.command_path} {shlex.quote(value)} {flag} {_metavar(option)}")
