@@ -136,6 +136,27 @@ def test_pull_ends(steps):
             plan_pull(ps, **{"duration": 1, "fps": 4, **bad})
 
 
+def test_a_pull_whose_ends_are_at_one_depth_is_refused_naming_the_depths_it_could_use(steps, tmp_path, cli):
+    """``animate beetle/ --from 40%,55% --to far`` (docs/living.md) wrote 60 frames of one picture, "depth 27.00 to
+    27.00", without a word (user20): the tapped body is the far end. Two ends at one depth are refused."""
+    ps, truth = steps
+    with pytest.raises(OptionError) as err:
+        plan_pull(ps, start="far", end="far", duration=1, fps=4)
+    far = plan_pull(ps, start="near", end="far", duration=1, fps=4)
+    assert err.value.param == "end"
+    assert str(err.value) == (f"end='far': is at depth {far.end:.2f}, where the pull starts: it would not move; choose "
+                              f"ends at two depths (the scene spans {far.start:.2f} to {far.end:.2f})")
+    with pytest.raises(OptionError, match=r"end=3: is at depth 3.00, where the pull starts"):
+        plan_pull(ps, start=3, end=3, duration=1, fps=4)
+    assert plan_pull(ps, start=3, end=4, duration=1, fps=4).end == 4.0  # one frame apart is a pull
+    frames = sorted((Path(ps.manifest["paths"][0]).parent).glob("frame_*.png"))
+    out = tmp_path / "still.gif"
+    run = cli("animate", *frames, "-o", out, "--from", "far", "--cache", ps.folder.parent)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith("postfocus: error: --to 'far': is at depth 7.00, where the pull starts"), run.stderr
+    assert not out.exists()
+
+
 def test_positions_ease_and_bounce():
     p = pull_positions(0.0, 6.0, 9)
     assert p[0] == 0 and p[-1] == 6 and np.all(np.diff(p) > 0)
@@ -253,3 +274,11 @@ def test_the_library_never_writes_a_pull_over_its_input_video(tiny_stack, tmp_pa
         animate(ps, video, duration=0.5, fps=8)
     assert video.read_bytes() == before
     assert animate(ps, tmp_path / "pull.mp4", duration=0.5, fps=8)[0].stat().st_size > 0
+
+
+def test_a_pull_prints_as_its_ends_not_its_arrays(steps):
+    """``print(animate(...)[1])`` (docs/living.md's example) printed the positions and the depth map's arrays (user20)."""
+    pull = plan_pull(steps[0], start="near", end="far", duration=1, fps=4)
+    text = repr(pull)
+    assert text.startswith("FocusPull(start=") and f"end={pull.end!r}" in text and "array" not in text, text
+    assert len(text) < 200, text

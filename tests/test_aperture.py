@@ -21,6 +21,7 @@ Measured when these tests were written (240x320, 8 frames, max_blur 6, seed 1):
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -342,3 +343,42 @@ def test_a_number_that_is_not_finite_is_refused_before_any_work(tiny_stack, tmp_
     with pytest.raises(OptionError) as refused:
         blur_from_f_number(math.inf, (240, 320), 7)
     assert refused.value.param == "f_number"
+
+
+def test_the_largest_blur_is_the_blur_at_the_scenes_far_end_from_the_focus(processed_stacks):
+    """The render says how strong its strongest blur is: per-frame blur times the scene's farthest depth from the focus
+    (user20: f/2.8 on the 41-frame keyboard sweep, whose keys fill depths 1.8-4.6, blurred by 1.4 px at most)."""
+    from postfocus.products.depth import depth_range
+
+    ps, _, _ = processed_stacks("motorcycle")
+    near = aperture(ps, preset="near", blur_px=1.0)
+    lo, hi = depth_range(near.depth.depth, near.depth.frames)
+    assert near.largest_blur_px == pytest.approx(max(hi - near.focus, near.focus - lo))
+    assert aperture(ps, preset="near", blur_px=3.0).largest_blur_px == pytest.approx(3 * near.largest_blur_px)
+    assert aperture(ps, preset="all").largest_blur_px == 0.0
+
+
+def test_a_blur_too_small_to_see_is_said_with_a_blur_that_shows(processed_stacks, tmp_path, cli):
+    ps, _, _ = processed_stacks("motorcycle")
+    frames = [str(p) for p in ps.info.paths]
+    faint = cli("aperture", *frames, "--preset", "near", "--f-number", "16", "-o", tmp_path / "faint.jpg",
+                "--cache", ps.folder.parent, "--json")
+    assert faint.returncode == 0, faint.stderr
+    largest = json.loads(faint.stdout)["largest_blur_px"]
+    assert 0 < largest < 2
+    line = next(line for line in faint.err_lines if line.startswith("largest blur"))
+    assert line.startswith(f"largest blur {largest:.1f} px, too little to see: the scene spans depths ")
+    assert "of the sweep's 0-7; --blur " in line and "px (1 % of the long edge)" in line
+    suggested = float(line.split("--blur ")[1].split()[0])
+    strong = cli("aperture", *frames, "--preset", "near", "--blur", suggested, "-o", tmp_path / "strong.jpg",
+                 "--cache", ps.folder.parent, "--json")
+    assert strong.returncode == 0, strong.stderr
+    assert json.loads(strong.stdout)["largest_blur_px"] == pytest.approx(0.01 * max(ps.size), rel=0.05)
+    assert not any(line.startswith("largest blur") for line in strong.err_lines), strong.stderr
+
+
+def test_an_aperture_result_prints_as_its_focus_and_blur_not_its_arrays(processed_stacks):
+    ps, _, _ = processed_stacks("motorcycle")
+    result = aperture(ps, preset="near", blur_px=1.0)
+    text = repr(result)
+    assert text == f"ApertureResult(focus={result.focus!r}, blur_px={result.blur_px!r})", text

@@ -423,6 +423,26 @@ def test_json_errors_are_json_too(pf, shots, tmp_path):
     assert data["ok"] is False and "--range" in data["error"] and data["command"] == "stack"
 
 
+@pytest.mark.parametrize("command", ["depth", "mesh"])
+def test_an_option_given_no_file_says_what_to_give_and_where_to_look(tmp_path, tiny_stack, command):
+    """``depth --preview`` as a flag (user20): click's "Option '--preview' requires an argument." named no command help,
+    and ``depth --preview sweep.mp4`` said only "Missing argument 'INPUTS...'": the input had become the preview's file."""
+    bare = run_postfocus(command, "--preview", cache=tmp_path / "cache")
+    assert bare.returncode == 2 and len(bare.err_lines) == 1, bare.stderr
+    assert (f"Option '--preview' requires an argument: give it as --preview PATH "
+            f"(see 'postfocus {command} --help')") in bare.stderr, bare.stderr
+    stack = str(tiny_stack.paths[0])  # a file, as a video would be
+    eaten = run_postfocus(command, "--preview", stack, cache=tmp_path / "cache")
+    assert eaten.returncode == 2 and len(eaten.err_lines) == 1, eaten.stderr
+    assert (f"Missing argument 'INPUTS...': --preview took {stack} as its PATH; "
+            f"give the option a value of its own: postfocus {command} {stack} --preview PATH") in eaten.stderr, eaten.stderr
+    assert not list(tmp_path.glob("cache/*")) and Path(stack).is_file()
+    (tmp_path / "cache").mkdir()  # a cache folder given before a forgotten input is no input taken
+    forgot = run_postfocus(command, "--cache", tmp_path / "cache", cache=tmp_path / "cache")
+    assert forgot.returncode == 2 and forgot.err_lines == [
+        f"postfocus: error: Missing argument 'INPUTS...'. (see 'postfocus {command} --help')"], forgot.stderr
+
+
 def test_json_warnings_are_listed(pf, tiny_stack, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()

@@ -101,6 +101,20 @@ def test_tap_accepts_percentages_and_refuses_points_outside(sweep):
         parse_point("left,top", ps.size)
 
 
+def test_a_point_given_as_fractions_is_refused_with_the_percentages_meant():
+    """``--at 0.5,0.5`` tapped the top-left pixel without a word (user20: "frame 3 is sharpest at 0,0"): shares of
+    the picture are percentages; a point below one pixel that is not the corner itself is refused, saying so."""
+    with pytest.raises(PostfocusError) as caught:
+        parse_point("0.5,0.25", (1058, 1885))
+    assert str(caught.value) == ("point '0.5,0.25': pixels count from the top-left corner; "
+                                 "for a share of the picture write percentages (50%,25%)")
+    with pytest.raises(PostfocusError, match=r"\(30%,0%\)"):
+        parse_point("0.3,0", (100, 200))
+    assert parse_point("0,0", (100, 200)) == (0.0, 0.0)
+    assert parse_point("1,0.5", (100, 200)) == (1.0, 0.5)  # a pixel, not a share
+    assert parse_point("0.5%,0.5%", (100, 200)) == (1.0, 0.5)
+
+
 
 @pytest.mark.parametrize("args,kwargs,named", [
     (("10", 10), {}, "x='10'"),  # was a TypeError from a comparison

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from postfocus.products.aperture import PRESETS, aperture
+from postfocus.products.depth import depth_range
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import output_option, processing_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
@@ -18,7 +19,28 @@ from postfocus.io.write import check_output_path
 from postfocus.result import save_image
 from postfocus.products.refocus import parse_point
 
-__all__ = ["aperture_command"]
+__all__ = ["aperture_command", "faint_blur_text"]
+
+VISIBLE_BLUR_PX = 2.0
+"""Below this largest blur radius, ``aperture`` says the blur is too little to see and which ``--blur`` shows."""
+
+
+def faint_blur_text(largest: float, blur_px: float, long_edge: int, scene: tuple[float, float], frames: int) -> str:
+    """What ``aperture`` says of a blur too small to see: where the scene lies in the sweep, and a ``--blur`` that shows.
+
+    The ``--blur`` offered blurs the scene's farthest part from the focus by 1 % of the long edge.
+
+    Examples
+    --------
+    >>> faint_blur_text(1.41, 0.94, 1885, (1.79, 4.64), 41)
+    "largest blur 1.4 px, too little to see: the scene spans depths 1.79-4.64 of the sweep's 0-40; --blur 13 blurs \
+its farthest part by 20 px (1 % of the long edge)"
+    """
+    reach = max(largest / blur_px, 1e-3)  # frames from the focus to the scene's farthest part
+    offered = float(f"{0.01 * long_edge / reach:.2g}")
+    return (f"largest blur {largest:.1f} px, too little to see: the scene spans depths {scene[0]:.2f}-{scene[1]:.2f} "
+            f"of the sweep's 0-{frames - 1}; --blur {offered:g} blurs its farthest part by {offered * reach:.0f} px "
+            f"(1 % of the long edge)")
 
 
 @main.command("aperture")
@@ -82,10 +104,15 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
         near = FrameLabels(ps.names, ps.info.fps)(depth if ps.near_to_far else last - depth)
         err_console.print(f"focused at depth {result.focus:.2f} (nearest to {near}); "
                           f"blur {result.blur_px:.2f} px per frame of depth", soft_wrap=True, markup=False)
+        if 0 < result.blur_px and result.largest_blur_px < VISIBLE_BLUR_PX:  # (--blur 0 asked for none)
+            scene = depth_range(result.depth.depth, result.depth.frames)
+            err_console.print(faint_blur_text(result.largest_blur_px, result.blur_px, max(ps.size), scene,
+                                              result.depth.frames), soft_wrap=True, markup=False)
     note = ("all-in-focus" if result.focus is None else
             f"synthetic aperture: focus at depth {result.focus:.2f} of frames 0-{len(ps.names) - 1}, "
             f"blur {result.blur_px:.3g} px per frame of depth")
     path = save_image(output, result.image, ps.info, quality=quality, bit_depth=bits, compression=compression,
                       description=f"postfocus {note}")
     finish([path], **stack_data(ps),
-           focus_depth=None if result.focus is None else round(result.focus, 3), blur_px=round(result.blur_px, 3))
+           focus_depth=None if result.focus is None else round(result.focus, 3), blur_px=round(result.blur_px, 3),
+           largest_blur_px=round(result.largest_blur_px, 3))

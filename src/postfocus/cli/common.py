@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import MutableMapping
@@ -128,9 +129,55 @@ def _warning_printer(run: Run):  # noqa: ANN202
     return show
 
 
-def _usage_line(exc: click.UsageError) -> str:
-    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-    return exc.format_message() + where
+_FOLDER_OPTIONS = frozenset({"cache_dir", "data_dir", "out_dir"})
+"""Options that take a folder of postfocus's own: an existing folder there is no input taken by mistake."""
+
+
+def _usage_line(exc: click.UsageError, ctx: click.Context | None = None) -> str:
+    """Click's message, what to give where that is clear, and the help to read."""
+    command = exc.ctx.command if exc.ctx is not None else _subcommand(ctx)
+    path = exc.ctx.command_path if exc.ctx is not None else _subcommand_path(ctx)
+    text = exc.format_message()
+    option = _option(command, getattr(exc, "option_name", None))
+    if isinstance(exc, click.BadOptionUsage) and option is not None and text.endswith("requires an argument."):
+        text = f"{text[:-1]}: give it as {exc.option_name} {_metavar(option)}"
+    elif isinstance(exc, click.MissingParameter) and isinstance(exc.param, click.Argument) and exc.ctx is not None:
+        hint = _value_taken_as_input(exc.ctx)
+        text = f"{text.rstrip('.')}: {hint}" if hint else text
+    return text + (f" (see '{path} --help')" if path else "")
+
+
+def _subcommand(ctx: click.Context | None) -> click.Command | None:
+    if ctx is None or not isinstance(ctx.command, click.Group) or not ctx.invoked_subcommand:
+        return None
+    return ctx.command.get_command(ctx, ctx.invoked_subcommand)
+
+
+def _subcommand_path(ctx: click.Context | None) -> str:
+    return f"{ctx.command_path} {ctx.invoked_subcommand}" if _subcommand(ctx) is not None else ""
+
+
+def _option(command: click.Command | None, name: str | None) -> click.Option | None:
+    params = command.params if command is not None and name else ()
+    return next((p for p in params if isinstance(p, click.Option) and name in p.opts), None)
+
+
+def _metavar(option: click.Option) -> str:
+    return option.metavar or option.type.name.upper()
+
+
+def _value_taken_as_input(ctx: click.Context) -> str:
+    """For a missing INPUTS: the path option that took an existing file as its own, and the order that works."""
+    args = ctx.meta.get("postfocus.args", [])
+    for flag, value in zip(args, args[1:]):
+        option = _option(ctx.command, flag)
+        if option is None or option.is_flag or not isinstance(option.type, click.Path) or not os.path.exists(value):
+            continue
+        if option.name in _FOLDER_OPTIONS and os.path.isdir(value):  # a cache folder, not a stack
+            continue
+        return (f"{flag} took {value} as its {_metavar(option)}; give the option a value of its own: "
+                f"{ctx.command_path} {shlex.quote(value)} {flag} {_metavar(option)}")
+    return ""
 
 
 def user_message(exc: PostfocusError, ctx: click.Context | None = None) -> str:
@@ -248,7 +295,7 @@ class PostfocusGroup(click.Group):
         except click.UsageError as exc:  # a bad option value: one line too, with where to look
             if debug:
                 raise
-            self._fail(ctx, "postfocus: error:", _usage_line(exc), EXIT_USER_ERROR)
+            self._fail(ctx, "postfocus: error:", _usage_line(exc, ctx), EXIT_USER_ERROR)
         except KeyboardInterrupt:
             err_console.print("postfocus: interrupted; no output was written")
             sys.exit(130)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -40,12 +40,16 @@ from postfocus.pipeline.analyse import Progress
 from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
 from postfocus.store import ProcessedStack
 
-__all__ = ["MAX_FRAMES", "FocusPull", "PullEnd", "animate", "check_pull_options", "ease", "plan_pull", "pull_positions", "render_pull"]
+__all__ = ["MAX_FRAMES", "MIN_PULL", "FocusPull", "PullEnd", "animate", "check_pull_options", "ease", "plan_pull",
+           "pull_positions", "render_pull"]
 
 PullEnd = Union[str, int, tuple]
 """``"near"``, ``"far"``, ``"40%"`` (share of the sweep), a frame number, or an ``(x, y)`` point."""
 
 MAX_FRAMES = 3000
+
+MIN_PULL = 0.1
+"""Frames of depth the two ends of a pull must lie apart; closer, every output frame is the same picture."""
 
 
 def ease(t: np.ndarray) -> np.ndarray:
@@ -93,13 +97,13 @@ class FocusPull:
     depth : the stack's :class:`~postfocus.products.depth.DepthResult`, when it was needed.
     """
 
-    positions: np.ndarray
+    positions: np.ndarray = field(repr=False)  # (printed, the ends say it)
     start: float
     end: float
     size: tuple[int, int]
     fps: float
     f_number: float | None
-    depth: object | None = None
+    depth: object | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -221,6 +225,11 @@ def plan_pull(stack: ProcessedStack, *, start: PullEnd = "near", end: PullEnd = 
 
         depth = stack_depth(stack, progress=progress, threads=threads)
     a, b = _end_depth(stack, "start", start, depth), _end_depth(stack, "end", end, depth)
+    if abs(b - a) < MIN_PULL:
+        near, far = ((0.0, float(len(stack.names) - 1)) if depth is None else
+                     (preset_focus(depth.depth, side, depth.confidence) for side in ("near", "far")))
+        raise OptionError("end", end, f"is at depth {b:.2f}, where the pull starts: it would not move; choose ends at "
+                          f"two depths (the scene spans {near:.2f} to {far:.2f})")
     return FocusPull(positions=pull_positions(a, b, count, bounce=bounce), start=a, end=b,
                      size=_output_size(stack.size, long_edge), fps=float(fps), f_number=f_number, depth=depth)
 

@@ -45,7 +45,7 @@ alpha:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -260,10 +260,25 @@ def _linear(image: np.ndarray, highlights: float) -> np.ndarray:
 
 @dataclass
 class ApertureResult:
-    image: np.ndarray
+    image: np.ndarray = field(repr=False)  # (printed, the focus and blur say it)
     focus: float | None
     blur_px: float
-    depth: object  # DepthResult
+    depth: object = field(repr=False)  # DepthResult
+
+    @property
+    def largest_blur_px(self) -> float:
+        """Blur radius in pixels at the scene's depth farthest from the focus; 0 with everything in focus.
+
+        The scene's depths are its depth map's 1st to 99th percentile
+        (:func:`~postfocus.products.depth.depth_range`): a macro subject may fill
+        a few frames of a long sweep, and an f-number's blur is set over the sweep.
+        """
+        from postfocus.products.depth import depth_range
+
+        if self.focus is None:
+            return 0.0
+        lo, hi = depth_range(self.depth.depth, self.depth.frames)  # type: ignore[attr-defined]
+        return float(self.blur_px * max(hi - self.focus, self.focus - lo, 0.0))
 
 
 def aperture(

@@ -114,6 +114,9 @@ def parse_point(text: str, size: tuple[int, int]) -> tuple[float, float]:
         raise PostfocusError(f"point {text!r}: expected X,Y in pixels (e.g. 640,360) or percentages (e.g. 40%,55%)")
     x = float(m.group(1)) * (w / 100 if m.group(2) else 1)
     y = float(m.group(3)) * (h / 100 if m.group(4) else 1)
+    if not (m.group(2) or m.group(4)) and 0 < max(x, y) < 1:  # 0.5,0.5 meant the middle, not the corner
+        raise PostfocusError(f"point {text!r}: pixels count from the top-left corner; for a share of the picture "
+                             f"write percentages ({100 * x:g}%,{100 * y:g}%)")
     if not (0 <= x < w and 0 <= y < h) and not (m.group(2) and x == w or m.group(4) and y == h):
         raise PostfocusError(f"point {text!r} is outside the image ({w}x{h}; X from 0 to {w - 1}, Y from 0 to {h - 1})")
     return min(x, w - 1), min(y, h - 1)
