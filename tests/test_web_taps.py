@@ -312,7 +312,15 @@ def test_the_app_thread_budget_reaches_its_renders(rendered, tmp_path, monkeypat
     assert cv2.getNumThreads() == before
     assert grid.threads == [3] and maps.threads == [3] and merges.threads == [3]
     with client(tmp_path / "other") as c:
-        assert c.app.state.results.threads == app_threads(2) == max(1, (os.cpu_count() or 1) // 3)
+        assert c.app.state.results.threads == app_threads(2) == max(1, len(os.sched_getaffinity(0)) // 3)
+
+
+def test_the_app_thread_budget_counts_the_cores_the_server_may_run_on(monkeypatch):
+    """A server limited to 6 of a 64-core host's cores (a container's cpuset, ``taskset``) shares 6, not 64: it
+    counted ``os.cpu_count()`` (review18 noticed), so each render took 21 threads on 6 cores."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    assert app_threads(2) == 2 and app_threads(1) == 3 and app_threads(2, cores=64) == 21
 
 
 def test_serve_hands_the_root_threads_to_the_app(tmp_path, monkeypatch):

@@ -143,7 +143,9 @@ def open_client(
         finally:
             client.close()
         return
-    n = workers or os.cpu_count() or 1
+    from postfocus.pipeline.threads import usable_cores
+
+    n = workers or usable_cores()
     scratch = {"local_directory": str(local_directory)} if local_directory is not None else {}
     with _children_ignore_sigint(), dask.config.set(LOCAL_WORKER_CONFIG):
         cluster = LocalCluster(

@@ -25,7 +25,7 @@ import numpy as np
 
 from postfocus.io.base import FrameSource
 
-__all__ = ["InOrder", "compute_ahead", "configure_threads", "helper_threads", "in_background", "read_ahead"]
+__all__ = ["InOrder", "compute_ahead", "configure_threads", "helper_threads", "in_background", "read_ahead", "usable_cores"]
 
 
 def configure_threads(threads: int | None) -> Callable[[], None]:
@@ -58,6 +58,21 @@ def configure_threads(threads: int | None) -> Callable[[], None]:
     return lambda: cv2.setNumThreads(before)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system reports one (a container or ``taskset``
+    given 2 of a 64-core host's cores has 2), else the machine's count, at least 1.
+
+    Examples
+    --------
+    >>> 1 <= usable_cores() <= (os.cpu_count() or 1)
+    True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # (no affinity on macOS and Windows)
+        return max(1, os.cpu_count() or 1)
+
+
 def helper_threads(threads: int | None) -> int:
     """How many background matching threads to run for a thread budget (1 or 2).
 
@@ -67,7 +82,7 @@ def helper_threads(threads: int | None) -> int:
     (1, True)
     """
     if threads is None:
-        threads = os.cpu_count() or 1
+        threads = usable_cores()
     return 2 if threads > 1 else 1
 
 

@@ -17,7 +17,6 @@ start-up, from the cores and the jobs allowed at once, instead of every render t
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -38,7 +37,8 @@ def app_threads(workers: int, *, cores: int | None = None) -> int:
     workers : int
         Jobs processed at the same time (``serve --workers``).
     cores : int, optional
-        The machine's cores (default: ``os.cpu_count()``).
+        The cores the server may run on (default:
+        :func:`~postfocus.pipeline.threads.usable_cores`, its CPU affinity).
 
     Returns
     -------
@@ -50,7 +50,10 @@ def app_threads(workers: int, *, cores: int | None = None) -> int:
     >>> app_threads(2, cores=2), app_threads(2, cores=8), app_threads(1, cores=16)
     (1, 2, 8)
     """
-    cores = cores if cores is not None else os.cpu_count() or 1
+    if cores is None:
+        from postfocus.pipeline.threads import usable_cores
+
+        cores = usable_cores()
     return max(1, int(cores) // (max(1, int(workers)) + 1))
 
 
