@@ -42,11 +42,10 @@ import cv2
 import numpy as np
 
 from postfocus.focus.measure import noise_sigma
+from postfocus.focus.outline_sides import interiors, step_rounds
 
 __all__ = ["frame_sides"]
 
-_CHUNK = 4096  # band pixels whose discs are gathered at once (4096 x 197 values per array at reach 8: ~3 MB)
-_LEAST = 5  # interior pixels a side needs within the disc (as pixel_sides)
 _LAPLACE_NOISE = 80.0  # energy of cv2's 3x3 Laplacian (2 0 2 / 0 -8 0 / 2 0 2) on white noise of unit sigma
 
 
@@ -93,14 +92,8 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
     [0.0, 0.0, 1.0, 1.0, 1.0]
     """
     d = np.array(depth, np.float32)
-    h, w = d.shape
     if count < 2:
         return d
-    yy, xx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
-    disc = yy * yy + xx * xx <= reach * reach
-    oy, ox = yy[disc], xx[disc]
-    three = np.ones((3, 3), np.uint8)
-    near_change = np.ones((2 * (reach + band + 2) + 1,) * 2, np.uint8)  # (as pixel_sides: what a change reaches)
     seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     logs: dict[int, np.ndarray] = {}
 
@@ -120,28 +113,9 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
         return logs[k]
 
     stored = None if volume is None else stored_log
-    changed = None
-    for _ in range(rounds):
-        step = ((cv2.dilate(d, three) - cv2.erode(d, three)) > jump).astype(np.uint8)
-        inband = cv2.dilate(step, np.ones((2 * band + 1,) * 2, np.uint8)) > 0
-        todo = inband if changed is None else inband & (cv2.dilate(changed.astype(np.uint8), near_change) > 0)
-        ys, xs = np.nonzero(todo)
-        if ys.size == 0:
-            break
-        beside = np.ones((2 * band + 3,) * 2, np.uint8)
-        lo_map, hi_map = cv2.erode(d, beside), cv2.dilate(d, beside)
-        flat_d, flat_in = d.ravel(), ~inband.ravel()
-        out = d.copy()
-        for i in range(0, ys.size, _CHUNK):
-            cy, cx = ys[i:i + _CHUNK], xs[i:i + _CHUNK]
-            at = np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1)  # edge-clamped
-            out[cy, cx] = _decide(flat_d, flat_in, at, lo_map[cy, cx], hi_map[cy, cx], frame, count=count,
-                                  jump=jump, margin=margin, neighbours=neighbours, stored=stored, lean=lean)
-        changed = out != d
-        if not changed.any():
-            break
-        d = out
-    return d
+    return step_rounds(d, lambda flat_d, flat_in, at, lo, hi: _decide(
+        flat_d, flat_in, at, lo, hi, frame, count=count, jump=jump, margin=margin, neighbours=neighbours,
+        stored=stored, lean=lean), jump=jump, band=band, reach=reach, rounds=rounds)
 
 
 def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -150,19 +124,7 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndar
     """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel in the middle; ``lo`` and
     ``hi`` the nearest and farthest depth beside it): its own, or the other side's interior mean."""
     centre = at.shape[1] // 2
-    v = flat_d[at]
-    own = v[:, centre]
-    mid = (0.5 * (lo + hi))[:, None]
-    use = flat_in[at]
-    near, far = use & (v < mid), use & (v >= mid)
-    cn, cf = near.sum(axis=1), far.sum(axis=1)
-    dn = (v * near).sum(axis=1) / np.maximum(cn, 1)
-    df = (v * far).sum(axis=1) / np.maximum(cf, 1)
-    # (a NaN depth in the disc makes its side's mean NaN: not ok below, and read at slice 0, not cast to an index)
-    kn = np.clip(np.rint(np.nan_to_num(dn)), 0, count - 1).astype(np.int64)
-    kf = np.clip(np.rint(np.nan_to_num(df)), 0, count - 1).astype(np.int64)
-    ok = (hi - lo > jump) & (cn >= _LEAST) & (cf >= _LEAST) & (kf > kn) & (np.abs(dn - lo) < jump)
-    ok &= np.abs(df - hi) < jump
+    own, mid, near, far, cn, cf, dn, df, kn, kf, ok = interiors(flat_d, flat_in, at, lo, hi, count=count, jump=jump)
     if stored is not None and ok.any():  # only where the stored measure leans to the other side (interior means)
         sel = np.nonzero(ok)[0]
         r = _gather(stored, kf[sel], at[sel]) - _gather(stored, kn[sel], at[sel])

@@ -42,10 +42,12 @@ pixels beside the step where it now lies.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import cv2
 import numpy as np
 
-__all__ = ["pixel_sides"]
+__all__ = ["Interiors", "interiors", "pixel_sides", "step_rounds"]
 
 _CHUNK = 4096  # band pixels whose discs are gathered at once (4096 x 197 values per array at reach 8: ~3 MB)
 _LEAST = 5  # interior pixels a side needs within the window before its ranks say anything
@@ -89,13 +91,33 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
     d = np.asarray(depth, np.float32)
     h, w = d.shape
     n = volume.shape[0]
+    if n < 2:
+        return d.copy() if d is depth else d
     flat_vol = np.asarray(volume).reshape(n, h * w)  # (a view of a contiguous volume: nothing copied)
+    low = np.float32(floor + 1e-12)
+    out = step_rounds(d, lambda flat_d, flat_in, at, lo, hi: _decide(flat_d, flat_in, flat_vol, at, [lo, hi], low,
+                                                                        jump=jump),
+                      jump=jump, band=band, reach=reach, rounds=rounds)
+    return out.copy() if out is depth else out
+
+
+def step_rounds(depth: np.ndarray, decide: Callable[..., np.ndarray], *, jump: float, band: int, reach: int,
+                rounds: int) -> np.ndarray:
+    """The passes over the pixels beside a depth step that :func:`pixel_sides` and
+    :func:`~postfocus.focus.frame_sides.frame_sides` make: ``depth`` with each band pixel given what ``decide`` says.
+
+    ``decide(flat_d, flat_in, at, lo, hi)`` gets the flat depth, the flat "off the band" mask, per band pixel the flat
+    indices of its disc (edge-clamped, the pixel in the middle) and the nearest and farthest depth beside it, and
+    returns the pixels' depths. After the first pass only the pixels near a changed one are decided again (a decision
+    reads the depths within ``reach + band + 2`` px: the same result, less work). Returns ``depth`` itself when no
+    pass changed a pixel.
+    """
+    d = depth
+    h, w = d.shape
     yy, xx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
     disc = yy * yy + xx * xx <= reach * reach
     oy, ox = yy[disc], xx[disc]
     three = np.ones((3, 3), np.uint8)
-    # a decision reads the depths within reach + band + 2 px (the disc, its band, the sides beside it): after the
-    # first pass only the pixels near a changed one can decide otherwise (the same result, less work)
     near_change = np.ones((2 * (reach + band + 2) + 1,) * 2, np.uint8)
     changed = None
     for _ in range(rounds):
@@ -103,43 +125,68 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
         inband = cv2.dilate(step, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) > 0
         todo = inband if changed is None else inband & (cv2.dilate(changed.astype(np.uint8), near_change) > 0)
         ys, xs = np.nonzero(todo)
-        if ys.size == 0 or n < 2:
+        if ys.size == 0:
             break
         flat_d, flat_in = d.ravel(), ~inband.ravel()
         beside = np.ones((2 * band + 3, 2 * band + 3), np.uint8)  # the two depths the step is between
-        sides = (cv2.erode(d, beside).ravel(), cv2.dilate(d, beside).ravel())
+        lo_map, hi_map = cv2.erode(d, beside), cv2.dilate(d, beside)
         out = d.copy()
         for i in range(0, ys.size, _CHUNK):  # a bounded batch of pixels at a time: bounded memory
             cy, cx = ys[i:i + _CHUNK], xs[i:i + _CHUNK]
             at = (np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1))  # edge-clamped
-            out[cy, cx] = _decide(flat_d, flat_in, flat_vol, at, [x[at[:, at.shape[1] // 2]] for x in sides],
-                                  np.float32(floor + 1e-12), jump=jump)
+            out[cy, cx] = decide(flat_d, flat_in, at, lo_map[cy, cx], hi_map[cy, cx])
         changed = out != d
         if not changed.any():
             break
         d = out
-    return d.copy() if d is depth else d
+    return d
+
+
+class Interiors(NamedTuple):
+    """Per band pixel: its own depth, the step's middle (a column), the disc's off-band pixels on the near and the
+    far side of it (masks) and their counts, the two sides' mean depths and slices, and whether both sides are
+    described (at least ``_LEAST`` pixels each, the step more than ``jump``, each mean near its side's depth)."""
+
+    own: np.ndarray
+    mid: np.ndarray
+    near: np.ndarray
+    far: np.ndarray
+    cn: np.ndarray
+    cf: np.ndarray
+    dn: np.ndarray
+    df: np.ndarray
+    kn: np.ndarray
+    kf: np.ndarray
+    ok: np.ndarray
+
+
+def interiors(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
+              count: int, jump: float) -> Interiors:
+    """The two sides of each band pixel's disc (``at``: flat indices, the pixel in the middle; ``lo``, ``hi``: the
+    nearest and farthest depth beside it), among ``count`` slices, as :class:`Interiors`."""
+    v = flat_d[at]
+    use = flat_in[at]
+    own = v[:, at.shape[1] // 2]
+    mid = (0.5 * (lo + hi))[:, None]
+    near, far = use & (v < mid), use & (v >= mid)
+    cn, cf = near.sum(axis=1), far.sum(axis=1)
+    dn = (v * near).sum(axis=1) / np.maximum(cn, 1)
+    df = (v * far).sum(axis=1) / np.maximum(cf, 1)
+    # (a NaN depth in the disc makes its side's mean NaN: not ok below, and read at slice 0, not cast to an index)
+    kn = np.clip(np.rint(np.nan_to_num(dn)), 0, count - 1).astype(np.int64)
+    kf = np.clip(np.rint(np.nan_to_num(df)), 0, count - 1).astype(np.int64)
+    ok = (hi - lo > jump) & (cn >= _LEAST) & (cf >= _LEAST) & (kf > kn) & (np.abs(dn - lo) < jump)
+    ok &= np.abs(df - hi) < jump
+    return Interiors(own, mid, near, far, cn, cf, dn, df, kn, kf, ok)
 
 
 def _decide(flat_d: np.ndarray, flat_in: np.ndarray, flat_vol: np.ndarray, at: np.ndarray, sides: list[np.ndarray],
             floor: np.float32, *, jump: float) -> np.ndarray:
     """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel itself in the middle;
     ``sides`` the nearest and farthest depth beside it): its own, or the other side's interior mean."""
-    v = flat_d[at]
-    use = flat_in[at]
-    own = v[:, at.shape[1] // 2]
     lo, hi = sides
-    ok = hi - lo > jump
-    mid = (0.5 * (lo + hi))[:, None]
-    near, far = use & (v < mid), use & (v >= mid)
-    cn, cf = near.sum(axis=1), far.sum(axis=1)
-    dn = (v * near).sum(axis=1) / np.maximum(cn, 1)
-    df = (v * far).sum(axis=1) / np.maximum(cf, 1)
-    last = flat_vol.shape[0] - 1
-    # (a NaN depth in the disc makes its side's mean NaN: not ok below, and read at frame 0, not cast to an index)
-    kn = np.clip(np.rint(np.nan_to_num(dn)), 0, last).astype(np.int64)
-    kf = np.clip(np.rint(np.nan_to_num(df)), 0, last).astype(np.int64)
-    ok &= (cn >= _LEAST) & (cf >= _LEAST) & (kf > kn) & (np.abs(dn - lo) < jump) & (np.abs(df - hi) < jump)
+    own, mid, near, far, cn, cf, dn, df, kn, kf, ok = interiors(flat_d, flat_in, at, lo, hi,
+                                                                count=flat_vol.shape[0], jump=jump)
     # the log ratio of the far side's frame's measure to the near side's, at every pixel of the disc
     ratio = np.log(flat_vol[kf[:, None], at] + floor) - np.log(flat_vol[kn[:, None], at] + floor)
     mine = ratio[:, at.shape[1] // 2]
