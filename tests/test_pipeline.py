@@ -135,9 +135,21 @@ def test_usable_cores_is_the_affinity_cut_to_the_quota(monkeypatch):
     from postfocus.pipeline import threads
 
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "_QUOTA_FRESH", 0.0)  # (read each time, not kept for a few seconds)
     monkeypatch.setattr(threads, "_quota_cores", lambda root=None: 2)
     assert threads.usable_cores() == 2
     monkeypatch.setattr(threads, "_quota_cores", lambda root=None: 8)
     assert threads.usable_cores() == 4
     monkeypatch.setattr(threads, "_quota_cores", lambda root=None: None)
     assert threads.usable_cores() == 4
+
+
+def test_the_quota_is_read_again_only_after_a_few_seconds(monkeypatch):
+    from postfocus.pipeline import threads
+
+    reads = []
+    monkeypatch.setattr(threads, "_quota_cores", lambda root=None: reads.append(1) or 1)
+    monkeypatch.setattr(threads, "_quota_read", [float("-inf"), None])
+    assert threads.usable_cores() == threads.usable_cores() == 1 and len(reads) == 1
+    monkeypatch.setattr(threads, "_quota_read", [threads.time.monotonic() - threads._QUOTA_FRESH, 1])
+    assert threads.usable_cores() == 1 and len(reads) == 2

@@ -16,6 +16,7 @@ environment.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -73,8 +74,24 @@ def usable_cores() -> int:
         cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # (no affinity on macOS and Windows)
         cores = max(1, os.cpu_count() or 1)
-    quota = _quota_cores()
+    quota = _quota_now()
     return cores if quota is None else max(1, min(cores, quota))
+
+
+_QUOTA_FRESH = 5.0
+"""Seconds a quota read stays in use: reading it costs about 0.3 ms (``/proc/self/cgroup`` is made by the kernel
+on each read), and a run asks for the thread budget once per fused region; a server given another quota sees it."""
+_quota_read: list = [float("-inf"), None]  # (when, cores)
+
+
+def _quota_now() -> int | None:
+    """:func:`_quota_cores` of this process, read again at most every :data:`_QUOTA_FRESH` seconds."""
+    now = time.monotonic()
+    when, cores = _quota_read
+    if now - when >= _QUOTA_FRESH:
+        cores = _quota_cores()
+        _quota_read[:] = [now, cores]
+    return cores
 
 
 def _quota_cores(root: Path = Path("/")) -> int | None:
