@@ -181,6 +181,18 @@ def order_said(ctx: click.Context, stack: Any) -> dict[str, Any]:
     Nothing a processed stack holds says which way its focus swept without ``--order auto``'s measurement (about
     0.3 s of CPU on pcb_depthmap at the analysis size, and too weak to decide on it or on keyboard_sweep.mp4, both
     swept far to near: docs/depth-and-aperture.md), so the default is named, with how to change it.
+
+    Parameters
+    ----------
+    ctx : click.Context
+        The command's context (its ``--order`` option, and where its value came from).
+    stack : ProcessedStack
+        The stack the product was made from.
+
+    Returns
+    -------
+    dict
+        ``{"order": {"near_to_far": bool, "assumed": bool}}`` for :func:`finish`.
     """
     from click.core import ParameterSource
 

@@ -149,6 +149,15 @@ def stored_frames(path: str | os.PathLike) -> int | None:
     Fewer than were written when neighbours are alike: the encoders keep such a run once, shown for the
     run's whole time (the playback is the same).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.gif`` or ``.webp`` file.
+
+    Returns
+    -------
+    int or None
+
     Examples
     --------
     >>> stored_frames("no-such.webp") is None
