@@ -299,7 +299,8 @@ def test_a_webp_or_gif_reports_the_frames_it_holds_when_alike_neighbours_are_sto
 
     pngs = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
     out = tmp_path / "pull.webp"
-    run = cli("animate", *pngs, "-o", out, "--duration", "2", "--fps", "30", "--cache", steps[0].folder.parent, "--json")
+    run = cli("animate", *pngs, "-o", out, "--duration", "2", "--fps", "30", "--cache", steps[0].folder.parent,
+              "--json")
     assert run.returncode == 0, run.stderr
     with Image.open(out) as im:
         held = im.n_frames

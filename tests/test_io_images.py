@@ -390,7 +390,7 @@ def test_exif_bytes_are_made_when_asked_and_are_pillows(tmp_path):
 
 
 def _damaged_inside(path, whole: bytes) -> None:
-    """``whole`` with 300 bytes of its entropy data lost, its end-of-image marker kept (libjpeg warns, fills, goes on)."""
+    """``whole`` with 300 bytes of its entropy data lost, its end marker kept (libjpeg warns, fills, goes on)."""
     middle = len(whole) // 2
     path.write_bytes(whole[:middle] + whole[middle + 300:])
 
