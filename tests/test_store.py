@@ -796,3 +796,55 @@ def test_a_writer_thread_out_of_disk_stops_the_writing_at_once_and_leaves_no_thr
     assert handed < 20 and most[0] <= 2
     assert len(written) - (written.index("0004.jpg") + 1) <= 2
     assert not any(t.name.startswith("postfocus-write") for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("link", ["frame file", "frames folder"])
+def test_a_frame_file_reached_through_a_link_is_a_damaged_folder_never_read(tiny_stack, tmp_path, link):
+    """A kept frame replaced by a link to a file outside the folder, of the recorded size and older than the manifest,
+    passed the "changed" check and was read (the web app, ``depth_map``); now the folder is damaged, the link is
+    not followed, and the next run makes it again."""
+    cache = tmp_path / "cache"
+    ps = process(tiny_stack.folder, cache_dir=cache)
+    index = ps.used[0]
+    name = ps.manifest["frame_files"][str(index)]
+    good = ps.read_frame(index)
+    outside = tmp_path / "outside"
+    shutil.copytree(ps.folder / "frames", outside)
+    import cv2
+
+    size = (outside / Path(name).name).stat().st_size
+    stored = cv2.imread(str(outside / Path(name).name), cv2.IMREAD_UNCHANGED)
+    ok, flat = cv2.imencode(Path(name).suffix, np.full_like(stored, stored.max() // 3))
+    assert ok and len(flat) < size
+    (outside / Path(name).name).write_bytes(flat.tobytes() + bytes(size - len(flat)))  # other pixels, the same size
+    assert not np.array_equal(read_image(outside / Path(name).name), good)
+    if link == "frame file":
+        (ps.folder / name).unlink()
+        (ps.folder / name).symlink_to(outside / Path(name).name)
+    else:
+        shutil.rmtree(ps.folder / "frames")
+        (ps.folder / "frames").symlink_to(outside, target_is_directory=True)
+    manifest = json.loads((ps.folder / "manifest.json").read_text())
+    manifest["written_ns"] = time.time_ns() + 1  # the link and its target older than the manifest
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    time.sleep(0.02)
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+
+    opened = ProcessedStack.open(ps.folder)
+    with pytest.raises(DamagedStackError, match="is not a file|not inside"):
+        opened.verify(checksums="changed")
+    assert opened.changed_since_written(name)
+    with pytest.raises(DamagedStackError):
+        opened.verify()
+    from postfocus.products.depth_frames import grid_frames  # (the depth step's own reads of the frames)
+
+    with pytest.raises(DamagedStackError, match="does not match the manifest"):
+        grid_frames(opened, (16, 16))(index)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PostfocusWarning)
+        again = process(tiny_stack.folder, cache_dir=cache)
+    assert any("damaged" in str(w.message) and "making it again" in str(w.message) for w in caught)
+    again.verify()
+    assert not (again.folder / "frames").is_symlink() and not (again.folder / name).is_symlink()
+    assert np.array_equal(again.read_frame(index), good)
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before  # what the link pointed at: untouched

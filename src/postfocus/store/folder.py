@@ -388,7 +388,7 @@ class ProcessedStack(MapsView):
         record, since = self.manifest.get("files", {}).get(name), written_since(self.folder, self.manifest)
         seen = self.__dict__.setdefault("_crc_matched", {})
         return since is None or (record is not None and mismatch(self.folder / name, record, since, crc=True,
-                                                                 seen=seen) is not None)
+                                                                 seen=seen, folder=self.folder) is not None)
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""

@@ -97,9 +97,26 @@ def verify_files(folder: Path, manifest: dict, *, checksums: bool | str, seen: d
         raise DamagedStackError(f"{folder}: manifest.json is missing")
     for name, record in manifest.get("files", {}).items():
         problem = mismatch(folder / name, record, None if checksums is True else since,
-                           crc=checksums is not False, seen=seen)
+                           crc=checksums is not False, seen=seen, folder=folder)
         if problem:
             raise DamagedStackError(f"{folder}: {name} {problem}")
+
+
+def _through_link(folder: Path, path: Path) -> bool:
+    """Whether a folder between ``folder`` and ``path`` (e.g. ``frames/``) is a link or no folder (its own status)."""
+    try:
+        parts = path.relative_to(folder).parts[:-1]
+    except ValueError:
+        return True
+    inner = folder
+    for part in parts:
+        inner = inner / part
+        try:
+            if not stat.S_ISDIR(inner.lstat().st_mode):
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def file_record(data: bytes) -> list[int]:
@@ -113,7 +130,8 @@ def file_record(data: bytes) -> list[int]:
     return [len(data), zlib.crc32(data)]
 
 
-def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool, seen: dict) -> str | None:
+def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool, seen: dict,
+             folder: Path | None = None) -> str | None:
     """What is wrong with the file at ``path`` against its manifest ``record`` ([size, CRC-32]), or None.
 
     Parameters
@@ -132,6 +150,10 @@ def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool,
     seen : dict
         File -> the status whose bytes matched: with a ``since``, a file is not read again while its
         status stays so (the web app checks an open stack on every request). Updated here.
+    folder : pathlib.Path, optional
+        The stack folder ``path`` is in: a folder between the two that is a link (``frames/`` pointing
+        elsewhere) makes the file "not inside the folder". The file itself is never followed through a link
+        (its own status, ``lstat``): a kept file that is a link, wherever it points, "is not a file".
 
     Returns
     -------
@@ -143,12 +165,14 @@ def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool,
     >>> mismatch(Path("no/such/file"), [9, 0], None, crc=True, seen={})
     'is missing'
     """
-    try:
-        st = path.stat()
+    try:  # (a link to a file outside, of the recorded size and older than the manifest, passed and was read: review19)
+        st = path.lstat()
     except OSError:
         return "is missing"
     if not stat.S_ISREG(st.st_mode):
         return "is not a file"
+    if folder is not None and _through_link(folder, path):
+        return "is not inside the folder (a folder on its way is a link)"
     if st.st_size != record[0]:
         return f"has {st.st_size} bytes, {record[0]} were written"
     if not crc or (since is not None and st.st_ctime_ns < since):  # (not <=: the same clock tick as the manifest)
