@@ -796,3 +796,39 @@ def test_a_writer_thread_out_of_disk_stops_the_writing_at_once_and_leaves_no_thr
     assert handed < 20 and most[0] <= 2
     assert len(written) - (written.index("0004.jpg") + 1) <= 2
     assert not any(t.name.startswith("postfocus-write") for t in threading.enumerate())
+
+
+_MANIFEST_VALUES = {  # field -> a value of the right JSON type that no folder can have
+    "size empty": ("size", []), "size of text": ("size", ["a", "b"]), "size huge": ("size", [10**12, 10**12]),
+    "used of text": ("used", ["a"]), "used empty": ("used", []), "used negative": ("used", [-1, 0, 1]),
+    "used past the frames": ("used", [0, 1, 99]), "used twice": ("used", [0, 0, 1]),
+    "reference past the frames": ("reference", 99), "names of numbers": ("names", [1, 2, 3]),
+    "alignment of text": ("alignment", ["x", "y", "z"]), "alignment short": ("alignment", []),
+    "alignment 2x2": ("alignment", "2x2"), "crop of text": ("crop", ["a"]), "crop empty": ("crop", []),
+    "crop not the size": ("crop", [0, 0, 50, 50]), "reference_size of text": ("reference_size", ["a", "b"]),
+    "options not options": ("options", {"align": 5}), "a used frame with no file": ("frame_files", {}),
+}
+
+
+@pytest.mark.parametrize("change", list(_MANIFEST_VALUES))
+def test_a_manifest_whose_values_no_folder_can_have_is_a_damaged_folder_made_again(tiny_stack, tmp_path, change):
+    """A manifest edited by hand (or by another tool) whose fields have the right JSON types but values no stack
+    folder has (a size of text or of 10**12, frames used past the stack, an alignment of another shape, a crop of
+    another size) passed ``check_fields``: every later run was an internal error (ValueError, IndexError,
+    KeyError, TypeError, OpenCV's "Can't parse 'dsize'") or an OptionError blaming the caller's options
+    (``region=None``), and the folder was never made again (review20). Each is a damaged folder, made again."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert ps.frames_unwarped  # (crop and reference_size are checked)
+    manifest = dict(ps.manifest)
+    name, value = _MANIFEST_VALUES[change]
+    if value == "2x2":
+        value = [dict(a, matrix=[[1, 0], [0, 1]]) for a in manifest["alignment"]]
+    manifest[name] = value
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="manifest.json"):
+        ProcessedStack.open(ps.folder)
+    with pytest.warns(PostfocusWarning, match="damaged .*making it again"):
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    again.verify()
+    assert again.manifest[name] == ps.manifest[name]
+    assert again.merge().shape[:2] == ps.size
