@@ -444,3 +444,26 @@ def test_integers_too_long_for_a_float_or_a_string_are_a_4xx_not_a_500(server):
     assert c.get(f"{base}/frames/0").status_code == 200
     for bad in ("-1", "1.5", "%D9%A1", "0x1"):  # (the int route matched none of these: still 404s)
         assert c.get(f"{base}/frames/{bad}").status_code == 404, bad
+
+
+def test_a_host_or_origin_no_url_parser_can_read_is_refused_not_a_500():
+    """``Host: [`` or ``Origin: http://[`` (an IPv6 address never closed) made the guard's ``urlsplit`` raise
+    "Invalid IPv6 URL": a 500 and a traceback in the server's log for any client that sent one (review20). Each is
+    refused as any other host or origin; the IPv6 loopback, written as a browser writes it, is still served."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from postfocus.web.guard import GuardMiddleware
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"), methods=["GET", "POST"])])
+    app.add_middleware(GuardMiddleware, allowed_hosts=("127.0.0.1", "localhost", "::1"))
+    c = TestClient(app, base_url=BASE)
+    for host in ("[", "[::1", "localhost]"):
+        r = c.get("/", headers={"host": host})
+        assert r.status_code == 400 and "answers only to" in r.json()["error"], host
+    for origin in ("http://[", "http://[::1", "http://]"):
+        r = c.post("/", headers={"origin": origin, **CHANGE})
+        assert r.status_code == 403 and r.json()["error"] == "Requests from other web sites are refused.", origin
+    assert c.get("/", headers={"host": "[::1]:8000"}).text == "ok"
+    assert c.post("/", headers={"host": "[::1]:8000", "origin": "http://[::1]:8000", **CHANGE}).text == "ok"
