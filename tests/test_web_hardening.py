@@ -467,3 +467,35 @@ def test_a_host_or_origin_no_url_parser_can_read_is_refused_not_a_500():
         assert r.status_code == 403 and r.json()["error"] == "Requests from other web sites are refused.", origin
     assert c.get("/", headers={"host": "[::1]:8000"}).text == "ok"
     assert c.post("/", headers={"host": "[::1]:8000", "origin": "http://[::1]:8000", **CHANGE}).text == "ok"
+
+
+def test_a_disk_that_fills_during_an_upload_is_a_507_and_keeps_nothing(tmp_path, monkeypatch, caplog):
+    """The free-space check reads Content-Length once, before the upload: a disk filled meanwhile (two uploads at
+    once, another program) or an upload sent without a length met ``OSError(ENOSPC)`` writing a photo, and the
+    answer was a 500 "could not read or write this job's files; see its log" with a traceback there, as for a
+    fault of the server (review20). It is a 507 saying to free disk space, like the check before; nothing is kept."""
+    import errno
+    import io as _io
+
+    from postfocus.web import upload
+
+    real_open = open
+
+    class Full(_io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def opened(path, mode="r", *args, **kwargs):
+        return Full(path, "xb") if mode == "xb" else real_open(path, mode, *args, **kwargs)
+
+    srv = Server(tmp_path / "data")
+    try:
+        monkeypatch.setattr(upload, "open", opened, raising=False)
+        caplog.set_level("WARNING", logger="postfocus.web")
+        r = srv.client.post("/api/jobs", files=multipart(make_stack_files(2)))
+        assert r.status_code == 507, r.text
+        assert "free disk space" in r.json()["error"]
+        assert job_count(srv) == 0 and not any((tmp_path / "data" / "jobs").iterdir())
+        assert not any(record.exc_info for record in caplog.records)
+    finally:
+        srv.stop()

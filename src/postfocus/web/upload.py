@@ -22,6 +22,7 @@ no body, however nested, ends in anything but a clear refusal.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import re
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_FIELD_BYTES",
     "MAX_FILES",
     "MAX_JSON_BYTES",
+    "NO_SPACE",
     "SNIFF_BYTES",
     "SUPPORTED",
     "Sniffed",
@@ -58,6 +60,7 @@ MAX_FILES = 2000
 MAX_FIELD_BYTES = 1024
 MAX_JSON_BYTES = 64 * 1024
 
+NO_SPACE = "Not enough free disk space for this upload."
 SUPPORTED = "JPEG, PNG or TIFF photos, or one MP4, MOV, MKV, AVI or MTS video"
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
 
@@ -270,6 +273,10 @@ class UploadReceiver:
             parser.finalize()
         except FormParserError as exc:
             raise UploadError(400, f"The upload could not be read ({exc}).") from None
+        except OSError as exc:  # (a disk filled since the free-space check: a 500 and a traceback; review20)
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise UploadError(507, NO_SPACE) from None
         finally:
             self.close()
         if not self._complete:
