@@ -37,27 +37,14 @@ from postfocus.errors import PostfocusError
 from postfocus.io.base import looks_like_mp4
 from postfocus.web.store import JobFolder, display_name
 
-__all__ = [
-    "HEIF_BRANDS",
-    "MAX_FIELD_BYTES",
-    "MAX_FILES",
-    "MAX_JSON_BYTES",
-    "NO_SPACE",
-    "SNIFF_BYTES",
-    "SUPPORTED",
-    "Sniffed",
-    "UploadError",
-    "UploadReceiver",
-    "check_upload",
-    "humanize",
-    "json_body",
-    "sniff",
-    "too_large",
-]
+__all__ = ["HEIF_BRANDS", "MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "MAX_JSON_BYTES", "NO_SPACE", "SNIFF_BYTES",
+           "SUPPORTED", "Sniffed", "UploadError", "UploadReceiver", "check_upload", "humanize", "json_body", "sniff",
+           "too_large"]
 
 SNIFF_BYTES = 512
 MAX_FILES = 2000
 MAX_FIELD_BYTES = 1024
+MAX_FIELDS = 16  # text fields of distinct names (each held in memory; the page sends none, a title at most)
 MAX_JSON_BYTES = 64 * 1024
 
 NO_SPACE = "Not enough free disk space for this upload."
@@ -224,6 +211,8 @@ class UploadReceiver:
     def _on_part_end(self) -> None:
         part = self._part
         if part.filename is None:
+            if part.field and part.field not in self.fields and len(self.fields) >= MAX_FIELDS:  # (2 GB held: review20)
+                raise UploadError(400, f"Too many form fields in one upload (at most {MAX_FIELDS}).")
             if part.field:
                 self.fields[part.field] = part.data.decode("utf-8", "replace")
             return
