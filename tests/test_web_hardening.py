@@ -532,3 +532,52 @@ def test_an_upload_of_thousands_of_form_fields_is_refused_not_held_in_memory(tmp
         receive([f"f{i}" for i in range(20000)])
     assert refused.value.status == 400 and f"at most {MAX_FIELDS}" in refused.value.message
     assert receive(["title"] * 2000 + ["note"]).fields.keys() == {"title", "note"}
+
+
+def _raw_like(kind: str, seed: int) -> bytes:
+    """A TIFF laid out as cameras write RAW files: IFD 0 a 160x120 preview (NewSubfileType 1; a DNG also has
+    DNGVersion), the sensor's 640x480 image in a SubIFD; or, for ``"tiff"``, two full-size pages."""
+    import io as _io
+
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    sensor = (rng.random((480, 640)) * 4095).astype(np.uint16)
+    buf = _io.BytesIO()
+    with tifffile.TiffWriter(buf) as tw:
+        if kind == "tiff":
+            tw.write((rng.random((120, 160, 3)) * 255).astype(np.uint8), photometric="rgb")
+            tw.write((rng.random((120, 160, 3)) * 255).astype(np.uint8), photometric="rgb")
+        else:
+            dng = [(50706, "B", 4, (1, 4, 0, 0), True)] if kind == "dng" else []
+            tw.write((rng.random((120, 160, 3)) * 255).astype(np.uint8), subfiletype=1, subifds=1,
+                     photometric="rgb", extratags=dng)
+            tw.write(sensor, subfiletype=0, photometric="minisblack")
+    return buf.getvalue()
+
+
+def test_raw_photos_uploaded_are_refused_not_stacked_as_their_previews(tmp_path):
+    """A DNG or NEF starts as a TIFF does, and its first image is the camera's small preview: the upload was taken
+    as TIFF photos and the job stacked the 160x120 previews, "done", without a word (review20). A TIFF whose first
+    image is a reduced-resolution one (NewSubfileType bit 0), or a DNG, is refused naming the file and the way on;
+    a TIFF of several full pages is still a photo."""
+    from postfocus.web.upload import check_upload
+
+    srv = Server(tmp_path / "data")
+    try:
+        for kind in ("dng", "nef"):
+            photos = [(f"DSC_000{k}.{kind.upper()}", _raw_like(kind, k)) for k in range(2)]
+            r = srv.client.post("/api/jobs", files=multipart(photos, mime="application/octet-stream"))
+            assert r.status_code == 415, r.text
+            said = r.json()["error"]
+            assert said.startswith("DSC_0000.") and "RAW" in said and "postfocus stack" in said, said
+            assert "\n" not in said and str(tmp_path) not in said
+            assert job_count(srv) == 0
+        job = srv.app.state.store.create()
+        for k in range(2):
+            job.input_path(k, ".tif").write_bytes(_raw_like("tiff", k))
+        check_upload(job, [{"name": f"p{k}.tif", "file": f"in/00{k}.tif", "kind": "image", "format": "TIFF"}
+                           for k in range(2)])
+    finally:
+        srv.stop()

@@ -311,7 +311,6 @@ async def json_body(content_length: str | None, stream: AsyncIterator[bytes], li
         raise ValueError("the request body nests too deep") from None
 
 
-
 def too_large(limit_text: str) -> str:
     """The message (str) for an upload past the size limit; ``limit_text`` as people read it, e.g. "2 GB"."""
     return (f"The upload is larger than this server accepts ({limit_text}). "
@@ -389,16 +388,28 @@ def _check_image(path: Path, expected: str) -> None:
 
     from postfocus.errors import InputError
     from postfocus.io.images import read_header
-
     header = read_header(path)
     with Image.open(path) as im:
         fmt = im.format
-    if fmt != expected and not (expected == "TIFF" and fmt in ("TIFF", "MPO")) and not (
-        expected == "JPEG" and fmt == "MPO"
-    ):
+    if fmt != expected and not (expected in ("TIFF", "JPEG") and fmt == "MPO"):
         raise InputError(f"{path}: not a valid {expected} file")
+    if expected == "TIFF" and _first_image_is_a_preview(path):  # (its 160x120 preview was stacked: review20)
+        raise InputError(f"{path}: a camera RAW photo (DNG, NEF, ARW ...), whose first image is only a preview; "
+                         "upload JPEG, PNG or TIFF photos made from it, or stack RAW files with 'postfocus stack'")
     if header.width < 16 or header.height < 16:
         raise InputError(f"{path}: too small ({header.width}x{header.height}) to be a photo of a stack")
+
+
+def _first_image_is_a_preview(path: Path) -> bool:
+    """Whether the TIFF ``path`` is laid out as camera RAW files are: a DNG, or a first image of reduced resolution
+    (NewSubfileType bit 0), the sensor's lying in a SubIFD."""
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages.first.tags
+            return 50706 in tags or int(getattr(tags.get(254), "value", 0)) & 1 == 1
+    except Exception:  # noqa: BLE001 (a TIFF tifffile cannot read, Pillow could: judged by Pillow alone, as before)
+        return False
 
 
 def _check_video(path: Path) -> None:
