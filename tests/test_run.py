@@ -186,3 +186,17 @@ def test_process_arguments_it_cannot_use_are_refused_by_name_before_any_work(tin
         assert str(refused.value).startswith(said)
     assert not any(tmp_path.iterdir())  # before any work: nothing kept
     assert run.process(tiny_stack.folder, cache_dir=tmp_path, jpeg_quality=np.int64(90), refresh=np.True_).used
+
+
+def test_a_set_of_paths_is_refused_by_stack_and_process_as_by_open_source(tiny_stack, tmp_path):
+    """review17 made ``open_source`` refuse a set of paths (its order, the focus order, is its hash's: another in each
+    process), but ``stack()`` and ``process()`` first listed any iterable that is not a list (for generators of
+    frames), so a set was stacked in its hash order, and keyed in it (review20)."""
+    import pytest
+
+    from postfocus.errors import InputError
+
+    paths = {str(p) for p in tiny_stack.paths}
+    for call in (lambda: run.stack(paths), lambda: run.process(frozenset(paths), cache_dir=tmp_path)):
+        with pytest.raises(InputError, match="a set has no order"):
+            call()
