@@ -508,6 +508,7 @@ def test_an_upload_of_thousands_of_form_fields_is_refused_not_held_in_memory(tmp
     process while files go to disk (review20). Past :data:`MAX_FIELDS` distinct names the upload is refused; a
     field sent again under one name replaces itself and is not counted twice."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from postfocus.web.store import Store
     from postfocus.web.upload import MAX_FIELDS
@@ -523,9 +524,10 @@ def test_an_upload_of_thousands_of_form_fields_is_refused_not_held_in_memory(tmp
         for i in range(0, len(data), 65536):
             yield data[i:i + 65536]
 
-    def receive(names):
+    def receive(names):  # (on a thread of its own: the browser fixture's event loop may run on this one)
         receiver = UploadReceiver(job, 2**40, "big")
-        asyncio.run(receiver.receive("multipart/form-data; boundary=XyZ", chunks(body(names))))
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, receiver.receive("multipart/form-data; boundary=XyZ", chunks(body(names)))).result()
         return receiver
 
     with pytest.raises(UploadError) as refused:
