@@ -583,3 +583,21 @@ def test_raw_photos_uploaded_are_refused_not_stacked_as_their_previews(tmp_path)
                            for k in range(2)])
     finally:
         srv.stop()
+
+
+def test_a_data_folder_that_cannot_hold_jobs_is_one_line_not_an_internal_error(tmp_path):
+    """``serve --data-dir DIR`` whose ``DIR/jobs`` is a file was "postfocus: internal error: FileExistsError"
+    (``create_app`` raised it from the Store), where a data folder that cannot be made is one line (review20)."""
+    from conftest import run_postfocus
+
+    from postfocus.errors import OutputError
+    from postfocus.web.app import create_app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "jobs").write_text("not a folder")
+    with pytest.raises(OutputError, match=r"jobs: cannot keep jobs there"):
+        create_app(data)
+    run = run_postfocus("serve", "--data-dir", data, "--no-browser", "--port", "0", timeout=60)
+    assert run.returncode != 0 and "internal error" not in run.stderr and "Traceback" not in run.stderr
+    assert run.err_lines == [f"postfocus: error: {data / 'jobs'}: cannot keep jobs there (File exists)"], run.stderr
