@@ -832,3 +832,32 @@ def test_a_manifest_whose_values_no_folder_can_have_is_a_damaged_folder_made_aga
     again.verify()
     assert again.manifest[name] == ps.manifest[name]
     assert again.merge().shape[:2] == ps.size
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_manifest_that_is_no_file_is_never_waited_on_or_read_whole(tiny_stack, tmp_path, kind):
+    """A FIFO named ``manifest.json`` blocked its read for good: every command on the input hung (and ``info``, which
+    opens every folder of the cache); a link to ``/dev/zero`` was read until memory ran out (review20; review16 did
+    this for the kept ``.npz`` files). The manifest is opened without waiting and read only if a regular file: a
+    damaged folder, made again with a warning."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = ps.folder / "manifest.json"
+    manifest.unlink()
+    if kind == "fifo":
+        os.mkfifo(manifest)
+    elif kind == "device":
+        manifest.symlink_to("/dev/zero")
+    else:
+        manifest.mkdir()
+    code = ("import sys, warnings; from postfocus.pipeline.run import process\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    ps = process({str(tiny_stack.folder)!r}, cache_dir={str(tmp_path)!r})\n"
+            "ps.verify(); print(' | '.join(str(w.message) for w in caught))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+                         preexec_fn=lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_AS,
+                                                                              (4 << 30, 4 << 30)))
+    assert run.returncode == 0, run.stderr[-600:]
+    assert "damaged" in run.stdout and "manifest.json is not a file" in run.stdout, run.stdout
+    assert ProcessedStack.open(ps.folder).used == ps.used

@@ -19,7 +19,8 @@ import numpy as np
 from postfocus.errors import InputError
 from postfocus.store.unwarped import UNWARPED_KEY
 
-__all__ = ["DamagedStackError", "check_fields", "file_record", "mismatch", "verify_files", "written_since"]
+__all__ = ["MAX_MANIFEST_BYTES", "DamagedStackError", "check_fields", "file_record", "mismatch", "read_manifest",
+           "verify_files", "written_since"]
 
 
 class DamagedStackError(InputError):
@@ -116,6 +117,31 @@ def _inside(name: str) -> bool:
 
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_MANIFEST_BYTES = 256 << 20
+"""Largest ``manifest.json`` read (a 2000-frame stack's is about 2 MB)."""
+
+
+def read_manifest(folder: Path) -> bytes:
+    """The bytes of ``folder``'s ``manifest.json``, opened without waiting and read only if a regular file.
+
+    InputError when there is none (not a stack folder); DamagedStackError when it is no regular file (a FIFO blocked
+    the read for good, a link to ``/dev/zero`` was read until memory ran out: review20) or over
+    :data:`MAX_MANIFEST_BYTES`.
+    """
+    try:
+        fd = os.open(folder / "manifest.json", os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as exc:  # (ValueError: a NUL in the path)
+        raise InputError(f"{folder}: not a postfocus stack folder ({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (a FIFO, a device, a folder)
+        os.close(fd)
+        raise DamagedStackError(f"{folder}: manifest.json is not a file")
+    with open(fd, "rb") as handle:
+        data = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise DamagedStackError(f"{folder}: manifest.json is over {MAX_MANIFEST_BYTES >> 20} MB")
+    return data
 
 
 def written_since(folder: Path, manifest: dict) -> int | None:
