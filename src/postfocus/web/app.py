@@ -72,7 +72,8 @@ from postfocus.web.ops import f_number_used
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
 from postfocus.web.taps import app_threads
-from postfocus.web.upload import UploadError, UploadReceiver, check_upload, drop_repeats, humanize, json_body, too_large
+from postfocus.web.upload import (NO_SPACE, UploadError, UploadReceiver, check_upload, drop_repeats, humanize, json_body,
+                                  too_large)
 
 __all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
 
@@ -243,7 +244,7 @@ def create_app(
             if int(length) > limit:
                 return error(413, too_large(limit_text))
             if shutil.disk_usage(store.root).free < int(length) + DISK_RESERVE:
-                return error(507, "Not enough free disk space for this upload.")
+                return error(507, NO_SPACE)
         job = store.create()
         receiver = UploadReceiver(job, limit, limit_text)
         try:

@@ -28,6 +28,15 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def _netloc(url: str, *, part: str = "netloc") -> str | None:
+    """``url``'s network location (or ``part`` of it), lower case; None when no URL parser can read it (``Host: [``
+    raised "Invalid IPv6 URL", a 500 with a traceback: review20)."""
+    try:
+        return (getattr(urlsplit(url), part) or "").lower()
+    except ValueError:
+        return None
+
+
 class GuardMiddleware:
     """Host allow-list, same-origin check for changes, and security headers."""
 
@@ -45,7 +54,7 @@ class GuardMiddleware:
         that this server never grants.
         """
         origin = headers.get("origin")
-        if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
+        if origin is not None and (origin == "null" or _netloc(origin) != host.lower()):
             return "Requests from other web sites are refused."
         if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return "Requests from other web sites are refused."
@@ -60,7 +69,7 @@ class GuardMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
-        hostname = (urlsplit(f"//{host}").hostname or "").lower()
+        hostname = _netloc(f"//{host}", part="hostname")
         if self.allowed is not None and hostname not in self.allowed:
             await error(400, f"This server answers only to {', '.join(sorted(self.allowed))}.")(scope, receive, send)
             return

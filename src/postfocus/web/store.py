@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from postfocus.errors import OutputError
 from postfocus.io.lock import FileLock
 from postfocus.io.write import atomic_write_json
 
@@ -215,7 +216,10 @@ class Store:
     def __init__(self, data_dir: str | os.PathLike):
         self.root = Path(data_dir).expanduser().resolve()
         self.jobs_dir = self.root / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # ("jobs" a file: an internal FileExistsError in `serve`; review20)
+            raise OutputError(f"{self.jobs_dir}: cannot keep jobs there ({exc.strerror or exc})") from None
 
     # Paths --------------------------------------------------------------
     def inside(self, path: Path) -> bool:
