@@ -97,7 +97,12 @@ def ic_ecc_level(template: np.ndarray, moving: np.ndarray, matrix: np.ndarray, *
     tz = (t - np.float32(t.mean())).ravel()
     # Products of rows one dot at a time: OpenBLAS's matrix products of so few rows (gemv, gemm) took 5-150
     # times as long as their dots on this machine (threads it starts and waits for).
-    hess_inv = np.linalg.inv(np.array([[float(a.dot(b)) for b in g] for a in g]))
+    # (pseudo-inverse: a template without texture in some direction, a ramp or a flat grey, moves only in the
+    # others; a flat one then has no correlation to gain and is reported as diverged, as OpenCV's match does)
+    hessian = np.array([[float(a.dot(b)) for b in g] for a in g])
+    if not np.all(np.isfinite(hessian)):
+        raise EccDiverged("the correlation match diverged")
+    hess_inv = np.linalg.pinv(hessian, rcond=1e-10)
     gt = _dots(g, tz)
     t_norm2 = float(tz @ tz)
     t_proj = float(gt @ hess_inv @ gt)
