@@ -363,9 +363,10 @@ def create_app(
     def aperture(request: Request) -> Response:
         job, data = finished(request)
         full = request.query_params.get("full") in ("1", "true", "yes")
-        f_number = number(request, "f")
-        path = results.aperture(job, number(request, "x"), number(request, "y"), f_number, preview=not full)
-        return serve_file(request, path, job, data, f"f{f_number_used(f_number):g}.jpg")  # named as rendered
+        f_number, x, y = number(request, "f"), number(request, "x"), number(request, "y")
+        path = results.aperture(job, x, y, f_number, preview=not full)
+        lens = results.aperture_lens(job, x, y, f_number, preview=not full).headers()  # its blur, for the caption
+        return serve_file(request, path, job, data, f"f{f_number_used(f_number):g}.jpg", headers=lens)  # as rendered
 
     def depth(request: Request) -> Response:
         job, data = finished(request)
