@@ -157,7 +157,7 @@ def test_bytes_made_float_from_a_table_fold_the_same_bits_as_converted(tiny_stac
             return getattr(cv2, name)
 
         @staticmethod
-        def LUT(src, lut, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+        def LUT(src, lut, *args, **kwargs):  # (OpenCV's name)
             if lut.dtype != np.float32:
                 return cv2.LUT(src, lut, *args, **kwargs)
             tables.append(lut)  # (the value of byte 1 is the factor itself: to_float's multiply)

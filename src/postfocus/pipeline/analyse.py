@@ -140,9 +140,8 @@ def _second_beside(frames: Iterable, early: Future | None) -> Iterator:
 class _Scratch(threading.local):
     """Frame-sized arrays a decoding thread reuses from one frame to the next, by name (one set a thread).
 
-    A frame-sized array made afresh faults its pages in every time (pcb's decoding thread: about 17,000
-    page faults, 0.25-0.33 s of system time in 7 frames, docs/performance.md "Medium stacks, fourteenth
-    session"); these are made once.
+    A frame-sized array made afresh faults its pages in every time; these are made once (pcb's decoding
+    thread: 0.14 -> 0.09 s of system time in 7 frames, docs/performance.md "Medium stacks, fourteenth session").
     """
 
     def __init__(self) -> None:
