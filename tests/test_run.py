@@ -29,25 +29,6 @@ def test_a_small_stack_is_decoded_once_and_merges_the_same(tiny_stack, tmp_path,
     assert all(np.array_equal(once.read_frame(i), twice.read_frame(i)) for i in once.used)
 
 
-def test_image_files_larger_than_the_working_size_are_decoded_in_each_pass(tiny_stack, tmp_path, monkeypatch):
-    """Holding frames larger than pass 1's working size set pass 1's peak (pcb): they are decoded again in pass 2.
-    Frames up to the working size stay decoded once."""
-    reads: Counter = Counter()
-    read_pixels = ImageFilesSource.read_pixels
-
-    def counting(self, index):
-        reads[index] += 1
-        return read_pixels(self, index)
-
-    monkeypatch.setattr(ImageFilesSource, "read_pixels", counting)
-    once = run.process(tiny_stack.folder, cache_dir=tmp_path / "once", order="near-to-far", align_size=300)
-    assert sorted(reads.values()) == [1, 1, 1]  # (300 px: the tiny frames' long edge)
-    reads.clear()
-    twice = run.process(tiny_stack.folder, cache_dir=tmp_path / "twice", order="near-to-far", align_size=299)
-    assert sorted(reads.values()) == [2, 2, 2]
-    assert twice.used == once.used  # (the same pixels either way: the test above, with frames decoded in each pass)
-
-
 def test_the_stack_folder_is_the_same_whenever_the_kept_frames_are_warped(tiny_stack, tmp_path, monkeypatch):
     """The kept frames are warped beside the focus map (``on_measured``); warped as soon as the alignment is
     known, or only when pass 2 asks for the first, every file of the stack folder is the same."""

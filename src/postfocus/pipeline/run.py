@@ -53,9 +53,6 @@ from postfocus.sweep import RepeatedFrames
 __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
 
 #: Stacks whose decoded frames take at most this many MB are decoded once: pass 1 keeps them for pass 2.
-#: Not image files whose frames are larger than pass 1's working size (``largest``, long edge): decoding
-#: again costs about 10 ms a 3 MP JPEG, and holding them set pass 1's peak (pcb: 63 MB; docs/performance.md,
-#: "Medium stacks, fourteenth session").
 DECODED_ONCE_MB = 64
 
 
@@ -109,10 +106,9 @@ class _DecodedOnce(FrameSource):
         return len(self._kept) == len(self)
 
 
-def _decode_once(source: FrameSource, bands: int, *, hold: bool = False, largest: int | None = None
+def _decode_once(source: FrameSource, bands: int, *, hold: bool = False
                  ) -> tuple[FrameSource, Callable[[], None]]:
-    """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only;
-    image files up to ``largest`` px on the long edge);
+    """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only);
     ``hold``: pass 1's frames are also held for the direction's measurement until it takes them. With
     ``release()``, to call when both passes are over: a video's scratch file started here goes then, with
     the frames pass 2 did not read again (outside a merged range, left out), not when the source does (a
@@ -120,8 +116,7 @@ def _decode_once(source: FrameSource, bands: int, *, hold: bool = False, largest
     info = source.info
     h, w = info.size
     frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
-    if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB \
-            or (info.kind == "images" and largest is not None and max(h, w) > largest):
+    if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
         # a video: its decoded frames kept in a scratch file instead (dropped by ``release``, if started here)
         if hasattr(source, "keep_decoded") and source.keep_decoded():
             return source, source.drop_decoded
@@ -144,7 +139,7 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
     restore = configure_threads(opts.threads)  # OpenCV's, the process's: set back by ``release`` (or on an error)
     try:
         bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-        source, release = _decode_once(source, bands, hold=opts.order == "auto", largest=opts.align_size)
+        source, release = _decode_once(source, bands, hold=opts.order == "auto")
     except BaseException:
         restore()
         raise
