@@ -51,8 +51,7 @@ __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands",
 Region = tuple[int, int, int, int]
 
 _MARGIN = 16  # px: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian, and more)
-# Every byte in each of 3 channels: pass 2 looks RGB bytes' to_float values up in it (4-5x faster than converting).
-_BYTES = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+_BYTES = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (to_float of it: pass 2's table)
 
 
 def fuse(
@@ -402,7 +401,7 @@ class _Merge:
                 t, l, b, r = rect  # warped whole, then made float a band of rows at a time (``rows``)
                 pixels, rows = part(*rect, raw=True), FOLD_ROWS if banded else b - t
                 for a in range(t, b, rows):
-                    band = pixels[a - t:a - t + rows]
+                    band = pixels[a - t:a - t + rows]  # (RGB bytes looked up: 4-5x faster than converting)
                     band = cv2.LUT(band, table) if table is not None and band.shape[2:] == (3,) and band.dtype == np.uint8 \
                         else to_float(band, factor)
                     fusion.add(position, srgb_decode(band) if linear else band, (a, l, min(b, a + rows), r))
