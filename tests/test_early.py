@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import make_tiny_stack
 
-import postfocus.pipeline.run as run
 from postfocus.io.arrays import ArraySource
 from postfocus.io.images import read_image
 from postfocus.io.video_write import write_video
+from postfocus.pipeline import run
 from postfocus.pipeline.early import EarlyReads
 from postfocus.pipeline.run import process
 
