@@ -59,22 +59,3 @@ def test_a_videos_matches_refine_at_once_a_photo_stacks_take_turns(tiny_stack, t
         pass1.analyse(source, motion="off", threads=2)
     pass1.analyse(open_source(tiny_stack.folder), motion="off", threads=2)
     assert turns == [False, True]
-
-
-def test_on_mapping_comes_once_after_the_motion_check_before_the_map_is_taken(tiny_stack, monkeypatch):
-    """Work started by ``on_mapping`` runs beside the focus map alone: the motion check is done by then, the map
-    is not taken yet (with motion off too, where this thread makes the map itself)."""
-    calls: list[str] = []
-    finish, still = pass1.MotionDetector.finish, pass1.focus_index_map
-    monkeypatch.setattr(pass1.MotionDetector, "finish", lambda self: calls.append("motion") or finish(self))
-    monkeypatch.setattr(pass1, "focus_index_map", lambda *a, **k: still(*a, **k) if calls.append("map") is None else 0)
-    hooks = {"on_measured": lambda: calls.append("measured"), "on_mapping": lambda: calls.append("mapping")}
-    with_motion = pass1.analyse(open_source(tiny_stack.folder), threads=1, **hooks)
-    assert calls == ["measured", "motion", "mapping", "map"]  # (one thread: the map made here, after the hook)
-    calls.clear()
-    pass1.analyse(open_source(tiny_stack.folder), motion="off", **hooks)
-    assert calls == ["measured", "mapping", "map"]
-    calls.clear()
-    beside = pass1.analyse(open_source(tiny_stack.folder), **hooks)
-    assert calls.index("motion") < calls.index("mapping") and calls.count("mapping") == 1
-    assert np.array_equal(with_motion.maps.focus_index, beside.maps.focus_index)

@@ -148,7 +148,6 @@ def analyse(
     leave_out: Callable[[], dict[int, str]] | None = None,
     on_alignment: Callable[[list[FrameAlignment], list[int]], None] | None = None,
     on_measured: Callable[[], None] | None = None,
-    on_mapping: Callable[[], None] | None = None,
     **changes: Any,
 ) -> Analysis:
     """Pass 1: align every frame, measure its focus and map the focus index, streaming.
@@ -177,9 +176,6 @@ def analyse(
     on_measured : callable, optional
         ``on_measured()`` once every frame's measure and small copy is in reference geometry, as the
         focus map starts (on one thread: work started here fills the other core).
-    on_mapping : callable, optional
-        ``on_mapping()`` once the motion check is done, as this thread turns to the focus map (waits for it, or
-        makes it): work started here runs beside the map alone (a short job would end beside the motion check).
     **changes
         Fields of :class:`StackOptions` to change, e.g. ``motion="off"``.
 
@@ -368,8 +364,6 @@ def analyse(
         # there make the focus map fill those pixels from their static surroundings.
         core = moved.mask > 0.5
         focus_volume[:, core] = focus_volume[:, core].mean(axis=0)
-    if on_mapping is not None:
-        on_mapping()
     if still_map is not None and not moving:
         index_used, confidence = still_map.result()
     else:

@@ -25,7 +25,6 @@ from postfocus.focus.direction import SweepDirection, direction_of, stated_direc
 from postfocus.io.base import FrameSource
 from postfocus.options import StackOptions, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
-from postfocus.pipeline.early import EarlyReads
 from postfocus.pipeline.finish import OnImage, write_beside
 from postfocus.pipeline.inputs import Inputs, collect_warnings, open_quietly
 from postfocus.pipeline.memory import give_back_freed
@@ -363,21 +362,17 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
         keep = (FileCopies(part.path, info.paths, identity=identity) if copies
                 else FrameWriter(part.path, lossless, deep, jpeg_quality, chroma_420=unwarped,
                                  workers=helper_threads(opts.threads) if unwarped else 1))
-        early = bands == 1 and not opts.refine_flow
-        handover = reads = None
         if unwarped and not copies:
-            source = handover = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
-            if early and helper_threads(opts.threads) > 1:  # pass 2's first frames read beside the focus map
-                source = reads = EarlyReads(source)
+            source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
         ahead = WarpAhead(source, keep, opts.method,
                           kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
         written = None
         try:
-            aligned = (lambda _, used: reads.plan(used)) if reads else ahead.start if early else None
+            early = bands == 1 and not opts.refine_flow
             analysis = analyse(source, opts, progress=progress, warn=warn, on_frame=repeats.see if repeats else None,
-                               leave_out=repeats.leave_out if repeats else None, on_alignment=aligned,
-                               on_measured=ahead.begin if early and not reads else None,
-                               on_mapping=reads.begin if reads else None)
+                               leave_out=repeats.leave_out if repeats else None,
+                               on_alignment=ahead.start if early else None,
+                               on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
             if copies:  # copied beside pass 2 (which still warps whole frames, ignored by the copier:
@@ -392,14 +387,12 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                                  on_aligned=None if ahead.started or (unwarped and not copies) else keep,
                                                  progress=progress, warped=ahead.frame if ahead.started else None,
                                                  keep_volume=False)
-            if handover is not None:
-                handover.hand_missing(analysis.maps.used)
+            if unwarped and not copies:
+                source.hand_missing(analysis.maps.used)
         finally:
             # Every thread is joined even when one of them failed (before the temporary folder goes).
             try:
                 ahead.close()
-                if reads is not None:
-                    reads.close()
             finally:
                 try:
                     frame_files = keep.close()
