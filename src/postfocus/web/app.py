@@ -34,8 +34,9 @@ the local machine's, which defeats DNS rebinding), state-changing requests
 from another origin (``Origin: null`` included) or without the header
 ``X-Postfocus: 1`` are refused, JSON bodies are limited in size, uploads are
 limited in size while they stream, checked by content, refused when cut
-short, and stored under generated names; job ids must be UUIDs, and every file
-served is checked to lie in its job's folder.
+short or stalled, at most a few at once (:mod:`~postfocus.web.intake`), and
+stored under generated names; job ids must be UUIDs, and every file served is
+checked to lie in its job's folder.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import os
 import re
 import threading
@@ -62,9 +64,9 @@ from postfocus.errors import OptionError, OutputError, PostfocusError
 from postfocus.options import check_threads, is_number
 from postfocus.pipeline.threads import configure_threads
 from postfocus.store.cache import CacheError
-from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
+from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error, host_names
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
-from postfocus.web.intake import DEFAULT_UPLOAD_TIMEOUT, DEFAULT_MAX_UPLOADS, Intake
+from postfocus.web.intake import DEFAULT_MAX_UPLOADS, DEFAULT_UPLOAD_TIMEOUT, Intake
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
 from postfocus.web.names import attachment, slug
 from postfocus.web.ops import f_number_used
@@ -73,7 +75,8 @@ from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFo
 from postfocus.web.taps import app_threads
 from postfocus.web.upload import UploadError, humanize, json_body
 
-__all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
+__all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "MAX_WORKERS", "GuardMiddleware", "create_app",
+           "error"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -82,6 +85,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 VIEWER_DIR = PACKAGE / "viewer"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MAX_UPLOAD_MB = 2048
+MAX_WORKERS = 64  # as the command line's --workers
 
 
 def create_app(
@@ -103,9 +107,9 @@ def create_app(
     max_upload_mb : float
         Largest upload accepted, in MB (whole request).
     workers : int
-        How many stacks are processed at the same time.
-    allowed_hosts : Iterable[str] or None
-        Host names the server answers to (None: any; for a server reachable
+        How many stacks are processed at the same time, 1 to :data:`MAX_WORKERS`.
+    allowed_hosts : Iterable[str] or str or None
+        Host names the server answers to (a string: one name; None: any; for a server reachable
         from other machines).
     threads : int, optional
         Thread budget of each of the app's own renders and of OpenCV in the server process (default:
@@ -127,6 +131,9 @@ def create_app(
     """
     if not (isinstance(max_upload_mb, (int, float)) and math.isfinite(max_upload_mb) and max_upload_mb > 0):
         raise OptionError("max_upload_mb", max_upload_mb, "must be a number of MB above 0")
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or not 1 <= workers <= MAX_WORKERS:
+        raise OptionError("workers", workers, f"must be a whole number from 1 to {MAX_WORKERS}")  # (10**9: web23)
+    allowed_hosts = host_names(allowed_hosts)
     store = Store(data_dir)
     threads = app_threads(workers) if threads is None else check_threads(threads)
     results = RetouchResults(threads=threads)  # Results and retouching (web/retouch.py)

@@ -26,9 +26,16 @@ from postfocus.io.base import natural_key
 from postfocus.web.guard import error
 from postfocus.web.names import job_title
 from postfocus.web.store import QUEUED, JobFolder, Store
-from postfocus.web.upload import NO_SPACE, UploadError, UploadReceiver, check_upload, drop_repeats, too_large
+from postfocus.web.upload import (
+    NO_SPACE,
+    UploadError,
+    UploadReceiver,
+    check_upload,
+    drop_repeats,
+    too_large,
+)
 
-__all__ = ["BUSY", "DEFAULT_UPLOAD_TIMEOUT", "DEFAULT_MAX_UPLOADS", "DISK_RESERVE", "Intake"]
+__all__ = ["BUSY", "DEFAULT_MAX_UPLOADS", "DEFAULT_UPLOAD_TIMEOUT", "DISK_RESERVE", "Intake"]
 
 log = logging.getLogger("postfocus.web")
 
