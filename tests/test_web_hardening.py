@@ -601,3 +601,28 @@ def test_a_data_folder_that_cannot_hold_jobs_is_one_line_not_an_internal_error(t
     run = run_postfocus("serve", "--data-dir", data, "--no-browser", "--port", "0", timeout=60)
     assert run.returncode != 0 and "internal error" not in run.stderr and "Traceback" not in run.stderr
     assert run.err_lines == [f"postfocus: error: {data / 'jobs'}: cannot keep jobs there (File exists)"], run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, -1, 10**9, 65, 2.7, "2", True, None])
+def test_a_worker_count_that_means_nothing_is_refused_by_name(tmp_path, workers):
+    """``create_app(workers=...)`` took 0 (as 1), "2", 2.7 and True, and 10**9 (one process per job, unbounded),
+    while the command line takes 1-64 (review20). Each is an OptionError naming ``workers``, before any folder."""
+    from postfocus.errors import OptionError
+    from postfocus.web.app import create_app
+
+    with pytest.raises(OptionError, match=r"workers.*from 1 to 64"):
+        create_app(tmp_path / "data", workers=workers)
+    assert not (tmp_path / "data").exists()
+
+
+def test_allowed_hosts_given_as_one_string_is_that_host_not_its_letters(tmp_path):
+    """``allowed_hosts="localhost"`` allowed the letters l, o, c ..., so every request was a 400 (review20). A string
+    is one host name; a name that is not a string is a TypeError when the app is made, not at its first request."""
+    from postfocus.web.app import create_app
+
+    app = create_app(tmp_path / "data", allowed_hosts="localhost")
+    with TestClient(app, base_url="http://localhost:8000") as client:
+        assert client.get("/api/info").status_code == 200
+        assert client.get("/api/info", headers={"host": "l:8000"}).status_code == 400
+    with pytest.raises(TypeError, match="allowed_hosts: host names are strings, not int"):
+        create_app(tmp_path / "data", allowed_hosts=["localhost", 8000])

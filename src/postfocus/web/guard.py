@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["CHANGE_HEADER", "CSP", "GuardMiddleware", "error"]
+__all__ = ["CHANGE_HEADER", "CSP", "GuardMiddleware", "error", "host_names"]
 
 CHANGE_HEADER = "X-Postfocus"  # every POST, PUT, PATCH or DELETE must carry "X-Postfocus: 1"
 
@@ -26,6 +26,24 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
     """A JSON error answer ``{"error": message, **extra}`` with HTTP ``status``."""
     return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def host_names(hosts: Iterable[str] | str | None) -> frozenset[str] | None:
+    """The host names to answer to, lower case, without IPv6 brackets; a string is one name (``"localhost"`` allowed
+    its letters, so every request was refused: web23), None is any.
+
+    Raises
+    ------
+    TypeError
+        For a name that is not a string, or ``hosts`` not iterable.
+    """
+    if hosts is None:
+        return None
+    names = [hosts] if isinstance(hosts, str) else list(hosts)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"allowed_hosts: host names are strings, not {type(name).__name__}")
+    return frozenset(name.lower().strip("[]") for name in names)
 
 
 def _netloc(url: str, *, part: str = "netloc") -> str | None:
@@ -40,9 +58,9 @@ def _netloc(url: str, *, part: str = "netloc") -> str | None:
 class GuardMiddleware:
     """Host allow-list, same-origin check for changes, and security headers."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] | None):
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] | str | None):
         self.app = app
-        self.allowed = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
+        self.allowed = host_names(allowed_hosts)
 
     @staticmethod
     def refuse_change(headers: dict[str, str], host: str) -> str | None:

@@ -245,19 +245,23 @@ class Store:
         job_id = str(uuid.uuid4())
         folder = self.jobs_dir / job_id
         folder.mkdir()
-        (folder / "in").mkdir()
         job = JobFolder(folder)
-        job.write({
-            "id": job_id,
-            "state": UPLOADING,
-            "created": now(),
-            "title": "",
-            "inputs": [],
-            "progress": None,
-            "error": None,
-            "result": None,
-            "attempts": 0,
-        })
+        try:
+            (folder / "in").mkdir()
+            job.write({
+                "id": job_id,
+                "state": UPLOADING,
+                "created": now(),
+                "title": "",
+                "inputs": [],
+                "progress": None,
+                "error": None,
+                "result": None,
+                "attempts": 0,
+            })
+        except BaseException:  # (a full disk left the folder, with no job.json: web23)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return job
 
     def delete(self, job: JobFolder) -> None:
