@@ -126,6 +126,7 @@ def test_a_frame_file_that_cannot_be_looked_at_is_not_there(handheld, tmp_path):
     from postfocus.products.depth_cache import depth_key
     from postfocus.products.depth_frames import frames_kept
     from postfocus.store import ProcessedStack
+    from postfocus.store.records import DamagedStackError
 
     shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("depth_*.npz"))
     manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
@@ -137,8 +138,7 @@ def test_a_frame_file_that_cannot_be_looked_at_is_not_there(handheld, tmp_path):
     copy = ProcessedStack.open(tmp_path / "copy")
     assert frames_kept(copy) is False
     assert depth_key(copy) is not None
-    del manifest["frame_files"][first]  # (a used frame the manifest names no file for: none to read either)
+    del manifest["frame_files"][first]  # a used frame the manifest names no file for: a damaged folder (review20)
     (tmp_path / "copy" / "manifest.json").write_text(json.dumps(manifest))
-    copy = ProcessedStack.open(tmp_path / "copy")
-    assert frames_kept(copy) is False
-    assert depth_key(copy) is not None
+    with pytest.raises(DamagedStackError, match="names no file for a used frame"):
+        ProcessedStack.open(tmp_path / "copy")
