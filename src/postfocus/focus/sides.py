@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from postfocus.focus.measure import laplacian_energy
+from postfocus.numeric import group_medians
 
 __all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "seen_through", "spilled"]
 
@@ -293,26 +294,50 @@ def seen_through(index: np.ndarray, volume: np.ndarray, weak: np.ndarray, island
     if not islands.any():
         return keep
     index = np.asarray(index, np.float32)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(islands.astype(np.uint8), connectivity=8)
-    box = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
-    for k, (x, y, w, h, _) in enumerate(stats[1:], start=1):
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(islands.astype(np.uint8), connectivity=8)
+    # Each patch's share of weak pixels, its median reading and the median of the trusted pixels around it, for all
+    # patches at once (the same values as each patch's own np.median); only those behind their gap's edges go on.
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    weak_sizes = np.bincount(labels[np.asarray(weak, bool) & islands], minlength=count)
+    reading = group_medians(index[islands], labels[islands], count).astype(np.float64)
+    edge, ring_count = _ring_medians(index, labels, count, np.asarray(trusted, bool), ring)
+    behind_edges = (2 * weak_sizes >= sizes) & (ring_count > 0) & ~(reading <= edge.astype(np.float64) + tolerance)
+    for k in np.flatnonzero(behind_edges[1:]) + 1:  # (not bright, a gap's edges around it, behind them)
+        x, y, w, h, _ = stats[k]
         y0, x0, y1, x1 = max(0, y - ring), max(0, x - ring), y + h + ring, x + w + ring
         patch = labels[y0:y1, x0:x1] == k
-        if np.mean(np.asarray(weak, bool)[y0:y1, x0:x1][patch]) < 0.5:
-            continue  # bright: a bokeh rim or a glint
-        around = (cv2.dilate(patch.astype(np.uint8), box) > 0) & ~patch & np.asarray(trusted, bool)[y0:y1, x0:x1]
         values = index[y0:y1, x0:x1]
-        reading = float(np.median(values[patch]))
-        if not around.any() or reading <= float(np.median(values[around])) + tolerance:
-            continue  # no gap's edges, or not behind them
-        behind = (reading - float(np.median(values[around]))) / width
+        behind = (reading[k] - float(edge[k])) / width
         if cv2.distanceTransform(np.pad(patch, 1).astype(np.uint8), cv2.DIST_L2, 5).max() < behind:
             continue  # narrower than the frame's blur of what frames it: the far surface cannot be seen there
-        if not _one_peak(np.asarray(volume)[:, y0:y1, x0:x1][:, patch], reading, width):
+        if not _one_peak(np.asarray(volume)[:, y0:y1, x0:x1][:, patch], float(reading[k]), width):
             continue  # its weak curves do not peak together where it reads
         if _plane_scatter(values, patch) <= width:
             keep[y0:y1, x0:x1] |= patch
     return keep
+
+
+def _ring_medians(values: np.ndarray, labels: np.ndarray, count: int, trusted: np.ndarray,
+                  ring: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch of ``labels`` (0: none), the median of ``values`` over the ``trusted`` pixels within ``ring`` px
+    (the square's reach) of it and not in it, and how many there are: float32 (count,) (NaN: none), int (count,)."""
+    h, w = labels.shape
+    box = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    near = trusted & (cv2.dilate((labels > 0).astype(np.uint8), box) > 0)  # (a ring pixel of some patch)
+    ys, xs = np.nonzero(near)
+    padded = np.pad(labels, ring)  # (a shift off the picture reads no patch)
+    stride = w + 2 * ring
+    at = (ys + ring) * stride + (xs + ring)
+    own = labels[ys, xs]
+    pairs = []
+    for dy in range(-ring, ring + 1):
+        for dx in range(-ring, ring + 1):
+            k = padded.ravel()[at + dy * stride + dx]
+            hit = (k > 0) & (k != own)
+            pairs.append(k[hit].astype(np.int64) * (h * w) + (ys[hit] * w + xs[hit]))
+    pairs = np.unique(np.concatenate(pairs))  # (a pixel counted once per patch it is beside)
+    patch, pixel = pairs // (h * w), pairs % (h * w)
+    return group_medians(values.ravel()[pixel], patch, count), np.bincount(patch, minlength=count)
 
 
 def _one_peak(curves: np.ndarray, reading: float, width: float) -> bool:
