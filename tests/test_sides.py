@@ -172,3 +172,25 @@ def test_seen_through_judges_all_patches_at_once_as_one_at_a_time(seed):
         assert np.array_equal(got, _seen_through_one_patch_at_a_time(index, volume, weak, islands, trusted, **kw))
         kept_any |= bool(got.any())
     assert kept_any  # (the checks decide both ways: some patches kept)
+
+
+def test_occlusion_sides_on_two_threads_is_the_same_to_the_bit(monkeypatch):
+    """Each index's two classes described on the calling thread and a helper in turns (``postfocus-turns``): the
+    same index to the bit as on one thread, which starts no thread."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    guide = (0.6 + 0.1 * rng.random((60, 90))).astype(np.float32)
+    index = np.full((60, 90), 9.0, np.float32)
+    for level, (y, x) in enumerate([(5, 5), (30, 10), (8, 50), (35, 55)]):
+        guide[y:y + 20, x:x + 25] = 0.1 + 0.05 * level  # near objects of their own colours
+        index[y:y + 20, x:x + 25 + 4] = 2.0 * level  # each one's index bled 4 px into the wall
+    confidence = rng.random(index.shape).astype(np.float32)
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), real_start(thread))[1])
+    one = occlusion_sides(index, confidence, guide, spill=8, threads=1)
+    assert started == []
+    two = occlusion_sides(index, confidence, guide, spill=8, threads=2)
+    assert any(name.startswith("postfocus-turns") for name in started)
+    assert np.array_equal(one, two) and not np.array_equal(one, index)  # (some bled pixels given back)

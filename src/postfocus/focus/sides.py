@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from postfocus.focus.measure import laplacian_energy
+from postfocus.focus.turns import in_turns
 from postfocus.numeric import group_medians
 
 __all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "seen_through", "spilled"]
@@ -40,7 +41,7 @@ def edge_spill(radius: int = 4) -> int:
 
 def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray, *, spill: int = 12,
                     step: float = 1.5, sure: float = 0.3, volume: np.ndarray | None = None,
-                    floor: float = 0.0) -> np.ndarray:
+                    floor: float = 0.0, threads: int = 1) -> np.ndarray:
     """The focus index next to occlusion edges given back to the side each pixel belongs to.
 
     At an occlusion the near object's outline is sharp only in the frames
@@ -84,6 +85,8 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     sure : confidence from which a pixel describes its surface.
     volume : float32 (N, H, W) aggregated focus volume (:func:`~postfocus.focus.map.aggregate`); optional, see above.
     floor : the volume's noise floor (a local maximum must stand four times above it).
+    threads : 1, or 2: a helper describes every other index's two classes (their box sums,
+        :func:`~postfocus.focus.turns.in_turns`; the same bits).
 
     Returns
     -------
@@ -142,17 +145,23 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     near_spread = np.zeros(ys.size, np.float32)
     far_mean = np.zeros(ys.size, np.float32)
     far_spread = np.zeros(ys.size, np.float32)
-    for label in np.unique(np.concatenate([own, far])):
-        sel = own == label
-        if sel.any():
-            mean, spread, _, enough = described(confident, label, sel)
+
+    def both(label: float) -> tuple:
+        """The label's near class around the suspects that read it and its far class around those beside it."""
+        mine, theirs = own == label, far == label
+        return (mine, described(confident, label, mine) if mine.any() else None,
+                theirs, described(clean, label, theirs) if theirs.any() else None)
+
+    labels = np.unique(np.concatenate([own, far]))  # (each label's classes on the two threads in turn, used in order)
+    for sel, near_class, far_class_sel, far_class in in_turns(both, labels, threads=threads):
+        if near_class is not None:
+            mean, spread, _, enough = near_class
             idx = np.flatnonzero(sel)[enough]
             near_gap[idx] = np.abs(gp[idx] - mean[enough])
             near_mean[idx], near_spread[idx] = mean[enough], spread[enough]
-        sel = far == label
-        if sel.any():
-            mean, spread, value, enough = described(clean, label, sel)
-            idx = np.flatnonzero(sel)
+        if far_class is not None:
+            mean, spread, value, enough = far_class
+            idx = np.flatnonzero(far_class_sel)
             gap = np.where(enough, np.abs(gp[idx] - mean), np.inf)
             better = gap < far_gap[idx]
             b = idx[better]
