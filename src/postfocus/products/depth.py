@@ -318,7 +318,8 @@ def refine_depth(
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r,
                              threads=helper_threads(threads))
     if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
-        depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
+        depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH,
+                            threads=helper_threads(threads))
         if frames is not None:
             depth = frame_sides(depth, frames, count=n, jump=jump, reach=2 * MEASURE_REACH, volume=vol, floor=floor,
                                 threads=helper_threads(threads))
