@@ -59,3 +59,38 @@ def test_a_videos_matches_refine_at_once_a_photo_stacks_take_turns(tiny_stack, t
         pass1.analyse(source, motion="off", threads=2)
     pass1.analyse(open_source(tiny_stack.folder), motion="off", threads=2)
     assert turns == [False, True]
+
+
+def test_the_second_file_is_prepared_beside_the_first_and_the_decoding_thread_reuses_its_arrays(
+        tiny_stack, monkeypatch):
+    """With one decoding thread, frame 1 is read and prepared in a thread of its own at the same time as frame 0
+    (the first match needs both); the decoding thread measures every frame in the same scratch arrays. Neither
+    changes a bit: the maps and the alignment are those of a pass that reads the frames in order on one thread
+    with new arrays (an ``on_frame`` hook turns both off)."""
+    import threading
+
+    from conftest import meeting_twice
+
+    lent: dict[int, set] = {}
+    measure = pass1.laplacian_energy
+
+    def noting(grey, **kwargs):
+        scratch = kwargs.get("scratch")
+        lent.setdefault(threading.get_ident(), set()).add(None if scratch is None else tuple(map(id, scratch)))
+        return measure(grey, **kwargs)
+
+    monkeypatch.setattr(pass1, "laplacian_energy", noting)
+    source = open_source(tiny_stack.folder)
+    reads: list = []
+    monkeypatch.setattr(source, "read_pixels", meeting_twice(source.read_pixels, reads))  # frames 0 and 1 at once
+    beside = pass1.analyse(source, threads=2)
+    assert len(reads) == 3 and len(lent) == 2  # frames 0 and 2 on the decoding thread, frame 1 on its own
+    assert sorted(map(len, lent.values())) == [1, 1] and None not in set().union(*lent.values())
+    lent.clear()
+    monkeypatch.setattr(pass1, "laplacian_energy", measure)
+    in_order = pass1.analyse(open_source(tiny_stack.folder), threads=2, on_frame=lambda index, frame: None)
+    for name in ("focus_index", "confidence", "volume"):
+        assert np.array_equal(getattr(beside.maps, name), getattr(in_order.maps, name)), name
+    assert np.array_equal(beside.guide, in_order.guide)
+    assert all(np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)
+               for a, b in zip(beside.alignment, in_order.alignment))

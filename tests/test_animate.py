@@ -8,6 +8,7 @@ decoded GIF, WebP and MP4 alike, and with the virtual aperture.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -282,3 +283,28 @@ def test_a_pull_prints_as_its_ends_not_its_arrays(steps):
     text = repr(pull)
     assert text.startswith("FocusPull(start=") and f"end={pull.end!r}" in text and "array" not in text, text
     assert len(text) < 200, text
+
+
+def test_a_webp_or_gif_reports_the_frames_it_holds_when_alike_neighbours_are_stored_once(steps, tmp_path, cli):
+    # libwebp (and Pillow's GIF writer) store a run of frames alike once, shown as long: `animate -o x.webp` said 60
+    # frames where the file held 57. The command says what the file holds, as read back.
+    from postfocus.io.animation import stored_frames
+
+    frames = [np.full((16, 16, 3), v, np.float32) for v in (0.2, 0.2, 0.2, 0.5, 0.8, 0.8)]
+    for suffix in (".webp", ".gif"):
+        write_animation(tmp_path / f"alike{suffix}", frames, fps=10)
+        with Image.open(tmp_path / f"alike{suffix}") as im:
+            assert stored_frames(tmp_path / f"alike{suffix}") == im.n_frames == 3
+    assert stored_frames(tmp_path / "no such.webp") is None
+
+    pngs = sorted((Path(steps[0].manifest["paths"][0]).parent).glob("frame_*.png"))
+    out = tmp_path / "pull.webp"
+    run = cli("animate", *pngs, "-o", out, "--duration", "2", "--fps", "30", "--cache", steps[0].folder.parent,
+              "--json")
+    assert run.returncode == 0, run.stderr
+    with Image.open(out) as im:
+        held = im.n_frames
+    animation = json.loads(run.stdout)["animation"]
+    assert animation["frames"] == 60 and animation["stored_frames"] == held
+    assert held < 60, "the pull's eased ends no longer give alike neighbours: this test no longer tests the merge"
+    assert f"the WebP holds {held} of them" in run.stderr, run.stderr

@@ -298,3 +298,25 @@ def test_preview_spans_the_scene_not_the_sweep(tmp_path):
     assert travel(rgb[10]) > 4 * travel(whole[10])
     # a flat scene still gets a range one frame wide, inside the sweep
     assert depth_range(np.full((4, 4), 0.0, np.float32), 8) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("command, args", [("depth", ["-o", "d.png"]), ("mesh", ["-o", "m.ply"]),
+                                           ("aperture", ["--focus-at", "50%,50%", "--f-number", "2", "-o", "a.png"]),
+                                           ("view", ["-o", "v.html", "--no-pull"])])
+def test_the_default_depth_order_is_said_once_with_how_to_change_it(tiny_stack, tmp_path, cli, command, args):
+    # Nothing in a stack says which way its focus swept without --order auto's measurement (about 0.3 s of CPU on
+    # pcb_depthmap); keyboard_sweep.mp4 and pcb_depthmap run far to near, and their depth came out inverted with
+    # no word that an order had been assumed (docs/depth-and-aperture.md, order21).
+    frames = [str(p) for p in tiny_stack.paths]
+    args = [str(tmp_path / a) if "." in a and not a[0].isdigit() else a for a in args]
+    run = cli(command, *frames, *args, "--json", "--cache", tmp_path / "cache")
+    assert run.returncode == 0, run.stderr
+    said = [line for line in run.err_lines if "--order far-to-near" in line]
+    assert len(said) == 1, run.stderr
+    assert said[0].startswith("depth order assumed: frame 1 (") and "(--order near-to-far, the default)" in said[0]
+    assert json.loads(run.stdout)["order"] == {"near_to_far": True, "assumed": True}
+    for given in ("near-to-far", "far-to-near"):  # said by the user: nothing to add
+        run = cli(command, *frames, *args, "--json", "--order", given, "--cache", tmp_path / "cache")
+        assert run.returncode == 0, run.stderr
+        assert "depth order assumed" not in run.stderr, run.stderr
+        assert json.loads(run.stdout)["order"] == {"near_to_far": given == "near-to-far", "assumed": False}

@@ -53,6 +53,22 @@ def test_uint16_and_other_integers_use_their_type_range():
     assert src.read(0).max() == pytest.approx(1.0) and src.read(1).min() == 0.0
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint32, np.uint64])
+def test_wide_integer_frames_of_8_or_16_bit_values_are_refused_naming_the_type_meant(dtype):
+    """``(frame * 255).astype(int)`` gives int64 frames of 0-255, scaled by int64's range to under 3e-17: black. The
+    stack failed at alignment ("fewer than two frames could be aligned; try another alignment model") or, with
+    ``align="none"``, fused a black picture without a word (review20). Frames of a type of 32 bits or more whose
+    values all lie within 0-65535 are refused, naming the type meant."""
+    floats = three_frames()
+    with pytest.raises(InvalidFrameError, match=rf"frame 0: {np.dtype(dtype).name} values from \d+ to 255 .*uint8"):
+        stack([np.round(f * 255).astype(dtype) for f in floats])
+    with pytest.raises(InvalidFrameError, match=r"frame 0: .* values from \d+ to 65535 .*uint16"):
+        stack([np.round(f * 65535).astype(dtype) for f in floats], align="none")
+    top = np.iinfo(dtype).max * 0.99  # the type's whole range: read as before
+    wide = [np.round(f.astype(np.float64) * top).astype(dtype) for f in floats]
+    assert quiet_stack(wide).image.mean() == pytest.approx(0.99 * quiet_stack(floats).image.mean(), abs=0.01)
+
+
 def test_floats_far_outside_0_1_warn():
     frames = [f * 255 for f in three_frames()]
     with pytest.warns(PostfocusWarning, match=r"frames 0, 1, 2: float values from .* taken as \[0, 1\]"):

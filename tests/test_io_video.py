@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from postfocus.errors import InputError, OutputError, PostfocusWarning
+from postfocus.io.images import to_float
 from postfocus.io.open import open_source
 from postfocus.io.video import VideoSource
 from postfocus.io.video_write import encoder_available, extract_frames, write_video
@@ -376,3 +377,32 @@ def test_a_refused_video_leaves_no_decoder_open(tmp_path, monkeypatch):
     assert len(containers) == 1
     with pytest.raises(Exception):  # closed: PyAV refuses to demux a closed container
         next(iter(containers[0].demux()))
+
+
+def test_an_mp4_is_probed_without_decoding_a_frame_to_the_same_frames(h264_video, tmp_path):
+    """An MP4's boxes name its size, rate and frame count: FFmpeg's probe decodes no frame of it (the stream's
+    pixel format stays unknown until the decoder's first frame), and the frames, their number and the rate are
+    those of a plain open. Another container (MKV) is probed as before (docs/performance.md, fourteenth
+    session)."""
+    path, _ = h264_video
+    with av.open(str(path)) as plain:
+        stream = plain.streams.video[0]
+        assert stream.codec_context.format is not None  # what the probe learns when it decodes a frame
+        rate = float(stream.average_rate)
+        expected = [f.to_ndarray(format="rgb24") for f in plain.decode(stream)]
+    src = VideoSource(path)
+    container, stream = src._open()
+    try:
+        assert stream.codec_context.format is None  # no frame decoded by the probe
+    finally:
+        container.close()
+    assert src.info.fps == rate and len(src) == len(expected) == N
+    for i, frame in enumerate(expected):
+        np.testing.assert_array_equal(src.read_pixels(i), frame)
+    assert [np.array_equal(a, b) for a, b in zip(VideoSource(path), map(to_float, expected), strict=True)] == [True] * N
+    mkv = write_video(frames_sequence(3), tmp_path / "sweep.mkv")
+    container, stream = VideoSource(mkv)._open()
+    try:
+        assert stream.codec_context.format is not None  # probed by decoding, as before
+    finally:
+        container.close()

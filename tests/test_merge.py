@@ -135,3 +135,37 @@ def test_fuse_arguments_it_cannot_use_are_refused_by_name_before_any_work(tiny_s
             fuse(*args, **{"alignment": alignment, **kwargs})
     with pytest.raises(OptionError, match=r"^source='generator': not opened frames"):
         analyse(x for x in [source.read(0), source.read(1)])
+
+
+def test_bytes_made_float_from_a_table_fold_the_same_bits_as_converted(tiny_stack, monkeypatch):
+    """Pass 2 looks RGB bytes' float values (and their exposure gain) up in a table of to_float's own values:
+    the fused image is the one converting each band gives, to the bit, with and without gains."""
+    import cv2
+
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    for k, i in enumerate(analysis.used):  # gains of every kind: none, one for all channels, one per channel
+        analysis.alignment[i].gain = [np.ones(3), np.full(3, 0.9), np.array([1.07, 0.96, 1.02])][k % 3]
+    looked_up = fuse(source, analysis.maps, alignment=analysis.alignment, region=box)
+    tables: list = []
+
+    class Converting:  # cv2 with its LUT of a float table replaced by the conversion it stands for
+        def __getattr__(self, name):
+            return getattr(cv2, name)
+
+        @staticmethod
+        def LUT(src, lut, *args, **kwargs):  # (OpenCV's name)
+            if lut.dtype != np.float32:
+                return cv2.LUT(src, lut, *args, **kwargs)
+            tables.append(lut)  # (the value of byte 1 is the factor itself: to_float's multiply)
+            return np.multiply(src, lut[0, 1], dtype=np.float32)
+
+    monkeypatch.setattr(merge, "cv2", Converting())
+    converted = fuse(source, analysis.maps, alignment=analysis.alignment, region=box)
+    factors = {np.broadcast_to(np.float32(1 / 255), 3).tobytes()} | {  # to_float's factors
+        (np.asarray(g, np.float32) / np.float32(255)).tobytes() for g in ([0.9] * 3, [1.07, 0.96, 1.02])}
+    assert tables and {lut[0, 1].tobytes() for lut in tables} == factors  # the table was used, for every gain
+    assert np.array_equal(looked_up, converted)

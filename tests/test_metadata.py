@@ -315,3 +315,24 @@ def test_raf_metadata_from_embedded_jpeg(tmp_path):
     out.load(raw_exif(path))
     assert out[0x010F] == "FUJIFILM" and out[0x0110] == "X-T5"
     assert out.get_ifd(0x8769)[0x8827] == 160
+
+
+@pytest.mark.parametrize("tag", [0x8298, 0x013B, 0x010F], ids=["copyright", "artist", "make"])
+def test_a_result_of_photos_whose_exif_fills_its_64_kb_gets_exif_a_jpeg_can_hold(tmp_path, tag):
+    """A photo's EXIF holds up to 64 KB; one whose IFD0 text (a long copyright, artist or make) nearly fills it got
+    postfocus's Software and description added, and every JPEG result of it was "internal error: ValueError: EXIF
+    data is too long" (``postfocus stack``; in the web app the job failed as an internal error), as was
+    ``save_image(..., description=...)`` with a long description (review20). The result keeps what fits: the
+    camera's text tags go before the orientation, Software and the description, and a description too long is cut."""
+    rng = np.random.default_rng(3)
+    pixels = rng.random((40, 60, 3)).astype(np.float32)
+    source = Image.Exif()
+    source[0x0110] = "Model"
+    source[tag] = "c" * 65300
+    out = write_image(tmp_path / "a.jpg", pixels, exif=source.tobytes(), description="postfocus: all-in-focus")
+    exif, *_ = read_back(out)
+    assert exif[0x0112] == 1 and exif[0x0131].startswith("postfocus") and exif[0x010E] == "postfocus: all-in-focus"
+    assert exif.get(0x0110) == "Model"  # (the short camera tags stay)
+    out = write_image(tmp_path / "b.jpg", pixels, exif=None, description="d" * 100_000)
+    exif, *_ = read_back(out)
+    assert exif[0x010E].startswith("ddd") and len(exif[0x010E]) < 65000 and exif[0x0112] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from postfocus.io.arrays import ArraySource
 from postfocus.pipeline.merge import apply_gain
@@ -93,3 +94,62 @@ def test_large_image_frames_decoded_two_at_a_time_give_the_same_analysis(tiny_st
     assert [a.matrix.tolist() for a in one.alignment] == [a.matrix.tolist() for a in two.alignment]
     for name in ("focus_index", "confidence", "volume"):
         assert np.array_equal(getattr(one.maps, name), getattr(two.maps, name))
+
+
+def _cgroup_root(tmp_path, own: str, files: dict[str, str]):
+    """A fake root: ``proc/self/cgroup`` says ``own``; ``files`` are under ``sys/fs/cgroup``."""
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/cgroup").write_text(own)
+    for name, text in files.items():
+        path = tmp_path / "sys/fs/cgroup" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("own, files, cores", [
+    ("0::/\n", {"cpu.max": "max 100000\n"}, None),  # no quota
+    ("0::/\n", {"cpu.max": "200000 100000\n"}, 2),
+    ("0::/\n", {"cpu.max": "150000 100000\n"}, 2),  # 1.5 cores: two threads, each busy part of the time
+    ("0::/\n", {"cpu.max": "1000 100000\n"}, 1),  # under one core: at least one
+    ("0::/app/job\n", {"app/job/cpu.max": "max 100000\n", "app/cpu.max": "300000 100000\n"}, 3),  # a parent's
+    ("0::/app/job\n", {"app/job/cpu.max": "100000 100000\n", "app/cpu.max": "300000 100000\n"}, 1),  # the least
+    ("0::/elsewhere\n", {"cpu.max": "400000 100000\n"}, 4),  # a namespaced path not mounted: the mount's own
+    ("4:cpu,cpuacct:/job\n", {"cpu,cpuacct/job/cpu.cfs_quota_us": "250000\n",
+                              "cpu,cpuacct/job/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+    ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, none
+    ("0::/\n", {"cpu.max": "garbage\n"}, None),  # odd files are no quota, never an error
+    ("0::/\n", {"cpu.max": "0 100000\n"}, None),
+    ("0::/\n", {"cpu.max": "200000 0\n"}, None),
+    ("\x00\xff not a cgroup file", {}, None),
+    ("0::/\n", {}, None),  # no file at all
+])
+def test_a_cpu_quota_is_counted_as_its_cores_and_odd_files_are_no_quota(tmp_path, own, files, cores):
+    from postfocus.pipeline.threads import _quota_cores
+
+    assert _quota_cores(_cgroup_root(tmp_path, own, files)) == cores
+    assert _quota_cores(tmp_path / "nothing here") is None
+
+
+def test_usable_cores_is_the_affinity_cut_to_the_quota(monkeypatch):
+    from postfocus.pipeline import threads
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "_QUOTA_FRESH", 0.0)  # (read each time, not kept for a few seconds)
+    monkeypatch.setattr(threads, "_quota_cores", lambda root=None: 2)
+    assert threads.usable_cores() == 2
+    monkeypatch.setattr(threads, "_quota_cores", lambda root=None: 8)
+    assert threads.usable_cores() == 4
+    monkeypatch.setattr(threads, "_quota_cores", lambda root=None: None)
+    assert threads.usable_cores() == 4
+
+
+def test_the_quota_is_read_again_only_after_a_few_seconds(monkeypatch):
+    from postfocus.pipeline import threads
+
+    reads = []
+    monkeypatch.setattr(threads, "_quota_cores", lambda root=None: reads.append(1) or 1)
+    monkeypatch.setattr(threads, "_quota_read", [float("-inf"), None])
+    assert threads.usable_cores() == threads.usable_cores() == 1 and len(reads) == 1
+    monkeypatch.setattr(threads, "_quota_read", [threads.time.monotonic() - threads._QUOTA_FRESH, 1])
+    assert threads.usable_cores() == 1 and len(reads) == 2

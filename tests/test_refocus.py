@@ -763,3 +763,16 @@ def test_the_depth_a_plain_tap_makes_keeps_the_thread_budget(patch_stack, monkey
     result = pop(ps, x, y, threads=1)
     assert result.tap.filled_from == "depth map" and len(ran) == 1  # (the depth map's fill only)
     assert not list(ps.folder.glob("tap_depth_*.npz"))
+
+
+def test_a_point_given_as_small_numpy_integers_is_tapped_as_its_numbers(tiny_stack, tmp_path):
+    """``tap(ps, np.uint8(30), np.int8(20))`` (a point read from a small-integer array) was NumPy's "OverflowError:
+    Python integer 196 out of bounds for int8": the point was compared with the picture's size in its own type
+    (review20). A point is its numbers, whatever their type; out of the picture it is refused as any."""
+    from postfocus.products.refocus import is_plain
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert tap(ps, np.uint8(30), np.int8(20)) == tap(ps, 30, 20)
+    assert is_plain(ps, np.int8(30), np.uint8(20)) == is_plain(ps, 30, 20)
+    with pytest.raises(PostfocusError, match="outside the image"):
+        tap(ps, np.int8(-3), np.int8(20))

@@ -146,3 +146,57 @@ def test_what_on_image_raises_comes_after_the_folder_is_kept(tiny_stack, tmp_pat
     ps = run.process(tiny_stack.folder, cache_dir=tmp_path, on_image=on_image)  # reused whole: not called
     ps.verify()
     assert ps.all_in_focus().shape[:2] == ps.size
+
+
+def _tiny_video(tiny_stack, tmp_path):
+    from postfocus.io.images import read_image
+    from postfocus.io.video_write import write_video
+
+    frames = [read_image(p).astype(np.float32) / 255 for p in tiny_stack.paths]
+    return write_video(frames + frames[::-1], tmp_path / "sweep.mp4", fps=10)
+
+
+def test_a_stack_folder_kept_at_another_jpeg_quality_is_not_reused(tiny_stack, tmp_path):
+    """``process(video, jpeg_quality=10)`` kept a video's frames as JPEG at quality 10 under the same key as the
+    default 97: the next ``process(video)`` (every command) reused those frames without a word (review20). The
+    quality is part of the key when it is not the default, so folders made at 97 keep their keys."""
+    video = _tiny_video(tiny_stack, tmp_path)
+    low = run.process(video, cache_dir=tmp_path / "cache", jpeg_quality=10)
+    default = run.process(video, cache_dir=tmp_path / "cache")
+    assert default.folder != low.folder
+    assert default.folder.name == run.process(video, cache_dir=tmp_path / "other").folder.name  # (a 97 key as before)
+    sizes = [sum(f.stat().st_size for f in (ps.folder / "frames").iterdir()) for ps in (low, default)]
+    assert sizes[0] < sizes[1] * 0.7
+
+
+def test_process_arguments_it_cannot_use_are_refused_by_name_before_any_work(tiny_stack, tmp_path):
+    """``jpeg_quality="high"`` was a TypeError and NaN a ValueError once frames were written, 0, 500 and None were
+    taken; ``refresh="no"`` refreshed; ``on_image=5`` was "'int' object is not callable" after the whole folder was
+    made (review20)."""
+    import pytest
+
+    from postfocus.errors import OptionError
+
+    for kwargs, said in (({"jpeg_quality": "high"}, "jpeg_quality='high'"), ({"jpeg_quality": float("nan")},
+                         "jpeg_quality=nan"), ({"jpeg_quality": 0}, "jpeg_quality=0"),
+                         ({"jpeg_quality": 500}, "jpeg_quality=500"), ({"jpeg_quality": None}, "jpeg_quality=None"),
+                         ({"refresh": "no"}, "refresh='no'"), ({"on_image": 5}, "on_image=5")):
+        with pytest.raises(OptionError) as refused:
+            run.process(tiny_stack.folder, cache_dir=tmp_path, **kwargs)
+        assert str(refused.value).startswith(said)
+    assert not any(tmp_path.iterdir())  # before any work: nothing kept
+    assert run.process(tiny_stack.folder, cache_dir=tmp_path, jpeg_quality=np.int64(90), refresh=np.True_).used
+
+
+def test_a_set_of_paths_is_refused_by_stack_and_process_as_by_open_source(tiny_stack, tmp_path):
+    """review17 made ``open_source`` refuse a set of paths (its order, the focus order, is its hash's: another in each
+    process), but ``stack()`` and ``process()`` first listed any iterable that is not a list (for generators of
+    frames), so a set was stacked in its hash order, and keyed in it (review20)."""
+    import pytest
+
+    from postfocus.errors import InputError
+
+    paths = {str(p) for p in tiny_stack.paths}
+    for call in (lambda: run.stack(paths), lambda: run.process(frozenset(paths), cache_dir=tmp_path)):
+        with pytest.raises(InputError, match="a set has no order"):
+            call()

@@ -796,3 +796,120 @@ def test_a_writer_thread_out_of_disk_stops_the_writing_at_once_and_leaves_no_thr
     assert handed < 20 and most[0] <= 2
     assert len(written) - (written.index("0004.jpg") + 1) <= 2
     assert not any(t.name.startswith("postfocus-write") for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("link", ["frame file", "frames folder"])
+def test_a_frame_file_reached_through_a_link_is_a_damaged_folder_never_read(tiny_stack, tmp_path, link):
+    """A kept frame replaced by a link to a file outside the folder, of the recorded size and older than the manifest,
+    passed the "changed" check and was read (the web app, ``depth_map``); now the folder is damaged, the link is
+    not followed, and the next run makes it again."""
+    cache = tmp_path / "cache"
+    ps = process(tiny_stack.folder, cache_dir=cache)
+    index = ps.used[0]
+    name = ps.manifest["frame_files"][str(index)]
+    good = ps.read_frame(index)
+    outside = tmp_path / "outside"
+    shutil.copytree(ps.folder / "frames", outside)
+    import cv2
+
+    size = (outside / Path(name).name).stat().st_size
+    stored = cv2.imread(str(outside / Path(name).name), cv2.IMREAD_UNCHANGED)
+    ok, flat = cv2.imencode(Path(name).suffix, np.full_like(stored, stored.max() // 3))
+    assert ok and len(flat) < size
+    (outside / Path(name).name).write_bytes(flat.tobytes() + bytes(size - len(flat)))  # other pixels, the same size
+    assert not np.array_equal(read_image(outside / Path(name).name), good)
+    if link == "frame file":
+        (ps.folder / name).unlink()
+        (ps.folder / name).symlink_to(outside / Path(name).name)
+    else:
+        shutil.rmtree(ps.folder / "frames")
+        (ps.folder / "frames").symlink_to(outside, target_is_directory=True)
+    manifest = json.loads((ps.folder / "manifest.json").read_text())
+    manifest["written_ns"] = time.time_ns() + 1  # the link and its target older than the manifest
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    time.sleep(0.02)
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+
+    opened = ProcessedStack.open(ps.folder)
+    with pytest.raises(DamagedStackError, match="is not a file|not inside"):
+        opened.verify(checksums="changed")
+    assert opened.changed_since_written(name)
+    with pytest.raises(DamagedStackError):
+        opened.verify()
+    from postfocus.products.depth_frames import grid_frames  # (the depth step's own reads of the frames)
+
+    with pytest.raises(DamagedStackError, match="does not match the manifest"):
+        grid_frames(opened, (16, 16))(index)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PostfocusWarning)
+        again = process(tiny_stack.folder, cache_dir=cache)
+    assert any("damaged" in str(w.message) and "making it again" in str(w.message) for w in caught)
+    again.verify()
+    assert not (again.folder / "frames").is_symlink() and not (again.folder / name).is_symlink()
+    assert np.array_equal(again.read_frame(index), good)
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before  # what the link pointed at: untouched
+
+
+_MANIFEST_VALUES = {  # field -> a value of the right JSON type that no folder can have
+    "size empty": ("size", []), "size of text": ("size", ["a", "b"]), "size huge": ("size", [10**12, 10**12]),
+    "used of text": ("used", ["a"]), "used empty": ("used", []), "used negative": ("used", [-1, 0, 1]),
+    "used past the frames": ("used", [0, 1, 99]), "used twice": ("used", [0, 0, 1]),
+    "reference past the frames": ("reference", 99), "names of numbers": ("names", [1, 2, 3]),
+    "alignment of text": ("alignment", ["x", "y", "z"]), "alignment short": ("alignment", []),
+    "alignment 2x2": ("alignment", "2x2"), "crop of text": ("crop", ["a"]), "crop empty": ("crop", []),
+    "crop not the size": ("crop", [0, 0, 50, 50]), "reference_size of text": ("reference_size", ["a", "b"]),
+    "options not options": ("options", {"align": 5}), "a used frame with no file": ("frame_files", {}),
+}
+
+
+@pytest.mark.parametrize("change", list(_MANIFEST_VALUES))
+def test_a_manifest_whose_values_no_folder_can_have_is_a_damaged_folder_made_again(tiny_stack, tmp_path, change):
+    """A manifest edited by hand (or by another tool) whose fields have the right JSON types but values no stack
+    folder has (a size of text or of 10**12, frames used past the stack, an alignment of another shape, a crop of
+    another size) passed ``check_fields``: every later run was an internal error (ValueError, IndexError,
+    KeyError, TypeError, OpenCV's "Can't parse 'dsize'") or an OptionError blaming the caller's options
+    (``region=None``), and the folder was never made again (review20). Each is a damaged folder, made again."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert ps.frames_unwarped  # (crop and reference_size are checked)
+    manifest = dict(ps.manifest)
+    name, value = _MANIFEST_VALUES[change]
+    if value == "2x2":
+        value = [dict(a, matrix=[[1, 0], [0, 1]]) for a in manifest["alignment"]]
+    manifest[name] = value
+    (ps.folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DamagedStackError, match="manifest.json"):
+        ProcessedStack.open(ps.folder)
+    with pytest.warns(PostfocusWarning, match="damaged .*making it again"):
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    again.verify()
+    assert again.manifest[name] == ps.manifest[name]
+    assert again.merge().shape[:2] == ps.size
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_manifest_that_is_no_file_is_never_waited_on_or_read_whole(tiny_stack, tmp_path, kind):
+    """A FIFO named ``manifest.json`` blocked its read for good: every command on the input hung (and ``info``, which
+    opens every folder of the cache); a link to ``/dev/zero`` was read until memory ran out (review20; review16 did
+    this for the kept ``.npz`` files). The manifest is opened without waiting and read only if a regular file: a
+    damaged folder, made again with a warning."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    manifest = ps.folder / "manifest.json"
+    manifest.unlink()
+    if kind == "fifo":
+        os.mkfifo(manifest)
+    elif kind == "device":
+        manifest.symlink_to("/dev/zero")
+    else:
+        manifest.mkdir()
+    code = ("import sys, warnings; from postfocus.pipeline.run import process\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    ps = process({str(tiny_stack.folder)!r}, cache_dir={str(tmp_path)!r})\n"
+            "ps.verify(); print(' | '.join(str(w.message) for w in caught))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+                         preexec_fn=lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_AS,
+                                                                              (4 << 30, 4 << 30)))
+    assert run.returncode == 0, run.stderr[-600:]
+    assert "damaged" in run.stdout and "manifest.json is not a file" in run.stdout, run.stdout
+    assert ProcessedStack.open(ps.folder).used == ps.used

@@ -123,3 +123,21 @@ def test_a_kept_file_that_is_no_regular_file_is_made_again_without_waiting(tmp_p
     if kind != "folder":  # (a folder is not replaced by a rename: made each time, unkept)
         again = load_kept(path, "k")
         assert again is not None and again["a"].tolist() == [1.0, 1.0]
+
+
+def test_a_kept_file_that_is_a_link_is_not_followed_and_is_made_again(tmp_path):
+    """A kept result replaced by a link to a file outside the stack folder, holding the right key and other arrays,
+    was read and trusted (``open`` follows links); a link is no kept file: made again, kept in its place, and what
+    it pointed at is left as it was."""
+    from postfocus.store.kept import keep, kept
+
+    outside = tmp_path / "elsewhere.npz"
+    assert keep(outside, "k", {"a": np.full(2, 7.0)})
+    before = outside.read_bytes()
+    path = tmp_path / "folder" / "depth_depthmap.npz"
+    path.parent.mkdir()
+    path.symlink_to(outside)
+    assert load_kept(path, "k") is None
+    assert kept(path, "k", lambda: {"a": np.ones(2)})["a"].tolist() == [1.0, 1.0]
+    assert not path.is_symlink() and load_kept(path, "k")["a"].tolist() == [1.0, 1.0]
+    assert outside.read_bytes() == before

@@ -420,6 +420,48 @@ def test_colour_pop_depth_and_magnifier(page):
 
 
 @pytest.mark.browser
+def test_long_sweep_slider_spans_the_scene(browser, tmp_path):  # noqa: F811
+    """On a 21-frame generated sweep whose scene lies at depths 2 to 5, the slider spans frames 1 to 6 (the scene
+    and a frame either side, ``test_viewer_scene``); *Whole sweep* (W) widens it to every frame; a tap beyond the
+    scene widens it too, so it shows the frame in view; colour pop's tolerance reaches the pop drawn."""
+    from test_viewer_scene import FRAMES, write_long_sweep
+
+    ps = process(write_long_sweep(tmp_path / "frames"), cache_dir=tmp_path / "cache")
+    scene = viewer_data(ps, long_edge=240, tap_map=False)["scene"]
+    assert (scene["first"], scene["last"]) == (1, 6)
+    for pg in _open(browser, export_page(ps, tmp_path / "long.html", pull_on_load=False)):
+        slider = pg.locator(".pf-slider input")
+        s = state(pg)
+        assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("1", "6")
+        assert (s["sliderFirst"], s["sliderLast"], s["wholeSweep"], s["frame"]) == (1, 6, False, 1)
+        pg.keyboard.press("End")
+        assert state(pg)["frame"] == 6
+        pg.keyboard.press("ArrowRight")  # the scene's end: the slider's end
+        assert state(pg)["frame"] == 6
+        pg.keyboard.press("Home")
+        assert state(pg)["frame"] == 1
+        sweep_button = pg.get_by_role("button", name="Whole sweep")
+        sweep_button.click()
+        assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("0", str(FRAMES - 1))
+        assert state(pg)["wholeSweep"] is True and sweep_button.get_attribute("aria-pressed") == "true"
+        pg.keyboard.press("End")
+        assert state(pg)["frame"] == FRAMES - 1
+        pg.keyboard.press("w")  # back to the scene: the frame shown moves into it
+        s = state(pg)
+        assert (s["wholeSweep"], s["frame"], slider.get_attribute("max")) == (False, 6, "6")
+        pg.evaluate("window.postfocusViewer.showSlot(15)")  # a frame beyond the scene: the slider widens to it
+        s = state(pg)
+        assert s["wholeSweep"] is True and slider.input_value() == "15"
+        pg.keyboard.press("w")
+        click_at(pg, 0.75, 0.75)  # the nearest card (depth 2)
+        pg.keyboard.press("p")
+        wide = pg.evaluate("window.postfocusViewer.popCoverage")
+        pg.evaluate("window.postfocusViewer.setPopTolerance(0.25)")
+        tight = pg.evaluate("window.postfocusViewer.popCoverage")
+        assert state(pg)["mode"] == "pop" and tight < wide - 0.05, (tight, wide)
+
+
+@pytest.mark.browser
 def test_touch_tap(browser, sweep):  # noqa: F811
     ps = sweep[0]
     for pg in _open(browser, sweep[1], has_touch=True, is_mobile=True):

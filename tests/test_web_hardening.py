@@ -34,7 +34,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_web_api import BASE, CHANGE, Server, TestClient, job_count, make_stack_files, multipart, wait_for
+from test_web_api import (BASE, CHANGE, Server, TestClient, UploadError, UploadReceiver, job_count, make_stack_files,
+                          multipart, wait_for)
 from test_web_ui import ServeProcess
 
 from postfocus.web.store import INTERRUPTED_MESSAGE
@@ -444,3 +445,184 @@ def test_integers_too_long_for_a_float_or_a_string_are_a_4xx_not_a_500(server):
     assert c.get(f"{base}/frames/0").status_code == 200
     for bad in ("-1", "1.5", "%D9%A1", "0x1"):  # (the int route matched none of these: still 404s)
         assert c.get(f"{base}/frames/{bad}").status_code == 404, bad
+
+
+def test_a_host_or_origin_no_url_parser_can_read_is_refused_not_a_500():
+    """``Host: [`` or ``Origin: http://[`` (an IPv6 address never closed) made the guard's ``urlsplit`` raise
+    "Invalid IPv6 URL": a 500 and a traceback in the server's log for any client that sent one (review20). Each is
+    refused as any other host or origin; the IPv6 loopback, written as a browser writes it, is still served."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from postfocus.web.guard import GuardMiddleware
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"), methods=["GET", "POST"])])
+    app.add_middleware(GuardMiddleware, allowed_hosts=("127.0.0.1", "localhost", "::1"))
+    c = TestClient(app, base_url=BASE)
+    for host in ("[", "[::1", "localhost]"):
+        r = c.get("/", headers={"host": host})
+        assert r.status_code == 400 and "answers only to" in r.json()["error"], host
+    for origin in ("http://[", "http://[::1", "http://]"):
+        r = c.post("/", headers={"origin": origin, **CHANGE})
+        assert r.status_code == 403 and r.json()["error"] == "Requests from other web sites are refused.", origin
+    assert c.get("/", headers={"host": "[::1]:8000"}).text == "ok"
+    assert c.post("/", headers={"host": "[::1]:8000", "origin": "http://[::1]:8000", **CHANGE}).text == "ok"
+
+
+def test_a_disk_that_fills_during_an_upload_is_a_507_and_keeps_nothing(tmp_path, monkeypatch, caplog):
+    """The free-space check reads Content-Length once, before the upload: a disk filled meanwhile (two uploads at
+    once, another program) or an upload sent without a length met ``OSError(ENOSPC)`` writing a photo, and the
+    answer was a 500 "could not read or write this job's files; see its log" with a traceback there, as for a
+    fault of the server (review20). It is a 507 saying to free disk space, like the check before; nothing is kept."""
+    import errno
+    import io as _io
+
+    from postfocus.web import upload
+
+    real_open = open
+
+    class Full(_io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def opened(path, mode="r", *args, **kwargs):
+        return Full(path, "xb") if mode == "xb" else real_open(path, mode, *args, **kwargs)
+
+    srv = Server(tmp_path / "data")
+    try:
+        monkeypatch.setattr(upload, "open", opened, raising=False)
+        caplog.set_level("WARNING", logger="postfocus.web")
+        r = srv.client.post("/api/jobs", files=multipart(make_stack_files(2)))
+        assert r.status_code == 507, r.text
+        assert "free disk space" in r.json()["error"]
+        assert job_count(srv) == 0 and not any((tmp_path / "data" / "jobs").iterdir())
+        assert not any(record.exc_info for record in caplog.records)
+    finally:
+        srv.stop()
+
+
+def test_an_upload_of_thousands_of_form_fields_is_refused_not_held_in_memory(tmp_path):
+    """Each text field of an upload (up to 1 KB) was kept in the server's memory under its name, with no count
+    limit: 21 MB of 20,000 fields held 22 MB, so a body of the default 2 GB limit held about 2 GB in the server
+    process while files go to disk (review20). Past :data:`MAX_FIELDS` distinct names the upload is refused; a
+    field sent again under one name replaces itself and is not counted twice."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from postfocus.web.store import Store
+    from postfocus.web.upload import MAX_FIELDS
+
+    job = Store(tmp_path / "data").create()
+
+    def body(names):
+        parts = [b'--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n\r\n' % n.encode() + b"v" * 1000 + b"\r\n"
+                 for n in names]
+        return b"".join(parts) + b"--XyZ--\r\n"
+
+    async def chunks(data):
+        for i in range(0, len(data), 65536):
+            yield data[i:i + 65536]
+
+    def receive(names):  # (on a thread of its own: the browser fixture's event loop may run on this one)
+        receiver = UploadReceiver(job, 2**40, "big")
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, receiver.receive("multipart/form-data; boundary=XyZ", chunks(body(names)))).result()
+        return receiver
+
+    with pytest.raises(UploadError) as refused:
+        receive([f"f{i}" for i in range(20000)])
+    assert refused.value.status == 400 and f"at most {MAX_FIELDS}" in refused.value.message
+    assert receive(["title"] * 2000 + ["note"]).fields.keys() == {"title", "note"}
+
+
+def _raw_like(kind: str, seed: int) -> bytes:
+    """A TIFF laid out as cameras write RAW files: IFD 0 a 160x120 preview (NewSubfileType 1; a DNG also has
+    DNGVersion), the sensor's 640x480 image in a SubIFD; or, for ``"tiff"``, two full-size pages."""
+    import io as _io
+
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    sensor = (rng.random((480, 640)) * 4095).astype(np.uint16)
+    buf = _io.BytesIO()
+    with tifffile.TiffWriter(buf) as tw:
+        if kind == "tiff":
+            tw.write((rng.random((120, 160, 3)) * 255).astype(np.uint8), photometric="rgb")
+            tw.write((rng.random((120, 160, 3)) * 255).astype(np.uint8), photometric="rgb")
+        else:
+            dng = [(50706, "B", 4, (1, 4, 0, 0), True)] if kind == "dng" else []
+            tw.write((rng.random((120, 160, 3)) * 255).astype(np.uint8), subfiletype=1, subifds=1,
+                     photometric="rgb", extratags=dng)
+            tw.write(sensor, subfiletype=0, photometric="minisblack")
+    return buf.getvalue()
+
+
+def test_raw_photos_uploaded_are_refused_not_stacked_as_their_previews(tmp_path):
+    """A DNG or NEF starts as a TIFF does, and its first image is the camera's small preview: the upload was taken
+    as TIFF photos and the job stacked the 160x120 previews, "done", without a word (review20). A TIFF whose first
+    image is a reduced-resolution one (NewSubfileType bit 0), or a DNG, is refused naming the file and the way on;
+    a TIFF of several full pages is still a photo."""
+    from postfocus.web.upload import check_upload
+
+    srv = Server(tmp_path / "data")
+    try:
+        for kind in ("dng", "nef"):
+            photos = [(f"DSC_000{k}.{kind.upper()}", _raw_like(kind, k)) for k in range(2)]
+            r = srv.client.post("/api/jobs", files=multipart(photos, mime="application/octet-stream"))
+            assert r.status_code == 415, r.text
+            said = r.json()["error"]
+            assert said.startswith("DSC_0000.") and "RAW" in said and "postfocus stack" in said, said
+            assert "\n" not in said and str(tmp_path) not in said
+            assert job_count(srv) == 0
+        job = srv.app.state.store.create()
+        for k in range(2):
+            job.input_path(k, ".tif").write_bytes(_raw_like("tiff", k))
+        check_upload(job, [{"name": f"p{k}.tif", "file": f"in/00{k}.tif", "kind": "image", "format": "TIFF"}
+                           for k in range(2)])
+    finally:
+        srv.stop()
+
+
+def test_a_data_folder_that_cannot_hold_jobs_is_one_line_not_an_internal_error(tmp_path):
+    """``serve --data-dir DIR`` whose ``DIR/jobs`` is a file was "postfocus: internal error: FileExistsError"
+    (``create_app`` raised it from the Store), where a data folder that cannot be made is one line (review20)."""
+    from conftest import run_postfocus
+
+    from postfocus.errors import OutputError
+    from postfocus.web.app import create_app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "jobs").write_text("not a folder")
+    with pytest.raises(OutputError, match=r"jobs: cannot keep jobs there"):
+        create_app(data)
+    run = run_postfocus("serve", "--data-dir", data, "--no-browser", "--port", "0", timeout=60)
+    assert run.returncode != 0 and "internal error" not in run.stderr and "Traceback" not in run.stderr
+    assert run.err_lines == [f"postfocus: error: {data / 'jobs'}: cannot keep jobs there (File exists)"], run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, -1, 10**9, 65, 2.7, "2", True, None])
+def test_a_worker_count_that_means_nothing_is_refused_by_name(tmp_path, workers):
+    """``create_app(workers=...)`` took 0 (as 1), "2", 2.7 and True, and 10**9 (one process per job, unbounded),
+    while the command line takes 1-64 (review20). Each is an OptionError naming ``workers``, before any folder."""
+    from postfocus.errors import OptionError
+    from postfocus.web.app import create_app
+
+    with pytest.raises(OptionError, match=r"workers.*from 1 to 64"):
+        create_app(tmp_path / "data", workers=workers)
+    assert not (tmp_path / "data").exists()
+
+
+def test_allowed_hosts_given_as_one_string_is_that_host_not_its_letters(tmp_path):
+    """``allowed_hosts="localhost"`` allowed the letters l, o, c ..., so every request was a 400 (review20). A string
+    is one host name; a name that is not a string is a TypeError when the app is made, not at its first request."""
+    from postfocus.web.app import create_app
+
+    app = create_app(tmp_path / "data", allowed_hosts="localhost")
+    with TestClient(app, base_url="http://localhost:8000") as client:
+        assert client.get("/api/info").status_code == 200
+        assert client.get("/api/info", headers={"host": "l:8000"}).status_code == 400
+    with pytest.raises(TypeError, match="allowed_hosts: host names are strings, not int"):
+        create_app(tmp_path / "data", allowed_hosts=["localhost", 8000])

@@ -8,7 +8,7 @@ from postfocus.cli.common import err_console, is_quiet, main, processed, progres
 from postfocus.cli.options import inputs_argument, output_option, processing_options, quality_option
 from postfocus.cli.output import default_output, finish, json_option, stack_data
 from postfocus.errors import OptionError, frame_runs
-from postfocus.io.animation import ANIMATION_FORMATS
+from postfocus.io.animation import ANIMATION_FORMATS, stored_frames
 from postfocus.io.write import check_output_path
 from postfocus.products.animate import PullEnd, animate, check_pull_options
 from postfocus.products.refocus import parse_point
@@ -73,7 +73,12 @@ def animate_command(ctx, inputs, output, start, end, duration, fps, f_number, lo
                              duration=duration, fps=fps, f_number=f_number, long_edge=long_edge,
                              bounce=bounce, quality=quality, progress=progress, threads=root_threads(ctx))
     h, w = pull.size
+    held = stored_frames(path)  # (a WebP or GIF keeps a run of frames alike once: say what the file holds)
+    note = f"; the {suffix[1:].upper() if suffix == '.gif' else 'WebP'} holds {held} of them (neighbours alike are " \
+        "stored once, shown as long)" if held is not None and held != pull.count else ""
     err_console.print(f"focus pull: {pull.count} frames of {w}x{h} at {pull.fps:g} fps, depth {pull.start:.2f} to "
-                      f"{pull.end:.2f} (frames, 0 = nearest)", soft_wrap=True, markup=False)
-    finish([path], **stack_data(ps), animation={"frames": pull.count, "fps": pull.fps, "width": w, "height": h,
-                                                "start_depth": round(pull.start, 3), "end_depth": round(pull.end, 3)})
+                      f"{pull.end:.2f} (frames, 0 = nearest){note}", soft_wrap=True, markup=False)
+    stored = {} if held is None else {"stored_frames": held}
+    finish([path], **stack_data(ps), animation={"frames": pull.count, **stored, "fps": pull.fps, "width": w,
+                                                "height": h, "start_depth": round(pull.start, 3),
+                                                "end_depth": round(pull.end, 3)})

@@ -12,7 +12,7 @@ from postfocus.products.depth import depth_range
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import output_option, processing_options
 from postfocus.cli.output import (FrameLabels, bits_option, compression_option, default_output, default_suffix,
-                                  finish, json_option, stack_data)
+                                  finish, json_option, order_said, stack_data)
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.io.encoding import check_encoding
 from postfocus.io.write import check_output_path
@@ -113,6 +113,7 @@ def aperture_command(ctx, inputs, focus_at, focus_depth, preset, f_number, blur_
             f"blur {result.blur_px:.3g} px per frame of depth")
     path = save_image(output, result.image, ps.info, quality=quality, bit_depth=bits, compression=compression,
                       description=f"postfocus {note}")
-    finish([path], **stack_data(ps),
+    order = {} if result.focus is None else order_said(ctx, ps)  # (preset all: no depth)
+    finish([path], **stack_data(ps), **order,
            focus_depth=None if result.focus is None else round(result.focus, 3), blur_px=round(result.blur_px, 3),
            largest_blur_px=round(result.largest_blur_px, 3))

@@ -9,7 +9,8 @@ import numpy as np
 
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, output_option, processing_options
-from postfocus.cli.output import FrameLabels, default_output, finish, json_option, size_text, stack_data
+from postfocus.cli.output import (FrameLabels, default_output, finish, json_option, order_said, size_text,
+                                  stack_data)
 from postfocus.errors import OutputError
 from postfocus.pipeline.threads import helper_threads, in_background
 from postfocus.products.depth import (
@@ -95,5 +96,6 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
         lo, hi = depth_range(result.depth, result.frames)
         err_console.print(f"preview colours: depth {lo:.2f} (red, near) to {hi:.2f} (blue, far) of 0-{last}, "
                           "the scene's own range", soft_wrap=True, markup=False)
-    finish(written, **stack_data(ps),
+    order = order_said(ctx, ps)
+    finish(written, **stack_data(ps), **order,
            median_confidence=round(median_confidence, 3))

@@ -8,7 +8,7 @@ import click
 
 from postfocus.cli.common import err_console, is_quiet, main, processed, progress_bars, root_threads
 from postfocus.cli.options import check_distinct, output_option, processing_options
-from postfocus.cli.output import default_output, finish, json_option, stack_data
+from postfocus.cli.output import default_output, finish, json_option, order_said, stack_data
 from postfocus.products.depth import check_output
 from postfocus.io.write import write_image
 from postfocus.products.mesh import (DEFAULT_MAX_FACES, DEFAULT_RELIEF, MESH_FORMATS, check_relief, mesh_files,
@@ -62,5 +62,5 @@ def mesh_command(ctx, inputs, output, preview_out, rock_out, relief, max_faces, 
         written.append(write_image(preview_out, render_view(image, result.depth, result.frames, relief=relief)))
     if rock_out:
         written.append(write_gif(rock_out, rock_frames(image, result.depth, result.frames, relief=relief)))
-    finish(written, **stack_data(ps),
+    finish(written, **stack_data(ps), **order_said(ctx, ps),
            vertices=len(mesh.vertices), faces=len(mesh.faces))

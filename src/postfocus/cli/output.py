@@ -36,6 +36,7 @@ __all__ = [
     "frames_data",
     "json_flag",
     "json_option",
+    "order_said",
     "order_text",
     "plural",
     "size_data",
@@ -171,6 +172,41 @@ def order_text(near_to_far: bool, evidence: dict | None = None) -> str:
         else:
             text += f" ({evidence['source']}; the occlusion edges lean {leans}, {numbers})"
     return text
+
+
+def order_said(ctx: click.Context, stack: Any) -> dict[str, Any]:
+    """The depth order a product of ``stack`` took, for ``--json`` (``{"order": {...}}``); said in one line on
+    stderr when it is ``--order``'s default, given neither on the command line nor in the config file.
+
+    Nothing a processed stack holds says which way its focus swept without ``--order auto``'s measurement (about
+    0.3 s of CPU on pcb_depthmap at the analysis size, and too weak to decide on it or on keyboard_sweep.mp4, both
+    swept far to near: docs/depth-and-aperture.md), so the default is named, with how to change it.
+
+    Parameters
+    ----------
+    ctx : click.Context
+        The command's context (its ``--order`` option, and where its value came from).
+    stack : ProcessedStack
+        The stack the product was made from.
+
+    Returns
+    -------
+    dict
+        ``{"order": {"near_to_far": bool, "assumed": bool}}`` for :func:`finish`.
+    """
+    from click.core import ParameterSource
+
+    assumed = ctx.get_parameter_source("order") in (ParameterSource.DEFAULT, None)
+    if assumed:
+        label, last = FrameLabels(stack.names, stack.info.fps), len(stack.names) - 1
+        near, far = (label(0), label(last)) if stack.near_to_far else (label(last), label(0))
+        flip = "far-to-near" if stack.near_to_far else "near-to-far"
+        from postfocus.cli.common import err_console  # (common imports this module)
+
+        err_console.print(f"depth order assumed: {near} is the nearest (--order {ctx.params.get('order')}, the "
+                          f"default); if {far} is, give --order {flip} (--order auto measures it)",
+                          soft_wrap=True, markup=False)
+    return {"order": {"near_to_far": bool(stack.near_to_far), "assumed": assumed}}
 
 
 def size_text(size: Sequence[int]) -> str:

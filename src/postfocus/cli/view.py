@@ -9,7 +9,7 @@ import click
 from postfocus.io.write import check_output_path
 from postfocus.cli.common import err_console, is_quiet, main, progress_bars, root_threads
 from postfocus.cli.options import output_option, processing_options, stack_options
-from postfocus.cli.output import default_output, finish, json_option, stack_data
+from postfocus.cli.output import default_output, finish, json_option, order_said, stack_data
 from postfocus.io.open import open_source
 from postfocus.pipeline.run import process
 
@@ -56,5 +56,5 @@ def view_command(ctx, inputs, output, long_edge, quality, fmt, title, check, no_
                            pull_on_load=not no_pull, progress=progress, threads=root_threads(ctx))
     size = path.stat().st_size
     err_console.print(f"page: {len(ps.used)} frames, {size / 1e6:.1f} MB")
-    finish([path], **stack_data(ps),
+    finish([path], **stack_data(ps), **order_said(ctx, ps),
            bytes=size)

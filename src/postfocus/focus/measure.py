@@ -18,7 +18,8 @@ __all__ = ["laplacian_energy", "noise_sigma", "pool", "tenengrad"]
 
 
 def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7, *,
-                     out: np.ndarray | None = None) -> np.ndarray:
+                     out: np.ndarray | None = None,
+                     scratch: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Local energy of the Laplacian.
 
     Parameters
@@ -28,6 +29,11 @@ def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7, 
     presmooth : sigma of a Gaussian applied first, to keep noise from counting as detail.
     out : float32 (H, W) array, optional
         Where to write the measure (e.g. a slice of a block holding every frame's), instead of a new array.
+        It may be ``scratch[0]``.
+    scratch : pair of float32 (H, W) C-contiguous arrays, optional
+        Where the smoothed image and its Laplacian are made, instead of two new arrays: a thread measuring
+        frame after frame reuses them (the same values; frame-sized arrays made afresh fault their pages in
+        every time).
 
     Returns
     -------
@@ -39,9 +45,10 @@ def laplacian_energy(grey: np.ndarray, window: int = 5, presmooth: float = 0.7, 
     (32, 32)
     """
     g = grey.astype(np.float32, copy=False)
+    smoothed, lap = scratch if scratch is not None else (None, None)
     if presmooth > 0:
-        g = cv2.GaussianBlur(g, (0, 0), presmooth)
-    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
+        g = cv2.GaussianBlur(g, (0, 0), presmooth, dst=smoothed)
+    lap = cv2.Laplacian(g, cv2.CV_32F, dst=lap, ksize=3)
     # squared in place, and boxed into ``out``: the same values, two fewer frame-sized arrays (fresh pages)
     direct = out is not None and out.dtype == np.float32 and out.flags.c_contiguous  # (OpenCV writes only into those)
     energy = cv2.boxFilter(np.multiply(lap, lap, out=lap), -1, (window, window), dst=out if direct else None)

@@ -1,7 +1,9 @@
 """Write short animations (a focus pull, a wiggle) as MP4, GIF or WebP, atomically.
 
 MP4 is H.264 through PyAV (:func:`postfocus.io.video_write.write_video`),
-GIF and animated WebP through Pillow. Every file is written under a temporary
+GIF and animated WebP through Pillow, whose encoders store a run of frames alike
+once, shown as long (libwebp: alike within its lossy tolerance; GIF: identical):
+:func:`stored_frames` reads back how many a file holds. Every file is written under a temporary
 name and renamed (:func:`postfocus.io.write.atomic_write`), so a failed or
 interrupted write never leaves a half-written animation under the name asked for.
 """
@@ -18,7 +20,7 @@ import numpy as np
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, atomic_write_bytes
 
-__all__ = ["ANIMATION_FORMATS", "MAX_FPS", "MIN_FPS", "write_animation", "write_gif"]
+__all__ = ["ANIMATION_FORMATS", "MAX_FPS", "MIN_FPS", "stored_frames", "write_animation", "write_gif"]
 
 ANIMATION_FORMATS = (".mp4", ".gif", ".webp")
 MIN_FPS, MAX_FPS = 0.01, 120.0
@@ -139,3 +141,34 @@ def write_animation(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fp
             raise PostfocusError(f"{path}: {exc}") from None
 
     return atomic_write(path, write)
+
+
+def stored_frames(path: str | os.PathLike) -> int | None:
+    """How many frames a GIF or animated WebP file holds (None for another file, or one that cannot be read).
+
+    Fewer than were written when neighbours are alike: the encoders keep such a run once, shown for the
+    run's whole time (the playback is the same).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.gif`` or ``.webp`` file.
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> stored_frames("no-such.webp") is None
+    True
+    """
+    if Path(path).suffix.lower() not in (".gif", ".webp"):
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except (OSError, ValueError, SyntaxError):
+        return None

@@ -3,7 +3,9 @@
 Arrays come from anywhere (a camera SDK, a microscope, another program), so
 they are checked the way files are: every frame must be finite, non-empty and
 of one size; integer frames are read by their type's range (uint8 0-255 is
-black to white); float frames are taken as [0, 1] and a warning says when they
+black to white), and frames of 32 or 64 bits whose values all lie within
+0-65535 (``(frame * 255).astype(int)``), black at their type's range, are
+refused; float frames are taken as [0, 1] and a warning says when they
 are far outside it. Grey frames (H, W) and a whole stack as one
 (N, H, W[, C]) array are accepted.
 """
@@ -76,6 +78,13 @@ def _check(k: int, f: np.ndarray) -> np.ndarray:
         raise InvalidFrameError(f"frame {k}: shape {f.shape} is not a picture; expected (H, W) or (H, W, 3)")
     if f.size == 0:
         raise InvalidFrameError(f"frame {k}: is empty (shape {f.shape})")
+    if f.dtype.kind in "ui" and f.dtype.itemsize >= 4:  # ((f * 255).astype(int): black at int64's range; review20)
+        lo, hi = int(f.min()), int(f.max())
+        if 0 <= lo and 0 < hi <= 65535:
+            meant = "uint8" if hi <= 255 else "uint16"
+            raise InvalidFrameError(
+                f"frame {k}: {f.dtype.name} values from {lo} to {hi} are black at {f.dtype.name}'s range (to "
+                f"{np.iinfo(f.dtype).max:.3g}); give {meant} frames (e.g. frames.astype(np.{meant})) or floats in [0, 1]")
     if f.dtype.kind == "f":
         if not np.isfinite(f.min() + f.max()):  # NaN or inf shows in the extremes: no frame-sized mask unless so
             bad = int(f.size - np.count_nonzero(np.isfinite(f)))
@@ -116,7 +125,8 @@ class ArraySource(FrameSource):
     ------
     InvalidFrameError
         (a ValueError and an InputError) naming the frame: fewer than two
-        frames, sizes that differ, NaN or infinite values, empty frames.
+        frames, sizes that differ, NaN or infinite values, empty frames,
+        32- or 64-bit integers of 8- or 16-bit values.
 
     Examples
     --------

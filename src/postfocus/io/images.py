@@ -337,30 +337,30 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
     return np.ascontiguousarray(apply_orientation(frame, header.orientation))
 
 
-# OpenCV's decoder gives RGB itself from 4.11 (before, BGR turned round here).
-_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
-
-
 def _decode_pillow_format(path: Path) -> np.ndarray:
     """A file Pillow reads (JPEG, and the rarer formats) as uint8/uint16 pixels, grey or RGB.
 
-    A whole 8-bit grey or YCbCr JPEG is decoded by OpenCV instead: the same libjpeg-turbo
-    decoding, the same pixels to the bit, for 20-35 % less CPU in a ``stack`` run and fewer page
-    faults (no 4-byte pixels to copy from; docs/performance.md, "Small stacks, thirteenth session").
+    A whole 8-bit grey or YCbCr JPEG is decoded by imagecodecs' libjpeg-turbo instead: the same
+    decoding, the same pixels to the bit, for less CPU in a ``stack`` run and fewer page faults (no
+    4-byte pixels to copy from; docs/performance.md, "Small stacks, thirteenth session"). Its error
+    manager is silent, as Pillow's is: OpenCV's (used before) let libjpeg print its warnings on
+    damaged entropy data ("Corrupt JPEG data: ...") from C on stderr (docs/reliability.md, fixes22).
     Pillow still reads the header (its size limit, the colour mode) and decodes everything else:
-    CMYK (OpenCV's RGB differs), a file that does not end with the end-of-image marker (cut short,
-    Pillow refuses it where libjpeg would fill the rest with grey; or with bytes after it), or one
-    OpenCV refuses.
+    CMYK, a file that does not end with the end-of-image marker (cut short, Pillow refuses it where
+    libjpeg would fill the rest with grey; or with bytes after it), or one libjpeg-turbo refuses.
     """
     data = path.read_bytes()
     with Image.open(io.BytesIO(data)) as im:
         if im.format == "JPEG" and im.mode in ("L", "RGB") and data.endswith(b"\xff\xd9"):
             # (EXIF orientation left to the caller, as with Pillow; RGB straight from the decoder)
-            flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_GRAYSCALE if im.mode == "L" else _IMREAD_RGB)
-            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-            if pixels is not None and pixels.shape[:2] == (im.height, im.width) and \
-                    pixels.ndim == (2 if im.mode == "L" else 3):
-                return pixels[..., ::-1].copy() if pixels.ndim == 3 and _IMREAD_RGB == cv2.IMREAD_COLOR else pixels
+            from imagecodecs import jpeg8_decode  # (a dependency; imported with the first JPEG)
+            try:
+                pixels = jpeg8_decode(data)
+            except Exception:  # refused (Jpeg8Error, or a layout it cannot give): Pillow's turn
+                pixels = None
+            if pixels is not None and pixels.dtype == np.uint8 and pixels.shape[:2] == (im.height, im.width) \
+                    and pixels.ndim == (2 if im.mode == "L" else 3) and (pixels.ndim == 2 or pixels.shape[2] == 3):
+                return pixels
         im.load()
         if im.mode not in ("L", "RGB", "I;16"):
             im = im.convert("RGB")

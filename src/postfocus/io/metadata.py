@@ -43,6 +43,7 @@ _IFD0_KEEP = (0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0131, 0x
 # (vendor offsets into the original file), the Interop pointer, pixel dimensions.
 _EXIF_DROP = {0x927C, 0xA005, 0xA002, 0xA003}
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_EXIF_ROOM = 65000  # bytes of EXIF a result's JPEG APP1 segment takes (64 KiB, less its header)
 # tifffile refuses to write the EXIF/GPS pointer tags itself; it writes these
 # neighbouring private codes instead, which embed_tiff_exif renames and points.
 _TIFF_SLOTS = {_EXIF_IFD - 1: _EXIF_IFD, _GPS_IFD - 1: _GPS_IFD}
@@ -166,8 +167,16 @@ def output_exif(exif: bytes | None, description: str | None = None, size: tuple[
         data = exif_bytes(ifd0, sub, gps)
     except Exception:  # a camera value Pillow cannot write back: keep the plain IFD0
         data = exif_bytes(ifd0, {}, {})
-    if len(data) > 65000:  # a JPEG APP1 segment holds 64 KiB
+    if len(data) > _EXIF_ROOM:  # a JPEG APP1 segment holds 64 KiB
         data = exif_bytes(ifd0, {}, gps)
+    texts = sorted((t for t, v in ifd0.items() if isinstance(v, str) and t not in (0x0131, 0x010E)),
+                   key=lambda t: len(ifd0[t]))
+    while len(data) > _EXIF_ROOM and texts:  # IFD0's text fills it (a 65 KB copyright: "EXIF data is too long",
+        del ifd0[texts.pop()]  # an internal error in every result; review20): the camera's longest text goes first
+        data = exif_bytes(ifd0, {}, {})
+    if len(data) > _EXIF_ROOM and isinstance(ifd0.get(0x010E), str):  # a description too long (save_image's): cut
+        ifd0[0x010E] = ifd0[0x010E][: max(0, len(ifd0[0x010E]) - (len(data) - _EXIF_ROOM))]
+        data = exif_bytes(ifd0, {}, {})
     return data
 
 

@@ -33,6 +33,14 @@ from postfocus.io.video_stream import decoded_frames, frame_bits, is_attached_pi
 
 __all__ = ["VideoSource"]
 
+#: How an MP4/MOV is opened: its boxes name the stream's size, rates and frame count, so FFmpeg's probe
+#: (``avformat_find_stream_info``) is asked to decode no frame (``skip_frame`` for that probe only: the
+#: decoder that reads the frames is made afresh from the stream's parameters). The probe decoded the first
+#: frame on one thread, which the decoder then decoded again: 53-77 ms of CPU at 4K, 3-12 ms without, the
+#: same frames (docs/performance.md, "fourteenth session"). Other containers (MKV, MTS, ...) may name some
+#: of these only in the coded frames: opened as before.
+_BOXED = {"options": {"skip_frame": "all"}}
+
 
 class VideoSource(FrameSource):
     """Frames of a video file, decoded one at a time with PyAV.
@@ -80,12 +88,15 @@ class VideoSource(FrameSource):
         self._pts_index: dict[int, int] = {}  # pts -> frame index, all frames seen
         self._scratch = None  # a DecodedScratch once keep_decoded() was called
         self._probe_errors: list[str] = []  # packets the probe's decoder skipped (when it is kept)
+        self._boxes: bool | None = None  # an MP4/MOV (see _BOXED), once looked at
         self._probe()
 
     # -- opening -----------------------------------------------------------
     def _open(self):
+        if self._boxes is None:
+            self._boxes = looks_like_mp4(self.path)
         try:
-            container = av.open(str(self.path), metadata_errors="ignore")
+            container = av.open(str(self.path), metadata_errors="ignore", **(_BOXED if self._boxes else {}))
         except av.error.FFmpegError as exc:
             if looks_like_mp4(self.path):
                 raise InputError(

@@ -21,9 +21,11 @@ References
 
 from __future__ import annotations
 
+import threading
 import warnings
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -99,7 +101,8 @@ class Analysis:
 
 _BYTES = np.arange(256, dtype=np.uint8)
 # gamma_decode(to_float(v)) of every 8-bit value v: a table gives the same values as the power law, 10x faster.
-_LINEAR_OF_BYTE = gamma_decode(to_float(_BYTES))
+_FLOAT_OF_BYTE = to_float(_BYTES)
+_LINEAR_OF_BYTE = gamma_decode(_FLOAT_OF_BYTE)
 # Whether to_float and back to 8 bits (as the small copies are made) returns every 8-bit value unchanged.
 _BYTE_ROUND_TRIP = bool((np.clip(to_float(_BYTES) * 255 + 0.5, 0, 255).astype(np.uint8) == _BYTES).all())
 
@@ -118,6 +121,38 @@ MEASURED_AHEAD, MEASURED_WORKERS = 3, 2
 #: threads, 48 ms a frame; 24 MP JPEG, 14 times, 200 ms against 52 ms: the match threads wait for the
 #: one decoding thread; algae's 20 MP PNGs, 18 times, 58 ms against 52 ms).
 PARALLEL_DECODE_AREA = 2.0
+#: Below that area, image files' second frame is still decoded and prepared beside the first (in a thread of
+#: its own), so the first match starts one frame's preparation sooner (docs/performance.md, "Medium stacks,
+#: fourteenth session").
+EARLY_SECOND = True
+
+
+def _second_beside(frames: Iterable, early: Future | None) -> Iterator:
+    """``frames``' first item, then ``(1, early.result())``, then the rest: the frames in order when ``frames``
+    holds every frame but the second, which ``early`` prepares (``frames`` itself when ``early`` is None)."""
+    frames = iter(frames)
+    if early is not None:
+        yield next(frames)
+        yield 1, early.result()
+    yield from frames
+
+
+class _Scratch(threading.local):
+    """Frame-sized arrays a decoding thread reuses from one frame to the next, by name (one set a thread).
+
+    A frame-sized array made afresh faults its pages in every time; these are made once (pcb's decoding
+    thread: 0.14 -> 0.09 s of system time in 7 frames, docs/performance.md "Medium stacks, fourteenth session").
+    """
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """The thread's array ``name`` of this shape and type (uninitialised when new)."""
+        array = self.arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self.arrays[name] = np.empty(shape, dtype)
+        return array
 
 
 def work_scale(size: tuple[int, int], long_edge: int) -> float:
@@ -219,28 +254,47 @@ def analyse(
     # it (a stack decoded once holds it for pass 2 anyway), and dropped once in reference geometry.
     shared_smalls = s_an == s_work and _BYTE_ROUND_TRIP
 
+    scratch = _Scratch() if on_frame is None else None  # (``on_frame`` may keep the float frame it is shown)
+
     def prepare(index: int, pixels: np.ndarray) -> tuple:
         """Per-frame work that needs no other frame, done in the decoding thread(s) (two frames at once for
         large images, so it writes only its own frame's slots): the
         full-resolution frame is shrunk there (in its stored type: a quarter of the work for 8-bit
-        frames) and never reaches the loop below, which is left with the alignment."""
+        frames) and never reaches the loop below, which is left with the alignment. The frame-sized
+        arrays that do not leave it are the thread's ``scratch``, reused from frame to frame."""
         stored = _resize(pixels, s_work)
-        work = to_float(stored)
-        grey = to_grey(work)
-        if grey.shape == (an_h, an_w):  # measured at the analysis size: straight into its slice
-            laplacian_energy(grey, out=measures[index])
-        else:
-            measures[index] = pool(laplacian_energy(grey), (an_h, an_w))
         eight_bit = stored.dtype == np.uint8
+        # (an RGB frame only: a grey one would be its own grey frame, which the aligner keeps)
+        reused = eight_bit and scratch is not None and stored.ndim == 3 and stored.shape[2] == 3
+        if reused:  # (to_float's values, from a table)
+            work = cv2.LUT(stored, _FLOAT_OF_BYTE, dst=scratch.get("work", stored.shape, np.float32))
+        else:
+            work = to_float(stored)
+        grey = to_grey(work)
+        direct = grey.shape == (an_h, an_w)  # measured at the analysis size: straight into its slice
+        if scratch is None:
+            energy = laplacian_energy(grey, out=measures[index] if direct else None)
+        else:  # (the smoothed image's array takes the measure: it is not needed once its Laplacian is made)
+            smoothed = scratch.get("smoothed", grey.shape, np.float32)
+            energy = laplacian_energy(grey, out=measures[index] if direct else smoothed,
+                                      scratch=(smoothed, scratch.get("laplacian", grey.shape, np.float32)))
+        if not direct:
+            measures[index] = pool(energy, (an_h, an_w))
+        del energy
         if eight_bit and shared_smalls:
             small = stored  # what the 8-bit copy below would be (kept as it is, see ``shared_smalls``)
-        else:
-            small = np.clip(_resize(work, s_an / s_work) * 255 + 0.5, 0, 255).astype(np.uint8)
-        exposure = None  # what the aligner compares exposures on (made from a table here, for 8-bit frames)
-        if eight_bit and align != "none":
-            exposure = SweepAligner.exposure_frame(cv2.LUT(stored, _LINEAR_OF_BYTE))
+        else:  # (in place: the values of ``np.clip(shrunk * 255 + 0.5, 0, 255)``)
+            small = _resize(work, s_an / s_work)
+            small = small.copy() if small is work else small
+            np.add(np.multiply(small, 255, out=small), 0.5, out=small)
+            small = np.clip(small, 0, 255, out=small).astype(np.uint8)
         if on_frame:
             on_frame(index, work)
+        exposure = None  # what the aligner compares exposures on (made from a table here, for 8-bit frames)
+        if eight_bit and align != "none":  # (into the float frame's scratch, no longer needed)
+            linear = cv2.LUT(stored, _LINEAR_OF_BYTE, dst=work if reused else None)
+            exposure = SweepAligner.exposure_frame(linear)
+            del linear
         # The float frame goes on only when the aligner still needs it (its exposure copy is made from it):
         # at 1600 px a float RGB frame is 23 MB, held while it waits in the queue.
         return (work if exposure is None and align != "none" else None), grey, small, exposure, small is stored
@@ -250,12 +304,17 @@ def analyse(
     ahead = max(1, min(PREPARED_AHEAD, int(PREPARED_AHEAD_MB / max(work_mb, 1e-6))))
     # (prepare writes only its own frame's slices; on_frame wants the frames in order; a second frame in
     # flight is not in the memory limit's estimate)
-    workers = 2 if (source.info.kind == "images" and on_frame is None and helper_threads(options.threads) > 1
-                    and options.memory_mb is None and s_work * s_work * PARALLEL_DECODE_AREA <= 1.0) else 1
+    files = source.info.kind == "images" and on_frame is None and helper_threads(options.threads) > 1 \
+        and options.memory_mb is None
+    workers = 2 if files and s_work * s_work * PARALLEL_DECODE_AREA <= 1.0 else 1
+    # The first match waits for two frames: with one decoding thread, the second file is decoded and prepared
+    # beside the first (EARLY_SECOND), instead of after it with the other core idle.
+    early = in_background(lambda: prepare(1, source.read_pixels(1)), "postfocus-decode") \
+        if EARLY_SECOND and files and workers == 1 and n > 2 else None
     try:
-        with read_ahead(source, range(n), read=source.read_pixels, prepare=prepare, ahead=ahead,
-                        workers=workers) as frames:
-            for i, (work, grey, small, exposure, shared) in frames:
+        with read_ahead(source, [0, *range(2, n)] if early else range(n), read=source.read_pixels,
+                        prepare=prepare, ahead=ahead, workers=workers) as frames:
+            for i, (work, grey, small, exposure, shared) in _second_beside(frames, early):
                 if align != "none":
                     aligner.add(i, grey, work, exposure)
                 if smalls is None:
@@ -266,6 +325,8 @@ def analyse(
                     progress("align and measure", i + 1, n)
     except BaseException:
         aligner.close()
+        if early is not None:  # (not left reading the source)
+            wait([early])
         raise
     if align == "none":
         aligner.close()

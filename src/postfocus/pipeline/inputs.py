@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Set as AbstractSet
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -39,7 +40,8 @@ def open_quietly(inputs: Inputs, warn: Callable[[str], None], *, threads: int | 
     """:func:`open_source` (or an ArraySource for arrays), with its warnings routed through ``warn``."""
     if isinstance(inputs, FrameSource):
         return inputs
-    if not isinstance(inputs, (str, bytes, os.PathLike, np.ndarray, list, tuple)) and isinstance(inputs, Iterable):
+    if (not isinstance(inputs, (str, bytes, os.PathLike, np.ndarray, list, tuple, AbstractSet))
+            and isinstance(inputs, Iterable)):  # (a set has no order: open_source refuses it; review20)
         inputs = list(inputs)  # a generator of frames (its arrays were taken for paths: a TypeError)
     arrays = isinstance(inputs, np.ndarray) or (isinstance(inputs, (list, tuple))
                                                 and any(isinstance(f, np.ndarray) for f in inputs))

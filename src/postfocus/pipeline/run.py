@@ -23,7 +23,7 @@ import numpy as np
 from postfocus.errors import InputError, OptionError
 from postfocus.focus.direction import SweepDirection, direction_of, stated_direction
 from postfocus.io.base import FrameSource
-from postfocus.options import StackOptions, resolve
+from postfocus.options import StackOptions, is_whole, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
 from postfocus.pipeline.finish import OnImage, write_beside
 from postfocus.pipeline.inputs import Inputs, collect_warnings, open_quietly
@@ -246,13 +246,17 @@ def stack(inputs: Inputs, options: StackOptions | None = None, *, progress: Prog
                        direction=direction)
 
 
+JPEG_QUALITY = 97
+""":func:`process`'s default quality of the frames it keeps as JPEG; a folder made at another is keyed apart."""
+
+
 def process(
     inputs: Inputs,
     options: StackOptions | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
     refresh: bool = False,
-    jpeg_quality: int = 97,
+    jpeg_quality: int = JPEG_QUALITY,
     progress: Progress | None = None,
     on_image: OnImage | None = None,
     **changes: Any,
@@ -276,7 +280,8 @@ def process(
     refresh : bool
         Redo the work even if a valid stack folder exists.
     jpeg_quality : int
-        Quality of cached frames from JPEG and video sources.
+        Quality (1-100) of the frames kept as JPEG (a video's); a folder made at another quality than
+        :data:`JPEG_QUALITY` is another folder.
     progress : callable, optional
         ``progress(stage, done, total)``.
     on_image : callable, optional
@@ -297,12 +302,14 @@ def process(
     >>> ps.size  # doctest: +SKIP
     (2100, 3780)
     """
+    jpeg_quality = _check_process(refresh, jpeg_quality, on_image)
     messages: list[str] = []
     source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress)
     try:
         root = cache_root(cache_dir)
         identity = source.identity()  # (arrays: a hash of every pixel, so made once)
-        folder = root / opts.cache_key(identity, FORMAT_VERSION)
+        keyed = identity if jpeg_quality == JPEG_QUALITY else {"inputs": identity, "jpeg_quality": jpeg_quality}
+        folder = root / opts.cache_key(keyed, FORMAT_VERSION)  # (a frame kept at another quality: another folder)
         check_cache(root)  # before any work: a cache that cannot be written is said at once
         with folder_lock(folder):  # a second process on the same stack waits here, then reuses the work
             if not refresh and (folder / "manifest.json").exists():
@@ -318,6 +325,19 @@ def process(
     if failed is not None:
         raise failed
     return ps
+
+
+def _check_process(refresh: object, jpeg_quality: object, on_image: object) -> int:
+    """``jpeg_quality`` as an int, once :func:`process`'s own arguments are found usable, before any work (review20:
+    ``"high"`` was a TypeError once frames were written, 500 taken, ``on_image=5`` failed after the folder was made).
+    """
+    if not isinstance(refresh, (bool, np.bool_)):
+        raise OptionError("refresh", refresh, "must be True or False")
+    if not (is_whole(jpeg_quality) and 1 <= jpeg_quality <= 100):
+        raise OptionError("jpeg_quality", jpeg_quality, "must be a whole number from 1 to 100")
+    if on_image is not None and not callable(on_image):
+        raise OptionError("on_image", on_image, "must be a function on_image(image, used, reference), or None")
+    return int(jpeg_quality)
 
 
 def _reuse(folder: Path, opts: StackOptions, progress: Progress | None,

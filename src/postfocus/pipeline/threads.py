@@ -16,8 +16,10 @@ environment.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
@@ -60,7 +62,8 @@ def configure_threads(threads: int | None) -> Callable[[], None]:
 
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity where the system reports one (a container or ``taskset``
-    given 2 of a 64-core host's cores has 2), else the machine's count, at least 1.
+    given 2 of a 64-core host's cores has 2), else the machine's count, cut to its cgroup's CPU quota (a container
+    given ``--cpus 2`` on a 64-core host has 2; 1.5 cores count as 2), at least 1.
 
     Examples
     --------
@@ -68,9 +71,85 @@ def usable_cores() -> int:
     True
     """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # (no affinity on macOS and Windows)
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = _quota_now()
+    return cores if quota is None else max(1, min(cores, quota))
+
+
+_QUOTA_FRESH = 5.0
+"""Seconds a quota read stays in use: reading it costs about 0.3 ms (``/proc/self/cgroup`` is made by the kernel
+on each read), and a run asks for the thread budget once per fused region; a server given another quota sees it."""
+_quota_read: list = [float("-inf"), None]  # (when, cores)
+
+
+def _quota_now() -> int | None:
+    """:func:`_quota_cores` of this process, read again at most every :data:`_QUOTA_FRESH` seconds."""
+    now = time.monotonic()
+    when, cores = _quota_read
+    if now - when >= _QUOTA_FRESH:
+        cores = _quota_cores()
+        _quota_read[:] = [now, cores]
+    return cores
+
+
+def _quota_cores(root: Path = Path("/")) -> int | None:
+    """The CPU quota of this process's cgroup (and of its parents: the least) in whole cores, rounded up;
+    None without one, or where the files are missing or not as expected (never an error).
+
+    cgroup v2: ``cpu.max`` ("max 100000" is none, "200000 100000" two cores); v1: ``cpu.cfs_quota_us`` (-1 is
+    none) over ``cpu.cfs_period_us``. The cgroup is the one ``/proc/self/cgroup`` names, under ``root``.
+    """
+    try:
+        lines = (root / "proc/self/cgroup").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    base = root / "sys/fs/cgroup"
+    found = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3 or not parts[2].startswith("/"):
+            continue
+        _, controllers, own = parts
+        if controllers == "":  # v2
+            found += _levels(base, own, lambda d: _ratio(_read(d / "cpu.max").split()))
+        elif "cpu" in controllers.split(","):  # v1
+            for mount in (base / controllers, base / "cpu", base / "cpu,cpuacct", base / "cpuacct,cpu"):
+                if mount.is_dir():
+                    found += _levels(mount, own, lambda d: _ratio([_read(d / "cpu.cfs_quota_us"),
+                                                                   _read(d / "cpu.cfs_period_us")]))
+                    break
+    found = [cores for cores in found if cores is not None]
+    return min(found) if found else None
+
+
+def _levels(mount: Path, own: str, quota: Callable[[Path], int | None]) -> list[int | None]:
+    """``quota`` of the cgroup ``own`` and of each parent up to ``mount``; the mount's own alone when ``own`` is not
+    under it (a container whose cgroup namespace names a path the mount does not show)."""
+    parts = [part for part in own.split("/") if part and part not in (".", "..")]
+    if not (mount.joinpath(*parts)).is_dir():
+        parts = []
+    return [quota(mount.joinpath(*parts[:k])) for k in range(len(parts), -1, -1)]
+
+
+def _read(path: Path) -> str:
+    """A cgroup file's text ("" when it cannot be read)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def _ratio(fields: list[str]) -> int | None:
+    """``[quota, period]`` as whole cores, rounded up (None for none: "max", -1, or anything odd)."""
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except (IndexError, ValueError):
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, -(-quota // period))
 
 
 def helper_threads(threads: int | None) -> int:

@@ -386,6 +386,7 @@ def check_point(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> N
     """
     _check_tap(stack, x, y, radius)
     h, w = stack.size
+    x, y = float(x), float(y)  # (np.int8(20) < 196 was NumPy's OverflowError: review20)
     if not (0 <= x < w and 0 <= y < h):
         raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
 
@@ -411,7 +412,7 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
     machine's cores; 1: the calling thread only); ``make=False`` makes none (:func:`plain_fill`).
     """
     check_point(stack, x, y, radius)
-    threads = check_threads(threads)
+    x, y, threads = float(x), float(y), check_threads(threads)
     h, w = stack.size
     mh, mw = stack.focus_index.shape
     motion = stack.motion
@@ -444,4 +445,4 @@ def is_plain(stack: MapsView, x: float, y: float, radius: int = 6) -> bool:
     """Whether a :func:`tap` at (x, y) answers from the stack's fill (:func:`plain_fill`): its window has too
     little texture to name a frame. Refuses what :func:`tap` refuses (OptionError, PostfocusError)."""
     check_point(stack, x, y, radius)
-    return bool(_window_at(stack, x, y, int(radius))[-1])
+    return bool(_window_at(stack, float(x), float(y), int(radius))[-1])

@@ -31,7 +31,8 @@ from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.pipeline.plan import pick_frames
 from postfocus.result import save_image
-from postfocus.store.records import DamagedStackError, check_fields, file_record, mismatch, verify_files, written_since
+from postfocus.store.records import (DamagedStackError, check_fields, file_record, mismatch, read_manifest,
+                                     verify_files, written_since)
 from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
@@ -72,10 +73,7 @@ class ProcessedStack(MapsView):
         if not isinstance(folder, (str, os.PathLike)):  # (None was a TypeError from pathlib)
             raise InputError(f"folder={folder!r:.60}: not a postfocus stack folder (give its path)")
         folder = Path(folder)
-        try:
-            data = (folder / "manifest.json").read_bytes()
-        except OSError as exc:
-            raise InputError(f"{folder}: not a postfocus stack folder ({exc.strerror or exc})") from None
+        data = read_manifest(folder)  # (a FIFO under its name hung every run, /dev/zero was read whole: review20)
         try:
             manifest = json.loads(data)  # (bytes: UTF-8 with or without BOM; a bad byte is a ValueError too)
         except ValueError as exc:  # a manifest there but cut short or garbled: a damaged folder, made again
@@ -388,7 +386,7 @@ class ProcessedStack(MapsView):
         record, since = self.manifest.get("files", {}).get(name), written_since(self.folder, self.manifest)
         seen = self.__dict__.setdefault("_crc_matched", {})
         return since is None or (record is not None and mismatch(self.folder / name, record, since, crc=True,
-                                                                 seen=seen) is not None)
+                                                                 seen=seen, folder=self.folder) is not None)
 
     def describe(self) -> dict:
         """A summary for people and JSON (``postfocus info``); ``size`` is ``{"width": W, "height": H}``."""

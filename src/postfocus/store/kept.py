@@ -35,15 +35,18 @@ FLOOR_FILE = "tap_floor.npz"
 
 def load_kept(path: Path, key: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
     """The arrays kept at ``path`` under ``key`` (only those of ``names``, when given); None when missing, made
-    under another key, damaged, or without one of ``names``.
+    under another key, damaged, without one of ``names``, or not a regular file of its own (a link is not followed).
 
     Examples
     --------
     >>> load_kept(Path("no-such-file.npz"), "k") is None
     True
     """
-    try:  # (opened without waiting: a FIFO under the name blocked the open, every tap with it, for good: review16)
-        fh = open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
+    # (opened without waiting: a FIFO under the name blocked the open, every tap with it, for good: review16; and not
+    # through a link: one to a file outside the folder was read and trusted: fixes22)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fh = open(os.open(path, flags), "rb")
     except (OSError, ValueError):
         return None  # missing, unreadable, no path
     try:

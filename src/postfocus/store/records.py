@@ -14,10 +14,13 @@ import zlib
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from postfocus.errors import InputError
 from postfocus.store.unwarped import UNWARPED_KEY
 
-__all__ = ["DamagedStackError", "check_fields", "file_record", "mismatch", "verify_files", "written_since"]
+__all__ = ["MAX_MANIFEST_BYTES", "DamagedStackError", "check_fields", "file_record", "mismatch", "read_manifest",
+           "verify_files", "written_since"]
 
 
 class DamagedStackError(InputError):
@@ -52,6 +55,52 @@ def check_fields(folder: Path, manifest: dict) -> None:
     for index, name in manifest["frame_files"].items():  # (read as frames, so a kept file the manifest records)
         if not (isinstance(name, str) and name in manifest["files"]):
             raise DamagedStackError(f"{folder}: manifest.json frame {str(index)[:20]!r} names no kept file")
+    problem = _values(manifest)
+    if problem:
+        raise DamagedStackError(f"{folder}: manifest.json {problem}")
+
+
+def _values(m: dict) -> str | None:
+    """What no stack folder can hold in ``m``'s fields of the right JSON type, or None (review20): a size of text
+    or of 10**12, frames used past the stack, an alignment of another shape were internal errors in every run."""
+    from postfocus.align.report import FrameAlignment
+    from postfocus.options import StackOptions
+
+    n = len(m["names"])
+    if not _sides(m["size"]):
+        return "field 'size' is not two sides of a picture"
+    if not (n and all(isinstance(name, str) for name in m["names"])):
+        return "field 'names' is not the frames' names"
+    used = m["used"]
+    if not (used and all(_whole(k) for k in used) and used == sorted(set(used)) and 0 <= used[0] <= used[-1] < n):
+        return f"field 'used' is not frames of the {n}, each once, in order"
+    if not 0 <= m["reference"] < n:
+        return f"field 'reference' is not one of the {n} frames"
+    if any(str(k) not in m["frame_files"] for k in used):
+        return "field 'frame_files' names no file for a used frame"
+    if m.get(UNWARPED_KEY):
+        crop, ref = m["crop"], m["reference_size"]
+        if not (_sides(ref) and len(crop) == 4 and all(_whole(v) for v in crop)
+                and 0 <= crop[0] < crop[2] <= ref[0] and 0 <= crop[1] < crop[3] <= ref[1]
+                and [crop[2] - crop[0], crop[3] - crop[1]] == m["size"]):
+            return "fields 'crop' and 'reference_size' are not a crop of the size"
+    try:
+        StackOptions(**m["options"])
+        report = [FrameAlignment.from_dict(a) for a in m["alignment"]]
+    except Exception:  # noqa: BLE001 (what a hand-edited field makes: TypeError, KeyError, ValueError, OptionError)
+        return "fields 'options' or 'alignment' cannot be read"
+    if len(report) != n or any(a.matrix.shape != (3, 3) or not np.isfinite(a.matrix).all() for a in report):
+        return "field 'alignment' is not a transform for each frame"
+    return None
+
+
+def _sides(value: list) -> bool:
+    """Whether ``value`` is the (height, width) of a picture a stack can have."""
+    return len(value) == 2 and all(_whole(v) and 1 <= v <= MAX_SIDE for v in value)
+
+
+MAX_SIDE = 1 << 20
+"""Longest side, in pixels, a stack folder's manifest may record (a gigapixel panorama is 2**16 wide)."""
 
 
 def _inside(name: str) -> bool:
@@ -68,6 +117,31 @@ def _inside(name: str) -> bool:
 
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_MANIFEST_BYTES = 256 << 20
+"""Largest ``manifest.json`` read (a 2000-frame stack's is about 2 MB)."""
+
+
+def read_manifest(folder: Path) -> bytes:
+    """The bytes of ``folder``'s ``manifest.json``, opened without waiting and read only if a regular file.
+
+    InputError when there is none (not a stack folder); DamagedStackError when it is no regular file (a FIFO blocked
+    the read for good, a link to ``/dev/zero`` was read until memory ran out: review20) or over
+    :data:`MAX_MANIFEST_BYTES`.
+    """
+    try:
+        fd = os.open(folder / "manifest.json", os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as exc:  # (ValueError: a NUL in the path)
+        raise InputError(f"{folder}: not a postfocus stack folder ({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (a FIFO, a device, a folder)
+        os.close(fd)
+        raise DamagedStackError(f"{folder}: manifest.json is not a file")
+    with open(fd, "rb") as handle:
+        data = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise DamagedStackError(f"{folder}: manifest.json is over {MAX_MANIFEST_BYTES >> 20} MB")
+    return data
 
 
 def written_since(folder: Path, manifest: dict) -> int | None:
@@ -97,9 +171,26 @@ def verify_files(folder: Path, manifest: dict, *, checksums: bool | str, seen: d
         raise DamagedStackError(f"{folder}: manifest.json is missing")
     for name, record in manifest.get("files", {}).items():
         problem = mismatch(folder / name, record, None if checksums is True else since,
-                           crc=checksums is not False, seen=seen)
+                           crc=checksums is not False, seen=seen, folder=folder)
         if problem:
             raise DamagedStackError(f"{folder}: {name} {problem}")
+
+
+def _through_link(folder: Path, path: Path) -> bool:
+    """Whether a folder between ``folder`` and ``path`` (e.g. ``frames/``) is a link or no folder (its own status)."""
+    try:
+        parts = path.relative_to(folder).parts[:-1]
+    except ValueError:
+        return True
+    inner = folder
+    for part in parts:
+        inner = inner / part
+        try:
+            if not stat.S_ISDIR(inner.lstat().st_mode):
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def file_record(data: bytes) -> list[int]:
@@ -113,7 +204,8 @@ def file_record(data: bytes) -> list[int]:
     return [len(data), zlib.crc32(data)]
 
 
-def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool, seen: dict) -> str | None:
+def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool, seen: dict,
+             folder: Path | None = None) -> str | None:
     """What is wrong with the file at ``path`` against its manifest ``record`` ([size, CRC-32]), or None.
 
     Parameters
@@ -132,6 +224,10 @@ def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool,
     seen : dict
         File -> the status whose bytes matched: with a ``since``, a file is not read again while its
         status stays so (the web app checks an open stack on every request). Updated here.
+    folder : pathlib.Path, optional
+        The stack folder ``path`` is in: a folder between the two that is a link (``frames/`` pointing
+        elsewhere) makes the file "not inside the folder". The file itself is never followed through a link
+        (its own status, ``lstat``): a kept file that is a link, wherever it points, "is not a file".
 
     Returns
     -------
@@ -143,12 +239,14 @@ def mismatch(path: Path, record: Sequence[int], since: int | None, *, crc: bool,
     >>> mismatch(Path("no/such/file"), [9, 0], None, crc=True, seen={})
     'is missing'
     """
-    try:
-        st = path.stat()
+    try:  # (a link to a file outside, of the recorded size and older than the manifest, passed and was read: review19)
+        st = path.lstat()
     except OSError:
         return "is missing"
     if not stat.S_ISREG(st.st_mode):
         return "is not a file"
+    if folder is not None and _through_link(folder, path):
+        return "is not inside the folder (a folder on its way is a link)"
     if st.st_size != record[0]:
         return f"has {st.st_size} bytes, {record[0]} were written"
     if not crc or (since is not None and st.st_ctime_ns < since):  # (not <=: the same clock tick as the manifest)

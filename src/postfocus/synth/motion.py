@@ -27,7 +27,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -37,6 +36,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
+from postfocus.pipeline.threads import usable_cores
 from postfocus.synth import camera, optics
 from postfocus.synth.render import SyntheticStack, _check_depth, _check_image
 from postfocus.synth.scenes import scene
@@ -162,7 +162,7 @@ def render_sequence(
         frame = camera.degrade(canvas, margin, (h, w), transforms[i], gains[i], noise, jpeg_quality, noise_rngs[i])
         return clean, frame
 
-    workers = max(1, min(n, os.cpu_count() or 1))
+    workers = max(1, min(n, usable_cores()))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(one_frame, range(n)))
     moving = np.zeros((h, w), bool)

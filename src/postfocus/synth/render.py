@@ -4,7 +4,6 @@ composite that selects, per pixel, the frame focused nearest the true depth."""
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from postfocus.colour import gamma_decode, gamma_encode
 from postfocus.errors import PostfocusError
+from postfocus.pipeline.threads import usable_cores
 from postfocus.synth import camera, optics
 
 __all__ = ["SyntheticStack", "oracle_composite", "render_stack"]
@@ -233,7 +233,7 @@ def render_stack(
         return clean, frame
 
     # numpy and OpenCV release the GIL, so frames render in parallel threads
-    workers = max(1, min(n, os.cpu_count() or 1))
+    workers = max(1, min(n, usable_cores()))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(one_frame, range(n)))
     clean = [c for c, _ in results]

@@ -34,6 +34,7 @@ from postfocus.io.write import atomic_write, to_uint
 from postfocus.options import check_threads
 from postfocus.products.retouch import retouched
 from postfocus.store import ProcessedStack
+from postfocus.viewer.scene import scene_frames
 from postfocus.viewer.tapmap import TapMap, stack_tap_map
 
 __all__ = [
@@ -269,9 +270,11 @@ def viewer_data(
         "allInFocus": src(f"all_in_focus.{ext}", encode_picture(aif_small, fmt, quality), mime),
         "focusMap": {**_raster(src, "focus_map", focus_map_pixels(fi, lo, hi)), "min": lo, "max": hi},
         "pop": {"tolerance": 1.0, "softness": 0.75},
+        # the slider spans the frames the scene lies in (a macro subject may fill a few of a long sweep)
+        "scene": scene_frames(depth.depth, depth.frames, used, near_to_far=stack.near_to_far),
     }
     data["depthPreview"] = src(f"depth.{ext}", encode_picture(depth_preview(stack, aif_small, depth), fmt, quality), mime)
-    data["living"] = _living(stack, aif_small, depth.depth, src, fmt, quality, pull_on_load)
+    data["living"] = _living(stack, aif_small, depth.depth, src, fmt, quality, pull_on_load, data["scene"])
     if progress:
         progress("page: frames", len(used) + 1, total)
     if tap_map:
@@ -293,13 +296,14 @@ def viewer_data(
 
 
 def _living(stack: ProcessedStack, picture: np.ndarray, depth: np.ndarray, src: SrcMaker, fmt: str, quality: int,
-            pull_on_load: bool) -> dict:
-    """Parallax depth, background layer and focus-pull order (:mod:`postfocus.viewer.living`)."""
+            pull_on_load: bool, scene: dict) -> dict:
+    """Parallax depth, background layer and focus-pull order (:mod:`postfocus.viewer.living`); the pull passes
+    through the scene's frames (``scene``: :func:`~postfocus.viewer.scene.scene_frames`)."""
     from postfocus.viewer.living import living_data
 
     h, w = picture.shape[:2]
     small_depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_AREA)
-    slots = list(range(len(stack.used)))
+    slots = [k for k, i in enumerate(stack.used) if scene["first"] <= i <= scene["last"]]
     ext, mime = ("jpg" if fmt == "jpeg" else "webp"), FORMATS[fmt][1]
     return living_data(slots if stack.near_to_far else slots[::-1], picture, small_depth,
                        lambda name, pixels: _raster(src, name, pixels),

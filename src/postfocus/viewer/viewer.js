@@ -24,6 +24,8 @@
  *                      vertically; used for taps only when there is no tapMap
  *   depthPreview       optional src of a depth picture (else drawn from focusMap)
  *   names              optional frame names (frames[k].name wins)
+ *   scene              optional {first, last, depths}: the frame numbers the scene's depths span (with a margin);
+ *                      the slider spans them, the 'Whole sweep' button (W) all the frames
  *   title, pop {tolerance, softness}
  * Raster: {width, height, src} (8-bit PNG, decoded through a canvas without colour conversion)
  *      or {width, height, data, dtype: "uint8"|"uint16", channels} (base64 little-endian samples);
@@ -32,10 +34,12 @@
  *
  * The viewer returned by mount: tap(x, y), tapAnswer(x, y) (the answer without showing it), showSlot(k),
  * showFrame(frameNumber), setMode('frame'|'allInFocus'|'depth'|'pop'), toggleMode(mode), setMagnifier(on),
- * frameLabel(frameNumber), getState(), whenReady() -> Promise, destroy(), and .mode / .slot.
+ * setWholeSweep(on), setPopTolerance(frames), frameLabel(frameNumber), getState(), whenReady() -> Promise,
+ * destroy(), and .mode / .slot.
  * Frame numbers in the data, the state and the methods are 0-based; what people read is 1-based with the
  * file name: frameLabel(2) = 'Frame 3 of 7 (pcb_003.jpg)'. getState() (also window.postfocusState,
  * read-only) = frozen {frame, slot, name, label, frames, frameCount, mode, magnifier, popPosition, ready, warnings,
+ * sliderFirst, sliderLast (the frame numbers the slider spans), wholeSweep,
  * lastTap: {x, y, frame, slot, position, confidence, fallback, filledFrom, ms (from the input event), handlerMs,
  * frameMs (to the next animation frame)}}. The container gets data-frame, data-mode and data-ready.
  *
@@ -303,6 +307,20 @@
     return out;
   }
 
+  // Slots [first, last] of the frames inside data.scene {first, last} (frame numbers), or null when the scene
+  // fills SCENE_FILLS of the frames or more (or is not given): then the slider spans them all, as a button to
+  // add a frame or two would only be in the way.
+  var SCENE_FILLS = 0.75;
+  function sceneSlots(frameNumbers, scene) {
+    if (!scene || scene.first == null || scene.last == null || frameNumbers.length < 3) return null;
+    var a = -1, b = -1;
+    for (var k = 0; k < frameNumbers.length; k++) {
+      if (frameNumbers[k] >= scene.first && frameNumbers[k] <= scene.last) { if (a < 0) a = k; b = k; }
+    }
+    if (a < 0 || b <= a || b - a + 1 >= SCENE_FILLS * frameNumbers.length) return null;
+    return [a, b];
+  }
+
   // ---------------------------------------------------------------- viewer
   function Viewer(container, data, options) {
     this.container = container;
@@ -319,6 +337,8 @@
     // Frames of the whole sweep, also those left out (people count 1..frameCount; frame numbers are 0-based).
     var last = this.frameNumbers.reduce(function (m, n) { return Math.max(m, n); }, -1);
     this.frameCount = Math.max(data.frameCount || 0, this.frames.length, last + 1);
+    this.scene = sceneSlots(this.frameNumbers, data.scene);
+    this.wholeSweep = !this.scene;
     this.slot = 0;
     this.mode = 'frame';
     this.magnifier = false;
@@ -332,7 +352,7 @@
     this._build();
     this._bind();
     this._layout();
-    var near = this.frames.length ? 0 : -1;
+    var near = this.frames.length ? (this.scene ? this.scene[0] : 0) : -1;
     if (near >= 0) this._showSlot(near, true);
     this._loading = this._load();
   }
@@ -398,6 +418,12 @@
     sliderBox.appendChild(el('span', 'pf-far')).textContent = 'far';
     sliderBox.appendChild(this.sliderLabel);
     bar.appendChild(sliderBox);
+    this.btnSweep = null;
+    if (this.scene) { // the slider spans the scene's frames; this button (W) widens it to the whole sweep
+      this.btnSweep = button('Whole sweep', 'W', 'Let the slider step through every frame of the sweep, not only ' +
+        'the frames the scene lies in');
+    }
+    this._sliderSpan();
     c.appendChild(bar);
     this.bar = bar;
     this.status = el('div', 'pf-status', { 'aria-live': 'polite' });
@@ -414,6 +440,7 @@
     this._on(this.btnPop, 'click', function () { self.toggleMode('pop'); });
     this._on(this.btnLoupe, 'click', function () { self.setMagnifier(!self.magnifier); });
     this._on(this.slider, 'input', function () { self.showSlot(parseInt(self.slider.value, 10)); });
+    if (this.btnSweep) this._on(this.btnSweep, 'click', function () { self.setWholeSweep(!self.wholeSweep); });
     var keyTarget = this.options.keyboardTarget || this.container;
     this._on(keyTarget, 'keydown', function (e) { self._key(e); });
     this._on(window, 'resize', function () { self._layout(); });
@@ -834,9 +861,11 @@
     if (k === 'ArrowLeft' || k === 'ArrowDown' || k === 'ArrowRight' || k === 'ArrowUp') {
       if (t === this.slider) return; // the slider moves itself and reports an input event
       var step = (k === 'ArrowLeft' || k === 'ArrowDown') ? -1 : 1;
-      this.showSlot(clamp(this.slot + step, 0, this.frames.length - 1));
-    } else if (k === 'Home') { this.showSlot(0); }
-    else if (k === 'End') { this.showSlot(this.frames.length - 1); }
+      var span = this._span();
+      this.showSlot(clamp(this.slot + step, Math.min(span[0], this.slot), Math.max(span[1], this.slot)));
+    } else if (k === 'Home') { this.showSlot(this._span()[0]); }
+    else if (k === 'End') { this.showSlot(this._span()[1]); }
+    else if ((k === 'w' || k === 'W') && this.btnSweep) { this.setWholeSweep(!this.wholeSweep); }
     else if (k === 'a' || k === 'A') { this.toggleMode('allInFocus'); }
     else if (k === 'd' || k === 'D') { this.toggleMode('depth'); }
     else if (k === 'p' || k === 'P') { this.toggleMode('pop'); }
@@ -866,6 +895,9 @@
       mode: this.mode,
       magnifier: this.magnifier,
       popPosition: this.popPosition,
+      sliderFirst: this.frames.length ? this.frames[this._span()[0]].index : null,
+      sliderLast: this.frames.length ? this.frames[this._span()[1]].index : null,
+      wholeSweep: this.wholeSweep,
       ready: this.ready,
       lastTap: this.lastTap ? Object.freeze(Object.assign({}, this.lastTap)) : null,
       warnings: this.warnings.slice()
@@ -877,6 +909,12 @@
     if (s.frame != null) c.setAttribute('data-frame', String(s.frame));
     c.setAttribute('data-mode', s.mode);
     c.setAttribute('data-ready', s.ready ? 'true' : 'false');
+    var span = this._span();
+    if (!this.wholeSweep && (this.slot < span[0] || this.slot > span[1])) { // a tap found a frame beyond the
+      this.wholeSweep = true; // scene's span: the slider widens to show it honestly
+      this._sliderSpan();
+      s = this.getState();
+    }
     if (String(this.slot) !== this.slider.value) this.slider.value = String(this.slot);
     this.sliderLabel.textContent = s.frame == null ? '' : 'frame ' + (s.frame + 1) + ' of ' + this.frameCount;
     if (s.label) this.slider.setAttribute('aria-valuetext', s.label);
@@ -884,6 +922,7 @@
     this.btnDepth.setAttribute('aria-pressed', String(this.mode === 'depth'));
     this.btnPop.setAttribute('aria-pressed', String(this.mode === 'pop'));
     this.btnLoupe.setAttribute('aria-pressed', String(this.magnifier));
+    if (this.btnSweep) this.btnSweep.setAttribute('aria-pressed', String(this.wholeSweep));
     this.status.textContent = this._describe(s);
     if (this.options.onChange) this.options.onChange(s);
   };
@@ -910,6 +949,37 @@
     }
     if (s.warnings.length) text += ' Warning: ' + s.warnings.join('; ');
     return text;
+  };
+
+  // The slots the slider spans: the scene's (data.scene) unless the whole sweep is asked for.
+  Viewer.prototype._span = function () {
+    return this.wholeSweep || !this.scene ? [0, Math.max(0, this.frames.length - 1)] : this.scene;
+  };
+
+  Viewer.prototype._sliderSpan = function () {
+    var span = this._span();
+    this.slider.min = String(span[0]);
+    this.slider.max = String(span[1]);
+    this.slider.value = String(this.slot);
+  };
+
+  // Whole sweep on: the slider steps through every frame; off: through the scene's frames (the frame shown moves
+  // into them when it lay outside).
+  Viewer.prototype.setWholeSweep = function (on) {
+    if (!this.scene) return;
+    this.wholeSweep = !!on;
+    this._sliderSpan();
+    var span = this._span();
+    if (this.slot < span[0] || this.slot > span[1]) this._showSlot(clamp(this.slot, span[0], span[1]), false);
+    else this._changed();
+  };
+
+  // Colour pop's depth tolerance in frames either side of the subject (data.pop.tolerance); redrawn when shown.
+  Viewer.prototype.setPopTolerance = function (frames) {
+    var t = Number(frames);
+    if (!isFinite(t) || t < 0) throw new Error('pop tolerance must be a number of frames >= 0');
+    this.data.pop = Object.assign({}, this.data.pop || {}, { tolerance: t });
+    if (this.mode === 'pop') { this._renderPop(); this._changed(); }
   };
 
   Viewer.prototype.whenReady = function () { return this._loading.then(function () { return this; }.bind(this)); };

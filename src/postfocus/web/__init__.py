@@ -3,8 +3,10 @@
 Needs the ``web`` extra (starlette, uvicorn, python-multipart). The modules:
 :mod:`~postfocus.web.app` (the Starlette app), :mod:`~postfocus.web.jobs`
 (background processing), :mod:`~postfocus.web.store` (the data folder),
-:mod:`~postfocus.web.upload` (safe uploads), :mod:`~postfocus.web.ops` (tap,
-merge, pop, aperture on a finished job), :mod:`~postfocus.web.names` (names of
+:mod:`~postfocus.web.upload` (safe uploads), :mod:`~postfocus.web.intake`
+(uploads taken in as jobs: how many at once, stalls, a full disk), :mod:`~postfocus.web.ops` (tap,
+merge, pop, aperture on a finished job), :mod:`~postfocus.web.lens` (the
+aperture's blur over the scene's depths), :mod:`~postfocus.web.names` (names of
 downloads and jobs).
 """
 

@@ -34,8 +34,9 @@ the local machine's, which defeats DNS rebinding), state-changing requests
 from another origin (``Origin: null`` included) or without the header
 ``X-Postfocus: 1`` are refused, JSON bodies are limited in size, uploads are
 limited in size while they stream, checked by content, refused when cut
-short, and stored under generated names; job ids must be UUIDs, and every file
-served is checked to lie in its job's folder.
+short or stalled, at most a few at once (:mod:`~postfocus.web.intake`), and
+stored under generated names; job ids must be UUIDs, and every file served is
+checked to lie in its job's folder.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import os
 import re
-import shutil
 import threading
 from pathlib import Path
 from typing import AsyncIterator, Iterable
@@ -53,28 +54,29 @@ from typing import AsyncIterator, Iterable
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from postfocus._version import __version__
 from postfocus.errors import OptionError, OutputError, PostfocusError
-from postfocus.io.base import natural_key
 from postfocus.options import check_threads, is_number
 from postfocus.pipeline.threads import configure_threads
 from postfocus.store.cache import CacheError
-from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error
+from postfocus.web.guard import CHANGE_HEADER, GuardMiddleware, error, host_names
 from postfocus.web.heal import REBUILD_MESSAGE, REBUILD_STATUS, check, rebuild, scrub
+from postfocus.web.intake import DEFAULT_MAX_UPLOADS, DEFAULT_UPLOAD_TIMEOUT, Intake
 from postfocus.web.jobs import VIEWER_NAME_RE, JobQueue
-from postfocus.web.names import attachment, job_title, slug
+from postfocus.web.names import attachment, slug
 from postfocus.web.ops import f_number_used
 from postfocus.web.retouch import RetouchResults, retouch_routes
 from postfocus.web.store import DONE, FAILED, FINISHED, QUEUED, UPLOADING, JobFolder, Lock, Store
 from postfocus.web.taps import app_threads
-from postfocus.web.upload import UploadError, UploadReceiver, check_upload, drop_repeats, humanize, json_body, too_large
+from postfocus.web.upload import UploadError, humanize, json_body
 
-__all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "GuardMiddleware", "create_app", "error"]
+__all__ = ["CHANGE_HEADER", "DEFAULT_MAX_UPLOAD_MB", "LOCAL_HOSTS", "MAX_WORKERS", "GuardMiddleware", "create_app",
+           "error"]
 
 log = logging.getLogger("postfocus.web")
 
@@ -83,7 +85,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 VIEWER_DIR = PACKAGE / "viewer"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MAX_UPLOAD_MB = 2048
-DISK_RESERVE = 256 * 1024 * 1024  # keep this much free after an upload
+MAX_WORKERS = 64  # as the command line's --workers
 
 
 def create_app(
@@ -93,6 +95,8 @@ def create_app(
     workers: int = 2,
     allowed_hosts: Iterable[str] | None = LOCAL_HOSTS,
     threads: int | None = None,
+    max_uploads: int = DEFAULT_MAX_UPLOADS,
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
 ) -> Starlette:
     """Build the web app over ``data_dir``.
 
@@ -103,13 +107,17 @@ def create_app(
     max_upload_mb : float
         Largest upload accepted, in MB (whole request).
     workers : int
-        How many stacks are processed at the same time.
-    allowed_hosts : Iterable[str] or None
-        Host names the server answers to (None: any; for a server reachable
+        How many stacks are processed at the same time, 1 to :data:`MAX_WORKERS`.
+    allowed_hosts : Iterable[str] or str or None
+        Host names the server answers to (a string: one name; None: any; for a server reachable
         from other machines).
     threads : int, optional
         Thread budget of each of the app's own renders and of OpenCV in the server process (default:
         :func:`~postfocus.web.taps.app_threads` of ``workers``, the cores shared with the jobs).
+    max_uploads : int
+        Uploads received at once; one more is refused (503) until one ends.
+    upload_timeout : float
+        Seconds an upload's body may send nothing before it is dropped (408, nothing kept).
 
     Returns
     -------
@@ -123,6 +131,9 @@ def create_app(
     """
     if not (isinstance(max_upload_mb, (int, float)) and math.isfinite(max_upload_mb) and max_upload_mb > 0):
         raise OptionError("max_upload_mb", max_upload_mb, "must be a number of MB above 0")
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or not 1 <= workers <= MAX_WORKERS:
+        raise OptionError("workers", workers, f"must be a whole number from 1 to {MAX_WORKERS}")  # (10**9: web23)
+    allowed_hosts = host_names(allowed_hosts)
     store = Store(data_dir)
     threads = app_threads(workers) if threads is None else check_threads(threads)
     results = RetouchResults(threads=threads)  # Results and retouching (web/retouch.py)
@@ -183,6 +194,9 @@ def create_app(
         out["links"] = links(job_id)
         return out
 
+    intake = Intake(store, queue.submit, public, limit=limit, limit_text=limit_text, max_uploads=max_uploads,
+                    upload_timeout=upload_timeout)  # POST /api/jobs (web/intake.py)
+
     def serve_file(request: Request, path: Path, job: JobFolder, data: dict, download_name: str,
                    media_type: str | None = None, headers: dict | None = None,
                    download: bool = False) -> FileResponse:
@@ -234,41 +248,6 @@ def create_app(
 
     def list_jobs(request: Request) -> Response:
         return JSONResponse({"jobs": [public(d) for d in store.list()]})
-
-    async def create_job(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return error(400, "Bad Content-Length.")
-            if int(length) > limit:
-                return error(413, too_large(limit_text))
-            if shutil.disk_usage(store.root).free < int(length) + DISK_RESERVE:
-                return error(507, "Not enough free disk space for this upload.")
-        job = store.create()
-        receiver = UploadReceiver(job, limit, limit_text)
-        try:
-            await receiver.receive(request.headers.get("content-type", ""), request.stream())
-            files = sorted(receiver.files, key=lambda f: natural_key(f["name"]))
-            files, repeats = await run_in_threadpool(drop_repeats, job, files)
-            await run_in_threadpool(check_upload, job, files)
-        except UploadError as exc:
-            store.delete(job)
-            return error(exc.status, exc.message)
-        except ClientDisconnect:  # nobody is left to answer: one line in the log, nothing kept
-            store.delete(job)
-            log.warning("upload cancelled: the client disconnected after %d bytes; nothing was kept",
-                        receiver.received)
-            return error(400, "The upload was cut off.")
-        except BaseException:
-            store.delete(job)
-            raise
-        data = job.read() or {}
-        title = (receiver.fields.get("title") or "").strip()[:120] or job_title(files)
-        data.update(state=QUEUED, inputs=files, upload_warnings=repeats,
-                    title="".join(c for c in title if c.isprintable()))
-        job.write(data)
-        queue.submit(job.id)
-        return JSONResponse(public(data), status_code=201)
 
     def get_job(request: Request) -> Response:
         _, data = find(request)
@@ -362,9 +341,10 @@ def create_app(
     def aperture(request: Request) -> Response:
         job, data = finished(request)
         full = request.query_params.get("full") in ("1", "true", "yes")
-        f_number = number(request, "f")
-        path = results.aperture(job, number(request, "x"), number(request, "y"), f_number, preview=not full)
-        return serve_file(request, path, job, data, f"f{f_number_used(f_number):g}.jpg")  # named as rendered
+        f_number, x, y = number(request, "f"), number(request, "x"), number(request, "y")
+        path = results.aperture(job, x, y, f_number, preview=not full)
+        lens = results.aperture_lens(job, x, y, f_number, preview=not full).headers()  # its blur, for the caption
+        return serve_file(request, path, job, data, f"f{f_number_used(f_number):g}.jpg", headers=lens)  # as rendered
 
     def depth(request: Request) -> Response:
         job, data = finished(request)
@@ -415,7 +395,7 @@ def create_app(
         Route("/viewer/{name:str}", viewer_asset),
         Route("/api/info", info),
         Route("/api/jobs", list_jobs, methods=["GET"]),
-        Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/jobs", intake.create_job, methods=["POST"]),
         Route(job, get_job, methods=["GET"]),
         Route(job, delete_job, methods=["DELETE"]),
         Route(f"{job}/retry", retry_job, methods=["POST"]),

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["CHANGE_HEADER", "CSP", "GuardMiddleware", "error"]
+__all__ = ["CHANGE_HEADER", "CSP", "GuardMiddleware", "error", "host_names"]
 
 CHANGE_HEADER = "X-Postfocus"  # every POST, PUT, PATCH or DELETE must carry "X-Postfocus: 1"
 
@@ -28,12 +28,39 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def host_names(hosts: Iterable[str] | str | None) -> frozenset[str] | None:
+    """The host names to answer to, lower case, without IPv6 brackets; a string is one name (``"localhost"`` allowed
+    its letters, so every request was refused: web23), None is any.
+
+    Raises
+    ------
+    TypeError
+        For a name that is not a string, or ``hosts`` not iterable.
+    """
+    if hosts is None:
+        return None
+    names = [hosts] if isinstance(hosts, str) else list(hosts)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"allowed_hosts: host names are strings, not {type(name).__name__}")
+    return frozenset(name.lower().strip("[]") for name in names)
+
+
+def _netloc(url: str, *, part: str = "netloc") -> str | None:
+    """``url``'s network location (or ``part`` of it), lower case; None when no URL parser can read it (``Host: [``
+    raised "Invalid IPv6 URL", a 500 with a traceback: review20)."""
+    try:
+        return (getattr(urlsplit(url), part) or "").lower()
+    except ValueError:
+        return None
+
+
 class GuardMiddleware:
     """Host allow-list, same-origin check for changes, and security headers."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] | None):
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] | str | None):
         self.app = app
-        self.allowed = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
+        self.allowed = host_names(allowed_hosts)
 
     @staticmethod
     def refuse_change(headers: dict[str, str], host: str) -> str | None:
@@ -45,7 +72,7 @@ class GuardMiddleware:
         that this server never grants.
         """
         origin = headers.get("origin")
-        if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
+        if origin is not None and (origin == "null" or _netloc(origin) != host.lower()):
             return "Requests from other web sites are refused."
         if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return "Requests from other web sites are refused."
@@ -60,7 +87,7 @@ class GuardMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
-        hostname = (urlsplit(f"//{host}").hostname or "").lower()
+        hostname = _netloc(f"//{host}", part="hostname")
         if self.allowed is not None and hostname not in self.allowed:
             await error(400, f"This server answers only to {', '.join(sorted(self.allowed))}.")(scope, receive, send)
             return

@@ -21,6 +21,7 @@ import numpy as np
 
 from postfocus.errors import PostfocusError, frame_runs
 from postfocus.store import DamagedStackError, ProcessedStack
+from postfocus.web.lens import SceneLens, scene_lens
 from postfocus.web.outputs import OutRecords
 from postfocus.web.store import JobFolder
 from postfocus.web.taps import TapAhead
@@ -81,6 +82,7 @@ class Results:
         self._max_open = max_open
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._lenses: OrderedDict[tuple, SceneLens] = OrderedDict()  # aperture_lens's answers, newest last
         # Renders are heavy (full-size images in memory): only a few at a time, the rest wait.
         self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
         self.threads = threads
@@ -335,14 +337,42 @@ class Results:
 
         return self._cached(job, "depth.png", make)
 
+    def aperture_lens(self, job: JobFolder, x: float, y: float, f_number: float, preview: bool = True) -> SceneLens:
+        """The lens of the aperture render at x, y, f/``f_number``: its blur set over the scene's depths
+        (:mod:`postfocus.web.lens`), for the picture's size (the preview's or the full size)."""
+        from postfocus.products.aperture import focus_at
+
+        ps = self.stack(job)
+        x, y = self._point(ps, x, y)
+        try:  # (a render asked again is served as kept: its lens too, without reading the depth map)
+            made = job.out("depth.npy").stat().st_mtime_ns
+        except OSError:
+            made = None
+        key = (job.id, made, x, y, f_number_used(f_number), bool(preview))
+        with self._lock:
+            if key in self._lenses:
+                return self._lenses[key]
+        depth, conf, frames = self._depth(job)
+        h, w = depth.shape[:2]
+        s = PREVIEW_EDGE / max(h, w) if preview and max(h, w) > PREVIEW_EDGE else 1.0
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        lens = scene_lens(depth, frames, focus_at(depth, x, y, conf), f_number_used(f_number), size)
+        with self._lock:
+            self._lenses[key] = lens
+            while len(self._lenses) > KEEP_PREVIEWS:
+                self._lenses.popitem(last=False)
+        return lens
+
     def aperture(self, job: JobFolder, x: float, y: float, f_number: float, preview: bool = True) -> Path:
-        """Shallow depth of field focused at the subject at x, y, at aperture f/``f_number``."""
-        from postfocus.products.aperture import focus_at, render_aperture
+        """Shallow depth of field focused at the subject at x, y, at aperture f/``f_number`` (its blur set over the
+        scene's depths: :meth:`aperture_lens`)."""
+        from postfocus.products.aperture import render_aperture
 
         ps = self.stack(job)
         x, y = self._point(ps, x, y)
         f_number = f_number_used(f_number)
-        name = f"aperture_{'p' if preview else 'f'}_{x:06.0f}_{y:06.0f}_{f_number:05.1f}.jpg"
+        # "aperture_s": the blur is set over the scene's depths (older "aperture_p/f" ones: over the sweep's)
+        name = f"aperture_s{'p' if preview else 'f'}_{x:06.0f}_{y:06.0f}_{f_number:05.1f}.jpg"
 
         def make(path: Path) -> None:
             import cv2
@@ -350,8 +380,8 @@ class Results:
             from postfocus.options import DEFAULT_METHOD
 
             image = ps.all_in_focus(DEFAULT_METHOD, threads=self.threads)
-            depth, conf, frames = self._depth(job)
-            focus = focus_at(depth, x, y, conf)
+            depth, _, _ = self._depth(job)
+            lens = self.aperture_lens(job, x, y, f_number, preview)
             h, w = image.shape[:2]
             if preview and max(h, w) > PREVIEW_EDGE:
                 s = PREVIEW_EDGE / max(h, w)
@@ -359,7 +389,7 @@ class Results:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
                 depth = cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
             layers = {"max_layers": PREVIEW_LAYERS} if preview else {}
-            out = render_aperture(image, depth, focus, f_number=f_number, span=max(frames - 1, 1), **layers)
+            out = render_aperture(image, depth, lens.focus, blur_px=lens.blur_px, **layers)
             self._save(path, np.asarray(out, np.float32), ps, quality=88 if preview else 95)
 
         return self._cached(job, name, make, prune="aperture_")

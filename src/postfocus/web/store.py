@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from postfocus.errors import OutputError
 from postfocus.io.lock import FileLock
 from postfocus.io.write import atomic_write_json
 
@@ -215,7 +216,10 @@ class Store:
     def __init__(self, data_dir: str | os.PathLike):
         self.root = Path(data_dir).expanduser().resolve()
         self.jobs_dir = self.root / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # ("jobs" a file: an internal FileExistsError in `serve`; review20)
+            raise OutputError(f"{self.jobs_dir}: cannot keep jobs there ({exc.strerror or exc})") from None
 
     # Paths --------------------------------------------------------------
     def inside(self, path: Path) -> bool:
@@ -241,19 +245,23 @@ class Store:
         job_id = str(uuid.uuid4())
         folder = self.jobs_dir / job_id
         folder.mkdir()
-        (folder / "in").mkdir()
         job = JobFolder(folder)
-        job.write({
-            "id": job_id,
-            "state": UPLOADING,
-            "created": now(),
-            "title": "",
-            "inputs": [],
-            "progress": None,
-            "error": None,
-            "result": None,
-            "attempts": 0,
-        })
+        try:
+            (folder / "in").mkdir()
+            job.write({
+                "id": job_id,
+                "state": UPLOADING,
+                "created": now(),
+                "title": "",
+                "inputs": [],
+                "progress": None,
+                "error": None,
+                "result": None,
+                "attempts": 0,
+            })
+        except BaseException:  # (a full disk left the folder, with no job.json: web23)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return job
 
     def delete(self, job: JobFolder) -> None:

@@ -22,6 +22,7 @@ no body, however nested, ends in anything but a clear refusal.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import re
@@ -36,28 +37,17 @@ from postfocus.errors import PostfocusError
 from postfocus.io.base import looks_like_mp4
 from postfocus.web.store import JobFolder, display_name
 
-__all__ = [
-    "HEIF_BRANDS",
-    "MAX_FIELD_BYTES",
-    "MAX_FILES",
-    "MAX_JSON_BYTES",
-    "SNIFF_BYTES",
-    "SUPPORTED",
-    "Sniffed",
-    "UploadError",
-    "UploadReceiver",
-    "check_upload",
-    "humanize",
-    "json_body",
-    "sniff",
-    "too_large",
-]
+__all__ = ["HEIF_BRANDS", "MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "MAX_JSON_BYTES", "NO_SPACE", "SNIFF_BYTES",
+           "SUPPORTED", "Sniffed", "UploadError", "UploadReceiver", "check_upload", "humanize", "json_body", "sniff",
+           "too_large"]
 
 SNIFF_BYTES = 512
 MAX_FILES = 2000
 MAX_FIELD_BYTES = 1024
+MAX_FIELDS = 16  # text fields of distinct names (each held in memory; the page sends none, a title at most)
 MAX_JSON_BYTES = 64 * 1024
 
+NO_SPACE = "Not enough free disk space for this upload."
 SUPPORTED = "JPEG, PNG or TIFF photos, or one MP4, MOV, MKV, AVI or MTS video"
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
 
@@ -221,6 +211,8 @@ class UploadReceiver:
     def _on_part_end(self) -> None:
         part = self._part
         if part.filename is None:
+            if part.field and part.field not in self.fields and len(self.fields) >= MAX_FIELDS:  # (2 GB held: review20)
+                raise UploadError(400, f"Too many form fields in one upload (at most {MAX_FIELDS}).")
             if part.field:
                 self.fields[part.field] = part.data.decode("utf-8", "replace")
             return
@@ -270,6 +262,10 @@ class UploadReceiver:
             parser.finalize()
         except FormParserError as exc:
             raise UploadError(400, f"The upload could not be read ({exc}).") from None
+        except OSError as exc:  # (a disk filled since the free-space check: a 500 and a traceback; review20)
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise UploadError(507, NO_SPACE) from None
         finally:
             self.close()
         if not self._complete:
@@ -313,7 +309,6 @@ async def json_body(content_length: str | None, stream: AsyncIterator[bytes], li
         return json.loads(body)
     except RecursionError:
         raise ValueError("the request body nests too deep") from None
-
 
 
 def too_large(limit_text: str) -> str:
@@ -393,16 +388,28 @@ def _check_image(path: Path, expected: str) -> None:
 
     from postfocus.errors import InputError
     from postfocus.io.images import read_header
-
     header = read_header(path)
     with Image.open(path) as im:
         fmt = im.format
-    if fmt != expected and not (expected == "TIFF" and fmt in ("TIFF", "MPO")) and not (
-        expected == "JPEG" and fmt == "MPO"
-    ):
+    if fmt != expected and not (expected in ("TIFF", "JPEG") and fmt == "MPO"):
         raise InputError(f"{path}: not a valid {expected} file")
+    if expected == "TIFF" and _first_image_is_a_preview(path):  # (its 160x120 preview was stacked: review20)
+        raise InputError(f"{path}: a camera RAW photo (DNG, NEF, ARW ...), whose first image is only a preview; "
+                         "upload JPEG, PNG or TIFF photos made from it, or stack RAW files with 'postfocus stack'")
     if header.width < 16 or header.height < 16:
         raise InputError(f"{path}: too small ({header.width}x{header.height}) to be a photo of a stack")
+
+
+def _first_image_is_a_preview(path: Path) -> bool:
+    """Whether the TIFF ``path`` is laid out as camera RAW files are: a DNG, or a first image of reduced resolution
+    (NewSubfileType bit 0), the sensor's lying in a SubIFD."""
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages.first.tags
+            return 50706 in tags or int(getattr(tags.get(254), "value", 0)) & 1 == 1
+    except Exception:  # noqa: BLE001 (a TIFF tifffile cannot read, Pillow could: judged by Pillow alone, as before)
+        return False
 
 
 def _check_video(path: Path) -> None:

@@ -245,6 +245,7 @@
     if (current) {
       Object.keys(current.timers).forEach(function (k) { clearTimeout(current.timers[k]); });
       if (current.viewer) current.viewer.destroy();
+      if (current.previewBlob) URL.revokeObjectURL(current.previewBlob);
     }
     current = null;
   }
@@ -382,6 +383,8 @@
     $('range-from').value = String(lo);
     $('range-to').value = String(hi);
     current.aperture = { x: Math.floor(data.width / 2), y: Math.floor(data.height / 2) };
+    $('pop-tolerance').value = String((data.pop && data.pop.tolerance != null) ? data.pop.tolerance : 1);
+    setPopTolerance();
     $('dl-image').href = links.image + '?download=1';
     $('dl-page').href = links.page;
     $('dl-depth').href = links.depth + '?download=1';
@@ -447,9 +450,33 @@
   function updatePopLink() {
     var s = current && current.state;
     var position = s && s.popPosition != null ? s.popPosition : (s ? s.frame : 0);
-    var tol = (current.data && current.data.pop && current.data.pop.tolerance) || 1;
+    var tol = popTolerance();
     $('dl-pop').href = current.job.links.pop + '?position=' + encodeURIComponent(position.toFixed(2)) +
       '&tolerance=' + tol + '&download=1';
+    if (current.viewer && current.viewer.mode === 'pop' && current.viewer.popCoverage != null) {
+      $('pop-text').textContent = keptColourText(current.viewer.popCoverage, tol) + '.';
+    }
+  }
+
+  function popTolerance() { return parseFloat($('pop-tolerance').value); }
+
+  // What postfocus pop says of the share of the picture that kept its colour (postfocus.cli.pop.kept_colour_text),
+  // with the app's control for its --tolerance.
+  var LARGE_SHARE = 0.6; // postfocus.cli.pop.LARGE_SHARE
+  function keptColourText(share, tol) {
+    var text = 'Kept colour on ' + (100 * share).toFixed(0) + ' % of the picture';
+    if (share > LARGE_SHARE && tol > 0) {
+      text += ': most of it lies within ' + tol + ' frame' + (tol === 1 ? '' : 's') + ' of that depth; ' +
+        'a smaller tolerance (e.g. ' + tol / 2 + ') keeps the colour to the subject';
+    }
+    return text;
+  }
+
+  function setPopTolerance() {
+    var tol = popTolerance();
+    $('pop-tolerance-out').textContent = tol + (tol === 1 ? ' frame' : ' frames');
+    if (current && current.viewer) current.viewer.setPopTolerance(tol); // redraws the pop when it is shown
+    if (current && current.job) updatePopLink();
   }
 
   // Frame numbers for people: counted from 1, with the file name ('frames 2 to 5 of 7 (pcb_002.jpg to
@@ -506,13 +533,17 @@
     }
   }
 
-  function showPreview(url, caption, captionBox) {
+  function showPreview(url, caption, captionBox, withResponse) {
     var box = overlay(), img = box.querySelector('img'), busy = box.querySelector('.busy');
     box.hidden = false;
     box.dataset.want = url;
-    if (box.dataset.shown === url) { captionBox.textContent = caption; return; }
+    if (box.dataset.shown === url) {
+      captionBox.textContent = withResponse ? box.dataset.caption || caption : caption;
+      return;
+    }
     busy.hidden = false;
     box.classList.add('loading');
+    if (withResponse) return fetchPreview(url, caption, captionBox, withResponse);
     var probe = new Image();
     probe.onload = function () {
       if (box.dataset.want !== url) return;
@@ -521,6 +552,7 @@
       busy.hidden = true;
       box.classList.remove('loading');
       box.dataset.shown = url;
+      box.dataset.caption = caption;
       captionBox.textContent = caption;
     };
     probe.onerror = function () {
@@ -533,6 +565,33 @@
       }, function () { captionBox.textContent = 'Could not make this picture.'; });
     };
     probe.src = url;
+  }
+
+  // As showPreview's image probe, fetched: withResponse(response, caption) adds what the answer's headers say.
+  function fetchPreview(url, caption, captionBox, withResponse) {
+    var box = overlay(), img = box.querySelector('img'), busy = box.querySelector('.busy');
+    function done() { busy.hidden = true; box.classList.remove('loading'); }
+    fetch(url).then(function (r) {
+      if (!r.ok) {
+        return r.json().then(function (d) { throw new Error(d.error || ''); });
+      }
+      var said = withResponse(r, caption);
+      return r.blob().then(function (blob) {
+        if (box.dataset.want !== url) return;
+        if (current.previewBlob) URL.revokeObjectURL(current.previewBlob);
+        current.previewBlob = URL.createObjectURL(blob);
+        img.src = current.previewBlob;
+        img.alt = said;
+        done();
+        box.dataset.shown = url;
+        box.dataset.caption = said;
+        captionBox.textContent = said;
+      });
+    }).catch(function (e) {
+      if (box.dataset.want !== url) return;
+      done();
+      captionBox.textContent = (e && e.message) || 'Could not make this picture.';
+    });
   }
 
   function showRange() {
@@ -562,8 +621,17 @@
     clearTimeout(current.timers.aperture);
     current.timers.aperture = setTimeout(function () {
       showPreview(apertureUrl(false), 'Showing f/' + f + ', focused at ' + a.x + ', ' + a.y +
-        '. Tap the subject to keep sharp; the download is full size.', $('aperture-text'));
+        '. Tap the subject to keep sharp; the download is full size.', $('aperture-text'), lensCaption);
     }, 200);
+  }
+
+  // The render's X-Postfocus-Lens header (postfocus.web.lens): how much it blurs, said under the picture.
+  function lensCaption(response, caption) {
+    var lens;
+    try { lens = JSON.parse(response.headers.get('X-Postfocus-Lens') || 'null'); } catch (e) { lens = null; }
+    if (!lens || !lens.note) return caption;
+    var cut = caption.indexOf('. ');
+    return caption.slice(0, cut) + ': ' + lens.note + caption.slice(cut);
   }
 
   function setupToolControls() {
@@ -580,6 +648,7 @@
       });
     });
     $('aperture-f').addEventListener('input', function () { if (current) showAperture(); });
+    $('pop-tolerance').addEventListener('input', setPopTolerance);
     $('delete-job').addEventListener('click', function () {
       if (current && current.job) deleteJob(current.job, function () { location.hash = '#/'; });
     });
