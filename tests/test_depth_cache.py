@@ -228,3 +228,60 @@ def test_depth_command_keeps_the_map(tiny_stack, tmp_path, cli):
     assert second.returncode == 0, second.stderr
     assert kept[0].stat().st_mtime_ns == before  # read, not written again
     assert (tmp_path / "e.png").read_bytes() == out.read_bytes()
+
+
+def test_made_hears_of_a_map_made_now_before_it_is_kept_and_not_of_a_kept_one(stack, made):
+    heard = []
+
+    def hook(result):
+        heard.append((result, depth_cache.depth_path(stack).exists()))
+
+    first = depth_cache.stack_depth(stack, made=hook)
+    assert len(heard) == 1 and heard[0][1] is False  # before the folder kept it
+    assert same(heard[0][0], first)
+    depth_cache.stack_depth(stack, made=hook)
+    assert len(heard) == 1 and made == [1]  # read from the folder: nothing made, nothing heard
+
+
+def test_depth_command_encodes_its_png_on_a_helper_with_two_threads_and_starts_none_with_one(tiny_stack, tmp_path,
+                                                                                            monkeypatch):
+    """The PNG of a map made now is encoded on a helper (``postfocus-depth-png``) while the folder keeps the map;
+    ``--threads 1`` starts no thread after the stack is processed. The files are the same bytes either way, and as
+    the writers make them from the map alone (the .npy np.save's own bytes)."""
+    import io
+
+    from click.testing import CliRunner
+
+    from postfocus.cli import main
+    from postfocus.products.depth import DepthResult
+    from postfocus.products.depth_png import depth_png_bytes
+
+    cache = tmp_path / "cache"
+    paths = [str(p) for p in tiny_stack.paths]
+    base = ["--cache", str(cache)]
+    first = CliRunner().invoke(main, ["-q", "depth", *paths, *base, "-o", str(tmp_path / "a.png")])
+    assert first.exit_code == 0, first.output
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), real_start(thread))[1])
+    files = {}
+    for threads in ("2", "1"):
+        for kept in cache.glob("*/depth_*.npz"):
+            kept.unlink()  # (the map made again, from the processed stack)
+        started.clear()
+        png, npy = tmp_path / f"d{threads}.png", tmp_path / f"d{threads}.npy"
+        run = CliRunner().invoke(main, ["--threads", threads, "-q", "depth", *paths, *base, "-o", str(png), "--npy",
+                                        str(npy)])
+        assert run.exit_code == 0, run.output
+        files[threads] = (png.read_bytes(), npy.read_bytes())
+        if threads == "1":
+            assert started == []
+        else:
+            assert any(name.startswith("postfocus-depth-png") for name in started)
+    assert files["1"] == files["2"]
+    depth = np.load(tmp_path / "d1.npy")
+    buf = io.BytesIO()
+    np.save(buf, depth)
+    assert files["1"][1] == buf.getvalue()
+    frames = len(tiny_stack.paths)
+    assert files["1"][0] == depth_png_bytes(DepthResult(depth=depth, confidence=np.ones_like(depth), frames=frames))

@@ -96,7 +96,8 @@ def test_the_fill_in_bands_of_rows_is_the_same_to_the_bit(monkeypatch):
 
 def test_the_fill_filtered_in_two_parts_on_two_threads_is_the_same_to_the_bit():
     """depth18: ``PlaneSums`` in two parts (6 and 7 channels), each filtered on its own thread with weights made
-    ahead (``domain_weights``), gives the bits of ``plane_fill`` in one part, with and without a slope weight."""
+    ahead (``domain_weights``), gives the bits of ``plane_fill`` in one part, with and without a slope weight;
+    depthrow21: each part's channels are written by the thread that filters it."""
     import threading
 
     from postfocus.focus.clean import domain_weights
@@ -108,12 +109,16 @@ def test_the_fill_filtered_in_two_parts_on_two_threads_is_the_same_to_the_bit():
         one = plane_fill(depth, weight, guide, sigma_s=12.0, sigma_r=0.3, slope_weight=slope)
         sums = PlaneSums(depth, weight, sigma_s=12.0, slope_weight=slope, parts=2)
         assert [part.shape[-1] for part in sums.sums] == [6, 7]
+        writers = {}
+        write = sums._write
+        sums._write = lambda part: (writers.setdefault(part, threading.get_ident()), write(part))[1]
         made = domain_weights(guide, 12.0, 0.3)
         other = threading.Thread(target=sums.filter, args=(1, guide), kwargs={"sigma_r": 0.3, "weights": made})
         other.start()
         sums.filter(0, guide, sigma_r=0.3, weights=made)
         other.join()
         two = sums.solve()
+        assert writers == {0: threading.get_ident(), 1: other.ident}
         assert not np.array_equal(one[0], depth)  # (the fill acted)
         for a, b in zip(one, two):
             assert a.dtype == b.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))

@@ -138,3 +138,31 @@ def test_a_smooth_near_side_is_not_moved_by_focus_alone():
     depth = np.zeros((32, 32), np.float32)
     depth[:, 16:] = 1.0  # placed right
     assert np.array_equal(frame_sides(depth, frames.__getitem__, count=2, jump=0.5), depth)
+
+
+def test_the_frames_read_two_at_a_time_on_two_threads_decide_the_same_to_the_bit(card, monkeypatch):
+    """With ``threads=2`` the frames (and the stored slices) a batch asks for are read and measured in turns with a
+    helper (``postfocus-turns``); every frame is read once and the depth is the same to the bit as on one thread,
+    which starts no thread."""
+    import threading
+
+    greys, volume, truth = card
+    depth = np.full(truth.shape, 7.0, np.float32)
+    depth[17:79, 61:123] = 0.0  # the card read a pixel too narrow
+    depth[:, :30] = 3.5  # and a third surface: a step between other slices
+    floor = float(np.median(volume.min(axis=0)))
+    started, reads = [], []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), real_start(thread))[1])
+
+    def frames(k):
+        reads.append(k)
+        return greys[k]
+
+    one = frame_sides(depth, frames, count=8, jump=0.7, volume=volume, floor=floor, threads=1)
+    assert started == [] and len(reads) == len(set(reads)) >= 2
+    reads.clear()
+    two = frame_sides(depth, frames, count=8, jump=0.7, volume=volume, floor=floor, threads=2)
+    assert any(name.startswith("postfocus-turns") for name in started)
+    assert len(reads) == len(set(reads)) >= 2
+    assert np.array_equal(one, two) and not np.array_equal(one, depth)  # (the frames decided some pixels)

@@ -127,3 +127,24 @@ def test_a_nan_depth_is_left_alone_and_decides_nothing(nan_at):
     assert np.array_equal(placed[far_off], without[far_off])
     near = ~far_off & ~np.isnan(holed)  # (beside it: left as read, or decided as without it)
     assert ((placed == holed) | (placed == without))[near].all()
+
+
+def test_the_batches_decided_on_two_threads_are_the_same_to_the_bit(monkeypatch):
+    """With ``threads=2`` a pass's batches of band pixels are decided on the calling thread and a helper in turns
+    (``postfocus-turns``): the same depth to the bit as on one thread, which starts no thread."""
+    import threading
+
+    import postfocus.focus.outline_sides as outline_sides
+
+    volume = np.concatenate([_halves()] * 4, axis=1)  # (2, 128, 32): the outline between columns 15 and 16
+    depth = np.zeros(volume.shape[1:], np.float32)
+    depth[:, 14:] = 1.0  # read two pixels off
+    monkeypatch.setattr(outline_sides, "_CHUNK", 64)  # (several batches a pass)
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), real_start(thread))[1])
+    one = pixel_sides(depth, volume, jump=0.5, threads=1)
+    assert started == []
+    two = pixel_sides(depth, volume, jump=0.5, threads=2)
+    assert any(name.startswith("postfocus-turns") for name in started)
+    assert np.array_equal(one, two) and not np.array_equal(one, depth)  # (some pixels decided)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from postfocus.focus.sides import edge_spill, occlusion_sides, seen_through, spilled
 
@@ -115,3 +116,81 @@ def test_a_gap_narrower_than_the_blur_or_without_a_shared_peak_is_no_surface():
     flat = volume.copy()
     flat[:, patch] = 1.0  # weak curves with no peak: the reading is noise
     assert not seen_through(index, flat, patch, patch, ~patch, width=1.0, tolerance=1.5).any()
+
+
+def _seen_through_one_patch_at_a_time(index, volume, weak, islands, trusted, *, width, tolerance, ring=2):
+    """seen_through as it was written first: each patch's tests one patch at a time (the reference)."""
+    import cv2
+
+    from postfocus.focus.sides import _one_peak, _plane_scatter
+
+    keep = np.zeros_like(islands)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(islands.astype(np.uint8), connectivity=8)
+    box = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    for k, (x, y, w, h, _) in enumerate(stats[1:], start=1):
+        y0, x0, y1, x1 = max(0, y - ring), max(0, x - ring), y + h + ring, x + w + ring
+        patch = labels[y0:y1, x0:x1] == k
+        if np.mean(weak[y0:y1, x0:x1][patch]) < 0.5:
+            continue
+        around = (cv2.dilate(patch.astype(np.uint8), box) > 0) & ~patch & trusted[y0:y1, x0:x1]
+        values = index[y0:y1, x0:x1]
+        reading = float(np.median(values[patch]))
+        if not around.any() or reading <= float(np.median(values[around])) + tolerance:
+            continue
+        behind = (reading - float(np.median(values[around]))) / width
+        if cv2.distanceTransform(np.pad(patch, 1).astype(np.uint8), cv2.DIST_L2, 5).max() < behind:
+            continue
+        if not _one_peak(volume[:, y0:y1, x0:x1][:, patch], reading, width):
+            continue
+        if _plane_scatter(values, patch) <= width:
+            keep[y0:y1, x0:x1] |= patch
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_seen_through_judges_all_patches_at_once_as_one_at_a_time(seed):
+    """The patches' weak shares, readings and ring medians made for all at once (rings that overlap, patches at the
+    picture's border, trusted pixels inside other patches) decide as each patch's own did."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(20, 70, 2))
+    islands = cv2.dilate((rng.random((h, w)) < 0.04).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    index = (rng.random((h, w)) * 4).astype(np.float32)
+    index[islands] += np.float32(3.0)  # behind the pixels around them
+    if seed % 2:
+        index = np.round(index * 2) / 2  # ties: medians of two equal middle values
+    volume = np.exp(-0.5 * (np.arange(10.0)[:, None, None] - index) ** 2).astype(np.float32)
+    weak = rng.random((h, w)) < 0.8
+    trusted = rng.random((h, w)) < 0.7
+    if seed % 3 == 0:
+        trusted &= ~islands  # (as refine_depth passes it: no island pixel is trusted)
+    kept_any = False
+    for tolerance, width, ring in ((1.5, 1.0, 2), (0.5, 3.0, 1), (-2.0, 6.0, 3), (1.0, 0.4, 2)):
+        kw = dict(width=width, tolerance=tolerance, ring=ring)
+        got = seen_through(index, volume, weak, islands, trusted, **kw)
+        assert np.array_equal(got, _seen_through_one_patch_at_a_time(index, volume, weak, islands, trusted, **kw))
+        kept_any |= bool(got.any())
+    assert kept_any  # (the checks decide both ways: some patches kept)
+
+
+def test_occlusion_sides_on_two_threads_is_the_same_to_the_bit(monkeypatch):
+    """Each index's two classes described on the calling thread and a helper in turns (``postfocus-turns``): the
+    same index to the bit as on one thread, which starts no thread."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    guide = (0.6 + 0.1 * rng.random((60, 90))).astype(np.float32)
+    index = np.full((60, 90), 9.0, np.float32)
+    for level, (y, x) in enumerate([(5, 5), (30, 10), (8, 50), (35, 55)]):
+        guide[y:y + 20, x:x + 25] = 0.1 + 0.05 * level  # near objects of their own colours
+        index[y:y + 20, x:x + 25 + 4] = 2.0 * level  # each one's index bled 4 px into the wall
+    confidence = rng.random(index.shape).astype(np.float32)
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), real_start(thread))[1])
+    one = occlusion_sides(index, confidence, guide, spill=8, threads=1)
+    assert started == []
+    two = occlusion_sides(index, confidence, guide, spill=8, threads=2)
+    assert any(name.startswith("postfocus-turns") for name in started)
+    assert np.array_equal(one, two) and not np.array_equal(one, index)  # (some bled pixels given back)

@@ -12,6 +12,10 @@ checked equal to NumPy on every finite float32 of both signs.
 :func:`argmax0` and :func:`pick0` are ``np.argmax(volume, axis=0)`` and
 ``np.take_along_axis(volume, index[None], axis=0)[0]`` for a stack of maps:
 NumPy walks the first axis of such a stack pixel by pixel (2x slower).
+
+:func:`group_medians` is ``np.median`` of each group of a labelling (e.g. each
+connected patch of a map) in one sort, not one call per group: 1000 patches
+took 25 ms of calls that hold the GIL.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["argmax0", "pick0", "to_float16"]
+__all__ = ["argmax0", "group_medians", "pick0", "to_float16"]
 
 
 def to_float16(values: np.ndarray) -> np.ndarray:
@@ -75,3 +79,48 @@ def pick0(volume: np.ndarray, index: np.ndarray) -> np.ndarray:
         return np.take_along_axis(volume, index[None], axis=0)[0]
     flat = np.asarray(index, np.intp).ravel() * (volume.size // n) + np.arange(volume.size // n)
     return np.take(volume.reshape(-1), flat).reshape(shape)
+
+
+def group_medians(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """``np.median(values[groups == k])`` for every group ``k`` in ``0 .. count - 1``, the same float32 values.
+
+    As ``np.median``: the middle value, or the float32 mean of the two middle ones (their float32 sum halved);
+    NaN for a group holding a NaN and for an empty group. (A median of zeros may differ in the zero's sign: the
+    values are sorted, and -0.0 comes before 0.0.)
+
+    Parameters
+    ----------
+    values : float32 values (any shape; cast to float32).
+    groups : int array of the same shape, each in ``0 .. count - 1``.
+    count : number of groups.
+
+    Returns
+    -------
+    float32 (count,).
+
+    Examples
+    --------
+    >>> v = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 0.5], np.float32)
+    >>> group_medians(v, np.array([1, 1, 1, 2, 2, 0]), 4).tolist()
+    [0.5, 2.0, 4.5, nan]
+    """
+    v = np.asarray(values, np.float32).ravel()
+    g = np.asarray(groups).ravel().astype(np.intp, copy=False)
+    sizes = np.bincount(g, minlength=count)[:count]
+    # By group, then by value: one sort of 64-bit keys, the group above the value's bits made to sort as the values
+    # do (a sign bit set: all bits flipped; else the sign bit set), then the values read back from the low bits.
+    bits = v.view(np.uint32)
+    negative = (bits >> np.uint32(31)) != 0
+    key = np.where(negative, ~bits, bits | np.uint32(1 << 31)).astype(np.uint64)
+    key |= g.astype(np.uint64) << np.uint64(32)
+    key.sort()
+    low = key.astype(np.uint32)  # (the low 32 bits)
+    ordered = np.where((low >> np.uint32(31)) != 0, low & np.uint32((1 << 31) - 1), ~low).view(np.float32)
+    starts = np.cumsum(sizes) - sizes
+    lo, hi = starts + np.maximum(sizes - 1, 0) // 2, starts + sizes // 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.full(count, np.nan, np.float32)
+        some = sizes > 0
+        out[some] = (ordered[lo[some]] + ordered[hi[some]]) / np.float32(2.0)
+    out[np.bincount(g[np.isnan(v)], minlength=count)[:count] > 0] = np.nan
+    return out

@@ -11,7 +11,10 @@ from postfocus.cli.common import err_console, is_quiet, main, processed, progres
 from postfocus.cli.options import check_distinct, output_option, processing_options
 from postfocus.cli.output import (FrameLabels, default_output, finish, json_option, order_said, size_text,
                                   stack_data)
+from postfocus.errors import OutputError
+from postfocus.pipeline.threads import helper_threads, in_background
 from postfocus.products.depth import (
+    DepthResult,
     check_output,
     depth_range,
     write_confidence,
@@ -20,6 +23,7 @@ from postfocus.products.depth import (
     write_depth_preview,
 )
 from postfocus.products.depth_cache import stack_depth
+from postfocus.products.depth_png import depth_png_bytes
 
 __all__ = ["depth_command"]
 
@@ -59,9 +63,25 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     for path in (output, confidence_out, npy_out, preview_out):
         if path:
             check_output(path, (path.suffix.lower(),), ps.info.paths)
+    threads = root_threads(ctx)
+    png = output.suffix.lower() != ".npy"
+    encoding = []
+
+    def made(made_now: DepthResult) -> None:  # (a map made now: its PNG encoded on a helper while the folder keeps it)
+        if png and helper_threads(threads) > 1:
+            encoding.append(in_background(lambda: depth_png_bytes(made_now), "postfocus-depth-png"))
+
     with progress_bars(is_quiet(ctx)) as progress:  # the first consumer of a stack makes its map: seconds
-        result = stack_depth(ps, progress=progress, threads=root_threads(ctx))
-    written = [write_depth_npy(output, result) if output.suffix.lower() == ".npy" else write_depth_png(output, result)]
+        result = stack_depth(ps, progress=progress, threads=threads, made=made)
+    median_confidence = float(np.median(result.confidence))  # (while the PNG may still be encoding)
+    if png:
+        try:
+            data = encoding[0].result() if encoding else None
+        except OutputError as exc:
+            raise OutputError(f"{output}: {exc}") from None
+        written = [write_depth_png(output, result, data=data)]
+    else:
+        written = [write_depth_npy(output, result)]
     for path, write in ((npy_out, write_depth_npy), (confidence_out, write_confidence),
                         (preview_out, write_depth_preview)):
         if path:
@@ -70,7 +90,7 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
     last = result.frames - 1
     near, far = (label(0), label(last)) if ps.near_to_far else (label(last), label(0))
     err_console.print(f"depth {size_text(result.size)}: 0 is the nearest frame, {near}; {last} the farthest, {far}; "
-                      f"median confidence {float(np.median(result.confidence)):.2f}",
+                      f"median confidence {median_confidence:.2f}",
                       soft_wrap=True, markup=False)
     if preview_out:
         lo, hi = depth_range(result.depth, result.frames)
@@ -78,4 +98,4 @@ def depth_command(ctx, inputs, output, confidence_out, npy_out, preview_out, **p
                           "the scene's own range", soft_wrap=True, markup=False)
     order = order_said(ctx, ps)
     finish(written, **stack_data(ps), **order,
-           median_confidence=round(float(np.median(result.confidence)), 3))
+           median_confidence=round(median_confidence, 3))

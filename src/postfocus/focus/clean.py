@@ -25,6 +25,7 @@ import numpy as np
 
 from postfocus.focus.guided import box
 from postfocus.focus.turns import in_turns
+from postfocus.numeric import group_medians
 
 DT_ITERATIONS = 3  # horizontal + vertical passes of :func:`domain_transform` (3 is plenty)
 TRANSPOSED_CHANNELS = 7  # at most this many channels, :func:`domain_transform` steps over channel-major columns
@@ -320,13 +321,8 @@ def islands(
     v = np.asarray(values, np.float32)
     count, labels = cv2.connectedComponents(flagged.astype(np.uint8), connectivity=8)
     lab = labels.astype(np.int32)
-    medians = np.zeros(count, np.float64)
-    order = np.argsort(lab[flagged], kind="stable")
-    vals, labs = v[flagged][order], lab[flagged][order]
-    starts = np.searchsorted(labs, np.arange(count))
-    ends = np.searchsorted(labs, np.arange(count), side="right")
-    for k in range(1, count):
-        medians[k] = np.median(vals[starts[k]:ends[k]])
+    medians = group_medians(v[flagged], lab[flagged], count).astype(np.float64)  # (each patch's np.median)
+    medians[0] = 0.0
     kernel = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
     near = cv2.dilate(lab.astype(np.float32), kernel).astype(np.int32)  # a patch's label around it
     around = ~flagged & (near > 0) & (np.asarray(weight, np.float32) >= sure)

@@ -78,8 +78,9 @@ class PlaneSums:
     """:func:`plane_fill` in three steps, for callers that share its filtering between threads.
 
     Made, it holds the fill's 13 weighted sums in ``parts`` arrays of channels (0-5 and 6-12 for two); each
-    part is filtered by :meth:`filter` (on any thread, parts at once: channels are filtered independently, with
-    the same operations, so the result is the same to the bit for any split), then :meth:`solve` gives the fill.
+    part is written and filtered by :meth:`filter` (on any thread, parts at once: channels are made and filtered
+    independently, with the same operations, so the result is the same to the bit for any split), then
+    :meth:`solve` gives the fill.
 
     Parameters
     ----------
@@ -108,22 +109,33 @@ class PlaneSums:
         d = np.asarray(values, np.float32)
         ref = np.float32(np.median(d[w > 0])) if (w > 0).any() else np.float32(0.0)
         d = np.where((w > 0) | (s > 0), d - ref, np.float32(0.0))  # about a typical depth: float32 sums stay exact
-        sd_ = s * d
-        # (the 13 channels written and solved a band of rows at a time: besides the filtered channels themselves,
-        # only a band's products and results are alive; the same element-wise float32 operations, the same bits)
-        split = (13,) if int(parts) == 1 else (6, 7)
-        self.sums = [np.empty((h, wid, c), np.float32) for c in split]
-        for rows in _bands(h):
-            wb, sb, db, sdb, yb = w[rows], s[rows], d[rows], sd_[rows], y[rows]
-            channels = [wb, wb * x, wb * yb, wb * db, sb, sb * x, sb * yb, sb * x * x, sb * x * yb, sb * yb * yb, sdb,
-                        sdb * x, sdb * yb]
-            for part, first in zip(self.sums, np.cumsum((0,) + split[:-1])):
-                cv2.merge(channels[first:first + part.shape[2]], dst=part[rows])
         self.x, self.y, self.ref = x, y, ref
+        self._inputs = (w, s, d, s * d)
+        split = (13,) if int(parts) == 1 else (6, 7)
+        self._first = list(np.cumsum((0,) + split[:-1]))
+        self.sums = [np.empty((h, wid, c), np.float32) for c in split]
+        self._written = [False] * len(split)
+
+    def _write(self, part: int) -> None:
+        """Write part ``part``'s channels (by the thread that filters it: the two parts' products made at once).
+
+        Written a band of rows at a time: besides the filtered channels themselves, only a band's products are
+        alive; the same element-wise float32 operations for any split, the same bits."""
+        w, s, d, sd_ = self._inputs
+        x, first, out = self.x, self._first[part], self.sums[part]
+        for rows in _bands(w.shape[0]):
+            wb, sb, db, sdb, yb = w[rows], s[rows], d[rows], sd_[rows], self.y[rows]
+            makers = (lambda: wb, lambda: wb * x, lambda: wb * yb, lambda: wb * db, lambda: sb, lambda: sb * x,
+                      lambda: sb * yb, lambda: sb * x * x, lambda: sb * x * yb, lambda: sb * yb * yb, lambda: sdb,
+                      lambda: sdb * x, lambda: sdb * yb)
+            cv2.merge([make() for make in makers[first:first + out.shape[2]]], dst=out[rows])
+        self._written[part] = True
 
     def filter(self, part: int, guide: np.ndarray, *, sigma_r: float,
                weights: list[tuple[np.ndarray, ...]] | None = None) -> None:
-        """Filter part ``part`` of the sums in place (``weights``: as for :func:`plane_fill`)."""
+        """Write and filter part ``part`` of the sums in place (``weights``: as for :func:`plane_fill`)."""
+        if not self._written[part]:
+            self._write(part)
         domain_transform(self.sums[part], guide, self.sigma_s, sigma_r, overwrite=True, weights=weights)
 
     def solve(self, *, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,7 @@ import numpy as np
 
 from postfocus.focus.measure import noise_sigma
 from postfocus.focus.outline_sides import interiors, step_rounds
+from postfocus.focus.turns import in_turns
 
 __all__ = ["frame_sides"]
 
@@ -51,7 +52,7 @@ _LAPLACE_NOISE = 80.0  # energy of cv2's 3x3 Laplacian (2 0 2 / 0 -8 0 / 2 0 2) 
 
 def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count: int, jump: float, band: int = 1,
                 reach: int = 8, rounds: int = 2, margin: float = 0.2, neighbours: int = 5,
-                volume: np.ndarray | None = None, floor: float = 0.0, lean: float = 0.5) -> np.ndarray:
+                volume: np.ndarray | None = None, floor: float = 0.0, lean: float = 0.5, threads: int = 1) -> np.ndarray:
     """``depth`` with the pixels beside a depth step given the side the two sides' frames show.
 
     Parameters
@@ -69,6 +70,8 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
         only where the stored measure already leans to the other side (its log ratio beyond ``lean`` of the way
         from its own side's interior mean to the other's): fewer pixels to judge, the same frames read.
     lean : see ``volume``.
+    threads : 1, or 2: the frames (and stored slices) a batch of pixels asks for are read and measured on the
+        calling thread and a helper in turns (:func:`~postfocus.focus.turns.in_turns`; the same bits).
 
     Returns
     -------
@@ -97,37 +100,45 @@ def frame_sides(depth: np.ndarray, frames: Callable[[int], np.ndarray], *, count
     seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     logs: dict[int, np.ndarray] = {}
 
-    def frame(k: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(k: int) -> tuple[np.ndarray, np.ndarray]:
         """Slice ``k``'s grey values and the log of its finest focus measure over its noise floor (both flat)."""
-        if k not in seen:
-            grey = np.ascontiguousarray(frames(k), np.float32)
-            lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
-            fine = cv2.boxFilter(lap * lap, -1, (3, 3))
-            seen[k] = (grey.ravel(), np.log(fine.ravel() + (_LAPLACE_NOISE * noise_sigma(grey) ** 2 + 1e-12)))
-        return seen[k]
+        grey = np.ascontiguousarray(frames(k), np.float32)
+        lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+        fine = cv2.boxFilter(lap * lap, -1, (3, 3))
+        return grey.ravel(), np.log(fine.ravel() + (_LAPLACE_NOISE * noise_sigma(grey) ** 2 + 1e-12))
 
     def stored_log(k: int) -> np.ndarray:
         """The log of the stored measure of slice ``k`` over its floor (flat)."""
-        if k not in logs:
-            logs[k] = np.log(np.asarray(volume[k], np.float32).ravel() + np.float32(floor + 1e-12))
-        return logs[k]
+        return np.log(np.asarray(volume[k], np.float32).ravel() + np.float32(floor + 1e-12))
 
-    stored = None if volume is None else stored_log
+    def ready(made: dict, make: Callable[[int], object]) -> Callable[[np.ndarray], Callable[[int], object]]:
+        """``ask(slices)``: the slices not made yet made (in turns with a helper), then ``made[k]`` read by ``k``."""
+        def ask(slices: np.ndarray) -> Callable[[int], object]:
+            missing = [int(k) for k in np.unique(slices) if int(k) not in made]
+            made.update(zip(missing, in_turns(make, missing, threads=threads)))
+            return made.__getitem__
+        return ask
+
+    stored = None if volume is None else ready(logs, stored_log)
     return step_rounds(d, lambda flat_d, flat_in, at, lo, hi: _decide(
-        flat_d, flat_in, at, lo, hi, frame, count=count, jump=jump, margin=margin, neighbours=neighbours,
+        flat_d, flat_in, at, lo, hi, ready(seen, read), count=count, jump=jump, margin=margin, neighbours=neighbours,
         stored=stored, lean=lean), jump=jump, band=band, reach=reach, rounds=rounds)
 
 
 def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            frame: Callable[[int], tuple[np.ndarray, np.ndarray]], *, count: int, jump: float, margin: float,
-            neighbours: int, stored: Callable[[int], np.ndarray] | None = None, lean: float = 0.5) -> np.ndarray:
+            frames: Callable[[np.ndarray], Callable[[int], tuple[np.ndarray, np.ndarray]]], *, count: int, jump: float,
+            margin: float, neighbours: int, stored: Callable[[np.ndarray], Callable[[int], np.ndarray]] | None = None,
+            lean: float = 0.5) -> np.ndarray:
     """The depth of each band pixel (row of ``at``, flat indices of its disc, the pixel in the middle; ``lo`` and
-    ``hi`` the nearest and farthest depth beside it): its own, or the other side's interior mean."""
+    ``hi`` the nearest and farthest depth beside it): its own, or the other side's interior mean. ``frames(slices)``
+    and ``stored(slices)`` make the slices asked for and return a reader of one slice's flat frame (grey, log
+    measure) or stored log measure."""
     centre = at.shape[1] // 2
     own, mid, near, far, cn, cf, dn, df, kn, kf, ok = interiors(flat_d, flat_in, at, lo, hi, count=count, jump=jump)
     if stored is not None and ok.any():  # only where the stored measure leans to the other side (interior means)
         sel = np.nonzero(ok)[0]
-        r = _gather(stored, kf[sel], at[sel]) - _gather(stored, kn[sel], at[sel])
+        log = stored(np.concatenate([kn[sel], kf[sel]]))
+        r = _gather(log, kf[sel], at[sel]) - _gather(log, kn[sel], at[sel])
         n_, f_ = near[sel], far[sel]
         mn = (r * n_).sum(axis=1) / cn[sel]
         mf = (r * f_).sum(axis=1) / cf[sel]
@@ -140,6 +151,7 @@ def _decide(flat_d: np.ndarray, flat_in: np.ndarray, at: np.ndarray, lo: np.ndar
         return result
     at, near, far, own, mid = at[rows], near[rows], far[rows], own[rows], mid[rows, 0]
     kn, kf, cn, cf = kn[rows], kf[rows], cn[rows], cf[rows]
+    frame = frames(np.concatenate([kn, kf]))  # (the frames these rows ask for, read and measured two at a time)
     grey_n, grey_f = _gather(lambda k: frame(k)[0], kn, at), _gather(lambda k: frame(k)[0], kf, at)
     ratio = _gather(lambda k: frame(k)[1], kf, at) - _gather(lambda k: frame(k)[1], kn, at)  # log far / near measure
     mn, mf = _median(ratio, near, cn), _median(ratio, far, cf)

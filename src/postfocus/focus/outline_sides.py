@@ -47,6 +47,8 @@ from typing import Callable, NamedTuple
 import cv2
 import numpy as np
 
+from postfocus.focus.turns import in_turns
+
 __all__ = ["Interiors", "interiors", "pixel_sides", "step_rounds"]
 
 _CHUNK = 4096  # band pixels whose discs are gathered at once (4096 x 197 values per array at reach 8: ~3 MB)
@@ -54,7 +56,7 @@ _LEAST = 5  # interior pixels a side needs within the window before its ranks sa
 
 
 def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: float = 0.0, band: int = 1,
-                reach: int = 8, rounds: int = 2) -> np.ndarray:
+                reach: int = 8, rounds: int = 2, threads: int = 1) -> np.ndarray:
     """``depth`` with the pixels beside a depth step given the side their own focus measure shows.
 
     Parameters
@@ -67,6 +69,7 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
     reach : radius (px) of the disc whose pixels outside the band describe the two sides
         (:func:`~postfocus.products.depth.refine_depth` passes twice the measure's reach).
     rounds : passes at most (a pixel decided moves the step: its neighbours are decided in the next).
+    threads : 1, or 2: a pass's batches of pixels decided on the calling thread and a helper in turns (the same bits).
 
     Returns
     -------
@@ -97,12 +100,12 @@ def pixel_sides(depth: np.ndarray, volume: np.ndarray, *, jump: float, floor: fl
     low = np.float32(floor + 1e-12)
     out = step_rounds(d, lambda flat_d, flat_in, at, lo, hi: _decide(flat_d, flat_in, flat_vol, at, [lo, hi], low,
                                                                         jump=jump),
-                      jump=jump, band=band, reach=reach, rounds=rounds)
+                      jump=jump, band=band, reach=reach, rounds=rounds, threads=threads)
     return out.copy() if out is depth else out
 
 
 def step_rounds(depth: np.ndarray, decide: Callable[..., np.ndarray], *, jump: float, band: int, reach: int,
-                rounds: int) -> np.ndarray:
+                rounds: int, threads: int = 1) -> np.ndarray:
     """The passes over the pixels beside a depth step that :func:`pixel_sides` and
     :func:`~postfocus.focus.frame_sides.frame_sides` make: ``depth`` with each band pixel given what ``decide`` says.
 
@@ -110,7 +113,8 @@ def step_rounds(depth: np.ndarray, decide: Callable[..., np.ndarray], *, jump: f
     indices of its disc (edge-clamped, the pixel in the middle) and the nearest and farthest depth beside it, and
     returns the pixels' depths. After the first pass only the pixels near a changed one are decided again (a decision
     reads the depths within ``reach + band + 2`` px: the same result, less work). Returns ``depth`` itself when no
-    pass changed a pixel.
+    pass changed a pixel. With ``threads`` 2 a pass's batches are decided on the calling thread and a helper in turns
+    (:func:`~postfocus.focus.turns.in_turns`; the same bits): ``decide`` must then be safe on two threads.
     """
     d = depth
     h, w = d.shape
@@ -131,10 +135,15 @@ def step_rounds(depth: np.ndarray, decide: Callable[..., np.ndarray], *, jump: f
         beside = np.ones((2 * band + 3, 2 * band + 3), np.uint8)  # the two depths the step is between
         lo_map, hi_map = cv2.erode(d, beside), cv2.dilate(d, beside)
         out = d.copy()
-        for i in range(0, ys.size, _CHUNK):  # a bounded batch of pixels at a time: bounded memory
+
+        def batch(i: int) -> np.ndarray:  # (a bounded batch of pixels at a time: bounded memory)
             cy, cx = ys[i:i + _CHUNK], xs[i:i + _CHUNK]
             at = (np.clip(cy[:, None] + oy, 0, h - 1) * w + np.clip(cx[:, None] + ox, 0, w - 1))  # edge-clamped
-            out[cy, cx] = decide(flat_d, flat_in, at, lo_map[cy, cx], hi_map[cy, cx])
+            return decide(flat_d, flat_in, at, lo_map[cy, cx], hi_map[cy, cx])
+
+        starts = range(0, ys.size, _CHUNK)  # (each batch reads the round's depth only: the batches in turns)
+        for i, decided in zip(starts, in_turns(batch, starts, threads=threads)):
+            out[ys[i:i + _CHUNK], xs[i:i + _CHUNK]] = decided
         changed = out != d
         if not changed.any():
             break

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from postfocus.focus.measure import laplacian_energy
+from postfocus.focus.turns import in_turns
+from postfocus.numeric import group_medians
 
 __all__ = ["MEASURE_REACH", "edge_spill", "occlusion_sides", "seen_through", "spilled"]
 
@@ -39,7 +41,7 @@ def edge_spill(radius: int = 4) -> int:
 
 def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray, *, spill: int = 12,
                     step: float = 1.5, sure: float = 0.3, volume: np.ndarray | None = None,
-                    floor: float = 0.0) -> np.ndarray:
+                    floor: float = 0.0, threads: int = 1) -> np.ndarray:
     """The focus index next to occlusion edges given back to the side each pixel belongs to.
 
     At an occlusion the near object's outline is sharp only in the frames
@@ -83,6 +85,8 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     sure : confidence from which a pixel describes its surface.
     volume : float32 (N, H, W) aggregated focus volume (:func:`~postfocus.focus.map.aggregate`); optional, see above.
     floor : the volume's noise floor (a local maximum must stand four times above it).
+    threads : 1, or 2: a helper describes every other index's two classes (their box sums,
+        :func:`~postfocus.focus.turns.in_turns`; the same bits).
 
     Returns
     -------
@@ -141,17 +145,23 @@ def occlusion_sides(index: np.ndarray, confidence: np.ndarray, guide: np.ndarray
     near_spread = np.zeros(ys.size, np.float32)
     far_mean = np.zeros(ys.size, np.float32)
     far_spread = np.zeros(ys.size, np.float32)
-    for label in np.unique(np.concatenate([own, far])):
-        sel = own == label
-        if sel.any():
-            mean, spread, _, enough = described(confident, label, sel)
+
+    def both(label: float) -> tuple:
+        """The label's near class around the suspects that read it and its far class around those beside it."""
+        mine, theirs = own == label, far == label
+        return (mine, described(confident, label, mine) if mine.any() else None,
+                theirs, described(clean, label, theirs) if theirs.any() else None)
+
+    labels = np.unique(np.concatenate([own, far]))  # (each label's classes on the two threads in turn, used in order)
+    for sel, near_class, far_class_sel, far_class in in_turns(both, labels, threads=threads):
+        if near_class is not None:
+            mean, spread, _, enough = near_class
             idx = np.flatnonzero(sel)[enough]
             near_gap[idx] = np.abs(gp[idx] - mean[enough])
             near_mean[idx], near_spread[idx] = mean[enough], spread[enough]
-        sel = far == label
-        if sel.any():
-            mean, spread, value, enough = described(clean, label, sel)
-            idx = np.flatnonzero(sel)
+        if far_class is not None:
+            mean, spread, value, enough = far_class
+            idx = np.flatnonzero(far_class_sel)
             gap = np.where(enough, np.abs(gp[idx] - mean), np.inf)
             better = gap < far_gap[idx]
             b = idx[better]
@@ -293,26 +303,50 @@ def seen_through(index: np.ndarray, volume: np.ndarray, weak: np.ndarray, island
     if not islands.any():
         return keep
     index = np.asarray(index, np.float32)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(islands.astype(np.uint8), connectivity=8)
-    box = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
-    for k, (x, y, w, h, _) in enumerate(stats[1:], start=1):
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(islands.astype(np.uint8), connectivity=8)
+    # Each patch's share of weak pixels, its median reading and the median of the trusted pixels around it, for all
+    # patches at once (the same values as each patch's own np.median); only those behind their gap's edges go on.
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    weak_sizes = np.bincount(labels[np.asarray(weak, bool) & islands], minlength=count)
+    reading = group_medians(index[islands], labels[islands], count).astype(np.float64)
+    edge, ring_count = _ring_medians(index, labels, count, np.asarray(trusted, bool), ring)
+    behind_edges = (2 * weak_sizes >= sizes) & (ring_count > 0) & ~(reading <= edge.astype(np.float64) + tolerance)
+    for k in np.flatnonzero(behind_edges[1:]) + 1:  # (not bright, a gap's edges around it, behind them)
+        x, y, w, h, _ = stats[k]
         y0, x0, y1, x1 = max(0, y - ring), max(0, x - ring), y + h + ring, x + w + ring
         patch = labels[y0:y1, x0:x1] == k
-        if np.mean(np.asarray(weak, bool)[y0:y1, x0:x1][patch]) < 0.5:
-            continue  # bright: a bokeh rim or a glint
-        around = (cv2.dilate(patch.astype(np.uint8), box) > 0) & ~patch & np.asarray(trusted, bool)[y0:y1, x0:x1]
         values = index[y0:y1, x0:x1]
-        reading = float(np.median(values[patch]))
-        if not around.any() or reading <= float(np.median(values[around])) + tolerance:
-            continue  # no gap's edges, or not behind them
-        behind = (reading - float(np.median(values[around]))) / width
+        behind = (reading[k] - float(edge[k])) / width
         if cv2.distanceTransform(np.pad(patch, 1).astype(np.uint8), cv2.DIST_L2, 5).max() < behind:
             continue  # narrower than the frame's blur of what frames it: the far surface cannot be seen there
-        if not _one_peak(np.asarray(volume)[:, y0:y1, x0:x1][:, patch], reading, width):
+        if not _one_peak(np.asarray(volume)[:, y0:y1, x0:x1][:, patch], float(reading[k]), width):
             continue  # its weak curves do not peak together where it reads
         if _plane_scatter(values, patch) <= width:
             keep[y0:y1, x0:x1] |= patch
     return keep
+
+
+def _ring_medians(values: np.ndarray, labels: np.ndarray, count: int, trusted: np.ndarray,
+                  ring: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch of ``labels`` (0: none), the median of ``values`` over the ``trusted`` pixels within ``ring`` px
+    (the square's reach) of it and not in it, and how many there are: float32 (count,) (NaN: none), int (count,)."""
+    h, w = labels.shape
+    box = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    near = trusted & (cv2.dilate((labels > 0).astype(np.uint8), box) > 0)  # (a ring pixel of some patch)
+    ys, xs = np.nonzero(near)
+    padded = np.pad(labels, ring)  # (a shift off the picture reads no patch)
+    stride = w + 2 * ring
+    at = (ys + ring) * stride + (xs + ring)
+    own = labels[ys, xs]
+    pairs = []
+    for dy in range(-ring, ring + 1):
+        for dx in range(-ring, ring + 1):
+            k = padded.ravel()[at + dy * stride + dx]
+            hit = (k > 0) & (k != own)
+            pairs.append(k[hit].astype(np.int64) * (h * w) + (ys[hit] * w + xs[hit]))
+    pairs = np.unique(np.concatenate(pairs))  # (a pixel counted once per patch it is beside)
+    patch, pixel = pairs // (h * w), pairs % (h * w)
+    return group_medians(values.ravel()[pixel], patch, count), np.bincount(patch, minlength=count)
 
 
 def _one_peak(curves: np.ndarray, reading: float, width: float) -> bool:

@@ -202,8 +202,9 @@ def refine_depth(
         :func:`postfocus.products.depth_frames.grid_frames`): with ``pixel``, the pixels beside a step then take the
         side both the finest focus measure and their look in the two sides' frames show (``frame_sides``).
     threads : thread budget (None: the machine's cores): with 2 or more a helper shares the aggregation, the peak fit,
-        the end peaks' blur responses and the outliers' median, makes the fill's weights ahead and shares the fill and
-        its two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the calling thread. Same bits.
+        the end peaks' blur responses, the occlusion sides' classes and the outliers' median, makes the fill's weights
+        ahead and shares the fill and its two medians (:mod:`postfocus.products.depth_fill`); 1 keeps all work on the
+        calling thread. Same bits.
 
     Returns
     -------
@@ -262,15 +263,13 @@ def refine_depth(
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
-    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
-                           threads=threads)  # (the guide's only: made on a helper while this thread goes on)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall
         # but has no peak there), not on the outline (a pixel touching the near surface that stays is its rim)
         level_index = cv2.medianBlur(index, 5)
         given = occlusion_sides(level_index, confidence, guide, spill=edge_spill(radius), step=SIDE_STEP,
-                                sure=SIDE_SURE)
+                                sure=SIDE_SURE, threads=helper_threads(threads))
         keep = peak_near(agg, given, given != level_index, int(np.ceil(width)), floor)
         stays = cv2.erode(np.where(keep, np.inf, index).astype(np.float32), np.ones((3, 3), np.uint8))
         keep &= stays >= given - SIDE_STEP
@@ -283,6 +282,8 @@ def refine_depth(
     tolerance = OUTLIER_WIDTHS * width if tolerance is None else float(tolerance)
     bad, median = outliers(index, confidence, guide, radius=reach_px, tolerance=tolerance,
                            threads=helper_threads(threads))
+    weights = fill_weights(guide_rgb, sigma_s=sigma_s, sigma_r=sigma_r, outlier_sigma_r=MEDIAN_SIGMA_R,
+                           threads=threads)  # (the guide's only: made on a helper while this thread goes on)
     # A pin or a blade is a minority there too, but touches its own trusted part at its depth: only islands are.
     flagged = bad
     bad = islands(index, confidence, bad, tolerance=0.5 * tolerance, sure=0.75)
@@ -317,9 +318,11 @@ def refine_depth(
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r,
                              threads=helper_threads(threads))
     if pixel:  # the side each pixel beside a depth step is on, from its own measure in the two sides' frames
-        depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH)
+        depth = pixel_sides(depth, vol, jump=jump, floor=floor, reach=2 * MEASURE_REACH,
+                            threads=helper_threads(threads))
         if frames is not None:
-            depth = frame_sides(depth, frames, count=n, jump=jump, reach=2 * MEASURE_REACH, volume=vol, floor=floor)
+            depth = frame_sides(depth, frames, count=n, jump=jump, reach=2 * MEASURE_REACH, volume=vol, floor=floor,
+                                threads=helper_threads(threads))
     return np.clip(depth, 0, n - 1).astype(np.float32), out_conf
 
 

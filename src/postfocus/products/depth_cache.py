@@ -84,7 +84,7 @@ def depth_keys(stack: ProcessedStack) -> list[tuple[str, str]]:
 
 def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
                 progress: Callable[[str, int, int], None] | None = None, threads: int | None = None,
-                **options) -> DepthResult:
+                made: Callable[[DepthResult], None] | None = None, **options) -> DepthResult:
     """Depth map of a processed stack, read from the stack folder when kept there, else made and kept.
 
     Parameters
@@ -96,6 +96,8 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
         it is read from the folder): one step, a few seconds on a large stack.
     threads : thread budget of a map made now (None: the machine's cores; 1: the calling thread only); not part of
         the key (the map is the same to the bit).
+    made : called with a map made now (not one read from the folder), before the folder keeps it: a caller that
+        writes the map out can start encoding it while it is kept (the depth command's PNG).
     options : passed to :func:`~postfocus.products.depth.refine_depth` (part of the key).
 
     Returns
@@ -118,6 +120,8 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
         result = depth_map(stack, method=method, image=image, threads=threads, **options)
         if progress is not None:
             progress(DEPTH_STAGE, 1, 1)
+        if made is not None:
+            made(result)
         return result
 
     if key is None:

@@ -6,7 +6,7 @@ of their region: a plane fitted by first-order normalised convolution (Knutsson 
 the region's weighted median instead (Ma et al. 2013 with the domain-transform kernel of Gastal & Oliveira
 2011, :func:`postfocus.focus.clean.geodesic_median`). The fill and the two medians read the same inputs and
 none reads another's result, so with a thread budget of two the work is shared between the calling thread
-and a helper: each filters a part of the fill's 13 sums (6 and 7 channels), then the helper makes the
+and a helper: each writes and filters a part of the fill's 13 sums (6 and 7 channels), then the helper makes the
 outliers' median while the calling thread solves the fill and makes the bands' median (on ``pcb_depthmap``
 about 0.45 s of CPU on each side). The filters' weights depend on the guide only (the fill's and the bands'
 median's are the same): :func:`fill_weights` makes them on the helper while the caller still works on the

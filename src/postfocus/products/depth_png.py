@@ -19,7 +19,7 @@ import numpy as np
 from postfocus.errors import InputError, OutputError
 from postfocus.io.write import atomic_write
 
-__all__ = ["depth_to_uint16", "read_depth_png", "write_depth_npy", "write_depth_png"]
+__all__ = ["depth_png_bytes", "depth_to_uint16", "read_depth_png", "write_depth_npy", "write_depth_png"]
 
 
 def _png_text(png: bytes, text: dict[str, str]) -> bytes:
@@ -38,14 +38,20 @@ def depth_to_uint16(depth: np.ndarray, frames: int) -> np.ndarray:
     return (np.clip(depth / span, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
 
 
-def write_depth_png(path: str | os.PathLike, result) -> Path:  # noqa: ANN001 (a products.depth.DepthResult)
-    """16-bit grey PNG of ``result`` (its ``depth`` in frames and ``frames``); 0 = nearest frame, 65535 = frame
-    N-1; the scale is in the PNG text."""
+def depth_png_bytes(result) -> bytes:  # noqa: ANN001 (a products.depth.DepthResult)
+    """The whole 16-bit grey PNG file of ``result`` (its ``depth`` in frames and ``frames``), text chunks included:
+    what :func:`write_depth_png` writes (encoded apart, e.g. on a helper thread while other files are written).
+
+    Raises
+    ------
+    OutputError
+        The PNG encoder failed.
+    """
     counts = depth_to_uint16(result.depth, result.frames)
     span = max(result.frames - 1, 1)
     ok, encoded = cv2.imencode(".png", counts)
     if not ok:
-        raise OutputError(f"{path}: PNG encoder failed")
+        raise OutputError("PNG encoder failed")
     text = {
         "Software": "postfocus",
         "Description": (f"postfocus depth map: frame = value / 65535 * {span} "
@@ -54,7 +60,17 @@ def write_depth_png(path: str | os.PathLike, result) -> Path:  # noqa: ANN001 (a
         "postfocus:depth_scale": repr(span / 65535.0),
         "postfocus:depth_zero": "nearest frame",
     }
-    blob = _png_text(encoded.tobytes(), text)
+    return _png_text(encoded.tobytes(), text)
+
+
+def write_depth_png(path: str | os.PathLike, result, *, data: bytes | None = None) -> Path:  # noqa: ANN001
+    """16-bit grey PNG of ``result`` (a :class:`~postfocus.products.depth.DepthResult`: its ``depth`` in frames
+    and ``frames``); 0 = nearest frame, 65535 = frame N-1; the scale is in the PNG text. ``data``: the file's
+    bytes, :func:`depth_png_bytes` of ``result``, when encoded already."""
+    try:
+        blob = depth_png_bytes(result) if data is None else data
+    except OutputError as exc:
+        raise OutputError(f"{path}: {exc}") from None
     return atomic_write(path, lambda p: p.write_bytes(blob))
 
 
@@ -77,10 +93,10 @@ def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 def write_depth_npy(path: str | os.PathLike, result) -> Path:  # noqa: ANN001 (a DepthResult)
     """float32 depth in frame units (0 = nearest frame) of a :class:`~postfocus.products.depth.DepthResult`."""
+    depth = np.asarray(result.depth, np.float32)
 
     def write(tmp: Path) -> None:
-        buf = io.BytesIO()
-        np.save(buf, result.depth.astype(np.float32))
-        tmp.write_bytes(buf.getvalue())
+        with open(tmp, "wb") as fh:  # (straight into the file: the same bytes as np.save's, no copy in memory)
+            np.save(fh, depth)
 
     return atomic_write(path, write)
