@@ -2,9 +2,10 @@
 
 The sweep (:func:`test_viewer_scene.write_long_sweep`): 21 frames, the scene at
 depths 2 (a card of gravel, nearest) to 5 (the background). An f-number set
-over the whole sweep blurs it by about a pixel at f/1.4, which nobody sees (the
-keyboard video in the app, user20); set over the scene's depths it must blur
-the background by a visible amount, and say how much.
+over the whole sweep (the model before lens24) blurs it by about a pixel at f/1.4,
+which nobody sees (the keyboard video in the app, user20); set over the scene's
+depths it must blur the background by a visible amount, and say how much. The
+command and the API use the same lens (``tests/test_lens_model.py``).
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def _blur_radius(sharp: np.ndarray, render: np.ndarray, mask: np.ndarray) -> flo
 def test_scene_lens_blurs_the_scene_where_the_sweep_lens_does_not():
     depth = np.linspace(1.8, 4.6, 1000, dtype=np.float32).reshape(10, 100)  # the keyboard video: 1.8-4.6 of 0-40
     lens = scene_lens(depth, 41, 1.8, 1.4, (360, 640))
-    sweep_blur = blur_from_f_number(1.4, (360, 640), 40)  # the command's f/1.4: over the sweep
+    sweep_blur = blur_from_f_number(1.4, (360, 640), 40)  # f/1.4 over the whole sweep (the model before lens24)
     assert sweep_blur * (lens.scene[1] - 1.8) < 2.0 <= lens.largest_blur_px
-    # the lens model is the command's: 4 % of the long edge across the span at f/1.4, and 1/N
+    # the library's lens model: 4 % of the long edge across the scene's span at f/1.4, and 1/N
     assert lens.blur_px * (lens.scene[1] - lens.scene[0]) == pytest.approx(0.04 * 640)
     assert scene_lens(depth, 41, 1.8, 2.8, (360, 640)).blur_px == pytest.approx(lens.blur_px / 2)
     assert "too little to see" not in lens.note()
@@ -99,7 +100,7 @@ def test_aperture_request_on_a_long_sweep_blurs_visibly(long_job):
     lens = json.loads(r.headers[HEADER])
     assert abs(lens["focus"] - SCENE_DEPTHS[0]) < 0.5, lens
     assert lens["largest_blur_px"] >= 2.0, lens
-    # the sweep's lens would have blurred the background by under 2 px: invisible
+    # a lens over the whole sweep (before lens24) would have blurred the background by under 2 px: invisible
     assert blur_from_f_number(1.4, (height, width), FRAMES - 1) * (lens["scene"][1] - lens["focus"]) < 2.0
     sharp = _grey(c.get(f"{base}/image.jpg").content)
     render = _grey(r.content)

@@ -52,7 +52,7 @@ its farthest part by 20 px (1 % of the long edge)"
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
               help="near: focus on the nearest subject; far: on the background; all: everything sharp.")
 @click.option("--f-number", type=float, default=None, metavar="N",
-              help="Virtual aperture (1.4 = 4% of the long edge of blur across the whole depth range; blur ~ 1/N).")
+              help="Virtual aperture (1.4 = 4% of the long edge of blur across the scene's depths; blur ~ 1/N).")
 @click.option("--blur", "blur_px", type=float, default=None, metavar="PX",
               help="Blur radius in pixels per frame of depth distance (instead of --f-number).")
 @click.option("--highlights", type=click.FloatRange(0, None), default=0.0, show_default=True,

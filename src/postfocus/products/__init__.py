@@ -15,7 +15,8 @@ Each reads a :class:`~postfocus.store.ProcessedStack` (or its maps).
 
 from postfocus.products.aligned import align_frames
 from postfocus.products.animate import FocusPull, animate, plan_pull, render_pull
-from postfocus.products.aperture import PRESETS, ApertureResult, aperture, focus_at, render_aperture
+from postfocus.products.aperture import (PRESETS, ApertureResult, Lens, aperture, f_number_lens, focus_at,
+                                        render_aperture)
 from postfocus.products.depth import DepthResult, colourise, depth_map, read_depth_png, write_depth_png
 from postfocus.products.mesh import HeightMesh, build_mesh, render_view, rock_frames, write_gif, write_mesh
 from postfocus.products.pop import PopResult, colour_pop, pop, pop_mask
@@ -31,6 +32,7 @@ __all__ = [
     "Edit",
     "FocusPull",
     "HeightMesh",
+    "Lens",
     "PopResult",
     "StereoPair",
     "Tap",
@@ -43,6 +45,7 @@ __all__ = [
     "colour_pop",
     "colourise",
     "depth_map",
+    "f_number_lens",
     "focus_at",
     "load_edits",
     "parse_point",

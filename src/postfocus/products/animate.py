@@ -37,7 +37,7 @@ from postfocus.io.animation import ANIMATION_FORMATS, MAX_FPS, MIN_FPS, write_an
 from postfocus.io.write import check_output_path
 from postfocus.options import check_threads, is_number, is_whole
 from postfocus.pipeline.analyse import Progress
-from postfocus.products.aperture import blur_from_f_number, focus_at, preset_focus, render_aperture
+from postfocus.products.aperture import f_number_lens, focus_at, preset_focus, render_aperture
 from postfocus.store import ProcessedStack
 
 __all__ = ["MAX_FRAMES", "MIN_PULL", "FocusPull", "PullEnd", "animate", "check_pull_options", "ease", "plan_pull",
@@ -258,7 +258,9 @@ def render_pull(stack: ProcessedStack, pull: FocusPull, *, progress: Progress | 
         result = pull.depth
         image = cv2.resize(stack.all_in_focus(), (w, h), interpolation=cv2.INTER_AREA)
         depth = cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_AREA)  # type: ignore[union-attr]
-        blur = blur_from_f_number(pull.f_number, (h, w), max(result.frames - 1, 1))  # type: ignore[union-attr]
+        # the lens over the scene's depths, as aperture's (its blur per frame does not depend on the focus)
+        blur = f_number_lens(result.depth, result.frames, pull.start, pull.f_number,  # type: ignore[union-attr]
+                             size=(h, w)).blur_px
         for i, p in enumerate(pull.positions):
             yield render_aperture(image, depth, float(p), blur_px=blur)
             if progress:

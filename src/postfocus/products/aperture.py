@@ -11,13 +11,19 @@ confusion) whose radius grows linearly with the distance in focus position::
 (focus positions of a sweep are evenly spaced in inverse distance, where the
 thin-lens blur is linear). ``blur_px`` is the radius in pixels per frame of
 depth distance. An f-number sets it through a virtual lens whose blur across
-the whole depth range of the sweep (``span`` frames) is 4 % of the image's
-long edge at f/1.4 and shrinks as 1/N::
+the **scene's depths** (``span`` frames: the depth map's 1st to 99th
+percentile, at least one frame, :func:`~postfocus.products.depth.depth_range`)
+is 4 % of the image's long edge at f/1.4 and shrinks as 1/N::
 
     blur_px = 0.04 * long_edge * (1.4 / f_number) / span
 
 so f/2.8 gives half the blur of f/1.4 and f/16 a small fraction of it,
-independent of the image size and the number of frames.
+independent of the image size, the number of frames and the part of the sweep
+the scene fills: a macro subject in depths 1.8-4.6 of a 41-frame sweep is
+blurred as much at f/1.4 as a scene that fills all 41 frames.
+:func:`f_number_lens` is this lens for a depth map; the Python API
+(:func:`aperture`), ``postfocus aperture --f-number``, the focus pulls of
+``animate --f-number`` and the web app all use it.
 
 Rendering
 ---------
@@ -72,17 +78,19 @@ __all__ = [
     "REFERENCE_F_NUMBER",
     "ApertureResult",
     "LayerPlan",
+    "Lens",
     "aperture",
     "blur_from_f_number",
     "disc_blur",
     "disc_kernel",
+    "f_number_lens",
     "focus_at",
     "plan_layers",
     "preset_focus",
     "render_aperture",
 ]
 
-FULL_SPAN_BLUR = 0.04  # blur radius across the whole depth range at f/1.4, as a share of the long edge
+FULL_SPAN_BLUR = 0.04  # blur radius across the scene's depths at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
 PRESETS = ("near", "far", "all")
 
@@ -97,6 +105,78 @@ def blur_from_f_number(f_number: float, size: tuple[int, int], span: float) -> f
     """
     _check_f_number(f_number)
     return FULL_SPAN_BLUR * max(size) * (REFERENCE_F_NUMBER / float(f_number)) / max(float(span), 1e-6)
+
+
+@dataclass(frozen=True)
+class Lens:
+    """An f-number's lens over a scene (see the module's lens model).
+
+    Attributes
+    ----------
+    focus : float
+        Depth focused at, in frames.
+    blur_px : float
+        Blur radius in pixels per frame of depth distance.
+    largest_blur_px : float
+        Blur radius at the scene's depth farthest from the focus.
+    scene : tuple of float
+        The scene's depths (near, far) in frames, at least one frame apart.
+    long_edge : int
+        Long edge of the picture the blur is for, in pixels.
+    f_number : float
+        The f-number.
+    """
+
+    focus: float
+    blur_px: float
+    largest_blur_px: float
+    scene: tuple[float, float]
+    long_edge: int
+    f_number: float
+
+
+def f_number_lens(depth: np.ndarray, frames: int, focus: float, f_number: float, *,
+                  size: tuple[int, int] | None = None) -> Lens:
+    """The lens of a render at f/``f_number`` focused at depth ``focus``: its blur set over the scene's depths.
+
+    Parameters
+    ----------
+    depth : numpy.ndarray
+        Depth map in frames (0 = the nearest frame), any size.
+    frames : int
+        Frames of the sweep.
+    focus : float
+        Depth focused at, in frames.
+    f_number : float
+        The f-number (above 0).
+    size : tuple of int, optional
+        (height, width) of the picture rendered (default: the depth map's): the blur scales with its long edge.
+
+    Returns
+    -------
+    Lens
+
+    Raises
+    ------
+    OptionError
+        For an f-number that is not a number above 0.
+
+    Examples
+    --------
+    >>> d = np.linspace(1.8, 4.6, 1000, dtype=np.float32).reshape(10, 100)
+    >>> lens = f_number_lens(d, 41, 1.8, 1.4, size=(360, 640))
+    >>> round(lens.blur_px, 2), round(lens.largest_blur_px, 1)
+    (9.33, 25.9)
+    """
+    from postfocus.products.depth import depth_range
+
+    _check_f_number(f_number)
+    size = tuple(np.shape(depth)[:2]) if size is None else size
+    lo, hi = depth_range(depth, frames)  # at least one frame apart
+    blur = blur_from_f_number(f_number, size, hi - lo)  # type: ignore[arg-type]
+    largest = blur * max(hi - focus, focus - lo, 0.0)
+    return Lens(focus=float(focus), blur_px=float(blur), largest_blur_px=float(largest), scene=(lo, hi),
+                long_edge=int(max(size)), f_number=float(f_number))
 
 
 def _check_f_number(f_number: float) -> None:
@@ -189,8 +269,8 @@ def render_aperture(
         point to focus on (its depth is read from the map).
     f_number : virtual aperture (see the module's lens model); or
     blur_px : blur radius in pixels per frame of depth distance.
-    span : frames across the whole depth range, for ``f_number`` (default: the
-        range of ``depth``, at least 1).
+    span : frames across the scene's depths, for ``f_number`` (default: the
+        1st to 99th percentile of ``depth``, at least 1, as :func:`f_number_lens`).
     confidence : optional (H, W) confidence, used when ``focus`` is a point.
     highlights : boost of near-white pixels before blurring (0 = none, 1 = up to 4x).
     max_layers : upper bound on depth layers.
@@ -220,7 +300,8 @@ def render_aperture(
         raise PostfocusError(f"focus depth {focus}: must be a finite number of frames")
     if f_number is not None:
         if span is None:
-            span = max(float(depth.max() - depth.min()), 1.0)
+            lo, hi = np.percentile(depth, (1.0, 99.0))  # the scene's depths (depth_range without the sweep's ends)
+            span = max(float(hi - lo), 1.0)
         blur_px = blur_from_f_number(f_number, depth.shape, span)
     assert blur_px is not None
     if not math.isfinite(blur_px) or blur_px < 0:
@@ -270,8 +351,9 @@ class ApertureResult:
         """Blur radius in pixels at the scene's depth farthest from the focus; 0 with everything in focus.
 
         The scene's depths are its depth map's 1st to 99th percentile
-        (:func:`~postfocus.products.depth.depth_range`): a macro subject may fill
-        a few frames of a long sweep, and an f-number's blur is set over the sweep.
+        (:func:`~postfocus.products.depth.depth_range`), over which an f-number's blur
+        is set (:func:`f_number_lens`); with ``blur_px`` it is that blur times the
+        same distance.
         """
         from postfocus.products.depth import depth_range
 
@@ -296,7 +378,9 @@ def aperture(
     """Shallow depth of field for a processed stack: depth map, focus choice, render.
 
     Exactly one of ``focus_at_point`` (x, y output pixels), ``focus_depth``
-    (frame units) or ``preset`` ('near', 'far', 'all') chooses the focus.
+    (frame units) or ``preset`` ('near', 'far', 'all') chooses the focus;
+    ``f_number`` sets the blur over the scene's depths (:func:`f_number_lens`),
+    ``blur_px`` in pixels per frame of depth distance.
     ``progress(stage, done, total)`` hears of the all-in-focus image (when
     not cached yet), the depth map and each strip of rows of the render. The
     depth map is kept in the stack folder by the first call and read by the
@@ -346,8 +430,7 @@ def aperture(
         focus = float(focus_depth)  # type: ignore[arg-type]
     if focus is None:
         return ApertureResult(image=image, focus=None, blur_px=0.0, depth=result)
-    span = max(result.frames - 1, 1)
     if f_number is not None:
-        blur_px = blur_from_f_number(f_number, result.size, span)
+        blur_px = f_number_lens(result.depth, result.frames, focus, f_number, size=result.size).blur_px
     out = render_aperture(image, result.depth, focus, blur_px=blur_px, highlights=highlights, progress=progress)
     return ApertureResult(image=out, focus=focus, blur_px=float(blur_px), depth=result)

@@ -1,16 +1,12 @@
-"""The app's aperture and colour pop over the scene's depths, not the sweep's.
+"""The app's aperture lens: the library's f-number lens, with the words and header the app shows.
 
-The Python API and ``postfocus aperture --f-number`` set an f-number's blur
-over the whole sweep (4 % of the long edge across all its frames at f/1.4,
-:func:`postfocus.products.aperture.blur_from_f_number`). A macro subject may
-fill a few frames of a long sweep (the keyboard video: depths 1.8 to 4.6 of
-0 to 40); there even f/1.4 blurs it by a pixel or two, and the app's slider
-showed no change. The app sets the same lens over the scene's own depth range
-(:func:`postfocus.products.depth.depth_range`), which is what ``--blur`` lets
-the command do: at f/1.4 the blur across the scene is 4 % of the long edge,
-whatever part of the sweep it fills. On a sweep that the scene fills the two
-agree. The app says when the largest blur is still under
-:data:`postfocus.cli.aperture.VISIBLE_BLUR_PX`, as the command does.
+An f-number's blur is set over the scene's depths
+(:func:`postfocus.products.aperture.f_number_lens`: at f/1.4 the blur across
+the depth map's 1st to 99th percentile is 4 % of the long edge), as the Python
+API, ``postfocus aperture --f-number`` and ``animate --f-number`` set it. A
+macro subject in a few frames of a long sweep (the keyboard video: depths 1.8
+to 4.6 of 0 to 40) is blurred visibly. The app says when the largest blur is
+still under :data:`postfocus.cli.aperture.VISIBLE_BLUR_PX`, as the command does.
 """
 
 from __future__ import annotations
@@ -20,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from postfocus.products.aperture import Lens, f_number_lens
+
 __all__ = ["HEADER", "SceneLens", "scene_lens"]
 
 HEADER = "X-Postfocus-Lens"
@@ -27,15 +25,8 @@ HEADER = "X-Postfocus-Lens"
 
 
 @dataclass(frozen=True)
-class SceneLens:
-    """An aperture render's lens: blur in pixels per frame of depth, the largest blur over the scene, the scene."""
-
-    focus: float
-    blur_px: float
-    largest_blur_px: float
-    scene: tuple[float, float]
-    long_edge: int
-    f_number: float
+class SceneLens(Lens):
+    """An aperture render's lens (:class:`~postfocus.products.aperture.Lens`) with what the app says of it."""
 
     def note(self) -> str:
         """What the app says of the render (the caption's second half)."""
@@ -56,7 +47,8 @@ class SceneLens:
 
 
 def scene_lens(depth: np.ndarray, frames: int, focus: float, f_number: float, size: tuple[int, int]) -> SceneLens:
-    """The lens of an aperture render at f/``f_number`` focused at depth ``focus``, set over the scene's depths.
+    """The lens of an aperture render at f/``f_number`` focused at depth ``focus`` (the library's
+    :func:`~postfocus.products.aperture.f_number_lens`), with the app's words.
 
     Parameters
     ----------
@@ -82,11 +74,4 @@ def scene_lens(depth: np.ndarray, frames: int, focus: float, f_number: float, si
     >>> round(lens.blur_px, 2), round(lens.largest_blur_px, 1)
     (9.33, 25.9)
     """
-    from postfocus.products.aperture import blur_from_f_number
-    from postfocus.products.depth import depth_range
-
-    lo, hi = depth_range(depth, frames)  # at least one frame apart
-    blur = blur_from_f_number(f_number, size, hi - lo)
-    largest = blur * max(hi - focus, focus - lo, 0.0)
-    return SceneLens(focus=float(focus), blur_px=float(blur), largest_blur_px=float(largest), scene=(lo, hi),
-                     long_edge=int(max(size)), f_number=float(f_number))
+    return SceneLens(**vars(f_number_lens(depth, frames, focus, f_number, size=size)))
