@@ -300,6 +300,44 @@ def test_serve_refuses_an_upload_limit_that_is_not_a_number(cli, tmp_path, value
     assert run.err_lines[0].startswith(f"postfocus: error: --max-upload-mb {value}")
 
 
+def test_serve_hands_the_upload_limits_to_the_app(tmp_path, monkeypatch):
+    """``serve --max-uploads 7 --upload-timeout 2.5`` (app24): create_app(max_uploads=7, upload_timeout=2.5);
+    without them, the app's own defaults (web/intake.py), which serve shows in --help without importing it."""
+    pytest.importorskip("starlette")
+    from click.testing import CliRunner
+
+    from postfocus.cli.common import main
+    from postfocus.errors import PostfocusError
+    from postfocus.web import app, intake
+
+    made = []
+
+    def create(*args, **kwargs):
+        made.append((kwargs["max_uploads"], kwargs["upload_timeout"]))
+        raise PostfocusError("stopped here")
+
+    monkeypatch.setattr(app, "create_app", create)
+    for args, limits in ((["--max-uploads", "7", "--upload-timeout", "2.5"], (7, 2.5)),
+                         ([], (intake.DEFAULT_MAX_UPLOADS, intake.DEFAULT_UPLOAD_TIMEOUT))):
+        result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path), "--no-browser", *args])
+        assert "stopped here" in result.output and result.exit_code != 0
+        assert made.pop() == limits
+
+
+@pytest.mark.parametrize(("flag", "value", "reason"), [
+    ("--max-uploads", "0", "'--max-uploads': 0 is not in the range x>=1"),
+    ("--max-uploads", "2.5", "'--max-uploads': '2.5' is not a valid integer"),
+    ("--upload-timeout", "0", "'--upload-timeout': 0.0 is not in the range x>0"),
+    ("--upload-timeout", "inf", "--upload-timeout inf: must be a number of seconds above 0"),
+])
+def test_serve_refuses_an_upload_limit_out_of_the_apps_range(cli, tmp_path, flag, value, reason):
+    """The app takes at least 1 upload at once and a finite timeout above 0 seconds (web23); serve refuses the
+    rest with one line naming the flag, before it listens (inf passes click's FloatRange: the app refuses it)."""
+    run = cli("serve", "--no-browser", "--port", "0", "--data-dir", tmp_path / "web", flag, value, timeout=60)
+    assert run.returncode == 2 and len(run.err_lines) == 1, run.stderr
+    assert run.err_lines[0].startswith("postfocus: error: ") and reason in run.err_lines[0], run.stderr
+
+
 _HEAP_PROBE = """
 import ctypes, sys
 import numpy as np

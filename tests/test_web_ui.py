@@ -8,7 +8,9 @@ on another free port, same data folder) and find the result in the gallery.
 Against one more server with one finished job: every download link answers with
 its file, frame numbers read 1-based with the file name, and the layout keeps the
 picture and the tools in view at 1366x900 (tools beside the picture) and works at
-600x900 (tools under it). Screenshots go to ``test-artifacts/``.
+600x900 (tools under it). Against a server of its own, the range merge's sliders
+on a long generated sweep span the scene's frames, as the focus slider does.
+Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -443,3 +445,57 @@ def test_tilt_moves_the_picture_in_the_app(browser, served_job):  # noqa: F811
     page.locator("#viewer").screenshot(path=str(artifact_path("web-tilt.png")))
     assert not errors and not outside, (errors, outside)
     ctx.close()
+
+
+def range_span(page) -> tuple[int, int, int, int]:
+    """The From/To sliders' min, max and values."""
+    return tuple(page.evaluate("""() => { const f = document.getElementById('range-from'),
+        t = document.getElementById('range-to'); return [+f.min, +f.max, +f.value, +t.value]; }"""))
+
+
+def test_range_sliders_span_the_scene_on_a_long_sweep(browser, tmp_path):
+    """On the 21-frame generated sweep whose scene fills a few frames (``test_viewer_scene``), the Range merge's
+    From/To sliders span what the focus slider spans (app24; app22 made the focus slider span the scene): the
+    scene's frames at first, every frame with *Whole sweep* (button or W) or once the frame in view lies beyond
+    the scene, and back to the scene widened to an end chosen over the whole sweep, so it stays reachable."""
+    from test_viewer_scene import FRAMES, write_long_sweep
+
+    folder = write_long_sweep(tmp_path / "frames")
+    server = ServeProcess(tmp_path / "data", tmp_path / "server.log")
+    try:
+        photos = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()]  # (not truth/)
+        server.job_id = submit(server, photos, "done")
+        scene = httpx.get(f"{server.url}/api/jobs/{server.job_id}/viewer").json()["scene"]
+        first, last = scene["first"], scene["last"]
+        assert 0 < first < last < FRAMES - 3 and last - first + 1 < 0.75 * FRAMES, scene  # (1 and 6 in the test)
+        ctx, page, errors, _ = open_job(browser, server)
+        show_tool(page, "range")
+        assert range_span(page) == (first, last, first, last)
+        wait_shown(page, f"start={first}&end={last}")
+        assert f"frames {first + 1} to {last + 1} of {FRAMES}" in page.inner_text("#range-text")
+        page.focus("#range-to")
+        page.keyboard.press("ArrowRight")  # the scene's end is the slider's end
+        assert range_span(page)[3] == last
+        page.get_by_role("button", name="Whole sweep").click()
+        assert range_span(page) == (0, FRAMES - 1, first, last) and state(page)["wholeSweep"] is True
+        far = FRAMES - 3
+        page.locator("#range-to").fill(str(far))
+        wait_shown(page, f"start={first}&end={far}")
+        page.screenshot(path=str(artifact_path("web-range-whole-sweep.png")))
+        page.focus("#viewer .pf-slider input")
+        page.keyboard.press("w")  # back to the scene: the chosen far end stays in reach
+        s = state(page)
+        assert (s["wholeSweep"], s["sliderFirst"], s["sliderLast"]) == (False, first, last)
+        assert range_span(page) == (first, far, first, far)
+        page.locator("#range-to").fill(str(last))  # within the scene again; shown, the merge asked for
+        wait_shown(page, f"start={first}&end={last}")
+        page.evaluate(f"window.__postfocusViewer.showSlot({FRAMES - 2})")  # the frame in view beyond the scene
+        assert state(page)["wholeSweep"] is True and range_span(page)[:2] == (0, FRAMES - 1)
+        page.focus("#viewer .pf-slider input")
+        page.keyboard.press("w")
+        assert range_span(page) == (first, last, first, last)
+        page.screenshot(path=str(artifact_path("web-range-scene.png")))
+        assert not errors, errors
+        ctx.close()
+    finally:
+        server.stop()

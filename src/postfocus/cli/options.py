@@ -64,6 +64,8 @@ FLAGS = {
     "highlights": "--highlights",
     "focus_depth": "--focus-depth",
     "max_upload_mb": "--max-upload-mb",
+    "max_uploads": "--max-uploads",
+    "upload_timeout": "--upload-timeout",
     "long_edge": "--long-edge",
     "strength": "--strength",
 }

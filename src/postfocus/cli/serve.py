@@ -19,6 +19,8 @@ from postfocus.errors import PostfocusError
 __all__ = ["default_data_dir", "serve_command"]
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
+DEFAULT_MAX_UPLOADS = 4  # web.intake's, not imported: the web extra may be missing (a test keeps them equal)
+DEFAULT_UPLOAD_TIMEOUT = 60.0
 
 
 def default_data_dir() -> Path:
@@ -70,8 +72,13 @@ def _when_started(server, url: str, data_dir: Path, open_browser: bool,  # noqa:
               help="Largest upload accepted, in MB.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Stacks processed at the same time.")
+@click.option("--max-uploads", type=click.IntRange(min=1), default=DEFAULT_MAX_UPLOADS, show_default=True,
+              help="Uploads received at the same time; one more is refused (busy) until one ends.")
+@click.option("--upload-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_UPLOAD_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="Seconds an upload may send nothing before it is dropped (and its folder removed).")
 @json_flag("Once it listens, print one JSON object on stdout: its url and data folder.")
-def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
+def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers, max_uploads, upload_timeout):
     """Open postfocus in a browser window: drop photos or a video, then refocus, merge and share.
 
     Results are kept in the data folder and listed again the next time. With
@@ -102,7 +109,8 @@ def serve_command(host, port, data_dir, no_browser, max_upload_mb, workers):
     lock.acquire()  # fails with a clear message when another server uses the folder
     lock.release()
     app = create_app(data_dir, max_upload_mb=max_upload_mb, workers=workers, allowed_hosts=allowed,
-                     threads=root_threads(click.get_current_context()))  # (None: web.taps.app_threads)
+                     threads=root_threads(click.get_current_context()),  # (None: web.taps.app_threads)
+                     max_uploads=max_uploads, upload_timeout=upload_timeout)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

@@ -253,7 +253,7 @@
   function openJob(id) {
     closeJob();
     current = { id: id, job: null, viewer: null, data: null, tool: 'refocus', timers: {},
-      range: { from: 0, to: 0, next: 'from' }, aperture: { x: null, y: null }, lastTap: null };
+      range: { from: 0, to: 0, next: 'from' }, rangeKey: null, aperture: { x: null, y: null }, lastTap: null };
     $('job-title').textContent = '';
     $('job-info').textContent = '';
     $('job-error').hidden = true;
@@ -369,19 +369,11 @@
   }
 
   // ------------------------------------------------------------------ tools
-  function frameNumbers() { return current.data.frames.map(function (f) { return f.index; }); }
-
   function setupTools(job, data) {
-    var links = job.links, frames = frameNumbers();
-    var lo = frames[0], hi = frames[frames.length - 1];
-    ['range-from', 'range-to'].forEach(function (name) {
-      var s = $(name);
-      s.min = String(lo); s.max = String(hi);
-    });
-    current.range.from = lo;
-    current.range.to = hi;
-    $('range-from').value = String(lo);
-    $('range-to').value = String(hi);
+    var links = job.links, s = current.viewer.getState();
+    current.range.from = s.sliderFirst; // the ends of what the focus slider spans: the scene's frames (app22)
+    current.range.to = s.sliderLast;
+    spanRange(s, true);
     current.aperture = { x: Math.floor(data.width / 2), y: Math.floor(data.height / 2) };
     $('pop-tolerance').value = String((data.pop && data.pop.tolerance != null) ? data.pop.tolerance : 1);
     setPopTolerance();
@@ -391,6 +383,20 @@
     updateRangeText();
     updateFrameLink();
     selectTool('refocus');
+  }
+
+  // The From/To sliders span what the focus slider spans (the frames the scene lies in, or every frame with
+  // Whole sweep, key W: the viewer's sliderFirst/sliderLast), widened to the ends already chosen, so a frame
+  // picked over the whole sweep stays reachable after W. Set again when that span changes or an end lies outside.
+  function spanRange(state, force) {
+    var r = current.range, from = $('range-from'), to = $('range-to');
+    var key = state.sliderFirst + ':' + state.sliderLast;
+    var lo = Math.min(state.sliderFirst, r.from, r.to), hi = Math.max(state.sliderLast, r.from, r.to);
+    if (!force && key === current.rangeKey && lo >= +from.min && hi <= +from.max) return;
+    current.rangeKey = key;
+    [from, to].forEach(function (s) { s.min = String(lo); s.max = String(hi); });
+    from.value = String(r.from);
+    to.value = String(r.to);
   }
 
   function selectTool(tool) {
@@ -421,6 +427,7 @@
       tap.ms !== current.lastTap.ms);
     current.lastTap = tap;
     current.state = state;
+    if (current.rangeKey != null) spanRange(state); // (null while the viewer is made, before setupTools)
     updateFrameLink();
     if (current.tool === 'pop') updatePopLink();
     if (!fresh) return;
@@ -429,6 +436,7 @@
       r[r.next] = tap.frame;
       if (r.next === 'from') { r.next = 'to'; } else { r.next = 'from'; }
       if (r.from > r.to && r.next === 'from') { var t = r.from; r.from = r.to; r.to = t; }
+      spanRange(state);
       $('range-from').value = String(r.from);
       $('range-to').value = String(r.to);
       updateRangeText();
