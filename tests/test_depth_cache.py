@@ -250,12 +250,14 @@ def test_depth_command_encodes_its_png_on_a_helper_with_two_threads_and_starts_n
     the writers make them from the map alone (the .npy np.save's own bytes)."""
     import io
 
+    import cv2
     from click.testing import CliRunner
 
     from postfocus.cli import main
     from postfocus.products.depth import DepthResult
     from postfocus.products.depth_png import depth_png_bytes
 
+    before = cv2.getNumThreads()  # (the root --threads sets OpenCV's process-wide count: given back below)
     cache = tmp_path / "cache"
     paths = [str(p) for p in tiny_stack.paths]
     base = ["--cache", str(cache)]
@@ -270,8 +272,11 @@ def test_depth_command_encodes_its_png_on_a_helper_with_two_threads_and_starts_n
             kept.unlink()  # (the map made again, from the processed stack)
         started.clear()
         png, npy = tmp_path / f"d{threads}.png", tmp_path / f"d{threads}.npy"
-        run = CliRunner().invoke(main, ["--threads", threads, "-q", "depth", *paths, *base, "-o", str(png), "--npy",
-                                        str(npy)])
+        try:
+            run = CliRunner().invoke(main, ["--threads", threads, "-q", "depth", *paths, *base, "-o", str(png),
+                                            "--npy", str(npy)])
+        finally:
+            cv2.setNumThreads(before)
         assert run.exit_code == 0, run.output
         files[threads] = (png.read_bytes(), npy.read_bytes())
         if threads == "1":
