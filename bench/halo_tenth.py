@@ -212,8 +212,10 @@ FIGURE = (("truth", "truth"), ("default fusion", "0-default_map"), ("sided + sol
           ("in-support oracle + solver", "1-oracle:_sided-far_side_off_inside_the_support_set_true"))
 
 
-def figure(images: Path, path: Path, *, x: tuple[int, int] = (250, 430), y: tuple[int, int] = (150, 270)) -> None:
-    """Grass crops at 200 % of the kept images (``HALO_OUT``): top the image, bottom ``|error| x 4``."""
+def figure(images: Path, path: Path, *, x: tuple[int, int] = (250, 430), y: tuple[int, int] = (150, 270),
+           rows: tuple[tuple[str, str], ...] = FIGURE) -> None:
+    """Grass crops at 200 % of the kept images (``HALO_OUT``, ``rows``: label and file tag): top the image,
+    bottom ``|error| x 4``."""
     from halo_figures import _tile, _write
 
     def read(tag: str) -> np.ndarray:
@@ -221,7 +223,7 @@ def figure(images: Path, path: Path, *, x: tuple[int, int] = (250, 430), y: tupl
 
     truth = read("truth")[y[0]:y[1], x[0]:x[1]]
     tiles = []
-    for label, tag in FIGURE:
+    for label, tag in rows:
         crop = read(tag)[y[0]:y[1], x[0]:x[1]]
         both = np.concatenate([crop, np.clip(np.abs(crop - truth) * 4, 0, 1)], axis=0)
         tiles.append(_tile(both, label, 2.0))

@@ -73,6 +73,7 @@ from halo_eighth import _sides, aligned_frames  # noqa: E402
 from halo_eleventh import edge_sided  # noqa: E402
 from halo_fifth import scenes_from_args, scored  # noqa: E402
 from halo_tenth import _pairs, detail, print_rows, supported, textured  # noqa: E402
+from halo_tenth import figure as halo_tenth_figure  # noqa: E402
 
 from postfocus.colour import srgb_decode, srgb_encode, to_grey  # noqa: E402
 from postfocus.focus.map import focus_index_map  # noqa: E402
@@ -338,19 +339,9 @@ FIGURE = (("truth", "truth"), ("default fusion", "0-default_map"),
           ("band by the truth + solver", "1-oracle:_own-pooled-fine-2_px_band_sided_by_the_truth"))
 
 
-def figure(images: Path, path: Path, *, x: tuple[int, int] = (250, 430), y: tuple[int, int] = (150, 270)) -> None:
-    """Grass crops at 200 % of the kept images (``HALO_OUT``): top the image, bottom ``|error| x 4``."""
-    from halo_figures import _tile, _write
-
-    def read(tag: str) -> np.ndarray:
-        return cv2.imread(str(images / f"grass-{tag}.png"))[..., ::-1].astype(np.float32) / 255.0
-
-    truth = read("truth")[y[0]:y[1], x[0]:x[1]]
-    tiles = []
-    for label, tag in FIGURE:
-        crop = read(tag)[y[0]:y[1], x[0]:x[1]]
-        tiles.append(_tile(np.concatenate([crop, np.clip(np.abs(crop - truth) * 4, 0, 1)], axis=0), label, 2.0))
-    _write(tiles, path)
+def figure(images: Path, path: Path) -> None:
+    """Grass crops at 200 % of the kept images (``HALO_OUT``), as ``halo_tenth.figure`` with this session's rows."""
+    halo_tenth_figure(images, path, rows=FIGURE)
 
 
 def main() -> None:

@@ -48,20 +48,8 @@ class SceneLens(Lens):
 
 def scene_lens(depth: np.ndarray, frames: int, focus: float, f_number: float, size: tuple[int, int]) -> SceneLens:
     """The lens of an aperture render at f/``f_number`` focused at depth ``focus`` (the library's
-    :func:`~postfocus.products.aperture.f_number_lens`), with the app's words.
-
-    Parameters
-    ----------
-    depth : numpy.ndarray
-        Depth map in frames (0 = the nearest frame), any size.
-    frames : int
-        Frames of the sweep.
-    focus : float
-        Depth focused at, in frames.
-    f_number : float
-        The f-number (above 0).
-    size : tuple of int
-        (height, width) of the picture rendered: the blur scales with its long edge.
+    :func:`~postfocus.products.aperture.f_number_lens`, whose parameters these are; ``size`` is the picture
+    rendered), with the app's words.
 
     Returns
     -------
