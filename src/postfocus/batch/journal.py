@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import os
-import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Iterator, Protocol
 
 from postfocus.errors import OutputError
 from postfocus.io.lock import FileLock
+from postfocus.io.regular import open_regular
 from postfocus.io.write import atomic_write
 
 __all__ = [
@@ -252,14 +252,14 @@ def read_results(out_dir: str | os.PathLike) -> dict[str, StackRecord]:
     path = Path(out_dir) / RESULTS_JSONL
     records: dict[str, StackRecord] = {}
     try:  # (without waiting: a FIFO there blocked the batch for good; /dev/zero was read until memory ran out)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fh = open_regular(path)
     except FileNotFoundError:
         return records
     except OSError as exc:
         raise OutputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OutputError(f"{path}: is not a file; move it away (it is the batch's journal)")
+    if fh is None:
+        raise OutputError(f"{path}: is not a file; move it away (it is the batch's journal)")
+    with fh:
         try:
             for line in _lines(fh):
                 rec = _record(line)

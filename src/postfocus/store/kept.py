@@ -12,8 +12,6 @@ A folder that cannot be written (read-only) still gives the result, unkept.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from postfocus.errors import OutputError
+from postfocus.io.regular import open_regular
 from postfocus.io.write import atomic_write
 from postfocus.store.cache import folder_lock
 
@@ -44,14 +43,13 @@ def load_kept(path: Path, key: str, names: Sequence[str] | None = None) -> dict[
     """
     # (opened without waiting: a FIFO under the name blocked the open, every tap with it, for good: review16; and not
     # through a link: one to a file outside the folder was read and trusted: fixes22)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fh = open(os.open(path, flags), "rb")
+        fh = open_regular(path, follow=False)
     except (OSError, ValueError):
-        return None  # missing, unreadable, no path
+        return None  # missing, unreadable, no path, a link
+    if fh is None:
+        return None  # a FIFO, a device, a folder: no kept file
     try:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            return None  # a FIFO, a device, a folder: no kept file
         with np.load(fh, allow_pickle=False) as kept_file:
             if KEY_FIELD not in kept_file.files or str(kept_file[KEY_FIELD]) != key:
                 return None

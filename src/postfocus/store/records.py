@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from postfocus.errors import InputError
+from postfocus.io.regular import open_regular
 from postfocus.store.unwarped import UNWARPED_KEY
 
 __all__ = ["MAX_MANIFEST_BYTES", "DamagedStackError", "check_fields", "file_record", "mismatch", "read_manifest",
@@ -131,13 +132,12 @@ def read_manifest(folder: Path) -> bytes:
     :data:`MAX_MANIFEST_BYTES`.
     """
     try:
-        fd = os.open(folder / "manifest.json", os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        handle = open_regular(folder / "manifest.json")
     except (OSError, ValueError) as exc:  # (ValueError: a NUL in the path)
         raise InputError(f"{folder}: not a postfocus stack folder ({getattr(exc, 'strerror', None) or exc})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (a FIFO, a device, a folder)
-        os.close(fd)
+    if handle is None:  # (a FIFO, a device, a folder)
         raise DamagedStackError(f"{folder}: manifest.json is not a file")
-    with open(fd, "rb") as handle:
+    with handle:
         data = handle.read(MAX_MANIFEST_BYTES + 1)
     if len(data) > MAX_MANIFEST_BYTES:
         raise DamagedStackError(f"{folder}: manifest.json is over {MAX_MANIFEST_BYTES >> 20} MB")
