@@ -10,7 +10,6 @@ A refused upload keeps nothing: its job folder is removed and its slot freed.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import shutil
@@ -27,6 +26,7 @@ from postfocus.web.guard import error
 from postfocus.web.names import job_title
 from postfocus.web.store import QUEUED, JobFolder, Store
 from postfocus.web.upload import (
+    DISK_FULL,
     NO_SPACE,
     UploadError,
     UploadReceiver,
@@ -43,7 +43,6 @@ DEFAULT_MAX_UPLOADS = 4  # uploads received at once (the page sends one at a tim
 DEFAULT_UPLOAD_TIMEOUT = 60.0  # seconds an upload's body may send nothing
 DISK_RESERVE = 256 * 1024 * 1024  # keep this much free after an upload
 BUSY = "Too many uploads at once; try again when one has finished."
-_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Intake:
@@ -105,7 +104,7 @@ class Intake:
         try:
             job = self.store.create()
         except OSError as exc:  # (a 500, its folder left: web23)
-            if exc.errno not in _FULL:
+            if exc.errno not in DISK_FULL:
                 raise
             return error(507, NO_SPACE)
         receiver = UploadReceiver(job, self.limit, self.limit_text)
@@ -143,7 +142,7 @@ class Intake:
         try:
             return job.write(data)
         except OSError as exc:  # (a 500, the hidden folder left until the next start: web23)
-            if exc.errno not in _FULL:
+            if exc.errno not in DISK_FULL:
                 raise
             raise UploadError(507, NO_SPACE) from None
 

@@ -37,9 +37,9 @@ from postfocus.errors import PostfocusError
 from postfocus.io.base import looks_like_mp4
 from postfocus.web.store import JobFolder, display_name
 
-__all__ = ["HEIF_BRANDS", "MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "MAX_JSON_BYTES", "NO_SPACE", "SNIFF_BYTES",
-           "SUPPORTED", "Sniffed", "UploadError", "UploadReceiver", "check_upload", "humanize", "json_body", "sniff",
-           "too_large"]
+__all__ = ["DISK_FULL", "HEIF_BRANDS", "MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "MAX_JSON_BYTES", "NO_SPACE",
+           "SNIFF_BYTES", "SUPPORTED", "Sniffed", "UploadError", "UploadReceiver", "check_upload", "humanize",
+           "json_body", "sniff", "too_large"]
 
 SNIFF_BYTES = 512
 MAX_FILES = 2000
@@ -48,6 +48,7 @@ MAX_FIELDS = 16  # text fields of distinct names (each held in memory; the page 
 MAX_JSON_BYTES = 64 * 1024
 
 NO_SPACE = "Not enough free disk space for this upload."
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the errors of a write that NO_SPACE answers (a 507)
 SUPPORTED = "JPEG, PNG or TIFF photos, or one MP4, MOV, MKV, AVI or MTS video"
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
 
@@ -263,7 +264,7 @@ class UploadReceiver:
         except FormParserError as exc:
             raise UploadError(400, f"The upload could not be read ({exc}).") from None
         except OSError as exc:  # (a disk filled since the free-space check: a 500 and a traceback; review20)
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno not in DISK_FULL:
                 raise
             raise UploadError(507, NO_SPACE) from None
         finally:
