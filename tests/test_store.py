@@ -947,3 +947,7 @@ def test_a_colour_profile_the_manifest_does_not_record_is_never_read(tiny_stack,
         ProcessedStack.open(ps.folder).info
     profile.write_bytes(b"the inputs' profile")
     assert ProcessedStack.open(ps.folder).info.icc == b"the inputs' profile"
+    profile.unlink()
+    os.mkfifo(profile)  # (recorded, but no file: not waited on)
+    with pytest.raises(DamagedStackError, match="profile.icc is not a file"):
+        ProcessedStack.open(ps.folder).info
