@@ -142,3 +142,27 @@ def test_a_frame_file_that_cannot_be_looked_at_is_not_there(handheld, tmp_path):
     (tmp_path / "copy" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DamagedStackError, match="names no file for a used frame"):
         ProcessedStack.open(tmp_path / "copy")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_frame_file_that_is_no_file_is_a_damaged_folder_as_verify_says(handheld, tmp_path, kind):
+    """A FIFO (or a folder) under a frame file's name counted as "no frame kept" (the depth made without the frames'
+    step and kept under that key), while ``verify`` called the folder damaged: both say damaged (fixes23)."""
+    import os
+    import shutil
+
+    from postfocus.products.depth_cache import stack_depth
+    from postfocus.products.depth_frames import frames_kept
+    from postfocus.store import DamagedStackError, ProcessedStack
+
+    shutil.copytree(handheld.folder, tmp_path / "copy", ignore=shutil.ignore_patterns("depth_*.npz"))
+    copy = ProcessedStack.open(tmp_path / "copy")
+    path = copy.frame_path(copy.used[1])
+    path.unlink()
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    with pytest.raises(DamagedStackError, match="is not a file"):
+        copy.verify(checksums=False)
+    with pytest.raises(DamagedStackError, match=f"{path.name} is not a file"):
+        frames_kept(copy)
+    with pytest.raises(DamagedStackError, match=f"{path.name} is not a file"):
+        stack_depth(copy)

@@ -913,3 +913,41 @@ def test_a_manifest_that_is_no_file_is_never_waited_on_or_read_whole(tiny_stack,
     assert run.returncode == 0, run.stderr[-600:]
     assert "damaged" in run.stdout and "manifest.json is not a file" in run.stdout, run.stdout
     assert ProcessedStack.open(ps.folder).used == ps.used
+
+
+def test_a_manifest_using_other_frames_than_the_volume_holds_is_a_damaged_folder_made_again(tiny_stack, tmp_path):
+    """``"used": [0, 1]`` in a folder whose ``volume.npy`` holds three slices passed every check: merges were quiet,
+    a tap on the far half was an ``IndexError`` from the refocus code (review20, fixes23). The manifest's frames and
+    the volume's slices are compared when the folder is opened (the volume's header): a damaged folder, made again."""
+    from postfocus.products.refocus import tap
+
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert ps.used == [0, 1, 2]
+    (ps.folder / "manifest.json").write_text(json.dumps({**ps.manifest, "used": [0, 1]}))
+    with pytest.raises(DamagedStackError, match="field 'used' names 2 frames, volume.npy holds 3"):
+        ProcessedStack.open(ps.folder)
+    with pytest.warns(PostfocusWarning, match="damaged .*making it again"):
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert again.used == [0, 1, 2]
+    assert tap(again, 250, 100).frame in again.used
+
+
+def test_a_colour_profile_the_manifest_does_not_record_is_never_read(tiny_stack, tmp_path):
+    """``ProcessedStack.info`` read any ``profile.icc`` in the folder, recorded in the manifest or not: a stray or
+    planted file became the colour profile of every result written from the stack (fixes23). Only a recorded one is
+    read, and only as it was written."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert "profile.icc" not in ps.manifest["files"]
+    profile = ps.folder / "profile.icc"
+    profile.write_bytes(b"not the inputs' profile")
+    assert ProcessedStack.open(ps.folder).info.icc is None
+    (ps.folder / "manifest.json").write_text(json.dumps(
+        {**ps.manifest, "files": {**ps.manifest["files"], "profile.icc": file_record(b"the inputs' profile")}}))
+    with pytest.raises(DamagedStackError, match="profile.icc has changed since it was written"):
+        ProcessedStack.open(ps.folder).info
+    profile.write_bytes(b"the inputs' profile")
+    assert ProcessedStack.open(ps.folder).info.icc == b"the inputs' profile"
+    profile.unlink()
+    os.mkfifo(profile)  # (recorded, but no file: not waited on)
+    with pytest.raises(DamagedStackError, match="profile.icc is not a file"):
+        ProcessedStack.open(ps.folder).info

@@ -626,3 +626,59 @@ def test_allowed_hosts_given_as_one_string_is_that_host_not_its_letters(tmp_path
         assert client.get("/api/info", headers={"host": "l:8000"}).status_code == 400
     with pytest.raises(TypeError, match="allowed_hosts: host names are strings, not int"):
         create_app(tmp_path / "data", allowed_hosts=["localhost", 8000])
+
+
+def flat_png(width: int, height: int) -> bytes:
+    """An RGB PNG of ``width`` x ``height`` zeros, written a row at a time (the image is never held): a
+    decompression bomb, 12000x12000 in about 0.4 MB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row, body = zlib.compressobj(9), bytes(1 + 3 * width), []
+    for _ in range(height):
+        body.append(packer.compress(row))
+    body.append(packer.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(body)) + chunk(b"IEND", b"")
+
+
+def test_canon_cr3_photos_are_refused_as_raw_photos_not_as_videos(tmp_path):
+    """A CR3 (ISO BMFF, brand ``crx ``) was sniffed as an MP4 and refused "not a video file, or one FFmpeg cannot
+    read" (review20): refused as the RAW photo it is, naming the file and the way on; nothing kept."""
+    from test_web_sniff import CR3_HEAD
+
+    srv = Server(tmp_path / "data")
+    try:
+        photos = [(f"IMG_000{k}.CR3", CR3_HEAD + bytes(4000)) for k in range(2)]
+        r = srv.client.post("/api/jobs", files=multipart(photos, mime="application/octet-stream"))
+        assert r.status_code == 415, r.text
+        said = r.json()["error"]
+        assert said.startswith("IMG_0000.CR3: a Canon CR3 RAW photo") and "video" not in said, said
+        assert job_count(srv) == 0
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("side", [12000, 14000])
+def test_a_photo_of_more_megapixels_than_the_app_takes_is_refused_before_it_is_decoded(tmp_path, side):
+    """A PNG of 12000x12000 zeros (144 MP, 0.4 MB on disk: under Pillow's 179 MP refusal) was taken, and the job
+    decoded it at full size (fixes23); 14000x14000 (196 MP) was refused by Pillow as a 415 "image too large to
+    decode". Both are a 413 naming the photo and the limit, before any pixel is decoded; nothing kept."""
+    from postfocus.web.upload import MAX_PHOTO_MEGAPIXELS
+
+    bomb = flat_png(side, side)
+    assert len(bomb) < 1 << 20
+    srv = Server(tmp_path / "data", max_upload_mb=8)
+    try:
+        photos = [("small.png", flat_png(64, 64)), ("huge.png", bomb)]
+        r = srv.client.post("/api/jobs", files=multipart(photos, mime="image/png"))
+        assert r.status_code == 413, r.text
+        said = r.json()["error"]
+        assert said.startswith("huge.png: a photo of ") and f"up to {MAX_PHOTO_MEGAPIXELS} megapixels" in said, said
+        assert "\n" not in said and str(tmp_path) not in said
+        assert job_count(srv) == 0
+    finally:
+        srv.stop()

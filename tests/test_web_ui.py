@@ -361,6 +361,28 @@ def test_frame_numbers_count_from_one_with_the_file_name(browser, served_job):  
     ctx.close()
 
 
+def test_the_depth_tools_say_which_photo_was_taken_as_the_nearest(browser, served_job):  # noqa: F811
+    """The command line says once which frame the depth took as the nearest when ``--order`` is left at its default
+    (``--json``: ``order: {near_to_far, assumed}``); the app said nothing, though it always assumes (fixes23). The job's
+    result holds the order and the page says it in one line beside the aperture, the colour pop and the depth map."""
+    job = httpx.get(f"{served_job.url}/api/jobs/{served_job.job_id}").json()
+    order = job["result"]["order"]
+    assert {k: order[k] for k in ("near_to_far", "assumed", "nearest", "farthest")} == {
+        "near_to_far": True, "assumed": True, "nearest": "IMG_0001.jpg", "farthest": f"IMG_{N:04d}.jpg"}
+    ctx, page, errors, _ = open_job(browser, served_job)
+    for tool in ("aperture", "pop", "save"):
+        show_tool(page, tool)
+        line = page.locator(f".panel[data-panel={tool}] .order-said")
+        assert line.is_visible(), tool
+        said = line.inner_text()
+        assert said == order["said"] and said.startswith("Depth order assumed: IMG_0001.jpg is the nearest;"), said
+        assert f"if IMG_{N:04d}.jpg is" in said and "--order far-to-near" in said, said
+    show_tool(page, "aperture")
+    page.screenshot(path=str(artifact_path("web-depth-order.png")))
+    assert not errors, errors
+    ctx.close()
+
+
 def in_view(box: dict, viewport: dict) -> bool:
     return (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
             and box["y"] + box["height"] <= viewport["height"] + 0.5)

@@ -114,19 +114,32 @@ def frames_kept(stack: ProcessedStack) -> bool:
     """Whether ``stack``'s folder holds a file for each of its used frames (what :func:`grid_frames` reads).
 
     A depth made without them differs from one made with them: the kept depth's key holds this (review19: one kept
-    from a folder copied without its frames was served once they were copied back).
+    from a folder copied without its frames was served once they were copied back). DamagedStackError when one is
+    there but is no regular file.
     """
     files = stack.manifest["frame_files"]  # (a used frame it names no file for: none to read, not an InputError)
-    return all(str(i) in files and _regular(stack.frame_path(i)) for i in stack.used)
+    return all(str(i) in files and _regular(stack.folder, files[str(i)]) for i in stack.used)
 
 
-def _regular(path: Path) -> bool:
-    """Whether ``path`` is a regular file (after links); False when ``stat`` fails in any way (``Path.is_file`` raised
-    the errors other than ENOENT-like ones: a name too long, a folder without search permission)."""
+def _regular(folder: Path, name: str) -> bool:
+    """Whether the frame file ``name`` is a regular file (after links); False when ``stat`` fails in any way
+    (``Path.is_file`` raised the errors other than ENOENT-like ones: a name too long, a folder without search
+    permission). Something there that is no regular file (a FIFO, a device, a folder) is a damaged folder, as
+    :meth:`~postfocus.store.ProcessedStack.verify` and :func:`~postfocus.io.regular.open_regular` say (it was "no
+    frame kept": the depth made without the frames and kept under that key; fixes23).
+
+    Raises
+    ------
+    DamagedStackError
+        For a FIFO, a device or a folder under the name.
+    """
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        mode = os.stat(folder / name).st_mode
     except (OSError, ValueError):
         return False
+    if not stat.S_ISREG(mode):
+        raise DamagedStackError(f"{folder}: {name} is not a file; process the stack again to make it again")
+    return True
 
 
 def _reduced_grey(path: Path, reduced: int, size: tuple[int, int]) -> np.ndarray | None:

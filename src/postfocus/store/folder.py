@@ -32,7 +32,7 @@ from postfocus.pipeline.merge import fuse, plan_bands
 from postfocus.pipeline.plan import pick_frames
 from postfocus.result import save_image
 from postfocus.store.records import (DamagedStackError, check_fields, file_record, mismatch, read_manifest,
-                                     verify_files, written_since)
+                                     read_recorded, verify_files, written_since)
 from postfocus.store.unwarped import UNWARPED_KEY, UnwarpedFrames, decoded_reader, merge_unwarped
 
 __all__ = ["FORMAT_VERSION", "CachedFrames", "DamagedStackError", "ProcessedStack", "file_record", "merge"]
@@ -128,7 +128,7 @@ class ProcessedStack(MapsView):
         """What the source said about itself, with the output size."""
         m = self.manifest
         exif = bytes.fromhex(m["exif"]) if m.get("exif") else None
-        icc = (self.folder / "profile.icc").read_bytes() if (self.folder / "profile.icc").exists() else None
+        icc = read_recorded(self.folder, m, "profile.icc")  # (only when recorded: a stray one was read: fixes23)
         h, w = self.size
         return SourceInfo(kind=m["kind"], names=m["names"], height=h, width=w, bit_depth=m["bit_depth"],
                           grey=m["grey"], exif=exif, icc=icc, paths=[Path(p) for p in m["paths"]], fps=m.get("fps"))

@@ -21,7 +21,7 @@ from postfocus.io.regular import open_regular
 from postfocus.store.unwarped import UNWARPED_KEY
 
 __all__ = ["MAX_MANIFEST_BYTES", "DamagedStackError", "check_fields", "file_record", "mismatch", "read_manifest",
-           "verify_files", "written_since"]
+           "read_recorded", "verify_files", "written_since"]
 
 
 class DamagedStackError(InputError):
@@ -59,6 +59,54 @@ def check_fields(folder: Path, manifest: dict) -> None:
     problem = _values(manifest)
     if problem:
         raise DamagedStackError(f"{folder}: manifest.json {problem}")
+    slices = _volume_slices(folder)  # (fewer frames used than the volume's slices: an IndexError at a tap: fixes23)
+    if slices is not None and slices != len(manifest["used"]):
+        raise DamagedStackError(f"{folder}: manifest.json field 'used' names {len(manifest['used'])} frames, "
+                                f"volume.npy holds {slices}")
+
+
+def _volume_slices(folder: Path) -> int | None:
+    """How many slices ``folder``'s ``volume.npy`` says it holds (its header: about 128 bytes read), or None when it
+    cannot be told (missing, no regular file, no NumPy header: :meth:`ProcessedStack.verify` and the map's reader say
+    what is wrong)."""
+    try:
+        handle = open_regular(folder / "volume.npy", follow=False)
+    except (OSError, ValueError):
+        return None
+    if handle is None:
+        return None
+    with handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(handle)[0]
+        except (OSError, ValueError, EOFError):
+            return None
+    return int(shape[0]) if len(shape) == 3 else None
+
+
+def read_recorded(folder: Path, manifest: dict, name: str) -> bytes | None:
+    """The bytes of ``folder``'s file ``name`` if the manifest records it (None when not: a file the manifest does
+    not vouch for, a stray or planted ``profile.icc``, is never read), checked against its record.
+
+    DamagedStackError when it is missing, no regular file (a FIFO, a device, a link) or not the bytes written.
+    """
+    record = manifest.get("files", {}).get(name)
+    if record is None:
+        return None
+    try:
+        handle = open_regular(folder / name, follow=False)
+    except (OSError, ValueError):
+        handle, problem = None, "is missing or cannot be read"
+    else:
+        problem = "is not a file"
+    if handle is None:
+        raise DamagedStackError(f"{folder}: {name} {problem}; process the stack again to make it again")
+    with handle:
+        data = handle.read(record[0] + 1)
+    if file_record(data) != list(record):
+        raise DamagedStackError(f"{folder}: {name} has changed since it was written; process the stack again")
+    return data
 
 
 def _values(m: dict) -> str | None:

@@ -336,6 +336,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
     from postfocus.options import DEFAULT_METHOD
     from postfocus.result import save_image
     from postfocus.pipeline.run import process
+    from postfocus.web.order import depth_order
     from postfocus.web.outputs import record_all
     from postfocus.web.upload import humanize
 
@@ -387,6 +388,7 @@ def _process(job: JobFolder, data: dict, progress: _ProgressWriter) -> dict:
         "dropped": ps.manifest.get("dropped", []),
         "kind": ps.manifest.get("kind"),
         "near_to_far": ps.near_to_far,
+        "order": depth_order(ps, frame_names(ps, job, files)),  # (said on the page, as the command line says it)
         "warnings": seen,
     }
 

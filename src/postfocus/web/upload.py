@@ -26,7 +26,6 @@ import errno
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, BinaryIO
 
@@ -34,11 +33,11 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from postfocus.errors import PostfocusError
-from postfocus.io.base import looks_like_mp4
+from postfocus.web.sniff import HEIF_BRANDS, Sniffed, refusal, sniff
 from postfocus.web.store import JobFolder, display_name
 
-__all__ = ["DISK_FULL", "HEIF_BRANDS", "MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "MAX_JSON_BYTES", "NO_SPACE",
-           "SNIFF_BYTES", "SUPPORTED", "Sniffed", "UploadError", "UploadReceiver", "check_upload", "humanize",
+__all__ = ["DISK_FULL", "HEIF_BRANDS", "MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "MAX_JSON_BYTES",
+           "MAX_PHOTO_MEGAPIXELS", "NO_SPACE", "SNIFF_BYTES", "SUPPORTED", "Sniffed", "UploadError", "UploadReceiver", "check_upload", "humanize",
            "json_body", "sniff", "too_large"]
 
 SNIFF_BYTES = 512
@@ -46,11 +45,13 @@ MAX_FILES = 2000
 MAX_FIELD_BYTES = 1024
 MAX_FIELDS = 16  # text fields of distinct names (each held in memory; the page sends none, a title at most)
 MAX_JSON_BYTES = 64 * 1024
+MAX_PHOTO_MEGAPIXELS = 110
+"""Largest photo the app takes (a 102 MP medium-format camera's passes; a PNG of 12000x12000 zeros, 0.4 MB on
+disk, was taken and decoded at full size by the job: fixes23). ``postfocus stack`` has no such limit."""
 
 NO_SPACE = "Not enough free disk space for this upload."
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the errors of a write that NO_SPACE answers (a 507)
 SUPPORTED = "JPEG, PNG or TIFF photos, or one MP4, MOV, MKV, AVI or MTS video"
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
 
 
 class UploadError(Exception):
@@ -60,59 +61,6 @@ class UploadError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclass
-class Sniffed:
-    kind: str  # "image" or "video"
-    suffix: str  # stored file's suffix
-    format: str  # what the bytes say, e.g. "JPEG"
-
-
-def sniff(head: bytes) -> Sniffed | None:
-    """What a file is, from its first bytes; None when it is nothing postfocus reads.
-
-    Parameters
-    ----------
-    head : bytes
-        The file's first bytes (up to :data:`SNIFF_BYTES`).
-
-    Returns
-    -------
-    Sniffed or None
-        Kind ("image", "video", or "heif" for HEIF photos, which are refused),
-        the suffix to store the file under, and the format found.
-
-    Examples
-    --------
-    >>> sniff(b"\\xff\\xd8\\xff\\xe0" + bytes(12)).suffix
-    '.jpg'
-    >>> sniff(b"hello world") is None
-    True
-    """
-    if head.startswith(b"\xff\xd8\xff"):
-        return Sniffed("image", ".jpg", "JPEG")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Sniffed("image", ".png", "PNG")
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return Sniffed("image", ".tif", "TIFF")
-    if looks_like_mp4(head):
-        if head[4:8] != b"ftyp":
-            return Sniffed("video", ".mov", "MOV")
-        if len(head) >= 12:  # the brand tells HEIF photos from MP4 and MOV
-            brand = head[8:12]
-            if brand in HEIF_BRANDS:
-                return Sniffed("heif", "", "HEIF")
-            return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/MOV")
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return Sniffed("video", ".mkv", "Matroska")
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return Sniffed("video", ".avi", "AVI")
-    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
-        return Sniffed("video", ".mts", "MPEG-TS")
-    if len(head) > 196 and head[4] == 0x47 and head[196] == 0x47:
-        return Sniffed("video", ".m2ts", "MPEG-TS")
-    return None
 
 
 class _Part:
@@ -197,10 +145,9 @@ class UploadReceiver:
         found = sniff(head)
         if not head:
             raise UploadError(400, f"{name}: the file is empty.")
-        if found is not None and found.kind == "heif":
-            raise UploadError(
-                415, f"{name}: HEIC/HEIF photos cannot be read yet; export them as JPEG (or TIFF) and try again."
-            )
+        refused = refusal(found, name)  # (HEIF; a Canon CR3 was refused as a video FFmpeg cannot read: fixes23)
+        if refused:
+            raise UploadError(415, refused)
         if found is None:
             raise UploadError(415, f"{name}: this is not a photo or video postfocus can read ({SUPPORTED}).")
         part.sniffed = found
@@ -362,7 +309,8 @@ def check_upload(job: JobFolder, files: list[dict]) -> None:
     Raises
     ------
     UploadError
-        400 for a wrong mix or count of files, 415 for a file that cannot be read.
+        400 for a wrong mix or count of files, 413 for a photo of over :data:`MAX_PHOTO_MEGAPIXELS`, 415 for a
+        file that cannot be read.
     """
     if not files:
         raise UploadError(400, "No files were uploaded: choose the photos of a focus sweep, or one video.")
@@ -379,17 +327,19 @@ def check_upload(job: JobFolder, files: list[dict]) -> None:
             if item["kind"] == "video":
                 _check_video(path)
             else:
-                _check_image(path, item["format"])
+                _check_image(path, item["format"], item["name"])
         except PostfocusError as exc:
             raise UploadError(415, humanize(str(exc), job, files)) from None
 
 
-def _check_image(path: Path, expected: str) -> None:
+def _check_image(path: Path, expected: str, name: str) -> None:
     from PIL import Image
 
     from postfocus.errors import InputError
     from postfocus.io.images import read_header
+    _check_pixels(name, _pillow_size(path))  # (before anything decodes it)
     header = read_header(path)
+    _check_pixels(name, (header.width, header.height))  # (a TIFF only tifffile reads)
     with Image.open(path) as im:
         fmt = im.format
     if fmt != expected and not (expected in ("TIFF", "JPEG") and fmt == "MPO"):
@@ -399,6 +349,33 @@ def _check_image(path: Path, expected: str) -> None:
                          "upload JPEG, PNG or TIFF photos made from it, or stack RAW files with 'postfocus stack'")
     if header.width < 16 or header.height < 16:
         raise InputError(f"{path}: too small ({header.width}x{header.height}) to be a photo of a stack")
+
+
+def _pillow_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of the photo ``path`` as Pillow reads it from the header (no pixel decoded); (0, 0) when Pillow
+    cannot open it (:func:`~postfocus.io.images.read_header` says why), None when Pillow calls it a decompression bomb
+    (over twice ``Image.MAX_IMAGE_PIXELS``)."""
+    import warnings
+
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError:
+        return None
+    except Exception:  # noqa: BLE001 (UnidentifiedImageError, a cut header: refused with read_header's message)
+        return (0, 0)
+
+
+def _check_pixels(name: str, size: tuple[int, int] | None) -> None:
+    """UploadError 413 for a photo of more than :data:`MAX_PHOTO_MEGAPIXELS` (``size`` None: more than Pillow opens)."""
+    if size is not None and size[0] * size[1] <= MAX_PHOTO_MEGAPIXELS * 1_000_000:
+        return
+    said = "more pixels than Pillow opens" if size is None else f"{size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP)"
+    raise UploadError(413, f"{name}: a photo of {said}; this server takes photos of up to {MAX_PHOTO_MEGAPIXELS} "
+                           "megapixels: make them smaller, or stack them with 'postfocus stack'.")
 
 
 def _first_image_is_a_preview(path: Path) -> bool:

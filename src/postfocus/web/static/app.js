@@ -380,9 +380,25 @@
     $('dl-image').href = links.image + '?download=1';
     $('dl-page').href = links.page;
     $('dl-depth').href = links.depth + '?download=1';
+    showOrder(job.result && job.result.order);
     updateRangeText();
     updateFrameLink();
     selectTool('refocus');
+  }
+
+  // Which frame the depth's tools take as the nearest, and how to change it when it was assumed (the command line
+  // says it too, once): one line beside the aperture, the colour pop and the depth map (fixes23).
+  function showOrder(order) {
+    Array.prototype.forEach.call(document.querySelectorAll('.order-said'), function (p) {
+      p.textContent = '';
+      // (the command's option kept on one line: it broke after its '--')
+      String(order && order.said || '').split(/(--order [a-z-]+)/).forEach(function (part, k) {
+        var node = k % 2 ? document.createElement('code') : document.createTextNode(part);
+        if (k % 2) node.textContent = part;
+        p.appendChild(node);
+      });
+      p.hidden = !(order && order.said);
+    });
   }
 
   // The From/To sliders span what the focus slider spans (the frames the scene lies in, or every frame with
