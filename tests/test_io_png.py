@@ -99,3 +99,53 @@ def test_working_files_keep_the_pixels_and_the_metadata(tmp_path, bits):
     assert read.dtype == (np.uint8 if bits == 8 else np.uint16)
     with Image.open(path) as im:
         assert im.info.get("Description") == "a test" and im.info.get("icc_profile")
+
+
+def _stream(png: bytes) -> bytes:
+    return b"".join(d for k, d in _chunks(png) if k == b"IDAT")
+
+
+@pytest.mark.parametrize("shape,dtype", [((2160, 3840, 3), np.uint8), ((1429, 1906, 3), np.uint8),
+                                         ((900, 1200, 3), np.uint16)])
+def test_two_threads_make_one_zlib_stream_of_the_same_rows(shape, dtype):
+    pixels = _pixels(shape, dtype)
+    one, two = encode_png_fast(pixels), encode_png_fast(pixels, threads=2)
+    assert two != one  # (zlib's pieces, then libdeflate's last part: other bytes)
+    assert zlib.decompress(_stream(two)) == zlib.decompress(_stream(one))  # the same filtered rows, Adler-32 checked
+    back = cv2.imdecode(np.frombuffer(two, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    np.testing.assert_array_equal(back, pixels)
+    if dtype == np.uint8:
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(two))), pixels)
+    assert encode_png_fast(pixels, threads=2) == two  # the same file every time, whichever thread made a piece
+    assert len(two) < 1.05 * len(one)
+    # zlib's pieces end with a sync flush each (an empty stored block), before libdeflate's part
+    pieces = zlib.decompressobj(-15)
+    assert pieces.decompress(_stream(two)[2:2 + 4096]) and b"\x00\x00\xff\xff" in _stream(two)
+
+
+def test_a_small_image_on_two_threads_is_one_libdeflate_call():
+    pixels = _pixels((300, 500, 3), np.uint8)  # (under a piece of zlib's share: nothing to share)
+    assert encode_png_fast(pixels, threads=2) == encode_png_fast(pixels)
+
+
+def test_a_piece_the_helper_failed_is_made_by_the_calling_thread(monkeypatch):
+    import threading
+
+    import postfocus.io.png as png_module
+
+    pixels = _pixels((1500, 2000, 3), np.uint8)
+    expected = encode_png_fast(pixels, threads=2)
+    made = png_module._zlib_piece
+    helpers, failed = [], threading.Event()
+
+    def piece(data):
+        if threading.current_thread().name == "postfocus-png":
+            helpers.append(data.size)
+            failed.set()
+            raise MemoryError("the helper's piece")
+        failed.wait(10)  # (the calling thread's pieces after the helper's failure: it claims one of three)
+        return made(data)
+
+    monkeypatch.setattr(png_module, "_zlib_piece", piece)
+    assert encode_png_fast(pixels, threads=2) == expected
+    assert len(helpers) == 1  # it stopped at its failure; the calling thread made every piece, its own too

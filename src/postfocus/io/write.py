@@ -24,14 +24,8 @@ import numpy as np
 from PIL import Image
 
 from postfocus.errors import OutputError
-from postfocus.io.metadata import (
-    SOFTWARE,
-    embed_tiff_exif,
-    output_exif,
-    png_with_metadata,
-    srgb_icc_profile,
-    tiff_exif_tags,
-)
+from postfocus.io.metadata import (SOFTWARE, embed_tiff_exif, output_exif, png_with_metadata, srgb_icc_profile,
+                                   tiff_exif_tags)
 from postfocus.io.encoding import Compression, check_encoding, tiff_compression
 from postfocus.io.held import held_writes
 from postfocus.io.encoding import png_level as _png_level
@@ -332,6 +326,7 @@ def write_image(
     description: str | None = None,
     png_level: int = 6,
     compression: Compression = None,
+    png_threads: int = 1,
 ) -> Path:
     """Write a float RGB image in [0, 1] to JPEG, PNG or TIFF, atomically.
 
@@ -363,6 +358,8 @@ def write_image(
     compression : str, int or None
         TIFF: ``none``, ``deflate`` (default) or ``lzw``; PNG: a zlib level
         0-9 instead of ``png_level`` (see :func:`~postfocus.io.encoding.check_encoding`).
+    png_threads : int
+        2: a PNG at level 1 is deflated on this thread and a helper (:func:`~postfocus.io.png.encode_png_fast`).
 
     Returns
     -------
@@ -414,7 +411,7 @@ def write_image(
             # the time, files no larger), deflated by libdeflate (io/png.py); OpenCV for 16 bits
             # at other levels (docs/performance.md).
             if level == 1:
-                encoded = encode_png_fast(pixels)
+                encoded = encode_png_fast(pixels, threads=png_threads)
             else:
                 out = pixels if single else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
                 ok, array = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, level])

@@ -438,7 +438,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
         files, floor = written.result()
         done = write_beside(lambda: write_stack_folder(part.path, image=image, maps=maps, manifest=manifest,
                                                        method=opts.method, deep=deep, icc=info.icc,
-                                                       frames={**keep.checksums, **files}, floor=floor),
+                                                       frames={**keep.checksums, **files}, floor=floor,
+                                                       threads=helper_threads(opts.threads)),
                             image, bits=16 if deep else 8, on_image=on_image, used=maps.used,
                             reference=analysis.reference, inline=helper_threads(opts.threads) == 1)
         part.install(folder)

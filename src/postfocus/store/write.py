@@ -254,7 +254,7 @@ def tap_floor(folder: Path) -> float:
 
 def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
                        deep: bool, icc: bytes | None, frames: dict[str, list[int]],
-                       floor: float | None = None) -> None:
+                       floor: float | None = None, threads: int = 1) -> None:
     """Write the all-in-focus image, the maps (unless :func:`write_maps` did) and the manifest into a
     (temporary) stack folder.
 
@@ -282,6 +282,8 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
         (:attr:`FrameWriter.checksums`) and, if written, the maps (:func:`write_maps`).
     floor : float, optional
         The volume's noise floor for a tap, if measured already (:func:`tap_floor`); None: measured here.
+    threads : int
+        2: the image's PNG deflated on the calling thread and a helper (other bytes, the same pixels).
 
     Raises
     ------
@@ -293,7 +295,7 @@ def write_stack_folder(folder: Path, *, image: np.ndarray, maps: StackMaps, mani
         if "focus_index.npy" not in files:
             files.update(_write_maps(folder, maps, icc))
         _write_image_and_manifest(folder, image=image, maps=maps, manifest=manifest, method=method, deep=deep,
-                                  files=files, floor=tap_floor(folder) if floor is None else floor)
+                                  files=files, floor=tap_floor(folder) if floor is None else floor, threads=threads)
     except OSError as exc:  # (OutputError is an OSError's message from write_image)
         raise CacheError(f"{folder.parent}: cannot write the processed stack ({exc.strerror or exc})") from None
     except OutputError as exc:
@@ -347,8 +349,9 @@ def _write_maps(folder: Path, maps: StackMaps, icc: bytes | None) -> dict[str, l
 
 
 def _write_image_and_manifest(folder: Path, *, image: np.ndarray, maps: StackMaps, manifest: dict, method: str,
-                              deep: bool, files: dict[str, list[int]], floor: float) -> None:
-    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1)
+                              deep: bool, files: dict[str, list[int]], floor: float, threads: int) -> None:
+    write_image(folder / f"all_in_focus_{method}.png", image, bit_depth=16 if deep else 8, png_level=1,
+                png_threads=threads)
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in files:  # not the lock file
             files[path.name] = file_record(path.read_bytes())
