@@ -186,6 +186,7 @@ def real_check(name, box):  # noqa: ANN001, ANN201
     depth = depth_map(stack).depth
     x0, y0, x1, y1 = box
     gold = None
+    kept = {}
     for method in ("depthmap", "pyramid"):
         result = forward_check(stack, method=method)
         res = result.residual if result.rendering is None else result.rendering
@@ -211,6 +212,16 @@ def real_check(name, box):  # noqa: ANN001, ANN201
                 parts.append(f"{lo}-{hi} px {res[cut][(away > lo) & (away <= hi)].mean():.2f}")
             line += "; by distance from the pin: " + ", ".join(parts)
         print(line, flush=True)
+        kept[method] = res
+    # the residual-driven choice (sigma 2 px, margin 0; no clipped-light guard) written as a crop beside the others
+    images = {m: np.asarray(stack_image(stack, m)) for m in kept}
+    if all(r.shape == images["depthmap"].shape[:2] for r in kept.values()):
+        wgt = np.clip(cv2.GaussianBlur(kept["depthmap"] - kept["pyramid"], (0, 0), 2.0) / 0.2, 0, 1)[..., None]
+        chosen = images["depthmap"] + wgt * (images["pyramid"] - images["depthmap"])
+        crop = np.round(np.clip(chosen[y0:y1, x0:x1], 0, 1) * 255).astype(np.uint8)
+        cv2.imwrite(str(Path(os.environ.get("HALO_OUT", "/tmp/halo13")) / f"real-{name}-residual_choice.png"),
+                    cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        print(f"{name}: residual choice takes the pyramid on {float((wgt[y0:y1, x0:x1] > 0.5).mean()):.1%} of the crop")
 
 
 def stack_image(stack, method):  # noqa: ANN001, ANN201
