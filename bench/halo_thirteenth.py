@@ -272,9 +272,26 @@ def main() -> None:
         safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
         h, w = next(iter(images.values())).shape[:2]
         last = float(max(maps.used))
+        crops = []
         for index in (maps.focus_index, safe):  # the chosen frame (index) in the crop, jet: blue = frame 0
             full = cv2.resize(np.asarray(index, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)[cut]
+            crops.append(full)
             strip.append(cv2.applyColorMap(np.round(np.clip(full / last, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET))
+        if name == "pcb":  # how far past the pin's gold outline (the default's crop) the low indices reach
+            image = images["default"][cut]
+            mask = cv2.morphologyEx(((image[..., 0] - image[..., 2]) > 45 / 255).astype(np.uint8),
+                                    cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+            pin = labels == 1 + int(np.argmax(stats[1:, 4]))
+            away = cv2.distanceTransform((~pin).astype(np.uint8), cv2.DIST_L2, 5)
+            x, y, pw, ph = (int(v) for v in stats[1 + int(np.argmax(stats[1:, 4])), :4])
+            near = np.zeros_like(pin)
+            near[:y + ph - 35, max(0, x - 26):x + pw + 38] = True  # beside the pin, above the crop's lower pins
+            for label, index, below in (("index", crops[0], 1), ("safe index", crops[1], 1), ("safe index", crops[1], 3)):
+                sel = (index < below) & ~pin & near & (away < 40)
+                q = np.percentile(away[sel], [50, 90, 100])
+                print(f"pcb: pin x {x}-{x + pw} of the crop; {label} below {below} reaches {q[0]:.1f} px (median), "
+                      f"{q[1]:.1f} px (p90), {q[2]:.1f} px (max) past its outline")
         cv2.imwrite(str(dest / f"halo13-{name}.png"), np.hstack(strip))
 
 if __name__ == "__main__":
