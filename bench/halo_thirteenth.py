@@ -218,9 +218,13 @@ def real_check(name, box):  # noqa: ANN001, ANN201
     if all(r.shape == images["depthmap"].shape[:2] for r in kept.values()):
         wgt = np.clip(cv2.GaussianBlur(kept["depthmap"] - kept["pyramid"], (0, 0), 2.0) / 0.2, 0, 1)[..., None]
         chosen = images["depthmap"] + wgt * (images["pyramid"] - images["depthmap"])
-        crop = np.round(np.clip(chosen[y0:y1, x0:x1], 0, 1) * 255).astype(np.uint8)
-        cv2.imwrite(str(Path(os.environ.get("HALO_OUT", "/tmp/halo13")) / f"real-{name}-residual_choice.png"),
-                    cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        crops = [cv2.cvtColor(np.round(np.clip(x[y0:y1, x0:x1], 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+                 for x in (images["depthmap"], images["pyramid"], chosen)]
+        dest = Path(os.environ.get("HALO_OUT", "/tmp/halo13"))
+        cv2.imwrite(str(dest / f"real-{name}-residual_choice.png"), crops[2])
+        sep = np.full((crops[0].shape[0], 3, 3), 255, np.uint8)  # docs/img/halo13-pcb-choice.png
+        cv2.imwrite(str(dest / f"halo13-{name}-choice.png"), np.hstack([crops[0], sep, crops[1], sep, crops[2]]),
+                    [cv2.IMWRITE_PNG_COMPRESSION, 9])
         print(f"{name}: residual choice takes the pyramid on {float((wgt[y0:y1, x0:x1] > 0.5).mean()):.1%} of the crop")
 
 
@@ -292,7 +296,13 @@ def main() -> None:
                 q = np.percentile(away[sel], [50, 90, 100])
                 print(f"pcb: pin x {x}-{x + pw} of the crop; {label} below {below} reaches {q[0]:.1f} px (median), "
                       f"{q[1]:.1f} px (p90), {q[2]:.1f} px (max) past its outline")
-        cv2.imwrite(str(dest / f"halo13-{name}.png"), np.hstack(strip))
+        cv2.imwrite(str(dest / f"halo13-{name}-all.png"), np.hstack(strip))
+        # docs/img/halo13-<stack>.png: pcb default, pyramid, transfer s 2.5, index, safe index; keyboard default,
+        # pyramid, index, safe index over its first 180 columns (the groove)
+        panels = [strip[i][:, :180] for i in ((0, 1, 2, 4, 5) if name == "pcb" else (0, 1, 4, 5))]
+        sep = np.full((panels[0].shape[0], 3, 3), 255, np.uint8)
+        cv2.imwrite(str(dest / f"halo13-{name}.png"), np.hstack([x for p in panels for x in (p, sep)][:-1]),
+                    [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 if __name__ == "__main__":
     main()
