@@ -266,12 +266,13 @@ def main() -> None:
         images = run(name, source, analysis)
         (x0, y0, x1, y1), (top, left) = boxes[name]
         cut = (slice(y0 + top, y1 + top), slice(x0 + left, x1 + left))
-        strip = []
+        named = {}
         for label, image in images.items():
             crop = cv2.cvtColor(np.round(np.clip(image[cut], 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
             cv2.imwrite(str(dest / f"real-{name}-{label.split(' (')[0].replace(' ', '_').replace(',', '')}.png"), crop)
-            if label in ("default", "pyramid", "detail transfer, s 2.5", "detail transfer, s 2.5, coarse agreement 0.04"):
-                strip.append(crop)
+            named[label] = crop
+        strip = [named[k] for k in ("default", "pyramid", "detail transfer, s 2.5",
+                                    "detail transfer, s 2.5, coarse agreement 0.04")]
         maps = analysis.maps
         safe = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used)
         h, w = next(iter(images.values())).shape[:2]
