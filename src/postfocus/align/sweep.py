@@ -129,7 +129,10 @@ class SweepAligner:
         border = max(3, int(0.04 * max(size)))  # blur spreads light across the edge of the overlap
         mask = cv2.erode(valid_mask(matrix, size), np.ones((border, border), np.uint8))
         mask = _without_clipped_light(mask, last_small, aligned, border)
-        linear_gain = channel_gain(last_small[..., :3], aligned[..., :3], mask, gamma=1.0)
+        # The four planes whole, the clipped-light plane's gain dropped: each channel's gain is its own (the
+        # same values), and reading the colour planes of the four-plane arrays as views cost a strided copy
+        # of each (0.5 ms a 400 px frame, against 0.05 ms for the whole arrays' clip).
+        linear_gain = channel_gain(last_small, aligned, mask, gamma=1.0)[:3]
         return (linear_gain ** np.float32(1 / GAMMA)).astype(np.float32)
 
     @classmethod
@@ -155,6 +158,11 @@ class SweepAligner:
         flag = cv2.resize(flag.astype(np.float32), size, interpolation=cv2.INTER_AREA)
         if f < 1.0:
             linear = cv2.resize(linear, size, interpolation=cv2.INTER_AREA)
+        if linear.ndim == 3 and linear.shape[2] == 3 and linear.dtype == np.float32:
+            # (OpenCV interleaves the planes: the same values as np.dstack's, at a tenth of its 0.5 ms)
+            out = cv2.cvtColor(linear, cv2.COLOR_RGB2RGBA)
+            out[..., 3] = flag
+            return out
         return np.dstack([linear, flag]).astype(np.float32, copy=False)
 
     def add(self, index: int, grey: np.ndarray, colour: np.ndarray, exposure: np.ndarray | None = None) -> None:
