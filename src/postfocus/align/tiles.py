@@ -72,9 +72,9 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
         # INTER_AREA at an integer factor is the exact block mean.
         return cv2.resize(img, (nx, len(img) // tile), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
-    def lay_out(img: np.ndarray, which: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (k, tile * tile)
-        rows = len(img) // tile
-        return img.reshape(rows, tile, nx, tile).transpose(0, 2, 1, 3).reshape(rows * nx, tile * tile)[which]
+    def lay_out(img: np.ndarray, which: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (k, tile, tile)
+        # (the chosen tiles gathered from a view of the band's tiles: no copy of the whole band first)
+        return img.reshape(len(img) // tile, tile, nx, tile).transpose(0, 2, 1, 3)[which // nx, which % nx]
 
     step = max(1, _BAND_ROWS // tile)  # rows of tiles a band
     for r in range(0, ny, step):
@@ -86,7 +86,7 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
         for i, img in enumerate((ix, iy, cv2.multiply(ix, ix), cv2.multiply(ix, iy), cv2.multiply(iy, iy))):
             sums[i, r: r + step] = tile_sum(img)
         which = np.flatnonzero(_texture(sums[:, r: r + step], tile)[0] > floor)
-        band = cut[count: count + len(which)]
+        band = cut[count: count + len(which)].reshape(len(which), 3, tile, tile)
         band[:, 0] = lay_out(t[1:-1, x0:x1], which)
         band[:, 1] = lay_out(ix, which)
         band[:, 2] = lay_out(iy, which)
