@@ -212,6 +212,64 @@ def test_gain_recovers_a_step_before_the_reference_and_per_channel(scene):
         assert np.allclose(report[k].gain, 1.0, atol=0.01), report[k].gain
 
 
+def test_the_exposure_gain_reads_the_four_planes_whole_to_the_same_gain(scene, monkeypatch):
+    """The gain between neighbours is the colour planes' gain, read from the exposure copies whole (no strided
+    copy of their colour planes), with a clipped highlight in one frame."""
+    from postfocus.align import sweep as sweep_module
+    from postfocus.align.pair import PairMatch, channel_gain
+    from postfocus.colour import GAMMA, gamma_decode
+
+    a = render(scene * 0.85, np.eye(3), 0.5)
+    b = render(scene * 0.8, similarity(0.4, 1.004, 1.5, -0.7), 1.0)
+    b[40:60, 50:80] = 1.0  # a clipped highlight: its surroundings are left out of the comparison
+    ea, eb = (SweepAligner.exposure_frame(gamma_decode(x)) for x in (a, b))
+    assert (eb[..., 3] > 0).any()
+    seen = []
+
+    def recording(template, moving, mask, gamma):
+        seen.append(template.flags.c_contiguous and moving.flags.c_contiguous)
+        return channel_gain(template, moving, mask, gamma)
+
+    monkeypatch.setattr(sweep_module, "channel_gain", recording)
+    match = PairMatch(similarity(0.4, 1.004, 1.5, -0.7), 0.9, "ecc", True)
+    gain = SweepAligner._gain(ea, eb, match, W)
+    assert seen == [True]
+    # what the colour planes alone give (the mask as the gain makes it)
+    size = eb.shape[:2]
+    matrix = sweep_module.rescale_matrix(match.matrix, size[1] / W)
+    aligned = warp_to_reference(eb, matrix, size)
+    border = max(3, int(0.04 * max(size)))
+    mask = cv2.erode(sweep_module.valid_mask(matrix, size), np.ones((border, border), np.uint8))
+    mask = sweep_module._without_clipped_light(mask, ea, aligned, border)
+    planes = channel_gain(np.ascontiguousarray(ea[..., :3]), np.ascontiguousarray(aligned[..., :3]), mask, 1.0)
+    assert gain.shape == (3,) and np.array_equal(gain, (planes ** np.float32(1 / GAMMA)).astype(np.float32))
+    assert np.allclose(gain, [0.85 / 0.8] * 3, atol=0.02), gain
+
+
+@pytest.mark.parametrize("shape", [(500, 750, 3), (300, 380, 3), (200, 330)])
+def test_the_exposure_copy_is_its_planes_and_clip_flag_interleaved_by_opencv(scene, shape, monkeypatch):
+    """An RGB float frame's exposure copy is its shrunk planes and its clipped-light plane, interleaved by OpenCV
+    (not ``np.dstack``, ten times slower): the values np.dstack gives, for a frame larger and smaller than the
+    copy's size; a grey frame still goes through np.dstack."""
+    from postfocus.colour import gamma_decode
+
+    frame = cv2.resize(scene, shape[1::-1], interpolation=cv2.INTER_AREA)
+    frame[20:40, 30:70] = 1.0  # clipped
+    linear = gamma_decode(frame if len(shape) == 3 else frame[..., 1])
+    stacked = []
+    real = np.dstack
+    monkeypatch.setattr(np, "dstack", lambda arrays: stacked.append(1) or real(arrays))
+    out = SweepAligner.exposure_frame(linear)
+    h, w = shape[:2]
+    f = min(1.0, SweepAligner.GAIN_SIZE / max(h, w))
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    planes = cv2.resize(linear, size, interpolation=cv2.INTER_AREA) if f < 1 else linear
+    assert out.dtype == np.float32 and out.shape == (size[1], size[0], (3 if len(shape) == 3 else 1) + 1)
+    assert np.array_equal(out[..., :-1], planes.reshape(out.shape[:2] + (-1,)))
+    assert out[..., -1].max() > 0 and np.count_nonzero(out[..., -1]) < 0.1 * out[..., -1].size
+    assert stacked == ([] if len(shape) == 3 else [1])
+
+
 def test_match_pair_refuses_an_implausible_jump(scene):
     a = render(scene, np.eye(3), 0.5)
     b = render(scene, similarity(20.0, 1.0, 0, 0), 0.5)  # 20 degrees: not a handheld step

@@ -187,3 +187,35 @@ def test_tile_shifts_in_place_blur_gives_the_same_shifts(photo):
     overwritten = tile_shifts(template, own, 32, overwrite=True)
     assert all(np.array_equal(x, y) for x, y in zip(kept, overwritten))
     assert not np.array_equal(own, moving)  # it was blurred where it lay
+
+
+def test_the_first_step_reads_the_tiles_pixels_without_a_remap(photo, monkeypatch):
+    # Every tile starts at shift 0, where a bilinear remap of whole-pixel coordinates gives the pixels
+    # themselves: the first step reads them straight from the blurred frame, to the same shifts to the bit.
+    template = cv2.GaussianBlur(photo, (0, 0), 0.5)
+    moving = shifted(photo, 0.35, -0.6, blur=1.0)
+    remaps = []
+    real_remap = cv2.remap
+
+    def counting(*args, **kwargs):
+        remaps.append(1)
+        return real_remap(*args, **kwargs)
+
+    monkeypatch.setattr(tiles_module.cv2, "remap", counting)
+    points, shifts = tile_shifts(template, moving, 32, iterations=1)
+    assert remaps == [] and len(points) > 50
+    # the same first step with every tile remapped at shift 0, as before
+    prepared = tiles_module.template_tiles(template, 32)
+    ny, nx, y0, x0 = prepared.grid
+    rows, cols = np.nonzero(prepared.valid)
+    grid = np.arange(32, dtype=np.float32)
+    xs = (x0 + cols * 32).astype(np.float32)[:, None, None] + grid[None, None, :]
+    ys = (y0 + rows * 32).astype(np.float32)[:, None, None] + grid[None, :, None]
+    blurred = cv2.GaussianBlur(moving, (0, 0), 1.0)
+    for count in (1, 3):
+        remaps.clear()
+        direct = tiles_module._iterate(blurred, prepared.cut, xs, ys, prepared.hessian, count,
+                                       first=blurred[ys[:, :, 0].astype(int)[:, :, None], xs.astype(int)])
+        remapped = tiles_module._iterate(blurred, prepared.cut, xs, ys, prepared.hessian, count)
+        assert len(remaps) == 2 * count - 1  # (the direct one's first step has none)
+        assert np.array_equal(direct, remapped)

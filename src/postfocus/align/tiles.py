@@ -72,9 +72,9 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
         # INTER_AREA at an integer factor is the exact block mean.
         return cv2.resize(img, (nx, len(img) // tile), interpolation=cv2.INTER_AREA).astype(np.float64) * (tile * tile)
 
-    def lay_out(img: np.ndarray, which: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (k, tile * tile)
-        rows = len(img) // tile
-        return img.reshape(rows, tile, nx, tile).transpose(0, 2, 1, 3).reshape(rows * nx, tile * tile)[which]
+    def lay_out(img: np.ndarray, which: np.ndarray) -> np.ndarray:  # (rows * tile, nx * tile) -> (k, tile, tile)
+        # (the chosen tiles gathered from a view of the band's tiles: no copy of the whole band first)
+        return img.reshape(len(img) // tile, tile, nx, tile).transpose(0, 2, 1, 3)[which // nx, which % nx]
 
     step = max(1, _BAND_ROWS // tile)  # rows of tiles a band
     for r in range(0, ny, step):
@@ -86,7 +86,7 @@ def template_tiles(template: np.ndarray, tile: int) -> TemplateTiles | None:
         for i, img in enumerate((ix, iy, cv2.multiply(ix, ix), cv2.multiply(ix, iy), cv2.multiply(iy, iy))):
             sums[i, r: r + step] = tile_sum(img)
         which = np.flatnonzero(_texture(sums[:, r: r + step], tile)[0] > floor)
-        band = cut[count: count + len(which)]
+        band = cut[count: count + len(which)].reshape(len(which), 3, tile, tile)
         band[:, 0] = lay_out(t[1:-1, x0:x1], which)
         band[:, 1] = lay_out(ix, which)
         band[:, 2] = lay_out(iy, which)
@@ -163,10 +163,14 @@ def tile_shifts(
     xs = (x0 + cols * tile).astype(np.float32)[:, None, None] + grid[None, None, :]  # pixel coordinates
     ys = (y0 + rows * tile).astype(np.float32)[:, None, None] + grid[None, :, None]
     d = np.zeros((k, 2))
+    # Every tile starts at shift 0, where the bilinear remap of its whole-pixel coordinates is its pixels
+    # themselves (weights 1, 0, 0, 0): the first step reads them straight from the blurred frame.
+    blocks = a[y0: y0 + ny * tile, x0: x0 + nx * tile].reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3)
     # Up to 256 tiles at a time, each group iterated to the end while its arrays are in the cache.
     for c in range(0, k, _GROUP_TILES):
         part = slice(c, min(k, c + _GROUP_TILES))
-        d[part] = _iterate(a, cut[part], xs[part], ys[part], hessian[part], iterations)
+        d[part] = _iterate(a, cut[part], xs[part], ys[part], hessian[part], iterations,
+                           first=blocks[rows[part], cols[part]])
     out = np.zeros((ny, nx, 2))
     out[rows, cols] = d
     valid &= (np.abs(out) < tile / 4).all(axis=-1)
@@ -176,12 +180,13 @@ def tile_shifts(
 
 
 def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, hessian: np.ndarray,
-             iterations: int) -> np.ndarray:
+             iterations: int, *, first: np.ndarray | None = None) -> np.ndarray:
     """Lucas-Kanade steps of a group of tiles until each has converged: their shifts (n, 2).
 
     ``tiles``: (n, 3, tile * tile) template tiles and their zero-mean x and y gradients; ``xs``,
     ``ys``: (n, 1, tile) and (n, tile, 1) the tiles' pixel coordinates in ``a``; ``hessian``: (n, 3)
-    sums of ix², ix·iy, iy² per tile.
+    sums of ix², ix·iy, iy² per tile; ``first``: (n, tile, tile) the tiles' pixels of ``a`` at shift 0
+    (what the first step's remap would give), if already cut out.
 
     Every tile's arithmetic is its own (a remap of its pixels, its sums), so a tile that has converged
     can stay in the arrays with its shift frozen: the arrays are cut down to the moving tiles only once
@@ -196,18 +201,21 @@ def _iterate(a: np.ndarray, tiles: np.ndarray, xs: np.ndarray, ys: np.ndarray, h
     maps = np.empty((2, n, tile, tile), np.float32)
     shifted_n = np.empty((n * tile, tile), np.float32)
     last = np.full(n, np.nan)  # each tile's previous step (largest component)
-    for _ in range(iterations):
+    for step_number in range(iterations):
         m = len(live)
-        # The maps are a tile's coordinates plus its shift: the sums are made for one row (x) or one
-        # column (y) of each tile and then spread over the tile (the same float32 values; a broadcast
-        # copy costs half a broadcast add).
-        shift = d[live].astype(np.float32)
-        mapx, mapy = maps[0, :m], maps[1, :m]
-        np.copyto(mapx, xs + shift[:, 0, None, None])
-        np.copyto(mapy.transpose(0, 2, 1), (ys + shift[:, 1, None, None]).transpose(0, 2, 1))
         shifted = shifted_n[: m * tile]
-        cv2.remap(a, mapx.reshape(m * tile, tile), mapy.reshape(m * tile, tile), cv2.INTER_LINEAR, dst=shifted,
-                  borderMode=cv2.BORDER_REFLECT)
+        if step_number == 0 and first is not None:
+            np.copyto(shifted.reshape(m, tile, tile), first)
+        else:
+            # The maps are a tile's coordinates plus its shift: the sums are made for one row (x) or one
+            # column (y) of each tile and then spread over the tile (the same float32 values; a broadcast
+            # copy costs half a broadcast add).
+            shift = d[live].astype(np.float32)
+            mapx, mapy = maps[0, :m], maps[1, :m]
+            np.copyto(mapx, xs + shift[:, 0, None, None])
+            np.copyto(mapy.transpose(0, 2, 1), (ys + shift[:, 1, None, None]).transpose(0, 2, 1))
+            cv2.remap(a, mapx.reshape(m * tile, tile), mapy.reshape(m * tile, tile), cv2.INTER_LINEAR,
+                      dst=shifted, borderMode=cv2.BORDER_REFLECT)
         # The gradients are zero-mean in every tile, so a tile's brightness offset drops out here.
         err = np.subtract(shifted.reshape(m, tile * tile), tiles[:, 0], out=shifted.reshape(m, tile * tile))
         b = np.matmul(tiles[:, 1:], err[..., None])[..., 0].astype(np.float64)  # (m, 2): sums of ix·err, iy·err
