@@ -30,9 +30,10 @@ def test_a_small_stack_is_decoded_once_and_merges_the_same(tiny_stack, tmp_path,
 
 def test_a_kept_small_stack_warps_its_files_again_instead_of_holding_pass_1s_frames(tiny_stack, tmp_path,
                                                                                      monkeypatch):
-    """``process()`` on a small stack of image files (the order stated): pass 1 holds no decoded frame, the
-    warping ahead decodes each file again (mem9: pass 1's peak on pcb held 7 x 9 MB beside its matches); every
-    file of the stack folder and the image are those of the frames held, as before."""
+    """``process()`` on a small stack of image files (the order stated, frames above ``AGAIN_PIXELS``): pass 1
+    holds no decoded frame, the warping ahead decodes each file again (mem9: pass 1's peak on pcb held 7 x 9 MB
+    beside its matches); every file of the stack folder and the image are those of the frames held, as before
+    (and still are for frames of at most a megapixel)."""
     import weakref
 
     from conftest import tree_digest
@@ -57,13 +58,14 @@ def test_a_kept_small_stack_warps_its_files_again_instead_of_holding_pass_1s_fra
 
     monkeypatch.setattr(ImageFilesSource, "read_pixels", counting)
     monkeypatch.setattr(run.WarpAhead, "begin", noting)
+    monkeypatch.setattr(run, "AGAIN_PIXELS", 0)  # (200x300 frames: as if above a megapixel)
     again = run.process(tiny_stack.folder, cache_dir=tmp_path / "again")
     assert len(decoded) == 3 and alive_at_begin == [0]  # pass 1's frames all gone when the warping begins
     assert sorted(reads.values()) == [2, 2, 2]  # pass 1, then the warping ahead
     reads.clear()
     decoded.clear()
     alive_at_begin.clear()
-    monkeypatch.setattr(run, "_warped_from_files", lambda *a: False)  # held by pass 1, as before
+    monkeypatch.setattr(run, "AGAIN_PIXELS", 10**6)  # frames of at most a megapixel: held by pass 1, as before
     held = run.process(tiny_stack.folder, cache_dir=tmp_path / "held")
     assert alive_at_begin == [3] and sorted(reads.values()) == [1, 1, 1]
     digests = [tree_digest(ps.folder) for ps in (again, held)]

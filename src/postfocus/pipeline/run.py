@@ -55,6 +55,9 @@ __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
 
 #: Stacks whose decoded frames take at most this many MB are decoded once: pass 1 keeps them for pass 2.
 DECODED_ONCE_MB = 64
+#: Above this many pixels a kept stack's files are decoded again to be warped ahead (:func:`_warped_from_files`);
+#: at or below it (beetle, sub1mp) the peak is pass 1's end, not its matches: held, as before (mem9).
+AGAIN_PIXELS = 1_000_000
 
 
 def _decode_once(source: FrameSource, bands: int, *, hold: bool = False, again: bool = False
@@ -85,7 +88,7 @@ def _warped_from_files(source: FrameSource, opts: StackOptions, bands: int) -> b
     pcb 7 x 9 MB); the order stated (a measured one holds them for its look, :func:`_frame_reader`)."""
     info = source.info
     return (info.kind == "images" and len(info.paths) == len(source) and bands == 1 and not opts.refine_flow
-            and opts.order != "auto" and _small(source))
+            and opts.order != "auto" and info.size[0] * info.size[1] > AGAIN_PIXELS and _small(source))
 
 
 def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str],
