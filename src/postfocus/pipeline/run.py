@@ -85,10 +85,12 @@ def _small(source: FrameSource) -> bool:
 def _warped_from_files(source: FrameSource, opts: StackOptions, bands: int) -> bool:
     """Whether :func:`process` warps a small stack of image files ahead from the files decoded again, not from
     frames pass 1 held: the same frames, without pass 1's peak holding them all beside its matches (mem9:
-    pcb 7 x 9 MB); the order stated (a measured one holds them for its look, :func:`_frame_reader`)."""
+    pcb 7 x 9 MB); the order stated (a measured one holds them for its look, :func:`_frame_reader`); JPEG and PNG
+    files only, whose frames are integers (a TIFF's may be float, which pass 1 never held)."""
     info = source.info
     return (info.kind == "images" and len(info.paths) == len(source) and bands == 1 and not opts.refine_flow
-            and opts.order != "auto" and info.size[0] * info.size[1] > AGAIN_PIXELS and _small(source))
+            and opts.order != "auto" and info.size[0] * info.size[1] > AGAIN_PIXELS and _small(source)
+            and all(Path(p).suffix.lower() in (".jpg", ".jpeg", ".png") for p in info.paths))
 
 
 def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str],
