@@ -19,14 +19,62 @@ def test_a_small_stack_is_decoded_once_and_merges_the_same(tiny_stack, tmp_path,
         return read_pixels(self, index)
 
     monkeypatch.setattr(ImageFilesSource, "read_pixels", counting)
-    once = run.process(tiny_stack.folder, cache_dir=tmp_path / "once")
+    once = run.stack(tiny_stack.folder)
     assert sorted(reads.values()) == [1, 1, 1]
     reads.clear()
     monkeypatch.setattr(run, "DECODED_ONCE_MB", 0)  # too big to keep: decoded in each pass
-    twice = run.process(tiny_stack.folder, cache_dir=tmp_path / "twice", order="near-to-far")
-    assert sorted(reads.values()) == [2, 2, 2]  # (with the order stated: measuring it reads frames a third time)
-    assert np.array_equal(once.all_in_focus(), twice.all_in_focus())
-    assert all(np.array_equal(once.read_frame(i), twice.read_frame(i)) for i in once.used)
+    twice = run.stack(tiny_stack.folder)
+    assert sorted(reads.values()) == [2, 2, 2]
+    assert np.array_equal(once.image, twice.image)
+
+
+def test_a_kept_small_stack_warps_its_files_again_instead_of_holding_pass_1s_frames(tiny_stack, tmp_path,
+                                                                                     monkeypatch):
+    """``process()`` on a small stack of image files (the order stated, frames above ``AGAIN_PIXELS``): pass 1
+    holds no decoded frame, the warping ahead decodes each file again (mem9: pass 1's peak on pcb held 7 x 9 MB
+    beside its matches); every file of the stack folder and the image are those of the frames held, as before
+    (and still are for frames of at most a megapixel)."""
+    import weakref
+
+    from conftest import tree_digest
+
+    reads: Counter = Counter()
+    read_pixels = ImageFilesSource.read_pixels
+    decoded: list = []  # weak references to every frame decoded before the warping ahead begins
+    alive_at_begin: list[int] = []
+
+    def counting(self, index):
+        reads[index] += 1
+        pixels = read_pixels(self, index)
+        if not alive_at_begin:
+            decoded.append(weakref.ref(pixels))
+        return pixels
+
+    begin = run.WarpAhead.begin
+
+    def noting(self):
+        alive_at_begin.append(sum(ref() is not None for ref in decoded))
+        begin(self)
+
+    monkeypatch.setattr(ImageFilesSource, "read_pixels", counting)
+    monkeypatch.setattr(run.WarpAhead, "begin", noting)
+    monkeypatch.setattr(run, "AGAIN_PIXELS", 0)  # (200x300 frames: as if above a megapixel)
+    again = run.process(tiny_stack.folder, cache_dir=tmp_path / "again")
+    assert len(decoded) == 3 and alive_at_begin == [0]  # pass 1's frames all gone when the warping begins
+    assert sorted(reads.values()) == [2, 2, 2]  # pass 1, then the warping ahead
+    reads.clear()
+    decoded.clear()
+    alive_at_begin.clear()
+    monkeypatch.setattr(run, "AGAIN_PIXELS", 10**6)  # frames of at most a megapixel: held by pass 1, as before
+    held = run.process(tiny_stack.folder, cache_dir=tmp_path / "held")
+    assert alive_at_begin == [3] and sorted(reads.values()) == [1, 1, 1]
+    digests = [tree_digest(ps.folder) for ps in (again, held)]
+    for d in digests:
+        d.pop("manifest.json")
+    assert digests[0] == digests[1] and len(digests[0]) >= 3 + 3
+    assert np.array_equal(again.all_in_focus(), held.all_in_focus())
+    measured = run.process(tiny_stack.folder, cache_dir=tmp_path / "auto", order="auto")  # held for its look
+    assert np.array_equal(measured.all_in_focus(), held.all_in_focus())
 
 
 def test_the_stack_folder_is_the_same_whenever_the_kept_frames_are_warped(tiny_stack, tmp_path, monkeypatch):

@@ -128,12 +128,13 @@ EARLY_SECOND = True
 
 
 def _second_beside(frames: Iterable, early: Future | None) -> Iterator:
-    """``frames``' first item, then ``(1, early.result())``, then the rest: the frames in order when ``frames``
-    holds every frame but the second, which ``early`` prepares (``frames`` itself when ``early`` is None)."""
+    """``frames``' first item, then ``(1, early.result().pop())``, then the rest: the frames in order when
+    ``frames`` holds every frame but the second, which ``early`` prepares in a list (``frames`` itself when
+    ``early`` is None); taken out of the list, it is not held by the Future once the loop is done with it."""
     frames = iter(frames)
     if early is not None:
         yield next(frames)
-        yield 1, early.result()
+        yield 1, early.result().pop()
     yield from frames
 
 
@@ -309,7 +310,7 @@ def analyse(
     workers = 2 if files and s_work * s_work * PARALLEL_DECODE_AREA <= 1.0 else 1
     # The first match waits for two frames: with one decoding thread, the second file is decoded and prepared
     # beside the first (EARLY_SECOND), instead of after it with the other core idle.
-    early = in_background(lambda: prepare(1, source.read_pixels(1)), "postfocus-decode") \
+    early = in_background(lambda: [prepare(1, source.read_pixels(1))], "postfocus-decode") \
         if EARLY_SECOND and files and workers == 1 and n > 2 else None
     try:
         with read_ahead(source, [0, *range(2, n)] if early else range(n), read=source.read_pixels,

@@ -25,6 +25,7 @@ from postfocus.focus.direction import SweepDirection, direction_of, stated_direc
 from postfocus.io.base import FrameSource
 from postfocus.options import StackOptions, is_whole, resolve
 from postfocus.pipeline.analyse import Analysis, Progress, analyse
+from postfocus.pipeline.decoded import DecodedOnce as _DecodedOnce
 from postfocus.pipeline.finish import OnImage, write_beside
 from postfocus.pipeline.inputs import Inputs, collect_warnings, open_quietly
 from postfocus.pipeline.memory import give_back_freed
@@ -54,69 +55,20 @@ __all__ = ["Inputs", "collect_warnings", "open_quietly", "process", "stack"]
 
 #: Stacks whose decoded frames take at most this many MB are decoded once: pass 1 keeps them for pass 2.
 DECODED_ONCE_MB = 64
+#: Above this many pixels a kept stack's files are decoded again to be warped ahead (:func:`_warped_from_files`);
+#: at or below it (beetle, sub1mp) the peak is pass 1's end, not its matches: held, as before (mem9).
+AGAIN_PIXELS = 1_000_000
 
 
-class _DecodedOnce(FrameSource):
-    """A source whose frames pass 1 keeps, decoded, and pass 2 takes back instead of decoding them again.
-
-    Each frame is read once by pass 1 (``read_pixels``, in order) and once by pass 2, which gets the
-    kept array and drops it; for small stacks only (:data:`DECODED_ONCE_MB`), so memory stays bounded.
-    """
-
-    def __init__(self, source: FrameSource, *, hold: bool = False):
-        self.source, self.info = source, source.info
-        self._kept: dict[int, np.ndarray] = {}
-        self._seen: set[int] = set()
-        # every kept frame, for the measured direction (:meth:`take_held`); only with ``hold`` (order "auto")
-        self._held: dict[int, np.ndarray] | None = {} if hold else None
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getattr__(self, name: str) -> Any:  # e.g. ``header`` of image files
-        if name == "source":
-            raise AttributeError(name)
-        return getattr(self.source, name)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.source.read(index)
-
-    def read_pixels(self, index: int) -> np.ndarray:
-        kept = self._kept.pop(index, None)
-        if kept is not None:
-            return kept
-        pixels = self.source.read_pixels(index)
-        if index not in self._seen and pixels.dtype.kind == "u":  # the first read (pass 1): kept for the
-            self._seen.add(index)  # second (integer frames only: no pass works on them in place)
-            self._kept[index] = pixels
-            if self._held is not None:
-                self._held[index] = pixels
-        return pixels
-
-    def identity(self) -> list[tuple[str, int, int]]:
-        return self.source.identity()
-
-    def take_held(self) -> dict[int, np.ndarray]:
-        """The frames pass 1 kept, even those pass 2 (or its warping ahead) took already; held no longer."""
-        held, self._held = self._held or {}, None
-        return held
-
-    def holds_all(self) -> bool:
-        """Whether every frame is kept (after pass 1: all were integer frames)."""
-        return len(self._kept) == len(self)
-
-
-def _decode_once(source: FrameSource, bands: int, *, hold: bool = False
+def _decode_once(source: FrameSource, bands: int, *, hold: bool = False, again: bool = False
                  ) -> tuple[FrameSource, Callable[[], None]]:
     """``source`` wrapped to decode each frame once when its frames fit :data:`DECODED_ONCE_MB` (files only);
-    ``hold``: pass 1's frames are also held for the direction's measurement until it takes them. With
-    ``release()``, to call when both passes are over: a video's scratch file started here goes then, with
-    the frames pass 2 did not read again (outside a merged range, left out), not when the source does (a
-    caller's source may live on)."""
+    ``hold``: pass 1's frames are also held for the direction's measurement until it takes them; ``again``:
+    image files are not held but decoded again (:func:`_warped_from_files`). With ``release()``, to call when
+    both passes are over: a video's scratch file started here goes then, with the frames pass 2 did not read
+    again (outside a merged range, left out), not when the source does (a caller's source may live on)."""
     info = source.info
-    h, w = info.size
-    frame_mb = h * w * 3 * (1 if info.bit_depth <= 8 else 2) / 2**20
-    if bands > 1 or info.kind not in ("images", "raw", "video") or len(source) * frame_mb > DECODED_ONCE_MB:
+    if bands > 1 or info.kind not in ("images", "raw", "video") or not _small(source) or again:
         # a video: its decoded frames kept in a scratch file instead (dropped by ``release``, if started here)
         if hasattr(source, "keep_decoded") and source.keep_decoded():
             return source, source.drop_decoded
@@ -124,11 +76,28 @@ def _decode_once(source: FrameSource, bands: int, *, hold: bool = False
     return _DecodedOnce(source, hold=hold), lambda: None
 
 
+def _small(source: FrameSource) -> bool:
+    """Whether the stack's decoded frames take at most :data:`DECODED_ONCE_MB`."""
+    (h, w), depth = source.info.size, source.info.bit_depth
+    return len(source) * h * w * 3 * (1 if depth <= 8 else 2) / 2**20 <= DECODED_ONCE_MB
+
+
+def _warped_from_files(source: FrameSource, opts: StackOptions, bands: int) -> bool:
+    """Whether :func:`process` warps a small stack of image files ahead from the files decoded again, not from
+    frames pass 1 held: the same frames, without pass 1's peak holding them all beside its matches (mem9:
+    pcb 7 x 9 MB); the order stated (a measured one holds them for its look, :func:`_frame_reader`); JPEG and PNG
+    files only, whose frames are integers (a TIFF's may be float, which pass 1 never held)."""
+    info = source.info
+    return (info.kind == "images" and len(info.paths) == len(source) and bands == 1 and not opts.refine_flow
+            and opts.order != "auto" and info.size[0] * info.size[1] > AGAIN_PIXELS and _small(source)
+            and all(Path(p).suffix.lower() in (".jpg", ".jpeg", ".png") for p in info.paths))
+
+
 def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, Any], messages: list[str],
-             progress: Progress | None
+             progress: Progress | None, *, again: bool = False
              ) -> tuple[FrameSource, StackOptions, int, Callable[[str], None], Callable[[], None]]:
     """Open the source, settle the options against it and plan the bands of pass 2; with the ``release`` of
-    :func:`_decode_once`."""
+    :func:`_decode_once` (``again``: its own)."""
     if progress is not None and not callable(progress):  # (was a TypeError once the work had begun)
         raise OptionError("progress", progress, "must be a function progress(stage, done, total), or None")
     warn = collect_warnings(messages)
@@ -139,7 +108,8 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
     restore = configure_threads(opts.threads)  # OpenCV's, the process's: set back by ``release`` (or on an error)
     try:
         bands = plan_bands(source.info.size, len(source), opts.method, opts.memory_mb, warn, opts.analysis_size)
-        source, release = _decode_once(source, bands, hold=opts.order == "auto")
+        source, release = _decode_once(source, bands, hold=opts.order == "auto",
+                                       again=again and _warped_from_files(source, opts, bands))
     except BaseException:
         restore()
         raise
@@ -304,7 +274,7 @@ def process(
     """
     jpeg_quality = _check_process(refresh, jpeg_quality, on_image)
     messages: list[str] = []
-    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress)
+    source, opts, bands, warn, release = _prepare(inputs, options, changes, messages, progress, again=True)
     try:
         root = cache_root(cache_dir)
         identity = source.identity()  # (arrays: a hash of every pixel, so made once)
@@ -384,8 +354,9 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                  workers=helper_threads(opts.threads) if unwarped else 1))
         if unwarped and not copies:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
+        files = _warped_from_files(source, opts, bands)  # (then not held: warped from the files decoded again)
         ahead = WarpAhead(source, keep, opts.method,
-                          kept=lambda: isinstance(source, _DecodedOnce) and source.holds_all())
+                          kept=lambda: files or isinstance(source, _DecodedOnce) and source.holds_all())
         written = None
         try:
             early = bands == 1 and not opts.refine_flow
