@@ -47,7 +47,7 @@ def test_the_reading_is_the_gaussian_over_the_core_inside_and_the_wide_fit_at_th
     index, shift = first_fit(volume, k, peak, width, 0.01, least=3.0)
     core, wide = round(CORE_WIDTHS * width), round(WIDE_WIDTHS * width)
     assert np.array_equal(index, gaussian_peak(volume, k, wide, 0.01))  # the cleaning decides on the wide fit
-    inside = (k >= core) & (k <= n - 1 - core) & (peak > 3.0 * 0.01)
+    inside = (np.minimum(k, index) >= core) & (np.maximum(k, index) <= n - 1 - core) & (peak > 3.0 * 0.01)
     assert inside.any() and (~inside).any() and not inside[:3].any()
     assert np.allclose((index + shift)[inside], gaussian_peak(volume, k, core, 0.01)[inside], atol=1e-5)
     assert not shift[~inside].any()
@@ -107,7 +107,7 @@ def test_the_first_fit_beside_depth_steps_is_nearer_the_truth_than_the_fit_over_
         index, shift = first_fit(agg, best, pick0(agg, best), width, floor, least=3.0)
         reach = round(CORE_WIDTHS * width)
         steps = cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3)
-        near = (steps >= 1.5) & (steps < 4) & (best >= reach) & (best <= n - 1 - reach)
+        near = (steps >= 1.5) & (steps < 4) & (np.minimum(best, index) >= reach) & (np.maximum(best, index) <= n - 1 - reach)
         near &= pick0(agg, best) > 3.0 * floor
         mine, theirs = score((index + shift)[near], truth[near]), score(index[near], truth[near])
         assert mine[0] >= theirs[0] + gain and mine[1] < theirs[1], (name, mine, theirs)

@@ -82,7 +82,10 @@ def first_fit(volume: np.ndarray, k: np.ndarray, peak: np.ndarray, width: float,
     if clear is not None:
         shift = shape_shift(volume, index, clear, peak, wide, floor, agree=agree)
     core = _frames(CORE_WIDTHS, width, n)
-    inside = (k >= core) & (k <= n - 1 - core) & (pick0(volume, k) > least * floor)
+    # the core's frames around the best frame and around the wide fit inside the sweep: a curve cut by its end has its
+    # best frame anywhere on its flat top, a few frames in
+    inside = (np.minimum(k, index) >= core) & (np.maximum(k, index) <= n - 1 - core)
+    inside &= pick0(volume, k) > least * floor
     if reach is not None or core >= wide or not inside.any():
         return index, shift
     read = gaussian_peak(volume, k, core, floor, threads=threads)
