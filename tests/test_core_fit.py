@@ -51,8 +51,11 @@ def test_the_reading_is_the_gaussian_over_the_core_inside_and_the_wide_fit_at_th
     assert inside.any() and (~inside).any() and not inside[:3].any()
     assert np.allclose((index + shift)[inside], gaussian_peak(volume, k, core, 0.01)[inside], atol=1e-5)
     assert not shift[~inside].any()
-    # a reach given is the fit over it, as before; on two threads: the same bits
+    # a reach given is the fit over it, as before; a sparse sweep's core is the parabola's frames: the wide fit stays
     assert not first_fit(volume, k, peak, width, 0.01, reach=wide)[1].any()
+    assert not first_fit(volume, k, peak, 1.3, 0.01, least=3.0)[1].any()
+    assert first_fit(volume, k, peak, 1.4, 0.01, least=3.0)[1].any()
+    # on two threads: the same bits
     two = first_fit(volume, k, peak, width, 0.01, least=3.0, threads=2)
     assert np.array_equal(two[0], index) and np.array_equal(two[1], shift)
 

@@ -42,7 +42,9 @@ def first_fit(volume: np.ndarray, k: np.ndarray, peak: np.ndarray, width: float,
     widths on each side of ``k``) lies inside the sweep and the peak stands more than ``least`` times above the noise
     ``floor``, the reading is instead the Gaussian fit over the core, moved by the shape fit over the core's frames
     where ``clear``: the shift is that reading less the peak. Where the core is cut by the sweep's first or last frame
-    (the fit would see one flank) or the curve is noise (more frames average more of its noise), the wide fit stays.
+    (the fit would see one flank) or the curve is noise (more frames average more of its noise), the wide fit stays;
+    so it does on a sweep whose core spans less than two frames on each side (``width`` under 4/3 frames: the core is
+    then the three frames of the parabola and the frames two away are in the tails).
 
     Parameters
     ----------
@@ -82,6 +84,8 @@ def first_fit(volume: np.ndarray, k: np.ndarray, peak: np.ndarray, width: float,
     if clear is not None:
         shift = shape_shift(volume, index, clear, peak, wide, floor, agree=agree)
     core = _frames(CORE_WIDTHS, width, n)
+    if CORE_WIDTHS * width < 2.0:  # a sparse sweep: its core is the three-frame parabola's frames, the next in the tails
+        return index, shift
     # the core's frames around the best frame and around the wide fit inside the sweep: a curve cut by its end has its
     # best frame anywhere on its flat top, a few frames in
     inside = (np.minimum(k, index) >= core) & (np.maximum(k, index) <= n - 1 - core)
