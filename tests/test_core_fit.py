@@ -2,7 +2,7 @@
 
 Measured when written (``bench_depth.PROFILES["long"]``, 240x320, seed 1, ``depth_map`` within one frame / median
 error in frames): motorcycle 81.01 % / 0.316 with the reading over three curve widths (main before this module),
-81.52 % / 0.310 with the core's; steps 93.92 % -> 94.29 %. The first fit alone (before any cleaning) on the clear
+81.47 % / 0.311 with the core's; steps 93.92 % -> 94.29 %. The first fit alone (before any cleaning) on the clear
 pixels 1.5-4 px from a true depth step: motorcycle 84.3 % -> 87.4 %, steps 55.1 % -> 67.8 % within one frame.
 """
 
