@@ -8,9 +8,9 @@ of a processed stack:
    all-in-focus image, and the peak along the sweep is found with sub-frame precision: a Gaussian fitted to the
    log-measures of the frames that carry the focus curve, three of its widths on each side of the best frame
    (:func:`postfocus.focus.map.gaussian_peak`; Subbarao & Choi 1995, Guo 2011; a dense sweep's curve is flat over
-   several frames and a three-frame parabola reads its noise). On a dense sweep (curves 1.5 frames wide or wider) a
-   clear pixel's reading is then placed by the stack's own curve shape, flat-topped with heavy tails, not a Gaussian
-   (:func:`postfocus.focus.peak.shape_shift`); the cleaning below decides on the Gaussian fit. A curve cut by the
+   several frames and a three-frame parabola reads its noise); the cleaning below decides on it. A pixel's own reading
+   is the fit over the curve's core, 1.5 widths, and on a dense sweep (curves 1.5 frames wide or wider) the stack's own
+   curve shape, flat-topped with heavy tails (:func:`postfocus.focus.core_fit.first_fit`). A curve cut by the
    sweep's first or last frame is placed from its visible flank instead (:mod:`postfocus.products.depth_ends`).
    Confidence is how far the peak stands above the average frame and the noise floor. A near outline raises the
    background's measure beside it (up to :func:`~postfocus.focus.sides.edge_spill` px): such a pixel goes back to
@@ -76,8 +76,8 @@ from postfocus.focus.edges import snap_to_outlines
 from postfocus.focus.frame_sides import frame_sides
 from postfocus.focus.outline_sides import pixel_sides
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
-from postfocus.focus.peak import shape_shift
-from postfocus.focus.map import aggregate, curve_width, gaussian_peak, guided_upsample, peak_near
+from postfocus.focus.core_fit import first_fit
+from postfocus.focus.map import aggregate, curve_width, guided_upsample, peak_near
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import check_threads
 from postfocus.pipeline.threads import helper_threads
@@ -88,7 +88,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_npy, write_
 from postfocus.io.write import check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 9  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 10  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -176,8 +176,8 @@ def refine_depth(
         of the confident neighbourhood (:func:`postfocus.focus.clean.outliers`)
         that is not an outlier (default ``OUTLIER_WIDTHS`` times the focus
         curves' width, :func:`postfocus.focus.map.curve_width`, at least 1 slice).
-    reach : slices on each side of the best one that the Gaussian peak fit
-        uses (default three focus-curve widths; 1 is the three-frame parabola).
+    reach : slices on each side of the best one that the Gaussian peak fit and the shape fit use (default three
+        focus-curve widths, the reading over the core's 1.5; 1 is the three-frame parabola).
     sides : give pixels beside a near object's outline, whose index the outline's focus energy raised, back
         to the far surface they look like (:func:`postfocus.focus.sides.occlusion_sides`), where their own
         focus curve has a local maximum within a curve width of its index. The fusion keeps the bled index
@@ -241,13 +241,11 @@ def refine_depth(
     best = argmax0(agg)
     peak = pick0(agg, best)
     width = max(1.0, curve_width(agg, best, floor))  # sigma of the focus curves, in slices
-    if reach is None:  # the slices that carry the focus curve: three of its sigmas on each side
-        reach = int(np.clip(round(3.0 * width), 1, max(1, (n - 1) // 2)))
-    index = gaussian_peak(agg, best, int(reach), floor, threads=helper_threads(threads))
-    shift = np.zeros_like(index)  # sub-frame correction of a pixel's own reading; the cleaning decides on the Gaussian
-    if shape and width >= SHAPE_WIDTH:  # a dense sweep: its peak placed by the stack's own focus-curve shape
-        clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor)
-        shift = shape_shift(agg, index, clear, peak, int(reach), floor, agree=SHAPE_AGREE)
+    # The cleaning decides on a Gaussian fit over the curve's frames (three of its sigmas on each side); the pixel's
+    # own reading is the fit over its core and, on a dense sweep, the stack's own focus-curve shape (a shift to add)
+    clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor) if shape and width >= SHAPE_WIDTH else None
+    index, shift = first_fit(agg, best, peak, width, floor, reach=reach, least=LEVEL_RATIO[0], clear=clear,
+                             agree=SHAPE_AGREE, threads=helper_threads(threads))
     if ends:  # a curve cut by the sweep's end: its symmetric fit lands inside the sweep
         fitted = index
         index = end_peaks(agg, best, index, floor, guide, radius, eps, least=LEVEL_RATIO[0],
