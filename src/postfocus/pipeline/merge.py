@@ -261,7 +261,7 @@ class _Merge:
         maps, merge, threads = self.maps, self.merge, helper_threads(self.threads)
         frames = np.asarray(merge, np.float32)
         shape = np.shape(maps.focus_index)
-        grid = region_grid(shape, maps.size, region)  # built once for the maps of this shape (the same pixels)
+        grid = region_grid(shape, maps.size, region, maps.grid_place)  # built once for the maps of this shape
 
         def upscale(small: np.ndarray) -> np.ndarray:
             return upscale_region(small, maps.size, region, grid=grid if small.shape == shape else None)
