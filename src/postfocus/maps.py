@@ -26,7 +26,7 @@ import numpy as np
 
 from postfocus.motion import region_frames
 
-__all__ = ["MapPlace", "MapsView", "StackMaps"]
+__all__ = ["MapPlace", "MapsView", "StackMaps", "known_slope"]
 
 
 class MapPlace(NamedTuple):
@@ -68,6 +68,18 @@ class MapPlace(NamedTuple):
         return cls(*pairs) if len(pairs) == 5 and min(pairs[0] + pairs[1] + pairs[4]) > 0 else None
 
 
+def known_slope(value: object) -> float | None:
+    """A kept :attr:`StackMaps.blur_slope` (e.g. a manifest's): a positive number, else None (measured again).
+
+    Examples
+    --------
+    >>> known_slope(1.5), known_slope(None), known_slope("2"), known_slope(True)
+    (1.5, None, None, None)
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
+    return float(value) if ok else None
+
+
 @dataclass
 class StackMaps:
     """Per-pixel maps of a stack at analysis resolution.
@@ -93,6 +105,10 @@ class StackMaps:
     place : MapPlace or None
         Where these maps were cut from larger ones (:meth:`crop`); None: uncut, or not known (a stack
         folder written before the fifteenth session).
+    blur_slope : float or None
+        The blur growth (map px a used frame) of the occlusion-safe index, once pass 2 has measured it on the
+        uncut maps (:func:`~postfocus.fuse.occlusion.occlusion_aware_index`); a stack folder keeps it, so its
+        merges use the same, not one measured again on its cut, float16 volume. None: not measured yet.
     """
 
     focus_index: np.ndarray
@@ -103,6 +119,7 @@ class StackMaps:
     motion: np.ndarray | None = None
     motion_share: float = 0.0
     place: MapPlace | None = None
+    blur_slope: float | None = None
 
     @property
     def grid_place(self) -> MapPlace | None:
