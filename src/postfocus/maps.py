@@ -12,20 +12,72 @@ The maps cover ``size`` full-resolution pixels. Pass 1 makes them in the
 reference frame's geometry; :meth:`StackMaps.crop` cuts them to the output
 geometry (the area every frame covers), which is what results and stack
 folders hold. A full-resolution pixel ``(x, y)`` sits at map pixel
-``(x * w / W, y * h / H)`` (:meth:`StackMaps.to_map`).
+``(x * w / W, y * h / H)`` (:meth:`StackMaps.to_map`). Cut maps remember where they were cut
+(:class:`MapPlace`), so pass 2 upscales them onto the same full-resolution pixels as the uncut maps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
 
 from postfocus.motion import region_frames
 
-__all__ = ["MapsView", "StackMaps"]
+__all__ = ["MapPlace", "MapsView", "StackMaps", "known_slope"]
+
+
+class MapPlace(NamedTuple):
+    """Where maps cut by :meth:`StackMaps.crop` sit in the maps they were cut from.
+
+    The cut starts at map pixel ``map_origin`` and full-resolution pixel ``origin``; both are whole
+    numbers, but the map grid's scale ``shape / size`` is not, so a map pixel's centre does not fall at
+    the same full-resolution place in the cut maps' own grid (``cut / (b - t)``) as in the uncut maps'
+    (up to half a map pixel, a full-resolution pixel or two at the analysis size).
+    :func:`~postfocus.fuse.base.region_grid` upscales by the uncut grid.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (h, w) of the uncut maps.
+    size : tuple of int
+        (H, W) full-resolution pixels of the uncut maps.
+    origin : tuple of int
+        (top, left) of the cut, full-resolution pixels of the uncut geometry.
+    map_origin : tuple of int
+        (top, left) of the cut, map pixels of the uncut maps.
+    cut : tuple of int
+        (h, w) of the cut maps (the place is theirs only while their shape is this).
+    """
+
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    origin: tuple[int, int]
+    map_origin: tuple[int, int]
+    cut: tuple[int, int]
+
+    @classmethod
+    def from_list(cls, value: object) -> "MapPlace | None":
+        """The place as a manifest keeps it (five pairs of whole numbers); None for anything else."""
+        try:
+            pairs = [(int(a), int(b)) for a, b in value]  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            return None
+        return cls(*pairs) if len(pairs) == 5 and min(pairs[0] + pairs[1] + pairs[4]) > 0 else None
+
+
+def known_slope(value: object) -> float | None:
+    """A kept :attr:`StackMaps.blur_slope` (e.g. a manifest's): a positive number, else None (measured again).
+
+    Examples
+    --------
+    >>> known_slope(1.5), known_slope(None), known_slope("2"), known_slope(True)
+    (1.5, None, None, None)
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
+    return float(value) if ok else None
 
 
 @dataclass
@@ -50,6 +102,13 @@ class StackMaps:
         see :mod:`postfocus.motion`.
     motion_share : float
         Fraction of the picture whose content moved during the sweep.
+    place : MapPlace or None
+        Where these maps were cut from larger ones (:meth:`crop`); None: uncut, or not known (a stack
+        folder written before the fifteenth session).
+    blur_slope : float or None
+        The blur growth (map px a used frame) of the occlusion-safe index, once pass 2 has measured it on the
+        uncut maps (:func:`~postfocus.fuse.occlusion.occlusion_aware_index`); a stack folder keeps it, so its
+        merges use the same, not one measured again on its cut, float16 volume. None: not measured yet.
     """
 
     focus_index: np.ndarray
@@ -59,6 +118,13 @@ class StackMaps:
     size: tuple[int, int]
     motion: np.ndarray | None = None
     motion_share: float = 0.0
+    place: MapPlace | None = None
+    blur_slope: float | None = None
+
+    @property
+    def grid_place(self) -> MapPlace | None:
+        """:attr:`place` while it describes these maps (the same shape as when cut), else None."""
+        return self.place if self.place is not None and tuple(self.place.cut) == self.shape else None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -129,8 +195,14 @@ class StackMaps:
                 return None
             return a[:, mt:mb, ml:mr] if axis0 else a[mt:mb, ml:mr]
 
+        base = self.grid_place  # (a cut of a cut is placed in the first maps)
+        if base is None:
+            place = MapPlace(self.shape, tuple(self.size), (t, l), (mt, ml), (mb - mt, mr - ml))
+        else:
+            (ot, ol), (pt, pl) = base.origin, base.map_origin
+            place = MapPlace(base.shape, base.size, (ot + t, ol + l), (pt + mt, pl + ml), (mb - mt, mr - ml))
         return replace(self, focus_index=cut(self.focus_index), confidence=cut(self.confidence),
-                       volume=cut(self.volume, axis0=True), motion=cut(self.motion), size=(b - t, r - l))
+                       volume=cut(self.volume, axis0=True), motion=cut(self.motion), size=(b - t, r - l), place=place)
 
     def upscale(self, values: np.ndarray) -> np.ndarray:
         """A map (h, w) resized bilinearly to the full-resolution ``size``."""

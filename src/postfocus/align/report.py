@@ -77,7 +77,8 @@ class FrameAlignment:
             "scale": round(self.scale, 6),
             "rotation_deg": round(self.rotation_deg, 4),
             "shift_px": [round(v, 3) for v in self.shift],
-            "gain": [round(float(g), 5) for g in self.gain],
+            # (float32's shortest digits: read back to the bit, so a stack folder's merge corrects exposure as pass 2 did)
+            "gain": [float(str(np.float32(g))) for g in self.gain],
             "matrix": [[float(v) for v in row] for row in self.matrix],
             "note": self.note,
         }

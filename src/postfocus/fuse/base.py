@@ -127,16 +127,20 @@ def upscale_region(small: np.ndarray, size: tuple[int, int], region: tuple[int, 
     """
     H, W = size
     t, l, b, r = region or (0, 0, H, W)
-    if (t, l, b, r) == (0, 0, H, W):
+    if grid is None and (t, l, b, r) == (0, 0, H, W):
         return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
     map_x, map_y = grid if grid is not None else region_grid(small.shape[:2], size, (t, l, b, r))
     return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def region_grid(shape: tuple[int, int], size: tuple[int, int], region: tuple[int, int, int, int]
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+def region_grid(shape: tuple[int, int], size: tuple[int, int], region: tuple[int, int, int, int],
+                place: tuple | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Source coordinates (map_x, map_y), float32 (b - t, r - l), of :func:`upscale_region` for maps of ``shape``;
     None when ``region`` is the whole ``size`` (a plain resize needs none).
+
+    ``place``: the maps were cut from larger ones (:class:`~postfocus.maps.MapPlace`, ``size`` the cut's): the
+    coordinates are those of the uncut maps' grid, less the cut's map origin, so the cut maps upscale onto the
+    same pixels as the uncut ones did (a grid also for the whole ``size``; ``BORDER_REPLICATE`` beyond the cut).
 
     Examples
     --------
@@ -145,10 +149,13 @@ def region_grid(shape: tuple[int, int], size: tuple[int, int], region: tuple[int
     """
     (mh, mw), (H, W) = shape, size
     t, l, b, r = region
-    if (t, l, b, r) == (0, 0, H, W):
+    if place is None and (t, l, b, r) == (0, 0, H, W):
         return None
-    xs = (np.arange(l, r, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5
-    ys = (np.arange(t, b, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5
+    (oy, ox), (my, mx) = (0, 0), (0, 0)
+    if place is not None:  # (the uncut grid's arithmetic, to the bit; the map origin's subtraction is exact)
+        (mh, mw), (H, W), (oy, ox), (my, mx) = place.shape, place.size, place.origin, place.map_origin
+    xs = (np.arange(l + ox, r + ox, dtype=np.float32) + 0.5) * np.float32(mw / W) - 0.5 - np.float32(mx)
+    ys = (np.arange(t + oy, b + oy, dtype=np.float32) + 0.5) * np.float32(mh / H) - 0.5 - np.float32(my)
     map_x = np.broadcast_to(xs[None, :], (b - t, r - l)).astype(np.float32)
     map_y = np.broadcast_to(ys[:, None], (b - t, r - l)).astype(np.float32)
     return map_x, map_y

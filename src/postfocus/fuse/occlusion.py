@@ -262,7 +262,8 @@ def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | Non
 
 
 def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.ndarray, used: list[int] | None = None,
-                          *, sure: float = 0.3, near_to_far: bool = True, with_slope: bool = False):
+                          *, sure: float = 0.3, near_to_far: bool = True, with_slope: bool = False,
+                          slope: float | None = None):
     """The focus index to fuse by: :func:`visible_index` with the stack's own :func:`defocus_slope`.
 
     Parameters
@@ -278,9 +279,8 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
     near_to_far : bool
         Frame 0 is the nearest focus (:func:`~postfocus.focus.direction.sweep_direction`); False: the last
         is, and the index is capped from above instead (never below ``index``).
-
-    with_slope : bool
-        Also return the blur growth it used (px of the maps a used frame).
+    slope, with_slope : float or None, bool
+        The blur growth (px of the maps a used frame; None: measured, :func:`defocus_slope`); also return it.
 
     Returns
     -------
@@ -291,7 +291,7 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
     index = np.asarray(index, np.float32)
     frames = np.arange(volume.shape[0], dtype=np.float32) if used is None else np.asarray(used, np.float32)
     rank = np.interp(index, frames, np.arange(frames.size, dtype=np.float32)).astype(np.float32)
-    slope = defocus_slope(volume, rank, confidence)
+    slope = defocus_slope(volume, rank, confidence) if slope is None else float(slope)
     last = np.float32(frames.size - 1)
     near = rank if near_to_far else last - rank  # 0 = nearest
     visible = visible_index(near, slope, occluder=np.asarray(confidence) >= sure)

@@ -244,7 +244,8 @@ class _Merge:
             maps = self.maps
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured beside)
             safe, growth = occlusion_aware_index(maps.focus_index, maps.volume, maps.confidence, maps.used,
-                                                 near_to_far=near, with_slope=True)
+                                                 near_to_far=near, with_slope=True, slope=maps.blur_slope)
+            maps.blur_slope = growth  # (kept with the maps: a stack folder's merge uses it, not its cut volume's)
             slope = None
             if self.restore:  # for the matting equation
                 own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
@@ -261,7 +262,7 @@ class _Merge:
         maps, merge, threads = self.maps, self.merge, helper_threads(self.threads)
         frames = np.asarray(merge, np.float32)
         shape = np.shape(maps.focus_index)
-        grid = region_grid(shape, maps.size, region)  # built once for the maps of this shape (the same pixels)
+        grid = region_grid(shape, maps.size, region, maps.grid_place)  # built once for the maps of this shape
 
         def upscale(small: np.ndarray) -> np.ndarray:
             return upscale_region(small, maps.size, region, grid=grid if small.shape == shape else None)

@@ -398,6 +398,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             "near_to_far": direction.near_to_far,  # measured (focus/direction.py), near to far when unsure
             "direction": direction.as_dict(),
             "reference_size": list(analysis.size), "crop": [t, l, b, r], "reference": analysis.reference,
+            "map_place": [list(p) for p in maps.place],  # (the maps' cut, maps.py: pass 2's upscale grid)
+            "blur_slope": analysis.maps.blur_slope,  # (measured by pass 2 on the uncut maps; None: not measured)
             "alignment": [a.as_dict() for a in analysis.alignment],
             "frame_files": frame_files,
             **({UNWARPED_KEY: True} if unwarped else {}),

@@ -10,6 +10,9 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
     manifest.json        format, inputs (path, size, mtime), options, alignment report,
                          output geometry, frames kept/dropped, focus direction, warnings,
                          ``tap_floor`` (format 8: the volume's noise floor for a tap's window)
+                         ``map_place`` (the maps' cut, :class:`~postfocus.maps.MapPlace`) and ``blur_slope``
+                         (the occlusion-safe index's, measured on the uncut maps): both optional (fifteenth
+                         session); without them a merge upscales on the cut grid and measures the slope again
     focus_index.npy      float32 (h, w) frame number per pixel, analysis size
     confidence.npy       float32 (h, w) in [0, 1]
     volume.npy           float16 (N_used, h, w) focus measure per used frame (divided by its maximum)

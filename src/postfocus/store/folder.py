@@ -25,7 +25,7 @@ from postfocus.io.encoding import Compression, jpeg_with_metadata
 from postfocus.io.images import read_header, read_image, to_float
 from postfocus.io.metadata import output_exif, srgb_icc_profile
 from postfocus.io.write import atomic_write_bytes, atomic_write_json, check_output_path, to_uint, write_image
-from postfocus.maps import MapsView, StackMaps
+from postfocus.maps import MapPlace, MapsView, StackMaps, known_slope
 from postfocus.options import DEFAULT_METHOD, StackOptions, check_memory_mb, check_threads
 from postfocus.pipeline.analyse import Progress
 from postfocus.pipeline.merge import fuse, plan_bands
@@ -153,6 +153,8 @@ class ProcessedStack(MapsView):
             size=self.size,
             motion=self._map("motion.npy") if motion.exists() else None,
             motion_share=float(self.manifest.get("motion_share", 0.0)),
+            place=MapPlace.from_list(self.manifest.get("map_place")),  # (None before the fifteenth session)
+            blur_slope=known_slope(self.manifest.get("blur_slope")),
         )
 
     def _map(self, name: str) -> np.ndarray:
