@@ -27,7 +27,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from PIL import Image
+from PIL import PngImagePlugin
 
 __all__ = ["info_after_pixels"]
 
@@ -90,8 +90,8 @@ def info_after_pixels(path: str | os.PathLike, *, animated: bool = False) -> dic
     ------
     OSError
         If a chunk runs past the end of the file (a file cut short), as Pillow's decoding does.
-    ValueError
-        If Pillow refuses a metadata chunk (a text chunk inflating past its limit).
+    SyntaxError, ValueError
+        If Pillow refuses a metadata chunk (an unknown compression, a text chunk inflating past its limit).
 
     Examples
     --------
@@ -107,5 +107,5 @@ def info_after_pixels(path: str | os.PathLike, *, animated: bool = False) -> dic
         return {}
     # Checksums made anew: Pillow checks them on opening, not in the chunks it reads after the pixels.
     small = b"".join([_SIGNATURE, _chunk(b"IHDR", ihdr), *(_chunk(k, d) for k, d in found), _chunk(b"IEND", b"")])
-    with Image.open(io.BytesIO(small), formats=["PNG"]) as im:
+    with PngImagePlugin.PngImageFile(io.BytesIO(small)) as im:  # (not Image.open: its errors say what is wrong)
         return dict(im.info)
