@@ -25,9 +25,6 @@ import io
 import os
 import struct
 import zlib
-from pathlib import Path
-
-from PIL import PngImagePlugin
 
 __all__ = ["info_after_pixels"]
 
@@ -41,15 +38,20 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
-def _trailing_chunks(fd: int, size: int, *, animated: bool) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """The file's IHDR data and the metadata chunks after its first IDAT run, as ``(type, data)``."""
-    if os.pread(fd, 8, 0) != _SIGNATURE:
+def _trailing_chunks(fh, size: int, *, animated: bool) -> tuple[bytes, list[tuple[bytes, bytes]]]:  # noqa: ANN001
+    """The file's IHDR data and the metadata chunks after the image data, as ``(type, data)``; ``fh`` unbuffered."""
+
+    def read_at(count: int, at: int) -> bytes:
+        fh.seek(at)
+        return fh.read(count)
+
+    if read_at(8, 0) != _SIGNATURE:
         raise OSError("not a PNG file")
     found: list[tuple[bytes, bytes]] = []
     ihdr = b""
     pos, seen_idat, taken = 8, False, 0
     for _ in range(_MAX_CHUNKS):
-        head = os.pread(fd, 8, pos)
+        head = read_at(8, pos)
         if len(head) < 8:
             break  # no IEND: what came before stands (as in Pillow)
         length, kind = struct.unpack(">I4s", head)
@@ -60,11 +62,11 @@ def _trailing_chunks(fd: int, size: int, *, animated: bool) -> tuple[bytes, list
         if kind == b"IEND" or (animated and seen_idat and kind == b"fcTL"):
             break
         if kind == b"IHDR" and not ihdr:
-            ihdr = os.pread(fd, min(length, 13), pos + 8)
+            ihdr = read_at(min(length, 13), pos + 8)
         elif kind == b"IDAT":
             seen_idat = True
         elif seen_idat and kind in _METADATA and length <= _MAX_CHUNK and taken + length <= _MAX_CHUNK:
-            found.append((kind, os.pread(fd, length, pos + 8)))
+            found.append((kind, read_at(length, pos + 8)))
             taken += length
         pos += 12 + length
     return ihdr, found
@@ -98,14 +100,13 @@ def info_after_pixels(path: str | os.PathLike, *, animated: bool = False) -> dic
     >>> info_after_pixels("frame.png").get("exif")  # doctest: +SKIP
     b'Exif\\x00\\x00MM\\x00*...'
     """
-    fd = os.open(Path(path), os.O_RDONLY)
-    try:
-        ihdr, found = _trailing_chunks(fd, os.fstat(fd).st_size, animated=animated)
-    finally:
-        os.close(fd)
+    with open(path, "rb", buffering=0) as fh:  # (unbuffered: 8 bytes read a chunk, not a buffer's worth)
+        ihdr, found = _trailing_chunks(fh, os.fstat(fh.fileno()).st_size, animated=animated)
     if not found or len(ihdr) != 13:
         return {}
     # Checksums made anew: Pillow checks them on opening, not in the chunks it reads after the pixels.
     small = b"".join([_SIGNATURE, _chunk(b"IHDR", ihdr), *(_chunk(k, d) for k, d in found), _chunk(b"IEND", b"")])
+    from PIL import PngImagePlugin  # (imported by Pillow's first Image.open anyway; not at this module's import)
+
     with PngImagePlugin.PngImageFile(io.BytesIO(small)) as im:  # (not Image.open: its errors say what is wrong)
         return dict(im.info)
