@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from postfocus.errors import InputError
 from postfocus.io.base import FrameSource, SourceInfo, fit_size
+from postfocus.io.png_chunks import info_after_pixels
 
 __all__ = [
     "EXIF_ORIENTATION",
@@ -101,7 +102,9 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         with _pillow_size_check(path), Image.open(path) as im:
             width, height = im.size
             mode = im.mode
-            exif = im.getexif()
+            if im.format == "PNG" and "exif" not in im.info:  # (else Pillow decodes it all to look further)
+                im.info.update(info_after_pixels(path, animated=getattr(im, "is_animated", False)))
+            exif = Image.Image.getexif(im) if im.format == "PNG" else im.getexif()  # (PNG's own would decode)
             orientation = _orientation(exif.get(EXIF_ORIENTATION))
             stored = im.info.get("exif")
             # Read from the segment's bytes, the Exif needs the file no more; read from a TIFF's
