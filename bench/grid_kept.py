@@ -53,8 +53,8 @@ def main() -> None:
     xs, ys = np.arange(W), np.arange(H)
     own_x, own_y = np.round(xs * (maps.shape[1] / W)), np.round(ys * (maps.shape[0] / H))
     ref_x, ref_y = np.round((xs + ox) * (pw / PW)) - mx, np.round((ys + oy) * (ph / PH)) - my
-    (sx, sy), (bx, by) = maps.map_grid()
-    new_x, new_y = np.round(xs * sx + bx), np.round(ys * sy + by)
+    (sx, sy), (gx, gy), (hx, hy) = maps.map_grid()
+    new_x, new_y = np.round((xs + gx) * sx) - hx, np.round((ys + gy) * sy) - hy
     off = lambda a, b, c, d: 1 - np.outer(c == d, a == b).mean()  # noqa: E731
     print(f"tap window centre off the uncut grid: own grid {off(own_x, ref_x, own_y, ref_y):.1%} of the pixels, "
           f"map_grid {off(new_x, ref_x, new_y, ref_y):.1%}")

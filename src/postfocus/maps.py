@@ -131,29 +131,29 @@ class StackMaps:
         """(h, w) of the maps."""
         return tuple(self.focus_index.shape[:2])  # type: ignore[return-value]
 
-    def map_grid(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """``((sx, sy), (bx, by))``: full-resolution pixel ``x`` sits at map coordinate ``x * sx + bx`` (``y`` likewise).
+    def map_grid(self) -> tuple[tuple[float, float], tuple[int, int], tuple[int, int]]:
+        """``((sx, sy), (ox, oy), (mx, my))``: full-resolution pixel ``x`` sits at map coordinate ``(x + ox) * sx - mx``
+        (``y`` likewise); a reader that rounds to a map pixel rounds ``(x + ox) * sx`` and then subtracts ``mx``.
 
-        Cut maps (:attr:`grid_place`) answer the uncut maps' grid less the cut's map origin, so every reader (taps,
+        Cut maps (:attr:`grid_place`) answer the uncut maps' grid and the cut's origins, so every reader (taps,
         :meth:`upscale`) finds a pixel where the uncut maps had it (``postfocus stack``'s merge,
-        :func:`~postfocus.fuse.base.region_grid`); maps without a place their own grid (``bx = by = 0``).
+        :func:`~postfocus.fuse.base.region_grid`); maps without a place their own grid (origins 0).
 
         Examples
         --------
         >>> m = StackMaps(np.zeros((2, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros((1, 2, 4)), [0], (20, 40))
         >>> m.map_grid()
-        ((0.1, 0.1), (0.0, 0.0))
+        ((0.1, 0.1), (0, 0), (0, 0))
         >>> m.place = MapPlace((8, 9), (80, 90), (13, 21), (1, 2), (2, 4))
-        >>> [round(v, 3) for pair in m.map_grid() for v in pair]
-        [0.1, 0.1, 0.1, 0.3]
+        >>> m.map_grid()
+        ((0.1, 0.1), (21, 13), (2, 1))
         """
         place = self.grid_place
         if place is None:
             (h, w), (H, W) = self.shape, self.size
-            return (w / W, h / H), (0.0, 0.0)
+            return (w / W, h / H), (0, 0), (0, 0)
         (ph, pw), (PH, PW), (oy, ox), (my, mx) = place.shape, place.size, place.origin, place.map_origin
-        sx, sy = pw / PW, ph / PH
-        return (sx, sy), (ox * sx - mx, oy * sy - my)
+        return (pw / PW, ph / PH), (ox, oy), (mx, my)
 
     def to_map(self, x: float, y: float) -> tuple[float, float]:
         """Full-resolution pixel coordinates -> map coordinates (:meth:`map_grid`).
@@ -167,8 +167,8 @@ class StackMaps:
         if self.grid_place is None:  # (today's arithmetic, to the bit)
             (h, w), (H, W) = self.shape, self.size
             return x * w / W, y * h / H
-        (sx, sy), (bx, by) = self.map_grid()
-        return x * sx + bx, y * sy + by
+        (sx, sy), (ox, oy), (mx, my) = self.map_grid()
+        return (x + ox) * sx - mx, (y + oy) * sy - my
 
     def slices(self, frames: Sequence[int]) -> np.ndarray:
         """float32 (len(frames), h, w) focus volume of some used frames (by frame number)."""

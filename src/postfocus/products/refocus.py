@@ -185,19 +185,22 @@ def sharpest_frame(
 
 
 def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float],
-               map_shift: tuple[float, float] = (0.0, 0.0)) -> tuple[int, int]:
-    """The volume pixel (cx, cy) nearest output point (x, y) (``x * map_scale[0] + map_shift[0]``, ...)."""
+               origins: tuple = ((0, 0), (0, 0))) -> tuple[int, int]:
+    """The volume pixel (cx, cy) nearest output point (x, y); ``origins``: the pixel and map origins of cut maps
+    (:meth:`~postfocus.maps.StackMaps.map_grid`), rounded as the uncut maps were."""
     _, h, w = volume.shape
-    cx, cy = round(x * map_scale[0] + map_shift[0]), round(y * map_scale[1] + map_shift[1])
+    (ox, oy), (mx, my) = origins
+    cx, cy = round((x + ox) * map_scale[0]) - mx, round((y + oy) * map_scale[1]) - my
     return int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
 
 
 def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple[int, int], scores: np.ndarray, *,
             map_scale: tuple[float, float], radius: int, confidence_map: np.ndarray | None, floor: float,
-            fill: np.ndarray | None, fill_name: str, map_shift: tuple[float, float] = (0.0, 0.0)) -> Tap:
+            fill: np.ndarray | None, fill_name: str, origins: tuple = ((0, 0), (0, 0))) -> Tap:
     """:func:`sharpest_frame` with the tapped window, volume pixel ``at``, scored already (``scores``)."""
     _, h, w = volume.shape
     cx, cy = at
+    (ox, oy), (mx, my) = origins
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
     if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
@@ -235,7 +238,7 @@ def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple
     frame_pos = float(np.interp(position, np.arange(len(frames)), frames))
     return Tap(
         frame=int(frames[k]), position=frame_pos, confidence=conf, x=float(x), y=float(y),
-        source_x=(sx - map_shift[0]) / map_scale[0], source_y=(sy - map_shift[1]) / map_scale[1], fallback=fallback,
+        source_x=(sx + mx) / map_scale[0] - ox, source_y=(sy + my) / map_scale[1] - oy, fallback=fallback,
     )
 
 
@@ -395,24 +398,26 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
     if motion is not None:  # a moving subject: the one instant the stack shows it from
         from postfocus.motion import instant_at
 
-        mx, my = stack.maps.to_map(x, y)  # (the uncut maps' grid for a kept stack's cut maps: grid10)
-        cx, cy = int(np.clip(round(mx), 0, mw - 1)), int(np.clip(round(my), 0, mh - 1))
+        cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
+        if stack.maps.grid_place is not None:  # (cut maps: the uncut maps' grid, grid10)
+            grid = stack.maps.map_grid()
+            cx, cy = _map_point(stack.volume, x, y, grid[0], grid[1:])
         frame = instant_at(motion, stack.volume, stack.used, cx, cy)
         if frame is not None:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
-    (scale, shift), at, scores, floor, plain = _window_at(stack, x, y, radius)
+    (scale, *origins), at, scores, floor, plain = _window_at(stack, x, y, radius)
     fill, name = plain_fill(stack, threads=threads, make=make) if plain else (None, "")  # (read only for a plain window)
     return _answer(stack.volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
-                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name, map_shift=shift)
+                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name, origins=origins)
 
 
 def _window_at(stack: MapsView, x: float, y: float, radius: int):  # noqa: ANN202
-    """((map scale, map shift), map point, the window's scores, the noise floor, whether the window is plain) of a
-    tap; the maps' own grid, or for cut maps the uncut maps' (:meth:`~postfocus.maps.StackMaps.map_grid`: grid10)."""
+    """((map scale, pixel origin, map origin), map point, the window's scores, the noise floor, whether the window
+    is plain) of a tap: the maps' own grid, for cut maps the uncut maps' (:meth:`.StackMaps.map_grid`, grid10)."""
     grid, volume, floor = stack.maps.map_grid(), stack.volume, stack_floor(stack)
-    at = _map_point(volume, x, y, *grid)
+    at = _map_point(volume, x, y, grid[0], grid[1:])
     scores = _window_scores(volume, *at, radius)  # (once: it was scored again by sharpest_frame; review15)
     return grid, at, scores, floor, _score_confidence(scores, floor) < MIN_CONFIDENCE
 
