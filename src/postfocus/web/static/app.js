@@ -393,7 +393,8 @@
       p.textContent = '';
       // (the command's option kept on one line: it broke after its '--'; only the sentence's closing one, not a
       // photo's name that holds the words: review21)
-      String(order && order.said || '').split(/(--order (?:near-to-far|far-to-near)(?=\)\.$))/).forEach(function (part, k) {
+      var option = /(--order (?:near-to-far|far-to-near)(?=\)\.$))/;
+      String(order && order.said || '').split(option).forEach(function (part, k) {
         var node = k % 2 ? document.createElement('code') : document.createTextNode(part);
         if (k % 2) node.textContent = part;
         p.appendChild(node);
