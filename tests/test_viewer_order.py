@@ -54,7 +54,7 @@ def test_the_data_holds_the_order_assumed_or_given(stacks):
     assumed = viewer_data(plain, long_edge=80, tap_map=False, threads=1)["order"]
     assert assumed == {"near_to_far": True, "assumed": True, "nearest": "IMG_1.png", "farthest": "IMG_3.png",
                        "said": "Depth order assumed: IMG_1.png is the nearest; if IMG_3.png is, near and far are "
-                               "swapped here (postfocus depth --order far-to-near)."}
+                               "swapped here (postfocus view --order far-to-near)."}
     given = viewer_data(plain, long_edge=80, tap_map=False, order_stated=True, threads=1)["order"]
     assert given["assumed"] is False and given["said"] == "Depth order given: IMG_1.png is the nearest."
 

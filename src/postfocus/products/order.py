@@ -17,7 +17,8 @@ from postfocus.store import ProcessedStack
 __all__ = ["depth_order", "order_sentence"]
 
 
-def depth_order(stack: ProcessedStack, names: Sequence[str], *, stated: bool = False) -> dict:
+def depth_order(stack: ProcessedStack, names: Sequence[str], *, stated: bool = False,
+                command: str = "depth") -> dict:
     """The depth order of ``stack``'s products.
 
     Parameters
@@ -29,6 +30,9 @@ def depth_order(stack: ProcessedStack, names: Sequence[str], *, stated: bool = F
     stated : bool
         The order was given by the user (a command line's ``--order``), not left at its default. An order
         measured (``"auto"``) is assumed when its evidence was too weak to decide, stated or not.
+    command : str
+        The command the sentence names for changing the order (``"view"`` on a page ``postfocus view`` made,
+        so that making it again is what the reader is told).
 
     Returns
     -------
@@ -47,13 +51,15 @@ def depth_order(stack: ProcessedStack, names: Sequence[str], *, stated: bool = F
     nearest, farthest = (first, last) if near_to_far else (last, first)
     return {"near_to_far": near_to_far, "assumed": assumed, "nearest": nearest, "farthest": farthest,
             "said": order_sentence(nearest, farthest, near_to_far=near_to_far, assumed=assumed,
-                                   stated=stack.options.order != "auto" and stated)}
+                                   stated=stack.options.order != "auto" and stated, command=command)}
 
 
-def order_sentence(nearest: str, farthest: str, *, near_to_far: bool, assumed: bool, stated: bool = False) -> str:
+def order_sentence(nearest: str, farthest: str, *, near_to_far: bool, assumed: bool, stated: bool = False,
+                   command: str = "depth") -> str:
     """The order for people, in one line, with the way to change it when it was assumed.
 
-    ``stated``: an order not assumed was given by the user rather than measured.
+    ``stated``: an order not assumed was given by the user rather than measured; ``command``: the postfocus
+    command the way to change it names.
 
     Examples
     --------
@@ -61,6 +67,8 @@ def order_sentence(nearest: str, farthest: str, *, near_to_far: bool, assumed: b
     'Depth order assumed: IMG_1.jpg is the nearest; if IMG_9.jpg is, near and far are swapped here (...).'
     >>> order_sentence("IMG_9.jpg", "IMG_1.jpg", near_to_far=False, assumed=False)
     'Depth order measured: IMG_9.jpg is the nearest.'
+    >>> order_sentence("IMG_1.jpg", "IMG_9.jpg", near_to_far=False, assumed=True, command="view")  # doctest: +ELLIPSIS
+    '... swapped here (postfocus view --order near-to-far).'
     >>> order_sentence("IMG_1.jpg", "IMG_9.jpg", near_to_far=True, assumed=False, stated=True)
     'Depth order given: IMG_1.jpg is the nearest.'
     """
@@ -68,7 +76,7 @@ def order_sentence(nearest: str, farthest: str, *, near_to_far: bool, assumed: b
         return f"Depth order {'given' if stated else 'measured'}: {nearest} is the nearest."
     flip = "far-to-near" if near_to_far else "near-to-far"
     return (f"Depth order assumed: {nearest} is the nearest; if {farthest} is, near and far are swapped here "
-            f"(postfocus depth --order {flip}).")
+            f"(postfocus {command} --order {flip}).")
 
 
 def _label(names: Sequence[str], index: int, fps: float | None) -> str:

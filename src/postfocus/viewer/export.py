@@ -269,7 +269,7 @@ def viewer_data(
         "width": int(w),
         "height": int(h),
         "nearToFar": bool(stack.near_to_far),
-        "order": depth_order(stack, stack.names, stated=order_stated),
+        "order": depth_order(stack, stack.names, stated=order_stated, command="view"),
         "frames": frames,
         "frameCount": len(stack.names),
         "names": names,
