@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from postfocus.maps import StackMaps
 
@@ -39,6 +40,53 @@ def test_a_moving_region_is_shown_from_the_frame_sharpest_there():
     assert choice == {1: 5} and (labels[2:5, 2:5] == 1).all() and labels.sum() == 9
     assert _maps(volume, motion).motion_frames([4, 6])[1] == {1: 6}  # among the frames asked for
 
+
+# A hand-edited manifest's map_place and blur_slope (review21): read as None (the plain grid, the slope measured
+# again), never an internal error in every later run, never a place or slope no stack could have kept.
+_PLACE = [[300, 400], [300, 400], [4, 4], [4, 4], [293, 393]]
+
+
+def test_a_kept_place_reads_back():
+    from postfocus.maps import MapPlace
+
+    assert MapPlace.from_list(_PLACE) == MapPlace((300, 400), (300, 400), (4, 4), (4, 4), (293, 393))
+
+
+def _edited(pair: int, value) -> list:
+    return [value if k == pair else p for k, p in enumerate(_PLACE)]
+
+
+@pytest.mark.parametrize("value", [
+    [[float("inf"), 1]] * 5,  # (main: OverflowError from int(inf), on every read of the maps)
+    _edited(2, [-100000, -5]),  # a cut before the maps' start
+    _edited(2, [10**40, 10**40]), _edited(0, [10**40, 10**40]),  # (main: maps upscaled from float32 overflow)
+    _edited(3, [8, 4]),  # the cut runs past the uncut maps (4 + 293 rows of 300 fit, 8 + 293 do not)
+    _edited(2, [300, 4]),  # the cut starts past the uncut size
+    [[True, True]] * 5, ["12", "34", "56", "78", "91"], [[4.7, 4]] * 5,  # not whole numbers (main took them)
+    [[1]], {"a": 1}, None, "x", [[[1], [2]]] * 5,
+])
+def test_a_place_no_stack_could_keep_reads_as_none(value):
+    from postfocus.maps import MapPlace
+
+    assert MapPlace.from_list(value) is None
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1, 0, "2", True, None,
+                                   pytest.param(10**400, id="10**400"),  # (main: TypeError from np.isfinite)
+                                   1e308,  # (main: ZeroDivisionError in the merge)
+                                   1e-308,  # (main: an inf step, overflow warnings)
+                                   1e6, 1e-6])
+def test_a_slope_no_stack_could_measure_reads_as_none(value):
+    from postfocus.maps import known_slope
+
+    assert known_slope(value) is None
+
+
+@pytest.mark.parametrize("value", [1.2510168552398682, 1, 0.06, 7.0])
+def test_a_measured_slope_reads_back(value):
+    from postfocus.maps import known_slope
+
+    assert known_slope(value) == value
 
 def test_cut_maps_read_output_pixels_on_the_uncut_grid():
     """map_grid/to_map of cut maps give the uncut maps' coordinate less the cut's map origin; maps without a place

@@ -951,3 +951,33 @@ def test_a_colour_profile_the_manifest_does_not_record_is_never_read(tiny_stack,
     os.mkfifo(profile)  # (recorded, but no file: not waited on)
     with pytest.raises(DamagedStackError, match="profile.icc is not a file"):
         ProcessedStack.open(ps.folder).info
+
+
+@pytest.mark.parametrize("record", [[-5, 1], [10**30, 1], [4, -1], [4, 2**40]])
+def test_a_record_no_file_can_have_is_a_damaged_folder(tiny_stack, tmp_path, record):
+    """A hand-edited record of ``profile.icc`` (review21): its size was read as it stood, ``ProcessedStack.open(...).info``
+    a ValueError (-5) or an OverflowError (10**30), not the damaged folder's message; now the manifest is refused
+    when opened, and the folder made again."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    (ps.folder / "profile.icc").write_bytes(b"a profile")
+    (ps.folder / "manifest.json").write_text(json.dumps(
+        {**ps.manifest, "files": {**ps.manifest["files"], "profile.icc": record}}))
+    with pytest.raises(DamagedStackError, match="record of 'profile.icc' is not"):
+        ProcessedStack.open(ps.folder)
+    with pytest.warns(PostfocusWarning, match="damaged .*making it again"):
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert again.info.icc is None and "profile.icc" not in again.manifest["files"]
+
+
+def test_a_recorded_file_of_another_size_is_not_read_whole(tiny_stack, tmp_path):
+    """A record of a size a file can have but this one has not (10**12 bytes): ``ProcessedStack.open(...).info``
+    asked for them all, a MemoryError (review21); now a damaged folder before a byte is read, made again."""
+    ps = process(tiny_stack.folder, cache_dir=tmp_path)
+    (ps.folder / "profile.icc").write_bytes(b"a profile")
+    (ps.folder / "manifest.json").write_text(json.dumps(
+        {**ps.manifest, "files": {**ps.manifest["files"], "profile.icc": [10**12, 1]}}))
+    with pytest.raises(DamagedStackError, match="profile.icc has changed since it was written"):
+        ProcessedStack.open(ps.folder).info
+    with pytest.warns(PostfocusWarning, match="damaged .*making it again"):
+        again = process(tiny_stack.folder, cache_dir=tmp_path)
+    assert again.info.icc is None

@@ -521,3 +521,28 @@ def test_range_sliders_span_the_scene_on_a_long_sweep(browser, tmp_path):
         ctx.close()
     finally:
         server.stop()
+
+
+def test_names_of_markup_are_said_as_text(browser, served_job):  # noqa: F811
+    """Photos named with HTML and script (review21): the order's line (web/order.py) says the names as they were
+    uploaded, as text: no element made of them, no script run (held on main). The line's one ``code`` is the
+    command's option: on main a name's own "--order near-to-far" was shown as the command too. The first photo
+    is a JPEG named ``.png`` (the algae stack's files are such): taken by its bytes."""
+    files = make_stack_files(N)
+    first = "<img src=x onerror=window.pwned=1>.png"
+    last = "z <b>bold<b> --order near-to-far " + "x" * 150 + ".jpg"  # (cut to 120 characters; a "/" cuts it too)
+    files[0], files[-1] = (first, files[0][1]), (last, files[-1][1])
+    job_id = submit(served_job, files, "done")
+    order = httpx.get(f"{served_job.url}/api/jobs/{job_id}").json()["result"]["order"]
+    assert (order["nearest"], order["farthest"]) == (first, last[:120])
+    ctx, page, errors, outside = open_app(browser, served_job.url)
+    page.evaluate(f"location.hash = '#/job/{job_id}'")
+    page.wait_for_selector("body[data-workspace=ready]", timeout=30000)
+    show_tool(page, "aperture")
+    line = page.locator(".panel[data-panel=aperture] .order-said")
+    assert line.inner_text() == order["said"]
+    assert line.locator("img, b").count() == 0 and page.locator("img[src=x]").count() == 0
+    assert [c.inner_text() for c in line.locator("code").all()] == ["--order far-to-near"]
+    assert page.evaluate("window.pwned") is None
+    assert not errors and not outside, (errors, outside)
+    ctx.close()

@@ -26,7 +26,7 @@ import numpy as np
 
 from postfocus.motion import region_frames
 
-__all__ = ["MapPlace", "MapsView", "StackMaps", "known_slope"]
+__all__ = ["SLOPE_RANGE", "MapPlace", "MapsView", "StackMaps", "known_slope"]
 
 
 class MapPlace(NamedTuple):
@@ -60,24 +60,51 @@ class MapPlace(NamedTuple):
 
     @classmethod
     def from_list(cls, value: object) -> "MapPlace | None":
-        """The place as a manifest keeps it (five pairs of whole numbers); None for anything else."""
-        try:
-            pairs = [(int(a), int(b)) for a, b in value]  # type: ignore[union-attr]
-        except (TypeError, ValueError):
+        """The place as a manifest keeps it (five pairs of whole numbers); None for anything else, and for a place
+        no cut can have (a hand-edited manifest's: ``Infinity`` was an OverflowError in every run, a cut before or
+        past the uncut maps upscaled the maps from elsewhere; review21).
+
+        Examples
+        --------
+        >>> MapPlace.from_list([[30, 40], [120, 160], [8, 4], [2, 1], [20, 30]]).cut
+        (20, 30)
+        >>> MapPlace.from_list([[30, 40], [120, 160], [8, 4], [12, 1], [20, 30]]) is None  # rows 12 to 32 of 30
+        True
+        """
+        if not (isinstance(value, (list, tuple)) and len(value) == 5
+                and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(map(_side, p)) for p in value)):
             return None
-        return cls(*pairs) if len(pairs) == 5 and min(pairs[0] + pairs[1] + pairs[4]) > 0 else None
+        place = cls(*(tuple(p) for p in value))
+        fits = all(place.shape[k] >= place.map_origin[k] + place.cut[k] and place.size[k] > place.origin[k]
+                   and min(place.shape[k], place.size[k], place.cut[k]) > 0 for k in (0, 1))
+        return place if fits else None
+
+
+_MAX_SIDE = 1 << 20  # (as a stack folder's manifest: postfocus.store.records.MAX_SIDE)
+
+
+def _side(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_SIDE
+
+
+SLOPE_RANGE = (1e-3, 1e3)
+"""Blur growths, map pixels a frame, a kept slope may have (:func:`~postfocus.fuse.occlusion.defocus_slope` measures
+0.05 to 6.9: ratios 0.03 to 0.97 of the peak 1 to 4 frames away, or its fallback 1)."""
 
 
 def known_slope(value: object) -> float | None:
-    """A kept :attr:`StackMaps.blur_slope` (e.g. a manifest's): a positive number, else None (measured again).
+    """A kept :attr:`StackMaps.blur_slope` (e.g. a manifest's): a number in :data:`SLOPE_RANGE`, else None (measured
+    again; 1e308 was a ZeroDivisionError and 10**400 a TypeError in every merge: review21).
 
     Examples
     --------
-    >>> known_slope(1.5), known_slope(None), known_slope("2"), known_slope(True)
-    (1.5, None, None, None)
+    >>> known_slope(1.5), known_slope(None), known_slope("2"), known_slope(True), known_slope(1e308)
+    (1.5, None, None, None, None)
     """
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
-    return float(value) if ok else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    low, high = SLOPE_RANGE
+    return float(value) if low <= value <= high else None  # (NaN compares False; a long int compares exactly)
 
 
 @dataclass

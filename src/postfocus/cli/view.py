@@ -52,9 +52,10 @@ def view_command(ctx, inputs, output, long_edge, quality, fmt, title, check, no_
     check_page_path(output, list(source.info.paths))
     with progress_bars(is_quiet(ctx)) as progress:
         ps = process(source, stack_options(params), cache_dir=params.get("cache_dir"), progress=progress)
+        order = order_said(ctx, ps)  # (the page says it too, when assumed)
         path = export_page(ps, output, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check,
-                           pull_on_load=not no_pull, progress=progress, threads=root_threads(ctx))
+                           pull_on_load=not no_pull, order_stated=not order["order"]["assumed"], progress=progress,
+                           threads=root_threads(ctx))
     size = path.stat().st_size
     err_console.print(f"page: {len(ps.used)} frames, {size / 1e6:.1f} MB")
-    finish([path], **stack_data(ps), **order_said(ctx, ps),
-           bytes=size)
+    finish([path], **stack_data(ps), **order, bytes=size)

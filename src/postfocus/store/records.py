@@ -49,7 +49,8 @@ def check_fields(folder: Path, manifest: dict) -> None:
             what = "missing" if name not in manifest else f"not a JSON {kind.__name__}"
             raise DamagedStackError(f"{folder}: manifest.json field {name!r} is {what}")
     for name, record in manifest["files"].items():  # (5 or [] was a TypeError or IndexError in every run: review15)
-        if not (isinstance(record, list) and len(record) == 2 and all(_whole(v) for v in record)):
+        if not (isinstance(record, list) and len(record) == 2 and all(_whole(v) for v in record)
+                and 0 <= record[0] < 1 << 62 and 0 <= record[1] < 1 << 32):  # (10**12 was read whole: review21)
             raise DamagedStackError(f"{folder}: manifest.json record of {name!r} is not [size, CRC-32]")
         if not _inside(name):  # ("/dev/zero" with size 0 was read for its CRC-32 until memory ran out)
             raise DamagedStackError(f"{folder}: manifest.json names {name[:80]!r}, not a file of the folder")
@@ -102,9 +103,9 @@ def read_recorded(folder: Path, manifest: dict, name: str) -> bytes | None:
         problem = "is not a file"
     if handle is None:
         raise DamagedStackError(f"{folder}: {name} {problem}; process the stack again to make it again")
-    with handle:
-        data = handle.read(record[0] + 1)
-    if file_record(data) != list(record):
+    with handle:  # (a size the file does not have is never asked for: 2**40 was a MemoryError, review21)
+        data = handle.read(record[0] + 1) if os.fstat(handle.fileno()).st_size == record[0] else None
+    if data is None or file_record(data) != list(record):
         raise DamagedStackError(f"{folder}: {name} has changed since it was written; process the stack again")
     return data
 

@@ -32,6 +32,7 @@ from postfocus._version import __version__
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, to_uint
 from postfocus.options import check_threads
+from postfocus.products.order import depth_order
 from postfocus.products.retouch import retouched
 from postfocus.store import ProcessedStack
 from postfocus.viewer.scene import scene_frames
@@ -202,6 +203,7 @@ def viewer_data(
     volume: bool = False,
     check: bool = False,
     pull_on_load: bool = True,
+    order_stated: bool = False,
     progress: Progress | None = None,
     threads: int | None = None,
 ) -> dict:
@@ -219,6 +221,9 @@ def viewer_data(
     volume : include a coarse focus grid (taps computed in the browser when there is no tap map).
     check : include the forward-model check's residual heat map (:mod:`postfocus.viewer.residual`; a few seconds).
     pull_on_load : the page plays a short focus pull when it opens (``living.pull.onLoad``).
+    order_stated : the depth order was given by the user (``--order``), not left at its default; ``order`` says
+        which frame was taken as the nearest (:func:`postfocus.products.order.depth_order`), and the page says it
+        when the order was assumed.
     progress : ``progress(stage, done, total)``: "page: frames" as the page is built, "depth map" when it makes the
         stack's map.
     threads : thread budget of the stack's depth map when it is made (None: the machine's cores; 1: the calling
@@ -264,6 +269,7 @@ def viewer_data(
         "width": int(w),
         "height": int(h),
         "nearToFar": bool(stack.near_to_far),
+        "order": depth_order(stack, stack.names, stated=order_stated, command="view"),
         "frames": frames,
         "frameCount": len(stack.names),
         "names": names,
@@ -365,6 +371,7 @@ def export_page(
     title: str | None = None,
     check: bool = False,
     pull_on_load: bool = True,
+    order_stated: bool = False,
     progress: Progress | None = None,
     threads: int | None = None,
 ) -> Path:
@@ -379,6 +386,7 @@ def export_page(
     fmt : "jpeg" (default) or "webp" (smaller; needs a browser from 2020 or later).
     check : add the forward-model check's residual heat map (a "Residual" toggle).
     pull_on_load : play a short focus pull when the page opens (never with reduced motion asked for).
+    order_stated : the depth order was given by the user; else the page says, near its tools, the order it assumed.
     threads : thread budget of the stack's depth map when it is made (None: the machine's cores).
 
     Returns
@@ -397,6 +405,6 @@ def export_page(
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, not a file name")
     data = viewer_data(stack, long_edge=long_edge, quality=quality, fmt=fmt, title=title, check=check,
-                       pull_on_load=pull_on_load, progress=progress, threads=threads)
+                       pull_on_load=pull_on_load, order_stated=order_stated, progress=progress, threads=threads)
     text = render_page(data)
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

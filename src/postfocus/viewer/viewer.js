@@ -24,6 +24,8 @@
  *                      vertically; used for taps only when there is no tapMap
  *   depthPreview       optional src of a depth picture (else drawn from focusMap)
  *   names              optional frame names (frames[k].name wins)
+ *   order              optional {near_to_far, assumed, nearest, farthest, said}: the depth order the depth, pop and
+ *                      refocus took (postfocus.products.order); the lasting page shows "said" when assumed
  *   scene              optional {first, last, depths}: the frame numbers the scene's depths span (with a margin);
  *                      the slider spans them, the 'Whole sweep' button (W) all the frames
  *   title, pop {tolerance, softness}

@@ -413,6 +413,7 @@ def viewer_payload(job: JobFolder, ps: ProcessedStack, title: str | None, files:
                    threads: int | None = None) -> dict:
     """``postfocus.viewer.export.viewer_data`` with the uploaded names in place of the stored ones."""
     from postfocus.viewer.export import viewer_data
+    from postfocus.web.order import depth_order
 
     payload = viewer_data(ps, src=src, title=title, threads=threads)
     names = dict(zip(ps.names, frame_names(ps, job, files)))
@@ -421,6 +422,8 @@ def viewer_payload(job: JobFolder, ps: ProcessedStack, title: str | None, files:
             frame["name"] = names[frame["name"]]
     if "names" in payload:
         payload["names"] = [names.get(n, n) for n in payload["names"]]
+    if "order" in payload:  # (said with the uploaded names, as the job's result says it)
+        payload["order"] = depth_order(ps, frame_names(ps, job, files))
     return payload
 
 

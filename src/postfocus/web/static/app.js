@@ -391,8 +391,10 @@
   function showOrder(order) {
     Array.prototype.forEach.call(document.querySelectorAll('.order-said'), function (p) {
       p.textContent = '';
-      // (the command's option kept on one line: it broke after its '--')
-      String(order && order.said || '').split(/(--order [a-z-]+)/).forEach(function (part, k) {
+      // (the command's option kept on one line: it broke after its '--'; only the sentence's closing one, not a
+      // photo's name that holds the words: review21)
+      var option = /(--order (?:near-to-far|far-to-near)(?=\)\.$))/;
+      String(order && order.said || '').split(option).forEach(function (part, k) {
         var node = k % 2 ? document.createElement('code') : document.createTextNode(part);
         if (k % 2) node.textContent = part;
         p.appendChild(node);
