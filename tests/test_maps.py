@@ -87,3 +87,27 @@ def test_a_measured_slope_reads_back(value):
     from postfocus.maps import known_slope
 
     assert known_slope(value) == value
+
+def test_cut_maps_read_output_pixels_on_the_uncut_grid():
+    """map_grid/to_map of cut maps give the uncut maps' coordinate less the cut's map origin; maps without a place
+    (or reshaped since the cut) keep their own grid, to the bit."""
+    rng = np.random.default_rng(1)
+    small = rng.random((150, 200)).astype(np.float32)
+    maps = StackMaps(small, small, small[None], [0], (600, 800))
+    cut = maps.crop((25, 18, 530, 757), 0.25)
+    assert cut.map_grid() == ((0.25, 0.25), (18, 25), (4, 6))
+    for x, y in [(0.0, 0.0), (101.0, 37.0), (738.0, 504.0)]:
+        ux, uy = maps.to_map(x + 18, y + 25)
+        assert cut.to_map(x, y) == (ux - 4, uy - 6)
+    (h, w), (H, W) = cut.shape, cut.size
+    assert cut.to_map(101.0, 37.0) != (101.0 * w / W, 37.0 * h / H)  # (its own grid: half a map pixel off)
+    assert maps.to_map(101.0, 37.0) == (101.0 * 200 / 800, 37.0 * 150 / 600)
+    half = StackMaps(small[::2, ::2], small[::2, ::2], small[None, ::2, ::2], [0], (600, 800), place=cut.place)
+    assert half.grid_place is None and half.map_grid() == ((0.125, 0.125), (0, 0), (0, 0))
+    # StackMaps.upscale of cut maps: the uncut maps' upscale inside the cut
+    import cv2
+
+    whole = cv2.resize(small, (800, 600), interpolation=cv2.INTER_LINEAR)[25:530, 18:757]
+    up = cut.upscale(cut.focus_index)
+    assert up.shape == (H, W)
+    np.testing.assert_array_equal(up[4:-4, 4:-4], whole[4:-4, 4:-4])

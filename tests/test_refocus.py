@@ -776,3 +776,75 @@ def test_a_point_given_as_small_numpy_integers_is_tapped_as_its_numbers(tiny_sta
     assert is_plain(ps, np.int8(30), np.uint8(20)) == is_plain(ps, 30, 20)
     with pytest.raises(PostfocusError, match="outside the image"):
         tap(ps, np.int8(-3), np.int8(20))
+
+
+def _uncut(a: np.ndarray, place) -> np.ndarray:
+    """Cut maps ``a`` (..., h, w) back in the uncut maps' shape at their map origin (edges replicated)."""
+    (ph, pw), (my, mx) = place.shape, place.map_origin
+    h, w = a.shape[-2:]
+    return np.pad(np.asarray(a, np.float32), [(0, 0)] * (a.ndim - 2) + [(my, ph - my - h), (mx, pw - mx - w)], "edge")
+
+
+@pytest.fixture(scope="module")
+def shaken_kept(tmp_path_factory):
+    """merge9's rendered stack (frames move, so the output is a crop; maps at 0.8 scale) kept in a folder."""
+    from postfocus.synth import write_stack
+
+    sharp, depth01 = scene("steps", (600, 1000), seed=5)
+    st = render_stack(sharp, depth01, 6, max_blur=5.0, seed=5, shake_px=6.0, noise=0.003)
+    folder = tmp_path_factory.mktemp("shaken_kept")
+    write_stack(st, folder / "frames", fmt="jpg")
+    return process(folder / "frames", cache_dir=folder / "cache", threads=1)
+
+
+def test_a_tap_on_kept_cut_maps_reads_the_window_the_uncut_maps_had(shaken_kept):
+    """A kept stack's maps are cut to the output crop; main's tap mapped output pixels onto the cut maps' own grid,
+    so 28 % of the pixels read a window one map pixel off the uncut maps' (the grid ``postfocus stack`` merges on)
+    and 26 of 400 taps along the depth edges answered otherwise (5 another frame; bench/grid_kept.py). The tap now
+    reads the uncut maps' grid (StackMaps.map_grid): the same answers as a tap on the uncut maps."""
+    from postfocus.products.refocus import sharpest_frame, stack_floor
+
+    ps = shaken_kept
+    maps, place = ps.maps, ps.maps.grid_place
+    assert place is not None and place.origin != (0, 0) and maps.shape != place.shape
+    (ph, pw), (PH, PW), (oy, ox) = place.shape, place.size, place.origin
+    H, W = maps.size
+    fi = maps.focus_index  # points along the depth edges (the focus index changes by more than a frame)
+    edge = cv2.morphologyEx(fi, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 1
+    band = cv2.resize(cv2.dilate(edge.astype(np.uint8), np.ones((3, 3), np.uint8)), (W, H),
+                      interpolation=cv2.INTER_NEAREST)[12:-12, 12:-12]
+    ys, xs = np.nonzero(band)
+    pick = np.random.default_rng(0).choice(len(xs), 200, replace=False)
+    volume, floor = _uncut(maps.volume, place), stack_floor(ps)
+    compared = moved = 0
+    for k in pick:
+        x, y = float(xs[k] + 12), float(ys[k] + 12)
+        ref = sharpest_frame(volume, list(maps.used), x + ox, y + oy, map_scale=(pw / PW, ph / PH), floor=floor)
+        if ref.fallback:
+            continue
+        got = tap(ps, x, y)
+        compared += 1
+        assert (got.frame, got.position) == pytest.approx((ref.frame, ref.position), abs=1e-9), (x, y)
+        assert (got.source_x, got.source_y) == pytest.approx((ref.source_x - ox, ref.source_y - oy))
+        own = (round(x * maps.shape[1] / W), round(y * maps.shape[0] / H))  # (main's window centre)
+        moved += own != (round((x + ox) * pw / PW) - place.map_origin[1], round((y + oy) * ph / PH) - place.map_origin[0])
+    assert compared > 100 and moved > 20, (compared, moved)  # (the points do test the difference)
+
+
+def test_kept_cut_maps_upscale_onto_the_uncut_maps_pixels(shaken_kept):
+    """StackMaps.upscale (the motion mask ``stack --motion-mask`` writes) resized the cut maps on their own grid:
+    on this stack up to 1.56 frames off the uncut maps' focus index 8 px inside the edges (bench/grid_kept.py);
+    now the uncut grid: inside, to the bit what pass 2's upscale of the uncut maps gives (fuse.base.region_grid),
+    and within float rounding of a plain resize of the uncut maps."""
+    from postfocus.fuse.base import region_grid, upscale_region
+
+    maps = shaken_kept.maps
+    place = maps.grid_place
+    (PH, PW), (oy, ox), (H, W) = place.size, place.origin, maps.size
+    uncut, box = _uncut(maps.focus_index, place), (oy, ox, oy + H, ox + W)
+    merged = upscale_region(uncut, (PH, PW), box, grid=region_grid(uncut.shape, (PH, PW), box))
+    resized = cv2.resize(uncut, (PW, PH), interpolation=cv2.INTER_LINEAR)[oy:oy + H, ox:ox + W]
+    inner = (slice(8, -8), slice(8, -8))  # (beyond the cut the uncut maps had other values than the replicated edge)
+    up = maps.upscale(maps.focus_index)
+    np.testing.assert_array_equal(up[inner], merged[inner])
+    assert np.abs(up - resized)[inner].max() < 1e-3  # (frames; float32 grid arithmetic against resize)

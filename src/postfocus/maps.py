@@ -158,8 +158,32 @@ class StackMaps:
         """(h, w) of the maps."""
         return tuple(self.focus_index.shape[:2])  # type: ignore[return-value]
 
+    def map_grid(self) -> tuple[tuple[float, float], tuple[int, int], tuple[int, int]]:
+        """``((sx, sy), (ox, oy), (mx, my))``: full-resolution pixel ``x`` sits at map coordinate ``(x + ox) * sx - mx``
+        (``y`` likewise); a reader that rounds to a map pixel rounds ``(x + ox) * sx`` and then subtracts ``mx``.
+
+        Cut maps (:attr:`grid_place`) answer the uncut maps' grid and the cut's origins, so every reader (taps,
+        :meth:`upscale`) finds a pixel where the uncut maps had it (``postfocus stack``'s merge,
+        :func:`~postfocus.fuse.base.region_grid`); maps without a place their own grid (origins 0).
+
+        Examples
+        --------
+        >>> m = StackMaps(np.zeros((2, 4), np.float32), np.zeros((2, 4), np.float32), np.zeros((1, 2, 4)), [0], (20, 40))
+        >>> m.map_grid()
+        ((0.1, 0.1), (0, 0), (0, 0))
+        >>> m.place = MapPlace((8, 9), (80, 90), (13, 21), (1, 2), (2, 4))
+        >>> m.map_grid()
+        ((0.1, 0.1), (21, 13), (2, 1))
+        """
+        place = self.grid_place
+        if place is None:
+            (h, w), (H, W) = self.shape, self.size
+            return (w / W, h / H), (0, 0), (0, 0)
+        (ph, pw), (PH, PW), (oy, ox), (my, mx) = place.shape, place.size, place.origin, place.map_origin
+        return (pw / PW, ph / PH), (ox, oy), (mx, my)
+
     def to_map(self, x: float, y: float) -> tuple[float, float]:
-        """Full-resolution pixel coordinates -> map coordinates.
+        """Full-resolution pixel coordinates -> map coordinates (:meth:`map_grid`).
 
         Examples
         --------
@@ -167,8 +191,11 @@ class StackMaps:
         >>> m.to_map(10, 10)
         (1.0, 1.0)
         """
-        (h, w), (H, W) = self.shape, self.size
-        return x * w / W, y * h / H
+        if self.grid_place is None:  # (today's arithmetic, to the bit)
+            (h, w), (H, W) = self.shape, self.size
+            return x * w / W, y * h / H
+        (sx, sy), (ox, oy), (mx, my) = self.map_grid()
+        return (x + ox) * sx - mx, (y + oy) * sy - my
 
     def slices(self, frames: Sequence[int]) -> np.ndarray:
         """float32 (len(frames), h, w) focus volume of some used frames (by frame number)."""
@@ -232,9 +259,16 @@ class StackMaps:
                        volume=cut(self.volume, axis0=True), motion=cut(self.motion), size=(b - t, r - l), place=place)
 
     def upscale(self, values: np.ndarray) -> np.ndarray:
-        """A map (h, w) resized bilinearly to the full-resolution ``size``."""
+        """A map (h, w) resized bilinearly to the full-resolution ``size``; cut maps on the uncut maps' grid
+        (:attr:`grid_place`, as pass 2 upscales them), others by a plain resize."""
+        from postfocus.fuse.base import region_grid, upscale_region  # (fuse reads this module's types)
+
         H, W = self.size
-        return cv2.resize(np.asarray(values, np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+        small = np.asarray(values, np.float32)
+        place = self.grid_place if small.shape[:2] == self.shape else None
+        if place is None:
+            return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+        return upscale_region(small, (H, W), grid=region_grid(self.shape, (H, W), (0, 0, H, W), place))
 
 
 class MapsView:

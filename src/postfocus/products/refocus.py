@@ -27,10 +27,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from postfocus.errors import OptionError, PostfocusError
+from postfocus.errors import PostfocusError
 from postfocus.focus.floor import WINDOW, above_floor, window_floor
-from postfocus.options import check_threads, is_number, is_whole
+from postfocus.options import check_threads
 from postfocus.maps import MapsView
+from postfocus.products.tap_point import check_point
 from postfocus.store import ProcessedStack
 
 __all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "is_plain", "parse_point", "plain_fill", "plain_fill_ready",
@@ -183,18 +184,23 @@ def sharpest_frame(
                    confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name)
 
 
-def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float]) -> tuple[int, int]:
-    """The volume pixel (cx, cy) nearest output point (x, y)."""
+def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float],
+               origins: tuple = ((0, 0), (0, 0))) -> tuple[int, int]:
+    """The volume pixel (cx, cy) nearest output point (x, y); ``origins``: the pixel and map origins of cut maps
+    (:meth:`~postfocus.maps.StackMaps.map_grid`), rounded as the uncut maps were."""
     _, h, w = volume.shape
-    return int(np.clip(round(x * map_scale[0]), 0, w - 1)), int(np.clip(round(y * map_scale[1]), 0, h - 1))
+    (ox, oy), (mx, my) = origins
+    cx, cy = round((x + ox) * map_scale[0]) - mx, round((y + oy) * map_scale[1]) - my
+    return int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
 
 
 def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple[int, int], scores: np.ndarray, *,
             map_scale: tuple[float, float], radius: int, confidence_map: np.ndarray | None, floor: float,
-            fill: np.ndarray | None, fill_name: str) -> Tap:
+            fill: np.ndarray | None, fill_name: str, origins: tuple = ((0, 0), (0, 0))) -> Tap:
     """:func:`sharpest_frame` with the tapped window, volume pixel ``at``, scored already (``scores``)."""
     _, h, w = volume.shape
     cx, cy = at
+    (ox, oy), (mx, my) = origins
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
     if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
@@ -232,7 +238,7 @@ def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple
     frame_pos = float(np.interp(position, np.arange(len(frames)), frames))
     return Tap(
         frame=int(frames[k]), position=frame_pos, confidence=conf, x=float(x), y=float(y),
-        source_x=sx / map_scale[0], source_y=sy / map_scale[1], fallback=fallback,
+        source_x=(sx + mx) / map_scale[0] - ox, source_y=(sy + my) / map_scale[1] - oy, fallback=fallback,
     )
 
 
@@ -364,33 +370,6 @@ def stack_floor(stack: MapsView) -> float:
     return window_floor(stack.volume)
 
 
-def _check_tap(stack: object, x: object, y: object, radius: object) -> None:
-    """OptionError for what :func:`tap` cannot use (each was a TypeError or AttributeError from deep inside;
-    ``radius=0`` a ValueError when the window was unsure, a negative one a tap on an empty window)."""
-    if not isinstance(stack, MapsView):
-        raise OptionError("stack", stack, "not a processed stack; open one with postfocus.process(...) first")
-    for name, value in (("x", x), ("y", y)):
-        if not is_number(value):
-            raise OptionError(name, value, "must be a number of pixels")
-    if not is_whole(radius) or radius < 1:
-        raise OptionError("radius", radius, "must be a whole number of at least 1")
-
-
-def check_point(stack: ProcessedStack, x: float, y: float, radius: int = 6) -> None:
-    """Refuse what :func:`tap` would refuse, before any work (``pop`` taps after making its image).
-
-    Raises
-    ------
-    OptionError, PostfocusError
-        As :func:`tap`.
-    """
-    _check_tap(stack, x, y, radius)
-    h, w = stack.size
-    x, y = float(x), float(y)  # (np.int8(20) < 196 was NumPy's OverflowError: review20)
-    if not (0 <= x < w and 0 <= y < h):
-        raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
-
-
 def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: int | None = None,
         make: bool = True) -> Tap:
     """Tap on a processed stack at output pixel (x, y).
@@ -420,25 +399,27 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
         from postfocus.motion import instant_at
 
         cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
+        if stack.maps.grid_place is not None:  # (cut maps: the uncut maps' grid, grid10)
+            grid = stack.maps.map_grid()
+            cx, cy = _map_point(stack.volume, x, y, grid[0], grid[1:])
         frame = instant_at(motion, stack.volume, stack.used, cx, cy)
         if frame is not None:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
-    scale, at, scores, floor, plain = _window_at(stack, x, y, radius)
+    (scale, *origins), at, scores, floor, plain = _window_at(stack, x, y, radius)
     fill, name = plain_fill(stack, threads=threads, make=make) if plain else (None, "")  # (read only for a plain window)
     return _answer(stack.volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
-                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name)
+                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name, origins=origins)
 
 
 def _window_at(stack: MapsView, x: float, y: float, radius: int):  # noqa: ANN202
-    """(map scale, map point, the window's scores, the noise floor, whether the window is plain) of a tap."""
-    h, w = stack.size
-    mh, mw = stack.focus_index.shape
-    scale, volume, floor = (mw / w, mh / h), stack.volume, stack_floor(stack)
-    at = _map_point(volume, x, y, scale)
+    """((map scale, pixel origin, map origin), map point, the window's scores, the noise floor, whether the window
+    is plain) of a tap: the maps' own grid, for cut maps the uncut maps' (:meth:`.StackMaps.map_grid`, grid10)."""
+    grid, volume, floor = stack.maps.map_grid(), stack.volume, stack_floor(stack)
+    at = _map_point(volume, x, y, grid[0], grid[1:])
     scores = _window_scores(volume, *at, radius)  # (once: it was scored again by sharpest_frame; review15)
-    return scale, at, scores, floor, _score_confidence(scores, floor) < MIN_CONFIDENCE
+    return grid, at, scores, floor, _score_confidence(scores, floor) < MIN_CONFIDENCE
 
 
 def is_plain(stack: MapsView, x: float, y: float, radius: int = 6) -> bool:

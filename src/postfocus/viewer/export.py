@@ -288,6 +288,9 @@ def viewer_data(
         packed, plo, phi = tap_map_pixels(answers)
         data["tapMap"] = {**_raster(src, "tap_map", packed), "positionMin": plo, "positionMax": phi,
                           "filledFrom": answers.filled_from}
+        if stack.maps.grid_place is not None:  # (a kept stack's cut maps: taps on the uncut maps' grid, grid10)
+            (sx, sy), origin, map_origin = stack.maps.map_grid()
+            data["tapMap"]["grid"] = {"scale": [sx, sy], "origin": list(origin), "mapOrigin": list(map_origin)}
     if check:
         from postfocus.viewer.residual import residual_data
 

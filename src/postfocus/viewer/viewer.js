@@ -173,8 +173,10 @@
   // --------------------------------------------- tap logic (postfocus.products.refocus)
   // Lookup in the precomputed tap map: the answer of postfocus.products.refocus.tap at (x, y).
   function tapFromMap(tm, meta, frames, width, height, x, y) {
-    var cx = clamp(roundHalfEven(x * (tm.width / width)), 0, tm.width - 1);
-    var cy = clamp(roundHalfEven(y * (tm.height / height)), 0, tm.height - 1);
+    var g = meta.grid; // cut maps: the uncut maps' grid, as postfocus.maps.StackMaps.map_grid (grid10)
+    var cx = g ? roundHalfEven((x + g.origin[0]) * g.scale[0]) - g.mapOrigin[0] : roundHalfEven(x * (tm.width / width));
+    var cy = g ? roundHalfEven((y + g.origin[1]) * g.scale[1]) - g.mapOrigin[1] : roundHalfEven(y * (tm.height / height));
+    cx = clamp(cx, 0, tm.width - 1); cy = clamp(cy, 0, tm.height - 1);
     var p = (cy * tm.width + cx) * tm.channels;
     var slot = Math.min(tm.data[p], frames.length - 1);
     var half = (tm.vmax + 1) / 2;
