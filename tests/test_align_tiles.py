@@ -168,11 +168,7 @@ def test_tiles_iterated_together_move_as_each_would_alone(photo):
     template = cv2.GaussianBlur(photo, (0, 0), 0.5)
     moving = cv2.GaussianBlur(shifted(photo, 0.35, -0.6, blur=1.0), (0, 0), 1.0)
     prepared = tiles_module.template_tiles(template, 32)
-    ny, nx, y0, x0 = prepared.grid
-    rows, cols = np.nonzero(prepared.valid)
-    grid = np.arange(32, dtype=np.float32)
-    xs = (x0 + cols * 32).astype(np.float32)[:, None, None] + grid[None, None, :]
-    ys = (y0 + rows * 32).astype(np.float32)[:, None, None] + grid[None, :, None]
+    rows, xs, ys = _tile_pixels(prepared, 32)
     together = tiles_module._iterate(moving, prepared.cut, xs, ys, prepared.hessian, 8)
     alone = np.concatenate([tiles_module._iterate(moving, prepared.cut[i:i + 1], xs[i:i + 1], ys[i:i + 1],
                                                   prepared.hessian[i:i + 1], 8) for i in range(len(rows))])
@@ -206,11 +202,7 @@ def test_the_first_step_reads_the_tiles_pixels_without_a_remap(photo, monkeypatc
     assert remaps == [] and len(points) > 50
     # the same first step with every tile remapped at shift 0, as before
     prepared = tiles_module.template_tiles(template, 32)
-    ny, nx, y0, x0 = prepared.grid
-    rows, cols = np.nonzero(prepared.valid)
-    grid = np.arange(32, dtype=np.float32)
-    xs = (x0 + cols * 32).astype(np.float32)[:, None, None] + grid[None, None, :]
-    ys = (y0 + rows * 32).astype(np.float32)[:, None, None] + grid[None, :, None]
+    rows, xs, ys = _tile_pixels(prepared, 32)
     blurred = cv2.GaussianBlur(moving, (0, 0), 1.0)
     for count in (1, 3):
         remaps.clear()
@@ -219,3 +211,13 @@ def test_the_first_step_reads_the_tiles_pixels_without_a_remap(photo, monkeypatc
         remapped = tiles_module._iterate(blurred, prepared.cut, xs, ys, prepared.hessian, count)
         assert len(remaps) == 2 * count - 1  # (the direct one's first step has none)
         assert np.array_equal(direct, remapped)
+
+
+def _tile_pixels(prepared, size):
+    """The valid tiles' rows (one a tile) and each tile's pixel coordinates, as ``_iterate`` takes them."""
+    ny, nx, y0, x0 = prepared.grid
+    rows, cols = np.nonzero(prepared.valid)
+    grid = np.arange(size, dtype=np.float32)
+    xs = (x0 + cols * size).astype(np.float32)[:, None, None] + grid[None, None, :]
+    ys = (y0 + rows * size).astype(np.float32)[:, None, None] + grid[None, :, None]
+    return rows, xs, ys
