@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,24 @@ def test_the_default_depth_order_is_said_once_with_how_to_change_it(tiny_stack, 
         assert run.returncode == 0, run.stderr
         assert "depth order assumed" not in run.stderr, run.stderr
         assert json.loads(run.stdout)["order"] == {"near_to_far": given == "near-to-far", "assumed": False}
+
+
+def test_an_order_auto_could_not_decide_is_said_as_assumed_as_the_app_and_the_page_say_it(tiny_stack, tmp_path,
+                                                                                           cli):
+    # --order auto falls back to an order when its measurement is too weak to decide (three small frames are);
+    # --json said "assumed": false while the app and the page (products.order.depth_order) said it was assumed.
+    from postfocus.options import StackOptions
+    from postfocus.pipeline.run import process
+
+    frames = [str(p) for p in tiny_stack.paths]
+    run = cli("depth", *frames, "-o", str(tmp_path / "d.png"), "--json", "--order", "auto",
+              "--cache", tmp_path / "cache")
+    assert run.returncode == 0, run.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ps = process(tiny_stack.paths, StackOptions(order="auto"), cache_dir=tmp_path / "cache")
+    weak = ps.manifest["direction"]["source"] == "assumed"
+    assert weak  # (this stack cannot decide; the test is about that case)
+    assert json.loads(run.stdout)["order"] == {"near_to_far": bool(ps.near_to_far), "assumed": True}
+    said = [line for line in run.err_lines if line.startswith("depth order assumed:")]
+    assert len(said) == 1 and "--order auto could not decide" in said[0], run.stderr

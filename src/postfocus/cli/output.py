@@ -176,7 +176,8 @@ def order_text(near_to_far: bool, evidence: dict | None = None) -> str:
 
 def order_said(ctx: click.Context, stack: Any) -> dict[str, Any]:
     """The depth order a product of ``stack`` took, for ``--json`` (``{"order": {...}}``); said in one line on
-    stderr when it is ``--order``'s default, given neither on the command line nor in the config file.
+    stderr when it is ``--order``'s default, given neither on the command line nor in the config file, or when
+    ``--order auto``'s measurement was too weak to decide (:func:`postfocus.products.order.depth_order`).
 
     Nothing a processed stack holds says which way its focus swept without ``--order auto``'s measurement (about
     0.3 s of CPU on pcb_depthmap at the analysis size, and too weak to decide on it or on keyboard_sweep.mp4, both
@@ -196,16 +197,20 @@ def order_said(ctx: click.Context, stack: Any) -> dict[str, Any]:
     """
     from click.core import ParameterSource
 
-    assumed = ctx.get_parameter_source("order") in (ParameterSource.DEFAULT, None)
+    from postfocus.products.order import depth_order
+
+    default = ctx.get_parameter_source("order") in (ParameterSource.DEFAULT, None)
+    assumed = depth_order(stack, stack.names, stated=not default)["assumed"]  # (as the app and the page say it)
     if assumed:
         label, last = FrameLabels(stack.names, stack.info.fps), len(stack.names) - 1
         near, far = (label(0), label(last)) if stack.near_to_far else (label(last), label(0))
         flip = "far-to-near" if stack.near_to_far else "near-to-far"
+        why = (f"--order {ctx.params.get('order')}, the default" if default
+               else "--order auto could not decide from these frames")
         from postfocus.cli.common import err_console  # (common imports this module)
 
-        err_console.print(f"depth order assumed: {near} is the nearest (--order {ctx.params.get('order')}, the "
-                          f"default); if {far} is, give --order {flip} (--order auto measures it)",
-                          soft_wrap=True, markup=False)
+        err_console.print(f"depth order assumed: {near} is the nearest ({why}); if {far} is, give --order {flip}"
+                          + (" (--order auto measures it)" if default else ""), soft_wrap=True, markup=False)
     return {"order": {"near_to_far": bool(stack.near_to_far), "assumed": assumed}}
 
 
