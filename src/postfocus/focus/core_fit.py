@@ -19,7 +19,6 @@ import numpy as np
 
 from postfocus.focus.map import gaussian_peak
 from postfocus.focus.peak import shape_shift
-from postfocus.numeric import pick0
 
 CORE_WIDTHS = 1.5  # focus-curve widths (sigma) on each side of the best frame that a Gaussian describes
 WIDE_WIDTHS = 3.0  # and the frames that carry the whole curve, tails included
@@ -89,7 +88,7 @@ def first_fit(volume: np.ndarray, k: np.ndarray, peak: np.ndarray, width: float,
     # the core's frames around the best frame and around the wide fit inside the sweep: a curve cut by its end has its
     # best frame anywhere on its flat top, a few frames in
     inside = (np.minimum(k, index) >= core) & (np.maximum(k, index) <= n - 1 - core)
-    inside &= pick0(volume, k) > least * floor
+    inside &= peak > least * floor
     if reach is not None or core >= wide or not inside.any():
         return index, shift
     read = gaussian_peak(volume, k, core, floor, threads=threads)

@@ -354,9 +354,9 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                  workers=helper_threads(opts.threads) if unwarped else 1))
         if unwarped and not copies:
             source = HandOver(source, keep)  # each frame handed to the writer as pass 2 decodes it
-        files = _warped_from_files(source, opts, bands)  # (then not held: warped from the files decoded again)
+        from_files = _warped_from_files(source, opts, bands)  # (then not held: warped from the files decoded again)
         ahead = WarpAhead(source, keep, opts.method,
-                          kept=lambda: files or isinstance(source, _DecodedOnce) and source.holds_all())
+                          kept=lambda: from_files or isinstance(source, _DecodedOnce) and source.holds_all())
         written = None
         try:
             early = bands == 1 and not opts.refine_flow

@@ -392,16 +392,12 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
     """
     check_point(stack, x, y, radius)
     x, y, threads = float(x), float(y), check_threads(threads)
-    h, w = stack.size
-    mh, mw = stack.focus_index.shape
     motion = stack.motion
     if motion is not None:  # a moving subject: the one instant the stack shows it from
         from postfocus.motion import instant_at
 
-        cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
-        if stack.maps.grid_place is not None:  # (cut maps: the uncut maps' grid, grid10)
-            grid = stack.maps.map_grid()
-            cx, cy = _map_point(stack.volume, x, y, grid[0], grid[1:])
+        grid = stack.maps.map_grid()  # (the window's map pixel; cut maps on the uncut maps' grid, grid10)
+        cx, cy = _map_point(stack.volume, x, y, grid[0], grid[1:])
         frame = instant_at(motion, stack.volume, stack.used, cx, cy)
         if frame is not None:
             return Tap(frame=frame, position=float(frame), confidence=1.0, x=float(x), y=float(y),
