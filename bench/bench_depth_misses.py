@@ -1,0 +1,157 @@
+"""Where a rendered stack's depth misses (more than a frame off the truth) come from: the pixel's peak or a neighbour.
+
+Renders and processes one of :mod:`bench_depth`'s stacks (the dense ``long`` motorcycle by default), then compares
+with the generator's truth both the first per-pixel reading (:func:`postfocus.focus.core_fit.first_fit` on the guided
+aggregation, before any cleaning, as :func:`postfocus.products.depth.refine_depth` makes it) and the final
+``depth_map``. Three tables:
+
+1. misses by distance from a true depth step of more than a frame between neighbours (``depth_edges(truth, 1.0)``)
+   and by the aggregated peak's level over the noise floor, as shares of the whole picture;
+2. every pixel in one class of :func:`classes` (a mixed truth, textureless, two surfaces within ``--reach`` px of
+   it, the sweep's end, one textured surface), each class's share within a frame and its misses;
+3. of the misses, the share whose own focus curve (the stored measure, and the aggregated one) has a local maximum
+   within a frame of the truth: where it has none, no reading of that curve can be right; and the share within a
+   frame if every miss that has one took it (a bound on any choice among a curve's peaks, and a loose one: a noisy
+   curve has many).
+
+It also prints the fit's median signed error on the clear pixels far from steps (its bias) and the generator's
+flat top: a disc under half a pixel leaves a pixel unchanged (:func:`postfocus.synth.optics.disc_kernel`), so every
+frame within ``0.5 * (N - 1) / max_blur`` frames of a pixel's depth renders it alike.
+
+Usage::
+
+    python bench/bench_depth_misses.py [--profile long] [--scene motorcycle] [--seed 1] [--size 240x320]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_depth import PROFILES, depth_edges, make_stack  # noqa: E402
+
+from postfocus.colour import to_grey  # noqa: E402
+from postfocus.focus.core_fit import first_fit  # noqa: E402
+from postfocus.focus.map import aggregate, curve_width  # noqa: E402
+from postfocus.numeric import argmax0, pick0  # noqa: E402
+from postfocus.products.depth import LEVEL_RATIO, SHAPE_AGREE, SHAPE_WIDTH, depth_map  # noqa: E402
+
+BANDS = ((0.0, 1.5), (1.5, 4.0), (4.0, np.inf))  # px from a true step of more than a frame
+LEVELS = ((30.0, np.inf), (3.0, 30.0), (0.0, 3.0))  # aggregated peak / noise floor
+SPANS = ((2.0, 4.0), (4.0, 8.0), (8.0, np.inf))  # frames of true depth within the measure's reach
+
+
+def first_reading(volume: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first fit's reading (index + shift), the peak's level over the noise floor and the aggregated volume, as
+    ``refine_depth`` makes them with its defaults (before the sweep's ends, the sides and the cleaning)."""
+    n, h, w = volume.shape
+    guide = to_grey(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) if image.shape[:2] != (h, w) else image)
+    agg = aggregate(volume, guide, max(2, int(round(0.005 * max(h, w)))), 1e-3)
+    floor = float(np.median(agg.min(axis=0))) + 1e-12
+    best = argmax0(agg)
+    peak = pick0(agg, best)
+    width = max(1.0, curve_width(agg, best, floor))
+    clear = (best > 0) & (best < n - 1) & (peak > LEVEL_RATIO[1] * floor) if width >= SHAPE_WIDTH else None
+    index, shift = first_fit(agg, best, peak, width, floor, least=LEVEL_RATIO[0], clear=clear, agree=SHAPE_AGREE)
+    return (index + shift).astype(np.float32), peak / floor, agg
+
+
+def classes(truth: np.ndarray, level: np.ndarray, frames: int, reach: int) -> list[tuple[str, np.ndarray]]:
+    """Each pixel in one class, the first that holds (the candidates for a miss, in this order).
+
+    ``mixed truth``: its true depth lies more than a frame from both its 3x3 neighbourhood's nearest and farthest (an
+    area average of two surfaces, what the generator gives a pixel on an outline: no surface is there);
+    ``textureless``: its aggregated peak under ``LEVEL_RATIO[0]`` noise floors; ``two surfaces``: the true depth spans
+    more than two frames within ``reach`` px (the stored measure's window and the aggregation: the curve holds a
+    neighbour's texture), in three classes by that span (``SPANS``); ``sweep's end``: the truth within 1.5 frames of
+    the first or last frame (a cut curve);
+    ``one surface``: the rest, a single textured surface inside the sweep (the peak fit itself)."""
+    three, wide = np.ones((3, 3), np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)
+    mixed = (truth - cv2.erode(truth, three) > 1.0) & (cv2.dilate(truth, three) - truth > 1.0)
+    flat = ~mixed & (level < LEVEL_RATIO[0])
+    span = np.where(mixed | flat, 0.0, cv2.dilate(truth, wide) - cv2.erode(truth, wide))
+    kinds = [("mixed truth", mixed), ("textureless", flat)]
+    kinds += [(f"two surfaces within {reach} px, {lo:g}-{hi:g} frames apart", (span > lo) & (span <= hi))
+              for lo, hi in SPANS]
+    rest = ~mixed & ~flat & (span <= SPANS[0][0])
+    end = rest & ((truth < 1.5) | (truth > frames - 2.5))
+    return kinds + [("sweep's end", end), ("one surface", rest & ~end)]
+
+
+def truth_peak(curves: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Whether each pixel's curve has a local maximum (ends included) within a frame of its true depth."""
+    n = curves.shape[0]
+    top = np.zeros(curves.shape, bool)
+    top[1:-1] = (curves[1:-1] >= curves[:-2]) & (curves[1:-1] >= curves[2:])
+    top[0], top[-1] = curves[0] >= curves[1], curves[-1] >= curves[-2]
+    near = np.abs(np.arange(n, dtype=np.float32)[:, None, None] - truth[None]) <= 1.0
+    return (top & near).any(axis=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="long", choices=sorted(PROFILES))
+    ap.add_argument("--scene", default="motorcycle")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--size", default="240x320", help="HxW")
+    ap.add_argument("--reach", type=int, default=4,
+                    help="px around a pixel whose depths its curve holds (the measure's reach)")
+    args = ap.parse_args(argv)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    frames, camera, fmt = PROFILES[args.profile]
+    with tempfile.TemporaryDirectory() as tmp:
+        ps, _, truth = make_stack(args.scene, Path(tmp) / "stack", size=(h, w), frames=frames, seed=args.seed,
+                                  fmt=fmt, **camera)
+        if not ps.near_to_far or list(ps.used) != list(range(frames)):
+            print("the stack was not kept whole near to far: the first reading is not in frames", file=sys.stderr)
+            return 1
+        image = ps.all_in_focus()
+        volume = np.asarray(ps.volume, np.float32)
+        final = depth_map(ps).depth
+    first, level, agg = first_reading(volume, image)
+    if first.shape != truth.shape:
+        print(f"volume {first.shape} is not the output size {truth.shape}", file=sys.stderr)
+        return 1
+    dist = cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3)
+    print(f"{args.profile} {args.scene} seed {args.seed}: {frames} frames; the generator renders a pixel alike in "
+          f"every frame within {0.5 * (frames - 1) / camera['max_blur']:.2f} frames of its depth "
+          "(blur under half a pixel)")
+    print("\n| px from a step | peak / floor | share of picture | first reading: misses | final: misses |")
+    print("|---|---|---|---|---|")
+    for lo, hi in BANDS:
+        for floor_lo, floor_hi in LEVELS:
+            where = (dist >= lo) & (dist < hi) & (level >= floor_lo) & (level < floor_hi)
+            row = [f"{100 * (np.abs(r - truth)[where] > 1).sum() / truth.size:.2f} %" for r in (first, final)]
+            print(f"| {lo:g}-{hi:g} | {floor_lo:g}-{floor_hi:g} | {100 * where.mean():.1f} % | {' | '.join(row)} |")
+    kinds = classes(truth, level, frames, args.reach)
+    print("\n| class | share of picture | first reading: within a frame / misses (share of picture) | "
+          "final: within a frame / misses |")
+    print("|---|---|---|---|")
+    for name, where in kinds:
+        cells = [f"{100 * (np.abs(r - truth)[where] <= 1).mean():.1f} % / "
+                 f"{100 * (where & (np.abs(r - truth) > 1)).mean():.2f} %" if where.any() else "-"
+                 for r in (first, final)]
+        print(f"| {name} | {100 * where.mean():.1f} % | {' | '.join(cells)} |")
+    miss = np.abs(final - truth) > 1
+    print("\n| curve | final misses whose curve peaks within a frame of the truth: <1.5 / 1.5-4 / >4 px from a step | "
+          "within a frame if every such miss took that peak (a bound) |")
+    print("|---|---|---|")
+    for name, curves in (("stored measure", volume), ("aggregated", agg)):
+        has = truth_peak(curves, truth)
+        bands = (miss & (dist >= lo) & (dist < hi) for lo, hi in BANDS)
+        shares = [100 * (has & m).sum() / max(1, m.sum()) for m in bands]
+        print(f"| {name} | {' / '.join(f'{s:.1f} %' for s in shares)} | {100 * (1 - (miss & ~has).mean()):.2f} % |")
+    clear = (dist >= 4) & (level >= LEVEL_RATIO[1])
+    print(f"\nfirst reading's median signed error (frames, + far) on textured pixels over 4 px from a step: "
+          f"{float(np.median((first - truth)[clear])):+.3f} ({100 * clear.mean():.1f} % of the picture)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

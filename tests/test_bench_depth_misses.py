@@ -1,0 +1,56 @@
+"""The depth-miss bench's classes and curve test (bench/bench_depth_misses.py): pure helpers on made arrays."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_depth_misses.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    path, modules = list(sys.path), set(sys.modules)
+    spec = importlib.util.spec_from_file_location("bench_depth_misses_under_test", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:  # (it puts bench/ on the path to import bench_depth)
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            if name in ("bench_depth", spec.name):
+                del sys.modules[name]
+
+
+def test_every_pixel_is_in_one_class_and_each_class_is_where_it_is_made(bench):
+    truth = np.full((40, 60), 5.0, np.float32)
+    truth[:, 30:] = 20.0  # a step of 15 frames
+    truth[:, 30] = 12.0  # its outline pixels: an area average of the two surfaces
+    truth[:, 45:48] = 23.0  # a step of 3 frames at columns 45 and 48
+    truth[30:, :10] = 0.5  # the sweep's first frame
+    level = np.full(truth.shape, 100.0, np.float32)
+    level[:5, :10] = 1.0  # textureless
+    kinds = dict(bench.classes(truth, level, 30, 4))
+    assert np.array_equal(sum(w.astype(int) for w in kinds.values()), np.ones(truth.shape, int))
+    assert kinds["mixed truth"][:, 30].all() and kinds["mixed truth"].sum() == 40
+    assert kinds["textureless"][:5, :10].all() and kinds["textureless"].sum() == 50
+    far = kinds["two surfaces within 4 px, 8-inf frames apart"]
+    middle = kinds["two surfaces within 4 px, 4-8 frames apart"]  # (the 9x9 holds 5 or 20, and the outline's 12)
+    assert np.nonzero(far[10, :40])[0].tolist() == [27, 28, 29, 31, 32, 33]
+    assert np.nonzero(middle[10, :40])[0].tolist() == [26, 34]
+    assert np.nonzero(kinds["two surfaces within 4 px, 2-4 frames apart"][10])[0].tolist() == list(range(41, 52))
+    assert middle[26:34, 5].all()  # the sweep's first frame beside a surface 4.5 frames away: the span decides first
+    assert kinds["sweep's end"][34:, 5].all()
+    assert kinds["one surface"][15, 15] and kinds["one surface"][10, 38] and kinds["one surface"][10, 53]
+
+
+def test_a_curve_peaks_near_the_truth_only_where_it_has_a_local_maximum_within_a_frame(bench):
+    x = np.arange(30, dtype=np.float32)[:, None, None]
+    two = np.exp(-0.5 * ((x - 5.0) / 2.0) ** 2) + 0.3 * np.exp(-0.5 * ((x - 20.0) / 2.0) ** 2)  # a neighbour's peak
+    rising = x / 29.0  # cut by the sweep's last frame
+    curves = np.concatenate([two, two, two, rising], axis=2)
+    truth = np.array([[5.6, 20.9, 12.0, 28.2]], np.float32)
+    assert bench.truth_peak(curves, truth).tolist() == [[True, True, False, True]]
