@@ -424,3 +424,22 @@ def test_a_long_thin_stack_is_compared_without_crashing_opencv(tmp_path):
                          env={**os.environ, "PYTHONPATH": src}, cwd=tmp_path)
     assert run.returncode == 0, (run.returncode, run.stderr[-500:])
     assert "(200, 1920, 3)" in run.stdout
+
+
+@pytest.mark.parametrize("pairs", [1, 2, 9, 19, 20, 40])
+def test_the_median_and_the_top_mean_of_the_pair_maps_are_numpys_to_the_bit(pairs):
+    # (made from a copy laid out a pixel a row since the sixteenth session: the same values as NumPy's
+    # median and partition along the stack's first axis, which the evidence was first written with)
+    from postfocus.motion.detect import _median_and_top
+    from postfocus.numeric import to_float16
+
+    rng = np.random.default_rng(pairs)
+    maps = [to_float16(np.minimum(rng.random((37, 53)).astype(np.float32) ** 3 * 1.2, 1)) for _ in range(pairs)]
+    maps[0][:5] = 0  # (ties)
+    maps[-1][:5] = 0
+    stack = np.stack(maps).astype(np.float32)
+    for k in sorted({min(pairs, 2), max(1, min(pairs, -(-pairs // 4))), pairs}):
+        median, top = _median_and_top(maps, k)
+        assert np.array_equal(median, np.median(stack, axis=0))
+        expected = stack.mean(axis=0) if k == pairs else -np.partition(-stack, k - 1, axis=0)[:k].mean(axis=0)
+        assert top.dtype == np.float32 and np.array_equal(top, expected)
