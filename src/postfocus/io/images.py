@@ -96,6 +96,8 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         if path.exists():
             raise InputError(f"{path}: not a regular file")
         raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:  # (as a video's: was "not an image file (or a format postfocus cannot read)")
+        raise InputError(f"{path}: empty file (0 bytes), not an image")
     try:
         with pillow_opening(path), Image.open(path) as im:
             width, height = im.size
