@@ -115,3 +115,24 @@ def test_batch_command_passes_the_order_on(monkeypatch, tmp_path):
     run = CliRunner().invoke(main, ["batch", str(tmp_path), "--out", str(tmp_path / "o"), "--order", "far-to-near"])
     assert "stop here" in run.output and run.exit_code == 2, run.output
     assert seen == {"order": "far-to-near"}
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_a_result_over_pillows_size_limit_is_a_valid_output(tmp_path, monkeypatch, suffix):
+    # Pillow's limit (179 MP refused, 89 MP warned) made small enough that this result passes it, as a
+    # 16000x12500 stack's result does: on main is_valid_image was False (the batch made it again on every run)
+    # and, between the two limits, Pillow's DecompressionBombWarning reached the terminal.
+    import warnings
+
+    path = tmp_path / f"result.{suffix}"
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60 * 80 // 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert is_valid_image(path)
+    assert not caught, [str(w.message) for w in caught]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60 * 80 - 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert is_valid_image(path)
+    assert not caught, [str(w.message) for w in caught]

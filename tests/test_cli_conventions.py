@@ -79,7 +79,7 @@ def test_refocus_jpeg_carries_the_frames_exif_without_encoding_again(pf, shots, 
     with Image.open(out) as im:
         shown = np.asarray(im.convert("RGB"), np.float32) / 255
     assert np.abs(shown - ps.read_frame(frame)).mean() < 0.01
-    assert f"frame {frame + 1} ({name}) is sharpest" in run.stderr
+    assert f"{name} is sharpest" in run.stderr
 
 
 def test_refocus_png_is_encoded_with_the_same_metadata(pf, shots, tmp_path):
@@ -225,22 +225,24 @@ def test_sizes_are_width_and_height_in_json_and_w_x_h_in_messages(pf, shots, tmp
 # --- frame numbers for people --------------------------------------------------------------------------------
 
 
-def test_frames_are_counted_from_one_with_their_file_name(pf, shots, tmp_path):
+def test_frames_are_named_by_their_file(pf, shots, tmp_path):
     run = pf("-q", "stack", shots[0], "-o", tmp_path / "s.jpg", "--reference", "0", "--report", tmp_path / "r.json")
     assert run.returncode == 0, run.stderr
-    assert "reference frame 1 (shot_001.jpg)" in run.stderr  # --reference stays 0-based, as documented
+    assert "reference shot_001.jpg" in run.stderr  # --reference stays 0-based, as documented
     assert json.loads((tmp_path / "r.json").read_text())["reference"] == 0  # so do JSON and Python
     info = pf("info", shots[0])
     assert "frames 1-3: shot_001.jpg, shot_002.jpg, shot_003.jpg" in info.stdout
-    assert "reference frame 2 (shot_002.jpg)" in info.stdout
+    assert "reference shot_002.jpg" in info.stdout
 
 
 def test_frame_labels():
     from postfocus.cli.output import FrameLabels
 
     label = FrameLabels(["pcb_001.jpg", "pcb_002.jpg", "pcb_003.jpg"])
-    assert label(2) == "frame 3 (pcb_003.jpg)"
+    assert label(2) == "pcb_003.jpg"
     assert FrameLabels([f"frame {i:04d}" for i in range(30)], fps=30)(15) == "frame 16 (0.50 s)"
+    assert FrameLabels(["a/IMG_1.jpg", "IMG_2.jpg", "IMG_1.jpg"]).many([1, 2]) == "IMG_2.jpg, IMG_1.jpg"
+    assert FrameLabels(["IMG_1.jpg", "IMG_2.jpg", "IMG_1.jpg"]).many([0, 2]) == "IMG_1.jpg (frame 1), IMG_1.jpg (frame 3)"
 
 
 # --- frames: --overwrite named ------------------------------------------------------------------------------
@@ -358,7 +360,7 @@ def test_every_command_takes_json():
 
 
 def test_options_that_take_frame_numbers_say_they_count_from_zero(pf, shots, tmp_path):
-    """``info`` and the messages say ``frame 4 (pcb_004.jpg)``; ``--reference 4`` is pcb_005.jpg. A help that does not
+    """``info`` says ``frames 1-7: pcb_001.jpg ...``; ``--reference 4`` is pcb_005.jpg. A help that does not
     say so lets a photographer pick the wrong frame without any error (ninth session walkthrough)."""
     from postfocus.cli import main
 
@@ -370,11 +372,11 @@ def test_options_that_take_frame_numbers_say_they_count_from_zero(pf, shots, tmp
                 assert "counted from 0" in param.help, (name, param.opts, param.help)
     assert ("stack", "--range") in seen and ("check", "--range") in seen and ("refocus", "--reference") in seen
 
-    # and what the help says holds: --reference 1 is the frame the messages call frame 2
+    # and what the help says holds: --reference 1 is the second file
     folder, _ = shots
     done = pf("stack", str(folder), "--reference", "1", "-o", str(tmp_path / "ref1.jpg"))
     assert done.returncode == 0, done.stderr
-    assert "reference frame 2 (shot_002.jpg)" in done.stderr
+    assert "reference shot_002.jpg" in done.stderr
 
 
 def test_every_option_has_a_help_and_json_says_what_a_command_prints():

@@ -314,7 +314,8 @@ def test_the_default_depth_order_is_said_once_with_how_to_change_it(tiny_stack, 
     assert run.returncode == 0, run.stderr
     said = [line for line in run.err_lines if "--order far-to-near" in line]
     assert len(said) == 1, run.stderr
-    assert said[0].startswith("depth order assumed: frame 1 (") and "(--order near-to-far, the default)" in said[0]
+    assert said[0].startswith(f"depth order assumed: {tiny_stack.paths[0].name} is the nearest") \
+        and "(--order near-to-far, the default)" in said[0]
     assert json.loads(run.stdout)["order"] == {"near_to_far": True, "assumed": True}
     for given in ("near-to-far", "far-to-near"):  # said by the user: nothing to add
         run = cli(command, *frames, *args, "--json", "--order", given, "--cache", tmp_path / "cache")

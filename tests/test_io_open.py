@@ -448,3 +448,16 @@ def test_each_face_leaves_a_photo_named_twice_out(tiny_stack, tmp_path, cli):
     rec = process_stack(StackJob("row", str(folder), str(tmp_path / "row.png")))
     assert rec["status"] == "ok" and rec["frames_total"] == 3, rec
     assert any("named twice" in w and "frame9.png" in w for w in rec["warnings"])
+
+
+def test_a_link_to_nothing_is_said_as_one(tmp_path):
+    # main: "no such file or folder" for a file the user can see in the folder's listing
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(good)
+    (tmp_path / "x.jpg").symlink_to("y.jpg")
+    (tmp_path / "y.jpg").symlink_to("x.jpg")
+    (tmp_path / "gone.jpg").symlink_to("deleted.jpg")
+    for link in ("x.jpg", "gone.jpg"):
+        with pytest.raises(InputError) as info:
+            open_source([tmp_path / link, good])
+        assert str(info.value) == f"{tmp_path / link}: a link to nothing (its target is missing, or the links loop)"

@@ -682,3 +682,24 @@ def test_a_photo_of_more_megapixels_than_the_app_takes_is_refused_before_it_is_d
         assert job_count(srv) == 0
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("width, height, said", [(11000, 10001, "110.01"), (10510, 10510, "110.5"),
+                                                 (12000, 12000, "144.0")])
+def test_a_photo_just_over_the_limit_is_said_larger_than_the_limit(tmp_path, width, height, said):
+    """11000x10001 (110.011 MP) was refused as "(110 MP) ... up to 110 megapixels": a size that reads as the limit
+    itself. The photo's megapixels are said with the decimals it takes to read as more (fails on main)."""
+    from postfocus.web.upload import MAX_PHOTO_MEGAPIXELS
+
+    srv = Server(tmp_path / "data", max_upload_mb=8)
+    try:
+        photos = [("small.png", flat_png(64, 64)), ("large.png", flat_png(width, height))]
+        r = srv.client.post("/api/jobs", files=multipart(photos, mime="image/png"))
+        assert r.status_code == 413, r.text
+        error = r.json()["error"]
+        assert error.startswith(f"large.png: a photo of {width}x{height} ({said} MP); this server takes photos of up "
+                                f"to {MAX_PHOTO_MEGAPIXELS} megapixels"), error
+        assert float(said) > MAX_PHOTO_MEGAPIXELS
+        assert job_count(srv) == 0
+    finally:
+        srv.stop()

@@ -228,7 +228,9 @@ def is_valid_image(path: str | os.PathLike) -> bool:
             return True
         from PIL import Image
 
-        with Image.open(p) as im:
+        from postfocus.io.decode import pillow_opening
+
+        with pillow_opening(p), Image.open(p) as im:  # (a 200-megapixel result is no decompression bomb)
             if im.format == "JPEG":
                 im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()

@@ -10,6 +10,7 @@ the stack that ``stack --align none`` made.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -180,7 +181,7 @@ def check_distinct(outputs: dict[str, Path | None]) -> None:
     for flag, path in outputs.items():
         if path is None:
             continue
-        resolved = Path(path).resolve()
+        resolved = Path(os.path.realpath(path))  # (Path.resolve raises on a loop of links)
         if resolved in seen:
             raise click.UsageError(f"{flag} {path}: is the same file as {seen[resolved]}; choose another name")
         seen[resolved] = flag

@@ -7,8 +7,10 @@ found). Messages for people go to stderr either way.
 
 Conventions of what is printed, the same in every command:
 
-- frames for people are counted from 1 and named by their file:
-  ``frame 3 (pcb_003.jpg)`` (:class:`FrameLabels`); ``--range`` and
+- frames for people are named by their file, ``pcb_003.jpg``, as the app
+  and the saved page name them (:class:`FrameLabels`, by
+  :func:`postfocus.labels.frame_label`: a number, counted from 1, only for a
+  video's frame or a name two frames share); ``--range`` and
   ``--reference``, JSON and the Python API keep 0-based frame indexes;
 - sizes for people are ``width x height`` (``2048x1536``); in JSON
   ``{"width": 2048, "height": 1536}`` (:func:`size_data`).
@@ -239,15 +241,12 @@ def size_data(size: Sequence[int]) -> dict[str, int]:
 
 
 class FrameLabels:
-    """Frame numbers for people: ``labels(2)`` is ``frame 3 (pcb_003.jpg)``.
-
-    Counted from 1 like the files of a camera; named by the file. A video's
-    frames (named ``frame 0002`` by the library) are named by their time.
+    """Frames for people, as :func:`postfocus.labels.frame_label` names them: ``labels(2)`` is ``pcb_003.jpg``.
 
     Examples
     --------
     >>> FrameLabels(["a.jpg", "b.jpg", "c.jpg"])(2)
-    'frame 3 (c.jpg)'
+    'c.jpg'
     >>> FrameLabels(["frame 0000", "frame 0001"], fps=25)(1)
     'frame 2 (0.04 s)'
     """
@@ -256,13 +255,12 @@ class FrameLabels:
         self.names, self.fps = list(names), fps
 
     def __call__(self, index: int) -> str:
-        name = self.names[index] if 0 <= index < len(self.names) else None
-        if name is None or name == f"frame {index:04d}":  # a video frame: its time says more
-            return f"frame {index + 1}" + (f" ({index / self.fps:.2f} s)" if self.fps else "")
-        return f"frame {index + 1} ({name})"
+        from postfocus.labels import frame_label
+
+        return frame_label(self.names, index, fps=self.fps)
 
     def many(self, indexes: Sequence[int]) -> str:
-        """Several frames: ``frame 3 (c.jpg), frame 5 (e.jpg)``."""
+        """Several frames: ``c.jpg, e.jpg``."""
         return ", ".join(self(i) for i in indexes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -85,7 +86,7 @@ def _outside_folder(output: Path, ps: ProcessedStack) -> None:
     """Refuse an output inside the processed stack's folder: ``-o FOLDER/all_in_focus_depthmap.png`` replaced the
     folder's own picture, and a folder given as INPUT has no photos to be made again from."""
     try:
-        Path(output).resolve().relative_to(Path(ps.folder).resolve())
+        Path(os.path.realpath(output)).relative_to(os.path.realpath(ps.folder))  # (no Path.resolve: loops raise)
     except ValueError:
         return
     raise OutputError(f"{output}: is inside the processed stack folder {ps.folder}; choose an output outside it")

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from postfocus.errors import InputError
 from postfocus.io.base import FrameSource, SourceInfo, fit_size
+from postfocus.io.decode import check_frame_size, decode_png, exif_read, pillow_opening
 from postfocus.io.png_chunks import info_after_pixels
 
 __all__ = [
@@ -98,13 +96,16 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         if path.exists():
             raise InputError(f"{path}: not a regular file")
         raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:  # (as a video's: was "not an image file (or a format postfocus cannot read)")
+        raise InputError(f"{path}: empty file (0 bytes), not an image")
     try:
-        with _pillow_size_check(path), Image.open(path) as im:
+        with pillow_opening(path), Image.open(path) as im:
             width, height = im.size
+            check_frame_size(path, width, height)
             mode = im.mode
             if im.format == "PNG" and "exif" not in im.info:  # (else Pillow decodes it all to look further)
                 im.info.update(info_after_pixels(path, animated=getattr(im, "is_animated", False)))
-            exif = Image.Image.getexif(im) if im.format == "PNG" else im.getexif()  # (PNG's own would decode)
+            exif = exif_read(im, path)  # (empty, said once, when it cannot be read)
             orientation = _orientation(exif.get(EXIF_ORIENTATION))
             stored = im.info.get("exif")
             # Read from the segment's bytes, the Exif needs the file no more; read from a TIFF's
@@ -180,22 +181,6 @@ def _tiff_header(path: Path) -> ImageHeader | None:
     except Exception:
         return None
     return ImageHeader(path, width, height, bit_depth, grey, orientation, None, icc, "TIFF")
-
-
-@contextmanager
-def _pillow_size_check(path: Path) -> Iterator[None]:
-    """Let Pillow open large photos quietly; refuse only what exceeds its hard limit, in one line.
-
-    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89 megapixels by default; a
-    102-megapixel camera JPEG is a real photo, not an attack) and refuses above
-    twice that.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: image too large to decode ({exc})") from None
 
 
 def _to_rgb(pixels: np.ndarray, path: Path) -> np.ndarray:
@@ -321,14 +306,9 @@ def read_image(path: str | os.PathLike, header: ImageHeader | None = None, *, st
             if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
                 pixels = np.moveaxis(pixels, 0, -1)  # planar configuration
         elif fmt == "PNG":
-            pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if pixels is None:
-                raise OSError("decoder failed")
-            if pixels.ndim == 3:
-                code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
-                pixels = cv2.cvtColor(pixels, code)
+            pixels = decode_png(path)  # (libpng's complaints as postfocus's, not on stderr)
         else:
-            with _pillow_size_check(path):
+            with pillow_opening(path):
                 pixels = _decode_pillow_format(path)
     except InputError:
         raise

@@ -69,7 +69,8 @@ def open_source(inputs: str | os.PathLike | Sequence[str | os.PathLike], *, thre
         except ValueError:  # a NUL character (the Python API)
             raise InputError(f"{str(p)!r}: no such file or folder (the name holds a NUL character)") from None
         if not found:
-            raise InputError(f"{p}: no such file or folder")
+            raise InputError(f"{p}: " + ("a link to nothing (its target is missing, or the links loop)" if p.is_symlink()
+                                         else "no such file or folder"))
     if len(paths) == 1 and paths[0].is_dir():
         if (paths[0] / "manifest.json").is_file() and (paths[0] / "frames").is_dir():
             raise InputError(f"{paths[0]}: is a processed stack folder (postfocus's cache), not a folder of frames; "

@@ -101,9 +101,9 @@ def _check_output_path(path: Path, inputs: Sequence[str | os.PathLike] | None) -
         raise OutputError(f"{path}: is a folder, not a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{path}: exists and is not writable")
-    resolved = path.resolve()
+    resolved = os.path.realpath(path)  # (not Path.resolve: it raises on a loop of links)
     for p in inputs or []:
-        if Path(p).resolve() == resolved:
+        if os.path.realpath(p) == resolved:
             raise OutputError(f"{path}: is one of the input frames; choose another output name")
     return path
 

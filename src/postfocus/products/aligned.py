@@ -75,9 +75,9 @@ def check_aligned_target(out_dir: str | os.PathLike, inputs: Sequence[str | os.P
     if suffix.lower() not in (".tif", ".tiff", ".png"):
         raise OutputError(f"{out_dir}: aligned frames are written as .tif or .png, not {suffix}")
     check_encoding(f"frame{suffix}", bit_depth, compression)
-    out = Path(out_dir).resolve()
+    out = Path(os.path.realpath(out_dir))  # (not Path.resolve: it raises on a loop of links)
     for p in map(Path, inputs):
-        holder = p.resolve() if p.is_dir() else p.resolve().parent
+        holder = Path(os.path.realpath(p)) if p.is_dir() else Path(os.path.realpath(p)).parent
         if out == holder:
             raise OutputError(f"{out_dir}: holds the input frames; write the aligned frames to another folder")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from postfocus.labels import frame_label
 from postfocus.store import ProcessedStack
 
 __all__ = ["depth_order", "order_sentence"]
@@ -47,7 +48,7 @@ def depth_order(stack: ProcessedStack, names: Sequence[str], *, stated: bool = F
         assumed = not stated
     near_to_far = bool(stack.near_to_far)
     fps = stack.info.fps
-    first, last = _label(names, 0, fps), _label(names, len(names) - 1, fps)
+    first, last = frame_label(names, 0, fps=fps), frame_label(names, len(names) - 1, fps=fps)
     nearest, farthest = (first, last) if near_to_far else (last, first)
     return {"near_to_far": near_to_far, "assumed": assumed, "nearest": nearest, "farthest": farthest,
             "said": order_sentence(nearest, farthest, near_to_far=near_to_far, assumed=assumed,
@@ -77,17 +78,3 @@ def order_sentence(nearest: str, farthest: str, *, near_to_far: bool, assumed: b
     flip = "far-to-near" if near_to_far else "near-to-far"
     return (f"Depth order assumed: {nearest} is the nearest; if {farthest} is, near and far are swapped here "
             f"(postfocus {command} --order {flip}).")
-
-
-def _label(names: Sequence[str], index: int, fps: float | None) -> str:
-    """Frame ``index`` as people name it: its photo's name; a video's frame by its number and time.
-
-    Examples
-    --------
-    >>> _label(["a.jpg", "b.jpg"], 1, None), _label(["frame 0000", "frame 0001"], 1, 25.0)
-    ('b.jpg', 'frame 2 (0.04 s)')
-    """
-    name = names[index] if 0 <= index < len(names) else f"frame {index:04d}"
-    if name == f"frame {index:04d}":
-        return f"frame {index + 1}" + (f" ({index / fps:.2f} s)" if fps else "")
-    return name

@@ -373,9 +373,21 @@ def _check_pixels(name: str, size: tuple[int, int] | None) -> None:
     """UploadError 413 for a photo of more than :data:`MAX_PHOTO_MEGAPIXELS` (``size`` None: more than Pillow opens)."""
     if size is not None and size[0] * size[1] <= MAX_PHOTO_MEGAPIXELS * 1_000_000:
         return
-    said = "more pixels than Pillow opens" if size is None else f"{size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP)"
+    said = "more pixels than Pillow opens" if size is None else f"{size[0]}x{size[1]} ({_over(size[0] * size[1])} MP)"
     raise UploadError(413, f"{name}: a photo of {said}; this server takes photos of up to {MAX_PHOTO_MEGAPIXELS} "
                            "megapixels: make them smaller, or stack them with 'postfocus stack'.")
+
+
+def _over(pixels: int) -> str:
+    """Megapixels of a photo over the limit, with as many decimals as it takes to read as more than the limit.
+
+    >>> _over(110_400_000), _over(11000 * 10001), _over(110_000_001), _over(144_000_000)
+    ('110.4', '110.01', '110.000001', '144.0')
+    """
+    for places in range(1, 7):
+        if float(said := f"{pixels / 1e6:.{places}f}") > MAX_PHOTO_MEGAPIXELS:
+            return said
+    return f"{pixels / 1e6:.6f}"
 
 
 def _first_image_is_a_preview(path: Path) -> bool:
