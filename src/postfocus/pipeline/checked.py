@@ -1,8 +1,8 @@
 """Pass 2 with both fusions and a choice between them by the forward-model check (opt-in).
 
 The depth-map and pyramid results are fused as :func:`postfocus.pipeline.merge.fuse` does; while the
-pyramid's frames are warped, each is kept at the check's analysis size and its clipped light is marked
-at full resolution; then :func:`postfocus.fuse.choice.residual_choice` takes the pyramid's pixels where
+pyramid's frames are warped, each is kept at the check's analysis size and its clipped light is counted
+at full resolution (light clipped in at least two frames, whose blur clips too, counts); then :func:`postfocus.fuse.choice.residual_choice` takes the pyramid's pixels where
 the frames explain them better, never within the blur reach of clipped light (the stack's blur growth,
 measured by the depth-map fusion's occlusion-safe index, times its span of frames).
 
@@ -40,6 +40,7 @@ def fuse_checked(
     near_to_far: bool = True,
     sigma: float = 2.0,
     margin: float = 0.0,
+    clipped_frames: int = 2,
 ) -> Choice:
     """The depth-map result with the pyramid's taken where the forward-model check prefers it.
 
@@ -49,6 +50,11 @@ def fuse_checked(
         As :func:`postfocus.pipeline.merge.fuse` (every used frame is merged).
     sigma, margin : float
         As :func:`postfocus.fuse.choice.residual_choice`.
+    clipped_frames : int
+        Light counts as clipped (and guarded) where at least this many aligned frames clip it. A glint clipped
+        only in the frame focused on it has a bloom below white one frame away, so its light is at most about
+        white over a disc of the blur growth's radius, and the render from its clipped value misses little
+        of it beyond a few such radii; light whose blur clips too may be many times white.
 
     Returns
     -------
@@ -70,11 +76,11 @@ def fuse_checked(
     scale = min(1.0, math.sqrt(pixels / float(h * w)))
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
     small: dict[int, np.ndarray] = {}
-    clipped = np.zeros((h, w), bool)
+    count = np.zeros((h, w), np.uint8)
 
     def keep(i: int, aligned: np.ndarray) -> None:
         frame = to_float(aligned)
-        clipped[...] |= frame.max(axis=2) >= CLIP_LEVEL
+        count[...] += frame.max(axis=2) >= CLIP_LEVEL
         small[i] = cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.float16)
 
     pyramid = fuse(source, maps, method="pyramid", on_aligned=keep, **common)
@@ -85,5 +91,5 @@ def fuse_checked(
     slope = maps.blur_slope if maps.blur_slope is not None else 1.0  # map px a used frame (set by the fusion)
     reach = float(slope) * W / maps.shape[1] * float(np.ptp(ranks))
     return residual_choice(depthmap, pyramid, depth, lambda k: small[used[k]].astype(np.float32),
-                           list(range(len(used))), clipped=clipped, reach=reach, sigma=sigma, margin=margin,
+                           list(range(len(used))), clipped=count >= clipped_frames, reach=reach, sigma=sigma, margin=margin,
                            pixels=pixels)
