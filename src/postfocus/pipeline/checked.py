@@ -41,6 +41,7 @@ def fuse_checked(
     sigma: float = 2.0,
     margin: float = 0.0,
     clipped_frames: int = 2,
+    pixels: int | None = None,
 ) -> Choice:
     """The depth-map result with the pyramid's taken where the forward-model check prefers it.
 
@@ -55,6 +56,9 @@ def fuse_checked(
         only in the frame focused on it has a bloom below white one frame away, so its light is at most about
         white over a disc of the blur growth's radius, and the render from its clipped value misses little
         of it beyond a few such radii; light whose blur clips too may be many times white.
+    pixels : int, optional
+        The check's analysis size (default: the check's own, :data:`~postfocus.check.forward.DEFAULT_PIXELS`
+        or less for long stacks); the check's time grows with it.
 
     Returns
     -------
@@ -72,7 +76,8 @@ def fuse_checked(
     depthmap = fuse(source, maps, method="depthmap", **common)
     h, w = depthmap.shape[:2]
     used = list(maps.used)
-    pixels = max(_MIN_PIXELS, min(DEFAULT_PIXELS, _PIXEL_FRAMES // max(len(used), 1)))
+    if pixels is None:
+        pixels = max(_MIN_PIXELS, min(DEFAULT_PIXELS, _PIXEL_FRAMES // max(len(used), 1)))
     scale = min(1.0, math.sqrt(pixels / float(h * w)))
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
     small: dict[int, np.ndarray] = {}
