@@ -115,6 +115,7 @@ def residual_choice(
     margin: float = 0.0,
     width: float = 0.2,
     pixels: int | None = None,
+    shared_clipped: bool = True,
 ) -> Choice:
     """The depth-map result, with the pyramid's taken where the frames explain it better.
 
@@ -140,12 +141,16 @@ def residual_choice(
         units: 1 is a typical error).
     pixels : int, optional
         The check's analysis size for the whole picture (default: the check's); the box gets its share.
+    shared_clipped : bool
+        Judge both results over the same pixels: the check leaves unjudged the pixels owing light to clipped
+        pixels of the result it renders, so each result is rendered with the other's clipped pixels too (a
+        result with more clipped pixels, e.g. the pyramid's hard bloom, would be judged over fewer pixels).
 
     Returns
     -------
     Choice
     """
-    from postfocus.check.forward import DEFAULT_PIXELS, check_frames  # (check reads the store, which reads fuse)
+    from postfocus.check.forward import _CLIPPED, DEFAULT_PIXELS, check_frames  # (check reads the store, which reads fuse)
 
     depthmap = np.asarray(depthmap, np.float32)
     pyramid = np.asarray(pyramid, np.float32)
@@ -168,8 +173,12 @@ def residual_choice(
 
     box = np.s_[t:b, l:r]
     dep = np.ascontiguousarray(depth[box], np.float32)
-    first = check_frames(np.clip(depthmap[box], 0.0, 1.0), dep, read_box, frames, pixels=part)
-    second = check_frames(np.clip(pyramid[box], 0.0, 1.0), dep, read_box, frames, pixels=part, model=first.model)
+    both = None
+    if shared_clipped:
+        both = np.maximum(depthmap[box].max(axis=2), pyramid[box].max(axis=2)) >= _CLIPPED
+    first = check_frames(np.clip(depthmap[box], 0.0, 1.0), dep, read_box, frames, pixels=part, also_clipped=both)
+    second = check_frames(np.clip(pyramid[box], 0.0, 1.0), dep, read_box, frames, pixels=part, model=first.model,
+                          also_clipped=both)
     res = [x.residual if x.rendering is None else x.rendering for x in (first, second)]
     d = cv2.GaussianBlur(res[0] - res[1], (0, 0), sigma)
     wgt = np.clip((d - margin) / width, 0.0, 1.0).astype(np.float32)

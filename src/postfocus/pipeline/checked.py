@@ -42,6 +42,7 @@ def fuse_checked(
     margin: float = 0.0,
     clipped_frames: int = 2,
     pixels: int | None = None,
+    shared_clipped: bool = True,
 ) -> Choice:
     """The depth-map result with the pyramid's taken where the forward-model check prefers it.
 
@@ -59,6 +60,8 @@ def fuse_checked(
     pixels : int, optional
         The check's analysis size (default: the check's own, :data:`~postfocus.check.forward.DEFAULT_PIXELS`
         or less for long stacks); the check's time grows with it.
+    shared_clipped : bool
+        As :func:`postfocus.fuse.choice.residual_choice`.
 
     Returns
     -------
@@ -81,7 +84,7 @@ def fuse_checked(
     scale = min(1.0, math.sqrt(pixels / float(h * w)))
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
     small: dict[int, np.ndarray] = {}
-    count = np.zeros((h, w), np.uint8)
+    count = np.zeros((h, w), np.uint16)
 
     def keep(i: int, aligned: np.ndarray) -> None:
         frame = to_float(aligned)
@@ -97,4 +100,4 @@ def fuse_checked(
     reach = float(slope) * W / maps.shape[1] * float(np.ptp(ranks))
     return residual_choice(depthmap, pyramid, depth, lambda k: small[used[k]].astype(np.float32),
                            list(range(len(used))), clipped=count >= clipped_frames, reach=reach, sigma=sigma, margin=margin,
-                           pixels=pixels)
+                           pixels=pixels, shared_clipped=shared_clipped)
