@@ -102,3 +102,19 @@ def test_both_results_are_judged_over_the_same_clipped_pixels(pins):
     halos = [_scored(st, [fuse_checked(source, analysis.maps, alignment=analysis.alignment, threads=1,
                                        clipped_frames=255, shared_clipped=shared).image])[0][0] for shared in (True, False)]
     assert halos[0] < halos[1] - 1.0
+
+
+def test_checked_choice_over_a_region_is_the_depthmap_result_where_the_pyramid_is_not_taken():
+    st = render_stack(*scene("steps", (200, 300), seed=3), 6, max_blur=5.0, seed=3, shake_px=3.0, noise=0.004)
+    source = ArraySource(st.frames)
+    analysis = analyse(source)
+    region = analysis.common_area()
+    common = dict(alignment=analysis.alignment, region=region, threads=1)
+    default = fuse(source, analysis.maps, **common)
+    pyramid = fuse(source, analysis.maps, method="pyramid", **common)
+    chosen = fuse_checked(source, analysis.maps, **common)
+    assert chosen.image.shape == default.shape and chosen.weight.shape == default.shape[:2]
+    none, whole = chosen.weight == 0, chosen.weight == 1
+    assert none.any() and whole.any()
+    assert np.array_equal(chosen.image[none], default[none])
+    assert np.allclose(chosen.image[whole], pyramid[whole], atol=1e-6)
