@@ -145,6 +145,7 @@ def check_frames(
     pixels: int | None = None,
     level: float = FLAG_LEVEL,
     progress: Callable[[str, int, int], None] | None = None,
+    also_clipped: np.ndarray | None = None,
 ) -> CheckResult:
     """Render every frame from ``image`` and ``depth`` and measure where the frames disagree.
 
@@ -173,6 +174,9 @@ def check_frames(
         Residual above which a pixel counts as flagged.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    also_clipped : np.ndarray, optional
+        bool (H, W): pixels to treat as clipped light besides the image's own (e.g. another result's, so
+        that two results are judged over the same pixels).
 
     Returns
     -------
@@ -240,6 +244,8 @@ def check_frames(
     # Clipped highlights hold unknown light (a specular glint is often many times the white level): the
     # frames' bokeh of one is brighter than any render from the clipped value. Their reach is carried along.
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
+    if also_clipped is not None:
+        np.maximum(clipped, small(also_clipped.astype(np.float32)) > 0, out=clipped)
     premult = np.concatenate([optics.premultiply(linear), clipped[None]])
     kernels = optics.KernelCache()
     evidence = DepthEvidence(linear, local, candidate_depths(dep, local), frames, window=_WINDOW)

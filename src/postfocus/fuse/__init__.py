@@ -18,6 +18,9 @@ interface, :class:`~postfocus.fuse.base.Fusion`:
   selection in a Laplacian pyramid, coarse bands blended by depth.
 - :mod:`~postfocus.fuse.instant` -- :class:`InstantBlend`: moving regions
   shown from one instant over the fused image.
+- :mod:`~postfocus.fuse.choice` -- the depth-map and pyramid results chosen
+  per pixel by the forward-model check's residual (opt-in,
+  :func:`postfocus.pipeline.checked.fuse_checked`).
 """
 
 from postfocus.fuse.base import Fusion, Rect, blend_width, depth_weights, upscale_region
