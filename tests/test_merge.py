@@ -72,6 +72,33 @@ def test_the_focus_volume_goes_before_the_fold_when_its_owner_keeps_it_elsewhere
     assert np.array_equal(image, kept)
 
 
+def test_the_focus_volume_goes_before_the_blend_state_is_made(tiny_stack, monkeypatch):
+    """mem10: with ``keep_volume=False`` the volume goes as soon as the occlusion-safe index (its last consumer)
+    is made, not after the blend state beside it (main: alive while the depth-map fusion is made)."""
+    import weakref
+
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    kept = fuse(source, analysis.maps, alignment=analysis.alignment, region=box)
+    volume = analysis.maps.volume
+    refs = [weakref.ref(volume)] + ([weakref.ref(volume.base)] if volume.base is not None else [])
+    del volume
+    alive = []
+
+    class Fusion(merge.DepthmapFusion):
+        def __init__(self, *args, **kwargs):
+            alive.append(any(ref() is not None for ref in refs))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(merge, "DepthmapFusion", Fusion)
+    image = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, keep_volume=False)
+    assert alive == [False]
+    assert np.array_equal(image, kept)
+
+
 def test_a_thread_budget_that_is_no_whole_number_from_one_is_refused_by_name(tiny_stack, monkeypatch):
     """``fuse(..., threads="2")`` was a TypeError from a comparison deep in pass 2 (and 0 or 10**6 were taken
     silently): the budget is checked as every other entry point checks it (review15)."""

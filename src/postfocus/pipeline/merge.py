@@ -255,6 +255,8 @@ class _Merge:
                 ranks = np.interp([maps.focus_index.min(), maps.focus_index.max()], maps.used, np.arange(len(maps.used)))
                 self.far = local_far_index(maps.focus_index, int(np.ceil(growth * float(np.ptp(ranks)))), near_to_far=near)
             self._occlusion = safe, slope
+            if not self.keep_volume:  # (its last consumer: it goes before the blend state is made, mem10)
+                maps.volume = None
         return self._occlusion
 
     def fusion(self, region: Region) -> Fusion:
@@ -335,9 +337,7 @@ class _Merge:
             return None, aligned
 
         if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
-
-            def read(i: int) -> np.ndarray:
-                return self.warped(i)
+            read = self.warped
 
             def prepare(i: int, aligned: np.ndarray) -> tuple:
                 if on_aligned:
