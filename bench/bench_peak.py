@@ -10,10 +10,12 @@ glibc's ``mallinfo2()``. It prints:
   busy thread), highest first: the run's other near-peaks and where they are;
 * with ``--every N``, every N-th sample as a timeline;
 * with ``--traced``, what is alive near the peak: a ``tracemalloc`` snapshot (NumPy's and Python's
-  allocations, not OpenCV's own) taken each time the resident size passes the last snapshot's by
+  allocations, not OpenCV's own) taken each time the traced size passes the last snapshot's by
   ``--snap-mb`` (with ``--at TEXT`` only while a busy thread's innermost postfocus function contains
   TEXT, e.g. ``to_uint``: what is alive at that place's highest), grouped by the innermost postfocus
-  line that allocated it. Tracing slows the run several times and moves the peak: find the place
+  line that allocated it. The traced size, not the resident one, decides: tracemalloc's own records
+  grow the resident size all run long, so a snapshot by it was taken at the end, with nothing alive
+  (mem9's empty tables). Tracing slows the run several times and moves the peak: find the place
   without it, then look at what is alive with it.
 
 Usage::
@@ -100,7 +102,7 @@ class _Sampler(threading.Thread):
         self.peak = (0.0, 0.0, {}, (0.0, 0.0))  # MB, seconds, {thread name: stack}, malloc (in use, free kept)
         self.places: dict[tuple[str, ...], tuple[float, float]] = {}  # place -> (MB, seconds)
         self.snapshot = None
-        self.snapshot_at = (0.0, 0.0)  # MB, seconds
+        self.snapshot_at = (0.0, 0.0, 0.0)  # traced MB, seconds, resident MB
 
     def run(self) -> None:
         me = threading.get_ident()
@@ -120,23 +122,27 @@ class _Sampler(threading.Thread):
                 stacks = {names.get(tid, str(tid)): _postfocus_stack(f) for tid, f in frames.items()}
                 self.peak = (mb, now, {k: v for k, v in stacks.items() if v}, _malloc_mb())
             here = self.at is None or any(self.at in p for p in place)
-            if self.traced and here and mb >= self.snapshot_at[0] + self.snap_mb:
+            if self.traced and here and tracemalloc.get_traced_memory()[0] / 1e6 >= self.snapshot_at[0] + self.snap_mb:
+                self.snapshot = None  # (the last one's records go before the next is taken)
                 self.snapshot = tracemalloc.take_snapshot()
-                self.snapshot_at = (_rss_mb(), now)
+                self.snapshot_at = (tracemalloc.get_traced_memory()[0] / 1e6, now, _rss_mb())
 
 
-def _alive(snapshot, top: int) -> list[tuple[float, int, str]]:
-    """The snapshot's memory grouped by the innermost postfocus line that allocated it: (MB, blocks, line)."""
+def _alive(snapshot, top: int, depth: int = 1) -> list[tuple[float, int, str]]:
+    """The snapshot's memory grouped by the innermost postfocus line that allocated it (``depth``: the innermost
+    ``depth`` postfocus lines, innermost last): (MB, blocks, lines).
+
+    Grouped from ``statistics("traceback")`` (one row per distinct traceback): walking every trace's own
+    ``Trace`` object took minutes on pcb (hundreds of thousands of blocks), which is how mem9 saw the
+    heading with no rows (the run was stopped before they came)."""
     groups: dict[str, list[float]] = {}
-    for trace in snapshot.traces:
-        where = "(outside postfocus)"
-        for frame in reversed(trace.traceback):  # most recent first
-            if "postfocus" in frame.filename and "bench_peak" not in frame.filename:
-                where = f"{os.path.relpath(frame.filename, os.path.dirname(frame.filename.split('postfocus')[0]))}:{frame.lineno}"
-                break
+    for stat in snapshot.statistics("traceback"):
+        lines = [f"{os.path.relpath(f.filename, os.path.dirname(f.filename.split('postfocus')[0]))}:{f.lineno}"
+                 for f in stat.traceback if "postfocus" in f.filename and "bench_peak" not in f.filename]
+        where = " > ".join(lines[-depth:]) or "(outside postfocus)"
         g = groups.setdefault(where, [0.0, 0])
-        g[0] += trace.size / 1e6
-        g[1] += 1
+        g[0] += stat.size / 1e6
+        g[1] += stat.count
     rows = sorted(((mb, n, where) for where, (mb, n) in groups.items()), reverse=True)
     return rows[:top]
 
@@ -152,6 +158,7 @@ def main() -> None:
     parser.add_argument("--snap-mb", type=float, default=4.0, help="with --traced: MB between snapshots")
     parser.add_argument("--at", help="with --traced: snapshot only where a busy thread's innermost postfocus"
                         " function contains this text (e.g. to_uint): what is alive at that place's highest")
+    parser.add_argument("--depth", type=int, default=1, help="with --traced: group by the innermost N postfocus lines")
     parser.add_argument("--nframes", type=int, default=30, help="with --traced: frames kept per allocation")
     parser.add_argument("--every", type=int, default=0, help="also print every N-th sample (a timeline)")
     parser.add_argument("--top", type=int, default=12, help="rows of each table")
@@ -194,10 +201,12 @@ def main() -> None:
     for place, (pmb, pat) in sorted(sampler.places.items(), key=lambda kv: -kv[1][0])[: args.top]:
         print(f"  {pmb:7.0f} MB at {pat:6.2f} s  {' | '.join(place)}")
     if args.traced and sampler.snapshot is not None:
-        smb, sat = sampler.snapshot_at
-        total = sum(t.size for t in sampler.snapshot.traces) / 1e6
-        print(f"\ntraced alive at {sat:.2f} s (resident {smb:.0f} MB): {total:.0f} MB, by the line that allocated it:")
-        for amb, n, where in _alive(sampler.snapshot, args.top):
+        _, sat, smb = sampler.snapshot_at
+        rows = _alive(sampler.snapshot, args.top, args.depth)
+        total = sum(t.size for t in sampler.snapshot.statistics("filename")) / 1e6
+        print(f"\ntraced alive at {sat:.2f} s (resident {smb:.0f} MB; the traced peak): {total:.0f} MB,"
+              " by the line that allocated it:")
+        for amb, n, where in rows:
             print(f"  {amb:7.1f} MB in {n:6d} blocks  {where}")
 
 

@@ -358,3 +358,48 @@ def test_upscale_region_with_a_shared_grid_is_the_same_to_the_bit():
         assert np.array_equal(shared.view(np.uint32), upscale_region(small, size, region).view(np.uint32))
         whole = cv2.resize(small, size[::-1], interpolation=cv2.INTER_LINEAR)[17:290, 9:380]
         assert np.abs(shared - whole).max() < 0.02
+
+
+def test_upscale_bands_are_the_whole_upscale_to_the_bit():
+    """A band of the source coordinates at a time (mem10: no whole-region grid in pass 2), and an elementwise
+    function applied a band at a time: the same bits as the whole region's upscale, for a region, the whole
+    picture (a plain resize), cut maps upscaled by their uncut grid, and a band height that does not divide it."""
+    from postfocus.fuse.base import blend_width, region_grid, upscale_bands, upscale_region
+    from postfocus.maps import StackMaps
+
+    rng = np.random.default_rng(3)
+    size = (301, 403)
+    small = rng.random((40, 53), dtype=np.float32)
+    cut = StackMaps(small, small, small[None], [0], size).crop((25, 18, 280, 390), 0.25)
+    cases = [(small, size, (17, 9, 290, 380), None), (small, size, (0, 0) + size, None),
+             (cut.focus_index, cut.size, (0, 0) + cut.size, cut.place), (cut.focus_index, cut.size, (3, 5, 200, 300), cut.place)]
+    for values, whole_size, region, place in cases:
+        grid = region_grid(values.shape, whole_size, region, place)
+        whole = upscale_region(values, whole_size, region, grid=grid)
+        for rows in (1, 7, 64, 10**6):
+            banded = upscale_bands(values, whole_size, region, place=place, rows=rows)
+            assert banded.dtype == np.float32 and np.array_equal(banded.view(np.uint32), whole.view(np.uint32))
+            widths = upscale_bands(values, whole_size, region, place=place, rows=rows, then=blend_width)
+            assert np.array_equal(widths.view(np.uint32), blend_width(whole).view(np.uint32))
+
+
+def test_depthmap_fusion_may_make_the_callers_widths_its_own_blend_factor():
+    """``overwrite_sharpness``: the per-pixel widths become the blend's ``-1 / (2 sigma^2)`` in place (no second map
+    beside them), with the same tile ranges and the same image to the bit as a fusion that copies them."""
+    _, _, index, safe = _occluded_fusion(1)
+    rng = np.random.default_rng(5)
+    width = np.where(rng.random(index.shape) < 0.3, 1.5, 0.35).astype(np.float32)
+    frames = [rng.random(index.shape + (3,), dtype=np.float32) for _ in range(12)]
+    copied = DepthmapFusion(index, width, tile=32, safe_index=safe)
+    assert not np.shares_memory(copied._k, width)
+    own = width.copy()
+    fusion = DepthmapFusion(index, own, tile=32, safe_index=safe, overwrite_sharpness=True)
+    assert fusion._k is own  # (the widths' memory, now the factor)
+    assert np.array_equal(fusion._k, copied._k) and np.array_equal(fusion._low, copied._low)
+    assert np.array_equal(fusion._high, copied._high)
+    for i, frame in enumerate(frames):
+        copied.add(float(i), frame)
+        fusion.add(float(i), frame)
+    assert np.array_equal(fusion.result().view(np.uint32), copied.result().view(np.uint32))
+    scalar = DepthmapFusion(index, 0.35, tile=32, overwrite_sharpness=True)  # (a number is no map to overwrite)
+    assert scalar._k == DepthmapFusion(index, 0.35, tile=32)._k

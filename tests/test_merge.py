@@ -72,6 +72,33 @@ def test_the_focus_volume_goes_before_the_fold_when_its_owner_keeps_it_elsewhere
     assert np.array_equal(image, kept)
 
 
+def test_the_focus_volume_goes_before_the_blend_state_is_made(tiny_stack, monkeypatch):
+    """mem10: with ``keep_volume=False`` the volume goes as soon as the occlusion-safe index (its last consumer)
+    is made, not after the blend state beside it (main: alive while the depth-map fusion is made)."""
+    import weakref
+
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    kept = fuse(source, analysis.maps, alignment=analysis.alignment, region=box)
+    volume = analysis.maps.volume
+    refs = [weakref.ref(volume)] + ([weakref.ref(volume.base)] if volume.base is not None else [])
+    del volume
+    alive = []
+
+    class Fusion(merge.DepthmapFusion):
+        def __init__(self, *args, **kwargs):
+            alive.append(any(ref() is not None for ref in refs))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(merge, "DepthmapFusion", Fusion)
+    image = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, keep_volume=False)
+    assert alive == [False]
+    assert np.array_equal(image, kept)
+
+
 def test_a_thread_budget_that_is_no_whole_number_from_one_is_refused_by_name(tiny_stack, monkeypatch):
     """``fuse(..., threads="2")`` was a TypeError from a comparison deep in pass 2 (and 0 or 10**6 were taken
     silently): the budget is checked as every other entry point checks it (review15)."""
@@ -169,3 +196,44 @@ def test_bytes_made_float_from_a_table_fold_the_same_bits_as_converted(tiny_stac
         (np.asarray(g, np.float32) / np.float32(255)).tobytes() for g in ([0.9] * 3, [1.07, 0.96, 1.02])}
     assert tables and {lut[0, 1].tobytes() for lut in tables} == factors  # the table was used, for every gain
     assert np.array_equal(looked_up, converted)
+
+
+def test_the_blend_state_is_made_without_a_whole_region_grid_or_a_second_width_map(tiny_stack, monkeypatch):
+    """mem10: pass 2 upscales its maps a band of rows at a time (no whole-region source coordinates, 8 bytes a
+    pixel) and the depth-map blend takes the widths as its factor in place: while the blend state is made, at
+    most its index, factor, sums and weight (24 bytes a region pixel) and a band's temporaries are alive (main:
+    36 bytes a pixel, the grid and a width map beside the factor). The maps are small against the region
+    (analysis size 64), as at full size (800 px against 2000-5000); the frames are warped before (``warped``),
+    so that no frame read ahead is counted."""
+    import tracemalloc
+
+    from postfocus.fuse import base
+    from postfocus.options import StackOptions
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source, StackOptions(analysis_size=64))
+    box = analysis.common_area()
+    grown = aligned_region(box, analysis.size, occlusion=False)
+    warped = {i: warp_whole(source.read_pixels(i), analysis.alignment[i].matrix, analysis.size, grown)
+              for i in analysis.used}
+    before = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, threads=1, occlusion=False,
+                  warped=warped.get)
+    monkeypatch.setattr(base, "UPSCALE_ROWS", 16, raising=False)  # (main has none)
+    made, peaks = merge._Merge.fusion, []
+
+    def measured(self, region):
+        tracemalloc.start()
+        try:
+            fusion = made(self, region)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        return fusion
+
+    monkeypatch.setattr(merge._Merge, "fusion", measured)
+    image = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, threads=1, occlusion=False,
+                 warped=warped.get)
+    pixels = (box[2] - box[0]) * (box[3] - box[1])
+    assert len(peaks) == 1 and peaks[0] < 27 * pixels, peaks[0] / pixels
+    assert np.array_equal(image.view(np.uint32), before.view(np.uint32))

@@ -55,6 +55,7 @@ class DepthmapFusion:
     (the same result).
     ``near_to_far``: frame 0 is the nearest focus (False: the last frame is),
     for the background solver's occluders.
+    ``overwrite_sharpness``: a float32 map ``sharpness`` is made the blend's ``-1 / (2 sigma^2)`` in place.
     ``far_index`` (opt-in): the local far index (:func:`~postfocus.fuse.relight.local_far_index`); a third
     blend by it, where it lies beyond the index, relights the far surface beside darker near objects at the end
     (:class:`~postfocus.fuse.relight.FarBlend`).
@@ -72,10 +73,15 @@ class DepthmapFusion:
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
                  safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1,
-                 near_to_far: bool = True, far_index: np.ndarray | None = None):
+                 near_to_far: bool = True, far_index: np.ndarray | None = None, overwrite_sharpness: bool = False):
         self.index_map = np.asarray(index_map, np.float32)
-        self._k = neg_half_inv_sq(sharpness)
         h, w = self.index_map.shape
+        self.tile, (ty, tx) = tile, (-(-h // tile), -(-w // tile))
+        # Per tile: the widest reach of a frame's weight above CUTOFF (before the widths may become ``_k`` in place)
+        sigma, reach = np.asarray(sharpness, np.float32), np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
+        widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum, threads) if sigma.ndim else sigma)
+        mine = overwrite_sharpness and sigma is sharpness and sigma.ndim == 2  # (the caller's widths: one array less)
+        self._k = neg_half_inv_sq(sharpness, out=sigma if mine else None)
         # The three sums interleaved as the image they become: the frame is added in one product, and
         # result() normalises them in place (no second image beside them).
         self._sum = np.zeros((h, w, 3), np.float32)
@@ -86,8 +92,6 @@ class DepthmapFusion:
         self._safe: TileBlend | None = None
         self._restore: _Restore | None = None  # the background solved from the matting equation, same box
         safe = None if safe_index is None else np.asarray(safe_index, np.float32)
-        self.tile = tile
-        ty, tx = -(-h // tile), -(-w // tile)
         differs = None if safe is None else np.empty((h, w), bool)
 
         def start(rows: slice) -> None:  # a band of the weights and of where the safe index differs (no full-size
@@ -109,11 +113,7 @@ class DepthmapFusion:
                     self._restore = _Restore(self.index_map, box, float(slope), near_to_far)
             else:
                 safe = None
-        # Per tile: the range of focus indices a frame must fall in to weigh more than CUTOFF there
-        # (a tile's lowest index less its widest reach, its highest plus that reach).
-        sigma = np.asarray(sharpness, np.float32)
-        reach = np.float32(np.sqrt(2.0 * np.log(1.0 / self.CUTOFF)))
-        widest = reach * (tile_reduce(np.broadcast_to(sigma, (h, w)), tile, ty, tx, np.maximum, threads) if sigma.ndim else sigma)
+        # Per tile: the focus indices a frame must fall in to weigh above CUTOFF (lowest less widest reach, highest plus)
         self._high = tile_reduce(self.index_map, tile, ty, tx, np.maximum, threads) + widest
         low = tile_reduce(self.index_map, tile, ty, tx, np.minimum, threads)
         if safe is not None:  # the lower of the two indices (and the higher: a far-to-near sweep's is above)

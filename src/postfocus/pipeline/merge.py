@@ -29,7 +29,7 @@ from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import warp_to_reference
 from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.errors import OptionError
-from postfocus.fuse.base import Fusion, blend_width, region_grid, upscale_region
+from postfocus.fuse.base import Fusion, blend_width, upscale_bands
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
 from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index
@@ -255,17 +255,19 @@ class _Merge:
                 ranks = np.interp([maps.focus_index.min(), maps.focus_index.max()], maps.used, np.arange(len(maps.used)))
                 self.far = local_far_index(maps.focus_index, int(np.ceil(growth * float(np.ptp(ranks)))), near_to_far=near)
             self._occlusion = safe, slope
+            if not self.keep_volume:  # (its last consumer: it goes before the blend state is made, mem10)
+                maps.volume = None
         return self._occlusion
 
     def fusion(self, region: Region) -> Fusion:
         """The fusion state of ``region``, from the maps upscaled into it."""
         maps, merge, threads = self.maps, self.merge, helper_threads(self.threads)
         frames = np.asarray(merge, np.float32)
-        shape = np.shape(maps.focus_index)
-        grid = region_grid(shape, maps.size, region, maps.grid_place)  # built once for the maps of this shape
+        shape = np.shape(maps.focus_index)  # (upscaled with a band of the grid at a time: 25 MB less at pcb's 3 MP)
 
-        def upscale(small: np.ndarray) -> np.ndarray:
-            return upscale_region(small, maps.size, region, grid=grid if small.shape == shape else None)
+        def upscale(small: np.ndarray, then: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+            return upscale_bands(small, maps.size, region, place=maps.grid_place if small.shape == shape else None,
+                                 then=then)
 
         def rank_of(index: np.ndarray) -> np.ndarray:
             """Focus index as a position among the merged frames (they may have gaps), upscaled into the region."""
@@ -283,7 +285,7 @@ class _Merge:
 
         def sharpness() -> np.ndarray:
             # Where the focus map is unsure (flat focus curve, no detail) blend more frames: less noise, no visible blur.
-            return blend_width(upscale(np.asarray(maps.confidence, np.float32)))
+            return upscale(np.asarray(maps.confidence, np.float32), blend_width)  # (its temporaries a band's)
 
         # (beside the rank and the safe index: upscales of about the same time each, shared by the cores)
         widths = in_background(sharpness, "postfocus-fuse", inline=threads == 1)
@@ -298,7 +300,7 @@ class _Merge:
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured: asked now)
             far = rank_of(self.far) if self.far is not None else None
             return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near,
-                                  far_index=far)
+                                  far_index=far, overwrite_sharpness=True)  # (the widths are ours: made its k)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
@@ -335,9 +337,7 @@ class _Merge:
             return None, aligned
 
         if self.warped is not None:  # warped ahead (and kept, if wanted, by whoever warped them)
-
-            def read(i: int) -> np.ndarray:
-                return self.warped(i)
+            read = self.warped
 
             def prepare(i: int, aligned: np.ndarray) -> tuple:
                 if on_aligned:
