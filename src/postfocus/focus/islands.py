@@ -55,22 +55,45 @@ def patches(values: np.ndarray, weight: np.ndarray, flagged: np.ndarray, *, tole
     count, lab = cv2.connectedComponents(strong.astype(np.uint8), connectivity=8)
     medians = group_medians(v[strong], lab[strong], count).astype(np.float32)
     medians[0] = np.nan
-    grown = lab.astype(np.float32)
-    open_ = flagged & ~strong
-    kernel = np.ones((3, 3), np.uint8)
-    while count > 1:  # (a weak pixel beside two patches joins the higher label; the growth stops where none agrees)
-        near = cv2.dilate(grown, kernel).astype(np.int32)
-        join = open_ & (near > 0)
-        join[join] = np.abs(v[join] - medians[near[join]]) <= tolerance
-        if not join.any():
-            break
-        grown[join] = near[join]
-        open_ &= ~join
-    seeded = _joined(grown.astype(np.int32), medians, tolerance, reach)
+    grown, open_ = _grown(v, lab, flagged & ~strong, medians, tolerance)
+    seeded = _joined(grown, medians, tolerance, reach)
     count = int(seeded.max()) + 1
     rest, weak = cv2.connectedComponents(open_.astype(np.uint8), connectivity=8)
     labels = np.where(open_, weak + (count - 1), seeded) * flagged
     return labels.astype(np.int32), count + rest - 1
+
+
+def _grown(values: np.ndarray, labels: np.ndarray, weak: np.ndarray, medians: np.ndarray,
+           tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` grown a step at a time into the ``weak`` pixels beside them within ``tolerance`` of their patch's
+    median (of two such patches beside a pixel, the higher label); the labels and the weak pixels left.
+
+    Only the pixels labelled in the last step are looked around (a front), so the cost follows the pixels joined.
+    """
+    h, w = labels.shape
+    lab = np.zeros((h + 2, w + 2), np.int32)  # (padded by a pixel: a front's neighbours are in the array)
+    lab[1:-1, 1:-1] = labels
+    left = np.zeros(lab.shape, bool)
+    left[1:-1, 1:-1] = weak
+    v = np.zeros(lab.shape, np.float32)
+    v[1:-1, 1:-1] = values
+    lab, left, v = lab.ravel(), left.ravel(), v.ravel()
+    steps = np.array([dy * (w + 2) + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    front = np.flatnonzero(lab)
+    while front.size:
+        at = (front[:, None] + steps).ravel()
+        by = np.repeat(lab[front], len(steps))
+        keep = left[at]
+        at, by = at[keep], by[keep]
+        keep = np.abs(v[at] - medians[by]) <= tolerance
+        at, by = at[keep], by[keep]
+        order = np.lexsort((by, at))
+        at, by = at[order], by[order]
+        last = np.r_[at[1:] != at[:-1], True] if at.size else np.zeros(0, bool)
+        front = at[last]
+        lab[front] = by[last]
+        left[front] = False
+    return lab.reshape(h + 2, w + 2)[1:-1, 1:-1].copy(), left.reshape(h + 2, w + 2)[1:-1, 1:-1].copy()
 
 
 def _joined(labels: np.ndarray, medians: np.ndarray, tolerance: float, reach: int) -> np.ndarray:
