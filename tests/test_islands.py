@@ -122,10 +122,14 @@ def test_islands_judged_by_the_patches_medians_made_at_once_as_one_patch_at_a_ti
     near = cv2.dilate(labels.astype(np.float32), np.ones((5, 5), np.uint8)).astype(np.int32)
     around = ~flagged & (near > 0)
     agree = around & (np.abs(values - medians[near].astype(np.float32)) <= 1.0)
-    total = np.bincount(near[around], weight[around], minlength=count)
-    agreeing = np.bincount(near[agree], weight[agree], minlength=count)
-    contact = np.bincount(near[agree & (weight >= 0.5)], minlength=count)
-    island = np.r_[False, ~((total[1:] >= 0.5) & ((agreeing[1:] >= 0.1 * total[1:]) | (contact[1:] >= 8)))]
+    sure = weight >= 0.5
+    seeded = np.array([(sure & (labels == k)).any() for k in range(count)])  # (a patch with a confident pixel)
+    total = np.where(seeded, np.bincount(near[around], weight[around], minlength=count),
+                     np.bincount(near[around & sure], minlength=count))
+    contact = np.bincount(near[agree & sure], minlength=count)
+    agreeing = np.where(seeded, np.bincount(near[agree], weight[agree], minlength=count), contact)
+    least = np.where(seeded, 0.5, 1e-6)
+    island = np.r_[False, ~((total[1:] >= least[1:]) & ((agreeing[1:] >= 0.1 * total[1:]) | (contact[1:] >= 8)))]
     got = islands(values, weight, flagged, tolerance=1.0, sure=0.5)
     assert np.array_equal(got, island[labels] & flagged)
     assert got.any() and (flagged & ~got).any()  # (both ways)

@@ -133,11 +133,11 @@ def islands(
     The difference between a false patch and a thin true structure is contact: the structure's flagged part touches
     its own unflagged part, at its own depth. Each patch of ``flagged`` (:func:`patches`: seeded by its confident
     pixels, grown into the weak ones it continues, pieces within ``ring`` pixels joined) is judged whole, by the
-    unflagged pixels within ``ring`` pixels of it, each with its weight: if at least ``share`` of their weight (at
-    least ``sure`` in all), or a contact two confident pixels wide through the ring (``2 ring^2`` pixels of weight
-    ``>= sure``), lies within ``tolerance`` of the patch's median value, the patch continues a surface and is no
-    outlier. A weak surface vouches for its weak patch as much as it weighs; weak pixels agreeing by chance (noise)
-    make no contact.
+    unflagged pixels within ``ring`` pixels of it: if at least ``share`` of them, or a contact two confident pixels
+    wide through the ring (``2 ring^2`` pixels of weight ``>= sure``), lie within ``tolerance`` of the patch's median
+    value, the patch continues a surface and is no outlier. Around a patch with confident pixels every pixel counts
+    with its weight (at least ``sure`` in all: a weak surface vouches for a patch on it as much as it weighs); around
+    a weak patch (noise, or a surface with no evidence of its own) only the confident pixels count, one each.
 
     Parameters
     ----------
@@ -175,13 +175,20 @@ def islands(
     near = cv2.dilate(lab.astype(np.float32), kernel).astype(np.int32)  # a patch's label around it
     around = ~flagged & (near > 0)
     agree = around & (np.abs(v - medians[near].astype(np.float32)) <= tolerance)
-    total = np.bincount(near[around], w[around], minlength=count)
+    confident = w >= sure
+    total = np.bincount(near[around], w[around], minlength=count)  # (a confident patch's surroundings, weighted)
     agreeing = np.bincount(near[agree], w[agree], minlength=count)
-    contact = np.bincount(near[agree & (w >= sure)], minlength=count)
+    sure_total = np.bincount(near[around & confident], minlength=count)  # (a weak patch's: the sure pixels)
+    contact = np.bincount(near[agree & confident], minlength=count)
+    seeded = np.bincount(lab[flagged & confident], minlength=count) > 0
+    total = np.where(seeded, total, sure_total)
+    agreeing = np.where(seeded, agreeing, contact)
     island = np.ones(count, bool)
-    # attached: a share of the surroundings' weight agrees (a weak surface vouches for its weak patch as much as it
-    # weighs), or a contact at least two sure pixels wide through the ring (a long thin structure's flagged tip
-    # touches its body only at one end; weak pixels agreeing by chance make no contact)
-    island[1:] = ~((total[1:] >= sure) & ((agreeing[1:] >= share * total[1:]) | (contact[1:] >= 2 * ring * ring)))
+    # attached: a share of the surroundings agrees (a confident patch's surroundings each by its weight: a weak
+    # surface vouches for a patch on it as much as it weighs; a weak patch, with no evidence of its own, only by its
+    # sure surroundings), or a contact at least two sure pixels wide through the ring (a long thin structure's
+    # flagged tip touches its body only at one end; weak pixels agreeing by chance make no contact)
+    least = np.where(seeded, sure, 1e-6)
+    island[1:] = ~((total[1:] >= least[1:]) & ((agreeing[1:] >= share * total[1:]) | (contact[1:] >= 2 * ring * ring)))
     island[0] = False
     return island[lab] & flagged
