@@ -34,7 +34,7 @@ import numpy as np
 import postfocus.products.depth as depth_module
 from postfocus.store import ProcessedStack
 
-STEPS = ("gaussian_peak", "end_peaks", "occlusion_sides", "spilled", "outliers", "islands", "seen_through",
+STEPS = ("first_fit", "end_peaks", "occlusion_sides", "spilled", "outliers", "islands", "seen_through",
          "fill_regions", "snap_to_outlines", "pixel_sides", "frame_sides")
 
 

@@ -21,25 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_depth import make_stack, plant_outlier, score  # noqa: E402
 
-from postfocus.focus.clean import (domain_transform, domain_weights, geodesic_median, islands, outliers,  # noqa: E402
+from postfocus.focus.clean import (domain_transform, domain_weights, geodesic_median, outliers,  # noqa: E402
                                    weighted_median)
 from postfocus.products.depth import depth_map  # noqa: E402
-
-
-def test_islands_keeps_a_thin_structure_and_rejects_a_patch():
-    """A pin's flagged tip touches its own trusted body; a bokeh-rim patch touches only the board around it."""
-    values = np.full((60, 60), 2.0, np.float32)  # the board, far... here frame 2
-    values[10:60, 40:44] = 8.0  # a thin pin, its body and tip
-    values[20:26, 10:16] = 8.0  # a patch at the pin's depth, alone on the board
-    weight = np.ones_like(values)
-    flagged = np.zeros(values.shape, bool)
-    flagged[10:30, 40:44] = True  # the tip: a minority in a wide median's neighbourhood
-    flagged[20:26, 10:16] = True
-    out = islands(values, weight, flagged, tolerance=1.5)
-    assert not out[10:30, 40:44].any()
-    assert out[20:26, 10:16].all()
-    # unsure surroundings vouch for nothing
-    assert islands(values, np.where(flagged, 1.0, 0.2).astype(np.float32), flagged, tolerance=1.5)[flagged].all()
 
 
 def test_geodesic_median_matches_one_level_at_a_time():
@@ -268,31 +252,3 @@ def test_weighted_median_on_two_threads_is_the_same_to_the_bit():
     bad_two, median_two = outliers(values, weight, guide, radius=9, tolerance=1.5, threads=2)
     assert np.array_equal(bad_one, bad_two) and np.array_equal(median_one, median_two, equal_nan=True)
     assert bad_one[32:38, 42:50].all() and bad_one.mean() < 0.1  # (it judged something: the patch)
-
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_islands_judged_by_the_patches_medians_made_at_once_as_one_patch_at_a_time(seed):
-    """Each patch's median reading made for all patches in one sort decides as each patch's own np.median did."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    values = (rng.random((50, 70)) * 6).astype(np.float32)
-    if seed % 2:
-        values = np.round(values * 2) / 2
-    flagged = cv2.dilate((rng.random(values.shape) < 0.05).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    weight = rng.random(values.shape).astype(np.float32)
-    count, labels = cv2.connectedComponents(flagged.astype(np.uint8), connectivity=8)
-    values[flagged & (labels % 2 == 0)] += np.float32(8.0)  # half the patches far from all around them
-    medians = np.zeros(count)
-    for k in range(1, count):  # (the reference: each patch's own median)
-        medians[k] = np.median(values[labels == k])
-    near = cv2.dilate(labels.astype(np.float32), np.ones((5, 5), np.uint8)).astype(np.int32)
-    around = ~flagged & (near > 0) & (weight >= 0.5)
-    agree = around & (np.abs(values - medians[near].astype(np.float32)) <= 1.0)
-    total = np.bincount(near[around], minlength=count)
-    agreeing = np.bincount(near[agree], minlength=count)
-    island = np.r_[False, ~((total[1:] > 0) & (agreeing[1:] >= np.minimum(0.1 * total[1:], 8.0)))]
-    got = islands(values, weight, flagged, tolerance=1.0, sure=0.5)
-    assert np.array_equal(got, island[labels] & flagged)
-    assert got.any() and (flagged & ~got).any()  # (both ways)
