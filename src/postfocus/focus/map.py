@@ -375,7 +375,8 @@ def focus_index_map(
     if sides:
         out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius), volume=agg, floor=floor)
     if outline:
-        out = near_outline(out, volume, confidence, guide, reach=edge_spill(radius))
+        # the rim edge_spill wide, and past it the unsure, filled band to the far side's confident pixels
+        out = near_outline(out, volume, confidence, guide, reach=2 * edge_spill(radius))
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
 
 

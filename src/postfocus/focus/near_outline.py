@@ -14,9 +14,9 @@ side.
 
 :func:`near_outline` reads that profile in the stored, unaggregated focus
 measure (the narrowest window the stack keeps) from each near-side pixel's
-nearest farther pixel (a farther index by more than ``jump``, within
-``reach`` px) through the pixel and on, up to ``reach`` px, in the slice of
-the pixel's own frame; the pixel goes to the far side (its nearest farther
+nearest farther pixel (a confident farther index by more than ``jump``,
+within ``reach`` px) along the line through the pixel, up to ``reach`` px
+from that farther pixel, in the slice of the pixel's own frame; the pixel goes to the far side (its nearest farther
 pixel's index) where the profile's first peak lies beyond it. Pixels that the
 profile reaches at the peak or after are the near object and keep their
 index. The far side must be a surface (confident pixels, a region of some
@@ -66,8 +66,10 @@ def near_outline(index: np.ndarray, volume: np.ndarray, confidence: np.ndarray |
         :data:`CLIPPED` or more is moved (None: no such test). A clipped near object's blur over the far
         surface holds light that no later step can know and take off (docs/quality.md, halo5-halo13); the
         bled index keeps the near object's frame, blurred but free of that light, there.
-    reach : how far (px) a near frame's sharp outline can have carried its index onto a farther surface
-        (:func:`~postfocus.focus.sides.edge_spill`); also how far past it the profile is read.
+    reach : how far (px) from the far side's confident pixels a near pixel is looked at, and how far the profile
+        is read: the rim a near frame's sharp outline carries its index over
+        (:func:`~postfocus.focus.sides.edge_spill`) and the unsure, filled band between it and the far side's
+        confident pixels (``focus_index_map`` passes twice the spill); also the radius of the clipped-light test.
     jump : an index step (slices) that is an occlusion edge, not a slope.
     rise : the outline is the peak of the profile's first run (read from the far side) at or above ``rise``
         times the profile's maximum.
@@ -129,7 +131,9 @@ def near_outline(index: np.ndarray, volume: np.ndarray, confidence: np.ndarray |
         bx = np.clip(np.rint(qx + ux * (peak + BODY)), 0, w - 1).astype(np.intp)
         moved = (peak > d + margin) & (index[by, bx] <= k + jump)
         out[ys[moved], xs[moved]] = index[qy[moved], qx[moved]]
-    return out
+    # single pixels whose own line found no peak among moved neighbours: the 3x3 median, next to a move only
+    nearby = cv2.dilate((out != index).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return np.where(nearby, cv2.medianBlur(out, 3), out)
 
 
 def _label_points(mask: np.ndarray, labels: np.ndarray, ys: np.ndarray, xs: np.ndarray
