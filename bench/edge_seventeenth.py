@@ -53,10 +53,9 @@ def signed_edge_distance(index: np.ndarray, depth: np.ndarray) -> np.ndarray:
     d = depth.astype(np.float32)
     k3 = np.ones((3, 3), np.uint8)
     tedge = (cv2.dilate(d, k3) - d) > JUMP  # true near-side edge pixels
-    true_near = np.zeros(d.shape, bool)
-    # the true near object at an edge: pixels not farther than the edge pixel's depth + JUMP/2 in its region
-    lo = cv2.erode(d, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (33, 33)))
-    true_near = (d - lo) < JUMP / 2  # nearest surface within 16 px
+    # the true near object: pixels within JUMP / 2 of the nearest true depth within ORACLE_BAND px
+    lo = cv2.erode(d, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ORACLE_BAND + 1,) * 2))
+    true_near = (d - lo) < JUMP / 2
     outside = cv2.distanceTransform((~true_near).astype(np.uint8), cv2.DIST_L2, 5)  # >0 off the near object
     inside = cv2.distanceTransform(true_near.astype(np.uint8), cv2.DIST_L2, 5)
     signed = np.where(true_near, 0.5 - inside, outside - 0.5)

@@ -150,7 +150,8 @@ def _label_points(mask: np.ndarray, labels: np.ndarray, ys: np.ndarray, xs: np.n
 
 
 def _first_peak(measure: np.ndarray, ys: np.ndarray, xs: np.ndarray, qy: np.ndarray, qx: np.ndarray, *,
-                reach: int, rise: float, contrast: float) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+                reach: int, rise: float, contrast: float
+                ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Along the line from each pixel's nearest farther pixel (qy, qx) through it, read at 1 px steps up to
     ``reach``: the distance of ``measure``'s first peak (the peak of its first run at or above ``rise`` times its
     maximum; -1 where the maximum is not ``contrast`` times the measure at the start), the pixel's own distance,
