@@ -18,6 +18,7 @@ import numpy as np
 
 from postfocus.errors import OptionError
 from postfocus.focus.guided import box, guided_filter, guided_upsample
+from postfocus.focus.near_outline import near_outline
 from postfocus.focus.peak import parabola_peak, streamed_peak
 from postfocus.focus.sides import edge_spill, occlusion_sides
 from postfocus.focus.turns import in_turns
@@ -303,6 +304,7 @@ def focus_index_map(
     fill_radius: int = 24,
     prefer: str = "none",
     sides: bool = False,
+    outline: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regularised focus-index map and its confidence.
 
@@ -325,6 +327,9 @@ def focus_index_map(
         frames focused there carry the near object's blur, which only the
         background solver (``fuse(..., restore=True)``) takes off; without
         it the bled index is the safer choice (docs/quality.md).
+    outline : move the occlusion edges onto the near object's outline, where the near frame's own measure
+        peaks across them (:func:`~postfocus.focus.near_outline.near_outline`; after ``sides`` if both; not
+        within reach of clipped light in ``guide``); off by default for the same reason as ``sides``.
 
     Returns
     -------
@@ -369,6 +374,9 @@ def focus_index_map(
     out = blend * index + (1 - blend) * spread
     if sides:
         out = occlusion_sides(out, confidence, guide, spill=edge_spill(radius), volume=agg, floor=floor)
+    if outline:
+        # the rim edge_spill wide, and past it the unsure, filled band to the far side's confident pixels
+        out = near_outline(out, volume, confidence, guide, reach=2 * edge_spill(radius))
     return np.clip(out, 0, n - 1).astype(np.float32), confidence
 
 
