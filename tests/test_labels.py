@@ -39,7 +39,7 @@ def test_the_command_line_names_the_nearest_frame_as_the_page_and_the_app_do(tin
 
 
 def test_the_pipelines_warnings_name_a_frame_as_the_rest_do(tmp_path):
-    """A frame without a file's name (a video's, an array's) was left out as "frame 0003: left out (cannot be
+    """A video's frame (no file's name) was left out as "frame 0003: left out (cannot be
     aligned with frame 0002 ...)", the library's names, where every other message says "frame 4" (fixes24's
     leftover). Fails on main."""
     import warnings
