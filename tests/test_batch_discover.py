@@ -163,3 +163,12 @@ def test_outputs_in_a_sub_folder_of_another_stack_stay_allowed(collection):
     assert [j.output for j in jobs] == [str(out / "beetle.jpg"), str(out / "moth.jpg")]
     with pytest.raises(InputError, match=r"moth\.jpg: the result of .*moth would be written into the stack .*beetle;"):
         find_stacks([collection / "beetle", collection / "moth"], collection / "beetle")  # among beetle's frames
+
+
+def test_an_output_folder_named_by_a_loop_of_links_is_no_internal_error(collection, tmp_path):
+    """``batch --out loop`` (loop -> back -> loop) was "internal error: RuntimeError: Symlink loop from ..." (Python
+    3.11's Path.resolve raises RuntimeError on a loop, as fixes24 found for -o). Fails on main."""
+    (tmp_path / "loop").symlink_to(tmp_path / "back")
+    (tmp_path / "back").symlink_to(tmp_path / "loop")
+    names = [j.name for j in find_stacks([collection], tmp_path / "loop")]
+    assert names == ["beetle", "corrupt", "empty", "moth", "shell"]

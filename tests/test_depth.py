@@ -216,6 +216,24 @@ def test_far_to_near_sweep_is_flipped(stacks, tmp_path):
     assert np.median(gap) < 0.05 and np.mean(gap < 0.5) > 0.8  # measured: median 5e-7, 90 % within half a frame
 
 
+def test_a_damaged_depth_png_is_one_error_and_libpng_prints_nothing(tmp_path, capfd):
+    """read_depth_png decoded with cv2.imread: libpng printed "libpng error: IDAT: CRC error" on stderr beside the
+    error (and the error said "not a 16-bit grey depth map"). Fails on main."""
+    from postfocus.errors import InputError
+    from postfocus.products.depth_png import depth_png_bytes
+
+    rng = np.random.default_rng(3)
+    result = DepthResult(depth=rng.uniform(0, 7, (30, 40)).astype(np.float32),
+                         confidence=np.ones((30, 40), np.float32), frames=8)
+    data = bytearray(depth_png_bytes(result))
+    data[data.index(b"IDAT") + 20] ^= 0xFF  # (a byte of its pixels: the chunk's CRC no longer matches)
+    (tmp_path / "d.png").write_bytes(bytes(data))
+    capfd.readouterr()
+    with pytest.raises(InputError, match=r"d.png: corrupt or truncated image \(IDAT: "):
+        read_depth_png(tmp_path / "d.png")
+    assert capfd.readouterr().err == ""
+
+
 def test_depth_files_round_trip(tmp_path):
     rng = np.random.default_rng(3)
     depth = rng.uniform(0, 7, (30, 40)).astype(np.float32)

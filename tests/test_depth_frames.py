@@ -166,3 +166,35 @@ def test_a_frame_file_that_is_no_file_is_a_damaged_folder_as_verify_says(handhel
         frames_kept(copy)
     with pytest.raises(DamagedStackError, match=f"{path.name} is not a file"):
         stack_depth(copy)
+
+
+def test_a_reduced_jpeg_is_opencvs_pixels_and_a_damaged_one_prints_nothing(tmp_path, capfd):
+    """The depth map's JPEGs decoded at 1/2-1/8 by libjpeg's DCT scaling through Pillow, not OpenCV: the same
+    pixels (odd sizes, an EXIF rotation), and a frame damaged in its scan is left to the whole decode (io.images)
+    instead of libjpeg printing "Corrupt JPEG data: premature end of data segment" on stderr. The second part
+    fails on main."""
+    from PIL import Image
+
+    from postfocus.products.depth_frames import _reduced_grey
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    img = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (241, 321, 3), np.uint8), (0, 0), 2)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # (stored on its side: upright is 241 wide, 321 high)
+    Image.fromarray(img).save(tmp_path / "turned.jpg", exif=exif, quality=90)
+    files = [(tmp_path / "turned.jpg", (321, 241))]
+    files += [(p, cv2.imread(str(p)).shape[:2]) for p in (data / "ring" / "step0.jpg", data / "pcb" / "pcb_001.jpg")
+              if p.is_file()]
+    flags = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+    for path, size in files:
+        for reduced, flag in flags.items():
+            mine = _reduced_grey(path, reduced, size)
+            assert mine is not None and np.array_equal(mine, cv2.imread(str(path), flag)), (path, reduced)
+    damaged = bytearray(cv2.imencode(".jpg", img[:240, :320])[1])
+    scan = damaged.index(b"\xff\xda")
+    for k in range(scan + 200, scan + 260):
+        damaged[k] = 0xFF if k % 7 == 0 else damaged[k] ^ 0x55
+    (tmp_path / "damaged.jpg").write_bytes(bytes(damaged))
+    capfd.readouterr()
+    assert _reduced_grey(tmp_path / "damaged.jpg", 2, (240, 320)) is None
+    assert capfd.readouterr().err == ""

@@ -203,3 +203,25 @@ def test_a_frame_over_the_projects_limit_is_refused_in_one_line_before_decoding(
         read_header(tmp_path / "big.png")
     assert str(info.value) == (f"{tmp_path / 'big.png'}: {W}x{H} (0.0 MP) is more than postfocus opens (0.0 MP); "
                                "make the frames smaller")
+
+
+@pytest.mark.parametrize("shape", [(37, 29, 3), (1, 9, 3), (40, 64)])
+def test_an_interlaced_png_is_read_whole_without_a_warning(tmp_path, shape):
+    """An Adam7-interlaced PNG (a valid one) was read right but with "Interlace handling should be turned on when
+    using png_read_image (libpng); the pixels are used": imagecodecs' own call, nothing wrong with the file.
+    Fails on main."""
+    pixels = np.random.default_rng(2).integers(0, 256, shape, np.uint8)
+    h, w = shape[:2]
+    raw = b""
+    for y0, x0, dy, dx in [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2),
+                           (1, 0, 2, 1)]:  # (Adam7's seven passes, each row unfiltered)
+        part = pixels[y0::dy, x0::dx]
+        raw += b"".join(b"\x00" + row.tobytes() for row in part) if part.size else b""
+    header = struct.pack(">IIBBBBB", w, h, 8, 2 if len(shape) == 3 else 0, 0, 0, 1)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    (tmp_path / "adam7.png").write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = read_image(tmp_path / "adam7.png", stored=True)
+    assert _postfocus_warnings(caught) == []
+    assert np.array_equal(frame, pixels if len(shape) == 3 else np.dstack([pixels] * 3))

@@ -290,6 +290,30 @@ def test_frame_files_and_mp4_headers_are_told_by_one_rule(tmp_path):
         assert [p.name for p in list_folder(tmp_path)] == ["f2.jpg", "f10.jpg"]
 
 
+def test_a_frames_name_that_is_not_a_file_is_said_once(tmp_path):
+    """A FIFO named a.jpg (or a link to nothing named b.png) in a folder of frames was skipped without a word
+    (fixes24's leftover); not opened (a FIFO's reading waits for a writer). Fails on main."""
+    import os
+    import warnings
+
+    from postfocus.io.base import list_folder
+
+    for k, name in enumerate(["f1.jpg", "f2.jpg"]):
+        write_frame(tmp_path / name, 10 * k)
+    os.mkfifo(tmp_path / "a.jpg")
+    (tmp_path / "b.png").symlink_to(tmp_path / "gone.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [p.name for p in list_folder(tmp_path)] == ["f1.jpg", "f2.jpg"]
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path}: skipped 2 name(s) of frames that are not files (a FIFO, a device or a link to nothing): "
+        "a.jpg, b.png"]
+    for name in ("f1.jpg", "f2.jpg"):
+        (tmp_path / name).unlink()
+    with pytest.raises(InputError, match="no image files found, only 2 name\\(s\\) of frames that are not files"):
+        list_folder(tmp_path)
+
+
 def test_check_sizes_takes_paths_sizes_and_depths():
     from postfocus.io.base import check_sizes
 

@@ -36,3 +36,31 @@ def test_the_command_line_names_the_nearest_frame_as_the_page_and_the_app_do(tin
     assert said == [f"depth order assumed: {page['nearest']} is the nearest (--order near-to-far, the default); "
                     f"if {page['farthest']} is, give --order far-to-near (--order auto measures it)"], run.stderr
     assert json.loads(run.stdout)["order"] == {"near_to_far": True, "assumed": True}
+
+
+def test_the_pipelines_warnings_name_a_frame_as_the_rest_do(tmp_path):
+    """A video's frame (no file's name) was left out as "frame 0003: left out (cannot be
+    aligned with frame 0002 ...)", the library's names, where every other message says "frame 4" (fixes24's
+    leftover). Fails on main."""
+    import warnings
+
+    import cv2
+    import numpy as np
+
+    from postfocus.pipeline import run
+    from postfocus.errors import PostfocusWarning
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur(rng.random((160, 200, 3), dtype=np.float32), (0, 0), 2)
+    frames = [np.roll(base, k, axis=1) for k in range(4)]
+    frames[3] = rng.random((160, 200, 3), dtype=np.float32)  # (nothing in common with the others)
+    from postfocus.io.video_write import write_video
+
+    video = write_video(frames, tmp_path / "sweep.mp4", fps=10, crf=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.stack(video, align="similarity", threads=1)
+    said = [str(w.message) for w in caught if issubclass(w.category, PostfocusWarning)]
+    left = [m for m in said if "left out" in m]
+    assert left and left[0].startswith("frame 4 (0.30 s): left out (cannot be aligned with frame 3 (0.20 s) ("), said
+    assert not any("frame 000" in m for m in said), said

@@ -255,12 +255,18 @@ def test_cli_errors_are_one_line(cli, cli_stack, tmp_path, stack_folder):
     broken.write_bytes(b"not a picture")
     full = tmp_path / "full.png"
     cv2.imwrite(str(full), np.full((h, w), 255, np.uint8))
+    damaged = bytearray(cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (h, w), np.uint8))[1])
+    damaged[damaged.index(b"IDAT") + 20] ^= 0xFF  # (its pixels' CRC no longer matches)
+    (tmp_path / "damaged.png").write_bytes(bytes(damaged))
     out = tmp_path / "o.png"
     for args, message in (
         (["--mask", small, "--from-frame", "1"], "--mask .*small.png \\(10x10\\): is not the size of the stack's "
                                                  "pictures \\(\\d+x\\d+\\)"),
         (["--mask", full, "--from-frame", "9"], "--from-frame 9: frame 9 is not in this stack"),
         (["--mask", broken, "--from-frame", "1"], "broken.png: cannot read this mask"),
+        # main: OpenCV's libpng printed "libpng error: IDAT: CRC error" on stderr, a second line
+        (["--mask", tmp_path / "damaged.png", "--from-frame", "1"], "damaged.png: cannot read this mask \\(corrupt or "
+                                                                    "truncated image \\(IDAT: "),
         (["--mask", full], "--mask given 1 time and --from-frame 0 times"),
         (["--mask", full, "--from-frame", "best"], "--from-frame 'best': use a frame number"),
         (["--mask", tmp_path / "missing.png", "--from-frame", "1"], "missing.png: no such file"),

@@ -19,6 +19,7 @@ from postfocus.colour import GAMMA, gamma_decode
 from postfocus.align.pair import MODELS, FramePyramid, PairMatch, channel_gain, match_pair, prepare_frame
 from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import rescale_matrix, valid_mask, warp_to_reference
+from postfocus.labels import frame_label
 
 __all__ = ["SweepAligner"]
 
@@ -92,10 +93,11 @@ class SweepAligner:
     ROOMY_WAITING = 6
 
     def __init__(self, names: list[str], reference: int, model: str = "similarity", scale: float = 1.0,
-                 background: bool = True, workers: int = 2, *, turns: bool = True):
+                 background: bool = True, workers: int = 2, *, turns: bool = True, fps: float | None = None):
         if model not in MODELS:
             raise ValueError(f"unknown alignment model {model!r}; choose one of {', '.join(MODELS)}")
         self.names = names
+        self.fps = fps  # (a video's frames are said with their time)
         self.reference = reference
         self.model = model
         self.scale = scale
@@ -215,7 +217,7 @@ class SweepAligner:
                 retry, retry_gain = self._pair(self._orphan, frame)
                 if retry.ok:  # the orphan and this frame match: the frame between them is the odd one
                     self._dropped.pop(self._orphan[0], None)
-                    self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+                    self._dropped[last_index] = f"cannot be aligned with {self._label(index)} ({match.reason})"
                     last_index, last_grey, last_colour = self._orphan
                     match, gain = retry, retry_gain
             self._orphan = None
@@ -226,11 +228,15 @@ class SweepAligner:
             elif not self._last_linked:
                 # The chain has only its first frame so far: take it for the odd frame out, unless
                 # the next frame matches it (see above).
-                self._dropped[last_index] = f"cannot be aligned with {self.names[index]} ({match.reason})"
+                self._dropped[last_index] = f"cannot be aligned with {self._label(index)} ({match.reason})"
                 self._orphan = self._last
                 self._last = frame
             else:
-                self._dropped[index] = f"cannot be aligned with {self.names[last_index]} ({match.reason})"
+                self._dropped[index] = f"cannot be aligned with {self._label(last_index)} ({match.reason})"
+
+    def _label(self, index: int) -> str:
+        """Frame ``index`` as people read it (:func:`postfocus.labels.frame_label`)."""
+        return frame_label(self.names, index, fps=self.fps)
 
     def close(self) -> None:
         """Stop the background thread (:meth:`finish` does this too)."""

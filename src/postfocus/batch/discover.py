@@ -92,7 +92,7 @@ def _stacks_in_folder(folder: Path, out_dir: Path) -> list[Path]:
         if p.name.startswith("."):
             continue
         if p.is_dir():
-            if p.resolve() == out_dir.resolve():
+            if os.path.realpath(p) == os.path.realpath(out_dir):  # (Path.resolve raises on a loop of links)
                 continue  # the output folder may live inside the collection
             found.append(p)
         elif _is_video(p):

@@ -267,7 +267,11 @@ def list_folder(folder: Path) -> list[Path]:
     [PosixPath('shared/data/ring/step0.jpg'), PosixPath('shared/data/ring/step1.jpg')]
     """
     try:
-        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        files = [p for p in entries if p.is_file()]
+        # Named as a frame but not a file (a FIFO, a socket, a device, a link to nothing): not read (a FIFO's
+        # reading would wait for a writer), and said, as the files that are not images are.
+        odd = sorted(p.name for p in entries if is_frame_file(p) and not p.is_file() and not p.is_dir())
     except OSError as exc:
         raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
     frames = [p for p in files if is_frame_file(p)]
@@ -275,8 +279,14 @@ def list_folder(folder: Path) -> list[Path]:
     ignored = sorted({p.name for p in files} - {p.name for p in frames})
     if not frames and videos:
         raise InputError(f"{folder}: holds videos but no photos; give the video file itself as input")
+    not_files = (f"{len(odd)} name(s) of frames that are not files (a FIFO, a device or a link to nothing): "
+                 + ", ".join(odd[:5]) + (" ..." if len(odd) > 5 else ""))
+    if not frames and odd:
+        raise InputError(f"{folder}: no image files found, only {not_files}")
     if not frames:
         raise InputError(f"{folder}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} and RAW)")
+    if odd:
+        warnings.warn(f"{folder}: skipped {not_files}", PostfocusWarning, stacklevel=3)
     shown = [n for n in ignored if n.lower() not in _QUIET_FILES]
     if shown:
         warnings.warn(

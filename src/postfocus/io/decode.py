@@ -140,7 +140,8 @@ def decode_png(path: str | os.PathLike) -> np.ndarray:
     finally:
         del _caught[me]
     said = [s.removeprefix("PNG warning: ") for s in said]
-    said = [s for s in said if not s.startswith("eXIf")]  # (the header's EXIF is read, or said, by exif_read)
+    said = [s for s in said if not s.startswith("eXIf")  # (the header's EXIF is read, or said, by exif_read)
+            and not s.startswith("Interlace handling should be turned on")]  # (imagecodecs' call, the pixels whole)
     if said:
         told = "; ".join(dict.fromkeys(said))
         warnings.warn(f"{path}: {told} (libpng); the pixels are used", PostfocusWarning,

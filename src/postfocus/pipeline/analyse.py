@@ -40,6 +40,7 @@ from postfocus.focus.measure import laplacian_energy, pool
 from postfocus.focus.map import focus_index_map
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
+from postfocus.labels import frame_label
 from postfocus.maps import StackMaps
 from postfocus.motion import MotionDetector
 from postfocus.numeric import to_float16
@@ -246,7 +247,8 @@ def analyse(
     s_an = work_scale(size, options.analysis_size)
     an_h, an_w = round(size[0] * s_an), round(size[1] * s_an)
     aligner = SweepAligner(source.names, ref, align if align != "none" else "similarity", s_work,
-                           workers=helper_threads(options.threads), turns=source.info.kind != "video")
+                           workers=helper_threads(options.threads), turns=source.info.kind != "video",
+                           fps=source.info.fps)
     # Every frame's focus measure and small copy, each kind in one block: after the pass the used frames'
     # measures are warped into the block's first slices, which become the focus volume (no second copy of
     # all the measures), and the small copies go back to the system whole when freed (no hole in the heap).
@@ -337,15 +339,15 @@ def analyse(
     else:
         report, linked_ref = aligner.finish()
         if linked_ref != ref:
-            warn(f"the reference frame ({source.names[ref]}) could not be aligned; "
-                 f"{source.names[linked_ref]} is the reference instead")
+            warn(f"the reference frame ({frame_label(source.names, ref, fps=source.info.fps)}) could not be aligned; "
+                 f"{frame_label(source.names, linked_ref, fps=source.info.fps)} is the reference instead")
             ref = linked_ref
     for i, why in (leave_out() if leave_out else {}).items():
         if report[i].used and i != ref:
             report[i].used, report[i].note = False, why
     for r in report:
         if not r.used:
-            warn(f"{r.name}: left out ({r.note})")
+            warn(f"{frame_label(source.names, r.index, fps=source.info.fps)}: left out ({r.note})")
     used = [r.index for r in report if r.used]
     if len(used) < 2:
         raise AlignmentError(

@@ -3,6 +3,11 @@
 The grey frames in reference geometry are the focus map's guide (the rough all-in-focus it follows) and what
 the motion detector compares. An RGB copy is made grey before it is warped (one plane to warp instead of
 three): its luma weights, the frame's exposure gain and the 8-bit scale folded into one weight a channel.
+
+References
+----------
+.. [1] ITU-R Recommendation BT.601, "Studio encoding parameters of digital television for standard 4:3 and
+   wide-screen 16:9 aspect ratios" (the luma weights 0.299, 0.587, 0.114).
 """
 
 from __future__ import annotations

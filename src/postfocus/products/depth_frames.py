@@ -23,9 +23,11 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from postfocus.colour import to_grey
-from postfocus.io.images import to_float
+from postfocus.io.decode import pillow_opening
+from postfocus.io.images import apply_orientation, to_float
 from postfocus.pipeline.merge import apply_gain
 from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.store.unwarped import decoded_reader
@@ -147,7 +149,21 @@ def _reduced_grey(path: Path, reduced: int, size: tuple[int, int]) -> np.ndarray
     ``size`` (H, W) so scaled; else None."""
     if reduced < 2 or path.suffix.lower() not in (".jpg", ".jpeg"):
         return None
-    flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
-    grey = cv2.imread(str(path), flag[reduced])
+    # libjpeg's DCT scaling through Pillow's draft mode (the same pixels as OpenCV's IMREAD_REDUCED_GRAYSCALE_*,
+    # whose libjpeg printed "Corrupt JPEG data: ..." on stderr for a damaged frame); upright by its EXIF as
+    # OpenCV's. What Pillow refuses is decoded whole by the caller (io.images: one line).
+    try:
+        with pillow_opening(path), Image.open(path) as im:
+            if im.format != "JPEG":
+                return None
+            try:
+                orientation = int(im.getexif().get(0x0112, 1))
+            except Exception:  # noqa: BLE001 (unreadable EXIF: said by the stack's reading, upright as there)
+                orientation = 1
+            im.draft("L", (max(1, im.width // reduced), max(1, im.height // reduced)))
+            grey = np.asarray(im.convert("L"))
+    except Exception:  # noqa: BLE001 (damaged, cut short ...)
+        return None
+    grey = np.ascontiguousarray(apply_orientation(grey, orientation if 1 <= orientation <= 8 else 1))
     want = (-(-size[0] // reduced), -(-size[1] // reduced))
     return grey if grey is not None and grey.dtype == np.uint8 and grey.shape == want else None

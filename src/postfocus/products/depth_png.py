@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from postfocus.errors import InputError, OutputError
+from postfocus.io.decode import decode_png
 from postfocus.io.write import atomic_write
 
 __all__ = ["depth_png_bytes", "depth_to_uint16", "read_depth_png", "write_depth_npy", "write_depth_png"]
@@ -83,8 +84,8 @@ def read_depth_png(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             frames = int(im.info.get("postfocus:depth_frames", 0) or 0)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read depth map ({exc})") from None
-    counts = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if counts is None or counts.ndim != 2 or counts.dtype != np.uint16:
+    counts = decode_png(path)  # (libpng's errors and warnings said by postfocus, not printed on stderr)
+    if counts.ndim != 2 or counts.dtype != np.uint16:
         raise InputError(f"{path}: not a 16-bit grey depth map")
     if frames < 1:
         raise InputError(f"{path}: no postfocus depth scale in this PNG")

@@ -101,7 +101,14 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     OptionError
         ``mask``: its size is not ``size``.
     """
-    pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH) if Path(path).is_file() else None
+    # Decoded as the frames are (io.images: libpng's and libjpeg's complaints said by postfocus, in one line,
+    # not printed on stderr as OpenCV's readers did); a colour mask counts by its mean (as_mask).
+    try:
+        pixels = read_image(path, stored=True) if Path(path).is_file() else None
+    except InputError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise InputError(f"{path}: cannot read this mask ({reason}; a PNG, JPEG or TIFF image, white where to "
+                         "retouch)") from None
     if pixels is None:
         raise InputError(f"{path}: cannot read this mask (a PNG, JPEG or TIFF image, white where to retouch)")
     try:
