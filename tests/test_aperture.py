@@ -191,7 +191,7 @@ def test_f_number_model():
 
 
 def test_focus_at_weighs_no_pixel_where_none_is_trusted():
-    """A filled plain area: every confidence below :data:`TRUSTED` (0.5, preset_focus's bar). The plain median
+    """A filled plain area: every confidence below :data:`TRUSTED` (0.1). The plain median
     answers, what the fill says (tapgrid18); main weighed the confidences' noise, so the one pixel at 0.04 named
     frame 3 for a window filled at 10. A trusted pixel still decides (the weighted median)."""
     from postfocus.products.aperture import TRUSTED

@@ -70,7 +70,8 @@ def card_centres(st, ps) -> list[tuple[float, float, float]]:
 def test_repeated_frames_are_left_out(sweep):
     *_, ps, said = sweep
     assert sum("left out" in m for m in said) == 2, said
-    assert any(m.startswith("frame 0001:") for m in said) and any(m.startswith(f"frame {N + 1:04d}:") for m in said)
+    # (named as every message names a video's frame: its number from 1 and its time, labels.frame_label)
+    assert any(m.startswith("frame 2 (") for m in said) and any(m.startswith(f"frame {N + 2} (") for m in said), said
     assert ps.manifest["dropped"] == [1, N + 1]
     assert 1 not in ps.used and N + 1 not in ps.used
     assert len(ps.used) == N
@@ -328,14 +329,10 @@ def _patch_points(ps):
             for x in range(left + 14, right - 14, 6) if np.hypot(x - cx, y - cy) > radius + 15]
 
 
-def _fill_value(ps, fill, x, y):
-    """What a plain tap at output (x, y) reads of ``fill``: its median in focus_at's window, on the map's grid."""
-    from postfocus.products.tap_point import fill_at
-
+def _map_value(ps, values, x, y):
     mh, mw = ps.focus_index.shape
     h, w = ps.size
-    cx, cy = int(np.clip(round(x * mw / w), 0, mw - 1)), int(np.clip(round(y * mh / h), 0, mh - 1))
-    return fill_at(fill, cx, cy, (mw / w, mh / h))
+    return float(values[int(np.clip(round(y * mh / h), 0, mh - 1)), int(np.clip(round(x * mw / w), 0, mw - 1))])
 
 
 def _without_depth(ps):
@@ -369,7 +366,7 @@ def test_taps_on_a_plain_far_patch_answer_from_the_fill_not_from_noise(patch_sta
         if answer.fallback:
             assert answer.filled_from == "depth map" and answer.confidence < 0.25, (x, y, answer)
             assert (answer.source_x, answer.source_y) == (x, y)
-            said = _fill_value(ps, fill, x, y)  # (the fill's median where aperture focuses: tapgrid18)
+            said = _map_value(ps, fill, x, y)
             assert answer.frame == _nearest_used(ps, said) and answer.position == pytest.approx(said, abs=1e-5)
             assert "depth map, filled in from the textured areas around, decided" in answer.describe()
         if dist >= 40:
@@ -427,15 +424,17 @@ def test_the_depth_a_plain_tap_makes_is_kept_and_read_back(patch_stack, monkeypa
     assert np.mean(agree) > 0.9, np.mean(agree)
 
 
-def test_a_plain_tap_names_the_depth_aperture_focuses_at_there(patch_stack):
-    """At every point of the plain patch whose tap answers from the depth map (764 of 786), the tap's position is
-    ``focus_at`` of the depth map kept later, the depth ``aperture`` focuses at when tapped there (tapgrid18).
+def test_a_plain_tap_and_focus_at_agree_where_the_depth_map_trusts_no_pixel(patch_stack):
+    """At the plain patch's points whose tap answers from the depth map (764 of 786), the tap's position and
+    ``focus_at`` of the depth map kept later (the depth ``aperture`` focuses at there) are within half a frame
+    at more than 98.5 % (tapgrid18).
 
-    The two are one number by design: this stack's maps are at the output size, so the tap's fill is the depth
-    map itself, and both take the plain median of the same window (``fill_at``; ``focus_at`` weighs no pixel of
-    a window with none trusted). The tolerance is float rounding only. On main the tap read one pixel of the
-    fill and ``focus_at`` weighed confidences of 0.01-0.14: 33 points differed by half a frame or more (up to
-    4.8 frames beside the disc). Against the truth (frame 11) the taps' mean error went 0.554 -> 0.540."""
+    Both read the same array here (the maps are at the output size: the tap's fill is the depth map); the tap
+    one pixel, ``focus_at`` the median of a 5 x 5 window. On main ``focus_at`` weighed that window by confidences
+    of 0.00-0.04 (a filled plain area), so their noise decided: 33 points differed by half a frame or more (95.7 %
+    agree), up to 4.8 frames. It now weighs no pixel of a window with none at ``TRUSTED`` or above. Half a frame:
+    the tap and aperture then name the same frame or its neighbour. What is left (8 points, 1.0 %) is the fill
+    not flat within the window beside the disc (a pixel is not a median) and two lone pixels at 0.12-0.14."""
     from postfocus.products.aperture import focus_at
     from postfocus.products.depth_cache import stack_depth
 
@@ -443,12 +442,11 @@ def test_a_plain_tap_names_the_depth_aperture_focuses_at_there(patch_stack):
     _without_depth(ps)
     points = [(x, y) for x, y, _ in _patch_points(ps)]
     taps = [tap(ps, x, y) for x, y in points]
-    assert ps.focus_index.shape == tuple(ps.size)  # (the premise: the maps at the output size)
     depth = stack_depth(ps)
-    plain = [(a.position, focus_at(depth.depth, x, y, depth.confidence))
+    agree = [abs(a.position - focus_at(depth.depth, x, y, depth.confidence)) < 0.5
              for a, (x, y) in zip(taps, points) if a.filled_from == "depth map"]
-    assert len(plain) > 0.9 * len(points)
-    assert np.abs(np.subtract(*np.transpose(plain))).max() < 1e-5
+    assert len(agree) > 0.9 * len(points)
+    assert np.mean(agree) > 0.985, np.mean(agree)
 
 
 def test_plain_fill_ready_and_is_plain_say_what_a_tap_would_do_without_making_anything(patch_stack, monkeypatch):
@@ -500,8 +498,7 @@ def test_a_folder_that_cannot_be_written_makes_the_plain_taps_depth_unkept(patch
     _without_depth(ps)
     points = [(x, y) for x, y, _ in _patch_points(ps)[::15]]
     writable = [tap(ps, x, y) for x, y in points]
-    # (with its frames: without them the depth is another, made without the frames' step, under another key)
-    shutil.copytree(ps.folder, tmp_path / "ro", ignore=shutil.ignore_patterns("tap_depth_*.npz"))
+    shutil.copytree(ps.folder, tmp_path / "ro", ignore=shutil.ignore_patterns("frames", "tap_depth_*.npz"))
     before = sorted(p.name for p in (tmp_path / "ro").iterdir())
 
     def refuse(path, write):
@@ -530,7 +527,7 @@ def test_plain_taps_read_the_kept_depth_map_when_there_is_one(patch_stack):
         answer = tap(ps, x, y)
         if answer.fallback:
             assert answer.filled_from == "depth map"
-            assert answer.position == pytest.approx(_fill_value(ps, fill, x, y), abs=1e-5)
+            assert answer.position == pytest.approx(_map_value(ps, fill, x, y), abs=1e-5)
         right.append(abs(answer.frame - 11) <= 1)
         agree.append(abs(answer.position - focus_at(depth.depth, x, y, depth.confidence)) < 0.5)
     assert np.mean(right) > 0.75 and np.mean(agree) > 0.9, (np.mean(right), np.mean(agree))

@@ -94,7 +94,7 @@ __all__ = [
 FULL_SPAN_BLUR = 0.04  # blur radius across the scene's depths at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
 PRESETS = ("near", "far", "all")
-TRUSTED = 0.5  # confidence from which focus_at weighs a window (preset_focus's bar); below it, a filled plain area
+TRUSTED = 0.1  # confidence from which focus_at weighs a window; below it in every pixel, a filled plain area
 
 
 def blur_from_f_number(f_number: float, size: tuple[int, int], span: float) -> float:
@@ -213,8 +213,8 @@ def focus_at(
     """Depth to focus at when the user taps (x, y): a confidence-weighted median around the point.
 
     A window with no pixel of at least :data:`TRUSTED` confidence (a plain area the depth map filled) takes the
-    plain median: what the fill says there, as a plain tap does (tapgrid18). Weighted by confidences of 0.01-0.04
-    it was decided by whichever pixel's noise was largest, up to 2.7 frames from the fill.
+    plain median: what the fill says there, as a plain tap reads it (tapgrid18). Weighted by confidences of
+    0.00-0.04 it was decided by whichever pixel's noise was largest, up to 2.7 frames from the fill.
 
     Raises PostfocusError for a point outside the depth map.
 

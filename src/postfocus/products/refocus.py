@@ -31,7 +31,7 @@ from postfocus.errors import PostfocusError
 from postfocus.focus.floor import WINDOW, above_floor, window_floor
 from postfocus.options import check_threads
 from postfocus.maps import MapsView
-from postfocus.products.tap_point import check_point, fill_at
+from postfocus.products.tap_point import check_point
 from postfocus.store import ProcessedStack
 
 __all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "is_plain", "parse_point", "plain_fill", "plain_fill_ready",
@@ -203,8 +203,8 @@ def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple
     (ox, oy), (mx, my) = origins
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
-    if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill's median where aperture focuses
-        at = fill_at(fill, cx, cy, map_scale)
+    if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
+        at = float(fill[cy, cx])
         k = int(np.argmin(np.abs(np.asarray(frames, np.float64) - at)))
         return Tap(frame=int(frames[k]), position=at, confidence=conf, x=float(x), y=float(y),
                    source_x=float(x), source_y=float(y), fallback=True, filled_from=fill_name)

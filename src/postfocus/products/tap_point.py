@@ -5,13 +5,11 @@ Moved out of :mod:`postfocus.products.refocus` (its 450-line limit) in the fifte
 
 from __future__ import annotations
 
-import numpy as np
-
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.maps import MapsView
 from postfocus.options import is_number, is_whole
 
-__all__ = ["check_point", "fill_at"]
+__all__ = ["check_point"]
 
 
 def _check_tap(stack: object, x: object, y: object, radius: object) -> None:
@@ -39,25 +37,3 @@ def check_point(stack: MapsView, x: float, y: float, radius: int = 6) -> None:
     x, y = float(x), float(y)  # (np.int8(20) < 196 was NumPy's OverflowError: review20)
     if not (0 <= x < w and 0 <= y < h):
         raise PostfocusError(f"point {float(x):g},{float(y):g} is outside the image ({w}x{h})")  # (not 1e308 in 309 digits)
-
-
-def fill_at(fill: np.ndarray, cx: int, cy: int, map_scale: tuple[float, float]) -> float:
-    """A plain window's answer: the median of the fill (focus positions on the focus map's grid) in the window
-    :func:`~postfocus.products.aperture.focus_at` reads at the output size (0.6 % of the long edge each side),
-    brought to the map's grid, so that the tap names the depth ``aperture`` focuses at there (tapgrid18).
-
-    One pixel of the fill (before tapgrid18) differed from that median by up to 4.8 frames near a near object's
-    outline, where the fill is not flat; in a plain area ``focus_at`` weighs no pixel (none is trusted), so the
-    two are one number when the map is at the output size.
-
-    Examples
-    --------
-    >>> fill_at(np.arange(25, dtype=np.float32).reshape(5, 5), 2, 2, (1.0, 1.0))
-    12.0
-    """
-    from postfocus.products.aperture import focus_at
-
-    h, w = fill.shape
-    out = max(h / map_scale[1], w / map_scale[0])  # (the output's long edge)
-    r = max(1, int(round(0.006 * out)))  # (focus_at's window at the output size)
-    return focus_at(fill, cx, cy, radius=int(round(r * max(map_scale))))
