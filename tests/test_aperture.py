@@ -190,6 +190,21 @@ def test_f_number_model():
     assert tenengrad(wide) < tenengrad(narrow) < tenengrad(image)
 
 
+def test_focus_at_weighs_no_pixel_where_none_is_trusted():
+    """A filled plain area: every confidence below :data:`TRUSTED` (0.1). The plain median
+    answers, what the fill says (tapgrid18); main weighed the confidences' noise, so the one pixel at 0.04 named
+    frame 3 for a window filled at 10. A trusted pixel still decides (the weighted median)."""
+    from postfocus.products.aperture import TRUSTED
+
+    depth = np.full((9, 9), 10.0, np.float32)
+    depth[4, 5] = 3.0
+    confidence = np.zeros((9, 9), np.float32)
+    confidence[4, 5] = 0.04
+    assert focus_at(depth, 4, 4, confidence, radius=2) == 10.0
+    confidence[4, 5] = TRUSTED
+    assert focus_at(depth, 4, 4, confidence, radius=2) == 3.0
+
+
 def test_focus_between_frames_and_presets():
     depth = np.tile(np.linspace(0, 7, 64, dtype=np.float32), (32, 1))
     assert focus_at(depth, 32, 10) == pytest.approx(depth[10, 32], abs=0.15)

@@ -8,6 +8,8 @@ One stage a module:
 - :mod:`~postfocus.align.pair` -- one frame matched to its neighbour
   (:func:`match_pair`: correlation, tile refinement, feature fallback) and
   the exposure gain between them (:func:`channel_gain`).
+- :mod:`~postfocus.align.ecc` -- the inverse-compositional correlation match
+  (:func:`~postfocus.align.ecc.ic_ecc`) that starts a similarity or affine match.
 - :mod:`~postfocus.align.tiles` -- per-tile Lucas-Kanade shifts
   (:func:`tile_shifts`) and the robust fit of a global model to them
   (:func:`fit_model`), which refine each match.

@@ -1,7 +1,8 @@
 """Match one frame to its neighbour: shake, rotation, focus breathing, exposure drift.
 
-Enhanced-correlation maximisation (Evangelidis and Psarakis [1]_), coarse to
-fine from a phase-correlation start, refined by per-tile Lucas-Kanade shifts
+Enhanced-correlation maximisation (Evangelidis and Psarakis [1]_; inverse
+compositional for a similarity or affine model, :mod:`~postfocus.align.ecc`),
+coarse to fine from a phase-correlation start, refined by per-tile Lucas-Kanade shifts
 [2]_ that keep defocus from posing as breathing, with a SIFT [3]_ + RANSAC
 fallback; the result is checked against what a handheld step can be.
 
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from postfocus.colour import GAMMA
+from postfocus.align.ecc import ic_ecc, smooth
 from postfocus.align.tiles import fit_model, template_tiles, tile_shifts
 from postfocus.align.warp import project_to_similarity, rescale_matrix, warp_to_reference
 
@@ -48,7 +50,8 @@ ECC_MAX_SIZE = 450  # long edge of the finest level the global correlation match
 # Before a tile refinement the correlation match stops earlier (at most this many iterations a level, or a
 # correlation gain below this): the tiles decide the final transform, and from either start they reach the
 # same one (measured: within 0.0006 px on beetle, ring and keyboard, 0.057 px at most on pcb; half the time
-# of the correlation match).
+# of the correlation match). A similarity or affine match before the tiles is the inverse-compositional one
+# (:func:`~postfocus.align.ecc.ic_ecc`): the count caps it, its own update size ends it.
 ECC_BEFORE_TILES = (30, 1e-4)
 
 
@@ -109,10 +112,20 @@ class FramePyramid:
         The float32 grey frame, then halved by ``cv2.pyrDown`` while the short edge stays at least 96 px.
     small : numpy.ndarray
         The frame shrunk (area) to a long edge of at most :data:`PHASE_SIZE` px, for phase correlation.
+    smoothed : tuple of numpy.ndarray
+        The levels the correlation match reads (a long edge of at most :data:`ECC_MAX_SIZE` px, or the
+        coarsest), finest first, smoothed as it reads them (:func:`~postfocus.align.ecc.smooth`): made once
+        for the frame's match as template and its match as moving frame.
     """
 
     levels: tuple[np.ndarray, ...]
     small: np.ndarray
+    smoothed: tuple[np.ndarray, ...]
+
+    @property
+    def ecc_scale(self) -> float:
+        """Size of the first of :attr:`smoothed` over the frame's."""
+        return 0.5 ** _ecc_skip(self.levels)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -132,7 +145,16 @@ def prepare_frame(grey: np.ndarray) -> FramePyramid:
     (400, 600)
     """
     grey = np.asarray(grey, np.float32)
-    return FramePyramid(tuple(_pyramid(grey)), _shrink(grey, PHASE_SIZE))
+    levels = _pyramid(grey)
+    return FramePyramid(tuple(levels), _shrink(grey, PHASE_SIZE), tuple(map(smooth, levels[_ecc_skip(levels):])))
+
+
+def _ecc_skip(levels: list[np.ndarray] | tuple[np.ndarray, ...]) -> int:
+    """How many of the finest levels the correlation match leaves out (long edge above :data:`ECC_MAX_SIZE`)."""
+    skip = 0
+    while skip < len(levels) - 1 and max(levels[skip].shape) > ECC_MAX_SIZE:
+        skip += 1
+    return skip
 
 
 def _as_pyramid(frame: np.ndarray | FramePyramid) -> FramePyramid:
@@ -174,9 +196,7 @@ def ecc_match(
     motion = _ECC_MOTION[model]
     pyr_t, pyr_m = list(_as_pyramid(template).levels), list(_as_pyramid(moving).levels)
     # Levels finer than ``ECC_MAX_SIZE`` add little: the tile refinement works at full working size.
-    skip = 0
-    while skip < len(pyr_t) - 1 and max(pyr_t[skip].shape) > ECC_MAX_SIZE:
-        skip += 1
+    skip = _ecc_skip(pyr_t)
     pyr_t, pyr_m = pyr_t[skip:], pyr_m[skip:]
     n = len(pyr_t)
     matrix = np.eye(3) if init is None else init.copy()
@@ -313,7 +333,11 @@ def match_pair(template: np.ndarray | FramePyramid, moving: np.ndarray | FramePy
         start = _phase_shift(template.small, moving.small, min(1.0, PHASE_SIZE / max(size)))
         tiles = model != "translation"
         iterations, eps = ECC_BEFORE_TILES if tiles else (60, 1e-5)
-        matrix, rho = ecc_match(template, moving, model, init=start, iterations=iterations, eps=eps)
+        if tiles and model in ("similarity", "affine"):
+            matrix, rho = ic_ecc(list(template.smoothed), list(moving.smoothed), start, model,
+                                 scale=template.ecc_scale, iterations=iterations)
+        else:
+            matrix, rho = ecc_match(template, moving, model, init=start, iterations=iterations, eps=eps)
         if tiles and not _plausible(matrix, size):
             with refining or nullcontext():
                 matrix = refine_with_tiles(template.levels[0], moving.levels[0], matrix, model)

@@ -76,6 +76,7 @@ __all__ = [
     "MAX_LAYERS",
     "PRESETS",
     "REFERENCE_F_NUMBER",
+    "TRUSTED",
     "ApertureResult",
     "LayerPlan",
     "Lens",
@@ -93,6 +94,7 @@ __all__ = [
 FULL_SPAN_BLUR = 0.04  # blur radius across the scene's depths at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
 PRESETS = ("near", "far", "all")
+TRUSTED = 0.1  # confidence from which focus_at weighs a window; below it in every pixel, a filled plain area
 
 
 def blur_from_f_number(f_number: float, size: tuple[int, int], span: float) -> float:
@@ -210,6 +212,10 @@ def focus_at(
 ) -> float:
     """Depth to focus at when the user taps (x, y): a confidence-weighted median around the point.
 
+    A window with no pixel of at least :data:`TRUSTED` confidence (a plain area the depth map filled) takes the
+    plain median: what the fill says there, as a plain tap reads it (tapgrid18). Weighted by confidences of
+    0.00-0.04 it was decided by whichever pixel's noise was largest, up to 2.7 frames from the fill.
+
     Raises PostfocusError for a point outside the depth map.
 
     Examples
@@ -226,7 +232,7 @@ def focus_at(
     y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
     values = np.asarray(depth[y0:y1, x0:x1], np.float64).ravel()
     weights = np.ones_like(values) if confidence is None else np.asarray(confidence[y0:y1, x0:x1], np.float64).ravel()
-    if weights.sum() <= 1e-9:
+    if not weights.max(initial=0.0) >= TRUSTED:  # (no trusted pixel: the fill's own median)
         weights = np.ones_like(values)
     order = np.argsort(values)
     cum = np.cumsum(weights[order])
