@@ -133,3 +133,33 @@ def test_islands_judged_by_the_patches_medians_made_at_once_as_one_patch_at_a_ti
     got = islands(values, weight, flagged, tolerance=1.0, sure=0.5)
     assert np.array_equal(got, island[labels] & flagged)
     assert got.any() and (flagged & ~got).any()  # (both ways)
+
+
+def test_patches_join_without_a_graph_library_and_as_connected_components_do():
+    """scipy is a test dependency only: the depth path must not import it (islands17 joined patches with
+    scipy.sparse.csgraph, which an installed postfocus without the test extras does not have; it also cost ~0.25 s
+    of import and ~20 MB on `postfocus depth`). The numpy joining gives scipy's components on random graphs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from postfocus.focus.islands import patches\n"
+            "v = np.zeros((5, 9), np.float32); v[:, :4] = 9.0; w = np.ones_like(v); w[:, 4] = 0.0\n"
+            "patches(v, w, np.ones(v.shape, bool), tolerance=0.5, sure=0.75, reach=2)\n"
+            "print('scipy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from postfocus.focus.islands import _lowest_joined
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n, k = int(rng.integers(1, 60)), int(rng.integers(0, 80))
+        pairs = rng.integers(0, n, (k, 2))
+        _, theirs = connected_components(coo_matrix((np.ones(k), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
+                                         directed=False)
+        ours = _lowest_joined(pairs, n)
+        assert np.array_equal(np.unique(theirs, return_inverse=True)[1], np.unique(ours, return_inverse=True)[1])

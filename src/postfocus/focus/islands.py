@@ -98,10 +98,7 @@ def _grown(values: np.ndarray, labels: np.ndarray, weak: np.ndarray, medians: np
 
 def _joined(labels: np.ndarray, medians: np.ndarray, tolerance: float, reach: int) -> np.ndarray:
     """Seeded patches within ``reach`` pixels of each other (1: 8-neighbours) whose medians agree within
-    ``tolerance``, made one (labels 1 .. k)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    ``tolerance``, made one (labels 1 .. k, in the order of each joined patch's lowest label)."""
     count = len(medians)
     pairs = [np.zeros((0, 2), np.int64)]
     h, w = labels.shape
@@ -112,10 +109,27 @@ def _joined(labels: np.ndarray, medians: np.ndarray, tolerance: float, reach: in
         pairs.append(np.stack([a[touch], b[touch]], axis=1).astype(np.int64))
     pairs = np.concatenate(pairs)
     pairs = pairs[np.abs(medians[pairs[:, 0]] - medians[pairs[:, 1]]) <= tolerance]
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
-    _, one = connected_components(graph, directed=False)
+    one = _lowest_joined(pairs, count)
     _, compact = np.unique(one[1:], return_inverse=True)  # (label 0, not flagged, stays 0)
     return np.r_[0, compact + 1].astype(np.int32)[labels]
+
+
+def _lowest_joined(pairs: np.ndarray, count: int) -> np.ndarray:
+    """For each of ``count`` labels, the lowest label joined to it through ``pairs`` (connected components by
+    minimum-label propagation with pointer jumping; numpy only, no graph library at run time)."""
+    lowest = np.arange(count)
+    if not len(pairs):
+        return lowest
+    a, b = pairs[:, 0], pairs[:, 1]
+    while True:
+        step = lowest.copy()
+        low = np.minimum(lowest[a], lowest[b])
+        np.minimum.at(step, a, low)
+        np.minimum.at(step, b, low)
+        step = step[step]
+        if np.array_equal(step, lowest):
+            return lowest
+        lowest = step
 
 
 def islands(
