@@ -219,8 +219,8 @@ def ecc_match(
 def feature_match(template: np.ndarray, moving: np.ndarray, model: str = "similarity") -> np.ndarray | None:
     """Transform template -> moving from SIFT matches and RANSAC, or None."""
     sift = cv2.SIFT_create(nfeatures=3000)
-    t8 = np.clip(template * 255, 0, 255).astype(np.uint8)
-    m8 = np.clip(moving * 255, 0, 255).astype(np.uint8)
+    t8 = np.clip(np.nan_to_num(template) * 255, 0, 255).astype(np.uint8)  # (a frame of NaN is black, no warning)
+    m8 = np.clip(np.nan_to_num(moving) * 255, 0, 255).astype(np.uint8)
     kt, dt = sift.detectAndCompute(t8, None)
     km, dm = sift.detectAndCompute(m8, None)
     if dt is None or dm is None or len(kt) < 8 or len(km) < 8:
