@@ -209,3 +209,35 @@ def cli(cli_cache):
         return run_postfocus(*args, **kwargs)
 
     return run
+
+
+@dataclass(frozen=True)
+class LayeredGrass:
+    """Rendered grass analysed once: the render (truth known), its frames as a source, the analysis, the common
+    area's box (4 px inside) and the 9 px halo band of the true depth within it."""
+
+    st: object
+    source: object
+    analysis: object
+    box: tuple[slice, slice]
+    band: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def layered_grass() -> LayeredGrass:
+    """Dark blades before a bright wall (the two-layer renderer, 8 frames, 300x450, seed 1, shaken by hand as
+    tests/test_halo.py's CAMERA): shared by the halo and the near-outline tests, which read it and never change it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from metrics import halo_band
+
+    from postfocus.align import common_area
+    from postfocus.io.arrays import ArraySource
+    from postfocus.pipeline.analyse import analyse
+    from postfocus.synth.halo_scenes import render_layered
+
+    st = render_layered("grass", 8, size=(300, 450), max_blur=8.0, seed=1, shake_px=3.0, rotation_deg=0.3,
+                        noise=0.004, jpeg_quality=95)
+    source = ArraySource(st.frames)
+    t, l, b, r = common_area(st.transforms, st.sharp.shape[:2])
+    box = (slice(t + 4, b - 4), slice(l + 4, r - 4))
+    return LayeredGrass(st, source, analyse(source), box, halo_band(st.depth, 9)[box])

@@ -255,25 +255,21 @@ def test_background_solved_behind_grass_with_the_true_depth():
     assert h_map_solved <= h_map + 0.3
 
 
-def test_occlusion_sides_give_the_blades_bled_rim_back_to_the_wall():
+def test_occlusion_sides_give_the_blades_bled_rim_back_to_the_wall(layered_grass):
     """The blades' sharp outlines claim the wall beside them (foreground fattening); occlusion_sides gives
     those pixels back, and the background solver (restore) then has them to work on."""
     from postfocus.focus.map import focus_index_map
 
-    st = render_layered("grass", 8, size=(300, 450), max_blur=8.0, seed=1, **CAMERA)
-    source = ArraySource(st.frames)
-    analysis = analyse(source)
+    st, source, analysis, box, band = (layered_grass.st, layered_grass.source, layered_grass.analysis,
+                                       layered_grass.box, layered_grass.band)
     maps = analysis.maps
     sided, _ = focus_index_map(maps.volume, analysis.guide, sides=True)
-    h, w = st.sharp.shape[:2]
-    t, l, b, r = common_area(st.transforms, (h, w))
-    band = halo_band(st.depth, 9)[t + 4:b - 4, l + 4:r - 4]
-    wall = band & (st.depth[t + 4:b - 4, l + 4:r - 4] > 3.5)
+    wall = band & (st.depth[box] > 3.5)
     blades = band & ~wall
 
     def wrong(index: np.ndarray, where: np.ndarray = wall) -> float:
         """Share of the pixels (the wall's, by default) in the edge band whose index is more than 1.5 frames off."""
-        return float((np.abs(index - st.depth)[t + 4:b - 4, l + 4:r - 4] > 1.5)[where].mean())
+        return float((np.abs(index - st.depth)[box] > 1.5)[where].mean())
 
     images = [fuse(source, m, alignment=analysis.alignment, restore=True)
               for m in (maps, dataclasses.replace(maps, focus_index=sided))]

@@ -8,18 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from postfocus.align import common_area
 from postfocus.focus.map import focus_index_map
 from postfocus.focus.near_outline import near_outline
-from postfocus.io.arrays import ArraySource
-from postfocus.pipeline.analyse import analyse
 from postfocus.pipeline.merge import fuse
-from postfocus.synth.halo_scenes import render_layered
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from metrics import halo_band, halo_score  # noqa: E402
-
-CAMERA = dict(shake_px=3.0, rotation_deg=0.3, noise=0.004, jpeg_quality=95)  # as tests/test_halo.py
+from metrics import halo_score  # noqa: E402
 
 
 def _edge_scene(far_index: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
@@ -69,20 +63,15 @@ def test_nothing_moves_within_reach_of_clipped_light():
     assert (near_outline(index, volume, guide=guide, reach=12)[:, 28:30] == 5.0).all()
 
 
-def test_grass_blades_outlines_give_the_wall_back_and_the_solver_gains():
+def test_grass_blades_outlines_give_the_wall_back_and_the_solver_gains(layered_grass):
     """Rendered grass (dark blades before a bright wall, the two-layer renderer, truth known): the default map
     gives the wall beside every blade the blade's frame; the outline map gives it back without taking the
     blades' own pixels, and the background solver (restore) then lowers the halo. Fails on main (no
     ``outline``)."""
-    st = render_layered("grass", 8, size=(300, 450), max_blur=8.0, seed=1, **CAMERA)
-    source = ArraySource(st.frames)
-    analysis = analyse(source)
+    st, source, analysis, box, band = (layered_grass.st, layered_grass.source, layered_grass.analysis,
+                                       layered_grass.box, layered_grass.band)
     maps = analysis.maps
     index, _ = focus_index_map(maps.volume, analysis.guide, outline=True)
-    h, w = st.sharp.shape[:2]
-    t, l, b, r = common_area(st.transforms, (h, w))
-    box = (slice(t + 4, b - 4), slice(l + 4, r - 4))
-    band = halo_band(st.depth, 9)[box]
     depth = st.depth[box]
     wall, blades = band & (depth > 3.5), band & (depth <= 3.5)
 
