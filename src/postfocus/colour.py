@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "GAMMA",
+    "LUMA",
     "SRGB_TABLE",
     "gamma_decode",
     "gamma_encode",
@@ -143,6 +144,10 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.04045, x / np.float32(12.92), np.power((x + 0.055) / 1.055, np.float32(2.4))).astype(
         np.float32
     )
+
+
+#: Luma weights of R, G, B (ITU-R BT.601; OpenCV's ``RGB2GRAY``, :func:`to_grey`, and a JPEG's luma).
+LUMA = (0.299, 0.587, 0.114)
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:

@@ -26,6 +26,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from postfocus.labels import frame_label, frame_labels
+
 __all__ = [
     "FrameLabels",
     "Run",
@@ -255,13 +257,11 @@ class FrameLabels:
         self.names, self.fps = list(names), fps
 
     def __call__(self, index: int) -> str:
-        from postfocus.labels import frame_label
-
         return frame_label(self.names, index, fps=self.fps)
 
     def many(self, indexes: Sequence[int]) -> str:
         """Several frames: ``c.jpg, e.jpg``."""
-        return ", ".join(self(i) for i in indexes)
+        return frame_labels(self.names, indexes, fps=self.fps)
 
 
 def frames_data(names: Sequence[str], **more: Any) -> dict[str, Any]:

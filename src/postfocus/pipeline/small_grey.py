@@ -16,12 +16,9 @@ import cv2
 import numpy as np
 
 from postfocus.align.warp import warp_to_reference
-from postfocus.colour import to_grey
+from postfocus.colour import LUMA, to_grey
 
-__all__ = ["LUMA", "reference_grey"]
-
-#: Luma weights of R, G, B (OpenCV's ``RGB2GRAY``, as :func:`postfocus.colour.to_grey` takes them).
-LUMA = (0.299, 0.587, 0.114)
+__all__ = ["reference_grey"]
 
 
 def reference_grey(small: np.ndarray, matrix: np.ndarray, gain: np.ndarray, size: tuple[int, int]) -> np.ndarray:

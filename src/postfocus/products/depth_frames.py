@@ -25,16 +25,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from postfocus.colour import to_grey
+from postfocus.colour import LUMA, to_grey
 from postfocus.io.decode import pillow_opening
-from postfocus.io.images import apply_orientation, to_float
+from postfocus.io.images import EXIF_ORIENTATION, apply_orientation, to_float
 from postfocus.pipeline.merge import apply_gain
 from postfocus.store import DamagedStackError, ProcessedStack
 from postfocus.store.unwarped import decoded_reader
 
 __all__ = ["frames_kept", "grid_frames"]
-
-_LUMA = np.array([0.299, 0.587, 0.114])  # (to_grey's, and a JPEG's luma)
 
 
 def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int], np.ndarray] | None:
@@ -86,7 +84,7 @@ def grid_frames(stack: ProcessedStack, size: tuple[int, int]) -> Callable[[int],
                                                          interpolation=cv2.INTER_AREA)
                 small = to_grey(to_float(apply_gain(small, gain)))
             else:  # (its luma: the grey of the gained colours, to within the gains' spread)
-                small = small.astype(np.float32) * np.float32(float(np.dot(_LUMA, np.resize(gain, 3))) / 255.0)
+                small = small.astype(np.float32) * np.float32(float(np.dot(LUMA, np.resize(gain, 3))) / 255.0)
             fx, fy = (1.0 / f, 1.0 / f) if f == reduced else (small.shape[1] / ref_w, small.shape[0] / ref_h)
             to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
             matrix = to_small @ np.asarray(a.matrix, np.float64) @ to_reference  # grid -> shrunk frame
@@ -157,7 +155,7 @@ def _reduced_grey(path: Path, reduced: int, size: tuple[int, int]) -> np.ndarray
             if im.format != "JPEG":
                 return None
             try:
-                orientation = int(im.getexif().get(0x0112, 1))
+                orientation = int(im.getexif().get(EXIF_ORIENTATION, 1))
             except Exception:  # noqa: BLE001 (unreadable EXIF: said by the stack's reading, upright as there)
                 orientation = 1
             im.draft("L", (max(1, im.width // reduced), max(1, im.height // reduced)))
@@ -166,4 +164,4 @@ def _reduced_grey(path: Path, reduced: int, size: tuple[int, int]) -> np.ndarray
         return None
     grey = np.ascontiguousarray(apply_orientation(grey, orientation if 1 <= orientation <= 8 else 1))
     want = (-(-size[0] // reduced), -(-size[1] // reduced))
-    return grey if grey is not None and grey.dtype == np.uint8 and grey.shape == want else None
+    return grey if grey.dtype == np.uint8 and grey.shape == want else None
