@@ -116,7 +116,12 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
     cut = np.full(count, np.inf, np.float32)
     cut[region[at + 1]] = 0.5 * (reading[at] + reading[at + 1])
     far = reading > cut[region]
-    two = (best >= jump) & (np.bincount(region, weights=far, minlength=count) >= least)
+    # the two stretches meet (within twice the reach: the junction itself is blurred, unread): a step, not a slope's ends
+    far_px = np.zeros(labels.shape, np.float32)
+    far_px[ys[order][far], xs[order][far]] = region[far]
+    meets = cv2.dilate(far_px, np.ones((2 * side - 1, 2 * side - 1), np.uint8))[ys[order], xs[order]] == region
+    met = np.bincount(region[~far & meets], minlength=count) > 0
+    two = (best >= jump) & met & (np.bincount(region, weights=far, minlength=count) >= least)
     if not two.any():
         return d.copy()
     far_median = np.full(count, np.nan, np.float32)
