@@ -115,6 +115,8 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
     at = np.flatnonzero(same & (gaps == best[region[1:]]))
     cut = np.full(count, np.inf, np.float32)
     cut[region[at + 1]] = 0.5 * (reading[at] + reading[at + 1])
+    near_top = np.full(count, -np.inf, np.float32)  # the near stretch's farthest reading
+    near_top[region[at + 1]] = reading[at]
     far = reading > cut[region]
     # the two stretches meet (within twice the reach: the junction itself is blurred, unread): a step, not a slope's ends
     far_px = np.zeros(labels.shape, np.float32)
@@ -129,7 +131,10 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
         run = reading[np.searchsorted(region, r):np.searchsorted(region, r, side="right")]
         far_median[r] = np.median(run[run > cut[r]])
     # its weak pixels, and its own pixels that read the near stretch (the near outline's spilled focus)
+    # only where the depth is the near stretch's (the fill took the near outline's; a sloping region the fill placed
+    # between the two keeps its place: the far stretch bounds the region where it lies, not everywhere)
     change = two[near] & own & (np.asarray(weak, bool) | (np.asarray(index, np.float32) <= cut[near]))
+    change &= d <= near_top[near] + jump
     out = d.copy()
     out[change] = far_median[near[change]]
     return out
