@@ -6,14 +6,17 @@ nearer of the two, so it reads ``min(region, neighbour)``, never farther than th
 owner is the occluding side). Where a plain region's own outline pixels read two surfaces a step apart, the
 near stretch is another object's outline whose blur spills onto the region (the near object occludes it, a
 T-junction of the outlines), and the far stretch says how far the region is: it belongs to the far surface.
-A plain region whose outline reads one surface (a plain key top ringed by its own edges) is left to the fill.
+The two stretches must meet (a step where the near outline crosses the region's, not the two ends of a sloping
+plain floor), and only the depths the fill took from the near stretch are given the far one (a floor the fill
+placed between the two keeps its place: the far stretch bounds the region where it lies). A plain region whose
+outline reads one surface (a plain key top ringed by its own edges) is left to the fill.
 
 References
 ----------
 S. B. Kang, R. Szeliski, J. Chai, "Handling occlusions in dense multi-view stereo", CVPR 2001 (foreground
 fattening).
-J. McDermott, "Psychophysics with junctions in real images", Perception 33(9), 2004 (T-junctions and which side
-of an outline is in front).
+C. C. Fowlkes, D. R. Martin, J. Malik, "Local figure-ground cues are valid for natural images", Journal of Vision
+7(8):2, 2007 (an outline belongs to one of the two regions it separates, the nearer).
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
 
     Returns
     -------
-    float32 (H, W): in a region whose own outline (its colour's confident pixels within ``reach`` px) reads two
-    surfaces ``jump`` or more apart with at least ``least`` pixels on the far one, the region's weak pixels and its
-    outline's near-reading pixels take the far surface's median reading.
+    float32 (H, W): in a region whose own outline (its colour's confident pixels within ``reach`` px, on a plain 3x3
+    of its colour) reads two surfaces ``jump`` or more apart, with at least ``least`` pixels on the far one and the
+    two stretches within ``2 reach`` px of each other, the region's weak pixels and its outline's near-reading
+    pixels whose depth is within ``jump`` of the near stretch take the far stretch's median reading.
 
     Examples
     --------
@@ -95,7 +99,7 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
                       for c in range(g.shape[2])], axis=1)
     # each pixel's region: its own, or on a colour change the one within reach (the largest label, if two are)
     side = 2 * int(reach) + 1
-    near = cv2.dilate(labels.astype(np.float32), np.ones((side, side), np.uint8)).astype(np.int64)
+    near = cv2.dilate(labels.astype(np.float64), np.ones((side, side), np.uint8)).astype(np.int64)
     near = np.where(labels > 0, labels, near)
     # its own pixels: of its colour, and on a plain 3x3 of its colour (not a dark speck of a textured neighbour)
     alike_px = ((near > 0) & (np.abs(g - means[near]).sum(axis=2) < alike)).astype(np.uint8)
@@ -119,7 +123,7 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
     near_top[region[at + 1]] = reading[at]
     far = reading > cut[region]
     # the two stretches meet (within twice the reach: the junction itself is blurred, unread): a step, not a slope's ends
-    far_px = np.zeros(labels.shape, np.float32)
+    far_px = np.zeros(labels.shape, np.float64)  # (labels exact at any count)
     far_px[ys[order][far], xs[order][far]] = region[far]
     meets = cv2.dilate(far_px, np.ones((2 * side - 1, 2 * side - 1), np.uint8))[ys[order], xs[order]] == region
     met = np.bincount(region[~far & meets], minlength=count) > 0
