@@ -52,7 +52,7 @@ from postfocus.focus.measure import laplacian_energy, pool
 from postfocus.fuse.cover import REDUCE, _disc, _disc_blur, occluder_cover  # noqa: F401 (their old home: clipped.py, tests)
 
 __all__ = ["MEASURE_RADIUS", "REDUCE", "blur_growth", "defocus_slope", "occluder_cover", "occlusion_aware_index",
-           "visible_index"]
+           "solver_growth", "visible_index"]
 
 MEASURE_RADIUS = 1.2
 """Disc radius (analysis px) that brings the focus measure (:func:`~postfocus.focus.measure.laplacian_energy`)
@@ -217,6 +217,41 @@ def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confid
     t = (above - seen[ok]) / np.maximum(above - below, 1e-12)
     radius = radii[i - 1] + t * (radii[i] - radii[i - 1])
     return float(np.median(radius / delta[ok]))
+
+
+def solver_growth(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
+                  guide: np.ndarray | None = None) -> float:
+    """The blur growth the background solver composites the near layers' discs with.
+
+    The matting equation's spill is only as right as its discs: :func:`blur_growth` (each pixel's texture read
+    against the guide) where the maps' guide is at hand, :func:`defocus_slope` (one fall-off curve for every
+    texture) where it is not (a stack folder keeps no guide). On the rendered grass the guide's growth is
+    1.33 px a frame where the truth is 1.33 and the fall-off reads 1.07 (halo5; docs/quality.md).
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        (N, h, w) focus measure of the used frames.
+    index : numpy.ndarray
+        float32 (h, w) focus index as a position among the used frames (0..N-1).
+    confidence : numpy.ndarray
+        float32 (h, w) its confidence.
+    guide : numpy.ndarray, optional
+        float32 (h, w) grey sharpest-frame composite (:attr:`~postfocus.maps.StackMaps.guide`); ignored
+        unless of the maps' shape.
+
+    Returns
+    -------
+    float
+        Map pixels of disc radius per used frame.
+
+    References
+    ----------
+    A. P. Pentland, "A new sense for depth of field", IEEE TPAMI 9(4), 1987.
+    """
+    if guide is not None and np.shape(guide) == np.shape(index):
+        return blur_growth(volume, guide, index, confidence)
+    return defocus_slope(volume, index, confidence)
 
 
 def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | None = None) -> np.ndarray:
