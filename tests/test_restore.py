@@ -69,3 +69,25 @@ def test_the_band_solver_gives_the_box_solvers_halo_on_rendered_grass(layered_gr
     outside = np.ones(band_image.shape[:2], bool)
     outside[t:b, l:r] = solver.ordinal < 0
     assert np.array_equal(band_image[outside], plain[outside])
+
+
+def test_a_far_to_near_sweep_is_solved_as_its_mirror():
+    """The same frames with the sweep's direction reversed (frame 0 the farthest focus, the index mirrored) give
+    the same solution: the occluders are mirrored, the frames' weights are not."""
+    rng = np.random.default_rng(3)
+    index = np.full((96, 96), 6.0, np.float32)
+    index[30:60, 30:60] = 0.0
+    frames = [rng.uniform(0.05, 0.8, (96, 96, 3)).astype(np.float32) for _ in range(7)]
+    planes = rng.uniform(0.05, 0.8, (96, 96, 3)).astype(np.float32)
+    k = np.float32(-0.5 / 0.35 ** 2)
+    out = []
+    for near_to_far, idx, place in ((True, index, lambda p: p), (False, 6.0 - index, lambda p: 6.0 - p)):
+        solver = BandSolver(idx, (0, 0, 96, 96), 2.0, near_to_far)
+        for p, frame in enumerate(frames):
+            solver.add(place(float(p)), frame, (0, 0, 96, 96), k)
+        result = [planes[..., c].copy() for c in range(3)]
+        take = solver.apply(result, k)
+        out.append((np.stack(result, axis=2), take))
+    assert out[0][1].max() > 0.5  # (the wall beside the square is solved)
+    np.testing.assert_allclose(out[1][0], out[0][0], atol=1e-5)
+    np.testing.assert_allclose(out[1][1], out[0][1], atol=1e-5)

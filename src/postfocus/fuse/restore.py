@@ -167,6 +167,8 @@ class BandSolver(BoxSolver):
 
     #: The reduced scale is ``floor(slope / REDUCE_BY)`` (1 to 4).
     REDUCE_BY = REDUCE
+    #: A frame whose weight at a pixel is below this (the fusion's cutoff) gives it no cover to composite.
+    CUTOFF = 1e-6
 
     def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True):
         h, w = index_map.shape
@@ -188,7 +190,7 @@ class BandSolver(BoxSolver):
         self.ordinal = np.full((b - t, r - l), -1, np.int32)  # each box pixel's place in the band (-1: outside)
         self.ordinal[ys, xs] = np.arange(ys.size, dtype=np.int32)
         self.at = (ys, xs)
-        self.rank_b = np.ascontiguousarray(rank[ys + (t - ot), xs + (l - ol)])
+        self.rank_b = np.ascontiguousarray(index_map[ys + t, xs + l])  # (not mirrored: the frames' positions)
         # The band's pixels in the reduced grid (pixel centres: (y + 0.5) / f - 0.5), read by cv2.remap (bilinear).
         n, cols = ys.size, 1024
         rows = max(1, -(-n // cols))
@@ -202,33 +204,55 @@ class BandSolver(BoxSolver):
         self.positions: list[float] = []
         self._clear: tuple[float, np.ndarray] | None = None
 
-    def _read(self, reduced: np.ndarray) -> np.ndarray:
-        """``reduced`` (sh, sw[, c]) at the band's pixels, bilinearly: (n[, c])."""
-        n = self.rank_b.size
-        out = cv2.remap(reduced, self.grid[0], self.grid[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return out.reshape(-1, *reduced.shape[2:])[:n]
+    def _frame(self, position: float, colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``1 - A`` (n) and ``S`` (n, 4; None without ``colour``) at the band's pixels for the frame at ``position``.
 
-    def _layers(self, position: float, colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Cover and spill (reduced scale) of the frame at ``position``: :func:`~postfocus.fuse.cover._composite`."""
+        Composited (:func:`~postfocus.fuse.cover._composite`) on the reduced index around the band's pixels whose
+        weight reaches ``position``, grown by the largest disc; the others are given no cover (their weight is
+        below the fusion's cutoff there).
+        """
+        n = self.rank_b.size
+        clear, spill = np.ones(n, np.float32), None if colour is None else np.zeros((n, 4), np.float32)
         pos = float(position) if self.near_to_far else -float(position)
+        weighs = np.abs(self.rank_b - np.float32(position)) <= self.reach_b
         small = self.small
-        near = small < np.float32(pos - 1.0)
         sh, sw = small.shape
+        if not weighs.any():
+            return clear, spill
+        gx, gy = (g.reshape(-1)[:n][weighs] for g in self.grid)
+        pad = int(np.ceil(self.slope / self.f * max(pos - float(small.min()), 0.0))) + 3
+        y0, y1 = max(0, int(gy.min()) - pad), min(sh, int(gy.max()) + 2 + pad)
+        x0, x1 = max(0, int(gx.min()) - pad), min(sw, int(gx.max()) + 2 + pad)
+        part = small[y0:y1, x0:x1]
+        near = part < np.float32(pos - 1.0)
         if not near.any():
-            return np.zeros((sh, sw), np.float32), None if colour is None else np.zeros((sh, sw, 4), np.float32)
-        rounded = np.rint(small)
+            return clear, spill
+        rounded = np.rint(part)
         rounded[~near] = np.nan
         seen = rounded[near]
         lowest = float(seen.min())
         counts = np.bincount((seen - np.float32(lowest)).astype(np.int64))
         layers = (lowest + np.flatnonzero(counts)[::-1]).astype(np.float32)  # far to near
-        return _composite(rounded, layers, pos, self.slope / self.f, colour, 1)
+        light = None if colour is None else np.ascontiguousarray(colour[y0:y1, x0:x1])
+        cover, light = _composite(rounded, layers, pos, self.slope / self.f, light, 1)
+        m, cols = gx.size, 1024  # (the points as rows of 1024 for cv2.remap)
+        at_x, at_y = (np.zeros(-(-m // cols) * cols, np.float32) for _ in range(2))
+        at_x[:m], at_y[:m] = gx - x0, gy - y0
+        at_x, at_y = at_x.reshape(-1, cols), at_y.reshape(-1, cols)
+
+        def read(a: np.ndarray) -> np.ndarray:
+            out = cv2.remap(a, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return out.reshape(-1, *a.shape[2:])[:m]
+
+        clear[weighs] = 1.0 - read(cover)
+        if spill is not None:
+            spill[weighs] = read(light)
+        return clear, spill
 
     def _visible(self, position: float) -> np.ndarray:
         """``1 - A`` at the band's pixels for the frame at ``position`` (kept for the frame's next rectangle)."""
         if self._clear is None or self._clear[0] != position:
-            cover, _ = self._layers(position, None)
-            self._clear = (position, 1.0 - self._read(cover))
+            self._clear = (position, self._frame(position, None)[0])
             self.positions.append(position)
         return self._clear[1]
 
@@ -241,13 +265,14 @@ class BandSolver(BoxSolver):
         if not inside.any():
             return
         at = ordinal[inside]
-        if self.k_b is None and np.ndim(k) != 0:
-            self.k_b = np.zeros(self.rank_b.size, np.float32)
-        if self.k_b is not None:
-            self.k_b[at] = np.asarray(k)[it:ib, il:ir][inside]
+        if self.k_b is None:  # every band pixel's -1 / (2 sigma^2), and the frames its weight reaches
+            ys, xs = self.at
+            self.k_b = (np.asarray(k, np.float32)[t:self.box[2], l:self.box[3]][ys, xs] if np.ndim(k)
+                        else np.full(self.rank_b.size, k, np.float32))
+            self.reach_b = np.sqrt(np.float32(np.log(1.0 / self.CUTOFF)) / np.maximum(-self.k_b, 1e-12))
         clear = self._visible(position)[at]
         d = self.rank_b[at] - np.float32(position)
-        g = np.exp(d * d * (self.k_b[at] if self.k_b is not None else np.float32(k))) * clear
+        g = np.exp(d * d * self.k_b[at]) * clear
         linear = _linear(pixels[inside])
         if self.SEEN_CLIPPED:  # a clipped pixel is no equation: it holds less than S + (1 - A) B
             g *= np.maximum(np.maximum(linear[:, 0], linear[:, 1]), linear[:, 2]) < self.FRAME_CLIPPED
@@ -265,13 +290,11 @@ class BandSolver(BoxSolver):
         light = [_linear(plane[ot:ob, ol:orr]) for plane in planes]  # linear light and a fourth plane: clipped
         light.append((np.maximum(np.maximum(light[0], light[1]), light[2]) >= self.CLIPPED).astype(np.float32))
         colour = _reduced(cv2.merge(light), self.f)
-        k_b = self.k_b if self.k_b is not None else np.float32(k)
+        k_b = self.k_b
         n = self.rank_b.size
         total, unknown, taken = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros((n, 3), np.float32)
         for position in self.positions:
-            cover, spill = self._layers(position, colour)
-            clear = 1.0 - self._read(cover)
-            spill = self._read(spill)
+            clear, spill = self._frame(position, colour)
             d = self.rank_b - np.float32(position)
             g = np.exp(d * d * k_b)
             total += g
