@@ -4,16 +4,17 @@ In-process on the halo bench's renders (``bench/halo_fifth.py``: 480x720, 10 fra
 back, 8-bit). For each focus-index map it prints the signed distance (px) of the map's occlusion edges from the
 true outline (median and p90; positive: the near index reaches past the near object's outline onto the far
 surface), the share of the 9 px halo band more than 1.5 frames off the truth, and the halo score (near / far
-side) and PSNR of the default fusion, of ``restore=True`` with the library's blur growth, and of
-``restore=True`` with the growth read against the guide (``blur_growth``, as halo5 patched it in).
+side) and PSNR of the default fusion, of ``restore=True`` with the fall-off's blur growth (``defocus_slope``: the
+maps without their guide), and of ``restore=True`` as the library runs it since the seventeenth session (solver18:
+the growth read against the maps' guide, ``blur_growth``, which halo5 and edge17 patched in), with its CPU time.
 
 Maps: the default; ``sides=True``; ``outline=True`` (:mod:`postfocus.focus.near_outline`); both; an *edge oracle*
 (the default map with every pixel within ``ORACLE_BAND`` px of a true occlusion edge that lies on the wrong side
 of it, nearer to the other side's true depth than to its own, set to its true depth: the edge moved to the truth,
 the rest of the estimate kept); the true depth.
 
-Usage: ``PYTHONPATH=src python bench/edge_seventeenth.py --scenes grass pins steps occluder`` (a minute or two a
-scene).
+Usage: ``PYTHONPATH=src python bench/edge_seventeenth.py --scenes grass pins steps occluder [--maps default
+outline=True ...]`` (a minute or two a scene; ``--maps`` picks rows by their label, default all).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import cv2
 import numpy as np
@@ -74,7 +74,7 @@ def edge_oracle(index: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return np.where(wrong, d, index).astype(np.float32)
 
 
-def maps_of(st, analysis, volume) -> list[tuple[str, object]]:  # noqa: ANN001
+def maps_of(st, analysis, volume, wanted=None) -> list[tuple[str, object]]:  # noqa: ANN001
     maps, guide = analysis.maps, analysis.guide
     out = [("default", maps)]
     variants = [("sides=True", dict(sides=True))]
@@ -87,29 +87,34 @@ def maps_of(st, analysis, volume) -> list[tuple[str, object]]:  # noqa: ANN001
     depth = st.depth.astype(np.float32)
     out.append(("edge oracle", dataclasses.replace(maps, focus_index=edge_oracle(maps.focus_index, depth))))
     out.append(("true depth", dataclasses.replace(maps, focus_index=depth, confidence=np.ones_like(maps.confidence))))
-    return out
+    return [(label, m) for label, m in out if not wanted or label in wanted]
 
 
 def main() -> None:
-    print("| scene | map | edge px median / p90 | band off | fused halo (near / far), PSNR | restore | "
-          "restore, growth read against the guide |\n|---|---|---|---|---|---|---|")
+    wanted = [a for a in sys.argv[sys.argv.index("--maps") + 1:]] if "--maps" in sys.argv else None
+    if wanted:
+        del sys.argv[sys.argv.index("--maps"):]
+    print("| scene | map | edge px median / p90 | band off | fused halo (near / far), PSNR | restore, fall-off growth | "
+          "restore (guide's growth) | CPU s fused / restore |\n|---|---|---|---|---|---|---|---|")
     for name, st, truth, source, analysis, growth in scenes_from_args(__doc__):
         maps = analysis.maps
         assert maps.focus_index.shape == st.depth.shape, (maps.focus_index.shape, st.depth.shape)
-        for label, m in maps_of(st, analysis, maps.volume):
+        print(f"({name}: growth read against the guide {growth:.3f} px a frame)", flush=True)
+        for label, m in maps_of(st, analysis, maps.volume, wanted):
             s = signed_edge_distance(m.focus_index, st.depth)
             q = np.percentile(s, [50, 90]) if s.size else (np.nan, np.nan)
             off = float((np.abs(m.focus_index - st.depth)[truth.box] > 1.5)[truth.band].mean())
-            cells = []
-            for kw, patch in ((dict(), False), (dict(restore=True), False), (dict(restore=True), True)):
-                if patch:
-                    with mock.patch("postfocus.pipeline.merge.defocus_slope", lambda *a, **k: growth):
-                        image = fuse(source, m, alignment=analysis.alignment, threads=1, **kw)
-                else:
-                    image = fuse(source, m, alignment=analysis.alignment, threads=1, **kw)
+            cells, cpu = [], []
+            for kw, guide in ((dict(), True), (dict(restore=True), False), (dict(restore=True), True)):
+                mm = m if guide else dataclasses.replace(m, guide=None)
+                t = time.process_time()
+                image = fuse(source, dataclasses.replace(mm, blur_slope=None), alignment=analysis.alignment,
+                             threads=1, **kw)
+                cpu.append(time.process_time() - t)
                 h, n, f, p = scored(st, truth, image)
                 cells.append(f"{h:.2f} ({n:.2f} / {f:.2f}), {p:.2f}")
-            print(f"| {name} | {label} | {q[0]:.1f} / {q[1]:.1f} | {off:.3f} | " + " | ".join(cells) + " |", flush=True)
+            print(f"| {name} | {label} | {q[0]:.1f} / {q[1]:.1f} | {off:.3f} | " + " | ".join(cells)
+                  + f" | {cpu[0]:.2f} / {cpu[2]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from halo_fifth import scenes_from_args, scored  # noqa: E402
 
 from postfocus.focus.map import focus_index_map  # noqa: E402
-from postfocus.fuse.depthmap import _Restore  # noqa: E402
+from postfocus.fuse.restore import BoxSolver as _Restore  # noqa: E402
 from postfocus.pipeline.merge import fuse  # noqa: E402
 
 

@@ -136,6 +136,10 @@ class StackMaps:
         The blur growth (map px a used frame) of the occlusion-safe index, once pass 2 has measured it on the
         uncut maps (:func:`~postfocus.fuse.occlusion.occlusion_aware_index`); a stack folder keeps it, so its
         merges use the same, not one measured again on its cut, float16 volume. None: not measured yet.
+    guide : numpy.ndarray or None
+        float32 (h, w) grey sharpest-frame composite the map was made with (:attr:`Analysis.guide`): the
+        background solver reads its blur growth against it (:func:`~postfocus.fuse.occlusion.solver_growth`).
+        None: not kept (a stack folder's maps).
     """
 
     focus_index: np.ndarray
@@ -147,6 +151,7 @@ class StackMaps:
     motion_share: float = 0.0
     place: MapPlace | None = None
     blur_slope: float | None = None
+    guide: np.ndarray | None = None
 
     @property
     def grid_place(self) -> MapPlace | None:
@@ -256,7 +261,8 @@ class StackMaps:
             (ot, ol), (pt, pl) = base.origin, base.map_origin
             place = MapPlace(base.shape, base.size, (ot + t, ol + l), (pt + mt, pl + ml), (mb - mt, mr - ml))
         return replace(self, focus_index=cut(self.focus_index), confidence=cut(self.confidence),
-                       volume=cut(self.volume, axis0=True), motion=cut(self.motion), size=(b - t, r - l), place=place)
+                       volume=cut(self.volume, axis0=True), motion=cut(self.motion), guide=cut(self.guide), size=(b - t, r - l),
+                       place=place)
 
     def upscale(self, values: np.ndarray) -> np.ndarray:
         """A map (h, w) resized bilinearly to the full-resolution ``size``; cut maps on the uncut maps' grid

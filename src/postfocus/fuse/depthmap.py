@@ -33,12 +33,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.fuse.bands import accumulate, in_bands, normalise, tile_reduce
 from postfocus.fuse.base import Rect, neg_half_inv_sq
-from postfocus.fuse.clipped import ClippedLight
-from postfocus.fuse.occlusion import occluder_cover
 from postfocus.fuse.relight import FarBlend
+from postfocus.fuse.restore import BandSolver
 from postfocus.fuse.tileblend import TileBlend
 
 __all__ = ["DepthmapFusion", "consistency_weight", "consistent_blend"]
@@ -70,6 +68,10 @@ class DepthmapFusion:
     #: Weights below this are left out: with every pixel's nearest frame weighing at least
     #: exp(-0.125 / 0.35**2) = 0.36, dropping them changes no pixel by more than 1e-4 per frame.
     CUTOFF = 1e-6
+    #: The background solver (:mod:`postfocus.fuse.restore`): the band beside near depth steps, or the whole box.
+    SOLVER = BandSolver
+    #: The safe blend is kept over the whole box with the solver (as the box solver had it; False: in its tiles).
+    WHOLE_BOX = False
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
                  safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1,
@@ -90,7 +92,7 @@ class DepthmapFusion:
         self.threads = threads  # threads that finish the blend (result())
         # The occlusion-safe blend, kept only in the tiles where the safe index differs, inside their box.
         self._safe: TileBlend | None = None
-        self._restore: _Restore | None = None  # the background solved from the matting equation, same box
+        self._restore: BandSolver | None = None  # the background solved from the matting equation, same box
         safe = None if safe_index is None else np.asarray(safe_index, np.float32)
         differs = None if safe is None else np.empty((h, w), bool)
 
@@ -105,12 +107,13 @@ class DepthmapFusion:
                 box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
                 # the tiles where the safe index differs: the only ones the safe blend is made in
                 self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or, threads)
-                # (the background solver changes the main blend in the box before the two are compared: the
-                # safe blend is then kept over the whole box, its unreached pixels the main blend's before that)
-                solver = slope is not None and slope > 0
-                self._safe = TileBlend(np.ones_like(self._safe_tiles) if solver else self._safe_tiles, tile, box, safe)
+                # (the background solver changes the main blend before the two are compared; the box solver's
+                # safe blend is kept over the whole box, the band solver's only where the safe index differs:
+                # elsewhere its solution is kept as it is, solver18)
+                whole = slope is not None and slope > 0 and self.WHOLE_BOX
+                self._safe = TileBlend(np.ones_like(self._safe_tiles) if whole else self._safe_tiles, tile, box, safe)
                 if slope is not None and slope > 0:
-                    self._restore = _Restore(self.index_map, box, float(slope), near_to_far)
+                    self._restore = self.SOLVER(self.index_map, box, float(slope), near_to_far)
             else:
                 safe = None
         # Per tile: the focus indices a frame must fall in to weigh above CUTOFF (lowest less widest reach, highest plus)
@@ -275,119 +278,6 @@ def _keep(differences: list[np.ndarray], tolerance: float) -> np.ndarray:
     g *= np.float32(-1.0 / tolerance)
     g *= g
     return np.exp(-g, out=g)
-
-
-class _Restore:
-    """The matting-equation blend of a box: per frame ``(F - S) / (1 - A)`` weighted by ``g (1 - A)^2``.
-
-    ``A`` and ``S`` are the cover and spill of the nearer objects' blur in the
-    frame (:func:`~postfocus.fuse.occlusion.occluder_cover`), ``g`` the frame's
-    weight by depth; ``(1 - A)^2`` weighs each solution by its precision (the
-    noise of ``F`` is divided by ``1 - A``). The blend is linear in the frames
-    and in the spill, so the frames are summed as they come
-    (``sum g (1 - A) F``) and the spill, which needs the near objects' sharp
-    light (known only when every frame is in), is taken off at the end.
-    Where ``sum g (1 - A)^2`` is small against ``sum g`` (a pixel that the
-    near blur covers in every frame focused near its depth) the blend by
-    depth is kept.
-    """
-
-    #: Reliability (``sum g (1 - A)^2 / sum g``) from which the solution is taken wholly, and below which not at all.
-    SURE, UNSURE = 0.3, 0.08
-    #: Linear light from which a pixel is taken as clipped.
-    CLIPPED = 0.97
-    #: Share of a pixel's light that may come from clipped occluders before the solution is given up there
-    #: (a highlight 10x white spilling 0.5 % of its light adds 5 % of white).
-    UNKNOWN = 0.005
-    #: Relative error of a modelled spill, and the error of the solution (encoded, 0-1) from which it is
-    #: given up (wholly at twice that).
-    MODEL_ERROR, TOLERANCE = 0.15, 0.02
-    #: Clipped highlights' light is read from the frames where they are defocused (:mod:`~postfocus.fuse.clipped`).
-    RECOVER = False
-    #: Linear light from which a frame's pixel (its exposure gain applied to the saturating stored value,
-    #: so a clipped pixel may read ``gain ** 2.2`` of white) is left out of the solution, when SEEN_CLIPPED.
-    FRAME_CLIPPED, SEEN_CLIPPED = 0.85, True
-
-    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True):
-        h, w = index_map.shape
-        t, l, b, r = box
-        pad = int(np.ceil(slope * (float(index_map.max()) - float(index_map.min()) + 1.0))) + 2
-        self.outer = (max(0, t - pad), max(0, l - pad), min(h, b + pad), min(w, r + pad))
-        self.box, self.slope, self.near_to_far = box, slope, near_to_far  # (frame 0 the nearest focus)
-        ot, ol, ob, orr = self.outer
-        self.rank = index_map[ot:ob, ol:orr]
-        self.inner = (slice(t - ot, b - ot), slice(l - ol, r - ol))
-        self.sums = np.zeros((b - t, r - l, 3), np.float32)
-        self.den = np.zeros((b - t, r - l), np.float32)
-        self.positions: list[float] = []
-        self._clear: tuple[float, np.ndarray] | None = None  # the last frame's 1 - A over the box
-        # (the ring a highlight's bloom shows below white is resolved at about half a frame's blur growth)
-        self.light = ClippedLight(box, block=int(np.clip(slope // 2, 1, 4))) if self.RECOVER else None
-
-    def _visible(self, position: float) -> np.ndarray:
-        """``1 - A`` over the box for the frame at ``position`` (kept for the frame's next rectangle)."""
-        if self._clear is None or self._clear[0] != position:
-            cover, _ = occluder_cover(self.rank, position, self.slope, near_to_far=self.near_to_far)
-            self._clear = (position, 1.0 - cover[self.inner])
-            self.positions.append(position)
-        return self._clear[1]
-
-    def add(self, position: float, pixels: np.ndarray, rect: Rect, k: float | np.ndarray) -> None:
-        """Fold ``pixels`` (the frame's part ``rect``, inside the box) in."""
-        t, l = self.box[:2]
-        it, il, ib, ir = rect
-        cut = (slice(it - t, ib - t), slice(il - l, ir - l))
-        clear = self._visible(position)[cut]
-        d = self.rank[self.inner][cut] - np.float32(position)
-        d = d * d * (k if np.ndim(k) == 0 else k[it:ib, il:ir])
-        g = np.exp(d) * clear
-        linear = srgb_decode(pixels)
-        if self.SEEN_CLIPPED:  # a clipped pixel is no equation: it holds less than S + (1 - A) B
-            g *= linear.max(axis=2) < self.FRAME_CLIPPED
-        self.sums[cut] += linear * g[..., None]
-        if self.light is not None:
-            self.light.add(position, linear, rect)
-        self.den[cut] += g * clear
-
-    def apply(self, planes: list[np.ndarray], k: float | np.ndarray) -> None:
-        """Take the spill off and blend the solution into ``planes`` (the normalised blend by depth), in place."""
-        ot, ol, ob, orr = self.outer
-        t, l, b, r = self.box
-        # The near objects' light, and a fourth plane: clipped (a highlight may be many times white, its light
-        # is unknown and its spill cannot be taken off).
-        colour = np.empty((ob - ot, orr - ol, 4), np.float32)
-        for c in range(3):
-            colour[..., c] = srgb_decode(planes[c][ot:ob, ol:orr])
-        colour[..., 3] = colour[..., :3].max(axis=2) >= self.CLIPPED
-        if self.light is not None:  # the highlights whose light the defocused frames give are no longer unknown
-            colour[..., 3][self.light.recover(colour, self.rank, (ot, ol), self.slope, near_to_far=self.near_to_far)] = 0.0
-        total = np.zeros_like(self.den)
-        unknown = np.zeros_like(self.den)
-        taken = np.zeros_like(self.sums)
-        for position in self.positions:
-            cover, spill = occluder_cover(self.rank, position, self.slope, colour=colour, near_to_far=self.near_to_far)
-            clear = 1.0 - cover[self.inner]
-            d = self.rank[self.inner] - np.float32(position)
-            g = np.exp(d * d * (k if np.ndim(k) == 0 else k[t:b, l:r]))
-            total += g
-            part = spill[self.inner][..., :3] * (g * clear)[..., None]
-            self.sums -= part
-            taken += part
-            unknown += g * spill[self.inner][..., 3]
-        reliable = self.den / np.maximum(total, 1e-12)
-        take = np.clip((reliable - self.UNSURE) / (self.SURE - self.UNSURE), 0.0, 1.0)
-        take *= np.clip(1.0 - unknown / np.maximum(total, 1e-12) / self.UNKNOWN, 0.0, 1.0)
-        den = np.maximum(self.den, 1e-12)[..., None]
-        linear = np.clip(self.sums / den, 0.0, 1.0)
-        solved = srgb_encode(linear)
-        # The spill is known only as well as the blur model (slope, edge, colour): a solution that takes off
-        # much light against what is left is not to be trusted.
-        doubt = srgb_encode(np.clip(linear + self.MODEL_ERROR * taken / den, 0.0, 1.0)) - solved
-        take *= np.clip(2.0 - doubt.max(axis=2) / self.TOLERANCE, 0.0, 1.0)
-        for c, plane in enumerate(planes):
-            part = plane[t:b, l:r]
-            part += take * (solved[..., c] - part)
-        return take
 
 
 def consistency_weight(sharp: list[np.ndarray], safe: list[np.ndarray], *, scale: float = _SCALE,

@@ -28,7 +28,7 @@ therefore blends by it only where the two blends disagree at a coarse scale
 (:func:`postfocus.fuse.depthmap.consistency_weight`).
 
 Where the depth edges are right, the background behind a near object can be
-solved for instead of given up: :func:`occluder_cover` gives, per frame, how
+solved for instead of given up: :func:`occluder_cover` (:mod:`postfocus.fuse.cover`) gives, per frame, how
 much the nearer layers' blur covers each pixel and the light they spill, and
 :class:`~postfocus.fuse.depthmap.DepthmapFusion` (with ``slope``) solves
 ``F = S + (1 - A) B`` for ``B`` (Hasinoff and Kutulakos [3]_).
@@ -39,6 +39,8 @@ References
    (blur radius linear in the inverse-distance distance to the focal plane).
 .. [2] P. Soille, "Morphological Image Analysis", Springer 2003, ch. 6
    (distance transforms by iterated erosion with a chamfer metric).
+.. [3] S. W. Hasinoff and K. N. Kutulakos, "A layer-based restoration framework for
+   variable-aperture photography", ICCV 2007.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ import cv2
 import numpy as np
 
 from postfocus.focus.measure import laplacian_energy, pool
+from postfocus.fuse.cover import REDUCE, _disc, _disc_blur, occluder_cover  # noqa: F401 (their old home: clipped.py, tests)
 
-__all__ = ["MEASURE_RADIUS", "blur_growth", "defocus_slope", "occluder_cover", "occlusion_aware_index",
-           "visible_index"]
+__all__ = ["MEASURE_RADIUS", "REDUCE", "blur_growth", "defocus_slope", "occluder_cover", "occlusion_aware_index",
+           "solver_growth", "visible_index"]
 
 MEASURE_RADIUS = 1.2
 """Disc radius (analysis px) that brings the focus measure (:func:`~postfocus.focus.measure.laplacian_energy`)
@@ -216,6 +219,41 @@ def blur_growth(volume: np.ndarray, guide: np.ndarray, index: np.ndarray, confid
     return float(np.median(radius / delta[ok]))
 
 
+def solver_growth(volume: np.ndarray, index: np.ndarray, confidence: np.ndarray, *,
+                  guide: np.ndarray | None = None) -> float:
+    """The blur growth the background solver composites the near layers' discs with.
+
+    The matting equation's spill is only as right as its discs: :func:`blur_growth` (each pixel's texture read
+    against the guide) where the maps' guide is at hand, :func:`defocus_slope` (one fall-off curve for every
+    texture) where it is not (a stack folder keeps no guide). On the rendered grass the guide's growth is
+    1.33 px a frame where the truth is 1.33 and the fall-off reads 1.07 (halo5; docs/quality.md).
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        (N, h, w) focus measure of the used frames.
+    index : numpy.ndarray
+        float32 (h, w) focus index as a position among the used frames (0..N-1).
+    confidence : numpy.ndarray
+        float32 (h, w) its confidence.
+    guide : numpy.ndarray, optional
+        float32 (h, w) grey sharpest-frame composite (:attr:`~postfocus.maps.StackMaps.guide`); ignored
+        unless of the maps' shape.
+
+    Returns
+    -------
+    float
+        Map pixels of disc radius per used frame.
+
+    References
+    ----------
+    A. P. Pentland, "A new sense for depth of field", IEEE TPAMI 9(4), 1987.
+    """
+    if guide is not None and np.shape(guide) == np.shape(index):
+        return blur_growth(volume, guide, index, confidence)
+    return defocus_slope(volume, index, confidence)
+
+
 def visible_index(index: np.ndarray, slope: float, *, occluder: np.ndarray | None = None) -> np.ndarray:
     """The focus index each pixel can take without a nearer object's blur over it.
 
@@ -298,153 +336,3 @@ def occlusion_aware_index(index: np.ndarray, volume: np.ndarray, confidence: np.
     visible = visible if near_to_far else last - visible
     safe = np.interp(visible, np.arange(frames.size, dtype=np.float32), frames).astype(np.float32)
     return (safe, slope) if with_slope else safe
-
-
-def _disc(radius: float) -> np.ndarray:
-    """Anti-aliased pillbox kernel of ``radius`` px (each tap the share of its pixel inside the disc), sum 1."""
-    r = int(np.ceil(radius - 0.5)) if radius > 0.5 else 0
-    sub = (np.arange(4 * (2 * r + 1), dtype=np.float32) + 0.5) / 4.0 - (r + 0.5)
-    inside = (sub[:, None] ** 2 + sub[None, :] ** 2 <= radius * radius).astype(np.float32)
-    kernel = inside.reshape(2 * r + 1, 4, 2 * r + 1, 4).mean(axis=(1, 3))
-    return kernel / kernel.sum()
-
-
-def _disc_blur(image: np.ndarray, radius: float, *, fine: float = 4.0) -> np.ndarray:
-    """``image`` convolved with :func:`_disc` of ``radius`` px; a large disc at a reduced scale.
-
-    A disc of radius ``r`` leaves nothing finer than about ``r`` px, so from
-    ``2 fine`` px on the image is area-averaged by ``f = floor(r / fine)``,
-    blurred with a disc of ``r / f`` (at least ``fine`` px) and interpolated
-    back (bilinear): the cost falls as ``f^4`` and the result differs from the
-    full-scale convolution by a fraction of the ramp's ``2 r`` px width.
-    """
-    factor = int(radius // fine) if radius >= 2 * fine else 1
-    h, w = image.shape[:2]
-    if factor <= 1 or min(h, w) < 4 * factor:
-        return cv2.filter2D(image, -1, _disc(radius), borderType=cv2.BORDER_REPLICATE)
-    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor  # padded to whole blocks: exact scale f
-    padded = cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE) if (ph, pw) != (h, w) else image
-    small = cv2.resize(padded, (pw // factor, ph // factor), interpolation=cv2.INTER_AREA)
-    small = cv2.filter2D(small, -1, _disc(radius / factor), borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR)[:h, :w]
-
-
-def occluder_cover(rank: np.ndarray, position: float, slope: float, *, colour: np.ndarray | None = None,
-                   margin: float = 1.0, reduce: bool = True, near_to_far: bool = True
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
-    """How much nearer objects' blur covers each pixel in the frame at ``position``, and the light they spill.
-
-    The pixels whose focus index lies more than ``margin`` frames before
-    ``position`` are the occluders of that frame; grouped by whole frames
-    ``j``, each group is a layer blurred by a disc of radius
-    ``slope * (position - j)`` and composited near over far (Porter-Duff
-    "over", as in a layered depth-of-field render):
-
-    .. math::  A \\leftarrow 1 - (1 - A)(1 - D_j * a_j), \\qquad
-               S \\leftarrow S\\,(1 - D_j * a_j) + D_j * (c\\, a_j)
-
-    for ``j`` from far to near, with ``a_j`` the group's mask, ``c`` its
-    sharp colour in linear light and ``D_j *`` the disc blur. A pixel ``p``
-    behind them is seen in that frame as ``S(p) + (1 - A(p)) B(p)``, with
-    ``B`` its own (little blurred) light: the matting equation that
-    :class:`~postfocus.fuse.depthmap.DepthmapFusion` solves for ``B``
-    (Hasinoff and Kutulakos [3]_, Bando et al. [4]_).
-
-    Parameters
-    ----------
-    rank : numpy.ndarray
-        float32 (h, w) focus index, in positions of the fused frames.
-    position : float
-        The frame's position.
-    slope : float
-        Blur growth, pixels of disc radius per frame (:func:`defocus_slope`, at this resolution).
-    colour : numpy.ndarray, optional
-        float32 (h, w, c) the occluders' sharp light (linear; any planes); without it only the cover is made.
-    margin : float
-        Frames by which an occluder is nearer than ``position``.
-    near_to_far : bool
-        Frame 0 is the nearest focus (lower ranks nearer); False: the last frame is, and the occluders are the
-        pixels more than ``margin`` frames *above* ``position``.
-    reduce : bool
-        Make them at a scale reduced by ``floor(r / REDUCE)``, ``r`` the smallest disc (no detail is lost:
-        every layer is blurred by at least ``r``), and interpolate back.
-
-    Returns
-    -------
-    cover, spill : numpy.ndarray
-        float32 (h, w) ``A`` in [0, 1], and float32 (h, w, c) ``S`` (None without ``colour``).
-
-    References
-    ----------
-    .. [3] S. W. Hasinoff and K. N. Kutulakos, "A layer-based restoration framework for
-       variable-aperture photography", ICCV 2007.
-    .. [4] Y. Bando, B.-Y. Chen and T. Nishita, "Extracting depth and matte using a color-filtered
-       aperture", ACM TOG 27(5), 2008 (partial occlusion at depth edges).
-
-    Examples
-    --------
-    >>> rank = np.full((1, 9), 6.0, np.float32); rank[0, :3] = 0.0  # a near object at frame 0, px 0-2
-    >>> a, s = occluder_cover(rank, 6.0, 0.5, colour=np.full((1, 9, 3), 0.5, np.float32))  # 3 px of blur
-    >>> np.round(a.astype(float), 2).tolist(), np.round(s[..., 0].astype(float), 2).tolist()
-    ([[0.96, 0.81, 0.61, 0.39, 0.19, 0.04, 0.0, 0.0, 0.0]], [[0.48, 0.4, 0.3, 0.2, 0.1, 0.02, 0.0, 0.0, 0.0]])
-    """
-    rank = np.asarray(rank, np.float32)
-    if not near_to_far:  # mirrored: the nearest focus at the lowest rank again
-        rank, position = -rank, -float(position)
-    h, w = rank.shape
-    near = rank < np.float32(position - margin)
-    if not near.any():
-        return np.zeros((h, w), np.float32), None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
-    rounded = np.rint(rank)
-    rounded[~near] = np.nan  # (equal to no layer)
-    seen = rounded[near]
-    lowest = float(seen.min())
-    counts = np.bincount((seen - np.float32(lowest)).astype(np.int64))
-    layers = (lowest + np.flatnonzero(counts)[::-1]).astype(np.float32)  # far to near
-    # Every layer's disc is at least ``smallest`` px: the cover and spill hold nothing finer, so they are made on
-    # the picture area-averaged by ``factor`` (the masks become coverage fractions) and interpolated back.
-    smallest = slope * max(float(position) - float(layers[0]), 0.0)
-    factor = min(int(smallest // REDUCE), 4) if reduce else 1
-    if factor < 2 or min(h, w) < 4 * factor:
-        return _composite(rounded, layers, position, slope, colour, 1)
-    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor  # padded to whole blocks: exact scale
-    if (ph, pw) != (h, w):
-        rounded = cv2.copyMakeBorder(rounded, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
-        if colour is not None:
-            colour = cv2.copyMakeBorder(colour, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE).reshape(ph, pw, -1)
-    cover, spill = _composite(rounded, layers, position, slope, colour, factor)
-    cover = np.clip(cv2.resize(cover, (pw, ph), interpolation=cv2.INTER_CUBIC)[:h, :w], 0.0, 1.0)
-    if spill is not None:  # (bicubic: no negative overshoot kept)
-        spill = np.maximum(cv2.resize(spill, (pw, ph), interpolation=cv2.INTER_CUBIC).reshape(ph, pw, -1)[:h, :w], 0.0)
-    return cover, spill
-
-
-#: :func:`occluder_cover` works at a scale reduced by ``floor(r / REDUCE)`` (at most 4), ``r`` its smallest disc (px): within
-#: 7 % of the full-scale compositing at the discs' edges (0.3 % on average), bicubic back.
-REDUCE = 2.0
-
-
-def _composite(rounded: np.ndarray, layers: np.ndarray, position: float, slope: float, colour: np.ndarray | None,
-               factor: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The "over" compositing of :func:`occluder_cover` on the picture area-averaged by ``factor``."""
-    h, w = rounded.shape[0] // factor, rounded.shape[1] // factor
-    cover = np.zeros((h, w), np.float32)
-    spill = None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
-    for j in layers:  # far to near
-        mask = (rounded == j).astype(np.float32)
-        if colour is not None:
-            light = colour * mask[..., None]
-        if factor > 1:
-            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
-            if colour is not None:
-                light = cv2.resize(light, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
-        radius = slope * max(float(position) - float(j), 0.0) / factor
-        blurred = _disc_blur(mask, radius)
-        if spill is not None:
-            spill *= (1.0 - blurred)[..., None]
-            spill += _disc_blur(light, radius).reshape(h, w, -1)
-        cover *= -1.0
-        cover += 1.0
-        cover *= 1.0 - blurred
-        np.subtract(1.0, cover, out=cover)
-    return np.clip(cover, 0.0, 1.0), spill

@@ -431,6 +431,6 @@ def analyse(
     del focus_volume, still_map
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
-    maps = StackMaps(index.astype(np.float32), confidence, volume, used, size,
+    maps = StackMaps(index.astype(np.float32), confidence, volume, used, size, guide=guide,
                      motion=None if moved is None else moved.mask, motion_share=0.0 if moved is None else moved.share)
     return Analysis(report, ref, maps, guide, float(s_an), flow=flow)

@@ -32,7 +32,7 @@ from postfocus.errors import OptionError
 from postfocus.fuse.base import Fusion, blend_width, upscale_bands
 from postfocus.fuse.depthmap import DepthmapFusion
 from postfocus.fuse.instant import InstantBlend
-from postfocus.fuse.occlusion import defocus_slope, occlusion_aware_index
+from postfocus.fuse.occlusion import occlusion_aware_index, solver_growth
 from postfocus.fuse.relight import local_far_index
 from postfocus.fuse.pyramid import PyramidFusion
 from postfocus.io.images import to_float
@@ -250,7 +250,7 @@ class _Merge:
             if self.restore:  # for the matting equation
                 own = np.interp(maps.focus_index, np.asarray(maps.used, np.float32),
                                 np.arange(len(maps.used), dtype=np.float32)).astype(np.float32)
-                slope = defocus_slope(maps.volume, own, maps.confidence) * maps.size[1] / maps.shape[1]
+                slope = solver_growth(maps.volume, own, maps.confidence, guide=maps.guide) * maps.size[1] / maps.shape[1]
             if self.relight:  # the far index within the blur reach, at the maps' size (fuse/relight.py)
                 ranks = np.interp([maps.focus_index.min(), maps.focus_index.max()], maps.used, np.arange(len(maps.used)))
                 self.far = local_far_index(maps.focus_index, int(np.ceil(growth * float(np.ptp(ranks)))), near_to_far=near)
