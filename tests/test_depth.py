@@ -142,11 +142,12 @@ def test_a_weak_far_surface_takes_its_bled_band_back(stacks, monkeypatch):
     now = score(depth_map(ps).depth, truth)[0]
     monkeypatch.setattr(depth_module, "SIDE_SURE", 0.3)  # main before this step
     monkeypatch.setattr(depth_module, "spilled", lambda index, *a, **k: np.zeros(index.shape, bool))
-    before = score(depth_map(ps).depth, truth)[0]
+    monkeypatch.setattr(depth_module, "plain_sides", lambda depth, *a, **k: depth)  # (a later step, fill18's: it
+    before = score(depth_map(ps).depth, truth)[0]  # gives the wall back too, 96.2 % with these two off)
     assert now >= 0.955, now
     assert now > before + 0.01, (now, before)
 
-def test_grass_blades_do_not_widen_into_the_wall(tmp_path):
+def test_grass_blades_do_not_widen_into_the_wall(tmp_path, monkeypatch):
     """Dark blades before a light wall: their outline's bled index goes back to the wall (``sides``).
 
     Measured (180x240, 8 frames): 83.9 % -> 96.5 % within one frame; the wall within 12 px of a blade
@@ -155,7 +156,12 @@ def test_grass_blades_do_not_widen_into_the_wall(tmp_path):
     import cv2
 
     ps, _, truth = make_stack("grass", tmp_path / "grass", size=(180, 240))
-    with_sides, without = depth_map(ps).depth, depth_map(ps, sides=False).depth
+    with_sides = depth_map(ps).depth
+    import postfocus.products.depth as depth_module
+
+    # (without plain_sides, a later step that gives most of the wall back by itself: 95.1 % of the band without sides)
+    monkeypatch.setattr(depth_module, "plain_sides", lambda depth, *a, **k: depth)
+    without = depth_map(ps, sides=False).depth
     far = truth > 0.5 * (len(ps.names) - 1)
     band = far & (cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3) < 12)
     within, median = score(with_sides, truth)

@@ -38,6 +38,8 @@ of a processed stack:
    :func:`postfocus.focus.fill.plane_fill`): a floor seen from one side, at the picture's border, keeps its slope. A
    pixel that takes most of its depth from the fill takes its region's median instead of the mean where the two are
    a depth step apart: its region holds two surfaces of its colour, and it belongs to one of them, not between.
+   A plain region (one colour) whose own outline reads a far surface beside a near one lies behind the near object
+   whose blur spills onto it: it takes the far surface (:func:`~postfocus.focus.plain.plain_sides`).
 5. *Depth edges onto outlines.* Within the measure's reach of a depth edge each pixel takes the colour-weighted
    median depth around it (the side it looks like; :func:`postfocus.focus.edges.snap_to_outlines`); then each pixel
    beside a step takes the side its own unaggregated measure shows in the two sides' frames
@@ -75,6 +77,7 @@ from postfocus.focus.clean import islands, outliers
 from postfocus.focus.edges import snap_to_outlines
 from postfocus.focus.frame_sides import frame_sides
 from postfocus.focus.outline_sides import pixel_sides
+from postfocus.focus.plain import plain_sides
 from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, seen_through, spilled
 from postfocus.focus.core_fit import first_fit
 from postfocus.focus.map import aggregate, curve_width, guided_upsample, peak_near
@@ -88,7 +91,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_npy, write_
 from postfocus.io.write import check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 11  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 12  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
@@ -312,6 +315,9 @@ def refine_depth(
     weights = None  # (the filters' weights: let go)
     blend = np.where(gap, 1.0, np.where(distrust, 0.0, confidence))  # a gap's weak readings: its only evidence
     depth = (blend * (index + shift) + (1.0 - blend) * local).astype(np.float32)
+    # a plain region whose own outline reads a far surface beside a near one is the far one (its near stretch spills)
+    depth = plain_sides(depth, index, weight, guide_rgb, distrust | (confidence < FILLED), jump=jump,
+                        reach=MEASURE_REACH)
     out_conf = np.where(bad, 0.0, np.where(occluding, 0.25 * confidence, confidence)).astype(np.float32)
     depth = snap_to_outlines(depth, guide_rgb, out_conf, reach=MEASURE_REACH, jump=jump, sigma_r=0.5 * sigma_r,
                              threads=helper_threads(threads))
@@ -384,10 +390,6 @@ def grid_depth(stack: ProcessedStack, image: np.ndarray, *, threads: int | None 
     position = position if near_first else (len(used) - 1) - position
     frame = np.interp(position, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
     return frame.astype(np.float32), confidence
-
-
-# --------------------------------------------------------------------------
-# Writers
 
 
 def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
