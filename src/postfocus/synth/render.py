@@ -211,7 +211,8 @@ def render_stack(
     pad = ((margin, margin), (margin, margin))
     depth_index = (depth01 * np.float32(span)).astype(np.float32)
     labels, slab_depth = optics.slab_labels(np.pad(depth_index, pad, mode="reflect"), span, int(layers))
-    slabs = optics.Slabs(labels, int(layers))
+    # with a hidden background, slabs overlap by a frame of depth (the background's jump): no seams on a continuous surface
+    slabs = optics.Slabs(labels, int(layers), overlap=max(1, int(int(layers) / span)) if hidden and span > 0 else 0)
     linear = gamma_decode(np.pad(sharp, pad + ((0, 0),), mode="reflect"))
     if highlights is not None:
         factor = np.asarray(highlights, np.float32)
