@@ -25,12 +25,13 @@ same for postfocus and focus-stack over the pixels off the depth-edge band
 (:func:`depth_edges`: a pixel whose 3x3 true depth spans more than two frames,
 where the truth is a mix of two surfaces), and the share that band leaves out.
 ``--error-maps DIR`` writes each scene's signed error (red: read too far, blue:
-too near) to look at where the misses are.
+too near) to look at where the misses are. ``--hidden`` renders every stack with a background behind near
+objects (``render_stack(hidden=True)``); the default renders without it.
 
 Usage::
 
     python bench/bench_depth.py [--size 240x320] [--seeds 1] [--profiles tripod,handheld,long] [--markdown]
-                                [--error-maps DIR]
+                                [--error-maps DIR] [--hidden]
     python bench/bench_depth.py --doc-images docs/img   # the pictures of docs/depth-and-aperture.md
 """
 
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", default="tripod,handheld", help=f"comma-separated, of {', '.join(PROFILES)}")
     ap.add_argument("--seeds", type=int, default=1, help="seeds 1..N per scene")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--hidden", action="store_true",
+                    help="render with a background behind near objects (render_stack(hidden=True): blurred near "
+                         "outlines show it through their rim, as through a real lens)")
     ap.add_argument("--doc-images", type=Path, default=None, metavar="DIR",
                     help="write the documentation pictures to DIR instead of measuring")
     ap.add_argument("--error-maps", type=Path, default=None, metavar="DIR",
@@ -279,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for profile in args.profiles.split(","):
             frames, camera, fmt = PROFILES[profile]
+            camera = {**camera, "hidden": True} if args.hidden else camera
             for name in SCENES:
                 for seed in range(1, args.seeds + 1):
                     folder = Path(tmp) / f"{profile}-{name}{seed}"

@@ -204,16 +204,20 @@ class Slabs:
         int32 (H, W) slab index per pixel, 0 = nearest.
     count : int
         Number of slabs.
+    overlap : int
+        Each slab also covers the pixels of the ``overlap`` slabs nearer than it: a surface that continues
+        across slabs then lies, blurred, under the rim of its nearer part, so the seam between two slabs is
+        covered as the unbroken surface would be (the nearer slab is laid over it); 0 for disjoint slabs.
     """
 
-    def __init__(self, labels: np.ndarray, count: int) -> None:
+    def __init__(self, labels: np.ndarray, count: int, *, overlap: int = 0) -> None:
         self.shape = labels.shape
         self.boxes: dict[int, tuple[int, int, int, int, np.ndarray]] = {}
         for k in range(count):
-            mask = labels == k
-            rows = np.flatnonzero(mask.any(axis=1))
-            if rows.size == 0:
+            if not (labels == k).any():
                 continue
+            mask = labels == k if overlap <= 0 else (labels <= k) & (labels >= k - int(overlap))
+            rows = np.flatnonzero(mask.any(axis=1))
             cols = np.flatnonzero(mask.any(axis=0))
             y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
             self.boxes[k] = (y0, y1, x0, x1, mask[y0:y1, x0:x1].copy())

@@ -162,8 +162,11 @@ def render_stack(
         :func:`~postfocus.synth.optics.render_defocus`): a blurred
         near object then shows the background through its rim, as through a
         real lens, and a stacker that takes the background from the frames
-        focused far meets the near object's glow there (halos). Without it a
-        blurred near object keeps its sharp outline, filled with its own colour.
+        focused far meets the near object's glow there (halos). The slabs then
+        overlap by up to a frame of depth (``optics.Slabs(overlap=)``), so a surface
+        continuing across slabs covers its own seams and shows nothing behind
+        them. Without it a blurred near object keeps its sharp outline, filled
+        with its own colour.
     highlights : np.ndarray, optional
         float32 (H, W) factor (>= 1) on the scene's linear light: pixels brighter
         than white (a specular glint), clipped in the frames that show them sharp
@@ -211,7 +214,9 @@ def render_stack(
     pad = ((margin, margin), (margin, margin))
     depth_index = (depth01 * np.float32(span)).astype(np.float32)
     labels, slab_depth = optics.slab_labels(np.pad(depth_index, pad, mode="reflect"), span, int(layers))
-    slabs = optics.Slabs(labels, int(layers))
+    # with a hidden background each slab also covers the nearer slabs within a frame (render_defocus's jump), at least
+    # one: a surface continuing across slabs covers its own seams, and only a real depth step shows what lies behind
+    slabs = optics.Slabs(labels, int(layers), overlap=max(1, int(int(layers) / span)) if hidden and span > 0 else 0)
     linear = gamma_decode(np.pad(sharp, pad + ((0, 0),), mode="reflect"))
     if highlights is not None:
         factor = np.asarray(highlights, np.float32)
