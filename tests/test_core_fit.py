@@ -114,31 +114,3 @@ def test_the_first_fit_beside_depth_steps_is_nearer_the_truth_than_the_fit_over_
         near &= pick0(agg, best) > 3.0 * floor
         mine, theirs = score((index + shift)[near], truth[near]), score(index[near], truth[near])
         assert mine[0] >= theirs[0] + gain and mine[1] < theirs[1], (name, mine, theirs)
-
-
-def test_a_sparse_sweep_fits_the_peak_over_its_own_lobe_not_the_other_surface_in_its_tails():
-    """8 frames, curves one frame wide: a far peak at 5.2 with a near surface's weaker curve at 1.5 in its measure
-    window. The wide fit (three widths: frames 2-8) read the near curve's frames as its tail (main: 4.41); its own lobe
-    (frames 3-8: frame 2 rises again) reads 5.03."""
-    x = np.arange(8, dtype=np.float32)[:, None, None]
-    curve = np.exp(-0.5 * (x - 5.2) ** 2) + 0.8 * np.exp(-0.5 * (x - 1.5) ** 2)
-    v = (curve * np.ones((8, 1, 1))).astype(np.float32)
-    k = np.array([[5]])
-    index, shift = first_fit(v, k, v[5], 1.0)
-    assert abs(float(index[0, 0] + shift[0, 0]) - 5.2) < 0.25, float(index[0, 0] + shift[0, 0])
-    alone = (np.exp(-0.5 * (x - 5.2) ** 2) * np.ones((8, 1, 1))).astype(np.float32)  # one surface: the same fit
-    assert np.array_equal(first_fit(alone, k, alone[5], 1.0)[0], gaussian_peak(alone, k, 3))
-
-
-def test_far_pixels_two_to_three_px_beside_a_near_outline_read_the_far_depth_on_a_sparse_sweep(tmp_path):
-    """The 160x240 motorcycle of 8 frames (bench_depth's tripod defaults): the far pixels 2-3 px from a surface at
-    least two frames nearer (within 3 px; their own 3x3 on one surface). Main: 61.7 % within a frame (the whole
-    picture 92.3 %); with the lobe fit 75.1 % (93.5 %)."""
-    ps, _, truth = make_stack("motorcycle", tmp_path / "stack", size=(160, 240), frames=8, seed=1)
-    depth = depth_map(ps, threads=1).depth
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    band = (truth - cv2.erode(truth, disc) > 2.0) & (truth - cv2.erode(truth, np.ones((3, 3), np.uint8)) <= 1.0)
-    assert band.sum() > 800
-    within = np.abs(depth - truth) <= 1.0
-    assert within[band].mean() > 0.70, within[band].mean()
-    assert within.mean() > 0.93, within.mean()

@@ -78,14 +78,12 @@ def first_fit(volume: np.ndarray, k: np.ndarray, peak: np.ndarray, width: float,
     """
     n = volume.shape[0]
     wide = _frames(WIDE_WIDTHS, width, n) if reach is None else int(reach)
-    sparse = CORE_WIDTHS * width < 2.0  # the core is the three-frame parabola's frames, the next in the tails
-    # (on a sparse sweep a frame is a depth step from the next: a rise in the tails is another surface's curve)
-    index = gaussian_peak(volume, k, wide, floor, lobe=sparse and reach is None, threads=threads)
+    index = gaussian_peak(volume, k, wide, floor, threads=threads)
     shift = np.zeros_like(index)
     if clear is not None:
         shift = shape_shift(volume, index, clear, peak, wide, floor, agree=agree)
     core = _frames(CORE_WIDTHS, width, n)
-    if sparse:
+    if CORE_WIDTHS * width < 2.0:  # a sparse sweep: its core is the three-frame parabola's frames, the next in the tails
         return index, shift
     # the core's frames around the best frame and around the wide fit inside the sweep: a curve cut by its end has its
     # best frame anywhere on its flat top, a few frames in

@@ -104,7 +104,7 @@ def refine_at(volume: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 0.0, *,
-                  lobe: bool = False, threads: int = 1) -> np.ndarray:
+                  threads: int = 1) -> np.ndarray:
     """Sub-frame peak position: a Gaussian fitted to the measures within ``reach`` frames of frame ``k``.
 
     A defocused point's focus measure falls off about as a Gaussian of the
@@ -124,8 +124,6 @@ def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 
     k : int (H, W) frame of each pixel's peak (e.g. the argmax).
     reach : frames on each side of ``k`` that enter the fit (1 = three frames).
     floor : noise floor subtracted from the measures first.
-    lobe : fit the peak's own lobe only: on each side the frames up to the first one where the curve rises again
-        (beyond it lies another surface's curve, a neighbour's texture in the measure's window, not this peak's tail).
     threads : 1, or 2: a helper fits the top half of the rows (each pixel's fit is its own: the same bits).
 
     Returns
@@ -149,28 +147,18 @@ def gaussian_peak(volume: np.ndarray, k: np.ndarray, reach: int, floor: float = 
     if int(threads) >= 2 and k.shape[0] >= 2:  # (each half's measures copied whole: pick0 reads a flat volume)
         half = k.shape[0] // 2
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="postfocus-peak") as pool:
-            top = pool.submit(lambda: gaussian_peak(np.ascontiguousarray(volume[:, :half]), k[:half], reach, floor,
-                                                    lobe=lobe))
-            bottom = gaussian_peak(np.ascontiguousarray(volume[:, half:]), k[half:], reach, floor, lobe=lobe)
+            top = pool.submit(lambda: gaussian_peak(np.ascontiguousarray(volume[:, :half]), k[:half], reach, floor))
+            bottom = gaussian_peak(np.ascontiguousarray(volume[:, half:]), k[half:], reach, floor)
             return np.concatenate([top.result(), bottom])
     base = refine_at(volume, k)
     if n < 3 or reach <= 1:
         return base
     peak = np.maximum(pick0(volume, k) - floor, 1e-12)
     sums = [np.zeros(k.shape, np.float64) for _ in range(8)]  # S0..S4 of weights * x^p; T0..T2 of weights * x^p * log y
-    order = range(-reach, reach + 1)
-    if lobe:  # outwards from the peak on each side, so that a side's run ends at its first rise
-        order = [*range(0, -reach - 1, -1), *range(1, reach + 1)]
-        falling, last = {-1: np.ones(k.shape, bool), 1: np.ones(k.shape, bool)}, {-1: peak, 1: peak}
-    for j in order:
+    for j in range(-reach, reach + 1):
         at = k + j
         inside = (at >= 0) & (at < n)
         y = np.maximum(pick0(volume, np.clip(at, 0, n - 1)) - floor, 1e-6 * peak)
-        if lobe and j != 0:
-            side = 1 if j > 0 else -1
-            falling[side] &= inside & (y <= last[side])
-            last[side] = np.where(falling[side], y, last[side])
-            inside = falling[side]
         w = np.where(inside, (y / peak) ** 2, 0.0)
         ly = np.log(y / peak)
         xp = 1.0
