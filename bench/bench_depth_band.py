@@ -12,7 +12,7 @@ judge at all.
 
 Usage::
 
-    python bench/bench_depth_band.py [--profile tripod] [--scene motorcycle] [--seed 1] [--size 240x320]
+    python bench/bench_depth_band.py [--profile tripod] [--scene motorcycle] [--seed 1] [--size 240x320] [--hidden]
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene", default="motorcycle")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size", default="240x320", help="HxW")
+    ap.add_argument("--hidden", action="store_true", help="render with a background behind near objects "
+                    "(render_stack(hidden=True), as bench_depth.py --hidden)")
     args = ap.parse_args(argv)
     h, w = (int(v) for v in args.size.lower().split("x"))
     frames, camera, fmt = PROFILES[args.profile]
+    camera = {**camera, "hidden": True} if args.hidden else camera
     with tempfile.TemporaryDirectory() as tmp:
         ps, _, truth = make_stack(args.scene, Path(tmp) / "stack", size=(h, w), frames=frames, seed=args.seed,
                                   fmt=fmt, **camera)
