@@ -24,7 +24,6 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from postfocus.align.flow import refined_warp
 from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import warp_to_reference
 from postfocus.colour import srgb_decode, srgb_encode
@@ -45,12 +44,12 @@ from postfocus.pipeline.plan import check_fuse
 from postfocus.pipeline.plan import merge_frames, plan_bands  # (re-exported: their callers import them from here)
 from postfocus.pipeline.strips import StripFolder
 from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
+from postfocus.pipeline.warping import MARGIN, aligned_region, apply_gain, warp_whole  # (re-exported)
 
 __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
 Region = tuple[int, int, int, int]
 
-_MARGIN = 16  # px: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian, and more)
 _BYTES = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (to_float of it: pass 2's table)
 
 
@@ -166,7 +165,7 @@ def fuse(
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads, near_to_far)
     job.keep_volume, job.relight = keep_volume, relight
     grown = aligned_region(whole, (H, W), method, occlusion)
-    m = _MARGIN if method == "depthmap" and occlusion else 0
+    m = MARGIN if method == "depthmap" and occlusion else 0
     oy, ox = top - grown[0], left - grown[1]
 
     def keep(i: int, aligned: np.ndarray, gain: np.ndarray) -> None:  # cut, then corrected: no copy at gain 1
@@ -183,35 +182,6 @@ def fuse(
         image = np.empty((bottom - top, right - left, 3), np.float32) if image is None else image
         image[part[0] - top:part[2] - top] = fused[inner[0]:inner[2], inner[1]:inner[3]]
     return image
-
-
-def aligned_region(region: Region, size: tuple[int, int], method: str = DEFAULT_METHOD,
-                   occlusion: bool = True) -> Region:
-    """The part of the reference geometry ``size`` over which frames are warped to fuse ``region``.
-
-    The occlusion consistency check looks :data:`_MARGIN` px around a pixel: every part is fused
-    with that margin of the picture around it (where the picture has it), so a region or a band
-    gives the same pixels as the whole.
-
-    Examples
-    --------
-    >>> aligned_region((100, 0, 200, 50), (300, 400))
-    (84, 0, 216, 66)
-    """
-    top, left, bottom, right = region
-    H, W = size
-    m = _MARGIN if method == "depthmap" and occlusion else 0
-    return max(0, top - m), max(0, left - m), min(H, bottom + m), min(W, right + m)
-
-
-def warp_whole(stored: np.ndarray, matrix: np.ndarray, size: tuple[int, int], region: Region,
-               flow: np.ndarray | None = None) -> np.ndarray:
-    """A frame warped (bicubic, in its stored type; with its dense ``flow`` if given) over ``region``
-    of the reference geometry ``size``."""
-    if flow is not None:
-        t, l, b, r = region
-        return refined_warp(stored, matrix, flow, size)[t:b, l:r]
-    return warp_to_reference(stored, matrix, size, interpolation=cv2.INTER_CUBIC, region=region)
 
 
 class _Merge:
@@ -418,33 +388,3 @@ class _Merge:
             if progress:
                 progress(stage, done, total)
         return fusion.result()
-
-
-def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """Per-channel exposure ``gain`` applied to stored pixels, keeping their type (integers round and saturate).
-
-    Parameters
-    ----------
-    pixels : numpy.ndarray
-        uint8, uint16 or float32 (h, w[, c]).
-    gain : numpy.ndarray
-        One factor per channel.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape and dtype (``pixels`` itself when every gain is 1).
-
-    Examples
-    --------
-    >>> apply_gain(np.array([[[100, 200, 250]]], np.uint8), np.array([1.1, 1.0, 1.1])).tolist()
-    [[[110, 200, 255]]]
-    """
-    if np.allclose(gain, 1.0):
-        return pixels
-    if pixels.dtype.kind == "f":
-        return pixels * np.asarray(gain, np.float32)
-    if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == len(gain) == 3:  # a table per channel
-        table = np.clip(np.round(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain, np.float64)), 0, 255)
-        return cv2.LUT(pixels, table.astype(np.uint8).reshape(1, 256, 3))
-    return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)
