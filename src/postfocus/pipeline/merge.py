@@ -72,6 +72,7 @@ def fuse(
     near_to_far: bool | Callable[[], bool] = True,
     keep_volume: bool = True,
     relight: bool = False,
+    whole_warps: bool = False,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -118,6 +119,10 @@ def fuse(
         Depth-map method with ``occlusion``: the far surface beside darker near objects taken from the frame
         focused on it, relit by its coarse ratio to the blend (:mod:`postfocus.fuse.relight`); off by default
         (docs/quality.md, "Seventh step, eighth session").
+    whole_warps : bool
+        Warp every frame whole in the decoding thread and cut the rectangles from it, as with ``on_aligned``
+        (the same image as a run that hands its frames on: in the first band only, as those), without handing them on
+        or correcting a copy of each.
     warped : callable, optional
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
@@ -175,6 +180,7 @@ def fuse(
     for k, part in enumerate(parts):
         stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
         ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
+        job.whole_warps = whole_warps and k == 0  # (as ``on_aligned``: the first band's frames)
         fused = job.run(ext, grown, keep if k == 0 and on_aligned else None, progress, stage)
         inner = (part[0] - ext[0], left - ext[1], part[2] - ext[0], right - ext[1])
         if len(parts) == 1:  # the region moved to the front of the fused array: no second image
@@ -198,6 +204,7 @@ class _Merge:
         self._occlusion: tuple[np.ndarray, float | None] | None = None
         self.keep_volume = True  # (False: the maps' volume is let go once the blend state is made)
         self.relight = False  # (the far surface beside darker near objects relit, fuse/relight.py)
+        self.whole_warps = False  # (True: frames warped whole even with nothing to hand them to)
         self.far: np.ndarray | None = None  # (its far index, maps' size; made with the occlusion-safe index)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +297,7 @@ class _Merge:
         # Offset of this region inside the frames handed to on_aligned.
         dy, dx = top - aligned_region[0], left - aligned_region[1]
         wanted = set(merge) | (set(maps.used) if on_aligned else set())
-        whole = bool(on_aligned) or flow is not None or whole_frames or self.warped is not None
+        whole = bool(on_aligned) or self.whole_warps or flow is not None or whole_frames or self.warped is not None
         read = source.read_pixels
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
