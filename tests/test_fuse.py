@@ -432,3 +432,11 @@ def test_the_safe_blend_is_kept_in_finer_tiles_where_the_indices_differ_and_give
     assert kept[1] == 26 * 22 + 29 * 30 + 29 * 32  # the 32 px tiles of the patches and of the small difference
     assert kept[2] < kept[1]
     assert all(np.array_equal(images[0], image) for image in images[1:])
+    solved = []  # the background solver's solution is made in the tiles the safe blend gets: the blend's own
+    for split in (1, 2):
+        monkeypatch.setattr(DepthmapFusion, "SAFE_SPLIT", split)
+        fusion = DepthmapFusion(index, 0.5, safe_index=safe, slope=2.0)
+        for position, frame in enumerate(frames):
+            fusion.add(float(position), frame)
+        solved.append(fusion.result())
+    assert np.array_equal(*solved) and not np.array_equal(solved[0], images[0])
