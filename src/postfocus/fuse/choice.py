@@ -10,10 +10,11 @@ rendering every frame from each result and its depth (Pentland [1]_, Hasinoff an
 residual, and the result with the lower one is taken, with the difference smoothed so that the choice
 has no seams.
 
-The forward model cannot judge near clipped light: a clipped highlight's light is unknown, so its bloom
-in the far frames is brighter than any render from the clipped value, and the check (which leaves the
-pixels whose light is mostly clipped unjudged) can prefer the pyramid's hard bloom there. Within the blur
-reach of clipped light (the stack's blur growth times its span of frames) the depth-map result is kept.
+Near clipped light the forward model is weak: a clipped highlight's light is unknown in the result, so its
+bloom in the far frames is brighter than any render from the clipped value. The check reads that light from
+the bloom (:func:`postfocus.check.glints.missing_light`, once, on the depth-map result: the scene's light is the
+same for both results) and renders it, but it still prefers the pyramid's hard bloom too often there; within
+the blur reach of clipped light (the stack's blur growth times its span of frames) the depth-map result is kept.
 
 The check runs only over the box where the two results differ, grown by the guard's reach and the
 check's own reach (one call per result, the defocus calibrated once).
@@ -176,9 +177,10 @@ def residual_choice(
     both = None
     if shared_clipped:
         both = np.maximum(depthmap[box].max(axis=2), pyramid[box].max(axis=2)) >= _CLIPPED
-    first = check_frames(np.clip(depthmap[box], 0.0, 1.0), dep, read_box, frames, pixels=part, also_clipped=both)
+    first = check_frames(np.clip(depthmap[box], 0.0, 1.0), dep, read_box, frames, pixels=part, also_clipped=both,
+                         glints=True)
     second = check_frames(np.clip(pyramid[box], 0.0, 1.0), dep, read_box, frames, pixels=part, model=first.model,
-                          also_clipped=both)
+                          also_clipped=both, glints=first.glints)
     res = [x.residual if x.rendering is None else x.rendering for x in (first, second)]
     d = cv2.GaussianBlur(res[0] - res[1], (0, 0), sigma)
     wgt = np.clip((d - margin) / width, 0.0, 1.0).astype(np.float32)
