@@ -48,7 +48,6 @@ take the fewest wrong pixels there)."""
 
 _FRAME_CLIPPED = 0.97  # a frame's value (display-encoded) from which it may be clipped itself
 _SPREAD = 1e-3  # a pixel holds a patch's light where the patch's blurred shape there exceeds this share of its peak
-_ABOVE = 0.25  # linear light a pixel: a patch read to hold less beyond white than this is taken as white (below)
 _AWAY = 2.0  # frames: a frame this near a patch's focus does not spread its light far enough to read it
 _SEEN = 0.1  # the share of a patch's light that must fall on a frame's unclipped pixels to read it there
 
@@ -62,9 +61,7 @@ def missing_light(linear: np.ndarray, clipped: np.ndarray, depth: np.ndarray, fr
     ``1 / size`` on each patch (its light's shape, sum 1 a patch); where a frame does not clip, the frame less
     the render is that plane's blur times the patch's missing light ``E`` (least squares over both frames'
     unclipped pixels nearest the patch, one ``E`` a patch; as :class:`postfocus.fuse.clipped.ClippedLight`
-    fits it at full size during the fusion). A patch read to hold less than a quarter of white a pixel beyond
-    white is a white surface, not a glint: it stays unknown (its frames' noise clips one-sided at white, which
-    the render cannot know; judged as before, a lower bound).
+    fits it at full size during the fusion).
 
     Parameters
     ----------
@@ -121,7 +118,6 @@ def missing_light(linear: np.ndarray, clipped: np.ndarray, depth: np.ndarray, fr
         den += np.where(seen, np.bincount(owner[use], (m * m)[use], count), 0.0)
     known = den > 0
     light = np.where(known, np.maximum(num, 0.0) / np.maximum(den, 1e-30), 0.0)
-    known &= light >= _ABOVE * stats[:, cv2.CC_STAT_AREA]  # white, not beyond: the frames clip as it does
     known[0] = False
     excess = np.where(labels > 0, light[labels] * unit, 0.0).astype(np.float32)
     unknown &= ~known[labels]
