@@ -216,7 +216,9 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
         gain = _gain(rendered, frame)
         signed = rendered * gain - frame
         if out.shape[2] > 4:  # a second extra plane: clipped light read from the frames (check/glints.py)
-            signed = interval_difference(out[..., :3], out[..., 4], gain, frame)
+            lit = out[..., 4] > 0
+            signed[lit] = interval_difference(out[..., :3][lit][None], out[..., 4][lit][None], gain,
+                                              frame[lit][None])[0]
         diff = np.abs(signed).mean(axis=2)
         if glint is not None and out.shape[2] > 3:  # clipped light is a lower bound: only a darker frame contradicts
             near = out[..., 3] > 0.0
