@@ -16,9 +16,10 @@ estimate and counts only a frame's distance from that interval (:func:`interval_
 rendered frame clips at white as the camera does. Patches whose light cannot be read (every such frame
 clips over the region) stay as before: the frames are then only a lower bound.
 
-Opt-in (``check_frames(glints=True)``), used by the residual choice (:mod:`postfocus.fuse.choice`): on pcb the
-reading raised ``postfocus check``'s flagged share from 2.42 % to 3.01 %, partly at clipped glints where the
-light's place inside the patch (spread evenly here) matters, so the check's default is unchanged.
+Opt-in (``check_frames(glints=True)``, ``residual_choice(glints=True)``): on pcb the reading raised ``postfocus
+check``'s flagged share from 2.42 % to 3.01 %, partly at clipped glints where the light's place inside the patch
+(spread evenly here) matters, and it did not make the residual choice choose better near clipped light
+(docs/quality.md, seventeenth session, clip15), so neither default changed.
 
 References
 ----------
@@ -104,13 +105,14 @@ def missing_light(linear: np.ndarray, clipped: np.ndarray, depth: np.ndarray, fr
     owner = owner[nearest]
     at = np.array([0.0] + [float(np.median(depth[labels == k])) for k in range(1, count)])
     span = float(max(frames) - min(frames))
+    level = (1.0 / stats[:, cv2.CC_STAT_AREA].astype(np.float32))[owner]  # each pixel's patch's peak of ``unit``
     num = np.zeros(count, np.float64)
     den = np.zeros(count, np.float64)
     for j in sorted({int(frames[0]), int(frames[-1])}):
         out = render(j, unit)
         frame = np.clip(read(j), 0.0, 1.0)
         m = out[..., 3]
-        use = (frame.max(axis=2) < _FRAME_CLIPPED) & (m > _SPREAD * unit.max()) & (labels == 0)
+        use = (frame.max(axis=2) < _FRAME_CLIPPED) & (m > _SPREAD * level) & (labels == 0)
         rest = (gamma_decode(frame) - out[..., :3]).mean(axis=2)
         seen = np.bincount(owner[use], m[use], count) >= _SEEN  # enough of the patch's light on unclipped pixels
         seen &= np.abs(at - j) >= max(_AWAY, 0.5 * span)  # and a frame far from the patch's focus
