@@ -24,6 +24,7 @@ from conftest import save_rgb, textured_scene
 from PIL import Image
 
 from postfocus.products.refocus import plain_fill, sharpest_frame, stack_floor, tap
+from postfocus.products.tap_read import depth_radius
 from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page, render_page, viewer_data
 from postfocus.viewer.tapmap import stack_tap_map
@@ -163,10 +164,11 @@ def test_tap_map_equals_python_tap_everywhere(sweep):
     assert tm.slot.shape == (mh, mw)
     vol, conf = np.asarray(ps.volume), np.asarray(ps.confidence)
     floor, fill = stack_floor(ps), plain_fill(ps)[0]  # as tap() reads them
+    near = depth_radius(ps.size, ps.maps.map_grid()[0])  # (every window reads the depth since fixes25)
     assert floor > 0
     for y in range(0, mh, 5):
         for x in range(0, mw, 4):
-            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill)
+            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill, fill_radius=near)
             assert tm.frame[y, x] == t.frame, (x, y)
             assert tm.fallback[y, x] == t.fallback
             assert abs(tm.position[y, x] - t.position) < 1e-3
