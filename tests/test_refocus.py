@@ -23,7 +23,6 @@ from postfocus.focus import tenengrad
 from postfocus.io.video_write import write_video
 from postfocus.products.pop import colour_pop, pop_mask, saturation
 from postfocus.products.refocus import parse_point
-from postfocus.products.tap_read import depth_radius
 from postfocus.synth import render_stack, scene
 
 N = 8
@@ -735,6 +734,7 @@ def _scored_once_and_as_before(ps, points, monkeypatch):
     """Each tap at ``points`` scores the tapped window once (the ring search's windows aside), and answers as
     :func:`sharpest_frame` given the stack's floor and, for a plain window, its fill."""
     from postfocus.products import refocus
+    from postfocus.products.tap_read import depth_radius
 
     floor = refocus.stack_floor(ps)
     h, w = ps.size
