@@ -39,12 +39,12 @@ def _beside_the_disc(ps, step: int = 5):
 def test_the_page_and_the_aperture_name_the_same_frame_beside_a_near_object(disc_stack):
     """A tap on the page reads the tap map at the clicked point's map pixel; ``aperture(focus_at_point=...)`` focused
     at ``focus_at``'s window median of the depth map at output size, the tap at the window's sharpest frame. Beside
-    the near disc the tap's window holds the disc's texture: on main 52 of these 65 points disagreed by half a frame
-    or more (up to 10.6 frames; 14 of 65 with the maps at half size), the page's tap 8.3 frames off the truth on
-    average. Both read the depth map one way now (:mod:`postfocus.products.tap_read`): the aperture focuses at what
-    the page's tap shows at every point, and that is within a frame of the truth on average (0.74; the aperture's
-    own reading was 0.60). At half the size the depth map misses the ring beside the disc whichever way it is read
-    (8.3-8.4 frames): the agreement is asked there, not the truth."""
+    the near disc the tap's window holds the disc's texture: on main (8d8c02a) 52 of these 65 points disagreed by
+    half a frame or more (up to 10.6 frames; 62 of 65 with the maps at half size), the page's tap 8.3 frames off the
+    truth on average. Both read the depth map one way now (:mod:`postfocus.products.tap_read`): the aperture focuses
+    at what the page's tap shows at every point, and that is within a frame of the truth on average at output size
+    (0.74; the aperture's own reading was 0.60). At half size it reads 1.07 frames off (the aperture's 0.85; before
+    fill18 the depth map missed this ring at 8.4 whichever way it was read): the agreement is asked there."""
     from postfocus.products.depth_cache import stack_depth
 
     st, ps = disc_stack
