@@ -24,7 +24,6 @@ from conftest import save_rgb, textured_scene
 from PIL import Image
 
 from postfocus.products.refocus import plain_fill, sharpest_frame, stack_floor, tap
-from postfocus.products.tap_read import depth_radius
 from postfocus.pipeline.run import process
 from postfocus.viewer.export import export_page, render_page, viewer_data
 from postfocus.viewer.tapmap import stack_tap_map
@@ -164,6 +163,8 @@ def test_tap_map_equals_python_tap_everywhere(sweep):
     assert tm.slot.shape == (mh, mw)
     vol, conf = np.asarray(ps.volume), np.asarray(ps.confidence)
     floor, fill = stack_floor(ps), plain_fill(ps)[0]  # as tap() reads them
+    from postfocus.products.tap_read import depth_radius
+
     near = depth_radius(ps.size, ps.maps.map_grid()[0])  # (every window reads the depth since fixes25)
     assert floor > 0
     for y in range(0, mh, 5):
