@@ -4,7 +4,8 @@ docs/quality.md, "Halos at occlusion edges, sixteenth session (halo14)". In-proc
 (``bench/halo_fifth.py``: 480x720, 10 frames, 12 px blur, seed 1, JPEG q95 read back, 8-bit), per scene: the
 default fusion, the pyramid, and :func:`postfocus.pipeline.checked.fuse_checked` (the check only over the box
 where the two differ, the clipped-light guard's radius the stack's blur growth times its span of frames) at
-``sigma`` 2 px and margins 0 / 0.2. Prints halo (near / far side), PSNR, CPU s (``time.process_time``, one thread),
+``sigma`` 2 px and margins 0 / 0.2, and with no clipped-light guard (``clipped_frames=255``: what the check
+alone chooses near clipped light; seventeenth session, clip15). Prints halo (near / far side), PSNR, CPU s (``time.process_time``, one thread),
 the pyramid's share, the guard's share and reach, the box's share.
 
 ``--real pcb keyboard`` also fuses the real stacks (uncropped reference geometry) and writes 100 % PNG crops
@@ -84,7 +85,8 @@ def main() -> None:
         for label, make in (("default", lambda: fuse(source, maps, **common)),
                             ("pyramid", lambda: fuse(source, maps, method="pyramid", **common)),
                             ("checked, margin 0", lambda: fuse_checked(source, maps, **common)),
-                            ("checked, margin 0.2", lambda: fuse_checked(source, maps, margin=0.2, **common))):
+                            ("checked, margin 0.2", lambda: fuse_checked(source, maps, margin=0.2, **common)),
+                            ("checked, no guard", lambda: fuse_checked(source, maps, clipped_frames=255, **common))):
             t = time.process_time()
             out = make()
             cpu = time.process_time() - t

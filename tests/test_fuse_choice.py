@@ -104,6 +104,17 @@ def test_both_results_are_judged_over_the_same_clipped_pixels(pins):
     assert halos[0] < halos[1] - 1.0
 
 
+def test_the_clipped_light_read_once_serves_both_checks_and_the_guard_stays(pins):
+    # With glints=True the depth-map result's check reads the clipped light and the pyramid's reuses it. It did not
+    # choose better near clipped light (unguarded: 16.19 -> 15.76 here, 12.77 -> 13.21 at 480x720), so the guard
+    # stays: the guarded choice keeps the default's halo at the pins, as without it.
+    st, source, analysis = pins
+    chosen = fuse_checked(source, analysis.maps, alignment=analysis.alignment, threads=1, glints=True)
+    default = fuse(source, analysis.maps, alignment=analysis.alignment, threads=1)
+    (before, _), (after, _) = _scored(st, [default, chosen.image])
+    assert after <= before + 0.02 and not chosen.weight[chosen.guard].any()
+
+
 def test_checked_choice_over_a_region_is_the_depthmap_result_where_the_pyramid_is_not_taken():
     st = render_stack(*scene("steps", (200, 300), seed=3), 6, max_blur=5.0, seed=3, shake_px=3.0, noise=0.004)
     source = ArraySource(st.frames)

@@ -27,14 +27,14 @@ def quiet_stack(frames, **options):
 def test_a_nan_pixel_is_refused_naming_the_frame():
     frames = three_frames()
     frames[1][10, 10, 0] = np.nan
-    with pytest.raises(ValueError, match=r"frame 1: 1 value NaN or infinite"):
+    with pytest.raises(ValueError, match=r"frame 2 \(frames\[1\]\): 1 value NaN or infinite"):
         stack(frames)
 
 
 def test_infinite_values_are_refused():
     frames = three_frames()
     frames[2][::10, ::10] = np.inf
-    with pytest.raises(InvalidFrameError, match="frame 2: .* NaN or infinite"):
+    with pytest.raises(InvalidFrameError, match=r"frame 3 \(frames\[2\]\): .* NaN or infinite"):
         stack(frames)
 
 
@@ -60,9 +60,9 @@ def test_wide_integer_frames_of_8_or_16_bit_values_are_refused_naming_the_type_m
     ``align="none"``, fused a black picture without a word (review20). Frames of a type of 32 bits or more whose
     values all lie within 0-65535 are refused, naming the type meant."""
     floats = three_frames()
-    with pytest.raises(InvalidFrameError, match=rf"frame 0: {np.dtype(dtype).name} values from \d+ to 255 .*uint8"):
+    with pytest.raises(InvalidFrameError, match=rf"frame 1 \(frames\[0\]\): {np.dtype(dtype).name} values from \d+ to 255 .*uint8"):
         stack([np.round(f * 255).astype(dtype) for f in floats])
-    with pytest.raises(InvalidFrameError, match=r"frame 0: .* values from \d+ to 65535 .*uint16"):
+    with pytest.raises(InvalidFrameError, match=r"frame 1 \(frames\[0\]\): .* values from \d+ to 65535 .*uint16"):
         stack([np.round(f * 65535).astype(dtype) for f in floats], align="none")
     top = np.iinfo(dtype).max * 0.99  # the type's whole range: read as before
     wide = [np.round(f.astype(np.float64) * top).astype(dtype) for f in floats]
@@ -71,7 +71,7 @@ def test_wide_integer_frames_of_8_or_16_bit_values_are_refused_naming_the_type_m
 
 def test_floats_far_outside_0_1_warn():
     frames = [f * 255 for f in three_frames()]
-    with pytest.warns(PostfocusWarning, match=r"frames 0, 1, 2: float values from .* taken as \[0, 1\]"):
+    with pytest.warns(PostfocusWarning, match=r"frames 1, 2, 3 \(frames\[0\], \.\.\.\): float values from .* taken as \[0, 1\]"):
         quiet_result = stack(frames, align="none", motion="off")
     assert any("taken as [0, 1]" in w for w in quiet_result.warnings)
 
@@ -98,12 +98,29 @@ def test_grey_frames_given_as_numpy_matrices_are_grey_frames():
     assert np.array_equal(quiet_stack(matrices).image, quiet_stack(grey).image)
 
 
+def test_array_frames_are_named_and_said_as_a_videos_counted_from_one():
+    """Arrays have no file names: they were named "frame0", "frame1" ..., which ``labels.frame_label`` took for file
+    names, so a message said "frame2: left out" where every other one counts from 1 ("frame 3"). They are named as
+    a video's frames are ("frame 0002"), said "frame 3"; a list of names of another length is refused."""
+    from postfocus.labels import frame_label
+
+    frames = three_frames()
+    src = ArraySource(frames)
+    assert src.info.names == ["frame 0000", "frame 0001", "frame 0002"]
+    assert [frame_label(src.info.names, k) for k in range(3)] == ["frame 1", "frame 2", "frame 3"]
+    result = quiet_stack(frames)
+    assert result.info.names == src.info.names
+    with pytest.raises(InvalidFrameError, match="^2 names for 3 frames"):
+        ArraySource(frames, names=["a", "b"])
+    assert ArraySource(frames, names=["a", "b", "c"]).info.names == ["a", "b", "c"]
+
+
 @pytest.mark.parametrize("bad, message", [
     (np.zeros((64, 96), np.float32), "not a stack"),
-    ([np.zeros((64, 96, 3), np.float32), "frame.jpg"], "frame 1: a str, not an array"),
-    ([np.zeros((0, 5, 3), np.float32)] * 2, "frame 0: is empty"),
-    ([np.zeros((8, 8, 5), np.float32)] * 2, r"frame 0: shape \(8, 8, 5\) is not a picture"),
-    ([np.zeros((8, 8, 3), np.float32), np.zeros((8, 9, 3), np.float32)], "frame 1: size 9x8 differs"),
+    ([np.zeros((64, 96, 3), np.float32), "frame.jpg"], r"frame 2 \(frames\[1\]\): a str, not an array"),
+    ([np.zeros((0, 5, 3), np.float32)] * 2, r"frame 1 \(frames\[0\]\): is empty"),
+    ([np.zeros((8, 8, 5), np.float32)] * 2, r"frame 1 \(frames\[0\]\): shape \(8, 8, 5\) is not a picture"),
+    ([np.zeros((8, 8, 3), np.float32), np.zeros((8, 9, 3), np.float32)], r"frame 2 \(frames\[1\]\): size 9x8 differs from frame 1"),
     ([np.zeros((8, 8, 3), bool)] * 2, "cannot be pixels"),
     ([np.zeros((8, 8, 3), np.float32)], "at least two frames"),
 ])

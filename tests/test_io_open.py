@@ -382,8 +382,8 @@ def test_a_result_written_into_the_folder_of_its_frames_is_not_taken_as_a_frame(
 @pytest.mark.parametrize("inputs,said", [
     (None, "inputs=None: give a folder, a video or image files"),
     (5, "inputs=5: give a folder, a video or image files"),
-    ([[0.5, 0.5], [0.5, 0.5]], "input 0: a list, not a path"),  # a frame as nested lists
-    (["a.jpg", 3], "input 1: an int, not a path"),
+    ([[0.5, 0.5], [0.5, 0.5]], "input 1 (inputs[0]): a list, not a path"),  # a frame as nested lists
+    (["a.jpg", 3], "input 2 (inputs[1]): an int, not a path"),  # (counted from 1 as every message, with the index)
     ({"a.jpg", "b.jpg"}, "inputs: a set has no order; give the files as a list"),  # (stacked in the hash's order)
 ])
 def test_inputs_that_are_not_paths_are_refused_in_one_line(inputs, said):

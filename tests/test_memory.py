@@ -174,3 +174,87 @@ def test_compact_moves_a_box_to_the_front_in_place(box):
     expected = image[t:b, l:r].copy()
     out = memory.compact(image, box)
     assert out.flags.c_contiguous and np.shares_memory(out, image) and np.array_equal(out, expected)
+
+
+def _header_only_png(path, width: int, height: int):
+    """A PNG whose header says width x height (8-bit RGB) with a few bytes of image data: read, never decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def gigapixel_stack(tmp_path, monkeypatch):
+    """Two 1 GP frames' headers (32768x32768, the largest frame read) on a machine of 8000 MB; decoding fails the test."""
+    import postfocus.io.images as images
+
+    def decoded(path):
+        raise AssertionError(f"{path} decoded before the memory it needs was known")
+
+    monkeypatch.setattr(images, "decode_png", decoded)
+    monkeypatch.setattr(memory, "machine_mb", lambda: 8000.0, raising=False)  # (raising: main had none)
+    return [_header_only_png(tmp_path / f"giga {k}.png", 32768, 32768) for k in range(2)]
+
+
+def test_a_gigapixel_stack_the_machine_cannot_hold_is_refused_before_a_frame_is_decoded(gigapixel_stack, tmp_path):
+    """A 1 GP frame was accepted and decoded (3 GB a frame, more as floats) until the system's OOM killer stopped the
+    run. Without ``memory_mb`` the machine's memory is the limit: when even the most bands cannot fit, the stack is
+    refused at once in one line naming the frames' size and the memory needed (on main: the frames were decoded)."""
+    with pytest.raises(PostfocusError) as caught:
+        stack(gigapixel_stack)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("2 frames of 32768x32768 (1073.7 MP) need at least about ")
+    assert message.endswith("MB of memory; this machine has 8000 MB")
+    needed = int(message.split("about ")[1].split(" MB")[0])
+    assert needed == pytest.approx(memory.estimate_mb((32768, 32768), 2, 800 * 800, 32768 // memory.MIN_BAND_ROWS),
+                                   abs=1)
+
+
+def test_the_command_line_says_the_gigapixel_refusal_in_one_line(gigapixel_stack, tmp_path):
+    import cv2
+    from click.testing import CliRunner
+
+    from postfocus.cli import main
+
+    before = cv2.getNumThreads()
+    try:
+        result = CliRunner().invoke(main, ["--threads", "1", "stack", *map(str, gigapixel_stack), "-o",
+                                           str(tmp_path / "out.png"), "--cache", str(tmp_path / "cache")])
+    finally:
+        cv2.setNumThreads(before)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("postfocus: error: 2 frames of 32768x32768 (1073.7 MP) need at least about ")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_stack_too_large_to_merge_whole_is_banded_to_fit_the_machine(monkeypatch):
+    """Between the two: a stack whose whole-picture merge the machine cannot hold (estimated) but the bands can is
+    merged in bands, said once; every stack that fits whole stays one band, as with no limit before."""
+    from postfocus.pipeline.plan import plan_bands
+
+    said = []
+    monkeypatch.setattr(memory, "machine_mb", lambda: 2000.0)
+    assert plan_bands((6000, 8000), 2, "depthmap", None, said.append) == 4
+    assert said and "4 bands of rows to fit this machine's 2000 MB" in said[0]
+    assert plan_bands((6000, 8000), 2, "pyramid", None, said.append) == 1  # (merges whole: refused only by the floor)
+    monkeypatch.setattr(memory, "machine_mb", lambda: 24000.0)
+    assert plan_bands((6000, 8000), 2, "depthmap", None, said.append) == 1 and len(said) == 1
+
+
+def test_the_machines_memory_is_its_control_groups_limit_where_lower(tmp_path, monkeypatch):
+    whole = memory.machine_mb()
+    assert whole is None or whole > 100
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{50 * 2**20}\n")
+    monkeypatch.setattr(memory, "CGROUP_LIMITS", (str(limit),))
+    assert memory.machine_mb() == pytest.approx(50.0)
+    limit.write_text("max\n")  # (no limit: the machine's RAM)
+    assert memory.machine_mb() == pytest.approx(whole) if whole else True

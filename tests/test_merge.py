@@ -237,3 +237,19 @@ def test_the_blend_state_is_made_without_a_whole_region_grid_or_a_second_width_m
     pixels = (box[2] - box[0]) * (box[3] - box[1])
     assert len(peaks) == 1 and peaks[0] < 27 * pixels, peaks[0] / pixels
     assert np.array_equal(image.view(np.uint32), before.view(np.uint32))
+
+
+def test_frames_warped_whole_without_a_keeper_fuse_as_with_one(tiny_stack):
+    """``whole_warps``: the frames warped whole and the rectangles cut from them, as when ``on_aligned`` takes
+    them (a photo stack kept as file copies: the same image as before, no frame handed on or corrected)."""
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    handed: list[int] = []
+    kept = fuse(source, analysis.maps, alignment=analysis.alignment, region=box,
+                on_aligned=lambda i, frame: handed.append(i))
+    whole = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, whole_warps=True)
+    assert handed and np.array_equal(kept, whole)
+    banded = [fuse(source, analysis.maps, alignment=analysis.alignment, region=box, bands=2, **k)
+              for k in ({"on_aligned": lambda i, frame: None}, {"whole_warps": True})]
+    assert np.array_equal(*banded)  # (the first band's frames warped whole, as those handed on)

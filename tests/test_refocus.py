@@ -8,6 +8,7 @@ sweep) are inserted as exact repeats.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -335,6 +336,16 @@ def _map_value(ps, values, x, y):
     return float(values[int(np.clip(round(y * mh / h), 0, mh - 1)), int(np.clip(round(x * mw / w), 0, mw - 1))])
 
 
+def _reading(ps, fill, x, y):
+    """The depth ``fill`` as a tap at output (x, y) reads it: its window median at the tap's map pixel (fixes25)."""
+    from postfocus.products.refocus import _map_point
+    from postfocus.products.tap_read import depth_radius, depth_reading
+
+    grid = ps.maps.map_grid()
+    cx, cy = _map_point(ps.volume, x, y, grid[0], grid[1:])
+    return depth_reading(fill, cx, cy, depth_radius(ps.size, grid[0]))
+
+
 def _without_depth(ps):
     """The stack folder as processed: no depth map kept, no tap depth kept, none remembered."""
     from postfocus.products import refocus
@@ -366,7 +377,7 @@ def test_taps_on_a_plain_far_patch_answer_from_the_fill_not_from_noise(patch_sta
         if answer.fallback:
             assert answer.filled_from == "depth map" and answer.confidence < 0.25, (x, y, answer)
             assert (answer.source_x, answer.source_y) == (x, y)
-            said = _map_value(ps, fill, x, y)
+            said = _reading(ps, fill, x, y)  # (was the fill's one pixel: its window median since fixes25)
             assert answer.frame == _nearest_used(ps, said) and answer.position == pytest.approx(said, abs=1e-5)
             assert "depth map, filled in from the textured areas around, decided" in answer.describe()
         if dist >= 40:
@@ -476,7 +487,9 @@ def test_plain_fill_ready_and_is_plain_say_what_a_tap_would_do_without_making_an
         assert not plain_fill_ready(ps) and not list(ps.folder.glob("tap_depth_*.npz"))
     made = [tap(ps, x, y) for x, y in grid]
     assert [a.filled_from == "depth map" for a in made] == plain  # the tap's own verdict, point by point
-    assert [a for a, p in zip(made, plain) if not p] == [a for a, p in zip(unmade, plain) if not p]
+    fill = refocus.plain_fill(ps)[0]  # (a textured window read its curve with or without the depth; since fixes25 the
+    assert all(a.position == _reading(ps, fill, x, y) and not a.fallback  # depth once it is there, as the aperture)
+               for a, p, (x, y) in zip(made, plain, grid) if not p)
     assert plain_fill_ready(ps)
     refocus._FILLS.clear()  # (a later process: read from the folder)
     with monkeypatch.context() as m:
@@ -506,7 +519,10 @@ def test_a_folder_that_cannot_be_written_makes_the_plain_taps_depth_unkept(patch
 
     monkeypatch.setattr("postfocus.store.kept.atomic_write", refuse)
     refocus._FILLS.clear()
-    assert [tap(ProcessedStack.open(tmp_path / "ro"), x, y) for x, y in points] == writable
+    again = [tap(ProcessedStack.open(tmp_path / "ro"), x, y) for x, y in points]
+    assert [dataclasses.replace(a, position=0.0) for a in again] == [dataclasses.replace(a, position=0.0) for a in writable]
+    assert [a.position for a in again] == pytest.approx([a.position for a in writable], abs=0.01)  # (every tap reads
+    # the depth's window since fixes25: the copy has no frames folder, and its depth differs by up to 0.002 frames)
     assert sorted(p.name for p in (tmp_path / "ro").iterdir()) == before
 
 
@@ -527,7 +543,7 @@ def test_plain_taps_read_the_kept_depth_map_when_there_is_one(patch_stack):
         answer = tap(ps, x, y)
         if answer.fallback:
             assert answer.filled_from == "depth map"
-            assert answer.position == pytest.approx(_map_value(ps, fill, x, y), abs=1e-5)
+            assert answer.position == pytest.approx(_reading(ps, fill, x, y), abs=1e-5)  # (its window median: fixes25)
         right.append(abs(answer.frame - 11) <= 1)
         agree.append(abs(answer.position - focus_at(depth.depth, x, y, depth.confidence)) < 0.5)
     assert np.mean(right) > 0.75 and np.mean(agree) > 0.9, (np.mean(right), np.mean(agree))
@@ -718,6 +734,7 @@ def _scored_once_and_as_before(ps, points, monkeypatch):
     """Each tap at ``points`` scores the tapped window once (the ring search's windows aside), and answers as
     :func:`sharpest_frame` given the stack's floor and, for a plain window, its fill."""
     from postfocus.products import refocus
+    from postfocus.products.tap_read import depth_radius
 
     floor = refocus.stack_floor(ps)
     h, w = ps.size
@@ -733,9 +750,11 @@ def _scored_once_and_as_before(ps, points, monkeypatch):
         assert calls.count((cx, cy)) == 1, (x, y, calls[:3])
         fill, name = refocus.plain_fill(ps)
         plain_window = refocus._score_confidence(real(ps.volume, cx, cy, 6), floor) < refocus.MIN_CONFIDENCE
+        depth = name == "depth map"  # (a folder's depth answers every window since fixes25)
         expected = refocus.sharpest_frame(ps.volume, ps.used, x, y, map_scale=(mw / w, mh / h),
                                           confidence_map=ps.confidence, floor=floor,
-                                          fill=fill if plain_window else None, fill_name=name)
+                                          fill=fill if plain_window or depth else None, fill_name=name,
+                                          fill_radius=depth_radius(ps.size, (mw / w, mh / h)) if depth else None)
         assert answer == expected, (x, y)
         plain += plain_window
     return plain
@@ -848,7 +867,7 @@ def test_a_tap_on_kept_cut_maps_reads_the_window_the_uncut_maps_had(shaken_kept)
         ref = sharpest_frame(volume, list(maps.used), x + ox, y + oy, map_scale=(pw / PW, ph / PH), floor=floor)
         if ref.fallback:
             continue
-        got = tap(ps, x, y)
+        got = tap(ps, x, y, make=False)  # (the window's own answer: no depth made, fixes25; its reading: test_tap_read)
         compared += 1
         assert (got.frame, got.position) == pytest.approx((ref.frame, ref.position), abs=1e-9), (x, y)
         assert (got.source_x, got.source_y) == pytest.approx((ref.source_x - ox, ref.source_y - oy))

@@ -163,10 +163,13 @@ def test_tap_map_equals_python_tap_everywhere(sweep):
     assert tm.slot.shape == (mh, mw)
     vol, conf = np.asarray(ps.volume), np.asarray(ps.confidence)
     floor, fill = stack_floor(ps), plain_fill(ps)[0]  # as tap() reads them
+    from postfocus.products.tap_read import depth_radius
+
+    near = depth_radius(ps.size, ps.maps.map_grid()[0])  # (every window reads the depth since fixes25)
     assert floor > 0
     for y in range(0, mh, 5):
         for x in range(0, mw, 4):
-            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill)
+            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill, fill_radius=near)
             assert tm.frame[y, x] == t.frame, (x, y)
             assert tm.fallback[y, x] == t.fallback
             assert abs(tm.position[y, x] - t.position) < 1e-3
@@ -326,7 +329,7 @@ def test_frame_texts_count_from_one_with_the_file_name(page, sweep):
         s = state(page)
         assert (s["frame"], s["label"], s["frameCount"]) == (k, label, n)
         assert page.inner_text(".pf-status").startswith(label + ".")
-        assert page.inner_text(".pf-slider-label") == f"frame {k + 1} of {n}"
+        assert page.inner_text(".pf-slider-label") == label  # (was "frame 3 of 6": the name now too, fixes25)
         assert page.get_attribute(".pf-slider input", "aria-valuetext") == label
         assert page.locator("#postfocus").get_attribute("data-frame") == str(k)
     alts = page.eval_on_selector_all(".pf-layer[data-slot]", "els => els.map(e => e.alt)")
@@ -351,8 +354,29 @@ def test_frame_texts_with_frames_left_out(browser, sweep, tmp_path):  # noqa: F8
         for key, k in (("Home", 0), ("ArrowRight", 2), ("End", N - 2)):
             pg.keyboard.press(key)
             assert state(pg)["label"] == f"Frame {k + 1} of {N} (frame{k}.png)"
-            assert pg.inner_text(".pf-slider-label") == f"frame {k + 1} of {N}"
+            assert pg.inner_text(".pf-slider-label") == f"Frame {k + 1} of {N} (frame{k}.png)"
             assert pg.inner_text(".pf-status").startswith(f"Frame {k + 1} of {N} (frame{k}.png).")
+
+
+@pytest.mark.browser
+def test_the_slider_names_a_video_frame_as_the_command_line_does(browser, sweep, tmp_path):  # noqa: F811
+    """A video's frame has no file name: the slider's readout, the status and the state say it with its time, as
+    ``postfocus.labels.frame_label`` (every CLI message) does: 'Frame 6 of 6 (0.20 s)' for 'frame 6 (0.20 s)'.
+    On main the readout was 'frame 6 of 6' and the label 'Frame 6 of 6'."""
+    from postfocus.io.video_write import write_video
+    from postfocus.labels import frame_label
+
+    frames = [np.asarray(Image.open(sweep[0].info.paths[k]).convert("RGB"), np.float32) / 255 for k in range(N)]
+    video = process(write_video(frames, tmp_path / "sweep.mp4", fps=25), cache_dir=tmp_path / "cache")
+    path = export_page(video, tmp_path / "video.html", long_edge=120)
+    for pg in _open(browser, path):
+        for key, k in (("Home", 0), ("End", N - 1)):
+            pg.keyboard.press(key)
+            said = frame_label(video.names, k, fps=video.info.fps)  # 'frame 6 (0.20 s)'
+            label = f"Frame {k + 1} of {N} {said[said.index('('):]}"
+            assert said == f"frame {k + 1} ({k / 25:.2f} s)" and state(pg)["label"] == label
+            assert pg.inner_text(".pf-slider-label") == label
+            assert pg.inner_text(".pf-status").startswith(label + ".")
 
 
 @pytest.mark.browser

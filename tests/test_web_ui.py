@@ -337,7 +337,7 @@ def test_frame_numbers_count_from_one_with_the_file_name(browser, served_job):  
         s = state(page)
         assert s["frame"] == frame and s["label"] == label  # the state stays 0-based, the words are 1-based
         assert page.inner_text("#viewer .pf-status").startswith(label + ".")
-        assert page.inner_text("#viewer .pf-slider-label") == f"frame {frame + 1} of {N}"
+        assert page.inner_text("#viewer .pf-slider-label") == label  # (the name too, fixes25)
         assert page.get_attribute("#viewer .pf-slider input", "aria-valuetext") == label
         assert page.inner_text("#dl-frame") == f"Download frame {frame + 1} of {N} (IMG_{frame + 1:04d}.jpg), full size"
         assert page.get_attribute("#dl-frame", "href").endswith(f"/frames/{frame}?download=1")  # the API: 0-based

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["frame_label", "frame_labels"]
+__all__ = ["frame_label", "frame_labels", "frame_time", "is_named"]
 
 
 def frame_label(names: Sequence[str], index: int, *, fps: float | None = None) -> str:
@@ -42,8 +42,8 @@ def frame_label(names: Sequence[str], index: int, *, fps: float | None = None) -
     'frame 5'
     """
     name = names[index] if 0 <= index < len(names) else None
-    if name is None or name == f"frame {index:04d}":  # a video's frame: its time says more than its number
-        return f"frame {index + 1}" + (f" ({index / fps:.2f} s)" if fps else "")
+    if not is_named(name, index):  # a video's frame: its time says more than its number
+        return f"frame {index + 1}" + (f" ({frame_time(index, fps)})" if fps else "")
     if sum(1 for other in names if other == name) > 1:
         return f"{name} (frame {index + 1})"
     return name
@@ -58,3 +58,25 @@ def frame_labels(names: Sequence[str], indexes: Sequence[int], *, fps: float | N
     'a.jpg, c.jpg'
     """
     return ", ".join(frame_label(names, i, fps=fps) for i in indexes)
+
+
+def frame_time(index: int, fps: float) -> str:
+    """A video frame's time, as :func:`frame_label` says it (the viewer page shows the same words).
+
+    Examples
+    --------
+    >>> frame_time(2, 25)
+    '0.08 s'
+    """
+    return f"{index / fps:.2f} s"
+
+
+def is_named(name: str | None, index: int) -> bool:
+    """Whether frame ``index`` has a name of its own: not a video's or an array's (``frame 0002``), said by number.
+
+    Examples
+    --------
+    >>> is_named("pcb_003.jpg", 2), is_named("frame 0002", 2)
+    (True, False)
+    """
+    return bool(name) and name != f"frame {index:04d}"

@@ -41,7 +41,10 @@ import numpy as np
 
 from postfocus.check.defocus import DefocusModel, calibrate
 from postfocus.check.evidence import DepthEvidence, candidate_depths
-from postfocus.check.layers import hidden_jump, hidden_zone, jump_frames, render_closest, soft_slabs
+from postfocus.check.glints import missing_light
+from postfocus.check.layers import hidden_jump, hidden_zone, jump_frames, render_closest, render_frame, soft_slabs
+from postfocus.check.yardstick import _WINDOW, _contrast, _rgb, _top_count, _typical_error  # noqa: F401 (bench reads)
+from postfocus.check.yardstick import worst_regions
 from postfocus.colour import gamma_decode, to_grey
 from postfocus.errors import OptionError, PostfocusError
 from postfocus.synth import optics
@@ -59,8 +62,6 @@ FLAG_LEVEL = 3.0
 
 _CLIPPED = 0.98  # an all-in-focus value this high may be clipped
 _GLINT_SHARE = 0.03  # a pixel that owes this share of its rendered light to clipped pixels is not judged
-_WINDOW = 2  # half-size of the window a difference is averaged over (analysis px)
-_BINS = 16
 
 
 @dataclass
@@ -110,6 +111,10 @@ class CheckResult:
     rendering : np.ndarray or None
         float32 (H, W): :attr:`residual` without the evidence: the render's own residual, which a
         halo raises (:func:`postfocus.check.stack.band_ratio` reads it).
+    glints : tuple of np.ndarray or None
+        At the analysis size: float32 the linear light (grey) of the clipped pixels whose light was read from
+        the frames (:func:`postfocus.check.glints.missing_light`; 0 elsewhere) and bool the clipped pixels whose
+        light is unknown (judged one-sided, as a lower bound); for another check (``glints=``).
     """
 
     residual: np.ndarray
@@ -122,6 +127,7 @@ class CheckResult:
     evidence: np.ndarray | None = None
     better_depth: np.ndarray | None = None
     rendering: np.ndarray | None = None
+    glints: tuple[np.ndarray, np.ndarray] | None = None
 
     def to_dict(self) -> dict:
         """Everything but the residual map, as plain JSON numbers."""
@@ -146,6 +152,7 @@ def check_frames(
     level: float = FLAG_LEVEL,
     progress: Callable[[str, int, int], None] | None = None,
     also_clipped: np.ndarray | None = None,
+    glints: bool | tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CheckResult:
     """Render every frame from ``image`` and ``depth`` and measure where the frames disagree.
 
@@ -177,6 +184,11 @@ def check_frames(
     also_clipped : np.ndarray, optional
         bool (H, W): pixels to treat as clipped light besides the image's own (e.g. another result's, so
         that two results are judged over the same pixels).
+    glints : bool or tuple of np.ndarray, optional
+        True: read the light of clipped highlights from their blur in the frames and render it
+        (:mod:`postfocus.check.glints`); or :attr:`CheckResult.glints` of another result's check of the same
+        frames at the same analysis size, whose light is used (the scene's light, not the result's). Default:
+        clipped light is unknown, and the pixels owing much light to it are not judged.
 
     Returns
     -------
@@ -246,8 +258,20 @@ def check_frames(
     clipped = (img.max(axis=2) >= _CLIPPED).astype(np.float32)
     if also_clipped is not None:
         np.maximum(clipped, small(also_clipped.astype(np.float32)) > 0, out=clipped)
-    premult = np.concatenate([optics.premultiply(linear), clipped[None]])
-    kernels = optics.KernelCache()
+    premult, kernels = optics.premultiply(linear), optics.KernelCache()
+    # their light, read from their blur in the frames (check/glints.py), or the light another result's check read
+    if glints is None or glints is False:
+        excess, unknown, glints = np.zeros((h, w), np.float32), clipped > 0, None
+    elif glints is True or glints[0].shape != (h, w):
+        excess, unknown = missing_light(linear, clipped > 0, dep, frames, lambda j, plane: render_frame(
+            np.concatenate([premult, plane[None]]), slabs, slab_depth, local, j, kernels, hidden=zone is not None,
+            zone=zone, jump=behind), lambda i: kept.setdefault(i, read_small(i).astype(np.float16)).astype(np.float32))
+        glints = (np.where((clipped > 0) & ~unknown, linear.mean(axis=2) + excess, 0.0), unknown)
+    else:
+        unknown = (clipped > 0) & (glints[1] | (glints[0] <= 0))
+        excess = np.where((clipped > 0) & ~unknown, np.maximum(glints[0] - linear.mean(axis=2), 0), 0)
+        excess = excess.astype(np.float32)
+    premult = np.concatenate([premult, unknown[None].astype(np.float32)] + ([excess[None]] if excess.any() else []))
     evidence = DepthEvidence(linear, local, candidate_depths(dep, local), frames, window=_WINDOW)
 
     top = np.zeros((_top_count(len(frames)), h, w), np.float32)  # the largest errors of each pixel, largest first
@@ -263,6 +287,9 @@ def check_frames(
         judged = np.clip(1.0 - out[..., 3] / _GLINT_SHARE, 0.0, 1.0)
         error *= judged
         typical = _typical_error(error, _contrast(to_grey(rendered)), judged > 0.5)
+        if out.shape[2] > 4:  # nor does the depth test judge the light read from the frames (its share, as above)
+            judged = judged * np.clip(1.0 - out[..., 4] / np.maximum(out[..., 4] + out[..., :3].mean(axis=2), 1e-6)
+                                      / _GLINT_SHARE, 0.0, 1.0)
         _add_evidence(evidence, i, to_grey(rendered), to_grey(frame), judged)
         norm = error / typical
         signal = cv2.boxFilter(np.abs(rendered - img).mean(axis=2), -1, (k, k), borderType=cv2.BORDER_REFLECT)
@@ -334,7 +361,7 @@ def check_frames(
         else (lambda x: x)
     return CheckResult(residual=full.astype(np.float32), per_frame=per_frame, flagged_per_frame=flagged, model=model,
                        summary=summary, unverifiable=unverifiable, instant=full_instant, evidence=big(against),
-                       better_depth=big(best_depth), rendering=big(rendering))
+                       better_depth=big(best_depth), rendering=big(rendering), glints=glints)
 
 
 def _add_evidence(evidence: DepthEvidence, index: int, rendered: np.ndarray, frame: np.ndarray,
@@ -346,94 +373,3 @@ def _add_evidence(evidence: DepthEvidence, index: int, rendered: np.ndarray, fra
                           borderType=cv2.BORDER_REFLECT)
     typical = _typical_error(error * judged, _contrast(frame), judged > 0.5)
     evidence.add(index, rendered, frame, judged, typical)
-
-
-def _top_count(frames: int) -> int:
-    """How many of a pixel's worst frames its residual averages: an eighth of the frames, at least 2.
-
-    A wrong pixel contradicts the frames focused near its true depth and
-    those near its wrong one, not all: a mean over every frame would dilute
-    it, the single worst frame would catch every frame's noise.
-    """
-    return max(2, math.ceil(frames / 8))
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    """float32 (H, W, 3): grey pictures repeated over three channels, alpha dropped."""
-    image = np.asarray(image, np.float32)
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise PostfocusError(f"a picture of shape {image.shape} is neither grey nor RGB")
-    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-
-
-def _contrast(grey: np.ndarray) -> np.ndarray:
-    """Local mean gradient magnitude over the comparison window."""
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    k = 2 * _WINDOW + 1
-    return cv2.boxFilter(cv2.magnitude(gx, gy), -1, (k, k), borderType=cv2.BORDER_REFLECT)
-
-
-def _typical_error(error: np.ndarray, contrast: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The median error of ``valid`` pixels of each contrast, as a non-decreasing function of contrast, per pixel."""
-    step = max(1, int(math.sqrt(error.size / 40_000)))
-    keep = valid[::step, ::step].ravel()
-    if keep.sum() < 100:
-        keep = np.ones_like(keep)
-    e, c = error[::step, ::step].ravel()[keep], contrast[::step, ::step].ravel()[keep]
-    edges = np.unique(np.quantile(c, np.linspace(0.0, 1.0, _BINS + 1)))
-    if edges.size < 2:
-        return np.full_like(error, max(float(np.median(e)), 1e-4))
-    which = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, edges.size - 2)
-    centres, medians = [], []
-    for b in range(edges.size - 1):
-        sel = which == b
-        if sel.any():
-            centres.append(float(np.median(c[sel])))
-            medians.append(float(np.median(e[sel])))
-    floor = max(medians[0], 0.5 / 255.0)  # noise and quantisation: never expect less than this
-    medians = np.maximum.accumulate(np.maximum(medians, floor))
-    return np.interp(contrast, centres, medians).astype(np.float32)
-
-
-def worst_regions(residual: np.ndarray, level: float, scale: float = 1.0, count: int = 5) -> list[dict]:
-    """The largest connected areas above ``level``, as boxes in output pixels, worst first.
-
-    Parameters
-    ----------
-    residual : np.ndarray
-        float32 (h, w) residual map.
-    level : float
-        Flag level.
-    scale : float
-        Size of ``residual`` / output size (boxes are given in output pixels).
-    count : int
-        At most this many regions.
-
-    Returns
-    -------
-    list of dict
-        ``{"x", "y", "width", "height", "peak", "mean", "area"}``; ``area`` is the share of the picture.
-
-    Examples
-    --------
-    >>> r = np.ones((20, 20), np.float32); r[5:9, 10:15] = 6.0
-    >>> worst_regions(r, 3.0)[0]["x"], worst_regions(r, 3.0)[0]["width"]
-    (10, 5)
-    """
-    mask = (residual > level).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    excess = np.maximum(residual - 1.0, 0.0)
-    mass = np.bincount(labels.ravel(), weights=excess.ravel(), minlength=n)
-    out = []
-    for j in sorted(range(1, n), key=lambda j: -mass[j])[:count]:
-        x, y, bw, bh, area = (int(v) for v in stats[j])
-        sel = labels[y : y + bh, x : x + bw] == j
-        values = residual[y : y + bh, x : x + bw][sel]
-        out.append({"x": int(x / scale), "y": int(y / scale), "width": int(math.ceil(bw / scale)),
-                    "height": int(math.ceil(bh / scale)), "peak": round(float(values.max()), 2),
-                    "mean": round(float(values.mean()), 2), "area": round(area / residual.size, 5)})
-    return out

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from postfocus.check.defocus import DefocusModel
+from postfocus.check.glints import interval_difference
 from postfocus.colour import gamma_encode
 from postfocus.synth import optics
 
@@ -212,7 +213,12 @@ def render_closest(premult: np.ndarray, slabs: optics.Slabs, slab_depth: np.ndar
     best = None
     for out in (outs if isinstance(outs, tuple) else (outs,)):
         rendered = gamma_encode(out[..., :3])
-        signed = rendered * _gain(rendered, frame) - frame
+        gain = _gain(rendered, frame)
+        signed = rendered * gain - frame
+        if out.shape[2] > 4:  # a second extra plane: clipped light read from the frames (check/glints.py)
+            lit = out[..., 4] > 0
+            signed[lit] = interval_difference(out[..., :3][lit][None], out[..., 4][lit][None], gain,
+                                              frame[lit][None])[0]
         diff = np.abs(signed).mean(axis=2)
         if glint is not None and out.shape[2] > 3:  # clipped light is a lower bound: only a darker frame contradicts
             near = out[..., 3] > 0.0

@@ -68,6 +68,8 @@ class DepthmapFusion:
     #: Weights below this are left out: with every pixel's nearest frame weighing at least
     #: exp(-0.125 / 0.35**2) = 0.36, dropping them changes no pixel by more than 1e-4 per frame.
     CUTOFF = 1e-6
+    #: The occlusion-safe blend's tiles are the blend's split this many times each way (where the indices differ).
+    SAFE_SPLIT = 2
     #: The background solver (:mod:`postfocus.fuse.restore`): the band beside near depth steps, or the whole box.
     SOLVER = BandSolver
     #: The safe blend is kept over the whole box with the solver (as the box solver had it; False: in its tiles).
@@ -94,24 +96,34 @@ class DepthmapFusion:
         self._safe: TileBlend | None = None
         self._restore: BandSolver | None = None  # the background solved from the matting equation, same box
         safe = None if safe_index is None else np.asarray(safe_index, np.float32)
-        differs = None if safe is None else np.empty((h, w), bool)
+        differs = None if safe is None else np.empty((h, w), np.uint8)  # 2: by more than 0.05, 1: at all, 0: not
 
         def start(rows: slice) -> None:  # a band of the weights and of where the safe index differs (no full-size
             self._weight[rows] = 1e-12  # float temporary; on both cores: the serial stretch before pass 2's start)
             if differs is not None:
-                np.greater(cv2.absdiff(safe[rows], self.index_map[rows]), 0.05, out=differs[rows])
+                gap = cv2.absdiff(safe[rows], self.index_map[rows])
+                cv2.add(np.greater(gap, 0.05).view(np.uint8), np.greater(gap, 0).view(np.uint8), dst=differs[rows])
         in_bands(h, start, threads, band=max(64, -(-h // 8)))
         if safe is not None:
-            rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+            rows, cols = np.flatnonzero(differs.max(axis=1) == 2), np.flatnonzero(differs.max(axis=0) == 2)
             if rows.size:
                 box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-                # the tiles where the safe index differs: the only ones the safe blend is made in
-                self._safe_tiles = tile_reduce(differs, tile, ty, tx, np.logical_or, threads)
+                # The tiles where the safe index differs by more than 0.05 (the only ones the safe blend is made in),
+                # kept in finer tiles, those where it differs at all: where the two indices are the same, so are the
+                # two blends' sums, and the safe blend is the main one's pixels (as where it is not kept). Not with
+                # the background solver, which solves (and changes the main blend) in the tiles the safe blend gets.
+                solver = slope is not None and slope > 0
+                fine = tile // self.SAFE_SPLIT if tile % self.SAFE_SPLIT == 0 and not solver else tile
+                fy, fx = -(-h // fine), -(-w // fine)
+                coarse = tile_reduce(differs, tile, ty, tx, np.maximum, threads) == 2
+                self._safe_tiles = tile_reduce(differs, fine, fy, fx, np.maximum, threads) > 0
+                self._safe_tiles &= coarse[np.arange(fy) * fine // tile][:, np.arange(fx) * fine // tile]
+                self._safe_tile = fine
                 # (the background solver changes the main blend before the two are compared; the box solver's
                 # safe blend is kept over the whole box, the band solver's only where the safe index differs:
                 # elsewhere its solution is kept as it is, solver18)
-                whole = slope is not None and slope > 0 and self.WHOLE_BOX
-                self._safe = TileBlend(np.ones_like(self._safe_tiles) if whole else self._safe_tiles, tile, box, safe)
+                whole = solver and self.WHOLE_BOX
+                self._safe = TileBlend(np.ones_like(self._safe_tiles) if whole else self._safe_tiles, fine, box, safe)
                 if slope is not None and slope > 0:
                     self._restore = self.SOLVER(self.index_map, box, float(slope), near_to_far)
             else:
@@ -182,7 +194,7 @@ class DepthmapFusion:
     def _add_safe(self, position: float, frame: np.ndarray, region: Rect) -> None:
         """Fold the tiles of ``frame`` where the safe index differs into the occlusion-safe blend."""
         t, l, b, r = region
-        tile = self.tile
+        tile = self._safe_tile
         h, w = self.index_map.shape
         for row in range(t // tile, -(-b // tile)):
             cols = np.flatnonzero(self._safe_tiles[row, l // tile:-(-r // tile)]) + l // tile

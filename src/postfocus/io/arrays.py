@@ -8,6 +8,10 @@ black to white), and frames of 32 or 64 bits whose values all lie within
 refused; float frames are taken as [0, 1] and a warning says when they
 are far outside it. Grey frames (H, W) and a whole stack as one
 (N, H, W[, C]) array are accepted.
+
+Arrays have no file names: their frames are named as a video's are (``frame 0000``, ``frame 0001`` ...), so
+every message says them as :func:`postfocus.labels.frame_label` does, counted from 1 (``frame 3``); this
+module's own messages add the list's index (``frame 1 (frames[0]): is empty``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ __all__ = ["ArraySource", "InvalidFrameError", "as_frames"]
 
 #: Float frames whose values stray further than this outside [0, 1] are worth a warning.
 FLOAT_SLACK = 0.05
+
+
+def _said(k: int) -> str:
+    """Frame ``k`` of the list as messages say it: counted from 1 (:mod:`postfocus.labels`), with its index.
+
+    >>> _said(0)
+    'frame 1 (frames[0])'
+    """
+    return f"frame {k + 1} (frames[{k}])"
 
 
 class InvalidFrameError(InputError, ValueError):
@@ -63,7 +76,7 @@ def as_frames(frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     out = list(frames)
     for k, f in enumerate(out):
         if not isinstance(f, np.ndarray):
-            raise InvalidFrameError(f"frame {k}: a {type(f).__name__}, not an array; give arrays only, "
+            raise InvalidFrameError(f"{_said(k)}: a {type(f).__name__}, not an array; give arrays only, "
                                     "or file paths only")
     return [np.asarray(f) for f in out]  # (a np.matrix stays 2-D when indexed: "shape too large to be a matrix")
 
@@ -71,24 +84,24 @@ def as_frames(frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
 def _check(k: int, f: np.ndarray) -> np.ndarray:
     """Frame ``k`` checked; returned as (H, W) or (H, W, 3) in its own type."""
     if f.dtype == bool or f.dtype.kind not in "uif":
-        raise InvalidFrameError(f"frame {k}: values of type {f.dtype} cannot be pixels; use uint8, uint16 or float")
+        raise InvalidFrameError(f"{_said(k)}: values of type {f.dtype} cannot be pixels; use uint8, uint16 or float")
     if f.ndim == 3 and f.shape[2] in (1, 3, 4):
         f = f[:, :, 0] if f.shape[2] == 1 else f[:, :, :3]  # alpha is dropped, as for files
     if f.ndim not in (2, 3) or (f.ndim == 3 and f.shape[2] != 3):
-        raise InvalidFrameError(f"frame {k}: shape {f.shape} is not a picture; expected (H, W) or (H, W, 3)")
+        raise InvalidFrameError(f"{_said(k)}: shape {f.shape} is not a picture; expected (H, W) or (H, W, 3)")
     if f.size == 0:
-        raise InvalidFrameError(f"frame {k}: is empty (shape {f.shape})")
+        raise InvalidFrameError(f"{_said(k)}: is empty (shape {f.shape})")
     if f.dtype.kind in "ui" and f.dtype.itemsize >= 4:  # ((f * 255).astype(int): black at int64's range; review20)
         lo, hi = int(f.min()), int(f.max())
         if 0 <= lo and 0 < hi <= 65535:
             meant = "uint8" if hi <= 255 else "uint16"
             raise InvalidFrameError(
-                f"frame {k}: {f.dtype.name} values from {lo} to {hi} are black at {f.dtype.name}'s range (to "
+                f"{_said(k)}: {f.dtype.name} values from {lo} to {hi} are black at {f.dtype.name}'s range (to "
                 f"{np.iinfo(f.dtype).max:.3g}); give {meant} frames (e.g. frames.astype(np.{meant})) or floats in [0, 1]")
     if f.dtype.kind == "f":
         if not np.isfinite(f.min() + f.max()):  # NaN or inf shows in the extremes: no frame-sized mask unless so
             bad = int(f.size - np.count_nonzero(np.isfinite(f)))
-            raise InvalidFrameError(f"frame {k}: {bad} value{'s' if bad > 1 else ''} NaN or infinite; "
+            raise InvalidFrameError(f"{_said(k)}: {bad} value{'s' if bad > 1 else ''} NaN or infinite; "
                                     "replace them (e.g. numpy.nan_to_num) before stacking")
     return f
 
@@ -102,7 +115,8 @@ def _warn_out_of_range(frames: list[np.ndarray]) -> None:
             if lo < -FLOAT_SLACK or hi > 1 + FLOAT_SLACK:
                 out.append((k, lo, hi))
     if out:
-        which = ", ".join(str(k) for k, _, _ in out[:5]) + (" ..." if len(out) > 5 else "")
+        which = ", ".join(str(k + 1) for k, _, _ in out[:5]) + (" ..." if len(out) > 5 else "")
+        which += f" (frames[{out[0][0]}]{', ...' if len(out) > 1 else ''})"  # (counted from 1, as messages do)
         lo, hi = min(o[1] for o in out), max(o[2] for o in out)
         warnings.warn(f"frame{'s' if len(out) > 1 else ''} {which}: float values from {lo:.3g} to {hi:.3g} are "
                       "taken as [0, 1] light levels and clipped there; scale float frames to [0, 1] "
@@ -119,7 +133,8 @@ class ArraySource(FrameSource):
         (H, W, 3) RGB; uint8 / uint16 / other integers (scaled by their
         type's range) or floats in [0, 1]; or one (N, H, W[, 3]) array.
     names : sequence of str, optional
-        A name per frame (default ``frame0``, ``frame1``, ...).
+        A name per frame (default ``frame 0000``, ``frame 0001``, ..., as a video's frames: messages say them
+        counted from 1, ``frame 1``, ``frame 2``, by :func:`postfocus.labels.frame_label`).
 
     Raises
     ------
@@ -145,12 +160,15 @@ class ArraySource(FrameSource):
         h, w = checked[0].shape[:2]
         for k, f in enumerate(checked):
             if f.shape[:2] != (h, w):
-                raise InvalidFrameError(f"frame {k}: size {f.shape[1]}x{f.shape[0]} differs from frame 0's {w}x{h}")
+                raise InvalidFrameError(f"{_said(k)}: size {f.shape[1]}x{f.shape[0]} differs from {_said(0)}'s {w}x{h}")
         _warn_out_of_range(checked)
         self.frames = checked
         grey = all(f.ndim == 2 for f in checked)
         deep = any(f.dtype.kind in "ui" and f.dtype.itemsize > 1 for f in checked)
-        self.info = SourceInfo("images", list(names or [f"frame{i}" for i in range(len(frames))]), h, w,
+        names = [f"frame {i:04d}" for i in range(len(frames))] if names is None else [str(n) for n in names]
+        if len(names) != len(frames):
+            raise InvalidFrameError(f"{len(names)} names for {len(frames)} frames: give one name a frame")
+        self.info = SourceInfo("images", names, h, w,
                                bit_depth=16 if deep else 8, grey=grey)
 
     def __len__(self) -> int:

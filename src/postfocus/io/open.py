@@ -206,8 +206,8 @@ def _paths(inputs: object) -> list[Path]:
     for k, p in enumerate(inputs):
         if not isinstance(p, (str, bytes, os.PathLike)):
             kind = type(p).__name__
-            raise InputError(f"input {k}: {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a path; give paths only, "
-                             "or frames as NumPy arrays only")
+            raise InputError(f"input {k + 1} (inputs[{k}]): {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a path; "
+                             "give paths only, or frames as NumPy arrays only")  # (counted from 1, as every message)
         paths.append(Path(os.fsdecode(p)))
     return paths
 

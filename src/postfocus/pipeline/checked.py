@@ -43,6 +43,7 @@ def fuse_checked(
     clipped_frames: int = 2,
     pixels: int | None = None,
     shared_clipped: bool = True,
+    glints: bool = False,
 ) -> Choice:
     """The depth-map result with the pyramid's taken where the forward-model check prefers it.
 
@@ -60,7 +61,7 @@ def fuse_checked(
     pixels : int, optional
         The check's analysis size (default: the check's own, :data:`~postfocus.check.forward.DEFAULT_PIXELS`
         or less for long stacks); the check's time grows with it.
-    shared_clipped : bool
+    shared_clipped, glints : bool
         As :func:`postfocus.fuse.choice.residual_choice`.
 
     Returns
@@ -100,4 +101,4 @@ def fuse_checked(
     reach = float(slope) * W / maps.shape[1] * float(np.ptp(ranks))
     return residual_choice(depthmap, pyramid, depth, lambda k: small[used[k]].astype(np.float32),
                            list(range(len(used))), clipped=count >= clipped_frames, reach=reach, sigma=sigma, margin=margin,
-                           pixels=pixels, shared_clipped=shared_clipped)
+                           pixels=pixels, shared_clipped=shared_clipped, glints=glints)

@@ -8,19 +8,26 @@ band decodes the frames again, and holds only its share of the blend state.
 
 The constants are measured peaks (``/usr/bin/time -v``, see
 docs/performance.md), rounded up.
+
+Without a limit the machine's memory is one (:func:`machine_bands`): a stack whose whole-picture merge would
+not fit is fused in bands, and one that even the most bands cannot fit is refused before a frame is decoded,
+in one line naming its size and the memory it needs, not killed by the system half way.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import os
 import sys
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from postfocus.errors import OptionError
+from postfocus.errors import InputError, OptionError
 
-__all__ = ["FOLD_ROWS", "bands_for", "compact", "estimate_mb", "give_back_freed"]
+__all__ = ["FOLD_ROWS", "bands_for", "compact", "estimate_mb", "give_back_freed", "machine_bands", "machine_mb"]
 
 #: Rows of a footprint rectangle made float at a time in pass 2 (the depth-map blend is computed pixel by pixel,
 #: so the same bits as the whole rectangle at once, with float temporaries of a band).
@@ -107,6 +114,74 @@ def bands_for(size: tuple[int, int], n_frames: int, analysis_pixels: int, limit_
     floor = estimate_mb(size, n_frames, analysis_pixels, most, occlusion=occlusion, restore=restore)
     raise OptionError("memory_mb", limit_mb,
                       f"this stack needs at least about {math.ceil(floor)} MB ({n_frames} frames of {size[1]}x{size[0]})")
+
+
+#: Where a control group's memory limit is read (cgroup v2, then v1); "max" or an absurd number: no limit.
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def machine_mb() -> float | None:
+    """Memory this process may use (MB): the machine's RAM, or its control group's limit where lower; None if unknown.
+
+    Examples
+    --------
+    >>> machine_mb() is None or machine_mb() > 0
+    True
+    """
+    try:
+        total: float | None = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # (no sysconf: not a POSIX system)
+        total = None
+    for path in CGROUP_LIMITS:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) > 0:
+            total = min(total, float(text)) if total else float(text)
+        break
+    return total / MB if total else None
+
+
+def machine_bands(size: tuple[int, int], n_frames: int, analysis_pixels: int, *, banded: bool = True,
+                  warn: Callable[[str], None] | None = None, limit_mb: float | None = None) -> int:
+    """Bands of rows that keep a merge without ``--memory`` within the machine's memory (:func:`machine_mb`).
+
+    1 for every stack whose whole-picture merge is estimated to fit (the estimate errs on the side of too much:
+    2 frames of 8000x6000, 4243 MB estimated, 1617 MB measured); more bands (said through ``warn``) where it
+    is not; a stack that even the most bands (``size[0] // MIN_BAND_ROWS``) cannot fit is refused. ``banded``:
+    the method can merge in bands (the depth-map method); others merge whole, refused only by the same floor.
+
+    Raises
+    ------
+    InputError
+        Naming the frames' size and the memory the smallest plan needs, before any frame is decoded.
+
+    Examples
+    --------
+    >>> machine_bands((6000, 8000), 2, 800 * 600, limit_mb=24000), machine_bands((6000, 8000), 2, 800 * 600, limit_mb=2000)
+    (1, 4)
+    >>> machine_bands((32768, 32768), 2, 800 * 800, limit_mb=8000)
+    Traceback (most recent call last):
+    ...
+    postfocus.errors.InputError: 2 frames of 32768x32768 (1073.7 MP) need at least about 12832 MB of memory; this machine has 8000 MB
+    """
+    limit = machine_mb() if limit_mb is None else float(limit_mb)
+    if limit is None or estimate_mb(size, n_frames, analysis_pixels) <= limit:
+        return 1
+    most = max(1, size[0] // MIN_BAND_ROWS)
+    floor = estimate_mb(size, n_frames, analysis_pixels, most)
+    if floor > limit:
+        raise InputError(f"{n_frames} frame{'s' if n_frames != 1 else ''} of {size[1]}x{size[0]} "
+                         f"({size[0] * size[1] / 1e6:.1f} MP) need at least about {math.ceil(floor)} MB of memory; "
+                         f"this machine has {limit:.0f} MB")
+    if not banded:
+        return 1
+    bands = bands_for(size, n_frames, analysis_pixels, limit)
+    if warn is not None:
+        warn(f"merging in {bands} bands of rows to fit this machine's {limit:.0f} MB of memory "
+             "(each band decodes the frames again)")
+    return bands
 
 
 _LIBC: list = []

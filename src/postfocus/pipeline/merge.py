@@ -24,7 +24,6 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from postfocus.align.flow import refined_warp
 from postfocus.align.report import FrameAlignment
 from postfocus.align.warp import warp_to_reference
 from postfocus.colour import srgb_decode, srgb_encode
@@ -45,12 +44,12 @@ from postfocus.pipeline.plan import check_fuse
 from postfocus.pipeline.plan import merge_frames, plan_bands  # (re-exported: their callers import them from here)
 from postfocus.pipeline.strips import StripFolder
 from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
+from postfocus.pipeline.warping import MARGIN, aligned_region, apply_gain, warp_whole  # (re-exported)
 
 __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
 Region = tuple[int, int, int, int]
 
-_MARGIN = 16  # px: the reach of DepthmapFusion's consistency check (4 sigma of its Gaussian, and more)
 _BYTES = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (to_float of it: pass 2's table)
 
 
@@ -73,6 +72,7 @@ def fuse(
     near_to_far: bool | Callable[[], bool] = True,
     keep_volume: bool = True,
     relight: bool = False,
+    whole_warps: bool = False,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -119,6 +119,10 @@ def fuse(
         Depth-map method with ``occlusion``: the far surface beside darker near objects taken from the frame
         focused on it, relit by its coarse ratio to the blend (:mod:`postfocus.fuse.relight`); off by default
         (docs/quality.md, "Seventh step, eighth session").
+    whole_warps : bool
+        Warp every frame whole in the decoding thread and cut the rectangles from it, as with ``on_aligned``
+        (the same image as a run that hands its frames on: in the first band only, as those), without handing them on
+        or correcting a copy of each.
     warped : callable, optional
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
@@ -166,7 +170,7 @@ def fuse(
     job = _Merge(source, maps, alignment, flow, method, merge, occlusion, restore, warped, threads, near_to_far)
     job.keep_volume, job.relight = keep_volume, relight
     grown = aligned_region(whole, (H, W), method, occlusion)
-    m = _MARGIN if method == "depthmap" and occlusion else 0
+    m = MARGIN if method == "depthmap" and occlusion else 0
     oy, ox = top - grown[0], left - grown[1]
 
     def keep(i: int, aligned: np.ndarray, gain: np.ndarray) -> None:  # cut, then corrected: no copy at gain 1
@@ -176,6 +180,7 @@ def fuse(
     for k, part in enumerate(parts):
         stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
         ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
+        job.whole_warps = whole_warps and k == 0  # (as ``on_aligned``: the first band's frames)
         fused = job.run(ext, grown, keep if k == 0 and on_aligned else None, progress, stage)
         inner = (part[0] - ext[0], left - ext[1], part[2] - ext[0], right - ext[1])
         if len(parts) == 1:  # the region moved to the front of the fused array: no second image
@@ -183,35 +188,6 @@ def fuse(
         image = np.empty((bottom - top, right - left, 3), np.float32) if image is None else image
         image[part[0] - top:part[2] - top] = fused[inner[0]:inner[2], inner[1]:inner[3]]
     return image
-
-
-def aligned_region(region: Region, size: tuple[int, int], method: str = DEFAULT_METHOD,
-                   occlusion: bool = True) -> Region:
-    """The part of the reference geometry ``size`` over which frames are warped to fuse ``region``.
-
-    The occlusion consistency check looks :data:`_MARGIN` px around a pixel: every part is fused
-    with that margin of the picture around it (where the picture has it), so a region or a band
-    gives the same pixels as the whole.
-
-    Examples
-    --------
-    >>> aligned_region((100, 0, 200, 50), (300, 400))
-    (84, 0, 216, 66)
-    """
-    top, left, bottom, right = region
-    H, W = size
-    m = _MARGIN if method == "depthmap" and occlusion else 0
-    return max(0, top - m), max(0, left - m), min(H, bottom + m), min(W, right + m)
-
-
-def warp_whole(stored: np.ndarray, matrix: np.ndarray, size: tuple[int, int], region: Region,
-               flow: np.ndarray | None = None) -> np.ndarray:
-    """A frame warped (bicubic, in its stored type; with its dense ``flow`` if given) over ``region``
-    of the reference geometry ``size``."""
-    if flow is not None:
-        t, l, b, r = region
-        return refined_warp(stored, matrix, flow, size)[t:b, l:r]
-    return warp_to_reference(stored, matrix, size, interpolation=cv2.INTER_CUBIC, region=region)
 
 
 class _Merge:
@@ -228,6 +204,7 @@ class _Merge:
         self._occlusion: tuple[np.ndarray, float | None] | None = None
         self.keep_volume = True  # (False: the maps' volume is let go once the blend state is made)
         self.relight = False  # (the far surface beside darker near objects relit, fuse/relight.py)
+        self.whole_warps = False  # (True: frames warped whole even with nothing to hand them to)
         self.far: np.ndarray | None = None  # (its far index, maps' size; made with the occlusion-safe index)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -320,7 +297,7 @@ class _Merge:
         # Offset of this region inside the frames handed to on_aligned.
         dy, dx = top - aligned_region[0], left - aligned_region[1]
         wanted = set(merge) | (set(maps.used) if on_aligned else set())
-        whole = bool(on_aligned) or flow is not None or whole_frames or self.warped is not None
+        whole = bool(on_aligned) or self.whole_warps or flow is not None or whole_frames or self.warped is not None
         read = source.read_pixels
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
@@ -418,33 +395,3 @@ class _Merge:
             if progress:
                 progress(stage, done, total)
         return fusion.result()
-
-
-def apply_gain(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """Per-channel exposure ``gain`` applied to stored pixels, keeping their type (integers round and saturate).
-
-    Parameters
-    ----------
-    pixels : numpy.ndarray
-        uint8, uint16 or float32 (h, w[, c]).
-    gain : numpy.ndarray
-        One factor per channel.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape and dtype (``pixels`` itself when every gain is 1).
-
-    Examples
-    --------
-    >>> apply_gain(np.array([[[100, 200, 250]]], np.uint8), np.array([1.1, 1.0, 1.1])).tolist()
-    [[[110, 200, 255]]]
-    """
-    if np.allclose(gain, 1.0):
-        return pixels
-    if pixels.dtype.kind == "f":
-        return pixels * np.asarray(gain, np.float32)
-    if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == len(gain) == 3:  # a table per channel
-        table = np.clip(np.round(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain, np.float64)), 0, 255)
-        return cv2.LUT(pixels, table.astype(np.uint8).reshape(1, 256, 3))
-    return cv2.multiply(pixels, tuple(float(g) for g in gain) + (0.0,) * (4 - len(gain)), dtype=-1)

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from postfocus.errors import OptionError, frame_runs, shown
 from postfocus.options import is_whole
 from postfocus.pipeline.analyse import work_scale
-from postfocus.pipeline.memory import bands_for
+from postfocus.pipeline.memory import bands_for, machine_bands
 
 __all__ = ["check_fuse", "merge_frames", "plan_bands"]
 
@@ -31,7 +31,8 @@ def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: flo
     method : str
         Fusion method; only the depth-map method merges in bands (others: a warning, 1).
     memory_mb : float or None
-        The limit (None: 1 band).
+        The limit (None: the machine's memory, :func:`~postfocus.pipeline.memory.machine_bands`: 1 band for
+        every stack estimated to fit whole).
     warn : callable
         Receives the warning text.
     analysis_size : int
@@ -41,13 +42,14 @@ def plan_bands(size: tuple[int, int], n_frames: int, method: str, memory_mb: flo
     -------
     int
     """
-    if memory_mb is None:
-        return 1
+    s = work_scale(size, analysis_size)
+    pixels = round(size[0] * s) * round(size[1] * s)
+    if memory_mb is None:  # the machine's memory is the limit (a stack too large for it: refused at once)
+        return machine_bands(size, n_frames, pixels, banded=method == "depthmap", warn=warn)
     if method != "depthmap":
         warn(f"a memory limit applies to the depthmap method; {method} merges the whole picture at once")
         return 1
-    s = work_scale(size, analysis_size)
-    return bands_for(size, n_frames, round(size[0] * s) * round(size[1] * s), memory_mb)
+    return bands_for(size, n_frames, pixels, memory_mb)
 
 
 def merge_frames(used: Sequence[int], frame_range: tuple[int, int] | None) -> list[int]:

@@ -69,6 +69,7 @@ from postfocus.products.layers import (
     plan_layers,
     with_ones,
 )
+from postfocus.products.tap_read import tap_focus
 from postfocus.store import ProcessedStack
 
 __all__ = [
@@ -383,7 +384,8 @@ def aperture(
 ) -> ApertureResult:
     """Shallow depth of field for a processed stack: depth map, focus choice, render.
 
-    Exactly one of ``focus_at_point`` (x, y output pixels), ``focus_depth``
+    Exactly one of ``focus_at_point`` (x, y output pixels; read as a tap there reads the depth map,
+    :func:`~postfocus.products.tap_read.tap_focus`), ``focus_depth``
     (frame units) or ``preset`` ('near', 'far', 'all') chooses the focus;
     ``f_number`` sets the blur over the scene's depths (:func:`f_number_lens`),
     ``blur_px`` in pixels per frame of depth distance.
@@ -430,8 +432,8 @@ def aperture(
         progress("depth map", 1, 1)
     if preset is not None:
         focus = preset_focus(result.depth, preset, result.confidence)
-    elif focus_at_point is not None:
-        focus = focus_at(result.depth, focus_at_point[0], focus_at_point[1], result.confidence)
+    elif focus_at_point is not None:  # as a tap there reads this depth: the page names the same frame
+        focus = tap_focus(stack, focus_at_point[0], focus_at_point[1], result.frames, threads=threads)
     else:
         focus = float(focus_depth)  # type: ignore[arg-type]
     if focus is None:

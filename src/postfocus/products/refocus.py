@@ -9,7 +9,9 @@ window has too little texture to tell (a plain wall, the sky, a dark
 background), the answer is read from the stack's fill at the point: its depth
 map where one is kept in the stack folder (the depth ``aperture`` and ``pop``
 focus at), else the same depth made on the focus map's grid at the first plain
-tap and kept (:mod:`postfocus.products.tap_depth`); the result says so.
+tap and kept (:mod:`postfocus.products.tap_depth`); the result says so. A stack folder's
+taps read that depth at every point, textured or not (:mod:`postfocus.products.tap_read`): beside a near
+object the window's curve names the object; the window's confidence is still the answer's.
 
 References
 ----------
@@ -32,6 +34,7 @@ from postfocus.focus.floor import WINDOW, above_floor, window_floor
 from postfocus.options import check_threads
 from postfocus.maps import MapsView
 from postfocus.products.tap_point import check_point
+from postfocus.products.tap_read import depth_radius, depth_reading
 from postfocus.store import ProcessedStack
 
 __all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "is_plain", "parse_point", "plain_fill", "plain_fill_ready",
@@ -150,6 +153,7 @@ def sharpest_frame(
     floor: float = 0.0,
     fill: np.ndarray | None = None,
     fill_name: str = "focus map",
+    fill_radius: int | None = None,
 ) -> Tap:
     """Frame sharpest at output point (x, y).
 
@@ -167,6 +171,8 @@ def sharpest_frame(
         texture answers with its value at the point (see :func:`plain_fill`) instead of searching for the
         nearest confident window.
     fill_name : what ``fill`` is, for :attr:`Tap.filled_from`.
+    fill_radius : with ``fill`` the stack's depth, every window answers with its median over this radius (map
+        pixels) around the point (:mod:`~postfocus.products.tap_read`), the confidence still the window's.
 
     Returns
     -------
@@ -181,7 +187,7 @@ def sharpest_frame(
     cx, cy = _map_point(volume, x, y, map_scale)
     scores = _window_scores(volume, cx, cy, radius)
     return _answer(volume, frames, x, y, (cx, cy), scores, map_scale=map_scale, radius=radius,
-                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name)
+                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name, fill_radius=fill_radius)
 
 
 def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float],
@@ -196,13 +202,20 @@ def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, f
 
 def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple[int, int], scores: np.ndarray, *,
             map_scale: tuple[float, float], radius: int, confidence_map: np.ndarray | None, floor: float,
-            fill: np.ndarray | None, fill_name: str, origins: tuple = ((0, 0), (0, 0))) -> Tap:
+            fill: np.ndarray | None, fill_name: str, origins: tuple = ((0, 0), (0, 0)),
+            fill_radius: int | None = None) -> Tap:
     """:func:`sharpest_frame` with the tapped window, volume pixel ``at``, scored already (``scores``)."""
     _, h, w = volume.shape
     cx, cy = at
     (ox, oy), (mx, my) = origins
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
+    if fill is not None and fill_radius is not None:  # the stack's depth, read as aperture reads it (tap_read)
+        at = depth_reading(fill, cx, cy, fill_radius)
+        k = int(np.argmin(np.abs(np.asarray(frames, np.float64) - at)))
+        plain = conf < MIN_CONFIDENCE
+        return Tap(frame=int(frames[k]), position=at, confidence=conf, x=float(x), y=float(y), source_x=float(x),
+                   source_y=float(y), fallback=plain, filled_from=fill_name if plain else "")
     if conf < MIN_CONFIDENCE and fill is not None:  # a plain window: the fill at the point
         at = float(fill[cy, cx])
         k = int(np.argmin(np.abs(np.asarray(frames, np.float64) - at)))
@@ -404,9 +417,15 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
                        source_x=float(x), source_y=float(y), fallback=False, moving=True)
     radius = int(radius)  # (np.int64(2**62) * 2 overflowed in the ring search: review13)
     (scale, *origins), at, scores, floor, plain = _window_at(stack, x, y, radius)
-    fill, name = plain_fill(stack, threads=threads, make=make) if plain else (None, "")  # (read only for a plain window)
+    # A folder's depth answers every window (tap_read: beside a near object the window's curve names the object);
+    # a stack result's filled focus map only a plain one. (make=False and no depth kept: the focus map, as before.)
+    fill, name = plain_fill(stack, threads=threads, make=make) if plain or isinstance(stack, ProcessedStack) \
+        else (None, "")
+    if name == "focus map" and not plain:
+        fill = None
     return _answer(stack.volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
-                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name, origins=origins)
+                   confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name, origins=origins,
+                   fill_radius=depth_radius(stack.size, scale) if name == "depth map" else None)
 
 
 def _window_at(stack: MapsView, x: float, y: float, radius: int):  # noqa: ANN202

@@ -31,6 +31,7 @@ from PIL import Image
 from postfocus._version import __version__
 from postfocus.errors import OutputError, PostfocusError
 from postfocus.io.write import atomic_write, to_uint
+from postfocus.labels import frame_time, is_named
 from postfocus.options import check_threads
 from postfocus.products.order import depth_order
 from postfocus.products.retouch import retouched
@@ -242,15 +243,18 @@ def viewer_data(
     ext = "jpg" if fmt == "jpeg" else "webp"
     h, w = stack.size
     used = [int(i) for i in stack.used]
-    # People read 'Frame 3 of 7 (pcb_003.jpg)'; a video's frames have no file name (its generated
-    # 0-based 'frame 0002' would contradict the 1-based count), so they are shown by number alone.
+    # People read 'Frame 3 of 7 (pcb_003.jpg)'; a video's or an array's frames have no file name (the generated
+    # 0-based 'frame 0002' would contradict the 1-based count): a video's are said with their time, as
+    # postfocus.labels.frame_label says them ('Frame 3 of 7 (0.08 s)'), an array's by number alone.
     video = stack.manifest.get("kind") == "video"
-    names = ["" if video else stack.names[i] for i in used]
+    names = [stack.names[i] if not video and is_named(stack.names[i], i) else "" for i in used]
     total = len(used) + 2
     frames = []
     for k, i in enumerate(used):
         picture = encode_picture(_fit(stack.read_frame(i), long_edge), fmt, quality)
         frames.append({"index": i, "src": src(f"frame{i:04d}.{ext}", picture, mime), "name": names[k]})
+        if video and stack.info.fps:  # said by its time, as the command line says it ('frame 3 (0.08 s)')
+            frames[-1]["time"] = frame_time(i, stack.info.fps)
         if progress:
             progress("page: frames", k + 1, total)
     aif = retouched(stack)  # with the stack's retouching edits, if any (postfocus.products.edits)

@@ -25,6 +25,7 @@ import numpy as np
 
 from postfocus.focus.floor import above_floor
 from postfocus.products.refocus import MIN_CONFIDENCE, plain_fill, sharpest_frame, stack_floor
+from postfocus.products.tap_read import depth_radius, depth_readings
 from postfocus.store import ProcessedStack
 
 __all__ = ["TapMap", "stack_tap_map", "tap_map"]
@@ -147,6 +148,7 @@ def tap_map(
     *,
     floor: float = 0.0,
     fill: np.ndarray | None = None,
+    fill_radius: int | None = None,
 ) -> TapMap:
     """Tap answers for every pixel of the volume grid.
 
@@ -156,13 +158,14 @@ def tap_map(
     frames : frame numbers of its slices (``stack.used``).
     confidence_map : (h, w) confidence that guides the fallback (``stack.confidence``).
     radius : window half-size in volume pixels, as for :func:`~postfocus.products.refocus.tap`.
-    floor, fill : the volume's noise floor and the fill plain windows answer from, as for
+    floor, fill, fill_radius : the volume's noise floor, the fill plain windows answer from and (the fill being
+        the stack's depth) the radius every window reads it in, as for
         :func:`~postfocus.products.refocus.sharpest_frame`.
 
     Returns
     -------
     TapMap whose entry at volume pixel (cy, cx) equals
-    ``sharpest_frame(volume, frames, cx, cy, confidence_map=..., floor=..., fill=...)`` there.
+    ``sharpest_frame(volume, frames, cx, cy, confidence_map=..., floor=..., fill=..., fill_radius=...)`` there.
 
     Examples
     --------
@@ -184,6 +187,8 @@ def tap_map(
     tol = _REL_EPS * np.maximum(np.abs(top1), 1e-30)
     near_tie = (top1 - top2) <= tol
     near_threshold = np.abs(conf - MIN_CONFIDENCE) <= _REL_EPS
+    if fill is not None and fill_radius is not None:
+        return _depth_answers(volume, frames, conf, near_threshold, fill, fill_radius, radius, confidence_map, floor)
 
     # Sources: the point itself, or the nearest confident window.
     src_y = np.broadcast_to(np.arange(h)[:, None], (h, w)).copy()
@@ -247,6 +252,29 @@ def tap_map(
     return result
 
 
+def _depth_answers(volume: np.ndarray, frames: list[int], conf: np.ndarray, near_threshold: np.ndarray,
+                   fill: np.ndarray, fill_radius: int, radius: int, confidence_map: np.ndarray | None,
+                   floor: float) -> TapMap:
+    """Every pixel's answer read from the stack's depth (:func:`~postfocus.products.tap_read.depth_readings`, the
+    values ``depth_reading`` gives), the nearest frame to it (the lower on a tie, as ``np.argmin``); plain where the
+    window's confidence is under the threshold (within rounding of it: asked of ``sharpest_frame``)."""
+    position = depth_readings(fill, fill_radius)
+    listed = np.asarray(frames, np.float64)
+    at = position.astype(np.float64)
+    upper = np.clip(np.searchsorted(listed, at), 0, len(frames) - 1)  # (frames ascend: the stack's used frames)
+    lower = np.clip(upper - 1, 0, len(frames) - 1)
+    slot = np.where(np.abs(at - listed[lower]) <= np.abs(listed[upper] - at), lower, upper).astype(np.int32)
+    result = TapMap(slot=slot, position=position, confidence=conf.astype(np.float32),
+                    fallback=conf < MIN_CONFIDENCE, frames=frames)
+    ys, xs = np.nonzero(near_threshold)
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        t = sharpest_frame(volume, frames, x, y, radius=radius, confidence_map=confidence_map,
+                           floor=floor, fill=fill, fill_radius=fill_radius)
+        result.confidence[y, x], result.fallback[y, x] = t.confidence, t.fallback
+    result.exact = int(ys.size)
+    return result
+
+
 def stack_tap_map(stack: ProcessedStack, radius: int = 6, *, threads: int | None = None) -> TapMap:
     """:func:`tap_map` of a processed stack (what :func:`postfocus.products.refocus.tap` reads).
 
@@ -255,8 +283,9 @@ def stack_tap_map(stack: ProcessedStack, radius: int = 6, *, threads: int | None
     depth the plain windows' fill makes when none is kept (:func:`~postfocus.products.refocus.plain_fill`).
     """
     fill, name = plain_fill(stack, threads=threads)
+    near = depth_radius(stack.size, stack.maps.map_grid()[0]) if name == "depth map" else None  # (as tap reads it)
     answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius, floor=stack_floor(stack),
-                      fill=fill)
+                      fill=fill, fill_radius=near)
     answers.filled_from = name  # (the page says which map decided a plain tap, as the tap does: review14)
     motion = stack.motion
     if motion is None:

@@ -9,7 +9,8 @@
  *
  * data (format version 1; the Python side is postfocus.viewer.export.viewer_data):
  *   width, height      tap coordinate space: the processed stack's output geometry (pixels)
- *   frames             [{index, src, name}] in focus order; index = the stack's frame number (0-based)
+ *   frames             [{index, src, name, time?}] in focus order; index = the stack's frame number (0-based); name
+ *                      empty for a video's frame, which has time ('0.08 s', as the command line says it)
  *   frameCount         optional: frames in the whole sweep, also those left out (default: from frames)
  *   allInFocus         src of the all-in-focus image
  *   focusMap           Raster + {min, max}: focus position per pixel, value v -> frame number
@@ -39,7 +40,8 @@
  * setWholeSweep(on), setPopTolerance(frames), frameLabel(frameNumber), getState(), whenReady() -> Promise,
  * destroy(), and .mode / .slot.
  * Frame numbers in the data, the state and the methods are 0-based; what people read is 1-based with the
- * file name: frameLabel(2) = 'Frame 3 of 7 (pcb_003.jpg)'. getState() (also window.postfocusState,
+ * file name: frameLabel(2) = 'Frame 3 of 7 (pcb_003.jpg)', as the command line names frames (a video's frame:
+ * 'Frame 3 of 7 (0.08 s)'); the slider's readout says it too. getState() (also window.postfocusState,
  * read-only) = frozen {frame, slot, name, label, frames, frameCount, mode, magnifier, popPosition, ready, warnings,
  * sliderFirst, sliderLast (the frame numbers the slider spans), wholeSweep,
  * lastTap: {x, y, frame, slot, position, confidence, fallback, filledFrom, ms (from the input event), handlerMs,
@@ -335,7 +337,8 @@
     this.loupeSize = this.options.loupeSize || 180;
     this.peakingThreshold = this.options.peakingThreshold || null; // null: from the all-in-focus picture
     this.frames = data.frames.map(function (f, k) {
-      return { index: f.index == null ? k : f.index, src: f.src, name: f.name || (data.names && data.names[k]) || '' };
+      return { index: f.index == null ? k : f.index, src: f.src, name: f.name || (data.names && data.names[k]) || '',
+               time: f.time || '' };
     });
     this.frameNumbers = this.frames.map(function (f) { return f.index; });
     // Frames of the whole sweep, also those left out (people count 1..frameCount; frame numbers are 0-based).
@@ -883,7 +886,7 @@
   // What people read for frame number n (0-based, as in the data): 'Frame n+1 of N (file name)'.
   Viewer.prototype.frameLabel = function (frameNumber) {
     var k = this.frameNumbers.indexOf(frameNumber);
-    var name = k >= 0 ? this.frames[k].name : '';
+    var name = k >= 0 ? this.frames[k].name || this.frames[k].time : '';  // (a video's frame: its time)
     return 'Frame ' + (frameNumber + 1) + ' of ' + this.frameCount + (name ? ' (' + name + ')' : '');
   };
 
@@ -920,7 +923,7 @@
       s = this.getState();
     }
     if (String(this.slot) !== this.slider.value) this.slider.value = String(this.slot);
-    this.sliderLabel.textContent = s.frame == null ? '' : 'frame ' + (s.frame + 1) + ' of ' + this.frameCount;
+    this.sliderLabel.textContent = s.label || '';  // 'Frame 3 of 7 (pcb_003.jpg)', as the command line names it
     if (s.label) this.slider.setAttribute('aria-valuetext', s.label);
     this.btnAif.setAttribute('aria-pressed', String(this.mode === 'allInFocus'));
     this.btnDepth.setAttribute('aria-pressed', String(this.mode === 'depth'));

@@ -96,11 +96,15 @@ class TapAhead:
         """Make what a tap at (x, y) needs first: the stack's plain fill, for a plain window only (a textured
         window, or a fill already made, waits for nothing). False when making it failed (logged once for the job
         ``name``): the tap then answers from the focus map (``tap(..., make=False)``) rather than failing; a
-        damaged stack is raised (the app makes it again)."""
+        damaged stack is raised (the app makes it again). False too for a textured window while the fill is not
+        made: every tap reads the fill once it is (:mod:`postfocus.products.tap_read`), but a textured one does not
+        make it outside the heavy budget; it answers from its own window's curve meanwhile."""
         from postfocus.errors import PostfocusError
         from postfocus.products.refocus import is_plain, plain_fill_ready
 
-        if is_plain(stack, x, y) and not plain_fill_ready(stack):
+        if not plain_fill_ready(stack):
+            if not is_plain(stack, x, y):
+                return False
             try:
                 self.fill(stack)
             except PostfocusError:
