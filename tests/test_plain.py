@@ -56,6 +56,16 @@ def test_a_plain_region_whose_outline_reads_one_surface_is_left_to_the_fill():
     assert np.array_equal(plain_sides(depth, index, weight, g, weight == 0, jump=1.0, reach=3), depth)
 
 
+def test_a_blob_of_far_readings_with_no_far_surface_across_it_does_not_relabel_the_wall():
+    """A misread blob inside the wall (nothing confident across it) or on its rim beside the near card (the card
+    across it, reading near) is no outline against a far surface: the wall keeps the fill's depth (main: 7)."""
+    for rows, cols in ((slice(20, 24), slice(14, 18)), (slice(20, 24), slice(10, 14))):
+        depth, index, weight, g, weak = _wall(far_top=False)
+        index[rows, cols], weight[rows, cols] = 7.0, 1.0
+        out = plain_sides(depth, index, weight, g, weak, jump=1.0, reach=3)
+        assert np.array_equal(out[weak], depth[weak]), (rows, cols)
+
+
 def test_a_plain_region_is_one_colour_connected():
     g = np.zeros((10, 20), np.float32)
     g[:, 10:] = 0.5
@@ -86,3 +96,21 @@ def test_the_plain_far_strip_beside_the_near_card_reads_the_far_depth(steps):
     error = np.abs(depth[strip] - truth[strip])
     assert np.mean(error < 1.0) > 0.95, np.mean(error < 1.0)  # main: 0.00
     assert float(np.median(depth[strip])) > truth.max() - 0.5
+
+
+def test_a_plain_wall_beside_a_misread_blob_keeps_its_depth(tmp_path):
+    """The sweep of test_viewer_page (left half sharp in frame 0): a blob of pixels by the astronaut's hair misreads
+    ~2.3; the plain grey wall left of the hair has no outline against anything that far, and stays at 0 (main with
+    fill18's rule: the whole wall read 2.3, 84 % of the left half within half a frame of 0; before it, 98.8 %)."""
+    from test_viewer_page import make_sweep
+
+    from postfocus.pipeline.run import process
+    from postfocus.products.depth import depth_map
+
+    ps = process(make_sweep(tmp_path / "frames"), cache_dir=tmp_path / "cache")
+    depth = depth_map(ps).depth
+    h, w = depth.shape
+    margin = 10 * w // 320
+    left = depth[:, margin:w // 2 - margin]
+    assert np.mean(np.abs(left) < 0.5) >= 0.98, np.mean(np.abs(left) < 0.5)
+    assert np.mean(np.abs(depth[:, w // 2 + 5:-5] - 5) < 0.5) >= 0.98

@@ -2,13 +2,16 @@
 
 A region of one colour carries no focus evidence of its own: its pixels read whatever edge lies within the
 measure's window. Its outline does: a stretch of outline between two surfaces is sharp in the frames of the
-nearer of the two, so it reads ``min(region, neighbour)``, never farther than the region itself (the edge's
-owner is the occluding side). Where a plain region's own outline pixels read two surfaces a step apart, the
-near stretch is another object's outline whose blur spills onto the region (the near object occludes it, a
-T-junction of the outlines), and the far stretch says how far the region is: it belongs to the far surface.
+nearer of the two, so it reads ``min(region, neighbour)``, never farther than the region itself nor than the
+surface across it (the edge's owner is the occluding side). Where a plain region's own outline pixels read two
+surfaces a step apart, the near stretch is another object's outline whose blur spills onto the region (the near
+object occludes it, a T-junction of the outlines), and the far stretch says how far the region is: it belongs to
+the far surface.
 The two stretches must meet (a step where the near outline crosses the region's, not the two ends of a sloping
 plain floor), and only the depths the fill took from the near stretch are given the far one (a floor the fill
-placed between the two keeps its place: the far stretch bounds the region where it lies). A plain region whose
+placed between the two keeps its place: the far stretch bounds the region where it lies). A far stretch counts
+only where the surface across it reads far too: a blob of misread pixels inside a plain wall, with nothing
+confident across it or beside a near neighbour, is no outline and does not relabel the wall. A plain region whose
 outline reads one surface (a plain key top ringed by its own edges) is left to the fill.
 
 References
@@ -66,9 +69,11 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
     Returns
     -------
     float32 (H, W): in a region whose own outline (its colour's confident pixels within ``reach`` px, on a plain 3x3
-    of its colour) reads two surfaces ``jump`` or more apart, with at least ``least`` pixels on the far one and the
-    two stretches within ``2 reach`` px of each other, the region's weak pixels and its outline's near-reading
-    pixels whose depth is within ``jump`` of the near stretch take the far stretch's median reading.
+    of its colour) reads two surfaces ``jump`` or more apart, with at least ``least`` pixels on the far one, the
+    two stretches within ``2 reach`` px of each other, and the confident pixels across the far stretch (within
+    ``reach`` px, not the region's own) reading far (``least`` of them, most of them), the region's weak pixels
+    and its outline's near-reading pixels whose depth is within ``jump`` of the near stretch take the far
+    stretch's median reading.
 
     Examples
     --------
@@ -128,6 +133,9 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
     meets = cv2.dilate(far_px, np.ones((2 * side - 1, 2 * side - 1), np.uint8))[ys[order], xs[order]] == region
     met = np.bincount(region[~far & meets], minlength=count) > 0
     two = (best >= jump) & met & (np.bincount(region, weights=far, minlength=count) >= least)
+    # the far stretch is an outline against a far surface: what lies across it reads far too (not a misread blob)
+    two = _backed(two, ys[order][far], xs[order][far], region[far], cut, own, near, weight, index, reach=reach,
+                  least=least)
     if not two.any():
         return d.copy()
     far_median = np.full(count, np.nan, np.float32)
@@ -141,4 +149,32 @@ def plain_sides(depth: np.ndarray, index: np.ndarray, weight: np.ndarray, guide:
     change &= d <= near_top[near] + jump
     out = d.copy()
     out[change] = far_median[near[change]]
+    return out
+
+
+def _backed(two: np.ndarray, fy: np.ndarray, fx: np.ndarray, fr: np.ndarray, cut: np.ndarray, own: np.ndarray,
+            near: np.ndarray, weight: np.ndarray, index: np.ndarray, *, reach: int, least: int) -> np.ndarray:
+    """``two`` kept only for regions whose far stretch (pixels ``fy, fx`` of region ``fr``) has a far neighbour.
+
+    A stretch of outline reads ``min(region, neighbour)``: it reads far only where the surface across it is at
+    least as far. So the confident pixels within ``reach`` px of the far stretch that are not the region's own (the
+    neighbour across the outline) must read beyond the region's ``cut``: ``least`` of them, and most of them. A
+    blob of misread pixels inside a plain region, with nothing confident across, or beside a near neighbour, fails.
+    """
+    out = two.copy()
+    sure = np.asarray(weight, np.float32) > 0.25
+    read = np.asarray(index, np.float32)
+    h, w = near.shape
+    side = 2 * int(reach) + 1
+    for r in np.flatnonzero(two):  # (few regions; each looked at in its far stretch's box)
+        y, x = fy[fr == r], fx[fr == r]
+        y0, y1 = max(int(y.min()) - reach, 0), min(int(y.max()) + reach + 1, h)
+        x0, x1 = max(int(x.min()) - reach, 0), min(int(x.max()) + reach + 1, w)
+        box = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        box[y - y0, x - x0] = 1
+        across = cv2.dilate(box, np.ones((side, side), np.uint8)) > 0
+        across &= sure[y0:y1, x0:x1] & ~(own[y0:y1, x0:x1] & (near[y0:y1, x0:x1] == r))
+        readings = read[y0:y1, x0:x1][across]
+        farther = int(np.count_nonzero(readings > cut[r]))
+        out[r] = farther >= least and 2 * farther > readings.size
     return out

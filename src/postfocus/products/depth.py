@@ -91,7 +91,7 @@ from postfocus.products.depth_png import read_depth_png, write_depth_npy, write_
 from postfocus.io.write import check_output_path, write_image
 from postfocus.store import ProcessedStack
 
-DEPTH_VERSION = 12  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
+DEPTH_VERSION = 13  # raise with any change to what depth_map makes: a stack folder's kept depth is made again
 LEVEL_RATIO = (3.0, 30.0)  # peak energy / noise floor: below the first, no trust; above the second, full
 OUTLIER_WIDTHS = 1.5  # farther than this many focus-curve widths from the robust neighbourhood depth: an outlier
 OUTLIER_REACH = 0.06  # radius of that neighbourhood, share of the long edge
