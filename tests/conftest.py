@@ -241,3 +241,25 @@ def layered_grass() -> LayeredGrass:
     t, l, b, r = common_area(st.transforms, st.sharp.shape[:2])
     box = (slice(t + 4, b - 4), slice(l + 4, r - 4))
     return LayeredGrass(st, source, analyse(source), box, halo_band(st.depth, 9)[box])
+
+
+def bench_module(filename: str, also: tuple[str, ...] = ()):
+    """A script of ``bench/`` loaded as a module for a module-scoped fixture (a generator: yield from it).
+
+    The scripts put ``bench/`` on the path to import their sibling benches (``also``); the path and those modules
+    are put back afterwards so another test module loads its own copy.
+    """
+    import importlib.util
+
+    path, modules = list(sys.path), set(sys.modules)
+    name = f"{Path(filename).stem}_under_test"
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / filename)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path[:] = path
+        for loaded in set(sys.modules) - modules:
+            if loaded in (*also, name):
+                del sys.modules[loaded]

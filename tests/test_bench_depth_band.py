@@ -1,28 +1,13 @@
 """The near-fattening band bench's distance to the surface a pixel took (bench/bench_depth_band.py): made arrays."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_depth_band.py"
+from conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path, modules = list(sys.path), set(sys.modules)
-    spec = importlib.util.spec_from_file_location("bench_depth_band_under_test", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:  # (it puts bench/ on the path to import bench_depth and bench_depth_misses)
-        sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if name in ("bench_depth", "bench_depth_misses", spec.name):
-                del sys.modules[name]
+    yield from bench_module("bench_depth_band.py", also=("bench_depth", "bench_depth_misses"))
 
 
 def test_the_distance_is_to_the_nearest_pixel_whose_truth_the_reading_matches(bench):

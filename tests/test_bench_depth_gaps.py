@@ -1,28 +1,13 @@
 """The fence bench's scene, distances and table (bench/bench_depth_gaps.py): pure helpers on made arrays."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_depth_gaps.py"
+from conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path, modules = list(sys.path), set(sys.modules)
-    spec = importlib.util.spec_from_file_location("bench_depth_gaps_under_test", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:  # (it puts bench/ on the path to import bench_depth and bench_depth_misses)
-        sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if name in ("bench_depth", "bench_depth_misses", spec.name):
-                del sys.modules[name]
+    yield from bench_module("bench_depth_gaps.py", also=("bench_depth", "bench_depth_misses"))
 
 
 def test_the_fence_is_bars_at_the_near_depth_over_a_textured_far_plane(bench):

@@ -1,28 +1,13 @@
 """The depth-miss bench's classes and curve test (bench/bench_depth_misses.py): pure helpers on made arrays."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_depth_misses.py"
+from conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path, modules = list(sys.path), set(sys.modules)
-    spec = importlib.util.spec_from_file_location("bench_depth_misses_under_test", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:  # (it puts bench/ on the path to import bench_depth)
-        sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if name in ("bench_depth", spec.name):
-                del sys.modules[name]
+    yield from bench_module("bench_depth_misses.py", also=("bench_depth",))
 
 
 def test_every_pixel_is_in_one_class_and_each_class_is_where_it_is_made(bench):
