@@ -53,6 +53,17 @@ def capture(stack: str) -> list[np.ndarray]:
     return [frames[i] for i in sorted(frames)]
 
 
+def one_thread_greys(stack: str) -> list[np.ndarray]:
+    """:func:`capture`'s frames, with the command's heap set-up for their size and OpenCV on one thread (as timed)."""
+    from postfocus.cli.heap import one_malloc_arena, small_frame_heap
+
+    greys = capture(stack)
+    one_malloc_arena()
+    small_frame_heap(greys[0].shape)
+    cv2.setNumThreads(1)
+    return greys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stack", help="a folder of JPEG frames")
@@ -60,14 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     from postfocus.align.pair import match_pair, prepare_frame
     from postfocus.align.sweep import SweepAligner
-    from postfocus.cli.heap import one_malloc_arena, small_frame_heap
     from postfocus.pipeline.analyse import _LINEAR_OF_BYTE
 
-    greys = capture(args.stack)
+    greys = one_thread_greys(args.stack)
     h, w = greys[0].shape
-    one_malloc_arena()
-    small_frame_heap((h, w))
-    cv2.setNumThreads(1)
     files = sorted(p for p in Path(args.stack).iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
     linear = [cv2.LUT(cv2.resize(cv2.imread(str(p))[..., ::-1], (w, h), interpolation=cv2.INTER_AREA), _LINEAR_OF_BYTE)
               for p in files]

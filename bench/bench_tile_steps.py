@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pair_costs import capture  # noqa: E402
+from bench_pair_costs import one_thread_greys  # noqa: E402
 
 __all__: list[str] = []
 
@@ -116,13 +116,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args()
     from postfocus.align.pair import prepare_frame
-    from postfocus.cli.heap import one_malloc_arena, small_frame_heap
 
-    greys = capture(args.stack)
+    greys = one_thread_greys(args.stack)
     h, w = greys[0].shape
-    one_malloc_arena()
-    small_frame_heap((h, w))
-    cv2.setNumThreads(1)
     pyramids = [prepare_frame(g) for g in greys]
     load = open("/proc/loadavg").read().split()[0] if sys.platform.startswith("linux") else "?"
     print(f"{args.stack}: {len(greys)} frames of {w}x{h}, load {load}")
