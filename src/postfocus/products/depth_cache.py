@@ -117,7 +117,12 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     def fresh() -> DepthResult:
         if progress is not None:
             progress(DEPTH_STAGE, 0, 1)
-        result = depth_map(stack, method=method, image=image, threads=threads, **options)
+        grid = None
+        if key is not None:  # the tap's depth kept under the same key: the depth map's grid, not made again
+            from postfocus.products.tap_depth import kept_grid
+
+            grid = kept_grid(stack, method, key)
+        result = depth_map(stack, method=method, image=image, threads=threads, grid=grid, **options)
         if progress is not None:
             progress(DEPTH_STAGE, 1, 1)
         if made is not None:

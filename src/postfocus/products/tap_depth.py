@@ -37,7 +37,7 @@ from postfocus.products.depth_cache import depth_keys
 from postfocus.store import ProcessedStack
 from postfocus.store.kept import kept, load_kept
 
-__all__ = ["kept_tap_depth", "tap_depth", "tap_depth_path", "tap_depth_source"]
+__all__ = ["kept_grid", "kept_tap_depth", "tap_depth", "tap_depth_path", "tap_depth_source"]
 
 
 def tap_depth_path(stack: ProcessedStack, method: str = DEFAULT_METHOD) -> Path:
@@ -73,8 +73,11 @@ def tap_depth(stack: ProcessedStack, method: str, key: str, *, threads: int | No
     True
     """
     shape = tuple(stack.focus_index.shape)
-    arrays = kept(tap_depth_path(stack, method), key,
-                  lambda: {"depth": grid_depth(stack, stack.all_in_focus(method), threads=threads)[0]},
+    def make() -> dict[str, np.ndarray]:
+        depth, confidence = grid_depth(stack, stack.all_in_focus(method), threads=threads)
+        return {"depth": depth, "confidence": confidence}  # (its confidence too: the depth map is made from both)
+
+    arrays = kept(tap_depth_path(stack, method), key, make,
                   valid=lambda found: _is_tap_depth(found.get("depth"), shape, len(stack.names)))
     return np.asarray(arrays["depth"], np.float32)
 
@@ -86,6 +89,24 @@ def kept_tap_depth(stack: ProcessedStack, method: str, key: str) -> np.ndarray |
     if found is None or not _is_tap_depth(found["depth"], tuple(stack.focus_index.shape), len(stack.names)):
         return None
     return np.asarray(found["depth"], np.float32)
+
+
+def kept_grid(stack: ProcessedStack, method: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The tap's depth and its confidence kept in the folder under ``key``, as made:
+    :func:`~postfocus.products.depth.grid_depth`'s result for the all-in-focus image of ``method``, from which
+    :func:`~postfocus.products.depth_cache.stack_depth` makes the depth map without making it again (the same bits).
+    None when none is kept under ``key``, or the file holds no confidence (a tap depth kept before the
+    seventeenth session) or no valid one."""
+    found = load_kept(tap_depth_path(stack, method), key, ("depth", "confidence"))
+    if found is None:
+        return None
+    depth, confidence = found["depth"], found["confidence"]
+    shape = tuple(stack.focus_index.shape)
+    if not (_is_tap_depth(depth, shape, len(stack.names)) and depth.dtype == np.float32
+            and isinstance(confidence, np.ndarray) and confidence.shape == shape and confidence.dtype == np.float32
+            and np.isfinite(confidence).all()):
+        return None
+    return depth, confidence
 
 
 def _is_tap_depth(depth: object, shape: tuple[int, ...], frames: int) -> bool:
