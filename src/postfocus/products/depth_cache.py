@@ -3,7 +3,9 @@
 :func:`stack_depth` is :func:`~postfocus.products.depth.depth_map` for every
 consumer of a stack folder (aperture, depth, mesh, pop, the web app): the first
 call makes the map and keeps it (:mod:`postfocus.store.kept`), later calls read
-it (about 0.1 s instead of 1-2 s at 4K). The key holds what the map depends
+it (about 0.1 s instead of 1-2 s at 4K). A map made where a tap kept its depth under the same key
+(:func:`postfocus.products.tap_depth.kept_grid`) starts from that grid depth and only upsamples it (the same
+bits). The key holds what the map depends
 on: the depth algorithm's version (:data:`~postfocus.products.depth.DEPTH_VERSION`),
 the fusion method and options, and the stack itself (the size and checksum of
 each map the manifest records, the frames kept, the focus direction, and the
