@@ -290,3 +290,77 @@ def test_depth_command_encodes_its_png_on_a_helper_with_two_threads_and_starts_n
     assert files["1"][1] == buf.getvalue()
     frames = len(tiny_stack.paths)
     assert files["1"][0] == depth_png_bytes(DepthResult(depth=depth, confidence=np.ones_like(depth), frames=frames))
+
+
+def _counted_grid(monkeypatch):
+    """Counts the grid depths made (the depth map's and the tap's), whichever module makes them."""
+    from postfocus.products import depth, tap_depth
+
+    calls, made = [], depth.grid_depth
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(depth, "grid_depth", counting)
+    monkeypatch.setattr(tap_depth, "grid_depth", counting)
+    return calls
+
+
+def test_a_tap_then_a_depth_map_make_the_grid_depth_once_and_the_map_is_the_same_bits(stack, monkeypatch):
+    """The first tap keeps the depth on the focus map's grid with its confidence (``tap_depth_<method>.npz``); the
+    depth map made next starts from it (reuse20): one grid depth, not two (two on main), and the map is the one made
+    from scratch, to the bit, also once kept and read back."""
+    from postfocus import tap
+    from postfocus.products import refocus
+
+    fresh = depth_map(stack)  # from scratch (nothing kept yet)
+    refocus._FILLS.clear()
+    calls = _counted_grid(monkeypatch)
+    h, w = stack.size
+    tap(stack, w / 3, h / 2)  # (every tap on a stack folder reads its depth since fixes25)
+    assert calls == [1] and len(list(stack.folder.glob("tap_depth_*.npz"))) == 1
+    first = depth_cache.stack_depth(stack)
+    assert calls == [1], "the depth map made the grid depth again"
+    assert same(first, fresh)
+    assert same(depth_cache.stack_depth(stack), fresh) and calls == [1]  # read back
+
+
+def test_a_tap_depth_without_confidence_or_under_another_key_is_not_used(stack, monkeypatch):
+    """A tap depth kept before reuse20 (no confidence) or under another key (other options) does not give the
+    depth map its grid: made from scratch, the same bits."""
+    from postfocus.products import tap_depth
+    from postfocus.store.kept import keep
+
+    method, key = tap_depth.tap_depth_source(stack)
+    path = tap_depth.tap_depth_path(stack, method)
+    depth = tap_depth.tap_depth(stack, method, key)
+    assert tap_depth.kept_grid(stack, method, key) is not None
+    assert tap_depth.kept_grid(stack, method, depth_cache.depth_key(stack, method, {"x": 1})) is None  # other options
+    keep(path, key, {"depth": depth})  # (as main kept it: no confidence)
+    assert tap_depth.kept_grid(stack, method, key) is None and tap_depth.kept_tap_depth(stack, method, key) is not None
+    calls = _counted_grid(monkeypatch)
+    assert same(depth_cache.stack_depth(stack), depth_map(stack)) and len(calls) == 2  # (the kept one made it too)
+    depth_cache.depth_path(stack).unlink()
+    keep(path, key, {"depth": depth, "confidence": np.full(depth.shape, np.nan, np.float32)})  # no confidence
+    assert tap_depth.kept_grid(stack, method, key) is None
+    calls.clear()
+    depth_cache.stack_depth(stack)
+    assert calls == [1]
+
+
+def test_a_tap_on_a_stack_whose_depth_map_is_kept_reads_it_and_makes_no_grid_depth(stack, monkeypatch):
+    """The reverse (reuse20 checked it; so since fixes25): a depth map kept first, a later process's tap reads
+    it, brought to the focus map's grid, and makes no depth of its own."""
+    from postfocus import tap
+    from postfocus.products import refocus
+    from postfocus.store import ProcessedStack
+
+    depth_cache.stack_depth(stack)
+    refocus._FILLS.clear()
+    calls = _counted_grid(monkeypatch)
+    h, w = stack.size
+    again = ProcessedStack.open(stack.folder)
+    fill, name = refocus.plain_fill(again)
+    tap(again, w / 3, h / 2)
+    assert calls == [] and name == "depth map" and not list(stack.folder.glob("tap_depth_*.npz"))

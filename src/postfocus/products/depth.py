@@ -82,7 +82,7 @@ from postfocus.focus.sides import MEASURE_REACH, edge_spill, occlusion_sides, se
 from postfocus.focus.core_fit import first_fit
 from postfocus.focus.map import aggregate, curve_width, guided_upsample, peak_near
 from postfocus.numeric import argmax0, pick0
-from postfocus.options import check_threads
+from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.pipeline.threads import helper_threads
 from postfocus.products.depth_ends import end_peaks
 from postfocus.products.depth_frames import grid_frames
@@ -331,7 +331,8 @@ def refine_depth(
 
 
 def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.ndarray | None = None,
-              threads: int | None = None, **options) -> DepthResult:
+              threads: int | None = None, grid: tuple[np.ndarray, np.ndarray] | None = None,
+              **options) -> DepthResult:
     """Depth map of a processed stack at output size.
 
     Parameters
@@ -340,6 +341,7 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     method : fusion method of the all-in-focus guide (default: the stack's default).
     image : the stack's all-in-focus image of ``method``, when the caller holds it already (not read again).
     threads : thread budget of :func:`refine_depth` (None: the machine's cores; 1: the calling thread only).
+    grid : :func:`grid_depth`'s result for ``image`` and ``options``, when the caller holds it (not made again).
     options : passed to :func:`refine_depth`.
 
     Returns
@@ -354,14 +356,12 @@ def depth_map(stack: ProcessedStack, *, method: str | None = None, image: np.nda
     >>> result.depth.shape == result.confidence.shape  # doctest: +SKIP
     True
     """
-    from postfocus.options import DEFAULT_METHOD
-
     threads = check_threads(threads)
     frames = len(stack.names)
     if image is None:
         image = stack.all_in_focus(method or DEFAULT_METHOD)
     h, w = image.shape[:2]
-    frame, confidence = grid_depth(stack, image, threads=threads, **options)
+    frame, confidence = grid if grid is not None else grid_depth(stack, image, threads=threads, **options)
     depth = guided_upsample(frame, image, threads=helper_threads(threads))
     conf = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR) if confidence.shape != (h, w) else confidence
     if not stack.near_to_far:

@@ -3,7 +3,9 @@
 :func:`stack_depth` is :func:`~postfocus.products.depth.depth_map` for every
 consumer of a stack folder (aperture, depth, mesh, pop, the web app): the first
 call makes the map and keeps it (:mod:`postfocus.store.kept`), later calls read
-it (about 0.1 s instead of 1-2 s at 4K). The key holds what the map depends
+it (about 0.1 s instead of 1-2 s at 4K). A map made where a tap kept its depth under the same key
+(:func:`postfocus.products.tap_depth.kept_grid`) starts from that grid depth and only upsamples it (the same
+bits). The key holds what the map depends
 on: the depth algorithm's version (:data:`~postfocus.products.depth.DEPTH_VERSION`),
 the fusion method and options, and the stack itself (the size and checksum of
 each map the manifest records, the frames kept, the focus direction, and the
@@ -117,7 +119,12 @@ def stack_depth(stack: ProcessedStack, *, method: str | None = None, image: np.n
     def fresh() -> DepthResult:
         if progress is not None:
             progress(DEPTH_STAGE, 0, 1)
-        result = depth_map(stack, method=method, image=image, threads=threads, **options)
+        grid = None
+        if key is not None:  # the tap's depth kept under the same key: the depth map's grid, not made again
+            from postfocus.products.tap_depth import kept_grid
+
+            grid = kept_grid(stack, method, key)
+        result = depth_map(stack, method=method, image=image, threads=threads, grid=grid, **options)
         if progress is not None:
             progress(DEPTH_STAGE, 1, 1)
         if made is not None:
