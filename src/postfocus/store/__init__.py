@@ -28,8 +28,9 @@ Layout of a stack folder (format version :data:`FORMAT_VERSION`)::
                          not in the manifest: a damaged or stale one is made again)
     tap_floor.npz        of a folder made before format 8, ``tap_floor`` measured from its volume once, kept
                          the same way
-    tap_depth_<method>.npz  the depth map's rules on the focus map's grid, made at the first tap on a plain
-                         area while no depth map is kept (:mod:`postfocus.products.tap_depth`), kept the same way
+    tap_depth_<method>.npz  the depth map's rules on the focus map's grid and their confidence, made at the first
+                         tap that reads the depth while no depth map is kept (:mod:`postfocus.products.tap_depth`),
+                         kept the same way; a depth map made later starts from it
     profile.icc          the inputs' colour profile, if any
 
 Every map is in the output geometry, the same as a :class:`~postfocus.result.StackResult`'s.
