@@ -74,10 +74,10 @@ def depth_reading(depth: np.ndarray, cx: int, cy: int, radius: int, weights: np.
     rows, cols = slice(max(0, cy - radius), min(h, cy + radius + 1)), slice(max(0, cx - radius), min(w, cx + radius + 1))
     window = np.asarray(depth[rows, cols], np.float32).ravel()
     if weights is not None:
-        weight = np.asarray(weights[rows, cols], np.float64).ravel()
+        weight = np.asarray(weights[rows, cols], np.float32).ravel()
         if weight.max() >= TRUSTED:
-            order = np.argsort(window, kind="stable")
-            cum = np.cumsum(weight[order])
+            order = np.lexsort((weight, window))  # (by depth, then weight: as depth_readings sorts)
+            cum = np.cumsum(weight[order], dtype=np.float64)
             return float(window[order][np.searchsorted(cum, 0.5 * cum[-1])])
     k = (window.size + 1) // 2 - 1
     return float(np.partition(window, k)[k])
@@ -108,7 +108,7 @@ def depth_readings(depth: np.ndarray, radius: int, weights: np.ndarray | None = 
         batch = np.sort(windows[y0:y1].reshape(y1 - y0, w, side * side), axis=2)
         out[y0:y1] = np.take_along_axis(batch, middle[y0:y1, :, None], axis=2)[:, :, 0]
     if weights is not None:
-        _weighted(out, padded, np.asarray(weights, np.float64), radius)
+        _weighted(out, padded, np.asarray(weights, np.float32), radius)
     return out
 
 
@@ -122,16 +122,18 @@ def _weighted(out: np.ndarray, padded: np.ndarray, weights: np.ndarray, radius: 
     ys, xs = np.nonzero(cv2.dilate(trusted, kernel)[radius:radius + h, radius:radius + w])
     if ys.size == 0:
         return
-    values = np.lib.stride_tricks.sliding_window_view(padded, (side, side))
-    weigh = np.lib.stride_tricks.sliding_window_view(np.pad(weights, radius), (side, side))  # (padding: weight 0)
-    step = max(1, _BATCH // (side * side * 4))
+    bits = padded.view(np.uint32)  # (a float's bits as a key that sorts as the float: NaN last; its weight below)
+    keys = (np.where(bits >> 31, ~bits, bits | np.uint32(1 << 31)).astype(np.uint64) << np.uint64(32)) \
+        | np.pad(weights.astype(np.float32), radius).view(np.uint32).astype(np.uint64)  # (padding: weight 0)
+    windows = np.lib.stride_tricks.sliding_window_view(keys, (side, side))
+    step = max(1, _BATCH // (side * side * 2))
     for i in range(0, ys.size, step):
         y, x = ys[i:i + step], xs[i:i + step]
-        v = values[y, x].reshape(y.size, side * side)
-        order = np.argsort(v, axis=1, kind="stable")
-        cum = np.cumsum(np.take_along_axis(weigh[y, x].reshape(y.size, side * side), order, axis=1), axis=1)
+        ordered = np.sort(windows[y, x].reshape(y.size, side * side), axis=1)  # (by depth, then weight)
+        cum = np.cumsum((ordered & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32), axis=1, dtype=np.float64)
         k = (cum < 0.5 * cum[:, -1:]).sum(axis=1)  # (the first place the running weight reaches half)
-        out[y, x] = np.take_along_axis(v, order, axis=1)[np.arange(y.size), k]
+        high = (ordered[np.arange(y.size), k] >> np.uint64(32)).astype(np.uint32)
+        out[y, x] = np.where(high >> 31, high & np.uint32(0x7FFFFFFF), ~high).view(np.float32)
 
 
 def depth_weights(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarray | None:
