@@ -154,6 +154,7 @@ def sharpest_frame(
     fill: np.ndarray | None = None,
     fill_name: str = "focus map",
     fill_radius: int | None = None,
+    fill_weights: np.ndarray | None = None,
 ) -> Tap:
     """Frame sharpest at output point (x, y).
 
@@ -187,7 +188,8 @@ def sharpest_frame(
     cx, cy = _map_point(volume, x, y, map_scale)
     scores = _window_scores(volume, cx, cy, radius)
     return _answer(volume, frames, x, y, (cx, cy), scores, map_scale=map_scale, radius=radius,
-                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name, fill_radius=fill_radius)
+                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name, fill_radius=fill_radius,
+                   fill_weights=fill_weights)
 
 
 def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float],
