@@ -339,11 +339,11 @@ def _map_value(ps, values, x, y):
 def _reading(ps, fill, x, y):
     """The depth ``fill`` as a tap at output (x, y) reads it: its window median at the tap's map pixel (fixes25)."""
     from postfocus.products.refocus import _map_point
-    from postfocus.products.tap_read import depth_radius, depth_reading
+    from postfocus.products.tap_read import depth_radius, depth_reading, depth_weights
 
     grid = ps.maps.map_grid()
-    cx, cy = _map_point(ps.volume, x, y, grid[0], grid[1:])
-    return depth_reading(fill, cx, cy, depth_radius(ps.size, grid[0]))
+    cx, cy = _map_point(ps.volume, x, y, grid[0], grid[1:])  # (weighed by the kept depth's confidence: conf20)
+    return depth_reading(fill, cx, cy, depth_radius(ps.size, grid[0]), depth_weights(ps, fill.shape))
 
 
 def _without_depth(ps):
@@ -734,7 +734,7 @@ def _scored_once_and_as_before(ps, points, monkeypatch):
     """Each tap at ``points`` scores the tapped window once (the ring search's windows aside), and answers as
     :func:`sharpest_frame` given the stack's floor and, for a plain window, its fill."""
     from postfocus.products import refocus
-    from postfocus.products.tap_read import depth_radius
+    from postfocus.products.tap_read import depth_radius, depth_weights
 
     floor = refocus.stack_floor(ps)
     h, w = ps.size
@@ -754,7 +754,8 @@ def _scored_once_and_as_before(ps, points, monkeypatch):
         expected = refocus.sharpest_frame(ps.volume, ps.used, x, y, map_scale=(mw / w, mh / h),
                                           confidence_map=ps.confidence, floor=floor,
                                           fill=fill if plain_window or depth else None, fill_name=name,
-                                          fill_radius=depth_radius(ps.size, (mw / w, mh / h)) if depth else None)
+                                          fill_radius=depth_radius(ps.size, (mw / w, mh / h)) if depth else None,
+                                          fill_weights=depth_weights(ps, fill.shape) if depth else None)
         assert answer == expected, (x, y)
         plain += plain_window
     return plain

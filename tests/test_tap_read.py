@@ -9,6 +9,7 @@ from test_refocus import DISC, plain_patch_scene
 from postfocus.pipeline.run import process
 from postfocus.products.aperture import aperture
 from postfocus.products.refocus import _map_point, tap
+from postfocus.products.aperture import focus_at
 from postfocus.products.tap_read import depth_reading, depth_readings
 from postfocus.synth import render_stack
 from postfocus.synth.files import write_stack
@@ -88,3 +89,42 @@ def test_the_vectorised_reading_is_the_readings_at_every_pixel(shape, radius):
     depth = (rng.random(shape) * 11).astype(np.float32)
     each = [[depth_reading(depth, x, y, radius) for x in range(shape[1])] for y in range(shape[0])]
     assert np.array_equal(depth_readings(depth, radius), np.asarray(each, np.float32))
+
+
+def test_the_reading_is_as_near_the_truth_as_focus_at_was_beside_the_near_disc(disc_stack):
+    """With the maps at the output size the one reading weighs the window by the kept depth map's confidence, as
+    ``focus_at`` did (tapgrid18's rule): beside the near disc the page's tap and the aperture were 0.74 frames off
+    the truth on average with the plain median (main, de6fe47), ``focus_at`` 0.60; now 0.60 and equal to
+    ``focus_at`` at every point. At half size the reading stays the plain median (conf20: weighed there 1.40)."""
+    from postfocus.products.depth_cache import stack_depth
+
+    st, ps = disc_stack
+    result = stack_depth(ps)
+    t, l, _, _ = ps.manifest["crop"]
+    last = len(ps.names) - 1
+    off, by_focus_at, apart = [], [], []
+    for x, y in _beside_the_disc(ps)[::2]:
+        position = tap(ps, x, y).position  # (frame numbers)
+        truth = float(st.depth[y + t, x + l])
+        off.append(abs(position - truth))
+        weighed = focus_at(result.depth, x, y, result.confidence)
+        by_focus_at.append(weighed if ps.near_to_far else last - weighed)
+        apart.append(abs(position - by_focus_at[-1]))
+    if tuple(ps.focus_index.shape) == tuple(ps.size):
+        assert np.mean(off) <= 0.61, np.mean(off)
+        assert max(apart) < 1e-5, max(apart)
+    else:
+        assert np.mean(off) < 1.1, np.mean(off)
+
+
+@pytest.mark.parametrize("shape, radius", [((7, 9), 1), ((12, 5), 2), ((3, 3), 4), ((20, 17), 2)])
+def test_the_vectorised_weighed_reading_is_the_readings_at_every_pixel(shape, radius):
+    """Weights with ties in the depths, windows with no trusted pixel (the plain median) and with some."""
+    rng = np.random.default_rng(sum(shape) * radius)
+    depth = rng.integers(0, 5, shape).astype(np.float32)  # (ties)
+    weights = (rng.random(shape) * 0.3).astype(np.float32)
+    weights[: shape[0] // 2] *= 0.2  # (the upper half: windows with no pixel at TRUSTED)
+    each = [[depth_reading(depth, x, y, radius, weights) for x in range(shape[1])] for y in range(shape[0])]
+    assert np.array_equal(depth_readings(depth, radius, weights), np.asarray(each, np.float32))
+    plain = np.asarray([[depth_reading(depth, x, y, radius) for x in range(shape[1])] for y in range(shape[0])])
+    assert not np.array_equal(plain, np.asarray(each)) or shape == (3, 3)  # (the weights changed some)

@@ -163,13 +163,15 @@ def test_tap_map_equals_python_tap_everywhere(sweep):
     assert tm.slot.shape == (mh, mw)
     vol, conf = np.asarray(ps.volume), np.asarray(ps.confidence)
     floor, fill = stack_floor(ps), plain_fill(ps)[0]  # as tap() reads them
-    from postfocus.products.tap_read import depth_radius
+    from postfocus.products.tap_read import depth_radius, depth_weights
 
     near = depth_radius(ps.size, ps.maps.map_grid()[0])  # (every window reads the depth since fixes25)
+    weights = depth_weights(ps, fill.shape)  # (weighed by the kept depth's confidence: conf20)
     assert floor > 0
     for y in range(0, mh, 5):
         for x in range(0, mw, 4):
-            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill, fill_radius=near)
+            t = sharpest_frame(vol, ps.used, x, y, confidence_map=conf, floor=floor, fill=fill, fill_radius=near,
+                               fill_weights=weights)
             assert tm.frame[y, x] == t.frame, (x, y)
             assert tm.fallback[y, x] == t.fallback
             assert abs(tm.position[y, x] - t.position) < 1e-3

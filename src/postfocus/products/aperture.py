@@ -69,7 +69,7 @@ from postfocus.products.layers import (
     plan_layers,
     with_ones,
 )
-from postfocus.products.tap_read import tap_focus
+from postfocus.products.tap_read import TRUSTED, tap_focus
 from postfocus.store import ProcessedStack
 
 __all__ = [
@@ -95,7 +95,6 @@ __all__ = [
 FULL_SPAN_BLUR = 0.04  # blur radius across the scene's depths at f/1.4, as a share of the long edge
 REFERENCE_F_NUMBER = 1.4
 PRESETS = ("near", "far", "all")
-TRUSTED = 0.1  # confidence from which focus_at weighs a window; below it in every pixel, a filled plain area
 
 
 def blur_from_f_number(f_number: float, size: tuple[int, int], span: float) -> float:

@@ -34,7 +34,7 @@ from postfocus.focus.floor import WINDOW, above_floor, window_floor
 from postfocus.options import check_threads
 from postfocus.maps import MapsView
 from postfocus.products.tap_point import check_point
-from postfocus.products.tap_read import depth_radius, depth_reading
+from postfocus.products.tap_read import depth_radius, depth_reading, depth_weights
 from postfocus.store import ProcessedStack
 
 __all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "is_plain", "parse_point", "plain_fill", "plain_fill_ready",
@@ -154,6 +154,7 @@ def sharpest_frame(
     fill: np.ndarray | None = None,
     fill_name: str = "focus map",
     fill_radius: int | None = None,
+    fill_weights: np.ndarray | None = None,
 ) -> Tap:
     """Frame sharpest at output point (x, y).
 
@@ -187,7 +188,8 @@ def sharpest_frame(
     cx, cy = _map_point(volume, x, y, map_scale)
     scores = _window_scores(volume, cx, cy, radius)
     return _answer(volume, frames, x, y, (cx, cy), scores, map_scale=map_scale, radius=radius,
-                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name, fill_radius=fill_radius)
+                   confidence_map=confidence_map, floor=floor, fill=fill, fill_name=fill_name, fill_radius=fill_radius,
+                   fill_weights=fill_weights)
 
 
 def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, float],
@@ -203,7 +205,7 @@ def _map_point(volume: np.ndarray, x: float, y: float, map_scale: tuple[float, f
 def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple[int, int], scores: np.ndarray, *,
             map_scale: tuple[float, float], radius: int, confidence_map: np.ndarray | None, floor: float,
             fill: np.ndarray | None, fill_name: str, origins: tuple = ((0, 0), (0, 0)),
-            fill_radius: int | None = None) -> Tap:
+            fill_radius: int | None = None, fill_weights: np.ndarray | None = None) -> Tap:
     """:func:`sharpest_frame` with the tapped window, volume pixel ``at``, scored already (``scores``)."""
     _, h, w = volume.shape
     cx, cy = at
@@ -211,7 +213,7 @@ def _answer(volume: np.ndarray, frames: list[int], x: float, y: float, at: tuple
     conf = _score_confidence(scores, floor)
     sx, sy, fallback = cx, cy, False
     if fill is not None and fill_radius is not None:  # the stack's depth, read as aperture reads it (tap_read)
-        at = depth_reading(fill, cx, cy, fill_radius)
+        at = depth_reading(fill, cx, cy, fill_radius, fill_weights)
         k = int(np.argmin(np.abs(np.asarray(frames, np.float64) - at)))
         plain = conf < MIN_CONFIDENCE
         return Tap(frame=int(frames[k]), position=at, confidence=conf, x=float(x), y=float(y), source_x=float(x),
@@ -425,7 +427,8 @@ def tap(stack: ProcessedStack, x: float, y: float, radius: int = 6, *, threads: 
         fill = None
     return _answer(stack.volume, stack.used, x, y, at, scores, map_scale=scale, radius=radius,
                    confidence_map=stack.confidence, floor=floor, fill=fill, fill_name=name, origins=origins,
-                   fill_radius=depth_radius(stack.size, scale) if name == "depth map" else None)
+                   fill_radius=depth_radius(stack.size, scale) if name == "depth map" else None,
+                   fill_weights=depth_weights(stack, fill.shape) if name == "depth map" else None)
 
 
 def _window_at(stack: MapsView, x: float, y: float, radius: int):  # noqa: ANN202

@@ -25,7 +25,7 @@ import numpy as np
 
 from postfocus.focus.floor import above_floor
 from postfocus.products.refocus import MIN_CONFIDENCE, plain_fill, sharpest_frame, stack_floor
-from postfocus.products.tap_read import depth_radius, depth_readings
+from postfocus.products.tap_read import depth_radius, depth_readings, depth_weights
 from postfocus.store import ProcessedStack
 
 __all__ = ["TapMap", "stack_tap_map", "tap_map"]
@@ -149,6 +149,7 @@ def tap_map(
     floor: float = 0.0,
     fill: np.ndarray | None = None,
     fill_radius: int | None = None,
+    fill_weights: np.ndarray | None = None,
 ) -> TapMap:
     """Tap answers for every pixel of the volume grid.
 
@@ -161,6 +162,8 @@ def tap_map(
     floor, fill, fill_radius : the volume's noise floor, the fill plain windows answer from and (the fill being
         the stack's depth) the radius every window reads it in, as for
         :func:`~postfocus.products.refocus.sharpest_frame`.
+    fill_weights : the depth's confidence on the same grid, weighing each window's reading
+        (:func:`~postfocus.products.tap_read.depth_weights`, as a tap weighs it).
 
     Returns
     -------
@@ -188,7 +191,8 @@ def tap_map(
     near_tie = (top1 - top2) <= tol
     near_threshold = np.abs(conf - MIN_CONFIDENCE) <= _REL_EPS
     if fill is not None and fill_radius is not None:
-        return _depth_answers(volume, frames, conf, near_threshold, fill, fill_radius, radius, confidence_map, floor)
+        return _depth_answers(volume, frames, conf, near_threshold, fill, (fill_radius, fill_weights), radius,
+                              confidence_map, floor)
 
     # Sources: the point itself, or the nearest confident window.
     src_y = np.broadcast_to(np.arange(h)[:, None], (h, w)).copy()
@@ -253,12 +257,14 @@ def tap_map(
 
 
 def _depth_answers(volume: np.ndarray, frames: list[int], conf: np.ndarray, near_threshold: np.ndarray,
-                   fill: np.ndarray, fill_radius: int, radius: int, confidence_map: np.ndarray | None,
+                   fill: np.ndarray, reading: tuple, radius: int, confidence_map: np.ndarray | None,
                    floor: float) -> TapMap:
     """Every pixel's answer read from the stack's depth (:func:`~postfocus.products.tap_read.depth_readings`, the
     values ``depth_reading`` gives), the nearest frame to it (the lower on a tie, as ``np.argmin``); plain where the
-    window's confidence is under the threshold (within rounding of it: asked of ``sharpest_frame``)."""
-    position = depth_readings(fill, fill_radius)
+    window's confidence is under the threshold (within rounding of it: asked of ``sharpest_frame``); ``reading``:
+    (radius, weights) of the depth's reading."""
+    fill_radius, weights = reading
+    position = depth_readings(fill, fill_radius, weights)
     listed = np.asarray(frames, np.float64)
     at = position.astype(np.float64)
     upper = np.clip(np.searchsorted(listed, at), 0, len(frames) - 1)  # (frames ascend: the stack's used frames)
@@ -285,7 +291,7 @@ def stack_tap_map(stack: ProcessedStack, radius: int = 6, *, threads: int | None
     fill, name = plain_fill(stack, threads=threads)
     near = depth_radius(stack.size, stack.maps.map_grid()[0]) if name == "depth map" else None  # (as tap reads it)
     answers = tap_map(stack.volume, list(stack.used), stack.confidence, radius=radius, floor=stack_floor(stack),
-                      fill=fill, fill_radius=near)
+                      fill=fill, fill_radius=near, fill_weights=depth_weights(stack, fill.shape) if near else None)
     answers.filled_from = name  # (the page says which map decided a plain tap, as the tap does: review14)
     motion = stack.motion
     if motion is None:

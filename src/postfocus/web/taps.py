@@ -118,12 +118,13 @@ class TapAhead:
         """Make the stack's plain fill unless it is made: under its folder's lock (a second asker waits for the
         first one's, then reads it) and inside the heavy budget."""
         from postfocus.products.refocus import plain_fill, plain_fill_ready
+        from postfocus.products.tap_read import depth_weights
 
         with self._folder_lock(str(stack.folder)):
-            if plain_fill_ready(stack):  # made by the one this waited for (or kept meanwhile)
-                return
-            with self._heavy:
-                plain_fill(stack, threads=self.threads)
+            if not plain_fill_ready(stack):  # (else made by the one this waited for, or kept meanwhile)
+                with self._heavy:
+                    plain_fill(stack, threads=self.threads)
+            depth_weights(stack, stack.focus_index.shape)  # (the kept depth's confidence in memory too: conf20)
 
     def forget(self, name: str) -> None:
         """Make nothing for job ``name`` unless asked again (deleted, or to be processed again)."""
