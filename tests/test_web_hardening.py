@@ -536,6 +536,32 @@ def test_an_upload_of_thousands_of_form_fields_is_refused_not_held_in_memory(tmp
     assert receive(["title"] * 2000 + ["note"]).fields.keys() == {"title", "note"}
 
 
+def test_a_file_sent_without_a_file_name_is_said_to_need_one(tmp_path):
+    """A part of the files' field with no ``filename`` (a client that dropped an empty name) is a text field to
+    multipart; its bytes go over the text limit, and the answer says what is missing (was "Form field 'files' is
+    too long.", fixes25's probe)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from postfocus.web.store import Store
+
+    job = Store(tmp_path / "data").create()
+    photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # (a JPEG's first bytes, then 2 KB: over the text limit)
+    body = (b'--XyZ\r\nContent-Disposition: form-data; name="files"\r\nContent-Type: image/jpeg\r\n\r\n' + photo
+            + b"\r\n--XyZ--\r\n")
+
+    async def chunks():
+        yield body
+
+    receiver = UploadReceiver(job, 2**40, "big")
+    with pytest.raises(UploadError) as refused, ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, receiver.receive("multipart/form-data; boundary=XyZ", chunks())).result()
+    assert refused.value.status == 400 and "\n" not in refused.value.message
+    assert refused.value.message.startswith("Form field 'files' is too long for a text field")
+    assert "must be sent with its file name" in refused.value.message
+    assert not receiver.files
+
+
 def _raw_like(kind: str, seed: int) -> bytes:
     """A TIFF laid out as cameras write RAW files: IFD 0 a 160x120 preview (NewSubfileType 1; a DNG also has
     DNGVersion), the sensor's 640x480 image in a SubIFD; or, for ``"tiff"``, two full-size pages."""

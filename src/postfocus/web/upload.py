@@ -126,7 +126,8 @@ class UploadReceiver:
         chunk = data[start:end]
         if part.filename is None:
             if len(part.data) + len(chunk) > MAX_FIELD_BYTES:
-                raise UploadError(400, f"Form field {part.field!r} is too long.")
+                raise UploadError(400, f"Form field {part.field!r} is too long for a text field (over {MAX_FIELD_BYTES} "
+                                       "bytes); a file must be sent with its file name.")
             part.data.extend(chunk)
             return
         part.size += len(chunk)
