@@ -69,7 +69,7 @@ from postfocus.products.layers import (
     plan_layers,
     with_ones,
 )
-from postfocus.products.tap_read import TRUSTED, tap_focus
+from postfocus.products.tap_read import SHARE, TRUSTED, depth_reading, tap_focus
 from postfocus.store import ProcessedStack
 
 __all__ = [
@@ -227,16 +227,8 @@ def focus_at(
     h, w = depth.shape[:2]
     if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < w and 0 <= y < h):
         raise PostfocusError(f"point {x:g},{y:g} is outside the image ({w}x{h}; X from 0 to {w - 1}, Y from 0 to {h - 1})")
-    r = max(1, int(round(0.006 * max(h, w)))) if radius is None else int(radius)
-    cx, cy = int(x), int(y)
-    y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
-    values = np.asarray(depth[y0:y1, x0:x1], np.float64).ravel()
-    weights = np.ones_like(values) if confidence is None else np.asarray(confidence[y0:y1, x0:x1], np.float64).ravel()
-    if not weights.max(initial=0.0) >= TRUSTED:  # (no trusted pixel: the fill's own median)
-        weights = np.ones_like(values)
-    order = np.argsort(values)
-    cum = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+    r = max(1, int(round(SHARE * max(h, w)))) if radius is None else int(radius)
+    return depth_reading(depth, int(x), int(y), r, confidence)  # (the one window reading of a tap: tap_read)
 
 
 def preset_focus(depth: np.ndarray, preset: str, confidence: np.ndarray | None = None) -> float | None:
