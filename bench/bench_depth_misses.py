@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, where in step_sides(truth, final, args.reach):
         print(f"| {name} | {100 * where.mean():.2f} % | {100 * (np.abs(final - truth)[where] <= 2).mean():.0f} % |")
     beside, bound = side_bound(truth, final, args.reach, max(1.0, 0.1 * (frames - 1)))
-    print(f"\nmisses beside a step of the final map (within {args.reach} px): {100 * beside.mean():.2f} % of the picture, "
-          f"{100 * bound.mean():.2f} % right had each taken the map's nearer or farther depth there; other misses "
-          f"{100 * ((np.abs(final - truth) > 1) & ~beside).mean():.2f} %")
+    print(f"\nmisses beside a step of the final map (within {args.reach} px): {100 * beside.mean():.2f} % of the "
+          f"picture, {100 * bound.mean():.2f} % right had each taken the map's nearer or farther depth there; "
+          f"other misses {100 * ((np.abs(final - truth) > 1) & ~beside).mean():.2f} %")
     miss = np.abs(final - truth) > 1
     print("\n| curve | final misses whose curve peaks within a frame of the truth: <1.5 / 1.5-4 / >4 px from a step | "
           "within a frame if every such miss took that peak (a bound) |")
