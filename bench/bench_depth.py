@@ -26,12 +26,13 @@ same for postfocus and focus-stack over the pixels off the depth-edge band
 where the truth is a mix of two surfaces), and the share that band leaves out.
 ``--error-maps DIR`` writes each scene's signed error (red: read too far, blue:
 too near) to look at where the misses are. ``--hidden`` renders every stack with a background behind near
-objects (``render_stack(hidden=True)``); the default renders without it.
+objects (``render_stack(hidden=True)``); the default renders without it. ``--renders plain,hidden`` runs every
+stack on both renders in one go (each row of the layered render named ``PROFILE hidden``), to judge a rule on both.
 
 Usage::
 
     python bench/bench_depth.py [--size 240x320] [--seeds 1] [--profiles tripod,handheld,long] [--markdown]
-                                [--error-maps DIR] [--hidden]
+                                [--error-maps DIR] [--hidden | --renders plain,hidden]
     python bench/bench_depth.py --doc-images docs/img   # the pictures of docs/depth-and-aperture.md
 """
 
@@ -259,6 +260,21 @@ def doc_images(out: Path, real: Path | None) -> None:
         _save_small(out / "pcb_mesh.png", [render_view(aif, result.depth, result.frames, width=600, relief=0.15)])
 
 
+def renders(names: str | None, *, hidden: bool = False) -> list[tuple[str, dict]]:
+    """The renders to run, as (suffix of the rows' profile name, ``render_stack`` options): ``names`` is a
+    comma-separated list of ``plain`` and ``hidden``; without it one render, layered where ``hidden`` (named as the
+    profile alone, as the bench always printed it). With two renders the layered one's rows are ``PROFILE hidden``."""
+    if names is None:
+        return [("", {"hidden": True} if hidden else {})]
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - {"plain", "hidden"})
+    if unknown or not chosen:
+        raise ValueError(f"unknown render {', '.join(unknown) or '(none)'}: choose from plain, hidden")
+    if len(chosen) == 1:
+        return [("", {"hidden": True} if chosen[0] == "hidden" else {})]
+    return [("" if n == "plain" else " hidden", {"hidden": True} if n == "hidden" else {}) for n in chosen]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="240x320", help="HxW of the generated stacks")
@@ -268,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", action="store_true",
                     help="render with a background behind near objects (render_stack(hidden=True): blurred near "
                          "outlines show it through their rim, as through a real lens)")
+    ap.add_argument("--renders", default=None, metavar="plain,hidden",
+                    help="run every stack on each of these renders (rows of the layered one named 'PROFILE hidden'; "
+                         "overrides --hidden)")
     ap.add_argument("--doc-images", type=Path, default=None, metavar="DIR",
                     help="write the documentation pictures to DIR instead of measuring")
     ap.add_argument("--error-maps", type=Path, default=None, metavar="DIR",
@@ -279,14 +298,18 @@ def main(argv: list[str] | None = None) -> int:
         doc_images(args.doc_images, args.real)
         return 0
     h, w = (int(v) for v in args.size.lower().split("x"))
+    try:
+        runs = renders(args.renders, hidden=args.hidden)
+    except ValueError as exc:
+        ap.error(str(exc))
     rows, where = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for profile in args.profiles.split(","):
-            frames, camera, fmt = PROFILES[profile]
-            camera = {**camera, "hidden": True} if args.hidden else camera
+        for (suffix, render), base in ((run, profile) for run in runs for profile in args.profiles.split(",")):
+            frames, camera, fmt = PROFILES[base]
+            camera, profile = {**camera, **render}, base + suffix
             for name in SCENES:
                 for seed in range(1, args.seeds + 1):
-                    folder = Path(tmp) / f"{profile}-{name}{seed}"
+                    folder = Path(tmp) / f"{profile.replace(' ', '-')}-{name}{seed}"
                     ps, _, truth = make_stack(name, folder, size=(h, w), frames=frames, seed=seed,
                                               cache=Path(tmp) / "cache", fmt=fmt, **camera)
                     t0 = time.process_time()
@@ -305,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                     where.append((profile, name, seed, error_breakdown(depth, truth, ps.all_in_focus(), frames)))
                     if args.error_maps:
                         args.error_maps.mkdir(parents=True, exist_ok=True)
-                        error_map(args.error_maps / f"{profile}-{name}{seed}.png", ps.all_in_focus(), depth, truth)
+                        error_map(args.error_maps / f"{profile.replace(' ', '-')}-{name}{seed}.png", ps.all_in_focus(),
+                                  depth, truth)
     if args.markdown:
         print("| profile | scene | seed | postfocus: within 1 frame | postfocus: median | focus-stack: within 1 | "
               "focus-stack: median | argmax: within 1 | argmax: median | stored focus index: within 1 | "

@@ -9,7 +9,11 @@ aggregation, before any cleaning, as :func:`postfocus.products.depth.refine_dept
    and by the aggregated peak's level over the noise floor, as shares of the whole picture;
 2. every pixel in one class of :func:`classes` (a mixed truth, textureless, two surfaces within ``--reach`` px of
    it, the sweep's end, one textured surface), each class's share within a frame and its misses;
-3. of the misses, the share whose own focus curve (the stored measure, and the aggregated one) has a local maximum
+3. the misses by the side of a true step they lie on and the way they err (:func:`step_sides`: the far side read
+   nearer, the near side read farther, ...), each with the share that errs by at most two frames, and how many of the
+   misses beside a step of the final map would be right had each taken the nearer or the farther depth of the map
+   within ``--reach`` px (a bound on any rule that only chooses a side);
+4. of the misses, the share whose own focus curve (the stored measure, and the aggregated one) has a local maximum
    within a frame of the truth: where it has none, no reading of that curve can be right; and the share within a
    frame if every miss that has one took it (a bound on any choice among a curve's peaks, and a loose one: a noisy
    curve has many).
@@ -20,7 +24,7 @@ frame within ``0.5 * (N - 1) / max_blur`` frames of a pixel's depth renders it a
 
 Usage::
 
-    python bench/bench_depth_misses.py [--profile long] [--scene motorcycle] [--seed 1] [--size 240x320]
+    python bench/bench_depth_misses.py [--profile long] [--scene motorcycle] [--seed 1] [--size 240x320] [--hidden]
 """
 
 from __future__ import annotations
@@ -84,6 +88,31 @@ def classes(truth: np.ndarray, level: np.ndarray, frames: int, reach: int) -> li
     return kinds + [("sweep's end", end), ("one surface", rest & ~end)]
 
 
+def step_sides(truth: np.ndarray, depth: np.ndarray, reach: int) -> list[tuple[str, np.ndarray]]:
+    """The misses (more than a frame off the truth) by the side of a true step they lie on and the way they err.
+
+    A pixel lies beside a step where the true depth within ``reach`` px spans more than two frames; it is on the far
+    side where its truth is nearer that span's farthest depth than its nearest, else on the near side; ``one
+    surface`` otherwise. Frames count from the nearest (0): a pixel that reads nearer reads a smaller number."""
+    wide = np.ones((2 * reach + 1,) * 2, np.uint8)
+    lo, hi = cv2.erode(truth, wide), cv2.dilate(truth, wide)
+    step = hi - lo > 2.0
+    far = step & (truth - lo > hi - truth)
+    err = depth - truth
+    return [("far side, read nearer", far & (err < -1)), ("far side, read farther", far & (err > 1)),
+            ("near side, read farther", step & ~far & (err > 1)), ("near side, read nearer", step & ~far & (err < -1)),
+            ("one surface, read nearer", ~step & (err < -1)), ("one surface, read farther", ~step & (err > 1))]
+
+
+def side_bound(truth: np.ndarray, depth: np.ndarray, reach: int, jump: float) -> tuple[np.ndarray, np.ndarray]:
+    """The misses beside a step of ``depth`` (its depths within ``reach`` px span more than ``jump``) and those of
+    them the nearer or the farther of those depths would put within a frame of the truth."""
+    wide = np.ones((2 * reach + 1,) * 2, np.uint8)
+    lo, hi = cv2.erode(depth, wide), cv2.dilate(depth, wide)
+    beside = (hi - lo > jump) & (np.abs(depth - truth) > 1)
+    return beside, beside & ((np.abs(lo - truth) <= 1) | (np.abs(hi - truth) <= 1))
+
+
 def truth_peak(curves: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Whether each pixel's curve has a local maximum (ends included) within a frame of its true depth."""
     n = curves.shape[0]
@@ -100,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene", default="motorcycle")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size", default="240x320", help="HxW")
+    ap.add_argument("--hidden", action="store_true",
+                    help="render with a background behind near objects (bench_depth.py --hidden)")
     ap.add_argument("--reach", type=int, default=4,
                     help="px around a pixel whose depths its curve holds (the measure's reach)")
     args = ap.parse_args(argv)
     h, w = (int(v) for v in args.size.lower().split("x"))
     frames, camera, fmt = PROFILES[args.profile]
+    camera = {**camera, "hidden": True} if args.hidden else camera
     with tempfile.TemporaryDirectory() as tmp:
         ps, _, truth = make_stack(args.scene, Path(tmp) / "stack", size=(h, w), frames=frames, seed=args.seed,
                                   fmt=fmt, **camera)
@@ -138,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
                  f"{100 * (where & (np.abs(r - truth) > 1)).mean():.2f} %" if where.any() else "-"
                  for r in (first, final)]
         print(f"| {name} | {100 * where.mean():.1f} % | {' | '.join(cells)} |")
+    print("\n| final misses | share of picture | of them within two frames of the truth |")
+    print("|---|---|---|")
+    for name, where in step_sides(truth, final, args.reach):
+        print(f"| {name} | {100 * where.mean():.2f} % | {100 * (np.abs(final - truth)[where] <= 2).mean():.0f} % |")
+    beside, bound = side_bound(truth, final, args.reach, max(1.0, 0.1 * (frames - 1)))
+    print(f"\nmisses beside a step of the final map (within {args.reach} px): {100 * beside.mean():.2f} % of the "
+          f"picture, {100 * bound.mean():.2f} % right had each taken the map's nearer or farther depth there; "
+          f"other misses {100 * ((np.abs(final - truth) > 1) & ~beside).mean():.2f} %")
     miss = np.abs(final - truth) > 1
     print("\n| curve | final misses whose curve peaks within a frame of the truth: <1.5 / 1.5-4 / >4 px from a step | "
           "within a frame if every such miss took that peak (a bound) |")

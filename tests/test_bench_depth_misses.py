@@ -39,3 +39,22 @@ def test_a_curve_peaks_near_the_truth_only_where_it_has_a_local_maximum_within_a
     curves = np.concatenate([two, two, two, rising], axis=2)
     truth = np.array([[5.6, 20.9, 12.0, 28.2]], np.float32)
     assert bench.truth_peak(curves, truth).tolist() == [[True, True, False, True]]
+
+
+def test_the_misses_are_split_by_the_side_of_a_true_step_and_the_way_they_err(bench):
+    truth = np.full((20, 40), 3.0, np.float32)
+    truth[:, 20:] = 20.0  # a near surface (3) left of a far one (20)
+    depth = truth.copy()
+    depth[:, 20:23] = 3.0  # the far surface's first three columns read the near depth
+    depth[:, 17] = 7.0  # one near column reads four frames too far
+    depth[5, 35] = 22.5  # one pixel on the far surface, beyond the step's reach, reads too far
+    truth[2, 24] = 11.0  # a speck between the two surfaces read as the far one: neither side's depth is right
+    kinds = dict(bench.step_sides(truth, depth, 4))
+    assert np.nonzero(kinds["far side, read nearer"][10])[0].tolist() == [20, 21, 22]
+    assert np.nonzero(kinds["near side, read farther"][10])[0].tolist() == [17]
+    assert kinds["one surface, read farther"].sum() == 1 and kinds["one surface, read farther"][5, 35]
+    assert not kinds["far side, read farther"].any() and not kinds["near side, read nearer"].any()
+    assert not kinds["one surface, read nearer"].any()
+    beside, bound = bench.side_bound(truth, depth, 4, 2.9)
+    assert beside.sum() == 4 * 20 + 1 and not beside[5, 35]  # the lone far miss is beside no step of the map
+    assert bound.sum() == 4 * 20 and beside[2, 24] and not bound[2, 24]  # the near column: the map's 3 beside it
