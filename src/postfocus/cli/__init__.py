@@ -7,7 +7,11 @@ a non-zero exit; tracebacks appear only with ``--debug``.
 
 from __future__ import annotations
 
-from postfocus.cli.common import CommandModules, main
+from postfocus.cli.start import one_blas_thread
+
+one_blas_thread()  # (before the imports below load NumPy and OpenCV)
+
+from postfocus.cli.common import CommandModules, main  # noqa: E402
 
 # Command modules; each adds the command of its name to ``main`` when imported, which happens when
 # that command is run or the commands are listed (a run imports only its own command's module).
