@@ -91,3 +91,40 @@ def test_a_far_to_near_sweep_is_solved_as_its_mirror():
     assert out[0][1].max() > 0.5  # (the wall beside the square is solved)
     np.testing.assert_allclose(out[1][0], out[0][0], atol=1e-5)
     np.testing.assert_allclose(out[1][1], out[0][1], atol=1e-5)
+
+
+def test_the_cover_composited_round_the_wanted_pixels_is_the_whole_pictures():
+    """composite_where (the band solver's compositing, solver19) gives occluder_cover's full-scale cover and spill
+    to 0.5 % at the wanted pixels, with layers scattered over the picture and wanted pixels in a few far tiles; zero in the
+    tiles without a wanted pixel. Fails on main (no composite_where)."""
+    from postfocus.fuse.cover import composite_where, occluder_cover
+
+    rng = np.random.default_rng(5)
+    index = np.full((200, 260), 3.0, np.float32)
+    index[:, 130:] = 1.0  # a large near half
+    for _ in range(60):  # specks of every depth, everywhere
+        y, x, d = int(rng.integers(0, 196)), int(rng.integers(0, 256)), float(rng.integers(0, 12))
+        index[y:y + 4, x:x + 4] = d
+    colour = rng.uniform(0.0, 1.0, (200, 260, 4)).astype(np.float32)
+    wanted = np.zeros(index.shape, bool)
+    wanted[20:24, 30:90] = True
+    wanted[150:160, 200:204] = True
+    wanted[100, 5] = True
+    for position in (4.0, 9.0, 12.0):
+        a, s = occluder_cover(index, position, 1.5, colour=colour, reduce=False)
+        b, t = composite_where(index, position, 1.5, wanted, colour=colour, tile=16)
+        # (a disc of 8 px or more is blurred at a reduced scale on the grid of the box it is made in: 0.3 % apart)
+        assert np.abs(a - b)[wanted].max() < 5e-3 and np.abs(s - t)[wanted].max() < 5e-3
+        far = np.ones(index.shape, bool)
+        far[:48, :112] = far[144:176, 192:208] = far[96:112, :16] = False
+        assert not b[far].any()
+
+
+def test_the_band_solver_composites_no_finer_than_the_maps():
+    """With maps at 0.42 of the output (keyboard's) the band solver's compositing scale is 2 even at a blur growth
+    of 1.8 px a frame (whose own rule gives 1); at the maps' size it stays 1. Fails on main (no ``detail``)."""
+    index = np.full((96, 96), 6.0, np.float32)
+    index[30:60, 30:60] = 0.0
+    assert BandSolver(index, (0, 0, 96, 96), 1.8).f == 1
+    assert BandSolver(index, (0, 0, 96, 96), 1.8, detail=2.4).f == 2
+    assert BandSolver(index, (0, 0, 96, 96), 1.8, detail=1.0).f == 1

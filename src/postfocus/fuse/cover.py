@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["REDUCE", "occluder_cover"]
+__all__ = ["REDUCE", "composite_where", "occluder_cover"]
 
 
 def _disc(radius: float) -> np.ndarray:
@@ -168,4 +168,98 @@ def _composite(rounded: np.ndarray, layers: np.ndarray, position: float, slope: 
         cover += 1.0
         cover *= 1.0 - blurred
         np.subtract(1.0, cover, out=cover)
+    return np.clip(cover, 0.0, 1.0), spill
+
+
+
+def _reach(radius: float) -> float:
+    """Pixels past which a mask blurred by :func:`_disc_blur` of ``radius`` (and read bilinearly) is zero."""
+    factor = int(radius // 4.0) if radius >= 8.0 else 1
+    return radius + 2.0 + 2.0 * factor
+
+
+def composite_where(index: np.ndarray, position: float, slope: float, wanted: np.ndarray, *,
+                    colour: np.ndarray | None = None, margin: float = 1.0, labels: np.ndarray | None = None,
+                    layers: np.ndarray | None = None, tile: int = 16) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`occluder_cover`'s compositing (scale 1) made only in the tiles that hold ``wanted`` pixels.
+
+    The tiles of ``tile`` px holding a wanted pixel are grouped in connected
+    runs (or in one, when the runs' grown boxes would read more); each run is composited over its bounding box, every nearer layer
+    read from that box grown by the layer's own disc (a layer with no pixel
+    there is skipped), and kept in the run's own tiles. The compositing is
+    pixelwise, so in those tiles the cover and spill are those of the whole
+    picture's, up to the grid of the reduced-scale blur (:func:`_disc_blur`).
+    The cost is that of the nearer layers around the wanted pixels: in a long
+    stack the frames focused far weigh on few pixels, and composite their many
+    nearer layers over few tiles.
+
+    Parameters
+    ----------
+    index : numpy.ndarray
+        float32 (h, w) focus index (lower nearer).
+    position, slope, margin : float
+        As :func:`occluder_cover` (near to far).
+    wanted : numpy.ndarray
+        bool (h, w), the pixels whose cover is read.
+    colour : numpy.ndarray, optional
+        float32 (h, w, c) the occluders' sharp light.
+    labels, layers : numpy.ndarray, optional
+        ``numpy.rint(index)`` and its distinct values (made when not given).
+    tile : int
+        Tile side, px.
+
+    Returns
+    -------
+    cover, spill : numpy.ndarray
+        float32 (h, w) ``A``, float32 (h, w, c) ``S`` (None without ``colour``); zero outside the wanted tiles.
+    """
+    index = np.asarray(index, np.float32)
+    labels = np.rint(index) if labels is None else labels
+    h, w = index.shape
+    cover = np.zeros((h, w), np.float32)
+    spill = None if colour is None else np.zeros((h, w, colour.shape[2]), np.float32)
+    last = np.float32(float(position) - margin)
+    ty, tx = -(-h // tile), -(-w // tile)
+    grid = np.zeros((ty * tile, tx * tile), np.uint8)
+    grid[:h, :w] = wanted
+    grid = grid.reshape(ty, tile, tx, tile).max(axis=(1, 3))
+    layers = np.unique(labels) if layers is None else np.asarray(layers, np.float32)
+    layers = layers[layers < last + np.float32(0.5)][::-1]  # far to near (the farthest may hold pixels past ``last``)
+    if layers.size == 0:
+        return cover, spill
+    count, runs, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+    boxes = [tuple(int(v) for v in stats[run, :4]) for run in range(1, count)]  # (x, y, width, height) in tiles
+    grows = [2 * int(np.ceil(_reach(slope * max(float(position) - float(j), 0.0)))) + 2 for j in layers]
+
+    def cost(box: tuple[int, int, int, int]) -> int:  # pixels the layers read for a box
+        return sum(min(h, box[3] * tile + g) * min(w, box[2] * tile + g) for g in grows)
+
+    ys, xs = np.nonzero(grid)
+    whole = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    if cost(whole) <= sum(cost(box) for box in boxes):  # one box round them all is cheaper (overlapping reaches)
+        runs, boxes = grid.astype(np.int32), [whole]
+    for run, (x, y, cw, ch) in enumerate(boxes, 1):
+        ot, ol, ob, orr = y * tile, x * tile, min(h, (y + ch) * tile), min(w, (x + cw) * tile)
+        area = np.zeros((ob - ot, orr - ol), np.float32)  # the run's 1 - A
+        area += 1.0
+        light = None if spill is None else np.zeros((ob - ot, orr - ol, spill.shape[2]), np.float32)
+        for j in layers:
+            radius = slope * max(float(position) - float(j), 0.0)
+            g = int(np.ceil(_reach(radius))) + 1
+            jt, jl, jb, jr = max(0, ot - g), max(0, ol - g), min(h, ob + g), min(w, orr + g)
+            mask = (labels[jt:jb, jl:jr] == j) & (index[jt:jb, jl:jr] < last)
+            if not mask.any():
+                continue
+            inner = (slice(ot - jt, ob - jt), slice(ol - jl, orr - jl))
+            mask = mask.astype(np.float32)
+            blurred = _disc_blur(mask, radius)[inner]
+            if light is not None:
+                light *= (1.0 - blurred)[..., None]
+                light += _disc_blur(colour[jt:jb, jl:jr] * mask[..., None], radius).reshape(
+                    jb - jt, jr - jl, -1)[inner]
+            area *= 1.0 - blurred
+        mine = np.repeat(np.repeat(runs[y:y + ch, x:x + cw] == run, tile, axis=0), tile, axis=1)[:ob - ot, :orr - ol]
+        cover[ot:ob, ol:orr][mine] = 1.0 - area[mine]
+        if light is not None:
+            spill[ot:ob, ol:orr][mine] = light[mine]
     return np.clip(cover, 0.0, 1.0), spill

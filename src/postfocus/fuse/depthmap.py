@@ -54,6 +54,8 @@ class DepthmapFusion:
     ``near_to_far``: frame 0 is the nearest focus (False: the last frame is),
     for the background solver's occluders.
     ``overwrite_sharpness``: a float32 map ``sharpness`` is made the blend's ``-1 / (2 sigma^2)`` in place.
+    ``detail``: output pixels per pixel of the maps the index was upscaled from; the background solver composites
+    no finer than that (:class:`~postfocus.fuse.restore.BandSolver`).
     ``far_index`` (opt-in): the local far index (:func:`~postfocus.fuse.relight.local_far_index`); a third
     blend by it, where it lies beyond the index, relights the far surface beside darker near objects at the end
     (:class:`~postfocus.fuse.relight.FarBlend`).
@@ -77,7 +79,8 @@ class DepthmapFusion:
 
     def __init__(self, index_map: np.ndarray, sharpness: float | np.ndarray = 0.35, tile: int = 64,
                  safe_index: np.ndarray | None = None, slope: float | None = None, threads: int = 1,
-                 near_to_far: bool = True, far_index: np.ndarray | None = None, overwrite_sharpness: bool = False):
+                 near_to_far: bool = True, far_index: np.ndarray | None = None, overwrite_sharpness: bool = False,
+                 detail: float = 1.0):
         self.index_map = np.asarray(index_map, np.float32)
         h, w = self.index_map.shape
         self.tile, (ty, tx) = tile, (-(-h // tile), -(-w // tile))
@@ -125,7 +128,7 @@ class DepthmapFusion:
                 whole = solver and self.WHOLE_BOX
                 self._safe = TileBlend(np.ones_like(self._safe_tiles) if whole else self._safe_tiles, fine, box, safe)
                 if slope is not None and slope > 0:
-                    self._restore = self.SOLVER(self.index_map, box, float(slope), near_to_far)
+                    self._restore = self.SOLVER(self.index_map, box, float(slope), near_to_far, detail=detail)
             else:
                 safe = None
         # Per tile: the focus indices a frame must fall in to weigh above CUTOFF (lowest less widest reach, highest plus)

@@ -30,7 +30,7 @@ import numpy as np
 from postfocus.colour import srgb_decode, srgb_encode
 from postfocus.fuse.base import Rect
 from postfocus.fuse.clipped import ClippedLight
-from postfocus.fuse.cover import REDUCE, _composite, occluder_cover
+from postfocus.fuse.cover import REDUCE, composite_where, occluder_cover
 from postfocus.fuse.occlusion import visible_index
 
 __all__ = ["BandSolver", "BoxSolver"]
@@ -67,7 +67,8 @@ class BoxSolver:
     #: so a clipped pixel may read ``gain ** 2.2`` of white) is left out of the solution, when SEEN_CLIPPED.
     FRAME_CLIPPED, SEEN_CLIPPED = 0.85, True
 
-    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True):
+    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True, *,
+                 detail: float = 1.0):
         h, w = index_map.shape
         t, l, b, r = box
         pad = int(np.ceil(slope * (float(index_map.max()) - float(index_map.min()) + 1.0))) + 2
@@ -160,26 +161,31 @@ class BandSolver(BoxSolver):
 
     Cover and spill are composited on the focus index and the blend's linear
     light area-averaged by ``f = floor(slope / REDUCE)`` (1 to 4; each layer's
-    disc is at least ``slope`` px, so at least ``2 f``), each reduced pixel in
+    disc is at least ``slope`` px, so at least ``2 f``), or by the maps' own
+    scale ``floor(detail)`` where that is coarser (the index upscaled from
+    them holds nothing finer), each reduced pixel in
     the layer of its own averaged index, and read at the band's pixels
     bilinearly. The sums are kept for the band's pixels only.
     """
 
-    #: The reduced scale is ``floor(slope / REDUCE_BY)`` (1 to 4).
+    #: The reduced scale is ``floor(slope / REDUCE_BY)``, or the maps' own (``floor(detail)``) if coarser (1 to 4).
     REDUCE_BY = REDUCE
     #: A frame whose weight at a pixel is below this (the fusion's cutoff) gives it no cover to composite.
     CUTOFF = 1e-6
 
-    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True):
+    def __init__(self, index_map: np.ndarray, box: Rect, slope: float, near_to_far: bool = True, *,
+                 detail: float = 1.0):
         h, w = index_map.shape
         t, l, b, r = box
         pad = int(np.ceil(slope * (float(index_map.max()) - float(index_map.min()) + 1.0))) + 2
         ot, ol, ob, orr = self.outer = (max(0, t - pad), max(0, l - pad), min(h, b + pad), min(w, r + pad))
         self.box, self.slope, self.near_to_far = box, slope, near_to_far
-        self.f = f = int(np.clip(slope // self.REDUCE_BY, 1, 4))
+        self.f = f = int(np.clip(max(slope // self.REDUCE_BY, np.floor(detail)), 1, 4))
         rank = index_map[ot:ob, ol:orr]
         rank = rank if near_to_far else -rank  # (mirrored: the nearest focus at the lowest rank again)
         self.small = _reduced(rank, f)
+        self.labels = np.rint(self.small)
+        self.layers = np.unique(self.labels)
         sh, sw = self.small.shape
         # The band at the reduced scale: reached by a nearer layer's cone, grown by a frame's blur (and a pixel).
         near = visible_index(self.small, slope / f) < self.small - np.float32(0.05)
@@ -207,37 +213,28 @@ class BandSolver(BoxSolver):
     def _frame(self, position: float, colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """``1 - A`` (n) and ``S`` (n, 4; None without ``colour``) at the band's pixels for the frame at ``position``.
 
-        Composited (:func:`~postfocus.fuse.cover._composite`) on the reduced index around the band's pixels whose
-        weight reaches ``position``, grown by the largest disc; the others are given no cover (their weight is
-        below the fusion's cutoff there).
+        Composited (:func:`~postfocus.fuse.cover.composite_where`) on the reduced index only in the tiles round the
+        band's pixels whose weight reaches ``position``, each nearer layer read within its own disc's reach of them;
+        the others are given no cover (their weight is below the fusion's cutoff there).
         """
         n = self.rank_b.size
         clear, spill = np.ones(n, np.float32), None if colour is None else np.zeros((n, 4), np.float32)
         pos = float(position) if self.near_to_far else -float(position)
         weighs = np.abs(self.rank_b - np.float32(position)) <= self.reach_b
-        small = self.small
-        sh, sw = small.shape
         if not weighs.any():
             return clear, spill
+        sh, sw = self.small.shape
         gx, gy = (g.reshape(-1)[:n][weighs] for g in self.grid)
-        pad = int(np.ceil(self.slope / self.f * max(pos - float(small.min()), 0.0))) + 3
-        y0, y1 = max(0, int(gy.min()) - pad), min(sh, int(gy.max()) + 2 + pad)
-        x0, x1 = max(0, int(gx.min()) - pad), min(sw, int(gx.max()) + 2 + pad)
-        part = small[y0:y1, x0:x1]
-        near = part < np.float32(pos - 1.0)
-        if not near.any():
-            return clear, spill
-        rounded = np.rint(part)
-        rounded[~near] = np.nan
-        seen = rounded[near]
-        lowest = float(seen.min())
-        counts = np.bincount((seen - np.float32(lowest)).astype(np.int64))
-        layers = (lowest + np.flatnonzero(counts)[::-1]).astype(np.float32)  # far to near
-        light = None if colour is None else np.ascontiguousarray(colour[y0:y1, x0:x1])
-        cover, light = _composite(rounded, layers, pos, self.slope / self.f, light, 1)
+        wanted = np.zeros((sh, sw), bool)  # the reduced pixels the band's pixels are read from (bilinear)
+        x0, y0 = np.clip(np.floor(gx).astype(np.int64), 0, sw - 1), np.clip(np.floor(gy).astype(np.int64), 0, sh - 1)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                wanted[np.minimum(y0 + dy, sh - 1), np.minimum(x0 + dx, sw - 1)] = True
+        cover, light = composite_where(self.small, pos, self.slope / self.f, wanted, colour=colour, labels=self.labels,
+                                       layers=self.layers)
         m, cols = gx.size, 1024  # (the points as rows of 1024 for cv2.remap)
         at_x, at_y = (np.zeros(-(-m // cols) * cols, np.float32) for _ in range(2))
-        at_x[:m], at_y[:m] = gx - x0, gy - y0
+        at_x[:m], at_y[:m] = gx, gy
         at_x, at_y = at_x.reshape(-1, cols), at_y.reshape(-1, cols)
 
         def read(a: np.ndarray) -> np.ndarray:

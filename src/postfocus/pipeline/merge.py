@@ -277,7 +277,7 @@ class _Merge:
             near = self.near_to_far() if callable(self.near_to_far) else self.near_to_far  # (measured: asked now)
             far = rank_of(self.far) if self.far is not None else None
             return DepthmapFusion(rank, width, safe_index=safe_index, slope=slope, threads=threads, near_to_far=near,
-                                  far_index=far, overwrite_sharpness=True)  # (the widths are ours: made its k)
+                                  far_index=far, overwrite_sharpness=True, detail=maps.size[1] / shape[1])  # (the widths are ours: made its k)
         t, l, b, r = region  # fine bands by max contrast, coarse bands and residual by depth
         return PyramidFusion((b - t, r - l), index_map=rank, sharpness=width)
 
