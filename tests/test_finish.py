@@ -118,4 +118,5 @@ def test_overwrite_hands_on_the_rounded_image_in_the_images_own_memory_and_write
     np.testing.assert_array_equal(written, pixels)
     plain, handed, written, largest_plain = run(before.copy(), False)
     assert handed is not image and np.array_equal(handed, image) and np.array_equal(plain, pixels)
-    assert largest <= image.nbytes // 2 and largest_plain == image.nbytes  # (the integers at most; without it, a float image)
+    assert largest <= image.nbytes // 2  # (the integers at most)
+    assert largest_plain == image.nbytes  # (without it: a float image)

@@ -301,7 +301,8 @@ class _Merge:
         whole = bool(on_aligned) or self.whole_warps or flow is not None or whole_frames or self.warped is not None
         read = source.read_pixels
         # A frame is decoded while the one before is folded, but warped only once that one is folded and dropped.
-        turns, order = WarpTurns() if whole and self.warped is None else None, {i: k for k, i in enumerate(sorted(wanted))}
+        turns = WarpTurns() if whole and self.warped is None else None
+        order = {i: k for k, i in enumerate(sorted(wanted))}
         self._turns = turns
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
