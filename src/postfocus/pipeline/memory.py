@@ -52,10 +52,10 @@ OCCLUSION_BYTES_PER_PIXEL = 36.0
 #: The same for the background solved behind near objects (``fuse(..., restore=True)``, the band solver,
 #: :class:`~postfocus.fuse.restore.BandSolver`): its sums, precision and cover for the band's pixels, the band's
 #: coordinates, and each frame's spill and cover of the nearer layers while it is finished. It costs by the share
-#: of the box its band covers (102-129 B on the ``pins`` scene, 480x720 and 240x160), up to 253 B where near steps
+#: of the box its band covers (73-107 B on the ``pins`` scene, 480x720 and 240x160), up to 273 B where near steps
 #: reach every pixel (tracemalloc, 4-16 frames, random 4 px depth cells, slopes 0.5-8; tests/test_memory.py; the
 #: box solver it replaced: 178-185 B): counted as that, rounded up.
-RESTORE_BYTES_PER_PIXEL = 260.0
+RESTORE_BYTES_PER_PIXEL = 300.0
 #: Bands are at least this many rows high (more passes cost more than they save).
 MIN_BAND_ROWS = 64
 MB = float(2**20)
