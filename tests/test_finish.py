@@ -81,3 +81,42 @@ def test_a_budget_of_one_thread_runs_both_on_the_calling_thread():
     write_beside(lambda: threads.add(threading.get_ident()), _image(), bits=8, on_image=on_image, used=[0],
                  reference=0, inline=True)
     assert threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_overwrite_hands_on_the_rounded_image_in_the_images_own_memory_and_writes_the_same(bits):
+    """``overwrite``: ``on_image`` gets the rounded image as float made in ``image`` itself (no second float
+    image made: without it, one), the same values as ``to_float(pixels)``;
+    ``write``, reading the image while it is overwritten, rounds it to the same integers as the image before."""
+    import tracemalloc
+
+    def run(image: np.ndarray, overwrite: bool) -> tuple:
+        seen, written = {}, []
+
+        def write():  # (reads the image by rows while the other thread may be overwriting it)
+            written.append(np.concatenate([to_uint(image[a:a + 50], bits) for a in range(0, image.shape[0], 50)]))
+
+        def on_image(img, used, reference):
+            seen["image"] = img
+
+        tracemalloc.start()
+        try:
+            pixels, failed = write_beside(write, image, bits=bits, on_image=on_image, used=[0], reference=0,
+                                          **({"overwrite": True} if overwrite else {}))
+            largest = max(t.size for t in tracemalloc.take_snapshot().traces)  # (``seen`` holds the handed image)
+        finally:
+            tracemalloc.stop()
+        assert failed is None
+        return pixels, seen["image"], written[0], largest
+
+    image = np.random.default_rng(5).random((2000, 1500, 3), dtype=np.float32)  # (well above to_uint's 4 MB bands)
+    before = image.copy()
+    pixels, handed, written, largest = run(image, True)
+    assert handed is image
+    np.testing.assert_array_equal(pixels, to_uint(before, bits))
+    np.testing.assert_array_equal(image.view(np.uint32), to_float(pixels).view(np.uint32))
+    np.testing.assert_array_equal(written, pixels)
+    plain, handed, written, largest_plain = run(before.copy(), False)
+    assert handed is not image and np.array_equal(handed, image) and np.array_equal(plain, pixels)
+    assert largest <= image.nbytes // 2  # (the integers at most)
+    assert largest_plain == image.nbytes  # (without it: a float image)

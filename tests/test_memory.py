@@ -131,6 +131,37 @@ def test_occlusion_blend_memory_within_its_count():
     assert memory.estimate_mb(size, 100, 800 * 533, restore=True) > memory.estimate_mb(size, 100, 800 * 533)
 
 
+
+def test_the_band_solvers_memory_where_its_band_covers_the_box_is_within_its_count():
+    """Near steps everywhere (random 4 px depth cells): the band solver's band is the whole box, its worst case
+    (277 B a pixel here, above the 200 B counted for the box solver it replaced), and stays within its count."""
+    import tracemalloc
+
+    import cv2
+
+    from postfocus.fuse.depthmap import DepthmapFusion
+    from postfocus.fuse.restore import BandSolver
+
+    rng = np.random.default_rng(1)
+    h, w, n = 240, 360, 8
+    index = cv2.resize(rng.integers(0, n, (h // 4, w // 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    frames = [rng.random((h, w, 3), dtype=np.float32) for _ in range(n)]
+    safe = index - np.float32(0.06)  # differs everywhere: the box is the picture
+    peaks, band = {}, 0
+    for kind, kwargs in (("safe", {"safe_index": safe}), ("restore", {"safe_index": safe, "slope": 2.0})):
+        tracemalloc.start()
+        fusion = DepthmapFusion(index, 0.35, **kwargs)
+        if kind == "restore":
+            assert isinstance(fusion._restore, BandSolver)
+            band = fusion._restore.at[0].size
+        for i, frame in enumerate(frames):
+            fusion.add(float(i), frame)
+        fusion.result()
+        peaks[kind] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert band >= 0.99 * index.size
+    assert 200 * index.size < peaks["restore"] - peaks["safe"] <= memory.RESTORE_BYTES_PER_PIXEL * index.size
+
 _FRAGMENTED = """
 import os, numpy as np
 from postfocus.pipeline.memory import give_back_freed

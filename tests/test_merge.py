@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pytest
 
 from postfocus.io.open import open_source
 from postfocus.pipeline.analyse import analyse
@@ -253,3 +254,69 @@ def test_frames_warped_whole_without_a_keeper_fuse_as_with_one(tiny_stack):
     banded = [fuse(source, analysis.maps, alignment=analysis.alignment, region=box, bands=2, **k)
               for k in ({"on_aligned": lambda i, frame: None}, {"whole_warps": True})]
     assert np.array_equal(*banded)  # (the first band's frames warped whole, as those handed on)
+
+
+def test_a_frame_is_warped_whole_only_once_the_one_before_is_folded_and_dropped(tiny_stack, monkeypatch):
+    """Whole warps (a photo stack kept as copies, ``whole_warps``): when a frame is warped, no earlier frame's
+    warp is alive (the decoded frame and its warp beside the blend, not a third frame: 60 MB less at algae's 20 MP),
+    with the fold slowed down so that the decoding thread is always ahead; the same image."""
+    import time
+    import weakref
+
+    from postfocus.fuse.depthmap import DepthmapFusion
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    before = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, whole_warps=True)
+    warps: list = []
+    alive_at_warp: list[int] = []
+    adds = DepthmapFusion.add
+
+    def warp(*args, **kwargs):
+        alive_at_warp.append(sum(w() is not None for w in warps))
+        out = warp_whole(*args, **kwargs)
+        warps.append(weakref.ref(out))
+        return out
+
+    def slow_add(self, *args, **kwargs):
+        time.sleep(0.01)  # (the fold outlasts the next frame's decoding)
+        return adds(self, *args, **kwargs)
+
+    monkeypatch.setattr(merge, "warp_whole", warp)
+    monkeypatch.setattr(DepthmapFusion, "add", slow_add)
+    for threads in (1, 2):
+        warps.clear()
+        alive_at_warp.clear()
+        image = fuse(source, analysis.maps, alignment=analysis.alignment, region=box, whole_warps=True, threads=threads)
+        assert len(alive_at_warp) == len(analysis.maps.used) >= 3
+        assert alive_at_warp == [0] * len(alive_at_warp)
+        assert np.array_equal(image, before)
+
+
+def test_a_failed_fold_lets_the_waiting_warp_go_and_joins_its_thread(tiny_stack, monkeypatch):
+    """A fold that fails while the next frame waits for its turn to be warped: the error comes out, the
+    decoding thread is joined (no hang), and no frame is warped after the failure."""
+    from postfocus.fuse.depthmap import DepthmapFusion
+    from postfocus.pipeline import merge
+
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    warped: list[int] = []
+
+    def warp(*args, **kwargs):
+        warped.append(1)
+        return warp_whole(*args, **kwargs)
+
+    def failing_add(self, *args, **kwargs):
+        raise RuntimeError("fold failed")
+
+    monkeypatch.setattr(merge, "warp_whole", warp)
+    monkeypatch.setattr(DepthmapFusion, "add", failing_add)
+    names = {t.name for t in threading.enumerate()}
+    with pytest.raises(RuntimeError, match="fold failed"):
+        fuse(source, analysis.maps, alignment=analysis.alignment, region=box, whole_warps=True)
+    assert warped == [1]  # (the first frame only: the second never had its turn)
+    assert not [t for t in threading.enumerate() if t.name.startswith("postfocus-decode") and t.name not in names]

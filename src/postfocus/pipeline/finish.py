@@ -31,7 +31,7 @@ OnImage = Callable[[np.ndarray, Sequence[int], int], object]
 
 
 def write_beside(write: Callable[[], None], image: np.ndarray, *, bits: int, on_image: OnImage | None,
-                 used: Sequence[int], reference: int, inline: bool = False
+                 used: Sequence[int], reference: int, inline: bool = False, overwrite: bool = False
                  ) -> tuple[np.ndarray, BaseException | None]:
     """Run ``write()`` while another thread rounds ``image`` to ``bits`` and calls ``on_image``.
 
@@ -51,6 +51,11 @@ def write_beside(write: Callable[[], None], image: np.ndarray, *, bits: int, on_
         Handed to ``on_image``.
     inline : bool
         Everything on the calling thread (a thread budget of one): the rounding and ``on_image`` first.
+    overwrite : bool
+        The float image handed to ``on_image`` is made in ``image``'s own memory (float32, contiguous; else a new
+        array as without it): ``image`` then holds its rounded values, and no second float image is alive beside
+        it (238 MB at algae's 20 MP). ``write`` may read ``image`` meanwhile: each value, as it was or rounded,
+        rounds to the same integer (:func:`_rounded_float`), so it writes the same file.
 
     Returns
     -------
@@ -69,7 +74,7 @@ def write_beside(write: Callable[[], None], image: np.ndarray, *, bits: int, on_
         pixels = to_uint(image, bits)
         try:
             if on_image is not None:  # the image as the folder holds it (what ProcessedStack.all_in_focus gives)
-                on_image(to_float(pixels), used, reference)
+                on_image(_rounded_float(pixels, image if overwrite else None), used, reference)
         except Exception as exc:  # (raised by the caller once the folder is kept)
             return pixels, exc
         return pixels, None
@@ -80,3 +85,24 @@ def write_beside(write: Callable[[], None], image: np.ndarray, *, bits: int, on_
     finally:
         wait([beside])
     return beside.result()
+
+
+def _rounded_float(pixels: np.ndarray, image: np.ndarray | None) -> np.ndarray:
+    """:func:`~postfocus.io.images.to_float` of ``pixels``, into ``image`` when it can hold it (the same values).
+
+    Every value written is ``u / top`` for the integer ``u`` that :func:`~postfocus.io.write.to_uint` made of
+    the value it replaces, and rounds back to ``u`` (its float32 error, at most 65535 * 2**-22 = 0.016, is far
+    from the 0.5 that would change it); a value is written whole, so a reader sees it as it was or rounded.
+
+    Examples
+    --------
+    >>> image = np.array([[0.2, 0.7]], np.float32)
+    >>> out = _rounded_float(to_uint(image, 8), image)
+    >>> out is image, to_uint(out, 8).tolist()
+    (True, [[51, 179]])
+    """
+    if image is None or image.dtype != np.float32 or image.shape != pixels.shape or not image.flags.c_contiguous \
+            or not image.flags.writeable or pixels.dtype not in (np.uint8, np.uint16):
+        return to_float(pixels)
+    top = 255.0 if pixels.dtype == np.uint8 else 65535.0
+    return np.multiply(pixels, np.float32(1.0 / top), out=image, dtype=np.float32)  # (to_float's product)

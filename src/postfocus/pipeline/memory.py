@@ -49,10 +49,13 @@ BAND_BYTES_PER_PIXEL = 36.0
 #: pcb's pins), so counted for every band pixel. Peak measured with tracemalloc (tests/test_memory.py:
 #: 24 B over a 338k-pixel box of the ``pins`` halo scene at 480x720, 32 B on a 240x160 one), rounded up.
 OCCLUSION_BYTES_PER_PIXEL = 36.0
-#: The same for the background solved behind near objects (``fuse(..., restore=True)``): its sums, precision
-#: and the frame's cover through the pass, and each frame's spill and cover of the nearer layers while it is
-#: finished. Peak measured as above (175-176 B at 480x720 and 240x160; OpenCV's own filter buffers not seen), rounded up.
-RESTORE_BYTES_PER_PIXEL = 200.0
+#: The same for the background solved behind near objects (``fuse(..., restore=True)``, the band solver,
+#: :class:`~postfocus.fuse.restore.BandSolver`): its sums, precision and cover for the band's pixels, the band's
+#: coordinates, and each frame's spill and cover of the nearer layers while it is finished. It costs by the share
+#: of the box its band covers (73-107 B on the ``pins`` scene, 480x720 and 240x160), up to 273 B where near steps
+#: reach every pixel (tracemalloc, 4-16 frames, random 4 px depth cells, slopes 0.5-8; tests/test_memory.py; the
+#: box solver it replaced: 178-185 B): counted as that, rounded up.
+RESTORE_BYTES_PER_PIXEL = 300.0
 #: Bands are at least this many rows high (more passes cost more than they save).
 MIN_BAND_ROWS = 64
 MB = float(2**20)

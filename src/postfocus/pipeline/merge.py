@@ -44,7 +44,7 @@ from postfocus.pipeline.plan import check_fuse
 from postfocus.pipeline.plan import merge_frames, plan_bands  # (re-exported: their callers import them from here)
 from postfocus.pipeline.strips import StripFolder
 from postfocus.pipeline.threads import helper_threads, in_background, read_ahead
-from postfocus.pipeline.warping import MARGIN, aligned_region, apply_gain, warp_whole  # (re-exported)
+from postfocus.pipeline.warping import MARGIN, WarpTurns, aligned_region, apply_gain, warp_whole  # (re-exported)
 
 __all__ = ["aligned_region", "apply_gain", "fuse", "merge_frames", "plan_bands", "warp_whole"]
 
@@ -206,6 +206,7 @@ class _Merge:
         self.relight = False  # (the far surface beside darker near objects relit, fuse/relight.py)
         self.whole_warps = False  # (True: frames warped whole even with nothing to hand them to)
         self.far: np.ndarray | None = None  # (its far index, maps' size; made with the occlusion-safe index)
+        self._turns: WarpTurns | None = None  # (the run's turns of whole warps, if it warps frames whole)
 
     def transform(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Matrix into the maps' geometry and exposure gain of frame ``i``."""
@@ -299,14 +300,20 @@ class _Merge:
         wanted = set(merge) | (set(maps.used) if on_aligned else set())
         whole = bool(on_aligned) or self.whole_warps or flow is not None or whole_frames or self.warped is not None
         read = source.read_pixels
+        # A frame is decoded while the one before is folded, but warped only once that one is folded and dropped.
+        turns = WarpTurns() if whole and self.warped is None else None
+        order = {i: k for k, i in enumerate(sorted(wanted))}
+        self._turns = turns
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
-            """In the decoding thread, while the previous frame is fused: when the whole frame is wanted, it
-            is warped there once (the rectangles are then cut from it) and handed to ``on_aligned``
-            exposure-corrected, from this thread (so the first frames are kept while the blend state is
-            made); (stored frame or None, aligned or None)."""
+            """In the decoding thread, decoded while the previous frame is fused: when the whole frame is wanted,
+            it is warped there once (the rectangles are then cut from it), once the previous frame is folded (the
+            first while the blend state is made), and handed to ``on_aligned`` exposure-corrected, from this
+            thread; (stored frame or None, aligned or None)."""
             if not whole:
                 return stored, None
+            if turns is not None and not turns.wait(order[i]):
+                return None, None  # (the pass failed: nothing to warp)
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
             if on_aligned:
@@ -324,11 +331,15 @@ class _Merge:
         # The first frame is decoded (and warped) while the blend state is made.
         frames = read_ahead(source, sorted(wanted), read=read, prepare=prepare)
         with frames:
-            fusion = self.fusion(region)
-            if not self.keep_volume:  # its last consumer is done (the index above is kept for every band)
-                self.maps.volume = None
-            image = self._fold(frames, fusion, instant, region, dy, dx, progress, stage, len(wanted))
-            del fusion  # (the blend state, all but the image it finished in place)
+            try:
+                fusion = self.fusion(region)
+                if not self.keep_volume:  # its last consumer is done (the index above is kept for every band)
+                    self.maps.volume = None
+                image = self._fold(frames, fusion, instant, region, dy, dx, progress, stage, len(wanted))
+                del fusion  # (the blend state, all but the image it finished in place)
+            finally:  # (a warp still waiting for its turn goes before the decoding thread is joined)
+                if turns is not None:
+                    turns.stop()
         if linear:
             image = srgb_encode(image)
         if instant is not None:
@@ -391,6 +402,8 @@ class _Merge:
             if instant is not None and instant.wants(i) and position is not None:
                 instant.add_box(i, part(*instant.box))
             del stored, aligned
+            if self._turns is not None:  # (the next frame's whole warp may start)
+                self._turns.folded()
             done += 1
             if progress:
                 progress(stage, done, total)

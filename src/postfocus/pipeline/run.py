@@ -414,6 +414,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                                        frames={**keep.checksums, **files}, floor=floor,
                                                        threads=helper_threads(opts.threads)),
                             image, bits=16 if deep else 8, on_image=on_image, used=maps.used,
-                            reference=analysis.reference, inline=helper_threads(opts.threads) == 1)
+                            reference=analysis.reference, inline=helper_threads(opts.threads) == 1,
+                            overwrite=True)  # (the run's own image: no second float image beside it)
         part.install(folder)
     return done
