@@ -32,8 +32,8 @@ _BATCH = 1 << 21
 
 def exact_weights(weights: np.ndarray, radius: int) -> bool:
     """Whether any running sum of ``weights`` over a window of ``radius`` is exact in float64 in any order: finite,
-    non-negative float32 weights whose window total counted in their smallest nonzero weight's last place fits in
-    53 bits.
+    non-negative float32 weights whose largest window total (the window's size times the largest weight), counted
+    in the smallest nonzero weight's last place, fits in 53 bits.
 
     Examples
     --------
@@ -47,8 +47,7 @@ def exact_weights(weights: np.ndarray, radius: int) -> bool:
     if positive.size == 0:
         return True
     _, low = np.frexp(positive.min())  # (its last place: 2 ** (low - 24); every larger float32 is a multiple)
-    _, high = np.frexp(positive.max())  # (each weight below 2 ** high)
-    return bool((2 * radius + 1) ** 2 * 2.0 ** high <= 2.0 ** (53 + low - 24))
+    return bool((2 * radius + 1) ** 2 * float(positive.max()) <= 2.0 ** (53 + int(low) - 24))
 
 
 def window_medians(depth: np.ndarray, radius: int, weights: np.ndarray | None = None,
