@@ -10,7 +10,8 @@ from postfocus.pipeline.run import process
 from postfocus.products.aperture import aperture
 from postfocus.products.refocus import _map_point, tap
 from postfocus.products.aperture import focus_at
-from postfocus.products.tap_read import depth_reading, depth_readings
+from postfocus.products.tap_read import TRUSTED, depth_on_grid, depth_reading, depth_readings
+from postfocus.products.tap_select import exact_weights, window_medians
 from postfocus.synth import render_stack
 from postfocus.synth.files import write_stack
 from postfocus.viewer.tapmap import stack_tap_map
@@ -95,7 +96,10 @@ def test_the_reading_is_as_near_the_truth_as_focus_at_was_beside_the_near_disc(d
     """With the maps at the output size the one reading weighs the window by the kept depth map's confidence, as
     ``focus_at`` did (tapgrid18's rule): beside the near disc the page's tap and the aperture were 0.74 frames off
     the truth on average with the plain median (main, de6fe47), ``focus_at`` 0.60; now 0.60 and equal to
-    ``focus_at`` at every point. At half size the reading stays the plain median (conf20: weighed there 1.40)."""
+    ``focus_at`` at every point. At half size the reading stays the plain median (conf20: weighed there 1.40) of
+    the depth brought to the maps' grid by each map pixel's block median (tapmap22): 0.934 frames off, 1.072 when
+    it was shrunk by area means (main 4a4ce0c), the page and the aperture still equal. (Any one value per map
+    pixel is at best 0.846 off at these points: the median of the truth over the pixels a tap rounds to it.)"""
     from postfocus.products.depth_cache import stack_depth
 
     st, ps = disc_stack
@@ -114,7 +118,7 @@ def test_the_reading_is_as_near_the_truth_as_focus_at_was_beside_the_near_disc(d
         assert np.mean(off) <= 0.61, np.mean(off)
         assert max(apart) < 1e-5, max(apart)
     else:
-        assert np.mean(off) < 1.1, np.mean(off)
+        assert np.mean(off) <= 0.94, np.mean(off)
 
 
 @pytest.mark.parametrize("shape, radius", [((7, 9), 1), ((12, 5), 2), ((3, 3), 4), ((20, 17), 2)])
@@ -128,3 +132,45 @@ def test_the_vectorised_weighed_reading_is_the_readings_at_every_pixel(shape, ra
     assert np.array_equal(depth_readings(depth, radius, weights), np.asarray(each, np.float32))
     plain = np.asarray([[depth_reading(depth, x, y, radius) for x in range(shape[1])] for y in range(shape[0])])
     assert not np.array_equal(plain, np.asarray(each)) or shape == (3, 3)  # (the weights changed some)
+
+
+def test_the_depth_comes_to_a_coarser_grid_as_the_median_of_the_pixels_a_tap_rounds_to_it():
+    """A map pixel across a near object's outline takes one side's depth (the median of the output pixels whose taps
+    round to it, as ``_map_point`` rounds, half to even), not the area mean between the two surfaces that neither
+    side has (main 4a4ce0c shrank by ``INTER_AREA``: 4.0 here)."""
+    depth = np.zeros((6, 8), np.float32)
+    depth[:, 3:] = 8.0  # (the outline between output columns 2 and 3)
+    grid = depth_on_grid(depth, (3, 4), ((0.5, 0.5), (0, 0), (0, 0)))
+    # (columns round to map pixels 0 0 1 2 2 2 3 4: map pixel 1 holds column 2 only, map pixel 2 columns 3-5)
+    assert grid[1].tolist() == [0.0, 0.0, 8.0, 8.0]
+    shifted = depth_on_grid(depth, (3, 4), ((0.5, 0.5), (1, 0), (0, 0)))  # (cut maps' origin: columns 1 further)
+    assert shifted[1].tolist() == [0.0, 0.0, 8.0, 8.0]
+
+
+@pytest.mark.parametrize("shape, radius, share", [((40, 53), 12, 0.9), ((37, 61), 12, 0.2), ((30, 45), 9, 0.6),
+                                                  ((25, 26), 3, 1.0)])
+def test_the_window_medians_by_selection_are_the_sorted_windows_readings(shape, radius, share):
+    """The tap map's readings on maps at output size (windows of 625 values at a 0.6 % window of pcb) are taken by
+    a shared sort per tile and exact running sums (tap_select), no longer each window sorted: the same values as
+    the single reading at every pixel, with ties, windows weighed and not, and weights too small for exact sums
+    (those windows sorted as before)."""
+    rng = np.random.default_rng(radius * shape[1])
+    depth = rng.integers(0, 7, shape).astype(np.float32) + (rng.random(shape) < 0.5) * 0.25  # (many ties)
+    weights = (rng.random(shape) * 0.4).astype(np.float32)
+    weights[rng.random(shape) > share] *= 0.1  # (some windows with no pixel at TRUSTED: the plain median)
+    weights[rng.random(shape) < 0.1] = 0
+    each = np.asarray([[depth_reading(depth, x, y, radius, weights) for x in range(shape[1])]
+                       for y in range(shape[0])], np.float32)
+    assert exact_weights(weights, radius)
+    assert np.array_equal(depth_readings(depth, radius, weights), each)
+    trusted = np.asarray([[np.max(weights[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1])
+                           >= TRUSTED for x in range(shape[1])] for y in range(shape[0])])
+    assert np.array_equal(window_medians(depth, radius, weights, trusted), each)
+    plain = np.asarray([[depth_reading(depth, x, y, radius) for x in range(shape[1])] for y in range(shape[0])])
+    assert np.array_equal(window_medians(depth, radius), plain)
+    tiny = weights.copy()
+    tiny[0, 0] = 1e-30  # (sums no longer exact in every order: each window sorted, the same values)
+    assert not exact_weights(tiny, radius)
+    each = np.asarray([[depth_reading(depth, x, y, radius, tiny) for x in range(shape[1])]
+                       for y in range(shape[0])], np.float32)
+    assert np.array_equal(depth_readings(depth, radius, tiny), each)

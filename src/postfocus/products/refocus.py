@@ -26,7 +26,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from postfocus.errors import PostfocusError
@@ -34,7 +33,7 @@ from postfocus.focus.floor import WINDOW, above_floor, window_floor
 from postfocus.options import check_threads
 from postfocus.maps import MapsView
 from postfocus.products.tap_point import check_point
-from postfocus.products.tap_read import depth_radius, depth_reading, depth_weights
+from postfocus.products.tap_read import depth_on_grid, depth_radius, depth_reading, depth_weights
 from postfocus.store import ProcessedStack
 
 __all__ = ["MIN_CONFIDENCE", "Tap", "check_point", "is_plain", "parse_point", "plain_fill", "plain_fill_ready",
@@ -336,7 +335,7 @@ def _kept_depth_fill(stack: ProcessedStack, shape: tuple[int, int]) -> np.ndarra
             continue
         depth, frames = np.asarray(arrays["depth"], np.float32), int(arrays["frames"])
         mh, mw = shape
-        small = cv2.resize(depth, (mw, mh), interpolation=cv2.INTER_AREA) if depth.shape != (mh, mw) else depth
+        small = depth_on_grid(depth, (mh, mw), stack.maps.map_grid()) if depth.shape != (mh, mw) else depth
         if not stack.near_to_far:  # the depth map counts from the nearest frame; the frames from frame 0
             small = (frames - 1) - small
         return _remember(name, small)

@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from postfocus.products.tap_select import exact_weights, window_medians
+
 if TYPE_CHECKING:
     from postfocus.store import ProcessedStack
 
-__all__ = ["SHARE", "TRUSTED", "depth_radius", "depth_reading", "depth_readings", "depth_weights", "tap_focus"]
+__all__ = ["SHARE", "TRUSTED", "depth_on_grid", "depth_radius", "depth_reading", "depth_readings", "depth_weights",
+           "tap_focus"]
 
 #: Half-size of the window a tap reads the depth in, as a share of the output's long edge (0.6 %, the window
 #: ``focus_at`` has read the depth map in since lens10), brought to the focus map's grid.
@@ -51,6 +54,56 @@ def depth_radius(size: tuple[int, int], map_scale: tuple[float, float]) -> int:
     """
     radius = max(1, round(SHARE * max(size)))
     return max(1, int(round(radius * max(map_scale))))
+
+
+def _members(size: int, count: int, scale: float, origin: int, map_origin: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last + 1 output pixel of each of ``count`` map pixels along one axis: the pixels a tap rounds to
+    it (``round((x + origin) * scale) - map_origin``, :func:`~postfocus.products.refocus._map_point`'s rule); a map
+    pixel no output pixel rounds to takes the one nearest its centre."""
+    assigned = np.round((np.arange(size) + origin) * scale).astype(np.int64) - map_origin  # (half to even, as round)
+    cells = np.arange(count)
+    lo, hi = np.searchsorted(assigned, cells, "left"), np.searchsorted(assigned, cells, "right")
+    empty = hi <= lo
+    near = np.clip(np.round((cells + map_origin) / scale - origin).astype(np.int64), 0, size - 1)
+    return np.where(empty, near, lo), np.where(empty, near + 1, hi)
+
+
+def depth_on_grid(depth: np.ndarray, shape: tuple[int, int], grid: tuple) -> np.ndarray:
+    """An output-size depth brought to the focus map's grid (``shape``, ``grid``: the maps'
+    :meth:`~postfocus.maps.StackMaps.map_grid`) for the one reading: each map pixel the median (the lower middle
+    value) of the output pixels a tap rounds to it.
+
+    An area mean (as ``cv2.INTER_AREA`` shrinks) gives a map pixel across a near object's outline a depth between
+    the two surfaces, one neither side has; the window median then often took it: beside the near disc of
+    ``bench/bench_tap_agreement.py`` with the maps at half the output the page tap and the aperture were 1.072
+    frames off the truth, by the block median 0.934 (docs/depth-and-aperture.md, "..., eighteenth session
+    (tapmap22)").
+
+    Examples
+    --------
+    >>> d = np.zeros((4, 4), np.float32); d[:, 2:] = 8.0; d[0, 1] = 2.0
+    >>> depth_on_grid(d, (2, 2), ((0.5, 0.5), (0, 0), (0, 0))).tolist()
+    [[0.0, 8.0], [0.0, 8.0]]
+    """
+    depth = np.asarray(depth, np.float32)
+    (sx, sy), (ox, oy), (mx, my) = grid
+    y0, y1 = _members(depth.shape[0], shape[0], sy, oy, my)
+    x0, x1 = _members(depth.shape[1], shape[1], sx, ox, mx)
+    by, bx = int((y1 - y0).max()), int((x1 - x0).max())
+    rows = np.minimum(y0[:, None] + np.arange(by), depth.shape[0] - 1)  # (a shorter block: its last pixel again,
+    cols = np.minimum(x0[:, None] + np.arange(bx), depth.shape[1] - 1)  # masked below)
+    out = np.empty(shape, np.float32)
+    inside_x = np.arange(bx) < (x1 - x0)[:, None]
+    step = max(1, _BATCH // (shape[1] * by * bx))
+    for c0 in range(0, shape[0], step):
+        c1 = min(shape[0], c0 + step)
+        block = depth[rows[c0:c1, None, :, None], cols[None, :, None, :]]  # (rows, cols, by, bx)
+        inside = (np.arange(by) < (y1 - y0)[c0:c1, None])[:, None, :, None] & inside_x[None, :, None, :]
+        block = np.where(inside, block, np.inf).reshape(c1 - c0, shape[1], by * bx)
+        count = (y1 - y0)[c0:c1, None] * (x1 - x0)[None, :]
+        k = ((count + 1) // 2 - 1)[:, :, None]
+        out[c0:c1] = np.take_along_axis(np.sort(block, axis=2), k, axis=2)[:, :, 0]
+    return out
 
 
 def depth_reading(depth: np.ndarray, cx: int, cy: int, radius: int, weights: np.ndarray | None = None) -> float:
@@ -101,27 +154,38 @@ def depth_readings(depth: np.ndarray, radius: int, weights: np.ndarray | None = 
     rows_in = np.minimum(h, ys + radius + 1) - np.maximum(0, ys - radius)
     cols_in = np.minimum(w, xs + radius + 1) - np.maximum(0, xs - radius)
     middle = ((rows_in[:, None] * cols_in[None, :] + 1) // 2 - 1).astype(np.intp)
+    if weights is not None:
+        weights = np.asarray(weights, np.float32)
+        weighed, exact = _trusted_windows(weights, radius), exact_weights(weights, radius)
+        if exact and weighed.mean() > 0.5:  # (most windows weighed: no sort at all)
+            return window_medians(depth, radius, weights, weighed)
     out = np.empty((h, w), np.float32)
     step = max(1, _BATCH // (w * side * side))
     for y0 in range(0, h, step):
         y1 = min(h, y0 + step)
         batch = np.sort(windows[y0:y1].reshape(y1 - y0, w, side * side), axis=2)
         out[y0:y1] = np.take_along_axis(batch, middle[y0:y1, :, None], axis=2)[:, :, 0]
-    if weights is not None:
-        _weighted(out, padded, np.asarray(weights, np.float32), radius)
+    if weights is not None and weighed.any():
+        if exact:
+            return window_medians(depth, radius, weights, weighed, plain=out)
+        _weighted(out, padded, weights, radius, weighed)
     return out
 
 
-def _weighted(out: np.ndarray, padded: np.ndarray, weights: np.ndarray, radius: int) -> None:
-    """Overwrite ``out`` with the weighted median where a window holds a pixel of :data:`TRUSTED` weight or more
-    (:func:`depth_reading`'s rule; ``padded``: the depth padded by ``radius`` with NaN)."""
-    h, w = out.shape
+def _trusted_windows(weights: np.ndarray, radius: int) -> np.ndarray:
+    """bool (h, w): the windows holding a pixel of :data:`TRUSTED` weight or more (the weighed ones)."""
+    h, w = weights.shape
     side = 2 * radius + 1
     trusted = np.pad(weights >= TRUSTED, radius).astype(np.uint8)
-    kernel = np.ones((side, side), np.uint8)  # (a window's largest weight at least TRUSTED: the dilated mask)
-    ys, xs = np.nonzero(cv2.dilate(trusted, kernel)[radius:radius + h, radius:radius + w])
-    if ys.size == 0:
-        return
+    return cv2.dilate(trusted, np.ones((side, side), np.uint8))[radius:radius + h, radius:radius + w] > 0
+
+
+def _weighted(out: np.ndarray, padded: np.ndarray, weights: np.ndarray, radius: int, weighed: np.ndarray) -> None:
+    """Overwrite ``out`` with the weighted median where ``weighed`` (:func:`depth_reading`'s rule; ``padded``: the
+    depth padded by ``radius`` with NaN), each window sorted: weights whose sums :func:`window_medians` cannot
+    make exact."""
+    side = 2 * radius + 1
+    ys, xs = np.nonzero(weighed)
     bits = padded.view(np.uint32)  # (a float's bits as a key that sorts as the float: NaN last; its weight below)
     keys = (np.where(bits >> 31, ~bits, bits | np.uint32(1 << 31)).astype(np.uint64) << np.uint64(32)) \
         | np.pad(weights.astype(np.float32), radius).view(np.uint32).astype(np.uint64)  # (padding: weight 0)
