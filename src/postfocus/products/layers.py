@@ -183,6 +183,7 @@ class _Layer:
     radius: float
     pad: int
     reach: np.ndarray  # uint8 (tiles): the tiles the layer touches, grown by ``pad``
+    touched: np.ndarray | None = None  # bool (tiles): the tiles it touches (None: every tile)
 
 
 def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
@@ -197,7 +198,8 @@ def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
         pad = int(math.ceil(radius)) + 2 * scale + 2
         touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
         grow = min(-(-pad // TILE), max(touched.shape))  # (past the grid: every tile, as a disc of 1e9 px)
-        layers.append(_Layer(k, radius, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
+        layers.append(_Layer(k, radius, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8)),
+                             touched.astype(bool)))
     return layers
 
 
@@ -272,11 +274,16 @@ def _grid_blur(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[int, i
     y0, y1, x0, x1 = box
     r0, r1 = rows
     g0, g1, gx0, gx1 = (y0 // s) * s, -(-y1 // s) * s, (x0 // s) * s, -(-x1 // s) * s
-    rgba = _weighted(rgb1, u, layer.k, (g0, min(g1, h), gx0, min(gx1, w)))
-    if g1 > h or gx1 > w:  # (the frame's edge: mirrored to a whole block)
-        rgba = _mirror(rgba, g1 - min(g1, h), gx1 - min(gx1, w))
     sh, sw = (g1 - g0) // s, (gx1 - gx0) // s
-    small = cv2.resize(rgba, (sw, sh), interpolation=cv2.INTER_AREA).reshape(sh, sw, 4)
+    small = np.zeros((sh, sw, 4), np.float32)  # (a block the layer does not touch: its mean is 0)
+    part = _content(layer.touched, (g0, g1, gx0, gx1), (h, w), s)
+    if part is not None:  # the blocks of the tiles the layer touches, averaged: the same means, a share of the work
+        c0, c1, d0, d1 = part
+        rgba = _weighted(rgb1, u, layer.k, (c0, min(c1, h), d0, min(d1, w)))
+        if c1 > h or d1 > w:  # (the frame's edge: mirrored to a whole block)
+            rgba = _mirror(rgba, c1 - min(c1, h), d1 - min(d1, w))
+        small[(c0 - g0) // s:(c1 - g0) // s, (d0 - gx0) // s:(d1 - gx0) // s] = cv2.resize(
+            rgba, ((d1 - d0) // s, (c1 - c0) // s), interpolation=cv2.INTER_AREA).reshape((c1 - c0) // s, -1, 4)
     # Box down-sampling and bilinear up-sampling add blur; shrink the disc so the total stays right.
     radius = min(layer.radius, WIDEST)
     small = _filter(small, kernels.get(math.sqrt(max(radius * radius - s * s * 0.5, 0.25)) / s))
@@ -285,6 +292,29 @@ def _grid_blur(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[int, i
     up = cv2.resize(small[a0:a1], (sw * s, (a1 - a0) * s), interpolation=cv2.INTER_LINEAR).reshape(-1, sw * s, 4)
     top = r0 - g0 - a0 * s
     return up[top:top + r1 - r0, x0 - gx0:x1 - gx0]
+
+
+def _content(touched: np.ndarray | None, grid: tuple[int, int, int, int], size: tuple[int, int],
+             s: int) -> tuple[int, int, int, int] | None:
+    """The whole blocks of ``grid`` (g0, g1, gx0, gx1: the frame's ``s`` x ``s`` blocks, past its bottom and right
+    edges where it reaches them) that hold the tiles a layer touches (``touched``; None: all of them), with
+    the frame's last rows or columns that an edge block mirrors; None when it touches none."""
+    g0, g1, gx0, gx1 = grid
+    if touched is None:
+        return grid
+    spans = []
+    for (a, b), end, axis in (((g0, g1), size[0], 1), ((gx0, gx1), size[1], 0)):
+        sub = touched[g0 // TILE:-(-min(g1, size[0]) // TILE), gx0 // TILE:-(-min(gx1, size[1]) // TILE)]
+        hit = np.flatnonzero(sub.any(axis=axis))
+        if hit.size == 0:
+            return None
+        first = (a // TILE + int(hit[0])) * TILE
+        last = min(end, b, (a // TILE + int(hit[-1]) + 1) * TILE)
+        lo, hi = a + (max(first, a) - a) // s * s, a + -(-(last - a) // s) * s
+        if b > end and hi > b - 2 * s:  # (rows the edge block mirrors: that block, and what it mirrors)
+            hi, lo = b, min(lo, max(a, b - 2 * s))
+        spans.append((lo, hi))
+    return spans[0][0], spans[0][1], spans[1][0], spans[1][1]
 
 
 def _mirror(image: np.ndarray, bottom: int, right: int) -> np.ndarray:
