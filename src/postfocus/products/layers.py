@@ -13,7 +13,9 @@ only in the runs of columns that its tiles, grown by the reach of its blur,
 cover, over the strip's rows and that reach above and below. The layer is zero
 outside, so the result is the same as blurring and compositing whole frames.
 Discs of radius 8 px and more are blurred at reduced resolution (Kraus &
-Strengert 2007).
+Strengert 2007) on the frame's own grid of ``s`` x ``s`` blocks, averaged only
+where the layer is and brought back up only in the strip's rows: the tiles give
+the whole frame's render to float rounding at any disc size.
 
 References
 ----------
