@@ -13,7 +13,9 @@ only in the runs of columns that its tiles, grown by the reach of its blur,
 cover, over the strip's rows and that reach above and below. The layer is zero
 outside, so the result is the same as blurring and compositing whole frames.
 Discs of radius 8 px and more are blurred at reduced resolution (Kraus &
-Strengert 2007).
+Strengert 2007) on the frame's own grid of ``s`` x ``s`` blocks, averaged only
+where the layer is and brought back up only in the strip's rows: the tiles give
+the whole frame's render to float rounding at any disc size.
 
 References
 ----------
@@ -183,6 +185,7 @@ class _Layer:
     radius: float
     pad: int
     reach: np.ndarray  # uint8 (tiles): the tiles the layer touches, grown by ``pad``
+    touched: np.ndarray | None = None  # bool (tiles): the tiles it touches (None: every tile)
 
 
 def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
@@ -197,7 +200,8 @@ def _plan(u: np.ndarray, radii: list[float]) -> list[_Layer]:
         pad = int(math.ceil(radius)) + 2 * scale + 2
         touched = ((lo < k + 1) & (hi > k - 1)).astype(np.uint8)
         grow = min(-(-pad // TILE), max(touched.shape))  # (past the grid: every tile, as a disc of 1e9 px)
-        layers.append(_Layer(k, radius, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8))))
+        layers.append(_Layer(k, radius, pad, cv2.dilate(touched, np.ones((2 * grow + 1,) * 2, np.uint8)),
+                             touched.astype(bool)))
     return layers
 
 
@@ -230,18 +234,97 @@ def _runs(columns: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _blurred_layer(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[int, int, int, int],
-                   kernels: _KernelCache) -> np.ndarray:
-    """Premultiplied RGBA of a layer inside ``box`` (y0, y1, x0, x1), blurred with its disc.
+                   kernels: _KernelCache, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Premultiplied RGBA of a layer inside ``box`` (y0, y1, x0, x1), blurred with its disc; only the frame's
+    ``rows`` (r0, r1) of it when given (within the box).
 
-    ``rgb1`` is the linear image with a fourth channel of ones, so one product gives colour and alpha.
+    ``rgb1`` is the linear image with a fourth channel of ones, so one product gives colour and alpha. A disc
+    blurred at reduced resolution (:func:`_blur_scale` ``s`` > 1) is blurred on the frame's grid of ``s`` x ``s``
+    blocks (:func:`_grid_blur`), so every box of the layer reads the same blocks as the whole frame would; a disc
+    whose blocks would be wider than a quarter of the frame's short side (far past the picture) on the box's own.
     """
     y0, y1, x0, x1 = box
-    own = np.subtract(u[y0:y1, x0:x1], np.float32(layer.k))
+    r0, r1 = (y0, y1) if rows is None else rows
+    scale = _blur_scale(min(layer.radius, WIDEST)) if layer.radius >= 0.5 else 1
+    if 1 < scale <= min(u.shape) // 4:  # (blocks wider than a quarter of the frame: a disc past the picture)
+        return _grid_blur(rgb1, u, layer, (y0, y1, x0, x1), (r0, r1), scale, kernels)
+    rgba = _weighted(rgb1, u, layer.k, (y0, y1, x0, x1))
+    return disc_blur(rgba, layer.radius, kernels)[r0 - y0:r1 - y0]
+
+
+def _weighted(rgb1: np.ndarray, u: np.ndarray, k: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The layer ``k``'s share of each pixel of ``box`` (y0, y1, x0, x1) times ``rgb1``: premultiplied RGBA."""
+    y0, y1, x0, x1 = box
+    own = np.subtract(u[y0:y1, x0:x1], np.float32(k))
     np.abs(own, out=own)
     np.subtract(np.float32(1.0), own, out=own)
     np.maximum(own, np.float32(0.0), out=own)
-    rgba = cv2.multiply(rgb1[y0:y1, x0:x1], cv2.merge([own, own, own, own]))
-    return disc_blur(rgba, layer.radius, kernels)
+    return cv2.multiply(rgb1[y0:y1, x0:x1], cv2.merge([own, own, own, own]))
+
+
+def _grid_blur(rgb1: np.ndarray, u: np.ndarray, layer: _Layer, box: tuple[int, int, int, int],
+               rows: tuple[int, int], s: int, kernels: _KernelCache) -> np.ndarray:
+    """A layer's disc blur at 1/``s`` resolution over ``box`` (y0, y1, x0, x1), the frame's ``rows`` (r0, r1) of it.
+
+    The box is widened to the frame's grid of ``s`` x ``s`` blocks (the frame's bottom and right edges mirrored
+    to a whole block, as the filter's border mirrors them), each block averaged (an exact ``s``-fold area
+    reduction), the disc applied there, and only the rows asked for brought back up (bilinear, ``s``-fold, from
+    the blocks around them): what a whole frame blurred the same way gives there, at a share of the work
+    (a strip's rows are a third or less of its box for the widest discs). Kraus & Strengert 2007.
+    """
+    h, w = u.shape
+    y0, y1, x0, x1 = box
+    r0, r1 = rows
+    g0, g1, gx0, gx1 = (y0 // s) * s, -(-y1 // s) * s, (x0 // s) * s, -(-x1 // s) * s
+    sh, sw = (g1 - g0) // s, (gx1 - gx0) // s
+    small = np.zeros((sh, sw, 4), np.float32)  # (a block the layer does not touch: its mean is 0)
+    part = _content(layer.touched, (g0, g1, gx0, gx1), (h, w), s)
+    if part is not None:  # the blocks of the tiles the layer touches, averaged: the same means, a share of the work
+        c0, c1, d0, d1 = part
+        rgba = _weighted(rgb1, u, layer.k, (c0, min(c1, h), d0, min(d1, w)))
+        if c1 > h or d1 > w:  # (the frame's edge: mirrored to a whole block)
+            rgba = _mirror(rgba, c1 - min(c1, h), d1 - min(d1, w))
+        small[(c0 - g0) // s:(c1 - g0) // s, (d0 - gx0) // s:(d1 - gx0) // s] = cv2.resize(
+            rgba, ((d1 - d0) // s, (c1 - c0) // s), interpolation=cv2.INTER_AREA).reshape((c1 - c0) // s, -1, 4)
+    # Box down-sampling and bilinear up-sampling add blur; shrink the disc so the total stays right.
+    radius = min(layer.radius, WIDEST)
+    small = _filter(small, kernels.get(math.sqrt(max(radius * radius - s * s * 0.5, 0.25)) / s))
+    a0 = max(0, (r0 - g0) // s - 1)  # (the blocks whose centres surround the rows asked for)
+    a1 = min(sh, (r1 - 1 - g0) // s + 2)
+    up = cv2.resize(small[a0:a1], (sw * s, (a1 - a0) * s), interpolation=cv2.INTER_LINEAR).reshape(-1, sw * s, 4)
+    top = r0 - g0 - a0 * s
+    return up[top:top + r1 - r0, x0 - gx0:x1 - gx0]
+
+
+def _content(touched: np.ndarray | None, grid: tuple[int, int, int, int], size: tuple[int, int],
+             s: int) -> tuple[int, int, int, int] | None:
+    """The whole blocks of ``grid`` (g0, g1, gx0, gx1: the frame's ``s`` x ``s`` blocks, past its bottom and right
+    edges where it reaches them) that hold the tiles a layer touches (``touched``; None: all of them), with
+    the frame's last rows or columns that an edge block mirrors; None when it touches none."""
+    g0, g1, gx0, gx1 = grid
+    if touched is None:
+        return grid
+    spans = []
+    for (a, b), end, axis in (((g0, g1), size[0], 1), ((gx0, gx1), size[1], 0)):
+        sub = touched[g0 // TILE:-(-min(g1, size[0]) // TILE), gx0 // TILE:-(-min(gx1, size[1]) // TILE)]
+        hit = np.flatnonzero(sub.any(axis=axis))
+        if hit.size == 0:
+            return None
+        first = (a // TILE + int(hit[0])) * TILE
+        last = min(end, b, (a // TILE + int(hit[-1]) + 1) * TILE)
+        lo, hi = a + (max(first, a) - a) // s * s, a + -(-(last - a) // s) * s
+        if b > end and hi > b - 2 * s:  # (rows the edge block mirrors: that block, and what it mirrors)
+            hi, lo = b, min(lo, max(a, b - 2 * s))
+        spans.append((lo, hi))
+    return spans[0][0], spans[0][1], spans[1][0], spans[1][1]
+
+
+def _mirror(image: np.ndarray, bottom: int, right: int) -> np.ndarray:
+    """``image`` grown by ``bottom`` rows and ``right`` columns mirrored about its last (as BORDER_REFLECT_101;
+    an image of one row or column repeats it)."""
+    mode = cv2.BORDER_REFLECT_101 if min(image.shape[:2]) > max(bottom, right) else cv2.BORDER_REPLICATE
+    return cv2.copyMakeBorder(image, 0, bottom, 0, right, mode).reshape(image.shape[0] + bottom,
+                                                                          image.shape[1] + right, 4)
 
 
 def _composite_strip(rgb1: np.ndarray, u: np.ndarray, layers: list[_Layer], rows: tuple[int, int],
@@ -261,7 +344,7 @@ def _composite_strip(rgb1: np.ndarray, u: np.ndarray, layers: list[_Layer], rows
         for c0, c1 in _runs(columns):
             x0, x1 = c0 * TILE, min(w, c1 * TILE)
             b0, b1 = max(0, y0 - layer.pad), min(h, y1 + layer.pad)
-            blurred = _blurred_layer(rgb1, u, layer, (b0, b1, x0, x1), kernels)[y0 - b0:y1 - b0]
+            blurred = _blurred_layer(rgb1, u, layer, (b0, b1, x0, x1), kernels, (y0, y1))
             window = acc[:, x0:x1]  # "over": window * (1 - alpha) + blurred, in place
             clear = np.subtract(np.float32(1.0), blurred[..., 3])
             cv2.multiply(window, cv2.merge([clear, clear, clear, clear]), dst=window)
