@@ -3,7 +3,7 @@
 Renders and processes one of :mod:`bench_depth`'s stacks (the dense ``long`` motorcycle by default), then compares
 with the generator's truth both the first per-pixel reading (:func:`postfocus.focus.core_fit.first_fit` on the guided
 aggregation, before any cleaning, as :func:`postfocus.products.depth.refine_depth` makes it) and the final
-``depth_map``. Three tables:
+``depth_map``. Five tables:
 
 1. misses by distance from a true depth step of more than a frame between neighbours (``depth_edges(truth, 1.0)``)
    and by the aggregated peak's level over the noise floor, as shares of the whole picture;
@@ -16,7 +16,13 @@ aggregation, before any cleaning, as :func:`postfocus.products.depth.refine_dept
 4. of the misses, the share whose own focus curve (the stored measure, and the aggregated one) has a local maximum
    within a frame of the truth: where it has none, no reading of that curve can be right; and the share within a
    frame if every miss that has one took it (a bound on any choice among a curve's peaks, and a loose one: a noisy
-   curve has many).
+   curve has many);
+5. the bound of a finer measure near steps (:func:`fine_measure`, the squared 3x3 Laplacian of each aligned frame
+   boxed over 3x3: 2 px of reach, the stored measure's 4): in the band within ``--reach`` px of a step of the final
+   map, the share whose own peak (:func:`own_peak`, each curve lightly smoothed along the sweep) lies within a frame
+   of the truth, for the stored measure and the finer one, beside the final map's share, and the share of the whole
+   picture within a frame had every band pixel the finer peak put right taken it (an oracle's bound on any rule
+   that lets band pixels take the finer peak).
 
 It also prints the fit's median signed error on the clear pixels far from steps (its bias) and the generator's
 flat top: a disc under half a pixel leaves a pixel unchanged (:func:`postfocus.synth.optics.disc_kernel`), so every
@@ -45,6 +51,7 @@ from postfocus.focus.core_fit import first_fit  # noqa: E402
 from postfocus.focus.map import aggregate, curve_width  # noqa: E402
 from postfocus.numeric import argmax0, pick0  # noqa: E402
 from postfocus.products.depth import LEVEL_RATIO, SHAPE_AGREE, SHAPE_WIDTH, depth_map  # noqa: E402
+from postfocus.products.depth_frames import grid_frames  # noqa: E402
 
 BANDS = ((0.0, 1.5), (1.5, 4.0), (4.0, np.inf))  # px from a true step of more than a frame
 LEVELS = ((30.0, np.inf), (3.0, 30.0), (0.0, 3.0))  # aggregated peak / noise floor
@@ -123,6 +130,26 @@ def truth_peak(curves: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (top & near).any(axis=0)
 
 
+def fine_measure(frames: np.ndarray, window: int = 3) -> np.ndarray:
+    """(N, h, w) squared 3x3 Laplacian of each grey frame of ``frames`` (no presmoothing), boxed over
+    ``window`` x ``window``: a Laplacian energy of 1 + ``window // 2`` px reach (Nayar & Nakagawa 1994's family)."""
+    out = np.empty(frames.shape, np.float32)
+    for k, frame in enumerate(np.asarray(frames, np.float32)):
+        lap = cv2.Laplacian(frame, cv2.CV_32F, ksize=3)
+        out[k] = cv2.boxFilter(lap * lap, -1, (window, window))
+    return out
+
+
+def own_peak(curves: np.ndarray, smooth: float = 1.0) -> np.ndarray:
+    """Each pixel's frame of largest measure after a Gaussian of ``smooth`` frames along the sweep (0: none)."""
+    n = curves.shape[0]
+    flat = np.asarray(curves, np.float32).reshape(n, -1)
+    if smooth > 0:
+        half = int(np.ceil(3 * smooth))
+        flat = cv2.GaussianBlur(flat, (1, 2 * half + 1), sigmaX=0, sigmaY=smooth, borderType=cv2.BORDER_REPLICATE)
+    return flat.argmax(axis=0).reshape(curves.shape[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="long", choices=sorted(PROFILES))
@@ -146,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         image = ps.all_in_focus()
         volume = np.asarray(ps.volume, np.float32)
         final = depth_map(ps).depth
+        read = grid_frames(ps, volume.shape[1:])
+        fine = None if read is None else fine_measure(np.stack([read(k) for k in range(frames)]))
     first, level, agg = first_reading(volume, image)
     if first.shape != truth.shape:
         print(f"volume {first.shape} is not the output size {truth.shape}", file=sys.stderr)
@@ -187,6 +216,20 @@ def main(argv: list[str] | None = None) -> int:
         bands = (miss & (dist >= lo) & (dist < hi) for lo, hi in BANDS)
         shares = [100 * (has & m).sum() / max(1, m.sum()) for m in bands]
         print(f"| {name} | {' / '.join(f'{s:.1f} %' for s in shares)} | {100 * (1 - (miss & ~has).mean()):.2f} % |")
+    if fine is not None:
+        jump = max(1.0, 0.1 * (frames - 1))
+        wide = np.ones((2 * args.reach + 1,) * 2, np.uint8)
+        band = cv2.dilate(final, wide) - cv2.erode(final, wide) > jump
+        right = np.abs(final - truth) <= 1
+        print(f"\n| pixels | share of picture | final: within a frame | stored measure's own peak | "
+              f"finer measure's own peak | whole picture within a frame had the band taken every right finer peak |")
+        print("|---|---|---|---|---|---|")
+        fine_right = np.abs(own_peak(fine) - truth) <= 1
+        stored_right = np.abs(own_peak(volume) - truth) <= 1
+        for name, where in ((f"within {args.reach} px of a step of the final map", band), ("the rest", ~band)):
+            bound = f"{100 * (right | (band & fine_right)).mean():.2f} %" if where is band else "-"
+            print(f"| {name} | {100 * where.mean():.1f} % | {100 * right[where].mean():.1f} % | "
+                  f"{100 * stored_right[where].mean():.1f} % | {100 * fine_right[where].mean():.1f} % | {bound} |")
     clear = (dist >= 4) & (level >= LEVEL_RATIO[1])
     print(f"\nfirst reading's median signed error (frames, + far) on textured pixels over 4 px from a step: "
           f"{float(np.median((first - truth)[clear])):+.3f} ({100 * clear.mean():.1f} % of the picture)")

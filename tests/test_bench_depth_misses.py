@@ -1,5 +1,6 @@
 """The depth-miss bench's classes and curve test (bench/bench_depth_misses.py): pure helpers on made arrays."""
 
+import cv2
 import numpy as np
 import pytest
 from conftest import bench_module
@@ -58,3 +59,33 @@ def test_the_misses_are_split_by_the_side_of_a_true_step_and_the_way_they_err(be
     beside, bound = bench.side_bound(truth, depth, 4, 2.9)
     assert beside.sum() == 4 * 20 + 1 and not beside[5, 35]  # the lone far miss is beside no step of the map
     assert bound.sum() == 4 * 20 and beside[2, 24] and not bound[2, 24]  # the near column: the map's 3 beside it
+
+
+def test_the_finer_measure_reads_a_far_pixel_three_px_beside_a_near_outline_that_the_stored_one_reads_near(bench):
+    from postfocus.focus.measure import laplacian_energy
+
+    yy, xx = np.mgrid[:40, :48]
+    near = 0.5 + 0.4 * (((yy // 2) + (xx // 2)) % 2)  # a strong checker on the left, sharp in frame 2
+    far = 0.5 + 0.03 * (((yy // 2) + (xx // 2)) % 2)  # a faint one on the right, sharp in frame 8
+    frames = []
+    for k in range(12):
+        left = cv2.GaussianBlur(near, (0, 0), 0.1 + 0.8 * abs(k - 2))
+        right = cv2.GaussianBlur(far, (0, 0), 0.1 + 0.8 * abs(k - 8))
+        frames.append(np.where(xx < 20, left, right).astype(np.float32))
+    frames = np.stack(frames)
+    stored = np.stack([laplacian_energy(f) for f in frames])  # the stored measure: 5 px window, presmoothed
+    fine = bench.fine_measure(frames)
+    rows = slice(6, 34)
+    assert (bench.own_peak(stored)[rows, 21] == 2).all()  # the near outline's spill, 2 px away, wins the 5 px window
+    assert (bench.own_peak(stored)[rows, 22] == 2).mean() == 0.5  # and half the rows 3 px away
+    assert (bench.own_peak(fine)[rows, 22:] == 8).all()  # 2 px of reach: only the far texture from 3 px on
+    assert (bench.own_peak(fine)[rows, 35] == 8).all() and (bench.own_peak(stored)[rows, 35] == 8).all()
+    assert (bench.own_peak(fine)[rows, 10] == 2).all()
+
+
+def test_the_own_peak_is_the_maximum_of_the_curve_smoothed_along_the_sweep(bench):
+    x = np.arange(20, dtype=np.float32)[:, None, None]
+    curve = np.exp(-0.5 * ((x - 12.0) / 2.0) ** 2)
+    curve[4] = 1.2  # one frame's spike: the raw maximum, not the smoothed one
+    assert bench.own_peak(curve, smooth=0).item() == 4
+    assert bench.own_peak(curve).item() == 12
