@@ -20,9 +20,11 @@ Rows (``--rows`` picks some; all by default):
     30 frames of 3840x2160 (``keyboard`` scaled up, back and forth) as an H.264
     MP4 for postfocus and as JPEG frames for focus-stack (which reads no video)
 ``big``
-    ``--big-frames`` (100) JPEG frames of 6000x4000 (24 MP), same source; several counts (``--big-frames 30 50
-    100``) give one row each, the first frames of the same sweep, and a line on how postfocus's peak memory and
-    CPU time grow with the count. focus-stack runs only on counts up to ``--peer-max-frames`` (50): it keeps
+    ``--big-frames`` (100) JPEG frames of 6000x4000 (24 MP), same source, going through focus once (the
+    41 source frames 2-3 times each in a row at 100; back and forth through them, as before the eighteenth
+    session, the depth map picks copies 40-80 frames apart and the picture is worse); several counts
+    (``--big-frames 30 50 100``) give one row each and a line on how postfocus's peak memory and CPU time grow
+    with the count. focus-stack runs only on counts up to ``--peer-max-frames`` (50): it keeps
     every frame, 11 GB at 100 frames in the eighth session, too much for a machine shared with other work
 ``depth``
     ``postfocus depth`` vs ``focus-stack --depthmap`` on ``pcb_depthmap``
@@ -140,16 +142,26 @@ def sweep_order(n_source: int, count: int) -> list[int]:
     return order
 
 
-def scaled_keyboard(work: Path, count: int, size: tuple[int, int], quality: int = 95) -> list[Path]:
-    """``count`` JPEG frames of the keyboard stack resized to ``size`` (w, h), back and forth through it."""
+def through_focus_order(n_source: int, count: int) -> list[int]:
+    """Frame indices that go through a source sweep of ``n_source`` frames once: its first ``count`` frames, or,
+    for more frames than the source has, each source frame ``count / n_source`` times in a row (rounded down)."""
+    if count <= n_source:
+        return list(range(count))
+    return [k * n_source // count for k in range(count)]
+
+
+def scaled_keyboard(work: Path, count: int, size: tuple[int, int], quality: int = 95, *, once: bool = False
+                    ) -> list[Path]:
+    """``count`` JPEG frames of the keyboard stack resized to ``size`` (w, h), back and forth through it
+    (``once``: through focus once, :func:`through_focus_order`)."""
     src = frames_of(DATA / "keyboard")
-    out = work / f"keyboard_{count}_{size[0]}"
+    out = work / f"keyboard_{count}_{size[0]}{'_once' if once else ''}"
     if out.exists():
         return frames_of(out)
     out.mkdir()
     up = size[0] > 1920
     paths, cache = [], {}
-    for k, i in enumerate(sweep_order(len(src), count)):
+    for k, i in enumerate((through_focus_order if once else sweep_order)(len(src), count)):
         if i not in cache:
             cache = {i: cv2.resize(cv2.imread(str(src[i])), size, interpolation=cv2.INTER_CUBIC if up else cv2.INTER_AREA)}
         p = out / f"frame_{k:03d}.jpg"
@@ -311,12 +323,11 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(base / "postfocus")], check=True,
                            stdout=subprocess.DEVNULL)
         big_counts = sorted(set(args.big_frames))
-        big_frames = scaled_keyboard(work, big_counts[-1], (6000, 4000)) if "big" in args.rows else []
         for name, count in [(name, count) for name in args.rows for count in (big_counts if name == "big" else [0])]:
             out_fs, out_pf = str(work / "fs.jpg"), str(work / "pf.jpg")
             if name in REAL or name in ("sub1mp", "big"):
                 frames = (frames_of(DATA / name) if name in REAL else scaled_keyboard(work, 40, (800, 450))
-                          if name == "sub1mp" else big_frames[:count])
+                          if name == "sub1mp" else scaled_keyboard(work, count, (6000, 4000), once=True))
                 inputs = [str(p) for p in frames]
             elif name in ("mp4_4k", "flat", "latency"):
                 mp4, frames = sweep_mp4(work, 30)
@@ -377,9 +388,9 @@ def main() -> None:
                 table.append((label, len(frames), size, med))
                 print("  " + "; ".join(f"{tool}: {m.cell()}" for tool, m in med.items()), file=sys.stderr)
             print(f"{name}{f' ({count} frames)' if count else ''}: done", file=sys.stderr)
-        if big_frames:
-            shutil.rmtree(big_frames[0].parent, ignore_errors=True)
-            extra.extend(growth([(n, med) for label, n, _, med in table if label.startswith("big")]))
+            if name == "big":
+                shutil.rmtree(frames[0].parent, ignore_errors=True)
+        extra.extend(growth([(n, med) for label, n, _, med in table if label.startswith("big")]))
     load_end = os.getloadavg()
     report(table, extra, args, load_start, load_end)
 

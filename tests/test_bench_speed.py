@@ -59,3 +59,12 @@ def test_the_24_mp_rows_growth_line_compares_the_most_frames_peak_with_the_fewes
     assert "CPU a frame 30: 1.50 s, 100: 1.50 s" in default and "1.10x (target 1.1x) | met |" in default
     assert "1.25x (target 1.1x) | NOT met |" in streaming  # 1500 / 1200
     assert bench.growth(rows[:1]) == []  # one count: nothing to compare
+
+
+def test_the_24_mp_rows_frames_go_through_focus_once(bench):
+    for count in (20, 41, 50, 100):
+        order = bench.through_focus_order(41, count)
+        assert len(order) == count and order == sorted(order)  # never back through focus
+        assert set(order) == set(range(min(count, 41)))  # every source frame, none skipped
+    runs = [bench.through_focus_order(41, 100).count(i) for i in range(41)]
+    assert min(runs) == 2 and max(runs) == 3
