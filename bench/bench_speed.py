@@ -20,7 +20,12 @@ Rows (``--rows`` picks some; all by default):
     30 frames of 3840x2160 (``keyboard`` scaled up, back and forth) as an H.264
     MP4 for postfocus and as JPEG frames for focus-stack (which reads no video)
 ``big``
-    ``--big-frames`` (100) JPEG frames of 6000x4000 (24 MP), same source
+    ``--big-frames`` (100) JPEG frames of 6000x4000 (24 MP), same source, going through focus once (the
+    41 source frames 2-3 times each in a row at 100; back and forth through them, as before the eighteenth
+    session, the depth map picks copies 40-80 frames apart and the picture is worse); several counts
+    (``--big-frames 30 50 100``) give one row each and a line on how postfocus's peak memory and CPU time grow
+    with the count. focus-stack runs only on counts up to ``--peer-max-frames`` (50): it keeps
+    every frame, 11 GB at 100 frames in the eighth session, too much for a machine shared with other work
 ``depth``
     ``postfocus depth`` vs ``focus-stack --depthmap`` on ``pcb_depthmap``
 ``flat``
@@ -48,6 +53,7 @@ Usage::
     python bench/bench_speed.py                               # every row (long: ~1 h with --big-frames 100)
     python bench/bench_speed.py --rows beetle ring sub1mp     # some rows
     python bench/bench_speed.py --rows big --big-frames 30 --repeat 1
+    python bench/bench_speed.py --rows big --big-frames 30 50 100 --repeat 1   # focus-stack on 30 and 50 only
     python bench/bench_speed.py --src /tmp/base/src           # another version of postfocus (git archive)
     python bench/bench_speed.py --rows beetle sub1mp --base /tmp/base/src   # and an older one, interleaved
 
@@ -136,16 +142,26 @@ def sweep_order(n_source: int, count: int) -> list[int]:
     return order
 
 
-def scaled_keyboard(work: Path, count: int, size: tuple[int, int], quality: int = 95) -> list[Path]:
-    """``count`` JPEG frames of the keyboard stack resized to ``size`` (w, h), back and forth through it."""
+def through_focus_order(n_source: int, count: int) -> list[int]:
+    """Frame indices that go through a source sweep of ``n_source`` frames once: its first ``count`` frames, or,
+    for more frames than the source has, each source frame ``count / n_source`` times in a row (rounded down)."""
+    if count <= n_source:
+        return list(range(count))
+    return [k * n_source // count for k in range(count)]
+
+
+def scaled_keyboard(work: Path, count: int, size: tuple[int, int], quality: int = 95, *, once: bool = False
+                    ) -> list[Path]:
+    """``count`` JPEG frames of the keyboard stack resized to ``size`` (w, h), back and forth through it
+    (``once``: through focus once, :func:`through_focus_order`)."""
     src = frames_of(DATA / "keyboard")
-    out = work / f"keyboard_{count}_{size[0]}"
+    out = work / f"keyboard_{count}_{size[0]}{'_once' if once else ''}"
     if out.exists():
         return frames_of(out)
     out.mkdir()
     up = size[0] > 1920
     paths, cache = [], {}
-    for k, i in enumerate(sweep_order(len(src), count)):
+    for k, i in enumerate((through_focus_order if once else sweep_order)(len(src), count)):
         if i not in cache:
             cache = {i: cv2.resize(cv2.imread(str(src[i])), size, interpolation=cv2.INTER_CUBIC if up else cv2.INTER_AREA)}
         p = out / f"frame_{k:03d}.jpg"
@@ -201,13 +217,14 @@ def paired_ratio(mine: Measured, theirs: Measured, k: int) -> float:
     return statistics.median(a[k] / b[k] for a, b in zip(mine.runs, theirs.runs))
 
 
-def compare(name: str, fs_cmd: list[str], pf_cmds: dict[str, list[str]], repeat: int, env: dict[str, str],
+def compare(name: str, fs_cmd: list[str] | None, pf_cmds: dict[str, list[str]], repeat: int, env: dict[str, str],
             work: Path) -> dict[str, Measured]:
     """The tools in the order of ``turn_order``, ``repeat`` times; postfocus's default runs get a fresh
-    ``--cache`` each. The load average is printed at the start and the end of the row."""
+    ``--cache`` each (focus-stack not at all without ``fs_cmd``). The load average is printed at the start and
+    the end of the row."""
     # focus-stack, the row's postfocus command, the base's (next to it, for the paired this/base ratio), the rest
     first = [tool for tool in ("postfocus depth", "postfocus", "base") if tool in pf_cmds]
-    cmds = {"focus-stack": fs_cmd, **{tool: pf_cmds[tool] for tool in first}, **pf_cmds}
+    cmds = {**({"focus-stack": fs_cmd} if fs_cmd else {}), **{tool: pf_cmds[tool] for tool in first}, **pf_cmds}
     out = {tool: Measured() for tool in cmds}
     load = os.getloadavg()[0]
     for order in turn_order(list(cmds), repeat):
@@ -222,6 +239,26 @@ def compare(name: str, fs_cmd: list[str], pf_cmds: dict[str, list[str]], repeat:
     print(f"  {name}: load {load:.2f} at the start, {out_load:.2f} at the end", file=sys.stderr)
     ROW_LOADS[name] = (load, out_load)
     return out
+
+
+def growth(rows: list[tuple[int, dict[str, Measured]]]) -> list[str]:
+    """Lines of the extra table on how postfocus's peak memory and CPU time grow with the 24 MP row's frame
+    count (``rows``: frames and the row's medians; nothing for fewer than two counts). Flat memory is issue
+    16's third target (:data:`FLAT_TARGET`, the peak of the most frames over the fewest's)."""
+    rows = sorted(rows, key=lambda row: row[0])
+    if len(rows) < 2:
+        return []
+    (n0, first), (n1, last) = rows[0], rows[-1]
+    lines = []
+    for tool in ("postfocus", "postfocus --no-cache"):
+        if tool not in first or tool not in last:
+            continue
+        peaks = ", ".join(f"{n}: {med[tool].median(2):.0f} MB" for n, med in rows if tool in med)
+        per_frame = ", ".join(f"{n}: {med[tool].median(1) / n:.2f} s" for n, med in rows if tool in med)
+        ratio = last[tool].median(2) / first[tool].median(2)
+        lines.append(f"| 24 MP, {tool}: peak {n1} / {n0} frames | {peaks} | CPU a frame {per_frame} | "
+                     f"{ratio:.2f}x (target {FLAT_TARGET}x) | {'met' if ratio <= FLAT_TARGET else 'NOT met'} |")
+    return lines
 
 
 def pf(*args: str, src: Path | None = None) -> list[str]:
@@ -265,7 +302,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=ROWS)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each tool per row (medians are shown)")
-    ap.add_argument("--big-frames", type=int, default=100, help="frames of the 24 MP row")
+    ap.add_argument("--big-frames", type=int, nargs="+", default=[100],
+                    help="frames of the 24 MP row (several: one row each, and how the peak grows)")
+    ap.add_argument("--peer-max-frames", type=int, default=50,
+                    help="focus-stack runs on the 24 MP row only up to this many frames (its memory grows with them)")
     ap.add_argument("--no-streaming", action="store_true", help="leave out the postfocus --no-cache runs")
     ap.add_argument("--src", type=Path, default=ROOT / "src", help="the postfocus source tree to run")
     ap.add_argument("--base", type=Path, default=None,
@@ -282,11 +322,12 @@ def main() -> None:
         if base is not None:
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(base / "postfocus")], check=True,
                            stdout=subprocess.DEVNULL)
-        for name in args.rows:
+        big_counts = sorted(set(args.big_frames))
+        for name, count in [(name, count) for name in args.rows for count in (big_counts if name == "big" else [0])]:
             out_fs, out_pf = str(work / "fs.jpg"), str(work / "pf.jpg")
             if name in REAL or name in ("sub1mp", "big"):
                 frames = (frames_of(DATA / name) if name in REAL else scaled_keyboard(work, 40, (800, 450))
-                          if name == "sub1mp" else scaled_keyboard(work, args.big_frames, (6000, 4000)))
+                          if name == "sub1mp" else scaled_keyboard(work, count, (6000, 4000), once=True))
                 inputs = [str(p) for p in frames]
             elif name in ("mp4_4k", "flat", "latency"):
                 mp4, frames = sweep_mp4(work, 30)
@@ -331,6 +372,8 @@ def main() -> None:
                     if base is not None:
                         pf_cmds["base"] = pf("depth", *inputs, "-o", str(work / "pf-depth.png"), "--cache", "{cache}",
                                              src=base)
+                elif name == "big" and count > args.peer_max_frames:
+                    fs_cmd = None  # (focus-stack left out: see --peer-max-frames)
                 else:
                     fs_cmd = [binary, "--no-opencl", f"--output={out_fs}", *map(str, frames)]
                     pf_cmds = {"postfocus": pf("stack", *inputs, "-o", out_pf, "--cache", "{cache}")}
@@ -340,12 +383,14 @@ def main() -> None:
                         pf_cmds["base"] = pf("stack", *inputs, "-o", out_pf, "--cache", "{cache}", src=base)
                         if not args.no_streaming:
                             pf_cmds["base --no-cache"] = pf("stack", *inputs, "-o", out_pf, "--no-cache", src=base)
-                med = compare(name, fs_cmd, pf_cmds, args.repeat, env, work)
-                table.append((name, len(frames), size, med))
+                label = f"big {count}" if name == "big" and len(big_counts) > 1 else name
+                med = compare(label, fs_cmd, pf_cmds, args.repeat, env, work)
+                table.append((label, len(frames), size, med))
                 print("  " + "; ".join(f"{tool}: {m.cell()}" for tool, m in med.items()), file=sys.stderr)
-            print(f"{name}: done", file=sys.stderr)
+            print(f"{name}{f' ({count} frames)' if count else ''}: done", file=sys.stderr)
             if name == "big":
                 shutil.rmtree(frames[0].parent, ignore_errors=True)
+        extra.extend(growth([(n, med) for label, n, _, med in table if label.startswith("big")]))
     load_end = os.getloadavg()
     report(table, extra, args, load_start, load_end)
 
@@ -370,9 +415,14 @@ def report(table: list, extra: list[str], args: argparse.Namespace, load_start: 
               "wall ratio |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, n, size, med in table:
-        fs = med["focus-stack"]
+        fs = med.get("focus-stack")
         tool = "postfocus depth" if name == "depth" else "postfocus"
         mine = med[tool]
+        if fs is None:  # (the 24 MP row above --peer-max-frames)
+            streaming = med.get("postfocus --no-cache")
+            print(f"| {name} | {n} | {size} | not run (--peer-max-frames {args.peer_max_frames}) | {mine.cell()} | "
+                  f"| | | | | {streaming.cell() if streaming else ''} | |")
+            continue
         wall, memory = mine.median(0) / fs.median(0), mine.median(2) / fs.median(2)
         target = WALL_TARGET.get(name, 0.5)
         verdict = (f"time {'met' if wall <= target else 'NOT met'}, "

@@ -43,3 +43,28 @@ def test_the_paired_ratio_is_the_median_of_each_repetitions_own_ratio(bench):
     assert bench.paired_ratio(mine, theirs, 1) == pytest.approx(0.6)
     # the ratio of the medians differs: 4.2 / 8.0 wall
     assert mine.median(0) / theirs.median(0) == pytest.approx(0.525)
+
+
+def test_the_24_mp_rows_growth_line_compares_the_most_frames_peak_with_the_fewests(bench):
+    def measured(wall, cpu, peak):
+        m = bench.Measured()
+        m.runs = [(wall, cpu, peak)]
+        return m
+
+    rows = [(100, {"postfocus": measured(90.0, 150.0, 1650.0), "postfocus --no-cache": measured(80.0, 130.0, 1500.0)}),
+            (30, {"focus-stack": measured(100.0, 110.0, 7800.0), "postfocus": measured(30.0, 45.0, 1500.0),
+                  "postfocus --no-cache": measured(25.0, 39.0, 1200.0)})]
+    default, streaming = bench.growth(rows)
+    assert default.startswith("| 24 MP, postfocus: peak 100 / 30 frames | 30: 1500 MB, 100: 1650 MB |")
+    assert "CPU a frame 30: 1.50 s, 100: 1.50 s" in default and "1.10x (target 1.1x) | met |" in default
+    assert "1.25x (target 1.1x) | NOT met |" in streaming  # 1500 / 1200
+    assert bench.growth(rows[:1]) == []  # one count: nothing to compare
+
+
+def test_the_24_mp_rows_frames_go_through_focus_once(bench):
+    for count in (20, 41, 50, 100):
+        order = bench.through_focus_order(41, count)
+        assert len(order) == count and order == sorted(order)  # never back through focus
+        assert set(order) == set(range(min(count, 41)))  # every source frame, none skipped
+    runs = [bench.through_focus_order(41, 100).count(i) for i in range(41)]
+    assert min(runs) == 2 and max(runs) == 3
