@@ -76,7 +76,8 @@ def test_the_second_file_is_prepared_beside_the_first_and_the_decoding_thread_re
 
     def noting(grey, **kwargs):
         scratch = kwargs.get("scratch")
-        lent.setdefault(threading.get_ident(), set()).add(None if scratch is None else tuple(map(id, scratch)))
+        lent.setdefault(threading.get_ident(), set()).add(  # (the arrays' memory: they may be views made anew)
+            None if scratch is None else tuple(a.__array_interface__["data"][0] for a in scratch))
         return measure(grey, **kwargs)
 
     monkeypatch.setattr(pass1, "laplacian_energy", noting)
@@ -94,3 +95,32 @@ def test_the_second_file_is_prepared_beside_the_first_and_the_decoding_thread_re
     assert np.array_equal(beside.guide, in_order.guide)
     assert all(np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)
                for a, b in zip(beside.alignment, in_order.alignment))
+
+
+def test_an_8_bit_frames_measure_is_made_in_its_float_frames_memory_and_changes_nothing(tiny_stack, monkeypatch):
+    """A decoding thread asks for one scratch array only, the float RGB frame: the smoothed image and its
+    Laplacian (two grey frames, 14 MB on ring) are made in two of its planes' worth, and the small copy is made
+    from it before they overwrite it. The maps, the guide and the alignment are those of a pass with new arrays
+    (an ``on_frame`` hook turns the scratch off), with the small copies shared (analysis size = working size)
+    and shrunk (analysis size 120 px: the measure pooled, the small copy resized from the float frame).
+    Fails on main: the thread also asks for "smoothed" and "laplacian"."""
+    asked: list[str] = []
+    get = pass1._Scratch.get
+
+    def noting(self, name, shape, dtype):
+        asked.append(name)
+        return get(self, name, shape, dtype)
+
+    monkeypatch.setattr(pass1._Scratch, "get", noting)
+    for size, shape in ((800, (200, 300)), (120, (80, 120))):  # (the tiny frames: 200 x 300)
+        asked.clear()
+        reused = pass1.analyse(open_source(tiny_stack.folder), threads=2, analysis_size=size)
+        assert asked and set(asked) == {"work"}, size
+        fresh = pass1.analyse(open_source(tiny_stack.folder), threads=2, analysis_size=size,
+                              on_frame=lambda index, frame: None)
+        assert reused.maps.volume.shape[1:] == shape
+        for name in ("focus_index", "confidence", "volume"):
+            assert np.array_equal(getattr(reused.maps, name), getattr(fresh.maps, name)), (size, name)
+        assert np.array_equal(reused.guide, fresh.guide)
+        assert all(np.array_equal(a.matrix, b.matrix) and np.array_equal(a.gain, b.gain)
+                   for a, b in zip(reused.alignment, fresh.alignment))

@@ -158,6 +158,16 @@ class _Scratch(threading.local):
         return array
 
 
+def _measure_scratch(scratch: _Scratch, work: np.ndarray | None, shape: tuple[int, int]) -> tuple:
+    """The smoothed image's and its Laplacian's arrays for a grey frame of ``shape``: two of the three planes'
+    worth of ``work`` (a float RGB frame not read again before it is written) when given, else the thread's
+    own two: a decoding thread then holds one float RGB frame between frames, not also two grey ones."""
+    if work is not None and work.shape == (*shape, 3) and work.flags.c_contiguous:
+        planes = work.reshape(3, *shape)  # (a view: the same memory, three contiguous grey-sized arrays)
+        return planes[0], planes[1]
+    return scratch.get("smoothed", shape, np.float32), scratch.get("laplacian", shape, np.float32)
+
+
 def work_scale(size: tuple[int, int], long_edge: int) -> float:
     """Scale that brings the long edge of ``size`` down to ``long_edge`` (never up).
 
@@ -275,23 +285,24 @@ def analyse(
         else:
             work = to_float(stored)
         grey = to_grey(work)
-        direct = grey.shape == (an_h, an_w)  # measured at the analysis size: straight into its slice
-        if scratch is None:
-            energy = laplacian_energy(grey, out=measures[index] if direct else None)
-        else:  # (the smoothed image's array takes the measure: it is not needed once its Laplacian is made)
-            smoothed = scratch.get("smoothed", grey.shape, np.float32)
-            energy = laplacian_energy(grey, out=measures[index] if direct else smoothed,
-                                      scratch=(smoothed, scratch.get("laplacian", grey.shape, np.float32)))
-        if not direct:
-            measures[index] = pool(energy, (an_h, an_w))
-        del energy
         if eight_bit and shared_smalls:
             small = stored  # what the 8-bit copy below would be (kept as it is, see ``shared_smalls``)
-        else:  # (in place: the values of ``np.clip(shrunk * 255 + 0.5, 0, 255)``)
+        else:  # (in place: the values of ``np.clip(shrunk * 255 + 0.5, 0, 255)``; made before the measure, which
+            # may be made in ``work``'s memory)
             small = _resize(work, s_an / s_work)
             small = small.copy() if small is work else small
             np.add(np.multiply(small, 255, out=small), 0.5, out=small)
             small = np.clip(small, 0, 255, out=small).astype(np.uint8)
+        direct = grey.shape == (an_h, an_w)  # measured at the analysis size: straight into its slice
+        if scratch is None:
+            energy = laplacian_energy(grey, out=measures[index] if direct else None)
+        else:  # (the smoothed image's array takes the measure: it is not needed once its Laplacian is made)
+            smoothed, laplacian = _measure_scratch(scratch, work if reused else None, grey.shape)
+            energy = laplacian_energy(grey, out=measures[index] if direct else smoothed,
+                                      scratch=(smoothed, laplacian))
+        if not direct:
+            measures[index] = pool(energy, (an_h, an_w))
+        del energy
         if on_frame:
             on_frame(index, work)
         exposure = None  # what the aligner compares exposures on (made from a table here, for 8-bit frames)
