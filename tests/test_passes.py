@@ -18,6 +18,7 @@ from postfocus.focus.passes import SHARE, SweepPasses, passes_said, sweep_passes
 from postfocus.io.arrays import ArraySource
 from postfocus.options import StackOptions
 from postfocus.pipeline.analyse import analyse
+from postfocus.products.order import turns_said
 from postfocus.synth import render_stack, scene
 from postfocus.synth.files import write_stack
 
@@ -67,10 +68,13 @@ def test_the_public_api_carries_the_warning(renders, tmp_path):
     assert sum("the focus turns back at frame 11" in w for w in result.warnings) == 1
     kept = process([*a.frames, *b.frames[-2::-1]], cache_dir=tmp_path, threads=1)  # (a processed stack's manifest)
     assert sum("the focus turns back at frame 11" in w for w in kept.manifest["warnings"]) == 1
+    turns = turns_said(kept)  # (what the depth products' commands say again)
+    assert turns.startswith("the focus turns back at frame 11") and turns in kept.manifest["warnings"]
+    assert turns_said(process(list(a.frames), cache_dir=tmp_path, threads=1)) is None
     assert not any("focus turns" in w for w in stack(list(a.frames), threads=1).warnings)
 
 
-def test_the_command_line_says_it_once_and_in_json(renders, tmp_path):
+def test_the_command_line_says_it_once_and_in_json_then_again_on_a_depth_map_of_the_kept_stack(renders, tmp_path):
     import json
 
     from click.testing import CliRunner
@@ -78,25 +82,25 @@ def test_the_command_line_says_it_once_and_in_json(renders, tmp_path):
     from postfocus.cli import main
 
     a, b = renders
-    back = render_stack(*scene("motorcycle", (240, 360), seed=1), 10, max_blur=6.0, seed=2, **CAMERA)
     folder = tmp_path / "sweep"
     write_stack(a, folder)
-    for k, frame in enumerate(back.frames[-2::-1]):  # the frames after the turn, named on from frame 10
+    for k, frame in enumerate(b.frames[-2::-1]):  # the frames after the turn, named on from frame 10
         cv2.imwrite(str(folder / f"z{k:02d}.jpg"), cv2.cvtColor((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8),
                                                                   cv2.COLOR_RGB2BGR))
     names = sorted(p.name for p in folder.glob("*.jpg"))
     before = cv2.getNumThreads()
     try:
-        result = CliRunner().invoke(main, ["--threads", "1", "stack", str(folder), "-o", str(tmp_path / "out.jpg"),
-                                           "--no-cache", "--json"])
+        runs = [CliRunner().invoke(main, ["--threads", "1", command, str(folder), "-o", str(tmp_path / out),
+                                          "--cache", str(tmp_path / "cache"), "--json"])
+                for command, out in (("stack", "out.jpg"), ("depth", "depth.png"))]
     finally:
         cv2.setNumThreads(before)
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    turned = [w for w in data["warnings"] if "focus turns back" in w]
-    assert len(turned) == 1 and f"at frame 11 ({names[10]}): frames 11-19 repeat" in turned[0]
-    assert "the depth products (depth map, aperture, tap, pop) assume one pass through focus" in turned[0]
-    assert result.stderr.count("focus turns back") == 1
+    for result in runs:  # the depth map reuses the processed stack: its warning is said again, once
+        assert result.exit_code == 0, result.output
+        turned = [w for w in json.loads(result.stdout)["warnings"] if "focus turns back" in w]
+        assert len(turned) == 1 and f"at frame 11 ({names[10]}): frames 11-19 repeat" in turned[0]
+        assert "the depth products (depth map, aperture, tap, pop) assume one pass through focus" in turned[0]
+        assert result.stderr.count("focus turns back") == 1
 
 
 def test_too_few_frames_or_no_clear_peak_says_nothing():

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["HIGH", "LOW", "SHARE", "SweepPasses", "passes_said", "sweep_passes"]
+__all__ = ["HIGH", "LOW", "OPENINGS", "SHARE", "SweepPasses", "passes_said", "sweep_passes"]
 
 HIGH = 0.7
 """A frame is sharp at a pixel when its focus measure is at least this share of the pixel's top."""
@@ -37,6 +37,9 @@ LOW = 0.35
 SHARE = 0.25
 """Share of the pixels with a clear peak whose curve comes back after a dip from which the stack is said to
 repeat focus positions (through once: at most 0.054 on the real stacks; forward and back: 0.89 and more)."""
+OPENINGS = ("the focus turns back at ", "the focus starts again at ")
+"""How :func:`passes_said`'s sentence opens (a processed stack's warnings are searched for it:
+:func:`postfocus.products.order.depth_order`)."""
 _FLOOR = 8.0  # a clear peak: the top at least this many times the stack's noise floor
 _MIN_PIXELS = 200  # fewer pixels with a clear peak: nothing is said
 
@@ -194,9 +197,8 @@ def passes_said(passes: SweepPasses, used: Sequence[int], label: Callable[[int],
 
     first, last, of_first, of_last = (int(used[k]) + 1 for k in (passes.first, passes.last, passes.of_first,
                                                                    passes.of_last))
-    how = "turns back" if passes.back else "starts again"
     again = f"; it turns again after frame {last}" if passes.again else ""
-    return (f"the focus {how} at {frame(passes.first)}: frames {first}-{last} repeat the focus positions of "
+    return (f"{OPENINGS[0] if passes.back else OPENINGS[1]}{frame(passes.first)}: frames {first}-{last} repeat the focus positions of "
             f"frames {of_first}-{of_last}{again}; the depth products (depth map, aperture, tap, pop) assume one "
             f"pass through focus, and the merge is less sharp where a depth is in focus in two places "
             f"(a second focus peak at {100 * passes.share:.0f}% of the detail)")
