@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["HIGH", "LOW", "OPENINGS", "SHARE", "SweepPasses", "passes_said", "sweep_passes"]
+__all__ = ["HIGH", "LOW", "OPENINGS", "SHARE", "SweepPasses", "passes_said", "said_passes", "sweep_passes"]
 
 HIGH = 0.7
 """A frame is sharp at a pixel when its focus measure is at least this share of the pixel's top."""
@@ -202,3 +202,13 @@ def passes_said(passes: SweepPasses, used: Sequence[int], label: Callable[[int],
             f"frames {of_first}-{of_last}{again}; the depth products (depth map, aperture, tap, pop) assume one "
             f"pass through focus, and the merge is less sharp where a depth is in focus in two places "
             f"(a second focus peak at {100 * passes.share:.0f}% of the detail)")
+
+
+def said_passes(volume: np.ndarray, used: Sequence[int], label: Callable[[int], str],
+                warn: Callable[[str], None]) -> SweepPasses | None:
+    """:func:`sweep_passes` of a stack's volume, with ``warn(`` :func:`passes_said` ``)`` when the sweep repeats
+    focus positions (pass 1's call: ``used`` and ``label`` as :func:`passes_said` takes them)."""
+    passes = sweep_passes(volume)
+    if passes is not None and passes.repeats:
+        warn(passes_said(passes, used, label))
+    return passes
