@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
 
+from postfocus.errors import PostfocusWarning
 from postfocus.labels import frame_label, frame_labels
 
 __all__ = [
@@ -181,7 +183,9 @@ def order_text(near_to_far: bool, evidence: dict | None = None) -> str:
 def order_said(ctx: click.Context, stack: Any) -> dict[str, Any]:
     """The depth order a product of ``stack`` took, for ``--json`` (``{"order": {...}}``); said in one line on
     stderr when it is ``--order``'s default, given neither on the command line nor in the config file, or when
-    ``--order auto``'s measurement was too weak to decide (:func:`postfocus.products.order.depth_order`).
+    ``--order auto``'s measurement was too weak to decide (:func:`postfocus.products.order.depth_order`). A stack
+    whose sweep turns back through focus (:func:`postfocus.products.order.turns_said`) has it said again as a
+    warning when the stack was kept by an earlier run (this run's own warnings already said it).
 
     Nothing a processed stack holds says which way its focus swept without ``--order auto``'s measurement (about
     0.3 s of CPU on pcb_depthmap at the analysis size, and too weak to decide on it or on keyboard_sweep.mp4, both
@@ -201,10 +205,13 @@ def order_said(ctx: click.Context, stack: Any) -> dict[str, Any]:
     """
     from click.core import ParameterSource
 
-    from postfocus.products.order import depth_order
+    from postfocus.products.order import depth_order, turns_said
 
     default = ctx.get_parameter_source("order") in (ParameterSource.DEFAULT, None)
     assumed = depth_order(stack, stack.names, stated=not default)["assumed"]  # (as the app and the page say it)
+    turns = turns_said(stack)
+    if turns is not None and turns not in current_run().warnings:  # (a stack kept by an earlier run: said again)
+        warnings.warn(turns, PostfocusWarning, stacklevel=2)  # (as the run's own warnings are: stderr and --json)
     if assumed:
         label, last = FrameLabels(stack.names, stack.info.fps), len(stack.names) - 1
         near, far = (label(0), label(last)) if stack.near_to_far else (label(last), label(0))

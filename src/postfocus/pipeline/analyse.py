@@ -38,6 +38,7 @@ from postfocus.colour import gamma_decode, to_grey
 from postfocus.errors import AlignmentError, OptionError, PostfocusWarning
 from postfocus.focus.measure import laplacian_energy, pool
 from postfocus.focus.map import focus_index_map
+from postfocus.focus.passes import said_passes
 from postfocus.io.images import to_float
 from postfocus.io.base import FrameSource
 from postfocus.labels import frame_label
@@ -442,6 +443,7 @@ def analyse(
     del focus_volume, still_map
     # Positions among the used frames back to frame numbers (frames may be missing).
     index = np.interp(index_used, np.arange(len(used), dtype=np.float32), np.asarray(used, np.float32))
+    said_passes(volume, used, lambda i: frame_label(source.names, i, fps=source.info.fps), warn)  # (turning back)
     maps = StackMaps(index.astype(np.float32), confidence, volume, used, size, guide=guide,
                      motion=None if moved is None else moved.mask, motion_share=0.0 if moved is None else moved.share)
     return Analysis(report, ref, maps, guide, float(s_an), flow=flow)

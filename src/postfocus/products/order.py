@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from postfocus.focus.passes import OPENINGS
 from postfocus.labels import frame_label
 from postfocus.store import ProcessedStack
 
-__all__ = ["depth_order", "order_sentence"]
+__all__ = ["depth_order", "order_sentence", "turns_said"]
 
 
 def depth_order(stack: ProcessedStack, names: Sequence[str], *, stated: bool = False,
@@ -78,3 +79,11 @@ def order_sentence(nearest: str, farthest: str, *, near_to_far: bool, assumed: b
     flip = "far-to-near" if near_to_far else "near-to-far"
     return (f"Depth order assumed: {nearest} is the nearest; if {farthest} is, near and far are swapped here "
             f"(postfocus {command} --order {flip}).")
+
+
+def turns_said(stack: ProcessedStack) -> str | None:
+    """The warning a processed stack was made with when its sweep turns back through focus or starts again
+    (:func:`postfocus.focus.passes.passes_said`: its frame index is then no depth, whichever way the focus went);
+    None for a sweep through focus once (or a stack made before the check)."""
+    said = stack.manifest.get("warnings") or []
+    return next((w for w in said if isinstance(w, str) and w.startswith(OPENINGS)), None)
