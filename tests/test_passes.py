@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from postfocus import process, stack
+from postfocus.errors import PostfocusWarning
 from postfocus.focus.passes import SHARE, SweepPasses, passes_said, sweep_passes
 from postfocus.io.arrays import ArraySource
 from postfocus.options import StackOptions
@@ -64,9 +65,11 @@ def test_a_second_pass_forward_is_flagged_as_starting_again(renders):
 
 def test_the_public_api_carries_the_warning(renders, tmp_path):
     a, b = renders
-    result = stack([*a.frames, *b.frames[-2::-1]], threads=1)
+    with pytest.warns(PostfocusWarning, match="the focus turns back at frame 11"):  # (said as a Python warning too)
+        result = stack([*a.frames, *b.frames[-2::-1]], threads=1)
     assert sum("the focus turns back at frame 11" in w for w in result.warnings) == 1
-    kept = process([*a.frames, *b.frames[-2::-1]], cache_dir=tmp_path, threads=1)  # (a processed stack's manifest)
+    with pytest.warns(PostfocusWarning, match="the focus turns back"):
+        kept = process([*a.frames, *b.frames[-2::-1]], cache_dir=tmp_path, threads=1)  # (a processed stack's manifest)
     assert sum("the focus turns back at frame 11" in w for w in kept.manifest["warnings"]) == 1
     turns = turns_said(kept)  # (what the depth products' commands say again)
     assert turns.startswith("the focus turns back at frame 11") and turns in kept.manifest["warnings"]
