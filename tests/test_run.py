@@ -251,9 +251,9 @@ def test_a_set_of_paths_is_refused_by_stack_and_process_as_by_open_source(tiny_s
 
 
 def test_a_photo_stack_kept_as_copies_makes_no_exposure_corrected_frame_in_pass_2(tiny_stack, tmp_path, monkeypatch):
-    """A photo stack's stack folder keeps copies of its files (no pixels handed to it): pass 2 still warps each
-    frame whole (the image as before the copies, to the bit) but makes no exposure-corrected copy of it for a
-    keeper that ignores it (mem11: 60 MB a frame on algae's 20 MP, at pass 2's peak)."""
+    """A photo stack's stack folder keeps copies of its files (no pixels handed to it): pass 2 makes no
+    exposure-corrected copy of a frame for a keeper that ignores it (mem11: 60 MB a frame on algae's 20 MP,
+    at pass 2's peak)."""
     from postfocus.pipeline import merge
     from postfocus.store.write import FileCopies
 
@@ -274,3 +274,30 @@ def test_a_photo_stack_kept_as_copies_makes_no_exposure_corrected_frame_in_pass_
     monkeypatch.setattr(run, "DECODED_ONCE_MB", 0)  # nothing held, nothing warped ahead: pass 2 decodes and warps
     ps = run.process(tiny_stack.folder, cache_dir=tmp_path / "c")
     assert corrected == [] and handed and not any(handed)  # every copy handed by number only
+
+
+def test_a_photo_stack_kept_as_copies_warps_only_footprints_in_pass_2(tiny_stack, tmp_path, monkeypatch):
+    """A photo stack kept as copies of its files, nothing held or warped ahead: pass 2 warps no frame whole
+    (the default mode warped every frame whole for the bits it had before the copies: +70 % CPU at 100 x 24 MP,
+    row24), only each frame's footprints as ``--no-cache`` does: the same image as ``stack()``'s, and the one the
+    folder holds."""
+    from postfocus.pipeline import merge
+
+    whole: list[tuple[int, ...]] = []
+    warp_whole = merge.warp_whole
+
+    def counting(stored, matrix, size, region, flow=None):
+        whole.append(stored.shape)
+        return warp_whole(stored, matrix, size, region, flow)
+
+    monkeypatch.setattr(merge, "warp_whole", counting)
+    monkeypatch.setattr(run, "DECODED_ONCE_MB", 0)  # nothing held, nothing warped ahead: pass 2 decodes and warps
+    images: list[np.ndarray] = []
+    ps = run.process(tiny_stack.folder, cache_dir=tmp_path / "c", on_image=lambda image, *_: images.append(image))
+    assert len(ps.used) >= 3 and whole == []  # main: one whole warp a used frame
+    assert len(images) == 1
+    np.testing.assert_array_equal(images[0], ps.all_in_focus())  # the image as the folder holds it
+    from postfocus.io.write import to_uint
+
+    no_cache = run.stack(tiny_stack.folder)  # as --no-cache, to the written 8 bits (as on main, here)
+    np.testing.assert_array_equal(to_uint(images[0], 8), to_uint(no_cache.image, 8))

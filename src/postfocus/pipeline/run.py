@@ -126,10 +126,10 @@ def _prepare(inputs: Inputs, options: StackOptions | None, changes: dict[str, An
 def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *, bands: int, crop: bool,
                  frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
                  progress: Progress | None,
-                 warped: Callable[[int], np.ndarray] | None = None, keep_volume: bool = True,
-                 whole_warps: bool = False) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
+                 warped: Callable[[int], np.ndarray] | None = None,
+                 keep_volume: bool = True) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
     """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
-    ``opts.order``): (region, image, direction); ``keep_volume``, ``whole_warps``: as :func:`fuse`'s."""
+    ``opts.order``): (region, image, direction); ``keep_volume``: as :func:`fuse`'s."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
@@ -149,7 +149,7 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads, near_to_far=near_to_far, keep_volume=keep_volume, whole_warps=whole_warps)
+                 threads=opts.threads, near_to_far=near_to_far, keep_volume=keep_volume)
     return box, image, stated if stated is not None else measuring.result()
 
 
@@ -366,8 +366,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
-            if copies:  # copied beside pass 2 (which still warps whole frames, the same image as before the copies:
-                keep.hand_missing(analysis.maps.used)  # footprints change its last bit; no exposure-corrected copy)
+            if copies:  # copied beside pass 2, which warps only each frame's footprints (as --no-cache: warp25)
+                keep.hand_missing(analysis.maps.used)
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda maps=maps: (write_maps(part.path, maps, info.icc), tap_floor(part.path)),
@@ -377,7 +377,7 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
                                                  on_aligned=None if ahead.started or unwarped else keep,
                                                  progress=progress, warped=ahead.frame if ahead.started else None,
-                                                 keep_volume=False, whole_warps=copies and not ahead.started)
+                                                 keep_volume=False)
             if unwarped and not copies:
                 source.hand_missing(analysis.maps.used)
         finally:
