@@ -276,11 +276,12 @@ def test_a_photo_stack_kept_as_copies_makes_no_exposure_corrected_frame_in_pass_
     assert corrected == [] and handed and not any(handed)  # every copy handed by number only
 
 
-def test_a_photo_stack_kept_as_copies_warps_only_footprints_in_pass_2(tiny_stack, tmp_path, monkeypatch):
-    """A photo stack kept as copies of its files, nothing held or warped ahead: pass 2 warps no frame whole
-    (the default mode warped every frame whole for the bits it had before the copies: +70 % CPU at 100 x 24 MP,
-    row24), only each frame's footprints as ``--no-cache`` does: the same image as ``stack()``'s, and the one the
-    folder holds."""
+def test_a_photo_stack_kept_as_copies_warps_small_footprints_alone_in_pass_2(tiny_stack, tmp_path, monkeypatch):
+    """A photo stack kept as copies of its files, nothing held or warped ahead: pass 2 warped every frame whole
+    (the bits as before the copies: +70 % CPU at 100 x 24 MP, row24); now a frame whose footprint is under
+    ``WHOLE_SHARE`` of the picture has only its footprint warped (the first frame is warped whole: its footprint
+    is not known yet), as ``--no-cache`` does, and the folder holds the image handed out."""
+    from postfocus.io.write import to_uint
     from postfocus.pipeline import merge
 
     whole: list[tuple[int, ...]] = []
@@ -293,11 +294,13 @@ def test_a_photo_stack_kept_as_copies_warps_only_footprints_in_pass_2(tiny_stack
     monkeypatch.setattr(merge, "warp_whole", counting)
     monkeypatch.setattr(run, "DECODED_ONCE_MB", 0)  # nothing held, nothing warped ahead: pass 2 decodes and warps
     images: list[np.ndarray] = []
-    ps = run.process(tiny_stack.folder, cache_dir=tmp_path / "c", on_image=lambda image, *_: images.append(image))
-    assert len(ps.used) >= 3 and whole == []  # main: one whole warp a used frame
-    assert len(images) == 1
-    np.testing.assert_array_equal(images[0], ps.all_in_focus())  # the image as the folder holds it
-    from postfocus.io.write import to_uint
-
-    no_cache = run.stack(tiny_stack.folder)  # as --no-cache, to the written 8 bits (as on main, here)
-    np.testing.assert_array_equal(to_uint(images[0], 8), to_uint(no_cache.image, 8))
+    for share, warps in ((1.01, 1), (0.0, 3)):  # footprints never / always that large: main warps 3 in both
+        monkeypatch.setattr(run, "WHOLE_SHARE", share, raising=False)
+        whole.clear()
+        ps = run.process(tiny_stack.folder, cache_dir=tmp_path / f"c{share}",
+                         on_image=lambda image, *_: images.append(image))
+        assert len(ps.used) == 3 and len(whole) == warps
+        np.testing.assert_array_equal(images[-1], ps.all_in_focus())  # the image as the folder holds it
+    no_cache = run.stack(tiny_stack.folder)  # as --no-cache, to the written 8 bits
+    for image in images:
+        np.testing.assert_array_equal(to_uint(image, 8), to_uint(no_cache.image, 8))
