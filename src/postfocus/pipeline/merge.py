@@ -317,16 +317,19 @@ class _Merge:
         self._turns = turns
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
-            """In the decoding thread, decoded while the previous frame is fused: when the whole frame is wanted,
-            it is warped there once (the rectangles are then cut from it), once the previous frame is folded (the
-            first while the blend state is made), and handed to ``on_aligned`` exposure-corrected, from this
-            thread; (stored frame or None, aligned or None)."""
+            """In the decoding thread, decoded while the previous frame is fused: when the whole frame is wanted
+            (``whole_above``: the first, and those whose footprint is that large), it is warped there once (the
+            rectangles are then cut from it), once the previous frame is folded (the first while the blend state
+            is made), and handed to ``on_aligned`` exposure-corrected, from this thread; (stored frame or None,
+            aligned or None)."""
             if not whole and large is None:
                 return stored, None
             if turns is not None and not turns.wait(order[i]):
                 return None, None  # (the pass failed: nothing to warp)
-            if not whole and order[i] > 0 and _share(self._fusion, merge.index(i), region) < large:
-                return stored, None  # (the blend state is made: the frame before it is folded)
+            if not whole and order[i] > 0:  # (the blend state is made: the frame before it is folded)
+                fusion = self._fusion  # (None only once the pass is over, e.g. failed: nothing to warp)
+                if fusion is None or _share(fusion, merge.index(i), region) < large:
+                    return (stored if fusion is not None else None), None
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
             if on_aligned:
