@@ -256,6 +256,28 @@ def test_frames_warped_whole_without_a_keeper_fuse_as_with_one(tiny_stack):
     assert np.array_equal(*banded)  # (the first band's frames warped whole, as those handed on)
 
 
+def test_frames_are_warped_whole_where_their_footprint_is_large(tiny_stack, monkeypatch):
+    """``whole_above``: a frame whose footprint covers at least that share of the region is warped whole (the
+    rectangles cut from it: ``whole_warps``' image), the others only where they weigh (plain ``fuse``'s image);
+    the first frame is warped whole (its footprint is known only once the blend state is made)."""
+    from postfocus.pipeline import merge
+
+    warps: list[int] = []
+    warp_whole = merge.warp_whole
+    monkeypatch.setattr(merge, "warp_whole", lambda stored, *a: warps.append(1) or warp_whole(stored, *a))
+    source = open_source(tiny_stack.folder)
+    analysis = analyse(source)
+    box = analysis.common_area()
+    args = (source, analysis.maps)
+    kw = {"alignment": analysis.alignment, "region": box}
+    whole, plain = fuse(*args, **kw, whole_warps=True), fuse(*args, **kw)
+    warps.clear()
+    assert np.array_equal(fuse(*args, **kw, whole_above=0.0), whole) and len(warps) == 3
+    warps.clear()
+    above = fuse(*args, **kw, whole_above=1.01)  # no footprint that large: the first frame alone warped whole
+    assert len(warps) == 1 and np.abs(above - plain).max() < 1e-3
+
+
 def test_a_frame_is_warped_whole_only_once_the_one_before_is_folded_and_dropped(tiny_stack, monkeypatch):
     """Whole warps (a photo stack kept as copies, ``whole_warps``): when a frame is warped, no earlier frame's
     warp is alive (the decoded frame and its warp beside the blend, not a third frame: 60 MB less at algae's 20 MP),

@@ -73,6 +73,7 @@ def fuse(
     keep_volume: bool = True,
     relight: bool = False,
     whole_warps: bool = False,
+    whole_above: float | None = None,
 ) -> np.ndarray:
     """Pass 2: warp frames into the maps' geometry at full resolution and fuse them.
 
@@ -123,6 +124,12 @@ def fuse(
         Warp every frame whole in the decoding thread and cut the rectangles from it, as with ``on_aligned``
         (the same image as a run that hands its frames on: in the first band only, as those), without handing them on
         or correcting a copy of each.
+    whole_above : float, optional
+        Depth-map method: warp a frame whole in the decoding thread (in turns, :class:`WarpTurns`, and the
+        rectangles cut from it) when its footprint covers at least this share of the region, only its footprint
+        otherwise (the first frame whole: its footprint is known once the blend state is made). A frame kept in
+        rectangles holds its stored pixels beside their warps; warped whole it holds the warp alone. None: by
+        ``whole_warps`` alone.
     warped : callable, optional
         ``warped(index)``: frame ``index`` already warped over the region grown as
         :func:`aligned_region` grows it (:func:`warp_whole`, no exposure correction), instead
@@ -181,6 +188,7 @@ def fuse(
         stage = "fuse" if len(parts) == 1 else f"fuse (band {k + 1} of {len(parts)})"
         ext = (max(grown[0], part[0] - m), grown[1], min(grown[2], part[2] + m), grown[3])
         job.whole_warps = whole_warps and k == 0  # (as ``on_aligned``: the first band's frames)
+        job.whole_above = whole_above
         fused = job.run(ext, grown, keep if k == 0 and on_aligned else None, progress, stage)
         inner = (part[0] - ext[0], left - ext[1], part[2] - ext[0], right - ext[1])
         if len(parts) == 1:  # the region moved to the front of the fused array: no second image
@@ -205,6 +213,8 @@ class _Merge:
         self.keep_volume = True  # (False: the maps' volume is let go once the blend state is made)
         self.relight = False  # (the far surface beside darker near objects relit, fuse/relight.py)
         self.whole_warps = False  # (True: frames warped whole even with nothing to hand them to)
+        self.whole_above: float | None = None  # (frames warped whole where their footprint is at least this share)
+        self._fusion: Fusion | None = None  # (the blend state of the run, once made: its footprints)
         self.far: np.ndarray | None = None  # (its far index, maps' size; made with the occlusion-safe index)
         self._turns: WarpTurns | None = None  # (the run's turns of whole warps, if it warps frames whole)
 
@@ -299,21 +309,27 @@ class _Merge:
         dy, dx = top - aligned_region[0], left - aligned_region[1]
         wanted = set(merge) | (set(maps.used) if on_aligned else set())
         whole = bool(on_aligned) or self.whole_warps or flow is not None or whole_frames or self.warped is not None
+        large = None if whole or self.whole_above is None else self.whole_above  # (whole where the footprint is)
         read = source.read_pixels
         # A frame is decoded while the one before is folded, but warped only once that one is folded and dropped.
-        turns = WarpTurns() if whole and self.warped is None else None
+        turns = WarpTurns() if (whole or large is not None) and self.warped is None else None
         order = {i: k for k, i in enumerate(sorted(wanted))}
         self._turns = turns
 
         def prepare(i: int, stored: np.ndarray) -> tuple:
-            """In the decoding thread, decoded while the previous frame is fused: when the whole frame is wanted,
-            it is warped there once (the rectangles are then cut from it), once the previous frame is folded (the
-            first while the blend state is made), and handed to ``on_aligned`` exposure-corrected, from this
-            thread; (stored frame or None, aligned or None)."""
-            if not whole:
+            """In the decoding thread, decoded while the previous frame is fused: when the whole frame is wanted
+            (``whole_above``: the first, and those whose footprint is that large), it is warped there once (the
+            rectangles are then cut from it), once the previous frame is folded (the first while the blend state
+            is made), and handed to ``on_aligned`` exposure-corrected, from this thread; (stored frame or None,
+            aligned or None)."""
+            if not whole and large is None:
                 return stored, None
             if turns is not None and not turns.wait(order[i]):
                 return None, None  # (the pass failed: nothing to warp)
+            if not whole and order[i] > 0:  # (the blend state is made: the frame before it is folded)
+                fusion = self._fusion  # (None only once the pass is over, e.g. failed: nothing to warp)
+                if fusion is None or _share(fusion, merge.index(i), region) < large:
+                    return (stored if fusion is not None else None), None
             matrix, gain = self.transform(i)
             aligned = warp_whole(stored, matrix, (H, W), aligned_region, flow.get(i) if flow is not None else None)
             if on_aligned:
@@ -332,12 +348,13 @@ class _Merge:
         frames = read_ahead(source, sorted(wanted), read=read, prepare=prepare)
         with frames:
             try:
-                fusion = self.fusion(region)
+                fusion = self._fusion = self.fusion(region)
                 if not self.keep_volume:  # its last consumer is done (the index above is kept for every band)
                     self.maps.volume = None
                 image = self._fold(frames, fusion, instant, region, dy, dx, progress, stage, len(wanted))
                 del fusion  # (the blend state, all but the image it finished in place)
             finally:  # (a warp still waiting for its turn goes before the decoding thread is joined)
+                self._fusion = None
                 if turns is not None:
                     turns.stop()
         if linear:
@@ -408,3 +425,17 @@ class _Merge:
             if progress:
                 progress(stage, done, total)
         return fusion.result()
+
+
+def _share(fusion: Fusion, position: float, region: Region) -> float:
+    """The share of ``region`` that the footprint of the frame at ``position`` covers (:meth:`Fusion.footprint`).
+
+    Examples
+    --------
+    >>> from postfocus.fuse.depthmap import DepthmapFusion
+    >>> f = DepthmapFusion(np.array([[0.0] * 4 + [5.0] * 4] * 2, np.float32), tile=4)
+    >>> _share(f, 0.0, (0, 0, 2, 8)), _share(f, 2.5, (0, 0, 2, 8))
+    (0.5, 0.0)
+    """
+    t, l, b, r = region
+    return sum((y1 - y0) * (x1 - x0) for y0, x0, y1, x1 in fusion.footprint(float(position))) / ((b - t) * (r - l))

@@ -58,6 +58,10 @@ DECODED_ONCE_MB = 64
 #: Above this many pixels a kept stack's files are decoded again to be warped ahead (:func:`_warped_from_files`);
 #: at or below it (beetle, sub1mp) the peak is pass 1's end, not its matches: held, as before (mem9).
 AGAIN_PIXELS = 1_000_000
+#: A kept photo stack's frame (warped in pass 2) is warped whole when its footprint covers at least this share of
+#: the picture, only its footprint otherwise: as fast where it is small (100 x 24 MP), and where it is most of the
+#: frame the warp is held without the decoded frame beside it (algae: 97-99.8 %; warp25).
+WHOLE_SHARE = 0.5
 
 
 def _decode_once(source: FrameSource, bands: int, *, hold: bool = False, again: bool = False
@@ -127,9 +131,9 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
                  frames: Sequence[int] | None, on_aligned: Callable[[int, np.ndarray], None] | None,
                  progress: Progress | None,
                  warped: Callable[[int], np.ndarray] | None = None, keep_volume: bool = True,
-                 whole_warps: bool = False) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
+                 whole_above: float | None = None) -> tuple[tuple[int, int, int, int], np.ndarray, SweepDirection]:
     """Pass 2 over the output region of an analysis, in the sweep direction measured from its maps (or stated,
-    ``opts.order``): (region, image, direction); ``keep_volume``, ``whole_warps``: as :func:`fuse`'s."""
+    ``opts.order``): (region, image, direction); ``keep_volume``, ``whole_above``: as :func:`fuse`'s."""
     h, w = analysis.size
     box = analysis.common_area() if crop else (0, 0, h, w)
     give_back_freed()  # what pass 1 freed, before pass 2's blend state is made
@@ -149,7 +153,7 @@ def _both_passes(source: FrameSource, opts: StackOptions, analysis: Analysis, *,
     near_to_far = stated.near_to_far if stated is not None else (lambda: measuring.result().near_to_far)
     image = fuse(source, analysis.maps, alignment=analysis.alignment, flow=analysis.flow, method=opts.method,
                  frames=frames, region=box, bands=bands, on_aligned=on_aligned, progress=progress, warped=warped,
-                 threads=opts.threads, near_to_far=near_to_far, keep_volume=keep_volume, whole_warps=whole_warps)
+                 threads=opts.threads, near_to_far=near_to_far, keep_volume=keep_volume, whole_above=whole_above)
     return box, image, stated if stated is not None else measuring.result()
 
 
@@ -366,8 +370,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
                                on_measured=ahead.begin if early else None)
             box = analysis.common_area()
             maps = analysis.output_maps(box)
-            if copies:  # copied beside pass 2 (which still warps whole frames, the same image as before the copies:
-                keep.hand_missing(analysis.maps.used)  # footprints change its last bit; no exposure-corrected copy)
+            if copies:  # copied beside pass 2 (no exposure-corrected copy), which warps a frame whole only where
+                keep.hand_missing(analysis.maps.used)  # its footprint is most of it (WHOLE_SHARE), else its footprint
             # The maps are known now: written beside pass 2 (which keeps one core busy with the merge
             # and the other with warping and encoding frames only part of the time).
             written = in_background(lambda maps=maps: (write_maps(part.path, maps, info.icc), tap_floor(part.path)),
@@ -377,7 +381,8 @@ def _make_folder(source: FrameSource, opts: StackOptions, folder: Path, identity
             box, image, direction = _both_passes(source, opts, analysis, bands=bands, crop=True, frames=None,
                                                  on_aligned=None if ahead.started or unwarped else keep,
                                                  progress=progress, warped=ahead.frame if ahead.started else None,
-                                                 keep_volume=False, whole_warps=copies and not ahead.started)
+                                                 keep_volume=False,
+                                                 whole_above=WHOLE_SHARE if copies and not ahead.started else None)
             if unwarped and not copies:
                 source.hand_missing(analysis.maps.used)
         finally:
