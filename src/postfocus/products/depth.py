@@ -29,8 +29,7 @@ of a processed stack:
    far. Depth-from-focus therefore paints the near object a few pixels too wide (a "halo"). Pixels that lie within a
    band of a clearly farther neighbourhood are distrusted: their confidence is cut, and they take the median depth
    of the trusted pixels of their colour region (a median, not a mean: one surface or the other, not a depth
-   between). The band is as wide as the measure's reach and the near blur at a depth edge's gap, by the stack's own
-   blur growth (:func:`postfocus.products.depth_bands.band_width`), not a share of the picture.
+   between) (:mod:`postfocus.products.depth_bands`).
 4. *Edge-aware fill.* A confidence-weighted normalised convolution with a domain-transform filter (a fast
    joint-bilateral filter, Gastal & Oliveira 2011) guided by the all-in-focus colours spreads trusted depth along
    image regions but not across colour edges: outliers and halo pixels take the depth of the surface they look like,
@@ -85,8 +84,7 @@ from postfocus.focus.map import aggregate, curve_width, guided_upsample, peak_ne
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.pipeline.threads import helper_threads
-from postfocus.fuse.occlusion import solver_growth
-from postfocus.products.depth_bands import band_width, fixed_band
+from postfocus.products.depth_bands import fixed_band
 from postfocus.products.depth_ends import end_peaks
 from postfocus.products.depth_frames import grid_frames
 from postfocus.products.depth_fill import fill_regions, fill_weights
@@ -169,8 +167,8 @@ def refine_depth(
     radius, eps : guided aggregation of each slice before the peak fit (default
         radius: 0.5 % of the long edge, at least 2 px, the same share of the
         picture at any analysis size).
-    band : width in pixels of the occlusion band distrusted on the near side of depth edges (default: the measure's
-        reach plus the near blur at a depth edge's gap, :func:`~postfocus.products.depth_bands.band_width`).
+    band : width in pixels of the occlusion band distrusted on the near side of depth edges (default 3 % of the long
+        edge; :func:`~postfocus.products.depth_bands.fixed_band`).
     jump : depth step (in slices) that makes a depth edge (default
         ``max(1, 0.1 * (N - 1))``).
     sigma_s, sigma_r : reach in pixels (default 10 % of the long edge) and colour
@@ -266,8 +264,7 @@ def refine_depth(
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
-    # the occlusion band: the measure's reach and the near blur at an edge's gap (the stack's blur growth, px a slice)
-    band = band_width(jump=jump, growth=solver_growth(vol, index, confidence, guide=guide)) if band is None else band
+    band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall

@@ -1,13 +1,11 @@
 """The depth map's occlusion band: the pixels beside a farther surface whose focus reading a near outline raised.
 
-A pixel's focus measure reads its window's energy ``MEASURE_REACH`` px beyond itself, so in the frames where a near
-object is sharp its outline's energy reaches that far onto the far surface beside it; in the frames where the far
-surface is sharp the near object is blurred over a disc of radius ``c |d_q - d_p|`` (thin lens; ``c`` the stack's
-blur growth per frame, Pentland 1987), which veils the far surface's own detail (beside the outline at most half of
-the disc covers it). The band where the far side's reading can be carried to the near depth is therefore the
-measure's reach plus the near blur at the smallest gap that is a depth edge (``jump``): a width read from the stack,
-not a share of the picture's size (:func:`band_width`). A width growing with each pixel's own gap (the whole near
-blur) was measured and lost on the dense sweep's steps (docs/depth-and-aperture.md, band23).
+A near object's sharp outline lends its focus energy to the far surface beside it (the measure's window reads
+``MEASURE_REACH`` px beyond a pixel), and in the frames focused far its blur veils that surface's own detail:
+depth-from-focus paints the near object a few pixels too wide. :func:`fixed_band` marks the pixels with a trusted
+pixel clearly farther within a band's width; :func:`postfocus.products.depth.refine_depth` distrusts them. Its width
+is 3 % of the long edge; a width read from the stack (the measure's reach plus the near blur at a depth edge's gap)
+gains on the dense sweep and at large grids but loses on pins and occluders (docs/depth-and-aperture.md, band23).
 """
 
 from __future__ import annotations
@@ -15,9 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from postfocus.focus.sides import MEASURE_REACH
-
-__all__ = ["band_width", "fixed_band"]
+__all__ = ["fixed_band"]
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -50,33 +46,3 @@ def fixed_band(smooth: np.ndarray, trusted: np.ndarray, *, band: int, jump: floa
     [5, 6, 7]
     """
     return (cv2.dilate(trusted, _disc(int(band))) - smooth) > jump
-
-
-def band_width(*, jump: float, growth: float, reach: int = MEASURE_REACH) -> int:
-    """Width (px) of the occlusion band: the measure's reach plus the near blur at a depth edge's smallest gap.
-
-    Parameters
-    ----------
-    jump : float
-        Depth step (slices) that makes a depth edge.
-    growth : float
-        The stack's blur growth, pixels of disc radius per slice
-        (:func:`postfocus.fuse.occlusion.solver_growth`).
-    reach : int
-        Pixels beyond itself a pixel's focus measure reads (its window).
-
-    Returns
-    -------
-    int
-        ``round(reach + growth * jump)``, at least ``reach``.
-
-    References
-    ----------
-    A. P. Pentland, "A new sense for depth of field", IEEE TPAMI 9(4), 1987.
-
-    Examples
-    --------
-    >>> band_width(jump=2.9, growth=0.3), band_width(jump=1.0, growth=0.9), band_width(jump=2.9, growth=2.0)
-    (5, 5, 10)
-    """
-    return max(int(reach), int(round(reach + max(float(growth), 0.0) * float(jump))))
