@@ -4,8 +4,9 @@ A near object's sharp outline lends its focus energy to the far surface beside i
 ``MEASURE_REACH`` px beyond a pixel), and in the frames focused far its blur veils that surface's own detail:
 depth-from-focus paints the near object a few pixels too wide. :func:`fixed_band` marks the pixels with a trusted
 pixel clearly farther within a band's width; :func:`postfocus.products.depth.refine_depth` distrusts them. Its width
-is 3 % of the long edge; a width read from the stack (the measure's reach plus the near blur at a depth edge's gap)
-gains on the dense sweep and at large grids but loses on pins and occluders (docs/depth-and-aperture.md, band23).
+is 3 % of the long edge. Widths read from the stack were measured (docs/depth-and-aperture.md, band23): the measure's
+reach plus the near blur at a depth edge's smallest gap gains on the dense sweep and at large grids but loses pins and
+occluders; plus the near blur at each pixel's own gap keeps those but loses the dense sweep's steps.
 """
 
 from __future__ import annotations
