@@ -29,7 +29,7 @@ of a processed stack:
    far. Depth-from-focus therefore paints the near object a few pixels too wide (a "halo"). Pixels that lie within a
    band of a clearly farther neighbourhood are distrusted: their confidence is cut, and they take the median depth
    of the trusted pixels of their colour region (a median, not a mean: one surface or the other, not a depth
-   between).
+   between) (:mod:`postfocus.products.depth_bands`).
 4. *Edge-aware fill.* A confidence-weighted normalised convolution with a domain-transform filter (a fast
    joint-bilateral filter, Gastal & Oliveira 2011) guided by the all-in-focus colours spreads trusted depth along
    image regions but not across colour edges: outliers and halo pixels take the depth of the surface they look like,
@@ -84,10 +84,11 @@ from postfocus.focus.map import aggregate, curve_width, guided_upsample, peak_ne
 from postfocus.numeric import argmax0, pick0
 from postfocus.options import DEFAULT_METHOD, check_threads
 from postfocus.pipeline.threads import helper_threads
+from postfocus.products.depth_bands import fixed_band
 from postfocus.products.depth_ends import end_peaks
 from postfocus.products.depth_frames import grid_frames
 from postfocus.products.depth_fill import fill_regions, fill_weights
-from postfocus.products.depth_png import read_depth_png, write_depth_npy, write_depth_png
+from postfocus.products.depth_png import colourise, depth_range, read_depth_png, write_depth_npy, write_depth_png
 from postfocus.io.write import check_output_path, write_image
 from postfocus.store import ProcessedStack
 
@@ -166,8 +167,8 @@ def refine_depth(
     radius, eps : guided aggregation of each slice before the peak fit (default
         radius: 0.5 % of the long edge, at least 2 px, the same share of the
         picture at any analysis size).
-    band : width in pixels of the occlusion band distrusted on the near side of
-        depth edges (default 3 % of the long edge).
+    band : width in pixels of the occlusion band distrusted on the near side of depth edges (default 3 % of the long
+        edge; :func:`~postfocus.products.depth_bands.fixed_band`).
     jump : depth step (in slices) that makes a depth edge (default
         ``max(1, 0.1 * (N - 1))``).
     sigma_s, sigma_r : reach in pixels (default 10 % of the long edge) and colour
@@ -262,8 +263,8 @@ def refine_depth(
     confidence[peak <= 0] = 0.0
     if motion is not None:
         confidence *= 1.0 - np.clip(np.asarray(motion, np.float32), 0.0, 1.0)
-    band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     jump = max(1.0, 0.1 * (n - 1)) if jump is None else float(jump)
+    band = max(2, int(round(0.03 * long_edge))) if band is None else int(band)
     if sides:  # the near outline's bled index given back to the far surface it lies on (docs/quality.md), on the
         # median-filtered index (a speck of noise is no far surface), before the outliers (a far patch it spreads is
         # judged with them); only where the pixel's own curve peaks there (a black checker cell looks like a dark wall
@@ -297,9 +298,8 @@ def refine_depth(
     clean = np.where(bad, median, index).astype(np.float32)
     # Occlusion band: something confidently (not noise in a textureless area) much farther within ``band`` px.
     smooth = cv2.medianBlur(clean, 5)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
     trusted = np.where((confidence > 0.5) & ~bad, smooth, np.float32(-1.0)).astype(np.float32)
-    occluding = (cv2.dilate(trusted, kernel) - smooth) > jump
+    occluding = fixed_band(smooth, trusted, band=band, jump=jump)
     distrust = bad | occluding
     weight = (confidence * confidence * np.where(occluding, 0.02, 1.0) * ~bad).astype(np.float32)
     # The fill's slope is fitted to measured depths of one surface: a focus peak above the noise, not distrusted.
@@ -395,41 +395,6 @@ def grid_depth(stack: ProcessedStack, image: np.ndarray, *, threads: int | None 
 def check_output(path: str | os.PathLike, suffixes: Sequence[str], inputs: Sequence[Path] | None = None) -> Path:
     """Refuse an output path with another suffix, in a missing or read-only folder, or naming an input."""
     return check_output_path(path, inputs, suffixes)
-
-
-def depth_range(depth: np.ndarray, frames: int, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
-    """The depths a scene spans: robust percentiles of its depth map, at least one frame apart.
-
-    A macro subject may fill a few frames of a long sweep; colouring it over
-    the whole sweep would leave it one colour. The 1st and 99th percentiles
-    ignore the few pixels at the extremes.
-
-    Examples
-    --------
-    >>> d = np.linspace(1.5, 6.7, 1000, dtype=np.float32).reshape(10, 100)
-    >>> [round(v, 1) for v in depth_range(d, 41)]
-    [1.6, 6.6]
-    """
-    top = float(max(frames - 1, 1))
-    lo, hi = (float(v) for v in np.percentile(np.asarray(depth, np.float32), percentiles))
-    if hi - lo < 1.0:  # a flat scene: one frame around its middle, inside the sweep
-        mid = 0.5 * (lo + hi)
-        lo = min(max(mid - 0.5, 0.0), max(top - 1.0, 0.0))
-        hi = lo + min(1.0, top)
-    return lo, hi
-
-
-def colourise(depth: np.ndarray, frames: int, *, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1].
-
-    The colours span depths ``lo`` (red) to ``hi`` (blue), by default the whole
-    sweep ``0 .. frames - 1``.
-    """
-    lo = 0.0 if lo is None else float(lo)
-    hi = float(max(frames - 1, 1)) if hi is None else float(hi)
-    t = 1.0 - np.clip((np.asarray(depth, np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    bgr = cv2.applyColorMap((t * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_TURBO)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def write_depth_preview(path: str | os.PathLike, result: DepthResult, *, quality: int = 92) -> Path:

@@ -20,7 +20,8 @@ from postfocus.errors import InputError, OutputError
 from postfocus.io.decode import decode_png
 from postfocus.io.write import atomic_write
 
-__all__ = ["depth_png_bytes", "depth_to_uint16", "read_depth_png", "write_depth_npy", "write_depth_png"]
+__all__ = ["colourise", "depth_png_bytes", "depth_range", "depth_to_uint16", "read_depth_png", "write_depth_npy",
+           "write_depth_png"]
 
 
 def _png_text(png: bytes, text: dict[str, str]) -> bytes:
@@ -101,3 +102,38 @@ def write_depth_npy(path: str | os.PathLike, result) -> Path:  # noqa: ANN001 (a
             np.save(fh, depth)
 
     return atomic_write(path, write)
+
+
+def depth_range(depth: np.ndarray, frames: int, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    """The depths a scene spans: robust percentiles of its depth map, at least one frame apart.
+
+    A macro subject may fill a few frames of a long sweep; colouring it over
+    the whole sweep would leave it one colour. The 1st and 99th percentiles
+    ignore the few pixels at the extremes.
+
+    Examples
+    --------
+    >>> d = np.linspace(1.5, 6.7, 1000, dtype=np.float32).reshape(10, 100)
+    >>> [round(v, 1) for v in depth_range(d, 41)]
+    [1.6, 6.6]
+    """
+    top = float(max(frames - 1, 1))
+    lo, hi = (float(v) for v in np.percentile(np.asarray(depth, np.float32), percentiles))
+    if hi - lo < 1.0:  # a flat scene: one frame around its middle, inside the sweep
+        mid = 0.5 * (lo + hi)
+        lo = min(max(mid - 0.5, 0.0), max(top - 1.0, 0.0))
+        hi = lo + min(1.0, top)
+    return lo, hi
+
+
+def colourise(depth: np.ndarray, frames: int, *, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Turbo colour map of a depth map (near = red, far = blue), float32 RGB in [0, 1].
+
+    The colours span depths ``lo`` (red) to ``hi`` (blue), by default the whole
+    sweep ``0 .. frames - 1``.
+    """
+    lo = 0.0 if lo is None else float(lo)
+    hi = float(max(frames - 1, 1)) if hi is None else float(hi)
+    t = 1.0 - np.clip((np.asarray(depth, np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    bgr = cv2.applyColorMap((t * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_TURBO)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
