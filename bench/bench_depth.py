@@ -83,6 +83,26 @@ def make_stack(name: str, folder: Path, *, size=(240, 320), frames=8, max_blur=6
     return ps, stack, np.asarray(stack.depth[t:b, l:r], np.float32)
 
 
+
+def one_stack_options(ap: argparse.ArgumentParser, *, profile: str) -> None:
+    """The options naming one generated stack (``--profile --scene --seed --size --hidden``), for the benches that
+    look into a single stack's misses (bench_depth_misses.py, bench_depth_band.py)."""
+    ap.add_argument("--profile", default=profile, choices=sorted(PROFILES))
+    ap.add_argument("--scene", default="motorcycle")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--size", default="240x320", help="HxW")
+    ap.add_argument("--hidden", action="store_true",
+                    help="render with a background behind near objects (render_stack(hidden=True), as --hidden here)")
+
+
+def one_stack(args: argparse.Namespace, folder: Path):  # noqa: ANN201
+    """:func:`make_stack` for the stack :func:`one_stack_options` name: (processed stack, frames, truth in crop)."""
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    frames, camera, fmt = PROFILES[args.profile]
+    camera = {**camera, "hidden": True} if args.hidden else camera
+    ps, _, truth = make_stack(args.scene, folder, size=(h, w), frames=frames, seed=args.seed, fmt=fmt, **camera)
+    return ps, frames, truth
+
 def focus_stack_depth(ps, folder: Path) -> np.ndarray | None:  # noqa: ANN001
     """focus-stack's ``--depthmap`` of the frames in ``folder``, in frames, cropped like the truth (None if absent)."""
     paths = sorted(p for p in folder.glob("frame_*") if p.is_file())

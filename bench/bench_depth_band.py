@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_depth import PROFILES, make_stack  # noqa: E402
+from bench_depth import one_stack, one_stack_options  # noqa: E402
 from bench_depth_misses import first_reading  # noqa: E402
 
 from postfocus.products.depth import depth_map  # noqa: E402
@@ -48,19 +48,10 @@ def taken_distance(final: np.ndarray, truth: np.ndarray, where: np.ndarray, reac
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="tripod", choices=sorted(PROFILES))
-    ap.add_argument("--scene", default="motorcycle")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--size", default="240x320", help="HxW")
-    ap.add_argument("--hidden", action="store_true", help="render with a background behind near objects "
-                    "(render_stack(hidden=True), as bench_depth.py --hidden)")
+    one_stack_options(ap, profile="tripod")
     args = ap.parse_args(argv)
-    h, w = (int(v) for v in args.size.lower().split("x"))
-    frames, camera, fmt = PROFILES[args.profile]
-    camera = {**camera, "hidden": True} if args.hidden else camera
     with tempfile.TemporaryDirectory() as tmp:
-        ps, _, truth = make_stack(args.scene, Path(tmp) / "stack", size=(h, w), frames=frames, seed=args.seed,
-                                  fmt=fmt, **camera)
+        ps, _, truth = one_stack(args, Path(tmp) / "stack")
         image = ps.all_in_focus()
         volume = np.asarray(ps.volume, np.float32)
         final = depth_map(ps, threads=1).depth

@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_depth import PROFILES, depth_edges, make_stack  # noqa: E402
+from bench_depth import PROFILES, depth_edges, one_stack, one_stack_options  # noqa: E402
 
 from postfocus.colour import to_grey  # noqa: E402
 from postfocus.focus.core_fit import first_fit  # noqa: E402
@@ -152,21 +152,12 @@ def own_peak(curves: np.ndarray, smooth: float = 1.0) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="long", choices=sorted(PROFILES))
-    ap.add_argument("--scene", default="motorcycle")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--size", default="240x320", help="HxW")
-    ap.add_argument("--hidden", action="store_true",
-                    help="render with a background behind near objects (bench_depth.py --hidden)")
+    one_stack_options(ap, profile="long")
     ap.add_argument("--reach", type=int, default=4,
                     help="px around a pixel whose depths its curve holds (the measure's reach)")
     args = ap.parse_args(argv)
-    h, w = (int(v) for v in args.size.lower().split("x"))
-    frames, camera, fmt = PROFILES[args.profile]
-    camera = {**camera, "hidden": True} if args.hidden else camera
     with tempfile.TemporaryDirectory() as tmp:
-        ps, _, truth = make_stack(args.scene, Path(tmp) / "stack", size=(h, w), frames=frames, seed=args.seed,
-                                  fmt=fmt, **camera)
+        ps, frames, truth = one_stack(args, Path(tmp) / "stack")
         if not ps.near_to_far or list(ps.used) != list(range(frames)):
             print("the stack was not kept whole near to far: the first reading is not in frames", file=sys.stderr)
             return 1
@@ -181,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     dist = cv2.distanceTransform((~depth_edges(truth, 1.0)).astype(np.uint8), cv2.DIST_L2, 3)
     print(f"{args.profile} {args.scene} seed {args.seed}: {frames} frames; the generator renders a pixel alike in "
-          f"every frame within {0.5 * (frames - 1) / camera['max_blur']:.2f} frames of its depth "
+          f"every frame within {0.5 * (frames - 1) / PROFILES[args.profile][1]['max_blur']:.2f} frames of its depth "
           "(blur under half a pixel)")
     print("\n| px from a step | peak / floor | share of picture | first reading: misses | final: misses |")
     print("|---|---|---|---|---|")
